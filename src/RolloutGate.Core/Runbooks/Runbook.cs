@@ -1,0 +1,120 @@
+namespace RolloutGate.Core.Runbooks;
+
+/// <summary>
+/// A validated runbook (CONTRACT section 3). Instances only come out of the runbook parser,
+/// so every field here has already been checked; durations are parsed, percentages are fractions.
+/// </summary>
+public sealed record Runbook(
+    string Name,
+    int Version,
+    string Service,
+    IReadOnlyList<string> Environments,
+    string Owner,
+    IReadOnlyList<string> Approvers,
+    string DecisionChannel,
+    MeshSpec Mesh,
+    PreDeploySpec PreDeploy,
+    WatchSpec Watch,
+    RollbackSpec Rollback)
+{
+    public bool Governs(string service, string environment) =>
+        string.Equals(Service, service, StringComparison.Ordinal)
+        && Environments.Contains(environment, StringComparer.Ordinal);
+
+    /// <summary>Whether a Slack user may decide for this service: its owner or one of its approvers.</summary>
+    public bool MayDecide(string userId) =>
+        string.Equals(Owner, userId, StringComparison.Ordinal) || Approvers.Contains(userId, StringComparer.Ordinal);
+}
+
+public enum MeshProvider
+{
+    None,
+    Istio,
+    Linkerd,
+}
+
+public sealed record MeshSpec(MeshProvider Provider, string? Namespace, string? Workload);
+
+public sealed record PreDeploySpec(TimeSpan Timeout, IReadOnlyList<CheckSpec> Checks);
+
+/// <summary>One pre-deploy check; exactly one of the kind-specific members is set.</summary>
+public sealed record CheckSpec(
+    string Name,
+    PrometheusCheckSpec? Prometheus = null,
+    AlertmanagerCheckSpec? Alertmanager = null,
+    FreezeCheckSpec? Freeze = null,
+    HttpCheckSpec? Http = null)
+{
+    public string Kind => Prometheus is not null ? "prometheus"
+        : Alertmanager is not null ? "alertmanager"
+        : Freeze is not null ? "freeze"
+        : "http";
+}
+
+public sealed record PrometheusCheckSpec(string Query, double? Min, double? Max);
+
+public sealed record AlertmanagerCheckSpec(IReadOnlyList<string> Matchers);
+
+/// <summary>Weekly windows such as "Fri 16:00 - Mon 08:00" and one-off dated windows, in a named time zone.</summary>
+public sealed record FreezeCheckSpec(string TimeZone, IReadOnlyList<string> Windows, IReadOnlyList<DatedWindow> Dates);
+
+public sealed record DatedWindow(DateTime From, DateTime To, string? Reason);
+
+public sealed record HttpCheckSpec(string Url, int ExpectStatus, string? BodyContains, TimeSpan? Timeout);
+
+public sealed record WatchSpec(
+    TimeSpan Duration,
+    TimeSpan Interval,
+    TimeSpan Baseline,
+    IReadOnlyList<MetricSpec> Metrics,
+    StopRules StopRules);
+
+/// <summary>
+/// A watched metric: a preset golden metric of the mesh or a custom PromQL query.
+/// <see cref="MaxIncrease"/> is a fraction (20% = 0.20); <see cref="Max"/> is in the metric's base unit
+/// (seconds for latency, a fraction for error rate).
+/// </summary>
+public sealed record MetricSpec(
+    string Name,
+    string? Preset,
+    string? Query,
+    double? Max,
+    double? MaxIncrease,
+    Pricing? Pricing);
+
+public sealed record Pricing(double CpuCoreHour, double MemoryGiBHour);
+
+/// <summary>How long the watch tolerates having no data before it stops the automation and says so.</summary>
+public sealed record StopRules(TimeSpan MaxBlind);
+
+public enum RollbackMode
+{
+    Recommend,
+    Auto,
+}
+
+public enum TimeoutAction
+{
+    Rollback,
+    Keep,
+}
+
+public sealed record RollbackSpec(RollbackMode Mode, TimeSpan ApprovalTimeout, TimeoutAction OnTimeout, RollbackAction? Action);
+
+/// <summary>Where a rollback acts; exactly one member is set.</summary>
+public sealed record RollbackAction(
+    IstioRollback? Istio = null,
+    LinkerdRollback? Linkerd = null,
+    SmiRollback? Smi = null,
+    ArgoRolloutsRollback? ArgoRollouts = null,
+    WebhookRollback? Webhook = null);
+
+public sealed record IstioRollback(string VirtualService, string StableSubset);
+
+public sealed record LinkerdRollback(string HttpRoute, string StableBackend);
+
+public sealed record SmiRollback(string TrafficSplit, string StableBackend);
+
+public sealed record ArgoRolloutsRollback(string Rollout);
+
+public sealed record WebhookRollback(string Url, string Secret);

@@ -1,0 +1,30 @@
+namespace RolloutGate.Cli;
+
+/// <summary>
+/// The service is also its own CLI: <c>runbooks validate</c>, <c>backtest</c> and <c>gate</c>. Anything else on the
+/// command line (such as <c>--urls</c>) belongs to the web host.
+/// </summary>
+public static class CommandLine
+{
+    private static readonly Dictionary<string, Func<string[], TextWriter, TextWriter, Task<int>>> Verbs = new(StringComparer.Ordinal)
+    {
+    };
+
+    public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (!Verbs.TryGetValue(args[0], out var verb))
+        {
+            await stdout.WriteLineAsync(Usage);
+            return args[0] is "help" or "--help" or "-h" ? 0 : 2;
+        }
+
+        return await verb(args[1..], stdout, stderr);
+    }
+
+    public const string Usage = """
+        usage:
+          rolloutgate [--urls http://127.0.0.1:8080]        run the service
+        """;
+}

@@ -1,0 +1,44 @@
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+
+namespace RolloutGate.Infrastructure.Database;
+
+public static class DatabaseExtensions
+{
+    public const string ConnectionStringName = "RolloutGate";
+
+    /// <summary>PostgreSQL through one shared data source, the EF context over it, and migrations at start-up.</summary>
+    public static IServiceCollection AddRolloutGateDatabase(this IServiceCollection services)
+    {
+        // Resolved lazily: configuration is complete only once the host is built (tests add theirs late).
+        services.AddSingleton(provider => new NpgsqlDataSourceBuilder(
+            ReadConnectionString(provider.GetRequiredService<IConfiguration>())).Build());
+        services.AddDbContext<RolloutGateDbContext>((provider, options) =>
+            options.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));
+        services.AddSingleton<MigrationRunner>();
+        services.AddHostedService<MigrationHostedService>();
+        return services;
+    }
+
+    private static string ReadConnectionString(IConfiguration configuration)
+    {
+        var connectionString = configuration.GetConnectionString(ConnectionStringName);
+        if (string.IsNullOrWhiteSpace(connectionString))
+        {
+            throw new StartupException(
+                "no database configured: set ConnectionStrings__RolloutGate (for example " +
+                "\"Host=127.0.0.1;Port=5432;Database=rolloutgate;Username=rolloutgate;Password=...\")");
+        }
+
+        try
+        {
+            _ = new NpgsqlConnectionStringBuilder(connectionString);
+        }
+        catch (ArgumentException ex)
+        {
+            throw new StartupException($"ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string: {ex.Message}", ex);
+        }
+
+        return connectionString;
+    }
+}

@@ -1,0 +1,114 @@
+namespace RolloutGate.Infrastructure.Database;
+
+// Rows as stored. Column names are the snake_case of the property names (see RolloutGateDbContext).
+
+public sealed class RunbookVersionRow
+{
+    public long Id { get; set; }
+
+    public required string Name { get; set; }
+
+    public int Version { get; set; }
+
+    public required string Sha256 { get; set; }
+
+    public required string Content { get; set; }
+
+    public required string FilePath { get; set; }
+
+    public DateTimeOffset LoadedAt { get; set; }
+}
+
+public sealed class DeploymentRow
+{
+    public required string Id { get; set; }
+
+    public required string Service { get; set; }
+
+    public required string Environment { get; set; }
+
+    public string? Version { get; set; }
+
+    public string? PreviousVersion { get; set; }
+
+    public string? Initiator { get; set; }
+
+    public string? CommitSha { get; set; }
+
+    public string? PipelineUrl { get; set; }
+
+    public required string State { get; set; }
+
+    public long RunbookVersionId { get; set; }
+
+    public RunbookVersionRow RunbookVersion { get; set; } = null!;
+
+    public DateTimeOffset CreatedAt { get; set; }
+
+    public DateTimeOffset UpdatedAt { get; set; }
+
+    public DateTimeOffset? DeployedAt { get; set; }
+
+    public DateTimeOffset? WatchStartedAt { get; set; }
+
+    public DateTimeOffset? WatchUntil { get; set; }
+
+    public DateTimeOffset? BaselineFrom { get; set; }
+
+    public DateTimeOffset? BaselineTo { get; set; }
+
+    public List<DecisionRow> Decisions { get; set; } = [];
+}
+
+public sealed class WebhookDeliveryRow
+{
+    public required string DeliveryId { get; set; }
+
+    public required string BodySha256 { get; set; }
+
+    public required string DeploymentId { get; set; }
+
+    public required string Event { get; set; }
+
+    public DateTimeOffset ReceivedAt { get; set; }
+
+    public int StatusCode { get; set; }
+
+    public required string ResponseBody { get; set; }
+}
+
+public sealed class DecisionRow
+{
+    public long Id { get; set; }
+
+    public required string DeploymentId { get; set; }
+
+    public DateTimeOffset At { get; set; }
+
+    public required string Kind { get; set; }
+
+    public required string Actor { get; set; }
+
+    public string? Reason { get; set; }
+}
+
+public sealed class AuditEventRow
+{
+    public long Id { get; set; }
+
+    public DateTimeOffset At { get; set; }
+
+    public required string Type { get; set; }
+
+    public string? DeploymentId { get; set; }
+
+    public string? Service { get; set; }
+
+    public string? Actor { get; set; }
+
+    public required string Data { get; set; }
+
+    public required string PrevHash { get; set; }
+
+    public required string Hash { get; set; }
+}

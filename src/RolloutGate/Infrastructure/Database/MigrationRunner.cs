@@ -1,0 +1,128 @@
+using System.Security.Cryptography;
+using System.Text;
+using Npgsql;
+
+namespace RolloutGate.Infrastructure.Database;
+
+/// <summary>
+/// Applies the versioned SQL files of <c>migrations/</c> in name order. A session-level advisory lock makes
+/// instances that start together take turns, so each file is applied exactly once; every applied file is
+/// recorded with its sha256, and a file edited after it was applied stops start-up with its name.
+/// </summary>
+public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimeProvider time, ILogger<MigrationRunner> logger)
+{
+    /// <summary>Arbitrary but fixed: "RGMIGRAT" as a 64-bit number, so no other advisory lock of ours collides.</summary>
+    private const long MigrationLockKey = 0x5247_4D49_4752_4154;
+
+    public async Task<IReadOnlyList<string>> ApplyAsync(string migrationsPath, CancellationToken cancellationToken)
+    {
+        var files = LoadFiles(migrationsPath);
+        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await ExecuteAsync(connection, "SELECT pg_advisory_lock(@key)", cancellationToken, ("key", MigrationLockKey));
+        try
+        {
+            await ExecuteAsync(connection, """
+                CREATE TABLE IF NOT EXISTS schema_migrations (
+                    file        text PRIMARY KEY,
+                    sha256      text NOT NULL,
+                    applied_at  timestamptz NOT NULL
+                )
+                """, cancellationToken);
+
+            var applied = await ReadAppliedAsync(connection, cancellationToken);
+            var appliedNow = new List<string>();
+            foreach (var file in files)
+            {
+                if (applied.TryGetValue(file.Name, out var recorded))
+                {
+                    if (!string.Equals(recorded, file.Sha256, StringComparison.Ordinal))
+                    {
+                        throw new StartupException(
+                            $"migration '{file.Name}' was changed after it was applied (recorded sha256 {recorded}, file now {file.Sha256}); " +
+                            "applied migrations are immutable: restore the file and put the change in a new migration");
+                    }
+
+                    continue;
+                }
+
+                await using var transaction = await connection.BeginTransactionAsync(cancellationToken);
+                await using (var apply = new NpgsqlCommand(file.Sql, connection, transaction))
+                {
+                    try
+                    {
+                        await apply.ExecuteNonQueryAsync(cancellationToken);
+                    }
+                    catch (PostgresException ex)
+                    {
+                        throw new StartupException($"migration '{file.Name}' failed: {ex.MessageText}", ex);
+                    }
+                }
+
+                await using (var record = new NpgsqlCommand(
+                    "INSERT INTO schema_migrations (file, sha256, applied_at) VALUES (@file, @sha, @at)", connection, transaction))
+                {
+                    record.Parameters.AddWithValue("file", file.Name);
+                    record.Parameters.AddWithValue("sha", file.Sha256);
+                    record.Parameters.AddWithValue("at", time.GetUtcNow());
+                    await record.ExecuteNonQueryAsync(cancellationToken);
+                }
+
+                await transaction.CommitAsync(cancellationToken);
+                LogApplied(logger, file.Name);
+                appliedNow.Add(file.Name);
+            }
+
+            return appliedNow;
+        }
+        finally
+        {
+            await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", MigrationLockKey));
+        }
+    }
+
+    private static List<MigrationFile> LoadFiles(string migrationsPath)
+    {
+        if (!Directory.Exists(migrationsPath))
+        {
+            throw new StartupException($"the migrations folder '{Path.GetFullPath(migrationsPath)}' does not exist");
+        }
+
+        return Directory.EnumerateFiles(migrationsPath, "*.sql")
+            .Order(StringComparer.Ordinal)
+            .Select(path =>
+            {
+                var bytes = File.ReadAllBytes(path);
+                return new MigrationFile(Path.GetFileName(path), Encoding.UTF8.GetString(bytes), Convert.ToHexStringLower(SHA256.HashData(bytes)));
+            })
+            .ToList();
+    }
+
+    private static async Task<Dictionary<string, string>> ReadAppliedAsync(NpgsqlConnection connection, CancellationToken cancellationToken)
+    {
+        var applied = new Dictionary<string, string>(StringComparer.Ordinal);
+        await using var command = new NpgsqlCommand("SELECT file, sha256 FROM schema_migrations", connection);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            applied[reader.GetString(0)] = reader.GetString(1);
+        }
+
+        return applied;
+    }
+
+    private static async Task ExecuteAsync(NpgsqlConnection connection, string sql, CancellationToken cancellationToken, params (string Name, object Value)[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, connection);
+        foreach (var (name, value) in parameters)
+        {
+            command.Parameters.AddWithValue(name, value);
+        }
+
+        await command.ExecuteNonQueryAsync(cancellationToken);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Applied migration {File}")]
+    private static partial void LogApplied(ILogger logger, string file);
+
+    private sealed record MigrationFile(string Name, string Sql, string Sha256);
+}

@@ -1,0 +1,77 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace RolloutGate.Infrastructure;
+
+/// <summary>The <c>RolloutGate</c> configuration section (CONTRACT section 2).</summary>
+public sealed class RolloutGateOptions
+{
+    public const string SectionName = "RolloutGate";
+
+    [Required]
+    public string RunbooksPath { get; set; } = "runbooks";
+
+    [Required, Url]
+    public string PublicUrl { get; set; } = "http://127.0.0.1:8080";
+
+    /// <summary>Where the SQL migrations are; defaults to the copy shipped next to the binary.</summary>
+    public string? MigrationsPath { get; set; }
+
+    public PrometheusOptions Prometheus { get; set; } = new();
+
+    public AlertmanagerOptions Alertmanager { get; set; } = new();
+
+    public WebhookOptions Webhook { get; set; } = new();
+
+    public ApiOptions Api { get; set; } = new();
+
+    public SlackOptions Slack { get; set; } = new();
+
+    public KubernetesOptions Kubernetes { get; set; } = new();
+}
+
+public sealed class PrometheusOptions
+{
+    public string Url { get; set; } = "http://127.0.0.1:9090";
+}
+
+public sealed class AlertmanagerOptions
+{
+    public string? Url { get; set; }
+}
+
+public sealed class WebhookOptions
+{
+    /// <summary>HMAC secret for signed CD webhooks; none means signed webhooks are refused.</summary>
+    public string? Secret { get; set; }
+
+    /// <summary>Bearer tokens accepted instead of a signature.</summary>
+    public List<string> Tokens { get; set; } = [];
+
+    /// <summary>How far a signed timestamp may be from now.</summary>
+    public TimeSpan TimestampTolerance { get; set; } = TimeSpan.FromMinutes(5);
+}
+
+public sealed class ApiOptions
+{
+    public List<string> ReaderTokens { get; set; } = [];
+
+    public List<string> OperatorTokens { get; set; } = [];
+}
+
+public sealed class SlackOptions
+{
+    public string ApiBaseUrl { get; set; } = "https://slack.com/api";
+
+    public string? BotToken { get; set; }
+
+    public string? SigningSecret { get; set; }
+}
+
+public sealed class KubernetesOptions
+{
+    public string? ApiServer { get; set; }
+
+    public string TokenFile { get; set; } = "/var/run/secrets/kubernetes.io/serviceaccount/token";
+
+    public string CaFile { get; set; } = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+}
