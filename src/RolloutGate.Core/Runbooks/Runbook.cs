@@ -17,6 +17,12 @@ public sealed record Runbook(
     WatchSpec Watch,
     RollbackSpec Rollback)
 {
+    /// <summary>
+    /// Lowercase hex SHA-256 of the file's text (UTF-8), set by the parser. Recorded next to <see cref="Version"/>
+    /// so an edit that forgot to bump the version is still told apart.
+    /// </summary>
+    public string Sha256 { get; init; } = "";
+
     public bool Governs(string service, string environment) =>
         string.Equals(Service, service, StringComparison.Ordinal)
         && Environments.Contains(environment, StringComparer.Ordinal);
@@ -56,9 +62,24 @@ public sealed record PrometheusCheckSpec(string Query, double? Min, double? Max)
 public sealed record AlertmanagerCheckSpec(IReadOnlyList<string> Matchers);
 
 /// <summary>Weekly windows such as "Fri 16:00 - Mon 08:00" and one-off dated windows, in a named time zone.</summary>
-public sealed record FreezeCheckSpec(string TimeZone, IReadOnlyList<string> Windows, IReadOnlyList<DatedWindow> Dates);
+public sealed record FreezeCheckSpec(string TimeZone, IReadOnlyList<string> Windows, IReadOnlyList<DatedWindow> Dates)
+{
+    /// <summary><see cref="Windows"/> already parsed (same order), so the freeze check need not parse text again.</summary>
+    public IReadOnlyList<WeeklyWindow> WeeklyWindows { get; init; } = [];
+}
 
+/// <summary>
+/// A one-off freeze in the freeze's time zone (<see cref="DateTime.Kind"/> is Unspecified: local wall-clock time).
+/// <see cref="To"/> is exclusive; a date-only "to" in the file means through the end of that day, so it is stored as
+/// the next day's midnight.
+/// </summary>
 public sealed record DatedWindow(DateTime From, DateTime To, string? Reason);
+
+/// <summary>
+/// A weekly recurring freeze such as "Fri 16:00 - Mon 08:00", wall-clock time in the freeze's time zone. The end is
+/// exclusive; a window whose end comes before its start in the week wraps over the weekend.
+/// </summary>
+public sealed record WeeklyWindow(DayOfWeek FromDay, TimeOnly FromTime, DayOfWeek ToDay, TimeOnly ToTime);
 
 public sealed record HttpCheckSpec(string Url, int ExpectStatus, string? BodyContains, TimeSpan? Timeout);
 

@@ -1,0 +1,527 @@
+using System.Security.Cryptography;
+using System.Text;
+using System.Text.RegularExpressions;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
+
+namespace RolloutGate.Core.Runbooks;
+
+/// <summary>
+/// Turns the text of one runbook file into a <see cref="Runbook"/> or into every error it contains, each with the
+/// file, the line and a reason a person can act on. It never throws for bad input: a broken runbook must be refused
+/// with an explanation, not crash the loader or the CLI.
+/// </summary>
+/// <remarks>
+/// Uses YamlDotNet's representation model rather than deserializing into classes, because only the node tree keeps
+/// the line of every value and lets unknown fields be reported all at once instead of failing on the first.
+/// Invalid values are replaced by placeholders while reading so that the rest of the file is still checked; any
+/// error discards the whole runbook, so a placeholder never escapes.
+/// </remarks>
+public static partial class RunbookParser
+{
+    private static readonly string[] TopFields = ["apiVersion", "kind", "metadata", "spec"];
+    private static readonly string[] MetadataFields = ["name", "version"];
+    private static readonly string[] SpecFields = ["service", "environments", "owner", "approvers", "decisionChannel", "mesh", "preDeploy", "watch", "rollback"];
+    private static readonly string[] MeshFields = ["provider", "namespace", "workload"];
+    private static readonly string[] MeshProviders = ["istio", "linkerd", "none"];
+    private static readonly string[] PreDeployFields = ["timeout", "checks"];
+    private static readonly string[] CheckKinds = ["prometheus", "alertmanager", "freeze", "http"];
+    private static readonly string[] CheckFields = ["name", .. CheckKinds];
+    private static readonly string[] PrometheusFields = ["query", "min", "max"];
+    private static readonly string[] AlertmanagerFields = ["matchers"];
+    private static readonly string[] FreezeFields = ["timezone", "windows", "dates"];
+    private static readonly string[] DatedWindowFields = ["from", "to", "reason"];
+    private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
+    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "metrics", "stopRules"];
+    private static readonly string[] StopRulesFields = ["maxBlind"];
+    private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing"];
+    private static readonly string[] PricingFields = ["cpuCoreHour", "memoryGiBHour"];
+    private static readonly string[] RollbackFields = ["mode", "approvalTimeout", "onTimeout", "action"];
+    private static readonly string[] RollbackModes = ["auto", "recommend"];
+    private static readonly string[] TimeoutActions = ["rollback", "keep"];
+    private static readonly string[] ActionKinds = ["istio", "linkerd", "smi", "argoRollouts", "webhook"];
+    private static readonly string[] KubernetesActionKinds = ["istio", "linkerd", "smi", "argoRollouts"];
+
+    [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
+    private static partial Regex DnsLabel();
+
+    // Alertmanager's matcher syntax: label, operator, double-quoted value with backslash escapes.
+    [GeneratedRegex("""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$""", RegexOptions.CultureInvariant)]
+    private static partial Regex Matcher();
+
+    [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ", RegexOptions.CultureInvariant)]
+    private static partial Regex YamlExceptionPosition();
+
+    public static RunbookParseResult Parse(string yaml, string file)
+    {
+        var errors = new RunbookErrorSink(file);
+        var root = LoadSingleDocument(yaml ?? "", errors);
+        var runbook = root is null ? null : ReadRunbook(root, errors);
+        if (runbook is null || errors.Errors.Count > 0)
+        {
+            return new RunbookParseResult(null, errors.Errors);
+        }
+
+        return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []);
+    }
+
+    /// <summary>Lowercase hex SHA-256 of the text as UTF-8, the fingerprint recorded with each runbook version.</summary>
+    public static string Sha256Of(string text) =>
+        Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    private static YamlNode? LoadSingleDocument(string yaml, RunbookErrorSink errors)
+    {
+        var stream = new YamlStream();
+        var parser = new Parser(new StringReader(yaml));
+        try
+        {
+            stream.Load(parser);
+        }
+        catch (YamlException ex)
+        {
+            errors.Add((int)ex.Start.Line, "YAML syntax error: " + YamlExceptionPosition().Replace(ex.Message, ""));
+            return null;
+        }
+        catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or InvalidCastException)
+        {
+            // Some malformed input (an unclosed [ at the end of the file) ends the parser without a YamlException;
+            // the last event it read is the nearest line we can give.
+            errors.Add((int)(parser.Current?.End.Line ?? 1), "YAML syntax error: the document is not well-formed here (often an unclosed [ ], { } or quote)");
+            return null;
+        }
+
+        if (stream.Documents.Count == 0)
+        {
+            errors.Add(1, "the file is empty: expected a runbook (apiVersion, kind, metadata, spec)");
+            return null;
+        }
+
+        if (stream.Documents.Count > 1)
+        {
+            errors.Add((int)stream.Documents[1].RootNode.Start.Line, $"the file holds {stream.Documents.Count} YAML documents; a runbook file holds exactly one");
+            return null;
+        }
+
+        return stream.Documents[0].RootNode;
+    }
+
+    private static Runbook? ReadRunbook(YamlNode root, RunbookErrorSink errors)
+    {
+        var top = errors.Section(root, "", TopFields);
+        if (top is null)
+        {
+            return null;
+        }
+
+        ExpectConstant(top, "apiVersion", RunbookDefaults.ApiVersion);
+        ExpectConstant(top, "kind", RunbookDefaults.Kind);
+
+        var metadata = top.Section("metadata", MetadataFields, required: true);
+        var name = metadata?.Text("name", required: true);
+        if (name is not null && !DnsLabel().IsMatch(name))
+        {
+            metadata!.Error("name", $"metadata.name must be a DNS label (lowercase letters, digits and '-', at most 63 characters), got '{name}'");
+        }
+
+        var version = metadata?.Value<int>("version", RunbookValues.TryParsePositiveInteger, "a positive whole number", required: true);
+
+        var spec = top.Section("spec", SpecFields, required: true);
+        if (spec is null)
+        {
+            return null;
+        }
+
+        var mesh = ReadMesh(spec);
+        var knownMesh = mesh ?? new MeshSpec(MeshProvider.None, null, null);
+        return new Runbook(
+            Name: name ?? "",
+            Version: version ?? 0,
+            Service: spec.Text("service", required: true) ?? "",
+            Environments: spec.TextList("environments", required: true, nonEmpty: true) ?? [],
+            Owner: spec.Text("owner", required: true) ?? "",
+            Approvers: spec.TextList("approvers") ?? [],
+            DecisionChannel: spec.Text("decisionChannel", required: true) ?? "",
+            Mesh: knownMesh,
+            PreDeploy: ReadPreDeploy(spec, errors),
+            Watch: ReadWatch(spec, mesh, errors),
+            Rollback: ReadRollback(spec, mesh));
+    }
+
+    private static void ExpectConstant(YamlSection section, string field, string expected)
+    {
+        var value = section.Text(field, required: true);
+        if (value is not null && value != expected)
+        {
+            section.Error(field, $"{field} must be '{expected}', got '{value}'");
+        }
+    }
+
+    /// <summary>The mesh, or null when it is missing or names no known provider: then the checks that depend on the
+    /// mesh are skipped, so one wrong word is reported once and not again at every preset.</summary>
+    private static MeshSpec? ReadMesh(YamlSection spec)
+    {
+        var mesh = spec.Section("mesh", MeshFields, required: true);
+        MeshProvider? provider = mesh?.Choice("provider", MeshProviders, required: true) switch
+        {
+            "istio" => MeshProvider.Istio,
+            "linkerd" => MeshProvider.Linkerd,
+            "none" => MeshProvider.None,
+            _ => null,
+        };
+        if (mesh is null || provider is not { } known)
+        {
+            return null;
+        }
+
+        // Without a mesh there is nothing to address in the cluster, so namespace and workload become optional.
+        var needsWorkload = known != MeshProvider.None;
+        return new MeshSpec(known, mesh.Text("namespace", required: needsWorkload), mesh.Text("workload", required: needsWorkload));
+    }
+
+    private static PreDeploySpec ReadPreDeploy(YamlSection spec, RunbookErrorSink errors)
+    {
+        var preDeploy = spec.Section("preDeploy", PreDeployFields);
+        if (preDeploy is null)
+        {
+            return new PreDeploySpec(RunbookDefaults.PreDeployTimeout, []);
+        }
+
+        var timeout = preDeploy.Value<TimeSpan>("timeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation)
+            ?? RunbookDefaults.PreDeployTimeout;
+        var checks = new List<CheckSpec>();
+        foreach (var (node, path) in preDeploy.Items("checks") ?? [])
+        {
+            var check = errors.Section(node, path, CheckFields);
+            if (check is null)
+            {
+                continue;
+            }
+
+            var name = check.Text("name", required: true);
+            if (name is not null && checks.Any(c => c.Name == name))
+            {
+                check.Error("name", $"check name '{name}' is used twice in preDeploy.checks; names must be unique");
+            }
+
+            checks.Add(check.ExactlyOneOf(CheckKinds, "check kind") switch
+            {
+                "prometheus" => new CheckSpec(name ?? "", Prometheus: ReadPrometheusCheck(check, errors)),
+                "alertmanager" => new CheckSpec(name ?? "", Alertmanager: ReadAlertmanagerCheck(check, errors)),
+                "freeze" => new CheckSpec(name ?? "", Freeze: ReadFreezeCheck(check, errors)),
+                "http" => new CheckSpec(name ?? "", Http: ReadHttpCheck(check, errors)),
+                _ => new CheckSpec(name ?? ""),
+            });
+        }
+
+        return new PreDeploySpec(timeout, checks);
+    }
+
+    private static PrometheusCheckSpec ReadPrometheusCheck(YamlSection check, RunbookErrorSink errors)
+    {
+        var prometheus = check.Section("prometheus", PrometheusFields);
+        var query = prometheus?.Text("query", required: true) ?? "";
+        const string bound = "a number (or a percentage such as 1%)";
+        var min = prometheus?.Value<double>("min", RunbookValues.TryParseBound, bound);
+        var max = prometheus?.Value<double>("max", RunbookValues.TryParseBound, bound);
+        if (prometheus is not null && !prometheus.Has("min") && !prometheus.Has("max"))
+        {
+            errors.Add(prometheus.Line, $"{prometheus.Path} needs at least one of: min, max");
+        }
+        else if (min > max)
+        {
+            prometheus!.Error("min", $"{prometheus.Path}.min ({min}) is above max ({max}); the check could never pass");
+        }
+
+        return new PrometheusCheckSpec(query, min, max);
+    }
+
+    private static AlertmanagerCheckSpec ReadAlertmanagerCheck(YamlSection check, RunbookErrorSink errors)
+    {
+        var alertmanager = check.Section("alertmanager", AlertmanagerFields);
+        var matchers = new List<string>();
+        foreach (var (node, path) in alertmanager?.Items("matchers", required: true, nonEmpty: true) ?? [])
+        {
+            var match = node is YamlScalarNode { Value: { } text } ? Matcher().Match(text) : Match.Empty;
+            if (!match.Success)
+            {
+                errors.Add(node, $"{path} must be a matcher such as service=\"checkout\" (operators =, !=, =~, !~; value in double quotes), got {YamlSection.KindOf(node)}");
+            }
+            else if (match.Groups[2].Value is "=~" or "!~" && !IsValidRegex(match.Groups[3].Value))
+            {
+                errors.Add(node, $"{path} has an invalid regular expression: {match.Groups[3].Value}");
+            }
+            else
+            {
+                matchers.Add(((YamlScalarNode)node).Value!.Trim());
+            }
+        }
+
+        return new AlertmanagerCheckSpec(matchers);
+    }
+
+    private static bool IsValidRegex(string pattern)
+    {
+        try
+        {
+            _ = new Regex(pattern, RegexOptions.None, TimeSpan.FromSeconds(1));
+            return true;
+        }
+        catch (ArgumentException)
+        {
+            return false;
+        }
+    }
+
+    private static FreezeCheckSpec ReadFreezeCheck(YamlSection check, RunbookErrorSink errors)
+    {
+        var freeze = check.Section("freeze", FreezeFields);
+        if (freeze is null)
+        {
+            return new FreezeCheckSpec("", [], []);
+        }
+
+        var timezone = freeze.Text("timezone", required: true);
+        if (timezone is not null && !RunbookValues.TryFindTimeZone(timezone, out _))
+        {
+            freeze.Error("timezone", $"{freeze.PathOf("timezone")} '{timezone}' is not a known time zone (use an IANA name such as Europe/Berlin)");
+        }
+
+        var windows = new List<string>();
+        var weekly = new List<WeeklyWindow>();
+        foreach (var (node, path) in freeze.Items("windows") ?? [])
+        {
+            if (node is YamlScalarNode { Value: { } text } && RunbookValues.TryParseWeeklyWindow(text, out var window))
+            {
+                windows.Add(text);
+                weekly.Add(window);
+            }
+            else
+            {
+                errors.Add(node, $"{path} must be {RunbookValues.WindowExpectation}, got {YamlSection.KindOf(node)}");
+            }
+        }
+
+        var dates = new List<DatedWindow>();
+        foreach (var (node, path) in freeze.Items("dates") ?? [])
+        {
+            if (errors.Section(node, path, DatedWindowFields) is { } dated)
+            {
+                dates.Add(ReadDatedWindow(dated));
+            }
+        }
+
+        if (!freeze.Has("windows") && !freeze.Has("dates"))
+        {
+            errors.Add(freeze.Line, $"{freeze.Path} needs at least one of: windows, dates");
+        }
+
+        return new FreezeCheckSpec(timezone ?? "", windows, dates) { WeeklyWindows = weekly };
+    }
+
+    private static DatedWindow ReadDatedWindow(YamlSection dated)
+    {
+        var from = ReadLocalDate(dated, "from", endOfDay: false);
+        var to = ReadLocalDate(dated, "to", endOfDay: true);
+        if (from >= to)
+        {
+            dated.Error("to", $"{dated.PathOf("to")} must be after from");
+        }
+
+        return new DatedWindow(from ?? default, to ?? default, dated.Text("reason"));
+    }
+
+    private static DateTime? ReadLocalDate(YamlSection dated, string field, bool endOfDay)
+    {
+        var text = dated.Text(field, required: true);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (!RunbookValues.TryParseLocalDate(text.Trim(), out var value, out var dateOnly))
+        {
+            dated.Error(field, $"{dated.PathOf(field)} must be {RunbookValues.DateExpectation}, got '{text}'");
+            return null;
+        }
+
+        // "to: 2026-12-26" means the whole of the 26th is frozen; the model keeps an exclusive end.
+        return endOfDay && dateOnly ? value.AddDays(1) : value;
+    }
+
+    private static HttpCheckSpec ReadHttpCheck(YamlSection check, RunbookErrorSink errors)
+    {
+        var http = check.Section("http", HttpFields);
+        var url = http?.Text("url", required: true);
+        if (url is not null && !RunbookValues.IsAbsoluteHttpUrl(url))
+        {
+            http!.Error("url", $"{http.PathOf("url")} must be an absolute http:// or https:// URL, got '{url}'");
+        }
+
+        var status = http?.Value<int>("expectStatus", TryParseStatus, "an HTTP status code between 100 and 599");
+        var timeout = http?.Value<TimeSpan>("timeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        return new HttpCheckSpec(url ?? "", status ?? RunbookDefaults.HttpExpectStatus, http?.Text("bodyContains"), timeout);
+    }
+
+    private static bool TryParseStatus(string text, out int status) =>
+        RunbookValues.TryParsePositiveInteger(text, out status) && status is >= 100 and <= 599;
+
+    private static WatchSpec ReadWatch(YamlSection spec, MeshSpec? mesh, RunbookErrorSink errors)
+    {
+        var watch = spec.Section("watch", WatchFields, required: true);
+        if (watch is null)
+        {
+            return new WatchSpec(RunbookDefaults.WatchDuration, RunbookDefaults.WatchInterval, RunbookDefaults.WatchBaseline, [], new StopRules(RunbookDefaults.MaxBlind));
+        }
+
+        var duration = watch.Value<TimeSpan>("duration", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        var interval = watch.Value<TimeSpan>("interval", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        var baseline = watch.Value<TimeSpan>("baseline", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        if ((interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
+        {
+            watch.Error("interval", $"watch.interval must be shorter than watch.duration ({duration ?? RunbookDefaults.WatchDuration})");
+        }
+
+        var metrics = new List<MetricSpec>();
+        foreach (var (node, path) in watch.Items("metrics", required: true, nonEmpty: true) ?? [])
+        {
+            if (errors.Section(node, path, MetricFields) is not { } metric)
+            {
+                continue;
+            }
+
+            var read = ReadMetric(metric, mesh, errors);
+            if (metrics.Any(m => m.Name == read.Name) && read.Name.Length > 0)
+            {
+                metric.Error("name", $"metric name '{read.Name}' is used twice in watch.metrics; names must be unique");
+            }
+
+            metrics.Add(read);
+        }
+
+        var stopRules = watch.Section("stopRules", StopRulesFields);
+        var maxBlind = stopRules?.Value<TimeSpan>("maxBlind", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        return new WatchSpec(
+            duration ?? RunbookDefaults.WatchDuration,
+            interval ?? RunbookDefaults.WatchInterval,
+            baseline ?? RunbookDefaults.WatchBaseline,
+            metrics,
+            new StopRules(maxBlind ?? RunbookDefaults.MaxBlind));
+    }
+
+    private static MetricSpec ReadMetric(YamlSection metric, MeshSpec? mesh, RunbookErrorSink errors)
+    {
+        var name = metric.Text("name", required: true) ?? "";
+        var source = metric.ExactlyOneOf(["preset", "query"], "metric source");
+        var preset = source == "preset" ? metric.Choice("preset", RunbookDefaults.Presets, required: true) : null;
+        var query = source == "query" ? metric.Text("query", required: true) : null;
+        if (preset is not null && mesh?.Provider == MeshProvider.None)
+        {
+            metric.Error("preset", $"{metric.PathOf("preset")} '{preset}' needs mesh.provider istio or linkerd; with no mesh give a query instead");
+        }
+
+        var unit = preset switch
+        {
+            "p95-latency" => ThresholdUnit.Seconds,
+            "error-rate" => ThresholdUnit.Fraction,
+            "request-rate" or "cost-per-request" => ThresholdUnit.Plain,
+            _ => ThresholdUnit.Any,
+        };
+        var max = metric.Value<double>("max", (string text, out double value) => RunbookValues.TryParseThreshold(text, unit, out value), RunbookValues.ThresholdExpectation(unit));
+        var maxIncrease = metric.Value<double>("maxIncrease", RunbookValues.TryParsePercent, RunbookValues.PercentExpectation);
+        if (!metric.Has("max") && !metric.Has("maxIncrease"))
+        {
+            errors.Add(metric.Line, $"{metric.Path} needs at least one of: max, maxIncrease");
+        }
+
+        var pricingSection = metric.Section("pricing", PricingFields, required: preset == "cost-per-request");
+        Pricing? pricing = null;
+        if (pricingSection is not null)
+        {
+            if (preset != "cost-per-request")
+            {
+                metric.Error("pricing", $"{metric.PathOf("pricing")} only applies to preset cost-per-request");
+            }
+
+            pricing = new Pricing(
+                pricingSection.Value<double>("cpuCoreHour", RunbookValues.TryParseNonNegativeNumber, "a price that is not negative", required: true) ?? 0,
+                pricingSection.Value<double>("memoryGiBHour", RunbookValues.TryParseNonNegativeNumber, "a price that is not negative", required: true) ?? 0);
+        }
+
+        return new MetricSpec(name, preset, query, max, maxIncrease, pricing);
+    }
+
+    private static RollbackSpec ReadRollback(YamlSection spec, MeshSpec? mesh)
+    {
+        var rollback = spec.Section("rollback", RollbackFields);
+        if (rollback is null)
+        {
+            return new RollbackSpec(RunbookDefaults.Mode, RunbookDefaults.ApprovalTimeout, RunbookDefaults.OnTimeout, null);
+        }
+
+        var mode = rollback.Choice("mode", RollbackModes) switch
+        {
+            "auto" => RollbackMode.Auto,
+            "recommend" => RollbackMode.Recommend,
+            _ => RunbookDefaults.Mode,
+        };
+        var approvalTimeout = rollback.Value<TimeSpan>("approvalTimeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation)
+            ?? RunbookDefaults.ApprovalTimeout;
+        var onTimeout = rollback.Choice("onTimeout", TimeoutActions) switch
+        {
+            "rollback" => TimeoutAction.Rollback,
+            "keep" => TimeoutAction.Keep,
+            _ => RunbookDefaults.OnTimeout,
+        };
+
+        // RolloutGate acts by itself only when the runbook lets it; then it must know how.
+        var mayActAlone = mode == RollbackMode.Auto || onTimeout == TimeoutAction.Rollback;
+        var action = ReadRollbackAction(rollback, mesh, required: mayActAlone);
+        return new RollbackSpec(mode, approvalTimeout, onTimeout, action);
+    }
+
+    private static RollbackAction? ReadRollbackAction(YamlSection rollback, MeshSpec? mesh, bool required)
+    {
+        var action = rollback.Section("action", ActionKinds, required);
+        if (action is null)
+        {
+            return null;
+        }
+
+        var kind = action.ExactlyOneOf(ActionKinds, "rollback action");
+        // With a mesh the namespace is required (and reported) already; without one it is optional but still needed here.
+        if (kind is not null && KubernetesActionKinds.Contains(kind) && mesh is { Provider: MeshProvider.None, Namespace: null or "" })
+        {
+            action.Error(kind, $"rollback.action.{kind} changes a Kubernetes resource and needs mesh.namespace to say where");
+        }
+
+        YamlSection? Open(string field, string[] fields) => action.Section(field, fields);
+        string Field(YamlSection? section, string field) => section?.Text(field, required: true) ?? "";
+
+        switch (kind)
+        {
+            case "istio":
+                var istio = Open("istio", ["virtualService", "stableSubset"]);
+                return new RollbackAction(Istio: new IstioRollback(Field(istio, "virtualService"), Field(istio, "stableSubset")));
+            case "linkerd":
+                var linkerd = Open("linkerd", ["httpRoute", "stableBackend"]);
+                return new RollbackAction(Linkerd: new LinkerdRollback(Field(linkerd, "httpRoute"), Field(linkerd, "stableBackend")));
+            case "smi":
+                var smi = Open("smi", ["trafficSplit", "stableBackend"]);
+                return new RollbackAction(Smi: new SmiRollback(Field(smi, "trafficSplit"), Field(smi, "stableBackend")));
+            case "argoRollouts":
+                var argo = Open("argoRollouts", ["rollout"]);
+                return new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback(Field(argo, "rollout")));
+            case "webhook":
+                var webhook = Open("webhook", ["url", "secret"]);
+                var url = Field(webhook, "url");
+                if (url.Length > 0 && !RunbookValues.IsAbsoluteHttpUrl(url))
+                {
+                    webhook!.Error("url", $"rollback.action.webhook.url must be an absolute http:// or https:// URL, got '{url}'");
+                }
+
+                return new RollbackAction(Webhook: new WebhookRollback(url, Field(webhook, "secret")));
+            default:
+                return null; // ExactlyOneOf has said what is missing.
+        }
+    }
+}

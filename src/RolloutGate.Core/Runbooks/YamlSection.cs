@@ -1,0 +1,255 @@
+using YamlDotNet.RepresentationModel;
+
+namespace RolloutGate.Core.Runbooks;
+
+/// <summary>The errors of one file being parsed; every reader reports here instead of throwing, so all errors surface together.</summary>
+internal sealed class RunbookErrorSink(string file)
+{
+    private readonly List<RunbookError> errors = [];
+
+    public IReadOnlyList<RunbookError> Errors => errors;
+
+    public void Add(int line, string reason) => errors.Add(new RunbookError(file, Math.Max(line, 1), reason));
+
+    public void Add(YamlNode node, string reason) => Add((int)node.Start.Line, reason);
+
+    /// <summary>Opens a node that must be a mapping with a known set of fields; reports its unknown fields once, here.</summary>
+    public YamlSection? Section(YamlNode node, string path, IReadOnlyList<string> fields)
+    {
+        if (node is YamlMappingNode mapping)
+        {
+            return new YamlSection(this, mapping, path, fields);
+        }
+
+        Add(node, $"{Describe(path)} must be a mapping of fields, got {YamlSection.KindOf(node)}");
+        return null;
+    }
+
+    private static string Describe(string path) => path.Length == 0 ? "the runbook" : path;
+}
+
+/// <summary>
+/// One YAML mapping read against the fields it may hold. Readers return null when a value is absent or invalid and
+/// report why with the line of the offending node; the caller only decides on defaults.
+/// </summary>
+internal sealed class YamlSection
+{
+    private readonly RunbookErrorSink errors;
+    private readonly Dictionary<string, (YamlNode Key, YamlNode Value)> values = new(StringComparer.Ordinal);
+
+    public YamlSection(RunbookErrorSink errors, YamlMappingNode node, string path, IReadOnlyList<string> fields)
+    {
+        this.errors = errors;
+        Node = node;
+        Path = path;
+        foreach (var (key, value) in node.Children)
+        {
+            if (key is not YamlScalarNode { Value: { } name })
+            {
+                errors.Add(key, $"field names must be plain text {Where}");
+                continue;
+            }
+
+            if (!fields.Contains(name, StringComparer.Ordinal))
+            {
+                errors.Add(key, $"unknown field '{name}' {Where} (expected one of: {string.Join(", ", fields)})");
+                continue;
+            }
+
+            values[name] = (key, value);
+        }
+    }
+
+    public YamlMappingNode Node { get; }
+
+    /// <summary>Where this mapping sits, as a reader would write it: "watch.metrics[0]"; empty for the top level.</summary>
+    public string Path { get; }
+
+    public int Line => (int)Node.Start.Line;
+
+    private string Where => Path.Length == 0 ? "at the top level" : $"in {Path}";
+
+    public string PathOf(string field) => Path.Length == 0 || Path == "spec" ? field : $"{Path}.{field}";
+
+    /// <summary>The value of a field; a YAML null ("field:" or "field: ~") counts as absent.</summary>
+    public YamlNode? Find(string field) =>
+        values.TryGetValue(field, out var entry) && !IsNull(entry.Value) ? entry.Value : null;
+
+    public bool Has(string field) => Find(field) is not null;
+
+    /// <summary>The line to blame for a field: its value when present, else the key, else this mapping.</summary>
+    public int LineOf(string field) =>
+        values.TryGetValue(field, out var entry) ? (int)entry.Key.Start.Line : Line;
+
+    public void Error(string field, string reason) => errors.Add(LineOf(field), reason);
+
+    public void Missing(string field) => errors.Add(Line, $"missing required field '{field}' {Where}");
+
+    public string? Text(string field, bool required = false)
+    {
+        var node = Find(field);
+        if (node is null)
+        {
+            if (required)
+            {
+                Missing(field);
+            }
+
+            return null;
+        }
+
+        if (node is not YamlScalarNode { Value: { } text })
+        {
+            errors.Add(node, $"{PathOf(field)} must be text, got {KindOf(node)}");
+            return null;
+        }
+
+        if (required && string.IsNullOrWhiteSpace(text))
+        {
+            errors.Add(node, $"{PathOf(field)} must not be empty");
+            return null;
+        }
+
+        return text;
+    }
+
+    /// <summary>A text field limited to a few words, such as mesh.provider.</summary>
+    public string? Choice(string field, IReadOnlyList<string> allowed, bool required = false)
+    {
+        var text = Text(field, required);
+        if (text is null || allowed.Contains(text, StringComparer.Ordinal))
+        {
+            return text;
+        }
+
+        errors.Add(Find(field)!, $"{PathOf(field)} must be one of: {string.Join(", ", allowed)}; got '{text}'");
+        return null;
+    }
+
+    public delegate bool TryParse<T>(string text, out T value);
+
+    /// <summary>A scalar parsed by <paramref name="parse"/>; a refusal is reported as "must be {expectation}".</summary>
+    public T? Value<T>(string field, TryParse<T> parse, string expectation, bool required = false)
+        where T : struct
+    {
+        var text = Text(field, required);
+        if (text is null)
+        {
+            return null;
+        }
+
+        if (parse(text.Trim(), out var value))
+        {
+            return value;
+        }
+
+        errors.Add(Find(field)!, $"{PathOf(field)} must be {expectation}, got '{text}'");
+        return null;
+    }
+
+    public YamlSection? Section(string field, IReadOnlyList<string> fields, bool required = false)
+    {
+        var node = Find(field);
+        if (node is null)
+        {
+            if (required)
+            {
+                Missing(field);
+            }
+
+            return null;
+        }
+
+        return errors.Section(node, PathOf(field), fields);
+    }
+
+    /// <summary>The items of a list field with their paths ("checks[2]"); null when absent or not a list.</summary>
+    public IReadOnlyList<(YamlNode Node, string Path)>? Items(string field, bool required = false, bool nonEmpty = false)
+    {
+        var node = Find(field);
+        if (node is null)
+        {
+            if (required)
+            {
+                Missing(field);
+            }
+
+            return null;
+        }
+
+        if (node is not YamlSequenceNode sequence)
+        {
+            errors.Add(node, $"{PathOf(field)} must be a list, got {KindOf(node)}");
+            return null;
+        }
+
+        if (nonEmpty && sequence.Children.Count == 0)
+        {
+            errors.Add(node, $"{PathOf(field)} must not be empty");
+        }
+
+        return sequence.Children.Select((item, index) => (item, $"{PathOf(field)}[{index}]")).ToList();
+    }
+
+    /// <summary>A list of non-empty text items; duplicates are reported, since each item names one thing.</summary>
+    public IReadOnlyList<string>? TextList(string field, bool required = false, bool nonEmpty = false)
+    {
+        var items = Items(field, required, nonEmpty);
+        if (items is null)
+        {
+            return null;
+        }
+
+        var texts = new List<string>();
+        foreach (var (node, path) in items)
+        {
+            if (node is not YamlScalarNode { Value: { } text } || string.IsNullOrWhiteSpace(text))
+            {
+                errors.Add(node, $"{path} must be non-empty text, got {KindOf(node)}");
+            }
+            else if (texts.Contains(text, StringComparer.Ordinal))
+            {
+                errors.Add(node, $"{path} repeats '{text}'");
+            }
+            else
+            {
+                texts.Add(text);
+            }
+        }
+
+        return texts;
+    }
+
+    /// <summary>Which one of several mutually exclusive fields is given; reports none or several.</summary>
+    public string? ExactlyOneOf(IReadOnlyList<string> fields, string what)
+    {
+        var present = fields.Where(Has).ToList();
+        if (present.Count == 1)
+        {
+            return present[0];
+        }
+
+        if (present.Count == 0)
+        {
+            errors.Add(Line, $"{Path} needs exactly one {what}: {string.Join(", ", fields)}");
+        }
+        else
+        {
+            errors.Add(LineOf(present[1]), $"{Path} has more than one {what} ({string.Join(", ", present)}); give exactly one");
+        }
+
+        return null;
+    }
+
+    internal static string KindOf(YamlNode node) => node switch
+    {
+        YamlMappingNode => "a mapping",
+        YamlSequenceNode => "a list",
+        YamlScalarNode scalar when IsNull(scalar) => "nothing",
+        YamlScalarNode scalar => $"'{scalar.Value}'",
+        _ => "an alias",
+    };
+
+    private static bool IsNull(YamlNode node) =>
+        node is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain or YamlDotNet.Core.ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+}

@@ -1,0 +1,518 @@
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Core.Tests.Runbooks;
+
+/// <summary>
+/// Each way a runbook can be wrong, with the line a person has to look at. Every test starts from a small valid runbook
+/// and breaks one thing, so the error under test is the only one.
+/// </summary>
+public sealed class RunbookParserErrorTests
+{
+    private const string File = "runbooks/test.yaml";
+
+    private const string Valid = """
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: checkout
+          version: 1
+        spec:
+          service: checkout
+          environments: [production]
+          owner: U1
+          decisionChannel: C1
+          mesh:
+            provider: istio
+            namespace: shop
+            workload: checkout
+          preDeploy:
+            checks:
+              - name: freeze
+                freeze:
+                  timezone: Europe/Berlin
+                  windows: ["Fri 16:00 - Mon 08:00"]
+          watch:
+            metrics:
+              - name: latency
+                preset: p95-latency
+                max: 800ms
+          rollback:
+            action:
+              istio:
+                virtualService: checkout
+                stableSubset: stable
+
+        """;
+
+    [Fact]
+    public void Parse_MinimalRunbook_AppliesDefaults()
+    {
+        var runbook = AssertValid(Valid);
+
+        Assert.Empty(runbook.Approvers);
+        Assert.Equal(TimeSpan.FromSeconds(30), runbook.PreDeploy.Timeout);
+        Assert.Equal(TimeSpan.FromHours(24), runbook.Watch.Duration);
+        Assert.Equal(TimeSpan.FromMinutes(1), runbook.Watch.Interval);
+        Assert.Equal(TimeSpan.FromHours(24), runbook.Watch.Baseline);
+        Assert.Equal(TimeSpan.FromMinutes(30), runbook.Watch.StopRules.MaxBlind);
+        Assert.Equal(RollbackMode.Recommend, runbook.Rollback.Mode);
+        Assert.Equal(TimeSpan.FromMinutes(15), runbook.Rollback.ApprovalTimeout);
+        Assert.Equal(TimeoutAction.Keep, runbook.Rollback.OnTimeout);
+    }
+
+    [Fact]
+    public void Parse_UnknownField_ReportsItsLine()
+    {
+        var yaml = Valid.Replace("        max: 800ms", "        max: 800ms\n        maxIncrase: 20%", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(new RunbookError(File, LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing)"), error);
+    }
+
+    [Theory]
+    [InlineData("apiVersion: rolloutgate/v1", "apiVersion: rolloutgate/v2", "apiVersion must be 'rolloutgate/v1', got 'rolloutgate/v2'")]
+    [InlineData("kind: Runbook", "kind: Pipeline", "kind must be 'Runbook', got 'Pipeline'")]
+    [InlineData("  name: checkout", "  name: Check_Out", "metadata.name must be a DNS label")]
+    [InlineData("  version: 1", "  version: 0", "metadata.version must be a positive whole number, got '0'")]
+    [InlineData("  version: 1", "  version: one", "metadata.version must be a positive whole number, got 'one'")]
+    [InlineData("  environments: [production]", "  environments: []", "environments must not be empty")]
+    [InlineData("  environments: [production]", "  environments: production", "environments must be a list, got 'production'")]
+    [InlineData("  environments: [production]", "  environments: [production, production]", "environments[1] repeats 'production'")]
+    [InlineData("  owner: U1", "  owner: [U1]", "owner must be text, got a list")]
+    [InlineData("    provider: istio", "    provider: consul", "mesh.provider must be one of: istio, linkerd, none; got 'consul'")]
+    [InlineData("          timezone: Europe/Berlin", "          timezone: Mars/Olympus", "preDeploy.checks[0].freeze.timezone 'Mars/Olympus' is not a known time zone")]
+    [InlineData("Fri 16:00 - Mon 08:00", "Friday 16:00 - Mon 8:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
+    [InlineData("Fri 16:00 - Mon 08:00", "Fri 25:00 - Mon 08:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
+    [InlineData("        max: 800ms", "        max: 2%", "watch.metrics[0].max must be a latency such as 800ms or 1.5s")]
+    [InlineData("        max: 800ms", "        max: fast", "watch.metrics[0].max must be a latency")]
+    [InlineData("        preset: p95-latency", "        preset: p99-latency", "watch.metrics[0].preset must be one of: p95-latency, error-rate, request-rate, cost-per-request; got 'p99-latency'")]
+    [InlineData("    action:", "    mode: sometimes\n    action:", "rollback.mode must be one of: auto, recommend; got 'sometimes'")]
+    [InlineData("    action:", "    onTimeout: maybe\n    action:", "rollback.onTimeout must be one of: rollback, keep; got 'maybe'")]
+    [InlineData("    action:", "    approvalTimeout: 15 minutes\n    action:", "rollback.approvalTimeout must be a duration such as 500ms, 30s, 15m, 24h or 1h30m, got '15 minutes'")]
+    public void Parse_InvalidValue_ReportsReasonAtValueLine(string line, string replacement, string reason)
+    {
+        var yaml = Valid.Replace(line, replacement, StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, replacement.Split('\n')[0]), error.Line);
+        Assert.StartsWith(reason, error.Reason, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("  service: checkout\n", "missing required field 'service' in spec")]
+    [InlineData("  owner: U1\n", "missing required field 'owner' in spec")]
+    [InlineData("  decisionChannel: C1\n", "missing required field 'decisionChannel' in spec")]
+    [InlineData("    namespace: shop\n", "missing required field 'namespace' in mesh")]
+    public void Parse_MissingRequiredField_ReportsTheMappingLine(string removed, string reason)
+    {
+        var error = Assert.Single(Errors(Valid.Replace(removed, "", StringComparison.Ordinal)));
+
+        Assert.Equal(reason, error.Reason);
+    }
+
+    [Theory]
+    [InlineData("30s", 30_000)]
+    [InlineData("15m", 900_000)]
+    [InlineData("24h", 86_400_000)]
+    [InlineData("1h30m", 5_400_000)]
+    [InlineData("500ms", 500)]
+    [InlineData("1m30s500ms", 90_500)]
+    [InlineData("1.5s", 1_500)]
+    public void Parse_Duration_AcceptsPrometheusSpellings(string text, int milliseconds)
+    {
+        var runbook = AssertValid(Valid.Replace("  preDeploy:\n", $"  preDeploy:\n    timeout: {text}\n", StringComparison.Ordinal));
+
+        Assert.Equal(TimeSpan.FromMilliseconds(milliseconds), runbook.PreDeploy.Timeout);
+    }
+
+    [Theory]
+    [InlineData("30")]
+    [InlineData("0s")]
+    [InlineData("30m1h")]
+    [InlineData("-5m")]
+    [InlineData("5 m")]
+    [InlineData("1h1h")]
+    public void Parse_BadDuration_IsRefused(string text)
+    {
+        var error = Assert.Single(Errors(Valid.Replace("  preDeploy:\n", $"  preDeploy:\n    timeout: {text}\n", StringComparison.Ordinal)));
+
+        Assert.StartsWith("preDeploy.timeout must be a duration", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_EmptyFile_IsAnErrorOnLineOne()
+    {
+        var error = Assert.Single(RunbookParser.Parse("  \n# only a comment\n", File).Errors);
+
+        Assert.Equal(1, error.Line);
+        Assert.Contains("empty", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_YamlSyntaxError_ReportsTheLineOfTheParser()
+    {
+        var yaml = "apiVersion: rolloutgate/v1\nkind: Runbook\nmetadata:\n  name: [checkout\n  version: 1\n";
+
+        var error = Assert.Single(RunbookParser.Parse(yaml, File).Errors);
+
+        Assert.True(error.Line is 4 or 5 or 6, error.ToString());
+        Assert.StartsWith("YAML syntax error: ", error.Reason, StringComparison.Ordinal);
+        Assert.DoesNotContain("Idx:", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_DuplicateKey_IsAnErrorNotAnException()
+    {
+        var yaml = Valid.Replace("  owner: U1\n", "  owner: U1\n  owner: U2\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "owner: U2"), error.Line);
+    }
+
+    [Fact]
+    public void Parse_MultipleDocuments_ReportsTheSecond()
+    {
+        var yaml = Valid + "\n---\n" + Valid;
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Contains("2 YAML documents", error.Reason, StringComparison.Ordinal);
+        Assert.Equal(Valid.Split('\n').Length + 2, error.Line);
+    }
+
+    [Theory]
+    [InlineData("just text")]
+    [InlineData("- a\n- b")]
+    public void Parse_RootNotAMapping_IsAnError(string yaml)
+    {
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.StartsWith("the runbook must be a mapping of fields", error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Parse_CheckWithTwoKinds_IsRefused()
+    {
+        var yaml = Valid.Replace(
+            "          windows: [\"Fri 16:00 - Mon 08:00\"]\n",
+            "          windows: [\"Fri 16:00 - Mon 08:00\"]\n        http:\n          url: http://x/healthz\n",
+            StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "        http:"), error.Line);
+        Assert.Equal("preDeploy.checks[0] has more than one check kind (freeze, http); give exactly one", error.Reason);
+    }
+
+    [Fact]
+    public void Parse_CheckWithoutKind_IsRefused()
+    {
+        var yaml = Valid.Replace("      - name: freeze\n", "      - name: nothing\n      - name: freeze\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "name: nothing"), error.Line);
+        Assert.Equal("preDeploy.checks[0] needs exactly one check kind: prometheus, alertmanager, freeze, http", error.Reason);
+    }
+
+    [Fact]
+    public void Parse_DuplicateCheckName_IsRefused()
+    {
+        var yaml = Valid.Replace(
+            "      - name: freeze\n",
+            "      - name: freeze\n        http: {url: http://x/}\n      - name: freeze\n",
+            StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "        http:") + 1, error.Line);
+        Assert.Equal("check name 'freeze' is used twice in preDeploy.checks; names must be unique", error.Reason);
+    }
+
+    [Theory]
+    [InlineData("query: up\n          max: 1", null)]
+    [InlineData("query: up\n          min: 0.9", null)]
+    [InlineData("query: up", "preDeploy.checks[0].prometheus needs at least one of: min, max")]
+    [InlineData("max: 1", "missing required field 'query' in preDeploy.checks[0].prometheus")]
+    [InlineData("query: up\n          min: 2\n          max: 1", "preDeploy.checks[0].prometheus.min (2) is above max (1); the check could never pass")]
+    [InlineData("query: up\n          max: lots", "preDeploy.checks[0].prometheus.max must be a number (or a percentage such as 1%), got 'lots'")]
+    public void Parse_PrometheusCheck_NeedsQueryAndABound(string body, string? reason)
+    {
+        var yaml = Valid.Replace(
+            "        freeze:\n          timezone: Europe/Berlin\n          windows: [\"Fri 16:00 - Mon 08:00\"]\n",
+            $"        prometheus:\n          {body}\n",
+            StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+    }
+
+    [Theory]
+    [InlineData("""['service="checkout"', 'severity=~"crit.*"', 'team!="x"', 'env!~"dev|test"']""", null)]
+    [InlineData("""['service=checkout']""", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher such as service=\"checkout\"")]
+    [InlineData("""['1abc="x"']""", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher")]
+    [InlineData("""['severity=~"(crit"']""", "preDeploy.checks[0].alertmanager.matchers[0] has an invalid regular expression: (crit")]
+    [InlineData("[]", "preDeploy.checks[0].alertmanager.matchers must not be empty")]
+    public void Parse_AlertmanagerMatchers_AreValidated(string matchers, string? reason)
+    {
+        var yaml = Valid.Replace(
+            "        freeze:\n          timezone: Europe/Berlin\n          windows: [\"Fri 16:00 - Mon 08:00\"]\n",
+            $"        alertmanager:\n          matchers: {matchers}\n",
+            StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+    }
+
+    [Theory]
+    [InlineData("url: https://example.com/healthz\n          expectStatus: 204\n          bodyContains: ok\n          timeout: 5s", null)]
+    [InlineData("url: /healthz", "preDeploy.checks[0].http.url must be an absolute http:// or https:// URL, got '/healthz'")]
+    [InlineData("url: ftp://example.com/", "preDeploy.checks[0].http.url must be an absolute http:// or https:// URL, got 'ftp://example.com/'")]
+    [InlineData("url: http://x/\n          expectStatus: 700", "preDeploy.checks[0].http.expectStatus must be an HTTP status code between 100 and 599, got '700'")]
+    [InlineData("expectStatus: 200", "missing required field 'url' in preDeploy.checks[0].http")]
+    public void Parse_HttpCheck_IsValidated(string body, string? reason)
+    {
+        var yaml = Valid.Replace(
+            "        freeze:\n          timezone: Europe/Berlin\n          windows: [\"Fri 16:00 - Mon 08:00\"]\n",
+            $"        http:\n          {body}\n",
+            StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+    }
+
+    [Theory]
+    [InlineData("dates:\n            - {from: 2026-12-24, to: 2026-12-26, reason: holidays}", null)]
+    [InlineData("dates:\n            - {from: 2026-12-24T18:00, to: 2026-12-24T20:00}", null)]
+    [InlineData("dates:\n            - {from: 2026-12-26, to: 2026-12-24}", "preDeploy.checks[0].freeze.dates[0].to must be after from")]
+    [InlineData("dates:\n            - {from: 24.12.2026, to: 2026-12-26}", "preDeploy.checks[0].freeze.dates[0].from must be an ISO date")]
+    [InlineData("dates:\n            - {from: 2026-12-24}", "missing required field 'to' in preDeploy.checks[0].freeze.dates[0]")]
+    [InlineData("dates: []", null)]
+    [InlineData("reason: none", "unknown field 'reason' in preDeploy.checks[0].freeze")]
+    public void Parse_FreezeDates_AreValidated(string body, string? reason)
+    {
+        var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", $"          {body}\n", StringComparison.Ordinal);
+
+        var errors = RunbookParser.Parse(yaml, File).Errors.Where(e => !e.Reason.Contains("needs at least one of: windows, dates", StringComparison.Ordinal));
+
+        if (reason is null)
+        {
+            Assert.Empty(errors);
+        }
+        else
+        {
+            Assert.StartsWith(reason, Assert.Single(errors).Reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Parse_FreezeDateOnlyEnd_CoversTheWholeLastDay()
+    {
+        var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", "          dates: [{from: 2026-12-24, to: 2026-12-26}]\n", StringComparison.Ordinal);
+
+        var dated = Assert.Single(AssertValid(yaml).PreDeploy.Checks[0].Freeze!.Dates);
+
+        Assert.Equal(new DatedWindow(new DateTime(2026, 12, 24), new DateTime(2026, 12, 27), null), dated);
+    }
+
+    [Fact]
+    public void Parse_FreezeWithoutWindowsOrDates_IsRefused()
+    {
+        var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", "", StringComparison.Ordinal);
+
+        Assert.Equal("preDeploy.checks[0].freeze needs at least one of: windows, dates", Assert.Single(Errors(yaml)).Reason);
+    }
+
+    [Theory]
+    [InlineData("preset: p95-latency\n        max: 1.5s", null)]
+    [InlineData("preset: p95-latency\n        max: 0.25", null)]
+    [InlineData("preset: error-rate\n        max: 2%", null)]
+    [InlineData("preset: error-rate\n        max: 0.02", null)]
+    [InlineData("preset: error-rate\n        max: 150%", "watch.metrics[0].max must be a rate such as 2%")]
+    [InlineData("preset: error-rate\n        max: 800ms", "watch.metrics[0].max must be a rate such as 2%")]
+    [InlineData("preset: request-rate\n        max: 1000", null)]
+    [InlineData("query: sum(rate(x[5m]))\n        max: 5%", null)]
+    [InlineData("query: sum(rate(x[5m]))\n        max: 300ms", null)]
+    [InlineData("preset: error-rate\n        maxIncrease: 0.5", "watch.metrics[0].maxIncrease must be a percentage such as 20%, got '0.5'")]
+    [InlineData("preset: error-rate", "watch.metrics[0] needs at least one of: max, maxIncrease")]
+    [InlineData("max: 1", "watch.metrics[0] needs exactly one metric source: preset, query")]
+    [InlineData("preset: error-rate\n        query: up\n        max: 1", "watch.metrics[0] has more than one metric source (preset, query); give exactly one")]
+    [InlineData("preset: cost-per-request\n        maxIncrease: 10%", "missing required field 'pricing' in watch.metrics[0]")]
+    [InlineData("preset: cost-per-request\n        maxIncrease: 10%\n        pricing: {cpuCoreHour: 0.03}", "missing required field 'memoryGiBHour' in watch.metrics[0].pricing")]
+    [InlineData("preset: cost-per-request\n        maxIncrease: 10%\n        pricing: {cpuCoreHour: -1, memoryGiBHour: 0.1}", "watch.metrics[0].pricing.cpuCoreHour must be a price that is not negative, got '-1'")]
+    [InlineData("preset: error-rate\n        max: 1%\n        pricing: {cpuCoreHour: 1, memoryGiBHour: 1}", "watch.metrics[0].pricing only applies to preset cost-per-request")]
+    public void Parse_Metric_IsValidated(string body, string? reason)
+    {
+        var yaml = Valid.Replace("        preset: p95-latency\n        max: 800ms\n", $"        {body}\n", StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+    }
+
+    [Fact]
+    public void Parse_MetricValues_AreInBaseUnits()
+    {
+        var yaml = Valid.Replace(
+            "        preset: p95-latency\n        max: 800ms\n",
+            "        preset: p95-latency\n        max: 1.5s\n        maxIncrease: 20%\n      - name: errors\n        preset: error-rate\n        max: 2%\n",
+            StringComparison.Ordinal);
+
+        var metrics = AssertValid(yaml).Watch.Metrics;
+
+        Assert.Equal(new MetricSpec("latency", "p95-latency", null, 1.5, 0.20, null), metrics[0]);
+        Assert.Equal(new MetricSpec("errors", "error-rate", null, 0.02, null, null), metrics[1]);
+    }
+
+    [Fact]
+    public void Parse_DuplicateMetricName_IsRefused()
+    {
+        var yaml = Valid.Replace("        max: 800ms\n", "        max: 800ms\n      - name: latency\n        query: up\n        max: 1\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal("metric name 'latency' is used twice in watch.metrics; names must be unique", error.Reason);
+        Assert.Equal(LineOf(yaml, "query: up") - 1, error.Line);
+    }
+
+    [Fact]
+    public void Parse_PresetWithoutMesh_IsRefused()
+    {
+        var yaml = Valid
+            .Replace("    provider: istio\n    namespace: shop\n    workload: checkout\n", "    provider: none\n", StringComparison.Ordinal)
+            .Replace("    action:\n      istio:\n        virtualService: checkout\n        stableSubset: stable\n", "    action:\n      webhook: {url: https://cd.example/rollback, secret: s3cret}\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "preset: p95-latency"), error.Line);
+        Assert.Equal("watch.metrics[0].preset 'p95-latency' needs mesh.provider istio or linkerd; with no mesh give a query instead", error.Reason);
+    }
+
+    [Theory]
+    [InlineData("duration: 1h\n    interval: 1h", "watch.interval must be shorter than watch.duration (01:00:00)")]
+    [InlineData("interval: 2d", "watch.interval must be shorter than watch.duration (1.00:00:00)")]
+    [InlineData("baseline: forever", "watch.baseline must be a duration")]
+    [InlineData("stopRules: {maxBlind: 10m}", null)]
+    [InlineData("stopRules: {maxBlind: 10m, minSeen: 3}", "unknown field 'minSeen' in watch.stopRules (expected one of: maxBlind)")]
+    public void Parse_Watch_IsValidated(string body, string? reason)
+    {
+        var yaml = Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+    }
+
+    [Fact]
+    public void Parse_WatchWithoutMetrics_IsRefused()
+    {
+        var yaml = Valid.Replace("      - name: latency\n        preset: p95-latency\n        max: 800ms\n", "", StringComparison.Ordinal)
+            .Replace("    metrics:\n", "    metrics: []\n", StringComparison.Ordinal);
+
+        Assert.Equal("watch.metrics must not be empty", Assert.Single(Errors(yaml)).Reason);
+    }
+
+    [Theory]
+    [InlineData("linkerd: {httpRoute: checkout, stableBackend: checkout-stable}", null)]
+    [InlineData("smi: {trafficSplit: checkout, stableBackend: checkout-stable}", null)]
+    [InlineData("argoRollouts: {rollout: checkout}", null)]
+    [InlineData("webhook: {url: https://cd.example/rollback, secret: s3cret}", null)]
+    [InlineData("webhook: {url: cd.example/rollback, secret: s3cret}", "rollback.action.webhook.url must be an absolute http:// or https:// URL")]
+    [InlineData("webhook: {url: https://cd.example/rollback}", "missing required field 'secret' in rollback.action.webhook")]
+    [InlineData("istio: {virtualService: checkout}", "missing required field 'stableSubset' in rollback.action.istio")]
+    [InlineData("helm: {release: checkout}", "unknown field 'helm' in rollback.action (expected one of: istio, linkerd, smi, argoRollouts, webhook)")]
+    [InlineData("argoRollouts: {rollout: checkout}\n      smi: {trafficSplit: a, stableBackend: b}", "rollback.action has more than one rollback action (smi, argoRollouts); give exactly one")]
+    public void Parse_RollbackAction_IsValidated(string body, string? reason)
+    {
+        var yaml = Valid.Replace("      istio:\n        virtualService: checkout\n        stableSubset: stable\n", $"      {body}\n", StringComparison.Ordinal);
+
+        var errors = RunbookParser.Parse(yaml, File).Errors.Where(e => !e.Reason.StartsWith("rollback.action needs exactly one", StringComparison.Ordinal));
+
+        if (reason is null)
+        {
+            Assert.Empty(errors);
+        }
+        else
+        {
+            Assert.StartsWith(reason, Assert.Single(errors).Reason, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Parse_AutoModeWithoutAction_IsRefused()
+    {
+        var yaml = Valid.Replace("    action:\n      istio:\n        virtualService: checkout\n        stableSubset: stable\n", "    mode: auto\n", StringComparison.Ordinal);
+
+        Assert.Equal("missing required field 'action' in rollback", Assert.Single(Errors(yaml)).Reason);
+    }
+
+    [Fact]
+    public void Parse_RecommendWithoutAction_IsAllowed()
+    {
+        var yaml = Valid.Replace("    action:\n      istio:\n        virtualService: checkout\n        stableSubset: stable\n", "    mode: recommend\n", StringComparison.Ordinal);
+
+        Assert.Null(AssertValid(yaml).Rollback.Action);
+    }
+
+    [Fact]
+    public void Parse_ManyErrors_AreAllReported()
+    {
+        var yaml = Valid
+            .Replace("apiVersion: rolloutgate/v1", "apiVersion: v1", StringComparison.Ordinal)
+            .Replace("  version: 1", "  version: -2", StringComparison.Ordinal)
+            .Replace("  owner: U1\n", "  ownr: U1\n", StringComparison.Ordinal)
+            .Replace("    provider: istio", "    provider: envoy", StringComparison.Ordinal)
+            .Replace("        max: 800ms", "        max: 800ms\n        maxIncrase: 20%", StringComparison.Ordinal)
+            .Replace("        stableSubset: stable", "        stableSubset: [stable]", StringComparison.Ordinal);
+
+        var errors = Errors(yaml);
+
+        Assert.Equal(
+            [
+                (LineOf(yaml, "apiVersion"), "apiVersion must be 'rolloutgate/v1', got 'v1'"),
+                (LineOf(yaml, "version: -2"), "metadata.version must be a positive whole number, got '-2'"),
+                (LineOf(yaml, "spec:") + 1, "missing required field 'owner' in spec"),
+                (LineOf(yaml, "ownr"), "unknown field 'ownr' in spec (expected one of: service, environments, owner, approvers, decisionChannel, mesh, preDeploy, watch, rollback)"),
+                (LineOf(yaml, "provider: envoy"), "mesh.provider must be one of: istio, linkerd, none; got 'envoy'"),
+                (LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing)"),
+                (LineOf(yaml, "stableSubset"), "rollback.action.istio.stableSubset must be text, got a list"),
+            ],
+            errors.Select(e => (e.Line, e.Reason)).OrderBy(e => e.Line));
+        Assert.All(errors, e => Assert.Equal(File, e.File));
+    }
+
+    [Fact]
+    public void Parse_Error_FormatsAsFileLineReason()
+    {
+        var error = Assert.Single(Errors(Valid.Replace("kind: Runbook", "kind: Job", StringComparison.Ordinal)));
+
+        Assert.Equal("runbooks/test.yaml:2: kind must be 'Runbook', got 'Job'", error.ToString());
+    }
+
+    private static IReadOnlyList<RunbookError> Errors(string yaml)
+    {
+        var result = RunbookParser.Parse(yaml, File);
+        Assert.Null(result.Runbook);
+        Assert.False(result.IsValid);
+        return result.Errors;
+    }
+
+    private static Runbook AssertValid(string yaml)
+    {
+        var result = RunbookParser.Parse(yaml, File);
+        Assert.True(result.IsValid, string.Join(Environment.NewLine, result.Errors));
+        return result.Runbook!;
+    }
+
+    private static void AssertOutcome(string yaml, string? reason)
+    {
+        if (reason is null)
+        {
+            AssertValid(yaml);
+        }
+        else
+        {
+            Assert.StartsWith(reason, Assert.Single(Errors(yaml)).Reason, StringComparison.Ordinal);
+        }
+    }
+
+    /// <summary>The 1-based line of the first line containing <paramref name="marker"/>.</summary>
+    private static int LineOf(string yaml, string marker) =>
+        Array.FindIndex(yaml.Split('\n'), l => l.Contains(marker, StringComparison.Ordinal)) + 1;
+}
