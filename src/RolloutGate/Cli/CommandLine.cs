@@ -8,6 +8,7 @@ public static class CommandLine
 {
     private static readonly Dictionary<string, Func<string[], TextWriter, TextWriter, Task<int>>> Verbs = new(StringComparer.Ordinal)
     {
+        ["runbooks"] = RunbooksCommand.RunAsync,
     };
 
     public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
@@ -26,5 +27,6 @@ public static class CommandLine
     public const string Usage = """
         usage:
           rolloutgate [--urls http://127.0.0.1:8080]        run the service
+          rolloutgate runbooks validate PATH                check a runbook file or a folder of runbooks (exit 0 valid, 1 errors, 2 usage)
         """;
 }

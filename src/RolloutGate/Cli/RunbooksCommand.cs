@@ -1,0 +1,103 @@
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Cli;
+
+/// <summary>
+/// <c>runbooks validate PATH</c>: the same parser the service uses, for CI and editors, so a broken runbook is caught
+/// before it is merged rather than refused at load time. Exit codes: 0 all valid, 1 any error, 2 usage or no such path.
+/// </summary>
+public static class RunbooksCommand
+{
+    public const string Usage = """
+        usage:
+          rolloutgate runbooks validate PATH    check a runbook file, or every *.yaml / *.yml in a folder
+        """;
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args is ["help" or "--help" or "-h", ..])
+        {
+            await stdout.WriteLineAsync(Usage);
+            return 0;
+        }
+
+        if (args is not ["validate", var path])
+        {
+            await stderr.WriteLineAsync(Usage);
+            return 2;
+        }
+
+        var files = FilesToValidate(path);
+        if (files is null)
+        {
+            await stderr.WriteLineAsync($"runbooks validate: no such file or folder: {path}");
+            return 2;
+        }
+
+        if (files.Count == 0)
+        {
+            await stderr.WriteLineAsync($"runbooks validate: no *.yaml or *.yml files in {path}");
+            return 2;
+        }
+
+        var errors = new List<RunbookError>();
+        var valid = new List<(string File, Runbook Runbook)>();
+        foreach (var file in files)
+        {
+            var result = await ParseFileAsync(file);
+            errors.AddRange(result.Errors);
+            if (result.Runbook is { } runbook)
+            {
+                valid.Add((file, runbook));
+            }
+        }
+
+        var conflicts = RunbookConflicts.Find(valid);
+        errors.AddRange(conflicts);
+        foreach (var error in errors)
+        {
+            await stdout.WriteLineAsync(error.ToString());
+        }
+
+        foreach (var (file, runbook) in valid.Where(v => !conflicts.Any(c => c.File == v.File)))
+        {
+            await stdout.WriteLineAsync($"ok {file}: {runbook.Name} v{runbook.Version} sha256:{runbook.Sha256}");
+        }
+
+        var invalidFiles = errors.Select(e => e.File).Distinct(StringComparer.Ordinal).Count();
+        await stdout.WriteLineAsync(
+            $"{files.Count} runbook file{(files.Count == 1 ? "" : "s")} checked: {files.Count - invalidFiles} valid, {invalidFiles} invalid, {errors.Count} error{(errors.Count == 1 ? "" : "s")}");
+        return errors.Count == 0 ? 0 : 1;
+    }
+
+    /// <summary>The file itself, or a folder's runbook files in ordinal order so output and conflict winners are stable.</summary>
+    private static List<string>? FilesToValidate(string path)
+    {
+        if (File.Exists(path))
+        {
+            return [path];
+        }
+
+        if (!Directory.Exists(path))
+        {
+            return null;
+        }
+
+        return Directory.EnumerateFiles(path)
+            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+    }
+
+    private static async Task<RunbookParseResult> ParseFileAsync(string file)
+    {
+        try
+        {
+            return RunbookParser.Parse(await File.ReadAllTextAsync(file), file);
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            return new RunbookParseResult(null, [new RunbookError(file, 1, $"cannot read the file: {ex.Message}")]);
+        }
+    }
+}

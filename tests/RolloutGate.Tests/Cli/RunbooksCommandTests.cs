@@ -1,0 +1,147 @@
+using RolloutGate.Cli;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Cli;
+
+/// <summary><c>runbooks validate</c> as CI runs it: output lines and exit codes. No database is involved.</summary>
+public sealed class RunbooksCommandTests : IDisposable
+{
+    private readonly string folder = Directory.CreateTempSubdirectory("rolloutgate-runbooks-").FullName;
+    private readonly StringWriter stdout = new();
+    private readonly StringWriter stderr = new();
+
+    public void Dispose()
+    {
+        Directory.Delete(folder, recursive: true);
+        stdout.Dispose();
+        stderr.Dispose();
+    }
+
+    [Fact]
+    public async Task Validate_ShippedRunbooksFolder_ExitsZero()
+    {
+        var exit = await RunAsync("validate", TestPaths.RepositoryFile("runbooks"));
+
+        Assert.True(exit == 0, stdout.ToString());
+        Assert.Contains("checkout v3 sha256:", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("payments v1 sha256:", stdout.ToString(), StringComparison.Ordinal);
+        Assert.EndsWith("2 runbook files checked: 2 valid, 0 invalid, 0 errors" + Environment.NewLine, stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_InvalidFile_PrintsFileLineReasonAndExitsOne()
+    {
+        var file = Write("broken.yaml", Runbook("checkout", "production").Replace("  owner: U1", "  ownr: U1", StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.Equal(1, exit);
+        Assert.Contains($"{file}:9: unknown field 'ownr' in spec", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"{file}:7: missing required field 'owner' in spec", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("1 runbook file checked: 0 valid, 1 invalid, 2 errors", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_FolderWithYamlAndYml_ChecksBothAndIgnoresOtherFiles()
+    {
+        Write("a.yaml", Runbook("alpha", "production"));
+        Write("b.yml", Runbook("beta", "production"));
+        Write("notes.txt", "not a runbook");
+
+        var exit = await RunAsync("validate", folder);
+
+        Assert.Equal(0, exit);
+        Assert.Contains("2 runbook files checked: 2 valid, 0 invalid, 0 errors", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_TwoRunbooksGoverningOneServiceAndEnvironment_ExitsOne()
+    {
+        Write("a.yaml", Runbook("checkout", "production"));
+        var second = Write("b.yaml", Runbook("checkout", "production").Replace("name: checkout", "name: checkout-two", StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", folder);
+
+        Assert.Equal(1, exit);
+        Assert.Contains(
+            $"{second}:1: service 'checkout' in environment 'production' is already governed by {Path.Combine(folder, "a.yaml")}",
+            stdout.ToString(),
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_SameServiceInOtherEnvironments_IsFine()
+    {
+        Write("a.yaml", Runbook("checkout", "production"));
+        Write("b.yaml", Runbook("checkout", "staging").Replace("name: checkout", "name: checkout-staging", StringComparison.Ordinal));
+
+        Assert.Equal(0, await RunAsync("validate", folder));
+    }
+
+    [Fact]
+    public async Task Validate_MissingPath_ExitsTwo()
+    {
+        var exit = await RunAsync("validate", Path.Combine(folder, "nope"));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("no such file or folder", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_EmptyFolder_ExitsTwo()
+    {
+        Assert.Equal(2, await RunAsync("validate", folder));
+        Assert.Contains("no *.yaml or *.yml files", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData]
+    [InlineData("validate")]
+    [InlineData("check", "runbooks")]
+    [InlineData("validate", "a", "b")]
+    public async Task Run_BadUsage_PrintsUsageAndExitsTwo(params string[] args)
+    {
+        Assert.Equal(2, await RunAsync(args));
+        Assert.Contains("runbooks validate PATH", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task CommandLine_RoutesRunbooksVerb()
+    {
+        var file = Write("a.yaml", Runbook("checkout", "production"));
+
+        Assert.True(CommandLine.IsCommand(["runbooks", "validate", file]));
+        Assert.Equal(0, await CommandLine.RunAsync(["runbooks", "validate", file], stdout, stderr));
+        Assert.Contains("runbooks validate PATH", CommandLine.Usage, StringComparison.Ordinal);
+    }
+
+    private Task<int> RunAsync(params string[] args) => RunbooksCommand.RunAsync(args, stdout, stderr);
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(folder, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private static string Runbook(string service, string environment) => $"""
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: {service}
+          version: 1
+        spec:
+          service: {service}
+          environments: [{environment}]
+          owner: U1
+          decisionChannel: C1
+          mesh:
+            provider: none
+          watch:
+            metrics:
+              - name: errors
+                query: sum(rate(http_requests_total{"{"}code=~"5.."{"}"}[5m]))
+                max: 1
+
+        """;
+}
