@@ -10,8 +10,10 @@ namespace RolloutGate.Core.Analysis;
 /// log-likelihood-ratio increments, stopped when it exceeds h = ln(looks / alpha). Lorden (1971, "Procedures for reacting
 /// to a change in distribution", Ann. Math. Statist. 42:1897–1908) bounds the average run length to a false alarm of such
 /// a CUSUM below by e^h, so a watch that looks every minute for 24 hours (1440 looks) with alpha = 1% uses h = ln(144000)
-/// ≈ 11.9 and rings falsely in about 1% of watches at most, however often it looks. That is the point: a fixed-level test
-/// repeated at every interval (the naive approach) rings falsely in most 24-hour watches.
+/// ≈ 11.9 and, as long as the model holds (independent noise around a correct reference), rings falsely in about 1% of
+/// watches at most, however often it looks. A fixed-level test repeated at every interval (the naive approach) has no
+/// such bound: its false alarms pile up with the number of looks. Real traces break the model when the level drifts
+/// from one day to the next; tests/RolloutGate.Benchmarks/README.md measures by how much.
 /// </para>
 /// <para>
 /// <b>Latency, cost per request, request rate.</b> Each interval's log value minus the seasonal reference at the same
@@ -76,6 +78,12 @@ public static class RegressionDetector
         {
             return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
                 $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed for a verdict on {spec.Name}.");
+        }
+
+        if (kind == MetricKind.ErrorRate && counts is null)
+        {
+            return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
+                $"{spec.Name} came without a request count; an error rate is judged on counts, never on the ratio alone.");
         }
 
         if (!baseline.IsUsable(options))

@@ -78,6 +78,17 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_ErrorRateWithoutRequestCount_IsInsufficientData()
+    {
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddDays(-1), 60).Select(t => new Observation(t, 0.01, 1000, 10)).ToList());
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.ErrorRate, ErrorRate, baseline, null, new Observation(Deploy, 0.5));
+
+        Assert.Equal(Verdict.InsufficientData, evaluation.Verdict);
+    }
+
+    [Fact]
     public void Evaluate_EmptyBaseline_IsInsufficientData()
     {
         var baseline = BaselineWindow.From(MetricKind.Latency, []);
