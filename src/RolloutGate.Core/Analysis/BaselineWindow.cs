@@ -1,0 +1,173 @@
+namespace RolloutGate.Core.Analysis;
+
+/// <summary>
+/// The pre-deploy baseline, reduced once to what every interval of the watch compares with.
+/// <para>
+/// Continuous metrics (latency, cost, request rate) get a <b>seasonal reference</b>: each baseline sample is replaced by
+/// the median of the log values within ±30 minutes of the same time of day (a rolling median, robust to the odd spike),
+/// and an interval of the watch is compared with the reference at its own time of day, i.e. "the same time yesterday".
+/// Comparing with a flat baseline mean (what static thresholds do) would read the daily rise of traffic as a regression
+/// and the nightly lull as spare room. The noise scale is 1.4826 × the median absolute deviation of the baseline's log
+/// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>. When the baseline covers less
+/// than 20 hours there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
+/// </para>
+/// <para>
+/// Error rates get the pooled baseline error rate (errors / requests over the whole window): errors are sparse, and a
+/// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
+/// </para>
+/// </summary>
+public sealed class BaselineWindow
+{
+    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+    private static readonly TimeSpan SeasonalCoverage = TimeSpan.FromHours(20);
+
+    private readonly double[] _timeOfDaySeconds;
+    private readonly double[] _logReference;
+
+    private BaselineWindow(
+        MetricKind kind, int usableSamples, bool isSeasonal, double[] timeOfDaySeconds, double[] logReference,
+        double logNoiseScale, long requests, long errors)
+    {
+        Kind = kind;
+        UsableSamples = usableSamples;
+        IsSeasonal = isSeasonal;
+        _timeOfDaySeconds = timeOfDaySeconds;
+        _logReference = logReference;
+        LogNoiseScale = logNoiseScale;
+        Requests = requests;
+        Errors = errors;
+    }
+
+    public MetricKind Kind { get; }
+
+    /// <summary>Baseline intervals with data and enough requests.</summary>
+    public int UsableSamples { get; }
+
+    /// <summary>Whether the reference follows the time of day (baseline of at least 20 hours) or is flat.</summary>
+    public bool IsSeasonal { get; }
+
+    /// <summary>Robust standard deviation of the log residuals (continuous metrics).</summary>
+    public double LogNoiseScale { get; }
+
+    /// <summary>Requests over the baseline (error rate).</summary>
+    public long Requests { get; }
+
+    /// <summary>Errors over the baseline (error rate).</summary>
+    public long Errors { get; }
+
+    /// <summary>
+    /// The baseline error rate, with half an error and one request added (the Jeffreys-style continuity correction),
+    /// so an error-free baseline still gives a small positive rate rather than a rate of zero that any error would exceed.
+    /// </summary>
+    public double ErrorRate => (Errors + 0.5) / (Requests + 1.0);
+
+    /// <summary>Whether there is enough baseline to compare with.</summary>
+    public bool IsUsable(DetectorOptions options) => UsableSamples >= options.MinBaselineSamples;
+
+    /// <summary>Reduces the samples before the deploy to a baseline. Samples without data or with too few requests are skipped.</summary>
+    public static BaselineWindow From(MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions? options = null)
+    {
+        options ??= DetectorOptions.Default;
+        if (kind == MetricKind.ErrorRate)
+        {
+            long requests = 0, errors = 0;
+            var usable = 0;
+            foreach (var sample in samples)
+            {
+                if (RegressionDetector.ErrorCounts(sample) is not { } counts || counts.Requests < options.MinRequests)
+                {
+                    continue;
+                }
+
+                requests += counts.Requests;
+                errors += counts.Errors;
+                usable++;
+            }
+
+            return new BaselineWindow(kind, usable, false, [], [], 0, requests, errors);
+        }
+
+        var points = samples
+            .Where(s => s.Value is > 0 && (s.Requests is null || s.Requests >= options.MinRequests))
+            .Select(s => (s.At, Log: Math.Log(s.Value!.Value)))
+            .ToArray();
+        if (points.Length == 0)
+        {
+            return new BaselineWindow(kind, 0, false, [], [], 0, 0, 0);
+        }
+
+        var isSeasonal = points.Max(p => p.At) - points.Min(p => p.At) >= SeasonalCoverage;
+        double[] timeOfDay, reference;
+        if (isSeasonal)
+        {
+            var sorted = points.OrderBy(p => TimeOfDaySeconds(p.At)).ToArray();
+            timeOfDay = sorted.Select(p => TimeOfDaySeconds(p.At)).ToArray();
+            var logs = sorted.Select(p => p.Log).ToArray();
+            reference = SmoothCircular(timeOfDay, logs, options.SmoothingHalfWidth.TotalSeconds);
+            var residuals = logs.Select((l, i) => l - reference[i]).ToArray();
+            var scale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(residuals));
+            return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0);
+        }
+
+        var allLogs = points.Select(p => p.Log).ToArray();
+        var median = RobustStatistics.Median(allLogs);
+        var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
+        return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0);
+    }
+
+    /// <summary>The log of the reference value for an interval ending at <paramref name="at"/>.</summary>
+    public double LogReferenceAt(DateTimeOffset at)
+    {
+        if (!IsSeasonal)
+        {
+            return _logReference[0];
+        }
+
+        // Nearest baseline sample by time of day, going round midnight.
+        var tod = TimeOfDaySeconds(at);
+        var index = Array.BinarySearch(_timeOfDaySeconds, tod);
+        if (index >= 0)
+        {
+            return _logReference[index];
+        }
+
+        var above = ~index;
+        var below = above - 1;
+        var n = _timeOfDaySeconds.Length;
+        var aboveIndex = above % n;
+        var belowIndex = (below + n) % n;
+        var distanceAbove = CircularDistance(tod, _timeOfDaySeconds[aboveIndex]);
+        var distanceBelow = CircularDistance(tod, _timeOfDaySeconds[belowIndex]);
+        return distanceAbove < distanceBelow ? _logReference[aboveIndex] : _logReference[belowIndex];
+    }
+
+    private static double TimeOfDaySeconds(DateTimeOffset at) => at.UtcDateTime.TimeOfDay.TotalSeconds;
+
+    private static double CircularDistance(double a, double b)
+    {
+        var d = Math.Abs(a - b);
+        return Math.Min(d, Day.TotalSeconds - d);
+    }
+
+    private static double[] SmoothCircular(double[] timeOfDay, double[] logs, double halfWidth)
+    {
+        var n = timeOfDay.Length;
+        var smoothed = new double[n];
+        var window = new List<double>();
+        for (var i = 0; i < n; i++)
+        {
+            window.Clear();
+            for (var j = 0; j < n; j++)
+            {
+                if (CircularDistance(timeOfDay[i], timeOfDay[j]) <= halfWidth)
+                {
+                    window.Add(logs[j]);
+                }
+            }
+
+            smoothed[i] = RobustStatistics.Median(window);
+        }
+
+        return smoothed;
+    }
+}

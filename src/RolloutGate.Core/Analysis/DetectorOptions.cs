@@ -1,0 +1,44 @@
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Core.Analysis;
+
+/// <summary>
+/// Tuning of <see cref="RegressionDetector"/>. The defaults are the product's; each is explained where it is used.
+/// </summary>
+/// <param name="LooksPerWatch">How many times the watch evaluates (duration / interval); the CUSUM threshold is ln(looks / alpha).</param>
+/// <param name="FalseAlarmRatePerWatch">Allowed probability of a false rollback over the whole watch (alpha).</param>
+/// <param name="MinRequests">Fewest requests an interval needs before any verdict; below it the verdict is insufficient data.</param>
+/// <param name="MinBaselineSamples">Fewest usable baseline intervals for a reference.</param>
+/// <param name="SeasonalHalfWidth">Half-width of the time-of-day window over which the baseline is smoothed (rolling median).</param>
+/// <param name="DesignShift">The shift beyond the allowed increase, in noise units, the CUSUM is tuned to catch fastest.</param>
+/// <param name="ClipSigmas">Standardized residuals are clipped to this many noise units, so one wild sample cannot decide alone.</param>
+/// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
+/// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
+public sealed record DetectorOptions(
+    int LooksPerWatch = 1440,
+    double FalseAlarmRatePerWatch = 0.01,
+    long MinRequests = 100,
+    int MinBaselineSamples = 12,
+    TimeSpan? SeasonalHalfWidth = null,
+    double DesignShift = 1.0,
+    double ClipSigmas = 5.0,
+    double NoiseFloor = 0.02,
+    int MaxBreachIntervals = 3)
+{
+    /// <summary>The product's defaults: a 24-hour watch evaluated every minute.</summary>
+    public static DetectorOptions Default { get; } = new();
+
+    /// <summary>Options for a runbook's watch: the number of looks follows its duration and interval.</summary>
+    public static DetectorOptions ForWatch(WatchSpec watch) =>
+        Default with { LooksPerWatch = Math.Max(1, (int)Math.Ceiling(watch.Duration / watch.Interval)) };
+
+    /// <summary>Half-width of the seasonal smoothing window; 30 minutes unless set.</summary>
+    public TimeSpan SmoothingHalfWidth => SeasonalHalfWidth ?? TimeSpan.FromMinutes(30);
+
+    /// <summary>
+    /// The CUSUM alarm threshold on the log-likelihood-ratio scale. Lorden (1971) shows a CUSUM with threshold h has an
+    /// average run length to a false alarm of at least e^h looks; with h = ln(looks / alpha) a watch of that many looks
+    /// rings falsely with probability at most about alpha.
+    /// </summary>
+    public double CusumThreshold => Math.Log(LooksPerWatch / FalseAlarmRatePerWatch);
+}

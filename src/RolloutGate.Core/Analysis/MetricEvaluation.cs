@@ -1,0 +1,33 @@
+namespace RolloutGate.Core.Analysis;
+
+/// <summary>
+/// The result of evaluating one metric at one interval: what was seen, what it was compared with, the verdict,
+/// the state to persist, and the reasoning in plain words.
+/// </summary>
+/// <param name="Metric">The runbook's metric name.</param>
+/// <param name="Kind">The kind of test applied.</param>
+/// <param name="At">The interval evaluated.</param>
+/// <param name="Verdict">The conclusion.</param>
+/// <param name="Value">The observed value in base units; null when blind.</param>
+/// <param name="Reference">The baseline reference for this time (same time of day yesterday, smoothed; or the pooled baseline error rate).</param>
+/// <param name="AllowedValue">The largest value the runbook allows at this time: the reference times (1 + maxIncrease), or below for request rate; null without maxIncrease.</param>
+/// <param name="Statistic">The CUSUM after this interval (log-likelihood-ratio units).</param>
+/// <param name="StatisticThreshold">The CUSUM threshold, ln(looks / alpha).</param>
+/// <param name="State">The state to persist and feed back next interval.</param>
+/// <param name="Explanation">One or two plain-English sentences for Slack and the audit trail.</param>
+public sealed record MetricEvaluation(
+    string Metric,
+    MetricKind Kind,
+    DateTimeOffset At,
+    Verdict Verdict,
+    double? Value,
+    double? Reference,
+    double? AllowedValue,
+    double Statistic,
+    double StatisticThreshold,
+    DetectorState State,
+    string Explanation)
+{
+    /// <summary>Whether this verdict asks for a rollback.</summary>
+    public bool IsRegression => Verdict is Verdict.Regressed or Verdict.BreachOfMax;
+}

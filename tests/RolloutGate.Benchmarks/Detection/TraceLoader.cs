@@ -1,0 +1,95 @@
+using System.Globalization;
+using System.Text.Json;
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Benchmarks.Detection;
+
+/// <summary>Reads the shared traces (never copied into the repository) into <see cref="Trace"/>s.</summary>
+internal static class TraceLoader
+{
+    private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+
+    public static IReadOnlyList<Trace> Load(string dataDirectory)
+    {
+        var nab = Path.Combine(dataDirectory, "nab");
+        using var windowsJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(nab, "combined_windows.json")));
+        Trace Nab(string file, string name, MetricKind kind) => new(
+            name, kind, TimeSpan.FromMinutes(5), ReadNab(Path.Combine(nab, file)),
+            windowsJson.RootElement.GetProperty(file).EnumerateArray()
+                .Select(w => (ParseUtc(w[0].GetString()!), ParseUtc(w[1].GetString()!))).ToList(),
+            Day, Day, TimeSpan.FromHours(1), "protocol as written: 24 h baseline, 24 h watch, 288 looks");
+
+        var traces = new List<Trace>
+        {
+            Nab("realKnownCause/ec2_request_latency_system_failure.csv", "nab ec2 latency", MetricKind.Latency),
+            Nab("realAWSCloudwatch/elb_request_count_8c0756.csv", "nab elb request count", MetricKind.CostPerRequest),
+            Nab("realAWSCloudwatch/rds_cpu_utilization_cc0c53.csv", "nab rds cpu", MetricKind.CostPerRequest),
+            Nab("realAWSCloudwatch/ec2_cpu_utilization_24ae8d.csv", "nab ec2 cpu", MetricKind.CostPerRequest),
+        };
+        traces.AddRange(LoadNezha(Path.Combine(dataDirectory, "nezha", "online-boutique-2022-08-22")));
+        return traces;
+    }
+
+    /// <summary>
+    /// Nezha holds one day with a fault injected about every 8 minutes, so no window is free of labelled anomalies and
+    /// there is no "yesterday". Adapted: 2 h baseline, 2 h watch (120 looks at 1 min), deploy every 10 minutes, faults
+    /// left in place. Null-run alarms there include reactions to real injected faults: an upper bound on false rollbacks.
+    /// Request counts are the front-end pod's workload (ops/s) × 60.
+    /// </summary>
+    private static IEnumerable<Trace> LoadNezha(string directory)
+    {
+        var front = ReadCsv(Path.Combine(directory, "front_service.csv"));
+        var pod = ReadCsv(Path.Combine(directory, "frontend-579b9bff58-t2dbm_metric.csv"))
+            .GroupBy(r => Minute(r["TimeStamp"])).ToDictionary(g => g.Key, g => g.First());
+        var latency = new List<Observation>();
+        var errors = new List<Observation>();
+        var cost = new List<Observation>();
+        foreach (var row in front)
+        {
+            var minute = Minute(row["TimeStamp"]);
+            var at = DateTimeOffset.FromUnixTimeSeconds(minute * 60);
+            if (!pod.TryGetValue(minute, out var podRow) || (latency.Count > 0 && latency[^1].At >= at))
+            {
+                continue;
+            }
+
+            var workload = Number(podRow["PodWorkload(Ops)"]);
+            var requests = (long)Math.Round(workload * 60);
+            latency.Add(new Observation(at, Number(row["LatencyP95(s)"]), requests));
+            var errorRate = Math.Clamp(1 - Number(row["SuccessRate(%)"]) / 100, 0, 1);
+            errors.Add(new Observation(at, errorRate, requests, (long)Math.Round(errorRate * requests)));
+            cost.Add(new Observation(at, workload > 0 ? Number(podRow["CpuUsage(m)"]) / workload : null, requests));
+        }
+
+        const string note = "adapted: one day with faults every ~8 min; 2 h baseline, 2 h watch, faults left in (null alarms are an upper bound)";
+        Trace Nezha(string name, MetricKind kind, List<Observation> points) =>
+            new(name, kind, TimeSpan.FromMinutes(1), points, [], TimeSpan.FromHours(2), TimeSpan.FromHours(2), TimeSpan.FromMinutes(10), note);
+        yield return Nezha("nezha front p95 latency", MetricKind.Latency, latency);
+        yield return Nezha("nezha front error rate", MetricKind.ErrorRate, errors);
+        yield return Nezha("nezha front cpu per request", MetricKind.CostPerRequest, cost);
+    }
+
+    private static long Minute(string unixSeconds) => (long)Math.Round(Number(unixSeconds) / 60);
+
+    private static double Number(string text) => double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture);
+
+    private static DateTimeOffset ParseUtc(string text) =>
+        new(DateTime.SpecifyKind(DateTime.Parse(text, CultureInfo.InvariantCulture), DateTimeKind.Utc));
+
+    private static List<Observation> ReadNab(string path) =>
+        File.ReadLines(path).Skip(1).Where(l => l.Length > 0)
+            .Select(l => l.Split(','))
+            .Select(f => new Observation(ParseUtc(f[0]), Number(f[1])))
+            .DistinctBy(o => o.At) // a few NAB timestamps repeat; a look happens once per interval
+            .ToList();
+
+    private static List<Dictionary<string, string>> ReadCsv(string path)
+    {
+        var lines = File.ReadLines(path).Where(l => l.Length > 0).ToList();
+        var header = lines[0].Split(',');
+        return lines.Skip(1)
+            .Select(l => l.Split(','))
+            .Select(f => header.Zip(f).ToDictionary(p => p.First, p => p.Second, StringComparer.Ordinal))
+            .ToList();
+    }
+}

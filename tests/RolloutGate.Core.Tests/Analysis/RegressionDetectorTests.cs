@@ -1,0 +1,160 @@
+using System.Text.Json;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Core.Tests.Analysis;
+
+public sealed class RegressionDetectorTests
+{
+    private static readonly MetricSpec Latency = new("p95-latency", "p95-latency", null, Max: 0.8, MaxIncrease: 0.20, null);
+    private static readonly MetricSpec ErrorRate = new("error-rate", "error-rate", null, Max: 0.02, MaxIncrease: 0.50, null);
+    private static readonly DateTimeOffset Deploy = SyntheticTraffic.Deploy;
+
+    [Fact]
+    public void Evaluate_HealthySeasonalLatencyForADay_StaysHealthy()
+    {
+        foreach (var seed in new[] { 1, 2, 3 })
+        {
+            var traffic = new SyntheticTraffic(seed);
+            var baseline = LatencyBaseline(traffic);
+
+            var evaluations = Watch(MetricKind.Latency, Latency, baseline, SyntheticTraffic.Minutes(Deploy, 1440).Select(t => traffic.Latency(t)));
+
+            Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        }
+    }
+
+    [Fact]
+    public void Evaluate_LatencyStepsUpByHalf_IsCaughtWithinMinutes()
+    {
+        var traffic = new SyntheticTraffic(7);
+        var baseline = LatencyBaseline(traffic);
+
+        var evaluations = Watch(MetricKind.Latency, Latency, baseline, SyntheticTraffic.Minutes(Deploy, 60).Select(t => traffic.Latency(t, 1.5)));
+
+        var first = evaluations.First(e => e.Verdict == Verdict.Regressed);
+        Assert.True(first.At - Deploy <= TimeSpan.FromMinutes(10), $"caught after {first.At - Deploy}");
+        Assert.Contains("above the same time yesterday", first.Explanation, StringComparison.Ordinal);
+        Assert.Contains("CUSUM", first.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_ErrorRateJumpsTenfold_IsCaughtWithinMinutes()
+    {
+        var traffic = new SyntheticTraffic(11);
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Errors(t, 0.005)).ToList());
+
+        var healthy = Watch(MetricKind.ErrorRate, ErrorRate, baseline, SyntheticTraffic.Minutes(Deploy, 600).Select(t => traffic.Errors(t, 0.005)));
+        var spike = Watch(MetricKind.ErrorRate, ErrorRate, baseline, SyntheticTraffic.Minutes(Deploy, 30).Select(t => traffic.Errors(t, 0.05)));
+
+        Assert.All(healthy, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.True(spike.First(e => e.IsRegression).At - Deploy <= TimeSpan.FromMinutes(3));
+    }
+
+    [Fact]
+    public void Evaluate_FewRequests_IsInsufficientData()
+    {
+        var traffic = new SyntheticTraffic(3);
+        var baseline = LatencyBaseline(traffic);
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, new Observation(Deploy, 5.0, Requests: 40));
+
+        Assert.Equal(Verdict.InsufficientData, evaluation.Verdict);
+        Assert.Equal(0, evaluation.State.Cusum);
+        Assert.Contains("40 requests", evaluation.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_NoData_IsBlindAndCountsIntervals()
+    {
+        var traffic = new SyntheticTraffic(3);
+        var baseline = LatencyBaseline(traffic);
+
+        var evaluations = Watch(MetricKind.Latency, Latency, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, null)));
+
+        Assert.All(evaluations, e => Assert.Equal(Verdict.Blind, e.Verdict));
+        Assert.Equal(3, evaluations[^1].State.BlindIntervals);
+    }
+
+    [Fact]
+    public void Evaluate_ErrorRateWithoutRequestCount_IsInsufficientData()
+    {
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddDays(-1), 60).Select(t => new Observation(t, 0.01, 1000, 10)).ToList());
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.ErrorRate, ErrorRate, baseline, null, new Observation(Deploy, 0.5));
+
+        Assert.Equal(Verdict.InsufficientData, evaluation.Verdict);
+    }
+
+    [Fact]
+    public void Evaluate_EmptyBaseline_IsInsufficientData()
+    {
+        var baseline = BaselineWindow.From(MetricKind.Latency, []);
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, new Observation(Deploy, 0.3));
+
+        Assert.Equal(Verdict.InsufficientData, evaluation.Verdict);
+    }
+
+    [Fact]
+    public void Evaluate_OneSpikeAboveMax_IsNotABreachButThreeInARowAre()
+    {
+        var traffic = new SyntheticTraffic(5);
+        var baseline = LatencyBaseline(traffic);
+        var noRelativeLimit = Latency with { MaxIncrease = null };
+        double[] values = [0.3, 0.9, 0.3, 0.9, 0.9, 0.9];
+
+        var evaluations = Watch(MetricKind.Latency, noRelativeLimit, baseline,
+            values.Select((v, i) => new Observation(Deploy.AddMinutes(i), v)));
+
+        Assert.Equal(
+            [Verdict.Healthy, Verdict.Healthy, Verdict.Healthy, Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMax],
+            evaluations.Select(e => e.Verdict));
+    }
+
+    [Fact]
+    public void Evaluate_ResumedFromPersistedState_MatchesOneUninterruptedRun()
+    {
+        var traffic = new SyntheticTraffic(13);
+        var baseline = LatencyBaseline(traffic);
+        var watch = SyntheticTraffic.Minutes(Deploy, 240).Select((t, i) => traffic.Latency(t, i < 120 ? 1.0 : 1.25)).ToList();
+
+        var once = Watch(MetricKind.Latency, Latency, baseline, watch);
+        var firstHalf = Watch(MetricKind.Latency, Latency, baseline, watch.Take(100));
+        var persisted = JsonSerializer.Serialize(firstHalf[^1].State);
+        var restored = JsonSerializer.Deserialize<DetectorState>(persisted);
+        var secondHalf = Watch(MetricKind.Latency, Latency, baseline, watch.Skip(100), restored);
+
+        Assert.Equal(once, [.. firstHalf, .. secondHalf]);
+        Assert.Contains(once, e => e.Verdict == Verdict.Regressed);
+    }
+
+    [Fact]
+    public void Evaluate_SameIntervalTwice_IsRefused()
+    {
+        var baseline = LatencyBaseline(new SyntheticTraffic(1));
+        var first = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, new Observation(Deploy, 0.3));
+
+        Assert.Throws<ArgumentOutOfRangeException>(() =>
+            RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, first.State, new Observation(Deploy, 0.3)));
+    }
+
+    private static BaselineWindow LatencyBaseline(SyntheticTraffic traffic) =>
+        BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Latency(t)).ToList());
+
+    private static List<MetricEvaluation> Watch(
+        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorState? state = null)
+    {
+        var evaluations = new List<MetricEvaluation>();
+        foreach (var observation in observations)
+        {
+            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation);
+            evaluations.Add(evaluation);
+            state = evaluation.State;
+        }
+
+        return evaluations;
+    }
+}

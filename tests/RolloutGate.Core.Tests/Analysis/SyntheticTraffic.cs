@@ -1,0 +1,39 @@
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Core.Tests.Analysis;
+
+/// <summary>Seeded synthetic traces with a daily cycle: the same seed always gives the same series.</summary>
+internal sealed class SyntheticTraffic(int seed)
+{
+    public static readonly DateTimeOffset Deploy = new(2026, 3, 2, 9, 0, 0, TimeSpan.Zero);
+
+    private readonly Random _random = new(seed);
+
+    /// <summary>p95 latency around 300 ms, ±40% over the day, with 10% log-normal noise per minute.</summary>
+    public Observation Latency(DateTimeOffset at, double factor = 1.0) =>
+        new(at, factor * 0.3 * Daily(at, 0.4) * Math.Exp(0.1 * Normal()), Requests: 2000);
+
+    /// <summary>An error-rate interval: ~1000 requests a minute, each failing with probability <paramref name="rate"/>.</summary>
+    public Observation Errors(DateTimeOffset at, double rate, long requests = 1000)
+    {
+        long errors = 0;
+        for (var i = 0; i < requests; i++)
+        {
+            if (_random.NextDouble() < rate)
+            {
+                errors++;
+            }
+        }
+
+        return new Observation(at, (double)errors / requests, requests, errors);
+    }
+
+    public static IEnumerable<DateTimeOffset> Minutes(DateTimeOffset from, int count) =>
+        Enumerable.Range(0, count).Select(i => from.AddMinutes(i));
+
+    private static double Daily(DateTimeOffset at, double amplitude) =>
+        1 + amplitude * Math.Sin(2 * Math.PI * at.UtcDateTime.TimeOfDay.TotalHours / 24);
+
+    private double Normal() =>
+        Math.Sqrt(-2 * Math.Log(1 - _random.NextDouble())) * Math.Cos(2 * Math.PI * _random.NextDouble());
+}
