@@ -7,7 +7,7 @@ cd "$REPO_ROOT"
 
 PG_PORT="${ROLLOUTGATE_TEST_PG_PORT:-55432}"
 ensure_dotnet
-ensure_packages initdb:postgresql psql:postgresql-client
+ensure_packages initdb:postgresql psql:postgresql-client promtool:prometheus
 
 PG_DATA="$(pg_data_dir "$REPO_ROOT/.local/test/postgres")"
 cleanup() { stop_postgres "$PG_DATA"; }

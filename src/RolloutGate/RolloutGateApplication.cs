@@ -1,6 +1,10 @@
+using RolloutGate.Audit;
+using RolloutGate.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
+using RolloutGate.Runbooks;
+using RolloutGate.Webhooks;
 
 namespace RolloutGate;
 
@@ -9,23 +13,48 @@ public static class RolloutGateApplication
 {
     public static WebApplicationBuilder AddRolloutGate(this WebApplicationBuilder builder)
     {
-        builder.Services.AddOptions<RolloutGateOptions>()
+        var services = builder.Services;
+        services.AddOptions<RolloutGateOptions>()
             .BindConfiguration(RolloutGateOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        builder.Services.AddSingleton(TimeProvider.System);
-        builder.Services.AddProblemDetails();
-        builder.Services.AddOpenApi();
-        builder.Services.AddRolloutGateDatabase();
+        services.AddSingleton(TimeProvider.System);
+        services.AddProblemDetails();
+        services.AddOpenApi();
+
+        // Order matters for start-up: the schema is migrated before the runbooks are stored.
+        services.AddRolloutGateDatabase();
+        services.AddSingleton<AuditTrail>();
+        services.AddSingleton<RunbookCatalog>();
+        services.AddSingleton<IReadinessCheck>(provider => provider.GetRequiredService<RunbookCatalog>());
+        services.AddSingleton<RunbookLoader>();
+        services.AddHostedService(provider => provider.GetRequiredService<RunbookLoader>());
+
+        services.AddSingleton<WebhookAuthenticator>();
+        services.AddScoped<PreDeployGate>();
+        services.AddScoped<WebhookProcessor>();
+        services.AddScoped<DeploymentDecisions>();
+
+        services.AddSingleton<RolloutGateMetrics>();
+        services.AddSingleton<PrometheusExposition>();
         return builder;
     }
 
     public static WebApplication MapRolloutGate(this WebApplication app)
     {
+        // Created before the first request so the listener sees every instrument from the start.
+        _ = app.Services.GetRequiredService<PrometheusExposition>();
+        _ = app.Services.GetRequiredService<RolloutGateMetrics>();
+
         app.UseExceptionHandler();
         app.UseStatusCodePages();
+        app.UseRouting();
+        app.UseRequestMetrics();
         app.MapOpenApi();
         app.MapHealthEndpoints();
+        app.MapMetricsEndpoint();
+        app.MapDeploymentsApi();
+        app.MapAuditApi();
         return app;
     }
 }

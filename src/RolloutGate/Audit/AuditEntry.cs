@@ -1,0 +1,25 @@
+namespace RolloutGate.Audit;
+
+/// <summary>
+/// What happened, before it is chained. <paramref name="Data"/> is serialised as JSON with the service's
+/// web defaults; never put a secret in it.
+/// </summary>
+public sealed record AuditEntry(string Type, string? DeploymentId, string? Service, string? Actor, object Data);
+
+/// <summary>The event types of the audit trail; reports and filters rely on these names.</summary>
+public static class AuditEventTypes
+{
+    public const string WebhookPrefix = "webhook.";
+    public const string CheckResult = "check.result";
+    public const string StateChanged = "deployment.state-changed";
+    public const string RunbookLoaded = "runbook.loaded";
+    public const string RunbookRejected = "runbook.rejected";
+    public const string RunbookRemoved = "runbook.removed";
+    public const string Evaluation = "evaluation.verdict-changed";
+    public const string Decision = "decision";
+    public const string SlackAction = "slack.action";
+    public const string Refusal = "refusal";
+    public const string RollbackAction = "rollback.action";
+
+    public static string Webhook(string webhookEvent) => WebhookPrefix + webhookEvent;
+}

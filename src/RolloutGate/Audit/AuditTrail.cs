@@ -1,0 +1,78 @@
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using RolloutGate.Core.Audit;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Audit;
+
+/// <summary>
+/// Appends hash-chained events inside the caller's transaction, so an event is committed exactly when the change
+/// it records is. A transaction-scoped advisory lock serialises appenders: the previous hash read under it is the
+/// newest committed one, and ids are drawn in chain order.
+/// </summary>
+public sealed class AuditTrail(TimeProvider time)
+{
+    /// <summary>"RGAUDIT\0" as a 64-bit number; distinct from the migration lock.</summary>
+    private const long AppendLockKey = 0x5247_4155_4449_5400;
+
+    private static readonly JsonSerializerOptions DataJson = new(JsonSerializerDefaults.Web);
+
+    public async Task<IReadOnlyList<AuditEventRow>> AppendAsync(RolloutGateDbContext db, IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        if (entries.Count == 0)
+        {
+            return [];
+        }
+
+        if (db.Database.CurrentTransaction is null)
+        {
+            throw new InvalidOperationException("audit events are appended inside the transaction of the change they record");
+        }
+
+        await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({AppendLockKey})", cancellationToken);
+        var previous = await db.AuditEvents.OrderByDescending(e => e.Id).Select(e => e.Hash).FirstOrDefaultAsync(cancellationToken)
+            ?? AuditChain.Genesis;
+        var ids = await db.Database
+            .SqlQueryRaw<long>("SELECT nextval('audit_events_id_seq') AS \"Value\" FROM generate_series(1, {0})", entries.Count)
+            .ToListAsync(cancellationToken);
+        ids.Sort();
+
+        var at = AuditChain.ToStoredPrecision(time.GetUtcNow());
+        var rows = new List<AuditEventRow>(entries.Count);
+        for (var i = 0; i < entries.Count; i++)
+        {
+            var entry = entries[i];
+            var chained = new ChainedEvent(ids[i], at, entry.Type, entry.DeploymentId, entry.Service, entry.Actor,
+                JsonSerializer.Serialize(entry.Data, DataJson));
+            var hash = AuditChain.Hash(previous, chained);
+            rows.Add(new AuditEventRow
+            {
+                Id = chained.Id,
+                At = chained.At,
+                Type = chained.Type,
+                DeploymentId = chained.DeploymentId,
+                Service = chained.Service,
+                Actor = chained.Actor,
+                Data = chained.Data,
+                PrevHash = previous,
+                Hash = hash,
+            });
+            previous = hash;
+        }
+
+        db.AuditEvents.AddRange(rows);
+        await db.SaveChangesAsync(cancellationToken);
+        return rows;
+    }
+
+    /// <summary>Appends in a transaction of its own, for events that record no other change (a rejected runbook edit).</summary>
+    public async Task AppendStandaloneAsync(RolloutGateDbContext db, IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        await AppendAsync(db, entries, cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    public static ChainedEvent ToChained(AuditEventRow row) =>
+        new(row.Id, row.At, row.Type, row.DeploymentId, row.Service, row.Actor, row.Data);
+}

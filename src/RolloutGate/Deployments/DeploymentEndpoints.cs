@@ -1,0 +1,177 @@
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using RolloutGate.Api;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Operations;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Deployments;
+
+public static class DeploymentEndpoints
+{
+    public const string DeliveryHeader = "X-RolloutGate-Delivery";
+    public const int MaxBodyBytes = 64 * 1024;
+
+    public static IEndpointRouteBuilder MapDeploymentsApi(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapGroup("/api/v1/deployments").WithTags("Deployments");
+        group.MapPost("/", ReceiveWebhookAsync).DisableAntiforgery();
+
+        var reads = group.MapGroup("").RequireApiToken(ApiRole.Reader);
+        reads.MapGet("/", ListAsync);
+        reads.MapGet("/{id}", GetAsync);
+
+        var decisions = group.MapGroup("/{id}").RequireApiToken(ApiRole.Operator);
+        foreach (var kind in new[] { DecisionKinds.Stop, DecisionKinds.Rollback, DecisionKinds.Dismiss })
+        {
+            decisions.MapPost($"/{kind}", (string id, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken) =>
+                DecideAsync(id, kind, request, decide, cancellationToken));
+        }
+
+        return app;
+    }
+
+    /// <summary>The CD webhook (CONTRACT section 4): authenticate the raw bytes, parse, then apply exactly once.</summary>
+    private static async Task<IResult> ReceiveWebhookAsync(
+        HttpRequest request, WebhookAuthenticator authenticator, WebhookProcessor processor, RolloutGateMetrics metrics, CancellationToken cancellationToken)
+    {
+        var body = await ReadBodyAsync(request, cancellationToken);
+        if (body is null)
+        {
+            metrics.WebhookRefused("too-large");
+            return Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
+        }
+
+        if (authenticator.Refusal(request, body) is { } refusal)
+        {
+            metrics.WebhookRefused("unauthenticated");
+            return Problems.Unauthorized(refusal);
+        }
+
+        var deliveryId = request.Headers[DeliveryHeader].ToString();
+        if (deliveryId.Length is 0 or > 200)
+        {
+            metrics.WebhookRefused("malformed");
+            return Problems.BadRequest($"the {DeliveryHeader} header is required (1 to 200 characters, the same on every retry of one delivery)");
+        }
+
+        var (parsed, error) = WebhookRequestParser.Parse(body);
+        if (parsed is null)
+        {
+            metrics.WebhookRefused("malformed");
+            return Problems.BadRequest(error!);
+        }
+
+        WebhookOutcome outcome;
+        try
+        {
+            outcome = await processor.ProcessAsync(deliveryId, Convert.ToHexStringLower(SHA256.HashData(body)), parsed, cancellationToken);
+        }
+        catch (ConcurrentChangeException ex)
+        {
+            metrics.WebhookRefused("conflict");
+            return Problems.Conflict(ex.Message + "; retry the delivery");
+        }
+
+        metrics.WebhookAnswered(parsed.Event, outcome.StatusCode);
+        return outcome.ToResult();
+    }
+
+    private static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
+    {
+        if (request.ContentLength > MaxBodyBytes)
+        {
+            return null;
+        }
+
+        using var buffer = new MemoryStream();
+        var chunk = new byte[8192];
+        int read;
+        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
+        {
+            if (buffer.Length + read > MaxBodyBytes)
+            {
+                return null;
+            }
+
+            buffer.Write(chunk, 0, read);
+        }
+
+        return buffer.ToArray();
+    }
+
+    private static async Task<IResult> ListAsync(
+        HttpRequest request, RolloutGateDbContext db, string? service, string? environment, string? state, int? limit, CancellationToken cancellationToken)
+    {
+        if (state is not null && !DeploymentState.IsKnown(state))
+        {
+            return Problems.BadRequest($"state '{state}' is not one of {string.Join(", ", DeploymentState.All)}");
+        }
+
+        var take = limit ?? 100;
+        if (take is < 1 or > 1000)
+        {
+            return Problems.BadRequest("limit must be between 1 and 1000");
+        }
+
+        var query = db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions).AsSplitQuery();
+        if (service is not null)
+        {
+            query = query.Where(d => d.Service == service);
+        }
+
+        if (environment is not null)
+        {
+            query = query.Where(d => d.Environment == environment);
+        }
+
+        if (state is not null)
+        {
+            query = query.Where(d => d.State == state);
+        }
+
+        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(take).ToListAsync(cancellationToken);
+        var views = rows.Select(row => DeploymentView.From(row, null)).ToList();
+        if (Csv.IsRequested(request))
+        {
+            return Csv.Result(
+                ["deploymentId", "service", "environment", "version", "previousVersion", "state", "runbook", "runbookVersion", "runbookSha256", "createdAt", "watchUntil"],
+                views.Select(v => (IReadOnlyList<object?>)[v.DeploymentId, v.Service, v.Environment, v.Version, v.PreviousVersion, v.State,
+                    v.Runbook.Name, v.Runbook.Version, v.Runbook.Sha256, v.CreatedAt, v.Watch?.Until]));
+        }
+
+        return TypedResults.Ok(new DeploymentPage(views));
+    }
+
+    private static async Task<IResult> GetAsync(string id, RolloutGateDbContext db, CancellationToken cancellationToken)
+    {
+        var row = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
+            .SingleOrDefaultAsync(d => d.Id == id, cancellationToken);
+        return row is null ? Problems.NotFound($"deployment '{id}' is unknown") : TypedResults.Ok(DeploymentView.From(row, null));
+    }
+
+    private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)
+    {
+        OperatorRequest? body;
+        try
+        {
+            body = await request.ReadFromJsonAsync<OperatorRequest>(cancellationToken);
+        }
+        catch (System.Text.Json.JsonException ex)
+        {
+            return Problems.BadRequest($"the body is not valid JSON: {ex.Message}");
+        }
+        catch (InvalidOperationException)
+        {
+            return Problems.BadRequest("the body must be JSON (Content-Type: application/json) with actor and reason");
+        }
+
+        if (string.IsNullOrWhiteSpace(body?.Actor))
+        {
+            return Problems.BadRequest("\"actor\" is required: who is deciding");
+        }
+
+        return await decide.DecideAsync(id, kind, body.Actor, body.Reason, "http", cancellationToken);
+    }
+}

@@ -1,0 +1,246 @@
+using System.Text.Json;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Npgsql;
+using RolloutGate.Api;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Deployments;
+
+/// <summary>
+/// Applies one authenticated CD webhook delivery. Everything it changes (the delivery record, the deployment, its
+/// audit events) is written in one transaction, so a crash leaves either all of it or none. The delivery row is
+/// inserted first: a concurrent retry of the same delivery id waits on it, then finds the stored answer.
+/// </summary>
+public sealed partial class WebhookProcessor(
+    RolloutGateDbContext db,
+    RunbookCatalog runbooks,
+    PreDeployGate gate,
+    AuditTrail audit,
+    TimeProvider time,
+    ILogger<WebhookProcessor> logger)
+{
+    public static readonly JsonSerializerOptions ResponseJson = new(JsonSerializerDefaults.Web);
+
+    public async Task<WebhookOutcome> ProcessAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
+    {
+        var governing = runbooks.Find(request.Service, request.Environment);
+        if (governing is null)
+        {
+            return WebhookOutcome.Refused(Problems.Unprocessable(
+                $"no runbook governs service '{request.Service}' in environment '{request.Environment}'"));
+        }
+
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var now = time.GetUtcNow();
+        var claimed = await db.Database.ExecuteSqlAsync($"""
+            INSERT INTO webhook_deliveries (delivery_id, body_sha256, deployment_id, event, received_at, status_code, response_body)
+            VALUES ({deliveryId}, {bodySha256}, {request.DeploymentId}, {request.Event}, {now}, 0, '')
+            ON CONFLICT (delivery_id) DO NOTHING
+            """, cancellationToken);
+        if (claimed == 0)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return await ReplayAsync(deliveryId, bodySha256, cancellationToken);
+        }
+
+        var outcome = await ApplyAsync(request, governing, now, cancellationToken);
+        if (outcome.Problem is not null)
+        {
+            await transaction.RollbackAsync(cancellationToken);
+            return outcome;
+        }
+
+        await db.Database.ExecuteSqlAsync($"""
+            UPDATE webhook_deliveries SET status_code = {outcome.StatusCode}, response_body = {outcome.Body}
+            WHERE delivery_id = {deliveryId}
+            """, cancellationToken);
+        await audit.AppendAsync(db, outcome.AuditEntries.Prepend(new AuditEntry(
+            AuditEventTypes.Webhook(request.Event), request.DeploymentId, request.Service, request.Initiator,
+            new { deliveryId, request, answer = outcome.StatusCode })).ToList(), cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
+        LogApplied(logger, request.Event, request.DeploymentId, request.Service, request.Environment, outcome.StatusCode);
+        return outcome;
+    }
+
+    private async Task<WebhookOutcome> ReplayAsync(string deliveryId, string bodySha256, CancellationToken cancellationToken)
+    {
+        var stored = await db.WebhookDeliveries.AsNoTracking().SingleAsync(d => d.DeliveryId == deliveryId, cancellationToken);
+        if (stored.BodySha256 != bodySha256)
+        {
+            return WebhookOutcome.Refused(Problems.Conflict(
+                $"delivery id '{deliveryId}' was already used for a different body; a retry must resend the same body, a new event needs a new delivery id"));
+        }
+
+        LogReplayed(logger, deliveryId);
+        return WebhookOutcome.Stored(stored.StatusCode, stored.ResponseBody, []);
+    }
+
+    private async Task<WebhookOutcome> ApplyAsync(WebhookRequest request, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var deployment = await db.Deployments.Include(d => d.RunbookVersion)
+            .SingleOrDefaultAsync(d => d.Id == request.DeploymentId, cancellationToken);
+        if (deployment is not null && (deployment.Service != request.Service || deployment.Environment != request.Environment))
+        {
+            return WebhookOutcome.Refused(Problems.Conflict(
+                $"deployment '{request.DeploymentId}' belongs to service '{deployment.Service}' in '{deployment.Environment}'"));
+        }
+
+        return request.Event switch
+        {
+            WebhookEvents.PreDeploy => await PreDeployAsync(request, deployment, governing, now, cancellationToken),
+            WebhookEvents.Deployed => await DeployedAsync(request, deployment, governing, now, cancellationToken),
+            WebhookEvents.RolledBack => await TransitionAsync(deployment, request, DeploymentTrigger.RolledBackByPipeline, now, cancellationToken),
+            _ => await TransitionAsync(deployment, request, DeploymentTrigger.Cancelled, now, cancellationToken),
+        };
+    }
+
+    private async Task<WebhookOutcome> PreDeployAsync(
+        WebhookRequest request, DeploymentRow? existing, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (existing is not null)
+        {
+            return WebhookOutcome.Refused(Problems.Conflict(
+                $"deployment '{existing.Id}' already exists in state '{existing.State}'; each change needs its own deploymentId"));
+        }
+
+        var deployment = NewDeployment(request, governing, DeploymentState.Checking, now);
+        db.Deployments.Add(deployment);
+        var entries = new List<AuditEntry>();
+        var verdict = await gate.DecideAsync(deployment, governing, request, entries, cancellationToken);
+        var trigger = verdict.Allowed ? DeploymentTrigger.ChecksPassed : DeploymentTrigger.ChecksFailed;
+        entries.Add(ChangeState(deployment, trigger, request.Initiator, now));
+        await SaveAsync(cancellationToken);
+
+        var response = new PreDeployResponse(deployment.Id, verdict.Allowed ? "allow" : "deny", verdict.Checks, governing.Ref);
+        return WebhookOutcome.Stored(StatusCodes.Status200OK, JsonSerializer.Serialize(response, ResponseJson), entries);
+    }
+
+    private async Task<WebhookOutcome> DeployedAsync(
+        WebhookRequest request, DeploymentRow? deployment, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var entries = new List<AuditEntry>();
+        if (deployment is null)
+        {
+            // A pipeline that skips the gate may still ask for the watch, but only where the runbook has no checks to skip.
+            if (governing.Runbook.PreDeploy.Checks.Count > 0)
+            {
+                return WebhookOutcome.Refused(Problems.Conflict(
+                    $"deployment '{request.DeploymentId}' has no predeploy verdict, and runbook '{governing.Runbook.Name}' has pre-deploy checks: send predeploy first"));
+            }
+
+            deployment = NewDeployment(request, governing, DeploymentState.Allowed, now);
+            db.Deployments.Add(deployment);
+        }
+
+        var change = DeploymentStateMachine.Next(deployment.State, DeploymentTrigger.Deployed);
+        if (!change.IsAllowed)
+        {
+            return WebhookOutcome.Refused(Problems.Conflict(change.Reason!, StateExtension(deployment)));
+        }
+
+        // The version recorded at predeploy governs the whole change, even if the file was edited since.
+        var watch = runbooks.VersionOf(deployment, governing).Watch;
+        var deployedAt = request.At ?? now;
+        deployment.DeployedAt = deployedAt;
+        deployment.WatchStartedAt = now;
+        deployment.WatchUntil = deployedAt + watch.Duration;
+        deployment.BaselineFrom = deployedAt - watch.Baseline;
+        deployment.BaselineTo = deployedAt;
+        deployment.Version = request.Version ?? deployment.Version;
+        entries.Add(ChangeState(deployment, DeploymentTrigger.Deployed, request.Initiator, now));
+        await SaveAsync(cancellationToken);
+
+        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value);
+        return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);
+    }
+
+    private async Task<WebhookOutcome> TransitionAsync(
+        DeploymentRow? deployment, WebhookRequest request, DeploymentTrigger trigger, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (deployment is null)
+        {
+            return WebhookOutcome.Refused(Problems.Conflict($"deployment '{request.DeploymentId}' is unknown; nothing to {request.Event}"));
+        }
+
+        var change = DeploymentStateMachine.Next(deployment.State, trigger);
+        if (!change.IsAllowed)
+        {
+            return WebhookOutcome.Refused(Problems.Conflict(change.Reason!, StateExtension(deployment)));
+        }
+
+        var entries = new List<AuditEntry> { ChangeState(deployment, trigger, request.Initiator, now) };
+        await SaveAsync(cancellationToken);
+        var response = new StateResponse(deployment.Id, deployment.State);
+        return WebhookOutcome.Stored(StatusCodes.Status200OK, JsonSerializer.Serialize(response, ResponseJson), entries);
+    }
+
+    /// <summary>Moves a deployment through the state machine and returns the audit entry that records the move.</summary>
+    public static AuditEntry ChangeState(DeploymentRow deployment, DeploymentTrigger trigger, string? actor, DateTimeOffset now)
+    {
+        var change = DeploymentStateMachine.Next(deployment.State, trigger);
+        if (!change.IsAllowed)
+        {
+            throw new InvalidOperationException(change.Reason);
+        }
+
+        deployment.State = change.To!;
+        deployment.UpdatedAt = now;
+        return new AuditEntry(AuditEventTypes.StateChanged, deployment.Id, deployment.Service, actor,
+            new { from = change.From, to = change.To, trigger = trigger.ToString() });
+    }
+
+    private static DeploymentRow NewDeployment(WebhookRequest request, LoadedRunbook governing, string state, DateTimeOffset now) => new()
+    {
+        Id = request.DeploymentId,
+        Service = request.Service,
+        Environment = request.Environment,
+        Version = request.Version,
+        PreviousVersion = request.PreviousVersion,
+        Initiator = request.Initiator,
+        CommitSha = request.Commit,
+        PipelineUrl = request.PipelineUrl,
+        State = state,
+        RunbookVersionId = governing.VersionId,
+        CreatedAt = now,
+        UpdatedAt = now,
+    };
+
+    private static Dictionary<string, object?> StateExtension(DeploymentRow deployment) => new() { ["state"] = deployment.State };
+
+    private async Task SaveAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            await db.SaveChangesAsync(cancellationToken);
+        }
+        catch (DbUpdateException ex) when (ex.InnerException is PostgresException { SqlState: PostgresErrorCodes.UniqueViolation })
+        {
+            throw new ConcurrentChangeException("another delivery changed this deployment at the same time", ex);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Event} for deployment {DeploymentId} ({Service}/{Environment}) answered {Status}")]
+    private static partial void LogApplied(ILogger logger, string @event, string deploymentId, string service, string environment, int status);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Delivery {DeliveryId} was seen before; answering as the first time")]
+    private static partial void LogReplayed(ILogger logger, string deliveryId);
+}
+
+/// <summary>Two deliveries raced on one deployment; the loser is answered 409 and may retry.</summary>
+public sealed class ConcurrentChangeException(string message, Exception inner) : Exception(message, inner);
+
+/// <summary>A stored answer (replayed to retries) or a refusal that changed nothing.</summary>
+public sealed record WebhookOutcome(int StatusCode, string Body, IReadOnlyList<AuditEntry> AuditEntries, ProblemHttpResult? Problem)
+{
+    public static WebhookOutcome Stored(int statusCode, string body, IReadOnlyList<AuditEntry> auditEntries) =>
+        new(statusCode, body, auditEntries, null);
+
+    public static WebhookOutcome Refused(ProblemHttpResult problem) => new(problem.StatusCode, "", [], problem);
+
+    public IResult ToResult() => (IResult?)Problem ?? TypedResults.Content(Body, "application/json", System.Text.Encoding.UTF8, StatusCode);
+}

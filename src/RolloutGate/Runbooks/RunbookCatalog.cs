@@ -1,0 +1,66 @@
+using System.Collections.Concurrent;
+using System.Collections.Immutable;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Operations;
+
+namespace RolloutGate.Runbooks;
+
+/// <summary>A runbook in force, with the stored version that deployments record.</summary>
+public sealed record LoadedRunbook(Runbook Runbook, long VersionId, string Sha256, string File)
+{
+    public RunbookRef Ref => new(Runbook.Name, Runbook.Version, Sha256);
+}
+
+/// <summary>How a deployment names the runbook version that governed it (CONTRACT sections 4 and 5).</summary>
+public sealed record RunbookRef(string Name, int Version, string Sha256);
+
+/// <summary>
+/// The runbooks in force, swapped atomically by <see cref="RunbookLoader"/>. Readers never see a half-loaded folder.
+/// </summary>
+public sealed class RunbookCatalog : IReadinessCheck
+{
+    private readonly ConcurrentDictionary<long, Runbook> byVersionId = new();
+
+    private volatile Snapshot current = new(ImmutableDictionary<string, LoadedRunbook>.Empty, Loaded: false);
+
+    public IReadOnlyCollection<LoadedRunbook> All => current.ByFile.Values.ToList();
+
+    public bool IsLoaded => current.Loaded;
+
+    /// <summary>The runbook governing a service in an environment, or null when none does.</summary>
+    public LoadedRunbook? Find(string service, string environment) =>
+        current.ByFile.Values.FirstOrDefault(loaded => loaded.Runbook.Governs(service, environment));
+
+    public LoadedRunbook? FindByName(string name) =>
+        current.ByFile.Values.FirstOrDefault(loaded => string.Equals(loaded.Runbook.Name, name, StringComparison.Ordinal));
+
+    /// <summary>
+    /// The runbook version a deployment recorded, which governs it to the end even after the file changes.
+    /// Stored versions were valid when stored, so parsing one again cannot fail unless the parser got stricter.
+    /// </summary>
+    public Runbook VersionOf(DeploymentRow deployment, LoadedRunbook inForce)
+    {
+        if (deployment.RunbookVersionId == inForce.VersionId)
+        {
+            return inForce.Runbook;
+        }
+
+        return byVersionId.GetOrAdd(deployment.RunbookVersionId, _ =>
+        {
+            var stored = deployment.RunbookVersion
+                ?? throw new InvalidOperationException($"deployment {deployment.Id} was loaded without its runbook version");
+            var parsed = RunbookParser.Parse(stored.Content, stored.FilePath);
+            return parsed.Runbook ?? throw new InvalidOperationException(
+                $"stored runbook version {stored.Name} v{stored.Version} no longer parses: {string.Join("; ", parsed.Errors)}");
+        });
+    }
+
+    internal ImmutableDictionary<string, LoadedRunbook> ByFile => current.ByFile;
+
+    internal void Publish(ImmutableDictionary<string, LoadedRunbook> byFile) => current = new Snapshot(byFile, Loaded: true);
+
+    public string? Problem() => IsLoaded ? null : "runbooks not loaded yet";
+
+    private sealed record Snapshot(ImmutableDictionary<string, LoadedRunbook> ByFile, bool Loaded);
+}

@@ -1,0 +1,229 @@
+using System.Collections.Immutable;
+using System.Security.Cryptography;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RolloutGate.Audit;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Runbooks;
+
+/// <summary>
+/// Loads the runbooks folder at start-up and re-reads it every <see cref="ReloadInterval"/> (polling by content hash,
+/// which also works where file-change notifications do not, such as mounted ConfigMaps). Each distinct valid content
+/// is stored once as a runbook version; an invalid edit is logged and audited and the last good version stays in force.
+/// </summary>
+public sealed partial class RunbookLoader(
+    RunbookCatalog catalog,
+    IServiceScopeFactory scopes,
+    AuditTrail audit,
+    IOptions<RolloutGateOptions> options,
+    TimeProvider time,
+    ILogger<RunbookLoader> logger) : BackgroundService
+{
+    public static readonly TimeSpan ReloadInterval = TimeSpan.FromSeconds(2);
+
+    /// <summary>Content hashes already judged per file, so an unchanged invalid file is reported once, not every poll.</summary>
+    private readonly Dictionary<string, string> seen = new(StringComparer.Ordinal);
+
+    /// <summary>One scan at a time: the timer and an explicit <see cref="ScanAsync"/> (tests, a reload) never interleave.</summary>
+    private readonly SemaphoreSlim scanning = new(1, 1);
+
+    public override async Task StartAsync(CancellationToken cancellationToken)
+    {
+        // The first scan completes before the host serves requests, so no webhook meets an empty catalog.
+        await ScanAsync(cancellationToken);
+        await base.StartAsync(cancellationToken);
+    }
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(ReloadInterval, time);
+        while (await timer.WaitForNextTickAsync(stoppingToken))
+        {
+            try
+            {
+                await ScanAsync(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                LogScanFailed(logger, ex);
+            }
+        }
+    }
+
+    public async Task ScanAsync(CancellationToken cancellationToken)
+    {
+        await scanning.WaitAsync(cancellationToken);
+        try
+        {
+            await ScanOnceAsync(cancellationToken);
+        }
+        finally
+        {
+            scanning.Release();
+        }
+    }
+
+    public override void Dispose()
+    {
+        scanning.Dispose();
+        base.Dispose();
+    }
+
+    private async Task ScanOnceAsync(CancellationToken cancellationToken)
+    {
+        var folder = Path.GetFullPath(options.Value.RunbooksPath);
+        var files = Directory.Exists(folder)
+            ? Directory.EnumerateFiles(folder).Where(IsRunbookFile).Order(StringComparer.Ordinal).ToList()
+            : [];
+        if (!Directory.Exists(folder) && !catalog.IsLoaded)
+        {
+            LogFolderMissing(logger, folder);
+        }
+
+        var current = catalog.ByFile;
+        var next = current.RemoveRange(current.Keys.Where(file => !files.Contains(file)));
+        var audits = new List<AuditEntry>();
+        foreach (var removed in current.Keys.Where(file => !files.Contains(file)))
+        {
+            LogRemoved(logger, removed, current[removed].Runbook.Name);
+            audits.Add(new AuditEntry(AuditEventTypes.RunbookRemoved, null, current[removed].Runbook.Service, null,
+                new { file = removed, name = current[removed].Runbook.Name }));
+            seen.Remove(removed);
+        }
+
+        await using var scope = scopes.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        foreach (var file in files)
+        {
+            byte[] bytes;
+            try
+            {
+                bytes = await File.ReadAllBytesAsync(file, cancellationToken);
+            }
+            catch (IOException ex)
+            {
+                LogUnreadable(logger, file, ex.Message);
+                continue;
+            }
+
+            var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+            if (seen.TryGetValue(file, out var judged) && judged == sha)
+            {
+                continue;
+            }
+
+            seen[file] = sha;
+            var content = System.Text.Encoding.UTF8.GetString(bytes);
+            var display = Path.GetRelativePath(Directory.GetCurrentDirectory(), file);
+            var parsed = RunbookParser.Parse(content, display);
+            var errors = parsed.Errors.ToList();
+            if (parsed.Runbook is { } runbook)
+            {
+                errors.AddRange(Clashes(runbook, file, display, next));
+            }
+
+            if (errors.Count > 0 || parsed.Runbook is null)
+            {
+                var keptVersion = next.TryGetValue(file, out var kept) ? kept.Runbook.Version : (int?)null;
+                foreach (var error in errors)
+                {
+                    LogInvalid(logger, error.ToString(), keptVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
+                }
+
+                audits.Add(new AuditEntry(AuditEventTypes.RunbookRejected, null, kept?.Runbook.Service, null, new
+                {
+                    file = display,
+                    sha256 = sha,
+                    errors = errors.Select(e => new { e.Line, e.Reason }).ToList(),
+                    keptVersion,
+                }));
+                continue;
+            }
+
+            var loaded = await StoreVersionAsync(db, parsed.Runbook, sha, content, display, audits, cancellationToken);
+            next = next.SetItem(file, loaded);
+            LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
+        }
+
+        if (audits.Count > 0)
+        {
+            await audit.AppendStandaloneAsync(db, audits, cancellationToken);
+        }
+
+        catalog.Publish(next);
+    }
+
+    private static bool IsRunbookFile(string path) =>
+        path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
+
+    /// <summary>Two files may not claim the same runbook name, nor the same service in the same environment.</summary>
+    private static IEnumerable<RunbookError> Clashes(Runbook runbook, string file, string display, ImmutableDictionary<string, LoadedRunbook> inForce)
+    {
+        foreach (var (otherFile, other) in inForce)
+        {
+            if (otherFile == file)
+            {
+                continue;
+            }
+
+            if (other.Runbook.Name == runbook.Name)
+            {
+                yield return new RunbookError(display, 1, $"runbook name '{runbook.Name}' is already used by {other.File}");
+            }
+
+            foreach (var environment in runbook.Environments.Where(other.Runbook.Environments.Contains))
+            {
+                if (other.Runbook.Service == runbook.Service)
+                {
+                    yield return new RunbookError(display, 1,
+                        $"service '{runbook.Service}' in environment '{environment}' is already governed by {other.File}");
+                }
+            }
+        }
+    }
+
+    private async Task<LoadedRunbook> StoreVersionAsync(
+        RolloutGateDbContext db, Runbook runbook, string sha, string content, string display, List<AuditEntry> audits, CancellationToken cancellationToken)
+    {
+        var inserted = await db.Database.SqlQuery<long>($"""
+            INSERT INTO runbook_versions (name, version, sha256, content, file_path, loaded_at)
+            VALUES ({runbook.Name}, {runbook.Version}, {sha}, {content}, {display}, {time.GetUtcNow()})
+            ON CONFLICT (name, sha256) DO NOTHING
+            RETURNING id AS "Value"
+            """).ToListAsync(cancellationToken);
+        long id;
+        if (inserted.Count == 1)
+        {
+            id = inserted[0];
+            audits.Add(new AuditEntry(AuditEventTypes.RunbookLoaded, null, runbook.Service, null,
+                new { name = runbook.Name, version = runbook.Version, sha256 = sha, file = display }));
+        }
+        else
+        {
+            id = await db.RunbookVersions.Where(v => v.Name == runbook.Name && v.Sha256 == sha).Select(v => v.Id).SingleAsync(cancellationToken);
+        }
+
+        return new LoadedRunbook(runbook, id, sha, display);
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Runbook {Name} v{Version} ({Sha}) in force from {File}")]
+    private static partial void LogLoaded(ILogger logger, string name, int version, string sha, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the last good version stays in force: {KeptVersion}")]
+    private static partial void LogInvalid(ILogger logger, string error, string keptVersion);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook file {File} was removed; runbook {Name} no longer governs new deployments")]
+    private static partial void LogRemoved(ILogger logger, string file, string name);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook file {File} could not be read: {Reason}")]
+    private static partial void LogUnreadable(ILogger logger, string file, string reason);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The runbooks folder {Folder} does not exist; no service is governed")]
+    private static partial void LogFolderMissing(ILogger logger, string folder);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Runbook scan failed; will retry")]
+    private static partial void LogScanFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,93 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+
+namespace RolloutGate.Webhooks;
+
+/// <summary>The CD webhook body of CONTRACT section 4.</summary>
+public sealed record WebhookRequest(
+    string Event,
+    string DeploymentId,
+    string Service,
+    string Environment,
+    string? Version,
+    string? PreviousVersion,
+    string? Initiator,
+    string? Commit,
+    string? PipelineUrl,
+    DateTimeOffset? At);
+
+public static class WebhookEvents
+{
+    public const string PreDeploy = "predeploy";
+    public const string Deployed = "deployed";
+    public const string RolledBack = "rolledback";
+    public const string Cancelled = "cancelled";
+
+    public static readonly IReadOnlyList<string> All = [PreDeploy, Deployed, RolledBack, Cancelled];
+}
+
+/// <summary>Turns a raw body into a <see cref="WebhookRequest"/> or a reason a pipeline author can act on.</summary>
+public static class WebhookRequestParser
+{
+    public const int MaxFieldLength = 256;
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        NumberHandling = JsonNumberHandling.Strict,
+        AllowTrailingCommas = false,
+        ReadCommentHandling = JsonCommentHandling.Disallow,
+    };
+
+    public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body)
+    {
+        if (body.IsEmpty)
+        {
+            return (null, "the body is empty; expected a JSON object with event, deploymentId, service and environment");
+        }
+
+        WebhookRequest? request;
+        try
+        {
+            request = JsonSerializer.Deserialize<WebhookRequest>(body, Json);
+        }
+        catch (JsonException ex)
+        {
+            var where = ex.Path is { Length: > 1 } path ? $" at {path}" : "";
+            return (null, $"the body is not valid webhook JSON{where}: {FirstSentence(ex.Message)}");
+        }
+
+        if (request is null)
+        {
+            return (null, "the body must be a JSON object");
+        }
+
+        var missing = new[] { ("event", request.Event), ("deploymentId", request.DeploymentId), ("service", request.Service), ("environment", request.Environment) }
+            .Where(field => string.IsNullOrWhiteSpace(field.Item2))
+            .Select(field => field.Item1)
+            .ToList();
+        if (missing.Count > 0)
+        {
+            return (null, $"missing required field{(missing.Count > 1 ? "s" : "")}: {string.Join(", ", missing)}");
+        }
+
+        if (!WebhookEvents.All.Contains(request.Event, StringComparer.Ordinal))
+        {
+            return (null, $"event '{request.Event}' is not one of {string.Join(", ", WebhookEvents.All)}");
+        }
+
+        var tooLong = new[] { request.DeploymentId, request.Service, request.Environment, request.Version, request.PreviousVersion, request.Initiator, request.Commit }
+            .Any(value => value is { Length: > MaxFieldLength });
+        if (tooLong || request.PipelineUrl is { Length: > 2048 })
+        {
+            return (null, $"a field is longer than {MaxFieldLength} characters");
+        }
+
+        return (request, null);
+    }
+
+    private static string FirstSentence(string message)
+    {
+        var end = message.IndexOf(". ", StringComparison.Ordinal);
+        return end > 0 ? message[..(end + 1)] : message;
+    }
+}

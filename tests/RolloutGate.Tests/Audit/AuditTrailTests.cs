@@ -1,0 +1,117 @@
+using System.Net;
+using Npgsql;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Audit;
+
+public sealed class AuditTrailTests
+{
+    [Fact]
+    public async Task Verify_UntouchedTrail_IsOk()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a-1");
+        await service.Webhooks.SendEventAsync("deployed", "a-1");
+        using var reader = service.Reader();
+
+        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+
+        Assert.True(verify.GetProperty("ok").GetBoolean());
+        Assert.Equal(await service.CountAsync("audit_events"), verify.GetProperty("events").GetInt64());
+    }
+
+    [Fact]
+    public async Task Verify_RowEditedBySuperuser_ReportsFirstBrokenId()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a-2");
+        await service.Webhooks.SendEventAsync("deployed", "a-2");
+        var target = await service.Database.ScalarAsync<long>("SELECT min(id) FROM audit_events WHERE type = 'webhook.deployed'");
+
+        // A superuser can switch the append-only trigger off; the hash chain still gives the edit away.
+        await service.Database.ExecuteAsync(
+            $"SET session_replication_role = replica; UPDATE audit_events SET actor = 'mallory' WHERE id = {target}", asAdmin: true);
+        using var reader = service.Reader();
+        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+
+        Assert.False(verify.GetProperty("ok").GetBoolean());
+        Assert.Equal(target, verify.GetProperty("firstBrokenId").GetInt64());
+    }
+
+    [Fact]
+    public async Task Verify_RowDeletedBySuperuser_ReportsTheEventAfterTheGap()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a-3");
+        await service.Webhooks.SendEventAsync("deployed", "a-3");
+        var target = await service.Database.ScalarAsync<long>("SELECT min(id) FROM audit_events WHERE type = 'webhook.predeploy'");
+        var following = await service.Database.ScalarAsync<long>($"SELECT min(id) FROM audit_events WHERE id > {target}");
+
+        await service.Database.ExecuteAsync($"SET session_replication_role = replica; DELETE FROM audit_events WHERE id = {target}", asAdmin: true);
+        using var reader = service.Reader();
+        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+
+        Assert.False(verify.GetProperty("ok").GetBoolean());
+        Assert.Equal(following, verify.GetProperty("firstBrokenId").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("UPDATE audit_events SET actor = 'mallory'")]
+    [InlineData("DELETE FROM audit_events")]
+    [InlineData("TRUNCATE audit_events")]
+    public async Task ApplicationRole_CannotChangeAuditRows(string sql)
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a-4");
+        var before = await service.CountAsync("audit_events");
+
+        var error = await Assert.ThrowsAsync<PostgresException>(() => service.Database.ExecuteAsync(sql));
+
+        Assert.Contains("append-only", error.MessageText, StringComparison.Ordinal);
+        Assert.Equal(before, await service.CountAsync("audit_events"));
+    }
+
+    [Fact]
+    public async Task Events_FilteredAndPaged()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "p-1");
+        await service.Webhooks.SendEventAsync("deployed", "p-1");
+        using var reader = service.Reader();
+
+        var first = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=p-1&limit=2", UriKind.Relative))).JsonAsync();
+        var next = first.GetProperty("next").GetString();
+        var second = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId=p-1&limit=100&after={next}", UriKind.Relative))).JsonAsync();
+        var webhooks = await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=webhook.", UriKind.Relative))).JsonAsync();
+        var byActor = await (await reader.GetAsync(new Uri("/api/v1/audit/events?actor=alice&type=webhook.deployed", UriKind.Relative))).JsonAsync();
+        var badLimit = await reader.GetAsync(new Uri("/api/v1/audit/events?limit=0", UriKind.Relative));
+        var anonymous = await service.Client.GetAsync(new Uri("/api/v1/audit/events", UriKind.Relative));
+
+        Assert.Equal(2, first.GetProperty("events").GetArrayLength());
+        var total = await service.CountAsync("audit_events", "deployment_id = 'p-1'");
+        Assert.Equal(total - 2, second.GetProperty("events").GetArrayLength());
+        Assert.Equal(JsonValueKindNull, second.GetProperty("next").ValueKind);
+        Assert.Equal(2, webhooks.GetProperty("events").GetArrayLength());
+        var deployed = Assert.Single(byActor.GetProperty("events").EnumerateArray());
+        Assert.Equal("p-1", deployed.GetProperty("deploymentId").GetString());
+        Assert.Equal("p-1", deployed.GetProperty("data").GetProperty("request").GetProperty("deploymentId").GetString());
+        Assert.Equal(64, deployed.GetProperty("hash").GetString()!.Length);
+        Assert.Equal(HttpStatusCode.BadRequest, badLimit.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+    }
+
+    [Fact]
+    public async Task Events_NeverContainTheWebhookSecretOrTokens()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "s-1");
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "s-1"), bearer: RolloutGateHost.WebhookToken);
+
+        var everything = await service.Database.ScalarAsync<string>("SELECT string_agg(data || coalesce(actor, ''), ' ') FROM audit_events");
+
+        Assert.DoesNotContain(RolloutGateHost.WebhookSecret, everything, StringComparison.Ordinal);
+        Assert.DoesNotContain(RolloutGateHost.WebhookToken, everything, StringComparison.Ordinal);
+    }
+
+    private const System.Text.Json.JsonValueKind JsonValueKindNull = System.Text.Json.JsonValueKind.Null;
+}

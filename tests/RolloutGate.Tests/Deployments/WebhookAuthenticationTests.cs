@@ -1,0 +1,90 @@
+using System.Net;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Deployments;
+
+public sealed class WebhookAuthenticationTests
+{
+    [Fact]
+    public async Task Predeploy_ValidSignature_Allows()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-run-1"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var json = await response.JsonAsync();
+        Assert.Equal("allow", json.GetProperty("verdict").GetString());
+        Assert.Equal("gh-run-1", json.GetProperty("deploymentId").GetString());
+        Assert.Equal("checkout", json.GetProperty("runbook").GetProperty("name").GetString());
+        Assert.Equal(1, json.GetProperty("runbook").GetProperty("version").GetInt32());
+        Assert.Equal(64, json.GetProperty("runbook").GetProperty("sha256").GetString()!.Length);
+        Assert.Equal(0, json.GetProperty("checks").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Predeploy_BearerWebhookToken_Allows()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-run-2"), bearer: RolloutGateHost.WebhookToken);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    public static TheoryData<string> Forgeries => ["wrong-secret", "tampered-body", "stale", "future", "missing-headers", "wrong-token", "reader-token", "not-hex", "no-prefix"];
+
+    [Theory]
+    [MemberData(nameof(Forgeries))]
+    public async Task Predeploy_NotAuthentic_Refused401AndNothingWritten(string forgery)
+    {
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-run-3");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+        var auditBefore = await service.CountAsync("audit_events");
+
+        var response = forgery switch
+        {
+            "wrong-secret" => await service.Webhooks.SendAsync(body, secret: "not-the-secret"),
+            "tampered-body" => await service.Webhooks.SendAsync(body.Replace("alice", "mallory", StringComparison.Ordinal),
+                signatureOverride: RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(RolloutGateHost.WebhookSecret, now.ToString(System.Globalization.CultureInfo.InvariantCulture), System.Text.Encoding.UTF8.GetBytes(body)),
+                timestamp: now),
+            "stale" => await service.Webhooks.SendAsync(body, timestamp: now - 301),
+            "future" => await service.Webhooks.SendAsync(body, timestamp: now + 301),
+            "missing-headers" => await service.Webhooks.SendAsync(body, sign: false),
+            "wrong-token" => await service.Webhooks.SendAsync(body, bearer: "guess"),
+            "reader-token" => await service.Webhooks.SendAsync(body, bearer: RolloutGateHost.ReaderToken),
+            "not-hex" => await service.Webhooks.SendAsync(body, signatureOverride: "sha256=zz"),
+            "no-prefix" => await service.Webhooks.SendAsync(body, signatureOverride: new string('a', 64)),
+            _ => throw new ArgumentOutOfRangeException(nameof(forgery)),
+        };
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(auditBefore, await service.CountAsync("audit_events"));
+    }
+
+    [Fact]
+    public async Task Predeploy_TimestampWithinWindow_Accepted()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-run-4"), timestamp: DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 240);
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Predeploy_NoSecretConfigured_SignedWebhooksRefused()
+    {
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", TestRunbooks.Minimal())], new Dictionary<string, string?> { ["RolloutGate:Webhook:Secret"] = "" });
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-run-5"));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("no webhook secret", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,273 @@
+using System.Net;
+using System.Text.Json;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Deployments;
+
+public sealed class WebhookProcessingTests
+{
+    [Fact]
+    public async Task Predeploy_SameDeliveryRetried50TimesConcurrently_OneDeploymentOneSetOfEvents()
+    {
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-run-50");
+        var auditBefore = await service.CountAsync("audit_events");
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 50).Select(_ => service.Webhooks.SendAsync(body, deliveryId: "delivery-50")));
+
+        Assert.All(responses, response => Assert.Equal(HttpStatusCode.OK, response.StatusCode));
+        var answers = await Task.WhenAll(responses.Select(response => response.Content.ReadAsStringAsync()));
+        Assert.Single(answers.Distinct());
+        Assert.Equal(1, await service.CountAsync("deployments"));
+        Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'webhook.predeploy'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'deployment.state-changed'"));
+        var perDelivery = await service.CountAsync("audit_events") - auditBefore;
+        Assert.Equal(1 + 3 + 1, perDelivery); // the webhook, three built-in rules, one state change
+    }
+
+    [Fact]
+    public async Task Deployed_RetriedAfterTheWatchStarted_GetsTheFirstAnswer()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "gh-run-7");
+        var first = await service.Webhooks.SendEventAsync("deployed", "gh-run-7", deliveryId: "d-7");
+
+        var retry = await service.Webhooks.SendEventAsync("deployed", "gh-run-7", deliveryId: "d-7");
+
+        Assert.Equal(HttpStatusCode.Accepted, first.StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, retry.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'webhook.deployed'"));
+    }
+
+    [Fact]
+    public async Task Webhook_DeliveryIdReusedForDifferentBody_Refused409()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "gh-run-8", deliveryId: "d-8");
+
+        var reused = await service.Webhooks.SendEventAsync("predeploy", "gh-run-9", deliveryId: "d-8");
+
+        Assert.Equal(HttpStatusCode.Conflict, reused.StatusCode);
+        Assert.Equal(1, await service.CountAsync("deployments"));
+    }
+
+    public static TheoryData<string, string> MalformedBodies => new()
+    {
+        { "not json", "not valid webhook JSON" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\"", "not valid webhook JSON" },
+        { "[1, 2]", "not valid webhook JSON" },
+        { "null", "JSON object" },
+        { "", "empty" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": 42, \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"yesterday\"}", "at" },
+        { "{\"event\": \"predeploy\", \"service\": \"checkout\", \"environment\": \"production\"}", "missing required field: deploymentId" },
+        { "{\"event\": \"shipit\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\"}", "is not one of" },
+    };
+
+    [Theory]
+    [MemberData(nameof(MalformedBodies))]
+    public async Task Webhook_MalformedBody_Refused400AndNothingWritten(string body, string reason)
+    {
+        await using var service = await TestService.StartAsync();
+        var auditBefore = await service.CountAsync("audit_events");
+
+        var response = await service.Webhooks.SendAsync(body);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(reason, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(auditBefore, await service.CountAsync("audit_events"));
+    }
+
+    [Fact]
+    public async Task Webhook_MissingDeliveryHeader_Refused400()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1"), deliveryId: "");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Fact]
+    public async Task Webhook_UnknownServiceOrEnvironment_Refused422AndNothingWritten()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var unknownService = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1", service: "inventory"));
+        var unknownEnvironment = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-2", environment: "qa"));
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknownService.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknownEnvironment.StatusCode);
+        Assert.Contains("inventory", (await unknownService.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+    }
+
+    [Fact]
+    public async Task Deployed_AfterAllow_StartsTheWatchForTheRunbooksDuration()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "gh-run-10");
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "gh-run-10", at: "2026-11-21T10:00:00Z"));
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        var json = await response.JsonAsync();
+        Assert.Equal("watching", json.GetProperty("state").GetString());
+        Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), json.GetProperty("watchUntil").GetDateTimeOffset());
+
+        using var reader = service.Reader();
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/gh-run-10", UriKind.Relative))).JsonAsync();
+        Assert.Equal("watching", deployment.GetProperty("state").GetString());
+        Assert.Equal("2.3.9", deployment.GetProperty("previousVersion").GetString());
+        var baseline = deployment.GetProperty("watch").GetProperty("baseline");
+        Assert.Equal(DateTimeOffset.Parse("2026-11-20T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), baseline.GetProperty("from").GetDateTimeOffset());
+        Assert.Equal(DateTimeOffset.Parse("2026-11-21T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), baseline.GetProperty("to").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task Predeploy_AnotherChangeInFlight_DeniedNamingIt_ThenDeployedRefused409()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "first");
+        await service.Webhooks.SendEventAsync("deployed", "first");
+
+        var second = await service.Webhooks.SendEventAsync("predeploy", "second");
+        var json = await second.JsonAsync();
+        var deployedAnyway = await service.Webhooks.SendEventAsync("deployed", "second");
+
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal("deny", json.GetProperty("verdict").GetString());
+        var rule = Assert.Single(json.GetProperty("checks").EnumerateArray());
+        Assert.Equal("one-change-at-a-time", rule.GetProperty("name").GetString());
+        Assert.Contains("'first'", rule.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.Conflict, deployedAnyway.StatusCode);
+        Assert.Equal("denied", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'second'"));
+    }
+
+    [Fact]
+    public async Task Predeploy_ConcurrentForOneService_ExactlyOneAllowed()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var responses = await Task.WhenAll(Enumerable.Range(0, 8).Select(i => service.Webhooks.SendEventAsync("predeploy", $"race-{i}")));
+        var verdicts = await Task.WhenAll(responses.Select(async r => (await r.JsonAsync()).GetProperty("verdict").GetString()));
+
+        Assert.Equal(1, verdicts.Count(v => v == "allow"));
+        Assert.Equal(7, verdicts.Count(v => v == "deny"));
+    }
+
+    [Fact]
+    public async Task Predeploy_SameDeploymentIdTwice_Refused409()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "gh-run-11");
+
+        var again = await service.Webhooks.SendEventAsync("predeploy", "gh-run-11");
+
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'webhook.predeploy'"));
+    }
+
+    [Fact]
+    public async Task RolledBackAndCancelled_FollowTheStateMachine()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a");
+        await service.Webhooks.SendEventAsync("deployed", "a");
+
+        var rolledBack = await service.Webhooks.SendEventAsync("rolledback", "a");
+        var cancelledAfterwards = await service.Webhooks.SendEventAsync("cancelled", "a");
+        var unknown = await service.Webhooks.SendEventAsync("cancelled", "never-seen");
+
+        Assert.Equal("rolled-back", (await rolledBack.JsonAsync()).GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, cancelledAfterwards.StatusCode);
+        Assert.Equal("rolled-back", (await cancelledAfterwards.JsonAsync()).GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task Deployed_WithoutPredeploy_WhereRunbookHasNoChecks_StartsTheWatch()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendEventAsync("deployed", "no-gate");
+
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'no-gate'"));
+    }
+
+    [Fact]
+    public async Task Deployments_ListAndGet_NeedReaderToken_AndFilter()
+    {
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        await service.Webhooks.SendEventAsync("predeploy", "c-1");
+        await service.Webhooks.SendEventAsync("predeploy", "k-1", service: "cart");
+        await service.Webhooks.SendEventAsync("deployed", "k-1", service: "cart");
+
+        var anonymous = await service.Client.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
+        using var reader = service.Reader();
+        var all = await (await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative))).JsonAsync();
+        var watching = await (await reader.GetAsync(new Uri("/api/v1/deployments?state=watching", UriKind.Relative))).JsonAsync();
+        var cart = await (await reader.GetAsync(new Uri("/api/v1/deployments?service=cart&environment=production", UriKind.Relative))).JsonAsync();
+        var missing = await reader.GetAsync(new Uri("/api/v1/deployments/nope", UriKind.Relative));
+        var badState = await reader.GetAsync(new Uri("/api/v1/deployments?state=sleeping", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, anonymous.StatusCode);
+        Assert.Equal(2, all.GetProperty("deployments").GetArrayLength());
+        Assert.Equal("k-1", Assert.Single(watching.GetProperty("deployments").EnumerateArray()).GetProperty("deploymentId").GetString());
+        Assert.Equal("k-1", Assert.Single(cart.GetProperty("deployments").EnumerateArray()).GetProperty("deploymentId").GetString());
+        Assert.Equal(HttpStatusCode.NotFound, missing.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, badState.StatusCode);
+    }
+
+    [Fact]
+    public async Task Deployments_AcceptCsv_AnswersCsv()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "csv-1");
+        using var reader = service.Reader();
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+
+        var response = await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
+        var lines = (await response.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.Equal("text/csv", response.Content.Headers.ContentType?.MediaType);
+        Assert.StartsWith("deploymentId,service,environment", lines[0], StringComparison.Ordinal);
+        Assert.StartsWith("csv-1,checkout,production,2.4.0,2.3.9,allowed,checkout,1,", lines[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Stop_WithOperatorToken_StopsAndRecordsTheDecision()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "s-1");
+        await service.Webhooks.SendEventAsync("deployed", "s-1");
+        using var reader = service.Reader();
+        using var @operator = service.Operator();
+        var body = new StringContent(JsonSerializer.Serialize(new { actor = "bob", reason = "noisy metric" }), System.Text.Encoding.UTF8, "application/json");
+
+        var asReader = await reader.PostAsync(new Uri("/api/v1/deployments/s-1/stop", UriKind.Relative), body);
+        var stopped = await @operator.PostAsync(new Uri("/api/v1/deployments/s-1/stop", UriKind.Relative), body);
+        var dismissAfterStop = await @operator.PostAsync(new Uri("/api/v1/deployments/s-1/dismiss", UriKind.Relative), body);
+        var noActor = await @operator.PostAsync(new Uri("/api/v1/deployments/s-1/rollback", UriKind.Relative),
+            new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/s-1", UriKind.Relative))).JsonAsync();
+
+        Assert.Equal(HttpStatusCode.Unauthorized, asReader.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, stopped.StatusCode);
+        Assert.Equal(HttpStatusCode.Conflict, dismissAfterStop.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, noActor.StatusCode);
+        Assert.Equal("stopped", deployment.GetProperty("state").GetString());
+        var decision = Assert.Single(deployment.GetProperty("decisions").EnumerateArray());
+        Assert.Equal("stop", decision.GetProperty("kind").GetString());
+        Assert.Equal("bob", decision.GetProperty("actor").GetString());
+        Assert.Equal("noisy metric", decision.GetProperty("reason").GetString());
+    }
+}

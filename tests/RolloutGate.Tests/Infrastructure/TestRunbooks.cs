@@ -1,0 +1,58 @@
+namespace RolloutGate.Tests.Infrastructure;
+
+/// <summary>A runbooks folder of the test's own, so tests can edit, break and remove runbooks.</summary>
+public sealed class TestRunbooks : IDisposable
+{
+    public TestRunbooks(params (string File, string Yaml)[] files)
+    {
+        Folder = Directory.CreateTempSubdirectory("rg-runbooks-").FullName;
+        foreach (var (file, yaml) in files)
+        {
+            Write(file, yaml);
+        }
+    }
+
+    public string Folder { get; }
+
+    public string PathOf(string file) => System.IO.Path.Combine(Folder, file);
+
+    public void Write(string file, string yaml) => File.WriteAllText(PathOf(file), yaml);
+
+    public void Dispose() => Directory.Delete(Folder, recursive: true);
+
+    /// <summary>A valid runbook with no pre-deploy checks, so <c>predeploy</c> answers on the built-in rules alone.</summary>
+    public static string Minimal(string service = "checkout", int version = 1, string environments = "[production, staging]") => $"""
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: {service}
+          version: {version}
+        spec:
+          service: {service}
+          environments: {environments}
+          owner: U024BE7LH
+          approvers: [U024BE7LH, U0G9QF9C6]
+          decisionChannel: C0DECIDE01
+          mesh:
+            provider: istio
+            namespace: shop
+            workload: {service}
+          watch:
+            duration: 24h
+            interval: 1m
+            baseline: 24h
+            metrics:
+              - name: p95-latency
+                preset: p95-latency
+                maxIncrease: 20%
+                max: 800ms
+          rollback:
+            mode: recommend
+            approvalTimeout: 15m
+            onTimeout: rollback
+            action:
+              istio:
+                virtualService: {service}
+                stableSubset: stable
+        """;
+}

@@ -1,0 +1,97 @@
+using System.Net;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Runbooks;
+
+public sealed class RunbookLoaderTests
+{
+    [Fact]
+    public async Task Start_StoresEachRunbookVersionOnce_WithItsSha256()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.ReloadRunbooksAsync();
+
+        Assert.Equal(1, await service.CountAsync("runbook_versions", "name = 'checkout' AND version = 1 AND length(sha256) = 64"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.loaded'"));
+    }
+
+    [Fact]
+    public async Task Edit_Valid_NewVersionGovernsNewDeployments_OldDeploymentKeepsItsVersion()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "before-edit");
+
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await service.ReloadRunbooksAsync();
+        await service.Webhooks.SendEventAsync("cancelled", "before-edit");
+        var after = await (await service.Webhooks.SendEventAsync("predeploy", "after-edit")).JsonAsync();
+
+        Assert.Equal(2, after.GetProperty("runbook").GetProperty("version").GetInt32());
+        Assert.Equal(1, await service.Database.ScalarAsync<int>(
+            "SELECT v.version FROM deployments d JOIN runbook_versions v ON v.id = d.runbook_version_id WHERE d.id = 'before-edit'"));
+        Assert.Equal(2, await service.CountAsync("runbook_versions"));
+    }
+
+    [Fact]
+    public async Task Edit_Invalid_LastGoodVersionStaysInForce_AndTheRejectionIsAudited()
+    {
+        await using var service = await TestService.StartAsync();
+        var broken = TestRunbooks.Minimal(version: 2).Replace("maxIncrease: 20%", "maxIncrase: 20%", StringComparison.Ordinal);
+
+        service.Runbooks.Write("checkout.yaml", broken);
+        await service.ReloadRunbooksAsync();
+        var response = await service.Webhooks.SendEventAsync("predeploy", "during-bad-edit");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal(1, (await response.JsonAsync()).GetProperty("runbook").GetProperty("version").GetInt32());
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.rejected'"));
+        var rejection = await service.Database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
+        Assert.Contains("maxIncrase", rejection, StringComparison.Ordinal);
+        Assert.Contains("\"line\":", rejection, StringComparison.Ordinal);
+        Assert.Contains("\"keptVersion\":1", rejection, StringComparison.Ordinal);
+
+        await service.ReloadRunbooksAsync();
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.rejected'"));
+    }
+
+    [Fact]
+    public async Task Edit_PickedUpWithoutRestart_ByThePoll()
+    {
+        await using var service = await TestService.StartAsync();
+        _ = service.Client; // started
+
+        service.Runbooks.Write("cart.yaml", TestRunbooks.Minimal("cart"));
+        HttpStatusCode status = HttpStatusCode.UnprocessableEntity;
+        for (var attempt = 0; attempt < 50 && status == HttpStatusCode.UnprocessableEntity; attempt++)
+        {
+            await Task.Delay(200);
+            status = (await service.Webhooks.SendEventAsync("predeploy", $"cart-{attempt}", service: "cart")).StatusCode;
+        }
+
+        Assert.Equal(HttpStatusCode.OK, status);
+    }
+
+    [Fact]
+    public async Task TwoFilesForOneServiceAndEnvironment_SecondIsRejected()
+    {
+        await using var service = await TestService.StartAsync(
+            ("a.yaml", TestRunbooks.Minimal("checkout")),
+            ("b.yaml", TestRunbooks.Minimal("checkout").Replace("name: checkout", "name: checkout-two", StringComparison.Ordinal)));
+
+        var rejection = await service.Database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
+
+        Assert.Contains("already governed by", rejection, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task RemovedFile_NoLongerGovernsNewDeployments()
+    {
+        await using var service = await TestService.StartAsync();
+
+        File.Delete(service.Runbooks.PathOf("checkout.yaml"));
+        await service.ReloadRunbooksAsync();
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, (await service.Webhooks.SendEventAsync("predeploy", "gone")).StatusCode);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.removed'"));
+    }
+}
