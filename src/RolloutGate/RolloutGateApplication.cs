@@ -1,6 +1,7 @@
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
+using RolloutGate.Prometheus;
 
 namespace RolloutGate;
 
@@ -17,6 +18,7 @@ public static class RolloutGateApplication
         builder.Services.AddProblemDetails();
         builder.Services.AddOpenApi();
         builder.Services.AddRolloutGateDatabase();
+        builder.Services.AddPrometheus();
         return builder;
     }
 
