@@ -1,3 +1,4 @@
+using RolloutGate.Checks;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
@@ -19,6 +20,7 @@ public static class RolloutGateApplication
         builder.Services.AddOpenApi();
         builder.Services.AddRolloutGateDatabase();
         builder.Services.AddPrometheus();
+        builder.Services.AddPreDeployChecks();
         return builder;
     }
 

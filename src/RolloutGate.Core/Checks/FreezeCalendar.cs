@@ -4,7 +4,7 @@ using RolloutGate.Core.Runbooks;
 namespace RolloutGate.Core.Checks;
 
 /// <summary>The freeze window a time falls in, and the first moment after it when changes are allowed again.</summary>
-/// <param name="Window">The window as written, e.g. "Fri 16:00 - Mon 08:00", or "2026-12-21 00:00 - 2027-01-04 08:00".</param>
+/// <param name="Window">The window in normal form, e.g. "Fri 16:00 - Mon 08:00", or "2026-12-21 00:00 - 2027-01-04 08:00".</param>
 /// <param name="Until">When the freeze ends, with the zone's offset at that moment.</param>
 /// <param name="Reason">A dated window's reason, if it gave one.</param>
 public sealed record FreezeMatch(string Window, DateTimeOffset Until, string? Reason);
