@@ -29,6 +29,8 @@ public sealed record FreezeMatch(string Window, DateTimeOffset Until, string? Re
 /// </remarks>
 public static class FreezeCalendar
 {
+    private const int MinutesPerWeek = 7 * 24 * 60;
+
     /// <summary>How many touching windows are followed to find the end of a freeze.</summary>
     private const int MaxChainedWindows = 16;
 
@@ -73,15 +75,15 @@ public static class FreezeCalendar
     {
         FreezeMatch? best = null;
         var local = TimeZoneInfo.ConvertTime(at, zone).DateTime;
-        var monday = WeeklyWindow.MondayOf(local);
+        var monday = local.Date.AddDays(-(((int)local.DayOfWeek + 6) % 7));
         foreach (var window in windows)
         {
             // An occurrence shorter than a week that covers 'local' starts in this ISO week or the one before;
             // the next week is looked at too because resolving a skipped start can move it by the size of the gap.
             for (var week = -1; week <= 1; week++)
             {
-                var start = window.StartInWeekOf(monday.AddDays(7 * week));
-                Consider(ref best, window.ToString(), null, ResolveStart(start, zone), ResolveEnd(start.AddMinutes(window.LengthMinutes), zone), at);
+                var start = monday.AddDays(7 * week).AddMinutes(MinuteOfWeek(window.FromDay, window.FromTime));
+                Consider(ref best, window.ToString(), null, ResolveStart(start, zone), ResolveEnd(start.AddMinutes(LengthMinutes(window)), zone), at);
             }
         }
 
@@ -93,6 +95,13 @@ public static class FreezeCalendar
 
         return best;
     }
+
+    /// <summary>The window's length in wall-clock minutes; 0 for a window that ends when it starts.</summary>
+    internal static int LengthMinutes(WeeklyWindow window) =>
+        (MinuteOfWeek(window.ToDay, window.ToTime) - MinuteOfWeek(window.FromDay, window.FromTime) + MinutesPerWeek) % MinutesPerWeek;
+
+    /// <summary>Minutes from Monday 00:00 (ISO weeks).</summary>
+    private static int MinuteOfWeek(DayOfWeek day, TimeOnly time) => ((((int)day) + 6) % 7 * 24 * 60) + (time.Hour * 60) + time.Minute;
 
     private static void Consider(ref FreezeMatch? best, string text, string? reason, DateTimeOffset start, DateTimeOffset end, DateTimeOffset at)
     {

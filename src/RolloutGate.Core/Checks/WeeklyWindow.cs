@@ -6,17 +6,10 @@ namespace RolloutGate.Core.Checks;
 /// <summary>
 /// A weekly wall-clock window such as "Fri 16:00 - Mon 08:00": from the start day and time to the next end day and
 /// time, wrapping over the end of the week when the end comes first. The end is exclusive.
+/// Same shape as the runbook model's RolloutGate.Core.Runbooks.WeeklyWindow on main, which replaces it on merge.
 /// </summary>
-public sealed partial record WeeklyWindow(DayOfWeek StartDay, TimeOnly Start, DayOfWeek EndDay, TimeOnly End)
+public sealed partial record WeeklyWindow(DayOfWeek FromDay, TimeOnly FromTime, DayOfWeek ToDay, TimeOnly ToTime)
 {
-    private const int MinutesPerWeek = 7 * 24 * 60;
-
-    /// <summary>Minutes from Monday 00:00 (ISO weeks) to the start.</summary>
-    internal int StartMinuteOfWeek => MinuteOfWeek(StartDay, Start);
-
-    /// <summary>The window's length in wall-clock minutes; less than a week.</summary>
-    internal int LengthMinutes => (MinuteOfWeek(EndDay, End) - StartMinuteOfWeek + MinutesPerWeek) % MinutesPerWeek;
-
     /// <summary>Parses "Ddd HH:mm - Ddd HH:mm" (English day names, three letters or full; 24-hour times).</summary>
     /// <exception cref="FormatException">The text is not such a window; the message says why.</exception>
     public static WeeklyWindow Parse(string text) =>
@@ -46,7 +39,7 @@ public sealed partial record WeeklyWindow(DayOfWeek StartDay, TimeOnly Start, Da
         }
 
         window = new WeeklyWindow(startDay, start, endDay, end);
-        if (window.LengthMinutes == 0)
+        if (FreezeCalendar.LengthMinutes(window) == 0)
         {
             window = null;
             error = $"'{text}': a window must end at another time than it starts";
@@ -58,14 +51,8 @@ public sealed partial record WeeklyWindow(DayOfWeek StartDay, TimeOnly Start, Da
     }
 
     public override string ToString() =>
-        $"{StartDay.ToString()[..3]} {Start:HH\\:mm} - {EndDay.ToString()[..3]} {End:HH\\:mm}";
+        $"{FromDay.ToString()[..3]} {FromTime:HH\\:mm} - {ToDay.ToString()[..3]} {ToTime:HH\\:mm}";
 
-    /// <summary>The wall-clock start of the occurrence beginning in the ISO week of <paramref name="monday"/>.</summary>
-    internal DateTime StartInWeekOf(DateTime monday) => monday.AddMinutes(StartMinuteOfWeek);
-
-    internal static DateTime MondayOf(DateTime local) => local.Date.AddDays(-(((int)local.DayOfWeek + 6) % 7));
-
-    private static int MinuteOfWeek(DayOfWeek day, TimeOnly time) => ((((int)day) + 6) % 7 * 24 * 60) + (time.Hour * 60) + time.Minute;
 
     private static bool TryDay(string name, out DayOfWeek day)
     {
