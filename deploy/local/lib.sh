@@ -89,3 +89,101 @@ stop_postgres() {
 }
 
 psql_admin() { local port="$1"; shift; psql -h 127.0.0.1 -p "$port" -U postgres -d postgres -v ON_ERROR_STOP=1 "$@"; }
+
+# --- Prometheus and Alertmanager for the check tests -------------------------------------------------------------
+# Each runs on 127.0.0.1 with its own data folder; its PID is kept in DATA_DIR.pid and its log in DATA_DIR.log.
+
+# wait_ready NAME URL PID: wait (up to 30 s) until URL answers 200, or fail with the process's log.
+wait_ready() {
+  local name="$1" url="$2" pid="$3" log_file="$4" i
+  for i in $(seq 1 150); do
+    curl -fsS -o /dev/null "$url" 2>/dev/null && return 0
+    kill -0 "$pid" 2>/dev/null || { tail -n 20 "$log_file" >&2; die "$name exited during start-up"; }
+    sleep 0.2
+  done
+  tail -n 20 "$log_file" >&2; die "$name did not become ready at $url"
+}
+
+stop_pidfile() {
+  local pidfile="$1" pid
+  [ -f "$pidfile" ] || return 0
+  pid="$(cat "$pidfile")"
+  if kill -0 "$pid" 2>/dev/null; then
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  rm -f "$pidfile"
+}
+
+# write_prometheus_test_series FILE ANCHOR: the known series the check tests assert on, as OpenMetrics, one sample a
+# minute for the 3 hours up to ANCHOR (unix seconds, a whole minute). Sample i (0..180) is at ANCHOR - (180 - i) * 60:
+#   rolloutgate_test_error_ratio{service="checkout"} 0.004, {service="payments"} 0.05
+#   rolloutgate_test_requests_total{service="checkout",code="200"} 600*i (10/s), {code="500"} 6*i (0.1/s)
+#   rolloutgate_test_queue_depth{service="checkout"} i
+# tests/RolloutGate.Tests/Prometheus/PrometheusTestServer.cs mirrors this; change both together.
+write_prometheus_test_series() {
+  local file="$1" anchor="$2"
+  awk -v anchor="$anchor" 'BEGIN {
+    n = 180
+    print "# HELP rolloutgate_test_error_ratio Test data: share of failed requests."
+    print "# TYPE rolloutgate_test_error_ratio gauge"
+    for (i = 0; i <= n; i++) printf "rolloutgate_test_error_ratio{service=\"checkout\"} 0.004 %d\n", anchor - (n - i) * 60
+    for (i = 0; i <= n; i++) printf "rolloutgate_test_error_ratio{service=\"payments\"} 0.05 %d\n", anchor - (n - i) * 60
+    print "# HELP rolloutgate_test_requests Test data: requests served."
+    print "# TYPE rolloutgate_test_requests counter"
+    for (i = 0; i <= n; i++) printf "rolloutgate_test_requests_total{service=\"checkout\",code=\"200\"} %d %d\n", 600 * i, anchor - (n - i) * 60
+    for (i = 0; i <= n; i++) printf "rolloutgate_test_requests_total{service=\"checkout\",code=\"500\"} %d %d\n", 6 * i, anchor - (n - i) * 60
+    print "# HELP rolloutgate_test_queue_depth Test data: the sample index."
+    print "# TYPE rolloutgate_test_queue_depth gauge"
+    for (i = 0; i <= n; i++) printf "rolloutgate_test_queue_depth{service=\"checkout\"} %d %d\n", i, anchor - (n - i) * 60
+    print "# EOF"
+  }' >"$file"
+}
+
+# start_prometheus DATA_DIR PORT [CONFIG]: start Prometheus on 127.0.0.1:PORT over DATA_DIR (backfill it first);
+# without CONFIG it scrapes nothing, so the backfilled series are all it has.
+start_prometheus() {
+  local data="$1" port="$2" config="${3:-}" pid
+  mkdir -p "$data"
+  if [ -z "$config" ]; then
+    config="$data.yml"
+    printf 'global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n' >"$config"
+  fi
+  stop_pidfile "$data.pid"
+  /usr/bin/prometheus --config.file="$config" --storage.tsdb.path="$data" \
+    --web.listen-address="127.0.0.1:$port" --log.level=warn >"$data.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$data.pid"
+  wait_ready Prometheus "http://127.0.0.1:$port/-/ready" "$pid" "$data.log"
+  log "Prometheus started on 127.0.0.1:$port (pid $pid)"
+}
+
+stop_prometheus() { stop_pidfile "$1.pid"; }
+
+# start_alertmanager DATA_DIR PORT: Alertmanager on 127.0.0.1:PORT, alone (no cluster gossip), notifying no one.
+start_alertmanager() {
+  local data="$1" port="$2" config pid
+  mkdir -p "$data"
+  config="$data.yml"
+  printf 'route:\n  receiver: none\nreceivers:\n  - name: none\n' >"$config"
+  stop_pidfile "$data.pid"
+  /usr/bin/prometheus-alertmanager --config.file="$config" --storage.path="$data" \
+    --web.listen-address="127.0.0.1:$port" --cluster.listen-address= --log.level=warn >"$data.log" 2>&1 &
+  pid=$!
+  echo "$pid" >"$data.pid"
+  wait_ready Alertmanager "http://127.0.0.1:$port/-/ready" "$pid" "$data.log"
+  log "Alertmanager started on 127.0.0.1:$port (pid $pid)"
+}
+
+stop_alertmanager() { stop_pidfile "$1.pid"; }
+
+# prepare_prometheus_test_data DATA_DIR ANCHOR: a fresh data folder holding the known test series.
+prepare_prometheus_test_data() {
+  local data="$1" anchor="$2"
+  stop_pidfile "$data.pid"
+  rm -rf "$data"; mkdir -p "$data"
+  write_prometheus_test_series "$data.om" "$anchor"
+  promtool tsdb create-blocks-from openmetrics "$data.om" "$data" >"$data.backfill.log" 2>&1 \
+    || { cat "$data.backfill.log" >&2; die "promtool could not backfill the test series"; }
+}

@@ -1,18 +1,35 @@
 #!/usr/bin/env bash
-# Builds RolloutGate and runs every test against a private PostgreSQL (port 55432, data under .local/test/).
+# Builds RolloutGate and runs every test against a private PostgreSQL (port 55432), Prometheus (59090, loaded with
+# known series) and Alertmanager (59093), all on 127.0.0.1 with their data under .local/test/.
 # The last line is "tests: N passed, N failed"; the exit status is non-zero on any failure.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
 
 PG_PORT="${ROLLOUTGATE_TEST_PG_PORT:-55432}"
+PROMETHEUS_PORT="${ROLLOUTGATE_TEST_PROMETHEUS_PORT:-59090}"
+ALERTMANAGER_PORT="${ROLLOUTGATE_TEST_ALERTMANAGER_PORT:-59093}"
 ensure_dotnet
-ensure_packages initdb:postgresql psql:postgresql-client promtool:prometheus
+ensure_packages initdb:postgresql psql:postgresql-client curl:curl \
+  prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager
 
+mkdir -p "$REPO_ROOT/.local/test"
 PG_DATA="$(pg_data_dir "$REPO_ROOT/.local/test/postgres")"
-cleanup() { stop_postgres "$PG_DATA"; }
+PROMETHEUS_DATA="$REPO_ROOT/.local/test/prometheus"
+ALERTMANAGER_DATA="$REPO_ROOT/.local/test/alertmanager"
+cleanup() { stop_alertmanager "$ALERTMANAGER_DATA"; stop_prometheus "$PROMETHEUS_DATA"; stop_postgres "$PG_DATA"; }
 trap cleanup EXIT
 start_postgres "$PG_DATA" "$PG_PORT"
+
+# The known series end at a whole minute ten minutes ago: inside the retention, and tests query at that time.
+PROMETHEUS_ANCHOR=$(( $(date +%s) / 60 * 60 - 600 ))
+prepare_prometheus_test_data "$PROMETHEUS_DATA" "$PROMETHEUS_ANCHOR"
+start_prometheus "$PROMETHEUS_DATA" "$PROMETHEUS_PORT"
+rm -rf "$ALERTMANAGER_DATA"
+start_alertmanager "$ALERTMANAGER_DATA" "$ALERTMANAGER_PORT"
+export ROLLOUTGATE_TEST_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+export ROLLOUTGATE_TEST_PROMETHEUS_ANCHOR="$PROMETHEUS_ANCHOR"
+export ROLLOUTGATE_TEST_ALERTMANAGER_URL="http://127.0.0.1:$ALERTMANAGER_PORT"
 
 # Tests create a database of their own per fixture from this server; the superuser may also tamper (audit tests).
 export ROLLOUTGATE_TEST_ADMIN_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres"

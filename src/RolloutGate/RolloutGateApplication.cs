@@ -1,8 +1,10 @@
 using RolloutGate.Audit;
+using RolloutGate.Checks;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
+using RolloutGate.Prometheus;
 using RolloutGate.Runbooks;
 using RolloutGate.Webhooks;
 
@@ -30,6 +32,8 @@ public static class RolloutGateApplication
         services.AddSingleton<RunbookLoader>();
         services.AddHostedService(provider => provider.GetRequiredService<RunbookLoader>());
 
+        services.AddPrometheus();
+        services.AddPreDeployChecks();
         services.AddSingleton<WebhookAuthenticator>();
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();

@@ -75,12 +75,6 @@ public sealed record FreezeCheckSpec(string TimeZone, IReadOnlyList<string> Wind
 /// </summary>
 public sealed record DatedWindow(DateTime From, DateTime To, string? Reason);
 
-/// <summary>
-/// A weekly recurring freeze such as "Fri 16:00 - Mon 08:00", wall-clock time in the freeze's time zone. The end is
-/// exclusive; a window whose end comes before its start in the week wraps over the weekend.
-/// </summary>
-public sealed record WeeklyWindow(DayOfWeek FromDay, TimeOnly FromTime, DayOfWeek ToDay, TimeOnly ToTime);
-
 public sealed record HttpCheckSpec(string Url, int ExpectStatus, string? BodyContains, TimeSpan? Timeout);
 
 public sealed record WatchSpec(

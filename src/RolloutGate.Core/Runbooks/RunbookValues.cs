@@ -31,8 +31,6 @@ internal static partial class RunbookValues
     public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (3-letter day, 24-hour HH:mm)";
     public const string DateExpectation = "an ISO date such as 2026-12-24 or 2026-12-24T18:00 (local time in the freeze's time zone)";
 
-    private static readonly string[] DayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
-
     private static readonly string[] DateTimeFormats = ["yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss"];
 
     // Units largest first; a duration lists each unit at most once, in this order, as Prometheus does.
@@ -44,9 +42,6 @@ internal static partial class RunbookValues
 
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)%$", RegexOptions.CultureInvariant)]
     private static partial Regex Percent();
-
-    [GeneratedRegex(@"^([A-Za-z]{3}) ([01]\d|2[0-3]):([0-5]\d)\s*-\s*([A-Za-z]{3}) ([01]\d|2[0-3]):([0-5]\d)$", RegexOptions.CultureInvariant)]
-    private static partial Regex Window();
 
     public static bool TryParseDuration(string text, out TimeSpan value)
     {
@@ -139,29 +134,8 @@ internal static partial class RunbookValues
         _ => "a number, a percentage such as 2% or a duration such as 800ms",
     };
 
-    public static bool TryParseWeeklyWindow(string text, out WeeklyWindow window)
-    {
-        window = new WeeklyWindow(DayOfWeek.Sunday, TimeOnly.MinValue, DayOfWeek.Sunday, TimeOnly.MinValue);
-        var match = Window().Match(text.Trim());
-        if (!match.Success)
-        {
-            return false;
-        }
-
-        var fromDay = Array.FindIndex(DayNames, d => d.Equals(match.Groups[1].Value, StringComparison.OrdinalIgnoreCase));
-        var toDay = Array.FindIndex(DayNames, d => d.Equals(match.Groups[4].Value, StringComparison.OrdinalIgnoreCase));
-        if (fromDay < 0 || toDay < 0)
-        {
-            return false;
-        }
-
-        window = new WeeklyWindow(
-            (DayOfWeek)fromDay,
-            new TimeOnly(int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture), int.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture)),
-            (DayOfWeek)toDay,
-            new TimeOnly(int.Parse(match.Groups[5].Value, CultureInfo.InvariantCulture), int.Parse(match.Groups[6].Value, CultureInfo.InvariantCulture)));
-        return window.FromDay != window.ToDay || window.FromTime != window.ToTime;
-    }
+    public static bool TryParseWeeklyWindow(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out WeeklyWindow? window) =>
+        WeeklyWindow.TryParse(text.Trim(), out window, out _);
 
     /// <summary>A dated freeze bound; <paramref name="dateOnly"/> tells the caller whether a time of day was given.</summary>
     public static bool TryParseLocalDate(string text, out DateTime value, out bool dateOnly)

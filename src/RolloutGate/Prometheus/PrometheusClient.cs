@@ -1,0 +1,147 @@
+using System.Net;
+using System.Text.Json;
+using Polly.CircuitBreaker;
+using Polly.Timeout;
+
+namespace RolloutGate.Prometheus;
+
+/// <summary>Reads from the Prometheus HTTP API (v1) at an explicit evaluation time, never "now".</summary>
+public interface IPrometheusClient
+{
+    /// <summary>
+    /// An instant query evaluated at <paramref name="at"/>. A vector result gives one sample per series;
+    /// a scalar result gives one sample with no labels. A range-vector expression is refused
+    /// with a <see cref="PrometheusQueryException"/>.
+    /// </summary>
+    Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>A range query from <paramref name="from"/> to <paramref name="to"/> every <paramref name="step"/>.</summary>
+    Task<IReadOnlyList<PrometheusSeries>> QueryRangeAsync(
+        string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken);
+}
+
+/// <summary>
+/// The typed client; its <see cref="HttpClient"/> (base address and resilience pipeline) is configured by
+/// <see cref="PrometheusExtensions.AddPrometheus"/>. Queries are POSTed as forms, which the API accepts
+/// like GET, so that long PromQL never meets a URL length limit.
+/// </summary>
+internal sealed partial class PrometheusClient(HttpClient http, ILogger<PrometheusClient> logger) : IPrometheusClient
+{
+    public async Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        var data = await SendAsync(PrometheusConstants.QueryPath, promql, [new("time", PrometheusFormat.FormatTime(at))], cancellationToken);
+        var resultType = data.GetProperty("resultType").GetString();
+        var result = data.GetProperty("result");
+        return resultType switch
+        {
+            "vector" => [.. result.EnumerateArray().Select(ReadSample)],
+            "scalar" => [ScalarSample(ReadPoint(result))],
+            _ => throw new PrometheusQueryException(
+                promql, "unsupported_result", $"an instant query must give a vector or a scalar, not a {resultType}"),
+        };
+    }
+
+    public async Task<IReadOnlyList<PrometheusSeries>> QueryRangeAsync(
+        string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
+    {
+        ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(step, TimeSpan.Zero);
+        var data = await SendAsync(
+            PrometheusConstants.QueryRangePath,
+            promql,
+            [
+                new("start", PrometheusFormat.FormatTime(from)),
+                new("end", PrometheusFormat.FormatTime(to)),
+                new("step", PrometheusFormat.FormatStep(step)),
+            ],
+            cancellationToken);
+        var result = data.GetProperty("result");
+        return data.GetProperty("resultType").GetString() switch
+        {
+            "matrix" => [.. result.EnumerateArray().Select(series => new PrometheusSeries(
+                ReadLabels(series),
+                [.. series.GetProperty("values").EnumerateArray().Select(ReadPoint)]))],
+            var other => throw new PrometheusQueryException(promql, "unsupported_result", $"a range query gave a {other}"),
+        };
+    }
+
+    private async Task<JsonElement> SendAsync(
+        string path, string promql, KeyValuePair<string, string>[] parameters, CancellationToken cancellationToken)
+    {
+        using var form = new FormUrlEncodedContent([new("query", promql), .. parameters]);
+        HttpResponseMessage response;
+        try
+        {
+            response = await http.PostAsync(path, form, cancellationToken);
+        }
+        catch (Exception exception) when (IsUnreachable(exception, cancellationToken))
+        {
+            LogUnreachable(logger, http.BaseAddress, exception);
+            throw new PrometheusUnavailableException(
+                $"Prometheus at {http.BaseAddress} is unreachable: {exception.Message}", exception);
+        }
+
+        using (response)
+        {
+            JsonDocument document;
+            try
+            {
+                await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+                document = await JsonDocument.ParseAsync(body, cancellationToken: cancellationToken);
+            }
+            catch (JsonException exception)
+            {
+                throw new PrometheusUnavailableException(
+                    $"Prometheus at {http.BaseAddress} answered {(int)response.StatusCode} without its JSON API body", exception);
+            }
+
+            using (document)
+            {
+                var root = document.RootElement;
+                var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
+                if (status == "error")
+                {
+                    var errorType = root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown";
+                    var error = root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty;
+                    LogQueryRejected(logger, promql, errorType, error);
+                    throw new PrometheusQueryException(promql, errorType, error);
+                }
+
+                if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
+                {
+                    throw new PrometheusUnavailableException(
+                        $"Prometheus at {http.BaseAddress} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
+                }
+
+                // The document is disposed on return; the caller walks a copy.
+                return data.Clone();
+            }
+        }
+    }
+
+    /// <summary>Connection errors, and what the resilience pipeline throws once it gives up; not the caller's cancellation.</summary>
+    private static bool IsUnreachable(Exception exception, CancellationToken cancellationToken) =>
+        exception is HttpRequestException or TimeoutRejectedException or BrokenCircuitException
+        || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested);
+
+    private static PrometheusSample ReadSample(JsonElement element)
+    {
+        var point = ReadPoint(element.GetProperty("value"));
+        return new PrometheusSample(ReadLabels(element), point.Timestamp, point.Value);
+    }
+
+    private static PrometheusSample ScalarSample(PrometheusPoint point) =>
+        new(new Dictionary<string, string>(), point.Timestamp, point.Value);
+
+    private static Dictionary<string, string> ReadLabels(JsonElement element) =>
+        element.GetProperty("metric").EnumerateObject().ToDictionary(p => p.Name, p => p.Value.GetString() ?? string.Empty, StringComparer.Ordinal);
+
+    /// <summary>A <c>[unix seconds, "value"]</c> pair.</summary>
+    private static PrometheusPoint ReadPoint(JsonElement pair) =>
+        new(PrometheusFormat.ParseTime(pair[0].GetDouble()), PrometheusFormat.ParseValue(pair[1].GetString() ?? "NaN"));
+
+    [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Prometheus rejected query {Query}: {ErrorType}: {Error}")]
+    private static partial void LogQueryRejected(ILogger logger, string query, string errorType, string error);
+
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Prometheus at {BaseAddress} is unreachable")]
+    private static partial void LogUnreachable(ILogger logger, Uri? baseAddress, Exception exception);
+}

@@ -1,0 +1,19 @@
+namespace RolloutGate.Prometheus;
+
+/// <summary>Something went wrong asking Prometheus; never a reason to treat a check as passed.</summary>
+public abstract class PrometheusException(string message, Exception? inner = null) : Exception(message, inner);
+
+/// <summary>Prometheus answered, and refused or failed the query (bad PromQL, execution error, query timeout).</summary>
+public sealed class PrometheusQueryException(string query, string errorType, string error)
+    : PrometheusException($"Prometheus rejected the query '{query}': {errorType}: {error}")
+{
+    public string Query { get; } = query;
+
+    /// <summary>Prometheus's errorType, e.g. <c>bad_data</c>, <c>execution</c>, <c>timeout</c>.</summary>
+    public string ErrorType { get; } = errorType;
+
+    public string Error { get; } = error;
+}
+
+/// <summary>Prometheus could not be reached, or answered with something that is not its API.</summary>
+public sealed class PrometheusUnavailableException(string message, Exception? inner = null) : PrometheusException(message, inner);

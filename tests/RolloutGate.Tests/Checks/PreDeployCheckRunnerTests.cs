@@ -1,0 +1,94 @@
+using System.Diagnostics;
+using RolloutGate.Checks;
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Tests.Checks;
+
+public sealed class PreDeployCheckRunnerTests(CheckTestHost host) : IClassFixture<CheckTestHost>
+{
+    [Fact]
+    public async Task RunAsync_MixedKinds_KeepsRunbookOrderAndRunsConcurrently()
+    {
+        // The first check is the slowest; five of them in sequence would take 2.5 s.
+        var slow = Enumerable.Range(1, 5).Select(i => new CheckSpec($"slow-{i}", Http: new HttpCheckSpec(host.ServerUrl + "/slow/500", 200, null, null)));
+        var spec = new PreDeploySpec(TimeSpan.FromSeconds(20),
+        [
+            .. slow,
+            new CheckSpec("error-budget", Prometheus: new PrometheusCheckSpec("rolloutgate_test_error_ratio{service=\"checkout\"}", null, 0.01)),
+            new CheckSpec("change-freeze", Freeze: new FreezeCheckSpec("Europe/Berlin", ["Fri 16:00 - Mon 08:00"], [])),
+            new CheckSpec("payments-healthy", Http: new HttpCheckSpec(host.ServerUrl + "/status/500", 200, null, null)),
+        ]);
+        var stopwatch = Stopwatch.StartNew();
+
+        var results = await CheckTestHost.RunAsync(spec);
+
+        Assert.Equal(spec.Checks.Select(c => c.Name), results.Select(r => r.Name));
+        Assert.All(results.Take(5), r => Assert.Equal(CheckStatus.Pass, r.Status));
+        Assert.Equal(CheckStatus.Pass, results[5].Status);
+        Assert.Equal(CheckStatus.Fail, results[7].Status);
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2.4), $"took {stopwatch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task RunAsync_CheckOutlivingPreDeployTimeout_IsAnErrorAndOthersStillReport()
+    {
+        var spec = new PreDeploySpec(TimeSpan.FromSeconds(1),
+        [
+            new CheckSpec("hangs", Http: new HttpCheckSpec(host.ServerUrl + "/hang", 200, null, TimeSpan.FromMinutes(5))),
+            new CheckSpec("healthy", Http: new HttpCheckSpec(host.ServerUrl + "/healthz", 200, null, null)),
+        ]);
+        var stopwatch = Stopwatch.StartNew();
+
+        var results = await CheckTestHost.RunAsync(spec);
+
+        Assert.Equal(new CheckResult("hangs", CheckStatus.Error, "no answer within the pre-deploy timeout of 1s"), results[0]);
+        Assert.Equal(CheckStatus.Pass, results[1].Status);
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(5), $"took {stopwatch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task RunAsync_CheckIgnoringItsToken_IsStillCutOff()
+    {
+        var runner = new PreDeployCheckRunner(
+            [new StubbornCheck()], TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<PreDeployCheckRunner>.Instance);
+        var spec = new PreDeploySpec(TimeSpan.FromMilliseconds(300), [new CheckSpec("stubborn", Http: new HttpCheckSpec("http://unused", 200, null, null))]);
+        var stopwatch = Stopwatch.StartNew();
+
+        var results = await runner.RunAsync(spec, new CheckContext("checkout", "production", DateTimeOffset.UnixEpoch), CancellationToken.None);
+
+        Assert.Equal(new CheckResult("stubborn", CheckStatus.Error, "no answer within the pre-deploy timeout of 300ms"), Assert.Single(results));
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(3), $"took {stopwatch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task RunAsync_CheckThrows_IsAnErrorWithItsMessage()
+    {
+        var runner = new PreDeployCheckRunner(
+            [new ThrowingCheck()], TimeProvider.System, Microsoft.Extensions.Logging.Abstractions.NullLogger<PreDeployCheckRunner>.Instance);
+        var spec = new PreDeploySpec(TimeSpan.FromSeconds(5), [new CheckSpec("broken", Http: new HttpCheckSpec("http://unused", 200, null, null))]);
+
+        var results = await runner.RunAsync(spec, new CheckContext("checkout", "production", DateTimeOffset.UnixEpoch), CancellationToken.None);
+
+        Assert.Equal(new CheckResult("broken", CheckStatus.Error, "boom"), Assert.Single(results));
+    }
+
+    /// <summary>Ignores cancellation entirely, as a badly written check might.</summary>
+    private sealed class StubbornCheck : IPreDeployCheck
+    {
+        public string Kind => "http";
+
+        public async Task<CheckResult> RunAsync(CheckSpec check, CheckContext context, CancellationToken cancellationToken)
+        {
+            await Task.Delay(TimeSpan.FromSeconds(30), CancellationToken.None);
+            return CheckResult.Pass(check.Name, "too late");
+        }
+    }
+
+    private sealed class ThrowingCheck : IPreDeployCheck
+    {
+        public string Kind => "http";
+
+        public Task<CheckResult> RunAsync(CheckSpec check, CheckContext context, CancellationToken cancellationToken) =>
+            throw new InvalidOperationException("boom");
+    }
+}

@@ -1,0 +1,74 @@
+using System.Globalization;
+using System.Net;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Prometheus;
+
+namespace RolloutGate.Tests.Deployments;
+
+/// <summary>The predeploy webhook running a runbook's own checks against the test Prometheus.</summary>
+public sealed class PreDeployChecksWebhookTests
+{
+    private static string RunbookWithChecks(string errorRatioService) =>
+        TestRunbooks.Minimal().Replace("\n  watch:", string.Join("\n",
+        [
+            "",
+            "  preDeploy:",
+            "    timeout: 10s",
+            "    checks:",
+            "      - name: error-budget",
+            "        prometheus:",
+            $"          query: rolloutgate_test_error_ratio{{service=\"{errorRatioService}\"}}",
+            "          max: 0.01",
+            "      - name: change-freeze",
+            "        freeze:",
+            "          timezone: Europe/Berlin",
+            "          windows: [\"Sat 00:00 - Sat 00:01\"]",
+            "  watch:",
+        ]), StringComparison.Ordinal);
+
+    private static Dictionary<string, string?> PrometheusSettings => new() { ["RolloutGate:Prometheus:Url"] = PrometheusTestServer.Url };
+
+    [Fact]
+    public async Task Predeploy_ChecksPass_AllowsAndShowsEachCheck()
+    {
+        await using var service = await TestService.StartAsync([("checkout.yaml", RunbookWithChecks("checkout"))], PrometheusSettings);
+        var at = PrometheusTestServer.Anchor.ToString("O", CultureInfo.InvariantCulture);
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "chk-1", at: at));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var json = await response.JsonAsync();
+        Assert.Equal("allow", json.GetProperty("verdict").GetString());
+        var checks = json.GetProperty("checks").EnumerateArray().ToList();
+        Assert.Equal(["error-budget", "change-freeze"], checks.Select(c => c.GetProperty("name").GetString()));
+        Assert.All(checks, c => Assert.Equal("pass", c.GetProperty("status").GetString()));
+        Assert.Equal(2 + 3, await service.CountAsync("audit_events", "type = 'check.result' AND deployment_id = 'chk-1'"));
+    }
+
+    [Fact]
+    public async Task Predeploy_PrometheusCheckOverMax_DeniesWithTheValue()
+    {
+        await using var service = await TestService.StartAsync([("checkout.yaml", RunbookWithChecks("payments"))], PrometheusSettings);
+        var at = PrometheusTestServer.Anchor.ToString("O", CultureInfo.InvariantCulture);
+
+        var json = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "chk-2", at: at))).JsonAsync();
+
+        Assert.Equal("deny", json.GetProperty("verdict").GetString());
+        var budget = json.GetProperty("checks").EnumerateArray().First();
+        Assert.Equal("fail", budget.GetProperty("status").GetString());
+        Assert.Contains("0.05", budget.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("denied", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'chk-2'"));
+    }
+
+    [Fact]
+    public async Task Predeploy_PrometheusDown_DeniesWithAnErrorNotAPass()
+    {
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", RunbookWithChecks("checkout"))], new Dictionary<string, string?> { ["RolloutGate:Prometheus:Url"] = "http://127.0.0.1:1" });
+
+        var json = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "chk-3"))).JsonAsync();
+
+        Assert.Equal("deny", json.GetProperty("verdict").GetString());
+        Assert.Equal("error", json.GetProperty("checks").EnumerateArray().First().GetProperty("status").GetString());
+    }
+}

@@ -1,0 +1,137 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Prometheus;
+
+namespace RolloutGate.Tests.Prometheus;
+
+public sealed class PrometheusClientTests : IDisposable
+{
+    private readonly ServiceProvider services = PrometheusTestServer.Services();
+
+    private IPrometheusClient Client => services.GetRequiredService<IPrometheusClient>();
+
+    private static DateTimeOffset Anchor => PrometheusTestServer.Anchor;
+
+    public void Dispose() => services.Dispose();
+
+    [Fact]
+    public async Task QueryAsync_RateOverKnownCounters_ReturnsKnownRate()
+    {
+        var samples = await Client.QueryAsync(
+            "sum(rate(rolloutgate_test_requests_total{service=\"checkout\"}[5m]))", Anchor, CancellationToken.None);
+
+        var sample = Assert.Single(samples);
+        Assert.Empty(sample.Labels);
+        Assert.Equal(PrometheusTestServer.CheckoutRequestsPerSecond + PrometheusTestServer.CheckoutErrorsPerSecond, sample.Value, 9);
+        Assert.Equal(Anchor, sample.Timestamp);
+    }
+
+    [Fact]
+    public async Task QueryAsync_Vector_ReturnsOneSampleWithLabelsPerSeries()
+    {
+        var samples = await Client.QueryAsync("rolloutgate_test_error_ratio", Anchor, CancellationToken.None);
+
+        Assert.Equal(2, samples.Count);
+        var byService = samples.ToDictionary(s => s.Labels["service"]);
+        Assert.Equal(PrometheusTestServer.CheckoutErrorRatio, byService["checkout"].Value);
+        Assert.Equal(PrometheusTestServer.PaymentsErrorRatio, byService["payments"].Value);
+        Assert.Equal("rolloutgate_test_error_ratio", byService["checkout"].Labels["__name__"]);
+        Assert.Equal("rolloutgate_test_error_ratio{service=\"checkout\"}", byService["checkout"].SeriesName);
+    }
+
+    [Fact]
+    public async Task QueryAsync_EarlierTime_EvaluatesAtThatTime()
+    {
+        var samples = await Client.QueryAsync("rolloutgate_test_queue_depth", Anchor.AddHours(-1), CancellationToken.None);
+
+        Assert.Equal(PrometheusTestServer.QueueDepthAtAnchor - 60, Assert.Single(samples).Value);
+    }
+
+    [Fact]
+    public async Task QueryAsync_ScalarResult_ReturnsOneUnlabelledSample()
+    {
+        var samples = await Client.QueryAsync("scalar(rolloutgate_test_queue_depth)", Anchor, CancellationToken.None);
+
+        var sample = Assert.Single(samples);
+        Assert.Empty(sample.Labels);
+        Assert.Equal(PrometheusTestServer.QueueDepthAtAnchor, sample.Value);
+    }
+
+    [Theory]
+    [InlineData("vector(0) / 0", double.NaN)]
+    [InlineData("vector(1) / 0", double.PositiveInfinity)]
+    [InlineData("vector(-1) / 0", double.NegativeInfinity)]
+    public async Task QueryAsync_SpecialValues_AreParsed(string promql, double expected)
+    {
+        var samples = await Client.QueryAsync(promql, Anchor, CancellationToken.None);
+
+        Assert.Equal(expected, Assert.Single(samples).Value);
+    }
+
+    [Fact]
+    public async Task QueryAsync_NoMatchingSeries_ReturnsEmpty()
+    {
+        var samples = await Client.QueryAsync("rolloutgate_test_error_ratio{service=\"nobody\"}", Anchor, CancellationToken.None);
+
+        Assert.Empty(samples);
+    }
+
+    [Fact]
+    public async Task QueryRangeAsync_LastTenMinutes_ReturnsEveryStep()
+    {
+        var series = await Client.QueryRangeAsync(
+            "rolloutgate_test_queue_depth", Anchor.AddMinutes(-10), Anchor, TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        var only = Assert.Single(series);
+        Assert.Equal("checkout", only.Labels["service"]);
+        Assert.Equal(11, only.Points.Count);
+        Assert.Equal(Enumerable.Range(0, 11).Select(i => Anchor.AddMinutes(i - 10)), only.Points.Select(p => p.Timestamp));
+        Assert.Equal(Enumerable.Range(170, 11).Select(i => (double)i), only.Points.Select(p => p.Value));
+    }
+
+    [Fact]
+    public async Task QueryAsync_SyntaxError_ThrowsWithQueryAndPrometheusError()
+    {
+        const string promql = "sum(rate(rolloutgate_test_requests_total[5m]";
+
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => Client.QueryAsync(promql, Anchor, CancellationToken.None));
+
+        Assert.Equal("bad_data", exception.ErrorType);
+        Assert.Contains(promql, exception.Message, StringComparison.Ordinal);
+        Assert.Contains("parse error", exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task QueryAsync_RangeVectorExpression_IsRefused()
+    {
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => Client.QueryAsync("rolloutgate_test_queue_depth[5m]", Anchor, CancellationToken.None));
+
+        Assert.Contains("matrix", exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task QueryAsync_PrometheusDown_ThrowsUnavailableQuickly()
+    {
+        var url = PrometheusTestServer.UnusedLoopbackUrl();
+        using var down = PrometheusTestServer.Services(options => options.Prometheus.Url = url);
+        var stopwatch = Stopwatch.StartNew();
+
+        var exception = await Assert.ThrowsAsync<PrometheusUnavailableException>(
+            () => down.GetRequiredService<IPrometheusClient>().QueryAsync("up", Anchor, CancellationToken.None));
+
+        Assert.Contains(url, exception.Message, StringComparison.Ordinal);
+        Assert.Contains("unreachable", exception.Message, StringComparison.Ordinal);
+        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(10), $"took {stopwatch.Elapsed}");
+    }
+
+    [Theory]
+    [InlineData("NaN", double.NaN)]
+    [InlineData("+Inf", double.PositiveInfinity)]
+    [InlineData("-Inf", double.NegativeInfinity)]
+    [InlineData("0.004", 0.004)]
+    [InlineData("1e-05", 0.00001)]
+    public void ParseValue_PrometheusNotation_GivesDouble(string text, double expected) =>
+        Assert.Equal(expected, PrometheusFormat.ParseValue(text));
+}
