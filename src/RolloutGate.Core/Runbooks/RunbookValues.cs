@@ -28,7 +28,7 @@ internal static partial class RunbookValues
     public const string DurationExpectation = "a duration such as 500ms, 30s, 15m, 24h or 1h30m";
     public const string PercentExpectation = "a percentage such as 20%";
     public const string NumberExpectation = "a number";
-    public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (3-letter day, 24-hour HH:mm)";
+    public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (Mon, Tue, Wed, Thu, Fri, Sat or Sun; 24-hour HH:mm)";
     public const string DateExpectation = "an ISO date such as 2026-12-24 or 2026-12-24T18:00 (local time in the freeze's time zone)";
 
     private static readonly string[] DayNames = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
@@ -45,7 +45,7 @@ internal static partial class RunbookValues
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)%$", RegexOptions.CultureInvariant)]
     private static partial Regex Percent();
 
-    [GeneratedRegex(@"^([A-Za-z]{3}) ([01]\d|2[0-3]):([0-5]\d)\s*-\s*([A-Za-z]{3}) ([01]\d|2[0-3]):([0-5]\d)$", RegexOptions.CultureInvariant)]
+    [GeneratedRegex(@"^(Sun|Mon|Tue|Wed|Thu|Fri|Sat) ([01]\d|2[0-3]):([0-5]\d)\s*-\s*(Sun|Mon|Tue|Wed|Thu|Fri|Sat) ([01]\d|2[0-3]):([0-5]\d)$", RegexOptions.CultureInvariant)]
     private static partial Regex Window();
 
     public static bool TryParseDuration(string text, out TimeSpan value)
@@ -148,13 +148,8 @@ internal static partial class RunbookValues
             return false;
         }
 
-        var fromDay = Array.FindIndex(DayNames, d => d.Equals(match.Groups[1].Value, StringComparison.OrdinalIgnoreCase));
-        var toDay = Array.FindIndex(DayNames, d => d.Equals(match.Groups[4].Value, StringComparison.OrdinalIgnoreCase));
-        if (fromDay < 0 || toDay < 0)
-        {
-            return false;
-        }
-
+        var fromDay = Array.IndexOf(DayNames, match.Groups[1].Value);
+        var toDay = Array.IndexOf(DayNames, match.Groups[4].Value);
         window = new WeeklyWindow(
             (DayOfWeek)fromDay,
             new TimeOnly(int.Parse(match.Groups[2].Value, CultureInfo.InvariantCulture), int.Parse(match.Groups[3].Value, CultureInfo.InvariantCulture)),

@@ -84,6 +84,8 @@ public sealed class RunbookParserErrorTests
     [InlineData("          timezone: Europe/Berlin", "          timezone: Mars/Olympus", "preDeploy.checks[0].freeze.timezone 'Mars/Olympus' is not a known time zone")]
     [InlineData("Fri 16:00 - Mon 08:00", "Friday 16:00 - Mon 8:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
     [InlineData("Fri 16:00 - Mon 08:00", "Fri 25:00 - Mon 08:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
+    [InlineData("Fri 16:00 - Mon 08:00", "FRI 16:00 - Mon 08:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
+    [InlineData("Fri 16:00 - Mon 08:00", "Fri 16:00 - Fri 16:00", "preDeploy.checks[0].freeze.windows[0] must be a weekly window")]
     [InlineData("        max: 800ms", "        max: 2%", "watch.metrics[0].max must be a latency such as 800ms or 1.5s")]
     [InlineData("        max: 800ms", "        max: fast", "watch.metrics[0].max must be a latency")]
     [InlineData("        preset: p95-latency", "        preset: p99-latency", "watch.metrics[0].preset must be one of: p95-latency, error-rate, request-rate, cost-per-request; got 'p99-latency'")]
