@@ -68,7 +68,8 @@ public static partial class RunbookParser
     public static RunbookParseResult Parse(string yaml, string file)
     {
         var errors = new RunbookErrorSink(file);
-        var root = LoadSingleDocument(yaml ?? "", errors);
+        // A byte-order mark is part of the file (and of its sha256) but not of the YAML.
+        var root = LoadSingleDocument((yaml ?? "").TrimStart('\uFEFF'), errors);
         var runbook = root is null ? null : ReadRunbook(root, errors);
         if (runbook is null || errors.Errors.Count > 0)
         {
@@ -79,7 +80,10 @@ public static partial class RunbookParser
         return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []);
     }
 
-    /// <summary>Lowercase hex SHA-256 of the text as UTF-8, the fingerprint recorded with each runbook version.</summary>
+    /// <summary>
+    /// Lowercase hex SHA-256 of the text as UTF-8, the fingerprint recorded with each runbook version. For text decoded
+    /// from a UTF-8 file without dropping its byte-order mark, this equals the hash of the file's bytes.
+    /// </summary>
     public static string Sha256Of(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 

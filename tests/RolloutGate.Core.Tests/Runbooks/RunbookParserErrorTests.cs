@@ -144,6 +144,16 @@ public sealed class RunbookParserErrorTests
     }
 
     [Fact]
+    public void Parse_ByteOrderMark_IsReadAndHashedWithTheFile()
+    {
+        var bytes = System.Text.Encoding.UTF8.GetPreamble().Concat(System.Text.Encoding.UTF8.GetBytes(Valid)).ToArray();
+
+        var runbook = AssertValid(System.Text.Encoding.UTF8.GetString(bytes));
+
+        Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), runbook.Sha256);
+    }
+
+    [Fact]
     public void Parse_EmptyFile_IsAnErrorOnLineOne()
     {
         var error = Assert.Single(RunbookParser.Parse("  \n# only a comment\n", File).Errors);
