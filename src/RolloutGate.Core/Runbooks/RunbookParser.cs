@@ -247,7 +247,8 @@ public static partial class RunbookParser
         }
         else if (min > max)
         {
-            prometheus!.Error("min", $"{prometheus.Path}.min ({min}) is above max ({max}); the check could never pass");
+            // The numbers as written, not re-formatted: the reader should recognise their own text.
+            prometheus!.Error("min", $"{prometheus.PathOf("min")} ({prometheus.Text("min")}) is above max ({prometheus.Text("max")}); the check could never pass");
         }
 
         return new PrometheusCheckSpec(query, min, max);
@@ -396,7 +397,7 @@ public static partial class RunbookParser
         var baseline = watch.Value<TimeSpan>("baseline", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
         if ((interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
         {
-            watch.Error("interval", $"watch.interval must be shorter than watch.duration ({duration ?? RunbookDefaults.WatchDuration})");
+            watch.Error("interval", $"watch.interval ({watch.Text("interval") ?? "1m by default"}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"})");
         }
 
         var metrics = new List<MetricSpec>();

@@ -27,7 +27,6 @@ internal static partial class RunbookValues
 {
     public const string DurationExpectation = "a duration such as 500ms, 30s, 15m, 24h or 1h30m";
     public const string PercentExpectation = "a percentage such as 20%";
-    public const string NumberExpectation = "a number";
     public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (Mon, Tue, Wed, Thu, Fri, Sat or Sun; 24-hour HH:mm)";
     public const string DateExpectation = "an ISO date such as 2026-12-24 or 2026-12-24T18:00 (local time in the freeze's time zone)";
 

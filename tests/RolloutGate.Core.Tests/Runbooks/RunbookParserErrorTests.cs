@@ -399,8 +399,9 @@ public sealed class RunbookParserErrorTests
     }
 
     [Theory]
-    [InlineData("duration: 1h\n    interval: 1h", "watch.interval must be shorter than watch.duration (01:00:00)")]
-    [InlineData("interval: 2d", "watch.interval must be shorter than watch.duration (1.00:00:00)")]
+    [InlineData("duration: 1h\n    interval: 1h", "watch.interval (1h) must be shorter than watch.duration (1h)")]
+    [InlineData("duration: 1m", "watch.interval (1m by default) must be shorter than watch.duration (1m)")]
+    [InlineData("interval: 2d", "watch.interval (2d) must be shorter than watch.duration (24h by default)")]
     [InlineData("baseline: forever", "watch.baseline must be a duration")]
     [InlineData("stopRules: {maxBlind: 10m}", null)]
     [InlineData("stopRules: {maxBlind: 10m, minSeen: 3}", "unknown field 'minSeen' in watch.stopRules (expected one of: maxBlind)")]
