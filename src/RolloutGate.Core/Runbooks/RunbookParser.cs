@@ -41,6 +41,19 @@ public static partial class RunbookParser
     private static readonly string[] TimeoutActions = ["rollback", "keep"];
     private static readonly string[] ActionKinds = ["istio", "linkerd", "smi", "argoRollouts", "webhook"];
     private static readonly string[] KubernetesActionKinds = ["istio", "linkerd", "smi", "argoRollouts"];
+    private static readonly string[] IstioFields = ["virtualService", "stableSubset"];
+    private static readonly string[] LinkerdFields = ["httpRoute", "stableBackend"];
+    private static readonly string[] SmiFields = ["trafficSplit", "stableBackend"];
+    private static readonly string[] ArgoRolloutsFields = ["rollout"];
+    private static readonly string[] WebhookFields = ["url", "secret"];
+
+    /// <summary>Every field name the parser accepts anywhere; runbooks/schema.json is tested against it.</summary>
+    internal static IReadOnlySet<string> KnownFieldNames { get; } = new[]
+    {
+        TopFields, MetadataFields, SpecFields, MeshFields, PreDeployFields, CheckFields, PrometheusFields, AlertmanagerFields,
+        FreezeFields, DatedWindowFields, HttpFields, WatchFields, StopRulesFields, MetricFields, PricingFields, RollbackFields,
+        ActionKinds, IstioFields, LinkerdFields, SmiFields, ArgoRolloutsFields, WebhookFields,
+    }.SelectMany(fields => fields).ToHashSet(StringComparer.Ordinal);
 
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
     private static partial Regex DnsLabel();
@@ -55,17 +68,22 @@ public static partial class RunbookParser
     public static RunbookParseResult Parse(string yaml, string file)
     {
         var errors = new RunbookErrorSink(file);
-        var root = LoadSingleDocument(yaml ?? "", errors);
+        // A byte-order mark is part of the file (and of its sha256) but not of the YAML.
+        var root = LoadSingleDocument((yaml ?? "").TrimStart('\uFEFF'), errors);
         var runbook = root is null ? null : ReadRunbook(root, errors);
         if (runbook is null || errors.Errors.Count > 0)
         {
-            return new RunbookParseResult(null, errors.Errors);
+            // In file order, the way an editor or a reviewer walks through them.
+            return new RunbookParseResult(null, errors.Errors.OrderBy(e => e.Line).ToList());
         }
 
         return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []);
     }
 
-    /// <summary>Lowercase hex SHA-256 of the text as UTF-8, the fingerprint recorded with each runbook version.</summary>
+    /// <summary>
+    /// Lowercase hex SHA-256 of the text as UTF-8, the fingerprint recorded with each runbook version. For text decoded
+    /// from a UTF-8 file without dropping its byte-order mark, this equals the hash of the file's bytes.
+    /// </summary>
     public static string Sha256Of(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
@@ -229,7 +247,8 @@ public static partial class RunbookParser
         }
         else if (min > max)
         {
-            prometheus!.Error("min", $"{prometheus.Path}.min ({min}) is above max ({max}); the check could never pass");
+            // The numbers as written, not re-formatted: the reader should recognise their own text.
+            prometheus!.Error("min", $"{prometheus.PathOf("min")} ({prometheus.Text("min")}) is above max ({prometheus.Text("max")}); the check could never pass");
         }
 
         return new PrometheusCheckSpec(query, min, max);
@@ -378,7 +397,7 @@ public static partial class RunbookParser
         var baseline = watch.Value<TimeSpan>("baseline", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
         if ((interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
         {
-            watch.Error("interval", $"watch.interval must be shorter than watch.duration ({duration ?? RunbookDefaults.WatchDuration})");
+            watch.Error("interval", $"watch.interval ({watch.Text("interval") ?? "1m by default"}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"})");
         }
 
         var metrics = new List<MetricSpec>();
@@ -500,19 +519,19 @@ public static partial class RunbookParser
         switch (kind)
         {
             case "istio":
-                var istio = Open("istio", ["virtualService", "stableSubset"]);
+                var istio = Open("istio", IstioFields);
                 return new RollbackAction(Istio: new IstioRollback(Field(istio, "virtualService"), Field(istio, "stableSubset")));
             case "linkerd":
-                var linkerd = Open("linkerd", ["httpRoute", "stableBackend"]);
+                var linkerd = Open("linkerd", LinkerdFields);
                 return new RollbackAction(Linkerd: new LinkerdRollback(Field(linkerd, "httpRoute"), Field(linkerd, "stableBackend")));
             case "smi":
-                var smi = Open("smi", ["trafficSplit", "stableBackend"]);
+                var smi = Open("smi", SmiFields);
                 return new RollbackAction(Smi: new SmiRollback(Field(smi, "trafficSplit"), Field(smi, "stableBackend")));
             case "argoRollouts":
-                var argo = Open("argoRollouts", ["rollout"]);
+                var argo = Open("argoRollouts", ArgoRolloutsFields);
                 return new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback(Field(argo, "rollout")));
             case "webhook":
-                var webhook = Open("webhook", ["url", "secret"]);
+                var webhook = Open("webhook", WebhookFields);
                 var url = Field(webhook, "url");
                 if (url.Length > 0 && !RunbookValues.IsAbsoluteHttpUrl(url))
                 {

@@ -27,8 +27,7 @@ internal static partial class RunbookValues
 {
     public const string DurationExpectation = "a duration such as 500ms, 30s, 15m, 24h or 1h30m";
     public const string PercentExpectation = "a percentage such as 20%";
-    public const string NumberExpectation = "a number";
-    public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (3-letter day, 24-hour HH:mm)";
+    public const string WindowExpectation = "a weekly window such as \"Fri 16:00 - Mon 08:00\" (Mon, Tue, Wed, Thu, Fri, Sat or Sun; 24-hour HH:mm)";
     public const string DateExpectation = "an ISO date such as 2026-12-24 or 2026-12-24T18:00 (local time in the freeze's time zone)";
 
     private static readonly string[] DateTimeFormats = ["yyyy-MM-dd'T'HH:mm", "yyyy-MM-dd'T'HH:mm:ss", "yyyy-MM-dd HH:mm", "yyyy-MM-dd HH:mm:ss"];

@@ -11,7 +11,7 @@ namespace RolloutGate.Core.Runbooks;
 /// </summary>
 public sealed partial record WeeklyWindow(DayOfWeek FromDay, TimeOnly FromTime, DayOfWeek ToDay, TimeOnly ToTime)
 {
-    /// <summary>Parses "Ddd HH:mm - Ddd HH:mm" (three-letter English day names; 24-hour times).</summary>
+    /// <summary>Parses "Ddd HH:mm - Ddd HH:mm" (Mon, Tue, Wed, Thu, Fri, Sat or Sun, as written; 24-hour times).</summary>
     /// <exception cref="FormatException">The text is not such a window; the message says why.</exception>
     public static WeeklyWindow Parse(string text) =>
         TryParse(text, out var window, out var error) ? window : throw new FormatException(error);
@@ -59,7 +59,7 @@ public sealed partial record WeeklyWindow(DayOfWeek FromDay, TimeOnly FromTime, 
         foreach (var candidate in Enum.GetValues<DayOfWeek>())
         {
             var full = candidate.ToString();
-            if (string.Equals(name, full[..3], StringComparison.OrdinalIgnoreCase))
+            if (string.Equals(name, full[..3], StringComparison.Ordinal))
             {
                 day = candidate;
                 return true;

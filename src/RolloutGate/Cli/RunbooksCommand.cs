@@ -1,3 +1,4 @@
+using System.Text;
 using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Cli;
@@ -93,7 +94,9 @@ public static class RunbooksCommand
     {
         try
         {
-            return RunbookParser.Parse(await File.ReadAllTextAsync(file), file);
+            // Decoded by hand so a byte-order mark is kept: the printed sha256 is then that of the file's bytes, as
+            // sha256sum and the service's loader compute it.
+            return RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file)), file);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

@@ -122,7 +122,9 @@ public sealed partial class RunbookLoader(
             var errors = parsed.Errors.ToList();
             if (parsed.Runbook is { } runbook)
             {
-                errors.AddRange(Clashes(runbook, file, display, next));
+                // Files already in force keep their claims; this file is judged against them.
+                var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
+                errors.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display));
             }
 
             if (errors.Count > 0 || parsed.Runbook is null)
@@ -158,32 +160,6 @@ public sealed partial class RunbookLoader(
 
     private static bool IsRunbookFile(string path) =>
         path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
-
-    /// <summary>Two files may not claim the same runbook name, nor the same service in the same environment.</summary>
-    private static IEnumerable<RunbookError> Clashes(Runbook runbook, string file, string display, ImmutableDictionary<string, LoadedRunbook> inForce)
-    {
-        foreach (var (otherFile, other) in inForce)
-        {
-            if (otherFile == file)
-            {
-                continue;
-            }
-
-            if (other.Runbook.Name == runbook.Name)
-            {
-                yield return new RunbookError(display, 1, $"runbook name '{runbook.Name}' is already used by {other.File}");
-            }
-
-            foreach (var environment in runbook.Environments.Where(other.Runbook.Environments.Contains))
-            {
-                if (other.Runbook.Service == runbook.Service)
-                {
-                    yield return new RunbookError(display, 1,
-                        $"service '{runbook.Service}' in environment '{environment}' is already governed by {other.File}");
-                }
-            }
-        }
-    }
 
     private async Task<LoadedRunbook> StoreVersionAsync(
         RolloutGateDbContext db, Runbook runbook, string sha, string content, string display, List<AuditEntry> audits, CancellationToken cancellationToken)

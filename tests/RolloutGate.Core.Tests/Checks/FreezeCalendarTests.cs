@@ -147,7 +147,7 @@ public sealed class FreezeCalendarTests
 
     [Theory]
     [InlineData("Fri 16:00 - Mon 08:00", DayOfWeek.Friday, 16, 0, DayOfWeek.Monday, 8, 0)]
-    [InlineData("sat 00:00-SUN 23:59", DayOfWeek.Saturday, 0, 0, DayOfWeek.Sunday, 23, 59)]
+    [InlineData("Sat 00:00-Sun 23:59", DayOfWeek.Saturday, 0, 0, DayOfWeek.Sunday, 23, 59)]
     public void Parse_ValidWindow_GivesDaysAndTimes(string text, DayOfWeek startDay, int startHour, int startMinute, DayOfWeek endDay, int endHour, int endMinute)
     {
         var window = WeeklyWindow.Parse(text);
@@ -159,6 +159,7 @@ public sealed class FreezeCalendarTests
     [InlineData("Fri 16:00", "not a weekly window")]
     [InlineData("Fry 16:00 - Mon 08:00", "days are")]
     [InlineData("Friday 16:00 - Mon 08:00", "not a weekly window")]
+    [InlineData("fri 16:00 - Mon 08:00", "days are")]
     [InlineData("Fri 8:00 - Mon 08:00", "not a weekly window")]
     [InlineData("Fri 25:00 - Mon 08:00", "24-hour")]
     [InlineData("Mon 08:00 - Mon 08:00", "another time")]

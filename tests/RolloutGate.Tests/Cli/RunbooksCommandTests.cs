@@ -23,7 +23,8 @@ public sealed class RunbooksCommandTests : IDisposable
         var exit = await RunAsync("validate", TestPaths.RepositoryFile("runbooks"));
 
         Assert.True(exit == 0, stdout.ToString());
-        Assert.Contains("checkout v3 sha256:", stdout.ToString(), StringComparison.Ordinal);
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(File.ReadAllBytes(TestPaths.RepositoryFile("runbooks/checkout.yaml"))));
+        Assert.Contains($"checkout v3 sha256:{sha}", stdout.ToString(), StringComparison.Ordinal);
         Assert.Contains("payments v1 sha256:", stdout.ToString(), StringComparison.Ordinal);
         Assert.EndsWith("2 runbook files checked: 2 valid, 0 invalid, 0 errors" + Environment.NewLine, stdout.ToString(), StringComparison.Ordinal);
     }
