@@ -1,5 +1,6 @@
 using RolloutGate.Audit;
 using RolloutGate.Checks;
+using RolloutGate.Demo;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
@@ -59,6 +60,7 @@ public static class RolloutGateApplication
         app.MapMetricsEndpoint();
         app.MapDeploymentsApi();
         app.MapAuditApi();
+        app.MapDemoWorkload(app.Configuration);
         return app;
     }
 }

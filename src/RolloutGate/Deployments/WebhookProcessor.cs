@@ -24,7 +24,11 @@ public sealed partial class WebhookProcessor(
     TimeProvider time,
     ILogger<WebhookProcessor> logger)
 {
-    public static readonly JsonSerializerOptions ResponseJson = new(JsonSerializerDefaults.Web);
+    /// <summary>Web defaults; quotes and '+' stay readable (these answers are JSON for pipelines, never inlined into HTML).</summary>
+    public static readonly JsonSerializerOptions ResponseJson = new(JsonSerializerDefaults.Web)
+    {
+        Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+    };
 
     public async Task<WebhookOutcome> ProcessAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
     {
