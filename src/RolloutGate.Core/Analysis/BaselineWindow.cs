@@ -56,6 +56,14 @@ public sealed class BaselineWindow
     public long Errors { get; }
 
     /// <summary>
+    /// How much more the baseline's per-interval error counts vary than independent requests would (the quasi-binomial
+    /// dispersion φ, at least 1): errors come in bursts, so an interval's count carries less evidence than a binomial
+    /// count of the same size. The error CUSUM divides its increments by φ (quasi-likelihood, McCullagh and Nelder 1989,
+    /// "Generalized Linear Models", 2nd ed., section 4.5 and chapter 9). 1 for continuous metrics.
+    /// </summary>
+    public double Dispersion { get; private init; } = 1;
+
+    /// <summary>
     /// The baseline error rate, with half an error and one request added (the Jeffreys-style continuity correction),
     /// so an error-free baseline still gives a small positive rate rather than a rate of zero that any error would exceed.
     /// </summary>
@@ -70,21 +78,17 @@ public sealed class BaselineWindow
         options ??= DetectorOptions.Default;
         if (kind == MetricKind.ErrorRate)
         {
-            long requests = 0, errors = 0;
-            var usable = 0;
-            foreach (var sample in samples)
+            var intervals = samples
+                .Select(RegressionDetector.ErrorCounts)
+                .Where(c => c is { } counts && counts.Requests >= options.MinRequests)
+                .Select(c => c!.Value)
+                .ToArray();
+            var requests = intervals.Sum(c => c.Requests);
+            var errors = intervals.Sum(c => c.Errors);
+            return new BaselineWindow(kind, intervals.Length, false, [], [], 0, requests, errors)
             {
-                if (RegressionDetector.ErrorCounts(sample) is not { } counts || counts.Requests < options.MinRequests)
-                {
-                    continue;
-                }
-
-                requests += counts.Requests;
-                errors += counts.Errors;
-                usable++;
-            }
-
-            return new BaselineWindow(kind, usable, false, [], [], 0, requests, errors);
+                Dispersion = PearsonDispersion(intervals, (errors + 0.5) / (requests + 1.0)),
+            };
         }
 
         var points = samples
@@ -113,6 +117,21 @@ public sealed class BaselineWindow
         var median = RobustStatistics.Median(allLogs);
         var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
         return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0);
+    }
+
+    /// <summary>
+    /// The Pearson estimate φ = Σ (e_i − n_i p)² / (n_i p (1 − p)) / (k − 1) over the baseline intervals (McCullagh and
+    /// Nelder 1989, section 4.5.2), floored at 1 (fewer errors than chance would give is not credited) and 1 with fewer than two intervals.
+    /// </summary>
+    private static double PearsonDispersion(IReadOnlyList<(long Requests, long Errors)> intervals, double rate)
+    {
+        if (intervals.Count < 2)
+        {
+            return 1;
+        }
+
+        var pearson = intervals.Sum(c => (c.Errors - c.Requests * rate) * (c.Errors - c.Requests * rate) / (c.Requests * rate * (1 - rate)));
+        return Math.Max(1, pearson / (intervals.Count - 1));
     }
 
     /// <summary>The log of the reference value for an interval ending at <paramref name="at"/>.</summary>

@@ -27,6 +27,9 @@ namespace RolloutGate.Core.Analysis;
 /// <b>Error rate.</b> A binomial CUSUM on the counts (errors e of n requests): the null rate is the baseline rate times
 /// (1 + maxIncrease), the alternative twice that, and each interval adds
 /// e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)). A ratio alone would treat 1 error in 10 requests like 100 in 1000.
+/// Errors come in bursts, so the increment is divided by the baseline's quasi-binomial dispersion φ
+/// (<see cref="BaselineWindow.Dispersion"/>): a quasi-likelihood is worth 1/φ of a binomial one (McCullagh, P. and
+/// Nelder, J. A. 1989, "Generalized Linear Models", 2nd ed., Chapman and Hall, sections 4.5 and 9.2).
 /// </para>
 /// <para>
 /// <b>Absolute max.</b> Breached when the value stays above <c>max</c> for
@@ -152,7 +155,7 @@ public static class RegressionDetector
             var p0 = Math.Min(reference * (1 + maxIncrease), 0.5);
             var p1 = Math.Min(2 * p0, 0.999);
             allowed = p0;
-            increment = e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0));
+            increment = (e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0))) / baseline.Dispersion;
         }
 
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";

@@ -9,6 +9,9 @@ internal static class TraceLoader
 {
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
 
+    /// <summary>How long an injected Nezha fault is taken to disturb the metrics after its injection.</summary>
+    private static readonly TimeSpan FaultEffect = TimeSpan.FromMinutes(20);
+
     public static IReadOnlyList<Trace> Load(string dataDirectory)
     {
         var nab = Path.Combine(dataDirectory, "nab");
@@ -31,16 +34,23 @@ internal static class TraceLoader
     }
 
     /// <summary>
-    /// Nezha holds one day with a fault injected about every 8 minutes, so no window is free of labelled anomalies and
-    /// there is no "yesterday". Adapted: 2 h baseline, 2 h watch (120 looks at 1 min), deploy every 10 minutes, faults
-    /// left in place. Null-run alarms there include reactions to real injected faults: an upper bound on false rollbacks.
-    /// Request counts are the front-end pod's workload (ops/s) × 60.
+    /// Nezha holds one day (03:51 to 23:59 UTC) whose faults (<c>fault_list.json</c>, one about every 8 minutes) were all
+    /// injected between 03:53 and 07:53; there is no "yesterday". Each fault is a labelled anomaly window from its
+    /// injection to <see cref="FaultEffect"/> later (the front end's latency still shows the last fault 8 to 12 minutes
+    /// after it), so the deploy times kept lie in the fault-free 16 hours after the last one: 2 h baseline, 2 h watch
+    /// (120 looks at 1 min), a deploy every 10 minutes. Request counts are the front-end pod's workload (ops/s) × 60.
     /// </summary>
     private static IEnumerable<Trace> LoadNezha(string directory)
     {
         var front = ReadCsv(Path.Combine(directory, "front_service.csv"));
         var pod = ReadCsv(Path.Combine(directory, "frontend-579b9bff58-t2dbm_metric.csv"))
             .GroupBy(r => Minute(r["TimeStamp"])).ToDictionary(g => g.Key, g => g.First());
+        using var faultsJson = JsonDocument.Parse(File.ReadAllText(Path.Combine(directory, "fault_list.json")));
+        var faults = faultsJson.RootElement.EnumerateObject()
+            .SelectMany(hour => hour.Value.EnumerateArray())
+            .Select(f => DateTimeOffset.FromUnixTimeSeconds(long.Parse(f.GetProperty("inject_timestamp").GetString()!, CultureInfo.InvariantCulture)))
+            .Select(at => (at, at + FaultEffect))
+            .ToList();
         var latency = new List<Observation>();
         var errors = new List<Observation>();
         var cost = new List<Observation>();
@@ -61,9 +71,10 @@ internal static class TraceLoader
             cost.Add(new Observation(at, workload > 0 ? Number(podRow["CpuUsage(m)"]) / workload : null, requests));
         }
 
-        const string note = "adapted: one day with faults every ~8 min; 2 h baseline, 2 h watch, faults left in (null alarms are an upper bound)";
+        const string note = "adapted: one day, faults injected 03:53-07:53 excluded (each labelled from injection to +20 min); " +
+            "deploys in the fault-free 16 h after them; no yesterday, so 2 h baseline, 2 h watch, 120 looks";
         Trace Nezha(string name, MetricKind kind, List<Observation> points) =>
-            new(name, kind, TimeSpan.FromMinutes(1), points, [], TimeSpan.FromHours(2), TimeSpan.FromHours(2), TimeSpan.FromMinutes(10), note);
+            new(name, kind, TimeSpan.FromMinutes(1), points, faults, TimeSpan.FromHours(2), TimeSpan.FromHours(2), TimeSpan.FromMinutes(10), note);
         yield return Nezha("nezha front p95 latency", MetricKind.Latency, latency);
         yield return Nezha("nezha front error rate", MetricKind.ErrorRate, errors);
         yield return Nezha("nezha front cpu per request", MetricKind.CostPerRequest, cost);

@@ -53,6 +53,36 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_BurstyButUnchangedErrors_StayHealthy()
+    {
+        foreach (var seed in new[] { 21, 22, 23 })
+        {
+            var traffic = new SyntheticTraffic(seed);
+            var baseline = BaselineWindow.From(MetricKind.ErrorRate, traffic.BurstyErrors(Deploy.AddDays(-1), 1440).ToList());
+
+            // No absolute max: three minutes at 5% would (rightly) breach the 2% max; the relative test is under test.
+            var evaluations = Watch(MetricKind.ErrorRate, ErrorRate with { Max = null }, baseline, traffic.BurstyErrors(Deploy, 1440));
+
+            Assert.True(baseline.Dispersion > 5, $"dispersion {baseline.Dispersion}");
+            Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        }
+    }
+
+    [Fact]
+    public void Evaluate_BurstyErrorsThatStayHigh_AreStillCaught()
+    {
+        var traffic = new SyntheticTraffic(24);
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate, traffic.BurstyErrors(Deploy.AddDays(-1), 1440).ToList());
+
+        var evaluations = Watch(MetricKind.ErrorRate, ErrorRate with { Max = null }, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select(t => traffic.Errors(t, 0.05)));
+
+        Assert.Equal(Verdict.Regressed, evaluations.First(e => e.IsRegression).Verdict);
+
+        Assert.True(evaluations.First(e => e.IsRegression).At - Deploy <= TimeSpan.FromMinutes(15));
+    }
+
+    [Fact]
     public void Evaluate_FewRequests_IsInsufficientData()
     {
         var traffic = new SyntheticTraffic(3);

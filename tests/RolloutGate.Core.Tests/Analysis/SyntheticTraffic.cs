@@ -28,6 +28,25 @@ internal sealed class SyntheticTraffic(int seed)
         return new Observation(at, (double)errors / requests, requests, errors);
     }
 
+    /// <summary>
+    /// Bursty errors: a burst starts in 2% of minutes and lasts 3 minutes at 5% errors; between bursts 0.2%. The same
+    /// process before and after a deploy is healthy, however lumpy its counts.
+    /// </summary>
+    public IEnumerable<Observation> BurstyErrors(DateTimeOffset from, int minutes)
+    {
+        var burstLeft = 0;
+        foreach (var at in Minutes(from, minutes))
+        {
+            if (burstLeft == 0 && _random.NextDouble() < 0.02)
+            {
+                burstLeft = 3;
+            }
+
+            yield return Errors(at, burstLeft > 0 ? 0.05 : 0.002);
+            burstLeft = Math.Max(0, burstLeft - 1);
+        }
+    }
+
     public static IEnumerable<DateTimeOffset> Minutes(DateTimeOffset from, int count) =>
         Enumerable.Range(0, count).Select(i => from.AddMinutes(i));
 
