@@ -1,14 +1,19 @@
 using RolloutGate.Benchmarks.Detection;
+using RolloutGate.Benchmarks.Webhooks;
 
 // One program, one benchmark per first argument, so benchmarks can be added side by side.
 return args.FirstOrDefault() switch
 {
     "detection" => DetectionBenchmark.Run(args[1..]),
+    "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
 static int Usage()
 {
-    Console.Error.WriteLine("usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR]");
+    Console.Error.WriteLine("""
+        usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR]
+               tests/RolloutGate.Benchmarks/run-webhooks.sh [--seconds 20] [--concurrency 16]
+        """);
     return 2;
 }

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Starts a private PostgreSQL (port 55480, data under .local/bench/) and runs the webhook benchmark against it.
+# Arguments go to the benchmark: --seconds N (default 20), --concurrency N (default 16).
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/lib.sh"
+cd "$REPO_ROOT"
+PG_PORT="${ROLLOUTGATE_BENCH_PG_PORT:-55480}"
+ensure_dotnet
+ensure_packages initdb:postgresql psql:postgresql-client
+PG_DATA="$(pg_data_dir "$REPO_ROOT/.local/bench/postgres")"
+trap 'stop_postgres "$PG_DATA"' EXIT
+start_postgres "$PG_DATA" "$PG_PORT"
+export ROLLOUTGATE_BENCH_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres"
+dotnet run -c Release --project tests/RolloutGate.Benchmarks -- webhooks "$@"
