@@ -2,6 +2,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Mvc.Testing;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 
 namespace RolloutGate.Tests.Infrastructure;
 
@@ -12,6 +13,9 @@ namespace RolloutGate.Tests.Infrastructure;
 public sealed class RolloutGateHost(TestDatabase database, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
     : WebApplicationFactory<Program>
 {
+    /// <summary>Every log line of this host, at every level.</summary>
+    public LogCapture Logs { get; } = new();
+
     public const string WebhookSecret = "test-webhook-secret";
     public const string WebhookToken = "test-webhook-token";
     public const string ReaderToken = "test-reader-token";
@@ -40,6 +44,7 @@ public sealed class RolloutGateHost(TestDatabase database, IDictionary<string, s
 
             configuration.AddInMemoryCollection(values);
         });
+        builder.ConfigureLogging(logging => logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace).AddProvider(Logs));
         if (time is not null)
         {
             builder.ConfigureServices(services => services.AddSingleton(time));
