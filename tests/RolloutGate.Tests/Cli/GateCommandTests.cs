@@ -1,9 +1,6 @@
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Http;
 using RolloutGate.Cli;
 using RolloutGate.Tests.Infrastructure;
 
@@ -180,33 +177,16 @@ public sealed class GateCommandTests : IDisposable
     public async Task FlakyServer_RetriesTheSameDeliveryAndGetsTheAnswer()
     {
         await using var service = await TestService.StartAsync();
-        var seen = new List<(string Delivery, string Timestamp)>();
-        var builder = WebApplication.CreateSlimBuilder();
-        builder.WebHost.UseUrls("http://127.0.0.1:0");
-        await using var flaky = builder.Build();
-        flaky.MapPost("/api/v1/deployments", async (HttpRequest request) =>
-        {
-            lock (seen)
-            {
-                seen.Add((request.Headers["X-RolloutGate-Delivery"].ToString(), request.Headers["X-RolloutGate-Timestamp"].ToString()));
-                if (seen.Count <= 2)
-                {
-                    return Results.StatusCode(503);
-                }
-            }
-
-            return await ForwardAsync(request, service.Client);
-        });
-        await flaky.StartAsync();
+        await using var flaky = await new LoopbackProxy(service.Client, failFirst: 2).StartAsync();
 
         var exit = await RunAsync(null, SignedEnvironment(),
-            "predeploy", "--url", flaky.Urls.Single(), "--deployment-id", "gate-f", "--service", "checkout", "--environment", "production",
+            "predeploy", "--url", flaky.Url, "--deployment-id", "gate-f", "--service", "checkout", "--environment", "production",
             "--initiator", "alice");
 
         Assert.True(exit == 0, stdout + "\n" + stderr);
-        Assert.Equal(3, seen.Count);
-        Assert.Single(seen.Select(s => s.Delivery).Distinct());
-        Assert.StartsWith("predeploy-", seen[0].Delivery, StringComparison.Ordinal);
+        Assert.Equal(3, flaky.Deliveries.Count);
+        Assert.Single(flaky.Deliveries.Distinct());
+        Assert.StartsWith("predeploy-", flaky.Deliveries[0], StringComparison.Ordinal);
         Assert.Equal(2, stderr.ToString().Split("HTTP 503").Length - 1);
         Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
     }
@@ -229,21 +209,5 @@ public sealed class GateCommandTests : IDisposable
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-
-    /// <summary>Passes a delivery on to the test service byte for byte, with the headers that authenticate it.</summary>
-    private static async Task<IResult> ForwardAsync(HttpRequest request, HttpClient service)
-    {
-        using var body = new MemoryStream();
-        await request.Body.CopyToAsync(body);
-        using var forward = new HttpRequestMessage(HttpMethod.Post, "/api/v1/deployments") { Content = new ByteArrayContent(body.ToArray()) };
-        forward.Content.Headers.ContentType = System.Net.Http.Headers.MediaTypeHeaderValue.Parse(request.ContentType!);
-        foreach (var header in new[] { "X-RolloutGate-Delivery", "X-RolloutGate-Timestamp", "X-RolloutGate-Signature" })
-        {
-            forward.Headers.Add(header, request.Headers[header].ToString());
-        }
-
-        using var response = await service.SendAsync(forward);
-        return Results.Content(await response.Content.ReadAsStringAsync(), "application/json", statusCode: (int)response.StatusCode);
     }
 }
