@@ -9,6 +9,7 @@ public static class CommandLine
     private static readonly Dictionary<string, Func<string[], TextWriter, TextWriter, Task<int>>> Verbs = new(StringComparer.Ordinal)
     {
         ["runbooks"] = RunbooksCommand.RunAsync,
+        ["gate"] = GateCommand.RunAsync,
     };
 
     public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
@@ -28,5 +29,6 @@ public static class CommandLine
         usage:
           rolloutgate [--urls http://127.0.0.1:8080]        run the service
           rolloutgate runbooks validate PATH                check a runbook file or a folder of runbooks (exit 0 valid, 1 errors, 2 usage)
+          rolloutgate gate EVENT --deployment-id ID --service S --environment E ...   send a CD webhook (exit 0 allow, 1 deny, 2 no answer)
         """;
 }

@@ -11,6 +11,9 @@ namespace RolloutGate.Deployments;
 public static class DeploymentEndpoints
 {
     public const string DeliveryHeader = "X-RolloutGate-Delivery";
+
+    /// <summary>The delivery id for senders that can template a URL but not per-message headers (Argo CD notifications).</summary>
+    public const string DeliveryQueryParameter = "delivery";
     public const int MaxBodyBytes = 64 * 1024;
 
     public static IEndpointRouteBuilder MapDeploymentsApi(this IEndpointRouteBuilder app)
@@ -49,11 +52,11 @@ public static class DeploymentEndpoints
             return Problems.Unauthorized(refusal);
         }
 
-        var deliveryId = request.Headers[DeliveryHeader].ToString();
+        var deliveryId = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header.ToString() : request.Query[DeliveryQueryParameter].ToString();
         if (deliveryId.Length is 0 or > 200)
         {
             metrics.WebhookRefused("malformed");
-            return Problems.BadRequest($"the {DeliveryHeader} header is required (1 to 200 characters, the same on every retry of one delivery)");
+            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, the same on every retry of one delivery)");
         }
 
         var (parsed, error) = WebhookRequestParser.Parse(body);

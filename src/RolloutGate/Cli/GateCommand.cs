@@ -1,0 +1,303 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using RolloutGate.Deployments;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Cli;
+
+/// <summary>
+/// <c>gate EVENT ...</c>: a CD pipeline's side of the webhook (CONTRACT section 4), so a pipeline step needs no
+/// hand-written HMAC. The secret is read from the environment, never from an argument, because arguments show in
+/// process lists and CI logs. Exit codes: 0 allow (or the event was accepted), 1 deny, 2 no usable answer
+/// (usage, refused request, server error or unreachable after the retries).
+/// </summary>
+public static class GateCommand
+{
+    public const string SecretVariable = "ROLLOUTGATE_WEBHOOK_SECRET";
+    public const string TokenVariable = "ROLLOUTGATE_WEBHOOK_TOKEN";
+    public const string UrlVariable = "ROLLOUTGATE_URL";
+    public const string DefaultUrl = "http://127.0.0.1:8080";
+    public const int DefaultRetries = 5;
+    public const int MaxDeliveryIdLength = 200;
+    public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
+
+    public const int ExitAllowed = 0;
+    public const int ExitDenied = 1;
+    public const int ExitNoAnswer = 2;
+
+    public const string Usage = """
+        usage:
+          rolloutgate gate predeploy|deployed|rolledback|cancelled --deployment-id ID --service S --environment E
+              [--url URL] [--version V] [--previous-version V] [--initiator NAME] [--commit SHA] [--pipeline-url URL]
+              [--at ISO8601] [--delivery-id ID] [--timeout 60s] [--retries 5] [--json]
+          The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a token from ROLLOUTGATE_WEBHOOK_TOKEN), the URL from
+          --url or ROLLOUTGATE_URL (default http://127.0.0.1:8080).
+          Exit codes: 0 allow / accepted, 1 deny, 2 no usable answer (refused, server error, unreachable).
+        """;
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
+    {
+        DefaultIgnoreCondition = JsonIgnoreCondition.WhenWritingNull,
+    };
+
+    private static readonly string[] ValueOptions =
+    [
+        "--url", "--deployment-id", "--service", "--environment", "--version", "--previous-version", "--initiator",
+        "--commit", "--pipeline-url", "--at", "--delivery-id", "--timeout", "--retries",
+    ];
+
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
+        RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable, http: null, TimeProvider.System, GateDelivery.DefaultRetryBaseDelay);
+
+    /// <summary>The command with its surroundings passed in, so tests choose the environment, HTTP client and clock.</summary>
+    internal static async Task<int> RunAsync(
+        string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?> environment, HttpClient? http, TimeProvider time, TimeSpan retryBaseDelay)
+    {
+        if (args is [] or ["help" or "--help" or "-h", ..])
+        {
+            await (args is [] ? stderr : stdout).WriteLineAsync(Usage);
+            return args is [] ? ExitNoAnswer : 0;
+        }
+
+        var (invocation, error) = Parse(args, environment);
+        if (invocation is null)
+        {
+            await stderr.WriteLineAsync($"gate: {error}");
+            await stderr.WriteLineAsync(Usage);
+            return ExitNoAnswer;
+        }
+
+        var body = JsonSerializer.SerializeToUtf8Bytes(invocation.Request, Json);
+        using var ownClient = http is null ? new HttpClient { Timeout = Timeout.InfiniteTimeSpan } : null;
+        var delivery = new GateDelivery(http ?? ownClient!, time, stderr);
+        var answer = await delivery.SendAsync(
+            invocation.Url, body, invocation.DeliveryId, invocation.Credentials, invocation.Retries, invocation.Timeout, retryBaseDelay);
+        return await ReportAsync(invocation, answer, stdout, stderr);
+    }
+
+    private sealed record Invocation(
+        WebhookRequest Request, Uri Url, string DeliveryId, GateCredentials Credentials, int Retries, TimeSpan Timeout, bool PrintJson);
+
+    private static (Invocation? Invocation, string? Error) Parse(string[] args, Func<string, string?> environment)
+    {
+        var @event = args[0];
+        if (!WebhookEvents.All.Contains(@event, StringComparer.Ordinal))
+        {
+            return (null, $"the event '{@event}' is not one of {string.Join(", ", WebhookEvents.All)}");
+        }
+
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var printJson = false;
+        for (var i = 1; i < args.Length; i++)
+        {
+            var (name, inline) = args[i].Split('=', 2) is [var n, var v] && n.StartsWith("--", StringComparison.Ordinal) ? (n, v) : (args[i], null);
+            if (name == "--json" && inline is null)
+            {
+                printJson = true;
+                continue;
+            }
+
+            if (!ValueOptions.Contains(name, StringComparer.Ordinal))
+            {
+                return (null, $"unknown option '{name}'");
+            }
+
+            if (inline is null && i + 1 >= args.Length)
+            {
+                return (null, $"{name} needs a value");
+            }
+
+            values[name] = inline ?? args[++i];
+        }
+
+        string? Value(string name) => values.TryGetValue(name, out var value) && value.Length > 0 ? value : null;
+
+        var missing = new[] { "--deployment-id", "--service", "--environment" }.Where(name => Value(name) is null).ToList();
+        if (missing.Count > 0)
+        {
+            return (null, $"missing {string.Join(", ", missing)}");
+        }
+
+        var secret = environment(SecretVariable);
+        var token = environment(TokenVariable);
+        if (string.IsNullOrEmpty(secret) && string.IsNullOrEmpty(token))
+        {
+            return (null, $"set {SecretVariable} (HMAC secret) or {TokenVariable} (webhook bearer token) in the environment");
+        }
+
+        var urlText = Value("--url") ?? NonEmpty(environment(UrlVariable)) ?? DefaultUrl;
+        if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        {
+            return (null, $"--url '{urlText}' is not an http(s) URL");
+        }
+
+        DateTimeOffset? at = null;
+        if (Value("--at") is { } atText)
+        {
+            if (!DateTimeOffset.TryParse(atText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+            {
+                return (null, $"--at '{atText}' is not an ISO 8601 time such as 2026-11-21T10:00:00Z");
+            }
+
+            at = parsed;
+        }
+
+        var timeout = DefaultTimeout;
+        if (Value("--timeout") is { } timeoutText && !TryParseTimeout(timeoutText, out timeout))
+        {
+            return (null, $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms");
+        }
+
+        var retries = DefaultRetries;
+        if (Value("--retries") is { } retriesText
+            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > 100))
+        {
+            return (null, $"--retries '{retriesText}' is not a whole number from 0 to 100");
+        }
+
+        // One id for every attempt of this delivery: it is what makes a retry safe on the server.
+        var deliveryId = Value("--delivery-id") ?? $"{@event}-{Guid.NewGuid():N}";
+        if (deliveryId.Length > MaxDeliveryIdLength)
+        {
+            return (null, $"--delivery-id is longer than {MaxDeliveryIdLength} characters");
+        }
+
+        var request = new WebhookRequest(
+            @event, Value("--deployment-id")!, Value("--service")!, Value("--environment")!, Value("--version"), Value("--previous-version"),
+            Value("--initiator"), Value("--commit"), Value("--pipeline-url"), at);
+        var credentials = new GateCredentials(NonEmpty(secret), NonEmpty(token));
+        return (new Invocation(request, url, deliveryId, credentials, retries, timeout, printJson), null);
+    }
+
+    private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
+
+    /// <summary>"60s", "2m", "500ms", or a bare number of seconds.</summary>
+    private static bool TryParseTimeout(string text, out TimeSpan timeout)
+    {
+        var (number, unit) = text switch
+        {
+            _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 0.001),
+            _ when text.EndsWith('s') => (text[..^1], 1.0),
+            _ when text.EndsWith('m') => (text[..^1], 60.0),
+            _ => (text, 1.0),
+        };
+        var ok = double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) && value > 0 && value * unit <= 3600;
+        timeout = ok ? TimeSpan.FromSeconds(value * unit) : TimeSpan.Zero;
+        return ok;
+    }
+
+    private static async Task<int> ReportAsync(Invocation invocation, GateAnswer answer, TextWriter stdout, TextWriter stderr)
+    {
+        if (answer.Status is not { } status)
+        {
+            await stderr.WriteLineAsync($"gate: no answer from {invocation.Url}: {answer.Failure}");
+            return ExitNoAnswer;
+        }
+
+        var success = (int)status is >= 200 and < 300;
+        if (invocation.PrintJson)
+        {
+            await stdout.WriteLineAsync(answer.Body);
+        }
+
+        if (!success)
+        {
+            await stderr.WriteLineAsync($"gate: {invocation.Request.Event} refused: {ProblemText(status, answer.Body)}");
+            return ExitNoAnswer;
+        }
+
+        try
+        {
+            return invocation.Request.Event switch
+            {
+                WebhookEvents.PreDeploy => await PrintVerdictAsync(JsonSerializer.Deserialize<PreDeployResponse>(answer.Body, Json)!, invocation, stdout),
+                WebhookEvents.Deployed => await PrintWatchAsync(JsonSerializer.Deserialize<DeployedResponse>(answer.Body, Json)!, invocation, stdout),
+                _ => await PrintStateAsync(JsonSerializer.Deserialize<StateResponse>(answer.Body, Json)!, invocation, stdout),
+            };
+        }
+        catch (Exception ex) when (ex is JsonException or NullReferenceException)
+        {
+            await stderr.WriteLineAsync($"gate: HTTP {(int)status} with an answer this gate cannot read: {Truncate(answer.Body)}");
+            return ExitNoAnswer;
+        }
+    }
+
+    private static async Task<int> PrintVerdictAsync(PreDeployResponse response, Invocation invocation, TextWriter stdout)
+    {
+        var allowed = response.Verdict switch
+        {
+            "allow" => true,
+            "deny" => false,
+            _ => throw new JsonException($"unknown verdict '{response.Verdict}'"),
+        };
+        if (invocation.PrintJson)
+        {
+            return allowed ? ExitAllowed : ExitDenied;
+        }
+
+        var request = invocation.Request;
+        await stdout.WriteLineAsync($"predeploy {response.DeploymentId} ({request.Service} in {request.Environment}): {response.Verdict.ToUpperInvariant()}");
+        if (response.Checks.Count == 0)
+        {
+            await stdout.WriteLineAsync("  no checks listed: the built-in rules passed and the runbook has no pre-deploy checks");
+        }
+        else
+        {
+            var nameWidth = Math.Max("CHECK".Length, response.Checks.Max(c => c.Name.Length));
+            var statusWidth = Math.Max("STATUS".Length, response.Checks.Max(c => c.Status.Length));
+            await stdout.WriteLineAsync($"  {"CHECK".PadRight(nameWidth)}  {"STATUS".PadRight(statusWidth)}  DETAIL");
+            foreach (var check in response.Checks)
+            {
+                await stdout.WriteLineAsync($"  {check.Name.PadRight(nameWidth)}  {check.Status.PadRight(statusWidth)}  {check.Detail}");
+            }
+        }
+
+        await stdout.WriteLineAsync($"runbook {response.Runbook.Name} v{response.Runbook.Version} sha256:{response.Runbook.Sha256}");
+        return allowed ? ExitAllowed : ExitDenied;
+    }
+
+    private static async Task<int> PrintWatchAsync(DeployedResponse response, Invocation invocation, TextWriter stdout)
+    {
+        if (!invocation.PrintJson)
+        {
+            var request = invocation.Request;
+            await stdout.WriteLineAsync(
+                $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
+        }
+
+        return ExitAllowed;
+    }
+
+    private static async Task<int> PrintStateAsync(StateResponse response, Invocation invocation, TextWriter stdout)
+    {
+        if (!invocation.PrintJson)
+        {
+            var request = invocation.Request;
+            await stdout.WriteLineAsync($"{request.Event} {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State}");
+        }
+
+        return ExitAllowed;
+    }
+
+    /// <summary>"HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one.</summary>
+    private static string ProblemText(HttpStatusCode status, string body)
+    {
+        var head = $"HTTP {(int)status}";
+        try
+        {
+            using var document = JsonDocument.Parse(body);
+            var root = document.RootElement;
+            var title = root.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
+            var detail = root.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
+            return $"{head}{(title is null ? "" : " " + title)}{(detail is null ? "" : ": " + detail)}";
+        }
+        catch (JsonException)
+        {
+            return body.Length == 0 ? head : $"{head}: {Truncate(body)}";
+        }
+    }
+
+    private static string Truncate(string text) => text.Length <= 500 ? text : text[..500] + "...";
+}

@@ -1,0 +1,122 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using Polly;
+using Polly.Retry;
+using RolloutGate.Checks;
+using RolloutGate.Deployments;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Cli;
+
+/// <summary>How the gate proves it may speak: an HMAC secret (preferred) or a webhook bearer token.</summary>
+public sealed record GateCredentials(string? Secret, string? Token);
+
+/// <summary>What came back, if anything: the last HTTP answer, or why there was none.</summary>
+public sealed record GateAnswer(HttpStatusCode? Status, string Body, string? Failure, int Attempts);
+
+/// <summary>
+/// Sends one webhook delivery (CONTRACT section 4) until it gets an answer that retrying cannot change.
+/// The delivery id is fixed for all attempts, so the server's idempotency makes a retry of a delivery that did
+/// arrive harmless; the timestamp and signature are made afresh per attempt, so a long retry never presents a
+/// timestamp the server would refuse as stale. 4xx answers are final; 5xx, 408, 429, timeouts and connection
+/// errors are retried with exponential backoff and jitter, all within one overall deadline.
+/// </summary>
+public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter progress)
+{
+    public const string WebhookPath = "api/v1/deployments";
+    public static readonly TimeSpan DefaultRetryBaseDelay = TimeSpan.FromSeconds(1);
+    public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(15);
+
+    public async Task<GateAnswer> SendAsync(
+        Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
+    {
+        var endpoint = new Uri(EnsureTrailingSlash(baseUrl), WebhookPath);
+        var attempts = 0;
+        string? lastFailure = null;
+        var pipeline = BuildPipeline(retries, retryBaseDelay, failure => lastFailure = failure);
+
+        using var deadline = new CancellationTokenSource(timeout, time);
+        try
+        {
+            using var response = await pipeline.ExecuteAsync(
+                async token =>
+                {
+                    attempts++;
+                    using var request = BuildRequest(endpoint, body, deliveryId, credentials);
+                    return await http.SendAsync(request, token);
+                },
+                deadline.Token);
+            var text = await response.Content.ReadAsStringAsync(deadline.Token);
+            return new GateAnswer(response.StatusCode, text, null, attempts);
+        }
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        {
+            var last = lastFailure is null ? "" : $"; last attempt: {lastFailure}";
+            return new GateAnswer(null, "", $"no answer within {CheckFormat.Duration(timeout)} ({attempts} attempt{(attempts == 1 ? "" : "s")}){last}", attempts);
+        }
+        catch (HttpRequestException ex)
+        {
+            return new GateAnswer(null, "", $"{Describe(ex)} ({attempts} attempt{(attempts == 1 ? "" : "s")})", attempts);
+        }
+    }
+
+    public static bool IsRetryable(HttpStatusCode status) =>
+        (int)status >= 500 || status is HttpStatusCode.RequestTimeout or HttpStatusCode.TooManyRequests;
+
+    private ResiliencePipeline<HttpResponseMessage> BuildPipeline(int retries, TimeSpan baseDelay, Action<string> recordFailure)
+    {
+        var builder = new ResiliencePipelineBuilder<HttpResponseMessage> { TimeProvider = time };
+        if (retries > 0)
+        {
+            builder.AddRetry(new RetryStrategyOptions<HttpResponseMessage>
+            {
+                MaxRetryAttempts = retries,
+                Delay = baseDelay,
+                MaxDelay = MaxRetryDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = new PredicateBuilder<HttpResponseMessage>()
+                    .Handle<HttpRequestException>()
+                    .HandleResult(response => IsRetryable(response.StatusCode)),
+                OnRetry = async args =>
+                {
+                    var failure = args.Outcome.Exception is HttpRequestException ex
+                        ? Describe(ex)
+                        : $"HTTP {(int)args.Outcome.Result!.StatusCode} {args.Outcome.Result.ReasonPhrase}";
+                    recordFailure(failure);
+                    args.Outcome.Result?.Dispose();
+                    await progress.WriteLineAsync(
+                        $"gate: attempt {args.AttemptNumber + 1} failed ({failure}); retrying in {CheckFormat.Duration(args.RetryDelay)}");
+                },
+            });
+        }
+
+        return builder.Build();
+    }
+
+    private HttpRequestMessage BuildRequest(Uri endpoint, byte[] body, string deliveryId, GateCredentials credentials)
+    {
+        var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new ByteArrayContent(body) };
+        request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
+        request.Headers.Add(DeploymentEndpoints.DeliveryHeader, deliveryId);
+        if (credentials.Secret is { Length: > 0 } secret)
+        {
+            var timestamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+            request.Headers.Add(WebhookAuthenticator.TimestampHeader, timestamp);
+            request.Headers.Add(WebhookAuthenticator.SignatureHeader, WebhookAuthenticator.SignatureHeaderValue(secret, timestamp, body));
+        }
+        else
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", credentials.Token);
+        }
+
+        return request;
+    }
+
+    private static Uri EnsureTrailingSlash(Uri url) =>
+        url.AbsoluteUri.EndsWith('/') ? url : new Uri(url.AbsoluteUri + "/");
+
+    private static string Describe(HttpRequestException ex) =>
+        ex.HttpRequestError is HttpRequestError.Unknown ? ex.Message : $"{ex.HttpRequestError}: {ex.Message}";
+}

@@ -1,0 +1,213 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using RolloutGate.Cli;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Cli;
+
+/// <summary>
+/// <c>gate</c> as a pipeline runs it, against the real service on a real test database: exit codes, the printed
+/// verdict, and retries that stay within the deadline and reuse one delivery id.
+/// </summary>
+public sealed class GateCommandTests : IDisposable
+{
+    private static readonly TimeSpan QuickRetries = TimeSpan.FromMilliseconds(20);
+
+    private readonly StringWriter stdout = new();
+    private readonly StringWriter stderr = new();
+
+    public void Dispose()
+    {
+        stdout.Dispose();
+        stderr.Dispose();
+    }
+
+    /// <summary>A runbook whose only own check is a freeze window that a Wednesday is outside of.</summary>
+    private static string RunbookWithFreezeCheck() =>
+        TestRunbooks.Minimal().Replace("\n  watch:", string.Join("\n",
+        [
+            "",
+            "  preDeploy:",
+            "    checks:",
+            "      - name: change-freeze",
+            "        freeze:",
+            "          timezone: UTC",
+            "          windows: [\"Sat 00:00 - Sat 00:01\"]",
+            "  watch:",
+        ]), StringComparison.Ordinal);
+
+    private static Dictionary<string, string?> SignedEnvironment(string secret = RolloutGateHost.WebhookSecret) =>
+        new() { [GateCommand.SecretVariable] = secret };
+
+    private Task<int> RunAsync(HttpClient? http, IReadOnlyDictionary<string, string?> environment, params string[] args) =>
+        GateCommand.RunAsync(args, stdout, stderr, name => environment.GetValueOrDefault(name), http, TimeProvider.System, QuickRetries);
+
+    private Task<int> GateAsync(TestService service, string @event, string deploymentId, params string[] more) =>
+        RunAsync(service.Client, SignedEnvironment(),
+            [@event, "--url", "http://localhost", "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production",
+             "--initiator", "alice", "--version", "2.4.0", .. more]);
+
+    [Fact]
+    public async Task Predeploy_Allowed_ExitsZeroAndPrintsEachCheckAndTheRunbook()
+    {
+        await using var service = await TestService.StartAsync(("checkout.yaml", RunbookWithFreezeCheck()));
+
+        var exit = await GateAsync(service, "predeploy", "gate-1", "--at", "2026-11-18T10:00:00Z");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        var lines = stdout.ToString().Split(Environment.NewLine);
+        Assert.Equal("predeploy gate-1 (checkout in production): ALLOW", lines[0]);
+        Assert.Matches(@"^  CHECK +STATUS  DETAIL$", lines[1]);
+        Assert.Matches(@"^  change-freeze +pass    \S", lines[2]);
+        Assert.Equal(lines[1].IndexOf("STATUS", StringComparison.Ordinal), lines[2].IndexOf("pass", StringComparison.Ordinal));
+        Assert.Matches("^runbook checkout v1 sha256:[0-9a-f]{64}$", lines[3]);
+    }
+
+    [Fact]
+    public async Task Predeploy_AnotherChangeWatching_ExitsOneNamingTheBlockingDeployment()
+    {
+        await using var service = await TestService.StartAsync();
+        Assert.Equal(0, await GateAsync(service, "predeploy", "first"));
+        Assert.Equal(0, await GateAsync(service, "deployed", "first"));
+        Assert.Matches(@"deployed first \(checkout in production\): watching until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", stdout.ToString());
+        stdout.GetStringBuilder().Clear();
+
+        var exit = await GateAsync(service, "predeploy", "second");
+
+        Assert.Equal(1, exit);
+        Assert.StartsWith("predeploy second (checkout in production): DENY", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Matches(@"one-change-at-a-time +fail +deployment 'first' of checkout in production is still watching", stdout.ToString());
+    }
+
+    [Fact]
+    public async Task Cancelled_AfterAllow_ExitsZeroPrintingTheState()
+    {
+        await using var service = await TestService.StartAsync();
+        Assert.Equal(0, await GateAsync(service, "predeploy", "gate-c"));
+        stdout.GetStringBuilder().Clear();
+
+        var exit = await GateAsync(service, "cancelled", "gate-c");
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal("cancelled gate-c (checkout in production): cancelled" + Environment.NewLine, stdout.ToString());
+    }
+
+    [Fact]
+    public async Task Predeploy_JsonFlag_PrintsTheServersAnswer()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var exit = await GateAsync(service, "predeploy", "gate-j", "--json");
+
+        Assert.Equal(0, exit);
+        using var document = System.Text.Json.JsonDocument.Parse(stdout.ToString());
+        Assert.Equal("allow", document.RootElement.GetProperty("verdict").GetString());
+        Assert.Equal("gate-j", document.RootElement.GetProperty("deploymentId").GetString());
+    }
+
+    [Fact]
+    public async Task Predeploy_BearerTokenInsteadOfSecret_IsAccepted()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var exit = await RunAsync(service.Client, new Dictionary<string, string?> { [GateCommand.TokenVariable] = RolloutGateHost.WebhookToken },
+            "predeploy", "--url", "http://localhost", "--deployment-id", "gate-t", "--service", "checkout", "--environment", "production", "--initiator", "ci");
+
+        Assert.True(exit == 0, stderr.ToString());
+    }
+
+    [Fact]
+    public async Task WrongSecret_ExitsTwoPrintingThe401DetailWithoutRetrying()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var exit = await RunAsync(service.Client, SignedEnvironment("not-the-secret"),
+            "predeploy", "--url", "http://localhost", "--deployment-id", "gate-w", "--service", "checkout", "--environment", "production");
+
+        Assert.Equal(2, exit);
+        Assert.Equal("gate: predeploy refused: HTTP 401 Not authenticated: the signature does not match" + Environment.NewLine, stderr.ToString());
+        Assert.Equal(0, await service.CountAsync("deployments"));
+    }
+
+    [Fact]
+    public async Task UnknownService_ExitsTwoPrintingThe422Detail()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var exit = await RunAsync(service.Client, SignedEnvironment(),
+            "predeploy", "--url", "http://localhost", "--deployment-id", "gate-u", "--service", "nobody", "--environment", "production");
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("gate: predeploy refused: HTTP 422 Not governed: ", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("nobody", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerDown_ExitsTwoAfterTheGivenRetries()
+    {
+        var exit = await RunAsync(null, SignedEnvironment(),
+            "deployed", "--url", $"http://127.0.0.1:{ClosedPort()}", "--deployment-id", "gate-d", "--service", "checkout", "--environment", "production",
+            "--retries", "2");
+
+        Assert.Equal(2, exit);
+        var errors = stderr.ToString();
+        Assert.Equal(2, errors.Split("retrying in").Length - 1);
+        Assert.Contains("ConnectionError", errors, StringComparison.Ordinal);
+        Assert.Contains("(3 attempts)", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ServerDown_ManyRetries_StopsAtTheTimeout()
+    {
+        var clock = Stopwatch.StartNew();
+
+        var exit = await GateCommand.RunAsync(
+            ["predeploy", "--url", $"http://127.0.0.1:{ClosedPort()}", "--deployment-id", "gate-t", "--service", "checkout", "--environment", "production",
+             "--retries", "100", "--timeout", "1500ms"],
+            stdout, stderr, _ => "secret", null, TimeProvider.System, TimeSpan.FromMilliseconds(200));
+
+        Assert.Equal(2, exit);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(1), TimeSpan.FromSeconds(10));
+        Assert.Contains("no answer within 1.5s", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("last attempt: ConnectionError", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task FlakyServer_RetriesTheSameDeliveryAndGetsTheAnswer()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var flaky = await new LoopbackProxy(service.Client, failFirst: 2).StartAsync();
+
+        var exit = await RunAsync(null, SignedEnvironment(),
+            "predeploy", "--url", flaky.Url, "--deployment-id", "gate-f", "--service", "checkout", "--environment", "production",
+            "--initiator", "alice");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        Assert.Equal(3, flaky.Deliveries.Count);
+        Assert.Single(flaky.Deliveries.Distinct());
+        Assert.StartsWith("predeploy-", flaky.Deliveries[0], StringComparison.Ordinal);
+        Assert.Equal(2, stderr.ToString().Split("HTTP 503").Length - 1);
+        Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
+    }
+
+    [Fact]
+    public async Task MissingArgumentsOrSecret_ExitTwoWithoutSending()
+    {
+        var noService = await RunAsync(null, SignedEnvironment(), "predeploy", "--deployment-id", "x", "--environment", "production");
+        var noSecret = await RunAsync(null, new Dictionary<string, string?>(), "predeploy", "--deployment-id", "x", "--service", "s", "--environment", "e");
+        var badEvent = await RunAsync(null, SignedEnvironment(), "deploy", "--deployment-id", "x", "--service", "s", "--environment", "e");
+
+        Assert.Equal([2, 2, 2], [noService, noSecret, badEvent]);
+        Assert.Contains("gate: missing --service", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"gate: set {GateCommand.SecretVariable}", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Contains("gate: the event 'deploy' is not one of predeploy, deployed, rolledback, cancelled", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    private static int ClosedPort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}

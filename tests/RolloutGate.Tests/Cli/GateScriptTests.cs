@@ -1,0 +1,109 @@
+using System.Diagnostics;
+using RolloutGate.Cli;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Cli;
+
+/// <summary>
+/// deploy/ci/rolloutgate-gate.sh, the bash + curl + openssl gate for runners without .NET, run by bash against the
+/// real service on a loopback port: its signature is accepted, and its exit codes match the CLI's.
+/// </summary>
+public sealed class GateScriptTests
+{
+    private static readonly string Script = TestPaths.RepositoryFile("deploy/ci/rolloutgate-gate.sh");
+
+    private sealed record ScriptRun(int Exit, string Stdout, string Stderr);
+
+    private static async Task<ScriptRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(Script);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        start.Environment.Remove(GateCommand.SecretVariable);
+        start.Environment.Remove(GateCommand.TokenVariable);
+        start.Environment.Remove(GateCommand.UrlVariable);
+        foreach (var (name, value) in environment)
+        {
+            start.Environment[name] = value;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return new ScriptRun(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static Dictionary<string, string> Signed(string secret = RolloutGateHost.WebhookSecret) => new() { [GateCommand.SecretVariable] = secret };
+
+    private static string[] Args(string url, string @event, string deploymentId) =>
+        [@event, "--url", url, "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production",
+         "--initiator", "ci \"bot\"", "--version", "2.4.0", "--pipeline-url", "https://ci.example/runs/1?a=b&c=d", "--timeout", "20s"];
+
+    [Fact]
+    public async Task Script_AllowThenDeployedThenASecondChange_ExitsZeroZeroOne()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+
+        var allow = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-1"));
+        var deployed = await RunAsync(Signed(), Args(proxy.Url, "deployed", "s-1"));
+        var deny = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-2"));
+
+        Assert.True(allow.Exit == 0, allow.Stderr + allow.Stdout);
+        Assert.Contains("\"verdict\":\"allow\"", allow.Stdout, StringComparison.Ordinal);
+        Assert.True(deployed.Exit == 0, deployed.Stderr + deployed.Stdout);
+        Assert.Contains("\"state\":\"watching\"", deployed.Stdout, StringComparison.Ordinal);
+        Assert.Equal(1, deny.Exit);
+        using var answer = System.Text.Json.JsonDocument.Parse(deny.Stdout);
+        Assert.Equal("deployment 's-1' of checkout in production is still watching",
+            answer.RootElement.GetProperty("checks")[0].GetProperty("detail").GetString());
+        Assert.Equal("ci \"bot\"", await service.Database.ScalarAsync<string>("SELECT initiator FROM deployments WHERE id = 's-1'"));
+    }
+
+    [Fact]
+    public async Task Script_WrongSecret_ExitsTwoWithThe401Detail()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+
+        var run = await RunAsync(Signed("wrong"), Args(proxy.Url, "predeploy", "s-w"));
+
+        Assert.Equal(2, run.Exit);
+        Assert.Contains("HTTP 401", run.Stderr, StringComparison.Ordinal);
+        Assert.Contains("the signature does not match", run.Stderr, StringComparison.Ordinal);
+        Assert.Single(proxy.Deliveries);
+    }
+
+    [Fact]
+    public async Task Script_FlakyServer_RetriesWithTheSameDeliveryId()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client, failFirst: 1).StartAsync();
+
+        var run = await RunAsync(Signed(), [.. Args(proxy.Url, "predeploy", "s-f"), "--delivery-id", "gh-42-1-predeploy"]);
+
+        Assert.True(run.Exit == 0, run.Stderr + run.Stdout);
+        Assert.Equal(["gh-42-1-predeploy", "gh-42-1-predeploy"], proxy.Deliveries);
+        Assert.Contains("attempt 1 failed (HTTP 503)", run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Script_BearerToken_CancelsAnAllowedChange()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        var token = new Dictionary<string, string> { [GateCommand.TokenVariable] = RolloutGateHost.WebhookToken };
+
+        var allow = await RunAsync(token, Args(proxy.Url, "predeploy", "s-t"));
+        var cancelled = await RunAsync(token, Args(proxy.Url, "cancelled", "s-t"));
+
+        Assert.True(allow.Exit == 0 && cancelled.Exit == 0, allow.Stderr + cancelled.Stderr);
+        Assert.Equal("cancelled", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 's-t'"));
+    }
+}
