@@ -6,6 +6,7 @@ using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
 using RolloutGate.Prometheus;
+using RolloutGate.Reports;
 using RolloutGate.Runbooks;
 using RolloutGate.Webhooks;
 
@@ -60,6 +61,7 @@ public static class RolloutGateApplication
         app.MapMetricsEndpoint();
         app.MapDeploymentsApi();
         app.MapAuditApi();
+        app.MapReportsApi();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }

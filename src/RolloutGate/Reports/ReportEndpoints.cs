@@ -1,0 +1,125 @@
+using Microsoft.EntityFrameworkCore;
+using RolloutGate.Api;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Reports;
+
+/// <summary>
+/// <c>GET /api/v1/reports/summary</c> (CONTRACT section 7): per service, over the deployments deployed in
+/// [from, to). Definitions, so the figures can be checked by hand:
+/// <list type="bullet">
+/// <item><c>deployments</c>: deployments that reached the watch (a <c>deployed</c> event).</item>
+/// <item><c>rollbacks</c>: of those, the ones that ended <c>rolled-back</c> (by RolloutGate or by the pipeline).</item>
+/// <item><c>changeFailureRate</c>: deployments that regressed or were rolled back, divided by <c>deployments</c>.</item>
+/// <item><c>medianTimeToDetectSeconds</c>: deploy to the state change into <c>regressed</c>.</item>
+/// <item><c>medianTimeToRollbackSeconds</c>: detection (or the deploy, when the pipeline rolled back on its own) to <c>rolled-back</c>.</item>
+/// <item><c>autoRollbacks</c>: rollback decisions taken by <c>rolloutgate</c> itself; <c>humanDecisions</c>: decisions by anyone else;
+/// <c>dismissedRecommendations</c>: decisions to keep a change that was recommended for rollback.</item>
+/// </list>
+/// Times come from the audit trail's state-change events, which are written in the same transaction as the change.
+/// </summary>
+public static class ReportEndpoints
+{
+    public const string SystemActor = "rolloutgate";
+
+    public static IEndpointRouteBuilder MapReportsApi(this IEndpointRouteBuilder app)
+    {
+        app.MapGroup("/api/v1/reports").WithTags("Reports").RequireApiToken(ApiRole.Reader)
+            .MapGet("/summary", SummaryAsync);
+        return app;
+    }
+
+    private static async Task<IResult> SummaryAsync(
+        HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
+    {
+        var rows = await db.Database.SqlQuery<ServiceSummaryRow>($"""
+            WITH watched AS (
+                SELECT d.id, d.service, d.state, d.deployed_at
+                FROM deployments d
+                WHERE d.deployed_at IS NOT NULL
+                  AND ({from}::timestamptz IS NULL OR d.deployed_at >= {from})
+                  AND ({to}::timestamptz IS NULL OR d.deployed_at < {to})
+                  AND ({service}::text IS NULL OR d.service = {service})
+            ),
+            transitions AS (
+                SELECT w.id,
+                       min(a.at) FILTER (WHERE a.data::jsonb ->> 'to' = 'regressed')   AS regressed_at,
+                       min(a.at) FILTER (WHERE a.data::jsonb ->> 'to' = 'rolled-back') AS rolled_back_at
+                FROM watched w
+                JOIN audit_events a ON a.deployment_id = w.id AND a.type = 'deployment.state-changed'
+                GROUP BY w.id
+            ),
+            decided AS (
+                SELECT w.service,
+                       count(*) FILTER (WHERE x.kind = 'rollback' AND x.actor = {SystemActor}) AS auto_rollbacks,
+                       count(*) FILTER (WHERE x.actor <> {SystemActor})                      AS human_decisions,
+                       count(*) FILTER (WHERE x.kind = 'dismiss')                              AS dismissed
+                FROM watched w JOIN decisions x ON x.deployment_id = w.id
+                GROUP BY w.service
+            )
+            SELECT w.service AS "Service",
+                   count(*)::int AS "Deployments",
+                   count(*) FILTER (WHERE w.state = 'rolled-back')::int AS "Rollbacks",
+                   count(*) FILTER (WHERE t.regressed_at IS NOT NULL OR w.state = 'rolled-back')::int AS "Failures",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.regressed_at - w.deployed_at))
+                       AS "MedianTimeToDetectSeconds",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.rolled_back_at - coalesce(t.regressed_at, w.deployed_at)))
+                       AS "MedianTimeToRollbackSeconds",
+                   coalesce(max(dd.auto_rollbacks), 0)::int AS "AutoRollbacks",
+                   coalesce(max(dd.human_decisions), 0)::int AS "HumanDecisions",
+                   coalesce(max(dd.dismissed), 0)::int AS "DismissedRecommendations"
+            FROM watched w
+            LEFT JOIN transitions t ON t.id = w.id
+            LEFT JOIN decided dd ON dd.service = w.service
+            GROUP BY w.service
+            ORDER BY w.service
+            """).ToListAsync(cancellationToken);
+
+        var services = rows.Select(row => new ServiceSummary(
+            row.Service,
+            row.Deployments,
+            row.Rollbacks,
+            row.Deployments == 0 ? 0 : Math.Round((double)row.Failures / row.Deployments, 4),
+            row.MedianTimeToDetectSeconds,
+            row.MedianTimeToRollbackSeconds,
+            row.AutoRollbacks,
+            row.HumanDecisions,
+            row.DismissedRecommendations)).ToList();
+
+        if (Csv.IsRequested(request))
+        {
+            return Csv.Result(
+                ["service", "deployments", "rollbacks", "changeFailureRate", "medianTimeToDetectSeconds", "medianTimeToRollbackSeconds",
+                 "autoRollbacks", "humanDecisions", "dismissedRecommendations"],
+                services.Select(s => (IReadOnlyList<object?>)[s.Service, s.Deployments, s.Rollbacks, s.ChangeFailureRate,
+                    s.MedianTimeToDetectSeconds, s.MedianTimeToRollbackSeconds, s.AutoRollbacks, s.HumanDecisions, s.DismissedRecommendations]));
+        }
+
+        return TypedResults.Ok(new SummaryReport(from, to, services));
+    }
+
+    /// <summary>One result row as PostgreSQL returns it.</summary>
+    public sealed record ServiceSummaryRow(
+        string Service,
+        int Deployments,
+        int Rollbacks,
+        int Failures,
+        double? MedianTimeToDetectSeconds,
+        double? MedianTimeToRollbackSeconds,
+        int AutoRollbacks,
+        int HumanDecisions,
+        int DismissedRecommendations);
+}
+
+public sealed record ServiceSummary(
+    string Service,
+    int Deployments,
+    int Rollbacks,
+    double ChangeFailureRate,
+    double? MedianTimeToDetectSeconds,
+    double? MedianTimeToRollbackSeconds,
+    int AutoRollbacks,
+    int HumanDecisions,
+    int DismissedRecommendations);
+
+public sealed record SummaryReport(DateTimeOffset? From, DateTimeOffset? To, IReadOnlyList<ServiceSummary> Services);

@@ -1,0 +1,109 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Reports;
+
+public sealed class SummaryReportTests
+{
+    [Fact]
+    public async Task Summary_SeededHistory_MatchesFiguresComputedByHand()
+    {
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        var now = DateTimeOffset.UtcNow;
+        using var @operator = service.Operator();
+
+        // checkout d1: deployed 600 s ago, regressed now, rolled back on a person's decision, then by the pipeline.
+        await DeployAsync(service, "d1", "checkout", now.AddSeconds(-600));
+        await RegressAsync(service, "d1");
+        await DecideAsync(@operator, "d1", "rollback", "bob");
+        await service.Webhooks.SendEventAsync("rolledback", "d1");
+        // checkout d2: deployed 300 s ago, regressed, kept.
+        await DeployAsync(service, "d2", "checkout", now.AddSeconds(-300));
+        await RegressAsync(service, "d2");
+        await DecideAsync(@operator, "d2", "dismiss", "carol");
+        // checkout d3: stopped while healthy. cart c1: still watching.
+        await DeployAsync(service, "d3", "checkout", now.AddSeconds(-60));
+        await DecideAsync(@operator, "d3", "stop", "dave");
+        await DeployAsync(service, "c1", "cart", now.AddSeconds(-60));
+        // Not deployed: predeploy only, so it is not counted.
+        await service.Webhooks.SendEventAsync("predeploy", "c2", service: "cart");
+
+        using var reader = service.Reader();
+        var report = await (await reader.GetAsync(new Uri("/api/v1/reports/summary", UriKind.Relative))).JsonAsync();
+        var services = report.GetProperty("services").EnumerateArray().ToDictionary(s => s.GetProperty("service").GetString()!);
+
+        var checkout = services["checkout"];
+        Assert.Equal(3, checkout.GetProperty("deployments").GetInt32());
+        Assert.Equal(1, checkout.GetProperty("rollbacks").GetInt32());
+        Assert.Equal(0.6667, checkout.GetProperty("changeFailureRate").GetDouble());
+        Assert.InRange(checkout.GetProperty("medianTimeToDetectSeconds").GetDouble(), 450, 470); // median of ~600 and ~300
+        Assert.InRange(checkout.GetProperty("medianTimeToRollbackSeconds").GetDouble(), 0, 20);
+        Assert.Equal(0, checkout.GetProperty("autoRollbacks").GetInt32());
+        Assert.Equal(3, checkout.GetProperty("humanDecisions").GetInt32());
+        Assert.Equal(1, checkout.GetProperty("dismissedRecommendations").GetInt32());
+
+        var cart = services["cart"];
+        Assert.Equal(1, cart.GetProperty("deployments").GetInt32());
+        Assert.Equal(0, cart.GetProperty("changeFailureRate").GetDouble());
+        Assert.Equal(JsonValueKind.Null, cart.GetProperty("medianTimeToDetectSeconds").ValueKind);
+
+        var onlyCart = await (await reader.GetAsync(new Uri("/api/v1/reports/summary?service=cart", UriKind.Relative))).JsonAsync();
+        Assert.Single(onlyCart.GetProperty("services").EnumerateArray());
+        var future = now.AddDays(1).ToString("O", CultureInfo.InvariantCulture);
+        var empty = await (await reader.GetAsync(new Uri($"/api/v1/reports/summary?from={Uri.EscapeDataString(future)}", UriKind.Relative))).JsonAsync();
+        Assert.Empty(empty.GetProperty("services").EnumerateArray());
+
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+        var csv = (await reader.GetStringAsync(new Uri("/api/v1/reports/summary", UriKind.Relative))).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("service,deployments,rollbacks,changeFailureRate,medianTimeToDetectSeconds,medianTimeToRollbackSeconds,autoRollbacks,humanDecisions,dismissedRecommendations", csv[0]);
+        Assert.StartsWith("cart,1,0,0,,,0,0,0", csv[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Summary_WithoutReaderToken_Is401()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Client.GetAsync(new Uri("/api/v1/reports/summary", UriKind.Relative));
+
+        Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    private static async Task DeployAsync(TestService service, string id, string serviceName, DateTimeOffset at)
+    {
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", id, serviceName, at: at.ToString("O", CultureInfo.InvariantCulture)));
+        Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
+    }
+
+    /// <summary>What the watch does on a regression: the state change and its audit event, in one transaction.</summary>
+    private static async Task RegressAsync(TestService service, string id)
+    {
+        await using var scope = service.Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var deployment = await db.Deployments.SingleAsync(d => d.Id == id);
+        var entry = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, ReportsTestActor, DateTimeOffset.UtcNow);
+        await db.SaveChangesAsync();
+        await audit.AppendAsync(db, [entry], CancellationToken.None);
+        await transaction.CommitAsync();
+    }
+
+    private const string ReportsTestActor = "rolloutgate";
+
+    private static async Task DecideAsync(HttpClient @operator, string id, string kind, string actor)
+    {
+        var body = new StringContent(JsonSerializer.Serialize(new { actor, reason = "test" }), Encoding.UTF8, "application/json");
+        var response = await @operator.PostAsync(new Uri($"/api/v1/deployments/{id}/{kind}", UriKind.Relative), body);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
+}
