@@ -19,11 +19,20 @@ public static class DeploymentEndpoints
     public static IEndpointRouteBuilder MapDeploymentsApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/deployments").WithTags("Deployments");
-        group.MapPost("/", ReceiveWebhookAsync).DisableAntiforgery();
+        // The handler reads the raw bytes (the signature covers them), so the document is described here.
+        group.MapPost("/", ReceiveWebhookAsync).DisableAntiforgery()
+            .WithSummary("CD webhook: predeploy, deployed, rolledback or cancelled (signed, or with a webhook bearer token)")
+            .Accepts<WebhookRequest>("application/json")
+            .Produces<PreDeployResponse>(StatusCodes.Status200OK)
+            .Produces<DeployedResponse>(StatusCodes.Status202Accepted)
+            .ProducesProblem(StatusCodes.Status400BadRequest)
+            .ProducesProblem(StatusCodes.Status401Unauthorized)
+            .ProducesProblem(StatusCodes.Status409Conflict)
+            .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
         var reads = group.MapGroup("").RequireApiToken(ApiRole.Reader);
-        reads.MapGet("/", ListAsync);
-        reads.MapGet("/{id}", GetAsync);
+        reads.MapGet("/", ListAsync).Produces<DeploymentPage>().WithSummary("Deployments, newest first; Accept: text/csv for CSV");
+        reads.MapGet("/{id}", GetAsync).Produces<DeploymentView>().ProducesProblem(StatusCodes.Status404NotFound);
 
         var decisions = group.MapGroup("/{id}").RequireApiToken(ApiRole.Operator);
         foreach (var kind in new[] { DecisionKinds.Stop, DecisionKinds.Rollback, DecisionKinds.Dismiss })

@@ -29,6 +29,14 @@ public sealed class HealthEndpointsTests
         var response = await client.GetAsync(new Uri("/openapi/v1.json", UriKind.Relative));
 
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        Assert.Contains("\"openapi\"", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        var document = await response.Content.ReadAsStringAsync();
+        Assert.Contains("\"openapi\"", document, StringComparison.Ordinal);
+        foreach (var path in new[] { "/api/v1/deployments", "/api/v1/deployments/{id}", "/api/v1/audit/events", "/api/v1/audit/verify", "/api/v1/reports/summary" })
+        {
+            Assert.Contains($"\"{path}\"", document, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("WebhookRequest", document, StringComparison.Ordinal);
+        Assert.Contains("PreDeployResponse", document, StringComparison.Ordinal);
     }
 }
