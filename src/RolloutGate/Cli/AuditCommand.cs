@@ -1,0 +1,250 @@
+using System.Globalization;
+using System.Net.Http.Headers;
+using System.Text.Json;
+
+namespace RolloutGate.Cli;
+
+/// <summary>
+/// <c>audit events|verify|summary</c>: the audit queries of CONTRACT section 7 for auditors without a browser.
+/// It asks a running RolloutGate over HTTP with a reader token from <c>ROLLOUTGATE_READER_TOKEN</c> (never an argument,
+/// which would show in process lists). Exit codes: 0 answered (and, for verify, the chain holds), 1 the chain is
+/// broken, 2 no usable answer.
+/// </summary>
+public static class AuditCommand
+{
+    public const string TokenVariable = "ROLLOUTGATE_READER_TOKEN";
+    public const int DefaultLimit = 1000;
+    private const int PageSize = 500;
+
+    public const string Usage = """
+        usage: rolloutgate audit events [--deployment-id ID] [--service S] [--actor A] [--type T] [--from ISO8601] [--to ISO8601] [--limit N] [--csv] [--url URL]
+               rolloutgate audit verify [--url URL]
+               rolloutgate audit summary [--service S] [--from ISO8601] [--to ISO8601] [--csv] [--url URL]
+        The reader token comes from ROLLOUTGATE_READER_TOKEN; the URL from --url, ROLLOUTGATE_URL or http://127.0.0.1:8080.
+        """;
+
+    private static readonly Dictionary<string, string> QueryOptions = new(StringComparer.Ordinal)
+    {
+        ["--deployment-id"] = "deploymentId",
+        ["--service"] = "service",
+        ["--actor"] = "actor",
+        ["--type"] = "type",
+        ["--from"] = "from",
+        ["--to"] = "to",
+    };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(60) };
+        return await RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable, http);
+    }
+
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?> environment, HttpClient http)
+    {
+        if (args.Length == 0 || args[0] is not ("events" or "verify" or "summary"))
+        {
+            await stderr.WriteLineAsync(Usage);
+            return 2;
+        }
+
+        var query = new List<KeyValuePair<string, string>>();
+        var csv = false;
+        var limit = DefaultLimit;
+        var url = environment(GateCommand.UrlVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : GateCommand.DefaultUrl;
+        for (var i = 1; i < args.Length; i++)
+        {
+            var option = args[i];
+            if (option == "--csv")
+            {
+                csv = true;
+                continue;
+            }
+
+            if (i + 1 >= args.Length)
+            {
+                await stderr.WriteLineAsync($"{option} needs a value\n{Usage}");
+                return 2;
+            }
+
+            var value = args[++i];
+            if (option == "--url")
+            {
+                url = value;
+            }
+            else if (option == "--limit" && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed > 0)
+            {
+                limit = parsed;
+            }
+            else if (QueryOptions.TryGetValue(option, out var name))
+            {
+                query.Add(new(name, value));
+            }
+            else
+            {
+                await stderr.WriteLineAsync($"unknown option {option}\n{Usage}");
+                return 2;
+            }
+        }
+
+        if (environment(TokenVariable) is not { Length: > 0 } token)
+        {
+            await stderr.WriteLineAsync($"set {TokenVariable} to a reader token (RolloutGate__Api__ReaderTokens__N on the server)");
+            return 2;
+        }
+
+        if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri))
+        {
+            await stderr.WriteLineAsync($"'{url}' is not an absolute URL");
+            return 2;
+        }
+
+        var client = new AuditClient(http, baseUri, token, csv);
+        try
+        {
+            return args[0] switch
+            {
+                "events" => await EventsAsync(client, query, limit, csv, stdout),
+                "verify" => await VerifyAsync(client, stdout),
+                _ => await SummaryAsync(client, query, csv, stdout),
+            };
+        }
+        catch (AuditQueryException ex)
+        {
+            await stderr.WriteLineAsync(ex.Message);
+            return 2;
+        }
+    }
+
+    private static async Task<int> EventsAsync(AuditClient client, List<KeyValuePair<string, string>> query, int limit, bool csv, TextWriter stdout)
+    {
+        string? after = null;
+        var written = 0;
+        do
+        {
+            var page = new List<KeyValuePair<string, string>>(query) { new("limit", Math.Min(PageSize, limit - written).ToString(CultureInfo.InvariantCulture)) };
+            if (after is not null)
+            {
+                page.Add(new("after", after));
+            }
+
+            if (csv)
+            {
+                // Pages come as CSV too; the header is written once. The cursor is the last id of the page.
+                var lines = (await client.GetAsync("/api/v1/audit/events", page)).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+                foreach (var line in lines.Skip(written == 0 ? 0 : 1))
+                {
+                    await stdout.WriteLineAsync(line);
+                }
+
+                var rows = lines.Length - 1;
+                written += rows;
+                after = rows == 0 || rows < PageSize ? null : lines[^1][..lines[^1].IndexOf(',', StringComparison.Ordinal)];
+                continue;
+            }
+
+            using var document = JsonDocument.Parse(await client.GetAsync("/api/v1/audit/events", page));
+            foreach (var e in document.RootElement.GetProperty("events").EnumerateArray())
+            {
+                await stdout.WriteLineAsync(string.Join("  ",
+                    e.GetProperty("id").GetInt64().ToString(CultureInfo.InvariantCulture),
+                    e.GetProperty("at").GetString(),
+                    e.GetProperty("type").GetString(),
+                    e.GetProperty("deploymentId").GetString() ?? "-",
+                    e.GetProperty("actor").GetString() ?? "-",
+                    e.GetProperty("data").GetRawText()));
+                written++;
+            }
+
+            after = document.RootElement.GetProperty("next").GetString();
+        }
+        while (after is not null && written < limit);
+
+        return 0;
+    }
+
+    private static async Task<int> VerifyAsync(AuditClient client, TextWriter stdout)
+    {
+        using var document = JsonDocument.Parse(await client.GetAsync("/api/v1/audit/verify", []));
+        var root = document.RootElement;
+        var events = root.GetProperty("events").GetInt64();
+        if (root.GetProperty("ok").GetBoolean())
+        {
+            await stdout.WriteLineAsync($"audit chain holds: {events} events verified");
+            return 0;
+        }
+
+        await stdout.WriteLineAsync($"audit chain BROKEN at event {root.GetProperty("firstBrokenId").GetInt64()} ({events} events before it verified)");
+        return 1;
+    }
+
+    private static async Task<int> SummaryAsync(AuditClient client, List<KeyValuePair<string, string>> query, bool csv, TextWriter stdout)
+    {
+        var text = await client.GetAsync("/api/v1/reports/summary", query);
+        if (csv)
+        {
+            await stdout.WriteAsync(text);
+            return 0;
+        }
+
+        using var document = JsonDocument.Parse(text);
+        await stdout.WriteLineAsync("SERVICE  DEPLOYMENTS  ROLLBACKS  CHANGE-FAILURE-RATE  MEDIAN-DETECT-S  MEDIAN-ROLLBACK-S  AUTO  HUMAN  DISMISSED");
+        foreach (var s in document.RootElement.GetProperty("services").EnumerateArray())
+        {
+            await stdout.WriteLineAsync(string.Join("  ",
+                s.GetProperty("service").GetString(),
+                s.GetProperty("deployments").GetRawText(),
+                s.GetProperty("rollbacks").GetRawText(),
+                s.GetProperty("changeFailureRate").GetRawText(),
+                s.GetProperty("medianTimeToDetectSeconds").GetRawText(),
+                s.GetProperty("medianTimeToRollbackSeconds").GetRawText(),
+                s.GetProperty("autoRollbacks").GetRawText(),
+                s.GetProperty("humanDecisions").GetRawText(),
+                s.GetProperty("dismissedRecommendations").GetRawText()));
+        }
+
+        return 0;
+    }
+
+    private sealed class AuditClient(HttpClient http, Uri baseUri, string token, bool csv)
+    {
+        public async Task<string> GetAsync(string path, IEnumerable<KeyValuePair<string, string>> query)
+        {
+            var queryString = string.Join("&", query.Select(pair => $"{pair.Key}={Uri.EscapeDataString(pair.Value)}"));
+            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, path + (queryString.Length > 0 ? "?" + queryString : "")));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+            request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(csv ? "text/csv" : "application/json"));
+            HttpResponseMessage response;
+            try
+            {
+                response = await http.SendAsync(request);
+            }
+            catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
+            {
+                throw new AuditQueryException($"no answer from {baseUri}: {ex.Message}");
+            }
+
+            using (response)
+            {
+                var body = await response.Content.ReadAsStringAsync();
+                if (!response.IsSuccessStatusCode)
+                {
+                    var detail = body;
+                    try
+                    {
+                        using var problem = JsonDocument.Parse(body);
+                        detail = problem.RootElement.TryGetProperty("detail", out var d) ? d.GetString() ?? body : body;
+                    }
+                    catch (JsonException)
+                    {
+                    }
+
+                    throw new AuditQueryException($"{(int)response.StatusCode} {response.ReasonPhrase}: {detail}");
+                }
+
+                return body;
+            }
+        }
+    }
+
+    private sealed class AuditQueryException(string message) : Exception(message);
+}

@@ -1,0 +1,94 @@
+using RolloutGate.Cli;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Cli;
+
+public sealed class AuditCommandTests
+{
+    [Fact]
+    public async Task Events_ForOneDeployment_PrintsOneLineEach()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "cli-1");
+        await service.Webhooks.SendEventAsync("predeploy", "other", service: "checkout", deliveryId: "other-1");
+
+        var (exit, output, _) = await RunAsync(service, "events", "--deployment-id", "cli-1");
+
+        Assert.Equal(0, exit);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(await service.CountAsync("audit_events", "deployment_id = 'cli-1'"), lines.Length);
+        Assert.All(lines, line => Assert.Contains("cli-1", line, StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.Contains("webhook.predeploy", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Events_Csv_HeaderThenRows()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "cli-2");
+
+        var (exit, output, _) = await RunAsync(service, "events", "--type", "webhook.", "--csv");
+
+        Assert.Equal(0, exit);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("id,at,type,deploymentId", lines[0], StringComparison.Ordinal);
+        Assert.Equal(2, lines.Length);
+    }
+
+    [Fact]
+    public async Task Verify_IntactThenTampered_Exits0Then1()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "cli-3");
+
+        var (intact, intactOutput, _) = await RunAsync(service, "verify");
+        await service.Database.ExecuteAsync("SET session_replication_role = replica; UPDATE audit_events SET actor = 'mallory' WHERE type = 'webhook.predeploy'", asAdmin: true);
+        var (broken, brokenOutput, _) = await RunAsync(service, "verify");
+
+        Assert.Equal(0, intact);
+        Assert.Contains("holds", intactOutput, StringComparison.Ordinal);
+        Assert.Equal(1, broken);
+        Assert.Contains("BROKEN", brokenOutput, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Summary_PrintsAServiceRow()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("deployed", "cli-4");
+
+        var (exit, output, _) = await RunAsync(service, "summary");
+
+        Assert.Equal(0, exit);
+        Assert.Contains("checkout  1  0  0", output, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NoToken_OrWrongToken_Exits2WithTheReason()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var (noToken, _, noTokenError) = await RunAsync(service, ["verify"], token: null);
+        var (wrongToken, _, wrongTokenError) = await RunAsync(service, ["verify"], token: "nope");
+        var (badUsage, _, _) = await RunAsync(service, "forge");
+
+        Assert.Equal(2, noToken);
+        Assert.Contains(AuditCommand.TokenVariable, noTokenError, StringComparison.Ordinal);
+        Assert.Equal(2, wrongToken);
+        Assert.Contains("401", wrongTokenError, StringComparison.Ordinal);
+        Assert.Equal(2, badUsage);
+    }
+
+    private static Task<(int Exit, string Output, string Error)> RunAsync(TestService service, params string[] args) =>
+        RunAsync(service, args, RolloutGateHost.ReaderToken);
+
+    private static async Task<(int Exit, string Output, string Error)> RunAsync(TestService service, string[] args, string? token)
+    {
+        using var http = service.Host.CreateClient();
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var exit = await AuditCommand.RunAsync([.. args, "--url", http.BaseAddress!.ToString()], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? token : null, http);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+}
