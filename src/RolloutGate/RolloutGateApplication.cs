@@ -40,6 +40,7 @@ public static class RolloutGateApplication
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
+        Rollbacks.RollbackExtensions.AddRollbacks(services);
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();

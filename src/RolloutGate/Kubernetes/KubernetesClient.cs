@@ -1,0 +1,123 @@
+using System.Net.Http.Headers;
+using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.Options;
+using RolloutGate.Infrastructure;
+
+namespace RolloutGate.Kubernetes;
+
+/// <summary>The few Kubernetes API calls a rollback needs: read an object, merge-patch it or one of its subresources.</summary>
+public interface IKubernetesClient
+{
+    /// <summary>The API server's address, for messages.</summary>
+    Uri BaseAddress { get; }
+
+    /// <exception cref="KubernetesApiException">The server answered with an error.</exception>
+    /// <exception cref="HttpRequestException">The server could not be reached.</exception>
+    Task<JsonObject> GetAsync(KubernetesResource resource, string @namespace, string name, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// A JSON merge patch (RFC 7386, <c>application/merge-patch+json</c>); returns the object as stored afterwards.
+    /// A patch carrying <c>metadata.resourceVersion</c> is refused with 409 when the object changed since that version.
+    /// </summary>
+    Task<JsonObject> MergePatchAsync(
+        KubernetesResource resource, string @namespace, string name, JsonObject patch, CancellationToken cancellationToken, string? subresource = null);
+}
+
+/// <summary>
+/// A small typed client over <see cref="HttpClient"/> (no Kubernetes client library is served here). Its base address
+/// and TLS trust come from <see cref="KubernetesExtensions.AddKubernetesClient"/>. It makes one attempt per call:
+/// retries belong to the caller, which must re-read the object after a 409 before patching again.
+/// </summary>
+internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutGateOptions> options) : IKubernetesClient
+{
+    public const string MergePatchMediaType = "application/merge-patch+json";
+
+    public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("the Kubernetes HttpClient has no base address");
+
+    public Task<JsonObject> GetAsync(KubernetesResource resource, string @namespace, string name, CancellationToken cancellationToken) =>
+        SendAsync(HttpMethod.Get, resource.PathOf(@namespace, name), content: null, cancellationToken);
+
+    public Task<JsonObject> MergePatchAsync(
+        KubernetesResource resource, string @namespace, string name, JsonObject patch, CancellationToken cancellationToken, string? subresource = null)
+    {
+        var content = new StringContent(patch.ToJsonString(), Encoding.UTF8);
+        // Exactly the media type the API server documents, without a charset parameter.
+        content.Headers.ContentType = new MediaTypeHeaderValue(MergePatchMediaType);
+        return SendAsync(HttpMethod.Patch, resource.PathOf(@namespace, name, subresource), content, cancellationToken);
+    }
+
+    private async Task<JsonObject> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
+    {
+        using var request = new HttpRequestMessage(method, path) { Content = content };
+        request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+        // Read on every call: projected service-account tokens are rotated on disk while the pod runs.
+        if (await ReadTokenAsync(cancellationToken) is { } token)
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
+        }
+
+        using var response = await http.SendAsync(request, cancellationToken);
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        if (!response.IsSuccessStatusCode)
+        {
+            throw Failure(response, body, method, path);
+        }
+
+        try
+        {
+            return JsonNode.Parse(body) as JsonObject
+                ?? throw new KubernetesApiException(response.StatusCode, null, $"{method} {path}: the API server answered without a JSON object");
+        }
+        catch (JsonException exception)
+        {
+            throw new KubernetesApiException(response.StatusCode, null, $"{method} {path}: the API server answered with invalid JSON: {exception.Message}");
+        }
+    }
+
+    private async Task<string?> ReadTokenAsync(CancellationToken cancellationToken)
+    {
+        var file = options.CurrentValue.Kubernetes.TokenFile;
+        if (string.IsNullOrEmpty(file) || !File.Exists(file))
+        {
+            return null;
+        }
+
+        var token = (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
+        return token.Length == 0 ? null : token;
+    }
+
+    /// <summary>The Status object's message when the server sent one (it does for API errors), else the HTTP status.</summary>
+    private static KubernetesApiException Failure(HttpResponseMessage response, string body, HttpMethod method, string path)
+    {
+        string? reason = null;
+        string? message = null;
+        try
+        {
+            if (JsonNode.Parse(body) is JsonObject status && status["kind"]?.GetValue<string>() == "Status")
+            {
+                reason = status["reason"]?.GetValue<string>();
+                message = status["message"]?.GetValue<string>();
+            }
+        }
+        catch (Exception exception) when (exception is JsonException or InvalidOperationException or FormatException)
+        {
+            // Not a Status object (a proxy's HTML page, say): fall back to the HTTP status below.
+        }
+
+        var code = (int)response.StatusCode;
+        message = string.IsNullOrWhiteSpace(message)
+            ? $"{method} /{path} answered {code} {response.ReasonPhrase}"
+            : message;
+        return new KubernetesApiException(response.StatusCode, reason, message, RetryAfter(response));
+    }
+
+    private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
+        response.Headers.RetryAfter switch
+        {
+            { Delta: { } delta } => delta,
+            { Date: { } date } when response.Headers.Date is { } now => date - now,
+            _ => null,
+        };
+}

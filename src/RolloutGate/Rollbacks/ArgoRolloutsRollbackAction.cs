@@ -1,0 +1,43 @@
+using System.Net;
+using System.Text.Json.Nodes;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Rollbacks;
+
+/// <summary>
+/// <c>argoRollouts: {rollout}</c>: aborts the Rollout the way <c>kubectl argo rollouts abort</c> does, a merge patch of
+/// <c>{"status":{"abort":true}}</c> on the status subresource; the Argo controller then shifts traffic back to the
+/// stable ReplicaSet. Setting a flag is idempotent, so no resourceVersion is needed.
+/// </summary>
+internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, RollbackAttempts attempts)
+{
+    public const string StatusSubresource = "status";
+
+    public Task<RollbackOutcome> ExecuteAsync(ArgoRolloutsRollback argo, RollbackRequest request, CancellationToken cancellationToken)
+    {
+        var action = $"argoRollouts Rollout {request.Mesh.Namespace}/{argo.Rollout}: abort";
+        if (request.Mesh.Namespace is not { Length: > 0 } @namespace)
+        {
+            return Task.FromResult(KubernetesTrafficShift.MissingNamespace(action));
+        }
+
+        return attempts.RunAsync(action, $"the Kubernetes API at {kubernetes.BaseAddress}", async token =>
+        {
+            var abort = new JsonObject { ["status"] = new JsonObject { ["abort"] = true } };
+            JsonObject rollout;
+            try
+            {
+                rollout = await kubernetes.MergePatchAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, abort, token, StatusSubresource);
+            }
+            catch (KubernetesApiException exception) when (exception.StatusCode == HttpStatusCode.NotFound)
+            {
+                // As the kubectl plugin does: a Rollout CRD installed without the status subresource takes the patch
+                // on the object itself; a Rollout that does not exist answers 404 here too, with Kubernetes' message.
+                rollout = await kubernetes.MergePatchAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, abort, token);
+            }
+
+            return $"status.abort is {rollout["status"]?["abort"]?.ToJsonString() ?? "unset"} (resourceVersion {rollout["metadata"]?["resourceVersion"]}); the Argo Rollouts controller moves traffic back to the stable ReplicaSet";
+        }, cancellationToken);
+    }
+}

@@ -1,0 +1,63 @@
+using System.Text.Json.Nodes;
+using RolloutGate.Core.Rollbacks;
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Rollbacks;
+
+/// <summary>
+/// The read-rewrite-write a traffic rollback does on one mesh resource: GET it, compute the new routing list with a
+/// pure <see cref="StableTraffic"/> rewrite, and merge-patch that list back together with the resourceVersion it was
+/// computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten.
+/// </summary>
+internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, RollbackAttempts attempts)
+{
+    public Task<RollbackOutcome> ShiftAsync(
+        string action,
+        KubernetesResource resource,
+        string? @namespace,
+        string name,
+        string listField,
+        Func<JsonArray?, StableTrafficShift> rewrite,
+        CancellationToken cancellationToken)
+    {
+        if (string.IsNullOrEmpty(@namespace))
+        {
+            return Task.FromResult(MissingNamespace(action));
+        }
+
+        return attempts.RunAsync(action, $"the Kubernetes API at {kubernetes.BaseAddress}", async token =>
+        {
+            var current = await kubernetes.GetAsync(resource, @namespace, name, token);
+            var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();
+            var shift = rewrite(current["spec"]?[listField] as JsonArray);
+            if (shift.Problem is not null)
+            {
+                throw new RollbackAttemptException($"{resource.Kind} {@namespace}/{name} was not changed: {shift.Problem}", transient: false);
+            }
+
+            var summary = Summary(shift, listField);
+            if (!shift.Changed)
+            {
+                return $"already all traffic to stable at resourceVersion {resourceVersion}; nothing written ({summary})";
+            }
+
+            // A merge patch (RFC 7386) replaces a list as a whole, it cannot address one element: so the patch carries
+            // the complete new list, and the resourceVersion makes sure that list was computed from what is stored.
+            var patch = new JsonObject
+            {
+                ["metadata"] = new JsonObject { ["resourceVersion"] = resourceVersion },
+                ["spec"] = new JsonObject { [listField] = shift.Updated },
+            };
+            var updated = await kubernetes.MergePatchAsync(resource, @namespace, name, patch, token);
+            return $"patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary})";
+        }, cancellationToken);
+    }
+
+    internal static RollbackOutcome MissingNamespace(string action) =>
+        new(false, action, "the runbook's mesh.namespace is not set, so the Kubernetes resource cannot be found", 0);
+
+    private static string Summary(StableTrafficShift shift, string listField) =>
+        shift.Untouched == 0
+            ? $"{shift.Rewritten} {listField} entries to stable"
+            : $"{shift.Rewritten} {listField} entries to stable, {shift.Untouched} not routing to this service left as they were";
+}

@@ -1,0 +1,23 @@
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Rollbacks;
+
+public static class RollbackExtensions
+{
+    /// <summary>Registers <see cref="IRollbackExecutor"/> with every rollback action kind of CONTRACT section 3.</summary>
+    public static IServiceCollection AddRollbacks(this IServiceCollection services)
+    {
+        services.AddOptions<RollbackResilienceOptions>();
+        services.AddKubernetesClient();
+        services.AddHttpClient(WebhookRollbackAction.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan);
+        services.AddSingleton<RollbackAttempts>();
+        services.AddTransient<KubernetesTrafficShift>();
+        services.AddTransient<IstioRollbackAction>();
+        services.AddTransient<LinkerdRollbackAction>();
+        services.AddTransient<SmiRollbackAction>();
+        services.AddTransient<ArgoRolloutsRollbackAction>();
+        services.AddTransient<WebhookRollbackAction>();
+        services.AddTransient<IRollbackExecutor, RollbackExecutor>();
+        return services;
+    }
+}

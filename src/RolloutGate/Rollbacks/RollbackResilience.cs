@@ -1,0 +1,121 @@
+using Microsoft.Extensions.Options;
+using Polly;
+using Polly.Retry;
+using Polly.Timeout;
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Rollbacks;
+
+/// <summary>
+/// How hard a rollback tries. Longer than a query's budget: nobody waits on a rollback synchronously, and giving up
+/// leaves a regressed version serving. No circuit breaker: every rollback should get its own full set of tries.
+/// </summary>
+public sealed class RollbackResilienceOptions
+{
+    public const int DefaultMaxRetryAttempts = 4;
+    public static readonly TimeSpan DefaultBaseDelay = TimeSpan.FromMilliseconds(500);
+    public static readonly TimeSpan DefaultMaxDelay = TimeSpan.FromSeconds(15);
+    public static readonly TimeSpan DefaultAttemptTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan DefaultTotalTimeout = TimeSpan.FromMinutes(2);
+
+    public int MaxRetryAttempts { get; set; } = DefaultMaxRetryAttempts;
+
+    public TimeSpan BaseDelay { get; set; } = DefaultBaseDelay;
+
+    /// <summary>Also caps a server's Retry-After, so one answer cannot park a rollback for an hour.</summary>
+    public TimeSpan MaxDelay { get; set; } = DefaultMaxDelay;
+
+    public TimeSpan AttemptTimeout { get; set; } = DefaultAttemptTimeout;
+
+    public TimeSpan TotalTimeout { get; set; } = DefaultTotalTimeout;
+}
+
+/// <summary>
+/// Runs one rollback action's attempt (read, rewrite, write) under retry with jitter. The whole attempt is retried, not
+/// a single request, so a 409 conflict re-reads the object before patching again. Failures become outcomes.
+/// </summary>
+internal sealed partial class RollbackAttempts(
+    IOptionsMonitor<RollbackResilienceOptions> options, TimeProvider time, ILogger<RollbackAttempts> logger)
+{
+    public async Task<RollbackOutcome> RunAsync(
+        string action, string target, Func<CancellationToken, Task<string>> attempt, CancellationToken cancellationToken)
+    {
+        var settings = options.CurrentValue;
+        var attempts = 0;
+        try
+        {
+            var detail = await Pipeline(settings, action).ExecuteAsync(
+                async token =>
+                {
+                    attempts++;
+                    return await attempt(token);
+                },
+                cancellationToken);
+            LogSucceeded(logger, action, attempts, detail);
+            return new RollbackOutcome(true, action, detail, attempts);
+        }
+        catch (Exception exception) when (!cancellationToken.IsCancellationRequested && Describe(exception, target, attempts, settings) is { } reason)
+        {
+            LogFailed(logger, action, attempts, reason);
+            return new RollbackOutcome(false, action, reason, attempts);
+        }
+    }
+
+    private ResiliencePipeline Pipeline(RollbackResilienceOptions settings, string action) =>
+        new ResiliencePipelineBuilder { TimeProvider = time }
+            .AddTimeout(settings.TotalTimeout)
+            .AddRetry(new RetryStrategyOptions
+            {
+                MaxRetryAttempts = settings.MaxRetryAttempts,
+                Delay = settings.BaseDelay,
+                MaxDelay = settings.MaxDelay,
+                BackoffType = DelayBackoffType.Exponential,
+                UseJitter = true,
+                ShouldHandle = new PredicateBuilder()
+                    .Handle<KubernetesApiException>(e => e.IsTransient)
+                    .Handle<RollbackAttemptException>(e => e.Transient)
+                    .Handle<HttpRequestException>()
+                    .Handle<TimeoutRejectedException>(),
+                // Honour the server's Retry-After (429, 503), within MaxDelay; otherwise the exponential backoff.
+                DelayGenerator = args => ValueTask.FromResult(
+                    RetryAfter(args.Outcome.Exception) is { } after ? TimeSpan.FromTicks(Math.Min(after.Ticks, settings.MaxDelay.Ticks)) : (TimeSpan?)null),
+                OnRetry = args =>
+                {
+                    LogRetrying(logger, action, args.AttemptNumber + 1, args.RetryDelay, args.Outcome.Exception?.Message);
+                    return ValueTask.CompletedTask;
+                },
+            })
+            .AddTimeout(settings.AttemptTimeout)
+            .Build();
+
+    private static TimeSpan? RetryAfter(Exception? exception) => exception switch
+    {
+        KubernetesApiException { RetryAfter: { } after } when after > TimeSpan.Zero => after,
+        RollbackAttemptException { RetryAfter: { } after } when after > TimeSpan.Zero => after,
+        _ => null,
+    };
+
+    /// <summary>The reason for people, or null for an exception that is a bug rather than an expected failure.</summary>
+    private static string? Describe(Exception exception, string target, int attempts, RollbackResilienceOptions settings)
+    {
+        var tries = attempts == 1 ? "1 attempt" : $"{attempts} attempts";
+        return exception switch
+        {
+            KubernetesApiException api => $"{api.Message} ({(int)api.StatusCode}{(api.Reason is null ? "" : " " + api.Reason)}, after {tries})",
+            RollbackAttemptException refused => $"{refused.Message} (after {tries})",
+            HttpRequestException unreachable => $"{target} is unreachable after {tries}: {unreachable.Message}",
+            TimeoutRejectedException =>
+                $"{target} did not answer in time after {tries} (each attempt at most {settings.AttemptTimeout.TotalSeconds:0} s, all at most {settings.TotalTimeout.TotalSeconds:0} s)",
+            _ => null,
+        };
+    }
+
+    [LoggerMessage(EventId = 1601, Level = LogLevel.Information, Message = "Rollback {Action} succeeded after {Attempts} attempt(s): {Detail}")]
+    private static partial void LogSucceeded(ILogger logger, string action, int attempts, string detail);
+
+    [LoggerMessage(EventId = 1602, Level = LogLevel.Warning, Message = "Rollback {Action} failed after {Attempts} attempt(s): {Reason}")]
+    private static partial void LogFailed(ILogger logger, string action, int attempts, string reason);
+
+    [LoggerMessage(EventId = 1603, Level = LogLevel.Information, Message = "Rollback {Action}: attempt {Attempt} in {Delay}, the last one failed: {Error}")]
+    private static partial void LogRetrying(ILogger logger, string action, int attempt, TimeSpan delay, string? error);
+}

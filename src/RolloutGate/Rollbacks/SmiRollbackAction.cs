@@ -1,0 +1,19 @@
+using RolloutGate.Core.Rollbacks;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Rollbacks;
+
+/// <summary><c>smi: {trafficSplit, stableBackend}</c>: TrafficSplit backend weights, stable 100 and the rest 0.</summary>
+internal sealed class SmiRollbackAction(KubernetesTrafficShift shift)
+{
+    public Task<RollbackOutcome> ExecuteAsync(SmiRollback smi, RollbackRequest request, CancellationToken cancellationToken) =>
+        shift.ShiftAsync(
+            $"smi TrafficSplit {request.Mesh.Namespace}/{smi.TrafficSplit}: all traffic to backend {smi.StableBackend}",
+            KubernetesResource.SmiTrafficSplit,
+            request.Mesh.Namespace,
+            smi.TrafficSplit,
+            "backends",
+            backends => StableTraffic.TrafficSplitBackends(backends, smi.StableBackend),
+            cancellationToken);
+}

@@ -1,0 +1,63 @@
+using System.Globalization;
+using System.Net;
+using System.Net.Http.Headers;
+using System.Text.Json;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Deployments;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Rollbacks;
+
+/// <summary>
+/// <c>webhook: {url, secret}</c>: a POST of <c>{deploymentId, service, environment, rollbackTo, reason}</c> signed as
+/// CD webhooks are (CONTRACT section 4), with the rollback's idempotency key as <c>X-RolloutGate-Delivery</c> so the
+/// receiver can tell our retries from a second rollback. Any 2xx is success.
+/// </summary>
+internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, RollbackAttempts attempts, TimeProvider time)
+{
+    public const string HttpClientName = "rollback-webhook";
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+
+    public Task<RollbackOutcome> ExecuteAsync(WebhookRollback webhook, RollbackRequest request, CancellationToken cancellationToken)
+    {
+        var url = new Uri(webhook.Url, UriKind.Absolute);
+        // Never the query string or user info: either may carry a credential.
+        var shown = url.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
+        var action = $"webhook POST {shown}";
+        var body = JsonSerializer.SerializeToUtf8Bytes(
+            new RollbackWebhookBody(request.DeploymentId, request.Service, request.Environment, request.RollbackTo, request.Reason), Json);
+
+        return attempts.RunAsync(action, shown, async token =>
+        {
+            // Signed afresh on every attempt: the receiver refuses timestamps more than five minutes old.
+            var timestamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+            using var message = new HttpRequestMessage(HttpMethod.Post, url) { Content = new ByteArrayContent(body) };
+            message.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json");
+            message.Headers.Add(DeploymentEndpoints.DeliveryHeader, request.IdempotencyKey);
+            message.Headers.Add(WebhookAuthenticator.TimestampHeader, timestamp);
+            message.Headers.Add(WebhookAuthenticator.SignatureHeader, WebhookAuthenticator.SignatureHeaderValue(webhook.Secret, timestamp, body));
+
+            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, token);
+            var code = (int)response.StatusCode;
+            if (response.IsSuccessStatusCode)
+            {
+                return $"the receiver answered {code} {response.ReasonPhrase}";
+            }
+
+            var transient = code >= 500 || response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout;
+            throw new RollbackAttemptException(
+                $"the receiver answered {code} {response.ReasonPhrase}{await Excerpt(response, token)}", transient, response.Headers.RetryAfter?.Delta);
+        }, cancellationToken);
+    }
+
+    /// <summary>The start of the receiver's answer, which usually says why it refused.</summary>
+    private static async Task<string> Excerpt(HttpResponseMessage response, CancellationToken cancellationToken)
+    {
+        const int MaxLength = 300;
+        var text = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
+        return text.Length == 0 ? string.Empty : ": " + (text.Length > MaxLength ? text[..MaxLength] + "…" : text);
+    }
+
+    private sealed record RollbackWebhookBody(string DeploymentId, string Service, string Environment, string RollbackTo, string Reason);
+}

@@ -1,0 +1,231 @@
+using System.Collections.Concurrent;
+using System.Text.Json.Nodes;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using RolloutGate.Kubernetes;
+
+namespace RolloutGate.Tests.Rollbacks;
+
+/// <summary>
+/// A local stand-in for the Kubernetes API server, strict the way the real one is about what a rollback sends:
+/// <c>/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}[/status]</c> for the served types only, a bearer token
+/// equal to the token file's content, PATCH only as <c>application/merge-patch+json</c>, applied as an RFC 7386 merge
+/// patch to the stored object, 409 when the patch names a stale resourceVersion, and Status objects for errors.
+/// </summary>
+public sealed class FakeKubernetesApiServer : IAsyncDisposable
+{
+    private static readonly KubernetesResource[] Served =
+    [
+        KubernetesResource.IstioVirtualService, KubernetesResource.GatewayHttpRoute,
+        KubernetesResource.SmiTrafficSplit, KubernetesResource.ArgoRollout,
+    ];
+
+    private readonly WebApplication app;
+    private readonly Dictionary<string, JsonObject> objects = new(StringComparer.Ordinal);
+    private readonly ConcurrentQueue<int> failures = new();
+    private readonly Lock gate = new();
+    private Action<JsonObject>? concurrentEdit;
+
+    private FakeKubernetesApiServer(WebApplication app, string tokenFile)
+    {
+        this.app = app;
+        TokenFile = tokenFile;
+    }
+
+    public string Url => app.Urls.Single();
+
+    public string TokenFile { get; }
+
+    /// <summary>Every request as "METHOD /path", in order.</summary>
+    public ConcurrentQueue<string> Requests { get; } = new();
+
+    public static async Task<FakeKubernetesApiServer> StartAsync()
+    {
+        var tokenFile = Path.GetTempFileName();
+        await File.WriteAllTextAsync(tokenFile, "token-1\n");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        var server = new FakeKubernetesApiServer(builder.Build(), tokenFile);
+        server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", ["GET", "PATCH"], server.HandleAsync);
+        server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/{subresource}", ["GET", "PATCH"], server.HandleAsync);
+        await server.app.StartAsync();
+        return server;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        await app.DisposeAsync();
+        File.Delete(TokenFile);
+    }
+
+    public void Store(KubernetesResource resource, string @namespace, string name, JsonObject spec, JsonObject? status = null)
+    {
+        var stored = new JsonObject
+        {
+            ["apiVersion"] = $"{resource.Group}/{resource.Version}",
+            ["kind"] = resource.Kind,
+            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = @namespace, ["resourceVersion"] = "1" },
+            ["spec"] = spec,
+        };
+        if (status is not null)
+        {
+            stored["status"] = status;
+        }
+
+        lock (gate)
+        {
+            objects[Key(resource.Group, resource.Version, @namespace, resource.Plural, name)] = stored;
+        }
+    }
+
+    public JsonObject Stored(KubernetesResource resource, string @namespace, string name)
+    {
+        lock (gate)
+        {
+            return (JsonObject)objects[Key(resource.Group, resource.Version, @namespace, resource.Plural, name)].DeepClone();
+        }
+    }
+
+    /// <summary>The next requests answer these HTTP statuses (with a Status object) instead of being served.</summary>
+    public void FailNext(params int[] statuses)
+    {
+        foreach (var status in statuses)
+        {
+            failures.Enqueue(status);
+        }
+    }
+
+    /// <summary>Another writer edits the object just before the next PATCH arrives, so that PATCH's resourceVersion is stale.</summary>
+    public void EditConcurrentlyBeforeNextPatch(Action<JsonObject> edit) => concurrentEdit = edit;
+
+    private async Task<IResult> HandleAsync(HttpContext context, string group, string version, string ns, string plural, string name, string? subresource = null)
+    {
+        var request = context.Request;
+        Requests.Enqueue($"{request.Method} {request.Path}");
+        if (failures.TryDequeue(out var failure))
+        {
+            return Status(failure, failure == 429 ? "TooManyRequests" : "ServiceUnavailable", "the server is currently unable to handle the request");
+        }
+
+        var token = (await File.ReadAllTextAsync(TokenFile)).Trim();
+        if (request.Headers.Authorization.ToString() != $"Bearer {token}")
+        {
+            return Status(401, "Unauthorized", "Unauthorized");
+        }
+
+        var resource = Served.SingleOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
+        var knownSubresource = subresource is null || (subresource == "status" && resource == KubernetesResource.ArgoRollout);
+        if (resource is null || !knownSubresource)
+        {
+            return Status(404, "NotFound", "the server could not find the requested resource");
+        }
+
+        var key = Key(group, version, ns, plural, name);
+        lock (gate)
+        {
+            if (!objects.TryGetValue(key, out _))
+            {
+                return Status(404, "NotFound", $"{plural}.{group} \"{name}\" not found");
+            }
+        }
+
+        if (HttpMethods.IsGet(request.Method))
+        {
+            return subresource is null ? Json(Stored(resource, ns, name)) : Status(405, "MethodNotAllowed", "GET on a subresource is not used by rollbacks");
+        }
+
+        if (request.ContentType != "application/merge-patch+json")
+        {
+            return Status(415, "UnsupportedMediaType",
+                $"the body of the request was in an unknown format ({request.ContentType}) - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml");
+        }
+
+        JsonObject patch;
+        try
+        {
+            patch = JsonNode.Parse(await new StreamReader(request.Body).ReadToEndAsync()) as JsonObject
+                ?? throw new FormatException("not an object");
+        }
+        catch (Exception exception) when (exception is FormatException or System.Text.Json.JsonException)
+        {
+            return Status(400, "BadRequest", $"error decoding patch: {exception.Message}");
+        }
+
+        lock (gate)
+        {
+            var stored = objects[key];
+            if (Interlocked.Exchange(ref concurrentEdit, null) is { } edit)
+            {
+                edit(stored);
+                BumpResourceVersion(stored);
+            }
+
+            var presented = patch["metadata"]?["resourceVersion"]?.GetValue<string>();
+            if (presented is not null && presented != stored["metadata"]!["resourceVersion"]!.GetValue<string>())
+            {
+                return Status(409, "Conflict",
+                    $"Operation cannot be fulfilled on {plural}.{group} \"{name}\": the object has been modified; please apply your changes to the latest version and try again");
+            }
+
+            // The status subresource takes only status; the main resource ignores status when a status subresource exists.
+            var effective = subresource == "status"
+                ? new JsonObject { ["status"] = patch["status"]?.DeepClone() }
+                : patch;
+            if (subresource is null && resource == KubernetesResource.ArgoRollout)
+            {
+                effective.Remove("status");
+            }
+
+            var updated = (JsonObject)MergePatch(stored, effective)!;
+            BumpResourceVersion(updated);
+            objects[key] = updated;
+            return Json((JsonObject)updated.DeepClone());
+        }
+    }
+
+    /// <summary>RFC 7386: objects merge member by member, null removes a member, anything else (lists too) replaces.</summary>
+    public static JsonNode? MergePatch(JsonNode? target, JsonNode? patch)
+    {
+        if (patch is not JsonObject patchObject)
+        {
+            return patch?.DeepClone();
+        }
+
+        var result = target is JsonObject targetObject ? (JsonObject)targetObject.DeepClone() : [];
+        foreach (var (name, value) in patchObject)
+        {
+            if (value is null)
+            {
+                result.Remove(name);
+            }
+            else
+            {
+                result[name] = MergePatch(result[name], value);
+            }
+        }
+
+        return result;
+    }
+
+    private static void BumpResourceVersion(JsonObject stored)
+    {
+        var metadata = stored["metadata"]!.AsObject();
+        metadata["resourceVersion"] = (int.Parse(metadata["resourceVersion"]!.GetValue<string>(), System.Globalization.CultureInfo.InvariantCulture) + 1)
+            .ToString(System.Globalization.CultureInfo.InvariantCulture);
+    }
+
+    private static string Key(string group, string version, string ns, string plural, string name) => $"{group}/{version}/{ns}/{plural}/{name}";
+
+    private static IResult Json(JsonObject body) => Results.Content(body.ToJsonString(), "application/json");
+
+    private static IResult Status(int code, string reason, string message) =>
+        Results.Content(
+            new JsonObject
+            {
+                ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure",
+                ["message"] = message, ["reason"] = reason, ["code"] = code,
+            }.ToJsonString(),
+            "application/json",
+            statusCode: code);
+}

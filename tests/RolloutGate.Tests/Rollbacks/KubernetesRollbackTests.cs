@@ -1,0 +1,265 @@
+using System.Text.Json.Nodes;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Kubernetes;
+using RolloutGate.Rollbacks;
+using RolloutGate.Tests.Prometheus;
+
+namespace RolloutGate.Tests.Rollbacks;
+
+public sealed class KubernetesRollbackTests : IAsyncLifetime
+{
+    private static readonly RollbackAction Istio = new(Istio: new IstioRollback("checkout", "stable"));
+
+    private FakeKubernetesApiServer server = null!;
+    private ServiceProvider services = null!;
+
+    private IRollbackExecutor Executor => services.GetRequiredService<IRollbackExecutor>();
+
+    public async Task InitializeAsync()
+    {
+        server = await FakeKubernetesApiServer.StartAsync();
+        services = RollbackTestServices.Create(server.Url, server.TokenFile);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await services.DisposeAsync();
+        await server.DisposeAsync();
+    }
+
+    private static JsonObject Obj(string json) => JsonNode.Parse(json)!.AsObject();
+
+    private void StoreCanaryVirtualService() =>
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
+            {"hosts":["checkout"],"http":[
+              {"match":[{"headers":{"x-canary":{"exact":"1"}}}],"route":[{"destination":{"host":"checkout","subset":"canary"}}]},
+              {"route":[{"destination":{"host":"checkout","subset":"stable","port":{"number":8080}},"weight":90},
+                        {"destination":{"host":"checkout","subset":"canary","port":{"number":8080}},"weight":10}]}]}
+            """));
+
+    private static void AssertAllIstioRoutesStable(JsonObject virtualService)
+    {
+        foreach (var route in virtualService["spec"]!["http"]!.AsArray())
+        {
+            var destination = Assert.Single(route!["route"]!.AsArray())!;
+            Assert.Equal("stable", destination["destination"]!["subset"]!.GetValue<string>());
+            Assert.Equal(100, destination["weight"]!.GetValue<int>());
+        }
+    }
+
+    [Fact]
+    public async Task Istio_CanarySplit_AllHttpRoutesToStableSubset()
+    {
+        StoreCanaryVirtualService();
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal("istio VirtualService shop/checkout: all HTTP routes to subset stable", outcome.Action);
+        var stored = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout");
+        AssertAllIstioRoutesStable(stored);
+        Assert.Equal("x-canary", stored["spec"]!["http"]![0]!["match"]![0]!["headers"]!.AsObject().Single().Key);
+        Assert.Equal(8080, stored["spec"]!["http"]![1]!["route"]![0]!["destination"]!["port"]!["number"]!.GetValue<int>());
+        Assert.Equal(["checkout"], stored["spec"]!["hosts"]!.AsArray().Select(h => h!.GetValue<string>()));
+        Assert.Equal(
+            ["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout", "PATCH /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"],
+            server.Requests);
+    }
+
+    [Fact]
+    public async Task Istio_AlreadyAllStable_SucceedsWithoutWriting()
+    {
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout",
+            Obj("""{"http":[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]}]}"""));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Contains("nothing written", outcome.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(server.Requests, r => r.StartsWith("PATCH", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Istio_ConcurrentEditBeforePatch_ConflictRereadsAndRewritesTheNewRoutesToo()
+    {
+        StoreCanaryVirtualService();
+        server.EditConcurrentlyBeforeNextPatch(vs => vs["spec"]!["http"]!.AsArray().Add(
+            Obj("""{"match":[{"uri":{"prefix":"/beta"}}],"route":[{"destination":{"host":"checkout","subset":"canary"}}]}""")));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(2, outcome.Attempts);
+        var stored = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout");
+        Assert.Equal(3, stored["spec"]!["http"]!.AsArray().Count);
+        AssertAllIstioRoutesStable(stored);
+        Assert.Equal(["GET", "PATCH", "GET", "PATCH"], server.Requests.Select(r => r.Split(' ')[0]));
+    }
+
+    [Fact]
+    public async Task Istio_UnknownVirtualService_FailsWithKubernetesMessageWithoutRetrying()
+    {
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains("virtualservices.networking.istio.io \"checkout\" not found", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Istio_ServiceUnavailableTwice_SucceedsOnTheThirdAttempt()
+    {
+        StoreCanaryVirtualService();
+        server.FailNext(503, 503);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(3, outcome.Attempts);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+    }
+
+    [Fact]
+    public async Task Istio_ApiServerDown_FailsAfterBoundedRetries()
+    {
+        var down = PrometheusTestServer.UnusedLoopbackUrl();
+        await using var unreachable = RollbackTestServices.Create(down, server.TokenFile);
+
+        var outcome = await unreachable.GetRequiredService<IRollbackExecutor>()
+            .ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(RollbackTestServices.MaxRetryAttempts + 1, outcome.Attempts);
+        Assert.Contains($"the Kubernetes API at {down}/ is unreachable after {outcome.Attempts} attempts", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Istio_TokenRotatedOnDisk_NewTokenIsSent()
+    {
+        StoreCanaryVirtualService();
+        await File.WriteAllTextAsync(server.TokenFile, "token-2-rotated");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+    }
+
+    [Fact]
+    public async Task Istio_NoMeshNamespace_FailsWithoutCallingTheApi()
+    {
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio, @namespace: null), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(0, outcome.Attempts);
+        Assert.Contains("mesh.namespace", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Requests);
+    }
+
+    [Fact]
+    public async Task Linkerd_HttpRouteSplit_StableBackendFullWeightOthersZero()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj("""
+            {"parentRefs":[{"name":"checkout","kind":"Service","group":"core","port":8080}],"rules":[
+              {"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"backendRefs":[
+                {"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+        Assert.Equal("linkerd HTTPRoute shop/checkout: all traffic to backend checkout-stable", outcome.Action);
+    }
+
+    [Fact]
+    public async Task Linkerd_StableBackendNotInRoute_FailsWithoutWriting()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout",
+            Obj("""{"rules":[{"backendRefs":[{"name":"checkout-canary","port":8080}]}]}"""));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains("checkout-stable", outcome.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain(server.Requests, r => r.StartsWith("PATCH", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Smi_TrafficSplit_StableBackendFullWeightOthersZero()
+    {
+        server.Store(KubernetesResource.SmiTrafficSplit, "shop", "checkout", Obj("""
+            {"service":"checkout","backends":[{"service":"checkout-v1","weight":50},{"service":"checkout-v2","weight":50}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Smi: new SmiRollback("checkout", "checkout-v1"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        var spec = server.Stored(KubernetesResource.SmiTrafficSplit, "shop", "checkout")["spec"]!;
+        Assert.Equal("checkout", spec["service"]!.GetValue<string>());
+        Assert.Equal([("checkout-v1", 100), ("checkout-v2", 0)],
+            spec["backends"]!.AsArray().Select(b => (b!["service"]!.GetValue<string>(), b["weight"]!.GetValue<int>())));
+    }
+
+    [Fact]
+    public async Task ArgoRollouts_Abort_SetsStatusAbortThroughTheStatusSubresource()
+    {
+        server.Store(KubernetesResource.ArgoRollout, "shop", "checkout",
+            Obj("""{"replicas":3,"strategy":{"canary":{"steps":[{"setWeight":20}]}}}"""), Obj("""{"phase":"Progressing"}"""));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal("argoRollouts Rollout shop/checkout: abort", outcome.Action);
+        var stored = server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout");
+        Assert.True(stored["status"]!["abort"]!.GetValue<bool>());
+        Assert.Equal("Progressing", stored["status"]!["phase"]!.GetValue<string>());
+        Assert.Equal(3, stored["spec"]!["replicas"]!.GetValue<int>());
+        Assert.Equal(["PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status"], server.Requests);
+    }
+
+    [Fact]
+    public async Task ArgoRollouts_UnknownRollout_FailsWithKubernetesMessage()
+    {
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("rollouts.argoproj.io \"checkout\" not found", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task NoAction_FailsPlainly()
+    {
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(new RollbackAction()), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("no rollback.action", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(null, null, null, "https://kubernetes.default.svc/")]
+    [InlineData(null, "10.96.0.1", "6443", "https://10.96.0.1:6443/")]
+    [InlineData(null, "fd00::1", "6443", "https://[fd00::1]:6443/")]
+    [InlineData("http://127.0.0.1:8001", "10.96.0.1", "443", "http://127.0.0.1:8001/")]
+    public void ApiServer_ConfiguredOrInCluster(string? configured, string? host, string? port, string expected)
+    {
+        var options = new RolloutGate.Infrastructure.KubernetesOptions { ApiServer = configured };
+
+        var url = KubernetesExtensions.ApiServer(options, name => name switch
+        {
+            "KUBERNETES_SERVICE_HOST" => host,
+            "KUBERNETES_SERVICE_PORT" => port,
+            _ => null,
+        });
+
+        Assert.Equal(expected, url.ToString());
+    }
+}

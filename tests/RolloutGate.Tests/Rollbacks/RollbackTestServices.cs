@@ -1,0 +1,39 @@
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
+using RolloutGate.Rollbacks;
+
+namespace RolloutGate.Tests.Rollbacks;
+
+/// <summary>The rollback services as the host registers them, pointed at a local API server, with quick retries.</summary>
+public static class RollbackTestServices
+{
+    public const int MaxRetryAttempts = 3;
+
+    public static ServiceProvider Create(string apiServer, string tokenFile)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddSingleton(TimeProvider.System);
+        services.AddOptions<RolloutGateOptions>().Configure(options =>
+        {
+            options.Kubernetes.ApiServer = apiServer;
+            options.Kubernetes.TokenFile = tokenFile;
+            options.Kubernetes.CaFile = Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-such-ca.crt");
+        });
+        services.AddRollbacks();
+        services.Configure<RollbackResilienceOptions>(options =>
+        {
+            options.MaxRetryAttempts = MaxRetryAttempts;
+            options.BaseDelay = TimeSpan.FromMilliseconds(20);
+            options.MaxDelay = TimeSpan.FromMilliseconds(200);
+            options.AttemptTimeout = TimeSpan.FromSeconds(5);
+            options.TotalTimeout = TimeSpan.FromSeconds(30);
+        });
+        return services.BuildServiceProvider();
+    }
+
+    public static RollbackRequest Request(RollbackAction action, string? @namespace = "shop") =>
+        new("gh-run-8812", "checkout", "production", "2.3.9", "error-rate 4.1% > 2%", action,
+            new MeshSpec(MeshProvider.Istio, @namespace, "checkout"), "rollback-gh-run-8812-1");
+}

@@ -1,0 +1,127 @@
+using System.Collections.Concurrent;
+using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
+using RolloutGate.Rollbacks;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Tests.Rollbacks;
+
+/// <summary>
+/// The webhook action against a local receiver that verifies deliveries exactly as RolloutGate verifies CD webhooks
+/// (the real <see cref="WebhookAuthenticator"/> with the same secret), and answers with statuses the test queues.
+/// </summary>
+public sealed class WebhookRollbackTests : IAsyncLifetime
+{
+    private const string Secret = "rollback-hook-secret";
+
+    private readonly ConcurrentQueue<int> answers = new();
+    private readonly ConcurrentQueue<(string Delivery, string? Refusal, JsonElement Body)> received = new();
+    private WebApplication receiver = null!;
+    private ServiceProvider verifier = null!;
+    private ServiceProvider services = null!;
+
+    public async Task InitializeAsync()
+    {
+        var verifying = new ServiceCollection();
+        verifying.AddSingleton(TimeProvider.System);
+        verifying.AddOptions<RolloutGateOptions>().Configure(options => options.Webhook.Secret = Secret);
+        verifying.AddSingleton<WebhookAuthenticator>();
+        verifier = verifying.BuildServiceProvider();
+
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        receiver = builder.Build();
+        receiver.MapPost("/hooks/rollback", async (HttpRequest request) =>
+        {
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer);
+            var body = buffer.ToArray();
+            var refusal = verifier.GetRequiredService<WebhookAuthenticator>().Refusal(request, body);
+            received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), refusal, JsonDocument.Parse(body).RootElement.Clone()));
+            return refusal is not null ? Results.Text(refusal, statusCode: 401)
+                : answers.TryDequeue(out var status) ? Results.StatusCode(status)
+                : Results.Accepted();
+        });
+        await receiver.StartAsync();
+        services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
+    }
+
+    public async Task DisposeAsync()
+    {
+        await services.DisposeAsync();
+        await receiver.DisposeAsync();
+        await verifier.DisposeAsync();
+    }
+
+    private RollbackRequest Request(string secret = Secret, string path = "/hooks/rollback") =>
+        RollbackTestServices.Request(new RollbackAction(Webhook: new WebhookRollback(receiver.Urls.Single() + path, secret)));
+
+    private Task<RollbackOutcome> ExecuteAsync(RollbackRequest request) =>
+        services.GetRequiredService<IRollbackExecutor>().ExecuteAsync(request, CancellationToken.None);
+
+    [Fact]
+    public async Task Webhook_SignedDelivery_IsVerifiedAndCarriesTheRollback()
+    {
+        var outcome = await ExecuteAsync(Request());
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal($"webhook POST {receiver.Urls.Single()}/hooks/rollback", outcome.Action);
+        var (delivery, refusal, body) = Assert.Single(received);
+        Assert.Null(refusal);
+        Assert.Equal("rollback-gh-run-8812-1", delivery);
+        Assert.Equal("gh-run-8812", body.GetProperty("deploymentId").GetString());
+        Assert.Equal("checkout", body.GetProperty("service").GetString());
+        Assert.Equal("production", body.GetProperty("environment").GetString());
+        Assert.Equal("2.3.9", body.GetProperty("rollbackTo").GetString());
+        Assert.Equal("error-rate 4.1% > 2%", body.GetProperty("reason").GetString());
+    }
+
+    [Fact]
+    public async Task Webhook_ReceiverFailsThenAccepts_RetriesWithTheSameDeliveryId()
+    {
+        answers.Enqueue(503);
+        answers.Enqueue(500);
+
+        var outcome = await ExecuteAsync(Request());
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(3, outcome.Attempts);
+        Assert.Equal(3, received.Count);
+        Assert.Single(received.Select(r => r.Delivery).Distinct());
+        Assert.All(received, r => Assert.Null(r.Refusal));
+    }
+
+    [Fact]
+    public async Task Webhook_WrongSecret_FailsOnceWithTheReceiversReason()
+    {
+        var outcome = await ExecuteAsync(Request(secret: "not-the-secret"));
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains("401", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("the signature does not match", outcome.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("not-the-secret", outcome.Detail + outcome.Action, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Webhook_ReceiverAlwaysFailing_GivesUpAfterBoundedRetries()
+    {
+        for (var i = 0; i <= RollbackTestServices.MaxRetryAttempts; i++)
+        {
+            answers.Enqueue(502);
+        }
+
+        var outcome = await ExecuteAsync(Request());
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(RollbackTestServices.MaxRetryAttempts + 1, outcome.Attempts);
+        Assert.Contains("502", outcome.Detail, StringComparison.Ordinal);
+    }
+}
