@@ -7,6 +7,7 @@ using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
 using RolloutGate.Prometheus;
 using RolloutGate.Reports;
+using RolloutGate.Rollbacks;
 using RolloutGate.Runbooks;
 using RolloutGate.Webhooks;
 
@@ -40,7 +41,7 @@ public static class RolloutGateApplication
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
-        Rollbacks.RollbackExtensions.AddRollbacks(services);
+        services.AddRollbacks();
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();
