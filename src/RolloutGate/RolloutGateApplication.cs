@@ -6,6 +6,7 @@ using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
 using RolloutGate.Prometheus;
 using RolloutGate.Runbooks;
+using RolloutGate.Watch;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate;
@@ -38,6 +39,7 @@ public static class RolloutGateApplication
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
+        services.AddWatch(builder.Configuration);
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();
