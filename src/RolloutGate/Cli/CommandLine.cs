@@ -9,6 +9,7 @@ public static class CommandLine
     private static readonly Dictionary<string, Func<string[], TextWriter, TextWriter, Task<int>>> Verbs = new(StringComparer.Ordinal)
     {
         ["runbooks"] = RunbooksCommand.RunAsync,
+        ["backtest"] = BacktestCommand.RunAsync,
     };
 
     public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
@@ -28,5 +29,7 @@ public static class CommandLine
         usage:
           rolloutgate [--urls http://127.0.0.1:8080]        run the service
           rolloutgate runbooks validate PATH                check a runbook file or a folder of runbooks (exit 0 valid, 1 errors, 2 usage)
+          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)
+                                                            replay the watch on recorded data; prints the decision as JSON
         """;
 }

@@ -303,4 +303,26 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
                 BaselineWindow.From(metric.Kind, []), null, seen.Observation).Verdict);
         }
     }
+
+    [Fact]
+    public async Task Backtest_SameDataAsLiveWatch_SameDecisionAtTheSameTime()
+    {
+        await using var service = await StartAsync("slow", Runbook("slow"));
+        await DeployAsync(service, "dep-slow-live", "slow");
+        var live = await WaitUntilDoneAsync(service, "dep-slow-live");
+        var runbook = service.Runbooks.PathOf("slow.yaml");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await RolloutGate.Cli.CommandLine.RunAsync(
+            ["backtest", "--runbook", runbook, "--deployed-at", WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture), "--prometheus", prometheus.Url],
+            stdout, stderr);
+
+        Assert.True(exit == 0, stderr.ToString());
+        using var answer = JsonDocument.Parse(stdout.ToString());
+        Assert.Equal("regressed", live.GetProperty("state").GetString());
+        Assert.Equal("rollback", answer.RootElement.GetProperty("decision").GetString());
+        Assert.Equal(live.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset(), answer.RootElement.GetProperty("detectedAt").GetDateTimeOffset());
+        Assert.Equal(await service.CountAsync("evaluations"), answer.RootElement.GetProperty("evaluations").GetArrayLength());
+    }
 }
