@@ -325,4 +325,59 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(live.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset(), answer.RootElement.GetProperty("detectedAt").GetDateTimeOffset());
         Assert.Equal(await service.CountAsync("evaluations"), answer.RootElement.GetProperty("evaluations").GetArrayLength());
     }
+
+    [Fact]
+    public async Task Watch_RolledBackByPipeline_JobRemovedWithoutEvaluating()
+    {
+        await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
+        await DeployAsync(service, "dep-gone", "healthy");
+        Assert.Equal(1L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
+
+        var response = await service.Webhooks.SendEventAsync("rolledback", "dep-gone", "healthy");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var deadline = TimeProvider.System.GetUtcNow() + Patience;
+        while (await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'") > 0 && TimeProvider.System.GetUtcNow() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.Equal(0L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
+        Assert.Equal(0L, await service.CountAsync("evaluations"));
+    }
+
+    [Fact]
+    public async Task Watch_JobLostAfterWebhookCommit_ReconcilerSchedulesItAtStartUp()
+    {
+        var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("healthy.yaml", Runbook("healthy")));
+        var settings = Settings(PrometheusTestServer.UnusedLoopbackUrl());
+        settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            var response = await new WebhookClient(first.CreateClient()).SendAsync(WebhookClient.Body(
+                "deployed", "dep-lost", "healthy", at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        // As if the process died between the webhook's commit and the scheduling.
+        await database.ExecuteAsync("DELETE FROM qrtz_simple_triggers; DELETE FROM qrtz_triggers; DELETE FROM qrtz_job_details;");
+        settings["RolloutGate:Prometheus:Url"] = prometheus.Url;
+        await using (var second = new RolloutGateHost(database, settings))
+        {
+            using var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken);
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            string? state;
+            do
+            {
+                await Task.Delay(250);
+                state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-lost", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+            }
+            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
+
+            Assert.Equal("completed", state);
+        }
+
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
+        await database.DisposeAsync();
+    }
 }
