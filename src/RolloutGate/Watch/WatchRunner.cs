@@ -113,6 +113,8 @@ public sealed partial class WatchRunner(
         WatchConclusion conclusion,
         CancellationToken cancellationToken)
     {
+        // A tracked row from the previous interval would be returned as it was, not as the database has it now.
+        db.ChangeTracker.Clear();
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         // Locks the deployment: a webhook or an operator moving it meanwhile waits, or has already moved it.
         var deployment = await db.Deployments.FromSql($"SELECT * FROM deployments WHERE id = {deploymentId} FOR UPDATE")
