@@ -9,6 +9,7 @@ using RolloutGate.Prometheus;
 using RolloutGate.Reports;
 using RolloutGate.Rollbacks;
 using RolloutGate.Runbooks;
+using RolloutGate.Watch;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate;
@@ -42,6 +43,7 @@ public static class RolloutGateApplication
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
         services.AddRollbacks();
+        services.AddWatch(builder.Configuration);
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();

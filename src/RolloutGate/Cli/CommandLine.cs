@@ -11,6 +11,7 @@ public static class CommandLine
         ["runbooks"] = RunbooksCommand.RunAsync,
         ["gate"] = GateCommand.RunAsync,
         ["audit"] = AuditCommand.RunAsync,
+        ["backtest"] = BacktestCommand.RunAsync,
     };
 
     public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
@@ -32,5 +33,7 @@ public static class CommandLine
           rolloutgate runbooks validate PATH                check a runbook file or a folder of runbooks (exit 0 valid, 1 errors, 2 usage)
           rolloutgate gate EVENT --deployment-id ID --service S --environment E ...   send a CD webhook (exit 0 allow, 1 deny, 2 no answer)
           rolloutgate audit events|verify|summary [filters] [--csv]               query the audit trail (reader token in ROLLOUTGATE_READER_TOKEN)
+          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)
+                                                            replay the watch on recorded data; prints the decision as JSON
         """;
 }

@@ -4,6 +4,7 @@ using RolloutGate.Api;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
+using RolloutGate.Watch;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate.Deployments;
@@ -160,7 +161,12 @@ public static class DeploymentEndpoints
     {
         var row = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
             .SingleOrDefaultAsync(d => d.Id == id, cancellationToken);
-        return row is null ? Problems.NotFound($"deployment '{id}' is unknown") : TypedResults.Ok(DeploymentView.From(row, null));
+        if (row is null)
+        {
+            return Problems.NotFound($"deployment '{id}' is unknown");
+        }
+
+        return TypedResults.Ok(DeploymentView.From(row, await EvaluationStore.LatestViewAsync(db, id, cancellationToken)));
     }
 
     private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)

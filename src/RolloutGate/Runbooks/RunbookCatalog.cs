@@ -46,6 +46,20 @@ public sealed class RunbookCatalog : IReadinessCheck
             return inForce.Runbook;
         }
 
+        return StoredVersion(deployment);
+    }
+
+    /// <summary>
+    /// The runbook version a deployment recorded, whether or not a runbook for its service is still in force
+    /// (the watch keeps running when the file is removed).
+    /// </summary>
+    public Runbook VersionOf(DeploymentRow deployment) =>
+        current.ByFile.Values.FirstOrDefault(loaded => loaded.VersionId == deployment.RunbookVersionId) is { } inForce
+            ? inForce.Runbook
+            : StoredVersion(deployment);
+
+    private Runbook StoredVersion(DeploymentRow deployment)
+    {
         return byVersionId.GetOrAdd(deployment.RunbookVersionId, _ =>
         {
             var stored = deployment.RunbookVersion

@@ -1,0 +1,64 @@
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Core.Watch;
+
+/// <summary>What the watch does after the evaluations of one interval.</summary>
+public enum WatchOutcome
+{
+    /// <summary>Keep watching.</summary>
+    Continue,
+
+    /// <summary>A metric regressed (or breached its max): the deployment moves to regressed.</summary>
+    Regressed,
+
+    /// <summary>Every metric has been blind for longer than stopRules.maxBlind: the automation stops and says so.</summary>
+    StoppedBlind,
+
+    /// <summary>The watch reached its end without a regression.</summary>
+    Completed,
+}
+
+/// <summary>The outcome after one interval, with the reason in words for the audit trail.</summary>
+public sealed record WatchConclusion(WatchOutcome Outcome, string? Reason)
+{
+    /// <summary>
+    /// Decides from the evaluations at <paramref name="at"/>. A regression wins over everything; no data is never healthy,
+    /// so blindness stops the watch rather than letting it complete; the end of the watch completes it.
+    /// </summary>
+    public static WatchConclusion After(
+        IReadOnlyList<MetricEvaluation> evaluations, DateTimeOffset at, DateTimeOffset until, TimeSpan interval, TimeSpan maxBlind)
+    {
+        ArgumentNullException.ThrowIfNull(evaluations);
+        if (evaluations.FirstOrDefault(e => e.IsRegression) is { } regression)
+        {
+            return new WatchConclusion(WatchOutcome.Regressed, regression.Explanation);
+        }
+
+        if (evaluations.Count > 0 && evaluations.All(e => e.Verdict == Verdict.Blind))
+        {
+            var blindFor = interval * evaluations.Min(e => e.State.BlindIntervals);
+            if (blindFor > maxBlind)
+            {
+                return new WatchConclusion(WatchOutcome.StoppedBlind,
+                    $"every metric has had no data for {MetricQueries.Duration(blindFor)}, longer than stopRules.maxBlind ({MetricQueries.Duration(maxBlind)}); the watch stops because no data is never healthy");
+            }
+        }
+
+        return at >= until
+            ? new WatchConclusion(WatchOutcome.Completed, "the watch ran its full duration without a regression")
+            : new WatchConclusion(WatchOutcome.Continue, null);
+    }
+}
+
+/// <summary>Verdicts as stored and shown by the API.</summary>
+public static class VerdictNames
+{
+    public static string Of(Verdict verdict) => verdict switch
+    {
+        Verdict.Healthy => "healthy",
+        Verdict.Regressed => "regressed",
+        Verdict.BreachOfMax => "breach-of-max",
+        Verdict.InsufficientData => "insufficient-data",
+        _ => "blind",
+    };
+}

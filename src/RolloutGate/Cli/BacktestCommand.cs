@@ -1,0 +1,143 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using Microsoft.Extensions.Options;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
+using RolloutGate.Prometheus;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Cli;
+
+/// <summary>
+/// <c>backtest</c>: the live watch's evaluation over recorded data (CONTRACT section 8), from Prometheus or a CSV.
+/// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook or an unreadable CSV.
+/// </summary>
+public static class BacktestCommand
+{
+    public const string Usage = """
+        usage:
+          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)
+        """;
+
+    private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
+
+    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    {
+        if (args is ["help" or "--help" or "-h", ..])
+        {
+            await stdout.WriteLineAsync(Usage);
+            return 0;
+        }
+
+        var (options, problem) = ReadOptions(args);
+        if (problem is not null)
+        {
+            await stderr.WriteLineAsync($"backtest: {problem}\n{Usage}");
+            return 2;
+        }
+
+        var runbookFile = options["--runbook"];
+        if (!File.Exists(runbookFile))
+        {
+            await stderr.WriteLineAsync($"backtest: no such runbook file: {runbookFile}");
+            return 2;
+        }
+
+        var parsed = RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(runbookFile)), runbookFile);
+        if (parsed.Runbook is not { } runbook)
+        {
+            foreach (var error in parsed.Errors)
+            {
+                await stderr.WriteLineAsync(error.ToString());
+            }
+
+            return 2;
+        }
+
+        if (!DateTimeOffset.TryParse(options["--deployed-at"], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var deployedAt))
+        {
+            await stderr.WriteLineAsync($"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time (e.g. 2026-11-21T10:00:00Z)");
+            return 2;
+        }
+
+        var plan = WatchPlan.From(runbook);
+        try
+        {
+            BacktestResult result;
+            if (options.TryGetValue("--csv", out var csvFile))
+            {
+                if (!File.Exists(csvFile))
+                {
+                    await stderr.WriteLineAsync($"backtest: no such CSV file: {csvFile}");
+                    return 2;
+                }
+
+                var (csv, errors) = CsvMetricSource.Parse(await File.ReadAllTextAsync(csvFile), csvFile, plan);
+                if (csv is null)
+                {
+                    foreach (var error in errors)
+                    {
+                        await stderr.WriteLineAsync(error);
+                    }
+
+                    return 2;
+                }
+
+                result = await Backtest.RunAsync(csv, plan, deployedAt, csv.LastAt ?? deployedAt, CancellationToken.None);
+            }
+            else
+            {
+                await using var services = PrometheusServices(options["--prometheus"]);
+                var source = new PrometheusMetricSource(services.GetRequiredService<IPrometheusClient>());
+                result = await Backtest.RunAsync(source, plan, deployedAt, TimeProvider.System.GetUtcNow(), CancellationToken.None);
+            }
+
+            await stdout.WriteLineAsync(JsonSerializer.Serialize(result, Json));
+            return 0;
+        }
+        catch (PrometheusException ex)
+        {
+            await stderr.WriteLineAsync($"backtest: {ex.Message}");
+            return 1;
+        }
+    }
+
+    private static (Dictionary<string, string> Options, string? Problem) ReadOptions(string[] args)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        string[] known = ["--runbook", "--deployed-at", "--prometheus", "--csv"];
+        for (var i = 0; i < args.Length; i++)
+        {
+            if (!known.Contains(args[i], StringComparer.Ordinal))
+            {
+                return (options, $"unknown argument '{args[i]}'");
+            }
+
+            if (i + 1 >= args.Length)
+            {
+                return (options, $"{args[i]} needs a value");
+            }
+
+            options[args[i]] = args[++i];
+        }
+
+        foreach (var required in new[] { "--runbook", "--deployed-at" }.Where(r => !options.ContainsKey(r)))
+        {
+            return (options, $"{required} is required");
+        }
+
+        return options.ContainsKey("--prometheus") == options.ContainsKey("--csv")
+            ? (options, "give exactly one of --prometheus URL and --csv FILE")
+            : (options, null);
+    }
+
+    private static ServiceProvider PrometheusServices(string url)
+    {
+        var services = new ServiceCollection();
+        services.AddLogging();
+        services.AddOptions<RolloutGateOptions>().Configure(o => o.Prometheus.Url = url);
+        services.AddPrometheus();
+        return services.BuildServiceProvider();
+    }
+}

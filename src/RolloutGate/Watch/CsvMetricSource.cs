@@ -1,0 +1,134 @@
+using System.Globalization;
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Watch;
+
+/// <summary>
+/// Recorded metrics for a backtest (CONTRACT section 8): a header <c>timestamp,&lt;metric name&gt;,...</c> and one row per
+/// interval, the timestamp in ISO 8601 or unix seconds. An empty cell is no data. Optional columns
+/// <c>&lt;metric&gt;.requests</c> and <c>&lt;metric&gt;.errors</c> carry the counts of an interval (an error rate is judged on
+/// counts), and a column <c>requests</c> gives the request count of every metric without its own. Rows before the deploy
+/// are the baseline; the interval ending at t is the last row in (t − interval, t].
+/// </summary>
+public sealed class CsvMetricSource : IMetricSource
+{
+    private readonly List<Row> rows;
+    private readonly TimeSpan interval;
+
+    private CsvMetricSource(List<Row> rows, TimeSpan interval)
+    {
+        this.rows = rows;
+        this.interval = interval;
+    }
+
+    /// <summary>The time of the last row, where a backtest over this file ends.</summary>
+    public DateTimeOffset? LastAt => rows.Count == 0 ? null : rows[^1].At;
+
+    /// <summary>Reads a CSV for the plan's metrics; the errors say file:line and what is wrong.</summary>
+    public static (CsvMetricSource? Source, IReadOnlyList<string> Errors) Parse(string text, string file, WatchPlan plan)
+    {
+        var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
+        var errors = new List<string>();
+        var header = lines[0].TrimStart('\uFEFF').Split(',').Select(c => c.Trim()).ToArray();
+        if (header.Length < 2 || !string.Equals(header[0], "timestamp", StringComparison.Ordinal))
+        {
+            return (null, [$"{file}:1: the header must be 'timestamp,<metric name>,...', not '{lines[0]}'"]);
+        }
+
+        var metrics = plan.Metrics.Select(m => m.Name).ToHashSet(StringComparer.Ordinal);
+        for (var c = 1; c < header.Length; c++)
+        {
+            var column = header[c];
+            var metric = column.EndsWith(".requests", StringComparison.Ordinal) ? column[..^".requests".Length]
+                : column.EndsWith(".errors", StringComparison.Ordinal) ? column[..^".errors".Length]
+                : column;
+            if (column != "requests" && !metrics.Contains(metric))
+            {
+                errors.Add($"{file}:1: column '{column}' is not a metric of the runbook (its metrics: {string.Join(", ", metrics)})");
+            }
+        }
+
+        errors.AddRange(metrics.Where(m => !header.Contains(m, StringComparer.Ordinal)).Select(m => $"{file}:1: no column for metric '{m}'"));
+        var rows = new List<Row>();
+        for (var i = 1; i < lines.Length; i++)
+        {
+            if (string.IsNullOrWhiteSpace(lines[i]))
+            {
+                continue;
+            }
+
+            var cells = lines[i].Split(',').Select(c => c.Trim()).ToArray();
+            var line = i + 1;
+            if (cells.Length != header.Length)
+            {
+                errors.Add($"{file}:{line}: {cells.Length} values, but the header has {header.Length} columns");
+                continue;
+            }
+
+            if (!TryParseTime(cells[0], out var at))
+            {
+                errors.Add($"{file}:{line}: timestamp '{cells[0]}' is neither ISO 8601 nor unix seconds");
+                continue;
+            }
+
+            if (rows.Count > 0 && at <= rows[^1].At)
+            {
+                errors.Add($"{file}:{line}: timestamp {cells[0]} is not after the previous row's; rows must be in time order");
+                continue;
+            }
+
+            var values = new Dictionary<string, double?>(StringComparer.Ordinal);
+            for (var c = 1; c < header.Length; c++)
+            {
+                if (cells[c].Length == 0)
+                {
+                    values[header[c]] = null;
+                }
+                else if (double.TryParse(cells[c], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value))
+                {
+                    values[header[c]] = value;
+                }
+                else
+                {
+                    errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is not a number");
+                }
+            }
+
+            rows.Add(new Row(at, values));
+        }
+
+        return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan.Watch.Interval), []);
+    }
+
+    public Task<MetricObservation> ObserveAsync(WatchMetric metric, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        var row = rows.LastOrDefault(r => r.At <= at && r.At > at - interval);
+        return Task.FromResult(new MetricObservation(row is null ? new Observation(at, null) : Observe(metric, row, at)));
+    }
+
+    /// <summary>Every row before the deploy (<paramref name="to"/>) is baseline, as CONTRACT section 8 says.</summary>
+    public Task<IReadOnlyList<Observation>> BaselineAsync(
+        WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
+        Task.FromResult<IReadOnlyList<Observation>>([.. rows.Where(r => r.At < to).Select(r => Observe(metric, r, r.At))]);
+
+    private static Observation Observe(WatchMetric metric, Row row, DateTimeOffset at)
+    {
+        var value = row.Values.GetValueOrDefault(metric.Name);
+        var requests = row.Values.GetValueOrDefault($"{metric.Name}.requests") ?? row.Values.GetValueOrDefault("requests");
+        var errors = row.Values.GetValueOrDefault($"{metric.Name}.errors");
+        return new Observation(at, value, requests is { } n ? (long)Math.Round(n) : null, errors is { } e ? (long)Math.Round(e) : null);
+    }
+
+    private static bool TryParseTime(string text, out DateTimeOffset at)
+    {
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
+        {
+            at = DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(seconds * 1000));
+            return true;
+        }
+
+        return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at);
+    }
+
+    private sealed record Row(DateTimeOffset At, Dictionary<string, double?> Values);
+}

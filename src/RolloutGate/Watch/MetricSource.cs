@@ -1,0 +1,38 @@
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Core.Watch;
+
+namespace RolloutGate.Watch;
+
+/// <summary>A runbook metric ready to evaluate: its spec, the test it needs and its queries.</summary>
+public sealed record WatchMetric(MetricSpec Spec, MetricKind Kind, MetricQuery Query)
+{
+    public string Name => Spec.Name;
+}
+
+/// <summary>A runbook's watch, resolved once: the metrics with their queries and the detector's options.</summary>
+public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metrics, DetectorOptions Options)
+{
+    public static WatchPlan From(Runbook runbook) => new(
+        runbook.Watch,
+        [.. runbook.Watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, runbook.Mesh, runbook.Watch.Interval)))],
+        DetectorOptions.ForWatch(runbook.Watch));
+}
+
+/// <summary>One interval of one metric as the source saw it, and a remark the explanation must carry.</summary>
+/// <param name="Note">For example that a latency lies beyond the histogram's last finite bucket.</param>
+public sealed record MetricObservation(Observation Observation, string? Note = null);
+
+/// <summary>
+/// Where the watch reads its metrics: Prometheus at time t for the live watch and a backtest against Prometheus, or
+/// recorded values (CSV) for a backtest. The evaluation code is the same for all.
+/// </summary>
+public interface IMetricSource
+{
+    /// <summary>The metric for the interval ending at <paramref name="at"/>. Throws when the source cannot answer (never "no data").</summary>
+    Task<MetricObservation> ObserveAsync(WatchMetric metric, DateTimeOffset at, CancellationToken cancellationToken);
+
+    /// <summary>The intervals from <paramref name="from"/> to <paramref name="to"/>, one per <paramref name="step"/>, for the baseline.</summary>
+    Task<IReadOnlyList<Observation>> BaselineAsync(
+        WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken);
+}

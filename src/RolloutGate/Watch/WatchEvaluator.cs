@@ -1,0 +1,62 @@
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Watch;
+
+/// <summary>One metric's evaluation at one time, with the query that produced its value (the evidence).</summary>
+public sealed record WatchEvaluation(MetricEvaluation Evaluation, string Query);
+
+/// <summary>
+/// The evaluation step shared by the live watch and the backtest: for every metric, read the interval ending at t from
+/// the source and run the detector against the baseline and the state carried from the previous interval.
+/// </summary>
+public static class WatchEvaluator
+{
+    /// <summary>The baseline of every metric, read from the source over the window before the deploy (step = interval).</summary>
+    public static async Task<Dictionary<string, IReadOnlyList<Observation>>> CaptureBaselineAsync(
+        IMetricSource source, WatchPlan plan, IEnumerable<WatchMetric> metrics, DateTimeOffset from, DateTimeOffset to, CancellationToken cancellationToken)
+    {
+        var samples = new Dictionary<string, IReadOnlyList<Observation>>(StringComparer.Ordinal);
+        foreach (var metric in metrics)
+        {
+            samples[metric.Name] = await source.BaselineAsync(metric, from, to, plan.Watch.Interval, cancellationToken);
+        }
+
+        return samples;
+    }
+
+    /// <summary>Reduces stored baseline samples to what the detector compares with.</summary>
+    public static Dictionary<string, BaselineWindow> Baselines(WatchPlan plan, IReadOnlyDictionary<string, IReadOnlyList<Observation>> samples) =>
+        plan.Metrics.ToDictionary(
+            m => m.Name,
+            m => BaselineWindow.From(m.Kind, samples.GetValueOrDefault(m.Name) ?? [], plan.Options),
+            StringComparer.Ordinal);
+
+    /// <summary>
+    /// Evaluates every metric at <paramref name="at"/>. Throws if the source cannot answer for any metric, so that
+    /// nothing is recorded for t and it is evaluated again later; no data is a blind verdict, never an exception.
+    /// </summary>
+    public static async Task<IReadOnlyList<WatchEvaluation>> EvaluateAsync(
+        IMetricSource source,
+        WatchPlan plan,
+        IReadOnlyDictionary<string, BaselineWindow> baselines,
+        IReadOnlyDictionary<string, DetectorState> states,
+        DateTimeOffset at,
+        CancellationToken cancellationToken)
+    {
+        var evaluations = new List<WatchEvaluation>(plan.Metrics.Count);
+        foreach (var metric in plan.Metrics)
+        {
+            var seen = await source.ObserveAsync(metric, at, cancellationToken);
+            var evaluation = RegressionDetector.Evaluate(
+                metric.Kind, metric.Spec, baselines[metric.Name], states.GetValueOrDefault(metric.Name), seen.Observation, plan.Options);
+            if (seen.Note is not null)
+            {
+                evaluation = evaluation with { Explanation = $"{evaluation.Explanation} {seen.Note}" };
+            }
+
+            evaluations.Add(new WatchEvaluation(evaluation, metric.Query.Value));
+        }
+
+        return evaluations;
+    }
+}

@@ -1,0 +1,43 @@
+using Microsoft.Extensions.Options;
+using Npgsql;
+using Quartz;
+
+namespace RolloutGate.Watch;
+
+public static class WatchExtensions
+{
+    /// <summary>
+    /// The watch: Quartz with the clustered PostgreSQL job store (tables from migrations/0003_quartz.sql), the job per
+    /// deployment, the reconciler, and Prometheus as the metric source. Register after the database: hosted services
+    /// start in order, and the schema must be migrated before Quartz starts.
+    /// </summary>
+    public static IServiceCollection AddWatch(this IServiceCollection services, IConfiguration configuration)
+    {
+        services.AddOptions<WatchOptions>().BindConfiguration(WatchOptions.SectionName);
+        var watch = configuration.GetSection(WatchOptions.SectionName).Get<WatchOptions>() ?? new WatchOptions();
+        services.AddQuartz(quartz =>
+        {
+            quartz.ConfigureScheduler(scheduler =>
+            {
+                scheduler.InstanceName = watch.SchedulerName;
+                scheduler.GenerateInstanceId = true;
+                scheduler.IdleWaitTime = watch.IdleWaitTime;
+                // Whatever is running when the host stops is told to stop; the interval in flight is evaluated again later.
+                scheduler.ShutdownJobInterruption = ShutdownJobInterruption.Always;
+            });
+            quartz.UsePersistentStore(store =>
+            {
+                store.UsePostgres(source => source.DataSourceFactory = provider => provider.GetRequiredService<NpgsqlDataSource>());
+                store.UseSystemTextJsonSerializer();
+                store.UseClustering(cluster => cluster.CheckinInterval = watch.ClusterCheckinInterval);
+            });
+        });
+        services.AddQuartzHostedService(hosted => hosted.WaitForJobsToComplete = true);
+
+        services.AddSingleton<WatchScheduler>();
+        services.AddScoped<IMetricSource, PrometheusMetricSource>();
+        services.AddScoped<WatchRunner>();
+        services.AddHostedService<WatchReconciler>();
+        return services;
+    }
+}

@@ -1,0 +1,88 @@
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Watch;
+
+namespace RolloutGate.Core.Tests.Watch;
+
+public sealed class WatchScheduleTests
+{
+    private static readonly DateTimeOffset Deployed = new(2026, 11, 21, 10, 0, 0, TimeSpan.Zero);
+    private static readonly TimeSpan Minute = TimeSpan.FromMinutes(1);
+
+    [Fact]
+    public void DueTimes_NothingEvaluated_EveryIntervalFromDeployUpToNow()
+    {
+        var due = WatchSchedule.DueTimes(Deployed, Minute, null, Deployed.AddMinutes(3.5), Deployed.AddHours(1));
+
+        Assert.Equal([Deployed.AddMinutes(1), Deployed.AddMinutes(2), Deployed.AddMinutes(3)], due);
+    }
+
+    [Fact]
+    public void DueTimes_AfterDowntime_CatchesUpFromLastEvaluated()
+    {
+        var due = WatchSchedule.DueTimes(Deployed, Minute, Deployed.AddMinutes(10), Deployed.AddMinutes(13), Deployed.AddHours(1));
+
+        Assert.Equal([Deployed.AddMinutes(11), Deployed.AddMinutes(12), Deployed.AddMinutes(13)], due);
+    }
+
+    [Fact]
+    public void DueTimes_PastTheEnd_StopsAtWatchUntil()
+    {
+        var due = WatchSchedule.DueTimes(Deployed, Minute, Deployed.AddMinutes(58), Deployed.AddHours(5), Deployed.AddHours(1));
+
+        Assert.Equal([Deployed.AddMinutes(59), Deployed.AddMinutes(60)], due);
+    }
+
+    [Fact]
+    public void DueTimes_BeforeFirstInterval_None() =>
+        Assert.Empty(WatchSchedule.DueTimes(Deployed, Minute, null, Deployed.AddSeconds(59), Deployed.AddHours(1)));
+
+    private static MetricEvaluation Evaluation(Verdict verdict, int blindIntervals = 0, string explanation = "x") => new(
+        "m", MetricKind.Latency, Deployed, verdict, null, null, null, 0, 10, DetectorState.Initial with { BlindIntervals = blindIntervals }, explanation);
+
+    [Fact]
+    public void After_AnyRegression_Regressed()
+    {
+        var conclusion = WatchConclusion.After(
+            [Evaluation(Verdict.Healthy), Evaluation(Verdict.BreachOfMax, explanation: "p95 above max")], Deployed, Deployed, Minute, Minute);
+
+        Assert.Equal(WatchOutcome.Regressed, conclusion.Outcome);
+        Assert.Equal("p95 above max", conclusion.Reason);
+    }
+
+    [Fact]
+    public void After_AllBlindLongerThanMaxBlind_StoppedWithReason()
+    {
+        var conclusion = WatchConclusion.After(
+            [Evaluation(Verdict.Blind, 11), Evaluation(Verdict.Blind, 12)], Deployed, Deployed.AddHours(1), Minute, TimeSpan.FromMinutes(10));
+
+        Assert.Equal(WatchOutcome.StoppedBlind, conclusion.Outcome);
+        Assert.Contains("11m", conclusion.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void After_BlindForExactlyMaxBlind_Continues() =>
+        Assert.Equal(WatchOutcome.Continue, WatchConclusion.After(
+            [Evaluation(Verdict.Blind, 10)], Deployed, Deployed.AddHours(1), Minute, TimeSpan.FromMinutes(10)).Outcome);
+
+    [Fact]
+    public void After_OneMetricSeesData_NotStoppedBlind() =>
+        Assert.Equal(WatchOutcome.Continue, WatchConclusion.After(
+            [Evaluation(Verdict.Blind, 50), Evaluation(Verdict.InsufficientData)], Deployed, Deployed.AddHours(1), Minute, TimeSpan.FromMinutes(10)).Outcome);
+
+    [Fact]
+    public void After_LastIntervalHealthy_Completed() =>
+        Assert.Equal(WatchOutcome.Completed, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed, Deployed, Minute, Minute).Outcome);
+
+    [Fact]
+    public void QuantileBeyondLastFiniteBucket_RankInInfBucket_LastFiniteBound()
+    {
+        HistogramBucket[] buckets = [new(100, 50), new(250, 90), new(double.PositiveInfinity, 100)];
+
+        Assert.Equal(250, HistogramTail.QuantileBeyondLastFiniteBucket(buckets, 0.95));
+        Assert.Null(HistogramTail.QuantileBeyondLastFiniteBucket(buckets, 0.9));
+    }
+
+    [Fact]
+    public void QuantileBeyondLastFiniteBucket_NoObservations_Null() =>
+        Assert.Null(HistogramTail.QuantileBeyondLastFiniteBucket([new(100, 0), new(double.PositiveInfinity, 0)], 0.95));
+}

@@ -1,0 +1,191 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using RolloutGate.Cli;
+
+namespace RolloutGate.Tests.Cli;
+
+/// <summary><c>backtest</c> over CSV files: the JSON answer, and exit 2 with file:line for what it cannot read.</summary>
+public sealed class BacktestCommandTests : IDisposable
+{
+    private static readonly DateTimeOffset Deployed = new(2026, 11, 21, 10, 0, 0, TimeSpan.Zero);
+    private readonly string folder = Directory.CreateTempSubdirectory("rolloutgate-backtest-").FullName;
+    private readonly StringWriter stdout = new();
+    private readonly StringWriter stderr = new();
+
+    public void Dispose()
+    {
+        Directory.Delete(folder, recursive: true);
+        stdout.Dispose();
+        stderr.Dispose();
+    }
+
+    private const string Runbook = """
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: checkout
+          version: 1
+        spec:
+          service: checkout
+          environments: [production]
+          owner: U024BE7LH
+          approvers: [U024BE7LH]
+          decisionChannel: C0DECIDE01
+          mesh:
+            provider: istio
+            namespace: shop
+            workload: checkout
+          watch:
+            duration: 1h
+            interval: 1m
+            baseline: 2h
+            metrics:
+              - name: p95-latency
+                preset: p95-latency
+                maxIncrease: 20%
+              - name: error-rate
+                preset: error-rate
+                maxIncrease: 50%
+          rollback:
+            mode: recommend
+            approvalTimeout: 15m
+            onTimeout: keep
+            action:
+              webhook:
+                url: http://127.0.0.1:9/rollback
+                secret: s3cret
+        """;
+
+    /// <summary>2 hours of baseline and 1 hour after the deploy, one row a minute; latency wobbles ±2% around 200 ms.</summary>
+    private string Csv(Func<int, double> latencyAfter, Func<int, int> errorsAfter, bool unixSeconds = false)
+    {
+        var text = new StringBuilder("timestamp,p95-latency,error-rate,error-rate.requests,error-rate.errors\n");
+        for (var minute = -120; minute <= 60; minute++)
+        {
+            var at = Deployed.AddMinutes(minute);
+            var wobble = 1 + (0.02 * Math.Sin(minute));
+            var (latency, errors) = minute <= 0 ? (0.2 * wobble, 2) : (latencyAfter(minute) * wobble, errorsAfter(minute));
+            var time = unixSeconds ? at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) : at.ToString("O", CultureInfo.InvariantCulture);
+            text.Append(CultureInfo.InvariantCulture, $"{time},{latency.ToString("R", CultureInfo.InvariantCulture)},{(errors / 1000.0).ToString("R", CultureInfo.InvariantCulture)},1000,{errors}\n");
+        }
+
+        return Write("metrics.csv", text.ToString());
+    }
+
+    private string Write(string name, string text)
+    {
+        var path = Path.Combine(folder, name);
+        File.WriteAllText(path, text);
+        return path;
+    }
+
+    private Task<int> RunAsync(params string[] args) => CommandLine.RunAsync(["backtest", .. args], stdout, stderr);
+
+    private JsonElement Answer()
+    {
+        using var document = JsonDocument.Parse(stdout.ToString());
+        return document.RootElement.Clone();
+    }
+
+    [Fact]
+    public async Task Backtest_CsvLatencyDoubles_RollbackDetectedEarly()
+    {
+        var csv = Csv(_ => 0.4, _ => 2);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        var detected = answer.GetProperty("detectedAt").GetDateTimeOffset();
+        Assert.InRange(detected, Deployed.AddMinutes(1), Deployed.AddMinutes(5));
+        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "p95-latency");
+        Assert.Equal("regressed", last.GetProperty("verdict").GetString());
+        Assert.Equal(detected, last.GetProperty("at").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task Backtest_CsvErrorCountsSpike_Rollback()
+    {
+        var csv = Csv(_ => 0.2, minute => minute > 10 ? 60 : 2, unixSeconds: true);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        Assert.Equal(Deployed.AddMinutes(11), answer.GetProperty("detectedAt").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task Backtest_CsvUnchanged_HealthyOverTheWholeWatch()
+    {
+        var csv = Csv(_ => 0.2, _ => 2);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("healthy", answer.GetProperty("decision").GetString());
+        Assert.Equal(JsonValueKind.Null, answer.GetProperty("detectedAt").ValueKind);
+        Assert.Equal("completed", answer.GetProperty("outcome").GetString());
+        Assert.Equal(2 * 60, answer.GetProperty("evaluations").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Backtest_CsvWithBadNumber_ExitsTwoWithFileAndLine()
+    {
+        var csv = Write("bad.csv", "timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n2026-11-21T09:01:00Z,fast,0.001\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:3: 'fast' in column 'p95-latency' is not a number", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_CsvWithUnknownColumn_ExitsTwo()
+    {
+        var csv = Write("bad.csv", "timestamp,p95-latency,error-rate,p99\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:1: column 'p99' is not a metric of the runbook", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_BadRunbook_ExitsTwoWithFileAndLine()
+    {
+        var runbook = Write("broken.yaml", Runbook.Replace("  owner: U024BE7LH", "  ownr: U024BE7LH", StringComparison.Ordinal));
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{runbook}:9: unknown field 'ownr' in spec", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv")]
+    [InlineData("--runbook", "r.yaml", "--csv", "x.csv")]
+    [InlineData("--runbook", "r.yaml", "--deployed-at", "2026-11-21T10:00:00Z")]
+    [InlineData("--runbook", "r.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv", "--prometheus", "http://p")]
+    [InlineData("--runbook")]
+    public async Task Backtest_MissingOrConflictingArguments_ExitsTwoWithUsage(params string[] args)
+    {
+        var exit = await RunAsync(args);
+
+        Assert.Equal(2, exit);
+        Assert.Contains("usage:", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_DeployedAtNotATime_ExitsTwo()
+    {
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "yesterday", "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("--deployed-at 'yesterday' is not an ISO 8601 time", stderr.ToString(), StringComparison.Ordinal);
+    }
+}

@@ -1,0 +1,112 @@
+using System.Diagnostics;
+using RolloutGate.Tests.Prometheus;
+
+namespace RolloutGate.Tests.Watch;
+
+/// <summary>
+/// A Prometheus of the test class's own, backfilled with <see cref="MeshTraffic"/> series: 1-minute samples over about
+/// 26 hours, ending a couple of minutes before now, with a deploy at <see cref="DeployedAt"/> (a whole minute about 2h ago).
+/// A 2-hour watch of these workloads ends at <see cref="WatchUntil"/>, before the data does, so the whole watch is catch-up.
+/// </summary>
+public sealed class WatchPrometheus : IAsyncLifetime
+{
+    public const string Namespace = "shop";
+
+    public static readonly IReadOnlyList<Workload> Workloads =
+    [
+        new("istio", Namespace, "healthy", TrafficShape.Healthy, TrafficShape.Healthy),
+        new("istio", Namespace, "slow", TrafficShape.Healthy, TrafficShape.Healthy with { LatencyShares = TrafficShape.SlowLatency }),
+        new("istio", Namespace, "failing", TrafficShape.Healthy, TrafficShape.Healthy with { ErrorRatio = 0.05 }),
+        new("istio", Namespace, "costly", TrafficShape.Healthy, TrafficShape.Healthy with { CpuCores = 1.5 }),
+        new("istio", Namespace, "idle", TrafficShape.Healthy, TrafficShape.Healthy with { RequestsPerMinute = 0 }),
+        new("linkerd", "pay", "ledger", TrafficShape.Healthy, TrafficShape.Healthy),
+    ];
+
+    private readonly string folder = Directory.CreateTempSubdirectory("rg-watch-prometheus-").FullName;
+    private Process? process;
+
+    public static DateTimeOffset Now { get; } = DateTimeOffset.FromUnixTimeSeconds(TimeProvider.System.GetUtcNow().ToUnixTimeSeconds() / 60 * 60);
+
+    public static DateTimeOffset DeployedAt { get; } = Now.AddMinutes(-125);
+
+    public static DateTimeOffset WatchUntil => DeployedAt.AddHours(2);
+
+    public string Url { get; private set; } = "";
+
+    public async Task InitializeAsync()
+    {
+        var data = Path.Combine(folder, "data");
+        var series = Path.Combine(folder, "series.om");
+        await File.WriteAllTextAsync(series, MeshTraffic.OpenMetrics(Workloads, DeployedAt.AddHours(-24).AddMinutes(-30), Now.AddMinutes(-2), DeployedAt));
+        await RunAsync("/usr/bin/promtool", ["tsdb", "create-blocks-from", "openmetrics", series, data]);
+
+        var config = Path.Combine(folder, "prometheus.yml");
+        await File.WriteAllTextAsync(config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n");
+        Url = PrometheusTestServer.UnusedLoopbackUrl();
+        var start = new ProcessStartInfo("/usr/bin/prometheus")
+        {
+            RedirectStandardError = true,
+            RedirectStandardOutput = true,
+        };
+        foreach (var argument in new[]
+        {
+            $"--config.file={config}", $"--storage.tsdb.path={data}", $"--web.listen-address={new Uri(Url).Authority}", "--log.level=warn",
+        })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        process = Process.Start(start) ?? throw new InvalidOperationException("prometheus did not start");
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+        using var http = new HttpClient();
+        for (var attempt = 0; attempt < 300; attempt++)
+        {
+            try
+            {
+                if ((await http.GetAsync(new Uri($"{Url}/-/ready"))).IsSuccessStatusCode)
+                {
+                    return;
+                }
+            }
+            catch (HttpRequestException)
+            {
+            }
+
+            await Task.Delay(100);
+        }
+
+        throw new InvalidOperationException($"prometheus at {Url} did not become ready");
+    }
+
+    public Task DisposeAsync()
+    {
+        if (process is { HasExited: false })
+        {
+            process.Kill(entireProcessTree: true);
+            process.WaitForExit();
+        }
+
+        process?.Dispose();
+        Directory.Delete(folder, recursive: true);
+        return Task.CompletedTask;
+    }
+
+    private static async Task RunAsync(string file, string[] arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var run = Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start");
+        var output = run.StandardOutput.ReadToEndAsync();
+        var error = await run.StandardError.ReadToEndAsync();
+        await run.WaitForExitAsync();
+        if (run.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} failed ({run.ExitCode}): {error}{await output}");
+        }
+    }
+}

@@ -1,0 +1,383 @@
+using System.Globalization;
+using System.Net;
+using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Prometheus;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Prometheus;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Tests.Watch;
+
+/// <summary>
+/// The live watch end to end: a deploy about 2 hours ago with a 2-hour watch at 1-minute intervals, so the first fire
+/// catches up every interval, against a Prometheus of this class's own holding Istio- and Linkerd-shaped history.
+/// </summary>
+public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<WatchPrometheus>
+{
+    private const int Intervals = 120;
+    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+
+    public static string Runbook(string service, string mesh = "istio", string ns = WatchPrometheus.Namespace, string maxBlind = "30m") => $$"""
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: {{service}}
+          version: 1
+        spec:
+          service: {{service}}
+          environments: [production]
+          owner: U024BE7LH
+          approvers: [U024BE7LH]
+          decisionChannel: C0DECIDE01
+          mesh:
+            provider: {{mesh}}
+            namespace: {{ns}}
+            workload: {{service}}
+          watch:
+            duration: 2h
+            interval: 1m
+            baseline: 24h
+            metrics:
+              - name: p95-latency
+                preset: p95-latency
+                maxIncrease: 20%
+              - name: error-rate
+                preset: error-rate
+                maxIncrease: 50%
+              - name: cost-per-request
+                preset: cost-per-request
+                pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }
+                maxIncrease: 15%
+            stopRules:
+              maxBlind: {{maxBlind}}
+          rollback:
+            mode: recommend
+            approvalTimeout: 15m
+            onTimeout: rollback
+            action:
+              webhook:
+                url: http://127.0.0.1:9/rollback
+                secret: s3cret
+        """;
+
+    private Dictionary<string, string?> Settings(string? prometheusUrl = null) => new()
+    {
+        ["RolloutGate:Prometheus:Url"] = prometheusUrl ?? prometheus.Url,
+        ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
+        ["RolloutGate:Watch:ReconcileInterval"] = "00:00:02",
+    };
+
+    private async Task<TestService> StartAsync(string service, string runbook, string? prometheusUrl = null) =>
+        await TestService.StartAsync([($"{service}.yaml", runbook)], Settings(prometheusUrl));
+
+    private static async Task DeployAsync(TestService service, string deploymentId, string name)
+    {
+        var at = WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture);
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", deploymentId, name, at: at));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+    }
+
+    private static async Task<JsonElement> WaitForStateAsync(TestService service, string deploymentId, Func<string, bool> done)
+    {
+        using var reader = service.Reader();
+        var deadline = TimeProvider.System.GetUtcNow() + Patience;
+        while (true)
+        {
+            var deployment = await (await reader.GetAsync(new Uri($"/api/v1/deployments/{deploymentId}", UriKind.Relative))).JsonAsync();
+            if (done(deployment.GetProperty("state").GetString()!) || TimeProvider.System.GetUtcNow() > deadline)
+            {
+                return deployment;
+            }
+
+            await Task.Delay(250);
+        }
+    }
+
+    private static Task<JsonElement> WaitUntilDoneAsync(TestService service, string deploymentId) =>
+        WaitForStateAsync(service, deploymentId, state => state != "watching");
+
+    private static JsonElement MetricOf(JsonElement deployment, string name) =>
+        deployment.GetProperty("latestEvaluation").GetProperty("metrics").EnumerateArray().Single(m => m.GetProperty("name").GetString() == name);
+
+    private static async Task<List<JsonElement>> AuditAsync(TestService service, string deploymentId, string type)
+    {
+        using var reader = service.Reader();
+        var page = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId={deploymentId}&type={type}&limit=1000", UriKind.Relative))).JsonAsync();
+        return [.. page.GetProperty("events").EnumerateArray()];
+    }
+
+    [Fact]
+    public async Task Watch_HealthyWorkload_CompletesWithEveryIntervalStoredOnce()
+    {
+        await using var service = await StartAsync("healthy", Runbook("healthy"));
+        await DeployAsync(service, "dep-healthy", "healthy");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-healthy");
+
+        Assert.Equal("completed", deployment.GetProperty("state").GetString());
+        Assert.Equal(3L * Intervals, await service.CountAsync("evaluations", "deployment_id = 'dep-healthy'"));
+        Assert.Equal(0L, await service.CountAsync("evaluations", "deployment_id = 'dep-healthy' AND verdict <> 'healthy'"));
+        Assert.Equal(WatchPrometheus.WatchUntil, deployment.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset());
+        var p95 = MetricOf(deployment, "p95-latency");
+        Assert.Equal(0.225, p95.GetProperty("value").GetDouble(), 6);
+        Assert.Equal("healthy", p95.GetProperty("verdict").GetString());
+        Assert.Empty(await AuditAsync(service, "dep-healthy", "evaluation.verdict-changed"));
+        Assert.Equal(3L, await service.CountAsync("watch_baselines", "deployment_id = 'dep-healthy'"));
+    }
+
+    [Fact]
+    public async Task Watch_P95Step_RegressedWithEvidenceAtLeastLastBucket()
+    {
+        await using var service = await StartAsync("slow", Runbook("slow"));
+        await DeployAsync(service, "dep-slow", "slow");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-slow");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var p95 = MetricOf(deployment, "p95-latency");
+        Assert.Equal("regressed", p95.GetProperty("verdict").GetString());
+        Assert.Equal(2.5, p95.GetProperty("value").GetDouble(), 6);
+        Assert.Contains("at least 2.5 s", p95.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        var changed = await AuditAsync(service, "dep-slow", "evaluation.verdict-changed");
+        var evidence = Assert.Single(changed, e => e.GetProperty("data").GetProperty("metric").GetString() == "p95-latency").GetProperty("data");
+        Assert.Equal("regressed", evidence.GetProperty("verdict").GetString());
+        Assert.Equal(2.5, evidence.GetProperty("value").GetDouble(), 6);
+        Assert.Equal(0.225, evidence.GetProperty("baseline").GetDouble(), 3);
+        Assert.Equal(0.27, evidence.GetProperty("threshold").GetDouble(), 3);
+        Assert.True(evidence.GetProperty("statistic").GetDouble() > evidence.GetProperty("statisticThreshold").GetDouble());
+        Assert.NotEmpty(evidence.GetProperty("explanation").GetString()!);
+        var moved = await AuditAsync(service, "dep-slow", "deployment.state-changed");
+        Assert.Contains(moved, e => e.GetProperty("data").GetProperty("to").GetString() == "regressed");
+        // Detected within a few intervals of the deploy, not at the end of the watch.
+        Assert.True(deployment.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset() <= WatchPrometheus.DeployedAt.AddMinutes(10));
+    }
+
+    [Fact]
+    public async Task Watch_ErrorSpike_Regressed()
+    {
+        await using var service = await StartAsync("failing", Runbook("failing"));
+        await DeployAsync(service, "dep-failing", "failing");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-failing");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var errors = MetricOf(deployment, "error-rate");
+        Assert.Equal("regressed", errors.GetProperty("verdict").GetString());
+        Assert.Equal(0.05, errors.GetProperty("value").GetDouble(), 2);
+        Assert.Equal("healthy", MetricOf(deployment, "p95-latency").GetProperty("verdict").GetString());
+    }
+
+    [Fact]
+    public async Task Watch_CostPerRequestRises_Regressed()
+    {
+        await using var service = await StartAsync("costly", Runbook("costly"));
+        await DeployAsync(service, "dep-costly", "costly");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-costly");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var cost = MetricOf(deployment, "cost-per-request");
+        Assert.Equal("regressed", cost.GetProperty("verdict").GetString());
+        Assert.True(cost.GetProperty("value").GetDouble() > 2.5 * cost.GetProperty("baseline").GetDouble());
+    }
+
+    [Fact]
+    public async Task Watch_NoTraffic_BlindThenStoppedAfterMaxBlind()
+    {
+        await using var service = await StartAsync("idle", Runbook("idle", maxBlind: "10m"));
+        await DeployAsync(service, "dep-idle", "idle");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-idle");
+
+        Assert.Equal("stopped", deployment.GetProperty("state").GetString());
+        Assert.Equal(3L * 11, await service.CountAsync("evaluations", "deployment_id = 'dep-idle' AND verdict = 'blind'"));
+        Assert.Equal(3L * 11, await service.CountAsync("evaluations", "deployment_id = 'dep-idle'"));
+        var moved = await AuditAsync(service, "dep-idle", "deployment.state-changed");
+        Assert.Contains(moved, e => e.GetProperty("data").GetProperty("to").GetString() == "stopped"
+            && e.GetProperty("data").GetProperty("reason").GetString()!.Contains("maxBlind", StringComparison.Ordinal));
+        // Blind is a change of verdict from the healthy start, audited once per metric, not at every interval.
+        Assert.Equal(3, (await AuditAsync(service, "dep-idle", "evaluation.verdict-changed")).Count);
+    }
+
+    [Fact]
+    public async Task Watch_PrometheusDown_NothingStoredStillWatching()
+    {
+        await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
+        await DeployAsync(service, "dep-dark", "healthy");
+
+        await Task.Delay(TimeSpan.FromSeconds(4));
+
+        Assert.Equal(0L, await service.CountAsync("evaluations"));
+        var deployment = await WaitForStateAsync(service, "dep-dark", _ => true);
+        Assert.Equal("watching", deployment.GetProperty("state").GetString());
+        Assert.Equal(JsonValueKind.Null, deployment.GetProperty("latestEvaluation").ValueKind);
+    }
+
+    [Fact]
+    public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates()
+    {
+        var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
+        var settings = Settings();
+        settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
+        long seenBeforeRestart;
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            var response = await new WebhookClient(first.CreateClient()).SendAsync(WebhookClient.Body(
+                "deployed", "dep-restart", "ledger", at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            do
+            {
+                await Task.Delay(50);
+                seenBeforeRestart = await database.ScalarAsync<long>("SELECT count(*) FROM evaluations");
+            }
+            while (seenBeforeRestart < 15 && TimeProvider.System.GetUtcNow() < deadline);
+        }
+
+        var stoppedAt = await database.ScalarAsync<long>("SELECT count(*) FROM evaluations");
+        Assert.InRange(stoppedAt, 15, 3L * Intervals - 1);
+        await using (var second = new RolloutGateHost(database, settings))
+        {
+            using var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken);
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            string? state;
+            do
+            {
+                await Task.Delay(250);
+                var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-restart", UriKind.Relative))).JsonAsync();
+                state = deployment.GetProperty("state").GetString();
+            }
+            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
+
+            Assert.Equal("completed", state);
+        }
+
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
+        // Every metric at every interval: T+1m .. T+120m, one row each.
+        Assert.Equal(Intervals, await database.ScalarAsync<long>(
+            $"SELECT count(DISTINCT at) FROM evaluations WHERE at > '{WatchPrometheus.DeployedAt:O}' AND at <= '{WatchPrometheus.WatchUntil:O}' AND extract(second FROM at) = 0"));
+        await database.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task PrometheusSource_Presets_ValuesAndCountsOfKnownSeries()
+    {
+        await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
+        var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
+        var runbook = RunbookParser.Parse(Runbook("healthy"), "healthy.yaml").Runbook!;
+        var plan = WatchPlan.From(runbook);
+        var at = WatchPrometheus.DeployedAt.AddMinutes(30);
+
+        var p95 = await source.ObserveAsync(plan.Metrics[0], at, CancellationToken.None);
+        var errors = await source.ObserveAsync(plan.Metrics[1], at, CancellationToken.None);
+        var cost = await source.ObserveAsync(plan.Metrics[2], at, CancellationToken.None);
+
+        Assert.Equal(0.225, p95.Observation.Value!.Value, 6);
+        Assert.Equal(1200, p95.Observation.Requests);
+        Assert.Null(p95.Note);
+        Assert.Equal(1200, errors.Observation.Requests);
+        Assert.InRange(errors.Observation.Errors!.Value, 2, 3);
+        Assert.Equal((double)errors.Observation.Errors!.Value / 1200, errors.Observation.Value!.Value, 9);
+        var expectedCost = (0.5 * 0.031 + 0.5 * 0.0042) / 3600 / 20;
+        Assert.Equal(expectedCost, cost.Observation.Value!.Value, 12);
+    }
+
+    [Fact]
+    public async Task PrometheusSource_NoTraffic_NoDataNotZero()
+    {
+        await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
+        var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
+        var plan = WatchPlan.From(RunbookParser.Parse(Runbook("idle"), "idle.yaml").Runbook!);
+        var at = WatchPrometheus.DeployedAt.AddMinutes(30);
+
+        foreach (var metric in plan.Metrics)
+        {
+            var seen = await source.ObserveAsync(metric, at, CancellationToken.None);
+            Assert.Null(seen.Observation.Value);
+            Assert.Equal(Verdict.Blind, RegressionDetector.Evaluate(metric.Kind, metric.Spec,
+                BaselineWindow.From(metric.Kind, []), null, seen.Observation).Verdict);
+        }
+    }
+
+    [Fact]
+    public async Task Backtest_SameDataAsLiveWatch_SameDecisionAtTheSameTime()
+    {
+        await using var service = await StartAsync("slow", Runbook("slow"));
+        await DeployAsync(service, "dep-slow-live", "slow");
+        var live = await WaitUntilDoneAsync(service, "dep-slow-live");
+        var runbook = service.Runbooks.PathOf("slow.yaml");
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await RolloutGate.Cli.CommandLine.RunAsync(
+            ["backtest", "--runbook", runbook, "--deployed-at", WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture), "--prometheus", prometheus.Url],
+            stdout, stderr);
+
+        Assert.True(exit == 0, stderr.ToString());
+        using var answer = JsonDocument.Parse(stdout.ToString());
+        Assert.Equal("regressed", live.GetProperty("state").GetString());
+        Assert.Equal("rollback", answer.RootElement.GetProperty("decision").GetString());
+        Assert.Equal(live.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset(), answer.RootElement.GetProperty("detectedAt").GetDateTimeOffset());
+        Assert.Equal(await service.CountAsync("evaluations"), answer.RootElement.GetProperty("evaluations").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Watch_RolledBackByPipeline_JobRemovedWithoutEvaluating()
+    {
+        await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
+        await DeployAsync(service, "dep-gone", "healthy");
+        Assert.Equal(1L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
+
+        var response = await service.Webhooks.SendEventAsync("rolledback", "dep-gone", "healthy");
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var deadline = TimeProvider.System.GetUtcNow() + Patience;
+        while (await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'") > 0 && TimeProvider.System.GetUtcNow() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.Equal(0L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
+        Assert.Equal(0L, await service.CountAsync("evaluations"));
+    }
+
+    [Fact]
+    public async Task Watch_JobLostAfterWebhookCommit_ReconcilerSchedulesItAtStartUp()
+    {
+        var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("healthy.yaml", Runbook("healthy")));
+        var settings = Settings(PrometheusTestServer.UnusedLoopbackUrl());
+        settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            var response = await new WebhookClient(first.CreateClient()).SendAsync(WebhookClient.Body(
+                "deployed", "dep-lost", "healthy", at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        }
+
+        // As if the process died between the webhook's commit and the scheduling.
+        await database.ExecuteAsync("DELETE FROM qrtz_simple_triggers; DELETE FROM qrtz_triggers; DELETE FROM qrtz_job_details;");
+        settings["RolloutGate:Prometheus:Url"] = prometheus.Url;
+        await using (var second = new RolloutGateHost(database, settings))
+        {
+            using var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken);
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            string? state;
+            do
+            {
+                await Task.Delay(250);
+                state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-lost", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+            }
+            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
+
+            Assert.Equal("completed", state);
+        }
+
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
+        await database.DisposeAsync();
+    }
+}
