@@ -20,7 +20,7 @@ mkdir -p "$RUN_DIR"
 
 ensure_dotnet
 packages=(initdb:postgresql psql:postgresql-client curl:curl)
-[ -z "${RolloutGate__Prometheus__Url:-}" ] && packages+=(prometheus:prometheus)
+[ -z "${RolloutGate__Prometheus__Url:-}" ] && packages+=(prometheus:prometheus promtool:prometheus)
 [ -z "${RolloutGate__Alertmanager__Url:-}" ] && packages+=(prometheus-alertmanager:prometheus-alertmanager)
 ensure_packages "${packages[@]}"
 
@@ -48,6 +48,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
+log "building"
+dotnet build src/RolloutGate -c Release -nologo -v quiet -o "$RUN_DIR/bin" >"$RUN_DIR/build.log" 2>&1 \
+  || { grep -E 'error' "$RUN_DIR/build.log" | sort -u >&2; die "build failed (see $RUN_DIR/build.log)"; }
+
 start_postgres "$PG_DATA" "$PG_PORT"; started+=(postgres)
 export ConnectionStrings__RolloutGate="${ConnectionStrings__RolloutGate:-Host=127.0.0.1;Port=$PG_PORT;Database=rolloutgate;Username=rolloutgate;Password=rolloutgate}"
 
@@ -65,6 +69,14 @@ scrape_configs:
     static_configs:
       - targets: ["127.0.0.1:$PORT"]
 YAML
+  # A fresh Prometheus gets the demo workload's last 25 hours first, so the sample runbook's 24 h baseline exists.
+  if [ -z "$(ls -d "$RUN_DIR"/prometheus/01* 2>/dev/null)" ]; then
+    log "backfilling 25 hours of demo workload history"
+    mkdir -p "$RUN_DIR/prometheus"
+    dotnet "$RUN_DIR/bin/RolloutGate.dll" demo history --hours 25 >"$RUN_DIR/demo-history.om"
+    promtool tsdb create-blocks-from openmetrics "$RUN_DIR/demo-history.om" "$RUN_DIR/prometheus" >"$RUN_DIR/backfill.log" 2>&1 \
+      || { tail -n 5 "$RUN_DIR/backfill.log" >&2; die "promtool could not backfill the demo history"; }
+  fi
   start_prometheus "$RUN_DIR/prometheus" "$PROMETHEUS_PORT" "$RUN_DIR/prometheus.yml"; started+=(prometheus)
   export RolloutGate__Prometheus__Url="http://127.0.0.1:$PROMETHEUS_PORT"
   export RolloutGate__Demo__Enabled=true
@@ -93,9 +105,6 @@ export RolloutGate__RunbooksPath="${RolloutGate__RunbooksPath:-$REPO_ROOT/runboo
 export RolloutGate__PublicUrl="${RolloutGate__PublicUrl:-http://127.0.0.1:$PORT}"
 
 log "webhook secret, reader and operator tokens: source .local/run/secrets.env"
-log "building"
-dotnet build src/RolloutGate -c Release -nologo -v quiet -o "$RUN_DIR/bin" >"$RUN_DIR/build.log" 2>&1 \
-  || { grep -E 'error' "$RUN_DIR/build.log" | sort -u >&2; die "build failed (see $RUN_DIR/build.log)"; }
 log "RolloutGate on http://127.0.0.1:$PORT (Ctrl-C stops everything)"
 # The built program itself, not 'dotnet run', so that stopping this script stops the service too.
 dotnet "$RUN_DIR/bin/RolloutGate.dll" --urls "http://127.0.0.1:$PORT" --contentRoot "$RUN_DIR/bin" &

@@ -38,6 +38,7 @@ public static class RolloutGateApplication
 
         services.AddPrometheus();
         services.AddPreDeployChecks();
+        services.AddDemo();
         services.AddSingleton<WebhookAuthenticator>();
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();

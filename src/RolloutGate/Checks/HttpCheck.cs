@@ -35,7 +35,9 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
                 return CheckResult.Pass(check.Name, $"GET {spec.Url} answered {status} containing '{expected}'");
             }
 
-            return CheckResult.Pass(check.Name, $"GET {spec.Url} answered {status}");
+            // Say so when the answer did not come from the real service (demo mode of deploy/local/run.sh).
+            var standIn = response.Headers.Contains(Demo.DemoClusterNamesHandler.AnsweredBy) ? " (answered by the demo stand-in, not the network)" : "";
+            return CheckResult.Pass(check.Name, $"GET {spec.Url} answered {status}{standIn}");
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {

@@ -57,39 +57,83 @@ public sealed class DemoWorkload(TimeProvider time)
         last = now;
     }
 
+    /// <summary>
+    /// The last <paramref name="span"/> of this workload as OpenMetrics, one sample per <paramref name="step"/>, for
+    /// <c>promtool tsdb create-blocks-from openmetrics</c>: deploy/local/run.sh backfills a fresh local Prometheus with
+    /// it, so the sample runbook's watch has a baseline at once. Families are not interleaved, as the format requires.
+    /// </summary>
+    public static string History(DateTimeOffset end, TimeSpan span, TimeSpan step)
+    {
+        var simulated = new DemoWorkload(TimeProvider.System);
+        var families = new Dictionary<string, StringBuilder>(StringComparer.Ordinal);
+        for (var at = end - span; at <= end; at += step)
+        {
+            simulated.Advance(at);
+            var timestamp = at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+            foreach (var (family, lines) in simulated.Families())
+            {
+                if (!families.TryGetValue(family.Name, out var text))
+                {
+                    text = new StringBuilder().Append(CultureInfo.InvariantCulture, $"# TYPE {family.Name} {family.Type}\n");
+                    families[family.Name] = text;
+                }
+
+                foreach (var line in lines)
+                {
+                    text.Append(line).Append(' ').Append(timestamp).Append('\n');
+                }
+            }
+        }
+
+        return string.Concat(families.Values.Select(text => text.ToString())) + "# EOF\n";
+    }
+
     private string Render()
     {
         var text = new StringBuilder();
+        foreach (var (family, lines) in Families())
+        {
+            text.Append(CultureInfo.InvariantCulture, $"# HELP {family.Exposed} {family.Help}\n# TYPE {family.Exposed} {family.Type}\n");
+            foreach (var line in lines)
+            {
+                text.Append(line).Append('\n');
+            }
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>The current value of every series, by family: what both the live scrape and the history render.</summary>
+    private IEnumerable<(Family Family, List<string> Lines)> Families()
+    {
         var destination = $"reporter=\"destination\",destination_workload=\"{Workload}\",destination_workload_namespace=\"{Namespace}\"";
         var ok = Math.Floor(requests * (1 - ErrorShare));
         var failed = Math.Floor(requests * ErrorShare);
-        text.Append("# HELP istio_requests_total Requests served (simulated by RolloutGate's demo workload).\n");
-        text.Append("# TYPE istio_requests_total counter\n");
-        text.Append(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"200\"}} {ok}\n");
-        text.Append(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"503\"}} {failed}\n");
-
-        text.Append("# HELP istio_request_duration_milliseconds Request duration (simulated by RolloutGate's demo workload).\n");
-        text.Append("# TYPE istio_request_duration_milliseconds histogram\n");
         var total = ok + failed;
-        foreach (var le in BucketsMs)
-        {
-            var below = Math.Floor(total * LogNormalCdf(le));
-            text.Append(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"{le}\"}} {below}\n");
-        }
+        yield return (new Family("istio_requests", "istio_requests_total", "counter", "Requests served (simulated by RolloutGate's demo workload)."),
+        [
+            string.Create(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"200\"}} {ok}"),
+            string.Create(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"503\"}} {failed}"),
+        ]);
 
-        text.Append(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"+Inf\"}} {total}\n");
-        text.Append(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_sum{{{destination}}} {durationSumMs:F1}\n");
-        text.Append(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_count{{{destination}}} {total}\n");
+        var histogram = BucketsMs
+            .Select(le => string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"{le}\"}} {Math.Floor(total * LogNormalCdf(le))}"))
+            .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"+Inf\"}} {total}"))
+            .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_sum{{{destination}}} {durationSumMs:F1}"))
+            .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_count{{{destination}}} {total}"))
+            .ToList();
+        yield return (new Family("istio_request_duration_milliseconds", "istio_request_duration_milliseconds", "histogram",
+            "Request duration (simulated by RolloutGate's demo workload)."), histogram);
 
         var container = $"namespace=\"{Namespace}\",pod=\"{Workload}-6f7d9c5b8-x2k4q\",container=\"{Workload}\"";
-        text.Append("# HELP container_cpu_usage_seconds_total CPU time consumed (simulated cAdvisor series).\n");
-        text.Append("# TYPE container_cpu_usage_seconds_total counter\n");
-        text.Append(CultureInfo.InvariantCulture, $"container_cpu_usage_seconds_total{{{container}}} {cpuSeconds:F3}\n");
-        text.Append("# HELP container_memory_working_set_bytes Working set (simulated cAdvisor series).\n");
-        text.Append("# TYPE container_memory_working_set_bytes gauge\n");
-        text.Append(CultureInfo.InvariantCulture, $"container_memory_working_set_bytes{{{container}}} {MemoryBytes}\n");
-        return text.ToString();
+        yield return (new Family("container_cpu_usage_seconds", "container_cpu_usage_seconds_total", "counter", "CPU time consumed (simulated cAdvisor series)."),
+            [string.Create(CultureInfo.InvariantCulture, $"container_cpu_usage_seconds_total{{{container}}} {cpuSeconds:F3}")]);
+        yield return (new Family("container_memory_working_set_bytes", "container_memory_working_set_bytes", "gauge", "Working set (simulated cAdvisor series)."),
+            [string.Create(CultureInfo.InvariantCulture, $"container_memory_working_set_bytes{{{container}}} {MemoryBytes}")]);
     }
+
+    /// <summary>A metric family: its OpenMetrics name (no _total), its text-format name, type and help.</summary>
+    private sealed record Family(string Name, string Exposed, string Type, string Help);
 
     private static double LogNormalCdf(double valueMs) =>
         0.5 * (1 + Erf((Math.Log(valueMs) - Math.Log(MedianLatencyMs)) / (LatencySigma * Math.Sqrt(2))));

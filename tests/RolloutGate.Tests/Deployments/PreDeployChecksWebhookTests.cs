@@ -72,3 +72,39 @@ public sealed class PreDeployChecksWebhookTests
         Assert.Equal("error", json.GetProperty("checks").EnumerateArray().First().GetProperty("status").GetString());
     }
 }
+
+public sealed class DemoModeTests
+{
+    [Fact]
+    public async Task ContractSampleRunbook_InDemoMode_PaymentsCheckAnsweredByTheDemoStandIn()
+    {
+        var sample = await File.ReadAllTextAsync(TestPaths.RepositoryFile("runbooks/checkout.yaml"));
+        await using var service = await TestService.StartAsync([("checkout.yaml", sample)], new Dictionary<string, string?>
+        {
+            ["RolloutGate:Demo:Enabled"] = "true",
+            ["RolloutGate:Prometheus:Url"] = PrometheusTestServer.Url,
+            ["RolloutGate:Alertmanager:Url"] = PrometheusTestServer.AlertmanagerUrl,
+        });
+
+        var json = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "demo-1",
+            at: PrometheusTestServer.Anchor.ToString("O", CultureInfo.InvariantCulture)))).JsonAsync();
+        var payments = json.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "payments-healthy");
+
+        Assert.Equal("pass", payments.GetProperty("status").GetString());
+        Assert.Contains("answered by the demo stand-in", payments.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ClusterNames_OutsideDemoMode_GoToTheNetwork()
+    {
+        var sample = await File.ReadAllTextAsync(TestPaths.RepositoryFile("runbooks/checkout.yaml"));
+        await using var service = await TestService.StartAsync([("checkout.yaml", sample)],
+            new Dictionary<string, string?> { ["RolloutGate:Prometheus:Url"] = PrometheusTestServer.Url });
+
+        var json = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "real-1"))).JsonAsync();
+        var payments = json.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "payments-healthy");
+
+        Assert.Equal("error", payments.GetProperty("status").GetString());
+        Assert.DoesNotContain("demo", payments.GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+}
