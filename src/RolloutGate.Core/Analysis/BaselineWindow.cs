@@ -12,6 +12,11 @@ namespace RolloutGate.Core.Analysis;
 /// than 20 hours there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
 /// <para>
+/// When the baseline covers about a week (runbook <c>watch.baseline: 7d</c> or more), the reference is <b>the same time
+/// one week earlier</b> (<see cref="IsWeekly"/>), smoothed the same way: a Monday is compared with the Monday before,
+/// not with Sunday, so weekday/weekend traffic is not read as a regression.
+/// </para>
+/// <para>
 /// Error rates get the pooled baseline error rate (errors / requests over the whole window): errors are sparse, and a
 /// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
 /// </para>
@@ -144,36 +149,20 @@ public sealed class BaselineWindow
     /// values within ±<see cref="DetectorOptions.SmoothingHalfWidth"/> of it), so a Monday is compared with the Monday
     /// before, not with a Sunday. This is the seasonal-naive forecast with a weekly period (Hyndman, R. J. and
     /// Athanasopoulos, G. 2021, "Forecasting: Principles and Practice", 3rd ed., OTexts, section 5.2), made robust by the
-    /// median. The noise scale must cover how much a value differs from the same time one period earlier, which
-    /// minute-to-minute residuals miss (they leave out day-to-day level moves); a week of baseline has no week-over-week
-    /// pair, so the nearest it holds stands in: 1.4826 × the MAD of each sample's log-ratio to the same time the day
-    /// before (smoothed the same way), never below the minute-to-minute scale.
+    /// median like the daily reference. The noise scale stays the minute-to-minute one of the daily reference: a scale
+    /// from each sample's log-ratio to the same time the day before was measured (tests/RolloutGate.Benchmarks/README.md)
+    /// and changed nothing.
     /// </summary>
     private static BaselineWindow Weekly(
-        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double dailyScale, DetectorOptions options)
+        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, DetectorOptions options)
     {
         var ordered = points.OrderBy(p => p.At).ToArray();
-        var seconds = ordered.Select(p => Seconds(p.At)).ToArray();
-        var logs = ordered.Select(p => p.Log).ToArray();
-        var halfWidth = options.SmoothingHalfWidth.TotalSeconds;
-        var dayOverDay = new List<double>();
-        for (var i = 0; i < seconds.Length; i++)
-        {
-            if (WindowMedian(seconds, logs, seconds[i] - Day.TotalSeconds, halfWidth) is { } dayBefore)
-            {
-                dayOverDay.Add(logs[i] - dayBefore);
-            }
-        }
-
-        var scale = dayOverDay.Count >= options.MinBaselineSamples
-            ? Math.Max(dailyScale, RobustStatistics.MadToSigma * RobustStatistics.Mad(dayOverDay))
-            : dailyScale;
         return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
         {
             IsWeekly = true,
-            _seconds = seconds,
-            _logs = logs,
-            _halfWidthSeconds = halfWidth,
+            _seconds = ordered.Select(p => Seconds(p.At)).ToArray(),
+            _logs = ordered.Select(p => p.Log).ToArray(),
+            _halfWidthSeconds = options.SmoothingHalfWidth.TotalSeconds,
         };
     }
 
