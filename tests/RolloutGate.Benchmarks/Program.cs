@@ -12,7 +12,7 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("""
-        usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR]
+        usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h]
                tests/RolloutGate.Benchmarks/run-webhooks.sh [--seconds 20] [--concurrency 16]
         """);
     return 2;

@@ -12,6 +12,11 @@ namespace RolloutGate.Core.Analysis;
 /// than 20 hours there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
 /// <para>
+/// When the baseline covers about a week (runbook <c>watch.baseline: 7d</c> or more), the reference is <b>the same time
+/// one week earlier</b> (<see cref="IsWeekly"/>), smoothed the same way: a Monday is compared with the Monday before,
+/// not with Sunday, so weekday/weekend traffic is not read as a regression.
+/// </para>
+/// <para>
 /// Error rates get the pooled baseline error rate (errors / requests over the whole window): errors are sparse, and a
 /// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
 /// </para>
@@ -19,10 +24,19 @@ namespace RolloutGate.Core.Analysis;
 public sealed class BaselineWindow
 {
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
+    private static readonly TimeSpan Week = TimeSpan.FromDays(7);
     private static readonly TimeSpan SeasonalCoverage = TimeSpan.FromHours(20);
+
+    /// <summary>A week less the 4 hours the daily coverage (20 of 24 hours) also leaves for gaps at the ends.</summary>
+    private static readonly TimeSpan WeeklyCoverage = Week - TimeSpan.FromHours(4);
 
     private readonly double[] _timeOfDaySeconds;
     private readonly double[] _logReference;
+
+    // Weekly reference: the baseline's samples in time order (seconds since the Unix epoch) and their logs.
+    private double[] _seconds = [];
+    private double[] _logs = [];
+    private double _halfWidthSeconds;
 
     private BaselineWindow(
         MetricKind kind, int usableSamples, bool isSeasonal, double[] timeOfDaySeconds, double[] logReference,
@@ -45,6 +59,12 @@ public sealed class BaselineWindow
 
     /// <summary>Whether the reference follows the time of day (baseline of at least 20 hours) or is flat.</summary>
     public bool IsSeasonal { get; }
+
+    /// <summary>
+    /// Whether the reference is the same time of day on the same weekday one week earlier (a baseline of about a week or
+    /// more, continuous metrics); <see cref="IsSeasonal"/> is then true as well.
+    /// </summary>
+    public bool IsWeekly { get; private init; }
 
     /// <summary>Robust standard deviation of the log residuals (continuous metrics).</summary>
     public double LogNoiseScale { get; }
@@ -110,6 +130,11 @@ public sealed class BaselineWindow
             reference = SmoothCircular(timeOfDay, logs, options.SmoothingHalfWidth.TotalSeconds);
             var residuals = logs.Select((l, i) => l - reference[i]).ToArray();
             var scale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(residuals));
+            if (points.Max(p => p.At) - points.Min(p => p.At) >= WeeklyCoverage)
+            {
+                return Weekly(kind, points, timeOfDay, reference, scale, options);
+            }
+
             return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0);
         }
 
@@ -118,6 +143,54 @@ public sealed class BaselineWindow
         var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
         return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0);
     }
+
+    /// <summary>
+    /// A baseline of about a week: an interval is compared with the same time one week earlier (the median of the log
+    /// values within ±<see cref="DetectorOptions.SmoothingHalfWidth"/> of it), so a Monday is compared with the Monday
+    /// before, not with a Sunday. This is the seasonal-naive forecast with a weekly period (Hyndman, R. J. and
+    /// Athanasopoulos, G. 2021, "Forecasting: Principles and Practice", 3rd ed., OTexts, section 5.2), made robust by the
+    /// median like the daily reference. The noise scale stays the minute-to-minute one of the daily reference: a scale
+    /// from each sample's log-ratio to the same time the day before was measured (tests/RolloutGate.Benchmarks/README.md)
+    /// and changed nothing.
+    /// </summary>
+    private static BaselineWindow Weekly(
+        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, DetectorOptions options)
+    {
+        var ordered = points.OrderBy(p => p.At).ToArray();
+        return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
+        {
+            IsWeekly = true,
+            _seconds = ordered.Select(p => Seconds(p.At)).ToArray(),
+            _logs = ordered.Select(p => p.Log).ToArray(),
+            _halfWidthSeconds = options.SmoothingHalfWidth.TotalSeconds,
+        };
+    }
+
+    /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
+    private static double? WindowMedian(double[] seconds, double[] logs, double center, double halfWidth)
+    {
+        var from = LowerBound(seconds, center - halfWidth);
+        var to = LowerBound(seconds, center + halfWidth + 1e-6);
+        return to > from ? RobustStatistics.Median(logs.AsSpan(from, to - from).ToArray().AsSpan()) : null;
+    }
+
+    private static int LowerBound(double[] sorted, double value)
+    {
+        var index = Array.BinarySearch(sorted, value);
+        if (index < 0)
+        {
+            return ~index;
+        }
+
+        while (index > 0 && sorted[index - 1] == value)
+        {
+            index--;
+        }
+
+        return index;
+    }
+
+    private static double Seconds(DateTimeOffset at) => at.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>
     /// The Pearson estimate φ = Σ (e_i − n_i p)² / (n_i p (1 − p)) / (k − 1) over the baseline intervals (McCullagh and
@@ -140,6 +213,12 @@ public sealed class BaselineWindow
         if (!IsSeasonal)
         {
             return _logReference[0];
+        }
+
+        // Weekly: the same time one week earlier; where the baseline has no sample near it, the daily reference below.
+        if (IsWeekly && WindowMedian(_seconds, _logs, Seconds(at) - Week.TotalSeconds, _halfWidthSeconds) is { } weekBefore)
+        {
+            return weekBefore;
         }
 
         // Nearest baseline sample by time of day, going round midnight.

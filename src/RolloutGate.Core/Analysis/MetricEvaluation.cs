@@ -9,7 +9,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="At">The interval evaluated.</param>
 /// <param name="Verdict">The conclusion.</param>
 /// <param name="Value">The observed value in base units; null when blind.</param>
-/// <param name="Reference">The baseline reference for this time (same time of day yesterday, smoothed; or the pooled baseline error rate).</param>
+/// <param name="Reference">The baseline reference for this time (same time of day yesterday, or one week earlier with a baseline of about a week, smoothed; or the pooled baseline error rate).</param>
 /// <param name="AllowedValue">The largest value the runbook allows at this time: the reference times (1 + maxIncrease), or below for request rate; null without maxIncrease.</param>
 /// <param name="Statistic">The CUSUM after this interval (log-likelihood-ratio units).</param>
 /// <param name="StatisticThreshold">The CUSUM threshold, ln(looks / alpha).</param>

@@ -136,7 +136,7 @@ public static class RegressionDetector
             increment = options.DesignShift * z - options.DesignShift * options.DesignShift / 2;
         }
 
-        var where = baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
+        var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
         var change = (value / reference) - 1;
         var seen = $"{spec.Name} {Format(kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(kind, reference)})";
         return context.Decide(current, value, reference, allowed, increment, seen);

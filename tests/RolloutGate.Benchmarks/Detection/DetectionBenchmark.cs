@@ -26,7 +26,13 @@ internal static class DetectionBenchmark
             return 2;
         }
 
-        var traces = TraceLoader.Load(data);
+        if (NabBaseline(args) is not { } nabBaseline)
+        {
+            Console.Error.WriteLine("--nab-baseline takes a whole number of days or hours, such as 7d or 24h.");
+            return 2;
+        }
+
+        var traces = TraceLoader.Load(data, nabBaseline);
         IReadOnlyList<IRollbackRule> rules =
         [
             new OurDetectorRule(new MetricSpec("benchmark", null, null, null, MaxIncrease, null)),
@@ -82,6 +88,24 @@ internal static class DetectionBenchmark
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// The NAB traces' baseline (<c>--nab-baseline 7d</c> or <c>24h</c>): 7 days by default, the runbook's
+    /// <c>watch.baseline</c> for a service with weekly traffic; 24 h is the protocol as written.
+    /// </summary>
+    private static TimeSpan? NabBaseline(string[] args)
+    {
+        var index = Array.IndexOf(args, "--nab-baseline");
+        if (index < 0)
+        {
+            return TimeSpan.FromDays(7);
+        }
+
+        var text = index + 1 < args.Length ? args[index + 1] : "";
+        return text.Length > 1 && int.TryParse(text[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var n) && n > 0
+            ? text[^1] switch { 'd' => TimeSpan.FromDays(n), 'h' => TimeSpan.FromHours(n), _ => null }
+            : null;
     }
 
     /// <summary>Deploy times every stride, where baseline and watch fit in the trace and avoid every labelled anomaly.</summary>

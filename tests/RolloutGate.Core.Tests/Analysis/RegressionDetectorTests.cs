@@ -162,6 +162,46 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_WeekdayAfterWeekendWithAWeekOfBaseline_StaysHealthy()
+    {
+        foreach (var seed in new[] { 31, 32, 33 })
+        {
+            var traffic = new SyntheticTraffic(seed);
+            var baseline = WeeklyBaseline(traffic, TimeSpan.FromDays(7));
+
+            var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, MondayWatch(traffic, 1.0), FiveMinuteWatch);
+
+            Assert.True(baseline.IsWeekly);
+            Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        }
+    }
+
+    [Fact]
+    public void Evaluate_WeekdayAfterWeekendWithOneDayOfBaseline_ReadsTheWeeklyRiseAsARegression()
+    {
+        var traffic = new SyntheticTraffic(31);
+        var baseline = WeeklyBaseline(traffic, TimeSpan.FromDays(1));
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, MondayWatch(traffic, 1.0), FiveMinuteWatch);
+
+        Assert.False(baseline.IsWeekly);
+        Assert.Contains(evaluations, e => e.Verdict == Verdict.Regressed);
+    }
+
+    [Fact]
+    public void Evaluate_StepUpByHalfOnAMondayWithAWeekOfBaseline_IsCaughtWithinAnHour()
+    {
+        var traffic = new SyntheticTraffic(34);
+        var baseline = WeeklyBaseline(traffic, TimeSpan.FromDays(7));
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, MondayWatch(traffic, 1.5), FiveMinuteWatch);
+
+        var first = evaluations.First(e => e.Verdict == Verdict.Regressed);
+        Assert.True(first.At - Monday <= TimeSpan.FromHours(1), $"caught after {first.At - Monday}");
+        Assert.Contains("above the same time last week", first.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_SameIntervalTwice_IsRefused()
     {
         var baseline = LatencyBaseline(new SyntheticTraffic(1));
@@ -171,16 +211,38 @@ public sealed class RegressionDetectorTests
             RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, first.State, new Observation(Deploy, 0.3)));
     }
 
+    /// <summary>Monday 00:00 UTC of the deploy's week: its "yesterday" is a Sunday.</summary>
+    private static readonly DateTimeOffset Monday = new(Deploy.UtcDateTime.Date.AddDays(-(((int)Deploy.DayOfWeek + 6) % 7)), TimeSpan.Zero);
+
+    private static readonly TimeSpan FiveMinutes = TimeSpan.FromMinutes(5);
+
+    /// <summary>A 24-hour watch at 5-minute intervals (288 looks), as the benchmark's NAB traces.</summary>
+    private static readonly DetectorOptions FiveMinuteWatch = DetectorOptions.Default with { LooksPerWatch = 288 };
+
+    private static readonly MetricSpec RelativeOnly = Latency with { Max = null };
+
+    private static BaselineWindow WeeklyBaseline(SyntheticTraffic traffic, TimeSpan length) =>
+        BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Every(FiveMinutes, Monday - length, (int)(length / FiveMinutes)).Select(t => traffic.WeeklyLatency(t)).ToList(),
+            FiveMinuteWatch);
+
+    private static IEnumerable<Observation> MondayWatch(SyntheticTraffic traffic, double factor) =>
+        SyntheticTraffic.Every(FiveMinutes, Monday, 288).Select(t => traffic.WeeklyLatency(t, factor));
+
     private static BaselineWindow LatencyBaseline(SyntheticTraffic traffic) =>
         BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Latency(t)).ToList());
 
     private static List<MetricEvaluation> Watch(
-        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorState? state = null)
+        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorState? state = null) =>
+        Watch(kind, spec, baseline, observations, DetectorOptions.Default, state);
+
+    private static List<MetricEvaluation> Watch(
+        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorOptions options, DetectorState? state = null)
     {
         var evaluations = new List<MetricEvaluation>();
         foreach (var observation in observations)
         {
-            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation);
+            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation, options);
             evaluations.Add(evaluation);
             state = evaluation.State;
         }

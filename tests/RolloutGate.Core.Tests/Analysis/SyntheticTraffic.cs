@@ -13,6 +13,17 @@ internal sealed class SyntheticTraffic(int seed)
     public Observation Latency(DateTimeOffset at, double factor = 1.0) =>
         new(at, factor * 0.3 * Daily(at, 0.4) * Math.Exp(0.1 * Normal()), Requests: 2000);
 
+    /// <summary>
+    /// Like <see cref="Latency"/> with a weekly cycle on top: Monday to Friday (UTC) 30% above Saturday and Sunday, as
+    /// traffic-driven metrics of a business service are.
+    /// </summary>
+    public Observation WeeklyLatency(DateTimeOffset at, double factor = 1.0) =>
+        Latency(at, factor * (at.UtcDateTime.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 1.0 : 1.3));
+
+    /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
+    public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
+        Enumerable.Range(0, count).Select(i => from + (i * step));
+
     /// <summary>An error-rate interval: ~1000 requests a minute, each failing with probability <paramref name="rate"/>.</summary>
     public Observation Errors(DateTimeOffset at, double rate, long requests = 1000)
     {
