@@ -7,6 +7,7 @@ using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
 using RolloutGate.Prometheus;
 using RolloutGate.Runbooks;
+using RolloutGate.Slack;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate;
@@ -39,6 +40,7 @@ public static class RolloutGateApplication
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
+        services.AddSlack();
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();

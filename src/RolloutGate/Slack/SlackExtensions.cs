@@ -1,0 +1,14 @@
+namespace RolloutGate.Slack;
+
+public static class SlackExtensions
+{
+    /// <summary>The Slack Web API client, request verification, the outbox and its dispatcher.</summary>
+    public static IServiceCollection AddSlack(this IServiceCollection services)
+    {
+        // The resilience pipeline owns the timeouts.
+        services.AddHttpClient<SlackApiClient>(SlackResilience.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
+            .AddSlackResilience();
+        services.AddSingleton<SlackRequestVerifier>();
+        return services;
+    }
+}
