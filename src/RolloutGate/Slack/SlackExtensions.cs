@@ -1,3 +1,5 @@
+using RolloutGate.Audit;
+
 namespace RolloutGate.Slack;
 
 public static class SlackExtensions
@@ -9,6 +11,10 @@ public static class SlackExtensions
         services.AddHttpClient<SlackApiClient>(SlackResilience.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
             .AddSlackResilience();
         services.AddSingleton<SlackRequestVerifier>();
+        services.AddSingleton<DecisionChannelSubscriber>();
+        services.AddSingleton<IAuditSubscriber>(provider => provider.GetRequiredService<DecisionChannelSubscriber>());
+        services.AddSingleton<SlackOutboxDispatcher>();
+        services.AddHostedService(provider => provider.GetRequiredService<SlackOutboxDispatcher>());
         return services;
     }
 }
