@@ -62,6 +62,7 @@ public static class RolloutGateApplication
         app.MapMetricsEndpoint();
         app.MapDeploymentsApi();
         app.MapAuditApi();
+        app.MapSlack();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }

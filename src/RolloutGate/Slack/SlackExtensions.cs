@@ -1,4 +1,5 @@
 using RolloutGate.Audit;
+using RolloutGate.Decisions;
 
 namespace RolloutGate.Slack;
 
@@ -13,6 +14,9 @@ public static class SlackExtensions
         services.AddSingleton<SlackRequestVerifier>();
         services.AddSingleton<DecisionChannelSubscriber>();
         services.AddSingleton<IAuditSubscriber>(provider => provider.GetRequiredService<DecisionChannelSubscriber>());
+        services.AddScoped<SlackActions>();
+        services.AddSingleton<DecisionPolicy>();
+        services.AddHostedService<DecisionTimeouts>();
         services.AddSingleton<SlackOutboxDispatcher>();
         services.AddHostedService(provider => provider.GetRequiredService<SlackOutboxDispatcher>());
         return services;

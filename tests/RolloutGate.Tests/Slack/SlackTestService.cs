@@ -1,6 +1,14 @@
 using System.Globalization;
 using System.Net.Http.Json;
 using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Decisions;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
 using RolloutGate.Slack;
 using RolloutGate.Tests.Infrastructure;
 
@@ -24,14 +32,14 @@ public sealed class SlackTestService : IAsyncDisposable
 
     public TestService Service { get; }
 
-    public static async Task<SlackTestService> StartAsync(bool withBotToken = true, string? runbook = null)
+    public static async Task<SlackTestService> StartAsync(bool withBotToken = true, string? runbook = null, string? signingSecret = SigningSecret)
     {
         var slack = await FakeSlack.StartAsync();
         var settings = new Dictionary<string, string?>
         {
             ["RolloutGate:Slack:ApiBaseUrl"] = slack.ApiBaseUrl,
             ["RolloutGate:Slack:BotToken"] = withBotToken ? FakeSlack.BotToken : "",
-            ["RolloutGate:Slack:SigningSecret"] = SigningSecret,
+            ["RolloutGate:Slack:SigningSecret"] = signingSecret,
             ["RolloutGate:Slack:DispatchInterval"] = "00:00:00.100",
             ["RolloutGate:Slack:RetryBaseDelay"] = "00:00:00.200",
             ["RolloutGate:Slack:RetryMaxDelay"] = "00:00:01",
@@ -51,6 +59,28 @@ public sealed class SlackTestService : IAsyncDisposable
     /// <summary>What the watch will do: move a watched deployment to regressed (allowed in tests, see the brief).</summary>
     public Task RegressAsync(string deploymentId) =>
         Service.Database.ExecuteAsync($"UPDATE deployments SET state = 'regressed' WHERE id = '{deploymentId}'");
+
+    /// <summary>What the watch does on a regression: state change, verdict event and the decision policy, in one transaction.</summary>
+    public async Task RegressThroughWatchAsync(string deploymentId, params MetricEvidence[] evidence)
+    {
+        await using var scope = Service.Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleAsync(d => d.Id == deploymentId);
+        var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, DateTimeOffset.UtcNow);
+        await db.SaveChangesAsync();
+        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
+        [
+            new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new { metrics = evidence }),
+            change,
+        ], CancellationToken.None);
+        var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().GoverningRunbook(deployment);
+        await scope.ServiceProvider.GetRequiredService<DecisionPolicy>().OnRegressedAsync(db, deployment, runbook, evidence, CancellationToken.None);
+        await transaction.CommitAsync();
+    }
+
+    public static readonly MetricEvidence P95Regressed =
+        new("p95-latency", 0.912, 0.64, 0.768, "regression", "p95 rose 43% over the baseline; the limit is 20%");
 
     public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL");
 
