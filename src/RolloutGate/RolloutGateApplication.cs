@@ -2,6 +2,7 @@ using RolloutGate.Audit;
 using RolloutGate.Checks;
 using RolloutGate.Demo;
 using RolloutGate.Deployments;
+using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
@@ -63,6 +64,7 @@ public static class RolloutGateApplication
         app.MapDeploymentsApi();
         app.MapAuditApi();
         app.MapSlack();
+        app.MapInbox();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }
