@@ -63,8 +63,10 @@ public sealed class SlackInboundTests
         await test.WatchAsync("gh-press-1");
         await test.RegressThroughWatchAsync("gh-press-1", SlackTestService.P95Regressed);
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var first = await test.PressAsync(Approver, "rollback", "gh-press-1");
         Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"Slack waits 3 s at most; this took {clock.Elapsed}");
         Assert.Equal("rolling-back", await test.StateAsync("gh-press-1"));
         Assert.Equal(1, await test.Service.CountAsync("audit_events",
             $"type = 'decision' AND actor = '{Approver}' AND deployment_id = 'gh-press-1' AND data LIKE '%\"source\":\"slack\"%'"));
@@ -133,5 +135,11 @@ public sealed class SlackInboundTests
         Assert.Equal(SlackEndpoints.Usage, usage.GetProperty("text").GetString());
         var unknown = await (await test.CommandAsync(SlackTestService.Owner, "status nothing-here")).JsonAsync();
         Assert.Equal("No deployment or service is called nothing-here.", unknown.GetProperty("text").GetString());
+
+        // The host logs at trace level: neither Slack secret may show, including in the outgoing calls of the thread.
+        await test.AllDeliveredAsync();
+        Assert.NotEmpty(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.DoesNotContain(test.Service.Host.Logs.Lines, line =>
+            line.Contains(FakeSlack.BotToken, StringComparison.Ordinal) || line.Contains(SlackTestService.SigningSecret, StringComparison.Ordinal));
     }
 }
