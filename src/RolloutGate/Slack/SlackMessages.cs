@@ -119,7 +119,7 @@ public static class SlackMessages
         text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
 
     public static string Who(string? actor) =>
-        actor is { Length: > 0 } && actor.StartsWith('U') && actor.All(char.IsAsciiLetterOrDigit) ? $"<@{actor}>" : Escape(actor ?? "someone");
+        actor is { Length: > 1 } && actor[0] is 'U' or 'W' && actor.All(char.IsAsciiLetterOrDigit) ? $"<@{actor}>" : Escape(actor ?? "someone");
 
     private static MetricEvidence Evidence(JsonElement e) => new(
         Text(e, "metric") ?? Text(e, "name") ?? "metric",

@@ -82,4 +82,36 @@ public sealed class DecisionChannelTests
         Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(delivered[0].Ts!));
         Assert.Empty(test.Slack.Violations);
     }
+
+    [Fact]
+    public async Task RateLimited_WaitsForRetryAfterAndHoldsBackTheDeploymentsLaterMessages()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.AnswerNext(429, retryAfterSeconds: "30");
+        await test.WatchAsync("gh-429-1");
+        await SlackTestService.EventuallyAsync(async () => await test.Service.CountAsync("outbox", "attempts = 1") == 1, "the root message tried once");
+
+        Assert.Equal(1, await test.Service.CountAsync("outbox",
+            "attempts = 1 AND last_error LIKE 'Slack rate-limited chat.postMessage; retry after 30 s' AND next_attempt_at > now() + interval '20 seconds'"));
+        await Task.Delay(500);
+        Assert.Single(test.Slack.Calls);
+
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() WHERE delivered_at IS NULL");
+        await test.AllDeliveredAsync();
+        Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Single(test.Slack.Delivered(SlackMethods.Update));
+    }
+
+    [Fact]
+    public async Task OkFalse_KeepsSlacksErrorAndTriesAgainLater()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.FailNext("channel_not_found");
+        await test.WatchAsync("gh-okfalse-1");
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(1, await test.Service.CountAsync("outbox", "attempts = 2 AND last_error IS NULL AND delivered_ts IS NOT NULL"));
+        Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains("error 'channel_not_found'", StringComparison.Ordinal));
+    }
 }
