@@ -30,9 +30,10 @@ public sealed class SlackActions(
     /// <summary>
     /// Decides <paramref name="kind"/> (stop, rollback, dismiss) for a deployment as Slack user <paramref name="userId"/>.
     /// Only the runbook's owner and approvers may; anyone else is refused, and the refusal is audited. A second press
-    /// finds the state already changed and changes nothing.
+    /// finds the state already changed and changes nothing. <paramref name="reason"/> is what the user typed after the id.
     /// </summary>
-    public async Task<string> DecideAsync(string userId, string kind, string deploymentId, EphemeralTarget? ephemeral, CancellationToken cancellationToken)
+    public async Task<string> DecideAsync(string userId, string kind, string deploymentId, string? reason, EphemeralTarget? ephemeral,
+        CancellationToken cancellationToken)
     {
         var deployment = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
             .SingleOrDefaultAsync(d => d.Id == deploymentId, cancellationToken);
@@ -50,7 +51,7 @@ public sealed class SlackActions(
             return refusal;
         }
 
-        var result = await decisions.DecideAsync(deploymentId, kind, userId, "via Slack", Source, cancellationToken);
+        var result = await decisions.DecideAsync(deploymentId, kind, userId, reason ?? "via Slack", Source, cancellationToken);
         if (result is Ok<StateResponse> ok)
         {
             return $"Done: {deployment.Service} {deploymentId} is now {ok.Value!.State}.";

@@ -15,7 +15,7 @@ public static class SlackEndpoints
     private static readonly string[] Decisions = [DecisionKinds.Stop, DecisionKinds.Rollback, DecisionKinds.Dismiss];
 
     public const string Usage =
-        "Usage: `/rolloutgate status <deploymentId|service>`, `/rolloutgate stop|rollback|dismiss <deploymentId>`";
+        "Usage: `/rolloutgate status <deploymentId|service>`, `/rolloutgate stop|rollback|dismiss <deploymentId> [reason]`";
 
     public static IEndpointRouteBuilder MapSlack(this IEndpointRouteBuilder app)
     {
@@ -55,7 +55,7 @@ public static class SlackEndpoints
             if (Decisions.Contains(action.ActionId) && action.Value is { Length: > 0 } deploymentId)
             {
                 var target = channel is null ? null : new EphemeralTarget(channel, userId);
-                await actions.DecideAsync(userId, action.ActionId!, deploymentId, target, cancellationToken);
+                await actions.DecideAsync(userId, action.ActionId!, deploymentId, reason: null, target, cancellationToken);
             }
         }
 
@@ -75,8 +75,8 @@ public static class SlackEndpoints
         var text = words switch
         {
             ["status", var target] => await actions.StatusAsync(target, cancellationToken),
-            [var verb, var deploymentId] when Decisions.Contains(verb) && userId.Length > 0 =>
-                await actions.DecideAsync(userId, verb, deploymentId, null, cancellationToken),
+            [var verb, var deploymentId, .. var because] when Decisions.Contains(verb) && userId.Length > 0 =>
+                await actions.DecideAsync(userId, verb, deploymentId, because.Length == 0 ? null : string.Join(' ', because), null, cancellationToken),
             _ => Usage,
         };
         return TypedResults.Json(new EphemeralResponse("ephemeral", text), SlackApiClient.Json);

@@ -127,9 +127,11 @@ public sealed class SlackInboundTests
         Assert.Equal("watching", await test.StateAsync("gh-cmd-1"));
         Assert.Equal(1, await test.Service.CountAsync("audit_events", $"type = 'refusal' AND actor = '{Stranger}'"));
 
-        var stopped = await (await test.CommandAsync(SlackTestService.Owner, "stop gh-cmd-1")).JsonAsync();
+        var stopped = await (await test.CommandAsync(SlackTestService.Owner, "stop gh-cmd-1 pager storm, investigating")).JsonAsync();
         Assert.Equal("Done: checkout gh-cmd-1 is now stopped.", stopped.GetProperty("text").GetString());
         Assert.Equal("stopped", await test.StateAsync("gh-cmd-1"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions",
+            $"actor = '{SlackTestService.Owner}' AND kind = 'stop' AND reason = 'pager storm, investigating'"));
 
         var usage = await (await test.CommandAsync(SlackTestService.Owner, "launch rockets")).JsonAsync();
         Assert.Equal(SlackEndpoints.Usage, usage.GetProperty("text").GetString());
