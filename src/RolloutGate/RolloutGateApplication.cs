@@ -2,6 +2,7 @@ using RolloutGate.Audit;
 using RolloutGate.Checks;
 using RolloutGate.Demo;
 using RolloutGate.Deployments;
+using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
@@ -10,6 +11,7 @@ using RolloutGate.Reports;
 using RolloutGate.Rollbacks;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
+using RolloutGate.Slack;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate;
@@ -45,6 +47,7 @@ public static class RolloutGateApplication
         services.AddScoped<DeploymentDecisions>();
         services.AddRollbacks();
         services.AddWatch(builder.Configuration);
+        services.AddSlack();
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();
@@ -67,6 +70,8 @@ public static class RolloutGateApplication
         app.MapDeploymentsApi();
         app.MapAuditApi();
         app.MapReportsApi();
+        app.MapSlack();
+        app.MapInbox();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }

@@ -8,9 +8,10 @@ namespace RolloutGate.Audit;
 /// <summary>
 /// Appends hash-chained events inside the caller's transaction, so an event is committed exactly when the change
 /// it records is. A transaction-scoped advisory lock serialises appenders: the previous hash read under it is the
-/// newest committed one, and ids are drawn in chain order.
+/// newest committed one, and ids are drawn in chain order. Subscribers see the appended events in the same transaction,
+/// so what an event causes (a Slack message in the outbox) is committed exactly when the event is.
 /// </summary>
-public sealed class AuditTrail(TimeProvider time)
+public sealed class AuditTrail(TimeProvider time, IEnumerable<IAuditSubscriber> subscribers)
 {
     /// <summary>"RGAUDIT\0" as a 64-bit number; distinct from the migration lock.</summary>
     private const long AppendLockKey = 0x5247_4155_4449_5400;
@@ -62,6 +63,11 @@ public sealed class AuditTrail(TimeProvider time)
 
         db.AuditEvents.AddRange(rows);
         await db.SaveChangesAsync(cancellationToken);
+        foreach (var subscriber in subscribers)
+        {
+            await subscriber.OnAppendedAsync(db, rows, cancellationToken);
+        }
+
         return rows;
     }
 
@@ -75,4 +81,13 @@ public sealed class AuditTrail(TimeProvider time)
 
     public static ChainedEvent ToChained(AuditEventRow row) =>
         new(row.Id, row.At, row.Type, row.DeploymentId, row.Service, row.Actor, row.Data);
+}
+
+/// <summary>
+/// Reacts to audit events inside the transaction that appends them: whatever it writes commits or rolls back with them.
+/// This is how side effects are enqueued without touching each writer of a state change, verdict or decision.
+/// </summary>
+public interface IAuditSubscriber
+{
+    Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken);
 }

@@ -65,6 +65,14 @@ public sealed class SlackOptions
     public string? BotToken { get; set; }
 
     public string? SigningSecret { get; set; }
+
+    /// <summary>How often the outbox dispatcher looks for messages that are due.</summary>
+    public TimeSpan DispatchInterval { get; set; } = TimeSpan.FromSeconds(1);
+
+    /// <summary>The first wait after a failed delivery; it doubles (with jitter) up to <see cref="RetryMaxDelay"/>.</summary>
+    public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(5);
+
+    public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(5);
 }
 
 public sealed class KubernetesOptions

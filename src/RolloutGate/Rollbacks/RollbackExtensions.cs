@@ -18,6 +18,8 @@ public static class RollbackExtensions
         services.AddTransient<ArgoRolloutsRollbackAction>();
         services.AddTransient<WebhookRollbackAction>();
         services.AddTransient<IRollbackExecutor, RollbackExecutor>();
+        services.AddSingleton<RollbackDispatcher>();
+        services.AddHostedService(provider => provider.GetRequiredService<RollbackDispatcher>());
         return services;
     }
 }

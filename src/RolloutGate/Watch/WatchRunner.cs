@@ -3,10 +3,12 @@ using RolloutGate.Audit;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Watch;
+using RolloutGate.Decisions;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Prometheus;
 using RolloutGate.Runbooks;
+using RolloutGate.Slack;
 
 namespace RolloutGate.Watch;
 
@@ -20,6 +22,7 @@ public sealed partial class WatchRunner(
     RunbookCatalog runbooks,
     IMetricSource source,
     AuditTrail audit,
+    DecisionPolicy decisions,
     TimeProvider time,
     ILogger<WatchRunner> logger)
 {
@@ -36,7 +39,8 @@ public sealed partial class WatchRunner(
             return true;
         }
 
-        var plan = WatchPlan.From(runbooks.VersionOf(deployment));
+        var runbook = runbooks.VersionOf(deployment);
+        var plan = WatchPlan.From(runbook);
         var latest = await EvaluationStore.LatestAsync(db, deploymentId, cancellationToken);
         DateTimeOffset? lastAt = latest.Count == 0 ? null : latest.Values.Max(e => e.At);
         var due = WatchSchedule.DueTimes(deployedAt, plan.Watch.Interval, lastAt, time.GetUtcNow(), until);
@@ -55,7 +59,7 @@ public sealed partial class WatchRunner(
                 var evaluations = await WatchEvaluator.EvaluateAsync(source, plan, baselines, states, at, cancellationToken);
                 var conclusion = WatchConclusion.After(
                     [.. evaluations.Select(e => e.Evaluation)], at, until, plan.Watch.Interval, plan.Watch.StopRules.MaxBlind);
-                var stored = await StoreAsync(deploymentId, evaluations, verdicts, conclusion, cancellationToken);
+                var stored = await StoreAsync(deploymentId, runbook, evaluations, verdicts, conclusion, cancellationToken);
                 if (stored != Stored.Committed)
                 {
                     return stored == Stored.NotWatching;
@@ -108,6 +112,7 @@ public sealed partial class WatchRunner(
 
     private async Task<Stored> StoreAsync(
         string deploymentId,
+        Core.Runbooks.Runbook runbook,
         IReadOnlyList<WatchEvaluation> evaluations,
         IReadOnlyDictionary<string, string> previousVerdicts,
         WatchConclusion conclusion,
@@ -177,6 +182,15 @@ public sealed partial class WatchRunner(
         }
 
         await audit.AppendAsync(db, entries, cancellationToken);
+        if (trigger == DeploymentTrigger.Regressed)
+        {
+            // The decision (auto: roll back now; recommend: ask the decision channel) commits with the regression itself.
+            var evidence = evaluations.Select(e => e.Evaluation).Where(e => e.IsRegression)
+                .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation))
+                .ToList();
+            await decisions.OnRegressedAsync(db, deployment, runbook, evidence, cancellationToken);
+        }
+
         await transaction.CommitAsync(cancellationToken);
         return Stored.Committed;
     }

@@ -1,0 +1,136 @@
+using Microsoft.EntityFrameworkCore;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
+using RolloutGate.Slack;
+
+namespace RolloutGate.Decisions;
+
+/// <summary>
+/// What happens when a deployment regresses (runbook <c>rollback.mode</c>): <c>auto</c> decides the rollback at once as
+/// <see cref="AutomaticActor"/>; <c>recommend</c> asks the decision channel, and <see cref="ApplyTimeoutsAsync"/> applies
+/// <c>onTimeout</c> when nobody answered within <c>approvalTimeout</c>.
+/// </summary>
+public sealed class DecisionPolicy(
+    AuditTrail audit,
+    DecisionChannelSubscriber channel,
+    RunbookCatalog runbooks,
+    IServiceScopeFactory scopes,
+    TimeProvider time)
+{
+    public const string AutomaticActor = "rolloutgate";
+
+    /// <summary>
+    /// For the watch to call inside its transaction, after it moved <paramref name="deployment"/> (tracked by
+    /// <paramref name="db"/>) to <c>regressed</c> and appended the audit events saying so. Everything written here commits
+    /// with that transaction: the automatic decision, or the recommendation with its three buttons.
+    /// </summary>
+    public async Task OnRegressedAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
+        CancellationToken cancellationToken)
+    {
+        if (db.Database.CurrentTransaction is null)
+        {
+            throw new InvalidOperationException("OnRegressedAsync runs inside the transaction that moved the deployment to regressed");
+        }
+
+        if (deployment.State != DeploymentState.Regressed)
+        {
+            throw new InvalidOperationException($"deployment {deployment.Id} is {deployment.State}, not {DeploymentState.Regressed}");
+        }
+
+        if (runbook.Rollback.Mode == RollbackMode.Auto)
+        {
+            var now = time.GetUtcNow();
+            var reason = "automatic rollback: " + string.Join("; ", evidence.Select(e => $"{e.Metric} {e.Verdict ?? "regressed"}"));
+            db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = DecisionKinds.Rollback, Actor = AutomaticActor, Reason = reason });
+            var stateChange = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Rollback, AutomaticActor, now);
+            await db.SaveChangesAsync(cancellationToken);
+            await audit.AppendAsync(db,
+            [
+                new AuditEntry(AuditEventTypes.Decision, deployment.Id, deployment.Service, AutomaticActor,
+                    new { kind = DecisionKinds.Rollback, reason, source = "auto", evidence }),
+                stateChange,
+            ], cancellationToken);
+            return;
+        }
+
+        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence);
+        await channel.EnqueueReplyAsync(db, deployment, runbook, recommendation, $"slack:recommend:{deployment.Id}", cancellationToken);
+    }
+
+    /// <summary>
+    /// Applies <c>onTimeout</c> (rollback, or keep as a dismiss) to every recommended deployment still regressed after its
+    /// runbook's approvalTimeout, as <see cref="AutomaticActor"/>. Safe on several replicas: the state machine lets only
+    /// the first decision through. Returns how many it decided.
+    /// </summary>
+    public async Task<int> ApplyTimeoutsAsync(DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        List<DeploymentRow> waiting;
+        await using (var scope = scopes.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            waiting = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
+                .Where(d => d.State == DeploymentState.Regressed).ToListAsync(cancellationToken);
+        }
+
+        var decided = 0;
+        foreach (var deployment in waiting)
+        {
+            var rollback = runbooks.GoverningRunbook(deployment).Rollback;
+            // updated_at is when the deployment entered regressed: nothing else writes a regressed deployment.
+            if (rollback.Mode != RollbackMode.Recommend || deployment.UpdatedAt + rollback.ApprovalTimeout > now)
+            {
+                continue;
+            }
+
+            var kind = rollback.OnTimeout == TimeoutAction.Rollback ? DecisionKinds.Rollback : DecisionKinds.Dismiss;
+            await using var scope = scopes.CreateAsyncScope();
+            var decisions = scope.ServiceProvider.GetRequiredService<DeploymentDecisions>();
+            var result = await decisions.DecideAsync(deployment.Id, kind, AutomaticActor,
+                $"no decision within {rollback.ApprovalTimeout}; the runbook says onTimeout: {rollback.OnTimeout.ToString().ToLowerInvariant()}",
+                "timeout", cancellationToken);
+            decided += result is Microsoft.AspNetCore.Http.HttpResults.Ok<StateResponse> ? 1 : 0;
+        }
+
+        return decided;
+    }
+}
+
+/// <summary>Applies approval time-outs every <see cref="Interval"/>.</summary>
+public sealed partial class DecisionTimeouts(DecisionPolicy policy, TimeProvider time, ILogger<DecisionTimeouts> logger) : BackgroundService
+{
+    public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
+
+    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
+    {
+        while (!stoppingToken.IsCancellationRequested)
+        {
+            try
+            {
+                await Task.Delay(Interval, time, stoppingToken);
+                var decided = await policy.ApplyTimeoutsAsync(time.GetUtcNow(), stoppingToken);
+                if (decided > 0)
+                {
+                    LogDecided(logger, decided);
+                }
+            }
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (Exception ex)
+            {
+                LogFailed(logger, ex);
+            }
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Applied the runbook's onTimeout to {Count} unanswered recommendations")]
+    private static partial void LogDecided(ILogger logger, int count);
+
+    [LoggerMessage(Level = LogLevel.Error, Message = "Applying approval time-outs failed; trying again at the next interval")]
+    private static partial void LogFailed(ILogger logger, Exception exception);
+}

@@ -1,0 +1,74 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RolloutGate.Audit;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
+
+namespace RolloutGate.Slack;
+
+/// <summary>
+/// Turns audit events into decision-channel messages, in the transaction that appends them: a state change edits the
+/// deployment's root message; a verdict change, decision, refusal or rollback action gets a thread reply. Everything
+/// else stays quiet, so a healthy watch makes no noise.
+/// </summary>
+public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsMonitor<RolloutGateOptions> options, TimeProvider time)
+    : IAuditSubscriber
+{
+    public async Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken)
+    {
+        foreach (var audit in appended)
+        {
+            if (audit.DeploymentId is null || !IsAnnounced(audit.Type))
+            {
+                continue;
+            }
+
+            var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleOrDefaultAsync(d => d.Id == audit.DeploymentId, cancellationToken);
+            if (deployment is null)
+            {
+                continue;
+            }
+
+            var runbook = runbooks.GoverningRunbook(deployment);
+            var channel = runbook.DecisionChannel;
+            var now = time.GetUtcNow();
+            if (audit.Type == AuditEventTypes.StateChanged)
+            {
+                await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{audit.Id}", now, cancellationToken);
+                continue;
+            }
+
+            var reply = audit.Type switch
+            {
+                AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data),
+                AuditEventTypes.Decision => SlackMessages.Decision(channel, audit.Actor, audit.Data),
+                AuditEventTypes.Refusal => SlackMessages.Refusal(channel, audit.Actor, audit.Data),
+                _ => SlackMessages.RollbackAction(channel, audit.Data),
+            };
+            await EnqueueReplyAsync(db, deployment, runbook, reply, $"slack:reply:{audit.Id}", cancellationToken);
+        }
+    }
+
+    /// <summary>A thread reply; the root message is enqueued first when the deployment has none yet, so a thread exists.</summary>
+    public async Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
+        CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        if (!await SlackOutbox.HasRootAsync(db, deployment.Id, cancellationToken))
+        {
+            await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{deployment.Id}:first", now, cancellationToken);
+        }
+
+        await SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackReply, idempotencyKey, reply, now, cancellationToken);
+    }
+
+    private Task EnqueueRootAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, string idempotencyKey, DateTimeOffset now,
+        CancellationToken cancellationToken) =>
+        SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackRoot, idempotencyKey,
+            SlackMessages.Root(deployment, runbook, options.CurrentValue.PublicUrl), now, cancellationToken);
+
+    private static bool IsAnnounced(string type) => type is AuditEventTypes.StateChanged or AuditEventTypes.Evaluation
+        or AuditEventTypes.Decision or AuditEventTypes.Refusal or AuditEventTypes.RollbackAction;
+}

@@ -1,0 +1,118 @@
+using System.Text;
+using Microsoft.AspNetCore.Http.HttpResults;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RolloutGate.Audit;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
+
+namespace RolloutGate.Slack;
+
+/// <summary>Where to show a Slack user a message only they see, for requests whose HTTP answer Slack does not display.</summary>
+public sealed record EphemeralTarget(string Channel, string User);
+
+/// <summary>
+/// What a Slack user may do, whether by button or slash command. Each call is one short database transaction (well inside
+/// Slack's 3 seconds); Slack messages it causes go through the outbox. The answer is the text shown to that user alone.
+/// </summary>
+public sealed class SlackActions(
+    RolloutGateDbContext db,
+    DeploymentDecisions decisions,
+    AuditTrail audit,
+    RunbookCatalog runbooks,
+    IOptionsMonitor<RolloutGateOptions> options,
+    TimeProvider time)
+{
+    public const string Source = "slack";
+
+    /// <summary>
+    /// Decides <paramref name="kind"/> (stop, rollback, dismiss) for a deployment as Slack user <paramref name="userId"/>.
+    /// Only the runbook's owner and approvers may; anyone else is refused, and the refusal is audited. A second press
+    /// finds the state already changed and changes nothing. <paramref name="reason"/> is what the user typed after the id.
+    /// </summary>
+    public async Task<string> DecideAsync(string userId, string kind, string deploymentId, string? reason, EphemeralTarget? ephemeral,
+        CancellationToken cancellationToken)
+    {
+        var deployment = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
+            .SingleOrDefaultAsync(d => d.Id == deploymentId, cancellationToken);
+        if (deployment is null)
+        {
+            return $"Deployment {SlackMessages.Escape(deploymentId)} is unknown.";
+        }
+
+        var runbook = runbooks.GoverningRunbook(deployment);
+        if (!runbook.MayDecide(userId))
+        {
+            var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {deploymentId}; nothing changed.";
+            await RecordAsync(new AuditEntry(AuditEventTypes.Refusal, deployment.Id, deployment.Service, userId,
+                new { action = kind, reason = $"not an owner or approver of runbook {runbook.Name}", source = Source }), refusal, ephemeral, cancellationToken);
+            return refusal;
+        }
+
+        var result = await decisions.DecideAsync(deploymentId, kind, userId, reason ?? "via Slack", Source, cancellationToken);
+        if (result is Ok<StateResponse> ok)
+        {
+            return $"Done: {deployment.Service} {deploymentId} is now {ok.Value!.State}.";
+        }
+
+        var current = await db.Deployments.AsNoTracking().Where(d => d.Id == deploymentId).Select(d => d.State).SingleAsync(cancellationToken);
+        var last = await db.Decisions.AsNoTracking().Where(d => d.DeploymentId == deploymentId)
+            .OrderByDescending(d => d.At).ThenByDescending(d => d.Id).FirstOrDefaultAsync(cancellationToken);
+        var already = last is null
+            ? $"{deploymentId} is already {current}; nothing changed."
+            : $"Already {Past(last.Kind)} by {SlackMessages.Who(last.Actor)} ({deploymentId} is {current}); nothing changed.";
+        await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, deployment.Id, deployment.Service, userId,
+            new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral, cancellationToken);
+        return already;
+    }
+
+    /// <summary><c>status &lt;deploymentId&gt;</c> or <c>status &lt;service&gt;</c> (its latest deployments).</summary>
+    public async Task<string> StatusAsync(string target, CancellationToken cancellationToken)
+    {
+        var publicUrl = options.CurrentValue.PublicUrl;
+        var deployment = await db.Deployments.AsNoTracking().Include(d => d.Decisions).SingleOrDefaultAsync(d => d.Id == target, cancellationToken);
+        if (deployment is not null)
+        {
+            var text = new StringBuilder(StatusLine(deployment, publicUrl));
+            foreach (var decision in deployment.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id))
+            {
+                text.Append($"\n• {decision.Kind} by {SlackMessages.Who(decision.Actor)}");
+            }
+
+            return text.ToString();
+        }
+
+        var latest = await db.Deployments.AsNoTracking().Where(d => d.Service == target)
+            .OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(5).ToListAsync(cancellationToken);
+        return latest.Count == 0
+            ? $"No deployment or service is called {SlackMessages.Escape(target)}."
+            : $"Latest deployments of {SlackMessages.Escape(target)}:\n" + string.Join("\n", latest.Select(d => "• " + StatusLine(d, publicUrl)));
+    }
+
+    private static string StatusLine(DeploymentRow d, string publicUrl) =>
+        $"<{SlackMessages.DeploymentLink(publicUrl, d.Id)}|{SlackMessages.Escape(d.Id)}> {SlackMessages.Escape(d.Service)} "
+        + $"`{SlackMessages.Escape(d.Version ?? "?")}` in {SlackMessages.Escape(d.Environment)}: *{d.State}*";
+
+    private async Task RecordAsync(AuditEntry entry, string text, EphemeralTarget? ephemeral, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        var rows = await audit.AppendAsync(db, [entry], cancellationToken);
+        if (ephemeral is not null)
+        {
+            await SlackOutbox.EnqueueAsync(db, entry.DeploymentId, OutboxKinds.SlackEphemeral, $"slack:ephemeral:{rows[0].Id}",
+                new OutboxEphemeral(ephemeral.Channel, ephemeral.User, text, null), time.GetUtcNow(), cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+    }
+
+    private static string Past(string kind) => kind switch
+    {
+        DecisionKinds.Rollback => "rolled back",
+        DecisionKinds.Dismiss => "kept",
+        DecisionKinds.Stop => "stopped",
+        _ => kind,
+    };
+}

@@ -1,0 +1,149 @@
+using System.Globalization;
+using System.Text;
+using System.Text.Json;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Slack;
+
+/// <summary>One metric's evidence for a verdict: what was measured, against what, and why it matters.</summary>
+public sealed record MetricEvidence(string Metric, double? Value, double? Baseline, double? Threshold, string? Verdict, string? Explanation);
+
+/// <summary>
+/// The text of every message in a deployment's thread. Slack mrkdwn: user ids as &lt;@U…&gt;, links as &lt;url|label&gt;;
+/// user-supplied text is escaped so it cannot ping a channel or forge a link.
+/// </summary>
+public static class SlackMessages
+{
+    public const string RecommendationBlockId = "rolloutgate-decision";
+
+    public static string DeploymentLink(string publicUrl, string deploymentId) =>
+        $"{publicUrl.TrimEnd('/')}/api/v1/deployments/{Uri.EscapeDataString(deploymentId)}";
+
+    public static OutboxMessage Root(DeploymentRow deployment, Runbook runbook, string publicUrl)
+    {
+        var version = deployment.Version ?? "(no version)";
+        var text = $"{deployment.Service} {version} in {deployment.Environment}: {deployment.State}";
+        var details = new StringBuilder()
+            .Append(CultureInfo.InvariantCulture, $"*{Escape(deployment.Service)}* `{Escape(version)}` in {Escape(deployment.Environment)}: *{deployment.State}*\n")
+            .Append(CultureInfo.InvariantCulture, $"Initiator: {Escape(deployment.Initiator ?? "unknown")}");
+        if (deployment.PreviousVersion is { } previous)
+        {
+            details.Append(CultureInfo.InvariantCulture, $" · previous version `{Escape(previous)}`");
+        }
+
+        details.Append(CultureInfo.InvariantCulture, $"\n<{DeploymentLink(publicUrl, deployment.Id)}|{Escape(deployment.Id)}> · runbook {Escape(runbook.Name)} v{runbook.Version}");
+        return new OutboxMessage(runbook.DecisionChannel, text, [new SectionBlock(SlackText.Markdown(details.ToString()))]);
+    }
+
+    public static OutboxMessage VerdictChanged(string channel, DeploymentRow deployment, string data)
+    {
+        var evidence = ParseEvidence(data);
+        var text = $"{deployment.Service} {deployment.Version}: a verdict changed";
+        var body = "*A verdict changed*\n" + string.Join("\n", evidence.Select(Line));
+        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body))]);
+    }
+
+    public static OutboxMessage Recommendation(string channel, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence)
+    {
+        var timeout = runbook.Rollback.ApprovalTimeout;
+        var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
+        var text = $"{deployment.Service} {deployment.Version} regressed: roll back?";
+        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed.* RolloutGate recommends a rollback.\n"
+            + string.Join("\n", evidence.Select(Line))
+            + $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide.";
+        ButtonElement[] buttons =
+        [
+            new(DecisionKinds.Rollback, SlackText.Plain("Roll back"), deployment.Id, "danger"),
+            new(DecisionKinds.Dismiss, SlackText.Plain("Keep"), deployment.Id),
+            new(DecisionKinds.Stop, SlackText.Plain("Stop automation"), deployment.Id),
+        ];
+        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body)), new ActionsBlock(RecommendationBlockId, buttons)]);
+    }
+
+    public static OutboxMessage Decision(string channel, string? actor, string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        var kind = Text(document.RootElement, "kind") ?? "decision";
+        var reason = Text(document.RootElement, "reason");
+        var source = Text(document.RootElement, "source");
+        var text = $"{Who(actor)} decided *{Escape(kind)}*"
+            + (source is null ? "" : $" (via {Escape(source)})")
+            + (string.IsNullOrWhiteSpace(reason) ? "" : $": {Escape(reason)}");
+        return new OutboxMessage(channel, text, null);
+    }
+
+    public static OutboxMessage Refusal(string channel, string? actor, string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        var action = Text(document.RootElement, "action") ?? "act";
+        var reason = Text(document.RootElement, "reason") ?? "not allowed";
+        return new OutboxMessage(channel, $"Refused: {Who(actor)} tried to *{Escape(action)}*: {Escape(reason)}. Nothing changed.", null);
+    }
+
+    public static OutboxMessage RollbackAction(string channel, string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        var root = document.RootElement;
+        var outcome = Text(root, "outcome") ?? Text(root, "status") ?? "done";
+        var action = Text(root, "action") ?? Text(root, "kind") ?? "rollback action";
+        var detail = Text(root, "detail") ?? Text(root, "error");
+        return new OutboxMessage(channel, $"Rollback action {Escape(action)}: *{Escape(outcome)}*" + (detail is null ? "" : $" ({Escape(detail)})"), null);
+    }
+
+    /// <summary>
+    /// Evidence from an evaluation.verdict-changed event's data: either one metric's fields at the top level or a
+    /// <c>metrics</c> array of them (metric or name, value, baseline, threshold, verdict, explanation).
+    /// </summary>
+    public static IReadOnlyList<MetricEvidence> ParseEvidence(string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        var root = document.RootElement;
+        if (root.ValueKind == JsonValueKind.Object && root.TryGetProperty("metrics", out var metrics) && metrics.ValueKind == JsonValueKind.Array)
+        {
+            return metrics.EnumerateArray().Select(Evidence).ToList();
+        }
+
+        return root.ValueKind == JsonValueKind.Object ? [Evidence(root)] : [];
+    }
+
+    public static string Line(MetricEvidence e) =>
+        string.Create(CultureInfo.InvariantCulture,
+            $"• *{Escape(e.Metric)}*: {Number(e.Value)} (baseline {Number(e.Baseline)}, threshold {Number(e.Threshold)})")
+        + (e.Verdict is null ? "" : $" → {Escape(e.Verdict)}")
+        + (string.IsNullOrWhiteSpace(e.Explanation) ? "" : $": {Escape(e.Explanation)}");
+
+    /// <summary>&amp;, &lt; and &gt; are the three characters Slack asks to escape in mrkdwn.</summary>
+    public static string Escape(string text) =>
+        text.Replace("&", "&amp;", StringComparison.Ordinal).Replace("<", "&lt;", StringComparison.Ordinal).Replace(">", "&gt;", StringComparison.Ordinal);
+
+    public static string Who(string? actor) =>
+        actor is { Length: > 1 } && actor[0] is 'U' or 'W' && actor.All(char.IsAsciiLetterOrDigit) ? $"<@{actor}>" : Escape(actor ?? "someone");
+
+    private static MetricEvidence Evidence(JsonElement e) => new(
+        Text(e, "metric") ?? Text(e, "name") ?? "metric",
+        NumberOf(e, "value"),
+        NumberOf(e, "baseline"),
+        NumberOf(e, "threshold"),
+        Text(e, "verdict") ?? Text(e, "to"),
+        Text(e, "explanation"));
+
+    private static string? Text(JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value)
+            ? value.ValueKind switch
+            {
+                JsonValueKind.String => value.GetString(),
+                JsonValueKind.Null or JsonValueKind.Undefined => null,
+                _ => value.GetRawText(),
+            }
+            : null;
+
+    private static double? NumberOf(JsonElement element, string name) =>
+        element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
+
+    private static string Number(double? value) => value?.ToString("G4", CultureInfo.InvariantCulture) ?? "n/a";
+
+    private static string Duration(TimeSpan span) =>
+        span.TotalHours >= 1 && span.Minutes == 0 ? $"{span.TotalHours:0} h" : $"{span.TotalMinutes:0} min";
+}

@@ -1,0 +1,53 @@
+using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Slack;
+
+/// <summary>What an outbox row asks the dispatcher to do.</summary>
+public static class OutboxKinds
+{
+    /// <summary>Post the deployment's root message, or edit it (chat.update) once it exists.</summary>
+    public const string SlackRoot = "slack.root";
+
+    /// <summary>A reply in the deployment's thread.</summary>
+    public const string SlackReply = "slack.reply";
+
+    /// <summary>A message only one user sees (chat.postEphemeral).</summary>
+    public const string SlackEphemeral = "slack.ephemeral";
+}
+
+/// <summary>The payload of slack.root and slack.reply rows: the message, in the runbook's decision channel.</summary>
+public sealed record OutboxMessage(string Channel, string Text, IReadOnlyList<object>? Blocks);
+
+/// <summary>The payload of slack.ephemeral rows.</summary>
+public sealed record OutboxEphemeral(string Channel, string User, string Text, string? ThreadTs);
+
+/// <summary>
+/// Writes outbox rows with the caller's DbContext, so they commit in the caller's transaction. A row whose idempotency
+/// key is already stored is not written again.
+/// </summary>
+public static class SlackOutbox
+{
+    public static Task EnqueueAsync(RolloutGateDbContext db, string? deploymentId, string kind, string idempotencyKey, object payload,
+        DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (db.Database.CurrentTransaction is null)
+        {
+            throw new InvalidOperationException("outbox rows are written inside the transaction of the change that causes them");
+        }
+
+        var json = JsonSerializer.Serialize(payload, SlackApiClient.Json);
+        return db.Database.ExecuteSqlAsync($"""
+            INSERT INTO outbox (deployment_id, kind, payload, idempotency_key, created_at, next_attempt_at)
+            VALUES ({deploymentId}, {kind}, {json}::jsonb, {idempotencyKey}, {now}, {now})
+            ON CONFLICT (idempotency_key) DO NOTHING
+            """, cancellationToken);
+    }
+
+    /// <summary>Whether a root message for the deployment was ever enqueued (delivered or not).</summary>
+    public static async Task<bool> HasRootAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken) =>
+        await db.Database.SqlQuery<bool>($"""
+            SELECT EXISTS (SELECT 1 FROM outbox WHERE deployment_id = {deploymentId} AND kind = {OutboxKinds.SlackRoot}) AS "Value"
+            """).SingleAsync(cancellationToken);
+}

@@ -1,0 +1,61 @@
+using System.Net;
+using Microsoft.Extensions.Http.Resilience;
+using Polly;
+
+namespace RolloutGate.Slack;
+
+/// <summary>
+/// The resilience pipeline for Slack Web API calls: a per-attempt timeout, a few retries with exponential backoff and
+/// jitter on 5xx, 408, timeouts and connection errors, 429 retried after its Retry-After when that is short, and a
+/// circuit breaker so a Slack outage fails fast. Longer waits are the outbox's business: it keeps the row and tries again.
+/// </summary>
+public static class SlackResilience
+{
+    public const string HttpClientName = "slack";
+
+    public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(10);
+    public static readonly TimeSpan TotalTimeout = TimeSpan.FromSeconds(30);
+    public const int MaxRetryAttempts = 3;
+    public static readonly TimeSpan RetryBaseDelay = TimeSpan.FromMilliseconds(300);
+
+    /// <summary>A Retry-After up to this long is waited out inside the call; a longer one goes back to the outbox.</summary>
+    public static readonly TimeSpan MaxInlineRetryAfter = TimeSpan.FromSeconds(5);
+
+    /// <summary>Slack always sends Retry-After with a 429; this is for a proxy that does not.</summary>
+    public static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(30);
+
+    public static readonly TimeSpan BreakerSamplingDuration = TimeSpan.FromSeconds(30);
+    public const double BreakerFailureRatio = 0.5;
+    public const int BreakerMinimumThroughput = 10;
+    public static readonly TimeSpan BreakerBreakDuration = TimeSpan.FromSeconds(15);
+
+    public static IHttpClientBuilder AddSlackResilience(this IHttpClientBuilder builder)
+    {
+        builder.AddStandardResilienceHandler(options =>
+        {
+            options.AttemptTimeout.Timeout = AttemptTimeout;
+            options.TotalRequestTimeout.Timeout = TotalTimeout;
+            options.Retry.MaxRetryAttempts = MaxRetryAttempts;
+            options.Retry.Delay = RetryBaseDelay;
+            options.Retry.BackoffType = DelayBackoffType.Exponential;
+            options.Retry.UseJitter = true;
+            options.Retry.ShouldRetryAfterHeader = true;
+            options.Retry.ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome));
+            options.CircuitBreaker.SamplingDuration = BreakerSamplingDuration;
+            options.CircuitBreaker.FailureRatio = BreakerFailureRatio;
+            options.CircuitBreaker.MinimumThroughput = BreakerMinimumThroughput;
+            options.CircuitBreaker.BreakDuration = BreakerBreakDuration;
+        });
+        return builder;
+    }
+
+    private static bool ShouldRetry(Outcome<HttpResponseMessage> outcome)
+    {
+        if (outcome.Result is { StatusCode: HttpStatusCode.TooManyRequests } limited)
+        {
+            return limited.Headers.RetryAfter?.Delta is { } wait && wait <= MaxInlineRetryAfter;
+        }
+
+        return HttpClientResiliencePredicates.IsTransient(outcome);
+    }
+}

@@ -1,0 +1,117 @@
+using RolloutGate.Slack;
+
+namespace RolloutGate.Tests.Slack;
+
+public sealed class DecisionChannelTests
+{
+    [Fact]
+    public async Task StateChanges_PostOneRootMessageThenEditIt()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-root-1");
+        await test.AllDeliveredAsync();
+
+        var posts = test.Slack.Delivered(SlackMethods.PostMessage);
+        var root = Assert.Single(posts);
+        Assert.Equal("C0DECIDE01", root.Body.GetProperty("channel").GetString());
+        Assert.False(root.Body.TryGetProperty("thread_ts", out _));
+        var update = Assert.Single(test.Slack.Delivered(SlackMethods.Update));
+        Assert.Equal(root.Ts, update.Body.GetProperty("ts").GetString());
+        Assert.Equal("checkout 2.4.0 in production: watching", test.Slack.MessageText(root.Ts!));
+        var section = update.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
+        Assert.Contains("<https://rolloutgate.example/api/v1/deployments/gh-root-1|gh-root-1>", section, StringComparison.Ordinal);
+        Assert.Contains("Initiator: alice", section, StringComparison.Ordinal);
+        Assert.Equal(root.Ts, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-root-1'"));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task Redelivery_EditsTheRootAndDoesNotRepostReplies()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-redeliver-1");
+        (await test.OperatorDecideAsync("gh-redeliver-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+        var postsBefore = test.Slack.Delivered(SlackMethods.PostMessage).Count;
+        Assert.Equal(2, postsBefore); // the root and one reply: the decision
+
+        // As after a crash between Slack's answer and the commit: every row is due again.
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET delivered_at = NULL");
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(postsBefore, test.Slack.Delivered(SlackMethods.PostMessage).Count);
+        Assert.All(test.Slack.Delivered(SlackMethods.Update), u => Assert.Equal(test.Slack.Delivered(SlackMethods.PostMessage)[0].Ts, u.Body.GetProperty("ts").GetString()));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task Decision_RepliesInTheThreadWithTheActor()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-reply-1");
+        (await test.OperatorDecideAsync("gh-reply-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var posts = test.Slack.Delivered(SlackMethods.PostMessage);
+        Assert.Equal(posts[0].Ts, posts[1].Body.GetProperty("thread_ts").GetString());
+        Assert.Equal("alice decided *stop* (via http): test", posts[1].Body.GetProperty("text").GetString());
+        Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(posts[0].Ts!));
+    }
+
+    [Fact]
+    public async Task SlackOutage_MessagesQueueThenAllAreDeliveredOnceInOrder()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.Down = true;
+        await test.WatchAsync("gh-outage-1");
+        (await test.OperatorDecideAsync("gh-outage-1", "stop")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "last_error IS NOT NULL AND attempts > 0") > 0, "a failed attempt recorded");
+        Assert.Equal(4, await test.PendingAsync());
+        Assert.Contains("503", await test.Service.Database.ScalarAsync<string>("SELECT last_error FROM outbox WHERE last_error IS NOT NULL LIMIT 1"),
+            StringComparison.Ordinal);
+
+        test.Slack.Down = false;
+        await test.AllDeliveredAsync(seconds: 60);
+
+        var delivered = test.Slack.Calls.Where(c => c.AnsweredStatus == 200).ToList();
+        Assert.Equal(
+            ["chat.postMessage", "chat.update", "chat.postMessage", "chat.update"],
+            delivered.Select(c => c.Method));
+        Assert.Equal(delivered[0].Ts, delivered[2].Body.GetProperty("thread_ts").GetString());
+        Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(delivered[0].Ts!));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task RateLimited_WaitsForRetryAfterAndHoldsBackTheDeploymentsLaterMessages()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.AnswerNext(429, retryAfterSeconds: "30");
+        await test.WatchAsync("gh-429-1");
+        await SlackTestService.EventuallyAsync(async () => await test.Service.CountAsync("outbox", "attempts = 1") == 1, "the root message tried once");
+
+        Assert.Equal(1, await test.Service.CountAsync("outbox",
+            "attempts = 1 AND last_error LIKE 'Slack rate-limited chat.postMessage; retry after 30 s' AND next_attempt_at > now() + interval '20 seconds'"));
+        await Task.Delay(500);
+        Assert.Single(test.Slack.Calls);
+
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() WHERE delivered_at IS NULL");
+        await test.AllDeliveredAsync();
+        Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Single(test.Slack.Delivered(SlackMethods.Update));
+    }
+
+    [Fact]
+    public async Task OkFalse_KeepsSlacksErrorAndTriesAgainLater()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.FailNext("channel_not_found");
+        await test.WatchAsync("gh-okfalse-1");
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(1, await test.Service.CountAsync("outbox", "attempts = 2 AND last_error IS NULL AND delivered_ts IS NOT NULL"));
+        Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains("error 'channel_not_found'", StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,64 @@
+using System.Net;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Slack;
+
+public sealed class DecisionInboxTests
+{
+    [Fact]
+    public async Task NoBotToken_MessagesGoToTheLogAndTheInboxListsARegressedDeploymentWhoseButtonsWork()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        (await test.Service.Webhooks.SendEventAsync("predeploy", "gh-inbox-2")).EnsureSuccessStatusCode();
+        (await test.Service.Webhooks.SendEventAsync("cancelled", "gh-inbox-2")).EnsureSuccessStatusCode();
+        await test.WatchAsync("gh-inbox-1");
+        await test.RegressThroughWatchAsync("gh-inbox-1", SlackTestService.P95Regressed);
+        await test.AllDeliveredAsync();
+
+        Assert.Empty(test.Slack.Calls);
+        Assert.Contains(test.Service.Host.Logs.Lines, line =>
+            line.Contains("Decision inbox (slack.reply) for deployment gh-inbox-1 to C0DECIDE01: checkout 2.4.0 regressed: roll back?", StringComparison.Ordinal));
+
+        using var browser = test.Service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = true });
+        var refused = await browser.GetAsync(new Uri("/inbox", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        Assert.Contains("name=\"token\"", await refused.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        var page = await browser.GetAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("/inbox", page.RequestMessage!.RequestUri!.AbsolutePath);
+        Assert.Empty(page.RequestMessage.RequestUri.Query);
+        var html = await page.Content.ReadAsStringAsync();
+        Assert.Contains("1 deployment(s) wait for a decision.", html, StringComparison.Ordinal);
+        Assert.Contains("gh-inbox-1", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("gh-inbox-2", html, StringComparison.Ordinal);
+        Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regression p95 rose 43% over the baseline", html, StringComparison.Ordinal);
+        Assert.Contains("action=\"/inbox/gh-inbox-1/decide\"", html, StringComparison.Ordinal);
+        foreach (var kind in new[] { "rollback", "dismiss", "stop" })
+        {
+            Assert.Contains($"name=\"kind\" value=\"{kind}\"", html, StringComparison.Ordinal);
+        }
+
+        var wrongToken = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.ReaderToken, "dismiss"));
+        Assert.Equal(HttpStatusCode.Unauthorized, wrongToken.StatusCode);
+        Assert.Equal("regressed", await test.StateAsync("gh-inbox-1"));
+
+        var kept = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.OperatorToken, "dismiss"));
+        Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
+        Assert.Contains("0 deployment(s) wait for a decision.", await kept.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions", "deployment_id = 'gh-inbox-1' AND kind = 'dismiss' AND actor = 'carol'"));
+
+        var again = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.OperatorToken, "rollback"));
+        Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
+    }
+
+    private static FormUrlEncodedContent Form(string token, string kind) => new(new Dictionary<string, string>
+    {
+        ["operatorToken"] = token,
+        ["actor"] = "carol",
+        ["reason"] = "looked fine on the dashboard",
+        ["kind"] = kind,
+    });
+}

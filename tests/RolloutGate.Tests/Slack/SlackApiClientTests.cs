@@ -1,0 +1,106 @@
+using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Infrastructure;
+using RolloutGate.Slack;
+
+namespace RolloutGate.Tests.Slack;
+
+public sealed class SlackApiClientTests : IAsyncLifetime
+{
+    private FakeSlack slack = null!;
+    private ServiceProvider services = null!;
+
+    private SlackApiClient Client => services.GetRequiredService<SlackApiClient>();
+
+    public async Task InitializeAsync()
+    {
+        slack = await FakeSlack.StartAsync();
+        var collection = new ServiceCollection();
+        collection.AddLogging();
+        collection.AddSingleton(TimeProvider.System);
+        collection.AddOptions<RolloutGateOptions>().Configure(options =>
+        {
+            options.Slack.ApiBaseUrl = slack.ApiBaseUrl;
+            options.Slack.BotToken = FakeSlack.BotToken;
+        });
+        collection.AddSlack();
+        services = collection.BuildServiceProvider();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await services.DisposeAsync();
+        await slack.DisposeAsync();
+    }
+
+    [Fact]
+    public async Task PostMessage_ThenUpdateAndReply_SlackSeesDocumentedRequests()
+    {
+        var blocks = new object[]
+        {
+            new SectionBlock(SlackText.Markdown("*checkout* 2.4.0")),
+            new ActionsBlock("decide", [new ButtonElement("rollback", SlackText.Plain("Roll back"), "gh-1", "danger")]),
+        };
+        var root = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "checkout 2.4.0", blocks), CancellationToken.None);
+        await Client.UpdateAsync(root.Channel, root.Ts, "checkout 2.4.0 regressed", null, CancellationToken.None);
+        var reply = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "p95 went up", ThreadTs: root.Ts), CancellationToken.None);
+
+        Assert.Empty(slack.Violations);
+        Assert.Equal("C0DECIDE01", root.Channel);
+        Assert.NotEqual(root.Ts, reply.Ts);
+        Assert.Equal("checkout 2.4.0 regressed", slack.MessageText(root.Ts));
+        var posted = slack.Delivered(SlackMethods.PostMessage)[0].Body;
+        Assert.Equal("rollback", posted.GetProperty("blocks")[1].GetProperty("elements")[0].GetProperty("action_id").GetString());
+        Assert.Equal("gh-1", posted.GetProperty("blocks")[1].GetProperty("elements")[0].GetProperty("value").GetString());
+        Assert.Equal(root.Ts, slack.Delivered(SlackMethods.PostMessage)[1].Body.GetProperty("thread_ts").GetString());
+    }
+
+    [Fact]
+    public async Task PostMessage_SlackAnswersOkFalse_ThrowsWithSlacksErrorCode()
+    {
+        slack.FailNext("channel_not_found");
+        var error = await Assert.ThrowsAsync<SlackApiException>(() =>
+            Client.PostMessageAsync(new SlackMessage("C0NOPE", "hello"), CancellationToken.None));
+        Assert.Equal("channel_not_found", error.Error);
+    }
+
+    [Fact]
+    public async Task PostMessage_ShortRetryAfter_WaitsThenSucceeds()
+    {
+        slack.AnswerNext(429, retryAfterSeconds: "1");
+        var clock = Stopwatch.StartNew();
+        var posted = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None);
+        Assert.True(clock.Elapsed >= TimeSpan.FromSeconds(0.9), $"retried after {clock.Elapsed}");
+        Assert.NotEmpty(posted.Ts);
+        Assert.Equal(2, slack.Calls.Count);
+    }
+
+    [Fact]
+    public async Task PostMessage_LongRetryAfter_LeavesTheWaitToTheCaller()
+    {
+        slack.AnswerNext(429, retryAfterSeconds: "30");
+        var limited = await Assert.ThrowsAsync<SlackRateLimitedException>(() =>
+            Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None));
+        Assert.Equal(TimeSpan.FromSeconds(30), limited.RetryAfter);
+        Assert.Single(slack.Calls);
+    }
+
+    [Fact]
+    public async Task PostMessage_TransientServerErrors_RetriedUntilSlackAnswers()
+    {
+        slack.AnswerNext(503);
+        slack.AnswerNext(502);
+        var posted = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None);
+        Assert.NotEmpty(posted.Ts);
+        Assert.Equal(3, slack.Calls.Count);
+    }
+
+    [Fact]
+    public async Task PostMessage_SlackDown_ThrowsUnavailableAfterRetries()
+    {
+        slack.Down = true;
+        await Assert.ThrowsAsync<SlackUnavailableException>(() =>
+            Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None));
+        Assert.Equal(1 + SlackResilience.MaxRetryAttempts, slack.Calls.Count);
+    }
+}

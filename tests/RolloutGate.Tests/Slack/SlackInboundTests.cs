@@ -1,0 +1,147 @@
+using System.Net;
+using RolloutGate.Slack;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Slack;
+
+public sealed class SlackInboundTests
+{
+    private const string Approver = SlackTestService.Approver;
+    private const string Stranger = SlackTestService.Stranger;
+
+    [Fact]
+    public async Task Requests_WrongOrStaleOrUnconfiguredSignature_Refused401AndChangeNothing()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-sig-1");
+        var form = "user_id=U024BE7LH&command=%2Frolloutgate&text=stop+gh-sig-1";
+
+        Assert.Equal(HttpStatusCode.Unauthorized, (await test.PostSignedAsync("/slack/commands", form, secret: "not-the-secret")).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized,
+            (await test.PostSignedAsync("/slack/commands", form, timestamp: DateTimeOffset.UtcNow.ToUnixTimeSeconds() - 400)).StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized,
+            (await test.PostSignedAsync("/slack/interactions", "payload=%7B%7D", timestamp: DateTimeOffset.UtcNow.ToUnixTimeSeconds() + 400)).StatusCode);
+        Assert.Equal("watching", await test.StateAsync("gh-sig-1"));
+
+        await using var unconfigured = await SlackTestService.StartAsync(signingSecret: "");
+        await unconfigured.WatchAsync("gh-sig-2");
+        var response = await unconfigured.CommandAsync("U024BE7LH", "stop gh-sig-2");
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.Contains("no signing secret", await response.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("watching", await unconfigured.StateAsync("gh-sig-2"));
+    }
+
+    [Fact]
+    public async Task Regression_Recommend_PostsEvidenceAndThreeButtons()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-rec-1");
+        await test.RegressThroughWatchAsync("gh-rec-1", SlackTestService.P95Regressed);
+        await test.AllDeliveredAsync();
+
+        var posts = test.Slack.Delivered(SlackMethods.PostMessage);
+        var root = posts[0];
+        Assert.Equal("checkout 2.4.0 in production: regressed", test.Slack.MessageText(root.Ts!));
+        var verdict = posts.Single(p => p.Body.GetProperty("text").GetString()!.Contains("a verdict changed", StringComparison.Ordinal));
+        var evidence = verdict.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
+        Assert.Contains("*p95-latency*: 0.912 (baseline 0.64, threshold 0.768) → regression: p95 rose 43% over the baseline", evidence, StringComparison.Ordinal);
+
+        var recommendation = posts.Last();
+        Assert.Equal(root.Ts, recommendation.Body.GetProperty("thread_ts").GetString());
+        var buttons = recommendation.Body.GetProperty("blocks")[1];
+        Assert.Equal("actions", buttons.GetProperty("type").GetString());
+        Assert.Equal(["rollback", "dismiss", "stop"], buttons.GetProperty("elements").EnumerateArray().Select(b => b.GetProperty("action_id").GetString()));
+        Assert.Equal(["Roll back", "Keep", "Stop automation"], buttons.GetProperty("elements").EnumerateArray().Select(b => b.GetProperty("text").GetProperty("text").GetString()));
+        Assert.All(buttons.GetProperty("elements").EnumerateArray(), b => Assert.Equal("gh-rec-1", b.GetProperty("value").GetString()));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task RollbackButton_PressedByApprover_RollsBackOnceAndAuditsTheSlackUser()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-press-1");
+        await test.RegressThroughWatchAsync("gh-press-1", SlackTestService.P95Regressed);
+
+        var clock = System.Diagnostics.Stopwatch.StartNew();
+        var first = await test.PressAsync(Approver, "rollback", "gh-press-1");
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.True(clock.Elapsed < TimeSpan.FromSeconds(3), $"Slack waits 3 s at most; this took {clock.Elapsed}");
+        Assert.Equal("rolling-back", await test.StateAsync("gh-press-1"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events",
+            $"type = 'decision' AND actor = '{Approver}' AND deployment_id = 'gh-press-1' AND data LIKE '%\"source\":\"slack\"%'"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events",
+            $"type = 'deployment.state-changed' AND actor = '{Approver}' AND data LIKE '%\"to\":\"rolling-back\"%'"));
+
+        var second = await test.PressAsync(SlackTestService.Owner, "rollback", "gh-press-1");
+        Assert.Equal(HttpStatusCode.OK, second.StatusCode);
+        Assert.Equal("rolling-back", await test.StateAsync("gh-press-1"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions", "deployment_id = 'gh-press-1'"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events", "type = 'slack.action' AND data LIKE '%no effect%'"));
+
+        await test.AllDeliveredAsync();
+        var ephemeral = Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral));
+        Assert.Equal(SlackTestService.Owner, ephemeral.Body.GetProperty("user").GetString());
+        Assert.Equal($"Already rolled back by <@{Approver}> (gh-press-1 is rolling-back); nothing changed.", ephemeral.Body.GetProperty("text").GetString());
+        var decisionReply = test.Slack.Delivered(SlackMethods.PostMessage).Last();
+        Assert.Equal($"<@{Approver}> decided *rollback* (via slack): via Slack", decisionReply.Body.GetProperty("text").GetString());
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task Button_PressedByStranger_RefusedEphemerallyAuditedAndNothingChanges()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-stranger-1");
+        await test.RegressAsync("gh-stranger-1");
+
+        Assert.Equal(HttpStatusCode.OK, (await test.PressAsync(Stranger, "rollback", "gh-stranger-1")).StatusCode);
+
+        Assert.Equal("regressed", await test.StateAsync("gh-stranger-1"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events", $"type = 'refusal' AND actor = '{Stranger}' AND deployment_id = 'gh-stranger-1'"));
+        await test.AllDeliveredAsync();
+        var ephemeral = Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral));
+        Assert.Equal(Stranger, ephemeral.Body.GetProperty("user").GetString());
+        Assert.Equal("C0DECIDE01", ephemeral.Body.GetProperty("channel").GetString());
+        Assert.Equal("Only the owner and approvers of runbook checkout may rollback gh-stranger-1; nothing changed.", ephemeral.Body.GetProperty("text").GetString());
+        Assert.Contains(test.Slack.Delivered(SlackMethods.PostMessage), p => p.Body.GetProperty("text").GetString()!.StartsWith($"Refused: <@{Stranger}>", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task SlashCommands_StatusAndStop()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-cmd-1");
+
+        var status = await (await test.CommandAsync(Stranger, "status gh-cmd-1")).JsonAsync();
+        Assert.Equal("ephemeral", status.GetProperty("response_type").GetString());
+        Assert.Contains("checkout `2.4.0` in production: *watching*", status.GetProperty("text").GetString(), StringComparison.Ordinal);
+
+        var byService = await (await test.CommandAsync(Stranger, "status checkout")).JsonAsync();
+        Assert.StartsWith("Latest deployments of checkout:\n• <https://rolloutgate.example/api/v1/deployments/gh-cmd-1|gh-cmd-1>",
+            byService.GetProperty("text").GetString(), StringComparison.Ordinal);
+
+        var refused = await (await test.CommandAsync(Stranger, "stop gh-cmd-1")).JsonAsync();
+        Assert.Equal("Only the owner and approvers of runbook checkout may stop gh-cmd-1; nothing changed.", refused.GetProperty("text").GetString());
+        Assert.Equal("watching", await test.StateAsync("gh-cmd-1"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events", $"type = 'refusal' AND actor = '{Stranger}'"));
+
+        var stopped = await (await test.CommandAsync(SlackTestService.Owner, "stop gh-cmd-1 pager storm, investigating")).JsonAsync();
+        Assert.Equal("Done: checkout gh-cmd-1 is now stopped.", stopped.GetProperty("text").GetString());
+        Assert.Equal("stopped", await test.StateAsync("gh-cmd-1"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions",
+            $"actor = '{SlackTestService.Owner}' AND kind = 'stop' AND reason = 'pager storm, investigating'"));
+
+        var usage = await (await test.CommandAsync(SlackTestService.Owner, "launch rockets")).JsonAsync();
+        Assert.Equal(SlackEndpoints.Usage, usage.GetProperty("text").GetString());
+        var unknown = await (await test.CommandAsync(SlackTestService.Owner, "status nothing-here")).JsonAsync();
+        Assert.Equal("No deployment or service is called nothing-here.", unknown.GetProperty("text").GetString());
+
+        // The host logs at trace level: neither Slack secret may show, including in the outgoing calls of the thread.
+        await test.AllDeliveredAsync();
+        Assert.NotEmpty(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.DoesNotContain(test.Service.Host.Logs.Lines, line =>
+            line.Contains(FakeSlack.BotToken, StringComparison.Ordinal) || line.Contains(SlackTestService.SigningSecret, StringComparison.Ordinal));
+    }
+}

@@ -1,0 +1,158 @@
+using System.Globalization;
+using System.Net.Http.Json;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Decisions;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
+using RolloutGate.Slack;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Slack;
+
+/// <summary>The real service wired to a fake Slack, with a signing secret, and quick outbox retries.</summary>
+public sealed class SlackTestService : IAsyncDisposable
+{
+    public const string SigningSecret = "test-slack-signing-secret";
+    public const string Owner = "U024BE7LH";
+    public const string Approver = "U0G9QF9C6";
+    public const string Stranger = "U0STRANGER";
+
+    private SlackTestService(FakeSlack slack, TestService service)
+    {
+        Slack = slack;
+        Service = service;
+    }
+
+    public FakeSlack Slack { get; }
+
+    public TestService Service { get; }
+
+    public static async Task<SlackTestService> StartAsync(
+        bool withBotToken = true, string? runbook = null, string? signingSecret = SigningSecret, IDictionary<string, string?>? moreSettings = null)
+    {
+        var slack = await FakeSlack.StartAsync();
+        var settings = new Dictionary<string, string?>
+        {
+            ["RolloutGate:Slack:ApiBaseUrl"] = slack.ApiBaseUrl,
+            ["RolloutGate:Slack:BotToken"] = withBotToken ? FakeSlack.BotToken : "",
+            ["RolloutGate:Slack:SigningSecret"] = signingSecret,
+            ["RolloutGate:Slack:DispatchInterval"] = "00:00:00.100",
+            ["RolloutGate:Slack:RetryBaseDelay"] = "00:00:00.200",
+            ["RolloutGate:Slack:RetryMaxDelay"] = "00:00:01",
+            ["RolloutGate:PublicUrl"] = "https://rolloutgate.example",
+        };
+        foreach (var (key, value) in moreSettings ?? new Dictionary<string, string?>())
+        {
+            settings[key] = value;
+        }
+
+        var service = await TestService.StartAsync([("checkout.yaml", runbook ?? TestRunbooks.Minimal())], settings);
+        return new SlackTestService(slack, service);
+    }
+
+    /// <summary>predeploy then deployed: the deployment is being watched.</summary>
+    public async Task WatchAsync(string deploymentId)
+    {
+        (await Service.Webhooks.SendEventAsync("predeploy", deploymentId)).EnsureSuccessStatusCode();
+        (await Service.Webhooks.SendEventAsync("deployed", deploymentId)).EnsureSuccessStatusCode();
+    }
+
+    /// <summary>What the watch will do: move a watched deployment to regressed (allowed in tests, see the brief).</summary>
+    public Task RegressAsync(string deploymentId) =>
+        Service.Database.ExecuteAsync($"UPDATE deployments SET state = 'regressed' WHERE id = '{deploymentId}'");
+
+    /// <summary>What the watch does on a regression: state change, verdict event and the decision policy, in one transaction.</summary>
+    public async Task RegressThroughWatchAsync(string deploymentId, params MetricEvidence[] evidence)
+    {
+        await using var scope = Service.Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleAsync(d => d.Id == deploymentId);
+        var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, DateTimeOffset.UtcNow);
+        await db.SaveChangesAsync();
+        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
+        [
+            new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new { metrics = evidence }),
+            change,
+        ], CancellationToken.None);
+        var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().GoverningRunbook(deployment);
+        await scope.ServiceProvider.GetRequiredService<DecisionPolicy>().OnRegressedAsync(db, deployment, runbook, evidence, CancellationToken.None);
+        await transaction.CommitAsync();
+    }
+
+    public static readonly MetricEvidence P95Regressed =
+        new("p95-latency", 0.912, 0.64, 0.768, "regression", "p95 rose 43% over the baseline; the limit is 20%");
+
+    public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL");
+
+    public async Task<string?> StateAsync(string deploymentId) =>
+        await Service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{deploymentId}'");
+
+    public Task<HttpResponseMessage> PostSignedAsync(string path, string form, long? timestamp = null, string? secret = null)
+    {
+        var ts = (timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture);
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
+        {
+            Content = new StringContent(form, Encoding.UTF8, "application/x-www-form-urlencoded"),
+        };
+        request.Headers.Add(SlackRequestVerifier.TimestampHeader, ts);
+        request.Headers.Add(SlackRequestVerifier.SignatureHeader, SlackRequestVerifier.Signature(secret ?? SigningSecret, ts, Encoding.UTF8.GetBytes(form)));
+        return Service.Client.SendAsync(request);
+    }
+
+    /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload.</summary>
+    public Task<HttpResponseMessage> PressAsync(string user, string actionId, string deploymentId)
+    {
+        var payload = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            type = "block_actions",
+            user = new { id = user, username = "someone", team_id = "T0001" },
+            api_app_id = "A0001",
+            container = new { type = "message", message_ts = "1700000000.000001", channel_id = "C0DECIDE01", is_ephemeral = false },
+            channel = new { id = "C0DECIDE01", name = "decisions" },
+            response_url = "https://hooks.slack.com/actions/T0001/1/abc",
+            actions = new[]
+            {
+                new { action_id = actionId, block_id = SlackMessages.RecommendationBlockId, type = "button", value = deploymentId, action_ts = "1700000001.000001" },
+            },
+        });
+        return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
+    }
+
+    /// <summary>A slash command as Slack sends it (form fields).</summary>
+    public Task<HttpResponseMessage> CommandAsync(string user, string text) =>
+        PostSignedAsync("/slack/commands", string.Join('&',
+            "token=legacy", "team_id=T0001", "channel_id=C0DECIDE01", "channel_name=decisions", $"user_id={user}", "user_name=someone",
+            "command=%2Frolloutgate", $"text={Uri.EscapeDataString(text)}", "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1",
+            "trigger_id=1.2.3"));
+
+    public Task<HttpResponseMessage> OperatorDecideAsync(string deploymentId, string kind) =>
+        Service.Operator().PostAsJsonAsync($"/api/v1/deployments/{deploymentId}/{kind}", new { actor = "alice", reason = "test" });
+
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int seconds = 20)
+    {
+        var deadline = DateTime.UtcNow.AddSeconds(seconds);
+        while (!await condition())
+        {
+            if (DateTime.UtcNow > deadline)
+            {
+                throw new TimeoutException($"not within {seconds} s: {what}");
+            }
+
+            await Task.Delay(50);
+        }
+    }
+
+    public Task AllDeliveredAsync(int seconds = 20) => EventuallyAsync(async () => await PendingAsync() == 0, "every outbox row delivered", seconds);
+
+    public async ValueTask DisposeAsync()
+    {
+        await Service.DisposeAsync();
+        await Slack.DisposeAsync();
+    }
+}
