@@ -79,7 +79,7 @@ public sealed class DecisionPolicy(
         var decided = 0;
         foreach (var deployment in waiting)
         {
-            var rollback = runbooks.GoverningRunbook(deployment).Rollback;
+            var rollback = runbooks.VersionOf(deployment).Rollback;
             // updated_at is when the deployment entered regressed: nothing else writes a regressed deployment.
             if (rollback.Mode != RollbackMode.Recommend || deployment.UpdatedAt + rollback.ApprovalTimeout > now)
             {

@@ -31,7 +31,7 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
                 continue;
             }
 
-            var runbook = runbooks.GoverningRunbook(deployment);
+            var runbook = runbooks.VersionOf(deployment);
             var channel = runbook.DecisionChannel;
             var now = time.GetUtcNow();
             if (audit.Type == AuditEventTypes.StateChanged)

@@ -42,7 +42,7 @@ public sealed class SlackActions(
             return $"Deployment {SlackMessages.Escape(deploymentId)} is unknown.";
         }
 
-        var runbook = runbooks.GoverningRunbook(deployment);
+        var runbook = runbooks.VersionOf(deployment);
         if (!runbook.MayDecide(userId))
         {
             var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {deploymentId}; nothing changed.";

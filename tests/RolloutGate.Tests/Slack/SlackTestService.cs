@@ -80,7 +80,7 @@ public sealed class SlackTestService : IAsyncDisposable
             new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new { metrics = evidence }),
             change,
         ], CancellationToken.None);
-        var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().GoverningRunbook(deployment);
+        var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().VersionOf(deployment);
         await scope.ServiceProvider.GetRequiredService<DecisionPolicy>().OnRegressedAsync(db, deployment, runbook, evidence, CancellationToken.None);
         await transaction.CommitAsync();
     }
