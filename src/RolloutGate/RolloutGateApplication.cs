@@ -70,6 +70,7 @@ public static class RolloutGateApplication
         app.MapDeploymentsApi();
         app.MapAuditApi();
         app.MapReportsApi();
+        app.MapRunbookReports();
         app.MapSlack();
         app.MapInbox();
         app.MapDemoWorkload(app.Configuration);
