@@ -1,4 +1,5 @@
 using RolloutGate.Benchmarks.Detection;
+using RolloutGate.Benchmarks.Reports;
 using RolloutGate.Benchmarks.Webhooks;
 
 // One program, one benchmark per first argument, so benchmarks can be added side by side.
@@ -6,6 +7,7 @@ return args.FirstOrDefault() switch
 {
     "detection" => DetectionBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
+    "reports" => await ReportsBenchmark.RunAsync(args[1..]),
     _ => Usage(),
 };
 
@@ -13,7 +15,8 @@ static int Usage()
 {
     Console.Error.WriteLine("""
         usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h]
-               tests/RolloutGate.Benchmarks/run-webhooks.sh [--seconds 20] [--concurrency 16]
+               tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks [--seconds 20] [--concurrency 16]
+               tests/RolloutGate.Benchmarks/run-with-postgres.sh reports [--events 1000000]
         """);
     return 2;
 }

@@ -218,6 +218,15 @@ public sealed partial class WebhookProcessor(
 
         deployment.State = change.To!;
         deployment.UpdatedAt = now;
+        if (change.To == DeploymentState.Regressed)
+        {
+            deployment.RegressedAt ??= now;
+        }
+        else if (change.To == DeploymentState.RolledBack)
+        {
+            deployment.RolledBackAt ??= now;
+        }
+
         return new AuditEntry(AuditEventTypes.StateChanged, deployment.Id, deployment.Service, actor,
             new { from = change.From, to = change.To, trigger = trigger.ToString() });
     }

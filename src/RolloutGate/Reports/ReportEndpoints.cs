@@ -16,7 +16,7 @@ namespace RolloutGate.Reports;
 /// <item><c>autoRollbacks</c>: rollback decisions taken by <c>rolloutgate</c> itself; <c>humanDecisions</c>: decisions by anyone else;
 /// <c>dismissedRecommendations</c>: decisions to keep a change that was recommended for rollback.</item>
 /// </list>
-/// Times come from the audit trail's state-change events, which are written in the same transaction as the change.
+/// The times are kept on the deployment row by the same transaction that changes its state (migration 0006).
 /// </summary>
 public static class ReportEndpoints
 {
@@ -34,20 +34,12 @@ public static class ReportEndpoints
     {
         var rows = await db.Database.SqlQuery<ServiceSummaryRow>($"""
             WITH watched AS (
-                SELECT d.id, d.service, d.state, d.deployed_at
+                SELECT d.id, d.service, d.state, d.deployed_at, d.regressed_at, d.rolled_back_at
                 FROM deployments d
                 WHERE d.deployed_at IS NOT NULL
                   AND ({from}::timestamptz IS NULL OR d.deployed_at >= {from})
                   AND ({to}::timestamptz IS NULL OR d.deployed_at < {to})
                   AND ({service}::text IS NULL OR d.service = {service})
-            ),
-            transitions AS (
-                SELECT w.id,
-                       min(a.at) FILTER (WHERE a.data::jsonb ->> 'to' = 'regressed')   AS regressed_at,
-                       min(a.at) FILTER (WHERE a.data::jsonb ->> 'to' = 'rolled-back') AS rolled_back_at
-                FROM watched w
-                JOIN audit_events a ON a.deployment_id = w.id AND a.type = 'deployment.state-changed'
-                GROUP BY w.id
             ),
             decided AS (
                 SELECT w.service,
@@ -60,16 +52,15 @@ public static class ReportEndpoints
             SELECT w.service AS "Service",
                    count(*)::int AS "Deployments",
                    count(*) FILTER (WHERE w.state = 'rolled-back')::int AS "Rollbacks",
-                   count(*) FILTER (WHERE t.regressed_at IS NOT NULL OR w.state = 'rolled-back')::int AS "Failures",
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.regressed_at - w.deployed_at))
+                   count(*) FILTER (WHERE w.regressed_at IS NOT NULL OR w.state = 'rolled-back')::int AS "Failures",
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.regressed_at - w.deployed_at))
                        AS "MedianTimeToDetectSeconds",
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM t.rolled_back_at - coalesce(t.regressed_at, w.deployed_at)))
+                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.rolled_back_at - coalesce(w.regressed_at, w.deployed_at)))
                        AS "MedianTimeToRollbackSeconds",
                    coalesce(max(dd.auto_rollbacks), 0)::int AS "AutoRollbacks",
                    coalesce(max(dd.human_decisions), 0)::int AS "HumanDecisions",
                    coalesce(max(dd.dismissed), 0)::int AS "DismissedRecommendations"
             FROM watched w
-            LEFT JOIN transitions t ON t.id = w.id
             LEFT JOIN decided dd ON dd.service = w.service
             GROUP BY w.service
             ORDER BY w.service

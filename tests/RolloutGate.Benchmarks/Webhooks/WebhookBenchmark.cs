@@ -3,13 +3,6 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
-using Microsoft.Extensions.Configuration;
-using Microsoft.Extensions.DependencyInjection;
-using Microsoft.Extensions.Logging;
-using Npgsql;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate.Benchmarks.Webhooks;
@@ -17,7 +10,7 @@ namespace RolloutGate.Benchmarks.Webhooks;
 /// <summary>
 /// Signed CD webhook deliveries per second that one instance sustains, every delivery audited, with p50/p99 latency.
 /// The real service runs in this process on Kestrel over loopback HTTP against a real PostgreSQL
-/// (ROLLOUTGATE_BENCH_CONNECTION, normally set by run-webhooks.sh). Each worker owns its own services and walks
+/// (ROLLOUTGATE_BENCH_CONNECTION, normally set by run-with-postgres.sh). Each worker owns its own services and walks
 /// predeploy (allowed: built-in rules, runbook version, audit) then cancelled, so every delivery does the full work
 /// and none is refused by the one-change-at-a-time rule. Client and server share the machine's cores.
 /// </summary>
@@ -30,36 +23,28 @@ public static class WebhookBenchmark
     {
         var seconds = Option(args, "--seconds", 20);
         var concurrency = Option(args, "--concurrency", 16);
-        var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
+        var connection = BenchmarkHost.AdminConnection;
         if (string.IsNullOrEmpty(connection))
         {
-            await Console.Error.WriteLineAsync("ROLLOUTGATE_BENCH_CONNECTION is not set: run tests/RolloutGate.Benchmarks/run-webhooks.sh");
+            await Console.Error.WriteLineAsync("ROLLOUTGATE_BENCH_CONNECTION is not set: run tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks");
             return 2;
         }
 
-        var database = await CreateDatabaseAsync(connection);
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-runbooks-").FullName;
         for (var worker = 0; worker < concurrency; worker++)
         {
             await File.WriteAllTextAsync(Path.Combine(runbooks, $"svc-{worker}.yaml"), Runbook($"svc-{worker}"));
         }
 
-        var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0"]);
-        builder.Configuration.AddInMemoryCollection(new Dictionary<string, string?>
+        await using var host = await BenchmarkHost.StartAsync(connection, new Dictionary<string, string?>
         {
-            ["ConnectionStrings:RolloutGate"] = database,
             ["RolloutGate:Webhook:Secret"] = Secret,
             ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
             ["RolloutGate:RunbooksPath"] = runbooks,
         });
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.AddRolloutGate();
-        await using var app = builder.Build();
-        app.MapRolloutGate();
-        await app.StartAsync();
-        var address = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var address = host.Address;
 
-        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 2 }) { BaseAddress = new Uri(address) };
+        using var http = new HttpClient(new SocketsHttpHandler { MaxConnectionsPerServer = concurrency * 2 }) { BaseAddress = address };
         // Warm-up: JIT, connection pools, EF model.
         await RunWorkersAsync(http, concurrency, TimeSpan.FromSeconds(3), "warmup");
         var measured = await RunWorkersAsync(http, concurrency, TimeSpan.FromSeconds(seconds), "run");
@@ -67,8 +52,8 @@ public static class WebhookBenchmark
         var latencies = measured.SelectMany(w => w.Latencies).Order().ToArray();
         var failures = measured.Sum(w => w.Failures);
         var elapsed = measured.Max(w => w.Elapsed);
-        var audited = await ScalarAsync(database, "SELECT count(*) FROM audit_events WHERE type LIKE 'webhook.%'");
-        var delivered = await ScalarAsync(database, "SELECT count(*) FROM webhook_deliveries");
+        var audited = await host.ScalarAsync("SELECT count(*) FROM audit_events WHERE type LIKE 'webhook.%'");
+        var delivered = await host.ScalarAsync("SELECT count(*) FROM webhook_deliveries");
         http.DefaultRequestHeaders.Authorization = new("Bearer", ReaderToken);
         var verify = await http.GetStringAsync(new Uri("/api/v1/audit/verify", UriKind.Relative));
 
@@ -80,8 +65,6 @@ public static class WebhookBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {concurrency} | {latencies.Length} | {failures} | {latencies.Length / elapsed.TotalSeconds:F0} | {Percentile(latencies, 0.50):F1} | {Percentile(latencies, 0.99):F1} | {latencies[^1]:F1} | {audited} of {delivered} deliveries | {verify} |"));
 
-        await app.StopAsync();
-        await DropDatabaseAsync(connection, database);
         Directory.Delete(runbooks, recursive: true);
         return failures == 0 && audited == delivered ? 0 : 1;
     }
@@ -148,37 +131,6 @@ public static class WebhookBenchmark
                 preset: p95-latency
                 maxIncrease: 20%
         """;
-
-    private static async Task<string> CreateDatabaseAsync(string connection)
-    {
-        var name = "rg_bench_" + Guid.NewGuid().ToString("N")[..8];
-        await using (var admin = new NpgsqlConnection(connection))
-        {
-            await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        return new NpgsqlConnectionStringBuilder(connection) { Database = name, MaxPoolSize = 100 }.ConnectionString;
-    }
-
-    private static async Task DropDatabaseAsync(string connection, string database)
-    {
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(connection);
-        await admin.OpenAsync();
-        var name = new NpgsqlConnectionStringBuilder(database).Database;
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<long> ScalarAsync(string connection, string sql)
-    {
-        await using var db = new NpgsqlConnection(connection);
-        await db.OpenAsync();
-        await using var command = new NpgsqlCommand(sql, db);
-        return (long)(await command.ExecuteScalarAsync())!;
-    }
 
     private static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];

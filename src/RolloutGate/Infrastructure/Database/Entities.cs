@@ -57,6 +57,12 @@ public sealed class DeploymentRow
 
     public DateTimeOffset? BaselineTo { get; set; }
 
+    /// <summary>When the watch found the regression (first move to regressed); null if it never regressed.</summary>
+    public DateTimeOffset? RegressedAt { get; set; }
+
+    /// <summary>When the change was rolled back (by RolloutGate or the pipeline); null if it was not.</summary>
+    public DateTimeOffset? RolledBackAt { get; set; }
+
     public List<DecisionRow> Decisions { get; set; } = [];
 }
 
