@@ -1,4 +1,5 @@
 using RolloutGate.Benchmarks.Detection;
+using RolloutGate.Benchmarks.Watches;
 using RolloutGate.Benchmarks.Webhooks;
 
 // One program, one benchmark per first argument, so benchmarks can be added side by side.
@@ -6,6 +7,8 @@ return args.FirstOrDefault() switch
 {
     "detection" => DetectionBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
+    "watches" => await WatchScaleBenchmark.RunAsync(args[1..]),
+    "watch-series" => WatchScaleBenchmark.Series(args[1..]),
     _ => Usage(),
 };
 
@@ -14,6 +17,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR]
                tests/RolloutGate.Benchmarks/run-webhooks.sh [--seconds 20] [--concurrency 16]
+               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--set RolloutGate:Watch:Key=Value]
         """);
     return 2;
 }

@@ -37,7 +37,7 @@ public static class WebhookBenchmark
             return 2;
         }
 
-        var database = await CreateDatabaseAsync(connection);
+        var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_");
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-runbooks-").FullName;
         for (var worker = 0; worker < concurrency; worker++)
         {
@@ -81,7 +81,7 @@ public static class WebhookBenchmark
             $"| {concurrency} | {latencies.Length} | {failures} | {latencies.Length / elapsed.TotalSeconds:F0} | {Percentile(latencies, 0.50):F1} | {Percentile(latencies, 0.99):F1} | {latencies[^1]:F1} | {audited} of {delivered} deliveries | {verify} |"));
 
         await app.StopAsync();
-        await DropDatabaseAsync(connection, database);
+        await BenchmarkDatabase.DropAsync(connection, database);
         Directory.Delete(runbooks, recursive: true);
         return failures == 0 && audited == delivered ? 0 : 1;
     }
@@ -148,29 +148,6 @@ public static class WebhookBenchmark
                 preset: p95-latency
                 maxIncrease: 20%
         """;
-
-    private static async Task<string> CreateDatabaseAsync(string connection)
-    {
-        var name = "rg_bench_" + Guid.NewGuid().ToString("N")[..8];
-        await using (var admin = new NpgsqlConnection(connection))
-        {
-            await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        return new NpgsqlConnectionStringBuilder(connection) { Database = name, MaxPoolSize = 100 }.ConnectionString;
-    }
-
-    private static async Task DropDatabaseAsync(string connection, string database)
-    {
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(connection);
-        await admin.OpenAsync();
-        var name = new NpgsqlConnectionStringBuilder(database).Database;
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
 
     private static async Task<long> ScalarAsync(string connection, string sql)
     {
