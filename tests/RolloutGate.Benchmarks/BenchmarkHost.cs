@@ -34,7 +34,7 @@ public sealed class BenchmarkHost : IAsyncDisposable
 
     public static async Task<BenchmarkHost> StartAsync(string adminConnection, IDictionary<string, string?> settings)
     {
-        var database = await CreateDatabaseAsync(adminConnection);
+        var database = await BenchmarkDatabase.CreateAsync(adminConnection, "rg_bench_");
         var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0"]);
         var all = new Dictionary<string, string?>(settings) { ["ConnectionStrings:RolloutGate"] = database };
         builder.Configuration.AddInMemoryCollection(all);
@@ -67,24 +67,6 @@ public sealed class BenchmarkHost : IAsyncDisposable
     {
         await App.StopAsync();
         await App.DisposeAsync();
-        NpgsqlConnection.ClearAllPools();
-        await using var admin = new NpgsqlConnection(adminConnection);
-        await admin.OpenAsync();
-        var name = new NpgsqlConnectionStringBuilder(Database).Database;
-        await using var drop = new NpgsqlCommand($"DROP DATABASE IF EXISTS {name} WITH (FORCE)", admin);
-        await drop.ExecuteNonQueryAsync();
-    }
-
-    private static async Task<string> CreateDatabaseAsync(string connection)
-    {
-        var name = "rg_bench_" + Guid.NewGuid().ToString("N")[..8];
-        await using (var admin = new NpgsqlConnection(connection))
-        {
-            await admin.OpenAsync();
-            await using var create = new NpgsqlCommand($"CREATE DATABASE {name}", admin);
-            await create.ExecuteNonQueryAsync();
-        }
-
-        return new NpgsqlConnectionStringBuilder(connection) { Database = name, MaxPoolSize = 100 }.ConnectionString;
+        await BenchmarkDatabase.DropAsync(adminConnection, Database);
     }
 }

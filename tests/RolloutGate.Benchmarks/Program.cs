@@ -1,5 +1,6 @@
 using RolloutGate.Benchmarks.Detection;
 using RolloutGate.Benchmarks.Reports;
+using RolloutGate.Benchmarks.Watches;
 using RolloutGate.Benchmarks.Webhooks;
 
 // One program, one benchmark per first argument, so benchmarks can be added side by side.
@@ -8,6 +9,8 @@ return args.FirstOrDefault() switch
     "detection" => DetectionBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     "reports" => await ReportsBenchmark.RunAsync(args[1..]),
+    "watches" => await WatchScaleBenchmark.RunAsync(args[1..]),
+    "watch-series" => WatchScaleBenchmark.Series(args[1..]),
     _ => Usage(),
 };
 
@@ -17,6 +20,7 @@ static int Usage()
         usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks [--seconds 20] [--concurrency 16]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh reports [--events 1000000]
+               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--set RolloutGate:Watch:Key=Value]
         """);
     return 2;
 }

@@ -25,6 +25,7 @@ public static class WatchExtensions
                 // Whatever is running when the host stops is told to stop; the interval in flight is evaluated again later.
                 scheduler.ShutdownJobInterruption = ShutdownJobInterruption.Always;
             });
+            quartz.UseDefaultThreadPool(pool => pool.MaxConcurrency = watch.MaxConcurrency);
             quartz.UsePersistentStore(store =>
             {
                 store.UsePostgres(source => source.DataSourceFactory = provider => provider.GetRequiredService<NpgsqlDataSource>());

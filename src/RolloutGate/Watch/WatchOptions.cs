@@ -14,6 +14,14 @@ public sealed class WatchOptions
     /// <summary>How often a replica checks in with the cluster; a replica silent for longer has its jobs recovered by another.</summary>
     public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// How many watch fires may run at once on this replica (Quartz's thread pool, whose own default is 10; Quartz also
+    /// acquires up to this many due triggers per round trip to the job store). A fire mostly waits on Prometheus and
+    /// PostgreSQL, so more than the cores pays; each fire holds a database connection while it stores, so keep it well
+    /// under the connection pool's size.
+    /// </summary>
+    public int MaxConcurrency { get; set; } = 10;
+
     /// <summary>How often every deployment in state watching is checked for its job (also done once at start-up).</summary>
     public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromMinutes(1);
 }

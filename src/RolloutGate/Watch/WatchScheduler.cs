@@ -28,18 +28,7 @@ public sealed class WatchScheduler(ISchedulerFactory factory)
             return;
         }
 
-        var job = JobBuilder.Create<WatchJob>()
-            .WithIdentity(key)
-            .UsingJobData(DeploymentIdKey, deploymentId)
-            .RequestRecovery()
-            .Build();
-        var trigger = TriggerBuilder.Create()
-            .WithIdentity(deploymentId, Group)
-            .ForJob(key)
-            .StartNow()
-            // A missed fire needs no replay: the next fire evaluates every interval that is due, each at its own time.
-            .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever().WithMisfireInstruction(SimpleTriggerMisfireInstruction.NextWithRemainingCount))
-            .Build();
+        var (job, trigger) = Define(deploymentId, interval, startAt: null);
         try
         {
             await scheduler.ScheduleJob(job, trigger, default, cancellationToken);
@@ -48,6 +37,28 @@ public sealed class WatchScheduler(ISchedulerFactory factory)
         {
             // Another replica (or the reconciler) scheduled it meanwhile: one job it is.
         }
+    }
+
+    /// <summary>
+    /// The durable job of a deployment's watch and its trigger, first firing at <paramref name="startAt"/> (now when null),
+    /// then every interval. Also used to schedule many watches at once (the scale benchmark).
+    /// </summary>
+    public static (IJobDetail Job, ITrigger Trigger) Define(string deploymentId, TimeSpan interval, DateTimeOffset? startAt)
+    {
+        var key = JobKeyOf(deploymentId);
+        var job = JobBuilder.Create<WatchJob>()
+            .WithIdentity(key)
+            .UsingJobData(DeploymentIdKey, deploymentId)
+            .RequestRecovery()
+            .Build();
+        var trigger = TriggerBuilder.Create()
+            .WithIdentity(deploymentId, Group)
+            .ForJob(key);
+        trigger = startAt is { } at ? trigger.StartAt(at) : trigger.StartNow();
+        // A missed fire needs no replay: the next fire evaluates every interval that is due, each at its own time.
+        return (job, trigger
+            .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever().WithMisfireInstruction(SimpleTriggerMisfireInstruction.NextWithRemainingCount))
+            .Build());
     }
 
     public async Task RemoveAsync(string deploymentId, CancellationToken cancellationToken)

@@ -1,0 +1,323 @@
+using System.Diagnostics;
+using System.Globalization;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.Extensions.Configuration;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Npgsql;
+using Quartz;
+using RolloutGate.Tests.Watch;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Benchmarks.Watches;
+
+/// <summary>
+/// Concurrent watches one instance sustains at a 1-minute interval against a real Prometheus, with the lag of every
+/// evaluation (evaluations.evaluated_at − at: when the row was written against the time t it evaluates). For each N the
+/// real service runs in this process (Quartz with the clustered PostgreSQL job store, the real Prometheus client) on a
+/// fresh database; N deployments in state watching are written straight into the database, spread over a handful of
+/// Istio workloads, each followed at once by the same <see cref="WatchScheduler.EnsureAsync"/> the deployed webhook
+/// calls after its commit (the webhook itself sustains about 80 deliveries/s on 2 cores, too slow to start 10,000).
+/// Then the watches run for a few intervals and the stored evaluations are read back.
+/// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
+/// backfills Prometheus with <see cref="Series"/>.
+/// </summary>
+public static class WatchScaleBenchmark
+{
+    public const int Workloads = 5;
+
+    private const string Namespace = "shop";
+    private static readonly TimeSpan Interval = TimeSpan.FromMinutes(1);
+    private static readonly TimeSpan Baseline = TimeSpan.FromHours(1);
+    private static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
+    private static readonly string[] Metrics = ["p95-latency", "error-rate", "cost-per-request"];
+
+    /// <summary>`watch-series FILE`: the OpenMetrics the Prometheus is backfilled with, healthy traffic from the baseline to 2 h ahead.</summary>
+    public static int Series(string[] args)
+    {
+        var now = Minute(TimeProvider.System.GetUtcNow());
+        var workloads = Enumerable.Range(0, Workloads)
+            .Select(w => new Workload("istio", Namespace, Service(w), TrafficShape.Healthy, TrafficShape.Healthy))
+            .ToList();
+        File.WriteAllText(args[0], MeshTraffic.OpenMetrics(workloads, now - Baseline - TimeSpan.FromMinutes(15), now.AddHours(2), now));
+        return 0;
+    }
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        var counts = Option(args, "--watches", "100,1000").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
+        var minutes = int.Parse(Option(args, "--minutes", "3"), CultureInfo.InvariantCulture);
+        var settings = Options(args, "--set");
+        var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
+        var prometheus = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_PROMETHEUS_URL");
+        if (string.IsNullOrEmpty(connection) || string.IsNullOrEmpty(prometheus))
+        {
+            await Console.Error.WriteLineAsync("ROLLOUTGATE_BENCH_CONNECTION / ROLLOUTGATE_BENCH_PROMETHEUS_URL are not set: run tests/RolloutGate.Benchmarks/run-watches.sh");
+            return 2;
+        }
+
+        var rows = new List<string>();
+        var ok = true;
+        foreach (var n in counts)
+        {
+            var result = await RunOneAsync(connection, prometheus, n, minutes, settings);
+            rows.Add(result.Row);
+            ok &= result.Duplicates == 0;
+            await Console.Error.WriteLineAsync($"[watches] N={n}: {result.Row}");
+        }
+
+        var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --minutes {minutes}{set}");
+        Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
+        Console.WriteLine();
+        Console.WriteLine("| watches | metrics / instant queries per t | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
+        Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
+        foreach (var row in rows)
+        {
+            Console.WriteLine(row);
+        }
+
+        return ok ? 0 : 1;
+    }
+
+    private static async Task<Result> RunOneAsync(string connection, string prometheusUrl, int n, int minutes, IReadOnlyDictionary<string, string> settings)
+    {
+        var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
+        var runbooks = Directory.CreateTempSubdirectory("rg-bench-watch-runbooks-").FullName;
+        for (var w = 0; w < Workloads; w++)
+        {
+            await File.WriteAllTextAsync(Path.Combine(runbooks, $"{Service(w)}.yaml"), Runbook(Service(w)));
+        }
+
+        var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0"]);
+        var configuration = new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:RolloutGate"] = database,
+            ["RolloutGate:Webhook:Secret"] = "benchmark-secret",
+            ["RolloutGate:Api:ReaderTokens:0"] = "benchmark-reader",
+            ["RolloutGate:RunbooksPath"] = runbooks,
+            ["RolloutGate:Prometheus:Url"] = prometheusUrl,
+        };
+        foreach (var (key, value) in settings)
+        {
+            configuration[key] = value;
+        }
+
+        builder.Configuration.AddInMemoryCollection(configuration);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.AddRolloutGate();
+        await using var app = builder.Build();
+        app.MapRolloutGate();
+        await app.StartAsync();
+
+        var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        await using (var db = new NpgsqlConnection(database))
+        {
+            await db.OpenAsync();
+            await using var read = new NpgsqlCommand("SELECT name, id FROM runbook_versions", db);
+            await using var reader = await read.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                versions[reader.GetString(0)] = reader.GetInt64(1);
+            }
+        }
+
+        using var http = new HttpClient { BaseAddress = new Uri(prometheusUrl) };
+        var before = await PrometheusCountersAsync(http);
+        var cpuBefore = Process.GetCurrentProcess().TotalProcessorTime;
+        var clock = Stopwatch.StartNew();
+
+        // Seeding: the deployments are committed as watching with their deploy times spread evenly over one interval
+        // starting once seeding is done (as if deployed webhooks had arrived at a steady rate), and each one's job is the
+        // one WatchScheduler defines for the deployed webhook, first firing at its deploy time. Written in bulk, as one
+        // webhook at a time would take minutes for 10,000.
+        var first = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(15) + TimeSpan.FromMilliseconds(6 * n);
+        var deployments = Enumerable.Range(0, n)
+            .Select(i => (Id: $"watch-{n}-{i:D5}", Service: Service(i % Workloads), At: first + Interval * i / n))
+            .ToList();
+        var dataSource = NpgsqlDataSource.Create(database);
+        var quartz = await app.Services.GetRequiredService<ISchedulerFactory>().GetScheduler();
+        foreach (var chunk in deployments.Chunk(500))
+        {
+            await using (var insert = dataSource.CreateCommand("""
+                INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
+                                         deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
+                SELECT id, service, 'production', '2.4.0', 'bench', 'watching', version, at, at, at, at, at + interval '24 hours', at - interval '1 hour', at
+                FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS d (id, service, version, at)
+                """))
+            {
+                insert.Parameters.AddWithValue(chunk.Select(d => d.Id).ToArray());
+                insert.Parameters.AddWithValue(chunk.Select(d => d.Service).ToArray());
+                insert.Parameters.AddWithValue(chunk.Select(d => versions[d.Service]).ToArray());
+                insert.Parameters.AddWithValue(chunk.Select(d => d.At).ToArray());
+                await insert.ExecuteNonQueryAsync();
+            }
+
+            var jobs = new Dictionary<IJobDetail, IReadOnlyCollection<ITrigger>>();
+            foreach (var d in chunk)
+            {
+                var (job, trigger) = WatchScheduler.Define(d.Id, Interval, d.At);
+                jobs[job] = [trigger];
+            }
+
+            await quartz.ScheduleJobs(jobs, default);
+        }
+
+        var seeding = clock.Elapsed;
+        if (TimeProvider.System.GetUtcNow() > first)
+        {
+            await Console.Error.WriteLineAsync($"[watches] N={n}: seeding took {seeding.TotalSeconds:F1} s, past the first deploy time: the first fires are late");
+        }
+
+        // Every deployment gets `minutes` full intervals after its deploy time.
+        var end = first + Interval * (minutes + 1);
+        await Console.Error.WriteLineAsync($"[watches] N={n}: seeded in {seeding.TotalSeconds:F1} s; deploys from {first:HH:mm:ss}, watching until {end:HH:mm:ss}");
+        await Task.Delay(end - TimeProvider.System.GetUtcNow() + Grace);
+
+        var wall = clock.Elapsed;
+        var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
+        var after = await PrometheusCountersAsync(http);
+        var lags = new List<double>();
+        var verdicts = new List<string>();
+        long due, duplicates, notWatching;
+        await using (var db = await dataSource.OpenConnectionAsync())
+        {
+            due = await ScalarAsync(db, $"SELECT coalesce(sum(floor(extract(epoch FROM ($1 - deployed_at)) / 60)), 0)::bigint * {Metrics.Length} FROM deployments", end);
+            duplicates = await ScalarAsync(db, "SELECT count(*) FROM (SELECT 1 FROM evaluations GROUP BY deployment_id, metric, at HAVING count(*) > 1) d");
+            notWatching = await ScalarAsync(db, "SELECT count(*) FROM deployments WHERE state <> 'watching'");
+            await using (var byVerdict = new NpgsqlCommand("SELECT verdict || ' ' || count(*) FROM evaluations GROUP BY verdict ORDER BY count(*) DESC", db))
+            await using (var verdictReader = await byVerdict.ExecuteReaderAsync())
+            {
+                while (await verdictReader.ReadAsync())
+                {
+                    verdicts.Add(verdictReader.GetString(0));
+                }
+            }
+
+            await using var read = new NpgsqlCommand("SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at <= $1", db);
+            read.Parameters.AddWithValue(end);
+            await using var reader = await read.ExecuteReaderAsync();
+            while (await reader.ReadAsync())
+            {
+                lags.Add(reader.GetDouble(0));
+            }
+        }
+
+        await app.StopAsync();
+        await dataSource.DisposeAsync();
+        await BenchmarkDatabase.DropAsync(connection, database);
+        Directory.Delete(runbooks, recursive: true);
+        if (notWatching > 0)
+        {
+            await Console.Error.WriteLineAsync($"[watches] N={n}: {notWatching} deployments left watching; their due count is overstated");
+        }
+
+        // Evaluations still missing 10 s after the end are at least that late: they count as +∞ in the percentiles.
+        var sorted = lags.Order().ToArray();
+        var missing = Math.Max(0, due - sorted.Length);
+        var lateOrMissing = missing + sorted.Count(l => l > Grace.TotalSeconds);
+        string Lag(double p)
+        {
+            var index = (int)Math.Ceiling(p * (sorted.Length + missing)) - 1;
+            return index < sorted.Length ? sorted[Math.Max(index, 0)].ToString("F2", CultureInfo.InvariantCulture) : $"> {Grace.TotalSeconds:F0} (missing)";
+        }
+
+        var queries = after.Queries - before.Queries;
+        var row = string.Create(CultureInfo.InvariantCulture,
+            $"| {n:N0} | {Metrics.Length} / 8 | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / (double)minutes:N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
+        return new Result(row, duplicates);
+    }
+
+    private static string Service(int workload) => $"svc-{workload}";
+
+    private static DateTimeOffset Minute(DateTimeOffset at) => DateTimeOffset.FromUnixTimeSeconds(at.ToUnixTimeSeconds() / 60 * 60);
+
+    private static string Runbook(string service) => $"""
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: {service}
+          version: 1
+        spec:
+          service: {service}
+          environments: [production]
+          owner: U024BE7LH
+          decisionChannel: C0DECIDE01
+          mesh:
+            provider: istio
+            namespace: {Namespace}
+            workload: {service}
+          watch:
+            duration: 24h
+            interval: 1m
+            baseline: 1h
+            metrics:
+              - name: p95-latency
+                preset: p95-latency
+                maxIncrease: 20%
+              - name: error-rate
+                preset: error-rate
+                maxIncrease: 50%
+              - name: cost-per-request
+                preset: cost-per-request
+                pricing:
+                  cpuCoreHour: 0.031
+                  memoryGiBHour: 0.0042
+                maxIncrease: 15%
+        """;
+
+    /// <summary>Instant and range queries Prometheus has answered, and its CPU seconds, from its own /metrics.</summary>
+    private static async Task<(double Queries, double CpuSeconds)> PrometheusCountersAsync(HttpClient http)
+    {
+        var text = await http.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+        double queries = 0, cpu = 0;
+        foreach (var line in text.Split('\n'))
+        {
+            if (line.StartsWith("prometheus_http_requests_total{", StringComparison.Ordinal)
+                && (line.Contains("handler=\"/api/v1/query\"", StringComparison.Ordinal) || line.Contains("handler=\"/api/v1/query_range\"", StringComparison.Ordinal)))
+            {
+                queries += double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            }
+            else if (line.StartsWith("process_cpu_seconds_total ", StringComparison.Ordinal))
+            {
+                cpu = double.Parse(line[(line.LastIndexOf(' ') + 1)..], CultureInfo.InvariantCulture);
+            }
+        }
+
+        return (queries, cpu);
+    }
+
+    private static async Task<long> ScalarAsync(NpgsqlConnection db, string sql, params object[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, db);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.AddWithValue(parameter);
+        }
+
+        return Convert.ToInt64(await command.ExecuteScalarAsync(), CultureInfo.InvariantCulture);
+    }
+
+    private static string Option(string[] args, string name, string fallback)
+    {
+        var index = Array.IndexOf(args, name);
+        return index >= 0 && index + 1 < args.Length ? args[index + 1] : fallback;
+    }
+
+    /// <summary>Every `--set Key=Value`: configuration of the service under test, e.g. RolloutGate:Watch options.</summary>
+    private static Dictionary<string, string> Options(string[] args, string name)
+    {
+        var options = new Dictionary<string, string>(StringComparer.Ordinal);
+        for (var i = 0; i + 1 < args.Length; i++)
+        {
+            if (args[i] == name && args[i + 1].Split('=', 2) is [var key, var value])
+            {
+                options[key] = value;
+            }
+        }
+
+        return options;
+    }
+
+    private sealed record Result(string Row, long Duplicates);
+}
