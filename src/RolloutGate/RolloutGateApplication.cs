@@ -1,5 +1,6 @@
 using RolloutGate.Audit;
 using RolloutGate.Checks;
+using RolloutGate.Dashboard;
 using RolloutGate.Demo;
 using RolloutGate.Deployments;
 using RolloutGate.Inbox;
@@ -72,6 +73,7 @@ public static class RolloutGateApplication
         app.MapReportsApi();
         app.MapSlack();
         app.MapInbox();
+        app.MapDashboard();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }
