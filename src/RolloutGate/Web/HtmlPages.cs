@@ -23,7 +23,7 @@ public static class HtmlPages
         {
             // The pages hold buttons that roll production back.
             var headers = context.HttpContext.Response.Headers;
-            headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'";
+            headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
             headers.XFrameOptions = "DENY";
             headers.CacheControl = "no-store";
             return await next(context);
