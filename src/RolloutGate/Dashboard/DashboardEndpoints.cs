@@ -148,6 +148,10 @@ public static class DashboardEndpoints
         {
             html.Append("<p>No evaluation yet.</p>\n");
         }
+        else
+        {
+            html.Append(MetricChart.Legend).Append('\n');
+        }
 
         foreach (var metric in metrics)
         {

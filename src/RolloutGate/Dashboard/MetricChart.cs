@@ -23,7 +23,13 @@ public static class MetricChart
         ".band{fill:#e3f0e3}.baseline{stroke:#4a8f4a;fill:none;stroke-dasharray:4 3}.threshold{stroke:#c77d00;fill:none;stroke-dasharray:6 3}" +
         ".value{stroke:#1f4e9c;fill:none;stroke-width:2}.point{fill:#1f4e9c}.point.bad{fill:#c0392b}" +
         ".mark{stroke-width:1.5}.mark.deploy{stroke:#555}.mark.detection{stroke:#c0392b}.mark.decision{stroke:#7b3fa0}" +
-        ".axis{font-size:11px;fill:#444}";
+        ".axis{font-size:11px;fill:#444}.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.5em;height:.6em;margin-right:.3em}";
+
+    /// <summary>What the lines and colours mean; the marks' own tooltips say which decision or metric.</summary>
+    public const string Legend =
+        "<p class=\"legend\"><span><i style=\"background:#1f4e9c\"></i>value</span><span><i style=\"background:#e3f0e3\"></i>baseline..threshold</span>" +
+        "<span><i style=\"background:#c0392b\"></i>regression / detection</span><span><i style=\"background:#555\"></i>deploy</span>" +
+        "<span><i style=\"background:#7b3fa0\"></i>decision</span></p>";
 
     public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks)
     {

@@ -15,16 +15,7 @@ public sealed class DashboardBrowserTests
         await using var service = await TestService.StartAsync();
         (await service.Webhooks.SendEventAsync("predeploy", "dash-browser")).EnsureSuccessStatusCode();
         (await service.Webhooks.SendEventAsync("deployed", "dash-browser")).EnsureSuccessStatusCode();
-        var start = await service.Database.ScalarAsync<DateTime>("SELECT deployed_at FROM deployments WHERE id = 'dash-browser'");
-        for (var i = 1; i <= 6; i++)
-        {
-            var at = DateTime.SpecifyKind(start, DateTimeKind.Utc).AddMinutes(i).ToString("O", System.Globalization.CultureInfo.InvariantCulture);
-            await service.Database.ExecuteAsync($"""
-                INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, state, evaluated_at)
-                VALUES ('dash-browser', 'error-rate', '{at}', {(i < 4 ? "0.01" : "0.04")}, 0.01, 0.012, 0,
-                        '{(i < 4 ? "healthy" : "regressed")}', 'seeded', 'seeded', '{"{}"}'::jsonb, '{at}')
-                """);
-        }
+        await EvaluationSeed.InsertAsync(service, "dash-browser", "error-rate", [0.010, 0.011, 0.010, 0.040, 0.041, 0.040], regressedFrom: 3);
 
         using var client = service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false });
         await using var proxy = await new BrowserProxy(client).StartAsync();

@@ -1,4 +1,3 @@
-using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
@@ -55,9 +54,8 @@ public sealed partial class DashboardTests
         await using var service = await TestService.StartAsync();
         (await service.Webhooks.SendEventAsync("predeploy", "dash-detail")).EnsureSuccessStatusCode();
         (await service.Webhooks.SendEventAsync("deployed", "dash-detail")).EnsureSuccessStatusCode();
-        var start = await service.Database.ScalarAsync<DateTime>("SELECT deployed_at FROM deployments WHERE id = 'dash-detail'");
-        await SeedAsync(service, "dash-detail", "error-rate", start, [0.010, 0.011, 0.012, 0.030, 0.035], regressedFrom: 3);
-        await SeedAsync(service, "saturation", start, [0.5, 0.6, 0.55]);
+        await EvaluationSeed.InsertAsync(service, "dash-detail", "error-rate", [0.010, 0.011, 0.012, 0.030, 0.035], regressedFrom: 3);
+        await EvaluationSeed.InsertAsync(service, "dash-detail", "saturation", [0.5, 0.6, 0.55]);
         (await service.Operator().PostAsync(new Uri("/api/v1/deployments/dash-detail/stop", UriKind.Relative),
             JsonContent("{\"actor\":\"carol\",\"reason\":\"watching by hand\"}"))).EnsureSuccessStatusCode();
 
@@ -100,8 +98,7 @@ public sealed partial class DashboardTests
         var body = WebhookClient.Body("predeploy", id).Replace("\"2.4.0\"", JsonSerializer.Serialize(script), StringComparison.Ordinal);
         (await service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
         (await service.Webhooks.SendAsync(body.Replace("predeploy", "deployed", StringComparison.Ordinal))).EnsureSuccessStatusCode();
-        var start = await service.Database.ScalarAsync<DateTime>("SELECT deployed_at FROM deployments WHERE version = '<script>alert(1)</script>'");
-        await SeedAsync(service, id, "<svg onload=alert(1)>", start, [1, 2], regressedFrom: 1, explanation: script);
+        await EvaluationSeed.InsertAsync(service, id, "<svg onload=alert(1)>", [1, 2], regressedFrom: 1, explanation: script);
 
         using var browser = Browser(service);
         var list = await (await browser.GetAsync(new Uri($"/dashboard?token={RolloutGateHost.ReaderToken}", UriKind.Relative))).Content.ReadAsStringAsync();
@@ -126,29 +123,6 @@ public sealed partial class DashboardTests
         service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true });
 
     private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
-
-    /// <summary>Evaluations as the watch stores them, one a minute from the deploy, the baseline 10 and threshold 20 % above.</summary>
-    private static Task SeedAsync(TestService service, string metric, DateTime start, double[] values) =>
-        SeedAsync(service, "dash-detail", metric, start, values, regressedFrom: values.Length);
-
-    private static async Task SeedAsync(
-        TestService service, string deploymentId, string metric, DateTime start, double[] values, int regressedFrom, string explanation = "seeded")
-    {
-        for (var i = 0; i < values.Length; i++)
-        {
-            var at = new DateTimeOffset(DateTime.SpecifyKind(start, DateTimeKind.Utc)).AddMinutes(i + 1).ToString("O", CultureInfo.InvariantCulture);
-            var baseline = values[0];
-            await service.Database.ExecuteAsync($"""
-                INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, state, evaluated_at)
-                VALUES ({Sql(deploymentId)}, {Sql(metric)}, '{at}', {Num(values[i])}, {Num(baseline)}, {Num(baseline * 1.2)}, 0,
-                        '{(i >= regressedFrom ? "regressed" : "healthy")}', {Sql(explanation)}, 'seeded', '{"{}"}'::jsonb, '{at}')
-                """);
-        }
-    }
-
-    private static string Sql(string text) => "'" + text.Replace("'", "''", StringComparison.Ordinal) + "'";
-
-    private static string Num(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     private static string Chart(string html, string encodedMetric) =>
         ChartPattern().Matches(html).Select(m => m.Value).Single(svg => svg.Contains($"data-metric=\"{encodedMetric}\"", StringComparison.Ordinal));
