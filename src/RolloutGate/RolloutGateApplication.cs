@@ -1,5 +1,6 @@
 using RolloutGate.Audit;
 using RolloutGate.Checks;
+using RolloutGate.Dashboard;
 using RolloutGate.Demo;
 using RolloutGate.Deployments;
 using RolloutGate.Inbox;
@@ -73,6 +74,7 @@ public static class RolloutGateApplication
         app.MapRunbookReports();
         app.MapSlack();
         app.MapInbox();
+        app.MapDashboard();
         app.MapDemoWorkload(app.Configuration);
         return app;
     }

@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Net;
 using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
@@ -9,33 +8,26 @@ using RolloutGate.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Slack;
+using RolloutGate.Web;
+using static RolloutGate.Web.HtmlPages;
 
 namespace RolloutGate.Inbox;
 
 /// <summary>
 /// The local decision inbox: one server-rendered page listing deployments that wait for a decision (the
 /// <c>decision_inbox</c> view), with their newest evidence and the three decisions. Reading needs a reader token
-/// (<c>?token=</c> once, then a cookie); deciding needs an operator token typed into the form, which also makes a forged
+/// (<c>?token=</c> once, then a cookie; see <see cref="HtmlPages"/>); deciding needs an operator token typed into the form, which also makes a forged
 /// cross-site form useless. The form posts here rather than to /api/v1/deployments/{id}/… because an HTML form can send
 /// neither a bearer header nor JSON; both routes call the same <see cref="DeploymentDecisions"/>.
 /// </summary>
 public static class InboxEndpoints
 {
-    public const string ReaderCookie = "rolloutgate_reader";
+    private const string Title = "Decision inbox";
     private static readonly string[] Decisions = [DecisionKinds.Rollback, DecisionKinds.Dismiss, DecisionKinds.Stop];
 
     public static IEndpointRouteBuilder MapInbox(this IEndpointRouteBuilder app)
     {
-        var group = app.MapGroup("/inbox").WithTags("Inbox").ExcludeFromDescription().DisableAntiforgery();
-        group.AddEndpointFilter(async (context, next) =>
-        {
-            // No script, no framing, forms only to ourselves: the page holds buttons that roll production back.
-            var headers = context.HttpContext.Response.Headers;
-            headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
-            headers.XFrameOptions = "DENY";
-            headers.CacheControl = "no-store";
-            return await next(context);
-        });
+        var group = app.MapHtmlPages("/inbox", "Inbox");
         group.MapGet("/", ShowAsync);
         group.MapPost("/{id}/decide", DecideAsync);
         return app;
@@ -43,25 +35,9 @@ public static class InboxEndpoints
 
     private static async Task<IResult> ShowAsync(HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, CancellationToken cancellationToken)
     {
-        var api = options.CurrentValue.Api;
-        var fromQuery = context.Request.Query["token"].ToString();
-        var token = fromQuery.Length > 0 ? fromQuery : context.Request.Cookies[ReaderCookie];
-        if (!ApiTokens.Matches(token, api.ReaderTokens.Concat(api.OperatorTokens)))
+        if (HtmlPages.ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
-            return Page(StatusCodes.Status401Unauthorized, """
-                <p>A reader token is needed to see the decision inbox.</p>
-                <form method="get" action="/inbox"><input type="password" name="token" placeholder="reader token" required> <button>Open</button></form>
-                """);
-        }
-
-        if (fromQuery.Length > 0)
-        {
-            // Moved into a cookie so the token leaves the address bar and the browser history.
-            context.Response.Cookies.Append(ReaderCookie, fromQuery, new CookieOptions
-            {
-                HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = context.Request.IsHttps, Path = "/inbox",
-            });
-            return TypedResults.Redirect("/inbox");
+            return refusal;
         }
 
         var waiting = await db.Database.SqlQuery<InboxRow>($"""
@@ -133,16 +109,7 @@ public static class InboxEndpoints
         };
     }
 
-    private static ContentHttpResult Page(int status, string body) => TypedResults.Content($"""
-        <!doctype html>
-        <html lang="en"><head><meta charset="utf-8"><title>RolloutGate decision inbox</title>
-        <style>body{"{"}font-family:sans-serif;max-width:60em;margin:2em auto{"}"}section{"{"}border-top:1px solid #ccc{"}"}</style></head>
-        <body><h1>Decision inbox</h1>
-        {body}
-        </body></html>
-        """, "text/html", Encoding.UTF8, status);
-
-    private static string E(string text) => WebUtility.HtmlEncode(text);
+    private static ContentHttpResult Page(int status, string body) => HtmlPages.Page(status, Title, body);
 
     private sealed record InboxRow(string DeploymentId, string Service, string Environment, string? Version, string? Initiator, DateTimeOffset RegressedAt, string? Evidence);
 }

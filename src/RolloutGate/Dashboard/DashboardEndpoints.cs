@@ -1,0 +1,217 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Web;
+using static RolloutGate.Web.HtmlPages;
+
+namespace RolloutGate.Dashboard;
+
+/// <summary>
+/// The read-only dashboard (issue 6): deployments at a glance, and one deployment with a chart per watched metric and
+/// its audit timeline. Same access as the decision inbox (a reader token, kept in a cookie); deciding happens there.
+/// </summary>
+public static class DashboardEndpoints
+{
+    private const string Title = "Dashboard";
+    private const int ListLimit = 200;
+    private const int TimelineLimit = 500;
+    private const int SummaryLength = 160;
+
+    private const string TableStyle =
+        "table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}" +
+        ".state{font-weight:bold}.s-regressed,.s-rolling-back,.s-denied{color:#c0392b}.s-watching{color:#1f4e9c}code{font-size:90%}";
+
+    public static IEndpointRouteBuilder MapDashboard(this IEndpointRouteBuilder app)
+    {
+        var group = app.MapHtmlPages("/dashboard", "Dashboard");
+        group.MapGet("/", ListAsync);
+        group.MapGet("/deployments/{id}", DetailAsync);
+        return app;
+    }
+
+    private static async Task<IResult> ListAsync(
+        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? service, string? state, CancellationToken cancellationToken)
+    {
+        if (ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
+        {
+            return refusal;
+        }
+
+        service = string.IsNullOrWhiteSpace(service) ? null : service.Trim();
+        state = string.IsNullOrWhiteSpace(state) ? null : state.Trim();
+        if (state is not null && !DeploymentState.IsKnown(state))
+        {
+            return Page(StatusCodes.Status400BadRequest, Title, $"<p>State '{E(state)}' is not one of {E(string.Join(", ", DeploymentState.All))}.</p><p><a href=\"/dashboard\">All deployments</a></p>");
+        }
+
+        var query = db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).AsQueryable();
+        if (service is not null)
+        {
+            query = query.Where(d => d.Service == service);
+        }
+
+        if (state is not null)
+        {
+            query = query.Where(d => d.State == state);
+        }
+
+        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(ListLimit).ToListAsync(cancellationToken);
+        var html = new StringBuilder();
+        html.Append(CultureInfo.InvariantCulture, $"""
+            <form method="get" action="/dashboard">
+            <input name="service" placeholder="service" value="{E(service)}">
+            <select name="state"><option value="">any state</option>{string.Concat(DeploymentState.All.Select(s => $"<option{(s == state ? " selected" : "")}>{E(s)}</option>"))}</select>
+            <button>Filter</button> <a href="/dashboard">clear</a> · <a href="/inbox">decision inbox</a>
+            </form>
+            <p>{rows.Count} deployment(s){(rows.Count == ListLimit ? $", the newest {ListLimit}" : "")}.</p>
+            <table><thead><tr><th>deployment</th><th>service</th><th>environment</th><th>version</th><th>state</th><th>runbook</th><th>created</th><th>watch until</th></tr></thead><tbody>
+
+            """);
+        foreach (var row in rows)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"""
+                <tr><td><a href="/dashboard/deployments/{E(Uri.EscapeDataString(row.Id))}">{E(row.Id)}</a></td><td>{E(row.Service)}</td><td>{E(row.Environment)}</td>
+                <td>{E(row.Version)}</td><td class="state s-{E(row.State)}">{E(row.State)}</td><td>{E(row.RunbookVersion.Name)} v{row.RunbookVersion.Version}</td>
+                <td>{row.CreatedAt:u}</td><td>{(row.WatchUntil is { } until ? until.ToString("u", CultureInfo.InvariantCulture) : "")}</td></tr>
+
+                """);
+        }
+
+        html.Append("</tbody></table>");
+        return Page(StatusCodes.Status200OK, Title, html.ToString(), TableStyle);
+    }
+
+    private static async Task<IResult> DetailAsync(
+        string id, HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, CancellationToken cancellationToken)
+    {
+        if (ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
+        {
+            return refusal;
+        }
+
+        var row = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
+            .SingleOrDefaultAsync(d => d.Id == id, cancellationToken);
+        if (row is null)
+        {
+            return Page(StatusCodes.Status404NotFound, Title, $"<p>Deployment '{E(id)}' is unknown.</p><p><a href=\"/dashboard\">All deployments</a></p>");
+        }
+
+        var evaluations = await db.Database.SqlQuery<EvaluationRow>($"""
+            SELECT metric AS "Metric", at AS "At", value AS "Value", baseline AS "Baseline", threshold AS "Threshold",
+                   verdict AS "Verdict", explanation AS "Explanation"
+            FROM evaluations WHERE deployment_id = {id} ORDER BY metric, at
+            """).ToListAsync(cancellationToken);
+        var events = await db.AuditEvents.AsNoTracking().Where(e => e.DeploymentId == id).OrderBy(e => e.Id).Take(TimelineLimit)
+            .ToListAsync(cancellationToken);
+        var decisions = row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).ToList();
+
+        var html = new StringBuilder();
+        html.Append(CultureInfo.InvariantCulture, $"""
+            <p><a href="/dashboard">All deployments</a> · <a href="/inbox">decision inbox</a></p>
+            <h2>{E(row.Service)} {E(row.Version)} in {E(row.Environment)} <small>{E(row.Id)}</small></h2>
+            <table>
+            <tr><th>state</th><td class="state s-{E(row.State)}">{E(row.State)}</td></tr>
+            <tr><th>version</th><td>{E(row.Version)} (previous {E(row.PreviousVersion)})</td></tr>
+            <tr><th>runbook</th><td>{E(row.RunbookVersion.Name)} v{row.RunbookVersion.Version} <code>{E(row.RunbookVersion.Sha256)}</code></td></tr>
+            <tr><th>initiator</th><td>{E(row.Initiator)}</td></tr>
+            <tr><th>commit</th><td>{E(row.CommitSha)}</td></tr>
+            <tr><th>pipeline</th><td>{E(row.PipelineUrl)}</td></tr>
+            <tr><th>created</th><td>{row.CreatedAt:u}</td></tr>
+            <tr><th>deployed</th><td>{Time(row.DeployedAt)}</td></tr>
+            <tr><th>watch</th><td>{Time(row.WatchStartedAt)} until {Time(row.WatchUntil)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
+            </table>
+
+            """);
+        if (row.State == DeploymentState.Regressed)
+        {
+            html.Append("<p><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
+        }
+
+        html.Append("<h2>Decisions</h2>\n");
+        html.Append(decisions.Count == 0 ? "<p>None.</p>\n" : "<ul>\n");
+        foreach (var decision in decisions)
+        {
+            html.Append(CultureInfo.InvariantCulture,
+                $"<li class=\"decision\">{decision.At:u} <b>{E(decision.Kind)}</b> by {E(decision.Actor)}{(decision.Reason is null ? "" : $": {E(decision.Reason)}")}</li>\n");
+        }
+
+        html.Append(decisions.Count == 0 ? "" : "</ul>\n");
+        html.Append("<h2>Metrics</h2>\n");
+        var marks = Marks(row.DeployedAt ?? row.WatchStartedAt, evaluations, decisions);
+        var metrics = evaluations.GroupBy(e => e.Metric, StringComparer.Ordinal).ToList();
+        if (metrics.Count == 0)
+        {
+            html.Append("<p>No evaluation yet.</p>\n");
+        }
+        else
+        {
+            html.Append(MetricChart.Legend).Append('\n');
+        }
+
+        foreach (var metric in metrics)
+        {
+            var points = metric.Select(e => new ChartPoint(e.At, e.Value, e.Baseline, e.Threshold, e.Verdict, e.Explanation)).ToList();
+            var last = points[^1];
+            html.Append(CultureInfo.InvariantCulture, $"""
+                <section class="metric"><h3>{E(metric.Key)}</h3>
+                <p>{points.Count} evaluation(s); latest {last.At:u}: {E(last.Verdict)}, {E(last.Explanation)}</p>
+                {MetricChart.Svg(metric.Key, points, marks)}
+                </section>
+
+                """);
+        }
+
+        html.Append(CultureInfo.InvariantCulture, $"""
+            <h2>Audit timeline</h2>
+            <table><thead><tr><th>time</th><th>type</th><th>actor</th><th>data</th></tr></thead><tbody>
+
+            """);
+        foreach (var e in events)
+        {
+            html.Append(CultureInfo.InvariantCulture,
+                $"<tr class=\"event\"><td>{e.At:u}</td><td>{E(e.Type)}</td><td>{E(e.Actor)}</td><td><code>{E(Summary(e.Data))}</code></td></tr>\n");
+        }
+
+        html.Append("</tbody></table>\n");
+        if (events.Count == TimelineLimit)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<p>The first {TimelineLimit} events; the audit API has the rest.</p>\n");
+        }
+
+        return Page(StatusCodes.Status200OK, Title, html.ToString(), TableStyle + MetricChart.Style);
+    }
+
+    /// <summary>The deploy, the detection (the first regression verdict of any metric) and each decision.</summary>
+    private static List<ChartMark> Marks(DateTimeOffset? deployedAt, IReadOnlyList<EvaluationRow> evaluations, IReadOnlyList<DecisionRow> decisions)
+    {
+        var marks = new List<ChartMark>();
+        if (deployedAt is { } deployed)
+        {
+            marks.Add(new ChartMark(deployed, "deploy", "deployed"));
+        }
+
+        var detection = evaluations.Where(e => e.Verdict is "regressed" or "breach-of-max").OrderBy(e => e.At).FirstOrDefault();
+        if (detection is not null)
+        {
+            marks.Add(new ChartMark(detection.At, "detection", $"detected: {detection.Metric} {detection.Verdict}"));
+        }
+
+        marks.AddRange(decisions.Select(d => new ChartMark(d.At, "decision", $"{d.Kind} by {d.Actor}")));
+        return marks;
+    }
+
+    private static string Time(DateTimeOffset? at) => at?.ToString("u", CultureInfo.InvariantCulture) ?? "-";
+
+    private static string Summary(string data)
+    {
+        var compact = string.Join(' ', data.Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries));
+        return compact.Length <= SummaryLength ? compact : compact[..SummaryLength] + "…";
+    }
+
+    private sealed record EvaluationRow(string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
+}

@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text;
+using static RolloutGate.Web.HtmlPages;
+
+namespace RolloutGate.Dashboard;
+
+/// <summary>One stored evaluation of one metric (a row of <c>evaluations</c>).</summary>
+public sealed record ChartPoint(DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
+
+/// <summary>A moment drawn as a vertical line across a chart: the deploy, the detection, a decision.</summary>
+public sealed record ChartMark(DateTimeOffset At, string Kind, string Label);
+
+/// <summary>
+/// A metric over the watch as inline SVG, drawn on the server so the page needs no script and no external asset: the
+/// baseline..threshold band, the value as a line with one circle per evaluation, and vertical marks.
+/// </summary>
+public static class MetricChart
+{
+    private const double Width = 720, Height = 220, Left = 56, Right = 12, Top = 12, Bottom = 28;
+
+    public const string Style =
+        "svg.chart{background:#fafafa;border:1px solid #ddd}" +
+        ".band{fill:#e3f0e3}.baseline{stroke:#4a8f4a;fill:none;stroke-dasharray:4 3}.threshold{stroke:#c77d00;fill:none;stroke-dasharray:6 3}" +
+        ".value{stroke:#1f4e9c;fill:none;stroke-width:2}.point{fill:#1f4e9c}.point.bad{fill:#c0392b}" +
+        ".mark{stroke-width:1.5}.mark.deploy{stroke:#555}.mark.detection{stroke:#c0392b}.mark.decision{stroke:#7b3fa0}" +
+        ".axis{font-size:11px;fill:#444}.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.5em;height:.6em;margin-right:.3em}";
+
+    /// <summary>What the lines and colours mean; the marks' own tooltips say which decision or metric.</summary>
+    public const string Legend =
+        "<p class=\"legend\"><span><i style=\"background:#1f4e9c\"></i>value</span><span><i style=\"background:#e3f0e3\"></i>baseline..threshold</span>" +
+        "<span><i style=\"background:#c0392b\"></i>regression / detection</span><span><i style=\"background:#555\"></i>deploy</span>" +
+        "<span><i style=\"background:#7b3fa0\"></i>decision</span></p>";
+
+    public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks)
+    {
+        var times = points.Select(p => p.At).Concat(marks.Select(m => m.At)).ToList();
+        var from = times.Count == 0 ? DateTimeOffset.UnixEpoch : times.Min();
+        var to = times.Count == 0 ? from : times.Max();
+        var span = Math.Max((to - from).TotalSeconds, 1);
+        var numbers = points.SelectMany(p => new[] { p.Value, p.Baseline, p.Threshold }).OfType<double>().Where(double.IsFinite).ToList();
+        var low = numbers.Count == 0 ? 0 : numbers.Min();
+        var high = numbers.Count == 0 ? 1 : numbers.Max();
+        var pad = high > low ? (high - low) * 0.1 : Math.Max(Math.Abs(high) * 0.1, 1);
+        low -= pad;
+        high += pad;
+
+        double X(DateTimeOffset at) => Left + ((at - from).TotalSeconds / span * (Width - Left - Right));
+        double Y(double value) => Top + ((high - value) / (high - low) * (Height - Top - Bottom));
+
+        var svg = new StringBuilder();
+        svg.Append(CultureInfo.InvariantCulture,
+            $"<svg class=\"chart\" role=\"img\" data-metric=\"{E(metric)}\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" xmlns=\"http://www.w3.org/2000/svg\">");
+        svg.Append(CultureInfo.InvariantCulture, $"<title>{E(metric)}: value against baseline and threshold</title>");
+
+        var banded = points.Where(p => Finite(p.Baseline) && Finite(p.Threshold)).ToList();
+        if (banded.Count > 0)
+        {
+            var edge = banded.Select(p => (p.At, p.Baseline!.Value)).Concat(banded.AsEnumerable().Reverse().Select(p => (p.At, p.Threshold!.Value)));
+            svg.Append(CultureInfo.InvariantCulture, $"<polygon class=\"band\" points=\"{Path(edge, X, Y)}\"/>");
+        }
+
+        Line(svg, "baseline", points.Where(p => Finite(p.Baseline)).Select(p => (p.At, p.Baseline!.Value)), X, Y);
+        Line(svg, "threshold", points.Where(p => Finite(p.Threshold)).Select(p => (p.At, p.Threshold!.Value)), X, Y);
+        Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
+        foreach (var point in points.Where(p => Finite(p.Value)))
+        {
+            var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{point.At:u} {N(point.Value.Value)} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
+        }
+
+        foreach (var mark in marks)
+        {
+            var x = N(X(mark.At));
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {mark.At:u}</title></line>");
+        }
+
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{N(high - pad)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Height - Bottom)}\">{N(low + pad)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Left)}\" y=\"{N(Height - 8)}\">{from:u}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Width - Right)}\" y=\"{N(Height - 8)}\" text-anchor=\"end\">{to:u}</text>");
+        svg.Append("</svg>");
+        return svg.ToString();
+    }
+
+    private static void Line(StringBuilder svg, string kind, IEnumerable<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y)
+    {
+        var path = Path(series, x, y);
+        if (path.Length > 0)
+        {
+            svg.Append(CultureInfo.InvariantCulture, $"<polyline class=\"{kind}\" points=\"{path}\"/>");
+        }
+    }
+
+    private static string Path(IEnumerable<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y) =>
+        string.Join(' ', series.Select(p => $"{N(x(p.At))},{N(y(p.Value))}"));
+
+    private static bool Finite(double? value) => value is { } v && double.IsFinite(v);
+
+    private static string N(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
+}

@@ -1,0 +1,77 @@
+using System.Text;
+using System.Text.Encodings.Web;
+using Microsoft.AspNetCore.Http.HttpResults;
+using RolloutGate.Api;
+using RolloutGate.Infrastructure;
+
+namespace RolloutGate.Web;
+
+/// <summary>
+/// What the server-rendered pages (decision inbox, dashboard) share: their security headers, the reader token that
+/// arrives once as <c>?token=</c> and then lives in a cookie, the page frame and HTML encoding. Every value shown on a
+/// page comes from a webhook or the database and is untrusted: encode it with <see cref="E"/>.
+/// </summary>
+public static class HtmlPages
+{
+    public const string ReaderCookie = "rolloutgate_reader";
+
+    /// <summary>A group of HTML pages: no script, no framing, forms only to ourselves, nothing cached.</summary>
+    public static RouteGroupBuilder MapHtmlPages(this IEndpointRouteBuilder app, string prefix, string tag)
+    {
+        var group = app.MapGroup(prefix).WithTags(tag).ExcludeFromDescription().DisableAntiforgery();
+        group.AddEndpointFilter(async (context, next) =>
+        {
+            // The pages hold buttons that roll production back.
+            var headers = context.HttpContext.Response.Headers;
+            headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+            headers.XFrameOptions = "DENY";
+            headers.CacheControl = "no-store";
+            return await next(context);
+        });
+        return group;
+    }
+
+    /// <summary>
+    /// Null when the request carries a reader (or operator) token in the cookie; otherwise the page to answer with: a
+    /// token form (401), or, when the token came in the query string, a redirect to the same address without it after
+    /// moving it into the cookie (so it leaves the address bar and the browser history).
+    /// </summary>
+    public static IResult? ReaderRefusal(HttpContext context, RolloutGateOptions options, string title)
+    {
+        var request = context.Request;
+        var fromQuery = request.Query["token"].ToString();
+        var token = fromQuery.Length > 0 ? fromQuery : request.Cookies[ReaderCookie];
+        if (!ApiTokens.Matches(token, options.Api.ReaderTokens.Concat(options.Api.OperatorTokens)))
+        {
+            return Page(StatusCodes.Status401Unauthorized, title, $"""
+                <p>A reader token is needed to see this page.</p>
+                <form method="get" action="{E(request.PathBase + request.Path)}"><input type="password" name="token" placeholder="reader token" required> <button>Open</button></form>
+                """);
+        }
+
+        if (fromQuery.Length == 0)
+        {
+            return null;
+        }
+
+        // Path "/": one token opens every page, and the links between the inbox and the dashboard keep working.
+        context.Response.Cookies.Append(ReaderCookie, fromQuery, new CookieOptions
+        {
+            HttpOnly = true, SameSite = SameSiteMode.Strict, Secure = request.IsHttps, Path = "/",
+        });
+        var rest = QueryString.Create(request.Query.Where(pair => pair.Key != "token"));
+        return TypedResults.Redirect((request.PathBase + request.Path + rest).ToString());
+    }
+
+    public static ContentHttpResult Page(int status, string title, string body, string style = "") => TypedResults.Content($"""
+        <!doctype html>
+        <html lang="en"><head><meta charset="utf-8"><title>RolloutGate {E(title)}</title>
+        <style>body{"{"}font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em{"}"}section{"{"}border-top:1px solid #ccc{"}"}{style}</style></head>
+        <body><h1>{E(title)}</h1>
+        {body}
+        </body></html>
+        """, "text/html", Encoding.UTF8, status);
+
+    /// <summary>HTML-encodes an untrusted value for element content or a quoted attribute.</summary>
+    public static string E(string? text) => HtmlEncoder.Default.Encode(text ?? "");
+}

@@ -1,0 +1,136 @@
+using System.Net;
+using System.Text.Json;
+using System.Text.RegularExpressions;
+using Microsoft.AspNetCore.Mvc.Testing;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Dashboard;
+
+public sealed partial class DashboardTests
+{
+    [Fact]
+    public async Task List_WithoutToken_AsksForOneAndWithTokenShowsDeploymentsFilteredByServiceAndState()
+    {
+        await using var service = await TestService.StartAsync(("checkout.yaml", TestRunbooks.Minimal()), ("payments.yaml", TestRunbooks.Minimal("payments")));
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-list-1")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-list-2", service: "payments")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("cancelled", "dash-list-2", service: "payments")).EnsureSuccessStatusCode();
+
+        using var browser = Browser(service);
+        var refused = await browser.GetAsync(new Uri("/dashboard", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+        var form = await refused.Content.ReadAsStringAsync();
+        Assert.Contains("name=\"token\"", form, StringComparison.Ordinal);
+        Assert.DoesNotContain("dash-list-1", form, StringComparison.Ordinal);
+
+        var page = await browser.GetAsync(new Uri($"/dashboard?state=cancelled&token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        Assert.Equal("/dashboard?state=cancelled", page.RequestMessage!.RequestUri!.PathAndQuery);
+        var cancelled = await page.Content.ReadAsStringAsync();
+        Assert.Contains("1 deployment(s)", cancelled, StringComparison.Ordinal);
+        Assert.Contains("href=\"/dashboard/deployments/dash-list-2\"", cancelled, StringComparison.Ordinal);
+        Assert.DoesNotContain("dash-list-1", cancelled, StringComparison.Ordinal);
+
+        var all = await (await browser.GetAsync(new Uri("/dashboard", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("2 deployment(s)", all, StringComparison.Ordinal);
+        Assert.Contains("<td>checkout v1</td>", all, StringComparison.Ordinal);
+        Assert.Contains("<td>2.4.0</td>", all, StringComparison.Ordinal);
+
+        var checkout = await (await browser.GetAsync(new Uri("/dashboard?service=checkout", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("dash-list-1", checkout, StringComparison.Ordinal);
+        Assert.DoesNotContain("dash-list-2", checkout, StringComparison.Ordinal);
+
+        var badState = await browser.GetAsync(new Uri("/dashboard?state=%3Cb%3E", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, badState.StatusCode);
+        Assert.DoesNotContain("<b>", await badState.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+        // The inbox shares the cookie: one token opens both pages.
+        Assert.Equal(HttpStatusCode.OK, (await browser.GetAsync(new Uri("/inbox", UriKind.Relative))).StatusCode);
+    }
+
+    [Fact]
+    public async Task Detail_DrawsOneChartPerMetricWithOnePointPerEvaluationAndMarksTheDetectionAndADecision()
+    {
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-detail")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("deployed", "dash-detail")).EnsureSuccessStatusCode();
+        await EvaluationSeed.InsertAsync(service, "dash-detail", "error-rate", [0.010, 0.011, 0.012, 0.030, 0.035], regressedFrom: 3);
+        await EvaluationSeed.InsertAsync(service, "dash-detail", "saturation", [0.5, 0.6, 0.55]);
+        (await service.Operator().PostAsync(new Uri("/api/v1/deployments/dash-detail/stop", UriKind.Relative),
+            JsonContent("{\"actor\":\"carol\",\"reason\":\"watching by hand\"}"))).EnsureSuccessStatusCode();
+
+        using var browser = Browser(service);
+        var page = await browser.GetAsync(new Uri($"/dashboard/deployments/dash-detail?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        var html = await page.Content.ReadAsStringAsync();
+
+        var charts = ChartPattern().Matches(html);
+        var metrics = await service.Database.ScalarAsync<long>("SELECT count(DISTINCT metric) FROM evaluations WHERE deployment_id = 'dash-detail'");
+        Assert.Equal(metrics, charts.Count);
+        Assert.Equal(5, PointCount(html, "error-rate"));
+        Assert.Equal(3, PointCount(html, "saturation"));
+        Assert.Equal(2, BadPointCount(html, "error-rate"));
+        foreach (var chart in charts.Select(m => m.Value))
+        {
+            Assert.Contains("class=\"band\"", chart, StringComparison.Ordinal);
+            Assert.Contains("class=\"value\"", chart, StringComparison.Ordinal);
+            Assert.Contains("class=\"mark deploy\"", chart, StringComparison.Ordinal);
+            Assert.Contains("class=\"mark detection\"", chart, StringComparison.Ordinal);
+            Assert.Contains("<title>stop by carol at", chart, StringComparison.Ordinal);
+        }
+
+        Assert.Contains("<b>stop</b> by carol: watching by hand", html, StringComparison.Ordinal);
+        Assert.Contains("<td>webhook.deployed</td>", html, StringComparison.Ordinal);
+        Assert.Contains("<td>decision</td><td>carol</td>", html, StringComparison.Ordinal);
+        Assert.Contains("href=\"/inbox\"", html, StringComparison.Ordinal);
+        Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+
+        var unknown = await browser.GetAsync(new Uri("/dashboard/deployments/nope", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.NotFound, unknown.StatusCode);
+    }
+
+    [Fact]
+    public async Task Detail_EscapesAHostileDeploymentIdVersionAndExplanation()
+    {
+        await using var service = await TestService.StartAsync();
+        const string id = "x\"><img src=x onerror=alert(1)>";
+        const string script = "<script>alert(1)</script>";
+        var body = WebhookClient.Body("predeploy", id).Replace("\"2.4.0\"", JsonSerializer.Serialize(script), StringComparison.Ordinal);
+        (await service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendAsync(body.Replace("predeploy", "deployed", StringComparison.Ordinal))).EnsureSuccessStatusCode();
+        await EvaluationSeed.InsertAsync(service, id, "<svg onload=alert(1)>", [1, 2], regressedFrom: 1, explanation: script);
+
+        using var browser = Browser(service);
+        var list = await (await browser.GetAsync(new Uri($"/dashboard?token={RolloutGateHost.ReaderToken}", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("1 deployment(s)", list, StringComparison.Ordinal);
+        var page = await browser.GetAsync(new Uri($"/dashboard/deployments/{Uri.EscapeDataString(id)}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+        var detail = await page.Content.ReadAsStringAsync();
+        foreach (var html in new[] { list, detail })
+        {
+            Assert.DoesNotContain(script, html, StringComparison.Ordinal);
+            Assert.DoesNotContain("<script", html, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("<img", html, StringComparison.OrdinalIgnoreCase);
+            Assert.DoesNotContain("<svg onload", html, StringComparison.OrdinalIgnoreCase);
+        }
+
+        Assert.Contains("&lt;script&gt;alert(1)&lt;/script&gt;", detail, StringComparison.Ordinal);
+        Assert.Equal(2, PointCount(detail, "&lt;svg onload=alert(1)&gt;"));
+        Assert.Contains("default-src 'none'", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
+    }
+
+    private static HttpClient Browser(TestService service) =>
+        service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true });
+
+    private static StringContent JsonContent(string json) => new(json, System.Text.Encoding.UTF8, "application/json");
+
+    private static string Chart(string html, string encodedMetric) =>
+        ChartPattern().Matches(html).Select(m => m.Value).Single(svg => svg.Contains($"data-metric=\"{encodedMetric}\"", StringComparison.Ordinal));
+
+    private static int PointCount(string html, string encodedMetric) => Regex.Count(Chart(html, encodedMetric), "<circle class=\"point");
+
+    private static int BadPointCount(string html, string encodedMetric) => Regex.Count(Chart(html, encodedMetric), "<circle class=\"point bad\"");
+
+    [GeneratedRegex("<svg class=\"chart\".*?</svg>", RegexOptions.Singleline)]
+    private static partial Regex ChartPattern();
+}
