@@ -1,4 +1,9 @@
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 
 namespace RolloutGate.Tests.Infrastructure;
@@ -47,6 +52,35 @@ public sealed class TestService : IAsyncDisposable
 
     /// <summary>Re-reads the runbooks folder now instead of waiting for the next poll.</summary>
     public Task ReloadRunbooksAsync() => Host.Services.GetRequiredService<RunbookLoader>().ScanAsync(CancellationToken.None);
+
+    /// <summary>
+    /// What the watch writes when metrics regress: a verdict change per metric and the move to regressed, in one
+    /// transaction through the service's own audit trail (so the chain stays valid).
+    /// </summary>
+    public async Task RegressAsync(string deploymentId, params string[] metrics)
+    {
+        await using var scope = Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var deployment = await db.Deployments.SingleAsync(d => d.Id == deploymentId);
+        var entries = metrics.Select(metric => new AuditEntry(AuditEventTypes.Evaluation, deploymentId, deployment.Service, "rolloutgate", new
+        {
+            metric, from = "healthy", verdict = "regressed", value = 0.9, baseline = 0.6, threshold = 0.72, explanation = "p95 rose 50%",
+        })).ToList();
+        entries.Add(WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, "rolloutgate", DateTimeOffset.UtcNow));
+        await db.SaveChangesAsync();
+        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db, entries, CancellationToken.None);
+        await transaction.CommitAsync();
+    }
+
+    /// <summary>An operator's stop, rollback or dismiss over HTTP; fails the test unless it is accepted.</summary>
+    public async Task DecideAsync(string deploymentId, string kind, string actor, string reason = "test")
+    {
+        using var client = Operator();
+        var body = new StringContent(System.Text.Json.JsonSerializer.Serialize(new { actor, reason }), System.Text.Encoding.UTF8, "application/json");
+        var response = await client.PostAsync(new Uri($"/api/v1/deployments/{deploymentId}/{kind}", UriKind.Relative), body);
+        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+    }
 
     public Task<long> CountAsync(string table, string where = "true") =>
         Database.ScalarAsync<long>($"SELECT count(*) FROM {table} WHERE {where}");

@@ -1,12 +1,4 @@
 using System.Globalization;
-using System.Text;
-using System.Text.Json;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
-using RolloutGate.Audit;
-using RolloutGate.Core.Deployments;
-using RolloutGate.Deployments;
-using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Reports;
@@ -17,18 +9,17 @@ public sealed class RunbookReportsTests
     public async Task AlertQuality_SeededHistory_CountsWhatPeopleMadeOfEachRule()
     {
         await using var service = await TestService.StartAsync();
-        using var @operator = service.Operator();
         // p95 flags three deployments: one rolled back by a person, one kept, one still undecided.
         await FlagAsync(service, "a", "p95-latency");
-        await DecideAsync(@operator, "a", "rollback", "bob");
+        await service.DecideAsync("a", "rollback", "bob");
         await service.Webhooks.SendEventAsync("rolledback", "a");
         await FlagAsync(service, "b", "p95-latency");
-        await DecideAsync(@operator, "b", "dismiss", "carol");
+        await service.DecideAsync("b", "dismiss", "carol");
         await FlagAsync(service, "c", "p95-latency", "error-rate");
         // error-rate flags c too; d is rolled back by the pipeline without anyone deciding.
         await FlagAsync(service, "d", "error-rate");
         await service.Webhooks.SendEventAsync("rolledback", "d");
-        await DecideAsync(@operator, "c", "stop", "dave");
+        await service.DecideAsync("c", "stop", "dave");
 
         using var reader = service.Reader();
         var report = await (await reader.GetAsync(new Uri("/api/v1/reports/alert-quality", UriKind.Relative))).JsonAsync();
@@ -52,9 +43,8 @@ public sealed class RunbookReportsTests
     public async Task DecisionLog_ListsEachDecisionWithEvidenceAndVersion_AndEscapesUntrustedText()
     {
         await using var service = await TestService.StartAsync();
-        using var @operator = service.Operator();
         await FlagAsync(service, "log-1", "p95-latency");
-        await DecideAsync(@operator, "log-1", "rollback", "bob", reason: "p95 *doubled* <script>");
+        await service.DecideAsync("log-1", "rollback", "bob", reason: "p95 *doubled* <script>");
 
         using var reader = service.Reader();
         var response = await reader.GetAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative));
@@ -71,30 +61,11 @@ public sealed class RunbookReportsTests
         Assert.Contains("No decision has been taken", empty, StringComparison.Ordinal);
     }
 
-    /// <summary>What the watch writes when metrics regress: verdict changes and the move to regressed, in one transaction.</summary>
     private static async Task FlagAsync(TestService service, string id, params string[] metrics)
     {
         var deployed = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", id,
             at: DateTimeOffset.UtcNow.AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture)));
         Assert.Equal(System.Net.HttpStatusCode.Accepted, deployed.StatusCode);
-        await using var scope = service.Host.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
-        await using var transaction = await db.Database.BeginTransactionAsync();
-        var deployment = await db.Deployments.SingleAsync(d => d.Id == id);
-        var entries = metrics.Select(metric => new AuditEntry(AuditEventTypes.Evaluation, id, "checkout", "rolloutgate", new
-        {
-            metric, from = "healthy", verdict = "regressed", value = 0.9, baseline = 0.6, threshold = 0.72, explanation = "p95 rose 50%",
-        })).ToList();
-        entries.Add(WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, "rolloutgate", DateTimeOffset.UtcNow));
-        await db.SaveChangesAsync();
-        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db, entries, CancellationToken.None);
-        await transaction.CommitAsync();
-    }
-
-    private static async Task DecideAsync(HttpClient @operator, string id, string kind, string actor, string reason = "test")
-    {
-        var body = new StringContent(JsonSerializer.Serialize(new { actor, reason }), Encoding.UTF8, "application/json");
-        var response = await @operator.PostAsync(new Uri($"/api/v1/deployments/{id}/{kind}", UriKind.Relative), body);
-        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
+        await service.RegressAsync(id, metrics);
     }
 }

@@ -1,12 +1,5 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
-using Microsoft.EntityFrameworkCore;
-using Microsoft.Extensions.DependencyInjection;
-using RolloutGate.Audit;
-using RolloutGate.Core.Deployments;
-using RolloutGate.Deployments;
-using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Reports;
@@ -19,20 +12,19 @@ public sealed class SummaryReportTests
         await using var service = await TestService.StartAsync(
             ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
         var now = DateTimeOffset.UtcNow;
-        using var @operator = service.Operator();
 
         // checkout d1: deployed 600 s ago, regressed now, rolled back on a person's decision, then by the pipeline.
         await DeployAsync(service, "d1", "checkout", now.AddSeconds(-600));
-        await RegressAsync(service, "d1");
-        await DecideAsync(@operator, "d1", "rollback", "bob");
+        await service.RegressAsync("d1");
+        await service.DecideAsync("d1", "rollback", "bob");
         await service.Webhooks.SendEventAsync("rolledback", "d1");
         // checkout d2: deployed 300 s ago, regressed, kept.
         await DeployAsync(service, "d2", "checkout", now.AddSeconds(-300));
-        await RegressAsync(service, "d2");
-        await DecideAsync(@operator, "d2", "dismiss", "carol");
+        await service.RegressAsync("d2");
+        await service.DecideAsync("d2", "dismiss", "carol");
         // checkout d3: stopped while healthy. cart c1: still watching.
         await DeployAsync(service, "d3", "checkout", now.AddSeconds(-60));
-        await DecideAsync(@operator, "d3", "stop", "dave");
+        await service.DecideAsync("d3", "stop", "dave");
         await DeployAsync(service, "c1", "cart", now.AddSeconds(-60));
         // Not deployed: predeploy only, so it is not counted.
         await service.Webhooks.SendEventAsync("predeploy", "c2", service: "cart");
@@ -82,28 +74,5 @@ public sealed class SummaryReportTests
     {
         var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", id, serviceName, at: at.ToString("O", CultureInfo.InvariantCulture)));
         Assert.Equal(System.Net.HttpStatusCode.Accepted, response.StatusCode);
-    }
-
-    /// <summary>What the watch does on a regression: the state change and its audit event, in one transaction.</summary>
-    private static async Task RegressAsync(TestService service, string id)
-    {
-        await using var scope = service.Host.Services.CreateAsyncScope();
-        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
-        var audit = scope.ServiceProvider.GetRequiredService<AuditTrail>();
-        await using var transaction = await db.Database.BeginTransactionAsync();
-        var deployment = await db.Deployments.SingleAsync(d => d.Id == id);
-        var entry = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, ReportsTestActor, DateTimeOffset.UtcNow);
-        await db.SaveChangesAsync();
-        await audit.AppendAsync(db, [entry], CancellationToken.None);
-        await transaction.CommitAsync();
-    }
-
-    private const string ReportsTestActor = "rolloutgate";
-
-    private static async Task DecideAsync(HttpClient @operator, string id, string kind, string actor)
-    {
-        var body = new StringContent(JsonSerializer.Serialize(new { actor, reason = "test" }), Encoding.UTF8, "application/json");
-        var response = await @operator.PostAsync(new Uri($"/api/v1/deployments/{id}/{kind}", UriKind.Relative), body);
-        Assert.Equal(System.Net.HttpStatusCode.OK, response.StatusCode);
     }
 }
