@@ -145,7 +145,8 @@ public static class DeploymentEndpoints
         }
 
         var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(take).ToListAsync(cancellationToken);
-        var views = rows.Select(row => DeploymentView.From(row, null)).ToList();
+        var evaluations = await EvaluationStore.LatestViewsAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
+        var views = rows.Select(row => DeploymentView.From(row, evaluations.GetValueOrDefault(row.Id))).ToList();
         if (Csv.IsRequested(request))
         {
             return Csv.Result(

@@ -70,18 +70,26 @@ public static class EvaluationStore
     }
 
     /// <summary>The latest evaluation time of a deployment, with every metric's result at it (GET /api/v1/deployments/{id}).</summary>
-    public static async Task<EvaluationView?> LatestViewAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
+    public static async Task<EvaluationView?> LatestViewAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken) =>
+        (await LatestViewsAsync(db, [deploymentId], cancellationToken)).GetValueOrDefault(deploymentId);
+
+    /// <summary>The same for a page of deployments, in one query (GET /api/v1/deployments); those never evaluated are absent.</summary>
+    public static async Task<Dictionary<string, EvaluationView>> LatestViewsAsync(
+        RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
     {
+        var ids = deploymentIds.ToArray();
         var rows = await db.Database.SqlQuery<ViewRow>($"""
-            SELECT metric AS "Metric", at AS "At", value AS "Value", baseline AS "Baseline", threshold AS "Threshold",
-                   verdict AS "Verdict", explanation AS "Explanation"
-            FROM evaluations
-            WHERE deployment_id = {deploymentId} AND at = (SELECT max(at) FROM evaluations WHERE deployment_id = {deploymentId})
-            ORDER BY metric
+            SELECT e.deployment_id AS "DeploymentId", e.metric AS "Metric", e.at AS "At", e.value AS "Value", e.baseline AS "Baseline",
+                   e.threshold AS "Threshold", e.verdict AS "Verdict", e.explanation AS "Explanation"
+            FROM evaluations e
+            JOIN (SELECT deployment_id, max(at) AS at FROM evaluations WHERE deployment_id = ANY({ids}) GROUP BY deployment_id) latest
+              ON latest.deployment_id = e.deployment_id AND latest.at = e.at
+            ORDER BY e.deployment_id, e.metric
             """).ToListAsync(cancellationToken);
-        return rows.Count == 0
-            ? null
-            : new EvaluationView(rows[0].At, [.. rows.Select(r => new MetricEvaluationView(r.Metric, r.Value, r.Baseline, r.Threshold, r.Verdict, r.Explanation))]);
+        return rows.GroupBy(r => r.DeploymentId, StringComparer.Ordinal).ToDictionary(
+            g => g.Key,
+            g => new EvaluationView(g.First().At, [.. g.Select(r => new MetricEvaluationView(r.Metric, r.Value, r.Baseline, r.Threshold, r.Verdict, r.Explanation))]),
+            StringComparer.Ordinal);
     }
 
     private static double Finite(double value) => double.IsFinite(value) ? value : 0;
@@ -90,5 +98,5 @@ public static class EvaluationStore
 
     private sealed record BaselineRow(string Metric, string Samples);
 
-    private sealed record ViewRow(string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
+    private sealed record ViewRow(string DeploymentId, string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
 }

@@ -228,6 +228,28 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployments_List_ShowsEachDeploymentsLatestEvaluation()
+    {
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        await service.Webhooks.SendEventAsync("deployed", "evaluated");
+        await service.Webhooks.SendEventAsync("deployed", "not-yet", service: "cart");
+        await RolloutGate.Tests.Dashboard.EvaluationSeed.InsertAsync(service, "evaluated", "p95-latency", [0.30, 0.41], regressedFrom: 1);
+        await RolloutGate.Tests.Dashboard.EvaluationSeed.InsertAsync(service, "evaluated", "error-rate", [0.01, 0.011]);
+
+        using var reader = service.Reader();
+        var list = await (await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative))).JsonAsync();
+        var byId = list.GetProperty("deployments").EnumerateArray().ToDictionary(d => d.GetProperty("deploymentId").GetString()!);
+
+        var latest = byId["evaluated"].GetProperty("latestEvaluation");
+        var metrics = latest.GetProperty("metrics").EnumerateArray().ToDictionary(m => m.GetProperty("name").GetString()!);
+        Assert.Equal(2, metrics.Count);
+        Assert.Equal("regressed", metrics["p95-latency"].GetProperty("verdict").GetString());
+        Assert.Equal(0.41, metrics["p95-latency"].GetProperty("value").GetDouble());
+        Assert.Equal(JsonValueKind.Null, byId["not-yet"].GetProperty("latestEvaluation").ValueKind);
+    }
+
+    [Fact]
     public async Task Deployments_AcceptCsv_AnswersCsv()
     {
         await using var service = await TestService.StartAsync();
