@@ -36,13 +36,6 @@ public static class DeploymentStateMachine
         [(DeploymentState.RollingBack, DeploymentTrigger.Stop)] = DeploymentState.Stopped,
     };
 
-    /// <summary>The state a brand-new deployment enters for the first trigger it sees, or null if it cannot start there.</summary>
-    public static string? Initial(DeploymentTrigger trigger) => trigger switch
-    {
-        DeploymentTrigger.PreDeploy => DeploymentState.Checking,
-        _ => null,
-    };
-
     public static TransitionResult Next(string from, DeploymentTrigger trigger) =>
         Transitions.TryGetValue((from, trigger), out var to)
             ? TransitionResult.Allowed(from, to)

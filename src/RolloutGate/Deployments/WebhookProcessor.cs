@@ -172,7 +172,7 @@ public sealed partial class WebhookProcessor(
         }
 
         // The version recorded at predeploy governs the whole change, even if the file was edited since.
-        var watch = runbooks.VersionOf(deployment, governing).Watch;
+        var watch = runbooks.VersionOf(deployment).Watch;
         var deployedAt = request.At ?? now;
         deployment.DeployedAt = deployedAt;
         deployment.WatchStartedAt = now;

@@ -32,26 +32,10 @@ public sealed class RunbookCatalog : IReadinessCheck
     public LoadedRunbook? Find(string service, string environment) =>
         current.ByFile.Values.FirstOrDefault(loaded => loaded.Runbook.Governs(service, environment));
 
-    public LoadedRunbook? FindByName(string name) =>
-        current.ByFile.Values.FirstOrDefault(loaded => string.Equals(loaded.Runbook.Name, name, StringComparison.Ordinal));
-
     /// <summary>
-    /// The runbook version a deployment recorded, which governs it to the end even after the file changes.
-    /// Stored versions were valid when stored, so parsing one again cannot fail unless the parser got stricter.
-    /// </summary>
-    public Runbook VersionOf(DeploymentRow deployment, LoadedRunbook inForce)
-    {
-        if (deployment.RunbookVersionId == inForce.VersionId)
-        {
-            return inForce.Runbook;
-        }
-
-        return StoredVersion(deployment);
-    }
-
-    /// <summary>
-    /// The runbook version a deployment recorded, whether or not a runbook for its service is still in force
-    /// (the watch keeps running when the file is removed).
+    /// The runbook version a deployment recorded, which governs it to the end even after the file changes or is removed
+    /// (the watch keeps running). Stored versions were valid when stored, so parsing one again cannot fail unless the
+    /// parser got stricter.
     /// </summary>
     public Runbook VersionOf(DeploymentRow deployment) =>
         current.ByFile.Values.FirstOrDefault(loaded => loaded.VersionId == deployment.RunbookVersionId) is { } inForce
