@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts a private PostgreSQL (port 55481) and Prometheus (port 59481, backfilled with Istio-shaped series of a few
-# workloads), data under .local/bench/, and runs the watch scale benchmark against them.
-# Arguments go to the benchmark: --watches 100,1000 (comma-separated N), --minutes 3, --set Key=Value (service config).
+# workloads, --workloads N), data under .local/bench/, and runs the watch scale benchmark against them.
+# Arguments go to the benchmark: --watches 100,1000 (comma-separated N), --workloads 5, --minutes 3,
+# --set Key=Value (service config).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/lib.sh"
 cd "$REPO_ROOT"
@@ -18,7 +19,7 @@ trap cleanup EXIT
 dotnet build tests/RolloutGate.Benchmarks -c Release -nologo -v quiet
 stop_prometheus "$PROMETHEUS_DATA"
 rm -rf "$PROMETHEUS_DATA"; mkdir -p "$PROMETHEUS_DATA"
-dotnet run -c Release --no-build --project tests/RolloutGate.Benchmarks -- watch-series "$PROMETHEUS_DATA.om"
+dotnet run -c Release --no-build --project tests/RolloutGate.Benchmarks -- watch-series "$PROMETHEUS_DATA.om" "$@"
 promtool tsdb create-blocks-from openmetrics "$PROMETHEUS_DATA.om" "$PROMETHEUS_DATA" >"$PROMETHEUS_DATA.backfill.log" 2>&1 \
   || { cat "$PROMETHEUS_DATA.backfill.log" >&2; die "promtool could not backfill the watch series"; }
 start_prometheus "$PROMETHEUS_DATA" "$PROMETHEUS_PORT"

@@ -16,10 +16,40 @@ namespace RolloutGate.Core.Watch;
 /// <param name="Buckets">Cumulative histogram counts in the window by <c>le</c> (latency presets only).</param>
 /// <param name="Window">The range of the rate() and increase() selectors.</param>
 /// <param name="Interval">The evaluation interval; counts are scaled from the window to it.</param>
-public sealed record MetricQuery(string Value, string? Requests, string? Errors, string? Buckets, TimeSpan Window, TimeSpan Interval)
+/// <param name="Batch">The same metric for every workload at once (presets); null for a custom query.</param>
+public sealed record MetricQuery(
+    string Value, string? Requests, string? Errors, string? Buckets, TimeSpan Window, TimeSpan Interval, MetricQueryBatch? Batch = null)
 {
     /// <summary>A count over the window, scaled to one interval (the window is longer when the interval is short).</summary>
     public long PerInterval(double countInWindow) => (long)Math.Round(countInWindow * (Interval / Window));
+}
+
+/// <summary>
+/// A preset metric's queries for every workload of the mesh at once: each grouped by the labels that name a workload
+/// (<see cref="GroupLabels"/>), so that one query at time t answers for every watch due at t (the watch evaluates all its
+/// watches at the same times, see <see cref="WatchSchedule"/>) instead of one query per watch. This workload's value is
+/// the series whose <see cref="GroupLabels"/> have the values <see cref="Key"/>; per group the arithmetic is exactly that of
+/// the single-workload <see cref="MetricQuery"/>, which stays the evidence shown with the evaluation.
+/// </summary>
+/// <param name="Value">The metric per workload; null for cost per request, which is combined from <see cref="Cost"/>.</param>
+public sealed record MetricQueryBatch(
+    IReadOnlyList<string> GroupLabels, IReadOnlyList<string> Key, string? Value, string? Requests, string? Errors, string? Buckets, CostQueries? Cost = null);
+
+/// <summary>
+/// Cost per request for every workload at once. cAdvisor names pods, not workloads, so PromQL cannot group its series by
+/// workload; CPU and memory are therefore read per pod and summed by the caller over the workload's pods (names starting
+/// with the workload and a dash, what <c>pod=~"{workload}-.*"</c> selects), then priced and divided by the request rate
+/// exactly as the single-workload query does.
+/// </summary>
+public sealed record CostQueries(
+    string CpuByPod, string MemoryByPod, string RequestRate, string Namespace, string Workload, double CpuCoreHour, double MemoryGiBHour)
+{
+    /// <summary>Currency per request from the workload's CPU cores, working-set bytes and requests per second.</summary>
+    public double? PerRequest(double cpuCores, double memoryBytes, double requestsPerSecond)
+    {
+        var perRequest = (cpuCores * CpuCoreHour + memoryBytes / MetricQueries.BytesPerGiB * MemoryGiBHour) / 3600 / requestsPerSecond;
+        return double.IsFinite(perRequest) ? perRequest : null;
+    }
 }
 
 /// <summary>
@@ -58,6 +88,8 @@ public static class MetricQueries
         var all = names.Selector();
         var failed = names.Selector(names.ErrorMatcher);
         var requests = $"sum(increase({names.Requests}{all}[{w}]))";
+        var batch = names.Batch();
+        var batchRequests = $"sum by ({batch.By}) (increase({names.Requests}{batch.All}[{w}]))";
         return metric.Preset switch
         {
             "p95-latency" => new MetricQuery(
@@ -66,16 +98,28 @@ public static class MetricQueries
                 null,
                 $"sum by (le) (increase({names.Histogram}{all}[{w}]))",
                 window,
-                interval),
+                interval,
+                batch.With(
+                    $"histogram_quantile({Number(LatencyQuantile)}, sum by ({batch.By}, le) (rate({names.Histogram}{batch.All}[{w}]))) / 1000",
+                    $"sum by ({batch.By}) (increase({names.Histogram}{names.BatchSelector("le=\"+Inf\"")}[{w}]))",
+                    null,
+                    $"sum by ({batch.By}, le) (increase({names.Histogram}{batch.All}[{w}]))")),
             "error-rate" => new MetricQuery(
                 $"sum(rate({names.Requests}{failed}[{w}])) / sum(rate({names.Requests}{all}[{w}]))",
                 requests,
                 $"sum(increase({names.Requests}{failed}[{w}]))",
                 null,
                 window,
-                interval),
-            "request-rate" => new MetricQuery($"sum(rate({names.Requests}{all}[{w}]))", requests, null, null, window, interval),
-            "cost-per-request" => new MetricQuery(CostPerRequest(metric, mesh, names, w), requests, null, null, window, interval),
+                interval,
+                batch.With(
+                    $"sum by ({batch.By}) (rate({names.Requests}{batch.Failed}[{w}])) / sum by ({batch.By}) (rate({names.Requests}{batch.All}[{w}]))",
+                    batchRequests,
+                    $"sum by ({batch.By}) (increase({names.Requests}{batch.Failed}[{w}]))",
+                    null)),
+            "request-rate" => new MetricQuery($"sum(rate({names.Requests}{all}[{w}]))", requests, null, null, window, interval,
+                batch.With($"sum by ({batch.By}) (rate({names.Requests}{batch.All}[{w}]))", batchRequests, null, null)),
+            "cost-per-request" => new MetricQuery(CostPerRequest(metric, mesh, names, w), requests, null, null, window, interval,
+                batch.With(null, batchRequests, null, null) with { Cost = CostPerRequestBatch(metric, mesh, names, w) }),
             _ => throw new ArgumentException($"unknown preset '{metric.Preset}'", nameof(metric)),
         };
     }
@@ -94,6 +138,22 @@ public static class MetricQueries
             + $" / 3600 / sum(rate({names.Requests}{names.Selector()}[{w}]))";
     }
 
+    /// <summary>The parts of <see cref="CostPerRequest"/> for every workload at once (see <see cref="CostQueries"/>).</summary>
+    private static CostQueries CostPerRequestBatch(MetricSpec metric, MeshSpec mesh, MeshNames names, string w)
+    {
+        var pricing = metric.Pricing!;
+        const string containers = "{container!=\"\"}";
+        var batch = names.Batch();
+        return new CostQueries(
+            $"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{containers}[{w}]))",
+            $"sum by (namespace, pod) (avg_over_time(container_memory_working_set_bytes{containers}[{w}]))",
+            $"sum by ({batch.By}) (rate({names.Requests}{batch.All}[{w}]))",
+            mesh.Namespace ?? "",
+            mesh.Workload ?? "",
+            pricing.CpuCoreHour,
+            pricing.MemoryGiBHour);
+    }
+
     /// <summary>A PromQL duration: whole hours, minutes or seconds.</summary>
     public static string Duration(TimeSpan span) =>
         span.TotalHours == Math.Floor(span.TotalHours) ? $"{span.TotalHours:0}h"
@@ -106,28 +166,51 @@ public static class MetricQueries
         (value ?? "").Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal);
 
     /// <summary>The series and labels each mesh's proxies export for a workload.</summary>
-    private sealed record MeshNames(string Requests, string Histogram, string ErrorMatcher, string BaseSelector)
+    /// <param name="Fixed">The matchers every query of the mesh has (which side reports), without the workload's.</param>
+    /// <param name="GroupLabels">The labels naming a workload: its namespace, then its name.</param>
+    private sealed record MeshNames(string Requests, string Histogram, string ErrorMatcher, string Fixed, string[] GroupLabels, string Namespace, string Workload)
     {
         public static MeshNames For(MeshSpec mesh)
         {
-            var ns = Escape(mesh.Namespace);
-            var workload = Escape(mesh.Workload);
+            var ns = mesh.Namespace ?? "";
+            var workload = mesh.Workload ?? "";
             return mesh.Provider switch
             {
                 MeshProvider.Istio => new MeshNames(
                     "istio_requests_total",
                     "istio_request_duration_milliseconds_bucket",
                     "response_code=~\"5..\"",
-                    $"reporter=\"destination\",destination_workload=\"{workload}\",destination_workload_namespace=\"{ns}\""),
+                    "reporter=\"destination\"",
+                    ["destination_workload_namespace", "destination_workload"],
+                    ns,
+                    workload),
                 MeshProvider.Linkerd => new MeshNames(
                     "response_total",
                     "response_latency_ms_bucket",
                     "classification=\"failure\"",
-                    $"direction=\"inbound\",deployment=\"{workload}\",namespace=\"{ns}\""),
+                    "direction=\"inbound\"",
+                    ["namespace", "deployment"],
+                    ns,
+                    workload),
                 _ => throw new ArgumentException("presets need mesh.provider istio or linkerd", nameof(mesh)),
             };
         }
 
+        private string BaseSelector =>
+            $"{Fixed},{GroupLabels[1]}=\"{Escape(Workload)}\",{GroupLabels[0]}=\"{Escape(Namespace)}\"";
+
         public string Selector(string? extra = null) => extra is null ? $"{{{BaseSelector}}}" : $"{{{BaseSelector},{extra}}}";
+
+        /// <summary>The selector of every workload's series (no workload matchers).</summary>
+        public string BatchSelector(string? extra = null) => extra is null ? $"{{{Fixed}}}" : $"{{{Fixed},{extra}}}";
+
+        public BatchParts Batch() => new(string.Join(", ", GroupLabels), BatchSelector(), BatchSelector(ErrorMatcher), GroupLabels, [Namespace, Workload]);
+    }
+
+    /// <summary>What the batched queries of one mesh share: the grouping, the selectors and this workload's key.</summary>
+    private sealed record BatchParts(string By, string All, string Failed, string[] GroupLabels, string[] Key)
+    {
+        public MetricQueryBatch With(string? value, string? requests, string? errors, string? buckets) =>
+            new(GroupLabels, Key, value, requests, errors, buckets);
     }
 }

@@ -23,7 +23,7 @@ public sealed record WatchConclusion(WatchOutcome Outcome, string? Reason)
 {
     /// <summary>
     /// Decides from the evaluations at <paramref name="at"/>. A regression wins over everything; no data is never healthy,
-    /// so blindness stops the watch rather than letting it complete; the end of the watch completes it.
+    /// so blindness stops the watch rather than letting it complete; the last evaluation time before the end completes it.
     /// </summary>
     public static WatchConclusion After(
         IReadOnlyList<MetricEvaluation> evaluations, DateTimeOffset at, DateTimeOffset until, TimeSpan interval, TimeSpan maxBlind)
@@ -44,7 +44,7 @@ public sealed record WatchConclusion(WatchOutcome Outcome, string? Reason)
             }
         }
 
-        return at >= until
+        return WatchSchedule.IsLast(at, interval, until)
             ? new WatchConclusion(WatchOutcome.Completed, "the watch ran its full duration without a regression")
             : new WatchConclusion(WatchOutcome.Continue, null);
     }

@@ -22,7 +22,6 @@ public sealed partial class WebhookProcessor(
     RunbookCatalog runbooks,
     PreDeployGate gate,
     AuditTrail audit,
-    WatchScheduler watches,
     TimeProvider time,
     ILogger<WebhookProcessor> logger)
 {
@@ -70,29 +69,7 @@ public sealed partial class WebhookProcessor(
             new { deliveryId, request, answer = outcome.StatusCode })).ToList(), cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         LogApplied(logger, request.Event, request.DeploymentId, request.Service, request.Environment, outcome.StatusCode);
-        if (request.Event == WebhookEvents.Deployed && outcome.StatusCode == StatusCodes.Status202Accepted)
-        {
-            await StartWatchAsync(request.DeploymentId, cancellationToken);
-        }
-
         return outcome;
-    }
-
-    /// <summary>
-    /// Schedules the watch once the deployment is committed as watching. Should this fail or the process die first,
-    /// the watch reconciler schedules it within its interval: the webhook's answer stands either way.
-    /// </summary>
-    private async Task StartWatchAsync(string deploymentId, CancellationToken cancellationToken)
-    {
-        try
-        {
-            var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleAsync(d => d.Id == deploymentId, cancellationToken);
-            await watches.EnsureAsync(deploymentId, runbooks.VersionOf(deployment).Watch.Interval, fireNow: false, cancellationToken);
-        }
-        catch (Exception ex) when (ex is not OperationCanceledException)
-        {
-            LogWatchNotScheduled(logger, deploymentId, ex);
-        }
     }
 
     private async Task<WebhookOutcome> ReplayAsync(string deliveryId, string bodySha256, CancellationToken cancellationToken)
@@ -263,9 +240,6 @@ public sealed partial class WebhookProcessor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Event} for deployment {DeploymentId} ({Service}/{Environment}) answered {Status}")]
     private static partial void LogApplied(ILogger logger, string @event, string deploymentId, string service, string environment, int status);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "The watch of {DeploymentId} could not be scheduled now; the reconciler will schedule it")]
-    private static partial void LogWatchNotScheduled(ILogger logger, string deploymentId, Exception exception);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Delivery {DeliveryId} was seen before; answering as the first time")]
     private static partial void LogReplayed(ILogger logger, string deliveryId);

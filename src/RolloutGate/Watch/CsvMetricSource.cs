@@ -100,10 +100,11 @@ public sealed class CsvMetricSource : IMetricSource
         return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan.Watch.Interval), []);
     }
 
-    public Task<MetricObservation> ObserveAsync(WatchMetric metric, DateTimeOffset at, CancellationToken cancellationToken)
+    public Task<IReadOnlyList<MetricObservation>> ObserveAsync(IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var row = rows.LastOrDefault(r => r.At <= at && r.At > at - interval);
-        return Task.FromResult(new MetricObservation(row is null ? new Observation(at, null) : Observe(metric, row, at)));
+        return Task.FromResult<IReadOnlyList<MetricObservation>>(
+            [.. metrics.Select(metric => new MetricObservation(row is null ? new Observation(at, null) : Observe(metric, row, at)))]);
     }
 
     /// <summary>Every row before the deploy (<paramref name="to"/>) is baseline, as CONTRACT section 8 says.</summary>

@@ -1,5 +1,7 @@
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
+using Npgsql;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Watch;
 using RolloutGate.Deployments;
@@ -12,33 +14,47 @@ public sealed record StoredEvaluation(string Metric, DateTimeOffset At, string V
 
 /// <summary>
 /// The watch's tables (migrations/0002_watch.sql) in plain SQL. Inserts use ON CONFLICT DO NOTHING on the natural keys,
-/// so a second replica or a re-run after a crash cannot duplicate a baseline or an evaluation.
+/// so a second replica or a re-run after a crash cannot duplicate a baseline or an evaluation. Reads and
+/// writes take many deployments at once: the watch evaluates all its due watches together.
 /// </summary>
 public static class EvaluationStore
 {
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
 
-    public static async Task<Dictionary<string, StoredEvaluation>> LatestAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
+    /// <summary>Each deployment's last stored evaluation per metric: where its watch resumes.</summary>
+    public static async Task<Dictionary<string, Dictionary<string, StoredEvaluation>>> LatestAsync(
+        RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
     {
+        var ids = deploymentIds.ToArray();
         var rows = await db.Database.SqlQuery<LatestRow>($"""
-            SELECT DISTINCT ON (metric) metric AS "Metric", at AS "At", verdict AS "Verdict", state::text AS "State"
-            FROM evaluations WHERE deployment_id = {deploymentId} ORDER BY metric, at DESC
+            SELECT DISTINCT ON (deployment_id, metric) deployment_id AS "DeploymentId", metric AS "Metric", at AS "At",
+                   verdict AS "Verdict", state::text AS "State"
+            FROM evaluations WHERE deployment_id = ANY({ids}) ORDER BY deployment_id, metric, at DESC
             """).ToListAsync(cancellationToken);
-        return rows.ToDictionary(
-            r => r.Metric,
-            r => new StoredEvaluation(r.Metric, r.At, r.Verdict, JsonSerializer.Deserialize<DetectorState>(r.State, Json)!),
+        return rows.GroupBy(r => r.DeploymentId, StringComparer.Ordinal).ToDictionary(
+            g => g.Key,
+            g => g.ToDictionary(
+                r => r.Metric,
+                r => new StoredEvaluation(r.Metric, r.At, r.Verdict, JsonSerializer.Deserialize<DetectorState>(r.State, Json)!),
+                StringComparer.Ordinal),
             StringComparer.Ordinal);
     }
 
-    public static async Task<Dictionary<string, IReadOnlyList<Observation>>> BaselinesAsync(
-        RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
+    /// <summary>Each deployment's stored baseline samples per metric.</summary>
+    public static async Task<Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>>> BaselinesAsync(
+        RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
     {
+        var ids = deploymentIds.ToArray();
         var rows = await db.Database.SqlQuery<BaselineRow>($"""
-            SELECT metric AS "Metric", samples::text AS "Samples" FROM watch_baselines WHERE deployment_id = {deploymentId}
+            SELECT deployment_id AS "DeploymentId", metric AS "Metric", samples::text AS "Samples"
+            FROM watch_baselines WHERE deployment_id = ANY({ids})
             """).ToListAsync(cancellationToken);
-        return rows.ToDictionary(
-            r => r.Metric,
-            r => (IReadOnlyList<Observation>)JsonSerializer.Deserialize<List<Observation>>(r.Samples, Json)!,
+        return rows.GroupBy(r => r.DeploymentId, StringComparer.Ordinal).ToDictionary(
+            g => g.Key,
+            g => g.ToDictionary(
+                r => r.Metric,
+                r => (IReadOnlyList<Observation>)JsonSerializer.Deserialize<List<Observation>>(r.Samples, Json)!,
+                StringComparer.Ordinal),
             StringComparer.Ordinal);
     }
 
@@ -53,20 +69,46 @@ public static class EvaluationStore
             """, cancellationToken);
     }
 
-    /// <summary>Inserts one evaluation; false when that (deployment, metric, t) was already stored.</summary>
-    public static async Task<bool> InsertAsync(
-        RolloutGateDbContext db, string deploymentId, WatchEvaluation evaluation, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// Inserts the evaluations of many deployments in one statement, inside the caller's transaction; returns the
+    /// deployments whose rows went in. A deployment missing from the answer had that t stored already (by another
+    /// replica, or before a crash): its rows conflict on (deployment, metric, t) and are left as they were.
+    /// </summary>
+    public static async Task<HashSet<string>> InsertAsync(
+        RolloutGateDbContext db, IReadOnlyList<(string DeploymentId, WatchEvaluation Evaluation)> rows, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var e = evaluation.Evaluation;
-        var state = JsonSerializer.Serialize(e.State, Json);
-        var verdict = VerdictNames.Of(e.Verdict);
-        var inserted = await db.Database.ExecuteSqlAsync($"""
+        var connection = (NpgsqlConnection)db.Database.GetDbConnection();
+        var transaction = (NpgsqlTransaction?)db.Database.CurrentTransaction?.GetDbTransaction()
+            ?? throw new InvalidOperationException("evaluations are inserted inside the transaction that stores their consequences");
+        await using var command = new NpgsqlCommand("""
             INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, state, evaluated_at)
-            VALUES ({deploymentId}, {e.Metric}, {e.At}, {e.Value}, {e.Reference}, {e.AllowedValue}, {Finite(e.Statistic)}, {verdict},
-                    {e.Explanation}, {evaluation.Query}, {state}::jsonb, {now})
+            SELECT d, m, a, v, b, t, s, r, e, q, j::jsonb, $12
+            FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[])
+                 AS x(d, m, a, v, b, t, s, r, e, q, j)
             ON CONFLICT (deployment_id, metric, at) DO NOTHING
-            """, cancellationToken);
-        return inserted == 1;
+            RETURNING deployment_id
+            """, connection, transaction);
+        var evaluations = rows.Select(r => r.Evaluation.Evaluation).ToList();
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.DeploymentId).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Metric).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.At).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Value).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Reference).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.AllowedValue).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => Finite(e.Statistic)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => VerdictNames.Of(e.Verdict)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Explanation).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Evaluation.Query).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => JsonSerializer.Serialize(e.State, Json)).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = now });
+        var inserted = new HashSet<string>(StringComparer.Ordinal);
+        await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+        while (await reader.ReadAsync(cancellationToken))
+        {
+            inserted.Add(reader.GetString(0));
+        }
+
+        return inserted;
     }
 
     /// <summary>The latest evaluation time of a deployment, with every metric's result at it (GET /api/v1/deployments/{id}).</summary>
@@ -94,9 +136,9 @@ public static class EvaluationStore
 
     private static double Finite(double value) => double.IsFinite(value) ? value : 0;
 
-    private sealed record LatestRow(string Metric, DateTimeOffset At, string Verdict, string State);
+    private sealed record LatestRow(string DeploymentId, string Metric, DateTimeOffset At, string Verdict, string State);
 
-    private sealed record BaselineRow(string Metric, string Samples);
+    private sealed record BaselineRow(string DeploymentId, string Metric, string Samples);
 
     private sealed record ViewRow(string DeploymentId, string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
 }

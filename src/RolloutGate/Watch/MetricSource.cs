@@ -20,7 +20,7 @@ public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metri
 }
 
 /// <summary>One interval of one metric as the source saw it, and a remark the explanation must carry.</summary>
-/// <param name="Note">For example that a latency lies beyond the histogram's last finite bucket.</param>
+/// <param name="Note">For example that a latency lies beyond the histogram's last finite bucket, or that the query was rejected.</param>
 public sealed record MetricObservation(Observation Observation, string? Note = null);
 
 /// <summary>
@@ -29,8 +29,12 @@ public sealed record MetricObservation(Observation Observation, string? Note = n
 /// </summary>
 public interface IMetricSource
 {
-    /// <summary>The metric for the interval ending at <paramref name="at"/>. Throws when the source cannot answer (never "no data").</summary>
-    Task<MetricObservation> ObserveAsync(WatchMetric metric, DateTimeOffset at, CancellationToken cancellationToken);
+    /// <summary>
+    /// The metrics, of one watch or of many, for the interval ending at <paramref name="at"/>, in the order given. Throws
+    /// when the source cannot answer (never "no data"); a query the source rejects is no data for its metric, with the
+    /// rejection in the note.
+    /// </summary>
+    Task<IReadOnlyList<MetricObservation>> ObserveAsync(IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken);
 
     /// <summary>The intervals from <paramref name="from"/> to <paramref name="to"/>, one per <paramref name="step"/>, for the baseline.</summary>
     Task<IReadOnlyList<Observation>> BaselineAsync(

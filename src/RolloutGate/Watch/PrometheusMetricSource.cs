@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Globalization;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Watch;
@@ -8,25 +9,30 @@ namespace RolloutGate.Watch;
 /// <summary>
 /// Reads the watch's metrics from Prometheus at an explicit time. NaN (histogram_quantile without traffic, 0/0) and an
 /// empty result are "no data"; an interval without a single request is no data too, so an idle service is reported blind
-/// rather than healthy. A Prometheus that cannot be asked throws, and the interval is retried later.
+/// rather than healthy. A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus
+/// rejects (bad PromQL, an execution error) is no data for its metric, with Prometheus's answer and the query in the note.
+/// <para>
+/// Preset metrics are read in batches: for all the metrics asked at one t, each distinct query grouped by workload
+/// (<see cref="MetricQueryBatch"/>) is sent once and every watch picks its workload's series from the answer, so the
+/// number of queries per t depends on the presets in use, not on the number of watches. Custom queries are sent as
+/// written, each distinct one once.
+/// </para>
 /// </summary>
 public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetricSource
 {
-    public async Task<MetricObservation> ObserveAsync(WatchMetric metric, DateTimeOffset at, CancellationToken cancellationToken)
-    {
-        var query = metric.Query;
-        var value = Single(await prometheus.QueryAsync(query.Value, at, cancellationToken));
-        var requests = await CountAsync(query, query.Requests, at, cancellationToken);
-        var errors = await CountAsync(query, query.Errors, at, cancellationToken);
-        var observation = Observe(metric, at, value, requests, errors);
-        string? note = null;
-        if (observation.Value is not null && query.Buckets is not null)
-        {
-            var buckets = await prometheus.QueryAsync(query.Buckets, at, cancellationToken);
-            note = BeyondLastBucket(buckets);
-        }
+    /// <summary>Queries in flight at once for one t.</summary>
+    private const int Parallelism = 4;
 
-        return new MetricObservation(observation, note);
+    public async Task<IReadOnlyList<MetricObservation>> ObserveAsync(
+        IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        var answers = new ConcurrentDictionary<string, Answer>(StringComparer.Ordinal);
+        var queries = metrics.SelectMany(QueriesOf).Distinct(StringComparer.Ordinal).ToList();
+        await Parallel.ForEachAsync(
+            queries,
+            new ParallelOptions { MaxDegreeOfParallelism = Parallelism, CancellationToken = cancellationToken },
+            async (query, token) => answers[query] = await AskAsync(query, at, token));
+        return [.. metrics.Select(metric => Observe(metric, at, answers))];
     }
 
     public async Task<IReadOnlyList<Observation>> BaselineAsync(
@@ -55,11 +61,64 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
             : new Observation(at, value, requests);
     }
 
-    /// <summary>A count over the query's window, scaled to one interval; null when the query gave nothing.</summary>
-    private async Task<long?> CountAsync(MetricQuery query, string? promql, DateTimeOffset at, CancellationToken cancellationToken) =>
-        promql is not null && Single(await prometheus.QueryAsync(promql, at, cancellationToken)) is { } count
-            ? query.PerInterval(count)
+    /// <summary>The PromQL a metric needs at t: its batch's grouped queries, or its custom query.</summary>
+    private static IEnumerable<string> QueriesOf(WatchMetric metric)
+    {
+        if (metric.Query.Batch is not { } batch)
+        {
+            return [metric.Query.Value];
+        }
+
+        string?[] queries = [batch.Value, batch.Requests, batch.Errors, batch.Buckets, batch.Cost?.CpuByPod, batch.Cost?.MemoryByPod, batch.Cost?.RequestRate];
+        return queries.OfType<string>();
+    }
+
+    private async Task<Answer> AskAsync(string query, DateTimeOffset at, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return new Answer(await prometheus.QueryAsync(query, at, cancellationToken), null);
+        }
+        catch (PrometheusQueryException rejected) when (rejected.ErrorType != "timeout")
+        {
+            // Asking again will not help: the metric is reported with the rejection rather than retried for ever.
+            return new Answer([], rejected);
+        }
+    }
+
+    private static MetricObservation Observe(WatchMetric metric, DateTimeOffset at, IReadOnlyDictionary<string, Answer> answers)
+    {
+        var rejected = QueriesOf(metric).Select(q => answers[q].Rejected).FirstOrDefault(r => r is not null);
+        if (rejected is not null)
+        {
+            return new MetricObservation(new Observation(at, null), $"No data because {rejected.Message}");
+        }
+
+        var query = metric.Query;
+        if (query.Batch is not { } batch)
+        {
+            return new MetricObservation(Observe(metric, at, Single(answers[query.Value].Samples), null, null));
+        }
+
+        var key = Answer.KeyOf(batch.Key);
+        double? Grouped(string? promql) => promql is null ? null : answers[promql].ByGroup(batch.GroupLabels).GetValueOrDefault(key);
+        long? Count(string? promql) => Grouped(promql) is { } count ? query.PerInterval(count) : null;
+
+        var value = batch.Cost is { } cost ? CostPerRequest(cost, answers, Grouped(cost.RequestRate)) : Grouped(batch.Value);
+        var observation = Observe(metric, at, value, Count(batch.Requests), Count(batch.Errors));
+        var note = observation.Value is not null && batch.Buckets is not null
+            ? BeyondLastBucket(answers[batch.Buckets].Buckets(batch.GroupLabels).GetValueOrDefault(key) ?? [])
             : null;
+        return new MetricObservation(observation, note);
+    }
+
+    /// <summary>What the single-workload cost query gives: null unless CPU, memory and requests all have data.</summary>
+    private static double? CostPerRequest(CostQueries cost, IReadOnlyDictionary<string, Answer> answers, double? requestsPerSecond)
+    {
+        var cpu = answers[cost.CpuByPod].ByWorkloadPods().GetValueOrDefault(Answer.KeyOf([cost.Namespace, cost.Workload]));
+        var memory = answers[cost.MemoryByPod].ByWorkloadPods().GetValueOrDefault(Answer.KeyOf([cost.Namespace, cost.Workload]));
+        return cpu is { } cores && memory is { } bytes && requestsPerSecond is { } rate ? cost.PerRequest(cores, bytes, rate) : null;
+    }
 
     private static double? Single(IReadOnlyList<PrometheusSample> samples) =>
         samples.Count > 0 && double.IsFinite(samples[0].Value) ? samples[0].Value : null;
@@ -67,15 +126,80 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
     private static Dictionary<DateTimeOffset, double?> Points(IReadOnlyList<PrometheusSeries> series) =>
         series.Count == 0 ? [] : series[0].Points.ToDictionary(p => p.Timestamp, p => double.IsFinite(p.Value) ? p.Value : (double?)null);
 
-    private static string? BeyondLastBucket(IReadOnlyList<PrometheusSample> samples)
-    {
-        var buckets = samples
-            .Where(s => s.Labels.TryGetValue("le", out _))
-            .Select(s => new HistogramBucket(PrometheusFormat.ParseValue(s.Labels["le"]), s.Value))
-            .ToList();
-        return HistogramTail.QuantileBeyondLastFiniteBucket(buckets, MetricQueries.LatencyQuantile) is { } le
+    private static string? BeyondLastBucket(IReadOnlyList<HistogramBucket> buckets) =>
+        HistogramTail.QuantileBeyondLastFiniteBucket(buckets, MetricQueries.LatencyQuantile) is { } le
             ? string.Create(CultureInfo.InvariantCulture,
                 $"The 95th percentile lies beyond the histogram's last finite bucket (le=\"{PrometheusFormat.FormatValue(le)}\"): the true value is at least {le / 1000:0.###} s.")
             : null;
+
+    /// <summary>One query's answer at t, indexed on first use by the labels that name a workload.</summary>
+    private sealed class Answer(IReadOnlyList<PrometheusSample> samples, PrometheusQueryException? rejected)
+    {
+        private readonly Lock _index = new();
+        private Dictionary<string, double?>? _byGroup;
+        private Dictionary<string, List<HistogramBucket>>? _buckets;
+        private Dictionary<string, double>? _byWorkloadPods;
+
+        public IReadOnlyList<PrometheusSample> Samples => samples;
+
+        public PrometheusQueryException? Rejected => rejected;
+
+        public static string KeyOf(IEnumerable<string> values) => string.Join('\u001f', values);
+
+        /// <summary>Each series' value by its workload (the group labels' values); NaN and infinities are no data.</summary>
+        public Dictionary<string, double?> ByGroup(IReadOnlyList<string> labels)
+        {
+            lock (_index)
+            {
+                return _byGroup ??= samples
+                    .GroupBy(s => KeyOf(labels.Select(l => s.Labels.GetValueOrDefault(l) ?? "")), StringComparer.Ordinal)
+                    .ToDictionary(g => g.Key, g => double.IsFinite(g.First().Value) ? g.First().Value : (double?)null, StringComparer.Ordinal);
+            }
+        }
+
+        /// <summary>The cumulative histogram of each workload, by <c>le</c>.</summary>
+        public Dictionary<string, List<HistogramBucket>> Buckets(IReadOnlyList<string> labels)
+        {
+            lock (_index)
+            {
+                return _buckets ??= samples
+                    .Where(s => s.Labels.ContainsKey("le"))
+                    .GroupBy(s => KeyOf(labels.Select(l => s.Labels.GetValueOrDefault(l) ?? "")), StringComparer.Ordinal)
+                    .ToDictionary(
+                        g => g.Key,
+                        g => g.Select(s => new HistogramBucket(PrometheusFormat.ParseValue(s.Labels["le"]), s.Value)).ToList(),
+                        StringComparer.Ordinal);
+            }
+        }
+
+        /// <summary>
+        /// Per-pod series (labels namespace and pod) summed for every workload a pod may belong to: a pod named
+        /// <c>checkout-7d4f9-x2x</c> counts for <c>checkout</c> and <c>checkout-7d4f9</c>, what <c>pod=~"checkout-.*"</c>
+        /// selects. Keyed by namespace and workload.
+        /// </summary>
+        public Dictionary<string, double> ByWorkloadPods()
+        {
+            lock (_index)
+            {
+                if (_byWorkloadPods is not null)
+                {
+                    return _byWorkloadPods;
+                }
+
+                var sums = new Dictionary<string, double>(StringComparer.Ordinal);
+                foreach (var sample in samples)
+                {
+                    var ns = sample.Labels.GetValueOrDefault("namespace") ?? "";
+                    var pod = sample.Labels.GetValueOrDefault("pod") ?? "";
+                    for (var dash = pod.IndexOf('-', StringComparison.Ordinal); dash > 0; dash = pod.IndexOf('-', dash + 1))
+                    {
+                        var key = KeyOf([ns, pod[..dash]]);
+                        sums[key] = sums.GetValueOrDefault(key) + sample.Value;
+                    }
+                }
+
+                return _byWorkloadPods = sums;
+            }
+        }
     }
 }

@@ -32,8 +32,8 @@ public static class WatchEvaluator
             StringComparer.Ordinal);
 
     /// <summary>
-    /// Evaluates every metric at <paramref name="at"/>. Throws if the source cannot answer for any metric, so that
-    /// nothing is recorded for t and it is evaluated again later; no data is a blind verdict, never an exception.
+    /// Evaluates every metric at <paramref name="at"/>. Throws if the source cannot answer, so that nothing is recorded
+    /// for t and it is evaluated again later; no data is a blind verdict, never an exception.
     /// </summary>
     public static async Task<IReadOnlyList<WatchEvaluation>> EvaluateAsync(
         IMetricSource source,
@@ -41,17 +41,28 @@ public static class WatchEvaluator
         IReadOnlyDictionary<string, BaselineWindow> baselines,
         IReadOnlyDictionary<string, DetectorState> states,
         DateTimeOffset at,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken) =>
+        Evaluate(plan, baselines, states, await source.ObserveAsync(plan.Metrics, at, cancellationToken));
+
+    /// <summary>
+    /// Runs the detector on what the source saw of each metric (<paramref name="seen"/>, in the order of the plan's
+    /// metrics) against the baseline and the state carried from the previous interval.
+    /// </summary>
+    public static IReadOnlyList<WatchEvaluation> Evaluate(
+        WatchPlan plan,
+        IReadOnlyDictionary<string, BaselineWindow> baselines,
+        IReadOnlyDictionary<string, DetectorState> states,
+        IReadOnlyList<MetricObservation> seen)
     {
         var evaluations = new List<WatchEvaluation>(plan.Metrics.Count);
-        foreach (var metric in plan.Metrics)
+        for (var i = 0; i < plan.Metrics.Count; i++)
         {
-            var seen = await source.ObserveAsync(metric, at, cancellationToken);
+            var metric = plan.Metrics[i];
             var evaluation = RegressionDetector.Evaluate(
-                metric.Kind, metric.Spec, baselines[metric.Name], states.GetValueOrDefault(metric.Name), seen.Observation, plan.Options);
-            if (seen.Note is not null)
+                metric.Kind, metric.Spec, baselines[metric.Name], states.GetValueOrDefault(metric.Name), seen[i].Observation, plan.Options);
+            if (seen[i].Note is { } note)
             {
-                evaluation = evaluation with { Explanation = $"{evaluation.Explanation} {seen.Note}" };
+                evaluation = evaluation with { Explanation = $"{evaluation.Explanation} {note}" };
             }
 
             evaluations.Add(new WatchEvaluation(evaluation, metric.Query.Value));

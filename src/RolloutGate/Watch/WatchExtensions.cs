@@ -7,8 +7,8 @@ namespace RolloutGate.Watch;
 public static class WatchExtensions
 {
     /// <summary>
-    /// The watch: Quartz with the clustered PostgreSQL job store (tables from migrations/0003_quartz.sql), the job per
-    /// deployment, the reconciler, and Prometheus as the metric source. Register after the database: hosted services
+    /// The watch: Quartz with the clustered PostgreSQL job store (tables from migrations/0003_quartz.sql), the sweep job
+    /// that evaluates every due watch, and Prometheus as the metric source. Register after the database: hosted services
     /// start in order, and the schema must be migrated before Quartz starts.
     /// </summary>
     public static IServiceCollection AddWatch(this IServiceCollection services, IConfiguration configuration)
@@ -25,7 +25,8 @@ public static class WatchExtensions
                 // Whatever is running when the host stops is told to stop; the interval in flight is evaluated again later.
                 scheduler.ShutdownJobInterruption = ShutdownJobInterruption.Always;
             });
-            quartz.UseDefaultThreadPool(pool => pool.MaxConcurrency = watch.MaxConcurrency);
+            // One sweep job at a time (plus Quartz's own housekeeping).
+            quartz.UseDefaultThreadPool(pool => pool.MaxConcurrency = 2);
             quartz.UsePersistentStore(store =>
             {
                 store.UsePostgres(source => source.DataSourceFactory = provider => provider.GetRequiredService<NpgsqlDataSource>());
@@ -35,10 +36,9 @@ public static class WatchExtensions
         });
         services.AddQuartzHostedService(hosted => hosted.WaitForJobsToComplete = true);
 
-        services.AddSingleton<WatchScheduler>();
+        services.AddSingleton<WatchSweep>();
         services.AddScoped<IMetricSource, PrometheusMetricSource>();
-        services.AddScoped<WatchRunner>();
-        services.AddHostedService<WatchReconciler>();
+        services.AddHostedService<WatchSweepScheduler>();
         return services;
     }
 }

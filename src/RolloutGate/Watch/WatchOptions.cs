@@ -1,6 +1,6 @@
 namespace RolloutGate.Watch;
 
-/// <summary>The <c>RolloutGate:Watch</c> section: how the watch's scheduler polls. The defaults suit production.</summary>
+/// <summary>The <c>RolloutGate:Watch</c> section: how the watch sweeps. The defaults suit production.</summary>
 public sealed class WatchOptions
 {
     public const string SectionName = "RolloutGate:Watch";
@@ -11,17 +11,18 @@ public sealed class WatchOptions
     /// <summary>How long the scheduler waits before polling the job store again when nothing is due (Quartz's minimum is 1s).</summary>
     public TimeSpan IdleWaitTime { get; set; } = TimeSpan.FromSeconds(5);
 
-    /// <summary>How often a replica checks in with the cluster; a replica silent for longer has its jobs recovered by another.</summary>
+    /// <summary>How often a replica checks in with the cluster; a replica silent for longer has its sweep recovered by another.</summary>
     public TimeSpan ClusterCheckinInterval { get; set; } = TimeSpan.FromSeconds(15);
 
     /// <summary>
-    /// How many watch fires may run at once on this replica (Quartz's thread pool, whose own default is 10; Quartz also
-    /// acquires up to this many due triggers per round trip to the job store). A fire mostly waits on Prometheus and
-    /// PostgreSQL, so more than the cores pays; each fire holds a database connection while it stores, so keep it well
-    /// under the connection pool's size.
+    /// How often the sweep looks for due watches. Evaluation times are whole multiples of each watch's interval, so this
+    /// bounds how late after its t an evaluation starts.
     /// </summary>
-    public int MaxConcurrency { get; set; } = 10;
+    public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
-    /// <summary>How often every deployment in state watching is checked for its job (also done once at start-up).</summary>
-    public TimeSpan ReconcileInterval { get; set; } = TimeSpan.FromMinutes(1);
+    /// <summary>How many due watches one round of the sweep reads and evaluates together.</summary>
+    public int BatchSize { get; set; } = 5000;
+
+    /// <summary>How many watches' evaluations are stored per transaction.</summary>
+    public int StoreBatchSize { get; set; } = 500;
 }

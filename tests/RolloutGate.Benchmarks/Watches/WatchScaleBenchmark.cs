@@ -5,7 +5,9 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using Quartz;
+using System.Text.Json;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Core.Watch;
 using RolloutGate.Tests.Watch;
 using RolloutGate.Watch;
 
@@ -14,17 +16,18 @@ namespace RolloutGate.Benchmarks.Watches;
 /// <summary>
 /// Concurrent watches one instance sustains at a 1-minute interval against a real Prometheus, with the lag of every
 /// evaluation (evaluations.evaluated_at − at: when the row was written against the time t it evaluates). For each N the
-/// real service runs in this process (Quartz with the clustered PostgreSQL job store, the real Prometheus client) on a
-/// fresh database; N deployments in state watching are written straight into the database, spread over a handful of
-/// Istio workloads, each followed at once by the same <see cref="WatchScheduler.EnsureAsync"/> the deployed webhook
-/// calls after its commit (the webhook itself sustains about 80 deliveries/s on 2 cores, too slow to start 10,000).
-/// Then the watches run for a few intervals and the stored evaluations are read back.
+/// real service runs in this process (the sweep as a clustered Quartz job in PostgreSQL, the real Prometheus client) on
+/// a fresh database; N deployments in state watching are written straight into the database, spread over `--workloads`
+/// Istio workloads (the webhook itself sustains about 80 deliveries/s on 2 cores, too slow to start 10,000), each with
+/// its baseline: every workload's is read once through the service's own <see cref="PrometheusMetricSource"/> and stored
+/// for each of its deployments, because N deploys within one minute is a burst the steady state never sees (10,000
+/// 24-hour watches mean about 7 deploys a minute, each capturing its own baseline). Then the watches run for a few
+/// intervals and the stored evaluations are read back.
 /// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
 /// backfills Prometheus with <see cref="Series"/>.
 /// </summary>
 public static class WatchScaleBenchmark
 {
-    public const int Workloads = 5;
 
     private const string Namespace = "shop";
     private static readonly TimeSpan Interval = TimeSpan.FromMinutes(1);
@@ -32,11 +35,14 @@ public static class WatchScaleBenchmark
     private static readonly TimeSpan Grace = TimeSpan.FromSeconds(10);
     private static readonly string[] Metrics = ["p95-latency", "error-rate", "cost-per-request"];
 
-    /// <summary>`watch-series FILE`: the OpenMetrics the Prometheus is backfilled with, healthy traffic from the baseline to 2 h ahead.</summary>
+    /// <summary>
+    /// `watch-series FILE [--workloads N]`: the OpenMetrics the Prometheus is backfilled with, healthy traffic of N
+    /// workloads from the baseline to 2 h ahead.
+    /// </summary>
     public static int Series(string[] args)
     {
         var now = Minute(TimeProvider.System.GetUtcNow());
-        var workloads = Enumerable.Range(0, Workloads)
+        var workloads = Enumerable.Range(0, WorkloadsOf(args))
             .Select(w => new Workload("istio", Namespace, Service(w), TrafficShape.Healthy, TrafficShape.Healthy))
             .ToList();
         File.WriteAllText(args[0], MeshTraffic.OpenMetrics(workloads, now - Baseline - TimeSpan.FromMinutes(15), now.AddHours(2), now));
@@ -47,6 +53,7 @@ public static class WatchScaleBenchmark
     {
         var counts = Option(args, "--watches", "100,1000").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
         var minutes = int.Parse(Option(args, "--minutes", "3"), CultureInfo.InvariantCulture);
+        var workloads = WorkloadsOf(args);
         var settings = Options(args, "--set");
         var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
         var prometheus = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_PROMETHEUS_URL");
@@ -60,17 +67,17 @@ public static class WatchScaleBenchmark
         var ok = true;
         foreach (var n in counts)
         {
-            var result = await RunOneAsync(connection, prometheus, n, minutes, settings);
+            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, settings);
             rows.Add(result.Row);
             ok &= result.Duplicates == 0;
             await Console.Error.WriteLineAsync($"[watches] N={n}: {result.Row}");
         }
 
         var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
-        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --minutes {minutes}{set}");
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{set}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         Console.WriteLine();
-        Console.WriteLine("| watches | metrics / instant queries per t | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
+        Console.WriteLine("| watches | workloads | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
         Console.WriteLine("|---:|---|---:|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
         foreach (var row in rows)
         {
@@ -80,11 +87,12 @@ public static class WatchScaleBenchmark
         return ok ? 0 : 1;
     }
 
-    private static async Task<Result> RunOneAsync(string connection, string prometheusUrl, int n, int minutes, IReadOnlyDictionary<string, string> settings)
+    private static async Task<Result> RunOneAsync(
+        string connection, string prometheusUrl, int n, int workloads, int minutes, IReadOnlyDictionary<string, string> settings)
     {
         var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-watch-runbooks-").FullName;
-        for (var w = 0; w < Workloads; w++)
+        for (var w = 0; w < workloads; w++)
         {
             await File.WriteAllTextAsync(Path.Combine(runbooks, $"{Service(w)}.yaml"), Runbook(Service(w)));
         }
@@ -111,14 +119,22 @@ public static class WatchScaleBenchmark
         await app.StartAsync();
 
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
+        var loaded = Stopwatch.StartNew();
         await using (var db = new NpgsqlConnection(database))
         {
             await db.OpenAsync();
-            await using var read = new NpgsqlCommand("SELECT name, id FROM runbook_versions", db);
-            await using var reader = await read.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            // The runbook loader stores every runbook version at start-up; with many workloads that takes a moment.
+            while (versions.Count < workloads && loaded.Elapsed < TimeSpan.FromMinutes(2))
             {
-                versions[reader.GetString(0)] = reader.GetInt64(1);
+                versions.Clear();
+                await using var read = new NpgsqlCommand("SELECT name, id FROM runbook_versions", db);
+                await using var reader = await read.ExecuteReaderAsync();
+                while (await reader.ReadAsync())
+                {
+                    versions[reader.GetString(0)] = reader.GetInt64(1);
+                }
+
+                await Task.Delay(versions.Count < workloads ? 500 : 0);
             }
         }
 
@@ -128,15 +144,14 @@ public static class WatchScaleBenchmark
         var clock = Stopwatch.StartNew();
 
         // Seeding: the deployments are committed as watching with their deploy times spread evenly over one interval
-        // starting once seeding is done (as if deployed webhooks had arrived at a steady rate), and each one's job is the
-        // one WatchScheduler defines for the deployed webhook, first firing at its deploy time. Written in bulk, as one
-        // webhook at a time would take minutes for 10,000.
-        var first = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(15) + TimeSpan.FromMilliseconds(6 * n);
+        // starting once seeding is done (as if deployed webhooks had arrived at a steady rate), each with its workload's
+        // baseline. Written in bulk, as one webhook at a time would take minutes for 10,000.
+        var first = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(20) + TimeSpan.FromMilliseconds(4 * n);
         var deployments = Enumerable.Range(0, n)
-            .Select(i => (Id: $"watch-{n}-{i:D5}", Service: Service(i % Workloads), At: first + Interval * i / n))
+            .Select(i => (Id: $"watch-{n}-{i:D5}", Service: Service(i % workloads), At: first + Interval * i / n))
             .ToList();
+        var baselines = await WorkloadBaselinesAsync(app.Services, workloads, first - Baseline, first);
         var dataSource = NpgsqlDataSource.Create(database);
-        var quartz = await app.Services.GetRequiredService<ISchedulerFactory>().GetScheduler();
         foreach (var chunk in deployments.Chunk(500))
         {
             await using (var insert = dataSource.CreateCommand("""
@@ -153,14 +168,15 @@ public static class WatchScaleBenchmark
                 await insert.ExecuteNonQueryAsync();
             }
 
-            var jobs = new Dictionary<IJobDetail, IReadOnlyCollection<ITrigger>>();
-            foreach (var d in chunk)
-            {
-                var (job, trigger) = WatchScheduler.Define(d.Id, Interval, d.At);
-                jobs[job] = [trigger];
-            }
-
-            await quartz.ScheduleJobs(jobs, default);
+            var rows = chunk.SelectMany(d => Metrics.Select(m => (d.Id, Metric: m, Samples: baselines[(d.Service, m)]))).ToList();
+            await using var baseline = dataSource.CreateCommand("""
+                INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
+                SELECT id, metric, now(), samples::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS b (id, metric, samples)
+                """);
+            baseline.Parameters.AddWithValue(rows.Select(r => r.Id).ToArray());
+            baseline.Parameters.AddWithValue(rows.Select(r => r.Metric).ToArray());
+            baseline.Parameters.AddWithValue(rows.Select(r => r.Samples).ToArray());
+            await baseline.ExecuteNonQueryAsync();
         }
 
         var seeding = clock.Elapsed;
@@ -182,7 +198,7 @@ public static class WatchScaleBenchmark
         long due, duplicates, notWatching;
         await using (var db = await dataSource.OpenConnectionAsync())
         {
-            due = await ScalarAsync(db, $"SELECT coalesce(sum(floor(extract(epoch FROM ($1 - deployed_at)) / 60)), 0)::bigint * {Metrics.Length} FROM deployments", end);
+            due = deployments.Sum(d => (long)WatchSchedule.DueTimes(d.At, Interval, null, end, d.At + TimeSpan.FromHours(24)).Count) * Metrics.Length;
             duplicates = await ScalarAsync(db, "SELECT count(*) FROM (SELECT 1 FROM evaluations GROUP BY deployment_id, metric, at HAVING count(*) > 1) d");
             notWatching = await ScalarAsync(db, "SELECT count(*) FROM deployments WHERE state <> 'watching'");
             await using (var byVerdict = new NpgsqlCommand("SELECT verdict || ' ' || count(*) FROM evaluations GROUP BY verdict ORDER BY count(*) DESC", db))
@@ -224,11 +240,33 @@ public static class WatchScaleBenchmark
 
         var queries = after.Queries - before.Queries;
         var row = string.Create(CultureInfo.InvariantCulture,
-            $"| {n:N0} | {Metrics.Length} / 8 | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / (double)minutes:N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
+            $"| {n:N0} | {workloads:N0} | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / (double)minutes:N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
         return new Result(row, duplicates);
     }
 
     private static string Service(int workload) => $"svc-{workload}";
+
+    private static int WorkloadsOf(string[] args) => int.Parse(Option(args, "--workloads", "5"), CultureInfo.InvariantCulture);
+
+    /// <summary>Each workload's baseline of each metric, as the watch's own source reads it, serialized as the watch stores it.</summary>
+    private static async Task<Dictionary<(string Service, string Metric), string>> WorkloadBaselinesAsync(
+        IServiceProvider services, int workloads, DateTimeOffset from, DateTimeOffset to)
+    {
+        await using var scope = services.CreateAsyncScope();
+        var source = scope.ServiceProvider.GetRequiredService<IMetricSource>();
+        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
+        var baselines = new Dictionary<(string, string), string>();
+        for (var w = 0; w < workloads; w++)
+        {
+            var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!);
+            foreach (var metric in plan.Metrics)
+            {
+                baselines[(Service(w), metric.Name)] = JsonSerializer.Serialize(await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None), json);
+            }
+        }
+
+        return baselines;
+    }
 
     private static DateTimeOffset Minute(DateTimeOffset at) => DateTimeOffset.FromUnixTimeSeconds(at.ToUnixTimeSeconds() / 60 * 60);
 

@@ -36,6 +36,40 @@ public sealed class WatchScheduleTests
     public void DueTimes_BeforeFirstInterval_None() =>
         Assert.Empty(WatchSchedule.DueTimes(Deployed, Minute, null, Deployed.AddSeconds(59), Deployed.AddHours(1)));
 
+    [Fact]
+    public void DueTimes_DeployBetweenMinutes_OnWholeMinutesFromOneIntervalAfterTheDeploy()
+    {
+        var deployed = Deployed.AddSeconds(20);
+
+        var due = WatchSchedule.DueTimes(deployed, Minute, null, Deployed.AddMinutes(4.5), Deployed.AddHours(1));
+
+        Assert.Equal([Deployed.AddMinutes(2), Deployed.AddMinutes(3), Deployed.AddMinutes(4)], due);
+    }
+
+    [Fact]
+    public void First_TwoWatchesDeployedSecondsApart_EvaluateAtTheSameTimes() =>
+        Assert.Equal(
+            WatchSchedule.First(Deployed.AddSeconds(5), Minute),
+            WatchSchedule.First(Deployed.AddSeconds(55), Minute));
+
+    [Fact]
+    public void Next_IntervalOfFiveMinutes_MultiplesOfFiveMinutesSinceTheEpoch()
+    {
+        var five = TimeSpan.FromMinutes(5);
+
+        Assert.Equal(Deployed.AddMinutes(10), WatchSchedule.Next(Deployed.AddMinutes(1), five, null));
+        Assert.Equal(Deployed.AddMinutes(15), WatchSchedule.Next(Deployed.AddMinutes(1), five, Deployed.AddMinutes(10)));
+    }
+
+    [Fact]
+    public void After_EndOfWatchBetweenIntervals_LastTimeBeforeItCompletes()
+    {
+        var until = Deployed.AddMinutes(60.5);
+
+        Assert.Equal(WatchOutcome.Continue, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed.AddMinutes(59), until, Minute, Minute).Outcome);
+        Assert.Equal(WatchOutcome.Completed, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed.AddMinutes(60), until, Minute, Minute).Outcome);
+    }
+
     private static MetricEvaluation Evaluation(Verdict verdict, int blindIntervals = 0, string explanation = "x") => new(
         "m", MetricKind.Latency, Deployed, verdict, null, null, null, 0, 10, DetectorState.Initial with { BlindIntervals = blindIntervals }, explanation);
 

@@ -41,7 +41,6 @@ public sealed class EndToEndRollbackTests(WatchPrometheus prometheus) : IClassFi
         {
             ["RolloutGate:Prometheus:Url"] = prometheus.Url,
             ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
-            ["RolloutGate:Watch:ReconcileInterval"] = "00:00:02",
             ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
             ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
         });

@@ -67,7 +67,6 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     {
         ["RolloutGate:Prometheus:Url"] = prometheusUrl ?? prometheus.Url,
         ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
-        ["RolloutGate:Watch:ReconcileInterval"] = "00:00:02",
     };
 
     private async Task<TestService> StartAsync(string service, string runbook, string? prometheusUrl = null) =>
@@ -273,9 +272,8 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var plan = WatchPlan.From(runbook);
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
-        var p95 = await source.ObserveAsync(plan.Metrics[0], at, CancellationToken.None);
-        var errors = await source.ObserveAsync(plan.Metrics[1], at, CancellationToken.None);
-        var cost = await source.ObserveAsync(plan.Metrics[2], at, CancellationToken.None);
+        var seen = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
+        var (p95, errors, cost) = (seen[0], seen[1], seen[2]);
 
         Assert.Equal(0.225, p95.Observation.Value!.Value, 6);
         Assert.Equal(1200, p95.Observation.Requests);
@@ -295,13 +293,80 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var plan = WatchPlan.From(RunbookParser.Parse(Runbook("idle"), "idle.yaml").Runbook!);
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
-        foreach (var metric in plan.Metrics)
+        var observed = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
+        foreach (var (metric, seen) in plan.Metrics.Zip(observed))
         {
-            var seen = await source.ObserveAsync(metric, at, CancellationToken.None);
             Assert.Null(seen.Observation.Value);
             Assert.Equal(Verdict.Blind, RegressionDetector.Evaluate(metric.Kind, metric.Spec,
                 BaselineWindow.From(metric.Kind, []), null, seen.Observation).Verdict);
         }
+    }
+
+    [Fact]
+    public async Task PrometheusSource_ManyWatchesAtOnce_EachGetsWhatItsOwnQueryGives()
+    {
+        await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
+        var client = provider.GetRequiredService<IPrometheusClient>();
+        var source = new PrometheusMetricSource(client);
+        var metrics = WatchPrometheus.Workloads
+            .Select(w => Runbook(w.Name, w.Mesh, w.Namespace))
+            .SelectMany(text => WatchPlan.From(RunbookParser.Parse(text, "w.yaml").Runbook!).Metrics)
+            .ToList();
+        var at = WatchPrometheus.DeployedAt.AddMinutes(30);
+
+        var seen = await source.ObserveAsync(metrics, at, CancellationToken.None);
+
+        // The batched answer per workload is what the workload's own queries (the evidence shown to users) give.
+        Assert.Equal(metrics.Count, seen.Count);
+        var withData = 0;
+        foreach (var (metric, observation) in metrics.Zip(seen))
+        {
+            var requests = await OwnAsync(metric.Query.Requests);
+            if (observation.Observation.Value is not { } value)
+            {
+                Assert.True(requests is null or 0, $"{metric.Query.Value}: no data in the batch, yet {requests} requests");
+                continue;
+            }
+
+            withData++;
+            Assert.Equal(metric.Query.PerInterval(requests!.Value), observation.Observation.Requests);
+            if (metric.Kind == MetricKind.ErrorRate)
+            {
+                Assert.Equal(metric.Query.PerInterval((await OwnAsync(metric.Query.Errors)) ?? 0), observation.Observation.Errors);
+            }
+            else
+            {
+                var expected = await OwnAsync(metric.Query.Value);
+                Assert.NotNull(expected);
+                Assert.Equal(expected.Value, value, expected.Value * 1e-9);
+            }
+        }
+
+        async Task<double?> OwnAsync(string? promql) =>
+            promql is null ? null : (await client.QueryAsync(promql, at, CancellationToken.None)) is [var first, ..] && double.IsFinite(first.Value) ? first.Value : null;
+
+        Assert.Equal(15, withData);
+        Assert.Equal(2.5, seen[3].Observation.Value!.Value, 6);
+        Assert.Contains("at least 2.5 s", seen[3].Note, StringComparison.Ordinal);
+        Assert.Equal(0.225, seen[15].Observation.Value!.Value, 6);
+    }
+
+    [Fact]
+    public async Task PrometheusSource_CustomQueryRejected_NoDataWithTheQueryAndPrometheusError()
+    {
+        await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
+        var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
+        var runbook = Runbook("healthy")
+            .Replace("preset: cost-per-request", "query: sum(rate(istio_requests_total[5m]", StringComparison.Ordinal)
+            .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1", StringComparison.Ordinal);
+        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!);
+
+        var seen = await source.ObserveAsync(plan.Metrics, WatchPrometheus.DeployedAt.AddMinutes(30), CancellationToken.None);
+
+        Assert.Equal(0.225, seen[0].Observation.Value!.Value, 6);
+        Assert.Null(seen[2].Observation.Value);
+        Assert.Contains("sum(rate(istio_requests_total[5m]", seen[2].Note, StringComparison.Ordinal);
+        Assert.Contains("bad_data", seen[2].Note, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -327,26 +392,22 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
-    public async Task Watch_RolledBackByPipeline_JobRemovedWithoutEvaluating()
+    public async Task Watch_RolledBackByPipeline_NeverEvaluatedAfterwards()
     {
         await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
         await DeployAsync(service, "dep-gone", "healthy");
-        Assert.Equal(1L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
+        Assert.Equal(1L, await service.CountAsync("qrtz_job_details", "job_group = 'watch-sweep'"));
 
         var response = await service.Webhooks.SendEventAsync("rolledback", "dep-gone", "healthy");
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
-        var deadline = TimeProvider.System.GetUtcNow() + Patience;
-        while (await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'") > 0 && TimeProvider.System.GetUtcNow() < deadline)
-        {
-            await Task.Delay(250);
-        }
+        await Task.Delay(TimeSpan.FromSeconds(3));
 
-        Assert.Equal(0L, await service.CountAsync("qrtz_job_details", "job_name = 'dep-gone'"));
         Assert.Equal(0L, await service.CountAsync("evaluations"));
+        Assert.Equal(1L, await service.CountAsync("deployments", "id = 'dep-gone' AND state = 'rolled-back'"));
     }
 
     [Fact]
-    public async Task Watch_JobLostAfterWebhookCommit_ReconcilerSchedulesItAtStartUp()
+    public async Task Watch_JobStoreEmptied_SweepJobBackAtStartUpAndTheWatchCompletes()
     {
         var database = await TestDatabase.CreateAsync();
         using var runbooks = new TestRunbooks(("healthy.yaml", Runbook("healthy")));
@@ -359,7 +420,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         }
 
-        // As if the process died between the webhook's commit and the scheduling.
+        // Nothing a watch needs lives in the job store: the sweep job is put back at start-up and finds the deployment.
         await database.ExecuteAsync("DELETE FROM qrtz_simple_triggers; DELETE FROM qrtz_triggers; DELETE FROM qrtz_job_details;");
         settings["RolloutGate:Prometheus:Url"] = prometheus.Url;
         await using (var second = new RolloutGateHost(database, settings))

@@ -63,6 +63,12 @@ public sealed class DeploymentRow
     /// <summary>When the change was rolled back (by RolloutGate or the pipeline); null if it was not.</summary>
     public DateTimeOffset? RolledBackAt { get; set; }
 
+    /// <summary>
+    /// The watch's next evaluation time, kept by the watch itself (null until the watch first sees the deployment): how
+    /// the watch finds what is due without reading every watching deployment.
+    /// </summary>
+    public DateTimeOffset? WatchDueAt { get; set; }
+
     public List<DecisionRow> Decisions { get; set; } = [];
 }
 

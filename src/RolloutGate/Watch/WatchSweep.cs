@@ -1,0 +1,513 @@
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
+using RolloutGate.Audit;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Core.Watch;
+using RolloutGate.Decisions;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Prometheus;
+using RolloutGate.Runbooks;
+using RolloutGate.Slack;
+
+namespace RolloutGate.Watch;
+
+/// <summary>
+/// Evaluates every watch that is due, all together. Every watch with the same interval evaluates at the same times
+/// (<see cref="WatchSchedule"/>), so the watches due at t are read from Prometheus with one query per preset for all of
+/// them (<see cref="PrometheusMetricSource"/>), evaluated in memory, and stored many deployments to a transaction, each
+/// evaluation under its unique key (deployment, metric, t) together with any state change, audit event and decision it
+/// causes. A crash loses at most what was not committed, which the next sweep evaluates again; a watch that fell behind
+/// (the service was down) evaluates each missed t in order, one per round. A watch whose source or store fails is
+/// held back for a few seconds and tried again, its t still due.
+/// <para>
+/// Run by <see cref="WatchSweepJob"/>, a single clustered Quartz job: one replica sweeps at a time, and another takes over
+/// if it dies. The per-deployment state lives in the database (watch_due_at, the evaluations with their detector state,
+/// the baselines); the sessions kept here only save reading it again, and are rebuilt whenever they are out of date.
+/// </para>
+/// </summary>
+public sealed partial class WatchSweep(
+    IServiceScopeFactory scopes,
+    RunbookCatalog runbooks,
+    AuditTrail audit,
+    DecisionPolicy decisions,
+    IOptions<WatchOptions> options,
+    TimeProvider time,
+    ILogger<WatchSweep> logger)
+{
+    public const string Actor = "rolloutgate";
+
+    /// <summary>Baselines captured at once for watches seen for the first time (each is a few range queries).</summary>
+    private const int CaptureParallelism = 8;
+
+    /// <summary>How long a watch whose source or store failed waits before it is tried again (its t is not lost).</summary>
+    private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long a watch that cannot run at all (its runbook version no longer parses, say) waits before it is tried again.</summary>
+    private static readonly TimeSpan BrokenDelay = TimeSpan.FromMinutes(1);
+
+    private readonly Dictionary<string, WatchSession> _sessions = new(StringComparer.Ordinal);
+
+    /// <summary>Watches held back after a failure, until when. In memory only: after a restart everything is tried at once.</summary>
+    private readonly Dictionary<string, DateTimeOffset> _retryAt = new(StringComparer.Ordinal);
+    private readonly Dictionary<long, WatchPlan> _plans = [];
+    private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+
+    /// <summary>Sweeps until nothing is due; returns the number of evaluations stored.</summary>
+    public async Task<int> RunAsync(CancellationToken cancellationToken)
+    {
+        await _oneAtATime.WaitAsync(cancellationToken);
+        try
+        {
+            return await SweepAsync(cancellationToken);
+        }
+        finally
+        {
+            _oneAtATime.Release();
+        }
+    }
+
+    private async Task<int> SweepAsync(CancellationToken cancellationToken)
+    {
+        var stored = 0;
+        while (true)
+        {
+            await using var scope = scopes.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            var source = scope.ServiceProvider.GetRequiredService<IMetricSource>();
+            var now = time.GetUtcNow();
+            var due = await DueAsync(db, now, cancellationToken);
+            if (due.Count == 0)
+            {
+                Evict(now);
+                return stored;
+            }
+
+            var sessions = await SessionsAsync(db, source, due, now, cancellationToken);
+            await RememberNextAsync(db, [.. sessions.Where(s => s.NextDue > now && s.NextDue <= s.Until)], cancellationToken);
+
+            // A watch too short for any evaluation time before its end has nothing to evaluate: it completes.
+            var results = sessions.Where(s => s.NextDue > s.Until)
+                .Select(s => new Result(s, s.Until, [], new WatchConclusion(WatchOutcome.Completed, "the watch reached its end with no evaluation time left")))
+                .ToList();
+            foreach (var group in sessions.Where(s => s.NextDue <= now && s.NextDue <= s.Until).GroupBy(s => s.NextDue).OrderBy(g => g.Key))
+            {
+                results.AddRange(await EvaluateAsync(source, group.Key, [.. group], cancellationToken));
+            }
+
+            foreach (var chunk in results.Chunk(options.Value.StoreBatchSize))
+            {
+                stored += await StoreIsolatingFailuresAsync(db, chunk, cancellationToken);
+            }
+        }
+    }
+
+    /// <summary>Watching deployments whose next evaluation is due, or that the sweep has not seen yet.</summary>
+    private async Task<List<DueRow>> DueAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        foreach (var (id, _) in _retryAt.Where(r => r.Value <= now).ToList())
+        {
+            _retryAt.Remove(id);
+        }
+
+        var skip = _retryAt.Keys.ToArray();
+        var limit = options.Value.BatchSize;
+        return await db.Database.SqlQuery<DueRow>($"""
+            SELECT id AS "Id", watch_due_at AS "DueAt" FROM deployments
+            WHERE state = 'watching' AND (watch_due_at IS NULL OR watch_due_at <= {now}) AND NOT (id = ANY({skip}))
+            ORDER BY watch_due_at NULLS FIRST, id
+            LIMIT {limit}
+            """).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>The session of each due deployment: kept if it is where the database says the watch is, else rebuilt.</summary>
+    private async Task<List<WatchSession>> SessionsAsync(
+        RolloutGateDbContext db, IMetricSource source, List<DueRow> due, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var sessions = new List<WatchSession>(due.Count);
+        var missing = new List<string>();
+        foreach (var row in due)
+        {
+            if (_sessions.TryGetValue(row.Id, out var session) && row.DueAt == session.NextDue)
+            {
+                session.LastUsed = now;
+                sessions.Add(session);
+            }
+            else
+            {
+                missing.Add(row.Id);
+            }
+        }
+
+        if (missing.Count == 0)
+        {
+            return sessions;
+        }
+
+        var deployments = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
+            .Where(d => missing.Contains(d.Id)).ToListAsync(cancellationToken);
+        var latest = await EvaluationStore.LatestAsync(db, missing, cancellationToken);
+        var plans = new Dictionary<string, (DeploymentRow Row, Core.Runbooks.Runbook Runbook, WatchPlan Plan)>(StringComparer.Ordinal);
+        foreach (var deployment in deployments)
+        {
+            try
+            {
+                if (deployment is not { DeployedAt: not null, WatchUntil: not null, BaselineFrom: not null, BaselineTo: not null })
+                {
+                    throw new InvalidOperationException("the deployment is watching but has no deploy time, watch end or baseline window");
+                }
+
+                var runbook = runbooks.VersionOf(deployment);
+                if (!_plans.TryGetValue(deployment.RunbookVersionId, out var plan))
+                {
+                    _plans[deployment.RunbookVersionId] = plan = WatchPlan.From(runbook);
+                }
+
+                plans[deployment.Id] = (deployment, runbook, plan);
+            }
+            catch (Exception ex) when (ex is InvalidOperationException or ArgumentException)
+            {
+                HoldBack([deployment.Id], BrokenDelay);
+                LogCannotWatch(logger, deployment.Id, ex.Message);
+            }
+        }
+
+        var baselines = await BaselinesAsync(db, source, plans.Values.Select(p => (p.Row, p.Plan)).ToList(), cancellationToken);
+        foreach (var (id, (row, runbook, plan)) in plans)
+        {
+            if (!baselines.TryGetValue(id, out var samples))
+            {
+                continue;
+            }
+
+            var session = new WatchSession
+            {
+                DeploymentId = id,
+                Service = row.Service,
+                Runbook = runbook,
+                Plan = plan,
+                DeployedAt = row.DeployedAt!.Value,
+                Until = row.WatchUntil!.Value,
+                Baselines = WatchEvaluator.Baselines(plan, samples),
+                LastUsed = now,
+            };
+            session.Resume(latest.GetValueOrDefault(id) ?? []);
+            _sessions[id] = session;
+            sessions.Add(session);
+        }
+
+        return sessions;
+    }
+
+    /// <summary>
+    /// The stored baseline of each deployment, captured from the source first where a metric's is missing (the first time
+    /// the watch sees the deployment). Read back after capturing, so everyone compares with the baseline stored first.
+    /// </summary>
+    private async Task<Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>>> BaselinesAsync(
+        RolloutGateDbContext db, IMetricSource source, List<(DeploymentRow Row, WatchPlan Plan)> deployments, CancellationToken cancellationToken)
+    {
+        var ids = deployments.Select(d => d.Row.Id).ToList();
+        var stored = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
+        var toCapture = deployments
+            .Select(d => (d.Row, d.Plan, Missing: d.Plan.Metrics.Where(m => stored.GetValueOrDefault(d.Row.Id)?.ContainsKey(m.Name) != true).ToList()))
+            .Where(d => d.Missing.Count > 0)
+            .ToList();
+        if (toCapture.Count == 0)
+        {
+            return stored;
+        }
+
+        var captured = new System.Collections.Concurrent.ConcurrentBag<(string Id, Dictionary<string, IReadOnlyList<Observation>> Samples)>();
+        await Parallel.ForEachAsync(
+            toCapture,
+            new ParallelOptions { MaxDegreeOfParallelism = CaptureParallelism, CancellationToken = cancellationToken },
+            async (d, token) =>
+            {
+                try
+                {
+                    captured.Add((d.Row.Id, await WatchEvaluator.CaptureBaselineAsync(
+                        source, d.Plan, d.Missing, d.Row.BaselineFrom!.Value, d.Row.BaselineTo!.Value, token)));
+                }
+                catch (PrometheusException ex)
+                {
+                    LogBaselineFailed(logger, d.Row.Id, ex.Message);
+                }
+            });
+
+        var now = time.GetUtcNow();
+        foreach (var (id, samples) in captured)
+        {
+            foreach (var (metric, observations) in samples)
+            {
+                await EvaluationStore.InsertBaselineAsync(db, id, metric, observations, now, cancellationToken);
+            }
+        }
+
+        var failed = toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal).ToList();
+        HoldBack(failed, RetryDelay);
+        var complete = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
+        foreach (var id in failed)
+        {
+            complete.Remove(id);
+        }
+
+        return complete;
+    }
+
+    /// <summary>Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each.</summary>
+    private async Task<List<Result>> EvaluateAsync(
+        IMetricSource source, DateTimeOffset at, List<WatchSession> sessions, CancellationToken cancellationToken)
+    {
+        IReadOnlyList<MetricObservation> seen;
+        try
+        {
+            seen = await source.ObserveAsync([.. sessions.SelectMany(s => s.Plan.Metrics)], at, cancellationToken);
+        }
+        catch (PrometheusException ex)
+        {
+            // Nothing is stored for a t the source could not answer: it is evaluated at a later sweep, never read as healthy.
+            HoldBack(sessions.Select(s => s.DeploymentId), RetryDelay);
+            LogSourceFailed(logger, sessions.Count, at, ex.Message);
+            return [];
+        }
+
+        var results = new List<Result>(sessions.Count);
+        var offset = 0;
+        foreach (var session in sessions)
+        {
+            var metrics = session.Plan.Metrics.Count;
+            var evaluations = WatchEvaluator.Evaluate(session.Plan, session.Baselines, session.States, [.. seen.Skip(offset).Take(metrics)]);
+            offset += metrics;
+            var watch = session.Plan.Watch;
+            var conclusion = WatchConclusion.After([.. evaluations.Select(e => e.Evaluation)], at, session.Until, watch.Interval, watch.StopRules.MaxBlind);
+            results.Add(new Result(session, at, evaluations, conclusion));
+        }
+
+        return results;
+    }
+
+    /// <summary>
+    /// Stores a chunk in one transaction; should that fail, each of its watches alone, so that one watch that cannot be
+    /// stored (its decision fails, say) holds back only itself, until the next sweep.
+    /// </summary>
+    private async Task<int> StoreIsolatingFailuresAsync(RolloutGateDbContext db, Result[] chunk, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await StoreAsync(db, chunk, cancellationToken);
+        }
+        catch (Exception ex) when (ex is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
+        {
+            if (chunk.Length == 1)
+            {
+                HoldBack([chunk[0].Session.DeploymentId], RetryDelay);
+                _sessions.Remove(chunk[0].Session.DeploymentId);
+                LogStoreFailed(logger, chunk[0].Session.DeploymentId, ex);
+                return 0;
+            }
+
+            var stored = 0;
+            foreach (var result in chunk)
+            {
+                stored += await StoreIsolatingFailuresAsync(db, [result], cancellationToken);
+            }
+
+            return stored;
+        }
+    }
+
+    private async Task<int> StoreAsync(RolloutGateDbContext db, Result[] results, CancellationToken cancellationToken)
+    {
+        db.ChangeTracker.Clear();
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        // Locks the deployments: a webhook or an operator moving one meanwhile waits, or has already moved it.
+        var ids = results.Select(r => r.Session.DeploymentId).Order(StringComparer.Ordinal).ToArray();
+        var watching = (await db.Database.SqlQuery<string>($"""
+            SELECT id AS "Value" FROM deployments WHERE id = ANY({ids}) AND state = 'watching' ORDER BY id FOR UPDATE
+            """).ToListAsync(cancellationToken)).ToHashSet(StringComparer.Ordinal);
+        foreach (var gone in results.Where(r => !watching.Contains(r.Session.DeploymentId)))
+        {
+            _sessions.Remove(gone.Session.DeploymentId);
+            LogNotWatching(logger, gone.Session.DeploymentId);
+        }
+
+        var live = results.Where(r => watching.Contains(r.Session.DeploymentId)).ToList();
+        var now = time.GetUtcNow();
+        var inserted = await EvaluationStore.InsertAsync(
+            db, [.. live.SelectMany(r => r.Evaluations.Select(e => (r.Session.DeploymentId, e)))], now, cancellationToken);
+        var done = new List<Result>(live.Count);
+        foreach (var result in live)
+        {
+            if (result.Evaluations.Count == 0 || inserted.Contains(result.Session.DeploymentId))
+            {
+                done.Add(result);
+            }
+            else
+            {
+                // Stored by another replica, or before a crash: resume from what the database has.
+                _sessions.Remove(result.Session.DeploymentId);
+                LogAlreadyEvaluated(logger, result.Session.DeploymentId, result.At);
+            }
+        }
+
+        var moving = done.Where(r => r.Trigger is not null).Select(r => r.Session.DeploymentId).ToList();
+        var tracked = moving.Count == 0
+            ? []
+            : await db.Deployments.Where(d => moving.Contains(d.Id)).ToDictionaryAsync(d => d.Id, StringComparer.Ordinal, cancellationToken);
+        var entries = new List<AuditEntry>();
+        foreach (var result in done)
+        {
+            entries.AddRange(VerdictChanges(result));
+            if (result.Trigger is { } move)
+            {
+                var deployment = tracked[result.Session.DeploymentId];
+                var change = WebhookProcessor.ChangeState(deployment, move, Actor, now);
+                entries.Add(change with
+                {
+                    Data = new { from = DeploymentState.Watching, to = deployment.State, trigger = move.ToString(), reason = result.Conclusion.Reason },
+                });
+            }
+        }
+
+        await db.SaveChangesAsync(cancellationToken);
+        var continuing = done.Where(r => r.Trigger is null).Select(r => r.Session).ToList();
+        await SetDueAsync(db, [.. continuing.Select(s => s.DeploymentId)], [.. done.Where(r => r.Trigger is null).Select(r => r.NextDue)], cancellationToken);
+        await audit.AppendAsync(db, entries, cancellationToken);
+        foreach (var result in done.Where(r => r.Trigger == DeploymentTrigger.Regressed))
+        {
+            // The decision (auto: roll back now; recommend: ask the decision channel) commits with the regression itself.
+            var evidence = result.Evaluations.Select(e => e.Evaluation).Where(e => e.IsRegression)
+                .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation))
+                .ToList();
+            await decisions.OnRegressedAsync(db, tracked[result.Session.DeploymentId], result.Session.Runbook, evidence, cancellationToken);
+        }
+
+        await transaction.CommitAsync(cancellationToken);
+
+        foreach (var result in done)
+        {
+            if (result.Trigger is null)
+            {
+                result.Session.Advance(result.At, result.Evaluations.Select(e => e.Evaluation));
+            }
+            else
+            {
+                _sessions.Remove(result.Session.DeploymentId);
+                LogConcluded(logger, result.Session.DeploymentId, result.Conclusion.Outcome, result.At, result.Conclusion.Reason);
+            }
+        }
+
+        return done.Sum(r => r.Evaluations.Count);
+    }
+
+    /// <summary>The audit event of each metric whose verdict changed (the first evaluation is compared with healthy).</summary>
+    private static IEnumerable<AuditEntry> VerdictChanges(Result result)
+    {
+        foreach (var evaluation in result.Evaluations)
+        {
+            var e = evaluation.Evaluation;
+            var verdict = VerdictNames.Of(e.Verdict);
+            var previous = result.Session.Verdicts.GetValueOrDefault(e.Metric) ?? VerdictNames.Of(Verdict.Healthy);
+            if (verdict != previous)
+            {
+                yield return new AuditEntry(AuditEventTypes.Evaluation, result.Session.DeploymentId, result.Session.Service, Actor, new
+                {
+                    metric = e.Metric,
+                    at = e.At,
+                    from = previous,
+                    verdict,
+                    value = e.Value,
+                    baseline = e.Reference,
+                    threshold = e.AllowedValue,
+                    statistic = e.Statistic,
+                    statisticThreshold = e.StatisticThreshold,
+                    explanation = e.Explanation,
+                    query = evaluation.Query,
+                });
+            }
+        }
+    }
+
+    /// <summary>Remembers when watches not yet due next are, so the sweep does not look at them again until then.</summary>
+    private async Task RememberNextAsync(RolloutGateDbContext db, List<WatchSession> sessions, CancellationToken cancellationToken)
+    {
+        if (sessions.Count > 0)
+        {
+            await SetDueAsync(db, [.. sessions.Select(s => s.DeploymentId)], [.. sessions.Select(s => s.NextDue)], cancellationToken);
+        }
+    }
+
+    private static async Task SetDueAsync(RolloutGateDbContext db, string[] ids, DateTimeOffset[] dues, CancellationToken cancellationToken)
+    {
+        if (ids.Length == 0)
+        {
+            return;
+        }
+
+        await db.Database.ExecuteSqlAsync($"""
+            UPDATE deployments d SET watch_due_at = x.due
+            FROM unnest({ids}::text[], {dues}::timestamptz[]) AS x(id, due)
+            WHERE d.id = x.id AND d.state = 'watching'
+            """, cancellationToken);
+    }
+
+    private void HoldBack(IEnumerable<string> deploymentIds, TimeSpan delay)
+    {
+        var until = time.GetUtcNow() + delay;
+        foreach (var id in deploymentIds)
+        {
+            _retryAt[id] = until;
+        }
+    }
+
+    /// <summary>Forgets sessions not used for two intervals: their watch ended, or another replica has it.</summary>
+    private void Evict(DateTimeOffset now)
+    {
+        foreach (var (id, session) in _sessions.ToList())
+        {
+            if (now - session.LastUsed > 2 * session.Plan.Watch.Interval + TimeSpan.FromMinutes(1))
+            {
+                _sessions.Remove(id);
+            }
+        }
+    }
+
+    private sealed record DueRow(string Id, DateTimeOffset? DueAt);
+
+    /// <summary>A watch's evaluations at one t and what follows from them.</summary>
+    private sealed record Result(WatchSession Session, DateTimeOffset At, IReadOnlyList<WatchEvaluation> Evaluations, WatchConclusion Conclusion)
+    {
+        public DeploymentTrigger? Trigger => Conclusion.Outcome switch
+        {
+            WatchOutcome.Regressed => DeploymentTrigger.Regressed,
+            WatchOutcome.StoppedBlind => DeploymentTrigger.Stop,
+            WatchOutcome.Completed => DeploymentTrigger.WatchCompleted,
+            _ => null,
+        };
+
+        /// <summary>The watch's next evaluation time once this one is stored.</summary>
+        public DateTimeOffset NextDue => WatchSchedule.Next(Session.DeployedAt, Session.Plan.Watch.Interval, At);
+    }
+
+    [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Deployment {DeploymentId} is no longer watching; its watch ends")]
+    private static partial void LogNotWatching(ILogger logger, string deploymentId);
+
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep")]
+    private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason);
+
+    [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "Watch of {DeploymentId}: {At} was already evaluated elsewhere; resuming from the database")]
+    private static partial void LogAlreadyEvaluated(ILogger logger, string deploymentId, DateTimeOffset at);
+
+    [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "Watch of {DeploymentId} concluded {Outcome} at {At}: {Reason}")]
+    private static partial void LogConcluded(ILogger logger, string deploymentId, WatchOutcome outcome, DateTimeOffset at, string? reason);
+
+    [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the baseline could not be read ({Reason}); trying again at the next sweep")]
+    private static partial void LogBaselineFailed(ILogger logger, string deploymentId, string reason);
+
+    [LoggerMessage(EventId = 3106, Level = LogLevel.Error, Message = "Watch of {DeploymentId} cannot run: {Reason}")]
+    private static partial void LogCannotWatch(ILogger logger, string deploymentId, string reason);
+
+    [LoggerMessage(EventId = 3107, Level = LogLevel.Error, Message = "Watch of {DeploymentId}: storing its evaluation failed; trying again at the next sweep")]
+    private static partial void LogStoreFailed(ILogger logger, string deploymentId, Exception exception);
+}
