@@ -18,7 +18,7 @@ public sealed class DashboardBrowserTests
         await EvaluationSeed.InsertAsync(service, "dash-browser", "error-rate", [0.010, 0.011, 0.010, 0.040, 0.041, 0.040], regressedFrom: 3);
 
         using var client = service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { AllowAutoRedirect = false, HandleCookies = false });
-        await using var proxy = await new BrowserProxy(client).StartAsync();
+        await using var proxy = await new LoopbackProxy(client).StartAsync();
         var url = $"{proxy.Url}/dashboard/deployments/dash-browser?token={RolloutGateHost.ReaderToken}";
 
         var dom = await RunChromiumAsync(["--dump-dom", url]);
