@@ -129,7 +129,7 @@ public static class DashboardEndpoints
             """);
         if (row.State == DeploymentState.Regressed)
         {
-            html.Append("<p><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
+            html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
         }
 
         html.Append("<h2>Decisions</h2>\n");
