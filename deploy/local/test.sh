@@ -11,7 +11,7 @@ PROMETHEUS_PORT="${ROLLOUTGATE_TEST_PROMETHEUS_PORT:-59090}"
 ALERTMANAGER_PORT="${ROLLOUTGATE_TEST_ALERTMANAGER_PORT:-59093}"
 ensure_dotnet
 ensure_packages initdb:postgresql psql:postgresql-client curl:curl \
-  prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium
+  prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
 mkdir -p "$REPO_ROOT/.local/test"
 PG_DATA="$(pg_data_dir "$REPO_ROOT/.local/test/postgres")"

@@ -18,7 +18,8 @@ namespace RolloutGate.Dashboard;
 public static class DashboardEndpoints
 {
     private const string Title = "Dashboard";
-    private const int ListLimit = 200;
+    private const int PageSize = 200;
+    private const string CursorTime = "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'";
     private const int TimelineLimit = 500;
     private const int SummaryLength = 160;
 
@@ -35,7 +36,8 @@ public static class DashboardEndpoints
     }
 
     private static async Task<IResult> ListAsync(
-        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? service, string? state, CancellationToken cancellationToken)
+        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? service, string? state, string? before,
+        CancellationToken cancellationToken)
     {
         if (ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
@@ -49,6 +51,12 @@ public static class DashboardEndpoints
             return Page(StatusCodes.Status400BadRequest, Title, $"<p>State '{E(state)}' is not one of {E(string.Join(", ", DeploymentState.All))}.</p><p><a href=\"/dashboard\">All deployments</a></p>");
         }
 
+        var cursor = (DateTimeOffset.MinValue, "");
+        if (!string.IsNullOrEmpty(before) && !TryParseCursor(before, out cursor))
+        {
+            return Page(StatusCodes.Status400BadRequest, Title, "<p>That page link is not valid.</p><p><a href=\"/dashboard\">All deployments</a></p>");
+        }
+
         var query = db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).AsQueryable();
         if (service is not null)
         {
@@ -60,7 +68,21 @@ public static class DashboardEndpoints
             query = query.Where(d => d.State == state);
         }
 
-        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(ListLimit).ToListAsync(cancellationToken);
+        // Keyset paging, newest first: a page starts after the (created_at, id) of the previous page's last row, so rows
+        // created meanwhile shift nothing and none is shown twice or skipped.
+        if (!string.IsNullOrEmpty(before))
+        {
+            var (at, id) = cursor;
+            query = query.Where(d => d.CreatedAt < at || (d.CreatedAt == at && string.Compare(d.Id, id) > 0));
+        }
+
+        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(PageSize + 1).ToListAsync(cancellationToken);
+        var older = rows.Count > PageSize ? rows[PageSize - 1] : null;
+        if (older is not null)
+        {
+            rows.RemoveAt(PageSize);
+        }
+
         var html = new StringBuilder();
         html.Append(CultureInfo.InvariantCulture, $"""
             <form method="get" action="/dashboard">
@@ -68,7 +90,7 @@ public static class DashboardEndpoints
             <select name="state"><option value="">any state</option>{string.Concat(DeploymentState.All.Select(s => $"<option{(s == state ? " selected" : "")}>{E(s)}</option>"))}</select>
             <button>Filter</button> <a href="/dashboard">clear</a> · <a href="/inbox">decision inbox</a>
             </form>
-            <p>{rows.Count} deployment(s){(rows.Count == ListLimit ? $", the newest {ListLimit}" : "")}.</p>
+            <p>{rows.Count} deployment(s){(older is null && string.IsNullOrEmpty(before) ? "" : $" on this page, {PageSize} a page, newest first")}.</p>
             <table><thead><tr><th>deployment</th><th>service</th><th>environment</th><th>version</th><th>state</th><th>runbook</th><th>created</th><th>watch until</th></tr></thead><tbody>
 
             """);
@@ -82,7 +104,23 @@ public static class DashboardEndpoints
                 """);
         }
 
-        html.Append("</tbody></table>");
+        html.Append("</tbody></table>\n");
+        var links = new List<string>();
+        if (!string.IsNullOrEmpty(before))
+        {
+            links.Add($"<a class=\"newest\" href=\"{E(ListUrl(service, state, null))}\">← Newest</a>");
+        }
+
+        if (older is not null)
+        {
+            links.Add($"<a class=\"older\" rel=\"next\" href=\"{E(ListUrl(service, state, Cursor(older)))}\">Older →</a>");
+        }
+
+        if (links.Count > 0)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<p class=\"pages\">{string.Join(" · ", links)}</p>");
+        }
+
         return Page(StatusCodes.Status200OK, Title, html.ToString(), TableStyle);
     }
 
@@ -129,7 +167,7 @@ public static class DashboardEndpoints
             """);
         if (row.State == DeploymentState.Regressed)
         {
-            html.Append("<p><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
+            html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
         }
 
         html.Append("<h2>Decisions</h2>\n");
@@ -203,6 +241,28 @@ public static class DashboardEndpoints
 
         marks.AddRange(decisions.Select(d => new ChartMark(d.At, "decision", $"{d.Kind} by {d.Actor}")));
         return marks;
+    }
+
+    /// <summary>The list with the same filters, from <paramref name="before"/> on (the first page when null).</summary>
+    private static string ListUrl(string? service, string? state, string? before) =>
+        "/dashboard" + QueryString.Create(new[] { ("service", service), ("state", state), ("before", before) }
+            .Where(p => p.Item2 is not null).Select(p => KeyValuePair.Create(p.Item1, p.Item2)));
+
+    /// <summary>Where the next page starts: a row's created_at (to the microsecond, as PostgreSQL keeps it) and id.</summary>
+    private static string Cursor(DeploymentRow row) => row.CreatedAt.UtcDateTime.ToString(CursorTime, CultureInfo.InvariantCulture) + "_" + row.Id;
+
+    private static bool TryParseCursor(string text, out (DateTimeOffset At, string Id) cursor)
+    {
+        cursor = (DateTimeOffset.MinValue, "");
+        var split = text.IndexOf('_', StringComparison.Ordinal);
+        if (split < 0 || !DateTimeOffset.TryParseExact(text[..split], CursorTime, CultureInfo.InvariantCulture,
+                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at))
+        {
+            return false;
+        }
+
+        cursor = (at, text[(split + 1)..]);
+        return true;
     }
 
     private static string Time(DateTimeOffset? at) => at?.ToString("u", CultureInfo.InvariantCulture) ?? "-";

@@ -33,12 +33,18 @@ public static class InboxEndpoints
         return app;
     }
 
-    private static async Task<IResult> ShowAsync(HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, CancellationToken cancellationToken)
+    private static async Task<IResult> ShowAsync(
+        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? decided, CancellationToken cancellationToken)
     {
         if (HtmlPages.ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
             return refusal;
         }
+
+        // After a decision the form lands here with ?decided={id}: say where that deployment stands now.
+        var decidedState = string.IsNullOrEmpty(decided)
+            ? null
+            : await db.Deployments.AsNoTracking().Where(d => d.Id == decided).Select(d => d.State).SingleOrDefaultAsync(cancellationToken);
 
         var waiting = await db.Database.SqlQuery<InboxRow>($"""
             SELECT deployment_id AS "DeploymentId", service AS "Service", environment AS "Environment", version AS "Version",
@@ -46,6 +52,12 @@ public static class InboxEndpoints
             FROM decision_inbox ORDER BY regressed_at, deployment_id
             """).ToListAsync(cancellationToken);
         var html = new StringBuilder();
+        if (decidedState is not null)
+        {
+            html.Append(CultureInfo.InvariantCulture,
+                $"<p class=\"decided\">Decided: <a href=\"/dashboard/deployments/{E(Uri.EscapeDataString(decided!))}\">{E(decided)}</a> is now <b>{E(decidedState)}</b>.</p>\n");
+        }
+
         html.Append(CultureInfo.InvariantCulture, $"<p>{waiting.Count} deployment(s) wait for a decision.</p>\n");
         foreach (var row in waiting)
         {
@@ -103,7 +115,7 @@ public static class InboxEndpoints
         var result = await decisions.DecideAsync(id, kind, actor, reason.Length == 0 ? null : reason, "inbox", cancellationToken);
         return result switch
         {
-            Ok<StateResponse> => TypedResults.Redirect("/inbox"),
+            Ok<StateResponse> => TypedResults.Redirect($"/inbox?decided={Uri.EscapeDataString(id)}"),
             ProblemHttpResult problem => Page(problem.StatusCode, $"<p>{E(problem.ProblemDetails.Detail ?? "refused")}; nothing changed.</p><p><a href=\"/inbox\">Back</a></p>"),
             _ => TypedResults.Redirect("/inbox"),
         };

@@ -49,6 +49,54 @@ public sealed partial class DashboardTests
     }
 
     [Fact]
+    public async Task List_PagesThroughMoreThanOnePageWithTheFiltersKeptAndNoRowLostOrRepeated()
+    {
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "page-seed")).EnsureSuccessStatusCode();
+        // 560 copies of that row, three to a created_at (microseconds included), one in five cancelled rather than completed.
+        await service.Database.ExecuteAsync("""
+            INSERT INTO deployments
+            SELECT (jsonb_populate_record(d, jsonb_build_object(
+                'id', format('page-%s', lpad(g::text, 3, '0')),
+                'state', CASE WHEN g % 5 = 0 THEN 'cancelled' ELSE 'completed' END,
+                'created_at', timestamptz '2026-01-01 00:00:00.123456+00' + (g / 3) * interval '1 second'))).*
+            FROM deployments d, generate_series(1, 560) g WHERE d.id = 'page-seed'
+            """);
+        var expected = await service.Database.ScalarAsync<string[]>(
+            "SELECT array_agg(id ORDER BY created_at DESC, id) FROM deployments WHERE service = 'checkout' AND state = 'completed'");
+        Assert.Equal(448, expected!.Length);
+
+        using var browser = Browser(service);
+        var seen = new List<string>();
+        var pages = new List<int>();
+        var next = $"/dashboard?service=checkout&state=completed&token={RolloutGateHost.ReaderToken}";
+        while (next is not null)
+        {
+            var page = await browser.GetAsync(new Uri(next, UriKind.Relative));
+            Assert.Equal(HttpStatusCode.OK, page.StatusCode);
+            var html = await page.Content.ReadAsStringAsync();
+            var ids = RowPattern().Matches(html).Select(m => Uri.UnescapeDataString(m.Groups[1].Value)).ToList();
+            Assert.Contains($"{ids.Count} deployment(s) on this page", html, StringComparison.Ordinal);
+            Assert.Equal(pages.Count > 0, html.Contains("class=\"newest\" href=\"/dashboard?service=checkout&amp;state=completed\"", StringComparison.Ordinal));
+            seen.AddRange(ids);
+            pages.Add(ids.Count);
+            next = OlderPattern().Match(html) is { Success: true } older ? WebUtility.HtmlDecode(older.Groups[1].Value) : null;
+            Assert.True(next is null || next.StartsWith("/dashboard?service=checkout&state=completed&before=", StringComparison.Ordinal), next);
+        }
+
+        Assert.Equal([200, 200, 48], pages);
+        Assert.Equal(expected, seen);
+        // The first page ends inside a group of rows created at the same moment: the id orders them across the boundary.
+        Assert.True(await service.Database.ScalarAsync<bool>(
+            $"SELECT (SELECT created_at FROM deployments WHERE id = '{seen[199]}') = (SELECT created_at FROM deployments WHERE id = '{seen[200]}')"));
+
+        var unfiltered = await (await browser.GetAsync(new Uri("/dashboard", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("href=\"/dashboard?before=", unfiltered, StringComparison.Ordinal);
+        var broken = await browser.GetAsync(new Uri("/dashboard?before=yesterday", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, broken.StatusCode);
+    }
+
+    [Fact]
     public async Task Detail_DrawsOneChartPerMetricWithOnePointPerEvaluationAndMarksTheDetectionAndADecision()
     {
         await using var service = await TestService.StartAsync();
@@ -133,4 +181,10 @@ public sealed partial class DashboardTests
 
     [GeneratedRegex("<svg class=\"chart\".*?</svg>", RegexOptions.Singleline)]
     private static partial Regex ChartPattern();
+
+    [GeneratedRegex("<tr><td><a href=\"/dashboard/deployments/([^\"]+)\">")]
+    private static partial Regex RowPattern();
+
+    [GeneratedRegex("<a class=\"older\" rel=\"next\" href=\"([^\"]+)\">")]
+    private static partial Regex OlderPattern();
 }

@@ -45,7 +45,10 @@ public sealed class DecisionInboxTests
 
         var kept = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.OperatorToken, "dismiss"));
         Assert.Equal(HttpStatusCode.OK, kept.StatusCode);
-        Assert.Contains("0 deployment(s) wait for a decision.", await kept.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal("/inbox?decided=gh-inbox-1", kept.RequestMessage!.RequestUri!.PathAndQuery);
+        var afterwards = await kept.Content.ReadAsStringAsync();
+        Assert.Contains("0 deployment(s) wait for a decision.", afterwards, StringComparison.Ordinal);
+        Assert.Contains("<a href=\"/dashboard/deployments/gh-inbox-1\">gh-inbox-1</a> is now <b>kept</b>", afterwards, StringComparison.Ordinal);
         Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
         Assert.Equal(1, await test.Service.CountAsync("decisions", "deployment_id = 'gh-inbox-1' AND kind = 'dismiss' AND actor = 'carol'"));
 
