@@ -32,14 +32,35 @@ public static class ReportEndpoints
     private static async Task<IResult> SummaryAsync(
         HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
     {
+        // Counts by hashing, medians only over the deployments that have a time (regressed or rolled back; the others
+        // add NULL, which percentile_cont ignores), decisions aggregated per service: three small aggregates joined on
+        // service. One GROUP BY with the medians in it sorted every deployment of the window by service instead
+        // (ordered-set aggregates cannot be hashed) and joined every one to its service's decision counts.
         var rows = await db.Database.SqlQuery<ServiceSummaryRow>($"""
-            WITH watched AS (
+            WITH watched AS NOT MATERIALIZED (
                 SELECT d.id, d.service, d.state, d.deployed_at, d.regressed_at, d.rolled_back_at
                 FROM deployments d
                 WHERE d.deployed_at IS NOT NULL
                   AND ({from}::timestamptz IS NULL OR d.deployed_at >= {from})
                   AND ({to}::timestamptz IS NULL OR d.deployed_at < {to})
                   AND ({service}::text IS NULL OR d.service = {service})
+            ),
+            counted AS (
+                SELECT w.service,
+                       count(*) AS deployments,
+                       count(*) FILTER (WHERE w.state = 'rolled-back') AS rollbacks,
+                       count(*) FILTER (WHERE w.regressed_at IS NOT NULL OR w.state = 'rolled-back') AS failures
+                FROM watched w
+                GROUP BY w.service
+            ),
+            timed AS (
+                SELECT w.service,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.regressed_at - w.deployed_at)) AS detect,
+                       percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.rolled_back_at - coalesce(w.regressed_at, w.deployed_at)))
+                           AS rollback
+                FROM watched w
+                WHERE w.regressed_at IS NOT NULL OR w.rolled_back_at IS NOT NULL
+                GROUP BY w.service
             ),
             decided AS (
                 SELECT w.service,
@@ -49,21 +70,19 @@ public static class ReportEndpoints
                 FROM watched w JOIN decisions x ON x.deployment_id = w.id
                 GROUP BY w.service
             )
-            SELECT w.service AS "Service",
-                   count(*)::int AS "Deployments",
-                   count(*) FILTER (WHERE w.state = 'rolled-back')::int AS "Rollbacks",
-                   count(*) FILTER (WHERE w.regressed_at IS NOT NULL OR w.state = 'rolled-back')::int AS "Failures",
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.regressed_at - w.deployed_at))
-                       AS "MedianTimeToDetectSeconds",
-                   percentile_cont(0.5) WITHIN GROUP (ORDER BY extract(epoch FROM w.rolled_back_at - coalesce(w.regressed_at, w.deployed_at)))
-                       AS "MedianTimeToRollbackSeconds",
-                   coalesce(max(dd.auto_rollbacks), 0)::int AS "AutoRollbacks",
-                   coalesce(max(dd.human_decisions), 0)::int AS "HumanDecisions",
-                   coalesce(max(dd.dismissed), 0)::int AS "DismissedRecommendations"
-            FROM watched w
-            LEFT JOIN decided dd ON dd.service = w.service
-            GROUP BY w.service
-            ORDER BY w.service
+            SELECT c.service AS "Service",
+                   c.deployments::int AS "Deployments",
+                   c.rollbacks::int AS "Rollbacks",
+                   c.failures::int AS "Failures",
+                   t.detect AS "MedianTimeToDetectSeconds",
+                   t.rollback AS "MedianTimeToRollbackSeconds",
+                   coalesce(dd.auto_rollbacks, 0)::int AS "AutoRollbacks",
+                   coalesce(dd.human_decisions, 0)::int AS "HumanDecisions",
+                   coalesce(dd.dismissed, 0)::int AS "DismissedRecommendations"
+            FROM counted c
+            LEFT JOIN timed t ON t.service = c.service
+            LEFT JOIN decided dd ON dd.service = c.service
+            ORDER BY c.service
             """).ToListAsync(cancellationToken);
 
         var services = rows.Select(row => new ServiceSummary(

@@ -61,6 +61,45 @@ public sealed class SummaryReportTests
     }
 
     [Fact]
+    public async Task Summary_PipelineRollbackAndWindow_CountEachPartOnlyForDeploymentsInTheWindow()
+    {
+        await using var service = await TestService.StartAsync();
+        var now = DateTimeOffset.UtcNow;
+
+        // e1: deployed 1500 s ago, regressed now, kept by carol. Outside the window below.
+        await DeployAsync(service, "e1", "checkout", now.AddSeconds(-1500));
+        await service.RegressAsync("e1");
+        await service.DecideAsync("e1", "dismiss", "carol");
+        // e2: deployed 1200 s ago, rolled back by the pipeline while healthy: a failure timed from the deploy, not detected.
+        await DeployAsync(service, "e2", "checkout", now.AddSeconds(-1200));
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await service.Webhooks.SendEventAsync("rolledback", "e2")).StatusCode);
+        // e3: deployed 300 s ago, stopped by dave.
+        await DeployAsync(service, "e3", "checkout", now.AddSeconds(-300));
+        await service.DecideAsync("e3", "stop", "dave");
+
+        using var reader = service.Reader();
+        var all = await SummaryOfAsync(reader, "/api/v1/reports/summary");
+        Assert.Equal(3, all.GetProperty("deployments").GetInt32());
+        Assert.Equal(1, all.GetProperty("rollbacks").GetInt32());
+        Assert.Equal(0.6667, all.GetProperty("changeFailureRate").GetDouble());
+        Assert.InRange(all.GetProperty("medianTimeToDetectSeconds").GetDouble(), 1490, 1530);
+        Assert.InRange(all.GetProperty("medianTimeToRollbackSeconds").GetDouble(), 1190, 1230);
+        Assert.Equal(0, all.GetProperty("autoRollbacks").GetInt32());
+        Assert.Equal(2, all.GetProperty("humanDecisions").GetInt32());
+        Assert.Equal(1, all.GetProperty("dismissedRecommendations").GetInt32());
+
+        var from = Uri.EscapeDataString(now.AddSeconds(-1350).ToString("O", CultureInfo.InvariantCulture));
+        var window = await SummaryOfAsync(reader, $"/api/v1/reports/summary?from={from}");
+        Assert.Equal(2, window.GetProperty("deployments").GetInt32());
+        Assert.Equal(1, window.GetProperty("rollbacks").GetInt32());
+        Assert.Equal(0.5, window.GetProperty("changeFailureRate").GetDouble());
+        Assert.Equal(JsonValueKind.Null, window.GetProperty("medianTimeToDetectSeconds").ValueKind);
+        Assert.InRange(window.GetProperty("medianTimeToRollbackSeconds").GetDouble(), 1190, 1230);
+        Assert.Equal(1, window.GetProperty("humanDecisions").GetInt32());
+        Assert.Equal(0, window.GetProperty("dismissedRecommendations").GetInt32());
+    }
+
+    [Fact]
     public async Task Summary_WithoutReaderToken_Is401()
     {
         await using var service = await TestService.StartAsync();
@@ -68,6 +107,13 @@ public sealed class SummaryReportTests
         var response = await service.Client.GetAsync(new Uri("/api/v1/reports/summary", UriKind.Relative));
 
         Assert.Equal(System.Net.HttpStatusCode.Unauthorized, response.StatusCode);
+    }
+
+    /// <summary>The one service (checkout) of a summary.</summary>
+    private static async Task<JsonElement> SummaryOfAsync(HttpClient reader, string path)
+    {
+        var report = await (await reader.GetAsync(new Uri(path, UriKind.Relative))).JsonAsync();
+        return Assert.Single(report.GetProperty("services").EnumerateArray());
     }
 
     private static async Task DeployAsync(TestService service, string id, string serviceName, DateTimeOffset at)
