@@ -21,7 +21,7 @@ public sealed class WatchOptions
     public TimeSpan SweepInterval { get; set; } = TimeSpan.FromSeconds(1);
 
     /// <summary>How many due watches one round of the sweep reads and evaluates together.</summary>
-    public int BatchSize { get; set; } = 5000;
+    public int BatchSize { get; set; } = 10000;
 
     /// <summary>How many watches' evaluations are stored per transaction.</summary>
     public int StoreBatchSize { get; set; } = 500;

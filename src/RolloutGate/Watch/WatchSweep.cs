@@ -197,6 +197,9 @@ public sealed partial class WatchSweep(
             sessions.Add(session);
         }
 
+        // Whatever could not be made a session (gone meanwhile, say) waits, so a round always makes progress.
+        var built = sessions.Select(s => s.DeploymentId).ToHashSet(StringComparer.Ordinal);
+        HoldBack(missing.Where(id => !built.Contains(id) && !_retryAt.ContainsKey(id)), RetryDelay);
         return sessions;
     }
 
