@@ -5,18 +5,20 @@ namespace RolloutGate.Core.Analysis;
 /// next interval, so that a restarted watch resumes exactly where it stopped. A few numbers, serializable as they are.
 /// </summary>
 /// <param name="Cusum">The one-sided CUSUM of evidence for an increase beyond the allowed one (log-likelihood-ratio units, never below 0).</param>
-/// <param name="AccumulatingSince">When the CUSUM last rose from 0; null while it is 0.</param>
+/// <param name="AccumulatingSince">When the evidence (either CUSUM) last rose from 0; null while both are 0.</param>
 /// <param name="IntervalsAboveMax">Consecutive intervals with the value above the absolute <c>max</c>.</param>
 /// <param name="BlindIntervals">Consecutive intervals without data (for the runbook's <c>stopRules.maxBlind</c>).</param>
 /// <param name="Evaluations">Intervals evaluated so far, data or not.</param>
 /// <param name="LastAt">The time of the last evaluated interval; an older or equal time is not counted again.</param>
+/// <param name="SlowCusum">The second CUSUM of continuous metrics, tuned to half the shift (0 for error rates; 0 in states stored before it existed).</param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
     int IntervalsAboveMax,
     int BlindIntervals,
     int Evaluations,
-    DateTimeOffset? LastAt)
+    DateTimeOffset? LastAt,
+    double SlowCusum = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

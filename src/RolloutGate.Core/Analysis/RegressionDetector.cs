@@ -22,6 +22,12 @@ namespace RolloutGate.Core.Analysis;
 /// excess z = (r − ln(1 + maxIncrease)) / σ, clipped to ±5 so a lone spike cannot decide, the Gaussian log-likelihood
 /// ratio of that pair of hypotheses is δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit additive and
 /// tames the long right tail of latencies. Request rate is mirrored: a drop is the regression.
+/// A CUSUM is quickest for the shift it is tuned to; a regression of half a noise unit beyond the limit barely moves a
+/// δ = 1 chart. So a second chart tuned to δ/2 runs beside it (the multi-chart CUSUM: Lorden, G. and Pollak, M. 2005,
+/// "Nonanticipating estimation applied to sequential analysis and changepoint detection", Ann. Statist. 33:1422–1454;
+/// Tartakovsky, A., Nikiforov, I. and Basseville, M. 2014, "Sequential Analysis", CRC Press, section 8.2.5), and the
+/// watch alarms when either passes h + ln 2: by the union bound the two charts together keep the false-alarm rate of
+/// one chart at h. The statistic shown is the larger of the two.
 /// </para>
 /// <para>
 /// <b>Error rate.</b> A binomial CUSUM on the counts (errors e of n requests): the null rate is the baseline rate times
@@ -126,6 +132,7 @@ public static class RegressionDetector
         var logRatio = Math.Log(Math.Max(value, 1e-12)) - logReference;
         double? allowed = null;
         var increment = 0.0;
+        var slowIncrement = 0.0;
         if (spec.MaxIncrease is { } maxIncrease)
         {
             var lowerIsWorse = kind.LowerIsWorse();
@@ -134,12 +141,14 @@ public static class RegressionDetector
             var excess = lowerIsWorse ? logLimit - logRatio : logRatio - logLimit;
             var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.ClipSigmas, options.ClipSigmas);
             increment = options.DesignShift * z - options.DesignShift * options.DesignShift / 2;
+            var slow = options.DesignShift / 2;
+            slowIncrement = slow * z - slow * slow / 2;
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
         var change = (value / reference) - 1;
         var seen = $"{spec.Name} {Format(kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(kind, reference)})";
-        return context.Decide(current, value, reference, allowed, increment, seen);
+        return context.Decide(current, value, reference, allowed, increment, seen, slowIncrement);
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)
@@ -192,15 +201,21 @@ public static class RegressionDetector
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation) =>
             new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, state.Cusum, Options.CusumThreshold, state, explanation);
 
-        public MetricEvaluation Decide(Observation current, double value, double reference, double? allowed, double increment, string seen)
+        /// <param name="slowIncrement">The second chart's increment (continuous metrics); each chart then has ln 2 more threshold.</param>
+        public MetricEvaluation Decide(
+            Observation current, double value, double reference, double? allowed, double increment, string seen, double? slowIncrement = null)
         {
-            var threshold = Options.CusumThreshold;
+            var threshold = slowIncrement is null ? Options.CusumThreshold : Options.CusumThreshold + Math.Log(2);
+            var slowCusum = slowIncrement is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
             var cusum = Math.Max(0, State.Cusum + increment);
-            DateTimeOffset? since = cusum <= 0 ? null : State.Cusum > 0 ? State.AccumulatingSince ?? current.At : current.At;
+            // When the evidence last started to accumulate, in either chart.
+            var statistic = Math.Max(cusum, slowCusum);
+            DateTimeOffset? since = statistic <= 0 ? null : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
             var aboveMax = Spec.Max is { } max && !Kind.LowerIsWorse() && value > max;
             var next = State with
             {
                 Cusum = cusum,
+                SlowCusum = slowCusum,
                 AccumulatingSince = since,
                 IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
@@ -212,20 +227,20 @@ public static class RegressionDetector
                 verdict = Verdict.BreachOfMax;
                 explanation = $"{seen}; it has been above the absolute max of {Format(Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
             }
-            else if (cusum > threshold)
+            else if (statistic > threshold)
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; the evidence for {(Kind.LowerIsWorse() ? "a drop" : "an increase")} beyond {limit} has accumulated past the threshold (CUSUM {Number(cusum)} > {Number(threshold)}) {Span(current.At - since!.Value)}.";
+                explanation = $"{seen}; the evidence for {(Kind.LowerIsWorse() ? "a drop" : "an increase")} beyond {limit} has accumulated past the threshold (CUSUM {Number(statistic)} > {Number(threshold)}) {Span(current.At - since!.Value)}.";
             }
             else
             {
                 verdict = Verdict.Healthy;
                 explanation = limit is null
                     ? $"{seen}; no relative limit is set{(Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Kind, m2)}" : "")}."
-                    : $"{seen}, within {limit} so far (CUSUM {Number(cusum)} of {Number(threshold)}).";
+                    : $"{seen}, within {limit} so far (CUSUM {Number(statistic)} of {Number(threshold)}).";
             }
 
-            return Result(current, verdict, value, reference, allowed, next, explanation);
+            return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, statistic, threshold, next, explanation);
         }
     }
 }

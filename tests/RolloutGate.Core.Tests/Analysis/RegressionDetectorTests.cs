@@ -211,6 +211,36 @@ public sealed class RegressionDetectorTests
             RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, first.State, new Observation(Deploy, 0.3)));
     }
 
+    [Fact]
+    public void Evaluate_ShiftOfHalfANoiseUnitBeyondTheLimit_TheSecondChartCatchesItFirst()
+    {
+        // A flat baseline at 200 ms: its noise scale is the floor, 0.02 on the log scale. Every interval of the watch is
+        // 0.6 noise units beyond the allowed +20%: the δ = 1 chart gains 0.1 an interval, the δ = 0.5 chart 0.175.
+        var baseline = BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.2, 1000)).ToList());
+        var value = 0.2 * 1.2 * Math.Exp(0.6 * 0.02);
+        var threshold = DetectorOptions.Default.CusumThreshold + Math.Log(2);
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, SyntheticTraffic.Minutes(Deploy, 200).Select(t => new Observation(t, value, 1000)));
+
+        var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
+        var expected = (int)Math.Ceiling(threshold / 0.175);
+        Assert.InRange(first + 1, expected - 1, expected + 1);
+        Assert.True(first + 1 < threshold / 0.1, "the δ = 1 chart alone would need longer");
+        Assert.Equal(threshold, evaluations[first].StatisticThreshold, 9);
+        Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
+    }
+
+    [Fact]
+    public void DetectorState_StoredBeforeTheSecondChart_ReadsWithItsCusumAtZero()
+    {
+        var state = System.Text.Json.JsonSerializer.Deserialize<DetectorState>(
+            """{"cusum":3.5,"accumulatingSince":null,"intervalsAboveMax":0,"blindIntervals":0,"evaluations":7,"lastAt":null}""",
+            new System.Text.Json.JsonSerializerOptions(System.Text.Json.JsonSerializerDefaults.Web))!;
+
+        Assert.Equal(3.5, state.Cusum);
+        Assert.Equal(0, state.SlowCusum);
+    }
+
     /// <summary>Monday 00:00 UTC of the deploy's week: its "yesterday" is a Sunday.</summary>
     private static readonly DateTimeOffset Monday = new(Deploy.UtcDateTime.Date.AddDays(-(((int)Deploy.DayOfWeek + 6) % 7)), TimeSpan.Zero);
 
