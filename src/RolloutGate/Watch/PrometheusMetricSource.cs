@@ -35,7 +35,24 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         return [.. metrics.Select(metric => Observe(metric, at, answers))];
     }
 
+    /// <summary>
+    /// The baseline; a query Prometheus rejects gives no baseline samples (its evaluations say why), so one bad custom
+    /// query cannot hold back the watch of the other metrics.
+    /// </summary>
     public async Task<IReadOnlyList<Observation>> BaselineAsync(
+        WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await ReadBaselineAsync(metric, from, to, step, cancellationToken);
+        }
+        catch (PrometheusQueryException rejected) when (rejected.ErrorType != "timeout")
+        {
+            return [];
+        }
+    }
+
+    private async Task<IReadOnlyList<Observation>> ReadBaselineAsync(
         WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
     {
         var query = metric.Query;

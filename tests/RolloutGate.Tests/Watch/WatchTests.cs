@@ -202,6 +202,28 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_CustomQueryRejected_MetricBlindWithPrometheusErrorTheOthersStillJudged()
+    {
+        var runbook = Runbook("healthy")
+            .Replace("preset: cost-per-request", "query: sum(rate(istio_requests_total[5m]", StringComparison.Ordinal)
+            .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1", StringComparison.Ordinal);
+        await using var service = await StartAsync("healthy", runbook);
+        await DeployAsync(service, "dep-typo", "healthy");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-typo");
+
+        Assert.Equal("completed", deployment.GetProperty("state").GetString());
+        Assert.Equal((long)Intervals, await service.CountAsync("evaluations",
+            "deployment_id = 'dep-typo' AND metric = 'cost-per-request' AND verdict = 'blind' AND explanation LIKE '%bad_data%'"));
+        Assert.Equal("healthy", MetricOf(deployment, "p95-latency").GetProperty("verdict").GetString());
+        var changed = Assert.Single(await AuditAsync(service, "dep-typo", "evaluation.verdict-changed")).GetProperty("data");
+        Assert.Equal("cost-per-request", changed.GetProperty("metric").GetString());
+        Assert.Equal("blind", changed.GetProperty("verdict").GetString());
+        Assert.Equal("sum(rate(istio_requests_total[5m]", changed.GetProperty("query").GetString());
+        Assert.Contains("Prometheus rejected the query 'sum(rate(istio_requests_total[5m]'", changed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Watch_PrometheusDown_NothingStoredStillWatching()
     {
         await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
