@@ -13,6 +13,9 @@ public sealed class PrometheusQueryException(string query, string errorType, str
     public string ErrorType { get; } = errorType;
 
     public string Error { get; } = error;
+
+    /// <summary>Whether asking the same query again cannot help (bad PromQL, an execution error); a query timeout may pass next time.</summary>
+    public bool IsPermanent => ErrorType != "timeout";
 }
 
 /// <summary>Prometheus could not be reached, or answered with something that is not its API.</summary>

@@ -46,7 +46,7 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         {
             return await ReadBaselineAsync(metric, from, to, step, cancellationToken);
         }
-        catch (PrometheusQueryException rejected) when (rejected.ErrorType != "timeout")
+        catch (PrometheusQueryException rejected) when (rejected.IsPermanent)
         {
             return [];
         }
@@ -96,9 +96,9 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         {
             return new Answer(await prometheus.QueryAsync(query, at, cancellationToken), null);
         }
-        catch (PrometheusQueryException rejected) when (rejected.ErrorType != "timeout")
+        catch (PrometheusQueryException rejected) when (rejected.IsPermanent)
         {
-            // Asking again will not help: the metric is reported with the rejection rather than retried for ever.
+            // The metric is reported with the rejection rather than retried for ever.
             return new Answer([], rejected);
         }
     }

@@ -85,7 +85,9 @@ public sealed partial class WatchSweep(
             }
 
             var sessions = await SessionsAsync(db, source, due, now, cancellationToken);
-            await RememberNextAsync(db, [.. sessions.Where(s => s.NextDue > now && s.NextDue <= s.Until)], cancellationToken);
+            // Watches not due yet: remember when they are, so the sweep does not look at them again until then.
+            var later = sessions.Where(s => s.NextDue > now && s.NextDue <= s.Until).ToList();
+            await SetDueAsync(db, [.. later.Select(s => s.DeploymentId)], [.. later.Select(s => s.NextDue)], cancellationToken);
 
             // A watch too short for any evaluation time before its end has nothing to evaluate: it completes.
             var results = sessions.Where(s => s.NextDue > s.Until)
@@ -374,8 +376,8 @@ public sealed partial class WatchSweep(
         }
 
         await db.SaveChangesAsync(cancellationToken);
-        var continuing = done.Where(r => r.Trigger is null).Select(r => r.Session).ToList();
-        await SetDueAsync(db, [.. continuing.Select(s => s.DeploymentId)], [.. done.Where(r => r.Trigger is null).Select(r => r.NextDue)], cancellationToken);
+        var continuing = done.Where(r => r.Trigger is null).ToList();
+        await SetDueAsync(db, [.. continuing.Select(r => r.Session.DeploymentId)], [.. continuing.Select(r => r.NextDue)], cancellationToken);
         await audit.AppendAsync(db, entries, cancellationToken);
         foreach (var result in done.Where(r => r.Trigger == DeploymentTrigger.Regressed))
         {
@@ -429,15 +431,6 @@ public sealed partial class WatchSweep(
                     query = evaluation.Query,
                 });
             }
-        }
-    }
-
-    /// <summary>Remembers when watches not yet due next are, so the sweep does not look at them again until then.</summary>
-    private async Task RememberNextAsync(RolloutGateDbContext db, List<WatchSession> sessions, CancellationToken cancellationToken)
-    {
-        if (sessions.Count > 0)
-        {
-            await SetDueAsync(db, [.. sessions.Select(s => s.DeploymentId)], [.. sessions.Select(s => s.NextDue)], cancellationToken);
         }
     }
 
