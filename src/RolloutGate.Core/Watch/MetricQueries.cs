@@ -31,7 +31,10 @@ public sealed record MetricQuery(
 /// the series whose <see cref="GroupLabels"/> have the values <see cref="Key"/>; per group the arithmetic is exactly that of
 /// the single-workload <see cref="MetricQuery"/>, which stays the evidence shown with the evaluation.
 /// </summary>
-/// <param name="Value">The metric per workload; null for cost per request, which is combined from <see cref="Cost"/>.</param>
+/// <param name="Value">
+/// The metric per workload; null for cost per request, which is combined from <see cref="Cost"/>, and for error rate,
+/// whose value is errors / requests from the counts (the single-workload ratio stays the evidence).
+/// </param>
 public sealed record MetricQueryBatch(
     IReadOnlyList<string> GroupLabels, IReadOnlyList<string> Key, string? Value, string? Requests, string? Errors, string? Buckets, CostQueries? Cost = null);
 
@@ -112,7 +115,7 @@ public static class MetricQueries
                 window,
                 interval,
                 batch.With(
-                    $"sum by ({batch.By}) (rate({names.Requests}{batch.Failed}[{w}])) / sum by ({batch.By}) (rate({names.Requests}{batch.All}[{w}]))",
+                    null,
                     batchRequests,
                     $"sum by ({batch.By}) (increase({names.Requests}{batch.Failed}[{w}]))",
                     null)),
