@@ -5,7 +5,7 @@ namespace RolloutGate.Core.Analysis;
 /// <summary>
 /// Tuning of <see cref="RegressionDetector"/>. The defaults are the product's; each is explained where it is used.
 /// </summary>
-/// <param name="LooksPerWatch">How many times the watch evaluates (duration / interval); the CUSUM threshold is ln(looks / alpha).</param>
+/// <param name="LooksPerWatch">How many times the watch evaluates (duration / interval); the CUSUM thresholds grow with its log (<see cref="CusumThreshold"/>).</param>
 /// <param name="FalseAlarmRatePerWatch">Allowed probability of a false rollback over the whole watch (alpha).</param>
 /// <param name="MinRequests">Fewest requests an interval needs before any verdict; below it the verdict is insufficient data.</param>
 /// <param name="MinBaselineSamples">Fewest usable baseline intervals for a reference.</param>
@@ -14,6 +14,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="ClipSigmas">Standardized residuals are clipped to this many noise units, so one wild sample cannot decide alone.</param>
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
 /// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
+/// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so two wild samples cannot decide alone.</param>
 public sealed record DetectorOptions(
     int LooksPerWatch = 1440,
     double FalseAlarmRatePerWatch = 0.01,
@@ -23,7 +24,8 @@ public sealed record DetectorOptions(
     double DesignShift = 1.0,
     double ClipSigmas = 5.0,
     double NoiseFloor = 0.02,
-    int MaxBreachIntervals = 3)
+    int MaxBreachIntervals = 3,
+    int MinLooksSinceDeploy = 3)
 {
     /// <summary>The product's defaults: a 24-hour watch evaluated every minute.</summary>
     public static DetectorOptions Default { get; } = new();
@@ -36,9 +38,17 @@ public sealed record DetectorOptions(
     public TimeSpan SmoothingHalfWidth => SeasonalHalfWidth ?? TimeSpan.FromMinutes(30);
 
     /// <summary>
-    /// The CUSUM alarm threshold on the log-likelihood-ratio scale. Lorden (1971) shows a CUSUM with threshold h has an
-    /// average run length to a false alarm of at least e^h looks; with h = ln(looks / alpha) a watch of that many looks
-    /// rings falsely with probability at most about alpha.
+    /// The threshold of the test of the evidence since the deploy, ln(2 / alpha): half the false-alarm budget. Under the
+    /// null hypothesis its likelihood ratio is a nonnegative martingale starting at 1, so by Ville's inequality it ever
+    /// reaches 2 / alpha with probability at most alpha / 2, however many times it is looked at.
     /// </summary>
-    public double CusumThreshold => Math.Log(LooksPerWatch / FalseAlarmRatePerWatch);
+    public double SinceDeployThreshold => Math.Log(2 / FalseAlarmRatePerWatch);
+
+    /// <summary>
+    /// The alarm threshold of each of <paramref name="charts"/> CUSUM charts, ln(2 · charts · looks / alpha): the other
+    /// half of the budget, shared by the charts. Lorden (1971) shows a CUSUM with threshold h has an average run length to
+    /// a false alarm of at least e^h looks, so over the watch's looks each chart rings falsely with probability at most
+    /// about alpha / (2 · charts), and by the union bound all tests together at most alpha.
+    /// </summary>
+    public double CusumThreshold(int charts) => Math.Log(2.0 * charts * LooksPerWatch / FalseAlarmRatePerWatch);
 }

@@ -11,6 +11,11 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="Evaluations">Intervals evaluated so far, data or not.</param>
 /// <param name="LastAt">The time of the last evaluated interval; an older or equal time is not counted again.</param>
 /// <param name="SlowCusum">The second CUSUM of continuous metrics, tuned to half the shift (0 for error rates; 0 in states stored before it existed).</param>
+/// <param name="SinceDeploySum">
+/// The evidence since the deploy, never reset: for continuous metrics the sum of the standardized excesses, for error
+/// rates the sum of the log-likelihood ratios. 0 in states stored before it existed (the test then counts from there).
+/// </param>
+/// <param name="SinceDeployLooks">Intervals judged since the deploy (with data, enough requests and a limit to judge against).</param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
@@ -18,7 +23,9 @@ public sealed record DetectorState(
     int BlindIntervals,
     int Evaluations,
     DateTimeOffset? LastAt,
-    double SlowCusum = 0)
+    double SlowCusum = 0,
+    double SinceDeploySum = 0,
+    int SinceDeployLooks = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

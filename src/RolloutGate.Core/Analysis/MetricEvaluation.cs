@@ -11,8 +11,11 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="Value">The observed value in base units; null when blind.</param>
 /// <param name="Reference">The baseline reference for this time (same time of day yesterday, or one week earlier with a baseline of about a week, smoothed; or the pooled baseline error rate).</param>
 /// <param name="AllowedValue">The largest value the runbook allows at this time: the reference times (1 + maxIncrease), or below for request rate; null without maxIncrease.</param>
-/// <param name="Statistic">The CUSUM after this interval (log-likelihood-ratio units; the larger of the two charts for continuous metrics).</param>
-/// <param name="StatisticThreshold">The CUSUM threshold, ln(looks / alpha), plus ln 2 for continuous metrics (two charts).</param>
+/// <param name="Statistic">
+/// After this interval, the statistic (log-likelihood-ratio units) of the test nearest its threshold: the evidence since
+/// the deploy, or the larger CUSUM chart; an alarming test first.
+/// </param>
+/// <param name="StatisticThreshold">That test's threshold: ln(2 / alpha) since the deploy, ln(2 · charts · looks / alpha) for a CUSUM chart.</param>
 /// <param name="State">The state to persist and feed back next interval.</param>
 /// <param name="Explanation">One or two plain-English sentences for Slack and the audit trail.</param>
 public sealed record MetricEvaluation(

@@ -6,14 +6,35 @@ namespace RolloutGate.Core.Analysis;
 /// <summary>
 /// Decides, one interval at a time, whether a deploy made a metric worse than its runbook allows.
 /// <para>
-/// <b>Method.</b> A one-sided CUSUM (Page, E. S. 1954, "Continuous inspection schemes", Biometrika 41:100–115) of
-/// log-likelihood-ratio increments, stopped when it exceeds h = ln(looks / alpha). Lorden (1971, "Procedures for reacting
-/// to a change in distribution", Ann. Math. Statist. 42:1897–1908) bounds the average run length to a false alarm of such
-/// a CUSUM below by e^h, so a watch that looks every minute for 24 hours (1440 looks) with alpha = 1% uses h = ln(144000)
-/// ≈ 11.9 and, as long as the model holds (independent noise around a correct reference), rings falsely in about 1% of
-/// watches at most, however often it looks. A fixed-level test repeated at every interval (the naive approach) has no
-/// such bound: its false alarms pile up with the number of looks. Real traces break the model when the level drifts
-/// from one day to the next; tests/RolloutGate.Benchmarks/README.md measures by how much.
+/// <b>Method.</b> Two kinds of sequential test run side by side on the same evidence, one per kind of regression, and
+/// the watch alarms when any passes its threshold. The false-alarm budget alpha (1% of watches) is split between them
+/// (union bound), so the watch may look at every interval for 24 hours without false alarms piling up. A fixed-level
+/// test repeated at every interval (the naive approach) has no such bound: its false alarms grow with the number of looks.
+/// <list type="bullet">
+/// <item><description>
+/// <b>Evidence since the deploy</b> (half the budget). Most regressions start with the deploy, a change point known in
+/// advance, so all the evidence since then can be weighed together: a sequential probability ratio test (Wald, A. 1945,
+/// "Sequential tests of statistical hypotheses", Ann. Math. Statist. 16:117–186) without a lower stopping boundary,
+/// whose likelihood ratio is a martingale under the null hypothesis. By Ville's inequality (Ville, J. 1939, "Étude
+/// critique de la notion de collectif", Gauthier-Villars) it ever reaches 2 / alpha with probability at most alpha / 2,
+/// so its threshold ln(2 / alpha) ≈ 5.3 does not grow with the number of looks. For continuous metrics the size of the
+/// shift is unknown, so the likelihood ratio is averaged over shifts beyond the limit (a half-normal mixture of one
+/// noise unit's scale: the mixture SPRT of Robbins, H. 1970, "Statistical methods related to the law of the iterated
+/// logarithm", Ann. Math. Statist. 41:1397–1409, as used for always-valid A/B tests by Johari, R., Koomen, P., Pekelis, L.
+/// and Walsh, D. 2022, "Always valid inference: continuous monitoring of A/B tests", Operations Research 70:1806–1821).
+/// It may alarm only after <see cref="DetectorOptions.MinLooksSinceDeploy"/> intervals.
+/// </description></item>
+/// <item><description>
+/// <b>A regression that starts later</b> (a leak, a cache that cools, traffic that shifts), after hours of health
+/// that the evidence since the deploy would weigh against it: a one-sided CUSUM (Page, E. S. 1954, "Continuous
+/// inspection schemes", Biometrika 41:100–115) of the same log-likelihood-ratio increments, which forgets the healthy
+/// past. Lorden (1971, "Procedures for reacting to a change in distribution", Ann. Math. Statist. 42:1897–1908) bounds
+/// its average run length to a false alarm below by e^h, so with the other half of the budget a chart's threshold is
+/// h = ln(2 · looks / alpha), or ln(4 · looks / alpha) each where two charts share it.
+/// </description></item>
+/// </list>
+/// Both bounds hold as long as the model holds (independent noise around a correct reference); real traces break it
+/// when the level drifts from one day to the next, and tests/RolloutGate.Benchmarks/README.md measures by how much.
 /// </para>
 /// <para>
 /// <b>Latency, cost per request, request rate.</b> Each interval's log value minus the seasonal reference at the same
@@ -25,14 +46,16 @@ namespace RolloutGate.Core.Analysis;
 /// A CUSUM is quickest for the shift it is tuned to; a regression of half a noise unit beyond the limit barely moves a
 /// δ = 1 chart. So a second chart tuned to δ/2 runs beside it (the multi-chart CUSUM: Lorden, G. and Pollak, M. 2005,
 /// "Nonanticipating estimation applied to sequential analysis and changepoint detection", Ann. Statist. 33:1422–1454;
-/// Tartakovsky, A., Nikiforov, I. and Basseville, M. 2014, "Sequential Analysis", CRC Press, section 8.2.5), and the
-/// watch alarms when either passes h + ln 2: by the union bound the two charts together keep the false-alarm rate of
-/// one chart at h. The statistic shown is the larger of the two.
+/// Tartakovsky, A., Nikiforov, I. and Basseville, M. 2014, "Sequential Analysis", CRC Press, section 8.2.5), the two
+/// sharing the CUSUM's half of the budget. The evidence since the deploy is the sum S of the n excesses z; averaged
+/// over shifts δ ~ half-normal(0, 1), the likelihood ratio exp(δS − nδ²/2) becomes
+/// 2 (1 + n)^(−1/2) exp(S² / (2 (1 + n))) Φ(S / √(1 + n)).
 /// </para>
 /// <para>
-/// <b>Error rate.</b> A binomial CUSUM on the counts (errors e of n requests): the null rate is the baseline rate times
-/// (1 + maxIncrease), the alternative twice that, and each interval adds
-/// e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)). A ratio alone would treat 1 error in 10 requests like 100 in 1000.
+/// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate is the baseline
+/// rate times (1 + maxIncrease), the alternative twice that, and each interval adds
+/// e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)) to the evidence since the deploy and to one CUSUM chart. A ratio alone
+/// would treat 1 error in 10 requests like 100 in 1000.
 /// Errors come in bursts, so the increment is divided by the baseline's quasi-binomial dispersion φ
 /// (<see cref="BaselineWindow.Dispersion"/>): a quasi-likelihood is worth 1/φ of a binomial one (McCullagh, P. and
 /// Nelder, J. A. 1989, "Generalized Linear Models", 2nd ed., Chapman and Hall, sections 4.5 and 9.2).
@@ -44,7 +67,11 @@ namespace RolloutGate.Core.Analysis;
 /// <para>
 /// <b>No verdict without data.</b> No value is <see cref="Verdict.Blind"/>, never healthy; fewer than
 /// <see cref="DetectorOptions.MinRequests"/> requests, or too little baseline, is <see cref="Verdict.InsufficientData"/>.
-/// Neither moves the CUSUM.
+/// Neither moves any test.
+/// </para>
+/// <para>
+/// The statistic reported with each evaluation is that of the test nearest its threshold (largest statistic minus
+/// threshold), with that threshold; the explanation names the test.
 /// </para>
 /// </summary>
 public static class RegressionDetector
@@ -131,8 +158,7 @@ public static class RegressionDetector
         var reference = Math.Exp(logReference);
         var logRatio = Math.Log(Math.Max(value, 1e-12)) - logReference;
         double? allowed = null;
-        var increment = 0.0;
-        var slowIncrement = 0.0;
+        Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
         {
             var lowerIsWorse = kind.LowerIsWorse();
@@ -140,15 +166,15 @@ public static class RegressionDetector
             allowed = Math.Exp(logReference + logLimit);
             var excess = lowerIsWorse ? logLimit - logRatio : logRatio - logLimit;
             var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.ClipSigmas, options.ClipSigmas);
-            increment = options.DesignShift * z - options.DesignShift * options.DesignShift / 2;
+            var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
-            slowIncrement = slow * z - slow * slow / 2;
+            evidence = new Evidence(fast * z - fast * fast / 2, slow * z - slow * slow / 2, z);
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
         var change = (value / reference) - 1;
         var seen = $"{spec.Name} {Format(kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(kind, reference)})";
-        return context.Decide(current, value, reference, allowed, increment, seen, slowIncrement);
+        return context.Decide(current, value, reference, allowed, evidence, seen);
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)
@@ -158,17 +184,18 @@ public static class RegressionDetector
         var rate = (double)e / n;
         var reference = baseline.ErrorRate;
         double? allowed = null;
-        var increment = 0.0;
+        Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
         {
             var p0 = Math.Min(reference * (1 + maxIncrease), 0.5);
             var p1 = Math.Min(2 * p0, 0.999);
             allowed = p0;
-            increment = (e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0))) / baseline.Dispersion;
+            var increment = (e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0))) / baseline.Dispersion;
+            evidence = new Evidence(increment, null, increment);
         }
 
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
-        return context.Decide(current, rate, reference, allowed, increment, seen);
+        return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
 
     private static string Format(MetricKind kind, double value) => kind switch
@@ -195,31 +222,46 @@ public static class RegressionDetector
         : span.TotalMinutes < 120 ? $"over the last {span.TotalMinutes:0} minutes"
         : $"over the last {span.TotalHours:0.#} hours";
 
+    /// <summary>What one interval adds to each test: the CUSUM charts' increments and the evidence since the deploy.</summary>
+    /// <param name="Cusum">Increment of the first (or only) CUSUM chart.</param>
+    /// <param name="SlowCusum">Increment of the chart tuned to half the shift (continuous metrics), null for error rates.</param>
+    /// <param name="SinceDeploy">What the interval adds to <see cref="DetectorState.SinceDeploySum"/>.</param>
+    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy);
+
+    /// <summary>One of the tests: its statistic, its threshold and whether it alarms.</summary>
+    private sealed record Test(bool IsSinceDeploy, double Statistic, double Threshold, bool Alarms);
+
     private sealed record Context(MetricKind Kind, MetricSpec Spec, DetectorOptions Options, DetectorState State)
     {
         public MetricEvaluation Result(
-            Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation) =>
-            new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, state.Cusum, Options.CusumThreshold, state, explanation);
-
-        /// <param name="slowIncrement">The second chart's increment (continuous metrics); each chart then has ln 2 more threshold.</param>
-        public MetricEvaluation Decide(
-            Observation current, double value, double reference, double? allowed, double increment, string seen, double? slowIncrement = null)
+            Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
         {
-            var threshold = slowIncrement is null ? Options.CusumThreshold : Options.CusumThreshold + Math.Log(2);
-            var slowCusum = slowIncrement is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
-            var cusum = Math.Max(0, State.Cusum + increment);
-            // When the evidence last started to accumulate, in either chart.
-            var statistic = Math.Max(cusum, slowCusum);
-            DateTimeOffset? since = statistic <= 0 ? null : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
+            var leading = Leading(state);
+            return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, state, explanation);
+        }
+
+        /// <param name="evidence">What this interval adds to the tests; null without a relative limit.</param>
+        public MetricEvaluation Decide(
+            Observation current, double value, double reference, double? allowed, Evidence? evidence, string seen)
+        {
+            var cusum = Math.Max(0, State.Cusum + (evidence?.Cusum ?? 0));
+            var slowCusum = evidence?.SlowCusum is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
+            // When the CUSUM evidence last started to accumulate, in either chart.
+            DateTimeOffset? since = Math.Max(cusum, slowCusum) <= 0 ? null
+                : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
             var aboveMax = Spec.Max is { } max && !Kind.LowerIsWorse() && value > max;
             var next = State with
             {
                 Cusum = cusum,
                 SlowCusum = slowCusum,
+                SinceDeploySum = State.SinceDeploySum + (evidence?.SinceDeploy ?? 0),
+                SinceDeployLooks = State.SinceDeployLooks + (evidence is null ? 0 : 1),
                 AccumulatingSince = since,
                 IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
+            var leading = Leading(next);
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
+            var direction = Kind.LowerIsWorse() ? "a drop" : "an increase";
             string explanation;
             Verdict verdict;
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
@@ -227,20 +269,74 @@ public static class RegressionDetector
                 verdict = Verdict.BreachOfMax;
                 explanation = $"{seen}; it has been above the absolute max of {Format(Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
             }
-            else if (statistic > threshold)
+            else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; the evidence for {(Kind.LowerIsWorse() ? "a drop" : "an increase")} beyond {limit} has accumulated past the threshold (CUSUM {Number(statistic)} > {Number(threshold)}) {Span(current.At - since!.Value)}.";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals since the deploy are evidence for {direction} beyond {limit} (likelihood ratio test since the deploy {Number(leading.Statistic)} > {Number(leading.Threshold)}).";
+            }
+            else if (leading.Alarms)
+            {
+                verdict = Verdict.Regressed;
+                explanation = $"{seen}; the evidence for {direction} beyond {limit} has accumulated past the threshold (CUSUM {Number(leading.Statistic)} > {Number(leading.Threshold)}) {Span(current.At - since!.Value)}.";
             }
             else
             {
                 verdict = Verdict.Healthy;
                 explanation = limit is null
                     ? $"{seen}; no relative limit is set{(Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Kind, m2)}" : "")}."
-                    : $"{seen}, within {limit} so far (CUSUM {Number(statistic)} of {Number(threshold)}).";
+                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(SinceDeployStatistic(next))} of {Number(Options.SinceDeployThreshold)}, CUSUM {Number(Math.Max(next.Cusum, next.SlowCusum))} of {Number(Options.CusumThreshold(Charts))}).";
             }
 
-            return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, statistic, threshold, next, explanation);
+            return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);
         }
+
+        /// <summary>CUSUM charts sharing their half of the budget: two for continuous metrics, one for error rates.</summary>
+        private int Charts => Kind == MetricKind.ErrorRate ? 1 : 2;
+
+        /// <summary>An alarming test first, else the one nearest its threshold.</summary>
+        private Test Leading(DetectorState state)
+        {
+            var sinceDeploy = SinceDeployStatistic(state);
+            var cusum = Math.Max(state.Cusum, state.SlowCusum);
+            var sinceDeployTest = new Test(true, sinceDeploy, Options.SinceDeployThreshold,
+                state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold);
+            var cusumTest = new Test(false, cusum, Options.CusumThreshold(Charts), cusum > Options.CusumThreshold(Charts));
+            return sinceDeployTest.Alarms != cusumTest.Alarms
+                ? (sinceDeployTest.Alarms ? sinceDeployTest : cusumTest)
+                : sinceDeployTest.Statistic - sinceDeployTest.Threshold > cusumTest.Statistic - cusumTest.Threshold ? sinceDeployTest : cusumTest;
+        }
+
+        /// <summary>
+        /// The log-likelihood ratio of the evidence since the deploy, shown from 0 up. Error rates: the sum itself.
+        /// Continuous metrics: the sum S of n excesses, mixed over shifts δ ~ half-normal(0, τ²) with τ the design shift:
+        /// ln 2 − ½ ln(1 + nτ²) + S²τ² / (2 (1 + nτ²)) + ln Φ(Sτ / √(1 + nτ²)).
+        /// </summary>
+        private double SinceDeployStatistic(DetectorState state)
+        {
+            var (sum, n) = (state.SinceDeploySum, state.SinceDeployLooks);
+            if (Kind == MetricKind.ErrorRate || sum <= 0 || n == 0)
+            {
+                return Math.Max(0, Kind == MetricKind.ErrorRate ? sum : 0);
+            }
+
+            var tau2 = Options.DesignShift * Options.DesignShift;
+            var spread = 1 + n * tau2;
+            var logRatio = Math.Log(2) - 0.5 * Math.Log(spread) + sum * sum * tau2 / (2 * spread) + Math.Log(NormalCdf(sum * Math.Sqrt(tau2 / spread)));
+            return Math.Max(0, logRatio);
+        }
+    }
+
+    /// <summary>
+    /// The standard normal distribution function, from the complementary error function <c>erfcc</c> of Press, W. H.,
+    /// Teukolsky, S. A., Vetterling, W. T. and Flannery, B. P. 1992, "Numerical Recipes in C", 2nd ed., Cambridge University
+    /// Press, section 6.2 (a Chebyshev fit with fractional error below 1.2e-7 everywhere).
+    /// </summary>
+    private static double NormalCdf(double x)
+    {
+        var y = -x / Math.Sqrt(2);
+        var t = 1 / (1 + 0.5 * Math.Abs(y));
+        var erfc = t * Math.Exp(-y * y - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628288
+            + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+        return (y >= 0 ? erfc : 2 - erfc) / 2;
     }
 }

@@ -14,7 +14,7 @@ internal interface IRollbackRule
 /// <summary>Our detector (<see cref="RegressionDetector"/>), with the number of looks set to the watch's length.</summary>
 internal sealed class OurDetectorRule(MetricSpec spec) : IRollbackRule
 {
-    public string Name => "RolloutGate (seasonal CUSUM)";
+    public string Name => "RolloutGate (since-deploy SPRT + CUSUM)";
 
     public int? FirstAlarm(Scenario scenario)
     {

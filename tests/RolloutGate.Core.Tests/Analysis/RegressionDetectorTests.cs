@@ -35,7 +35,7 @@ public sealed class RegressionDetectorTests
         var first = evaluations.First(e => e.Verdict == Verdict.Regressed);
         Assert.True(first.At - Deploy <= TimeSpan.FromMinutes(10), $"caught after {first.At - Deploy}");
         Assert.Contains("above the same time yesterday", first.Explanation, StringComparison.Ordinal);
-        Assert.Contains("CUSUM", first.Explanation, StringComparison.Ordinal);
+        Assert.Contains("intervals since the deploy", first.Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -212,22 +212,86 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
-    public void Evaluate_ShiftOfHalfANoiseUnitBeyondTheLimit_TheSecondChartCatchesItFirst()
+    public void Evaluate_ShiftOfHalfANoiseUnitStartingHoursAfterTheDeploy_TheSecondChartCatchesIt()
     {
-        // A flat baseline at 200 ms: its noise scale is the floor, 0.02 on the log scale. Every interval of the watch is
-        // 0.6 noise units beyond the allowed +20%: the δ = 1 chart gains 0.1 an interval, the δ = 0.5 chart 0.175.
-        var baseline = BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.2, 1000)).ToList());
+        // A flat baseline at 200 ms: its noise scale is the floor, 0.02 on the log scale. Three healthy hours weigh against
+        // any later increase in the evidence since the deploy; then every interval is 0.6 noise units beyond the allowed
+        // +20%: the δ = 1 chart gains 0.1 an interval, the δ = 0.5 chart 0.175, and the later regression is the CUSUM's.
+        var baseline = FlatLatencyBaseline();
         var value = 0.2 * 1.2 * Math.Exp(0.6 * 0.02);
-        var threshold = DetectorOptions.Default.CusumThreshold + Math.Log(2);
+        var threshold = DetectorOptions.Default.CusumThreshold(2);
 
-        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, SyntheticTraffic.Minutes(Deploy, 200).Select(t => new Observation(t, value, 1000)));
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
+            SyntheticTraffic.Minutes(Deploy, 400).Select((t, i) => new Observation(t, i < 180 ? 0.2 : value, 1000)));
 
         var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
-        var expected = (int)Math.Ceiling(threshold / 0.175);
+        var expected = 180 + (int)Math.Ceiling(threshold / 0.175);
         Assert.InRange(first + 1, expected - 1, expected + 1);
-        Assert.True(first + 1 < threshold / 0.1, "the δ = 1 chart alone would need longer");
+        Assert.True(first + 1 - 180 < threshold / 0.1, "the δ = 1 chart alone would need longer");
         Assert.Equal(threshold, evaluations[first].StatisticThreshold, 9);
         Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
+        Assert.True(evaluations[first].State.SinceDeploySum < 0, "the healthy hours still outweigh the regression since the deploy");
+        Assert.Contains("CUSUM", evaluations[first].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_ShiftOfHalfANoiseUnitFromTheDeploy_IsCaughtByTheEvidenceSinceTheDeployFirst()
+    {
+        // The same 0.6 noise units beyond the limit, from the first interval: after n intervals the sum is S = 0.6 n, and
+        // the mixture likelihood ratio 2 (1 + n)^(-1/2) exp(S² / (2 (1 + n))) Φ(S / √(1 + n)) passes 2 / alpha long before
+        // either CUSUM chart passes its threshold (the δ = 0.5 chart would need ln(4 · 1440 / 0.01) / 0.175 ≈ 76 intervals).
+        var baseline = FlatLatencyBaseline();
+        var value = 0.2 * 1.2 * Math.Exp(0.6 * 0.02);
+        var options = DetectorOptions.Default;
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
+            SyntheticTraffic.Minutes(Deploy, 200).Select(t => new Observation(t, value, 1000)));
+
+        var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
+        var expected = Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(0.6 * n, n) > options.SinceDeployThreshold);
+        Assert.Equal(expected, first + 1);
+        Assert.True(first + 1 < options.CusumThreshold(2) / 0.175, "a CUSUM chart alone would need longer");
+        Assert.Equal(Math.Log(2 / 0.01), evaluations[first].StatisticThreshold, 9);
+        Assert.Equal(MixtureLogLikelihoodRatio(0.6 * (first + 1), first + 1), evaluations[first].Statistic, 4);
+        Assert.Contains($"the {first + 1} intervals since the deploy", evaluations[first].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_TwoWildIntervalsRightAfterTheDeploy_DoNotDecideAlone()
+    {
+        // Values far beyond the limit (clipped to 5 noise units) at the first two intervals only: the evidence since the
+        // deploy may not alarm before its third interval, and by then a healthy value has brought it back under the threshold.
+        var baseline = FlatLatencyBaseline();
+
+        var spikes = Watch(MetricKind.Latency, RelativeOnly, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select((t, i) => new Observation(t, i < 2 ? 0.4 : 0.2, 1000)));
+        var sustained = Watch(MetricKind.Latency, RelativeOnly, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select(t => new Observation(t, 0.4, 1000)));
+
+        Assert.All(spikes, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.True(spikes[1].State.SinceDeploySum > 9.9 && MixtureLogLikelihoodRatio(10, 2) > DetectorOptions.Default.SinceDeployThreshold,
+            "two wild intervals alone would pass the threshold without the minimum of three");
+        Assert.Equal(2, sustained.FindIndex(e => e.Verdict == Verdict.Regressed));
+    }
+
+    [Fact]
+    public void Evaluate_NoiseExactlyAtTheAllowedIncrease_RingsFalselyInAtMostAlphaOfWatches()
+    {
+        // The least favourable null hypothesis: every interval is exactly the allowed +20% times Gaussian noise of the
+        // baseline's scale. Over 400 watches of 1440 intervals, all tests together must keep to alpha = 1% (by the union
+        // bound of Ville's and Lorden's inequalities; in practice well under it).
+        var baseline = FlatLatencyBaseline();
+        var random = new Random(20261123);
+        var falseAlarms = 0;
+        const int watches = 400;
+        for (var w = 0; w < watches; w++)
+        {
+            var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
+                SyntheticTraffic.Minutes(Deploy, 1440).Select(t => new Observation(t, 0.2 * 1.2 * Math.Exp(0.02 * Gaussian(random)), 1000)));
+            falseAlarms += evaluations.Any(e => e.IsRegression) ? 1 : 0;
+        }
+
+        Assert.InRange(falseAlarms, 0, watches / 100);
     }
 
     [Fact]
@@ -239,7 +303,35 @@ public sealed class RegressionDetectorTests
 
         Assert.Equal(3.5, state.Cusum);
         Assert.Equal(0, state.SlowCusum);
+        Assert.Equal(0, state.SinceDeploySum);
+        Assert.Equal(0, state.SinceDeployLooks);
     }
+
+    /// <summary>The mixture likelihood ratio of <see cref="RegressionDetector"/> (τ = 1), written out independently.</summary>
+    private static double MixtureLogLikelihoodRatio(double sum, int n) =>
+        Math.Log(2) - 0.5 * Math.Log(1 + n) + sum * sum / (2.0 * (1 + n)) + Math.Log(StandardNormalCdf(sum / Math.Sqrt(1 + n)));
+
+    /// <summary>Φ by Simpson's rule on the density from 0, precise enough for these tests and independent of the detector's.</summary>
+    private static double StandardNormalCdf(double x)
+    {
+        const int steps = 2000;
+        var h = x / steps;
+        var area = 0.0;
+        for (var i = 0; i <= steps; i++)
+        {
+            var weight = i == 0 || i == steps ? 1 : i % 2 == 1 ? 4 : 2;
+            area += weight * Math.Exp(-(i * h) * (i * h) / 2);
+        }
+
+        return 0.5 + area * h / 3 / Math.Sqrt(2 * Math.PI);
+    }
+
+    private static double Gaussian(Random random) =>
+        Math.Sqrt(-2 * Math.Log(1 - random.NextDouble())) * Math.Cos(2 * Math.PI * random.NextDouble());
+
+    /// <summary>Two hours at a flat 200 ms: the noise scale is the floor, 0.02 on the log scale.</summary>
+    private static BaselineWindow FlatLatencyBaseline() =>
+        BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.2, 1000)).ToList());
 
     /// <summary>Monday 00:00 UTC of the deploy's week: its "yesterday" is a Sunday.</summary>
     private static readonly DateTimeOffset Monday = new(Deploy.UtcDateTime.Date.AddDays(-(((int)Deploy.DayOfWeek + 6) % 7)), TimeSpan.Zero);
