@@ -26,8 +26,10 @@ ensure_packages() {
 
 pg_bin_has() { [ -n "$(pg_bindir 2>/dev/null)" ] && [ -x "$(pg_bindir)/$1" ]; }
 
+# Every 'return' here and below names its status: a bare 'return' in a function called from an EXIT trap returns the
+# status the script was exiting with (bash manual, 'return'), which made stop_postgres skip the stop after Ctrl-C.
 pg_bindir() {
-  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return; fi
+  if command -v pg_config >/dev/null 2>&1 && [ -x "$(pg_config --bindir)/initdb" ]; then pg_config --bindir; return 0; fi
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
   [ -n "$d" ] && echo "$d"
@@ -54,7 +56,7 @@ pg_data_dir() {
       local fallback
       fallback="/var/tmp/rolloutgate-$(printf '%s' "$preferred" | sha256sum | cut -c1-12)"
       mkdir -p "$fallback" && chown postgres:postgres "$fallback" && chmod 700 "$fallback"
-      echo "$fallback"; return
+      echo "$fallback"; return 0
     fi
   fi
   echo "$preferred"
