@@ -23,6 +23,13 @@ public sealed class WatchOptions
     /// <summary>How many due watches one round of the sweep reads and evaluates together.</summary>
     public int BatchSize { get; set; } = 10000;
 
+    /// <summary>
+    /// How many new watches one round of the sweep captures the baseline of (a few Prometheus range queries each). A
+    /// burst of deploys is captured over several rounds, and the watches already running are evaluated in each of them,
+    /// so the burst does not hold their evaluations back.
+    /// </summary>
+    public int CapturesPerRound { get; set; } = 50;
+
     /// <summary>How many watches' evaluations are stored per transaction.</summary>
     public int StoreBatchSize { get; set; } = 500;
 }

@@ -105,7 +105,10 @@ public sealed partial class WatchSweep(
         }
     }
 
-    /// <summary>Watching deployments whose next evaluation is due, or that the sweep has not seen yet.</summary>
+    /// <summary>
+    /// Watching deployments whose next evaluation is due, then those the sweep has not seen yet: the running watches come
+    /// first, so a burst of new ones waits for the next round rather than pushing them out of this one.
+    /// </summary>
     private async Task<List<DueRow>> DueAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
     {
         foreach (var (id, _) in _retryAt.Where(r => r.Value <= now).ToList())
@@ -118,7 +121,7 @@ public sealed partial class WatchSweep(
         return await db.Database.SqlQuery<DueRow>($"""
             SELECT id AS "Id", watch_due_at AS "DueAt" FROM deployments
             WHERE state = 'watching' AND (watch_due_at IS NULL OR watch_due_at <= {now}) AND NOT (id = ANY({skip}))
-            ORDER BY watch_due_at NULLS FIRST, id
+            ORDER BY watch_due_at NULLS LAST, id
             LIMIT {limit}
             """).ToListAsync(cancellationToken);
     }
@@ -175,7 +178,7 @@ public sealed partial class WatchSweep(
             }
         }
 
-        var baselines = await BaselinesAsync(db, source, plans.Values.Select(p => (p.Row, p.Plan)).ToList(), cancellationToken);
+        var (baselines, deferred) = await BaselinesAsync(db, source, plans.Values.Select(p => (p.Row, p.Plan)).ToList(), cancellationToken);
         foreach (var (id, (row, runbook, plan)) in plans)
         {
             if (!baselines.TryGetValue(id, out var samples))
@@ -199,28 +202,37 @@ public sealed partial class WatchSweep(
             sessions.Add(session);
         }
 
-        // Whatever could not be made a session (gone meanwhile, say) waits, so a round always makes progress.
+        // Whatever could not be made a session (gone meanwhile, say) waits, so a round always makes progress; a watch whose
+        // baseline capture was left for the next round does not wait.
         var built = sessions.Select(s => s.DeploymentId).ToHashSet(StringComparer.Ordinal);
-        HoldBack(missing.Where(id => !built.Contains(id) && !_retryAt.ContainsKey(id)), RetryDelay);
+        HoldBack(missing.Where(id => !built.Contains(id) && !deferred.Contains(id) && !_retryAt.ContainsKey(id)), RetryDelay);
         return sessions;
     }
 
     /// <summary>
     /// The stored baseline of each deployment, captured from the source first where a metric's is missing (the first time
-    /// the watch sees the deployment). Read back after capturing, so everyone compares with the baseline stored first.
+    /// the watch sees the deployment), for at most <see cref="WatchOptions.CapturesPerRound"/> deployments; the others are
+    /// returned as deferred, for the next round. Read back after capturing, so everyone compares with the baseline stored first.
     /// </summary>
-    private async Task<Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>>> BaselinesAsync(
+    private async Task<(Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>> Baselines, HashSet<string> Deferred)> BaselinesAsync(
         RolloutGateDbContext db, IMetricSource source, List<(DeploymentRow Row, WatchPlan Plan)> deployments, CancellationToken cancellationToken)
     {
         var ids = deployments.Select(d => d.Row.Id).ToList();
         var stored = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
-        var toCapture = deployments
+        var incomplete = deployments
             .Select(d => (d.Row, d.Plan, Missing: d.Plan.Metrics.Where(m => stored.GetValueOrDefault(d.Row.Id)?.ContainsKey(m.Name) != true).ToList()))
             .Where(d => d.Missing.Count > 0)
             .ToList();
+        var toCapture = incomplete.Take(Math.Max(1, options.Value.CapturesPerRound)).ToList();
+        var deferred = incomplete.Skip(toCapture.Count).Select(d => d.Row.Id).ToHashSet(StringComparer.Ordinal);
+        if (deferred.Count > 0)
+        {
+            LogCaptureDeferred(logger, deferred.Count, toCapture.Count);
+        }
+
         if (toCapture.Count == 0)
         {
-            return stored;
+            return (stored, deferred);
         }
 
         var captured = new System.Collections.Concurrent.ConcurrentBag<(string Id, Dictionary<string, IReadOnlyList<Observation>> Samples)>();
@@ -252,12 +264,12 @@ public sealed partial class WatchSweep(
         var failed = toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal).ToList();
         HoldBack(failed, RetryDelay);
         var complete = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
-        foreach (var id in failed)
+        foreach (var id in failed.Concat(deferred))
         {
             complete.Remove(id);
         }
 
-        return complete;
+        return (complete, deferred);
     }
 
     /// <summary>Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each.</summary>
@@ -506,4 +518,7 @@ public sealed partial class WatchSweep(
 
     [LoggerMessage(EventId = 3107, Level = LogLevel.Error, Message = "Watch of {DeploymentId}: storing its evaluation failed; trying again at the next sweep")]
     private static partial void LogStoreFailed(ILogger logger, string deploymentId, Exception exception);
+
+    [LoggerMessage(EventId = 3108, Level = LogLevel.Information, Message = "Watch: {Deferred} new watches wait for a later round of the sweep to capture their baselines ({PerRound} a round)")]
+    private static partial void LogCaptureDeferred(ILogger logger, int deferred, int perRound);
 }

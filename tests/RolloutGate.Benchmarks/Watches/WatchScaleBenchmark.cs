@@ -23,6 +23,9 @@ namespace RolloutGate.Benchmarks.Watches;
 /// for each of its deployments, because N deploys within one minute is a burst the steady state never sees (10,000
 /// 24-hour watches mean about 7 deploys a minute, each capturing its own baseline). Then the watches run for a few
 /// intervals and the stored evaluations are read back.
+/// With <c>--burst B</c>, B more deployments arrive at once half-way through the second interval, without a stored
+/// baseline, so the sweep captures each one's through Prometheus while the N watches keep running: the second table
+/// says how soon the burst was watched and how late the running watches' evaluations were meanwhile.
 /// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
 /// backfills Prometheus with <see cref="Series"/>.
 /// </summary>
@@ -54,6 +57,7 @@ public static class WatchScaleBenchmark
         var counts = Option(args, "--watches", "100,1000").Split(',').Select(n => int.Parse(n, CultureInfo.InvariantCulture)).ToArray();
         var minutes = int.Parse(Option(args, "--minutes", "3"), CultureInfo.InvariantCulture);
         var workloads = WorkloadsOf(args);
+        var burst = int.Parse(Option(args, "--burst", "0"), CultureInfo.InvariantCulture);
         var settings = Options(args, "--set");
         var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
         var prometheus = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_PROMETHEUS_URL");
@@ -64,17 +68,19 @@ public static class WatchScaleBenchmark
         }
 
         var rows = new List<string>();
+        var burstRows = new List<string>();
         var ok = true;
         foreach (var n in counts)
         {
-            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, settings);
+            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, settings);
             rows.Add(result.Row);
+            burstRows.Add(result.BurstRow);
             ok &= result.Duplicates == 0;
             await Console.Error.WriteLineAsync($"[watches] N={n}: {result.Row}");
         }
 
         var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
-        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{set}");
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{set}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         Console.WriteLine();
         Console.WriteLine("| watches | workloads | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
@@ -84,11 +90,22 @@ public static class WatchScaleBenchmark
             Console.WriteLine(row);
         }
 
+        if (burst > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine("| watches running | burst deploys | baselines captured | watched (a first evaluation stored) | deploy → first evaluation p50 s | max s | running watches' lag after the burst p50 s | p99 s | max s |");
+            Console.WriteLine("|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in burstRows)
+            {
+                Console.WriteLine(row);
+            }
+        }
+
         return ok ? 0 : 1;
     }
 
     private static async Task<Result> RunOneAsync(
-        string connection, string prometheusUrl, int n, int workloads, int minutes, IReadOnlyDictionary<string, string> settings)
+        string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, IReadOnlyDictionary<string, string> settings)
     {
         var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-watch-runbooks-").FullName;
@@ -152,22 +169,24 @@ public static class WatchScaleBenchmark
             .ToList();
         var baselines = await WorkloadBaselinesAsync(app.Services, workloads, first - Baseline, first);
         var dataSource = NpgsqlDataSource.Create(database);
-        foreach (var chunk in deployments.Chunk(500))
+        async Task InsertAsync(IReadOnlyList<(string Id, string Service, DateTimeOffset At)> rows)
         {
-            await using (var insert = dataSource.CreateCommand("""
+            await using var insert = dataSource.CreateCommand("""
                 INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
                                          deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
                 SELECT id, service, 'production', '2.4.0', 'bench', 'watching', version, at, at, at, at, at + interval '24 hours', at - interval '1 hour', at
                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS d (id, service, version, at)
-                """))
-            {
-                insert.Parameters.AddWithValue(chunk.Select(d => d.Id).ToArray());
-                insert.Parameters.AddWithValue(chunk.Select(d => d.Service).ToArray());
-                insert.Parameters.AddWithValue(chunk.Select(d => versions[d.Service]).ToArray());
-                insert.Parameters.AddWithValue(chunk.Select(d => d.At).ToArray());
-                await insert.ExecuteNonQueryAsync();
-            }
+                """);
+            insert.Parameters.AddWithValue(rows.Select(d => d.Id).ToArray());
+            insert.Parameters.AddWithValue(rows.Select(d => d.Service).ToArray());
+            insert.Parameters.AddWithValue(rows.Select(d => versions[d.Service]).ToArray());
+            insert.Parameters.AddWithValue(rows.Select(d => d.At).ToArray());
+            await insert.ExecuteNonQueryAsync();
+        }
 
+        foreach (var chunk in deployments.Chunk(500))
+        {
+            await InsertAsync(chunk);
             var rows = chunk.SelectMany(d => Metrics.Select(m => (d.Id, Metric: m, Samples: baselines[(d.Service, m)]))).ToList();
             await using var baseline = dataSource.CreateCommand("""
                 INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
@@ -188,12 +207,28 @@ public static class WatchScaleBenchmark
         // Every deployment gets `minutes` full intervals after its deploy time.
         var end = first + Interval * (minutes + 1);
         await Console.Error.WriteLineAsync($"[watches] N={n}: seeded in {seeding.TotalSeconds:F1} s; deploys from {first:HH:mm:ss}, watching until {end:HH:mm:ss}");
+        var burstAt = first + Interval + TimeSpan.FromSeconds(30);
+        if (burst > 0)
+        {
+            // The burst: committed at once, deployed now, no stored baseline (the sweep captures each one's).
+            await Task.Delay(burstAt - TimeProvider.System.GetUtcNow());
+            burstAt = TimeProvider.System.GetUtcNow();
+            var arrivals = Enumerable.Range(0, burst).Select(i => (Id: $"burst-{n}-{i:D5}", Service: Service(i % workloads), At: burstAt)).ToList();
+            foreach (var chunk in arrivals.Chunk(500))
+            {
+                await InsertAsync(chunk);
+            }
+
+            await Console.Error.WriteLineAsync($"[watches] N={n}: {burst} deployments arrived at {burstAt:HH:mm:ss.fff}");
+        }
+
         await Task.Delay(end - TimeProvider.System.GetUtcNow() + Grace);
 
         var wall = clock.Elapsed;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
         var after = await PrometheusCountersAsync(http);
-        var lags = new List<double>();
+        List<double> lags, runningAfterBurst = [], burstFirst = [];
+        long captured = 0;
         var verdicts = new List<string>();
         long due, duplicates, notWatching;
         await using (var db = await dataSource.OpenConnectionAsync())
@@ -210,12 +245,14 @@ public static class WatchScaleBenchmark
                 }
             }
 
-            await using var read = new NpgsqlCommand("SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at <= $1", db);
-            read.Parameters.AddWithValue(end);
-            await using var reader = await read.ExecuteReaderAsync();
-            while (await reader.ReadAsync())
+            lags = await DoublesAsync(db, "SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at <= $1 AND deployment_id LIKE 'watch-%'", end);
+            if (burst > 0)
             {
-                lags.Add(reader.GetDouble(0));
+                runningAfterBurst = await DoublesAsync(db,
+                    "SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at <= $1 AND at >= $2 AND deployment_id LIKE 'watch-%' ORDER BY 1", end, burstAt);
+                burstFirst = await DoublesAsync(db,
+                    "SELECT extract(epoch FROM min(evaluated_at) - $1)::float8 FROM evaluations WHERE deployment_id LIKE 'burst-%' GROUP BY deployment_id ORDER BY 1", burstAt);
+                captured = await ScalarAsync(db, "SELECT count(DISTINCT deployment_id) FROM watch_baselines WHERE deployment_id LIKE 'burst-%'");
             }
         }
 
@@ -241,7 +278,29 @@ public static class WatchScaleBenchmark
         var queries = after.Queries - before.Queries;
         var row = string.Create(CultureInfo.InvariantCulture,
             $"| {n:N0} | {workloads:N0} | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / (double)minutes:N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
-        return new Result(row, duplicates);
+        string At(List<double> values, double p) =>
+            values.Count == 0 ? "-" : values[Math.Clamp((int)Math.Ceiling(p * values.Count) - 1, 0, values.Count - 1)].ToString("F2", CultureInfo.InvariantCulture);
+        var burstRow = string.Create(CultureInfo.InvariantCulture,
+            $"| {n:N0} | {burst:N0} | {captured:N0} | {burstFirst.Count:N0} | {At(burstFirst, 0.5)} | {At(burstFirst, 1)} | {At(runningAfterBurst, 0.5)} | {At(runningAfterBurst, 0.99)} | {At(runningAfterBurst, 1)} |");
+        return new Result(row, burstRow, duplicates);
+    }
+
+    private static async Task<List<double>> DoublesAsync(NpgsqlConnection db, string sql, params object[] parameters)
+    {
+        await using var command = new NpgsqlCommand(sql, db);
+        foreach (var parameter in parameters)
+        {
+            command.Parameters.AddWithValue(parameter);
+        }
+
+        var values = new List<double>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            values.Add(reader.GetDouble(0));
+        }
+
+        return values;
     }
 
     private static string Service(int workload) => $"svc-{workload}";
@@ -357,5 +416,5 @@ public static class WatchScaleBenchmark
         return options;
     }
 
-    private sealed record Result(string Row, long Duplicates);
+    private sealed record Result(string Row, string BurstRow, long Duplicates);
 }

@@ -238,6 +238,33 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_ThreeDeploysAtOnceOneCapturePerRound_EachCapturedOnceAndJudgedAsAlone()
+    {
+        // One baseline capture per round of the sweep: the second and third deploy wait for later rounds (not for the
+        // retry delay of a failure), and each watch still ends as it does alone.
+        var settings = Settings();
+        settings["RolloutGate:Watch:CapturesPerRound"] = "1";
+        await using var service = await TestService.StartAsync(
+            [("healthy.yaml", Runbook("healthy")), ("slow.yaml", Runbook("slow")), ("costly.yaml", Runbook("costly"))], settings);
+        foreach (var name in new[] { "healthy", "slow", "costly" })
+        {
+            await DeployAsync(service, $"dep-burst-{name}", name);
+        }
+
+        var states = new Dictionary<string, string?>();
+        foreach (var name in new[] { "healthy", "slow", "costly" })
+        {
+            states[name] = (await WaitUntilDoneAsync(service, $"dep-burst-{name}")).GetProperty("state").GetString();
+        }
+
+        Assert.Equal(new Dictionary<string, string?> { ["healthy"] = "completed", ["slow"] = "regressed", ["costly"] = "regressed" }, states);
+        Assert.Equal(9L, await service.CountAsync("watch_baselines", "deployment_id LIKE 'dep-burst-%'"));
+        Assert.Equal(3L * Intervals, await service.CountAsync("evaluations", "deployment_id = 'dep-burst-healthy'"));
+        Assert.Equal(0L, await service.CountAsync(
+            "(SELECT 1 FROM evaluations WHERE deployment_id LIKE 'dep-burst-%' GROUP BY deployment_id, metric, at HAVING count(*) > 1) d", "true"));
+    }
+
+    [Fact]
     public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates()
     {
         var database = await TestDatabase.CreateAsync();
