@@ -1,3 +1,4 @@
+using RolloutGate.Benchmarks.Baselines;
 using RolloutGate.Benchmarks.Detection;
 using RolloutGate.Benchmarks.Reports;
 using RolloutGate.Benchmarks.Watches;
@@ -7,6 +8,7 @@ using RolloutGate.Benchmarks.Webhooks;
 return args.FirstOrDefault() switch
 {
     "detection" => DetectionBenchmark.Run(args[1..]),
+    "baselines" => BaselineBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     "reports" => await ReportsBenchmark.RunAsync(args[1..]),
     "watches" => await WatchScaleBenchmark.RunAsync(args[1..]),
@@ -17,10 +19,11 @@ return args.FirstOrDefault() switch
 static int Usage()
 {
     Console.Error.WriteLine("""
-        usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h]
+        usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h] [--max-increase 10%]
+               dotnet run -c Release --project tests/RolloutGate.Benchmarks -- baselines
                tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks [--seconds 20] [--concurrency 16]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh reports [--events 1000000]
-               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--set RolloutGate:Watch:Key=Value]
+               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--burst N] [--set RolloutGate:Watch:Key=Value]
         """);
     return 2;
 }

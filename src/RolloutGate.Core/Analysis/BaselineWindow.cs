@@ -247,25 +247,72 @@ public sealed class BaselineWindow
         return Math.Min(d, Day.TotalSeconds - d);
     }
 
-    private static double[] SmoothCircular(double[] timeOfDay, double[] logs, double halfWidth)
+    /// <summary>
+    /// The rolling median of <paramref name="logs"/> over ±<paramref name="halfWidth"/> seconds of time of day, going
+    /// round midnight; <paramref name="timeOfDay"/> is sorted. The window of sample i is a run of neighbours on the circle
+    /// (indices <c>from</c> to <c>to</c>, unwrapped), and both ends only move forward as i does, so the window's values are
+    /// kept sorted and updated by insertion and removal instead of being collected and sorted again for every sample: a
+    /// week at 1-minute steps (10,080 windows of about 420 values) costs milliseconds, not a pass over every pair.
+    /// </summary>
+    internal static double[] SmoothCircular(double[] timeOfDay, double[] logs, double halfWidth)
     {
         var n = timeOfDay.Length;
         var smoothed = new double[n];
-        var window = new List<double>();
+        var window = new List<double>(n);
+        var from = 0;
+        var to = -1;
         for (var i = 0; i < n; i++)
         {
-            window.Clear();
-            for (var j = 0; j < n; j++)
+            // The window's start: the first index, going back from i, still within reach, never before i - (n - 1) (that
+            // would be a sample a second time). It only moves forward from one sample to the next.
+            if (i == 0)
             {
-                if (CircularDistance(timeOfDay[i], timeOfDay[j]) <= halfWidth)
+                while (from > 1 - n && CircularDistance(timeOfDay[0], timeOfDay[Wrap(from - 1, n)]) <= halfWidth)
                 {
-                    window.Add(logs[j]);
+                    from--;
                 }
             }
 
-            smoothed[i] = RobustStatistics.Median(window);
+            while (from < i && (from < i - (n - 1) || CircularDistance(timeOfDay[i], timeOfDay[Wrap(from, n)]) > halfWidth))
+            {
+                Remove(window, logs[Wrap(from, n)]);
+                from++;
+            }
+
+            // Its end: the last index within reach going forward, at most n values in all.
+            if (to < i)
+            {
+                to = i - 1;
+            }
+
+            while (to + 1 < from + n && CircularDistance(timeOfDay[i], timeOfDay[Wrap(to + 1, n)]) <= halfWidth)
+            {
+                to++;
+                Insert(window, logs[Wrap(to, n)]);
+            }
+
+            if (i == 0)
+            {
+                for (var k = from; k < 0; k++)
+                {
+                    Insert(window, logs[Wrap(k, n)]);
+                }
+            }
+
+            var count = window.Count;
+            smoothed[i] = count % 2 == 1 ? window[count / 2] : (window[count / 2 - 1] + window[count / 2]) / 2;
         }
 
         return smoothed;
     }
+
+    private static int Wrap(int index, int n) => ((index % n) + n) % n;
+
+    private static void Insert(List<double> sorted, double value)
+    {
+        var at = sorted.BinarySearch(value);
+        sorted.Insert(at < 0 ? ~at : at, value);
+    }
+
+    private static void Remove(List<double> sorted, double value) => sorted.RemoveAt(sorted.BinarySearch(value));
 }

@@ -1,0 +1,33 @@
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Core.Tests.Analysis;
+
+public sealed class BaselineWindowTests
+{
+    private const double Day = 86400;
+
+    [Theory]
+    [InlineData(1440, 1800, 60)]      // a day at 1-minute steps, ±30 min
+    [InlineData(10080, 1800, 60)]     // a week at 1-minute steps: 7 samples at every time of day
+    [InlineData(300, 1800, 1)]        // few samples at random times, many ties
+    [InlineData(50, 7200, 3600)]      // sparse, wide windows across midnight
+    [InlineData(40, 43200, 600)]      // half a day each way: every sample is in every window
+    [InlineData(1, 1800, 60)]
+    public void SmoothCircular_WalkingOutwards_EqualsTheMedianOverEverySampleWithinReach(int samples, double halfWidth, int grid)
+    {
+        var random = new Random(samples);
+        var timeOfDay = Enumerable.Range(0, samples).Select(_ => (double)(random.Next((int)(Day / grid)) * grid)).Order().ToArray();
+        var logs = timeOfDay.Select(_ => random.NextDouble()).ToArray();
+
+        var smoothed = BaselineWindow.SmoothCircular(timeOfDay, logs, halfWidth);
+
+        for (var i = 0; i < samples; i++)
+        {
+            var within = Enumerable.Range(0, samples).Where(j => Circular(timeOfDay[i], timeOfDay[j]) <= halfWidth).Select(j => logs[j]).Order().ToArray();
+            var median = within.Length % 2 == 1 ? within[within.Length / 2] : (within[within.Length / 2 - 1] + within[within.Length / 2]) / 2;
+            Assert.Equal(median, smoothed[i]);
+        }
+    }
+
+    private static double Circular(double a, double b) => Math.Min(Math.Abs(a - b), Day - Math.Abs(a - b));
+}
