@@ -92,8 +92,14 @@ public sealed class BaselineWindow
     /// <summary>Whether there is enough baseline to compare with.</summary>
     public bool IsUsable(DetectorOptions options) => UsableSamples >= options.MinBaselineSamples;
 
-    /// <summary>Reduces the samples before the deploy to a baseline. Samples without data or with too few requests are skipped.</summary>
-    public static BaselineWindow From(MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions? options = null)
+    /// <summary>
+    /// Reduces the samples before the deploy to a baseline. Samples without data or with too few requests are skipped.
+    /// <paramref name="referenceUntil"/>, when given, is the latest time the reference will be asked for (the watch's
+    /// end): a weekly baseline then keeps only the samples that a reference up to then can reach, about one day of the
+    /// seven, and answers the same as one that kept them all.
+    /// </summary>
+    public static BaselineWindow From(
+        MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions? options = null, DateTimeOffset? referenceUntil = null)
     {
         options ??= DetectorOptions.Default;
         if (kind == MetricKind.ErrorRate)
@@ -130,9 +136,11 @@ public sealed class BaselineWindow
             reference = SmoothCircular(timeOfDay, logs, options.SmoothingHalfWidth.TotalSeconds);
             var residuals = logs.Select((l, i) => l - reference[i]).ToArray();
             var scale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(residuals));
+            // Samples at the same time of day (one per day of the baseline) share one window, so one reference each is enough.
+            (timeOfDay, reference) = DistinctTimes(timeOfDay, reference);
             if (points.Max(p => p.At) - points.Min(p => p.At) >= WeeklyCoverage)
             {
-                return Weekly(kind, points, timeOfDay, reference, scale, options);
+                return Weekly(kind, points, timeOfDay, reference, scale, options, referenceUntil);
             }
 
             return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0);
@@ -154,9 +162,12 @@ public sealed class BaselineWindow
     /// and changed nothing.
     /// </summary>
     private static BaselineWindow Weekly(
-        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, DetectorOptions options)
+        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, DetectorOptions options,
+        DateTimeOffset? referenceUntil)
     {
-        var ordered = points.OrderBy(p => p.At).ToArray();
+        // A reference at t reads the samples within ±half-width of t − 1 week; none later than that is ever needed.
+        var reach = referenceUntil is { } until ? until - Week + options.SmoothingHalfWidth : DateTimeOffset.MaxValue;
+        var ordered = points.Where(p => p.At <= reach).OrderBy(p => p.At).ToArray();
         return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
         {
             IsWeekly = true,
@@ -165,6 +176,16 @@ public sealed class BaselineWindow
             _halfWidthSeconds = options.SmoothingHalfWidth.TotalSeconds,
         };
     }
+
+    /// <summary>The first of each run of equal times (sorted) with its reference; the references of equal times are equal.</summary>
+    private static (double[] TimeOfDay, double[] Reference) DistinctTimes(double[] timeOfDay, double[] reference)
+    {
+        var keep = Enumerable.Range(0, timeOfDay.Length).Where(i => i == 0 || timeOfDay[i] != timeOfDay[i - 1]).ToArray();
+        return keep.Length == timeOfDay.Length ? (timeOfDay, reference) : (keep.Select(i => timeOfDay[i]).ToArray(), keep.Select(i => reference[i]).ToArray());
+    }
+
+    /// <summary>How many values the reduced baseline keeps in memory (its arrays' lengths together).</summary>
+    internal int RetainedValues => _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length;
 
     /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
     private static double? WindowMedian(double[] seconds, double[] logs, double center, double halfWidth)

@@ -24,7 +24,7 @@ public static class Backtest
         var watch = plan.Watch;
         var until = deployedAt + watch.Duration;
         var samples = await WatchEvaluator.CaptureBaselineAsync(source, plan, plan.Metrics, deployedAt - watch.Baseline, deployedAt, cancellationToken);
-        var baselines = WatchEvaluator.Baselines(plan, samples);
+        var baselines = WatchEvaluator.Baselines(plan, samples, until);
         var states = new Dictionary<string, Core.Analysis.DetectorState>(StringComparer.Ordinal);
         var printed = new List<BacktestEvaluation>();
         foreach (var at in WatchSchedule.DueTimes(deployedAt, watch.Interval, null, dataEnd, until))

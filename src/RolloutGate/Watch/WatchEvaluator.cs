@@ -24,11 +24,12 @@ public static class WatchEvaluator
         return samples;
     }
 
-    /// <summary>Reduces stored baseline samples to what the detector compares with.</summary>
-    public static Dictionary<string, BaselineWindow> Baselines(WatchPlan plan, IReadOnlyDictionary<string, IReadOnlyList<Observation>> samples) =>
+    /// <summary>Reduces stored baseline samples to what the detector compares with during a watch that ends at <paramref name="until"/>.</summary>
+    public static Dictionary<string, BaselineWindow> Baselines(
+        WatchPlan plan, IReadOnlyDictionary<string, IReadOnlyList<Observation>> samples, DateTimeOffset until) =>
         plan.Metrics.ToDictionary(
             m => m.Name,
-            m => BaselineWindow.From(m.Kind, samples.GetValueOrDefault(m.Name) ?? [], plan.Options),
+            m => BaselineWindow.From(m.Kind, samples.GetValueOrDefault(m.Name) ?? [], plan.Options, until),
             StringComparer.Ordinal);
 
     /// <summary>

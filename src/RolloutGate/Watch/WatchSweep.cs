@@ -194,7 +194,7 @@ public sealed partial class WatchSweep(
                 Plan = plan,
                 DeployedAt = row.DeployedAt!.Value,
                 Until = row.WatchUntil!.Value,
-                Baselines = WatchEvaluator.Baselines(plan, samples),
+                Baselines = WatchEvaluator.Baselines(plan, samples, row.WatchUntil!.Value),
                 LastUsed = now,
             };
             session.Resume(latest.GetValueOrDefault(id) ?? []);

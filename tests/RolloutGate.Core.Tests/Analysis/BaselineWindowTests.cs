@@ -29,5 +29,44 @@ public sealed class BaselineWindowTests
         }
     }
 
+    [Fact]
+    public void From_AWeekWithTheWatchEnd_KeepsAboutOneDayAndAnswersAsIfItKeptAll()
+    {
+        var traffic = new SyntheticTraffic(5);
+        var deploy = SyntheticTraffic.Deploy;
+        var samples = SyntheticTraffic.Minutes(deploy.AddDays(-7), 7 * 1440).Select(t => traffic.WeeklyLatency(t)).ToList();
+        var until = deploy.AddHours(24);
+
+        var all = BaselineWindow.From(MetricKind.Latency, samples);
+        var trimmed = BaselineWindow.From(MetricKind.Latency, samples, referenceUntil: until);
+
+        Assert.True(all.IsWeekly && trimmed.IsWeekly);
+        foreach (var at in SyntheticTraffic.Minutes(deploy.AddMinutes(1), 1440))
+        {
+            Assert.Equal(all.LogReferenceAt(at), trimmed.LogReferenceAt(at));
+        }
+
+        Assert.Equal(all.LogNoiseScale, trimmed.LogNoiseScale);
+        Assert.InRange(trimmed.RetainedValues, 0, all.RetainedValues / 3);
+    }
+
+    [Fact]
+    public void From_TwoIdenticalDays_KeepsOneReferencePerTimeOfDayAndAnswersLikeOneDay()
+    {
+        var traffic = new SyntheticTraffic(6);
+        var deploy = SyntheticTraffic.Deploy;
+        var day = SyntheticTraffic.Minutes(deploy.AddDays(-1), 1440).Select(t => traffic.Latency(t)).ToList();
+        var twice = day.Select(o => o with { At = o.At.AddDays(-1) }).Concat(day).ToList();
+
+        var one = BaselineWindow.From(MetricKind.Latency, day);
+        var two = BaselineWindow.From(MetricKind.Latency, twice);
+
+        Assert.Equal(one.RetainedValues, two.RetainedValues);
+        foreach (var at in SyntheticTraffic.Minutes(deploy, 1440).Select(t => t.AddSeconds(17)))
+        {
+            Assert.Equal(one.LogReferenceAt(at), two.LogReferenceAt(at));
+        }
+    }
+
     private static double Circular(double a, double b) => Math.Min(Math.Abs(a - b), Day - Math.Abs(a - b));
 }
