@@ -41,6 +41,17 @@ public sealed partial class WatchSweep(
     /// <summary>Baselines captured at once for watches seen for the first time (each is a few range queries).</summary>
     private const int CaptureParallelism = 8;
 
+    /// <summary>
+    /// Watches rebuilt ahead of their next t per idle fire of the sweep (after a restart every watch must be rebuilt from
+    /// the database; doing it between evaluation times keeps that work off the first t after the restart).
+    /// </summary>
+    private const int PrewarmPerFire = 250;
+
+    /// <summary>How far ahead of its next t a watch is rebuilt, and how long the sweep waits before looking again when all are.</summary>
+    private static readonly TimeSpan PrewarmHorizon = TimeSpan.FromMinutes(1);
+
+    private static readonly TimeSpan PrewarmPause = TimeSpan.FromSeconds(10);
+
     /// <summary>How long a watch whose source or store failed waits before it is tried again (its t is not lost).</summary>
     private static readonly TimeSpan RetryDelay = TimeSpan.FromSeconds(10);
 
@@ -53,6 +64,7 @@ public sealed partial class WatchSweep(
     private readonly Dictionary<string, DateTimeOffset> _retryAt = new(StringComparer.Ordinal);
     private readonly Dictionary<long, WatchPlan> _plans = [];
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
+    private DateTimeOffset _nextPrewarm = DateTimeOffset.MinValue;
 
     /// <summary>Sweeps until nothing is due; returns the number of evaluations stored.</summary>
     public async Task<int> RunAsync(CancellationToken cancellationToken)
@@ -81,6 +93,7 @@ public sealed partial class WatchSweep(
             if (due.Count == 0)
             {
                 Evict(now);
+                await PrewarmAsync(db, source, now, cancellationToken);
                 return stored;
             }
 
@@ -124,6 +137,36 @@ public sealed partial class WatchSweep(
             ORDER BY watch_due_at NULLS LAST, id
             LIMIT {limit}
             """).ToListAsync(cancellationToken);
+    }
+
+    /// <summary>
+    /// With nothing due, rebuilds the sessions of watches due within <see cref="PrewarmHorizon"/> that this instance does
+    /// not hold (all of them after a restart), <see cref="PrewarmPerFire"/> at a time, so their next t finds them ready.
+    /// </summary>
+    private async Task PrewarmAsync(RolloutGateDbContext db, IMetricSource source, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        if (now < _nextPrewarm)
+        {
+            return;
+        }
+
+        var horizon = now + PrewarmHorizon;
+        var limit = options.Value.BatchSize;
+        var soon = await db.Database.SqlQuery<DueRow>($"""
+            SELECT id AS "Id", watch_due_at AS "DueAt" FROM deployments
+            WHERE state = 'watching' AND watch_due_at IS NOT NULL AND watch_due_at <= {horizon}
+            ORDER BY watch_due_at, id
+            LIMIT {limit}
+            """).ToListAsync(cancellationToken);
+        var missing = soon
+            .Where(r => !_retryAt.ContainsKey(r.Id) && !(_sessions.TryGetValue(r.Id, out var session) && session.NextDue == r.DueAt))
+            .Take(PrewarmPerFire)
+            .ToList();
+        _nextPrewarm = missing.Count == 0 ? now + PrewarmPause : now;
+        if (missing.Count > 0)
+        {
+            await SessionsAsync(db, source, missing, now, cancellationToken);
+        }
     }
 
     /// <summary>The session of each due deployment: kept if it is where the database says the watch is, else rebuilt.</summary>

@@ -26,6 +26,13 @@ namespace RolloutGate.Benchmarks.Watches;
 /// With <c>--burst B</c>, B more deployments arrive at once half-way through the second interval, without a stored
 /// baseline, so the sweep captures each one's through Prometheus while the N watches keep running: the second table
 /// says how soon the burst was watched and how late the running watches' evaluations were meanwhile.
+/// With <c>--restart</c>, the service is stopped after those intervals and a new one started on the same database,
+/// which rebuilds every watch from the stored baselines and evaluations (no Prometheus range query), and watches for as
+/// many intervals again, as a supervisor would restart a crashed process: the third table says how soon a t missed
+/// while down was caught up (if one fell in the downtime), how long until every watch was evaluated again, and how late
+/// the evaluations of the t after the restart were.
+/// <c>--baseline-hours H</c> stores H hours of baseline per metric (the 1-hour
+/// reading repeated an hour earlier each time), the size a 24-hour baseline has in the database and in memory.
 /// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
 /// backfills Prometheus with <see cref="Series"/>.
 /// </summary>
@@ -58,6 +65,8 @@ public static class WatchScaleBenchmark
         var minutes = int.Parse(Option(args, "--minutes", "3"), CultureInfo.InvariantCulture);
         var workloads = WorkloadsOf(args);
         var burst = int.Parse(Option(args, "--burst", "0"), CultureInfo.InvariantCulture);
+        var restart = args.Contains("--restart");
+        var baselineHours = int.Parse(Option(args, "--baseline-hours", "1"), CultureInfo.InvariantCulture);
         var settings = Options(args, "--set");
         var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
         var prometheus = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_PROMETHEUS_URL");
@@ -69,18 +78,20 @@ public static class WatchScaleBenchmark
 
         var rows = new List<string>();
         var burstRows = new List<string>();
+        var restartRows = new List<string>();
         var ok = true;
         foreach (var n in counts)
         {
-            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, settings);
+            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, restart, baselineHours, settings);
             rows.Add(result.Row);
             burstRows.Add(result.BurstRow);
+            restartRows.Add(result.RestartRow);
             ok &= result.Duplicates == 0;
             await Console.Error.WriteLineAsync($"[watches] N={n}: {result.Row}");
         }
 
         var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
-        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{set}");
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{(restart ? " --restart" : "")}{(baselineHours != 1 ? $" --baseline-hours {baselineHours}" : "")}{set}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         Console.WriteLine();
         Console.WriteLine("| watches | workloads | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
@@ -101,11 +112,23 @@ public static class WatchScaleBenchmark
             }
         }
 
+        if (restart)
+        {
+            Console.WriteLine();
+            Console.WriteLine("| watches | baseline h | down s | next t after s | missed t caught up: evaluations, done s after the restart | restart → every watch evaluated again s | evaluations due after the restart | stored | late > 10 s or missing | lag p50 s | p99 s | max s |");
+            Console.WriteLine("|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|");
+            foreach (var row in restartRows)
+            {
+                Console.WriteLine(row);
+            }
+        }
+
         return ok ? 0 : 1;
     }
 
     private static async Task<Result> RunOneAsync(
-        string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, IReadOnlyDictionary<string, string> settings)
+        string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, bool restart, int baselineHours,
+        IReadOnlyDictionary<string, string> settings)
     {
         var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-watch-runbooks-").FullName;
@@ -114,7 +137,6 @@ public static class WatchScaleBenchmark
             await File.WriteAllTextAsync(Path.Combine(runbooks, $"{Service(w)}.yaml"), Runbook(Service(w)));
         }
 
-        var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0"]);
         var configuration = new Dictionary<string, string?>
         {
             ["ConnectionStrings:RolloutGate"] = database,
@@ -128,12 +150,19 @@ public static class WatchScaleBenchmark
             configuration[key] = value;
         }
 
-        builder.Configuration.AddInMemoryCollection(configuration);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.AddRolloutGate();
-        await using var app = builder.Build();
-        app.MapRolloutGate();
-        await app.StartAsync();
+        async Task<WebApplication> StartServiceAsync()
+        {
+            var builder = WebApplication.CreateBuilder(["--urls", "http://127.0.0.1:0"]);
+            builder.Configuration.AddInMemoryCollection(configuration);
+            builder.Logging.SetMinimumLevel(LogLevel.Warning);
+            builder.AddRolloutGate();
+            var started = builder.Build();
+            started.MapRolloutGate();
+            await started.StartAsync();
+            return started;
+        }
+
+        var app = await StartServiceAsync();
 
         var versions = new Dictionary<string, long>(StringComparer.Ordinal);
         var loaded = Stopwatch.StartNew();
@@ -167,35 +196,40 @@ public static class WatchScaleBenchmark
         var deployments = Enumerable.Range(0, n)
             .Select(i => (Id: $"watch-{n}-{i:D5}", Service: Service(i % workloads), At: first + Interval * i / n))
             .ToList();
-        var baselines = await WorkloadBaselinesAsync(app.Services, workloads, first - Baseline, first);
+        var baselines = await WorkloadBaselinesAsync(app.Services, workloads, first - Baseline, first, baselineHours);
         var dataSource = NpgsqlDataSource.Create(database);
-        async Task InsertAsync(IReadOnlyList<(string Id, string Service, DateTimeOffset At)> rows)
+        async Task InsertAsync(IReadOnlyList<(string Id, string Service, DateTimeOffset At)> rows, NpgsqlConnection db, NpgsqlTransaction transaction)
         {
-            await using var insert = dataSource.CreateCommand("""
+            await using var insert = new NpgsqlCommand("""
                 INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
                                          deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
-                SELECT id, service, 'production', '2.4.0', 'bench', 'watching', version, at, at, at, at, at + interval '24 hours', at - interval '1 hour', at
+                SELECT id, service, 'production', '2.4.0', 'bench', 'watching', version, at, at, at, at, at + interval '24 hours', at - make_interval(hours => $5), at
                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS d (id, service, version, at)
-                """);
+                """, db, transaction);
             insert.Parameters.AddWithValue(rows.Select(d => d.Id).ToArray());
             insert.Parameters.AddWithValue(rows.Select(d => d.Service).ToArray());
             insert.Parameters.AddWithValue(rows.Select(d => versions[d.Service]).ToArray());
             insert.Parameters.AddWithValue(rows.Select(d => d.At).ToArray());
+            insert.Parameters.AddWithValue(baselineHours);
             await insert.ExecuteNonQueryAsync();
         }
 
         foreach (var chunk in deployments.Chunk(500))
         {
-            await InsertAsync(chunk);
+            // Each deployment with its baseline in one transaction, or the sweep would capture one of its own meanwhile.
+            await using var db = await dataSource.OpenConnectionAsync();
+            await using var transaction = await db.BeginTransactionAsync();
+            await InsertAsync(chunk, db, transaction);
             var rows = chunk.SelectMany(d => Metrics.Select(m => (d.Id, Metric: m, Samples: baselines[(d.Service, m)]))).ToList();
-            await using var baseline = dataSource.CreateCommand("""
+            await using var baseline = new NpgsqlCommand("""
                 INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
                 SELECT id, metric, now(), samples::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS b (id, metric, samples)
-                """);
+                """, db, transaction);
             baseline.Parameters.AddWithValue(rows.Select(r => r.Id).ToArray());
             baseline.Parameters.AddWithValue(rows.Select(r => r.Metric).ToArray());
             baseline.Parameters.AddWithValue(rows.Select(r => r.Samples).ToArray());
             await baseline.ExecuteNonQueryAsync();
+            await transaction.CommitAsync();
         }
 
         var seeding = clock.Elapsed;
@@ -214,10 +248,14 @@ public static class WatchScaleBenchmark
             await Task.Delay(burstAt - TimeProvider.System.GetUtcNow());
             burstAt = TimeProvider.System.GetUtcNow();
             var arrivals = Enumerable.Range(0, burst).Select(i => (Id: $"burst-{n}-{i:D5}", Service: Service(i % workloads), At: burstAt)).ToList();
+            await using var db = await dataSource.OpenConnectionAsync();
+            await using var transaction = await db.BeginTransactionAsync();
             foreach (var chunk in arrivals.Chunk(500))
             {
-                await InsertAsync(chunk);
+                await InsertAsync(chunk, db, transaction);
             }
+
+            await transaction.CommitAsync();
 
             await Console.Error.WriteLineAsync($"[watches] N={n}: {burst} deployments arrived at {burstAt:HH:mm:ss.fff}");
         }
@@ -256,7 +294,14 @@ public static class WatchScaleBenchmark
             }
         }
 
+        var restartRow = "";
+        if (restart)
+        {
+            restartRow = await RestartAsync();
+        }
+
         await app.StopAsync();
+        await app.DisposeAsync();
         await dataSource.DisposeAsync();
         await BenchmarkDatabase.DropAsync(connection, database);
         Directory.Delete(runbooks, recursive: true);
@@ -282,7 +327,35 @@ public static class WatchScaleBenchmark
             values.Count == 0 ? "-" : values[Math.Clamp((int)Math.Ceiling(p * values.Count) - 1, 0, values.Count - 1)].ToString("F2", CultureInfo.InvariantCulture);
         var burstRow = string.Create(CultureInfo.InvariantCulture,
             $"| {n:N0} | {burst:N0} | {captured:N0} | {burstFirst.Count:N0} | {At(burstFirst, 0.5)} | {At(burstFirst, 1)} | {At(runningAfterBurst, 0.5)} | {At(runningAfterBurst, 0.99)} | {At(runningAfterBurst, 1)} |");
-        return new Result(row, burstRow, duplicates);
+        return new Result(row, burstRow, restartRow, duplicates);
+
+        // A new instance on the same database after this one stops: every watch rebuilt from what is stored.
+        async Task<string> RestartAsync()
+        {
+            await app.StopAsync();
+            await app.DisposeAsync();
+            var stoppedAt = TimeProvider.System.GetUtcNow();
+            var restartAt = TimeProvider.System.GetUtcNow();
+            app = await StartServiceAsync();
+            var restartEnd = Minute(restartAt) + Interval * (minutes + 1);
+            await Console.Error.WriteLineAsync($"[watches] N={n}: restarted at {restartAt:HH:mm:ss.fff}, watching until {restartEnd:HH:mm:ss}");
+            await Task.Delay(restartEnd - TimeProvider.System.GetUtcNow() + Grace);
+            await using var db = await dataSource.OpenConnectionAsync();
+            // t after the restart: due while the new instance runs. t missed while no instance ran are caught up first.
+            var dueAfter = deployments.Sum(d =>
+                (long)WatchSchedule.DueTimes(d.At, Interval, null, restartEnd, d.At + TimeSpan.FromHours(24)).Count
+                - WatchSchedule.DueTimes(d.At, Interval, null, restartAt, d.At + TimeSpan.FromHours(24)).Count) * Metrics.Length;
+            var after = await DoublesAsync(db,
+                "SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at > $1 AND at <= $2 AND deployment_id LIKE 'watch-%' ORDER BY 1", restartAt, restartEnd);
+            var caughtUp = await DoublesAsync(db,
+                "SELECT extract(epoch FROM evaluated_at - $1)::float8 FROM evaluations WHERE at <= $1 AND evaluated_at >= $1 AND deployment_id LIKE 'watch-%' ORDER BY 1", restartAt);
+            var again = await DoublesAsync(db,
+                "SELECT extract(epoch FROM min(evaluated_at) - $1)::float8 FROM evaluations WHERE evaluated_at >= $1 AND deployment_id LIKE 'watch-%' GROUP BY deployment_id ORDER BY 1", restartAt);
+            var missingAfter = Math.Max(0, dueAfter - after.Count);
+            var everyWatch = again.Count < n ? $"> {(restartEnd - restartAt).TotalSeconds:F0} ({n - again.Count:N0} never)" : At(again, 1);
+            return string.Create(CultureInfo.InvariantCulture,
+                $"| {n:N0} | {baselineHours} | {(restartAt - stoppedAt).TotalSeconds:F1} | {(Minute(restartAt) + Interval - restartAt).TotalSeconds:F0} | {caughtUp.Count:N0}, {(caughtUp.Count > 0 ? At(caughtUp, 1) : "-")} | {everyWatch} | {dueAfter:N0} | {after.Count:N0} | {missingAfter + after.Count(l => l > Grace.TotalSeconds):N0} | {At(after, 0.5)} | {At(after, 0.99)} | {At(after, 1)} |");
+        }
     }
 
     private static async Task<List<double>> DoublesAsync(NpgsqlConnection db, string sql, params object[] parameters)
@@ -309,7 +382,7 @@ public static class WatchScaleBenchmark
 
     /// <summary>Each workload's baseline of each metric, as the watch's own source reads it, serialized as the watch stores it.</summary>
     private static async Task<Dictionary<(string Service, string Metric), string>> WorkloadBaselinesAsync(
-        IServiceProvider services, int workloads, DateTimeOffset from, DateTimeOffset to)
+        IServiceProvider services, int workloads, DateTimeOffset from, DateTimeOffset to, int hours)
     {
         await using var scope = services.CreateAsyncScope();
         var source = scope.ServiceProvider.GetRequiredService<IMetricSource>();
@@ -320,7 +393,9 @@ public static class WatchScaleBenchmark
             var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!);
             foreach (var metric in plan.Metrics)
             {
-                baselines[(Service(w), metric.Name)] = JsonSerializer.Serialize(await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None), json);
+                var hour = await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None);
+                var samples = Enumerable.Range(0, hours).Reverse().SelectMany(k => hour.Select(o => o with { At = o.At.AddHours(-k) })).ToList();
+                baselines[(Service(w), metric.Name)] = JsonSerializer.Serialize(samples, json);
             }
         }
 
@@ -416,5 +491,5 @@ public static class WatchScaleBenchmark
         return options;
     }
 
-    private sealed record Result(string Row, string BurstRow, long Duplicates);
+    private sealed record Result(string Row, string BurstRow, string RestartRow, long Duplicates);
 }
