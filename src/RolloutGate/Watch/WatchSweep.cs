@@ -159,7 +159,7 @@ public sealed partial class WatchSweep(
             LIMIT {limit}
             """).ToListAsync(cancellationToken);
         var missing = soon
-            .Where(r => !_retryAt.ContainsKey(r.Id) && !(_sessions.TryGetValue(r.Id, out var session) && session.NextDue == r.DueAt))
+            .Where(r => !_retryAt.ContainsKey(r.Id) && Held(r) is null)
             .Take(PrewarmPerFire)
             .ToList();
         _nextPrewarm = missing.Count == 0 ? now + PrewarmPause : now;
@@ -169,6 +169,10 @@ public sealed partial class WatchSweep(
         }
     }
 
+    /// <summary>The session this instance holds for the row's watch, if it is where the database says the watch is.</summary>
+    private WatchSession? Held(DueRow row) =>
+        _sessions.TryGetValue(row.Id, out var session) && row.DueAt == session.NextDue ? session : null;
+
     /// <summary>The session of each due deployment: kept if it is where the database says the watch is, else rebuilt.</summary>
     private async Task<List<WatchSession>> SessionsAsync(
         RolloutGateDbContext db, IMetricSource source, List<DueRow> due, DateTimeOffset now, CancellationToken cancellationToken)
@@ -177,7 +181,7 @@ public sealed partial class WatchSweep(
         var missing = new List<string>();
         foreach (var row in due)
         {
-            if (_sessions.TryGetValue(row.Id, out var session) && row.DueAt == session.NextDue)
+            if (Held(row) is { } session)
             {
                 session.LastUsed = now;
                 sessions.Add(session);
@@ -306,13 +310,19 @@ public sealed partial class WatchSweep(
 
         var failed = toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal).ToList();
         HoldBack(failed, RetryDelay);
-        var complete = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
-        foreach (var id in failed.Concat(deferred))
+        // Only what was just captured is read back (another replica may have stored its own first); the rest is as read above.
+        var readBack = await EvaluationStore.BaselinesAsync(db, [.. captured.Select(c => c.Id)], cancellationToken);
+        foreach (var (id, samples) in readBack)
         {
-            complete.Remove(id);
+            stored[id] = samples;
         }
 
-        return (complete, deferred);
+        foreach (var id in failed.Concat(deferred))
+        {
+            stored.Remove(id);
+        }
+
+        return (stored, deferred);
     }
 
     /// <summary>Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each.</summary>
