@@ -236,7 +236,7 @@ public static class RegressionDetector
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
         {
-            var leading = Leading(state);
+            var leading = Leading(Tests(state));
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, state, explanation);
         }
 
@@ -259,7 +259,8 @@ public static class RegressionDetector
                 AccumulatingSince = since,
                 IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
-            var leading = Leading(next);
+            var tests = Tests(next);
+            var leading = Leading(tests);
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
             var direction = Kind.LowerIsWorse() ? "a drop" : "an increase";
             string explanation;
@@ -284,7 +285,7 @@ public static class RegressionDetector
                 verdict = Verdict.Healthy;
                 explanation = limit is null
                     ? $"{seen}; no relative limit is set{(Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Kind, m2)}" : "")}."
-                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(SinceDeployStatistic(next))} of {Number(Options.SinceDeployThreshold)}, CUSUM {Number(Math.Max(next.Cusum, next.SlowCusum))} of {Number(Options.CusumThreshold(Charts))}).";
+                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}).";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);
@@ -293,17 +294,25 @@ public static class RegressionDetector
         /// <summary>CUSUM charts sharing their half of the budget: two for continuous metrics, one for error rates.</summary>
         private int Charts => Kind == MetricKind.ErrorRate ? 1 : 2;
 
-        /// <summary>An alarming test first, else the one nearest its threshold.</summary>
-        private Test Leading(DetectorState state)
+        /// <summary>Both tests on <paramref name="state"/>: the evidence since the deploy, and the larger CUSUM chart.</summary>
+        private (Test SinceDeploy, Test Cusum) Tests(DetectorState state)
         {
             var sinceDeploy = SinceDeployStatistic(state);
             var cusum = Math.Max(state.Cusum, state.SlowCusum);
-            var sinceDeployTest = new Test(true, sinceDeploy, Options.SinceDeployThreshold,
-                state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold);
-            var cusumTest = new Test(false, cusum, Options.CusumThreshold(Charts), cusum > Options.CusumThreshold(Charts));
-            return sinceDeployTest.Alarms != cusumTest.Alarms
-                ? (sinceDeployTest.Alarms ? sinceDeployTest : cusumTest)
-                : sinceDeployTest.Statistic - sinceDeployTest.Threshold > cusumTest.Statistic - cusumTest.Threshold ? sinceDeployTest : cusumTest;
+            var cusumThreshold = Options.CusumThreshold(Charts);
+            return (
+                new Test(true, sinceDeploy, Options.SinceDeployThreshold,
+                    state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold),
+                new Test(false, cusum, cusumThreshold, cusum > cusumThreshold));
+        }
+
+        /// <summary>An alarming test first, else the one nearest its threshold.</summary>
+        private static Test Leading((Test SinceDeploy, Test Cusum) tests)
+        {
+            var (sinceDeploy, cusum) = tests;
+            return sinceDeploy.Alarms != cusum.Alarms
+                ? (sinceDeploy.Alarms ? sinceDeploy : cusum)
+                : sinceDeploy.Statistic - sinceDeploy.Threshold > cusum.Statistic - cusum.Threshold ? sinceDeploy : cusum;
         }
 
         /// <summary>
