@@ -15,6 +15,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
 /// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
 /// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so two wild samples cannot decide alone.</param>
+/// <param name="SignTestSinceDeploy">Whether the evidence since the deploy of a continuous metric also weighs a sign test (how many intervals were beyond the limit), averaging the two likelihood ratios.</param>
 public sealed record DetectorOptions(
     int LooksPerWatch = 1440,
     double FalseAlarmRatePerWatch = 0.01,
@@ -25,7 +26,8 @@ public sealed record DetectorOptions(
     double ClipSigmas = 5.0,
     double NoiseFloor = 0.02,
     int MaxBreachIntervals = 3,
-    int MinLooksSinceDeploy = 3)
+    int MinLooksSinceDeploy = 3,
+    bool SignTestSinceDeploy = true)
 {
     /// <summary>The product's defaults: a 24-hour watch evaluated every minute.</summary>
     public static DetectorOptions Default { get; } = new();
