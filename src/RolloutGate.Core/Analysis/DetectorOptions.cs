@@ -15,6 +15,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
 /// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
 /// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so two wild samples cannot decide alone.</param>
+/// <param name="LowerClipSigmas">Standardized residuals are clipped below at minus this many noise units (a one-sided floor, <see cref="LowerClipOffset"/>), so one low outlier cannot cancel the evidence of several intervals; at or above <paramref name="ClipSigmas"/> the clip is symmetric.</param>
 /// <param name="SignTestSinceDeploy">Whether the evidence since the deploy of a continuous metric also weighs a sign test (how many intervals were beyond the limit), averaging the two likelihood ratios.</param>
 public sealed record DetectorOptions(
     int LooksPerWatch = 1440,
@@ -27,8 +28,17 @@ public sealed record DetectorOptions(
     double NoiseFloor = 0.02,
     int MaxBreachIntervals = 3,
     int MinLooksSinceDeploy = 3,
-    bool SignTestSinceDeploy = true)
+    bool SignTestSinceDeploy = true,
+    double LowerClipSigmas = 2.0)
 {
+    /// <summary>
+    /// The mean of the clipped score under standard normal noise, subtracted from every clipped residual so that the
+    /// score stays centred: E[max(Z, −a)] = φ(a) − a Φ(−a) for Z standard normal and a = <see cref="LowerClipSigmas"/>
+    /// (0.0085 at a = 2); the upper clip only lowers the mean, so this is an upper bound. 0 for a symmetric clip.
+    /// </summary>
+    public double LowerClipOffset => LowerClipSigmas >= ClipSigmas ? 0
+        : Math.Exp(-LowerClipSigmas * LowerClipSigmas / 2) / Math.Sqrt(2 * Math.PI) - LowerClipSigmas * RegressionDetector.NormalCdf(-LowerClipSigmas);
+
     /// <summary>The product's defaults: a 24-hour watch evaluated every minute.</summary>
     public static DetectorOptions Default { get; } = new();
 

@@ -50,9 +50,24 @@ namespace RolloutGate.Core.Analysis;
 /// <b>Latency, cost per request, request rate.</b> Each interval's log value minus the seasonal reference at the same
 /// time of day (<see cref="BaselineWindow"/>) is a log-ratio r. The null hypothesis is "no worse than allowed",
 /// r ≤ ln(1 + maxIncrease); the alternative the CUSUM is tuned to is one noise unit beyond it. With the standardized
-/// excess z = (r − ln(1 + maxIncrease)) / σ, clipped to ±5 so a lone spike cannot decide, the Gaussian log-likelihood
-/// ratio of that pair of hypotheses is δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit additive and
-/// tames the long right tail of latencies. Request rate is mirrored: a drop is the regression.
+/// excess z = (r − ln(1 + maxIncrease)) / σ, the Gaussian log-likelihood ratio of that pair of hypotheses is
+/// δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit additive and tames the long right tail of latencies.
+/// Request rate is mirrored: a drop is the regression.
+/// z is clipped to [−a, 5] with a = <see cref="DetectorOptions.LowerClipSigmas"/> (2): above at 5 so a lone spike cannot
+/// decide, and below at 2 so that a low outlier (the dips of a quantised CPU series, where a sample at half the level is
+/// −30 noise units) cannot cancel several intervals of evidence of an increase. Clipped on one side only, the score is
+/// no longer centred, so its mean under standard normal noise, m(a) = φ(a) − aΦ(−a) (0.0085 at a = 2,
+/// <see cref="DetectorOptions.LowerClipOffset"/>), is subtracted. The score clip(z) − m is a nondecreasing 1-Lipschitz
+/// function of z, so under the null hypothesis (z = μ + ε with μ ≤ 0 and ε standard normal) it has mean at most 0 and
+/// E exp(λ(clip(z) − m)) ≤ exp(λ²/2) for every λ ≥ 0 (the Gaussian concentration inequality for Lipschitz functions of
+/// Tsirelson, B. S., Ibragimov, I. A. and Sudakov, V. N. 1976, "Norms of Gaussian sample functions", Lecture Notes in
+/// Math. 550:20–41; Boucheron, S., Lugosi, G. and Massart, P. 2013, "Concentration Inequalities", Oxford University
+/// Press, Theorem 5.5): every increment δ(clip(z) − m) − δ²/2 has E exp ≤ 1, so the mixture and the CUSUMs keep the
+/// bounds above. Against a small shift the clipped score drifts Φ(a) times as fast as z, so a = 2 keeps Φ(2)² ≈ 95% of
+/// the unclipped score's efficiency at normal noise, the convention behind Huber's k = 1.345 (Huber, P. J. 1964, "Robust
+/// estimation of a location parameter", Ann. Math. Statist. 35:73–101). The price: a healthy interval counts at most
+/// −2, so two wild intervals right after the deploy and a healthy third (+5 +5 −2) pass the threshold at the third;
+/// the minimum of three intervals now stops one wild interval, not two.
 /// A CUSUM is quickest for the shift it is tuned to; a regression of half a noise unit beyond the limit barely moves a
 /// δ = 1 chart. So a second chart tuned to δ/2 runs beside it (the multi-chart CUSUM: Lorden, G. and Pollak, M. 2005,
 /// "Nonanticipating estimation applied to sequential analysis and changepoint detection", Ann. Statist. 33:1422–1454;
@@ -183,7 +198,7 @@ public static class RegressionDetector
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
             var excess = lowerIsWorse ? logLimit - logRatio : logRatio - logLimit;
-            var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.ClipSigmas, options.ClipSigmas);
+            var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
             evidence = new Evidence(fast * z - fast * fast / 2, slow * z - slow * slow / 2, z, excess > BeyondTolerance);
@@ -400,7 +415,7 @@ public static class RegressionDetector
     /// Teukolsky, S. A., Vetterling, W. T. and Flannery, B. P. 1992, "Numerical Recipes in C", 2nd ed., Cambridge University
     /// Press, section 6.2 (a Chebyshev fit with fractional error below 1.2e-7 everywhere).
     /// </summary>
-    private static double NormalCdf(double x)
+    internal static double NormalCdf(double x)
     {
         var y = -x / Math.Sqrt(2);
         var t = 1 / (1 + 0.5 * Math.Abs(y));

@@ -224,10 +224,12 @@ public sealed class RegressionDetectorTests
         var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
             SyntheticTraffic.Minutes(Deploy, 400).Select((t, i) => new Observation(t, i < 180 ? 0.2 : value, 1000)));
 
+        // (Both gains less the clipped score's centring: 0.1 − m and 0.175 − m / 2, m = LowerClipOffset.)
+        var m = DetectorOptions.Default.LowerClipOffset;
         var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
-        var expected = 180 + (int)Math.Ceiling(threshold / 0.175);
+        var expected = 180 + (int)Math.Ceiling(threshold / (0.175 - m / 2));
         Assert.InRange(first + 1, expected - 1, expected + 1);
-        Assert.True(first + 1 - 180 < threshold / 0.1, "the δ = 1 chart alone would need longer");
+        Assert.True(first + 1 - 180 < threshold / (0.1 - m), "the δ = 1 chart alone would need longer");
         Assert.Equal(threshold, evaluations[first].StatisticThreshold, 9);
         Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
         Assert.True(evaluations[first].State.SinceDeploySum < 0, "the healthy hours still outweigh the regression since the deploy");
@@ -248,20 +250,22 @@ public sealed class RegressionDetectorTests
         var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
             SyntheticTraffic.Minutes(Deploy, 200).Select(t => new Observation(t, value, 1000)), options);
 
+        // Each interval adds 0.6 less the clipped score's centring (LowerClipOffset, 0.0085).
+        var step = 0.6 - options.LowerClipOffset;
         var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
-        var expected = Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(0.6 * n, n) > options.SinceDeployThreshold);
+        var expected = Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(step * n, n) > options.SinceDeployThreshold);
         Assert.Equal(expected, first + 1);
         Assert.True(first + 1 < options.CusumThreshold(2) / 0.175, "a CUSUM chart alone would need longer");
         Assert.Equal(Math.Log(2 / 0.01), evaluations[first].StatisticThreshold, 9);
-        Assert.Equal(MixtureLogLikelihoodRatio(0.6 * (first + 1), first + 1), evaluations[first].Statistic, 4);
+        Assert.Equal(MixtureLogLikelihoodRatio(step * (first + 1), first + 1), evaluations[first].Statistic, 4);
         Assert.Contains($"the {first + 1} intervals since the deploy", evaluations[first].Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
     public void Evaluate_SmallShiftWithDeepDips_IsCaughtByTheSignTest()
     {
-        // Seven of every ten intervals 0.5 noise units beyond the limit, three far below it (clipped to −5): the sum of
-        // excesses falls by 11.5 every ten intervals, so the Gaussian likelihood ratio never grows, but 70% of the
+        // Seven of every ten intervals 0.5 noise units beyond the limit, three far below it (clipped to −2): the sum of
+        // excesses falls by 2.6 every ten intervals, so the Gaussian likelihood ratio never grows, but 70% of the
         // intervals are beyond the limit, which the sign test counts. The evidence since the deploy is the average of the
         // two likelihood ratios, and it alarms where the average, computed independently, first passes 2 / alpha.
         var baseline = FlatLatencyBaseline();
@@ -278,13 +282,49 @@ public sealed class RegressionDetectorTests
         var expected = Enumerable.Range(1, 300).First(n =>
         {
             var k = Enumerable.Range(0, n).Count(Beyond);
-            var sum = Enumerable.Range(0, n).Sum(i => Beyond(i) ? 0.5 : -5);
+            var sum = Enumerable.Range(0, n).Sum(i => (Beyond(i) ? 0.5 : -options.LowerClipSigmas) - options.LowerClipOffset);
             var average = Math.Log((GaussianMixtureLikelihoodRatio(sum, n) + SignTestLikelihoodRatio(k, n)) / 2);
             return n >= options.MinLooksSinceDeploy && average > options.SinceDeployThreshold;
         });
         Assert.Equal(expected, evaluations.FindIndex(e => e.Verdict == Verdict.Regressed) + 1);
         Assert.InRange(expected, 30, 200);
         Assert.DoesNotContain(withoutSignTest, e => e.IsRegression);
+    }
+
+    [Fact]
+    public void Evaluate_DoubledValuesOfASeriesThatDipsToHalf_AreCaughtAtTheThirdInterval()
+    {
+        // A quantised series (CPU in steps): mostly at the baseline level, one interval in three at half of it. Doubled
+        // after the deploy, a dip lands on the baseline itself, −5 noise units below the limit with the symmetric clip,
+        // which cancelled one of the two doubled intervals after it; with the floor at −2 (−2 +5 +5 = 8 after three
+        // intervals) it does not.
+        var baseline = FlatLatencyBaseline();
+        var watch = SyntheticTraffic.Minutes(Deploy, 30).Select((t, i) => new Observation(t, 2 * (i % 3 == 0 ? 0.1 : 0.2), 1000)).ToList();
+
+        var floored = Watch(MetricKind.Latency, RelativeOnly, baseline, watch);
+        var symmetric = Watch(MetricKind.Latency, RelativeOnly, baseline, watch, DetectorOptions.Default with { LowerClipSigmas = 5 });
+
+        Assert.Equal(2, floored.FindIndex(e => e.Verdict == Verdict.Regressed));
+        Assert.Equal(5, symmetric.FindIndex(e => e.Verdict == Verdict.Regressed)); // −5 +5 +5 −5 +5 +5: 10 after six intervals
+    }
+
+    [Fact]
+    public void LowerClipOffset_IsTheMeanOfTheClippedScoreUnderNormalNoise()
+    {
+        // E[max(Z, −2)] by Simpson's rule on the density over [−2, 12], plus −2 times the mass below −2 (Φ(−2) = 0.02275).
+        const int steps = 28000;
+        var h = 14.0 / steps;
+        var area = 0.0;
+        for (var i = 0; i <= steps; i++)
+        {
+            var x = -2 + i * h;
+            var weight = i == 0 || i == steps ? 1 : i % 2 == 1 ? 4 : 2;
+            area += weight * x * Math.Exp(-x * x / 2) / Math.Sqrt(2 * Math.PI);
+        }
+
+        var expected = area * h / 3 - 2 * 0.0227501319;
+        Assert.Equal(expected, DetectorOptions.Default.LowerClipOffset, 6);
+        Assert.Equal(0, (DetectorOptions.Default with { LowerClipSigmas = 5 }).LowerClipOffset);
     }
 
     [Theory]
@@ -299,20 +339,26 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
-    public void Evaluate_TwoWildIntervalsRightAfterTheDeploy_DoNotDecideAlone()
+    public void Evaluate_WildIntervalsRightAfterTheDeploy_OneDoesNotDecideAloneTwoWithAHealthyThirdDo()
     {
-        // Values far beyond the limit (clipped to 5 noise units) at the first two intervals only: the evidence since the
-        // deploy may not alarm before its third interval, and by then a healthy value has brought it back under the threshold.
+        // Values far beyond the limit (clipped to 5 noise units) at the first interval, or the first two, then healthy
+        // values at the baseline (−9 noise units, clipped below to −2). The evidence since the deploy may not alarm before
+        // its third interval: one wild interval never decides. Two do, with a healthy third (5 + 5 − 2 = 8 after three
+        // intervals): the price of the floor at −2, which keeps a low outlier from cancelling two intervals of evidence.
         var baseline = FlatLatencyBaseline();
 
+        var spike = Watch(MetricKind.Latency, RelativeOnly, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select((t, i) => new Observation(t, i < 1 ? 0.4 : 0.2, 1000)));
         var spikes = Watch(MetricKind.Latency, RelativeOnly, baseline,
             SyntheticTraffic.Minutes(Deploy, 60).Select((t, i) => new Observation(t, i < 2 ? 0.4 : 0.2, 1000)));
         var sustained = Watch(MetricKind.Latency, RelativeOnly, baseline,
             SyntheticTraffic.Minutes(Deploy, 60).Select(t => new Observation(t, 0.4, 1000)));
 
-        Assert.All(spikes, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.All(spike, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.Equal(Verdict.Healthy, spikes[1].Verdict);
         Assert.True(spikes[1].State.SinceDeploySum > 9.9 && MixtureLogLikelihoodRatio(10, 2) > DetectorOptions.Default.SinceDeployThreshold,
             "two wild intervals alone would pass the threshold without the minimum of three");
+        Assert.Equal(2, spikes.FindIndex(e => e.Verdict == Verdict.Regressed));
         Assert.Equal(2, sustained.FindIndex(e => e.Verdict == Verdict.Regressed));
     }
 
