@@ -9,6 +9,21 @@ using RolloutGate.Infrastructure.Database;
 
 namespace RolloutGate.Watch;
 
+/// <summary>
+/// Stored baseline samples per deployment and metric, still in their stored form (checked, decoded by
+/// <see cref="StoredSamples.Decode"/> where they are used, so that thousands of baselines need not be held as objects at
+/// once), and the deployments whose baseline could not be read, with why.
+/// </summary>
+public sealed record StoredBaselines(Dictionary<string, Dictionary<string, byte[]>> Encoded, IReadOnlyDictionary<string, string> Unreadable)
+{
+    /// <summary>Every baseline's samples, decoded.</summary>
+    public Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>> Decoded() =>
+        Encoded.ToDictionary(
+            d => d.Key,
+            d => d.Value.ToDictionary(m => m.Key, m => (IReadOnlyList<Observation>)StoredSamples.Decode(m.Value), StringComparer.Ordinal),
+            StringComparer.Ordinal);
+}
+
 /// <summary>A metric's last stored evaluation: where the watch resumes.</summary>
 public sealed record StoredEvaluation(string Metric, DateTimeOffset At, string Verdict, DetectorState State);
 
@@ -40,33 +55,93 @@ public static class EvaluationStore
             StringComparer.Ordinal);
     }
 
-    /// <summary>Each deployment's stored baseline samples per metric.</summary>
-    public static async Task<Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>>> BaselinesAsync(
+    /// <summary>
+    /// Each deployment's stored baseline samples per metric, in their compact stored form (<see cref="StoredSamples"/>):
+    /// after a restart every running watch's baselines are read again, 1,440 samples a metric for a 24-hour baseline.
+    /// A deployment with a baseline this version cannot read (written by a newer one, say) is returned apart, with the
+    /// reason, so that it stops only its own watch.
+    /// </summary>
+    public static async Task<StoredBaselines> BaselinesAsync(
         RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
     {
-        var ids = deploymentIds.ToArray();
-        var rows = await db.Database.SqlQuery<BaselineRow>($"""
-            SELECT deployment_id AS "DeploymentId", metric AS "Metric", samples::text AS "Samples"
-            FROM watch_baselines WHERE deployment_id = ANY({ids})
-            """).ToListAsync(cancellationToken);
-        return rows.GroupBy(r => r.DeploymentId, StringComparer.Ordinal).ToDictionary(
-            g => g.Key,
-            g => g.ToDictionary(
-                r => r.Metric,
-                r => (IReadOnlyList<Observation>)JsonSerializer.Deserialize<List<Observation>>(r.Samples, Json)!,
-                StringComparer.Ordinal),
-            StringComparer.Ordinal);
+        var baselines = new Dictionary<string, Dictionary<string, byte[]>>(StringComparer.Ordinal);
+        var unreadable = new Dictionary<string, string>(StringComparer.Ordinal);
+        if (deploymentIds.Count == 0)
+        {
+            return new StoredBaselines(baselines, unreadable);
+        }
+
+        await OnConnectionAsync(db, async (connection, transaction) =>
+        {
+            await using var command = new NpgsqlCommand(
+                "SELECT deployment_id, metric, samples FROM watch_baselines WHERE deployment_id = ANY($1)", connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter { Value = deploymentIds.ToArray() });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var id = reader.GetString(0);
+                var samples = reader.GetFieldValue<byte[]>(2);
+                try
+                {
+                    StoredSamples.Check(samples);
+                }
+                catch (InvalidDataException ex)
+                {
+                    unreadable[id] = $"the baseline of {reader.GetString(1)}: {ex.Message}";
+                    continue;
+                }
+
+                if (!baselines.TryGetValue(id, out var metrics))
+                {
+                    baselines[id] = metrics = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                }
+
+                metrics[reader.GetString(1)] = samples;
+            }
+        }, cancellationToken);
+
+        foreach (var id in unreadable.Keys)
+        {
+            baselines.Remove(id);
+        }
+
+        return new StoredBaselines(baselines, unreadable);
     }
 
-    public static async Task InsertBaselineAsync(
-        RolloutGateDbContext db, string deploymentId, string metric, IReadOnlyList<Observation> samples, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>Stores captured baselines in one round trip; a (deployment, metric) stored already, by another replica say, is left as it was.</summary>
+    public static async Task InsertBaselinesAsync(
+        RolloutGateDbContext db, IReadOnlyList<(string DeploymentId, string Metric, IReadOnlyList<Observation> Samples)> baselines, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
-        var json = JsonSerializer.Serialize(samples, Json);
-        await db.Database.ExecuteSqlAsync($"""
-            INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
-            VALUES ({deploymentId}, {metric}, {now}, {json}::jsonb)
-            ON CONFLICT (deployment_id, metric) DO NOTHING
-            """, cancellationToken);
+        await OnConnectionAsync(db, (connection, transaction) => InsertBaselinesAsync(connection, transaction, baselines, now, cancellationToken), cancellationToken);
+    }
+
+    /// <inheritdoc cref="InsertBaselinesAsync(RolloutGateDbContext, IReadOnlyList{ValueTuple{string, string, IReadOnlyList{Observation}}}, DateTimeOffset, CancellationToken)"/>
+    public static async Task InsertBaselinesAsync(
+        NpgsqlConnection connection, NpgsqlTransaction? transaction,
+        IReadOnlyList<(string DeploymentId, string Metric, IReadOnlyList<Observation> Samples)> baselines, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        if (baselines.Count == 0)
+        {
+            return;
+        }
+
+        await using var batch = new NpgsqlBatch(connection, transaction);
+        foreach (var (deploymentId, metric, samples) in baselines)
+        {
+            var command = new NpgsqlBatchCommand("""
+                INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples) VALUES ($1, $2, $3, $4)
+                ON CONFLICT (deployment_id, metric) DO NOTHING
+                """);
+            command.Parameters.Add(new NpgsqlParameter { Value = deploymentId });
+            command.Parameters.Add(new NpgsqlParameter { Value = metric });
+            command.Parameters.Add(new NpgsqlParameter { Value = now });
+            command.Parameters.Add(new NpgsqlParameter { Value = StoredSamples.Encode(samples) });
+            batch.BatchCommands.Add(command);
+        }
+
+        await batch.ExecuteNonQueryAsync(cancellationToken);
     }
 
     /// <summary>
@@ -134,11 +209,23 @@ public static class EvaluationStore
             StringComparer.Ordinal);
     }
 
+    /// <summary>Runs plain Npgsql commands on the context's connection (opened for them if it was not), in its transaction if it has one.</summary>
+    private static async Task OnConnectionAsync(RolloutGateDbContext db, Func<NpgsqlConnection, NpgsqlTransaction?, Task> action, CancellationToken cancellationToken)
+    {
+        await db.Database.OpenConnectionAsync(cancellationToken);
+        try
+        {
+            await action((NpgsqlConnection)db.Database.GetDbConnection(), (NpgsqlTransaction?)db.Database.CurrentTransaction?.GetDbTransaction());
+        }
+        finally
+        {
+            await db.Database.CloseConnectionAsync();
+        }
+    }
+
     private static double Finite(double value) => double.IsFinite(value) ? value : 0;
 
     private sealed record LatestRow(string DeploymentId, string Metric, DateTimeOffset At, string Verdict, string State);
-
-    private sealed record BaselineRow(string DeploymentId, string Metric, string Samples);
 
     private sealed record ViewRow(string DeploymentId, string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
 }

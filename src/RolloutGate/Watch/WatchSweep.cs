@@ -41,11 +41,20 @@ public sealed partial class WatchSweep(
     /// <summary>Baselines captured at once for watches seen for the first time (each is a few range queries).</summary>
     private const int CaptureParallelism = 8;
 
+    /// <summary>Deployments whose stored baselines are read together (about 70 MB in their stored form for 24-hour baselines), then reduced.</summary>
+    private const int ReadChunk = 500;
+
     /// <summary>
-    /// Watches rebuilt ahead of their next t per idle fire of the sweep (after a restart every watch must be rebuilt from
-    /// the database; doing it between evaluation times keeps that work off the first t after the restart).
+    /// Watches rebuilt ahead of their next t at a time, when the sweep is idle (after a restart every watch must be rebuilt
+    /// from the database; doing it between evaluation times keeps that work off the first t after the restart).
     /// </summary>
-    private const int PrewarmPerFire = 250;
+    private const int PrewarmChunk = 250;
+
+    /// <summary>
+    /// How long one idle fire of the sweep goes on rebuilding, chunk after chunk, unless a watch comes due first: long
+    /// enough to rebuild thousands of watches before their t, short enough that new deployments are seen within seconds.
+    /// </summary>
+    private static readonly TimeSpan PrewarmBudget = TimeSpan.FromSeconds(5);
 
     /// <summary>How far ahead of its next t a watch is rebuilt, and how long the sweep waits before looking again when all are.</summary>
     private static readonly TimeSpan PrewarmHorizon = TimeSpan.FromMinutes(1);
@@ -141,7 +150,8 @@ public sealed partial class WatchSweep(
 
     /// <summary>
     /// With nothing due, rebuilds the sessions of watches due within <see cref="PrewarmHorizon"/> that this instance does
-    /// not hold (all of them after a restart), <see cref="PrewarmPerFire"/> at a time, so their next t finds them ready.
+    /// not hold (all of them after a restart), <see cref="PrewarmChunk"/> at a time for at most <see cref="PrewarmBudget"/>
+    /// and never past the earliest of their due times, so their next t finds them ready.
     /// </summary>
     private async Task PrewarmAsync(RolloutGateDbContext db, IMetricSource source, DateTimeOffset now, CancellationToken cancellationToken)
     {
@@ -158,14 +168,18 @@ public sealed partial class WatchSweep(
             ORDER BY watch_due_at, id
             LIMIT {limit}
             """).ToListAsync(cancellationToken);
-        var missing = soon
-            .Where(r => !_retryAt.ContainsKey(r.Id) && Held(r) is null)
-            .Take(PrewarmPerFire)
-            .ToList();
+        var missing = soon.Where(r => !_retryAt.ContainsKey(r.Id) && Held(r) is null).ToList();
         _nextPrewarm = missing.Count == 0 ? now + PrewarmPause : now;
-        if (missing.Count > 0)
+        var earliestDue = soon.Count > 0 ? soon[0].DueAt!.Value : horizon;
+        foreach (var chunk in missing.Chunk(PrewarmChunk))
         {
-            await SessionsAsync(db, source, missing, now, cancellationToken);
+            var at = time.GetUtcNow();
+            if (at >= earliestDue || at - now >= PrewarmBudget)
+            {
+                return;
+            }
+
+            await SessionsAsync(db, source, [.. chunk], at, cancellationToken);
         }
     }
 
@@ -197,6 +211,7 @@ public sealed partial class WatchSweep(
             return sessions;
         }
 
+        var clock = System.Diagnostics.Stopwatch.StartNew();
         var deployments = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
             .Where(d => missing.Contains(d.Id)).ToListAsync(cancellationToken);
         var latest = await EvaluationStore.LatestAsync(db, missing, cancellationToken);
@@ -225,14 +240,12 @@ public sealed partial class WatchSweep(
             }
         }
 
-        var (baselines, deferred) = await BaselinesAsync(db, source, plans.Values.Select(p => (p.Row, p.Plan)).ToList(), cancellationToken);
-        foreach (var (id, (row, runbook, plan)) in plans)
+        var rowsRead = clock.Elapsed;
+        var (baselines, deferred) = await BaselinesAsync(db, source, [.. plans.Values.Select(p => (p.Row, p.Plan))], cancellationToken);
+        LogRebuilt(logger, baselines.Count, clock.Elapsed.TotalMilliseconds, rowsRead.TotalMilliseconds, (clock.Elapsed - rowsRead).TotalMilliseconds);
+        foreach (var (id, windows) in baselines)
         {
-            if (!baselines.TryGetValue(id, out var samples))
-            {
-                continue;
-            }
-
+            var (row, runbook, plan) = plans[id];
             var session = new WatchSession
             {
                 DeploymentId = id,
@@ -241,7 +254,7 @@ public sealed partial class WatchSweep(
                 Plan = plan,
                 DeployedAt = row.DeployedAt!.Value,
                 Until = row.WatchUntil!.Value,
-                Baselines = WatchEvaluator.Baselines(plan, samples, row.WatchUntil!.Value),
+                Baselines = windows,
                 LastUsed = now,
             };
             session.Resume(latest.GetValueOrDefault(id) ?? []);
@@ -257,19 +270,40 @@ public sealed partial class WatchSweep(
     }
 
     /// <summary>
-    /// The stored baseline of each deployment, captured from the source first where a metric's is missing (the first time
-    /// the watch sees the deployment), for at most <see cref="WatchOptions.CapturesPerRound"/> deployments; the others are
-    /// returned as deferred, for the next round. Read back after capturing, so everyone compares with the baseline stored first.
+    /// The baseline of each deployment, reduced to what its watch compares with: read from the database, or captured from
+    /// the source first where a metric's is missing (the first time the watch sees the deployment), for at most
+    /// <see cref="WatchOptions.CapturesPerRound"/> deployments; the others are returned as deferred, for the next round.
+    /// Captured baselines are read back after storing, so everyone compares with the baseline stored first. Stored ones are
+    /// read and reduced <see cref="ReadChunk"/> deployments at a time: after a restart that is every running watch, and
+    /// holding all their samples at once (1,440 a metric for a 24-hour baseline) would cost gigabytes.
     /// </summary>
-    private async Task<(Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>> Baselines, HashSet<string> Deferred)> BaselinesAsync(
+    private async Task<(Dictionary<string, Dictionary<string, BaselineWindow>> Baselines, HashSet<string> Deferred)> BaselinesAsync(
         RolloutGateDbContext db, IMetricSource source, List<(DeploymentRow Row, WatchPlan Plan)> deployments, CancellationToken cancellationToken)
     {
-        var ids = deployments.Select(d => d.Row.Id).ToList();
-        var stored = await EvaluationStore.BaselinesAsync(db, ids, cancellationToken);
-        var incomplete = deployments
-            .Select(d => (d.Row, d.Plan, Missing: d.Plan.Metrics.Where(m => stored.GetValueOrDefault(d.Row.Id)?.ContainsKey(m.Name) != true).ToList()))
-            .Where(d => d.Missing.Count > 0)
-            .ToList();
+        var reduced = new Dictionary<string, Dictionary<string, BaselineWindow>>(StringComparer.Ordinal);
+        var incomplete = new List<(DeploymentRow Row, WatchPlan Plan, List<WatchMetric> Missing)>();
+        foreach (var chunk in deployments.Chunk(ReadChunk))
+        {
+            var (stored, unreadable) = await EvaluationStore.BaselinesAsync(db, [.. chunk.Select(d => d.Row.Id)], cancellationToken);
+            Unreadable(unreadable);
+            var complete = new List<(DeploymentRow Row, WatchPlan Plan, Dictionary<string, byte[]> Samples)>();
+            foreach (var (row, plan) in chunk.Where(d => !unreadable.ContainsKey(d.Row.Id)))
+            {
+                var samples = stored.GetValueOrDefault(row.Id) ?? [];
+                var missing = plan.Metrics.Where(m => !samples.ContainsKey(m.Name)).ToList();
+                if (missing.Count > 0)
+                {
+                    incomplete.Add((row, plan, missing));
+                }
+                else
+                {
+                    complete.Add((row, plan, samples));
+                }
+            }
+
+            Reduce(complete, reduced, cancellationToken);
+        }
+
         var toCapture = incomplete.Take(Math.Max(1, options.Value.CapturesPerRound)).ToList();
         var deferred = incomplete.Skip(toCapture.Count).Select(d => d.Row.Id).ToHashSet(StringComparer.Ordinal);
         if (deferred.Count > 0)
@@ -279,7 +313,7 @@ public sealed partial class WatchSweep(
 
         if (toCapture.Count == 0)
         {
-            return (stored, deferred);
+            return (reduced, deferred);
         }
 
         var captured = new System.Collections.Concurrent.ConcurrentBag<(string Id, Dictionary<string, IReadOnlyList<Observation>> Samples)>();
@@ -299,30 +333,53 @@ public sealed partial class WatchSweep(
                 }
             });
 
-        var now = time.GetUtcNow();
-        foreach (var (id, samples) in captured)
-        {
-            foreach (var (metric, observations) in samples)
-            {
-                await EvaluationStore.InsertBaselineAsync(db, id, metric, observations, now, cancellationToken);
-            }
-        }
+        await EvaluationStore.InsertBaselinesAsync(
+            db, [.. captured.SelectMany(c => c.Samples.Select(s => (c.Id, s.Key, s.Value)))], time.GetUtcNow(), cancellationToken);
 
-        var failed = toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal).ToList();
-        HoldBack(failed, RetryDelay);
-        // Only what was just captured is read back (another replica may have stored its own first); the rest is as read above.
+        HoldBack(toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal), RetryDelay);
+        // Only what was just captured is read back (another replica may have stored its own first), every metric of it.
         var readBack = await EvaluationStore.BaselinesAsync(db, [.. captured.Select(c => c.Id)], cancellationToken);
-        foreach (var (id, samples) in readBack)
-        {
-            stored[id] = samples;
-        }
+        Unreadable(readBack.Unreadable);
+        Reduce(
+            [.. toCapture.Where(d => readBack.Encoded.ContainsKey(d.Row.Id)).Select(d => (d.Row, d.Plan, readBack.Encoded[d.Row.Id]))],
+            reduced,
+            cancellationToken);
+        return (reduced, deferred);
+    }
 
-        foreach (var id in failed.Concat(deferred))
+    /// <summary>
+    /// Decodes and reduces stored baselines (<see cref="WatchEvaluator.Baselines"/>) on all cores into
+    /// <paramref name="into"/>: the CPU-bound part of rebuilding watches, all of them at once after a restart. Each
+    /// deployment's samples are decoded just before their reduction and dropped after it.
+    /// </summary>
+    private static void Reduce(
+        List<(DeploymentRow Row, WatchPlan Plan, Dictionary<string, byte[]> Samples)> deployments,
+        Dictionary<string, Dictionary<string, BaselineWindow>> into,
+        CancellationToken cancellationToken)
+    {
+        var windows = new Dictionary<string, BaselineWindow>[deployments.Count];
+        Parallel.For(
+            0,
+            deployments.Count,
+            new ParallelOptions { CancellationToken = cancellationToken },
+            i => windows[i] = WatchEvaluator.Baselines(
+                deployments[i].Plan,
+                deployments[i].Samples.ToDictionary(m => m.Key, m => (IReadOnlyList<Observation>)StoredSamples.Decode(m.Value), StringComparer.Ordinal),
+                deployments[i].Row.WatchUntil!.Value));
+        for (var i = 0; i < deployments.Count; i++)
         {
-            stored.Remove(id);
+            into[deployments[i].Row.Id] = windows[i];
         }
+    }
 
-        return (stored, deferred);
+    /// <summary>Watches whose stored baseline this version cannot read wait as broken ones do, each with its reason in the log.</summary>
+    private void Unreadable(IReadOnlyDictionary<string, string> unreadable)
+    {
+        foreach (var (id, reason) in unreadable)
+        {
+            HoldBack([id], BrokenDelay);
+            LogCannotWatch(logger, id, reason);
+        }
     }
 
     /// <summary>Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each.</summary>
@@ -574,4 +631,7 @@ public sealed partial class WatchSweep(
 
     [LoggerMessage(EventId = 3108, Level = LogLevel.Information, Message = "Watch: {Deferred} new watches wait for a later round of the sweep to capture their baselines ({PerRound} a round)")]
     private static partial void LogCaptureDeferred(ILogger logger, int deferred, int perRound);
+
+    [LoggerMessage(EventId = 3109, Level = LogLevel.Debug, Message = "Watch: {Count} watches rebuilt in {Total:F0} ms (deployments and states {Rows:F0} ms, baselines read, captured and reduced {Baselines:F0} ms)")]
+    private static partial void LogRebuilt(ILogger logger, int count, double total, double rows, double baselines);
 }

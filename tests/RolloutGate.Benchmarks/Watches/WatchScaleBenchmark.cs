@@ -5,7 +5,7 @@ using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
-using System.Text.Json;
+using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Core.Watch;
 using RolloutGate.Tests.Watch;
@@ -30,7 +30,9 @@ namespace RolloutGate.Benchmarks.Watches;
 /// which rebuilds every watch from the stored baselines and evaluations (no Prometheus range query), and watches for as
 /// many intervals again, as a supervisor would restart a crashed process: the third table says how soon a t missed
 /// while down was caught up (if one fell in the downtime), how long until every watch was evaluated again, and how late
-/// the evaluations of the t after the restart were.
+/// the evaluations of the t after the restart were. <c>--restart-lead S</c> (implies <c>--restart</c>) stops the service
+/// once a t's evaluations are in, waits until S seconds before the next t and restarts then, so the new instance has S
+/// seconds to rebuild before its first t and no t falls in the downtime.
 /// <c>--baseline-hours H</c> stores H hours of baseline per metric (the 1-hour
 /// reading repeated an hour earlier each time), the size a 24-hour baseline has in the database and in memory.
 /// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
@@ -65,7 +67,8 @@ public static class WatchScaleBenchmark
         var minutes = int.Parse(Option(args, "--minutes", "3"), CultureInfo.InvariantCulture);
         var workloads = WorkloadsOf(args);
         var burst = int.Parse(Option(args, "--burst", "0"), CultureInfo.InvariantCulture);
-        var restart = args.Contains("--restart");
+        int? restartLead = args.Contains("--restart-lead") ? int.Parse(Option(args, "--restart-lead", "0"), CultureInfo.InvariantCulture) : null;
+        var restart = args.Contains("--restart") || restartLead is not null;
         var baselineHours = int.Parse(Option(args, "--baseline-hours", "1"), CultureInfo.InvariantCulture);
         var settings = Options(args, "--set");
         var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
@@ -82,7 +85,7 @@ public static class WatchScaleBenchmark
         var ok = true;
         foreach (var n in counts)
         {
-            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, restart, baselineHours, settings);
+            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, restart, restartLead, baselineHours, settings);
             rows.Add(result.Row);
             burstRows.Add(result.BurstRow);
             restartRows.Add(result.RestartRow);
@@ -91,7 +94,7 @@ public static class WatchScaleBenchmark
         }
 
         var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
-        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{(restart ? " --restart" : "")}{(baselineHours != 1 ? $" --baseline-hours {baselineHours}" : "")}{set}");
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{(restartLead is { } lead ? $" --restart-lead {lead}" : restart ? " --restart" : "")}{(baselineHours != 1 ? $" --baseline-hours {baselineHours}" : "")}{set}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         Console.WriteLine();
         Console.WriteLine("| watches | workloads | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
@@ -127,7 +130,7 @@ public static class WatchScaleBenchmark
     }
 
     private static async Task<Result> RunOneAsync(
-        string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, bool restart, int baselineHours,
+        string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, bool restart, int? restartLead, int baselineHours,
         IReadOnlyDictionary<string, string> settings)
     {
         var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
@@ -220,15 +223,8 @@ public static class WatchScaleBenchmark
             await using var db = await dataSource.OpenConnectionAsync();
             await using var transaction = await db.BeginTransactionAsync();
             await InsertAsync(chunk, db, transaction);
-            var rows = chunk.SelectMany(d => Metrics.Select(m => (d.Id, Metric: m, Samples: baselines[(d.Service, m)]))).ToList();
-            await using var baseline = new NpgsqlCommand("""
-                INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
-                SELECT id, metric, now(), samples::jsonb FROM unnest($1::text[], $2::text[], $3::text[]) AS b (id, metric, samples)
-                """, db, transaction);
-            baseline.Parameters.AddWithValue(rows.Select(r => r.Id).ToArray());
-            baseline.Parameters.AddWithValue(rows.Select(r => r.Metric).ToArray());
-            baseline.Parameters.AddWithValue(rows.Select(r => r.Samples).ToArray());
-            await baseline.ExecuteNonQueryAsync();
+            await EvaluationStore.InsertBaselinesAsync(
+                db, transaction, [.. chunk.SelectMany(d => Metrics.Select(m => (d.Id, m, baselines[(d.Service, m)])))], TimeProvider.System.GetUtcNow(), CancellationToken.None);
             await transaction.CommitAsync();
         }
 
@@ -332,9 +328,26 @@ public static class WatchScaleBenchmark
         // A new instance on the same database after this one stops: every watch rebuilt from what is stored.
         async Task<string> RestartAsync()
         {
+            if (restartLead is { } settle)
+            {
+                // Stopped only once the last t's evaluations are in (20 s after it) and early enough to wait for the lead,
+                // so no t falls in the downtime.
+                var since = TimeProvider.System.GetUtcNow() - Minute(TimeProvider.System.GetUtcNow());
+                var stopAt = since < TimeSpan.FromSeconds(20) ? TimeSpan.FromSeconds(20) - since
+                    : since > Interval - TimeSpan.FromSeconds(settle) ? Interval + TimeSpan.FromSeconds(20) - since
+                    : TimeSpan.Zero;
+                await Task.Delay(stopAt);
+            }
+
             await app.StopAsync();
             await app.DisposeAsync();
             var stoppedAt = TimeProvider.System.GetUtcNow();
+            if (restartLead is { } lead)
+            {
+                var at = Minute(stoppedAt) + Interval - TimeSpan.FromSeconds(lead);
+                await Task.Delay(at > stoppedAt ? at - stoppedAt : at + Interval - stoppedAt);
+            }
+
             var restartAt = TimeProvider.System.GetUtcNow();
             app = await StartServiceAsync();
             var restartEnd = Minute(restartAt) + Interval * (minutes + 1);
@@ -380,22 +393,20 @@ public static class WatchScaleBenchmark
 
     private static int WorkloadsOf(string[] args) => int.Parse(Option(args, "--workloads", "5"), CultureInfo.InvariantCulture);
 
-    /// <summary>Each workload's baseline of each metric, as the watch's own source reads it, serialized as the watch stores it.</summary>
-    private static async Task<Dictionary<(string Service, string Metric), string>> WorkloadBaselinesAsync(
+    /// <summary>Each workload's baseline of each metric, as the watch's own source reads it.</summary>
+    private static async Task<Dictionary<(string Service, string Metric), IReadOnlyList<Observation>>> WorkloadBaselinesAsync(
         IServiceProvider services, int workloads, DateTimeOffset from, DateTimeOffset to, int hours)
     {
         await using var scope = services.CreateAsyncScope();
         var source = scope.ServiceProvider.GetRequiredService<IMetricSource>();
-        var json = new JsonSerializerOptions(JsonSerializerDefaults.Web);
-        var baselines = new Dictionary<(string, string), string>();
+        var baselines = new Dictionary<(string, string), IReadOnlyList<Observation>>();
         for (var w = 0; w < workloads; w++)
         {
             var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!);
             foreach (var metric in plan.Metrics)
             {
                 var hour = await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None);
-                var samples = Enumerable.Range(0, hours).Reverse().SelectMany(k => hour.Select(o => o with { At = o.At.AddHours(-k) })).ToList();
-                baselines[(Service(w), metric.Name)] = JsonSerializer.Serialize(samples, json);
+                baselines[(Service(w), metric.Name)] = [.. Enumerable.Range(0, hours).Reverse().SelectMany(k => hour.Select(o => o with { At = o.At.AddHours(-k) }))];
             }
         }
 

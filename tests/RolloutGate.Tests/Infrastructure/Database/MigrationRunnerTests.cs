@@ -1,7 +1,9 @@
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using RolloutGate.Core.Analysis;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Watch;
 
 namespace RolloutGate.Tests.Infrastructure.Database;
 
@@ -66,6 +68,46 @@ public sealed class MigrationRunnerTests
 
         Assert.Contains("9999_broken.sql", error.Message, StringComparison.Ordinal);
         Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '9999_broken.sql'"));
+    }
+
+    [Fact]
+    public async Task CompactBaselines_JsonSamplesStoredBefore_ConvertedInOrderWithTheirNulls()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var migrations = CopyMigrations();
+        var compact = Path.Combine(migrations, "0008_compact_baselines.sql");
+        var later = Path.Combine(Path.GetDirectoryName(migrations)!, Path.GetFileName(migrations) + "-0008.sql");
+        File.Move(compact, later);
+        await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
+        await Runner(dataSource).ApplyAsync(migrations, CancellationToken.None);
+        await database.ExecuteAsync("""
+            INSERT INTO runbook_versions (name, version, sha256, content, file_path, loaded_at) VALUES ('svc', 1, 'x', '', 'svc.yaml', now());
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
+            SELECT 'dep-' || n, 'svc', 'production', 'watching', (SELECT id FROM runbook_versions), now(), now() FROM generate_series(1, 2) n;
+            INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples) VALUES
+              ('dep-1', 'error-rate', now(), '[{"at":"2026-11-23T10:01:00+00:00","value":0.01,"requests":1200,"errors":12},
+                                              {"at":"2026-11-23T10:02:00+00:00","value":null,"requests":0,"errors":null},
+                                              {"at":"2026-11-23T12:03:00+02:00","value":0.5,"requests":4,"errors":2}]'),
+              ('dep-1', 'p95-latency', now(), '[{"at":"2026-11-23T10:01:00+00:00","value":0.25,"requests":1200,"errors":null}]'),
+              ('dep-2', 'p95-latency', now(), '[]');
+            """);
+
+        File.Move(later, compact);
+        Assert.Equal(["0008_compact_baselines.sql"], await Runner(dataSource).ApplyAsync(migrations, CancellationToken.None));
+
+        async Task<Observation[]> StoredAsync(string deploymentId, string metric) => StoredSamples.Decode((await database.ScalarAsync<byte[]>(
+            $"SELECT samples FROM watch_baselines WHERE deployment_id = '{deploymentId}' AND metric = '{metric}'"))!);
+        var at = new DateTimeOffset(2026, 11, 23, 10, 0, 0, TimeSpan.Zero);
+        Assert.Equal(
+            [new Observation(at.AddMinutes(1), 0.01, 1200, 12), new Observation(at.AddMinutes(2), null, 0), new Observation(at.AddMinutes(3), 0.5, 4, 2)],
+            await StoredAsync("dep-1", "error-rate"));
+        Assert.Equal([new Observation(at.AddMinutes(1), 0.25, 1200)], await StoredAsync("dep-1", "p95-latency"));
+        Assert.Empty(await StoredAsync("dep-2", "p95-latency"));
+        Assert.Equal("bytea", await database.ScalarAsync<string>(
+            "SELECT data_type FROM information_schema.columns WHERE table_name = 'watch_baselines' AND column_name = 'samples'"));
+        // lz4 on this server (Debian's PostgreSQL is built with it), for the baselines stored from now on.
+        Assert.Equal("l", await database.ScalarAsync<string>(
+            "SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'watch_baselines'::regclass AND attname = 'samples'"));
     }
 
     private static MigrationRunner Runner(NpgsqlDataSource dataSource) =>

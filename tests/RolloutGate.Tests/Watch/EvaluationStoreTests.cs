@@ -1,0 +1,92 @@
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Tests.Watch;
+
+public sealed class EvaluationStoreTests
+{
+    private static readonly DateTimeOffset Start = new(2026, 11, 23, 10, 0, 0, TimeSpan.Zero);
+
+    [Fact]
+    public async Task Baselines_StoredAndReadBack_SameSamplesInOrderWithTheirNulls()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-1", "dep-2");
+        IReadOnlyList<Observation> errors =
+        [
+            new(Start.AddMinutes(1), 0.01, 1200, 12),
+            new(Start.AddMinutes(2), null, 0),
+            new(Start.AddMinutes(3).ToOffset(TimeSpan.FromHours(2)), 0.5, 4, 2),
+        ];
+        IReadOnlyList<Observation> latency = [.. Enumerable.Range(1, 1440).Select(i => new Observation(Start.AddMinutes(i), 0.2 + i * 1e-4, 1000 + i))];
+
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [("dep-1", "error-rate", errors), ("dep-1", "p95-latency", latency), ("dep-2", "p95-latency", [])], Start, CancellationToken.None));
+        var read = (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1", "dep-2", "dep-unknown"], CancellationToken.None))).Decoded();
+
+        Assert.Equal(["dep-1", "dep-2"], read.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(errors, read["dep-1"]["error-rate"]);
+        Assert.Equal(latency, read["dep-1"]["p95-latency"]);
+        Assert.Empty(read["dep-2"]["p95-latency"]);
+    }
+
+    [Fact]
+    public async Task Baselines_StoredTwice_TheFirstStays()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-1");
+        IReadOnlyList<Observation> first = [new(Start.AddMinutes(1), 0.25, 100)];
+
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(db, [("dep-1", "p95-latency", first)], Start, CancellationToken.None));
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [("dep-1", "p95-latency", [new Observation(Start.AddMinutes(1), 9.0, 100)])], Start.AddMinutes(5), CancellationToken.None));
+
+        var read = (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1"], CancellationToken.None))).Decoded();
+        Assert.Equal(first, read["dep-1"]["p95-latency"]);
+        Assert.Equal(1L, await service.CountAsync("watch_baselines"));
+    }
+
+    [Fact]
+    public async Task Baselines_OneInALayoutThisVersionCannotRead_SetApartWithItsReasonTheOthersRead()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-1", "dep-2");
+        IReadOnlyList<Observation> samples = [new(Start.AddMinutes(1), 0.25, 100)];
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [("dep-1", "p95-latency", samples), ("dep-1", "error-rate", samples), ("dep-2", "p95-latency", samples)], Start, CancellationToken.None));
+        // As a newer version might write it: another layout byte.
+        await service.Database.ExecuteAsync("UPDATE watch_baselines SET samples = set_byte(samples, 0, 2) WHERE deployment_id = 'dep-1' AND metric = 'error-rate'");
+
+        var read = await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1", "dep-2"], CancellationToken.None));
+
+        Assert.Equal(["dep-2"], read.Encoded.Keys);
+        Assert.Equal(samples, read.Decoded()["dep-2"]["p95-latency"]);
+        var reason = Assert.Single(read.Unreadable);
+        Assert.Equal("dep-1", reason.Key);
+        Assert.Contains("error-rate", reason.Value, StringComparison.Ordinal);
+        Assert.Contains("unknown layout (version byte 2", reason.Value, StringComparison.Ordinal);
+    }
+
+    private static Task SeedDeploymentsAsync(TestService service, params string[] ids) =>
+        service.Database.ExecuteAsync($"""
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
+            SELECT id, 'checkout', 'production', 'watching', (SELECT min(id) FROM runbook_versions), now(), now()
+            FROM unnest(ARRAY['{string.Join("','", ids)}']) AS id
+            """);
+
+    private static async Task<T> WithStoreAsync<T>(TestService service, Func<RolloutGateDbContext, Task<T>> action)
+    {
+        await using var scope = service.Host.Services.CreateAsyncScope();
+        return await action(scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>());
+    }
+
+    private static Task WithStoreAsync(TestService service, Func<RolloutGateDbContext, Task> action) =>
+        WithStoreAsync(service, async db =>
+        {
+            await action(db);
+            return true;
+        });
+}
