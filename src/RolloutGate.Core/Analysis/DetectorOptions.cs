@@ -14,9 +14,8 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="ClipSigmas">Standardized residuals are clipped to this many noise units, so one wild sample cannot decide alone.</param>
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
 /// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
-/// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so two wild samples cannot decide alone.</param>
+/// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so one wild sample cannot decide alone (two can, with a third that is not far below the limit: see <paramref name="LowerClipSigmas"/>).</param>
 /// <param name="LowerClipSigmas">Standardized residuals are clipped below at minus this many noise units (a one-sided floor, <see cref="LowerClipOffset"/>), so one low outlier cannot cancel the evidence of several intervals; at or above <paramref name="ClipSigmas"/> the clip is symmetric.</param>
-/// <param name="SignTestSinceDeploy">Whether the evidence since the deploy of a continuous metric also weighs a sign test (how many intervals were beyond the limit), averaging the two likelihood ratios.</param>
 public sealed record DetectorOptions(
     int LooksPerWatch = 1440,
     double FalseAlarmRatePerWatch = 0.01,
@@ -28,7 +27,6 @@ public sealed record DetectorOptions(
     double NoiseFloor = 0.02,
     int MaxBreachIntervals = 3,
     int MinLooksSinceDeploy = 3,
-    bool SignTestSinceDeploy = true,
     double LowerClipSigmas = 2.0)
 {
     /// <summary>

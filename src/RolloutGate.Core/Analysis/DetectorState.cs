@@ -16,7 +16,6 @@ namespace RolloutGate.Core.Analysis;
 /// rates the sum of the log-likelihood ratios. 0 in states stored before it existed (the test then counts from there).
 /// </param>
 /// <param name="SinceDeployLooks">Intervals judged since the deploy (with data, enough requests and a limit to judge against).</param>
-/// <param name="SinceDeployLooksBeyond">Of those, the intervals whose value was beyond the allowed limit, for the sign test (continuous metrics; 0 in states stored before it existed).</param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
@@ -26,8 +25,7 @@ public sealed record DetectorState(
     DateTimeOffset? LastAt,
     double SlowCusum = 0,
     double SinceDeploySum = 0,
-    int SinceDeployLooks = 0,
-    int SinceDeployLooksBeyond = 0)
+    int SinceDeployLooks = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

@@ -23,16 +23,6 @@ namespace RolloutGate.Core.Analysis;
 /// logarithm", Ann. Math. Statist. 41:1397–1409, as used for always-valid A/B tests by Johari, R., Koomen, P., Pekelis, L.
 /// and Walsh, D. 2022, "Always valid inference: continuous monitoring of A/B tests", Operations Research 70:1806–1821).
 /// It may alarm only after <see cref="DetectorOptions.MinLooksSinceDeploy"/> intervals.
-/// For continuous metrics a sign test runs beside it on the same intervals (<see cref="DetectorOptions.SignTestSinceDeploy"/>):
-/// only whether each interval was beyond the limit counts, k of n. Under the null hypothesis an interval is beyond with
-/// probability at most ½, whatever the noise's distribution, as long as the reference is the median of the value's
-/// distribution without a regression (it is a median of the baseline); its likelihood ratio, mixed over the chance p of
-/// being beyond with p ~ uniform on [½, 1] (a Bernoulli mixture as in Robbins 1970), is a nonnegative supermartingale
-/// too. The test alarms on the average of the two likelihood ratios: an average of test supermartingales is one
-/// (Vovk, V. and Wang, R. 2021, "E-values: calibration, combination and applications", Ann. Statist. 49:1736–1754), so the
-/// threshold 2 / alpha and Ville's bound are unchanged, at the price of ln 2 on whichever is stronger. The sign test needs
-/// neither a noise scale nor normal tails, so it keeps counting where a skewed or heavy-tailed metric blunts the
-/// Gaussian one; it is the more sensitive of the two to a reference that is biased low.
 /// </description></item>
 /// <item><description>
 /// <b>A regression that starts later</b> (a leak, a cache that cools, traffic that shifts), after hours of health
@@ -74,9 +64,7 @@ namespace RolloutGate.Core.Analysis;
 /// Tartakovsky, A., Nikiforov, I. and Basseville, M. 2014, "Sequential Analysis", CRC Press, section 8.2.5), the two
 /// sharing the CUSUM's half of the budget. The evidence since the deploy is the sum S of the n excesses z; averaged
 /// over shifts δ ~ half-normal(0, 1), the likelihood ratio exp(δS − nδ²/2) becomes
-/// 2 (1 + n)^(−1/2) exp(S² / (2 (1 + n))) Φ(S / √(1 + n)). The sign test's, with k of the n intervals beyond the limit
-/// (by more than <see cref="BeyondTolerance"/> on the log scale, so a value exactly on it is not), is
-/// ∫ 2 (2p)^k (2(1 − p))^(n − k) dp over [½, 1] = Σ_{j ≤ k} C(n + 1, j) / ((n + 1) C(n, k)).
+/// 2 (1 + n)^(−1/2) exp(S² / (2 (1 + n))) Φ(S / √(1 + n)).
 /// </para>
 /// <para>
 /// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate is the baseline
@@ -103,12 +91,6 @@ namespace RolloutGate.Core.Analysis;
 /// </summary>
 public static class RegressionDetector
 {
-    /// <summary>
-    /// How far beyond the limit (log scale) an interval must be to count as beyond in the sign test: a value exactly on the
-    /// limit (a quantised metric, or the limit times the reference itself) is not beyond, whatever the rounding.
-    /// </summary>
-    public const double BeyondTolerance = 1e-9;
-
     /// <summary>
     /// Evaluates the interval <paramref name="current"/> given the state after the previous one (null at the first interval).
     /// Intervals must come in increasing time order; the returned <see cref="MetricEvaluation.State"/> is the next input.
@@ -201,7 +183,7 @@ public static class RegressionDetector
             var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
-            evidence = new Evidence(fast * z - fast * fast / 2, slow * z - slow * slow / 2, z, excess > BeyondTolerance);
+            evidence = new Evidence(fast * z - fast * fast / 2, slow * z - slow * slow / 2, z);
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
@@ -224,7 +206,7 @@ public static class RegressionDetector
             var p1 = Math.Min(2 * p0, 0.999);
             allowed = p0;
             var increment = (e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0))) / baseline.Dispersion;
-            evidence = new Evidence(increment, null, increment, false);
+            evidence = new Evidence(increment, null, increment);
         }
 
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
@@ -259,8 +241,7 @@ public static class RegressionDetector
     /// <param name="Cusum">Increment of the first (or only) CUSUM chart.</param>
     /// <param name="SlowCusum">Increment of the chart tuned to half the shift (continuous metrics), null for error rates.</param>
     /// <param name="SinceDeploy">What the interval adds to <see cref="DetectorState.SinceDeploySum"/>.</param>
-    /// <param name="Beyond">Whether the interval was beyond the limit, for the sign test (continuous metrics; false for error rates).</param>
-    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy, bool Beyond);
+    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy);
 
     /// <summary>One of the tests: its statistic, its threshold and whether it alarms.</summary>
     private sealed record Test(bool IsSinceDeploy, double Statistic, double Threshold, bool Alarms);
@@ -290,7 +271,6 @@ public static class RegressionDetector
                 SlowCusum = slowCusum,
                 SinceDeploySum = State.SinceDeploySum + (evidence?.SinceDeploy ?? 0),
                 SinceDeployLooks = State.SinceDeployLooks + (evidence is null ? 0 : 1),
-                SinceDeployLooksBeyond = State.SinceDeployLooksBeyond + (evidence is { Beyond: true } ? 1 : 0),
                 AccumulatingSince = since,
                 IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
@@ -353,61 +333,21 @@ public static class RegressionDetector
         /// <summary>
         /// The log-likelihood ratio of the evidence since the deploy, shown from 0 up. Error rates: the sum itself.
         /// Continuous metrics: the sum S of n excesses, mixed over shifts δ ~ half-normal(0, τ²) with τ the design shift:
-        /// ln 2 − ½ ln(1 + nτ²) + S²τ² / (2 (1 + nτ²)) + ln Φ(Sτ / √(1 + nτ²)); with the sign test, the log of the average
-        /// of that likelihood ratio and the sign test's (<see cref="SignTestLogRatio"/>).
+        /// ln 2 − ½ ln(1 + nτ²) + S²τ² / (2 (1 + nτ²)) + ln Φ(Sτ / √(1 + nτ²)).
         /// </summary>
         private double SinceDeployStatistic(DetectorState state)
         {
             var (sum, n) = (state.SinceDeploySum, state.SinceDeployLooks);
-            if (Kind == MetricKind.ErrorRate || n == 0)
+            if (Kind == MetricKind.ErrorRate || sum <= 0 || n == 0)
             {
                 return Math.Max(0, Kind == MetricKind.ErrorRate ? sum : 0);
             }
 
             var tau2 = Options.DesignShift * Options.DesignShift;
             var spread = 1 + n * tau2;
-            var gaussian = Math.Log(2) - 0.5 * Math.Log(spread) + sum * sum * tau2 / (2 * spread) + Math.Log(NormalCdf(sum * Math.Sqrt(tau2 / spread)));
-            if (!Options.SignTestSinceDeploy)
-            {
-                return sum <= 0 ? 0 : Math.Max(0, gaussian);
-            }
-
-            var sign = SignTestLogRatio(state.SinceDeployLooksBeyond, n);
-            return Math.Max(0, LogAddExp(gaussian, sign) - Math.Log(2));
+            var logRatio = Math.Log(2) - 0.5 * Math.Log(spread) + sum * sum * tau2 / (2 * spread) + Math.Log(NormalCdf(sum * Math.Sqrt(tau2 / spread)));
+            return Math.Max(0, logRatio);
         }
-    }
-
-    /// <summary>
-    /// ln of the mixture likelihood ratio of the sign test: k of n intervals beyond the limit, each beyond with
-    /// probability p under the alternative and at most ½ under the null, p ~ uniform on [½, 1]:
-    /// ∫ 2 (2p)^k (2(1 − p))^(n−k) dp over [½, 1] = 2^(n+1) B(k + 1, n − k + 1) P(Binomial(n + 1, ½) ≤ k)
-    /// (the regularized incomplete beta function as a binomial tail: Abramowitz, M. and Stegun, I. A. 1964, "Handbook of
-    /// Mathematical Functions", formula 26.5.24), which is Σ_{j ≤ k} C(n + 1, j) / ((n + 1) C(n, k)). For each p ≥ ½ an
-    /// interval multiplies the ratio by 2p if beyond and 2(1 − p) if not, whose expectation is at most 1 when the chance
-    /// of being beyond is at most ½; so the mixture is a nonnegative supermartingale under the null hypothesis.
-    /// </summary>
-    internal static double SignTestLogRatio(int k, int n)
-    {
-        // The terms from j = k down: the one at j = k is 1 / (n + 1 − k), each next one the last times j / (n + 2 − j).
-        var term = -Math.Log(n + 1 - k);
-        var total = term;
-        for (var j = k; j > 0; j--)
-        {
-            term += Math.Log(j) - Math.Log(n + 2 - j);
-            total = LogAddExp(total, term);
-            if (term < total - 40 && 2 * j < n + 2)
-            {
-                break; // past the middle the terms only shrink; the rest cannot move the sum
-            }
-        }
-
-        return total;
-    }
-
-    private static double LogAddExp(double a, double b)
-    {
-        var max = Math.Max(a, b);
-        return double.IsNegativeInfinity(max) ? max : max + Math.Log(Math.Exp(a - max) + Math.Exp(b - max));
     }
 
     /// <summary>
