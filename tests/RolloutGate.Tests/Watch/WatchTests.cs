@@ -265,6 +265,38 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_StoredBaselineInALayoutThisVersionCannotRead_OnlyThatWatchWaitsWithTheReason()
+    {
+        // A watching deployment whose stored baseline is in a layout this version does not know (as a newer version would
+        // have written it before being rolled back): that watch waits, named in the log with the reason, never judged
+        // against a guess; the other watches run on.
+        await using var service = await TestService.StartAsync([("healthy.yaml", Runbook("healthy")), ("slow.yaml", Runbook("slow"))], Settings());
+        await service.ReloadRunbooksAsync();
+        var at = WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture);
+        await service.Database.ExecuteAsync($"""
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at,
+                                     deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
+            SELECT 'dep-newer', 'slow', 'production', 'watching', id, now(), now(),
+                   '{at}', '{at}', '{at}'::timestamptz + interval '2 hours', '{at}'::timestamptz - interval '24 hours', '{at}'
+            FROM runbook_versions WHERE name = 'slow';
+            INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples)
+            SELECT 'dep-newer', metric, now(), '\x0200000000'::bytea FROM unnest(ARRAY['p95-latency', 'error-rate', 'cost-per-request']) AS metric;
+            """);
+        await DeployAsync(service, "dep-healthy", "healthy");
+
+        var healthy = await WaitUntilDoneAsync(service, "dep-healthy");
+
+        Assert.Equal("completed", healthy.GetProperty("state").GetString());
+        var newer = await WaitForStateAsync(service, "dep-newer", _ => true);
+        Assert.Equal("watching", newer.GetProperty("state").GetString());
+        Assert.Equal(0L, await service.CountAsync("evaluations", "deployment_id = 'dep-newer'"));
+        Assert.Equal(3L, await service.CountAsync("watch_baselines", "deployment_id = 'dep-newer' AND get_byte(samples, 0) = 2"));
+        Assert.Contains(service.Host.Logs.Lines, line =>
+            line.Contains("Watch of dep-newer cannot run: the baseline of", StringComparison.Ordinal)
+            && line.Contains("unknown layout (version byte 2, this service reads 1)", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates()
     {
         var database = await TestDatabase.CreateAsync();
