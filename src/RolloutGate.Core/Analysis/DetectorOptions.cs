@@ -11,11 +11,11 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="MinBaselineSamples">Fewest usable baseline intervals for a reference.</param>
 /// <param name="SeasonalHalfWidth">Half-width of the time-of-day window over which the baseline is smoothed (rolling median).</param>
 /// <param name="DesignShift">The shift beyond the allowed increase, in noise units, the CUSUM is tuned to catch fastest.</param>
-/// <param name="ClipSigmas">Standardized residuals are clipped to this many noise units, so one wild sample cannot decide alone.</param>
+/// <param name="ClipSigmas">Standardized residuals are clipped above at this many noise units, so one wild sample cannot decide alone.</param>
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
 /// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
 /// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so one wild sample cannot decide alone (two can, with a third that is not far below the limit: see <paramref name="LowerClipSigmas"/>).</param>
-/// <param name="LowerClipSigmas">Standardized residuals are clipped below at minus this many noise units (a one-sided floor, <see cref="LowerClipOffset"/>), so one low outlier cannot cancel the evidence of several intervals; at or above <paramref name="ClipSigmas"/> the clip is symmetric.</param>
+/// <param name="LowerClipSigmas">Standardized residuals are clipped below at minus this many noise units (a one-sided floor, <see cref="LowerClipOffset"/>), so one low outlier cannot cancel the evidence of several intervals; at or beyond <paramref name="ClipSigmas"/> no centring is applied.</param>
 public sealed record DetectorOptions(
     int LooksPerWatch = 1440,
     double FalseAlarmRatePerWatch = 0.01,
@@ -32,7 +32,8 @@ public sealed record DetectorOptions(
     /// <summary>
     /// The mean of the clipped score under standard normal noise, subtracted from every clipped residual so that the
     /// score stays centred: E[max(Z, −a)] = φ(a) − a Φ(−a) for Z standard normal and a = <see cref="LowerClipSigmas"/>
-    /// (0.0085 at a = 2); the upper clip only lowers the mean, so this is an upper bound. 0 for a symmetric clip.
+    /// (0.0085 at a = 2); the upper clip only lowers the mean, so this is an upper bound. 0 when the floor is at least as far
+    /// as the upper clip: the clipped score's mean is then at most 0 already.
     /// </summary>
     public double LowerClipOffset => LowerClipSigmas >= ClipSigmas ? 0
         : Math.Exp(-LowerClipSigmas * LowerClipSigmas / 2) / Math.Sqrt(2 * Math.PI) - LowerClipSigmas * RegressionDetector.NormalCdf(-LowerClipSigmas);

@@ -11,17 +11,14 @@ namespace RolloutGate.Watch;
 
 /// <summary>
 /// Stored baseline samples per deployment and metric, still in their stored form (checked, decoded by
-/// <see cref="StoredSamples.Decode"/> where they are used, so that thousands of baselines need not be held as objects at
+/// <see cref="StoredSamples.Decode(byte[])"/> where they are used, so that thousands of baselines need not be held as objects at
 /// once), and the deployments whose baseline could not be read, with why.
 /// </summary>
 public sealed record StoredBaselines(Dictionary<string, Dictionary<string, byte[]>> Encoded, IReadOnlyDictionary<string, string> Unreadable)
 {
     /// <summary>Every baseline's samples, decoded.</summary>
     public Dictionary<string, Dictionary<string, IReadOnlyList<Observation>>> Decoded() =>
-        Encoded.ToDictionary(
-            d => d.Key,
-            d => d.Value.ToDictionary(m => m.Key, m => (IReadOnlyList<Observation>)StoredSamples.Decode(m.Value), StringComparer.Ordinal),
-            StringComparer.Ordinal);
+        Encoded.ToDictionary(d => d.Key, d => StoredSamples.Decode(d.Value), StringComparer.Ordinal);
 }
 
 /// <summary>A metric's last stored evaluation: where the watch resumes.</summary>

@@ -87,6 +87,10 @@ public static class StoredSamples
         return samples;
     }
 
+    /// <summary>Each metric's samples of one deployment, decoded (<see cref="Decode(byte[])"/>).</summary>
+    public static Dictionary<string, IReadOnlyList<Observation>> Decode(IReadOnlyDictionary<string, byte[]> metrics) =>
+        metrics.ToDictionary(m => m.Key, m => (IReadOnlyList<Observation>)Decode(m.Value), StringComparer.Ordinal);
+
     private static Layout Columns(byte[] bytes, int n)
     {
         var rest = bytes.AsSpan(HeaderBytes);

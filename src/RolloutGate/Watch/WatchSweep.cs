@@ -362,10 +362,7 @@ public sealed partial class WatchSweep(
             0,
             deployments.Count,
             new ParallelOptions { CancellationToken = cancellationToken },
-            i => windows[i] = WatchEvaluator.Baselines(
-                deployments[i].Plan,
-                deployments[i].Samples.ToDictionary(m => m.Key, m => (IReadOnlyList<Observation>)StoredSamples.Decode(m.Value), StringComparer.Ordinal),
-                deployments[i].Row.WatchUntil!.Value));
+            i => windows[i] = WatchEvaluator.Baselines(deployments[i].Plan, StoredSamples.Decode(deployments[i].Samples), deployments[i].Row.WatchUntil!.Value));
         for (var i = 0; i < deployments.Count; i++)
         {
             into[deployments[i].Row.Id] = windows[i];
