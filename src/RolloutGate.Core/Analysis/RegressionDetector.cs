@@ -359,7 +359,7 @@ public static class RegressionDetector
     {
         var y = -x / Math.Sqrt(2);
         var t = 1 / (1 + 0.5 * Math.Abs(y));
-        var erfc = t * Math.Exp(-y * y - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628288
+        var erfc = t * Math.Exp(-y * y - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806
             + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
         return (y >= 0 ? erfc : 2 - erfc) / 2;
     }
