@@ -12,6 +12,16 @@ namespace RolloutGate.Core.Analysis;
 /// than 20 hours there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
 /// <para>
+/// How far an interval is from its reference, in noise units, is <see cref="StandardScore"/>. Against a seasonal
+/// reference it is the log residual over the noise scale. Against the flat reference it is the residual's normal score
+/// in the baseline's own distribution (<see cref="NoiseDistribution"/>): the watch is then compared with the stretch of
+/// time just before the deploy, so "no worse than allowed" means "drawn from the baseline's distribution, shifted by at
+/// most the allowance", and the baseline's shape (a p95 latency's skew, a quantised series) is the shape of the noise.
+/// A seasonal reference is another day's (or week's) level at that time: the gap between days, not the minute-to-minute
+/// residuals inside the baseline, dominates its error, so their shape would misstate it
+/// (tests/RolloutGate.Benchmarks/README.md measures both).
+/// </para>
+/// <para>
 /// When the baseline covers about a week (runbook <c>watch.baseline: 7d</c> or more), the reference is <b>the same time
 /// one week earlier</b> (<see cref="IsWeekly"/>), smoothed the same way: a Monday is compared with the Monday before,
 /// not with Sunday, so weekday/weekend traffic is not read as a regression.
@@ -38,9 +48,12 @@ public sealed class BaselineWindow
     private double[] _logs = [];
     private double _halfWidthSeconds;
 
+    // Flat reference: the distribution of the baseline's log residuals around it.
+    private readonly NoiseDistribution? _noise;
+
     private BaselineWindow(
         MetricKind kind, int usableSamples, bool isSeasonal, double[] timeOfDaySeconds, double[] logReference,
-        double logNoiseScale, long requests, long errors)
+        double logNoiseScale, long requests, long errors, NoiseDistribution? noise = null)
     {
         Kind = kind;
         UsableSamples = usableSamples;
@@ -48,6 +61,7 @@ public sealed class BaselineWindow
         _timeOfDaySeconds = timeOfDaySeconds;
         _logReference = logReference;
         LogNoiseScale = logNoiseScale;
+        _noise = noise;
         Requests = requests;
         Errors = errors;
     }
@@ -68,6 +82,16 @@ public sealed class BaselineWindow
 
     /// <summary>Robust standard deviation of the log residuals (continuous metrics).</summary>
     public double LogNoiseScale { get; }
+
+    /// <summary>
+    /// The variance, in squared noise units, of the reference's own estimation error, which every interval of the watch
+    /// shares: 1 / m for the flat reference of m samples (the mean normal score of a new interval, measured against an
+    /// empirical distribution of m samples, is off by an amount of that variance: the variance of the normal-scores
+    /// two-sample statistic is 1/n + 1/m). Over a long watch that shared error would add up like a real shift, so the
+    /// test of the evidence since the deploy counts it (<see cref="RegressionDetector"/>). 0 for seasonal references,
+    /// whose error changes along the day and is dominated by the gap between days (not modelled).
+    /// </summary>
+    public double ReferenceVariance => !IsSeasonal && UsableSamples > 0 && Kind != MetricKind.ErrorRate ? 1.0 / UsableSamples : 0;
 
     /// <summary>Requests over the baseline (error rate).</summary>
     public long Requests { get; }
@@ -149,7 +173,8 @@ public sealed class BaselineWindow
         var allLogs = points.Select(p => p.Log).ToArray();
         var median = RobustStatistics.Median(allLogs);
         var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
-        return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0);
+        var noise = NoiseDistribution.From(allLogs.Select(l => l - median).ToArray(), flatScale);
+        return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0, noise);
     }
 
     /// <summary>
@@ -185,7 +210,15 @@ public sealed class BaselineWindow
     }
 
     /// <summary>How many values the reduced baseline keeps in memory (its arrays' lengths together).</summary>
-    internal int RetainedValues => _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length;
+    internal int RetainedValues =>
+        _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length + (_noise?.RetainedValues ?? 0);
+
+    /// <summary>
+    /// A log residual (log value minus <see cref="LogReferenceAt"/>, less any allowance) in noise units, nondecreasing in
+    /// it: the normal score in the baseline's distribution against the flat reference, the residual over
+    /// <see cref="LogNoiseScale"/> against a seasonal one (see the class summary).
+    /// </summary>
+    public double StandardScore(double logResidual) => _noise?.Score(logResidual) ?? logResidual / LogNoiseScale;
 
     /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
     private static double? WindowMedian(double[] seconds, double[] logs, double center, double halfWidth)

@@ -59,7 +59,20 @@ public sealed record DetectorOptions(
     /// The alarm threshold of each of <paramref name="charts"/> CUSUM charts, ln(2 · charts · looks / alpha): the other
     /// half of the budget, shared by the charts. Lorden (1971) shows a CUSUM with threshold h has an average run length to
     /// a false alarm of at least e^h looks, so over the watch's looks each chart rings falsely with probability at most
-    /// about alpha / (2 · charts), and by the union bound all tests together at most alpha.
+    /// about alpha / (2 · charts), and by the union bound all tests together at most alpha. When the charts also
+    /// <paramref name="shareWithMargin"/> (a reference with its own error, <see cref="ReferenceErrorMargin"/>), that half
+    /// is split once more, half to the margin and half to the charts: ln(4 · charts · looks / alpha).
     /// </summary>
-    public double CusumThreshold(int charts) => Math.Log(2.0 * charts * LooksPerWatch / FalseAlarmRatePerWatch);
+    public double CusumThreshold(int charts, bool shareWithMargin = false) =>
+        Math.Log(2.0 * charts * (shareWithMargin ? 2 : 1) * LooksPerWatch / FalseAlarmRatePerWatch);
+
+    /// <summary>
+    /// How far, in noise units, the reference's own error (of variance <paramref name="referenceVariance"/>, shared by every
+    /// interval) may push every interval up at once, except with probability alpha / 4: Φ⁻¹(1 − alpha / 4) √κ. A CUSUM
+    /// forgets the healthy past, so it cannot tell a reference that is a little low from a regression that started long
+    /// ago and would ring on it over a long watch; its increments are taken beyond this margin, and the margin's alpha / 4
+    /// comes out of the charts' half of the budget (<see cref="CusumThreshold"/>). 0 without such an error.
+    /// </summary>
+    public double ReferenceErrorMargin(double referenceVariance) => referenceVariance <= 0 ? 0
+        : NoiseDistribution.NormalQuantile(1 - FalseAlarmRatePerWatch / 4) * Math.Sqrt(referenceVariance);
 }

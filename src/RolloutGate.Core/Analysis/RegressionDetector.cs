@@ -37,12 +37,26 @@ namespace RolloutGate.Core.Analysis;
 /// when the level drifts from one day to the next, and tests/RolloutGate.Benchmarks/README.md measures by how much.
 /// </para>
 /// <para>
+/// <b>The reference's own error.</b> A flat reference is estimated from the m samples of the baseline, so every
+/// interval's z shares its error, of variance κ = 1/m (<see cref="BaselineWindow.ReferenceVariance"/>); summed over a long
+/// watch that shared error grows like a real shift (n·b against noise of √n). The evidence since the deploy therefore
+/// uses the likelihood ratio of the model with the shared error, z = μ + b + ε with b ~ N(0, κ), under which the sum
+/// has variance n + n²κ: still a likelihood ratio, so still a martingale under the null hypothesis, and its evidence
+/// stops growing once the watch has outweighed the baseline (the random-effects form of the mixture below). The CUSUM
+/// charts, which forget the past and cannot tell an old shift from a low reference, count each z beyond the margin
+/// Φ⁻¹(1 − alpha/4) √κ that the shared error exceeds with probability at most alpha/4, taken from their half of the
+/// budget (<see cref="DetectorOptions.ReferenceErrorMargin"/>). A seasonal reference's error changes along the day and
+/// is dominated by the gap between days; it is not modelled.
+/// </para>
+/// <para>
 /// <b>Latency, cost per request, request rate.</b> Each interval's log value minus the seasonal reference at the same
 /// time of day (<see cref="BaselineWindow"/>) is a log-ratio r. The null hypothesis is "no worse than allowed",
 /// r ≤ ln(1 + maxIncrease); the alternative the CUSUM is tuned to is one noise unit beyond it. With the standardized
-/// excess z = (r − ln(1 + maxIncrease)) / σ, the Gaussian log-likelihood ratio of that pair of hypotheses is
-/// δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit additive and tames the long right tail of latencies.
-/// Request rate is mirrored: a drop is the regression.
+/// excess z (<see cref="BaselineWindow.StandardScore"/> of r − ln(1 + maxIncrease): that excess over the noise scale σ
+/// against a seasonal reference; against the flat reference its normal score in the baseline's own distribution, which is
+/// standard normal under the null hypothesis whatever the noise's shape, see <see cref="NoiseDistribution"/>), the Gaussian
+/// log-likelihood ratio of that pair of hypotheses is δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit
+/// additive and tames the long right tail of latencies. Request rate is mirrored: a drop is the regression.
 /// z is clipped to [−a, 5] with a = <see cref="DetectorOptions.LowerClipSigmas"/> (2): above at 5 so a lone spike cannot
 /// decide, and below at 2 so that a low outlier (the dips of a quantised CPU series, where a sample at half the level is
 /// −30 noise units) cannot cancel several intervals of evidence of an increase. Clipped on one side only, the score is
@@ -63,8 +77,8 @@ namespace RolloutGate.Core.Analysis;
 /// "Nonanticipating estimation applied to sequential analysis and changepoint detection", Ann. Statist. 33:1422–1454;
 /// Tartakovsky, A., Nikiforov, I. and Basseville, M. 2014, "Sequential Analysis", CRC Press, section 8.2.5), the two
 /// sharing the CUSUM's half of the budget. The evidence since the deploy is the sum S of the n excesses z; averaged
-/// over shifts δ ~ half-normal(0, 1), the likelihood ratio exp(δS − nδ²/2) becomes
-/// 2 (1 + n)^(−1/2) exp(S² / (2 (1 + n))) Φ(S / √(1 + n)).
+/// over shifts δ ~ half-normal(0, 1), the likelihood ratio exp(δa − bδ²/2), with a = S / (1 + nκ) and b = n / (1 + nκ)
+/// (a = S and b = n without a reference error), becomes 2 (1 + b)^(−1/2) exp(a² / (2 (1 + b))) Φ(a / √(1 + b)).
 /// </para>
 /// <para>
 /// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate is the baseline
@@ -114,7 +128,10 @@ public static class RegressionDetector
                 nameof(current), $"Interval {current.At:O} is not after the last evaluated interval {last:O}.");
         }
 
-        var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At });
+        var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At })
+        {
+            ReferenceVariance = baseline.ReferenceVariance,
+        };
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
         {
@@ -179,11 +196,12 @@ public static class RegressionDetector
             var lowerIsWorse = kind.LowerIsWorse();
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
-            var excess = lowerIsWorse ? logLimit - logRatio : logRatio - logLimit;
-            var z = Math.Clamp(excess / baseline.LogNoiseScale, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
+            var score = baseline.StandardScore(logRatio - logLimit);
+            var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
-            evidence = new Evidence(fast * z - fast * fast / 2, slow * z - slow * slow / 2, z);
+            var charted = z - options.ReferenceErrorMargin(baseline.ReferenceVariance);
+            evidence = new Evidence(fast * charted - fast * fast / 2, slow * charted - slow * slow / 2, z);
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
@@ -248,6 +266,9 @@ public static class RegressionDetector
 
     private sealed record Context(MetricKind Kind, MetricSpec Spec, DetectorOptions Options, DetectorState State)
     {
+        /// <summary><see cref="BaselineWindow.ReferenceVariance"/>: the reference's own error, shared by every interval.</summary>
+        public double ReferenceVariance { get; init; }
+
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
         {
@@ -314,7 +335,7 @@ public static class RegressionDetector
         {
             var sinceDeploy = SinceDeployStatistic(state);
             var cusum = Math.Max(state.Cusum, state.SlowCusum);
-            var cusumThreshold = Options.CusumThreshold(Charts);
+            var cusumThreshold = Options.CusumThreshold(Charts, ReferenceVariance > 0);
             return (
                 new Test(true, sinceDeploy, Options.SinceDeployThreshold,
                     state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold),
@@ -332,8 +353,9 @@ public static class RegressionDetector
 
         /// <summary>
         /// The log-likelihood ratio of the evidence since the deploy, shown from 0 up. Error rates: the sum itself.
-        /// Continuous metrics: the sum S of n excesses, mixed over shifts δ ~ half-normal(0, τ²) with τ the design shift:
-        /// ln 2 − ½ ln(1 + nτ²) + S²τ² / (2 (1 + nτ²)) + ln Φ(Sτ / √(1 + nτ²)).
+        /// Continuous metrics: the sum S of n excesses sharing a reference error of variance κ, mixed over shifts
+        /// δ ~ half-normal(0, τ²) with τ the design shift; with a = S / (1 + nκ) and b = n / (1 + nκ):
+        /// ln 2 − ½ ln(1 + bτ²) + a²τ² / (2 (1 + bτ²)) + ln Φ(aτ / √(1 + bτ²)).
         /// </summary>
         private double SinceDeployStatistic(DetectorState state)
         {
@@ -343,9 +365,13 @@ public static class RegressionDetector
                 return Math.Max(0, Kind == MetricKind.ErrorRate ? sum : 0);
             }
 
+            // Every z carries the same error of the reference, of variance κ: the sum's variance is n + n²κ, and the
+            // likelihood ratio of a shift μ is exp(μa − μ²b/2) with a = S / (1 + nκ) and b = n / (1 + nκ).
+            var shared = 1 + n * ReferenceVariance;
+            var (a, b) = (sum / shared, n / shared);
             var tau2 = Options.DesignShift * Options.DesignShift;
-            var spread = 1 + n * tau2;
-            var logRatio = Math.Log(2) - 0.5 * Math.Log(spread) + sum * sum * tau2 / (2 * spread) + Math.Log(NormalCdf(sum * Math.Sqrt(tau2 / spread)));
+            var spread = 1 + b * tau2;
+            var logRatio = Math.Log(2) - 0.5 * Math.Log(spread) + a * a * tau2 / (2 * spread) + Math.Log(NormalCdf(a * Math.Sqrt(tau2 / spread)));
             return Math.Max(0, logRatio);
         }
     }

@@ -216,20 +216,25 @@ public sealed class RegressionDetectorTests
     {
         // A flat baseline at 200 ms: its noise scale is the floor, 0.02 on the log scale. Three healthy hours weigh against
         // any later increase in the evidence since the deploy; then every interval is 0.6 noise units beyond the allowed
-        // +20%: the δ = 1 chart gains 0.1 an interval, the δ = 0.5 chart 0.175, and the later regression is the CUSUM's.
+        // +20%. The charts count it beyond the margin c for the reference's own error (120 baseline samples: c = 2.81 /
+        // √120 = 0.26, ReferenceErrorMargin): the δ = 1 chart then loses 0.6 − c − ½ < 0 an interval and never rings,
+        // the δ = 0.5 chart gains ½ (0.6 − c) − ⅛ ≈ 0.047, and the later regression is the CUSUM's, after about 330 intervals.
         var baseline = FlatLatencyBaseline();
         var value = 0.2 * 1.2 * Math.Exp(0.6 * 0.02);
-        var threshold = DetectorOptions.Default.CusumThreshold(2);
+        var options = DetectorOptions.Default;
+        var threshold = options.CusumThreshold(2, shareWithMargin: true);
+        var c = options.ReferenceErrorMargin(FlatKappa);
+        Assert.InRange(c, 0.25, 0.26);
 
         var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline,
-            SyntheticTraffic.Minutes(Deploy, 400).Select((t, i) => new Observation(t, i < 180 ? 0.2 : value, 1000)));
+            SyntheticTraffic.Minutes(Deploy, 600).Select((t, i) => new Observation(t, i < 180 ? 0.2 : value, 1000)));
 
-        // (Both gains less the clipped score's centring: 0.1 − m and 0.175 − m / 2, m = LowerClipOffset.)
-        var m = DetectorOptions.Default.LowerClipOffset;
+        // (The gain is also less the clipped score's centring m = LowerClipOffset: ½ (0.6 − m − c) − ⅛.)
+        var m = options.LowerClipOffset;
         var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
-        var expected = 180 + (int)Math.Ceiling(threshold / (0.175 - m / 2));
+        var expected = 180 + (int)Math.Ceiling(threshold / (0.5 * (0.6 - m - c) - 0.125));
         Assert.InRange(first + 1, expected - 1, expected + 1);
-        Assert.True(first + 1 - 180 < threshold / (0.1 - m), "the δ = 1 chart alone would need longer");
+        Assert.Equal(0, evaluations[first].State.Cusum);
         Assert.Equal(threshold, evaluations[first].StatisticThreshold, 9);
         Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
         Assert.True(evaluations[first].State.SinceDeploySum < 0, "the healthy hours still outweigh the regression since the deploy");
@@ -252,11 +257,13 @@ public sealed class RegressionDetectorTests
         // Each interval adds 0.6 less the clipped score's centring (LowerClipOffset, 0.0085).
         var step = 0.6 - options.LowerClipOffset;
         var first = evaluations.FindIndex(e => e.Verdict == Verdict.Regressed);
-        var expected = Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(step * n, n) > options.SinceDeployThreshold);
+        var expected = Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(step * n, n, FlatKappa) > options.SinceDeployThreshold);
         Assert.Equal(expected, first + 1);
+        Assert.True(expected > Enumerable.Range(1, 200).First(n => MixtureLogLikelihoodRatio(step * n, n) > options.SinceDeployThreshold),
+            "the reference's own error (120 baseline samples) makes the evidence weigh a little less");
         Assert.True(first + 1 < options.CusumThreshold(2) / 0.175, "a CUSUM chart alone would need longer");
         Assert.Equal(Math.Log(2 / 0.01), evaluations[first].StatisticThreshold, 9);
-        Assert.Equal(MixtureLogLikelihoodRatio(step * (first + 1), first + 1), evaluations[first].Statistic, 4);
+        Assert.Equal(MixtureLogLikelihoodRatio(step * (first + 1), first + 1, FlatKappa), evaluations[first].Statistic, 4);
         Assert.Contains($"the {first + 1} intervals since the deploy", evaluations[first].Explanation, StringComparison.Ordinal);
     }
 
@@ -341,6 +348,40 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_SkewedNoiseAgainstATwoHourBaseline_AShiftBeyondTheLimitIsCaughtWithinTheHourAndTheLimitItselfHoldsForADay()
+    {
+        // A p95 latency per minute is skewed on the log scale (a long tail below, little room above). Against the flat
+        // reference of a 2-hour baseline the residuals' normal scores in the baseline's own distribution are standard
+        // normal at the limit, and a +25% step against a 10% allowance (about 0.6 noise units beyond it here) is caught
+        // within the hour. Divided by the noise scale instead, the skew put the mean score 0.24 units below zero: 34 of
+        // the first 40 watches were caught within 2 hours, median 44 minutes. And 120 baseline samples estimate the
+        // reference with an error every interval shares: without counting it, 6 of these 200 watches held exactly at
+        // the limit for 24 hours rang falsely (5 of them by a CUSUM chart late in the day).
+        var spec = RelativeOnly with { MaxIncrease = 0.10 };
+        var caught = new List<int>();
+        var falseAlarms = 0;
+        const int watches = 200;
+        for (var seed = 0; seed < watches; seed++)
+        {
+            var random = new Random(seed);
+            var baseline = BaselineWindow.From(MetricKind.Latency,
+                SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.3 * Math.Exp(NoiseDistributionTests.Skewed(random)), 1000)).ToList());
+            var stepped = Watch(MetricKind.Latency, spec, baseline,
+                SyntheticTraffic.Minutes(Deploy, 120).Select(t => new Observation(t, 0.3 * 1.25 * Math.Exp(NoiseDistributionTests.Skewed(random)), 1000)));
+            var first = stepped.FindIndex(e => e.IsRegression);
+            caught.Add(first < 0 ? int.MaxValue : first + 1);
+            var atTheLimit = Watch(MetricKind.Latency, spec, baseline,
+                SyntheticTraffic.Minutes(Deploy, 1440).Select(t => new Observation(t, 0.3 * 1.10 * Math.Exp(NoiseDistributionTests.Skewed(random)), 1000)));
+            falseAlarms += atTheLimit.Any(e => e.IsRegression) ? 1 : 0;
+        }
+
+        caught.Sort();
+        Assert.InRange(caught[watches / 2], 1, 30);
+        Assert.InRange(caught.Count(c => c <= 120), watches * 95 / 100, watches);
+        Assert.InRange(falseAlarms, 0, watches / 100);
+    }
+
+    [Fact]
     public void DetectorState_StoredBeforeTheSecondChart_ReadsWithItsCusumAtZero()
     {
         var state = System.Text.Json.JsonSerializer.Deserialize<DetectorState>(
@@ -354,8 +395,19 @@ public sealed class RegressionDetectorTests
     }
 
     /// <summary>The mixture likelihood ratio of <see cref="RegressionDetector"/> (τ = 1), written out independently.</summary>
-    private static double MixtureLogLikelihoodRatio(double sum, int n) =>
-        Math.Log(2) - 0.5 * Math.Log(1 + n) + sum * sum / (2.0 * (1 + n)) + Math.Log(StandardNormalCdf(sum / Math.Sqrt(1 + n)));
+    /// <summary>
+    /// The mixture log-likelihood ratio of the evidence since the deploy (design shift 1) when every z shares a reference
+    /// error of variance <paramref name="kappa"/>: with a = S / (1 + nκ) and b = n / (1 + nκ),
+    /// ln 2 − ½ ln(1 + b) + a² / (2 (1 + b)) + ln Φ(a / √(1 + b)); κ = 0 is the independent case.
+    /// </summary>
+    private static double MixtureLogLikelihoodRatio(double sum, int n, double kappa = 0)
+    {
+        var (a, b) = (sum / (1 + n * kappa), n / (1 + n * kappa));
+        return Math.Log(2) - 0.5 * Math.Log(1 + b) + a * a / (2.0 * (1 + b)) + Math.Log(StandardNormalCdf(a / Math.Sqrt(1 + b)));
+    }
+
+    /// <summary>The reference error's variance of <see cref="FlatLatencyBaseline"/>: 1 / its 120 samples.</summary>
+    private const double FlatKappa = 1.0 / 120;
 
     /// <summary>Φ by Simpson's rule on the density from 0, precise enough for these tests and independent of the detector's.</summary>
     private static double StandardNormalCdf(double x)
