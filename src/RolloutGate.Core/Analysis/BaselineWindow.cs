@@ -84,14 +84,14 @@ public sealed class BaselineWindow
     public double LogNoiseScale { get; }
 
     /// <summary>
-    /// The variance, in squared noise units, of the reference's own estimation error, which every interval of the watch
-    /// shares: 1 / m for the flat reference of m samples (the mean normal score of a new interval, measured against an
-    /// empirical distribution of m samples, is off by an amount of that variance: the variance of the normal-scores
-    /// two-sample statistic is 1/n + 1/m). Over a long watch that shared error would add up like a real shift, so the
-    /// test of the evidence since the deploy counts it (<see cref="RegressionDetector"/>). 0 for seasonal references,
-    /// whose error changes along the day and is dominated by the gap between days (not modelled).
+    /// The reference's own estimation error, which the watch's scores share (continuous metrics; none for error rates).
+    /// The flat reference of m samples: variance 1/m, shared by every look (the mean normal score of a new interval,
+    /// measured against an empirical distribution of m samples, is off by that much: the normal-scores two-sample
+    /// statistic has variance 1/n + 1/m). A seasonal reference, the median of the w samples in its ±30-minute window:
+    /// variance (π/2)/w in noise units (the median's at normal noise), shared in part by the looks whose windows overlap,
+    /// W = the window's width in looks (the baseline holds one sample per watch interval). The day-to-day gap is not in it.
     /// </summary>
-    public double ReferenceVariance => !IsSeasonal && UsableSamples > 0 && Kind != MetricKind.ErrorRate ? 1.0 / UsableSamples : 0;
+    public ReferenceError ReferenceError { get; private init; } = ReferenceError.None;
 
     /// <summary>Requests over the baseline (error rate).</summary>
     public long Requests { get; }
@@ -162,19 +162,24 @@ public sealed class BaselineWindow
             var scale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(residuals));
             // Samples at the same time of day (one per day of the baseline) share one window, so one reference each is enough.
             (timeOfDay, reference) = DistinctTimes(timeOfDay, reference);
-            if (points.Max(p => p.At) - points.Min(p => p.At) >= WeeklyCoverage)
+            var weekly = points.Max(p => p.At) - points.Min(p => p.At) >= WeeklyCoverage;
+            var error = SeasonalReferenceError(points, options.SmoothingHalfWidth, weekly);
+            if (weekly)
             {
-                return Weekly(kind, points, timeOfDay, reference, scale, options, referenceUntil);
+                return Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil);
             }
 
-            return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0);
+            return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0) { ReferenceError = error };
         }
 
         var allLogs = points.Select(p => p.Log).ToArray();
         var median = RobustStatistics.Median(allLogs);
         var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
         var noise = NoiseDistribution.From(allLogs.Select(l => l - median).ToArray(), flatScale);
-        return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0, noise);
+        return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0, noise)
+        {
+            ReferenceError = new ReferenceError(1.0 / points.Length, null),
+        };
     }
 
     /// <summary>
@@ -187,7 +192,7 @@ public sealed class BaselineWindow
     /// and changed nothing.
     /// </summary>
     private static BaselineWindow Weekly(
-        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, DetectorOptions options,
+        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, ReferenceError error, DetectorOptions options,
         DateTimeOffset? referenceUntil)
     {
         // A reference at t reads the samples within ±half-width of t − 1 week; none later than that is ever needed.
@@ -196,10 +201,29 @@ public sealed class BaselineWindow
         return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
         {
             IsWeekly = true,
+            ReferenceError = error,
             _seconds = ordered.Select(p => Seconds(p.At)).ToArray(),
             _logs = ordered.Select(p => p.Log).ToArray(),
             _halfWidthSeconds = options.SmoothingHalfWidth.TotalSeconds,
         };
+    }
+
+    /// <summary>
+    /// The error of a seasonal reference (see <see cref="ReferenceError"/>): the median of the w samples in a window of
+    /// 2 × half-width (plus one sample's step) has variance (π/2)/w in noise units, and the window spans W looks of a watch
+    /// that evaluates once per sample step. A daily reference pools the window of every day of the baseline (w grows with
+    /// the days); a weekly one reads one week's.
+    /// </summary>
+    private static ReferenceError SeasonalReferenceError((DateTimeOffset At, double Log)[] points, TimeSpan halfWidth, bool weekly)
+    {
+        var times = points.Select(p => Seconds(p.At)).ToArray();
+        Array.Sort(times);
+        var gaps = times.Zip(times.Skip(1), (a, b) => b - a).Where(g => g > 0).ToArray();
+        var step = gaps.Length == 0 ? halfWidth.TotalSeconds : RobustStatistics.Median(gaps);
+        var window = 2 * halfWidth.TotalSeconds + step;
+        var covered = times[^1] - times[0] + step;
+        var perWindow = points.Length * window / (weekly ? covered : Day.TotalSeconds);
+        return new ReferenceError(Math.PI / 2 / Math.Max(1, perWindow), Math.Max(1, (int)Math.Round(window / step)));
     }
 
     /// <summary>The first of each run of equal times (sorted) with its reference; the references of equal times are equal.</summary>

@@ -37,16 +37,20 @@ namespace RolloutGate.Core.Analysis;
 /// when the level drifts from one day to the next, and tests/RolloutGate.Benchmarks/README.md measures by how much.
 /// </para>
 /// <para>
-/// <b>The reference's own error.</b> A flat reference is estimated from the m samples of the baseline, so every
-/// interval's z shares its error, of variance κ = 1/m (<see cref="BaselineWindow.ReferenceVariance"/>); summed over a long
-/// watch that shared error grows like a real shift (n·b against noise of √n). The evidence since the deploy therefore
-/// uses the likelihood ratio of the model with the shared error, z = μ + b + ε with b ~ N(0, κ), under which the sum
-/// has variance n + n²κ: still a likelihood ratio, so still a martingale under the null hypothesis, and its evidence
-/// stops growing once the watch has outweighed the baseline (the random-effects form of the mixture below). The CUSUM
-/// charts, which forget the past and cannot tell an old shift from a low reference, count each z beyond the margin
-/// Φ⁻¹(1 − alpha/4) √κ that the shared error exceeds with probability at most alpha/4, taken from their half of the
-/// budget (<see cref="DetectorOptions.ReferenceErrorMargin"/>). A seasonal reference's error changes along the day and
-/// is dominated by the gap between days; it is not modelled.
+/// <b>The reference's own error.</b> The reference is estimated from the baseline, so every interval's z carries its
+/// error (<see cref="BaselineWindow.ReferenceError"/>): the flat reference's, of variance κ = 1/m for m samples, shared by
+/// every look; a seasonal reference's, the median of the w samples in its ±30-minute window, of variance κ = (π/2)/w,
+/// shared in part by the looks whose windows overlap. Summed over a long watch that error grows like a real shift
+/// (unaccounted for, 8 of 100 simulated days held exactly at the limit against a fresh baseline day rang falsely). The
+/// evidence since the deploy therefore uses the likelihood of the sum S under its variance n·f, with
+/// f = 1 + <see cref="ReferenceError.OfSum"/>(n) / n (1 + nκ when shared, under which S is sufficient and this is the
+/// exact likelihood ratio, so still a martingale; for overlapping windows the Gaussian approximation of S's law), and its
+/// evidence stops growing once the watch has outweighed the baseline. The CUSUM charts forget the past. A shared error
+/// they cannot tell from an old shift, so they count each z beyond the margin Φ⁻¹(1 − alpha/4) √κ that it exceeds with
+/// probability at most alpha/4, taken from their half of the budget (<see cref="DetectorOptions.ReferenceErrorMargin"/>);
+/// an error that changes along the day they average out by dividing each increment by the long-run variance 1 + κW
+/// (W the windows' width in looks), which keeps Lorden's e^h bound in the Brownian approximation. The gap between days
+/// (Monday against Sunday) is not in it: that is what the weekly reference is for.
 /// </para>
 /// <para>
 /// <b>Latency, cost per request, request rate.</b> Each interval's log value minus the seasonal reference at the same
@@ -130,7 +134,7 @@ public static class RegressionDetector
 
         var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At })
         {
-            ReferenceVariance = baseline.ReferenceVariance,
+            ReferenceError = kind == MetricKind.ErrorRate ? ReferenceError.None : baseline.ReferenceError,
         };
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
@@ -200,8 +204,13 @@ public static class RegressionDetector
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
-            var charted = z - options.ReferenceErrorMargin(baseline.ReferenceVariance);
-            evidence = new Evidence(fast * charted - fast * fast / 2, slow * charted - slow * slow / 2, z);
+            // The CUSUMs forget the past, so the reference's error cannot be weighed against the looks it spans: a shared
+            // one is stepped over by a margin, one that changes along the day is averaged out by dividing each increment by
+            // the long-run variance (see the class summary).
+            var error = baseline.ReferenceError;
+            var charted = error.IsShared ? z - options.ReferenceErrorMargin(error.Variance) : z;
+            var longRun = 1 + (error.LongRun ?? 0);
+            evidence = new Evidence((fast * charted - fast * fast / 2) / longRun, (slow * charted - slow * slow / 2) / longRun, z);
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
@@ -266,8 +275,8 @@ public static class RegressionDetector
 
     private sealed record Context(MetricKind Kind, MetricSpec Spec, DetectorOptions Options, DetectorState State)
     {
-        /// <summary><see cref="BaselineWindow.ReferenceVariance"/>: the reference's own error, shared by every interval.</summary>
-        public double ReferenceVariance { get; init; }
+        /// <summary><see cref="BaselineWindow.ReferenceError"/>: the reference's own error, which the scores share.</summary>
+        public ReferenceError ReferenceError { get; init; } = ReferenceError.None;
 
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
@@ -335,7 +344,7 @@ public static class RegressionDetector
         {
             var sinceDeploy = SinceDeployStatistic(state);
             var cusum = Math.Max(state.Cusum, state.SlowCusum);
-            var cusumThreshold = Options.CusumThreshold(Charts, ReferenceVariance > 0);
+            var cusumThreshold = Options.CusumThreshold(Charts, ReferenceError.IsShared);
             return (
                 new Test(true, sinceDeploy, Options.SinceDeployThreshold,
                     state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold),
@@ -365,9 +374,9 @@ public static class RegressionDetector
                 return Math.Max(0, Kind == MetricKind.ErrorRate ? sum : 0);
             }
 
-            // Every z carries the same error of the reference, of variance κ: the sum's variance is n + n²κ, and the
-            // likelihood ratio of a shift μ is exp(μa − μ²b/2) with a = S / (1 + nκ) and b = n / (1 + nκ).
-            var shared = 1 + n * ReferenceVariance;
+            // The z carry the reference's error: the sum's variance is n f with f = 1 + ReferenceError.OfSum(n) / n (1 + nκ
+            // when every z shares it), and the likelihood ratio of a shift μ is exp(μa − μ²b/2) with a = S / f, b = n / f.
+            var shared = 1 + ReferenceError.OfSum(n) / n;
             var (a, b) = (sum / shared, n / shared);
             var tau2 = Options.DesignShift * Options.DesignShift;
             var spread = 1 + b * tau2;
