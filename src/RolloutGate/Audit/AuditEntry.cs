@@ -20,6 +20,7 @@ public static class AuditEventTypes
     public const string SlackAction = "slack.action";
     public const string Refusal = "refusal";
     public const string RollbackAction = "rollback.action";
+    public const string SlackMessageAbandoned = "slack.message-abandoned";
 
     public static string Webhook(string webhookEvent) => WebhookPrefix + webhookEvent;
 }

@@ -73,6 +73,13 @@ public sealed class SlackOptions
     public TimeSpan RetryBaseDelay { get; set; } = TimeSpan.FromSeconds(5);
 
     public TimeSpan RetryMaxDelay { get; set; } = TimeSpan.FromMinutes(5);
+
+    /// <summary>
+    /// How long after it was written a message that keeps failing is given up (set aside and audited), so that it stops
+    /// holding back its deployment's later messages. A day: longer than any Slack outage worth waiting out, short enough
+    /// that a thread is not stuck behind a message nobody will ever see.
+    /// </summary>
+    public TimeSpan AbandonAfter { get; set; } = TimeSpan.FromDays(1);
 }
 
 public sealed class KubernetesOptions

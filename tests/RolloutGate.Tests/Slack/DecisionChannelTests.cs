@@ -1,3 +1,5 @@
+using System.Net.Http.Json;
+using System.Text.Json;
 using RolloutGate.Slack;
 
 namespace RolloutGate.Tests.Slack;
@@ -113,5 +115,57 @@ public sealed class DecisionChannelTests
         Assert.Equal(1, await test.Service.CountAsync("outbox", "attempts = 2 AND last_error IS NULL AND delivered_ts IS NOT NULL"));
         Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
         Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains("error 'channel_not_found'", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task RefusedContent_IsGivenUpAuditedAndNoLongerHoldsBackTheThread()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.FailNext("msg_too_long");
+        await test.WatchAsync("gh-refused-1");
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL") == 1, "the refused root message given up");
+
+        // Given up at the first refusal, not retried: the next state change posts the thread's root afresh.
+        Assert.Equal(1, await test.Service.CountAsync("outbox",
+            "abandoned_at IS NOT NULL AND attempts = 1 AND delivered_at IS NULL AND kind = 'slack.root' AND last_error LIKE '%msg_too_long%'"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events",
+            "type = 'slack.message-abandoned' AND deployment_id = 'gh-refused-1' AND actor = 'rolloutgate' AND data::jsonb->>'reason' = 'Slack refuses its content (msg_too_long)'"));
+        (await test.OperatorDecideAsync("gh-refused-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var posts = test.Slack.Delivered(SlackMethods.PostMessage);
+        Assert.Equal(2, posts.Count);
+        Assert.Equal(posts[0].Ts, posts[1].Body.GetProperty("thread_ts").GetString());
+        Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(posts[0].Ts!));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains("given up after 1 attempts", StringComparison.Ordinal));
+        using var reader = test.Service.Reader();
+        var verify = await reader.GetFromJsonAsync<JsonElement>(new Uri("/api/v1/audit/verify", UriKind.Relative));
+        Assert.True(verify.GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
+    public async Task FailingForLongerThanAbandonAfter_IsGivenUpAndTheDeploymentsLaterMessagesFollow()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        test.Slack.Down = true;
+        await test.WatchAsync("gh-aged-1");
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "attempts > 0") == 1, "a failed attempt recorded");
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL"));
+
+        // A day and a minute old, and Slack still answering 503: given up at its next attempt.
+        await test.Service.Database.ExecuteAsync(
+            "UPDATE outbox SET created_at = now() - interval '1 day 1 minute', next_attempt_at = now() WHERE delivered_at IS NULL");
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL") == 1, "the day-old message given up");
+        Assert.Equal(1, await test.Service.CountAsync("audit_events",
+            "type = 'slack.message-abandoned' AND data::jsonb->>'reason' LIKE 'it has failed for longer than 1.00:00:00%' AND data::jsonb->>'error' LIKE '%503%'"));
+
+        test.Slack.Down = false;
+        (await test.OperatorDecideAsync("gh-aged-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+        Assert.Equal("checkout 2.4.0 in production: stopped",
+            test.Slack.MessageText(test.Slack.Delivered(SlackMethods.PostMessage)[0].Ts!));
     }
 }

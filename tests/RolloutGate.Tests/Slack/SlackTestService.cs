@@ -88,7 +88,8 @@ public sealed class SlackTestService : IAsyncDisposable
     public static readonly MetricEvidence P95Regressed =
         new("p95-latency", 0.912, 0.64, 0.768, "regression", "p95 rose 43% over the baseline; the limit is 20%");
 
-    public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL");
+    /// <summary>Rows still to deliver: neither delivered nor given up.</summary>
+    public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL AND abandoned_at IS NULL");
 
     public async Task<string?> StateAsync(string deploymentId) =>
         await Service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{deploymentId}'");
