@@ -408,6 +408,29 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_RequestRateAgainstATwoHourBaseline_ADropIsTheRegressionARiseIsNot()
+    {
+        // Request rate is mirrored: the limit is a drop of maxIncrease, and the normal score of the residual is negated.
+        // Around 100 req/s with the skewed noise of the other tests: halved traffic is caught within minutes, doubled
+        // traffic and unchanged traffic never are.
+        var spec = new MetricSpec("request-rate", "request-rate", null, Max: null, MaxIncrease: 0.20, null);
+        var random = new Random(7);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 100 * Math.Exp(NoiseDistributionTests.Skewed(random)), 6000)).ToList());
+        List<MetricEvaluation> Run(double factor, int minutes) => Watch(MetricKind.RequestRate, spec, baseline,
+            SyntheticTraffic.Minutes(Deploy, minutes).Select(t => new Observation(t, factor * 100 * Math.Exp(NoiseDistributionTests.Skewed(random)), 6000)));
+
+        var halved = Run(0.5, 60);
+        var doubled = Run(2.0, 1440);
+        var unchanged = Run(1.0, 1440);
+
+        Assert.InRange(halved.FindIndex(e => e.IsRegression) + 1, 3, 10);
+        Assert.Contains("below the baseline median", halved.First(e => e.IsRegression).Explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain(doubled, e => e.IsRegression);
+        Assert.DoesNotContain(unchanged, e => e.IsRegression);
+    }
+
+    [Fact]
     public void DetectorState_StoredBeforeTheSecondChart_ReadsWithItsCusumAtZero()
     {
         var state = System.Text.Json.JsonSerializer.Deserialize<DetectorState>(
