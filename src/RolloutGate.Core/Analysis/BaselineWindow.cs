@@ -141,16 +141,20 @@ public sealed class BaselineWindow
             };
         }
 
+        // In time order: the span is then its ends, and the weekly reference and
+        // the reference's error read the samples in order.
         var points = samples
             .Where(s => s.Value is > 0 && (s.Requests is null || s.Requests >= options.MinRequests))
             .Select(s => (s.At, Log: Math.Log(s.Value!.Value)))
             .ToArray();
+        Array.Sort(points, (a, b) => a.At.CompareTo(b.At));
         if (points.Length == 0)
         {
             return new BaselineWindow(kind, 0, false, [], [], 0, 0, 0);
         }
 
-        var isSeasonal = points.Max(p => p.At) - points.Min(p => p.At) >= SeasonalCoverage;
+        var span = points[^1].At - points[0].At;
+        var isSeasonal = span >= SeasonalCoverage;
         double[] timeOfDay, reference;
         if (isSeasonal)
         {
@@ -162,7 +166,7 @@ public sealed class BaselineWindow
             var scale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(residuals));
             // Samples at the same time of day (one per day of the baseline) share one window, so one reference each is enough.
             (timeOfDay, reference) = DistinctTimes(timeOfDay, reference);
-            var weekly = points.Max(p => p.At) - points.Min(p => p.At) >= WeeklyCoverage;
+            var weekly = span >= WeeklyCoverage;
             var error = SeasonalReferenceError(points, options.SmoothingHalfWidth, weekly);
             if (weekly)
             {
@@ -197,7 +201,7 @@ public sealed class BaselineWindow
     {
         // A reference at t reads the samples within ±half-width of t − 1 week; none later than that is ever needed.
         var reach = referenceUntil is { } until ? until - Week + options.SmoothingHalfWidth : DateTimeOffset.MaxValue;
-        var ordered = points.Where(p => p.At <= reach).OrderBy(p => p.At).ToArray();
+        var ordered = points.Where(p => p.At <= reach).ToArray(); // From hands the points over in time order
         return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
         {
             IsWeekly = true,
@@ -212,12 +216,11 @@ public sealed class BaselineWindow
     /// The error of a seasonal reference (see <see cref="ReferenceError"/>): the median of the w samples in a window of
     /// 2 × half-width (plus one sample's step) has variance (π/2)/w in noise units, and the window spans W looks of a watch
     /// that evaluates once per sample step. A daily reference pools the window of every day of the baseline (w grows with
-    /// the days); a weekly one reads one week's.
+    /// the days); a weekly one reads one week's. <paramref name="points"/> are in time order.
     /// </summary>
     private static ReferenceError SeasonalReferenceError((DateTimeOffset At, double Log)[] points, TimeSpan halfWidth, bool weekly)
     {
         var times = points.Select(p => Seconds(p.At)).ToArray();
-        Array.Sort(times);
         var gaps = times.Zip(times.Skip(1), (a, b) => b - a).Where(g => g > 0).ToArray();
         var step = gaps.Length == 0 ? halfWidth.TotalSeconds : RobustStatistics.Median(gaps);
         var window = 2 * halfWidth.TotalSeconds + step;

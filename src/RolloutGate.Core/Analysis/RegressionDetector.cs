@@ -134,7 +134,7 @@ public static class RegressionDetector
 
         var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At })
         {
-            ReferenceError = kind == MetricKind.ErrorRate ? ReferenceError.None : baseline.ReferenceError,
+            ReferenceError = baseline.ReferenceError,
         };
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
@@ -207,7 +207,7 @@ public static class RegressionDetector
             // The CUSUMs forget the past, so the reference's error cannot be weighed against the looks it spans: a shared
             // one is stepped over by a margin, one that changes along the day is averaged out by dividing each increment by
             // the long-run variance (see the class summary).
-            var error = baseline.ReferenceError;
+            var error = context.ReferenceError;
             var charted = error.IsShared ? z - options.ReferenceErrorMargin(error.Variance) : z;
             var longRun = 1 + (error.LongRun ?? 0);
             evidence = new Evidence((fast * charted - fast * fast / 2) / longRun, (slow * charted - slow * slow / 2) / longRun, z);
