@@ -51,7 +51,14 @@ for project in tests/RolloutGate.Core.Tests tests/RolloutGate.Tests; do
   dotnet test "$project" -c Release --no-build -nologo \
     --logger "trx;LogFileName=$results/$name.trx" --logger "console;verbosity=normal" \
     >"$results/$name.log" 2>&1 || status=1
-  grep -E '^\s+(Failed|Passed|Skipped) |error|Total tests|Passed!|Failed!' "$results/$name.log" | grep -vE '^\s+Passed ' | tail -n 60 || true
+  grep -E 'Total tests|Passed!|Failed!' "$results/$name.log" || true
+done
+
+# Each failed test with its message (up to its stack trace), last, so that a truncated log still names it.
+for log_file in "$results"/*.log; do
+  awk '/^[[:space:]]+Failed [^!]/ { show = 1; lines = 0 }
+       /^[[:space:]]+(Stack Trace:|Passed |Skipped )/ { show = 0 }
+       show && lines++ < 25 { print }' "$log_file" | tail -n 120
 done
 
 passed=0; failed=0
