@@ -31,7 +31,7 @@ namespace RolloutGate.Core.Analysis;
 /// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
 /// </para>
 /// </summary>
-public sealed class BaselineWindow
+public sealed partial class BaselineWindow
 {
     private static readonly TimeSpan Day = TimeSpan.FromDays(1);
     private static readonly TimeSpan Week = TimeSpan.FromDays(7);
@@ -50,6 +50,9 @@ public sealed class BaselineWindow
 
     // Flat reference: the distribution of the baseline's log residuals around it.
     private readonly NoiseDistribution? _noise;
+
+    // What it was reduced from besides the samples (its stored form records them: see Encode).
+    private ReductionInputs _inputs;
 
     private BaselineWindow(
         MetricKind kind, int usableSamples, bool isSeasonal, double[] timeOfDaySeconds, double[] logReference,
@@ -126,6 +129,13 @@ public sealed class BaselineWindow
         MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions? options = null, DateTimeOffset? referenceUntil = null)
     {
         options ??= DetectorOptions.Default;
+        var window = Reduce(kind, samples, options, referenceUntil);
+        window._inputs = new ReductionInputs(kind, options, referenceUntil);
+        return window;
+    }
+
+    private static BaselineWindow Reduce(MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions options, DateTimeOffset? referenceUntil)
+    {
         if (kind == MetricKind.ErrorRate)
         {
             var intervals = samples

@@ -44,6 +44,28 @@ internal sealed class NoiseDistribution
     /// <summary>How many values it keeps (order statistics and their probabilities).</summary>
     internal int RetainedValues => _values.Length + _probabilities.Length;
 
+    /// <summary>Writes the distribution in the stored form of its baseline (<see cref="BaselineWindow.Encode"/>).</summary>
+    internal void Write(BinaryWriter writer)
+    {
+        BaselineWindow.Write(writer, _values);
+        BaselineWindow.Write(writer, _probabilities);
+        writer.Write(_scale);
+    }
+
+    /// <summary>Reads what <see cref="Write"/> wrote.</summary>
+    internal static NoiseDistribution Read(BinaryReader reader)
+    {
+        var values = BaselineWindow.Read(reader);
+        var probabilities = BaselineWindow.Read(reader);
+        var scale = reader.ReadDouble();
+        if (values.Length == 0 || values.Length != probabilities.Length || !(scale > 0))
+        {
+            throw new InvalidDataException($"stored noise distribution: {values.Length} values, {probabilities.Length} probabilities, scale {scale}");
+        }
+
+        return new NoiseDistribution(values, probabilities, scale);
+    }
+
     /// <summary>
     /// The distribution of <paramref name="residuals"/> (log units), with <paramref name="scale"/> (their robust standard
     /// deviation, &gt; 0, floored) for the tails. Residuals whose own robust standard deviation is below

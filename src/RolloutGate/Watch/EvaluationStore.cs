@@ -105,6 +105,65 @@ public static class EvaluationStore
         return new StoredBaselines(baselines, unreadable);
     }
 
+    /// <summary>
+    /// Each deployment's stored reductions per metric (<see cref="BaselineWindow.Encode"/>), where a service has stored
+    /// one: what a rebuilt watch reads instead of its samples. Their version and inputs are checked where they are decoded.
+    /// </summary>
+    public static async Task<Dictionary<string, Dictionary<string, byte[]>>> ReducedAsync(
+        RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
+    {
+        var reduced = new Dictionary<string, Dictionary<string, byte[]>>(StringComparer.Ordinal);
+        if (deploymentIds.Count == 0)
+        {
+            return reduced;
+        }
+
+        await OnConnectionAsync(db, async (connection, transaction) =>
+        {
+            await using var command = new NpgsqlCommand(
+                "SELECT deployment_id, metric, reduced FROM watch_baselines WHERE deployment_id = ANY($1) AND reduced IS NOT NULL", connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter { Value = deploymentIds.ToArray() });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                var id = reader.GetString(0);
+                if (!reduced.TryGetValue(id, out var metrics))
+                {
+                    reduced[id] = metrics = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+                }
+
+                metrics[reader.GetString(1)] = reader.GetFieldValue<byte[]>(2);
+            }
+        }, cancellationToken);
+        return reduced;
+    }
+
+    /// <summary>
+    /// Stores the reductions of stored baselines in one statement, replacing whatever was stored before (another
+    /// version's, or one reduced from other inputs): a reduction is a cache of the samples, which stay as they were.
+    /// </summary>
+    public static async Task StoreReducedAsync(
+        RolloutGateDbContext db, IReadOnlyList<(string DeploymentId, string Metric, byte[] Reduced)> reductions, CancellationToken cancellationToken)
+    {
+        if (reductions.Count == 0)
+        {
+            return;
+        }
+
+        await OnConnectionAsync(db, async (connection, transaction) =>
+        {
+            await using var command = new NpgsqlCommand("""
+                UPDATE watch_baselines b SET reduced = x.r
+                FROM unnest($1::text[], $2::text[], $3::bytea[]) AS x(d, m, r)
+                WHERE b.deployment_id = x.d AND b.metric = x.m
+                """, connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter { Value = reductions.Select(r => r.DeploymentId).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = reductions.Select(r => r.Metric).ToArray() });
+            command.Parameters.Add(new NpgsqlParameter { Value = reductions.Select(r => r.Reduced).ToArray() });
+            await command.ExecuteNonQueryAsync(cancellationToken);
+        }, cancellationToken);
+    }
+
     /// <summary>Stores captured baselines in one round trip; a (deployment, metric) stored already, by another replica say, is left as it was.</summary>
     public static async Task InsertBaselinesAsync(
         RolloutGateDbContext db, IReadOnlyList<(string DeploymentId, string Metric, IReadOnlyList<Observation> Samples)> baselines, DateTimeOffset now,

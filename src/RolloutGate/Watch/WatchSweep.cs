@@ -284,10 +284,31 @@ public sealed partial class WatchSweep(
         var incomplete = new List<(DeploymentRow Row, WatchPlan Plan, List<WatchMetric> Missing)>();
         foreach (var chunk in deployments.Chunk(ReadChunk))
         {
-            var (stored, unreadable) = await EvaluationStore.BaselinesAsync(db, [.. chunk.Select(d => d.Row.Id)], cancellationToken);
+            // A watch rebuilt after a restart reads its baselines' stored reductions; only one without a usable reduction
+            // (a watch never reduced before, or reduced by another version) reads its samples, and stores the reduction.
+            var storedReductions = await EvaluationStore.ReducedAsync(db, [.. chunk.Select(d => d.Row.Id)], cancellationToken);
+            var unreduced = new List<(DeploymentRow Row, WatchPlan Plan)>();
+            foreach (var (row, plan) in chunk)
+            {
+                if (StoredReductions(row, plan, storedReductions.GetValueOrDefault(row.Id)) is { } windows)
+                {
+                    reduced[row.Id] = windows;
+                }
+                else
+                {
+                    unreduced.Add((row, plan));
+                }
+            }
+
+            if (unreduced.Count == 0)
+            {
+                continue;
+            }
+
+            var (stored, unreadable) = await EvaluationStore.BaselinesAsync(db, [.. unreduced.Select(d => d.Row.Id)], cancellationToken);
             Unreadable(unreadable);
             var complete = new List<(DeploymentRow Row, WatchPlan Plan, Dictionary<string, byte[]> Samples)>();
-            foreach (var (row, plan) in chunk.Where(d => !unreadable.ContainsKey(d.Row.Id)))
+            foreach (var (row, plan) in unreduced.Where(d => !unreadable.ContainsKey(d.Row.Id)))
             {
                 var samples = stored.GetValueOrDefault(row.Id) ?? [];
                 var missing = plan.Metrics.Where(m => !samples.ContainsKey(m.Name)).ToList();
@@ -301,7 +322,7 @@ public sealed partial class WatchSweep(
                 }
             }
 
-            Reduce(complete, reduced, cancellationToken);
+            await EvaluationStore.StoreReducedAsync(db, Reduce(complete, reduced, cancellationToken), cancellationToken);
         }
 
         var toCapture = incomplete.Take(Math.Max(1, options.Value.CapturesPerRound)).ToList();
@@ -340,33 +361,77 @@ public sealed partial class WatchSweep(
         // Only what was just captured is read back (another replica may have stored its own first), every metric of it.
         var readBack = await EvaluationStore.BaselinesAsync(db, [.. captured.Select(c => c.Id)], cancellationToken);
         Unreadable(readBack.Unreadable);
-        Reduce(
+        var reductions = Reduce(
             [.. toCapture.Where(d => readBack.Encoded.ContainsKey(d.Row.Id)).Select(d => (d.Row, d.Plan, readBack.Encoded[d.Row.Id]))],
             reduced,
             cancellationToken);
+        await EvaluationStore.StoreReducedAsync(db, reductions, cancellationToken);
         return (reduced, deferred);
     }
 
     /// <summary>
-    /// Decodes and reduces stored baselines (<see cref="WatchEvaluator.Baselines"/>) on all cores into
-    /// <paramref name="into"/>: the CPU-bound part of rebuilding watches, all of them at once after a restart. Each
-    /// deployment's samples are decoded just before their reduction and dropped after it.
+    /// Every metric's baseline of one watch from its stored reduction (<see cref="BaselineWindow.Decode"/>), or null when one
+    /// has none this version can use (none stored, another version's, reduced from other inputs): its samples are then
+    /// reduced again. A damaged reduction is logged and replaced the same way; it is a cache, the samples are the record.
     /// </summary>
-    private static void Reduce(
+    private Dictionary<string, BaselineWindow>? StoredReductions(DeploymentRow row, WatchPlan plan, Dictionary<string, byte[]>? stored)
+    {
+        if (stored is null)
+        {
+            return null;
+        }
+
+        var windows = new Dictionary<string, BaselineWindow>(StringComparer.Ordinal);
+        foreach (var metric in plan.Metrics)
+        {
+            try
+            {
+                if (!stored.TryGetValue(metric.Name, out var bytes) || BaselineWindow.Decode(bytes, metric.Kind, plan.Options, row.WatchUntil) is not { } window)
+                {
+                    return null;
+                }
+
+                windows[metric.Name] = window;
+            }
+            catch (InvalidDataException ex)
+            {
+                LogReductionUnreadable(logger, row.Id, metric.Name, ex.Message);
+                return null;
+            }
+        }
+
+        return windows;
+    }
+
+    /// <summary>
+    /// Decodes and reduces stored baselines (<see cref="WatchEvaluator.Baselines"/>) on all cores into
+    /// <paramref name="into"/>, and returns the reductions in their stored form (<see cref="BaselineWindow.Encode"/>), to
+    /// be stored for the next rebuild. Each deployment's samples are decoded just before their reduction and dropped after it.
+    /// </summary>
+    private static List<(string DeploymentId, string Metric, byte[] Reduced)> Reduce(
         List<(DeploymentRow Row, WatchPlan Plan, Dictionary<string, byte[]> Samples)> deployments,
         Dictionary<string, Dictionary<string, BaselineWindow>> into,
         CancellationToken cancellationToken)
     {
         var windows = new Dictionary<string, BaselineWindow>[deployments.Count];
+        var encoded = new (string Metric, byte[] Reduced)[deployments.Count][];
         Parallel.For(
             0,
             deployments.Count,
             new ParallelOptions { CancellationToken = cancellationToken },
-            i => windows[i] = WatchEvaluator.Baselines(deployments[i].Plan, StoredSamples.Decode(deployments[i].Samples), deployments[i].Row.WatchUntil!.Value));
+            i =>
+            {
+                windows[i] = WatchEvaluator.Baselines(deployments[i].Plan, StoredSamples.Decode(deployments[i].Samples), deployments[i].Row.WatchUntil!.Value);
+                encoded[i] = [.. windows[i].Select(w => (w.Key, w.Value.Encode()))];
+            });
+        var reductions = new List<(string DeploymentId, string Metric, byte[] Reduced)>();
         for (var i = 0; i < deployments.Count; i++)
         {
             into[deployments[i].Row.Id] = windows[i];
+            reductions.AddRange(encoded[i].Select(e => (deployments[i].Row.Id, e.Metric, e.Reduced)));
         }
+
+        return reductions;
     }
 
     /// <summary>Watches whose stored baseline this version cannot read wait as broken ones do, each with its reason in the log.</summary>
@@ -619,6 +684,9 @@ public sealed partial class WatchSweep(
 
     [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the baseline could not be read ({Reason}); trying again at the next sweep")]
     private static partial void LogBaselineFailed(ILogger logger, string deploymentId, string reason);
+
+    [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the stored reduction of the {Metric} baseline is unreadable ({Reason}); its samples are reduced again and the reduction replaced")]
+    private static partial void LogReductionUnreadable(ILogger logger, string deploymentId, string metric, string reason);
 
     [LoggerMessage(EventId = 3106, Level = LogLevel.Error, Message = "Watch of {DeploymentId} cannot run: {Reason}")]
     private static partial void LogCannotWatch(ILogger logger, string deploymentId, string reason);

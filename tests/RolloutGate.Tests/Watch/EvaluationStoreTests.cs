@@ -70,6 +70,34 @@ public sealed class EvaluationStoreTests
         Assert.Contains("unknown layout (version byte 2", reason.Value, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task Reductions_StoredReadBackAndReplaced_OnlyWhereABaselineIs()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-1", "dep-2");
+        IReadOnlyList<Observation> latency = [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [("dep-1", "p95-latency", latency), ("dep-1", "error-rate", latency), ("dep-2", "p95-latency", latency)], Start, CancellationToken.None));
+        var reduction = BaselineWindow.From(MetricKind.Latency, latency, DetectorOptions.Default, Start.AddDays(1)).Encode();
+
+        var none = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-1", "dep-2"], CancellationToken.None));
+        await WithStoreAsync(service, async db =>
+        {
+            await EvaluationStore.StoreReducedAsync(db, [("dep-1", "p95-latency", [1, 2, 3]), ("dep-2", "p95-latency", reduction), ("dep-9", "p95-latency", reduction)], CancellationToken.None);
+            await EvaluationStore.StoreReducedAsync(db, [("dep-1", "p95-latency", reduction)], CancellationToken.None);
+            return true;
+        });
+        var read = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-1", "dep-2", "dep-unknown"], CancellationToken.None));
+
+        Assert.Empty(none);
+        Assert.Equal(["dep-1", "dep-2"], read.Keys.Order(StringComparer.Ordinal));
+        Assert.Equal(["p95-latency"], read["dep-1"].Keys);
+        Assert.Equal(reduction, read["dep-1"]["p95-latency"]);
+        Assert.Equal(reduction, read["dep-2"]["p95-latency"]);
+        Assert.Equal(3L, await service.CountAsync("watch_baselines"));
+        Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1"], CancellationToken.None))).Decoded()["dep-1"]["p95-latency"]);
+    }
+
     private static Task SeedDeploymentsAsync(TestService service, params string[] ids) =>
         service.Database.ExecuteAsync($"""
             INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)

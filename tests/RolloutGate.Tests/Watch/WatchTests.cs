@@ -296,8 +296,16 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             && line.Contains("unknown layout (version byte 2, this service reads 1)", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates()
+    /// <summary>
+    /// A restart mid-watch. The rebuilt watch reads its baselines' stored reductions, not their samples: with the samples
+    /// made unreadable in between ("samples") it still completes. A damaged reduction, or another version's
+    /// ("reductions"), is not used: the samples are reduced again, the damage logged, and both reductions replaced.
+    /// </summary>
+    [Theory]
+    [InlineData("nothing")]
+    [InlineData("samples")]
+    [InlineData("reductions")]
+    public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates(string tampered)
     {
         var database = await TestDatabase.CreateAsync();
         using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
@@ -320,6 +328,14 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
 
         var stoppedAt = await database.ScalarAsync<long>("SELECT count(*) FROM evaluations");
         Assert.InRange(stoppedAt, 15, 3L * Intervals - 1);
+        Assert.Equal(3L, await database.ScalarAsync<long>(
+            $"SELECT count(*) FROM watch_baselines WHERE get_byte(reduced, 0) = {BaselineWindow.StoredVersion} AND length(reduced) > 100"));
+        await database.ExecuteAsync(tampered switch
+        {
+            "samples" => "UPDATE watch_baselines SET samples = '\\x0200000000'::bytea",
+            "reductions" => "UPDATE watch_baselines SET reduced = CASE metric WHEN 'p95-latency' THEN '\\x0100'::bytea ELSE set_byte(reduced, 0, 9) END",
+            _ => "SELECT 1",
+        });
         await using (var second = new RolloutGateHost(database, settings))
         {
             using var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken);
@@ -334,8 +350,12 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
 
             Assert.Equal("completed", state);
+            Assert.Equal(tampered == "reductions", second.Logs.Lines.Any(line =>
+                line.Contains("Watch of dep-restart: the stored reduction of the p95-latency baseline is unreadable", StringComparison.Ordinal)));
         }
 
+        Assert.Equal(3L, await database.ScalarAsync<long>(
+            $"SELECT count(*) FROM watch_baselines WHERE get_byte(reduced, 0) = {BaselineWindow.StoredVersion} AND length(reduced) > 100"));
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
         // Every metric at every interval: T+1m .. T+120m, one row each.

@@ -1,0 +1,169 @@
+using System.Globalization;
+using System.Security.Cryptography;
+using System.Text;
+using RolloutGate.Core.Analysis;
+
+namespace RolloutGate.Core.Tests.Analysis;
+
+public sealed class BaselineWindowStoredTests
+{
+    private static readonly DateTimeOffset Deploy = SyntheticTraffic.Deploy;
+    private static readonly DateTimeOffset WatchEnd = Deploy.AddHours(24);
+
+    /// <summary>
+    /// What each version of the reduction computed from <see cref="Fixed"/> (see <see cref="Fingerprint"/>). A stored
+    /// reduction is reused by the version that wrote it, so a version's output may never change: when this test fails,
+    /// raise <see cref="BaselineWindow.StoredVersion"/> and add the new version's line, keeping the old ones.
+    /// </summary>
+    private static readonly Dictionary<byte, string> Fingerprints = new()
+    {
+        [1] = "d9105223078449c69000b1cfa06c421f755319965d2fc92d90399fd967bb60c9",
+    };
+
+    public static TheoryData<string> Shapes => ["flat", "daily", "weekly", "error-rate", "empty", "weekly-unbounded"];
+
+    [Theory]
+    [MemberData(nameof(Shapes))]
+    public void Decode_WhatEncodeWrote_AnswersAsTheReductionItself(string shape)
+    {
+        var (kind, samples, until) = Fixed(shape);
+        var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until);
+
+        var stored = reduced.Encode();
+        var read = BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until);
+
+        Assert.NotNull(read);
+        Assert.Equal(shape is "daily" or "weekly" or "weekly-unbounded", reduced.IsSeasonal);
+        Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
+        Assert.Equal(Describe(reduced), Describe(read));
+        Assert.Equal(stored, read.Encode());
+    }
+
+    [Fact]
+    public void Decode_ReducedFromOtherInputs_IsNullSoTheSamplesAreReducedAgain()
+    {
+        var (kind, samples, until) = Fixed("weekly");
+        var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
+
+        Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until));
+        Assert.Null(BaselineWindow.Decode(stored, MetricKind.CostPerRequest, DetectorOptions.Default, until));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { MinRequests = 50 }, until));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { NoiseFloor = 0.05 }, until));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { SeasonalHalfWidth = TimeSpan.FromMinutes(15) }, until));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, WatchEnd.AddHours(1)));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, null));
+
+        // Options the reduction does not read do not matter.
+        Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { FalseAlarmRatePerWatch = 0.05 }, until));
+
+        // Another version's reduction, or none.
+        var other = (byte[])stored.Clone();
+        other[0] = BaselineWindow.StoredVersion + 1;
+        Assert.Null(BaselineWindow.Decode(other, kind, DetectorOptions.Default, until));
+        Assert.Null(BaselineWindow.Decode([], kind, DetectorOptions.Default, until));
+    }
+
+    [Theory]
+    [InlineData("flat")]
+    [InlineData("weekly")]
+    public void Decode_TruncatedOrPadded_SaysWhyAndReturnsNothing(string shape)
+    {
+        var (kind, samples, until) = Fixed(shape);
+        var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
+
+        foreach (var length in new[] { 20, 50, stored.Length / 2, stored.Length - 1 })
+        {
+            var error = Assert.Throws<InvalidDataException>(() => BaselineWindow.Decode(stored[..length], kind, DetectorOptions.Default, until));
+            Assert.StartsWith("stored", error.Message, StringComparison.Ordinal);
+        }
+
+        var padded = Assert.Throws<InvalidDataException>(() => BaselineWindow.Decode([.. stored, 0], kind, DetectorOptions.Default, until));
+        Assert.Contains("1 bytes left over", padded.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Fingerprint_OfThisVersion_IsTheOneRecordedForIt()
+    {
+        var fingerprint = Fingerprint();
+
+        Assert.True(
+            Fingerprints.TryGetValue(BaselineWindow.StoredVersion, out var recorded) && recorded == fingerprint,
+            $"BaselineWindow.From (or its stored form) now computes {fingerprint} where version {BaselineWindow.StoredVersion} computed " +
+            $"{recorded ?? "nothing recorded"}: raise BaselineWindow.StoredVersion, so that reductions stored by this version are not " +
+            "reused, and record the new version's fingerprint here, keeping the old ones.");
+    }
+
+    /// <summary>
+    /// SHA-256 of every fixed shape's stored length and what its reduction answers, to 10 significant digits (so a last-bit
+    /// difference in a math library does not count): properties, the reference at every minute of the watch, and scores.
+    /// </summary>
+    private static string Fingerprint()
+    {
+        var text = new StringBuilder();
+        foreach (var shape in Shapes)
+        {
+            var (kind, samples, until) = Fixed(shape);
+            var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until);
+            text.Append(shape).Append(' ').Append(reduced.Encode().Length).Append('\n').Append(Describe(reduced, "G10"));
+        }
+
+        return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
+    }
+
+    private static string Describe(BaselineWindow baseline, string format = "R")
+    {
+        string F(double value) => value.ToString(format, CultureInfo.InvariantCulture);
+        var text = new StringBuilder();
+        text.Append(CultureInfo.InvariantCulture, $"{baseline.Kind} {baseline.UsableSamples} {baseline.IsSeasonal} {baseline.IsWeekly} ")
+            .Append(CultureInfo.InvariantCulture, $"{F(baseline.LogNoiseScale)} {F(baseline.ReferenceError.Variance)} {baseline.ReferenceError.Span} ")
+            .Append(CultureInfo.InvariantCulture, $"{baseline.Requests} {baseline.Errors} {F(baseline.Dispersion)}\n");
+        if (baseline.Kind == MetricKind.ErrorRate || baseline.UsableSamples == 0)
+        {
+            return text.ToString();
+        }
+
+        for (var minute = 0; minute <= 1440; minute += 7)
+        {
+            text.Append(F(baseline.LogReferenceAt(Deploy.AddMinutes(minute).AddSeconds(13)))).Append(' ');
+        }
+
+        for (var residual = -1.0; residual <= 1.0; residual += 0.0625)
+        {
+            text.Append(F(baseline.StandardScore(residual))).Append(' ');
+        }
+
+        return text.Append('\n').ToString();
+    }
+
+    /// <summary>
+    /// Fixed baselines of every shape the reduction has, from plain arithmetic (not <see cref="SyntheticTraffic"/>, which
+    /// other tests may change): a daily swing, a weekend, a skewed wobble, and error counts.
+    /// </summary>
+    private static (MetricKind Kind, IReadOnlyList<Observation> Samples, DateTimeOffset? Until) Fixed(string shape)
+    {
+        IReadOnlyList<Observation> Latency(int minutes, int step) =>
+        [
+            .. Enumerable.Range(0, minutes / step).Select(i =>
+            {
+                var at = Deploy.AddMinutes(-minutes + i * step);
+                var daily = 1 + 0.3 * Math.Sin(2 * Math.PI * at.TimeOfDay.TotalMinutes / 1440);
+                var weekend = at.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 0.8 : 1.0;
+                var wobble = 1 + 0.1 * Math.Pow(((i * 7919) % 101) / 100.0, 3);
+                return new Observation(at, 0.2 * daily * weekend * wobble, 500 + (i % 7) * 100);
+            }),
+        ];
+
+        return shape switch
+        {
+            "flat" => (MetricKind.Latency, Latency(120, 1), WatchEnd),
+            "daily" => (MetricKind.Latency, Latency(1440, 1), WatchEnd),
+            "weekly" => (MetricKind.Latency, Latency(7 * 1440, 5), WatchEnd),
+            "weekly-unbounded" => (MetricKind.CostPerRequest, Latency(7 * 1440, 15), null),
+            "empty" => (MetricKind.RequestRate, [], WatchEnd),
+            "error-rate" => (MetricKind.ErrorRate,
+                [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, (i * 37) % 11 == 0 ? 9 : 1))],
+                WatchEnd),
+            _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
+        };
+    }
+}
