@@ -6,7 +6,8 @@ namespace RolloutGate.Benchmarks.Baselines;
 
 /// <summary>
 /// What reducing one metric's baseline costs (<see cref="BaselineWindow.From"/>): the watch does it for every metric of
-/// every watch it sees for the first time, and for all of them again after a restart. Latency-shaped samples at a
+/// every watch it sees for the first time; after a restart it reads the stored reduction back instead
+/// (<see cref="BaselineWindow.Decode"/>), whose size and time are measured too. Latency-shaped samples at a
 /// 1-minute interval over 1 hour, 24 hours and 7 days (daily shape, noise, a few spikes), reduced as the watch does for a
 /// 24-hour watch; per size, the time per reduction (median of several repetitions) and the managed memory the reduced
 /// baseline keeps in its arrays.
@@ -18,39 +19,52 @@ internal static class BaselineBenchmark
 
     public static int Run(string[] args)
     {
-        Console.WriteLine("| baseline | samples | reduction ms (median) | retained KB | 10,000 watches × 3 metrics: CPU s | memory GB |");
-        Console.WriteLine("|---|---:|---:|---:|---:|---:|");
+        Console.WriteLine("| baseline | samples | reduction ms (median) | retained KB | stored reduction KB | reading it back ms (median) | 10,000 watches × 3 metrics: reduction CPU s | reading back CPU s | memory GB |");
+        Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var (name, length) in new[] { ("1 h", TimeSpan.FromHours(1)), ("24 h", TimeSpan.FromHours(24)), ("7 d", TimeSpan.FromDays(7)) })
         {
             var samples = Samples(length);
-            // Warm-up, so the times are those of optimised code, as in a service that has been running (the JIT
-            // recompiles a method with full optimisation only after it has run a few dozen times).
-            var warmUp = Stopwatch.StartNew();
-            while (warmUp.Elapsed < TimeSpan.FromSeconds(1))
-            {
-                BaselineWindow.From(MetricKind.Latency, samples, referenceUntil: WatchEnd);
-            }
-            var times = new List<double>();
-            var budget = Stopwatch.StartNew();
-            do
-            {
-                var watch = Stopwatch.StartNew();
-                BaselineWindow.From(MetricKind.Latency, samples, referenceUntil: WatchEnd);
-                times.Add(watch.Elapsed.TotalMilliseconds);
-            }
-            while (times.Count < 3 || (times.Count < 50 && budget.Elapsed < TimeSpan.FromSeconds(10)));
+            var reduced = BaselineWindow.From(MetricKind.Latency, samples, DetectorOptions.Default, WatchEnd);
+            var stored = reduced.Encode();
+            var reduction = MedianMilliseconds(() => BaselineWindow.From(MetricKind.Latency, samples, DetectorOptions.Default, WatchEnd));
+            var readBack = MedianMilliseconds(() => BaselineWindow.Decode(stored, MetricKind.Latency, DetectorOptions.Default, WatchEnd));
 
-            var median = times.Order().ElementAt(times.Count / 2);
             // The arrays the reduced baseline keeps (8 bytes a value); the object headers around them are a few dozen bytes.
-            var retained = BaselineWindow.From(MetricKind.Latency, samples, referenceUntil: WatchEnd).RetainedValues * 8L;
+            var retained = reduced.RetainedValues * 8L;
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"| {name} | {samples.Count:N0} | {median:F2} | {retained / 1024.0:F1} | {median * 30000 / 1000:F0} | {retained * 30000.0 / (1L << 30):F2} |"));
+                $"| {name} | {samples.Count:N0} | {reduction:F2} | {retained / 1024.0:F1} | {stored.Length / 1024.0:F1} | {readBack:F3} | {reduction * 30000 / 1000:F0} | {readBack * 30000 / 1000:F1} | {retained * 30000.0 / (1L << 30):F2} |"));
         }
 
         Console.WriteLine();
         Console.WriteLine($"command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- baselines");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         return 0;
+    }
+
+    /// <summary>
+    /// The median time of repeated runs of <paramref name="action"/>, after a second of warm-up, so the times are those of
+    /// optimised code, as in a service that has been running (the JIT recompiles a method with full optimisation only
+    /// after it has run a few dozen times).
+    /// </summary>
+    private static double MedianMilliseconds(Action action)
+    {
+        var warmUp = Stopwatch.StartNew();
+        while (warmUp.Elapsed < TimeSpan.FromSeconds(1))
+        {
+            action();
+        }
+
+        var times = new List<double>();
+        var budget = Stopwatch.StartNew();
+        do
+        {
+            var watch = Stopwatch.StartNew();
+            action();
+            times.Add(watch.Elapsed.TotalMilliseconds);
+        }
+        while (times.Count < 3 || (times.Count < 200 && budget.Elapsed < TimeSpan.FromSeconds(10)));
+
+        return times.Order().ElementAt(times.Count / 2);
     }
 
     private static List<Observation> Samples(TimeSpan length)
