@@ -14,7 +14,8 @@ internal readonly record struct ReductionInputs(MetricKind Kind, long MinRequest
 /// rebuilt after a restart reads it instead of its samples and reducing them again: a 7-day baseline at 1-minute steps is
 /// 332 KB of samples and about 5 ms of reduction a metric, against about 46 KB read as it is.
 /// <para>
-/// It is a cache of <see cref="From"/>, never the record (the samples stay, and are the evidence): it holds the inputs of
+/// It is a cache of <see cref="From"/>, never the record (the samples stay, and are the evidence; the reductions are
+/// dropped when the deployment stops watching): it holds the inputs of
 /// the reduction besides the samples (the metric's kind, the options it reads, the watch's end) and the version of the
 /// reduction, <see cref="StoredVersion"/>, and <see cref="Decode"/> answers null, "reduce the samples again", unless all
 /// of them are the ones asked for. Whoever changes what <see cref="From"/> computes or keeps raises

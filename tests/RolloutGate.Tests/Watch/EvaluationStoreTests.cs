@@ -98,6 +98,28 @@ public sealed class EvaluationStoreTests
         Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1"], CancellationToken.None))).Decoded()["dep-1"]["p95-latency"]);
     }
 
+    [Fact]
+    public async Task Reductions_WatchEnded_DroppedWithTheStateChangeTheSamplesStay()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-ended", "dep-watching");
+        IReadOnlyList<Observation> latency = [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
+        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [("dep-ended", "p95-latency", latency), ("dep-ended", "error-rate", latency), ("dep-watching", "p95-latency", latency)], Start, CancellationToken.None));
+        await WithStoreAsync(service, async db =>
+        {
+            await EvaluationStore.StoreReducedAsync(db, [("dep-ended", "p95-latency", [1]), ("dep-ended", "error-rate", [2]), ("dep-watching", "p95-latency", [3])], CancellationToken.None);
+            return true;
+        });
+
+        await service.Database.ExecuteAsync("UPDATE deployments SET updated_at = now()");
+        Assert.Equal(3L, await service.CountAsync("watch_baselines", "reduced IS NOT NULL"));
+        await service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'dep-ended'");
+
+        Assert.Equal(["dep-watching"], (await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-ended", "dep-watching"], CancellationToken.None))).Keys);
+        Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-ended"], CancellationToken.None))).Decoded()["dep-ended"]["p95-latency"]);
+    }
+
     private static Task SeedDeploymentsAsync(TestService service, params string[] ids) =>
         service.Database.ExecuteAsync($"""
             INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
