@@ -1,6 +1,6 @@
 -- A baseline's reduction (what each interval of the watch compares with), stored next to its samples so that a watch
 -- rebuilt after a restart reads it instead of reducing the samples again: a 7-day baseline at 1-minute steps is 332 KB
--- of samples and about 5 ms of reduction a metric, its reduction about 46 KB. It is a cache, written by the service the
+-- of samples and about 5 ms of reduction a metric, its reduction about 23 KB. It is a cache, written by the service the
 -- first time it reduces the samples: the layout (src/RolloutGate.Core/Analysis/BaselineWindow.Stored.cs) records the
 -- version of the reduction and what it was reduced with, and a service that finds another version's reduction, or none,
 -- reduces the samples again and stores its own. The samples stay the record.

@@ -17,10 +17,10 @@ public sealed class BaselineWindowStoredTests
     /// </summary>
     private static readonly Dictionary<byte, string> Fingerprints = new()
     {
-        [1] = "d9105223078449c69000b1cfa06c421f755319965d2fc92d90399fd967bb60c9",
+        [1] = "6e83b23aa99afd79614f4942edf15aae708366c3f3c5b384c911b74b9fbc3453",
     };
 
-    public static TheoryData<string> Shapes => ["flat", "daily", "weekly", "error-rate", "empty", "weekly-unbounded"];
+    public static TheoryData<string> Shapes => ["flat", "daily", "weekly", "error-rate", "empty", "weekly-unbounded", "weekly-irregular"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -33,7 +33,7 @@ public sealed class BaselineWindowStoredTests
         var read = BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until);
 
         Assert.NotNull(read);
-        Assert.Equal(shape is "daily" or "weekly" or "weekly-unbounded", reduced.IsSeasonal);
+        Assert.Equal(shape is "daily" or "weekly" or "weekly-unbounded" or "weekly-irregular", reduced.IsSeasonal);
         Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
         Assert.Equal(Describe(reduced), Describe(read));
         Assert.Equal(stored, read.Encode());
@@ -159,6 +159,10 @@ public sealed class BaselineWindowStoredTests
             "daily" => (MetricKind.Latency, Latency(1440, 1), WatchEnd),
             "weekly" => (MetricKind.Latency, Latency(7 * 1440, 5), WatchEnd),
             "weekly-unbounded" => (MetricKind.CostPerRequest, Latency(7 * 1440, 15), null),
+            // Gaps, and times off the minute (as a scrape's jitter leaves them): runs of equal steps break, nothing is lost.
+            "weekly-irregular" => (MetricKind.Latency,
+                [.. Latency(7 * 1440, 1).Where((_, i) => i % 97 != 0).Select((o, i) => i % 13 == 0 ? o with { At = o.At.AddMilliseconds(17 * (i % 7)) } : o)],
+                WatchEnd),
             "empty" => (MetricKind.RequestRate, [], WatchEnd),
             "error-rate" => (MetricKind.ErrorRate,
                 [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, (i * 37) % 11 == 0 ? 9 : 1))],
