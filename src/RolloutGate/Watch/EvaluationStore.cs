@@ -63,38 +63,19 @@ public static class EvaluationStore
     {
         var baselines = new Dictionary<string, Dictionary<string, byte[]>>(StringComparer.Ordinal);
         var unreadable = new Dictionary<string, string>(StringComparer.Ordinal);
-        if (deploymentIds.Count == 0)
+        await ReadPerMetricAsync(db, "samples", "", deploymentIds, (id, metric, samples) =>
         {
-            return new StoredBaselines(baselines, unreadable);
-        }
-
-        await OnConnectionAsync(db, async (connection, transaction) =>
-        {
-            await using var command = new NpgsqlCommand(
-                "SELECT deployment_id, metric, samples FROM watch_baselines WHERE deployment_id = ANY($1)", connection, transaction);
-            command.Parameters.Add(new NpgsqlParameter { Value = deploymentIds.ToArray() });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
+            try
             {
-                var id = reader.GetString(0);
-                var samples = reader.GetFieldValue<byte[]>(2);
-                try
-                {
-                    StoredSamples.Check(samples);
-                }
-                catch (InvalidDataException ex)
-                {
-                    unreadable[id] = $"the baseline of {reader.GetString(1)}: {ex.Message}";
-                    continue;
-                }
-
-                if (!baselines.TryGetValue(id, out var metrics))
-                {
-                    baselines[id] = metrics = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-                }
-
-                metrics[reader.GetString(1)] = samples;
+                StoredSamples.Check(samples);
             }
+            catch (InvalidDataException ex)
+            {
+                unreadable[id] = $"the baseline of {metric}: {ex.Message}";
+                return;
+            }
+
+            Add(baselines, id, metric, samples);
         }, cancellationToken);
 
         foreach (var id in unreadable.Keys)
@@ -113,28 +94,7 @@ public static class EvaluationStore
         RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
     {
         var reduced = new Dictionary<string, Dictionary<string, byte[]>>(StringComparer.Ordinal);
-        if (deploymentIds.Count == 0)
-        {
-            return reduced;
-        }
-
-        await OnConnectionAsync(db, async (connection, transaction) =>
-        {
-            await using var command = new NpgsqlCommand(
-                "SELECT deployment_id, metric, reduced FROM watch_baselines WHERE deployment_id = ANY($1) AND reduced IS NOT NULL", connection, transaction);
-            command.Parameters.Add(new NpgsqlParameter { Value = deploymentIds.ToArray() });
-            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
-            while (await reader.ReadAsync(cancellationToken))
-            {
-                var id = reader.GetString(0);
-                if (!reduced.TryGetValue(id, out var metrics))
-                {
-                    reduced[id] = metrics = new Dictionary<string, byte[]>(StringComparer.Ordinal);
-                }
-
-                metrics[reader.GetString(1)] = reader.GetFieldValue<byte[]>(2);
-            }
-        }, cancellationToken);
+        await ReadPerMetricAsync(db, "reduced", " AND reduced IS NOT NULL", deploymentIds, (id, metric, bytes) => Add(reduced, id, metric, bytes), cancellationToken);
         return reduced;
     }
 
@@ -263,6 +223,39 @@ public static class EvaluationStore
             g => g.Key,
             g => new EvaluationView(g.First().At, [.. g.Select(r => new MetricEvaluationView(r.Metric, r.Value, r.Baseline, r.Threshold, r.Verdict, r.Explanation))]),
             StringComparer.Ordinal);
+    }
+
+    /// <summary>Calls <paramref name="row"/> with each (deployment, metric, bytes of <paramref name="column"/>) of the deployments' baselines.</summary>
+    private static async Task ReadPerMetricAsync(
+        RolloutGateDbContext db, string column, string condition, IReadOnlyCollection<string> deploymentIds, Action<string, string, byte[]> row,
+        CancellationToken cancellationToken)
+    {
+        if (deploymentIds.Count == 0)
+        {
+            return;
+        }
+
+        await OnConnectionAsync(db, async (connection, transaction) =>
+        {
+            await using var command = new NpgsqlCommand(
+                $"SELECT deployment_id, metric, {column} FROM watch_baselines WHERE deployment_id = ANY($1){condition}", connection, transaction);
+            command.Parameters.Add(new NpgsqlParameter { Value = deploymentIds.ToArray() });
+            await using var reader = await command.ExecuteReaderAsync(cancellationToken);
+            while (await reader.ReadAsync(cancellationToken))
+            {
+                row(reader.GetString(0), reader.GetString(1), reader.GetFieldValue<byte[]>(2));
+            }
+        }, cancellationToken);
+    }
+
+    private static void Add(Dictionary<string, Dictionary<string, byte[]>> perDeployment, string deploymentId, string metric, byte[] bytes)
+    {
+        if (!perDeployment.TryGetValue(deploymentId, out var metrics))
+        {
+            perDeployment[deploymentId] = metrics = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        }
+
+        metrics[metric] = bytes;
     }
 
     /// <summary>Runs plain Npgsql commands on the context's connection (opened for them if it was not), in its transaction if it has one.</summary>
