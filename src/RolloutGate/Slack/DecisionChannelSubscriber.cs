@@ -51,14 +51,18 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
         }
     }
 
-    /// <summary>A thread reply; the root message is enqueued first when the deployment has none yet, so a thread exists.</summary>
+    /// <summary>
+    /// A thread reply; the root message is enqueued first when the deployment has none yet (or only ones given up), so a
+    /// thread exists and the reply is never posted loose in the channel. That root is keyed by the reply: a reply
+    /// delivered again enqueues nothing twice.
+    /// </summary>
     public async Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
         CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         if (!await SlackOutbox.HasRootAsync(db, deployment.Id, cancellationToken))
         {
-            await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{deployment.Id}:first", now, cancellationToken);
+            await EnqueueRootAsync(db, deployment, runbook, $"slack:root:before:{idempotencyKey}", now, cancellationToken);
         }
 
         await SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackReply, idempotencyKey, reply, now, cancellationToken);

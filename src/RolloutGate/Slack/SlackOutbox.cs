@@ -45,9 +45,12 @@ public static class SlackOutbox
             """, cancellationToken);
     }
 
-    /// <summary>Whether a root message for the deployment was ever enqueued (delivered or not).</summary>
+    /// <summary>
+    /// Whether a root message for the deployment was delivered or is still to be: one given up (abandoned) does not count,
+    /// since a reply behind it would have no thread to go into.
+    /// </summary>
     public static async Task<bool> HasRootAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken) =>
         await db.Database.SqlQuery<bool>($"""
-            SELECT EXISTS (SELECT 1 FROM outbox WHERE deployment_id = {deploymentId} AND kind = {OutboxKinds.SlackRoot}) AS "Value"
+            SELECT EXISTS (SELECT 1 FROM outbox WHERE deployment_id = {deploymentId} AND kind = {OutboxKinds.SlackRoot} AND abandoned_at IS NULL) AS "Value"
             """).SingleAsync(cancellationToken);
 }

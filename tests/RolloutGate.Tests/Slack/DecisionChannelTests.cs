@@ -154,18 +154,31 @@ public sealed class DecisionChannelTests
             async () => await test.Service.CountAsync("outbox", "attempts > 0") == 1, "a failed attempt recorded");
         Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL"));
 
-        // A day and a minute old, and Slack still answering 503: given up at its next attempt.
+        // Both state changes so far (predeploy, deployed) have their root message queued, the second behind the first.
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "delivered_at IS NULL") == 2, "both root messages queued");
+
+        // A day and a minute old, and Slack still down: each is given up at its next attempt (the first after its failed
+        // attempts, with Slack's 503; the second at its first, which the client's circuit breaker may refuse by then), each
+        // with its audit event.
         await test.Service.Database.ExecuteAsync(
             "UPDATE outbox SET created_at = now() - interval '1 day 1 minute', next_attempt_at = now() WHERE delivered_at IS NULL");
         await SlackTestService.EventuallyAsync(
-            async () => await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL") == 1, "the day-old message given up");
-        Assert.Equal(1, await test.Service.CountAsync("audit_events",
-            "type = 'slack.message-abandoned' AND data::jsonb->>'reason' LIKE 'it has failed for longer than 1.00:00:00%' AND data::jsonb->>'error' LIKE '%503%'"));
+            async () => await test.Service.CountAsync("outbox", "abandoned_at IS NULL AND delivered_at IS NULL") == 0, "the day-old messages given up");
+        Assert.Equal(2, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL AND delivered_at IS NULL"));
+        Assert.Equal(2, await test.Service.CountAsync("audit_events",
+            "type = 'slack.message-abandoned' AND data::jsonb->>'reason' LIKE 'it has failed for longer than 1.00:00:00%'"));
+        Assert.Equal(1, await test.Service.CountAsync("outbox", "id = (SELECT min(id) FROM outbox) AND last_error LIKE '%answered 503%'"));
 
+        // Slack back: the decision's reply gets a fresh root before it (the abandoned ones never made a thread), so nothing
+        // is posted loose in the channel. The client's circuit breaker, opened during the outage, lets calls through again
+        // after its break (SlackResilience.BreakerBreakDuration, 15 s), so this waits longer than the default.
         test.Slack.Down = false;
         (await test.OperatorDecideAsync("gh-aged-1", "stop")).EnsureSuccessStatusCode();
-        await test.AllDeliveredAsync();
-        Assert.Equal("checkout 2.4.0 in production: stopped",
-            test.Slack.MessageText(test.Slack.Delivered(SlackMethods.PostMessage)[0].Ts!));
+        await test.AllDeliveredAsync(seconds: 60);
+        var posts = test.Slack.Delivered(SlackMethods.PostMessage);
+        Assert.Equal(2, posts.Count);
+        Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(posts[0].Ts!));
+        Assert.Equal(posts[0].Ts, posts[1].Body.GetProperty("thread_ts").GetString());
     }
 }
