@@ -101,6 +101,8 @@ public static class EvaluationStore
     /// <summary>
     /// Stores the reductions of stored baselines in one statement, replacing whatever was stored before (another
     /// version's, or one reduced from other inputs): a reduction is a cache of the samples, which stay as they were.
+    /// Only for deployments still watching: one that stopped meanwhile had its reductions dropped (migrations/0011), and
+    /// nothing would ever read or drop them again.
     /// </summary>
     public static async Task StoreReducedAsync(
         RolloutGateDbContext db, IReadOnlyList<(string DeploymentId, string Metric, byte[] Reduced)> reductions, CancellationToken cancellationToken)
@@ -115,6 +117,7 @@ public static class EvaluationStore
             await using var command = new NpgsqlCommand("""
                 UPDATE watch_baselines b SET reduced = x.r
                 FROM unnest($1::text[], $2::text[], $3::bytea[]) AS x(d, m, r)
+                JOIN deployments d ON d.id = x.d AND d.state = 'watching'
                 WHERE b.deployment_id = x.d AND b.metric = x.m
                 """, connection, transaction);
             command.Parameters.Add(new NpgsqlParameter { Value = reductions.Select(r => r.DeploymentId).ToArray() });

@@ -115,8 +115,16 @@ public sealed class EvaluationStoreTests
         await service.Database.ExecuteAsync("UPDATE deployments SET updated_at = now()");
         Assert.Equal(3L, await service.CountAsync("watch_baselines", "reduced IS NOT NULL"));
         await service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'dep-ended'");
+        // A sweep that reduced it before the state changed stores nothing for it afterwards.
+        await WithStoreAsync(service, async db =>
+        {
+            await EvaluationStore.StoreReducedAsync(db, [("dep-ended", "p95-latency", [4]), ("dep-watching", "p95-latency", [5])], CancellationToken.None);
+            return true;
+        });
 
-        Assert.Equal(["dep-watching"], (await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-ended", "dep-watching"], CancellationToken.None))).Keys);
+        var reduced = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-ended", "dep-watching"], CancellationToken.None));
+        Assert.Equal(["dep-watching"], reduced.Keys);
+        Assert.Equal([5], reduced["dep-watching"]["p95-latency"]);
         Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-ended"], CancellationToken.None))).Decoded()["dep-ended"]["p95-latency"]);
     }
 
