@@ -279,6 +279,19 @@ public static class WatchScaleBenchmark
                 }
             }
 
+            // What the watch leaves in the database (deploy/README.md, "How much the database grows").
+            await using (var storage = new NpgsqlCommand("""
+                SELECT (SELECT pg_total_relation_size('evaluations')::float8 / greatest(count(*), 1) FROM evaluations),
+                       (SELECT avg(pg_column_size(samples))::float8 FROM watch_baselines),
+                       (SELECT coalesce(avg(pg_column_size(reduced)), 0)::float8 FROM watch_baselines WHERE reduced IS NOT NULL)
+                """, db))
+            await using (var sizes = await storage.ExecuteReaderAsync())
+            {
+                await sizes.ReadAsync();
+                await Console.Error.WriteLineAsync(string.Create(CultureInfo.InvariantCulture,
+                    $"[watches] N={n}: storage: evaluations {sizes.GetDouble(0):F0} bytes a row with its indexes; baseline samples {sizes.GetDouble(1) / 1024:F1} KB a metric as stored; reductions {sizes.GetDouble(2) / 1024:F1} KB a metric"));
+            }
+
             lags = await DoublesAsync(db, "SELECT extract(epoch FROM evaluated_at - at)::float8 FROM evaluations WHERE at <= $1 AND deployment_id LIKE 'watch-%'", end);
             if (burst > 0)
             {
