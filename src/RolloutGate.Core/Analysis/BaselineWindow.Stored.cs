@@ -15,10 +15,9 @@ internal readonly record struct ReductionInputs(MetricKind Kind, long MinRequest
 /// 332 KB of samples and about 5 ms of reduction a metric, against about 23 KB read as it is.
 /// <para>
 /// It is a cache of <see cref="From"/>, never the record (the samples stay, and are the evidence; the reductions are
-/// dropped when the deployment stops watching): it holds the inputs of
-/// the reduction besides the samples (the metric's kind, the options it reads, the watch's end) and the version of the
-/// reduction, <see cref="StoredVersion"/>, and <see cref="Decode"/> answers null, "reduce the samples again", unless all
-/// of them are the ones asked for. Whoever changes what <see cref="From"/> computes or keeps raises
+/// dropped when the deployment stops watching): it holds the inputs of the reduction besides the samples (the metric's
+/// kind, the options it reads, the watch's end) and the version of the reduction, <see cref="StoredVersion"/>, and
+/// <see cref="Decode"/> answers null, "reduce the samples again", unless all of them are the ones asked for. Whoever changes what <see cref="From"/> computes or keeps raises
 /// <see cref="StoredVersion"/>, so that reductions stored by an earlier version are not used
 /// (BaselineWindowStoredTests records each version's output and fails until that is done).
 /// </para>
