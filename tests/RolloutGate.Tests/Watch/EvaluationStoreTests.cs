@@ -75,18 +75,12 @@ public sealed class EvaluationStoreTests
     {
         await using var service = await TestService.StartAsync();
         await SeedDeploymentsAsync(service, "dep-1", "dep-2");
-        IReadOnlyList<Observation> latency = [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
-        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
-            db, [("dep-1", "p95-latency", latency), ("dep-1", "error-rate", latency), ("dep-2", "p95-latency", latency)], Start, CancellationToken.None));
-        var reduction = BaselineWindow.From(MetricKind.Latency, latency, DetectorOptions.Default, Start.AddDays(1)).Encode();
+        await SeedBaselinesAsync(service, ("dep-1", "p95-latency"), ("dep-1", "error-rate"), ("dep-2", "p95-latency"));
+        var reduction = BaselineWindow.From(MetricKind.Latency, TwoHours, DetectorOptions.Default, Start.AddDays(1)).Encode();
 
         var none = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-1", "dep-2"], CancellationToken.None));
-        await WithStoreAsync(service, async db =>
-        {
-            await EvaluationStore.StoreReducedAsync(db, [("dep-1", "p95-latency", [1, 2, 3]), ("dep-2", "p95-latency", reduction), ("dep-9", "p95-latency", reduction)], CancellationToken.None);
-            await EvaluationStore.StoreReducedAsync(db, [("dep-1", "p95-latency", reduction)], CancellationToken.None);
-            return true;
-        });
+        await StoreReducedAsync(service, ("dep-1", "p95-latency", [1, 2, 3]), ("dep-2", "p95-latency", reduction), ("dep-9", "p95-latency", reduction));
+        await StoreReducedAsync(service, ("dep-1", "p95-latency", reduction));
         var read = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-1", "dep-2", "dep-unknown"], CancellationToken.None));
 
         Assert.Empty(none);
@@ -95,7 +89,7 @@ public sealed class EvaluationStoreTests
         Assert.Equal(reduction, read["dep-1"]["p95-latency"]);
         Assert.Equal(reduction, read["dep-2"]["p95-latency"]);
         Assert.Equal(3L, await service.CountAsync("watch_baselines"));
-        Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1"], CancellationToken.None))).Decoded()["dep-1"]["p95-latency"]);
+        Assert.Equal(TwoHours, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-1"], CancellationToken.None))).Decoded()["dep-1"]["p95-latency"]);
     }
 
     [Fact]
@@ -103,30 +97,31 @@ public sealed class EvaluationStoreTests
     {
         await using var service = await TestService.StartAsync();
         await SeedDeploymentsAsync(service, "dep-ended", "dep-watching");
-        IReadOnlyList<Observation> latency = [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
-        await WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
-            db, [("dep-ended", "p95-latency", latency), ("dep-ended", "error-rate", latency), ("dep-watching", "p95-latency", latency)], Start, CancellationToken.None));
-        await WithStoreAsync(service, async db =>
-        {
-            await EvaluationStore.StoreReducedAsync(db, [("dep-ended", "p95-latency", [1]), ("dep-ended", "error-rate", [2]), ("dep-watching", "p95-latency", [3])], CancellationToken.None);
-            return true;
-        });
+        await SeedBaselinesAsync(service, ("dep-ended", "p95-latency"), ("dep-ended", "error-rate"), ("dep-watching", "p95-latency"));
+        await StoreReducedAsync(service, ("dep-ended", "p95-latency", [1]), ("dep-ended", "error-rate", [2]), ("dep-watching", "p95-latency", [3]));
 
         await service.Database.ExecuteAsync("UPDATE deployments SET updated_at = now()");
         Assert.Equal(3L, await service.CountAsync("watch_baselines", "reduced IS NOT NULL"));
         await service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'dep-ended'");
         // A sweep that reduced it before the state changed stores nothing for it afterwards.
-        await WithStoreAsync(service, async db =>
-        {
-            await EvaluationStore.StoreReducedAsync(db, [("dep-ended", "p95-latency", [4]), ("dep-watching", "p95-latency", [5])], CancellationToken.None);
-            return true;
-        });
+        await StoreReducedAsync(service, ("dep-ended", "p95-latency", [4]), ("dep-watching", "p95-latency", [5]));
 
         var reduced = await WithStoreAsync(service, db => EvaluationStore.ReducedAsync(db, ["dep-ended", "dep-watching"], CancellationToken.None));
         Assert.Equal(["dep-watching"], reduced.Keys);
         Assert.Equal([5], reduced["dep-watching"]["p95-latency"]);
-        Assert.Equal(latency, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-ended"], CancellationToken.None))).Decoded()["dep-ended"]["p95-latency"]);
+        Assert.Equal(TwoHours, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-ended"], CancellationToken.None))).Decoded()["dep-ended"]["p95-latency"]);
     }
+
+    /// <summary>Two hours of latency samples at 1-minute steps, a baseline for the reduction tests.</summary>
+    private static readonly IReadOnlyList<Observation> TwoHours =
+        [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
+
+    private static Task SeedBaselinesAsync(TestService service, params (string Deployment, string Metric)[] baselines) =>
+        WithStoreAsync(service, db => EvaluationStore.InsertBaselinesAsync(
+            db, [.. baselines.Select(b => (b.Deployment, b.Metric, TwoHours))], Start, CancellationToken.None));
+
+    private static Task StoreReducedAsync(TestService service, params (string Deployment, string Metric, byte[] Reduced)[] reductions) =>
+        WithStoreAsync(service, db => EvaluationStore.StoreReducedAsync(db, reductions, CancellationToken.None));
 
     private static Task SeedDeploymentsAsync(TestService service, params string[] ids) =>
         service.Database.ExecuteAsync($"""
