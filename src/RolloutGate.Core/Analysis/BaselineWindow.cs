@@ -188,8 +188,9 @@ public sealed partial class BaselineWindow
 
         var allLogs = points.Select(p => p.Log).ToArray();
         var median = RobustStatistics.Median(allLogs);
-        var flatScale = Math.Max(options.NoiseFloor, RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs));
-        var noise = NoiseDistribution.From(allLogs.Select(l => l - median).ToArray(), flatScale);
+        var spread = RobustStatistics.MadToSigma * RobustStatistics.Mad(allLogs);
+        var flatScale = Math.Max(options.NoiseFloor, spread);
+        var noise = NoiseDistribution.From(allLogs.Select(l => l - median).ToArray(), flatScale, spread);
         return new BaselineWindow(kind, points.Length, false, [0], [median], flatScale, 0, 0, noise)
         {
             ReferenceError = new ReferenceError(1.0 / points.Length, null),

@@ -70,24 +70,26 @@ internal sealed class NoiseDistribution
     /// The distribution of <paramref name="residuals"/> (log units), with <paramref name="scale"/> (their robust standard
     /// deviation, &gt; 0, floored) for the tails. Residuals whose own robust standard deviation is below
     /// <paramref name="scale"/> (a baseline quieter than the noise floor) are stretched to it; no residuals, or more than
-    /// half of them equal, gives the normal distribution of that scale.
+    /// half of them equal, gives the normal distribution of that scale. <paramref name="spread"/>, their robust standard
+    /// deviation before any floor, is computed here unless the caller has it already (<see cref="BaselineWindow"/> floors
+    /// it into <paramref name="scale"/>).
     /// </summary>
-    public static NoiseDistribution From(IReadOnlyCollection<double> residuals, double scale)
+    public static NoiseDistribution From(IReadOnlyCollection<double> residuals, double scale, double? spread = null)
     {
         ArgumentOutOfRangeException.ThrowIfNegativeOrZero(scale);
         var sorted = residuals.Where(double.IsFinite).ToArray();
-        var spread = sorted.Length == 0 ? 0 : RobustStatistics.MadToSigma * RobustStatistics.Mad(sorted);
-        if (spread <= 0)
+        var robust = spread ?? (sorted.Length == 0 ? 0 : RobustStatistics.MadToSigma * RobustStatistics.Mad(sorted));
+        if (robust <= 0)
         {
             return new NoiseDistribution([0], [0.5], scale);
         }
 
         // A baseline quieter than the noise floor is widened to it, keeping its shape, as the scale is floored.
-        if (spread < scale)
+        if (robust < scale)
         {
             for (var i = 0; i < sorted.Length; i++)
             {
-                sorted[i] *= scale / spread;
+                sorted[i] *= scale / robust;
             }
         }
 
