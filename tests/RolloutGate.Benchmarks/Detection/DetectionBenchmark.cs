@@ -3,6 +3,7 @@ using System.Globalization;
 using System.Text;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Runbooks;
+using Bound = (int Runs, System.Collections.Generic.IReadOnlyDictionary<double, int> Caught);
 
 namespace RolloutGate.Benchmarks.Detection;
 
@@ -49,9 +50,11 @@ internal static class DetectionBenchmark
         ];
 
         var results = new List<Tally>();
+        var bounds = new Dictionary<string, OneShotBound>();
         foreach (var trace in traces)
         {
             var tallies = rules.Select(r => new Tally(trace.Name, r.Name)).ToArray();
+            var bound = bounds[trace.Name] = new OneShotBound(trace, maxIncrease);
             foreach (var deployAt in DeployTimes(trace))
             {
                 var (baseline, watch) = Cut(trace, deployAt);
@@ -60,6 +63,7 @@ internal static class DetectionBenchmark
                 foreach (var (x, regressed) in scenarios)
                 {
                     var scenario = new Scenario(trace, deployAt, baseline, regressed);
+                    bound.Add(x, scenario);
                     for (var r = 0; r < rules.Count; r++)
                     {
                         tallies[r].Add(x, rules[r].FirstAlarm(scenario), trace.Interval);
@@ -70,7 +74,7 @@ internal static class DetectionBenchmark
             results.AddRange(tallies);
         }
 
-        Console.WriteLine(Report(traces, rules, results, maxIncrease, args, stopwatch.Elapsed));
+        Console.WriteLine(Report(traces, rules, results, bounds.ToDictionary(b => b.Key, b => b.Value.Result()), maxIncrease, args, stopwatch.Elapsed));
         return 0;
     }
 
@@ -162,7 +166,8 @@ internal static class DetectionBenchmark
                 : o with { Value = rate }).ToArray();
 
     private static string Report(
-        IReadOnlyList<Trace> traces, IReadOnlyList<IRollbackRule> rules, List<Tally> results, double maxIncrease, string[] args, TimeSpan elapsed)
+        IReadOnlyList<Trace> traces, IReadOnlyList<IRollbackRule> rules, List<Tally> results, Dictionary<string, Bound> bounds,
+        double maxIncrease, string[] args, TimeSpan elapsed)
     {
         var text = new StringBuilder();
         var header = "| trace | rule | deploys | false rollbacks per watch | " +
@@ -182,12 +187,30 @@ internal static class DetectionBenchmark
             text.AppendLine(Row("all", tally));
         }
 
+        bounds["all"] = (bounds.Values.Sum(b => b.Runs),
+            Regressions.ToDictionary(x => x, x => bounds.Values.Sum(b => b.Caught.GetValueOrDefault(x))));
+        text.AppendLine().AppendLine(CultureInfo.InvariantCulture,
+            $"One look at {OneShotBound.Horizon.TotalMinutes:0} min, tuned on the answers (not a rule: it spends the whole false-rollback budget on that look, its threshold is set on each trace's own null runs, at most 1% of them rolled back, and each cell takes the best of eight statistics; see OneShotBound):").AppendLine();
+        var horizon = OneShotBound.Horizon.TotalMinutes;
+        text.AppendLine("| trace | caught by " + horizon.ToString("0", CultureInfo.InvariantCulture) + " min | deploys | " +
+                string.Join(" | ", Regressions.Select(x => $"+{x * 100:0}%")) + " |")
+            .AppendLine("|---|---|---:|" + string.Concat(Regressions.Select(_ => "---:|")));
+        foreach (var scope in traces.Select(t => t.Name).Append("all"))
+        {
+            var bound = bounds[scope];
+            var ours = scope == "all" ? overall[0] : results.First(t => t.Trace == scope);
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {scope} | one tuned look | {bound.Runs} | {string.Join(" | ", Regressions.Select(x => Share(bound.Caught.GetValueOrDefault(x), bound.Runs)))} |");
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"| {scope} | {ours.Rule} | {ours.NullRuns} | {string.Join(" | ", Regressions.Select(x => Share(ours.CaughtBy(x, horizon), ours.NullRuns)))} |");
+        }
+
         text.AppendLine().AppendLine("Target check (ours against the best peer rule that keeps to at most 1% false rollbacks per watch):").AppendLine();
         foreach (var scope in traces.Select(t => t.Name).Prepend("all"))
         {
             var tallies = scope == "all" ? overall : results.Where(t => t.Trace == scope).ToList();
             var interval = traces.Where(t => scope == "all" || t.Name == scope).Min(t => t.Interval);
-            text.AppendLine(Target(scope, tallies, interval));
+            text.AppendLine(Target(scope, tallies, bounds[scope], interval));
         }
 
         text.AppendLine().AppendLine("Notes:");
@@ -208,7 +231,7 @@ internal static class DetectionBenchmark
         $"| {trace} | {tally.Rule} | {tally.NullRuns} | {Share(tally.NullAlarms, tally.NullRuns)} | " +
         string.Join(" | ", Regressions.Select(x => tally.Cell(x))) + " |";
 
-    private static string Target(string scope, IReadOnlyList<Tally> tallies, TimeSpan interval)
+    private static string Target(string scope, IReadOnlyList<Tally> tallies, Bound bound, TimeSpan interval)
     {
         var ours = tallies[0];
         var peers = tallies.Skip(1).Where(t => t.NullRuns > 0 && (double)t.NullAlarms / t.NullRuns <= 0.01).ToList();
@@ -226,6 +249,11 @@ internal static class DetectionBenchmark
             var unattainable = !meets && best.MedianDelay(x) is { } delay && delay / 4 < interval.TotalMinutes;
             line.Append(CultureInfo.InvariantCulture,
                 $"; +{x * 100:0}%: ours {ours.Cell(x)} vs {best.Rule} {best.Cell(x)} {(meets ? "(met)" : unattainable ? "(not met; a quarter of its delay is under one interval)" : "(not met)")}");
+            if (!meets && bound.Runs > 0)
+            {
+                line.Append(CultureInfo.InvariantCulture,
+                    $" [one tuned look at {OneShotBound.Horizon.TotalMinutes:0} min: {Share(bound.Caught.GetValueOrDefault(x), bound.Runs)}]");
+            }
         }
 
         return line.ToString();
@@ -282,6 +310,9 @@ internal static class DetectionBenchmark
 
             _regressions[x] = (entry.Runs + 1, entry.Delays);
         }
+
+        /// <summary>Regression runs of size <paramref name="x"/> caught within <paramref name="minutes"/> of the deploy.</summary>
+        public int CaughtBy(double x, double minutes) => Entry(x).Delays.Count(d => d <= minutes);
 
         public double DetectedShare(double x) => Entry(x) is var (runs, delays) && runs > 0 ? (double)delays.Count / runs : 0;
 
