@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using System.Net.Http.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
@@ -12,10 +13,12 @@ namespace RolloutGate.Tests.Checks;
 
 /// <summary>
 /// The check services against the test Prometheus and Alertmanager, plus a small local web server for http checks:
-/// /healthz (200 "ok"), /status/{code}, /hang (never answers), /slow/{ms} (200 after that delay).
+/// /healthz (200 "ok"), /status/{code}, /hang (never answers), /together/{key}/{n} (200 to each of n requests for key once
+/// all n are waiting at once; 503 to a request that waited 10 s for the others).
 /// </summary>
 public sealed class CheckTestHost : IAsyncLifetime
 {
+    private readonly ConcurrentDictionary<string, Gathering> gatherings = new(StringComparer.Ordinal);
     private WebApplication? server;
 
     public string ServerUrl { get; private set; } = string.Empty;
@@ -32,10 +35,23 @@ public sealed class CheckTestHost : IAsyncLifetime
             await Task.Delay(Timeout.Infinite, aborted);
             return "never";
         });
-        server.MapGet("/slow/{ms:int}", async (int ms, CancellationToken aborted) =>
+        server.MapGet("/together/{key}/{count:int}", async (string key, int count, CancellationToken aborted) =>
         {
-            await Task.Delay(ms, aborted);
-            return "ok";
+            var gathering = gatherings.GetOrAdd(key, _ => new Gathering());
+            if (Interlocked.Increment(ref gathering.Arrived) >= count)
+            {
+                gathering.All.TrySetResult();
+            }
+
+            try
+            {
+                await gathering.All.Task.WaitAsync(TimeSpan.FromSeconds(10), aborted);
+                return Results.Text("ok");
+            }
+            catch (TimeoutException)
+            {
+                return Results.Text($"only {Volatile.Read(ref gathering.Arrived)} of {count} requests were waiting together", statusCode: 503);
+            }
         });
         await server.StartAsync();
         ServerUrl = server.Urls.Single();
@@ -69,6 +85,13 @@ public sealed class CheckTestHost : IAsyncLifetime
 
     public static async Task<CheckResult> RunOneAsync(CheckSpec check, DateTimeOffset? at = null, Action<RolloutGateOptions>? configure = null) =>
         Assert.Single(await RunAsync(new PreDeploySpec(TimeSpan.FromSeconds(20), [check]), at, configure));
+
+    /// <summary>Requests to one /together key: how many arrived, and the signal that all of them did.</summary>
+    private sealed class Gathering
+    {
+        public readonly TaskCompletionSource All = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public int Arrived;
+    }
 
     /// <summary>Fires an alert in the test Alertmanager, as Prometheus would.</summary>
     public static async Task PostAlertAsync(IReadOnlyDictionary<string, string> labels)

@@ -9,24 +9,21 @@ public sealed class PreDeployCheckRunnerTests(CheckTestHost host) : IClassFixtur
     [Fact]
     public async Task RunAsync_MixedKinds_KeepsRunbookOrderAndRunsConcurrently()
     {
-        // The first check is the slowest; five of them in sequence would take 2.5 s.
-        var slow = Enumerable.Range(1, 5).Select(i => new CheckSpec($"slow-{i}", Http: new HttpCheckSpec(host.ServerUrl + "/slow/500", 200, null, null)));
+        // The server answers these five only once all five are waiting at once: run one after another, they fail.
+        var together = Enumerable.Range(1, 5).Select(i => new CheckSpec($"together-{i}", Http: new HttpCheckSpec(host.ServerUrl + "/together/mixed/5", 200, null, null)));
         var spec = new PreDeploySpec(TimeSpan.FromSeconds(20),
         [
-            .. slow,
+            .. together,
             new CheckSpec("error-budget", Prometheus: new PrometheusCheckSpec("rolloutgate_test_error_ratio{service=\"checkout\"}", null, 0.01)),
             new CheckSpec("change-freeze", Freeze: new FreezeCheckSpec("Europe/Berlin", ["Fri 16:00 - Mon 08:00"], [])),
             new CheckSpec("payments-healthy", Http: new HttpCheckSpec(host.ServerUrl + "/status/500", 200, null, null)),
         ]);
-        var stopwatch = Stopwatch.StartNew();
-
         var results = await CheckTestHost.RunAsync(spec);
 
         Assert.Equal(spec.Checks.Select(c => c.Name), results.Select(r => r.Name));
-        Assert.All(results.Take(5), r => Assert.Equal(CheckStatus.Pass, r.Status));
+        Assert.All(results.Take(5), r => Assert.True(r.Status == CheckStatus.Pass, r.Detail));
         Assert.Equal(CheckStatus.Pass, results[5].Status);
         Assert.Equal(CheckStatus.Fail, results[7].Status);
-        Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(2.4), $"took {stopwatch.Elapsed}");
     }
 
     [Fact]

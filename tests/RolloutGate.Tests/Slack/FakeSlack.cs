@@ -40,6 +40,14 @@ public sealed class FakeSlack : IAsyncDisposable
     /// <summary>While set, every call is answered 503 (a Slack outage).</summary>
     public volatile bool Down;
 
+    private volatile TaskCompletionSource? held;
+
+    /// <summary>From now until <see cref="Release"/>, every call waits for an answer (a Slack that hangs).</summary>
+    public void Hold() => held = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>Answers the calls held since <see cref="Hold"/>, and those that come after, as usual.</summary>
+    public void Release() => Interlocked.Exchange(ref held, null)?.TrySetResult();
+
     public IReadOnlyList<SlackCall> Delivered(string method) =>
         Calls.Where(c => c.Method == method && c.AnsweredStatus == 200 && c.Ts is not null).ToList();
 
@@ -109,6 +117,11 @@ public sealed class FakeSlack : IAsyncDisposable
             Violations.Enqueue($"{method}: body is not JSON");
             await context.Response.WriteAsJsonAsync(new { ok = false, error = "invalid_json" });
             return;
+        }
+
+        if (held is { } hold)
+        {
+            await hold.Task.WaitAsync(context.RequestAborted);
         }
 
         if (Down)
