@@ -428,39 +428,25 @@ public static class WatchScaleBenchmark
 
     private static DateTimeOffset Minute(DateTimeOffset at) => DateTimeOffset.FromUnixTimeSeconds(at.ToUnixTimeSeconds() / 60 * 60);
 
-    private static string Runbook(string service) => $"""
-        apiVersion: rolloutgate/v1
-        kind: Runbook
-        metadata:
-          name: {service}
-          version: 1
-        spec:
-          service: {service}
-          environments: [production]
-          owner: U024BE7LH
-          decisionChannel: C0DECIDE01
-          mesh:
-            provider: istio
-            namespace: {Namespace}
-            workload: {service}
-          watch:
-            duration: 24h
-            interval: 1m
-            baseline: 1h
-            metrics:
-              - name: p95-latency
-                preset: p95-latency
-                maxIncrease: 20%
-              - name: error-rate
-                preset: error-rate
-                maxIncrease: 50%
-              - name: cost-per-request
-                preset: cost-per-request
-                pricing:
-                  cpuCoreHour: 0.031
-                  memoryGiBHour: 0.0042
-                maxIncrease: 15%
-        """;
+    private static string Runbook(string service) => BenchmarkRunbook.Istio(service, Namespace, """
+        watch:
+          duration: 24h
+          interval: 1m
+          baseline: 1h
+          metrics:
+            - name: p95-latency
+              preset: p95-latency
+              maxIncrease: 20%
+            - name: error-rate
+              preset: error-rate
+              maxIncrease: 50%
+            - name: cost-per-request
+              preset: cost-per-request
+              pricing:
+                cpuCoreHour: 0.031
+                memoryGiBHour: 0.0042
+              maxIncrease: 15%
+        """);
 
     /// <summary>Instant and range queries Prometheus has answered, and its CPU seconds, from its own /metrics.</summary>
     private static async Task<(double Queries, double CpuSeconds)> PrometheusCountersAsync(HttpClient http)

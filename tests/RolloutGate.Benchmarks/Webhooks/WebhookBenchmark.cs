@@ -16,7 +16,7 @@ namespace RolloutGate.Benchmarks.Webhooks;
 /// </summary>
 public static class WebhookBenchmark
 {
-    private const string Secret = "benchmark-secret";
+    internal const string Secret = "benchmark-secret";
     private const string ReaderToken = "benchmark-reader";
 
     public static async Task<int> RunAsync(string[] args)
@@ -69,14 +69,19 @@ public static class WebhookBenchmark
         return failures == 0 && audited == delivered ? 0 : 1;
     }
 
-    private static async Task<WorkerResult[]> RunWorkersAsync(HttpClient http, int concurrency, TimeSpan duration, string phase)
+    /// <summary>
+    /// Workers that each walk predeploy then cancelled on their own service (svc-{worker}) until the duration is over or
+    /// <paramref name="stop"/> is signalled.
+    /// </summary>
+    internal static async Task<WorkerResult[]> RunWorkersAsync(
+        HttpClient http, int concurrency, TimeSpan duration, string phase, CancellationToken stop = default)
     {
         var deadline = Stopwatch.StartNew();
         return await Task.WhenAll(Enumerable.Range(0, concurrency).Select(worker => Task.Run(async () =>
         {
             var result = new WorkerResult();
             var clock = Stopwatch.StartNew();
-            for (var change = 0; deadline.Elapsed < duration; change++)
+            for (var change = 0; deadline.Elapsed < duration && !stop.IsCancellationRequested; change++)
             {
                 var id = $"{phase}-{worker}-{change}";
                 foreach (var @event in new[] { "predeploy", "cancelled" })
@@ -96,7 +101,7 @@ public static class WebhookBenchmark
         })));
     }
 
-    private static Task<HttpResponseMessage> SendAsync(HttpClient http, string @event, string deploymentId, string service)
+    internal static Task<HttpResponseMessage> SendAsync(HttpClient http, string @event, string deploymentId, string service)
     {
         var body = JsonSerializer.Serialize(new { @event, deploymentId, service, environment = "production", version = "2.4.0", initiator = "bench" });
         var timestamp = TimeProvider.System.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
@@ -110,32 +115,18 @@ public static class WebhookBenchmark
         return http.SendAsync(request);
     }
 
-    private static string Runbook(string service) => $"""
-        apiVersion: rolloutgate/v1
-        kind: Runbook
-        metadata:
-          name: {service}
-          version: 1
-        spec:
-          service: {service}
-          environments: [production]
-          owner: U024BE7LH
-          decisionChannel: C0DECIDE01
-          mesh:
-            provider: istio
-            namespace: shop
-            workload: {service}
-          watch:
-            metrics:
-              - name: p95-latency
-                preset: p95-latency
-                maxIncrease: 20%
-        """;
+    private static string Runbook(string service) => BenchmarkRunbook.Istio(service, "shop", """
+        watch:
+          metrics:
+            - name: p95-latency
+              preset: p95-latency
+              maxIncrease: 20%
+        """);
 
-    private static double Percentile(double[] sorted, double p) =>
+    internal static double Percentile(double[] sorted, double p) =>
         sorted.Length == 0 ? double.NaN : sorted[Math.Min(sorted.Length - 1, (int)Math.Ceiling(p * sorted.Length) - 1)];
 
-    private static int Option(string[] args, string name, int fallback)
+    internal static int Option(string[] args, string name, int fallback)
     {
         var index = Array.IndexOf(args, name);
         return index >= 0 && index + 1 < args.Length ? int.Parse(args[index + 1], CultureInfo.InvariantCulture) : fallback;
@@ -143,7 +134,7 @@ public static class WebhookBenchmark
 
     private static string RuntimeName() => System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription;
 
-    private sealed class WorkerResult
+    internal sealed class WorkerResult
     {
         public List<double> Latencies { get; } = [];
 
