@@ -67,9 +67,14 @@ public sealed partial class RollbackDispatcher(
         var done = 0;
         foreach (var deploymentId in due)
         {
-            if (await ClaimAsync(db, deploymentId, now, expired, cancellationToken))
+            // A stopping host claims nothing more. What it has claimed runs to its end and is recorded, stopping or not:
+            // the action changes production, and one carried out but not recorded would be carried out again when the
+            // claim expires, with the audit trail giving the wrong time; a claim cut off mid-statement could hold the
+            // rollback for ClaimExpiry. The action's own timeouts (RollbackResilience) bound the wait.
+            cancellationToken.ThrowIfCancellationRequested();
+            if (await ClaimAsync(db, deploymentId, now, expired, CancellationToken.None))
             {
-                await ExecuteAsync(db, executor, deploymentId, cancellationToken);
+                await ExecuteAsync(db, executor, deploymentId, CancellationToken.None);
                 done++;
             }
         }

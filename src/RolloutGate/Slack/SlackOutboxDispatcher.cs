@@ -99,21 +99,25 @@ public sealed partial class SlackOutboxDispatcher(
         }
 
         var row = claimed[0];
+        // Claimed, the row is delivered and recorded even if the host is stopping meanwhile: a message Slack has posted
+        // but that is not marked delivered would be posted again after the restart. The Slack client's own timeouts
+        // (SlackResilience) bound the wait.
+        var uninterrupted = CancellationToken.None;
         try
         {
-            var ts = await DeliverAsync(db, slack, row, cancellationToken);
+            var ts = await DeliverAsync(db, slack, row, uninterrupted);
             await db.Database.ExecuteSqlAsync(
                 $"UPDATE outbox SET delivered_at = {time.GetUtcNow()}, delivered_ts = {ts}, attempts = attempts + 1, last_error = NULL WHERE id = {row.Id}",
-                cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
+                uninterrupted);
+            await transaction.CommitAsync(uninterrupted);
             return true;
         }
         catch (Exception ex) when (ex is SlackApiException or SlackUnavailableException or SlackRateLimitedException or JsonException)
         {
             if (GiveUpReason(ex, row) is { } reason)
             {
-                await AbandonAsync(db, row, ex.Message, reason, cancellationToken);
-                await transaction.CommitAsync(cancellationToken);
+                await AbandonAsync(db, row, ex.Message, reason, uninterrupted);
+                await transaction.CommitAsync(uninterrupted);
                 LogAbandoned(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, reason, ex.Message);
                 return false;
             }
@@ -122,8 +126,8 @@ public sealed partial class SlackOutboxDispatcher(
             var next = time.GetUtcNow() + wait;
             await db.Database.ExecuteSqlAsync(
                 $"UPDATE outbox SET attempts = attempts + 1, last_error = {ex.Message}, next_attempt_at = {next} WHERE id = {row.Id}",
-                cancellationToken);
-            await transaction.CommitAsync(cancellationToken);
+                uninterrupted);
+            await transaction.CommitAsync(uninterrupted);
             LogDeliveryFailed(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, wait, ex.Message);
             return false;
         }

@@ -26,6 +26,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly ConcurrentQueue<int> failures = new();
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
+    private Action? afterPatch;
 
     private FakeKubernetesApiServer(WebApplication app, string tokenFile)
     {
@@ -98,6 +99,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     /// <summary>Another writer edits the object just before the next PATCH arrives, so that PATCH's resourceVersion is stale.</summary>
     public void EditConcurrentlyBeforeNextPatch(Action<JsonObject> edit) => concurrentEdit = edit;
+
+    /// <summary>Runs once the next PATCH has been applied, before it is answered.</summary>
+    public void AfterNextPatch(Action action) => afterPatch = action;
 
     private async Task<IResult> HandleAsync(HttpContext context, string group, string version, string ns, string plural, string name, string? subresource = null)
     {
@@ -180,6 +184,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             var updated = (JsonObject)MergePatch(stored, effective)!;
             BumpResourceVersion(updated);
             objects[key] = updated;
+            Interlocked.Exchange(ref afterPatch, null)?.Invoke();
             return Json((JsonObject)updated.DeepClone());
         }
     }

@@ -6,23 +6,14 @@ using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Rollbacks;
 
-/// <summary>Decided rollbacks are carried out exactly once, also when two replicas share the database.</summary>
+/// <summary>Decided rollbacks are carried out exactly once, also when two replicas share the database, and recorded also when the host stops meanwhile.</summary>
 public sealed class RollbackDispatcherTests
 {
     [Fact]
     public async Task TwoReplicas_OneDecidedRollback_OnePatchOneOutcome_RolledBack()
     {
-        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
-        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", JsonNode.Parse("""
-            {"hosts":["checkout"],"http":[{"route":[
-              {"destination":{"host":"checkout","subset":"stable"},"weight":50},
-              {"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
-            """)!.AsObject());
-        var settings = new Dictionary<string, string?>
-        {
-            ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
-            ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
-        };
+        await using var kubernetes = await HalfCanaryAsync();
+        var settings = Settings(kubernetes);
         await using var first = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], settings);
         await using var second = new RolloutGateHost(first.Database, new Dictionary<string, string?>(settings)
         {
@@ -50,6 +41,54 @@ public sealed class RollbackDispatcherTests
         Assert.Single(kubernetes.Requests, request => request.StartsWith("PATCH ", StringComparison.Ordinal));
         Assert.Equal(1, await first.CountAsync("rollback_actions", "deployment_id = 'rb-1' AND succeeded"));
         Assert.Equal(1, await first.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-1'"));
+        AssertAllOnStable(kubernetes);
+    }
+
+    [Fact]
+    public async Task HostStoppingWhileTheMeshIsPatched_TheRollbackIsStillRecorded()
+    {
+        await using var kubernetes = await HalfCanaryAsync();
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
+        var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
+        Task? stopped = null;
+        kubernetes.AfterNextPatch(() => stopped = dispatcher.StopAsync(CancellationToken.None));
+
+        await service.Webhooks.SendEventAsync("deployed", "rb-stop");
+        await service.RegressAsync("rb-stop", "p95-latency");
+        await service.DecideAsync("rb-stop", "rollback", "bob");
+        for (var i = 0; i < 100 && stopped is null; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        // The dispatcher was told to stop while the patch was on its way back: traffic is on stable, so that must be on record.
+        Assert.NotNull(stopped);
+        await stopped.WaitAsync(TimeSpan.FromSeconds(60));
+        AssertAllOnStable(kubernetes);
+        Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-stop'"));
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-stop' AND succeeded"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-stop'"));
+    }
+
+    private static async Task<FakeKubernetesApiServer> HalfCanaryAsync()
+    {
+        var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", JsonNode.Parse("""
+            {"hosts":["checkout"],"http":[{"route":[
+              {"destination":{"host":"checkout","subset":"stable"},"weight":50},
+              {"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
+            """)!.AsObject());
+        return kubernetes;
+    }
+
+    private static Dictionary<string, string?> Settings(FakeKubernetesApiServer kubernetes) => new()
+    {
+        ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
+        ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
+    };
+
+    private static void AssertAllOnStable(FakeKubernetesApiServer kubernetes)
+    {
         var route = kubernetes.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["spec"]!["http"]![0]!["route"]!.AsArray();
         Assert.Equal("stable", Assert.Single(route)!["destination"]!["subset"]!.GetValue<string>());
     }

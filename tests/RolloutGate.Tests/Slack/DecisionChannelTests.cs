@@ -1,5 +1,6 @@
 using System.Net.Http.Json;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Slack;
 
 namespace RolloutGate.Tests.Slack;
@@ -44,6 +45,25 @@ public sealed class DecisionChannelTests
         Assert.Equal(postsBefore, test.Slack.Delivered(SlackMethods.PostMessage).Count);
         Assert.All(test.Slack.Delivered(SlackMethods.Update), u => Assert.Equal(test.Slack.Delivered(SlackMethods.PostMessage)[0].Ts, u.Body.GetProperty("ts").GetString()));
         Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task HostStoppingWhileSlackPosts_ThePostedMessageIsRecordedAsDelivered()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        var dispatcher = test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>();
+        Task? stopped = null;
+        test.Slack.AfterNextPost(() => stopped = dispatcher.StopAsync(CancellationToken.None));
+
+        await test.WatchAsync("gh-stopping-1");
+        await SlackTestService.EventuallyAsync(() => Task.FromResult(stopped is not null), "the root message posted");
+        await stopped!.WaitAsync(TimeSpan.FromSeconds(60));
+
+        // The dispatcher was told to stop while Slack's answer was on its way: the message is in the channel, so it is
+        // delivered on record, with its ts, and a restart will not post it again.
+        var root = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Equal(1, await test.Service.CountAsync("outbox", $"delivered_ts = '{root.Ts}' AND delivered_at IS NOT NULL"));
+        Assert.Equal(root.Ts, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-stopping-1'"));
     }
 
     [Fact]

@@ -48,6 +48,11 @@ public sealed class FakeSlack : IAsyncDisposable
     /// <summary>Answers the calls held since <see cref="Hold"/>, and those that come after, as usual.</summary>
     public void Release() => Interlocked.Exchange(ref held, null)?.TrySetResult();
 
+    private Action? afterPost;
+
+    /// <summary>Runs once the next chat.postMessage has been posted, before Slack answers it.</summary>
+    public void AfterNextPost(Action action) => afterPost = action;
+
     public IReadOnlyList<SlackCall> Delivered(string method) =>
         Calls.Where(c => c.Method == method && c.AnsweredStatus == 200 && c.Ts is not null).ToList();
 
@@ -164,6 +169,7 @@ public sealed class FakeSlack : IAsyncDisposable
             default:
                 ts = NextTs();
                 messages[ts] = text;
+                Interlocked.Exchange(ref afterPost, null)?.Invoke();
                 break;
         }
 
