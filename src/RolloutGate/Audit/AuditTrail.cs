@@ -30,13 +30,17 @@ public sealed class AuditTrail(TimeProvider time, IEnumerable<IAuditSubscriber> 
             throw new InvalidOperationException("audit events are appended inside the transaction of the change they record");
         }
 
+        // Everything from here to the commit holds the lock, so it takes as few round trips as it can: the previous hash
+        // and the ids in one statement (not in the lock's statement: that one's snapshot predates the wait for the lock).
         await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({AppendLockKey})", cancellationToken);
-        var previous = await db.AuditEvents.OrderByDescending(e => e.Id).Select(e => e.Hash).FirstOrDefaultAsync(cancellationToken)
-            ?? AuditChain.Genesis;
-        var ids = await db.Database
-            .SqlQueryRaw<long>("SELECT nextval('audit_events_id_seq') AS \"Value\" FROM generate_series(1, {0})", entries.Count)
-            .ToListAsync(cancellationToken);
-        ids.Sort();
+        var head = await db.Database.SqlQueryRaw<ChainHead>(
+                """
+                SELECT (SELECT hash FROM audit_events ORDER BY id DESC LIMIT 1) AS "Previous",
+                       array(SELECT nextval('audit_events_id_seq') FROM generate_series(1, {0})) AS "Ids"
+                """, entries.Count)
+            .SingleAsync(cancellationToken);
+        var previous = head.Previous ?? AuditChain.Genesis;
+        var ids = head.Ids.Order().ToArray();
 
         var at = AuditChain.ToStoredPrecision(time.GetUtcNow());
         var rows = new List<AuditEventRow>(entries.Count);
@@ -81,6 +85,9 @@ public sealed class AuditTrail(TimeProvider time, IEnumerable<IAuditSubscriber> 
 
     public static ChainedEvent ToChained(AuditEventRow row) =>
         new(row.Id, row.At, row.Type, row.DeploymentId, row.Service, row.Actor, row.Data);
+
+    /// <summary>The newest event's hash (null before the first event) and the ids drawn for the events to append.</summary>
+    private sealed record ChainHead(string? Previous, long[] Ids);
 }
 
 /// <summary>

@@ -18,6 +18,9 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
 {
     public async Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken)
     {
+        // Read once per deployment: a decision and the state change it makes are two events of one deployment, and the
+        // caller holds the audit lock until it commits.
+        var deployments = new Dictionary<string, DeploymentRow?>(StringComparer.Ordinal);
         foreach (var audit in appended)
         {
             if (audit.DeploymentId is null || !IsAnnounced(audit.Type))
@@ -25,7 +28,12 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
                 continue;
             }
 
-            var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleOrDefaultAsync(d => d.Id == audit.DeploymentId, cancellationToken);
+            if (!deployments.TryGetValue(audit.DeploymentId, out var deployment))
+            {
+                deployment = deployments[audit.DeploymentId] = await db.Deployments.Include(d => d.RunbookVersion)
+                    .SingleOrDefaultAsync(d => d.Id == audit.DeploymentId, cancellationToken);
+            }
+
             if (deployment is null)
             {
                 continue;
