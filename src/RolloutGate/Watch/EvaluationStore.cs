@@ -174,11 +174,27 @@ public static class EvaluationStore
         var connection = (NpgsqlConnection)db.Database.GetDbConnection();
         var transaction = (NpgsqlTransaction?)db.Database.CurrentTransaction?.GetDbTransaction()
             ?? throw new InvalidOperationException("evaluations are inserted inside the transaction that stores their consequences");
+        // Each query's text is stored once (migrations/0012_evaluation_queries.sql): first the texts not stored yet, then
+        // the evaluations pointing at theirs. Two statements, so that the second sees a text another transaction stored
+        // while the first waited for it; the texts go in in one order (of the index), so two stores that share texts wait
+        // for each other rather than deadlock. Were a text missing all the same, the row's check constraint would fail
+        // the store loudly (and the watch retry), where an inner join would drop the evaluation without a word.
+        var queries = rows.Select(r => r.Evaluation.Query).ToArray();
+        await using (var texts = new NpgsqlCommand("""
+            INSERT INTO evaluation_queries (query) SELECT q FROM unnest($1::text[]) AS x(q) ORDER BY md5(q)
+            ON CONFLICT ((md5(query))) DO NOTHING
+            """, connection, transaction))
+        {
+            texts.Parameters.Add(new NpgsqlParameter { Value = queries.Distinct(StringComparer.Ordinal).ToArray() });
+            await texts.ExecuteNonQueryAsync(cancellationToken);
+        }
+
         await using var command = new NpgsqlCommand("""
-            INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, state, evaluated_at)
-            SELECT d, m, a, v, b, t, s, r, e, q, j::jsonb, $12
+            INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query_id, state, evaluated_at)
+            SELECT d, m, a, v, b, t, s, r, e, eq.id, j::jsonb, $12
             FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[])
                  AS x(d, m, a, v, b, t, s, r, e, q, j)
+            LEFT JOIN evaluation_queries eq ON md5(eq.query) = md5(x.q) AND eq.query = x.q
             ON CONFLICT (deployment_id, metric, at) DO NOTHING
             RETURNING deployment_id
             """, connection, transaction);
@@ -192,7 +208,7 @@ public static class EvaluationStore
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => Finite(e.Statistic)).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => VerdictNames.Of(e.Verdict)).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Explanation).ToArray() });
-        command.Parameters.Add(new NpgsqlParameter { Value = rows.Select(r => r.Evaluation.Query).ToArray() });
+        command.Parameters.Add(new NpgsqlParameter { Value = queries });
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => JsonSerializer.Serialize(e.State, Json)).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = now });
         var inserted = new HashSet<string>(StringComparer.Ordinal);

@@ -112,6 +112,51 @@ public sealed class EvaluationStoreTests
         Assert.Equal(TwoHours, (await WithStoreAsync(service, db => EvaluationStore.BaselinesAsync(db, ["dep-ended"], CancellationToken.None))).Decoded()["dep-ended"]["p95-latency"]);
     }
 
+    [Fact]
+    public async Task Evaluations_EachQueryTextStoredOnce_ReadBackWithEveryEvaluation()
+    {
+        await using var service = await TestService.StartAsync();
+        await SeedDeploymentsAsync(service, "dep-1", "dep-2");
+        const string P95 = "histogram_quantile(0.95, sum by (le) (rate(latency_bucket{workload=\"checkout\"}[1m])))";
+        // Two times of two deployments, two metrics each; both deployments ask the same p95 query, the error rate differs.
+        var rows = (from id in new[] { "dep-1", "dep-2" }
+                    from minute in new[] { 1, 2 }
+                    from metric in new[] { ("p95-latency", P95), ("error-rate", $"errors{{deployment=\"{id}\"}}") }
+                    select (id, new WatchEvaluation(Healthy(metric.Item1, Start.AddMinutes(minute)), metric.Item2))).ToList();
+
+        Assert.Equal(["dep-1", "dep-2"], (await InsertEvaluationsAsync(service, rows)).Order());
+        Assert.Empty(await InsertEvaluationsAsync(service, rows)); // a re-run after a crash: stored already, nothing twice
+
+        Assert.Equal(3L, await service.CountAsync("evaluation_queries"));
+        Assert.Equal(8L, await service.CountAsync("evaluations", "query IS NULL AND query_id IS NOT NULL"));
+        Assert.Equal(4L, await service.CountAsync("evaluation_evidence", $"metric = 'p95-latency' AND query = '{P95}'"));
+        Assert.Equal(2L, await service.CountAsync("evaluation_evidence", "metric = 'error-rate' AND query = 'errors{deployment=\"dep-2\"}'"));
+
+        // A row from before the texts were kept apart holds its own text, and reads the same way; a row without either is refused.
+        await service.Database.ExecuteAsync($$"""
+            INSERT INTO evaluations (deployment_id, metric, at, statistic, verdict, explanation, query, state, evaluated_at)
+            VALUES ('dep-1', 'p95-latency', '{{Start.AddMinutes(3):O}}', 0, 'healthy', 'old', 'old text', '{}', now())
+            """);
+        Assert.Equal("old text", await service.Database.ScalarAsync<string>("SELECT query FROM evaluation_evidence WHERE explanation = 'old'"));
+        var refused = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => service.Database.ExecuteAsync($$"""
+            INSERT INTO evaluations (deployment_id, metric, at, statistic, verdict, explanation, state, evaluated_at)
+            VALUES ('dep-1', 'p95-latency', '{{Start.AddMinutes(4):O}}', 0, 'healthy', 'none', '{}', now())
+            """));
+        Assert.Equal("evaluations_query_text_or_pointer", refused.ConstraintName);
+    }
+
+    private static MetricEvaluation Healthy(string metric, DateTimeOffset at) =>
+        new(metric, MetricKind.Latency, at, Verdict.Healthy, 0.2, 0.2, 0.24, 0, 5.3, DetectorState.Initial, $"{metric} at {at:HH:mm}");
+
+    private static Task<HashSet<string>> InsertEvaluationsAsync(TestService service, IReadOnlyList<(string, WatchEvaluation)> rows) =>
+        WithStoreAsync(service, async db =>
+        {
+            await using var transaction = await db.Database.BeginTransactionAsync();
+            var inserted = await EvaluationStore.InsertAsync(db, rows, Start, CancellationToken.None);
+            await transaction.CommitAsync();
+            return inserted;
+        });
+
     /// <summary>Two hours of latency samples at 1-minute steps, a baseline for the reduction tests.</summary>
     private static readonly IReadOnlyList<Observation> TwoHours =
         [.. Enumerable.Range(1, 120).Select(i => new Observation(Start.AddMinutes(i), 0.2 + (i % 7) * 1e-3, 1000))];
