@@ -40,14 +40,15 @@ public static class EvaluationStore
         var ids = deploymentIds.ToArray();
         var rows = await db.Database.SqlQuery<LatestRow>($"""
             SELECT DISTINCT ON (deployment_id, metric) deployment_id AS "DeploymentId", metric AS "Metric", at AS "At",
-                   verdict AS "Verdict", state::text AS "State"
+                   verdict AS "Verdict", state::text AS "State", detector AS "Detector"
             FROM evaluations WHERE deployment_id = ANY({ids}) ORDER BY deployment_id, metric, at DESC
             """).ToListAsync(cancellationToken);
         return rows.GroupBy(r => r.DeploymentId, StringComparer.Ordinal).ToDictionary(
             g => g.Key,
             g => g.ToDictionary(
                 r => r.Metric,
-                r => new StoredEvaluation(r.Metric, r.At, r.Verdict, JsonSerializer.Deserialize<DetectorState>(r.State, Json)!),
+                r => new StoredEvaluation(r.Metric, r.At, r.Verdict,
+                    r.Detector is { } detector ? StoredState.Decode(detector) : JsonSerializer.Deserialize<DetectorState>(r.State!, Json)!),
                 StringComparer.Ordinal),
             StringComparer.Ordinal);
     }
@@ -190,8 +191,8 @@ public static class EvaluationStore
         }
 
         await using var command = new NpgsqlCommand("""
-            INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query_id, state, evaluated_at)
-            SELECT d, m, a, v, b, t, s, r, e, eq.id, j::jsonb, $12
+            INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query_id, detector, evaluated_at)
+            SELECT d, m, a, v, b, t, s, r, e, eq.id, j::float8[], $12
             FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::float8[], $5::float8[], $6::float8[], $7::float8[], $8::text[], $9::text[], $10::text[], $11::text[])
                  AS x(d, m, a, v, b, t, s, r, e, q, j)
             LEFT JOIN evaluation_queries eq ON md5(eq.query) = md5(x.q) AND eq.query = x.q
@@ -209,7 +210,8 @@ public static class EvaluationStore
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => VerdictNames.Of(e.Verdict)).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => e.Explanation).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = queries });
-        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => JsonSerializer.Serialize(e.State, Json)).ToArray() });
+        // Each state as an array literal ('{1,0.5,NaN,...}'): unnest would flatten an array of arrays into its elements.
+        command.Parameters.Add(new NpgsqlParameter { Value = evaluations.Select(e => ArrayLiteral(StoredState.Encode(e.State))).ToArray() });
         command.Parameters.Add(new NpgsqlParameter { Value = now });
         var inserted = new HashSet<string>(StringComparer.Ordinal);
         await using var reader = await command.ExecuteReaderAsync(cancellationToken);
@@ -293,7 +295,12 @@ public static class EvaluationStore
 
     private static double Finite(double value) => double.IsFinite(value) ? value : 0;
 
-    private sealed record LatestRow(string DeploymentId, string Metric, DateTimeOffset At, string Verdict, string State);
+    /// <summary>A float8[] literal; .NET's shortest round-trip form reads back as the same double ("NaN" included).</summary>
+    private static string ArrayLiteral(double[] values) =>
+        "{" + string.Join(',', values.Select(v => v.ToString(System.Globalization.CultureInfo.InvariantCulture))) + "}";
+
+    /// <summary>A row holds its state as an array (<see cref="StoredState"/>), or as JSON if it was written before migration 0013.</summary>
+    private sealed record LatestRow(string DeploymentId, string Metric, DateTimeOffset At, string Verdict, string? State, double[]? Detector);
 
     private sealed record ViewRow(string DeploymentId, string Metric, DateTimeOffset At, double? Value, double? Baseline, double? Threshold, string Verdict, string Explanation);
 }

@@ -128,16 +128,21 @@ public sealed class EvaluationStoreTests
         Assert.Empty(await InsertEvaluationsAsync(service, rows)); // a re-run after a crash: stored already, nothing twice
 
         Assert.Equal(3L, await service.CountAsync("evaluation_queries"));
-        Assert.Equal(8L, await service.CountAsync("evaluations", "query IS NULL AND query_id IS NOT NULL"));
+        Assert.Equal(8L, await service.CountAsync("evaluations", "query IS NULL AND query_id IS NOT NULL AND state IS NULL AND detector IS NOT NULL"));
         Assert.Equal(4L, await service.CountAsync("evaluation_evidence", $"metric = 'p95-latency' AND query = '{P95}'"));
         Assert.Equal(2L, await service.CountAsync("evaluation_evidence", "metric = 'error-rate' AND query = 'errors{deployment=\"dep-2\"}'"));
 
-        // A row from before the texts were kept apart holds its own text, and reads the same way; a row without either is refused.
+        // A row from before migrations 0012 and 0013 holds its own text and its state as JSON: read the same way.
         await service.Database.ExecuteAsync($$"""
             INSERT INTO evaluations (deployment_id, metric, at, statistic, verdict, explanation, query, state, evaluated_at)
-            VALUES ('dep-1', 'p95-latency', '{{Start.AddMinutes(3):O}}', 0, 'healthy', 'old', 'old text', '{}', now())
+            VALUES ('dep-1', 'p95-latency', '{{Start.AddMinutes(3):O}}', 0, 'healthy', 'old', 'old text',
+                    '{"cusum":1.5,"accumulatingSince":null,"intervalsAboveMax":0,"blindIntervals":0,"evaluations":3,"lastAt":"{{Start.AddMinutes(3):O}}","slowCusum":0.5,"sinceDeploySum":2.25,"sinceDeployLooks":3}', now())
             """);
         Assert.Equal("old text", await service.Database.ScalarAsync<string>("SELECT query FROM evaluation_evidence WHERE explanation = 'old'"));
+        var latest = (await WithStoreAsync(service, db => EvaluationStore.LatestAsync(db, ["dep-1"], CancellationToken.None)))["dep-1"];
+        Assert.Equal(new DetectorState(1.5, null, 0, 0, 3, Start.AddMinutes(3), 0.5, 2.25, 3), latest["p95-latency"].State);
+        Assert.Equal(Start.AddMinutes(2), latest["error-rate"].At);
+        Assert.Equal(Healthy("error-rate", Start.AddMinutes(2)).State, latest["error-rate"].State);
         var refused = await Assert.ThrowsAsync<Npgsql.PostgresException>(() => service.Database.ExecuteAsync($$"""
             INSERT INTO evaluations (deployment_id, metric, at, statistic, verdict, explanation, state, evaluated_at)
             VALUES ('dep-1', 'p95-latency', '{{Start.AddMinutes(4):O}}', 0, 'healthy', 'none', '{}', now())
@@ -146,7 +151,8 @@ public sealed class EvaluationStoreTests
     }
 
     private static MetricEvaluation Healthy(string metric, DateTimeOffset at) =>
-        new(metric, MetricKind.Latency, at, Verdict.Healthy, 0.2, 0.2, 0.24, 0, 5.3, DetectorState.Initial, $"{metric} at {at:HH:mm}");
+        new(metric, MetricKind.Latency, at, Verdict.Healthy, 0.2, 0.2, 0.24, 0, 5.3,
+            new DetectorState(0.75, at.AddMinutes(-1), 0, 0, at.Minute, at, 0.25, -1.5, at.Minute), $"{metric} at {at:HH:mm}");
 
     private static Task<HashSet<string>> InsertEvaluationsAsync(TestService service, IReadOnlyList<(string, WatchEvaluation)> rows) =>
         WithStoreAsync(service, async db =>
