@@ -68,7 +68,8 @@ internal sealed class OneShotBound(Trace trace, double maxIncrease)
         var looks = (int)Math.Round(Horizon / trace.Interval);
         var watch = scenario.Watch.Take(looks).ToArray();
         var baseline = scenario.Baseline;
-        var lastHour = Median(baseline.Where(o => o.At >= scenario.DeployAt - Hour).Select(o => Transform(o.Value, 1)));
+        var hourBefore = baseline.Where(o => o.At >= scenario.DeployAt - Hour).ToArray();
+        var lastHour = Median(hourBefore.Select(o => Transform(o.Value, 1)));
         var whole = Median(baseline.Select(o => Transform(o.Value, 1)));
         var period = trace.Baseline >= TimeSpan.FromDays(7) ? TimeSpan.FromDays(7) : trace.Baseline >= TimeSpan.FromDays(1) ? TimeSpan.FromDays(1) : (TimeSpan?)null;
         var seasonal = watch.Select(o => period is { } p
@@ -84,10 +85,10 @@ internal sealed class OneShotBound(Trace trace, double maxIncrease)
             statistics.Add(enough ? Median(excess) : double.NaN);
         }
 
-        var canary = Values(watch, scale);
-        foreach (var reference in new[] { baseline.Where(o => o.At >= scenario.DeployAt - Hour), baseline })
+        var canary = MannWhitney.Values(watch, scale);
+        foreach (var reference in new[] { hourBefore, baseline })
         {
-            var values = Values(reference, 1);
+            var values = MannWhitney.Values(reference, 1);
             statistics.Add(canary.Length * 2 >= looks && values.Length >= 3 ? -Math.Log(MannWhitney.GreaterPValue(canary, values)) : double.NaN);
         }
 
@@ -101,14 +102,6 @@ internal sealed class OneShotBound(Trace trace, double maxIncrease)
         : v > 0 ? Math.Log(v * scale)
         : double.NaN;
 
-    private static double[] Values(IEnumerable<Observation> observations, double scale) =>
-        observations.Where(o => o.Value is not null).Select(o => o.Value!.Value * scale).ToArray();
-
-    private static double Median(IEnumerable<double> values)
-    {
-        var sorted = values.Where(double.IsFinite).Order().ToArray();
-        return sorted.Length == 0 ? double.NaN
-            : sorted.Length % 2 == 1 ? sorted[sorted.Length / 2]
-            : (sorted[sorted.Length / 2 - 1] + sorted[sorted.Length / 2]) / 2;
-    }
+    /// <summary>The median of the finite values (the others are samples without data); NaN when there are none.</summary>
+    private static double Median(IEnumerable<double> values) => RobustStatistics.Median(values.Where(double.IsFinite));
 }

@@ -81,7 +81,7 @@ internal sealed class MannWhitneyRule(string name, double maxIncrease, double al
     public int? FirstAlarm(Scenario scenario)
     {
         var size = (int)Math.Round(window / scenario.Trace.Interval);
-        var baseline = Values(scenario.Baseline.AsSpan(Math.Max(0, scenario.Baseline.Length - size)), 1);
+        var baseline = MannWhitney.Values(new ArraySegment<Observation>(scenario.Baseline, Math.Max(0, scenario.Baseline.Length - size), Math.Min(size, scenario.Baseline.Length)), 1);
         if (baseline.Length < 3)
         {
             return null;
@@ -95,13 +95,13 @@ internal sealed class MannWhitneyRule(string name, double maxIncrease, double al
                 return null;
             }
 
-            return MannWhitney.GreaterPValue(Values(scenario.Watch.AsSpan(0, size), scale), baseline) < alpha ? size - 1 : null;
+            return MannWhitney.GreaterPValue(MannWhitney.Values(new ArraySegment<Observation>(scenario.Watch, 0, size), scale), baseline) < alpha ? size - 1 : null;
         }
 
         for (var i = 2; i < scenario.Watch.Length; i++)
         {
             var from = Math.Max(0, i + 1 - size);
-            if (MannWhitney.GreaterPValue(Values(scenario.Watch.AsSpan(from, i + 1 - from), scale), baseline) < alpha)
+            if (MannWhitney.GreaterPValue(MannWhitney.Values(new ArraySegment<Observation>(scenario.Watch, from, i + 1 - from), scale), baseline) < alpha)
             {
                 return i;
             }
@@ -110,24 +110,15 @@ internal sealed class MannWhitneyRule(string name, double maxIncrease, double al
         return null;
     }
 
-    private static double[] Values(ReadOnlySpan<Observation> observations, double scale)
-    {
-        var values = new List<double>(observations.Length);
-        foreach (var o in observations)
-        {
-            if (o.Value is { } v)
-            {
-                values.Add(v * scale);
-            }
-        }
-
-        return [.. values];
-    }
 }
 
 /// <summary>Mann-Whitney U (Mann and Whitney 1947) with the normal approximation, tie correction and continuity correction.</summary>
 internal static class MannWhitney
 {
+    /// <summary>The samples with data, each times <paramref name="scale"/>: what the test compares.</summary>
+    public static double[] Values(IEnumerable<Observation> observations, double scale) =>
+        observations.Where(o => o.Value is not null).Select(o => o.Value!.Value * scale).ToArray();
+
     /// <summary>One-sided p-value for "<paramref name="canary"/> tends to be larger than <paramref name="baseline"/>".</summary>
     public static double GreaterPValue(double[] canary, double[] baseline)
     {
