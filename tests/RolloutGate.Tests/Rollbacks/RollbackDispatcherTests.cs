@@ -50,19 +50,15 @@ public sealed class RollbackDispatcherTests
         await using var kubernetes = await HalfCanaryAsync();
         await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
         var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
-        Task? stopped = null;
-        kubernetes.AfterNextPatch(() => stopped = dispatcher.StopAsync(CancellationToken.None));
+        var stopping = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+        kubernetes.AfterNextPatch(() => stopping.SetResult(dispatcher.StopAsync(CancellationToken.None)));
 
         await service.Webhooks.SendEventAsync("deployed", "rb-stop");
         await service.RegressAsync("rb-stop", "p95-latency");
         await service.DecideAsync("rb-stop", "rollback", "bob");
-        for (var i = 0; i < 100 && stopped is null; i++)
-        {
-            await Task.Delay(100);
-        }
 
         // The dispatcher was told to stop while the patch was on its way back: traffic is on stable, so that must be on record.
-        Assert.NotNull(stopped);
+        var stopped = await stopping.Task.WaitAsync(TimeSpan.FromSeconds(10));
         await stopped.WaitAsync(TimeSpan.FromSeconds(60));
         AssertAllOnStable(kubernetes);
         Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-stop'"));

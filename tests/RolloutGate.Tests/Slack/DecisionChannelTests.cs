@@ -52,12 +52,12 @@ public sealed class DecisionChannelTests
     {
         await using var test = await SlackTestService.StartAsync();
         var dispatcher = test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>();
-        Task? stopped = null;
-        test.Slack.AfterNextPost(() => stopped = dispatcher.StopAsync(CancellationToken.None));
+        var stopping = new TaskCompletionSource<Task>(TaskCreationOptions.RunContinuationsAsynchronously);
+        test.Slack.AfterNextPost(() => stopping.SetResult(dispatcher.StopAsync(CancellationToken.None)));
 
         await test.WatchAsync("gh-stopping-1");
-        await SlackTestService.EventuallyAsync(() => Task.FromResult(stopped is not null), "the root message posted");
-        await stopped!.WaitAsync(TimeSpan.FromSeconds(60));
+        var stopped = await stopping.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        await stopped.WaitAsync(TimeSpan.FromSeconds(60));
 
         // The dispatcher was told to stop while Slack's answer was on its way: the message is in the channel, so it is
         // delivered on record, with its ts, and a restart will not post it again.
