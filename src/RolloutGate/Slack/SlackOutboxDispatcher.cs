@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -9,13 +10,18 @@ using RolloutGate.Infrastructure.Database;
 namespace RolloutGate.Slack;
 
 /// <summary>
-/// Delivers the outbox: at least once, in order per deployment, safe with several replicas. Each row is claimed with
-/// <c>FOR UPDATE SKIP LOCKED</c> and only when no older row of its deployment is pending, delivered while the claim is
-/// held, and marked delivered in the same transaction. A failure keeps the row with its error and tries again later
-/// (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage delays messages and loses none.
-/// A row that can never be delivered is given up instead, so that it stops holding back its deployment's later messages:
-/// at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload cannot be read, and after
-/// <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
+/// Delivers the outbox: in order per deployment, safe with several replicas, and once. A row is claimed with a lease
+/// (<see cref="ClaimLease"/>, taken with <c>FOR UPDATE SKIP LOCKED</c> and committed) and only when no older row of its
+/// deployment is pending; it is then delivered, and its outcome recorded. From the claim until the outcome is known the
+/// attempt is in doubt (<c>outbox.in_doubt_since</c>): Slack may have posted the message even though its answer never
+/// came (a timeout, a 5xx, a replica killed mid-call), and <c>chat.postMessage</c> takes no idempotency key. So every
+/// message carries its outbox id in its metadata, and a root message in doubt is first looked for in its channel
+/// (<c>conversations.history</c>); found, it is recorded, not posted again. Replies cannot be looked for (a bot token
+/// cannot read a channel's threads): one in doubt is posted again. A failure keeps the row with its error and tries
+/// again later (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage delays messages and loses
+/// none. A row that can never be delivered is given up instead, so that it stops holding back its deployment's later
+/// messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload cannot be read, and
+/// after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
 /// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error.
 /// Without a bot token the messages go to the log instead: the local decision inbox.
 /// </summary>
@@ -36,6 +42,23 @@ public sealed partial class SlackOutboxDispatcher(
         "no_text", "msg_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_attachments", "invalid_attachments",
     };
 
+    /// <summary>
+    /// How long a claim lasts. Longer than a delivery can take (a history lookup and a post, each within the Slack
+    /// client's total timeout); once it has passed, another replica may take the row up.
+    /// </summary>
+    public static readonly TimeSpan ClaimLease = TimeSpan.FromMinutes(2);
+
+    /// <summary>The metadata event type of the messages RolloutGate posts (see <see cref="Marker(long, string?)"/>).</summary>
+    public const string MetadataEventType = "rolloutgate_message";
+
+    /// <summary>How far before its first attempt a message in doubt is looked for: the two clocks may differ.</summary>
+    public static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
+
+    private const int HistoryPageSize = 200;
+
+    /// <summary>How many of the channel's latest messages are searched for a root in doubt before it is posted again.</summary>
+    private const int HistoryLimit = 1000;
+
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
     {
         while (!stoppingToken.IsCancellationRequested)
@@ -44,7 +67,12 @@ public sealed partial class SlackOutboxDispatcher(
             {
                 await DispatchDueAsync(stoppingToken);
             }
-            catch (Exception ex) when (ex is not OperationCanceledException || !stoppingToken.IsCancellationRequested)
+            catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+            {
+                // Stopped while looking for work (nothing was claimed): a clean end, not a fault of the service.
+                return;
+            }
+            catch (Exception ex)
             {
                 LogDispatchFailed(logger, ex);
             }
@@ -79,19 +107,29 @@ public sealed partial class SlackOutboxDispatcher(
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
         // Typed HttpClients are short-lived by design: one per claimed row, never one for the life of the process.
         var slack = scope.ServiceProvider.GetRequiredService<SlackApiClient>();
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
+        var lease = now + ClaimLease;
+        // The claim is committed before Slack is called, with the attempt in doubt until its outcome is recorded: a
+        // replica that dies meanwhile leaves a row that another takes up once the lease has passed, knowing that the
+        // message may be in the channel already.
         var claimed = await db.Database.SqlQuery<ClaimedRow>($"""
-            SELECT o.id AS "Id", o.deployment_id AS "DeploymentId", o.kind AS "Kind", o.payload::text AS "Payload",
-                   o.attempts AS "Attempts", o.delivered_ts AS "DeliveredTs", o.created_at AS "CreatedAt"
-            FROM outbox o
-            WHERE o.delivered_at IS NULL AND o.abandoned_at IS NULL AND o.next_attempt_at <= {now}
-              AND NOT EXISTS (SELECT 1 FROM outbox older
-                              WHERE older.deployment_id = o.deployment_id AND older.delivered_at IS NULL
-                                AND older.abandoned_at IS NULL AND older.id < o.id)
-            ORDER BY o.id
-            LIMIT 1
-            FOR UPDATE SKIP LOCKED
+            WITH next AS (
+                SELECT o.id, o.in_doubt_since
+                FROM outbox o
+                WHERE o.delivered_at IS NULL AND o.abandoned_at IS NULL AND o.next_attempt_at <= {now}
+                  AND (o.claimed_until IS NULL OR o.claimed_until <= {now})
+                  AND NOT EXISTS (SELECT 1 FROM outbox older
+                                  WHERE older.deployment_id = o.deployment_id AND older.delivered_at IS NULL
+                                    AND older.abandoned_at IS NULL AND older.id < o.id)
+                ORDER BY o.id
+                LIMIT 1
+                FOR UPDATE SKIP LOCKED)
+            UPDATE outbox o SET claimed_until = {lease}, in_doubt_since = coalesce(o.in_doubt_since, {now})
+            FROM next
+            WHERE o.id = next.id
+            RETURNING o.id AS "Id", o.deployment_id AS "DeploymentId", o.kind AS "Kind", o.payload::text AS "Payload",
+                      o.attempts AS "Attempts", o.delivered_ts AS "DeliveredTs", o.created_at AS "CreatedAt",
+                      next.in_doubt_since AS "InDoubtSince"
             """).ToListAsync(cancellationToken);
         if (claimed.Count == 0)
         {
@@ -100,40 +138,96 @@ public sealed partial class SlackOutboxDispatcher(
 
         var row = claimed[0];
         // Claimed, the row is delivered and recorded even if the host is stopping meanwhile: a message Slack has posted
-        // but that is not marked delivered would be posted again after the restart. The Slack client's own timeouts
-        // (SlackResilience) bound the wait.
+        // but that is not marked delivered would be looked for and perhaps posted again after the restart. The Slack
+        // client's own timeouts (SlackResilience) bound the wait.
         var uninterrupted = CancellationToken.None;
+        Delivery delivery;
         try
         {
-            var ts = await DeliverAsync(db, slack, row, uninterrupted);
-            await db.Database.ExecuteSqlAsync(
-                $"UPDATE outbox SET delivered_at = {time.GetUtcNow()}, delivered_ts = {ts}, attempts = attempts + 1, last_error = NULL WHERE id = {row.Id}",
-                uninterrupted);
-            await transaction.CommitAsync(uninterrupted);
-            return true;
+            delivery = await DeliverAsync(db, slack, row, uninterrupted);
         }
         catch (Exception ex) when (ex is SlackApiException or SlackUnavailableException or SlackRateLimitedException or JsonException)
         {
-            if (GiveUpReason(ex, row) is { } reason)
+            await RecordFailureAsync(db, row, lease, ex);
+            return false;
+        }
+
+        await using var transaction = await db.Database.BeginTransactionAsync(uninterrupted);
+        if (!await ReleaseAsync(db, row, lease, $"""
+                UPDATE outbox SET delivered_at = {time.GetUtcNow()}, delivered_ts = {delivery.Ts}, attempts = attempts + 1,
+                                  last_error = NULL, claimed_until = NULL, in_doubt_since = NULL
+                WHERE id = {row.Id} AND claimed_until = {lease}
+                """))
+        {
+            return false;
+        }
+
+        if (delivery.NewRoot is { } root)
+        {
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO slack_threads (deployment_id, channel, root_ts, created_at)
+                VALUES ({row.DeploymentId}, {root.Channel}, {root.Ts}, {time.GetUtcNow()})
+                ON CONFLICT (deployment_id) DO NOTHING
+                """, uninterrupted);
+        }
+
+        await transaction.CommitAsync(uninterrupted);
+        return true;
+    }
+
+    /// <summary>
+    /// Records a failed attempt: the row is given up, or tried again later (after Slack's Retry-After, or a backoff). It
+    /// stays in doubt unless this attempt certainly posted nothing and no earlier one was in doubt.
+    /// </summary>
+    private async Task RecordFailureAsync(RolloutGateDbContext db, ClaimedRow row, DateTimeOffset lease, Exception ex)
+    {
+        var uninterrupted = CancellationToken.None;
+        await using var transaction = await db.Database.BeginTransactionAsync(uninterrupted);
+        if (GiveUpReason(ex, row) is { } reason)
+        {
+            if (await ReleaseAsync(db, row, lease, $"""
+                    UPDATE outbox SET attempts = attempts + 1, last_error = {ex.Message}, abandoned_at = {time.GetUtcNow()}, claimed_until = NULL
+                    WHERE id = {row.Id} AND claimed_until = {lease}
+                    """))
             {
-                await AbandonAsync(db, row, ex.Message, reason, uninterrupted);
+                await AuditAbandonedAsync(db, row, ex.Message, reason, uninterrupted);
                 await transaction.CommitAsync(uninterrupted);
                 LogAbandoned(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, reason, ex.Message);
-                return false;
             }
 
-            var wait = ex is SlackRateLimitedException limited ? limited.RetryAfter : Backoff(row.Attempts + 1);
-            var next = time.GetUtcNow() + wait;
-            await db.Database.ExecuteSqlAsync(
-                $"UPDATE outbox SET attempts = attempts + 1, last_error = {ex.Message}, next_attempt_at = {next} WHERE id = {row.Id}",
-                uninterrupted);
+            return;
+        }
+
+        var wait = ex is SlackRateLimitedException limited ? limited.RetryAfter : Backoff(row.Attempts + 1);
+        var next = time.GetUtcNow() + wait;
+        var postedNothing = ex is SlackApiException or SlackRateLimitedException or JsonException or SlackUnavailableException { MayHaveArrived: false };
+        if (await ReleaseAsync(db, row, lease, $"""
+                UPDATE outbox SET attempts = attempts + 1, last_error = {ex.Message}, next_attempt_at = {next}, claimed_until = NULL,
+                                  in_doubt_since = CASE WHEN {postedNothing} THEN {row.InDoubtSince} ELSE in_doubt_since END
+                WHERE id = {row.Id} AND claimed_until = {lease}
+                """))
+        {
             await transaction.CommitAsync(uninterrupted);
             LogDeliveryFailed(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, wait, ex.Message);
-            return false;
         }
     }
 
-    private async Task<string?> DeliverAsync(RolloutGateDbContext db, SlackApiClient slack, ClaimedRow row, CancellationToken cancellationToken)
+    /// <summary>
+    /// Runs the statement that records the outcome and ends the claim; false (and logged) when the lease had passed and
+    /// the row was claimed again meanwhile, whose outcome is then the new claimant's to record.
+    /// </summary>
+    private async Task<bool> ReleaseAsync(RolloutGateDbContext db, ClaimedRow row, DateTimeOffset lease, FormattableString statement)
+    {
+        if (await db.Database.ExecuteSqlAsync(statement, CancellationToken.None) == 1)
+        {
+            return true;
+        }
+
+        LogLeaseLost(logger, row.Kind, row.Id, row.DeploymentId, ClaimLease);
+        return false;
+    }
+
+    private async Task<Delivery> DeliverAsync(RolloutGateDbContext db, SlackApiClient slack, ClaimedRow row, CancellationToken cancellationToken)
     {
         if (row.Kind == OutboxKinds.SlackEphemeral)
         {
@@ -141,50 +235,98 @@ public sealed partial class SlackOutboxDispatcher(
             if (!slack.IsConfigured)
             {
                 LogInbox(logger, row.Kind, row.DeploymentId, ephemeral.User, ephemeral.Text);
-                return null;
+                return new Delivery(null);
             }
 
+            // An ephemeral message is in no history: one in doubt is sent again.
             await slack.PostEphemeralAsync(ephemeral.Channel, ephemeral.User, ephemeral.Text, ephemeral.ThreadTs, cancellationToken);
-            return null;
+            return new Delivery(null);
         }
 
         var message = JsonSerializer.Deserialize<OutboxMessage>(row.Payload, SlackApiClient.Json)!;
         if (!slack.IsConfigured)
         {
             LogInbox(logger, row.Kind, row.DeploymentId, message.Channel, message.Text);
-            return null;
+            return new Delivery(null);
         }
 
         var thread = row.DeploymentId is null ? null : (await db.Database.SqlQuery<SlackThread>($"""
             SELECT channel AS "Channel", root_ts AS "RootTs" FROM slack_threads WHERE deployment_id = {row.DeploymentId}
             """).ToListAsync(cancellationToken)).SingleOrDefault();
+        var metadata = Marker(row);
         if (row.Kind == OutboxKinds.SlackRoot)
         {
             if (thread is not null)
             {
                 await slack.UpdateAsync(thread.Channel, thread.RootTs, message.Text, message.Blocks, cancellationToken);
-                return thread.RootTs;
+                return new Delivery(thread.RootTs);
             }
 
-            var root = await slack.PostMessageAsync(new SlackMessage(message.Channel, message.Text, message.Blocks), cancellationToken);
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO slack_threads (deployment_id, channel, root_ts, created_at)
-                VALUES ({row.DeploymentId}, {root.Channel}, {root.Ts}, {time.GetUtcNow()})
-                ON CONFLICT (deployment_id) DO NOTHING
-                """, cancellationToken);
-            return root.Ts;
+            if (row.InDoubtSince is { } since && await FindPostedAsync(slack, row, message.Channel, since, metadata, cancellationToken) is { } found)
+            {
+                return new Delivery(found.Ts, found);
+            }
+
+            var root = await slack.PostMessageAsync(new SlackMessage(message.Channel, message.Text, message.Blocks, Metadata: metadata), cancellationToken);
+            return new Delivery(root.Ts, root);
         }
 
         // A reply that Slack already has (its ts was recorded) is not posted again.
         if (row.DeliveredTs is not null)
         {
-            return row.DeliveredTs;
+            return new Delivery(row.DeliveredTs);
         }
 
+        // A reply in doubt is posted again: a bot token cannot read a channel's threads (conversations.replies), so
+        // there is no looking for it. It may appear twice; a reply lost would be worse.
         var reply = thread is null
-            ? new SlackMessage(message.Channel, message.Text, message.Blocks)
-            : new SlackMessage(thread.Channel, message.Text, message.Blocks, thread.RootTs);
-        return (await slack.PostMessageAsync(reply, cancellationToken)).Ts;
+            ? new SlackMessage(message.Channel, message.Text, message.Blocks, Metadata: metadata)
+            : new SlackMessage(thread.Channel, message.Text, message.Blocks, thread.RootTs, metadata);
+        return new Delivery((await slack.PostMessageAsync(reply, cancellationToken)).Ts);
+    }
+
+    /// <summary>What every message RolloutGate posts carries, so that a root in doubt can be found in its channel.</summary>
+    public static SlackMetadata Marker(long outboxId, string? deploymentId) => new(MetadataEventType, new Dictionary<string, string>
+    {
+        ["deployment_id"] = deploymentId ?? "",
+        ["outbox_id"] = outboxId.ToString(CultureInfo.InvariantCulture),
+    });
+
+    private static SlackMetadata Marker(ClaimedRow row) => Marker(row.Id, row.DeploymentId);
+
+    /// <summary>
+    /// Looks for the root message of <paramref name="row"/> among the channel's messages since its first attempt in doubt
+    /// (less a minute for the two clocks), by its metadata; null when it is not there. When the channel cannot be read
+    /// (the app lacks <c>channels:history</c>, say), it says so and answers null: the root is posted, and may appear twice.
+    /// </summary>
+    private async Task<SlackPosted?> FindPostedAsync(
+        SlackApiClient slack, ClaimedRow row, string channel, DateTimeOffset since, SlackMetadata metadata, CancellationToken cancellationToken)
+    {
+        var searched = 0;
+        try
+        {
+            await foreach (var message in slack.HistoryAsync(channel, since - ClockSkew, HistoryPageSize, cancellationToken))
+            {
+                if (message.Carries(metadata))
+                {
+                    LogFoundInDoubt(logger, row.Id, row.DeploymentId, channel, message.Ts);
+                    return new SlackPosted(channel, message.Ts);
+                }
+
+                if (++searched >= HistoryLimit)
+                {
+                    break;
+                }
+            }
+        }
+        catch (SlackApiException ex)
+        {
+            LogCannotLook(logger, ex, row.Id, row.DeploymentId, channel, ex.Error);
+            return null;
+        }
+
+        LogNotFoundInDoubt(logger, row.Id, row.DeploymentId, channel, searched);
+        return null;
     }
 
     /// <summary>Why <paramref name="row"/> is given up after failing with <paramref name="ex"/>; null to try again later.</summary>
@@ -206,12 +348,8 @@ public sealed partial class SlackOutboxDispatcher(
             : null;
     }
 
-    private async Task AbandonAsync(RolloutGateDbContext db, ClaimedRow row, string error, string reason, CancellationToken cancellationToken)
+    private async Task AuditAbandonedAsync(RolloutGateDbContext db, ClaimedRow row, string error, string reason, CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        await db.Database.ExecuteSqlAsync(
-            $"UPDATE outbox SET attempts = attempts + 1, last_error = {error}, abandoned_at = {now} WHERE id = {row.Id}",
-            cancellationToken);
         var service = row.DeploymentId is null ? null : (await db.Database.SqlQuery<string>(
             $"SELECT service AS \"Value\" FROM deployments WHERE id = {row.DeploymentId}").ToListAsync(cancellationToken)).SingleOrDefault();
         await audit.AppendAsync(db, [new AuditEntry(AuditEventTypes.SlackMessageAbandoned, row.DeploymentId, service, DecisionPolicy.AutomaticActor, new
@@ -234,7 +372,11 @@ public sealed partial class SlackOutboxDispatcher(
     }
 
     private sealed record ClaimedRow(
-        long Id, string? DeploymentId, string Kind, string Payload, int Attempts, string? DeliveredTs, DateTimeOffset CreatedAt);
+        long Id, string? DeploymentId, string Kind, string Payload, int Attempts, string? DeliveredTs, DateTimeOffset CreatedAt,
+        DateTimeOffset? InDoubtSince);
+
+    /// <summary>The ts the delivered row is recorded with, and the root message when this delivery made the thread.</summary>
+    private sealed record Delivery(string? Ts, SlackPosted? NewRoot = null);
 
     private sealed record SlackThread(string Channel, string RootTs);
 
@@ -246,6 +388,18 @@ public sealed partial class SlackOutboxDispatcher(
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId} given up after {Attempts} attempts: {Reason}. Last error: {Error}")]
     private static partial void LogAbandoned(ILogger logger, string kind, long id, string? deploymentId, int attempts, string reason, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: its claim ran out ({Lease}) before its outcome was recorded; the replica that claimed it again records it")]
+    private static partial void LogLeaseLost(ILogger logger, string kind, long id, string? deploymentId, TimeSpan lease);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox row {Id} for deployment {DeploymentId}: the root message whose posting was in doubt is in {Channel} (ts {Ts}); not posted again")]
+    private static partial void LogFoundInDoubt(ILogger logger, long id, string? deploymentId, string channel, string ts);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox row {Id} for deployment {DeploymentId}: the root message whose posting was in doubt is not among the {Searched} latest messages of {Channel}; posting it")]
+    private static partial void LogNotFoundInDoubt(ILogger logger, long id, string? deploymentId, string channel, int searched);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox row {Id} for deployment {DeploymentId}: cannot look in {Channel} for the root message whose posting was in doubt (Slack: {Error}; the app needs channels:history, or groups:history for a private channel); posting it, so it may appear twice")]
+    private static partial void LogCannotLook(ILogger logger, Exception exception, long id, string? deploymentId, string channel, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The outbox dispatcher failed; it tries again at its next interval")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception);

@@ -1,6 +1,7 @@
 using System.Net;
 using Microsoft.Extensions.Http.Resilience;
 using Polly;
+using Polly.CircuitBreaker;
 
 namespace RolloutGate.Slack;
 
@@ -8,6 +9,9 @@ namespace RolloutGate.Slack;
 /// The resilience pipeline for Slack Web API calls: a per-attempt timeout, a few retries with exponential backoff and
 /// jitter on 5xx, 408, timeouts and connection errors, 429 retried after its Retry-After when that is short, and a
 /// circuit breaker so a Slack outage fails fast. Longer waits are the outbox's business: it keeps the row and tries again.
+/// A post (chat.postMessage, chat.postEphemeral) is a new message each time Slack receives it, and Slack takes no
+/// idempotency key, so a post is retried here only when it cannot have reached Slack (no connection; a 429). After a
+/// timeout or a 5xx it may have been posted: the outbox looks for it before it posts again.
 /// </summary>
 public static class SlackResilience
 {
@@ -40,7 +44,7 @@ public static class SlackResilience
             options.Retry.BackoffType = DelayBackoffType.Exponential;
             options.Retry.UseJitter = true;
             options.Retry.ShouldRetryAfterHeader = true;
-            options.Retry.ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome));
+            options.Retry.ShouldHandle = args => ValueTask.FromResult(ShouldRetry(args.Outcome, args.Context.GetRequestMessage()));
             options.CircuitBreaker.SamplingDuration = BreakerSamplingDuration;
             options.CircuitBreaker.FailureRatio = BreakerFailureRatio;
             options.CircuitBreaker.MinimumThroughput = BreakerMinimumThroughput;
@@ -49,11 +53,25 @@ public static class SlackResilience
         return builder;
     }
 
-    private static bool ShouldRetry(Outcome<HttpResponseMessage> outcome)
+    /// <summary>Whether <paramref name="exception"/> means the request never left: no connection was made, or the circuit is open.</summary>
+    public static bool NeverSent(Exception exception) => exception switch
+    {
+        BrokenCircuitException => true,
+        HttpRequestException { HttpRequestError: HttpRequestError.NameResolutionError or HttpRequestError.ConnectionError
+            or HttpRequestError.SecureConnectionError or HttpRequestError.ProxyTunnelError } => true,
+        _ => false,
+    };
+
+    private static bool ShouldRetry(Outcome<HttpResponseMessage> outcome, HttpRequestMessage? request)
     {
         if (outcome.Result is { StatusCode: HttpStatusCode.TooManyRequests } limited)
         {
             return limited.Headers.RetryAfter?.Delta is { } wait && wait <= MaxInlineRetryAfter;
+        }
+
+        if (request?.RequestUri is { } uri && SlackMethods.Posts(uri.Segments[^1]))
+        {
+            return outcome.Exception is { } exception && NeverSent(exception);
         }
 
         return HttpClientResiliencePredicates.IsTransient(outcome);

@@ -16,8 +16,10 @@ public sealed record SlackCall(string Method, JsonElement Body, int AnsweredStat
 
 /// <summary>
 /// A local stand-in for the Slack Web API (https://api.slack.com/methods) on 127.0.0.1: it checks every request the way
-/// Slack documents it (POST, /api/{method}, Bearer bot token, JSON with charset, required arguments, a ts it issued
-/// for chat.update and thread_ts) and answers like Slack ({ok, channel, ts}). Tests can script failures.
+/// Slack documents it (POST, /api/{method}, Bearer bot token, JSON with charset for chat.*, form fields for
+/// conversations.history, required arguments, a ts it issued for chat.update and thread_ts, the shape of message
+/// metadata) and answers like Slack ({ok, channel, ts}; history newest first, cursor-paginated, metadata only with
+/// include_all_metadata). Tests can script failures.
 /// </summary>
 public sealed class FakeSlack : IAsyncDisposable
 {
@@ -25,7 +27,7 @@ public sealed class FakeSlack : IAsyncDisposable
 
     private readonly WebApplication app;
     private readonly ConcurrentQueue<Func<HttpContext, Task<bool>>> scripted = new();
-    private readonly ConcurrentDictionary<string, string> messages = new();
+    private readonly ConcurrentDictionary<string, StoredMessage> messages = new();
     private long sequence;
 
     private FakeSlack(WebApplication app) => this.app = app;
@@ -57,7 +59,33 @@ public sealed class FakeSlack : IAsyncDisposable
         Calls.Where(c => c.Method == method && c.AnsweredStatus == 200 && c.Ts is not null).ToList();
 
     /// <summary>The text of a message as Slack holds it now (after edits).</summary>
-    public string? MessageText(string ts) => messages.TryGetValue(ts, out var text) ? text : null;
+    public string? MessageText(string ts) => messages.TryGetValue(ts, out var message) ? message.Text : null;
+
+    /// <summary>The channel's top-level messages, oldest first, as Slack holds them now.</summary>
+    public IReadOnlyList<string> RootMessages(string channel) =>
+        messages.Values.Where(m => m.Channel == channel && m.ThreadTs is null).OrderBy(m => m.Ts, StringComparer.Ordinal).Select(m => m.Ts).ToList();
+
+    /// <summary>The next chat.postMessage is posted, but answered with <paramref name="status"/>: its answer is lost.</summary>
+    public void LoseNextAnswer(int status = 500) => scripted.Enqueue(async context =>
+    {
+        if (context.Request.RouteValues["method"] as string != "chat.postMessage")
+        {
+            return false;
+        }
+
+        var body = (await JsonDocument.ParseAsync(context.Request.Body)).RootElement.Clone();
+        Store(body, NextTs());
+        context.Response.StatusCode = status;
+        return true;
+    });
+
+    /// <summary>Puts a message in a channel as if it had been posted earlier (by a replica that died before recording it).</summary>
+    public string Seed(object message)
+    {
+        var ts = NextTs();
+        Store(JsonSerializer.SerializeToElement(message, RolloutGate.Slack.SlackApiClient.Json), ts);
+        return ts;
+    }
 
     public void AnswerNext(int status, string? retryAfterSeconds = null) => scripted.Enqueue(async context =>
     {
@@ -100,10 +128,17 @@ public sealed class FakeSlack : IAsyncDisposable
     private async Task HandleAsync(string method, HttpContext context)
     {
         var request = context.Request;
+        request.EnableBuffering();
         if (request.Headers.Authorization.ToString() != $"Bearer {BotToken}")
         {
             Violations.Enqueue($"{method}: Authorization is '{request.Headers.Authorization}'");
             await context.Response.WriteAsJsonAsync(new { ok = false, error = "not_authed" });
+            return;
+        }
+
+        if (method == "conversations.history")
+        {
+            await HistoryAsync(context);
             return;
         }
 
@@ -124,22 +159,8 @@ public sealed class FakeSlack : IAsyncDisposable
             return;
         }
 
-        if (held is { } hold)
+        if (await AnsweredBeforehandAsync(method, body, context))
         {
-            await hold.Task.WaitAsync(context.RequestAborted);
-        }
-
-        if (Down)
-        {
-            Calls.Enqueue(new SlackCall(method, body, 503, null));
-            context.Response.StatusCode = 503;
-            return;
-        }
-
-        if (scripted.TryDequeue(out var answer))
-        {
-            Calls.Enqueue(new SlackCall(method, body, 0, null));
-            await answer(context);
             return;
         }
 
@@ -159,7 +180,7 @@ public sealed class FakeSlack : IAsyncDisposable
         {
             case "chat.update":
                 ts = body.GetProperty("ts").GetString()!;
-                messages[ts] = text;
+                messages[ts] = messages[ts] with { Text = text };
                 break;
             case "chat.postEphemeral":
                 ts = NextTs();
@@ -168,13 +189,113 @@ public sealed class FakeSlack : IAsyncDisposable
                 return;
             default:
                 ts = NextTs();
-                messages[ts] = text;
+                Store(body, ts);
                 Interlocked.Exchange(ref afterPost, null)?.Invoke();
                 break;
         }
 
         Calls.Enqueue(new SlackCall(method, body, 200, ts));
         await context.Response.WriteAsJsonAsync(new { ok = true, channel, ts, message = new { text } });
+    }
+
+    /// <summary>
+    /// What comes before Slack's own answer: a hold (<see cref="Hold"/>), an outage (<see cref="Down"/>) or a scripted
+    /// answer; true when the call has been answered by one of them.
+    /// </summary>
+    private async Task<bool> AnsweredBeforehandAsync(string method, JsonElement body, HttpContext context)
+    {
+        if (held is { } hold)
+        {
+            await hold.Task.WaitAsync(context.RequestAborted);
+        }
+
+        if (Down)
+        {
+            Calls.Enqueue(new SlackCall(method, body, 503, null));
+            context.Response.StatusCode = 503;
+            return true;
+        }
+
+        return await ScriptedAsync(method, body, context);
+    }
+
+    /// <summary>A scripted answer, if one is queued for this call; the body is read again by the script if it needs it.</summary>
+    private async Task<bool> ScriptedAsync(string method, JsonElement body, HttpContext context)
+    {
+        if (!scripted.TryPeek(out var answer))
+        {
+            return false;
+        }
+
+        context.Request.Body.Position = 0;
+        if (!await answer(context))
+        {
+            return false;
+        }
+
+        scripted.TryDequeue(out _);
+        Calls.Enqueue(new SlackCall(method, body, 0, null));
+        return true;
+    }
+
+    private void Store(JsonElement body, string ts) =>
+        messages[ts] = new StoredMessage(
+            body.GetProperty("channel").GetString()!,
+            ts,
+            body.TryGetProperty("text", out var text) ? text.GetString() ?? "" : "",
+            body.TryGetProperty("thread_ts", out var thread) ? thread.GetString() : null,
+            body.TryGetProperty("metadata", out var metadata) ? metadata.Clone() : null);
+
+    /// <summary>
+    /// conversations.history (https://docs.slack.dev/reference/methods/conversations.history): form fields, not JSON;
+    /// channel required; top-level messages newer than oldest, newest first, at most limit a page, with
+    /// response_metadata.next_cursor while has_more; metadata only with include_all_metadata.
+    /// </summary>
+    private async Task HistoryAsync(HttpContext context)
+    {
+        const string method = "conversations.history";
+        if (!context.Request.HasFormContentType)
+        {
+            Violations.Enqueue($"{method}: Content-Type is '{context.Request.ContentType}', not form fields");
+            await context.Response.WriteAsJsonAsync(new { ok = false, error = "invalid_arguments" });
+            return;
+        }
+
+        var form = await context.Request.ReadFormAsync();
+        var body = JsonSerializer.SerializeToElement(form.ToDictionary(f => f.Key, f => f.Value.ToString()));
+        if (await AnsweredBeforehandAsync(method, body, context))
+        {
+            return;
+        }
+
+        Calls.Enqueue(new SlackCall(method, body, 200, null));
+        var channel = form["channel"].ToString();
+        if (channel.Length == 0)
+        {
+            Violations.Enqueue($"{method}: no channel");
+            await context.Response.WriteAsJsonAsync(new { ok = false, error = "channel_not_found" });
+            return;
+        }
+
+        var oldest = decimal.Parse(form["oldest"].ToString() is { Length: > 0 } o ? o : "0", CultureInfo.InvariantCulture);
+        var limit = int.Parse(form["limit"].ToString() is { Length: > 0 } l ? l : "100", CultureInfo.InvariantCulture);
+        var offset = form["cursor"].ToString() is { Length: > 0 } cursor ? int.Parse(cursor[7..], CultureInfo.InvariantCulture) : 0;
+        var withMetadata = form["include_all_metadata"].ToString() is "true" or "1";
+        var all = messages.Values
+            .Where(m => m.Channel == channel && m.ThreadTs is null && decimal.Parse(m.Ts, CultureInfo.InvariantCulture) > oldest)
+            .OrderByDescending(m => m.Ts, StringComparer.Ordinal)
+            .ToList();
+        var page = all.Skip(offset).Take(limit).Select(m => withMetadata && m.Metadata is { } metadata
+            ? (object)new { type = "message", ts = m.Ts, text = m.Text, metadata }
+            : new { type = "message", ts = m.Ts, text = m.Text }).ToList();
+        var hasMore = offset + limit < all.Count;
+        await context.Response.WriteAsJsonAsync(new
+        {
+            ok = true,
+            messages = page,
+            has_more = hasMore,
+            response_metadata = new { next_cursor = hasMore ? $"offset:{offset + limit}" : "" },
+        });
     }
 
     /// <summary>The documented required arguments of each method; null when the call is well-formed.</summary>
@@ -211,6 +332,14 @@ public sealed class FakeSlack : IAsyncDisposable
                     return "thread_not_found";
                 }
 
+                if (body.TryGetProperty("metadata", out var metadata)
+                    && !(metadata.ValueKind == JsonValueKind.Object
+                         && metadata.TryGetProperty("event_type", out var eventType) && eventType.GetString() is { Length: > 0 }
+                         && metadata.TryGetProperty("event_payload", out var payload) && payload.ValueKind == JsonValueKind.Object))
+                {
+                    return "invalid_metadata_format";
+                }
+
                 return null;
             case "chat.update":
                 return body.TryGetProperty("ts", out var ts) && messages.ContainsKey(ts.GetString() ?? "") ? null : "message_not_found";
@@ -221,10 +350,21 @@ public sealed class FakeSlack : IAsyncDisposable
         }
     }
 
+    private sealed record StoredMessage(string Channel, string Ts, string Text, string? ThreadTs, JsonElement? Metadata);
+
+    /// <summary>Like Slack's: the time of posting in unix seconds with six decimals, unique and increasing.</summary>
     private string NextTs()
     {
-        var n = Interlocked.Increment(ref sequence);
-        return string.Create(CultureInfo.InvariantCulture, $"1700000000.{n:D6}");
+        var micros = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds() * 1000;
+        long last, next;
+        do
+        {
+            last = Interlocked.Read(ref sequence);
+            next = Math.Max(micros, last + 1);
+        }
+        while (Interlocked.CompareExchange(ref sequence, next, last) != last);
+
+        return string.Create(CultureInfo.InvariantCulture, $"{next / 1_000_000}.{next % 1_000_000:D6}");
     }
 
     public async ValueTask DisposeAsync()

@@ -86,21 +86,84 @@ public sealed class SlackApiClientTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task PostMessage_TransientServerErrors_RetriedUntilSlackAnswers()
+    public async Task Update_TransientServerErrors_RetriedUntilSlackAnswers()
     {
+        var root = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None);
         slack.AnswerNext(503);
         slack.AnswerNext(502);
-        var posted = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None);
-        Assert.NotEmpty(posted.Ts);
-        Assert.Equal(3, slack.Calls.Count);
+        var updated = await Client.UpdateAsync(root.Channel, root.Ts, "hello again", null, CancellationToken.None);
+        Assert.Equal(root.Ts, updated.Ts);
+        Assert.Equal(4, slack.Calls.Count);
+        Assert.Equal("hello again", slack.MessageText(root.Ts));
     }
 
     [Fact]
-    public async Task PostMessage_SlackDown_ThrowsUnavailableAfterRetries()
+    public async Task Update_SlackDown_ThrowsUnavailableAfterRetries()
     {
+        var root = await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None);
         slack.Down = true;
         await Assert.ThrowsAsync<SlackUnavailableException>(() =>
+            Client.UpdateAsync(root.Channel, root.Ts, "hello again", null, CancellationToken.None));
+        Assert.Equal(1 + 1 + SlackResilience.MaxRetryAttempts, slack.Calls.Count);
+    }
+
+    [Fact]
+    public async Task PostMessage_ServerErrorAfterSlackPostedIt_IsNotRetriedAndMayHaveArrived()
+    {
+        // Slack posted the message, then its answer was a 500: sending it again would post it twice.
+        slack.LoseNextAnswer(500);
+        var unavailable = await Assert.ThrowsAsync<SlackUnavailableException>(() =>
             Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None));
-        Assert.Equal(1 + SlackResilience.MaxRetryAttempts, slack.Calls.Count);
+
+        Assert.True(unavailable.MayHaveArrived);
+        Assert.Single(slack.Calls);
+        Assert.Single(slack.RootMessages("C0DECIDE01"));
+    }
+
+    [Fact]
+    public async Task PostMessage_NoConnection_RetriedAndCertainlyNotPosted()
+    {
+        using var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        listener.Start();
+        var closedPort = ((System.Net.IPEndPoint)listener.LocalEndpoint).Port;
+        listener.Stop();
+        var options = services.GetRequiredService<Microsoft.Extensions.Options.IOptionsMonitor<RolloutGateOptions>>().CurrentValue;
+        options.Slack.ApiBaseUrl = $"http://127.0.0.1:{closedPort}/api";
+
+        var stopwatch = Stopwatch.StartNew();
+        var unavailable = await Assert.ThrowsAsync<SlackUnavailableException>(() =>
+            Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "hello"), CancellationToken.None));
+
+        Assert.False(unavailable.MayHaveArrived);
+        // Retried: the pipeline waited between attempts (300 ms, then about 600 and 1,200, with jitter).
+        Assert.True(stopwatch.Elapsed > TimeSpan.FromMilliseconds(500), $"no retry wait: {stopwatch.Elapsed}");
+    }
+
+    [Fact]
+    public async Task History_PagesThroughTheChannelNewestFirstWithMetadata()
+    {
+        var marker = SlackOutboxDispatcher.Marker(42, "gh-1");
+        var since = DateTimeOffset.UtcNow.AddMinutes(-1);
+        var posted = new List<string>();
+        for (var i = 0; i < 5; i++)
+        {
+            posted.Add((await Client.PostMessageAsync(
+                new SlackMessage("C0DECIDE01", $"message {i}", Metadata: i == 1 ? marker : null), CancellationToken.None)).Ts);
+        }
+
+        await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "a reply", ThreadTs: posted[0]), CancellationToken.None);
+        await Client.PostMessageAsync(new SlackMessage("C0OTHER", "another channel"), CancellationToken.None);
+
+        var history = new List<SlackHistoryMessage>();
+        await foreach (var message in Client.HistoryAsync("C0DECIDE01", since, pageSize: 2, CancellationToken.None))
+        {
+            history.Add(message);
+        }
+
+        Assert.Equal(Enumerable.Reverse(posted), history.Select(m => m.Ts));
+        Assert.Equal(posted[1], Assert.Single(history, m => m.Carries(marker)).Ts);
+        Assert.False(history[0].Carries(SlackOutboxDispatcher.Marker(43, "gh-1")));
+        Assert.Equal(3, slack.Calls.Count(c => c.Method == SlackMethods.History));
+        Assert.Empty(slack.Violations);
     }
 }
