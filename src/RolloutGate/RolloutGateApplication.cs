@@ -1,3 +1,4 @@
+using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
 using RolloutGate.Dashboard;
@@ -29,6 +30,9 @@ public static class RolloutGateApplication
             .ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
         services.AddProblemDetails();
+        services.AddExceptionHandler<InputExceptionHandler>();
+        // A query parameter that cannot be bound throws, so that InputExceptionHandler can say which one in the 400.
+        services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         services.AddOpenApi();
 
         // Order matters for start-up: the schema is migrated before the runbooks are stored.

@@ -10,6 +10,9 @@ public sealed record AuditEntry(string Type, string? DeploymentId, string? Servi
 public static class AuditEventTypes
 {
     public const string WebhookPrefix = "webhook.";
+
+    /// <summary>An authenticated webhook delivery that was refused (400, 409, 422): what was sent and the answer.</summary>
+    public const string WebhookRefused = "webhook.refused";
     public const string CheckResult = "check.result";
     public const string StateChanged = "deployment.state-changed";
     public const string RunbookLoaded = "runbook.loaded";

@@ -23,7 +23,9 @@ public static class DeploymentEndpoints
         // The handler reads the raw bytes (the signature covers them), so the document is described here.
         group.MapPost("/", ReceiveWebhookAsync).DisableAntiforgery()
             .WithSummary("CD webhook: predeploy, deployed, rolledback or cancelled (signed, or with a webhook bearer token)")
-            .Accepts<WebhookRequest>("application/json")
+            // Any content type: the body is read as JSON whatever the header says (curl -d sends a form type), and a
+            // content type alone must not turn a 401 or a 400 into a 415.
+            .Accepts<WebhookRequest>("application/json", "*/*")
             .Produces<PreDeployResponse>(StatusCodes.Status200OK)
             .Produces<DeployedResponse>(StatusCodes.Status202Accepted)
             .ProducesProblem(StatusCodes.Status400BadRequest)
@@ -47,7 +49,8 @@ public static class DeploymentEndpoints
 
     /// <summary>The CD webhook (CONTRACT section 4): authenticate the raw bytes, parse, then apply exactly once.</summary>
     private static async Task<IResult> ReceiveWebhookAsync(
-        HttpRequest request, WebhookAuthenticator authenticator, WebhookProcessor processor, RolloutGateMetrics metrics, CancellationToken cancellationToken)
+        HttpRequest request, WebhookAuthenticator authenticator, WebhookProcessor processor, RolloutGateMetrics metrics, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         var body = await ReadBodyAsync(request, cancellationToken);
         if (body is null)
@@ -63,16 +66,17 @@ public static class DeploymentEndpoints
         }
 
         var deliveryId = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header.ToString() : request.Query[DeliveryQueryParameter].ToString();
-        if (deliveryId.Length is 0 or > 200)
+        if (deliveryId.Length is 0 or > 200 || deliveryId.Contains('\0', StringComparison.Ordinal))
         {
             metrics.WebhookRefused("malformed");
-            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, the same on every retry of one delivery)");
+            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no NUL, the same on every retry of one delivery)");
         }
 
-        var (parsed, error) = WebhookRequestParser.Parse(body);
+        var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow());
         if (parsed is null)
         {
             metrics.WebhookRefused("malformed");
+            await processor.RecordRefusalAsync(deliveryId, null, StatusCodes.Status400BadRequest, error, cancellationToken);
             return Problems.BadRequest(error!);
         }
 

@@ -26,6 +26,9 @@ public sealed partial class WebhookProcessor(
     ILogger<WebhookProcessor> logger)
 {
     /// <summary>Web defaults; quotes and '+' stay readable (these answers are JSON for pipelines, never inlined into HTML).</summary>
+    /// <summary>The actor of a refused delivery whose body names no initiator.</summary>
+    public const string UnknownInitiator = "pipeline";
+
     public static readonly JsonSerializerOptions ResponseJson = new(JsonSerializerDefaults.Web)
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
@@ -33,15 +36,10 @@ public sealed partial class WebhookProcessor(
 
     public async Task<WebhookOutcome> ProcessAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
     {
-        var governing = runbooks.Find(request.Service, request.Environment);
-        if (governing is null)
-        {
-            return WebhookOutcome.Refused(Problems.Unprocessable(
-                $"no runbook governs service '{request.Service}' in environment '{request.Environment}'"));
-        }
-
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
+        // A delivery seen before gets its first answer whatever has changed since (its runbook removed, say): the
+        // stored answer is looked for before anything else is.
         var claimed = await db.Database.ExecuteSqlAsync($"""
             INSERT INTO webhook_deliveries (delivery_id, body_sha256, deployment_id, event, received_at, status_code, response_body)
             VALUES ({deliveryId}, {bodySha256}, {request.DeploymentId}, {request.Event}, {now}, 0, '')
@@ -53,10 +51,16 @@ public sealed partial class WebhookProcessor(
             return await ReplayAsync(deliveryId, bodySha256, cancellationToken);
         }
 
-        var outcome = await ApplyAsync(request, governing, now, cancellationToken);
+        var governing = runbooks.Find(request.Service, request.Environment);
+        var outcome = governing is null
+            ? WebhookOutcome.Refused(Problems.Unprocessable($"no runbook governs service '{request.Service}' in environment '{request.Environment}'"))
+            : await ApplyAsync(request, governing, now, cancellationToken);
         if (outcome.Problem is not null)
         {
+            // A refusal is not stored as the delivery's answer (a retry after the cause is fixed is applied), but it
+            // is on the record.
             await transaction.RollbackAsync(cancellationToken);
+            await RecordRefusalAsync(deliveryId, request, outcome.StatusCode, outcome.Problem.ProblemDetails.Detail, cancellationToken);
             return outcome;
         }
 
@@ -70,6 +74,20 @@ public sealed partial class WebhookProcessor(
         await transaction.CommitAsync(cancellationToken);
         LogApplied(logger, request.Event, request.DeploymentId, request.Service, request.Environment, outcome.StatusCode);
         return outcome;
+    }
+
+    /// <summary>
+    /// Puts an authenticated delivery that was refused (a body that is not a webhook, no governing runbook, a state that
+    /// does not allow the event) on the audit record as <see cref="AuditEventTypes.WebhookRefused"/>, with the answer
+    /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook.
+    /// </summary>
+    public async Task RecordRefusalAsync(string deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken)
+    {
+        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
+        await audit.AppendAsync(db, [new AuditEntry(
+            AuditEventTypes.WebhookRefused, request?.DeploymentId, request?.Service, request?.Initiator ?? UnknownInitiator,
+            new { deliveryId, request, answer = status, detail })], cancellationToken);
+        await transaction.CommitAsync(cancellationToken);
     }
 
     private async Task<WebhookOutcome> ReplayAsync(string deliveryId, string bodySha256, CancellationToken cancellationToken)
@@ -169,7 +187,7 @@ public sealed partial class WebhookProcessor(
     {
         if (deployment is null)
         {
-            return WebhookOutcome.Refused(Problems.Conflict($"deployment '{request.DeploymentId}' is unknown; nothing to {request.Event}"));
+            return WebhookOutcome.Refused(Problems.Conflict($"deployment '{request.DeploymentId}' is unknown; there is nothing to mark {(request.Event == WebhookEvents.Cancelled ? "cancelled" : "rolled back")}"));
         }
 
         var change = DeploymentStateMachine.Next(deployment.State, trigger);

@@ -31,6 +31,12 @@ public static class WebhookRequestParser
 {
     public const int MaxFieldLength = 256;
 
+    /// <summary>
+    /// How far <c>at</c> may be from now. Generous for replays and clock trouble; what lies beyond is a mistake, and
+    /// the watch's times (at plus its duration, minus its baseline) must stay representable.
+    /// </summary>
+    public static readonly TimeSpan MaxAtDistance = TimeSpan.FromDays(3650);
+
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
     {
         NumberHandling = JsonNumberHandling.Strict,
@@ -38,7 +44,7 @@ public static class WebhookRequestParser
         ReadCommentHandling = JsonCommentHandling.Disallow,
     };
 
-    public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body)
+    public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body, DateTimeOffset now)
     {
         if (body.IsEmpty)
         {
@@ -80,6 +86,22 @@ public static class WebhookRequestParser
         if (tooLong || request.PipelineUrl is { Length: > 2048 })
         {
             return (null, $"a field is longer than {MaxFieldLength} characters");
+        }
+
+        var texts = new[]
+        {
+            ("event", request.Event), ("deploymentId", request.DeploymentId), ("service", request.Service), ("environment", request.Environment),
+            ("version", request.Version), ("previousVersion", request.PreviousVersion), ("initiator", request.Initiator), ("commit", request.Commit),
+            ("pipelineUrl", request.PipelineUrl),
+        };
+        if (texts.FirstOrDefault(field => field.Item2?.Contains('\0', StringComparison.Ordinal) == true) is { Item1: { } withNul })
+        {
+            return (null, $"{withNul} contains a NUL character (\\u0000)");
+        }
+
+        if (request.At is { } at && (at < now - MaxAtDistance || at > now + MaxAtDistance))
+        {
+            return (null, $"at ({at:O}) is more than {MaxAtDistance.TotalDays:0} days from now; send the time of the event, or leave at out for now");
         }
 
         return (request, null);

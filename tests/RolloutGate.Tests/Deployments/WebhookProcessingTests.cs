@@ -64,23 +64,93 @@ public sealed class WebhookProcessingTests
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"yesterday\"}", "at" },
         { "{\"event\": \"predeploy\", \"service\": \"checkout\", \"environment\": \"production\"}", "missing required field: deploymentId" },
         { "{\"event\": \"shipit\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\"}", "is not one of" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"nul\\u0000id\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId contains a NUL character" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"initiator\": \"a\\u0000b\"}", "initiator contains a NUL character" },
+        { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"9999-12-31T23:59:59Z\"}", "days from now" },
+        { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"0001-01-01T00:00:00Z\"}", "days from now" },
     };
 
     [Theory]
     [MemberData(nameof(MalformedBodies))]
-    public async Task Webhook_MalformedBody_Refused400AndNothingWritten(string body, string reason)
+    public async Task Webhook_MalformedBody_Refused400_NothingChangedAndTheRefusalAudited(string body, string reason)
     {
         await using var service = await TestService.StartAsync();
         var auditBefore = await service.CountAsync("audit_events");
 
-        var response = await service.Webhooks.SendAsync(body);
+        var response = await service.Webhooks.SendAsync(body, deliveryId: "d-malformed");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
         Assert.Contains(reason, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, await service.CountAsync("deployments"));
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
-        Assert.Equal(auditBefore, await service.CountAsync("audit_events"));
+        Assert.Equal(auditBefore + 1, await service.CountAsync("audit_events"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'webhook.refused' AND deployment_id IS NULL AND data::jsonb->>'deliveryId' = 'd-malformed' AND (data::jsonb->>'answer')::int = 400"));
+    }
+
+    [Fact]
+    public async Task Webhook_AnyContentType_IsReadAsJson_AndAnUnsignedOneIs401Not415()
+    {
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-form-1");
+
+        // What curl -d sends: a form content type, with a JSON body. The signature decides, not the header.
+        var signed = await service.Webhooks.SendAsync(body, contentType: "application/x-www-form-urlencoded");
+        var plain = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-form-2"), contentType: "text/plain");
+        var unsigned = await service.Webhooks.SendAsync(body, sign: false, contentType: "application/x-www-form-urlencoded");
+
+        Assert.Equal(HttpStatusCode.OK, signed.StatusCode);
+        Assert.Equal("allow", (await signed.JsonAsync()).GetProperty("verdict").GetString());
+        Assert.Equal(HttpStatusCode.OK, plain.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, unsigned.StatusCode);
+    }
+
+    [Fact]
+    public async Task Webhook_RetriedAfterItsRunbookWasRemoved_GetsTheFirstAnswer()
+    {
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-removed-1");
+        var first = await service.Webhooks.SendAsync(body, deliveryId: "d-removed-1");
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+
+        File.Delete(service.Runbooks.PathOf("checkout.yaml"));
+        await service.ReloadRunbooksAsync();
+        var retry = await service.Webhooks.SendAsync(body, deliveryId: "d-removed-1");
+        var fresh = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-removed-2"), deliveryId: "d-removed-2");
+
+        Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, fresh.StatusCode);
+    }
+
+    [Fact]
+    public async Task Queries_WithANulCharacterOrAnUnreadableParameter_Refused400NotA500()
+    {
+        await using var service = await TestService.StartAsync();
+        using var reader = service.Reader();
+
+        foreach (var (path, detail) in new[]
+        {
+            ("/api/v1/deployments?service=%00", "NUL character"),
+            ("/api/v1/deployments?environment=a%00b", "NUL character"),
+            ("/api/v1/audit/events?deploymentId=%00", "NUL character"),
+            ("/api/v1/audit/events?actor=%00", "NUL character"),
+            ("/api/v1/reports/summary?service=%00", "NUL character"),
+            ("/api/v1/audit/events?from=garbage", "from"),
+            ("/api/v1/audit/events?limit=abc", "limit"),
+        })
+        {
+            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        using var operatorClient = service.Operator();
+        var stop = await operatorClient.PostAsync(new Uri("/api/v1/deployments/gh-1/stop", UriKind.Relative),
+            new StringContent("{\"actor\":\"a\\u0000b\",\"reason\":\"r\"}", System.Text.Encoding.UTF8, "application/json"));
+        Assert.True(stop.StatusCode is HttpStatusCode.BadRequest or HttpStatusCode.NotFound, $"stop: {(int)stop.StatusCode}");
     }
 
     [Fact]
@@ -106,6 +176,8 @@ public sealed class WebhookProcessingTests
         Assert.Contains("inventory", (await unknownService.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, await service.CountAsync("deployments"));
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'webhook.refused' AND deployment_id = 'gh-1' AND service = 'inventory' AND (data::jsonb->>'answer')::int = 422 AND data::jsonb->>'detail' LIKE 'no runbook governs%'"));
     }
 
     [Fact]

@@ -33,11 +33,12 @@ public sealed class WebhookClient(HttpClient http, TimeProvider? time = null)
         long? timestamp = null,
         string? signatureOverride = null,
         string? bearer = null,
-        bool sign = true)
+        bool sign = true,
+        string contentType = "application/json")
     {
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/api/v1/deployments", UriKind.Relative))
         {
-            Content = new StringContent(body, Encoding.UTF8, "application/json"),
+            Content = new StringContent(body, Encoding.UTF8, contentType),
         };
         request.Headers.Add("X-RolloutGate-Delivery", deliveryId ?? Guid.NewGuid().ToString());
         if (bearer is not null)

@@ -17,7 +17,7 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
     public async Task<IReadOnlyList<string>> ApplyAsync(string migrationsPath, CancellationToken cancellationToken)
     {
         var files = LoadFiles(migrationsPath);
-        await using var connection = await dataSource.OpenConnectionAsync(cancellationToken);
+        await using var connection = await OpenAsync(cancellationToken);
         await ExecuteAsync(connection, "SELECT pg_advisory_lock(@key)", cancellationToken, ("key", MigrationLockKey));
         try
         {
@@ -77,6 +77,23 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
         finally
         {
             await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", MigrationLockKey));
+        }
+    }
+
+    /// <summary>The first connection of the process: a database that cannot be reached stops start-up with where and why.</summary>
+    private async Task<NpgsqlConnection> OpenAsync(CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await dataSource.OpenConnectionAsync(cancellationToken);
+        }
+        catch (NpgsqlException ex)
+        {
+            var target = new NpgsqlConnectionStringBuilder(dataSource.ConnectionString);
+            var reason = ex is PostgresException postgres ? postgres.MessageText : ex.InnerException?.Message ?? ex.Message;
+            throw new StartupException(
+                $"cannot connect to PostgreSQL at {target.Host}:{target.Port} (database '{target.Database}', user '{target.Username}'): {reason}; " +
+                "check ConnectionStrings__RolloutGate and that the server is up", ex);
         }
     }
 

@@ -1,0 +1,59 @@
+using Microsoft.AspNetCore.Diagnostics;
+using Npgsql;
+
+namespace RolloutGate.Api;
+
+/// <summary>
+/// Turns two kinds of bad input that surface as exceptions into 400 problem+json, so that no input yields a 500:
+/// a query parameter the framework cannot bind (a date that is not a date, a number out of range), with the
+/// framework's own words naming the parameter; and text PostgreSQL cannot store, a NUL character (U+0000) above all,
+/// which it refuses only once the text reaches it. The request's transaction has been rolled back by then: nothing
+/// was changed. Everything else goes on to the default handler (a 500, logged).
+/// </summary>
+public sealed partial class InputExceptionHandler(IProblemDetailsService problems, ILogger<InputExceptionHandler> logger) : IExceptionHandler
+{
+    /// <summary>PostgreSQL's codes for text it cannot store: character_not_in_repertoire (NUL), untranslatable_character.</summary>
+    private static readonly HashSet<string> UnstorableText = ["22021", "22P05"];
+
+    public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
+    {
+        string detail;
+        if (exception is BadHttpRequestException badRequest)
+        {
+            detail = badRequest.Message;
+        }
+        else if (Unstorable(exception) is { } postgres)
+        {
+            LogUnstorable(logger, httpContext.Request.Method, httpContext.Request.Path, postgres.SqlState, postgres.MessageText);
+            detail = "the request holds text that cannot be stored (a NUL character, U+0000, or an invalid character); nothing was changed";
+        }
+        else
+        {
+            return false;
+        }
+
+        httpContext.Response.StatusCode = StatusCodes.Status400BadRequest;
+        return await problems.TryWriteAsync(new ProblemDetailsContext
+        {
+            HttpContext = httpContext,
+            Exception = exception,
+            ProblemDetails = { Status = StatusCodes.Status400BadRequest, Title = "Malformed request", Detail = detail },
+        });
+    }
+
+    private static PostgresException? Unstorable(Exception? exception)
+    {
+        for (; exception is not null; exception = exception.InnerException)
+        {
+            if (exception is PostgresException postgres && UnstorableText.Contains(postgres.SqlState))
+            {
+                return postgres;
+            }
+        }
+
+        return null;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} refused with 400: PostgreSQL cannot store its text ({SqlState}: {Reason})")]
+    private static partial void LogUnstorable(ILogger logger, string method, string path, string sqlState, string reason);
+}
