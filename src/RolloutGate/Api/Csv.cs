@@ -9,8 +9,16 @@ public static class Csv
 {
     public const string ContentType = "text/csv; charset=utf-8";
 
-    public static bool IsRequested(HttpRequest request) =>
-        request.GetTypedHeaders().Accept.Any(accept => accept.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase));
+    /// <summary>
+    /// Whether the caller prefers CSV: <c>text/csv</c> is accepted with a quality no lower than any other type it
+    /// names (<c>text/csv;q=0.5, application/json</c> is JSON).
+    /// </summary>
+    public static bool IsRequested(HttpRequest request)
+    {
+        var accepted = request.GetTypedHeaders().Accept;
+        var csv = accepted.Where(accept => accept.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase)).ToList();
+        return csv.Count > 0 && csv.Max(accept => accept.Quality ?? 1) >= accepted.Max(accept => accept.Quality ?? 1);
+    }
 
     public static IResult Result(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<object?>> rows)
     {

@@ -83,12 +83,26 @@ public static class AuditEndpoints
 
         if (Csv.IsRequested(request))
         {
+            // CSV has no room for the cursor: the next page is named in a Link header (RFC 8288), as JSON names it in next.
+            if (next is { } cursor)
+            {
+                request.HttpContext.Response.Headers.Link = $"<{NextPage(request, cursor)}>; rel=\"next\"";
+            }
+
             return Csv.Result(
                 ["id", "at", "type", "deploymentId", "service", "actor", "data", "hash"],
                 page.Select(e => (IReadOnlyList<object?>)[e.Id, e.At, e.Type, e.DeploymentId, e.Service, e.Actor, e.Data, e.Hash]));
         }
 
         return TypedResults.Ok(new AuditEventPage(page.Select(ToView).ToList(), next?.ToString(System.Globalization.CultureInfo.InvariantCulture)));
+    }
+
+    /// <summary>This request's path and query with <c>after</c> set to <paramref name="cursor"/>.</summary>
+    private static string NextPage(HttpRequest request, long cursor)
+    {
+        var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(request.QueryString.Value);
+        query["after"] = cursor.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        return Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(request.PathBase + request.Path, query);
     }
 
     /// <summary>Recomputes the whole chain in id order; the first event whose hashes do not follow is reported.</summary>

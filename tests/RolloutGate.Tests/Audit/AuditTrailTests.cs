@@ -101,6 +101,35 @@ public sealed class AuditTrailTests
     }
 
     [Fact]
+    public async Task Events_AsCsv_NameTheNextPageInALinkHeader()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "p-1");
+        await service.Webhooks.SendEventAsync("deployed", "p-1");
+        using var reader = service.Reader();
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+
+        var rows = new List<string>();
+        var url = "/api/v1/audit/events?deploymentId=p-1&limit=2";
+        for (var pages = 0; url is not null; pages++)
+        {
+            Assert.True(pages < 10, "the Link headers do not end");
+            var response = await reader.GetAsync(new Uri(url, UriKind.Relative));
+            Assert.Equal("text/csv", response.Content.Headers.ContentType?.MediaType);
+            rows.AddRange((await response.Content.ReadAsStringAsync()).Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1));
+            url = response.Headers.TryGetValues("Link", out var links)
+                ? System.Text.RegularExpressions.Regex.Match(links.Single(), "^<([^>]+)>; rel=\"next\"$").Groups[1].Value
+                : null;
+        }
+
+        // Every event of the deployment once, in id order, across pages of two.
+        var ids = rows.Select(row => long.Parse(row.Split(',')[0], System.Globalization.CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(await service.CountAsync("audit_events", "deployment_id = 'p-1'"), ids.Count);
+        Assert.Equal(ids.Order(), ids);
+        Assert.Equal(ids.Count, ids.Distinct().Count());
+    }
+
+    [Fact]
     public async Task Events_NeverContainTheWebhookSecretOrTokens()
     {
         await using var service = await TestService.StartAsync();

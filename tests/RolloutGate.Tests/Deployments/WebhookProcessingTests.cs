@@ -335,6 +335,12 @@ public sealed class WebhookProcessingTests
         Assert.Equal("text/csv", response.Content.Headers.ContentType?.MediaType);
         Assert.StartsWith("deploymentId,service,environment", lines[0], StringComparison.Ordinal);
         Assert.StartsWith("csv-1,checkout,production,2.4.0,2.3.9,allowed,checkout,1,", lines[1], StringComparison.Ordinal);
+
+        // CSV only when it is preferred: a lower quality than JSON's gets JSON.
+        using var prefersJson = service.Reader();
+        prefersJson.DefaultRequestHeaders.Accept.ParseAdd("text/csv;q=0.5, application/json");
+        var json = await prefersJson.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
+        Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]
