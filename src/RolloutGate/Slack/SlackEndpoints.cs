@@ -43,24 +43,87 @@ public static class SlackEndpoints
             return Problems.BadRequest("the payload form field is not JSON");
         }
 
-        // Slack shows nothing of this answer for block_actions; what the user should read goes out as an ephemeral message.
-        if (interaction is not { Type: "block_actions", User.Id: { Length: > 0 } userId })
+        if (interaction is null)
+        {
+            return Problems.BadRequest("the payload form field is not a JSON object");
+        }
+
+        // Other interaction types are not RolloutGate's: nothing to do.
+        if (interaction.Type != "block_actions")
         {
             return TypedResults.Ok();
         }
 
-        var channel = interaction.Channel?.Id ?? interaction.Container?.ChannelId;
-        foreach (var action in interaction.Actions ?? [])
+        var (press, malformed) = Read(interaction);
+        if (press is null)
         {
-            if (Decisions.Contains(action.ActionId) && action.Value is { Length: > 0 } deploymentId)
-            {
-                var target = channel is null ? null : new EphemeralTarget(channel, userId);
-                await actions.DecideAsync(userId, action.ActionId!, deploymentId, reason: null, target, cancellationToken);
-            }
+            return Problems.BadRequest(malformed!);
+        }
+
+        // Slack shows nothing of this answer for block_actions; what the user should read goes out as an ephemeral message.
+        var target = press.Channel is null ? null : new EphemeralTarget(press.Channel, press.UserId);
+        foreach (var (kind, deploymentId) in press.Decisions)
+        {
+            await actions.DecideAsync(press.UserId, kind, deploymentId, reason: null, target, cancellationToken);
         }
 
         return TypedResults.Ok();
     }
+
+    /// <summary>
+    /// The press in a block_actions payload, or why it cannot be acted on. Slack always sends the user who pressed and
+    /// the actions, each with its action_id; RolloutGate's buttons carry the deployment id as their value. Every action
+    /// is checked before any is carried out, so a malformed payload changes nothing.
+    /// </summary>
+    private static (Press? Press, string? Malformed) Read(Interaction interaction)
+    {
+        if (interaction.User?.Id is not { Length: > 0 } userId)
+        {
+            return (null, "the block_actions payload has no user.id");
+        }
+
+        if (interaction.Actions is not { } actions)
+        {
+            return (null, "the block_actions payload has no actions");
+        }
+
+        var channel = interaction.Channel?.Id ?? interaction.Container?.ChannelId;
+        var strings = new List<string?> { userId, channel };
+        var decisions = new List<(string Kind, string DeploymentId)>();
+        for (var i = 0; i < actions.Count; i++)
+        {
+            if (actions[i] is not { } action)
+            {
+                return (null, $"actions[{i}] is null");
+            }
+
+            if (action.ActionId is not { Length: > 0 } actionId)
+            {
+                return (null, $"actions[{i}] has no action_id");
+            }
+
+            // An action that is none of RolloutGate's three buttons is left alone.
+            if (!Decisions.Contains(actionId))
+            {
+                continue;
+            }
+
+            if (action.Value is not { Length: > 0 } deploymentId)
+            {
+                return (null, $"actions[{i}] ({actionId}) has no value; RolloutGate's buttons carry the deployment id there");
+            }
+
+            strings.Add(deploymentId);
+            decisions.Add((actionId, deploymentId));
+        }
+
+        return strings.Any(HasNul)
+            ? (null, "the payload holds a NUL character, which Slack never sends")
+            : (new Press(userId, channel, decisions), null);
+    }
+
+    /// <summary>PostgreSQL cannot store U+0000 in text; Slack never sends it.</summary>
+    private static bool HasNul(string? text) => text is not null && text.Contains('\0', StringComparison.Ordinal);
 
     private static async Task<IResult> CommandAsync(HttpRequest request, SlackRequestVerifier verifier, SlackActions actions, CancellationToken cancellationToken)
     {
@@ -96,13 +159,22 @@ public static class SlackEndpoints
             return (null, Problems.Unauthorized(refusal));
         }
 
-        return (QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body)), null);
+        var form = QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body));
+        if (form.Values.Any(values => values.Any(HasNul)))
+        {
+            return (null, Problems.BadRequest("the form holds a NUL character, which Slack never sends"));
+        }
+
+        return (form, null);
     }
 
     /// <summary>A slash command's answer: shown only to the user who typed it.</summary>
     public sealed record EphemeralResponse(string ResponseType, string Text);
 
-    private sealed record Interaction(string? Type, SlackUser? User, SlackChannel? Channel, InteractionContainer? Container, IReadOnlyList<InteractionAction>? Actions);
+    private sealed record Interaction(string? Type, SlackUser? User, SlackChannel? Channel, InteractionContainer? Container, IReadOnlyList<InteractionAction?>? Actions);
+
+    /// <summary>A button press as RolloutGate acts on it: who pressed, where to answer them privately, what they decided.</summary>
+    private sealed record Press(string UserId, string? Channel, IReadOnlyList<(string Kind, string DeploymentId)> Decisions);
 
     private sealed record SlackUser(string? Id);
 

@@ -112,6 +112,63 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Interactions_MalformedPayloads_Answer400ProblemAndChangeNothing()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-malformed-1");
+        const string Owner = SlackTestService.Owner;
+        const string Stop = """{"action_id":"stop","value":"gh-malformed-1"}""";
+        const string Channel = "\"channel\":{\"id\":\"C0DECIDE01\"}";
+        string[] malformed =
+        [
+            "null",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},"actions":[null]}""",
+            // A good action first: nothing is carried out unless every action can be.
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{{Stop}},null]}""",
+            $$"""{"type":"block_actions","user":null,{{Channel}},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions",{{Channel}},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions","user":{"id":null},{{Channel}},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions","user":{"id":""},{{Channel}},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":null}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}}}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"value":"gh-malformed-1"}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"action_id":null,"value":"gh-malformed-1"}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"action_id":"stop"}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"action_id":"stop","value":null}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"action_id":"stop","value":""}]}""",
+            // PostgreSQL cannot store U+0000: as an id, a channel or a deployment id it must not reach the database.
+            $$"""{"type":"block_actions","user":{"id":"U0\u0000X"},{{Channel}},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},"channel":{"id":"C0\u0000X"},"actions":[{{Stop}}]}""",
+            $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{"action_id":"stop","value":"gh-\u0000"}]}""",
+        ];
+        foreach (var payload in malformed)
+        {
+            var response = await test.PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} for {payload}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+
+        // The same character sent raw in the form, to either endpoint.
+        Assert.Equal(HttpStatusCode.BadRequest, (await test.PostSignedAsync("/slack/interactions", "payload=%00")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await test.CommandAsync(Owner, "stop gh-malformed-1 a\0b")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await test.CommandAsync(Owner, "status gh-\0")).StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, (await test.CommandAsync("U0\0X", "stop gh-malformed-1")).StatusCode);
+
+        Assert.Equal("watching", await test.StateAsync("gh-malformed-1"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions"));
+        Assert.Equal(0, await test.Service.CountAsync("audit_events", "type IN ('refusal', 'slack.action')"));
+
+        // Not RolloutGate's interaction types: nothing to do, and fine.
+        Assert.Equal(HttpStatusCode.OK, (await test.PostSignedAsync("/slack/interactions",
+            "payload=" + Uri.EscapeDataString("""{"type":"view_submission","user":null,"actions":[null]}"""))).StatusCode);
+
+        // Without a channel or a container, the press still counts; only a private answer has nowhere to go.
+        var noChannel = $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},"channel":null,"container":null,"actions":[{{Stop}}]}""";
+        Assert.Equal(HttpStatusCode.OK, (await test.PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(noChannel))).StatusCode);
+        Assert.Equal("stopped", await test.StateAsync("gh-malformed-1"));
+    }
+
+    [Fact]
     public async Task SlashCommands_StatusAndStop()
     {
         await using var test = await SlackTestService.StartAsync();
