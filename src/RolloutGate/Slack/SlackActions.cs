@@ -30,7 +30,9 @@ public sealed class SlackActions(
     /// <summary>
     /// Decides <paramref name="kind"/> (stop, rollback, dismiss) for a deployment as Slack user <paramref name="userId"/>.
     /// Only the runbook's owner and approvers may; anyone else is refused, and the refusal is audited. A second press
-    /// finds the state already changed and changes nothing. <paramref name="reason"/> is what the user typed after the id.
+    /// finds the state already changed and changes nothing; so does an unknown deployment id. Every answer but a success is
+    /// audited and, given <paramref name="ephemeral"/>, also sent to the user privately. <paramref name="reason"/> is what
+    /// the user typed after the id.
     /// </summary>
     public async Task<string> DecideAsync(string userId, string kind, string deploymentId, string? reason, EphemeralTarget? ephemeral,
         CancellationToken cancellationToken)
@@ -39,7 +41,11 @@ public sealed class SlackActions(
             .SingleOrDefaultAsync(d => d.Id == deploymentId, cancellationToken);
         if (deployment is null)
         {
-            return $"Deployment {SlackMessages.Escape(deploymentId)} is unknown.";
+            // Said privately like any other answer to a press: Slack shows nothing of the HTTP answer to a button.
+            var unknown = $"Deployment {SlackMessages.Escape(deploymentId)} is unknown.";
+            await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, null, null, userId,
+                new { action = kind, deploymentId, outcome = "unknown deployment", source = Source }), unknown, ephemeral, cancellationToken);
+            return unknown;
         }
 
         var runbook = runbooks.VersionOf(deployment);

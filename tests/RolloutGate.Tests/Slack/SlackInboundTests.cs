@@ -112,6 +112,29 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Button_ForAnUnknownDeployment_TellsThePresserPrivatelyAndIsAudited()
+    {
+        await using var test = await SlackTestService.StartAsync();
+
+        Assert.Equal(HttpStatusCode.OK, (await test.PressAsync(SlackTestService.Owner, "rollback", "nope")).StatusCode);
+
+        await test.AllDeliveredAsync();
+        var ephemeral = Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral));
+        Assert.Equal(SlackTestService.Owner, ephemeral.Body.GetProperty("user").GetString());
+        Assert.Equal("C0DECIDE01", ephemeral.Body.GetProperty("channel").GetString());
+        Assert.Equal("Deployment nope is unknown.", ephemeral.Body.GetProperty("text").GetString());
+        Assert.Empty(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events",
+            $"type = 'slack.action' AND actor = '{SlackTestService.Owner}' AND deployment_id IS NULL "
+            + "AND data::jsonb->>'deploymentId' = 'nope' AND data::jsonb->>'outcome' = 'unknown deployment'"));
+
+        // The slash command says the same, as its own answer.
+        var typed = await (await test.CommandAsync(SlackTestService.Owner, "stop nope")).JsonAsync();
+        Assert.Equal("Deployment nope is unknown.", typed.GetProperty("text").GetString());
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
     public async Task Interactions_MalformedPayloads_Answer400ProblemAndChangeNothing()
     {
         await using var test = await SlackTestService.StartAsync();
