@@ -1,8 +1,10 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Slack;
@@ -19,6 +21,7 @@ public sealed class DecisionPolicy(
     DecisionChannelSubscriber channel,
     RunbookCatalog runbooks,
     IServiceScopeFactory scopes,
+    IOptionsMonitor<RolloutGateOptions> options,
     TimeProvider time)
 {
     public const string AutomaticActor = "rolloutgate";
@@ -57,7 +60,7 @@ public sealed class DecisionPolicy(
             return;
         }
 
-        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence);
+        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence, options.CurrentValue.PublicUrl);
         await channel.EnqueueReplyAsync(db, deployment, runbook, recommendation, $"slack:recommend:{deployment.Id}", cancellationToken);
     }
 

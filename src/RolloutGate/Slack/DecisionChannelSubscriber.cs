@@ -50,7 +50,7 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
 
             var reply = audit.Type switch
             {
-                AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data),
+                AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data, options.CurrentValue.PublicUrl),
                 AuditEventTypes.Decision => SlackMessages.Decision(channel, audit.Actor, audit.Data),
                 AuditEventTypes.Refusal => SlackMessages.Refusal(channel, audit.Actor, audit.Data),
                 _ => SlackMessages.RollbackAction(channel, audit.Data),

@@ -98,7 +98,7 @@ public sealed class SlackActions(
     }
 
     private static string StatusLine(DeploymentRow d, string publicUrl) =>
-        $"<{SlackMessages.DeploymentLink(publicUrl, d.Id)}|{SlackMessages.Escape(d.Id)}> {SlackMessages.Escape(d.Service)} "
+        $"{SlackMessages.LinkTo(publicUrl, d.Id)} {SlackMessages.Escape(d.Service)} "
         + $"`{SlackMessages.Escape(d.Version ?? "?")}` in {SlackMessages.Escape(d.Environment)}: *{d.State}*";
 
     private async Task RecordAsync(AuditEntry entry, string text, EphemeralTarget? ephemeral, CancellationToken cancellationToken)

@@ -21,6 +21,10 @@ public static class SlackMessages
     public static string DeploymentLink(string publicUrl, string deploymentId) =>
         $"{publicUrl.TrimEnd('/')}/api/v1/deployments/{Uri.EscapeDataString(deploymentId)}";
 
+    /// <summary>The link to the deployment in mrkdwn, labelled with its id: &lt;url|id&gt;.</summary>
+    public static string LinkTo(string publicUrl, string deploymentId) =>
+        $"<{DeploymentLink(publicUrl, deploymentId)}|{Escape(deploymentId)}>";
+
     public static OutboxMessage Root(DeploymentRow deployment, Runbook runbook, string publicUrl)
     {
         var version = deployment.Version ?? "(no version)";
@@ -33,24 +37,32 @@ public static class SlackMessages
             details.Append(CultureInfo.InvariantCulture, $" · previous version `{Escape(previous)}`");
         }
 
-        details.Append(CultureInfo.InvariantCulture, $"\n<{DeploymentLink(publicUrl, deployment.Id)}|{Escape(deployment.Id)}> · runbook {Escape(runbook.Name)} v{runbook.Version}");
+        details.Append(CultureInfo.InvariantCulture, $"\n{LinkTo(publicUrl, deployment.Id)} · runbook {Escape(runbook.Name)} v{runbook.Version}");
         return new OutboxMessage(runbook.DecisionChannel, text, [new SectionBlock(SlackText.Markdown(details.ToString()))]);
     }
 
-    public static OutboxMessage VerdictChanged(string channel, DeploymentRow deployment, string data)
+    /// <summary>
+    /// A thread reply with the evidence of a verdict change, linked to the deployment like every message with evidence:
+    /// in the text too, which is what notifications, screen readers and the local decision inbox show.
+    /// </summary>
+    public static OutboxMessage VerdictChanged(string channel, DeploymentRow deployment, string data, string publicUrl)
     {
         var evidence = ParseEvidence(data);
-        var text = $"{deployment.Service} {deployment.Version}: a verdict changed";
-        var body = "*A verdict changed*\n" + string.Join("\n", evidence.Select(Line));
+        var link = LinkTo(publicUrl, deployment.Id);
+        var text = $"{deployment.Service} {deployment.Version}: a verdict changed · {link}";
+        var body = $"*A verdict changed* · {link}\n" + string.Join("\n", evidence.Select(Line));
         return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body))]);
     }
 
-    public static OutboxMessage Recommendation(string channel, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence)
+    /// <summary>The question asked when a deployment regresses under rollback.mode recommend: evidence, link and three buttons.</summary>
+    public static OutboxMessage Recommendation(string channel, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
+        string publicUrl)
     {
         var timeout = runbook.Rollback.ApprovalTimeout;
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
-        var text = $"{deployment.Service} {deployment.Version} regressed: roll back?";
-        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed.* RolloutGate recommends a rollback.\n"
+        var link = LinkTo(publicUrl, deployment.Id);
+        var text = $"{deployment.Service} {deployment.Version} regressed: roll back? · {link}";
+        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}\nRolloutGate recommends a rollback.\n"
             + string.Join("\n", evidence.Select(Line))
             + $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide.";
         ButtonElement[] buttons =

@@ -16,8 +16,12 @@ public sealed class DecisionInboxTests
         await test.AllDeliveredAsync();
 
         Assert.Empty(test.Slack.Calls);
-        Assert.Contains(test.Service.Host.Logs.Lines, line =>
-            line.Contains("Decision inbox (slack.reply) for deployment gh-inbox-1 to C0DECIDE01: checkout 2.4.0 regressed: roll back?", StringComparison.Ordinal));
+        // One line a message; those with evidence end with the link to the deployment.
+        const string Link = "<https://rolloutgate.example/api/v1/deployments/gh-inbox-1|gh-inbox-1>";
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains(
+            $"Decision inbox (slack.reply) for deployment gh-inbox-1 to C0DECIDE01: checkout 2.4.0: a verdict changed · {Link}", StringComparison.Ordinal));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains(
+            $"Decision inbox (slack.reply) for deployment gh-inbox-1 to C0DECIDE01: checkout 2.4.0 regressed: roll back? · {Link}", StringComparison.Ordinal));
 
         using var browser = test.Service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = true });
         var refused = await browser.GetAsync(new Uri("/inbox", UriKind.Relative));

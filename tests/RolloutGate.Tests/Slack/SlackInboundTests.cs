@@ -32,22 +32,31 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
-    public async Task Regression_Recommend_PostsEvidenceAndThreeButtons()
+    public async Task Regression_Recommend_PostsEvidenceWithTheDeploymentLinkAndThreeButtons()
     {
         await using var test = await SlackTestService.StartAsync();
         await test.WatchAsync("gh-rec-1");
         await test.RegressThroughWatchAsync("gh-rec-1", SlackTestService.P95Regressed);
         await test.AllDeliveredAsync();
 
+        // Every message with evidence links to the deployment, as the root does; in its text too, which is what
+        // notifications and screen readers show.
+        const string Link = "<https://rolloutgate.example/api/v1/deployments/gh-rec-1|gh-rec-1>";
         var posts = test.Slack.Delivered(SlackMethods.PostMessage);
         var root = posts[0];
         Assert.Equal("checkout 2.4.0 in production: regressed", test.Slack.MessageText(root.Ts!));
         var verdict = posts.Single(p => p.Body.GetProperty("text").GetString()!.Contains("a verdict changed", StringComparison.Ordinal));
+        Assert.Equal($"checkout 2.4.0: a verdict changed · {Link}", verdict.Body.GetProperty("text").GetString());
         var evidence = verdict.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
+        Assert.StartsWith($"*A verdict changed* · {Link}\n", evidence, StringComparison.Ordinal);
         Assert.Contains("*p95-latency*: 0.912 (baseline 0.64, threshold 0.768) → regression: p95 rose 43% over the baseline", evidence, StringComparison.Ordinal);
 
         var recommendation = posts.Last();
         Assert.Equal(root.Ts, recommendation.Body.GetProperty("thread_ts").GetString());
+        Assert.Equal($"checkout 2.4.0 regressed: roll back? · {Link}", recommendation.Body.GetProperty("text").GetString());
+        var asked = recommendation.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
+        Assert.StartsWith($"*checkout `2.4.0` regressed* · {Link}\nRolloutGate recommends a rollback.\n", asked, StringComparison.Ordinal);
+        Assert.Contains("*p95-latency*: 0.912 (baseline 0.64, threshold 0.768)", asked, StringComparison.Ordinal);
         var buttons = recommendation.Body.GetProperty("blocks")[1];
         Assert.Equal("actions", buttons.GetProperty("type").GetString());
         Assert.Equal(["rollback", "dismiss", "stop"], buttons.GetProperty("elements").EnumerateArray().Select(b => b.GetProperty("action_id").GetString()));
