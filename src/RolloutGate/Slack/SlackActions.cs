@@ -67,12 +67,14 @@ public sealed class SlackActions(
         var last = await db.Decisions.AsNoTracking().Where(d => d.DeploymentId == deploymentId)
             .OrderByDescending(d => d.At).ThenByDescending(d => d.Id).FirstOrDefaultAsync(cancellationToken);
         var already = last is null
-            ? $"{deploymentId} is already {current}; nothing changed."
+            ? $"{Capitalised(kind)} does not apply to {deploymentId} while it is {current}; nothing changed."
             : $"Already {Past(last.Kind)} by {SlackMessages.Who(last.Actor)} ({deploymentId} is {current}); nothing changed.";
         await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, deployment.Id, deployment.Service, userId,
             new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral, cancellationToken);
         return already;
     }
+
+    private static string Capitalised(string kind) => string.Concat(kind[..1].ToUpperInvariant(), kind[1..]);
 
     /// <summary><c>status &lt;deploymentId&gt;</c> or <c>status &lt;service&gt;</c> (its latest deployments).</summary>
     public async Task<string> StatusAsync(string target, CancellationToken cancellationToken)

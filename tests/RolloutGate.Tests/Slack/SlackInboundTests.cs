@@ -214,6 +214,10 @@ public sealed class SlackInboundTests
         Assert.StartsWith("Latest deployments of checkout:\n• <https://rolloutgate.example/api/v1/deployments/gh-cmd-1|gh-cmd-1>",
             byService.GetProperty("text").GetString(), StringComparison.Ordinal);
 
+        // Dismiss keeps a deployment recommended for rollback; while it is watched there is nothing to keep.
+        var notApplicable = await (await test.CommandAsync(SlackTestService.Owner, "dismiss gh-cmd-1")).JsonAsync();
+        Assert.Equal("Dismiss does not apply to gh-cmd-1 while it is watching; nothing changed.", notApplicable.GetProperty("text").GetString());
+
         var refused = await (await test.CommandAsync(Stranger, "stop gh-cmd-1")).JsonAsync();
         Assert.Equal("Only the owner and approvers of runbook checkout may stop gh-cmd-1; nothing changed.", refused.GetProperty("text").GetString());
         Assert.Equal("watching", await test.StateAsync("gh-cmd-1"));
