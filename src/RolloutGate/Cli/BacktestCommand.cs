@@ -88,6 +88,12 @@ public static class BacktestCommand
             }
             else
             {
+                if (!IsHttpUrl(options["--prometheus"]))
+                {
+                    await stderr.WriteLineAsync($"backtest: --prometheus '{options["--prometheus"]}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)");
+                    return 2;
+                }
+
                 await using var services = PrometheusServices(options["--prometheus"]);
                 var source = new PrometheusMetricSource(services.GetRequiredService<IPrometheusClient>());
                 result = await Backtest.RunAsync(source, plan, deployedAt, TimeProvider.System.GetUtcNow(), CancellationToken.None);
@@ -131,6 +137,10 @@ public static class BacktestCommand
             ? (options, "give exactly one of --prometheus URL and --csv FILE")
             : (options, null);
     }
+
+    /// <summary>Whether Prometheus can be asked at <paramref name="url"/>: an absolute http or https URL with a host.</summary>
+    private static bool IsHttpUrl(string url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is ("http" or "https") && uri.Host.Length > 0;
 
     private static ServiceProvider PrometheusServices(string url)
     {

@@ -188,4 +188,17 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Contains("--deployed-at 'yesterday' is not an ISO 8601 time", stderr.ToString(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("notaurl")]
+    [InlineData("ftp://x")]
+    [InlineData("/var/lib/prometheus")]
+    [InlineData("http://")]
+    public async Task Backtest_PrometheusNotAnHttpUrl_ExitsTwoNamingTheOption(string url)
+    {
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--prometheus", url);
+
+        Assert.Equal(2, exit);
+        Assert.Equal($"backtest: --prometheus '{url}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)", stderr.ToString().Trim());
+    }
 }
