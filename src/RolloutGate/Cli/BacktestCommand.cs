@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
@@ -13,7 +14,7 @@ namespace RolloutGate.Cli;
 /// <c>backtest</c>: the live watch's evaluation over recorded data (CONTRACT section 8), from Prometheus or a CSV.
 /// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook or an unreadable CSV.
 /// </summary>
-public static class BacktestCommand
+public static partial class BacktestCommand
 {
     public const string Usage = """
         usage:
@@ -55,9 +56,10 @@ public static class BacktestCommand
             return 2;
         }
 
-        if (!DateTimeOffset.TryParse(options["--deployed-at"], CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var deployedAt))
+        if (ReadTime(options["--deployed-at"]) is not { } deployedAt)
         {
-            await stderr.WriteLineAsync($"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time (e.g. 2026-11-21T10:00:00Z)");
+            await stderr.WriteLineAsync(
+                $"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time with an offset (e.g. 2026-11-21T10:00:00Z or 2026-11-21T11:00:00+01:00)");
             return 2;
         }
 
@@ -137,6 +139,17 @@ public static class BacktestCommand
             ? (options, "give exactly one of --prometheus URL and --csv FILE")
             : (options, null);
     }
+
+    /// <summary>
+    /// An ISO 8601 date and time with its offset (<c>Z</c> or <c>±hh:mm</c>), to the minute, second or fraction of a
+    /// second; null for anything else, such as <c>11/21/2026</c>, a space for the <c>T</c>, or no offset (whose zone
+    /// would be a guess).
+    /// </summary>
+    private static DateTimeOffset? ReadTime(string text) =>
+        IsoTime().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
+
+    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,7})?)?(Z|[+-][0-9]{2}:[0-9]{2})\z", RegexOptions.CultureInvariant)]
+    private static partial Regex IsoTime();
 
     /// <summary>Whether Prometheus can be asked at <paramref name="url"/>: an absolute http or https URL with a host.</summary>
     private static bool IsHttpUrl(string url) =>

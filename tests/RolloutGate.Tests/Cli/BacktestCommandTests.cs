@@ -201,4 +201,33 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Equal($"backtest: --prometheus '{url}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)", stderr.ToString().Trim());
     }
+
+    [Theory]
+    [InlineData("11/21/2026")]
+    [InlineData("2026-11-21 10:00")]
+    [InlineData("2026-11-21T10:00:00")]
+    [InlineData("2026-11-21")]
+    [InlineData("21 Nov 2026 10:00:00 +00:00")]
+    public async Task Backtest_DeployedAtNotIso8601WithOffset_ExitsTwo(string deployedAt)
+    {
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            $"backtest: --deployed-at '{deployedAt}' is not an ISO 8601 time with an offset (e.g. 2026-11-21T10:00:00Z or 2026-11-21T11:00:00+01:00)",
+            stderr.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("2026-11-21T10:00:00Z")]
+    [InlineData("2026-11-21T10:00Z")]
+    [InlineData("2026-11-21T11:00:00+01:00")]
+    [InlineData("2026-11-21T10:00:00.0000000+00:00")]
+    public async Task Backtest_DeployedAtIso8601_SameDeploymentTime(string deployedAt)
+    {
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.4, _ => 2));
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal(Deployed.AddMinutes(1), Answer().GetProperty("evaluations")[0].GetProperty("at").GetDateTimeOffset());
+    }
 }
