@@ -13,6 +13,7 @@ namespace RolloutGate.Cli;
 /// <summary>
 /// <c>backtest</c>: the live watch's evaluation over recorded data (CONTRACT section 8), from Prometheus or a CSV.
 /// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook or an unreadable CSV.
+/// Relative paths are read from the folder the command was run from (<see cref="CommandPaths"/>).
 /// </summary>
 public static partial class BacktestCommand
 {
@@ -23,7 +24,11 @@ public static partial class BacktestCommand
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
 
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
+        RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable);
+
+    /// <summary>The command with the environment passed in, so tests choose the PWD relative paths are resolved against.</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?> environment)
     {
         if (args is ["help" or "--help" or "-h", ..])
         {
@@ -39,13 +44,14 @@ public static partial class BacktestCommand
         }
 
         var runbookFile = options["--runbook"];
-        if (!File.Exists(runbookFile))
+        var runbookPath = CommandPaths.Resolve(runbookFile, environment);
+        if (!File.Exists(runbookPath))
         {
-            await stderr.WriteLineAsync($"backtest: no such runbook file: {runbookFile}");
+            await stderr.WriteLineAsync($"backtest: no such runbook file: {CommandPaths.Describe(runbookFile, runbookPath)}");
             return 2;
         }
 
-        var parsed = RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(runbookFile)), runbookFile);
+        var parsed = RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(runbookPath)), runbookFile);
         if (parsed.Runbook is not { } runbook)
         {
             foreach (var error in parsed.Errors)
@@ -69,13 +75,14 @@ public static partial class BacktestCommand
             BacktestResult result;
             if (options.TryGetValue("--csv", out var csvFile))
             {
-                if (!File.Exists(csvFile))
+                var csvPath = CommandPaths.Resolve(csvFile, environment);
+                if (!File.Exists(csvPath))
                 {
-                    await stderr.WriteLineAsync($"backtest: no such CSV file: {csvFile}");
+                    await stderr.WriteLineAsync($"backtest: no such CSV file: {CommandPaths.Describe(csvFile, csvPath)}");
                     return 2;
                 }
 
-                var (csv, errors) = CsvMetricSource.Parse(await File.ReadAllTextAsync(csvFile), csvFile, plan);
+                var (csv, errors) = CsvMetricSource.Parse(await File.ReadAllTextAsync(csvPath), csvFile, plan);
                 if (csv is null)
                 {
                     foreach (var error in errors)

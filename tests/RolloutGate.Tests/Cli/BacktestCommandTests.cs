@@ -82,6 +82,10 @@ public sealed class BacktestCommandTests : IDisposable
 
     private Task<int> RunAsync(params string[] args) => CommandLine.RunAsync(["backtest", .. args], stdout, stderr);
 
+    /// <summary>The command as run from a shell whose PWD is <paramref name="pwd"/> (null: no PWD).</summary>
+    private Task<int> RunFromAsync(string? pwd, params string[] args) =>
+        BacktestCommand.RunAsync(args, stdout, stderr, name => name == "PWD" ? pwd : null);
+
     private JsonElement Answer()
     {
         using var document = JsonDocument.Parse(stdout.ToString());
@@ -229,5 +233,63 @@ public sealed class BacktestCommandTests : IDisposable
 
         Assert.True(exit == 0, stderr.ToString());
         Assert.Equal(Deployed.AddMinutes(1), Answer().GetProperty("evaluations")[0].GetProperty("at").GetDateTimeOffset());
+    }
+
+    [Fact]
+    public async Task Backtest_RelativePaths_ResolvedAgainstTheShellsDirectory()
+    {
+        Write("checkout.yaml", Runbook);
+        Csv(_ => 0.4, _ => 2);
+
+        var exit = await RunFromAsync(folder, "--runbook", "checkout.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "metrics.csv");
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal("rollback", Answer().GetProperty("decision").GetString());
+    }
+
+    [Fact]
+    public async Task Backtest_RelativeRunbookMissing_ErrorShowsThePathAsGivenAndTheFullPath()
+    {
+        var exit = await RunFromAsync(folder, "--runbook", "runbooks/checkout.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            $"backtest: no such runbook file: runbooks/checkout.yaml (looked for {Path.Combine(folder, "runbooks", "checkout.yaml")})",
+            stderr.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Backtest_RelativeCsvMissing_ErrorShowsThePathAsGivenAndTheFullPath()
+    {
+        var exit = await RunFromAsync(folder, "--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "history.csv");
+
+        Assert.Equal(2, exit);
+        Assert.Equal($"backtest: no such CSV file: history.csv (looked for {Path.Combine(folder, "history.csv")})", stderr.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Backtest_RelativeCsvWithBadNumber_LinesNameThePathAsGiven()
+    {
+        Write("checkout.yaml", Runbook);
+        Write("bad.csv", "timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n2026-11-21T09:01:00Z,fast,0.001\n");
+
+        var exit = await RunFromAsync(folder, "--runbook", "checkout.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "bad.csv");
+
+        Assert.Equal(2, exit);
+        Assert.Equal("bad.csv:3: 'fast' in column 'p95-latency' is not a number", stderr.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData(null)]
+    [InlineData("relative/folder")]
+    [InlineData("/no/such/folder/rolloutgate")]
+    public async Task Backtest_NoUsablePwd_RelativePathsResolvedAgainstTheWorkingDirectory(string? pwd)
+    {
+        var exit = await RunFromAsync(pwd, "--runbook", "no-such-runbook.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            $"backtest: no such runbook file: no-such-runbook.yaml (looked for {Path.Combine(Directory.GetCurrentDirectory(), "no-such-runbook.yaml")})",
+            stderr.ToString().Trim());
     }
 }
