@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Core.Watch;
 using RolloutGate.Infrastructure;
 using RolloutGate.Prometheus;
 using RolloutGate.Watch;
@@ -12,7 +13,8 @@ namespace RolloutGate.Cli;
 
 /// <summary>
 /// <c>backtest</c>: the live watch's evaluation over recorded data (CONTRACT section 8), from Prometheus or a CSV.
-/// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook or an unreadable CSV.
+/// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook, an unreadable CSV or
+/// one with nothing to judge.
 /// Relative paths are read from the folder the command was run from (<see cref="CommandPaths"/>).
 /// </summary>
 public static partial class BacktestCommand
@@ -93,6 +95,12 @@ public static partial class BacktestCommand
                     return 2;
                 }
 
+                if (NothingToJudge(csv, deployedAt, plan.Watch.Interval) is { } nothing)
+                {
+                    await stderr.WriteLineAsync($"backtest: {csvFile} {nothing}");
+                    return 2;
+                }
+
                 result = await Backtest.RunAsync(csv, plan, deployedAt, csv.LastAt ?? deployedAt, CancellationToken.None);
             }
             else
@@ -146,6 +154,33 @@ public static partial class BacktestCommand
             ? (options, "give exactly one of --prometheus URL and --csv FILE")
             : (options, null);
     }
+
+    /// <summary>
+    /// Why the CSV leaves a backtest from <paramref name="deployedAt"/> nothing to judge, or null when it does not: no rows,
+    /// no row before the deploy (no baseline), or none at or after the watch's first evaluation (the backtest evaluates
+    /// up to the last row, so it would print no evaluation at all). No data is never healthy, so these are errors, not
+    /// answers.
+    /// </summary>
+    private static string? NothingToJudge(CsvMetricSource csv, DateTimeOffset deployedAt, TimeSpan interval)
+    {
+        if (csv is not { FirstAt: { } firstRow, LastAt: { } lastRow })
+        {
+            return "has a header but no rows, so there is nothing to judge";
+        }
+
+        var rows = $"(its rows run from {Time(firstRow)} to {Time(lastRow)})";
+        if (firstRow >= deployedAt)
+        {
+            return $"has no row before --deployed-at {Time(deployedAt)}, so there is no baseline to judge against {rows}";
+        }
+
+        var firstEvaluation = WatchSchedule.First(deployedAt, interval);
+        return lastRow < firstEvaluation
+            ? $"has no row at or after {Time(firstEvaluation)}, the watch's first evaluation after --deployed-at {Time(deployedAt)}, so there is nothing to judge {rows}"
+            : null;
+    }
+
+    private static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
     /// <summary>
     /// An ISO 8601 date and time with its offset (<c>Z</c> or <c>±hh:mm</c>), to the minute, second or fraction of a

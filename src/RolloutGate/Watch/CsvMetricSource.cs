@@ -21,6 +21,9 @@ public sealed class CsvMetricSource : IMetricSource
         this.interval = interval;
     }
 
+    /// <summary>The time of the first row.</summary>
+    public DateTimeOffset? FirstAt => rows.Count == 0 ? null : rows[0].At;
+
     /// <summary>The time of the last row, where a backtest over this file ends.</summary>
     public DateTimeOffset? LastAt => rows.Count == 0 ? null : rows[^1].At;
 

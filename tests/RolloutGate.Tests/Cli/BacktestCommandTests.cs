@@ -292,4 +292,55 @@ public sealed class BacktestCommandTests : IDisposable
             $"backtest: no such runbook file: no-such-runbook.yaml (looked for {Path.Combine(Directory.GetCurrentDirectory(), "no-such-runbook.yaml")})",
             stderr.ToString().Trim());
     }
+
+    [Fact]
+    public async Task Backtest_DeployedAfterTheLastRow_ExitsTwoNothingToJudge()
+    {
+        var csv = Csv(_ => 0.2, _ => 2);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T12:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.Equal(
+            $"backtest: {csv} has no row at or after 2026-11-21T12:01:00Z, the watch's first evaluation after --deployed-at 2026-11-21T12:00:00Z, "
+            + "so there is nothing to judge (its rows run from 2026-11-21T08:00:00Z to 2026-11-21T11:00:00Z)",
+            stderr.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Backtest_DeployedAtTheLastRow_ExitsTwoNothingToJudge()
+    {
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T11:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+
+        Assert.Equal(2, exit);
+        Assert.Contains("has no row at or after 2026-11-21T11:01:00Z", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_DeployedBeforeTheFirstRow_ExitsTwoNoBaseline()
+    {
+        var csv = Csv(_ => 0.2, _ => 2);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T07:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.Equal(
+            $"backtest: {csv} has no row before --deployed-at 2026-11-21T07:00:00Z, so there is no baseline to judge against "
+            + "(its rows run from 2026-11-21T08:00:00Z to 2026-11-21T11:00:00Z)",
+            stderr.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Backtest_CsvWithOnlyAHeader_ExitsTwoNoRows()
+    {
+        var csv = Write("empty.csv", "timestamp,p95-latency,error-rate\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.Equal($"backtest: {csv} has a header but no rows, so there is nothing to judge", stderr.ToString().Trim());
+    }
 }
