@@ -101,7 +101,7 @@ public static partial class BacktestCommand
                     return 2;
                 }
 
-                result = await Backtest.RunAsync(csv, plan, deployedAt, csv.LastAt ?? deployedAt, CancellationToken.None);
+                result = await Backtest.RunAsync(csv, csv.Plan, deployedAt, csv.LastAt ?? deployedAt, CancellationToken.None);
             }
             else
             {

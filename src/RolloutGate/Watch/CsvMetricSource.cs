@@ -7,19 +7,36 @@ namespace RolloutGate.Watch;
 /// Recorded metrics for a backtest (CONTRACT section 8): a header <c>timestamp,&lt;metric name&gt;,...</c> and one row per
 /// interval, the timestamp in ISO 8601 or unix seconds. An empty cell is no data. Optional columns
 /// <c>&lt;metric&gt;.requests</c> and <c>&lt;metric&gt;.errors</c> carry the counts of an interval (an error rate is judged on
-/// counts), and a column <c>requests</c> gives the request count of every metric without its own. Rows before the deploy
-/// are the baseline; the interval ending at t is the last row in (t − interval, t].
+/// counts), and a column <c>requests</c> gives the request count of every metric without its own. An error rate without
+/// request counts is judged on its ratio alone (<see cref="Plan"/>). Rows before the deploy are the baseline; the
+/// interval ending at t is the last row in (t − interval, t].
 /// </summary>
 public sealed class CsvMetricSource : IMetricSource
 {
     private readonly List<Row> rows;
     private readonly TimeSpan interval;
+    private readonly HashSet<string> ratioOnly;
 
-    private CsvMetricSource(List<Row> rows, TimeSpan interval)
+    private CsvMetricSource(List<Row> rows, WatchPlan plan, HashSet<string> ratioOnly)
     {
         this.rows = rows;
-        this.interval = interval;
+        interval = plan.Watch.Interval;
+        this.ratioOnly = ratioOnly;
+        // The test of the continuous metrics where higher is worse, as a custom query's value gets: cost per request's,
+        // whose explanations print the ratio as a plain number (a latency's would print it as milliseconds).
+        Plan = plan with
+        {
+            Metrics = [.. plan.Metrics.Select(m => ratioOnly.Contains(m.Name) ? m with { Kind = MetricKind.CostPerRequest } : m)],
+        };
     }
+
+    /// <summary>
+    /// The plan to backtest this file with: the runbook's, except that an error rate the file gives no request counts for
+    /// (no <c>&lt;metric&gt;.requests</c> or <c>requests</c> column) is judged on its ratio alone, with the test the other
+    /// continuous metrics get: <c>maxIncrease</c> on its log-ratio to the baseline, <c>max</c> on the value. The count-based
+    /// test would give every interval insufficient-data. Each such evaluation's explanation says so.
+    /// </summary>
+    public WatchPlan Plan { get; }
 
     /// <summary>The time of the first row.</summary>
     public DateTimeOffset? FirstAt => rows.Count == 0 ? null : rows[0].At;
@@ -100,20 +117,29 @@ public sealed class CsvMetricSource : IMetricSource
             rows.Add(new Row(at, values));
         }
 
-        return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan.Watch.Interval), []);
+        var requestsForAll = header.Contains("requests", StringComparer.Ordinal);
+        var ratioOnly = plan.Metrics
+            .Where(m => m.Kind == MetricKind.ErrorRate && !requestsForAll && !header.Contains($"{m.Name}.requests", StringComparer.Ordinal))
+            .Select(m => m.Name)
+            .ToHashSet(StringComparer.Ordinal);
+        return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan, ratioOnly), []);
     }
 
     public Task<IReadOnlyList<MetricObservation>> ObserveAsync(IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var row = rows.LastOrDefault(r => r.At <= at && r.At > at - interval);
         return Task.FromResult<IReadOnlyList<MetricObservation>>(
-            [.. metrics.Select(metric => new MetricObservation(row is null ? new Observation(at, null) : Observe(metric, row, at)))]);
+            [.. metrics.Select(metric => new MetricObservation(row is null ? new Observation(at, null) : Observe(metric, row, at), Note(metric)))]);
     }
 
     /// <summary>Every row before the deploy (<paramref name="to"/>) is baseline, as CONTRACT section 8 says.</summary>
     public Task<IReadOnlyList<Observation>> BaselineAsync(
         WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<Observation>>([.. rows.Where(r => r.At < to).Select(r => Observe(metric, r, r.At))]);
+
+    private string? Note(WatchMetric metric) => ratioOnly.Contains(metric.Name)
+        ? $"Judged on the ratio alone because the CSV gives no request counts for {metric.Name} (columns {metric.Name}.requests and {metric.Name}.errors would give them)."
+        : null;
 
     private static Observation Observe(WatchMetric metric, Row row, DateTimeOffset at)
     {

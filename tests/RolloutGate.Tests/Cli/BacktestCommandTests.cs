@@ -86,6 +86,23 @@ public sealed class BacktestCommandTests : IDisposable
     private Task<int> RunFromAsync(string? pwd, params string[] args) =>
         BacktestCommand.RunAsync(args, stdout, stderr, name => name == "PWD" ? pwd : null);
 
+    private const string RatioNote =
+        "Judged on the ratio alone because the CSV gives no request counts for error-rate (columns error-rate.requests and error-rate.errors would give them).";
+
+    /// <summary>The contract's own format: no request counts, the error rate as a ratio; both wobble ±2% like <see cref="Csv"/>.</summary>
+    private string RatioCsv(Func<int, double> errorRatio)
+    {
+        var text = new StringBuilder("timestamp,p95-latency,error-rate\n");
+        for (var minute = -120; minute <= 60; minute++)
+        {
+            var wobble = 1 + (0.02 * Math.Sin(minute));
+            var time = Deployed.AddMinutes(minute).ToString("O", CultureInfo.InvariantCulture);
+            text.Append(CultureInfo.InvariantCulture, $"{time},{(0.2 * wobble).ToString("R", CultureInfo.InvariantCulture)},{(errorRatio(minute) * wobble).ToString("R", CultureInfo.InvariantCulture)}\n");
+        }
+
+        return Write("history.csv", text.ToString());
+    }
+
     private JsonElement Answer()
     {
         using var document = JsonDocument.Parse(stdout.ToString());
@@ -342,5 +359,70 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal(2, exit);
         Assert.Empty(stdout.ToString());
         Assert.Equal($"backtest: {csv} has a header but no rows, so there is nothing to judge", stderr.ToString().Trim());
+    }
+
+    [Fact]
+    public async Task Backtest_ContractCsvErrorRatioSpikes_RollbackJudgedOnTheRatio()
+    {
+        var csv = RatioCsv(minute => minute > 10 ? 0.025 : 0.001);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        var detected = answer.GetProperty("detectedAt").GetDateTimeOffset();
+        Assert.InRange(detected, Deployed.AddMinutes(11), Deployed.AddMinutes(14));
+        var errorRate = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "error-rate").ToList();
+        Assert.Equal("regressed", errorRate[^1].GetProperty("verdict").GetString());
+        Assert.Equal(detected, errorRate[^1].GetProperty("at").GetDateTimeOffset());
+        Assert.All(errorRate, e => Assert.EndsWith(RatioNote, e.GetProperty("explanation").GetString(), StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Backtest_ContractCsvErrorRatioAboveMax_BreachOfMax()
+    {
+        var runbook = Write("checkout.yaml", Runbook.Replace("maxIncrease: 50%", "max: 2%", StringComparison.Ordinal));
+        var csv = RatioCsv(minute => minute > 10 ? 0.025 : 0.001);
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        Assert.Equal(Deployed.AddMinutes(13), answer.GetProperty("detectedAt").GetDateTimeOffset());
+        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "error-rate");
+        Assert.Equal("breach-of-max", last.GetProperty("verdict").GetString());
+        Assert.Contains("above the absolute max", last.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_ContractCsvErrorRatioUnchanged_HealthyOnTheRatio()
+    {
+        var csv = RatioCsv(_ => 0.001);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("healthy", answer.GetProperty("decision").GetString());
+        Assert.Equal("completed", answer.GetProperty("outcome").GetString());
+        var errorRate = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "error-rate").ToList();
+        Assert.Equal(60, errorRate.Count);
+        Assert.All(errorRate, e => Assert.Equal("healthy", e.GetProperty("verdict").GetString()));
+    }
+
+    [Fact]
+    public async Task Backtest_CsvWithErrorCounts_JudgedOnCountsNotTheRatio()
+    {
+        var csv = Csv(_ => 0.2, _ => 2);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var last = Answer().GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "error-rate");
+        var explanation = last.GetProperty("explanation").GetString();
+        Assert.Contains("(2 of 1000 requests failed)", explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain("ratio alone", explanation, StringComparison.Ordinal);
     }
 }
