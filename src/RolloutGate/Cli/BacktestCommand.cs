@@ -1,7 +1,6 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
-using System.Text.RegularExpressions;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Core.Watch;
@@ -17,7 +16,7 @@ namespace RolloutGate.Cli;
 /// one with nothing to judge.
 /// Relative paths are read from the folder the command was run from (<see cref="CommandPaths"/>).
 /// </summary>
-public static partial class BacktestCommand
+public static class BacktestCommand
 {
     public const string Usage = """
         usage:
@@ -64,7 +63,7 @@ public static partial class BacktestCommand
             return 2;
         }
 
-        if (ReadTime(options["--deployed-at"]) is not { } deployedAt)
+        if (CommandTimes.Read(options["--deployed-at"]) is not { } deployedAt)
         {
             await stderr.WriteLineAsync(
                 $"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time with an offset (e.g. 2026-11-21T10:00:00Z or 2026-11-21T11:00:00+01:00)");
@@ -182,16 +181,6 @@ public static partial class BacktestCommand
 
     private static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
-    /// <summary>
-    /// An ISO 8601 date and time with its offset (<c>Z</c> or <c>±hh:mm</c>), to the minute, second or fraction of a
-    /// second; null for anything else, such as <c>11/21/2026</c>, a space for the <c>T</c>, or no offset (whose zone
-    /// would be a guess).
-    /// </summary>
-    private static DateTimeOffset? ReadTime(string text) =>
-        IsoTime().IsMatch(text) && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.None, out var at) ? at : null;
-
-    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,7})?)?(Z|[+-][0-9]{2}:[0-9]{2})\z", RegexOptions.CultureInvariant)]
-    private static partial Regex IsoTime();
 
     /// <summary>Whether Prometheus can be asked at <paramref name="url"/>: an absolute http or https URL with a host.</summary>
     private static bool IsHttpUrl(string url) =>

@@ -136,9 +136,9 @@ public static class GateCommand
         DateTimeOffset? at = null;
         if (Value("--at") is { } atText)
         {
-            if (!DateTimeOffset.TryParse(atText, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var parsed))
+            if (CommandTimes.Read(atText) is not { } parsed)
             {
-                return (null, $"--at '{atText}' is not an ISO 8601 time such as 2026-11-21T10:00:00Z");
+                return (null, $"--at '{atText}' is not an ISO 8601 time with its offset, such as 2026-11-21T10:00:00Z");
             }
 
             at = parsed;

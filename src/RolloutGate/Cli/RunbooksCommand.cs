@@ -14,7 +14,11 @@ public static class RunbooksCommand
           rolloutgate runbooks validate PATH    check a runbook file, or every *.yaml / *.yml in a folder
         """;
 
-    public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
+    public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
+        RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable);
+
+    /// <summary>The command with the environment passed in, so tests choose the PWD relative paths are resolved against.</summary>
+    internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?> environment)
     {
         if (args is ["help" or "--help" or "-h", ..])
         {
@@ -28,10 +32,11 @@ public static class RunbooksCommand
             return 2;
         }
 
-        var files = FilesToValidate(path);
+        var resolved = CommandPaths.Resolve(path, environment);
+        var files = FilesToValidate(path, resolved);
         if (files is null)
         {
-            await stderr.WriteLineAsync($"runbooks validate: no such file or folder: {path}");
+            await stderr.WriteLineAsync($"runbooks validate: no such file or folder: {CommandPaths.Describe(path, resolved)}");
             return 2;
         }
 
@@ -43,9 +48,9 @@ public static class RunbooksCommand
 
         var errors = new List<RunbookError>();
         var valid = new List<(string File, Runbook Runbook)>();
-        foreach (var file in files)
+        foreach (var (file, fullPath) in files)
         {
-            var result = await ParseFileAsync(file);
+            var result = await ParseFileAsync(file, fullPath);
             errors.AddRange(result.Errors);
             if (result.Runbook is { } runbook)
             {
@@ -71,32 +76,37 @@ public static class RunbooksCommand
         return errors.Count == 0 ? 0 : 1;
     }
 
-    /// <summary>The file itself, or a folder's runbook files in ordinal order so output and conflict winners are stable.</summary>
-    private static List<string>? FilesToValidate(string path)
+    /// <summary>
+    /// The file itself, or a folder's runbook files in ordinal order so output and conflict winners are stable; each as
+    /// the user named it (for the output) and by its full path (<see cref="CommandPaths"/>: relative to where the
+    /// command was run).
+    /// </summary>
+    private static List<(string File, string FullPath)>? FilesToValidate(string given, string resolved)
     {
-        if (File.Exists(path))
+        if (File.Exists(resolved))
         {
-            return [path];
+            return [(given, resolved)];
         }
 
-        if (!Directory.Exists(path))
+        if (!Directory.Exists(resolved))
         {
             return null;
         }
 
-        return Directory.EnumerateFiles(path)
+        return Directory.EnumerateFiles(resolved)
             .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
             .Order(StringComparer.Ordinal)
+            .Select(f => (Path.Join(given, Path.GetFileName(f)), f))
             .ToList();
     }
 
-    private static async Task<RunbookParseResult> ParseFileAsync(string file)
+    private static async Task<RunbookParseResult> ParseFileAsync(string file, string fullPath)
     {
         try
         {
             // Decoded by hand so a byte-order mark is kept: the printed sha256 is then that of the file's bytes, as
             // sha256sum and the service's loader compute it.
-            return RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(file)), file);
+            return RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(fullPath)), file);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {

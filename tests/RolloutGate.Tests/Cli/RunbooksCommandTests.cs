@@ -118,6 +118,24 @@ public sealed class RunbooksCommandTests : IDisposable
 
     private Task<int> RunAsync(params string[] args) => RunbooksCommand.RunAsync(args, stdout, stderr);
 
+    [Fact]
+    public async Task Validate_RelativeFolder_IsReadFromTheShellsDirectoryAndPrintedAsGiven()
+    {
+        // As `dotnet run --project src/RolloutGate -- runbooks validate runbooks` from the repository root: the program
+        // runs in src/RolloutGate, the shell's PWD names the root.
+        Directory.CreateDirectory(Path.Combine(folder, "runbooks"));
+        Write(Path.Combine("runbooks", "checkout.yaml"), Runbook("checkout", "production"));
+        string? Environment(string name) => name == "PWD" ? folder : null;
+
+        var exit = await RunbooksCommand.RunAsync(["validate", "runbooks"], stdout, stderr, Environment);
+        var missing = await RunbooksCommand.RunAsync(["validate", "runbook"], stdout, stderr, Environment);
+
+        Assert.True(exit == 0, stdout.ToString() + stderr);
+        Assert.StartsWith($"ok {Path.Join("runbooks", "checkout.yaml")}: checkout v", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Equal(2, missing);
+        Assert.Equal($"runbooks validate: no such file or folder: runbook (looked for {Path.Combine(folder, "runbook")})", stderr.ToString().Trim());
+    }
+
     private string Write(string name, string text)
     {
         var path = Path.Combine(folder, name);
