@@ -307,6 +307,10 @@ public static class RegressionDetector
             var tests = Tests(next);
             var leading = Leading(tests);
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
+            // Healthy but above the max: a breach needs MaxBreachIntervals in a row, so say how far along it is.
+            var towardsBreach = aboveMax
+                ? $"above the absolute max of {Format(Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                : null;
             var direction = Kind.LowerIsWorse() ? "a drop" : "an increase";
             string explanation;
             Verdict verdict;
@@ -328,9 +332,13 @@ public static class RegressionDetector
             else
             {
                 verdict = Verdict.Healthy;
+                // "Within" only when it is; the max of a request rate is not judged (a drop is its regression).
+                var againstMax = towardsBreach is not null ? $" and it is {towardsBreach}"
+                    : Spec.Max is { } m2 && !Kind.LowerIsWorse() ? $" and it is within the absolute max of {Format(Kind, m2)}"
+                    : "";
                 explanation = limit is null
-                    ? $"{seen}; no relative limit is set{(Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Kind, m2)}" : "")}."
-                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}).";
+                    ? $"{seen}; no relative limit is set{againstMax}."
+                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);

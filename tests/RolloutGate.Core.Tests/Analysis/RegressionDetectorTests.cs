@@ -145,6 +145,44 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_AboveMaxForFewerIntervalsThanABreach_SaysAboveNotWithin()
+    {
+        var baseline = FlatLatencyBaseline();
+        double[] values = [0.9, 0.9, 0.3];
+
+        var maxOnly = Watch(MetricKind.Latency, Latency with { MaxIncrease = null }, baseline,
+            values.Select((v, i) => new Observation(Deploy.AddMinutes(i), v)));
+        var both = Watch(MetricKind.Latency, Latency, baseline,
+            values.Select((v, i) => new Observation(Deploy.AddMinutes(i), v)));
+
+        Assert.All(maxOnly.Concat(both), e => Assert.NotEqual(Verdict.BreachOfMax, e.Verdict));
+        Assert.EndsWith(
+            "no relative limit is set and it is above the absolute max of 800 ms for 1 of the 3 consecutive intervals that make a breach.",
+            maxOnly[0].Explanation, StringComparison.Ordinal);
+        Assert.Contains("for 2 of the 3 consecutive intervals", maxOnly[1].Explanation, StringComparison.Ordinal);
+        Assert.EndsWith("no relative limit is set and it is within the absolute max of 800 ms.", maxOnly[2].Explanation, StringComparison.Ordinal);
+        Assert.Equal(Verdict.Healthy, both[0].Verdict);
+        Assert.EndsWith(
+            "but it is above the absolute max of 800 ms for 1 of the 3 consecutive intervals that make a breach.",
+            both[0].Explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain("absolute max", both[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_RequestRateAboveItsMax_IsNotSaidToBeWithinIt()
+    {
+        // The max of a request rate is not judged (a drop is its regression), so the explanation says nothing of it.
+        var spec = new MetricSpec("rps", "request-rate", null, Max: 1000, MaxIncrease: null, null);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 1500, 90000)).ToList());
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.RequestRate, spec, baseline, null, new Observation(Deploy, 2000, 120000));
+
+        Assert.Equal(Verdict.Healthy, evaluation.Verdict);
+        Assert.EndsWith("; no relative limit is set.", evaluation.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_ResumedFromPersistedState_MatchesOneUninterruptedRun()
     {
         var traffic = new SyntheticTraffic(13);
