@@ -19,7 +19,10 @@ public enum MetricKind
 /// <summary>Maps a runbook preset (CONTRACT section 3) to the kind of test it needs.</summary>
 public static class MetricKinds
 {
-    /// <summary>The kind for a preset name; a custom query (no preset) is treated like latency: a positive value where higher is worse.</summary>
+    /// <summary>
+    /// The kind for a preset name; a custom query (no preset) is tested like latency: a positive value where higher is worse.
+    /// Its unit is unknown, so explanations show its values as plain numbers, not seconds.
+    /// </summary>
     public static MetricKind FromPreset(string? preset) => preset switch
     {
         "error-rate" => MetricKind.ErrorRate,

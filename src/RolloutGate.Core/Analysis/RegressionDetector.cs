@@ -215,7 +215,7 @@ public static class RegressionDetector
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
         var change = (value / reference) - 1;
-        var seen = $"{spec.Name} {Format(kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(kind, reference)})";
+        var seen = $"{spec.Name} {Format(spec, kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(spec, kind, reference)})";
         return context.Decide(current, value, reference, allowed, evidence, seen);
     }
 
@@ -239,6 +239,13 @@ public static class RegressionDetector
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
         return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
+
+    /// <summary>
+    /// A value in the unit of the metric's preset (ms or s, %, req/s). A custom query's unit is unknown: it is judged like a
+    /// latency, but the 5 of <c>vector(5)</c> is not 5 seconds, so its values are shown as the plain numbers it returned.
+    /// </summary>
+    private static string Format(MetricSpec spec, MetricKind kind, double value) =>
+        spec is { Preset: null, Query: not null } ? value.ToString("G4", CultureInfo.InvariantCulture) : Format(kind, value);
 
     private static string Format(MetricKind kind, double value) => kind switch
     {
@@ -309,7 +316,7 @@ public static class RegressionDetector
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
             // Healthy but above the max: a breach needs MaxBreachIntervals in a row, so say how far along it is.
             var towardsBreach = aboveMax
-                ? $"above the absolute max of {Format(Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : null;
             var direction = Kind.LowerIsWorse() ? "a drop" : "an increase";
             string explanation;
@@ -317,7 +324,7 @@ public static class RegressionDetector
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
             {
                 verdict = Verdict.BreachOfMax;
-                explanation = $"{seen}; it has been above the absolute max of {Format(Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
+                explanation = $"{seen}; it has been above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
             }
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
@@ -334,7 +341,7 @@ public static class RegressionDetector
                 verdict = Verdict.Healthy;
                 // "Within" only when it is; the max of a request rate is not judged (a drop is its regression).
                 var againstMax = towardsBreach is not null ? $" and it is {towardsBreach}"
-                    : Spec.Max is { } m2 && !Kind.LowerIsWorse() ? $" and it is within the absolute max of {Format(Kind, m2)}"
+                    : Spec.Max is { } m2 && !Kind.LowerIsWorse() ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
                     : "";
                 explanation = limit is null
                     ? $"{seen}; no relative limit is set{againstMax}."

@@ -183,6 +183,26 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_CustomQuery_ShowsPlainNumbersAndPresetsKeepTheirUnits()
+    {
+        // A query's unit is unknown: vector(5) is 5, not 5 seconds. It is still judged like a latency.
+        var custom = new MetricSpec("queue-depth", null, "vector(5)", Max: 1, MaxIncrease: null, null);
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 5.0)).ToList());
+
+        var evaluations = Watch(MetricKind.Latency, custom, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 5.0)));
+        var preset = RegressionDetector.Evaluate(MetricKind.Latency, custom with { Preset = "p95-latency", Query = null }, baseline, null, new Observation(Deploy, 5.0));
+
+        Assert.Equal(
+            "queue-depth 5 is 0% above the baseline median (5); no relative limit is set and it is above the absolute max of 1 for 1 of the 3 consecutive intervals that make a breach.",
+            evaluations[0].Explanation);
+        Assert.Equal(Verdict.BreachOfMax, evaluations[2].Verdict);
+        Assert.EndsWith("above the absolute max of 1 for 3 consecutive intervals.", evaluations[2].Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("queue-depth 5.00 s is 0% above the baseline median (5.00 s)", preset.Explanation, StringComparison.Ordinal);
+        Assert.Contains("absolute max of 1.00 s", preset.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_ResumedFromPersistedState_MatchesOneUninterruptedRun()
     {
         var traffic = new SyntheticTraffic(13);
