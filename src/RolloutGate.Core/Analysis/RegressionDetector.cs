@@ -292,10 +292,13 @@ public static class RegressionDetector
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, state, explanation);
         }
 
+        /// <param name="allowed">The relative limit at this time; null without one (see <see cref="MetricEvaluation.AllowedValue"/>).</param>
         /// <param name="evidence">What this interval adds to the tests; null without a relative limit.</param>
         public MetricEvaluation Decide(
             Observation current, double value, double reference, double? allowed, Evidence? evidence, string seen)
         {
+            // Without a relative limit the absolute max is the largest value allowed (never for a request rate: not judged).
+            allowed ??= Spec.Max is { } ceiling && !Kind.LowerIsWorse() ? ceiling : null;
             var cusum = Math.Max(0, State.Cusum + (evidence?.Cusum ?? 0));
             var slowCusum = evidence?.SlowCusum is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
             // When the CUSUM evidence last started to accumulate, in either chart.

@@ -203,6 +203,22 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_OnlyAnAbsoluteMax_IsTheAllowedValue()
+    {
+        var baseline = FlatLatencyBaseline();
+
+        var maxOnly = RegressionDetector.Evaluate(MetricKind.Latency, Latency with { MaxIncrease = null }, baseline, null, new Observation(Deploy, 0.3));
+        var both = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, new Observation(Deploy, 0.3));
+        var requestRate = RegressionDetector.Evaluate(MetricKind.RequestRate, new MetricSpec("rps", "request-rate", null, Max: 1000, MaxIncrease: null, null),
+            BaselineWindow.From(MetricKind.RequestRate, SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 100, 6000)).ToList()),
+            null, new Observation(Deploy, 100, 6000));
+
+        Assert.Equal(0.8, maxOnly.AllowedValue);
+        Assert.Equal(0.2 * 1.2, both.AllowedValue!.Value, 9);
+        Assert.Null(requestRate.AllowedValue);
+    }
+
+    [Fact]
     public void Evaluate_ResumedFromPersistedState_MatchesOneUninterruptedRun()
     {
         var traffic = new SyntheticTraffic(13);
