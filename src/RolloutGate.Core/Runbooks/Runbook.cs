@@ -23,6 +23,15 @@ public sealed record Runbook(
     /// </summary>
     public string Sha256 { get; init; } = "";
 
+    /// <summary>
+    /// The line of <c>metadata.name</c> in the file, set by the parser: a clash with another file's name
+    /// (<see cref="RunbookConflicts"/>) is reported there, the line to change.
+    /// </summary>
+    public int NameLine { get; init; } = 1;
+
+    /// <summary>The line of <c>spec.service</c> in the file, set by the parser, where a clash of service and environment is reported.</summary>
+    public int ServiceLine { get; init; } = 1;
+
     public bool Governs(string service, string environment) =>
         string.Equals(Service, service, StringComparison.Ordinal)
         && Environments.Contains(environment, StringComparer.Ordinal);

@@ -9,7 +9,8 @@ public static class RunbookConflicts
 {
     /// <summary>
     /// The conflicts among valid runbooks, in the given order: the first file to claim a service+environment or a
-    /// name keeps it and each later claim is an error against the later file.
+    /// name keeps it and each later claim is an error against the later file, at the line of its <c>metadata.name</c>
+    /// or its <c>spec.service</c>.
     /// </summary>
     public static IReadOnlyList<RunbookError> Find(IEnumerable<(string File, Runbook Runbook)> runbooks)
     {
@@ -20,14 +21,14 @@ public static class RunbookConflicts
         {
             if (!names.TryAdd(runbook.Name, file))
             {
-                errors.Add(new RunbookError(file, 1, $"runbook name '{runbook.Name}' is already used by {names[runbook.Name]}; each runbook needs its own metadata.name"));
+                errors.Add(new RunbookError(file, runbook.NameLine, $"runbook name '{runbook.Name}' is already used by {names[runbook.Name]}; each runbook needs its own metadata.name"));
             }
 
             foreach (var environment in runbook.Environments)
             {
                 if (!governed.TryAdd((runbook.Service, environment), file))
                 {
-                    errors.Add(new RunbookError(file, 1, $"service '{runbook.Service}' in environment '{environment}' is already governed by {governed[(runbook.Service, environment)]}; one runbook per service and environment"));
+                    errors.Add(new RunbookError(file, runbook.ServiceLine, $"service '{runbook.Service}' in environment '{environment}' is already governed by {governed[(runbook.Service, environment)]}; one runbook per service and environment"));
                 }
             }
         }

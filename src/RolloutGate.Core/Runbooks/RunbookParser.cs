@@ -162,7 +162,11 @@ public static partial class RunbookParser
             Mesh: knownMesh,
             PreDeploy: ReadPreDeploy(spec, errors),
             Watch: ReadWatch(spec, mesh, errors),
-            Rollback: ReadRollback(spec, mesh));
+            Rollback: ReadRollback(spec, mesh))
+        {
+            NameLine = metadata?.LineOf("name") ?? 1,
+            ServiceLine = spec.LineOf("service"),
+        };
     }
 
     private static void ExpectConstant(YamlSection section, string field, string expected)

@@ -65,7 +65,22 @@ public sealed class RunbooksCommandTests : IDisposable
 
         Assert.Equal(1, exit);
         Assert.Contains(
-            $"{second}:1: service 'checkout' in environment 'production' is already governed by {Path.Combine(folder, "a.yaml")}",
+            $"{second}:7: service 'checkout' in environment 'production' is already governed by {Path.Combine(folder, "a.yaml")}",
+            stdout.ToString(),
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Validate_TwoRunbooksWithOneName_ReportsTheLineOfMetadataName()
+    {
+        Write("cart.yaml", Runbook("cart", "production"));
+        var second = Write("dupsvc.yaml", Runbook("cart", "production").Replace("  service: cart", "  service: dupsvc", StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", folder);
+
+        Assert.Equal(1, exit);
+        Assert.Contains(
+            $"{second}:4: runbook name 'cart' is already used by {Path.Combine(folder, "cart.yaml")}",
             stdout.ToString(),
             StringComparison.Ordinal);
     }

@@ -81,6 +81,22 @@ public sealed class RunbookLoaderTests
         var rejection = await service.Database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
 
         Assert.Contains("already governed by", rejection, StringComparison.Ordinal);
+        Assert.Contains("\"line\":7,", rejection, StringComparison.Ordinal); // spec.service
+    }
+
+    [Fact]
+    public async Task TwoFilesWithOneName_SecondIsRejectedAtTheLineOfMetadataName()
+    {
+        await using var service = await TestService.StartAsync(
+            ("cart.yaml", TestRunbooks.Minimal("cart")),
+            ("dupsvc.yaml", TestRunbooks.Minimal("cart").Replace("  service: cart", "  service: dupsvc", StringComparison.Ordinal)));
+
+        var rejection = await service.Database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
+
+        Assert.Contains("is already used by", rejection, StringComparison.Ordinal);
+        Assert.Contains("metadata.name", rejection, StringComparison.Ordinal);
+        Assert.Contains("\"line\":4,", rejection, StringComparison.Ordinal);
+        Assert.Contains("dupsvc.yaml", rejection, StringComparison.Ordinal);
     }
 
     [Fact]
