@@ -97,7 +97,9 @@ public static partial class RunbookParser
         }
         catch (YamlException ex)
         {
-            errors.Add((int)ex.Start.Line, "YAML syntax error: " + YamlExceptionPosition().Replace(ex.Message, ""));
+            var message = YamlExceptionPosition().Replace(ex.Message, "");
+            var (line, note) = YamlErrorLine.ToEdit(yaml, (int)ex.Start.Line, message);
+            errors.Add(line, $"YAML syntax error: {message}{(note is null ? "" : $" ({note})")}");
             return null;
         }
         catch (Exception ex) when (ex is InvalidOperationException or ArgumentException or InvalidCastException)

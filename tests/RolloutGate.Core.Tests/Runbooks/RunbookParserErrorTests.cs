@@ -174,6 +174,38 @@ public sealed class RunbookParserErrorTests
         Assert.DoesNotContain("Idx:", error.Reason, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("  service: checkout\n", "   service: checkout\n")] // too far: noticed at the next line
+    [InlineData("  service: checkout\n", " service: checkout\n")] // too little: the next line reads as its value
+    [InlineData("  service: checkout\n", "service: checkout\n")] // out to the top level, leaving spec empty
+    [InlineData("  owner: U1\n", "\towner: U1\n")] // a tab, which YamlDotNet places at line 1
+    // Where the parser's line is already the one to edit, it stays.
+    [InlineData("  owner: U1\n", "   owner: U1\n")]
+    [InlineData("    namespace: shop\n", "   namespace: shop\n")]
+    [InlineData("        stableSubset: stable\n", "       stableSubset: stable\n")]
+    [InlineData("  owner: U1\n", "  owner: U1: x\n")]
+    public void Parse_MisindentedLine_ReportsThatLine(string line, string misindented)
+    {
+        var yaml = Valid.Replace(line, misindented, StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.StartsWith("YAML syntax error: ", error.Reason, StringComparison.Ordinal);
+        Assert.Equal(LineOf(yaml, misindented.TrimEnd('\n')), error.Line);
+    }
+
+    [Fact]
+    public void Parse_KeyIndentedTooFar_SaysWhereTheParserNoticed()
+    {
+        var yaml = Valid.Replace("  service: checkout\n", "   service: checkout\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(
+            $"{File}:7: YAML syntax error: While parsing a block mapping, did not find expected key. (noticed at line 8; this line is indented differently from the lines after it)",
+            error.ToString());
+    }
+
     [Fact]
     public void Parse_DuplicateKey_IsAnErrorNotAnException()
     {
