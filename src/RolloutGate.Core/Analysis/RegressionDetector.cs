@@ -96,6 +96,8 @@ namespace RolloutGate.Core.Analysis;
 /// <para>
 /// <b>Absolute max.</b> Breached when the value stays above <c>max</c> for
 /// <see cref="DetectorOptions.MaxBreachIntervals"/> consecutive intervals, so one spike does not roll back a deploy.
+/// It needs no baseline: an interval that cannot be judged against the baseline (too little of it, an error rate
+/// without counts) is still judged against the max.
 /// </para>
 /// <para>
 /// <b>No verdict without data.</b> No value is <see cref="Verdict.Blind"/>, never healthy; fewer than
@@ -154,14 +156,14 @@ public static class RegressionDetector
 
         if (kind == MetricKind.ErrorRate && counts is null)
         {
-            return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
-                $"{spec.Name} came without a request count; an error rate is judged on counts, never on the ratio alone.");
+            return context.MaxOnly(current,
+                $"{spec.Name} came without a request count; an error rate is judged against its baseline on counts, never on the ratio alone");
         }
 
         if (!baseline.IsUsable(options))
         {
-            return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
-                $"The baseline has {baseline.UsableSamples} usable intervals, fewer than the {options.MinBaselineSamples} needed to judge {spec.Name}.");
+            return context.MaxOnly(current,
+                $"The baseline has {baseline.UsableSamples} usable intervals, fewer than the {options.MinBaselineSamples} needed to judge {spec.Name} against it");
         }
 
         return kind == MetricKind.ErrorRate
@@ -290,6 +292,34 @@ public static class RegressionDetector
         {
             var leading = Leading(Tests(state));
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, state, explanation);
+        }
+
+        /// <summary>
+        /// An interval that cannot be judged against the baseline (<paramref name="why"/>): no verdict on the relative
+        /// limit, but the absolute max needs no baseline and is still judged, with its consecutive intervals counted as
+        /// usual; without a max (or for a request rate, whose max is not judged) the interval is insufficient data.
+        /// </summary>
+        public MetricEvaluation MaxOnly(Observation current, string why)
+        {
+            if (Spec.Max is not { } max || Kind.LowerIsWorse() || current.Value is not { } value)
+            {
+                return Result(current, Verdict.InsufficientData, current.Value, null, null, State, why + ".");
+            }
+
+            var above = value > max ? State.IntervalsAboveMax + 1 : 0;
+            var next = State with { IntervalsAboveMax = above };
+            var seen = $"{Spec.Name} {Format(Spec, Kind, value)}";
+            var limit = Format(Spec, Kind, max);
+            if (above >= Options.MaxBreachIntervals)
+            {
+                return Result(current, Verdict.BreachOfMax, value, null, max, next,
+                    $"{why}; but {seen} has been above the absolute max of {limit}, which needs no baseline, for {above} consecutive intervals.");
+            }
+
+            var againstMax = above > 0
+                ? $"above the absolute max of {limit} for {above} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                : $"within the absolute max of {limit}";
+            return Result(current, Verdict.InsufficientData, value, null, max, next, $"{why}; the absolute max needs no baseline: {seen} is {againstMax}.");
         }
 
         /// <param name="allowed">The relative limit at this time; null without one (see <see cref="MetricEvaluation.AllowedValue"/>).</param>

@@ -129,6 +129,39 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_NoUsableBaseline_StillBreachesTheAbsoluteMax()
+    {
+        var baseline = BaselineWindow.From(MetricKind.Latency, []);
+
+        var evaluations = Watch(MetricKind.Latency, Latency, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 1.2)));
+
+        // The relative limit needs a baseline; the max does not.
+        Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMax], evaluations.Select(e => e.Verdict));
+        Assert.Contains("above the absolute max of 800 ms for 1 of the 3 consecutive intervals", evaluations[0].Explanation, StringComparison.Ordinal);
+        Assert.Contains("has been above the absolute max of 800 ms, which needs no baseline, for 3 consecutive intervals", evaluations[2].Explanation, StringComparison.Ordinal);
+        Assert.All(evaluations, e => Assert.Equal(0.8, e.AllowedValue));
+
+        var withoutMax = Watch(MetricKind.Latency, RelativeOnly, baseline, SyntheticTraffic.Minutes(Deploy, 5).Select(t => new Observation(t, 9.0)));
+        Assert.All(withoutMax, e => Assert.Equal(Verdict.InsufficientData, e.Verdict));
+    }
+
+    [Fact]
+    public void Evaluate_ErrorRateWithoutRequestCount_StillBreachesTheAbsoluteMax()
+    {
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddDays(-1), 60).Select(t => new Observation(t, 0.01, 1000, 10)).ToList());
+
+        var evaluations = Watch(MetricKind.ErrorRate, ErrorRate, baseline,
+            SyntheticTraffic.Minutes(Deploy, 4).Select((t, i) => new Observation(t, i == 1 ? 0.01 : 0.5)));
+
+        // 50%, 1% (within the 2% max: the count starts again), 50%, 50%: not yet three in a row.
+        Assert.All(evaluations, e => Assert.Equal(Verdict.InsufficientData, e.Verdict));
+        Assert.Contains("within the absolute max of 2.00%", evaluations[1].Explanation, StringComparison.Ordinal);
+        var fifth = RegressionDetector.Evaluate(MetricKind.ErrorRate, ErrorRate, baseline, evaluations[^1].State, new Observation(Deploy.AddMinutes(4), 0.5));
+        Assert.Equal(Verdict.BreachOfMax, fifth.Verdict);
+    }
+
+    [Fact]
     public void Evaluate_OneSpikeAboveMax_IsNotABreachButThreeInARowAre()
     {
         var traffic = new SyntheticTraffic(5);
