@@ -94,7 +94,8 @@ namespace RolloutGate.Core.Analysis;
 /// Nelder, J. A. 1989, "Generalized Linear Models", 2nd ed., Chapman and Hall, sections 4.5 and 9.2).
 /// </para>
 /// <para>
-/// <b>Absolute max.</b> Breached when the value stays above <c>max</c> for
+/// <b>Absolute max.</b> For every kind, a request rate's too (a surge, a retry storm, is over its max; a drop is
+/// what its relative limit watches for). Breached when the value stays above <c>max</c> for
 /// <see cref="DetectorOptions.MaxBreachIntervals"/> consecutive intervals, so one spike does not roll back a deploy.
 /// It needs no baseline: an interval that cannot be judged against the baseline (too little of it, an error rate
 /// without counts) is still judged against the max.
@@ -297,11 +298,11 @@ public static class RegressionDetector
         /// <summary>
         /// An interval that cannot be judged against the baseline (<paramref name="why"/>): no verdict on the relative
         /// limit, but the absolute max needs no baseline and is still judged, with its consecutive intervals counted as
-        /// usual; without a max (or for a request rate, whose max is not judged) the interval is insufficient data.
+        /// usual; without a max the interval is insufficient data.
         /// </summary>
         public MetricEvaluation MaxOnly(Observation current, string why)
         {
-            if (Spec.Max is not { } max || Kind.LowerIsWorse() || current.Value is not { } value)
+            if (Spec.Max is not { } max || current.Value is not { } value)
             {
                 return Result(current, Verdict.InsufficientData, current.Value, null, null, State, why + ".");
             }
@@ -327,14 +328,14 @@ public static class RegressionDetector
         public MetricEvaluation Decide(
             Observation current, double value, double reference, double? allowed, Evidence? evidence, string seen)
         {
-            // Without a relative limit the absolute max is the largest value allowed (never for a request rate: not judged).
-            allowed ??= Spec.Max is { } ceiling && !Kind.LowerIsWorse() ? ceiling : null;
+            // Without a relative limit the absolute max is the largest value allowed.
+            allowed ??= Spec.Max;
             var cusum = Math.Max(0, State.Cusum + (evidence?.Cusum ?? 0));
             var slowCusum = evidence?.SlowCusum is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
             // When the CUSUM evidence last started to accumulate, in either chart.
             DateTimeOffset? since = Math.Max(cusum, slowCusum) <= 0 ? null
                 : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
-            var aboveMax = Spec.Max is { } max && !Kind.LowerIsWorse() && value > max;
+            var aboveMax = Spec.Max is { } max && value > max;
             var next = State with
             {
                 Cusum = cusum,
@@ -372,9 +373,9 @@ public static class RegressionDetector
             else
             {
                 verdict = Verdict.Healthy;
-                // "Within" only when it is; the max of a request rate is not judged (a drop is its regression).
+                // "Within" only when it is.
                 var againstMax = towardsBreach is not null ? $" and it is {towardsBreach}"
-                    : Spec.Max is { } m2 && !Kind.LowerIsWorse() ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
+                    : Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
                     : "";
                 explanation = limit is null
                     ? $"{seen}; no relative limit is set{againstMax}."

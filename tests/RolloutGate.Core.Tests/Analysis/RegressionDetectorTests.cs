@@ -202,17 +202,19 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
-    public void Evaluate_RequestRateAboveItsMax_IsNotSaidToBeWithinIt()
+    public void Evaluate_RequestRateAboveItsMax_IsABreachLikeAnyOther()
     {
-        // The max of a request rate is not judged (a drop is its regression), so the explanation says nothing of it.
+        // A request rate's relative limit watches for a drop; its max for a surge (a retry storm after a deploy).
         var spec = new MetricSpec("rps", "request-rate", null, Max: 1000, MaxIncrease: null, null);
         var baseline = BaselineWindow.From(MetricKind.RequestRate,
-            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 1500, 90000)).ToList());
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 900, 54000)).ToList());
 
-        var evaluation = RegressionDetector.Evaluate(MetricKind.RequestRate, spec, baseline, null, new Observation(Deploy, 2000, 120000));
+        var evaluations = Watch(MetricKind.RequestRate, spec, baseline,
+            SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 2000, 120000)));
 
-        Assert.Equal(Verdict.Healthy, evaluation.Verdict);
-        Assert.EndsWith("; no relative limit is set.", evaluation.Explanation, StringComparison.Ordinal);
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMax], evaluations.Select(e => e.Verdict));
+        Assert.Contains("above the absolute max of 1000 req/s for 1 of the 3 consecutive intervals", evaluations[0].Explanation, StringComparison.Ordinal);
+        Assert.All(evaluations, e => Assert.Equal(1000, e.AllowedValue));
     }
 
     [Fact]
@@ -248,7 +250,7 @@ public sealed class RegressionDetectorTests
 
         Assert.Equal(0.8, maxOnly.AllowedValue);
         Assert.Equal(0.2 * 1.2, both.AllowedValue!.Value, 9);
-        Assert.Null(requestRate.AllowedValue);
+        Assert.Equal(1000, requestRate.AllowedValue);
     }
 
     [Fact]
