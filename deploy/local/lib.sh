@@ -62,6 +62,24 @@ pg_data_dir() {
   echo "$preferred"
 }
 
+# claim_folder DIR SCRIPT: one SCRIPT at a time over DIR. A second one refuses, naming the first, instead of taking
+# the first one's PostgreSQL, Prometheus or Alertmanager away from it. The owner's PID is kept in DIR/owner.pid; an
+# owner that is gone (or a PID now used by another program) no longer counts. release_folder DIR gives it up.
+claim_folder() {
+  local dir="$1" script="$2" owner
+  owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
+  if [ -n "$owner" ] && [ "$owner" != "$$" ] && kill -0 "$owner" 2>/dev/null \
+    && tr '\0' ' ' <"/proc/$owner/cmdline" 2>/dev/null | grep -q "$(basename "$script")"; then
+    die "another $script (pid $owner) is running over $dir; stop it first (Ctrl-C in its terminal), or run from another clone"
+  fi
+  echo "$$" >"$dir/owner.pid"
+}
+
+release_folder() {
+  local dir="$1"
+  if [ "$(cat "$dir/owner.pid" 2>/dev/null || true)" = "$$" ]; then rm -f "$dir/owner.pid"; fi
+}
+
 # start_postgres DATA_DIR PORT: initialise once, start if not running, create role and database 'rolloutgate'.
 start_postgres() {
   local data="$1" port="$2" bin

@@ -17,6 +17,8 @@ PROMETHEUS_PORT="${ROLLOUTGATE_PROMETHEUS_PORT:-9090}"
 ALERTMANAGER_PORT="${ROLLOUTGATE_ALERTMANAGER_PORT:-9093}"
 RUN_DIR="$REPO_ROOT/.local/run"
 mkdir -p "$RUN_DIR"
+# A second run.sh in this checkout would restart the first one's Prometheus and stop its PostgreSQL on exit.
+claim_folder "$RUN_DIR" deploy/local/run.sh
 
 ensure_dotnet
 packages=(initdb:postgresql psql:postgresql-client curl:curl)
@@ -44,6 +46,7 @@ cleanup() {
       postgres) stop_postgres "$PG_DATA" ;;
     esac
   done
+  release_folder "$RUN_DIR"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM

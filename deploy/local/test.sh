@@ -14,10 +14,12 @@ ensure_packages initdb:postgresql psql:postgresql-client curl:curl \
   prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
 mkdir -p "$REPO_ROOT/.local/test"
+# Two test runs over one data folder would stop each other's PostgreSQL and Prometheus.
+claim_folder "$REPO_ROOT/.local/test" deploy/local/test.sh
 PG_DATA="$(pg_data_dir "$REPO_ROOT/.local/test/postgres")"
 PROMETHEUS_DATA="$REPO_ROOT/.local/test/prometheus"
 ALERTMANAGER_DATA="$REPO_ROOT/.local/test/alertmanager"
-cleanup() { stop_alertmanager "$ALERTMANAGER_DATA"; stop_prometheus "$PROMETHEUS_DATA"; stop_postgres "$PG_DATA"; }
+cleanup() { stop_alertmanager "$ALERTMANAGER_DATA"; stop_prometheus "$PROMETHEUS_DATA"; stop_postgres "$PG_DATA"; release_folder "$REPO_ROOT/.local/test"; }
 trap cleanup EXIT
 start_postgres "$PG_DATA" "$PG_PORT"
 
