@@ -98,7 +98,17 @@ public static class InboxEndpoints
             return Page(StatusCodes.Status400BadRequest, "<p>Send the inbox form.</p>");
         }
 
-        var form = await request.ReadFormAsync(cancellationToken);
+        IFormCollection form;
+        try
+        {
+            form = await request.ReadFormAsync(cancellationToken);
+        }
+        catch (Exception ex) when (ex is InvalidDataException or IOException)
+        {
+            // A NUL in a value, a multipart body without its boundary: not the inbox form.
+            return Page(StatusCodes.Status400BadRequest, "<p>That form cannot be read; send the inbox form. Nothing changed.</p>");
+        }
+
         if (!ApiTokens.Matches(form["operatorToken"].ToString(), options.CurrentValue.Api.OperatorTokens))
         {
             return Page(StatusCodes.Status401Unauthorized, "<p>That is not an operator token; nothing changed.</p><p><a href=\"/inbox\">Back</a></p>");

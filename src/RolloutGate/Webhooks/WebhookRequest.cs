@@ -99,6 +99,12 @@ public static class WebhookRequestParser
             return (null, $"{withNul} contains a NUL character (\\u0000)");
         }
 
+        if (request.DeploymentId.Contains('/', StringComparison.Ordinal))
+        {
+            // It is a segment of the deployment's URL (/api/v1/deployments/{id}), where an escaped slash is not read back.
+            return (null, "deploymentId must not contain '/'; it names the deployment in URLs such as /api/v1/deployments/{deploymentId}");
+        }
+
         if (request.At is { } at && (at < now - MaxAtDistance || at > now + MaxAtDistance))
         {
             return (null, $"at ({at:O}) is more than {MaxAtDistance.TotalDays:0} days from now; send the time of the event, or leave at out for now");

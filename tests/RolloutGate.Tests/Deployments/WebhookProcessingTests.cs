@@ -67,6 +67,7 @@ public sealed class WebhookProcessingTests
         { "{\"event\": \"predeploy\", \"deploymentId\": \"nul\\u0000id\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId contains a NUL character" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"initiator\": \"a\\u0000b\"}", "initiator contains a NUL character" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"9999-12-31T23:59:59Z\"}", "days from now" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"team/app-42\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not contain '/'" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"0001-01-01T00:00:00Z\"}", "days from now" },
     };
 

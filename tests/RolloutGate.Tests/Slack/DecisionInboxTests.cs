@@ -43,6 +43,17 @@ public sealed class DecisionInboxTests
             Assert.Contains($"name=\"kind\" value=\"{kind}\"", html, StringComparison.Ordinal);
         }
 
+        // A form that cannot be read (a NUL in a value, multipart without a boundary) is a 400 page, not a 500.
+        foreach (var unreadable in new HttpContent[]
+        {
+            new StringContent("operatorToken=%00", System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"),
+            new StringContent("x", System.Text.Encoding.UTF8, "multipart/form-data"),
+        })
+        {
+            var unread = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), unreadable);
+            Assert.Equal(HttpStatusCode.BadRequest, unread.StatusCode);
+        }
+
         var wrongToken = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.ReaderToken, "dismiss"));
         Assert.Equal(HttpStatusCode.Unauthorized, wrongToken.StatusCode);
         Assert.Equal("regressed", await test.StateAsync("gh-inbox-1"));
