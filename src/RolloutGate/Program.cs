@@ -13,6 +13,9 @@ try
     var app = builder.Build();
     app.MapRolloutGate();
     await app.RunAsync();
+    // The host has stopped and is disposed. Quartz's worker threads are foreground threads: when its shutdown was cut
+    // short (WatchSweepScheduler, the database gone) they would keep the process alive for as long as they retry.
+    Environment.Exit(0);
     return 0;
 }
 catch (StartupException ex)

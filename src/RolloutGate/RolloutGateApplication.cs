@@ -29,6 +29,13 @@ public static class RolloutGateApplication
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
+        // Told to stop, every background service is told at once (one waiting on an unreachable database does not hold the
+        // others back), and the host stops within 25 s: inside Kubernetes' 30 s grace period (deploy/kubernetes/README.md).
+        services.Configure<HostOptions>(host =>
+        {
+            host.ServicesStopConcurrently = true;
+            host.ShutdownTimeout = TimeSpan.FromSeconds(25);
+        });
         services.AddProblemDetails();
         services.AddExceptionHandler<InputExceptionHandler>();
         // A query parameter that cannot be bound throws, so that InputExceptionHandler can say which one in the 400.

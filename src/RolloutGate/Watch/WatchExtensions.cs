@@ -34,7 +34,6 @@ public static class WatchExtensions
                 store.UseClustering(cluster => cluster.CheckinInterval = watch.ClusterCheckinInterval);
             });
         });
-        services.AddQuartzHostedService(hosted => hosted.WaitForJobsToComplete = true);
 
         services.AddSingleton<WatchSweep>();
         services.AddScoped<IMetricSource, PrometheusMetricSource>();

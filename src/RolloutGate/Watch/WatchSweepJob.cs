@@ -48,14 +48,43 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, ILogger<WatchSweepJo
 }
 
 /// <summary>Puts the sweep job into the job store at start-up (replacing it, so a changed interval takes effect).</summary>
-public sealed class WatchSweepScheduler(ISchedulerFactory factory, IOptions<WatchOptions> options) : IHostedService
+/// <summary>
+/// Runs the Quartz scheduler for the life of the host and schedules the sweep job (replacing its trigger, so a changed
+/// <see cref="WatchOptions.SweepInterval"/> takes effect). In place of Quartz's own hosted service for one reason: its
+/// stop waits for the running sweep with no bound, and with the database gone Quartz retries its bookkeeping for as long
+/// as the process lives, so a replica told to stop never did. Here the wait ends when the host's shutdown time is up
+/// (the sweep in flight is evaluated again at its own t by another replica or the next start), and the host exits.
+/// </summary>
+public sealed partial class WatchSweepScheduler(ISchedulerFactory factory, IOptions<WatchOptions> options, ILogger<WatchSweepScheduler> logger)
+    : IHostedService
 {
+    private IScheduler? scheduler;
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
-        var scheduler = await factory.GetScheduler(cancellationToken);
+        scheduler = await factory.GetScheduler(cancellationToken);
+        await scheduler.Start(cancellationToken);
         var (job, trigger) = WatchSweepJob.Define(options.Value.SweepInterval);
         await scheduler.ScheduleJob(job, new List<ITrigger> { trigger }, new ScheduleJobOptions { Replace = true }, cancellationToken);
     }
 
-    public Task StopAsync(CancellationToken cancellationToken) => Task.CompletedTask;
+    public async Task StopAsync(CancellationToken cancellationToken)
+    {
+        if (scheduler is null)
+        {
+            return;
+        }
+
+        try
+        {
+            await scheduler.Shutdown(waitForJobsToComplete: true, cancellationToken).AsTask().WaitAsync(cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            LogShutdownCut(logger);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The watch scheduler did not stop within the host's shutdown time (is the database reachable?); the host stops without it, and the sweep in flight is evaluated again later")]
+    private static partial void LogShutdownCut(ILogger logger);
 }
