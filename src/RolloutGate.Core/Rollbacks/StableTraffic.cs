@@ -19,26 +19,56 @@ public static class StableTraffic
     public const int AllTraffic = 100;
 
     /// <summary>
-    /// Istio VirtualService <c>spec.http</c>: every route that has a <c>route</c> list keeps one destination, the stable
-    /// subset, at weight 100. The destination already pointing at that subset is kept whole (host, port, headers);
-    /// when a route has none, the first destination's host and port are reused with the stable subset.
-    /// Routes without a <c>route</c> list (redirects, direct responses) do not send traffic to a version and are left alone.
+    /// Istio VirtualService: every <c>spec.http</c> route of this service (<paramref name="service"/>) keeps one
+    /// destination, the stable subset, at weight 100. A route is this service's when one of its destinations has one of
+    /// the service's hosts (<see cref="ServiceHosts"/>); all of that route's traffic then goes to stable, other hosts in it
+    /// included. The destination already pointing at the stable subset is kept whole (host, port, headers); when a route
+    /// has none, the host and port of its first destination of this service that has a subset are reused with the stable
+    /// subset. Routes to other hosts only, and routes without a <c>route</c> list (redirects, direct responses), are
+    /// left exactly as they are.
+    /// The rewrite is refused (<see cref="StableTrafficShift.Problem"/>) rather than guessed when a route sends to this
+    /// service without any subset (a split by host, or the whole service: a subset may not exist there), when a
+    /// <c>tcp</c> or <c>tls</c> route sends to this service (only http routes are rewritten), and when no http route
+    /// sends to this service at all: nothing rolled back is not a rollback.
     /// </summary>
-    public static StableTrafficShift IstioHttpRoutes(JsonArray? http, string stableSubset)
+    public static StableTrafficShift IstioHttpRoutes(JsonObject? spec, ServiceHosts service, string stableSubset)
     {
+        ArgumentNullException.ThrowIfNull(service);
         ArgumentException.ThrowIfNullOrEmpty(stableSubset);
-        var updated = CopyOf(http);
+        var updated = CopyOf(spec?["http"] as JsonArray);
+        foreach (var kind in new[] { "tcp", "tls" })
+        {
+            var routes = spec?[kind] as JsonArray ?? [];
+            for (var i = 0; i < routes.Count; i++)
+            {
+                if (Destinations(routes[i]).Any(d => service.Matches(Host(d))))
+                {
+                    return IstioRefused(spec, $"{RouteLabel(kind, i, routes[i])} sends traffic to {service.Name}; the istio action rewrites http routes only, so roll this service back by other means");
+                }
+            }
+        }
+
         int rewritten = 0, untouched = 0;
         var changed = false;
-        foreach (var route in updated.OfType<JsonObject>())
+        var otherHosts = new List<string>();
+        for (var i = 0; i < updated.Count; i++)
         {
-            if (route["route"] is not JsonArray destinations || destinations.Count == 0)
+            var destinations = Destinations(updated[i]);
+            var ours = destinations.Where(d => service.Matches(Host(d))).ToList();
+            if (ours.Count == 0)
             {
+                otherHosts.AddRange(destinations.Select(Host).OfType<string>());
                 untouched++;
                 continue;
             }
 
-            var stable = destinations.OfType<JsonObject>().FirstOrDefault(d => Subset(d) == stableSubset);
+            if (ours.All(d => Subset(d) is null))
+            {
+                var hosts = string.Join(", ", ours.Select(Host).Distinct(StringComparer.Ordinal));
+                return IstioRefused(spec, $"{RouteLabel("http", i, updated[i])} sends traffic to {hosts} without a subset, so it cannot be moved to subset '{stableSubset}'; roll this service back by other means");
+            }
+
+            var stable = ours.FirstOrDefault(d => Subset(d) == stableSubset);
             JsonObject kept;
             if (stable is not null)
             {
@@ -46,9 +76,9 @@ public static class StableTraffic
             }
             else
             {
-                var first = destinations[0] as JsonObject;
-                var destination = new JsonObject { ["host"] = first?["destination"]?["host"]?.DeepClone() };
-                if (first?["destination"]?["port"] is { } port)
+                var template = ours.First(d => Subset(d) is not null)["destination"]!;
+                var destination = new JsonObject { ["host"] = template["host"]?.DeepClone() };
+                if (template["port"] is { } port)
                 {
                     destination["port"] = port.DeepClone();
                 }
@@ -61,11 +91,17 @@ public static class StableTraffic
             var alreadyStable = destinations.Count == 1 && stable is not null && IsAllTraffic(stable["weight"]);
             if (!alreadyStable)
             {
-                route["route"] = new JsonArray(kept);
+                updated[i]!["route"] = new JsonArray(kept);
                 changed = true;
             }
 
             rewritten++;
+        }
+
+        if (rewritten == 0)
+        {
+            var seen = otherHosts.Count == 0 ? "" : $" (its routes send to {string.Join(", ", otherHosts.Distinct(StringComparer.Ordinal))})";
+            return IstioRefused(spec, $"no http route sends traffic to {service.Name}{seen}");
         }
 
         return new StableTrafficShift(updated, changed, rewritten, untouched);
@@ -135,6 +171,23 @@ public static class StableTraffic
     }
 
     private static JsonArray CopyOf(JsonArray? list) => list is null ? [] : (JsonArray)list.DeepClone();
+
+    /// <summary>A refused Istio rewrite: its list is the stored one, untouched (nothing may be written anyway).</summary>
+    private static StableTrafficShift IstioRefused(JsonObject? spec, string problem) =>
+        new(CopyOf(spec?["http"] as JsonArray), false, 0, 0, problem);
+
+    /// <summary>The destinations of an Istio route (http, tcp or tls: the same shape); none for a redirect or direct response.</summary>
+    private static List<JsonObject> Destinations(JsonNode? route) =>
+        route is JsonObject r && r["route"] is JsonArray destinations ? destinations.OfType<JsonObject>().ToList() : [];
+
+    /// <summary>How a message names a route: <c>http route 'primary' (http[0])</c>, or <c>http route http[1]</c> without a name.</summary>
+    private static string RouteLabel(string kind, int index, JsonNode? route) =>
+        route is JsonObject r && r["name"] is JsonValue name && name.TryGetValue<string>(out var text)
+            ? $"{kind} route '{text}' ({kind}[{index}])"
+            : $"{kind} route {kind}[{index}]";
+
+    private static string? Host(JsonObject destination) =>
+        destination["destination"]?["host"] is JsonValue host && host.TryGetValue<string>(out var text) ? text : null;
 
     private static string? Subset(JsonObject destination) =>
         destination["destination"]?["subset"] is JsonValue subset && subset.TryGetValue<string>(out var text) ? text : null;

@@ -5,9 +5,9 @@ using RolloutGate.Kubernetes;
 namespace RolloutGate.Rollbacks;
 
 /// <summary>
-/// The read-rewrite-write a traffic rollback does on one mesh resource: GET it, compute the new routing list with a
-/// pure <see cref="StableTraffic"/> rewrite, and merge-patch that list back together with the resourceVersion it was
-/// computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten.
+/// The read-rewrite-write a traffic rollback does on one mesh resource: GET it, compute the new routing list from its
+/// spec with a pure <see cref="StableTraffic"/> rewrite, and merge-patch that list back together with the resourceVersion
+/// it was computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten.
 /// </summary>
 internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, RollbackAttempts attempts)
 {
@@ -17,7 +17,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
         string? @namespace,
         string name,
         string listField,
-        Func<JsonArray?, StableTrafficShift> rewrite,
+        Func<JsonObject?, StableTrafficShift> rewrite,
         CancellationToken cancellationToken)
     {
         if (string.IsNullOrEmpty(@namespace))
@@ -29,7 +29,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
         {
             var current = await kubernetes.GetAsync(resource, @namespace, name, token);
             var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();
-            var shift = rewrite(current["spec"]?[listField] as JsonArray);
+            var shift = rewrite(current["spec"] as JsonObject);
             if (shift.Problem is not null)
             {
                 throw new RollbackAttemptException($"{resource.Kind} {@namespace}/{name} was not changed: {shift.Problem}", transient: false);

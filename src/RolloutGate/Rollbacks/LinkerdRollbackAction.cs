@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using RolloutGate.Core.Rollbacks;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Kubernetes;
@@ -14,6 +15,6 @@ internal sealed class LinkerdRollbackAction(KubernetesTrafficShift shift)
             request.Mesh.Namespace,
             linkerd.HttpRoute,
             "rules",
-            rules => StableTraffic.HttpRouteRules(rules, linkerd.StableBackend),
+            spec => StableTraffic.HttpRouteRules(spec?["rules"] as JsonArray, linkerd.StableBackend),
             cancellationToken);
 }

@@ -24,7 +24,7 @@ public sealed record RollbackRequest(
 
 /// <summary>
 /// What a rollback did. <see cref="Action"/> says what was acted on, for people
-/// (<c>istio VirtualService shop/checkout: all HTTP routes to subset stable</c>); <see cref="Detail"/> what came of it,
+/// (<c>istio VirtualService shop/checkout: HTTP routes of checkout to subset stable</c>); <see cref="Detail"/> what came of it,
 /// or why it failed; <see cref="Attempts"/> how many tries it took (0 when nothing was tried).
 /// </summary>
 public sealed record RollbackOutcome(bool Succeeded, string Action, string Detail, int Attempts);

@@ -1,3 +1,4 @@
+using System.Text.Json.Nodes;
 using RolloutGate.Core.Rollbacks;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Kubernetes;
@@ -14,6 +15,6 @@ internal sealed class SmiRollbackAction(KubernetesTrafficShift shift)
             request.Mesh.Namespace,
             smi.TrafficSplit,
             "backends",
-            backends => StableTraffic.TrafficSplitBackends(backends, smi.StableBackend),
+            spec => StableTraffic.TrafficSplitBackends(spec?["backends"] as JsonArray, smi.StableBackend),
             cancellationToken);
 }

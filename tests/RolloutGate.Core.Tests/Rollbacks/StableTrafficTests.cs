@@ -7,6 +7,12 @@ public sealed class StableTrafficTests
 {
     private static JsonArray Parse(string json) => JsonNode.Parse(json)!.AsArray();
 
+    private static readonly ServiceHosts Checkout = new("shop", "checkout");
+
+    private static JsonObject Http(JsonArray http) => new() { ["http"] = http };
+
+    private static JsonObject Spec(string json) => JsonNode.Parse(json)!.AsObject();
+
     private static void AssertJson(string expected, JsonNode actual) =>
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(expected), actual), $"expected {expected}\nactual   {actual.ToJsonString()}");
 
@@ -19,7 +25,7 @@ public sealed class StableTrafficTests
               {"destination":{"host":"checkout","subset":"canary","port":{"number":8080}},"weight":10}]}]
             """);
 
-        var shift = StableTraffic.IstioHttpRoutes(http, "stable");
+        var shift = StableTraffic.IstioHttpRoutes(Http(http), Checkout, "stable");
 
         Assert.True(shift.Changed);
         Assert.Null(shift.Problem);
@@ -41,7 +47,7 @@ public sealed class StableTrafficTests
              {"route":[{"destination":{"host":"checkout","subset":"stable"}}]}]
             """);
 
-        var shift = StableTraffic.IstioHttpRoutes(http, "stable");
+        var shift = StableTraffic.IstioHttpRoutes(Http(http), Checkout, "stable");
 
         Assert.True(shift.Changed);
         Assert.Equal(3, shift.Rewritten);
@@ -59,7 +65,7 @@ public sealed class StableTrafficTests
             [{"route":[{"destination":{"host":"checkout.shop.svc.cluster.local","subset":"canary","port":{"number":80}},"weight":100}]}]
             """);
 
-        var shift = StableTraffic.IstioHttpRoutes(http, "stable");
+        var shift = StableTraffic.IstioHttpRoutes(Http(http), Checkout, "stable");
 
         AssertJson("""
             [{"route":[{"destination":{"host":"checkout.shop.svc.cluster.local","port":{"number":80},"subset":"stable"},"weight":100}]}]
@@ -71,7 +77,7 @@ public sealed class StableTrafficTests
     [InlineData("""[{"route":[{"destination":{"host":"checkout","subset":"stable"}}]}]""")]
     public void IstioHttpRoutes_AlreadyAllStable_IsUnchanged(string json)
     {
-        var shift = StableTraffic.IstioHttpRoutes(Parse(json), "stable");
+        var shift = StableTraffic.IstioHttpRoutes(Http(Parse(json)), Checkout, "stable");
 
         Assert.False(shift.Changed);
         Assert.Equal(1, shift.Rewritten);
@@ -85,10 +91,132 @@ public sealed class StableTrafficTests
              {"route":[{"destination":{"host":"checkout","subset":"canary"}}]}]
             """);
 
-        var shift = StableTraffic.IstioHttpRoutes(http, "stable");
+        var shift = StableTraffic.IstioHttpRoutes(Http(http), Checkout, "stable");
 
         Assert.Equal(1, shift.Untouched);
         Assert.True(JsonNode.DeepEquals(http[0], shift.Updated[0]));
+    }
+
+    [Theory]
+    [InlineData("checkout")]
+    [InlineData("checkout.shop")]
+    [InlineData("checkout.shop.svc")]
+    [InlineData("checkout.shop.svc.cluster.local")]
+    [InlineData("Checkout.Shop.Svc.Cluster.Local")]
+    public void ServiceHosts_ShortNameAndFqdnsInTheNamespace_AreThisService(string host) =>
+        Assert.True(Checkout.Matches(host));
+
+    [Theory]
+    [InlineData("checkout-canary")]
+    [InlineData("checkout.payments")]
+    [InlineData("checkout.payments.svc.cluster.local")]
+    [InlineData("checkout.shop.svc.corp.example")]
+    [InlineData("cdn.shop.svc.cluster.local")]
+    [InlineData("checkout.example.com")]
+    [InlineData(null)]
+    public void ServiceHosts_OtherNamesNamespacesAndDomains_AreNotThisService(string? host) =>
+        Assert.False(Checkout.Matches(host));
+
+    [Fact]
+    public void ServiceHosts_WorkloadAndServiceNames_BothCount()
+    {
+        var hosts = new ServiceHosts("shop", "checkout-v2", "checkout", null);
+
+        Assert.True(hosts.Matches("checkout-v2.shop.svc.cluster.local"));
+        Assert.True(hosts.Matches("checkout"));
+        Assert.Equal("service checkout-v2 or checkout in namespace shop", hosts.Name);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_RouteToAnotherHost_IsLeftExactlyAsItWas()
+    {
+        var spec = Spec("""
+            {"http":[
+              {"match":[{"uri":{"prefix":"/static"}}],"route":[{"destination":{"host":"cdn.shop.svc.cluster.local"}}]},
+              {"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":90},{"destination":{"host":"checkout","subset":"canary"},"weight":10}]}]}
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(spec, Checkout, "stable");
+
+        Assert.Null(shift.Problem);
+        Assert.True(shift.Changed);
+        Assert.Equal(1, shift.Rewritten);
+        Assert.Equal(1, shift.Untouched);
+        AssertJson("""
+            [{"match":[{"uri":{"prefix":"/static"}}],"route":[{"destination":{"host":"cdn.shop.svc.cluster.local"}}]},
+             {"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]}]
+            """, shift.Updated);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_SplitByHostWithoutSubsets_IsRefusedNamingTheRoute()
+    {
+        var spec = Spec("""
+            {"http":[
+              {"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":90},{"destination":{"host":"checkout","subset":"canary"},"weight":10}]},
+              {"name":"split","route":[{"destination":{"host":"checkout","port":{"number":80}},"weight":80},
+                                       {"destination":{"host":"checkout-canary","port":{"number":80}},"weight":20}]}]}
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(spec, Checkout, "stable");
+
+        Assert.False(shift.Changed);
+        Assert.Equal(
+            "http route 'split' (http[1]) sends traffic to checkout without a subset, so it cannot be moved to subset 'stable'; roll this service back by other means",
+            shift.Problem);
+        AssertJson(spec["http"]!.ToJsonString(), shift.Updated);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_SplitBetweenOtherHostsOnly_IsRefusedAsNoRouteOfThisService()
+    {
+        var spec = Spec("""
+            {"http":[{"route":[{"destination":{"host":"checkout-canary"},"weight":20},{"destination":{"host":"checkout-stable"},"weight":80}]}]}
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(spec, Checkout, "stable");
+
+        Assert.False(shift.Changed);
+        Assert.Equal("no http route sends traffic to service checkout in namespace shop (its routes send to checkout-canary, checkout-stable)", shift.Problem);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_TcpOnly_IsRefusedNamingTheTcpRoute()
+    {
+        var spec = Spec("""
+            {"tcp":[{"match":[{"port":5432}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":50},
+                                                     {"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(spec, Checkout, "stable");
+
+        Assert.False(shift.Changed);
+        Assert.Equal(0, shift.Rewritten);
+        Assert.Equal(
+            "tcp route tcp[0] sends traffic to service checkout in namespace shop; the istio action rewrites http routes only, so roll this service back by other means",
+            shift.Problem);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_TlsRouteToAnotherHost_DoesNotStopTheHttpRewrite()
+    {
+        var spec = Spec("""
+            {"tls":[{"match":[{"sniHosts":["db.example.com"]}],"route":[{"destination":{"host":"db.example.com"}}]}],
+             "http":[{"route":[{"destination":{"host":"checkout","subset":"canary"}}]}]}
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(spec, Checkout, "stable");
+
+        Assert.Null(shift.Problem);
+        AssertJson("""[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]}]""", shift.Updated);
+    }
+
+    [Fact]
+    public void IstioHttpRoutes_NoHttpRoutes_IsRefused()
+    {
+        var shift = StableTraffic.IstioHttpRoutes(Spec("""{"hosts":["checkout"]}"""), Checkout, "stable");
+
+        Assert.Equal("no http route sends traffic to service checkout in namespace shop", shift.Problem);
     }
 
     [Fact]

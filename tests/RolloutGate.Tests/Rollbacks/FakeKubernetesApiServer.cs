@@ -41,6 +41,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// <summary>Every request as "METHOD /path", in order.</summary>
     public ConcurrentQueue<string> Requests { get; } = new();
 
+    /// <summary>The body of every PATCH that was understood (even one answered 409), in order.</summary>
+    public ConcurrentQueue<JsonObject> Patches { get; } = new();
+
     public static async Task<FakeKubernetesApiServer> StartAsync()
     {
         var tokenFile = Path.GetTempFileName();
@@ -155,6 +158,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         {
             return Status(400, "BadRequest", $"error decoding patch: {exception.Message}");
         }
+
+        Patches.Enqueue((JsonObject)patch.DeepClone());
 
         lock (gate)
         {

@@ -57,7 +57,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(1, outcome.Attempts);
-        Assert.Equal("istio VirtualService shop/checkout: all HTTP routes to subset stable", outcome.Action);
+        Assert.Equal("istio VirtualService shop/checkout: HTTP routes of checkout to subset stable", outcome.Action);
         var stored = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout");
         AssertAllIstioRoutesStable(stored);
         Assert.Equal("x-canary", stored["spec"]!["http"]![0]!["match"]![0]!["headers"]!.AsObject().Single().Key);
@@ -96,6 +96,73 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal(3, stored["spec"]!["http"]!.AsArray().Count);
         AssertAllIstioRoutesStable(stored);
         Assert.Equal(["GET", "PATCH", "GET", "PATCH"], server.Requests.Select(r => r.Split(' ')[0]));
+    }
+
+    [Fact]
+    public async Task Istio_RouteToAnotherHost_PatchLeavesItExactlyAsItWas()
+    {
+        var staticRoute = """{"match":[{"uri":{"prefix":"/static"}}],"route":[{"destination":{"host":"cdn.shop.svc.cluster.local"}}]}""";
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj($$$"""
+            {"hosts":["checkout"],"http":[{{{staticRoute}}},
+              {"route":[{"destination":{"host":"checkout.shop.svc.cluster.local","subset":"stable"},"weight":80},
+                        {"destination":{"host":"checkout.shop.svc.cluster.local","subset":"canary"},"weight":20}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Contains("1 http entries to stable, 1 not routing to this service left as they were", outcome.Detail, StringComparison.Ordinal);
+        var patch = Assert.Single(server.Patches);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse($$$"""
+            {"metadata":{"resourceVersion":"1"},"spec":{"http":[{{{staticRoute}}},
+              {"route":[{"destination":{"host":"checkout.shop.svc.cluster.local","subset":"stable"},"weight":100}]}]}}
+            """), patch), patch.ToJsonString());
+    }
+
+    [Fact]
+    public async Task Istio_SplitByHostWithoutSubsets_FailsNamingTheRouteWithoutWriting()
+    {
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
+            {"hosts":["checkout"],"http":[{"name":"split","route":[
+              {"destination":{"host":"checkout-canary"},"weight":20},{"destination":{"host":"checkout"},"weight":80}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains(
+            "VirtualService shop/checkout was not changed: http route 'split' (http[0]) sends traffic to checkout without a subset, so it cannot be moved to subset 'stable'",
+            outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
+    }
+
+    [Fact]
+    public async Task Istio_SplitBetweenOtherHosts_FailsWithoutWriting()
+    {
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
+            {"http":[{"route":[{"destination":{"host":"checkout-canary"},"weight":20},{"destination":{"host":"checkout-stable"},"weight":80}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("VirtualService shop/checkout was not changed: no http route sends traffic to service checkout in namespace shop", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
+    }
+
+    [Fact]
+    public async Task Istio_TcpOnlyVirtualService_FailsWithoutWriting()
+    {
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
+            {"tcp":[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":50},{"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("VirtualService shop/checkout was not changed: tcp route tcp[0] sends traffic to service checkout in namespace shop", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
     }
 
     [Fact]
