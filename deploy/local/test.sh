@@ -47,6 +47,7 @@ results="$REPO_ROOT/.local/test/results"
 rm -rf "$results"; mkdir -p "$results"
 
 status=0
+aborted=0
 for project in tests/RolloutGate.Core.Tests tests/RolloutGate.Tests; do
   name="$(basename "$project")"
   log "running $name"
@@ -54,6 +55,10 @@ for project in tests/RolloutGate.Core.Tests tests/RolloutGate.Tests; do
     --logger "trx;LogFileName=$results/$name.trx" --logger "console;verbosity=normal" \
     >"$results/$name.log" 2>&1 || status=1
   grep -E 'Total tests|Passed!|Failed!' "$results/$name.log" || true
+  # A test host that crashed leaves a results file without the failure in its counters: count it as one.
+  if grep -q 'Test Run Aborted' "$results/$name.log"; then
+    log "$name: the test run was aborted (see $results/$name.log)"; aborted=$((aborted + 1))
+  fi
 done
 
 # Each failed test with its message (up to its stack trace), last, so that a truncated log still names it.
@@ -76,6 +81,7 @@ found=$(ls "$results"/*.trx 2>/dev/null | wc -l)
 if [ "$found" -lt "$expected" ]; then
   log "only $found of $expected test projects produced results"; status=1; failed=$((failed + expected - found))
 fi
+failed=$((failed + aborted))
 [ "$failed" -gt 0 ] && status=1
 echo "tests: $passed passed, $failed failed"
 exit "$status"

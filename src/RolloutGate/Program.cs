@@ -1,5 +1,6 @@
 using RolloutGate;
 using RolloutGate.Cli;
+using RolloutGate.Watch;
 
 if (CommandLine.IsCommand(args))
 {
@@ -12,10 +13,15 @@ try
     builder.AddRolloutGate();
     var app = builder.Build();
     app.MapRolloutGate();
+    var watchScheduler = app.Services.GetRequiredService<WatchSweepScheduler>();
     await app.RunAsync();
-    // The host has stopped and is disposed. Quartz's worker threads are foreground threads: when its shutdown was cut
-    // short (WatchSweepScheduler, the database gone) they would keep the process alive for as long as they retry.
-    Environment.Exit(0);
+    if (watchScheduler.LeftRunning)
+    {
+        // The host has stopped and is disposed, but Quartz's worker threads are foreground threads: with its shutdown
+        // cut short (the database gone) they would keep the process alive for as long as they retry.
+        Environment.Exit(0);
+    }
+
     return 0;
 }
 catch (StartupException ex)

@@ -37,7 +37,8 @@ public static class WatchExtensions
 
         services.AddSingleton<WatchSweep>();
         services.AddScoped<IMetricSource, PrometheusMetricSource>();
-        services.AddHostedService<WatchSweepScheduler>();
+        services.AddSingleton<WatchSweepScheduler>();
+        services.AddHostedService(provider => provider.GetRequiredService<WatchSweepScheduler>());
         return services;
     }
 }

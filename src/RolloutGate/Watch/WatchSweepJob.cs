@@ -60,6 +60,9 @@ public sealed partial class WatchSweepScheduler(ISchedulerFactory factory, IOpti
 {
     private IScheduler? scheduler;
 
+    /// <summary>Whether the scheduler's stop was cut short: its threads may still be retrying, and keep the process alive.</summary>
+    public bool LeftRunning { get; private set; }
+
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         scheduler = await factory.GetScheduler(cancellationToken);
@@ -81,6 +84,7 @@ public sealed partial class WatchSweepScheduler(ISchedulerFactory factory, IOpti
         }
         catch (OperationCanceledException)
         {
+            LeftRunning = true;
             LogShutdownCut(logger);
         }
     }
