@@ -1,8 +1,9 @@
 namespace RolloutGate.Cli;
 
 /// <summary>
-/// The service is also its own CLI: <c>runbooks validate</c>, <c>backtest</c> and <c>gate</c>. Anything else on the
-/// command line (such as <c>--urls</c>) belongs to the web host.
+/// The service is also its own CLI: <c>runbooks validate</c>, <c>backtest</c> and <c>gate</c>. A command line that
+/// starts with an option (such as <c>--urls</c>) belongs to the web host; any other first word is a command, and an
+/// unknown one is a usage error, so a mistyped command never starts (and migrates) the service.
 /// </summary>
 public static class CommandLine
 {
@@ -15,14 +16,22 @@ public static class CommandLine
         ["backtest"] = BacktestCommand.RunAsync,
     };
 
-    public static bool IsCommand(string[] args) => args.Length > 0 && (Verbs.ContainsKey(args[0]) || args[0] is "help" or "--help" or "-h");
+    public static bool IsCommand(string[] args) =>
+        args.Length > 0 && (!args[0].StartsWith('-') || args[0] is "--help" or "-h");
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
-        if (!Verbs.TryGetValue(args[0], out var verb))
+        if (args[0] is "help" or "--help" or "-h")
         {
             await stdout.WriteLineAsync(Usage);
-            return args[0] is "help" or "--help" or "-h" ? 0 : 2;
+            return 0;
+        }
+
+        if (!Verbs.TryGetValue(args[0], out var verb))
+        {
+            await stderr.WriteLineAsync($"unknown command '{args[0]}'; the commands are {string.Join(", ", Verbs.Keys)}");
+            await stderr.WriteLineAsync(Usage);
+            return 2;
         }
 
         return await verb(args[1..], stdout, stderr);

@@ -1,0 +1,47 @@
+using RolloutGate.Cli;
+
+namespace RolloutGate.Tests.Cli;
+
+/// <summary>Which command lines are commands and which start the service.</summary>
+public sealed class CommandLineTests
+{
+    [Theory]
+    [InlineData("runbook", "validate", "runbooks")]
+    [InlineData("audits", "verify")]
+    [InlineData("urls")]
+    public async Task UnknownCommand_IsAUsageErrorNamingItAndTheCommands(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.True(CommandLine.IsCommand(args));
+        var exit = await CommandLine.RunAsync(args, stdout, stderr);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"unknown command '{args[0]}'; the commands are runbooks, gate, audit, demo, backtest", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", stdout.ToString());
+    }
+
+    [Theory]
+    [InlineData("--urls", "http://127.0.0.1:8080")]
+    [InlineData("--urls=http://127.0.0.1:8080")]
+    [InlineData("--environment", "Development", "--urls", "http://127.0.0.1:8080")]
+    public void OptionsOnly_StartTheService(params string[] args) => Assert.False(CommandLine.IsCommand(args));
+
+    [Fact]
+    public void NoArguments_StartTheService() => Assert.False(CommandLine.IsCommand([]));
+
+    [Theory]
+    [InlineData("help")]
+    [InlineData("--help")]
+    [InlineData("-h")]
+    public async Task Help_PrintsTheUsage(string help)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.True(CommandLine.IsCommand([help]));
+        Assert.Equal(0, await CommandLine.RunAsync([help], stdout, stderr));
+        Assert.Contains("rolloutgate runbooks validate PATH", stdout.ToString(), StringComparison.Ordinal);
+    }
+}
