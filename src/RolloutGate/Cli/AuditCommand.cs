@@ -130,7 +130,7 @@ public static class AuditCommand
             if (csv)
             {
                 // Pages come as CSV too; the header is written once. The cursor is the last id of the page.
-                var lines = (await client.GetAsync("/api/v1/audit/events", page)).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+                var lines = (await client.GetAsync("api/v1/audit/events", page)).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
                 foreach (var line in lines.Skip(written == 0 ? 0 : 1))
                 {
                     await stdout.WriteLineAsync(line);
@@ -142,7 +142,7 @@ public static class AuditCommand
                 continue;
             }
 
-            using var document = JsonDocument.Parse(await client.GetAsync("/api/v1/audit/events", page));
+            using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/events", page));
             foreach (var e in document.RootElement.GetProperty("events").EnumerateArray())
             {
                 await stdout.WriteLineAsync(string.Join("  ",
@@ -164,7 +164,7 @@ public static class AuditCommand
 
     private static async Task<int> VerifyAsync(AuditClient client, TextWriter stdout)
     {
-        using var document = JsonDocument.Parse(await client.GetAsync("/api/v1/audit/verify", []));
+        using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/verify", []));
         var root = document.RootElement;
         var events = root.GetProperty("events").GetInt64();
         if (root.GetProperty("ok").GetBoolean())
@@ -179,7 +179,7 @@ public static class AuditCommand
 
     private static async Task<int> SummaryAsync(AuditClient client, List<KeyValuePair<string, string>> query, bool csv, TextWriter stdout)
     {
-        var text = await client.GetAsync("/api/v1/reports/summary", query);
+        var text = await client.GetAsync("api/v1/reports/summary", query);
         if (csv)
         {
             await stdout.WriteAsync(text);
@@ -205,12 +205,14 @@ public static class AuditCommand
         return 0;
     }
 
+    /// <summary>Asks the RolloutGate at <paramref name="baseUri"/>, which may sit under a path prefix (https://host/rolloutgate).</summary>
     private sealed class AuditClient(HttpClient http, Uri baseUri, string token, bool csv)
     {
+        /// <summary>The answer to <paramref name="path"/> (relative to the base URL, no leading slash).</summary>
         public async Task<string> GetAsync(string path, IEnumerable<KeyValuePair<string, string>> query)
         {
             var queryString = string.Join("&", query.Select(pair => $"{pair.Key}={Uri.EscapeDataString(pair.Value)}"));
-            using var request = new HttpRequestMessage(HttpMethod.Get, new Uri(baseUri, path + (queryString.Length > 0 ? "?" + queryString : "")));
+            using var request = new HttpRequestMessage(HttpMethod.Get, CommandUrls.Under(baseUri, path + (queryString.Length > 0 ? "?" + queryString : "")));
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(csv ? "text/csv" : "application/json"));
             HttpResponseMessage response;

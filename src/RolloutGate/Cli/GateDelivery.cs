@@ -31,7 +31,7 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
     public async Task<GateAnswer> SendAsync(
         Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
     {
-        var endpoint = new Uri(EnsureTrailingSlash(baseUrl), WebhookPath);
+        var endpoint = CommandUrls.Under(baseUrl, WebhookPath);
         var attempts = 0;
         string? lastFailure = null;
         var pipeline = BuildPipeline(retries, retryBaseDelay, failure => lastFailure = failure);
@@ -113,9 +113,6 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
 
         return request;
     }
-
-    private static Uri EnsureTrailingSlash(Uri url) =>
-        url.AbsoluteUri.EndsWith('/') ? url : new Uri(url.AbsoluteUri + "/");
 
     private static string Describe(HttpRequestException ex) =>
         ex.HttpRequestError is HttpRequestError.Unknown ? ex.Message : $"{ex.HttpRequestError}: {ex.Message}";

@@ -1,3 +1,4 @@
+using System.Net;
 using RolloutGate.Cli;
 using RolloutGate.Tests.Infrastructure;
 
@@ -79,6 +80,27 @@ public sealed class AuditCommandTests
         Assert.Equal(2, badUsage);
     }
 
+    [Theory]
+    [InlineData("http://localhost/rolloutgate")]
+    [InlineData("http://localhost/rolloutgate/")]
+    public async Task Url_WithAPathPrefix_KeepsIt(string url)
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("deployed", "cli-5");
+        var paths = new List<string>();
+        using var http = service.Host.CreateDefaultClient(new UnderPrefix("/rolloutgate", paths));
+
+        var exits = new List<int>();
+        foreach (var command in new[] { "events", "verify", "summary" })
+        {
+            exits.Add(await AuditCommand.RunAsync([command, "--url", url], TextWriter.Null, TextWriter.Null,
+                name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http));
+        }
+
+        Assert.Equal([0, 0, 0], exits);
+        Assert.Equal(["/rolloutgate/api/v1/audit/events", "/rolloutgate/api/v1/audit/verify", "/rolloutgate/api/v1/reports/summary"], paths);
+    }
+
     private static Task<(int Exit, string Output, string Error)> RunAsync(TestService service, params string[] args) =>
         RunAsync(service, args, RolloutGateHost.ReaderToken);
 
@@ -90,5 +112,22 @@ public sealed class AuditCommandTests
         var exit = await AuditCommand.RunAsync([.. args, "--url", http.BaseAddress!.ToString()], stdout, stderr,
             name => name == AuditCommand.TokenVariable ? token : null, http);
         return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>A reverse proxy that serves RolloutGate under a path prefix: it strips the prefix, and answers 404 without it.</summary>
+    private sealed class UnderPrefix(string prefix, List<string> paths) : DelegatingHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var path = request.RequestUri!.AbsolutePath;
+            paths.Add(path);
+            if (!path.StartsWith(prefix + "/", StringComparison.Ordinal))
+            {
+                return Task.FromResult(new HttpResponseMessage(HttpStatusCode.NotFound));
+            }
+
+            request.RequestUri = new UriBuilder(request.RequestUri) { Path = path[prefix.Length..] }.Uri;
+            return base.SendAsync(request, cancellationToken);
+        }
     }
 }
