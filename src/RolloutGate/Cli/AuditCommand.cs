@@ -113,6 +113,12 @@ public static class AuditCommand
             await stderr.WriteLineAsync(ex.Message);
             return 2;
         }
+        catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
+        {
+            // A 200 that is not RolloutGate's: a proxy's HTML login page, another service, JSON without the fields.
+            await stderr.WriteLineAsync($"{baseUri} did not answer RolloutGate JSON: {ex.Message}");
+            return 2;
+        }
     }
 
     private static async Task<int> EventsAsync(AuditClient client, List<KeyValuePair<string, string>> query, int limit, bool csv, TextWriter stdout)
@@ -143,19 +149,19 @@ public static class AuditCommand
             }
 
             using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/events", page));
-            foreach (var e in document.RootElement.GetProperty("events").EnumerateArray())
+            foreach (var e in document.RootElement.Property("events").EnumerateArray())
             {
                 await stdout.WriteLineAsync(string.Join("  ",
-                    e.GetProperty("id").GetInt64().ToString(CultureInfo.InvariantCulture),
-                    e.GetProperty("at").GetString(),
-                    e.GetProperty("type").GetString(),
-                    e.GetProperty("deploymentId").GetString() ?? "-",
-                    e.GetProperty("actor").GetString() ?? "-",
-                    e.GetProperty("data").GetRawText()));
+                    e.Property("id").GetInt64().ToString(CultureInfo.InvariantCulture),
+                    e.Property("at").GetString(),
+                    e.Property("type").GetString(),
+                    e.Property("deploymentId").GetString() ?? "-",
+                    e.Property("actor").GetString() ?? "-",
+                    e.Property("data").GetRawText()));
                 written++;
             }
 
-            after = document.RootElement.GetProperty("next").GetString();
+            after = document.RootElement.Property("next").GetString();
         }
         while (after is not null && written < limit);
 
@@ -166,14 +172,14 @@ public static class AuditCommand
     {
         using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/verify", []));
         var root = document.RootElement;
-        var events = root.GetProperty("events").GetInt64();
-        if (root.GetProperty("ok").GetBoolean())
+        var events = root.Property("events").GetInt64();
+        if (root.Property("ok").GetBoolean())
         {
             await stdout.WriteLineAsync($"audit chain holds: {events} events verified");
             return 0;
         }
 
-        await stdout.WriteLineAsync($"audit chain BROKEN at event {root.GetProperty("firstBrokenId").GetInt64()} ({events} events before it verified)");
+        await stdout.WriteLineAsync($"audit chain BROKEN at event {root.Property("firstBrokenId").GetInt64()} ({events} events before it verified)");
         return 1;
     }
 
@@ -187,23 +193,33 @@ public static class AuditCommand
         }
 
         using var document = JsonDocument.Parse(text);
+        // Every row is read before the header is printed, so an answer that is not a summary prints nothing.
+        var rows = document.RootElement.Property("services").EnumerateArray().Select(s => string.Join("  ",
+            s.Property("service").GetString(),
+            s.Property("deployments").GetRawText(),
+            s.Property("rollbacks").GetRawText(),
+            s.Property("changeFailureRate").GetRawText(),
+            s.Property("medianTimeToDetectSeconds").GetRawText(),
+            s.Property("medianTimeToRollbackSeconds").GetRawText(),
+            s.Property("autoRollbacks").GetRawText(),
+            s.Property("humanDecisions").GetRawText(),
+            s.Property("dismissedRecommendations").GetRawText())).ToList();
         await stdout.WriteLineAsync("SERVICE  DEPLOYMENTS  ROLLBACKS  CHANGE-FAILURE-RATE  MEDIAN-DETECT-S  MEDIAN-ROLLBACK-S  AUTO  HUMAN  DISMISSED");
-        foreach (var s in document.RootElement.GetProperty("services").EnumerateArray())
+        foreach (var row in rows)
         {
-            await stdout.WriteLineAsync(string.Join("  ",
-                s.GetProperty("service").GetString(),
-                s.GetProperty("deployments").GetRawText(),
-                s.GetProperty("rollbacks").GetRawText(),
-                s.GetProperty("changeFailureRate").GetRawText(),
-                s.GetProperty("medianTimeToDetectSeconds").GetRawText(),
-                s.GetProperty("medianTimeToRollbackSeconds").GetRawText(),
-                s.GetProperty("autoRollbacks").GetRawText(),
-                s.GetProperty("humanDecisions").GetRawText(),
-                s.GetProperty("dismissedRecommendations").GetRawText()));
+            await stdout.WriteLineAsync(row);
         }
 
         return 0;
     }
+
+    /// <summary>The property <paramref name="name"/> of an answer; a <see cref="JsonException"/> naming it when there is none.</summary>
+    private static JsonElement Property(this JsonElement element, string name) =>
+        element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value)
+            ? value
+            : throw new JsonException($"no \"{name}\" in {Truncate(element.GetRawText())}");
+
+    private static string Truncate(string text) => text.Length <= 200 ? text : text[..200] + "...";
 
     /// <summary>Asks the RolloutGate at <paramref name="baseUri"/>, which may sit under a path prefix (https://host/rolloutgate).</summary>
     private sealed class AuditClient(HttpClient http, Uri baseUri, string token, bool csv)
@@ -241,6 +257,12 @@ public static class AuditCommand
                     }
 
                     throw new AuditQueryException($"{(int)response.StatusCode} {response.ReasonPhrase}: {detail}");
+                }
+
+                if (csv && !string.Equals(response.Content.Headers.ContentType?.MediaType, "text/csv", StringComparison.OrdinalIgnoreCase))
+                {
+                    throw new AuditQueryException(
+                        $"{baseUri} did not answer RolloutGate CSV: {response.Content.Headers.ContentType?.MediaType ?? "no Content-Type"}: {Truncate(body)}");
                 }
 
                 return body;

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Text;
 using RolloutGate.Cli;
 using RolloutGate.Tests.Infrastructure;
 
@@ -101,6 +102,46 @@ public sealed class AuditCommandTests
         Assert.Equal(["/rolloutgate/api/v1/audit/events", "/rolloutgate/api/v1/audit/verify", "/rolloutgate/api/v1/reports/summary"], paths);
     }
 
+    [Theory]
+    [InlineData("events", "text/html", "<html><body>Sign in</body></html>")]
+    [InlineData("verify", "text/html", "<html><body>Sign in</body></html>")]
+    [InlineData("summary", "text/html", "<html><body>Sign in</body></html>")]
+    [InlineData("events", "application/json", "{}")]
+    [InlineData("verify", "application/json", "{}")]
+    [InlineData("summary", "application/json", "{}")]
+    [InlineData("verify", "application/json", "null")]
+    [InlineData("verify", "application/json", "{\"ok\": \"yes\", \"events\": 3}")]
+    [InlineData("events", "application/json", "{\"events\": [{\"id\": \"one\"}], \"next\": null}")]
+    public async Task AnswerThatIsNotRolloutGateJson_Exits2WithOneLine(string command, string mediaType, string body)
+    {
+        using var http = new HttpClient(new Answering(mediaType, body));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync([command, "--url", "http://rolloutgate.example/"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("http://rolloutgate.example/ did not answer RolloutGate JSON: ", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", stdout.ToString());
+        Assert.Single(stderr.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries));
+    }
+
+    [Fact]
+    public async Task CsvAskedButHtmlAnswered_Exits2WithoutPrintingIt()
+    {
+        using var http = new HttpClient(new Answering("text/html", "<html><body>Sign in</body></html>"));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["events", "--csv", "--url", "http://rolloutgate.example/"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout.ToString());
+        Assert.StartsWith("http://rolloutgate.example/ did not answer RolloutGate CSV: text/html: <html>", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     private static Task<(int Exit, string Output, string Error)> RunAsync(TestService service, params string[] args) =>
         RunAsync(service, args, RolloutGateHost.ReaderToken);
 
@@ -129,5 +170,12 @@ public sealed class AuditCommandTests
             request.RequestUri = new UriBuilder(request.RequestUri) { Path = path[prefix.Length..] }.Uri;
             return base.SendAsync(request, cancellationToken);
         }
+    }
+
+    /// <summary>A server that answers every request 200 with the same body.</summary>
+    private sealed class Answering(string mediaType, string body) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, mediaType) });
     }
 }
