@@ -71,9 +71,13 @@ public static class AuditCommand
             {
                 url = value;
             }
-            else if (option == "--limit" && int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out var parsed) && parsed > 0)
+            else if (option == "--limit")
             {
-                limit = parsed;
+                if (!int.TryParse(value, NumberStyles.None, CultureInfo.InvariantCulture, out limit) || limit < 1)
+                {
+                    await stderr.WriteLineAsync($"--limit '{value}' is not a positive whole number (the most events to print)\n{Usage}");
+                    return 2;
+                }
             }
             else if (QueryOptions.TryGetValue(option, out var name))
             {

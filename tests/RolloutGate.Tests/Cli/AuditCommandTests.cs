@@ -82,6 +82,22 @@ public sealed class AuditCommandTests
     }
 
     [Theory]
+    [InlineData("0")]
+    [InlineData("-5")]
+    [InlineData("ten")]
+    public async Task Events_LimitNotPositive_Exits2SayingSo(string limit)
+    {
+        using var http = new HttpClient(new Answering("application/json", "{\"events\": [], \"next\": null}"));
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["events", "--limit", limit], TextWriter.Null, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"--limit '{limit}' is not a positive whole number", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("http://localhost/rolloutgate")]
     [InlineData("http://localhost/rolloutgate/")]
     public async Task Url_WithAPathPrefix_KeepsIt(string url)
