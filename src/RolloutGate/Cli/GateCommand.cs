@@ -11,7 +11,7 @@ namespace RolloutGate.Cli;
 /// <c>gate EVENT ...</c>: a CD pipeline's side of the webhook (CONTRACT section 4), so a pipeline step needs no
 /// hand-written HMAC. The secret is read from the environment, never from an argument, because arguments show in
 /// process lists and CI logs. Exit codes: 0 allow (or the event was accepted), 1 deny, 2 no usable answer
-/// (usage, refused request, server error or unreachable after the retries).
+/// (usage, refused request, server error or unreachable after the retries, or an answer without the fields it must carry).
 /// </summary>
 public static class GateCommand
 {
@@ -34,7 +34,7 @@ public static class GateCommand
               [--at ISO8601] [--delivery-id ID] [--timeout 60s] [--retries 5] [--json]
           The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a token from ROLLOUTGATE_WEBHOOK_TOKEN), the URL from
           --url or ROLLOUTGATE_URL (default http://127.0.0.1:8080).
-          Exit codes: 0 allow / accepted, 1 deny, 2 no usable answer (refused, server error, unreachable).
+          Exit codes: 0 allow / accepted, 1 deny, 2 no usable answer (refused, server error, unreachable, unreadable).
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -219,8 +219,22 @@ public static class GateCommand
         }
         catch (Exception ex) when (ex is JsonException or NullReferenceException)
         {
-            await stderr.WriteLineAsync($"gate: HTTP {(int)status} with an answer this gate cannot read: {Truncate(answer.Body)}");
+            var reason = ex is JsonException ? $" ({ex.Message})" : "";
+            await stderr.WriteLineAsync($"gate: HTTP {(int)status} with an answer this gate cannot read{reason}: {Truncate(answer.Body)}");
             return ExitNoAnswer;
+        }
+    }
+
+    /// <summary>
+    /// An answer without a field CONTRACT section 4 promises is no usable answer (exit 2), not an acceptance: a proxy or
+    /// another service answering 2xx with <c>{}</c> must not let a pipeline believe the change is being watched.
+    /// </summary>
+    private static void Require(params (string Name, bool Present)[] fields)
+    {
+        var missing = fields.Where(field => !field.Present).Select(field => field.Name).ToList();
+        if (missing.Count > 0)
+        {
+            throw new JsonException($"no {string.Join(", ", missing)}");
         }
     }
 
@@ -260,6 +274,8 @@ public static class GateCommand
 
     private static async Task<int> PrintWatchAsync(DeployedResponse response, Invocation invocation, TextWriter stdout)
     {
+        Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)), ("state", !string.IsNullOrEmpty(response.State)),
+            ("watchUntil", response.WatchUntil != default));
         if (!invocation.PrintJson)
         {
             var request = invocation.Request;
@@ -272,6 +288,7 @@ public static class GateCommand
 
     private static async Task<int> PrintStateAsync(StateResponse response, Invocation invocation, TextWriter stdout)
     {
+        Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)), ("state", !string.IsNullOrEmpty(response.State)));
         if (!invocation.PrintJson)
         {
             var request = invocation.Request;

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Text;
 using RolloutGate.Cli;
 using RolloutGate.Tests.Infrastructure;
 
@@ -87,7 +86,7 @@ public sealed class AuditCommandTests
     [InlineData("ten")]
     public async Task Events_LimitNotPositive_Exits2SayingSo(string limit)
     {
-        using var http = new HttpClient(new Answering("application/json", "{\"events\": [], \"next\": null}"));
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"events\": [], \"next\": null}"));
         using var stderr = new StringWriter();
 
         var exit = await AuditCommand.RunAsync(["events", "--limit", limit], TextWriter.Null, stderr,
@@ -130,7 +129,7 @@ public sealed class AuditCommandTests
     [InlineData("events", "application/json", "{\"events\": [{\"id\": \"one\"}], \"next\": null}")]
     public async Task AnswerThatIsNotRolloutGateJson_Exits2WithOneLine(string command, string mediaType, string body)
     {
-        using var http = new HttpClient(new Answering(mediaType, body));
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, mediaType, body));
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
@@ -146,7 +145,7 @@ public sealed class AuditCommandTests
     [Fact]
     public async Task CsvAskedButHtmlAnswered_Exits2WithoutPrintingIt()
     {
-        using var http = new HttpClient(new Answering("text/html", "<html><body>Sign in</body></html>"));
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "text/html", "<html><body>Sign in</body></html>"));
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
@@ -186,12 +185,5 @@ public sealed class AuditCommandTests
             request.RequestUri = new UriBuilder(request.RequestUri) { Path = path[prefix.Length..] }.Uri;
             return base.SendAsync(request, cancellationToken);
         }
-    }
-
-    /// <summary>A server that answers every request 200 with the same body.</summary>
-    private sealed class Answering(string mediaType, string body) : HttpMessageHandler
-    {
-        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
-            Task.FromResult(new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(body, Encoding.UTF8, mediaType) });
     }
 }

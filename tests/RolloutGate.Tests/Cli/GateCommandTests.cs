@@ -191,6 +191,34 @@ public sealed class GateCommandTests : IDisposable
         Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
     }
 
+    [Theory]
+    [InlineData("deployed", "{}", "no deploymentId, state, watchUntil")]
+    [InlineData("deployed", "{\"deploymentId\": null, \"state\": null, \"watchUntil\": \"2026-11-21T10:30:00Z\"}", "no deploymentId, state")]
+    [InlineData("deployed", "{\"deploymentId\": \"gate-x\", \"state\": \"watching\"}", "no watchUntil")]
+    [InlineData("deployed", "{\"deploymentId\": \"gate-x\", \"state\": \"watching\", \"watchUntil\": null}", "")]
+    [InlineData("rolledback", "{}", "no deploymentId, state")]
+    [InlineData("cancelled", "{\"deploymentId\": \"gate-x\", \"state\": null}", "no state")]
+    [InlineData("cancelled", "null", "")]
+    [InlineData("deployed", "<html>Sign in</html>", "")]
+    public async Task AnswerWithoutItsRequiredFields_ExitsTwo(string @event, string body, string reason)
+    {
+        foreach (var json in new[] { false, true })
+        {
+            stdout.GetStringBuilder().Clear();
+            stderr.GetStringBuilder().Clear();
+            using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json", body));
+
+            var exit = await RunAsync(http, SignedEnvironment(),
+                [@event, "--url", "http://localhost", "--deployment-id", "gate-x", "--service", "checkout", "--environment", "production",
+                 .. json ? ["--json"] : Array.Empty<string>()]);
+
+            Assert.Equal(2, exit);
+            Assert.StartsWith("gate: HTTP 202 with an answer this gate cannot read", stderr.ToString(), StringComparison.Ordinal);
+            Assert.Contains(reason, stderr.ToString(), StringComparison.Ordinal);
+            Assert.Equal(json ? body + Environment.NewLine : "", stdout.ToString());
+        }
+    }
+
     [Fact]
     public async Task MissingArgumentsOrSecret_ExitTwoWithoutSending()
     {
