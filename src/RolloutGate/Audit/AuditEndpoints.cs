@@ -124,7 +124,8 @@ public static class AuditEndpoints
             var broken = AuditChain.FirstBroken(batch.Select(e => (AuditTrail.ToChained(e), e.PrevHash, e.Hash)), ref running);
             if (broken is not null)
             {
-                return TypedResults.Ok(new AuditVerification(false, count, broken));
+                // The events of this batch before the broken one verified too.
+                return TypedResults.Ok(new AuditVerification(false, count + batch.TakeWhile(e => e.Id != broken).Count(), broken));
             }
 
             count += batch.Count;
