@@ -21,12 +21,14 @@ public sealed class AuditTrailTests
     }
 
     [Fact]
-    public async Task Verify_RowEditedBySuperuser_ReportsFirstBrokenId()
+    public async Task Verify_RowEditedBySuperuser_ReportsFirstBrokenIdAndTheEventsVerifiedBeforeIt()
     {
         await using var service = await TestService.StartAsync();
         await service.Webhooks.SendEventAsync("predeploy", "a-2");
         await service.Webhooks.SendEventAsync("deployed", "a-2");
+        await service.Webhooks.SendEventAsync("predeploy", "a-3", deliveryId: "a-3-predeploy");
         var target = await service.Database.ScalarAsync<long>("SELECT min(id) FROM audit_events WHERE type = 'webhook.deployed'");
+        var before = await service.CountAsync("audit_events", $"id < {target}");
 
         // A superuser can switch the append-only trigger off; the hash chain still gives the edit away.
         await service.Database.ExecuteAsync(
@@ -36,25 +38,7 @@ public sealed class AuditTrailTests
 
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(target, verify.GetProperty("firstBrokenId").GetInt64());
-    }
-
-    [Fact]
-    public async Task Verify_Broken_CountsTheEventsVerifiedBeforeTheBrokenOne()
-    {
-        await using var service = await TestService.StartAsync();
-        await service.Webhooks.SendEventAsync("predeploy", "a-5");
-        await service.Webhooks.SendEventAsync("deployed", "a-5");
-        await service.Webhooks.SendEventAsync("predeploy", "a-6", deliveryId: "a-6-predeploy");
-        var target = await service.Database.ScalarAsync<long>("SELECT min(id) FROM audit_events WHERE type = 'webhook.deployed'");
-        var before = await service.CountAsync("audit_events", $"id < {target}");
-
-        await service.Database.ExecuteAsync(
-            $"SET session_replication_role = replica; UPDATE audit_events SET actor = 'mallory' WHERE id = {target}", asAdmin: true);
-        using var reader = service.Reader();
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
-
-        Assert.False(verify.GetProperty("ok").GetBoolean());
-        Assert.Equal(target, verify.GetProperty("firstBrokenId").GetInt64());
+        // Counted up to the broken event, not in whole batches of 5,000 (it said 0 here).
         Assert.True(before > 0);
         Assert.Equal(before, verify.GetProperty("events").GetInt64());
     }
