@@ -1,5 +1,7 @@
 using RolloutGate;
+using Microsoft.Extensions.Options;
 using RolloutGate.Cli;
+using RolloutGate.Infrastructure;
 using RolloutGate.Watch;
 
 if (CommandLine.IsCommand(args))
@@ -14,8 +16,9 @@ try
     var app = builder.Build();
     app.MapRolloutGate();
     var watchScheduler = app.Services.GetRequiredService<WatchSweepScheduler>();
+    var endProcessOnStop = app.Services.GetRequiredService<IOptions<RolloutGateOptions>>().Value.EndProcessOnStop;
     await app.RunAsync();
-    if (watchScheduler.LeftRunning)
+    if (watchScheduler.LeftRunning && endProcessOnStop)
     {
         // The host has stopped and is disposed, but Quartz's worker threads are foreground threads: with its shutdown
         // cut short (the database gone) they would keep the process alive for as long as they retry.

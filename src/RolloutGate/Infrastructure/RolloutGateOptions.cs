@@ -16,6 +16,13 @@ public sealed class RolloutGateOptions
     /// <summary>Where the SQL migrations are; defaults to the copy shipped next to the binary.</summary>
     public string? MigrationsPath { get; set; }
 
+    /// <summary>
+    /// Once the host has stopped, end the process even when threads a library left running would keep it alive: Quartz's,
+    /// when the watch scheduler's stop was cut short with the database gone. Tests that host the service inside their
+    /// own process (WebApplicationFactory runs Main) turn it off.
+    /// </summary>
+    public bool EndProcessOnStop { get; set; } = true;
+
     public PrometheusOptions Prometheus { get; set; } = new();
 
     public AlertmanagerOptions Alertmanager { get; set; } = new();

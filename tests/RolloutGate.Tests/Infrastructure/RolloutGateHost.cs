@@ -36,6 +36,8 @@ public sealed class RolloutGateHost(TestDatabase database, IDictionary<string, s
                 ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
                 ["RolloutGate:Api:OperatorTokens:0"] = OperatorToken,
                 ["RolloutGate:RunbooksPath"] = TestPaths.RepositoryFile("runbooks"),
+                // Main runs inside the test process: a cut scheduler stop must not end it (see RolloutGateOptions).
+                ["RolloutGate:EndProcessOnStop"] = "false",
             };
             foreach (var (key, value) in settings ?? new Dictionary<string, string?>())
             {
