@@ -37,7 +37,18 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
                 rollout = await kubernetes.MergePatchAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, abort, token);
             }
 
-            return $"status.abort is {rollout["status"]?["abort"]?.ToJsonString() ?? "unset"} (resourceVersion {rollout["metadata"]?["resourceVersion"]}); the Argo Rollouts controller moves traffic back to the stable ReplicaSet";
+            var abortNow = rollout["status"]?["abort"]?.ToJsonString() ?? "unset";
+            if (abortNow != "true")
+            {
+                // The API server took the patch but the object it answered with is not aborted: a Rollout CRD whose
+                // schema has no status.abort prunes it silently. Nothing will move the traffic, so this is no rollback.
+                throw new RollbackAttemptException(
+                    $"the Kubernetes API accepted the abort but the Rollout answered has status.abort {abortNow} (resourceVersion {rollout["metadata"]?["resourceVersion"]}): "
+                    + "its CustomResourceDefinition may not declare status.abort (an old Argo Rollouts CRD prunes it); the traffic was not moved",
+                    transient: false);
+            }
+
+            return $"status.abort is true (resourceVersion {rollout["metadata"]?["resourceVersion"]}); the Argo Rollouts controller moves traffic back to the stable ReplicaSet";
         }, cancellationToken);
     }
 }

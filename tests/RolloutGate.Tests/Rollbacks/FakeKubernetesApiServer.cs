@@ -91,6 +91,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>How the served Rollout CRD takes <c>status</c>: through its status subresource (the default, as Argo
+    /// Rollouts installs it), on the object itself (a CRD without the subresource), or not at all (a CRD whose
+    /// structural schema has no <c>status.abort</c>, which the API server prunes silently).</summary>
+    public ArgoRolloutStatus ArgoRolloutStatus { get; set; } = ArgoRolloutStatus.Subresource;
+
     /// <summary>The next requests answer these HTTP statuses (with a Status object) instead of being served.</summary>
     public void FailNext(params int[] statuses)
     {
@@ -122,7 +127,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
 
         var resource = Served.SingleOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
-        var knownSubresource = subresource is null || (subresource == "status" && resource == KubernetesResource.ArgoRollout);
+        var knownSubresource = subresource is null
+            || (subresource == "status" && resource == KubernetesResource.ArgoRollout && ArgoRolloutStatus == ArgoRolloutStatus.Subresource);
         if (resource is null || !knownSubresource)
         {
             return Status(404, "NotFound", "the server could not find the requested resource");
@@ -181,7 +187,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             var effective = subresource == "status"
                 ? new JsonObject { ["status"] = patch["status"]?.DeepClone() }
                 : patch;
-            if (subresource is null && resource == KubernetesResource.ArgoRollout)
+            if (subresource is null && resource == KubernetesResource.ArgoRollout && ArgoRolloutStatus != ArgoRolloutStatus.OnTheObject)
             {
                 effective.Remove("status");
             }
@@ -238,4 +244,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             }.ToJsonString(),
             "application/json",
             statusCode: code);
+}
+
+public enum ArgoRolloutStatus
+{
+    Subresource,
+    OnTheObject,
+    Pruned,
 }

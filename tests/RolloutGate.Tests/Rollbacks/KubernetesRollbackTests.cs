@@ -293,6 +293,37 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task ArgoRollouts_CrdWithoutStatusSubresource_AbortsOnTheObject()
+    {
+        server.ArgoRolloutStatus = ArgoRolloutStatus.OnTheObject;
+        server.Store(KubernetesResource.ArgoRollout, "shop", "checkout", Obj("""{"replicas":3}"""), Obj("""{"phase":"Progressing"}"""));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.True(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]!.GetValue<bool>());
+        Assert.Equal(
+            ["PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status", "PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout"],
+            server.Requests);
+    }
+
+    [Fact]
+    public async Task ArgoRollouts_AbortPrunedByTheCrdSchema_FailsRatherThanReportingARollback()
+    {
+        server.ArgoRolloutStatus = ArgoRolloutStatus.Pruned;
+        server.Store(KubernetesResource.ArgoRollout, "shop", "checkout", Obj("""{"replicas":3}"""), Obj("""{"phase":"Progressing"}"""));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("status.abort unset", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("the traffic was not moved", outcome.Detail, StringComparison.Ordinal);
+        Assert.Null(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]);
+    }
+
+    [Fact]
     public async Task ArgoRollouts_UnknownRollout_FailsWithKubernetesMessage()
     {
         var outcome = await Executor.ExecuteAsync(
