@@ -41,10 +41,15 @@ public static class InboxEndpoints
             return refusal;
         }
 
-        // After a decision the form lands here with ?decided={id}: say where that deployment stands now.
-        var decidedState = string.IsNullOrEmpty(decided)
+        // After a decision the form lands here with ?decided={id}: say where that deployment stands now, and by whose
+        // decision. Anyone can type the link, so the line shows only a decision on record, never the link's word alone.
+        var lastDecision = string.IsNullOrEmpty(decided)
             ? null
-            : await db.Deployments.AsNoTracking().Where(d => d.Id == decided).Select(d => d.State).SingleOrDefaultAsync(cancellationToken);
+            : await db.Decisions.AsNoTracking()
+                .Where(d => d.DeploymentId == decided)
+                .OrderByDescending(d => d.Id)
+                .Join(db.Deployments, d => d.DeploymentId, deployment => deployment.Id, (d, deployment) => new { d.Kind, d.Actor, deployment.State })
+                .FirstOrDefaultAsync(cancellationToken);
 
         var waiting = await db.Database.SqlQuery<InboxRow>($"""
             SELECT deployment_id AS "DeploymentId", service AS "Service", environment AS "Environment", version AS "Version",
@@ -52,10 +57,10 @@ public static class InboxEndpoints
             FROM decision_inbox ORDER BY regressed_at, deployment_id
             """).ToListAsync(cancellationToken);
         var html = new StringBuilder();
-        if (decidedState is not null)
+        if (lastDecision is not null)
         {
             html.Append(CultureInfo.InvariantCulture,
-                $"<p class=\"decided\">Decided: <a href=\"/dashboard/deployments/{E(Uri.EscapeDataString(decided!))}\">{E(decided)}</a> is now <b>{E(decidedState)}</b>.</p>\n");
+                $"<p class=\"decided\">Decided: <a href=\"/dashboard/deployments/{E(Uri.EscapeDataString(decided!))}\">{E(decided)}</a> is now <b>{E(lastDecision.State)}</b> ({E(lastDecision.Kind)} by {E(lastDecision.Actor)}).</p>\n");
         }
 
         html.Append(CultureInfo.InvariantCulture, $"<p>{waiting.Count} deployment(s) wait for a decision.</p>\n");

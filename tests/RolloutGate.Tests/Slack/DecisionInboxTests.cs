@@ -63,7 +63,16 @@ public sealed class DecisionInboxTests
         Assert.Equal("/inbox?decided=gh-inbox-1", kept.RequestMessage!.RequestUri!.PathAndQuery);
         var afterwards = await kept.Content.ReadAsStringAsync();
         Assert.Contains("0 deployment(s) wait for a decision.", afterwards, StringComparison.Ordinal);
-        Assert.Contains("<a href=\"/dashboard/deployments/gh-inbox-1\">gh-inbox-1</a> is now <b>kept</b>", afterwards, StringComparison.Ordinal);
+        Assert.Contains("<a href=\"/dashboard/deployments/gh-inbox-1\">gh-inbox-1</a> is now <b>kept</b> (dismiss by carol)", afterwards, StringComparison.Ordinal);
+
+        // The landing line reports a decision on record, not whatever a typed link names.
+        await test.WatchAsync("gh-inbox-3");
+        foreach (var typed in new[] { "gh-inbox-3", "gh-inbox-2", "no-such-deployment" })
+        {
+            var landing = await browser.GetStringAsync(new Uri($"/inbox?decided={typed}", UriKind.Relative));
+            Assert.DoesNotContain("class=\"decided\"", landing, StringComparison.Ordinal);
+        }
+
         Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
         Assert.Equal(1, await test.Service.CountAsync("decisions", "deployment_id = 'gh-inbox-1' AND kind = 'dismiss' AND actor = 'carol'"));
 
