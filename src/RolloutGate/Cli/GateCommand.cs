@@ -238,8 +238,19 @@ public static class GateCommand
         }
     }
 
+    /// <summary>An answer about another deployment (a caching proxy, a misrouted request) decides nothing for this one.</summary>
+    private static void RequireSameDeployment(string? answered, Invocation invocation)
+    {
+        if (!string.IsNullOrEmpty(answered) && answered != invocation.Request.DeploymentId)
+        {
+            throw new JsonException($"it answers for deployment '{answered}', not '{invocation.Request.DeploymentId}'");
+        }
+    }
+
     private static async Task<int> PrintVerdictAsync(PreDeployResponse response, Invocation invocation, TextWriter stdout)
     {
+        Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)));
+        RequireSameDeployment(response.DeploymentId, invocation);
         var allowed = response.Verdict switch
         {
             "allow" => true,
@@ -276,6 +287,7 @@ public static class GateCommand
     {
         Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)), ("state", !string.IsNullOrEmpty(response.State)),
             ("watchUntil", response.WatchUntil != default));
+        RequireSameDeployment(response.DeploymentId, invocation);
         if (!invocation.PrintJson)
         {
             var request = invocation.Request;
@@ -289,6 +301,7 @@ public static class GateCommand
     private static async Task<int> PrintStateAsync(StateResponse response, Invocation invocation, TextWriter stdout)
     {
         Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)), ("state", !string.IsNullOrEmpty(response.State)));
+        RequireSameDeployment(response.DeploymentId, invocation);
         if (!invocation.PrintJson)
         {
             var request = invocation.Request;

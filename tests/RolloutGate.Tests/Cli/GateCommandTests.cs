@@ -200,6 +200,10 @@ public sealed class GateCommandTests : IDisposable
     [InlineData("cancelled", "{\"deploymentId\": \"gate-x\", \"state\": null}", "no state")]
     [InlineData("cancelled", "null", "")]
     [InlineData("deployed", "<html>Sign in</html>", "")]
+    [InlineData("deployed", "{\"deploymentId\": \"gate-y\", \"state\": \"watching\", \"watchUntil\": \"2026-11-21T10:30:00Z\"}", "it answers for deployment 'gate-y', not 'gate-x'")]
+    [InlineData("cancelled", "{\"deploymentId\": \"gate-y\", \"state\": \"cancelled\"}", "it answers for deployment 'gate-y', not 'gate-x'")]
+    [InlineData("predeploy", "{\"deploymentId\": \"gate-y\", \"verdict\": \"allow\", \"checks\": [], \"runbook\": {\"name\": \"checkout\", \"version\": 1, \"sha256\": \"ab\"}}", "it answers for deployment 'gate-y', not 'gate-x'")]
+    [InlineData("predeploy", "{\"verdict\": \"allow\", \"checks\": [], \"runbook\": {\"name\": \"checkout\", \"version\": 1, \"sha256\": \"ab\"}}", "no deploymentId")]
     public async Task AnswerWithoutItsRequiredFields_ExitsTwo(string @event, string body, string reason)
     {
         foreach (var json in new[] { false, true })
