@@ -24,10 +24,15 @@ public static class DecisionKinds
 
 /// <summary>
 /// Records a human decision: the decision row, the state change and their audit events in one transaction.
-/// An illegal decision for the deployment's state is refused and changes nothing.
+/// An illegal decision for the deployment's state is refused and changes nothing. One decision changes no state:
+/// <c>rollback</c> on a deployment still <c>rolling-back</c> because its rollback action failed retries that action
+/// (the failed claim is released for <see cref="Rollbacks.RollbackDispatcher"/>, which carries it out once more).
 /// </summary>
 public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audit, TimeProvider time)
 {
+    /// <summary>The action a runbook without one records (<see cref="Rollbacks.RollbackDispatcher"/>): nothing to retry.</summary>
+    public const string NoActionConfigured = "none configured";
+
     public async Task<IResult> DecideAsync(string deploymentId, string kind, string actor, string? reason, string source, CancellationToken cancellationToken)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
@@ -40,13 +45,24 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
             return Problems.NotFound($"deployment '{deploymentId}' is unknown");
         }
 
+        var now = time.GetUtcNow();
+        if (kind == DecisionKinds.Rollback && deployment.State == DeploymentState.RollingBack)
+        {
+            if (!await RetryRollbackAsync(deployment, actor, reason, source, now, cancellationToken))
+            {
+                return Problems.Conflict(await WhyNoRetryAsync(deployment.Id, cancellationToken), new Dictionary<string, object?> { ["state"] = deployment.State });
+            }
+
+            await transaction.CommitAsync(cancellationToken);
+            return TypedResults.Ok(new StateResponse(deployment.Id, deployment.State));
+        }
+
         var change = DeploymentStateMachine.Next(deployment.State, DecisionKinds.Trigger(kind));
         if (!change.IsAllowed)
         {
             return Problems.Conflict(change.Reason!, new Dictionary<string, object?> { ["state"] = deployment.State });
         }
 
-        var now = time.GetUtcNow();
         db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = kind, Actor = actor, Reason = reason });
         var stateChange = WebhookProcessor.ChangeState(deployment, DecisionKinds.Trigger(kind), actor, now);
         await db.SaveChangesAsync(cancellationToken);
@@ -57,5 +73,43 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         ], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return TypedResults.Ok(new StateResponse(deployment.Id, deployment.State));
+    }
+
+    /// <summary>
+    /// Releases a failed rollback action for the dispatcher to carry out again, with the decision on record; false when
+    /// there is no failed action to retry. The caller holds the deployment's row lock, which the dispatcher also takes
+    /// to record an outcome, so an action cannot finish between this check and the release.
+    /// </summary>
+    private async Task<bool> RetryRollbackAsync(DeploymentRow deployment, string actor, string? reason, string source, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var released = await db.Database.ExecuteSqlAsync($"""
+            DELETE FROM rollback_actions
+            WHERE deployment_id = {deployment.Id} AND finished_at IS NOT NULL AND NOT succeeded AND action IS DISTINCT FROM {NoActionConfigured}
+            """, cancellationToken);
+        if (released == 0)
+        {
+            return false;
+        }
+
+        db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = DecisionKinds.Rollback, Actor = actor, Reason = reason });
+        await db.SaveChangesAsync(cancellationToken);
+        await audit.AppendAsync(db,
+            [new AuditEntry(AuditEventTypes.Decision, deployment.Id, deployment.Service, actor, new { kind = DecisionKinds.Rollback, reason, source, retry = true })],
+            cancellationToken);
+        return true;
+    }
+
+    private async Task<string> WhyNoRetryAsync(string deploymentId, CancellationToken cancellationToken)
+    {
+        var action = await db.Database.SqlQuery<string?>($"""
+            SELECT CASE WHEN finished_at IS NULL THEN NULL ELSE action END AS "Value" FROM rollback_actions WHERE deployment_id = {deploymentId}
+            """).ToListAsync(cancellationToken);
+        return action switch
+        {
+            [NoActionConfigured] =>
+                $"deployment '{deploymentId}' is rolling back without a rollback action in its runbook: the pipeline rolls back and sends 'rolledback', or 'stop' ends the automation",
+            _ => $"the rollback of deployment '{deploymentId}' is under way; a failed rollback action may be retried once it has reported",
+        };
     }
 }

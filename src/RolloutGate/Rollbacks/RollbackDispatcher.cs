@@ -12,8 +12,9 @@ namespace RolloutGate.Rollbacks;
 /// exactly once. A replica claims the deployment by inserting its <c>rollback_actions</c> row (the primary key makes a
 /// second claim impossible), acts outside any transaction, then records the outcome with its audit event; success
 /// moves the deployment to <c>rolled-back</c>. A failure (after the executor's own retries) is audited, which puts it in
-/// the decision channel, and the deployment stays <c>rolling-back</c> for a person to finish or stop; it is not retried
-/// silently. A runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so.
+/// the decision channel, and the deployment stays <c>rolling-back</c> for a person to retry (a new <c>rollback</c>
+/// decision releases the claim, see <see cref="DeploymentDecisions"/>), finish or stop; it is not retried silently. A
+/// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so.
 /// </summary>
 public sealed partial class RollbackDispatcher(
     IServiceScopeFactory scopes,
@@ -104,7 +105,7 @@ public sealed partial class RollbackDispatcher(
         RollbackOutcome outcome;
         if (runbook.Rollback.Action is null)
         {
-            outcome = new RollbackOutcome(false, "none configured",
+            outcome = new RollbackOutcome(false, DeploymentDecisions.NoActionConfigured,
                 $"runbook {runbook.Name} v{runbook.Version} has no rollback action: the pipeline rolls back and sends 'rolledback'", 0);
         }
         else

@@ -94,14 +94,30 @@ public static class SlackMessages
         return new OutboxMessage(channel, $"Refused: {Who(actor)} tried to *{Escape(action)}*: {Escape(reason)}. Nothing changed.", null);
     }
 
-    public static OutboxMessage RollbackAction(string channel, string data)
+    /// <summary>
+    /// The outcome of a rollback action. A failed action (one there was: not "none configured") leaves the deployment
+    /// rolling back, so the reply asks what next: retry it (a new rollback decision) or stop the automation.
+    /// </summary>
+    public static OutboxMessage RollbackAction(string channel, string deploymentId, string data)
     {
         using var document = JsonDocument.Parse(data);
         var root = document.RootElement;
         var outcome = Text(root, "outcome") ?? Text(root, "status") ?? "done";
         var action = Text(root, "action") ?? Text(root, "kind") ?? "rollback action";
         var detail = Text(root, "detail") ?? Text(root, "error");
-        return new OutboxMessage(channel, $"Rollback action {Escape(action)}: *{Escape(outcome)}*" + (detail is null ? "" : $" ({Escape(detail)})"), null);
+        var text = $"Rollback action {Escape(action)}: *{Escape(outcome)}*" + (detail is null ? "" : $" ({Escape(detail)})");
+        if (outcome != "failed" || action == DeploymentDecisions.NoActionConfigured)
+        {
+            return new OutboxMessage(channel, text, null);
+        }
+
+        text += " Traffic may still go to the new version. Retry the rollback, or stop the automation and roll back by other means.";
+        ButtonElement[] buttons =
+        [
+            new(DecisionKinds.Rollback, SlackText.Plain("Retry rollback"), deploymentId, "danger"),
+            new(DecisionKinds.Stop, SlackText.Plain("Stop automation"), deploymentId),
+        ];
+        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(text)), new ActionsBlock(RecommendationBlockId, buttons)]);
     }
 
     /// <summary>

@@ -66,14 +66,96 @@ public sealed class RollbackDispatcherTests
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-stop'"));
     }
 
+    [Fact]
+    public async Task FailedAction_RollbackDecidedAgain_RetriesItOnce()
+    {
+        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
+        (await service.Webhooks.SendEventAsync("deployed", "rb-retry")).EnsureSuccessStatusCode();
+        await service.RegressAsync("rb-retry", "p95-latency");
+
+        // The VirtualService is missing: the action fails (404), and the deployment waits for a person.
+        await service.DecideAsync("rb-retry", "rollback", "bob");
+        await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-retry' AND finished_at IS NOT NULL");
+        Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-retry'"));
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-retry' AND NOT succeeded"));
+
+        // Fixed in the cluster, then decided again: the action runs once more and succeeds.
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", HalfCanarySpec());
+        using var client = service.Operator();
+        var retry = await client.PostAsync(new Uri("/api/v1/deployments/rb-retry/rollback", UriKind.Relative), Body("alice", "VirtualService restored"));
+        Assert.Equal(System.Net.HttpStatusCode.OK, retry.StatusCode);
+        Assert.Contains("\"state\":\"rolling-back\"", await retry.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        await WaitForAsync(service, "SELECT count(*) FROM deployments WHERE id = 'rb-retry' AND state = 'rolled-back'");
+
+        AssertAllOnStable(kubernetes);
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-retry' AND succeeded"));
+        Assert.Equal(2, await service.CountAsync("decisions", "deployment_id = 'rb-retry' AND kind = 'rollback'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'decision' AND deployment_id = 'rb-retry' AND actor = 'alice' AND (data::jsonb->>'retry')::boolean"));
+        Assert.Equal("failed,succeeded", await service.Database.ScalarAsync<string>(
+            "SELECT string_agg(data::jsonb->>'outcome', ',' ORDER BY id) FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-retry'"));
+
+        var afterwards = await client.PostAsync(new Uri("/api/v1/deployments/rb-retry/rollback", UriKind.Relative), Body("alice", "again"));
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, afterwards.StatusCode);
+    }
+
+    [Fact]
+    public async Task RollbackUnderWay_OrWithoutAnAction_IsNotRetried()
+    {
+        await using var kubernetes = await HalfCanaryAsync();
+        var withoutAction = TestRunbooks.Minimal("payments").Split("    action:")[0].Replace("onTimeout: rollback", "onTimeout: keep", StringComparison.Ordinal);
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", TestRunbooks.Minimal()), ("payments.yaml", withoutAction)], Settings(kubernetes));
+        using var client = service.Operator();
+
+        // While the mesh is patched the action has not reported: a second rollback changes nothing.
+        var during = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        kubernetes.AfterNextPatch(() => during.SetResult(
+            client.PostAsync(new Uri("/api/v1/deployments/rb-busy/rollback", UriKind.Relative), Body("alice", "twice")).GetAwaiter().GetResult()));
+        (await service.Webhooks.SendEventAsync("deployed", "rb-busy")).EnsureSuccessStatusCode();
+        await service.RegressAsync("rb-busy", "p95-latency");
+        await service.DecideAsync("rb-busy", "rollback", "bob");
+        var second = await during.Task.WaitAsync(TimeSpan.FromSeconds(30));
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, second.StatusCode);
+        Assert.Contains("is under way", await second.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        await WaitForAsync(service, "SELECT count(*) FROM deployments WHERE id = 'rb-busy' AND state = 'rolled-back'");
+        Assert.Single(kubernetes.Requests, request => request.StartsWith("PATCH ", StringComparison.Ordinal));
+
+        // No action in the runbook: the pipeline rolls back; deciding again cannot retry anything.
+        (await service.Webhooks.SendEventAsync("deployed", "rb-none", service: "payments")).EnsureSuccessStatusCode();
+        await service.RegressAsync("rb-none", "p95-latency");
+        await service.DecideAsync("rb-none", "rollback", "bob");
+        await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-none' AND finished_at IS NOT NULL");
+        var none = await client.PostAsync(new Uri("/api/v1/deployments/rb-none/rollback", UriKind.Relative), Body("alice", "again"));
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, none.StatusCode);
+        Assert.Contains("without a rollback action in its runbook", await none.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1, await service.CountAsync("decisions", "deployment_id = 'rb-none'"));
+    }
+
+    private static StringContent Body(string actor, string reason) =>
+        new(System.Text.Json.JsonSerializer.Serialize(new { actor, reason }), System.Text.Encoding.UTF8, "application/json");
+
+    private static async Task WaitForAsync(TestService service, string countQuery)
+    {
+        for (var i = 0; i < 150 && await service.Database.ScalarAsync<long>(countQuery) == 0; i++)
+        {
+            await Task.Delay(200);
+        }
+
+        Assert.Equal(1, await service.Database.ScalarAsync<long>(countQuery));
+    }
+
+    /// <summary>A VirtualService that sends half of checkout's traffic to the canary subset.</summary>
+    internal static JsonObject HalfCanarySpec() => JsonNode.Parse("""
+        {"hosts":["checkout"],"http":[{"route":[
+          {"destination":{"host":"checkout","subset":"stable"},"weight":50},
+          {"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
+        """)!.AsObject();
+
     private static async Task<FakeKubernetesApiServer> HalfCanaryAsync()
     {
         var kubernetes = await FakeKubernetesApiServer.StartAsync();
-        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", JsonNode.Parse("""
-            {"hosts":["checkout"],"http":[{"route":[
-              {"destination":{"host":"checkout","subset":"stable"},"weight":50},
-              {"destination":{"host":"checkout","subset":"canary"},"weight":50}]}]}
-            """)!.AsObject());
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", HalfCanarySpec());
         return kubernetes;
     }
 

@@ -1,7 +1,9 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Kubernetes;
 using RolloutGate.Slack;
+using RolloutGate.Tests.Rollbacks;
 
 namespace RolloutGate.Tests.Slack;
 
@@ -166,6 +168,41 @@ public sealed class DecisionChannelTests
         Assert.Equal(posts[0].Ts, posts[1].Body.GetProperty("thread_ts").GetString());
         Assert.Equal("alice decided *stop* (via http): test", posts[1].Body.GetProperty("text").GetString());
         Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(posts[0].Ts!));
+    }
+
+    [Fact]
+    public async Task FailedRollbackAction_AsksToRetryOrStop_AndTheRetryButtonRunsItAgain()
+    {
+        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        await using var test = await SlackTestService.StartAsync(moreSettings: new Dictionary<string, string?>
+        {
+            ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
+            ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
+        });
+        await test.WatchAsync("gh-retry-1");
+        await test.RegressAsync("gh-retry-1");
+
+        // No VirtualService yet: the action fails, and the thread asks what next.
+        (await test.PressAsync(SlackTestService.Owner, "rollback", "gh-retry-1")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'gh-retry-1'") == 1, "the action's outcome");
+        await test.AllDeliveredAsync();
+        var failed = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.GetProperty("text").GetString()!.StartsWith("Rollback action istio", StringComparison.Ordinal));
+        Assert.Contains("*failed*", failed.Body.GetProperty("text").GetString(), StringComparison.Ordinal);
+        var buttons = failed.Body.GetProperty("blocks")[1].GetProperty("elements").EnumerateArray().ToList();
+        Assert.Equal(["rollback", "stop"], buttons.Select(b => b.GetProperty("action_id").GetString()));
+        Assert.Equal(["Retry rollback", "Stop automation"], buttons.Select(b => b.GetProperty("text").GetProperty("text").GetString()));
+        Assert.All(buttons, b => Assert.Equal("gh-retry-1", b.GetProperty("value").GetString()));
+
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", RollbackDispatcherTests.HalfCanarySpec());
+        (await test.PressAsync(SlackTestService.Approver, "rollback", "gh-retry-1")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(async () => await test.StateAsync("gh-retry-1") == "rolled-back", "the retried rollback");
+        Assert.Equal(2, await test.Service.CountAsync("decisions", "deployment_id = 'gh-retry-1' AND kind = 'rollback'"));
+        await test.AllDeliveredAsync();
+        Assert.Contains(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.GetProperty("text").GetString()!.StartsWith("Rollback action istio", StringComparison.Ordinal)
+                && post.Body.GetProperty("text").GetString()!.Contains("*succeeded*", StringComparison.Ordinal) && !post.Body.TryGetProperty("blocks", out _));
     }
 
     [Fact]
