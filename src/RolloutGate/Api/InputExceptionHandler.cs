@@ -12,6 +12,12 @@ namespace RolloutGate.Api;
 /// </summary>
 public sealed partial class InputExceptionHandler(IProblemDetailsService problems, ILogger<InputExceptionHandler> logger) : IExceptionHandler
 {
+    /// <summary>
+    /// Whether PostgreSQL would refuse <paramref name="text"/>: it cannot store U+0000 in text. Boundaries that can name
+    /// the offending field check this first and say so; what slips past them ends here as a 400 all the same.
+    /// </summary>
+    public static bool HoldsNul(string? text) => text is not null && text.Contains('\0', StringComparison.Ordinal);
+
     /// <summary>PostgreSQL's codes for text it cannot store: character_not_in_repertoire (NUL), untranslatable_character.</summary>
     private static readonly HashSet<string> UnstorableText = ["22021", "22P05"];
 

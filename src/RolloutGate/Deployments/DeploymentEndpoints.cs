@@ -66,7 +66,7 @@ public static class DeploymentEndpoints
         }
 
         var deliveryId = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header.ToString() : request.Query[DeliveryQueryParameter].ToString();
-        if (deliveryId.Length is 0 or > 200 || deliveryId.Contains('\0', StringComparison.Ordinal))
+        if (deliveryId.Length is 0 or > 200 || InputExceptionHandler.HoldsNul(deliveryId))
         {
             metrics.WebhookRefused("malformed");
             return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no NUL, the same on every retry of one delivery)");

@@ -117,13 +117,10 @@ public static class SlackEndpoints
             decisions.Add((actionId, deploymentId));
         }
 
-        return strings.Any(HasNul)
+        return strings.Any(InputExceptionHandler.HoldsNul)
             ? (null, "the payload holds a NUL character, which Slack never sends")
             : (new Press(userId, channel, decisions), null);
     }
-
-    /// <summary>PostgreSQL cannot store U+0000 in text; Slack never sends it.</summary>
-    private static bool HasNul(string? text) => text is not null && text.Contains('\0', StringComparison.Ordinal);
 
     private static async Task<IResult> CommandAsync(HttpRequest request, SlackRequestVerifier verifier, SlackActions actions, CancellationToken cancellationToken)
     {
@@ -160,7 +157,7 @@ public static class SlackEndpoints
         }
 
         var form = QueryHelpers.ParseQuery(Encoding.UTF8.GetString(body));
-        if (form.Values.Any(values => values.Any(HasNul)))
+        if (form.Values.Any(values => values.Any(InputExceptionHandler.HoldsNul)))
         {
             return (null, Problems.BadRequest("the form holds a NUL character, which Slack never sends"));
         }

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RolloutGate.Api;
 
 namespace RolloutGate.Webhooks;
 
@@ -94,7 +95,7 @@ public static class WebhookRequestParser
             ("version", request.Version), ("previousVersion", request.PreviousVersion), ("initiator", request.Initiator), ("commit", request.Commit),
             ("pipelineUrl", request.PipelineUrl),
         };
-        if (texts.FirstOrDefault(field => field.Item2?.Contains('\0', StringComparison.Ordinal) == true) is { Item1: { } withNul })
+        if (texts.FirstOrDefault(field => InputExceptionHandler.HoldsNul(field.Item2)) is { Item1: { } withNul })
         {
             return (null, $"{withNul} contains a NUL character (\\u0000)");
         }
