@@ -15,7 +15,8 @@ namespace RolloutGate.Inbox;
 
 /// <summary>
 /// The local decision inbox: one server-rendered page listing deployments that wait for a decision (the
-/// <c>decision_inbox</c> view), with their newest evidence and the three decisions. Reading needs a reader token
+/// <c>decision_inbox</c> view), with their newest evidence and the three decisions; a rollback whose action failed
+/// waits too, with the failure, Retry rollback and Stop automation. Reading needs a reader token
 /// (<c>?token=</c> once, then a cookie; see <see cref="HtmlPages"/>); deciding needs an operator token typed into the form, which also makes a forged
 /// cross-site form useless. The form posts here rather than to /api/v1/deployments/{id}/… because an HTML form can send
 /// neither a bearer header nor JSON; both routes call the same <see cref="DeploymentDecisions"/>.
@@ -53,7 +54,8 @@ public static class InboxEndpoints
 
         var waiting = await db.Database.SqlQuery<InboxRow>($"""
             SELECT deployment_id AS "DeploymentId", service AS "Service", environment AS "Environment", version AS "Version",
-                   initiator AS "Initiator", regressed_at AS "RegressedAt", evidence AS "Evidence"
+                   initiator AS "Initiator", regressed_at AS "RegressedAt", evidence AS "Evidence",
+                   failed_action AS "FailedAction", failure AS "Failure"
             FROM decision_inbox ORDER BY regressed_at, deployment_id
             """).ToListAsync(cancellationToken);
         var html = new StringBuilder();
@@ -69,9 +71,15 @@ public static class InboxEndpoints
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section>
                 <h2>{E(row.Service)} {E(row.Version ?? "")} in {E(row.Environment)} <small>{E(row.DeploymentId)}</small></h2>
-                <p>Regressed at {row.RegressedAt:u}; initiated by {E(row.Initiator ?? "unknown")}.</p>
-                <ul>
+                <p>{(row.FailedAction is null ? "Regressed" : "Rolling back since")} {row.RegressedAt:u}; initiated by {E(row.Initiator ?? "unknown")}.</p>
                 """);
+            if (row.FailedAction is not null)
+            {
+                html.Append(CultureInfo.InvariantCulture,
+                    $"<p class=\"failed\">Rollback action {E(row.FailedAction)} <b>failed</b>: {E(row.Failure ?? "")}. Traffic may still go to the new version: retry the rollback, or stop the automation and roll back by other means.</p>\n");
+            }
+
+            html.Append("<ul>\n");
             foreach (var evidence in row.Evidence is null ? [] : SlackMessages.ParseEvidence(row.Evidence))
             {
                 html.Append(CultureInfo.InvariantCulture,
@@ -84,8 +92,9 @@ public static class InboxEndpoints
                 <input type="password" name="operatorToken" placeholder="operator token" required>
                 <input name="actor" placeholder="your name" required>
                 <input name="reason" placeholder="reason">
-                <button name="kind" value="rollback">Roll back</button>
-                <button name="kind" value="dismiss">Keep</button>
+                {(row.FailedAction is null
+                    ? "<button name=\"kind\" value=\"rollback\">Roll back</button>\n<button name=\"kind\" value=\"dismiss\">Keep</button>"
+                    : "<button name=\"kind\" value=\"rollback\">Retry rollback</button>")}
                 <button name="kind" value="stop">Stop automation</button>
                 </form>
                 </section>
@@ -138,5 +147,6 @@ public static class InboxEndpoints
 
     private static ContentHttpResult Page(int status, string body) => HtmlPages.Page(status, Title, body);
 
-    private sealed record InboxRow(string DeploymentId, string Service, string Environment, string? Version, string? Initiator, DateTimeOffset RegressedAt, string? Evidence);
+    private sealed record InboxRow(string DeploymentId, string Service, string Environment, string? Version, string? Initiator, DateTimeOffset RegressedAt,
+        string? Evidence, string? FailedAction, string? Failure);
 }

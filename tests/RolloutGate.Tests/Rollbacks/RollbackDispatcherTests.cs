@@ -80,6 +80,15 @@ public sealed class RollbackDispatcherTests
         Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-retry'"));
         Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-retry' AND NOT succeeded"));
 
+        // Without Slack, the local inbox is where a person sees the failure and retries.
+        using var browser = service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = true });
+        var inbox = await browser.GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Contains("<small>rb-retry</small>", inbox, StringComparison.Ordinal);
+        Assert.Contains("Rollback action istio VirtualService shop/checkout", inbox, StringComparison.Ordinal);
+        Assert.Contains("<b>failed</b>", inbox, StringComparison.Ordinal);
+        Assert.Contains("value=\"rollback\">Retry rollback</button>", inbox, StringComparison.Ordinal);
+        Assert.DoesNotContain("value=\"dismiss\"", inbox, StringComparison.Ordinal);
+
         // Fixed in the cluster, then decided again: the action runs once more and succeeds.
         kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", HalfCanarySpec());
         using var client = service.Operator();
@@ -95,6 +104,7 @@ public sealed class RollbackDispatcherTests
         Assert.Equal("failed,succeeded", await service.Database.ScalarAsync<string>(
             "SELECT string_agg(data::jsonb->>'outcome', ',' ORDER BY id) FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-retry'"));
 
+        Assert.DoesNotContain("rb-retry", await browser.GetStringAsync(new Uri("/inbox", UriKind.Relative)), StringComparison.Ordinal);
         var afterwards = await client.PostAsync(new Uri("/api/v1/deployments/rb-retry/rollback", UriKind.Relative), Body("alice", "again"));
         Assert.Equal(System.Net.HttpStatusCode.Conflict, afterwards.StatusCode);
     }
