@@ -29,6 +29,7 @@ public static class RolloutGateApplication
             .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton(TimeProvider.System);
+        services.AddSingleton<DatabaseOutageLog>();
         // Told to stop, every background service is told at once (one waiting on an unreachable database does not hold the
         // others back), and the host stops within 25 s: inside Kubernetes' 30 s grace period (deploy/kubernetes/README.md).
         services.Configure<HostOptions>(host =>
@@ -38,6 +39,7 @@ public static class RolloutGateApplication
         });
         services.AddProblemDetails();
         services.AddExceptionHandler<InputExceptionHandler>();
+        services.AddExceptionHandler<DatabaseUnavailableHandler>();
         // A query parameter that cannot be bound throws, so that InputExceptionHandler can say which one in the 400.
         services.Configure<Microsoft.AspNetCore.Routing.RouteHandlerOptions>(options => options.ThrowOnBadRequest = true);
         services.AddOpenApi();

@@ -103,7 +103,8 @@ public sealed class DecisionPolicy(
 }
 
 /// <summary>Applies approval time-outs every <see cref="Interval"/>.</summary>
-public sealed partial class DecisionTimeouts(DecisionPolicy policy, TimeProvider time, ILogger<DecisionTimeouts> logger) : BackgroundService
+public sealed partial class DecisionTimeouts(DecisionPolicy policy, TimeProvider time, DatabaseOutageLog outage, ILogger<DecisionTimeouts> logger)
+    : BackgroundService
 {
     public static readonly TimeSpan Interval = TimeSpan.FromSeconds(30);
 
@@ -126,7 +127,10 @@ public sealed partial class DecisionTimeouts(DecisionPolicy policy, TimeProvider
             }
             catch (Exception ex)
             {
-                LogFailed(logger, ex);
+                if (!outage.Handled("Approval time-outs", ex))
+                {
+                    LogFailed(logger, ex);
+                }
             }
         }
     }

@@ -1,5 +1,6 @@
 using Microsoft.AspNetCore.Routing;
 using Microsoft.EntityFrameworkCore;
+using RolloutGate.Api;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure.Database;
 
@@ -26,16 +27,36 @@ public static class MetricsEndpoints
 
     public static IEndpointRouteBuilder MapMetricsEndpoint(this IEndpointRouteBuilder app)
     {
+        // The process's own series are answered also while the database is away (that is when they matter most):
+        // the deployments gauge is left out then, and rolloutgate_database_up says why.
         app.MapGet("/metrics", async (PrometheusExposition exposition, RolloutGateDbContext db, CancellationToken cancellationToken) =>
         {
-            var counts = await db.Deployments.AsNoTracking().GroupBy(d => d.State)
-                .Select(g => new { State = g.Key, Count = g.Count() })
-                .ToDictionaryAsync(g => g.State, g => g.Count, cancellationToken);
-            var byState = DeploymentState.All
-                .Select(state => ((IReadOnlyList<KeyValuePair<string, string>>)[new("state", state)], (double)counts.GetValueOrDefault(state)))
-                .ToList();
-            var text = exposition.Render([new GaugeFamily("rolloutgate_deployments", "Deployments by state.", byState)]);
-            return TypedResults.Text(text, PrometheusExposition.ContentType);
+            Dictionary<string, int>? counts;
+            try
+            {
+                counts = await db.Deployments.AsNoTracking().GroupBy(d => d.State)
+                    .Select(g => new { State = g.Key, Count = g.Count() })
+                    .ToDictionaryAsync(g => g.State, g => g.Count, cancellationToken);
+            }
+            catch (Exception exception) when (DatabaseUnavailableHandler.Unavailable(exception) is not null)
+            {
+                counts = null;
+            }
+
+            List<GaugeFamily> gauges =
+            [
+                new("rolloutgate_database_up", "1 when the deployments could be counted in PostgreSQL for this scrape, 0 when the database was unavailable.",
+                    [([], counts is null ? 0 : 1)]),
+            ];
+            if (counts is not null)
+            {
+                var byState = DeploymentState.All
+                    .Select(state => ((IReadOnlyList<KeyValuePair<string, string>>)[new("state", state)], (double)counts.GetValueOrDefault(state)))
+                    .ToList();
+                gauges.Add(new GaugeFamily("rolloutgate_deployments", "Deployments by state.", byState));
+            }
+
+            return TypedResults.Text(exposition.Render(gauges), PrometheusExposition.ContentType);
         }).ExcludeFromDescription();
         return app;
     }

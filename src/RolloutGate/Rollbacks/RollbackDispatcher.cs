@@ -21,6 +21,7 @@ public sealed partial class RollbackDispatcher(
     RunbookCatalog runbooks,
     AuditTrail audit,
     TimeProvider time,
+    DatabaseOutageLog outage,
     ILogger<RollbackDispatcher> logger) : BackgroundService
 {
     public const string Actor = "rolloutgate";
@@ -44,7 +45,10 @@ public sealed partial class RollbackDispatcher(
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                LogDispatchFailed(logger, ex);
+                if (!outage.Handled("Rollback dispatcher", ex))
+                {
+                    LogDispatchFailed(logger, ex);
+                }
             }
         }
         while (await timer.WaitForNextTickAsync(stoppingToken));

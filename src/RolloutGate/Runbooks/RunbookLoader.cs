@@ -20,6 +20,7 @@ public sealed partial class RunbookLoader(
     AuditTrail audit,
     IOptions<RolloutGateOptions> options,
     TimeProvider time,
+    DatabaseOutageLog outage,
     ILogger<RunbookLoader> logger) : BackgroundService
 {
     public static readonly TimeSpan ReloadInterval = TimeSpan.FromSeconds(2);
@@ -48,7 +49,10 @@ public sealed partial class RunbookLoader(
             }
             catch (Exception ex) when (ex is not OperationCanceledException)
             {
-                LogScanFailed(logger, ex);
+                if (!outage.Handled("Runbook scan", ex))
+                {
+                    LogScanFailed(logger, ex);
+                }
             }
         }
     }

@@ -30,6 +30,7 @@ public sealed partial class SlackOutboxDispatcher(
     IOptionsMonitor<RolloutGateOptions> options,
     AuditTrail audit,
     TimeProvider time,
+    DatabaseOutageLog outage,
     ILogger<SlackOutboxDispatcher> logger) : BackgroundService
 {
     /// <summary>
@@ -74,7 +75,10 @@ public sealed partial class SlackOutboxDispatcher(
             }
             catch (Exception ex)
             {
-                LogDispatchFailed(logger, ex);
+                if (!outage.Handled("Slack outbox", ex))
+                {
+                    LogDispatchFailed(logger, ex);
+                }
             }
 
             try

@@ -1,5 +1,6 @@
 using Microsoft.Extensions.Options;
 using Quartz;
+using RolloutGate.Infrastructure.Database;
 
 namespace RolloutGate.Watch;
 
@@ -10,7 +11,7 @@ namespace RolloutGate.Watch;
 /// next fire; it never overlaps it.
 /// </summary>
 [DisallowConcurrentExecution]
-public sealed partial class WatchSweepJob(WatchSweep sweep, ILogger<WatchSweepJob> logger) : IJob
+public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog outage, ILogger<WatchSweepJob> logger) : IJob
 {
     public static readonly JobKey Key = new("sweep", "watch-sweep");
 
@@ -26,7 +27,10 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, ILogger<WatchSweepJo
         }
         catch (Exception ex)
         {
-            LogFailed(logger, ex);
+            if (!outage.Handled("Watch sweep", ex))
+            {
+                LogFailed(logger, ex);
+            }
         }
     }
 

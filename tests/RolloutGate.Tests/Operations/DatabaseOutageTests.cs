@@ -1,0 +1,64 @@
+using System.Net;
+using System.Net.Http.Json;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
+
+namespace RolloutGate.Tests.Operations;
+
+/// <summary>While PostgreSQL refuses the service, callers get 503 with Retry-After (never a 500), and the service recovers by itself.</summary>
+public sealed class DatabaseOutageTests
+{
+    [Fact]
+    public async Task DatabaseRefusingConnections_Answers503ThenRecoversWithoutRestart()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        var service = test.Service;
+        await CutAsync(service.Database);
+        try
+        {
+            var webhook = await service.Webhooks.SendEventAsync("predeploy", "db-out-1", deliveryId: "db-out-1-pre");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, webhook.StatusCode);
+            Assert.Equal("application/problem+json", webhook.Content.Headers.ContentType?.MediaType);
+            Assert.Equal("30", webhook.Headers.GetValues("Retry-After").Single());
+            Assert.Contains("cannot reach its database", await webhook.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            var stop = await service.Operator().PostAsJsonAsync("/api/v1/deployments/db-out-1/stop", new { actor = "alice", reason = "test" });
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, stop.StatusCode);
+
+            // Slack shows a 503 to a slash command as a bare failure: the user is told in words instead.
+            var command = await test.CommandAsync(SlackTestService.Owner, "status db-out-1");
+            Assert.Equal(HttpStatusCode.OK, command.StatusCode);
+            Assert.Contains("cannot reach its database right now", await command.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
+            // The background loops fail every round meanwhile: one warning line each, not a stack trace a round.
+            await SlackTestService.EventuallyAsync(
+                () => Task.FromResult(service.Host.Logs.Lines.Any(line => line.Contains("Slack outbox: the database is unavailable", StringComparison.Ordinal))),
+                "the outbox's line about the outage");
+            await Task.Delay(TimeSpan.FromSeconds(2));
+            Assert.Single(service.Host.Logs.Lines, line => line.Contains("Slack outbox: the database is unavailable", StringComparison.Ordinal));
+
+            var metrics = await service.Client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
+            Assert.Contains("rolloutgate_database_up 0", metrics, StringComparison.Ordinal);
+            Assert.DoesNotContain("rolloutgate_deployments{", metrics, StringComparison.Ordinal);
+        }
+        finally
+        {
+            await service.Database.ExecuteAsync($"ALTER DATABASE {service.Database.Name} CONNECTION LIMIT -1", asAdmin: true);
+        }
+
+        // Back: the same delivery is applied once, and the service answers as before.
+        var retried = await service.Webhooks.SendEventAsync("predeploy", "db-out-1", deliveryId: "db-out-1-pre");
+        Assert.Equal(HttpStatusCode.OK, retried.StatusCode);
+        Assert.Equal(1, await service.CountAsync("webhook_deliveries", "delivery_id = 'db-out-1-pre'"));
+        Assert.Contains("rolloutgate_database_up 1", await service.Client.GetStringAsync(new Uri("/metrics", UriKind.Relative)), StringComparison.Ordinal);
+        Assert.Contains(service.Host.Logs.Lines, line => line.Contains("answered 503: the database is unavailable", StringComparison.Ordinal));
+    }
+
+    /// <summary>No new connection for the service's role (too many connections, a transient refusal), and its open ones ended.</summary>
+    private static async Task CutAsync(TestDatabase database)
+    {
+        await database.ExecuteAsync($"ALTER DATABASE {database.Name} CONNECTION LIMIT 0", asAdmin: true);
+        await database.ExecuteAsync(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", asAdmin: true);
+    }
+}
