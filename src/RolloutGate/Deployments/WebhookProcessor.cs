@@ -51,10 +51,7 @@ public sealed partial class WebhookProcessor(
             return await ReplayAsync(deliveryId, bodySha256, cancellationToken);
         }
 
-        var governing = runbooks.Find(request.Service, request.Environment);
-        var outcome = governing is null
-            ? WebhookOutcome.Refused(Problems.Unprocessable($"no runbook governs service '{request.Service}' in environment '{request.Environment}'"))
-            : await ApplyAsync(request, governing, now, cancellationToken);
+        var outcome = await ApplyAsync(request, runbooks.Find(request.Service, request.Environment), now, cancellationToken);
         if (outcome.Problem is not null)
         {
             // A refusal is not stored as the delivery's answer (a retry after the cause is fixed is applied), but it
@@ -103,28 +100,44 @@ public sealed partial class WebhookProcessor(
         return WebhookOutcome.Stored(stored.StatusCode, stored.ResponseBody, []);
     }
 
-    private async Task<WebhookOutcome> ApplyAsync(WebhookRequest request, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+    /// <summary>
+    /// <paramref name="governing"/> is the runbook in force for the webhook's service and environment, null when none
+    /// is. Only a new change needs one (predeploy, or deployed without a predeploy); a change on record is governed by
+    /// the version it pinned to its end, so the pipeline can still report it deployed, rolled back or cancelled after
+    /// that runbook's file was removed.
+    /// </summary>
+    private async Task<WebhookOutcome> ApplyAsync(WebhookRequest request, LoadedRunbook? governing, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var deployment = await db.Deployments.Include(d => d.RunbookVersion)
             .SingleOrDefaultAsync(d => d.Id == request.DeploymentId, cancellationToken);
         if (deployment is not null && (deployment.Service != request.Service || deployment.Environment != request.Environment))
         {
-            return WebhookOutcome.Refused(Problems.Conflict(
-                $"deployment '{request.DeploymentId}' belongs to service '{deployment.Service}' in '{deployment.Environment}'"));
+            return governing is null
+                ? NoRunbook(request)
+                : WebhookOutcome.Refused(Problems.Conflict(
+                    $"deployment '{request.DeploymentId}' belongs to service '{deployment.Service}' in '{deployment.Environment}'"));
         }
 
         return request.Event switch
         {
             WebhookEvents.PreDeploy => await PreDeployAsync(request, deployment, governing, now, cancellationToken),
             WebhookEvents.Deployed => await DeployedAsync(request, deployment, governing, now, cancellationToken),
-            WebhookEvents.RolledBack => await TransitionAsync(deployment, request, DeploymentTrigger.RolledBackByPipeline, now, cancellationToken),
-            _ => await TransitionAsync(deployment, request, DeploymentTrigger.Cancelled, now, cancellationToken),
+            WebhookEvents.RolledBack => await TransitionAsync(deployment, request, governing, DeploymentTrigger.RolledBackByPipeline, now, cancellationToken),
+            _ => await TransitionAsync(deployment, request, governing, DeploymentTrigger.Cancelled, now, cancellationToken),
         };
     }
 
+    private static WebhookOutcome NoRunbook(WebhookRequest request) =>
+        WebhookOutcome.Refused(Problems.Unprocessable($"no runbook governs service '{request.Service}' in environment '{request.Environment}'"));
+
     private async Task<WebhookOutcome> PreDeployAsync(
-        WebhookRequest request, DeploymentRow? existing, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+        WebhookRequest request, DeploymentRow? existing, LoadedRunbook? governing, DateTimeOffset now, CancellationToken cancellationToken)
     {
+        if (governing is null)
+        {
+            return NoRunbook(request);
+        }
+
         if (existing is not null)
         {
             return WebhookOutcome.Refused(Problems.Conflict(
@@ -144,11 +157,16 @@ public sealed partial class WebhookProcessor(
     }
 
     private async Task<WebhookOutcome> DeployedAsync(
-        WebhookRequest request, DeploymentRow? deployment, LoadedRunbook governing, DateTimeOffset now, CancellationToken cancellationToken)
+        WebhookRequest request, DeploymentRow? deployment, LoadedRunbook? governing, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var entries = new List<AuditEntry>();
         if (deployment is null)
         {
+            if (governing is null)
+            {
+                return NoRunbook(request);
+            }
+
             // A pipeline that skips the gate may still ask for the watch, but only where the runbook has no checks to skip.
             if (governing.Runbook.PreDeploy.Checks.Count > 0)
             {
@@ -183,11 +201,11 @@ public sealed partial class WebhookProcessor(
     }
 
     private async Task<WebhookOutcome> TransitionAsync(
-        DeploymentRow? deployment, WebhookRequest request, DeploymentTrigger trigger, DateTimeOffset now, CancellationToken cancellationToken)
+        DeploymentRow? deployment, WebhookRequest request, LoadedRunbook? governing, DeploymentTrigger trigger, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (deployment is null)
         {
-            return WebhookOutcome.Refused(Problems.Conflict($"deployment '{request.DeploymentId}' is unknown; there is nothing to mark {(request.Event == WebhookEvents.Cancelled ? "cancelled" : "rolled back")}"));
+            return governing is null ? NoRunbook(request) : WebhookOutcome.Refused(Problems.Conflict($"deployment '{request.DeploymentId}' is unknown; there is nothing to mark {(request.Event == WebhookEvents.Cancelled ? "cancelled" : "rolled back")}"));
         }
 
         var change = DeploymentStateMachine.Next(deployment.State, trigger);

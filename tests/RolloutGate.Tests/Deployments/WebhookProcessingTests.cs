@@ -264,6 +264,56 @@ public sealed class WebhookProcessingTests
         Assert.Equal(HttpStatusCode.Conflict, unknown.StatusCode);
     }
 
+    /// <summary>
+    /// A change on record is governed by the runbook version it pinned, even after the runbook's file is removed: the
+    /// pipeline can still end it. Only a new change needs a runbook in force.
+    /// </summary>
+    [Fact]
+    public async Task RolledBackAndCancelled_AfterTheRunbookWasRemoved_EndTheChangesOnRecord()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "watched");
+        await service.Webhooks.SendEventAsync("deployed", "watched");
+        var denied = await service.Webhooks.SendEventAsync("predeploy", "denied"); // another change in flight
+        Assert.Equal("deny", (await denied.JsonAsync()).GetProperty("verdict").GetString());
+
+        File.Delete(service.Runbooks.PathOf("checkout.yaml"));
+        await service.ReloadRunbooksAsync();
+        var rolledBack = await service.Webhooks.SendEventAsync("rolledback", "watched");
+        var cancelled = await service.Webhooks.SendEventAsync("cancelled", "denied");
+        var cancelledAfterwards = await service.Webhooks.SendEventAsync("cancelled", "watched");
+        var unknown = await service.Webhooks.SendEventAsync("rolledback", "never-seen");
+        var fresh = await service.Webhooks.SendEventAsync("predeploy", "fresh");
+
+        Assert.Equal(HttpStatusCode.OK, rolledBack.StatusCode);
+        Assert.Equal("rolled-back", (await rolledBack.JsonAsync()).GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.OK, cancelled.StatusCode);
+        Assert.Equal("cancelled", (await cancelled.JsonAsync()).GetProperty("state").GetString());
+        Assert.Equal(HttpStatusCode.Conflict, cancelledAfterwards.StatusCode); // the state machine's answer, as with the runbook
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknown.StatusCode);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, fresh.StatusCode);
+        Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'watched'"));
+        Assert.Equal("cancelled", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'denied'"));
+    }
+
+    [Fact]
+    public async Task Deployed_AfterAllow_RunbookRemovedSince_WatchesUnderThePinnedVersion()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "allowed");
+
+        File.Delete(service.Runbooks.PathOf("checkout.yaml"));
+        await service.ReloadRunbooksAsync();
+        var deployed = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "allowed", at: "2026-11-21T10:00:00Z"));
+        var unannounced = await service.Webhooks.SendEventAsync("deployed", "unannounced");
+
+        Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
+        var json = await deployed.JsonAsync();
+        Assert.Equal("watching", json.GetProperty("state").GetString());
+        Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), json.GetProperty("watchUntil").GetDateTimeOffset());
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unannounced.StatusCode);
+    }
+
     [Fact]
     public async Task Deployed_WithoutPredeploy_WhereRunbookHasNoChecks_StartsTheWatch()
     {
