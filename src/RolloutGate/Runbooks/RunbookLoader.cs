@@ -13,6 +13,8 @@ namespace RolloutGate.Runbooks;
 /// Loads the runbooks folder at start-up and re-reads it every <see cref="ReloadInterval"/> (polling by content hash,
 /// which also works where file-change notifications do not, such as mounted ConfigMaps). Each distinct valid content
 /// is stored once as a runbook version; an invalid edit is logged and audited and the last good version stays in force.
+/// The version each file put in force is recorded (table runbook_files), so a replica started while a file is invalid
+/// serves the same last good version as one that kept it in memory; a removed file's record is dropped.
 /// </summary>
 public sealed partial class RunbookLoader(
     RunbookCatalog catalog,
@@ -95,11 +97,20 @@ public sealed partial class RunbookLoader(
             LogRemoved(logger, removed, current[removed].Runbook.Name);
             audits.Add(new AuditEntry(AuditEventTypes.RunbookRemoved, null, current[removed].Runbook.Service, null,
                 new { file = removed, name = current[removed].Runbook.Name }));
-            seen.Remove(removed);
         }
 
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        // Every file this replica judged that is gone, in force or not: its last good version is forgotten, so an
+        // invalid file put back under its name later does not bring the removed runbook back.
+        var gone = seen.Keys.Union(current.Keys).Where(file => !files.Contains(file)).ToList();
+        if (gone.Count > 0)
+        {
+            var names = gone.Select(Path.GetFileName).ToList();
+            await db.Database.ExecuteSqlAsync($"DELETE FROM runbook_files WHERE file = ANY({names})", cancellationToken);
+            gone.ForEach(file => seen.Remove(file));
+        }
+
         foreach (var file in files)
         {
             byte[] bytes;
@@ -133,6 +144,13 @@ public sealed partial class RunbookLoader(
 
             if (errors.Count > 0 || parsed.Runbook is null)
             {
+                // Started (or the file first seen) while it is invalid: the version it last put in force, on any replica.
+                if (!next.ContainsKey(file) && await StoredLastGoodAsync(db, file, display, next, cancellationToken) is { } stored)
+                {
+                    next = next.SetItem(file, stored);
+                    LogStoredInForce(logger, stored.Runbook.Name, stored.Runbook.Version, stored.Sha256[..12], display);
+                }
+
                 var keptVersion = next.TryGetValue(file, out var kept) ? kept.Runbook.Version : (int?)null;
                 foreach (var error in errors)
                 {
@@ -150,6 +168,12 @@ public sealed partial class RunbookLoader(
             }
 
             var loaded = await StoreVersionAsync(db, parsed.Runbook, sha, content, display, audits, cancellationToken);
+            await db.Database.ExecuteSqlAsync($"""
+                INSERT INTO runbook_files (file, runbook_version_id, in_force_since)
+                VALUES ({Path.GetFileName(file)}, {loaded.VersionId}, {time.GetUtcNow()})
+                ON CONFLICT (file) DO UPDATE SET runbook_version_id = EXCLUDED.runbook_version_id, in_force_since = EXCLUDED.in_force_since
+                WHERE runbook_files.runbook_version_id <> EXCLUDED.runbook_version_id
+                """, cancellationToken);
             next = next.SetItem(file, loaded);
             LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
         }
@@ -189,11 +213,50 @@ public sealed partial class RunbookLoader(
         return new LoadedRunbook(runbook, id, sha, display);
     }
 
+    /// <summary>
+    /// The version <paramref name="file"/> last put in force (recorded in runbook_files by whichever replica loaded it),
+    /// or null when there is none, it no longer parses, or it conflicts with the files already in force.
+    /// </summary>
+    private async Task<LoadedRunbook?> StoredLastGoodAsync(
+        RolloutGateDbContext db, string file, string display, ImmutableDictionary<string, LoadedRunbook> next, CancellationToken cancellationToken)
+    {
+        var stored = await db.RunbookVersions.FromSql($"""
+            SELECT v.* FROM runbook_versions v JOIN runbook_files f ON f.runbook_version_id = v.id
+            WHERE f.file = {Path.GetFileName(file)}
+            """).AsNoTracking().SingleOrDefaultAsync(cancellationToken);
+        if (stored is null)
+        {
+            return null;
+        }
+
+        var parsed = RunbookParser.Parse(stored.Content, display);
+        var problems = parsed.Errors.Select(error => error.Reason).ToList();
+        if (parsed.Runbook is { } runbook)
+        {
+            var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
+            problems.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display).Select(error => error.Reason));
+        }
+
+        if (parsed.Runbook is null || problems.Count > 0)
+        {
+            LogStoredUnusable(logger, stored.Name, stored.Version, display, string.Join("; ", problems));
+            return null;
+        }
+
+        return new LoadedRunbook(parsed.Runbook, stored.Id, stored.Sha256, display);
+    }
+
     [LoggerMessage(Level = LogLevel.Information, Message = "Runbook {Name} v{Version} ({Sha}) in force from {File}")]
     private static partial void LogLoaded(ILogger logger, string name, int version, string sha, string file);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the last good version stays in force: {KeptVersion}")]
     private static partial void LogInvalid(ILogger logger, string error, string keptVersion);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook {Name} v{Version} ({Sha}) in force from the stored last good version: {File} is invalid")]
+    private static partial void LogStoredInForce(ILogger logger, string name, int version, string sha, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The stored last good version of {File}, runbook {Name} v{Version}, cannot be put in force: {Reason}")]
+    private static partial void LogStoredUnusable(ILogger logger, string name, int version, string file, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook file {File} was removed; runbook {Name} no longer governs new deployments")]
     private static partial void LogRemoved(ILogger logger, string file, string name);

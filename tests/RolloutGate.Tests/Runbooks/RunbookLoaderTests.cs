@@ -1,4 +1,6 @@
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Runbooks;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Runbooks;
@@ -100,6 +102,80 @@ public sealed class RunbookLoaderTests
     }
 
     [Fact]
+    public async Task Start_WithTheFileInvalid_ServesTheStoredLastGoodVersion_AndSaysSo()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var settings = new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder };
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            _ = first.Services; // started: v1 loaded and stored
+        }
+
+        runbooks.Write("checkout.yaml", Broken(version: 2));
+        await using var second = new RolloutGateHost(database, settings);
+        var response = await new WebhookClient(second.CreateClient()).SendEventAsync("predeploy", "after-restart");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var answer = await response.JsonAsync();
+        Assert.Equal("allow", answer.GetProperty("verdict").GetString());
+        Assert.Equal(1, answer.GetProperty("runbook").GetProperty("version").GetInt32());
+        Assert.Contains(second.Logs.Lines, line => line.Contains("the last good version stays in force: 1", StringComparison.Ordinal));
+        Assert.Contains(second.Logs.Lines, line => line.Contains("Runbook checkout v1", StringComparison.Ordinal)
+            && line.Contains("the stored last good version", StringComparison.Ordinal));
+        var rejection = await database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
+        Assert.Contains("maxIncrase", rejection, StringComparison.Ordinal);
+        Assert.Contains("\"keptVersion\":1", rejection, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The last good version is the one last in force from that file, not the newest stored: content put back to an
+    /// earlier version is stored only once, so the newest row would be the version that was replaced.
+    /// </summary>
+    [Fact]
+    public async Task Start_WithTheFileInvalid_AfterARevert_ServesTheVersionLastInForce()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var settings = new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder };
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            var loader = first.Services.GetRequiredService<RunbookLoader>();
+            runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+            await loader.ScanAsync(CancellationToken.None);
+            runbooks.Write("checkout.yaml", TestRunbooks.Minimal());
+            await loader.ScanAsync(CancellationToken.None);
+        }
+
+        runbooks.Write("checkout.yaml", Broken(version: 3));
+        await using var second = new RolloutGateHost(database, settings);
+        var response = await new WebhookClient(second.CreateClient()).SendEventAsync("predeploy", "after-revert");
+
+        Assert.Equal(2, await database.ScalarAsync<long>("SELECT count(*) FROM runbook_versions"));
+        Assert.Equal(1, (await response.JsonAsync()).GetProperty("runbook").GetProperty("version").GetInt32());
+    }
+
+    [Fact]
+    public async Task Start_WithAnInvalidFile_ThatWasRemovedBefore_GovernsNothing()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var settings = new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder };
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            File.Delete(runbooks.PathOf("checkout.yaml"));
+            await first.Services.GetRequiredService<RunbookLoader>().ScanAsync(CancellationToken.None);
+        }
+
+        runbooks.Write("checkout.yaml", Broken(version: 2));
+        await using var second = new RolloutGateHost(database, settings);
+        var response = await new WebhookClient(second.CreateClient()).SendEventAsync("predeploy", "after-removal");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
+        Assert.Contains(second.Logs.Lines, line => line.Contains("the last good version stays in force: none", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task RemovedFile_NoLongerGovernsNewDeployments()
     {
         await using var service = await TestService.StartAsync();
@@ -110,4 +186,7 @@ public sealed class RunbookLoaderTests
         Assert.Equal(HttpStatusCode.UnprocessableEntity, (await service.Webhooks.SendEventAsync("predeploy", "gone")).StatusCode);
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.removed'"));
     }
+
+    private static string Broken(int version) =>
+        TestRunbooks.Minimal(version: version).Replace("maxIncrease: 20%", "maxIncrase: 20%", StringComparison.Ordinal);
 }
