@@ -13,7 +13,9 @@ public static class WatchExtensions
     /// </summary>
     public static IServiceCollection AddWatch(this IServiceCollection services, IConfiguration configuration)
     {
-        services.AddOptions<WatchOptions>().BindConfiguration(WatchOptions.SectionName);
+        services.AddOptions<WatchOptions>().BindConfiguration(WatchOptions.SectionName)
+            .Validate(o => o.SourceOutageGrace >= TimeSpan.Zero, $"{WatchOptions.SectionName}:SourceOutageGrace must not be negative")
+            .ValidateOnStart();
         var watch = configuration.GetSection(WatchOptions.SectionName).Get<WatchOptions>() ?? new WatchOptions();
         services.AddQuartz(quartz =>
         {

@@ -32,4 +32,18 @@ public sealed class WatchOptions
 
     /// <summary>How many watches' evaluations are stored per transaction.</summary>
     public int StoreBatchSize { get; set; } = 500;
+
+    /// <summary>
+    /// How long the watch keeps asking again for an interval its metric source cannot answer (Prometheus down or
+    /// unreachable) before it stores that interval's evaluations blind, with the source's error in their explanation.
+    /// Both must have passed: the time since the interval's t, and the time since the watch's first failed attempt of
+    /// this outage (so that a short failure while catching up a backlog of old intervals does not blind them all). An
+    /// outage shorter than this is evaluated afterwards, each interval at its own t with real data; a longer one shows
+    /// as blind (latest evaluation, audit trail, Slack) and counts towards the runbook's <c>stopRules.maxBlind</c>. An
+    /// interval stored blind is not evaluated again. Zero stores an interval blind at its first failed attempt.
+    /// The default, 2 minutes, rides out a Prometheus restart or failover (tens of seconds to a couple of minutes,
+    /// whatever the watch's interval), retried every 10 s meanwhile, and delays the report of a real outage, and the
+    /// stop rule, by no more than that.
+    /// </summary>
+    public TimeSpan SourceOutageGrace { get; set; } = TimeSpan.FromMinutes(2);
 }

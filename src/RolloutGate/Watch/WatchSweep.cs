@@ -20,7 +20,10 @@ namespace RolloutGate.Watch;
 /// evaluation under its unique key (deployment, metric, t) together with any state change, audit event and decision it
 /// causes. A crash loses at most what was not committed, which the next sweep evaluates again; a watch that fell behind
 /// (the service was down) evaluates each missed t in order, one per round. A watch whose source or store fails is
-/// held back for a few seconds and tried again, its t still due.
+/// held back for a few seconds and tried again, its t still due; but once its source has failed for longer than
+/// <see cref="WatchOptions.SourceOutageGrace"/>, counted both from t and from the watch's first failed attempt, t is
+/// stored blind with the source's error, so that an outage shows in the latest evaluation, the audit trail and Slack,
+/// and the runbook's stopRules.maxBlind applies to it. An interval stored blind is not evaluated again.
 /// <para>
 /// Run by <see cref="WatchSweepJob"/>, a single clustered Quartz job: one replica sweeps at a time, and another takes over
 /// if it dies. The per-deployment state lives in the database (watch_due_at, the evaluations with their detector state,
@@ -71,6 +74,12 @@ public sealed partial class WatchSweep(
 
     /// <summary>Watches held back after a failure, until when. In memory only: after a restart everything is tried at once.</summary>
     private readonly Dictionary<string, DateTimeOffset> _retryAt = new(StringComparer.Ordinal);
+    /// <summary>
+    /// When the metric source first failed for each watch in its current run of failures; forgotten when the source
+    /// answers for it. In memory only: after a restart (or on another replica) an outage is counted from the first failure
+    /// seen there, so it waits a full grace again before storing anything blind; it never stores blind early.
+    /// </summary>
+    private readonly Dictionary<string, DateTimeOffset> _failingSince = new(StringComparer.Ordinal);
     private readonly Dictionary<long, WatchPlan> _plans = [];
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private DateTimeOffset _nextPrewarm = DateTimeOffset.MinValue;
@@ -444,7 +453,10 @@ public sealed partial class WatchSweep(
         }
     }
 
-    /// <summary>Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each.</summary>
+    /// <summary>
+    /// Reads every metric of the watches due at <paramref name="at"/> in one go and runs the detector on each. When the
+    /// source cannot answer, see <see cref="SourceFailed"/>.
+    /// </summary>
     private async Task<List<Result>> EvaluateAsync(
         IMetricSource source, DateTimeOffset at, List<WatchSession> sessions, CancellationToken cancellationToken)
     {
@@ -455,25 +467,69 @@ public sealed partial class WatchSweep(
         }
         catch (PrometheusException ex)
         {
-            // Nothing is stored for a t the source could not answer: it is evaluated at a later sweep, never read as healthy.
-            HoldBack(sessions.Select(s => s.DeploymentId), RetryDelay);
-            LogSourceFailed(logger, sessions.Count, at, ex.Message);
-            return [];
+            return SourceFailed(at, sessions, ex.Message);
         }
 
         var results = new List<Result>(sessions.Count);
         var offset = 0;
         foreach (var session in sessions)
         {
+            _failingSince.Remove(session.DeploymentId);
             var metrics = session.Plan.Metrics.Count;
-            var evaluations = WatchEvaluator.Evaluate(session.Plan, session.Baselines, session.States, [.. seen.Skip(offset).Take(metrics)]);
+            results.Add(Conclude(session, at, [.. seen.Skip(offset).Take(metrics)]));
             offset += metrics;
-            var watch = session.Plan.Watch;
-            var conclusion = WatchConclusion.After([.. evaluations.Select(e => e.Evaluation)], at, session.Until, watch.Interval, watch.StopRules.MaxBlind);
-            results.Add(new Result(session, at, evaluations, conclusion));
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// The source could not answer for <paramref name="at"/>. Within the grace (<see cref="WatchOptions.SourceOutageGrace"/>
+    /// since t, or since the watch's first failed attempt of this outage) nothing is stored: the watch is tried again at a
+    /// later sweep, so a short outage is evaluated afterwards at its own t with real data, and never read as healthy. Past
+    /// both, every metric of t is evaluated without data, blind, with the source's error in the explanation: the outage
+    /// is then seen where any blindness is (latest evaluation, verdict-change audit, Slack, stopRules.maxBlind), and t,
+    /// stored under its unique key, is not evaluated again.
+    /// </summary>
+    private List<Result> SourceFailed(DateTimeOffset at, List<WatchSession> sessions, string reason)
+    {
+        var now = time.GetUtcNow();
+        var grace = options.Value.SourceOutageGrace;
+        var blind = new List<WatchSession>();
+        var waiting = new List<WatchSession>();
+        foreach (var session in sessions)
+        {
+            if (!_failingSince.TryGetValue(session.DeploymentId, out var since))
+            {
+                _failingSince[session.DeploymentId] = since = now;
+            }
+
+            (now - at >= grace && now - since >= grace ? blind : waiting).Add(session);
+        }
+
+        if (waiting.Count > 0)
+        {
+            HoldBack(waiting.Select(s => s.DeploymentId), RetryDelay);
+            LogSourceFailed(logger, waiting.Count, at, reason, grace);
+        }
+
+        if (blind.Count == 0)
+        {
+            return [];
+        }
+
+        LogStoredBlind(logger, blind.Count, at, grace, reason);
+        var note = $"Prometheus could not be asked: {reason.TrimEnd('.')}. It still failed {MetricQueries.Duration(grace)} after this interval's time, so the interval is recorded blind and not evaluated again.";
+        return [.. blind.Select(s => Conclude(s, at, [.. s.Plan.Metrics.Select(_ => new MetricObservation(new Observation(at, null), note))]))];
+    }
+
+    /// <summary>Runs the detector on what was seen of one watch's metrics at <paramref name="at"/> and decides what follows.</summary>
+    private static Result Conclude(WatchSession session, DateTimeOffset at, IReadOnlyList<MetricObservation> seen)
+    {
+        var evaluations = WatchEvaluator.Evaluate(session.Plan, session.Baselines, session.States, seen);
+        var watch = session.Plan.Watch;
+        var conclusion = WatchConclusion.After([.. evaluations.Select(e => e.Evaluation)], at, session.Until, watch.Interval, watch.StopRules.MaxBlind);
+        return new Result(session, at, evaluations, conclusion);
     }
 
     /// <summary>
@@ -651,6 +707,11 @@ public sealed partial class WatchSweep(
                 _sessions.Remove(id);
             }
         }
+
+        foreach (var id in _failingSince.Keys.Where(id => !_sessions.ContainsKey(id)).ToList())
+        {
+            _failingSince.Remove(id);
+        }
     }
 
     private sealed record DueRow(string Id, DateTimeOffset? DueAt);
@@ -673,8 +734,11 @@ public sealed partial class WatchSweep(
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Deployment {DeploymentId} is no longer watching; its watch ends")]
     private static partial void LogNotWatching(ILogger logger, string deploymentId);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep")]
-    private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason);
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep, and recorded blind if it still fails {Grace} after that time and after their first failure")]
+    private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason, TimeSpan grace);
+
+    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Watch: the metric source still fails for {Count} watches at {At}, longer than the {Grace} grace ({Reason}); that interval is recorded blind")]
+    private static partial void LogStoredBlind(ILogger logger, int count, DateTimeOffset at, TimeSpan grace, string reason);
 
     [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "Watch of {DeploymentId}: {At} was already evaluated elsewhere; resuming from the database")]
     private static partial void LogAlreadyEvaluated(ILogger logger, string deploymentId, DateTimeOffset at);
