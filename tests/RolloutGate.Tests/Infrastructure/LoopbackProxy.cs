@@ -10,7 +10,7 @@ namespace RolloutGate.Tests.Infrastructure;
 /// included) and body, and the answer comes back as <paramref name="service"/> gets it: with a client made with
 /// <c>AllowAutoRedirect = false, HandleCookies = false</c>, redirects and Set-Cookie reach the caller unfollowed, so a
 /// browser does the token-to-cookie round trip and its form posts itself. The first <paramref name="failFirst"/>
-/// requests are answered 503 instead. Each request is recorded.
+/// requests are answered 503 instead, and so is every request while <see cref="Failing"/> is set. Each request is recorded.
 /// </summary>
 public sealed class LoopbackProxy(HttpClient service, int failFirst = 0) : IAsyncDisposable
 {
@@ -22,8 +22,16 @@ public sealed class LoopbackProxy(HttpClient service, int failFirst = 0) : IAsyn
 
     private readonly List<ProxiedRequest> requests = [];
     private WebApplication? server;
+    private volatile bool failing;
 
     public string Url { get; private set; } = "";
+
+    /// <summary>While set, every request is answered 503: the service behind the proxy is down.</summary>
+    public bool Failing
+    {
+        get => failing;
+        set => failing = value;
+    }
 
     public IReadOnlyList<ProxiedRequest> Requests
     {
@@ -61,7 +69,7 @@ public sealed class LoopbackProxy(HttpClient service, int failFirst = 0) : IAsyn
             count = requests.Count;
         }
 
-        if (count <= failFirst)
+        if (count <= failFirst || failing)
         {
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
             return;
