@@ -75,14 +75,6 @@ public sealed class AuditTrail(TimeProvider time, IEnumerable<IAuditSubscriber> 
         return rows;
     }
 
-    /// <summary>Appends in a transaction of its own, for events that record no other change (a rejected runbook edit).</summary>
-    public async Task AppendStandaloneAsync(RolloutGateDbContext db, IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
-    {
-        await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        await AppendAsync(db, entries, cancellationToken);
-        await transaction.CommitAsync(cancellationToken);
-    }
-
     public static ChainedEvent ToChained(AuditEventRow row) =>
         new(row.Id, row.At, row.Type, row.DeploymentId, row.Service, row.Actor, row.Data);
 

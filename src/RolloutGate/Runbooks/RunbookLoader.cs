@@ -1,6 +1,7 @@
 using System.Collections.Immutable;
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Runbooks;
@@ -64,7 +65,12 @@ public sealed partial class RunbookLoader(
         await scanning.WaitAsync(cancellationToken);
         try
         {
-            await ScanOnceAsync(cancellationToken);
+            // Begun, a scan runs to its end and is recorded whole, even if the host stops meanwhile. Cut off in its
+            // transaction (behind other writers of the audit chain, say), it left a stored version that no runbook.loaded
+            // event announces, and none ever would (the version is not inserted again); it lost its runbook.removed events
+            // for good (after a restart a removed file is simply absent); and EF logged the cancelled savepoint as an
+            // error. It reads a folder and writes a few rows: the database's own timeouts bound it.
+            await ScanOnceAsync(CancellationToken.None);
         }
         finally
         {
@@ -101,86 +107,114 @@ public sealed partial class RunbookLoader(
 
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        // The versions a scan stores commit with its audit events, in one transaction begun at its first write (a scan that
+        // finds nothing new writes nothing): a version is never on record without the runbook.loaded event that announces
+        // it. What the scan judged is remembered only once that has committed, so a scan that fails is judged again, whole.
+        var judged = new Dictionary<string, string>(StringComparer.Ordinal);
+        IDbContextTransaction? transaction = null;
         // Every file this replica judged that is gone, in force or not: its last good version is forgotten, so an
         // invalid file put back under its name later does not bring the removed runbook back.
         var gone = seen.Keys.Union(current.Keys).Where(file => !files.Contains(file)).ToList();
-        if (gone.Count > 0)
+        try
         {
-            var names = gone.Select(Path.GetFileName).ToList();
-            await db.Database.ExecuteSqlAsync($"DELETE FROM runbook_files WHERE file = ANY({names})", cancellationToken);
-            gone.ForEach(file => seen.Remove(file));
+            if (gone.Count > 0)
+            {
+                transaction ??= await db.Database.BeginTransactionAsync(cancellationToken);
+                var names = gone.Select(Path.GetFileName).ToList();
+                await db.Database.ExecuteSqlAsync($"DELETE FROM runbook_files WHERE file = ANY({names})", cancellationToken);
+            }
+
+            foreach (var file in files)
+            {
+                byte[] bytes;
+                try
+                {
+                    bytes = await File.ReadAllBytesAsync(file, cancellationToken);
+                }
+                catch (IOException ex)
+                {
+                    LogUnreadable(logger, file, ex.Message);
+                    continue;
+                }
+
+                var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
+                if (seen.TryGetValue(file, out var before) && before == sha)
+                {
+                    continue;
+                }
+
+                judged[file] = sha;
+                var content = System.Text.Encoding.UTF8.GetString(bytes);
+                var display = Path.GetRelativePath(Directory.GetCurrentDirectory(), file);
+                var parsed = RunbookParser.Parse(content, display);
+                var errors = parsed.Errors.ToList();
+                if (parsed.Runbook is { } runbook)
+                {
+                    // Files already in force keep their claims; this file is judged against them.
+                    var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
+                    errors.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display));
+                }
+
+                if (errors.Count > 0 || parsed.Runbook is null)
+                {
+                    // Started (or the file first seen) while it is invalid: the version it last put in force, on any replica.
+                    if (!next.ContainsKey(file) && await StoredLastGoodAsync(db, file, display, next, cancellationToken) is { } stored)
+                    {
+                        next = next.SetItem(file, stored);
+                        LogStoredInForce(logger, stored.Runbook.Name, stored.Runbook.Version, stored.Sha256[..12], display);
+                    }
+
+                    var keptVersion = next.TryGetValue(file, out var kept) ? kept.Runbook.Version : (int?)null;
+                    foreach (var error in errors)
+                    {
+                        LogInvalid(logger, error.ToString(), keptVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
+                    }
+
+                    audits.Add(new AuditEntry(AuditEventTypes.RunbookRejected, null, kept?.Runbook.Service, null, new
+                    {
+                        file = display,
+                        sha256 = sha,
+                        errors = errors.Select(e => new { e.Line, e.Reason }).ToList(),
+                        keptVersion,
+                    }));
+                    continue;
+                }
+
+                transaction ??= await db.Database.BeginTransactionAsync(cancellationToken);
+                var loaded = await StoreVersionAsync(db, parsed.Runbook, sha, content, display, audits, cancellationToken);
+                await db.Database.ExecuteSqlAsync($"""
+                    INSERT INTO runbook_files (file, runbook_version_id, in_force_since)
+                    VALUES ({Path.GetFileName(file)}, {loaded.VersionId}, {time.GetUtcNow()})
+                    ON CONFLICT (file) DO UPDATE SET runbook_version_id = EXCLUDED.runbook_version_id, in_force_since = EXCLUDED.in_force_since
+                    WHERE runbook_files.runbook_version_id <> EXCLUDED.runbook_version_id
+                    """, cancellationToken);
+                next = next.SetItem(file, loaded);
+                LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
+            }
+
+            if (audits.Count > 0)
+            {
+                transaction ??= await db.Database.BeginTransactionAsync(cancellationToken);
+                await audit.AppendAsync(db, audits, cancellationToken);
+            }
+
+            if (transaction is not null)
+            {
+                await transaction.CommitAsync(cancellationToken);
+            }
+        }
+        finally
+        {
+            if (transaction is not null)
+            {
+                await transaction.DisposeAsync();
+            }
         }
 
-        foreach (var file in files)
+        gone.ForEach(file => seen.Remove(file));
+        foreach (var (file, sha) in judged)
         {
-            byte[] bytes;
-            try
-            {
-                bytes = await File.ReadAllBytesAsync(file, cancellationToken);
-            }
-            catch (IOException ex)
-            {
-                LogUnreadable(logger, file, ex.Message);
-                continue;
-            }
-
-            var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-            if (seen.TryGetValue(file, out var judged) && judged == sha)
-            {
-                continue;
-            }
-
             seen[file] = sha;
-            var content = System.Text.Encoding.UTF8.GetString(bytes);
-            var display = Path.GetRelativePath(Directory.GetCurrentDirectory(), file);
-            var parsed = RunbookParser.Parse(content, display);
-            var errors = parsed.Errors.ToList();
-            if (parsed.Runbook is { } runbook)
-            {
-                // Files already in force keep their claims; this file is judged against them.
-                var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
-                errors.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display));
-            }
-
-            if (errors.Count > 0 || parsed.Runbook is null)
-            {
-                // Started (or the file first seen) while it is invalid: the version it last put in force, on any replica.
-                if (!next.ContainsKey(file) && await StoredLastGoodAsync(db, file, display, next, cancellationToken) is { } stored)
-                {
-                    next = next.SetItem(file, stored);
-                    LogStoredInForce(logger, stored.Runbook.Name, stored.Runbook.Version, stored.Sha256[..12], display);
-                }
-
-                var keptVersion = next.TryGetValue(file, out var kept) ? kept.Runbook.Version : (int?)null;
-                foreach (var error in errors)
-                {
-                    LogInvalid(logger, error.ToString(), keptVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
-                }
-
-                audits.Add(new AuditEntry(AuditEventTypes.RunbookRejected, null, kept?.Runbook.Service, null, new
-                {
-                    file = display,
-                    sha256 = sha,
-                    errors = errors.Select(e => new { e.Line, e.Reason }).ToList(),
-                    keptVersion,
-                }));
-                continue;
-            }
-
-            var loaded = await StoreVersionAsync(db, parsed.Runbook, sha, content, display, audits, cancellationToken);
-            await db.Database.ExecuteSqlAsync($"""
-                INSERT INTO runbook_files (file, runbook_version_id, in_force_since)
-                VALUES ({Path.GetFileName(file)}, {loaded.VersionId}, {time.GetUtcNow()})
-                ON CONFLICT (file) DO UPDATE SET runbook_version_id = EXCLUDED.runbook_version_id, in_force_since = EXCLUDED.in_force_since
-                WHERE runbook_files.runbook_version_id <> EXCLUDED.runbook_version_id
-                """, cancellationToken);
-            next = next.SetItem(file, loaded);
-            LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
-        }
-
-        if (audits.Count > 0)
-        {
-            await audit.AppendStandaloneAsync(db, audits, cancellationToken);
         }
 
         catalog.Publish(next);

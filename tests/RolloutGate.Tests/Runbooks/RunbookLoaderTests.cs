@@ -1,5 +1,8 @@
 using System.Net;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
 using RolloutGate.Runbooks;
 using RolloutGate.Tests.Infrastructure;
 
@@ -189,4 +192,65 @@ public sealed class RunbookLoaderTests
 
     private static string Broken(int version) =>
         TestRunbooks.Minimal(version: version).Replace("maxIncrease: 20%", "maxIncrase: 20%", StringComparison.Ordinal);
+
+    [Fact]
+    public async Task HostStoppingWhileAScanWritesItsAuditEvents_TheScanIsRecordedWhole_AndNothingFails()
+    {
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+
+        // Another session holds audit_events in SHARE mode, so the next scan's audit events wait to be inserted (as they
+        // wait behind busy writers under load); the host is told to stop meanwhile.
+        await using var holder = new NpgsqlConnection(service.Database.AdminConnectionString);
+        await holder.OpenAsync();
+        await using var holding = await holder.BeginTransactionAsync();
+        await using (var share = new NpgsqlCommand("LOCK TABLE audit_events IN SHARE MODE", holder, holding))
+        {
+            await share.ExecuteNonQueryAsync();
+        }
+
+        File.Delete(service.Runbooks.PathOf("cart.yaml"));
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal("checkout", version: 2));
+        for (var i = 0; i < 100 && await WaitingForAuditEventsAsync(service) == 0; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(1, await WaitingForAuditEventsAsync(service));
+        var stopped = service.Host.Services.GetRequiredService<IHost>().StopAsync(CancellationToken.None);
+        await Task.Delay(500);
+        await holding.CommitAsync();
+        await stopped.WaitAsync(TimeSpan.FromSeconds(30));
+
+        // What the scan found is on record, every part of it: the new version with the runbook.loaded event that announces
+        // it (not a version stored that no event announces, which no later scan would announce), and the removal. An
+        // orderly stop logs no error.
+        Assert.Equal(1, await service.CountAsync("runbook_versions", "name = 'checkout' AND version = 2"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.loaded' AND data::jsonb->>'version' = '2'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.removed' AND data::jsonb->>'name' = 'cart'"));
+        var errors = service.Host.Logs.Lines.Where(line => line.StartsWith("Error ", StringComparison.Ordinal) || line.StartsWith("Critical ", StringComparison.Ordinal)).ToList();
+        Assert.Empty(errors);
+    }
+
+    [Fact]
+    public async Task AScanThatCannotBeRecorded_IsJudgedAgainWhole_ByTheNextScan()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Database.ExecuteAsync("REVOKE INSERT ON audit_events FROM rolloutgate", asAdmin: true);
+
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await Assert.ThrowsAsync<DbUpdateException>(service.ReloadRunbooksAsync);
+        await service.Database.ExecuteAsync("GRANT INSERT ON audit_events TO rolloutgate", asAdmin: true);
+        await service.ReloadRunbooksAsync();
+
+        // The failed scan stored nothing (its version went with its audit event) and did not count the edit as seen: the
+        // next one stores it, announces it and puts it in force.
+        Assert.Equal(1, await service.CountAsync("runbook_versions", "name = 'checkout' AND version = 2"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.loaded' AND data::jsonb->>'version' = '2'"));
+        var answer = await (await service.Webhooks.SendEventAsync("predeploy", "after-failed-scan")).JsonAsync();
+        Assert.Equal(2, answer.GetProperty("runbook").GetProperty("version").GetInt32());
+    }
+
+    private static Task<long> WaitingForAuditEventsAsync(TestService service) => service.Database.ScalarAsync<long>(
+        "SELECT count(*) FROM pg_locks WHERE relation = 'audit_events'::regclass AND NOT granted", asAdmin: true);
 }
