@@ -30,11 +30,11 @@ public static class ReportsBenchmark
             return 2;
         }
 
-        var runbooks = Directory.CreateTempSubdirectory("rg-bench-runbooks-").FullName;
+        using var runbooks = new RunbooksFolder();
         await using var host = await BenchmarkHost.StartAsync(connection, new Dictionary<string, string?>
         {
             ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
-            ["RolloutGate:RunbooksPath"] = runbooks,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
         });
 
         var seeding = Stopwatch.StartNew();
@@ -103,7 +103,6 @@ public static class ReportsBenchmark
                 $"| {queries[q].Name} | {sizes[q]} | {Percentile(sorted, 0.5):F1} | {p95:F1} | {sorted[^1]:F1} | {(p95 < 200 ? "yes" : "NO")} |"));
         }
 
-        Directory.Delete(runbooks, recursive: true);
         return allFast ? 0 : 1;
     }
 

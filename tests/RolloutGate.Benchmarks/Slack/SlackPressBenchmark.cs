@@ -41,22 +41,22 @@ public static class SlackPressBenchmark
         }
 
         await using var stand = await StandInAsync();
-        var runbooks = Directory.CreateTempSubdirectory("rg-bench-runbooks-").FullName;
+        using var runbooks = new RunbooksFolder();
         for (var i = 0; i < presses; i++)
         {
-            await File.WriteAllTextAsync(Path.Combine(runbooks, $"pressed-{i}.yaml"), Runbook($"pressed-{i}", stand.Url));
+            await runbooks.WriteAsync($"pressed-{i}.yaml", Runbook($"pressed-{i}", stand.Url));
         }
 
         for (var worker = 0; worker < webhookWorkers; worker++)
         {
-            await File.WriteAllTextAsync(Path.Combine(runbooks, $"svc-{worker}.yaml"), Runbook($"svc-{worker}", stand.Url));
+            await runbooks.WriteAsync($"svc-{worker}.yaml", Runbook($"svc-{worker}", stand.Url));
         }
 
         await using var host = await BenchmarkHost.StartAsync(connection, new Dictionary<string, string?>
         {
             ["RolloutGate:Webhook:Secret"] = WebhookBenchmark.Secret,
             ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
-            ["RolloutGate:RunbooksPath"] = runbooks,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
             ["RolloutGate:Slack:ApiBaseUrl"] = stand.Url + "/api",
             ["RolloutGate:Slack:BotToken"] = "xoxb-benchmark",
             ["RolloutGate:Slack:SigningSecret"] = SigningSecret,
@@ -130,7 +130,6 @@ public static class SlackPressBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {latencies.Length} | {concurrency} | {webhookCount} from {webhookWorkers} workers ({webhookCount / pressedFor.TotalSeconds:F0}/s, {webhookFailures} failed) | {failures} | {latencies.Length / pressedFor.TotalSeconds:F0} | {WebhookBenchmark.Percentile(latencies, 0.50):F1} | {WebhookBenchmark.Percentile(latencies, 0.99):F1} | {latencies[^1]:F1} | {late} | {decided} decisions on {deployments} of {presses} deployments | {verify} |"));
 
-        Directory.Delete(runbooks, recursive: true);
         return failures == 0 && webhookFailures == 0 && decided == presses && deployments == presses ? 0 : 1;
     }
 

@@ -30,17 +30,17 @@ public static class WebhookBenchmark
             return 2;
         }
 
-        var runbooks = Directory.CreateTempSubdirectory("rg-bench-runbooks-").FullName;
+        using var runbooks = new RunbooksFolder();
         for (var worker = 0; worker < concurrency; worker++)
         {
-            await File.WriteAllTextAsync(Path.Combine(runbooks, $"svc-{worker}.yaml"), Runbook($"svc-{worker}"));
+            await runbooks.WriteAsync($"svc-{worker}.yaml", Runbook($"svc-{worker}"));
         }
 
         await using var host = await BenchmarkHost.StartAsync(connection, new Dictionary<string, string?>
         {
             ["RolloutGate:Webhook:Secret"] = Secret,
             ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
-            ["RolloutGate:RunbooksPath"] = runbooks,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
         });
         var address = host.Address;
 
@@ -65,7 +65,6 @@ public static class WebhookBenchmark
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"| {concurrency} | {latencies.Length} | {failures} | {latencies.Length / elapsed.TotalSeconds:F0} | {Percentile(latencies, 0.50):F1} | {Percentile(latencies, 0.99):F1} | {latencies[^1]:F1} | {audited} of {delivered} deliveries | {verify} |"));
 
-        Directory.Delete(runbooks, recursive: true);
         return failures == 0 && audited == delivered ? 0 : 1;
     }
 
