@@ -8,9 +8,11 @@ namespace RolloutGate.Tests.Infrastructure;
 
 /// <summary>
 /// The real service, in process, against a test database. Settings are the same keys as the environment
-/// variables of CONTRACT section 2 (':' for '__'); a test may replace the clock.
+/// variables of CONTRACT section 2 (':' for '__'); a test may replace the clock, and change or add services after the
+/// service has registered its own.
 /// </summary>
-public sealed class RolloutGateHost(TestDatabase database, IDictionary<string, string?>? settings = null, TimeProvider? time = null)
+public sealed class RolloutGateHost(
+    TestDatabase database, IDictionary<string, string?>? settings = null, TimeProvider? time = null, Action<IServiceCollection>? services = null)
     : WebApplicationFactory<Program>
 {
     /// <summary>Every log line of this host, at every level.</summary>
@@ -49,7 +51,12 @@ public sealed class RolloutGateHost(TestDatabase database, IDictionary<string, s
         builder.ConfigureLogging(logging => logging.SetMinimumLevel(Microsoft.Extensions.Logging.LogLevel.Trace).AddProvider(Logs));
         if (time is not null)
         {
-            builder.ConfigureServices(services => services.AddSingleton(time));
+            builder.ConfigureServices(registered => registered.AddSingleton(time));
+        }
+
+        if (services is not null)
+        {
+            builder.ConfigureServices(services);
         }
     }
 }
