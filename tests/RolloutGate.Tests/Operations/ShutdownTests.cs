@@ -1,0 +1,139 @@
+using System.Diagnostics;
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
+using Npgsql;
+using Quartz;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Tests.Operations;
+
+/// <summary>
+/// The service told to stop after its database went away (deploy/kubernetes/README.md): it stops within its shutdown
+/// time, leaving the watch scheduler behind and saying so, instead of waiting for a database that does not come back.
+/// </summary>
+public sealed class ShutdownTests
+{
+    /// <summary>The host's shutdown time in this test: short, so the test is quick (the service's own is 25 s).</summary>
+    private static readonly TimeSpan ShutdownTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>
+    /// How long the stop may take: the shutdown time and a wide margin for a loaded machine. Before the fix the stop did
+    /// not end at all (Quartz's hosted service waited for a job store that could not reach the database, and the services
+    /// stopped after it, one after another, waited behind it).
+    /// </summary>
+    private static readonly TimeSpan StopBound = TimeSpan.FromSeconds(20);
+
+    [Fact]
+    public async Task DatabaseGone_StopsWithinItsShutdownTime_LeavingTheWatchSchedulerAndSayingWhy()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var direct = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var proxy = CuttableTcpProxy.Start(direct.Host!, direct.Port);
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var errors = new SchedulerErrors();
+        var host = new RolloutGateHost(database, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
+            {
+                Host = IPAddress.Loopback.ToString(),
+                Port = proxy.Port,
+            }.ConnectionString,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
+            // Nothing listens there: the new watch's baseline cannot be read, and the watch waits 10 s before trying again.
+            ["RolloutGate:Prometheus:Url"] = "http://127.0.0.1:9",
+            ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
+        }, services: services =>
+        {
+            services.Configure<HostOptions>(options => options.ShutdownTimeout = ShutdownTimeout);
+            services.AddSingleton<ISchedulerListener>(errors);
+        });
+        Task? stopped = null;
+        try
+        {
+            using var client = host.CreateClient();
+            var deployed = await new WebhookClient(client).SendEventAsync("deployed", "shutdown-1");
+            Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
+            Assert.Equal("watching", await database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'shutdown-1'"));
+            Assert.True(proxy.Accepted > 0, "the service does not reach its database through the proxy");
+            var scheduler = host.Services.GetRequiredService<WatchSweepScheduler>();
+            await WhenAsync(() => Task.FromResult(host.Logs.Lines.Any(line =>
+                line.Contains("Watch of shutdown-1: the baseline could not be read", StringComparison.Ordinal))), "the sweep tries the new watch");
+
+            // The database goes between two sweeps, while the scheduler holds the next fire (at least 500 ms ahead): the
+            // fire then fails, and Quartz retries its bookkeeping for as long as the database is away.
+            await WhenAsync(async () => await database.ScalarAsync<long>($"""
+                SELECT CASE WHEN count(*) FILTER (WHERE state = 'EXECUTING') = 0
+                             AND count(*) FILTER (WHERE state = 'ACQUIRED' AND sched_time > {TimeProvider.System.GetUtcNow().AddMilliseconds(500).UtcTicks}) > 0
+                       THEN 1 ELSE 0 END
+                FROM qrtz_fired_triggers WHERE trigger_group = 'watch-sweep'
+                """) == 1, "the scheduler holds the sweep's next fire, with no sweep running");
+            var failedFire = errors.Next();
+            proxy.Cut();
+            await failedFire.WaitAsync(TimeSpan.FromSeconds(30));
+
+            // Told to stop as SIGTERM tells it: the lifetime is stopped, and Main's RunAsync stops the host (once). The host
+            // has stopped when every hosted service's stop has returned, and the lifetime says so.
+            var lifetime = host.Services.GetRequiredService<IHostApplicationLifetime>();
+            var whenStopped = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            using var onStopped = lifetime.ApplicationStopped.Register(() => whenStopped.TrySetResult());
+            var clock = Stopwatch.StartNew();
+            lifetime.StopApplication();
+            stopped = whenStopped.Task;
+            var first = await Task.WhenAny(stopped, Task.Delay(StopBound));
+            var took = clock.Elapsed;
+            Assert.True(first == stopped,
+                $"the host did not stop within {StopBound.TotalSeconds:0} s of being told to (shutdown time {ShutdownTimeout.TotalSeconds:0} s)");
+
+            // It waited for the scheduler as long as it could, left it behind, and says why in the log.
+            Assert.True(scheduler.LeftRunning, $"stopped in {took.TotalSeconds:0.00} s without leaving the watch scheduler behind");
+            Assert.True(took >= ShutdownTimeout - TimeSpan.FromMilliseconds(100), $"stopped in {took.TotalSeconds:0.00} s, before its shutdown time was up");
+            Assert.Contains(host.Logs.Lines, line => line.StartsWith("Warning RolloutGate.Watch.WatchSweepScheduler: ", StringComparison.Ordinal)
+                && line.Contains("did not stop within the host's shutdown time (is the database reachable?)", StringComparison.Ordinal));
+            await host.DisposeAsync();
+        }
+        finally
+        {
+            // A host that was told to stop is not stopped again here: if its stop hung, this would hang the test too.
+            if (stopped is null)
+            {
+                await host.DisposeAsync();
+            }
+        }
+    }
+
+    private static async Task WhenAsync(Func<Task<bool>> condition, string what)
+    {
+        var until = TimeProvider.System.GetUtcNow().AddSeconds(30);
+        while (!await condition())
+        {
+            Assert.True(TimeProvider.System.GetUtcNow() < until, $"waited 30 s for this: {what}");
+            await Task.Delay(25);
+        }
+    }
+
+    /// <summary>The errors Quartz reports to its scheduler listeners about the sweep (its fire or its bookkeeping failed).</summary>
+    private sealed class SchedulerErrors : ISchedulerListener
+    {
+        private TaskCompletionSource<string> next = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        /// <summary>Completes with the message of the next error about the sweep reported from now on.</summary>
+        public Task<string> Next()
+        {
+            var waiting = new TaskCompletionSource<string>(TaskCreationOptions.RunContinuationsAsynchronously);
+            Volatile.Write(ref next, waiting);
+            return waiting.Task;
+        }
+
+        public ValueTask SchedulerError(IScheduler scheduler, SchedulerErrorContext errorContext, CancellationToken cancellationToken = default)
+        {
+            if (WatchSweepJob.Key.Equals(errorContext.JobKey))
+            {
+                Volatile.Read(ref next).TrySetResult(errorContext.Message);
+            }
+
+            return ValueTask.CompletedTask;
+        }
+    }
+}
