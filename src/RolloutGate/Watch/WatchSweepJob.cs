@@ -51,7 +51,6 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog ou
     private static partial void LogFailed(ILogger logger, Exception exception);
 }
 
-/// <summary>Puts the sweep job into the job store at start-up (replacing it, so a changed interval takes effect).</summary>
 /// <summary>
 /// Runs the Quartz scheduler for the life of the host and schedules the sweep job (replacing its trigger, so a changed
 /// <see cref="WatchOptions.SweepInterval"/> takes effect). In place of Quartz's own hosted service for one reason: its
