@@ -79,6 +79,8 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
                 ShouldHandle = new PredicateBuilder<HttpResponseMessage>()
                     .Handle<HttpRequestException>()
                     .HandleResult(response => IsRetryable(response.StatusCode)),
+                // The service's Retry-After (a 503 while its database is away, a 429), within MaxRetryDelay; else the backoff.
+                DelayGenerator = args => ValueTask.FromResult(RetryAfter(args.Outcome.Result)),
                 OnRetry = async args =>
                 {
                     var failure = args.Outcome.Exception is HttpRequestException ex
@@ -93,6 +95,13 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
         }
 
         return builder.Build();
+    }
+
+    private TimeSpan? RetryAfter(HttpResponseMessage? response)
+    {
+        var header = response?.Headers.RetryAfter;
+        var after = header?.Delta ?? (header?.Date is { } date ? date - time.GetUtcNow() : null);
+        return after is { } wait && wait > TimeSpan.Zero ? (wait < MaxRetryDelay ? wait : MaxRetryDelay) : null;
     }
 
     private HttpRequestMessage BuildRequest(Uri endpoint, byte[] body, string deliveryId, GateCredentials credentials)

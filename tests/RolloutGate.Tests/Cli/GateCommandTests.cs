@@ -224,6 +224,40 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task ServiceUnavailableWithRetryAfter_WaitsAsItAsksThenSucceeds()
+    {
+        using var http = new HttpClient(new UnavailableOnce(TimeSpan.FromSeconds(1),
+            """{"deploymentId": "gate-ra", "state": "watching", "watchUntil": "2026-11-22T10:00:00Z"}"""));
+
+        var exit = await RunAsync(http, SignedEnvironment(),
+            "deployed", "--url", "http://localhost", "--deployment-id", "gate-ra", "--service", "checkout", "--environment", "production");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        Assert.Contains("gate: attempt 1 failed (HTTP 503 Service Unavailable); retrying in 1s", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>Answers 503 with Retry-After once, as the service does while its database is away, then 202 with the body.</summary>
+    private sealed class UnavailableOnce(TimeSpan retryAfter, string body) : HttpMessageHandler
+    {
+        private int calls;
+
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            if (Interlocked.Increment(ref calls) == 1)
+            {
+                var unavailable = new HttpResponseMessage(HttpStatusCode.ServiceUnavailable);
+                unavailable.Headers.RetryAfter = new System.Net.Http.Headers.RetryConditionHeaderValue(retryAfter);
+                return Task.FromResult(unavailable);
+            }
+
+            return Task.FromResult(new HttpResponseMessage(HttpStatusCode.Accepted)
+            {
+                Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+            });
+        }
+    }
+
+    [Fact]
     public async Task MissingArgumentsOrSecret_ExitTwoWithoutSending()
     {
         var noService = await RunAsync(null, SignedEnvironment(), "predeploy", "--deployment-id", "x", "--environment", "production");
