@@ -53,18 +53,8 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
     }
 
     /// <summary>The transient database failure in <paramref name="exception"/>'s chain, if any.</summary>
-    public static NpgsqlException? Unavailable(Exception? exception)
-    {
-        for (; exception is not null; exception = exception.InnerException)
-        {
-            if (exception is NpgsqlException { IsTransient: true } npgsql)
-            {
-                return npgsql;
-            }
-        }
-
-        return null;
-    }
+    public static NpgsqlException? Unavailable(Exception? exception) =>
+        InputExceptionHandler.InChain<NpgsqlException>(exception, npgsql => npgsql.IsTransient);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} answered 503: the database is unavailable ({Reason})")]
     private static partial void LogUnavailable(ILogger logger, string method, string path, string reason);

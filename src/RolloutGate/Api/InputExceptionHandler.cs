@@ -47,13 +47,18 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
         });
     }
 
-    private static PostgresException? Unstorable(Exception? exception)
+    private static PostgresException? Unstorable(Exception? exception) =>
+        InChain<PostgresException>(exception, postgres => UnstorableText.Contains(postgres.SqlState));
+
+    /// <summary>The first exception of type <typeparamref name="T"/> in <paramref name="exception"/>'s chain of inner exceptions that <paramref name="matches"/>.</summary>
+    public static T? InChain<T>(Exception? exception, Func<T, bool> matches)
+        where T : Exception
     {
         for (; exception is not null; exception = exception.InnerException)
         {
-            if (exception is PostgresException postgres && UnstorableText.Contains(postgres.SqlState))
+            if (exception is T found && matches(found))
             {
-                return postgres;
+                return found;
             }
         }
 

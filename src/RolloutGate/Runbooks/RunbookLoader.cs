@@ -150,9 +150,7 @@ public sealed partial class RunbookLoader(
                 var errors = parsed.Errors.ToList();
                 if (parsed.Runbook is { } runbook)
                 {
-                    // Files already in force keep their claims; this file is judged against them.
-                    var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
-                    errors.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display));
+                    errors.AddRange(ConflictsWithInForce(next, file, display, runbook));
                 }
 
                 if (errors.Count > 0 || parsed.Runbook is null)
@@ -247,6 +245,14 @@ public sealed partial class RunbookLoader(
         return new LoadedRunbook(runbook, id, sha, display);
     }
 
+    /// <summary>Files already in force keep their claims; <paramref name="file"/> is judged against them.</summary>
+    private static IEnumerable<RunbookError> ConflictsWithInForce(
+        ImmutableDictionary<string, LoadedRunbook> next, string file, string display, Runbook runbook)
+    {
+        var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
+        return RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display);
+    }
+
     /// <summary>
     /// The version <paramref name="file"/> last put in force (recorded in runbook_files by whichever replica loaded it),
     /// or null when there is none, it no longer parses, or it conflicts with the files already in force.
@@ -267,8 +273,7 @@ public sealed partial class RunbookLoader(
         var problems = parsed.Errors.Select(error => error.Reason).ToList();
         if (parsed.Runbook is { } runbook)
         {
-            var inForce = next.Where(pair => pair.Key != file).Select(pair => (pair.Value.File, pair.Value.Runbook));
-            problems.AddRange(RunbookConflicts.Find(inForce.Append((display, runbook))).Where(error => error.File == display).Select(error => error.Reason));
+            problems.AddRange(ConflictsWithInForce(next, file, display, runbook).Select(error => error.Reason));
         }
 
         if (parsed.Runbook is null || problems.Count > 0)
