@@ -26,6 +26,13 @@ public sealed class WatchSession
 
     public required IReadOnlyDictionary<string, BaselineWindow> Baselines { get; init; }
 
+    /// <summary>
+    /// Set when the baseline could not be read (the source was down when the watch began): <see cref="Baselines"/> are
+    /// then empty, and the session can only record intervals blind once the outage has outlasted the grace, never
+    /// evaluate data. It is held until <see cref="MissingBaseline.RetryAt"/>, then rebuilt, which reads the baseline again.
+    /// </summary>
+    public MissingBaseline? Unbaselined { get; init; }
+
     public Dictionary<string, DetectorState> States { get; } = new(StringComparer.Ordinal);
 
     public Dictionary<string, string> Verdicts { get; } = new(StringComparer.Ordinal);
@@ -63,3 +70,6 @@ public sealed class WatchSession
         LastAt = latest.Count == 0 ? null : latest.Values.Max(e => e.At);
     }
 }
+
+/// <summary>Why a watch has no baseline yet, since when, and when reading it is tried again.</summary>
+public sealed record MissingBaseline(string Reason, DateTimeOffset FailedAt, DateTimeOffset RetryAt);

@@ -23,7 +23,9 @@ namespace RolloutGate.Watch;
 /// held back for a few seconds and tried again, its t still due; but once its source has failed for longer than
 /// <see cref="WatchOptions.SourceOutageGrace"/>, counted both from t and from the watch's first failed attempt, t is
 /// stored blind with the source's error, so that an outage shows in the latest evaluation, the audit trail and Slack,
-/// and the runbook's stopRules.maxBlind applies to it. An interval stored blind is not evaluated again.
+/// and the runbook's stopRules.maxBlind applies to it. An interval stored blind is not evaluated again. The same holds
+/// for a watch whose baseline the source could not give when it began: it records its intervals blind past the grace,
+/// and reads the baseline again every few seconds (the window lies before the deploy, so it is still there afterwards).
 /// <para>
 /// Run by <see cref="WatchSweepJob"/>, a single clustered Quartz job: one replica sweeps at a time, and another takes over
 /// if it dies. The per-deployment state lives in the database (watch_due_at, the evaluations with their detector state,
@@ -83,6 +85,9 @@ public sealed partial class WatchSweep(
     private readonly Dictionary<long, WatchPlan> _plans = [];
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private DateTimeOffset _nextPrewarm = DateTimeOffset.MinValue;
+
+    /// <summary>When the metric source last answered this instance (a baseline or an interval).</summary>
+    private DateTimeOffset _sourceAnsweredAt = DateTimeOffset.MinValue;
 
     /// <summary>Sweeps until nothing is due; returns the number of evaluations stored.</summary>
     public async Task<int> RunAsync(CancellationToken cancellationToken)
@@ -192,9 +197,15 @@ public sealed partial class WatchSweep(
         }
     }
 
-    /// <summary>The session this instance holds for the row's watch, if it is where the database says the watch is.</summary>
+    /// <summary>
+    /// The session this instance holds for the row's watch, if it is where the database says the watch is, and, for one
+    /// still without a baseline, not yet due to read it again.
+    /// </summary>
     private WatchSession? Held(DueRow row) =>
-        _sessions.TryGetValue(row.Id, out var session) && row.DueAt == session.NextDue ? session : null;
+        _sessions.TryGetValue(row.Id, out var session) && row.DueAt == session.NextDue
+            && !(session.Unbaselined is { } missing && missing.RetryAt <= time.GetUtcNow())
+            ? session
+            : null;
 
     /// <summary>The session of each due deployment: kept if it is where the database says the watch is, else rebuilt.</summary>
     private async Task<List<WatchSession>> SessionsAsync(
@@ -250,25 +261,23 @@ public sealed partial class WatchSweep(
         }
 
         var rowsRead = clock.Elapsed;
-        var (baselines, deferred) = await BaselinesAsync(db, source, [.. plans.Values.Select(p => (p.Row, p.Plan))], cancellationToken);
+        var (baselines, deferred, failed) = await BaselinesAsync(db, source, [.. plans.Values.Select(p => (p.Row, p.Plan))], cancellationToken);
         LogRebuilt(logger, baselines.Count, clock.Elapsed.TotalMilliseconds, rowsRead.TotalMilliseconds, (clock.Elapsed - rowsRead).TotalMilliseconds);
         foreach (var (id, windows) in baselines)
         {
-            var (row, runbook, plan) = plans[id];
-            var session = new WatchSession
-            {
-                DeploymentId = id,
-                Service = row.Service,
-                Runbook = runbook,
-                Plan = plan,
-                DeployedAt = row.DeployedAt!.Value,
-                Until = row.WatchUntil!.Value,
-                Baselines = windows,
-                LastUsed = now,
-            };
-            session.Resume(latest.GetValueOrDefault(id) ?? []);
-            _sessions[id] = session;
-            sessions.Add(session);
+            sessions.Add(Session(plans[id], windows, null));
+        }
+
+        // A watch whose baseline the source could not give (Prometheus down when it began) still has its intervals: it
+        // gets a session that can only record them blind, past the grace (see SourceFailed), so the outage is seen and
+        // stopRules.maxBlind applies; the baseline is read again after RetryDelay, which rebuilds the session.
+        foreach (var (id, reason) in failed)
+        {
+            var (row, _, plan) = plans[id];
+            var failedAt = time.GetUtcNow();
+            _failingSince.TryAdd(id, failedAt);
+            var empty = WatchEvaluator.Baselines(plan, new Dictionary<string, IReadOnlyList<Observation>>(), row.WatchUntil!.Value);
+            sessions.Add(Session(plans[id], empty, new MissingBaseline(reason, failedAt, failedAt + RetryDelay)));
         }
 
         // Whatever could not be made a session (gone meanwhile, say) waits, so a round always makes progress; a watch whose
@@ -276,17 +285,40 @@ public sealed partial class WatchSweep(
         var built = sessions.Select(s => s.DeploymentId).ToHashSet(StringComparer.Ordinal);
         HoldBack(missing.Where(id => !built.Contains(id) && !deferred.Contains(id) && !_retryAt.ContainsKey(id)), RetryDelay);
         return sessions;
+
+        WatchSession Session(
+            (DeploymentRow Row, Core.Runbooks.Runbook Runbook, WatchPlan Plan) planned,
+            IReadOnlyDictionary<string, BaselineWindow> windows,
+            MissingBaseline? unbaselined)
+        {
+            var session = new WatchSession
+            {
+                DeploymentId = planned.Row.Id,
+                Service = planned.Row.Service,
+                Runbook = planned.Runbook,
+                Plan = planned.Plan,
+                DeployedAt = planned.Row.DeployedAt!.Value,
+                Until = planned.Row.WatchUntil!.Value,
+                Baselines = windows,
+                Unbaselined = unbaselined,
+                LastUsed = now,
+            };
+            session.Resume(latest.GetValueOrDefault(planned.Row.Id) ?? []);
+            _sessions[planned.Row.Id] = session;
+            return session;
+        }
     }
 
     /// <summary>
     /// The baseline of each deployment, reduced to what its watch compares with: read from the database, or captured from
     /// the source first where a metric's is missing (the first time the watch sees the deployment), for at most
-    /// <see cref="WatchOptions.CapturesPerRound"/> deployments; the others are returned as deferred, for the next round.
+    /// <see cref="WatchOptions.CapturesPerRound"/> deployments; the others are returned as deferred, for the next round,
+    /// and those the source could not answer for as failed, with the reason.
     /// Captured baselines are read back after storing, so everyone compares with the baseline stored first. Stored ones are
     /// read and reduced <see cref="ReadChunk"/> deployments at a time: after a restart that is every running watch, and
     /// holding all their samples at once (1,440 a metric for a 24-hour baseline) would cost gigabytes.
     /// </summary>
-    private async Task<(Dictionary<string, Dictionary<string, BaselineWindow>> Baselines, HashSet<string> Deferred)> BaselinesAsync(
+    private async Task<(Dictionary<string, Dictionary<string, BaselineWindow>> Baselines, HashSet<string> Deferred, IReadOnlyDictionary<string, string> Failed)> BaselinesAsync(
         RolloutGateDbContext db, IMetricSource source, List<(DeploymentRow Row, WatchPlan Plan)> deployments, CancellationToken cancellationToken)
     {
         var reduced = new Dictionary<string, Dictionary<string, BaselineWindow>>(StringComparer.Ordinal);
@@ -341,9 +373,10 @@ public sealed partial class WatchSweep(
             LogCaptureDeferred(logger, deferred.Count, toCapture.Count);
         }
 
+        var failed = new System.Collections.Concurrent.ConcurrentDictionary<string, string>(StringComparer.Ordinal);
         if (toCapture.Count == 0)
         {
-            return (reduced, deferred);
+            return (reduced, deferred, failed);
         }
 
         var captured = new System.Collections.Concurrent.ConcurrentBag<(string Id, Dictionary<string, IReadOnlyList<Observation>> Samples)>();
@@ -359,14 +392,19 @@ public sealed partial class WatchSweep(
                 }
                 catch (PrometheusException ex)
                 {
+                    failed[d.Row.Id] = $"{ex.Message.TrimEnd('.')} (reading the baseline before the deploy)";
                     LogBaselineFailed(logger, d.Row.Id, ex.Message);
                 }
             });
 
+        if (!captured.IsEmpty)
+        {
+            _sourceAnsweredAt = time.GetUtcNow();
+        }
+
         await EvaluationStore.InsertBaselinesAsync(
             db, [.. captured.SelectMany(c => c.Samples.Select(s => (c.Id, s.Key, s.Value)))], time.GetUtcNow(), cancellationToken);
 
-        HoldBack(toCapture.Select(d => d.Row.Id).Except(captured.Select(c => c.Id), StringComparer.Ordinal), RetryDelay);
         // Only what was just captured is read back (another replica may have stored its own first), every metric of it.
         var readBack = await EvaluationStore.BaselinesAsync(db, [.. captured.Select(c => c.Id)], cancellationToken);
         Unreadable(readBack.Unreadable);
@@ -375,7 +413,7 @@ public sealed partial class WatchSweep(
             reduced,
             cancellationToken);
         await EvaluationStore.StoreReducedAsync(db, reductions, cancellationToken);
-        return (reduced, deferred);
+        return (reduced, deferred, failed);
     }
 
     /// <summary>
@@ -458,8 +496,20 @@ public sealed partial class WatchSweep(
     /// source cannot answer, see <see cref="SourceFailed"/>.
     /// </summary>
     private async Task<List<Result>> EvaluateAsync(
-        IMetricSource source, DateTimeOffset at, List<WatchSession> sessions, CancellationToken cancellationToken)
+        IMetricSource source, DateTimeOffset at, List<WatchSession> due, CancellationToken cancellationToken)
     {
+        var results = new List<Result>(due.Count);
+        foreach (var failed in due.Where(s => s.Unbaselined is not null).GroupBy(s => s.Unbaselined!.Reason, StringComparer.Ordinal))
+        {
+            results.AddRange(Unbaselined(at, [.. failed], failed.Key));
+        }
+
+        var sessions = due.Where(s => s.Unbaselined is null).ToList();
+        if (sessions.Count == 0)
+        {
+            return results;
+        }
+
         IReadOnlyList<MetricObservation> seen;
         try
         {
@@ -467,10 +517,11 @@ public sealed partial class WatchSweep(
         }
         catch (PrometheusException ex)
         {
-            return SourceFailed(at, sessions, ex.Message);
+            results.AddRange(SourceFailed(at, sessions, ex.Message));
+            return results;
         }
 
-        var results = new List<Result>(sessions.Count);
+        _sourceAnsweredAt = time.GetUtcNow();
         var offset = 0;
         foreach (var session in sessions)
         {
@@ -481,6 +532,22 @@ public sealed partial class WatchSweep(
         }
 
         return results;
+    }
+
+    /// <summary>
+    /// Watches due at <paramref name="at"/> whose baseline could not be read: as if the source had failed for t (see
+    /// <see cref="SourceFailed"/>), unless it has answered since, in which case the session is dropped, so that the next
+    /// round reads the baseline and evaluates t with data.
+    /// </summary>
+    private List<Result> Unbaselined(DateTimeOffset at, List<WatchSession> sessions, string reason)
+    {
+        var answeredSince = sessions.Where(s => s.Unbaselined!.FailedAt < _sourceAnsweredAt).ToList();
+        foreach (var session in answeredSince)
+        {
+            _sessions.Remove(session.DeploymentId);
+        }
+
+        return SourceFailed(at, [.. sessions.Except(answeredSince)], reason);
     }
 
     /// <summary>
@@ -746,7 +813,7 @@ public sealed partial class WatchSweep(
     [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "Watch of {DeploymentId} concluded {Outcome} at {At}: {Reason}")]
     private static partial void LogConcluded(ILogger logger, string deploymentId, WatchOutcome outcome, DateTimeOffset at, string? reason);
 
-    [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the baseline could not be read ({Reason}); trying again at the next sweep")]
+    [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the baseline could not be read ({Reason}); trying again in a few seconds, its intervals recorded blind meanwhile once older than the grace")]
     private static partial void LogBaselineFailed(ILogger logger, string deploymentId, string reason);
 
     [LoggerMessage(EventId = 3110, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the stored reduction of the {Metric} baseline is unreadable ({Reason}); its samples are reduced again and the reduction replaced")]

@@ -118,6 +118,67 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
         Assert.Equal(3L * 61, await outage.CountAsync($"at <= '{T(61):O}'"));
     }
 
+    /// <summary>
+    /// Prometheus already down when the deploy is announced: the baseline cannot be read, yet the intervals are not
+    /// silent. Past the grace each is recorded blind, and once Prometheus answers the baseline is read (its window lies
+    /// before the deploy) and the rest is evaluated with real data.
+    /// </summary>
+    [Fact]
+    public async Task Watch_PrometheusDownWhenTheWatchBegins_IntervalsRecordedBlindPastTheGraceThenTheBaselineReadWhenItIsBack()
+    {
+        await using var outage = await Outage.StartAsync(prometheus, downAtDeploy: true);
+
+        await outage.SweepAtAsync(T(2, 10));
+        Assert.Equal(0L, await outage.CountAsync());
+        Assert.Contains(outage.Host.Logs.Lines, line => line.Contains("the baseline could not be read", StringComparison.Ordinal));
+        await outage.SweepAtAsync(T(3, 10));
+        Assert.Equal(3L, await outage.CountAsync($"verdict = 'blind' AND at = '{T(1):O}'"));
+        Assert.Equal(3L, await outage.CountAsync());
+        Assert.Equal(0L, await outage.CountAsync(
+            "explanation NOT LIKE '%Prometheus could not be asked: Prometheus at http://127.0.0.1:% (reading the baseline before the deploy)%'"));
+        Assert.Equal(0L, await outage.Database.ScalarAsync<long>("SELECT count(*) FROM watch_baselines"));
+        var blind = await outage.AuditAsync("evaluation.verdict-changed");
+        Assert.Equal(Metrics.Order(), blind.Select(e => e.GetProperty("data").GetProperty("metric").GetString()).Order());
+
+        // Prometheus is back: the baseline is read whole, 2 and 3 (never recorded blind) are evaluated at their own t.
+        outage.Proxy.Failing = false;
+        outage.Clock.Now = T(3, 15);
+        await outage.WaitForAsync($"at = '{T(3):O}'", 3);
+
+        Assert.Equal(3L, await outage.CountAsync("verdict = 'blind'"));
+        Assert.Equal(3L * 2, await outage.CountAsync($"verdict = 'healthy' AND at IN ('{T(2):O}', '{T(3):O}')"));
+        Assert.Equal(0.225, await outage.Database.ScalarAsync<double>(
+            $"SELECT value FROM evaluations WHERE metric = 'p95-latency' AND at = '{T(2):O}'"), 6);
+        Assert.Equal(3L, await outage.Database.ScalarAsync<long>("SELECT count(DISTINCT metric) FROM watch_baselines"));
+        var deployment = await outage.DeploymentAsync();
+        Assert.Equal("watching", deployment.GetProperty("state").GetString());
+        Assert.All(deployment.GetProperty("latestEvaluation").GetProperty("metrics").EnumerateArray(), m =>
+        {
+            Assert.Equal("healthy", m.GetProperty("verdict").GetString());
+            Assert.Equal(JsonValueKind.Number, m.GetProperty("baseline").ValueKind);
+        });
+    }
+
+    [Fact]
+    public async Task Watch_PrometheusDownWhenTheWatchBeginsAndStaysDown_MaxBlindStopsTheWatch()
+    {
+        await using var outage = await Outage.StartAsync(prometheus, maxBlind: "2m", downAtDeploy: true);
+
+        await outage.SweepAtAsync(T(4, 10));
+        Assert.Equal(3L * 2, await outage.CountAsync("verdict = 'blind'"));
+        Assert.Equal("watching", (await outage.DeploymentAsync()).GetProperty("state").GetString());
+        await outage.SweepAtAsync(T(5, 10));
+
+        // Intervals 1 and 2 are older than the grace at T(4, 10), 3 at T(5, 10): blind for 3 minutes, longer than maxBlind.
+        var deployment = await outage.DeploymentAsync();
+        Assert.Equal("stopped", deployment.GetProperty("state").GetString());
+        Assert.Equal(3L * 3, await outage.CountAsync("verdict = 'blind'"));
+        Assert.Equal(3L * 3, await outage.CountAsync());
+        var moved = await outage.AuditAsync("deployment.state-changed");
+        Assert.Contains(moved, e => e.GetProperty("data").GetProperty("to").GetString() == "stopped"
+            && e.GetProperty("data").GetProperty("reason").GetString()!.Contains("maxBlind", StringComparison.Ordinal));
+    }
+
     /// <summary>A host whose clock stands just after the 10th interval of a watch it evaluated up to there, via the proxy.</summary>
     private sealed class Outage : IAsyncDisposable
     {
@@ -140,11 +201,16 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
 
         public RolloutGateHost Host { get; }
 
-        public static async Task<Outage> StartAsync(WatchPrometheus prometheus, string maxBlind = "30m")
+        /// <summary>
+        /// The deploy, and its first 10 intervals evaluated with Prometheus up; or, <paramref name="downAtDeploy"/>, the
+        /// deploy alone, with Prometheus failing from before it and the clock 30 s after it.
+        /// </summary>
+        public static async Task<Outage> StartAsync(WatchPrometheus prometheus, string maxBlind = "30m", bool downAtDeploy = false)
         {
             var http = new HttpClient { BaseAddress = new Uri(prometheus.Url) };
             var proxy = await new LoopbackProxy(http).StartAsync();
-            var clock = new ShiftedClock(T(10, 30));
+            proxy.Failing = downAtDeploy;
+            var clock = new ShiftedClock(downAtDeploy ? T(0, 30) : T(10, 30));
             var database = await TestDatabase.CreateAsync();
             var runbooks = new TestRunbooks(($"{Service}.yaml", WatchTests.Runbook(Service, maxBlind: maxBlind)));
             var host = new RolloutGateHost(database, new Dictionary<string, string?>
@@ -157,6 +223,13 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
             var response = await new WebhookClient(host.CreateClient(), clock).SendAsync(WebhookClient.Body(
                 "deployed", DeploymentId, Service, at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
             Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            if (downAtDeploy)
+            {
+                await outage.SweepAtAsync(T(0, 30));
+                Assert.Equal(0L, await outage.CountAsync());
+                return outage;
+            }
+
             await outage.SweepAtAsync(T(10, 30));
             Assert.Equal(3L * 10, await outage.CountAsync($"verdict = 'healthy' AND at <= '{T(10):O}'"));
             return outage;
