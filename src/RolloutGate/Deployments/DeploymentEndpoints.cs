@@ -17,6 +17,8 @@ public static class DeploymentEndpoints
     public const string DeliveryQueryParameter = "delivery";
     public const int MaxBodyBytes = 64 * 1024;
 
+    private static readonly System.Text.Json.JsonSerializerOptions OperatorJson = new(System.Text.Json.JsonSerializerDefaults.Web);
+
     public static IEndpointRouteBuilder MapDeploymentsApi(this IEndpointRouteBuilder app)
     {
         var group = app.MapGroup("/api/v1/deployments").WithTags("Deployments");
@@ -176,18 +178,26 @@ public static class DeploymentEndpoints
 
     private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)
     {
+        // Read as JSON whatever the content type says, as the webhook is: curl -d sends a form type.
+        var bytes = await ReadBodyAsync(request, cancellationToken);
+        if (bytes is null)
+        {
+            return Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
+        }
+
+        if (bytes.Length == 0)
+        {
+            return Problems.BadRequest("the body must be JSON with actor and reason, e.g. {\"actor\":\"alice\",\"reason\":\"...\"}");
+        }
+
         OperatorRequest? body;
         try
         {
-            body = await request.ReadFromJsonAsync<OperatorRequest>(cancellationToken);
+            body = System.Text.Json.JsonSerializer.Deserialize<OperatorRequest>(bytes, OperatorJson);
         }
         catch (System.Text.Json.JsonException ex)
         {
             return Problems.BadRequest($"the body is not valid JSON: {ex.Message}");
-        }
-        catch (InvalidOperationException)
-        {
-            return Problems.BadRequest("the body must be JSON (Content-Type: application/json) with actor and reason");
         }
 
         if (string.IsNullOrWhiteSpace(body?.Actor))

@@ -394,6 +394,33 @@ public sealed class WebhookProcessingTests
         Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
     }
 
+    [Theory]
+    [InlineData(null)]
+    [InlineData("application/x-www-form-urlencoded")]
+    [InlineData("text/plain")]
+    public async Task Stop_JsonBodyWithoutAJsonContentType_IsReadAsJson(string? contentType)
+    {
+        // CONTRACT section 5 names the body {"actor", "reason"}, not a content type: curl -d sends a form type, and the
+        // webhook reads its JSON whatever the header says; the operator endpoints do the same.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "ct-1");
+        await service.Webhooks.SendEventAsync("deployed", "ct-1");
+        using var @operator = service.Operator();
+        var body = new ByteArrayContent(System.Text.Encoding.UTF8.GetBytes("{\"actor\":\"bob\",\"reason\":\"by curl\"}"));
+        if (contentType is not null)
+        {
+            body.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue(contentType);
+        }
+
+        var stopped = await @operator.PostAsync(new Uri("/api/v1/deployments/ct-1/stop", UriKind.Relative), body);
+
+        Assert.Equal(HttpStatusCode.OK, stopped.StatusCode);
+        using var reader = service.Reader();
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/ct-1", UriKind.Relative))).JsonAsync();
+        Assert.Equal("stopped", deployment.GetProperty("state").GetString());
+        Assert.Equal("by curl", Assert.Single(deployment.GetProperty("decisions").EnumerateArray()).GetProperty("reason").GetString());
+    }
+
     [Fact]
     public async Task Stop_WithOperatorToken_StopsAndRecordsTheDecision()
     {
