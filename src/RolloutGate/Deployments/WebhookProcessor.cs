@@ -186,7 +186,8 @@ public sealed partial class WebhookProcessor(
 
         // The version recorded at predeploy governs the whole change, even if the file was edited since.
         var watch = runbooks.VersionOf(deployment).Watch;
-        var deployedAt = request.At ?? now;
+        // In PostgreSQL's precision (microseconds), so the answer's watchUntil is the one the deployment shows later.
+        var deployedAt = ToMicroseconds(request.At ?? now);
         deployment.DeployedAt = deployedAt;
         deployment.WatchStartedAt = now;
         deployment.WatchUntil = deployedAt + watch.Duration;
@@ -259,6 +260,8 @@ public sealed partial class WebhookProcessor(
         CreatedAt = now,
         UpdatedAt = now,
     };
+
+    private static DateTimeOffset ToMicroseconds(DateTimeOffset at) => at.AddTicks(-(at.Ticks % TimeSpan.TicksPerMicrosecond));
 
     private static Dictionary<string, object?> StateExtension(DeploymentRow deployment) => new() { ["state"] = deployment.State };
 

@@ -42,6 +42,24 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployed_WatchUntilInTheAnswer_IsTheDeploymentsWatchUntil()
+    {
+        // The 202's watchUntil and GET's watch.until are one instant, written the same way: PostgreSQL keeps
+        // microseconds, so an answer with the clock's 100 ns ticks (or a finer "at") named a time the deployment never had.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "wu-1");
+        var at = DateTimeOffset.UtcNow.AddMinutes(-1).ToString("yyyy-MM-dd'T'HH:mm:ss", System.Globalization.CultureInfo.InvariantCulture) + ".1234567Z";
+
+        var deployed = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "wu-1", at: at))).JsonAsync();
+        using var reader = service.Reader();
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/wu-1", UriKind.Relative))).JsonAsync();
+
+        var watch = deployment.GetProperty("watch");
+        Assert.Equal(watch.GetProperty("until").GetString(), deployed.GetProperty("watchUntil").GetString());
+        Assert.Equal(watch.GetProperty("until").GetDateTimeOffset() - TimeSpan.FromHours(24), watch.GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
+    }
+
+    [Fact]
     public async Task Webhook_DeliveryIdReusedForDifferentBody_Refused409()
     {
         await using var service = await TestService.StartAsync();
