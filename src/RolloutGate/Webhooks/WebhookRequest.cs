@@ -106,6 +106,12 @@ public static class WebhookRequestParser
             return (null, "deploymentId must not contain '/'; it names the deployment in URLs such as /api/v1/deployments/{deploymentId}");
         }
 
+        if (request.DeploymentId is "." or "..")
+        {
+            // A URL's dot segments are resolved away before routing: /api/v1/deployments/.. could never name it.
+            return (null, "deploymentId must not be '.' or '..'; it names the deployment in URLs such as /api/v1/deployments/{deploymentId}");
+        }
+
         if (request.At is { } at && (at < now - MaxAtDistance || at > now + MaxAtDistance))
         {
             return (null, $"at ({at:O}) is more than {MaxAtDistance.TotalDays:0} days from now; send the time of the event, or leave at out for now");

@@ -86,6 +86,8 @@ public sealed class WebhookProcessingTests
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"initiator\": \"a\\u0000b\"}", "initiator contains a NUL character" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"9999-12-31T23:59:59Z\"}", "days from now" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"team/app-42\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not contain '/'" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \".\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"..\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"0001-01-01T00:00:00Z\"}", "days from now" },
     };
 
