@@ -17,6 +17,7 @@ public static class CommandPaths
     public static string Describe(string given, string resolved) =>
         string.Equals(given, resolved, StringComparison.Ordinal) ? given : $"{given} (looked for {resolved})";
 
-    private static string BaseFolder(Func<string, string?> environment) =>
+    /// <summary>The folder relative paths are read from: PWD when it names an existing folder by its full path, else the working directory.</summary>
+    public static string BaseFolder(Func<string, string?> environment) =>
         environment("PWD") is { } pwd && Path.IsPathFullyQualified(pwd) && Directory.Exists(pwd) ? pwd : Directory.GetCurrentDirectory();
 }

@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
+using RolloutGate.Cli;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
@@ -86,7 +87,9 @@ public sealed partial class RunbookLoader(
 
     private async Task ScanOnceAsync(CancellationToken cancellationToken)
     {
-        var folder = Path.GetFullPath(options.Value.RunbooksPath);
+        // A relative folder is read from where the service was started, as the CLI's paths are: dotnet run starts it in
+        // src/RolloutGate, and the default "runbooks" means the repository's runbooks/ (CONTRACT sections 1 and 2).
+        var folder = CommandPaths.Resolve(options.Value.RunbooksPath, Environment.GetEnvironmentVariable);
         var files = Directory.Exists(folder)
             ? Directory.EnumerateFiles(folder).Where(IsRunbookFile).Order(StringComparer.Ordinal).ToList()
             : [];
@@ -145,7 +148,7 @@ public sealed partial class RunbookLoader(
 
                 judged[file] = sha;
                 var content = System.Text.Encoding.UTF8.GetString(bytes);
-                var display = Path.GetRelativePath(Directory.GetCurrentDirectory(), file);
+                var display = Path.GetRelativePath(CommandPaths.BaseFolder(Environment.GetEnvironmentVariable), file);
                 var parsed = RunbookParser.Parse(content, display);
                 var errors = parsed.Errors.ToList();
                 if (parsed.Runbook is { } runbook)
