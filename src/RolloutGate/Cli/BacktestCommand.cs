@@ -63,10 +63,11 @@ public static class BacktestCommand
             return 2;
         }
 
-        if (CommandTimes.Read(options["--deployed-at"]) is not { } deployedAt)
+        // Without an offset UTC, as the CSV's own timestamps are read: the same text names the same row.
+        if (CommandTimes.Read(options["--deployed-at"], withoutOffsetUtc: true) is not { } deployedAt)
         {
             await stderr.WriteLineAsync(
-                $"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time with an offset (e.g. 2026-11-21T10:00:00Z or 2026-11-21T11:00:00+01:00)");
+                $"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time (e.g. 2026-11-21T10:00:00Z, 2026-11-21T11:00:00+01:00, or 2026-11-21T10:00:00 for UTC)");
             return 2;
         }
 
@@ -98,6 +99,12 @@ public static class BacktestCommand
                 {
                     await stderr.WriteLineAsync($"backtest: {csvFile} {nothing}");
                     return 2;
+                }
+
+                if (csv.Unrecorded.Count > 0)
+                {
+                    await stderr.WriteLineAsync(
+                        $"backtest: {csvFile} has no column for {string.Join(", ", csv.Unrecorded)}; judged without them, on {string.Join(", ", csv.Plan.Metrics.Select(m => m.Name))}");
                 }
 
                 result = await Backtest.RunAsync(csv, csv.Plan, deployedAt, csv.LastAt ?? deployedAt, CancellationToken.None);

@@ -8,7 +8,8 @@ namespace RolloutGate.Watch;
 /// interval, the timestamp in ISO 8601 or unix seconds. An empty cell is no data. Optional columns
 /// <c>&lt;metric&gt;.requests</c> and <c>&lt;metric&gt;.errors</c> carry the counts of an interval (an error rate is judged on
 /// counts), and a column <c>requests</c> gives the request count of every metric without its own. An error rate without
-/// request counts is judged on its ratio alone (<see cref="Plan"/>). Rows before the deploy are the baseline; the
+/// request counts is judged on its ratio alone (<see cref="Plan"/>). A file may record some of the runbook's metrics only:
+/// the others are left out of the backtest (<see cref="Unrecorded"/>). Rows before the deploy are the baseline; the
 /// interval ending at t is the last row in (t − interval, t].
 /// </summary>
 public sealed class CsvMetricSource : IMetricSource
@@ -17,18 +18,24 @@ public sealed class CsvMetricSource : IMetricSource
     private readonly TimeSpan interval;
     private readonly HashSet<string> ratioOnly;
 
-    private CsvMetricSource(List<Row> rows, WatchPlan plan, HashSet<string> ratioOnly)
+    private CsvMetricSource(List<Row> rows, WatchPlan plan, HashSet<string> ratioOnly, IReadOnlyList<string> unrecorded)
     {
         this.rows = rows;
         interval = plan.Watch.Interval;
         this.ratioOnly = ratioOnly;
+        Unrecorded = unrecorded;
         // The test of the continuous metrics where higher is worse, as a custom query's value gets: cost per request's,
         // whose explanations print the ratio as a plain number (a latency's would print it as milliseconds).
         Plan = plan with
         {
-            Metrics = [.. plan.Metrics.Select(m => ratioOnly.Contains(m.Name) ? m with { Kind = MetricKind.CostPerRequest } : m)],
+            Metrics = [.. plan.Metrics
+                .Where(m => !unrecorded.Contains(m.Name, StringComparer.Ordinal))
+                .Select(m => ratioOnly.Contains(m.Name) ? m with { Kind = MetricKind.CostPerRequest } : m)],
         };
     }
+
+    /// <summary>The runbook's metrics the file has no column for, in the runbook's order: the backtest leaves them out.</summary>
+    public IReadOnlyList<string> Unrecorded { get; }
 
     /// <summary>
     /// The plan to backtest this file with: the runbook's, except that an error rate the file gives no request counts for
@@ -68,7 +75,12 @@ public sealed class CsvMetricSource : IMetricSource
             }
         }
 
-        errors.AddRange(metrics.Where(m => !header.Contains(m, StringComparer.Ordinal)).Select(m => $"{file}:1: no column for metric '{m}'"));
+        var unrecorded = plan.Metrics.Select(m => m.Name).Where(m => !header.Contains(m, StringComparer.Ordinal)).ToList();
+        if (unrecorded.Count == plan.Metrics.Count)
+        {
+            errors.Add($"{file}:1: no column names a metric of the runbook (its metrics: {string.Join(", ", metrics)})");
+        }
+
         var rows = new List<Row>();
         for (var i = 1; i < lines.Length; i++)
         {
@@ -122,7 +134,7 @@ public sealed class CsvMetricSource : IMetricSource
             .Where(m => m.Kind == MetricKind.ErrorRate && !requestsForAll && !header.Contains($"{m.Name}.requests", StringComparer.Ordinal))
             .Select(m => m.Name)
             .ToHashSet(StringComparer.Ordinal);
-        return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan, ratioOnly), []);
+        return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan, ratioOnly, unrecorded), []);
     }
 
     public Task<IReadOnlyList<MetricObservation>> ObserveAsync(IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken)

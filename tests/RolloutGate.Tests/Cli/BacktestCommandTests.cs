@@ -177,6 +177,36 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_CsvWithSomeOfTheRunbooksMetrics_JudgedOnThoseAndTheOthersNamed()
+    {
+        var text = new StringBuilder("timestamp,p95-latency\n");
+        for (var minute = -120; minute <= 60; minute++)
+        {
+            var latency = (minute <= 0 ? 0.2 : 0.4) * (1 + (0.02 * Math.Sin(minute)));
+            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute):O},{latency.ToString("R", CultureInfo.InvariantCulture)}\n");
+        }
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("p95.csv", text.ToString()));
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Contains("has no column for error-rate; judged without them, on p95-latency", stderr.ToString(), StringComparison.Ordinal);
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        Assert.All(answer.GetProperty("evaluations").EnumerateArray(), e => Assert.Equal("p95-latency", e.GetProperty("metric").GetString()));
+    }
+
+    [Fact]
+    public async Task Backtest_CsvWithNoneOfTheRunbooksMetrics_ExitsTwo()
+    {
+        var csv = Write("none.csv", "timestamp,error-rate.requests\n2026-11-21T09:00:00Z,1000\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:1: no column names a metric of the runbook (its metrics: p95-latency, error-rate)", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Backtest_BadRunbook_ExitsTwoWithFileAndLine()
     {
         var runbook = Write("broken.yaml", Runbook.Replace("  owner: U024BE7LH", "  ownr: U024BE7LH", StringComparison.Ordinal));
@@ -226,8 +256,8 @@ public sealed class BacktestCommandTests : IDisposable
     [Theory]
     [InlineData("11/21/2026")]
     [InlineData("2026-11-21 10:00")]
-    [InlineData("2026-11-21T10:00:00")]
     [InlineData("2026-11-21")]
+    [InlineData("2026-11-21T10:00:00+0100")]
     [InlineData("21 Nov 2026 10:00:00 +00:00")]
     public async Task Backtest_DeployedAtNotIso8601WithOffset_ExitsTwo(string deployedAt)
     {
@@ -235,7 +265,7 @@ public sealed class BacktestCommandTests : IDisposable
 
         Assert.Equal(2, exit);
         Assert.Equal(
-            $"backtest: --deployed-at '{deployedAt}' is not an ISO 8601 time with an offset (e.g. 2026-11-21T10:00:00Z or 2026-11-21T11:00:00+01:00)",
+            $"backtest: --deployed-at '{deployedAt}' is not an ISO 8601 time (e.g. 2026-11-21T10:00:00Z, 2026-11-21T11:00:00+01:00, or 2026-11-21T10:00:00 for UTC)",
             stderr.ToString().Trim());
     }
 
@@ -244,6 +274,8 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("2026-11-21T10:00Z")]
     [InlineData("2026-11-21T11:00:00+01:00")]
     [InlineData("2026-11-21T10:00:00.0000000+00:00")]
+    [InlineData("2026-11-21T10:00:00")]
+    [InlineData("2026-11-21T10:00")]
     public async Task Backtest_DeployedAtIso8601_SameDeploymentTime(string deployedAt)
     {
         var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.4, _ => 2));
