@@ -379,7 +379,7 @@ public static partial class RunbookParser
         var url = http?.Text("url", required: true);
         if (url is not null && !RunbookValues.IsAbsoluteHttpUrl(url))
         {
-            http!.Error("url", $"{http.PathOf("url")} must be an absolute http:// or https:// URL, got '{url}'");
+            http!.Error("url", $"{http.PathOf("url")} must be an absolute http:// or https:// URL, got '{Urls.Shown(url)}'");
         }
 
         var status = http?.Value<int>("expectStatus", TryParseStatus, "an HTTP status code between 100 and 599");
@@ -541,7 +541,7 @@ public static partial class RunbookParser
                 var url = Field(webhook, "url");
                 if (url.Length > 0 && !RunbookValues.IsAbsoluteHttpUrl(url))
                 {
-                    webhook!.Error("url", $"rollback.action.webhook.url must be an absolute http:// or https:// URL, got '{url}'");
+                    webhook!.Error("url", $"rollback.action.webhook.url must be an absolute http:// or https:// URL, got '{Urls.Shown(url)}'");
                 }
 
                 return new RollbackAction(Webhook: new WebhookRollback(url, Field(webhook, "secret")));

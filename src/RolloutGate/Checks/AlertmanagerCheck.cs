@@ -34,7 +34,7 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
         }
         catch (Exception exception) when (exception is HttpRequestException or Polly.Timeout.TimeoutRejectedException or Polly.CircuitBreaker.BrokenCircuitException)
         {
-            return CheckResult.Error(check.Name, $"Alertmanager at {baseUrl} is unreachable: {exception.Message}");
+            return CheckResult.Error(check.Name, $"Alertmanager at {Urls.Shown(baseUrl)} is unreachable: {exception.Message}");
         }
 
         using (response)

@@ -15,13 +15,15 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
         using var deadline = new CancellationTokenSource(timeout, time);
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         using var http = httpClients.CreateClient(CheckConstants.HttpCheckHttpClient);
+        // Never the query string or user info in the detail (an answer and an audit event): either may carry a credential.
+        var shown = Urls.Shown(spec.Url);
         try
         {
             using var response = await http.GetAsync(spec.Url, HttpCompletionOption.ResponseHeadersRead, linked.Token);
             var status = (int)response.StatusCode;
             if (status != spec.ExpectStatus)
             {
-                return CheckResult.Fail(check.Name, $"GET {spec.Url} answered {status}, expected {spec.ExpectStatus}");
+                return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, expected {spec.ExpectStatus}");
             }
 
             if (spec.BodyContains is { } expected)
@@ -29,23 +31,23 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
                 var body = await ReadBodyAsync(response, linked.Token);
                 if (!body.Contains(expected, StringComparison.Ordinal))
                 {
-                    return CheckResult.Fail(check.Name, $"GET {spec.Url} answered {status}, but the body does not contain '{expected}'");
+                    return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, but the body does not contain '{expected}'");
                 }
 
-                return CheckResult.Pass(check.Name, $"GET {spec.Url} answered {status} containing '{expected}'");
+                return CheckResult.Pass(check.Name, $"GET {shown} answered {status} containing '{expected}'");
             }
 
             // Say so when the answer did not come from the real service (demo mode of deploy/local/run.sh).
             var standIn = response.Headers.Contains(Demo.DemoClusterNamesHandler.AnsweredBy) ? " (answered by the demo stand-in, not the network)" : "";
-            return CheckResult.Pass(check.Name, $"GET {spec.Url} answered {status}{standIn}");
+            return CheckResult.Pass(check.Name, $"GET {shown} answered {status}{standIn}");
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            return CheckResult.Error(check.Name, $"GET {spec.Url} gave no answer within {CheckFormat.Duration(timeout)}");
+            return CheckResult.Error(check.Name, $"GET {shown} gave no answer within {CheckFormat.Duration(timeout)}");
         }
         catch (HttpRequestException exception)
         {
-            return CheckResult.Error(check.Name, $"GET {spec.Url} failed: {exception.Message}");
+            return CheckResult.Error(check.Name, $"GET {shown} failed: {exception.Message}");
         }
     }
 

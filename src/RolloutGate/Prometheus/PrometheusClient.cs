@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Prometheus;
 
@@ -27,6 +28,9 @@ public interface IPrometheusClient
 /// </summary>
 internal sealed partial class PrometheusClient(HttpClient http, ILogger<PrometheusClient> logger) : IPrometheusClient
 {
+    /// <summary>Prometheus's address as errors and logs name it: never user info or a query, which may hold a credential.</summary>
+    private string Shown => Urls.Shown(http.BaseAddress?.ToString() ?? "");
+
     public async Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var data = await SendAsync(PrometheusConstants.QueryPath, promql, [new("time", PrometheusFormat.FormatTime(at))], cancellationToken);
@@ -75,9 +79,9 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
         }
         catch (Exception exception) when (IsUnreachable(exception, cancellationToken))
         {
-            LogUnreachable(logger, http.BaseAddress, exception);
+            LogUnreachable(logger, Shown, exception);
             throw new PrometheusUnavailableException(
-                $"Prometheus at {http.BaseAddress} is unreachable: {exception.Message}", exception);
+                $"Prometheus at {Shown} is unreachable: {exception.Message}", exception);
         }
 
         using (response)
@@ -91,7 +95,7 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
             catch (JsonException exception)
             {
                 throw new PrometheusUnavailableException(
-                    $"Prometheus at {http.BaseAddress} answered {(int)response.StatusCode} without its JSON API body", exception);
+                    $"Prometheus at {Shown} answered {(int)response.StatusCode} without its JSON API body", exception);
             }
 
             using (document)
@@ -109,7 +113,7 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
                 if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
                 {
                     throw new PrometheusUnavailableException(
-                        $"Prometheus at {http.BaseAddress} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
+                        $"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
                 }
 
                 // The document is disposed on return; the caller walks a copy.
@@ -143,5 +147,5 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
     private static partial void LogQueryRejected(ILogger logger, string query, string errorType, string error);
 
     [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Prometheus at {BaseAddress} is unreachable")]
-    private static partial void LogUnreachable(ILogger logger, Uri? baseAddress, Exception exception);
+    private static partial void LogUnreachable(ILogger logger, string baseAddress, Exception exception);
 }

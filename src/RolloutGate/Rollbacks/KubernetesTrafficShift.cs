@@ -1,5 +1,6 @@
 using System.Text.Json.Nodes;
 using RolloutGate.Core.Rollbacks;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Kubernetes;
 
 namespace RolloutGate.Rollbacks;
@@ -25,7 +26,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             return Task.FromResult(MissingNamespace(action));
         }
 
-        return attempts.RunAsync(action, $"the Kubernetes API at {kubernetes.BaseAddress}", async token =>
+        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress?.ToString() ?? "")}", async token =>
         {
             var current = await kubernetes.GetAsync(resource, @namespace, name, token);
             var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();

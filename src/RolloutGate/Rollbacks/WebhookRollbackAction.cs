@@ -23,7 +23,7 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
     {
         var url = new Uri(webhook.Url, UriKind.Absolute);
         // Never the query string or user info: either may carry a credential.
-        var shown = url.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped);
+        var shown = Urls.Shown(webhook.Url);
         var action = $"webhook POST {shown}";
         var body = JsonSerializer.SerializeToUtf8Bytes(
             new RollbackWebhookBody(request.DeploymentId, request.Service, request.Environment, request.RollbackTo, request.Reason), Json);

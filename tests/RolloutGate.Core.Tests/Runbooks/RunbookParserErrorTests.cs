@@ -313,6 +313,7 @@ public sealed class RunbookParserErrorTests
     [InlineData("url: https://example.com/healthz\n          expectStatus: 204\n          bodyContains: ok\n          timeout: 5s", null)]
     [InlineData("url: /healthz", "preDeploy.checks[0].http.url must be an absolute http:// or https:// URL, got '/healthz'")]
     [InlineData("url: ftp://example.com/", "preDeploy.checks[0].http.url must be an absolute http:// or https:// URL, got 'ftp://example.com/'")]
+    [InlineData("url: ftp://probe:s3cret@example.com/?token=s3cret", "preDeploy.checks[0].http.url must be an absolute http:// or https:// URL, got 'ftp://example.com/?…'")]
     [InlineData("url: http://x/\n          expectStatus: 700", "preDeploy.checks[0].http.expectStatus must be an HTTP status code between 100 and 599, got '700'")]
     [InlineData("expectStatus: 200", "missing required field 'url' in preDeploy.checks[0].http")]
     public void Parse_HttpCheck_IsValidated(string body, string? reason)
@@ -451,6 +452,7 @@ public sealed class RunbookParserErrorTests
     [InlineData("argoRollouts: {rollout: checkout}", null)]
     [InlineData("webhook: {url: https://cd.example/rollback, secret: s3cret}", null)]
     [InlineData("webhook: {url: cd.example/rollback, secret: s3cret}", "rollback.action.webhook.url must be an absolute http:// or https:// URL")]
+    [InlineData("webhook: {url: 'deployer:s3cret@cd.example/rollback', secret: s3cret}", "rollback.action.webhook.url must be an absolute http:// or https:// URL, got 'cd.example/rollback'")]
     [InlineData("webhook: {url: https://cd.example/rollback}", "missing required field 'secret' in rollback.action.webhook")]
     [InlineData("istio: {virtualService: checkout}", "missing required field 'stableSubset' in rollback.action.istio")]
     [InlineData("helm: {release: checkout}", "unknown field 'helm' in rollback.action (expected one of: istio, linkerd, smi, argoRollouts, webhook)")]

@@ -204,6 +204,17 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
     }
 
     [Fact]
+    public async Task Http_CredentialsInTheUrl_NotInTheDetail()
+    {
+        var url = host.ServerUrl.Replace("http://", "http://probe:s3cret@", StringComparison.Ordinal) + "/healthz?token=s3cret";
+
+        var result = await CheckTestHost.RunOneAsync(new CheckSpec("payments-healthy", Http: new HttpCheckSpec(url, 200, null, null)));
+
+        Assert.Equal(CheckStatus.Pass, result.Status);
+        Assert.Equal($"GET {host.ServerUrl}/healthz?… answered 200", result.Detail);
+    }
+
+    [Fact]
     public async Task Http_OtherStatus_FailsShowingBoth()
     {
         var result = await CheckTestHost.RunOneAsync(Http("/status/503"));

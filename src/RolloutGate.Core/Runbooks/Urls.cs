@@ -1,0 +1,31 @@
+using System.Text.RegularExpressions;
+
+namespace RolloutGate.Core.Runbooks;
+
+/// <summary>URLs from runbooks as messages, answers, logs and the audit trail show them.</summary>
+public static partial class Urls
+{
+    /// <summary>
+    /// <paramref name="text"/> without its user info and query (or fragment), either of which may carry a credential
+    /// (<c>https://user:token@host/hook?key=…</c>): what was dropped after the path shows as <c>?…</c>. Text that is
+    /// not a URL at all (a runbook's mistake, quoted in its error) loses the same parts as far as they can be told apart.
+    /// </summary>
+    public static string Shown(string text)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        // Cut first: not every scheme has a query (in ftp:// a '?' belongs to the path, so the parsed path would keep it).
+        var cut = text.IndexOfAny(['?', '#']);
+        var dropped = cut < 0 ? "" : "?…";
+        var head = cut < 0 ? text : text[..cut];
+        if (Uri.TryCreate(head, UriKind.Absolute, out var uri) && !string.IsNullOrEmpty(uri.Host))
+        {
+            return uri.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped) + dropped;
+        }
+
+        return UserInfo().Replace(head, "$1") + dropped;
+    }
+
+    /// <summary>What stands between the start (or <c>//</c>) and an <c>@</c> before any further <c>/</c>.</summary>
+    [GeneratedRegex("(^|//)[^/@]*@", RegexOptions.CultureInvariant)]
+    private static partial Regex UserInfo();
+}
