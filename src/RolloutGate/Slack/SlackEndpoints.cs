@@ -131,7 +131,13 @@ public static class SlackEndpoints
         }
 
         var userId = form.GetValueOrDefault("user_id").ToString();
-        var words = form.GetValueOrDefault("text").ToString().Split(' ', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries);
+        // Any whitespace between the words (Slack passes a tab or a non-breaking space as typed); the verb in any case.
+        var words = form.GetValueOrDefault("text").ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
+        if (words.Length > 0)
+        {
+            words[0] = words[0].ToLowerInvariant();
+        }
+
         var text = words switch
         {
             ["status", var target] => await actions.StatusAsync(target, cancellationToken),

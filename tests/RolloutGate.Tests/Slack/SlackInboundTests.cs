@@ -210,6 +210,9 @@ public sealed class SlackInboundTests
         Assert.Equal("ephemeral", status.GetProperty("response_type").GetString());
         Assert.Contains("checkout `2.4.0` in production: *watching*", status.GetProperty("text").GetString(), StringComparison.Ordinal);
 
+        var shouted = await (await test.CommandAsync(Stranger, "STATUS\u00a0 gh-cmd-1")).JsonAsync();
+        Assert.Equal(status.GetProperty("text").GetString(), shouted.GetProperty("text").GetString());
+
         var byService = await (await test.CommandAsync(Stranger, "status checkout")).JsonAsync();
         Assert.StartsWith("Latest deployments of checkout:\n• <https://rolloutgate.example/api/v1/deployments/gh-cmd-1|gh-cmd-1>",
             byService.GetProperty("text").GetString(), StringComparison.Ordinal);
