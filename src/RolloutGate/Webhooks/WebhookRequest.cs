@@ -52,6 +52,12 @@ public static class WebhookRequestParser
             return (null, "the body is empty; expected a JSON object with event, deploymentId, service and environment");
         }
 
+        // A byte order mark, as some clients (PowerShell's, say) put before UTF-8 text, is not part of the JSON.
+        if (body.StartsWith("\uFEFF"u8))
+        {
+            body = body[3..];
+        }
+
         WebhookRequest? request;
         try
         {
@@ -60,7 +66,7 @@ public static class WebhookRequestParser
         catch (JsonException ex)
         {
             var where = ex.Path is { Length: > 1 } path ? $" at {path}" : "";
-            return (null, $"the body is not valid webhook JSON{where}: {FirstSentence(ex.Message)}");
+            return (null, $"the body is not valid webhook JSON{where}: {Readable(ex)}");
         }
 
         if (request is null)
@@ -120,9 +126,24 @@ public static class WebhookRequestParser
         return (request, null);
     }
 
-    private static string FirstSentence(string message)
+    /// <summary>
+    /// The serializer's first sentence, or, for a value of the wrong type (whose message names a .NET type), what the
+    /// sender has to send there instead.
+    /// </summary>
+    private static string Readable(JsonException ex)
     {
-        var end = message.IndexOf(". ", StringComparison.Ordinal);
-        return end > 0 ? message[..(end + 1)] : message;
+        var end = ex.Message.IndexOf(". ", StringComparison.Ordinal);
+        var first = end > 0 ? ex.Message[..(end + 1)] : ex.Message;
+        if (!first.Contains("could not be converted to", StringComparison.Ordinal))
+        {
+            return first;
+        }
+
+        return ex.Path switch
+        {
+            null or "$" => "expected a JSON object",
+            "$.at" => "expected an ISO 8601 time with an offset, such as \"2026-11-21T10:00:00Z\"",
+            _ => "expected a string",
+        };
     }
 }

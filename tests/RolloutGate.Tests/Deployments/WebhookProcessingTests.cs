@@ -75,11 +75,11 @@ public sealed class WebhookProcessingTests
     {
         { "not json", "not valid webhook JSON" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\"", "not valid webhook JSON" },
-        { "[1, 2]", "not valid webhook JSON" },
+        { "[1, 2]", "not valid webhook JSON: expected a JSON object" },
         { "null", "JSON object" },
         { "", "empty" },
-        { "{\"event\": \"predeploy\", \"deploymentId\": 42, \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId" },
-        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"yesterday\"}", "at" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": 42, \"service\": \"checkout\", \"environment\": \"production\"}", "at $.deploymentId: expected a string" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"yesterday\"}", "at $.at: expected an ISO 8601 time" },
         { "{\"event\": \"predeploy\", \"service\": \"checkout\", \"environment\": \"production\"}", "missing required field: deploymentId" },
         { "{\"event\": \"shipit\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\"}", "is not one of" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"nul\\u0000id\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId contains a NUL character" },
@@ -108,6 +108,17 @@ public sealed class WebhookProcessingTests
         Assert.Equal(auditBefore + 1, await service.CountAsync("audit_events"));
         Assert.Equal(1, await service.CountAsync("audit_events",
             "type = 'webhook.refused' AND deployment_id IS NULL AND data::jsonb->>'deliveryId' = 'd-malformed' AND (data::jsonb->>'answer')::int = 400"));
+    }
+
+    [Fact]
+    public async Task Webhook_BodyAfterAUtf8ByteOrderMark_IsRead()
+    {
+        await using var service = await TestService.StartAsync();
+
+        var response = await service.Webhooks.SendAsync("\uFEFF" + WebhookClient.Body("predeploy", "gh-bom-1"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        Assert.Equal("gh-bom-1", (await response.JsonAsync()).GetProperty("deploymentId").GetString());
     }
 
     [Fact]
