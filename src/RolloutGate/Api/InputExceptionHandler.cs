@@ -26,7 +26,7 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
         string detail;
         if (exception is BadHttpRequestException badRequest)
         {
-            detail = badRequest.Message;
+            detail = Readable(badRequest.Message);
         }
         else if (Unstorable(exception) is { } postgres)
         {
@@ -46,6 +46,29 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
             ProblemDetails = { Status = StatusCodes.Status400BadRequest, Title = "Malformed request", Detail = detail },
         });
     }
+
+    /// <summary>
+    /// The framework's words for a parameter it could not bind (<c>Failed to bind parameter "Nullable&lt;int&gt; limit"
+    /// from "abc".</c>) without the .NET type: the parameter, the value given and what it must be. Other messages as they are.
+    /// </summary>
+    internal static string Readable(string message)
+    {
+        if (UnboundParameter().Match(message) is not { Success: true } match)
+        {
+            return message;
+        }
+
+        var type = match.Groups["type"].Value;
+        var expected = type.Contains("DateTimeOffset", StringComparison.Ordinal) ? "an ISO 8601 time such as 2026-11-21T10:00:00Z"
+            : type.Contains("int", StringComparison.Ordinal) || type.Contains("long", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("bool", StringComparison.Ordinal) ? "true or false"
+            : null;
+        var given = $"{match.Groups["name"].Value} '{match.Groups["value"].Value}' cannot be read";
+        return expected is null ? $"{given}." : $"{given}: it must be {expected}.";
+    }
+
+    [System.Text.RegularExpressions.GeneratedRegex("^Failed to bind parameter \"(?<type>.+) (?<name>[^ \"]+)\" from \"(?<value>.*)\"\\.?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
+    private static partial System.Text.RegularExpressions.Regex UnboundParameter();
 
     private static PostgresException? Unstorable(Exception? exception) =>
         InChain<PostgresException>(exception, postgres => UnstorableText.Contains(postgres.SqlState));

@@ -169,8 +169,8 @@ public sealed class WebhookProcessingTests
             ("/api/v1/audit/events?deploymentId=%00", "NUL character"),
             ("/api/v1/audit/events?actor=%00", "NUL character"),
             ("/api/v1/reports/summary?service=%00", "NUL character"),
-            ("/api/v1/audit/events?from=garbage", "from"),
-            ("/api/v1/audit/events?limit=abc", "limit"),
+            ("/api/v1/audit/events?from=garbage", "from 'garbage' cannot be read: it must be an ISO 8601 time such as 2026-11-21T10:00:00Z."),
+            ("/api/v1/audit/events?limit=abc", "limit 'abc' cannot be read: it must be a whole number."),
         })
         {
             var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
