@@ -14,6 +14,8 @@ try
     var builder = WebApplication.CreateBuilder(args);
     builder.AddRolloutGate();
     var app = builder.Build();
+    // Checked here, before the host starts, so that a missing or broken one is the one line below, not a stack trace.
+    _ = RolloutGate.Infrastructure.Database.DatabaseExtensions.ReadConnectionString(app.Configuration);
     app.MapRolloutGate();
     var watchScheduler = app.Services.GetRequiredService<WatchSweepScheduler>();
     var endProcessOnStop = app.Services.GetRequiredService<IOptions<RolloutGateOptions>>().Value.EndProcessOnStop;

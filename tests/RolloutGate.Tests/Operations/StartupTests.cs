@@ -32,6 +32,35 @@ public sealed class StartupTests
         Assert.DoesNotContain(password, error + await stdout, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(null, "RolloutGate cannot start: no database configured: set ConnectionStrings__RolloutGate")]
+    [InlineData("Host=;;=x", "RolloutGate cannot start: ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string")]
+    public async Task NoOrBrokenConnectionString_ExitsWithOneLineAndNoStackTrace(string? connectionString, string line)
+    {
+        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment.Remove("ConnectionStrings__RolloutGate");
+        if (connectionString is not null)
+        {
+            start.Environment["ConnectionStrings__RolloutGate"] = connectionString;
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, process.ExitCode);
+        var output = await stdout + await stderr;
+        Assert.StartsWith(line, output.Trim(), StringComparison.Ordinal);
+        Assert.Single(output.Trim().Split('\n'));
+    }
+
     [Fact]
     public async Task NoRunbooksPath_RunbooksFolderOfTheFolderItWasStartedFrom_IsLoaded()
     {

@@ -20,7 +20,8 @@ public static class DatabaseExtensions
         return services;
     }
 
-    private static string ReadConnectionString(IConfiguration configuration)
+    /// <summary>The connection string, or a <see cref="StartupException"/> saying what to set.</summary>
+    public static string ReadConnectionString(IConfiguration configuration)
     {
         var connectionString = configuration.GetConnectionString(ConnectionStringName);
         if (string.IsNullOrWhiteSpace(connectionString))
