@@ -22,7 +22,7 @@ public sealed class RunbookCatalog : IReadinessCheck
 {
     private readonly ConcurrentDictionary<long, Runbook> byVersionId = new();
 
-    private volatile Snapshot current = new(ImmutableDictionary<string, LoadedRunbook>.Empty, Loaded: false);
+    private volatile Snapshot current = new(ImmutableDictionary<string, LoadedRunbook>.Empty, Loaded: false, MissingFolder: null);
 
     public IReadOnlyCollection<LoadedRunbook> All => current.ByFile.Values.ToList();
 
@@ -56,9 +56,17 @@ public sealed class RunbookCatalog : IReadinessCheck
 
     internal ImmutableDictionary<string, LoadedRunbook> ByFile => current.ByFile;
 
-    internal void Publish(ImmutableDictionary<string, LoadedRunbook> byFile) => current = new Snapshot(byFile, Loaded: true);
+    /// <summary>Publishes what a scan found; <paramref name="missingFolder"/>, the folder it looked in, when that does not exist.</summary>
+    internal void Publish(ImmutableDictionary<string, LoadedRunbook> byFile, string? missingFolder) =>
+        current = new Snapshot(byFile, Loaded: true, missingFolder);
 
-    public string? Problem() => IsLoaded ? null : "runbooks not loaded yet";
+    /// <summary>Not ready before the first scan, nor while the runbooks folder does not exist: a misconfigured path governs nothing.</summary>
+    public string? Problem() => current switch
+    {
+        { Loaded: false } => "runbooks not loaded yet",
+        { MissingFolder: { } folder } => $"the runbooks folder {folder} does not exist (RolloutGate__RunbooksPath); no service is governed",
+        _ => null,
+    };
 
-    private sealed record Snapshot(ImmutableDictionary<string, LoadedRunbook> ByFile, bool Loaded);
+    private sealed record Snapshot(ImmutableDictionary<string, LoadedRunbook> ByFile, bool Loaded, string? MissingFolder);
 }

@@ -218,7 +218,7 @@ public sealed partial class RunbookLoader(
             seen[file] = sha;
         }
 
-        catalog.Publish(next);
+        catalog.Publish(next, Directory.Exists(folder) ? null : folder);
     }
 
     private static bool IsRunbookFile(string path) =>

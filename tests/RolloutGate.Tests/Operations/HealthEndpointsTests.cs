@@ -20,6 +20,21 @@ public sealed class HealthEndpointsTests
     }
 
     [Fact]
+    public async Task Readyz_RunbooksFolderMissing_NotReadySayingWhich()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var missing = Path.Combine(Path.GetTempPath(), $"rolloutgate-no-runbooks-{Guid.NewGuid():N}");
+        await using var host = new RolloutGateHost(database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = missing });
+        using var client = host.CreateClient();
+
+        var ready = await client.GetAsync(new Uri("/readyz", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, ready.StatusCode);
+        var problem = Assert.Single((await ready.JsonAsync()).GetProperty("problems").EnumerateArray()).GetString();
+        Assert.Equal($"the runbooks folder {missing} does not exist (RolloutGate__RunbooksPath); no service is governed", problem);
+    }
+
+    [Fact]
     public async Task OpenApi_Document_IsServed()
     {
         await using var database = await TestDatabase.CreateAsync();
