@@ -25,5 +25,8 @@ public static class AuditEventTypes
     public const string RollbackAction = "rollback.action";
     public const string SlackMessageAbandoned = "slack.message-abandoned";
 
+    /// <summary>The demo workload's fault changed (<c>/demo/faults</c>, demo mode only): what the demo's watch sees changes with it.</summary>
+    public const string DemoFault = "demo.fault";
+
     public static string Webhook(string webhookEvent) => WebhookPrefix + webhookEvent;
 }

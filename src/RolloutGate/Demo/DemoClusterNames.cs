@@ -35,9 +35,13 @@ public sealed class DemoClusterNamesHandler(IConfiguration configuration) : Dele
 
 public static class DemoExtensions
 {
-    /// <summary>Puts the demo's stand-in in front of the http check's client; inert unless demo mode is on.</summary>
+    /// <summary>
+    /// Puts the demo's stand-in in front of the http check's client, and registers the demo workload; both inert unless
+    /// demo mode is on.
+    /// </summary>
     public static IServiceCollection AddDemo(this IServiceCollection services)
     {
+        services.AddSingleton<DemoWorkload>();
         services.AddTransient<DemoClusterNamesHandler>();
         services.AddHttpClient(CheckConstants.HttpCheckHttpClient).AddHttpMessageHandler<DemoClusterNamesHandler>();
         return services;

@@ -9,6 +9,9 @@ namespace RolloutGate.Demo;
 /// series to check and watch. Traffic follows a daily cycle (about 40 requests per second at the daily peak);
 /// latency is log-normal around 120 ms; 0.2% of requests fail with 503. Counters advance with the injected clock,
 /// so a scrape shows what happened since the previous one. Enabled only with <c>RolloutGate__Demo__Enabled=true</c>.
+/// A <see cref="DemoFault"/> (<c>POST /demo/faults</c>) makes it slower or fail more from the moment it is set: every
+/// counter and histogram bucket accumulates what was served under the fault in force at the time, so the series stay
+/// monotonic and the buckets cumulative whenever the fault changes.
 /// </summary>
 public sealed class DemoWorkload(TimeProvider time)
 {
@@ -20,15 +23,43 @@ public sealed class DemoWorkload(TimeProvider time)
 
     private const double MedianLatencyMs = 120;
     private const double LatencySigma = 0.45;
-    private const double ErrorShare = 0.002;
+    public const double ErrorShare = 0.002;
     private const double CpuCoresPerRequestPerSecond = 0.004;
     private const double MemoryBytes = 412 * 1024 * 1024;
 
     private readonly Lock gate = new();
+    private readonly double[] buckets = new double[BucketsMs.Length];
     private DateTimeOffset? last;
-    private double requests;
+    private double succeeded;
+    private double failed;
     private double durationSumMs;
     private double cpuSeconds;
+    private DemoFault fault = DemoFault.Healthy;
+    private DateTimeOffset? faultSince;
+
+    /// <summary>The fault in force, and since when (null: healthy since the start).</summary>
+    public (DemoFault Fault, DateTimeOffset? Since) Fault
+    {
+        get
+        {
+            lock (gate)
+            {
+                return (fault, faultSince);
+            }
+        }
+    }
+
+    /// <summary>Puts <paramref name="next"/> in force from now on; what was served until now is counted under the previous fault.</summary>
+    public void SetFault(DemoFault next)
+    {
+        lock (gate)
+        {
+            var now = time.GetUtcNow();
+            Advance(now);
+            fault = next;
+            faultSince = now;
+        }
+    }
 
     public string Scrape()
     {
@@ -51,8 +82,16 @@ public sealed class DemoWorkload(TimeProvider time)
         var previous = last ?? now;
         var seconds = Math.Max(0, (now - previous).TotalSeconds);
         var served = RequestsPerSecond(now) * seconds;
-        requests += served;
-        durationSumMs += served * MedianLatencyMs * Math.Exp(LatencySigma * LatencySigma / 2);
+        failed += served * fault.ErrorRate;
+        succeeded += served * (1 - fault.ErrorRate);
+        // Each bucket grows by what fell under its bound at the latency in force: increments never shrink with le, so
+        // the buckets stay cumulative, and never shrink over time, so they stay monotonic.
+        for (var i = 0; i < BucketsMs.Length; i++)
+        {
+            buckets[i] += served * LogNormalCdf(BucketsMs[i] / fault.Latency);
+        }
+
+        durationSumMs += served * MedianLatencyMs * fault.Latency * Math.Exp(LatencySigma * LatencySigma / 2);
         cpuSeconds += seconds * (0.05 + (CpuCoresPerRequestPerSecond * RequestsPerSecond(now)));
         last = now;
     }
@@ -107,17 +146,18 @@ public sealed class DemoWorkload(TimeProvider time)
     private IEnumerable<(Family Family, List<string> Lines)> Families()
     {
         var destination = $"reporter=\"destination\",destination_workload=\"{Workload}\",destination_workload_namespace=\"{Namespace}\"";
-        var ok = Math.Floor(requests * (1 - ErrorShare));
-        var failed = Math.Floor(requests * ErrorShare);
-        var total = ok + failed;
+        var ok = Math.Floor(succeeded);
+        var errors = Math.Floor(failed);
+        var total = ok + errors;
         yield return (new Family("istio_requests", "istio_requests_total", "counter", "Requests served (simulated by RolloutGate's demo workload)."),
         [
             string.Create(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"200\"}} {ok}"),
-            string.Create(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"503\"}} {failed}"),
+            string.Create(CultureInfo.InvariantCulture, $"istio_requests_total{{{destination},response_code=\"503\"}} {errors}"),
         ]);
 
+        // Capped at the count: the buckets add up fractions of requests the two counters floor separately.
         var histogram = BucketsMs
-            .Select(le => string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"{le}\"}} {Math.Floor(total * LogNormalCdf(le))}"))
+            .Select((le, i) => string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"{le}\"}} {Math.Min(Math.Floor(buckets[i]), total)}"))
             .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_bucket{{{destination},le=\"+Inf\"}} {total}"))
             .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_sum{{{destination}}} {durationSumMs:F1}"))
             .Append(string.Create(CultureInfo.InvariantCulture, $"istio_request_duration_milliseconds_count{{{destination}}} {total}"))
@@ -153,13 +193,17 @@ public static class DemoWorkloadEndpoints
 {
     public const string Path = "/demo/metrics";
 
-    /// <summary>Maps the demo workload's scrape endpoint when <c>RolloutGate:Demo:Enabled</c> is true.</summary>
+    /// <summary>
+    /// Maps the demo workload's scrape endpoint and its fault switch (<see cref="DemoFaultEndpoints"/>) when
+    /// <c>RolloutGate:Demo:Enabled</c> is true; outside demo mode neither exists.
+    /// </summary>
     public static IEndpointRouteBuilder MapDemoWorkload(this IEndpointRouteBuilder app, IConfiguration configuration)
     {
         if (configuration.GetValue<bool>("RolloutGate:Demo:Enabled"))
         {
-            var workload = new DemoWorkload(app.ServiceProvider.GetRequiredService<TimeProvider>());
+            var workload = app.ServiceProvider.GetRequiredService<DemoWorkload>();
             app.MapGet(Path, () => TypedResults.Text(workload.Scrape(), "text/plain; version=0.0.4; charset=utf-8")).ExcludeFromDescription();
+            app.MapDemoFaults();
         }
 
         return app;
