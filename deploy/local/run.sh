@@ -2,7 +2,8 @@
 # Runs RolloutGate locally on http://127.0.0.1:8080 with everything it needs, all on 127.0.0.1, data under .local/run/:
 #   - PostgreSQL (port 55433), migrated at start-up by the service itself;
 #   - with no RolloutGate__Prometheus__Url: a Prometheus (port 9090) scraping the built-in demo workload, which
-#     exports Istio-shaped metrics for service "checkout" in namespace "shop" at /demo/metrics;
+#     exports Istio-shaped metrics for service "checkout" in namespace "shop" at /demo/metrics, and can be made slow or
+#     failing at /demo/faults (README.md, "See a regression caught");
 #   - with no RolloutGate__Alertmanager__Url: an Alertmanager (port 9093) with no alerts;
 #   - with no RolloutGate__Slack__BotToken: decisions go to the local decision inbox (the service's log).
 # A webhook secret and API tokens are generated once into .local/run/secrets.env and reused. Ctrl-C stops everything
