@@ -36,7 +36,7 @@ public sealed class DecisionInboxTests
         Assert.Contains("1 deployment(s) wait for a decision.", html, StringComparison.Ordinal);
         Assert.Contains("gh-inbox-1", html, StringComparison.Ordinal);
         Assert.DoesNotContain("gh-inbox-2", html, StringComparison.Ordinal);
-        Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regression p95 rose 43% over the baseline", html, StringComparison.Ordinal);
+        Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regressed p95 rose 43% over the baseline", html, StringComparison.Ordinal);
         Assert.Contains("action=\"/inbox/gh-inbox-1/decide\"", html, StringComparison.Ordinal);
         foreach (var kind in new[] { "rollback", "dismiss", "stop" })
         {
@@ -79,6 +79,19 @@ public sealed class DecisionInboxTests
         var again = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.OperatorToken, "rollback"));
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
         Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
+    }
+
+    [Fact]
+    public async Task TwoMetricsRegressedAtOnce_TheInboxShowsBoth()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-inbox-both");
+        await test.RegressThroughWatchAsync("gh-inbox-both", SlackTestService.P95Regressed, SlackTestService.ErrorRateRegressed);
+
+        var html = await test.Service.Reader().GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+
+        Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regressed", html, StringComparison.Ordinal);
+        Assert.Contains("<b>error-rate</b>: 0.05 (baseline 0.002, threshold 0.003) regressed", html, StringComparison.Ordinal);
     }
 
     private static FormUrlEncodedContent Form(string token, string kind) => new(new Dictionary<string, string>

@@ -19,7 +19,7 @@ public sealed class DecisionPolicyTests
         await test.AllDeliveredAsync();
         Assert.DoesNotContain(test.Slack.Delivered("chat.postMessage"), p => p.Body.TryGetProperty("blocks", out var b) && b.GetArrayLength() > 1);
         Assert.Contains(test.Slack.Delivered("chat.postMessage"),
-            p => p.Body.GetProperty("text").GetString()!.StartsWith("rolloutgate decided *rollback* (via auto): automatic rollback: p95-latency regression", StringComparison.Ordinal));
+            p => p.Body.GetProperty("text").GetString()!.StartsWith("rolloutgate decided *rollback* (via auto): automatic rollback: p95-latency regressed", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -49,7 +49,7 @@ public sealed class SlackInboundTests
         Assert.Equal($"checkout 2.4.0: a verdict changed · {Link}", verdict.Body.GetProperty("text").GetString());
         var evidence = verdict.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
         Assert.StartsWith($"*A verdict changed* · {Link}\n", evidence, StringComparison.Ordinal);
-        Assert.Contains("*p95-latency*: 0.912 (baseline 0.64, threshold 0.768) → regression: p95 rose 43% over the baseline", evidence, StringComparison.Ordinal);
+        Assert.Contains("*p95-latency*: 0.912 (baseline 0.64, threshold 0.768) → regressed: p95 rose 43% over the baseline", evidence, StringComparison.Ordinal);
 
         var recommendation = posts.Last();
         Assert.Equal(root.Ts, recommendation.Body.GetProperty("thread_ts").GetString());

@@ -73,11 +73,18 @@ public sealed class SlackTestService : IAsyncDisposable
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
         await using var transaction = await db.Database.BeginTransactionAsync();
         var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleAsync(d => d.Id == deploymentId);
-        var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, DateTimeOffset.UtcNow);
+        var now = DateTimeOffset.UtcNow;
+        var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, now);
         await db.SaveChangesAsync();
+        // As the watch audits a regression: one verdict change per metric, all at the same evaluation time.
+        var at = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), TimeSpan.Zero);
         await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
         [
-            new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new { metrics = evidence }),
+            .. evidence.Select(e => new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new
+            {
+                metric = e.Metric, at, from = "healthy", verdict = e.Verdict, value = e.Value, baseline = e.Baseline, threshold = e.Threshold,
+                explanation = e.Explanation,
+            })),
             change,
         ], CancellationToken.None);
         var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().VersionOf(deployment);
@@ -86,7 +93,10 @@ public sealed class SlackTestService : IAsyncDisposable
     }
 
     public static readonly MetricEvidence P95Regressed =
-        new("p95-latency", 0.912, 0.64, 0.768, "regression", "p95 rose 43% over the baseline; the limit is 20%");
+        new("p95-latency", 0.912, 0.64, 0.768, "regressed", "p95 rose 43% over the baseline; the limit is 20%");
+
+    public static readonly MetricEvidence ErrorRateRegressed =
+        new("error-rate", 0.05, 0.002, 0.003, "regressed", "error-rate 5.00% (50 of 1000 requests failed) against a baseline of 0.20%");
 
     /// <summary>Rows still to deliver: neither delivered nor given up.</summary>
     public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL AND abandoned_at IS NULL");
