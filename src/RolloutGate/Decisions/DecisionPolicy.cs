@@ -65,6 +65,14 @@ public sealed class DecisionPolicy(
     }
 
     /// <summary>
+    /// When <see cref="ApplyTimeoutsAsync"/> decides <c>onTimeout</c> for a regressed deployment under
+    /// <c>rollback.mode: recommend</c> (null in auto mode, which decides at once): <c>approvalTimeout</c> after it regressed.
+    /// updated_at is when the deployment entered regressed: nothing else writes a regressed deployment.
+    /// </summary>
+    public static DateTimeOffset? DecideBy(DeploymentRow deployment, RollbackSpec rollback) =>
+        rollback.Mode == RollbackMode.Recommend ? deployment.UpdatedAt + rollback.ApprovalTimeout : null;
+
+    /// <summary>
     /// Applies <c>onTimeout</c> (rollback, or keep as a dismiss) to every recommended deployment still regressed after its
     /// runbook's approvalTimeout, as <see cref="AutomaticActor"/>. Safe on several replicas: the state machine lets only
     /// the first decision through. Returns how many it decided.
@@ -83,8 +91,7 @@ public sealed class DecisionPolicy(
         foreach (var deployment in waiting)
         {
             var rollback = runbooks.VersionOf(deployment).Rollback;
-            // updated_at is when the deployment entered regressed: nothing else writes a regressed deployment.
-            if (rollback.Mode != RollbackMode.Recommend || deployment.UpdatedAt + rollback.ApprovalTimeout > now)
+            if (DecideBy(deployment, rollback) is not { } deadline || deadline > now)
             {
                 continue;
             }

@@ -4,9 +4,12 @@ using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RolloutGate.Api;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Decisions;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
 using RolloutGate.Slack;
 using RolloutGate.Web;
 using static RolloutGate.Web.HtmlPages;
@@ -26,6 +29,9 @@ public static class InboxEndpoints
     private const string Title = "Decision inbox";
     private static readonly string[] Decisions = [DecisionKinds.Rollback, DecisionKinds.Dismiss, DecisionKinds.Stop];
 
+    private const string Style =
+        ".regressed,.failed{color:#c0392b}.failed b,.regressed b{font-weight:bold}";
+
     public static IEndpointRouteBuilder MapInbox(this IEndpointRouteBuilder app)
     {
         var group = app.MapHtmlPages("/inbox", "Inbox");
@@ -35,7 +41,8 @@ public static class InboxEndpoints
     }
 
     private static async Task<IResult> ShowAsync(
-        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? decided, CancellationToken cancellationToken)
+        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, RunbookCatalog runbooks, TimeProvider time, string? decided,
+        CancellationToken cancellationToken)
     {
         if (HtmlPages.ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
@@ -58,6 +65,10 @@ public static class InboxEndpoints
                    failed_action AS "FailedAction", failure AS "Failure"
             FROM decision_inbox ORDER BY regressed_at, deployment_id
             """).ToListAsync(cancellationToken);
+        var ids = waiting.Select(w => w.DeploymentId).ToList();
+        var deployments = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Where(d => ids.Contains(d.Id))
+            .ToDictionaryAsync(d => d.Id, StringComparer.Ordinal, cancellationToken);
+        var now = time.GetUtcNow();
         var html = new StringBuilder();
         if (lastDecision is not null)
         {
@@ -71,8 +82,15 @@ public static class InboxEndpoints
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section>
                 <h2>{E(row.Service)} {E(row.Version ?? "")} in {E(row.Environment)} <small>{E(row.DeploymentId)}</small></h2>
-                <p>{(row.FailedAction is null ? "Regressed" : "Rolling back since")} {row.RegressedAt:u}; initiated by {E(row.Initiator ?? "unknown")}.</p>
+                <p><b class="{(row.FailedAction is null ? "regressed\">Regressed" : "failed\">Rolling back since")}</b> {When(row.RegressedAt, now)}; initiated by {E(row.Initiator ?? "unknown")}.
+                <a href="/dashboard/deployments/{E(Uri.EscapeDataString(row.DeploymentId))}">Charts and audit timeline</a></p>
+
                 """);
+            if (row.FailedAction is null && deployments.TryGetValue(row.DeploymentId, out var deployment))
+            {
+                html.Append(IfNobodyDecides(deployment, runbooks.VersionOf(deployment).Rollback, now)).Append('\n');
+            }
+
             if (row.FailedAction is not null)
             {
                 html.Append(CultureInfo.InvariantCulture,
@@ -83,7 +101,7 @@ public static class InboxEndpoints
             foreach (var evidence in row.Evidence is null ? [] : SlackMessages.ParseEvidence(row.Evidence))
             {
                 html.Append(CultureInfo.InvariantCulture,
-                    $"<li><b>{E(evidence.Metric)}</b>: {evidence.Value} (baseline {evidence.Baseline}, threshold {evidence.Threshold}) {E(evidence.Verdict ?? "")} {E(evidence.Explanation ?? "")}</li>\n");
+                    $"<li><b>{E(evidence.Metric)}</b>: {SlackMessages.Number(evidence.Value)} (baseline {SlackMessages.Number(evidence.Baseline)}, threshold {SlackMessages.Number(evidence.Threshold)}) {E(evidence.Verdict ?? "")} {E(evidence.Explanation ?? "")}</li>\n");
             }
 
             html.Append(CultureInfo.InvariantCulture, $"""
@@ -101,7 +119,27 @@ public static class InboxEndpoints
                 """);
         }
 
-        return Page(StatusCodes.Status200OK, html.ToString());
+        return HtmlPages.Page(StatusCodes.Status200OK, Title, html.ToString(), Style);
+    }
+
+    /// <summary>
+    /// What RolloutGate recommends and what it does when nobody decides: the runbook's <c>onTimeout</c>, at the moment
+    /// <see cref="DecisionPolicy.ApplyTimeoutsAsync"/> applies it.
+    /// </summary>
+    public static string IfNobodyDecides(DeploymentRow deployment, RollbackSpec rollback, DateTimeOffset now)
+    {
+        const string Recommends = "<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong>";
+        if (DecisionPolicy.DecideBy(deployment, rollback) is not { } deadline)
+        {
+            return Recommends + "</p>";
+        }
+
+        var onTimeout = rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep the new version";
+        var then = deadline > now
+            ? $"If nobody decides by {When(deadline, now)}, it will <strong>{onTimeout}</strong>"
+            : string.Create(CultureInfo.InvariantCulture,
+                $"The time to decide ran out at {When(deadline, now)}: it will <strong>{onTimeout}</strong> at its next check, within {DecisionTimeouts.Interval.TotalSeconds:0} s");
+        return $"{Recommends} {then} (runbook: onTimeout after {SlackMessages.Duration(rollback.ApprovalTimeout)}).</p>";
     }
 
     private static async Task<IResult> DecideAsync(string id, HttpRequest request, DeploymentDecisions decisions, IOptionsMonitor<RolloutGateOptions> options,

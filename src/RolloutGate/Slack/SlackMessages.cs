@@ -170,8 +170,9 @@ public static class SlackMessages
     private static double? NumberOf(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
 
-    private static string Number(double? value) => value?.ToString("G4", CultureInfo.InvariantCulture) ?? "n/a";
+    /// <summary>A measured value with four significant digits ("0.04988", not "0.049878345498783457"); the inbox shows them so too.</summary>
+    public static string Number(double? value) => value?.ToString("G4", CultureInfo.InvariantCulture) ?? "n/a";
 
-    private static string Duration(TimeSpan span) =>
+    public static string Duration(TimeSpan span) =>
         span.TotalHours >= 1 && span.Minutes == 0 ? $"{span.TotalHours:0} h" : $"{span.TotalMinutes:0} min";
 }

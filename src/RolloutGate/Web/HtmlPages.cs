@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Encodings.Web;
 using Microsoft.AspNetCore.Http.HttpResults;
@@ -66,11 +67,42 @@ public static class HtmlPages
     public static ContentHttpResult Page(int status, string title, string body, string style = "") => TypedResults.Content($"""
         <!doctype html>
         <html lang="en"><head><meta charset="utf-8"><title>RolloutGate {E(title)}</title>
-        <style>body{"{"}font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em{"}"}section{"{"}border-top:1px solid #ccc{"}"}{style}</style></head>
+        <style>body{"{"}font-family:sans-serif;max-width:72em;margin:2em auto;padding:0 1em{"}"}section{"{"}border-top:1px solid #ccc{"}"}.recommend{"{"}background:#fdf2e9;border-left:4px solid #c77d00;padding:.4em .6em{"}"}{style}</style></head>
         <body><h1>{E(title)}</h1>
         {body}
         </body></html>
         """, "text/html", Encoding.UTF8, status);
+
+    /// <summary>
+    /// A moment as the pages show it: in UTC, saying so (a bare "Z" is easy to miss at 2 a.m.), and how long ago it was
+    /// or how long until it comes, against <paramref name="now"/>; "-" when there is none.
+    /// </summary>
+    public static string When(DateTimeOffset? at, DateTimeOffset now) => at is { } moment
+        ? string.Create(CultureInfo.InvariantCulture, $"<time datetime=\"{moment.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}\">{Utc(moment)} ({Relative(moment, now)})</time>")
+        : "-";
+
+    /// <summary>A moment in UTC to the second, with the zone spelled out: "2026-12-06 00:16:00 UTC".</summary>
+    public static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
+
+    /// <summary>"3 min ago", "in 14 min", "2 h 5 min ago", "just now".</summary>
+    public static string Relative(DateTimeOffset at, DateTimeOffset now)
+    {
+        var span = now - at;
+        var seconds = Math.Abs(span.TotalSeconds);
+        if (seconds < 30)
+        {
+            return "just now";
+        }
+
+        var length = seconds switch
+        {
+            < 90 => "1 min",
+            < 3600 => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(seconds / 60):0} min"),
+            < 172_800 => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 3600):0} h {Math.Floor(seconds % 3600 / 60):0} min"),
+            _ => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 86400):0} days"),
+        };
+        return span > TimeSpan.Zero ? length + " ago" : "in " + length;
+    }
 
     /// <summary>HTML-encodes an untrusted value for element content or a quoted attribute.</summary>
     public static string E(string? text) => HtmlEncoder.Default.Encode(text ?? "");

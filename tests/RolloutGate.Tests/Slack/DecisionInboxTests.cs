@@ -1,4 +1,9 @@
 using System.Net;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Decisions;
+using RolloutGate.Inbox;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Slack;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Slack;
@@ -92,6 +97,51 @@ public sealed class DecisionInboxTests
 
         Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regressed", html, StringComparison.Ordinal);
         Assert.Contains("<b>error-rate</b>: 0.05 (baseline 0.002, threshold 0.003) regressed", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Regressed_TheInboxSaysSinceWhenInUtcWhatItRecommendsWhatHappensIfNobodyDecidesAndRoundsTheEvidence()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-inbox-when");
+        await test.RegressThroughWatchAsync("gh-inbox-when", new MetricEvidence("error-rate", 0.049878345498783457, 0.0020004206048186120, 0.0030006309072279180,
+            "regressed", "error-rate 4.99% (41 of 822 requests failed) against a baseline of 0.20%"));
+
+        var html = await test.Service.Reader().GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+
+        // Rounded as in Slack, not 17 digits.
+        Assert.Contains("<b>error-rate</b>: 0.04988 (baseline 0.002, threshold 0.003001) regressed", html, StringComparison.Ordinal);
+        // Since when, in UTC and how long ago; the deadline is the one the timeout policy applies: 15 min after it regressed.
+        var regressed = await test.Service.Database.ScalarAsync<DateTime>("SELECT updated_at FROM deployments WHERE id = 'gh-inbox-when'");
+        var deadline = DateTime.SpecifyKind(regressed, DateTimeKind.Utc).AddMinutes(15);
+        Assert.Contains($"<b class=\"regressed\">Regressed</b> <time datetime=\"{DateTime.SpecifyKind(regressed, DateTimeKind.Utc):yyyy-MM-dd'T'HH:mm:ss'Z'}\">", html, StringComparison.Ordinal);
+        Assert.Contains(" UTC (just now)</time>", html, StringComparison.Ordinal);
+        Assert.Contains("<strong>RolloutGate recommends a rollback.</strong> If nobody decides by " +
+            $"<time datetime=\"{deadline:yyyy-MM-dd'T'HH:mm:ss'Z'}\">{deadline:yyyy-MM-dd HH:mm:ss} UTC (in 15 min)</time>, it will <strong>roll back</strong> (runbook: onTimeout after 15 min).",
+            html, StringComparison.Ordinal);
+        Assert.Contains("<a href=\"/dashboard/deployments/gh-inbox-when\">Charts and audit timeline</a>", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void IfNobodyDecides_SaysWhenAndWhatOnTimeoutDoes_AndThatItIsDueOnceTheTimeRanOut()
+    {
+        var regressed = new DateTimeOffset(2026, 12, 6, 0, 16, 0, TimeSpan.Zero);
+        var deployment = new DeploymentRow { Id = "d", Service = "checkout", Environment = "production", State = "regressed", UpdatedAt = regressed };
+        var keep = new RollbackSpec(RollbackMode.Recommend, TimeSpan.FromMinutes(30), TimeoutAction.Keep, null);
+
+        var waiting = InboxEndpoints.IfNobodyDecides(deployment, keep, regressed.AddMinutes(2));
+        Assert.Contains("If nobody decides by <time datetime=\"2026-12-06T00:46:00Z\">2026-12-06 00:46:00 UTC (in 28 min)</time>, it will <strong>keep the new version</strong> (runbook: onTimeout after 30 min).",
+            waiting, StringComparison.Ordinal);
+        Assert.Equal(regressed.AddMinutes(30), DecisionPolicy.DecideBy(deployment, keep));
+
+        var overdue = InboxEndpoints.IfNobodyDecides(deployment, keep with { OnTimeout = TimeoutAction.Rollback }, regressed.AddHours(3));
+        Assert.Contains("The time to decide ran out at <time datetime=\"2026-12-06T00:46:00Z\">2026-12-06 00:46:00 UTC (2 h 30 min ago)</time>: it will <strong>roll back</strong> at its next check, within 30 s",
+            overdue, StringComparison.Ordinal);
+
+        // Auto mode decides at once: there is no deadline to show.
+        var auto = InboxEndpoints.IfNobodyDecides(deployment, keep with { Mode = RollbackMode.Auto }, regressed);
+        Assert.Equal("<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong></p>", auto);
+        Assert.Null(DecisionPolicy.DecideBy(deployment, keep with { Mode = RollbackMode.Auto }));
     }
 
     private static FormUrlEncodedContent Form(string token, string kind) => new(new Dictionary<string, string>
