@@ -4,8 +4,10 @@ using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
+using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Runbooks;
 using RolloutGate.Web;
 using static RolloutGate.Web.HtmlPages;
 
@@ -25,7 +27,8 @@ public static class DashboardEndpoints
 
     private const string TableStyle =
         "table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}" +
-        ".state{font-weight:bold}.s-regressed,.s-rolling-back,.s-denied{color:#c0392b}.s-watching{color:#1f4e9c}code{font-size:90%}";
+        ".state{font-weight:bold;white-space:nowrap}.s-regressed,.s-rolling-back,.s-denied{color:#c0392b}.s-watching{color:#1f4e9c}code{font-size:90%}" +
+        "tr.event td:first-child{white-space:nowrap}tr.event code{word-break:break-all}";
 
     public static IEndpointRouteBuilder MapDashboard(this IEndpointRouteBuilder app)
     {
@@ -36,8 +39,8 @@ public static class DashboardEndpoints
     }
 
     private static async Task<IResult> ListAsync(
-        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, string? service, string? state, string? before,
-        CancellationToken cancellationToken)
+        HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, TimeProvider time, string? service, string? state,
+        string? before, CancellationToken cancellationToken)
     {
         if (ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
@@ -83,7 +86,16 @@ public static class DashboardEndpoints
             rows.RemoveAt(PageSize);
         }
 
+        var now = time.GetUtcNow();
         var html = new StringBuilder();
+        // What the on-call engineer came for first: deployments that wait for a decision, wherever they are in the list.
+        var waiting = await db.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM decision_inbox").SingleAsync(cancellationToken);
+        if (waiting > 0)
+        {
+            html.Append(CultureInfo.InvariantCulture,
+                $"<p class=\"recommend waiting\"><strong>{waiting} deployment(s) wait for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a>.</p>\n");
+        }
+
         html.Append(CultureInfo.InvariantCulture, $"""
             <form method="get" action="/dashboard">
             <input name="service" placeholder="service" value="{E(service)}">
@@ -91,7 +103,7 @@ public static class DashboardEndpoints
             <button>Filter</button> <a href="/dashboard">clear</a> · <a href="/inbox">decision inbox</a>
             </form>
             <p>{rows.Count} deployment(s){(older is null && string.IsNullOrEmpty(before) ? "" : $" on this page, {PageSize} a page, newest first")}.</p>
-            <table><thead><tr><th>deployment</th><th>service</th><th>environment</th><th>version</th><th>state</th><th>runbook</th><th>created</th><th>watch until</th></tr></thead><tbody>
+            <table><thead><tr><th>deployment</th><th>service</th><th>environment</th><th>version</th><th>state</th><th>runbook</th><th>created</th><th>watching until</th></tr></thead><tbody>
 
             """);
         foreach (var row in rows)
@@ -99,7 +111,7 @@ public static class DashboardEndpoints
             html.Append(CultureInfo.InvariantCulture, $"""
                 <tr><td><a href="/dashboard/deployments/{E(Uri.EscapeDataString(row.Id))}">{E(row.Id)}</a></td><td>{E(row.Service)}</td><td>{E(row.Environment)}</td>
                 <td>{E(row.Version)}</td><td class="state s-{E(row.State)}">{E(row.State)}</td><td>{E(row.RunbookVersion.Name)} v{row.RunbookVersion.Version}</td>
-                <td>{row.CreatedAt:u}</td><td>{(row.WatchUntil is { } until ? until.ToString("u", CultureInfo.InvariantCulture) : "")}</td></tr>
+                <td>{When(row.CreatedAt, now)}</td><td>{(row.State == DeploymentState.Watching ? When(row.WatchUntil, now) : "")}</td></tr>
 
                 """);
         }
@@ -125,7 +137,8 @@ public static class DashboardEndpoints
     }
 
     private static async Task<IResult> DetailAsync(
-        string id, HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, CancellationToken cancellationToken)
+        string id, HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, RunbookCatalog runbooks, TimeProvider time,
+        CancellationToken cancellationToken)
     {
         if (ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
@@ -147,6 +160,7 @@ public static class DashboardEndpoints
         var events = await db.AuditEvents.AsNoTracking().Where(e => e.DeploymentId == id).OrderBy(e => e.Id).Take(TimelineLimit)
             .ToListAsync(cancellationToken);
         var decisions = row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).ToList();
+        var now = time.GetUtcNow();
 
         var html = new StringBuilder();
         html.Append(CultureInfo.InvariantCulture, $"""
@@ -159,15 +173,16 @@ public static class DashboardEndpoints
             <tr><th>initiator</th><td>{E(row.Initiator)}</td></tr>
             <tr><th>commit</th><td>{E(row.CommitSha)}</td></tr>
             <tr><th>pipeline</th><td>{E(row.PipelineUrl)}</td></tr>
-            <tr><th>created</th><td>{row.CreatedAt:u}</td></tr>
-            <tr><th>deployed</th><td>{Time(row.DeployedAt)}</td></tr>
-            <tr><th>watch</th><td>{Time(row.WatchStartedAt)} until {Time(row.WatchUntil)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
+            <tr><th>created</th><td>{When(row.CreatedAt, now)}</td></tr>
+            <tr><th>deployed</th><td>{When(row.DeployedAt, now)}</td></tr>
+            <tr><th>watch</th><td>{When(row.WatchStartedAt, now)} until {When(row.WatchUntil, now)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
             </table>
 
             """);
         if (row.State == DeploymentState.Regressed)
         {
-            html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n");
+            html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n")
+                .Append(InboxEndpoints.IfNobodyDecides(row, runbooks.VersionOf(row).Rollback, now)).Append('\n');
         }
 
         html.Append("<h2>Decisions</h2>\n");
@@ -175,7 +190,7 @@ public static class DashboardEndpoints
         foreach (var decision in decisions)
         {
             html.Append(CultureInfo.InvariantCulture,
-                $"<li class=\"decision\">{decision.At:u} <b>{E(decision.Kind)}</b> by {E(decision.Actor)}{(decision.Reason is null ? "" : $": {E(decision.Reason)}")}</li>\n");
+                $"<li class=\"decision\">{When(decision.At, now)} <b>{E(decision.Kind)}</b> by {E(decision.Actor)}{(decision.Reason is null ? "" : $": {E(decision.Reason)}")}</li>\n");
         }
 
         html.Append(decisions.Count == 0 ? "" : "</ul>\n");
@@ -197,7 +212,7 @@ public static class DashboardEndpoints
             var last = points[^1];
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section class="metric"><h3>{E(metric.Key)}</h3>
-                <p>{points.Count} evaluation(s); latest {last.At:u}: {E(last.Verdict)}, {E(last.Explanation)}</p>
+                <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>
                 {MetricChart.Svg(metric.Key, points, marks)}
                 </section>
 
@@ -212,7 +227,7 @@ public static class DashboardEndpoints
         foreach (var e in events)
         {
             html.Append(CultureInfo.InvariantCulture,
-                $"<tr class=\"event\"><td>{e.At:u}</td><td>{E(e.Type)}</td><td>{E(e.Actor)}</td><td><code>{E(Summary(e.Data))}</code></td></tr>\n");
+                $"<tr class=\"event\"><td>{Utc(e.At)}</td><td>{E(e.Type)}</td><td>{E(e.Actor)}</td><td><code>{E(Summary(e.Data))}</code></td></tr>\n");
         }
 
         html.Append("</tbody></table>\n");
@@ -265,7 +280,7 @@ public static class DashboardEndpoints
         return true;
     }
 
-    private static string Time(DateTimeOffset? at) => at?.ToString("u", CultureInfo.InvariantCulture) ?? "-";
+    private static string Time(DateTimeOffset? at) => at is { } moment ? Utc(moment) : "-";
 
     private static string Summary(string data)
     {

@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using RolloutGate.Slack;
 using static RolloutGate.Web.HtmlPages;
 
 namespace RolloutGate.Dashboard;
@@ -16,18 +17,20 @@ public sealed record ChartMark(DateTimeOffset At, string Kind, string Label);
 /// </summary>
 public static class MetricChart
 {
-    private const double Width = 720, Height = 220, Left = 56, Right = 12, Top = 12, Bottom = 28;
+    private const double Width = 720, Height = 220, Left = 64, Right = 12, Top = 12, Bottom = 28;
 
     public const string Style =
         "svg.chart{background:#fafafa;border:1px solid #ddd}" +
         ".band{fill:#e3f0e3}.baseline{stroke:#4a8f4a;fill:none;stroke-dasharray:4 3}.threshold{stroke:#c77d00;fill:none;stroke-dasharray:6 3}" +
         ".value{stroke:#1f4e9c;fill:none;stroke-width:2}.point{fill:#1f4e9c}.point.bad{fill:#c0392b}" +
         ".mark{stroke-width:1.5}.mark.deploy{stroke:#555}.mark.detection{stroke:#c0392b}.mark.decision{stroke:#7b3fa0}" +
-        ".axis{font-size:11px;fill:#444}.legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.5em;height:.6em;margin-right:.3em}";
+        ".axis{font-size:11px;fill:#444}.label{font-size:11px}.label.baseline{fill:#4a8f4a;stroke:none}.label.threshold{fill:#c77d00;stroke:none}" +
+        ".legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.5em;height:.6em;margin-right:.3em}";
 
     /// <summary>What the lines and colours mean; the marks' own tooltips say which decision or metric.</summary>
     public const string Legend =
         "<p class=\"legend\"><span><i style=\"background:#1f4e9c\"></i>value</span><span><i style=\"background:#e3f0e3\"></i>baseline..threshold</span>" +
+        "<span><i style=\"border-top:2px dashed #4a8f4a;height:0\"></i>baseline</span><span><i style=\"border-top:2px dashed #c77d00;height:0\"></i>threshold</span>" +
         "<span><i style=\"background:#c0392b\"></i>regression / detection</span><span><i style=\"background:#555\"></i>deploy</span>" +
         "<span><i style=\"background:#7b3fa0\"></i>decision</span></p>";
 
@@ -52,34 +55,40 @@ public static class MetricChart
             $"<svg class=\"chart\" role=\"img\" data-metric=\"{E(metric)}\" width=\"{Width}\" height=\"{Height}\" viewBox=\"0 0 {Width} {Height}\" xmlns=\"http://www.w3.org/2000/svg\">");
         svg.Append(CultureInfo.InvariantCulture, $"<title>{E(metric)}: value against baseline and threshold</title>");
 
-        var banded = points.Where(p => Finite(p.Baseline) && Finite(p.Threshold)).ToList();
+        // The baseline and threshold come from before the deploy: drawn from the chart's start (the deploy, usually), so a
+        // regression caught at the first evaluation shows its single point against a band rather than alone.
+        var banded = FromStart(from, points.Where(p => Finite(p.Baseline) && Finite(p.Threshold)));
         if (banded.Count > 0)
         {
             var edge = banded.Select(p => (p.At, p.Baseline!.Value)).Concat(banded.AsEnumerable().Reverse().Select(p => (p.At, p.Threshold!.Value)));
             svg.Append(CultureInfo.InvariantCulture, $"<polygon class=\"band\" points=\"{Path(edge, X, Y)}\"/>");
         }
 
-        Line(svg, "baseline", points.Where(p => Finite(p.Baseline)).Select(p => (p.At, p.Baseline!.Value)), X, Y);
-        Line(svg, "threshold", points.Where(p => Finite(p.Threshold)).Select(p => (p.At, p.Threshold!.Value)), X, Y);
+        var baseline = FromStart(from, points.Where(p => Finite(p.Baseline))).Select(p => (p.At, p.Baseline!.Value)).ToList();
+        var threshold = FromStart(from, points.Where(p => Finite(p.Threshold))).Select(p => (p.At, p.Threshold!.Value)).ToList();
+        Line(svg, "baseline", baseline, X, Y);
+        Line(svg, "threshold", threshold, X, Y);
+        Label(svg, "baseline", baseline, X, Y, below: true);
+        Label(svg, "threshold", threshold, X, Y, below: false);
         Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
         foreach (var point in points.Where(p => Finite(p.Value)))
         {
             var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
             svg.Append(CultureInfo.InvariantCulture,
-                $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{point.At:u} {N(point.Value.Value)} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
+                $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{Utc(point.At)} {SlackMessages.Number(point.Value)} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
         }
 
         foreach (var mark in marks)
         {
             var x = N(X(mark.At));
             svg.Append(CultureInfo.InvariantCulture,
-                $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {mark.At:u}</title></line>");
+                $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {Utc(mark.At)}</title></line>");
         }
 
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{N(high - pad)}</text>");
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Height - Bottom)}\">{N(low + pad)}</text>");
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Left)}\" y=\"{N(Height - 8)}\">{from:u}</text>");
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Width - Right)}\" y=\"{N(Height - 8)}\" text-anchor=\"end\">{to:u}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{SlackMessages.Number(high - pad)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Height - Bottom)}\">{SlackMessages.Number(low + pad)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Left)}\" y=\"{N(Height - 8)}\">{Utc(from)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Width - Right)}\" y=\"{N(Height - 8)}\" text-anchor=\"end\">{Utc(to)}</text>");
         svg.Append("</svg>");
         return svg.ToString();
     }
@@ -90,6 +99,29 @@ public static class MetricChart
         if (path.Length > 0)
         {
             svg.Append(CultureInfo.InvariantCulture, $"<polyline class=\"{kind}\" points=\"{path}\"/>");
+        }
+    }
+
+    /// <summary>The points, the first repeated at <paramref name="from"/> when the chart starts before it.</summary>
+    private static List<ChartPoint> FromStart(DateTimeOffset from, IEnumerable<ChartPoint> points)
+    {
+        var list = points.ToList();
+        if (list.Count > 0 && list[0].At > from)
+        {
+            list.Insert(0, list[0] with { At = from });
+        }
+
+        return list;
+    }
+
+    /// <summary>Names a line and its value where it starts, just inside the plot: "threshold 0.003".</summary>
+    private static void Label(StringBuilder svg, string kind, List<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y, bool below)
+    {
+        if (series.Count > 0)
+        {
+            var (at, value) = series[0];
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<text class=\"label {kind}\" x=\"{N(x(at) + 4)}\" y=\"{N(y(value) + (below ? 12 : -4))}\">{kind} {SlackMessages.Number(value)}</text>");
         }
     }
 

@@ -54,6 +54,7 @@ public sealed class DashboardBrowserTests
         await browser.NavigateAsync($"{proxy.Url}/dashboard/deployments/dash-decide?token={RolloutGateHost.ReaderToken}");
         Assert.Equal("regressed", await browser.TextAsync(await browser.WaitForAsync("td.state")));
         await AssertChartShowsEachEvaluationAsync(browser, service, "dash-decide", "p95-latency", regressed: 2);
+        await browser.WaitForAsync("p.recommend", "it will roll back");
 
         // From the dashboard to the inbox, and the Keep button with an operator token.
         await browser.ClickAsync(await browser.WaitForAsync("p.waiting a"));

@@ -3,6 +3,7 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Mvc.Testing;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
 
 namespace RolloutGate.Tests.Dashboard;
 
@@ -166,6 +167,80 @@ public sealed partial class DashboardTests
         Assert.Equal(2, PointCount(detail, "&lt;svg onload=alert(1)&gt;"));
         Assert.Contains("default-src 'none'", page.Headers.GetValues("Content-Security-Policy").Single(), StringComparison.Ordinal);
     }
+
+    [Fact]
+    public async Task Times_SayUtcAndHowLongAgo_AndWatchingUntilIsShownOnlyWhileTheWatchRuns()
+    {
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-times-1")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("deployed", "dash-times-1")).EnsureSuccessStatusCode();
+        (await service.Operator().PostAsync(new Uri("/api/v1/deployments/dash-times-1/stop", UriKind.Relative),
+            JsonContent("{\"actor\":\"carol\",\"reason\":\"done\"}"))).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-times-2")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("deployed", "dash-times-2")).EnsureSuccessStatusCode();
+        // Created two hours ago, watched for 24 h from then.
+        await service.Database.ExecuteAsync("""
+            UPDATE deployments SET created_at = now() - interval '2 hours 5 minutes', watch_until = now() + interval '21 hours 55 minutes' - interval '30 seconds'
+            WHERE id = 'dash-times-2'
+            """);
+
+        using var browser = Browser(service);
+        var list = await (await browser.GetAsync(new Uri($"/dashboard?token={RolloutGateHost.ReaderToken}", UriKind.Relative))).Content.ReadAsStringAsync();
+        var watching = Row(list, "dash-times-2");
+        Assert.Matches(@"<td><time datetime=""\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ"">\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC \(2 h 5 min ago\)</time></td>", watching);
+        Assert.Contains(" UTC (in 21 h 54 min)</time></td></tr>", watching, StringComparison.Ordinal);
+        // A stopped deployment is watched no more: no "watching until" that reads as if it were.
+        var stopped = Row(list, "dash-times-1");
+        Assert.Contains(" UTC (just now)</time></td>", stopped, StringComparison.Ordinal);
+        Assert.EndsWith("<td></td></tr>", stopped, StringComparison.Ordinal);
+        Assert.DoesNotMatch(@"\d\dZ<", list);
+        Assert.DoesNotContain("wait for a decision", list, StringComparison.Ordinal);
+
+        var detail = await (await browser.GetAsync(new Uri("/dashboard/deployments/dash-times-1", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("<tr><th>deployed</th><td><time datetime=", detail, StringComparison.Ordinal);
+        Assert.Contains(" UTC (just now)</time> <b>stop</b> by carol: done", detail, StringComparison.Ordinal);
+        Assert.Matches(@"<tr class=""event""><td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td><td>webhook.predeploy</td>", detail);
+        Assert.DoesNotMatch(@"\d\dZ<", detail);
+    }
+
+    [Fact]
+    public async Task Detail_ARegressionCaughtAtTheFirstEvaluationShowsItsPointAgainstTheBandFromTheDeployWithReadableValuesAndWhatHappensNext()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        var service = test.Service;
+        await test.WatchAsync("dash-first");
+        // A cost per request: values far below 0.001, which the axis used to print as "0".
+        await EvaluationSeed.InsertAsync(service, "dash-first", "cost-per-request", [1.0e-7], regressedFrom: 0);
+        await test.RegressThroughWatchAsync("dash-first", SlackTestService.P95Regressed);
+
+        using var browser = Browser(service);
+        var html = await (await browser.GetAsync(new Uri($"/dashboard/deployments/dash-first?token={RolloutGateHost.ReaderToken}", UriKind.Relative)))
+            .Content.ReadAsStringAsync();
+
+        var chart = Chart(html, "cost-per-request");
+        // The band, baseline and threshold start at the deploy: two vertices each, not one invisible point.
+        Assert.Equal(4, Regex.Match(chart, "<polygon class=\"band\" points=\"([^\"]+)\"").Groups[1].Value.Split(' ').Length);
+        Assert.Equal(2, Regex.Match(chart, "<polyline class=\"threshold\" points=\"([^\"]+)\"").Groups[1].Value.Split(' ').Length);
+        Assert.Contains(">threshold 1.2E-07</text>", chart, StringComparison.Ordinal);
+        Assert.Contains(">baseline 1E-07</text>", chart, StringComparison.Ordinal);
+        Assert.DoesNotContain(">0</text>", chart, StringComparison.Ordinal);
+        Assert.Contains("<text class=\"axis\" x=\"4\" y=\"22\">1.2E-07</text>", chart, StringComparison.Ordinal);
+        Assert.Contains("UTC</text>", chart, StringComparison.Ordinal);
+        Assert.Contains("<b class=\"s-regressed\">regressed</b>", html, StringComparison.Ordinal);
+
+        // The list says first that one waits, whatever page or filter it shows.
+        var list = await (await browser.GetAsync(new Uri("/dashboard?state=completed", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains("<p class=\"recommend waiting\"><strong>1 deployment(s) wait for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a>.</p>",
+            list, StringComparison.Ordinal);
+
+        // Waiting for a decision, and what RolloutGate does if nobody decides.
+        Assert.Contains("<p class=\"waiting\">", html, StringComparison.Ordinal);
+        Assert.Contains("<strong>RolloutGate recommends a rollback.</strong> If nobody decides by <time", html, StringComparison.Ordinal);
+        Assert.Contains("(in 15 min)</time>, it will <strong>roll back</strong>", html, StringComparison.Ordinal);
+    }
+
+    private static string Row(string html, string id) =>
+        Regex.Match(html, $"<tr><td><a href=\"/dashboard/deployments/{id}\">.*?</tr>", RegexOptions.Singleline).Value;
 
     private static HttpClient Browser(TestService service) =>
         service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true });
