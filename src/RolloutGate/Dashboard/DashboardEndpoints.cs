@@ -175,7 +175,7 @@ public static class DashboardEndpoints
             <tr><th>pipeline</th><td>{E(row.PipelineUrl)}</td></tr>
             <tr><th>created</th><td>{When(row.CreatedAt, now)}</td></tr>
             <tr><th>deployed</th><td>{When(row.DeployedAt, now)}</td></tr>
-            <tr><th>watch</th><td>{When(row.WatchStartedAt, now)} until {When(row.WatchUntil, now)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
+            <tr><th>watch</th><td>{When(row.WatchStartedAt, now)} until {WatchEnd(row, now)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
             </table>
 
             """);
@@ -279,6 +279,12 @@ public static class DashboardEndpoints
         cursor = (at, text[(split + 1)..]);
         return true;
     }
+
+    /// <summary>Until when the watch runs; once the deployment left watching (regressed, kept, stopped…), that it no longer does.</summary>
+    private static string WatchEnd(DeploymentRow row, DateTimeOffset now) =>
+        row.State == DeploymentState.Watching || row.WatchUntil is null || row.WatchUntil <= now
+            ? When(row.WatchUntil, now)
+            : $"{Time(row.WatchUntil)} as planned, but <b>no longer watched</b>: the deployment is {E(row.State)}";
 
     private static string Time(DateTimeOffset? at) => at is { } moment ? Utc(moment) : "-";
 

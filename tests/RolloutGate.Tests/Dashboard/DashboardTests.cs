@@ -198,6 +198,9 @@ public sealed partial class DashboardTests
 
         var detail = await (await browser.GetAsync(new Uri("/dashboard/deployments/dash-times-1", UriKind.Relative))).Content.ReadAsStringAsync();
         Assert.Contains("<tr><th>deployed</th><td><time datetime=", detail, StringComparison.Ordinal);
+        Assert.Matches(@" until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC as planned, but <b>no longer watched</b>: the deployment is stopped; baseline ", detail);
+        var stillWatched = await (await browser.GetAsync(new Uri("/dashboard/deployments/dash-times-2", UriKind.Relative))).Content.ReadAsStringAsync();
+        Assert.Contains(" UTC (in 21 h 54 min)</time>; baseline ", stillWatched, StringComparison.Ordinal);
         Assert.Contains(" UTC (just now)</time> <b>stop</b> by carol: done", detail, StringComparison.Ordinal);
         Assert.Matches(@"<tr class=""event""><td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td><td>webhook.predeploy</td>", detail);
         Assert.DoesNotMatch(@"\d\dZ<", detail);
