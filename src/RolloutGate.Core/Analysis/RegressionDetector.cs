@@ -377,9 +377,13 @@ public static class RegressionDetector
                 var againstMax = towardsBreach is not null ? $" and it is {towardsBreach}"
                     : Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
                     : "";
-                explanation = limit is null
-                    ? $"{seen}; no relative limit is set{againstMax}."
-                    : $"{seen}, within {limit} so far (evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
+                // Healthy is the tests' verdict, not this interval's: a value beyond the limit says so, and why it does not decide.
+                var beyond = limit is not null && allowed is { } a && (Kind.LowerIsWorse() ? value < a : value > a);
+                var evidenceSoFar = $"evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
+                var butMax = towardsBreach is null ? "" : $", and it is {towardsBreach}";
+                explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
+                    : beyond ? $"{seen}: beyond {limit} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}; one noisy interval does not decide){butMax}."
+                    : $"{seen}, within {limit} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);

@@ -39,6 +39,22 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_FirstIntervalFarBeyondTheLimit_HealthySoFarButNotCalledWithin()
+    {
+        var traffic = new SyntheticTraffic(7);
+        var baseline = LatencyBaseline(traffic);
+
+        var first = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, traffic.Latency(Deploy, 2.0));
+        var calm = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, traffic.Latency(Deploy));
+
+        Assert.Equal(Verdict.Healthy, first.Verdict);
+        Assert.Contains(": beyond the allowed 20% in this interval, but the evidence is not yet enough to call it a regression (evidence since the deploy",
+            first.Explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain("within the allowed", first.Explanation, StringComparison.Ordinal);
+        Assert.Contains(", within the allowed 20% so far (evidence since the deploy", calm.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_ErrorRateJumpsTenfold_IsCaughtWithinMinutes()
     {
         var traffic = new SyntheticTraffic(11);
@@ -196,7 +212,7 @@ public sealed class RegressionDetectorTests
         Assert.EndsWith("no relative limit is set and it is within the absolute max of 800 ms.", maxOnly[2].Explanation, StringComparison.Ordinal);
         Assert.Equal(Verdict.Healthy, both[0].Verdict);
         Assert.EndsWith(
-            "but it is above the absolute max of 800 ms for 1 of the 3 consecutive intervals that make a breach.",
+            "one noisy interval does not decide), and it is above the absolute max of 800 ms for 1 of the 3 consecutive intervals that make a breach.",
             both[0].Explanation, StringComparison.Ordinal);
         Assert.DoesNotContain("absolute max", both[2].Explanation, StringComparison.Ordinal);
     }
