@@ -8,6 +8,7 @@ using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
+using RolloutGate.Slack;
 using RolloutGate.Web;
 using static RolloutGate.Web.HtmlPages;
 
@@ -27,7 +28,8 @@ public static class DashboardEndpoints
 
     private const string TableStyle =
         "table{border-collapse:collapse;width:100%}th,td{border-bottom:1px solid #ddd;padding:.25em .5em;text-align:left;vertical-align:top}" +
-        ".state{font-weight:bold;white-space:nowrap}.s-regressed,.s-rolling-back,.s-denied{color:#c0392b}.s-watching{color:#1f4e9c}code{font-size:90%}" +
+        ".state{font-weight:bold;white-space:nowrap}.s-regressed,.s-rolling-back,.s-denied{color:#c0392b}.s-watching{color:#1f4e9c}" +
+        ".s-rolled-back{color:#7b3fa0}.s-completed{color:#2e7d32}.s-kept,.s-stopped,.s-cancelled{color:#666}code{font-size:90%}" +
         "tr.event td:first-child{white-space:nowrap}tr.event code{word-break:break-all}";
 
     public static IEndpointRouteBuilder MapDashboard(this IEndpointRouteBuilder app)
@@ -199,7 +201,7 @@ public static class DashboardEndpoints
         var metrics = evaluations.GroupBy(e => e.Metric, StringComparer.Ordinal).ToList();
         if (metrics.Count == 0)
         {
-            html.Append("<p>No evaluation yet.</p>\n");
+            html.Append(NoEvaluation(row, runbooks, now)).Append('\n');
         }
         else
         {
@@ -278,6 +280,26 @@ public static class DashboardEndpoints
 
         cursor = (at, text[(split + 1)..]);
         return true;
+    }
+
+    /// <summary>Why a deployment has no evaluation to chart, and for one being watched, when its first is due.</summary>
+    private static string NoEvaluation(DeploymentRow row, RunbookCatalog runbooks, DateTimeOffset now)
+    {
+        if (row is not { DeployedAt: { } deployed })
+        {
+            return "<p>No evaluation: this change was never watched (a watch starts with its <code>deployed</code> event).</p>";
+        }
+
+        if (row.State != DeploymentState.Watching)
+        {
+            return "<p>No evaluation was stored before the watch ended.</p>";
+        }
+
+        var interval = runbooks.VersionOf(row).Watch.Interval;
+        var first = Core.Watch.WatchSchedule.Next(deployed, interval, null);
+        return first > now
+            ? $"<p>No evaluation yet: the first is due {When(first, now)}, then one every {SlackMessages.Duration(interval)}.</p>"
+            : $"<p>No evaluation yet, though the first was due {When(first, now)}: the watch may still be reading its baseline, or Prometheus may not answer (see the service's log).</p>";
     }
 
     /// <summary>Until when the watch runs; once the deployment left watching (regressed, kept, stopped…), that it no longer does.</summary>

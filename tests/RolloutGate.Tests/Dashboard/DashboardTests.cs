@@ -201,6 +201,9 @@ public sealed partial class DashboardTests
         Assert.Matches(@" until \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC as planned, but <b>no longer watched</b>: the deployment is stopped; baseline ", detail);
         var stillWatched = await (await browser.GetAsync(new Uri("/dashboard/deployments/dash-times-2", UriKind.Relative))).Content.ReadAsStringAsync();
         Assert.Contains(" UTC (in 21 h 54 min)</time>; baseline ", stillWatched, StringComparison.Ordinal);
+        // Nothing evaluated yet: when the first evaluation is due (the test runbook's 1 min interval, at whole minutes).
+        Assert.Matches(@"<p>No evaluation yet: the first is due <time [^>]+>[^<]+ UTC \((in \d+ min|just now)\)</time>, then one every 1 min\.</p>", stillWatched);
+        Assert.Contains("<p>No evaluation was stored before the watch ended.</p>", detail, StringComparison.Ordinal);
         Assert.Contains(" UTC (just now)</time> <b>stop</b> by carol: done", detail, StringComparison.Ordinal);
         Assert.Matches(@"<tr class=""event""><td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td><td>webhook.predeploy</td>", detail);
         Assert.DoesNotMatch(@"\d\dZ<", detail);
