@@ -243,22 +243,9 @@ public static class RegressionDetector
         return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
 
-    /// <summary>
-    /// A value in the unit of the metric's preset (ms or s, %, req/s). A custom query's unit is unknown: it is judged like a
-    /// latency, but the 5 of <c>vector(5)</c> is not 5 seconds, so its values are shown as the plain numbers it returned.
-    /// </summary>
-    private static string Format(MetricSpec spec, MetricKind kind, double value) =>
-        spec is { Preset: null, Query: not null } ? value.ToString("G4", CultureInfo.InvariantCulture) : Format(kind, value);
+    private static string Format(MetricSpec spec, MetricKind kind, double value) => MetricValues.Format(spec, kind, value);
 
-    private static string Format(MetricKind kind, double value) => kind switch
-    {
-        MetricKind.Latency => value < 1
-            ? string.Create(CultureInfo.InvariantCulture, $"{value * 1000:0} ms")
-            : string.Create(CultureInfo.InvariantCulture, $"{value:0.00} s"),
-        MetricKind.ErrorRate => string.Create(CultureInfo.InvariantCulture, $"{value * 100:0.00}%"),
-        MetricKind.RequestRate => string.Create(CultureInfo.InvariantCulture, $"{value:0.##} req/s"),
-        _ => value.ToString("G4", CultureInfo.InvariantCulture),
-    };
+    private static string Format(MetricKind kind, double value) => MetricValues.Format(kind, value);
 
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
 

@@ -101,7 +101,7 @@ public static class InboxEndpoints
             foreach (var evidence in row.Evidence is null ? [] : SlackMessages.ParseEvidence(row.Evidence))
             {
                 html.Append(CultureInfo.InvariantCulture,
-                    $"<li><b>{E(evidence.Metric)}</b>: {SlackMessages.Number(evidence.Value)} (baseline {SlackMessages.Number(evidence.Baseline)}, threshold {SlackMessages.Number(evidence.Threshold)}) {E(evidence.Verdict ?? "")} {E(evidence.Explanation ?? "")}</li>\n");
+                    $"<li><b>{E(evidence.Metric)}</b>: {E(evidence.Figures)} {E(evidence.Verdict ?? "")} {E(evidence.Explanation ?? "")}</li>\n");
             }
 
             html.Append(CultureInfo.InvariantCulture, $"""

@@ -8,7 +8,12 @@ using RolloutGate.Infrastructure.Database;
 namespace RolloutGate.Slack;
 
 /// <summary>One metric's evidence for a verdict: what was measured, against what, and why it matters.</summary>
-public sealed record MetricEvidence(string Metric, double? Value, double? Baseline, double? Threshold, string? Verdict, string? Explanation);
+/// <param name="Shown">The value, baseline and threshold in the metric's unit ("912 ms (baseline 640 ms, threshold 768 ms)"), when known.</param>
+public sealed record MetricEvidence(string Metric, double? Value, double? Baseline, double? Threshold, string? Verdict, string? Explanation, string? Shown = null)
+{
+    /// <summary>The value, baseline and threshold as messages and pages show them: in the metric's unit when known, else four significant digits.</summary>
+    public string Figures => Shown ?? $"{SlackMessages.Number(Value)} (baseline {SlackMessages.Number(Baseline)}, threshold {SlackMessages.Number(Threshold)})";
+}
 
 /// <summary>
 /// The text of every message in a deployment's thread. Slack mrkdwn: user ids as &lt;@U…&gt;, links as &lt;url|label&gt;;
@@ -138,7 +143,7 @@ public static class SlackMessages
 
     public static string Line(MetricEvidence e) =>
         string.Create(CultureInfo.InvariantCulture,
-            $"• *{Escape(e.Metric)}*: {Number(e.Value)} (baseline {Number(e.Baseline)}, threshold {Number(e.Threshold)})")
+            $"• *{Escape(e.Metric)}*: {Escape(e.Figures)}")
         + (e.Verdict is null ? "" : $" → {Escape(e.Verdict)}")
         + (string.IsNullOrWhiteSpace(e.Explanation) ? "" : $": {Escape(e.Explanation)}");
 
@@ -155,7 +160,8 @@ public static class SlackMessages
         NumberOf(e, "baseline"),
         NumberOf(e, "threshold"),
         Text(e, "verdict") ?? Text(e, "to"),
-        Text(e, "explanation"));
+        Text(e, "explanation"),
+        Text(e, "shown"));
 
     private static string? Text(JsonElement element, string name) =>
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value)

@@ -103,7 +103,7 @@ public sealed partial class WatchSweep
         {
             // The decision (auto: roll back now; recommend: ask the decision channel) commits with the regression itself.
             var evidence = result.Evaluations.Select(e => e.Evaluation).Where(e => e.IsRegression)
-                .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation))
+                .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation, Shown(result.Session, e)))
                 .ToList();
             await decisions.OnRegressedAsync(db, tracked[result.Session.DeploymentId], result.Session.Runbook, evidence, cancellationToken);
         }
@@ -125,6 +125,12 @@ public sealed partial class WatchSweep
 
         return done.Sum(r => r.Evaluations.Count);
     }
+
+    /// <summary>The evaluation's value, baseline and threshold in its metric's unit, as messages show them.</summary>
+    private static string? Shown(WatchSession session, MetricEvaluation e) =>
+        session.Plan.Metrics.FirstOrDefault(m => m.Name == e.Metric) is { } metric
+            ? MetricValues.Figures(metric.Spec, e.Kind, e.Value, e.Reference, e.AllowedValue)
+            : null;
 
     /// <summary>The audit event of each metric whose verdict changed (the first evaluation is compared with healthy).</summary>
     private static IEnumerable<AuditEntry> VerdictChanges(Result result)
@@ -148,6 +154,7 @@ public sealed partial class WatchSweep
                     statistic = e.Statistic,
                     statisticThreshold = e.StatisticThreshold,
                     explanation = e.Explanation,
+                    shown = Shown(result.Session, e),
                     query = evaluation.Query,
                 });
             }

@@ -96,7 +96,8 @@ public sealed class DecisionInboxTests
         var html = await test.Service.Reader().GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
 
         Assert.Contains("<b>p95-latency</b>: 0.912 (baseline 0.64, threshold 0.768) regressed", html, StringComparison.Ordinal);
-        Assert.Contains("<b>error-rate</b>: 0.05 (baseline 0.002, threshold 0.003) regressed", html, StringComparison.Ordinal);
+        // In the metric's unit where the watch recorded it so; as plain numbers otherwise.
+        Assert.Contains("<b>error-rate</b>: 5.00% (baseline 0.20%, threshold 0.30%) regressed", html, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -83,7 +83,7 @@ public sealed class SlackTestService : IAsyncDisposable
             .. evidence.Select(e => new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new
             {
                 metric = e.Metric, at, from = "healthy", verdict = e.Verdict, value = e.Value, baseline = e.Baseline, threshold = e.Threshold,
-                explanation = e.Explanation,
+                explanation = e.Explanation, shown = e.Shown,
             })),
             change,
         ], CancellationToken.None);
@@ -96,7 +96,8 @@ public sealed class SlackTestService : IAsyncDisposable
         new("p95-latency", 0.912, 0.64, 0.768, "regressed", "p95 rose 43% over the baseline; the limit is 20%");
 
     public static readonly MetricEvidence ErrorRateRegressed =
-        new("error-rate", 0.05, 0.002, 0.003, "regressed", "error-rate 5.00% (50 of 1000 requests failed) against a baseline of 0.20%");
+        new("error-rate", 0.05, 0.002, 0.003, "regressed", "error-rate 5.00% (50 of 1000 requests failed) against a baseline of 0.20%",
+            "5.00% (baseline 0.20%, threshold 0.30%)");
 
     /// <summary>Rows still to deliver: neither delivered nor given up.</summary>
     public Task<long> PendingAsync() => Service.CountAsync("outbox", "delivered_at IS NULL AND abandoned_at IS NULL");

@@ -146,6 +146,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(2.5, evidence.GetProperty("value").GetDouble(), 6);
         Assert.Equal(0.225, evidence.GetProperty("baseline").GetDouble(), 3);
         Assert.Equal(0.27, evidence.GetProperty("threshold").GetDouble(), 3);
+        Assert.Equal("2.50 s (baseline 225 ms, threshold 270 ms)", evidence.GetProperty("shown").GetString());
         Assert.True(evidence.GetProperty("statistic").GetDouble() > evidence.GetProperty("statisticThreshold").GetDouble());
         Assert.NotEmpty(evidence.GetProperty("explanation").GetString()!);
         var moved = await AuditAsync(service, "dep-slow", "deployment.state-changed");
