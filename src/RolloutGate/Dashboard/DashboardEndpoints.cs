@@ -3,6 +3,7 @@ using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
+using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
@@ -208,14 +209,19 @@ public static class DashboardEndpoints
             html.Append(MetricChart.Legend).Append('\n');
         }
 
+        var specs = runbooks.VersionOf(row).Watch.Metrics;
         foreach (var metric in metrics)
         {
             var points = metric.Select(e => new ChartPoint(e.At, e.Value, e.Baseline, e.Threshold, e.Verdict, e.Explanation)).ToList();
+            // In the metric's unit (ms, %, req/s) when the runbook version still names it.
+            Func<double, string>? format = specs.FirstOrDefault(s => s.Name == metric.Key) is { } spec
+                ? value => MetricValues.Format(spec, MetricKinds.FromPreset(spec.Preset), value)
+                : null;
             var last = points[^1];
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section class="metric"><h3>{E(metric.Key)}</h3>
                 <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>
-                {MetricChart.Svg(metric.Key, points, marks)}
+                {MetricChart.Svg(metric.Key, points, marks, format)}
                 </section>
 
                 """);

@@ -34,8 +34,10 @@ public static class MetricChart
         "<span><i style=\"background:#c0392b\"></i>regression / detection</span><span><i style=\"background:#555\"></i>deploy</span>" +
         "<span><i style=\"background:#7b3fa0\"></i>decision</span></p>";
 
-    public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks)
+    /// <param name="format">How values are written (axis, labels, tooltips): the metric's unit when the caller knows it.</param>
+    public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks, Func<double, string>? format = null)
     {
+        format ??= value => SlackMessages.Number(value);
         var times = points.Select(p => p.At).Concat(marks.Select(m => m.At)).ToList();
         var from = times.Count == 0 ? DateTimeOffset.UnixEpoch : times.Min();
         var to = times.Count == 0 ? from : times.Max();
@@ -68,14 +70,14 @@ public static class MetricChart
         var threshold = FromStart(from, points.Where(p => Finite(p.Threshold))).Select(p => (p.At, p.Threshold!.Value)).ToList();
         Line(svg, "baseline", baseline, X, Y);
         Line(svg, "threshold", threshold, X, Y);
-        Label(svg, "baseline", baseline, X, Y, below: true);
-        Label(svg, "threshold", threshold, X, Y, below: false);
+        Label(svg, "baseline", baseline, X, Y, format, below: true);
+        Label(svg, "threshold", threshold, X, Y, format, below: false);
         Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
         foreach (var point in points.Where(p => Finite(p.Value)))
         {
             var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
             svg.Append(CultureInfo.InvariantCulture,
-                $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{Utc(point.At)} {SlackMessages.Number(point.Value)} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
+                $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{Utc(point.At)} {E(format(point.Value.Value))} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
         }
 
         foreach (var mark in marks)
@@ -85,8 +87,8 @@ public static class MetricChart
                 $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {Utc(mark.At)}</title></line>");
         }
 
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{SlackMessages.Number(high - pad)}</text>");
-        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Height - Bottom)}\">{SlackMessages.Number(low + pad)}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{E(format(high - pad))}</text>");
+        svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Height - Bottom)}\">{E(format(low + pad))}</text>");
         svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Left)}\" y=\"{N(Height - 8)}\">{Utc(from)}</text>");
         svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"{N(Width - Right)}\" y=\"{N(Height - 8)}\" text-anchor=\"end\">{Utc(to)}</text>");
         svg.Append("</svg>");
@@ -115,13 +117,15 @@ public static class MetricChart
     }
 
     /// <summary>Names a line and its value where it starts, just inside the plot: "threshold 0.003".</summary>
-    private static void Label(StringBuilder svg, string kind, List<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y, bool below)
+    private static void Label(
+        StringBuilder svg, string kind, List<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y,
+        Func<double, string> format, bool below)
     {
         if (series.Count > 0)
         {
             var (at, value) = series[0];
             svg.Append(CultureInfo.InvariantCulture,
-                $"<text class=\"label {kind}\" x=\"{N(x(at) + 4)}\" y=\"{N(y(value) + (below ? 12 : -4))}\">{kind} {SlackMessages.Number(value)}</text>");
+                $"<text class=\"label {kind}\" x=\"{N(x(at) + 4)}\" y=\"{N(y(value) + (below ? 12 : -4))}\">{kind} {E(format(value))}</text>");
         }
     }
 

@@ -105,6 +105,7 @@ public sealed partial class DashboardTests
         (await service.Webhooks.SendEventAsync("deployed", "dash-detail")).EnsureSuccessStatusCode();
         await EvaluationSeed.InsertAsync(service, "dash-detail", "error-rate", [0.010, 0.011, 0.012, 0.030, 0.035], regressedFrom: 3);
         await EvaluationSeed.InsertAsync(service, "dash-detail", "saturation", [0.5, 0.6, 0.55]);
+        await EvaluationSeed.InsertAsync(service, "dash-detail", "p95-latency", [0.2, 0.21, 0.22]);
         (await service.Operator().PostAsync(new Uri("/api/v1/deployments/dash-detail/stop", UriKind.Relative),
             JsonContent("{\"actor\":\"carol\",\"reason\":\"watching by hand\"}"))).EnsureSuccessStatusCode();
 
@@ -127,6 +128,13 @@ public sealed partial class DashboardTests
             Assert.Contains("class=\"mark detection\"", chart, StringComparison.Ordinal);
             Assert.Contains("<title>stop by carol at", chart, StringComparison.Ordinal);
         }
+
+        // Values in the metric's unit where the runbook names the metric (p95-latency: ms); as plain numbers where it does not.
+        var latency = charts.Select(m => m.Value).Single(c => c.Contains("data-metric=\"p95-latency\"", StringComparison.Ordinal));
+        Assert.Matches(@"<text class=""axis"" x=""4"" y=""22"">\d+ ms</text>", latency);
+        Assert.Matches(@">threshold \d+ ms</text>", latency);
+        var saturation = charts.Select(m => m.Value).Single(c => c.Contains("data-metric=\"saturation\"", StringComparison.Ordinal));
+        Assert.DoesNotContain(" ms</text>", saturation, StringComparison.Ordinal);
 
         Assert.Contains("<b>stop</b> by carol: watching by hand", html, StringComparison.Ordinal);
         Assert.Contains("<td>webhook.deployed</td>", html, StringComparison.Ordinal);
