@@ -72,19 +72,20 @@ public static class MetricChart
         Line(svg, "threshold", threshold, X, Y);
         Label(svg, "baseline", baseline, X, Y, format, below: true);
         Label(svg, "threshold", threshold, X, Y, format, below: false);
+        // The marks first, so that a point at a mark (the detection, usually the newest point) is drawn over it.
+        foreach (var mark in marks)
+        {
+            var x = N(X(mark.At));
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {Utc(mark.At)}</title></line>");
+        }
+
         Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
         foreach (var point in points.Where(p => Finite(p.Value)))
         {
             var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
             svg.Append(CultureInfo.InvariantCulture,
                 $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{Utc(point.At)} {E(format(point.Value.Value))} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
-        }
-
-        foreach (var mark in marks)
-        {
-            var x = N(X(mark.At));
-            svg.Append(CultureInfo.InvariantCulture,
-                $"<line class=\"mark {E(mark.Kind)}\" x1=\"{x}\" x2=\"{x}\" y1=\"{N(Top)}\" y2=\"{N(Height - Bottom)}\"><title>{E(mark.Label)} at {Utc(mark.At)}</title></line>");
         }
 
         svg.Append(CultureInfo.InvariantCulture, $"<text class=\"axis\" x=\"4\" y=\"{N(Top + 10)}\">{E(format(high - pad))}</text>");

@@ -127,6 +127,8 @@ public sealed partial class DashboardTests
             Assert.Contains("class=\"mark deploy\"", chart, StringComparison.Ordinal);
             Assert.Contains("class=\"mark detection\"", chart, StringComparison.Ordinal);
             Assert.Contains("<title>stop by carol at", chart, StringComparison.Ordinal);
+            // Points over the marks: the newest point often sits on the detection line.
+            Assert.True(chart.LastIndexOf("<line class=\"mark", StringComparison.Ordinal) < chart.IndexOf("<circle", StringComparison.Ordinal));
         }
 
         // Values in the metric's unit where the runbook names the metric (p95-latency: ms); as plain numbers where it does not.
