@@ -91,15 +91,18 @@ if [ -z "${RolloutGate__Alertmanager__Url:-}" ]; then
   export RolloutGate__Alertmanager__Url="http://127.0.0.1:$ALERTMANAGER_PORT"
 fi
 
-# Development secrets, generated once. In production these come from your secret store.
+# Development secrets, generated once. In production these come from your secret store. Exported, so that after
+# `source .local/run/secrets.env` the CLI (`gate`, `audit`) sees them too, not only the shell's own curl lines.
 if [ ! -f "$RUN_DIR/secrets.env" ]; then
   umask 077
   {
-    echo "ROLLOUTGATE_WEBHOOK_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    echo "ROLLOUTGATE_READER_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
-    echo "ROLLOUTGATE_OPERATOR_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "export ROLLOUTGATE_WEBHOOK_SECRET=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "export ROLLOUTGATE_READER_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+    echo "export ROLLOUTGATE_OPERATOR_TOKEN=$(head -c 24 /dev/urandom | od -An -tx1 | tr -d ' \n')"
   } >"$RUN_DIR/secrets.env"
 fi
+# A file written before the secrets were exported gets the same secrets, exported.
+sed -i 's/^ROLLOUTGATE_/export ROLLOUTGATE_/' "$RUN_DIR/secrets.env"
 # shellcheck disable=SC1091
 source "$RUN_DIR/secrets.env"
 export RolloutGate__Webhook__Secret="${RolloutGate__Webhook__Secret:-$ROLLOUTGATE_WEBHOOK_SECRET}"
