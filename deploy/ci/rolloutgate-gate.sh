@@ -13,7 +13,7 @@
 # few milliseconds openssl runs. On a runner shared with untrusted jobs, prefer the .NET CLI or a webhook token.
 set -uo pipefail
 
-usage() { sed -n '6,9p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '6,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 fail() { echo "gate: $*" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage

@@ -67,6 +67,17 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_NoArguments_PrintsTheWholeUsageAndExitsTwo()
+    {
+        var run = await RunAsync(new Dictionary<string, string>());
+
+        Assert.Equal(2, run.Exit);
+        Assert.StartsWith("usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled", run.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith("argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a one-line summary to stderr.\n",
+            run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Script_WrongSecret_ExitsTwoWithThe401Detail()
     {
         await using var service = await TestService.StartAsync();
