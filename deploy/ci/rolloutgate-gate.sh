@@ -85,7 +85,7 @@ while :; do
   else
     cp "$work/auth" "$work/headers"
   fi
-  status="$(curl -sS -o "$work/answer" -w '%{http_code}' --max-time "$remaining" -X POST \
+  status="$(curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X POST \
     -H "Content-Type: application/json" -H "X-RolloutGate-Delivery: $delivery_id" -H @"$work/headers" \
     --data-binary @"$work/body" "${url%/}/api/v1/deployments" 2>"$work/curl-error")"
   case "$status" in
@@ -97,9 +97,16 @@ while :; do
     [ "$status" = 000 ] || cat "$work/answer"
     fail "no usable answer from $url ($attempt attempts); last attempt: $last"
   fi
-  # Exponential backoff (1s, 2s, 4s ... at most 15s) with jitter, never past the deadline.
-  delay=$(( 1 << (attempt - 1) )); [ "$delay" -le 15 ] || delay=15
-  delay_ms=$(( delay * 500 + RANDOM % (delay * 500 + 1) ))
+  # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential
+  # backoff (1s, 2s, 4s ... at most 15s) with jitter. Never past the deadline.
+  retry_after="$(tr -d '\r' <"$work/answer-headers" 2>/dev/null | sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9][0-9]*\) *$/\1/p' | tail -n 1)"
+  if [ -n "$retry_after" ] && [ "$retry_after" -gt 0 ]; then
+    [ "$retry_after" -le 15 ] || retry_after=15
+    delay_ms=$(( retry_after * 1000 ))
+  else
+    delay=$(( 1 << (attempt - 1) )); [ "$delay" -le 15 ] || delay=15
+    delay_ms=$(( delay * 500 + RANDOM % (delay * 500 + 1) ))
+  fi
   remaining_ms=$(( (deadline - $(date +%s)) * 1000 ))
   [ "$delay_ms" -le "$remaining_ms" ] || delay_ms=$remaining_ms
   echo "gate: attempt $attempt failed ($last); retrying in ${delay_ms}ms" >&2

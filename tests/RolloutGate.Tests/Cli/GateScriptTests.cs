@@ -105,6 +105,19 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_503WithRetryAfter_WaitsAsTheServerSays()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client, failFirst: 1, retryAfterSeconds: 2).StartAsync();
+
+        var run = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-r"));
+
+        Assert.True(run.Exit == 0, run.Stderr + run.Stdout);
+        Assert.Contains("attempt 1 failed (HTTP 503); retrying in 2000ms", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(2, proxy.Deliveries.Count);
+    }
+
+    [Fact]
     public async Task Script_BearerToken_CancelsAnAllowedChange()
     {
         await using var service = await TestService.StartAsync();

@@ -10,9 +10,10 @@ namespace RolloutGate.Tests.Infrastructure;
 /// included) and body, and the answer comes back as <paramref name="service"/> gets it: with a client made with
 /// <c>AllowAutoRedirect = false, HandleCookies = false</c>, redirects and Set-Cookie reach the caller unfollowed, so a
 /// browser does the token-to-cookie round trip and its form posts itself. The first <paramref name="failFirst"/>
-/// requests are answered 503 instead, and so is every request while <see cref="Failing"/> is set. Each request is recorded.
+/// requests are answered 503 instead (with <c>Retry-After</c> when <paramref name="retryAfterSeconds"/> is given), and so is
+/// every request while <see cref="Failing"/> is set. Each request is recorded.
 /// </summary>
-public sealed class LoopbackProxy(HttpClient service, int failFirst = 0) : IAsyncDisposable
+public sealed class LoopbackProxy(HttpClient service, int failFirst = 0, int? retryAfterSeconds = null) : IAsyncDisposable
 {
     /// <summary>Headers that belong to one connection, not to the request.</summary>
     private static readonly HashSet<string> HopByHop = new(StringComparer.OrdinalIgnoreCase)
@@ -72,6 +73,11 @@ public sealed class LoopbackProxy(HttpClient service, int failFirst = 0) : IAsyn
         if (count <= failFirst || failing)
         {
             context.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
+            if (retryAfterSeconds is { } seconds)
+            {
+                context.Response.Headers.RetryAfter = seconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            }
+
             return;
         }
 
