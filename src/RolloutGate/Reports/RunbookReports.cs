@@ -122,7 +122,11 @@ public static class RunbookReports
         string Field(string name) => root.TryGetProperty(name, out var value) && value.ValueKind != JsonValueKind.Null
             ? (value.ValueKind == JsonValueKind.String ? value.GetString()! : value.GetRawText())
             : "?";
-        return Markdown($"{Field("metric")} {Field("from")} → {Field("verdict")}: value {Field("value")}, baseline {Field("baseline")}, threshold {Field("threshold")}. {Field("explanation")}");
+        // In the metric's unit where the watch recorded it so; else the bare numbers of older events.
+        var figures = root.TryGetProperty("shown", out var shown) && shown.ValueKind == JsonValueKind.String
+            ? shown.GetString()!
+            : $"value {Field("value")}, baseline {Field("baseline")}, threshold {Field("threshold")}";
+        return Markdown($"{Field("metric")} {Field("from")} → {Field("verdict")}: {figures}. {Field("explanation")}");
     }
 
     /// <summary>Keeps untrusted text (ids, versions, reasons) from turning into Markdown structure or HTML.</summary>

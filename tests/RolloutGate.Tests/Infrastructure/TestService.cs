@@ -57,7 +57,10 @@ public sealed class TestService : IAsyncDisposable
     /// What the watch writes when metrics regress: a verdict change per metric and the move to regressed, in one
     /// transaction through the service's own audit trail (so the chain stays valid).
     /// </summary>
-    public async Task RegressAsync(string deploymentId, params string[] metrics)
+    public Task RegressAsync(string deploymentId, params string[] metrics) => RegressAsync(deploymentId, metrics, shown: null);
+
+    /// <summary>As <see cref="RegressAsync(string, string[])"/>, the evidence also in the metric's unit (<paramref name="shown"/>), as the watch records it.</summary>
+    public async Task RegressAsync(string deploymentId, string[] metrics, string? shown)
     {
         await using var scope = Host.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
@@ -65,7 +68,7 @@ public sealed class TestService : IAsyncDisposable
         var deployment = await db.Deployments.SingleAsync(d => d.Id == deploymentId);
         var entries = metrics.Select(metric => new AuditEntry(AuditEventTypes.Evaluation, deploymentId, deployment.Service, "rolloutgate", new
         {
-            metric, from = "healthy", verdict = "regressed", value = 0.9, baseline = 0.6, threshold = 0.72, explanation = "p95 rose 50%",
+            metric, from = "healthy", verdict = "regressed", value = 0.9, baseline = 0.6, threshold = 0.72, explanation = "p95 rose 50%", shown,
         })).ToList();
         entries.Add(WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, "rolloutgate", DateTimeOffset.UtcNow));
         await db.SaveChangesAsync();

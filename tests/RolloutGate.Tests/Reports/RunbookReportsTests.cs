@@ -45,6 +45,11 @@ public sealed class RunbookReportsTests
         await using var service = await TestService.StartAsync();
         await FlagAsync(service, "log-1", "p95-latency");
         await service.DecideAsync("log-1", "rollback", "bob", reason: "p95 *doubled* <script>");
+        (await service.Webhooks.SendEventAsync("rolledback", "log-1")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "log-2",
+            at: DateTimeOffset.UtcNow.AddMinutes(-10).ToString("O", CultureInfo.InvariantCulture)))).EnsureSuccessStatusCode();
+        await service.RegressAsync("log-2", ["p95-latency"], shown: "900 ms (baseline 600 ms, threshold 720 ms)");
+        await service.DecideAsync("log-2", "dismiss", "carol");
 
         using var reader = service.Reader();
         var response = await reader.GetAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative));
@@ -56,6 +61,8 @@ public sealed class RunbookReportsTests
         Assert.Contains("rollback by bob · deployment log-1", markdown, StringComparison.Ordinal);
         Assert.Contains("Runbook in force: checkout v1 (sha256 ", markdown, StringComparison.Ordinal);
         Assert.Contains("p95-latency healthy → regressed: value 0.9, baseline 0.6, threshold 0.72", markdown, StringComparison.Ordinal);
+        // Recorded in the metric's unit (as the watch records it since 2026-12-06): shown so.
+        Assert.Contains("p95-latency healthy → regressed: 900 ms \\(baseline 600 ms, threshold 720 ms\\). p95 rose 50%", markdown, StringComparison.Ordinal);
         Assert.Contains("p95 \\*doubled\\* \\<script\\>", markdown, StringComparison.Ordinal);
         Assert.DoesNotContain("<script>", markdown, StringComparison.Ordinal);
         Assert.Contains("No decision has been taken", empty, StringComparison.Ordinal);
