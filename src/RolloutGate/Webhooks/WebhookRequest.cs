@@ -32,6 +32,8 @@ public static class WebhookRequestParser
 {
     public const int MaxFieldLength = 256;
 
+    public const int MaxUrlLength = 2048;
+
     /// <summary>
     /// How far <c>at</c> may be from now. Generous for replays and clock trouble; what lies beyond is a mistake, and
     /// the watch's times (at plus its duration, minus its baseline) must stay representable.
@@ -88,19 +90,18 @@ public static class WebhookRequestParser
             return (null, $"event '{request.Event}' is not one of {string.Join(", ", WebhookEvents.All)}");
         }
 
-        var tooLong = new[] { request.DeploymentId, request.Service, request.Environment, request.Version, request.PreviousVersion, request.Initiator, request.Commit }
-            .Any(value => value is { Length: > MaxFieldLength });
-        if (tooLong || request.PipelineUrl is { Length: > 2048 })
-        {
-            return (null, $"a field is longer than {MaxFieldLength} characters");
-        }
-
         var texts = new[]
         {
             ("event", request.Event), ("deploymentId", request.DeploymentId), ("service", request.Service), ("environment", request.Environment),
             ("version", request.Version), ("previousVersion", request.PreviousVersion), ("initiator", request.Initiator), ("commit", request.Commit),
             ("pipelineUrl", request.PipelineUrl),
         };
+        if (texts.FirstOrDefault(field => field.Item2 is { } text && text.Length > (field.Item1 == "pipelineUrl" ? MaxUrlLength : MaxFieldLength))
+            is { Item1: { } tooLong, Item2: { } value })
+        {
+            return (null, $"{tooLong} is {value.Length} characters long; at most {(tooLong == "pipelineUrl" ? MaxUrlLength : MaxFieldLength)} are accepted");
+        }
+
         if (texts.FirstOrDefault(field => InputExceptionHandler.HoldsNul(field.Item2)) is { Item1: { } withNul })
         {
             return (null, $"{withNul} contains a NUL character (\\u0000)");

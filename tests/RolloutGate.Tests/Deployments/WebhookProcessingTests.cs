@@ -88,6 +88,8 @@ public sealed class WebhookProcessingTests
         { "{\"event\": \"predeploy\", \"deploymentId\": \"team/app-42\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not contain '/'" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \".\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"..\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
+        { $"{{\"event\": \"predeploy\", \"deploymentId\": \"{new string('x', 257)}\", \"service\": \"checkout\", \"environment\": \"production\"}}", "deploymentId is 257 characters long; at most 256 are accepted" },
+        { $"{{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"pipelineUrl\": \"https://ci.example/{new string('r', 2040)}\"}}", "pipelineUrl is 2059 characters long; at most 2048 are accepted" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"0001-01-01T00:00:00Z\"}", "days from now" },
     };
 
