@@ -91,10 +91,10 @@ while :; do
   case "$status" in
     2??) break ;;
     000|5??|408|429) last="$( [ "$status" = 000 ] && head -c 300 "$work/curl-error" || echo "HTTP $status")" ;;
-    *) cat "$work/answer"; echo >&2; fail "$event refused: HTTP $status: $(head -c 1000 "$work/answer")" ;;
+    *) cat "$work/answer"; echo; fail "$event refused: HTTP $status: $(head -c 1000 "$work/answer")" ;;
   esac
   if [ "$attempt" -gt "$retries" ]; then
-    [ "$status" = 000 ] || cat "$work/answer"
+    [ "$status" = 000 ] || { cat "$work/answer"; echo; }
     fail "no usable answer from $url ($attempt attempts); last attempt: $last"
   fi
   # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential

@@ -88,6 +88,9 @@ public sealed class GateScriptTests
         Assert.Equal(2, run.Exit);
         Assert.Contains("HTTP 401", run.Stderr, StringComparison.Ordinal);
         Assert.Contains("the signature does not match", run.Stderr, StringComparison.Ordinal);
+        // The answer on stdout is one whole line, like an accepted one.
+        Assert.StartsWith("{", run.Stdout, StringComparison.Ordinal);
+        Assert.EndsWith("}\n", run.Stdout, StringComparison.Ordinal);
         Assert.Single(proxy.Deliveries);
     }
 
