@@ -25,6 +25,9 @@ public static partial class Urls
         return UserInfo().Replace(head, "$1") + dropped;
     }
 
+    /// <summary>A configured address (Prometheus's, the Kubernetes API's) as <see cref="Shown(string)"/> shows it; "" for none.</summary>
+    public static string Shown(Uri? address) => address is null ? "" : Shown(address.ToString());
+
     /// <summary>What stands between the start (or <c>//</c>) and an <c>@</c> before any further <c>/</c>.</summary>
     [GeneratedRegex("(^|//)[^/@]*@", RegexOptions.CultureInvariant)]
     private static partial Regex UserInfo();

@@ -130,7 +130,7 @@ public static partial class DemoFaultEndpoints
         var body = await DeploymentEndpoints.ReadBodyAsync(request, cancellationToken);
         if (body is null)
         {
-            return Problems.PayloadTooLarge($"the body is larger than {DeploymentEndpoints.MaxBodyBytes} bytes");
+            return DeploymentEndpoints.BodyTooLarge();
         }
 
         var (fault, error) = DemoFault.Parse(body);

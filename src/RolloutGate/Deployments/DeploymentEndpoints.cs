@@ -58,7 +58,7 @@ public static class DeploymentEndpoints
         if (body is null)
         {
             metrics.WebhookRefused("too-large");
-            return Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
+            return BodyTooLarge();
         }
 
         if (authenticator.Refusal(request, body) is { } refusal)
@@ -96,6 +96,9 @@ public static class DeploymentEndpoints
         metrics.WebhookAnswered(parsed.Event, outcome.StatusCode);
         return outcome.ToResult();
     }
+
+    /// <summary>The answer to a body <see cref="ReadBodyAsync"/> refused for its size.</summary>
+    internal static Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult BodyTooLarge() => Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
 
     internal static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
     {
@@ -182,7 +185,7 @@ public static class DeploymentEndpoints
         var bytes = await ReadBodyAsync(request, cancellationToken);
         if (bytes is null)
         {
-            return Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
+            return BodyTooLarge();
         }
 
         if (bytes.Length == 0)

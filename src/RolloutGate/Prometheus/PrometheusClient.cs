@@ -29,7 +29,7 @@ public interface IPrometheusClient
 internal sealed partial class PrometheusClient(HttpClient http, ILogger<PrometheusClient> logger) : IPrometheusClient
 {
     /// <summary>Prometheus's address as errors and logs name it: never user info or a query, which may hold a credential.</summary>
-    private string Shown => Urls.Shown(http.BaseAddress?.ToString() ?? "");
+    private string Shown => Urls.Shown(http.BaseAddress);
 
     public async Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken)
     {

@@ -22,7 +22,7 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
             return Task.FromResult(KubernetesTrafficShift.MissingNamespace(action));
         }
 
-        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress?.ToString() ?? "")}", async token =>
+        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
         {
             var abort = new JsonObject { ["status"] = new JsonObject { ["abort"] = true } };
             JsonObject rollout;

@@ -26,7 +26,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             return Task.FromResult(MissingNamespace(action));
         }
 
-        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress?.ToString() ?? "")}", async token =>
+        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
         {
             var current = await kubernetes.GetAsync(resource, @namespace, name, token);
             var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();

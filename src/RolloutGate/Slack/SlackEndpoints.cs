@@ -154,7 +154,7 @@ public static class SlackEndpoints
         var body = await DeploymentEndpoints.ReadBodyAsync(request, cancellationToken);
         if (body is null)
         {
-            return (null, Problems.PayloadTooLarge($"the body is larger than {DeploymentEndpoints.MaxBodyBytes} bytes"));
+            return (null, DeploymentEndpoints.BodyTooLarge());
         }
 
         if (verifier.Refusal(request, body) is { } refusal)
