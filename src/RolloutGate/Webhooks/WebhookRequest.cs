@@ -96,10 +96,10 @@ public static class WebhookRequestParser
             ("version", request.Version), ("previousVersion", request.PreviousVersion), ("initiator", request.Initiator), ("commit", request.Commit),
             ("pipelineUrl", request.PipelineUrl),
         };
-        if (texts.FirstOrDefault(field => field.Item2 is { } text && text.Length > (field.Item1 == "pipelineUrl" ? MaxUrlLength : MaxFieldLength))
-            is { Item1: { } tooLong, Item2: { } value })
+        static int Limit(string field) => field == "pipelineUrl" ? MaxUrlLength : MaxFieldLength;
+        if (texts.FirstOrDefault(field => field.Item2 is { } text && text.Length > Limit(field.Item1)) is { Item1: { } tooLong, Item2: { } value })
         {
-            return (null, $"{tooLong} is {value.Length} characters long; at most {(tooLong == "pipelineUrl" ? MaxUrlLength : MaxFieldLength)} are accepted");
+            return (null, $"{tooLong} is {value.Length} characters long; at most {Limit(tooLong)} are accepted");
         }
 
         if (texts.FirstOrDefault(field => InputExceptionHandler.HoldsNul(field.Item2)) is { Item1: { } withNul })
