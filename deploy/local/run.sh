@@ -64,6 +64,8 @@ if [ -z "${RolloutGate__Prometheus__Url:-}" ]; then
 global:
   scrape_interval: 15s
   evaluation_interval: 15s
+rule_files:
+  - $REPO_ROOT/deploy/prometheus/rolloutgate-alerts.yaml
 scrape_configs:
   - job_name: rolloutgate-demo-workload
     metrics_path: /demo/metrics

@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Http;
+using Microsoft.Extensions.Options;
 using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
@@ -65,6 +67,7 @@ public static class RolloutGateApplication
 
         services.AddSingleton<RolloutGateMetrics>();
         services.AddSingleton<PrometheusExposition>();
+        services.AddSingleton<IConfigureOptions<HttpClientFactoryOptions>, OutboundCallMetrics.Setup>();
         return builder;
     }
 

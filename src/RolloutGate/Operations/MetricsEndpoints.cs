@@ -28,36 +28,68 @@ public static class MetricsEndpoints
     public static IEndpointRouteBuilder MapMetricsEndpoint(this IEndpointRouteBuilder app)
     {
         // The process's own series are answered also while the database is away (that is when they matter most):
-        // the deployments gauge is left out then, and rolloutgate_database_up says why.
-        app.MapGet("/metrics", async (PrometheusExposition exposition, RolloutGateDbContext db, CancellationToken cancellationToken) =>
+        // the gauges read from the database are left out then, and rolloutgate_database_up says why.
+        app.MapGet("/metrics", async (PrometheusExposition exposition, RolloutGateDbContext db, TimeProvider time, CancellationToken cancellationToken) =>
         {
-            Dictionary<string, int>? counts;
+            List<GaugeFamily> gauges;
             try
             {
-                counts = await db.Deployments.AsNoTracking().GroupBy(d => d.State)
-                    .Select(g => new { State = g.Key, Count = g.Count() })
-                    .ToDictionaryAsync(g => g.State, g => g.Count, cancellationToken);
+                gauges = await DatabaseGaugesAsync(db, time.GetUtcNow(), cancellationToken);
             }
             catch (Exception exception) when (DatabaseUnavailableHandler.Unavailable(exception) is not null)
             {
-                counts = null;
+                gauges = [];
             }
 
-            List<GaugeFamily> gauges =
-            [
-                new("rolloutgate_database_up", "1 when the deployments could be counted in PostgreSQL for this scrape, 0 when the database was unavailable.",
-                    [([], counts is null ? 0 : 1)]),
-            ];
-            if (counts is not null)
-            {
-                var byState = DeploymentState.All
-                    .Select(state => ((IReadOnlyList<KeyValuePair<string, string>>)[new("state", state)], (double)counts.GetValueOrDefault(state)))
-                    .ToList();
-                gauges.Add(new GaugeFamily("rolloutgate_deployments", "Deployments by state.", byState));
-            }
-
+            gauges.Insert(0, new("rolloutgate_database_up", "1 when PostgreSQL answered this scrape, 0 when it was unavailable (the gauges read from it are left out then).",
+                [([], gauges.Count == 0 ? 0 : 1)]));
             return TypedResults.Text(exposition.Render(gauges), PrometheusExposition.ContentType);
         }).ExcludeFromDescription();
         return app;
     }
+
+    /// <summary>
+    /// What the database says of the whole installation, the same on every replica (alert on the max over replicas):
+    /// deployments by state, how far the watch is behind, Slack messages waiting, and rollbacks that failed. Each figure
+    /// is read through an index or from a small table: a scrape costs two short queries.
+    /// </summary>
+    private static async Task<List<GaugeFamily>> DatabaseGaugesAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var counts = await db.Deployments.AsNoTracking().GroupBy(d => d.State)
+            .Select(g => new { State = g.Key, Count = g.Count() })
+            .ToDictionaryAsync(g => g.State, g => g.Count, cancellationToken);
+        // A watch is due from its next evaluation time, or, before the sweep has seen it, from when it began watching.
+        var row = (await db.Database.SqlQuery<Backlog>($"""
+            SELECT
+              LEAST(
+                (SELECT min(watch_due_at) FROM deployments WHERE state = 'watching' AND watch_due_at <= {now}),
+                (SELECT min(updated_at) FROM deployments WHERE state = 'watching' AND watch_due_at IS NULL AND updated_at <= {now})
+              ) AS "OldestDue",
+              (SELECT count(*) FROM outbox WHERE delivered_at IS NULL AND abandoned_at IS NULL) AS "OutboxPending",
+              (SELECT min(created_at) FROM outbox WHERE delivered_at IS NULL AND abandoned_at IS NULL) AS "OutboxOldest",
+              (SELECT count(*) FROM outbox WHERE abandoned_at IS NOT NULL) AS "OutboxAbandoned",
+              (SELECT count(*) FROM decision_inbox WHERE failed_action IS NOT NULL) AS "RollbacksFailed"
+            """).ToListAsync(cancellationToken)).Single();
+
+        var byState = DeploymentState.All
+            .Select(state => ((IReadOnlyList<KeyValuePair<string, string>>)[new("state", state)], (double)counts.GetValueOrDefault(state)))
+            .ToList();
+        return
+        [
+            new("rolloutgate_deployments", "Deployments by state.", byState),
+            Single("rolloutgate_watch_behind_seconds",
+                "How long the oldest due watch interval has waited to be evaluated, 0 when none is due. A few seconds normally; it grows while the sweep is stuck, behind, or waiting for Prometheus to answer.",
+                Age(now, row.OldestDue)),
+            Single("rolloutgate_slack_outbox_pending", "Slack messages waiting to be posted (not yet delivered, not abandoned).", row.OutboxPending),
+            Single("rolloutgate_slack_outbox_oldest_pending_seconds", "Age of the oldest Slack message waiting to be posted, 0 when none waits.", Age(now, row.OutboxOldest)),
+            Single("rolloutgate_slack_outbox_abandoned", "Slack messages given up for good, ever (Slack refused them, or they failed for longer than RolloutGate:Slack:AbandonAfter); each is audited as slack.message-abandoned.", row.OutboxAbandoned),
+            Single("rolloutgate_rollbacks_failed_waiting", "Deployments whose rollback action failed and that wait for a person to retry it or stop the automation (the inbox lists them).", row.RollbacksFailed),
+        ];
+    }
+
+    private static double Age(DateTimeOffset now, DateTimeOffset? since) => since is { } at ? Math.Max(0, (now - at).TotalSeconds) : 0;
+
+    private static GaugeFamily Single(string name, string help, double value) => new(name, help, [([], value)]);
+
+    private sealed record Backlog(DateTimeOffset? OldestDue, long OutboxPending, DateTimeOffset? OutboxOldest, long OutboxAbandoned, long RollbacksFailed);
 }

@@ -13,7 +13,10 @@ public sealed class PrometheusExposition : IDisposable
 {
     public const string ContentType = "text/plain; version=0.0.4; charset=utf-8";
 
-    /// <summary>Latency buckets in seconds, from a fast in-memory answer to a slow pre-deploy gate.</summary>
+    /// <summary>
+    /// Latency buckets in seconds, from a fast in-memory answer to a slow pre-deploy gate: for every histogram that does
+    /// not advise its own (<see cref="InstrumentAdvice{T}.HistogramBucketBoundaries"/>).
+    /// </summary>
     public static readonly double[] Buckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
     private readonly MeterListener listener = new();
@@ -33,7 +36,8 @@ public sealed class PrometheusExposition : IDisposable
 
             lock (gate)
             {
-                families.TryAdd(instrument.Name, new Family(instrument.Name, instrument.Description ?? instrument.Name, instrument is Histogram<double>));
+                var buckets = instrument is Histogram<double> histogram ? histogram.Advice?.HistogramBucketBoundaries ?? Buckets : null;
+                families.TryAdd(instrument.Name, new Family(instrument.Name, instrument.Description ?? instrument.Name, buckets is null ? null : [.. buckets]));
             }
 
             meterListener.EnableMeasurementEvents(instrument);
@@ -116,7 +120,8 @@ public sealed class PrometheusExposition : IDisposable
 
     private static string EscapeHelp(string help) => help.Replace("\\", "\\\\", StringComparison.Ordinal).Replace("\n", "\\n", StringComparison.Ordinal);
 
-    private sealed class Family(string name, string help, bool isHistogram)
+    /// <summary>One instrument's series; <paramref name="buckets"/> is null for a counter.</summary>
+    private sealed class Family(string name, string help, double[]? buckets)
     {
         private readonly Dictionary<string, Series> series = new(StringComparer.Ordinal);
 
@@ -127,7 +132,7 @@ public sealed class PrometheusExposition : IDisposable
             var key = Labels(labels);
             if (!series.TryGetValue(key, out var entry))
             {
-                entry = new Series(labels, isHistogram ? new long[Buckets.Length] : null);
+                entry = new Series(labels, buckets is null ? null : new long[buckets.Length]);
                 series[key] = entry;
             }
 
@@ -135,9 +140,9 @@ public sealed class PrometheusExposition : IDisposable
             entry.Sum += value;
             if (entry.BucketCounts is { } counts)
             {
-                for (var i = 0; i < Buckets.Length; i++)
+                for (var i = 0; i < counts.Length; i++)
                 {
-                    if (value <= Buckets[i])
+                    if (value <= buckets![i])
                     {
                         counts[i]++;
                     }
@@ -147,9 +152,9 @@ public sealed class PrometheusExposition : IDisposable
 
         public void Write(StringBuilder text)
         {
-            var exposed = isHistogram ? name : name + "_total";
+            var exposed = buckets is null ? name + "_total" : name;
             text.Append("# HELP ").Append(exposed).Append(' ').Append(EscapeHelp(help)).Append('\n');
-            text.Append("# TYPE ").Append(exposed).Append(isHistogram ? " histogram\n" : " counter\n");
+            text.Append("# TYPE ").Append(exposed).Append(buckets is null ? " counter\n" : " histogram\n");
             foreach (var entry in series.Values)
             {
                 if (entry.BucketCounts is not { } counts)
@@ -158,12 +163,12 @@ public sealed class PrometheusExposition : IDisposable
                     continue;
                 }
 
-                for (var i = 0; i <= Buckets.Length; i++)
+                for (var i = 0; i <= counts.Length; i++)
                 {
-                    var le = i < Buckets.Length ? Number(Buckets[i]) : "+Inf";
+                    var le = i < counts.Length ? Number(buckets![i]) : "+Inf";
                     var labels = entry.Labels.Append(new("le", le)).ToList();
                     text.Append(name).Append("_bucket").Append(Labels(labels)).Append(' ')
-                        .Append(i < Buckets.Length ? counts[i] : entry.Count).Append('\n');
+                        .Append(i < counts.Length ? counts[i] : entry.Count).Append('\n');
                 }
 
                 text.Append(name).Append("_sum").Append(Labels(entry.Labels)).Append(' ').Append(Number(entry.Sum)).Append('\n');

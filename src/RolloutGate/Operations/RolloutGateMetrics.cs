@@ -16,6 +16,16 @@ public sealed class RolloutGateMetrics : IDisposable
     private readonly Histogram<double> httpDuration;
     private readonly Counter<long> webhooks;
     private readonly Counter<long> webhooksRefused;
+    private readonly Counter<long> evaluations;
+    private readonly Histogram<double> evaluationLag;
+    private readonly Counter<long> outbound;
+    private readonly Histogram<double> outboundDuration;
+
+    /// <summary>
+    /// Lag buckets in seconds: a healthy sweep stores an interval within a few seconds of its t; minutes mean it is
+    /// behind, or that Prometheus could not answer and the interval waited for it.
+    /// </summary>
+    public static readonly double[] LagBuckets = [0.5, 1, 2, 3, 5, 10, 30, 60, 120, 300, 600];
 
     public RolloutGateMetrics()
     {
@@ -23,6 +33,16 @@ public sealed class RolloutGateMetrics : IDisposable
         httpDuration = meter.CreateHistogram<double>("rolloutgate_http_request_duration_seconds", "s", "Time to answer an HTTP request, by route.");
         webhooks = meter.CreateCounter<long>("rolloutgate_webhooks", description: "CD webhook deliveries answered, by event and status code (replays included).");
         webhooksRefused = meter.CreateCounter<long>("rolloutgate_webhooks_refused", description: "CD webhook deliveries refused before they were applied, by reason.");
+        evaluations = meter.CreateCounter<long>(
+            "rolloutgate_watch_evaluations", description: "Metric evaluations the watch stored on this instance, by verdict (healthy, regressed, breach-of-max, insufficient-data, blind).");
+        evaluationLag = meter.CreateHistogram(
+            "rolloutgate_watch_evaluation_lag_seconds", "s", "How long after its time t a watch interval was evaluated and stored on this instance.",
+            tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LagBuckets });
+        outbound = meter.CreateCounter<long>(
+            "rolloutgate_outbound_requests",
+            description: "Calls to other services, by target (prometheus, alertmanager, http-check, slack, kubernetes, rollback-webhook) and outcome (2xx, 3xx, 4xx, 5xx, timeout, circuit-open, error); a call is counted once, its retries included.");
+        outboundDuration = meter.CreateHistogram<double>(
+            "rolloutgate_outbound_request_duration_seconds", "s", "Time a call to another service took, retries included, by target.");
     }
 
     public Meter Meter => meter;
@@ -38,6 +58,23 @@ public sealed class RolloutGateMetrics : IDisposable
         webhooks.Add(1, new("event", webhookEvent), new("status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     public void WebhookRefused(string reason) => webhooksRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    /// <summary>One watch interval stored: its evaluations by verdict, and how late after its time t it was stored.</summary>
+    public void WatchIntervalStored(IEnumerable<string> verdicts, TimeSpan lag)
+    {
+        foreach (var verdict in verdicts)
+        {
+            evaluations.Add(1, new KeyValuePair<string, object?>("verdict", verdict));
+        }
+
+        evaluationLag.Record(Math.Max(0, lag.TotalSeconds));
+    }
+
+    public void OutboundCall(string target, string outcome, TimeSpan elapsed)
+    {
+        outbound.Add(1, new("target", target), new("outcome", outcome));
+        outboundDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("target", target));
+    }
 
     public void Dispose() => meter.Dispose();
 }

@@ -110,6 +110,11 @@ public sealed partial class WatchSweep
 
         await transaction.CommitAsync(cancellationToken);
 
+        foreach (var result in done.Where(r => r.Evaluations.Count > 0))
+        {
+            metrics.WatchIntervalStored(result.Evaluations.Select(e => VerdictNames.Of(e.Evaluation.Verdict)), now - result.At);
+        }
+
         foreach (var result in done)
         {
             if (result.Trigger is null)

@@ -6,6 +6,7 @@ using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Watch;
 using RolloutGate.Decisions;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Operations;
 using RolloutGate.Prometheus;
 using RolloutGate.Runbooks;
 
@@ -35,6 +36,7 @@ public sealed partial class WatchSweep(
     RunbookCatalog runbooks,
     AuditTrail audit,
     DecisionPolicy decisions,
+    RolloutGateMetrics metrics,
     IOptions<WatchOptions> options,
     TimeProvider time,
     ILogger<WatchSweep> logger)

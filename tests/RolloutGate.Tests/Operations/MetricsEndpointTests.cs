@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Operations;
@@ -25,16 +26,84 @@ public sealed class MetricsEndpointTests
         Assert.True(exitCode == 0, $"promtool check metrics failed:\n{output}\n---\n{text}");
     }
 
-    private static async Task<(int ExitCode, string Output)> PromtoolCheckAsync(string exposition)
+    [Fact]
+    public async Task Metrics_FromTheDatabase_WatchBacklogSlackQueueAndFailedRollbacks()
     {
-        var start = new ProcessStartInfo("promtool", "check metrics")
+        await using var service = await TestService.StartAsync();
+        await service.ReloadRunbooksAsync();
+        var idle = await service.MetricsAsync();
+        Assert.Equal(0, MetricsScrape.Sample(idle, "rolloutgate_watch_behind_seconds"));
+        Assert.Equal(0, MetricsScrape.Sample(idle, "rolloutgate_slack_outbox_pending"));
+        Assert.Equal(0, MetricsScrape.Sample(idle, "rolloutgate_slack_outbox_oldest_pending_seconds"));
+
+        // Watching deployments without a deploy time cannot be evaluated (the sweep leaves them as they are): one due
+        // ten minutes ago, then one the sweep has not seen yet, watching for twenty.
+        await service.Database.ExecuteAsync("""
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at, watch_due_at)
+            SELECT 'late', 'checkout', 'production', 'watching', min(id), now(), now(), now() - interval '10 minutes' FROM runbook_versions;
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
+            SELECT 'failed', 'checkout', 'production', 'rolling-back', min(id), now(), now() FROM runbook_versions;
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
+            SELECT 'manual', 'checkout', 'production', 'rolling-back', min(id), now(), now() FROM runbook_versions;
+            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, finished_at, succeeded, action, detail)
+            VALUES ('failed', now(), 'test', now(), false, 'istio', 'the API server answered 403'),
+                   ('manual', now(), 'test', now(), false, 'none configured', 'the pipeline rolls back');
+            INSERT INTO outbox (deployment_id, kind, payload, idempotency_key, created_at, next_attempt_at, delivered_at, abandoned_at)
+            VALUES ('late', 'test', '{}', 'waiting', now() - interval '5 minutes', now() + interval '1 hour', NULL, NULL),
+                   ('late', 'test', '{}', 'newer', now() - interval '1 minute', now() + interval '1 hour', NULL, NULL),
+                   ('late', 'test', '{}', 'delivered', now() - interval '9 minutes', now(), now(), NULL),
+                   ('late', 'test', '{}', 'given-up', now() - interval '9 minutes', now(), NULL, now());
+            """);
+
+        var behind = await service.MetricsAsync();
+        Assert.InRange(MetricsScrape.Sample(behind, "rolloutgate_watch_behind_seconds")!.Value, 600, 660);
+        Assert.Equal(2, MetricsScrape.Sample(behind, "rolloutgate_slack_outbox_pending"));
+        Assert.InRange(MetricsScrape.Sample(behind, "rolloutgate_slack_outbox_oldest_pending_seconds")!.Value, 300, 360);
+        Assert.Equal(1, MetricsScrape.Sample(behind, "rolloutgate_slack_outbox_abandoned"));
+        Assert.Equal(1, MetricsScrape.Sample(behind, "rolloutgate_rollbacks_failed_waiting"));
+        Assert.Equal(1, MetricsScrape.Sample(behind, "rolloutgate_deployments{state=\"watching\"}"));
+
+        await service.Database.ExecuteAsync("""
+            INSERT INTO deployments (id, service, environment, state, runbook_version_id, created_at, updated_at)
+            SELECT 'unseen', 'checkout', 'production', 'watching', min(id), now(), now() - interval '20 minutes' FROM runbook_versions;
+            """);
+        var unseen = await service.MetricsAsync();
+        Assert.InRange(MetricsScrape.Sample(unseen, "rolloutgate_watch_behind_seconds")!.Value, 1200, 1260);
+
+        var (exitCode, output) = await PromtoolCheckAsync(unseen);
+        Assert.True(exitCode == 0, $"promtool check metrics failed:\n{output}\n---\n{unseen}");
+    }
+
+    [Fact]
+    public async Task AlertRules_PassPromtoolsOwnTests_AndNameOnlySeriesTheServiceExposes()
+    {
+        var folder = TestPaths.RepositoryFile("deploy/prometheus");
+        var (checkExit, checkOutput) = await PromtoolAsync($"check rules {folder}/rolloutgate-alerts.yaml");
+        Assert.True(checkExit == 0, checkOutput);
+        var (testExit, testOutput) = await PromtoolAsync($"test rules {folder}/rolloutgate-alerts.test.yaml");
+        Assert.True(testExit == 0, testOutput);
+
+        // A series renamed in the service but not in the rules would leave an alert that can never fire.
+        await using var service = await TestService.StartAsync();
+        var exposed = await service.MetricsAsync();
+        var named = Regex.Matches(await File.ReadAllTextAsync($"{folder}/rolloutgate-alerts.yaml"), "rolloutgate_[a-z_]+")
+            .Select(m => m.Value).Distinct().ToList();
+        Assert.Contains("rolloutgate_watch_behind_seconds", named);
+        Assert.All(named, name => Assert.Contains($"# TYPE {name} ", exposed, StringComparison.Ordinal));
+    }
+
+    private static Task<(int ExitCode, string Output)> PromtoolCheckAsync(string exposition) => PromtoolAsync("check metrics", exposition);
+
+    private static async Task<(int ExitCode, string Output)> PromtoolAsync(string arguments, string? input = null)
+    {
+        var start = new ProcessStartInfo("promtool", arguments)
         {
             RedirectStandardInput = true,
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
         using var process = Process.Start(start) ?? throw new InvalidOperationException("promtool did not start (deploy/local/test.sh installs it)");
-        await process.StandardInput.WriteAsync(exposition);
+        await process.StandardInput.WriteAsync(input ?? "");
         process.StandardInput.Close();
         var output = await process.StandardOutput.ReadToEndAsync() + await process.StandardError.ReadToEndAsync();
         await process.WaitForExitAsync();

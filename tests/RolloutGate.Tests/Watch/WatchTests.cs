@@ -125,6 +125,15 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal("healthy", p95.GetProperty("verdict").GetString());
         Assert.Empty(await AuditAsync(service, "dep-healthy", "evaluation.verdict-changed"));
         Assert.Equal(3L, await service.CountAsync("watch_baselines", "deployment_id = 'dep-healthy'"));
+
+        // What an operator sees of it at /metrics: every evaluation by verdict, every interval's lag (here up to the two
+        // hours the watch caught up), and the calls to Prometheus that answered.
+        var metrics = await service.MetricsAsync();
+        Assert.Equal(3 * Intervals, MetricsScrape.Sample(metrics, "rolloutgate_watch_evaluations_total{verdict=\"healthy\"}"));
+        Assert.Equal(Intervals, MetricsScrape.Sample(metrics, "rolloutgate_watch_evaluation_lag_seconds_count"));
+        Assert.Equal(0, MetricsScrape.Sample(metrics, "rolloutgate_watch_evaluation_lag_seconds_bucket{le=\"60\"}"));
+        Assert.True(MetricsScrape.Sample(metrics, "rolloutgate_outbound_requests_total{outcome=\"2xx\",target=\"prometheus\"}") > 0, metrics);
+        Assert.Equal(0, MetricsScrape.Sample(metrics, "rolloutgate_watch_behind_seconds"));
     }
 
     [Fact]
@@ -237,6 +246,9 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var deployment = await WaitForStateAsync(service, "dep-dark", _ => true);
         Assert.Equal("watching", deployment.GetProperty("state").GetString());
         Assert.Equal(JsonValueKind.Null, deployment.GetProperty("latestEvaluation").ValueKind);
+        var metrics = await service.MetricsAsync();
+        Assert.True(MetricsScrape.Sample(metrics, "rolloutgate_outbound_requests_total{outcome=\"error\",target=\"prometheus\"}") > 0, metrics);
+        Assert.Null(MetricsScrape.Sample(metrics, "rolloutgate_outbound_requests_total{outcome=\"2xx\",target=\"prometheus\"}"));
     }
 
     [Fact]
