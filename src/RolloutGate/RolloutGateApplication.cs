@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Options;
 using RolloutGate.Api;
@@ -23,8 +24,25 @@ namespace RolloutGate;
 /// <summary>Everything the host registers and maps, so Program.cs stays a few lines.</summary>
 public static class RolloutGateApplication
 {
+    /// <summary>
+    /// Log levels for libraries that log routine work at Information (EF Core writes out every SQL command, and the watch
+    /// sweep runs some every second). Given the lowest precedence, so that appsettings.json and <c>Logging__LogLevel__*</c>
+    /// variables still override them, and kept here rather than in appsettings.json, so that they hold also when the
+    /// service is started from a folder other than its own (appsettings.json is read from the current folder).
+    /// </summary>
+    private static readonly Dictionary<string, string?> DefaultLogLevels = new()
+    {
+        ["Logging:LogLevel:Default"] = "Information",
+        ["Logging:LogLevel:Microsoft.AspNetCore"] = "Warning",
+        ["Logging:LogLevel:Microsoft.EntityFrameworkCore"] = "Warning",
+        ["Logging:LogLevel:Quartz"] = "Warning",
+        ["Logging:LogLevel:System.Net.Http.HttpClient"] = "Warning",
+        ["Logging:LogLevel:Polly"] = "Warning",
+    };
+
     public static WebApplicationBuilder AddRolloutGate(this WebApplicationBuilder builder)
     {
+        builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = DefaultLogLevels });
         var services = builder.Services;
         services.AddOptions<RolloutGateOptions>()
             .BindConfiguration(RolloutGateOptions.SectionName)

@@ -73,44 +73,100 @@ public sealed class StartupTests
         {
             Directory.CreateDirectory(Path.Combine(startedFrom.FullName, "runbooks"));
             await File.WriteAllTextAsync(Path.Combine(startedFrom.FullName, "runbooks", "checkout.yaml"), TestRunbooks.Minimal());
-            var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
-            {
-                WorkingDirectory = AppContext.BaseDirectory,
-                RedirectStandardOutput = true,
-                RedirectStandardError = true,
-                UseShellExecute = false,
-            };
-            start.Environment["PWD"] = startedFrom.FullName;
-            start.Environment["ConnectionStrings__RolloutGate"] = database.ConnectionString;
-            start.Environment["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9";
-            start.Environment.Remove("RolloutGate__RunbooksPath");
 
-            using var process = Process.Start(start)!;
-            _ = process.StandardError.ReadToEndAsync();
-            string? verdict = null;
-            try
+            var lines = await LinesUntilRunbooksLoadedAsync(AppContext.BaseDirectory, new()
             {
-                using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-                while (verdict is null && await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
-                {
-                    if (line.Contains("in force from", StringComparison.Ordinal) || line.Contains("does not exist", StringComparison.Ordinal))
-                    {
-                        verdict = line.Trim();
-                    }
-                }
-            }
-            finally
-            {
-                process.Kill(entireProcessTree: true);
-                await process.WaitForExitAsync();
-            }
+                ["PWD"] = startedFrom.FullName,
+                ["ConnectionStrings__RolloutGate"] = database.ConnectionString,
+                ["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9",
+                ["RolloutGate__RunbooksPath"] = null,
+            });
 
-            Assert.NotNull(verdict);
-            Assert.StartsWith("Runbook checkout v1", verdict, StringComparison.Ordinal);
+            Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
         }
         finally
         {
             startedFrom.Delete(recursive: true);
         }
+    }
+
+    [Fact]
+    public async Task StartedFromAnotherFolder_LibrariesStillQuiet()
+    {
+        // appsettings.json is read from the current folder; started elsewhere (dotnet /opt/rolloutgate/RolloutGate.dll)
+        // the service once logged every SQL command at Information, several a second.
+        await using var database = await TestDatabase.CreateAsync();
+        var elsewhere = Directory.CreateTempSubdirectory("rolloutgate-cwd-");
+        try
+        {
+            Directory.CreateDirectory(Path.Combine(elsewhere.FullName, "runbooks"));
+            await File.WriteAllTextAsync(Path.Combine(elsewhere.FullName, "runbooks", "checkout.yaml"), TestRunbooks.Minimal());
+
+            var lines = await LinesUntilRunbooksLoadedAsync(elsewhere.FullName, new()
+            {
+                ["PWD"] = elsewhere.FullName,
+                ["ConnectionStrings__RolloutGate"] = database.ConnectionString,
+                ["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9",
+                ["RolloutGate__RunbooksPath"] = null,
+            });
+
+            Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
+            Assert.Contains(lines, line => line.Contains("Applied migration 0001_foundation.sql", StringComparison.Ordinal));
+            Assert.DoesNotContain(lines, line => line.Contains("Executed DbCommand", StringComparison.Ordinal));
+        }
+        finally
+        {
+            elsewhere.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// Starts the service's dll from <paramref name="workingDirectory"/> with these variables (null: unset), and returns
+    /// what it wrote to standard output up to the line saying whether the runbooks were loaded (the last line).
+    /// </summary>
+    private static async Task<List<string>> LinesUntilRunbooksLoadedAsync(string workingDirectory, Dictionary<string, string?> environment)
+    {
+        var start = new ProcessStartInfo("dotnet", [Path.Combine(AppContext.BaseDirectory, "RolloutGate.dll"), "--urls", "http://127.0.0.1:0"])
+        {
+            WorkingDirectory = workingDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var (name, value) in environment)
+        {
+            if (value is null)
+            {
+                start.Environment.Remove(name);
+            }
+            else
+            {
+                start.Environment[name] = value;
+            }
+        }
+
+        using var process = Process.Start(start)!;
+        _ = process.StandardError.ReadToEndAsync();
+        var lines = new List<string>();
+        try
+        {
+            using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+            while (await process.StandardOutput.ReadLineAsync(timeout.Token) is { } line)
+            {
+                lines.Add(line.Trim());
+                if (line.Contains("in force from", StringComparison.Ordinal) || line.Contains("does not exist", StringComparison.Ordinal))
+                {
+                    return lines;
+                }
+            }
+        }
+        finally
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+
+        Assert.Fail("the service ended without saying whether its runbooks were loaded:\n" + string.Join('\n', lines));
+        return lines;
     }
 }
