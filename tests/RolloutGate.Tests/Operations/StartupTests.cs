@@ -67,27 +67,9 @@ public sealed class StartupTests
         // CONTRACT section 1 starts the service with dotnet run --project src/RolloutGate from the repository root, and
         // section 2's RunbooksPath defaults to "runbooks": the repository's runbooks/. dotnet run starts the program in
         // src/RolloutGate but passes the shell's PWD on, as the backtest command's relative paths already rely on.
-        await using var database = await TestDatabase.CreateAsync();
-        var startedFrom = Directory.CreateTempSubdirectory("rolloutgate-pwd-");
-        try
-        {
-            Directory.CreateDirectory(Path.Combine(startedFrom.FullName, "runbooks"));
-            await File.WriteAllTextAsync(Path.Combine(startedFrom.FullName, "runbooks", "checkout.yaml"), TestRunbooks.Minimal());
+        var lines = await StartedFromAsync(inThatFolder: false);
 
-            var lines = await LinesUntilRunbooksLoadedAsync(AppContext.BaseDirectory, new()
-            {
-                ["PWD"] = startedFrom.FullName,
-                ["ConnectionStrings__RolloutGate"] = database.ConnectionString,
-                ["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9",
-                ["RolloutGate__RunbooksPath"] = null,
-            });
-
-            Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
-        }
-        finally
-        {
-            startedFrom.Delete(recursive: true);
-        }
+        Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -95,28 +77,36 @@ public sealed class StartupTests
     {
         // appsettings.json is read from the current folder; started elsewhere (dotnet /opt/rolloutgate/RolloutGate.dll)
         // the service once logged every SQL command at Information, several a second.
+        var lines = await StartedFromAsync(inThatFolder: true);
+
+        Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
+        Assert.Contains(lines, line => line.Contains("Applied migration 0001_foundation.sql", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, line => line.Contains("Executed DbCommand", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The service started from a shell in a new folder holding runbooks/checkout.yaml (PWD), without RunbooksPath: the
+    /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
+    /// </summary>
+    private static async Task<List<string>> StartedFromAsync(bool inThatFolder)
+    {
         await using var database = await TestDatabase.CreateAsync();
-        var elsewhere = Directory.CreateTempSubdirectory("rolloutgate-cwd-");
+        var startedFrom = Directory.CreateTempSubdirectory("rolloutgate-pwd-");
         try
         {
-            Directory.CreateDirectory(Path.Combine(elsewhere.FullName, "runbooks"));
-            await File.WriteAllTextAsync(Path.Combine(elsewhere.FullName, "runbooks", "checkout.yaml"), TestRunbooks.Minimal());
-
-            var lines = await LinesUntilRunbooksLoadedAsync(elsewhere.FullName, new()
+            Directory.CreateDirectory(Path.Combine(startedFrom.FullName, "runbooks"));
+            await File.WriteAllTextAsync(Path.Combine(startedFrom.FullName, "runbooks", "checkout.yaml"), TestRunbooks.Minimal());
+            return await LinesUntilRunbooksLoadedAsync(inThatFolder ? startedFrom.FullName : AppContext.BaseDirectory, new()
             {
-                ["PWD"] = elsewhere.FullName,
+                ["PWD"] = startedFrom.FullName,
                 ["ConnectionStrings__RolloutGate"] = database.ConnectionString,
                 ["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9",
                 ["RolloutGate__RunbooksPath"] = null,
             });
-
-            Assert.StartsWith("Runbook checkout v1", lines[^1], StringComparison.Ordinal);
-            Assert.Contains(lines, line => line.Contains("Applied migration 0001_foundation.sql", StringComparison.Ordinal));
-            Assert.DoesNotContain(lines, line => line.Contains("Executed DbCommand", StringComparison.Ordinal));
         }
         finally
         {
-            elsewhere.Delete(recursive: true);
+            startedFrom.Delete(recursive: true);
         }
     }
 
