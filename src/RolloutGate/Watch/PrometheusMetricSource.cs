@@ -9,7 +9,8 @@ namespace RolloutGate.Watch;
 /// <summary>
 /// Reads the watch's metrics from Prometheus at an explicit time. NaN (histogram_quantile without traffic, 0/0) and an
 /// empty result are "no data"; an interval without a single request is no data too, so an idle service is reported blind
-/// rather than healthy. A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus
+/// rather than healthy. A custom query must give one number: no series, several series, NaN or an infinity is no data
+/// for its metric, with what the query gave instead in the note (never the first of several series, chosen silently). A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus
 /// rejects (bad PromQL, an execution error) is no data for its metric, with Prometheus's answer and the query in the note.
 /// <para>
 /// Preset metrics are read in batches: for all the metrics asked at one t, each distinct query grouped by workload
@@ -114,7 +115,9 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         var query = metric.Query;
         if (query.Batch is not { } batch)
         {
-            return new MetricObservation(Observe(metric, at, Single(answers[query.Value].Samples), null, null));
+            var (one, instead) = OneNumber(answers[query.Value].Samples);
+            return new MetricObservation(Observe(metric, at, one, null, null),
+                instead is null ? null : $"No data because the query '{query.Value}' returned {instead}.");
         }
 
         var key = Answer.KeyOf(batch.Key);
@@ -137,11 +140,24 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         return cpu is { } cores && memory is { } bytes && requestsPerSecond is { } rate ? cost.PerRequest(cores, bytes, rate) : null;
     }
 
-    private static double? Single(IReadOnlyList<PrometheusSample> samples) =>
-        samples.Count > 0 && double.IsFinite(samples[0].Value) ? samples[0].Value : null;
+    /// <summary>The one finite number a query gave, or what it gave instead, in words.</summary>
+    private static (double? Value, string? Instead) OneNumber(IReadOnlyList<PrometheusSample> samples) => samples switch
+    {
+        [] => (null, "no series"),
+        [{ Value: var value }] when double.IsFinite(value) => (value, null),
+        [{ Value: double.NaN }] => (null, "NaN (0/0, or histogram_quantile without traffic)"),
+        [{ Value: var infinite }] => (null, $"{PrometheusFormat.FormatValue(infinite)} (a division by zero)"),
+        _ => (null, $"{samples.Count} series ({string.Join(", ", samples.Take(3).Select(s => PrometheusFormat.Series(s.Labels)))}{(samples.Count > 3 ? ", ..." : "")}) where one number is needed: aggregate them, with sum(...) for example"),
+    };
 
+    /// <summary>
+    /// The value at each time, where exactly one series has a finite one: as at t, a time at which several series answer
+    /// is no data, not the first series' value.
+    /// </summary>
     private static Dictionary<DateTimeOffset, double?> Points(IReadOnlyList<PrometheusSeries> series) =>
-        series.Count == 0 ? [] : series[0].Points.ToDictionary(p => p.Timestamp, p => double.IsFinite(p.Value) ? p.Value : (double?)null);
+        series.SelectMany(s => s.Points)
+            .GroupBy(p => p.Timestamp)
+            .ToDictionary(g => g.Key, g => g.Count() == 1 && double.IsFinite(g.First().Value) ? g.First().Value : (double?)null);
 
     private static string? BeyondLastBucket(IReadOnlyList<HistogramBucket> buckets) =>
         HistogramTail.QuantileBeyondLastFiniteBucket(buckets, MetricQueries.LatencyQuantile) is { } le

@@ -485,6 +485,34 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Contains("bad_data", seen[2].Note, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("sum by (destination_workload) (rate(istio_requests_total{destination_workload=~\"healthy|slow\"}[5m]))",
+        "returned 2 series ({destination_workload=\"healthy\"}, {destination_workload=\"slow\"}) where one number is needed")]
+    [InlineData("sum(rate(no_such_series_total[5m]))", "returned no series.")]
+    [InlineData("sum(rate(istio_requests_total{destination_workload=\"idle\"}[5m])) / sum(rate(istio_requests_total{destination_workload=\"idle\"}[5m]))",
+        "returned NaN (0/0, or histogram_quantile without traffic).")]
+    [InlineData("sum(rate(istio_requests_total{destination_workload=\"healthy\"}[5m])) / sum(rate(istio_requests_total{destination_workload=\"idle\"}[5m]))",
+        "returned +Inf (a division by zero).")]
+    public async Task PrometheusSource_CustomQueryNotOneNumber_NoDataSayingWhatItReturned(string promql, string said)
+    {
+        await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
+        var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
+        var runbook = Runbook("healthy")
+            .Replace("preset: cost-per-request", $"query: {promql}", StringComparison.Ordinal)
+            .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1000", StringComparison.Ordinal);
+        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!);
+        var at = WatchPrometheus.DeployedAt.AddMinutes(30);
+
+        var seen = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
+        var baseline = await source.BaselineAsync(plan.Metrics[2], at.AddMinutes(-20), at, TimeSpan.FromMinutes(1), CancellationToken.None);
+
+        Assert.Equal(0.225, seen[0].Observation.Value!.Value, 6);
+        Assert.Null(seen[2].Observation.Value);
+        Assert.StartsWith($"No data because the query '{promql}' {said}", seen[2].Note, StringComparison.Ordinal);
+        // Read over a range (after the deploy, while idle has no traffic), not the first series' values either.
+        Assert.All(baseline, point => Assert.Null(point.Value));
+    }
+
     [Fact]
     public async Task Backtest_SameDataAsLiveWatch_SameDecisionAtTheSameTime()
     {
