@@ -65,9 +65,23 @@ public static partial class RunbookParser
     [GeneratedRegex(@"^\(Line: \d+, Col: \d+, Idx: \d+\) - \(Line: \d+, Col: \d+, Idx: \d+\): ", RegexOptions.CultureInvariant)]
     private static partial Regex YamlExceptionPosition();
 
+    /// <summary>
+    /// The largest runbook file, 1 MiB: hundreds of times a real one (the samples are 2 to 3 KB). Every distinct content
+    /// is kept in full in the database and every replica re-reads the folder every two seconds, so a file that is a log
+    /// or a data dump saved under the wrong name is refused rather than parsed and stored.
+    /// </summary>
+    public const int MaxFileBytes = 1024 * 1024;
+
     public static RunbookParseResult Parse(string yaml, string file)
     {
         var errors = new RunbookErrorSink(file);
+        if (Encoding.UTF8.GetByteCount(yaml ?? "") is var size and > MaxFileBytes)
+        {
+            errors.Add(LineBeyond(yaml!, MaxFileBytes),
+                $"the file is {size} bytes long; a runbook file is at most {MaxFileBytes} bytes (1 MiB), and this line passes that size");
+            return new RunbookParseResult(null, errors.Errors);
+        }
+
         // A byte-order mark is part of the file (and of its sha256) but not of the YAML.
         var root = LoadSingleDocument((yaml ?? "").TrimStart('\uFEFF'), errors);
         var runbook = root is null ? null : ReadRunbook(root, errors);
@@ -86,6 +100,24 @@ public static partial class RunbookParser
     /// </summary>
     public static string Sha256Of(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
+
+    /// <summary>The 1-based line on which the text's UTF-8 bytes pass <paramref name="limit"/>.</summary>
+    private static int LineBeyond(string text, int limit)
+    {
+        var (line, bytes) = (1, 0);
+        foreach (var part in text.Split('\n'))
+        {
+            bytes += Encoding.UTF8.GetByteCount(part) + 1;
+            if (bytes > limit)
+            {
+                return line;
+            }
+
+            line++;
+        }
+
+        return line;
+    }
 
     private static YamlNode? LoadSingleDocument(string yaml, RunbookErrorSink errors)
     {

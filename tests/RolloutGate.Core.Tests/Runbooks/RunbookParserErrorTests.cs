@@ -163,6 +163,22 @@ public sealed class RunbookParserErrorTests
     }
 
     [Fact]
+    public void Parse_FileOverOneMebibyte_IsRefusedAtTheLineThatPassesTheLimit()
+    {
+        // A valid runbook followed by comments, as a generated or pasted file might be: 100-byte lines (99 + the newline).
+        var padding = string.Concat(Enumerable.Range(0, 20_000).Select(_ => $"# {new string('x', 97)}\n"));
+        var yaml = Valid + padding;
+        var fits = Valid + padding[..(RunbookParser.MaxFileBytes - System.Text.Encoding.UTF8.GetByteCount(Valid))];
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal($"the file is {System.Text.Encoding.UTF8.GetByteCount(yaml)} bytes long; a runbook file is at most 1048576 bytes (1 MiB), and this line passes that size", error.Reason);
+        var lineStarts = fits.Count(c => c == '\n');
+        Assert.Equal(lineStarts + 1, error.Line);
+        AssertValid(fits);
+    }
+
+    [Fact]
     public void Parse_YamlSyntaxError_ReportsTheLineOfTheParser()
     {
         var yaml = "apiVersion: rolloutgate/v1\nkind: Runbook\nmetadata:\n  name: [checkout\n  version: 1\n";
