@@ -100,7 +100,7 @@ public static class RunbookReports
                 $"## {decision.At.UtcDateTime:yyyy-MM-dd HH:mm:ss} UTC · {Markdown(decision.Kind)} by {Markdown(decision.Actor)} · deployment {Markdown(deployment.Id)}\n\n");
             text.Append(CultureInfo.InvariantCulture,
                 $"- Change: {Markdown(deployment.Service)} in {Markdown(deployment.Environment)}, version {Markdown(deployment.Version ?? "?")} (previous {Markdown(deployment.PreviousVersion ?? "?")}), initiated by {Markdown(deployment.Initiator ?? "?")}\n");
-            text.Append(CultureInfo.InvariantCulture, $"- Runbook in force: {Markdown(version.Name)} v{version.Version} (sha256 {version.Sha256})\n");
+            text.Append(CultureInfo.InvariantCulture, $"- Runbook governing the change: {Markdown(version.Name)} v{version.Version} (sha256 {version.Sha256})\n");
             text.Append(CultureInfo.InvariantCulture, $"- Reason: {Markdown(decision.Reason ?? "none given")}\n");
             var before = evidence.Where(e => e.DeploymentId == deployment.Id && e.At <= decision.At).ToList();
             text.Append(before.Count == 0 ? "- Evidence: no verdict had changed before this decision\n" : "- Evidence:\n");

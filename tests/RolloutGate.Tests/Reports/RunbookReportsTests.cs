@@ -59,13 +59,30 @@ public sealed class RunbookReportsTests
         Assert.Equal("text/markdown", response.Content.Headers.ContentType?.MediaType);
         Assert.StartsWith("# Decisions under runbook checkout", markdown, StringComparison.Ordinal);
         Assert.Contains("rollback by bob · deployment log-1", markdown, StringComparison.Ordinal);
-        Assert.Contains("Runbook in force: checkout v1 (sha256 ", markdown, StringComparison.Ordinal);
+        Assert.Contains("Runbook governing the change: checkout v1 (sha256 ", markdown, StringComparison.Ordinal);
         Assert.Contains("p95-latency healthy → regressed: value 0.9, baseline 0.6, threshold 0.72", markdown, StringComparison.Ordinal);
         // Recorded in the metric's unit (as the watch records it since 2026-12-06): shown so.
         Assert.Contains("p95-latency healthy → regressed: 900 ms \\(baseline 600 ms, threshold 720 ms\\). p95 rose 50%", markdown, StringComparison.Ordinal);
         Assert.Contains("p95 \\*doubled\\* \\<script\\>", markdown, StringComparison.Ordinal);
         Assert.DoesNotContain("<script>", markdown, StringComparison.Ordinal);
         Assert.Contains("No decision has been taken", empty, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task DecisionLog_RunbookEditedBeforeTheDecision_NamesTheVersionThatGovernedTheChangeNotTheOneInForce()
+    {
+        await using var service = await TestService.StartAsync();
+        await FlagAsync(service, "edited-1", "p95-latency");
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await service.ReloadRunbooksAsync();
+        await service.DecideAsync("edited-1", "dismiss", "carol");
+
+        using var reader = service.Reader();
+        var markdown = await reader.GetStringAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative));
+
+        // v2 was in force when carol decided; the change was (and stays) judged by v1, and the log says which it names.
+        Assert.Contains("- Runbook governing the change: checkout v1 (sha256 ", markdown, StringComparison.Ordinal);
+        Assert.DoesNotContain("in force", markdown, StringComparison.Ordinal);
     }
 
     private static async Task FlagAsync(TestService service, string id, params string[] metrics)
