@@ -366,7 +366,11 @@ public static class RegressionDetector
                     : "";
                 // Healthy is the tests' verdict, not this interval's: a value beyond the limit says so, and why it does not decide.
                 var beyond = limit is not null && allowed is { } a && (Kind.LowerIsWorse() ? value < a : value > a);
-                var evidenceSoFar = $"evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
+                // Past its threshold yet not alarming: it has not seen enough intervals to decide, which "of" alone would hide.
+                var tooFewLooks = tests.SinceDeploy.Statistic > tests.SinceDeploy.Threshold && next.SinceDeployLooks < Options.MinLooksSinceDeploy
+                    ? $" after {next.SinceDeployLooks} of the {Options.MinLooksSinceDeploy} judged intervals it needs before it may decide"
+                    : "";
+                var evidenceSoFar = $"evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
                 var butMax = towardsBreach is null ? "" : $", and it is {towardsBreach}";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
                     : beyond ? $"{seen}: beyond {limit} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}; one noisy interval does not decide){butMax}."

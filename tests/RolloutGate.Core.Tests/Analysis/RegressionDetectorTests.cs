@@ -55,6 +55,20 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_EvidencePastItsThresholdBeforeEnoughIntervals_SaysItMayNotDecideYet()
+    {
+        var traffic = new SyntheticTraffic(7);
+        var baseline = LatencyBaseline(traffic);
+
+        var evaluations = Watch(MetricKind.Latency, Latency with { Max = null }, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => traffic.Latency(t, 2.5)));
+
+        // Seen live: "evidence since the deploy 6.5 of 5.3" and yet "not yet enough", with nothing to say why.
+        Assert.Equal(Verdict.Healthy, evaluations[1].Verdict);
+        Assert.Matches(@"\(evidence since the deploy [0-9.]+ of 5\.3 after 2 of the 3 judged intervals it needs before it may decide, CUSUM ", evaluations[1].Explanation);
+        Assert.Equal(Verdict.Regressed, evaluations[2].Verdict);
+    }
+
+    [Fact]
     public void Evaluate_ErrorRateJumpsTenfold_IsCaughtWithinMinutes()
     {
         var traffic = new SyntheticTraffic(11);
