@@ -168,7 +168,14 @@ public sealed partial class RunbookLoader(
                     var keptVersion = next.TryGetValue(file, out var kept) ? kept.Runbook.Version : (int?)null;
                     foreach (var error in errors)
                     {
-                        LogInvalid(logger, error.ToString(), keptVersion?.ToString(System.Globalization.CultureInfo.InvariantCulture) ?? "none");
+                        if (kept is null)
+                        {
+                            LogInvalidNothingKept(logger, error.ToString());
+                        }
+                        else
+                        {
+                            LogInvalid(logger, error.ToString(), kept.Runbook.Name, kept.Runbook.Version);
+                        }
                     }
 
                     audits.Add(new AuditEntry(AuditEventTypes.RunbookRejected, null, kept?.Runbook.Service, null, new
@@ -291,8 +298,11 @@ public sealed partial class RunbookLoader(
     [LoggerMessage(Level = LogLevel.Information, Message = "Runbook {Name} v{Version} ({Sha}) in force from {File}")]
     private static partial void LogLoaded(ILogger logger, string name, int version, string sha, string file);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the last good version stays in force: {KeptVersion}")]
-    private static partial void LogInvalid(ILogger logger, string error, string keptVersion);
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the last good version, {Name} v{KeptVersion}, stays in force")]
+    private static partial void LogInvalid(ILogger logger, string error, string name, int keptVersion);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the file has no last good version, so it governs nothing until it is fixed")]
+    private static partial void LogInvalidNothingKept(ILogger logger, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook {Name} v{Version} ({Sha}) in force from the stored last good version: {File} is invalid")]
     private static partial void LogStoredInForce(ILogger logger, string name, int version, string sha, string file);

@@ -123,7 +123,7 @@ public sealed class RunbookLoaderTests
         var answer = await response.JsonAsync();
         Assert.Equal("allow", answer.GetProperty("verdict").GetString());
         Assert.Equal(1, answer.GetProperty("runbook").GetProperty("version").GetInt32());
-        Assert.Contains(second.Logs.Lines, line => line.Contains("the last good version stays in force: 1", StringComparison.Ordinal));
+        Assert.Contains(second.Logs.Lines, line => line.Contains("; the last good version, checkout v1, stays in force", StringComparison.Ordinal));
         Assert.Contains(second.Logs.Lines, line => line.Contains("Runbook checkout v1", StringComparison.Ordinal)
             && line.Contains("the stored last good version", StringComparison.Ordinal));
         var rejection = await database.ScalarAsync<string>("SELECT data FROM audit_events WHERE type = 'runbook.rejected'");
@@ -175,7 +175,7 @@ public sealed class RunbookLoaderTests
         var response = await new WebhookClient(second.CreateClient()).SendEventAsync("predeploy", "after-removal");
 
         Assert.Equal(HttpStatusCode.UnprocessableEntity, response.StatusCode);
-        Assert.Contains(second.Logs.Lines, line => line.Contains("the last good version stays in force: none", StringComparison.Ordinal));
+        Assert.Contains(second.Logs.Lines, line => line.Contains("; the file has no last good version, so it governs nothing until it is fixed", StringComparison.Ordinal));
     }
 
     [Fact]
