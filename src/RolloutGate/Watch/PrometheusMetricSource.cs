@@ -10,8 +10,9 @@ namespace RolloutGate.Watch;
 /// Reads the watch's metrics from Prometheus at an explicit time. NaN (histogram_quantile without traffic, 0/0) and an
 /// empty result are "no data"; an interval without a single request is no data too, so an idle service is reported blind
 /// rather than healthy. A custom query must give one number: no series, several series, NaN or an infinity is no data
-/// for its metric, with what the query gave instead in the note (never the first of several series, chosen silently). A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus
-/// rejects (bad PromQL, an execution error) is no data for its metric, with Prometheus's answer and the query in the note.
+/// for its metric, with what the query gave instead in the note (never the first of several series, chosen silently).
+/// A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus rejects (bad PromQL,
+/// an execution error) is no data for its metric, with Prometheus's answer and the query in the note.
 /// <para>
 /// Preset metrics are read in batches: for all the metrics asked at one t, each distinct query grouped by workload
 /// (<see cref="MetricQueryBatch"/>) is sent once and every watch picks its workload's series from the answer, so the
@@ -151,8 +152,8 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
     };
 
     /// <summary>
-    /// The value at each time, where exactly one series has a finite one: as at t, a time at which several series answer
-    /// is no data, not the first series' value.
+    /// The value at each time: no data where it is not finite, and, as at t, where several series have a point at that
+    /// time (not the first series' value).
     /// </summary>
     private static Dictionary<DateTimeOffset, double?> Points(IReadOnlyList<PrometheusSeries> series) =>
         series.SelectMany(s => s.Points)
