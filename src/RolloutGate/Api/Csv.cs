@@ -4,7 +4,11 @@ using Microsoft.Net.Http.Headers;
 
 namespace RolloutGate.Api;
 
-/// <summary>RFC 4180 CSV for list endpoints whose caller sends <c>Accept: text/csv</c>.</summary>
+/// <summary>
+/// RFC 4180 CSV for list endpoints whose caller sends <c>Accept: text/csv</c>. The cells hold text from webhooks, Slack
+/// and operators, and these files are opened in spreadsheets: text that a spreadsheet would run as a formula gets a
+/// leading <c>'</c> (see <see cref="Defused"/>).
+/// </summary>
 public static class Csv
 {
     public const string ContentType = "text/csv; charset=utf-8";
@@ -52,8 +56,17 @@ public static class Csv
         null => "",
         DateTimeOffset at => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'", CultureInfo.InvariantCulture),
         IFormattable formattable => formattable.ToString(null, CultureInfo.InvariantCulture),
-        _ => value.ToString() ?? "",
+        _ => Defused(value.ToString() ?? ""),
     };
+
+    /// <summary>
+    /// Text as a spreadsheet shows it rather than runs it: a cell starting with <c>=</c>, <c>+</c>, <c>-</c>, <c>@</c>, a tab
+    /// or a carriage return is a formula to Excel, LibreOffice and Google Sheets (<c>=HYPERLINK(...)</c>, <c>=cmd|...</c>), so
+    /// it gets a leading <c>'</c> (OWASP's advice for CSV injection). Numbers and times are never text here, so a negative
+    /// number keeps its sign.
+    /// </summary>
+    internal static string Defused(string text) =>
+        text.Length > 0 && text[0] is '=' or '+' or '-' or '@' or '\t' or '\r' ? "'" + text : text;
 
     private static string Escape(string value) =>
         value.AsSpan().IndexOfAny(",\"\r\n") >= 0 ? "\"" + value.Replace("\"", "\"\"", StringComparison.Ordinal) + "\"" : value;

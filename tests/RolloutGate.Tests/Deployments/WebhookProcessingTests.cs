@@ -427,6 +427,31 @@ public sealed class WebhookProcessingTests
         Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
     }
 
+    [Fact]
+    public async Task DeploymentsAndAuditCsv_TextThatASpreadsheetWouldRun_StartsWithAQuote()
+    {
+        // A webhook's text lands in cells that people open in a spreadsheet, where =, +, -, @, a tab or a carriage
+        // return at the start makes a formula (=cmd|..., =HYPERLINK(...)); a deploymentId may be any text but '/', '.' and '..'.
+        await using var service = await TestService.StartAsync();
+        var body = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            @event = "predeploy", deploymentId = "=HYPERLINK(\"evil.example\")", service = "checkout", environment = "production",
+            version = "+SUM(1,1)", previousVersion = "-2+3", initiator = "@SUM(1)", commit = "\tx",
+        });
+        Assert.Equal(HttpStatusCode.OK, (await service.Webhooks.SendAsync(body)).StatusCode);
+        using var reader = service.Reader();
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+
+        var deployments = (await (await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative))).Content.ReadAsStringAsync())
+            .Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+        var events = (await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=webhook.predeploy", UriKind.Relative))).Content.ReadAsStringAsync())
+            .Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
+
+        Assert.StartsWith("\"'=HYPERLINK(\"\"evil.example\"\")\",checkout,production,\"'+SUM(1,1)\",'-2+3,allowed,checkout,1,", deployments[1], StringComparison.Ordinal);
+        // The audit event's actor is the initiator; its id and time stay plain.
+        Assert.Matches("^[0-9]+,[0-9-]+T[0-9:.]+Z,webhook.predeploy,\"'=HYPERLINK\\(\"\"evil.example\"\"\\)\",checkout,'@SUM\\(1\\),", events[1]);
+    }
+
     [Theory]
     [InlineData(null)]
     [InlineData("application/x-www-form-urlencoded")]
