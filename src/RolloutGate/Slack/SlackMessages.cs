@@ -33,7 +33,8 @@ public static class SlackMessages
     public static OutboxMessage Root(DeploymentRow deployment, Runbook runbook, string publicUrl)
     {
         var version = deployment.Version ?? "(no version)";
-        var text = $"{deployment.Service} {version} in {deployment.Environment}: {deployment.State}";
+        // The text is mrkdwn too (what notifications show): a version "<!channel>" must not ping the channel from there.
+        var text = Escape($"{deployment.Service} {version} in {deployment.Environment}: {deployment.State}");
         var details = new StringBuilder()
             .Append(CultureInfo.InvariantCulture, $"*{Escape(deployment.Service)}* `{Escape(version)}` in {Escape(deployment.Environment)}: *{deployment.State}*\n")
             .Append(CultureInfo.InvariantCulture, $"Initiator: {Escape(deployment.Initiator ?? "unknown")}");
@@ -54,7 +55,7 @@ public static class SlackMessages
     {
         var evidence = ParseEvidence(data);
         var link = LinkTo(publicUrl, deployment.Id);
-        var text = $"{deployment.Service} {deployment.Version}: a verdict changed · {link}";
+        var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")}: a verdict changed · {link}";
         var body = $"*A verdict changed* · {link}\n" + string.Join("\n", evidence.Select(Line));
         return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body))]);
     }
@@ -66,7 +67,7 @@ public static class SlackMessages
         var timeout = runbook.Rollback.ApprovalTimeout;
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
         var link = LinkTo(publicUrl, deployment.Id);
-        var text = $"{deployment.Service} {deployment.Version} regressed: roll back? · {link}";
+        var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")} regressed: roll back? · {link}";
         var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}\nRolloutGate recommends a rollback.\n"
             + string.Join("\n", evidence.Select(Line))
             + $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide.";

@@ -171,6 +171,42 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task WebhookTextWithSlackMarkup_IsEscapedInEveryMessageTextAndBlock()
+    {
+        // A version is the pipeline's free text; in mrkdwn "<!channel>" pings everyone and "<http://evil|click>" is a
+        // link under any label. The text of a message (what notifications show) is mrkdwn as much as its blocks.
+        await using var test = await SlackTestService.StartAsync();
+        const string Markup = "<!channel> <@U0G9QF9C6> <http://evil.example|click>";
+        foreach (var @event in new[] { "predeploy", "deployed" })
+        {
+            var body = JsonSerializer.Serialize(new
+            {
+                @event, deploymentId = "gh-markup-1", service = "checkout", environment = "production", version = Markup, initiator = "alice",
+            });
+            (await test.Service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
+        }
+
+        await test.RegressThroughWatchAsync("gh-markup-1", SlackTestService.P95Regressed);
+        await test.AllDeliveredAsync();
+
+        var calls = test.Slack.Delivered(SlackMethods.PostMessage).Concat(test.Slack.Delivered(SlackMethods.Update)).ToList();
+        var texts = calls.Select(call => call.Body.GetProperty("text").GetString()!)
+            .Concat(calls.Where(call => call.Body.TryGetProperty("blocks", out _))
+                .SelectMany(call => call.Body.GetProperty("blocks").EnumerateArray())
+                .Where(block => block.TryGetProperty("text", out _))
+                .Select(block => block.GetProperty("text").GetProperty("text").GetString()!))
+            .ToList();
+        Assert.Contains(texts, text => text.StartsWith("checkout &lt;!channel&gt; &lt;@U0G9QF9C6&gt; &lt;http://evil.example|click&gt; in production: ", StringComparison.Ordinal));
+        Assert.Contains(texts, text => text.Contains("&lt;!channel&gt;", StringComparison.Ordinal) && text.Contains("regressed: roll back?", StringComparison.Ordinal));
+        Assert.All(texts, text =>
+        {
+            Assert.DoesNotContain("<!channel>", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("<@U0G9QF9C6>", text, StringComparison.Ordinal);
+            Assert.DoesNotContain("<http://evil", text, StringComparison.Ordinal);
+        });
+    }
+
+    [Fact]
     public async Task FailedRollbackAction_AsksToRetryOrStop_AndTheRetryButtonRunsItAgain()
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
