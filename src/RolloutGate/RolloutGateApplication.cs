@@ -17,6 +17,7 @@ using RolloutGate.Rollbacks;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
 using RolloutGate.Slack;
+using RolloutGate.Web;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate;
@@ -95,6 +96,7 @@ public static class RolloutGateApplication
         _ = app.Services.GetRequiredService<PrometheusExposition>();
         _ = app.Services.GetRequiredService<RolloutGateMetrics>();
 
+        app.UseNoSniff();
         app.UseExceptionHandler();
         app.UseStatusCodePages();
         app.UseRouting();

@@ -16,7 +16,14 @@ public static class HtmlPages
 {
     public const string ReaderCookie = "rolloutgate_reader";
 
-    /// <summary>A group of HTML pages: no script, no framing, forms only to ourselves, nothing cached.</summary>
+    /// <summary>
+    /// What every page may do: no script or fetched resource of any kind (the charts are inline SVG, the style inline),
+    /// no &lt;base&gt; to move relative links and forms elsewhere, forms only to ourselves, no framing.
+    /// </summary>
+    public const string ContentSecurityPolicy =
+        "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'";
+
+    /// <summary>A group of HTML pages: no script, no framing, forms only to ourselves, nothing cached, no referrer.</summary>
     public static RouteGroupBuilder MapHtmlPages(this IEndpointRouteBuilder app, string prefix, string tag)
     {
         var group = app.MapGroup(prefix).WithTags(tag).ExcludeFromDescription().DisableAntiforgery();
@@ -24,13 +31,32 @@ public static class HtmlPages
         {
             // The pages hold buttons that roll production back.
             var headers = context.HttpContext.Response.Headers;
-            headers.ContentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; frame-ancestors 'none'";
+            headers.ContentSecurityPolicy = ContentSecurityPolicy;
             headers.XFrameOptions = "DENY";
             headers.CacheControl = "no-store";
+            // A page's address may still carry ?token= (the redirect that drops it is the page's first answer): no link
+            // followed from a page tells another site where it came from.
+            headers["Referrer-Policy"] = "no-referrer";
             return await next(context);
         });
         return group;
     }
+
+    /// <summary>
+    /// <c>X-Content-Type-Options: nosniff</c> on every answer: a browser takes each for the type it says (text/csv,
+    /// text/markdown, JSON holding a webhook's text) and never runs one as HTML or script.
+    /// </summary>
+    public static IApplicationBuilder UseNoSniff(this IApplicationBuilder app) =>
+        app.Use((context, next) =>
+        {
+            // When the answer starts, not now: the exception handler clears the headers of the answer it replaces.
+            context.Response.OnStarting(() =>
+            {
+                context.Response.Headers.XContentTypeOptions = "nosniff";
+                return Task.CompletedTask;
+            });
+            return next(context);
+        });
 
     /// <summary>
     /// Null when the request carries a reader (or operator) token in the cookie; otherwise the page to answer with: a

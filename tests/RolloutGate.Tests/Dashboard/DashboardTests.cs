@@ -179,6 +179,47 @@ public sealed partial class DashboardTests
     }
 
     [Fact]
+    public async Task Pages_SendTheirSecurityHeaders_AndEveryAnswerSaysNoSniff()
+    {
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-headers-1")).EnsureSuccessStatusCode();
+        using var browser = Browser(service);
+        using var anonymous = Browser(service);
+        using var reader = service.Reader();
+        using var csv = service.Reader();
+        csv.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+
+        var pages = new[]
+        {
+            await anonymous.GetAsync(new Uri("/dashboard", UriKind.Relative)),
+            await browser.GetAsync(new Uri($"/dashboard?token={RolloutGateHost.ReaderToken}", UriKind.Relative)),
+            await browser.GetAsync(new Uri("/dashboard/deployments/dash-headers-1", UriKind.Relative)),
+            await browser.GetAsync(new Uri("/inbox", UriKind.Relative)),
+        };
+        var others = new[]
+        {
+            await reader.GetAsync(new Uri("/api/v1/deployments/dash-headers-1", UriKind.Relative)),
+            await csv.GetAsync(new Uri("/api/v1/audit/events", UriKind.Relative)),
+            await reader.GetAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative)),
+            await reader.GetAsync(new Uri("/api/v1/audit/events?from=yesterday", UriKind.Relative)),
+            await service.Client.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative)),
+        };
+
+        Assert.Equal([HttpStatusCode.Unauthorized, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK], pages.Select(p => p.StatusCode));
+        Assert.All(pages, page =>
+        {
+            var policy = page.Headers.GetValues("Content-Security-Policy").Single();
+            Assert.All(["default-src 'none'", "base-uri 'none'", "form-action 'self'", "frame-ancestors 'none'"],
+                directive => Assert.Contains(directive, policy, StringComparison.Ordinal));
+            Assert.Equal("DENY", page.Headers.GetValues("X-Frame-Options").Single());
+            Assert.Equal("no-referrer", page.Headers.GetValues("Referrer-Policy").Single());
+            Assert.Equal("nosniff", page.Headers.GetValues("X-Content-Type-Options").Single());
+        });
+        Assert.Equal([HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.OK, HttpStatusCode.BadRequest, HttpStatusCode.Unauthorized], others.Select(p => p.StatusCode));
+        Assert.All(others, answer => Assert.Equal("nosniff", answer.Headers.GetValues("X-Content-Type-Options").Single()));
+    }
+
+    [Fact]
     public async Task Times_SayUtcAndHowLongAgo_AndWatchingUntilIsShownOnlyWhileTheWatchRuns()
     {
         await using var service = await TestService.StartAsync();
