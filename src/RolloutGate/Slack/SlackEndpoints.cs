@@ -168,6 +168,12 @@ public static class SlackEndpoints
             return (null, Problems.BadRequest("the form holds a NUL character, which Slack never sends"));
         }
 
+        // A field given twice would be read as both values joined by a comma: two payload halves make one JSON object.
+        if (form.FirstOrDefault(field => field.Value.Count > 1) is { Key: { } repeated })
+        {
+            return (null, Problems.BadRequest($"the form holds the field '{repeated}' more than once, which Slack never sends"));
+        }
+
         return (form, null);
     }
 

@@ -186,6 +186,14 @@ public sealed class SlackInboundTests
         Assert.Equal(HttpStatusCode.BadRequest, (await test.CommandAsync(Owner, "status gh-\0")).StatusCode);
         Assert.Equal(HttpStatusCode.BadRequest, (await test.CommandAsync("U0\0X", "stop gh-malformed-1")).StatusCode);
 
+        // A field given twice: its values would be read joined by a comma, and these two halves make one press.
+        var halves = new[] { $$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}}""", "\"actions\":[" + Stop + "]}" };
+        var twice = await test.PostSignedAsync("/slack/interactions", string.Join('&', halves.Select(half => "payload=" + Uri.EscapeDataString(half))));
+        Assert.Equal(HttpStatusCode.BadRequest, twice.StatusCode);
+        Assert.Contains("'payload' more than once", (await twice.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, (await test.PostSignedAsync("/slack/commands",
+            $"user_id={Owner}&text=stop&text=gh-malformed-1&command=%2Frolloutgate")).StatusCode);
+
         Assert.Equal("watching", await test.StateAsync("gh-malformed-1"));
         Assert.Equal(0, await test.Service.CountAsync("decisions"));
         Assert.Equal(0, await test.Service.CountAsync("audit_events", "type IN ('refusal', 'slack.action')"));
