@@ -45,6 +45,9 @@ public static class WebhookRequestParser
         NumberHandling = JsonNumberHandling.Strict,
         AllowTrailingCommas = false,
         ReadCommentHandling = JsonCommentHandling.Disallow,
+        // A field given twice means whatever the reader makes of it (the last one here, the first one in many a proxy or
+        // audit tool): the signed body must mean one thing.
+        AllowDuplicateProperties = false,
     };
 
     public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body, DateTimeOffset now)
@@ -133,6 +136,12 @@ public static class WebhookRequestParser
     /// </summary>
     private static string Readable(JsonException ex)
     {
+        if (ex.Message.StartsWith("Duplicate", StringComparison.Ordinal))
+        {
+            // The serializer's words name the .NET type; the path before this already names the field.
+            return "the field is given more than once";
+        }
+
         var end = ex.Message.IndexOf(". ", StringComparison.Ordinal);
         var first = end > 0 ? ex.Message[..(end + 1)] : ex.Message;
         if (!first.Contains("could not be converted to", StringComparison.Ordinal))

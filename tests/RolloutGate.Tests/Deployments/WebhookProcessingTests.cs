@@ -91,6 +91,8 @@ public sealed class WebhookProcessingTests
         { $"{{\"event\": \"predeploy\", \"deploymentId\": \"{new string('x', 257)}\", \"service\": \"checkout\", \"environment\": \"production\"}}", "deploymentId is 257 characters long; at most 256 are accepted" },
         { $"{{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"pipelineUrl\": \"https://ci.example/{new string('r', 2040)}\"}}", "pipelineUrl is 2059 characters long; at most 2048 are accepted" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"0001-01-01T00:00:00Z\"}", "days from now" },
+        // A field given twice means what the reader makes of it (the last one, or the first one in another tool).
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"deploymentId\": \"y\"}", "not valid webhook JSON at $.deploymentId: the field is given more than once" },
     };
 
     [Theory]
