@@ -2,6 +2,7 @@ using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using RolloutGate.Api;
 using RolloutGate.Core.Deployments;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
 using RolloutGate.Watch;
@@ -68,10 +69,10 @@ public static class DeploymentEndpoints
         }
 
         var deliveryId = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header.ToString() : request.Query[DeliveryQueryParameter].ToString();
-        if (deliveryId.Length is 0 or > 200 || InputExceptionHandler.HoldsNul(deliveryId))
+        if (deliveryId.Length is 0 or > 200 || deliveryId.Any(LogText.Breaks))
         {
             metrics.WebhookRefused("malformed");
-            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no NUL, the same on every retry of one delivery)");
+            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no control character such as NUL or a line break, the same on every retry of one delivery)");
         }
 
         var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow());

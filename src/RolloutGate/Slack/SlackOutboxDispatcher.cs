@@ -238,7 +238,7 @@ public sealed partial class SlackOutboxDispatcher(
             var ephemeral = JsonSerializer.Deserialize<OutboxEphemeral>(row.Payload, SlackApiClient.Json)!;
             if (!slack.IsConfigured)
             {
-                LogInbox(logger, row.Kind, row.DeploymentId, ephemeral.User, ephemeral.Text);
+                LogInbox(logger, row.Kind, LogText.OneLine(row.DeploymentId), ephemeral.User, LogText.OneLine(ephemeral.Text));
                 return new Delivery(null);
             }
 
@@ -250,7 +250,7 @@ public sealed partial class SlackOutboxDispatcher(
         var message = JsonSerializer.Deserialize<OutboxMessage>(row.Payload, SlackApiClient.Json)!;
         if (!slack.IsConfigured)
         {
-            LogInbox(logger, row.Kind, row.DeploymentId, message.Channel, message.Text);
+            LogInbox(logger, row.Kind, LogText.OneLine(row.DeploymentId), message.Channel, LogText.OneLine(message.Text));
             return new Delivery(null);
         }
 

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using System.Text.Json.Serialization;
 using RolloutGate.Api;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Webhooks;
 
@@ -114,6 +115,12 @@ public static class WebhookRequestParser
         {
             // It is a segment of the deployment's URL (/api/v1/deployments/{id}), where an escaped slash is not read back.
             return (null, "deploymentId must not contain '/'; it names the deployment in URLs such as /api/v1/deployments/{deploymentId}");
+        }
+
+        if (request.DeploymentId.Any(LogText.Breaks))
+        {
+            // It names the deployment in logs, Slack commands and CSV too, where a line break would start a line of its own.
+            return (null, "deploymentId must not contain a control character (a line break, a tab); it names the deployment in URLs, logs and Slack commands");
         }
 
         if (request.DeploymentId is "." or "..")

@@ -86,6 +86,9 @@ public sealed class WebhookProcessingTests
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"initiator\": \"a\\u0000b\"}", "initiator contains a NUL character" },
         { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"9999-12-31T23:59:59Z\"}", "days from now" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"team/app-42\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not contain '/'" },
+        // A line break in an id would start a line of its own in the log (a forged entry), and the id names the deployment there.
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"gh-1\\nWebhook predeploy for deployment gh-2\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId must not contain a control character" },
+        { "{\"event\": \"predeploy\", \"deploymentId\": \"gh-1\\u2028\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId must not contain a control character" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \".\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"..\", \"service\": \"checkout\", \"environment\": \"production\"}", "must not be '.' or '..'" },
         { $"{{\"event\": \"predeploy\", \"deploymentId\": \"{new string('x', 257)}\", \"service\": \"checkout\", \"environment\": \"production\"}}", "deploymentId is 257 characters long; at most 256 are accepted" },
@@ -197,6 +200,32 @@ public sealed class WebhookProcessingTests
         var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1"), deliveryId: "");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+    }
+
+    [Theory]
+    [InlineData("gh-1%0AWebhook%20predeploy")]
+    [InlineData("gh-1%09x")]
+    [InlineData("gh-1%00")]
+    public async Task Webhook_DeliveryIdWithAControlCharacter_Refused400AndNothingWritten(string escapedDeliveryId)
+    {
+        // The delivery id is logged when a delivery is replayed: a line break would forge a log line of its own.
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-1");
+        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"/api/v1/deployments?delivery={escapedDeliveryId}", UriKind.Relative))
+        {
+            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-RolloutGate-Timestamp", timestamp);
+        request.Headers.Add("X-RolloutGate-Signature", RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(
+            RolloutGateHost.WebhookSecret, timestamp, System.Text.Encoding.UTF8.GetBytes(body)));
+
+        var response = await service.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("no control character", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
     }
 
     [Fact]

@@ -2,6 +2,7 @@ using System.Net;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Decisions;
 using RolloutGate.Inbox;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Slack;
 using RolloutGate.Tests.Infrastructure;
@@ -84,6 +85,23 @@ public sealed class DecisionInboxTests
         var again = await browser.PostAsync(new Uri("/inbox/gh-inbox-1/decide", UriKind.Relative), Form(RolloutGateHost.OperatorToken, "rollback"));
         Assert.Equal(HttpStatusCode.Conflict, again.StatusCode);
         Assert.Equal("kept", await test.StateAsync("gh-inbox-1"));
+    }
+
+    [Fact]
+    public async Task NoBotToken_AReasonWithLineBreaks_StaysOneLogLineAndForgesNone()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-inbox-lines-1");
+        const string Forged = "Decision inbox (slack.reply) for deployment gh-inbox-lines-1 to C0DECIDE01: carol decided *rollback*";
+        var body = System.Text.Json.JsonSerializer.Serialize(new { actor = "mallory", reason = $"checked\n{Forged}\r\n\u2028x" });
+        (await test.Service.Operator().PostAsync(new Uri("/api/v1/deployments/gh-inbox-lines-1/stop", UriKind.Relative),
+            new StringContent(body, System.Text.Encoding.UTF8, "application/json"))).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var decision = Assert.Single(test.Service.Host.Logs.Lines, line => line.Contains("mallory decided", StringComparison.Ordinal));
+        Assert.Contains($"mallory decided *stop* (via http): checked\\n{Forged}\\r\\n\\u2028x", decision, StringComparison.Ordinal);
+        Assert.False(decision.Any(LogText.Breaks), decision);
+        Assert.DoesNotContain(test.Service.Host.Logs.Lines, line => line.Contains("carol", StringComparison.Ordinal) && !line.Contains("mallory", StringComparison.Ordinal));
     }
 
     [Fact]
