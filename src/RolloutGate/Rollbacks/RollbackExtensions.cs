@@ -9,7 +9,10 @@ public static class RollbackExtensions
     {
         services.AddOptions<RollbackResilienceOptions>();
         services.AddKubernetesClient();
-        services.AddHttpClient(WebhookRollbackAction.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan);
+        // No redirects: the signed delivery goes to the runbook's address only, never resent (signature and all) to a
+        // host the receiver names; a 3xx is a failed attempt that says so.
+        services.AddHttpClient(WebhookRollbackAction.HttpClientName, http => http.Timeout = Timeout.InfiniteTimeSpan)
+            .ConfigurePrimaryHttpMessageHandler(() => new SocketsHttpHandler { AllowAutoRedirect = false });
         services.AddSingleton<RollbackAttempts>();
         services.AddTransient<KubernetesTrafficShift>();
         services.AddTransient<IstioRollbackAction>();

@@ -48,6 +48,9 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
                 : answers.TryDequeue(out var status) ? Results.StatusCode(status)
                 : Results.Accepted();
         });
+        // A receiver that sends the delivery on to another host: the same one under another name, which would accept it.
+        receiver.MapPost("/hooks/moved", () => Results.Redirect(receiver.Urls.Single().Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/hooks/rollback",
+            permanent: false, preserveMethod: true));
         await receiver.StartAsync();
         services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
     }
@@ -64,6 +67,19 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
 
     private Task<RollbackOutcome> ExecuteAsync(RollbackRequest request) =>
         services.GetRequiredService<IRollbackExecutor>().ExecuteAsync(request, CancellationToken.None);
+
+    [Fact]
+    public async Task Webhook_ReceiverRedirects_TheSignedDeliveryIsNotSentOnAndTheActionFails()
+    {
+        // A signed rollback goes to the address in the runbook and nowhere else: a 307 would resend it, signature and
+        // all, to whatever host the receiver names.
+        var outcome = await ExecuteAsync(Request(path: "/hooks/moved"));
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("the receiver answered 307", outcome.Detail, StringComparison.Ordinal);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Empty(received);
+    }
 
     [Fact]
     public async Task Webhook_SignedDelivery_IsVerifiedAndCarriesTheRollback()
