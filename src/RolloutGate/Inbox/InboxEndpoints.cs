@@ -150,10 +150,17 @@ public static class InboxEndpoints
             return Page(StatusCodes.Status400BadRequest, "<p>Send the inbox form.</p>");
         }
 
+        // The form is read before its operator token can be checked: anyone may send one, so only one of the inbox's size.
+        if (request.ContentLength > DeploymentEndpoints.MaxBodyBytes)
+        {
+            return Page(StatusCodes.Status413PayloadTooLarge, string.Create(CultureInfo.InvariantCulture,
+                $"<p>That form is larger than {DeploymentEndpoints.MaxBodyBytes} bytes; send the inbox form. Nothing changed.</p>"));
+        }
+
         IFormCollection form;
         try
         {
-            form = await request.ReadFormAsync(cancellationToken);
+            form = await request.ReadFormAsync(FormLimits, cancellationToken);
         }
         catch (Exception ex) when (ex is InvalidDataException or IOException)
         {
@@ -184,6 +191,16 @@ public static class InboxEndpoints
     }
 
     private static ContentHttpResult Page(int status, string body) => HtmlPages.Page(status, Title, body);
+
+    /// <summary>The inbox form is five short fields; a body sent in chunks past this size is not it (a 400, as any unreadable form).</summary>
+    private static readonly Microsoft.AspNetCore.Http.Features.FormOptions FormLimits = new()
+    {
+        BufferBody = true,
+        BufferBodyLengthLimit = DeploymentEndpoints.MaxBodyBytes,
+        MemoryBufferThreshold = DeploymentEndpoints.MaxBodyBytes,
+        ValueLengthLimit = DeploymentEndpoints.MaxBodyBytes,
+        ValueCountLimit = 32,
+    };
 
     private sealed record InboxRow(string DeploymentId, string Service, string Environment, string? Version, string? Initiator, DateTimeOffset RegressedAt,
         string? Evidence, string? FailedAction, string? Failure);

@@ -88,6 +88,31 @@ public sealed class DecisionInboxTests
     }
 
     [Fact]
+    public async Task Decide_AFormLargerThanTheInboxsOwn_IsRefusedBeforeItIsRead()
+    {
+        // Anyone may post to /inbox/{id}/decide, and the form is read before its operator token can be checked.
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-inbox-big-1");
+        await test.RegressAsync("gh-inbox-big-1");
+        using var browser = test.Service.Host.CreateClient();
+        var padding = new string('x', 100_000);
+        string Body(string token) => $"operatorToken={token}&kind=dismiss&actor=carol&reason={padding}";
+
+        var large = await browser.PostAsync(new Uri("/inbox/gh-inbox-big-1/decide", UriKind.Relative),
+            new StringContent(Body("wrong"), System.Text.Encoding.UTF8, "application/x-www-form-urlencoded"));
+        var chunked = new StreamContent(new MemoryStream(System.Text.Encoding.UTF8.GetBytes(Body(RolloutGateHost.OperatorToken))));
+        chunked.Headers.ContentType = new System.Net.Http.Headers.MediaTypeHeaderValue("application/x-www-form-urlencoded");
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/inbox/gh-inbox-big-1/decide", UriKind.Relative)) { Content = chunked };
+        request.Headers.TransferEncodingChunked = true;
+        var unsized = await browser.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.RequestEntityTooLarge, large.StatusCode);
+        Assert.Equal(HttpStatusCode.BadRequest, unsized.StatusCode);
+        Assert.Equal("regressed", await test.StateAsync("gh-inbox-big-1"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions"));
+    }
+
+    [Fact]
     public async Task NoBotToken_AReasonWithLineBreaks_StaysOneLogLineAndForgesNone()
     {
         await using var test = await SlackTestService.StartAsync(withBotToken: false);
