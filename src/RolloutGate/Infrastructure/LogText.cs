@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Globalization;
 using System.Text;
 
@@ -11,13 +12,14 @@ public static class LogText
 {
     /// <summary>
     /// <paramref name="text"/> with every control character (C0, DEL, C1) and line or paragraph separator written as an
-    /// escape: <c>\n</c>, <c>\r</c>, <c>\t</c>, else <c>\uXXXX</c>. A backslash stays as it is.
+    /// escape: <c>\n</c>, <c>\r</c>, <c>\t</c>, else <c>\uXXXX</c>. A backslash stays as it is; null stays null.
     /// </summary>
-    public static string OneLine(string? text)
+    [return: NotNullIfNotNull(nameof(text))]
+    public static string? OneLine(string? text)
     {
-        if (string.IsNullOrEmpty(text) || !text.Any(Breaks))
+        if (text is null || !text.Any(Breaks))
         {
-            return text ?? "";
+            return text;
         }
 
         var line = new StringBuilder(text.Length + 8);
