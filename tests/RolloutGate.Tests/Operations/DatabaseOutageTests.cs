@@ -36,6 +36,10 @@ public sealed class DatabaseOutageTests
                 "the outbox's line about the outage");
             await Task.Delay(TimeSpan.FromSeconds(2));
             Assert.Single(service.Host.Logs.Lines, line => line.Contains("Slack outbox: the database is unavailable", StringComparison.Ordinal));
+            // EF Core's own error for each failed command or connection (with its stack trace) is not repeated on top.
+            Assert.DoesNotContain(service.Host.Logs.Lines, line =>
+                !line.StartsWith("Debug ", StringComparison.Ordinal) && !line.StartsWith("Trace ", StringComparison.Ordinal)
+                && line.Contains(" Microsoft.EntityFrameworkCore.", StringComparison.Ordinal));
 
             var metrics = await service.Client.GetStringAsync(new Uri("/metrics", UriKind.Relative));
             Assert.Contains("rolloutgate_database_up 0", metrics, StringComparison.Ordinal);

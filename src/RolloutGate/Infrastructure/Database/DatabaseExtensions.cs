@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Npgsql;
 
 namespace RolloutGate.Infrastructure.Database;
@@ -13,8 +14,17 @@ public static class DatabaseExtensions
         // Resolved lazily: configuration is complete only once the host is built (tests add theirs late).
         services.AddSingleton(provider => new NpgsqlDataSourceBuilder(
             ReadConnectionString(provider.GetRequiredService<IConfiguration>())).Build());
-        services.AddDbContext<RolloutGateDbContext>((provider, options) =>
-            options.UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>()));
+        services.AddDbContext<RolloutGateDbContext>((provider, options) => options
+            .UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>())
+            // EF Core logs each failed connection, command, query and save as an error with its stack trace, then throws the
+            // same exception to the caller, which logs it or answers it (a background loop says once every 30 s that the
+            // database is unavailable, a request gets a 503). Logged by EF too, a database outage was dozens of stack
+            // traces a second; at Debug they are there for whoever looks for them.
+            .ConfigureWarnings(warnings => warnings.Log(
+                (RelationalEventId.ConnectionError, LogLevel.Debug),
+                (RelationalEventId.CommandError, LogLevel.Debug),
+                (CoreEventId.QueryIterationFailed, LogLevel.Debug),
+                (CoreEventId.SaveChangesFailed, LogLevel.Debug))));
         services.AddSingleton<MigrationRunner>();
         services.AddHostedService<MigrationHostedService>();
         return services;
