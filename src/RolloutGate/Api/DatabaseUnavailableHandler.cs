@@ -16,6 +16,9 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
 {
     public const int RetryAfterSeconds = 30;
 
+    /// <summary>What a Slack user is told privately when their command or button press failed this way.</summary>
+    public const string SlackAnswer = "RolloutGate cannot reach its database right now, so nothing was done. Try again in a minute.";
+
     public async ValueTask<bool> TryHandleAsync(HttpContext httpContext, Exception exception, CancellationToken cancellationToken)
     {
         if (Unavailable(exception) is not { } database)
@@ -31,7 +34,7 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
             await httpContext.Response.WriteAsync(JsonSerializer.Serialize(new
             {
                 response_type = "ephemeral",
-                text = "RolloutGate cannot reach its database right now, so nothing was done. Try again in a minute.",
+                text = SlackAnswer,
             }), cancellationToken);
             return true;
         }

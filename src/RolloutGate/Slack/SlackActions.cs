@@ -17,15 +17,20 @@ public sealed record EphemeralTarget(string Channel, string User);
 /// What a Slack user may do, whether by button or slash command. Each call is one short database transaction (well inside
 /// Slack's 3 seconds); Slack messages it causes go through the outbox. The answer is the text shown to that user alone.
 /// </summary>
-public sealed class SlackActions(
+public sealed partial class SlackActions(
     RolloutGateDbContext db,
     DeploymentDecisions decisions,
     AuditTrail audit,
     RunbookCatalog runbooks,
+    SlackApiClient slack,
     IOptionsMonitor<RolloutGateOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<SlackActions> logger)
 {
     public const string Source = "slack";
+
+    /// <summary>How long <see cref="TellNowAsync"/> waits for Slack: the request it answers must itself be answered within 3 s.</summary>
+    public static readonly TimeSpan TellNowTimeout = TimeSpan.FromSeconds(2);
 
     /// <summary>
     /// Decides <paramref name="kind"/> (stop, rollback, dismiss) for a deployment as Slack user <paramref name="userId"/>.
@@ -73,6 +78,34 @@ public sealed class SlackActions(
             new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral, cancellationToken);
         return already;
     }
+
+    /// <summary>
+    /// Shows <paramref name="target"/>'s user <paramref name="text"/> at once, without the outbox: for when the database
+    /// that holds the outbox cannot be reached. Best effort, within <see cref="TellNowTimeout"/>; a failure is logged.
+    /// Without a bot token there is no one in Slack to tell.
+    /// </summary>
+    public async Task TellNowAsync(EphemeralTarget target, string text, CancellationToken cancellationToken)
+    {
+        if (!slack.IsConfigured)
+        {
+            return;
+        }
+
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bounded.CancelAfter(TellNowTimeout);
+        try
+        {
+            await slack.PostEphemeralAsync(target.Channel, target.User, text, null, bounded.Token);
+        }
+        catch (Exception ex) when (ex is SlackApiException or SlackUnavailableException or SlackRateLimitedException
+            || (ex is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            LogTellNowFailed(logger, target.User, target.Channel, ex.Message);
+        }
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Could not tell Slack user {User} in {Channel} that the database is unavailable: {Error}")]
+    private static partial void LogTellNowFailed(ILogger logger, string user, string channel, string error);
 
     private static string Capitalised(string kind) => string.Concat(kind[..1].ToUpperInvariant(), kind[1..]);
 

@@ -62,9 +62,19 @@ public static class SlackEndpoints
 
         // Slack shows nothing of this answer for block_actions; what the user should read goes out as an ephemeral message.
         var target = press.Channel is null ? null : new EphemeralTarget(press.Channel, press.UserId);
-        foreach (var (kind, deploymentId) in press.Decisions)
+        try
         {
-            await actions.DecideAsync(press.UserId, kind, deploymentId, reason: null, target, cancellationToken);
+            foreach (var (kind, deploymentId) in press.Decisions)
+            {
+                await actions.DecideAsync(press.UserId, kind, deploymentId, reason: null, target, cancellationToken);
+            }
+        }
+        catch (Exception ex) when (target is not null && DatabaseUnavailableHandler.Unavailable(ex) is not null)
+        {
+            // The private answer to a press goes through the outbox, which is in the database: without it the user would
+            // see only Slack's bare failure mark. Told at once instead; the 503 and its log line follow as for any request.
+            await actions.TellNowAsync(target, DatabaseUnavailableHandler.SlackAnswer, cancellationToken);
+            throw;
         }
 
         return TypedResults.Ok();

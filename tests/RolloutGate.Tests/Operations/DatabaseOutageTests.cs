@@ -30,6 +30,15 @@ public sealed class DatabaseOutageTests
             Assert.Equal(HttpStatusCode.OK, command.StatusCode);
             Assert.Contains("cannot reach its database right now", await command.Content.ReadAsStringAsync(), StringComparison.Ordinal);
 
+            // A button's HTTP answer is not shown to the user at all, and the outbox that carries the usual private answer
+            // is in the database: the user is told at once, straight through Slack.
+            var press = await test.PressAsync(SlackTestService.Owner, "rollback", "db-out-1");
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, press.StatusCode);
+            var told = Assert.Single(test.Slack.Calls, call => call.Method == "chat.postEphemeral");
+            Assert.Equal(SlackTestService.Owner, told.Body.GetProperty("user").GetString());
+            Assert.Equal("C0DECIDE01", told.Body.GetProperty("channel").GetString());
+            Assert.Contains("cannot reach its database right now", told.Body.GetProperty("text").GetString(), StringComparison.Ordinal);
+
             // The background loops fail every round meanwhile: one warning line each, not a stack trace a round.
             await SlackTestService.EventuallyAsync(
                 () => Task.FromResult(service.Host.Logs.Lines.Any(line => line.Contains("Slack outbox: the database is unavailable", StringComparison.Ordinal))),
