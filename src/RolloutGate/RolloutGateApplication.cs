@@ -1,6 +1,7 @@
 using Microsoft.Extensions.Configuration.Memory;
 using Microsoft.Extensions.Http;
 using Microsoft.Extensions.Options;
+using Polly.Telemetry;
 using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
@@ -58,6 +59,11 @@ public static class RolloutGateApplication
             host.ServicesStopConcurrently = true;
             host.ShutdownTimeout = TimeSpan.FromSeconds(25);
         });
+        // Polly logs every retry (a warning) and every opening of a circuit breaker (an error with a stack trace) of every
+        // HTTP client. Whatever is left once the retries are over reaches the caller, which logs or audits it once (the
+        // watch's line, the outbox's attempt, the rollback's outcome): during an outage Polly's own lines were most of the
+        // log. They are kept at Debug.
+        services.Configure<TelemetryOptions>(telemetry => telemetry.SeverityProvider = _ => ResilienceEventSeverity.Debug);
         services.AddProblemDetails();
         services.AddExceptionHandler<InputExceptionHandler>();
         services.AddExceptionHandler<DatabaseUnavailableHandler>();

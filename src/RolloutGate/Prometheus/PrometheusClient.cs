@@ -146,6 +146,8 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Prometheus rejected query {Query}: {ErrorType}: {Error}")]
     private static partial void LogQueryRejected(ILogger logger, string query, string errorType, string error);
 
-    [LoggerMessage(EventId = 1102, Level = LogLevel.Warning, Message = "Prometheus at {BaseAddress} is unreachable")]
+    // At Debug: the exception is thrown on with the reason, and its caller says it once in its own words (the watch's line,
+    // the check's detail); at Warning an outage was a stack trace for every query, several a second.
+    [LoggerMessage(EventId = 1102, Level = LogLevel.Debug, Message = "Prometheus at {BaseAddress} is unreachable")]
     private static partial void LogUnreachable(ILogger logger, string baseAddress, Exception exception);
 }

@@ -63,6 +63,22 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
     }
 
     [Fact]
+    public async Task Watch_PrometheusRefusingConnections_TheSweepSaysSoInOneLineWithoutStackTraces()
+    {
+        await using var outage = await Outage.StartAsync(prometheus);
+        // Nothing listens at the proxy's address any more: every connection is refused, as with a Prometheus that is down.
+        await outage.Proxy.DisposeAsync();
+
+        await outage.SweepAtAsync(T(11, 5));
+
+        Assert.Contains(outage.Host.Logs.Lines, line => line.Contains("the metric source failed for 1 watches", StringComparison.Ordinal));
+        // The client's retries, its circuit breaker and the client itself add no warning (with a stack trace) per request on top.
+        Assert.DoesNotContain(outage.Host.Logs.Lines, line =>
+            (line.StartsWith("Warning ", StringComparison.Ordinal) || line.StartsWith("Error ", StringComparison.Ordinal))
+            && (line.Contains(" Polly:", StringComparison.Ordinal) || line.Contains(".PrometheusClient:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
     public async Task Watch_PrometheusBackWithinTheGraceOfAnInterval_ThatIntervalEvaluatedAfterwardsAtItsOwnTimeWithRealData()
     {
         await using var outage = await Outage.StartAsync(prometheus);
