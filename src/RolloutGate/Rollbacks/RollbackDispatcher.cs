@@ -1,4 +1,5 @@
 using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Deployments;
@@ -14,12 +15,15 @@ namespace RolloutGate.Rollbacks;
 /// moves the deployment to <c>rolled-back</c>. A failure (after the executor's own retries) is audited, which puts it in
 /// the decision channel, and the deployment stays <c>rolling-back</c> for a person to retry (a new <c>rollback</c>
 /// decision releases the claim, see <see cref="DeploymentDecisions"/>), finish or stop; it is not retried silently. A
-/// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so.
+/// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so. An action still
+/// under way <see cref="RollbackResilienceOptions.StopGrace"/> after the host began to stop is abandoned and its claim
+/// released, so that another replica (or the next start) carries it out again at once, with the same idempotency key.
 /// </summary>
 public sealed partial class RollbackDispatcher(
     IServiceScopeFactory scopes,
     RunbookCatalog runbooks,
     AuditTrail audit,
+    IOptionsMonitor<RollbackResilienceOptions> resilience,
     TimeProvider time,
     DatabaseOutageLog outage,
     ILogger<RollbackDispatcher> logger) : BackgroundService
@@ -72,14 +76,15 @@ public sealed partial class RollbackDispatcher(
         var done = 0;
         foreach (var deploymentId in due)
         {
-            // A stopping host claims nothing more. What it has claimed runs to its end and is recorded, stopping or not:
-            // the action changes production, and one carried out but not recorded would be carried out again when the
-            // claim expires, with the audit trail giving the wrong time; a claim cut off mid-statement could hold the
-            // rollback for ClaimExpiry. The action's own timeouts (RollbackResilience) bound the wait.
+            // A stopping host claims nothing more. What it has claimed runs on and is recorded, stopping or not: the action
+            // changes production, and one carried out but not recorded would be carried out again when the claim expires,
+            // with the audit trail giving the wrong time; a claim cut off mid-statement could hold the rollback for
+            // ClaimExpiry. Only an action still under way when the host is about to stop waiting (StopGrace) is
+            // abandoned, its claim released rather than left to expire.
             cancellationToken.ThrowIfCancellationRequested();
-            if (await ClaimAsync(db, deploymentId, now, expired, CancellationToken.None))
+            if (await ClaimAsync(db, deploymentId, now, expired, CancellationToken.None)
+                && await ExecuteAsync(db, executor, deploymentId, cancellationToken))
             {
-                await ExecuteAsync(db, executor, deploymentId, CancellationToken.None);
                 done++;
             }
         }
@@ -97,8 +102,10 @@ public sealed partial class RollbackDispatcher(
         return claimed == 1;
     }
 
-    private async Task ExecuteAsync(RolloutGateDbContext db, IRollbackExecutor executor, string deploymentId, CancellationToken cancellationToken)
+    /// <summary>Carries out and records the rollback; false when the host's stop abandoned it (its claim released).</summary>
+    private async Task<bool> ExecuteAsync(RolloutGateDbContext db, IRollbackExecutor executor, string deploymentId, CancellationToken stopping)
     {
+        var cancellationToken = CancellationToken.None;
         db.ChangeTracker.Clear();
         var deployment = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
             .SingleAsync(d => d.Id == deploymentId, cancellationToken);
@@ -116,10 +123,28 @@ public sealed partial class RollbackDispatcher(
         {
             var request = RollbackRequest.For(runbook, deployment.Id, deployment.Environment, deployment.PreviousVersion ?? "", reason,
                 idempotencyKey: $"{deployment.Id}:rollback");
-            outcome = await executor.ExecuteAsync(request, cancellationToken);
+            var grace = resilience.CurrentValue.StopGrace;
+            using var interrupt = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
+            using var onStop = stopping.Register(() => interrupt.CancelAfter(grace));
+            try
+            {
+                outcome = await executor.ExecuteAsync(request, interrupt.Token);
+            }
+            catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
+            {
+                // Killed with the process instead, the claim would hold the rollback for ClaimExpiry with nothing under way.
+                // The action may have reached its target already: carried out again, it is the same idempotent change
+                // (a traffic shift, an abort) or the same delivery id to a webhook receiver.
+                await db.Database.ExecuteSqlAsync($"""
+                    DELETE FROM rollback_actions WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
+                    """, cancellationToken);
+                LogAbandonedOnStop(logger, deploymentId, grace, request.IdempotencyKey);
+                return false;
+            }
         }
 
         await RecordAsync(db, deploymentId, outcome, cancellationToken);
+        return true;
     }
 
     private async Task RecordAsync(RolloutGateDbContext db, string deploymentId, RollbackOutcome outcome, CancellationToken cancellationToken)
@@ -158,6 +183,9 @@ public sealed partial class RollbackDispatcher(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rollback of {DeploymentId} via {Action}: succeeded={Succeeded} ({Detail})")]
     private static partial void LogRolledBack(ILogger logger, string deploymentId, string action, bool succeeded, string detail);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId} was still under way {Grace} after the host began to stop: abandoned, and its claim released for another replica or the next start, which carries it out again (idempotency key {IdempotencyKey})")]
+    private static partial void LogAbandonedOnStop(ILogger logger, string deploymentId, TimeSpan grace, string idempotencyKey);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Rollback dispatch failed; will retry")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception);

@@ -28,6 +28,15 @@ public sealed class RollbackResilienceOptions
     public TimeSpan AttemptTimeout { get; set; } = DefaultAttemptTimeout;
 
     public TimeSpan TotalTimeout { get; set; } = DefaultTotalTimeout;
+
+    /// <summary>Inside the host's 25 s shutdown timeout, with time left to release the claim.</summary>
+    public static readonly TimeSpan DefaultStopGrace = TimeSpan.FromSeconds(20);
+
+    /// <summary>
+    /// How long an action under way goes on once the host is stopping, so that its outcome is recorded; past it the action
+    /// is abandoned and its claim released (see <see cref="RollbackDispatcher"/>).
+    /// </summary>
+    public TimeSpan StopGrace { get; set; } = DefaultStopGrace;
 }
 
 /// <summary>

@@ -34,7 +34,8 @@ public sealed class TestService : IAsyncDisposable
     public static async Task<TestService> StartAsync(params (string File, string Yaml)[] runbooks) =>
         await StartAsync(runbooks.Length == 0 ? [("checkout.yaml", TestRunbooks.Minimal())] : runbooks, settings: null);
 
-    public static async Task<TestService> StartAsync((string File, string Yaml)[] runbooks, IDictionary<string, string?>? settings)
+    public static async Task<TestService> StartAsync(
+        (string File, string Yaml)[] runbooks, IDictionary<string, string?>? settings, Action<IServiceCollection>? services = null)
     {
         var database = await TestDatabase.CreateAsync();
         var folder = new TestRunbooks(runbooks);
@@ -42,7 +43,7 @@ public sealed class TestService : IAsyncDisposable
         {
             ["RolloutGate:RunbooksPath"] = folder.Folder,
         };
-        var host = new RolloutGateHost(database, all);
+        var host = new RolloutGateHost(database, all, services: services);
         return new TestService(database, folder, host);
     }
 

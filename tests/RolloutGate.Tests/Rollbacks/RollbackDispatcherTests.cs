@@ -3,6 +3,7 @@ using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Kubernetes;
 using RolloutGate.Rollbacks;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
 
 namespace RolloutGate.Tests.Rollbacks;
 
@@ -64,6 +65,47 @@ public sealed class RollbackDispatcherTests
         Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-stop'"));
         Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-stop' AND succeeded"));
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-stop'"));
+    }
+
+    [Fact]
+    public async Task HostStoppingWhileTheActionIsStillUnderWayPastTheGrace_ClaimReleasedAndCarriedOutAgainAtOnce()
+    {
+        await using var kubernetes = await HalfCanaryAsync();
+        // The first attempt fails and the next waits a long backoff: the action is still under way when the host stops.
+        kubernetes.FailNext(503);
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes), services =>
+            services.Configure<RollbackResilienceOptions>(options =>
+            {
+                options.BaseDelay = TimeSpan.FromMinutes(10);
+                options.MaxDelay = TimeSpan.FromMinutes(10);
+                options.TotalTimeout = TimeSpan.FromMinutes(30);
+                options.StopGrace = TimeSpan.Zero;
+            }));
+        var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
+
+        await service.Webhooks.SendEventAsync("deployed", "rb-abandoned");
+        await service.RegressAsync("rb-abandoned", "p95-latency");
+        await service.DecideAsync("rb-abandoned", "rollback", "bob");
+        await SlackTestService.EventuallyAsync(() => Task.FromResult(!kubernetes.Requests.IsEmpty), "the action's first attempt");
+        await dispatcher.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
+
+        // Not left claimed (for ClaimExpiry, with nothing under way) and not recorded as failed: released, and said so.
+        Assert.Equal(0, await service.CountAsync("rollback_actions", "deployment_id = 'rb-abandoned'"));
+        Assert.Equal(0, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-abandoned'"));
+        Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-abandoned'"));
+        Assert.Contains(service.Host.Logs.Lines, line => line.Contains("abandoned, and its claim released", StringComparison.Ordinal));
+
+        // Another replica carries it out at once, not after ClaimExpiry.
+        await using var second = new RolloutGateHost(service.Database, new Dictionary<string, string?>(Settings(kubernetes))
+        {
+            ["RolloutGate:RunbooksPath"] = service.Runbooks.Folder,
+        });
+        using var _ = second.CreateClient();
+        await SlackTestService.EventuallyAsync(
+            async () => await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-abandoned'") == "rolled-back",
+            "the rollback carried out by the second replica");
+        AssertAllOnStable(kubernetes);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-abandoned'"));
     }
 
     [Fact]
