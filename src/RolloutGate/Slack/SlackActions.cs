@@ -91,8 +91,8 @@ public sealed partial class SlackActions(
             return;
         }
 
-        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
-        bounded.CancelAfter(TellNowTimeout);
+        using var timeout = new CancellationTokenSource(TellNowTimeout, time);
+        using var bounded = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, timeout.Token);
         try
         {
             await slack.PostEphemeralAsync(target.Channel, target.User, text, null, bounded.Token);
