@@ -270,9 +270,11 @@ public static class WatchScaleBenchmark
             due = deployments.Sum(d => (long)WatchSchedule.DueTimes(d.At, Interval, null, end, d.At + TimeSpan.FromHours(24)).Count) * Metrics.Length;
             duplicates = await ScalarAsync(db, "SELECT count(*) FROM (SELECT 1 FROM evaluations GROUP BY deployment_id, metric, at HAVING count(*) > 1) d");
             notWatching = await ScalarAsync(db, "SELECT count(*) FROM deployments WHERE state <> 'watching'");
-            await using (var byVerdict = new NpgsqlCommand("SELECT verdict || ' ' || count(*) FROM evaluations GROUP BY verdict ORDER BY count(*) DESC", db))
-            await using (var verdictReader = await byVerdict.ExecuteReaderAsync())
+            // The evaluations due by the end, as the lags: not the next round, stored during the grace after it.
+            await using (var byVerdict = new NpgsqlCommand("SELECT verdict || ' ' || count(*) FROM evaluations WHERE at <= $1 GROUP BY verdict ORDER BY count(*) DESC", db))
             {
+                byVerdict.Parameters.AddWithValue(end);
+                await using var verdictReader = await byVerdict.ExecuteReaderAsync();
                 while (await verdictReader.ReadAsync())
                 {
                     verdicts.Add(verdictReader.GetString(0));
