@@ -18,7 +18,11 @@ public static class DeploymentEndpoints
     public const string DeliveryQueryParameter = "delivery";
     public const int MaxBodyBytes = 64 * 1024;
 
-    private static readonly System.Text.Json.JsonSerializerOptions OperatorJson = new(System.Text.Json.JsonSerializerDefaults.Web);
+    /// <summary>As the webhook's: a field given twice is refused, so that the body means one thing to every reader.</summary>
+    private static readonly System.Text.Json.JsonSerializerOptions OperatorJson = new(System.Text.Json.JsonSerializerDefaults.Web)
+    {
+        AllowDuplicateProperties = false,
+    };
 
     public static IEndpointRouteBuilder MapDeploymentsApi(this IEndpointRouteBuilder app)
     {
@@ -197,11 +201,11 @@ public static class DeploymentEndpoints
         OperatorRequest? body;
         try
         {
-            body = System.Text.Json.JsonSerializer.Deserialize<OperatorRequest>(bytes, OperatorJson);
+            body = System.Text.Json.JsonSerializer.Deserialize<OperatorRequest>(WebhookRequestParser.WithoutByteOrderMark(bytes), OperatorJson);
         }
         catch (System.Text.Json.JsonException ex)
         {
-            return Problems.BadRequest($"the body is not valid JSON: {ex.Message}");
+            return Problems.BadRequest($"the body is not valid JSON{WebhookRequestParser.WhereAndWhy(ex)}");
         }
 
         if (string.IsNullOrWhiteSpace(body?.Actor))

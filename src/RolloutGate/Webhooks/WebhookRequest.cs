@@ -58,12 +58,7 @@ public static class WebhookRequestParser
             return (null, "the body is empty; expected a JSON object with event, deploymentId, service and environment");
         }
 
-        // A byte order mark, as some clients (PowerShell's, say) put before UTF-8 text, is not part of the JSON.
-        if (body.StartsWith("\uFEFF"u8))
-        {
-            body = body[3..];
-        }
-
+        body = WithoutByteOrderMark(body);
         WebhookRequest? request;
         try
         {
@@ -71,8 +66,7 @@ public static class WebhookRequestParser
         }
         catch (JsonException ex)
         {
-            var where = ex.Path is { Length: > 1 } path ? $" at {path}" : "";
-            return (null, $"the body is not valid webhook JSON{where}: {Readable(ex)}");
+            return (null, $"the body is not valid webhook JSON{WhereAndWhy(ex)}");
         }
 
         if (request is null)
@@ -136,6 +130,12 @@ public static class WebhookRequestParser
 
         return (request, null);
     }
+
+    /// <summary>A byte order mark, as some clients (PowerShell's, say) put before UTF-8 text, is not part of the JSON.</summary>
+    internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> body) => body.StartsWith("\uFEFF"u8) ? body[3..] : body;
+
+    /// <summary>" at $.field: what is wrong there", for a sentence about a JSON body; also the operator endpoints'.</summary>
+    internal static string WhereAndWhy(JsonException ex) => (ex.Path is { Length: > 1 } path ? $" at {path}" : "") + ": " + Readable(ex);
 
     /// <summary>
     /// The serializer's first sentence, or, for a value of the wrong type (whose message names a .NET type), what the

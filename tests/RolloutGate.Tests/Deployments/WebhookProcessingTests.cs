@@ -511,6 +511,35 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Stop_BodyThatMeansTwoThingsOrNamesATypeIsRefusedReadably_ABomIsNotPartOfTheJson()
+    {
+        // The operator body is read as the webhook's is: a field given twice is refused (the last one won), a wrong type is
+        // named in the sender's terms, not as a .NET type, and PowerShell's byte order mark is skipped.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "op-json");
+        await service.Webhooks.SendEventAsync("deployed", "op-json");
+        using var @operator = service.Operator();
+        async Task<(HttpStatusCode Status, string Text)> StopAsync(byte[] body)
+        {
+            var answer = await @operator.PostAsync(new Uri("/api/v1/deployments/op-json/stop", UriKind.Relative), new ByteArrayContent(body));
+            return (answer.StatusCode, await answer.Content.ReadAsStringAsync());
+        }
+
+        var twice = await StopAsync("{\"actor\":\"alice\",\"actor\":\"mallory\",\"reason\":\"x\"}"u8.ToArray());
+        var number = await StopAsync("{\"actor\":42,\"reason\":\"x\"}"u8.ToArray());
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'op-json'"));
+        var withBom = await StopAsync([0xEF, 0xBB, 0xBF, .. "{\"actor\":\"alice\",\"reason\":\"from PowerShell\"}"u8.ToArray()]);
+
+        Assert.Equal(HttpStatusCode.BadRequest, twice.Status);
+        Assert.Contains("at $.actor: the field is given more than once", twice.Text, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.BadRequest, number.Status);
+        Assert.Contains("at $.actor: expected a string", number.Text, StringComparison.Ordinal);
+        Assert.DoesNotContain("RolloutGate.", number.Text, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, withBom.Status);
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'op-json'"));
+    }
+
+    [Fact]
     public async Task Stop_WithOperatorToken_StopsAndRecordsTheDecision()
     {
         await using var service = await TestService.StartAsync();
