@@ -6,8 +6,13 @@ public sealed record RunbookError(string File, int Line, string Reason)
     public override string ToString() => $"{File}:{Line}: {Reason}";
 }
 
-/// <summary>The outcome of parsing one file: a runbook, or the errors that kept it out.</summary>
+/// <summary>
+/// The outcome of parsing one file: a runbook, or the errors that kept it out. A valid runbook may come with warnings:
+/// something it asks for that will not work as it reads (a limit that can never be judged), said without refusing it.
+/// </summary>
 public sealed record RunbookParseResult(Runbook? Runbook, IReadOnlyList<RunbookError> Errors)
 {
     public bool IsValid => Runbook is not null && Errors.Count == 0;
+
+    public IReadOnlyList<RunbookError> Warnings { get; init; } = [];
 }

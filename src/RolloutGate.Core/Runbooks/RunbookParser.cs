@@ -1,6 +1,8 @@
 using System.Security.Cryptography;
 using System.Text;
 using System.Text.RegularExpressions;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Watch;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -91,7 +93,7 @@ public static partial class RunbookParser
             return new RunbookParseResult(null, errors.Errors.OrderBy(e => e.Line).ToList());
         }
 
-        return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []);
+        return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []) { Warnings = errors.Warnings };
     }
 
     /// <summary>
@@ -455,6 +457,11 @@ public static partial class RunbookParser
             metrics.Add(read);
         }
 
+        if ((baseline is not null || !watch.Has("baseline")) && (interval is not null || !watch.Has("interval")))
+        {
+            BaselineLongEnough(watch, baseline ?? RunbookDefaults.WatchBaseline, interval ?? RunbookDefaults.WatchInterval, metrics);
+        }
+
         var stopRules = watch.Section("stopRules", StopRulesFields);
         var maxBlind = stopRules?.Value<TimeSpan>("maxBlind", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
         return new WatchSpec(
@@ -463,6 +470,26 @@ public static partial class RunbookParser
             baseline ?? RunbookDefaults.WatchBaseline,
             metrics,
             new StopRules(maxBlind ?? RunbookDefaults.MaxBlind));
+    }
+
+    /// <summary>
+    /// A maxIncrease is judged against a baseline of at least <see cref="DetectorOptions.MinBaselineSamples"/> intervals;
+    /// with a shorter one that limit is insufficient-data at every interval of every watch, a limit that looks set and never
+    /// acts. A warning, not an error: the runbook's max limits, checks and the rest still work, and a runbook that worked
+    /// before is not refused now. Said at the baseline, or at the interval when only that was written.
+    /// </summary>
+    private static void BaselineLongEnough(YamlSection watch, TimeSpan baseline, TimeSpan interval, List<MetricSpec> metrics)
+    {
+        var needed = DetectorOptions.Default.MinBaselineSamples;
+        if (metrics.FirstOrDefault(m => m.MaxIncrease is not null) is not { } relative || baseline / interval >= needed)
+        {
+            return;
+        }
+
+        watch.Warning(watch.Has("baseline") || !watch.Has("interval") ? "baseline" : "interval",
+            $"watch.baseline ({watch.Text("baseline") ?? "24h by default"}) holds {(int)(baseline / interval)} intervals of {watch.Text("interval") ?? "1m"}, " +
+            $"fewer than the {needed} that maxIncrease (of metric '{relative.Name}') is judged against, so that limit will be insufficient-data " +
+            $"at every interval: make the baseline at least {MetricQueries.Duration(interval * needed)}, or give that metric only a max");
     }
 
     private static MetricSpec ReadMetric(YamlSection metric, MeshSpec? mesh, RunbookErrorSink errors)

@@ -6,10 +6,15 @@ namespace RolloutGate.Core.Runbooks;
 internal sealed class RunbookErrorSink(string file)
 {
     private readonly List<RunbookError> errors = [];
+    private readonly List<RunbookError> warnings = [];
 
     public IReadOnlyList<RunbookError> Errors => errors;
 
+    public IReadOnlyList<RunbookError> Warnings => warnings;
+
     public void Add(int line, string reason) => errors.Add(new RunbookError(file, Math.Max(line, 1), reason));
+
+    public void Warn(int line, string reason) => warnings.Add(new RunbookError(file, Math.Max(line, 1), reason));
 
     public void Add(YamlNode node, string reason) => Add((int)node.Start.Line, reason);
 
@@ -82,6 +87,9 @@ internal sealed class YamlSection
         values.TryGetValue(field, out var entry) ? (int)entry.Key.Start.Line : Line;
 
     public void Error(string field, string reason) => errors.Add(LineOf(field), reason);
+
+    /// <summary>Said of a runbook that is still accepted (see <see cref="RunbookParseResult.Warnings"/>).</summary>
+    public void Warning(string field, string reason) => errors.Warn(LineOf(field), reason);
 
     public void Missing(string field) => errors.Add(Line, $"missing required field '{field}' {Where}");
 

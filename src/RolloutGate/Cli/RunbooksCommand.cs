@@ -47,11 +47,13 @@ public static class RunbooksCommand
         }
 
         var errors = new List<RunbookError>();
+        var warnings = new List<RunbookError>();
         var valid = new List<(string File, Runbook Runbook)>();
         foreach (var (file, fullPath) in files)
         {
             var result = await ParseFileAsync(file, fullPath);
             errors.AddRange(result.Errors);
+            warnings.AddRange(result.Warnings);
             if (result.Runbook is { } runbook)
             {
                 valid.Add((file, runbook));
@@ -65,14 +67,21 @@ public static class RunbooksCommand
             await stdout.WriteLineAsync(error.ToString());
         }
 
+        foreach (var warning in warnings)
+        {
+            await stdout.WriteLineAsync($"warning: {warning}");
+        }
+
         foreach (var (file, runbook) in valid.Where(v => !conflicts.Any(c => c.File == v.File)))
         {
             await stdout.WriteLineAsync($"ok {file}: {runbook.Name} v{runbook.Version} sha256:{runbook.Sha256}");
         }
 
         var invalidFiles = errors.Select(e => e.File).Distinct(StringComparer.Ordinal).Count();
+        // A warning does not make a file invalid, nor the exit status non-zero: the service loads such a runbook.
         await stdout.WriteLineAsync(
-            $"{files.Count} runbook file{(files.Count == 1 ? "" : "s")} checked: {files.Count - invalidFiles} valid, {invalidFiles} invalid, {errors.Count} error{(errors.Count == 1 ? "" : "s")}");
+            $"{files.Count} runbook file{(files.Count == 1 ? "" : "s")} checked: {files.Count - invalidFiles} valid, {invalidFiles} invalid, {errors.Count} error{(errors.Count == 1 ? "" : "s")}" +
+            (warnings.Count == 0 ? "" : $", {warnings.Count} warning{(warnings.Count == 1 ? "" : "s")}"));
         return errors.Count == 0 ? 0 : 1;
     }
 

@@ -198,6 +198,10 @@ public sealed partial class RunbookLoader(
                     """, cancellationToken);
                 next = next.SetItem(file, loaded);
                 LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
+                foreach (var warning in parsed.Warnings)
+                {
+                    LogLoadedWithWarning(logger, loaded.Runbook.Name, loaded.Runbook.Version, warning.ToString());
+                }
             }
 
             if (audits.Count > 0)
@@ -297,6 +301,9 @@ public sealed partial class RunbookLoader(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Runbook {Name} v{Version} ({Sha}) in force from {File}")]
     private static partial void LogLoaded(ILogger logger, string name, int version, string sha, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook {Name} v{Version} is in force, but: {Warning}")]
+    private static partial void LogLoadedWithWarning(ILogger logger, string name, int version, string warning);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook rejected: {Error}; the last good version, {Name} v{KeptVersion}, stays in force")]
     private static partial void LogInvalid(ILogger logger, string error, string name, int keptVersion);

@@ -453,6 +453,31 @@ public sealed class RunbookParserErrorTests
         AssertOutcome(yaml, reason);
     }
 
+    [Theory]
+    [InlineData("baseline: 10m", "maxIncrease: 20%", "baseline: 10m", "watch.baseline (10m) holds 10 intervals of 1m, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 12m, or give that metric only a max")]
+    [InlineData("baseline: 0.5s", "maxIncrease: 20%", "baseline: 0.5s", "watch.baseline (0.5s) holds 0 intervals of 1m, fewer than the 12")]
+    [InlineData("duration: 2d\n    interval: 3h", "maxIncrease: 20%", "interval: 3h", "watch.baseline (24h by default) holds 8 intervals of 3h, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 36h")]
+    [InlineData("baseline: 6m\n    interval: 30s", "maxIncrease: 20%", null, null)]
+    [InlineData("baseline: 10m", "# only a max: no baseline needed", null, null)]
+    public void Parse_BaselineShorterThanMaxIncreaseNeeds_IsAcceptedWithAWarning(string body, string limit, string? at, string? warning)
+    {
+        var yaml = Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal)
+            .Replace("        max: 800ms\n", $"        max: 800ms\n        {limit}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
+        if (warning is null)
+        {
+            Assert.Empty(result.Warnings);
+            return;
+        }
+
+        var said = Assert.Single(result.Warnings);
+        Assert.StartsWith(warning, said.Reason, StringComparison.Ordinal);
+        Assert.Equal(LineOf(yaml, at!), said.Line);
+    }
+
     [Fact]
     public void Parse_WatchWithoutMetrics_IsRefused()
     {

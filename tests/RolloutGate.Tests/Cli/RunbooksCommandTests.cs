@@ -43,6 +43,21 @@ public sealed class RunbooksCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Validate_RunbookWithAWarning_SaysItAndIsStillValid()
+    {
+        var file = Write("short.yaml", Runbook("checkout", "production")
+            .Replace("  watch:\n", "  watch:\n    baseline: 10m\n", StringComparison.Ordinal)
+            .Replace("        max: 1\n", "        max: 1\n        maxIncrease: 20%\n", StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.True(exit == 0, stdout.ToString());
+        Assert.Contains($"warning: {file}:14: watch.baseline (10m) holds 10 intervals of 1m, fewer than the 12", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains($"ok {file}: checkout v1", stdout.ToString(), StringComparison.Ordinal);
+        Assert.EndsWith("1 runbook file checked: 1 valid, 0 invalid, 0 errors, 1 warning" + Environment.NewLine, stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Validate_FolderWithYamlAndYml_ChecksBothAndIgnoresOtherFiles()
     {
         Write("a.yaml", Runbook("alpha", "production"));

@@ -21,6 +21,19 @@ public sealed class RunbookLoaderTests
     }
 
     [Fact]
+    public async Task Load_RunbookWithAWarning_IsInForceAndTheWarningLogged()
+    {
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal().Replace("baseline: 24h", "baseline: 10m", StringComparison.Ordinal)));
+        await service.ReloadRunbooksAsync();
+
+        Assert.Equal(1, await service.CountAsync("runbook_versions", "name = 'checkout' AND version = 1"));
+        Assert.Contains(service.Host.Logs.Lines, line => line.Contains(
+            "Runbook checkout v1 is in force, but: ", StringComparison.Ordinal)
+            && line.Contains("checkout.yaml:19: watch.baseline (10m) holds 10 intervals of 1m, fewer than the 12", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Edit_Valid_NewVersionGovernsNewDeployments_OldDeploymentKeepsItsVersion()
     {
         await using var service = await TestService.StartAsync();
