@@ -248,6 +248,16 @@ public sealed partial class RunbookLoader(
         if (inserted.Count == 1)
         {
             id = inserted[0];
+            // CONTRACT section 3: the version is bumped with every change. One that was not now names two runbooks, in
+            // every deployment, report and decision that shows it: said, though the sha256 keeps them apart.
+            var sameNumber = await db.RunbookVersions.AsNoTracking()
+                .Where(v => v.Name == runbook.Name && v.Version == runbook.Version && v.Id != id)
+                .OrderByDescending(v => v.Id).Select(v => v.Sha256).FirstOrDefaultAsync(cancellationToken);
+            if (sameNumber is not null)
+            {
+                LogVersionNotBumped(logger, runbook.Name, runbook.Version, display, sameNumber[..12], sha[..12]);
+            }
+
             audits.Add(new AuditEntry(AuditEventTypes.RunbookLoaded, null, runbook.Service, null,
                 new { name = runbook.Name, version = runbook.Version, sha256 = sha, file = display }));
         }
@@ -301,6 +311,9 @@ public sealed partial class RunbookLoader(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Runbook {Name} v{Version} ({Sha}) in force from {File}")]
     private static partial void LogLoaded(ILogger logger, string name, int version, string sha, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook {Name} v{Version} in {File} changed ({Before} to {After}) without a new metadata.version: bump it with every change, so that v{Version} names one runbook")]
+    private static partial void LogVersionNotBumped(ILogger logger, string name, int version, string file, string before, string after);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook {Name} v{Version} is in force, but: {Warning}")]
     private static partial void LogLoadedWithWarning(ILogger logger, string name, int version, string warning);

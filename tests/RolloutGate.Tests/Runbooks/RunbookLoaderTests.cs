@@ -34,6 +34,25 @@ public sealed class RunbookLoaderTests
     }
 
     [Fact]
+    public async Task Edit_WithoutANewVersionNumber_LoadedAndTheSameNumberForTwoContentsLogged()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.ReloadRunbooksAsync();
+
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal().Replace("approvalTimeout: 15m", "approvalTimeout: 20m", StringComparison.Ordinal));
+        await service.ReloadRunbooksAsync();
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await service.ReloadRunbooksAsync();
+
+        Assert.Equal(2, await service.CountAsync("runbook_versions", "name = 'checkout' AND version = 1"));
+        Assert.Single(service.Host.Logs.Lines, line => line.Contains(
+            "Runbook checkout v1 in ", StringComparison.Ordinal)
+            && line.Contains("checkout.yaml changed (", StringComparison.Ordinal)
+            && line.Contains(") without a new metadata.version: bump it with every change, so that v1 names one runbook", StringComparison.Ordinal));
+        Assert.DoesNotContain(service.Host.Logs.Lines, line => line.Contains("Runbook checkout v2 in", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Edit_Valid_NewVersionGovernsNewDeployments_OldDeploymentKeepsItsVersion()
     {
         await using var service = await TestService.StartAsync();
