@@ -372,8 +372,13 @@ public static class RegressionDetector
                     : "";
                 var evidenceSoFar = $"evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
                 var butMax = towardsBreach is null ? "" : $", and it is {towardsBreach}";
+                // Why a value beyond the limit does not decide: on the first interval, that it is one; later, unless too few
+                // intervals are the reason already given, that the shift has not stood out from the noise (not "one interval").
+                var undecided = next.SinceDeployLooks <= 1 ? "; one noisy interval does not decide"
+                    : tooFewLooks.Length > 0 ? ""
+                    : "; so far it does not stand out from the baseline's own noise";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
-                    : beyond ? $"{seen}: beyond {limit} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}; one noisy interval does not decide){butMax}."
+                    : beyond ? $"{seen}: beyond {limit} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}."
                     : $"{seen}, within {limit} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
             }
 

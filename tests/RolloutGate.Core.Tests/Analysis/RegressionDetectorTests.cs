@@ -192,6 +192,20 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_JustBeyondTheLimitForSeveralIntervals_SaysItDoesNotStandOutNotThatItIsOneInterval()
+    {
+        // 244 ms against 200 ms and a 20% limit: 2% beyond it, under one noise unit, for five intervals.
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(),
+            Enumerable.Range(0, 5).Select(i => new Observation(Deploy.AddMinutes(i), 0.244, 1000)));
+
+        Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.Contains("one noisy interval does not decide", evaluations[0].Explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain("one noisy interval", evaluations[4].Explanation, StringComparison.Ordinal);
+        Assert.Contains("beyond the allowed 20% in this interval", evaluations[4].Explanation, StringComparison.Ordinal);
+        Assert.Contains("so far it does not stand out from the baseline's own noise", evaluations[4].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_OneSpikeAboveMax_IsNotABreachButThreeInARowAre()
     {
         var traffic = new SyntheticTraffic(5);
@@ -228,6 +242,10 @@ public sealed class RegressionDetectorTests
         Assert.EndsWith(
             "one noisy interval does not decide), and it is above the absolute max of 800 ms for 1 of the 3 consecutive intervals that make a breach.",
             both[0].Explanation, StringComparison.Ordinal);
+        // The second interval beyond the limit is not "one noisy interval": what keeps it from deciding is said instead.
+        Assert.Equal(Verdict.Healthy, both[1].Verdict);
+        Assert.DoesNotContain("one noisy interval", both[1].Explanation, StringComparison.Ordinal);
+        Assert.Contains("after 2 of the 3 judged intervals it needs before it may decide, CUSUM", both[1].Explanation, StringComparison.Ordinal);
         Assert.DoesNotContain("absolute max", both[2].Explanation, StringComparison.Ordinal);
     }
 
