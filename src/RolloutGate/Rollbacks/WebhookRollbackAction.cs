@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
+using System.Text;
 using System.Text.Json;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
@@ -38,7 +39,8 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
             message.Headers.Add(WebhookAuthenticator.TimestampHeader, timestamp);
             message.Headers.Add(WebhookAuthenticator.SignatureHeader, WebhookAuthenticator.SignatureHeaderValue(webhook.Secret, timestamp, body));
 
-            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, token);
+            // Headers first: the answer's body is read only as far as the excerpt below needs, whatever its size.
+            using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, token);
             var code = (int)response.StatusCode;
             if (response.IsSuccessStatusCode)
             {
@@ -51,12 +53,20 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
         }, cancellationToken);
     }
 
-    /// <summary>The start of the receiver's answer, which usually says why it refused.</summary>
+    /// <summary>
+    /// The start of the receiver's answer, which usually says why it refused: its first bytes only, so that a large or
+    /// endless error page neither fills memory nor holds the attempt until its timeout.
+    /// </summary>
     private static async Task<string> Excerpt(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         const int MaxLength = 300;
-        var text = (await response.Content.ReadAsStringAsync(cancellationToken)).Trim();
-        return text.Length == 0 ? string.Empty : ": " + (text.Length > MaxLength ? text[..MaxLength] + "…" : text);
+        // Up to four UTF-8 bytes a character; one more byte tells whether there was more than the excerpt shows.
+        var buffer = new byte[MaxLength * 4 + 1];
+        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
+        var read = await body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
+        var text = Encoding.UTF8.GetString(buffer, 0, Math.Min(read, buffer.Length - 1)).Trim();
+        var more = read == buffer.Length || text.Length > MaxLength;
+        return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxLength)] + "…" : text);
     }
 
     private sealed record RollbackWebhookBody(string DeploymentId, string Service, string Environment, string RollbackTo, string Reason);

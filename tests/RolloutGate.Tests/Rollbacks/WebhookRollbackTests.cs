@@ -51,6 +51,18 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         // A receiver that sends the delivery on to another host: the same one under another name, which would accept it.
         receiver.MapPost("/hooks/moved", () => Results.Redirect(receiver.Urls.Single().Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/hooks/rollback",
             permanent: false, preserveMethod: true));
+        // A receiver whose error page never ends: 400 and its first kilobytes, then more every 100 ms until the caller goes.
+        receiver.MapPost("/hooks/endless", async (HttpContext context) =>
+        {
+            context.Response.StatusCode = StatusCodes.Status400BadRequest;
+            var line = System.Text.Encoding.UTF8.GetBytes("rollbacks are refused for this service; " + new string('x', 1000) + "\n");
+            while (!context.RequestAborted.IsCancellationRequested)
+            {
+                await context.Response.Body.WriteAsync(line, context.RequestAborted);
+                await context.Response.Body.FlushAsync(context.RequestAborted);
+                await Task.Delay(100, context.RequestAborted);
+            }
+        });
         await receiver.StartAsync();
         services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
     }
@@ -79,6 +91,18 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         Assert.Contains("the receiver answered 307", outcome.Detail, StringComparison.Ordinal);
         Assert.Equal(1, outcome.Attempts);
         Assert.Empty(received);
+    }
+
+    [Fact]
+    public async Task Webhook_ReceiverAnswersWithAnEndlessErrorPage_FailsAtOnceWithItsStart()
+    {
+        // Only the excerpt is read: waiting for the whole body would hold every attempt until its timeout.
+        var outcome = await ExecuteAsync(Request(path: "/hooks/endless"));
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains("the receiver answered 400 Bad Request: rollbacks are refused for this service; xxx", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("xxx… (after 1 attempt)", outcome.Detail, StringComparison.Ordinal);
     }
 
     [Fact]
