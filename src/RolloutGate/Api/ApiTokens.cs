@@ -17,6 +17,11 @@ public enum ApiRole
 /// <summary>Bearer-token checks for the query and operator APIs, compared in constant time.</summary>
 public static class ApiTokens
 {
+    /// <summary>
+    /// Whether <paramref name="presented"/> is one of the <paramref name="accepted"/> tokens. Their SHA-256 digests are
+    /// compared, not the tokens: <see cref="CryptographicOperations.FixedTimeEquals"/> returns at once for inputs of
+    /// different lengths, so comparing the tokens themselves let the time of a refusal tell a token's length.
+    /// </summary>
     public static bool Matches(string? presented, IEnumerable<string> accepted)
     {
         if (string.IsNullOrEmpty(presented))
@@ -24,12 +29,13 @@ public static class ApiTokens
             return false;
         }
 
-        var presentedBytes = Encoding.UTF8.GetBytes(presented);
+        var presentedDigest = SHA256.HashData(Encoding.UTF8.GetBytes(presented));
         var match = false;
         foreach (var token in accepted)
         {
             // No early exit: every configured token is compared, so timing says nothing about which one matched.
-            match |= !string.IsNullOrEmpty(token) && CryptographicOperations.FixedTimeEquals(presentedBytes, Encoding.UTF8.GetBytes(token));
+            match |= !string.IsNullOrEmpty(token)
+                && CryptographicOperations.FixedTimeEquals(presentedDigest, SHA256.HashData(Encoding.UTF8.GetBytes(token)));
         }
 
         return match;
