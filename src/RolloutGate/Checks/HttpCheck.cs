@@ -1,5 +1,5 @@
-using System.Text;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Checks;
 
@@ -28,7 +28,8 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
 
             if (spec.BodyContains is { } expected)
             {
-                var body = await ReadBodyAsync(response, linked.Token);
+                // The first CheckConstants.MaxBodyBytes only: a health page is small, a huge one must not fill memory.
+                var (body, _) = await ResponseBodies.StartAsync(response, CheckConstants.MaxBodyBytes, linked.Token);
                 if (!body.Contains(expected, StringComparison.Ordinal))
                 {
                     return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, but the body does not contain '{expected}'");
@@ -49,20 +50,5 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
         {
             return CheckResult.Error(check.Name, $"GET {shown} failed: {exception.Message}");
         }
-    }
-
-    /// <summary>The body's first <see cref="CheckConstants.MaxBodyBytes"/> bytes: a health page is small, a huge one must not fill memory.</summary>
-    private static async Task<string> ReadBodyAsync(HttpResponseMessage response, CancellationToken cancellationToken)
-    {
-        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        var buffer = new byte[CheckConstants.MaxBodyBytes];
-        var length = 0;
-        int read;
-        while (length < buffer.Length && (read = await stream.ReadAsync(buffer.AsMemory(length), cancellationToken)) > 0)
-        {
-            length += read;
-        }
-
-        return Encoding.UTF8.GetString(buffer, 0, length);
     }
 }

@@ -1,10 +1,10 @@
 using System.Globalization;
 using System.Net;
 using System.Net.Http.Headers;
-using System.Text;
 using System.Text.Json;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate.Rollbacks;
@@ -60,12 +60,10 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
     private static async Task<string> Excerpt(HttpResponseMessage response, CancellationToken cancellationToken)
     {
         const int MaxLength = 300;
-        // Up to four UTF-8 bytes a character; one more byte tells whether there was more than the excerpt shows.
-        var buffer = new byte[MaxLength * 4 + 1];
-        await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-        var read = await body.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
-        var text = Encoding.UTF8.GetString(buffer, 0, Math.Min(read, buffer.Length - 1)).Trim();
-        var more = read == buffer.Length || text.Length > MaxLength;
+        // Up to four UTF-8 bytes a character.
+        var (start, beyond) = await ResponseBodies.StartAsync(response, MaxLength * 4, cancellationToken);
+        var text = start.Trim();
+        var more = beyond || text.Length > MaxLength;
         return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxLength)] + "…" : text);
     }
 
