@@ -1,5 +1,6 @@
 using System.Globalization;
 using RolloutGate.Core.Runbooks;
+using static RolloutGate.Core.Analysis.MetricValues;
 
 namespace RolloutGate.Core.Analysis;
 
@@ -242,10 +243,6 @@ public static class RegressionDetector
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
         return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
-
-    private static string Format(MetricSpec spec, MetricKind kind, double value) => MetricValues.Format(spec, kind, value);
-
-    private static string Format(MetricKind kind, double value) => MetricValues.Format(kind, value);
 
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
 
