@@ -25,6 +25,9 @@ public static class AuditEventTypes
     public const string RollbackAction = "rollback.action";
     public const string SlackMessageAbandoned = "slack.message-abandoned";
 
+    /// <summary>Retention deleted a deployment's evaluations between verdict changes (RolloutGate:Watch:EvaluationRetentionDays).</summary>
+    public const string EvaluationsThinned = "evaluations.thinned";
+
     /// <summary>The demo workload's fault changed (<c>/demo/faults</c>, demo mode only): what the demo's watch sees changes with it.</summary>
     public const string DemoFault = "demo.fault";
 

@@ -209,6 +209,12 @@ public static class DashboardEndpoints
             html.Append(MetricChart.Legend).Append('\n');
         }
 
+        if (row.EvaluationsThinnedAt is { } thinnedAt)
+        {
+            html.Append(CultureInfo.InvariantCulture,
+                $"<p class=\"thinned\">Retention deleted the evaluations between verdict changes {When(thinnedAt, now)}: each metric's verdict changes and its last evaluation are kept (the audit trail is whole).</p>\n");
+        }
+
         var specs = runbooks.VersionOf(row).Watch.Metrics;
         foreach (var metric in metrics)
         {

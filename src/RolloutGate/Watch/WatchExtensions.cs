@@ -15,6 +15,8 @@ public static class WatchExtensions
     {
         services.AddOptions<WatchOptions>().BindConfiguration(WatchOptions.SectionName)
             .Validate(o => o.SourceOutageGrace >= TimeSpan.Zero, $"{WatchOptions.SectionName}:SourceOutageGrace must not be negative")
+            .Validate(o => o.EvaluationRetentionDays >= 0,
+                $"{WatchOptions.SectionName}:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days")
             .ValidateOnStart();
         var watch = configuration.GetSection(WatchOptions.SectionName).Get<WatchOptions>() ?? new WatchOptions();
         services.AddQuartz(quartz =>
@@ -41,6 +43,8 @@ public static class WatchExtensions
         services.AddScoped<IMetricSource, PrometheusMetricSource>();
         services.AddSingleton<WatchSweepScheduler>();
         services.AddHostedService(provider => provider.GetRequiredService<WatchSweepScheduler>());
+        services.AddSingleton<EvaluationRetention>();
+        services.AddHostedService(provider => provider.GetRequiredService<EvaluationRetention>());
         return services;
     }
 }

@@ -46,4 +46,13 @@ public sealed class WatchOptions
     /// stop rule, by no more than that.
     /// </summary>
     public TimeSpan SourceOutageGrace { get; set; } = TimeSpan.FromMinutes(2);
+
+    /// <summary>
+    /// How many days after a deployment's watch is over (its last state change, in a final state) its evaluations are
+    /// thinned: the evaluations between verdict changes are deleted, and every evaluation that changed a metric's verdict
+    /// (the first included) and each metric's last are kept, with the baseline samples the watch no longer needs. The
+    /// audit trail is never touched. 0, the default, keeps every evaluation. A watch every minute leaves about 2.4 MB of
+    /// evaluations a deployment (deploy/README.md, "How much the database grows").
+    /// </summary>
+    public int EvaluationRetentionDays { get; set; }
 }

@@ -69,6 +69,9 @@ public sealed class DeploymentRow
     /// </summary>
     public DateTimeOffset? WatchDueAt { get; set; }
 
+    /// <summary>When retention deleted the evaluations between this deployment's verdict changes; null if it has not.</summary>
+    public DateTimeOffset? EvaluationsThinnedAt { get; set; }
+
     public List<DecisionRow> Decisions { get; set; } = [];
 }
 
