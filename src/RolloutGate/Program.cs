@@ -18,7 +18,9 @@ try
     _ = RolloutGate.Infrastructure.Database.DatabaseExtensions.ReadConnectionString(app.Configuration);
     app.MapRolloutGate();
     var watchScheduler = app.Services.GetRequiredService<WatchSweepScheduler>();
+    // Read (and so validated) before the host starts, like the connection string: a setting out of range is one line too.
     var endProcessOnStop = app.Services.GetRequiredService<IOptions<RolloutGateOptions>>().Value.EndProcessOnStop;
+    _ = app.Services.GetRequiredService<IOptions<WatchOptions>>().Value;
     await app.RunAsync();
     if (watchScheduler.LeftRunning && endProcessOnStop)
     {
@@ -31,6 +33,17 @@ try
 }
 catch (StartupException ex)
 {
+    await Console.Error.WriteLineAsync($"RolloutGate cannot start: {ex.Message}");
+    return 1;
+}
+catch (OptionsValidationException ex)
+{
+    await Console.Error.WriteLineAsync($"RolloutGate cannot start: {string.Join("; ", ex.Failures)}");
+    return 1;
+}
+catch (InvalidOperationException ex) when (ex.Source == "Microsoft.Extensions.Configuration.Binder")
+{
+    // "Failed to convert configuration value '...' at 'RolloutGate:...' to type '...'.": which setting, and what it must be.
     await Console.Error.WriteLineAsync($"RolloutGate cannot start: {ex.Message}");
     return 1;
 }

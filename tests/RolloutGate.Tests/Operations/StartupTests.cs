@@ -10,26 +10,12 @@ public sealed class StartupTests
     public async Task DatabaseUnreachable_ExitsWithOneLineSayingWhereAndNoSecret()
     {
         const string password = "not-to-be-printed-7f3a";
-        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
-        {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
         // Port 1 on the loopback: nothing listens there, the connection is refused at once.
-        start.Environment["ConnectionStrings__RolloutGate"] = $"Host=127.0.0.1;Port=1;Database=rolloutgate;Username=rolloutgate;Password={password}";
-        start.Environment["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9";
+        var (stdout, stderr) = await FailedStartAsync(environment => environment["ConnectionStrings__RolloutGate"] =
+            $"Host=127.0.0.1;Port=1;Database=rolloutgate;Username=rolloutgate;Password={password}");
 
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-
-        Assert.Equal(1, process.ExitCode);
-        var error = await stderr;
-        Assert.Contains("RolloutGate cannot start: cannot connect to PostgreSQL at 127.0.0.1:1 (database 'rolloutgate', user 'rolloutgate')", error, StringComparison.Ordinal);
-        Assert.DoesNotContain(password, error + await stdout, StringComparison.Ordinal);
+        Assert.Contains("RolloutGate cannot start: cannot connect to PostgreSQL at 127.0.0.1:1 (database 'rolloutgate', user 'rolloutgate')", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(password, stderr + stdout, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -37,28 +23,41 @@ public sealed class StartupTests
     [InlineData("Host=;;=x", "RolloutGate cannot start: ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string")]
     public async Task NoOrBrokenConnectionString_ExitsWithOneLineAndNoStackTrace(string? connectionString, string line)
     {
-        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
+        var (stdout, stderr) = await FailedStartAsync(environment =>
         {
-            WorkingDirectory = AppContext.BaseDirectory,
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.Environment.Remove("ConnectionStrings__RolloutGate");
-        if (connectionString is not null)
+            environment.Remove("ConnectionStrings__RolloutGate");
+            if (connectionString is not null)
+            {
+                environment["ConnectionStrings__RolloutGate"] = connectionString;
+            }
+        });
+
+        var output = (stdout + stderr).Trim();
+        Assert.StartsWith(line, output, StringComparison.Ordinal);
+        Assert.Single(output.Split('\n'));
+    }
+
+    [Theory]
+    [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "-1",
+        "RolloutGate cannot start: RolloutGate:Watch:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days")]
+    [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "ninety",
+        "RolloutGate cannot start: Failed to convert configuration value 'ninety' at 'RolloutGate:Watch:EvaluationRetentionDays' to type 'System.Int32'.")]
+    [InlineData("RolloutGate__Watch__SourceOutageGrace", "-00:01:00",
+        "RolloutGate cannot start: RolloutGate:Watch:SourceOutageGrace must not be negative")]
+    [InlineData("RolloutGate__PublicUrl", "not a url", "RolloutGate cannot start: ")]
+    public async Task ASettingOutOfRangeOrUnreadable_ExitsWithOneLineNamingIt(string key, string value, string line)
+    {
+        var (stdout, stderr) = await FailedStartAsync(environment =>
         {
-            start.Environment["ConnectionStrings__RolloutGate"] = connectionString;
-        }
+            // Never reached: the setting stops it first.
+            environment["ConnectionStrings__RolloutGate"] = "Host=127.0.0.1;Port=1;Database=rolloutgate;Username=rolloutgate";
+            environment[key] = value;
+        });
 
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
-
-        Assert.Equal(1, process.ExitCode);
-        var output = await stdout + await stderr;
-        Assert.StartsWith(line, output.Trim(), StringComparison.Ordinal);
-        Assert.Single(output.Trim().Split('\n'));
+        var output = (stdout + stderr).Trim();
+        Assert.StartsWith(line, output, StringComparison.Ordinal);
+        Assert.Contains(key.Replace("__", ":", StringComparison.Ordinal).Split(':')[^1], output, StringComparison.Ordinal);
+        Assert.Single(output.Split('\n'));
     }
 
     [Fact]
@@ -88,6 +87,28 @@ public sealed class StartupTests
     /// The service started from a shell in a new folder holding runbooks/checkout.yaml (PWD), without RunbooksPath: the
     /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
     /// </summary>
+    /// <summary>Starts the service as a process with its environment changed by <paramref name="change"/>, and asserts it exits with 1.</summary>
+    private static async Task<(string Stdout, string Stderr)> FailedStartAsync(Action<IDictionary<string, string?>> change)
+    {
+        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
+        {
+            WorkingDirectory = AppContext.BaseDirectory,
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["RolloutGate__Prometheus__Url"] = "http://127.0.0.1:9";
+        change(start.Environment);
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(60));
+
+        Assert.Equal(1, process.ExitCode);
+        return (await stdout, await stderr);
+    }
+
     private static async Task<List<string>> StartedFromAsync(bool inThatFolder)
     {
         await using var database = await TestDatabase.CreateAsync();
