@@ -66,7 +66,8 @@ public static class DeploymentEndpoints
             return BodyTooLarge();
         }
 
-        if (authenticator.Refusal(request, body) is { } refusal)
+        var authentication = authenticator.Authenticate(request, body);
+        if (authentication.Refusal is { } refusal)
         {
             metrics.WebhookRefused("unauthenticated");
             return Problems.Unauthorized(refusal);
@@ -80,6 +81,11 @@ public static class DeploymentEndpoints
         }
 
         var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow());
+        if (authentication.WithPreviousSecret)
+        {
+            authenticator.SignedWithPreviousSecret(deliveryId, parsed?.Service);
+        }
+
         if (parsed is null)
         {
             metrics.WebhookRefused("malformed");

@@ -51,6 +51,13 @@ public sealed class WebhookOptions
     /// <summary>HMAC secret for signed CD webhooks; none means signed webhooks are refused.</summary>
     public string? Secret { get; set; }
 
+    /// <summary>
+    /// Secrets a signature is also checked against while CD pipelines move to a new <see cref="Secret"/>: a delivery
+    /// signed with one is accepted, counted (<c>rolloutgate_webhooks_previous_secret</c>) and logged with its service, so
+    /// that the operator sees which pipelines still use it before removing it.
+    /// </summary>
+    public List<string> PreviousSecrets { get; set; } = [];
+
     /// <summary>Bearer tokens accepted instead of a signature.</summary>
     public List<string> Tokens { get; set; } = [];
 

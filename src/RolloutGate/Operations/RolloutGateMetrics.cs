@@ -16,6 +16,7 @@ public sealed class RolloutGateMetrics : IDisposable
     private readonly Histogram<double> httpDuration;
     private readonly Counter<long> webhooks;
     private readonly Counter<long> webhooksRefused;
+    private readonly Counter<long> webhooksPreviousSecret;
     private readonly Counter<long> evaluations;
     private readonly Histogram<double> evaluationLag;
     private readonly Counter<long> outbound;
@@ -33,6 +34,8 @@ public sealed class RolloutGateMetrics : IDisposable
         httpDuration = meter.CreateHistogram<double>("rolloutgate_http_request_duration_seconds", "s", "Time to answer an HTTP request, by route.");
         webhooks = meter.CreateCounter<long>("rolloutgate_webhooks", description: "CD webhook deliveries answered, by event and status code (replays included).");
         webhooksRefused = meter.CreateCounter<long>("rolloutgate_webhooks_refused", description: "CD webhook deliveries refused before they were applied, by reason.");
+        webhooksPreviousSecret = meter.CreateCounter<long>(
+            "rolloutgate_webhooks_previous_secret", description: "CD webhook deliveries signed with a previous webhook secret (RolloutGate:Webhook:PreviousSecrets) rather than the current one.");
         evaluations = meter.CreateCounter<long>(
             "rolloutgate_watch_evaluations", description: "Metric evaluations the watch stored on this instance, by verdict (healthy, regressed, breach-of-max, insufficient-data, blind).");
         evaluationLag = meter.CreateHistogram(
@@ -58,6 +61,8 @@ public sealed class RolloutGateMetrics : IDisposable
         webhooks.Add(1, new("event", webhookEvent), new("status", status.ToString(System.Globalization.CultureInfo.InvariantCulture)));
 
     public void WebhookRefused(string reason) => webhooksRefused.Add(1, new KeyValuePair<string, object?>("reason", reason));
+
+    public void WebhookSignedWithPreviousSecret() => webhooksPreviousSecret.Add(1);
 
     /// <summary>One watch interval stored: its evaluations by verdict, and how late after its time t it was stored.</summary>
     public void WatchIntervalStored(IEnumerable<string> verdicts, TimeSpan lag)

@@ -4,6 +4,7 @@ using System.Text;
 using Microsoft.Extensions.Options;
 using RolloutGate.Api;
 using RolloutGate.Infrastructure;
+using RolloutGate.Operations;
 
 namespace RolloutGate.Webhooks;
 
@@ -12,47 +13,48 @@ namespace RolloutGate.Webhooks;
 /// <c>X-RolloutGate-Timestamp</c> within five minutes of now, or <c>Authorization: Bearer</c> with a webhook token.
 /// The signature covers the timestamp, so a captured delivery cannot be replayed later with a fresh one.
 /// </summary>
-public sealed class WebhookAuthenticator(IOptionsMonitor<RolloutGateOptions> options, TimeProvider time)
+public sealed partial class WebhookAuthenticator(
+    IOptionsMonitor<RolloutGateOptions> options, TimeProvider time, RolloutGateMetrics metrics, ILogger<WebhookAuthenticator> logger)
 {
     public const string TimestampHeader = "X-RolloutGate-Timestamp";
     public const string SignatureHeader = "X-RolloutGate-Signature";
     public const string SignaturePrefix = "sha256=";
 
-    /// <summary>Null when the request is authentic; otherwise why not, safe to show the caller.</summary>
-    public string? Refusal(HttpRequest request, ReadOnlySpan<byte> body)
+    /// <summary>Whether the request is authentic: if not, why not (safe to show the caller).</summary>
+    public WebhookAuthentication Authenticate(HttpRequest request, ReadOnlySpan<byte> body)
     {
         var webhook = options.CurrentValue.Webhook;
         if (ApiTokens.BearerToken(request) is { } token)
         {
-            return ApiTokens.Matches(token, webhook.Tokens) ? null : "the bearer token is not a webhook token";
+            return ApiTokens.Matches(token, webhook.Tokens) ? WebhookAuthentication.Authentic : Refused("the bearer token is not a webhook token");
         }
 
         var timestampText = request.Headers[TimestampHeader].ToString();
         var signature = request.Headers[SignatureHeader].ToString();
         if (timestampText.Length == 0 || signature.Length == 0)
         {
-            return $"missing {TimestampHeader} and {SignatureHeader} headers (or Authorization: Bearer <webhook token>)";
+            return Refused($"missing {TimestampHeader} and {SignatureHeader} headers (or Authorization: Bearer <webhook token>)");
         }
 
         if (string.IsNullOrEmpty(webhook.Secret))
         {
-            return "signed webhooks are refused: no webhook secret is configured (RolloutGate__Webhook__Secret)";
+            return Refused("signed webhooks are refused: no webhook secret is configured (RolloutGate__Webhook__Secret)");
         }
 
         if (!long.TryParse(timestampText, NumberStyles.None, CultureInfo.InvariantCulture, out var timestamp))
         {
-            return $"{TimestampHeader} must be unix seconds";
+            return Refused($"{TimestampHeader} must be unix seconds");
         }
 
         var skew = time.GetUtcNow().ToUnixTimeSeconds() - timestamp;
         if (Math.Abs(skew) > webhook.TimestampTolerance.TotalSeconds)
         {
-            return $"{TimestampHeader} is {Math.Abs(skew)} s {(skew > 0 ? "old" : "in the future")}; at most {webhook.TimestampTolerance.TotalSeconds:0} s is accepted";
+            return Refused($"{TimestampHeader} is {Math.Abs(skew)} s {(skew > 0 ? "old" : "in the future")}; at most {webhook.TimestampTolerance.TotalSeconds:0} s is accepted");
         }
 
         if (!signature.StartsWith(SignaturePrefix, StringComparison.Ordinal))
         {
-            return $"{SignatureHeader} must be '{SignaturePrefix}<hex>'";
+            return Refused($"{SignatureHeader} must be '{SignaturePrefix}<hex>'");
         }
 
         byte[] presented;
@@ -62,12 +64,39 @@ public sealed class WebhookAuthenticator(IOptionsMonitor<RolloutGateOptions> opt
         }
         catch (FormatException)
         {
-            return $"{SignatureHeader} is not hexadecimal";
+            return Refused($"{SignatureHeader} is not hexadecimal");
         }
 
-        var expected = Sign(webhook.Secret, timestampText, body);
-        return CryptographicOperations.FixedTimeEquals(presented, expected) ? null : "the signature does not match";
+        if (CryptographicOperations.FixedTimeEquals(presented, Sign(webhook.Secret, timestampText, body)))
+        {
+            return WebhookAuthentication.Authentic;
+        }
+
+        // Each previous secret is tried in full, whichever matches, so the answer's time says nothing about which did.
+        var previous = false;
+        foreach (var secret in webhook.PreviousSecrets.Where(s => !string.IsNullOrEmpty(s)))
+        {
+            previous |= CryptographicOperations.FixedTimeEquals(presented, Sign(secret, timestampText, body));
+        }
+
+        return previous ? new WebhookAuthentication(null, WithPreviousSecret: true) : Refused("the signature does not match");
     }
+
+    private static WebhookAuthentication Refused(string why) => new(why, WithPreviousSecret: false);
+
+    /// <summary>
+    /// An authentic delivery signed with a previous secret: counted, and logged with its service (null when the body
+    /// could not be read), so that the pipelines still to move to the current secret can be found.
+    /// </summary>
+    public void SignedWithPreviousSecret(string deliveryId, string? service)
+    {
+        metrics.WebhookSignedWithPreviousSecret();
+        LogPreviousSecret(logger, deliveryId, service ?? "(unreadable body)");
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning,
+        Message = "Webhook delivery {DeliveryId} for service {Service} is signed with a previous webhook secret (RolloutGate__Webhook__PreviousSecrets); move its pipeline to the current secret before removing that one")]
+    private static partial void LogPreviousSecret(ILogger logger, string deliveryId, string service);
 
     /// <summary>HMAC-SHA256 over "{timestamp}.{body}"; shared with the CLI and rollback webhooks that sign the same way.</summary>
     public static byte[] Sign(string secret, string timestamp, ReadOnlySpan<byte> body)
@@ -81,4 +110,11 @@ public sealed class WebhookAuthenticator(IOptionsMonitor<RolloutGateOptions> opt
 
     public static string SignatureHeaderValue(string secret, string timestamp, ReadOnlySpan<byte> body) =>
         SignaturePrefix + Convert.ToHexStringLower(Sign(secret, timestamp, body));
+}
+
+/// <param name="Refusal">Null when the request is authentic; otherwise why not, safe to show the caller.</param>
+/// <param name="WithPreviousSecret">Authentic, but signed with one of <c>RolloutGate:Webhook:PreviousSecrets</c>.</param>
+public readonly record struct WebhookAuthentication(string? Refusal, bool WithPreviousSecret)
+{
+    public static readonly WebhookAuthentication Authentic = new(null, false);
 }

@@ -77,6 +77,30 @@ public sealed class WebhookAuthenticationTests
     }
 
     [Fact]
+    public async Task Predeploy_SignedWithAPreviousSecret_AcceptedCountedAndLoggedWithItsServiceWhileAnyOtherSecretIsRefused()
+    {
+        const string previous = "the-secret-before-7c1d";
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", TestRunbooks.Minimal())],
+            new Dictionary<string, string?> { ["RolloutGate:Webhook:PreviousSecrets:0"] = "", ["RolloutGate:Webhook:PreviousSecrets:1"] = previous });
+
+        var current = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "rotating-1"), deliveryId: "with-current");
+        var old = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "rotating-2"), deliveryId: "with-previous", secret: previous);
+        var other = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "rotating-3"), secret: "neither-of-them");
+        var empty = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "rotating-4"), secret: "");
+
+        Assert.Equal(HttpStatusCode.OK, current.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, old.StatusCode);
+        Assert.Equal("rotating-2", (await old.JsonAsync()).GetProperty("deploymentId").GetString());
+        Assert.Equal(HttpStatusCode.Unauthorized, other.StatusCode);
+        Assert.Equal(HttpStatusCode.Unauthorized, empty.StatusCode);
+        Assert.Equal(1, MetricsScrape.Sample(await service.MetricsAsync(), "rolloutgate_webhooks_previous_secret_total"));
+        var logged = Assert.Single(service.Host.Logs.Lines, line => line.Contains("previous webhook secret", StringComparison.Ordinal));
+        Assert.Contains("Webhook delivery with-previous for service checkout is signed with a previous webhook secret", logged, StringComparison.Ordinal);
+        Assert.DoesNotContain(service.Host.Logs.Lines, line => line.Contains(previous, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Predeploy_NoSecretConfigured_SignedWebhooksRefused()
     {
         await using var service = await TestService.StartAsync(

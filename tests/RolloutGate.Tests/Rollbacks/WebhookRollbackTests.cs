@@ -32,6 +32,8 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         verifying.AddSingleton(TimeProvider.System);
         verifying.AddOptions<RolloutGateOptions>().Configure(options => options.Webhook.Secret = Secret);
         verifying.AddSingleton<WebhookAuthenticator>();
+        verifying.AddSingleton<RolloutGate.Operations.RolloutGateMetrics>();
+        verifying.AddLogging();
         verifier = verifying.BuildServiceProvider();
 
         var builder = WebApplication.CreateSlimBuilder();
@@ -42,7 +44,7 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
             using var buffer = new MemoryStream();
             await request.Body.CopyToAsync(buffer);
             var body = buffer.ToArray();
-            var refusal = verifier.GetRequiredService<WebhookAuthenticator>().Refusal(request, body);
+            var refusal = verifier.GetRequiredService<WebhookAuthenticator>().Authenticate(request, body).Refusal;
             received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), refusal, JsonDocument.Parse(body).RootElement.Clone()));
             return refusal is not null ? Results.Text(refusal, statusCode: 401)
                 : answers.TryDequeue(out var status) ? Results.StatusCode(status)
