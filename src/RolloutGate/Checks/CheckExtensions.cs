@@ -1,4 +1,6 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
+using Microsoft.Extensions.Options;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Checks;
@@ -9,7 +11,9 @@ public static class CheckExtensions
     public static IServiceCollection AddPreDeployChecks(this IServiceCollection services)
     {
         services.AddHttpClient(CheckConstants.AlertmanagerHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan)
-            .AddQueryResilience();
+            .AddQueryResilience()
+            .AddHttpMessageHandler(provider =>
+                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager));
         services.AddHttpClient(CheckConstants.HttpCheckHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan);
         services.TryAddSingleton(TimeProvider.System);
 

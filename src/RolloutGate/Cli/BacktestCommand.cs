@@ -117,7 +117,14 @@ public static class BacktestCommand
                     return 2;
                 }
 
-                await using var services = PrometheusServices(options["--prometheus"]);
+                var prometheus = PrometheusSettings(options["--prometheus"]);
+                if (prometheus.Problems("RolloutGate__Prometheus", "__").FirstOrDefault() is { } conflict)
+                {
+                    await stderr.WriteLineAsync($"backtest: {conflict}");
+                    return 2;
+                }
+
+                await using var services = PrometheusServices(prometheus);
                 var source = new PrometheusMetricSource(services.GetRequiredService<IPrometheusClient>());
                 result = await Backtest.RunAsync(source, plan, deployedAt, TimeProvider.System.GetUtcNow(), CancellationToken.None);
             }
@@ -193,11 +200,24 @@ public static class BacktestCommand
     private static bool IsHttpUrl(string url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is ("http" or "https") && uri.Host.Length > 0;
 
-    private static ServiceProvider PrometheusServices(string url)
+    /// <summary>
+    /// The Prometheus at <paramref name="url"/>, with the service's authentication settings from the environment
+    /// (<c>RolloutGate__Prometheus__BearerToken</c>, <c>__BearerTokenFile</c>, <c>__Username</c> and <c>__Password</c>,
+    /// <c>__Headers__*</c>), so that a Prometheus behind authentication can be backtested against as the service asks it.
+    /// </summary>
+    private static PrometheusOptions PrometheusSettings(string url)
+    {
+        var settings = new PrometheusOptions();
+        new ConfigurationBuilder().AddEnvironmentVariables().Build().GetSection($"{RolloutGateOptions.SectionName}:Prometheus").Bind(settings);
+        settings.Url = url;
+        return settings;
+    }
+
+    private static ServiceProvider PrometheusServices(PrometheusOptions prometheus)
     {
         var services = new ServiceCollection();
         services.AddLogging();
-        services.AddOptions<RolloutGateOptions>().Configure(o => o.Prometheus.Url = url);
+        services.AddOptions<RolloutGateOptions>().Configure(o => o.Prometheus = prometheus);
         services.AddPrometheus();
         return services.BuildServiceProvider();
     }

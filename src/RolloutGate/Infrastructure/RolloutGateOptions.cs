@@ -1,4 +1,5 @@
 using System.ComponentModel.DataAnnotations;
+using Microsoft.Extensions.Options;
 
 namespace RolloutGate.Infrastructure;
 
@@ -36,14 +37,76 @@ public sealed class RolloutGateOptions
     public KubernetesOptions Kubernetes { get; set; } = new();
 }
 
-public sealed class PrometheusOptions
+public sealed class PrometheusOptions : MonitoringAuthOptions
 {
     public string Url { get; set; } = "http://127.0.0.1:9090";
 }
 
-public sealed class AlertmanagerOptions
+public sealed class AlertmanagerOptions : MonitoringAuthOptions
 {
     public string? Url { get; set; }
+}
+
+/// <summary>
+/// How RolloutGate authenticates to Prometheus or Alertmanager when they sit behind authentication (an auth proxy in
+/// front of Thanos, Cortex or Mimir, a hosted Prometheus): at most one of a bearer token, a file holding one, or a user
+/// name and password, and extra headers such as a tenant's <c>X-Scope-OrgID</c>. None by default.
+/// </summary>
+public abstract class MonitoringAuthOptions
+{
+    /// <summary>Sent as <c>Authorization: Bearer</c>. A secret: never logged.</summary>
+    public string? BearerToken { get; set; }
+
+    /// <summary>A file holding the bearer token, read again for every request (a projected service-account token or a secret agent's file rotates).</summary>
+    public string? BearerTokenFile { get; set; }
+
+    /// <summary>With <see cref="Password"/>, sent as <c>Authorization: Basic</c>.</summary>
+    public string? Username { get; set; }
+
+    /// <summary>A secret: never logged.</summary>
+    public string? Password { get; set; }
+
+    /// <summary>Headers sent with every request, such as <c>X-Scope-OrgID</c> for a Cortex, Mimir or Thanos tenant.</summary>
+    public Dictionary<string, string> Headers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>
+    /// What is wrong with these settings, or nothing; keys are named as <paramref name="section"/>, then
+    /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables).
+    /// </summary>
+    public IEnumerable<string> Problems(string section, string separator = ":")
+    {
+        var kinds = new[] { BearerToken, BearerTokenFile, Username }.Count(value => !string.IsNullOrEmpty(value));
+        if (kinds > 1)
+        {
+            yield return $"{section}: set at most one of BearerToken, BearerTokenFile and Username (with Password)";
+        }
+
+        if (!string.IsNullOrEmpty(Password) && string.IsNullOrEmpty(Username))
+        {
+            yield return $"{section}{separator}Password is set without {section}{separator}Username";
+        }
+
+        if (!string.IsNullOrEmpty(Username) && Username.Contains(':', StringComparison.Ordinal))
+        {
+            yield return $"{section}{separator}Username must not contain ':' (basic authentication separates it from the password with one)";
+        }
+
+        foreach (var (name, value) in Headers)
+        {
+            if (name.Length == 0 || name.Any(c => c <= ' ' || c >= 127 || "()<>@,;:\\\"/[]?={}".Contains(c)))
+            {
+                yield return $"{section}{separator}Headers: '{name}' is not a valid header name";
+            }
+            else if (name.Equals("Authorization", StringComparison.OrdinalIgnoreCase))
+            {
+                yield return $"{section}{separator}Headers: set Authorization through BearerToken, BearerTokenFile or Username and Password";
+            }
+            else if (value.Any(char.IsControl))
+            {
+                yield return $"{section}{separator}Headers{separator}{name}: the value must not contain control characters such as a line break";
+            }
+        }
+    }
 }
 
 public sealed class WebhookOptions
@@ -103,4 +166,18 @@ public sealed class KubernetesOptions
     public string TokenFile { get; set; } = "/var/run/secrets/kubernetes.io/serviceaccount/token";
 
     public string CaFile { get; set; } = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
+}
+
+/// <summary>Start-up refuses conflicting or malformed authentication settings for Prometheus and Alertmanager, naming each.</summary>
+public sealed class MonitoringAuthValidation : IValidateOptions<RolloutGateOptions>
+{
+    public ValidateOptionsResult Validate(string? name, RolloutGateOptions options)
+    {
+        List<string> problems =
+        [
+            .. options.Prometheus.Problems($"{RolloutGateOptions.SectionName}:Prometheus"),
+            .. options.Alertmanager.Problems($"{RolloutGateOptions.SectionName}:Alertmanager"),
+        ];
+        return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
+    }
 }

@@ -16,7 +16,9 @@ public static class PrometheusExtensions
                 // The resilience pipeline owns the timeouts.
                 http.Timeout = Timeout.InfiniteTimeSpan;
             })
-            .AddQueryResilience();
+            .AddQueryResilience()
+            .AddHttpMessageHandler(provider =>
+                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus));
         return services;
     }
 

@@ -45,6 +45,10 @@ public sealed class StartupTests
     [InlineData("RolloutGate__Watch__SourceOutageGrace", "-00:01:00",
         "RolloutGate cannot start: RolloutGate:Watch:SourceOutageGrace must not be negative")]
     [InlineData("RolloutGate__PublicUrl", "not a url", "RolloutGate cannot start: ")]
+    [InlineData("RolloutGate__Alertmanager__Password", "secret-without-a-user",
+        "RolloutGate cannot start: RolloutGate:Alertmanager:Password is set without RolloutGate:Alertmanager:Username")]
+    [InlineData("RolloutGate__Prometheus__Headers__X-Scope-OrgID", "team\u0001a",
+        "RolloutGate cannot start: RolloutGate:Prometheus:Headers:X-Scope-OrgID: the value must not contain control characters")]
     public async Task ASettingOutOfRangeOrUnreadable_ExitsWithOneLineNamingIt(string key, string value, string line)
     {
         var (stdout, stderr) = await FailedStartAsync(environment =>

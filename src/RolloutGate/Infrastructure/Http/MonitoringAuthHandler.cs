@@ -1,0 +1,54 @@
+using System.Net.Http.Headers;
+using System.Text;
+
+namespace RolloutGate.Infrastructure.Http;
+
+/// <summary>
+/// Puts the configured credentials and headers (<see cref="MonitoringAuthOptions"/>) on every request to Prometheus or
+/// Alertmanager, attempt by attempt (inside the resilience pipeline), reading the settings as they are now: a token
+/// file is read again for each request, so a rotated token is used from the next one on. A token file that cannot be
+/// read fails the request with the file named, as an unreachable server would, so the caller reports it the same way.
+/// </summary>
+public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) : DelegatingHandler
+{
+    protected override async Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+    {
+        var auth = settings();
+        foreach (var (name, value) in auth.Headers)
+        {
+            request.Headers.Remove(name);
+            request.Headers.TryAddWithoutValidation(name, value);
+        }
+
+        if (!string.IsNullOrEmpty(auth.BearerToken))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", auth.BearerToken);
+        }
+        else if (!string.IsNullOrEmpty(auth.BearerTokenFile))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await ReadTokenAsync(auth.BearerTokenFile, cancellationToken));
+        }
+        else if (!string.IsNullOrEmpty(auth.Username))
+        {
+            request.Headers.Authorization = new AuthenticationHeaderValue(
+                "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{auth.Username}:{auth.Password}")));
+        }
+
+        return await base.SendAsync(request, cancellationToken);
+    }
+
+    private static async Task<string> ReadTokenAsync(string file, CancellationToken cancellationToken)
+    {
+        string token;
+        try
+        {
+            token = (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            throw new HttpRequestException($"the bearer token file {file} cannot be read: {ex.Message}", ex);
+        }
+
+        return token.Length > 0 ? token : throw new HttpRequestException($"the bearer token file {file} is empty");
+    }
+}

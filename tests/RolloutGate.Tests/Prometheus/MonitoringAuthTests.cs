@@ -1,0 +1,145 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Checks;
+using RolloutGate.Prometheus;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Prometheus;
+
+/// <summary>
+/// Prometheus and Alertmanager behind authentication (RolloutGate:Prometheus:BearerToken, BearerTokenFile, Username and
+/// Password, Headers; the same under Alertmanager): what a server in front of them receives.
+/// </summary>
+public sealed class MonitoringAuthTests : IAsyncLifetime
+{
+    private readonly ConcurrentQueue<(string Path, string? Authorization, string? Tenant)> seen = new();
+    private readonly string folder = Directory.CreateTempSubdirectory("rolloutgate-auth-").FullName;
+    private WebApplication server = null!;
+    private string url = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        server = builder.Build();
+        // Prometheus's and Alertmanager's answers with nothing in them: what matters here is what was sent.
+        server.Map("/api/v1/query", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"vector","result":[]}}"""));
+        server.Map("/api/v1/query_range", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"matrix","result":[]}}"""));
+        server.MapGet("/api/v2/alerts", (HttpRequest request) => Record(request, "[]"));
+        await server.StartAsync();
+        url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await server.DisposeAsync();
+        Directory.Delete(folder, recursive: true);
+    }
+
+    [Fact]
+    public async Task Prometheus_BearerTokenFile_IsReadForEveryRequestAndSentWithTheTenantHeader()
+    {
+        var tokenFile = Path.Combine(folder, "token");
+        await File.WriteAllTextAsync(tokenFile, "first-token\n");
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url;
+            options.Prometheus.BearerTokenFile = tokenFile;
+            options.Prometheus.Headers["X-Scope-OrgID"] = "team-a";
+        });
+        var client = services.GetRequiredService<IPrometheusClient>();
+
+        await client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
+        await File.WriteAllTextAsync(tokenFile, "rotated-token");
+        await client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
+
+        Assert.Equal(
+            [("/api/v1/query", "Bearer first-token", "team-a"), ("/api/v1/query", "Bearer rotated-token", "team-a")],
+            seen.Select(s => (s.Path, s.Authorization, s.Tenant)).ToArray());
+    }
+
+    [Fact]
+    public async Task Prometheus_TokenFileGone_FailsNamingTheFile()
+    {
+        var tokenFile = Path.Combine(folder, "no-such-token");
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url;
+            options.Prometheus.BearerTokenFile = tokenFile;
+        });
+
+        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        Assert.Contains($"the bearer token file {tokenFile} cannot be read", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(seen);
+    }
+
+    [Fact]
+    public async Task Alertmanager_BasicAuthentication_IsSentToAlertmanagerAndNotToPrometheus()
+    {
+        await using var services = PrometheusTestServer.Services(
+            options =>
+            {
+                options.Prometheus.Url = url;
+                options.Alertmanager.Url = url;
+                options.Alertmanager.Username = "rolloutgate";
+                options.Alertmanager.Password = "pa:ss";
+            },
+            more => more.AddPreDeployChecks());
+
+        using var alertmanager = services.GetRequiredService<IHttpClientFactory>().CreateClient(CheckConstants.AlertmanagerHttpClient);
+        (await alertmanager.GetAsync(new Uri(new Uri(url), "/api/v2/alerts"))).EnsureSuccessStatusCode();
+        await services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
+
+        Assert.Equal(
+            [("/api/v2/alerts", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:pa:ss")), null), ("/api/v1/query", null, null)],
+            seen.Select(s => (s.Path, s.Authorization, s.Tenant)).ToArray());
+    }
+
+    [Fact]
+    public async Task Backtest_UsesTheServicesPrometheusAuthenticationFromTheEnvironment()
+    {
+        var runbook = Path.Combine(folder, "checkout.yaml");
+        await File.WriteAllTextAsync(runbook, TestRunbooks.Minimal());
+        var start = new ProcessStartInfo("dotnet",
+            [Path.Combine(AppContext.BaseDirectory, "RolloutGate.dll"), "backtest", "--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--prometheus", url])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        start.Environment["RolloutGate__Prometheus__BearerToken"] = "backtest-token";
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        await process.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.True(process.ExitCode == 0, await stderr);
+        Assert.Contains("\"decision\"", await stdout, StringComparison.Ordinal);
+        Assert.NotEmpty(seen);
+        Assert.All(seen, s => Assert.Equal("Bearer backtest-token", s.Authorization));
+
+        start.Environment["RolloutGate__Prometheus__Username"] = "someone";
+        using var conflicting = Process.Start(start)!;
+        var conflict = conflicting.StandardError.ReadToEndAsync();
+        await conflicting.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.Equal(2, conflicting.ExitCode);
+        Assert.Equal("backtest: RolloutGate__Prometheus: set at most one of BearerToken, BearerTokenFile and Username (with Password)", (await conflict).Trim());
+    }
+
+    private IResult Record(HttpRequest request, string body)
+    {
+        seen.Enqueue((request.Path, request.Headers.Authorization.FirstOrDefault(), request.Headers["X-Scope-OrgID"].FirstOrDefault()));
+        return Results.Text(body, "application/json");
+    }
+}
