@@ -13,7 +13,9 @@ public static class CheckExtensions
         services.AddHttpClient(CheckConstants.AlertmanagerHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan)
             .AddQueryResilience()
             .AddHttpMessageHandler(provider =>
-                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager));
+                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager))
+            .ConfigurePrimaryHttpMessageHandler(provider =>
+                MonitoringAuthHandler.Primary(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager));
         services.AddHttpClient(CheckConstants.HttpCheckHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan);
         services.TryAddSingleton(TimeProvider.System);
 

@@ -70,6 +70,12 @@ public abstract class MonitoringAuthOptions
     public Dictionary<string, string> Headers { get; set; } = new(StringComparer.OrdinalIgnoreCase);
 
     /// <summary>
+    /// A PEM file of the certificate authorities to trust for an https URL whose certificate a private CA signed, in
+    /// place of the machine's roots; none: the machine's roots.
+    /// </summary>
+    public string? CaFile { get; set; }
+
+    /// <summary>
     /// What is wrong with these settings, or nothing; keys are named as <paramref name="section"/>, then
     /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables).
     /// </summary>
@@ -89,6 +95,11 @@ public abstract class MonitoringAuthOptions
         if (!string.IsNullOrEmpty(Username) && Username.Contains(':', StringComparison.Ordinal))
         {
             yield return $"{section}{separator}Username must not contain ':' (basic authentication separates it from the password with one)";
+        }
+
+        if (!string.IsNullOrEmpty(CaFile) && Http.PrivateAuthority.Problem(CaFile) is { } unusable)
+        {
+            yield return $"{section}{separator}CaFile: {unusable}";
         }
 
         foreach (var (name, value) in Headers)

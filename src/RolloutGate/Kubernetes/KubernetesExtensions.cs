@@ -1,8 +1,7 @@
 using System.Globalization;
-using System.Net.Security;
-using System.Security.Cryptography.X509Certificates;
 using Microsoft.Extensions.Options;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Kubernetes;
 
@@ -48,27 +47,7 @@ public static class KubernetesExtensions
         return new Uri(url.EndsWith('/') ? url : url + "/", UriKind.Absolute);
     }
 
-    /// <summary>
-    /// Trusts exactly the cluster's CA when its file is there (in a pod it always is), instead of the machine's public
-    /// roots, which never sign an API server certificate. Host names are still checked by TLS as usual.
-    /// </summary>
-    internal static SocketsHttpHandler Handler(KubernetesOptions options)
-    {
-        var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-        if (!string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile))
-        {
-            var authorities = new X509Certificate2Collection();
-            authorities.ImportFromPemFile(options.CaFile);
-            var policy = new X509ChainPolicy
-            {
-                TrustMode = X509ChainTrustMode.CustomRootTrust,
-                // Cluster CAs publish no revocation lists the pod could reach.
-                RevocationMode = X509RevocationMode.NoCheck,
-            };
-            policy.CustomTrustStore.AddRange(authorities);
-            handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
-        }
-
-        return handler;
-    }
+    /// <summary>Trusts exactly the cluster's CA when its file is there (in a pod it always is), else the machine's roots.</summary>
+    internal static SocketsHttpHandler Handler(KubernetesOptions options) =>
+        PrivateAuthority.Handler(!string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile) ? options.CaFile : null);
 }

@@ -18,7 +18,9 @@ public static class PrometheusExtensions
             })
             .AddQueryResilience()
             .AddHttpMessageHandler(provider =>
-                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus));
+                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus))
+            .ConfigurePrimaryHttpMessageHandler(provider =>
+                MonitoringAuthHandler.Primary(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus));
         return services;
     }
 

@@ -137,6 +137,45 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         Assert.Equal("backtest: RolloutGate__Prometheus: set at most one of BearerToken, BearerTokenFile and Username (with Password)", (await conflict).Trim());
     }
 
+    [Fact]
+    public async Task Prometheus_OverHttpsSignedByAPrivateAuthority_IsTrustedWithItsCaFileOnly()
+    {
+        using var authority = TestAuthority.Create("RolloutGate test CA");
+        using var stranger = TestAuthority.Create("Some other CA");
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseKestrelHttpsConfiguration();
+        builder.WebHost.ConfigureKestrel(kestrel =>
+            kestrel.Listen(System.Net.IPAddress.Loopback, 0, listen => listen.UseHttps(authority.ServerCertificate("127.0.0.1"))));
+        await using var https = builder.Build();
+        https.Map("/api/v1/query", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"vector","result":[]}}"""));
+        await https.StartAsync();
+        var address = https.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        var trusted = Path.Combine(folder, "ca.pem");
+        var other = Path.Combine(folder, "other-ca.pem");
+        await File.WriteAllTextAsync(trusted, authority.Pem);
+        await File.WriteAllTextAsync(other, stranger.Pem);
+
+        async Task<Exception?> QueryAsync(string? caFile)
+        {
+            await using var services = PrometheusTestServer.Services(options =>
+            {
+                options.Prometheus.Url = address;
+                options.Prometheus.CaFile = caFile;
+            });
+            return await Xunit.Record.ExceptionAsync(() =>
+                services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+        }
+
+        Assert.Null(await QueryAsync(trusted));
+        Assert.IsType<PrometheusUnavailableException>(await QueryAsync(null));
+        Assert.IsType<PrometheusUnavailableException>(await QueryAsync(other));
+        Assert.Single(seen);
+        var missing = Path.Combine(folder, "missing.pem");
+        Assert.StartsWith($"RolloutGate:Prometheus:CaFile: {missing} cannot be read as PEM certificates",
+            new RolloutGate.Infrastructure.PrometheusOptions { CaFile = missing }.Problems("RolloutGate:Prometheus").Single(), StringComparison.Ordinal);
+        Assert.Empty(new RolloutGate.Infrastructure.PrometheusOptions { CaFile = trusted }.Problems("RolloutGate:Prometheus"));
+    }
+
     private IResult Record(HttpRequest request, string body)
     {
         seen.Enqueue((request.Path, request.Headers.Authorization.FirstOrDefault(), request.Headers["X-Scope-OrgID"].FirstOrDefault()));

@@ -37,6 +37,10 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
         return await base.SendAsync(request, cancellationToken);
     }
 
+    /// <summary>The connection under it: trusting the configured CA file's authorities, or the machine's roots.</summary>
+    public static SocketsHttpHandler Primary(MonitoringAuthOptions settings) =>
+        PrivateAuthority.Handler(string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile);
+
     private static async Task<string> ReadTokenAsync(string file, CancellationToken cancellationToken)
     {
         string token;
