@@ -30,6 +30,7 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
                 """, cancellationToken);
 
             var applied = await ReadAppliedAsync(connection, cancellationToken);
+            WarnOfNewerSchema(applied.Keys, files);
             var appliedNow = new List<string>();
             foreach (var file in files)
             {
@@ -97,6 +98,21 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
         }
     }
 
+    /// <summary>
+    /// Migrations recorded in the database that this version does not have were applied by a newer RolloutGate: this
+    /// one was rolled back after an upgrade. It starts all the same (refusing would leave no way back but a restore
+    /// that loses what was recorded since), but says so: it neither reads nor keeps up what those migrations added.
+    /// </summary>
+    private void WarnOfNewerSchema(IEnumerable<string> applied, List<MigrationFile> files)
+    {
+        var known = files.Select(file => file.Name).ToHashSet(StringComparer.Ordinal);
+        var unknown = applied.Where(name => !known.Contains(name)).Order(StringComparer.Ordinal).ToList();
+        if (unknown.Count > 0)
+        {
+            LogNewerSchema(logger, unknown.Count, string.Join(", ", unknown), files.Count == 0 ? "none" : files[^1].Name);
+        }
+    }
+
     private static List<MigrationFile> LoadFiles(string migrationsPath)
     {
         if (!Directory.Exists(migrationsPath))
@@ -140,6 +156,10 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Applied migration {File}")]
     private static partial void LogApplied(ILogger logger, string file);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "The database has {Count} migration(s) this RolloutGate does not have ({Files}; its newest is {Newest}): " +
+        "a newer version migrated it. This one starts, but does not use or keep up what those migrations added; see deploy/README.md, 'Upgrading RolloutGate'")]
+    private static partial void LogNewerSchema(ILogger logger, int count, string files, string newest);
 
     private sealed record MigrationFile(string Name, string Sql, string Sha256);
 }

@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Logging;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
 using RolloutGate.Core.Analysis;
@@ -57,6 +58,30 @@ public sealed class MigrationRunnerTests
     }
 
     [Fact]
+    public async Task Apply_DatabaseMigratedByANewerVersion_StartsAndWarnsNamingWhatItDoesNotHave()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var migrations = CopyMigrations();
+        await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
+        await Runner(dataSource).ApplyAsync(migrations, CancellationToken.None);
+        var newest = Directory.GetFiles(migrations, "*.sql").Select(Path.GetFileName).Order(StringComparer.Ordinal).Last();
+        using var quiet = new LogCapture();
+        Assert.Empty(await Runner(dataSource, quiet).ApplyAsync(migrations, CancellationToken.None));
+        Assert.DoesNotContain(quiet.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal));
+
+        // A rollback of RolloutGate itself: the database was migrated by a version with a file this one does not have.
+        await database.ExecuteAsync("INSERT INTO schema_migrations (file, sha256, applied_at) VALUES ('9999_from_a_newer_version.sql', 'x', now())");
+        using var logs = new LogCapture();
+        var applied = await Runner(dataSource, logs).ApplyAsync(migrations, CancellationToken.None);
+
+        Assert.Empty(applied);
+        var warning = Assert.Single(logs.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal));
+        Assert.Contains("1 migration(s) this RolloutGate does not have (9999_from_a_newer_version.sql", warning, StringComparison.Ordinal);
+        Assert.Contains($"its newest is {newest}", warning, StringComparison.Ordinal);
+        Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '9999_from_a_newer_version.sql'"));
+    }
+
+    [Fact]
     public async Task Apply_BrokenFile_StopsWithItsNameAndRecordsNothing()
     {
         await using var database = await TestDatabase.CreateAsync();
@@ -110,8 +135,8 @@ public sealed class MigrationRunnerTests
             "SELECT attcompression::text FROM pg_attribute WHERE attrelid = 'watch_baselines'::regclass AND attname = 'samples'"));
     }
 
-    private static MigrationRunner Runner(NpgsqlDataSource dataSource) =>
-        new(dataSource, TimeProvider.System, NullLogger<MigrationRunner>.Instance);
+    private static MigrationRunner Runner(NpgsqlDataSource dataSource, LogCapture? logs = null) =>
+        new(dataSource, TimeProvider.System, logs is null ? NullLogger<MigrationRunner>.Instance : new Logger<MigrationRunner>(new LoggerFactory([logs])));
 
     private static string CopyMigrations()
     {
