@@ -50,7 +50,7 @@ public static class RolloutGateApplication
             .BindConfiguration(RolloutGateOptions.SectionName)
             .ValidateDataAnnotations()
             .ValidateOnStart();
-        services.AddSingleton<IValidateOptions<RolloutGateOptions>, MonitoringAuthValidation>();
+        services.AddSingleton<IValidateOptions<RolloutGateOptions>, RolloutGateOptionsValidation>();
         services.AddSingleton(TimeProvider.System);
         services.AddSingleton<DatabaseOutageLog>();
         // Told to stop, every background service is told at once (one waiting on an unreachable database does not hold the

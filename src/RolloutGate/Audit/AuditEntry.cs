@@ -25,6 +25,9 @@ public static class AuditEventTypes
     public const string RollbackAction = "rollback.action";
     public const string SlackMessageAbandoned = "slack.message-abandoned";
 
+    /// <summary>A <c>rollback.mode: auto</c> regression held for a person: the fleet's automatic rollbacks per hour were used up.</summary>
+    public const string RollbackHeld = "rollback.held";
+
     /// <summary>Retention deleted a deployment's evaluations between verdict changes (RolloutGate:Watch:EvaluationRetentionDays).</summary>
     public const string EvaluationsThinned = "evaluations.thinned";
 

@@ -26,6 +26,9 @@ public sealed class DecisionPolicy(
 {
     public const string AutomaticActor = "rolloutgate";
 
+    /// <summary>"RGAUTORB" as a 64-bit number: serialises the count of automatic rollbacks against its limit.</summary>
+    private const long AutomaticBudgetLockKey = 0x5247_4155_544F_5242;
+
     /// <summary>
     /// For the watch to call inside its transaction, after it moved <paramref name="deployment"/> (tracked by
     /// <paramref name="db"/>) to <c>regressed</c> and appended the audit events saying so. Everything written here commits
@@ -44,9 +47,10 @@ public sealed class DecisionPolicy(
             throw new InvalidOperationException($"deployment {deployment.Id} is {deployment.State}, not {DeploymentState.Regressed}");
         }
 
-        if (runbook.Rollback.Mode == RollbackMode.Auto)
+        var now = time.GetUtcNow();
+        var held = runbook.Rollback.Mode == RollbackMode.Auto ? await HeldAsync(db, now, cancellationToken) : null;
+        if (runbook.Rollback.Mode == RollbackMode.Auto && held is null)
         {
-            var now = time.GetUtcNow();
             var reason = "automatic rollback: " + string.Join("; ", evidence.Select(e => $"{e.Metric} {e.Verdict ?? "regressed"}"));
             db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = DecisionKinds.Rollback, Actor = AutomaticActor, Reason = reason });
             var stateChange = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Rollback, AutomaticActor, now);
@@ -60,8 +64,39 @@ public sealed class DecisionPolicy(
             return;
         }
 
-        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence, options.CurrentValue.PublicUrl);
+        if (held is not null)
+        {
+            await audit.AppendAsync(db,
+                [new AuditEntry(AuditEventTypes.RollbackHeld, deployment.Id, deployment.Service, AutomaticActor, new { reason = held, evidence })],
+                cancellationToken);
+        }
+
+        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence, options.CurrentValue.PublicUrl, held);
         await channel.EnqueueReplyAsync(db, deployment, runbook, recommendation, $"slack:recommend:{deployment.Id}", cancellationToken);
+    }
+
+    /// <summary>
+    /// Null when an automatic rollback may go ahead at <paramref name="now"/>; otherwise why it is held for a person: the
+    /// automatic rollbacks of the last hour, every service's, have reached <see cref="RollbackOptions.AutomaticPerHour"/>.
+    /// Counted under a lock held to the caller's commit, so that two replicas cannot both take the last place.
+    /// </summary>
+    private async Task<string?> HeldAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var limit = options.CurrentValue.Rollback.AutomaticPerHour;
+        if (limit <= 0)
+        {
+            return null;
+        }
+
+        await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({AutomaticBudgetLockKey})", cancellationToken);
+        var since = now - TimeSpan.FromHours(1);
+        var taken = await db.Decisions.CountAsync(
+            d => d.Actor == AutomaticActor && d.Kind == DecisionKinds.Rollback && d.At > since, cancellationToken);
+        return taken < limit
+            ? null
+            : $"{taken} automatic rollbacks in the last hour, all services together, have reached the limit of {limit} " +
+              "(RolloutGate__Rollback__AutomaticPerHour): so many regressions at once more often mean a monitoring problem " +
+              "than that many bad changes, so this one waits for a person";
     }
 
     /// <summary>

@@ -131,7 +131,10 @@ public static class InboxEndpoints
         const string Recommends = "<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong>";
         if (DecisionPolicy.DecideBy(deployment, rollback) is not { } deadline)
         {
-            return Recommends + "</p>";
+            // Regressed under rollback.mode: auto only when the automatic rollback was held for a person.
+            return Recommends + (rollback.Mode == RollbackMode.Auto
+                ? " The runbook rolls back automatically, but this one is held: the automatic rollbacks of the last hour, all services together, reached RolloutGate__Rollback__AutomaticPerHour (see its <code>rollback.held</code> audit event). Nothing happens until someone decides.</p>"
+                : "</p>");
         }
 
         var onTimeout = rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep the new version";

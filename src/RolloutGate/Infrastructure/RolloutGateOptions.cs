@@ -35,6 +35,20 @@ public sealed class RolloutGateOptions
     public SlackOptions Slack { get; set; } = new();
 
     public KubernetesOptions Kubernetes { get; set; } = new();
+
+    public RollbackOptions Rollback { get; set; } = new();
+}
+
+public sealed class RollbackOptions
+{
+    /// <summary>
+    /// How many automatic rollbacks (decided by RolloutGate: <c>rollback.mode: auto</c> and <c>onTimeout: rollback</c>)
+    /// all services together may have in any hour before a further <c>mode: auto</c> regression is held for a person
+    /// instead: posted as a recommendation, audited as <c>rollback.held</c>, and left until someone decides. Many
+    /// regressions at once more often mean a monitoring problem (a Prometheus that lost data, a shared dependency) than
+    /// that many bad changes. 0, the default, sets no limit.
+    /// </summary>
+    public int AutomaticPerHour { get; set; }
 }
 
 public sealed class PrometheusOptions : MonitoringAuthOptions
@@ -179,8 +193,11 @@ public sealed class KubernetesOptions
     public string CaFile { get; set; } = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt";
 }
 
-/// <summary>Start-up refuses conflicting or malformed authentication settings for Prometheus and Alertmanager, naming each.</summary>
-public sealed class MonitoringAuthValidation : IValidateOptions<RolloutGateOptions>
+/// <summary>
+/// What data annotations cannot say about the nested sections: conflicting or malformed authentication settings for
+/// Prometheus and Alertmanager, a negative rollback limit. Start-up refuses them, naming each.
+/// </summary>
+public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateOptions>
 {
     public ValidateOptionsResult Validate(string? name, RolloutGateOptions options)
     {
@@ -189,6 +206,11 @@ public sealed class MonitoringAuthValidation : IValidateOptions<RolloutGateOptio
             .. options.Prometheus.Problems($"{RolloutGateOptions.SectionName}:Prometheus"),
             .. options.Alertmanager.Problems($"{RolloutGateOptions.SectionName}:Alertmanager"),
         ];
+        if (options.Rollback.AutomaticPerHour < 0)
+        {
+            problems.Add($"{RolloutGateOptions.SectionName}:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks");
+        }
+
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 }

@@ -61,16 +61,23 @@ public static class SlackMessages
     }
 
     /// <summary>The question asked when a deployment regresses under rollback.mode recommend: evidence, link and three buttons.</summary>
+    /// <param name="held">
+    /// Why a <c>rollback.mode: auto</c> rollback was held for a person instead of carried out (no time-out then applies),
+    /// or null for a <c>recommend</c> runbook's recommendation.
+    /// </param>
     public static OutboxMessage Recommendation(string channel, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
-        string publicUrl)
+        string publicUrl, string? held = null)
     {
         var timeout = runbook.Rollback.ApprovalTimeout;
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
         var link = LinkTo(publicUrl, deployment.Id);
         var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")} regressed: roll back? · {link}";
-        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}\nRolloutGate recommends a rollback.\n"
+        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}\n"
+            + (held is null ? "RolloutGate recommends a rollback.\n" : $"RolloutGate would roll back automatically, but holds it: {Escape(held)}.\n")
             + string.Join("\n", evidence.Select(Line))
-            + $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide.";
+            + (held is null
+                ? $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide."
+                : "\nNothing happens until someone decides. Owner and approvers may decide.");
         ButtonElement[] buttons =
         [
             new(DecisionKinds.Rollback, SlackText.Plain("Roll back"), deployment.Id, "danger"),

@@ -182,9 +182,10 @@ public sealed class DecisionInboxTests
         Assert.Contains("The time to decide ran out at <time datetime=\"2026-12-06T00:46:00Z\">2026-12-06 00:46:00 UTC (2 h 30 min ago)</time>: it will <strong>roll back</strong> at its next check, within 30 s",
             overdue, StringComparison.Ordinal);
 
-        // Auto mode decides at once: there is no deadline to show.
+        // Auto mode decides at once: waiting, it was held for a person (the fleet's automatic rollbacks per hour), with no deadline.
         var auto = InboxEndpoints.IfNobodyDecides(deployment, keep with { Mode = RollbackMode.Auto }, regressed);
-        Assert.Equal("<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong></p>", auto);
+        Assert.StartsWith("<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong> The runbook rolls back automatically, but this one is held", auto, StringComparison.Ordinal);
+        Assert.EndsWith("Nothing happens until someone decides.</p>", auto, StringComparison.Ordinal);
         Assert.Null(DecisionPolicy.DecideBy(deployment, keep with { Mode = RollbackMode.Auto }));
     }
 

@@ -23,6 +23,48 @@ public sealed class DecisionPolicyTests
     }
 
     [Fact]
+    public async Task OnRegressed_AutoModePastTheFleetsAutomaticRollbacksPerHour_IsHeldForAPersonUntilTheHourHasRoom()
+    {
+        var auto = TestRunbooks.Minimal().Replace("mode: recommend", "mode: auto", StringComparison.Ordinal);
+        await using var test = await SlackTestService.StartAsync(runbook: auto,
+            moreSettings: new Dictionary<string, string?> { ["RolloutGate:Rollback:AutomaticPerHour"] = "2" });
+        async Task RegressAsync(string id)
+        {
+            await test.WatchAsync(id);
+            await test.RegressThroughWatchAsync(id, SlackTestService.P95Regressed);
+        }
+
+        // One change at a time per service: each rollback is taken as done before the next change.
+        await RegressAsync("fleet-1");
+        await test.Service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'fleet-1'");
+        await RegressAsync("fleet-2");
+        await test.Service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'fleet-2'");
+        await RegressAsync("fleet-3");
+
+        Assert.Equal("regressed", await test.StateAsync("fleet-3"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions", "deployment_id = 'fleet-3'"));
+        using var reader = test.Service.Reader();
+        var held = Assert.Single((await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=rollback.held", UriKind.Relative))).JsonAsync())
+            .GetProperty("events").EnumerateArray());
+        Assert.Equal("fleet-3", held.GetProperty("deploymentId").GetString());
+        Assert.StartsWith("2 automatic rollbacks in the last hour, all services together, have reached the limit of 2",
+            held.GetProperty("data").GetProperty("reason").GetString(), StringComparison.Ordinal);
+        await test.AllDeliveredAsync();
+        var recommendation = Assert.Single(test.Slack.Delivered("chat.postMessage"), p => p.Body.TryGetProperty("blocks", out var b) && b.GetArrayLength() > 1);
+        var text = recommendation.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString()!;
+        Assert.Contains("RolloutGate would roll back automatically, but holds it: 2 automatic rollbacks", text, StringComparison.Ordinal);
+        Assert.Contains("Nothing happens until someone decides.", text, StringComparison.Ordinal);
+        // No time-out applies to a held rollback: a person decides it.
+        Assert.Equal(0, await test.Service.Host.Services.GetRequiredService<DecisionPolicy>().ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None));
+
+        // An hour later the first rollback no longer counts: the next regression is rolled back at once again.
+        await test.Service.Database.ExecuteAsync(
+            "UPDATE decisions SET at = at - interval '61 minutes' WHERE deployment_id = 'fleet-1'; UPDATE deployments SET state = 'kept' WHERE id = 'fleet-3'");
+        await RegressAsync("fleet-4");
+        Assert.Equal("rolling-back", await test.StateAsync("fleet-4"));
+    }
+
+    [Fact]
     public async Task ApplyTimeouts_UnansweredRecommendation_AppliesOnTimeoutOnlyAfterApprovalTimeout()
     {
         await using var test = await SlackTestService.StartAsync();
