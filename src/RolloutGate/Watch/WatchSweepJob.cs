@@ -34,14 +34,18 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog ou
         }
     }
 
-    /// <summary>The durable job and its trigger, firing every interval from now on.</summary>
-    public static (IJobDetail Job, ITrigger Trigger) Define(TimeSpan interval)
+    /// <summary>
+    /// The durable job and its trigger, firing every interval from <paramref name="now"/> on: the time of the clock Quartz
+    /// runs on (the injected <see cref="TimeProvider"/>), not the wall clock's, or a service on another clock would wait
+    /// for the wall clock's now to come before its first sweep.
+    /// </summary>
+    public static (IJobDetail Job, ITrigger Trigger) Define(TimeSpan interval, DateTimeOffset now)
     {
         var job = JobBuilder.Create<WatchSweepJob>().WithIdentity(Key).StoreDurably().RequestRecovery().Build();
         var trigger = TriggerBuilder.Create()
             .WithIdentity(Key.Name, Key.Group)
             .ForJob(Key)
-            .StartNow()
+            .StartAt(now)
             .WithSimpleSchedule(s => s.WithInterval(interval).RepeatForever().WithMisfireInstruction(SimpleTriggerMisfireInstruction.NextWithRemainingCount))
             .Build();
         return (job, trigger);
@@ -58,7 +62,8 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog ou
 /// as the process lives, so a replica told to stop never did. Here the wait ends when the host's shutdown time is up
 /// (the sweep in flight is evaluated again at its own t by another replica or the next start), and the host exits.
 /// </summary>
-public sealed partial class WatchSweepScheduler(ISchedulerFactory factory, IOptions<WatchOptions> options, ILogger<WatchSweepScheduler> logger)
+public sealed partial class WatchSweepScheduler(
+    ISchedulerFactory factory, IOptions<WatchOptions> options, TimeProvider time, ILogger<WatchSweepScheduler> logger)
     : IHostedService
 {
     private IScheduler? scheduler;
@@ -70,7 +75,7 @@ public sealed partial class WatchSweepScheduler(ISchedulerFactory factory, IOpti
     {
         scheduler = await factory.GetScheduler(cancellationToken);
         await scheduler.Start(cancellationToken);
-        var (job, trigger) = WatchSweepJob.Define(options.Value.SweepInterval);
+        var (job, trigger) = WatchSweepJob.Define(options.Value.SweepInterval, time.GetUtcNow());
         await scheduler.ScheduleJob(job, new List<ITrigger> { trigger }, new ScheduleJobOptions { Replace = true }, cancellationToken);
     }
 
