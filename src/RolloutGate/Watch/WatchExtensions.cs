@@ -19,6 +19,7 @@ public static class WatchExtensions
                 $"{WatchOptions.SectionName}:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days")
             .ValidateOnStart();
         var watch = configuration.GetSection(WatchOptions.SectionName).Get<WatchOptions>() ?? new WatchOptions();
+        services.AddQuartzOutageLogging();
         services.AddQuartz(quartz =>
         {
             quartz.ConfigureScheduler(scheduler =>

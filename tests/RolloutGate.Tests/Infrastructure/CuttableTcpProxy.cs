@@ -6,7 +6,8 @@ namespace RolloutGate.Tests.Infrastructure;
 /// <summary>
 /// A TCP proxy on a 127.0.0.1 port of its own in front of one real server (the test PostgreSQL), so a test can take the
 /// server away from the service without stopping it for everyone else: <see cref="Cut"/> resets every open connection,
-/// and from then on every new one is reset as soon as it is accepted, as a server that went away mid-query and stays away.
+/// and from then on every new one is reset as soon as it is accepted, as a server that went away mid-query and stays away
+/// (until <see cref="Restore"/>).
 /// </summary>
 public sealed class CuttableTcpProxy : IAsyncDisposable
 {
@@ -50,6 +51,15 @@ public sealed class CuttableTcpProxy : IAsyncDisposable
         foreach (var socket in sockets)
         {
             Reset(socket);
+        }
+    }
+
+    /// <summary>Forwards the connections accepted from now on again, as a server that came back (after <see cref="Cut"/>).</summary>
+    public void Restore()
+    {
+        lock (open)
+        {
+            cut = false;
         }
     }
 
