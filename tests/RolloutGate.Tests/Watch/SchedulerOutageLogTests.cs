@@ -4,6 +4,7 @@ using System.Net;
 using Npgsql;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
 using RolloutGate.Watch;
 
 namespace RolloutGate.Tests.Watch;
@@ -18,7 +19,7 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
     private const string Service = "healthy";
     private const string DeploymentId = "dep-db-outage";
     private const string OutageLine = QuartzOutageLogging.Source + ": the database is unavailable";
-    private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
+    private const int PatienceSeconds = 120;
 
     private static DateTimeOffset T(int minutes, int seconds = 0) => WatchPrometheus.DeployedAt.AddMinutes(minutes).AddSeconds(seconds);
 
@@ -90,7 +91,7 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
 
         // A schema problem: the database answers, and says that a table Quartz writes at every fire is gone.
         await database.ExecuteAsync("ALTER TABLE qrtz_fired_triggers RENAME TO qrtz_fired_triggers_elsewhere", asAdmin: true);
-        await EventuallyAsync(() => Task.FromResult(host.Logs.Lines.Any(line => AtLeastWarning(line) && line.Contains(" Quartz.", StringComparison.Ordinal)
+        await EventuallyAsync(() => Task.FromResult(host.Logs.Lines.Any(line => line.StartsWith("Error Quartz.", StringComparison.Ordinal)
             && line.Contains("42P01", StringComparison.Ordinal) && line.Contains("   at ", StringComparison.Ordinal))),
             "Quartz's error about the missing table, with its stack trace");
         Assert.DoesNotContain(host.Logs.Lines, line => line.Contains(OutageLine, StringComparison.Ordinal));
@@ -111,13 +112,5 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
     private static async Task<long> CountAsync(TestDatabase database, string where) =>
         await database.ScalarAsync<long>($"SELECT count(*) FROM evaluations WHERE deployment_id = '{DeploymentId}' AND {where}");
 
-    private static async Task EventuallyAsync(Func<Task<bool>> condition, string what)
-    {
-        var deadline = TimeProvider.System.GetUtcNow() + Patience;
-        while (!await condition())
-        {
-            Assert.True(TimeProvider.System.GetUtcNow() < deadline, $"waited {Patience.TotalSeconds:0} s for this: {what}");
-            await Task.Delay(100);
-        }
-    }
+    private static Task EventuallyAsync(Func<Task<bool>> condition, string what) => SlackTestService.EventuallyAsync(condition, what, PatienceSeconds);
 }
