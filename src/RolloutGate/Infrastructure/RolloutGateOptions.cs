@@ -194,17 +194,22 @@ public sealed class KubernetesOptions
 }
 
 /// <summary>
-/// What data annotations cannot say about the nested sections: conflicting or malformed authentication settings for
-/// Prometheus and Alertmanager, a negative rollback limit. Start-up refuses them, naming each.
+/// What data annotations cannot say about the nested sections, naming each: a Prometheus or Alertmanager URL that is not
+/// an absolute http(s) URL (it was taken, and every watch sweep failed with a stack trace; the URL itself is not
+/// repeated: it may carry a user and password), conflicting or malformed authentication settings, a negative rollback
+/// limit.
 /// </summary>
 public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateOptions>
 {
     public ValidateOptionsResult Validate(string? name, RolloutGateOptions options)
     {
+        const string prometheus = $"{RolloutGateOptions.SectionName}:Prometheus", alertmanager = $"{RolloutGateOptions.SectionName}:Alertmanager";
         List<string> problems =
         [
-            .. options.Prometheus.Problems($"{RolloutGateOptions.SectionName}:Prometheus"),
-            .. options.Alertmanager.Problems($"{RolloutGateOptions.SectionName}:Alertmanager"),
+            .. UrlProblem(prometheus, options.Prometheus.Url),
+            .. string.IsNullOrEmpty(options.Alertmanager.Url) ? [] : UrlProblem(alertmanager, options.Alertmanager.Url),
+            .. options.Prometheus.Problems(prometheus),
+            .. options.Alertmanager.Problems(alertmanager),
         ];
         if (options.Rollback.AutomaticPerHour < 0)
         {
@@ -213,4 +218,9 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
+
+    private static IEnumerable<string> UrlProblem(string section, string? url) =>
+        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
+            ? []
+            : [$"{section}:Url must be an absolute http or https URL"];
 }

@@ -15,8 +15,15 @@ public static class WatchExtensions
     {
         services.AddOptions<WatchOptions>().BindConfiguration(WatchOptions.SectionName)
             .Validate(o => o.SourceOutageGrace >= TimeSpan.Zero, $"{WatchOptions.SectionName}:SourceOutageGrace must not be negative")
-            .Validate(o => o.EvaluationRetentionDays >= 0,
-                $"{WatchOptions.SectionName}:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days")
+            .Validate(o => o.EvaluationRetentionDays is >= 0 and <= WatchOptions.MaxEvaluationRetentionDays,
+                $"{WatchOptions.SectionName}:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days up to {WatchOptions.MaxEvaluationRetentionDays}")
+            // Out of range, each of these left the service running without watching (a batch of 0), or stopped it with
+            // the scheduler's stack trace instead of the setting's name.
+            .Validate(o => o.BatchSize >= 1, $"{WatchOptions.SectionName}:BatchSize must be at least 1")
+            .Validate(o => o.StoreBatchSize >= 1, $"{WatchOptions.SectionName}:StoreBatchSize must be at least 1")
+            .Validate(o => o.SweepInterval > TimeSpan.Zero, $"{WatchOptions.SectionName}:SweepInterval must be positive")
+            .Validate(o => o.IdleWaitTime >= TimeSpan.FromSeconds(1), $"{WatchOptions.SectionName}:IdleWaitTime must be at least 00:00:01")
+            .Validate(o => o.ClusterCheckinInterval > TimeSpan.Zero, $"{WatchOptions.SectionName}:ClusterCheckinInterval must be positive")
             .ValidateOnStart();
         var watch = configuration.GetSection(WatchOptions.SectionName).Get<WatchOptions>() ?? new WatchOptions();
         services.AddQuartzOutageLogging();

@@ -55,4 +55,7 @@ public sealed class WatchOptions
     /// evaluations a deployment (deploy/README.md, "How much the database grows").
     /// </summary>
     public int EvaluationRetentionDays { get; set; }
+
+    /// <summary>The most <see cref="EvaluationRetentionDays"/> may be: a century (more would reach before year 1).</summary>
+    public const int MaxEvaluationRetentionDays = 36500;
 }

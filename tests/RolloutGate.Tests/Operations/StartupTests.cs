@@ -39,7 +39,16 @@ public sealed class StartupTests
 
     [Theory]
     [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "-1",
-        "RolloutGate cannot start: RolloutGate:Watch:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days")]
+        "RolloutGate cannot start: RolloutGate:Watch:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days up to 36500")]
+    [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "1000000",
+        "RolloutGate cannot start: RolloutGate:Watch:EvaluationRetentionDays must be 0 (keep every evaluation) or a number of days up to 36500")]
+    [InlineData("RolloutGate__Watch__BatchSize", "0", "RolloutGate cannot start: RolloutGate:Watch:BatchSize must be at least 1")]
+    [InlineData("RolloutGate__Watch__StoreBatchSize", "0", "RolloutGate cannot start: RolloutGate:Watch:StoreBatchSize must be at least 1")]
+    [InlineData("RolloutGate__Watch__SweepInterval", "00:00:00", "RolloutGate cannot start: RolloutGate:Watch:SweepInterval must be positive")]
+    [InlineData("RolloutGate__Watch__IdleWaitTime", "00:00:00", "RolloutGate cannot start: RolloutGate:Watch:IdleWaitTime must be at least 00:00:01")]
+    [InlineData("RolloutGate__Prometheus__Url", "prometheus.monitoring:9090",
+        "RolloutGate cannot start: RolloutGate:Prometheus:Url must be an absolute http or https URL")]
+    [InlineData("RolloutGate__Alertmanager__Url", "alertmanager", "RolloutGate cannot start: RolloutGate:Alertmanager:Url must be an absolute http or https URL")]
     [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "ninety",
         "RolloutGate cannot start: Failed to convert configuration value 'ninety' at 'RolloutGate:Watch:EvaluationRetentionDays' to type 'System.Int32'.")]
     [InlineData("RolloutGate__Watch__SourceOutageGrace", "-00:01:00",
