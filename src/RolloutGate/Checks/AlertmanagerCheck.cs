@@ -39,6 +39,12 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
 
         using (response)
         {
+            if (MonitoringAuthOptions.Refused(response.StatusCode, "Alertmanager") is { } refused)
+            {
+                // Not the answer's body: an authenticating proxy's is a sign-in page.
+                return CheckResult.Error(check.Name, $"Alertmanager at {Urls.Shown(baseUrl)} answered {(int)response.StatusCode} {response.ReasonPhrase}: {refused}");
+            }
+
             if (!response.IsSuccessStatusCode)
             {
                 var body = await response.Content.ReadAsStringAsync(cancellationToken);

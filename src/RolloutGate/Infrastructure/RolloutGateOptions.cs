@@ -90,6 +90,16 @@ public abstract class MonitoringAuthOptions
     public string? CaFile { get; set; }
 
     /// <summary>
+    /// Why an answer of <paramref name="status"/> from <paramref name="server"/> (Prometheus or Alertmanager) means the
+    /// authentication in front of it refused RolloutGate, naming the settings to check; null for any other answer.
+    /// Neither server answers 401 or 403 itself: an authenticating proxy or a hosted service does.
+    /// </summary>
+    public static string? Refused(System.Net.HttpStatusCode status, string server) =>
+        status is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden
+            ? $"the authentication in front of it refused RolloutGate; check RolloutGate__{server}__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)"
+            : null;
+
+    /// <summary>
     /// What is wrong with these settings, or nothing; keys are named as <paramref name="section"/>, then
     /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables).
     /// </summary>
@@ -99,6 +109,12 @@ public abstract class MonitoringAuthOptions
         if (kinds > 1)
         {
             yield return $"{section}: set at most one of BearerToken, BearerTokenFile and Username (with Password)";
+        }
+
+        if (BearerToken?.Any(char.IsControl) == true)
+        {
+            // Sent as it is, it failed every query with "New-line or NUL characters are not allowed in header values".
+            yield return $"{section}{separator}BearerToken contains a line break or another control character (the end of the file it was copied from?)";
         }
 
         if (!string.IsNullOrEmpty(Password) && string.IsNullOrEmpty(Username))

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using RolloutGate.Infrastructure;
 using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Prometheus;
@@ -86,6 +87,11 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
 
         using (response)
         {
+            if (MonitoringAuthOptions.Refused(response.StatusCode, "Prometheus") is { } refused)
+            {
+                throw new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase}: {refused}");
+            }
+
             JsonDocument document;
             try
             {

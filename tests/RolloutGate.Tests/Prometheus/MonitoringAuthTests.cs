@@ -8,6 +8,7 @@ using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Checks;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Prometheus;
 using RolloutGate.Tests.Infrastructure;
 
@@ -33,6 +34,9 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         server.Map("/api/v1/query", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"vector","result":[]}}"""));
         server.Map("/api/v1/query_range", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"matrix","result":[]}}"""));
         server.MapGet("/api/v2/alerts", (HttpRequest request) => Record(request, "[]"));
+        // An authenticating proxy refusing: 401 to a query, 403 and its sign-in page to Alertmanager's API.
+        server.Map("/refusing/api/v1/query", () => Results.Text("Unauthorized", statusCode: 401));
+        server.MapGet("/refusing/api/v2/alerts", () => Results.Text("<html><body><form>Sign in with your company account</form></body></html>", "text/html", statusCode: 403));
         await server.StartAsync();
         url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
@@ -80,6 +84,57 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
         Assert.Contains($"the bearer token file {tokenFile} cannot be read", failure.Message, StringComparison.Ordinal);
         Assert.Empty(seen);
+    }
+
+    [Fact]
+    public async Task Prometheus_ALineBreakInsideTheToken_FailsNamingTheFileOrTheSetting()
+    {
+        var tokenFile = Path.Combine(folder, "two-tokens");
+        await File.WriteAllTextAsync(tokenFile, "first-token\nsecond-token\n");
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url;
+            options.Prometheus.BearerTokenFile = tokenFile;
+        });
+
+        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        Assert.Contains($"the bearer token file {tokenFile} holds a line break or another control character inside its token", failure.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("first-token", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(seen);
+        // The same token given as the setting itself, with the newline of the secret file it came from, stops start-up.
+        Assert.Equal(
+            ["RolloutGate:Prometheus:BearerToken contains a line break or another control character (the end of the file it was copied from?)"],
+            new RolloutGate.Infrastructure.PrometheusOptions { BearerToken = "first-token\n" }.Problems("RolloutGate:Prometheus"));
+    }
+
+    [Fact]
+    public async Task CredentialsRefused_PrometheusAndAlertmanagerNameTheSettingsToCheck_NotTheProxysPage()
+    {
+        await using var services = PrometheusTestServer.Services(
+            options =>
+            {
+                options.Prometheus.Url = url + "/refusing/";
+                options.Prometheus.BearerToken = "expired-token";
+                options.Alertmanager.Url = url + "/refusing/";
+            },
+            more => more.AddPreDeployChecks());
+
+        var query = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
+            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+
+        Assert.Equal(
+            $"Prometheus at {url}/refusing/ answered 401 Unauthorized: the authentication in front of it refused RolloutGate; check " +
+            "RolloutGate__Prometheus__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", query.Message);
+        Assert.Equal(CheckStatus.Error, alerts.Status);
+        Assert.Equal(
+            $"Alertmanager at {url}/refusing/ answered 403 Forbidden: the authentication in front of it refused RolloutGate; check " +
+            "RolloutGate__Alertmanager__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", alerts.Detail);
+        Assert.DoesNotContain("expired-token", query.Message + alerts.Detail, StringComparison.Ordinal);
     }
 
     [Fact]

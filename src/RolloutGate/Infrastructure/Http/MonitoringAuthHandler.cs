@@ -53,6 +53,14 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
             throw new HttpRequestException($"the bearer token file {file} cannot be read: {ex.Message}", ex);
         }
 
-        return token.Length > 0 ? token : throw new HttpRequestException($"the bearer token file {file} is empty");
+        if (token.Length == 0)
+        {
+            throw new HttpRequestException($"the bearer token file {file} is empty");
+        }
+
+        // A line break inside the token (two tokens, a PEM block) cannot be sent as a header value.
+        return token.Any(char.IsControl)
+            ? throw new HttpRequestException($"the bearer token file {file} holds a line break or another control character inside its token")
+            : token;
     }
 }
