@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
@@ -209,10 +210,10 @@ public static class DashboardEndpoints
             html.Append(MetricChart.Legend).Append('\n');
         }
 
-        if (row.EvaluationsThinnedAt is { } thinnedAt)
+        if (row.EvaluationsThinnedAt is not null && await ThinnedAsync(db, id, cancellationToken) is { } thinned)
         {
             html.Append(CultureInfo.InvariantCulture,
-                $"<p class=\"thinned\">Retention deleted the evaluations between verdict changes {When(thinnedAt, now)}: each metric's verdict changes and its last evaluation are kept (the audit trail is whole).</p>\n");
+                $"<p class=\"thinned\">Retention deleted {thinned.Removed} evaluation(s) between verdict changes {When(thinned.At, now)}: each metric's verdict changes and its last evaluation are kept (the audit trail is whole).</p>\n");
         }
 
         var specs = runbooks.VersionOf(row).Watch.Metrics;
@@ -321,6 +322,24 @@ public static class DashboardEndpoints
             : $"{Time(row.WatchUntil)} as planned, but <b>no longer watched</b>: the deployment is {E(row.State)}";
 
     private static string Time(DateTimeOffset? at) => at is { } moment ? Utc(moment) : "-";
+
+    /// <summary>
+    /// When retention deleted evaluations of the deployment, and how many (its evaluations.thinned event); null when it
+    /// deleted none: a deployment never watched, or one whose every evaluation changed a verdict or was the last, is
+    /// marked as visited all the same.
+    /// </summary>
+    private static async Task<(DateTimeOffset At, long Removed)?> ThinnedAsync(RolloutGateDbContext db, string id, CancellationToken cancellationToken)
+    {
+        var thinned = await db.AuditEvents.AsNoTracking()
+            .Where(e => e.DeploymentId == id && e.Type == AuditEventTypes.EvaluationsThinned).OrderBy(e => e.Id).FirstOrDefaultAsync(cancellationToken);
+        if (thinned is null)
+        {
+            return null;
+        }
+
+        using var data = JsonDocument.Parse(thinned.Data);
+        return data.RootElement.TryGetProperty("evaluationsRemoved", out var removed) && removed.GetInt64() > 0 ? (thinned.At, removed.GetInt64()) : null;
+    }
 
     private static string Summary(string data)
     {

@@ -32,7 +32,10 @@ public sealed class EvaluationRetentionTests
                 $"INSERT INTO watch_baselines (deployment_id, metric, captured_at, samples) VALUES ('{id}', 'error-rate', now(), '\\x0100000000')");
         }
 
+        // A change cancelled before it was deployed: never watched, nothing to delete.
+        (await service.Webhooks.SendEventAsync("predeploy", "never-watched")).EnsureSuccessStatusCode();
         await service.Database.ExecuteAsync("""
+            UPDATE deployments SET state = 'cancelled', updated_at = now() - interval '91 days' WHERE id = 'never-watched';
             UPDATE deployments SET updated_at = now() - interval '91 days' WHERE id = 'old';
             UPDATE deployments SET updated_at = now() - interval '89 days' WHERE id = 'recent';
             UPDATE deployments SET state = 'regressed', updated_at = now() - interval '200 days' WHERE id = 'undecided';
@@ -70,9 +73,14 @@ public sealed class EvaluationRetentionTests
         Assert.Equal("regressed", latest.GetProperty("verdict").GetString());
         using var browser = service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true });
         var page = await browser.GetStringAsync($"/dashboard/deployments/old?token={RolloutGateHost.ReaderToken}");
-        Assert.Contains("Retention deleted the evaluations between verdict changes", page, StringComparison.Ordinal);
+        Assert.Contains("Retention deleted 3 evaluation(s) between verdict changes", page, StringComparison.Ordinal);
         Assert.Contains("3 evaluation(s)", page, StringComparison.Ordinal);
         Assert.DoesNotContain("Retention deleted", await browser.GetStringAsync("/dashboard/deployments/recent"), StringComparison.Ordinal);
+        // Visited, but nothing was deleted: its page says it was never watched, and not that retention deleted anything.
+        Assert.True(await service.Database.ScalarAsync<bool>("SELECT evaluations_thinned_at IS NOT NULL FROM deployments WHERE id = 'never-watched'"));
+        var neverWatched = await browser.GetStringAsync("/dashboard/deployments/never-watched");
+        Assert.Contains("this change was never watched", neverWatched, StringComparison.Ordinal);
+        Assert.DoesNotContain("Retention deleted", neverWatched, StringComparison.Ordinal);
 
         // A deployment is thinned once: the next pass finds nothing, and no second event is written.
         Assert.Equal(new RetentionPass(0, 0, 0), await retention.ThinAsync(CancellationToken.None));
