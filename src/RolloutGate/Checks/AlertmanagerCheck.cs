@@ -39,9 +39,9 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
 
         using (response)
         {
-            if (MonitoringAuthOptions.Refused(response.StatusCode, "Alertmanager") is { } refused)
+            if (MonitoringAuthOptions.Refusal(response, "Alertmanager") is { } refused)
             {
-                // Not the answer's body: an authenticating proxy's is a sign-in page.
+                // Not the answer's body: an authenticating proxy's is a sign-in page, a redirect's is nothing.
                 return CheckResult.Error(check.Name, $"Alertmanager at {Urls.Shown(baseUrl)} answered {(int)response.StatusCode} {response.ReasonPhrase}: {refused}");
             }
 

@@ -1,5 +1,6 @@
 using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
+using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Infrastructure;
 
@@ -90,14 +91,27 @@ public abstract class MonitoringAuthOptions
     public string? CaFile { get; set; }
 
     /// <summary>
-    /// Why an answer of <paramref name="status"/> from <paramref name="server"/> (Prometheus or Alertmanager) means the
-    /// authentication in front of it refused RolloutGate, naming the settings to check; null for any other answer.
-    /// Neither server answers 401 or 403 itself: an authenticating proxy or a hosted service does.
+    /// Why an answer from <paramref name="server"/> (Prometheus or Alertmanager) is not one to read, naming the settings
+    /// to change; null for any other answer. A 401 or 403: neither server answers that itself, so the authentication in
+    /// front of it refused RolloutGate. A redirect: not followed (<see cref="Http.MonitoringAuthHandler.Primary"/>), since
+    /// the credentials and headers would go along to wherever it points.
     /// </summary>
-    public static string? Refused(System.Net.HttpStatusCode status, string server) =>
-        status is System.Net.HttpStatusCode.Unauthorized or System.Net.HttpStatusCode.Forbidden
-            ? $"the authentication in front of it refused RolloutGate; check RolloutGate__{server}__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)"
-            : null;
+    public static string? Refusal(HttpResponseMessage response, string server)
+    {
+        var status = (int)response.StatusCode;
+        if (status is 401 or 403)
+        {
+            return $"the authentication in front of it refused RolloutGate; check RolloutGate__{server}__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)";
+        }
+
+        if (status is >= 300 and < 400)
+        {
+            var location = response.Headers.Location is { } to && response.RequestMessage?.RequestUri is { } from ? Urls.Shown(new Uri(from, to)) : "elsewhere";
+            return $"a redirect to {location}, which RolloutGate does not follow (its credentials and headers would go along); set RolloutGate__{server}__Url to the address that answers";
+        }
+
+        return null;
+    }
 
     /// <summary>
     /// What is wrong with these settings, or nothing; keys are named as <paramref name="section"/>, then

@@ -87,7 +87,7 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
 
         using (response)
         {
-            if (MonitoringAuthOptions.Refused(response.StatusCode, "Prometheus") is { } refused)
+            if (MonitoringAuthOptions.Refusal(response, "Prometheus") is { } refused)
             {
                 throw new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase}: {refused}");
             }

@@ -36,6 +36,8 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         server.MapGet("/api/v2/alerts", (HttpRequest request) => Record(request, "[]"));
         // An authenticating proxy refusing: 401 to a query, 403 and its sign-in page to Alertmanager's API.
         server.Map("/refusing/api/v1/query", () => Results.Text("Unauthorized", statusCode: 401));
+        // A proxy sending queries on elsewhere: here, to the recording endpoint on another origin (localhost, not 127.0.0.1).
+        server.Map("/moved/api/v1/query", () => Results.Redirect(url.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/api/v1/query", preserveMethod: true));
         server.MapGet("/refusing/api/v2/alerts", () => Results.Text("<html><body><form>Sign in with your company account</form></body></html>", "text/html", statusCode: 403));
         await server.StartAsync();
         url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
@@ -135,6 +137,26 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
             $"Alertmanager at {url}/refusing/ answered 403 Forbidden: the authentication in front of it refused RolloutGate; check " +
             "RolloutGate__Alertmanager__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", alerts.Detail);
         Assert.DoesNotContain("expired-token", query.Message + alerts.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Prometheus_ARedirect_IsNotFollowedWithTheCredentials_AndSaysWhere()
+    {
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url + "/moved/";
+            options.Prometheus.BearerToken = "not-for-another-host";
+            options.Prometheus.Headers["X-Scope-OrgID"] = "team-a";
+        });
+
+        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        var target = url.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/api/v1/query";
+        Assert.Equal(
+            $"Prometheus at {url}/moved/ answered 307 Temporary Redirect: a redirect to {target}, which RolloutGate does not follow " +
+            "(its credentials and headers would go along); set RolloutGate__Prometheus__Url to the address that answers", failure.Message);
+        Assert.Empty(seen);
     }
 
     [Fact]

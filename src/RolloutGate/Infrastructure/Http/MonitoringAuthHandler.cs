@@ -37,9 +37,17 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
         return await base.SendAsync(request, cancellationToken);
     }
 
-    /// <summary>The connection under it: trusting the configured CA file's authorities, or the machine's roots.</summary>
-    public static SocketsHttpHandler Primary(MonitoringAuthOptions settings) =>
-        PrivateAuthority.Handler(string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile);
+    /// <summary>
+    /// The connection under it: trusting the configured CA file's authorities, or the machine's roots. Redirects are not
+    /// followed: the headers set here went along to wherever one pointed, another host included (its bearer token too,
+    /// seen on some requests), and neither API redirects a query; the caller reports one (<see cref="MonitoringAuthOptions.Refusal"/>).
+    /// </summary>
+    public static SocketsHttpHandler Primary(MonitoringAuthOptions settings)
+    {
+        var handler = PrivateAuthority.Handler(string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile);
+        handler.AllowAutoRedirect = false;
+        return handler;
+    }
 
     private static async Task<string> ReadTokenAsync(string file, CancellationToken cancellationToken)
     {
