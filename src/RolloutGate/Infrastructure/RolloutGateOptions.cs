@@ -224,33 +224,37 @@ public sealed class KubernetesOptions
 }
 
 /// <summary>
-/// What data annotations cannot say about the nested sections, naming each: a Prometheus or Alertmanager URL that is not
-/// an absolute http(s) URL (it was taken, and every watch sweep failed with a stack trace; the URL itself is not
-/// repeated: it may carry a user and password), conflicting or malformed authentication settings, a negative rollback
-/// limit.
+/// Start-up refuses, naming each setting: a URL of another service (Prometheus, Alertmanager, Slack, the Kubernetes
+/// API) that is not an absolute http(s) URL, which was taken and failed every query, post or rollback with a stack
+/// trace; a webhook timestamp tolerance that is not positive, which refused every signed webhook; conflicting or
+/// malformed authentication settings for Prometheus and Alertmanager; and a negative limit of automatic rollbacks. A
+/// URL is not repeated: it may carry a password.
 /// </summary>
 public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateOptions>
 {
     public ValidateOptionsResult Validate(string? name, RolloutGateOptions options)
     {
-        const string prometheus = $"{RolloutGateOptions.SectionName}:Prometheus", alertmanager = $"{RolloutGateOptions.SectionName}:Alertmanager";
+        const string section = RolloutGateOptions.SectionName;
         List<string> problems =
         [
-            .. UrlProblem(prometheus, options.Prometheus.Url),
-            .. string.IsNullOrEmpty(options.Alertmanager.Url) ? [] : UrlProblem(alertmanager, options.Alertmanager.Url),
-            .. options.Prometheus.Problems(prometheus),
-            .. options.Alertmanager.Problems(alertmanager),
+            .. UrlProblem($"{section}:Prometheus:Url", options.Prometheus.Url),
+            .. string.IsNullOrEmpty(options.Alertmanager.Url) ? [] : UrlProblem($"{section}:Alertmanager:Url", options.Alertmanager.Url),
+            .. UrlProblem($"{section}:Slack:ApiBaseUrl", options.Slack.ApiBaseUrl),
+            .. string.IsNullOrEmpty(options.Kubernetes.ApiServer) ? [] : UrlProblem($"{section}:Kubernetes:ApiServer", options.Kubernetes.ApiServer),
+            .. options.Webhook.TimestampTolerance > TimeSpan.Zero ? [] : new[] { $"{section}:Webhook:TimestampTolerance must be positive" },
+            .. options.Prometheus.Problems($"{section}:Prometheus"),
+            .. options.Alertmanager.Problems($"{section}:Alertmanager"),
         ];
         if (options.Rollback.AutomaticPerHour < 0)
         {
-            problems.Add($"{RolloutGateOptions.SectionName}:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks");
+            problems.Add($"{section}:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks");
         }
 
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 
-    private static IEnumerable<string> UrlProblem(string section, string? url) =>
+    private static IEnumerable<string> UrlProblem(string key, string? url) =>
         Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
             ? []
-            : [$"{section}:Url must be an absolute http or https URL"];
+            : [$"{key} must be an absolute http or https URL"];
 }

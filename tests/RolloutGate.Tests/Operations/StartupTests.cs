@@ -49,6 +49,10 @@ public sealed class StartupTests
     [InlineData("RolloutGate__Prometheus__Url", "prometheus.monitoring:9090",
         "RolloutGate cannot start: RolloutGate:Prometheus:Url must be an absolute http or https URL")]
     [InlineData("RolloutGate__Alertmanager__Url", "alertmanager", "RolloutGate cannot start: RolloutGate:Alertmanager:Url must be an absolute http or https URL")]
+    [InlineData("RolloutGate__Slack__ApiBaseUrl", "slack.com/api", "RolloutGate cannot start: RolloutGate:Slack:ApiBaseUrl must be an absolute http or https URL")]
+    [InlineData("RolloutGate__Kubernetes__ApiServer", "kubernetes.default.svc",
+        "RolloutGate cannot start: RolloutGate:Kubernetes:ApiServer must be an absolute http or https URL")]
+    [InlineData("RolloutGate__Webhook__TimestampTolerance", "-00:05:00", "RolloutGate cannot start: RolloutGate:Webhook:TimestampTolerance must be positive")]
     [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "ninety",
         "RolloutGate cannot start: Failed to convert configuration value 'ninety' at 'RolloutGate:Watch:EvaluationRetentionDays' to type 'System.Int32'.")]
     [InlineData("RolloutGate__Watch__SourceOutageGrace", "-00:01:00",
