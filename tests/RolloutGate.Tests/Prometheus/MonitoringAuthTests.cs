@@ -160,6 +160,25 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Prometheus_CaFileUnreadableAfterStartUp_FailsEachQueryAsAnOutageNamingTheFile()
+    {
+        // Start-up checked it; it was removed since (a configuration map taken away), and the client's connections are
+        // made anew every few minutes, reading it again.
+        var removed = Path.Combine(folder, "removed-ca.pem");
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url;
+            options.Prometheus.CaFile = removed;
+        });
+
+        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        Assert.Contains($"the CA file {removed} cannot be read as PEM certificates", failure.Message, StringComparison.Ordinal);
+        Assert.Empty(seen);
+    }
+
+    [Fact]
     public async Task Alertmanager_BasicAuthentication_IsSentToAlertmanagerAndNotToPrometheus()
     {
         await using var services = PrometheusTestServer.Services(

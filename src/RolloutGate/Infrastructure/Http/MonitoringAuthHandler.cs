@@ -44,7 +44,12 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
     /// </summary>
     public static SocketsHttpHandler Primary(MonitoringAuthOptions settings)
     {
-        var handler = PrivateAuthority.Handler(string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile);
+        var caFile = string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile;
+        // Start-up checked it; read again for each new handler, it may have gone since. Each request then fails as an
+        // unreachable server would, naming the file (the watch records an outage), until a later handler can read it.
+        var handler = caFile is not null && PrivateAuthority.Problem(caFile) is { } unusable
+            ? new SocketsHttpHandler { ConnectCallback = (_, _) => throw new HttpRequestException($"the CA file {unusable}") }
+            : PrivateAuthority.Handler(caFile);
         handler.AllowAutoRedirect = false;
         return handler;
     }
