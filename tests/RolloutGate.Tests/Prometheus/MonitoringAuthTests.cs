@@ -75,14 +75,8 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     public async Task Prometheus_TokenFileGone_FailsNamingTheFile()
     {
         var tokenFile = Path.Combine(folder, "no-such-token");
-        await using var services = PrometheusTestServer.Services(options =>
-        {
-            options.Prometheus.Url = url;
-            options.Prometheus.BearerTokenFile = tokenFile;
-        });
 
-        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
-            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+        var failure = await QueryFailureAsync(prometheus => prometheus.BearerTokenFile = tokenFile);
 
         Assert.Contains($"the bearer token file {tokenFile} cannot be read", failure.Message, StringComparison.Ordinal);
         Assert.Empty(seen);
@@ -93,14 +87,8 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     {
         var tokenFile = Path.Combine(folder, "two-tokens");
         await File.WriteAllTextAsync(tokenFile, "first-token\nsecond-token\n");
-        await using var services = PrometheusTestServer.Services(options =>
-        {
-            options.Prometheus.Url = url;
-            options.Prometheus.BearerTokenFile = tokenFile;
-        });
 
-        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
-            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+        var failure = await QueryFailureAsync(prometheus => prometheus.BearerTokenFile = tokenFile);
 
         Assert.Contains($"the bearer token file {tokenFile} holds a line break or another control character inside its token", failure.Message, StringComparison.Ordinal);
         Assert.DoesNotContain("first-token", failure.Message, StringComparison.Ordinal);
@@ -142,15 +130,12 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     [Fact]
     public async Task Prometheus_ARedirect_IsNotFollowedWithTheCredentials_AndSaysWhere()
     {
-        await using var services = PrometheusTestServer.Services(options =>
+        var failure = await QueryFailureAsync(prometheus =>
         {
-            options.Prometheus.Url = url + "/moved/";
-            options.Prometheus.BearerToken = "not-for-another-host";
-            options.Prometheus.Headers["X-Scope-OrgID"] = "team-a";
+            prometheus.Url = url + "/moved/";
+            prometheus.BearerToken = "not-for-another-host";
+            prometheus.Headers["X-Scope-OrgID"] = "team-a";
         });
-
-        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
-            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
 
         var target = url.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/api/v1/query";
         Assert.Equal(
@@ -165,14 +150,8 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         // Start-up checked it; it was removed since (a configuration map taken away), and the client's connections are
         // made anew every few minutes, reading it again.
         var removed = Path.Combine(folder, "removed-ca.pem");
-        await using var services = PrometheusTestServer.Services(options =>
-        {
-            options.Prometheus.Url = url;
-            options.Prometheus.CaFile = removed;
-        });
 
-        var failure = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
-            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+        var failure = await QueryFailureAsync(prometheus => prometheus.CaFile = removed);
 
         Assert.Contains($"the CA file {removed} cannot be read as PEM certificates", failure.Message, StringComparison.Ordinal);
         Assert.Empty(seen);
@@ -270,6 +249,18 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         Assert.StartsWith($"RolloutGate:Prometheus:CaFile: {missing} cannot be read as PEM certificates",
             new RolloutGate.Infrastructure.PrometheusOptions { CaFile = missing }.Problems("RolloutGate:Prometheus").Single(), StringComparison.Ordinal);
         Assert.Empty(new RolloutGate.Infrastructure.PrometheusOptions { CaFile = trusted }.Problems("RolloutGate:Prometheus"));
+    }
+
+    /// <summary>What a query fails with, asked of the server here (its URL, unless <paramref name="configure"/> changes it).</summary>
+    private async Task<PrometheusUnavailableException> QueryFailureAsync(Action<RolloutGate.Infrastructure.PrometheusOptions> configure)
+    {
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url;
+            configure(options.Prometheus);
+        });
+        return await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
     }
 
     private IResult Record(HttpRequest request, string body)
