@@ -2,8 +2,8 @@ using System.Net;
 using System.Text.Json;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
-using RolloutGate.Infrastructure;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Prometheus;
 

@@ -56,6 +56,9 @@ public sealed class WatchOptions
     /// </summary>
     public int EvaluationRetentionDays { get; set; }
 
-    /// <summary>The most <see cref="EvaluationRetentionDays"/> may be: a century (more would reach before year 1).</summary>
+    /// <summary>
+    /// The most <see cref="EvaluationRetentionDays"/> may be, a century: a million days was taken, and every pass then
+    /// failed, its cutoff before year 1.
+    /// </summary>
     public const int MaxEvaluationRetentionDays = 36500;
 }
