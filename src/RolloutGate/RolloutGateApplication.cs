@@ -48,7 +48,6 @@ public static class RolloutGateApplication
         var services = builder.Services;
         services.AddOptions<RolloutGateOptions>()
             .BindConfiguration(RolloutGateOptions.SectionName)
-            .ValidateDataAnnotations()
             .ValidateOnStart();
         services.AddSingleton<IValidateOptions<RolloutGateOptions>, RolloutGateOptionsValidation>();
         services.AddSingleton(TimeProvider.System);

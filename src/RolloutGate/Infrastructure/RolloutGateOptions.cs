@@ -1,4 +1,3 @@
-using System.ComponentModel.DataAnnotations;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
 
@@ -9,10 +8,8 @@ public sealed class RolloutGateOptions
 {
     public const string SectionName = "RolloutGate";
 
-    [Required]
     public string RunbooksPath { get; set; } = "runbooks";
 
-    [Required, Url]
     public string PublicUrl { get; set; } = "http://127.0.0.1:8080";
 
     /// <summary>Where the SQL migrations are; defaults to the copy shipped next to the binary.</summary>
@@ -224,11 +221,12 @@ public sealed class KubernetesOptions
 }
 
 /// <summary>
-/// Start-up refuses, naming each setting: a URL of another service (Prometheus, Alertmanager, Slack, the Kubernetes
-/// API) that is not an absolute http(s) URL, which was taken and failed every query, post or rollback with a stack
-/// trace; a webhook timestamp tolerance that is not positive, which refused every signed webhook; conflicting or
-/// malformed authentication settings for Prometheus and Alertmanager; and a negative limit of automatic rollbacks. A
-/// URL is not repeated: it may carry a password.
+/// Start-up refuses, naming each setting: no runbooks folder; a public URL (for links in messages) that is not an
+/// absolute http(s) URL (an ftp URL was taken); a URL of another service (Prometheus, Alertmanager, Slack, the
+/// Kubernetes API) that is not one, which was taken and failed every query, post or rollback with a stack trace; a
+/// webhook timestamp tolerance that is not positive, which refused every signed webhook; conflicting or malformed
+/// authentication settings for Prometheus and Alertmanager; and a negative limit of automatic rollbacks. A URL is not
+/// repeated: it may carry a password.
 /// </summary>
 public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateOptions>
 {
@@ -237,6 +235,8 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
         const string section = RolloutGateOptions.SectionName;
         List<string> problems =
         [
+            .. string.IsNullOrWhiteSpace(options.RunbooksPath) ? new[] { $"{section}:RunbooksPath must name the folder of runbooks" } : [],
+            .. UrlProblem($"{section}:PublicUrl", options.PublicUrl),
             .. UrlProblem($"{section}:Prometheus:Url", options.Prometheus.Url),
             .. string.IsNullOrEmpty(options.Alertmanager.Url) ? [] : UrlProblem($"{section}:Alertmanager:Url", options.Alertmanager.Url),
             .. UrlProblem($"{section}:Slack:ApiBaseUrl", options.Slack.ApiBaseUrl),
@@ -244,12 +244,8 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
             .. options.Webhook.TimestampTolerance > TimeSpan.Zero ? [] : new[] { $"{section}:Webhook:TimestampTolerance must be positive" },
             .. options.Prometheus.Problems($"{section}:Prometheus"),
             .. options.Alertmanager.Problems($"{section}:Alertmanager"),
+            .. options.Rollback.AutomaticPerHour >= 0 ? [] : new[] { $"{section}:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks" },
         ];
-        if (options.Rollback.AutomaticPerHour < 0)
-        {
-            problems.Add($"{section}:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks");
-        }
-
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 

@@ -57,7 +57,9 @@ public sealed class StartupTests
         "RolloutGate cannot start: Failed to convert configuration value 'ninety' at 'RolloutGate:Watch:EvaluationRetentionDays' to type 'System.Int32'.")]
     [InlineData("RolloutGate__Watch__SourceOutageGrace", "-00:01:00",
         "RolloutGate cannot start: RolloutGate:Watch:SourceOutageGrace must not be negative")]
-    [InlineData("RolloutGate__PublicUrl", "not a url", "RolloutGate cannot start: ")]
+    [InlineData("RolloutGate__PublicUrl", "not a url", "RolloutGate cannot start: RolloutGate:PublicUrl must be an absolute http or https URL")]
+    [InlineData("RolloutGate__PublicUrl", "ftp://rolloutgate.example.com", "RolloutGate cannot start: RolloutGate:PublicUrl must be an absolute http or https URL")]
+    [InlineData("RolloutGate__RunbooksPath", " ", "RolloutGate cannot start: RolloutGate:RunbooksPath must name the folder of runbooks")]
     [InlineData("RolloutGate__Alertmanager__Password", "secret-without-a-user",
         "RolloutGate cannot start: RolloutGate:Alertmanager:Password is set without RolloutGate:Alertmanager:Username")]
     [InlineData("RolloutGate__Prometheus__Headers__X-Scope-OrgID", "team\u0001a",
