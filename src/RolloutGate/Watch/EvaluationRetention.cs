@@ -29,6 +29,9 @@ public sealed partial class EvaluationRetention(
     /// <summary>How often a pass runs; the first runs a minute after start-up, out of the way of the start.</summary>
     public static readonly TimeSpan Interval = TimeSpan.FromHours(1);
 
+    /// <summary>How soon a pass that failed (the database away, say) is tried again, rather than in an hour.</summary>
+    public static readonly TimeSpan RetryAfterFailure = TimeSpan.FromMinutes(5);
+
     private static readonly TimeSpan FirstPass = TimeSpan.FromMinutes(1);
 
     /// <summary>Deployments thinned per transaction: about 13,000 evaluations each with the default runbook.</summary>
@@ -54,6 +57,7 @@ public sealed partial class EvaluationRetention(
             }
             catch (Exception ex)
             {
+                wait = RetryAfterFailure;
                 if (!outage.Handled("Evaluation retention", ex))
                 {
                     LogFailed(logger, ex);
@@ -161,7 +165,7 @@ public sealed partial class EvaluationRetention(
         Message = "Evaluation retention: deleted {Evaluations} evaluations between verdict changes and {Baselines} baselines of {Deployments} deployments whose watch ended more than {Days} days ago")]
     private static partial void LogThinned(ILogger logger, long evaluations, long baselines, int deployments, int days);
 
-    [LoggerMessage(Level = LogLevel.Error, Message = "Evaluation retention failed; trying again in an hour")]
+    [LoggerMessage(Level = LogLevel.Error, Message = "Evaluation retention failed; trying again in 5 minutes")]
     private static partial void LogFailed(ILogger logger, Exception exception);
 }
 

@@ -1,7 +1,13 @@
 using System.Net.Http.Json;
 using System.Text.Json;
 using Microsoft.AspNetCore.Mvc.Testing;
+using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Microsoft.Extensions.Time.Testing;
+using RolloutGate.Audit;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Dashboard;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Watch;
@@ -99,6 +105,55 @@ public sealed class EvaluationRetentionTests
 
         Assert.Equal(new RetentionPass(0, 0, 0), await service.Host.Services.GetRequiredService<EvaluationRetention>().ThinAsync(CancellationToken.None));
         Assert.Equal(4, (await EvaluationsAsync(service, "kept-forever")).Length);
+    }
+
+    [Fact]
+    public async Task APassThatFails_IsTriedAgainInFiveMinutesRatherThanAnHour()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var logs = new LogCapture();
+        var services = new ServiceCollection();
+        services.AddLogging(logging => logging.AddProvider(logs));
+        // Port 1 on the loopback: nothing listens, so every pass fails at once as the database being unavailable.
+        services.AddSingleton<IConfiguration>(new ConfigurationBuilder().AddInMemoryCollection(
+            new Dictionary<string, string?> { ["ConnectionStrings:RolloutGate"] = "Host=127.0.0.1;Port=1;Username=rolloutgate" }).Build());
+        services.AddRolloutGateDatabase();
+        await using var provider = services.BuildServiceProvider();
+        var outage = new DatabaseOutageLog(provider.GetRequiredService<ILogger<DatabaseOutageLog>>(), clock);
+        using var retention = new EvaluationRetention(provider.GetRequiredService<IServiceScopeFactory>(), new AuditTrail(clock, []),
+            new FixedOptions(new WatchOptions { EvaluationRetentionDays = 90 }), clock, outage, provider.GetRequiredService<ILogger<EvaluationRetention>>());
+        int Failures() => logs.Lines.Count(line => line.Contains("Evaluation retention: the database is unavailable", StringComparison.Ordinal));
+
+        await retention.StartAsync(CancellationToken.None);
+        // The first pass is a minute after the start, the clock moved minute by minute (the pass may not be waiting yet
+        // when it moves); the next, after a failure, within 10 minutes, not in an hour.
+        await AdvanceUntilAsync(clock, () => Failures() == 1, TimeSpan.FromMinutes(5), logs);
+        await AdvanceUntilAsync(clock, () => Failures() >= 2, TimeSpan.FromMinutes(10), logs);
+        await retention.StopAsync(CancellationToken.None);
+
+    }
+
+    private static async Task AdvanceUntilAsync(FakeTimeProvider clock, Func<bool> done, TimeSpan atMost, LogCapture logs)
+    {
+        for (var moved = TimeSpan.Zero; !done() && moved < atMost; moved += TimeSpan.FromMinutes(1))
+        {
+            clock.Advance(TimeSpan.FromMinutes(1));
+            for (var i = 0; i < 20 && !done(); i++)
+            {
+                await Task.Delay(100);
+            }
+        }
+
+        Assert.True(done(), $"not done within {atMost} of the service's clock; logged: {string.Join(" | ", logs.Lines)}");
+    }
+
+    private sealed class FixedOptions(WatchOptions value) : IOptionsMonitor<WatchOptions>
+    {
+        public WatchOptions CurrentValue => value;
+
+        public WatchOptions Get(string? name) => value;
+
+        public IDisposable? OnChange(Action<WatchOptions, string?> listener) => null;
     }
 
     /// <summary>"metric minute verdict" of each stored evaluation, minutes counted from the deploy.</summary>
