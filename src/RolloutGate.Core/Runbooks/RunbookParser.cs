@@ -411,7 +411,7 @@ public static partial class RunbookParser
     {
         var http = check.Section("http", HttpFields);
         var url = http?.Text("url", required: true);
-        if (url is not null && !RunbookValues.IsAbsoluteHttpUrl(url))
+        if (url is not null && !Urls.IsAbsoluteHttp(url))
         {
             http!.Error("url", $"{http.PathOf("url")} must be an absolute http:// or https:// URL, got '{Urls.Shown(url)}'");
         }
@@ -598,7 +598,7 @@ public static partial class RunbookParser
             case "webhook":
                 var webhook = Open("webhook", WebhookFields);
                 var url = Field(webhook, "url");
-                if (url.Length > 0 && !RunbookValues.IsAbsoluteHttpUrl(url))
+                if (url.Length > 0 && !Urls.IsAbsoluteHttp(url))
                 {
                     webhook!.Error("url", $"rollback.action.webhook.url must be an absolute http:// or https:// URL, got '{Urls.Shown(url)}'");
                 }

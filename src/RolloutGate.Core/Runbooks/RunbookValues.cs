@@ -164,9 +164,4 @@ internal static partial class RunbookValues
             return false;
         }
     }
-
-    public static bool IsAbsoluteHttpUrl(string text) =>
-        Uri.TryCreate(text, UriKind.Absolute, out var uri)
-        && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
-        && !string.IsNullOrEmpty(uri.Host);
 }

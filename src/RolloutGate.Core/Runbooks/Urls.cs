@@ -25,6 +25,12 @@ public static partial class Urls
         return UserInfo().Replace(head, "$1") + dropped;
     }
 
+    /// <summary>Whether <paramref name="text"/> is an absolute http or https URL with a host: runbook URLs and configured addresses.</summary>
+    public static bool IsAbsoluteHttp(string text) =>
+        Uri.TryCreate(text, UriKind.Absolute, out var uri)
+        && (uri.Scheme == Uri.UriSchemeHttp || uri.Scheme == Uri.UriSchemeHttps)
+        && !string.IsNullOrEmpty(uri.Host);
+
     /// <summary>A configured address (Prometheus's, the Kubernetes API's) as <see cref="Shown(string)"/> shows it; "" for none.</summary>
     public static string Shown(Uri? address) => address is null ? "" : Shown(address.ToString());
 

@@ -111,7 +111,7 @@ public static class BacktestCommand
             }
             else
             {
-                if (!IsHttpUrl(options["--prometheus"]))
+                if (!Urls.IsAbsoluteHttp(options["--prometheus"]))
                 {
                     await stderr.WriteLineAsync($"backtest: --prometheus '{options["--prometheus"]}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)");
                     return 2;
@@ -195,10 +195,6 @@ public static class BacktestCommand
 
     private static string Time(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd'T'HH:mm:ss.FFFFFFF'Z'", CultureInfo.InvariantCulture);
 
-
-    /// <summary>Whether Prometheus can be asked at <paramref name="url"/>: an absolute http or https URL with a host.</summary>
-    private static bool IsHttpUrl(string url) =>
-        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is ("http" or "https") && uri.Host.Length > 0;
 
     /// <summary>
     /// The Prometheus at <paramref name="url"/>, with the service's authentication settings from the environment

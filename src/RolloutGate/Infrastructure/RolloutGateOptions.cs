@@ -249,8 +249,6 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
         return problems.Count == 0 ? ValidateOptionsResult.Success : ValidateOptionsResult.Fail(problems);
     }
 
-    private static IEnumerable<string> UrlProblem(string key, string? url) =>
-        Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https" && uri.Host.Length > 0
-            ? []
-            : [$"{key} must be an absolute http or https URL"];
+    private static IEnumerable<string> UrlProblem(string key, string url) =>
+        Urls.IsAbsoluteHttp(url) ? [] : [$"{key} must be an absolute http or https URL"];
 }
