@@ -1,6 +1,4 @@
 using Microsoft.Extensions.DependencyInjection.Extensions;
-using Microsoft.Extensions.Options;
-using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Checks;
@@ -12,10 +10,7 @@ public static class CheckExtensions
     {
         services.AddHttpClient(CheckConstants.AlertmanagerHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan)
             .AddQueryResilience()
-            .AddHttpMessageHandler(provider =>
-                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager))
-            .ConfigurePrimaryHttpMessageHandler(provider =>
-                MonitoringAuthHandler.Primary(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Alertmanager));
+            .AddMonitoringAuth(options => options.Alertmanager);
         services.AddHttpClient(CheckConstants.HttpCheckHttpClient, http => http.Timeout = Timeout.InfiniteTimeSpan);
         services.TryAddSingleton(TimeProvider.System);
 

@@ -49,5 +49,5 @@ public static class KubernetesExtensions
 
     /// <summary>Trusts exactly the cluster's CA when its file is there (in a pod it always is), else the machine's roots.</summary>
     internal static SocketsHttpHandler Handler(KubernetesOptions options) =>
-        PrivateAuthority.Handler(!string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile) ? options.CaFile : null);
+        PrivateAuthority.Handler(!string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile) ? PrivateAuthority.Read(options.CaFile) : null);
 }

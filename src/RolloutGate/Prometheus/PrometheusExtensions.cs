@@ -17,10 +17,7 @@ public static class PrometheusExtensions
                 http.Timeout = Timeout.InfiniteTimeSpan;
             })
             .AddQueryResilience()
-            .AddHttpMessageHandler(provider =>
-                new MonitoringAuthHandler(() => provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus))
-            .ConfigurePrimaryHttpMessageHandler(provider =>
-                MonitoringAuthHandler.Primary(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue.Prometheus));
+            .AddMonitoringAuth(options => options.Prometheus);
         return services;
     }
 

@@ -1,5 +1,6 @@
 using System.Net.Http.Headers;
 using System.Text;
+using Microsoft.Extensions.Options;
 
 namespace RolloutGate.Infrastructure.Http;
 
@@ -44,12 +45,11 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
     /// </summary>
     public static SocketsHttpHandler Primary(MonitoringAuthOptions settings)
     {
-        var caFile = string.IsNullOrEmpty(settings.CaFile) ? null : settings.CaFile;
         // Start-up checked it; read again for each new handler, it may have gone since. Each request then fails as an
         // unreachable server would, naming the file (the watch records an outage), until a later handler can read it.
-        var handler = caFile is not null && PrivateAuthority.Problem(caFile) is { } unusable
-            ? new SocketsHttpHandler { ConnectCallback = (_, _) => throw new HttpRequestException($"the CA file {unusable}") }
-            : PrivateAuthority.Handler(caFile);
+        var handler = string.IsNullOrEmpty(settings.CaFile) ? PrivateAuthority.Handler(null)
+            : PrivateAuthority.TryRead(settings.CaFile, out var authorities, out var unusable) ? PrivateAuthority.Handler(authorities)
+            : new SocketsHttpHandler { ConnectCallback = (_, _) => throw new HttpRequestException($"the CA file {unusable}") };
         handler.AllowAutoRedirect = false;
         return handler;
     }
@@ -76,4 +76,18 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
             ? throw new HttpRequestException($"the bearer token file {file} holds a line break or another control character inside its token")
             : token;
     }
+}
+
+public static class MonitoringAuthExtensions
+{
+    /// <summary>
+    /// The credentials, headers and CA of <paramref name="select"/>'s section (Prometheus's or Alertmanager's) on a client:
+    /// <see cref="MonitoringAuthHandler"/> on every attempt, over <see cref="MonitoringAuthHandler.Primary"/>'s connection.
+    /// </summary>
+    public static IHttpClientBuilder AddMonitoringAuth(this IHttpClientBuilder builder, Func<RolloutGateOptions, MonitoringAuthOptions> select) =>
+        builder
+            .AddHttpMessageHandler(provider =>
+                new MonitoringAuthHandler(() => select(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue)))
+            .ConfigurePrimaryHttpMessageHandler(provider =>
+                MonitoringAuthHandler.Primary(select(provider.GetRequiredService<IOptionsMonitor<RolloutGateOptions>>().CurrentValue)));
 }

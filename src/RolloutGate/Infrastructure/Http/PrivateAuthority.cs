@@ -1,3 +1,4 @@
+using System.Diagnostics.CodeAnalysis;
 using System.Net.Security;
 using System.Security.Cryptography;
 using System.Security.Cryptography.X509Certificates;
@@ -12,13 +13,13 @@ namespace RolloutGate.Infrastructure.Http;
 public static class PrivateAuthority
 {
     /// <summary>
-    /// A handler trusting the authorities in <paramref name="caFile"/>, or the machine's roots when it is null. The
+    /// A handler trusting exactly <paramref name="authorities"/>, or the machine's roots when there are none given. The
     /// handler factory makes a new one every few minutes, so a replaced file is read again without a restart.
     /// </summary>
-    public static SocketsHttpHandler Handler(string? caFile)
+    public static SocketsHttpHandler Handler(X509Certificate2Collection? authorities)
     {
         var handler = new SocketsHttpHandler { PooledConnectionLifetime = TimeSpan.FromMinutes(5) };
-        if (caFile is not null)
+        if (authorities is not null)
         {
             var policy = new X509ChainPolicy
             {
@@ -26,7 +27,7 @@ public static class PrivateAuthority
                 // Private authorities publish no revocation lists a client could reach.
                 RevocationMode = X509RevocationMode.NoCheck,
             };
-            policy.CustomTrustStore.AddRange(Read(caFile));
+            policy.CustomTrustStore.AddRange(authorities);
             handler.SslOptions = new SslClientAuthenticationOptions { CertificateChainPolicy = policy };
         }
 
@@ -34,19 +35,35 @@ public static class PrivateAuthority
     }
 
     /// <summary>Why <paramref name="caFile"/> cannot serve as the authorities to trust, or null when it can.</summary>
-    public static string? Problem(string caFile)
+    public static string? Problem(string caFile) => TryRead(caFile, out _, out var problem) ? null : problem;
+
+    /// <summary>The authorities in <paramref name="caFile"/>, or why it cannot serve as them (read once for both).</summary>
+    public static bool TryRead(
+        string caFile, [NotNullWhen(true)] out X509Certificate2Collection? authorities, [NotNullWhen(false)] out string? problem)
     {
+        X509Certificate2Collection read;
         try
         {
-            return Read(caFile).Count == 0 ? $"{caFile} holds no PEM certificate" : null;
+            read = Read(caFile);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException or CryptographicException)
         {
-            return $"{caFile} cannot be read as PEM certificates: {ex.Message}";
+            (authorities, problem) = (null, $"{caFile} cannot be read as PEM certificates: {ex.Message}");
+            return false;
         }
+
+        if (read.Count == 0)
+        {
+            (authorities, problem) = (null, $"{caFile} holds no PEM certificate");
+            return false;
+        }
+
+        (authorities, problem) = (read, null);
+        return true;
     }
 
-    private static X509Certificate2Collection Read(string caFile)
+    /// <summary>The authorities in <paramref name="caFile"/>; throws as the file or its PEM fails to read.</summary>
+    public static X509Certificate2Collection Read(string caFile)
     {
         var authorities = new X509Certificate2Collection();
         authorities.ImportFromPemFile(caFile);
