@@ -117,13 +117,19 @@ public static class RegressionDetector
     /// Evaluates the interval <paramref name="current"/> given the state after the previous one (null at the first interval).
     /// Intervals must come in increasing time order; the returned <see cref="MetricEvaluation.State"/> is the next input.
     /// </summary>
+    /// <param name="warmUpUntil">
+    /// The end of the runbook's <c>watch.warmup</c> (deploy time plus warm-up), null without one: an interval ending at
+    /// or before it is judged against the absolute max only and adds nothing to the tests against the baseline, whose
+    /// evidence then counts from the warm-up's end instead of from the deploy.
+    /// </param>
     public static MetricEvaluation Evaluate(
         MetricKind kind,
         MetricSpec spec,
         BaselineWindow baseline,
         DetectorState? previous,
         Observation current,
-        DetectorOptions? options = null)
+        DetectorOptions? options = null,
+        DateTimeOffset? warmUpUntil = null)
     {
         ArgumentNullException.ThrowIfNull(spec);
         ArgumentNullException.ThrowIfNull(baseline);
@@ -139,6 +145,7 @@ public static class RegressionDetector
         var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At })
         {
             ReferenceError = baseline.ReferenceError,
+            Since = warmUpUntil is null ? "since the deploy" : "since the warm-up",
         };
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
@@ -154,6 +161,12 @@ public static class RegressionDetector
         {
             return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
                 $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed for a verdict on {spec.Name}.");
+        }
+
+        if (warmUpUntil is { } warm && current.At <= warm)
+        {
+            return context.MaxOnly(current,
+                $"Warming up: {spec.Name} is compared with its baseline only after the runbook's watch.warmup, which ends at {warm.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC");
         }
 
         if (kind == MetricKind.ErrorRate && counts is null)
@@ -272,6 +285,9 @@ public static class RegressionDetector
         /// <summary><see cref="BaselineWindow.ReferenceError"/>: the reference's own error, which the scores share.</summary>
         public ReferenceError ReferenceError { get; init; } = ReferenceError.None;
 
+        /// <summary>Where the evidence against the baseline starts, in words: the deploy, or the end of its warm-up.</summary>
+        public string Since { get; init; } = "since the deploy";
+
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
         {
@@ -347,7 +363,7 @@ public static class RegressionDetector
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals since the deploy are evidence for {direction} beyond {limit} (likelihood ratio test since the deploy {Number(leading.Statistic)} > {Number(leading.Threshold)}).";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (likelihood ratio test {Since} {Number(leading.Statistic)} > {Number(leading.Threshold)}).";
             }
             else if (leading.Alarms)
             {
@@ -367,7 +383,7 @@ public static class RegressionDetector
                 var tooFewLooks = tests.SinceDeploy.Statistic > tests.SinceDeploy.Threshold && next.SinceDeployLooks < Options.MinLooksSinceDeploy
                     ? $" after {next.SinceDeployLooks} of the {Options.MinLooksSinceDeploy} judged intervals it needs before it may decide"
                     : "";
-                var evidenceSoFar = $"evidence since the deploy {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
+                var evidenceSoFar = $"evidence {Since} {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
                 var butMax = towardsBreach is null ? "" : $", and it is {towardsBreach}";
                 // Why a value beyond the limit does not decide: on the first interval, that it is one; later, unless too few
                 // intervals are the reason already given, that the shift has not stood out from the noise (not "one interval").

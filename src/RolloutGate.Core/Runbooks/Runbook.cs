@@ -91,7 +91,17 @@ public sealed record WatchSpec(
     TimeSpan Interval,
     TimeSpan Baseline,
     IReadOnlyList<MetricSpec> Metrics,
-    StopRules StopRules);
+    StopRules StopRules)
+{
+    /// <summary>
+    /// How long after the deploy the metrics are not compared with their baseline (<c>watch.warmup</c>, zero by default):
+    /// new pods start with cold caches and a cold JIT, so a short burst of slow requests right after a rollout is not
+    /// the change's steady behaviour. An interval ending within it is evaluated against <c>max</c> only (the absolute
+    /// limit needs no baseline, and a change that fails outright should not wait); the tests against the baseline begin
+    /// with the first interval after it. Argo Rollouts' <c>initialDelay</c> and Kayenta's warm-up are the same idea.
+    /// </summary>
+    public TimeSpan Warmup { get; init; }
+}
 
 /// <summary>
 /// A watched metric: a preset golden metric of the mesh or a custom PromQL query.

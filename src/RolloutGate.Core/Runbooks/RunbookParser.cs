@@ -34,7 +34,7 @@ public static partial class RunbookParser
     private static readonly string[] FreezeFields = ["timezone", "windows", "dates"];
     private static readonly string[] DatedWindowFields = ["from", "to", "reason"];
     private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
-    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "metrics", "stopRules"];
+    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "metrics", "stopRules"];
     private static readonly string[] StopRulesFields = ["maxBlind"];
     private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing"];
     private static readonly string[] PricingFields = ["cpuCoreHour", "memoryGiBHour"];
@@ -440,6 +440,12 @@ public static partial class RunbookParser
             watch.Error("interval", $"watch.interval ({watch.Text("interval") ?? "1m by default"}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"})");
         }
 
+        var warmup = watch.Value<TimeSpan>("warmup", RunbookValues.TryParseDuration, RunbookValues.DurationExpectation);
+        if (warmup is { } w && w >= (duration ?? RunbookDefaults.WatchDuration))
+        {
+            watch.Error("warmup", $"watch.warmup ({watch.Text("warmup")}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"}), or nothing would ever be compared with the baseline");
+        }
+
         var metrics = new List<MetricSpec>();
         foreach (var (node, path) in watch.Items("metrics", required: true, nonEmpty: true) ?? [])
         {
@@ -469,7 +475,10 @@ public static partial class RunbookParser
             interval ?? RunbookDefaults.WatchInterval,
             baseline ?? RunbookDefaults.WatchBaseline,
             metrics,
-            new StopRules(maxBlind ?? RunbookDefaults.MaxBlind));
+            new StopRules(maxBlind ?? RunbookDefaults.MaxBlind))
+        {
+            Warmup = warmup ?? TimeSpan.Zero,
+        };
     }
 
     /// <summary>

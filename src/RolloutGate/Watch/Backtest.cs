@@ -29,7 +29,7 @@ public static class Backtest
         var printed = new List<BacktestEvaluation>();
         foreach (var at in WatchSchedule.DueTimes(deployedAt, watch.Interval, null, dataEnd, until))
         {
-            var evaluations = await WatchEvaluator.EvaluateAsync(source, plan, baselines, states, at, cancellationToken);
+            var evaluations = await WatchEvaluator.EvaluateAsync(source, plan, deployedAt, baselines, states, at, cancellationToken);
             foreach (var e in evaluations.Select(w => w.Evaluation))
             {
                 states[e.Metric] = e.State;

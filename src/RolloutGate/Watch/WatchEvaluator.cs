@@ -39,28 +39,32 @@ public static class WatchEvaluator
     public static async Task<IReadOnlyList<WatchEvaluation>> EvaluateAsync(
         IMetricSource source,
         WatchPlan plan,
+        DateTimeOffset deployedAt,
         IReadOnlyDictionary<string, BaselineWindow> baselines,
         IReadOnlyDictionary<string, DetectorState> states,
         DateTimeOffset at,
         CancellationToken cancellationToken) =>
-        Evaluate(plan, baselines, states, await source.ObserveAsync(plan.Metrics, at, cancellationToken));
+        Evaluate(plan, deployedAt, baselines, states, await source.ObserveAsync(plan.Metrics, at, cancellationToken));
 
     /// <summary>
     /// Runs the detector on what the source saw of each metric (<paramref name="seen"/>, in the order of the plan's
-    /// metrics) against the baseline and the state carried from the previous interval.
+    /// metrics) against the baseline and the state carried from the previous interval; within the runbook's
+    /// <c>watch.warmup</c> after <paramref name="deployedAt"/>, against the absolute max only.
     /// </summary>
     public static IReadOnlyList<WatchEvaluation> Evaluate(
         WatchPlan plan,
+        DateTimeOffset deployedAt,
         IReadOnlyDictionary<string, BaselineWindow> baselines,
         IReadOnlyDictionary<string, DetectorState> states,
         IReadOnlyList<MetricObservation> seen)
     {
+        DateTimeOffset? warmUpUntil = plan.Watch.Warmup > TimeSpan.Zero ? deployedAt + plan.Watch.Warmup : null;
         var evaluations = new List<WatchEvaluation>(plan.Metrics.Count);
         for (var i = 0; i < plan.Metrics.Count; i++)
         {
             var metric = plan.Metrics[i];
             var evaluation = RegressionDetector.Evaluate(
-                metric.Kind, metric.Spec, baselines[metric.Name], states.GetValueOrDefault(metric.Name), seen[i].Observation, plan.Options);
+                metric.Kind, metric.Spec, baselines[metric.Name], states.GetValueOrDefault(metric.Name), seen[i].Observation, plan.Options, warmUpUntil);
             if (seen[i].Note is { } note)
             {
                 evaluation = evaluation with { Explanation = $"{evaluation.Explanation} {note}" };

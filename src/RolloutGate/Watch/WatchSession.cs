@@ -52,11 +52,23 @@ public sealed class WatchSession
         foreach (var evaluation in evaluations)
         {
             States[evaluation.Metric] = evaluation.State;
-            Verdicts[evaluation.Metric] = VerdictNames.Of(evaluation.Verdict);
+            var verdict = VerdictNames.Of(evaluation.Verdict);
+            if (!IsWarmingUp(evaluation.At, verdict))
+            {
+                Verdicts[evaluation.Metric] = verdict;
+            }
         }
 
         LastAt = at;
     }
+
+    /// <summary>
+    /// Whether an evaluation at <paramref name="at"/> with <paramref name="verdict"/> only waited for the runbook's
+    /// <c>watch.warmup</c> (insufficient-data within it, not compared with the baseline yet): stored like any other, but
+    /// not a verdict of its own, so neither it nor the first verdict after the warm-up is announced as a change.
+    /// </summary>
+    public bool IsWarmingUp(DateTimeOffset at, string verdict) =>
+        Plan.Watch.Warmup > TimeSpan.Zero && at <= DeployedAt + Plan.Watch.Warmup && verdict == VerdictNames.Of(Verdict.InsufficientData);
 
     /// <summary>Resumes from the last stored evaluation of each metric.</summary>
     public void Resume(IReadOnlyDictionary<string, StoredEvaluation> latest)
@@ -64,7 +76,10 @@ public sealed class WatchSession
         foreach (var (metric, stored) in latest)
         {
             States[metric] = stored.State;
-            Verdicts[metric] = stored.Verdict;
+            if (!IsWarmingUp(stored.At, stored.Verdict))
+            {
+                Verdicts[metric] = stored.Verdict;
+            }
         }
 
         LastAt = latest.Count == 0 ? null : latest.Values.Max(e => e.At);

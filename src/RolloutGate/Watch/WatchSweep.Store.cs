@@ -137,7 +137,10 @@ public sealed partial class WatchSweep
             ? MetricValues.Figures(metric.Spec, e.Kind, e.Value, e.Reference, e.AllowedValue)
             : null;
 
-    /// <summary>The audit event of each metric whose verdict changed (the first evaluation is compared with healthy).</summary>
+    /// <summary>
+    /// The audit event of each metric whose verdict changed (the first evaluation is compared with healthy, and so is the
+    /// first after a warm-up, whose waiting is not a verdict: see <see cref="WatchSession.IsWarmingUp"/>).
+    /// </summary>
     private static IEnumerable<AuditEntry> VerdictChanges(Result result)
     {
         foreach (var evaluation in result.Evaluations)
@@ -145,7 +148,7 @@ public sealed partial class WatchSweep
             var e = evaluation.Evaluation;
             var verdict = VerdictNames.Of(e.Verdict);
             var previous = result.Session.Verdicts.GetValueOrDefault(e.Metric) ?? VerdictNames.Of(Verdict.Healthy);
-            if (verdict != previous)
+            if (verdict != previous && !result.Session.IsWarmingUp(e.At, verdict))
             {
                 yield return new AuditEntry(AuditEventTypes.Evaluation, result.Session.DeploymentId, result.Session.Service, Actor, new
                 {

@@ -299,7 +299,7 @@ public sealed partial class WatchSweep(
     /// <summary>Runs the detector on what was seen of one watch's metrics at <paramref name="at"/> and decides what follows.</summary>
     private static Result Conclude(WatchSession session, DateTimeOffset at, IReadOnlyList<MetricObservation> seen)
     {
-        var evaluations = WatchEvaluator.Evaluate(session.Plan, session.Baselines, session.States, seen);
+        var evaluations = WatchEvaluator.Evaluate(session.Plan, session.DeployedAt, session.Baselines, session.States, seen);
         var watch = session.Plan.Watch;
         var conclusion = WatchConclusion.After([.. evaluations.Select(e => e.Evaluation)], at, session.Until, watch.Interval, watch.StopRules.MaxBlind);
         return new Result(session, at, evaluations, conclusion);

@@ -39,6 +39,52 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_ColdStartWithinTheWarmUp_NotComparedWithTheBaselineAndTheEvidenceStartsAfterIt()
+    {
+        var traffic = new SyntheticTraffic(7);
+        var baseline = LatencyBaseline(traffic);
+        var warm = Deploy.AddMinutes(5);
+        // New pods answer twice as slowly for their first six minutes, then as before the deploy.
+        var observations = SyntheticTraffic.Minutes(Deploy, 120).Select(t => traffic.Latency(t, t <= warm ? 2.0 : 1.0)).ToList();
+
+        var without = Watch(MetricKind.Latency, Latency, baseline, observations, DetectorOptions.Default);
+        var with = Watch(MetricKind.Latency, Latency, baseline, observations, DetectorOptions.Default, warmUpUntil: warm);
+
+        Assert.Contains(without, e => e.Verdict == Verdict.Regressed);
+        var warmingUp = with.Where(e => e.At <= warm).ToList();
+        Assert.Equal(6, warmingUp.Count);
+        Assert.All(warmingUp, e =>
+        {
+            Assert.Equal(Verdict.InsufficientData, e.Verdict);
+            Assert.StartsWith("Warming up: p95-latency is compared with its baseline only after the runbook's watch.warmup, which ends at 2026-03-02 09:05:00 UTC; the absolute max needs no baseline",
+                e.Explanation, StringComparison.Ordinal);
+            Assert.Equal(0, e.State.SinceDeployLooks);
+            Assert.Equal(0, e.State.Cusum);
+        });
+        Assert.All(with.Where(e => e.At > warm), e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.Contains("(evidence since the warm-up", with[^1].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_RegressionThatOutlastsTheWarmUp_CaughtSoonAfterItAndTheAbsoluteMaxJudgedThroughout()
+    {
+        var traffic = new SyntheticTraffic(7);
+        var baseline = LatencyBaseline(traffic);
+        var warm = Deploy.AddMinutes(10);
+
+        var slower = Watch(MetricKind.Latency, Latency, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select(t => traffic.Latency(t, 1.5)), DetectorOptions.Default, warmUpUntil: warm);
+        var failing = Watch(MetricKind.Latency, Latency, baseline,
+            SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.9)), DetectorOptions.Default, warmUpUntil: warm);
+
+        var caught = slower.First(e => e.Verdict == Verdict.Regressed);
+        Assert.InRange(caught.At, warm.AddMinutes(1), warm.AddMinutes(10));
+        Assert.Contains("intervals since the warm-up are evidence", caught.Explanation, StringComparison.Ordinal);
+        Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMax], failing.Select(e => e.Verdict));
+        Assert.Contains("above the absolute max of 800 ms, which needs no baseline, for 3 consecutive intervals", failing[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_FirstIntervalFarBeyondTheLimit_HealthySoFarButNotCalledWithin()
     {
         var traffic = new SyntheticTraffic(7);
@@ -663,12 +709,13 @@ public sealed class RegressionDetectorTests
         Watch(kind, spec, baseline, observations, DetectorOptions.Default, state);
 
     private static List<MetricEvaluation> Watch(
-        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorOptions options, DetectorState? state = null)
+        MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorOptions options,
+        DetectorState? state = null, DateTimeOffset? warmUpUntil = null)
     {
         var evaluations = new List<MetricEvaluation>();
         foreach (var observation in observations)
         {
-            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation, options);
+            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation, options, warmUpUntil);
             evaluations.Add(evaluation);
             state = evaluation.State;
         }

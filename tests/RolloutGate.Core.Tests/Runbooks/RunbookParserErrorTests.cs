@@ -445,12 +445,30 @@ public sealed class RunbookParserErrorTests
     [InlineData("interval: 2d", "watch.interval (2d) must be shorter than watch.duration (24h by default)")]
     [InlineData("baseline: forever", "watch.baseline must be a duration")]
     [InlineData("stopRules: {maxBlind: 10m}", null)]
+    [InlineData("warmup: 0s", null)]
+    [InlineData("warmup: soon", "watch.warmup must be a duration")]
+    [InlineData("warmup: -5m", "watch.warmup must be a duration")]
+    [InlineData("duration: 1h\n    warmup: 1h", "watch.warmup (1h) must be shorter than watch.duration (1h), or nothing would ever be compared with the baseline")]
+    [InlineData("warmup: 2d", "watch.warmup (2d) must be shorter than watch.duration (24h by default), or nothing would ever be compared with the baseline")]
     [InlineData("stopRules: {maxBlind: 10m, minSeen: 3}", "unknown field 'minSeen' in watch.stopRules (expected one of: maxBlind)")]
     public void Parse_Watch_IsValidated(string body, string? reason)
     {
         var yaml = Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
 
         AssertOutcome(yaml, reason);
+    }
+
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData("warmup: 5m", 5)]
+    public void Parse_Warmup_IsTheWatchsWithZeroByDefault(string? body, int minutes)
+    {
+        var yaml = body is null ? Valid : Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
+        Assert.Equal(TimeSpan.FromMinutes(minutes), result.Runbook!.Watch.Warmup);
     }
 
     [Theory]

@@ -127,6 +127,33 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_ColdStartWithinTheRunbooksWarmUp_HealthyWithTheWarmUpSaid()
+    {
+        // New pods answer twice as slowly for their first four minutes.
+        var csv = Csv(minute => minute <= 4 ? 0.4 : 0.2, _ => 2);
+        var warming = Write("warming.yaml", Runbook.Replace("    baseline: 2h\n", "    baseline: 2h\n    warmup: 5m\n", StringComparison.Ordinal));
+
+        var without = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        Assert.True(without == 0, stderr.ToString());
+        Assert.Equal("rollback", Answer().GetProperty("decision").GetString());
+        stdout.GetStringBuilder().Clear();
+        var with = await RunAsync("--runbook", warming, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.True(with == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("healthy", answer.GetProperty("decision").GetString());
+        Assert.Equal("completed", answer.GetProperty("outcome").GetString());
+        var latency = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "p95-latency").ToList();
+        Assert.All(latency.Take(5), e =>
+        {
+            Assert.Equal("insufficient-data", e.GetProperty("verdict").GetString());
+            Assert.StartsWith("Warming up: p95-latency is compared with its baseline only after the runbook's watch.warmup, which ends at 2026-11-21 10:05:00 UTC.",
+                e.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        });
+        Assert.All(latency.Skip(5), e => Assert.Equal("healthy", e.GetProperty("verdict").GetString()));
+    }
+
+    [Fact]
     public async Task Backtest_CsvErrorCountsSpike_Rollback()
     {
         var csv = Csv(_ => 0.2, minute => minute > 10 ? 60 : 2, unixSeconds: true);

@@ -20,7 +20,8 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     private const int Intervals = 120;
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
 
-    public static string Runbook(string service, string mesh = "istio", string ns = WatchPrometheus.Namespace, string maxBlind = "30m") => $$"""
+    public static string Runbook(
+        string service, string mesh = "istio", string ns = WatchPrometheus.Namespace, string maxBlind = "30m", string warmup = "0s") => $$"""
         apiVersion: rolloutgate/v1
         kind: Runbook
         metadata:
@@ -40,6 +41,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             duration: 2h
             interval: 1m
             baseline: 24h
+            warmup: {{warmup}}
             metrics:
               - name: p95-latency
                 preset: p95-latency
@@ -162,6 +164,29 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Contains(moved, e => e.GetProperty("data").GetProperty("to").GetString() == "regressed");
         // Detected within a few intervals of the deploy, not at the end of the watch.
         Assert.True(deployment.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset() <= WatchPrometheus.DeployedAt.AddMinutes(10));
+    }
+
+    [Fact]
+    public async Task Watch_P95StepWithAWarmUp_JudgedAgainstTheBaselineOnlyAfterIt()
+    {
+        await using var service = await StartAsync("slow", Runbook("slow", warmup: "30m"));
+        await DeployAsync(service, "dep-slow-warmup", "slow");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-slow-warmup");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var warmUpEnds = WatchPrometheus.DeployedAt.AddMinutes(30);
+        var at = deployment.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset();
+        Assert.InRange(at, warmUpEnds.AddMinutes(1), warmUpEnds.AddMinutes(10));
+        Assert.Equal(30L, await service.CountAsync("evaluations",
+            "deployment_id = 'dep-slow-warmup' AND metric = 'p95-latency' AND verdict = 'insufficient-data' AND explanation LIKE 'Warming up: %'"));
+        Assert.Contains("intervals since the warm-up are evidence", MetricOf(deployment, "p95-latency").GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        // Waiting for the warm-up is not a verdict: no change into it or out of it is audited (nor posted to Slack).
+        var changed = (await AuditAsync(service, "dep-slow-warmup", "evaluation.verdict-changed")).Select(e => e.GetProperty("data")).ToList();
+        var p95 = Assert.Single(changed, e => e.GetProperty("metric").GetString() == "p95-latency");
+        Assert.Equal("healthy", p95.GetProperty("from").GetString());
+        Assert.Equal("regressed", p95.GetProperty("verdict").GetString());
+        Assert.DoesNotContain(changed, e => e.GetProperty("verdict").GetString() == "insufficient-data" || e.GetProperty("from").GetString() == "insufficient-data");
     }
 
     [Fact]
