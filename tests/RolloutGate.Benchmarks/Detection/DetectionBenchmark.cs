@@ -39,14 +39,28 @@ internal static class DetectionBenchmark
             return 2;
         }
 
+        if (ColdStartOption(args) is not { } coldStart)
+        {
+            Console.Error.WriteLine("--cold-start takes a whole number of minutes, such as 5m.");
+            return 2;
+        }
+
         var traces = TraceLoader.Load(data, nabBaseline);
+        var spec = new MetricSpec("benchmark", null, null, null, maxIncrease, null);
         IReadOnlyList<IRollbackRule> rules =
         [
-            new OurDetectorRule(new MetricSpec("benchmark", null, null, null, maxIncrease, null)),
+            new OurDetectorRule(spec),
             new StaticThresholdRule("Flagger-style (threshold 5 failed checks)", maxIncrease, 5),
             new StaticThresholdRule("Argo-Rollouts-style (failureLimit 3)", maxIncrease, 4),
             new MannWhitneyRule("Kayenta-style Mann-Whitney at 1 h", maxIncrease, 0.05, TimeSpan.FromHours(1), everyInterval: false),
             new MannWhitneyRule("Mann-Whitney every interval", maxIncrease, 0.05, TimeSpan.FromHours(1), everyInterval: true),
+            .. coldStart > TimeSpan.Zero
+                ? new IRollbackRule[]
+                {
+                    new OurDetectorRule(spec, coldStart),
+                    new StaticThresholdRule($"Argo-Rollouts-style (failureLimit 3, initialDelay {coldStart.TotalMinutes:0}m)", maxIncrease, 4, coldStart),
+                }
+                : [],
         ];
 
         var results = new List<Tally>();
@@ -57,7 +71,8 @@ internal static class DetectionBenchmark
             var bound = bounds[trace.Name] = new OneShotBound(trace, maxIncrease);
             foreach (var deployAt in DeployTimes(trace))
             {
-                var (baseline, watch) = Cut(trace, deployAt);
+                var (baseline, recorded) = Cut(trace, deployAt);
+                var watch = ColdStart(trace, recorded, coldStart);
                 var scenarios = new[] { (X: 0.0, Watch: watch) }
                     .Concat(Regressions.Select(x => (X: x, Watch: Inject(trace.Kind, watch, x))));
                 foreach (var (x, regressed) in scenarios)
@@ -74,7 +89,7 @@ internal static class DetectionBenchmark
             results.AddRange(tallies);
         }
 
-        Console.WriteLine(Report(traces, rules, results, bounds.ToDictionary(b => b.Key, b => b.Value.Result()), maxIncrease, args, stopwatch.Elapsed));
+        Console.WriteLine(Report(traces, rules, results, bounds.ToDictionary(b => b.Key, b => b.Value.Result()), maxIncrease, coldStart, args, stopwatch.Elapsed));
         return 0;
     }
 
@@ -137,6 +152,31 @@ internal static class DetectionBenchmark
             : null;
     }
 
+    /// <summary>
+    /// <c>--cold-start 5m</c>: every scenario, healthy or regressed, starts with that long at twice the recorded value
+    /// (new pods' cold caches and JIT; error rates are left as recorded), and two more rules run, ours with
+    /// <c>watch.warmup</c> and Argo-Rollouts-style with <c>initialDelay</c> of that length. Zero (the default) leaves the
+    /// protocol as written.
+    /// </summary>
+    private static TimeSpan? ColdStartOption(string[] args)
+    {
+        var index = Array.IndexOf(args, "--cold-start");
+        if (index < 0)
+        {
+            return TimeSpan.Zero;
+        }
+
+        var text = index + 1 < args.Length ? args[index + 1] : "";
+        return text.EndsWith('m') && int.TryParse(text[..^1], NumberStyles.None, CultureInfo.InvariantCulture, out var minutes)
+            ? TimeSpan.FromMinutes(minutes)
+            : null;
+    }
+
+    /// <summary>The watch with the looks that end within <paramref name="length"/> of the deploy doubled (see <see cref="ColdStartOption"/>).</summary>
+    private static Observation[] ColdStart(Trace trace, Observation[] watch, TimeSpan length) =>
+        trace.Kind == MetricKind.ErrorRate ? watch
+            : watch.Select((o, i) => trace.Interval * (i + 1) <= length && o.Value is { } v ? o with { Value = 2 * v } : o).ToArray();
+
     /// <summary>Deploy times every stride, where baseline and watch fit in the trace and avoid every labelled anomaly.</summary>
     private static IEnumerable<DateTimeOffset> DeployTimes(Trace trace)
     {
@@ -167,7 +207,7 @@ internal static class DetectionBenchmark
 
     private static string Report(
         IReadOnlyList<Trace> traces, IReadOnlyList<IRollbackRule> rules, List<Tally> results, Dictionary<string, Bound> bounds,
-        double maxIncrease, string[] args, TimeSpan elapsed)
+        double maxIncrease, TimeSpan coldStart, string[] args, TimeSpan elapsed)
     {
         var text = new StringBuilder();
         var header = "| trace | rule | deploys | false rollbacks per watch | " +
@@ -221,6 +261,11 @@ internal static class DetectionBenchmark
 
         text.AppendLine(CultureInfo.InvariantCulture,
             $"- One configuration for every rule: maxIncrease {maxIncrease * 100:0}%, no absolute max; delay = end of the alarming interval minus deploy time.");
+        if (coldStart > TimeSpan.Zero)
+        {
+            text.AppendLine(CultureInfo.InvariantCulture,
+                $"- Cold start: in every scenario the looks that end within {coldStart.TotalMinutes:0} min of the deploy are at twice the recorded value (error rates as recorded), before any regression is injected.");
+        }
         text.AppendLine().AppendLine(CultureInfo.InvariantCulture,
             $"Command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection{string.Concat(args.Select(a => " " + a))}");
         text.AppendLine(CultureInfo.InvariantCulture, $"Elapsed: {elapsed.TotalSeconds:0.0} s");

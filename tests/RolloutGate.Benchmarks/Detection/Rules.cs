@@ -11,19 +11,27 @@ internal interface IRollbackRule
     int? FirstAlarm(Scenario scenario);
 }
 
-/// <summary>Our detector (<see cref="RegressionDetector"/>), with the number of looks set to the watch's length.</summary>
-internal sealed class OurDetectorRule(MetricSpec spec) : IRollbackRule
+/// <summary>
+/// Our detector (<see cref="RegressionDetector"/>), with the number of looks set to the watch's length; with a
+/// <paramref name="warmup"/>, the runbook's <c>watch.warmup</c>.
+/// </summary>
+internal sealed class OurDetectorRule(MetricSpec spec, TimeSpan warmup = default) : IRollbackRule
 {
-    public string Name => "RolloutGate (since-deploy SPRT + CUSUM)";
+    public string Name => warmup > TimeSpan.Zero
+        ? $"RolloutGate (since-deploy SPRT + CUSUM, warmup {warmup.TotalMinutes:0}m)"
+        : "RolloutGate (since-deploy SPRT + CUSUM)";
 
     public int? FirstAlarm(Scenario scenario)
     {
         var options = DetectorOptions.Default with { LooksPerWatch = scenario.Watch.Length };
         var baseline = BaselineWindow.From(scenario.Trace.Kind, scenario.Baseline, options);
+        // A sample's timestamp is the start of its look, which ends one interval later (the delays count so): the looks
+        // that end within the warm-up are those whose sample is at most one interval before its end.
+        DateTimeOffset? warmUpUntil = warmup > TimeSpan.Zero ? scenario.DeployAt + warmup - scenario.Trace.Interval : null;
         DetectorState? state = null;
         for (var i = 0; i < scenario.Watch.Length; i++)
         {
-            var evaluation = RegressionDetector.Evaluate(scenario.Trace.Kind, spec, baseline, state, scenario.Watch[i], options);
+            var evaluation = RegressionDetector.Evaluate(scenario.Trace.Kind, spec, baseline, state, scenario.Watch[i], options, warmUpUntil);
             if (evaluation.IsRegression)
             {
                 return i;
@@ -40,9 +48,10 @@ internal sealed class OurDetectorRule(MetricSpec spec) : IRollbackRule
 /// Flagger-style: a static threshold (baseline mean × (1 + maxIncrease)) checked at every interval; the canary is rolled
 /// back when the count of failed checks reaches the analysis <c>threshold</c> (Flagger counts failed checks over the
 /// analysis, not only consecutive ones). Argo-Rollouts-style is the same check with <c>failureLimit</c>: the metric fails
-/// once failed measurements exceed the limit.
+/// once failed measurements exceed the limit; with <paramref name="initialDelay"/>, Argo's <c>initialDelay</c>: no
+/// measurement until that long after the deploy.
 /// </summary>
-internal sealed class StaticThresholdRule(string name, double maxIncrease, int failuresToRollback) : IRollbackRule
+internal sealed class StaticThresholdRule(string name, double maxIncrease, int failuresToRollback, TimeSpan initialDelay = default) : IRollbackRule
 {
     public string Name => name;
 
@@ -56,7 +65,7 @@ internal sealed class StaticThresholdRule(string name, double maxIncrease, int f
 
         var threshold = values.Average() * (1 + maxIncrease);
         var failures = 0;
-        for (var i = 0; i < scenario.Watch.Length; i++)
+        for (var i = (int)(initialDelay / scenario.Trace.Interval); i < scenario.Watch.Length; i++)
         {
             if (scenario.Watch[i].Value is { } v && v > threshold && ++failures >= failuresToRollback)
             {
