@@ -9,7 +9,8 @@ namespace RolloutGate.Core.Analysis;
 /// Comparing with a flat baseline mean (what static thresholds do) would read the daily rise of traffic as a regression
 /// and the nightly lull as spare room. The noise scale is 1.4826 × the median absolute deviation of the baseline's log
 /// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>. When the baseline covers less
-/// than 20 hours there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
+/// than 20 hours (from its first interval to its last, quiet ones with too few requests included) there is no "same
+/// time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
 /// <para>
 /// How far an interval is from its reference, in noise units, is <see cref="StandardScore"/>. Against a seasonal
@@ -151,8 +152,7 @@ public sealed partial class BaselineWindow
             };
         }
 
-        // In time order: the span is then its ends, and the weekly reference and
-        // the reference's error read the samples in order.
+        // In time order: the weekly reference and the reference's error read the samples in order.
         var points = samples
             .Where(s => s.Value is > 0 && (s.Requests is null || s.Requests >= options.MinRequests))
             .Select(s => (s.At, Log: Math.Log(s.Value!.Value)))
@@ -163,7 +163,11 @@ public sealed partial class BaselineWindow
             return new BaselineWindow(kind, 0, false, [], [], 0, 0, 0);
         }
 
-        var span = points[^1].At - points[0].At;
+        // What the baseline covers is every interval the source answered for, the quiet ones included: a night with fewer
+        // requests than a verdict needs is part of the day, not a gap, and the watch's nights are as quiet. Measured by the
+        // usable samples alone, a 24-hour baseline of a deploy made at night (its usable part from yesterday morning to last
+        // night, 18 hours) was taken as shorter than a day, and its flat median read the morning's rise as a regression.
+        var span = samples.Max(s => s.At) - samples.Min(s => s.At);
         var isSeasonal = span >= SeasonalCoverage;
         double[] timeOfDay, reference;
         if (isSeasonal)

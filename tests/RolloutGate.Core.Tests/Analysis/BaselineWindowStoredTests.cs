@@ -18,9 +18,11 @@ public sealed class BaselineWindowStoredTests
     private static readonly Dictionary<byte, string> Fingerprints = new()
     {
         [1] = "6e83b23aa99afd79614f4942edf15aae708366c3f3c5b384c911b74b9fbc3453",
+        // A baseline's coverage counts its quiet intervals (too few requests) too.
+        [2] = "e5fe3f6d3bbd2871a315a0831424fe3090c40c356f3f32b56b336abb30c986da",
     };
 
-    public static TheoryData<string> Shapes => ["flat", "daily", "weekly", "error-rate", "empty", "weekly-unbounded", "weekly-irregular"];
+    public static TheoryData<string> Shapes => ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "empty", "weekly-unbounded", "weekly-irregular"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -33,7 +35,7 @@ public sealed class BaselineWindowStoredTests
         var read = BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until);
 
         Assert.NotNull(read);
-        Assert.Equal(shape is "daily" or "weekly" or "weekly-unbounded" or "weekly-irregular", reduced.IsSeasonal);
+        Assert.Equal(shape is "daily" or "daily-quiet-ends" or "weekly" or "weekly-unbounded" or "weekly-irregular", reduced.IsSeasonal);
         Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
         Assert.Equal(Describe(reduced), Describe(read));
         Assert.Equal(stored, read.Encode());
@@ -157,6 +159,8 @@ public sealed class BaselineWindowStoredTests
         {
             "flat" => (MetricKind.Latency, Latency(120, 1), WatchEnd),
             "daily" => (MetricKind.Latency, Latency(1440, 1), WatchEnd),
+            // Too few requests in its first 4 hours and its last: a day all the same, 19 hours of it usable.
+            "daily-quiet-ends" => (MetricKind.Latency, [.. Latency(1440, 1).Select((o, i) => i < 240 || i >= 1380 ? o with { Requests = 50 } : o)], WatchEnd),
             "weekly" => (MetricKind.Latency, Latency(7 * 1440, 5), WatchEnd),
             "weekly-unbounded" => (MetricKind.CostPerRequest, Latency(7 * 1440, 15), null),
             // Gaps, and times off the minute (as a scrape's jitter leaves them): runs of equal steps break, nothing is lost.

@@ -409,6 +409,28 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_SmallServiceDeployedInItsQuietNightWithADayOfBaseline_ComparesWithYesterdayNotAFlatMedian()
+    {
+        // Fewer than 100 requests a minute from about 23:50 to 06:10. Deployed at 04:00, the baseline's usable intervals run
+        // from 06:10 yesterday to 23:50, under 18 hours, yet the baseline covers the whole day, its night included. Taken as
+        // shorter than a day, its flat median (about 270 requests a minute) read the morning's rise as traffic lost.
+        var spec = new MetricSpec("request-rate", "request-rate", null, Max: null, MaxIncrease: 0.30, null);
+        var deploy = new DateTimeOffset(2026, 3, 3, 4, 0, 0, TimeSpan.Zero);
+        foreach (var seed in new[] { 41, 42, 43 })
+        {
+            var traffic = new SyntheticTraffic(seed);
+            var baseline = BaselineWindow.From(MetricKind.RequestRate,
+                SyntheticTraffic.Minutes(deploy.AddDays(-1), 1440).Select(traffic.QuietNightRequestRate).ToList());
+
+            var evaluations = Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Minutes(deploy, 1440).Select(traffic.QuietNightRequestRate));
+
+            Assert.DoesNotContain(evaluations, e => e.IsRegression);
+            Assert.True(baseline.IsSeasonal);
+            Assert.Contains("the same time yesterday", evaluations[8 * 60].Explanation, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
     public void Evaluate_SameIntervalTwice_IsRefused()
     {
         var baseline = LatencyBaseline(new SyntheticTraffic(1));

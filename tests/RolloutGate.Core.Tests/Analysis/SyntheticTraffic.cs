@@ -20,6 +20,17 @@ internal sealed class SyntheticTraffic(int seed)
     public Observation WeeklyLatency(DateTimeOffset at, double factor = 1.0) =>
         Latency(at, factor * (at.UtcDateTime.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 1.0 : 1.3));
 
+    /// <summary>
+    /// A small service's request rate: about 400 requests a minute at 15:00 UTC and 40 at 03:00, so fewer than the 100 a
+    /// verdict needs from about 23:50 to 06:10, with Poisson noise.
+    /// </summary>
+    public Observation QuietNightRequestRate(DateTimeOffset at)
+    {
+        var mean = 400 * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (at.UtcDateTime.TimeOfDay.TotalHours - 3) / 24));
+        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+        return new Observation(at, requests / 60.0, requests);
+    }
+
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
     public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
         Enumerable.Range(0, count).Select(i => from + (i * step));
