@@ -431,6 +431,35 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_TheWeekAfterTheClocksChange_ReadsTheHourThatTrafficMovedAsALoss()
+    {
+        // A known limitation, documented: the reference is the same time of day in UTC. Users in Berlin move their day an
+        // hour earlier in UTC on 29 March 2026, so for the week after, every watch against a 7-day baseline compares each
+        // evening's fall of traffic with last week's an hour later, and reads it as traffic lost; the same service whose
+        // users keep UTC+1 all year stays healthy. (In a simulation of 100 watches each, a request rate and a cost per request
+        // shaped by Berlin or New York time rolled back in every watch of that week; with a 24-hour baseline, in 87-99%
+        // (cost per request) and 12-89% (request rate) of the watches that span the change.) Comparing at the same local time needs the users' time zone, which a runbook does not give.
+        var spec = new MetricSpec("request-rate", "request-rate", null, Max: null, MaxIncrease: 0.20, null);
+        var berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        var fixedOffset = TimeZoneInfo.CreateCustomTimeZone("UTC+1", TimeSpan.FromHours(1), "UTC+1", "UTC+1");
+        var deploy = new DateTimeOffset(2026, 3, 30, 0, 0, 0, TimeSpan.Zero);
+        List<MetricEvaluation> Run(TimeZoneInfo zone)
+        {
+            var traffic = new SyntheticTraffic(51);
+            var baseline = BaselineWindow.From(MetricKind.RequestRate,
+                SyntheticTraffic.Every(FiveMinutes, deploy.AddDays(-7), 7 * 288).Select(t => traffic.LocalRequestRate(t, zone)).ToList(), FiveMinuteWatch);
+            Assert.True(baseline.IsWeekly);
+            return Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Every(FiveMinutes, deploy, 288).Select(t => traffic.LocalRequestRate(t, zone)), FiveMinuteWatch);
+        }
+
+        var shifted = Run(berlin);
+        var steady = Run(fixedOffset);
+
+        Assert.Contains("below the same time last week", shifted.First(e => e.IsRegression).Explanation, StringComparison.Ordinal);
+        Assert.DoesNotContain(steady, e => e.IsRegression);
+    }
+
+    [Fact]
     public void Evaluate_SameIntervalTwice_IsRefused()
     {
         var baseline = LatencyBaseline(new SyntheticTraffic(1));

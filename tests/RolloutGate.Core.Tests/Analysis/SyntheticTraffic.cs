@@ -31,6 +31,18 @@ internal sealed class SyntheticTraffic(int seed)
         return new Observation(at, requests / 60.0, requests);
     }
 
+    /// <summary>
+    /// A request rate whose users follow the clock of <paramref name="zone"/>: about 3000 requests a minute at 15:00 local
+    /// time and 300 at 03:00, with Poisson noise; where the zone changes its clock, the daily pattern moves by an hour in UTC.
+    /// </summary>
+    public Observation LocalRequestRate(DateTimeOffset at, TimeZoneInfo zone)
+    {
+        var hour = TimeZoneInfo.ConvertTime(at, zone).TimeOfDay.TotalHours;
+        var mean = 3000 * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24));
+        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+        return new Observation(at, requests / 60.0, requests);
+    }
+
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
     public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
         Enumerable.Range(0, count).Select(i => from + (i * step));
