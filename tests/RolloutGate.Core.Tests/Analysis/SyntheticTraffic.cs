@@ -24,24 +24,14 @@ internal sealed class SyntheticTraffic(int seed)
     /// A small service's request rate: about 400 requests a minute at 15:00 UTC and 40 at 03:00, so fewer than the 100 a
     /// verdict needs from about 23:50 to 06:10, with Poisson noise.
     /// </summary>
-    public Observation QuietNightRequestRate(DateTimeOffset at)
-    {
-        var mean = 400 * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (at.UtcDateTime.TimeOfDay.TotalHours - 3) / 24));
-        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
-        return new Observation(at, requests / 60.0, requests);
-    }
+    public Observation QuietNightRequestRate(DateTimeOffset at) => RequestRate(at, at.UtcDateTime.TimeOfDay.TotalHours, 400);
 
     /// <summary>
     /// A request rate whose users follow the clock of <paramref name="zone"/>: about 3000 requests a minute at 15:00 local
     /// time and 300 at 03:00, with Poisson noise; where the zone changes its clock, the daily pattern moves by an hour in UTC.
     /// </summary>
-    public Observation LocalRequestRate(DateTimeOffset at, TimeZoneInfo zone)
-    {
-        var hour = TimeZoneInfo.ConvertTime(at, zone).TimeOfDay.TotalHours;
-        var mean = 3000 * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24));
-        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
-        return new Observation(at, requests / 60.0, requests);
-    }
+    public Observation LocalRequestRate(DateTimeOffset at, TimeZoneInfo zone) =>
+        RequestRate(at, TimeZoneInfo.ConvertTime(at, zone).TimeOfDay.TotalHours, 3000);
 
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
     public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
@@ -83,6 +73,14 @@ internal sealed class SyntheticTraffic(int seed)
 
     public static IEnumerable<DateTimeOffset> Minutes(DateTimeOffset from, int count) =>
         Enumerable.Range(0, count).Select(i => from.AddMinutes(i));
+
+    /// <summary>Requests a minute peaking at <paramref name="peak"/> at hour 15 and at a tenth of it at hour 3, with Poisson noise.</summary>
+    private Observation RequestRate(DateTimeOffset at, double hour, double peak)
+    {
+        var mean = peak * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24));
+        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+        return new Observation(at, requests / 60.0, requests);
+    }
 
     private static double Daily(DateTimeOffset at, double amplitude) =>
         1 + amplitude * Math.Sin(2 * Math.PI * at.UtcDateTime.TimeOfDay.TotalHours / 24);
