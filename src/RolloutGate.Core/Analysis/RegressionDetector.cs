@@ -90,8 +90,9 @@ namespace RolloutGate.Core.Analysis;
 /// rate times (1 + maxIncrease), the alternative twice that, and each interval adds
 /// e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)) to the evidence since the deploy and to one CUSUM chart. A ratio alone
 /// would treat 1 error in 10 requests like 100 in 1000.
-/// Errors come in bursts, so the increment is divided by the baseline's quasi-binomial dispersion φ
-/// (<see cref="BaselineWindow.Dispersion"/>): a quasi-likelihood is worth 1/φ of a binomial one (McCullagh, P. and
+/// Errors come in bursts, often lasting several intervals, so the increment is divided by the baseline's quasi-binomial
+/// dispersion φ, per interval or over runs of intervals, whichever is larger (<see cref="BaselineWindow.Dispersion"/>):
+/// a quasi-likelihood is worth 1/φ of a binomial one (McCullagh, P. and
 /// Nelder, J. A. 1989, "Generalized Linear Models", 2nd ed., Chapman and Hall, sections 4.5 and 9.2).
 /// </para>
 /// <para>

@@ -20,9 +20,12 @@ public sealed class BaselineWindowStoredTests
         [1] = "6e83b23aa99afd79614f4942edf15aae708366c3f3c5b384c911b74b9fbc3453",
         // A baseline's coverage counts its quiet intervals (too few requests) too.
         [2] = "e5fe3f6d3bbd2871a315a0831424fe3090c40c356f3f32b56b336abb30c986da",
+        // An error rate's dispersion is also read over batches of consecutive intervals (bursts that last several), with
+        // the shape that shows it, "error-rate-bursty".
+        [3] = "e4ca5adc5a2ea6c5cf7f30288b2f986347e9604efd15c6e1f17135c7171a1afe",
     };
 
-    public static TheoryData<string> Shapes => ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "empty", "weekly-unbounded", "weekly-irregular"];
+    public static TheoryData<string> Shapes => ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -170,6 +173,9 @@ public sealed class BaselineWindowStoredTests
             "empty" => (MetricKind.RequestRate, [], WatchEnd),
             "error-rate" => (MetricKind.ErrorRate,
                 [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, (i * 37) % 11 == 0 ? 9 : 1))],
+                WatchEnd),
+            "error-rate-bursty" => (MetricKind.ErrorRate,
+                [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, i % 20 < 3 ? 50 : 2))],
                 WatchEnd),
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
         };
