@@ -373,7 +373,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         await database.ExecuteAsync(tampered switch
         {
             "samples" => "UPDATE watch_baselines SET samples = '\\x0200000000'::bytea",
-            "reductions" => "UPDATE watch_baselines SET reduced = CASE metric WHEN 'p95-latency' THEN '\\x0100'::bytea ELSE set_byte(reduced, 0, 9) END",
+            "reductions" => $"UPDATE watch_baselines SET reduced = CASE metric WHEN 'p95-latency' THEN '\\x{BaselineWindow.StoredVersion:x2}00'::bytea ELSE set_byte(reduced, 0, 9) END",
             _ => "SELECT 1",
         });
         await using (var second = new RolloutGateHost(database, settings))
