@@ -12,10 +12,13 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="LastAt">The time of the last evaluated interval; an older or equal time is not counted again.</param>
 /// <param name="SlowCusum">The second CUSUM of continuous metrics, tuned to half the shift (0 for error rates; 0 in states stored before it existed).</param>
 /// <param name="SinceDeploySum">
-/// The evidence since the deploy, never reset: for continuous metrics the sum of the standardized excesses, for error
-/// rates the sum of the log-likelihood ratios. 0 in states stored before it existed (the test then counts from there).
+/// The evidence since the deploy, never reset: for continuous metrics the sum of the standardized excesses. 0 in states
+/// stored before it existed (the test then counts from there). Error rates keep their counts instead (below); states
+/// stored before those existed held the sum of the log-likelihood ratios here, which is no longer read.
 /// </param>
 /// <param name="SinceDeployLooks">Intervals judged since the deploy (with data, enough requests and a limit to judge against).</param>
+/// <param name="SinceDeployErrors">Error rates: the errors counted since the deploy (0 for continuous metrics, and in states stored before it existed).</param>
+/// <param name="SinceDeployRequests">Error rates: the requests counted since the deploy, as <paramref name="SinceDeployErrors"/>.</param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
@@ -25,7 +28,9 @@ public sealed record DetectorState(
     DateTimeOffset? LastAt,
     double SlowCusum = 0,
     double SinceDeploySum = 0,
-    int SinceDeployLooks = 0)
+    int SinceDeployLooks = 0,
+    double SinceDeployErrors = 0,
+    double SinceDeployRequests = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

@@ -86,10 +86,12 @@ namespace RolloutGate.Core.Analysis;
 /// (a = S and b = n without a reference error), becomes 2 (1 + b)^(−1/2) exp(a² / (2 (1 + b))) Φ(a / √(1 + b)).
 /// </para>
 /// <para>
-/// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate is the baseline
-/// rate times (1 + maxIncrease), the alternative twice that, and each interval adds
-/// e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)) to the evidence since the deploy and to one CUSUM chart. A ratio alone
-/// would treat 1 error in 10 requests like 100 in 1000.
+/// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate p0 is the baseline
+/// rate times (1 + maxIncrease), and an alternative rate p1 gives e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)) per
+/// interval. The two CUSUM charts take p1 = 2 p0 and 1.5 p0 (as the continuous charts take the design shift and half of
+/// it); the evidence since the deploy counts the errors and requests since the deploy and averages the likelihood ratios
+/// of several alternatives, from 1.25 p0 to 10 p0 (<see cref="ErrorAlternatives"/>). A ratio alone would treat 1 error
+/// in 10 requests like 100 in 1000.
 /// Errors come in bursts, often lasting several intervals, so the increment is divided by the baseline's quasi-binomial
 /// dispersion φ, per interval or over runs of intervals, whichever is larger (<see cref="BaselineWindow.Dispersion"/>):
 /// a quasi-likelihood is worth 1/φ of a binomial one (McCullagh, P. and
@@ -147,6 +149,8 @@ public static class RegressionDetector
         {
             ReferenceError = baseline.ReferenceError,
             Since = warmUpUntil is null ? "since the deploy" : "since the warm-up",
+            ErrorNull = kind == MetricKind.ErrorRate && spec.MaxIncrease is { } increase ? ErrorNullRate(baseline, increase) : 0,
+            Dispersion = baseline.Dispersion,
         };
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
@@ -247,15 +251,33 @@ public static class RegressionDetector
         Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
         {
-            var p0 = Math.Min(reference * (1 + maxIncrease), 0.5);
-            var p1 = Math.Min(2 * p0, 0.999);
+            var p0 = ErrorNullRate(baseline, maxIncrease);
             allowed = p0;
-            var increment = (e * Math.Log(p1 / p0) + (n - e) * Math.Log((1 - p1) / (1 - p0))) / baseline.Dispersion;
-            evidence = new Evidence(increment, null, increment);
+            evidence = new Evidence(
+                ErrorLogLikelihoodRatio(e, n, p0, 2) / baseline.Dispersion,
+                ErrorLogLikelihoodRatio(e, n, p0, 1.5) / baseline.Dispersion,
+                0)
+            {
+                Errors = e,
+                Requests = n,
+            };
         }
 
         var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
         return context.Decide(current, rate, reference, allowed, evidence, seen);
+    }
+
+    /// <summary>The error rate the null hypothesis allows: the baseline's rate times (1 + maxIncrease), at most 50%.</summary>
+    private static double ErrorNullRate(BaselineWindow baseline, double maxIncrease) => Math.Min(baseline.ErrorRate * (1 + maxIncrease), 0.5);
+
+    /// <summary>
+    /// The binomial log-likelihood ratio of <paramref name="errors"/> in <paramref name="requests"/> at the rate
+    /// <paramref name="ratio"/> × <paramref name="p0"/> (at most 0.999) against <paramref name="p0"/>.
+    /// </summary>
+    private static double ErrorLogLikelihoodRatio(double errors, double requests, double p0, double ratio)
+    {
+        var p1 = Math.Min(ratio * p0, 0.999);
+        return errors * Math.Log(p1 / p0) + (requests - errors) * Math.Log((1 - p1) / (1 - p0));
     }
 
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
@@ -276,7 +298,14 @@ public static class RegressionDetector
     /// <param name="Cusum">Increment of the first (or only) CUSUM chart.</param>
     /// <param name="SlowCusum">Increment of the chart tuned to half the shift (continuous metrics), null for error rates.</param>
     /// <param name="SinceDeploy">What the interval adds to <see cref="DetectorState.SinceDeploySum"/>.</param>
-    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy);
+    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy)
+    {
+        /// <summary>Error rates: the interval's errors and requests, which the evidence since the deploy counts.</summary>
+        public long Errors { get; init; }
+
+        /// <inheritdoc cref="Errors"/>
+        public long Requests { get; init; }
+    }
 
     /// <summary>One of the tests: its statistic, its threshold and whether it alarms.</summary>
     private sealed record Test(bool IsSinceDeploy, double Statistic, double Threshold, bool Alarms);
@@ -288,6 +317,12 @@ public static class RegressionDetector
 
         /// <summary>Where the evidence against the baseline starts, in words: the deploy, or the end of its warm-up.</summary>
         public string Since { get; init; } = "since the deploy";
+
+        /// <summary>Error rates with a relative limit: the rate the null hypothesis allows (see <see cref="ErrorNullRate"/>); 0 otherwise.</summary>
+        public double ErrorNull { get; init; }
+
+        /// <summary>The baseline's dispersion φ (<see cref="BaselineWindow.Dispersion"/>), which divides the error tests' evidence.</summary>
+        public double Dispersion { get; init; } = 1;
 
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
@@ -343,6 +378,8 @@ public static class RegressionDetector
                 SlowCusum = slowCusum,
                 SinceDeploySum = State.SinceDeploySum + (evidence?.SinceDeploy ?? 0),
                 SinceDeployLooks = State.SinceDeployLooks + (evidence is null ? 0 : 1),
+                SinceDeployErrors = State.SinceDeployErrors + (evidence?.Errors ?? 0),
+                SinceDeployRequests = State.SinceDeployRequests + (evidence?.Requests ?? 0),
                 AccumulatingSince = since,
                 IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
@@ -399,8 +436,8 @@ public static class RegressionDetector
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);
         }
 
-        /// <summary>CUSUM charts sharing their half of the budget: two for continuous metrics, one for error rates.</summary>
-        private int Charts => Kind == MetricKind.ErrorRate ? 1 : 2;
+        /// <summary>CUSUM charts sharing their half of the budget, two for every kind of metric.</summary>
+        private static int Charts => 2;
 
         /// <summary>Both tests on <paramref name="state"/>: the evidence since the deploy, and the larger CUSUM chart.</summary>
         private (Test SinceDeploy, Test Cusum) Tests(DetectorState state)
@@ -424,17 +461,24 @@ public static class RegressionDetector
         }
 
         /// <summary>
-        /// The log-likelihood ratio of the evidence since the deploy, shown from 0 up. Error rates: the sum itself.
+        /// The log-likelihood ratio of the evidence since the deploy, shown from 0 up. Error rates: the errors E of the N
+        /// requests since the deploy, their binomial likelihood ratio at each rate of <see cref="ErrorAlternatives"/> times
+        /// the null rate against the null rate, divided by φ, averaged (with equal weights) over those rates.
         /// Continuous metrics: the sum S of n excesses sharing a reference error of variance κ, mixed over shifts
         /// δ ~ half-normal(0, τ²) with τ the design shift; with a = S / (1 + nκ) and b = n / (1 + nκ):
         /// ln 2 − ½ ln(1 + bτ²) + a²τ² / (2 (1 + bτ²)) + ln Φ(aτ / √(1 + bτ²)).
         /// </summary>
         private double SinceDeployStatistic(DetectorState state)
         {
-            var (sum, n) = (state.SinceDeploySum, state.SinceDeployLooks);
-            if (Kind == MetricKind.ErrorRate || sum <= 0 || n == 0)
+            if (Kind == MetricKind.ErrorRate)
             {
-                return Math.Max(0, Kind == MetricKind.ErrorRate ? sum : 0);
+                return ErrorSinceDeployStatistic(state, ErrorNull, Dispersion);
+            }
+
+            var (sum, n) = (state.SinceDeploySum, state.SinceDeployLooks);
+            if (sum <= 0 || n == 0)
+            {
+                return 0;
             }
 
             // The z carry the reference's error: the sum's variance is n f with f = 1 + ReferenceError.OfSum(n) / n (1 + nκ
@@ -446,6 +490,30 @@ public static class RegressionDetector
             var logRatio = Math.Log(2) - 0.5 * Math.Log(spread) + a * a * tau2 / (2 * spread) + Math.Log(NormalCdf(a * Math.Sqrt(tau2 / spread)));
             return Math.Max(0, logRatio);
         }
+    }
+
+    /// <summary>
+    /// The error rates, as multiples of the null rate, whose likelihood ratios the evidence since the deploy averages: from
+    /// a quarter beyond the limit to ten times it, about evenly spaced in the logarithm. One alternative (twice the null
+    /// rate, the CUSUM's) leaves a rate up to about 1.44 times the null with evidence that falls on average, so it would
+    /// be caught by chance if at all; an error rate that doubled against a 50% limit (1.33 times the null) took hours.
+    /// The average of likelihood ratios is the likelihood ratio of the mixture of those alternatives, still a martingale
+    /// under the null hypothesis, so the threshold ln(2 / alpha) stands (Robbins 1970, as for continuous metrics); each
+    /// alternative costs ln 6 of evidence against the single one when it is the truth.
+    /// </summary>
+    internal static readonly double[] ErrorAlternatives = [1.25, 1.5, 2, 3, 5, 10];
+
+    /// <summary>The error rate's evidence since the deploy (see <see cref="Context"/>'s SinceDeployStatistic), from 0 up.</summary>
+    private static double ErrorSinceDeployStatistic(DetectorState state, double p0, double dispersion)
+    {
+        if (state.SinceDeployRequests <= 0 || p0 <= 0)
+        {
+            return 0;
+        }
+
+        var logs = ErrorAlternatives.Select(r => ErrorLogLikelihoodRatio(state.SinceDeployErrors, state.SinceDeployRequests, p0, r) / dispersion).ToArray();
+        var top = logs.Max();
+        return Math.Max(0, top + Math.Log(logs.Sum(l => Math.Exp(l - top)) / logs.Length));
     }
 
     /// <summary>

@@ -25,6 +25,8 @@ public static class StoredState
         state.SlowCusum,
         state.SinceDeploySum,
         state.SinceDeployLooks,
+        state.SinceDeployErrors,
+        state.SinceDeployRequests,
     ];
 
     /// <summary>The state an array of <see cref="Encode"/> holds; a layout this version cannot read is refused with why.</summary>
@@ -40,7 +42,7 @@ public static class StoredState
         double At(int i) => i < stored.Length ? stored[i] : 0;
         return new DetectorState(
             stored[1], Time(stored[2]), (int)stored[3], (int)stored[4], (int)stored[5], Time(stored[6]),
-            At(7), At(8), (int)At(9));
+            At(7), At(8), (int)At(9), At(10), At(11));
     }
 
     private static double Time(DateTimeOffset? at) => at is { } t ? t.ToUnixTimeMilliseconds() : double.NaN;

@@ -129,6 +129,38 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_ErrorRateThatDoublesAgainstAFiftyPercentLimit_IsCaughtWithinHalfAnHour()
+    {
+        // 0.2% to 0.4% is 1.33 times the 0.3% allowed: against twice the allowed rate alone (the CUSUM's alternative) such
+        // counts are evidence for the null, so it was caught by chance if at all; a colleague's simulation took 169 minutes.
+        var traffic = new SyntheticTraffic(31);
+        var baseline = BaselineWindow.From(MetricKind.ErrorRate, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Errors(t, 0.002, 5000)).ToList());
+
+        var evaluations = Watch(MetricKind.ErrorRate, ErrorRate with { Max = null }, baseline,
+            SyntheticTraffic.Minutes(Deploy, 120).Select(t => traffic.Errors(t, 0.004, 5000)));
+
+        var caught = evaluations.First(e => e.IsRegression);
+        Assert.True(caught.At - Deploy <= TimeSpan.FromMinutes(30), $"caught after {caught.At - Deploy}");
+        Assert.Contains("intervals since the deploy are evidence for an increase beyond the allowed 50%", caught.Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_ErrorRateHeldAtTheLimitForAHundredDays_AtMostOneRollsBack()
+    {
+        var rolledBack = 0;
+        for (var seed = 300; seed < 400; seed++)
+        {
+            var traffic = new SyntheticTraffic(seed);
+            var baseline = BaselineWindow.From(MetricKind.ErrorRate, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Errors(t, 0.002)).ToList());
+            var evaluations = Watch(MetricKind.ErrorRate, ErrorRate with { Max = null }, baseline,
+                SyntheticTraffic.Minutes(Deploy, 1440).Select(t => traffic.Errors(t, 0.003)));
+            rolledBack += evaluations.Any(e => e.IsRegression) ? 1 : 0;
+        }
+
+        Assert.True(rolledBack <= 1, $"{rolledBack} of 100 days at the allowed 50% more errors rolled back");
+    }
+
+    [Fact]
     public void Evaluate_BurstyButUnchangedErrors_StayHealthy()
     {
         foreach (var seed in new[] { 21, 22, 23 })

@@ -11,6 +11,7 @@ public sealed class StoredStateTests
         new DetectorState(3.25, new DateTimeOffset(2026, 11, 29, 10, 17, 0, TimeSpan.Zero), 2, 0, 1440,
             new DateTimeOffset(2026, 11, 30, 10, 16, 0, TimeSpan.Zero), 0.125, -4.0000000000000036, 1437),
         new DetectorState(0, null, 0, 31, 45, new DateTimeOffset(2026, 11, 29, 11, 0, 0, 123, TimeSpan.Zero), 1e-300, double.Epsilon, 0),
+        new DetectorState(7.5, null, 0, 0, 60, new DateTimeOffset(2026, 11, 29, 11, 0, 0, TimeSpan.Zero), 2.25, 0, 58, 312, 58_000),
     };
 
     [Theory]
@@ -20,7 +21,7 @@ public sealed class StoredStateTests
         var stored = StoredState.Encode(state);
 
         Assert.Equal(state, StoredState.Decode(stored));
-        Assert.Equal(10, stored.Length);
+        Assert.Equal(12, stored.Length);
     }
 
     [Fact]
