@@ -73,8 +73,9 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
         // The database is back: Quartz fires the sweep again by itself, and the two intervals missed are evaluated at their t.
         proxy.Restore();
         await EventuallyAsync(async () => await CountAsync(database, $"at IN ('{T(11):O}', '{T(12):O}')") == 3 * 2, "intervals 11 and 12 evaluated");
-        Assert.Equal(3L * 12, await CountAsync(database, "true"));
-        Assert.Equal(3L * 12, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
+        // The clock runs on from 12:30: on a loaded machine the outage can outlast its 30 s, and interval 13 falls due too.
+        Assert.Equal(3L * 12, await CountAsync(database, $"at <= '{T(12):O}'"));
+        Assert.Equal(await CountAsync(database, "true"), await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
         Assert.Equal("watching", await database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{DeploymentId}'"));
     }
 
