@@ -23,7 +23,7 @@ public sealed class WatchPrometheus : IAsyncLifetime
     ];
 
     private readonly string folder = Directory.CreateTempSubdirectory("rg-watch-prometheus-").FullName;
-    private Process? process;
+    private PrometheusProcess? prometheusProcess;
 
     public static DateTimeOffset Now { get; } = DateTimeOffset.FromUnixTimeSeconds(TimeProvider.System.GetUtcNow().ToUnixTimeSeconds() / 60 * 60);
 
@@ -40,54 +40,13 @@ public sealed class WatchPrometheus : IAsyncLifetime
         await File.WriteAllTextAsync(series, MeshTraffic.OpenMetrics(Workloads, DeployedAt.AddHours(-24).AddMinutes(-30), Now.AddMinutes(-2), DeployedAt));
         await RunAsync("/usr/bin/promtool", ["tsdb", "create-blocks-from", "openmetrics", series, data]);
 
-        var config = Path.Combine(folder, "prometheus.yml");
-        await File.WriteAllTextAsync(config, "global:\n  scrape_interval: 1m\nscrape_configs: []\n");
-        Url = PrometheusTestServer.UnusedLoopbackUrl();
-        var start = new ProcessStartInfo("/usr/bin/prometheus")
-        {
-            RedirectStandardError = true,
-            RedirectStandardOutput = true,
-        };
-        foreach (var argument in new[]
-        {
-            $"--config.file={config}", $"--storage.tsdb.path={data}", $"--web.listen-address={new Uri(Url).Authority}", "--log.level=warn",
-        })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        process = Process.Start(start) ?? throw new InvalidOperationException("prometheus did not start");
-        process.BeginOutputReadLine();
-        process.BeginErrorReadLine();
-        using var http = new HttpClient();
-        for (var attempt = 0; attempt < 300; attempt++)
-        {
-            try
-            {
-                if ((await http.GetAsync(new Uri($"{Url}/-/ready"))).IsSuccessStatusCode)
-                {
-                    return;
-                }
-            }
-            catch (HttpRequestException)
-            {
-            }
-
-            await Task.Delay(100);
-        }
-
-        throw new InvalidOperationException($"prometheus at {Url} did not become ready");
+        prometheusProcess = await PrometheusProcess.StartAsync("global:\n  scrape_interval: 1m\nscrape_configs: []\n", data);
+        Url = prometheusProcess.Url;
     }
 
     public Task DisposeAsync()
     {
-        if (process is { HasExited: false })
-        {
-            process.Kill(entireProcessTree: true);
-            process.WaitForExit();
-        }
-
-        process?.Dispose();
+        prometheusProcess?.Dispose();
         Directory.Delete(folder, recursive: true);
         return Task.CompletedTask;
     }
