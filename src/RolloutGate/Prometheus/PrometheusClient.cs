@@ -122,10 +122,35 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
                         $"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
                 }
 
+                if (Incomplete(root) is { } incomplete)
+                {
+                    throw new PrometheusUnavailableException($"Prometheus at {Shown} answered with {incomplete}");
+                }
+
                 // The document is disposed on return; the caller walks a copy.
                 return data.Clone();
             }
         }
+    }
+
+    /// <summary>
+    /// Why a successful answer may still lack data, or null: <c>warnings</c> are errors that did not stop the query, and
+    /// the API returns what it could collect beside them (a remote_read endpoint or a Thanos store that did not answer,
+    /// a malformed histogram), and VictoriaMetrics marks an answer that misses vmstorage nodes <c>isPartial</c>. Such an
+    /// answer would be judged, or stored as the baseline, as if it were whole; <c>infos</c> (possible query issues) do not
+    /// make it incomplete.
+    /// </summary>
+    private static string? Incomplete(JsonElement root)
+    {
+        if (root.TryGetProperty("warnings", out var warnings) && warnings.ValueKind == JsonValueKind.Array && warnings.GetArrayLength() > 0)
+        {
+            var all = warnings.EnumerateArray().Select(w => w.ValueKind == JsonValueKind.String ? w.GetString() : w.GetRawText()).ToList();
+            return $"warnings, so its answer may lack data: {string.Join("; ", all.Take(3))}{(all.Count > 3 ? $"; and {all.Count - 3} more" : "")}";
+        }
+
+        return root.TryGetProperty("isPartial", out var partial) && partial.ValueKind == JsonValueKind.True
+            ? "a partial response (isPartial: some storage nodes did not answer), so its answer may lack data"
+            : null;
     }
 
     /// <summary>Connection errors, and what the resilience pipeline throws once it gives up; not the caller's cancellation.</summary>

@@ -18,5 +18,8 @@ public sealed class PrometheusQueryException(string query, string errorType, str
     public bool IsPermanent => ErrorType != "timeout";
 }
 
-/// <summary>Prometheus could not be reached, or answered with something that is not its API.</summary>
+/// <summary>
+/// Prometheus could not be reached, answered with something that is not its API, or answered with data it says may be
+/// incomplete (warnings, a partial response): asked again later, never judged as it stands.
+/// </summary>
 public sealed class PrometheusUnavailableException(string message, Exception? inner = null) : PrometheusException(message, inner);
