@@ -14,8 +14,14 @@ public sealed class PrometheusQueryException(string query, string errorType, str
 
     public string Error { get; } = error;
 
-    /// <summary>Whether asking the same query again cannot help (bad PromQL, an execution error); a query timeout may pass next time.</summary>
-    public bool IsPermanent => ErrorType != "timeout";
+    /// <summary>
+    /// Whether asking the same query again cannot help: bad PromQL (<c>bad_data</c>) or an execution error (<c>execution</c>:
+    /// a type mismatch, too many samples). Any other error type is the server failing for now and may pass next time: a
+    /// query timeout or cancellation, <c>unavailable</c>, or <c>internal</c> (Prometheus's storage errors; Mimir's and
+    /// Thanos's stores not answering), so the interval is asked again rather than judged blind, and a baseline read
+    /// meanwhile is read again rather than stored empty.
+    /// </summary>
+    public bool IsPermanent => ErrorType is "bad_data" or "execution";
 }
 
 /// <summary>
