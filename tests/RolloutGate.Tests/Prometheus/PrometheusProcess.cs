@@ -19,9 +19,11 @@ public sealed class PrometheusProcess : IDisposable
     /// Starts Prometheus with <paramref name="configuration"/> (YAML text) over the TSDB in <paramref name="data"/> (an
     /// empty one in a folder of its own when null) and waits until it is ready.
     /// </summary>
-    public static async Task<PrometheusProcess> StartAsync(string configuration, string? data = null)
+    public static Task<PrometheusProcess> StartAsync(string configuration, string? data = null) => StartAsync(configuration, data, null);
+
+    private static async Task<PrometheusProcess> StartAsync(string configuration, string? data, string? ownFolder)
     {
-        var ownFolder = data is null ? Directory.CreateTempSubdirectory("rg-prometheus-").FullName : null;
+        ownFolder ??= data is null ? Directory.CreateTempSubdirectory("rg-prometheus-").FullName : null;
         data ??= Path.Combine(ownFolder!, "data");
         var config = $"{Path.TrimEndingDirectorySeparator(data)}.yml";
         await File.WriteAllTextAsync(config, configuration);
@@ -61,6 +63,45 @@ public sealed class PrometheusProcess : IDisposable
 
         prometheus.Dispose();
         throw new InvalidOperationException($"prometheus at {url} did not become ready");
+    }
+
+    /// <summary>
+    /// Starts Prometheus over the series of <paramref name="openMetrics"/> (with timestamps), written into a TSDB of its
+    /// own by <c>promtool tsdb create-blocks-from openmetrics</c>, as deploy/local/lib.sh backfills the demo.
+    /// </summary>
+    public static async Task<PrometheusProcess> BackfilledAsync(string openMetrics)
+    {
+        var folder = Directory.CreateTempSubdirectory("rg-prometheus-").FullName;
+        try
+        {
+            var series = Path.Combine(folder, "series.om");
+            await File.WriteAllTextAsync(series, openMetrics);
+            await RunAsync("/usr/bin/promtool", ["tsdb", "create-blocks-from", "openmetrics", series, Path.Combine(folder, "data")]);
+            return await StartAsync("global:\n  scrape_interval: 1m\nscrape_configs: []\n", Path.Combine(folder, "data"), folder);
+        }
+        catch
+        {
+            Directory.Delete(folder, recursive: true);
+            throw;
+        }
+    }
+
+    private static async Task RunAsync(string file, string[] arguments)
+    {
+        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
+        foreach (var argument in arguments)
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using var run = Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start");
+        var output = run.StandardOutput.ReadToEndAsync();
+        var error = await run.StandardError.ReadToEndAsync();
+        await run.WaitForExitAsync();
+        if (run.ExitCode != 0)
+        {
+            throw new InvalidOperationException($"{file} failed ({run.ExitCode}): {error}{await output}");
+        }
     }
 
     public void Dispose()

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using RolloutGate.Tests.Prometheus;
 
 namespace RolloutGate.Tests.Watch;
@@ -22,7 +21,6 @@ public sealed class WatchPrometheus : IAsyncLifetime
         new("linkerd", "pay", "ledger", TrafficShape.Healthy, TrafficShape.Healthy),
     ];
 
-    private readonly string folder = Directory.CreateTempSubdirectory("rg-watch-prometheus-").FullName;
     private PrometheusProcess? prometheusProcess;
 
     public static DateTimeOffset Now { get; } = DateTimeOffset.FromUnixTimeSeconds(TimeProvider.System.GetUtcNow().ToUnixTimeSeconds() / 60 * 60);
@@ -35,37 +33,14 @@ public sealed class WatchPrometheus : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        var data = Path.Combine(folder, "data");
-        var series = Path.Combine(folder, "series.om");
-        await File.WriteAllTextAsync(series, MeshTraffic.OpenMetrics(Workloads, DeployedAt.AddHours(-24).AddMinutes(-30), Now.AddMinutes(-2), DeployedAt));
-        await RunAsync("/usr/bin/promtool", ["tsdb", "create-blocks-from", "openmetrics", series, data]);
-
-        prometheusProcess = await PrometheusProcess.StartAsync("global:\n  scrape_interval: 1m\nscrape_configs: []\n", data);
+        prometheusProcess = await PrometheusProcess.BackfilledAsync(
+            MeshTraffic.OpenMetrics(Workloads, DeployedAt.AddHours(-24).AddMinutes(-30), Now.AddMinutes(-2), DeployedAt));
         Url = prometheusProcess.Url;
     }
 
     public Task DisposeAsync()
     {
         prometheusProcess?.Dispose();
-        Directory.Delete(folder, recursive: true);
         return Task.CompletedTask;
-    }
-
-    private static async Task RunAsync(string file, string[] arguments)
-    {
-        var start = new ProcessStartInfo(file) { RedirectStandardError = true, RedirectStandardOutput = true };
-        foreach (var argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using var run = Process.Start(start) ?? throw new InvalidOperationException($"{file} did not start");
-        var output = run.StandardOutput.ReadToEndAsync();
-        var error = await run.StandardError.ReadToEndAsync();
-        await run.WaitForExitAsync();
-        if (run.ExitCode != 0)
-        {
-            throw new InvalidOperationException($"{file} failed ({run.ExitCode}): {error}{await output}");
-        }
     }
 }
