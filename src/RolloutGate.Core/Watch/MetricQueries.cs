@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Core.Watch;
@@ -40,9 +41,9 @@ public sealed record MetricQueryBatch(
 
 /// <summary>
 /// Cost per request for every workload at once. cAdvisor names pods, not workloads, so PromQL cannot group its series by
-/// workload; CPU and memory are therefore read per pod and summed by the caller over the workload's pods (names starting
-/// with the workload and a dash, what <c>pod=~"{workload}-.*"</c> selects), then priced and divided by the request rate
-/// exactly as the single-workload query does.
+/// workload; CPU and memory are therefore read per pod and summed by the caller over the workload's pods
+/// (<see cref="MetricQueries.IsPodOf"/>, what the single-workload query's pod regex selects), then priced and divided by
+/// the request rate exactly as the single-workload query does.
 /// </summary>
 public sealed record CostQueries(
     string CpuByPod, string MemoryByPod, string RequestRate, string Namespace, string Workload, double CpuCoreHour, double MemoryGiBHour)
@@ -71,6 +72,22 @@ public static class MetricQueries
     public const double BytesPerGiB = 1073741824;
 
     public const double LatencyQuantile = 0.95;
+
+    /// <summary>
+    /// What follows <c>{workload}-</c> in the name of a pod of that workload, as Kubernetes names them: a Deployment's (or
+    /// Argo Rollout's) pod template hash and a 5-character suffix, a DaemonSet's suffix alone, both in the alphabet of
+    /// Kubernetes' generated names (consonants and the digits 2 and 4 to 9), or a StatefulSet's ordinal. So the pods of
+    /// <c>checkout-worker</c> (<c>checkout-worker-6b8c9d5f4-q2w8z</c>) or <c>checkout-db</c> (<c>checkout-db-0</c>) are not
+    /// taken for pods of <c>checkout</c>, as <c>checkout-.*</c> took them.
+    /// </summary>
+    public const string PodNameSuffix = "(?:[bcdfghjklmnpqrstvwxz2456789]+-)?[bcdfghjklmnpqrstvwxz2456789]{5}|[0-9]+";
+
+    private static readonly Regex PodNameSuffixPattern = new($"^(?:{PodNameSuffix})$", RegexOptions.CultureInvariant);
+
+    /// <summary>Whether <paramref name="pod"/> is a pod of <paramref name="workload"/> (see <see cref="PodNameSuffix"/>).</summary>
+    public static bool IsPodOf(string pod, string workload) =>
+        pod.Length > workload.Length + 1 && pod.StartsWith(workload, StringComparison.Ordinal) && pod[workload.Length] == '-'
+        && PodNameSuffixPattern.IsMatch(pod[(workload.Length + 1)..]);
 
     public static TimeSpan WindowFor(TimeSpan interval) => interval < MinimumWindow ? MinimumWindow : interval;
 
@@ -129,13 +146,13 @@ public static class MetricQueries
 
     /// <summary>
     /// Currency per request: CPU cores used × cpuCoreHour plus GiB of working set × memoryGiBHour gives currency per hour;
-    /// / 3600 per second; divided by requests per second, per request. cAdvisor's series of the workload's pods, without
-    /// the pod-level aggregate (container="").
+    /// / 3600 per second; divided by requests per second, per request. cAdvisor's series of the workload's pods
+    /// (<see cref="PodNameSuffix"/>), of their containers only (<see cref="Containers"/>).
     /// </summary>
     private static string CostPerRequest(MetricSpec metric, MeshSpec mesh, MeshNames names, string w)
     {
         var pricing = metric.Pricing ?? throw new ArgumentException($"metric {metric.Name}: cost-per-request needs pricing", nameof(metric));
-        var pods = $"{{namespace=\"{Escape(mesh.Namespace)}\",pod=~\"{Escape(mesh.Workload)}-.*\",container!=\"\"}}";
+        var pods = $"{{namespace=\"{Escape(mesh.Namespace)}\",pod=~\"{Escape(RegexLiteral(mesh.Workload))}-(?:{PodNameSuffix})\",{Containers}}}";
         return $"(sum(rate(container_cpu_usage_seconds_total{pods}[{w}])) * {Number(pricing.CpuCoreHour)}"
             + $" + sum(avg_over_time(container_memory_working_set_bytes{pods}[{w}])) / {Number(BytesPerGiB)} * {Number(pricing.MemoryGiBHour)})"
             + $" / 3600 / sum(rate({names.Requests}{names.Selector()}[{w}]))";
@@ -145,7 +162,7 @@ public static class MetricQueries
     private static CostQueries CostPerRequestBatch(MetricSpec metric, MeshSpec mesh, MeshNames names, string w)
     {
         var pricing = metric.Pricing!;
-        const string containers = "{container!=\"\"}";
+        const string containers = $"{{{Containers}}}";
         var batch = names.Batch();
         return new CostQueries(
             $"sum by (namespace, pod) (rate(container_cpu_usage_seconds_total{containers}[{w}]))",
@@ -156,6 +173,17 @@ public static class MetricQueries
             pricing.CpuCoreHour,
             pricing.MemoryGiBHour);
     }
+
+    /// <summary>
+    /// cAdvisor's series of a pod's containers: not the pod's own cgroup (<c>container=""</c>), the total of its
+    /// containers, which would count them twice, nor the pause container (<c>container="POD"</c>, as Docker-based
+    /// runtimes name it; containerd's has no container label).
+    /// </summary>
+    private const string Containers = "container!=\"\",container!=\"POD\"";
+
+    /// <summary>A workload name matched literally inside an RE2 regex (a Kubernetes name may hold a '.').</summary>
+    private static string RegexLiteral(string? value) =>
+        Regex.Replace(value ?? "", @"[\\.+*?()|\[\]{}^$]", @"\$0");
 
     /// <summary>A PromQL duration: whole hours, minutes or seconds.</summary>
     public static string Duration(TimeSpan span) =>

@@ -207,9 +207,10 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
         }
 
         /// <summary>
-        /// Per-pod series (labels namespace and pod) summed for every workload a pod may belong to: a pod named
-        /// <c>checkout-7d4f9-x2x</c> counts for <c>checkout</c> and <c>checkout-7d4f9</c>, what <c>pod=~"checkout-.*"</c>
-        /// selects. Keyed by namespace and workload.
+        /// Per-pod series (labels namespace and pod) summed for every workload a pod may belong to
+        /// (<see cref="MetricQueries.IsPodOf"/>): a pod named <c>checkout-7d4f9b6c5-x2x4z</c> counts for <c>checkout</c>
+        /// (a Deployment's pod) and for <c>checkout-7d4f9b6c5</c> (a DaemonSet's), what the single-workload query's pod
+        /// regex selects for each. Keyed by namespace and workload.
         /// </summary>
         public Dictionary<string, double> ByWorkloadPods()
         {
@@ -227,8 +228,11 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
                     var pod = sample.Labels.GetValueOrDefault("pod") ?? "";
                     for (var dash = pod.IndexOf('-', StringComparison.Ordinal); dash > 0; dash = pod.IndexOf('-', dash + 1))
                     {
-                        var key = KeyOf([ns, pod[..dash]]);
-                        sums[key] = sums.GetValueOrDefault(key) + sample.Value;
+                        if (MetricQueries.IsPodOf(pod, pod[..dash]))
+                        {
+                            var key = KeyOf([ns, pod[..dash]]);
+                            sums[key] = sums.GetValueOrDefault(key) + sample.Value;
+                        }
                     }
                 }
 

@@ -68,11 +68,35 @@ public sealed class MetricQueriesTests
     {
         var query = MetricQueries.For(Preset("cost-per-request", new Pricing(0.031, 0.0042)), Istio, Minute);
 
-        const string pods = "{namespace=\"shop\",pod=~\"checkout-.*\",container!=\"\"}";
+        const string pods = "{namespace=\"shop\",pod=~\"checkout-(?:(?:[bcdfghjklmnpqrstvwxz2456789]+-)?[bcdfghjklmnpqrstvwxz2456789]{5}|[0-9]+)\","
+            + "container!=\"\",container!=\"POD\"}";
         Assert.Equal(
             $"(sum(rate(container_cpu_usage_seconds_total{pods}[2m])) * 0.031 + sum(avg_over_time(container_memory_working_set_bytes{pods}[2m])) / 1073741824 * 0.0042)"
             + " / 3600 / sum(rate(istio_requests_total{reporter=\"destination\",destination_workload=\"checkout\",destination_workload_namespace=\"shop\"}[2m]))",
             query.Value);
+    }
+
+    [Theory]
+    [InlineData("checkout-7d9f8b6c5-x2x4z", "checkout", true)]
+    [InlineData("checkout-x2x4z", "checkout", true)]
+    [InlineData("checkout-0", "checkout", true)]
+    [InlineData("checkout-12", "checkout", true)]
+    [InlineData("checkout-worker-6b8c9d5f4-q2w8z", "checkout", false)]
+    [InlineData("checkout-worker-6b8c9d5f4-q2w8z", "checkout-worker", true)]
+    [InlineData("checkout-db-0", "checkout", false)]
+    [InlineData("checkout-canary-7d9f8b6c5-x2x4z", "checkout", false)]
+    [InlineData("checkout-7d9f8b6c5-x2x4z", "checkout-7d9f8b6c5", true)]
+    [InlineData("checkout", "checkout", false)]
+    [InlineData("checkoutv2-7d9f8b6c5-x2x4z", "checkout", false)]
+    public void IsPodOf_KubernetesPodNames(string pod, string workload, bool expected) =>
+        Assert.Equal(expected, MetricQueries.IsPodOf(pod, workload));
+
+    [Fact]
+    public void For_CostPerRequest_WorkloadNameWithDot_MatchedLiterally()
+    {
+        var query = MetricQueries.For(Preset("cost-per-request", new Pricing(0.031, 0.0042)), new MeshSpec(MeshProvider.Istio, "shop", "web.v2"), Minute);
+
+        Assert.Contains("pod=~\"web\\\\.v2-(?:", query.Value, StringComparison.Ordinal);
     }
 
     [Fact]

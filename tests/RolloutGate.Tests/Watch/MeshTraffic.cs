@@ -20,7 +20,11 @@ public sealed record TrafficShape(double RequestsPerMinute, double ErrorRatio, d
 }
 
 /// <summary>A workload of the test data: its mesh, names and behaviour before and after the deploy.</summary>
-public sealed record Workload(string Mesh, string Namespace, string Name, TrafficShape Before, TrafficShape After);
+/// <param name="Pod">Its pod's name; by default a Deployment's, <c>{Name}-7d9f8b6c5-x2x4z</c>.</param>
+public sealed record Workload(string Mesh, string Namespace, string Name, TrafficShape Before, TrafficShape After, string? Pod = null)
+{
+    public string PodName => Pod ?? $"{Name}-7d9f8b6c5-x2x4z";
+}
 
 /// <summary>
 /// Writes Istio- and Linkerd-shaped series (OpenMetrics, one sample a minute) for <c>promtool tsdb create-blocks-from
@@ -33,7 +37,16 @@ public static class MeshTraffic
 
     public const double MemoryBytes = 512 * 1024 * 1024;
 
-    public static string OpenMetrics(IReadOnlyList<Workload> workloads, DateTimeOffset from, DateTimeOffset to, DateTimeOffset deployedAt)
+    /// <summary>The pause container's (<c>container="POD"</c>) CPU cores and working set, with <c>podCgroups</c>.</summary>
+    public const double PauseCores = 0.001;
+
+    public const double PauseMemoryBytes = 1024 * 1024;
+
+    /// <param name="podCgroups">
+    /// Also what a kubelet's cAdvisor exports beside each container: the pause container (<c>container="POD"</c>) and the
+    /// pod's own cgroup, the total of its containers (<c>container=""</c>).
+    /// </param>
+    public static string OpenMetrics(IReadOnlyList<Workload> workloads, DateTimeOffset from, DateTimeOffset to, DateTimeOffset deployedAt, bool podCgroups = false)
     {
         var minutes = (int)((to - from).TotalMinutes);
         var families = new SortedDictionary<string, StringBuilder>(StringComparer.Ordinal);
@@ -53,7 +66,7 @@ public static class MeshTraffic
         {
             double requests = 0, errors = 0, cpu = 0;
             var buckets = new double[BucketBounds.Length + 1];
-            var pod = $"namespace=\"{workload.Namespace}\",pod=\"{workload.Name}-7d9f8b6c5-x2x4z\",container=\"app\"";
+            var pod = $"namespace=\"{workload.Namespace}\",pod=\"{workload.PodName}\"";
             for (var i = 0; i <= minutes; i++)
             {
                 var at = from.AddMinutes(i);
@@ -88,8 +101,16 @@ public static class MeshTraffic
                     AddHistogram("response_latency_ms_bucket", selector, buckets, at, Add);
                 }
 
-                Add("container_cpu_usage_seconds_total", pod, cpu, at);
-                Add("container_memory_working_set_bytes", pod, MemoryBytes, at);
+                Add("container_cpu_usage_seconds_total", $"{pod},container=\"app\"", cpu, at);
+                Add("container_memory_working_set_bytes", $"{pod},container=\"app\"", MemoryBytes, at);
+                if (podCgroups)
+                {
+                    var pause = PauseCores * 60 * i;
+                    Add("container_cpu_usage_seconds_total", $"{pod},container=\"POD\"", pause, at);
+                    Add("container_memory_working_set_bytes", $"{pod},container=\"POD\"", PauseMemoryBytes, at);
+                    Add("container_cpu_usage_seconds_total", $"{pod},container=\"\"", cpu + pause, at);
+                    Add("container_memory_working_set_bytes", $"{pod},container=\"\"", MemoryBytes + PauseMemoryBytes, at);
+                }
             }
         }
 
