@@ -5,7 +5,7 @@ namespace RolloutGate.Checks;
 
 /// <summary>
 /// Holds a PromQL value at time t against the runbook's min and/or max. The query must give a scalar or a single
-/// sample: no data and NaN fail (nothing to judge is not a green light), several series are an error in the query.
+/// sample: no data, NaN and an infinity fail (nothing to judge is not a green light), several series are an error in the query.
 /// Prometheus errors propagate and become "error" results.
 /// </summary>
 internal sealed class PrometheusCheck(IPrometheusClient prometheus) : IPreDeployCheck
@@ -32,6 +32,12 @@ internal sealed class PrometheusCheck(IPrometheusClient prometheus) : IPreDeploy
         if (double.IsNaN(value))
         {
             return CheckResult.Fail(check.Name, $"query returned NaN (a division by zero: no traffic?), which cannot be held against {bounds}");
+        }
+
+        // x / 0 is not a measurement either, although +Inf is above any min and -Inf below any max.
+        if (double.IsInfinity(value))
+        {
+            return CheckResult.Fail(check.Name, $"query returned {CheckFormat.Number(value)} (a division by zero), which cannot be held against {bounds}");
         }
 
         if (spec.Min is { } min && value < min)

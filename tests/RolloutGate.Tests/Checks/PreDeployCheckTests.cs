@@ -76,6 +76,16 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
         Assert.Contains("max 0.01", result.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("vector(1) / 0", 0.995, null, "query returned +Inf (a division by zero), which cannot be held against min 0.995")]
+    [InlineData("vector(-1) / 0", null, 0.01, "query returned -Inf (a division by zero), which cannot be held against max 0.01")]
+    public async Task Prometheus_Infinity_FailsWithReason(string query, double? min, double? max, string detail)
+    {
+        var result = await CheckTestHost.RunOneAsync(Prometheus(query, min, max));
+
+        Assert.Equal(new CheckResult("error-budget", CheckStatus.Fail, detail), result);
+    }
+
     [Fact]
     public async Task Prometheus_SeveralSeries_IsAnError()
     {
