@@ -1,7 +1,5 @@
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Hosting.Server;
-using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Core.Runbooks;
@@ -39,7 +37,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         }
 
         await server.StartAsync();
-        url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
+        url = server.Urls.Single();
     }
 
     public async Task DisposeAsync() => await server.DisposeAsync();
