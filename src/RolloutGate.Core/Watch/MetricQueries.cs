@@ -76,7 +76,7 @@ public static class MetricQueries
     /// <summary>
     /// What follows <c>{workload}-</c> in the name of a pod of that workload, as Kubernetes names them: a Deployment's (or
     /// Argo Rollout's) pod template hash and a 5-character suffix, a DaemonSet's suffix alone, both in the alphabet of
-    /// Kubernetes' generated names (consonants and the digits 2 and 4 to 9), or a StatefulSet's ordinal. So the pods of
+    /// Kubernetes' generated names (<c>bcdfghjklmnpqrstvwxz2456789</c>), or a StatefulSet's ordinal. So the pods of
     /// <c>checkout-worker</c> (<c>checkout-worker-6b8c9d5f4-q2w8z</c>) or <c>checkout-db</c> (<c>checkout-db-0</c>) are not
     /// taken for pods of <c>checkout</c>, as <c>checkout-.*</c> took them.
     /// </summary>
@@ -177,7 +177,7 @@ public static class MetricQueries
     /// <summary>
     /// cAdvisor's series of a pod's containers: not the pod's own cgroup (<c>container=""</c>), the total of its
     /// containers, which would count them twice, nor the pause container (<c>container="POD"</c>, as Docker-based
-    /// runtimes name it; containerd's has no container label).
+    /// runtimes name it).
     /// </summary>
     private const string Containers = "container!=\"\",container!=\"POD\"";
 
