@@ -135,17 +135,24 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
 
     /// <summary>
     /// Why a successful answer may still lack data, or null: <c>warnings</c> are errors that did not stop the query, and
-    /// the API returns what it could collect beside them (a remote_read endpoint or a Thanos store that did not answer,
-    /// a malformed histogram), and VictoriaMetrics marks an answer that misses vmstorage nodes <c>isPartial</c>. Such an
-    /// answer would be judged, or stored as the baseline, as if it were whole; <c>infos</c> (possible query issues) do not
-    /// make it incomplete.
+    /// the API returns what it could collect beside them (a remote_read endpoint or a Thanos store that did not answer),
+    /// and VictoriaMetrics marks an answer that misses vmstorage nodes <c>isPartial</c>. Such an answer would be judged,
+    /// or stored as the baseline, as if it were whole. PromQL's own annotations about the query (<c>PromQL info: ...</c>,
+    /// <c>PromQL warning: ...</c>; Prometheus 2 releases before the <c>infos</c> field sent its infos among the warnings, among them
+    /// "input to histogram_quantile needed to be fixed for monotonicity", which the p95 preset's buckets meet in ordinary
+    /// operation) say nothing is missing, and do not make it incomplete; nor do <c>infos</c>.
     /// </summary>
     private static string? Incomplete(JsonElement root)
     {
-        if (root.TryGetProperty("warnings", out var warnings) && warnings.ValueKind == JsonValueKind.Array && warnings.GetArrayLength() > 0)
+        var missing = root.TryGetProperty("warnings", out var warnings) && warnings.ValueKind == JsonValueKind.Array
+            ? warnings.EnumerateArray()
+                .Select(w => w.ValueKind == JsonValueKind.String ? w.GetString() ?? "" : w.GetRawText())
+                .Where(w => !w.StartsWith("PromQL ", StringComparison.Ordinal))
+                .ToList()
+            : [];
+        if (missing.Count > 0)
         {
-            var all = warnings.EnumerateArray().Select(w => w.ValueKind == JsonValueKind.String ? w.GetString() : w.GetRawText()).ToList();
-            return $"warnings, so its answer may lack data: {string.Join("; ", all.Take(3))}{(all.Count > 3 ? $"; and {all.Count - 3} more" : "")}";
+            return $"warnings, so its answer may lack data: {string.Join("; ", missing.Take(3))}{(missing.Count > 3 ? $"; and {missing.Count - 3} more" : "")}";
         }
 
         return root.TryGetProperty("isPartial", out var partial) && partial.ValueKind == JsonValueKind.True

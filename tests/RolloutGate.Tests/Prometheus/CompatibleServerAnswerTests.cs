@@ -11,7 +11,8 @@ namespace RolloutGate.Tests.Prometheus;
 
 /// <summary>
 /// Answers of Prometheus-compatible servers that a Debian Prometheus does not give on demand, written as the Prometheus
-/// HTTP API documents them: a VictoriaMetrics cluster's <c>isPartial</c>, Prometheus 3's <c>infos</c>, and the error
+/// HTTP API documents them: a VictoriaMetrics cluster's <c>isPartial</c>, Prometheus 3's <c>infos</c> (and the PromQL
+/// annotations Prometheus 2 releases before the infos field sent among its warnings), and the error
 /// types of a server that is failing for now (<c>unavailable</c>, <c>internal</c>, <c>canceled</c>: Mimir, Thanos and
 /// Prometheus's own storage errors) beside those of a query that cannot be answered (<c>bad_data</c>, <c>execution</c>).
 /// </summary>
@@ -29,6 +30,8 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         server.Map("/victoria-partial/api/v1/query", () => Json($$"""{"status":"success","isPartial":true,"data":{{Value}}}"""));
         server.Map("/victoria-whole/api/v1/query", () => Json($$"""{"status":"success","isPartial":false,"data":{{Value}}}"""));
         server.Map("/infos/api/v1/query", () => Json($$"""{"status":"success","data":{{Value}},"infos":["PromQL info: metric might not be a counter, name does not end in _total/_sum/_count/_bucket: \"queue_depth\""]}"""));
+        // Prometheus 2 releases before the infos field sent PromQL's infos among the warnings.
+        server.Map("/annotations/api/v1/query", () => Json($$"""{"status":"success","data":{{Value}},"warnings":["PromQL info: input to histogram_quantile needed to be fixed for monotonicity (see https://prometheus.io/docs/prometheus/latest/querying/functions/#histogram_quantile) for metric name \"istio_request_duration_milliseconds_bucket\"","PromQL warning: bucket label \"le\" is missing or has a malformed value of \"x\""]}"""));
         foreach (var (errorType, status) in new[] { ("unavailable", 503), ("internal", 500), ("canceled", 499), ("timeout", 503), ("bad_data", 400), ("execution", 422) })
         {
             var body = $$"""{"status":"error","errorType":"{{errorType}}","error":"the {{errorType}} answer"}""";
@@ -65,6 +68,14 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
     public async Task QueryAsync_InfosOnly_AnswerIsTaken()
     {
         var samples = await WithClientAsync("infos", client => client.QueryAsync("queue_depth", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        Assert.Equal(0.25, Assert.Single(samples).Value);
+    }
+
+    [Fact]
+    public async Task QueryAsync_PromQLAnnotationsAmongTheWarnings_AnswerIsTaken()
+    {
+        var samples = await WithClientAsync("annotations", client => client.QueryAsync("histogram_quantile(0.95, x)", DateTimeOffset.UtcNow, CancellationToken.None));
 
         Assert.Equal(0.25, Assert.Single(samples).Value);
     }
