@@ -1,10 +1,11 @@
 namespace RolloutGate.Core.Analysis;
 
 /// <summary>What a baseline is reduced with besides its samples: a stored reduction is reused only for the same.</summary>
-internal readonly record struct ReductionInputs(MetricKind Kind, long MinRequests, long SmoothingHalfWidthTicks, double NoiseFloor, long? ReferenceUntilMs)
+internal readonly record struct ReductionInputs(
+    MetricKind Kind, long MinRequests, long SmoothingHalfWidthTicks, double NoiseFloor, long? ReferenceUntilMs, string TimeZoneId)
 {
-    public ReductionInputs(MetricKind kind, DetectorOptions options, DateTimeOffset? referenceUntil)
-        : this(kind, options.MinRequests, options.SmoothingHalfWidth.Ticks, options.NoiseFloor, referenceUntil?.ToUnixTimeMilliseconds())
+    public ReductionInputs(MetricKind kind, DetectorOptions options, DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone)
+        : this(kind, options.MinRequests, options.SmoothingHalfWidth.Ticks, options.NoiseFloor, referenceUntil?.ToUnixTimeMilliseconds(), timeZone?.Id ?? "")
     {
     }
 }
@@ -16,14 +17,15 @@ internal readonly record struct ReductionInputs(MetricKind Kind, long MinRequest
 /// <para>
 /// It is a cache of <see cref="From"/>, never the record (the samples stay, and are the evidence; the reductions are
 /// dropped when the deployment stops watching): it holds the inputs of the reduction besides the samples (the metric's
-/// kind, the options it reads, the watch's end) and the version of the reduction, <see cref="StoredVersion"/>, and
+/// kind, the options it reads, the watch's end, the time zone) and the version of the reduction, <see cref="StoredVersion"/>, and
 /// <see cref="Decode"/> answers null, "reduce the samples again", unless all of them are the ones asked for. Whoever changes what <see cref="From"/> computes or keeps raises
 /// <see cref="StoredVersion"/>, so that reductions stored by an earlier version are not used
 /// (BaselineWindowStoredTests records each version's output and fails until that is done).
 /// </para>
 /// <para>
 /// Layout, little-endian: the version byte; the inputs (kind byte, int64 minimum requests, int64 half-width ticks, float64
-/// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none); the scalars; then the
+/// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
+/// length-prefixed UTF-8 string, empty for UTC); the scalars; then the
 /// arrays, each value array as an int32 length and its float64 values, each time array as runs of equal steps
 /// (<see cref="WriteTimes"/>); then a presence byte and the noise distribution's arrays and scale.
 /// </para>
@@ -31,7 +33,7 @@ internal readonly record struct ReductionInputs(MetricKind Kind, long MinRequest
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 3;
+    public const byte StoredVersion = 4;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -45,6 +47,7 @@ public sealed partial class BaselineWindow
             writer.Write(_inputs.SmoothingHalfWidthTicks);
             writer.Write(_inputs.NoiseFloor);
             writer.Write(_inputs.ReferenceUntilMs ?? long.MinValue);
+            writer.Write(_inputs.TimeZoneId);
 
             writer.Write(UsableSamples);
             writer.Write(IsSeasonal);
@@ -70,10 +73,12 @@ public sealed partial class BaselineWindow
 
     /// <summary>
     /// The baseline stored by <see cref="Encode"/>, or null when it was reduced by another version or from other inputs
-    /// than <paramref name="kind"/>, <paramref name="options"/> and <paramref name="referenceUntil"/> (the caller then
-    /// reduces the samples). Throws <see cref="InvalidDataException"/> when the bytes are not a stored baseline at all.
+    /// than <paramref name="kind"/>, <paramref name="options"/>, <paramref name="referenceUntil"/> and
+    /// <paramref name="timeZone"/> (the caller then reduces the samples). Throws <see cref="InvalidDataException"/> when
+    /// the bytes are not a stored baseline at all.
     /// </summary>
-    public static BaselineWindow? Decode(byte[] bytes, MetricKind kind, DetectorOptions options, DateTimeOffset? referenceUntil)
+    public static BaselineWindow? Decode(
+        byte[] bytes, MetricKind kind, DetectorOptions options, DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone = null)
     {
         if (bytes.Length == 0 || bytes[0] != StoredVersion)
         {
@@ -85,8 +90,9 @@ public sealed partial class BaselineWindow
             using var reader = new BinaryReader(new MemoryStream(bytes, writable: false));
             reader.ReadByte();
             var stored = new ReductionInputs(
-                (MetricKind)reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadDouble(), reader.ReadInt64() is var ms && ms != long.MinValue ? ms : null);
-            var inputs = new ReductionInputs(kind, options, referenceUntil);
+                (MetricKind)reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadDouble(), reader.ReadInt64() is var ms && ms != long.MinValue ? ms : null,
+                reader.ReadString());
+            var inputs = new ReductionInputs(kind, options, referenceUntil, timeZone);
             if (stored != inputs)
             {
                 return null;
@@ -117,9 +123,10 @@ public sealed partial class BaselineWindow
                 _logs = logs,
                 _halfWidthSeconds = halfWidth,
                 _inputs = inputs,
+                TimeZone = timeZone,
             };
         }
-        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException)
+        catch (Exception ex) when (ex is EndOfStreamException or ArgumentException or FormatException)
         {
             throw new InvalidDataException($"stored reduced baseline: truncated or malformed ({ex.Message})", ex);
         }

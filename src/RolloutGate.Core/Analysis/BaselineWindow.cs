@@ -28,6 +28,17 @@ namespace RolloutGate.Core.Analysis;
 /// not with Sunday, so weekday/weekend traffic is not read as a regression.
 /// </para>
 /// <para>
+/// "The same time" is on the clock of <see cref="TimeZone"/> when the runbook gives one (<c>watch.timezone</c>), else UTC.
+/// Users follow their own clock, so where it changes for daylight saving their daily pattern moves by an hour in UTC:
+/// compared in UTC, the hour that traffic moved read as a regression (a rise, or a loss) for the week after every
+/// change with a weekly reference, and in a watch over the change with a daily one. With a zone, the daily reference
+/// pools the baseline's samples by their local time of day, and the weekly one looks at the same local time one week
+/// earlier, 167 or 169 hours before across a change (<see cref="WeekBefore"/>). The hour the clocks skip has no samples
+/// in a baseline that spans it: a reference asked for that local time another day takes the nearest local time that has
+/// them, as for any gap. The hour they repeat has two samples for each local time, and the daily reference pools both:
+/// both are that time on the users' clock.
+/// </para>
+/// <para>
 /// Error rates get the pooled baseline error rate (errors / requests over the whole window): errors are sparse, and a
 /// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
 /// </para>
@@ -84,6 +95,12 @@ public sealed partial class BaselineWindow
     /// </summary>
     public bool IsWeekly { get; private init; }
 
+    /// <summary>
+    /// The zone whose wall clock "the same time of day" follows (runbook <c>watch.timezone</c>); null for UTC. It matters
+    /// to a seasonal reference only.
+    /// </summary>
+    public TimeZoneInfo? TimeZone { get; private set; }
+
     /// <summary>Robust standard deviation of the log residuals (continuous metrics).</summary>
     public double LogNoiseScale { get; }
 
@@ -125,18 +142,25 @@ public sealed partial class BaselineWindow
     /// Reduces the samples before the deploy to a baseline. Samples without data or with too few requests are skipped.
     /// <paramref name="referenceUntil"/>, when given, is the latest time the reference will be asked for (the watch's
     /// end): a weekly baseline then keeps only the samples that a reference up to then can reach, about one day of the
-    /// seven, and answers the same as one that kept them all.
+    /// seven, and answers the same as one that kept them all. <paramref name="timeZone"/> is the clock "the same time of
+    /// day" is read on (see the class summary); null for UTC.
     /// </summary>
     public static BaselineWindow From(
-        MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions? options = null, DateTimeOffset? referenceUntil = null)
+        MetricKind kind,
+        IReadOnlyList<Observation> samples,
+        DetectorOptions? options = null,
+        DateTimeOffset? referenceUntil = null,
+        TimeZoneInfo? timeZone = null)
     {
         options ??= DetectorOptions.Default;
-        var window = Reduce(kind, samples, options, referenceUntil);
-        window._inputs = new ReductionInputs(kind, options, referenceUntil);
+        var window = Reduce(kind, samples, options, referenceUntil, timeZone);
+        window._inputs = new ReductionInputs(kind, options, referenceUntil, timeZone);
+        window.TimeZone = timeZone;
         return window;
     }
 
-    private static BaselineWindow Reduce(MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions options, DateTimeOffset? referenceUntil)
+    private static BaselineWindow Reduce(
+        MetricKind kind, IReadOnlyList<Observation> samples, DetectorOptions options, DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone)
     {
         if (kind == MetricKind.ErrorRate)
         {
@@ -175,8 +199,8 @@ public sealed partial class BaselineWindow
         double[] timeOfDay, reference;
         if (isSeasonal)
         {
-            var sorted = points.OrderBy(p => TimeOfDaySeconds(p.At)).ToArray();
-            timeOfDay = sorted.Select(p => TimeOfDaySeconds(p.At)).ToArray();
+            var sorted = points.OrderBy(p => TimeOfDaySeconds(p.At, timeZone)).ToArray();
+            timeOfDay = sorted.Select(p => TimeOfDaySeconds(p.At, timeZone)).ToArray();
             var logs = sorted.Select(p => p.Log).ToArray();
             reference = SmoothCircular(timeOfDay, logs, options.SmoothingHalfWidth.TotalSeconds);
             var residuals = logs.Select((l, i) => l - reference[i]).ToArray();
@@ -187,7 +211,7 @@ public sealed partial class BaselineWindow
             var error = SeasonalReferenceError(points, options.SmoothingHalfWidth, weekly);
             if (weekly)
             {
-                return Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil);
+                return Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil, timeZone);
             }
 
             return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0) { ReferenceError = error };
@@ -215,10 +239,12 @@ public sealed partial class BaselineWindow
     /// </summary>
     private static BaselineWindow Weekly(
         MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, ReferenceError error, DetectorOptions options,
-        DateTimeOffset? referenceUntil)
+        DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone)
     {
         // A reference at t reads the samples within ±half-width of t − 1 week; none later than that is ever needed.
-        var reach = referenceUntil is { } until ? until - Week + options.SmoothingHalfWidth : DateTimeOffset.MaxValue;
+        var reach = referenceUntil is not { } until ? DateTimeOffset.MaxValue
+            : timeZone is null ? until - Week + options.SmoothingHalfWidth
+            : LatestWeekBefore(until, timeZone) + options.SmoothingHalfWidth;
         var ordered = points.Where(p => p.At <= reach).ToArray(); // From hands the points over in time order
         return new BaselineWindow(kind, points.Length, true, timeOfDay, dailyReference, scale, 0, 0)
         {
@@ -292,6 +318,32 @@ public sealed partial class BaselineWindow
     private static double Seconds(DateTimeOffset at) => at.ToUnixTimeMilliseconds() / 1000.0;
 
     /// <summary>
+    /// The centre of the weekly reference for an interval ending at <paramref name="at"/>, in seconds since the Unix epoch:
+    /// one week earlier, in UTC exactly 168 hours; on the clock of <paramref name="zone"/> the instant that clock showed
+    /// the same local time seven days before, 167 or 169 hours earlier across a daylight-saving change. A local time the
+    /// clocks skipped that day (spring forward) is the instant they jumped over it: the ±half-width window around it
+    /// then holds the local times just before and just after the gap, the nearest to the one asked for on either side. A
+    /// local time they showed twice (fall back) is the first of the two: either is that time on the users' clock, and a
+    /// freeze window's start is resolved the same way (<see cref="Checks.FreezeCalendar"/>).
+    /// </summary>
+    private static double WeekBefore(DateTimeOffset at, TimeZoneInfo? zone) => zone is null
+        ? Seconds(at) - Week.TotalSeconds
+        : Seconds(Checks.FreezeCalendar.ResolveStart(TimeZoneInfo.ConvertTime(at, zone).DateTime.AddDays(-7), zone));
+
+    /// <summary>
+    /// The latest instant a weekly reference in <paramref name="zone"/> asked for up to <paramref name="until"/> centres
+    /// on. The local time a week back rises with the local time asked for, and no interval before <paramref name="until"/>
+    /// shows a later local time than <paramref name="until"/> plus the largest UTC offset of its last day (clocks go back
+    /// by less than a day): the week before that local time bounds them all.
+    /// </summary>
+    private static DateTimeOffset LatestWeekBefore(DateTimeOffset until, TimeZoneInfo zone)
+    {
+        var largest = Enumerable.Range(0, 25).Max(hours => zone.GetUtcOffset(until.AddHours(-hours)));
+        var local = DateTime.SpecifyKind(until.UtcDateTime + largest, DateTimeKind.Unspecified);
+        return Checks.FreezeCalendar.ResolveStart(local.AddDays(-7), zone);
+    }
+
+    /// <summary>
     /// The dispersion the error tests divide by: the larger of the Pearson estimate over the baseline's intervals and over
     /// batches of about √k consecutive intervals, floored at 1 (fewer errors than chance would give is not credited).
     /// <para>
@@ -330,13 +382,13 @@ public sealed partial class BaselineWindow
         }
 
         // Weekly: the same time one week earlier; where the baseline has no sample near it, the daily reference below.
-        if (IsWeekly && WindowMedian(_seconds, _logs, Seconds(at) - Week.TotalSeconds, _halfWidthSeconds) is { } weekBefore)
+        if (IsWeekly && WindowMedian(_seconds, _logs, WeekBefore(at, TimeZone), _halfWidthSeconds) is { } weekBefore)
         {
             return weekBefore;
         }
 
         // Nearest baseline sample by time of day, going round midnight.
-        var tod = TimeOfDaySeconds(at);
+        var tod = TimeOfDaySeconds(at, TimeZone);
         var index = Array.BinarySearch(_timeOfDaySeconds, tod);
         if (index >= 0)
         {
@@ -353,7 +405,9 @@ public sealed partial class BaselineWindow
         return distanceAbove < distanceBelow ? _logReference[aboveIndex] : _logReference[belowIndex];
     }
 
-    private static double TimeOfDaySeconds(DateTimeOffset at) => at.UtcDateTime.TimeOfDay.TotalSeconds;
+    /// <summary>Seconds since midnight on the clock of <paramref name="zone"/>, or in UTC without one.</summary>
+    private static double TimeOfDaySeconds(DateTimeOffset at, TimeZoneInfo? zone) =>
+        (zone is null ? at.UtcDateTime : TimeZoneInfo.ConvertTime(at, zone).DateTime).TimeOfDay.TotalSeconds;
 
     private static double CircularDistance(double a, double b)
     {

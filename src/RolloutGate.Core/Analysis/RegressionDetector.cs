@@ -236,6 +236,12 @@ public static class RegressionDetector
         }
 
         var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
+        if (baseline.IsSeasonal && baseline.TimeZone is { } zone)
+        {
+            // The same time on that zone's clock (watch.timezone), not in UTC: said, since across a clock change the two differ.
+            where = $"{where} ({zone.Id})";
+        }
+
         var change = (value / reference) - 1;
         var seen = $"{spec.Name} {Format(spec, kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(spec, kind, reference)})";
         return context.Decide(current, value, reference, allowed, evidence, seen);

@@ -9,6 +9,10 @@ public sealed class BaselineWindowStoredTests
 {
     private static readonly DateTimeOffset Deploy = SyntheticTraffic.Deploy;
     private static readonly DateTimeOffset WatchEnd = Deploy.AddHours(24);
+    private static readonly TimeZoneInfo Berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+
+    /// <summary>The deploy of the shapes in a time zone: the week after Berlin's clocks went forward (29 March 2026).</summary>
+    private static readonly DateTimeOffset DeployAfterTheChange = new(2026, 3, 30, 9, 0, 0, TimeSpan.Zero);
 
     /// <summary>
     /// What each version of the reduction computed from <see cref="Fixed"/> (see <see cref="Fingerprint"/>). A stored
@@ -23,40 +27,53 @@ public sealed class BaselineWindowStoredTests
         // An error rate's dispersion is also read over batches of consecutive intervals (bursts that last several), with
         // the shape that shows it, "error-rate-bursty".
         [3] = "e4ca5adc5a2ea6c5cf7f30288b2f986347e9604efd15c6e1f17135c7171a1afe",
+        // The time zone of "the same time of day" (watch.timezone) is an input (stored as one more byte when there is none),
+        // and two shapes have one.
+        [4] = "d393bbb695f38e88fe475893b2730044c6dc33c8868575c4d49f34a124853da5",
     };
 
-    public static TheoryData<string> Shapes => ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular"];
+    public static TheoryData<string> Shapes =>
+        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
     public void Decode_WhatEncodeWrote_AnswersAsTheReductionItself(string shape)
     {
-        var (kind, samples, until) = Fixed(shape);
-        var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until);
+        var (kind, samples, until, zone, deploy) = Fixed(shape);
+        var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until, zone);
 
         var stored = reduced.Encode();
-        var read = BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until);
+        var read = BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until, zone);
 
         Assert.NotNull(read);
-        Assert.Equal(shape is "daily" or "daily-quiet-ends" or "weekly" or "weekly-unbounded" or "weekly-irregular", reduced.IsSeasonal);
+        Assert.Equal(shape.StartsWith("daily", StringComparison.Ordinal) || shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsSeasonal);
         Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
-        Assert.Equal(Describe(reduced), Describe(read));
+        Assert.Equal(zone, read.TimeZone);
+        Assert.Equal(Describe(reduced, deploy), Describe(read, deploy));
         Assert.Equal(stored, read.Encode());
     }
 
     [Fact]
     public void Decode_ReducedFromOtherInputs_IsNullSoTheSamplesAreReducedAgain()
     {
-        var (kind, samples, until) = Fixed("weekly");
+        var (kind, samples, until, _, _) = Fixed("weekly");
         var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
 
         Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until));
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, until, Berlin));
         Assert.Null(BaselineWindow.Decode(stored, MetricKind.CostPerRequest, DetectorOptions.Default, until));
         Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { MinRequests = 50 }, until));
         Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { NoiseFloor = 0.05 }, until));
         Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { SeasonalHalfWidth = TimeSpan.FromMinutes(15) }, until));
         Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, WatchEnd.AddHours(1)));
         Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default, null));
+
+        // Reduced in one time zone, it is not used for another, nor for none.
+        var (_, berlinSamples, berlinUntil, _, _) = Fixed("weekly-berlin");
+        var inBerlin = BaselineWindow.From(kind, berlinSamples, DetectorOptions.Default, berlinUntil, Berlin).Encode();
+        Assert.NotNull(BaselineWindow.Decode(inBerlin, kind, DetectorOptions.Default, berlinUntil, Berlin));
+        Assert.Null(BaselineWindow.Decode(inBerlin, kind, DetectorOptions.Default, berlinUntil, TimeZoneInfo.FindSystemTimeZoneById("Europe/London")));
+        Assert.Null(BaselineWindow.Decode(inBerlin, kind, DetectorOptions.Default, berlinUntil));
 
         // Options the reduction does not read do not matter.
         Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { FalseAlarmRatePerWatch = 0.05 }, until));
@@ -73,7 +90,7 @@ public sealed class BaselineWindowStoredTests
     [InlineData("weekly")]
     public void Decode_TruncatedOrPadded_SaysWhyAndReturnsNothing(string shape)
     {
-        var (kind, samples, until) = Fixed(shape);
+        var (kind, samples, until, _, _) = Fixed(shape);
         var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
 
         foreach (var length in new[] { 20, 50, stored.Length / 2, stored.Length - 1 })
@@ -107,15 +124,15 @@ public sealed class BaselineWindowStoredTests
         var text = new StringBuilder();
         foreach (var shape in Shapes)
         {
-            var (kind, samples, until) = Fixed(shape);
-            var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until);
-            text.Append(shape).Append(' ').Append(reduced.Encode().Length).Append('\n').Append(Describe(reduced, "G10"));
+            var (kind, samples, until, zone, deploy) = Fixed(shape);
+            var reduced = BaselineWindow.From(kind, samples, DetectorOptions.Default, until, zone);
+            text.Append(shape).Append(' ').Append(reduced.Encode().Length).Append('\n').Append(Describe(reduced, deploy, "G10"));
         }
 
         return Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text.ToString())));
     }
 
-    private static string Describe(BaselineWindow baseline, string format = "R")
+    private static string Describe(BaselineWindow baseline, DateTimeOffset deploy, string format = "R")
     {
         string F(double value) => value.ToString(format, CultureInfo.InvariantCulture);
         var text = new StringBuilder();
@@ -129,7 +146,7 @@ public sealed class BaselineWindowStoredTests
 
         for (var minute = 0; minute <= 1440; minute += 7)
         {
-            text.Append(F(baseline.LogReferenceAt(Deploy.AddMinutes(minute).AddSeconds(13)))).Append(' ');
+            text.Append(F(baseline.LogReferenceAt(deploy.AddMinutes(minute).AddSeconds(13)))).Append(' ');
         }
 
         for (var residual = -1.0; residual <= 1.0; residual += 0.0625)
@@ -142,41 +159,48 @@ public sealed class BaselineWindowStoredTests
 
     /// <summary>
     /// Fixed baselines of every shape the reduction has, from plain arithmetic (not <see cref="SyntheticTraffic"/>, which
-    /// other tests may change): a daily swing, a weekend, a skewed wobble, and error counts.
+    /// other tests may change): a daily swing, a weekend, a skewed wobble, and error counts. The "-berlin" shapes are
+    /// reduced in Europe/Berlin, their daily swing on Berlin's clock, over the week its clocks went forward.
     /// </summary>
-    private static (MetricKind Kind, IReadOnlyList<Observation> Samples, DateTimeOffset? Until) Fixed(string shape)
+    private static (MetricKind Kind, IReadOnlyList<Observation> Samples, DateTimeOffset? Until, TimeZoneInfo? Zone, DateTimeOffset Deploy) Fixed(string shape)
     {
-        IReadOnlyList<Observation> Latency(int minutes, int step) =>
+        IReadOnlyList<Observation> Latency(int minutes, int step, TimeZoneInfo? zone = null) =>
         [
             .. Enumerable.Range(0, minutes / step).Select(i =>
             {
-                var at = Deploy.AddMinutes(-minutes + i * step);
-                var daily = 1 + 0.3 * Math.Sin(2 * Math.PI * at.TimeOfDay.TotalMinutes / 1440);
+                var at = (zone is null ? Deploy : DeployAfterTheChange).AddMinutes(-minutes + i * step);
+                var clock = zone is null ? at : TimeZoneInfo.ConvertTime(at, zone);
+                var daily = 1 + 0.3 * Math.Sin(2 * Math.PI * clock.TimeOfDay.TotalMinutes / 1440);
                 var weekend = at.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 0.8 : 1.0;
                 var wobble = 1 + 0.1 * Math.Pow(((i * 7919) % 101) / 100.0, 3);
                 return new Observation(at, 0.2 * daily * weekend * wobble, 500 + (i % 7) * 100);
             }),
         ];
 
+        (MetricKind, IReadOnlyList<Observation>, DateTimeOffset?, TimeZoneInfo?, DateTimeOffset) Utc(MetricKind kind, IReadOnlyList<Observation> samples, DateTimeOffset? until) =>
+            (kind, samples, until, null, Deploy);
         return shape switch
         {
-            "flat" => (MetricKind.Latency, Latency(120, 1), WatchEnd),
-            "daily" => (MetricKind.Latency, Latency(1440, 1), WatchEnd),
+            "flat" => Utc(MetricKind.Latency, Latency(120, 1), WatchEnd),
+            "daily" => Utc(MetricKind.Latency, Latency(1440, 1), WatchEnd),
             // Too few requests in its first 4 hours and its last: a day all the same, 19 hours of it usable.
-            "daily-quiet-ends" => (MetricKind.Latency, [.. Latency(1440, 1).Select((o, i) => i < 240 || i >= 1380 ? o with { Requests = 50 } : o)], WatchEnd),
-            "weekly" => (MetricKind.Latency, Latency(7 * 1440, 5), WatchEnd),
-            "weekly-unbounded" => (MetricKind.CostPerRequest, Latency(7 * 1440, 15), null),
+            "daily-quiet-ends" => Utc(MetricKind.Latency, [.. Latency(1440, 1).Select((o, i) => i < 240 || i >= 1380 ? o with { Requests = 50 } : o)], WatchEnd),
+            "weekly" => Utc(MetricKind.Latency, Latency(7 * 1440, 5), WatchEnd),
+            "weekly-unbounded" => Utc(MetricKind.CostPerRequest, Latency(7 * 1440, 15), null),
             // Gaps, and times off the minute (as a scrape's jitter leaves them): runs of equal steps break, nothing is lost.
-            "weekly-irregular" => (MetricKind.Latency,
+            "weekly-irregular" => Utc(MetricKind.Latency,
                 [.. Latency(7 * 1440, 1).Where((_, i) => i % 97 != 0).Select((o, i) => i % 13 == 0 ? o with { At = o.At.AddMilliseconds(17 * (i % 7)) } : o)],
                 WatchEnd),
-            "empty" => (MetricKind.RequestRate, [], WatchEnd),
-            "error-rate" => (MetricKind.ErrorRate,
+            "empty" => Utc(MetricKind.RequestRate, [], WatchEnd),
+            "error-rate" => Utc(MetricKind.ErrorRate,
                 [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, (i * 37) % 11 == 0 ? 9 : 1))],
                 WatchEnd),
-            "error-rate-bursty" => (MetricKind.ErrorRate,
+            "error-rate-bursty" => Utc(MetricKind.ErrorRate,
                 [.. Enumerable.Range(0, 120).Select(i => new Observation(Deploy.AddMinutes(i - 120), null, 1000, i % 20 < 3 ? 50 : 2))],
                 WatchEnd),
+            // A day of baseline over the change (09:00 UTC the day before to 09:00 on the day of it), and a week of it.
+            "daily-berlin" => (MetricKind.Latency, [.. Latency(2 * 1440, 1, Berlin).Take(1440)], DeployAfterTheChange, Berlin, DeployAfterTheChange.AddHours(-24)),
+            "weekly-berlin" => (MetricKind.Latency, Latency(7 * 1440, 5, Berlin), DeployAfterTheChange.AddHours(24), Berlin, DeployAfterTheChange),
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
         };
     }

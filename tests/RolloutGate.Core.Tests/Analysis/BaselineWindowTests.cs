@@ -50,6 +50,53 @@ public sealed class BaselineWindowTests
         Assert.InRange(trimmed.RetainedValues, 0, all.RetainedValues / 3);
     }
 
+    [Theory]
+    [InlineData("2026-03-30T12:00:00Z")] // a week after the clocks went forward: the week before is 167 hours back
+    [InlineData("2026-03-29T03:00:00Z")] // a watch over the change, its last intervals 167 hours after theirs
+    [InlineData("2026-10-25T01:30:00Z")] // clocks back within the watch's last hour: its local times went back too
+    public void From_AWeekInATimeZoneWithTheWatchEnd_KeepsAboutOneDayAndAnswersAsIfItKeptAll(string watchEnd)
+    {
+        var berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        var traffic = new SyntheticTraffic(7);
+        var until = DateTimeOffset.Parse(watchEnd, System.Globalization.CultureInfo.InvariantCulture);
+        var deploy = until.AddHours(-24);
+        var samples = SyntheticTraffic.Minutes(deploy.AddDays(-7), 7 * 1440).Select(t => traffic.LocalRequestRate(t, berlin)).ToList();
+
+        var all = BaselineWindow.From(MetricKind.RequestRate, samples, timeZone: berlin);
+        var trimmed = BaselineWindow.From(MetricKind.RequestRate, samples, referenceUntil: until, timeZone: berlin);
+
+        Assert.True(all.IsWeekly && trimmed.IsWeekly);
+        foreach (var at in SyntheticTraffic.Minutes(deploy.AddMinutes(1), 1440))
+        {
+            Assert.Equal(all.LogReferenceAt(at), trimmed.LogReferenceAt(at));
+        }
+
+        Assert.InRange(trimmed.RetainedValues, 0, all.RetainedValues / 3);
+    }
+
+    [Fact]
+    public void From_AFixedOffsetTimeZone_AnswersAsUtcDoesForTheSameLocalTraffic()
+    {
+        // A zone that never changes its clock shifts every local time alike: the daily and the weekly reference are those of
+        // UTC, for traffic that follows that clock.
+        var plusOne = TimeZoneInfo.CreateCustomTimeZone("UTC+1", TimeSpan.FromHours(1), "UTC+1", "UTC+1");
+        var traffic = new SyntheticTraffic(8);
+        var deploy = SyntheticTraffic.Deploy;
+        foreach (var days in new[] { 1, 7 })
+        {
+            var samples = SyntheticTraffic.Minutes(deploy.AddDays(-days), days * 1440).Select(t => traffic.LocalRequestRate(t, plusOne)).ToList();
+
+            var utc = BaselineWindow.From(MetricKind.RequestRate, samples);
+            var local = BaselineWindow.From(MetricKind.RequestRate, samples, timeZone: plusOne);
+
+            Assert.Equal(utc.LogNoiseScale, local.LogNoiseScale);
+            foreach (var at in SyntheticTraffic.Minutes(deploy, 1440).Select(t => t.AddSeconds(17)))
+            {
+                Assert.Equal(utc.LogReferenceAt(at), local.LogReferenceAt(at));
+            }
+        }
+    }
+
     [Fact]
     public void From_TwoIdenticalDays_KeepsOneReferencePerTimeOfDayAndAnswersLikeOneDay()
     {

@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text.Json;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Runbooks;
@@ -481,32 +482,93 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
-    public void Evaluate_TheWeekAfterTheClocksChange_ReadsTheHourThatTrafficMovedAsALoss()
+    public void Evaluate_TheWeekAfterTheClocksChangeWithoutATimeZone_ReadsTheHourThatTrafficMovedAsALoss()
     {
-        // A known limitation, documented: the reference is the same time of day in UTC. Users in Berlin move their day an
-        // hour earlier in UTC on 29 March 2026, so for the week after, every watch against a 7-day baseline compares each
+        // Without watch.timezone the reference is the same time of day in UTC. Users in Berlin move their day an hour
+        // earlier in UTC on 29 March 2026, so for the week after, every watch against a 7-day baseline compares each
         // evening's fall of traffic with last week's an hour later, and reads it as traffic lost; the same service whose
         // users keep UTC+1 all year stays healthy. (In a simulation of 100 watches each, a request rate and a cost per request
         // shaped by Berlin or New York time rolled back in every watch of that week; with a 24-hour baseline, in 87-99%
-        // (cost per request) and 12-89% (request rate) of the watches that span the change.) Comparing at the same local time needs the users' time zone, which a runbook does not give.
-        var spec = new MetricSpec("request-rate", "request-rate", null, Max: null, MaxIncrease: 0.20, null);
-        var berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        // (cost per request) and 12-89% (request rate) of the watches that span the change.) watch.timezone compares at the
+        // same local time instead: see the tests below.
         var fixedOffset = TimeZoneInfo.CreateCustomTimeZone("UTC+1", TimeSpan.FromHours(1), "UTC+1", "UTC+1");
         var deploy = new DateTimeOffset(2026, 3, 30, 0, 0, 0, TimeSpan.Zero);
-        List<MetricEvaluation> Run(TimeZoneInfo zone)
+
+        var shifted = LocalTrafficWatch(Berlin, null, deploy, TimeSpan.FromDays(7), 51);
+        var steady = LocalTrafficWatch(fixedOffset, null, deploy, TimeSpan.FromDays(7), 51);
+
+        // The explanation as before the time zone was an option: no zone named.
+        Assert.Matches(@"below the same time last week \(\d", shifted.First(e => e.IsRegression).Explanation);
+        Assert.DoesNotContain(steady, e => e.IsRegression);
+    }
+
+    [Theory]
+    [InlineData("Europe/Berlin", "2026-03-30")]     // clocks forward on 29 March, 01:00 UTC
+    [InlineData("Europe/Berlin", "2026-10-26")]     // back on 25 October, 01:00 UTC
+    [InlineData("America/New_York", "2026-03-09")]  // forward on 8 March, 07:00 UTC
+    public void Evaluate_TheWeekAfterTheClocksChangeWithTheUsersTimeZone_StaysHealthy(string zoneId, string firstDay)
+    {
+        // A watch deployed at midnight UTC on each day of the week after the change, against 7 days of baseline: the same
+        // local time a week earlier is 167 or 169 hours back, where the users' traffic was at the same point of their day.
+        var zone = TimeZoneInfo.FindSystemTimeZoneById(zoneId);
+        var first = DateTimeOffset.Parse(firstDay + "T00:00:00Z", CultureInfo.InvariantCulture);
+        var rolledBackInUtc = 0;
+        for (var day = 0; day < 7; day++)
         {
-            var traffic = new SyntheticTraffic(51);
-            var baseline = BaselineWindow.From(MetricKind.RequestRate,
-                SyntheticTraffic.Every(FiveMinutes, deploy.AddDays(-7), 7 * 288).Select(t => traffic.LocalRequestRate(t, zone)).ToList(), FiveMinuteWatch);
-            Assert.True(baseline.IsWeekly);
-            return Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Every(FiveMinutes, deploy, 288).Select(t => traffic.LocalRequestRate(t, zone)), FiveMinuteWatch);
+            var deploy = first.AddDays(day);
+            var local = LocalTrafficWatch(zone, zone, deploy, TimeSpan.FromDays(7), 51 + day);
+            rolledBackInUtc += LocalTrafficWatch(zone, null, deploy, TimeSpan.FromDays(7), 51 + day).Any(e => e.IsRegression) ? 1 : 0;
+
+            Assert.DoesNotContain(local, e => e.IsRegression);
+            Assert.Contains($"the same time last week ({zoneId})", local[^1].Explanation, StringComparison.Ordinal);
         }
 
-        var shifted = Run(berlin);
-        var steady = Run(fixedOffset);
+        // The same watches compared in UTC (4 to 6 of the 7 roll back), so the traffic does move.
+        Assert.True(rolledBackInUtc >= 3, $"{rolledBackInUtc} of 7 rolled back in UTC");
+    }
 
-        Assert.Contains("below the same time last week", shifted.First(e => e.IsRegression).Explanation, StringComparison.Ordinal);
-        Assert.DoesNotContain(steady, e => e.IsRegression);
+    [Theory]
+    [InlineData("2026-03-28")]
+    [InlineData("2026-10-24")]
+    public void Evaluate_ADayOfBaselineOverTheClocksChangeWithTheUsersTimeZone_StaysHealthy(string firstDay)
+    {
+        // Deploys every 3 hours for two days from the day before the change: the first watches span the change, the later
+        // ones have it in their 24-hour baseline. The reference is the same time on Berlin's clock yesterday: the baseline's
+        // samples are pooled by their local time of day (the repeated hour gives two samples of each of its times, the
+        // skipped one none, and its neighbours stand in for it).
+        var first = DateTimeOffset.Parse(firstDay + "T00:00:00Z", CultureInfo.InvariantCulture);
+        var rolledBackInUtc = 0;
+        for (var i = 0; i < 16; i++)
+        {
+            var deploy = first.AddHours(3 * i);
+            var local = LocalTrafficWatch(Berlin, Berlin, deploy, TimeSpan.FromDays(1), 51 + i);
+            rolledBackInUtc += LocalTrafficWatch(Berlin, null, deploy, TimeSpan.FromDays(1), 51 + i).Any(e => e.IsRegression) ? 1 : 0;
+
+            Assert.DoesNotContain(local, e => e.IsRegression);
+            Assert.Contains("the same time yesterday (Europe/Berlin)", local[^1].Explanation, StringComparison.Ordinal);
+        }
+
+        // Compared in UTC, 8 or 9 of the 16 roll back.
+        Assert.True(rolledBackInUtc >= 4, $"{rolledBackInUtc} of 16 rolled back in UTC");
+    }
+
+    [Theory]
+    [InlineData(7)]
+    [InlineData(1)]
+    public void Evaluate_TrafficHalvedTheWeekAfterTheClocksChangeWithTheUsersTimeZone_IsCaughtAsFastAsWithoutAChange(int baselineDays)
+    {
+        // Half the traffic lost from the deploy, two days after the change: caught at the third interval, the earliest the
+        // evidence since the deploy may decide, as for users whose clock never changes compared in UTC.
+        var fixedOffset = TimeZoneInfo.CreateCustomTimeZone("UTC+1", TimeSpan.FromHours(1), "UTC+1", "UTC+1");
+        var deploy = new DateTimeOffset(2026, 3, 31, 12, 0, 0, TimeSpan.Zero);
+        foreach (var seed in new[] { 61, 62, 63 })
+        {
+            var local = LocalTrafficWatch(Berlin, Berlin, deploy, TimeSpan.FromDays(baselineDays), seed, factor: 0.5);
+            var steady = LocalTrafficWatch(fixedOffset, null, deploy, TimeSpan.FromDays(baselineDays), seed, factor: 0.5);
+
+            Assert.Equal(DetectorOptions.Default.MinLooksSinceDeploy - 1, local.FindIndex(e => e.IsRegression));
+            Assert.Equal(steady.FindIndex(e => e.IsRegression), local.FindIndex(e => e.IsRegression));
+        }
     }
 
     [Fact]
@@ -804,6 +866,33 @@ public sealed class RegressionDetectorTests
 
     private static BaselineWindow LatencyBaseline(SyntheticTraffic traffic) =>
         BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.Latency(t)).ToList());
+
+    private static readonly TimeZoneInfo Berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+
+    /// <summary>
+    /// A day's watch at 5-minute steps of a request rate whose users follow the clock of <paramref name="users"/>, against
+    /// <paramref name="baseline"/> before the deploy, compared on the clock of <paramref name="timeZone"/> (null: UTC);
+    /// <paramref name="factor"/> scales the traffic after the deploy.
+    /// </summary>
+    private static List<MetricEvaluation> LocalTrafficWatch(
+        TimeZoneInfo users, TimeZoneInfo? timeZone, DateTimeOffset deploy, TimeSpan baseline, int seed, double factor = 1.0)
+    {
+        var spec = new MetricSpec("request-rate", "request-rate", null, Max: null, MaxIncrease: 0.20, null);
+        var traffic = new SyntheticTraffic(seed);
+        var steps = (int)(baseline / FiveMinutes);
+        var window = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Every(FiveMinutes, deploy - baseline, steps).Select(t => traffic.LocalRequestRate(t, users)).ToList(),
+            FiveMinuteWatch, deploy.AddDays(1), timeZone);
+        Assert.Equal(baseline >= TimeSpan.FromDays(7), window.IsWeekly);
+        Assert.True(window.IsSeasonal);
+        return Watch(MetricKind.RequestRate, spec, window,
+            SyntheticTraffic.Every(FiveMinutes, deploy.AddMinutes(5), 288).Select(t =>
+            {
+                var seen = traffic.LocalRequestRate(t, users);
+                return seen with { Value = seen.Value * factor, Requests = (long)(seen.Requests!.Value * factor) };
+            }),
+            FiveMinuteWatch);
+    }
 
     private static List<MetricEvaluation> Watch(
         MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorState? state = null) =>
