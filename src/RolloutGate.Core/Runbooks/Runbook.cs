@@ -101,6 +101,13 @@ public sealed record WatchSpec(
     /// with the first interval after it. Argo Rollouts' <c>initialDelay</c> and Kayenta's warm-up are the same idea.
     /// </summary>
     public TimeSpan Warmup { get; init; }
+
+    /// <summary>
+    /// The IANA time zone whose clock the service's users follow (<c>watch.timezone</c>), null for UTC (the default): a
+    /// baseline of a day or more is then compared at the same local time of day (or of the week), so the hour that traffic
+    /// moves in UTC when the clocks change is not read as a regression. See <see cref="Analysis.BaselineWindow"/>.
+    /// </summary>
+    public string? TimeZone { get; init; }
 }
 
 /// <summary>

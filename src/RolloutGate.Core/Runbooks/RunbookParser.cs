@@ -34,7 +34,7 @@ public static partial class RunbookParser
     private static readonly string[] FreezeFields = ["timezone", "windows", "dates"];
     private static readonly string[] DatedWindowFields = ["from", "to", "reason"];
     private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
-    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "metrics", "stopRules"];
+    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "timezone", "metrics", "stopRules"];
     private static readonly string[] StopRulesFields = ["maxBlind"];
     private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing"];
     private static readonly string[] PricingFields = ["cpuCoreHour", "memoryGiBHour"];
@@ -339,11 +339,7 @@ public static partial class RunbookParser
             return new FreezeCheckSpec("", [], []);
         }
 
-        var timezone = freeze.Text("timezone", required: true);
-        if (timezone is not null && !RunbookValues.TryFindTimeZone(timezone, out _))
-        {
-            freeze.Error("timezone", $"{freeze.PathOf("timezone")} '{timezone}' is not a known time zone (use an IANA name such as Europe/Berlin)");
-        }
+        var timezone = ReadTimeZone(freeze, required: true);
 
         var windows = new List<string>();
         var weekly = new List<WeeklyWindow>();
@@ -375,6 +371,18 @@ public static partial class RunbookParser
         }
 
         return new FreezeCheckSpec(timezone ?? "", windows, dates) { WeeklyWindows = weekly };
+    }
+
+    /// <summary>The section's <c>timezone</c>: an IANA zone id the system resolves (checked here, so a watch or check never meets an unknown one).</summary>
+    private static string? ReadTimeZone(YamlSection section, bool required)
+    {
+        var timezone = section.Text("timezone", required);
+        if (timezone is not null && !RunbookValues.TryFindTimeZone(timezone, out _))
+        {
+            section.Error("timezone", $"{section.PathOf("timezone")} '{timezone}' is not a known time zone (use an IANA name such as Europe/Berlin)");
+        }
+
+        return timezone;
     }
 
     private static DatedWindow ReadDatedWindow(YamlSection dated)
@@ -446,6 +454,7 @@ public static partial class RunbookParser
             watch.Error("warmup", $"watch.warmup ({watch.Text("warmup")}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"}), or nothing would ever be compared with the baseline");
         }
 
+        var timezone = ReadTimeZone(watch, required: false);
         var metrics = new List<MetricSpec>();
         foreach (var (node, path) in watch.Items("metrics", required: true, nonEmpty: true) ?? [])
         {
@@ -478,6 +487,7 @@ public static partial class RunbookParser
             new StopRules(maxBlind ?? RunbookDefaults.MaxBlind))
         {
             Warmup = warmup ?? TimeSpan.Zero,
+            TimeZone = timezone,
         };
     }
 

@@ -1,4 +1,5 @@
 using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Checks;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Core.Watch;
 
@@ -13,6 +14,12 @@ public sealed record WatchMetric(MetricSpec Spec, MetricKind Kind, MetricQuery Q
 /// <summary>A runbook's watch, resolved once: the metrics with their queries and the detector's options.</summary>
 public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metrics, DetectorOptions Options)
 {
+    /// <summary>
+    /// The runbook's <c>watch.timezone</c>, resolved: the clock on which a baseline's "same time of day" is read (null for
+    /// UTC). The parser has checked that it resolves.
+    /// </summary>
+    public TimeZoneInfo? TimeZone { get; } = Watch.TimeZone is { } id ? FreezeCalendar.ZoneById(id) : null;
+
     public static WatchPlan From(Runbook runbook) => new(
         runbook.Watch,
         [.. runbook.Watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, runbook.Mesh, runbook.Watch.Interval)))],

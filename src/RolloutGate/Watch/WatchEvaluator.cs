@@ -24,12 +24,15 @@ public static class WatchEvaluator
         return samples;
     }
 
-    /// <summary>Reduces stored baseline samples to what the detector compares with during a watch that ends at <paramref name="until"/>.</summary>
+    /// <summary>
+    /// Reduces stored baseline samples to what the detector compares with during a watch that ends at <paramref name="until"/>,
+    /// its "same time of day" on the clock of the runbook's <c>watch.timezone</c>.
+    /// </summary>
     public static Dictionary<string, BaselineWindow> Baselines(
         WatchPlan plan, IReadOnlyDictionary<string, IReadOnlyList<Observation>> samples, DateTimeOffset until) =>
         plan.Metrics.ToDictionary(
             m => m.Name,
-            m => BaselineWindow.From(m.Kind, samples.GetValueOrDefault(m.Name) ?? [], plan.Options, until),
+            m => BaselineWindow.From(m.Kind, samples.GetValueOrDefault(m.Name) ?? [], plan.Options, until, plan.TimeZone),
             StringComparer.Ordinal);
 
     /// <summary>

@@ -244,7 +244,7 @@ public sealed partial class WatchSweep
         {
             try
             {
-                if (!stored.TryGetValue(metric.Name, out var bytes) || BaselineWindow.Decode(bytes, metric.Kind, plan.Options, row.WatchUntil) is not { } window)
+                if (!stored.TryGetValue(metric.Name, out var bytes) || BaselineWindow.Decode(bytes, metric.Kind, plan.Options, row.WatchUntil, plan.TimeZone) is not { } window)
                 {
                     return null;
                 }

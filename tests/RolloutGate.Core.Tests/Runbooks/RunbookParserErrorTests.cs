@@ -472,6 +472,36 @@ public sealed class RunbookParserErrorTests
     }
 
     [Theory]
+    [InlineData(null, null)]
+    [InlineData("timezone: Europe/Berlin", "Europe/Berlin")]
+    [InlineData("timezone: America/New_York", "America/New_York")]
+    public void Parse_WatchTimeZone_IsTheWatchsWithUtcByDefault(string? body, string? zone)
+    {
+        var yaml = body is null ? Valid : Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
+        Assert.Equal(zone, result.Runbook!.Watch.TimeZone);
+    }
+
+    [Theory]
+    [InlineData("timezone: Europe/Berlim", "watch.timezone 'Europe/Berlim' is not a known time zone (use an IANA name such as Europe/Berlin)")]
+    [InlineData("timezone: Europe", "watch.timezone 'Europe' is not a known time zone (use an IANA name such as Europe/Berlin)")]
+    [InlineData("timezone: [Europe/Berlin]", "watch.timezone must be text, got a list")]
+    public void Parse_WatchTimeZoneNotAZone_ReportsFileLineAndReason(string body, string reason)
+    {
+        var yaml = Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.False(result.IsValid);
+        Assert.Null(result.Runbook);
+        // The watch's line, not the freeze check's own timezone above it.
+        Assert.Equal(new RunbookError(File, Array.IndexOf(yaml.Split('\n'), $"    {body}") + 1, reason), Assert.Single(result.Errors));
+    }
+
+    [Theory]
     [InlineData("baseline: 10m", "maxIncrease: 20%", "baseline: 10m", "watch.baseline (10m) holds 10 intervals of 1m, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 12m, or give that metric only a max")]
     [InlineData("baseline: 0.5s", "maxIncrease: 20%", "baseline: 0.5s", "watch.baseline (0.5s) holds 0 intervals of 1m, fewer than the 12")]
     [InlineData("duration: 2d\n    interval: 3h", "maxIncrease: 20%", "interval: 3h", "watch.baseline (24h by default) holds 8 intervals of 3h, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 36h")]

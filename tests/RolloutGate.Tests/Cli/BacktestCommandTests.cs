@@ -154,6 +154,64 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_TheWeekAfterTheClocksChangeWithTheUsersTimeZone_HealthyWithTheZoneSaid()
+    {
+        // Requests a second following Berlin's clock (a peak at 15:00 local, a tenth of it at 03:00), a week of baseline
+        // before a deploy the day after the clocks went forward: in UTC each evening's fall comes an hour earlier than last
+        // week's and reads as traffic lost; on Berlin's clock it is the same time as last week's.
+        var berlin = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        var deployed = new DateTimeOffset(2026, 3, 30, 0, 0, 0, TimeSpan.Zero);
+        var text = new StringBuilder("timestamp,request-rate\n");
+        for (var at = deployed.AddDays(-7); at <= deployed.AddDays(1); at = at.AddMinutes(5))
+        {
+            var hour = TimeZoneInfo.ConvertTime(at, berlin).TimeOfDay.TotalHours;
+            var rate = 50 * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24)) * (1 + 0.02 * Math.Sin(at.ToUnixTimeSeconds() / 300.0));
+            text.Append(CultureInfo.InvariantCulture, $"{at.ToUnixTimeSeconds()},{rate.ToString("R", CultureInfo.InvariantCulture)}\n");
+        }
+
+        var csv = Write("berlin.csv", text.ToString());
+        var runbook = Runbook
+            .Replace("""
+                duration: 1h
+                interval: 1m
+                baseline: 2h
+                metrics:
+                  - name: p95-latency
+                    preset: p95-latency
+                    maxIncrease: 20%
+                  - name: error-rate
+                    preset: error-rate
+                    maxIncrease: 50%
+            """, """
+                duration: 24h
+                interval: 5m
+                baseline: 7d
+                metrics:
+                  - name: request-rate
+                    preset: request-rate
+                    maxIncrease: 20%
+            """, StringComparison.Ordinal);
+        Assert.Contains("preset: request-rate", runbook, StringComparison.Ordinal);
+
+        var utc = await RunAsync("--runbook", Write("utc.yaml", runbook), "--deployed-at", "2026-03-30T00:00:00Z", "--csv", csv);
+        Assert.True(utc == 0, stderr.ToString());
+        var inUtc = Answer();
+        Assert.Equal("rollback", inUtc.GetProperty("decision").GetString());
+        Assert.Contains("below the same time last week (", inUtc.GetProperty("evaluations").EnumerateArray().Last().GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        stdout.GetStringBuilder().Clear();
+        var local = await RunAsync("--runbook", Write("berlin.yaml", runbook.Replace("    interval: 5m\n", "    interval: 5m\n    timezone: Europe/Berlin\n", StringComparison.Ordinal)),
+            "--deployed-at", "2026-03-30T00:00:00Z", "--csv", csv);
+
+        Assert.True(local == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("healthy", answer.GetProperty("decision").GetString());
+        Assert.Equal("completed", answer.GetProperty("outcome").GetString());
+        var evaluations = answer.GetProperty("evaluations").EnumerateArray().ToList();
+        Assert.Equal(288, evaluations.Count);
+        Assert.All(evaluations, e => Assert.Contains("the same time last week (Europe/Berlin)", e.GetProperty("explanation").GetString(), StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Backtest_CsvErrorCountsSpike_Rollback()
     {
         var csv = Csv(_ => 0.2, minute => minute > 10 ? 60 : 2, unixSeconds: true);

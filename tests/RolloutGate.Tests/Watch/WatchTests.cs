@@ -21,7 +21,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     private static readonly TimeSpan Patience = TimeSpan.FromSeconds(120);
 
     public static string Runbook(
-        string service, string mesh = "istio", string ns = WatchPrometheus.Namespace, string maxBlind = "30m", string warmup = "0s") => $$"""
+        string service, string mesh = "istio", string ns = WatchPrometheus.Namespace, string maxBlind = "30m", string warmup = "0s", string? timezone = null) => $$"""
         apiVersion: rolloutgate/v1
         kind: Runbook
         metadata:
@@ -41,7 +41,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             duration: 2h
             interval: 1m
             baseline: 24h
-            warmup: {{warmup}}
+            warmup: {{warmup}}{{(timezone is null ? "" : $"\n    timezone: {timezone}")}}
             metrics:
               - name: p95-latency
                 preset: p95-latency
@@ -339,16 +339,17 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     /// A restart mid-watch. The rebuilt watch reads its baselines' stored reductions, not their samples: with the samples
     /// made unreadable in between ("samples") it still completes. A damaged reduction, or another version's
     /// ("reductions"), is not used: the samples are reduced again and the damage logged. The reductions are dropped
-    /// when the watch ends.
+    /// when the watch ends. A runbook with a <c>watch.timezone</c> finds its reductions too: the zone is one of their inputs.
     /// </summary>
     [Theory]
     [InlineData("nothing")]
     [InlineData("samples")]
     [InlineData("reductions")]
-    public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates(string tampered)
+    [InlineData("samples", "Europe/Berlin")]
+    public async Task Watch_ServiceRestartsMidway_NoGapsNoDuplicates(string tampered, string? timezone = null)
     {
         var database = await TestDatabase.CreateAsync();
-        using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
+        using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay", timezone: timezone)));
         var settings = Settings();
         settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
         long seenBeforeRestart;
