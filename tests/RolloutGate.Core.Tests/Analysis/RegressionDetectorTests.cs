@@ -553,14 +553,14 @@ public sealed class RegressionDetectorTests
     }
 
     [Theory]
-    [InlineData(7)]
-    [InlineData(1)]
-    public void Evaluate_TrafficHalvedTheWeekAfterTheClocksChangeWithTheUsersTimeZone_IsCaughtAsFastAsWithoutAChange(int baselineDays)
+    [InlineData(7, "2026-03-31T12:00:00Z")] // two days after the clocks went forward
+    [InlineData(1, "2026-03-29T12:00:00Z")] // the change in the day of baseline
+    public void Evaluate_TrafficHalvedAfterTheClocksChangeWithTheUsersTimeZone_IsCaughtAsFastAsWithoutAChange(int baselineDays, string deployedAt)
     {
-        // Half the traffic lost from the deploy, two days after the change: caught at the third interval, the earliest the
-        // evidence since the deploy may decide, as for users whose clock never changes compared in UTC.
+        // Half the traffic lost from the deploy: caught at the third interval, the earliest the evidence since the deploy may
+        // decide, as for users whose clock never changes compared in UTC.
         var fixedOffset = TimeZoneInfo.CreateCustomTimeZone("UTC+1", TimeSpan.FromHours(1), "UTC+1", "UTC+1");
-        var deploy = new DateTimeOffset(2026, 3, 31, 12, 0, 0, TimeSpan.Zero);
+        var deploy = DateTimeOffset.Parse(deployedAt, CultureInfo.InvariantCulture);
         foreach (var seed in new[] { 61, 62, 63 })
         {
             var local = LocalTrafficWatch(Berlin, Berlin, deploy, TimeSpan.FromDays(baselineDays), seed, factor: 0.5);

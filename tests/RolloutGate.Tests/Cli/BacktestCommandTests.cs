@@ -170,19 +170,9 @@ public sealed class BacktestCommandTests : IDisposable
         }
 
         var csv = Write("berlin.csv", text.ToString());
-        var runbook = Runbook
-            .Replace("""
-                duration: 1h
-                interval: 1m
-                baseline: 2h
-                metrics:
-                  - name: p95-latency
-                    preset: p95-latency
-                    maxIncrease: 20%
-                  - name: error-rate
-                    preset: error-rate
-                    maxIncrease: 50%
-            """, """
+        // The runbook with another watch: a day at 5-minute steps against a week of request rate.
+        var runbook = Runbook[..Runbook.IndexOf("  watch:\n", StringComparison.Ordinal)] + """
+              watch:
                 duration: 24h
                 interval: 5m
                 baseline: 7d
@@ -190,8 +180,8 @@ public sealed class BacktestCommandTests : IDisposable
                   - name: request-rate
                     preset: request-rate
                     maxIncrease: 20%
-            """, StringComparison.Ordinal);
-        Assert.Contains("preset: request-rate", runbook, StringComparison.Ordinal);
+
+            """ + Runbook[Runbook.IndexOf("  rollback:\n", StringComparison.Ordinal)..];
 
         var utc = await RunAsync("--runbook", Write("utc.yaml", runbook), "--deployed-at", "2026-03-30T00:00:00Z", "--csv", csv);
         Assert.True(utc == 0, stderr.ToString());
