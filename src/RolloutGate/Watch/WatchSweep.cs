@@ -314,7 +314,11 @@ public sealed partial class WatchSweep(
         }
     }
 
-    /// <summary>Forgets sessions not used for two intervals: their watch ended, or another replica has it.</summary>
+    /// <summary>
+    /// Forgets sessions not used for two intervals (their watch ended, or another replica has it), and the plans of runbook
+    /// versions no session uses any more: every edit of a runbook is a new version, and a service that runs for months
+    /// would otherwise keep the plan of each one it ever watched.
+    /// </summary>
     private void Evict(DateTimeOffset now)
     {
         foreach (var (id, session) in _sessions.ToList())
@@ -328,6 +332,29 @@ public sealed partial class WatchSweep(
         foreach (var id in _failingSince.Keys.Where(id => !_sessions.ContainsKey(id)).ToList())
         {
             _failingSince.Remove(id);
+        }
+
+        var planned = _sessions.Values.Select(s => s.Plan).ToHashSet(ReferenceEqualityComparer.Instance);
+        foreach (var (versionId, plan) in _plans.ToList())
+        {
+            if (!planned.Contains(plan))
+            {
+                _plans.Remove(versionId);
+            }
+        }
+    }
+
+    /// <summary>The runbook versions whose watch plan this instance keeps, read between sweeps (tests look at it).</summary>
+    internal async Task<IReadOnlyList<long>> PlannedVersionsAsync()
+    {
+        await _oneAtATime.WaitAsync();
+        try
+        {
+            return [.. _plans.Keys.Order()];
+        }
+        finally
+        {
+            _oneAtATime.Release();
         }
     }
 

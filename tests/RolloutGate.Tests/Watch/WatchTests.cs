@@ -581,6 +581,27 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_RunbookEditedAfterAWatchEnded_OnlyThePlanOfTheVersionStillWatchedIsKept()
+    {
+        await using var service = await StartAsync("healthy", Runbook("healthy"));
+        var sweep = service.Host.Services.GetRequiredService<WatchSweep>();
+        await DeployAsync(service, "dep-v1", "healthy");
+        await sweep.RunAsync(CancellationToken.None);
+        Assert.Equal(1L, await service.CountAsync("deployments", "id = 'dep-v1' AND state = 'completed'"));
+
+        // Every edit is a new version; a service that runs for months must not keep the plan of each one it ever watched.
+        service.Runbooks.Write("healthy.yaml", Runbook("healthy").Replace("version: 1", "version: 2", StringComparison.Ordinal));
+        await service.ReloadRunbooksAsync();
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "dep-v2", "healthy"));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+        await sweep.RunAsync(CancellationToken.None);
+
+        var v2 = await service.Database.ScalarAsync<long>("SELECT id FROM runbook_versions WHERE name = 'healthy' AND version = 2");
+        Assert.Equal(1L, await service.CountAsync("deployments", $"id = 'dep-v2' AND state = 'watching' AND runbook_version_id = {v2}"));
+        Assert.Equal([v2], await sweep.PlannedVersionsAsync());
+    }
+
+    [Fact]
     public async Task Watch_JobStoreEmptied_SweepJobBackAtStartUpAndTheWatchCompletes()
     {
         var database = await TestDatabase.CreateAsync();
