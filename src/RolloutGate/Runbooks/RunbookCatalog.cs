@@ -18,9 +18,15 @@ public sealed record RunbookRef(string Name, int Version, string Sha256);
 /// <summary>
 /// The runbooks in force, swapped atomically by <see cref="RunbookLoader"/>. Readers never see a half-loaded folder.
 /// </summary>
-public sealed class RunbookCatalog : IReadinessCheck
+public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
 {
-    private readonly ConcurrentDictionary<long, Runbook> byVersionId = new();
+    /// <summary>
+    /// How long a stored version no longer in force stays parsed after its last use. Every edit of a runbook is a new
+    /// version; a service that runs for months would otherwise keep every version it ever looked at.
+    /// </summary>
+    internal static readonly TimeSpan KeepUnused = TimeSpan.FromHours(1);
+
+    private readonly ConcurrentDictionary<long, StoredRunbook> byVersionId = new();
 
     private volatile Snapshot current = new(ImmutableDictionary<string, LoadedRunbook>.Empty, Loaded: false, MissingFolder: null);
 
@@ -42,17 +48,35 @@ public sealed class RunbookCatalog : IReadinessCheck
             ? inForce.Runbook
             : StoredVersion(deployment);
 
+    /// <summary>
+    /// A stored version, parsed once and kept while it is used (a running watch, its decisions, its dashboard page); parsing
+    /// a new one first forgets those unused for <see cref="KeepUnused"/>, so the cache holds what was used lately, not
+    /// every version ever used.
+    /// </summary>
     private Runbook StoredVersion(DeploymentRow deployment)
     {
-        return byVersionId.GetOrAdd(deployment.RunbookVersionId, _ =>
+        var now = time.GetUtcNow();
+        if (byVersionId.TryGetValue(deployment.RunbookVersionId, out var cached))
         {
-            var stored = deployment.RunbookVersion
-                ?? throw new InvalidOperationException($"deployment {deployment.Id} was loaded without its runbook version");
-            var parsed = RunbookParser.Parse(stored.Content, stored.FilePath);
-            return parsed.Runbook ?? throw new InvalidOperationException(
-                $"stored runbook version {stored.Name} v{stored.Version} no longer parses: {string.Join("; ", parsed.Errors)}");
-        });
+            cached.LastUsed = now;
+            return cached.Runbook;
+        }
+
+        var stored = deployment.RunbookVersion
+            ?? throw new InvalidOperationException($"deployment {deployment.Id} was loaded without its runbook version");
+        var parsed = RunbookParser.Parse(stored.Content, stored.FilePath);
+        var runbook = parsed.Runbook ?? throw new InvalidOperationException(
+            $"stored runbook version {stored.Name} v{stored.Version} no longer parses: {string.Join("; ", parsed.Errors)}");
+        foreach (var (versionId, unused) in byVersionId.Where(entry => now - entry.Value.LastUsed > KeepUnused))
+        {
+            byVersionId.TryRemove(new KeyValuePair<long, StoredRunbook>(versionId, unused));
+        }
+
+        return byVersionId.GetOrAdd(deployment.RunbookVersionId, new StoredRunbook(runbook) { LastUsed = now }).Runbook;
     }
+
+    /// <summary>The stored versions (no longer in force) held parsed (tests look at it).</summary>
+    internal IReadOnlyList<long> CachedVersions => [.. byVersionId.Keys.Order()];
 
     internal ImmutableDictionary<string, LoadedRunbook> ByFile => current.ByFile;
 
@@ -69,4 +93,18 @@ public sealed class RunbookCatalog : IReadinessCheck
     };
 
     private sealed record Snapshot(ImmutableDictionary<string, LoadedRunbook> ByFile, bool Loaded, string? MissingFolder);
+
+    /// <summary>A parsed stored version and when it was last used (read and written by many threads, so kept as ticks).</summary>
+    private sealed class StoredRunbook(Runbook runbook)
+    {
+        private long lastUsedTicks;
+
+        public Runbook Runbook { get; } = runbook;
+
+        public DateTimeOffset LastUsed
+        {
+            get => new(Interlocked.Read(ref lastUsedTicks), TimeSpan.Zero);
+            set => Interlocked.Exchange(ref lastUsedTicks, value.UtcTicks);
+        }
+    }
 }
