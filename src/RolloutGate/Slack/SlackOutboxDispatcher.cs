@@ -22,7 +22,9 @@ namespace RolloutGate.Slack;
 /// none. A row that can never be delivered is given up instead, so that it stops holding back its deployment's later
 /// messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload cannot be read, and
 /// after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
-/// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error.
+/// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error. A root
+/// message someone deleted in Slack is forgotten (logged as a warning): the reply that met it goes to the channel itself,
+/// and the next root message is posted anew and starts the deployment's thread again.
 /// Without a bot token the messages go to the log instead: the local decision inbox.
 /// </summary>
 public sealed partial class SlackOutboxDispatcher(
@@ -262,8 +264,16 @@ public sealed partial class SlackOutboxDispatcher(
         {
             if (thread is not null)
             {
-                await slack.UpdateAsync(thread.Channel, thread.RootTs, message.Text, message.Blocks, cancellationToken);
-                return new Delivery(thread.RootTs);
+                try
+                {
+                    await slack.UpdateAsync(thread.Channel, thread.RootTs, message.Text, message.Blocks, cancellationToken);
+                    return new Delivery(thread.RootTs);
+                }
+                catch (SlackApiException ex) when (ex.Error == VanishedRoot)
+                {
+                    // Deleted in Slack: the deployment gets a new root, and its later replies that thread.
+                    await ForgetThreadAsync(db, row, thread, ex.Error);
+                }
             }
 
             if (row.InDoubtSince is { } since && await FindPostedAsync(slack, row, message.Channel, since, metadata, cancellationToken) is { } found)
@@ -283,10 +293,41 @@ public sealed partial class SlackOutboxDispatcher(
 
         // A reply in doubt is posted again: a bot token cannot read a channel's threads (conversations.replies), so
         // there is no looking for it. It may appear twice; a reply lost would be worse.
-        var reply = thread is null
-            ? new SlackMessage(message.Channel, message.Text, message.Blocks, Metadata: metadata)
-            : new SlackMessage(thread.Channel, message.Text, message.Blocks, thread.RootTs, metadata);
-        return new Delivery((await slack.PostMessageAsync(reply, cancellationToken)).Ts);
+        var loose = new SlackMessage(message.Channel, message.Text, message.Blocks, Metadata: metadata);
+        if (thread is null)
+        {
+            return new Delivery((await slack.PostMessageAsync(loose, cancellationToken)).Ts);
+        }
+
+        try
+        {
+            return new Delivery((await slack.PostMessageAsync(loose with { Channel = thread.Channel, ThreadTs = thread.RootTs }, cancellationToken)).Ts);
+        }
+        catch (SlackApiException ex) when (ex.Error == VanishedThread)
+        {
+            // The root was deleted in Slack: this reply (which links to the deployment) goes to the channel itself, and
+            // the deployment's next root message starts a new thread.
+            await ForgetThreadAsync(db, row, thread, ex.Error);
+            return new Delivery((await slack.PostMessageAsync(loose with { Channel = thread.Channel }, cancellationToken)).Ts);
+        }
+    }
+
+    /// <summary>What chat.update answers for a root message deleted in Slack.</summary>
+    private const string VanishedRoot = "message_not_found";
+
+    /// <summary>What chat.postMessage answers for a reply whose root was deleted in Slack.</summary>
+    private const string VanishedThread = "thread_not_found";
+
+    /// <summary>
+    /// Forgets a deployment's root message that Slack no longer has (someone deleted it): without this, every later
+    /// message of the deployment would wait behind the one that cannot reach it, for <see cref="SlackOptions.AbandonAfter"/>.
+    /// </summary>
+    private async Task ForgetThreadAsync(RolloutGateDbContext db, ClaimedRow row, SlackThread thread, string error)
+    {
+        await db.Database.ExecuteSqlAsync($"""
+            DELETE FROM slack_threads WHERE deployment_id = {row.DeploymentId} AND root_ts = {thread.RootTs}
+            """, CancellationToken.None);
+        LogRootVanished(logger, row.Id, row.DeploymentId, thread.Channel, thread.RootTs, error);
     }
 
     /// <summary>What every message RolloutGate posts carries, so that a root in doubt can be found in its channel.</summary>
@@ -404,6 +445,9 @@ public sealed partial class SlackOutboxDispatcher(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox row {Id} for deployment {DeploymentId}: cannot look in {Channel} for the root message whose posting was in doubt (Slack: {Error}; the app needs channels:history, or groups:history for a private channel); posting it, so it may appear twice")]
     private static partial void LogCannotLook(ILogger logger, Exception exception, long id, string? deploymentId, string channel, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox row {Id} for deployment {DeploymentId}: its root message in {Channel} (ts {Ts}) is gone from Slack ({Error}: deleted?); the deployment's messages go on in a new root message")]
+    private static partial void LogRootVanished(ILogger logger, long id, string? deploymentId, string channel, string ts, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "The outbox dispatcher failed; it tries again at its next interval")]
     private static partial void LogDispatchFailed(ILogger logger, Exception exception);

@@ -268,6 +268,41 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task RootDeletedInSlack_TheDeploymentsMessagesGoOnInANewRootInsteadOfWaitingADay()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-gone-1");
+        await test.AllDeliveredAsync();
+        var deleted = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage)).Ts!;
+        test.Slack.Delete(deleted);
+
+        (await test.OperatorDecideAsync("gh-gone-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var channel = test.Slack.Delivered(SlackMethods.PostMessage)[0].Body.GetProperty("channel").GetString()!;
+        var root = Assert.Single(test.Slack.RootMessages(channel), ts => test.Slack.MessageText(ts)!.EndsWith(": stopped", StringComparison.Ordinal));
+        Assert.Equal(root, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-gone-1'"));
+        Assert.Contains(test.Slack.Calls, c => c.Method == SlackMethods.Update && c.Body.GetProperty("ts").GetString() == deleted);
+        // The decision's reply came first: Slack answered thread_not_found, so it went to the channel itself, and the
+        // next root message (the state, stopped) started a new thread.
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains($"its root message in {channel} (ts {deleted}) is gone from Slack (thread_not_found", StringComparison.Ordinal));
+
+        // The new root deleted too, and the root message sent again: chat.update answers message_not_found, and it is posted anew.
+        test.Slack.Delete(root);
+        await test.Service.Database.ExecuteAsync("""
+            INSERT INTO outbox (deployment_id, kind, payload, idempotency_key, created_at, next_attempt_at)
+            SELECT deployment_id, kind, payload, idempotency_key || ':again', now(), now() FROM outbox
+            WHERE deployment_id = 'gh-gone-1' AND kind = 'slack.root' ORDER BY id DESC LIMIT 1
+            """);
+        await test.AllDeliveredAsync();
+        var again = Assert.Single(test.Slack.RootMessages(channel), ts => ts != root && test.Slack.MessageText(ts)!.EndsWith(": stopped", StringComparison.Ordinal));
+        Assert.Equal(again, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-gone-1'"));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains($"(ts {root}) is gone from Slack (message_not_found", StringComparison.Ordinal));
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL OR attempts > 1"));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
     public async Task RateLimited_WaitsForRetryAfterAndHoldsBackTheDeploymentsLaterMessages()
     {
         await using var test = await SlackTestService.StartAsync();
