@@ -290,6 +290,21 @@ public static class RegressionDetector
 
     private static string Number(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
 
+    /// <summary>
+    /// "statistic > threshold" with as many decimals as it takes (up to four) to show the difference: a statistic just past
+    /// its threshold read "5.3 > 5.3" with one.
+    /// </summary>
+    internal static string Beyond(double statistic, double threshold)
+    {
+        var format = "0.0";
+        for (var decimals = 1; decimals < 4 && statistic.ToString(format, CultureInfo.InvariantCulture) == threshold.ToString(format, CultureInfo.InvariantCulture); decimals++)
+        {
+            format += "0";
+        }
+
+        return string.Create(CultureInfo.InvariantCulture, $"{statistic.ToString(format, CultureInfo.InvariantCulture)} > {threshold.ToString(format, CultureInfo.InvariantCulture)}");
+    }
+
     private static string Ordinal(int n) => (n % 100) switch
     {
         11 or 12 or 13 => $"{n}th",
@@ -407,12 +422,12 @@ public static class RegressionDetector
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (likelihood ratio test {Since} {Number(leading.Statistic)} > {Number(leading.Threshold)}).";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (likelihood ratio test {Since} {Beyond(leading.Statistic, leading.Threshold)}).";
             }
             else if (leading.Alarms)
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; the evidence for {direction} beyond {limit} has accumulated past the threshold (CUSUM {Number(leading.Statistic)} > {Number(leading.Threshold)}) {Span(current.At - since!.Value)}.";
+                explanation = $"{seen}; the evidence for {direction} beyond {limit} has accumulated past the threshold (CUSUM {Beyond(leading.Statistic, leading.Threshold)}) {Span(current.At - since!.Value)}.";
             }
             else
             {

@@ -85,6 +85,17 @@ public sealed class RegressionDetectorTests
         Assert.Contains("above the absolute max of 800 ms, which needs no baseline, for 3 consecutive intervals", failing[2].Explanation, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(6.348, 5.298, "6.3 > 5.3")]
+    [InlineData(5.3041, 5.2983, "5.304 > 5.298")]
+    [InlineData(5.34, 5.2983, "5.34 > 5.30")]
+    [InlineData(10.80001, 10.8, "10.8000 > 10.8000")]
+    public void Beyond_ShowsAsManyDecimalsAsTheDifferenceNeeds(double statistic, double threshold, string shown)
+    {
+        // A statistic just past its threshold read "5.3 > 5.3" in an explanation.
+        Assert.Equal(shown, RegressionDetector.Beyond(statistic, threshold));
+    }
+
     [Fact]
     public void Evaluate_FirstIntervalFarBeyondTheLimit_HealthySoFarButNotCalledWithin()
     {
