@@ -257,11 +257,12 @@ public static class RegressionDetector
         Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
         {
-            var p0 = ErrorNullRate(baseline, maxIncrease);
+            // The null rate and φ the evidence since the deploy is weighed with (the context holds them for every interval).
+            var (p0, dispersion) = (context.ErrorNull, context.Dispersion);
             allowed = p0;
             evidence = new Evidence(
-                ErrorLogLikelihoodRatio(e, n, p0, 2) / baseline.Dispersion,
-                ErrorLogLikelihoodRatio(e, n, p0, 1.5) / baseline.Dispersion,
+                ErrorLogLikelihoodRatio(e, n, p0, 2) / dispersion,
+                ErrorLogLikelihoodRatio(e, n, p0, 1.5) / dispersion,
                 0)
             {
                 Errors = e,
@@ -302,7 +303,7 @@ public static class RegressionDetector
             format += "0";
         }
 
-        return string.Create(CultureInfo.InvariantCulture, $"{statistic.ToString(format, CultureInfo.InvariantCulture)} > {threshold.ToString(format, CultureInfo.InvariantCulture)}");
+        return $"{statistic.ToString(format, CultureInfo.InvariantCulture)} > {threshold.ToString(format, CultureInfo.InvariantCulture)}";
     }
 
     private static string Ordinal(int n) => (n % 100) switch
@@ -317,9 +318,9 @@ public static class RegressionDetector
 
     /// <summary>What one interval adds to each test: the CUSUM charts' increments and the evidence since the deploy.</summary>
     /// <param name="Cusum">Increment of the first (or only) CUSUM chart.</param>
-    /// <param name="SlowCusum">Increment of the chart tuned to half the shift (continuous metrics), null for error rates.</param>
+    /// <param name="SlowCusum">Increment of the chart tuned to half the shift (error rates: to 1.5 times the null rate).</param>
     /// <param name="SinceDeploy">What the interval adds to <see cref="DetectorState.SinceDeploySum"/>.</param>
-    private sealed record Evidence(double Cusum, double? SlowCusum, double SinceDeploy)
+    private sealed record Evidence(double Cusum, double SlowCusum, double SinceDeploy)
     {
         /// <summary>Error rates: the interval's errors and requests, which the evidence since the deploy counts.</summary>
         public long Errors { get; init; }
@@ -388,7 +389,7 @@ public static class RegressionDetector
             // Without a relative limit the absolute max is the largest value allowed.
             allowed ??= Spec.Max;
             var cusum = Math.Max(0, State.Cusum + (evidence?.Cusum ?? 0));
-            var slowCusum = evidence?.SlowCusum is { } si ? Math.Max(0, State.SlowCusum + si) : 0;
+            var slowCusum = evidence is null ? 0 : Math.Max(0, State.SlowCusum + evidence.SlowCusum);
             // When the CUSUM evidence last started to accumulate, in either chart.
             DateTimeOffset? since = Math.Max(cusum, slowCusum) <= 0 ? null
                 : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
@@ -458,7 +459,7 @@ public static class RegressionDetector
         }
 
         /// <summary>CUSUM charts sharing their half of the budget, two for every kind of metric.</summary>
-        private static int Charts => 2;
+        private const int Charts = 2;
 
         /// <summary>Both tests on <paramref name="state"/>: the evidence since the deploy, and the larger CUSUM chart.</summary>
         private (Test SinceDeploy, Test Cusum) Tests(DetectorState state)
