@@ -102,6 +102,9 @@ public sealed record WatchSpec(
     /// </summary>
     public TimeSpan Warmup { get; init; }
 
+    /// <summary>When the <see cref="Warmup"/> after a deploy at <paramref name="deployedAt"/> ends; null without one.</summary>
+    public DateTimeOffset? WarmUpUntil(DateTimeOffset deployedAt) => Warmup > TimeSpan.Zero ? deployedAt + Warmup : null;
+
     /// <summary>
     /// The IANA time zone whose clock the service's users follow (<c>watch.timezone</c>), null for UTC (the default): a
     /// baseline of a day or more is then compared at the same local time of day (or of the week), so the hour that traffic

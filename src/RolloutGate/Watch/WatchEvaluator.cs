@@ -61,7 +61,7 @@ public static class WatchEvaluator
         IReadOnlyDictionary<string, DetectorState> states,
         IReadOnlyList<MetricObservation> seen)
     {
-        DateTimeOffset? warmUpUntil = plan.Watch.Warmup > TimeSpan.Zero ? deployedAt + plan.Watch.Warmup : null;
+        var warmUpUntil = plan.Watch.WarmUpUntil(deployedAt);
         var evaluations = new List<WatchEvaluation>(plan.Metrics.Count);
         for (var i = 0; i < plan.Metrics.Count; i++)
         {

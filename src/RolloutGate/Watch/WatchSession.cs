@@ -68,7 +68,7 @@ public sealed class WatchSession
     /// not a verdict of its own, so neither it nor the first verdict after the warm-up is announced as a change.
     /// </summary>
     public bool IsWarmingUp(DateTimeOffset at, string verdict) =>
-        Plan.Watch.Warmup > TimeSpan.Zero && at <= DeployedAt + Plan.Watch.Warmup && verdict == VerdictNames.Of(Verdict.InsufficientData);
+        Plan.Watch.WarmUpUntil(DeployedAt) is { } warm && at <= warm && verdict == VerdictNames.Of(Verdict.InsufficientData);
 
     /// <summary>Resumes from the last stored evaluation of each metric.</summary>
     public void Resume(IReadOnlyDictionary<string, StoredEvaluation> latest)
