@@ -87,7 +87,10 @@ public static class MetricQueries
     /// <summary>Whether <paramref name="pod"/> is a pod of <paramref name="workload"/> (see <see cref="PodNameSuffix"/>).</summary>
     public static bool IsPodOf(string pod, string workload) =>
         pod.Length > workload.Length + 1 && pod.StartsWith(workload, StringComparison.Ordinal) && pod[workload.Length] == '-'
-        && PodNameSuffixPattern.IsMatch(pod[(workload.Length + 1)..]);
+        && IsPodNameSuffix(pod[(workload.Length + 1)..]);
+
+    /// <summary>Whether <paramref name="suffix"/> is what Kubernetes puts after <c>{workload}-</c> in a pod's name (<see cref="PodNameSuffix"/>).</summary>
+    public static bool IsPodNameSuffix(string suffix) => PodNameSuffixPattern.IsMatch(suffix);
 
     public static TimeSpan WindowFor(TimeSpan interval) => interval < MinimumWindow ? MinimumWindow : interval;
 

@@ -228,7 +228,8 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
                     var pod = sample.Labels.GetValueOrDefault("pod") ?? "";
                     for (var dash = pod.IndexOf('-', StringComparison.Ordinal); dash > 0; dash = pod.IndexOf('-', dash + 1))
                     {
-                        if (MetricQueries.IsPodOf(pod, pod[..dash]))
+                        // The pod of the workload named by what stands before this dash, if what follows is Kubernetes' suffix.
+                        if (MetricQueries.IsPodNameSuffix(pod[(dash + 1)..]))
                         {
                             var key = KeyOf([ns, pod[..dash]]);
                             sums[key] = sums.GetValueOrDefault(key) + sample.Value;
