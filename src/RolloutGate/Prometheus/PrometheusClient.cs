@@ -46,10 +46,64 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
         };
     }
 
+    /// <summary>
+    /// Asked in pieces of at most <see cref="PrometheusConstants.MaxStepsPerRangeQuery"/> steps, each starting one step
+    /// after the last point of the one before (so on the same grid as one query from <paramref name="from"/>), and joined:
+    /// each series' points in time order, a series that a piece lacks (no data then) simply without those points.
+    /// </summary>
     public async Task<IReadOnlyList<PrometheusSeries>> QueryRangeAsync(
         string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(step, TimeSpan.Zero);
+        var pieces = RangePieces(from, to, step, PrometheusConstants.MaxStepsPerRangeQuery).ToList();
+        if (pieces.Count == 1)
+        {
+            return await QueryRangePieceAsync(promql, from, to, step, cancellationToken);
+        }
+
+        var joined = new Dictionary<string, (IReadOnlyDictionary<string, string> Labels, List<PrometheusPoint> Points)>(StringComparer.Ordinal);
+        foreach (var (start, end) in pieces)
+        {
+            foreach (var series in await QueryRangePieceAsync(promql, start, end, step, cancellationToken))
+            {
+                var key = PrometheusFormat.Series(series.Labels);
+                if (!joined.TryGetValue(key, out var found))
+                {
+                    joined[key] = found = (series.Labels, []);
+                }
+
+                found.Points.AddRange(series.Points);
+            }
+        }
+
+        return [.. joined.Values.Select(s => new PrometheusSeries(s.Labels, s.Points))];
+    }
+
+    /// <summary>
+    /// [from, to] cut into consecutive ranges of at most <paramref name="maxSteps"/> steps, the points of each on the grid
+    /// from + k × step and none in two ranges; one range when it is short enough (and when <paramref name="to"/> is before
+    /// <paramref name="from"/>, for Prometheus to refuse as it does).
+    /// </summary>
+    internal static IEnumerable<(DateTimeOffset From, DateTimeOffset To)> RangePieces(
+        DateTimeOffset from, DateTimeOffset to, TimeSpan step, int maxSteps)
+    {
+        var start = from;
+        while (to - start > step * maxSteps)
+        {
+            var end = start + step * maxSteps;
+            yield return (start, end);
+            start = end + step;
+        }
+
+        if (start <= to || start == from)
+        {
+            yield return (start, to);
+        }
+    }
+
+    private async Task<IReadOnlyList<PrometheusSeries>> QueryRangePieceAsync(
+        string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
+    {
         var data = await SendAsync(
             PrometheusConstants.QueryRangePath,
             promql,

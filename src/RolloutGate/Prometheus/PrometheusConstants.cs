@@ -9,4 +9,11 @@ public static class PrometheusConstants
     public const string QueryPath = "api/v1/query";
 
     public const string QueryRangePath = "api/v1/query_range";
+
+    /// <summary>
+    /// The most steps one range query spans. Prometheus refuses a range of more than 11,000 steps ("exceeded maximum
+    /// resolution of 11,000 points per timeseries", bad_data), as do Thanos and Mimir in front of it: a 7-day baseline at
+    /// a 30 s interval is 20,160. Longer ranges are asked in pieces; 10,000 leaves room below any of them.
+    /// </summary>
+    public const int MaxStepsPerRangeQuery = 10_000;
 }

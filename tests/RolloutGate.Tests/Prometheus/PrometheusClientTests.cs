@@ -90,6 +90,49 @@ public sealed class PrometheusClientTests : IDisposable
     }
 
     [Fact]
+    public async Task QueryRangeAsync_MoreStepsThanPrometheusAnswersInOneQuery_ReturnsEveryStepInOrder()
+    {
+        // A week at 30 s is 20,160 steps: asked at once, Prometheus refuses it (more than 11,000 points per series).
+        var from = Anchor.AddDays(-7);
+
+        var series = await Client.QueryRangeAsync("vector(1)", from, Anchor, TimeSpan.FromSeconds(30), CancellationToken.None);
+
+        var only = Assert.Single(series);
+        Assert.Equal(Enumerable.Range(0, 20_161).Select(i => from.AddSeconds(30 * i)), only.Points.Select(p => p.Timestamp));
+        Assert.All(only.Points, p => Assert.Equal(1, p.Value));
+    }
+
+    [Fact]
+    public async Task QueryRangeAsync_SeriesThatBeginsWithinTheRange_JoinsItsPointsAcrossPieces()
+    {
+        // 12,000 one-second steps: two pieces. The series has samples for the last 3 hours (10,800 s) only.
+        var series = await Client.QueryRangeAsync(
+            "rolloutgate_test_queue_depth", Anchor.AddSeconds(-12_000), Anchor, TimeSpan.FromSeconds(1), CancellationToken.None);
+
+        var only = Assert.Single(series);
+        Assert.Equal("checkout", only.Labels["service"]);
+        Assert.Equal(Enumerable.Range(0, 10_801).Select(i => Anchor.AddSeconds(i - 10_800)), only.Points.Select(p => p.Timestamp));
+        Assert.Equal(180, only.Points[^1].Value);
+        Assert.Equal(0, only.Points[0].Value);
+    }
+
+    [Theory]
+    [InlineData(25, "0-10 11-21 22-25")]
+    [InlineData(21, "0-10 11-21")]
+    [InlineData(22, "0-10 11-21 22-22")]
+    [InlineData(10, "0-10")]
+    [InlineData(0, "0-0")]
+    [InlineData(-3, "0--3")]
+    public void RangePieces_CutsTheGridIntoRangesOfAtMostTheGivenSteps(int steps, string expected)
+    {
+        var step = TimeSpan.FromSeconds(30);
+
+        var pieces = PrometheusClient.RangePieces(Anchor, Anchor + step * steps, step, 10);
+
+        Assert.Equal(expected, string.Join(' ', pieces.Select(p => $"{(p.From - Anchor) / step}-{(p.To - Anchor) / step}")));
+    }
+
+    [Fact]
     public async Task QueryAsync_SyntaxError_ThrowsWithQueryAndPrometheusError()
     {
         const string promql = "sum(rate(rolloutgate_test_requests_total[5m]";
