@@ -11,18 +11,21 @@ public static class HistogramTail
 {
     /// <summary>
     /// The largest finite upper bound when the <paramref name="quantile"/> of these cumulative buckets lies beyond it,
-    /// else null (also null without observations or without a finite bucket).
+    /// else null (also null without observations or without a finite bucket). Buckets of one bound are one bucket, their
+    /// counts summed, as histogram_quantile merges them: Prometheus 3 writes <c>le="25.0"</c> where Prometheus 2 wrote
+    /// <c>le="25"</c>, so a window across the upgrade holds both series, each with part of the window's count.
     /// </summary>
     public static double? QuantileBeyondLastFiniteBucket(IReadOnlyList<HistogramBucket> buckets, double quantile)
     {
         ArgumentNullException.ThrowIfNull(buckets);
-        var total = buckets.Where(b => double.IsPositiveInfinity(b.UpperBound)).Select(b => b.Count).FirstOrDefault();
-        var finite = buckets.Where(b => !double.IsPositiveInfinity(b.UpperBound)).OrderBy(b => b.UpperBound).LastOrDefault();
-        if (total <= 0 || finite is null)
+        var byBound = buckets.GroupBy(b => b.UpperBound).ToDictionary(g => g.Key, g => g.Sum(b => b.Count));
+        var total = byBound.GetValueOrDefault(double.PositiveInfinity);
+        var finite = byBound.Keys.Where(double.IsFinite).DefaultIfEmpty(double.NaN).Max();
+        if (total <= 0 || double.IsNaN(finite))
         {
             return null;
         }
 
-        return quantile * total > finite.Count ? finite.UpperBound : null;
+        return quantile * total > byBound[finite] ? finite : null;
     }
 }

@@ -117,6 +117,16 @@ public sealed class WatchScheduleTests
     }
 
     [Fact]
+    public void QuantileBeyondLastFiniteBucket_OneBoundWrittenTwoWays_CountsBothSeries()
+    {
+        // Across an upgrade to Prometheus 3: le="250" until it, le="250.0" after; 96 of 100 observations at or below 250 ms.
+        HistogramBucket[] buckets = [new(100, 30), new(250, 48), new(100, 20), new(250, 48), new(double.PositiveInfinity, 100)];
+
+        Assert.Null(HistogramTail.QuantileBeyondLastFiniteBucket(buckets, 0.95));
+        Assert.Equal(250, HistogramTail.QuantileBeyondLastFiniteBucket(buckets, 0.97));
+    }
+
+    [Fact]
     public void QuantileBeyondLastFiniteBucket_NoObservations_Null() =>
         Assert.Null(HistogramTail.QuantileBeyondLastFiniteBucket([new(100, 0), new(double.PositiveInfinity, 0)], 0.95));
 }
