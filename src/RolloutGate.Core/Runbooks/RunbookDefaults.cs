@@ -11,7 +11,12 @@ public static class RunbookDefaults
 
     public static readonly TimeSpan WatchDuration = TimeSpan.FromHours(24);
     public static readonly TimeSpan WatchInterval = TimeSpan.FromMinutes(1);
-    public static readonly TimeSpan WatchBaseline = TimeSpan.FromHours(24);
+    /// <summary>
+    /// A week: each interval is then compared with the same time one week earlier, so a Monday with Monday, not with
+    /// Sunday, and weekday/weekend traffic is not read as a regression. With less history in Prometheus (a new service,
+    /// a short retention) the baseline is what there is, and the reference falls back to the day before.
+    /// </summary>
+    public static readonly TimeSpan WatchBaseline = TimeSpan.FromDays(7);
     public static readonly TimeSpan MaxBlind = TimeSpan.FromMinutes(30);
 
     public const RollbackMode Mode = RollbackMode.Recommend;

@@ -506,7 +506,7 @@ public static partial class RunbookParser
         }
 
         watch.Warning(watch.Has("baseline") || !watch.Has("interval") ? "baseline" : "interval",
-            $"watch.baseline ({watch.Text("baseline") ?? "24h by default"}) holds {(int)(baseline / interval)} intervals of {watch.Text("interval") ?? "1m"}, " +
+            $"watch.baseline ({watch.Text("baseline") ?? "7d by default"}) holds {(int)(baseline / interval)} intervals of {watch.Text("interval") ?? "1m"}, " +
             $"fewer than the {needed} that maxIncrease (of metric '{relative.Name}') is judged against, so that limit will be insufficient-data " +
             $"at every interval: make the baseline at least {MetricQueries.Duration(interval * needed)}, or give that metric only a max");
     }

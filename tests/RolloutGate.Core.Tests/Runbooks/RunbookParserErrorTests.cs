@@ -53,7 +53,7 @@ public sealed class RunbookParserErrorTests
         Assert.Equal(TimeSpan.FromSeconds(30), runbook.PreDeploy.Timeout);
         Assert.Equal(TimeSpan.FromHours(24), runbook.Watch.Duration);
         Assert.Equal(TimeSpan.FromMinutes(1), runbook.Watch.Interval);
-        Assert.Equal(TimeSpan.FromHours(24), runbook.Watch.Baseline);
+        Assert.Equal(TimeSpan.FromDays(7), runbook.Watch.Baseline);
         Assert.Equal(TimeSpan.FromMinutes(30), runbook.Watch.StopRules.MaxBlind);
         Assert.Equal(RollbackMode.Recommend, runbook.Rollback.Mode);
         Assert.Equal(TimeSpan.FromMinutes(15), runbook.Rollback.ApprovalTimeout);
@@ -504,7 +504,7 @@ public sealed class RunbookParserErrorTests
     [Theory]
     [InlineData("baseline: 10m", "maxIncrease: 20%", "baseline: 10m", "watch.baseline (10m) holds 10 intervals of 1m, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 12m, or give that metric only a max")]
     [InlineData("baseline: 0.5s", "maxIncrease: 20%", "baseline: 0.5s", "watch.baseline (0.5s) holds 0 intervals of 1m, fewer than the 12")]
-    [InlineData("duration: 2d\n    interval: 3h", "maxIncrease: 20%", "interval: 3h", "watch.baseline (24h by default) holds 8 intervals of 3h, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 36h")]
+    [InlineData("duration: 30d\n    interval: 15h", "maxIncrease: 20%", "interval: 15h", "watch.baseline (7d by default) holds 11 intervals of 15h, fewer than the 12 that maxIncrease (of metric 'latency') is judged against, so that limit will be insufficient-data at every interval: make the baseline at least 180h")]
     [InlineData("baseline: 6m\n    interval: 30s", "maxIncrease: 20%", null, null)]
     [InlineData("baseline: 10m", "# only a max: no baseline needed", null, null)]
     public void Parse_BaselineShorterThanMaxIncreaseNeeds_IsAcceptedWithAWarning(string body, string limit, string? at, string? warning)
