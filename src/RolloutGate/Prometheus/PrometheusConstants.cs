@@ -12,8 +12,9 @@ public static class PrometheusConstants
 
     /// <summary>
     /// The most steps one range query spans. Prometheus refuses a range of more than 11,000 steps ("exceeded maximum
-    /// resolution of 11,000 points per timeseries", bad_data), as do Thanos and Mimir in front of it: a 7-day baseline at
-    /// a 30 s interval is 20,160. Longer ranges are asked in pieces; 10,000 leaves room below any of them.
+    /// resolution of 11,000 points per timeseries", bad_data: the check is (end − start) / step > 11000 in
+    /// web/api/v1/api.go, "sufficient for 60s resolution for a week"), and so do the Prometheus-compatible queriers that
+    /// copied it: a 7-day baseline at a 30 s interval is 20,160. Longer ranges are asked in pieces.
     /// </summary>
-    public const int MaxStepsPerRangeQuery = 10_000;
+    public const int MaxStepsPerRangeQuery = 11_000;
 }

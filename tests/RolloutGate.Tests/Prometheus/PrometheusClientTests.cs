@@ -103,6 +103,18 @@ public sealed class PrometheusClientTests : IDisposable
     }
 
     [Fact]
+    public async Task QueryRangeAsync_TheLargestPiece_IsOneQueryPrometheusAnswers()
+    {
+        var step = TimeSpan.FromSeconds(1);
+        var from = Anchor - step * PrometheusConstants.MaxStepsPerRangeQuery;
+
+        var series = await Client.QueryRangeAsync("vector(1)", from, Anchor, step, CancellationToken.None);
+
+        Assert.Single(PrometheusClient.RangePieces(from, Anchor, step, PrometheusConstants.MaxStepsPerRangeQuery));
+        Assert.Equal(PrometheusConstants.MaxStepsPerRangeQuery + 1, Assert.Single(series).Points.Count);
+    }
+
+    [Fact]
     public async Task QueryRangeAsync_SeriesThatBeginsWithinTheRange_JoinsItsPointsAcrossPieces()
     {
         // 12,000 one-second steps: two pieces. The series has samples for the last 3 hours (10,800 s) only.
