@@ -47,15 +47,15 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
     }
 
     /// <summary>
-    /// Asked in pieces of at most <see cref="PrometheusConstants.MaxStepsPerRangeQuery"/> steps, each starting one step
-    /// after the last point of the one before (so on the same grid as one query from <paramref name="from"/>), and joined:
-    /// each series' points in time order, a series that a piece lacks (no data then) simply without those points.
+    /// Asked in pieces of at most a day (<see cref="StepsPerPiece"/>), each starting one step after the last point of the
+    /// one before (so on the same grid as one query from <paramref name="from"/>), and joined: each series' points in
+    /// time order, a series that a piece lacks (no data then) simply without those points.
     /// </summary>
     public async Task<IReadOnlyList<PrometheusSeries>> QueryRangeAsync(
         string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
     {
         ArgumentOutOfRangeException.ThrowIfLessThanOrEqual(step, TimeSpan.Zero);
-        var pieces = RangePieces(from, to, step, PrometheusConstants.MaxStepsPerRangeQuery).ToList();
+        var pieces = RangePieces(from, to, step, StepsPerPiece(step)).ToList();
         if (pieces.Count == 1)
         {
             return await QueryRangePieceAsync(promql, from, to, step, cancellationToken);
@@ -78,6 +78,17 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
 
         return [.. joined.Values.Select(s => new PrometheusSeries(s.Labels, s.Points))];
     }
+
+    /// <summary>
+    /// How many steps one range query spans: a day's, and never more than Prometheus answers
+    /// (<see cref="PrometheusConstants.MaxStepsPerRangeQuery"/>), at least one. A week-long baseline asked at once makes
+    /// Prometheus hold the points of every series it selects for the whole week, seven times a day's, against its
+    /// <c>--query.max-samples</c> (50 million by default; beyond it the query fails with an execution error) and the
+    /// attempt's timeout; a day at a time costs each query what the former 24-hour default did. Thanos's and Cortex's
+    /// query frontends split range queries by day for the same reason.
+    /// </summary>
+    internal static int StepsPerPiece(TimeSpan step) =>
+        (int)Math.Clamp(TimeSpan.FromDays(1) / step, 1, PrometheusConstants.MaxStepsPerRangeQuery);
 
     /// <summary>
     /// [from, to] cut into consecutive ranges of at most <paramref name="maxSteps"/> steps, the points of each on the grid

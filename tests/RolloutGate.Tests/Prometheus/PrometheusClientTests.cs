@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Prometheus;
 
@@ -127,6 +128,15 @@ public sealed class PrometheusClientTests : IDisposable
         Assert.Equal(180, only.Points[^1].Value);
         Assert.Equal(0, only.Points[0].Value);
     }
+
+    [Theory]
+    [InlineData("00:01:00", 1_440)]
+    [InlineData("00:00:30", 2_880)]
+    [InlineData("00:00:01", PrometheusConstants.MaxStepsPerRangeQuery)]
+    [InlineData("1.00:00:00", 1)]
+    [InlineData("2.00:00:00", 1)]
+    public void StepsPerPiece_ADayAtMostAndNeverBeyondPrometheusLimit(string step, int expected) =>
+        Assert.Equal(expected, PrometheusClient.StepsPerPiece(TimeSpan.Parse(step, CultureInfo.InvariantCulture)));
 
     [Theory]
     [InlineData(25, "0-10 11-21 22-25")]
