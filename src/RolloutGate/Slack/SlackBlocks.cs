@@ -29,3 +29,24 @@ public sealed record ButtonElement(string ActionId, SlackText Text, string Value
 {
     public string Type => "button";
 }
+
+/// <summary>
+/// Block Kit's limits that RolloutGate's messages can reach. Slack refuses a message past them as a whole
+/// (<c>invalid_blocks</c>, <c>msg_blocks_too_long</c>): nothing is posted and the decision channel stays silent. So
+/// evidence is shortened to fit (<see cref="SlackMessages.Sections"/>) instead; the deployment's page has all of it.
+/// </summary>
+public static class BlockKitLimits
+{
+    /// <summary>A section's text: https://docs.slack.dev/reference/block-kit/blocks/section-block ("Maximum length ... 3000 characters").</summary>
+    public const int SectionText = 3000;
+
+    /// <summary>Blocks in one message: https://docs.slack.dev/reference/block-kit/blocks ("up to 50 blocks in each message").</summary>
+    public const int Blocks = 50;
+
+    /// <summary>
+    /// All section text of one message together. Not documented: Slack answers <c>msg_blocks_too_long</c> once the blocks
+    /// of a message hold about 13,000 characters (https://github.com/slackapi/bolt-js/issues/2509), well below 50 full
+    /// sections; this stays below that.
+    /// </summary>
+    public const int MessageText = 12_000;
+}

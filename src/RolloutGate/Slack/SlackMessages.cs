@@ -35,16 +35,19 @@ public static class SlackMessages
         var version = deployment.Version ?? "(no version)";
         // The text is mrkdwn too (what notifications show): a version "<!channel>" must not ping the channel from there.
         var text = Escape($"{deployment.Service} {version} in {deployment.Environment}: {deployment.State}");
-        var details = new StringBuilder()
-            .Append(CultureInfo.InvariantCulture, $"*{Escape(deployment.Service)}* `{Escape(version)}` in {Escape(deployment.Environment)}: *{deployment.State}*\n")
+        var initiator = new StringBuilder()
             .Append(CultureInfo.InvariantCulture, $"Initiator: {Escape(deployment.Initiator ?? "unknown")}");
         if (deployment.PreviousVersion is { } previous)
         {
-            details.Append(CultureInfo.InvariantCulture, $" · previous version `{Escape(previous)}`");
+            initiator.Append(CultureInfo.InvariantCulture, $" · previous version `{Escape(previous)}`");
         }
 
-        details.Append(CultureInfo.InvariantCulture, $"\n{LinkTo(publicUrl, deployment.Id)} · runbook {Escape(runbook.Name)} v{runbook.Version}");
-        return new OutboxMessage(runbook.DecisionChannel, text, [new SectionBlock(SlackText.Markdown(details.ToString()))]);
+        return new OutboxMessage(runbook.DecisionChannel, text, Sections(
+        [
+            $"*{Escape(deployment.Service)}* `{Escape(version)}` in {Escape(deployment.Environment)}: *{deployment.State}*",
+            initiator.ToString(),
+            $"{LinkTo(publicUrl, deployment.Id)} · runbook {Escape(runbook.Name)} v{runbook.Version}",
+        ]));
     }
 
     /// <summary>
@@ -56,8 +59,7 @@ public static class SlackMessages
         var evidence = ParseEvidence(data);
         var link = LinkTo(publicUrl, deployment.Id);
         var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")}: a verdict changed · {link}";
-        var body = $"*A verdict changed* · {link}\n" + string.Join("\n", evidence.Select(Line));
-        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body))]);
+        return new OutboxMessage(channel, text, Sections([$"*A verdict changed* · {link}", .. evidence.Select(Line)]));
     }
 
     /// <summary>The question asked when a deployment regresses under rollback.mode recommend: evidence, link and three buttons.</summary>
@@ -72,19 +74,22 @@ public static class SlackMessages
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
         var link = LinkTo(publicUrl, deployment.Id);
         var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")} regressed: roll back? · {link}";
-        var body = $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}\n"
-            + (held is null ? "RolloutGate recommends a rollback.\n" : $"RolloutGate would roll back automatically, but holds it: {Escape(held)}.\n")
-            + string.Join("\n", evidence.Select(Line))
-            + (held is null
-                ? $"\nWithout an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide."
-                : "\nNothing happens until someone decides. Owner and approvers may decide.");
+        string[] body =
+        [
+            $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}",
+            held is null ? "RolloutGate recommends a rollback." : $"RolloutGate would roll back automatically, but holds it: {Escape(held)}.",
+            .. evidence.Select(Line),
+            held is null
+                ? $"Without an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide."
+                : "Nothing happens until someone decides. Owner and approvers may decide.",
+        ];
         ButtonElement[] buttons =
         [
             new(DecisionKinds.Rollback, SlackText.Plain("Roll back"), deployment.Id, "danger"),
             new(DecisionKinds.Dismiss, SlackText.Plain("Keep"), deployment.Id),
             new(DecisionKinds.Stop, SlackText.Plain("Stop automation"), deployment.Id),
         ];
-        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(body)), new ActionsBlock(RecommendationBlockId, buttons)]);
+        return new OutboxMessage(channel, text, [.. Sections(body), new ActionsBlock(RecommendationBlockId, buttons)]);
     }
 
     public static OutboxMessage Decision(string channel, string? actor, string data)
@@ -130,7 +135,7 @@ public static class SlackMessages
             new(DecisionKinds.Rollback, SlackText.Plain("Retry rollback"), deploymentId, "danger"),
             new(DecisionKinds.Stop, SlackText.Plain("Stop automation"), deploymentId),
         ];
-        return new OutboxMessage(channel, text, [new SectionBlock(SlackText.Markdown(text)), new ActionsBlock(RecommendationBlockId, buttons)]);
+        return new OutboxMessage(channel, text, [.. Sections([text]), new ActionsBlock(RecommendationBlockId, buttons)]);
     }
 
     /// <summary>
@@ -154,6 +159,79 @@ public static class SlackMessages
             $"• *{Escape(e.Metric)}*: {Escape(e.Figures)}")
         + (e.Verdict is null ? "" : $" → {Escape(e.Verdict)}")
         + (string.IsNullOrWhiteSpace(e.Explanation) ? "" : $": {Escape(e.Explanation)}");
+
+    /// <summary>
+    /// Lines of mrkdwn as section blocks within Block Kit's limits (<see cref="BlockKitLimits"/>): as many lines to a
+    /// section as fit in its 3,000 characters, and all of them together within <see cref="BlockKitLimits.MessageText"/>.
+    /// When they do not fit, the longest lines are shortened first, each to an equal share of the room the shorter ones
+    /// leave, so that thirty metrics with long explanations all keep their name and figures, and a short line (the
+    /// headline, the time-out) is never cut. A shortened line ends with "…".
+    /// </summary>
+    public static IReadOnlyList<SectionBlock> Sections(IReadOnlyList<string> lines)
+    {
+        // Each line but the first costs a line break as well.
+        var room = BlockKitLimits.MessageText - Math.Max(lines.Count - 1, 0);
+        var limits = new int[lines.Count];
+        var left = lines.Count;
+        foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Length))
+        {
+            limits[i] = Math.Min(Math.Min(lines[i].Length, BlockKitLimits.SectionText), Math.Max(room / left, 1));
+            room -= limits[i];
+            left--;
+        }
+
+        var sections = new List<SectionBlock>();
+        var section = new StringBuilder();
+        for (var i = 0; i < lines.Count; i++)
+        {
+            var line = Cut(lines[i], limits[i]);
+            if (section.Length > 0 && section.Length + 1 + line.Length > BlockKitLimits.SectionText)
+            {
+                sections.Add(new SectionBlock(SlackText.Markdown(section.ToString())));
+                section.Clear();
+            }
+
+            section.Append(section.Length > 0 ? "\n" : "").Append(line);
+        }
+
+        if (section.Length > 0)
+        {
+            sections.Add(new SectionBlock(SlackText.Markdown(section.ToString())));
+        }
+
+        return sections;
+    }
+
+    /// <summary>
+    /// <paramref name="mrkdwn"/> in at most <paramref name="max"/> characters, ending with "…" when shortened. It is cut
+    /// before an escape (&amp;amp;) or a link (&lt;url|label&gt;) it would split, and never between the two halves of a
+    /// surrogate pair: what is left is still mrkdwn Slack shows as written.
+    /// </summary>
+    public static string Cut(string mrkdwn, int max)
+    {
+        if (mrkdwn.Length <= max)
+        {
+            return mrkdwn;
+        }
+
+        var end = Math.Max(max - 1, 0);
+        if (end > 0 && mrkdwn.LastIndexOf('&', end - 1) is var amp and >= 0 && mrkdwn.IndexOf(';', amp, end - amp) < 0)
+        {
+            end = amp;
+        }
+
+        if (end > 0 && mrkdwn.LastIndexOf('<', end - 1) is var open and >= 0 && mrkdwn.IndexOf('>', open, end - open) < 0)
+        {
+            end = open;
+        }
+
+        if (end > 0 && char.IsHighSurrogate(mrkdwn[end - 1]))
+        {
+            end--;
+        }
+
+        return string.Concat(mrkdwn.AsSpan(0, end), "…");
+    }
 
     /// <summary>&amp;, &lt; and &gt; are the three characters Slack asks to escape in mrkdwn.</summary>
     public static string Escape(string text) =>

@@ -207,6 +207,67 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task LongEvidence_IsShortenedToBlockKitsLimits_AndEveryMessageIsPostedWithItsButtons()
+    {
+        // Thirty metrics whose explanations carry a 5,000-character PromQL (with '<' and '&', which escaping lengthens):
+        // Slack refuses a section over 3,000 characters, and a refused recommendation would leave the channel silent.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-long-1");
+        var query = "sum(rate(istio_requests_total{response_code=~\"5..\"}[5m])) " + string.Concat(Enumerable.Repeat("< 1 and x & ", 420));
+        var evidence = Enumerable.Range(1, 30)
+            .Select(i => new MetricEvidence($"metric-{i}", 0.9, 0.6, 0.7, "regressed", $"metric-{i} is blind: Prometheus refused {query}"))
+            .ToArray();
+        await test.RegressThroughWatchAsync("gh-long-1", evidence);
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL"));
+        Assert.Empty(test.Slack.Violations);
+        static IReadOnlyList<string> SectionTexts(SlackCall call) =>
+            [.. call.Body.GetProperty("blocks").EnumerateArray().Where(b => b.GetProperty("type").GetString() == "section")
+                .Select(b => b.GetProperty("text").GetProperty("text").GetString()!)];
+        var recommendation = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.TryGetProperty("blocks", out var blocks) && blocks.EnumerateArray().Any(b => b.GetProperty("type").GetString() == "actions"));
+        var shown = string.Join("\n", SectionTexts(recommendation));
+        Assert.All(evidence, e => Assert.Contains($"• *{e.Metric}*: 0.9 (baseline 0.6, threshold 0.7) → regressed: {e.Metric} is blind", shown, StringComparison.Ordinal));
+        Assert.Contains("Without an answer within 15 min, RolloutGate will roll back.", shown, StringComparison.Ordinal);
+        Assert.True(shown.Length <= BlockKitLimits.MessageText, $"{shown.Length} characters of sections");
+        // Shortened between escapes, never inside one.
+        Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", shown);
+        var verdictChanges = test.Slack.Delivered(SlackMethods.PostMessage)
+            .Where(post => post.Body.GetProperty("text").GetString()!.Contains("a verdict changed", StringComparison.Ordinal)).ToList();
+        Assert.Equal(30, verdictChanges.Count);
+        Assert.All(verdictChanges, post => Assert.EndsWith("…", SectionTexts(post)[^1], StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task LongWebhookFieldsFullOfMarkup_TheRootMessageIsStillPosted()
+    {
+        // Each field within the webhook's 256 characters, but escaped ('&' is "&amp;") together past a section's 3,000.
+        await using var test = await SlackTestService.StartAsync();
+        foreach (var @event in new[] { "predeploy", "deployed" })
+        {
+            var body = JsonSerializer.Serialize(new
+            {
+                @event, deploymentId = "gh-long-root", service = "checkout", environment = "production",
+                version = new string('&', 256), previousVersion = new string('&', 256), initiator = new string('<', 256),
+            });
+            (await test.Service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
+        }
+
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL"));
+        Assert.Empty(test.Slack.Violations);
+        var root = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage));
+        var update = Assert.Single(test.Slack.Delivered(SlackMethods.Update));
+        var sections = update.Body.GetProperty("blocks").EnumerateArray().Select(b => b.GetProperty("text").GetProperty("text").GetString()!).ToList();
+        Assert.Equal(2, sections.Count);
+        Assert.Contains($"Initiator: {string.Concat(Enumerable.Repeat("&lt;", 256))}", sections[1], StringComparison.Ordinal);
+        Assert.Contains("<https://rolloutgate.example/api/v1/deployments/gh-long-root|gh-long-root>", sections[1], StringComparison.Ordinal);
+        Assert.Equal(root.Ts, update.Body.GetProperty("ts").GetString());
+    }
+
+    [Fact]
     public async Task FailedRollbackAction_AsksToRetryOrStop_AndTheRetryButtonRunsItAgain()
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();

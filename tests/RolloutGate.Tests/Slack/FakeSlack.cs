@@ -328,15 +328,9 @@ public sealed class FakeSlack : IAsyncDisposable
             return "no_text";
         }
 
-        if (hasBlocks)
+        if (hasBlocks && !WithinBlockKitLimits(blocks))
         {
-            foreach (var block in blocks.EnumerateArray())
-            {
-                if (!block.TryGetProperty("type", out _))
-                {
-                    return "invalid_blocks";
-                }
-            }
+            return "invalid_blocks";
         }
 
         switch (method)
@@ -363,6 +357,56 @@ public sealed class FakeSlack : IAsyncDisposable
             default:
                 return "unknown_method";
         }
+    }
+
+    /// <summary>
+    /// Block Kit's documented limits, past any of which Slack answers invalid_blocks and posts nothing: at most 50 blocks
+    /// (https://docs.slack.dev/reference/block-kit/blocks), block_id at most 255 characters; a section's text 1 to 3,000
+    /// characters and at most 10 fields of at most 2,000 (…/blocks/section-block); a context at most 10 elements
+    /// (…/blocks/context-block); a header's text at most 150 (…/blocks/header-block); actions at most 25 elements
+    /// (…/blocks/actions-block); a button's text at most 75, its value at most 2,000, its action_id at most 255
+    /// (…/block-elements/button-element).
+    /// </summary>
+    private static bool WithinBlockKitLimits(JsonElement blocks)
+    {
+        static int Length(JsonElement element, string name) =>
+            element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.String ? value.GetString()!.Length : 0;
+        static int TextLength(JsonElement element) =>
+            element.TryGetProperty("text", out var text) && text.ValueKind == JsonValueKind.Object ? Length(text, "text") : 0;
+        static int Count(JsonElement element, string name) =>
+            element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Array ? value.GetArrayLength() : 0;
+
+        if (blocks.GetArrayLength() > 50)
+        {
+            return false;
+        }
+
+        foreach (var block in blocks.EnumerateArray())
+        {
+            if (!block.TryGetProperty("type", out var type) || Length(block, "block_id") > 255)
+            {
+                return false;
+            }
+
+            var fits = type.GetString() switch
+            {
+                "section" => (block.TryGetProperty("text", out _) ? TextLength(block) is >= 1 and <= 3000 : Count(block, "fields") > 0)
+                    && Count(block, "fields") <= 10
+                    && (!block.TryGetProperty("fields", out var fields) || fields.EnumerateArray().All(field => Length(field, "text") <= 2000)),
+                "context" => Count(block, "elements") is >= 1 and <= 10,
+                "header" => TextLength(block) is >= 1 and <= 150,
+                "actions" => Count(block, "elements") is >= 1 and <= 25
+                    && block.GetProperty("elements").EnumerateArray().All(element =>
+                        TextLength(element) <= 75 && Length(element, "value") <= 2000 && Length(element, "action_id") <= 255),
+                _ => true,
+            };
+            if (!fits)
+            {
+                return false;
+            }
+        }
+
+        return true;
     }
 
     private sealed record StoredMessage(string Channel, string Ts, string Text, string? ThreadTs, JsonElement? Metadata);
