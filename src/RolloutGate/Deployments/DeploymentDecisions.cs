@@ -3,6 +3,7 @@ using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Webhooks;
 
 namespace RolloutGate.Deployments;
 
@@ -33,8 +34,20 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
     /// <summary>The action a runbook without one records (<see cref="Rollbacks.RollbackDispatcher"/>): nothing to retry.</summary>
     public const string NoActionConfigured = "none configured";
 
+    /// <summary>
+    /// The longest actor accepted, as the webhook's fields. An actor is indexed (audit_events_actor, a btree), and a btree
+    /// entry cannot exceed about a third of a page, 2,704 bytes (https://www.postgresql.org/docs/current/btree.html):
+    /// past it PostgreSQL refuses the whole decision with an error.
+    /// </summary>
+    public const int MaxActorLength = WebhookRequestParser.MaxFieldLength;
+
     public async Task<IResult> DecideAsync(string deploymentId, string kind, string actor, string? reason, string source, CancellationToken cancellationToken)
     {
+        if (actor.Length > MaxActorLength)
+        {
+            return Problems.BadRequest($"actor is {actor.Length} characters long; at most {MaxActorLength} are accepted");
+        }
+
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         // FOR UPDATE: two people deciding at once are serialised; the second sees the first one's state.
         var deployment = await db.Deployments

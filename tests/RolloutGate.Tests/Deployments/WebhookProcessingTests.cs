@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Json;
 using System.Text.Json;
 using RolloutGate.Tests.Infrastructure;
 
@@ -537,6 +538,27 @@ public sealed class WebhookProcessingTests
         Assert.DoesNotContain("RolloutGate.", number.Text, StringComparison.Ordinal);
         Assert.Equal(HttpStatusCode.OK, withBom.Status);
         Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'op-json'"));
+    }
+
+    [Fact]
+    public async Task Stop_ActorLongerThanTheAuditIndexTakes_Refused400AndNothingChanged()
+    {
+        // audit_events.actor is indexed, and a btree entry over 2,704 bytes makes PostgreSQL refuse the row: 3,000 random
+        // letters (which TOAST cannot compress below that) must be a clear 400, not a 500.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "op-actor");
+        await service.Webhooks.SendEventAsync("deployed", "op-actor");
+        var random = new Random(7);
+        var actor = new string([.. Enumerable.Range(0, 3000).Select(_ => (char)random.Next('!', '~'))]);
+        using var @operator = service.Operator();
+
+        var stop = await @operator.PostAsJsonAsync("/api/v1/deployments/op-actor/stop", new { actor, reason = "too long a name" });
+
+        Assert.Equal(HttpStatusCode.BadRequest, stop.StatusCode);
+        Assert.Equal("application/problem+json", stop.Content.Headers.ContentType?.MediaType);
+        Assert.Equal("actor is 3000 characters long; at most 256 are accepted", (await stop.JsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'op-actor'"));
+        Assert.Equal(0, await service.CountAsync("decisions", "deployment_id = 'op-actor'"));
     }
 
     [Fact]
