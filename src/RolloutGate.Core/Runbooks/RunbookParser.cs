@@ -74,6 +74,14 @@ public static partial class RunbookParser
     /// </summary>
     public const int MaxFileBytes = 1024 * 1024;
 
+    /// <summary>
+    /// The longest metric name. It is part of the key of every evaluation and baseline, with the deployment id (at most
+    /// 256 characters), and a btree entry cannot exceed about a third of a page, 2,704 bytes
+    /// (https://www.postgresql.org/docs/current/btree.html): a longer name would make PostgreSQL refuse the watch's
+    /// evaluations, and with them those of every watch stored in the same transaction.
+    /// </summary>
+    public const int MaxMetricNameLength = 256;
+
     public static RunbookParseResult Parse(string yaml, string file)
     {
         var errors = new RunbookErrorSink(file);
@@ -514,6 +522,11 @@ public static partial class RunbookParser
     private static MetricSpec ReadMetric(YamlSection metric, MeshSpec? mesh, RunbookErrorSink errors)
     {
         var name = metric.Text("name", required: true) ?? "";
+        if (name.Length > MaxMetricNameLength)
+        {
+            metric.Error("name", $"{metric.PathOf("name")} is {name.Length} characters long; a metric name is at most {MaxMetricNameLength} characters");
+        }
+
         var source = metric.ExactlyOneOf(["preset", "query"], "metric source");
         var preset = source == "preset" ? metric.Choice("preset", RunbookDefaults.Presets, required: true) : null;
         var query = source == "query" ? metric.Text("query", required: true) : null;

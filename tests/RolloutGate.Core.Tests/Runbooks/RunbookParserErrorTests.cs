@@ -153,6 +153,14 @@ public sealed class RunbookParserErrorTests
         Assert.Equal(Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes)), runbook.Sha256);
     }
 
+    [Theory]
+    [InlineData(256, null)]
+    [InlineData(257, "watch.metrics[0].name is 257 characters long; a metric name is at most 256 characters")]
+    public void Parse_MetricNameLongerThanTheEvaluationKeyTakes_IsAnError(int length, string? reason)
+    {
+        AssertOutcome(Valid.Replace("      - name: latency", $"      - name: {new string('l', length)}", StringComparison.Ordinal), reason);
+    }
+
     [Fact]
     public void Parse_EmptyFile_IsAnErrorOnLineOne()
     {
