@@ -60,6 +60,18 @@ public static partial class RunbookParser
     [GeneratedRegex("^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$", RegexOptions.CultureInvariant)]
     private static partial Regex DnsLabel();
 
+    /// <summary>
+    /// The longest name of the objects a rollback patches (VirtualService, HTTPRoute, TrafficSplit, Rollout): a DNS
+    /// subdomain, https://kubernetes.io/docs/concepts/overview/working-with-objects/names/. A name the API server cannot
+    /// hold fails the rollback only when it is needed; the runbook is refused instead.
+    /// </summary>
+    public const int MaxObjectNameLength = 253;
+
+    [GeneratedRegex(@"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$", RegexOptions.CultureInvariant)]
+    private static partial Regex DnsSubdomain();
+
+    private static bool IsObjectName(string name) => name.Length <= MaxObjectNameLength && DnsSubdomain().IsMatch(name);
+
     // Alertmanager's matcher syntax: label, operator, double-quoted value with backslash escapes.
     [GeneratedRegex("""^\s*([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!~|!=|=)\s*"((?:[^"\\]|\\.)*)"\s*$""", RegexOptions.CultureInvariant)]
     private static partial Regex Matcher();
@@ -241,7 +253,13 @@ public static partial class RunbookParser
 
         // Without a mesh there is nothing to address in the cluster, so namespace and workload become optional.
         var needsWorkload = known != MeshProvider.None;
-        return new MeshSpec(known, mesh.Text("namespace", required: needsWorkload), mesh.Text("workload", required: needsWorkload));
+        var @namespace = mesh.Text("namespace", required: needsWorkload);
+        if (@namespace is { Length: > 0 } && !DnsLabel().IsMatch(@namespace))
+        {
+            mesh.Error("namespace", $"mesh.namespace must be a Kubernetes namespace name, a DNS label (lowercase letters, digits and '-', at most 63 characters), got '{@namespace}'");
+        }
+
+        return new MeshSpec(known, @namespace, mesh.Text("workload", required: needsWorkload));
     }
 
     private static PreDeploySpec ReadPreDeploy(YamlSection spec, RunbookErrorSink errors)
@@ -612,21 +630,31 @@ public static partial class RunbookParser
 
         YamlSection? Open(string field, string[] fields) => action.Section(field, fields);
         string Field(YamlSection? section, string field) => section?.Text(field, required: true) ?? "";
+        string ObjectName(YamlSection? section, string field)
+        {
+            var name = Field(section, field);
+            if (name.Length > 0 && !IsObjectName(name))
+            {
+                section!.Error(field, $"{section.PathOf(field)} must be a Kubernetes object name, a DNS subdomain (lowercase letters, digits, '-' and '.', at most {MaxObjectNameLength} characters), got '{name}'");
+            }
+
+            return name;
+        }
 
         switch (kind)
         {
             case "istio":
                 var istio = Open("istio", IstioFields);
-                return new RollbackAction(Istio: new IstioRollback(Field(istio, "virtualService"), Field(istio, "stableSubset")));
+                return new RollbackAction(Istio: new IstioRollback(ObjectName(istio, "virtualService"), Field(istio, "stableSubset")));
             case "linkerd":
                 var linkerd = Open("linkerd", LinkerdFields);
-                return new RollbackAction(Linkerd: new LinkerdRollback(Field(linkerd, "httpRoute"), Field(linkerd, "stableBackend")));
+                return new RollbackAction(Linkerd: new LinkerdRollback(ObjectName(linkerd, "httpRoute"), Field(linkerd, "stableBackend")));
             case "smi":
                 var smi = Open("smi", SmiFields);
-                return new RollbackAction(Smi: new SmiRollback(Field(smi, "trafficSplit"), Field(smi, "stableBackend")));
+                return new RollbackAction(Smi: new SmiRollback(ObjectName(smi, "trafficSplit"), Field(smi, "stableBackend")));
             case "argoRollouts":
                 var argo = Open("argoRollouts", ArgoRolloutsFields);
-                return new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback(Field(argo, "rollout")));
+                return new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback(ObjectName(argo, "rollout")));
             case "webhook":
                 var webhook = Open("webhook", WebhookFields);
                 var url = Field(webhook, "url");

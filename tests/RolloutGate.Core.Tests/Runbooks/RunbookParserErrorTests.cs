@@ -161,6 +161,28 @@ public sealed class RunbookParserErrorTests
         AssertOutcome(Valid.Replace("      - name: latency", $"      - name: {new string('l', length)}", StringComparison.Ordinal), reason);
     }
 
+    [Theory]
+    [InlineData("    namespace: shop", "    namespace: Shop", "mesh.namespace must be a Kubernetes namespace name, a DNS label")]
+    [InlineData("    namespace: shop", "    namespace: shop_eu", "mesh.namespace must be a Kubernetes namespace name, a DNS label")]
+    [InlineData("        virtualService: checkout", "        virtualService: checkout.eu-1", null)]
+    [InlineData("        virtualService: checkout", "        virtualService: Checkout", "rollback.action.istio.virtualService must be a Kubernetes object name, a DNS subdomain")]
+    [InlineData("        virtualService: checkout", "        virtualService: checkout/v2", "rollback.action.istio.virtualService must be a Kubernetes object name, a DNS subdomain")]
+    public void Parse_KubernetesNameTheApiServerCannotHold_IsAnError(string line, string replacement, string? reason)
+    {
+        AssertOutcome(Valid.Replace(line, replacement, StringComparison.Ordinal), reason);
+    }
+
+    [Fact]
+    public void Parse_KubernetesNamesAtTheirLimits()
+    {
+        var label = "s" + new string('-', 61) + "p";
+        var subdomain = string.Join('.', Enumerable.Repeat(new string('c', 63), 4))[..253];
+
+        AssertOutcome(Valid.Replace("namespace: shop", $"namespace: {label}", StringComparison.Ordinal).Replace("virtualService: checkout", $"virtualService: {subdomain}", StringComparison.Ordinal), null);
+        AssertOutcome(Valid.Replace("namespace: shop", $"namespace: {label}x", StringComparison.Ordinal), "mesh.namespace must be");
+        AssertOutcome(Valid.Replace("virtualService: checkout", $"virtualService: {subdomain}c", StringComparison.Ordinal), "rollback.action.istio.virtualService must be");
+    }
+
     [Fact]
     public void Parse_EmptyFile_IsAnErrorOnLineOne()
     {
