@@ -167,6 +167,29 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_RunbookWithoutABaseline_AsksForAWeekADayAtATimeAndJudgesTheDayPrometheusHolds()
+    {
+        // The default baseline is 7d: a week at 1-minute steps is seven range queries of a day each per query; this
+        // Prometheus holds about 24.5 hours of it, and a regression is judged against those.
+        var runbook = Runbook("slow").Replace("    baseline: 24h\n", "", StringComparison.Ordinal);
+        Assert.DoesNotContain("baseline:", runbook, StringComparison.Ordinal);
+        await using var service = await StartAsync("slow", runbook);
+        await DeployAsync(service, "dep-slow-week", "slow");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-slow-week");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var baseline = deployment.GetProperty("watch").GetProperty("baseline");
+        Assert.Equal(WatchPrometheus.DeployedAt.AddDays(-7), baseline.GetProperty("from").GetDateTimeOffset());
+        Assert.Equal(WatchPrometheus.DeployedAt, baseline.GetProperty("to").GetDateTimeOffset());
+        var evidence = Assert.Single(await AuditAsync(service, "dep-slow-week", "evaluation.verdict-changed"),
+            e => e.GetProperty("data").GetProperty("metric").GetString() == "p95-latency").GetProperty("data");
+        Assert.Equal("regressed", evidence.GetProperty("verdict").GetString());
+        Assert.Equal(0.225, evidence.GetProperty("baseline").GetDouble(), 3);
+        Assert.Contains("the same time yesterday", evidence.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Watch_P95StepWithAWarmUp_JudgedAgainstTheBaselineOnlyAfterIt()
     {
         await using var service = await StartAsync("slow", Runbook("slow", warmup: "30m"));
