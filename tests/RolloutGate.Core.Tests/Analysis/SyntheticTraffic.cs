@@ -33,6 +33,47 @@ internal sealed class SyntheticTraffic(int seed)
     public Observation LocalRequestRate(DateTimeOffset at, TimeZoneInfo zone) =>
         RequestRate(at, TimeZoneInfo.ConvertTime(at, zone).TimeOfDay.TotalHours, 3000);
 
+    /// <summary>
+    /// Cost per request of a service whose requests follow the day (about 1500 a minute at 15:00 UTC and 150 at 03:00,
+    /// Poisson) and which pays for its CPU by use (one unit per request, 3% noise from minute to minute) and for its
+    /// memory by the minute (500 units, a quarter of the cost at the peak and three quarters at night). The fixed memory
+    /// cost over a few requests makes the night's value about four times as noisy as the afternoon's (its log about
+    /// 1/√requests at night), the heteroscedastic shape real services have.
+    /// </summary>
+    public Observation NightlyCostPerRequest(DateTimeOffset at, double factor = 1.0)
+    {
+        var requests = Requests(at.UtcDateTime.TimeOfDay.TotalHours, 1500);
+        if (requests == 0)
+        {
+            return new Observation(at, null, 0);
+        }
+
+        var cost = requests * Math.Exp(0.03 * Normal()) + 500;
+        return new Observation(at, factor * cost / requests, requests);
+    }
+
+    /// <summary>
+    /// p95 latency of the same service: each request's latency log-normal (median 80 ms, 20% higher at the peak, log
+    /// standard deviation 0.8), and the interval's value the 95th percentile of its requests, the ⌈0.95 n⌉-th smallest of
+    /// n (its exact law: that order statistic of n uniforms is Beta(k, n + 1 − k)). The log of a quantile of n requests
+    /// varies like 1/√n, so the night's p95 of 150 requests is about three times as noisy as the afternoon's of 1500.
+    /// </summary>
+    public Observation NightlyP95(DateTimeOffset at, double factor = 1.0)
+    {
+        var hour = at.UtcDateTime.TimeOfDay.TotalHours;
+        var requests = Requests(hour, 1500);
+        if (requests == 0)
+        {
+            return new Observation(at, null, 0);
+        }
+
+        var k = (int)Math.Ceiling(0.95 * requests);
+        var x = Gamma(k);
+        var u = x / (x + Gamma(requests + 1 - k));
+        var median = 0.08 * (1 + 0.2 * Load(hour));
+        return new Observation(at, factor * median * Math.Exp(0.8 * NoiseDistribution.NormalQuantile(u)), requests);
+    }
+
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
     public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
         Enumerable.Range(0, count).Select(i => from + (i * step));
@@ -77,9 +118,45 @@ internal sealed class SyntheticTraffic(int seed)
     /// <summary>Requests a minute peaking at <paramref name="peak"/> at hour 15 and at a tenth of it at hour 3, with Poisson noise.</summary>
     private Observation RequestRate(DateTimeOffset at, double hour, double peak)
     {
-        var mean = peak * (0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24));
-        var requests = Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+        var requests = Requests(hour, peak);
         return new Observation(at, requests / 60.0, requests);
+    }
+
+    /// <summary>A minute's requests at <paramref name="hour"/>: Poisson (normal approximation) around <paramref name="peak"/> × <see cref="Load"/>.</summary>
+    private long Requests(double hour, double peak)
+    {
+        var mean = peak * Load(hour);
+        return Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+    }
+
+    /// <summary>The daily traffic shape: 1 at hour 15, 0.1 at hour 3.</summary>
+    private static double Load(double hour) => 0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24);
+
+    /// <summary>
+    /// A Gamma(<paramref name="shape"/>, 1) draw for shape ≥ 1 (Marsaglia, G. and Tsang, W. W. 2000, "A simple method for
+    /// generating gamma variables", ACM Trans. Math. Softw. 26:363–372).
+    /// </summary>
+    private double Gamma(double shape)
+    {
+        var d = shape - 1.0 / 3;
+        var c = 1 / Math.Sqrt(9 * d);
+        while (true)
+        {
+            double x, v;
+            do
+            {
+                x = Normal();
+                v = 1 + c * x;
+            }
+            while (v <= 0);
+
+            v = v * v * v;
+            var u = 1 - _random.NextDouble();
+            if (Math.Log(u) < 0.5 * x * x + d - d * v + d * Math.Log(v))
+            {
+                return d * v;
+            }
+        }
     }
 
     private static double Daily(DateTimeOffset at, double amplitude) =>

@@ -1,0 +1,102 @@
+using System.Globalization;
+using System.Text;
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Core.Tests.Analysis;
+
+namespace RolloutGate.Benchmarks.Detection;
+
+/// <summary>
+/// Seeded 24-hour watches of metrics whose noise follows the time of day (<see cref="SyntheticTraffic.NightlyCostPerRequest"/>,
+/// <see cref="SyntheticTraffic.NightlyP95"/>: the night's few requests make them several times noisier than the
+/// afternoon's), which the NAB and Nezha traces lack. For each seed a deploy at hour (seed mod 24) UTC with a 24-hour and
+/// a 7-day baseline; null runs (the same process after the deploy: any alarm is a false rollback) and the protocol's
+/// regressions × (1 + X) of the same watch. maxIncrease 10%, no absolute max, one look a minute (1440 looks).
+/// </summary>
+internal static class HeteroscedasticBenchmark
+{
+    private static readonly double[] Regressions = [0.10, 0.25, 0.50];
+
+    public static int Run(string[] args)
+    {
+        var index = Array.IndexOf(args, "--seeds");
+        var seeds = 240;
+        if (index >= 0 && (index + 1 >= args.Length || !int.TryParse(args[index + 1], NumberStyles.None, CultureInfo.InvariantCulture, out seeds) || seeds < 1))
+        {
+            Console.Error.WriteLine("--seeds takes a whole number of seeded watches, such as 240.");
+            return 2;
+        }
+
+        var spec = new MetricSpec("benchmark", null, null, null, 0.10, null);
+        var shapes = new (string Name, MetricKind Kind, Func<SyntheticTraffic, DateTimeOffset, Observation> Sample)[]
+        {
+            ("cost per request", MetricKind.CostPerRequest, (traffic, at) => traffic.NightlyCostPerRequest(at)),
+            ("p95 latency", MetricKind.Latency, (traffic, at) => traffic.NightlyP95(at)),
+        };
+        var text = new StringBuilder();
+        text.AppendLine("| shape | baseline | watches | false rollbacks | their hours (UTC), test | +10% (on the limit): alarmed, median delay, alarms 00-08 UTC | +25%: detected, median delay | +50%: detected, median delay |")
+            .AppendLine("|---|---|---:|---:|---|---:|---:|---:|");
+        foreach (var (name, kind, sample) in shapes)
+        {
+            foreach (var days in new[] { 1, 7 })
+            {
+                var falseAlarms = new List<string>();
+                var delays = Regressions.ToDictionary(x => x, _ => new List<int>());
+                var nightly = 0;
+                for (var seed = 0; seed < seeds; seed++)
+                {
+                    var traffic = new SyntheticTraffic(seed);
+                    var deploy = SyntheticTraffic.Deploy.Date.AddHours(seed % 24);
+                    var deployAt = new DateTimeOffset(deploy, TimeSpan.Zero);
+                    var baselineSamples = SyntheticTraffic.Minutes(deployAt.AddDays(-days), days * 1440).Select(t => sample(traffic, t)).ToList();
+                    var watch = SyntheticTraffic.Minutes(deployAt, 1440).Select(t => sample(traffic, t)).ToArray();
+                    var baseline = BaselineWindow.From(kind, baselineSamples);
+                    if (FirstAlarm(kind, spec, baseline, watch) is { } alarm)
+                    {
+                        var test = alarm.Explanation.Contains("CUSUM", StringComparison.Ordinal) ? "CUSUM" : "since deploy";
+                        falseAlarms.Add(string.Create(CultureInfo.InvariantCulture, $"{alarm.At.UtcDateTime:HH:mm} {test}"));
+                    }
+
+                    foreach (var x in Regressions)
+                    {
+                        var regressed = watch.Select(o => o with { Value = o.Value * (1 + x) }).ToArray();
+                        if (FirstAlarm(kind, spec, baseline, regressed) is { } caught)
+                        {
+                            delays[x].Add((int)(caught.At - deployAt).TotalMinutes + 1);
+                            nightly += x == Regressions[0] && caught.At.UtcDateTime.Hour < 8 ? 1 : 0;
+                        }
+                    }
+                }
+
+                var hours = falseAlarms.Count == 0 ? "-" : string.Join(", ", falseAlarms.Order(StringComparer.Ordinal));
+                text.AppendLine(CultureInfo.InvariantCulture,
+                    $"| {name} | {days * 24} h | {seeds} | {100.0 * falseAlarms.Count / seeds:0.0}% ({falseAlarms.Count}) | {hours} | {Cell(delays[Regressions[0]], seeds)}, {nightly} | {string.Join(" | ", Regressions.Skip(1).Select(x => Cell(delays[x], seeds)))} |");
+            }
+        }
+
+        Console.WriteLine(text);
+        Console.WriteLine($"Command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- heteroscedastic {string.Join(' ', args)}");
+        return 0;
+    }
+
+    private static MetricEvaluation? FirstAlarm(MetricKind kind, MetricSpec spec, BaselineWindow baseline, Observation[] watch)
+    {
+        DetectorState? state = null;
+        foreach (var observation in watch)
+        {
+            var evaluation = RegressionDetector.Evaluate(kind, spec, baseline, state, observation);
+            if (evaluation.IsRegression)
+            {
+                return evaluation;
+            }
+
+            state = evaluation.State;
+        }
+
+        return null;
+    }
+
+    private static string Cell(List<int> delays, int runs) =>
+        delays.Count == 0 ? "0%, -"
+            : string.Create(CultureInfo.InvariantCulture, $"{100.0 * delays.Count / runs:0}%, {delays.Order().ElementAt(delays.Count / 2)} min");
+}
