@@ -33,7 +33,7 @@ internal readonly record struct ReductionInputs(
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 4;
+    public const byte StoredVersion = 5;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -59,6 +59,8 @@ public sealed partial class BaselineWindow
             writer.Write(Errors);
             writer.Write(Dispersion);
             writer.Write(_halfWidthSeconds);
+            writer.Write(_countScale);
+            writer.Write(_medianRequests);
             WriteTimes(writer, _timeOfDaySeconds);
             Write(writer, _logReference);
             WriteTimes(writer, _seconds);
@@ -107,6 +109,7 @@ public sealed partial class BaselineWindow
             var errors = reader.ReadInt64();
             var dispersion = reader.ReadDouble();
             var halfWidth = reader.ReadDouble();
+            var (countScale, medianRequests) = (reader.ReadDouble(), reader.ReadDouble());
             var (timeOfDay, reference, seconds, logs) = (ReadTimes(reader), Read(reader), ReadTimes(reader), Read(reader));
             var noise = reader.ReadBoolean() ? NoiseDistribution.Read(reader) : null;
             if (reader.BaseStream.Position != bytes.Length)
@@ -122,6 +125,8 @@ public sealed partial class BaselineWindow
                 _seconds = seconds,
                 _logs = logs,
                 _halfWidthSeconds = halfWidth,
+                _countScale = countScale,
+                _medianRequests = medianRequests,
                 _inputs = inputs,
                 TimeZone = timeZone,
             };

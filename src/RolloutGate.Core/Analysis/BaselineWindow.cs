@@ -8,7 +8,8 @@ namespace RolloutGate.Core.Analysis;
 /// and an interval of the watch is compared with the reference at its own time of day, i.e. "the same time yesterday".
 /// Comparing with a flat baseline mean (what static thresholds do) would read the daily rise of traffic as a regression
 /// and the nightly lull as spare room. The noise scale is 1.4826 × the median absolute deviation of the baseline's log
-/// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>. When the baseline covers less
+/// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>, and larger for an interval of
+/// fewer requests than the baseline's median (<see cref="LogNoiseScaleFor"/>: the night's few requests are noisier). When the baseline covers less
 /// than 20 hours (from its first interval to its last, quiet ones with too few requests included) there is no "same
 /// time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
@@ -63,6 +64,11 @@ public sealed partial class BaselineWindow
     // Flat reference: the distribution of the baseline's log residuals around it.
     private readonly NoiseDistribution? _noise;
 
+    // Seasonal reference with request counts: the noise scale at the baseline's median count, and that count (see
+    // LogNoiseScaleFor); 0 without counts.
+    private double _countScale;
+    private double _medianRequests;
+
     // What it was reduced from besides the samples (its stored form records them: see Encode).
     private ReductionInputs _inputs;
 
@@ -101,7 +107,10 @@ public sealed partial class BaselineWindow
     /// </summary>
     public TimeZoneInfo? TimeZone { get; private set; }
 
-    /// <summary>Robust standard deviation of the log residuals (continuous metrics).</summary>
+    /// <summary>
+    /// Robust standard deviation of the log residuals (continuous metrics); against a seasonal reference, the scale of an
+    /// interval with at least the baseline's median request count, or without a count (see <see cref="LogNoiseScaleFor"/>).
+    /// </summary>
     public double LogNoiseScale { get; }
 
     /// <summary>
@@ -182,7 +191,7 @@ public sealed partial class BaselineWindow
         // In time order: the weekly reference and the reference's error read the samples in order.
         var points = samples
             .Where(s => s.Value is > 0 && (s.Requests is null || s.Requests >= options.MinRequests))
-            .Select(s => (s.At, Log: Math.Log(s.Value!.Value)))
+            .Select(s => (s.At, Log: Math.Log(s.Value!.Value), s.Requests))
             .ToArray();
         Array.Sort(points, (a, b) => a.At.CompareTo(b.At));
         if (points.Length == 0)
@@ -209,12 +218,11 @@ public sealed partial class BaselineWindow
             (timeOfDay, reference) = DistinctTimes(timeOfDay, reference);
             var weekly = span >= WeeklyCoverage;
             var error = SeasonalReferenceError(points, options.SmoothingHalfWidth, weekly);
-            if (weekly)
-            {
-                return Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil, timeZone);
-            }
-
-            return new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0) { ReferenceError = error };
+            var window = weekly
+                ? Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil, timeZone)
+                : new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0) { ReferenceError = error };
+            (window._countScale, window._medianRequests) = CountScale(sorted.Select(p => p.Requests).ToArray(), residuals);
+            return window;
         }
 
         var allLogs = points.Select(p => p.Log).ToArray();
@@ -238,7 +246,7 @@ public sealed partial class BaselineWindow
     /// and changed nothing.
     /// </summary>
     private static BaselineWindow Weekly(
-        MetricKind kind, (DateTimeOffset At, double Log)[] points, double[] timeOfDay, double[] dailyReference, double scale, ReferenceError error, DetectorOptions options,
+        MetricKind kind, (DateTimeOffset At, double Log, long? Requests)[] points, double[] timeOfDay, double[] dailyReference, double scale, ReferenceError error, DetectorOptions options,
         DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone)
     {
         // A reference at t reads the samples within ±half-width of t − 1 week; none later than that is ever needed.
@@ -262,7 +270,7 @@ public sealed partial class BaselineWindow
     /// that evaluates once per sample step. A daily reference pools the window of every day of the baseline (w grows with
     /// the days); a weekly one reads one week's. <paramref name="points"/> are in time order.
     /// </summary>
-    private static ReferenceError SeasonalReferenceError((DateTimeOffset At, double Log)[] points, TimeSpan halfWidth, bool weekly)
+    private static ReferenceError SeasonalReferenceError((DateTimeOffset At, double Log, long? Requests)[] points, TimeSpan halfWidth, bool weekly)
     {
         var times = points.Select(p => Seconds(p.At)).ToArray();
         var gaps = times.Zip(times.Skip(1), (a, b) => b - a).Where(g => g > 0).ToArray();
@@ -271,6 +279,22 @@ public sealed partial class BaselineWindow
         var covered = times[^1] - times[0] + step;
         var perWindow = points.Length * window / (weekly ? covered : Day.TotalSeconds);
         return new ReferenceError(Math.PI / 2 / Math.Max(1, perWindow), Math.Max(1, (int)Math.Round(window / step)));
+    }
+
+    /// <summary>
+    /// The noise scale at the baseline's median request count ñ, 1.4826 × the MAD of the log residuals each brought to ñ
+    /// requests (times √(n / ñ), see <see cref="LogNoiseScaleFor"/>), and ñ; (0, 0) unless every sample has a count.
+    /// </summary>
+    private static (double Scale, double MedianRequests) CountScale(long?[] requests, double[] residuals)
+    {
+        if (requests.Length == 0 || requests.Any(n => n is not > 0))
+        {
+            return (0, 0);
+        }
+
+        var median = RobustStatistics.Median(requests.Select(n => (double)n!.Value));
+        var brought = residuals.Select((r, i) => r * Math.Sqrt(requests[i]!.Value / median)).ToArray();
+        return (RobustStatistics.MadToSigma * RobustStatistics.Mad(brought), median);
     }
 
     /// <summary>The first of each run of equal times (sorted) with its reference; the references of equal times are equal.</summary>
@@ -287,9 +311,30 @@ public sealed partial class BaselineWindow
     /// <summary>
     /// A log residual (log value minus <see cref="LogReferenceAt"/>, less any allowance) in noise units, nondecreasing in
     /// it: the normal score in the baseline's distribution against the flat reference, the residual over
-    /// <see cref="LogNoiseScale"/> against a seasonal one (see the class summary).
+    /// <see cref="LogNoiseScaleFor"/> the interval's <paramref name="requests"/> against a seasonal one (see the class summary).
     /// </summary>
-    public double StandardScore(double logResidual) => _noise?.Score(logResidual) ?? logResidual / LogNoiseScale;
+    public double StandardScore(double logResidual, long? requests) => _noise?.Score(logResidual) ?? logResidual / LogNoiseScaleFor(requests);
+
+    /// <summary>
+    /// The noise scale of an interval of <paramref name="requests"/> requests against a seasonal reference:
+    /// <see cref="LogNoiseScale"/>, or more for an interval of fewer requests than the baseline's median ñ.
+    /// <para>
+    /// A latency quantile, a cost per request, a request rate are statistics of the interval's n requests, whose noise
+    /// shrinks like 1/√n: the log of a quantile of n requests has variance c/n (the asymptotic variance of a sample
+    /// quantile), a fixed cost spread over n requests has the relative variance 1/n of their Poisson count, and so has the
+    /// count itself; noise that does not depend on n (the service's own) adds σ₀². So the variance at n requests is
+    /// σ²(n) = σ₀² + c/n with σ₀², c ≥ 0, and for n ≤ ñ, σ²(n) ≤ (ñ / n) σ²(ñ) whatever σ₀² and c are. One noise scale for
+    /// the whole baseline is a scale near ñ: by day (more requests) it over-states the noise, which costs power only, but
+    /// at night, with a tenth of the day's requests, the noise of a p95 or of a cost per request is up to three times as
+    /// large, and one scale made a watch held exactly at the allowed increase roll back in up to 57% of seeded 24-hour
+    /// watches (tests/RolloutGate.Benchmarks/README.md, "heteroscedastic"). The scale at ñ is estimated from the
+    /// residuals brought to ñ requests (r √(n / ñ), whose variance is σ²(ñ) under the pure 1/n law and at most that for
+    /// n ≤ ñ otherwise), and the scale of an interval of n requests is that times √(ñ / n), never below
+    /// <see cref="LogNoiseScale"/>. Without counts (in the baseline or in the interval) it is <see cref="LogNoiseScale"/>.
+    /// </para>
+    /// </summary>
+    public double LogNoiseScaleFor(long? requests) =>
+        _countScale > 0 && requests is > 0 and { } n ? Math.Max(LogNoiseScale, _countScale * Math.Sqrt(_medianRequests / n)) : LogNoiseScale;
 
     /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
     private static double? WindowMedian(double[] seconds, double[] logs, double center, double halfWidth)

@@ -222,7 +222,7 @@ public static class RegressionDetector
             var lowerIsWorse = kind.LowerIsWorse();
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
-            var score = baseline.StandardScore(logRatio - logLimit);
+            var score = baseline.StandardScore(logRatio - logLimit, current.Requests);
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;

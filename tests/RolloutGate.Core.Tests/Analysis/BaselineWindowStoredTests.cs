@@ -30,6 +30,9 @@ public sealed class BaselineWindowStoredTests
         // The time zone of "the same time of day" (watch.timezone) is an input (stored as one more byte when there is none),
         // and two shapes have one.
         [4] = "d393bbb695f38e88fe475893b2730044c6dc33c8868575c4d49f34a124853da5",
+        // A seasonal reference's noise scale follows the interval's request count: its scale at the baseline's median count
+        // and that count are stored, and each shape's scale at a few counts is described.
+        [5] = "d7cc36817031f5bd45cf97da412b8b5384c335a5f31f6c52f21ea89a6aa3e1ba",
     };
 
     public static TheoryData<string> Shapes =>
@@ -151,7 +154,12 @@ public sealed class BaselineWindowStoredTests
 
         for (var residual = -1.0; residual <= 1.0; residual += 0.0625)
         {
-            text.Append(F(baseline.StandardScore(residual))).Append(' ');
+            text.Append(F(baseline.StandardScore(residual, null))).Append(' ');
+        }
+
+        foreach (var requests in new long?[] { null, 100, 500, 800, 5000 })
+        {
+            text.Append(F(baseline.LogNoiseScaleFor(requests))).Append(' ');
         }
 
         return text.Append('\n').ToString();

@@ -30,6 +30,28 @@ public sealed class BaselineWindowTests
     }
 
     [Fact]
+    public void LogNoiseScaleFor_FewerRequestsThanTheBaselinesMedian_GrowsLikeOneOverTheirRootAndMatchesTheNoiseOfAQuantile()
+    {
+        var traffic = new SyntheticTraffic(3);
+        var samples = SyntheticTraffic.Minutes(SyntheticTraffic.Deploy.AddDays(-1), 1440).Select(t => traffic.NightlyP95(t)).ToList();
+
+        var baseline = BaselineWindow.From(MetricKind.Latency, samples);
+        var withoutCounts = BaselineWindow.From(MetricKind.Latency, [.. samples.Select(s => s with { Requests = null })]);
+
+        // The p95 of n log-normal requests (log standard deviation 0.8) has a log standard deviation of about
+        // 0.8 √(0.95 × 0.05 / n) / φ(1.645): 0.138 at the night's 150 requests, where one scale for the day says less than half.
+        var night = baseline.LogNoiseScaleFor(150);
+        Assert.InRange(night, 0.138 * 0.9, 0.138 * 1.1);
+        Assert.True(night > 2 * baseline.LogNoiseScale, $"{night} at night against {baseline.LogNoiseScale} for the day");
+        Assert.Equal(Math.Sqrt(2), night / baseline.LogNoiseScaleFor(300), 9);
+        // More requests than the median, or no count: the baseline's one scale, never less.
+        Assert.Equal(baseline.LogNoiseScale, baseline.LogNoiseScaleFor(5000));
+        Assert.Equal(baseline.LogNoiseScale, baseline.LogNoiseScaleFor(null));
+        Assert.Equal(baseline.LogNoiseScale, withoutCounts.LogNoiseScale);
+        Assert.Equal(withoutCounts.LogNoiseScale, withoutCounts.LogNoiseScaleFor(150));
+    }
+
+    [Fact]
     public void From_AWeekWithTheWatchEnd_KeepsAboutOneDayAndAnswersAsIfItKeptAll()
     {
         var traffic = new SyntheticTraffic(5);

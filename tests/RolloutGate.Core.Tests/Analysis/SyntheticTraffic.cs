@@ -37,7 +37,7 @@ internal sealed class SyntheticTraffic(int seed)
     /// Cost per request of a service whose requests follow the day (about 1500 a minute at 15:00 UTC and 150 at 03:00,
     /// Poisson) and which pays for its CPU by use (one unit per request, 3% noise from minute to minute) and for its
     /// memory by the minute (500 units, a quarter of the cost at the peak and three quarters at night). The fixed memory
-    /// cost over a few requests makes the night's value about four times as noisy as the afternoon's (its log about
+    /// cost over a few requests makes the night's value about three times as noisy as the afternoon's (its log about
     /// 1/√requests at night), the heteroscedastic shape real services have.
     /// </summary>
     public Observation NightlyCostPerRequest(DateTimeOffset at, double factor = 1.0)
