@@ -327,7 +327,7 @@ public sealed partial class BaselineWindow
     /// the whole baseline is a scale near ñ: by day (more requests) it over-states the noise, which costs power only, but
     /// at night, with a tenth of the day's requests, the noise of a p95 or of a cost per request is up to three times as
     /// large, and one scale made a watch held exactly at the allowed increase roll back in up to 57% of seeded 24-hour
-    /// watches (tests/RolloutGate.Benchmarks/README.md, "heteroscedastic"). The scale at ñ is estimated from the
+    /// watches (tests/RolloutGate.Benchmarks/README.md, "Noise that follows the day"). The scale at ñ is estimated from the
     /// residuals brought to ñ requests (r √(n / ñ), whose variance is σ²(ñ) under the pure 1/n law and at most that for
     /// n ≤ ñ otherwise), and the scale of an interval of n requests is that times √(ñ / n), never below
     /// <see cref="LogNoiseScale"/>. Without counts (in the baseline or in the interval) it is <see cref="LogNoiseScale"/>.

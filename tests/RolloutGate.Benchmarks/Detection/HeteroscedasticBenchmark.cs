@@ -98,5 +98,5 @@ internal static class HeteroscedasticBenchmark
 
     private static string Cell(List<int> delays, int runs) =>
         delays.Count == 0 ? "0%, -"
-            : string.Create(CultureInfo.InvariantCulture, $"{100.0 * delays.Count / runs:0}%, {delays.Order().ElementAt(delays.Count / 2)} min");
+            : string.Create(CultureInfo.InvariantCulture, $"{100.0 * delays.Count / runs:0}% ({delays.Count}), {delays.Order().ElementAt(delays.Count / 2)} min");
 }
