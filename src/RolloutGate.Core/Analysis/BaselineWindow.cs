@@ -331,6 +331,8 @@ public sealed partial class BaselineWindow
     /// residuals brought to ñ requests (r √(n / ñ), whose variance is σ²(ñ) under the pure 1/n law and at most that for
     /// n ≤ ñ otherwise), and the scale of an interval of n requests is that times √(ñ / n), never below
     /// <see cref="LogNoiseScale"/>. Without counts (in the baseline or in the interval) it is <see cref="LogNoiseScale"/>.
+    /// Where the noise does not depend on n at all (σ₀ only), it overstates the noise of an interval of fewer requests by up
+    /// to √(ñ / n): power lost at night, never validity.
     /// </para>
     /// </summary>
     public double LogNoiseScaleFor(long? requests) =>
