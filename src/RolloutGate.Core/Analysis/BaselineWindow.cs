@@ -9,9 +9,9 @@ namespace RolloutGate.Core.Analysis;
 /// Comparing with a flat baseline mean (what static thresholds do) would read the daily rise of traffic as a regression
 /// and the nightly lull as spare room. The noise scale is 1.4826 × the median absolute deviation of the baseline's log
 /// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>, and larger for an interval of
-/// fewer requests than the baseline's median (<see cref="LogNoiseScaleFor"/>: the night's few requests are noisier). When the baseline covers less
-/// than 20 hours (from its first interval to its last, quiet ones with too few requests included) there is no "same
-/// time yesterday"; the reference is then the baseline's median and the explanation says so.
+/// fewer requests than the baseline's median (<see cref="LogNoiseScaleFor"/>: the night's few requests are noisier).
+/// When the baseline covers less than 20 hours (from its first interval to its last, quiet ones with too few requests
+/// included) there is no "same time yesterday"; the reference is then the baseline's median and the explanation says so.
 /// </para>
 /// <para>
 /// How far an interval is from its reference, in noise units, is <see cref="StandardScore"/>. Against a seasonal
@@ -108,8 +108,8 @@ public sealed partial class BaselineWindow
     public TimeZoneInfo? TimeZone { get; private set; }
 
     /// <summary>
-    /// Robust standard deviation of the log residuals (continuous metrics); against a seasonal reference, the scale of an
-    /// interval with at least the baseline's median request count, or without a count (see <see cref="LogNoiseScaleFor"/>).
+    /// Robust standard deviation of the log residuals (continuous metrics); against a seasonal reference, the least scale an
+    /// interval is judged on, and the scale of one without a request count (see <see cref="LogNoiseScaleFor"/>).
     /// </summary>
     public double LogNoiseScale { get; }
 

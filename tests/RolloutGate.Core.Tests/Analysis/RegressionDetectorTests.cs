@@ -583,7 +583,7 @@ public sealed class RegressionDetectorTests
         }
 
         // The same watches compared in UTC (2 to 4 of the 7 roll back), so the traffic does move. (4 to 6 before the noise
-        // scale followed the request count: the hour that moved is read at its own, fewer requests, a larger noise.)
+        // scale followed the request count, which judges the quieter hours on a larger scale.)
         Assert.True(rolledBackInUtc >= 2, $"{rolledBackInUtc} of 7 rolled back in UTC");
     }
 
