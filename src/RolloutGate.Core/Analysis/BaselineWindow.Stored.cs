@@ -33,7 +33,7 @@ internal readonly record struct ReductionInputs(
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 5;
+    public const byte StoredVersion = 6;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()

@@ -338,6 +338,29 @@ public sealed partial class BaselineWindow
     public double LogNoiseScaleFor(long? requests) =>
         _countScale > 0 && requests is > 0 and { } n ? Math.Max(LogNoiseScale, _countScale * Math.Sqrt(_medianRequests / n)) : LogNoiseScale;
 
+    /// <summary>Whether <see cref="LogReferenceAt"/> is the same time one week earlier for an interval ending at <paramref name="at"/>.</summary>
+    public bool IsWeekBeforeAt(DateTimeOffset at) => LogWeekBefore(at) is not null;
+
+    /// <summary>
+    /// The weekly reference at <paramref name="at"/>: the median of the baseline's logs within ±half-width of the same time
+    /// one week earlier; null when the baseline is not weekly, has no sample there, or that window begins before the
+    /// baseline does. With a baseline of exactly a week, the window of the watch's first half hour does: its median would
+    /// stand on the later half of the window only, biased towards the later time of day, with up to twice the error counted
+    /// for it (<see cref="ReferenceError"/>), and a cost per request held at the allowed increase alarmed in 12% of seeded
+    /// watches, nearly all in that half hour (tests/RolloutGate.Benchmarks/README.md, "Noise that follows the day").
+    /// Those intervals take the daily reference, whose windows, pooled over the baseline's days, are whole.
+    /// </summary>
+    private double? LogWeekBefore(DateTimeOffset at)
+    {
+        if (!IsWeekly || _seconds.Length == 0)
+        {
+            return null;
+        }
+
+        var centre = WeekBefore(at, TimeZone);
+        return centre - _halfWidthSeconds >= _seconds[0] - 1e-6 ? WindowMedian(_seconds, _logs, centre, _halfWidthSeconds) : null;
+    }
+
     /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
     private static double? WindowMedian(double[] seconds, double[] logs, double center, double halfWidth)
     {
@@ -428,8 +451,8 @@ public sealed partial class BaselineWindow
             return _logReference[0];
         }
 
-        // Weekly: the same time one week earlier; where the baseline has no sample near it, the daily reference below.
-        if (IsWeekly && WindowMedian(_seconds, _logs, WeekBefore(at, TimeZone), _halfWidthSeconds) is { } weekBefore)
+        // Weekly: the same time one week earlier; where the baseline cannot give it, the daily reference below.
+        if (LogWeekBefore(at) is { } weekBefore)
         {
             return weekBefore;
         }

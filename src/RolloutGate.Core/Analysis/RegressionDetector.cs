@@ -235,7 +235,7 @@ public static class RegressionDetector
             evidence = new Evidence((fast * charted - fast * fast / 2) / longRun, (slow * charted - slow * slow / 2) / longRun, z);
         }
 
-        var where = baseline.IsWeekly ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
+        var where = baseline.IsWeekBeforeAt(current.At) ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
         if (baseline.IsSeasonal && baseline.TimeZone is { } zone)
         {
             // The same time on that zone's clock (watch.timezone), not in UTC: said, since across a clock change the two differ.

@@ -33,6 +33,9 @@ public sealed class BaselineWindowStoredTests
         // A seasonal reference's noise scale follows the interval's request count: its scale at the baseline's median count
         // and that count are stored, and each shape's scale at a few counts is described.
         [5] = "d7cc36817031f5bd45cf97da412b8b5384c335a5f31f6c52f21ea89a6aa3e1ba",
+        // The weekly reference is used only where its window a week back lies wholly within the baseline; the watch's first
+        // half hour after a baseline of exactly a week takes the daily one.
+        [6] = "8d07748a3a5b81017dac743a5a753478386957f9af4792424e15d4d6e31249c8",
     };
 
     public static TheoryData<string> Shapes =>

@@ -72,6 +72,24 @@ public sealed class BaselineWindowTests
         Assert.InRange(trimmed.RetainedValues, 0, all.RetainedValues / 3);
     }
 
+    [Fact]
+    public void LogReferenceAt_ABaselineOfExactlyAWeek_TakesTheWeekBeforeOnlyWhereItsWindowIsWhole()
+    {
+        var traffic = new SyntheticTraffic(5);
+        var deploy = SyntheticTraffic.Deploy;
+        var samples = SyntheticTraffic.Minutes(deploy.AddDays(-7).AddHours(-1), 7 * 1440 + 60).Select(t => traffic.WeeklyLatency(t)).ToList();
+        var week = BaselineWindow.From(MetricKind.Latency, [.. samples.Where(s => s.At >= deploy.AddDays(-7))]);
+        var weekAndAnHour = BaselineWindow.From(MetricKind.Latency, samples);
+
+        // ±30 minutes of the same time a week back: for the first half hour after the deploy that window begins before
+        // the baseline does, and the daily reference (whose windows are whole) is taken instead.
+        Assert.True(week.IsWeekly && weekAndAnHour.IsWeekly);
+        Assert.All(Enumerable.Range(1, 29), m => Assert.False(week.IsWeekBeforeAt(deploy.AddMinutes(m))));
+        Assert.All(Enumerable.Range(30, 60), m => Assert.True(week.IsWeekBeforeAt(deploy.AddMinutes(m))));
+        Assert.All(Enumerable.Range(1, 89), m => Assert.True(weekAndAnHour.IsWeekBeforeAt(deploy.AddMinutes(m))));
+        Assert.Equal(weekAndAnHour.LogReferenceAt(deploy.AddMinutes(45)), week.LogReferenceAt(deploy.AddMinutes(45)));
+    }
+
     [Theory]
     [InlineData("2026-03-30T12:00:00Z")] // a week after the clocks went forward: the week before is 167 hours back
     [InlineData("2026-03-29T03:00:00Z")] // a watch over the change, its last intervals 167 hours after theirs
