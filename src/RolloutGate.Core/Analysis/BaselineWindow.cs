@@ -26,7 +26,9 @@ namespace RolloutGate.Core.Analysis;
 /// <para>
 /// When the baseline covers about a week (runbook <c>watch.baseline: 7d</c> or more), the reference is <b>the same time
 /// one week earlier</b> (<see cref="IsWeekly"/>), smoothed the same way: a Monday is compared with the Monday before,
-/// not with Sunday, so weekday/weekend traffic is not read as a regression.
+/// not with Sunday, so weekday/weekend traffic is not read as a regression. Where that window a week back is not whole
+/// within the baseline (the watch's first half hour after a baseline of exactly a week), the daily reference is taken
+/// (<see cref="LogWeekBefore"/>).
 /// </para>
 /// <para>
 /// "The same time" is on the clock of <see cref="TimeZone"/> when the runbook gives one (<c>watch.timezone</c>), else UTC.
