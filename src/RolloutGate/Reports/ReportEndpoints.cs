@@ -32,6 +32,9 @@ public static class ReportEndpoints
     private static async Task<IResult> SummaryAsync(
         HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
     {
+        // Npgsql writes a timestamptz only from a UTC DateTimeOffset: a window given with its offset (+01:00) is the same instant in UTC.
+        var since = from?.ToUniversalTime();
+        var until = to?.ToUniversalTime();
         // Counts by hashing, medians only over the deployments that have a time (regressed or rolled back; the others
         // add NULL, which percentile_cont ignores), decisions aggregated per service: three small aggregates joined on
         // service. One GROUP BY with the medians in it sorted every deployment of the window by service instead
@@ -41,8 +44,8 @@ public static class ReportEndpoints
                 SELECT d.id, d.service, d.state, d.deployed_at, d.regressed_at, d.rolled_back_at
                 FROM deployments d
                 WHERE d.deployed_at IS NOT NULL
-                  AND ({from}::timestamptz IS NULL OR d.deployed_at >= {from})
-                  AND ({to}::timestamptz IS NULL OR d.deployed_at < {to})
+                  AND ({since}::timestamptz IS NULL OR d.deployed_at >= {since})
+                  AND ({until}::timestamptz IS NULL OR d.deployed_at < {until})
                   AND ({service}::text IS NULL OR d.service = {service})
             ),
             counted AS (

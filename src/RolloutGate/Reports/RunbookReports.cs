@@ -30,6 +30,9 @@ public static class RunbookReports
     private static async Task<IResult> AlertQualityAsync(
         HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
     {
+        // As the summary's: Npgsql writes a timestamptz only from a UTC DateTimeOffset.
+        var since = from?.ToUniversalTime();
+        var until = to?.ToUniversalTime();
         var rows = await db.Database.SqlQuery<AlertQualityRow>($"""
             WITH flagged AS (
                 SELECT DISTINCT a.deployment_id, v.name AS runbook, a.data::jsonb ->> 'metric' AS metric, d.state
@@ -37,8 +40,8 @@ public static class RunbookReports
                 JOIN deployments d ON d.id = a.deployment_id
                 JOIN runbook_versions v ON v.id = d.runbook_version_id
                 WHERE a.type = 'evaluation.verdict-changed' AND a.data::jsonb ->> 'verdict' IN ('regressed', 'breach-of-max')
-                  AND ({from}::timestamptz IS NULL OR d.deployed_at >= {from})
-                  AND ({to}::timestamptz IS NULL OR d.deployed_at < {to})
+                  AND ({since}::timestamptz IS NULL OR d.deployed_at >= {since})
+                  AND ({until}::timestamptz IS NULL OR d.deployed_at < {until})
                   AND ({service}::text IS NULL OR d.service = {service})
             ),
             judged AS (

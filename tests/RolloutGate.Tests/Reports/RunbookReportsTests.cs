@@ -37,6 +37,15 @@ public sealed class RunbookReportsTests
         Assert.Equal(1, errors.GetProperty("agreed").GetInt32());
         Assert.Equal(0, errors.GetProperty("dismissed").GetInt32());
         Assert.Equal(1, errors.GetProperty("undecided").GetInt32());
+
+        // A window given with an offset (Npgsql writes only UTC times: it was a 500): all four deployments lie inside the
+        // first, none inside the second.
+        var hourAgo = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToOffset(TimeSpan.FromHours(-3)).ToString("O", CultureInfo.InvariantCulture));
+        var inside = await (await reader.GetAsync(new Uri($"/api/v1/reports/alert-quality?from={hourAgo}", UriKind.Relative))).JsonAsync();
+        Assert.Equal(3, inside.GetProperty("rules").EnumerateArray().Single(r => r.GetProperty("metric").GetString() == "p95-latency").GetProperty("flagged").GetInt32());
+        var tomorrow = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddDays(1).ToOffset(TimeSpan.FromHours(9)).ToString("O", CultureInfo.InvariantCulture));
+        var after = await (await reader.GetAsync(new Uri($"/api/v1/reports/alert-quality?from={tomorrow}", UriKind.Relative))).JsonAsync();
+        Assert.Empty(after.GetProperty("rules").EnumerateArray());
     }
 
     [Fact]

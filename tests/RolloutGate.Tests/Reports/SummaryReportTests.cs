@@ -97,6 +97,13 @@ public sealed class SummaryReportTests
         Assert.InRange(window.GetProperty("medianTimeToRollbackSeconds").GetDouble(), 1190, 1230);
         Assert.Equal(1, window.GetProperty("humanDecisions").GetInt32());
         Assert.Equal(0, window.GetProperty("dismissedRecommendations").GetInt32());
+
+        // The same window written with another offset is the same instant (Npgsql writes only UTC times: it was a 500).
+        var elsewhere = now.AddSeconds(-1350).ToOffset(TimeSpan.FromHours(5.5)).ToString("O", CultureInfo.InvariantCulture);
+        var to = Uri.EscapeDataString(now.AddDays(1).ToOffset(TimeSpan.FromHours(-3)).ToString("O", CultureInfo.InvariantCulture));
+        var shifted = await SummaryOfAsync(reader, $"/api/v1/reports/summary?from={Uri.EscapeDataString(elsewhere)}&to={to}");
+        Assert.Equal(2, shifted.GetProperty("deployments").GetInt32());
+        Assert.Equal(1, shifted.GetProperty("rollbacks").GetInt32());
     }
 
     [Fact]
