@@ -92,6 +92,11 @@ public static class SlackEndpoints
             return (null, "the block_actions payload has no user.id");
         }
 
+        if (TooLong(userId) is { } tooLong)
+        {
+            return (null, tooLong);
+        }
+
         if (interaction.Actions is not { } actions)
         {
             return (null, "the block_actions payload has no actions");
@@ -141,6 +146,11 @@ public static class SlackEndpoints
         }
 
         var userId = form.GetValueOrDefault("user_id").ToString();
+        if (TooLong(userId) is { } tooLong)
+        {
+            return Problems.BadRequest(tooLong);
+        }
+
         // Any whitespace between the words (Slack passes a tab or a non-breaking space as typed); the verb in any case.
         var words = form.GetValueOrDefault("text").ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
         if (words.Length > 0)
@@ -157,6 +167,16 @@ public static class SlackEndpoints
         };
         return TypedResults.Json(new EphemeralResponse("ephemeral", text), SlackApiClient.Json);
     }
+
+    /// <summary>
+    /// Why a user id cannot be acted on for its length, or null. Slack's are a dozen characters; whoever presses or types
+    /// is audited as the event's actor, which is indexed, so a longer one is refused as a decision's actor is
+    /// (<see cref="DeploymentDecisions.MaxActorLength"/>) rather than failing the audit in PostgreSQL.
+    /// </summary>
+    private static string? TooLong(string userId) =>
+        userId.Length > DeploymentDecisions.MaxActorLength
+            ? $"the user id is {userId.Length} characters long; at most {DeploymentDecisions.MaxActorLength} are accepted"
+            : null;
 
     private static async Task<(Dictionary<string, Microsoft.Extensions.Primitives.StringValues>? Form, IResult? Refused)> ReadVerifiedFormAsync(
         HttpRequest request, SlackRequestVerifier verifier, CancellationToken cancellationToken)

@@ -209,6 +209,34 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Requests_UserIdLongerThanTheAuditIndexTakes_Answer400ProblemAndChangeNothing()
+    {
+        // Slack's user ids are a dozen characters; one of 10,000 random ones (which TOAST cannot compress under the 2,704
+        // bytes a btree entry of audit_events.actor takes) was audited as a refusal and made PostgreSQL refuse it: a 500.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-long-user");
+        var random = new Random(11);
+        var user = "U" + new string([.. Enumerable.Range(0, 9_999).Select(_ => (char)random.Next('A', 'Z' + 1))]);
+
+        foreach (var response in new[]
+        {
+            await test.PressAsync(user, "stop", "gh-long-user"),
+            await test.PressAsync(user, "stop", "not-a-deployment"),
+            await test.CommandAsync(user, "stop gh-long-user"),
+            await test.CommandAsync(user, "rollback not-a-deployment"),
+        })
+        {
+            Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains("user id is 10000 characters long; at most 256", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        Assert.Equal("watching", await test.StateAsync("gh-long-user"));
+        Assert.Equal(0, await test.Service.CountAsync("audit_events", "type IN ('refusal', 'slack.action')"));
+        Assert.Equal(0, await test.PendingAsync());
+    }
+
+    [Fact]
     public async Task SlashCommands_StatusAndStop()
     {
         await using var test = await SlackTestService.StartAsync();
