@@ -237,6 +237,16 @@ public sealed class DecisionChannelTests
             .Where(post => post.Body.GetProperty("text").GetString()!.Contains("a verdict changed", StringComparison.Ordinal)).ToList();
         Assert.Equal(30, verdictChanges.Count);
         Assert.All(verdictChanges, post => Assert.EndsWith("…", SectionTexts(post)[^1], StringComparison.Ordinal));
+
+        // Slack's press on it carries the whole message, every section of it escaped once more (JSON, then the form).
+        var message = JsonSerializer.SerializeToElement(new
+        {
+            type = "message", text = recommendation.Body.GetProperty("text").GetString(), ts = recommendation.Ts,
+            blocks = recommendation.Body.GetProperty("blocks"),
+        });
+        var press = await test.PressAsync(SlackTestService.Owner, "rollback", "gh-long-1", message);
+        Assert.True(press.StatusCode == System.Net.HttpStatusCode.OK, $"{(int)press.StatusCode}: {await press.Content.ReadAsStringAsync()}");
+        Assert.Equal(1, await test.Service.CountAsync("decisions", $"deployment_id = 'gh-long-1' AND kind = 'rollback' AND actor = '{SlackTestService.Owner}'"));
     }
 
     [Fact]

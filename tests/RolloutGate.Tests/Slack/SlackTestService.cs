@@ -117,8 +117,9 @@ public sealed class SlackTestService : IAsyncDisposable
         return Service.Client.SendAsync(request);
     }
 
-    /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload.</summary>
-    public Task<HttpResponseMessage> PressAsync(string user, string actionId, string deploymentId)
+    /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload, with the message
+    /// pressed on (its text and blocks as posted) when <paramref name="message"/> is given, as Slack includes it.</summary>
+    public Task<HttpResponseMessage> PressAsync(string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null)
     {
         var payload = System.Text.Json.JsonSerializer.Serialize(new
         {
@@ -127,11 +128,17 @@ public sealed class SlackTestService : IAsyncDisposable
             api_app_id = "A0001",
             container = new { type = "message", message_ts = "1700000000.000001", channel_id = "C0DECIDE01", is_ephemeral = false },
             channel = new { id = "C0DECIDE01", name = "decisions" },
+            message,
             response_url = "https://hooks.slack.com/actions/T0001/1/abc",
             actions = new[]
             {
                 new { action_id = actionId, block_id = SlackMessages.RecommendationBlockId, type = "button", value = deploymentId, action_ts = "1700000001.000001" },
             },
+        }, new System.Text.Json.JsonSerializerOptions
+        {
+            // Characters as Slack writes them, not escaped for HTML: '&lt;' is 4 characters, not 24 once form-encoded.
+            Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
+            DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         });
         return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
     }
