@@ -73,7 +73,15 @@ public static class DeploymentEndpoints
             return Problems.Unauthorized(refusal);
         }
 
-        var deliveryId = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header.ToString() : request.Query[DeliveryQueryParameter].ToString();
+        var given = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header : request.Query[DeliveryQueryParameter];
+        if (given.Count > 1)
+        {
+            // Read joined ("a,b"), the id would be one that a retry sending either of them does not repeat.
+            metrics.WebhookRefused("malformed");
+            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is given {given.Count} times; a delivery has one id");
+        }
+
+        var deliveryId = given.ToString();
         if (deliveryId.Length is 0 or > 200 || deliveryId.Any(LogText.Breaks))
         {
             metrics.WebhookRefused("malformed");

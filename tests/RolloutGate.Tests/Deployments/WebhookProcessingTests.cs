@@ -229,6 +229,37 @@ public sealed class WebhookProcessingTests
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
     }
 
+    [Theory]
+    [InlineData("/api/v1/deployments", true)]
+    [InlineData("/api/v1/deployments?delivery=gh-1-a&delivery=gh-1-b", false)]
+    public async Task Webhook_DeliveryIdGivenTwice_Refused400AndNothingWritten(string path, bool twoHeaderLines)
+    {
+        // Read joined, two lines (a proxy that adds its own, say) made the id "gh-1-a,gh-1-b", which a retry sending one of
+        // them does not repeat: the retry would have been a second delivery.
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-1");
+        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
+        {
+            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+        };
+        if (twoHeaderLines)
+        {
+            request.Headers.Add("X-RolloutGate-Delivery", ["gh-1-a", "gh-1-b"]);
+        }
+
+        request.Headers.Add("X-RolloutGate-Timestamp", timestamp);
+        request.Headers.Add("X-RolloutGate-Signature", RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(
+            RolloutGateHost.WebhookSecret, timestamp, System.Text.Encoding.UTF8.GetBytes(body)));
+
+        var response = await service.Client.SendAsync(request);
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("given 2 times", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+    }
+
     [Fact]
     public async Task Webhook_UnknownServiceOrEnvironment_Refused422AndNothingWritten()
     {
