@@ -86,7 +86,7 @@ public static class AuditEndpoints
             // CSV has no room for the cursor: the next page is named in a Link header (RFC 8288), as JSON names it in next.
             if (next is { } cursor)
             {
-                request.HttpContext.Response.Headers.Link = $"<{NextPage(request, cursor)}>; rel=\"next\"";
+                request.HttpContext.Response.Headers.Link = NextPageLink(request, cursor.ToString(System.Globalization.CultureInfo.InvariantCulture));
             }
 
             return Csv.Result(
@@ -97,12 +97,12 @@ public static class AuditEndpoints
         return TypedResults.Ok(new AuditEventPage(page.Select(ToView).ToList(), next?.ToString(System.Globalization.CultureInfo.InvariantCulture)));
     }
 
-    /// <summary>This request's path and query with <c>after</c> set to <paramref name="cursor"/>.</summary>
-    private static string NextPage(HttpRequest request, long cursor)
+    /// <summary>A Link header (RFC 8288) naming the next page: this request's path and query with <c>after</c> set to <paramref name="cursor"/>.</summary>
+    internal static string NextPageLink(HttpRequest request, string cursor)
     {
         var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(request.QueryString.Value);
-        query["after"] = cursor.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(request.PathBase + request.Path, query);
+        query["after"] = cursor;
+        return $"<{Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(request.PathBase + request.Path, query)}>; rel=\"next\"";
     }
 
     /// <summary>Recomputes the whole chain in id order; the first event whose hashes do not follow is reported.</summary>

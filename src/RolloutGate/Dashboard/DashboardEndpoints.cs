@@ -6,6 +6,7 @@ using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Deployments;
+using RolloutGate.Deployments;
 using RolloutGate.Inbox;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
@@ -24,7 +25,6 @@ public static class DashboardEndpoints
 {
     private const string Title = "Dashboard";
     private const int PageSize = 200;
-    private const string CursorTime = "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'";
     private const int TimelineLimit = 500;
     private const int SummaryLength = 160;
 
@@ -59,7 +59,7 @@ public static class DashboardEndpoints
         }
 
         var cursor = (DateTimeOffset.MinValue, "");
-        if (!string.IsNullOrEmpty(before) && !TryParseCursor(before, out cursor))
+        if (!string.IsNullOrEmpty(before) && !DeploymentCursor.TryParse(before, out cursor))
         {
             return Page(StatusCodes.Status400BadRequest, Title, "<p>That page link is not valid.</p><p><a href=\"/dashboard\">All deployments</a></p>");
         }
@@ -75,15 +75,12 @@ public static class DashboardEndpoints
             query = query.Where(d => d.State == state);
         }
 
-        // Keyset paging, newest first: a page starts after the (created_at, id) of the previous page's last row, so rows
-        // created meanwhile shift nothing and none is shown twice or skipped.
         if (!string.IsNullOrEmpty(before))
         {
-            var (at, id) = cursor;
-            query = query.Where(d => d.CreatedAt < at || (d.CreatedAt == at && string.Compare(d.Id, id) > 0));
+            query = query.After(cursor);
         }
 
-        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(PageSize + 1).ToListAsync(cancellationToken);
+        var rows = await query.NewestFirst().Take(PageSize + 1).ToListAsync(cancellationToken);
         var older = rows.Count > PageSize ? rows[PageSize - 1] : null;
         if (older is not null)
         {
@@ -129,7 +126,7 @@ public static class DashboardEndpoints
 
         if (older is not null)
         {
-            links.Add($"<a class=\"older\" rel=\"next\" href=\"{E(ListUrl(service, state, Cursor(older)))}\">Older →</a>");
+            links.Add($"<a class=\"older\" rel=\"next\" href=\"{E(ListUrl(service, state, DeploymentCursor.Of(older)))}\">Older →</a>");
         }
 
         if (links.Count > 0)
@@ -277,23 +274,6 @@ public static class DashboardEndpoints
     private static string ListUrl(string? service, string? state, string? before) =>
         "/dashboard" + QueryString.Create(new[] { ("service", service), ("state", state), ("before", before) }
             .Where(p => p.Item2 is not null).Select(p => KeyValuePair.Create(p.Item1, p.Item2)));
-
-    /// <summary>Where the next page starts: a row's created_at (to the microsecond, as PostgreSQL keeps it) and id.</summary>
-    private static string Cursor(DeploymentRow row) => row.CreatedAt.UtcDateTime.ToString(CursorTime, CultureInfo.InvariantCulture) + "_" + row.Id;
-
-    private static bool TryParseCursor(string text, out (DateTimeOffset At, string Id) cursor)
-    {
-        cursor = (DateTimeOffset.MinValue, "");
-        var split = text.IndexOf('_', StringComparison.Ordinal);
-        if (split < 0 || !DateTimeOffset.TryParseExact(text[..split], CursorTime, CultureInfo.InvariantCulture,
-                DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out var at))
-        {
-            return false;
-        }
-
-        cursor = (at, text[(split + 1)..]);
-        return true;
-    }
 
     /// <summary>Why a deployment has no evaluation to chart, and for one being watched, when its first is due.</summary>
     private static string NoEvaluation(DeploymentRow row, RunbookCatalog runbooks, DateTimeOffset now)

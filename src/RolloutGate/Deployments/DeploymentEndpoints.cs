@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using RolloutGate.Api;
+using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
@@ -41,7 +42,7 @@ public static class DeploymentEndpoints
             .ProducesProblem(StatusCodes.Status422UnprocessableEntity);
 
         var reads = group.MapGroup("").RequireApiToken(ApiRole.Reader);
-        reads.MapGet("/", ListAsync).Produces<DeploymentPage>().WithSummary("Deployments, newest first; Accept: text/csv for CSV");
+        reads.MapGet("/", ListAsync).Produces<DeploymentPage>().WithSummary("Deployments, newest first, a page at a time (next, passed as after); Accept: text/csv for CSV");
         reads.MapGet("/{id}", GetAsync).Produces<DeploymentView>().ProducesProblem(StatusCodes.Status404NotFound);
 
         var decisions = group.MapGroup("/{id}").RequireApiToken(ApiRole.Operator);
@@ -143,7 +144,8 @@ public static class DeploymentEndpoints
     }
 
     private static async Task<IResult> ListAsync(
-        HttpRequest request, RolloutGateDbContext db, string? service, string? environment, string? state, int? limit, CancellationToken cancellationToken)
+        HttpRequest request, RolloutGateDbContext db, string? service, string? environment, string? state, int? limit, string? after,
+        CancellationToken cancellationToken)
     {
         if (state is not null && !DeploymentState.IsKnown(state))
         {
@@ -154,6 +156,12 @@ public static class DeploymentEndpoints
         if (take is < 1 or > 1000)
         {
             return Problems.BadRequest("limit must be between 1 and 1000");
+        }
+
+        var cursor = (DateTimeOffset.MinValue, "");
+        if (after is not null && !DeploymentCursor.TryParse(after, out cursor))
+        {
+            return Problems.BadRequest($"after '{after}' is not a cursor: pass the next of the previous page as it was given");
         }
 
         var query = db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions).AsSplitQuery();
@@ -172,18 +180,31 @@ public static class DeploymentEndpoints
             query = query.Where(d => d.State == state);
         }
 
-        var rows = await query.OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(take).ToListAsync(cancellationToken);
+        if (after is not null)
+        {
+            query = query.After(cursor);
+        }
+
+        var rows = await query.NewestFirst().Take(take + 1).ToListAsync(cancellationToken);
+        var next = rows.Count > take ? DeploymentCursor.Of(rows[take - 1]) : null;
+        rows = rows.Take(take).ToList();
         var evaluations = await EvaluationStore.LatestViewsAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
         var views = rows.Select(row => DeploymentView.From(row, evaluations.GetValueOrDefault(row.Id))).ToList();
         if (Csv.IsRequested(request))
         {
+            // As the audit events': CSV has no room for the cursor, so the next page is named in a Link header.
+            if (next is not null)
+            {
+                request.HttpContext.Response.Headers.Link = AuditEndpoints.NextPageLink(request, next);
+            }
+
             return Csv.Result(
                 ["deploymentId", "service", "environment", "version", "previousVersion", "state", "runbook", "runbookVersion", "runbookSha256", "createdAt", "watchUntil"],
                 views.Select(v => (IReadOnlyList<object?>)[v.DeploymentId, v.Service, v.Environment, v.Version, v.PreviousVersion, v.State,
                     v.Runbook.Name, v.Runbook.Version, v.Runbook.Sha256, v.CreatedAt, v.Watch?.Until]));
         }
 
-        return TypedResults.Ok(new DeploymentPage(views));
+        return TypedResults.Ok(new DeploymentPage(views, next));
     }
 
     private static async Task<IResult> GetAsync(string id, RolloutGateDbContext db, CancellationToken cancellationToken)

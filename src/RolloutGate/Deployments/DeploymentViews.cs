@@ -58,7 +58,8 @@ public sealed record MetricEvaluationView(
 
 public sealed record DecisionView(DateTimeOffset At, string Kind, string Actor, string? Reason);
 
-public sealed record DeploymentPage(IReadOnlyList<DeploymentView> Deployments);
+/// <summary>A page of deployments, newest first; <see cref="Next"/> is the cursor to pass as <c>after</c> for the following page.</summary>
+public sealed record DeploymentPage(IReadOnlyList<DeploymentView> Deployments, string? Next);
 
 /// <summary>The body of stop, rollback and dismiss over HTTP.</summary>
 public sealed record OperatorRequest(string? Actor, string? Reason);

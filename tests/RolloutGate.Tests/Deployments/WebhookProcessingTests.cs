@@ -447,6 +447,50 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployments_List_PagesThroughEveryDeploymentNewestFirst()
+    {
+        // Only the newest page (at most 1,000) could be listed: every deployment before it was out of reach, and the CSV
+        // export ended there without a word.
+        await using var service = await TestService.StartAsync();
+        var ids = new[] { "p-1", "p-2", "p-3", "p-4", "p-5" };
+        foreach (var id in ids)
+        {
+            await service.Webhooks.SendEventAsync("predeploy", id);
+        }
+
+        using var reader = service.Reader();
+        var seen = new List<string>();
+        string? next = null;
+        do
+        {
+            var page = await (await reader.GetAsync(new Uri($"/api/v1/deployments?limit=2{(next is null ? "" : "&after=" + Uri.EscapeDataString(next))}", UriKind.Relative))).JsonAsync();
+            seen.AddRange(page.GetProperty("deployments").EnumerateArray().Select(d => d.GetProperty("deploymentId").GetString()!));
+            next = page.GetProperty("next").GetString();
+        }
+        while (next is not null && seen.Count < 10);
+
+        Assert.Equal(ids.Reverse(), seen);
+
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+        var csv = await reader.GetAsync(new Uri("/api/v1/deployments?service=checkout&limit=3", UriKind.Relative));
+        var link = Assert.Single(csv.Headers.GetValues("Link"));
+        Assert.Matches("^</api/v1/deployments\\?service=checkout&limit=3&after=[^>]+_p-3>; rel=\"next\"$", link);
+        var rest = await reader.GetStringAsync(new Uri(link[1..link.IndexOf('>', StringComparison.Ordinal)], UriKind.Relative));
+        Assert.Equal(["p-2", "p-1"], rest.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Skip(1).Select(line => line.Split(',')[0]));
+
+        foreach (var garbage in new[] { "abc", "2026-13-01T00:00:00.000000Z_x", "_p-3" })
+        {
+            var refused = await service.Reader().GetAsync(new Uri($"/api/v1/deployments?after={Uri.EscapeDataString(garbage)}", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.BadRequest, refused.StatusCode);
+            Assert.Contains("is not a cursor", (await refused.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        // A cursor made by hand is only a place in the order: the page after the oldest possible one is empty.
+        var made = await (await service.Reader().GetAsync(new Uri("/api/v1/deployments?after=0001-01-01T00:00:00.000000Z_", UriKind.Relative))).JsonAsync();
+        Assert.Empty(made.GetProperty("deployments").EnumerateArray());
+    }
+
+    [Fact]
     public async Task Deployments_List_ShowsEachDeploymentsLatestEvaluation()
     {
         await using var service = await TestService.StartAsync(
