@@ -24,6 +24,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly WebApplication app;
     private readonly Dictionary<string, JsonObject> objects = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<int> failures = new();
+    private readonly ConcurrentQueue<int> patchFailures = new();
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
     private Action? afterPatch;
@@ -96,12 +97,25 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// structural schema has no <c>status.abort</c>, which the API server prunes silently).</summary>
     public ArgoRolloutStatus ArgoRolloutStatus { get; set; } = ArgoRolloutStatus.Subresource;
 
-    /// <summary>The next requests answer these HTTP statuses (with a Status object) instead of being served.</summary>
+    /// <summary>
+    /// The next requests answer these HTTP statuses instead of being served, each as the API server writes it: a Status
+    /// object with the reason of its code and details naming the object, and for 429 and 503 a Retry-After
+    /// (https://github.com/kubernetes/community/blob/master/contributors/devel/sig-architecture/api-conventions.md#http-status-codes).
+    /// </summary>
     public void FailNext(params int[] statuses)
     {
         foreach (var status in statuses)
         {
             failures.Enqueue(status);
+        }
+    }
+
+    /// <summary>The next PATCH requests answer these HTTP statuses, as <see cref="FailNext"/>; the reads before them are served.</summary>
+    public void FailNextPatch(params int[] statuses)
+    {
+        foreach (var status in statuses)
+        {
+            patchFailures.Enqueue(status);
         }
     }
 
@@ -117,7 +131,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         Requests.Enqueue($"{request.Method} {request.Path}");
         if (failures.TryDequeue(out var failure))
         {
-            return Status(failure, failure == 429 ? "TooManyRequests" : "ServiceUnavailable", "the server is currently unable to handle the request");
+            return Failure(context, failure, ns, group, plural, name);
         }
 
         var token = (await File.ReadAllTextAsync(TokenFile)).Trim();
@@ -146,6 +160,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         if (HttpMethods.IsGet(request.Method))
         {
             return subresource is null ? Json(Stored(resource, ns, name)) : Status(405, "MethodNotAllowed", "GET on a subresource is not used by rollbacks");
+        }
+
+        if (patchFailures.TryDequeue(out var patchFailure))
+        {
+            return Failure(context, patchFailure, ns, group, plural, name);
         }
 
         if (request.ContentType != "application/merge-patch+json")
@@ -235,15 +254,53 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     private static IResult Json(JsonObject body) => Results.Content(body.ToJsonString(), "application/json");
 
-    private static IResult Status(int code, string reason, string message) =>
-        Results.Content(
-            new JsonObject
-            {
-                ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure",
-                ["message"] = message, ["reason"] = reason, ["code"] = code,
-            }.ToJsonString(),
-            "application/json",
-            statusCode: code);
+    /// <summary>
+    /// What the API server answers for <paramref name="code"/>, in its words: the 403 of RBAC names the user, verb and
+    /// resource; 422 the field it refused (here a subset no DestinationRule defines, as an admission check would);
+    /// 429 (API priority and fairness) and 503 say when to come back, in the Retry-After header and in details.
+    /// </summary>
+    private static IResult Failure(HttpContext context, int code, string ns, string group, string plural, string name)
+    {
+        var verb = HttpMethods.IsGet(context.Request.Method) ? "get" : "patch";
+        var kind = Served.SingleOrDefault(r => r.Group == group && r.Plural == plural)?.Kind ?? plural;
+        var (reason, message) = code switch
+        {
+            403 => ("Forbidden",
+                $"{plural}.{group} \"{name}\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot {verb} resource \"{plural}\" in API group \"{group}\" in the namespace \"{ns}\""),
+            404 => ("NotFound", $"{plural}.{group} \"{name}\" not found"),
+            409 => ("Conflict",
+                $"Operation cannot be fulfilled on {plural}.{group} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
+            422 => ("Invalid", $"{kind}.{group} \"{name}\" is invalid: spec.http[0].route[0].destination.subset: Invalid value: \"stable\": no DestinationRule of host checkout defines this subset"),
+            429 => ("TooManyRequests", "Too many requests, please try again later."),
+            500 => ("InternalError", "Internal error occurred: failed calling webhook"),
+            503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
+            504 => ("Timeout", "Timeout: request did not complete within requested timeout"),
+            _ => throw new ArgumentOutOfRangeException(nameof(code), code, "not an answer of the API server's this fake knows"),
+        };
+        var details = new JsonObject { ["name"] = name, ["group"] = group, ["kind"] = plural };
+        if (code is 429 or 503)
+        {
+            context.Response.Headers.RetryAfter = "1";
+            details["retryAfterSeconds"] = 1;
+        }
+
+        return Status(code, reason, message, details);
+    }
+
+    private static IResult Status(int code, string reason, string message, JsonObject? details = null)
+    {
+        var status = new JsonObject
+        {
+            ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure",
+            ["message"] = message, ["reason"] = reason, ["code"] = code,
+        };
+        if (details is not null)
+        {
+            status["details"] = details;
+        }
+
+        return Results.Content(status.ToJsonString(), "application/json", statusCode: code);
+    }
 }
 
 public enum ArgoRolloutStatus

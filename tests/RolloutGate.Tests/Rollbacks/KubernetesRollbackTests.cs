@@ -203,6 +203,112 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Istio_Forbidden_FailsAtOnceNamingTheVerbAndResource()
+    {
+        StoreCanaryVirtualService();
+        server.FailNextPatch(403);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        // RBAC that lets the service account read but not patch: trying again would change nothing.
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal(
+            "virtualservices.networking.istio.io \"checkout\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot patch resource "
+            + "\"virtualservices\" in API group \"networking.istio.io\" in the namespace \"shop\" (403 Forbidden, after 1 attempt)",
+            outcome.Detail);
+        Assert.Equal("1", server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["metadata"]!["resourceVersion"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Istio_PatchRefusedAsInvalid_FailsAtOnceWithTheApiServersReason()
+    {
+        StoreCanaryVirtualService();
+        server.FailNextPatch(422);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal(
+            "VirtualService.networking.istio.io \"checkout\" is invalid: spec.http[0].route[0].destination.subset: Invalid value: \"stable\": "
+            + "no DestinationRule of host checkout defines this subset (422 Invalid, after 1 attempt)",
+            outcome.Detail);
+    }
+
+    [Fact]
+    public async Task Istio_DeletedBetweenReadAndPatch_FailsAtOnceWithKubernetesMessage()
+    {
+        StoreCanaryVirtualService();
+        server.FailNextPatch(404);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal("virtualservices.networking.istio.io \"checkout\" not found (404 NotFound, after 1 attempt)", outcome.Detail);
+    }
+
+    [Fact]
+    public async Task Istio_ConflictOnEveryPatch_ReadsAgainEachTimeAndFailsAfterBoundedAttempts()
+    {
+        StoreCanaryVirtualService();
+        server.FailNextPatch([.. Enumerable.Repeat(409, 10)]);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(RollbackTestServices.MaxRetryAttempts + 1, outcome.Attempts);
+        Assert.StartsWith("Operation cannot be fulfilled on virtualservices.networking.istio.io \"checkout\"", outcome.Detail, StringComparison.Ordinal);
+        Assert.EndsWith($"(409 Conflict, after {outcome.Attempts} attempts)", outcome.Detail, StringComparison.Ordinal);
+        Assert.Equal([.. Enumerable.Repeat(new[] { "GET", "PATCH" }, outcome.Attempts).SelectMany(pair => pair)], server.Requests.Select(r => r.Split(' ')[0]));
+    }
+
+    [Fact]
+    public async Task Istio_TooManyRequests_WaitsTheRetryAfterWithinMaxDelayAndSucceeds()
+    {
+        // API priority and fairness answers 429 with Retry-After: 1; the test's MaxDelay (200 ms) caps it, where the
+        // backoff alone would wait about 20 ms.
+        var logs = new RolloutGate.Tests.Infrastructure.LogCapture();
+        await using var withLogs = RollbackTestServices.Create(server.Url, server.TokenFile, logs);
+        StoreCanaryVirtualService();
+        server.FailNext(429);
+
+        var outcome = await withLogs.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(2, outcome.Attempts);
+        Assert.Contains(logs.Lines, line => line.Contains(" in 00:00:00.2000000, the last one failed: Too many requests", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Istio_TwoHundredRoutes_AllMovedToStableInOnePatch()
+    {
+        var routes = new JsonArray();
+        for (var i = 0; i < 200; i++)
+        {
+            routes.Add(Obj($$$"""
+                {"name":"r{{{i}}}","match":[{"uri":{"prefix":"/p{{{i}}}"}}],"route":[
+                  {"destination":{"host":"checkout","subset":"stable","port":{"number":8080}},"weight":90},
+                  {"destination":{"host":"checkout","subset":"canary","port":{"number":8080}},"weight":10}]}
+                """));
+        }
+
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", new JsonObject { ["hosts"] = new JsonArray("checkout"), ["http"] = routes });
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Single(server.Patches);
+        var stored = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout");
+        Assert.Equal(200, stored["spec"]!["http"]!.AsArray().Count);
+        AssertAllIstioRoutesStable(stored);
+        Assert.Equal("/p199", stored["spec"]!["http"]![199]!["match"]![0]!["uri"]!["prefix"]!.GetValue<string>());
+        Assert.Contains("200 http entries to stable", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Istio_TokenRotatedOnDisk_NewTokenIsSent()
     {
         StoreCanaryVirtualService();

@@ -1,4 +1,5 @@
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Logging;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
 using RolloutGate.Rollbacks;
@@ -10,10 +11,16 @@ public static class RollbackTestServices
 {
     public const int MaxRetryAttempts = 3;
 
-    public static ServiceProvider Create(string apiServer, string tokenFile)
+    public static ServiceProvider Create(string apiServer, string tokenFile, Infrastructure.LogCapture? logs = null)
     {
         var services = new ServiceCollection();
-        services.AddLogging();
+        services.AddLogging(logging =>
+        {
+            if (logs is not null)
+            {
+                logging.AddProvider(logs);
+            }
+        });
         services.AddSingleton(TimeProvider.System);
         services.AddOptions<RolloutGateOptions>().Configure(options =>
         {
