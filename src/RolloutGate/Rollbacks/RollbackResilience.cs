@@ -90,7 +90,8 @@ internal sealed partial class RollbackAttempts(
                     RetryAfter(args.Outcome.Exception) is { } after ? TimeSpan.FromTicks(Math.Min(after.Ticks, settings.MaxDelay.Ticks)) : (TimeSpan?)null),
                 OnRetry = args =>
                 {
-                    LogRetrying(logger, action, args.AttemptNumber + 1, args.RetryDelay, args.Outcome.Exception?.Message);
+                    // AttemptNumber is the zero-based number of the attempt that failed; the log names the one to come.
+                    LogRetrying(logger, action, args.AttemptNumber + 2, args.RetryDelay, args.Outcome.Exception?.Message);
                     return ValueTask.CompletedTask;
                 },
             })
