@@ -13,6 +13,9 @@ namespace RolloutGate.Reports;
 /// </summary>
 public static class RunbookReports
 {
+    /// <summary>The newest decisions the decision log shows; the audit trail keeps every one.</summary>
+    public const int DecisionLogLimit = 500;
+
     public static IEndpointRouteBuilder MapRunbookReports(this IEndpointRouteBuilder app)
     {
         var reports = app.MapGroup("/api/v1").WithTags("Reports").RequireApiToken(ApiRole.Reader);
@@ -81,8 +84,10 @@ public static class RunbookReports
             .Join(db.Deployments.Include(d => d.RunbookVersion), x => x.DeploymentId, d => d.Id, (x, d) => new { Decision = x, Deployment = d })
             .Where(p => p.Deployment.RunbookVersion.Name == name)
             .OrderByDescending(p => p.Decision.At).ThenByDescending(p => p.Decision.Id)
-            .Take(500)
+            .Take(DecisionLogLimit + 1)
             .ToListAsync(cancellationToken);
+        var more = decisions.Count > DecisionLogLimit;
+        decisions = decisions.Take(DecisionLogLimit).ToList();
         var ids = decisions.Select(p => p.Deployment.Id).Distinct().ToList();
         var evidence = await db.AuditEvents.AsNoTracking()
             .Where(e => e.Type == "evaluation.verdict-changed" && e.DeploymentId != null && ids.Contains(e.DeploymentId))
@@ -113,6 +118,15 @@ public static class RunbookReports
             }
 
             text.Append('\n');
+        }
+
+        if (more)
+        {
+            // Said, rather than ending as if there were no older decision.
+            var services = decisions.Select(p => p.Deployment.Service).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal)
+                .Select(service => $"`GET /api/v1/audit/events?type=decision&service={Uri.EscapeDataString(service)}`");
+            text.Append(CultureInfo.InvariantCulture,
+                $"Only the newest {DecisionLogLimit} decisions are shown. Every decision is in the audit trail: {string.Join(", ", services)}.\n");
         }
 
         return TypedResults.Text(text.ToString(), "text/markdown; charset=utf-8");

@@ -78,6 +78,32 @@ public sealed class RunbookReportsTests
     }
 
     [Fact]
+    public async Task DecisionLog_MoreDecisionsThanAPageHolds_SaysSoAndWhereTheRestAre()
+    {
+        // The newest 500 are shown; past them the log ended as if there were no more.
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("deployed", "many")).EnsureSuccessStatusCode();
+        await service.Database.ExecuteAsync("""
+            INSERT INTO decisions (deployment_id, at, kind, actor, reason)
+            SELECT 'many', now() - make_interval(secs => n), 'dismiss', 'carol', 'decision ' || n FROM generate_series(1, 501) AS n
+            """);
+        using var reader = service.Reader();
+
+        var markdown = await reader.GetStringAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative));
+
+        Assert.Contains("decision 500\n", markdown, StringComparison.Ordinal);
+        Assert.DoesNotContain("decision 501\n", markdown, StringComparison.Ordinal);
+        Assert.EndsWith(
+            "Only the newest 500 decisions are shown. Every decision is in the audit trail: "
+            + "`GET /api/v1/audit/events?type=decision&service=checkout`.\n",
+            markdown, StringComparison.Ordinal);
+
+        await service.Database.ExecuteAsync("DELETE FROM decisions WHERE reason = 'decision 501'");
+        var all = await reader.GetStringAsync(new Uri("/api/v1/runbooks/checkout/decisions.md", UriKind.Relative));
+        Assert.DoesNotContain("Only the newest", all, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task DecisionLog_RunbookEditedBeforeTheDecision_NamesTheVersionThatGovernedTheChangeNotTheOneInForce()
     {
         await using var service = await TestService.StartAsync();
