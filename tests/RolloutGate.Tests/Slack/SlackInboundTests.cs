@@ -237,6 +237,28 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Requests_AnyResponseUrl_IsNeverCalled_AnswersGoThroughTheWebApiOnly()
+    {
+        // A response_url is a URL in the request: calling it would let whoever can get a request signed make RolloutGate
+        // send to any address. Private answers go to chat.postEphemeral at the configured Web API instead.
+        using var listener = new System.Net.Sockets.TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var elsewhere = $"http://127.0.0.1:{((IPEndPoint)listener.LocalEndpoint).Port}/internal/admin";
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-response-url");
+
+        Assert.Equal(HttpStatusCode.OK, (await test.PressAsync(Stranger, "stop", "gh-response-url", responseUrl: elsewhere)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await test.PressAsync(SlackTestService.Owner, "stop", "not-a-deployment", responseUrl: elsewhere)).StatusCode);
+        Assert.Equal(HttpStatusCode.OK, (await test.PostSignedAsync("/slack/commands",
+            $"user_id={Stranger}&command=%2Frolloutgate&text=stop+gh-response-url&response_url={Uri.EscapeDataString(elsewhere)}")).StatusCode);
+        await test.AllDeliveredAsync();
+
+        Assert.Equal(2, test.Slack.Delivered(SlackMethods.PostEphemeral).Count);
+        Assert.False(listener.Pending(), $"something connected to the response_url {elsewhere}");
+        Assert.Equal("watching", await test.StateAsync("gh-response-url"));
+    }
+
+    [Fact]
     public async Task SlashCommands_StatusAndStop()
     {
         await using var test = await SlackTestService.StartAsync();

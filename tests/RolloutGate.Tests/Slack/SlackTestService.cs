@@ -119,7 +119,8 @@ public sealed class SlackTestService : IAsyncDisposable
 
     /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload, with the message
     /// pressed on (its text and blocks as posted) when <paramref name="message"/> is given, as Slack includes it.</summary>
-    public Task<HttpResponseMessage> PressAsync(string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null)
+    public Task<HttpResponseMessage> PressAsync(
+        string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null, string responseUrl = "https://hooks.slack.com/actions/T0001/1/abc")
     {
         var payload = System.Text.Json.JsonSerializer.Serialize(new
         {
@@ -129,7 +130,7 @@ public sealed class SlackTestService : IAsyncDisposable
             container = new { type = "message", message_ts = "1700000000.000001", channel_id = "C0DECIDE01", is_ephemeral = false },
             channel = new { id = "C0DECIDE01", name = "decisions" },
             message,
-            response_url = "https://hooks.slack.com/actions/T0001/1/abc",
+            response_url = responseUrl,
             actions = new[]
             {
                 new { action_id = actionId, block_id = SlackMessages.RecommendationBlockId, type = "button", value = deploymentId, action_ts = "1700000001.000001" },
