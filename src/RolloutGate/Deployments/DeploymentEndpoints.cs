@@ -189,7 +189,8 @@ public static class DeploymentEndpoints
         var next = rows.Count > take ? DeploymentCursor.Of(rows[take - 1]) : null;
         rows = rows.Take(take).ToList();
         var evaluations = await EvaluationStore.LatestViewsAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
-        var views = rows.Select(row => DeploymentView.From(row, evaluations.GetValueOrDefault(row.Id))).ToList();
+        var rollbacks = await RollbackActionView.ForAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
+        var views = rows.Select(row => DeploymentView.From(row, evaluations.GetValueOrDefault(row.Id), rollbacks.GetValueOrDefault(row.Id))).ToList();
         if (Csv.IsRequested(request))
         {
             // As the audit events': CSV has no room for the cursor, so the next page is named in a Link header.
@@ -216,7 +217,8 @@ public static class DeploymentEndpoints
             return Problems.NotFound($"deployment '{id}' is unknown");
         }
 
-        return TypedResults.Ok(DeploymentView.From(row, await EvaluationStore.LatestViewAsync(db, id, cancellationToken)));
+        var rollback = (await RollbackActionView.ForAsync(db, [id], cancellationToken)).GetValueOrDefault(id);
+        return TypedResults.Ok(DeploymentView.From(row, await EvaluationStore.LatestViewAsync(db, id, cancellationToken), rollback));
     }
 
     private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)

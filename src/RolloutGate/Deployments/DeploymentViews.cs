@@ -1,4 +1,5 @@
 using System.Text.Json.Serialization;
+using Microsoft.EntityFrameworkCore;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 
@@ -20,9 +21,10 @@ public sealed record DeploymentView(
     DateTimeOffset UpdatedAt,
     WatchView? Watch,
     EvaluationView? LatestEvaluation,
-    IReadOnlyList<DecisionView> Decisions)
+    IReadOnlyList<DecisionView> Decisions,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RollbackActionView? RollbackAction)
 {
-    public static DeploymentView From(DeploymentRow row, EvaluationView? latestEvaluation) => new(
+    public static DeploymentView From(DeploymentRow row, EvaluationView? latestEvaluation, RollbackActionView? rollbackAction) => new(
         row.Id,
         row.Service,
         row.Environment,
@@ -39,7 +41,8 @@ public sealed record DeploymentView(
             ? new WatchView(started, row.WatchUntil!.Value, new BaselineView(row.BaselineFrom!.Value, row.BaselineTo!.Value))
             : null,
         latestEvaluation,
-        row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).Select(d => new DecisionView(d.At, d.Kind, d.Actor, d.Reason)).ToList());
+        row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).Select(d => new DecisionView(d.At, d.Kind, d.Actor, d.Reason)).ToList(),
+        rollbackAction);
 }
 
 public sealed record WatchView(DateTimeOffset StartedAt, DateTimeOffset Until, BaselineView Baseline);
@@ -57,6 +60,40 @@ public sealed record MetricEvaluationView(
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Explanation);
 
 public sealed record DecisionView(DateTimeOffset At, string Kind, string Actor, string? Reason);
+
+/// <summary>
+/// The rollback action of a deployment rolling back or rolled back by RolloutGate: <c>under way</c>, <c>succeeded</c> or
+/// <c>failed</c>, what it acted on and what came of it (for a failure, why: the Kubernetes API's own words, say), as the
+/// audit trail and the decision channel tell it. A failed one leaves the deployment <c>rolling-back</c> for a person.
+/// </summary>
+public sealed record RollbackActionView(
+    DateTimeOffset StartedAt,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? FinishedAt,
+    string Outcome,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Action,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? Detail,
+    int Attempts)
+{
+    /// <summary>The rollback actions of these deployments, in one query; those without one are absent.</summary>
+    public static async Task<Dictionary<string, RollbackActionView>> ForAsync(
+        RolloutGateDbContext db, IReadOnlyCollection<string> deploymentIds, CancellationToken cancellationToken)
+    {
+        var ids = deploymentIds.ToArray();
+        var rows = await db.Database.SqlQuery<Row>($"""
+            SELECT deployment_id AS "DeploymentId", claimed_at AS "ClaimedAt", finished_at AS "FinishedAt", succeeded AS "Succeeded",
+                   action AS "Action", detail AS "Detail", attempts AS "Attempts"
+            FROM rollback_actions WHERE deployment_id = ANY({ids})
+            """).ToListAsync(cancellationToken);
+        return rows.ToDictionary(
+            r => r.DeploymentId,
+            r => new RollbackActionView(r.ClaimedAt, r.FinishedAt, r.FinishedAt is null ? "under way" : r.Succeeded == true ? "succeeded" : "failed",
+                r.Action, r.Detail, r.Attempts),
+            StringComparer.Ordinal);
+    }
+
+    private sealed record Row(
+        string DeploymentId, DateTimeOffset ClaimedAt, DateTimeOffset? FinishedAt, bool? Succeeded, string? Action, string? Detail, int Attempts);
+}
 
 /// <summary>A page of deployments, newest first; <see cref="Next"/> is the cursor to pass as <c>after</c> for the following page.</summary>
 public sealed record DeploymentPage(IReadOnlyList<DeploymentView> Deployments, string? Next);
