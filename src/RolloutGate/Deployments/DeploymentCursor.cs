@@ -14,7 +14,10 @@ public static class DeploymentCursor
     private const string TimeFormat = "yyyy-MM-dd'T'HH:mm:ss.ffffff'Z'";
 
     /// <summary>Where the page that ends with <paramref name="row"/> ends.</summary>
-    public static string Of(DeploymentRow row) => row.CreatedAt.UtcDateTime.ToString(TimeFormat, CultureInfo.InvariantCulture) + "_" + row.Id;
+    public static string Of(DeploymentRow row) => Of(row.CreatedAt, row.Id);
+
+    /// <summary>The same for a list ordered by another time of the deployment (the inbox: when it began to wait).</summary>
+    public static string Of(DateTimeOffset at, string deploymentId) => at.UtcDateTime.ToString(TimeFormat, CultureInfo.InvariantCulture) + "_" + deploymentId;
 
     /// <summary>The key a cursor names; false for text that is no cursor. Any key is a place in the order, so a cursor
     /// made by hand only chooses where its page starts.</summary>

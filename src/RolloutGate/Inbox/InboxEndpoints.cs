@@ -27,6 +27,9 @@ namespace RolloutGate.Inbox;
 public static class InboxEndpoints
 {
     private const string Title = "Decision inbox";
+
+    /// <summary>Deployments a page, longest waiting first: failed rollbacks stay until someone acts, and can pile up.</summary>
+    public const int PageSize = 100;
     private static readonly string[] Decisions = [DecisionKinds.Rollback, DecisionKinds.Dismiss, DecisionKinds.Stop];
 
     private const string Style =
@@ -42,12 +45,21 @@ public static class InboxEndpoints
 
     private static async Task<IResult> ShowAsync(
         HttpContext context, RolloutGateDbContext db, IOptionsMonitor<RolloutGateOptions> options, RunbookCatalog runbooks, TimeProvider time, string? decided,
-        CancellationToken cancellationToken)
+        string? after, CancellationToken cancellationToken)
     {
         if (HtmlPages.ReaderRefusal(context, options.CurrentValue, Title) is { } refusal)
         {
             return refusal;
         }
+
+        var cursor = (DateTimeOffset.MinValue, "");
+        var paged = !string.IsNullOrEmpty(after);
+        if (paged && !DeploymentCursor.TryParse(after!, out cursor))
+        {
+            return Page(StatusCodes.Status400BadRequest, "<p>That page link is not valid.</p><p><a href=\"/inbox\">The inbox</a></p>");
+        }
+
+        var (afterAt, afterId) = cursor;
 
         // After a decision the form lands here with ?decided={id}: say where that deployment stands now, and by whose
         // decision. Anyone can type the link, so the line shows only a decision on record, never the link's word alone.
@@ -59,12 +71,21 @@ public static class InboxEndpoints
                 .Join(db.Deployments, d => d.DeploymentId, deployment => deployment.Id, (d, deployment) => new { d.Kind, d.Actor, deployment.State })
                 .FirstOrDefaultAsync(cancellationToken);
 
+        // Keyset paging as the dashboard's: a page starts after the (regressed_at, deployment_id) of the previous one's last row.
         var waiting = await db.Database.SqlQuery<InboxRow>($"""
             SELECT deployment_id AS "DeploymentId", service AS "Service", environment AS "Environment", version AS "Version",
                    initiator AS "Initiator", regressed_at AS "RegressedAt", evidence AS "Evidence",
                    failed_action AS "FailedAction", failure AS "Failure"
-            FROM decision_inbox ORDER BY regressed_at, deployment_id
+            FROM decision_inbox
+            WHERE NOT {paged} OR (regressed_at, deployment_id) > ({afterAt}, {afterId})
+            ORDER BY regressed_at, deployment_id
+            LIMIT {PageSize + 1}
             """).ToListAsync(cancellationToken);
+        var later = waiting.Count > PageSize ? waiting[PageSize - 1] : null;
+        waiting = waiting.Take(PageSize).ToList();
+        var total = later is null && !paged
+            ? waiting.Count
+            : await db.Database.SqlQuery<int>($"SELECT count(*)::int AS \"Value\" FROM decision_inbox").SingleAsync(cancellationToken);
         var ids = waiting.Select(w => w.DeploymentId).ToList();
         var deployments = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Where(d => ids.Contains(d.Id))
             .ToDictionaryAsync(d => d.Id, StringComparer.Ordinal, cancellationToken);
@@ -76,7 +97,7 @@ public static class InboxEndpoints
                 $"<p class=\"decided\">Decided: <a href=\"/dashboard/deployments/{E(Uri.EscapeDataString(decided!))}\">{E(decided)}</a> is now <b>{E(lastDecision.State)}</b> ({E(lastDecision.Kind)} by {E(lastDecision.Actor)}).</p>\n");
         }
 
-        html.Append(CultureInfo.InvariantCulture, $"<p>{waiting.Count} deployment(s) wait for a decision.</p>\n");
+        html.Append(CultureInfo.InvariantCulture, $"<p>{total} deployment(s) wait for a decision.{(total == waiting.Count ? "" : $" Shown: {waiting.Count} on this page, {PageSize} a page, longest waiting first.")}</p>\n");
         foreach (var row in waiting)
         {
             html.Append(CultureInfo.InvariantCulture, $"""
@@ -117,6 +138,22 @@ public static class InboxEndpoints
                 </form>
                 </section>
                 """);
+        }
+
+        var links = new List<string>();
+        if (paged)
+        {
+            links.Add("<a class=\"first\" href=\"/inbox\">← Longest waiting</a>");
+        }
+
+        if (later is not null)
+        {
+            links.Add($"<a class=\"later\" rel=\"next\" href=\"/inbox?after={E(Uri.EscapeDataString(DeploymentCursor.Of(later.RegressedAt, later.DeploymentId)))}\">More →</a>");
+        }
+
+        if (links.Count > 0)
+        {
+            html.Append(CultureInfo.InvariantCulture, $"<p class=\"pages\">{string.Join(" · ", links)}</p>\n");
         }
 
         return HtmlPages.Page(StatusCodes.Status200OK, Title, html.ToString(), Style);

@@ -130,6 +130,37 @@ public sealed class DecisionInboxTests
     }
 
     [Fact]
+    public async Task MoreWaitingThanAPageHolds_ThePagesShowEachOnceLongestWaitingFirst()
+    {
+        // Failed rollbacks wait until someone acts, so they can pile up: the inbox listed every one on one page.
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-many-000");
+        await test.RegressAsync("gh-many-000");
+        // A hundred more like it, each regressed a millisecond after the one before.
+        await test.Service.Database.ExecuteAsync("""
+            INSERT INTO deployments
+            SELECT (jsonb_populate_record(d, jsonb_build_object(
+                'id', 'gh-many-' || lpad(n::text, 3, '0'), 'updated_at', d.updated_at + make_interval(secs => n / 1000.0)))).*
+            FROM deployments d, generate_series(1, 100) AS n WHERE d.id = 'gh-many-000'
+            """);
+        var reader = test.Service.Reader();
+
+        var first = await reader.GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+
+        Assert.Contains($"101 deployment(s) wait for a decision. Shown: {InboxEndpoints.PageSize} on this page", first, StringComparison.Ordinal);
+        var shown = System.Text.RegularExpressions.Regex.Matches(first, "<small>(gh-many-\\d+)</small>").Select(m => m.Groups[1].Value).ToList();
+        Assert.Equal(Enumerable.Range(0, InboxEndpoints.PageSize).Select(n => $"gh-many-{n:000}"), shown);
+        var more = System.Text.RegularExpressions.Regex.Match(first, "<a class=\"later\" rel=\"next\" href=\"([^\"]+)\">").Groups[1].Value;
+        var second = await reader.GetStringAsync(new Uri(System.Net.WebUtility.HtmlDecode(more), UriKind.Relative));
+        Assert.Equal(["gh-many-100"], System.Text.RegularExpressions.Regex.Matches(second, "<small>(gh-many-\\d+)</small>").Select(m => m.Groups[1].Value));
+        Assert.Contains("href=\"/inbox\">← Longest waiting</a>", second, StringComparison.Ordinal);
+        Assert.DoesNotContain("class=\"later\"", second, StringComparison.Ordinal);
+
+        var garbage = await reader.GetAsync(new Uri("/inbox?after=yesterday", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.BadRequest, garbage.StatusCode);
+    }
+
+    [Fact]
     public async Task TwoMetricsRegressedAtOnce_TheInboxShowsBoth()
     {
         await using var test = await SlackTestService.StartAsync(withBotToken: false);
