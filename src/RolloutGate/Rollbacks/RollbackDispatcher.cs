@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 
@@ -178,7 +179,7 @@ public sealed partial class RollbackDispatcher(
 
         await audit.AppendAsync(db, entries, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
-        LogRolledBack(logger, deploymentId, outcome.Action, outcome.Succeeded, outcome.Detail);
+        LogRolledBack(logger, deploymentId, outcome.Action, outcome.Succeeded, LogText.OneLine(outcome.Detail));
     }
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rollback of {DeploymentId} via {Action}: succeeded={Succeeded} ({Detail})")]

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
+using RolloutGate.Infrastructure;
 using RolloutGate.Kubernetes;
 
 namespace RolloutGate.Rollbacks;
@@ -60,12 +61,14 @@ internal sealed partial class RollbackAttempts(
                     return await attempt(token);
                 },
                 cancellationToken);
-            LogSucceeded(logger, action, attempts, detail);
+            LogSucceeded(logger, action, attempts, LogText.OneLine(detail));
             return new RollbackOutcome(true, action, detail, attempts);
         }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested && Describe(exception, target, attempts, settings) is { } reason)
         {
-            LogFailed(logger, action, attempts, reason);
+            // The reason keeps its line breaks for the audit trail and the channel (an admission webhook's denial is often a
+            // violation a line); its log line is one line, as every log line holding text from outside.
+            LogFailed(logger, action, attempts, LogText.OneLine(reason));
             return new RollbackOutcome(false, action, reason, attempts);
         }
     }
@@ -91,7 +94,7 @@ internal sealed partial class RollbackAttempts(
                 OnRetry = args =>
                 {
                     // AttemptNumber is the zero-based number of the attempt that failed; the log names the one to come.
-                    LogRetrying(logger, action, args.AttemptNumber + 2, args.RetryDelay, args.Outcome.Exception?.Message);
+                    LogRetrying(logger, action, args.AttemptNumber + 2, args.RetryDelay, LogText.OneLine(args.Outcome.Exception?.Message));
                     return ValueTask.CompletedTask;
                 },
             })

@@ -255,7 +255,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private static IResult Json(JsonObject body) => Results.Content(body.ToJsonString(), "application/json");
 
     /// <summary>
-    /// What the API server answers for <paramref name="code"/>, in its words: the 403 of RBAC names the user, verb and
+    /// What the API server answers for <paramref name="code"/>, in its words: 400 an admission webhook's denial over several
+    /// lines; the 403 of RBAC names the user, verb and
     /// resource; 422 the field it refused (here a subset no DestinationRule defines, as an admission check would);
     /// 429 (API priority and fairness) and 503 say when to come back, in the Retry-After header and in details.
     /// </summary>
@@ -265,6 +266,9 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         var kind = Served.SingleOrDefault(r => r.Group == group && r.Plural == plural)?.Kind ?? plural;
         var (reason, message) = code switch
         {
+            // An admission webhook's denial (a policy engine's, one violation a line); 400 when the webhook sets no code.
+            400 => ("BadRequest",
+                "admission webhook \"validation.policies.example\" denied the request:\n[require-owner] the object must have label owner\n[change-window] no changes to shop before 08:00"),
             403 => ("Forbidden",
                 $"{plural}.{group} \"{name}\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot {verb} resource \"{plural}\" in API group \"{group}\" in the namespace \"{ns}\""),
             404 => ("NotFound", $"{plural}.{group} \"{name}\" not found"),

@@ -221,6 +221,26 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Istio_DeniedByAnAdmissionWebhookOverSeveralLines_KeepsItsWordsButLogsOneLine()
+    {
+        // The API server passes on what the webhook says, line breaks and all: the audit trail and the channel show it
+        // as it was, and each log line of the rollback stays one line, as the decision inbox's do (LogText).
+        var logs = new RolloutGate.Tests.Infrastructure.LogCapture();
+        await using var withLogs = RollbackTestServices.Create(server.Url, server.TokenFile, logs);
+        StoreCanaryVirtualService();
+        server.FailNextPatch(400);
+
+        var outcome = await withLogs.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Contains("denied the request:\n[require-owner] the object must have label owner\n[change-window]", outcome.Detail, StringComparison.Ordinal);
+        var failed = Assert.Single(logs.Lines, line => line.Contains("failed after 1 attempt(s)", StringComparison.Ordinal));
+        Assert.Contains("denied the request:\\n[require-owner] the object must have label owner\\n[change-window]", failed, StringComparison.Ordinal);
+        Assert.DoesNotContain('\n', failed);
+    }
+
+    [Fact]
     public async Task Istio_PatchRefusedAsInvalid_FailsAtOnceWithTheApiServersReason()
     {
         StoreCanaryVirtualService();
