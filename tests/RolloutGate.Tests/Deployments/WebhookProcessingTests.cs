@@ -211,15 +211,7 @@ public sealed class WebhookProcessingTests
     {
         // The delivery id is logged when a delivery is replayed: a line break would forge a log line of its own.
         await using var service = await TestService.StartAsync();
-        var body = WebhookClient.Body("predeploy", "gh-1");
-        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"/api/v1/deployments?delivery={escapedDeliveryId}", UriKind.Relative))
-        {
-            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
-        };
-        request.Headers.Add("X-RolloutGate-Timestamp", timestamp);
-        request.Headers.Add("X-RolloutGate-Signature", RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(
-            RolloutGateHost.WebhookSecret, timestamp, System.Text.Encoding.UTF8.GetBytes(body)));
+        using var request = Signed($"/api/v1/deployments?delivery={escapedDeliveryId}", WebhookClient.Body("predeploy", "gh-1"));
 
         var response = await service.Client.SendAsync(request);
 
@@ -237,20 +229,11 @@ public sealed class WebhookProcessingTests
         // Read joined, two lines (a proxy that adds its own, say) made the id "gh-1-a,gh-1-b", which a retry sending one of
         // them does not repeat: the retry would have been a second delivery.
         await using var service = await TestService.StartAsync();
-        var body = WebhookClient.Body("predeploy", "gh-1");
-        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
-        {
-            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
-        };
+        using var request = Signed(path, WebhookClient.Body("predeploy", "gh-1"));
         if (twoHeaderLines)
         {
             request.Headers.Add("X-RolloutGate-Delivery", ["gh-1-a", "gh-1-b"]);
         }
-
-        request.Headers.Add("X-RolloutGate-Timestamp", timestamp);
-        request.Headers.Add("X-RolloutGate-Signature", RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(
-            RolloutGateHost.WebhookSecret, timestamp, System.Text.Encoding.UTF8.GetBytes(body)));
 
         var response = await service.Client.SendAsync(request);
 
@@ -258,6 +241,20 @@ public sealed class WebhookProcessingTests
         Assert.Contains("given 2 times", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, await service.CountAsync("deployments"));
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+    }
+
+    /// <summary>A webhook signed with the test secret, its delivery id left to the caller (in the path or a header).</summary>
+    private static HttpRequestMessage Signed(string path, string body)
+    {
+        var timestamp = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
+        {
+            Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json"),
+        };
+        request.Headers.Add("X-RolloutGate-Timestamp", timestamp);
+        request.Headers.Add("X-RolloutGate-Signature", RolloutGate.Webhooks.WebhookAuthenticator.SignatureHeaderValue(
+            RolloutGateHost.WebhookSecret, timestamp, System.Text.Encoding.UTF8.GetBytes(body)));
+        return request;
     }
 
     [Fact]

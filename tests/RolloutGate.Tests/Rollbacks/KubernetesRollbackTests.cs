@@ -38,6 +38,14 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
                         {"destination":{"host":"checkout","subset":"canary","port":{"number":8080}},"weight":10}]}]}
             """));
 
+    /// <summary>The Istio rollback, by services whose log lines are kept.</summary>
+    private async Task<(RollbackOutcome Outcome, RolloutGate.Tests.Infrastructure.LogCapture Logs)> ExecuteLoggedAsync()
+    {
+        var logs = new RolloutGate.Tests.Infrastructure.LogCapture();
+        await using var withLogs = RollbackTestServices.Create(server.Url, server.TokenFile, logs);
+        return (await withLogs.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None), logs);
+    }
+
     private static void AssertAllIstioRoutesStable(JsonObject virtualService)
     {
         foreach (var route in virtualService["spec"]!["http"]!.AsArray())
@@ -203,34 +211,14 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     [Fact]
-    public async Task Istio_Forbidden_FailsAtOnceNamingTheVerbAndResource()
-    {
-        StoreCanaryVirtualService();
-        server.FailNextPatch(403);
-
-        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
-
-        // RBAC that lets the service account read but not patch: trying again would change nothing.
-        Assert.False(outcome.Succeeded);
-        Assert.Equal(1, outcome.Attempts);
-        Assert.Equal(
-            "virtualservices.networking.istio.io \"checkout\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot patch resource "
-            + "\"virtualservices\" in API group \"networking.istio.io\" in the namespace \"shop\" (403 Forbidden, after 1 attempt)",
-            outcome.Detail);
-        Assert.Equal("1", server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["metadata"]!["resourceVersion"]!.GetValue<string>());
-    }
-
-    [Fact]
     public async Task Istio_DeniedByAnAdmissionWebhookOverSeveralLines_KeepsItsWordsButLogsOneLine()
     {
         // The API server passes on what the webhook says, line breaks and all: the audit trail and the channel show it
         // as it was, and each log line of the rollback stays one line, as the decision inbox's do (LogText).
-        var logs = new RolloutGate.Tests.Infrastructure.LogCapture();
-        await using var withLogs = RollbackTestServices.Create(server.Url, server.TokenFile, logs);
         StoreCanaryVirtualService();
         server.FailNextPatch(400);
 
-        var outcome = await withLogs.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+        var (outcome, logs) = await ExecuteLoggedAsync();
 
         Assert.False(outcome.Succeeded);
         Assert.Equal(1, outcome.Attempts);
@@ -240,33 +228,27 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.DoesNotContain('\n', failed);
     }
 
-    [Fact]
-    public async Task Istio_PatchRefusedAsInvalid_FailsAtOnceWithTheApiServersReason()
+    [Theory]
+    // RBAC that lets the service account read but not patch.
+    [InlineData(403, "virtualservices.networking.istio.io \"checkout\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" "
+        + "cannot patch resource \"virtualservices\" in API group \"networking.istio.io\" in the namespace \"shop\" (403 Forbidden, after 1 attempt)")]
+    // A schema or admission check refusing the new routes.
+    [InlineData(422, "VirtualService.networking.istio.io \"checkout\" is invalid: spec.http[0].route[0].destination.subset: Invalid value: \"stable\": "
+        + "no DestinationRule of host checkout defines this subset (422 Invalid, after 1 attempt)")]
+    // Deleted between the read and the patch.
+    [InlineData(404, "virtualservices.networking.istio.io \"checkout\" not found (404 NotFound, after 1 attempt)")]
+    public async Task Istio_PatchRefusedForGood_FailsAtOnceInTheApiServersWords(int status, string detail)
     {
         StoreCanaryVirtualService();
-        server.FailNextPatch(422);
+        server.FailNextPatch(status);
 
         var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
 
+        // Trying again would change nothing: one attempt, and nothing written.
         Assert.False(outcome.Succeeded);
         Assert.Equal(1, outcome.Attempts);
-        Assert.Equal(
-            "VirtualService.networking.istio.io \"checkout\" is invalid: spec.http[0].route[0].destination.subset: Invalid value: \"stable\": "
-            + "no DestinationRule of host checkout defines this subset (422 Invalid, after 1 attempt)",
-            outcome.Detail);
-    }
-
-    [Fact]
-    public async Task Istio_DeletedBetweenReadAndPatch_FailsAtOnceWithKubernetesMessage()
-    {
-        StoreCanaryVirtualService();
-        server.FailNextPatch(404);
-
-        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
-
-        Assert.False(outcome.Succeeded);
-        Assert.Equal(1, outcome.Attempts);
-        Assert.Equal("virtualservices.networking.istio.io \"checkout\" not found (404 NotFound, after 1 attempt)", outcome.Detail);
+        Assert.Equal(detail, outcome.Detail);
+        Assert.Equal("1", server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["metadata"]!["resourceVersion"]!.GetValue<string>());
     }
 
     [Fact]
@@ -289,12 +271,10 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     {
         // API priority and fairness answers 429 with Retry-After: 1; the test's MaxDelay (200 ms) caps it, where the
         // backoff alone would wait about 20 ms.
-        var logs = new RolloutGate.Tests.Infrastructure.LogCapture();
-        await using var withLogs = RollbackTestServices.Create(server.Url, server.TokenFile, logs);
         StoreCanaryVirtualService();
         server.FailNext(429);
 
-        var outcome = await withLogs.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+        var (outcome, logs) = await ExecuteLoggedAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(2, outcome.Attempts);
