@@ -7,7 +7,8 @@ namespace RolloutGate.Deployments;
 /// Keyset paging of the deployment lists, newest first (the deployments API and the dashboard): a page ends at its last
 /// row's (created_at, id), and the next one holds the rows after it in (created_at DESC, id) order, so rows created
 /// meanwhile shift nothing and none is shown twice or skipped. The cursor is that key as text, the time to the
-/// microsecond (as PostgreSQL keeps it): <c>2026-11-21T10:00:00.123456Z_gh-run-8812</c>.
+/// microsecond (as PostgreSQL keeps it): <c>2026-11-21T10:00:00.123456Z_gh-run-8812</c>. The decision inbox pages the
+/// same way by another time, when a deployment began to wait, oldest first.
 /// </summary>
 public static class DeploymentCursor
 {

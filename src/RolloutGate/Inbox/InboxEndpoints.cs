@@ -30,6 +30,7 @@ public static class InboxEndpoints
 
     /// <summary>Deployments a page, longest waiting first: failed rollbacks stay until someone acts, and can pile up.</summary>
     public const int PageSize = 100;
+
     private static readonly string[] Decisions = [DecisionKinds.Rollback, DecisionKinds.Dismiss, DecisionKinds.Stop];
 
     private const string Style =
