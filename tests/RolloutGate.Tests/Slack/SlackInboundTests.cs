@@ -1,4 +1,5 @@
 using System.Net;
+using RolloutGate.Deployments;
 using RolloutGate.Slack;
 using RolloutGate.Tests.Infrastructure;
 
@@ -178,6 +179,15 @@ public sealed class SlackInboundTests
             var response = await test.PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
             Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{(int)response.StatusCode} for {payload}");
             Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        }
+
+        // Past the body limit, signed or not: refused before it is read further, at either endpoint.
+        var large = "payload=" + Uri.EscapeDataString($$"""{"type":"block_actions","user":{"id":"{{Owner}}"},{{Channel}},"actions":[{{Stop}}],"x":"{{new string('x', DeploymentEndpoints.MaxBodyBytes)}}"}""");
+        foreach (var path in new[] { "/slack/interactions", "/slack/commands" })
+        {
+            var tooLarge = await test.PostSignedAsync(path, large);
+            Assert.Equal(HttpStatusCode.RequestEntityTooLarge, tooLarge.StatusCode);
+            Assert.Equal("application/problem+json", tooLarge.Content.Headers.ContentType?.MediaType);
         }
 
         // The same character sent raw in the form, to either endpoint.
