@@ -300,6 +300,13 @@ def proc_status():
     return out
 
 
+def cpu_seconds():
+    """The service's CPU time so far, user and system (fields 14 and 15 of /proc/PID/stat, in clock ticks)."""
+    with open(f"/proc/{SERVICE_PID}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return round((int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK"), 2)
+
+
 def sh(cmd):
     return subprocess.run(["bash", "-c", cmd], capture_output=True, text=True).stdout.strip()
 
@@ -342,7 +349,8 @@ def counters():
 
 COLUMNS = ["elapsed_s", "rss_mb", "gc_heap_mb", "gc_committed_mb", "threads", "fds", "pg_conns_service", "pg_conns_all",
            "prom_estab", "prom_time_wait", "slack_estab", "slack_time_wait", "watching", "deployments", "watches_done",
-           "evaluations", "outbox_pending", "watch_lag_mean_s", "watch_behind_s", "http_requests", "timers"]
+           "evaluations", "outbox_pending", "watch_lag_mean_s", "watch_behind_s", "http_requests", "timers",
+           "rss_anon_mb", "rss_file_mb", "rss_shmem_mb", "cpu_s"]
 
 
 def sample_loop():
@@ -371,7 +379,10 @@ def sample_loop():
                 to_mb = lambda v, div: round(float(v) / div, 1) if v not in ("", None) else ""
                 row = [round(time.time() - start), round(int(st["VmRSS"].split()[0]) / 1024, 1), to_mb(heap, 1048576), to_mb(committed, 1048576),
                        st["Threads"], fds, *conns, *sockets(PROM_PORT), *sockets(SLACK_PORT), *counts,
-                       round(lag, 3) if lag != "" else "", behind, int(requests), timers]
+                       round(lag, 3) if lag != "" else "", behind, int(requests), timers,
+                       # RSS in its parts: anonymous (the GC heap, native allocations, thread stacks), file-backed (the
+                       # runtime and assemblies mapped), shared (the runtime's double-mapped executable memory: JIT code)
+                       *(round(int(st[k].split()[0]) / 1024, 1) for k in ("RssAnon", "RssFile", "RssShmem")), cpu_seconds()]
                 out.writerow(row)
                 f.flush()
             except Exception as e:  # noqa: BLE001
