@@ -428,6 +428,64 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         await database.DisposeAsync();
     }
 
+    /// <summary>
+    /// Two replicas on one database at once: the clustered job store fires the sweep on one of them at a time, and when
+    /// the first stops mid-watch the second, running all along, carries on from what is stored. Every interval of every
+    /// metric is evaluated, once; the evaluations each replica counts at /metrics add up to the rows stored.
+    /// </summary>
+    [Fact]
+    public async Task Watch_SecondReplicaBesideTheFirstWhichStopsMidway_NoGapsNoDuplicates()
+    {
+        var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
+        var settings = Settings();
+        settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
+        await using var second = new RolloutGateHost(database, settings);
+        using var secondClient = second.CreateClient();
+        double countedByFirst;
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            using var firstClient = first.CreateClient();
+            var response = await new WebhookClient(firstClient).SendAsync(WebhookClient.Body(
+                "deployed", "dep-replicas", "ledger", at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
+            Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            while (await database.ScalarAsync<long>("SELECT count(*) FROM evaluations") < 15 && TimeProvider.System.GetUtcNow() < deadline)
+            {
+                await Task.Delay(50);
+            }
+
+            // Its scheduler stopped first (as the host's stop does, the sweep in flight finished), so that nothing is
+            // evaluated there after its count is read.
+            await first.Services.GetRequiredService<WatchSweepScheduler>().StopAsync(CancellationToken.None);
+            countedByFirst = EvaluationsCounted(await firstClient.GetStringAsync(new Uri("/metrics", UriKind.Relative)));
+        }
+
+        Assert.InRange(await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"), 15, 3L * Intervals - 1);
+        using (var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken))
+        {
+            var deadline = TimeProvider.System.GetUtcNow() + Patience;
+            string? state;
+            do
+            {
+                await Task.Delay(250);
+                state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-replicas", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+            }
+            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
+
+            Assert.Equal("completed", state);
+        }
+
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
+        Assert.Equal(3 * Intervals, countedByFirst + EvaluationsCounted(await secondClient.GetStringAsync(new Uri("/metrics", UriKind.Relative))));
+        await database.DisposeAsync();
+    }
+
+    private static double EvaluationsCounted(string metrics) =>
+        new[] { "healthy", "regressed", "breach-of-max", "insufficient-data", "blind" }
+            .Sum(verdict => MetricsScrape.Sample(metrics, $"rolloutgate_watch_evaluations_total{{verdict=\"{verdict}\"}}") ?? 0);
+
     [Fact]
     public async Task PrometheusSource_Presets_ValuesAndCountsOfKnownSeries()
     {
