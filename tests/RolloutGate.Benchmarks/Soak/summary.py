@@ -40,6 +40,7 @@ with open(os.path.join(folder, "soak.csv"), newline="") as f:
     rows = list(csv.DictReader(f))
 soak = lambda column, scale=1.0: means((float(r["elapsed_s"]), None if number(r.get(column)) is None else number(r[column]) * scale) for r in rows)
 last = lambda column: {int(float(r["elapsed_s"]) // window): number(r[column]) for r in rows}
+end = max(float(r["elapsed_s"]) for r in rows)
 
 counters = collections.defaultdict(list)
 path = os.path.join(folder, "counters.csv")
@@ -101,7 +102,7 @@ def table(title, columns, decimals):
     print("|---" * (len(columns) + 1) + "|")
     for w in windows:
         cells = [f"{values[w]:.{decimals}f}" if values.get(w) is not None else "" for _, values in columns]
-        print(f"| {w * window / 60:.0f}-{(w + 1) * window / 60:.0f} | " + " | ".join(cells) + " |")
+        print(f"| {w * window / 60:.0f}-{min((w + 1) * window, end) / 60:.0f} | " + " | ".join(cells) + " |")
     print()
 
 
