@@ -462,24 +462,28 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         }
 
         Assert.InRange(await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"), 15, 3L * Intervals - 1);
-        using (var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken))
-        {
-            var deadline = TimeProvider.System.GetUtcNow() + Patience;
-            string? state;
-            do
-            {
-                await Task.Delay(250);
-                state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-replicas", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
-            }
-            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
-
-            Assert.Equal("completed", state);
-        }
+        Assert.Equal("completed", await StateOnceNotWatchingAsync(second, "dep-replicas"));
 
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
         Assert.Equal(3 * Intervals, countedByFirst + EvaluationsCounted(await secondClient.GetStringAsync(new Uri("/metrics", UriKind.Relative))));
         await database.DisposeAsync();
+    }
+
+    /// <summary>The deployment's state once it is no longer watching, or after <see cref="Patience"/>.</summary>
+    private static async Task<string?> StateOnceNotWatchingAsync(RolloutGateHost host, string deploymentId)
+    {
+        using var reader = host.CreateClient().WithToken(RolloutGateHost.ReaderToken);
+        var deadline = TimeProvider.System.GetUtcNow() + Patience;
+        string? state;
+        do
+        {
+            await Task.Delay(250);
+            state = (await (await reader.GetAsync(new Uri($"/api/v1/deployments/{deploymentId}", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+        }
+        while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
+
+        return state;
     }
 
     private static double EvaluationsCounted(string metrics) =>
@@ -701,17 +705,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         settings["RolloutGate:Prometheus:Url"] = prometheus.Url;
         await using (var second = new RolloutGateHost(database, settings))
         {
-            using var reader = second.CreateClient().WithToken(RolloutGateHost.ReaderToken);
-            var deadline = TimeProvider.System.GetUtcNow() + Patience;
-            string? state;
-            do
-            {
-                await Task.Delay(250);
-                state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-lost", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
-            }
-            while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
-
-            Assert.Equal("completed", state);
+            Assert.Equal("completed", await StateOnceNotWatchingAsync(second, "dep-lost"));
         }
 
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
