@@ -49,7 +49,8 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
 
     /// <summary>
     /// The framework's words for a parameter it could not bind (<c>Failed to bind parameter "Nullable&lt;int&gt; limit"
-    /// from "abc".</c>) without the .NET type: the parameter, the value given and what it must be. Other messages as they are.
+    /// from "abc".</c>) without the .NET type: the parameter, the value given and what it must be (for a whole number too
+    /// large for it, <c>limit=2147483648</c>, its largest size). Other messages as they are.
     /// </summary>
     internal static string Readable(string message)
     {
@@ -60,12 +61,19 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
 
         var type = match.Groups["type"].Value;
         var expected = type.Contains("DateTimeOffset", StringComparison.Ordinal) ? "an ISO 8601 time such as 2026-11-21T10:00:00Z"
-            : type.Contains("int", StringComparison.Ordinal) || type.Contains("long", StringComparison.Ordinal) ? "a whole number"
+            : type.Contains("int", StringComparison.Ordinal) ? WholeNumber(match.Groups["value"].Value, int.MaxValue)
+            : type.Contains("long", StringComparison.Ordinal) ? WholeNumber(match.Groups["value"].Value, long.MaxValue)
             : type.Contains("bool", StringComparison.Ordinal) ? "true or false"
             : null;
         var given = $"{match.Groups["name"].Value} '{match.Groups["value"].Value}' cannot be read";
         return expected is null ? $"{given}." : $"{given}: it must be {expected}.";
     }
+
+    /// <summary>What a number parameter must be; for a whole number given too large, its largest value.</summary>
+    private static string WholeNumber(string given, long largest) =>
+        given.TrimStart('-', '+').Length > 0 && given.TrimStart('-', '+').All(char.IsAsciiDigit)
+            ? $"a whole number no larger than {largest.ToString(System.Globalization.CultureInfo.InvariantCulture)} in size"
+            : "a whole number";
 
     [System.Text.RegularExpressions.GeneratedRegex("^Failed to bind parameter \"(?<type>.+) (?<name>[^ \"]+)\" from \"(?<value>.*)\"\\.?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex UnboundParameter();

@@ -179,6 +179,7 @@ public sealed class WebhookProcessingTests
             ("/api/v1/reports/summary?service=%00", "NUL character"),
             ("/api/v1/audit/events?from=garbage", "from 'garbage' cannot be read: it must be an ISO 8601 time such as 2026-11-21T10:00:00Z."),
             ("/api/v1/audit/events?limit=abc", "limit 'abc' cannot be read: it must be a whole number."),
+            ("/api/v1/audit/events?limit=2147483648", "limit '2147483648' cannot be read: it must be a whole number no larger than 2147483647 in size."),
         })
         {
             var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
