@@ -83,6 +83,7 @@ public static class RolloutGateApplication
         services.AddPreDeployChecks();
         services.AddDemo();
         services.AddSingleton<WebhookAuthenticator>();
+        services.AddHostedService<CredentialStrength>();
         services.AddScoped<PreDeployGate>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
