@@ -13,7 +13,8 @@ public sealed record ChartMark(DateTimeOffset At, string Kind, string Label);
 
 /// <summary>
 /// A metric over the watch as inline SVG, drawn on the server so the page needs no script and no external asset: the
-/// baseline..threshold band, the value as a line with one circle per evaluation, and vertical marks.
+/// baseline..threshold band, the value as a line with a circle per evaluation (per some of them on a long watch,
+/// <see cref="Circled"/>), and vertical marks.
 /// </summary>
 public static class MetricChart
 {
@@ -81,7 +82,7 @@ public static class MetricChart
         }
 
         Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
-        foreach (var point in points.Where(p => Finite(p.Value)))
+        foreach (var point in Circled(points))
         {
             var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
             svg.Append(CultureInfo.InvariantCulture,
@@ -95,6 +96,28 @@ public static class MetricChart
         svg.Append("</svg>");
         return svg.ToString();
     }
+
+    /// <summary>
+    /// The evaluations drawn as circles, each with its explanation as a tooltip: all of them up to
+    /// <see cref="MostCircles"/>. A longer watch (a day at one minute is 1,440 evaluations a metric, each circle with its
+    /// explanation a few hundred bytes, and more circles than the 720-pixel chart can tell apart) gets the first, the latest, every
+    /// change of verdict (a regression's first evaluation among them) and every k-th in between, so that at most about
+    /// <see cref="MostCircles"/> plus the changes are drawn. The value line still passes through every evaluation.
+    /// </summary>
+    public static IReadOnlyList<ChartPoint> Circled(IReadOnlyList<ChartPoint> points)
+    {
+        var drawn = points.Where(p => Finite(p.Value)).ToList();
+        if (drawn.Count <= MostCircles)
+        {
+            return drawn;
+        }
+
+        var every = (drawn.Count + MostCircles - 1) / MostCircles;
+        return drawn.Where((point, i) => i == 0 || i == drawn.Count - 1 || i % every == 0 || point.Verdict != drawn[i - 1].Verdict).ToList();
+    }
+
+    /// <summary>The most evaluations a chart draws as circles before it draws only some (<see cref="Circled"/>).</summary>
+    public const int MostCircles = 240;
 
     private static void Line(StringBuilder svg, string kind, IEnumerable<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y)
     {

@@ -2,6 +2,7 @@ using System.Net;
 using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Mvc.Testing;
+using RolloutGate.Dashboard;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Slack;
 
@@ -294,6 +295,43 @@ public sealed partial class DashboardTests
         Assert.Contains("<p class=\"waiting\">", html, StringComparison.Ordinal);
         Assert.Contains("<strong>RolloutGate recommends a rollback.</strong> If nobody decides by <time", html, StringComparison.Ordinal);
         Assert.Contains("(in 15 min)</time>, it will <strong>roll back</strong>", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Detail_ADayOfEvaluations_CirclesSomeWithEveryVerdictChangeAndTheLatest_AndDrawsTheLineThroughAll()
+    {
+        // A day at one minute: 1,440 evaluations, a regression from the 1,000th on.
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash-day")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("deployed", "dash-day")).EnsureSuccessStatusCode();
+        await service.Database.ExecuteAsync("""
+            INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, state, evaluated_at)
+            SELECT 'dash-day', 'p95-latency', d.deployed_at + i * interval '1 minute', 200 + i % 7, 200, 240, 0,
+                   CASE WHEN i >= 1000 THEN 'regressed' ELSE 'healthy' END, 'minute ' || i, 'seeded', '{}'::jsonb, d.deployed_at + i * interval '1 minute'
+            FROM deployments d, generate_series(1, 1440) AS i WHERE d.id = 'dash-day'
+            """);
+
+        var html = await Browser(service).GetStringAsync(new Uri($"/dashboard/deployments/dash-day?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+
+        var chart = Chart(html, "p95-latency");
+        var circles = PointCount(html, "p95-latency");
+        Assert.InRange(circles, MetricChart.MostCircles, MetricChart.MostCircles + 3);
+        Assert.Contains("healthy: minute 1</title>", chart, StringComparison.Ordinal);
+        Assert.Contains("regressed: minute 1000</title>", chart, StringComparison.Ordinal);
+        Assert.Contains("regressed: minute 1440</title>", chart, StringComparison.Ordinal);
+        Assert.Equal(1440, Regex.Match(chart, "<polyline class=\"value\" points=\"([^\"]*)\"").Groups[1].Value.Split(' ').Length);
+        Assert.Contains($"<p class=\"circled\">The chart circles {circles} of them", html, StringComparison.Ordinal);
+        Assert.Contains("<p>1440 evaluation(s);", html, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Circled_UpToTheMost_EveryEvaluation()
+    {
+        var at = DateTimeOffset.Parse("2026-12-06T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        var points = Enumerable.Range(0, MetricChart.MostCircles)
+            .Select(i => new ChartPoint(at.AddMinutes(i), i % 2 == 0 ? 1.0 : null, 1, 1.2, "healthy", "")).ToList();
+
+        Assert.Equal(points.Where(p => p.Value is not null), MetricChart.Circled(points));
     }
 
     private static string Row(string html, string id) =>
