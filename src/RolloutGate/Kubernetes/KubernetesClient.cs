@@ -1,3 +1,4 @@
+using System.Net;
 using System.Net.Http.Headers;
 using System.Text;
 using System.Text.Json;
@@ -7,7 +8,7 @@ using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Kubernetes;
 
-/// <summary>The few Kubernetes API calls a rollback needs: read an object, merge-patch it or one of its subresources.</summary>
+/// <summary>The few Kubernetes API calls a rollback needs: read an object or list those of a type, merge-patch an object or one of its subresources.</summary>
 public interface IKubernetesClient
 {
     /// <summary>The API server's address, for messages.</summary>
@@ -16,6 +17,14 @@ public interface IKubernetesClient
     /// <exception cref="KubernetesApiException">The server answered with an error.</exception>
     /// <exception cref="HttpRequestException">The server could not be reached.</exception>
     Task<JsonObject> GetAsync(KubernetesResource resource, string @namespace, string name, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Every object of the type in the namespace (the list's <c>items</c>), in one request: without <c>limit</c> the API
+    /// server answers the whole list, never a page with a <c>continue</c> token.
+    /// </summary>
+    /// <exception cref="KubernetesApiException">The server answered with an error.</exception>
+    /// <exception cref="HttpRequestException">The server could not be reached.</exception>
+    Task<IReadOnlyList<JsonObject>> ListAsync(KubernetesResource resource, string @namespace, CancellationToken cancellationToken);
 
     /// <summary>
     /// A JSON merge patch (RFC 7386, <c>application/merge-patch+json</c>); returns the object as stored afterwards.
@@ -38,6 +47,15 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
 
     public Task<JsonObject> GetAsync(KubernetesResource resource, string @namespace, string name, CancellationToken cancellationToken) =>
         SendAsync(HttpMethod.Get, resource.PathOf(@namespace, name), content: null, cancellationToken);
+
+    public async Task<IReadOnlyList<JsonObject>> ListAsync(KubernetesResource resource, string @namespace, CancellationToken cancellationToken)
+    {
+        var path = resource.CollectionPathOf(@namespace);
+        var list = await SendAsync(HttpMethod.Get, path, content: null, cancellationToken);
+        return list["items"] is JsonArray items
+            ? [.. items.OfType<JsonObject>()]
+            : throw new KubernetesApiException(HttpStatusCode.OK, null, $"GET {path}: the API server answered without a list of items");
+    }
 
     public Task<JsonObject> MergePatchAsync(
         KubernetesResource resource, string @namespace, string name, JsonObject patch, CancellationToken cancellationToken, string? subresource = null)

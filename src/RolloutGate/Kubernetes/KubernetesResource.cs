@@ -1,9 +1,15 @@
 namespace RolloutGate.Kubernetes;
 
-/// <summary>A namespaced custom resource type as the API server serves it: <c>/apis/{Group}/{Version}/namespaces/{ns}/{Plural}/{name}</c>.</summary>
+/// <summary>
+/// A namespaced custom resource type as the API server serves it: <c>/apis/{Group}/{Version}/namespaces/{ns}/{Plural}/{name}</c>,
+/// and without the name the collection of its objects in that namespace.
+/// </summary>
 public sealed record KubernetesResource(string Group, string Version, string Plural, string Kind)
 {
     public static readonly KubernetesResource IstioVirtualService = new("networking.istio.io", "v1", "virtualservices", "VirtualService");
+
+    /// <summary>Read only (listed), to check that the subset an Istio rollback sends traffic to exists.</summary>
+    public static readonly KubernetesResource IstioDestinationRule = new("networking.istio.io", "v1", "destinationrules", "DestinationRule");
 
     public static readonly KubernetesResource GatewayHttpRoute = new("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute");
 
@@ -14,8 +20,11 @@ public sealed record KubernetesResource(string Group, string Version, string Plu
 
     /// <summary>The relative path of one object, or of one of its subresources (<c>status</c>).</summary>
     public string PathOf(string @namespace, string name, string? subresource = null) =>
-        $"apis/{Group}/{Version}/namespaces/{Uri.EscapeDataString(@namespace)}/{Plural}/{Uri.EscapeDataString(name)}"
-        + (subresource is null ? string.Empty : "/" + subresource);
+        $"{CollectionPathOf(@namespace)}/{Uri.EscapeDataString(name)}" + (subresource is null ? string.Empty : "/" + subresource);
+
+    /// <summary>The relative path of all objects of this type in a namespace (a list).</summary>
+    public string CollectionPathOf(string @namespace) =>
+        $"apis/{Group}/{Version}/namespaces/{Uri.EscapeDataString(@namespace)}/{Plural}";
 
     /// <summary>How Kubernetes names the type in its messages, e.g. <c>virtualservices.networking.istio.io</c>.</summary>
     public override string ToString() => $"{Plural}.{Group}";

@@ -8,7 +8,9 @@ namespace RolloutGate.Rollbacks;
 /// <summary>
 /// The read-rewrite-write a traffic rollback does on one mesh resource: GET it, compute the new routing list from its
 /// spec with a pure <see cref="StableTraffic"/> rewrite, and merge-patch that list back together with the resourceVersion
-/// it was computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten.
+/// it was computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten. A
+/// <c>beforePatch</c> check runs in the same attempt once there is something to write: it refuses by throwing
+/// <see cref="Refused"/>'s exception, else its sentence is added to the outcome's detail.
 /// </summary>
 internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, RollbackAttempts attempts)
 {
@@ -19,7 +21,8 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
         string name,
         string listField,
         Func<JsonObject?, StableTrafficShift> rewrite,
-        CancellationToken cancellationToken)
+        CancellationToken cancellationToken,
+        Func<CancellationToken, Task<string>>? beforePatch = null)
     {
         if (string.IsNullOrEmpty(@namespace))
         {
@@ -33,7 +36,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             var shift = rewrite(current["spec"] as JsonObject);
             if (shift.Problem is not null)
             {
-                throw new RollbackAttemptException($"{resource.Kind} {@namespace}/{name} was not changed: {shift.Problem}", transient: false);
+                throw Refused(resource, @namespace, name, shift.Problem);
             }
 
             var summary = Summary(shift, listField);
@@ -41,6 +44,8 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             {
                 return $"already all traffic to stable at resourceVersion {resourceVersion}; nothing written ({summary})";
             }
+
+            var checkedFirst = beforePatch is null ? "" : "; " + await beforePatch(token);
 
             // A merge patch (RFC 7386) replaces a list as a whole, it cannot address one element: so the patch carries
             // the complete new list, and the resourceVersion makes sure that list was computed from what is stored.
@@ -50,9 +55,13 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
                 ["spec"] = new JsonObject { [listField] = shift.Updated },
             };
             var updated = await kubernetes.MergePatchAsync(resource, @namespace, name, patch, token);
-            return $"patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary})";
+            return $"patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary}){checkedFirst}";
         }, cancellationToken);
     }
+
+    /// <summary>A rollback that cannot be done safely: it fails at once (trying again would find the same), writing nothing.</summary>
+    internal static RollbackAttemptException Refused(KubernetesResource resource, string @namespace, string name, string problem) =>
+        new($"{resource.Kind} {@namespace}/{name} was not changed: {problem}", transient: false);
 
     internal static RollbackOutcome MissingNamespace(string action) =>
         new(false, action, "the runbook's mesh.namespace is not set, so the Kubernetes resource cannot be found", 0);

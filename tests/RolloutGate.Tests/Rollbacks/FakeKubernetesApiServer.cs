@@ -9,7 +9,8 @@ namespace RolloutGate.Tests.Rollbacks;
 
 /// <summary>
 /// A local stand-in for the Kubernetes API server, strict the way the real one is about what a rollback sends:
-/// <c>/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}[/status]</c> for the served types only, a bearer token
+/// <c>/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}[/status]</c> for the served types only (and GET without
+/// the name: the list of that type's objects in the namespace), a bearer token
 /// equal to the token file's content, PATCH only as <c>application/merge-patch+json</c>, applied as an RFC 7386 merge
 /// patch to the stored object, 409 when the patch names a stale resourceVersion, and Status objects for errors.
 /// </summary>
@@ -17,7 +18,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 {
     private static readonly KubernetesResource[] Served =
     [
-        KubernetesResource.IstioVirtualService, KubernetesResource.GatewayHttpRoute,
+        KubernetesResource.IstioVirtualService, KubernetesResource.IstioDestinationRule, KubernetesResource.GatewayHttpRoute,
         KubernetesResource.SmiTrafficSplit, KubernetesResource.ArgoRollout,
     ];
 
@@ -25,6 +26,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly Dictionary<string, JsonObject> objects = new(StringComparer.Ordinal);
     private readonly ConcurrentQueue<int> failures = new();
     private readonly ConcurrentQueue<int> patchFailures = new();
+    private readonly ConcurrentQueue<int> listFailures = new();
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
     private Action? afterPatch;
@@ -52,6 +54,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var server = new FakeKubernetesApiServer(builder.Build(), tokenFile);
+        server.app.MapGet("/apis/{group}/{version}/namespaces/{ns}/{plural}", server.ListAsync);
         server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", ["GET", "PATCH"], server.HandleAsync);
         server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/{subresource}", ["GET", "PATCH"], server.HandleAsync);
         await server.app.StartAsync();
@@ -119,11 +122,59 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>The next list requests answer these HTTP statuses, as <see cref="FailNext"/>; reads and patches of one object are served.</summary>
+    public void FailNextList(params int[] statuses)
+    {
+        foreach (var status in statuses)
+        {
+            listFailures.Enqueue(status);
+        }
+    }
+
     /// <summary>Another writer edits the object just before the next PATCH arrives, so that PATCH's resourceVersion is stale.</summary>
     public void EditConcurrentlyBeforeNextPatch(Action<JsonObject> edit) => concurrentEdit = edit;
 
     /// <summary>Runs once the next PATCH has been applied, before it is answered.</summary>
     public void AfterNextPatch(Action action) => afterPatch = action;
+
+    /// <summary>
+    /// A list as the API server answers it: <c>{Kind}List</c> with the collection's resourceVersion and the objects of
+    /// the namespace in <c>items</c>, ordered by name (etcd's key order).
+    /// </summary>
+    private async Task<IResult> ListAsync(HttpContext context, string group, string version, string ns, string plural)
+    {
+        Requests.Enqueue($"{context.Request.Method} {context.Request.Path}");
+        if (failures.TryDequeue(out var failure) || listFailures.TryDequeue(out failure))
+        {
+            return Failure(context, failure, ns, group, plural, name: null);
+        }
+
+        var token = (await File.ReadAllTextAsync(TokenFile)).Trim();
+        if (context.Request.Headers.Authorization.ToString() != $"Bearer {token}")
+        {
+            return Status(401, "Unauthorized", "Unauthorized");
+        }
+
+        var resource = Served.SingleOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
+        if (resource is null)
+        {
+            return Status(404, "NotFound", "the server could not find the requested resource");
+        }
+
+        var prefix = Key(group, version, ns, plural, "");
+        lock (gate)
+        {
+            var items = objects.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal)).OrderBy(o => o.Key, StringComparer.Ordinal)
+                .Select(o => (JsonNode)o.Value.DeepClone()).ToArray();
+            return Json(new JsonObject
+            {
+                ["apiVersion"] = $"{group}/{version}",
+                ["kind"] = $"{resource.Kind}List",
+                ["metadata"] = new JsonObject { ["resourceVersion"] = "1" },
+                ["items"] = new JsonArray(items),
+            });
+        }
+    }
 
     private async Task<IResult> HandleAsync(HttpContext context, string group, string version, string ns, string plural, string name, string? subresource = null)
     {
@@ -260,9 +311,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// resource; 422 the field it refused (here a subset no DestinationRule defines, as an admission check would);
     /// 429 (API priority and fairness) and 503 say when to come back, in the Retry-After header and in details.
     /// </summary>
-    private static IResult Failure(HttpContext context, int code, string ns, string group, string plural, string name)
+    private static IResult Failure(HttpContext context, int code, string ns, string group, string plural, string? name)
     {
-        var verb = HttpMethods.IsGet(context.Request.Method) ? "get" : "patch";
+        var verb = name is null ? "list" : HttpMethods.IsGet(context.Request.Method) ? "get" : "patch";
+        // The API server names the object it refused, or only the type for a list.
+        var target = name is null ? $"{plural}.{group}" : $"{plural}.{group} \"{name}\"";
         var kind = Served.SingleOrDefault(r => r.Group == group && r.Plural == plural)?.Kind ?? plural;
         var (reason, message) = code switch
         {
@@ -270,8 +323,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             400 => ("BadRequest",
                 "admission webhook \"validation.policies.example\" denied the request:\n[require-owner] the object must have label owner\n[change-window] no changes to shop before 08:00"),
             403 => ("Forbidden",
-                $"{plural}.{group} \"{name}\" is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot {verb} resource \"{plural}\" in API group \"{group}\" in the namespace \"{ns}\""),
-            404 => ("NotFound", $"{plural}.{group} \"{name}\" not found"),
+                $"{target} is forbidden: User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot {verb} resource \"{plural}\" in API group \"{group}\" in the namespace \"{ns}\""),
+            404 => ("NotFound", $"{target} not found"),
             409 => ("Conflict",
                 $"Operation cannot be fulfilled on {plural}.{group} \"{name}\": the object has been modified; please apply your changes to the latest version and try again"),
             422 => ("Invalid", $"{kind}.{group} \"{name}\" is invalid: spec.http[0].route[0].destination.subset: Invalid value: \"stable\": no DestinationRule of host checkout defines this subset"),
@@ -281,7 +334,12 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             504 => ("Timeout", "Timeout: request did not complete within requested timeout"),
             _ => throw new ArgumentOutOfRangeException(nameof(code), code, "not an answer of the API server's this fake knows"),
         };
-        var details = new JsonObject { ["name"] = name, ["group"] = group, ["kind"] = plural };
+        var details = new JsonObject { ["group"] = group, ["kind"] = plural };
+        if (name is not null)
+        {
+            details["name"] = name;
+        }
+
         if (code is 429 or 503)
         {
             context.Response.Headers.RetryAfter = "1";

@@ -30,13 +30,30 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
     private static JsonObject Obj(string json) => JsonNode.Parse(json)!.AsObject();
 
-    private void StoreCanaryVirtualService() =>
+    private void StoreCanaryVirtualService()
+    {
         server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
             {"hosts":["checkout"],"http":[
               {"match":[{"headers":{"x-canary":{"exact":"1"}}}],"route":[{"destination":{"host":"checkout","subset":"canary"}}]},
               {"route":[{"destination":{"host":"checkout","subset":"stable","port":{"number":8080}},"weight":90},
                         {"destination":{"host":"checkout","subset":"canary","port":{"number":8080}},"weight":10}]}]}
             """));
+        StoreDestinationRule("checkout", "checkout.shop.svc.cluster.local", "stable", "canary");
+    }
+
+    /// <summary>A fully promoted canary: the only route sends to the canary subset, none names the stable one.</summary>
+    private void StorePromotedVirtualService() =>
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout",
+            Obj("""{"hosts":["checkout"],"http":[{"route":[{"destination":{"host":"checkout","subset":"canary","port":{"number":8080}}}]}]}"""));
+
+    private void StoreDestinationRule(string name, string host, params string[] subsets) =>
+        server.Store(KubernetesResource.IstioDestinationRule, "shop", name, new JsonObject
+        {
+            ["host"] = host,
+            ["subsets"] = new JsonArray([.. subsets.Select(subset => (JsonNode)new JsonObject { ["name"] = subset, ["labels"] = new JsonObject { ["version"] = subset } })]),
+        });
+
+    private const string ListDestinationRules = "GET /apis/networking.istio.io/v1/namespaces/shop/destinationrules";
 
     /// <summary>The Istio rollback, by services whose log lines are kept.</summary>
     private async Task<(RollbackOutcome Outcome, RolloutGate.Tests.Infrastructure.LogCapture Logs)> ExecuteLoggedAsync()
@@ -71,9 +88,111 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal("x-canary", stored["spec"]!["http"]![0]!["match"]![0]!["headers"]!.AsObject().Single().Key);
         Assert.Equal(8080, stored["spec"]!["http"]![1]!["route"]![0]!["destination"]!["port"]!["number"]!.GetValue<int>());
         Assert.Equal(["checkout"], stored["spec"]!["hosts"]!.AsArray().Select(h => h!.GetValue<string>()));
+        Assert.EndsWith("; DestinationRule shop/checkout defines subset 'stable'", outcome.Detail, StringComparison.Ordinal);
         Assert.Equal(
-            ["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout", "PATCH /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"],
+            ["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout", ListDestinationRules,
+             "PATCH /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"],
             server.Requests);
+    }
+
+    [Fact]
+    public async Task Istio_StableSubsetNotInTheDestinationRule_FailsSayingWhyWithoutWriting()
+    {
+        // Patched, the route would send everything to a subset Envoy has no cluster for: 503 for every request.
+        StorePromotedVirtualService();
+        StoreDestinationRule("checkout", "checkout", "canary", "v2");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.Equal(
+            "VirtualService shop/checkout was not changed: DestinationRule shop/checkout has subsets canary, v2; no 'stable': "
+            + "all traffic sent there would fail (503); roll this service back by other means (after 1 attempt)",
+            outcome.Detail);
+        Assert.Empty(server.Patches);
+        Assert.Equal(["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout", ListDestinationRules], server.Requests);
+        Assert.Equal("1", server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["metadata"]!["resourceVersion"]!.GetValue<string>());
+    }
+
+    [Fact]
+    public async Task Istio_StableSubsetInTheDestinationRule_PromotedCanaryIsPatched()
+    {
+        StorePromotedVirtualService();
+        StoreDestinationRule("checkout", "CHECKOUT.shop", "canary", "stable");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.EndsWith("; DestinationRule shop/checkout defines subset 'stable'", outcome.Detail, StringComparison.Ordinal);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+    }
+
+    [Fact]
+    public async Task Istio_DestinationRulesForbidden_PatchesAsBeforeSayingTheSubsetWasNotChecked()
+    {
+        // A service account bound with the RBAC from before the check: the rollback goes on as it did then.
+        StorePromotedVirtualService();
+        server.FailNextList(403);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.EndsWith(
+            "; subset 'stable' not checked: RolloutGate may not list DestinationRules in namespace shop (destinationrules.networking.istio.io is forbidden: "
+            + "User \"system:serviceaccount:rolloutgate:rolloutgate\" cannot list resource \"destinationrules\" in API group \"networking.istio.io\" in the namespace \"shop\" "
+            + "(403 Forbidden)); grant list on destinationrules.networking.istio.io as deploy/kubernetes/rolloutgate.yaml does",
+            outcome.Detail, StringComparison.Ordinal);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+    }
+
+    [Fact]
+    public async Task Istio_NoDestinationRuleForTheService_PatchesAsBeforeSayingTheSubsetWasNotChecked()
+    {
+        // Rules for other hosts (another name, the same name in another namespace) say nothing about this service's subsets.
+        StorePromotedVirtualService();
+        StoreDestinationRule("checkout-canary", "checkout-canary", "canary");
+        StoreDestinationRule("payments-checkout", "checkout.payments.svc.cluster.local", "canary");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.EndsWith(
+            "; subset 'stable' not checked: no DestinationRule in namespace shop is for service checkout in namespace shop "
+            + "(Istio may take one from a client's namespace or its root namespace, which RolloutGate does not read)",
+            outcome.Detail, StringComparison.Ordinal);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+    }
+
+    [Fact]
+    public async Task Istio_DestinationRuleForAnotherHostWithoutTheSubset_IsIgnored()
+    {
+        StorePromotedVirtualService();
+        StoreDestinationRule("a-checkout-canary", "checkout-canary.shop.svc.cluster.local", "canary");
+        StoreDestinationRule("checkout", "checkout.shop.svc", "canary", "stable");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.EndsWith("; DestinationRule shop/checkout defines subset 'stable'", outcome.Detail, StringComparison.Ordinal);
+        Assert.Single(server.Patches);
+    }
+
+    [Fact]
+    public async Task Istio_DestinationRulesUnavailableOnce_TriesTheWholeAttemptAgain()
+    {
+        StorePromotedVirtualService();
+        StoreDestinationRule("checkout", "checkout", "canary");
+        server.FailNextList(503);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        // The second attempt reads the rules it could not read the first time, and refuses.
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(2, outcome.Attempts);
+        Assert.Contains("DestinationRule shop/checkout has subsets canary; no 'stable'", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
     }
 
     [Fact]
@@ -103,7 +222,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         var stored = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout");
         Assert.Equal(3, stored["spec"]!["http"]!.AsArray().Count);
         AssertAllIstioRoutesStable(stored);
-        Assert.Equal(["GET", "PATCH", "GET", "PATCH"], server.Requests.Select(r => r.Split(' ')[0]));
+        Assert.Equal(["GET", "GET", "PATCH", "GET", "GET", "PATCH"], server.Requests.Select(r => r.Split(' ')[0]));
     }
 
     [Fact]
@@ -263,7 +382,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal(RollbackTestServices.MaxRetryAttempts + 1, outcome.Attempts);
         Assert.StartsWith("Operation cannot be fulfilled on virtualservices.networking.istio.io \"checkout\"", outcome.Detail, StringComparison.Ordinal);
         Assert.EndsWith($"(409 Conflict, after {outcome.Attempts} attempts)", outcome.Detail, StringComparison.Ordinal);
-        Assert.Equal([.. Enumerable.Repeat(new[] { "GET", "PATCH" }, outcome.Attempts).SelectMany(pair => pair)], server.Requests.Select(r => r.Split(' ')[0]));
+        Assert.Equal([.. Enumerable.Repeat(new[] { "GET", "GET", "PATCH" }, outcome.Attempts).SelectMany(attempt => attempt)], server.Requests.Select(r => r.Split(' ')[0]));
     }
 
     [Fact]
