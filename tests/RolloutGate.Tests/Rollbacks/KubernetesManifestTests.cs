@@ -59,7 +59,7 @@ public sealed class KubernetesManifestTests
     }
 
     [Fact]
-    public void ClusterRole_GrantsExactlyGetAndPatchOnTheRollbackResources()
+    public void ClusterRole_GrantsExactlyGetAndPatchOnTheRollbackResourcesAndListOnDestinationRules()
     {
         var rules = ((YamlSequenceNode)Node(Single("ClusterRole"), "rules")).Children
             .SelectMany(rule => Strings(Node(rule, "apiGroups")).SelectMany(group => Strings(Node(rule, "resources"))
@@ -71,6 +71,7 @@ public sealed class KubernetesManifestTests
                 "argoproj.io/rollouts/status: get,patch",
                 "argoproj.io/rollouts: get,patch",
                 "gateway.networking.k8s.io/httproutes: get,patch",
+                "networking.istio.io/destinationrules: list",
                 "networking.istio.io/virtualservices: get,patch",
                 "split.smi-spec.io/trafficsplits: get,patch",
             ],
