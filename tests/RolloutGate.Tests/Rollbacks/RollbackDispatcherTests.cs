@@ -38,7 +38,7 @@ public sealed class RollbackDispatcherTests
         Assert.Equal("rolled-back", await first.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-1'"));
         Assert.InRange(dispatched.Sum(), 0, 1);
         // One read and one patch: a second execution would read again (and record a second outcome).
-        Assert.Single(kubernetes.Requests, request => request.StartsWith("GET ", StringComparison.Ordinal));
+        Assert.Single(kubernetes.Requests, request => request.StartsWith("GET ", StringComparison.Ordinal) && request.Contains("/virtualservices/", StringComparison.Ordinal));
         Assert.Single(kubernetes.Requests, request => request.StartsWith("PATCH ", StringComparison.Ordinal));
         Assert.Equal(1, await first.CountAsync("rollback_actions", "deployment_id = 'rb-1' AND succeeded"));
         Assert.Equal(1, await first.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-1'"));
@@ -161,6 +161,37 @@ public sealed class RollbackDispatcherTests
         Assert.DoesNotContain("rb-retry", await browser.GetStringAsync(new Uri("/inbox", UriKind.Relative)), StringComparison.Ordinal);
         var afterwards = await client.PostAsync(new Uri("/api/v1/deployments/rb-retry/rollback", UriKind.Relative), Body("alice", "again"));
         Assert.Equal(System.Net.HttpStatusCode.Conflict, afterwards.StatusCode);
+    }
+
+    [Fact]
+    public async Task StableSubsetNotInTheDestinationRule_RefusalReachesTheApiTheAuditTrailAndTheInbox()
+    {
+        // A fully promoted canary whose DestinationRule no longer has the stable subset: patched, checkout would answer 503.
+        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout",
+            JsonNode.Parse("""{"hosts":["checkout"],"http":[{"route":[{"destination":{"host":"checkout","subset":"canary"}}]}]}""")!.AsObject());
+        kubernetes.Store(KubernetesResource.IstioDestinationRule, "shop", "checkout",
+            JsonNode.Parse("""{"host":"checkout","subsets":[{"name":"canary","labels":{"version":"v2"}},{"name":"v2","labels":{"version":"v2"}}]}""")!.AsObject());
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
+        (await service.Webhooks.SendEventAsync("deployed", "rb-subset")).EnsureSuccessStatusCode();
+        await service.RegressAsync("rb-subset", "p95-latency");
+
+        await service.DecideAsync("rb-subset", "rollback", "bob");
+        await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-subset' AND finished_at IS NOT NULL");
+
+        const string Why = "VirtualService shop/checkout was not changed: DestinationRule shop/checkout has subsets canary, v2; no 'stable': "
+            + "all traffic sent there would fail (503); roll this service back by other means (after 1 attempt)";
+        Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-subset'"));
+        Assert.Empty(kubernetes.Patches);
+        using var reader = service.Reader();
+        var failed = (await (await reader.GetAsync(new Uri("/api/v1/deployments/rb-subset", UriKind.Relative))).JsonAsync()).GetProperty("rollbackAction");
+        Assert.Equal("failed", failed.GetProperty("outcome").GetString());
+        Assert.Equal(Why, failed.GetProperty("detail").GetString());
+        Assert.Equal(Why, await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'detail' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-subset'"));
+        using var browser = service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = true });
+        var inbox = await browser.GetStringAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Contains(System.Text.Encodings.Web.HtmlEncoder.Default.Encode(Why), inbox, StringComparison.Ordinal);
     }
 
     [Fact]
