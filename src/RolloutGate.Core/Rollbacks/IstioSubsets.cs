@@ -58,7 +58,7 @@ public static class IstioSubsets
             ? $"DestinationRule {ours[0].Name} has {SubsetList(ours[0].Subsets)}"
             : $"DestinationRules {string.Join(", ", ours.Select(rule => $"{rule.Name} ({SubsetList(rule.Subsets)})"))} are for {service.Name}";
         return new StableSubsetCheck(StableSubsetVerdict.Missing,
-            $"{found}; no '{stableSubset}': all traffic sent there would fail (503); roll this service back by other means");
+            $"{found}; no '{stableSubset}': Envoy would answer 503 to every request routed there; roll this service back by other means");
     }
 
     private static string Rules(List<string> names) => (names.Count == 1 ? "DestinationRule " : "DestinationRules ") + string.Join(", ", names);

@@ -45,7 +45,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
                 return $"already all traffic to stable at resourceVersion {resourceVersion}; nothing written ({summary})";
             }
 
-            var checkedFirst = beforePatch is null ? "" : "; " + await beforePatch(token);
+            var beforePatchDetail = beforePatch is null ? "" : "; " + await beforePatch(token);
 
             // A merge patch (RFC 7386) replaces a list as a whole, it cannot address one element: so the patch carries
             // the complete new list, and the resourceVersion makes sure that list was computed from what is stored.
@@ -55,7 +55,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
                 ["spec"] = new JsonObject { [listField] = shift.Updated },
             };
             var updated = await kubernetes.MergePatchAsync(resource, @namespace, name, patch, token);
-            return $"patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary}){checkedFirst}";
+            return $"patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary}){beforePatchDetail}";
         }, cancellationToken);
     }
 

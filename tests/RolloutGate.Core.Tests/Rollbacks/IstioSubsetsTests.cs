@@ -58,7 +58,7 @@ public sealed class IstioSubsetsTests
         var check = IstioSubsets.StableSubset([Rule("checkout", "checkout", "canary", "v2"), Rule("payments", "payments", "stable")], Checkout, "stable");
 
         Assert.Equal(StableSubsetVerdict.Missing, check.Verdict);
-        Assert.Equal("DestinationRule shop/checkout has subsets canary, v2; no 'stable': all traffic sent there would fail (503); roll this service back by other means", check.Detail);
+        Assert.Equal("DestinationRule shop/checkout has subsets canary, v2; no 'stable': Envoy would answer 503 to every request routed there; roll this service back by other means", check.Detail);
     }
 
     [Fact]

@@ -108,7 +108,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal(1, outcome.Attempts);
         Assert.Equal(
             "VirtualService shop/checkout was not changed: DestinationRule shop/checkout has subsets canary, v2; no 'stable': "
-            + "all traffic sent there would fail (503); roll this service back by other means (after 1 attempt)",
+            + "Envoy would answer 503 to every request routed there; roll this service back by other means (after 1 attempt)",
             outcome.Detail);
         Assert.Empty(server.Patches);
         Assert.Equal(["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout", ListDestinationRules], server.Requests);
@@ -152,6 +152,16 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         await AssertPatchedWithSubsetNotCheckedAsync(
             "no DestinationRule in namespace shop is for service checkout in namespace shop "
             + "(Istio may take one from a client's namespace or its root namespace, which RolloutGate does not read)");
+    }
+
+    [Fact]
+    public async Task Istio_DestinationRulesNotServed_PatchesAsBeforeSayingTheSubsetWasNotChecked()
+    {
+        // Any answer but a transient one is final, and the check is not worth a rollback.
+        StorePromotedVirtualService();
+        server.FailNextList(404);
+
+        await AssertPatchedWithSubsetNotCheckedAsync("the DestinationRules of namespace shop could not be listed: destinationrules.networking.istio.io not found (404 NotFound)");
     }
 
     /// <summary>The promoted canary is moved to stable as it was before the check, and the detail ends saying why the subset was not checked.</summary>

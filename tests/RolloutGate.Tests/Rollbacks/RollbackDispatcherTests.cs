@@ -180,7 +180,7 @@ public sealed class RollbackDispatcherTests
         await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-subset' AND finished_at IS NOT NULL");
 
         const string Why = "VirtualService shop/checkout was not changed: DestinationRule shop/checkout has subsets canary, v2; no 'stable': "
-            + "all traffic sent there would fail (503); roll this service back by other means (after 1 attempt)";
+            + "Envoy would answer 503 to every request routed there; roll this service back by other means (after 1 attempt)";
         Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-subset'"));
         Assert.Empty(kubernetes.Patches);
         using var reader = service.Reader();
