@@ -9,9 +9,12 @@ namespace RolloutGate.Benchmarks.Detection;
 /// <summary>
 /// Seeded 24-hour watches of metrics whose noise follows the time of day (<see cref="SyntheticTraffic.NightlyCostPerRequest"/>,
 /// <see cref="SyntheticTraffic.NightlyP95"/>: the night's few requests make them several times noisier than the
-/// afternoon's), which the NAB and Nezha traces lack. For each seed a deploy at hour (seed mod 24) UTC with a 24-hour and
-/// a 7-day baseline; null runs (the same process after the deploy: any alarm is a false rollback) and the protocol's
-/// regressions × (1 + X) of the same watch. maxIncrease 10%, no absolute max, one look a minute (1440 looks).
+/// afternoon's), which the NAB and Nezha traces lack, and of a p95 with the same traffic whose noise does not depend on
+/// the count (<see cref="SyntheticTraffic.SteadyP95"/>) or has both terms (<see cref="SyntheticTraffic.MixedP95"/>). For
+/// each seed a deploy at hour (seed mod 24) UTC with a 24-hour and a 7-day baseline; null runs (the same process after
+/// the deploy: any alarm is a false rollback) and the protocol's regressions × (1 + X) of the same watch, their detection
+/// split by deploys at night (21:00–08:00 UTC, whose first hour has fewer requests than the day's median) and by day.
+/// maxIncrease 10%, no absolute max, one look a minute (1440 looks).
 /// </summary>
 internal static class HeteroscedasticBenchmark
 {
@@ -28,26 +31,28 @@ internal static class HeteroscedasticBenchmark
         }
 
         var spec = new MetricSpec("benchmark", null, null, null, 0.10, null);
+        var nightDeploys = Enumerable.Range(0, seeds).Count(seed => IsNight(DeployAt(seed)));
         var shapes = new (string Name, MetricKind Kind, Func<SyntheticTraffic, DateTimeOffset, Observation> Sample)[]
         {
             ("cost per request", MetricKind.CostPerRequest, (traffic, at) => traffic.NightlyCostPerRequest(at)),
             ("p95 latency", MetricKind.Latency, (traffic, at) => traffic.NightlyP95(at)),
+            ("p95 latency, noise σ₀ only", MetricKind.Latency, (traffic, at) => traffic.SteadyP95(at)),
+            ("p95 latency, σ₀ and c/n", MetricKind.Latency, (traffic, at) => traffic.MixedP95(at)),
         };
         var text = new StringBuilder();
-        text.AppendLine("| shape | baseline | watches | false rollbacks | their hours (UTC), test | +10% (on the limit): alarmed, median delay, alarms 00-08 UTC | +25%: detected, median delay | +50%: detected, median delay |")
-            .AppendLine("|---|---|---:|---:|---|---:|---:|---:|");
+        text.AppendLine("| shape | baseline | watches | false rollbacks | their hours (UTC), test | +10% (on the limit): alarmed, median delay, alarms 00-08 UTC | +25%, night deploys: detected, median delay | +25%, day deploys | +50%, night deploys | +50%, day deploys |")
+            .AppendLine("|---|---|---:|---:|---|---:|---:|---:|---:|---:|");
         foreach (var (name, kind, sample) in shapes)
         {
             foreach (var days in new[] { 1, 7 })
             {
                 var falseAlarms = new List<string>();
-                var delays = Regressions.ToDictionary(x => x, _ => new List<int>());
+                var delays = Regressions.ToDictionary(x => x, _ => (Night: new List<int>(), Day: new List<int>()));
                 var nightly = 0;
                 for (var seed = 0; seed < seeds; seed++)
                 {
                     var traffic = new SyntheticTraffic(seed);
-                    var deploy = SyntheticTraffic.Deploy.Date.AddHours(seed % 24);
-                    var deployAt = new DateTimeOffset(deploy, TimeSpan.Zero);
+                    var deployAt = DeployAt(seed);
                     var baselineSamples = SyntheticTraffic.Minutes(deployAt.AddDays(-days), days * 1440).Select(t => sample(traffic, t)).ToList();
                     var watch = SyntheticTraffic.Minutes(deployAt, 1440).Select(t => sample(traffic, t)).ToArray();
                     var baseline = BaselineWindow.From(kind, baselineSamples);
@@ -62,7 +67,7 @@ internal static class HeteroscedasticBenchmark
                         var regressed = watch.Select(o => o with { Value = o.Value * (1 + x) }).ToArray();
                         if (FirstAlarm(kind, spec, baseline, regressed) is { } caught)
                         {
-                            delays[x].Add((int)(caught.At - deployAt).TotalMinutes + 1);
+                            (IsNight(deployAt) ? delays[x].Night : delays[x].Day).Add((int)(caught.At - deployAt).TotalMinutes + 1);
                             nightly += x == Regressions[0] && caught.At.UtcDateTime.Hour < 8 ? 1 : 0;
                         }
                     }
@@ -70,7 +75,7 @@ internal static class HeteroscedasticBenchmark
 
                 var hours = falseAlarms.Count == 0 ? "-" : string.Join(", ", falseAlarms.Order(StringComparer.Ordinal));
                 text.AppendLine(CultureInfo.InvariantCulture,
-                    $"| {name} | {days * 24} h | {seeds} | {100.0 * falseAlarms.Count / seeds:0.0}% ({falseAlarms.Count}) | {hours} | {Cell(delays[Regressions[0]], seeds)}, {nightly} | {string.Join(" | ", Regressions.Skip(1).Select(x => Cell(delays[x], seeds)))} |");
+                    $"| {name} | {days * 24} h | {seeds} | {100.0 * falseAlarms.Count / seeds:0.0}% ({falseAlarms.Count}) | {hours} | {Cell([.. delays[Regressions[0]].Night, .. delays[Regressions[0]].Day], seeds)}, {nightly} | {string.Join(" | ", Regressions.Skip(1).Select(x => $"{Cell(delays[x].Night, nightDeploys)} | {Cell(delays[x].Day, seeds - nightDeploys)}"))} |");
             }
         }
 
@@ -78,6 +83,11 @@ internal static class HeteroscedasticBenchmark
         Console.WriteLine($"Command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- heteroscedastic {string.Join(' ', args)}");
         return 0;
     }
+
+    private static DateTimeOffset DeployAt(int seed) => new(SyntheticTraffic.Deploy.Date.AddHours(seed % 24), TimeSpan.Zero);
+
+    /// <summary>A deploy at 21:00–08:00 UTC: its first hour has fewer requests than the day's median (load below 0.55).</summary>
+    private static bool IsNight(DateTimeOffset deployAt) => deployAt.UtcDateTime.Hour is >= 21 or <= 8;
 
     private static MetricEvaluation? FirstAlarm(MetricKind kind, MetricSpec spec, BaselineWindow baseline, Observation[] watch)
     {

@@ -7,6 +7,12 @@ internal sealed class SyntheticTraffic(int seed)
 {
     public static readonly DateTimeOffset Deploy = new(2026, 3, 2, 9, 0, 0, TimeSpan.Zero);
 
+    /// <summary>
+    /// The log standard deviation of <see cref="SteadyP95"/>'s noise: 0.06, about that of <see cref="NightlyP95"/> at the
+    /// median count (0.8 √(0.95 × 0.05 / 825) / φ(1.645) ≈ 0.059), so the two shapes are as noisy there.
+    /// </summary>
+    public const double SteadyLogNoise = 0.06;
+
     private readonly Random _random = new(seed);
 
     /// <summary>p95 latency around 300 ms, ±40% over the day, with 10% log-normal noise per minute.</summary>
@@ -70,8 +76,35 @@ internal sealed class SyntheticTraffic(int seed)
         var k = (int)Math.Ceiling(0.95 * requests);
         var x = Gamma(k);
         var u = x / (x + Gamma(requests + 1 - k));
-        var median = 0.08 * (1 + 0.2 * Load(hour));
-        return new Observation(at, factor * median * Math.Exp(0.8 * NoiseDistribution.NormalQuantile(u)), requests);
+        return new Observation(at, factor * MedianLatency(hour) * Math.Exp(0.8 * NoiseDistribution.NormalQuantile(u)), requests);
+    }
+
+    /// <summary>
+    /// p95 latency of a service with the same requests and daily level as <see cref="NightlyP95"/>, whose minute-to-minute
+    /// noise does not depend on how many requests the minute had: log-normal, log standard deviation
+    /// <see cref="SteadyLogNoise"/> (σ₀ only, c = 0 in σ²(n) = σ₀² + c/n), as a large service's p95 is, set by its own
+    /// noise (GC pauses, neighbours) rather than by the sampling of a quantile.
+    /// </summary>
+    public Observation SteadyP95(DateTimeOffset at, double factor = 1.0)
+    {
+        var hour = at.UtcDateTime.TimeOfDay.TotalHours;
+        var requests = Requests(hour, 1500);
+        if (requests == 0)
+        {
+            return new Observation(at, null, 0);
+        }
+
+        return new Observation(at, factor * MedianLatency(hour) * Math.Exp(SteadyLogNoise * Normal()), requests);
+    }
+
+    /// <summary>
+    /// <see cref="NightlyP95"/> with the noise of <see cref="SteadyP95"/> on top: σ²(n) = σ₀² + c/n with both terms about
+    /// equal at the median count of about 825 requests a minute (σ₀² = 0.06², c/825 = 0.059²).
+    /// </summary>
+    public Observation MixedP95(DateTimeOffset at, double factor = 1.0)
+    {
+        var p95 = NightlyP95(at, factor);
+        return p95.Value is { } value ? p95 with { Value = value * Math.Exp(SteadyLogNoise * Normal()) } : p95;
     }
 
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
@@ -128,6 +161,9 @@ internal sealed class SyntheticTraffic(int seed)
         var mean = peak * Load(hour);
         return Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
     }
+
+    /// <summary>The median latency of one request at <paramref name="hour"/>: 80 ms, 20% higher at the peak.</summary>
+    private static double MedianLatency(double hour) => 0.08 * (1 + 0.2 * Load(hour));
 
     /// <summary>The daily traffic shape: 1 at hour 15, 0.1 at hour 3.</summary>
     private static double Load(double hour) => 0.55 - 0.45 * Math.Cos(2 * Math.PI * (hour - 3) / 24);
