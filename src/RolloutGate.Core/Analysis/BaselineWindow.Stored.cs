@@ -25,15 +25,15 @@ internal readonly record struct ReductionInputs(
 /// <para>
 /// Layout, little-endian: the version byte; the inputs (kind byte, int64 minimum requests, int64 half-width ticks, float64
 /// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
-/// length-prefixed UTF-8 string, empty for UTC); the scalars; then the
-/// arrays, each value array as an int32 length and its float64 values, each time array as runs of equal steps
+/// length-prefixed UTF-8 string, empty for UTC); the scalars; a presence byte and the fitted variance law's five float64
+/// values (<see cref="CountNoiseLaw"/>); then the arrays, each value array as an int32 length and its float64 values, each time array as runs of equal steps
 /// (<see cref="WriteTimes"/>); then a presence byte and the noise distribution's arrays and scale.
 /// </para>
 /// </summary>
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 6;
+    public const byte StoredVersion = 7;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -61,6 +61,8 @@ public sealed partial class BaselineWindow
             writer.Write(_halfWidthSeconds);
             writer.Write(_countScale);
             writer.Write(_medianRequests);
+            writer.Write(_noiseLaw is not null);
+            _noiseLaw?.Write(writer);
             WriteTimes(writer, _timeOfDaySeconds);
             Write(writer, _logReference);
             WriteTimes(writer, _seconds);
@@ -110,6 +112,7 @@ public sealed partial class BaselineWindow
             var dispersion = reader.ReadDouble();
             var halfWidth = reader.ReadDouble();
             var (countScale, medianRequests) = (reader.ReadDouble(), reader.ReadDouble());
+            CountNoiseLaw? noiseLaw = reader.ReadBoolean() ? CountNoiseLaw.Read(reader) : null;
             var (timeOfDay, reference, seconds, logs) = (ReadTimes(reader), Read(reader), ReadTimes(reader), Read(reader));
             var noise = reader.ReadBoolean() ? NoiseDistribution.Read(reader) : null;
             if (reader.BaseStream.Position != bytes.Length)
@@ -127,6 +130,7 @@ public sealed partial class BaselineWindow
                 _halfWidthSeconds = halfWidth,
                 _countScale = countScale,
                 _medianRequests = medianRequests,
+                _noiseLaw = noiseLaw,
                 _inputs = inputs,
                 TimeZone = timeZone,
             };

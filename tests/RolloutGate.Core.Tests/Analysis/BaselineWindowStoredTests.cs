@@ -36,6 +36,9 @@ public sealed class BaselineWindowStoredTests
         // The weekly reference is used only where its window a week back lies wholly within the baseline; the watch's first
         // half hour after a baseline of exactly a week takes the daily one.
         [6] = "8d07748a3a5b81017dac743a5a753478386957f9af4792424e15d4d6e31249c8",
+        // The noise scale of an interval of fewer requests than the median is also bounded by the variance law σ₀² + c/n
+        // fitted to the residuals by count (CountNoiseLaw), stored with the baseline.
+        [7] = "71ad07aa5a0e3d9f3ee20f43c46191e8f70d09a2b9c1b83bac3d5dc45f6e3e9a",
     };
 
     public static TheoryData<string> Shapes =>
@@ -87,6 +90,8 @@ public sealed class BaselineWindowStoredTests
         // Another version's reduction, or none.
         var other = (byte[])stored.Clone();
         other[0] = BaselineWindow.StoredVersion + 1;
+        Assert.Null(BaselineWindow.Decode(other, kind, DetectorOptions.Default, until));
+        other[0] = BaselineWindow.StoredVersion - 1;
         Assert.Null(BaselineWindow.Decode(other, kind, DetectorOptions.Default, until));
         Assert.Null(BaselineWindow.Decode([], kind, DetectorOptions.Default, until));
     }
