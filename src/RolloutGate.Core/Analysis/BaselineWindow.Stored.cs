@@ -26,8 +26,9 @@ internal readonly record struct ReductionInputs(
 /// Layout, little-endian: the version byte; the inputs (kind byte, int64 minimum requests, int64 half-width ticks, float64
 /// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
 /// length-prefixed UTF-8 string, empty for UTC); the scalars; a presence byte and the fitted variance law's five float64
-/// values (<see cref="CountNoiseLaw"/>); then the arrays, each value array as an int32 length and its float64 values, each time array as runs of equal steps
-/// (<see cref="WriteTimes"/>); then a presence byte and the noise distribution's arrays and scale.
+/// values (<see cref="CountNoiseLaw"/>); then the arrays, each value array as an int32 length and its float64 values,
+/// each time array as runs of equal steps (<see cref="WriteTimes"/>); then a presence byte and the noise distribution's
+/// arrays and scale.
 /// </para>
 /// </summary>
 public sealed partial class BaselineWindow

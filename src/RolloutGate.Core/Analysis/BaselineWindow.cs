@@ -351,10 +351,17 @@ public sealed partial class BaselineWindow
     /// and at-the-limit false rollbacks the same as with the rule alone.
     /// </para>
     /// </summary>
-    public double LogNoiseScaleFor(long? requests) =>
-        _countScale > 0 && requests is > 0 and { } n
-            ? Math.Max(LogNoiseScale, Math.Min(_countScale * Math.Sqrt(_medianRequests / n), _noiseLaw is { } law ? Math.Sqrt(Math.Max(0, law.UpperVariance(n))) : double.PositiveInfinity))
-            : LogNoiseScale;
+    public double LogNoiseScaleFor(long? requests)
+    {
+        if (_countScale <= 0 || requests is not { } n || n <= 0)
+        {
+            return LogNoiseScale;
+        }
+
+        var anyLaw = _countScale * Math.Sqrt(_medianRequests / n);
+        var fitted = _noiseLaw is { } law ? Math.Sqrt(Math.Max(0, law.UpperVariance(n))) : double.PositiveInfinity;
+        return Math.Max(LogNoiseScale, Math.Min(anyLaw, fitted));
+    }
 
     /// <summary>Whether <see cref="LogReferenceAt"/> is the same time one week earlier for an interval ending at <paramref name="at"/>.</summary>
     public bool IsWeekBeforeAt(DateTimeOffset at) => LogWeekBefore(at) is not null;

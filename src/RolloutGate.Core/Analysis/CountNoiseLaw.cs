@@ -17,7 +17,7 @@ namespace RolloutGate.Core.Analysis;
 /// </para>
 /// <para>
 /// <b>Bound.</b> σ₀² + c/n + z √Var(σ̂₀² + ĉ/n) with z = Φ⁻¹(0.99), the watch's default false-rollback budget: the
-/// variance at n is understated with probability at most about 1%. The fit is unconstrained; σ₀², c ≥ 0 enter where
+/// variance at n is understated with probability about 1% (1–2.5% on generated days, see the benchmarks' README). The fit is unconstrained; σ₀², c ≥ 0 enter where
 /// the bound is used (c ≥ 0: no interval of fewer requests than the median is less noisy than the median's; σ₀² ≥ 0:
 /// none is noisier than the pure 1/n law allows). Counts that hardly spread leave x_k close together and a wide
 /// bound at every n away from them, so the rule for any law is kept there: the bound's width, not a tuned threshold,
