@@ -66,7 +66,9 @@ public sealed partial class WatchSweepScheduler(
     ISchedulerFactory factory, IOptions<WatchOptions> options, TimeProvider time, ILogger<WatchSweepScheduler> logger)
     : IHostedService
 {
+    private readonly Lock gate = new();
     private IScheduler? scheduler;
+    private Task? shutdown;
 
     /// <summary>Whether the scheduler's stop was cut short: its threads may still be retrying, and keep the process alive.</summary>
     public bool LeftRunning { get; private set; }
@@ -86,14 +88,29 @@ public sealed partial class WatchSweepScheduler(
             return;
         }
 
+        // One shutdown, which every stop waits for. A host can be stopped twice at once: in the tests WebApplicationFactory
+        // stops it, and Main's RunAsync, woken by that stop, stops it too. Quartz answers a second Shutdown at once, so
+        // that stop returned while the first still waited for a job in flight, and the host was disposed behind it: the
+        // job's services and the job store's database went away under it, its bookkeeping retried, and the first stop
+        // waited out the whole shutdown time (25 s).
+        Task stopping;
+        lock (gate)
+        {
+            stopping = shutdown ??= scheduler.Shutdown(waitForJobsToComplete: true, cancellationToken).AsTask();
+        }
+
         try
         {
-            await scheduler.Shutdown(waitForJobsToComplete: true, cancellationToken).AsTask().WaitAsync(cancellationToken);
+            await stopping.WaitAsync(cancellationToken);
         }
         catch (OperationCanceledException)
         {
-            LeftRunning = true;
-            LogShutdownCut(logger);
+            // Said once, whichever stop is cut first.
+            if (!LeftRunning)
+            {
+                LeftRunning = true;
+                LogShutdownCut(logger);
+            }
         }
     }
 

@@ -103,6 +103,52 @@ public sealed class ShutdownTests
         }
     }
 
+    /// <summary>
+    /// Stopped twice at once, as WebApplicationFactory's stop and Main's RunAsync (woken by it) stop a test host: the second
+    /// stop waits for the scheduler's shutdown like the first. It returned at once (Quartz answers a second Shutdown at
+    /// once), so the host was disposed while a job still ran: its services and the job store's database went away under
+    /// it, and the first stop waited out the whole shutdown time.
+    /// </summary>
+    [Fact]
+    public async Task StoppedTwiceAtOnce_TheSecondStopWaitsForTheJobInFlightAsTheFirstDoes()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var host = new RolloutGateHost(database);
+        var quartz = await host.Services.GetRequiredService<ISchedulerFactory>().GetScheduler();
+        await quartz.ScheduleJob(JobBuilder.Create<HeldJob>().WithIdentity("held", "shutdown-tests").Build(), TriggerBuilder.Create().StartNow().Build());
+        await HeldJob.Started.Task.WaitAsync(TimeSpan.FromSeconds(30));
+
+        var scheduler = host.Services.GetRequiredService<WatchSweepScheduler>();
+        try
+        {
+            var first = scheduler.StopAsync(CancellationToken.None);
+            var second = scheduler.StopAsync(CancellationToken.None);
+            Assert.False(first.IsCompleted, "the first stop returned while a job was still running");
+            Assert.False(second.IsCompleted, "the second stop returned while a job was still running");
+
+            HeldJob.Released.TrySetResult();
+            await Task.WhenAll(first, second).WaitAsync(TimeSpan.FromSeconds(30));
+            Assert.False(scheduler.LeftRunning);
+        }
+        finally
+        {
+            HeldJob.Released.TrySetResult();
+        }
+    }
+
+    /// <summary>A job that runs until the test releases it, whatever the scheduler's shutdown asks (one test uses it).</summary>
+    private sealed class HeldJob : IJob
+    {
+        public static readonly TaskCompletionSource Started = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public static readonly TaskCompletionSource Released = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async ValueTask Execute(IJobExecutionContext context, CancellationToken cancellationToken)
+        {
+            Started.TrySetResult();
+            await Released.Task;
+        }
+    }
+
     private static async Task WhenAsync(Func<Task<bool>> condition, string what)
     {
         var until = TimeProvider.System.GetUtcNow().AddSeconds(30);
