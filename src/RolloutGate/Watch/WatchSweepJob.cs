@@ -76,9 +76,13 @@ public sealed partial class WatchSweepScheduler(
     public async Task StartAsync(CancellationToken cancellationToken)
     {
         scheduler = await factory.GetScheduler(cancellationToken);
-        await scheduler.Start(cancellationToken);
+        // Scheduled before the scheduler starts: on a new database the job store's lock row is made by the first
+        // transaction that takes the lock, and a firing round begun beside the scheduling found it being inserted, waited
+        // for it, and tried again a second later (Quartz's lock retry), with a stop of the host in that second firing the
+        // sweep on its way out.
         var (job, trigger) = WatchSweepJob.Define(options.Value.SweepInterval, time.GetUtcNow());
         await scheduler.ScheduleJob(job, new List<ITrigger> { trigger }, new ScheduleJobOptions { Replace = true }, cancellationToken);
+        await scheduler.Start(cancellationToken);
     }
 
     public async Task StopAsync(CancellationToken cancellationToken)
