@@ -436,7 +436,9 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     [Fact]
     public async Task Watch_SecondReplicaBesideTheFirstWhichStopsMidway_NoGapsNoDuplicates()
     {
-        var database = await TestDatabase.CreateAsync();
+        // Dropped last: the second replica, still running at the end, stops first (with its database gone its scheduler
+        // retried until the host's shutdown time was up, 25 s).
+        await using var database = await TestDatabase.CreateAsync();
         using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
         var settings = Settings();
         settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
@@ -467,7 +469,6 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(*) FROM evaluations"));
         Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
         Assert.Equal(3 * Intervals, countedByFirst + EvaluationsCounted(await secondClient.GetStringAsync(new Uri("/metrics", UriKind.Relative))));
-        await database.DisposeAsync();
     }
 
     /// <summary>The deployment's state once it is no longer watching, or after <see cref="Patience"/>.</summary>
