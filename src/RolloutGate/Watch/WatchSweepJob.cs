@@ -77,9 +77,9 @@ public sealed partial class WatchSweepScheduler(
     {
         scheduler = await factory.GetScheduler(cancellationToken);
         // Scheduled before the scheduler starts: on a new database the job store's lock row is made by the first
-        // transaction that takes the lock, and a firing round begun beside the scheduling found it being inserted, waited
-        // for it, and tried again a second later (Quartz's lock retry), with a stop of the host in that second firing the
-        // sweep on its way out.
+        // transaction that takes the lock, and a firing round (locked from the start, see AddWatch) begun beside the
+        // scheduling found it being inserted, waited for it, and tried again a second later (Quartz's lock retry); a stop
+        // of the host in that second fired the sweep on its way out.
         var (job, trigger) = WatchSweepJob.Define(options.Value.SweepInterval, time.GetUtcNow());
         await scheduler.ScheduleJob(job, new List<ITrigger> { trigger }, new ScheduleJobOptions { Replace = true }, cancellationToken);
         await scheduler.Start(cancellationToken);

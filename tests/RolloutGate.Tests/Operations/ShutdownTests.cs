@@ -12,6 +12,7 @@ namespace RolloutGate.Tests.Operations;
 /// <summary>
 /// The service told to stop after its database went away (deploy/kubernetes/README.md): it stops within its shutdown
 /// time, leaving the watch scheduler behind and saying so, instead of waiting for a database that does not come back.
+/// And told to stop twice at once: both stops wait for the one shutdown of the watch scheduler.
 /// </summary>
 public sealed class ShutdownTests
 {
