@@ -92,10 +92,19 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
 
         // A schema problem: the database answers, and says that a table Quartz writes at every fire is gone.
         await database.ExecuteAsync("ALTER TABLE qrtz_fired_triggers RENAME TO qrtz_fired_triggers_elsewhere", asAdmin: true);
-        await EventuallyAsync(() => Task.FromResult(host.Logs.Lines.Any(line => line.StartsWith("Error Quartz.", StringComparison.Ordinal)
-            && line.Contains("42P01", StringComparison.Ordinal) && line.Contains("   at ", StringComparison.Ordinal))),
-            "Quartz's error about the missing table, with its stack trace");
-        Assert.DoesNotContain(host.Logs.Lines, line => line.Contains(OutageLine, StringComparison.Ordinal));
+        try
+        {
+            await EventuallyAsync(() => Task.FromResult(host.Logs.Lines.Any(line => line.StartsWith("Error Quartz.", StringComparison.Ordinal)
+                && line.Contains("42P01", StringComparison.Ordinal) && line.Contains("   at ", StringComparison.Ordinal))),
+                "Quartz's error about the missing table, with its stack trace");
+            Assert.DoesNotContain(host.Logs.Lines, line => line.Contains(OutageLine, StringComparison.Ordinal));
+        }
+        finally
+        {
+            // Put back, so that the host's stop can finish the bookkeeping of a sweep in flight instead of retrying it
+            // against the missing table until the shutdown time (25 s) is up.
+            await database.ExecuteAsync("ALTER TABLE qrtz_fired_triggers_elsewhere RENAME TO qrtz_fired_triggers", asAdmin: true);
+        }
     }
 
     /// <summary>Quartz's lines, at any level, whose exception is the database being unreachable.</summary>
