@@ -224,11 +224,11 @@ public static class DashboardEndpoints
             var last = points[^1];
             var circled = MetricChart.Circled(points).Count;
             var some = circled < points.Count(p => p.Value is { } v && double.IsFinite(v))
-                ? $" The chart circles {circled} of them (hover for the explanation): the first, the latest, each change of verdict and evenly between; the API has every one."
+                ? $"The chart circles {circled} of them (hover for the explanation): the first, the latest, each change of verdict and evenly between; the API has every one."
                 : "";
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section class="metric"><h3>{E(metric.Key)}</h3>
-                <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>{(some.Length == 0 ? "" : $"\n<p class=\"circled\">{some.Trim()}</p>")}
+                <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>{(some.Length == 0 ? "" : $"\n<p class=\"circled\">{some}</p>")}
                 {MetricChart.Svg(metric.Key, points, marks, format)}
                 </section>
 
