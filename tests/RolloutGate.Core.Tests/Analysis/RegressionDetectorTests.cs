@@ -378,6 +378,23 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_ValueExactlyAtItsMax_IsWithinIt()
+    {
+        // A max is breached by values above it (runbooks/README.md): intervals exactly at it count towards no breach,
+        // whether judged against a baseline too or against the max alone.
+        var atMax = SyntheticTraffic.Minutes(Deploy, 4).Select(t => new Observation(t, 0.8)).ToList();
+
+        var withBaseline = Watch(MetricKind.Latency, Latency with { MaxIncrease = null }, FlatLatencyBaseline(), atMax);
+        var maxOnly = Watch(MetricKind.Latency, Latency, BaselineWindow.From(MetricKind.Latency, []), atMax);
+
+        Assert.All(withBaseline, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.All(maxOnly, e => Assert.Equal(Verdict.InsufficientData, e.Verdict));
+        Assert.All(withBaseline.Concat(maxOnly), e => Assert.Equal(0, e.State.IntervalsAboveMax));
+        Assert.EndsWith("and it is within the absolute max of 800 ms.", withBaseline[^1].Explanation, StringComparison.Ordinal);
+        Assert.Contains("is within the absolute max of 800 ms", maxOnly[^1].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_AboveMaxForFewerIntervalsThanABreach_SaysAboveNotWithin()
     {
         var baseline = FlatLatencyBaseline();
