@@ -70,6 +70,17 @@ public sealed class WatchScheduleTests
         Assert.Equal(WatchOutcome.Completed, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed.AddMinutes(60), until, Minute, Minute).Outcome);
     }
 
+    [Fact]
+    public void After_EndOfWatchOnAnEvaluationTime_TheEndIsEvaluatedAndCompletesNotTheTimeBefore()
+    {
+        // A watch ending on a whole minute has the end itself as its last due time (DueTimes_PastTheEnd_StopsAtWatchUntil):
+        // the interval before it must not complete the watch an interval early, leaving that last time unjudged.
+        var until = Deployed.AddMinutes(60);
+
+        Assert.Equal(WatchOutcome.Continue, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed.AddMinutes(59), until, Minute, Minute).Outcome);
+        Assert.Equal(WatchOutcome.Completed, WatchConclusion.After([Evaluation(Verdict.Healthy)], until, until, Minute, Minute).Outcome);
+    }
+
     private static MetricEvaluation Evaluation(Verdict verdict, int blindIntervals = 0, string explanation = "x") => new(
         "m", MetricKind.Latency, Deployed, verdict, null, null, null, 0, 10, DetectorState.Initial with { BlindIntervals = blindIntervals }, explanation);
 
