@@ -52,6 +52,12 @@ public sealed class SlackRequestVerifierTests
     }
 
     [Theory]
+    [InlineData(300)]
+    [InlineData(-300)]
+    public void Refusal_TimestampExactlyFiveMinutesOff_Accepted(long skewSeconds) =>
+        Assert.Null(Verifier(ExampleSecret, 1531420618 + skewSeconds).Refusal(ExampleTimestamp, ExampleSignature, Body));
+
+    [Theory]
     [InlineData(null)]
     [InlineData("")]
     public void Refusal_NoSigningSecret_RefusesEvenAValidRequest(string? secret)

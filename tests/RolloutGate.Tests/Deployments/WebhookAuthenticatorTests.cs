@@ -1,0 +1,54 @@
+using System.Globalization;
+using System.Text;
+using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.Logging.Abstractions;
+using RolloutGate.Infrastructure;
+using RolloutGate.Operations;
+using RolloutGate.Tests.Slack;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Tests.Deployments;
+
+/// <summary>
+/// The signature check on a clock the test holds still. Over HTTP (<see cref="WebhookAuthenticationTests"/>) the clock runs
+/// on between signing and checking, so those tests stay well inside and outside the window; its edges are tested here.
+/// </summary>
+public sealed class WebhookAuthenticatorTests : IDisposable
+{
+    private const string Secret = "the-webhook-secret-of-these-tests-0123456789";
+    private const long Now = 1_795_000_000;
+    private static readonly byte[] Body = Encoding.UTF8.GetBytes("""{"event":"predeploy","deploymentId":"edge-1","service":"checkout","environment":"production"}""");
+
+    private readonly RolloutGateMetrics metrics = new();
+
+    [Theory]
+    [InlineData(300, null)]
+    [InlineData(-300, null)]
+    [InlineData(301, "X-RolloutGate-Timestamp is 301 s old; at most 300 s is accepted")]
+    [InlineData(-301, "X-RolloutGate-Timestamp is 301 s in the future; at most 300 s is accepted")]
+    public void Authenticate_TimestampAtMostFiveMinutesOffEitherWay(long age, string? refusal)
+    {
+        var timestamp = (Now - age).ToString(CultureInfo.InvariantCulture);
+
+        var authentication = Authenticator().Authenticate(Signed(timestamp, WebhookAuthenticator.SignatureHeaderValue(Secret, timestamp, Body)), Body);
+
+        Assert.Equal(refusal, authentication.Refusal);
+    }
+
+    public void Dispose() => metrics.Dispose();
+
+    private static HttpRequest Signed(string timestamp, string signature)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.Headers[WebhookAuthenticator.TimestampHeader] = timestamp;
+        request.Headers[WebhookAuthenticator.SignatureHeader] = signature;
+        return request;
+    }
+
+    private WebhookAuthenticator Authenticator()
+    {
+        var options = new RolloutGateOptions { Webhook = { Secret = Secret } };
+        return new WebhookAuthenticator(new StaticOptionsMonitor<RolloutGateOptions>(options), new FixedClock(DateTimeOffset.FromUnixTimeSeconds(Now)),
+            metrics, NullLogger<WebhookAuthenticator>.Instance);
+    }
+}
