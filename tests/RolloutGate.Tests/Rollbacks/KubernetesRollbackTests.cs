@@ -206,6 +206,25 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Istio_VirtualServiceNotNamedAfterTheWorkload_TheOneTheRunbookNamesIsPatched()
+    {
+        // In the other tests the VirtualService, the workload and the service are all "checkout", which hides whose name is
+        // used. Here the runbook names "checkout-routes"; one called after the workload exists too and must be left alone.
+        var canary = """{"http":[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":90},{"destination":{"host":"checkout","subset":"canary"},"weight":10}]}]}""";
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout-routes", Obj(canary));
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj(canary));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Istio: new IstioRollback("checkout-routes", "stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal("istio VirtualService shop/checkout-routes: HTTP routes of checkout to subset stable", outcome.Action);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout-routes"));
+        Assert.True(JsonNode.DeepEquals(Obj(canary), server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["spec"]));
+        Assert.All(server.Requests.Where(r => r != ListDestinationRules), r => Assert.EndsWith("/namespaces/shop/virtualservices/checkout-routes", r, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Istio_AlreadyAllStable_SucceedsWithoutWriting()
     {
         server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout",
@@ -475,6 +494,22 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
         Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
         Assert.Equal("linkerd HTTPRoute shop/checkout: all traffic to backend checkout-stable", outcome.Action);
+    }
+
+    [Fact]
+    public async Task Linkerd_HttpRouteNotNamedAfterTheWorkload_TheOneTheRunbookNamesIsPatched()
+    {
+        var split = """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout-split", Obj(split));
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(split));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout-split", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout-split")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.True(JsonNode.DeepEquals(Obj(split), server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]));
     }
 
     [Fact]
