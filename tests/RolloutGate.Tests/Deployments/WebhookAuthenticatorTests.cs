@@ -17,6 +17,7 @@ public sealed class WebhookAuthenticatorTests : IDisposable
 {
     private const string Secret = "the-webhook-secret-of-these-tests-0123456789";
     private const long Now = 1_795_000_000;
+    private static readonly string[] PreviousSecrets = ["the-secret-before-last-0123456789abcdef", "the-last-secret-before-0123456789abcdef"];
     private static readonly byte[] Body = Encoding.UTF8.GetBytes("""{"event":"predeploy","deploymentId":"edge-1","service":"checkout","environment":"production"}""");
 
     private readonly RolloutGateMetrics metrics = new();
@@ -35,6 +36,18 @@ public sealed class WebhookAuthenticatorTests : IDisposable
         Assert.Equal(refusal, authentication.Refusal);
     }
 
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    public void Authenticate_SignedWithAnyOfSeveralPreviousSecrets_AuthenticAndSaysSo(int which)
+    {
+        var timestamp = Now.ToString(CultureInfo.InvariantCulture);
+
+        var authentication = Authenticator().Authenticate(Signed(timestamp, WebhookAuthenticator.SignatureHeaderValue(PreviousSecrets[which], timestamp, Body)), Body);
+
+        Assert.Equal(new WebhookAuthentication(null, WithPreviousSecret: true), authentication);
+    }
+
     public void Dispose() => metrics.Dispose();
 
     private static HttpRequest Signed(string timestamp, string signature)
@@ -47,7 +60,7 @@ public sealed class WebhookAuthenticatorTests : IDisposable
 
     private WebhookAuthenticator Authenticator()
     {
-        var options = new RolloutGateOptions { Webhook = { Secret = Secret } };
+        var options = new RolloutGateOptions { Webhook = { Secret = Secret, PreviousSecrets = [.. PreviousSecrets] } };
         return new WebhookAuthenticator(new StaticOptionsMonitor<RolloutGateOptions>(options), new FixedClock(DateTimeOffset.FromUnixTimeSeconds(Now)),
             metrics, NullLogger<WebhookAuthenticator>.Instance);
     }
