@@ -1,5 +1,9 @@
+using System.Globalization;
 using System.Net;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using RolloutGate.Audit;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Audit;
@@ -58,6 +62,40 @@ public sealed class AuditTrailTests
 
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(following, verify.GetProperty("firstBrokenId").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("UPDATE audit_events SET actor = 'mallory' WHERE id = {0}", 5500)]
+    [InlineData("DELETE FROM audit_events WHERE id = {0}", 5000)]
+    public async Task Verify_LongerTrailThanOneBatch_HoldsAcrossTheBatchesAndAnEventChangedInALaterOneIsFound(string tampering, int before)
+    {
+        // verify reads the chain 5,000 events at a time: the second batch must be checked too, and chained to the first
+        // (an event deleted where they meet leaves each batch whole by itself).
+        await using var service = await TestService.StartAsync();
+        await using (var scope = service.Host.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            await using var transaction = await db.Database.BeginTransactionAsync();
+            await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
+                [.. Enumerable.Range(0, 6000).Select(i => new AuditEntry(AuditEventTypes.Refusal, null, "checkout", $"user-{i}", new { i }))],
+                CancellationToken.None);
+            await transaction.CommitAsync();
+        }
+
+        using var reader = service.Reader();
+        var intact = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        Assert.True(intact.GetProperty("ok").GetBoolean());
+        Assert.Equal(await service.CountAsync("audit_events"), intact.GetProperty("events").GetInt64());
+
+        var target = await service.Database.ScalarAsync<long>($"SELECT id FROM audit_events ORDER BY id OFFSET {before} LIMIT 1");
+        var following = await service.Database.ScalarAsync<long>($"SELECT min(id) FROM audit_events WHERE id > {target}");
+        await service.Database.ExecuteAsync(
+            "SET session_replication_role = replica; " + string.Format(CultureInfo.InvariantCulture, tampering, target), asAdmin: true);
+        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+
+        Assert.False(verify.GetProperty("ok").GetBoolean());
+        Assert.Equal(tampering.StartsWith("DELETE", StringComparison.Ordinal) ? following : target, verify.GetProperty("firstBrokenId").GetInt64());
+        Assert.Equal(before, verify.GetProperty("events").GetInt64());
     }
 
     [Theory]
