@@ -64,6 +64,22 @@ public sealed class AuditTrailTests
         Assert.Equal(following, verify.GetProperty("firstBrokenId").GetInt64());
     }
 
+    [Fact]
+    public async Task Append_OutsideATransaction_RefusedAndNothingWritten()
+    {
+        // An event commits exactly when the change it records does, so it is appended inside that change's transaction.
+        // A caller that appends without one is refused before anything is written: that makes its mistake fail its tests.
+        await using var service = await TestService.StartAsync();
+        var before = await service.CountAsync("audit_events");
+        await using var scope = service.Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+
+        await Assert.ThrowsAsync<InvalidOperationException>(() => scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(
+            db, [new AuditEntry(AuditEventTypes.Refusal, null, "checkout", "mallory", new { })], CancellationToken.None));
+
+        Assert.Equal(before, await service.CountAsync("audit_events"));
+    }
+
     [Theory]
     [InlineData("UPDATE audit_events SET actor = 'mallory' WHERE id = {0}", 5500)]
     [InlineData("DELETE FROM audit_events WHERE id = {0}", 5000)]
