@@ -471,6 +471,88 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(3 * Intervals, countedByFirst + EvaluationsCounted(await secondClient.GetStringAsync(new Uri("/metrics", UriKind.Relative))));
     }
 
+    /// <summary>
+    /// Another replica stores an interval while this one is evaluating it (between the session's freshness check and its
+    /// store): this one's result for it is dropped, not applied, and the watch resumes from what the database holds. Held
+    /// at its sixth interval by a metric source the test releases; the other replica's rows say "blind" where this one
+    /// saw data, so only a watch that resumed from them records a change of verdict away from blind.
+    /// </summary>
+    [Fact]
+    public async Task Watch_IntervalStoredByAnotherReplicaMeanwhile_ItsOwnResultDroppedAndTheWatchResumesFromTheDatabase()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("ledger.yaml", Runbook("ledger", "linkerd", "pay")));
+        var settings = Settings();
+        settings["RolloutGate:RunbooksPath"] = runbooks.Folder;
+        var gate = new IntervalGate(WatchPrometheus.DeployedAt.AddMinutes(6));
+        await using var host = new RolloutGateHost(database, settings, services: services => services.AddScoped<IMetricSource>(provider =>
+            new GatedSource(new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>()), gate)));
+        using var client = host.CreateClient();
+        var response = await new WebhookClient(client).SendAsync(WebhookClient.Body(
+            "deployed", "dep-race", "ledger", at: WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture)));
+        Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
+
+        DateTimeOffset held;
+        string heldAt;
+        try
+        {
+            held = await gate.Reached.Task.WaitAsync(Patience);
+            heldAt = held.UtcDateTime.ToString("O", CultureInfo.InvariantCulture);
+            await database.ExecuteAsync($"""
+                INSERT INTO evaluations (deployment_id, metric, at, value, baseline, threshold, statistic, verdict, explanation, query, query_id, state, detector, evaluated_at)
+                SELECT deployment_id, metric, at + interval '1 minute', NULL, baseline, threshold, statistic, 'blind', 'stored by another replica',
+                       query, query_id, state, detector, now()
+                FROM evaluations WHERE deployment_id = 'dep-race' AND at = '{heldAt}'::timestamptz - interval '1 minute'
+                """);
+        }
+        finally
+        {
+            gate.Released.TrySetResult();
+        }
+
+        Assert.Equal("completed", await StateOnceNotWatchingAsync(host, "dep-race"));
+        Assert.Equal(3L * Intervals, await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations WHERE deployment_id = 'dep-race'"));
+        Assert.Equal(3, await database.ScalarAsync<long>($"SELECT count(*) FROM evaluations WHERE at = '{heldAt}' AND explanation = 'stored by another replica'"));
+        // Resumed from the other replica's "blind": each metric's next verdict is a change from it, recorded once.
+        Assert.Equal(3, await database.ScalarAsync<long>("""
+            SELECT count(*) FROM audit_events WHERE deployment_id = 'dep-race' AND type = 'evaluation.verdict-changed' AND data::jsonb->>'from' = 'blind'
+            """));
+        Assert.Contains(host.Logs.Lines, line => line.Contains($"Watch of dep-race: {held} was already evaluated elsewhere; resuming from the database", StringComparison.Ordinal));
+    }
+
+    /// <summary>Holds the first observation at or after <paramref name="from"/> until the test releases it.</summary>
+    private sealed class IntervalGate(DateTimeOffset from)
+    {
+        private int held;
+
+        public TaskCompletionSource<DateTimeOffset> Reached { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public TaskCompletionSource Released { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public async Task PassAsync(DateTimeOffset at)
+        {
+            if (at >= from && Interlocked.Exchange(ref held, 1) == 0)
+            {
+                Reached.TrySetResult(at);
+                await Released.Task;
+            }
+        }
+    }
+
+    /// <summary>The service's Prometheus source, through <see cref="IntervalGate"/>.</summary>
+    private sealed class GatedSource(IMetricSource inner, IntervalGate gate) : IMetricSource
+    {
+        public async Task<IReadOnlyList<MetricObservation>> ObserveAsync(IReadOnlyList<WatchMetric> metrics, DateTimeOffset at, CancellationToken cancellationToken)
+        {
+            await gate.PassAsync(at);
+            return await inner.ObserveAsync(metrics, at, cancellationToken);
+        }
+
+        public Task<IReadOnlyList<Observation>> BaselineAsync(
+            WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
+            inner.BaselineAsync(metric, from, to, step, cancellationToken);
+    }
+
     /// <summary>The deployment's state once it is no longer watching, or after <see cref="Patience"/>.</summary>
     private static async Task<string?> StateOnceNotWatchingAsync(RolloutGateHost host, string deploymentId)
     {
