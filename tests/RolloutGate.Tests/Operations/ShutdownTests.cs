@@ -62,16 +62,16 @@ public sealed class ShutdownTests
             await WhenAsync(() => Task.FromResult(host.Logs.Lines.Any(line =>
                 line.Contains("Watch of shutdown-1: the baseline could not be read", StringComparison.Ordinal))), "the sweep tries the new watch");
 
-            // The database goes between two sweeps, while the scheduler holds the next fire (at least 500 ms ahead): the
-            // fire then fails, and Quartz retries its bookkeeping for as long as the database is away.
-            await WhenAsync(async () => await database.ScalarAsync<long>($"""
-                SELECT CASE WHEN count(*) FILTER (WHERE state = 'EXECUTING') = 0
-                             AND count(*) FILTER (WHERE state = 'ACQUIRED' AND sched_time > {TimeProvider.System.GetUtcNow().AddMilliseconds(500).UtcTicks}) > 0
-                       THEN 1 ELSE 0 END
-                FROM qrtz_fired_triggers WHERE trigger_group = 'watch-sweep'
-                """) == 1, "the scheduler holds the sweep's next fire, with no sweep running");
+            // The database goes between two sweeps, while the scheduler holds the next fire: the fire then fails, and Quartz
+            // retries its bookkeeping for as long as the database is away. The fire is held by the test until the cut (see
+            // HoldTheSweepsNextFireAsync), not by a margin of time: a cut that came later than the margin fired the sweep
+            // first, and no fire failed.
             var failedFire = errors.Next();
-            proxy.Cut();
+            await using (await HoldTheSweepsNextFireAsync(database))
+            {
+                proxy.Cut();
+            }
+
             await failedFire.WaitAsync(TimeSpan.FromSeconds(30));
 
             // Told to stop as SIGTERM tells it: the lifetime is stopped, and Main's RunAsync stops the host (once). The host
@@ -147,6 +147,54 @@ public sealed class ShutdownTests
         {
             Started.TrySetResult();
             await Released.Task;
+        }
+    }
+
+    /// <summary>
+    /// Waits until the scheduler holds the sweep's next fire with no sweep running, and keeps it held: a transaction of the
+    /// test's own, on a connection that does not go through the proxy, holds the job store's TRIGGER_ACCESS lock, which the
+    /// fire of the sweep (a job that disallows concurrent execution) and the release of its trigger both take. The sweep
+    /// then neither fires nor is let go until the hold is disposed, however long the test takes to cut the database on a
+    /// loaded machine. Checked by time alone (the next fire at least 500 ms ahead), a cut that came after the fire found the
+    /// sweep running or its next fire not yet acquired: no fire failed, and the test waited for that in vain.
+    /// </summary>
+    private static async Task<IAsyncDisposable> HoldTheSweepsNextFireAsync(TestDatabase database)
+    {
+        var until = TimeProvider.System.GetUtcNow().AddSeconds(30);
+        while (true)
+        {
+            var connection = new NpgsqlConnection(database.ConnectionString);
+            await connection.OpenAsync();
+            var transaction = await connection.BeginTransactionAsync();
+            await using (var locking = new NpgsqlCommand("SELECT count(*) FROM (SELECT 1 FROM qrtz_locks WHERE lock_name = 'TRIGGER_ACCESS' FOR UPDATE) AS held", connection, transaction))
+            {
+                Assert.Equal(1L, await locking.ExecuteScalarAsync());
+            }
+
+            await using (var holds = new NpgsqlCommand("""
+                SELECT count(*) FILTER (WHERE state = 'EXECUTING') = 0 AND count(*) FILTER (WHERE state = 'ACQUIRED') > 0
+                FROM qrtz_fired_triggers WHERE trigger_group = 'watch-sweep'
+                """, connection, transaction))
+            {
+                if (await holds.ExecuteScalarAsync() is true)
+                {
+                    return new HeldFire(connection, transaction);
+                }
+            }
+
+            await new HeldFire(connection, transaction).DisposeAsync();
+            Assert.True(TimeProvider.System.GetUtcNow() < until, "waited 30 s for this: the scheduler holds the sweep's next fire, with no sweep running");
+            await Task.Delay(25);
+        }
+    }
+
+    /// <summary>The test's hold on the sweep's next fire: disposed, the transaction rolls back and lets the lock go.</summary>
+    private sealed class HeldFire(NpgsqlConnection connection, NpgsqlTransaction transaction) : IAsyncDisposable
+    {
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
         }
     }
 
