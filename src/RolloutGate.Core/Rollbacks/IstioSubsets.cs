@@ -40,8 +40,8 @@ public static class IstioSubsets
         ArgumentNullException.ThrowIfNull(service);
         ArgumentException.ThrowIfNullOrEmpty(stableSubset);
         var ours = destinationRules
-            .Where(rule => service.Matches(Text(rule["spec"]?["host"])))
-            .Select(rule => (Name: $"{Text(rule["metadata"]?["namespace"]) ?? service.Namespace}/{Text(rule["metadata"]?["name"])}", Subsets: Subsets(rule)))
+            .Where(rule => service.Matches(StableTraffic.Text(rule["spec"]?["host"])))
+            .Select(rule => (Name: $"{StableTraffic.Text(rule["metadata"]?["namespace"]) ?? service.Namespace}/{StableTraffic.Text(rule["metadata"]?["name"])}", Subsets: Subsets(rule)))
             .ToList();
         if (ours.Count == 0)
         {
@@ -67,8 +67,6 @@ public static class IstioSubsets
 
     private static List<string> Subsets(JsonObject rule) =>
         rule["spec"]?["subsets"] is JsonArray subsets
-            ? subsets.OfType<JsonObject>().Select(subset => Text(subset["name"])).OfType<string>().ToList()
+            ? subsets.OfType<JsonObject>().Select(subset => StableTraffic.Text(subset["name"])).OfType<string>().ToList()
             : [];
-
-    private static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 }

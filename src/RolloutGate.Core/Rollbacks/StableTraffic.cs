@@ -182,18 +182,18 @@ public static class StableTraffic
 
     /// <summary>How a message names a route: <c>http route 'primary' (http[0])</c>, or <c>http route http[1]</c> without a name.</summary>
     private static string RouteLabel(string kind, int index, JsonNode? route) =>
-        route is JsonObject r && r["name"] is JsonValue name && name.TryGetValue<string>(out var text)
+        route is JsonObject r && Text(r["name"]) is { } text
             ? $"{kind} route '{text}' ({kind}[{index}])"
             : $"{kind} route {kind}[{index}]";
 
-    private static string? Host(JsonObject destination) =>
-        destination["destination"]?["host"] is JsonValue host && host.TryGetValue<string>(out var text) ? text : null;
+    private static string? Host(JsonObject destination) => Text(destination["destination"]?["host"]);
 
-    private static string? Subset(JsonObject destination) =>
-        destination["destination"]?["subset"] is JsonValue subset && subset.TryGetValue<string>(out var text) ? text : null;
+    private static string? Subset(JsonObject destination) => Text(destination["destination"]?["subset"]);
 
-    private static string? Name(JsonObject backend, string field) =>
-        backend[field] is JsonValue name && name.TryGetValue<string>(out var text) ? text : null;
+    private static string? Name(JsonObject backend, string field) => Text(backend[field]);
+
+    /// <summary>The node's text when it is a JSON string; null when it is absent or anything else.</summary>
+    internal static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
 
     /// <summary>Istio treats a single destination without a weight as all traffic.</summary>
     private static bool IsAllTraffic(JsonNode? weight) =>
