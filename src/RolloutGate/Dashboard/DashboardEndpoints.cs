@@ -223,7 +223,7 @@ public static class DashboardEndpoints
                 : null;
             var last = points[^1];
             var circled = MetricChart.Circled(points).Count;
-            var some = circled < points.Count(p => p.Value is { } v && double.IsFinite(v))
+            var some = circled < points.Count(p => MetricChart.Finite(p.Value))
                 ? $"The chart circles {circled} of them (hover for the explanation): the first, the latest, each change of verdict and evenly between; the API has every one."
                 : "";
             html.Append(CultureInfo.InvariantCulture, $"""

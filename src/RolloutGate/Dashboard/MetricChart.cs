@@ -156,7 +156,8 @@ public static class MetricChart
     private static string Path(IEnumerable<(DateTimeOffset At, double Value)> series, Func<DateTimeOffset, double> x, Func<double, double> y) =>
         string.Join(' ', series.Select(p => $"{N(x(p.At))},{N(y(p.Value))}"));
 
-    private static bool Finite(double? value) => value is { } v && double.IsFinite(v);
+    /// <summary>Whether a value is drawn: a number, not missing, NaN or infinite.</summary>
+    internal static bool Finite(double? value) => value is { } v && double.IsFinite(v);
 
     private static string N(double value) => value.ToString("0.###", CultureInfo.InvariantCulture);
 }
