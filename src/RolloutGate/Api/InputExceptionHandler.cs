@@ -70,10 +70,13 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
     }
 
     /// <summary>What a number parameter must be; for a whole number given too large, its largest value.</summary>
-    private static string WholeNumber(string given, long largest) =>
-        given.TrimStart('-', '+').Length > 0 && given.TrimStart('-', '+').All(char.IsAsciiDigit)
+    private static string WholeNumber(string given, long largest)
+    {
+        var digits = given.TrimStart('-', '+');
+        return digits.Length > 0 && digits.All(char.IsAsciiDigit)
             ? $"a whole number no larger than {largest.ToString(System.Globalization.CultureInfo.InvariantCulture)} in size"
             : "a whole number";
+    }
 
     [System.Text.RegularExpressions.GeneratedRegex("^Failed to bind parameter \"(?<type>.+) (?<name>[^ \"]+)\" from \"(?<value>.*)\"\\.?$", System.Text.RegularExpressions.RegexOptions.CultureInvariant)]
     private static partial System.Text.RegularExpressions.Regex UnboundParameter();
