@@ -109,10 +109,16 @@ public sealed partial class WatchSweepScheduler(
         }
         catch (OperationCanceledException)
         {
-            // Said once, whichever stop is cut first.
-            if (!LeftRunning)
+            // Said once, whichever stop is cut first (two stops cut at once both get here).
+            bool first;
+            lock (gate)
             {
+                first = !LeftRunning;
                 LeftRunning = true;
+            }
+
+            if (first)
+            {
                 LogShutdownCut(logger);
             }
         }
