@@ -1,15 +1,26 @@
+using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Nodes;
+using System.Text.RegularExpressions;
+using Json.Schema;
 using RolloutGate.Core.Runbooks;
+using YamlDotNet.Core;
+using YamlDotNet.RepresentationModel;
 
 namespace RolloutGate.Core.Tests.Runbooks;
 
 /// <summary>
 /// runbooks/schema.json is for editors; it must not drift from the parser. These tests hold it to the parser's two
-/// strictest promises: unknown fields are errors everywhere, and the same field names exist on both sides.
+/// strictest promises: unknown fields are errors everywhere, and the same field names exist on both sides; and it
+/// accepts every runbook the project ships (runbooks/, whose checkout.yaml is CONTRACT section 3's example, and the one
+/// in deploy/kubernetes/rolloutgate.yaml), which an editor would otherwise underline although the parser loads them.
 /// </summary>
 public sealed class RunbookSchemaTests
 {
     private static readonly JsonElement Schema = JsonDocument.Parse(File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/schema.json"))).RootElement;
+
+    /// <summary>Built once: the schema's $id registers it globally, and a second build of the same $id is refused.</summary>
+    private static readonly JsonSchema Evaluator = JsonSchema.FromText(Schema.GetRawText());
 
     [Fact]
     public void Schema_IsDraft2020_12()
@@ -37,6 +48,77 @@ public sealed class RunbookSchemaTests
             .ToHashSet(StringComparer.Ordinal);
         Assert.Equal(RunbookParser.KnownFieldNames.Order(StringComparer.Ordinal), schemaFields.Order(StringComparer.Ordinal));
     }
+
+    [Fact]
+    public void Schema_AcceptsEveryShippedRunbook()
+    {
+        var runbooks = Directory.GetFiles(RunbookParserExampleTests.RepositoryPath("runbooks"))
+            .Where(path => path.EndsWith(".yaml", StringComparison.Ordinal) || path.EndsWith(".yml", StringComparison.Ordinal))
+            .Select(path => (Name: "runbooks/" + Path.GetFileName(path), Text: File.ReadAllText(path)))
+            .Concat(ManifestRunbooks())
+            .ToList();
+
+        Assert.Contains(runbooks, r => r.Name == "runbooks/checkout.yaml");
+        Assert.Contains(runbooks, r => r.Name.StartsWith("deploy/", StringComparison.Ordinal));
+        Assert.All(runbooks, runbook => Assert.True(RunbookParser.Parse(runbook.Text, runbook.Name).IsValid, runbook.Name));
+        var errors = runbooks.SelectMany(runbook => SchemaErrors(runbook.Text).Select(e => $"{runbook.Name}: {e}")).ToList();
+        Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors));
+    }
+
+    [Fact]
+    public void Schema_RefusesARunbookWithAMisspelledField()
+    {
+        // So that the test above cannot pass by accepting everything.
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace("maxIncrease: 20%", "maxIncrase: 20%", StringComparison.Ordinal);
+
+        Assert.Contains(SchemaErrors(text), e => e.StartsWith("/spec/watch/metrics/0", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
+    /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).
+    /// </summary>
+    private static List<string> SchemaErrors(string yaml)
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(yaml));
+        var instance = JsonSerializer.SerializeToElement(ToJson(stream.Documents.Single().RootNode));
+        var result = Evaluator.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.List });
+        return result.IsValid ? [] : [.. (result.Details ?? [result]).Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Key}: {e.Value}"))];
+    }
+
+    /// <summary>The runbooks in the ConfigMap of deploy/kubernetes/rolloutgate.yaml, one per key.</summary>
+    private static IEnumerable<(string Name, string Text)> ManifestRunbooks()
+    {
+        var stream = new YamlStream();
+        stream.Load(new StringReader(File.ReadAllText(RunbookParserExampleTests.RepositoryPath("deploy/kubernetes/rolloutgate.yaml"))));
+        return stream.Documents
+            .Select(d => (YamlMappingNode)d.RootNode)
+            .Where(d => d.Children.TryGetValue(new YamlScalarNode("kind"), out var kind) && kind is YamlScalarNode { Value: "ConfigMap" })
+            .SelectMany(d => ((YamlMappingNode)d.Children[new YamlScalarNode("data")]).Children)
+            .Select(file => ("deploy/kubernetes/rolloutgate.yaml: " + ((YamlScalarNode)file.Key).Value, ((YamlScalarNode)file.Value).Value!));
+    }
+
+    /// <summary>
+    /// YAML as an editor's YAML 1.2 language server reads it for the schema: a plain scalar is null, a boolean, an integer
+    /// or a float when the core schema says so, and text otherwise (a date such as 2026-12-24 included); a quoted one is text.
+    /// </summary>
+    private static JsonNode? ToJson(YamlNode node) => node switch
+    {
+        YamlMappingNode mapping => new JsonObject(mapping.Children.Select(c => KeyValuePair.Create(((YamlScalarNode)c.Key).Value!, ToJson(c.Value)))),
+        YamlSequenceNode sequence => new JsonArray([.. sequence.Children.Select(ToJson)]),
+        YamlScalarNode { Style: ScalarStyle.Plain, Value: var plain } => plain switch
+        {
+            null or "" or "~" or "null" or "Null" or "NULL" => null,
+            "true" or "True" or "TRUE" => JsonValue.Create(true),
+            "false" or "False" or "FALSE" => JsonValue.Create(false),
+            _ when Regex.IsMatch(plain, "^[-+]?[0-9]+$") => JsonValue.Create(long.Parse(plain, CultureInfo.InvariantCulture)),
+            _ when Regex.IsMatch(plain, @"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$") => JsonValue.Create(double.Parse(plain, CultureInfo.InvariantCulture)),
+            _ => JsonValue.Create(plain),
+        },
+        YamlScalarNode scalar => JsonValue.Create(scalar.Value),
+        _ => throw new InvalidOperationException($"unexpected YAML node {node.NodeType}"),
+    };
 
     private static IEnumerable<JsonElement> Walk(JsonElement element)
     {
