@@ -60,7 +60,6 @@ public sealed class RunbookSchemaTests
 
         Assert.Contains(runbooks, r => r.Name == "runbooks/checkout.yaml");
         Assert.Contains(runbooks, r => r.Name.StartsWith("deploy/", StringComparison.Ordinal));
-        Assert.All(runbooks, runbook => Assert.True(RunbookParser.Parse(runbook.Text, runbook.Name).IsValid, runbook.Name));
         var errors = runbooks.SelectMany(runbook => SchemaErrors(runbook.Text).Select(e => $"{runbook.Name}: {e}")).ToList();
         Assert.True(errors.Count == 0, string.Join(Environment.NewLine, errors));
     }
