@@ -114,6 +114,10 @@ while :; do
 done
 
 cat "$work/answer"; echo
+# A delivery id the server has seen gets that delivery's first answer, whatever this body is: not this event's answer.
+if tr -d '\r' <"$work/answer-headers" | grep -Eqi '^X-RolloutGate-Replayed: *other-body *$'; then
+  fail "delivery id '$delivery_id' was used before for another body: the answer is that delivery's, and this $event was not applied; give each event its own --delivery-id"
+fi
 if [ "$event" = predeploy ]; then
   if grep -Eq '"verdict" *: *"allow"' "$work/answer"; then echo "gate: predeploy $deployment_id: allow" >&2; exit 0; fi
   if grep -Eq '"verdict" *: *"deny"' "$work/answer"; then echo "gate: predeploy $deployment_id: deny" >&2; exit 1; fi

@@ -13,6 +13,13 @@ public static class AuditEventTypes
 
     /// <summary>An authenticated webhook delivery that was refused (400, 409, 422): what was sent and the answer.</summary>
     public const string WebhookRefused = "webhook.refused";
+
+    /// <summary>
+    /// A delivery id given again with another body: answered with its first answer and not applied (a sender reusing
+    /// ids for new events); what was sent and the answer.
+    /// </summary>
+    public const string WebhookReplayedOtherBody = "webhook.replayed-other-body";
+
     public const string CheckResult = "check.result";
     public const string StateChanged = "deployment.state-changed";
     public const string RunbookLoaded = "runbook.loaded";

@@ -208,6 +208,15 @@ public static class GateCommand
             return ExitNoAnswer;
         }
 
+        if (answer.ReplayedOtherBody)
+        {
+            // The server answers a delivery id it has seen with that delivery's first answer, whatever this body is.
+            await stderr.WriteLineAsync(
+                $"gate: delivery id '{invocation.DeliveryId}' was used before for another body: the answer is that delivery's, and this "
+                + $"{invocation.Request.Event} was not applied; give each event its own --delivery-id");
+            return ExitNoAnswer;
+        }
+
         try
         {
             return invocation.Request.Event switch

@@ -12,8 +12,11 @@ namespace RolloutGate.Cli;
 /// <summary>How the gate proves it may speak: an HMAC secret (preferred) or a webhook bearer token.</summary>
 public sealed record GateCredentials(string? Secret, string? Token);
 
-/// <summary>What came back, if anything: the last HTTP answer, or why there was none.</summary>
-public sealed record GateAnswer(HttpStatusCode? Status, string Body, string? Failure, int Attempts);
+/// <summary>
+/// What came back, if anything: the last HTTP answer, or why there was none. <paramref name="ReplayedOtherBody"/>: the
+/// answer is the first answer of this delivery id, given to another body before (<see cref="WebhookOutcome.ReplayHeader"/>).
+/// </summary>
+public sealed record GateAnswer(HttpStatusCode? Status, string Body, string? Failure, int Attempts, bool ReplayedOtherBody = false);
 
 /// <summary>
 /// Sends one webhook delivery (CONTRACT section 4) until it gets an answer that retrying cannot change.
@@ -48,7 +51,7 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
                 },
                 deadline.Token);
             var text = await response.Content.ReadAsStringAsync(deadline.Token);
-            return new GateAnswer(response.StatusCode, text, null, attempts);
+            return new GateAnswer(response.StatusCode, text, null, attempts, response.Headers.Contains(WebhookOutcome.ReplayHeader));
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested)
         {

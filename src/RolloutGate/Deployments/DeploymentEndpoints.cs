@@ -114,6 +114,12 @@ public static class DeploymentEndpoints
         }
 
         metrics.WebhookAnswered(parsed.Event, outcome.StatusCode);
+        if (outcome.ReplayedOtherBody)
+        {
+            // The answer is about another body: a sender that checks only the status would take it for this event's.
+            request.HttpContext.Response.Headers[WebhookOutcome.ReplayHeader] = "other-body";
+        }
+
         return outcome.ToResult();
     }
 

@@ -48,7 +48,7 @@ public sealed partial class WebhookProcessor(
         if (claimed == 0)
         {
             await transaction.RollbackAsync(cancellationToken);
-            return await ReplayAsync(deliveryId, bodySha256, cancellationToken);
+            return await ReplayAsync(deliveryId, bodySha256, request, cancellationToken);
         }
 
         var outcome = await ApplyAsync(request, runbooks.Find(request.Service, request.Environment), now, cancellationToken);
@@ -78,26 +78,45 @@ public sealed partial class WebhookProcessor(
     /// does not allow the event) on the audit record as <see cref="AuditEventTypes.WebhookRefused"/>, with the answer
     /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook.
     /// </summary>
-    public async Task RecordRefusalAsync(string deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken)
+    public Task RecordRefusalAsync(string deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken) =>
+        RecordAsync(AuditEventTypes.WebhookRefused, request, new { deliveryId, request, answer = status, detail }, cancellationToken);
+
+    private async Task RecordAsync(string type, WebhookRequest? request, object data, CancellationToken cancellationToken)
     {
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
-        await audit.AppendAsync(db, [new AuditEntry(
-            AuditEventTypes.WebhookRefused, request?.DeploymentId, request?.Service, request?.Initiator ?? UnknownInitiator,
-            new { deliveryId, request, answer = status, detail })], cancellationToken);
+        await audit.AppendAsync(db, [new AuditEntry(type, request?.DeploymentId, request?.Service, request?.Initiator ?? UnknownInitiator, data)], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
     }
 
-    private async Task<WebhookOutcome> ReplayAsync(string deliveryId, string bodySha256, CancellationToken cancellationToken)
+    /// <summary>
+    /// The first answer of a delivery id seen before, whatever this body is (CONTRACT section 4: a repeated delivery id
+    /// gets the first answer again and has no second effect). A retry resends the same body; a different one under the
+    /// same id is a sender that reuses ids for new events, and what it meant is not applied: the answer says it is a
+    /// replay of another body (<see cref="WebhookOutcome.ReplayedOtherBody"/>), the log warns, and the audit trail
+    /// keeps what was sent (<see cref="AuditEventTypes.WebhookReplayedOtherBody"/>).
+    /// </summary>
+    private async Task<WebhookOutcome> ReplayAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
     {
         var stored = await db.WebhookDeliveries.AsNoTracking().SingleAsync(d => d.DeliveryId == deliveryId, cancellationToken);
-        if (stored.BodySha256 != bodySha256)
+        var sameBody = stored.BodySha256 == bodySha256;
+        if (sameBody)
         {
-            return WebhookOutcome.Refused(Problems.Conflict(
-                $"delivery id '{deliveryId}' was already used for a different body; a retry must resend the same body, a new event needs a new delivery id"));
+            LogReplayed(logger, deliveryId);
+        }
+        else
+        {
+            LogReplayedOtherBody(logger, deliveryId, stored.Event, stored.DeploymentId, request.Event, request.DeploymentId);
+            await RecordAsync(AuditEventTypes.WebhookReplayedOtherBody, request, new
+            {
+                deliveryId,
+                request,
+                answer = stored.StatusCode,
+                detail = $"delivery id '{deliveryId}' was first used for {stored.Event} of deployment '{stored.DeploymentId}': "
+                    + "answered with that first answer again, and this body was not applied (a new event needs a new delivery id)",
+            }, cancellationToken);
         }
 
-        LogReplayed(logger, deliveryId);
-        return WebhookOutcome.Stored(stored.StatusCode, stored.ResponseBody, []);
+        return WebhookOutcome.Stored(stored.StatusCode, stored.ResponseBody, []) with { ReplayedOtherBody = !sameBody };
     }
 
     /// <summary>
@@ -282,6 +301,9 @@ public sealed partial class WebhookProcessor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Delivery {DeliveryId} was seen before; answering as the first time")]
     private static partial void LogReplayed(ILogger logger, string deliveryId);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Delivery {DeliveryId} was seen before with another body ({FirstEvent} of deployment {FirstDeploymentId}); answering as the first time, and this {Event} of deployment {DeploymentId} is not applied: the sender must give each new event a new delivery id")]
+    private static partial void LogReplayedOtherBody(ILogger logger, string deliveryId, string firstEvent, string firstDeploymentId, string @event, string deploymentId);
 }
 
 /// <summary>Two deliveries raced on one deployment; the loser is answered 409 and may retry.</summary>
@@ -290,6 +312,12 @@ public sealed class ConcurrentChangeException(string message, Exception inner) :
 /// <summary>A stored answer (replayed to retries) or a refusal that changed nothing.</summary>
 public sealed record WebhookOutcome(int StatusCode, string Body, IReadOnlyList<AuditEntry> AuditEntries, ProblemHttpResult? Problem)
 {
+    /// <summary>The header that marks the first answer of a delivery id given again with another body.</summary>
+    public const string ReplayHeader = "X-RolloutGate-Replayed";
+
+    /// <summary>Whether this is the first answer of the delivery id, replayed to a delivery with another body.</summary>
+    public bool ReplayedOtherBody { get; init; }
+
     public static WebhookOutcome Stored(int statusCode, string body, IReadOnlyList<AuditEntry> auditEntries) =>
         new(statusCode, body, auditEntries, null);
 

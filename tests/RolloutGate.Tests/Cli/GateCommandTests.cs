@@ -94,6 +94,23 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Deployed_WithTheDeliveryIdOfThePredeploy_ExitsTwo_TheWatchNotStarted()
+    {
+        await using var service = await TestService.StartAsync();
+        Assert.Equal(0, await GateAsync(service, "predeploy", "gate-r", "--delivery-id", "run-7"));
+
+        // The server answers the id it has seen with the predeploy's answer: a 200 that must not pass for a watch.
+        var exit = await GateAsync(service, "deployed", "gate-r", "--delivery-id", "run-7");
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            "gate: delivery id 'run-7' was used before for another body: the answer is that delivery's, and this deployed was not "
+            + "applied; give each event its own --delivery-id" + Environment.NewLine,
+            stderr.ToString());
+        Assert.Equal("allowed", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'gate-r'"));
+    }
+
+    [Fact]
     public async Task Predeploy_JsonFlag_PrintsTheServersAnswer()
     {
         await using var service = await TestService.StartAsync();

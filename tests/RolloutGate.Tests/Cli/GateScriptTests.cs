@@ -67,6 +67,24 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_DeployedWithTheDeliveryIdOfThePredeploy_ExitsTwo_TheWatchNotStarted()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        var allow = await RunAsync(Signed(), [.. Args(proxy.Url, "predeploy", "s-r"), "--delivery-id", "run-7"]);
+        Assert.True(allow.Exit == 0, allow.Stderr + allow.Stdout);
+
+        var deployed = await RunAsync(Signed(), [.. Args(proxy.Url, "deployed", "s-r"), "--delivery-id", "run-7"]);
+
+        Assert.Equal(2, deployed.Exit);
+        Assert.Equal(
+            "gate: delivery id 'run-7' was used before for another body: the answer is that delivery's, and this deployed was not "
+            + "applied; give each event its own --delivery-id\n",
+            deployed.Stderr);
+        Assert.Equal("allowed", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 's-r'"));
+    }
+
+    [Fact]
     public async Task Script_NoArguments_PrintsTheWholeUsageAndExitsTwo()
     {
         var run = await RunAsync(new Dictionary<string, string>());

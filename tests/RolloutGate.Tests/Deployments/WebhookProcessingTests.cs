@@ -61,15 +61,37 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
-    public async Task Webhook_DeliveryIdReusedForDifferentBody_Refused409()
+    public async Task Webhook_DeliveryIdReusedForAnotherEvent_GetsTheFirstAnswerMarked_AndChangesNothing()
     {
         await using var service = await TestService.StartAsync();
-        await service.Webhooks.SendEventAsync("predeploy", "gh-run-8", deliveryId: "d-8");
+        var first = await service.Webhooks.SendEventAsync("predeploy", "gh-run-8", deliveryId: "d-8");
+        var firstAnswer = await first.Content.ReadAsStringAsync();
+        var identical = await service.Webhooks.SendEventAsync("predeploy", "gh-run-8", deliveryId: "d-8");
+        var auditBefore = await service.CountAsync("audit_events");
 
-        var reused = await service.Webhooks.SendEventAsync("predeploy", "gh-run-9", deliveryId: "d-8");
+        // CONTRACT section 4: a repeated delivery id gets the first answer again and has no second effect, whatever it carries.
+        var reused = await service.Webhooks.SendEventAsync("deployed", "gh-run-8", deliveryId: "d-8");
+        var another = await service.Webhooks.SendEventAsync("predeploy", "gh-run-9", deliveryId: "d-8");
 
-        Assert.Equal(HttpStatusCode.Conflict, reused.StatusCode);
+        foreach (var replay in new[] { reused, another })
+        {
+            Assert.Equal(first.StatusCode, replay.StatusCode);
+            Assert.Equal(firstAnswer, await replay.Content.ReadAsStringAsync());
+            Assert.Equal("other-body", Assert.Single(replay.Headers.GetValues("X-RolloutGate-Replayed")));
+        }
+
+        Assert.False(identical.Headers.Contains("X-RolloutGate-Replayed"));
         Assert.Equal(1, await service.CountAsync("deployments"));
+        Assert.Equal("allowed", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'gh-run-8'"));
+        // Only what was sent is added to the record: no watch started, no second deployment.
+        Assert.Equal(2, await service.CountAsync("audit_events") - auditBefore);
+        var detail = await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'detail' FROM audit_events WHERE type = 'webhook.replayed-other-body' AND deployment_id = 'gh-run-8'");
+        Assert.Equal(
+            "delivery id 'd-8' was first used for predeploy of deployment 'gh-run-8': answered with that first answer again, "
+            + "and this body was not applied (a new event needs a new delivery id)",
+            detail);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'webhook.replayed-other-body' AND deployment_id = 'gh-run-9'"));
     }
 
     public static TheoryData<string, string> MalformedBodies => new()
