@@ -108,6 +108,7 @@ public static class RolloutGateApplication
         app.UseStatusCodePages();
         app.UseRouting();
         app.UseRequestMetrics();
+        app.UseRepeatedQueryParametersRefused();
         app.MapOpenApi();
         app.MapHealthEndpoints();
         app.MapMetricsEndpoint();

@@ -217,6 +217,37 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Queries_WithAParameterGivenTwice_Refused400NamingIt()
+    {
+        // Read as one text ("checkout,cart"), a repeated filter matched nothing and answered an empty page as if true.
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        await service.Webhooks.SendEventAsync("predeploy", "c-1");
+        await service.Webhooks.SendEventAsync("predeploy", "k-1", service: "cart");
+        using var reader = service.Reader();
+
+        foreach (var (path, name) in new[]
+        {
+            ("/api/v1/deployments?service=checkout&service=cart", "service"),
+            ("/api/v1/deployments?state=allowed&limit=10&state=denied", "state"),
+            ("/api/v1/audit/events?type=webhook.predeploy&type=check.result", "type"),
+            ("/api/v1/audit/events?deploymentId=c-1&deploymentId=k-1", "deploymentId"),
+            ("/api/v1/audit/events?limit=1&limit=2", "limit"),
+            ("/api/v1/reports/summary?service=checkout&service=cart", "service"),
+        })
+        {
+            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Equal($"the query parameter '{name}' is given 2 times; give each at most once",
+                (await response.JsonAsync()).GetProperty("detail").GetString());
+        }
+
+        var once = await (await reader.GetAsync(new Uri("/api/v1/deployments?service=cart", UriKind.Relative))).JsonAsync();
+        Assert.Equal("k-1", Assert.Single(once.GetProperty("deployments").EnumerateArray()).GetProperty("deploymentId").GetString());
+    }
+
+    [Fact]
     public async Task Webhook_MissingDeliveryHeader_Refused400()
     {
         await using var service = await TestService.StartAsync();
