@@ -22,9 +22,12 @@ case "$event" in predeploy|deployed|rolledback|cancelled) ;; *) fail "the event 
 
 url="${ROLLOUTGATE_URL:-http://127.0.0.1:8080}"
 deployment_id="" service="" environment="" version="" previous_version="" initiator="" commit="" pipeline_url="" at=""
-delivery_id="" timeout=60 retries=5
+delivery_id="" timeout=60 retries=5 given=" "
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || fail "$1 needs a value"
+  # The last of two would win unsaid: a webhook about another deployment or service than the one meant.
+  case "$given" in *" $1 "*) fail "$1 is given more than once" ;; esac
+  given="$given$1 "
   case "$1" in
     --url) url="$2" ;;
     --deployment-id) deployment_id="$2" ;;

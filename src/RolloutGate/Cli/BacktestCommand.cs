@@ -155,7 +155,13 @@ public static class BacktestCommand
                 return (options, $"{args[i]} needs a value");
             }
 
-            options[args[i]] = args[++i];
+            // The last of two would win unsaid: a backtest of another deploy time or runbook than the one meant.
+            if (!options.TryAdd(args[i], args[i + 1]))
+            {
+                return (options, $"{args[i]} is given more than once");
+            }
+
+            i++;
         }
 
         foreach (var required in new[] { "--runbook", "--deployed-at" }.Where(r => !options.ContainsKey(r)))

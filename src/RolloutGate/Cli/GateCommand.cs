@@ -109,7 +109,11 @@ public static class GateCommand
                 return (null, $"{name} needs a value");
             }
 
-            values[name] = inline ?? args[++i];
+            // The last of two would win unsaid: a webhook about another deployment or service than the one meant.
+            if (!values.TryAdd(name, inline ?? args[++i]))
+            {
+                return (null, $"{name} is given more than once");
+            }
         }
 
         string? Value(string name) => values.TryGetValue(name, out var value) && value.Length > 0 ? value : null;

@@ -298,12 +298,27 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("--runbook", "r.yaml", "--deployed-at", "2026-11-21T10:00:00Z")]
     [InlineData("--runbook", "r.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv", "--prometheus", "http://p")]
     [InlineData("--runbook")]
+    [InlineData("--runbook", "r.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv", "--deployed-at", "2026-11-21T11:00:00Z")]
+    [InlineData("--runbook", "r.yaml", "--runbook", "s.yaml", "--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv")]
     public async Task Backtest_MissingOrConflictingArguments_ExitsTwoWithUsage(params string[] args)
     {
         var exit = await RunAsync(args);
 
         Assert.Equal(2, exit);
         Assert.Contains("usage:", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_OptionGivenTwice_ExitsTwoNamingIt_NotTheLastOneWinning()
+    {
+        var runbook = Write("checkout.yaml", Runbook);
+        var csv = Csv(_ => 0.2, _ => 2);
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv, "--deployed-at", "2026-11-21T11:00:00Z");
+
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout.ToString());
+        Assert.Contains("backtest: --deployed-at is given more than once", stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]

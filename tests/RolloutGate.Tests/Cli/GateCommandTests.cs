@@ -280,8 +280,10 @@ public sealed class GateCommandTests : IDisposable
         var noService = await RunAsync(null, SignedEnvironment(), "predeploy", "--deployment-id", "x", "--environment", "production");
         var noSecret = await RunAsync(null, new Dictionary<string, string?>(), "predeploy", "--deployment-id", "x", "--service", "s", "--environment", "e");
         var badEvent = await RunAsync(null, SignedEnvironment(), "deploy", "--deployment-id", "x", "--service", "s", "--environment", "e");
+        var twice = await RunAsync(null, SignedEnvironment(), "predeploy", "--deployment-id", "x", "--service", "s", "--environment", "e", "--deployment-id=y");
 
-        Assert.Equal([2, 2, 2], [noService, noSecret, badEvent]);
+        Assert.Equal([2, 2, 2, 2], [noService, noSecret, badEvent, twice]);
+        Assert.Contains("gate: --deployment-id is given more than once", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: missing --service", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains($"gate: set {GateCommand.SecretVariable}", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: the event 'deploy' is not one of predeploy, deployed, rolledback, cancelled", stderr.ToString(), StringComparison.Ordinal);

@@ -96,6 +96,16 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_OptionGivenTwice_ExitsTwoNamingItWithoutSending()
+    {
+        var run = await RunAsync(Signed(), [.. Args("http://127.0.0.1:9", "predeploy", "s-t"), "--deployment-id", "s-u"]);
+
+        Assert.Equal(2, run.Exit);
+        Assert.Equal("gate: --deployment-id is given more than once\n", run.Stderr);
+        Assert.Equal("", run.Stdout);
+    }
+
+    [Fact]
     public async Task Script_WrongSecret_ExitsTwoWithThe401Detail()
     {
         await using var service = await TestService.StartAsync();
