@@ -66,6 +66,13 @@ public sealed class CsvMetricSource : IMetricSource
         for (var c = 1; c < header.Length; c++)
         {
             var column = header[c];
+            if (Array.IndexOf(header, column, 1) < c)
+            {
+                // Each row's later value would replace the earlier one unsaid: which of the two was recorded is unknown.
+                errors.Add($"{file}:1: column '{column}' is given more than once");
+                continue;
+            }
+
             var metric = column.EndsWith(".requests", StringComparison.Ordinal) ? column[..^".requests".Length]
                 : column.EndsWith(".errors", StringComparison.Ordinal) ? column[..^".errors".Length]
                 : column;

@@ -252,6 +252,24 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_CsvWithAColumnTwice_ExitsTwoNamingIt()
+    {
+        var text = new StringBuilder("timestamp,p95-latency,error-rate,p95-latency\n");
+        for (var minute = -120; minute <= 60; minute++)
+        {
+            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute):O},0.2,0.002,{(minute <= 0 ? 0.2 : 0.4).ToString("R", CultureInfo.InvariantCulture)}\n");
+        }
+
+        var csv = Write("twice.csv", text.ToString());
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Equal("", stdout.ToString());
+        Assert.Contains($"{csv}:1: column 'p95-latency' is given more than once", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Backtest_CsvWithSomeOfTheRunbooksMetrics_JudgedOnThoseAndTheOthersNamed()
     {
         var text = new StringBuilder("timestamp,p95-latency\n");
