@@ -688,6 +688,44 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployment_Get_ShowsEveryFieldOfContractSection5()
+    {
+        // deploymentId, service, environment, version, previousVersion, state, runbook{name,version,sha256}, the watch
+        // (startedAt, until, baseline{from,to}), the latest evaluation (none yet) and the decisions (at, kind, actor, reason).
+        await using var service = await TestService.StartAsync();
+        var predeploy = await (await service.Webhooks.SendEventAsync("predeploy", "shape-1")).JsonAsync();
+        var before = DateTimeOffset.UtcNow;
+        (await service.Webhooks.SendEventAsync("deployed", "shape-1")).EnsureSuccessStatusCode();
+        (await service.Operator().PostAsJsonAsync("/api/v1/deployments/shape-1/stop", new { actor = "bob", reason = "noisy metric" })).EnsureSuccessStatusCode();
+        using var reader = service.Reader();
+
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/shape-1", UriKind.Relative))).JsonAsync();
+
+        Assert.Equal("shape-1", deployment.GetProperty("deploymentId").GetString());
+        Assert.Equal("checkout", deployment.GetProperty("service").GetString());
+        Assert.Equal("production", deployment.GetProperty("environment").GetString());
+        Assert.Equal("2.4.0", deployment.GetProperty("version").GetString());
+        Assert.Equal("2.3.9", deployment.GetProperty("previousVersion").GetString());
+        Assert.Equal("stopped", deployment.GetProperty("state").GetString());
+        var runbook = deployment.GetProperty("runbook");
+        Assert.Equal("checkout", runbook.GetProperty("name").GetString());
+        Assert.Equal(1, runbook.GetProperty("version").GetInt32());
+        Assert.Equal(predeploy.GetProperty("runbook").GetProperty("sha256").GetString(), runbook.GetProperty("sha256").GetString());
+        var watch = deployment.GetProperty("watch");
+        var startedAt = watch.GetProperty("startedAt").GetDateTimeOffset();
+        Assert.InRange(startedAt, before.AddMilliseconds(-1), DateTimeOffset.UtcNow);
+        Assert.Equal(startedAt.AddHours(24), watch.GetProperty("until").GetDateTimeOffset());
+        Assert.Equal(startedAt.AddHours(-24), watch.GetProperty("baseline").GetProperty("from").GetDateTimeOffset());
+        Assert.Equal(startedAt, watch.GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
+        Assert.Equal(JsonValueKind.Null, deployment.GetProperty("latestEvaluation").ValueKind);
+        var decision = Assert.Single(deployment.GetProperty("decisions").EnumerateArray());
+        Assert.InRange(decision.GetProperty("at").GetDateTimeOffset(), startedAt, DateTimeOffset.UtcNow);
+        Assert.Equal("stop", decision.GetProperty("kind").GetString());
+        Assert.Equal("bob", decision.GetProperty("actor").GetString());
+        Assert.Equal("noisy metric", decision.GetProperty("reason").GetString());
+    }
+
+    [Fact]
     public async Task Stop_WithOperatorToken_StopsAndRecordsTheDecision()
     {
         await using var service = await TestService.StartAsync();

@@ -312,4 +312,36 @@ public sealed class SlackInboundTests
         Assert.DoesNotContain(test.Service.Host.Logs.Lines, line =>
             line.Contains(FakeSlack.BotToken, StringComparison.Ordinal) || line.Contains(SlackTestService.SigningSecret, StringComparison.Ordinal));
     }
+
+    [Fact]
+    public async Task SlashCommands_DismissAndRollback_DecideARegressedDeploymentForItsApprovers()
+    {
+        // CONTRACT section 6: /rolloutgate stop|rollback|dismiss <deploymentId>; the buttons and stop have tests of their
+        // own, these two act as the buttons do.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-cmd-keep");
+        await test.RegressThroughWatchAsync("gh-cmd-keep", SlackTestService.P95Regressed);
+
+        var refused = await (await test.CommandAsync(Stranger, "dismiss gh-cmd-keep")).JsonAsync();
+        var kept = await (await test.CommandAsync(Approver, "dismiss gh-cmd-keep checked by hand")).JsonAsync();
+
+        Assert.Equal("ephemeral", refused.GetProperty("response_type").GetString());
+        Assert.Equal("Only the owner and approvers of runbook checkout may dismiss gh-cmd-keep; nothing changed.", refused.GetProperty("text").GetString());
+        Assert.Equal("Done: checkout gh-cmd-keep is now kept.", kept.GetProperty("text").GetString());
+        Assert.Equal("kept", await test.StateAsync("gh-cmd-keep"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions",
+            $"deployment_id = 'gh-cmd-keep' AND actor = '{Approver}' AND kind = 'dismiss' AND reason = 'checked by hand'"));
+        Assert.Equal(1, await test.Service.CountAsync("audit_events", $"type = 'refusal' AND actor = '{Stranger}' AND deployment_id = 'gh-cmd-keep'"));
+
+        await test.WatchAsync("gh-cmd-back");
+        await test.RegressThroughWatchAsync("gh-cmd-back", SlackTestService.P95Regressed);
+
+        var rolledBack = await (await test.CommandAsync(SlackTestService.Owner, "rollback gh-cmd-back")).JsonAsync();
+
+        Assert.Equal("ephemeral", rolledBack.GetProperty("response_type").GetString());
+        Assert.StartsWith("Done: checkout gh-cmd-back is now rolling-back", rolledBack.GetProperty("text").GetString(), StringComparison.Ordinal);
+        Assert.Equal("rolling-back", await test.StateAsync("gh-cmd-back"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions",
+            $"deployment_id = 'gh-cmd-back' AND actor = '{SlackTestService.Owner}' AND kind = 'rollback'"));
+    }
 }
