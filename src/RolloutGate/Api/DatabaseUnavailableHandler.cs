@@ -41,7 +41,7 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
 
         httpContext.Response.StatusCode = StatusCodes.Status503ServiceUnavailable;
         httpContext.Response.Headers.RetryAfter = RetryAfterSeconds.ToString(System.Globalization.CultureInfo.InvariantCulture);
-        return await problems.TryWriteAsync(new ProblemDetailsContext
+        return await Problems.WriteAsync(problems, new ProblemDetailsContext
         {
             HttpContext = httpContext,
             Exception = exception,

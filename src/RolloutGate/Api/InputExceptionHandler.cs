@@ -39,7 +39,7 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
         }
 
         httpContext.Response.StatusCode = StatusCodes.Status400BadRequest;
-        return await problems.TryWriteAsync(new ProblemDetailsContext
+        return await Problems.WriteAsync(problems, new ProblemDetailsContext
         {
             HttpContext = httpContext,
             Exception = exception,

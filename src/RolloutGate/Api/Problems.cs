@@ -23,6 +23,21 @@ public static class Problems
     public static ProblemHttpResult Unprocessable(string detail) =>
         Make(StatusCodes.Status422UnprocessableEntity, "Not governed", detail);
 
+    /// <summary>
+    /// Writes an exception handler's problem as application/problem+json whatever the request's Accept asks for. The
+    /// problem details service writes only a type that Accept allows, so a request for CSV (<c>Accept: text/csv</c>, as
+    /// the list endpoints take) got its error's status with an empty body, and the exception was logged as unhandled.
+    /// </summary>
+    public static async ValueTask<bool> WriteAsync(IProblemDetailsService problems, ProblemDetailsContext context)
+    {
+        if (!await problems.TryWriteAsync(context))
+        {
+            await TypedResults.Problem(context.ProblemDetails).ExecuteAsync(context.HttpContext);
+        }
+
+        return true;
+    }
+
     private static ProblemHttpResult Make(int status, string title, string detail, IDictionary<string, object?>? extensions = null) =>
         TypedResults.Problem(detail: detail, statusCode: status, title: title, extensions: extensions);
 }

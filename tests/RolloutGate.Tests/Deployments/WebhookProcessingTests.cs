@@ -217,6 +217,32 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Queries_AskingForCsv_WithAnUnreadableParameter_Refused400ProblemJsonNamingIt()
+    {
+        // Accept: text/csv (CONTRACT section 7) left the framework's problem writer nothing it could write: the 400 came
+        // with an empty body, and the refusal was logged as an unhandled exception with its stack trace.
+        await using var service = await TestService.StartAsync();
+        using var reader = service.Reader();
+        reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+
+        foreach (var (path, detail) in new[]
+        {
+            ("/api/v1/audit/events?limit=abc", "limit 'abc' cannot be read: it must be a whole number."),
+            ("/api/v1/audit/events?from=yesterday", "from 'yesterday' cannot be read: it must be an ISO 8601 time such as 2026-11-21T10:00:00Z."),
+            ("/api/v1/deployments?service=%00", "NUL character"),
+            ("/api/v1/reports/summary?to=tomorrow", "to 'tomorrow' cannot be read"),
+        })
+        {
+            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
+            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Contains(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain(service.Host.Logs.Lines, line => line.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
+    }
+
+    [Fact]
     public async Task Queries_WithAParameterGivenTwice_Refused400NamingIt()
     {
         // Read as one text ("checkout,cart"), a repeated filter matched nothing and answered an empty page as if true.

@@ -25,6 +25,15 @@ public sealed class DatabaseOutageTests
             var stop = await service.Operator().PostAsJsonAsync("/api/v1/deployments/db-out-1/stop", new { actor = "alice", reason = "test" });
             Assert.Equal(HttpStatusCode.ServiceUnavailable, stop.StatusCode);
 
+            // A query for CSV (CONTRACT section 7) gets its 503 as problem+json too, not with an empty body.
+            using var csvReader = service.Reader();
+            csvReader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
+            var csv = await csvReader.GetAsync(new Uri("/api/v1/audit/events", UriKind.Relative));
+            Assert.Equal(HttpStatusCode.ServiceUnavailable, csv.StatusCode);
+            Assert.Equal("application/problem+json", csv.Content.Headers.ContentType?.MediaType);
+            Assert.Equal("30", csv.Headers.GetValues("Retry-After").Single());
+            Assert.Contains("cannot reach its database", await csv.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+
             // Slack shows a 503 to a slash command as a bare failure: the user is told in words instead.
             var command = await test.CommandAsync(SlackTestService.Owner, "status db-out-1");
             Assert.Equal(HttpStatusCode.OK, command.StatusCode);
