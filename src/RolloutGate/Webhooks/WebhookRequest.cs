@@ -128,7 +128,9 @@ public static class WebhookRequestParser
             return (null, $"at ({at:O}) is more than {MaxAtDistance.TotalDays:0} days from now; send the time of the event, or leave at out for now");
         }
 
-        return (request, null);
+        // The same instant in UTC: PostgreSQL's timestamptz takes no other offset, and "2026-11-21T11:00:00+01:00" made
+        // the deployed event a 500.
+        return (request with { At = request.At?.ToUniversalTime() }, null);
     }
 
     /// <summary>A byte order mark, as some clients (PowerShell's, say) put before UTF-8 text, is not part of the JSON.</summary>

@@ -61,6 +61,25 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployed_AtWithAnOffsetOtherThanUtc_WatchesFromThatInstant()
+    {
+        // Any ISO 8601 offset names an instant; PostgreSQL's timestamptz took only +00:00, and the deployed event was a 500.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "ofs-1");
+        var deployedAt = new DateTimeOffset(DateTimeOffset.UtcNow.AddMinutes(-1).Ticks / TimeSpan.TicksPerSecond * TimeSpan.TicksPerSecond, TimeSpan.Zero);
+        var at = deployedAt.ToOffset(TimeSpan.FromHours(-5)).ToString("yyyy-MM-dd'T'HH:mm:sszzz", System.Globalization.CultureInfo.InvariantCulture);
+
+        var deployed = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "ofs-1", at: at));
+
+        Assert.True(deployed.StatusCode == HttpStatusCode.Accepted, $"{(int)deployed.StatusCode}: {await deployed.Content.ReadAsStringAsync()}");
+        Assert.Equal(deployedAt.AddHours(24), (await deployed.JsonAsync()).GetProperty("watchUntil").GetDateTimeOffset());
+        using var reader = service.Reader();
+        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/ofs-1", UriKind.Relative))).JsonAsync();
+        Assert.Equal("watching", deployment.GetProperty("state").GetString());
+        Assert.Equal(deployedAt, deployment.GetProperty("watch").GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
+    }
+
+    [Fact]
     public async Task Webhook_DeliveryIdReusedForAnotherEvent_GetsTheFirstAnswerMarked_AndChangesNothing()
     {
         await using var service = await TestService.StartAsync();
