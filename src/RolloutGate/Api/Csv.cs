@@ -15,13 +15,19 @@ public static class Csv
 
     /// <summary>
     /// Whether the caller prefers CSV: <c>text/csv</c> is accepted with a quality no lower than any other type it
-    /// names (<c>text/csv;q=0.5, application/json</c> is JSON).
+    /// names (<c>text/csv;q=0.5, application/json</c> is JSON), and above 0, which means not acceptable.
     /// </summary>
     public static bool IsRequested(HttpRequest request)
     {
         var accepted = request.GetTypedHeaders().Accept;
         var csv = accepted.Where(accept => accept.MediaType.Equals("text/csv", StringComparison.OrdinalIgnoreCase)).ToList();
-        return csv.Count > 0 && csv.Max(accept => accept.Quality ?? 1) >= accepted.Max(accept => accept.Quality ?? 1);
+        if (csv.Count == 0)
+        {
+            return false;
+        }
+
+        var quality = csv.Max(accept => accept.Quality ?? 1);
+        return quality > 0 && quality >= accepted.Max(accept => accept.Quality ?? 1);
     }
 
     public static IResult Result(IReadOnlyList<string> header, IEnumerable<IReadOnlyList<object?>> rows)

@@ -628,6 +628,12 @@ public sealed class WebhookProcessingTests
         prefersJson.DefaultRequestHeaders.Accept.ParseAdd("text/csv;q=0.5, application/json");
         var json = await prefersJson.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
         Assert.Equal("application/json", json.Content.Headers.ContentType?.MediaType);
+
+        // q=0 is "not acceptable" (RFC 9110, 12.4.2), even when it names no other type.
+        using var refusesCsv = service.Reader();
+        refusesCsv.DefaultRequestHeaders.Accept.ParseAdd("text/csv;q=0");
+        var notCsv = await refusesCsv.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
+        Assert.Equal("application/json", notCsv.Content.Headers.ContentType?.MediaType);
     }
 
     [Fact]
