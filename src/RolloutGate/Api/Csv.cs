@@ -14,8 +14,8 @@ public static class Csv
     public const string ContentType = "text/csv; charset=utf-8";
 
     /// <summary>
-    /// Whether the caller prefers CSV: <c>text/csv</c> is accepted with a quality no lower than any other type it
-    /// names (<c>text/csv;q=0.5, application/json</c> is JSON), and above 0, which means not acceptable.
+    /// Whether the caller prefers CSV: <c>text/csv</c> is accepted with a quality above 0 (<c>q=0</c> means not
+    /// acceptable) and no lower than any other type it names (<c>text/csv;q=0.5, application/json</c> is JSON).
     /// </summary>
     public static bool IsRequested(HttpRequest request)
     {

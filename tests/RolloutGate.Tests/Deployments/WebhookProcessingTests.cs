@@ -223,10 +223,7 @@ public sealed class WebhookProcessingTests
             ("/api/v1/audit/events?limit=2147483648", "limit '2147483648' cannot be read: it must be a whole number no larger than 2147483647 in size."),
         })
         {
-            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
-            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            Assert.Contains(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+            await AssertRefused400Async(reader, path, detail);
         }
 
         using var operatorClient = service.Operator();
@@ -252,10 +249,7 @@ public sealed class WebhookProcessingTests
             ("/api/v1/reports/summary?to=tomorrow", "to 'tomorrow' cannot be read"),
         })
         {
-            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
-            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            Assert.Contains(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+            await AssertRefused400Async(reader, path, detail);
         }
 
         Assert.DoesNotContain(service.Host.Logs.Lines, line => line.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase));
@@ -281,11 +275,7 @@ public sealed class WebhookProcessingTests
             ("/api/v1/reports/summary?service=checkout&service=cart", "service"),
         })
         {
-            var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
-            Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
-            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
-            Assert.Equal($"the query parameter '{name}' is given 2 times; give each at most once",
-                (await response.JsonAsync()).GetProperty("detail").GetString());
+            await AssertRefused400Async(reader, path, $"the query parameter '{name}' is given 2 times; give each at most once");
         }
 
         var once = await (await reader.GetAsync(new Uri("/api/v1/deployments?service=cart", UriKind.Relative))).JsonAsync();
@@ -802,5 +792,14 @@ public sealed class WebhookProcessingTests
         Assert.Equal("stop", decision.GetProperty("kind").GetString());
         Assert.Equal("bob", decision.GetProperty("actor").GetString());
         Assert.Equal("noisy metric", decision.GetProperty("reason").GetString());
+    }
+
+    /// <summary>A GET of <paramref name="path"/> refused with 400, as application/problem+json whose detail holds <paramref name="detail"/>.</summary>
+    private static async Task AssertRefused400Async(HttpClient client, string path, string detail)
+    {
+        var response = await client.GetAsync(new Uri(path, UriKind.Relative));
+        Assert.True(response.StatusCode == HttpStatusCode.BadRequest, $"{path}: {(int)response.StatusCode}");
+        Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+        Assert.Contains(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 }
