@@ -24,6 +24,13 @@ public static class Problems
         Make(StatusCodes.Status422UnprocessableEntity, "Not governed", detail);
 
     /// <summary>
+    /// The 400 for a query window whose <c>from</c> comes after its <c>to</c> (swapped, say), or null: such a window holds
+    /// nothing, and was answered as an empty page or report as if nothing had happened in it.
+    /// </summary>
+    public static ProblemHttpResult? BackwardsWindow(DateTimeOffset? from, DateTimeOffset? to) =>
+        from > to ? BadRequest($"from ({from.Value:O}) is after to ({to!.Value:O}); the window from..to holds nothing") : null;
+
+    /// <summary>
     /// Writes an exception handler's problem as application/problem+json whatever the request's Accept asks for. The
     /// problem details service writes only a type that Accept allows, so a request for CSV (<c>Accept: text/csv</c>, as
     /// the list endpoints take) got its error's status with an empty body, and the exception was logged as unhandled.

@@ -40,6 +40,11 @@ public static class AuditEndpoints
             return Problems.BadRequest($"limit must be between 1 and {MaxLimit}");
         }
 
+        if (Problems.BackwardsWindow(from, to) is { } backwards)
+        {
+            return backwards;
+        }
+
         var query = db.AuditEvents.AsNoTracking();
         if (deploymentId is not null)
         {

@@ -32,6 +32,11 @@ public static class ReportEndpoints
     private static async Task<IResult> SummaryAsync(
         HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
     {
+        if (Problems.BackwardsWindow(from, to) is { } backwards)
+        {
+            return backwards;
+        }
+
         // Npgsql writes a timestamptz only from a UTC DateTimeOffset: a window given with its offset (+01:00) is the same instant in UTC.
         var since = from?.ToUniversalTime();
         var until = to?.ToUniversalTime();

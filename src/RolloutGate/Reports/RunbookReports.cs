@@ -33,6 +33,11 @@ public static class RunbookReports
     private static async Task<IResult> AlertQualityAsync(
         HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
     {
+        if (Problems.BackwardsWindow(from, to) is { } backwards)
+        {
+            return backwards;
+        }
+
         // As the summary's: Npgsql writes a timestamptz only from a UTC DateTimeOffset.
         var since = from?.ToUniversalTime();
         var until = to?.ToUniversalTime();

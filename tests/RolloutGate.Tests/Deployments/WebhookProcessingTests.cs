@@ -256,6 +256,24 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Queries_WithFromAfterTo_Refused400NamingBoth()
+    {
+        // A swapped window holds nothing: it was answered as an empty page or report, as if nothing had happened.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "w-1");
+        using var reader = service.Reader();
+        const string Window = "from=2026-12-07T00:00:00Z&to=2026-12-07T00:30:00%2B01:00";
+        const string Detail = "from (2026-12-07T00:00:00.0000000+00:00) is after to (2026-12-07T00:30:00.0000000+01:00)";
+
+        foreach (var path in new[] { "/api/v1/audit/events", "/api/v1/reports/summary", "/api/v1/reports/alert-quality" })
+        {
+            await AssertRefused400Async(reader, $"{path}?{Window}", Detail);
+            var empty = await reader.GetAsync(new Uri($"{path}?from=2026-12-07T00:00:00Z&to=2026-12-07T01:00:00%2B01:00", UriKind.Relative));
+            Assert.True(empty.StatusCode == HttpStatusCode.OK, $"{path}, from = to: {(int)empty.StatusCode}");
+        }
+    }
+
+    [Fact]
     public async Task Queries_WithAParameterGivenTwice_Refused400NamingIt()
     {
         // Read as one text ("checkout,cart"), a repeated filter matched nothing and answered an empty page as if true.
