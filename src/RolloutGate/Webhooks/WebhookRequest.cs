@@ -16,7 +16,36 @@ public sealed record WebhookRequest(
     string? Initiator,
     string? Commit,
     string? PipelineUrl,
-    DateTimeOffset? At);
+    [property: JsonConverter(typeof(InstantConverter))] DateTimeOffset? At);
+
+/// <summary>
+/// An ISO 8601 time that names an instant: with <c>Z</c> or an offset. The serializer reads a time without one on the
+/// server's clock, so "2026-11-21T10:00:00" would be another instant on a server in another zone, and hours off a
+/// pipeline's meaning (a deploy read as an hour later puts the first hour after it into the baseline).
+/// </summary>
+internal sealed partial class InstantConverter : JsonConverter<DateTimeOffset>
+{
+    public override DateTimeOffset Read(ref Utf8JsonReader reader, Type typeToConvert, JsonSerializerOptions options)
+    {
+        if (reader.TokenType != JsonTokenType.String || !reader.TryGetDateTimeOffset(out var value))
+        {
+            // The serializer's own message ("could not be converted to"), which the parser turns into what to send.
+            throw new JsonException();
+        }
+
+        if (!Offset().IsMatch(reader.GetString()!))
+        {
+            throw new JsonException("a time without Z or an offset such as +01:00 names no instant; send \"2026-11-21T10:00:00Z\" for 10:00 UTC");
+        }
+
+        return value;
+    }
+
+    public override void Write(Utf8JsonWriter writer, DateTimeOffset value, JsonSerializerOptions options) => writer.WriteStringValue(value);
+
+    [System.Text.RegularExpressions.GeneratedRegex(@"(?:[Zz]|[+-]\d\d(?::?\d\d)?)$")]
+    private static partial System.Text.RegularExpressions.Regex Offset();
+}
 
 public static class WebhookEvents
 {

@@ -122,6 +122,9 @@ public sealed class WebhookProcessingTests
         { "", "empty" },
         { "{\"event\": \"predeploy\", \"deploymentId\": 42, \"service\": \"checkout\", \"environment\": \"production\"}", "at $.deploymentId: expected a string" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"yesterday\"}", "at $.at: expected an ISO 8601 time" },
+        // Without an offset the serializer reads a time on the server's clock: another instant on a server in another zone.
+        { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": \"2026-11-21T10:00:00\"}", "at $.at: a time without Z or an offset such as +01:00 names no instant; send \"2026-11-21T10:00:00Z\" for 10:00 UTC" },
+        { "{\"event\": \"deployed\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\", \"at\": 1763719200}", "at $.at: expected an ISO 8601 time with an offset" },
         { "{\"event\": \"predeploy\", \"service\": \"checkout\", \"environment\": \"production\"}", "missing required field: deploymentId" },
         { "{\"event\": \"shipit\", \"deploymentId\": \"x\", \"service\": \"checkout\", \"environment\": \"production\"}", "is not one of" },
         { "{\"event\": \"predeploy\", \"deploymentId\": \"nul\\u0000id\", \"service\": \"checkout\", \"environment\": \"production\"}", "deploymentId contains a NUL character" },
