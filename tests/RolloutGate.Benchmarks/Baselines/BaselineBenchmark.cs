@@ -10,7 +10,8 @@ namespace RolloutGate.Benchmarks.Baselines;
 /// (<see cref="BaselineWindow.Decode"/>), whose size and time are measured too. Latency-shaped samples at a
 /// 1-minute interval over 1 hour, 24 hours and 7 days (daily shape, noise, a few spikes), reduced as the watch does for a
 /// 24-hour watch; per size, the time per reduction (median of several repetitions) and the managed memory the reduced
-/// baseline keeps in its arrays.
+/// baseline keeps in its arrays. The last row's 7 days have weekends at 55% of a weekday's requests and a latency that
+/// follows them, to which the reduction fits a load adjustment.
 /// </summary>
 internal static class BaselineBenchmark
 {
@@ -21,9 +22,9 @@ internal static class BaselineBenchmark
     {
         Console.WriteLine("| baseline | samples | reduction ms (median) | retained KB | stored reduction KB | reading it back ms (median) | 10,000 watches × 3 metrics: reduction CPU s | reading back CPU s | memory GB |");
         Console.WriteLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|");
-        foreach (var (name, length) in new[] { ("1 h", TimeSpan.FromHours(1)), ("24 h", TimeSpan.FromHours(24)), ("7 d", TimeSpan.FromDays(7)) })
+        foreach (var (name, length, weekends) in new[] { ("1 h", TimeSpan.FromHours(1), 1.0), ("24 h", TimeSpan.FromHours(24), 1.0), ("7 d", TimeSpan.FromDays(7), 1.0), ("7 d, weekends at 55% load", TimeSpan.FromDays(7), 0.55) })
         {
-            var samples = Samples(length);
+            var samples = Samples(length, weekends);
             var reduced = BaselineWindow.From(MetricKind.Latency, samples, DetectorOptions.Default, WatchEnd);
             var stored = reduced.Encode();
             var reduction = MedianMilliseconds(() => BaselineWindow.From(MetricKind.Latency, samples, DetectorOptions.Default, WatchEnd));
@@ -67,15 +68,17 @@ internal static class BaselineBenchmark
         return times.Order().ElementAt(times.Count / 2);
     }
 
-    private static List<Observation> Samples(TimeSpan length)
+    /// <summary>Samples over <paramref name="length"/>; Saturdays' and Sundays' requests at <paramref name="weekends"/> of 1000 a minute, and their latency × weekends^0.3.</summary>
+    private static List<Observation> Samples(TimeSpan length, double weekends)
     {
         var random = new Random(7);
         var count = (int)(length / TimeSpan.FromMinutes(1));
         return Enumerable.Range(0, count)
             .Select(i => End - TimeSpan.FromMinutes(count - i))
-            .Select(t => new Observation(t,
-                0.25 * (1 + 0.3 * Math.Sin(2 * Math.PI * t.UtcDateTime.TimeOfDay.TotalHours / 24)) * Math.Exp(0.05 * (random.NextDouble() - 0.5)) * (random.Next(200) == 0 ? 3 : 1),
-                1000))
+            .Select(t => (At: t, Load: t.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? weekends : 1))
+            .Select(s => new Observation(s.At,
+                0.25 * (1 + 0.3 * Math.Sin(2 * Math.PI * s.At.UtcDateTime.TimeOfDay.TotalHours / 24)) * Math.Exp(0.05 * (random.NextDouble() - 0.5)) * (random.Next(200) == 0 ? 3 : 1) * Math.Pow(s.Load, 0.3),
+                (long)Math.Round(1000 * s.Load * Math.Exp(0.03 * (random.NextDouble() - 0.5)))))
             .ToList();
     }
 }

@@ -80,9 +80,84 @@ internal static class HeteroscedasticBenchmark
         }
 
         Console.WriteLine(text);
+        Console.WriteLine(Holidays(seeds, spec));
         Console.WriteLine($"Command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- heteroscedastic {string.Join(' ', args)}");
         return 0;
     }
+
+    /// <summary>The deploy day of <see cref="Holidays"/>: a Wednesday, so that a 24-hour baseline is a weekday too.</summary>
+    private static readonly DateOnly Wednesday = DateOnly.FromDateTime(SyntheticTraffic.Deploy.Date).AddDays(2);
+
+    /// <summary>A weekend's share of a weekday's load in <see cref="Holidays"/>.</summary>
+    private const double WeekendLoad = 0.55;
+
+    /// <summary>
+    /// Services whose load follows the week (<see cref="SyntheticTraffic.WeekLoad"/>: weekends at 55% of a weekday), a cost
+    /// per request with a fixed share and a p95 latency that rises with the load (<see cref="SyntheticTraffic.LoadedP95"/>),
+    /// deployed on a Wednesday at hour (seed mod 24) UTC: an ordinary week; the deploy's day a public holiday at 40%, 50% or
+    /// 60% of the usual load (by seed); and the day after one (24-hour baseline) or the week after one (7-day baseline), the
+    /// holiday then in the baseline. Healthy watches (any alarm is a false rollback) and the same watches × 1.25 and × 1.5.
+    /// </summary>
+    private static string Holidays(int seeds, MetricSpec spec)
+    {
+        var shapes = new (string Name, MetricKind Kind, Func<SyntheticTraffic, DateTimeOffset, double, Observation> Sample)[]
+        {
+            ("cost per request", MetricKind.CostPerRequest, (traffic, at, load) => traffic.NightlyCostPerRequest(at, dayLoad: load)),
+            ("p95 latency rising with load", MetricKind.Latency, (traffic, at, load) => traffic.LoadedP95(at, load)),
+        };
+        var scenarios = new (string Name, Func<int, int, Func<DateTimeOffset, double>> Week)[]
+        {
+            ("ordinary week", (_, _) => SyntheticTraffic.WeekLoad(WeekendLoad)),
+            ("holiday in the watch", (seed, _) => SyntheticTraffic.WeekLoad(WeekendLoad, Wednesday, HolidayLoad(seed))),
+            ("after a holiday", (seed, days) => SyntheticTraffic.WeekLoad(WeekendLoad, Wednesday.AddDays(-days), HolidayLoad(seed))),
+        };
+        var text = new StringBuilder();
+        text.AppendLine("| shape | baseline | scenario | watches | false rollbacks | +25%: detected, median delay | +50%: detected, median delay |")
+            .AppendLine("|---|---|---|---:|---:|---:|---:|");
+        foreach (var (name, kind, sample) in shapes)
+        {
+            foreach (var days in new[] { 1, 7 })
+            {
+                foreach (var (scenario, week) in scenarios)
+                {
+                    // False rollbacks by the holiday's share of the load (every scenario draws it; only two use it).
+                    var falseAlarms = new SortedDictionary<double, int>();
+                    var delays = Regressions.Skip(1).ToDictionary(x => x, _ => new List<int>());
+                    for (var seed = 0; seed < seeds; seed++)
+                    {
+                        var traffic = new SyntheticTraffic(seed);
+                        var load = week(seed, days);
+                        var deployAt = new DateTimeOffset(Wednesday.ToDateTime(new TimeOnly(seed % 24, 0)), TimeSpan.Zero);
+                        var baseline = BaselineWindow.From(kind, [.. SyntheticTraffic.Minutes(deployAt.AddDays(-days), days * 1440).Select(t => sample(traffic, t, load(t)))]);
+                        var watch = SyntheticTraffic.Minutes(deployAt, 1440).Select(t => sample(traffic, t, load(t))).ToArray();
+                        if (FirstAlarm(kind, spec, baseline, watch) is not null)
+                        {
+                            falseAlarms[HolidayLoad(seed)] = falseAlarms.GetValueOrDefault(HolidayLoad(seed)) + 1;
+                        }
+
+                        foreach (var x in delays.Keys)
+                        {
+                            if (FirstAlarm(kind, spec, baseline, [.. watch.Select(o => o with { Value = o.Value * (1 + x) })]) is { } caught)
+                            {
+                                delays[x].Add((int)(caught.At - deployAt).TotalMinutes + 1);
+                            }
+                        }
+                    }
+
+                    var total = falseAlarms.Values.Sum();
+                    var byLoad = scenario == scenarios[0].Name || total == 0 ? ""
+                        : $"; {string.Join(", ", falseAlarms.Select(a => string.Create(CultureInfo.InvariantCulture, $"{a.Value} at {a.Key:0%}")))}";
+                    text.AppendLine(CultureInfo.InvariantCulture,
+                        $"| {name} | {days * 24} h | {scenario} | {seeds} | {100.0 * total / seeds:0.0}% ({total}{byLoad}) | {string.Join(" | ", delays.Values.Select(d => Cell(d, seeds)))} |");
+                }
+            }
+        }
+
+        return text.ToString();
+    }
+
+    /// <summary>A holiday's share of the usual load: 40%, 50% or 60%, in turn by seed (each deploy hour gets each).</summary>
+    private static double HolidayLoad(int seed) => 0.4 + 0.1 * (seed / 24 % 3);
 
     private static DateTimeOffset DeployAt(int seed) => new(SyntheticTraffic.Deploy.Date.AddHours(seed % 24), TimeSpan.Zero);
 

@@ -44,11 +44,13 @@ internal sealed class SyntheticTraffic(int seed)
     /// Poisson) and which pays for its CPU by use (one unit per request, 3% noise from minute to minute) and for its
     /// memory by the minute (500 units, a quarter of the cost at the peak and three quarters at night). The fixed memory
     /// cost over a few requests makes the night's value about three times as noisy as the afternoon's (its log about
-    /// 1/√requests at night), the heteroscedastic shape real services have.
+    /// 1/√requests at night), the heteroscedastic shape real services have. <paramref name="dayLoad"/> scales the day's
+    /// requests (a weekend's or a holiday's share of a weekday's, see <see cref="WeekLoad"/>): with fewer, the fixed memory
+    /// cost is spread over fewer requests and the cost per request rises.
     /// </summary>
-    public Observation NightlyCostPerRequest(DateTimeOffset at, double factor = 1.0)
+    public Observation NightlyCostPerRequest(DateTimeOffset at, double factor = 1.0, double dayLoad = 1.0)
     {
-        var requests = Requests(at.UtcDateTime.TimeOfDay.TotalHours, 1500);
+        var requests = Requests(at.UtcDateTime.TimeOfDay.TotalHours, 1500 * dayLoad);
         if (requests == 0)
         {
             return new Observation(at, null, 0);
@@ -73,10 +75,7 @@ internal sealed class SyntheticTraffic(int seed)
             return new Observation(at, null, 0);
         }
 
-        var k = (int)Math.Ceiling(0.95 * requests);
-        var x = Gamma(k);
-        var u = x / (x + Gamma(requests + 1 - k));
-        return new Observation(at, factor * MedianLatency(hour) * Math.Exp(0.8 * NoiseDistribution.NormalQuantile(u)), requests);
+        return new Observation(at, factor * MedianLatency(hour) * P95Factor(requests), requests);
     }
 
     /// <summary>
@@ -106,6 +105,35 @@ internal sealed class SyntheticTraffic(int seed)
         var p95 = NightlyP95(at, factor);
         return p95.Value is { } value ? p95 with { Value = value * Math.Exp(SteadyLogNoise * Normal()) } : p95;
     }
+
+    /// <summary>
+    /// p95 latency of a service whose latency rises with its load: <see cref="NightlyP95"/>'s requests and sampling noise,
+    /// its median latency 80 ms × (load)^<see cref="LoadElasticity"/>, load = the time of day's share of the peak (0.1 to 1)
+    /// × <paramref name="dayLoad"/>: a holiday at half the load is 19% faster, the day after it 23% slower than the holiday.
+    /// </summary>
+    public Observation LoadedP95(DateTimeOffset at, double dayLoad, double factor = 1.0)
+    {
+        var hour = at.UtcDateTime.TimeOfDay.TotalHours;
+        var requests = Requests(hour, 1500 * dayLoad);
+        if (requests == 0)
+        {
+            return new Observation(at, null, 0);
+        }
+
+        return new Observation(at, factor * 0.08 * Math.Pow(Load(hour) * dayLoad, LoadElasticity) * P95Factor(requests), requests);
+    }
+
+    /// <summary>The load elasticity of <see cref="LoadedP95"/>'s median latency.</summary>
+    public const double LoadElasticity = 0.3;
+
+    /// <summary>
+    /// A week of a business service's load (UTC days): Saturday and Sunday at <paramref name="weekend"/> of a weekday's
+    /// load, the day <paramref name="holiday"/> (if any) at <paramref name="holidayLoad"/>, every other day 1.
+    /// </summary>
+    public static Func<DateTimeOffset, double> WeekLoad(double weekend, DateOnly? holiday = null, double holidayLoad = 1) => at =>
+        DateOnly.FromDateTime(at.UtcDateTime) == holiday ? holidayLoad
+            : at.UtcDateTime.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? weekend
+            : 1;
 
     /// <summary>Times <paramref name="step"/> apart, starting at <paramref name="from"/>.</summary>
     public static IEnumerable<DateTimeOffset> Every(TimeSpan step, DateTimeOffset from, int count) =>
@@ -160,6 +188,18 @@ internal sealed class SyntheticTraffic(int seed)
     {
         var mean = peak * Load(hour);
         return Math.Max(0, (long)Math.Round(mean + Math.Sqrt(mean) * Normal()));
+    }
+
+    /// <summary>
+    /// The 95th percentile of <paramref name="requests"/> log-normal latencies (log standard deviation 0.8) over their
+    /// median: the ⌈0.95 n⌉-th smallest of n, drawn by its exact law (that order statistic of n uniforms is Beta(k, n + 1 − k)).
+    /// </summary>
+    private double P95Factor(long requests)
+    {
+        var k = (int)Math.Ceiling(0.95 * requests);
+        var x = Gamma(k);
+        var u = x / (x + Gamma(requests + 1 - k));
+        return Math.Exp(0.8 * NoiseDistribution.NormalQuantile(u));
     }
 
     /// <summary>The median latency of one request at <paramref name="hour"/>: 80 ms, 20% higher at the peak.</summary>
