@@ -2,10 +2,11 @@ namespace RolloutGate.Core.Analysis;
 
 /// <summary>What a baseline is reduced with besides its samples: a stored reduction is reused only for the same.</summary>
 internal readonly record struct ReductionInputs(
-    MetricKind Kind, long MinRequests, long SmoothingHalfWidthTicks, double NoiseFloor, long? ReferenceUntilMs, string TimeZoneId)
+    MetricKind Kind, long MinRequests, long SmoothingHalfWidthTicks, double NoiseFloor, long? ReferenceUntilMs, string TimeZoneId, double FalseAlarmRate)
 {
     public ReductionInputs(MetricKind kind, DetectorOptions options, DateTimeOffset? referenceUntil, TimeZoneInfo? timeZone)
-        : this(kind, options.MinRequests, options.SmoothingHalfWidth.Ticks, options.NoiseFloor, referenceUntil?.ToUnixTimeMilliseconds(), timeZone?.Id ?? "")
+        : this(kind, options.MinRequests, options.SmoothingHalfWidth.Ticks, options.NoiseFloor, referenceUntil?.ToUnixTimeMilliseconds(), timeZone?.Id ?? "",
+            options.FalseAlarmRatePerWatch)
     {
     }
 }
@@ -25,16 +26,17 @@ internal readonly record struct ReductionInputs(
 /// <para>
 /// Layout, little-endian: the version byte; the inputs (kind byte, int64 minimum requests, int64 half-width ticks, float64
 /// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
-/// length-prefixed UTF-8 string, empty for UTC); the scalars; a presence byte and the fitted variance law's five float64
-/// values (<see cref="CountNoiseLaw"/>); then the arrays, each value array as an int32 length and its float64 values,
-/// each time array as runs of equal steps (<see cref="WriteTimes"/>); then a presence byte and the noise distribution's
-/// arrays and scale.
+/// length-prefixed UTF-8 string, empty for UTC, float64 false-rollback rate, which a load adjustment's margin reads); the scalars; a presence byte and the fitted variance law's five float64
+/// values (<see cref="CountNoiseLaw"/>); a presence byte and the load adjustment's four float64 values
+/// (<see cref="LoadAdjustment"/>); then the arrays, each value array as an int32 length and its float64 values, each time
+/// array as runs of equal steps (<see cref="WriteTimes"/>), the count's reference and weekly logs (empty without a load
+/// adjustment) after the metric's; then a presence byte and the noise distribution's arrays and scale.
 /// </para>
 /// </summary>
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 7;
+    public const byte StoredVersion = 8;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -49,6 +51,7 @@ public sealed partial class BaselineWindow
             writer.Write(_inputs.NoiseFloor);
             writer.Write(_inputs.ReferenceUntilMs ?? long.MinValue);
             writer.Write(_inputs.TimeZoneId);
+            writer.Write(_inputs.FalseAlarmRate);
 
             writer.Write(UsableSamples);
             writer.Write(IsSeasonal);
@@ -64,10 +67,14 @@ public sealed partial class BaselineWindow
             writer.Write(_medianRequests);
             writer.Write(_noiseLaw is not null);
             _noiseLaw?.Write(writer);
+            writer.Write(_load is not null);
+            _load?.Write(writer);
             WriteTimes(writer, _timeOfDaySeconds);
             Write(writer, _logReference);
             WriteTimes(writer, _seconds);
             Write(writer, _logs);
+            Write(writer, _countReference);
+            Write(writer, _countLogs);
 
             writer.Write(_noise is not null);
             _noise?.Write(writer);
@@ -96,7 +103,7 @@ public sealed partial class BaselineWindow
             reader.ReadByte();
             var stored = new ReductionInputs(
                 (MetricKind)reader.ReadByte(), reader.ReadInt64(), reader.ReadInt64(), reader.ReadDouble(), reader.ReadInt64() is var ms && ms != long.MinValue ? ms : null,
-                reader.ReadString());
+                reader.ReadString(), reader.ReadDouble());
             var inputs = new ReductionInputs(kind, options, referenceUntil, timeZone);
             if (stored != inputs)
             {
@@ -114,7 +121,13 @@ public sealed partial class BaselineWindow
             var halfWidth = reader.ReadDouble();
             var (countScale, medianRequests) = (reader.ReadDouble(), reader.ReadDouble());
             CountNoiseLaw? noiseLaw = reader.ReadBoolean() ? CountNoiseLaw.Read(reader) : null;
+            LoadAdjustment? load = reader.ReadBoolean() ? LoadAdjustment.Read(reader) : null;
             var (timeOfDay, reference, seconds, logs) = (ReadTimes(reader), Read(reader), ReadTimes(reader), Read(reader));
+            var (countReference, countLogs) = (Read(reader), Read(reader));
+            if (load is not null && (countReference.Length != timeOfDay.Length || countLogs.Length != seconds.Length))
+            {
+                throw new InvalidDataException($"stored reduced baseline: a count reference of {countReference.Length} and {countLogs.Length} values beside {timeOfDay.Length} and {seconds.Length} times");
+            }
             var noise = reader.ReadBoolean() ? NoiseDistribution.Read(reader) : null;
             if (reader.BaseStream.Position != bytes.Length)
             {
@@ -132,6 +145,9 @@ public sealed partial class BaselineWindow
                 _countScale = countScale,
                 _medianRequests = medianRequests,
                 _noiseLaw = noiseLaw,
+                _load = load,
+                _countReference = countReference,
+                _countLogs = countLogs,
                 _inputs = inputs,
                 TimeZone = timeZone,
             };

@@ -42,6 +42,14 @@ namespace RolloutGate.Core.Analysis;
 /// both are that time on the users' clock.
 /// </para>
 /// <para>
+/// Neither reference knows the load: a public holiday at half the traffic, compared with the same weekday a week
+/// earlier, raises a cost per request that spreads a fixed cost over the requests. With request counts over a baseline of
+/// several days whose load swings (weekends), a latency's or cost per request's reference is adjusted for the interval's
+/// load (<see cref="LoadShiftAt"/>, <see cref="LoadAdjustment"/>): the count gets a seasonal reference of its own, built
+/// the same way, and the load elasticity fitted on the baseline's day-over-day swings moves the reference by as much as
+/// the interval's count is off its own.
+/// </para>
+/// <para>
 /// Error rates get the pooled baseline error rate (errors / requests over the whole window): errors are sparse, and a
 /// count-based test needs a rate, not a per-interval ratio that is 0 most of the time.
 /// </para>
@@ -73,6 +81,13 @@ public sealed partial class BaselineWindow
 
     // And the variance law over the count fitted to the residuals, where they tell its two terms apart (see LogNoiseScaleFor).
     private CountNoiseLaw? _noiseLaw;
+
+    // Latency and cost per request over several days with counts: how the metric follows the load, where the baseline
+    // determines it (see LoadShiftAt), and the count's own seasonal reference, built like the metric's: its log at each
+    // distinct time of day (beside _logReference) and, weekly, at each of _seconds (beside _logs). Empty without one.
+    private LoadAdjustment? _load;
+    private double[] _countReference = [];
+    private double[] _countLogs = [];
 
     // What it was reduced from besides the samples (its stored form records them: see Encode).
     private ReductionInputs _inputs;
@@ -215,6 +230,7 @@ public sealed partial class BaselineWindow
         {
             var sorted = points.OrderBy(p => TimeOfDaySeconds(p.At, timeZone)).ToArray();
             timeOfDay = sorted.Select(p => TimeOfDaySeconds(p.At, timeZone)).ToArray();
+            var sortedTimes = timeOfDay;
             var logs = sorted.Select(p => p.Log).ToArray();
             reference = SmoothCircular(timeOfDay, logs, options.SmoothingHalfWidth.TotalSeconds);
             var residuals = logs.Select((l, i) => l - reference[i]).ToArray();
@@ -229,6 +245,19 @@ public sealed partial class BaselineWindow
             var counts = sorted.Select(p => p.Requests).ToArray();
             (window._countScale, window._medianRequests) = CountScale(counts, residuals);
             window._noiseLaw = window._countScale > 0 ? CountNoiseLaw.Fit([.. counts.Select(n => n!.Value)], residuals, options.NoiseFloor * options.NoiseFloor) : null;
+            window._load = window._countScale > 0 && kind is MetricKind.Latency or MetricKind.CostPerRequest
+                ? LoadAdjustment.Fit(points, timeZone, options.FalseAlarmRatePerWatch)
+                : null;
+            if (window._load is null)
+            {
+                window._countLogs = [];
+            }
+            else
+            {
+                var countReference = SmoothCircular(sortedTimes, [.. counts.Select(n => Math.Log(n!.Value))], options.SmoothingHalfWidth.TotalSeconds);
+                window._countReference = DistinctTimes(sortedTimes, countReference).Reference;
+            }
+
             return window;
         }
 
@@ -267,6 +296,8 @@ public sealed partial class BaselineWindow
             ReferenceError = error,
             _seconds = ordered.Select(p => Seconds(p.At)).ToArray(),
             _logs = ordered.Select(p => p.Log).ToArray(),
+            // The count's, for a load adjustment (Reduce drops them when there is none).
+            _countLogs = ordered.Select(p => p.Requests is { } n ? Math.Log(n) : double.NaN).ToArray(),
             _halfWidthSeconds = options.SmoothingHalfWidth.TotalSeconds,
         };
     }
@@ -313,7 +344,7 @@ public sealed partial class BaselineWindow
 
     /// <summary>How many values the reduced baseline keeps in memory (its arrays' lengths together).</summary>
     internal int RetainedValues =>
-        _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length + (_noise?.RetainedValues ?? 0);
+        _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length + _countReference.Length + _countLogs.Length + (_noise?.RetainedValues ?? 0);
 
     /// <summary>
     /// A log residual (log value minus <see cref="LogReferenceAt"/>, less any allowance) in noise units, nondecreasing in
@@ -350,6 +381,13 @@ public sealed partial class BaselineWindow
     /// does not depend on the count is caught at a median 4 minutes instead of 6–7, as by day, with every shape's healthy
     /// and at-the-limit false rollbacks the same as with the rule alone.
     /// </para>
+    /// <para>
+    /// With a load adjustment (<see cref="LoadShiftAt"/>) the residual is r − β̂ u, and u carries the interval's count's
+    /// Poisson noise, of variance 1/n: the scale adds β̂²/n to the variance (for a cost per request, whose own noise
+    /// shares the count's, the adjustment takes noise out rather than in, so this overstates it). The count's reference is
+    /// a median of the same windows as the metric's, of the same relative error (π/2)/w, so the reference's error in units
+    /// of this scale is still <see cref="ReferenceError"/>'s.
+    /// </para>
     /// </summary>
     public double LogNoiseScaleFor(long? requests)
     {
@@ -360,14 +398,40 @@ public sealed partial class BaselineWindow
 
         var anyLaw = _countScale * Math.Sqrt(_medianRequests / n);
         var fitted = _noiseLaw is { } law ? Math.Sqrt(Math.Max(0, law.UpperVariance(n))) : double.PositiveInfinity;
-        return Math.Max(LogNoiseScale, Math.Min(anyLaw, fitted));
+        var scale = Math.Max(LogNoiseScale, Math.Min(anyLaw, fitted));
+        return _load is { } load ? Math.Sqrt(scale * scale + load.Elasticity * load.Elasticity / n) : scale;
+    }
+
+    /// <summary>Whether the baseline adjusts latency or cost per request for the interval's load (<see cref="LoadShiftAt"/>).</summary>
+    public bool AdjustsForLoad => _load is not null;
+
+    /// <summary>
+    /// The load adjustment of an interval ending at <paramref name="at"/> with <paramref name="requests"/> requests (see
+    /// <see cref="LoadAdjustment"/>): its load against the count's own seasonal reference, the same time yesterday or last
+    /// week (u = ln n − ln n_ref), what the reference's log moves by for it (β̂ u_c, u_c = u clamped to the baseline's own
+    /// swings) and the margin for β̂'s error; null without an adjustment or without a count. A latency or a cost per
+    /// request over a baseline of at least <see cref="LoadAdjustment.MinDays"/> days of day-over-day pairs with counts
+    /// whose swings of load determine β̂; none for a request rate (its count is the metric), an error rate, a baseline
+    /// shorter than that or one without such swings: those are judged exactly as without it.
+    /// </summary>
+    public LoadShift? LoadShiftAt(DateTimeOffset at, long? requests)
+    {
+        if (_load is not { } load || requests is not { } n || n <= 0)
+        {
+            return null;
+        }
+
+        var u = Math.Log(n) - SeasonalAt(at, _countReference, _countLogs);
+        var applied = Math.Clamp(u, -load.Range, load.Range);
+        return new LoadShift(u, applied, load.Elasticity, load.Elasticity * applied, load.Margin(applied), load.Range);
     }
 
     /// <summary>Whether <see cref="LogReferenceAt"/> is the same time one week earlier for an interval ending at <paramref name="at"/>.</summary>
-    public bool IsWeekBeforeAt(DateTimeOffset at) => LogWeekBefore(at) is not null;
+    public bool IsWeekBeforeAt(DateTimeOffset at) => LogWeekBefore(at, _logs) is not null;
 
     /// <summary>
-    /// The weekly reference at <paramref name="at"/>: the median of the baseline's logs within ±half-width of the same time
+    /// The weekly reference at <paramref name="at"/>: the median of <paramref name="logs"/> (the metric's, or for a load
+    /// adjustment the count's, beside the baseline's times) within ±half-width of the same time
     /// one week earlier; null when the baseline is not weekly, has no sample there, or that window begins before the
     /// baseline does. With a baseline of exactly a week, the window of the watch's first half hour does: its median would
     /// stand on the later half of the window only, biased towards the later time of day, with up to twice the error counted
@@ -375,7 +439,7 @@ public sealed partial class BaselineWindow
     /// watches, nearly all in that half hour (tests/RolloutGate.Benchmarks/README.md, "Noise that follows the day").
     /// Those intervals take the daily reference, whose windows, pooled over the baseline's days, are whole.
     /// </summary>
-    private double? LogWeekBefore(DateTimeOffset at)
+    private double? LogWeekBefore(DateTimeOffset at, double[] logs)
     {
         if (!IsWeekly || _seconds.Length == 0)
         {
@@ -383,7 +447,7 @@ public sealed partial class BaselineWindow
         }
 
         var centre = WeekBefore(at, TimeZone);
-        return centre - _halfWidthSeconds >= _seconds[0] - 1e-6 ? WindowMedian(_seconds, _logs, centre, _halfWidthSeconds) : null;
+        return centre - _halfWidthSeconds >= _seconds[0] - 1e-6 ? WindowMedian(_seconds, logs, centre, _halfWidthSeconds) : null;
     }
 
     /// <summary>The median of the logs whose time lies within ±<paramref name="halfWidth"/> seconds of <paramref name="center"/>; null when none does.</summary>
@@ -469,15 +533,17 @@ public sealed partial class BaselineWindow
             : counts.Sum(c => (c.Errors - c.Requests * rate) * (c.Errors - c.Requests * rate) / (c.Requests * rate * (1 - rate))) / (counts.Count - 1);
 
     /// <summary>The log of the reference value for an interval ending at <paramref name="at"/>.</summary>
-    public double LogReferenceAt(DateTimeOffset at)
-    {
-        if (!IsSeasonal)
-        {
-            return _logReference[0];
-        }
+    public double LogReferenceAt(DateTimeOffset at) => IsSeasonal ? SeasonalAt(at, _logReference, _logs) : _logReference[0];
 
+    /// <summary>
+    /// The seasonal reference at <paramref name="at"/> of the values whose daily reference is <paramref name="daily"/>
+    /// (beside <c>_timeOfDaySeconds</c>) and whose weekly samples are <paramref name="weekly"/> (beside <c>_seconds</c>):
+    /// the metric's log, or the count's for a load adjustment.
+    /// </summary>
+    private double SeasonalAt(DateTimeOffset at, double[] daily, double[] weekly)
+    {
         // Weekly: the same time one week earlier; where the baseline cannot give it, the daily reference below.
-        if (LogWeekBefore(at) is { } weekBefore)
+        if (LogWeekBefore(at, weekly) is { } weekBefore)
         {
             return weekBefore;
         }
@@ -487,7 +553,7 @@ public sealed partial class BaselineWindow
         var index = Array.BinarySearch(_timeOfDaySeconds, tod);
         if (index >= 0)
         {
-            return _logReference[index];
+            return daily[index];
         }
 
         var above = ~index;
@@ -497,7 +563,7 @@ public sealed partial class BaselineWindow
         var belowIndex = (below + n) % n;
         var distanceAbove = CircularDistance(tod, _timeOfDaySeconds[aboveIndex]);
         var distanceBelow = CircularDistance(tod, _timeOfDaySeconds[belowIndex]);
-        return distanceAbove < distanceBelow ? _logReference[aboveIndex] : _logReference[belowIndex];
+        return distanceAbove < distanceBelow ? daily[aboveIndex] : daily[belowIndex];
     }
 
     /// <summary>Seconds since midnight on the clock of <paramref name="zone"/>, or in UTC without one.</summary>

@@ -60,8 +60,9 @@ public sealed record DetectorOptions(
     /// half of the budget, shared by the charts. Lorden (1971) shows a CUSUM with threshold h has an average run length to
     /// a false alarm of at least e^h looks, so over the watch's looks each chart rings falsely with probability at most
     /// about alpha / (2 · charts), and by the union bound all tests together at most alpha. When the charts also
-    /// <paramref name="shareWithMargin"/> (a reference with its own error, <see cref="ReferenceErrorMargin"/>), that half
-    /// is split once more, half to the margin and half to the charts: ln(4 · charts · looks / alpha).
+    /// <paramref name="shareWithMargin"/> (a reference with its own error, <see cref="ReferenceErrorMargin"/>, or one
+    /// adjusted for the load, whose elasticity's error has its margin: <see cref="LoadAdjustment"/>), that half is split
+    /// once more, half to the margin and half to the charts: ln(4 · charts · looks / alpha).
     /// </summary>
     public double CusumThreshold(int charts, bool shareWithMargin = false) =>
         Math.Log(2.0 * charts * (shareWithMargin ? 2 : 1) * LooksPerWatch / FalseAlarmRatePerWatch);

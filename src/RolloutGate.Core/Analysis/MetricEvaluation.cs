@@ -9,7 +9,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="At">The interval evaluated.</param>
 /// <param name="Verdict">The conclusion.</param>
 /// <param name="Value">The observed value in base units; null when blind.</param>
-/// <param name="Reference">The baseline reference for this time (same time of day yesterday, or one week earlier with a baseline of about a week, smoothed; or the pooled baseline error rate).</param>
+/// <param name="Reference">The baseline reference for this time (same time of day yesterday, or one week earlier with a baseline of about a week, smoothed; or the pooled baseline error rate); for a latency or cost per request adjusted for the interval's load where the baseline determines how the metric follows it (the explanation then says so, with the reference before the adjustment).</param>
 /// <param name="AllowedValue">
 /// The largest value the runbook allows at this time, the threshold of the evaluation's evidence: with maxIncrease the
 /// relative limit, the reference times (1 + maxIncrease) (for request rate the smallest value allowed, the reference times

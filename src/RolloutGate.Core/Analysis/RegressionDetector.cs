@@ -86,6 +86,19 @@ namespace RolloutGate.Core.Analysis;
 /// (a = S and b = n without a reference error), becomes 2 (1 + b)^(−1/2) exp(a² / (2 (1 + b))) Φ(a / √(1 + b)).
 /// </para>
 /// <para>
+/// <b>The load.</b> A seasonal reference is another day's level at that time, not at that load: on a public holiday at
+/// half the traffic a cost per request that spreads a fixed cost over the requests rises, and a week later (or the day
+/// after, with a day's baseline) a latency that rises with load reads as a regression against the holiday. Where the
+/// baseline holds days whose load swings (weekends) and a latency or cost per request follows them clearly, the
+/// reference is adjusted for the interval's load (covariate adjustment by its request count: <see cref="LoadAdjustment"/>,
+/// <see cref="BaselineWindow.LoadShiftAt"/>): r is taken against the reference moved by β̂ u, u the interval's log count
+/// against the count's own seasonal reference, clamped to the baseline's own swings of load, and beyond the margin
+/// q · SE · |u| for β̂'s own error; one β̂ serves every interval, so that margin, like a flat reference's, is paid from the
+/// CUSUMs' half of the budget (<see cref="DetectorOptions.CusumThreshold"/> with the margin's share). The explanation
+/// says by how much the traffic and the reference moved. Without counts, with fewer than three days of baseline (a
+/// <c>24h</c> baseline), or with load that did not swing, nothing is adjusted and every interval is judged as without it.
+/// </para>
+/// <para>
 /// <b>Error rate.</b> A binomial likelihood ratio on the counts (errors e of n requests): the null rate p0 is the baseline
 /// rate times (1 + maxIncrease), and an alternative rate p1 gives e·ln(p1/p0) + (n − e)·ln((1 − p1)/(1 − p0)) per
 /// interval. The two CUSUM charts take p1 = 2 p0 and 1.5 p0 (as the continuous charts take the design shift and half of
@@ -148,6 +161,7 @@ public static class RegressionDetector
         var context = new Context(kind, spec, options, state with { Evaluations = state.Evaluations + 1, LastAt = current.At })
         {
             ReferenceError = baseline.ReferenceError,
+            AdjustsForLoad = baseline.AdjustsForLoad,
             Since = warmUpUntil is null ? "since the deploy" : "since the warm-up",
             ErrorNull = kind == MetricKind.ErrorRate && spec.MaxIncrease is { } increase ? ErrorNullRate(baseline, increase) : 0,
             Dispersion = baseline.Dispersion,
@@ -212,7 +226,10 @@ public static class RegressionDetector
     private static MetricEvaluation EvaluateContinuous(Context context, BaselineWindow baseline, Observation current, double value)
     {
         var (kind, spec, options, _) = context;
-        var logReference = baseline.LogReferenceAt(current.At);
+        var unadjusted = baseline.LogReferenceAt(current.At);
+        // The reference adjusted for the interval's load, where the baseline determines how the metric follows it.
+        var load = baseline.LoadShiftAt(current.At, current.Requests);
+        var logReference = unadjusted + (load?.LogShift ?? 0);
         var reference = Math.Exp(logReference);
         var logRatio = Math.Log(Math.Max(value, 1e-12)) - logReference;
         double? allowed = null;
@@ -222,7 +239,8 @@ public static class RegressionDetector
             var lowerIsWorse = kind.LowerIsWorse();
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
-            var score = baseline.StandardScore(logRatio - logLimit, current.Requests);
+            // Beyond the margin for the load elasticity's own error (none without an adjustment).
+            var score = baseline.StandardScore(logRatio - logLimit - (load?.LogMargin ?? 0), current.Requests);
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;
@@ -242,9 +260,31 @@ public static class RegressionDetector
             where = $"{where} ({zone.Id})";
         }
 
-        var change = (value / reference) - 1;
-        var seen = $"{spec.Name} {Format(spec, kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(spec, kind, reference)})";
+        var change = (value / Math.Exp(unadjusted)) - 1;
+        var seen = $"{spec.Name} {Format(spec, kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
+        if (load is not null)
+        {
+            seen += LoadExplanation(spec, kind, load, where, reference);
+        }
+
         return context.Decide(current, value, reference, allowed, evidence, seen);
+    }
+
+    /// <summary>
+    /// What the load adjustment did, for the explanation: "; traffic 48% below the same time last week, so it is judged
+    /// against a reference adjusted by +31% for that load (0.66)", saying when the load was beyond the baseline's own
+    /// swings and the adjustment was held to them.
+    /// </summary>
+    private static string LoadExplanation(MetricSpec spec, MetricKind kind, LoadShift load, string where, double adjusted)
+    {
+        var traffic = Math.Exp(load.Load) - 1;
+        var by = Math.Exp(load.LogShift) - 1;
+        // Beyond the baseline's own swings the adjustment is that of the largest of them (a drop or a rise by that much).
+        var held = load.Applied == load.Load ? ""
+            : load.Load < 0 ? $", for a drop of {Percent(1 - Math.Exp(-load.Range))} at most, the largest the baseline's days showed"
+            : $", for a rise of {Percent(Math.Exp(load.Range) - 1)} at most, the largest the baseline's days showed";
+        var elasticity = load.Elasticity.ToString("0.00", CultureInfo.InvariantCulture);
+        return $"; traffic {Percent(Math.Abs(traffic))} {(traffic >= 0 ? "above" : "below")} {where}, so it is judged against a reference adjusted by {(by >= 0 ? "+" : "-")}{Percent(Math.Abs(by))} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)
@@ -336,6 +376,12 @@ public static class RegressionDetector
     {
         /// <summary><see cref="BaselineWindow.ReferenceError"/>: the reference's own error, which the scores share.</summary>
         public ReferenceError ReferenceError { get; init; } = ReferenceError.None;
+
+        /// <summary>
+        /// Whether the reference is adjusted for the load (<see cref="BaselineWindow.AdjustsForLoad"/>): the CUSUMs then share
+        /// their half of the budget with the margin for the load elasticity's error, as with a flat reference's.
+        /// </summary>
+        public bool AdjustsForLoad { get; init; }
 
         /// <summary>Where the evidence against the baseline starts, in words: the deploy, or the end of its warm-up.</summary>
         public string Since { get; init; } = "since the deploy";
@@ -466,7 +512,7 @@ public static class RegressionDetector
         {
             var sinceDeploy = SinceDeployStatistic(state);
             var cusum = Math.Max(state.Cusum, state.SlowCusum);
-            var cusumThreshold = Options.CusumThreshold(Charts, ReferenceError.IsShared);
+            var cusumThreshold = Options.CusumThreshold(Charts, ReferenceError.IsShared || AdjustsForLoad);
             return (
                 new Test(true, sinceDeploy, Options.SinceDeployThreshold,
                     state.SinceDeployLooks >= Options.MinLooksSinceDeploy && sinceDeploy > Options.SinceDeployThreshold),

@@ -39,10 +39,14 @@ public sealed class BaselineWindowStoredTests
         // The noise scale of an interval of fewer requests than the median is also bounded by the variance law σ₀² + c/n
         // fitted to the residuals by count (CountNoiseLaw), stored with the baseline.
         [7] = "71ad07aa5a0e3d9f3ee20f43c46191e8f70d09a2b9c1b83bac3d5dc45f6e3e9a",
+        // A latency or cost per request over days whose load swings is adjusted for the interval's load (LoadAdjustment):
+        // the elasticity fitted and the count's own reference are stored, the false-rollback rate (which the adjustment's
+        // margin reads) is an input, and the shape "weekly-load", whose counts follow the weekend, has one.
+        [8] = "aec7ae3ff865e92e3872c4646ab6f30c70587f1a6184d6739303a363aa4a095f",
     };
 
     public static TheoryData<string> Shapes =>
-        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin"];
+        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin", "weekly-load"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -58,6 +62,8 @@ public sealed class BaselineWindowStoredTests
         Assert.Equal(shape.StartsWith("daily", StringComparison.Ordinal) || shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsSeasonal);
         Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
         Assert.Equal(zone, read.TimeZone);
+        Assert.Equal(shape == "weekly-load", reduced.AdjustsForLoad);
+        Assert.Equal(reduced.AdjustsForLoad, read.AdjustsForLoad);
         Assert.Equal(Describe(reduced, deploy), Describe(read, deploy));
         Assert.Equal(stored, read.Encode());
     }
@@ -84,8 +90,11 @@ public sealed class BaselineWindowStoredTests
         Assert.Null(BaselineWindow.Decode(inBerlin, kind, DetectorOptions.Default, berlinUntil, TimeZoneInfo.FindSystemTimeZoneById("Europe/London")));
         Assert.Null(BaselineWindow.Decode(inBerlin, kind, DetectorOptions.Default, berlinUntil));
 
+        // The false-rollback rate sets a load adjustment's margin, so it is an input too.
+        Assert.Null(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { FalseAlarmRatePerWatch = 0.05 }, until));
+
         // Options the reduction does not read do not matter.
-        Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { FalseAlarmRatePerWatch = 0.05 }, until));
+        Assert.NotNull(BaselineWindow.Decode(stored, kind, DetectorOptions.Default with { DesignShift = 2 }, until));
 
         // Another version's reduction, or none.
         var other = (byte[])stored.Clone();
@@ -99,6 +108,7 @@ public sealed class BaselineWindowStoredTests
     [Theory]
     [InlineData("flat")]
     [InlineData("weekly")]
+    [InlineData("weekly-load")]
     public void Decode_TruncatedOrPadded_SaysWhyAndReturnsNothing(string shape)
     {
         var (kind, samples, until, _, _) = Fixed(shape);
@@ -170,6 +180,18 @@ public sealed class BaselineWindowStoredTests
             text.Append(F(baseline.LogNoiseScaleFor(requests))).Append(' ');
         }
 
+        // The load adjustment (none but for "weekly-load") of a few counts at a few times, the first half hour's among them.
+        foreach (var minute in new[] { 7, 300, 1000 })
+        {
+            foreach (var requests in new long[] { 100, 600, 5000 })
+            {
+                if (baseline.LoadShiftAt(deploy.AddMinutes(minute), requests) is { } shift)
+                {
+                    text.Append(CultureInfo.InvariantCulture, $"{F(shift.Load)} {F(shift.Applied)} {F(shift.Elasticity)} {F(shift.LogShift)} {F(shift.LogMargin)} {F(shift.Range)} ");
+                }
+            }
+        }
+
         return text.Append('\n').ToString();
     }
 
@@ -180,7 +202,9 @@ public sealed class BaselineWindowStoredTests
     /// </summary>
     private static (MetricKind Kind, IReadOnlyList<Observation> Samples, DateTimeOffset? Until, TimeZoneInfo? Zone, DateTimeOffset Deploy) Fixed(string shape)
     {
-        IReadOnlyList<Observation> Latency(int minutes, int step, TimeZoneInfo? zone = null) =>
+        // With loadFollows, the counts follow the weekend too (at 60% of a weekday's, wobbling by 1% a sample, not 30%), and
+        // the value follows them, less.
+        IReadOnlyList<Observation> Latency(int minutes, int step, TimeZoneInfo? zone = null, bool loadFollows = false) =>
         [
             .. Enumerable.Range(0, minutes / step).Select(i =>
             {
@@ -189,7 +213,8 @@ public sealed class BaselineWindowStoredTests
                 var daily = 1 + 0.3 * Math.Sin(2 * Math.PI * clock.TimeOfDay.TotalMinutes / 1440);
                 var weekend = at.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 0.8 : 1.0;
                 var wobble = 1 + 0.1 * Math.Pow(((i * 7919) % 101) / 100.0, 3);
-                return new Observation(at, 0.2 * daily * weekend * wobble, 500 + (i % 7) * 100);
+                var requests = 500 + (i % 7) * 100;
+                return new Observation(at, 0.2 * daily * weekend * wobble, loadFollows ? (long)((1000 + (i % 7) * 10) * (weekend == 1 ? 1 : 0.6)) : requests);
             }),
         ];
 
@@ -217,6 +242,7 @@ public sealed class BaselineWindowStoredTests
             // A day of baseline over the change (09:00 UTC the day before to 09:00 on the day of it), and a week of it.
             "daily-berlin" => (MetricKind.Latency, [.. Latency(2 * 1440, 1, Berlin).Take(1440)], DeployAfterTheChange, Berlin, DeployAfterTheChange.AddHours(-24)),
             "weekly-berlin" => (MetricKind.Latency, Latency(7 * 1440, 5, Berlin), DeployAfterTheChange.AddHours(24), Berlin, DeployAfterTheChange),
+            "weekly-load" => Utc(MetricKind.Latency, Latency(7 * 1440, 5, loadFollows: true), WatchEnd),
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
         };
     }

@@ -988,7 +988,7 @@ public sealed class RegressionDetectorTests
             FiveMinuteWatch);
     }
 
-    private static List<MetricEvaluation> Watch(
+    internal static List<MetricEvaluation> Watch(
         MetricKind kind, MetricSpec spec, BaselineWindow baseline, IEnumerable<Observation> observations, DetectorState? state = null) =>
         Watch(kind, spec, baseline, observations, DetectorOptions.Default, state);
 

@@ -1,0 +1,175 @@
+using RolloutGate.Core.Analysis;
+using RolloutGate.Core.Runbooks;
+
+namespace RolloutGate.Core.Tests.Analysis;
+
+public sealed class LoadAdjustmentTests
+{
+    private static readonly MetricSpec Spec = new("benchmark", null, null, Max: null, MaxIncrease: 0.10, null);
+
+    /// <summary>A Wednesday, 09:00 UTC: a 24-hour baseline before it is a weekday's.</summary>
+    private static readonly DateTimeOffset Wednesday = SyntheticTraffic.Deploy.AddDays(2);
+
+    private static readonly DateOnly WednesdayDate = DateOnly.FromDateTime(Wednesday.UtcDateTime);
+
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    [InlineData(4)]
+    public void LoadShiftAt_AWeekWithWeekendsAtHalfTheLoad_RecoversTheLoadElasticity(int seed)
+    {
+        var baseline = Week(MetricKind.Latency, seed, SyntheticTraffic.WeekLoad(0.55));
+
+        Assert.True(baseline.AdjustsForLoad);
+        var shift = baseline.LoadShiftAt(Wednesday.AddHours(3), 500)!;
+        Assert.InRange(shift.Elasticity, SyntheticTraffic.LoadElasticity - 0.03, SyntheticTraffic.LoadElasticity + 0.03);
+        Assert.Equal(shift.Elasticity * shift.Applied, shift.LogShift, 12);
+        Assert.True(shift.LogMargin > 0);
+    }
+
+    [Fact]
+    public void LoadShiftAt_ACostPerRequestWithAFixedShare_FallsWithTheLoad()
+    {
+        var shift = Week(MetricKind.CostPerRequest, 7, SyntheticTraffic.WeekLoad(0.55)).LoadShiftAt(Wednesday.AddHours(3), 500)!;
+
+        // Its elasticity is minus the fixed share of its cost: from a quarter at the peak to three quarters at night.
+        Assert.InRange(shift.Elasticity, -0.75, -0.25);
+    }
+
+    [Fact]
+    public void LoadShiftAt_TrafficFarBeyondTheBaselinesSwings_IsHeldToThem()
+    {
+        var baseline = Week(MetricKind.Latency, 8, SyntheticTraffic.WeekLoad(0.55));
+        var usual = baseline.LoadShiftAt(Wednesday.AddHours(6), 1300)!;
+
+        var storm = baseline.LoadShiftAt(Wednesday.AddHours(6), 1300 * 20)!;
+        var outage = baseline.LoadShiftAt(Wednesday.AddHours(6), 1300 / 20)!;
+
+        // A weekend is at 55% of a weekday: swings of about ln(0.55) = −0.6 either way.
+        Assert.InRange(storm.Range, 0.5, 0.7);
+        Assert.Equal(storm.Range, storm.Applied);
+        Assert.Equal(-outage.Range, outage.Applied);
+        Assert.Equal(Math.Log(20), storm.Load - usual.Load, 9);
+        Assert.Equal(storm.Elasticity * storm.Range, storm.LogShift, 12);
+    }
+
+    [Fact]
+    public void LoadShiftAt_NoSwingsOfLoad_NoCounts_ADayOnly_OrARequestRate_IsNone()
+    {
+        var flat = Week(MetricKind.Latency, 9, SyntheticTraffic.WeekLoad(1));
+        var withoutCounts = BaselineWindow.From(MetricKind.Latency,
+            [.. Samples(9, Wednesday.AddDays(-7), 7 * 1440, SyntheticTraffic.WeekLoad(0.55)).Select(o => o with { Requests = null })]);
+        var oneDay = BaselineWindow.From(MetricKind.Latency, Samples(9, Wednesday.AddDays(-1), 1440, SyntheticTraffic.WeekLoad(0.55)));
+        var traffic = new SyntheticTraffic(9);
+        var load = SyntheticTraffic.WeekLoad(0.55);
+        var requestRate = BaselineWindow.From(MetricKind.RequestRate,
+            [.. SyntheticTraffic.Minutes(Wednesday.AddDays(-7), 7 * 1440).Select(t => traffic.LoadedP95(t, load(t))).Select(o => o with { Value = o.Requests / 60.0 })]);
+
+        foreach (var baseline in new[] { flat, withoutCounts, oneDay, requestRate })
+        {
+            Assert.False(baseline.AdjustsForLoad);
+            Assert.Null(baseline.LoadShiftAt(Wednesday.AddHours(3), 500));
+        }
+
+        // Without an adjustment nothing is said about the traffic, and the scale is the one without it.
+        var evaluation = RegressionDetector.Evaluate(MetricKind.Latency, Spec, flat, null, new Observation(Wednesday.AddMinutes(1), 0.2, 500));
+        Assert.DoesNotContain("traffic", evaluation.Explanation, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData(MetricKind.CostPerRequest, 0.5)]
+    [InlineData(MetricKind.CostPerRequest, 0.6)]
+    [InlineData(MetricKind.Latency, 0.5)]
+    public void Evaluate_AHolidayInTheWatch_IsNotRolledBackAndSaysSo(MetricKind kind, double holidayLoad)
+    {
+        var load = SyntheticTraffic.WeekLoad(0.55, WednesdayDate, holidayLoad);
+        foreach (var seed in new[] { 10, 11, 12 })
+        {
+            var baseline = Week(kind, seed, load);
+            var watch = Samples(seed + 100, Wednesday, 15 * 60, load, kind);
+
+            var evaluations = RegressionDetectorTests.Watch(kind, Spec, baseline, watch);
+
+            Assert.DoesNotContain(evaluations, e => e.IsRegression);
+            var noon = evaluations.Single(e => e.At == Wednesday.AddHours(3));
+            Assert.Contains("below the same time last week, so it is judged against a reference adjusted by", noon.Explanation, StringComparison.Ordinal);
+            Assert.Contains(kind == MetricKind.CostPerRequest ? "adjusted by +" : "adjusted by -", noon.Explanation, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void Evaluate_TheWeekAfterAHoliday_AP95ThatRisesWithTheLoadIsNotRolledBack()
+    {
+        var load = SyntheticTraffic.WeekLoad(0.55, WednesdayDate.AddDays(-7), 0.5);
+        foreach (var seed in new[] { 13, 14, 15 })
+        {
+            var baseline = Week(MetricKind.Latency, seed, load);
+
+            var evaluations = RegressionDetectorTests.Watch(MetricKind.Latency, Spec, baseline, Samples(seed + 100, Wednesday, 15 * 60, load));
+
+            Assert.DoesNotContain(evaluations, e => e.IsRegression);
+            Assert.Contains("above the same time last week, so it is judged against a reference adjusted by +",
+                evaluations.Single(e => e.At == Wednesday.AddHours(3)).Explanation, StringComparison.Ordinal);
+        }
+    }
+
+    [Theory]
+    [InlineData(MetricKind.CostPerRequest)]
+    [InlineData(MetricKind.Latency)]
+    public void Evaluate_ARealIncreaseOfHalfOnAHoliday_IsStillRolledBack(MetricKind kind)
+    {
+        var load = SyntheticTraffic.WeekLoad(0.55, WednesdayDate, 0.5);
+        foreach (var seed in new[] { 16, 17, 18 })
+        {
+            var baseline = Week(kind, seed, load);
+            var watch = Samples(seed + 100, Wednesday, 15 * 60, load, kind).Select(o => o with { Value = o.Value * 1.5 });
+
+            var first = RegressionDetectorTests.Watch(kind, Spec, baseline, watch).First(e => e.IsRegression);
+
+            Assert.True(first.At <= Wednesday.AddHours(1), $"seed {seed}: {first.At:O} {first.Explanation}");
+            Assert.Contains("judged against a reference adjusted by", first.Explanation, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void WeightedSlope_ALineWithAnOddPoint_IsTheLinesSlope()
+    {
+        double[] x = [-0.6, -0.5, -0.1, 0, 0.05, 0.4, 0.6, 0.55];
+        var y = x.Select(v => 0.3 * v + 0.01).ToArray();
+        y[2] = 5;
+
+        Assert.Equal(0.3, LoadAdjustment.WeightedSlope(x, y)!.Value, 9);
+        Assert.Null(LoadAdjustment.WeightedSlope([1, 1, 1], [0, 1, 2]));
+    }
+
+    [Theory]
+    [InlineData(0.975, 1, 12.7062)]
+    [InlineData(0.975, 5, 2.5706)]
+    [InlineData(0.995, 2, 9.9248)]
+    [InlineData(0.995, 10, 3.1693)]
+    [InlineData(0.999, 6, 5.2076)]
+    public void StudentQuantile_IsTheTablesValue(double p, int degrees, double table)
+    {
+        Assert.Equal(table, LoadAdjustment.StudentQuantile(p, degrees), 3);
+    }
+
+    /// <summary>A week of baseline before <see cref="Wednesday"/> of <paramref name="kind"/>'s shape under the week's <paramref name="load"/>.</summary>
+    private static BaselineWindow Week(MetricKind kind, int seed, Func<DateTimeOffset, double> load) =>
+        BaselineWindow.From(kind, Samples(seed, Wednesday.AddDays(-7), 7 * 1440, load, kind));
+
+    /// <summary>
+    /// <paramref name="minutes"/> of <see cref="SyntheticTraffic.NightlyCostPerRequest"/> (cost per request) or
+    /// <see cref="SyntheticTraffic.LoadedP95"/> (latency) from <paramref name="from"/>, under the week's <paramref name="load"/>.
+    /// </summary>
+    private static List<Observation> Samples(int seed, DateTimeOffset from, int minutes, Func<DateTimeOffset, double> load, MetricKind kind = MetricKind.Latency)
+    {
+        var traffic = new SyntheticTraffic(seed);
+        return
+        [
+            .. SyntheticTraffic.Minutes(from, minutes).Select(t =>
+                kind == MetricKind.CostPerRequest ? traffic.NightlyCostPerRequest(t, dayLoad: load(t)) : traffic.LoadedP95(t, load(t))),
+        ];
+    }
+}
