@@ -96,7 +96,8 @@ internal static class HeteroscedasticBenchmark
     /// per request with a fixed share and a p95 latency that rises with the load (<see cref="SyntheticTraffic.LoadedP95"/>),
     /// deployed on a Wednesday at hour (seed mod 24) UTC: an ordinary week; the deploy's day a public holiday at 40%, 50% or
     /// 60% of the usual load (by seed); and the day after one (24-hour baseline) or the week after one (7-day baseline), the
-    /// holiday then in the baseline. Healthy watches (any alarm is a false rollback) and the same watches × 1.25 and × 1.5.
+    /// holiday then in the baseline. Healthy watches (any alarm is a false rollback) and the same watches × 1.1 (held at
+    /// the limit: a valid test alarms in at most 1% of an ordinary week's), × 1.25 and × 1.5.
     /// </summary>
     private static string Holidays(int seeds, MetricSpec spec)
     {
@@ -112,8 +113,8 @@ internal static class HeteroscedasticBenchmark
             ("after a holiday", (seed, days) => SyntheticTraffic.WeekLoad(WeekendLoad, Wednesday.AddDays(-days), HolidayLoad(seed))),
         };
         var text = new StringBuilder();
-        text.AppendLine("| shape | baseline | scenario | watches | false rollbacks | +25%: detected, median delay | +50%: detected, median delay |")
-            .AppendLine("|---|---|---|---:|---:|---:|---:|");
+        text.AppendLine("| shape | baseline | scenario | watches | false rollbacks | +10% (on the limit): alarmed, median delay | +25%: detected, median delay | +50%: detected, median delay |")
+            .AppendLine("|---|---|---|---:|---:|---:|---:|---:|");
         foreach (var (name, kind, sample) in shapes)
         {
             foreach (var days in new[] { 1, 7 })
@@ -122,7 +123,7 @@ internal static class HeteroscedasticBenchmark
                 {
                     // False rollbacks by the holiday's share of the load (every scenario draws it; only two use it).
                     var falseAlarms = new SortedDictionary<double, int>();
-                    var delays = Regressions.Skip(1).ToDictionary(x => x, _ => new List<int>());
+                    var delays = Regressions.ToDictionary(x => x, _ => new List<int>());
                     for (var seed = 0; seed < seeds; seed++)
                     {
                         var traffic = new SyntheticTraffic(seed);
