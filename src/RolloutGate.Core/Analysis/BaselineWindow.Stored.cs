@@ -26,11 +26,12 @@ internal readonly record struct ReductionInputs(
 /// <para>
 /// Layout, little-endian: the version byte; the inputs (kind byte, int64 minimum requests, int64 half-width ticks, float64
 /// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
-/// length-prefixed UTF-8 string, empty for UTC, float64 false-rollback rate, which a load adjustment's margin reads); the scalars; a presence byte and the fitted variance law's five float64
-/// values (<see cref="CountNoiseLaw"/>); a presence byte and the load adjustment's four float64 values
-/// (<see cref="LoadAdjustment"/>); then the arrays, each value array as an int32 length and its float64 values, each time
-/// array as runs of equal steps (<see cref="WriteTimes"/>), the count's reference and weekly logs (empty without a load
-/// adjustment) after the metric's; then a presence byte and the noise distribution's arrays and scale.
+/// length-prefixed UTF-8 string, empty for UTC, float64 false-rollback rate, which a load adjustment's margin reads); the
+/// scalars; a presence byte and the fitted variance law's five float64 values (<see cref="CountNoiseLaw"/>); a presence
+/// byte and the load adjustment's four float64 values (<see cref="LoadAdjustment"/>); then the arrays, each value array
+/// as an int32 length and its float64 values, each time array as runs of equal steps (<see cref="WriteTimes"/>), the
+/// count's reference and weekly logs (empty without a load adjustment) after the metric's; then a presence byte and the
+/// noise distribution's arrays and scale.
 /// </para>
 /// </summary>
 public sealed partial class BaselineWindow
@@ -128,6 +129,7 @@ public sealed partial class BaselineWindow
             {
                 throw new InvalidDataException($"stored reduced baseline: a count reference of {countReference.Length} and {countLogs.Length} values beside {timeOfDay.Length} and {seconds.Length} times");
             }
+
             var noise = reader.ReadBoolean() ? NoiseDistribution.Read(reader) : null;
             if (reader.BaseStream.Position != bytes.Length)
             {
