@@ -30,6 +30,17 @@ public sealed class LoadAdjustmentTests
     }
 
     [Fact]
+    public void LoadShiftAt_OnTheClockOfATimeZone_RecoversTheLoadElasticityToo()
+    {
+        var zone = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        var baseline = BaselineWindow.From(MetricKind.Latency, Samples(6, Wednesday.AddDays(-7), 7 * 1440, SyntheticTraffic.WeekLoad(0.55)), timeZone: zone);
+
+        var shift = baseline.LoadShiftAt(Wednesday.AddHours(3), 500)!;
+
+        Assert.InRange(shift.Elasticity, SyntheticTraffic.LoadElasticity - 0.03, SyntheticTraffic.LoadElasticity + 0.03);
+    }
+
+    [Fact]
     public void LoadShiftAt_ACostPerRequestWithAFixedShare_FallsWithTheLoad()
     {
         var shift = Week(MetricKind.CostPerRequest, 7, SyntheticTraffic.WeekLoad(0.55)).LoadShiftAt(Wednesday.AddHours(3), 500)!;
