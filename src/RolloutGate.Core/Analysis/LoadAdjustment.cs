@@ -18,7 +18,7 @@ namespace RolloutGate.Core.Analysis;
 /// near −1 whatever the true one is; and within one day the load follows the time of day, as the metric may for other
 /// reasons. So the baseline is cut into hours (on the runbook's clock), each hour reduced to the median log value and the
 /// median log count of its samples, and each hour is paired with the same hour the day before: x = the count's
-/// day-over-day log-ratio, y = the metric's. A baseline of a week holds the weekday/weekend swings of load, the same
+/// day-over-day log-ratio, y = the metric's (over the latest <see cref="MaxDays"/> days of such pairs). A baseline of a week holds the weekday/weekend swings of load, the same
 /// exogenous variation a holiday is. β̂ is the weighted median of the pairwise slopes (y_j − y_i)/(x_j − x_i) with weights
 /// |x_j − x_i| (Sievers, G. L. 1978, "Weighted rank statistics for simple linear regression", J. Amer. Statist. Assoc.
 /// 73:628–631; Scholz, F. W. 1978, "Weighted median regression estimates", Ann. Statist. 6:603–609): Theil's slope made
@@ -61,6 +61,12 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
     /// <summary>Fewest days of day-over-day pairs (jackknife blocks): t with 2 degrees of freedom is the least usable.</summary>
     public const int MinDays = 3;
 
+    /// <summary>
+    /// Most days of pairs the fit reads, the latest: two weeks hold two of every weekday's and weekend's swings, and the
+    /// pairs of hours (whose slopes the fit sorts) grow with the square of the days (a 14-day fit sorts about 48,000).
+    /// </summary>
+    public const int MaxDays = 14;
+
     /// <summary>Least reliability ratio λ: 90% of the variation of the count's day-over-day log-ratios must be load, not noise.</summary>
     public const double MinReliability = 0.9;
 
@@ -98,11 +104,15 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
             .Select(h => (Day: h.Key.Date, X: h.Value.Count - hours[h.Key.AddDays(-1)].Count, Y: h.Value.Log - hours[h.Key.AddDays(-1)].Log,
                 Noise: h.Value.Noise + hours[h.Key.AddDays(-1)].Noise))
             .ToArray();
-        var days = pairs.Select(p => p.Day).Distinct().ToArray();
+        // The last MaxDays days of pairs: two weeks of weekdays and weekends; a longer baseline would cost the square of its
+        // hours in pairs of them and add little.
+        var days = pairs.Select(p => p.Day).Distinct().TakeLast(MaxDays).ToArray();
         if (days.Length < MinDays)
         {
             return null;
         }
+
+        pairs = [.. pairs.Where(p => p.Day >= days[0])];
 
         var meanSquare = pairs.Average(p => p.X * p.X);
         if (meanSquare <= 0 || 1 - pairs.Average(p => p.Noise) / meanSquare < MinReliability)

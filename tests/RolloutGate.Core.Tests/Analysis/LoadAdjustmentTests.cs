@@ -41,6 +41,19 @@ public sealed class LoadAdjustmentTests
     }
 
     [Fact]
+    public void LoadShiftAt_ABaselineOfMoreThanTwoWeeks_IsFittedOnItsLastTwoWeeksOfDays()
+    {
+        var samples = Samples(19, Wednesday.AddDays(-30), 30 * 1440, SyntheticTraffic.WeekLoad(0.55));
+
+        var month = BaselineWindow.From(MetricKind.Latency, samples).LoadShiftAt(Wednesday.AddHours(3), 500)!;
+        // The last 14 days of pairs of hours with the same hour the day before: 15 days of samples, from midnight.
+        var fortnight = BaselineWindow.From(MetricKind.Latency, [.. samples.Where(s => s.At >= (Wednesday - Wednesday.TimeOfDay).AddDays(-15))]).LoadShiftAt(Wednesday.AddHours(3), 500)!;
+
+        Assert.Equal(fortnight.Elasticity, month.Elasticity);
+        Assert.Equal(fortnight.LogMargin, month.LogMargin);
+    }
+
+    [Fact]
     public void LoadShiftAt_ACostPerRequestWithAFixedShare_FallsWithTheLoad()
     {
         var shift = Week(MetricKind.CostPerRequest, 7, SyntheticTraffic.WeekLoad(0.55)).LoadShiftAt(Wednesday.AddHours(3), 500)!;
