@@ -27,6 +27,10 @@ public static class AuditEventTypes
     public const string RunbookRemoved = "runbook.removed";
     public const string Evaluation = "evaluation.verdict-changed";
     public const string Decision = "decision";
+
+    /// <summary>A decision over HTTP or in the local inbox that the deployment's state does not allow (409): who, what, why not.</summary>
+    public const string DecisionRefused = "decision.refused";
+
     public const string SlackAction = "slack.action";
     public const string Refusal = "refusal";
     public const string RollbackAction = "rollback.action";

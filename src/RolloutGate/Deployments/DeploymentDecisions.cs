@@ -63,7 +63,7 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         {
             if (!await RetryRollbackAsync(deployment, actor, reason, source, now, cancellationToken))
             {
-                return Problems.Conflict(await WhyNoRetryAsync(deployment.Id, cancellationToken), new Dictionary<string, object?> { ["state"] = deployment.State });
+                return await RefuseAsync(deployment, kind, actor, reason, source, await WhyNoRetryAsync(deployment.Id, cancellationToken), cancellationToken);
             }
 
             await transaction.CommitAsync(cancellationToken);
@@ -73,7 +73,7 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         var change = DeploymentStateMachine.Next(deployment.State, DecisionKinds.Trigger(kind));
         if (!change.IsAllowed)
         {
-            return Problems.Conflict(change.Reason!, new Dictionary<string, object?> { ["state"] = deployment.State });
+            return await RefuseAsync(deployment, kind, actor, reason, source, change.Reason!, cancellationToken);
         }
 
         db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = kind, Actor = actor, Reason = reason });
@@ -86,6 +86,25 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         ], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return TypedResults.Ok(new StateResponse(deployment.Id, deployment.State));
+    }
+
+    /// <summary>
+    /// A decision the deployment's state does not allow: 409, nothing changed, and on the record as
+    /// <see cref="AuditEventTypes.DecisionRefused"/> with who asked and why not. Slack records its own (a
+    /// <see cref="AuditEventTypes.SlackAction"/> with no effect), so a decision from there is not recorded twice.
+    /// </summary>
+    private async Task<IResult> RefuseAsync(
+        DeploymentRow deployment, string kind, string actor, string? reason, string source, string detail, CancellationToken cancellationToken)
+    {
+        if (source != Slack.SlackActions.Source)
+        {
+            await audit.AppendAsync(db,
+                [new AuditEntry(AuditEventTypes.DecisionRefused, deployment.Id, deployment.Service, actor, new { kind, reason, source, state = deployment.State, detail })],
+                cancellationToken);
+            await db.Database.CommitTransactionAsync(cancellationToken);
+        }
+
+        return Problems.Conflict(detail, new Dictionary<string, object?> { ["state"] = deployment.State });
     }
 
     /// <summary>

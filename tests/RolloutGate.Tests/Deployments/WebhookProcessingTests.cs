@@ -813,6 +813,10 @@ public sealed class WebhookProcessingTests
         Assert.Equal("stop", decision.GetProperty("kind").GetString());
         Assert.Equal("bob", decision.GetProperty("actor").GetString());
         Assert.Equal("noisy metric", decision.GetProperty("reason").GetString());
+        // The refused dismiss changed nothing but is on the record: who asked, for what, and why not.
+        var refused = await service.Database.ScalarAsync<string>(
+            "SELECT actor || ' ' || (data::jsonb->>'kind') || ' ' || (data::jsonb->>'source') || ': ' || (data::jsonb->>'detail') FROM audit_events WHERE type = 'decision.refused' AND deployment_id = 's-1'");
+        Assert.Equal("bob dismiss http: a deployment in state 'stopped' cannot take 'dismiss'", refused);
     }
 
     /// <summary>A GET of <paramref name="path"/> refused with 400, as application/problem+json whose detail holds <paramref name="detail"/>.</summary>

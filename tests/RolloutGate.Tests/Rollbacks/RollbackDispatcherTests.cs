@@ -225,6 +225,7 @@ public sealed class RollbackDispatcherTests
         Assert.Equal(System.Net.HttpStatusCode.Conflict, none.StatusCode);
         Assert.Contains("without a rollback action in its runbook", await none.Content.ReadAsStringAsync(), StringComparison.Ordinal);
         Assert.Equal(1, await service.CountAsync("decisions", "deployment_id = 'rb-none'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "deployment_id = 'rb-none' AND type = 'decision.refused' AND actor = 'alice'"));
     }
 
     private static StringContent Body(string actor, string reason) =>
