@@ -125,6 +125,23 @@ public sealed class BaselineWindowStoredTests
     }
 
     [Fact]
+    public void Decode_ALoadAdjustmentWhoseCountLogsAreCut_SaysWhyAndReturnsNothing()
+    {
+        var (kind, samples, until, _, _) = Fixed("weekly-load");
+        var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
+        // The count's weekly logs are the last array, before the noise distribution's presence byte (none, seasonal): the
+        // same layout with their last value left out, their length one less.
+        var length = Enumerable.Range(1, stored.Length / 8).Single(n => stored.Length - 1 - 8 * n - 4 >= 0 && BitConverter.ToInt32(stored, stored.Length - 1 - 8 * n - 4) == n);
+        byte[] cut = [.. stored[..(stored.Length - 1 - 8 * length - 4)], .. BitConverter.GetBytes(length - 1), .. stored[(stored.Length - 1 - 8 * length)..^9], 0];
+
+        var error = Assert.Throws<InvalidDataException>(() => BaselineWindow.Decode(cut, kind, DetectorOptions.Default, until));
+
+        Assert.StartsWith("stored reduced baseline: a count reference of ", error.Message, StringComparison.Ordinal);
+        Assert.Contains($" and {length - 1} values beside ", error.Message, StringComparison.Ordinal);
+        Assert.EndsWith($" and {length} times", error.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Fingerprint_OfThisVersion_IsTheOneRecordedForIt()
     {
         var fingerprint = Fingerprint();

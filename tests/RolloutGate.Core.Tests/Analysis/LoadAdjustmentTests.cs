@@ -157,6 +157,91 @@ public sealed class LoadAdjustmentTests
         }
     }
 
+    /// <summary>
+    /// A bad deploy that moves the count itself, a retry storm tripling it (a latency, β̂ &gt; 0, is credited) or a broken
+    /// route halving it (a cost per request, β̂ &lt; 0, is): the credit is held to |β̂| × Range, so a real increase beyond
+    /// the allowed one, the credit and the margin is still rolled back, and soon.
+    /// </summary>
+    [Theory]
+    [InlineData(MetricKind.Latency, 3.0)]
+    [InlineData(MetricKind.CostPerRequest, 0.5)]
+    public void Evaluate_ADeployThatMovesTheCountItself_IsCreditedNoMoreThanTheBaselinesSwingsAndARegressionBeyondIsRolledBack(MetricKind kind, double count)
+    {
+        var load = SyntheticTraffic.WeekLoad(0.55);
+        foreach (var seed in new[] { 20, 21, 22 })
+        {
+            var baseline = Week(kind, seed, load);
+            var held = baseline.LoadShiftAt(Wednesday.AddHours(3), count > 1 ? 100_000 : 100)!;
+            Assert.Equal(Math.Sign(count - 1) * held.Range, held.Applied);
+            // What the adjustment can hide at most: the credit |β̂| × Range and the margin, beyond the allowed 10%; 15% more is a regression.
+            var hidden = Math.Exp(Math.Abs(held.LogShift) + held.LogMargin) * (1 + Spec.MaxIncrease!.Value);
+            var watch = Samples(seed + 100, Wednesday, 15 * 60, load, kind)
+                .Select(o => o with { Value = o.Value * hidden * 1.15, Requests = (long)(o.Requests!.Value * count) });
+
+            var evaluations = RegressionDetectorTests.Watch(kind, Spec, baseline, watch);
+
+            var first = evaluations.First(e => e.IsRegression);
+            Assert.True(first.At <= Wednesday.AddMinutes(30), $"seed {seed}: {first.At:O} {first.Explanation}");
+            Assert.Matches(count > 1 ? "traffic [0-9]+% above .* for a rise of [0-9]+% at most" : "traffic [0-9]+% below", first.Explanation);
+            Assert.Contains("adjusted by +", first.Explanation, StringComparison.Ordinal);
+            Assert.All(evaluations, e => Assert.True(e.Reference <= Math.Exp(baseline.LogReferenceAt(e.At) + Math.Abs(held.LogShift)) * (1 + 1e-12)));
+        }
+    }
+
+    /// <summary>
+    /// Hours on a clock that changes: a week in Europe/Berlin across the spring change (an hour missing) and across the
+    /// autumn one (an hour repeated, which the hour's median takes together); the elasticity is recovered, an ordinary
+    /// Wednesday is not rolled back, and traffic is measured against the same reference as the value (the day before
+    /// where the week before is not whole, in the autumn for the watch's first hour and a half).
+    /// </summary>
+    [Theory]
+    [InlineData("2026-04-01T09:00:00Z", "the same time last week (Europe/Berlin)")]
+    [InlineData("2026-10-28T09:00:00Z", "the same time yesterday (Europe/Berlin)")]
+    public void Evaluate_ABaselineAcrossAClockChange_IsAdjustedOnTheZonesHours(string end, string where)
+    {
+        var zone = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
+        var wednesday = DateTimeOffset.Parse(end, System.Globalization.CultureInfo.InvariantCulture);
+        var load = SyntheticTraffic.WeekLoad(0.55);
+        foreach (var kind in new[] { MetricKind.Latency, MetricKind.CostPerRequest })
+        {
+            var baseline = BaselineWindow.From(kind, Samples(30, wednesday.AddDays(-7), 7 * 1440, load, kind), DetectorOptions.Default, wednesday.AddHours(15), zone);
+
+            var evaluations = RegressionDetectorTests.Watch(kind, Spec, baseline, Samples(130, wednesday, 15 * 60, load, kind));
+
+            var shift = baseline.LoadShiftAt(wednesday.AddHours(3), 1000)!;
+            if (kind == MetricKind.Latency)
+            {
+                Assert.InRange(shift.Elasticity, SyntheticTraffic.LoadElasticity - 0.03, SyntheticTraffic.LoadElasticity + 0.03);
+            }
+
+            Assert.DoesNotContain(evaluations, e => e.IsRegression);
+            Assert.Contains($" {where} (", evaluations[0].Explanation, StringComparison.Ordinal);
+            Assert.Contains($" {where}, so it is judged", evaluations[0].Explanation, StringComparison.Ordinal);
+        }
+    }
+
+    [Fact]
+    public void LoadShiftAt_CountsMissingOrExtreme_AdjustsNothingOrStaysFinite()
+    {
+        var load = SyntheticTraffic.WeekLoad(0.55);
+        var samples = Samples(40, Wednesday.AddDays(-7), 7 * 1440, load);
+        var baseline = BaselineWindow.From(MetricKind.Latency, samples);
+
+        // A baseline with a count on some intervals only is not adjusted (as without counts).
+        Assert.False(BaselineWindow.From(MetricKind.Latency, [.. samples.Select((o, i) => i % 97 == 0 ? o with { Requests = null } : o)]).AdjustsForLoad);
+        // An interval without a count is judged on the unadjusted reference and the one scale, and says nothing of traffic.
+        var noCount = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null, new Observation(Wednesday.AddMinutes(1), 0.3));
+        Assert.Equal(Math.Exp(baseline.LogReferenceAt(Wednesday.AddMinutes(1))), noCount.Reference!.Value, 12);
+        Assert.DoesNotContain("traffic", noCount.Explanation, StringComparison.Ordinal);
+        Assert.Equal(baseline.LogNoiseScale, baseline.LogNoiseScaleFor(null));
+        // Counts a trillion times larger: the same fit, as it reads log-ratios only; the largest count is held to the range.
+        var huge = BaselineWindow.From(MetricKind.Latency, [.. samples.Select(o => o with { Requests = o.Requests * 1_000_000_000_000 })]);
+        Assert.Equal(baseline.LoadShiftAt(Wednesday.AddHours(3), 1000)!.Elasticity, huge.LoadShiftAt(Wednesday.AddHours(3), 1000_000_000_000_000)!.Elasticity, 2);
+        var most = RegressionDetector.Evaluate(MetricKind.Latency, Spec, huge, null, new Observation(Wednesday.AddMinutes(1), 0.3, long.MaxValue));
+        Assert.True(double.IsFinite(most.Reference!.Value) && double.IsFinite(most.Statistic), most.Explanation);
+        Assert.Contains("for a rise of", most.Explanation, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void WeightedSlope_ALineWithAnOddPoint_IsTheLinesSlope()
     {
@@ -174,6 +259,12 @@ public sealed class LoadAdjustmentTests
     [InlineData(0.995, 2, 9.9248)]
     [InlineData(0.995, 10, 3.1693)]
     [InlineData(0.999, 6, 5.2076)]
+    // The margin's q at alpha = 1%, t(1 − alpha/8) for 3 to 14 days of pairs: 2 degrees in closed form, t² = 2s²/(1 − s²)
+    // with s = 2p − 1, the others by numerical integration of the density.
+    [InlineData(1 - 0.01 / 8, 2, 19.96248)]
+    [InlineData(1 - 0.01 / 8, 3, 9.4649)]
+    [InlineData(1 - 0.01 / 8, 5, 5.6042)]
+    [InlineData(1 - 0.01 / 8, 13, 3.73454)]
     public void StudentQuantile_IsTheTablesValue(double p, int degrees, double table)
     {
         Assert.Equal(table, LoadAdjustment.StudentQuantile(p, degrees), 3);
