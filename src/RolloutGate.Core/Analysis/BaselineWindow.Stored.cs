@@ -28,7 +28,7 @@ internal readonly record struct ReductionInputs(
 /// noise floor, int64 watch end in Unix milliseconds or <see cref="long.MinValue"/> for none, the time zone's id as a
 /// length-prefixed UTF-8 string, empty for UTC, float64 false-rollback rate, which a load adjustment's margin reads); the
 /// scalars; a presence byte and the fitted variance law's five float64 values (<see cref="CountNoiseLaw"/>); a presence
-/// byte and the load adjustment's four float64 values (<see cref="LoadAdjustment"/>); then the arrays, each value array
+/// byte and the load adjustment's five float64 values (<see cref="LoadAdjustment"/>); then the arrays, each value array
 /// as an int32 length and its float64 values, each time array as runs of equal steps (<see cref="WriteTimes"/>), the
 /// count's reference and weekly logs (empty without a load adjustment) after the metric's; then a presence byte and the
 /// noise distribution's arrays and scale.
@@ -37,7 +37,7 @@ internal readonly record struct ReductionInputs(
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 8;
+    public const byte StoredVersion = 9;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()

@@ -185,6 +185,11 @@ public sealed partial class BaselineWindow
         var window = Reduce(kind, samples, options, referenceUntil, timeZone);
         window._inputs = new ReductionInputs(kind, options, referenceUntil, timeZone);
         window.TimeZone = timeZone;
+        if (window._load is { } load)
+        {
+            window._load = load with { Before = window.LoadBefore(samples, options) };
+        }
+
         return window;
     }
 
@@ -421,9 +426,27 @@ public sealed partial class BaselineWindow
             return null;
         }
 
-        var u = Math.Log(n) - SeasonalAt(at, _countReference, _countLogs);
-        var applied = Math.Clamp(u, -load.Range, load.Range);
-        return new LoadShift(u, applied, load.Elasticity, load.Elasticity * applied, load.Margin(applied), load.Range);
+        var reference = SeasonalAt(at, _countReference, _countLogs);
+        var u = Math.Log(n) - reference;
+        // The load the hours before the deploy lead to expect, against the same reference: the day as it was going (its
+        // offset from the baseline's typical day), plus how far this reference (last week's, say) is from the typical day.
+        var expected = load.Before + DailyAt(at, _countReference) - reference;
+        var applied = load.Credited(u, expected);
+        return new LoadShift(u, applied, load.Elasticity, load.Elasticity * applied, load.Margin(applied), load.Range, expected);
+    }
+
+    /// <summary>
+    /// The load the deploy found (<see cref="LoadAdjustment.Before"/>): the median, over the baseline's last
+    /// <see cref="LoadAdjustment.BeforeWindow"/>, of the count's log against its daily reference (the baseline's days
+    /// pooled at that time of day), read on the runbook's clock.
+    /// </summary>
+    private double LoadBefore(IReadOnlyList<Observation> samples, DetectorOptions options)
+    {
+        var counted = samples.Where(s => s.Value is > 0 && s.Requests is { } n && n > 0 && n >= options.MinRequests).ToList();
+        var end = counted.Max(s => s.At);
+        return RobustStatistics.Median(counted
+            .Where(s => s.At > end - LoadAdjustment.BeforeWindow)
+            .Select(s => Math.Log(s.Requests!.Value) - DailyAt(s.At, _countReference)));
     }
 
     /// <summary>Whether <see cref="LogReferenceAt"/> is the same time one week earlier for an interval ending at <paramref name="at"/>.</summary>
@@ -542,12 +565,13 @@ public sealed partial class BaselineWindow
     /// </summary>
     private double SeasonalAt(DateTimeOffset at, double[] daily, double[] weekly)
     {
-        // Weekly: the same time one week earlier; where the baseline cannot give it, the daily reference below.
-        if (LogWeekBefore(at, weekly) is { } weekBefore)
-        {
-            return weekBefore;
-        }
+        // Weekly: the same time one week earlier; where the baseline cannot give it, the daily reference.
+        return LogWeekBefore(at, weekly) ?? DailyAt(at, daily);
+    }
 
+    /// <summary>The daily reference at <paramref name="at"/> of the values whose reference by time of day is <paramref name="daily"/>.</summary>
+    private double DailyAt(DateTimeOffset at, double[] daily)
+    {
         // Nearest baseline sample by time of day, going round midnight.
         var tod = TimeOfDaySeconds(at, TimeZone);
         var index = Array.BinarySearch(_timeOfDaySeconds, tod);

@@ -46,18 +46,38 @@ namespace RolloutGate.Core.Analysis;
 /// residual, variance β̂²/n, which the interval's noise scale adds (<see cref="BaselineWindow.LogNoiseScaleFor"/>).
 /// </para>
 /// <para>
-/// <b>What a bad deploy could hide.</b> A deploy can change the count itself: a retry storm raises it (a latency with
-/// β̂ &gt; 0 would then be credited), a broken route lowers it (a cost per request with β̂ &lt; 0 would be). So u is
-/// clamped to ±<see cref="Range"/>, the 90th percentile of the baseline's own |x|: the relation is used only over load
-/// swings the baseline showed, and no interval is ever credited more than |β̂| × Range, however far its traffic moved.
+/// <b>What a bad deploy could hide.</b> Covariate adjustment is valid for a covariate the change does not affect (Cox
+/// and McCullagh 1982), and a deploy can change the count itself: a retry storm raises it (a latency with β̂ &gt; 0
+/// would then be credited), a broken route lowers it (a cost per request with β̂ &lt; 0 would be); credited for the
+/// whole traffic it moved, a real regression of a third or a half hid behind it. The load the deploy cannot have caused
+/// is the load before it (a holiday, growth are already there; a deploy's own effect is not): <see cref="Before"/>, the
+/// median over the baseline's last <see cref="BeforeWindow"/> of the count against its daily reference (the baseline's
+/// days pooled at that time of day, the typical day). An interval is expected to be as far from the typical day, so
+/// against its own reference (last week's, say) the load expected is e = Before + (typical day − reference) at its time:
+/// the week after a holiday, an ordinary morning (Before near 0) is expected to be well above last week's holiday. u is
+/// credited only towards e and no further: u_c = u clamped to [min(0, e), max(0, e)], and never beyond ±<see cref="Range"/>,
+/// the 90th percentile of the baseline's own |x| (the relation is used only over load swings the baseline showed). A
+/// deploy that moves the traffic of an ordinary day (e near 0) is credited next to nothing, and one deployed in the
+/// first hours of a holiday, before its quiet showed, is not credited for it.
 /// </para>
 /// </summary>
 /// <param name="Elasticity">β̂, the load elasticity.</param>
 /// <param name="StandardError">Its delete-a-day jackknife standard error.</param>
 /// <param name="Quantile">q, the Student-t quantile of the margin (and of the test that β̂ is determined).</param>
 /// <param name="Range">The largest |u| credited or charged: the 90th percentile of the baseline's day-over-day |x|.</param>
-internal readonly record struct LoadAdjustment(double Elasticity, double StandardError, double Quantile, double Range)
+/// <param name="Before">The load before the deploy: the median over the baseline's last <see cref="BeforeWindow"/> of the count against its daily reference.</param>
+internal readonly record struct LoadAdjustment(double Elasticity, double StandardError, double Quantile, double Range, double Before = 0)
 {
+    /// <summary>How much of the baseline's end tells the load the deploy found (<see cref="Before"/>): two hours.</summary>
+    public static readonly TimeSpan BeforeWindow = TimeSpan.FromHours(2);
+
+    /// <summary>u credited: towards the load <paramref name="expected"/> and no further, within ±<see cref="Range"/> (see the class summary).</summary>
+    public double Credited(double load, double expected)
+    {
+        var bound = Math.Min(Range, Math.Abs(expected));
+        return Math.Sign(load) == Math.Sign(expected) ? Math.Clamp(load, -bound, bound) : 0;
+    }
+
     /// <summary>Fewest days of day-over-day pairs (jackknife blocks): t with 2 degrees of freedom is the least usable.</summary>
     public const int MinDays = 3;
 
@@ -268,9 +288,11 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
         writer.Write(StandardError);
         writer.Write(Quantile);
         writer.Write(Range);
+        writer.Write(Before);
     }
 
-    public static LoadAdjustment Read(BinaryReader reader) => new(reader.ReadDouble(), reader.ReadDouble(), reader.ReadDouble(), reader.ReadDouble());
+    public static LoadAdjustment Read(BinaryReader reader) =>
+        new(reader.ReadDouble(), reader.ReadDouble(), reader.ReadDouble(), reader.ReadDouble(), reader.ReadDouble());
 
     /// <summary>The hour <paramref name="at"/> falls in, on the clock of <paramref name="zone"/> (UTC without one).</summary>
     private static DateTime Hour(DateTimeOffset at, TimeZoneInfo? zone)

@@ -272,19 +272,29 @@ public static class RegressionDetector
 
     /// <summary>
     /// What the load adjustment did, for the explanation: "; traffic 48% below the same time last week, so it is judged
-    /// against a reference adjusted by +31% for that load (0.66)", saying when the load was beyond the baseline's own
-    /// swings and the adjustment was held to them.
+    /// against a reference adjusted by +31% for that load (0.66; …)", saying when the credit was held to the load the
+    /// hours before the deploy showed or to the baseline's own swings, and that nothing was adjusted for a change of
+    /// traffic those hours did not show (it may be the deploy's own doing).
     /// </summary>
     private static string LoadExplanation(MetricSpec spec, MetricKind kind, LoadShift load, string where, double adjusted)
     {
         var traffic = Math.Exp(load.Load) - 1;
+        var seen = $"; traffic {Percent(Math.Abs(traffic))} {(traffic >= 0 ? "above" : "below")} {where}";
+        var expectedChange = Math.Exp(load.Expected) - 1;
+        var expected = $"{Percent(Math.Abs(expectedChange))} {(expectedChange >= 0 ? "above" : "below")}, as the traffic of the {LoadAdjustment.BeforeWindow.TotalHours:0} hours before the deploy led to expect";
+        if (load.Applied == 0)
+        {
+            return $"{seen}, where {expected}: a change of traffic that came with the deploy may be its own doing, so the reference is not adjusted for it";
+        }
+
         var by = Math.Exp(load.LogShift) - 1;
-        // Beyond the baseline's own swings the adjustment is that of the largest of them (a drop or a rise by that much).
+        var bound = Math.Abs(load.Applied);
         var held = load.Applied == load.Load ? ""
+            : bound < load.Range ? $", for {expected} at most"
             : load.Load < 0 ? $", for a drop of {Percent(1 - Math.Exp(-load.Range))} at most, the largest the baseline's days showed"
             : $", for a rise of {Percent(Math.Exp(load.Range) - 1)} at most, the largest the baseline's days showed";
         var elasticity = load.Elasticity.ToString("0.00", CultureInfo.InvariantCulture);
-        return $"; traffic {Percent(Math.Abs(traffic))} {(traffic >= 0 ? "above" : "below")} {where}, so it is judged against a reference adjusted by {(by >= 0 ? "+" : "-")}{Percent(Math.Abs(by))} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
+        return $"{seen}, so it is judged against a reference adjusted by {(by >= 0 ? "+" : "-")}{Percent(Math.Abs(by))} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)

@@ -43,6 +43,8 @@ public sealed class BaselineWindowStoredTests
         // the elasticity fitted and the count's own reference are stored, the false-rollback rate (which the adjustment's
         // margin reads) is an input, and the shape "weekly-load", whose counts follow the weekend, has one.
         [8] = "aec7ae3ff865e92e3872c4646ab6f30c70587f1a6184d6739303a363aa4a095f",
+        // The load adjustment is credited only towards the load the hours before the deploy led to expect, which is stored.
+        [9] = "d7019615a3d59a25bb2e173fa3b133a26b687fc1cee13cf12657fa19341b4eb8",
     };
 
     public static TheoryData<string> Shapes =>
