@@ -281,16 +281,17 @@ public static class RegressionDetector
         var traffic = Math.Exp(load.Load) - 1;
         var seen = $"; traffic {Percent(Math.Abs(traffic))} {(traffic >= 0 ? "above" : "below")} {where}";
         var expectedChange = Math.Exp(load.Expected) - 1;
-        var expected = $"{Percent(Math.Abs(expectedChange))} {(expectedChange >= 0 ? "above" : "below")}, as the traffic of the {LoadAdjustment.BeforeWindow.TotalHours:0} hours before the deploy led to expect";
+        var expected = $"{Percent(Math.Abs(expectedChange))} {(expectedChange >= 0 ? "above" : "below")}";
+        var hours = $"the {LoadAdjustment.BeforeWindow.TotalHours:0} hours before the deploy";
         if (load.Applied == 0)
         {
-            return $"{seen}, where {expected}: a change of traffic that came with the deploy may be its own doing, so the reference is not adjusted for it";
+            return $"{seen}, where {hours} led to expect {expected}: a change of traffic that came with the deploy may be its own doing, so the reference is not adjusted for it";
         }
 
         var by = Math.Exp(load.LogShift) - 1;
         var bound = Math.Abs(load.Applied);
         var held = load.Applied == load.Load ? ""
-            : bound < load.Range ? $", for {expected} at most"
+            : bound < load.Range ? $", for {expected} at most, as {hours} led to expect"
             : load.Load < 0 ? $", for a drop of {Percent(1 - Math.Exp(-load.Range))} at most, the largest the baseline's days showed"
             : $", for a rise of {Percent(Math.Exp(load.Range) - 1)} at most, the largest the baseline's days showed";
         var elasticity = load.Elasticity.ToString("0.00", CultureInfo.InvariantCulture);
