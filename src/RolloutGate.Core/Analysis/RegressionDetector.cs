@@ -295,7 +295,7 @@ public static class RegressionDetector
             : load.Load < 0 ? $", for a drop of {Percent(1 - Math.Exp(-load.Range))} at most, the largest the baseline's days showed"
             : $", for a rise of {Percent(Math.Exp(load.Range) - 1)} at most, the largest the baseline's days showed";
         var elasticity = load.Elasticity.ToString("0.00", CultureInfo.InvariantCulture);
-        return $"{seen}, so it is judged against a reference adjusted by {(by >= 0 ? "+" : "-")}{Percent(Math.Abs(by))} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
+        return $"{seen}, so it is judged against a reference adjusted by {SignedPercent(by)} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)
@@ -339,6 +339,10 @@ public static class RegressionDetector
     }
 
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
+
+    /// <summary>"+31%", "-17%"; "0%" without a sign for a change that rounds to none (not "-0%").</summary>
+    private static string SignedPercent(double fraction) =>
+        Percent(Math.Abs(fraction)) is var size && size == "0%" ? size : (fraction >= 0 ? "+" : "-") + size;
 
     private static string Number(double value) => value.ToString("0.0", CultureInfo.InvariantCulture);
 

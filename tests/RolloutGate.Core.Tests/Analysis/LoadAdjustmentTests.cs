@@ -87,6 +87,10 @@ public sealed class LoadAdjustmentTests
         var busy = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null, new Observation(Wednesday.AddHours(6), 0.3, 1300 * 20));
         Assert.Matches(@"traffic [0-9]+% below the same time last week, so it is judged against a reference adjusted by -[0-9]+% for that load \([0-9]+ ms; load elasticity 0\.[0-9]+ fitted on the baseline's days, for a drop of [0-9]+% at most, the largest the baseline's days showed\)", quiet.Explanation);
         Assert.Matches(@"traffic [0-9]+% above the same time last week, where the 2 hours before the deploy led to expect [0-9]+% below: a change of traffic that came with the deploy may be its own doing, so the reference is not adjusted for it", busy.Explanation);
+        // A count a hair below its reference: an adjustment that rounds to none has no sign.
+        var near = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null,
+            new Observation(Wednesday.AddHours(6), 0.3, (long)Math.Round(1300 * Math.Exp(-usual.Load - 0.002))));
+        Assert.Contains("so it is judged against a reference adjusted by 0% for that load", near.Explanation, StringComparison.Ordinal);
     }
 
     /// <summary>
