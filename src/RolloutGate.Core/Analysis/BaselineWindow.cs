@@ -413,8 +413,8 @@ public sealed partial class BaselineWindow
     /// <summary>
     /// The load adjustment of an interval ending at <paramref name="at"/> with <paramref name="requests"/> requests (see
     /// <see cref="LoadAdjustment"/>): its load against the count's own seasonal reference, the same time yesterday or last
-    /// week (u = ln n − ln n_ref), what the reference's log moves by for it (β̂ u_c, u_c = u clamped to the baseline's own
-    /// swings) and the margin for β̂'s error; null without an adjustment or without a count. A latency or a cost per
+    /// week (u = ln n − ln n_ref), what the reference's log moves by for it (β̂ u_c, u_c = u credited only towards the load
+    /// the hours before the deploy led to expect, within the baseline's own swings) and the margin for β̂'s error; null without an adjustment or without a count. A latency or a cost per
     /// request over a baseline of at least <see cref="LoadAdjustment.MinDays"/> days of day-over-day pairs with counts
     /// whose swings of load determine β̂; none for a request rate (its count is the metric), an error rate, a baseline
     /// shorter than that or one without such swings: those are judged exactly as without it.

@@ -10,7 +10,8 @@ namespace RolloutGate.Core.Analysis;
 /// is r = β u + (noise) + (any regression): covariate adjustment by a concomitant variable the change does not cause
 /// (Cox, D. R. and McCullagh, P. 1982, "Some aspects of analysis of covariance", Biometrics 38:541–561). β is the load
 /// elasticity: about −(fixed share) for a cost per request that spreads a fixed cost over the requests, positive for a
-/// latency that rises with load. The interval is judged on r − β̂ u_c, u_c = u clamped to ±<see cref="Range"/>.
+/// latency that rises with load. The interval is judged on r − β̂ u_c, u_c = u credited only as far as the load before
+/// the deploy supports and within ±<see cref="Range"/> (below, "What a bad deploy could hide").
 /// </para>
 /// <para>
 /// <b>Fit: on the days' load swings, never on the minutes' noise.</b> A minute's count and a cost per request of the same

@@ -92,7 +92,8 @@ namespace RolloutGate.Core.Analysis;
 /// baseline holds days whose load swings (weekends) and a latency or cost per request follows them clearly, the
 /// reference is adjusted for the interval's load (covariate adjustment by its request count: <see cref="LoadAdjustment"/>,
 /// <see cref="BaselineWindow.LoadShiftAt"/>): r is taken against the reference moved by β̂ u, u the interval's log count
-/// against the count's own seasonal reference, clamped to the baseline's own swings of load, and beyond the margin
+/// against the count's own seasonal reference, credited only towards the load the hours before the deploy led to expect
+/// (a change of traffic that came with the deploy may be its own doing) and within the baseline's own swings, and beyond the margin
 /// q · SE · |u| for β̂'s own error; one β̂ serves every interval, so that margin, like a flat reference's, is paid from the
 /// CUSUMs' half of the budget (<see cref="DetectorOptions.CusumThreshold"/> with the margin's share). The explanation
 /// says by how much the traffic and the reference moved. Without counts, with fewer than three days of baseline (a
