@@ -33,7 +33,14 @@ public sealed partial class WebhookAuthenticator(
         var signature = request.Headers[SignatureHeader].ToString();
         if (timestampText.Length == 0 || signature.Length == 0)
         {
-            return Refused($"missing {TimestampHeader} and {SignatureHeader} headers (or Authorization: Bearer <webhook token>)");
+            // Name what is missing: a sender that set one of the two is looking for the other.
+            var missing = (timestampText.Length, signature.Length) switch
+            {
+                (0, 0) => $"{TimestampHeader} and {SignatureHeader} headers",
+                (0, _) => $"{TimestampHeader} header, which the signature signs with the body",
+                _ => $"{SignatureHeader} header",
+            };
+            return Refused($"missing {missing} (or Authorization: Bearer <webhook token>)");
         }
 
         if (string.IsNullOrEmpty(webhook.Secret))

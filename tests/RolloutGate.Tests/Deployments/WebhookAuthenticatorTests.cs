@@ -48,6 +48,17 @@ public sealed class WebhookAuthenticatorTests : IDisposable
         Assert.Equal(new WebhookAuthentication(null, WithPreviousSecret: true), authentication);
     }
 
+    [Theory]
+    [InlineData("", "", "missing X-RolloutGate-Timestamp and X-RolloutGate-Signature headers (or Authorization: Bearer <webhook token>)")]
+    [InlineData("", "sha256=00", "missing X-RolloutGate-Timestamp header, which the signature signs with the body (or Authorization: Bearer <webhook token>)")]
+    [InlineData("1795000000", "", "missing X-RolloutGate-Signature header (or Authorization: Bearer <webhook token>)")]
+    public void Authenticate_AHeaderMissing_NamesWhichOne(string timestamp, string signature, string refusal)
+    {
+        var authentication = Authenticator().Authenticate(Signed(timestamp, signature), Body);
+
+        Assert.Equal(refusal, authentication.Refusal);
+    }
+
     public void Dispose() => metrics.Dispose();
 
     private static HttpRequest Signed(string timestamp, string signature)
