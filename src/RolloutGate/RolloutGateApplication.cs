@@ -105,7 +105,14 @@ public static class RolloutGateApplication
 
         app.UseNoSniff();
         app.UseExceptionHandler();
-        app.UseStatusCodePages();
+        // A bodiless 404 or 405 gets a problem+json body whatever Accept asks for (CSV included, which the problem details
+        // service would not write: it answered text/plain), as every other error does.
+        app.UseStatusCodePages(async statusCode =>
+        {
+            var http = statusCode.HttpContext;
+            await Problems.WriteAsync(http.RequestServices.GetRequiredService<IProblemDetailsService>(),
+                new ProblemDetailsContext { HttpContext = http, ProblemDetails = { Status = http.Response.StatusCode } });
+        });
         app.UseRouting();
         app.UseRequestMetrics();
         app.UseRepeatedQueryParametersRefused();

@@ -819,6 +819,26 @@ public sealed class WebhookProcessingTests
         Assert.Equal("bob dismiss http: a deployment in state 'stopped' cannot take 'dismiss'", refused);
     }
 
+    [Theory]
+    [InlineData("GET", "/api/v1/nothing-here", 404)]
+    [InlineData("DELETE", "/api/v1/deployments", 405)]
+    public async Task UnknownRouteOrMethod_AnswersProblemJson_EvenToACsvRequest(string method, string path, int status)
+    {
+        await using var service = await TestService.StartAsync();
+        using var reader = service.Reader();
+        foreach (var accept in new[] { "application/json", "text/csv", "text/html" })
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), new Uri(path, UriKind.Relative));
+            request.Headers.Accept.ParseAdd(accept);
+
+            using var response = await reader.SendAsync(request);
+
+            Assert.Equal(status, (int)response.StatusCode);
+            Assert.Equal("application/problem+json", response.Content.Headers.ContentType?.MediaType);
+            Assert.Equal(status, (await response.JsonAsync()).GetProperty("status").GetInt32());
+        }
+    }
+
     /// <summary>A GET of <paramref name="path"/> refused with 400, as application/problem+json whose detail holds <paramref name="detail"/>.</summary>
     private static async Task AssertRefused400Async(HttpClient client, string path, string detail)
     {
