@@ -11,6 +11,7 @@ return args.FirstOrDefault() switch
 {
     "detection" => DetectionBenchmark.Run(args[1..]),
     "heteroscedastic" => HeteroscedasticBenchmark.Run(args[1..]),
+    "elasticity" => ElasticityCoverageBenchmark.Run(args[1..]),
     "baselines" => BaselineBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     "reports" => await ReportsBenchmark.RunAsync(args[1..]),
@@ -26,6 +27,7 @@ static int Usage()
     Console.Error.WriteLine("""
         usage: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- detection [--data DIR] [--nab-baseline 7d|24h] [--max-increase 10%]
                dotnet run -c Release --project tests/RolloutGate.Benchmarks -- heteroscedastic [--seeds 240]
+               dotnet run -c Release --project tests/RolloutGate.Benchmarks -- elasticity [--seeds 300]
                dotnet run -c Release --project tests/RolloutGate.Benchmarks -- baselines
                tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks [--seconds 20] [--concurrency 16]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh reports [--events 1000000]

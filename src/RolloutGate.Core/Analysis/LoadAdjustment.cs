@@ -104,6 +104,23 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
     /// </summary>
     public static LoadAdjustment? Fit(IReadOnlyList<(DateTimeOffset At, double Log, long? Requests)> points, TimeZoneInfo? zone, double alpha)
     {
+        if (Estimate(points, zone) is not var (slope, standardError, degrees, range))
+        {
+            return null;
+        }
+
+        var quantile = StudentQuantile(1 - alpha / 8, degrees);
+        return Math.Abs(slope) > quantile * standardError ? new LoadAdjustment(slope, standardError, quantile, range) : null;
+    }
+
+    /// <summary>
+    /// β̂, its standard error, the degrees of freedom of its t and the range, fitted to <paramref name="points"/> as
+    /// <see cref="Fit"/> does but before the test that β̂ is determined; null when it cannot be fitted (too few days,
+    /// swings of load no larger than the counts' noise).
+    /// </summary>
+    internal static (double Slope, double StandardError, int Degrees, double Range)? Estimate(
+        IReadOnlyList<(DateTimeOffset At, double Log, long? Requests)> points, TimeZoneInfo? zone)
+    {
         // Pairs on three days need more than two days of baseline (a 24-hour baseline has none).
         if (points.Count == 0 || points[^1].At - points[0].At <= TimeSpan.FromDays(2))
         {
@@ -164,15 +181,9 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
         var mean = leaveOut.Average();
         var g = days.Length;
         var standardError = Math.Sqrt((g - 1.0) / g * leaveOut.Sum(b => (b - mean) * (b - mean)));
-        var quantile = StudentQuantile(1 - alpha / 8, g - 1);
-        if (!(Math.Abs(slope) > quantile * standardError))
-        {
-            return null;
-        }
-
         var absolute = x.Select(Math.Abs).Order().ToArray();
         var range = absolute[Math.Min(absolute.Length - 1, (int)Math.Ceiling(RangeQuantile * absolute.Length) - 1)];
-        return new LoadAdjustment(slope, standardError, quantile, range);
+        return (slope, standardError, g - 1, range);
     }
 
     /// <summary>
