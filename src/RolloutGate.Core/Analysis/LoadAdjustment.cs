@@ -33,9 +33,24 @@ namespace RolloutGate.Core.Analysis;
 /// noise (λ below <see cref="MinReliability"/>: 90% of x's variation must be load) is not fitted. The hours of one day
 /// share that day's level, which moves from one day to the next for reasons of its own, so the error of β̂ is estimated by
 /// the delete-a-day jackknife (Künsch, H. R. 1989, "The jackknife and the bootstrap for general stationary observations",
-/// Ann. Statist. 17:1217–1241, with days as blocks; Shao, J. and Wu, C. F. J. 1989, "A general theory for jackknife
-/// variance estimation", Ann. Statist. 17:1176–1197, for deleting many observations at once from a median-type
-/// estimate), referred to Student's t with g − 1 degrees of freedom for g days. At least <see cref="MinDays"/> days.
+/// Ann. Statist. 17:1217–1241, with days as blocks), referred to Student's t with g − 1 degrees of freedom for g days. At
+/// least <see cref="MinDays"/> days.
+/// </para>
+/// <para>
+/// <b>How well that error is calibrated</b> (measured with the benchmarks' <c>elasticity</c>: 300 seeded week baselines,
+/// weekends at 55% of the load, β̂ against the mean β̂ of the seeds). The delete-1 jackknife of a median is not
+/// consistent (Miller, R. G. 1974, "The jackknife — a review", Biometrika 61:1–15; Efron, B. 1982, "The Jackknife, the
+/// Bootstrap and Other Resampling Plans", SIAM), and here the load swings sit in two day transitions
+/// (Friday→Saturday, Sunday→Monday): for a latency whose elasticity is one number its SE is on average about twice the seeds'
+/// spread of β̂ (rms 0.009 against 0.005), yet |β̂ − β̄| / SE passes q in 2.3% of the baselines (meant: alpha/4 = 0.25%)
+/// and t_{g−1}(0.975) in 11% (meant: 5%); for a cost per request (whose elasticity changes with the hour) it is five times
+/// the spread and never passed. The margin is therefore less sure than its q says for a latency, and too wide for a cost
+/// per request. Tried and not kept: the delete-d jackknife over all C(g, ⌊g/2⌋) sets of days (Shao, J. and Wu, C. F. J.
+/// 1989, "A general theory for jackknife variance estimation", Ann. Statist. 17:1176–1197, consistent for a median as d
+/// grows): half the days deleted often takes both weekend transitions, and with them every load swing, so the refits
+/// scatter and the SE of the latency's β̂ grew to an rms 0.146, 30 times the spread, which left β̂ determined in 30 of 300
+/// baselines instead of 300 (no miss, and no adjustment). An effective number of days (the days whose x differs from the
+/// day before's: two in such a week) would give t with one degree of freedom, q about 255, with the same effect.
 /// </para>
 /// <para>
 /// <b>Its own error.</b> One β̂ serves every interval of the watch, so its error (β − β̂) u_c is shared by them all,
