@@ -89,7 +89,7 @@ public static class DeploymentEndpoints
             return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no control character such as NUL or a line break, the same on every retry of one delivery)");
         }
 
-        var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow());
+        var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow(), authenticator.TimestampTolerance);
         if (authentication.WithPreviousSecret)
         {
             authenticator.SignedWithPreviousSecret(deliveryId, parsed?.Service);

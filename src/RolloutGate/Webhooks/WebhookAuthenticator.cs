@@ -20,6 +20,9 @@ public sealed partial class WebhookAuthenticator(
     public const string SignatureHeader = "X-RolloutGate-Signature";
     public const string SignaturePrefix = "sha256=";
 
+    /// <summary>How far a sender's clock may be from this server's (RolloutGate:Webhook:TimestampTolerance).</summary>
+    public TimeSpan TimestampTolerance => options.CurrentValue.Webhook.TimestampTolerance;
+
     /// <summary>Whether the request is authentic: if not, why not (safe to show the caller).</summary>
     public WebhookAuthentication Authenticate(HttpRequest request, ReadOnlySpan<byte> body)
     {

@@ -80,7 +80,12 @@ public static class WebhookRequestParser
         AllowDuplicateProperties = false,
     };
 
-    public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body, DateTimeOffset now)
+    /// <summary>
+    /// The webhook in <paramref name="body"/>, or why not. <paramref name="clockSkew"/> is how far ahead of
+    /// <paramref name="now"/> an <c>at</c> may be (the sender's clock may run a little ahead: the signature's timestamp
+    /// tolerance); an event is sent when it happens, so an <c>at</c> later than that is refused.
+    /// </summary>
+    public static (WebhookRequest? Request, string? Error) Parse(ReadOnlySpan<byte> body, DateTimeOffset now, TimeSpan clockSkew)
     {
         if (body.IsEmpty)
         {
@@ -157,10 +162,22 @@ public static class WebhookRequestParser
             return (null, $"at ({at:O}) is more than {MaxAtDistance.TotalDays:0} days from now; send the time of the event, or leave at out for now");
         }
 
+        // A deployed event a month ahead started a watch of a month ahead, blind till then and holding the service's
+        // next change; a predeploy ahead judged a freeze window that is not yet in force.
+        if (request.At is { } ahead && ahead > now + clockSkew)
+        {
+            return (null, $"at ({ahead:O}) is {Ahead(ahead - now)} ahead of this server's clock; an event is sent when it happens: send its time, or leave at out for now");
+        }
+
         // The same instant in UTC: PostgreSQL's timestamptz takes no other offset, and "2026-11-21T11:00:00+01:00" made
         // the deployed event a 500.
         return (request with { At = request.At?.ToUniversalTime() }, null);
     }
+
+    private static string Ahead(TimeSpan ahead) =>
+        ahead >= TimeSpan.FromDays(2) ? $"{(int)ahead.TotalDays} days"
+        : ahead >= TimeSpan.FromHours(2) ? $"{(int)ahead.TotalHours} hours"
+        : $"{(int)Math.Ceiling(ahead.TotalMinutes)} minutes";
 
     /// <summary>A byte order mark, as some clients (PowerShell's, say) put before UTF-8 text, is not part of the JSON.</summary>
     internal static ReadOnlySpan<byte> WithoutByteOrderMark(ReadOnlySpan<byte> body) => body.StartsWith("\uFEFF"u8) ? body[3..] : body;

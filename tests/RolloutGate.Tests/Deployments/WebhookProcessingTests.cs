@@ -80,6 +80,28 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Webhook_AtAheadOfTheClockBeyondTheTolerance_Refused400_WithinItAccepted()
+    {
+        // An event is sent when it happens. A deployed event a month ahead started a watch of a month ahead, blind till
+        // then and holding the service's next change (one change at a time) until someone stopped it.
+        await using var service = await TestService.StartAsync();
+        static string Ahead(TimeSpan by) => DateTimeOffset.UtcNow.Add(by).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+
+        var month = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "ahead-1", at: Ahead(TimeSpan.FromDays(30))));
+        var hour = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "ahead-2", at: Ahead(TimeSpan.FromHours(1))));
+        var skewed = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "ahead-3", at: Ahead(TimeSpan.FromMinutes(2))));
+
+        Assert.Equal(HttpStatusCode.BadRequest, month.StatusCode);
+        Assert.Matches(@"at \(.+\) is (29|30) days ahead of this server's clock; an event is sent when it happens: send its time, or leave at out for now$",
+            (await month.JsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal(HttpStatusCode.BadRequest, hour.StatusCode);
+        Assert.Matches("is (59|60) minutes ahead of this server's clock", (await hour.JsonAsync()).GetProperty("detail").GetString());
+        // A sender's clock a little ahead (within the signature's 5-minute tolerance) is not a mistake.
+        Assert.Equal(HttpStatusCode.OK, skewed.StatusCode);
+        Assert.Equal(1, await service.CountAsync("deployments"));
+    }
+
+    [Fact]
     public async Task Webhook_DeliveryIdReusedForAnotherEvent_GetsTheFirstAnswerMarked_AndChangesNothing()
     {
         await using var service = await TestService.StartAsync();
