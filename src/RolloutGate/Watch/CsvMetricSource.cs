@@ -56,7 +56,7 @@ public sealed class CsvMetricSource : IMetricSource
     {
         var lines = text.Replace("\r\n", "\n", StringComparison.Ordinal).Split('\n');
         var errors = new List<string>();
-        var header = lines[0].TrimStart('\uFEFF').Split(',').Select(c => c.Trim()).ToArray();
+        var header = Cells(lines[0].TrimStart('\uFEFF'));
         if (header.Length < 2 || !string.Equals(header[0], "timestamp", StringComparison.Ordinal))
         {
             return (null, [$"{file}:1: the header must be 'timestamp,<metric name>,...', not '{lines[0]}'"]);
@@ -96,7 +96,7 @@ public sealed class CsvMetricSource : IMetricSource
                 continue;
             }
 
-            var cells = lines[i].Split(',').Select(c => c.Trim()).ToArray();
+            var cells = Cells(lines[i]);
             var line = i + 1;
             if (cells.Length != header.Length)
             {
@@ -125,6 +125,12 @@ public sealed class CsvMetricSource : IMetricSource
                 }
                 else if (double.TryParse(cells[c], NumberStyles.Float, CultureInfo.InvariantCulture, out var value) && double.IsFinite(value))
                 {
+                    if (value < 0)
+                    {
+                        // A latency, a rate, a cost or a count below zero is a recording error, not a value to judge.
+                        errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is negative; a metric's value is at least 0");
+                    }
+
                     values[header[c]] = value;
                 }
                 else
@@ -167,6 +173,13 @@ public sealed class CsvMetricSource : IMetricSource
         var errors = row.Values.GetValueOrDefault($"{metric.Name}.errors");
         return new Observation(at, value, requests is { } n ? (long)Math.Round(n) : null, errors is { } e ? (long)Math.Round(e) : null);
     }
+
+    /// <summary>
+    /// A line's cells, trimmed, each without the double quotes a spreadsheet may put around it ("timestamp","p95-latency").
+    /// A comma inside quotes is not supported: names and numbers have none.
+    /// </summary>
+    private static string[] Cells(string line) =>
+        [.. line.Split(',').Select(c => c.Trim()).Select(c => c.Length >= 2 && c[0] == '"' && c[^1] == '"' ? c[1..^1].Trim() : c)];
 
     private static bool TryParseTime(string text, out DateTimeOffset at)
     {

@@ -241,6 +241,42 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_CsvWithANegativeValue_ExitsTwoWithFileAndLine()
+    {
+        var csv = Write("negative.csv", "timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n2026-11-21T09:01:00Z,-0.2,0.001\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:3: '-0.2' in column 'p95-latency' is negative; a metric's value is at least 0", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_CsvQuotedAsASpreadsheetWritesIt_IsReadAsUnquoted()
+    {
+        var quoted = new StringBuilder("\"timestamp\",\"p95-latency\",\"error-rate\"\n");
+        var plain = new StringBuilder("timestamp,p95-latency,error-rate\n");
+        for (var minute = 0; minute < 180; minute++)
+        {
+            var at = new DateTimeOffset(2026, 11, 21, 8, 0, 0, TimeSpan.Zero).AddMinutes(minute).ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+            var latency = (minute < 120 ? 0.2 : 0.4) + (minute % 7 * 0.003);
+            quoted.Append(CultureInfo.InvariantCulture, $"\"{at}\",\"{latency}\",\"0.001\"\n");
+            plain.Append(CultureInfo.InvariantCulture, $"{at},{latency},0.001\n");
+        }
+
+        var runbook = Write("checkout.yaml", Runbook);
+        Assert.Equal(0, await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("plain.csv", plain.ToString())));
+        var expected = stdout.ToString();
+        stdout.GetStringBuilder().Clear();
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("quoted.csv", quoted.ToString()));
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal(expected, stdout.ToString());
+        Assert.Equal("rollback", Answer().GetProperty("decision").GetString());
+    }
+
+    [Fact]
     public async Task Backtest_CsvWithUnknownColumn_ExitsTwo()
     {
         var csv = Write("bad.csv", "timestamp,p95-latency,error-rate,p99\n");
