@@ -115,6 +115,7 @@ public static class RolloutGateApplication
         });
         app.UseRouting();
         app.UseRequestMetrics();
+        app.UseApiTokens();
         app.UseRepeatedQueryParametersRefused();
         app.MapOpenApi();
         app.MapHealthEndpoints();

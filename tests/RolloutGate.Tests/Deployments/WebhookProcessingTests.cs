@@ -298,6 +298,21 @@ public sealed class WebhookProcessingTests
         }
     }
 
+    [Theory]
+    [InlineData("/api/v1/audit/events?from=yesterday", "a reader token is required")]
+    [InlineData("/api/v1/deployments?service=a&service=b", "a reader token is required")]
+    [InlineData("/api/v1/reports/summary?to=soon", "a reader token is required")]
+    public async Task Queries_WithoutAToken_Refused401_BeforeTheirParametersAreRead(string path, string detail)
+    {
+        // The token is checked before the query is read: a caller who may not ask is not told what is wrong with its question.
+        await using var service = await TestService.StartAsync();
+
+        using var response = await service.Client.GetAsync(new Uri(path, UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.Unauthorized, response.StatusCode);
+        Assert.StartsWith(detail, (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Queries_WithAParameterGivenTwice_Refused400NamingIt()
     {
