@@ -215,7 +215,7 @@ public sealed partial class BaselineWindow
 
         // In time order: the weekly reference and the reference's error read the samples in order.
         var points = samples
-            .Where(s => s.Value is > 0 && (s.Requests is null || s.Requests >= options.MinRequests))
+            .Where(s => IsUsable(s, options))
             .Select(s => (s.At, Log: Math.Log(s.Value!.Value), s.Requests))
             .ToArray();
         Array.Sort(points, (a, b) => a.At.CompareTo(b.At));
@@ -442,12 +442,17 @@ public sealed partial class BaselineWindow
     /// </summary>
     private double LoadBefore(IReadOnlyList<Observation> samples, DetectorOptions options)
     {
-        var counted = samples.Where(s => s.Value is > 0 && s.Requests is { } n && n > 0 && n >= options.MinRequests).ToList();
+        // The samples the reduction kept, each with a count (a load adjustment is fitted only when every one has one).
+        var counted = samples.Where(s => IsUsable(s, options)).ToList();
         var end = counted.Max(s => s.At);
         return RobustStatistics.Median(counted
             .Where(s => s.At > end - LoadAdjustment.BeforeWindow)
             .Select(s => Math.Log(s.Requests!.Value) - DailyAt(s.At, _countReference)));
     }
+
+    /// <summary>Whether a continuous metric's sample is one the baseline is reduced from: a value, and enough requests when counted.</summary>
+    private static bool IsUsable(Observation sample, DetectorOptions options) =>
+        sample.Value is > 0 && (sample.Requests is null || sample.Requests >= options.MinRequests);
 
     /// <summary>Whether <see cref="LogReferenceAt"/> is the same time one week earlier for an interval ending at <paramref name="at"/>.</summary>
     public bool IsWeekBeforeAt(DateTimeOffset at) => LogWeekBefore(at, _logs) is not null;
