@@ -77,7 +77,7 @@ public sealed class RunbookSchemaTests
     /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
     /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).
     /// </summary>
-    private static List<string> SchemaErrors(string yaml)
+    internal static List<string> SchemaErrors(string yaml)
     {
         var stream = new YamlStream();
         stream.Load(new StringReader(yaml));
