@@ -28,6 +28,7 @@ public sealed partial class PeersGuideTests
         Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
         Assert.Equal(["checkout", "cart", "search", "orders"], runbooks.Select(r => Parse(r).Name));
         Assert.All(runbooks, r => Assert.Equal("yaml", r.Language));
+        Assert.Empty(RunbookConflicts.Find(runbooks.Select(r => (Guide, Parse(r))))); // one folder may hold all four
     }
 
     [Fact]
