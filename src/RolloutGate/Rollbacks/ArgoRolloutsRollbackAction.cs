@@ -9,6 +9,14 @@ namespace RolloutGate.Rollbacks;
 /// <c>argoRollouts: {rollout}</c>: aborts the Rollout the way <c>kubectl argo rollouts abort</c> does, a merge patch of
 /// <c>{"status":{"abort":true}}</c> on the status subresource; the Argo controller then shifts traffic back to the
 /// stable ReplicaSet. Setting a flag is idempotent, so no resourceVersion is needed.
+/// <para>
+/// An abort only stops an update in progress: "The previous ReplicaSet will be active" (the plugin's help). Once the
+/// Rollout is fully promoted, its stable ReplicaSet is the new version's (Argo Rollouts' own test,
+/// <c>IsFullyPromoted</c>: <c>status.stableRS == status.currentPodHash</c>), so an abort brings nothing back, and a
+/// deployment recorded as rolled back would still serve the version that regressed. The Rollout is read first, and a
+/// fully promoted one fails the action, writing nothing, with what would roll it back. A Rollout promoted between that
+/// read and the patch is aborted as before.
+/// </para>
 /// </summary>
 internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, RollbackAttempts attempts)
 {
@@ -24,6 +32,17 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
 
         return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
         {
+            var current = await kubernetes.GetAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, token);
+            if (FullyPromotedHash(current) is { } stable)
+            {
+                throw new RollbackAttemptException(
+                    $"the Rollout is fully promoted (status.stableRS is the current pod template hash, {stable}): an abort only stops an update in progress "
+                    + "and would bring the previous version back no more; nothing was written. Roll it back with "
+                    + $"`kubectl argo rollouts undo {argo.Rollout} -n {@namespace}` or by redeploying the previous version, and give this runbook "
+                    + "a `webhook` action to the pipeline for regressions found after the promotion",
+                    transient: false);
+            }
+
             var abort = new JsonObject { ["status"] = new JsonObject { ["abort"] = true } };
             JsonObject rollout;
             try
@@ -33,7 +52,7 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
             catch (KubernetesApiException exception) when (exception.StatusCode == HttpStatusCode.NotFound)
             {
                 // As the kubectl plugin does: a Rollout CRD installed without the status subresource takes the patch
-                // on the object itself; a Rollout that does not exist answers 404 here too, with Kubernetes' message.
+                // on the object itself (a Rollout that does not exist answered 404 to the read already).
                 rollout = await kubernetes.MergePatchAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, abort, token);
             }
 
@@ -50,5 +69,14 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
 
             return $"status.abort is true (resourceVersion {rollout["metadata"]?["resourceVersion"]}); the Argo Rollouts controller moves traffic back to the stable ReplicaSet";
         }, cancellationToken);
+    }
+
+    /// <summary>The stable pod template hash when <paramref name="rollout"/> is fully promoted (stable is current), else null.</summary>
+    private static string? FullyPromotedHash(JsonObject rollout)
+    {
+        var stable = Text(rollout["status"]?["stableRS"]);
+        return stable is { Length: > 0 } && stable == Text(rollout["status"]?["currentPodHash"]) ? stable : null;
+
+        static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
     }
 }

@@ -548,7 +548,8 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     public async Task ArgoRollouts_Abort_SetsStatusAbortThroughTheStatusSubresource()
     {
         server.Store(KubernetesResource.ArgoRollout, "shop", "checkout",
-            Obj("""{"replicas":3,"strategy":{"canary":{"steps":[{"setWeight":20}]}}}"""), Obj("""{"phase":"Progressing"}"""));
+            Obj("""{"replicas":3,"strategy":{"canary":{"steps":[{"setWeight":20}]}}}"""),
+            Obj("""{"phase":"Progressing","stableRS":"6d5f8b7c9","currentPodHash":"7f9c4d8b6"}"""));
 
         var outcome = await Executor.ExecuteAsync(
             RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
@@ -559,7 +560,29 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.True(stored["status"]!["abort"]!.GetValue<bool>());
         Assert.Equal("Progressing", stored["status"]!["phase"]!.GetValue<string>());
         Assert.Equal(3, stored["spec"]!["replicas"]!.GetValue<int>());
-        Assert.Equal(["PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status"], server.Requests);
+        Assert.Equal(
+            ["GET /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout", "PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status"],
+            server.Requests);
+    }
+
+    /// <summary>
+    /// Hours after the promotion the Rollout's stable ReplicaSet is the new version's: an abort would bring nothing back,
+    /// so the action fails, writes nothing, and says what would roll it back.
+    /// </summary>
+    [Fact]
+    public async Task ArgoRollouts_FullyPromoted_FailsWithoutWritingRatherThanReportingARollback()
+    {
+        server.Store(KubernetesResource.ArgoRollout, "shop", "checkout",
+            Obj("""{"replicas":3}"""), Obj("""{"phase":"Healthy","stableRS":"7f9c4d8b6","currentPodHash":"7f9c4d8b6"}"""));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("the Rollout is fully promoted (status.stableRS is the current pod template hash, 7f9c4d8b6)", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains("`kubectl argo rollouts undo checkout -n shop`", outcome.Detail, StringComparison.Ordinal);
+        Assert.Null(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]);
+        Assert.Equal(["GET /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout"], server.Requests);
     }
 
     [Fact]
@@ -574,7 +597,11 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.True(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]!.GetValue<bool>());
         Assert.Equal(
-            ["PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status", "PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout"],
+            [
+                "GET /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout",
+                "PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout/status",
+                "PATCH /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout",
+            ],
             server.Requests);
     }
 
