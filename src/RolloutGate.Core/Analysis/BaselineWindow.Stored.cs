@@ -37,7 +37,7 @@ internal readonly record struct ReductionInputs(
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 9;
+    public const byte StoredVersion = 10;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()

@@ -50,7 +50,7 @@ internal static class ElasticityCoverageBenchmark
                     .Where(o => o.Value is > 0 && o.Requests is > 0)
                     .Select(o => (o.At, Log: Math.Log(o.Value!.Value), o.Requests))
                     .ToList();
-                if (LoadAdjustment.Estimate(points, null) is var (slope, standardError, degrees, _))
+                if (LoadAdjustment.Estimate(points, null, alpha) is var (slope, standardError, degrees, _))
                 {
                     fits.Add((slope, standardError, degrees));
                 }

@@ -45,10 +45,13 @@ public sealed class BaselineWindowStoredTests
         [8] = "aec7ae3ff865e92e3872c4646ab6f30c70587f1a6184d6739303a363aa4a095f",
         // The load adjustment is credited only towards the load the hours before the deploy led to expect, which is stored.
         [9] = "d7019615a3d59a25bb2e173fa3b133a26b687fc1cee13cf12657fa19341b4eb8",
+        // The load elasticity's error is the variance components' where their margin is larger than the delete-a-day
+        // jackknife's, and the shape "weekly-load-noisy" has one such.
+        [10] = "aa5b9fb5bb4fe693c24f01b0ceec1461aa03eaa029e126292965317481f7d170",
     };
 
     public static TheoryData<string> Shapes =>
-        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin", "weekly-load"];
+        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin", "weekly-load", "weekly-load-noisy"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -64,7 +67,7 @@ public sealed class BaselineWindowStoredTests
         Assert.Equal(shape.StartsWith("daily", StringComparison.Ordinal) || shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsSeasonal);
         Assert.Equal(shape.StartsWith("weekly", StringComparison.Ordinal), reduced.IsWeekly);
         Assert.Equal(zone, read.TimeZone);
-        Assert.Equal(shape == "weekly-load", reduced.AdjustsForLoad);
+        Assert.Equal(shape.StartsWith("weekly-load", StringComparison.Ordinal), reduced.AdjustsForLoad);
         Assert.Equal(reduced.AdjustsForLoad, read.AdjustsForLoad);
         Assert.Equal(Describe(reduced, deploy), Describe(read, deploy));
         Assert.Equal(stored, read.Encode());
@@ -199,7 +202,7 @@ public sealed class BaselineWindowStoredTests
             text.Append(F(baseline.LogNoiseScaleFor(requests))).Append(' ');
         }
 
-        // The load adjustment (none but for "weekly-load") of a few counts at a few times, the first half hour's among them.
+        // The load adjustment (none but for the "weekly-load" shapes) of a few counts at a few times, the first half hour's among them.
         foreach (var minute in new[] { 7, 300, 1000 })
         {
             foreach (var requests in new long[] { 100, 600, 5000 })
@@ -237,6 +240,9 @@ public sealed class BaselineWindowStoredTests
             }),
         ];
 
+        // A number in [0, 1) that looks random: the fraction of 43758.5453 sin(12.9898 i).
+        static double Hash(int i) => (Math.Sin(i * 12.9898) * 43758.5453 % 1 + 1) % 1;
+
         (MetricKind, IReadOnlyList<Observation>, DateTimeOffset?, TimeZoneInfo?, DateTimeOffset) Utc(MetricKind kind, IReadOnlyList<Observation> samples, DateTimeOffset? until) =>
             (kind, samples, until, null, Deploy);
         return shape switch
@@ -262,6 +268,11 @@ public sealed class BaselineWindowStoredTests
             "daily-berlin" => (MetricKind.Latency, [.. Latency(2 * 1440, 1, Berlin).Take(1440)], DeployAfterTheChange, Berlin, DeployAfterTheChange.AddHours(-24)),
             "weekly-berlin" => (MetricKind.Latency, Latency(7 * 1440, 5, Berlin), DeployAfterTheChange.AddHours(24), Berlin, DeployAfterTheChange),
             "weekly-load" => Utc(MetricKind.Latency, Latency(7 * 1440, 5, loadFollows: true), WatchEnd),
+            // With 2% of noise a sample besides (sin-hash: plain arithmetic), at 1-minute steps: the load elasticity's error
+            // is the variance components' (its margin the larger), not the jackknife's.
+            "weekly-load-noisy" => Utc(MetricKind.Latency,
+                [.. Latency(7 * 1440, 1, loadFollows: true).Select((o, i) => o with { Value = o.Value * (1 + 0.02 * (Hash(i) - 0.5)) })],
+                WatchEnd),
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
         };
     }
