@@ -19,6 +19,9 @@ namespace RolloutGate.Rollbacks;
 /// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so. An action still
 /// under way <see cref="RollbackResilienceOptions.StopGrace"/> after the host began to stop is abandoned and its claim
 /// released, so that another replica (or the next start) carries it out again at once, with the same idempotency key.
+/// A replica killed mid-action (SIGKILL, the OOM killer, a lost node) releases nothing: its claim is a lease
+/// (<c>claimed_until</c>, <see cref="ClaimLease"/>) renewed while the action runs, which another replica takes over once
+/// it has passed, carrying the action out again with the same idempotency key and saying so in the audit trail.
 /// </summary>
 public sealed partial class RollbackDispatcher(
     IServiceScopeFactory scopes,
@@ -33,8 +36,22 @@ public sealed partial class RollbackDispatcher(
 
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
 
-    /// <summary>A claim this old without an outcome belonged to a replica that died mid-action.</summary>
-    public static readonly TimeSpan ClaimExpiry = TimeSpan.FromMinutes(10);
+    /// <summary>
+    /// How long a claim holds without being renewed: one not renewed for this long belonged to a replica that died
+    /// mid-action, and is taken over. Renewed every <see cref="ClaimRenewal"/> while the action runs, however long it takes
+    /// (retries, Retry-After waits), so it may be short: it is how long a decided rollback waits, with nothing under way,
+    /// after its replica was killed.
+    /// </summary>
+    public static readonly TimeSpan ClaimLease = TimeSpan.FromSeconds(30);
+
+    /// <summary>How often a claim is renewed while its action runs: three times within <see cref="ClaimLease"/>.</summary>
+    public static readonly TimeSpan ClaimRenewal = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a claim without a lease lasts from <c>claimed_at</c>: one written by a version before migration 0020, which
+    /// does not renew it, and whose action may run up to this long.
+    /// </summary>
+    public static readonly TimeSpan UnrenewedClaimExpiry = TimeSpan.FromMinutes(10);
 
     /// <summary>Who holds a claim, for people reading rollback_actions: host, process and a per-start id.</summary>
     private readonly string replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -66,11 +83,12 @@ public sealed partial class RollbackDispatcher(
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
         var executor = scope.ServiceProvider.GetRequiredService<IRollbackExecutor>();
         var now = time.GetUtcNow();
-        var expired = now - ClaimExpiry;
+        var unrenewedSince = now - UnrenewedClaimExpiry;
         var due = await db.Database.SqlQuery<string>($"""
             SELECT d.id AS "Value" FROM deployments d
             LEFT JOIN rollback_actions r ON r.deployment_id = d.id
-            WHERE d.state = 'rolling-back' AND (r.deployment_id IS NULL OR (r.finished_at IS NULL AND r.claimed_at < {expired}))
+            WHERE d.state = 'rolling-back' AND (r.deployment_id IS NULL
+                  OR (r.finished_at IS NULL AND (r.claimed_until <= {now} OR (r.claimed_until IS NULL AND r.claimed_at < {unrenewedSince}))))
             ORDER BY d.updated_at
             LIMIT 20
             """).ToListAsync(cancellationToken);
@@ -80,11 +98,11 @@ public sealed partial class RollbackDispatcher(
             // A stopping host claims nothing more. What it has claimed runs on and is recorded, stopping or not: the action
             // changes production, and one carried out but not recorded would be carried out again when the claim expires,
             // with the audit trail giving the wrong time; a claim cut off mid-statement could hold the rollback for
-            // ClaimExpiry. Only an action still under way when the host is about to stop waiting (StopGrace) is
+            // its lease. Only an action still under way when the host is about to stop waiting (StopGrace) is
             // abandoned, its claim released rather than left to expire.
             cancellationToken.ThrowIfCancellationRequested();
-            if (await ClaimAsync(db, deploymentId, now, expired, CancellationToken.None)
-                && await ExecuteAsync(db, executor, deploymentId, cancellationToken))
+            if (await ClaimAsync(db, deploymentId, now, unrenewedSince, CancellationToken.None) is { } claim
+                && await ExecuteAsync(db, executor, deploymentId, claim, cancellationToken))
             {
                 done++;
             }
@@ -93,18 +111,68 @@ public sealed partial class RollbackDispatcher(
         return done;
     }
 
-    private async Task<bool> ClaimAsync(RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset expired, CancellationToken cancellationToken)
+    /// <summary>Null when another replica holds the claim or the rollback is done; otherwise the claim, with the one it took over.</summary>
+    private async Task<Claim?> ClaimAsync(
+        RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset unrenewedSince, CancellationToken cancellationToken)
     {
-        var claimed = await db.Database.ExecuteSqlAsync($"""
-            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by) VALUES ({deploymentId}, {now}, {replica})
-            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}
-            WHERE rollback_actions.finished_at IS NULL AND rollback_actions.claimed_at < {expired}
-            """, cancellationToken);
-        return claimed == 1;
+        // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
+        var claimed = await db.Database.SqlQuery<Claim>($"""
+            WITH previous AS (SELECT claimed_by, claimed_at FROM rollback_actions WHERE deployment_id = {deploymentId})
+            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until) VALUES ({deploymentId}, {now}, {replica}, {now + ClaimLease})
+            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}, claimed_until = {now + ClaimLease}
+            WHERE rollback_actions.finished_at IS NULL
+              AND (rollback_actions.claimed_until <= {now} OR (rollback_actions.claimed_until IS NULL AND rollback_actions.claimed_at < {unrenewedSince}))
+            RETURNING (SELECT claimed_by FROM previous) AS "TakenOverFrom", (SELECT claimed_at FROM previous) AS "TakenOverClaimedAt"
+            """).ToListAsync(cancellationToken);
+        if (claimed.Count == 0)
+        {
+            return null;
+        }
+
+        if (claimed[0].TakenOverFrom is { } previous)
+        {
+            LogTakenOver(logger, deploymentId, previous, claimed[0].TakenOverClaimedAt!.Value);
+        }
+
+        return claimed[0];
+    }
+
+    /// <summary>Renews this replica's claim every <see cref="ClaimRenewal"/> until <paramref name="done"/>.</summary>
+    private async Task RenewAsync(RolloutGateDbContext db, string deploymentId, CancellationToken done)
+    {
+        using var timer = new PeriodicTimer(ClaimRenewal, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(done))
+            {
+                // Not cut by done: a statement cancelled half-way would leave the context's connection in doubt, and the
+                // outcome is recorded on it next.
+                try
+                {
+                    await db.Database.ExecuteSqlAsync($"""
+                        UPDATE rollback_actions SET claimed_until = {time.GetUtcNow() + ClaimLease}
+                        WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
+                        """, CancellationToken.None);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The action goes on: should the lease run out meanwhile, another replica carries it out again with the
+                    // same idempotency key, and the outcome recorded is the one of whoever holds the claim then.
+                    if (!outage.Handled("Rollback dispatcher", ex))
+                    {
+                        LogRenewFailed(logger, deploymentId, ex);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (done.IsCancellationRequested)
+        {
+            // The action is over.
+        }
     }
 
     /// <summary>Carries out and records the rollback; false when the host's stop abandoned it (its claim released).</summary>
-    private async Task<bool> ExecuteAsync(RolloutGateDbContext db, IRollbackExecutor executor, string deploymentId, CancellationToken stopping)
+    private async Task<bool> ExecuteAsync(RolloutGateDbContext db, IRollbackExecutor executor, string deploymentId, Claim claim, CancellationToken stopping)
     {
         var cancellationToken = CancellationToken.None;
         db.ChangeTracker.Clear();
@@ -123,17 +191,21 @@ public sealed partial class RollbackDispatcher(
         else
         {
             var request = RollbackRequest.For(runbook, deployment.Id, deployment.Environment, deployment.PreviousVersion ?? "", reason,
-                idempotencyKey: $"{deployment.Id}:rollback");
+                idempotencyKey: IdempotencyKey(deployment.Id));
             var grace = resilience.CurrentValue.StopGrace;
             using var interrupt = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
             using var onStop = stopping.Register(() => interrupt.CancelAfter(grace));
+            using var acted = new CancellationTokenSource();
+            var renewing = RenewAsync(db, deploymentId, acted.Token);
             try
             {
                 outcome = await executor.ExecuteAsync(request, interrupt.Token);
             }
             catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
             {
-                // Killed with the process instead, the claim would hold the rollback for ClaimExpiry with nothing under way.
+                await acted.CancelAsync();
+                await renewing;
+                // Killed with the process instead, the claim would hold the rollback for its lease with nothing under way.
                 // The action may have reached its target already: carried out again, it is the same idempotent change
                 // (a traffic shift, an abort) or the same delivery id to a webhook receiver.
                 await db.Database.ExecuteSqlAsync($"""
@@ -142,33 +214,56 @@ public sealed partial class RollbackDispatcher(
                 LogAbandonedOnStop(logger, deploymentId, grace, request.IdempotencyKey);
                 return false;
             }
+            finally
+            {
+                // Ends the renewals before the context is used again (a no-op after the abandonment above).
+                await acted.CancelAsync();
+                await renewing;
+            }
         }
 
-        await RecordAsync(db, deploymentId, outcome, cancellationToken);
+        await RecordAsync(db, deploymentId, outcome, claim, cancellationToken);
         return true;
     }
 
-    private async Task RecordAsync(RolloutGateDbContext db, string deploymentId, RollbackOutcome outcome, CancellationToken cancellationToken)
+    private async Task RecordAsync(RolloutGateDbContext db, string deploymentId, RollbackOutcome outcome, Claim claim, CancellationToken cancellationToken)
     {
         var now = time.GetUtcNow();
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var deployment = await db.Deployments.FromSql($"SELECT * FROM deployments WHERE id = {deploymentId} FOR UPDATE")
             .SingleAsync(cancellationToken);
-        await db.Database.ExecuteSqlAsync($"""
+        var held = await db.Database.ExecuteSqlAsync($"""
             UPDATE rollback_actions SET finished_at = {now}, succeeded = {outcome.Succeeded}, action = {outcome.Action},
-                   detail = {outcome.Detail}, attempts = {outcome.Attempts}
-            WHERE deployment_id = {deploymentId}
+                   detail = {outcome.Detail}, attempts = {outcome.Attempts}, claimed_until = NULL
+            WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
             """, cancellationToken);
-        var entries = new List<AuditEntry>
+        if (held == 0)
         {
-            new(AuditEventTypes.RollbackAction, deployment.Id, deployment.Service, Actor, new
-            {
-                action = outcome.Action,
-                outcome = outcome.Succeeded ? "succeeded" : "failed",
-                detail = outcome.Detail,
-                attempts = outcome.Attempts,
-            }),
+            // The lease ran out while the action ran (its renewals could not reach the database) and another replica took
+            // the claim over: the same action, with the same idempotency key, is that replica's to record, once.
+            LogLeaseLost(logger, deploymentId, outcome.Action, outcome.Succeeded);
+            return;
+        }
+
+        var recorded = new
+        {
+            action = outcome.Action,
+            outcome = outcome.Succeeded ? "succeeded" : "failed",
+            detail = outcome.Detail,
+            attempts = outcome.Attempts,
         };
+        // An attempt cut off with its replica is on the record too: its target may have acted on it already.
+        object data = claim.TakenOverFrom is { } previous
+            ? new
+            {
+                recorded.action,
+                recorded.outcome,
+                recorded.detail,
+                recorded.attempts,
+                interrupted = $"an earlier attempt by {previous} from {claim.TakenOverClaimedAt:O} ended without an outcome (that replica stopped or died mid-action); carried out again with the same idempotency key ({IdempotencyKey(deploymentId)}), so its target may have got it twice",
+            }
+            : recorded;
+        var entries = new List<AuditEntry> { new(AuditEventTypes.RollbackAction, deployment.Id, deployment.Service, Actor, data) };
 
         // A person may have stopped the automation while the action ran; the state machine then refuses the move.
         if (outcome.Succeeded && DeploymentStateMachine.Next(deployment.State, DeploymentTrigger.RollbackSucceeded).IsAllowed)
@@ -181,6 +276,20 @@ public sealed partial class RollbackDispatcher(
         await transaction.CommitAsync(cancellationToken);
         LogRolledBack(logger, deploymentId, outcome.Action, outcome.Succeeded, LogText.OneLine(outcome.Detail));
     }
+
+    /// <summary>The same for every attempt at one deployment's rollback, on every replica: the webhook's delivery id.</summary>
+    private static string IdempotencyKey(string deploymentId) => $"{deploymentId}:rollback";
+
+    private sealed record Claim(string? TakenOverFrom, DateTimeOffset? TakenOverClaimedAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId}: the claim of {Replica} (from {ClaimedAt:O}) ran out without an outcome, that replica stopped or died mid-action; carrying the action out again with the same idempotency key")]
+    private static partial void LogTakenOver(ILogger logger, string deploymentId, string replica, DateTimeOffset claimedAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId}: its claim could not be renewed")]
+    private static partial void LogRenewFailed(ILogger logger, string deploymentId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId} via {Action} ended (succeeded={Succeeded}) after its claim had run out and another replica took it over; that replica records the outcome")]
+    private static partial void LogLeaseLost(ILogger logger, string deploymentId, string action, bool succeeded);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Rollback of {DeploymentId} via {Action}: succeeded={Succeeded} ({Detail})")]
     private static partial void LogRolledBack(ILogger logger, string deploymentId, string action, bool succeeded, string detail);

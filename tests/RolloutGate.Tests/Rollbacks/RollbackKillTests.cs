@@ -1,0 +1,137 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Http.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
+using RolloutGate.Deployments;
+using RolloutGate.Rollbacks;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Webhooks;
+
+namespace RolloutGate.Tests.Rollbacks;
+
+/// <summary>
+/// A replica killed with SIGKILL while its rollback webhook is on its way: nothing runs on the way out, so its claim is
+/// neither released nor renewed, and the receiver may or may not have acted. Another process carries the rollback out
+/// again with the same delivery id once the claim's lease has run out, records it once, and the audit trail says that
+/// an earlier attempt was cut off.
+/// </summary>
+public sealed class RollbackKillTests : IAsyncLifetime
+{
+    private const string Secret = "rollback-hook-secret";
+
+    private readonly ConcurrentQueue<(string Delivery, bool Signed)> received = new();
+    private readonly TaskCompletionSource firstArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly CancellationTokenSource stopping = new();
+    private WebApplication receiver = null!;
+
+    public async Task InitializeAsync()
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        receiver = builder.Build();
+        // The first delivery is never answered: the replica sending it is killed meanwhile. Every later one is accepted.
+        receiver.MapPost("/hooks/rollback", async (HttpRequest request) =>
+        {
+            using var buffer = new MemoryStream();
+            await request.Body.CopyToAsync(buffer);
+            var timestamp = request.Headers[WebhookAuthenticator.TimestampHeader].ToString();
+            var signed = request.Headers[WebhookAuthenticator.SignatureHeader].ToString() == WebhookAuthenticator.SignatureHeaderValue(Secret, timestamp, buffer.ToArray());
+            received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), signed));
+            if (firstArrived.TrySetResult())
+            {
+                await Task.Delay(Timeout.Infinite, stopping.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+
+            return Results.Ok();
+        });
+        await receiver.StartAsync();
+    }
+
+    public async Task DisposeAsync()
+    {
+        await stopping.CancelAsync();
+        await receiver.DisposeAsync();
+        stopping.Dispose();
+    }
+
+    /// <summary>
+    /// Bound: the second process starts (a few seconds) and its dispatcher, polling every 2 s, takes the claim over once
+    /// its lease (<see cref="RollbackDispatcher.ClaimLease"/>, 30 s) has run out since the killed one claimed or last
+    /// renewed it: well under the 90 s this waits.
+    /// </summary>
+    [Fact]
+    public async Task KilledWhileTheWebhookIsUnanswered_AnotherProcessSendsItAgainWithTheSameDeliveryIdAndRecordsItOnce()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/rollback")));
+        await using (var first = await ServiceProcess.StartAsync(database, runbooks.Folder))
+        {
+            using var client = first.Client();
+            Assert.Equal(HttpStatusCode.Accepted, (await new WebhookClient(client).SendEventAsync("deployed", "rb-kill")).StatusCode);
+            using var operatorClient = first.Client(RolloutGateHost.OperatorToken);
+            var decided = await operatorClient.PostAsJsonAsync(new Uri("/api/v1/deployments/rb-kill/rollback", UriKind.Relative), new { actor = "bob", reason = "p95 up" });
+            Assert.Equal(HttpStatusCode.OK, decided.StatusCode);
+
+            await firstArrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
+            await first.KillAsync();
+        }
+
+        Assert.Equal("rolling-back", await database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-kill'"));
+        await using var second = await ServiceProcess.StartAsync(database, runbooks.Folder);
+        var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(90);
+        while (await database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-kill'") == "rolling-back" && TimeProvider.System.GetUtcNow() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.Equal("rolled-back", await database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-kill'"));
+        // Sent twice, as promised: at least once, with one delivery id the receiver can deduplicate on, signed each time.
+        Assert.Equal([("rb-kill:rollback", true), ("rb-kill:rollback", true)], received.ToArray());
+        Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM audit_events WHERE deployment_id = 'rb-kill' AND type = 'rollback.action'"));
+        Assert.Equal(1L, await database.ScalarAsync<long>(
+            "SELECT count(*) FROM audit_events WHERE deployment_id = 'rb-kill' AND type = 'deployment.state-changed' AND data::jsonb->>'to' = 'rolled-back'"));
+        // The record says an earlier attempt was cut off, by whom and since when.
+        var interrupted = await database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'interrupted' FROM audit_events WHERE deployment_id = 'rb-kill' AND type = 'rollback.action'");
+        Assert.NotNull(interrupted);
+        Assert.Contains("ended without an outcome", interrupted, StringComparison.Ordinal);
+        Assert.Contains("the same idempotency key (rb-kill:rollback)", interrupted, StringComparison.Ordinal);
+        using var reader = second.Client(RolloutGateHost.ReaderToken);
+        var verified = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        Assert.True(verified.GetProperty("ok").GetBoolean());
+    }
+
+    private static string Runbook(string url) => $"""
+        apiVersion: rolloutgate/v1
+        kind: Runbook
+        metadata:
+          name: checkout
+          version: 1
+        spec:
+          service: checkout
+          environments: [production]
+          owner: U024BE7LH
+          approvers: [U024BE7LH]
+          decisionChannel: C0DECIDE01
+          mesh:
+            provider: istio
+            namespace: shop
+            workload: checkout
+          watch:
+            duration: 24h
+            interval: 1m
+            baseline: 24h
+            metrics:
+              - name: p95-latency
+                preset: p95-latency
+                maxIncrease: 20%
+          rollback:
+            mode: recommend
+            action:
+              webhook:
+                url: {url}
+                secret: {Secret}
+        """;
+}
