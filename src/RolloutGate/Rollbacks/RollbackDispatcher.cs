@@ -20,7 +20,7 @@ namespace RolloutGate.Rollbacks;
 /// under way <see cref="RollbackResilienceOptions.StopGrace"/> after the host began to stop is abandoned and its claim
 /// released, so that another replica (or the next start) carries it out again at once, with the same idempotency key.
 /// A replica killed mid-action (SIGKILL, the OOM killer, a lost node) releases nothing: its claim is a lease
-/// (<c>claimed_until</c>, <see cref="ClaimLease"/>) renewed while the action runs, which another replica takes over once
+/// (<c>claimed_until</c>, <see cref="RollbackResilienceOptions.ClaimLease"/>) renewed while the action runs, which another replica takes over once
 /// it has passed, carrying the action out again with the same idempotency key and saying so in the audit trail.
 /// </summary>
 public sealed partial class RollbackDispatcher(
@@ -35,17 +35,6 @@ public sealed partial class RollbackDispatcher(
     public const string Actor = "rolloutgate";
 
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
-
-    /// <summary>
-    /// How long a claim holds without being renewed: one not renewed for this long belonged to a replica that died
-    /// mid-action, and is taken over. Renewed every <see cref="ClaimRenewal"/> while the action runs, however long it takes
-    /// (retries, Retry-After waits), so it may be short: it is how long a decided rollback waits, with nothing under way,
-    /// after its replica was killed.
-    /// </summary>
-    public static readonly TimeSpan ClaimLease = TimeSpan.FromSeconds(30);
-
-    /// <summary>How often a claim is renewed while its action runs: three times within <see cref="ClaimLease"/>.</summary>
-    public static readonly TimeSpan ClaimRenewal = TimeSpan.FromSeconds(10);
 
     /// <summary>
     /// How long a claim without a lease lasts from <c>claimed_at</c>: one written by a version before migration 0020, which
@@ -84,6 +73,7 @@ public sealed partial class RollbackDispatcher(
         var executor = scope.ServiceProvider.GetRequiredService<IRollbackExecutor>();
         var now = time.GetUtcNow();
         var unrenewedSince = now - UnrenewedClaimExpiry;
+        var lease = resilience.CurrentValue.ClaimLease;
         var due = await db.Database.SqlQuery<string>($"""
             SELECT d.id AS "Value" FROM deployments d
             LEFT JOIN rollback_actions r ON r.deployment_id = d.id
@@ -101,7 +91,7 @@ public sealed partial class RollbackDispatcher(
             // its lease. Only an action still under way when the host is about to stop waiting (StopGrace) is
             // abandoned, its claim released rather than left to expire.
             cancellationToken.ThrowIfCancellationRequested();
-            if (await ClaimAsync(db, deploymentId, now, unrenewedSince, CancellationToken.None) is { } claim
+            if (await ClaimAsync(db, deploymentId, now, now + lease, unrenewedSince, CancellationToken.None) is { } claim
                 && await ExecuteAsync(db, executor, deploymentId, claim, cancellationToken))
             {
                 done++;
@@ -113,13 +103,13 @@ public sealed partial class RollbackDispatcher(
 
     /// <summary>Null when another replica holds the claim or the rollback is done; otherwise the claim, with the one it took over.</summary>
     private async Task<Claim?> ClaimAsync(
-        RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset unrenewedSince, CancellationToken cancellationToken)
+        RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset until, DateTimeOffset unrenewedSince, CancellationToken cancellationToken)
     {
         // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
         var claimed = await db.Database.SqlQuery<Claim>($"""
             WITH previous AS (SELECT claimed_by, claimed_at FROM rollback_actions WHERE deployment_id = {deploymentId})
-            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until) VALUES ({deploymentId}, {now}, {replica}, {now + ClaimLease})
-            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}, claimed_until = {now + ClaimLease}
+            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until) VALUES ({deploymentId}, {now}, {replica}, {until})
+            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}, claimed_until = {until}
             WHERE rollback_actions.finished_at IS NULL
               AND (rollback_actions.claimed_until <= {now} OR (rollback_actions.claimed_until IS NULL AND rollback_actions.claimed_at < {unrenewedSince}))
             RETURNING (SELECT claimed_by FROM previous) AS "TakenOverFrom", (SELECT claimed_at FROM previous) AS "TakenOverClaimedAt"
@@ -137,10 +127,11 @@ public sealed partial class RollbackDispatcher(
         return claimed[0];
     }
 
-    /// <summary>Renews this replica's claim every <see cref="ClaimRenewal"/> until <paramref name="done"/>.</summary>
+    /// <summary>Renews this replica's claim every <see cref="RollbackResilienceOptions.ClaimRenewal"/> until <paramref name="done"/>.</summary>
     private async Task RenewAsync(RolloutGateDbContext db, string deploymentId, CancellationToken done)
     {
-        using var timer = new PeriodicTimer(ClaimRenewal, time);
+        var settings = resilience.CurrentValue;
+        using var timer = new PeriodicTimer(settings.ClaimRenewal, time);
         try
         {
             while (await timer.WaitForNextTickAsync(done))
@@ -150,7 +141,7 @@ public sealed partial class RollbackDispatcher(
                 try
                 {
                     await db.Database.ExecuteSqlAsync($"""
-                        UPDATE rollback_actions SET claimed_until = {time.GetUtcNow() + ClaimLease}
+                        UPDATE rollback_actions SET claimed_until = {time.GetUtcNow() + settings.ClaimLease}
                         WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
                         """, CancellationToken.None);
                 }

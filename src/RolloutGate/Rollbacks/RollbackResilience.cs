@@ -38,6 +38,20 @@ public sealed class RollbackResilienceOptions
     /// is abandoned and its claim released (see <see cref="RollbackDispatcher"/>).
     /// </summary>
     public TimeSpan StopGrace { get; set; } = DefaultStopGrace;
+
+    public static readonly TimeSpan DefaultClaimLease = TimeSpan.FromSeconds(30);
+    public static readonly TimeSpan DefaultClaimRenewal = TimeSpan.FromSeconds(10);
+
+    /// <summary>
+    /// How long a rollback's claim holds without being renewed: one not renewed for this long belonged to a replica that
+    /// died mid-action, and another takes it over (see <see cref="RollbackDispatcher"/>). Renewed every
+    /// <see cref="ClaimRenewal"/> while the action runs, however long it takes (retries, Retry-After waits), so it may be
+    /// short: it is how long a decided rollback waits, with nothing under way, after its replica was killed.
+    /// </summary>
+    public TimeSpan ClaimLease { get; set; } = DefaultClaimLease;
+
+    /// <summary>How often a claim is renewed while its action runs: three times within <see cref="ClaimLease"/>.</summary>
+    public TimeSpan ClaimRenewal { get; set; } = DefaultClaimRenewal;
 }
 
 /// <summary>

@@ -4,6 +4,7 @@ using System.Net.Http.Json;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
+using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Deployments;
 using RolloutGate.Rollbacks;
 using RolloutGate.Tests.Infrastructure;
@@ -46,6 +47,13 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
             return Results.Ok();
         });
+        // A receiver that takes 4 s to answer: longer than the claim's lease in the test below.
+        receiver.MapPost("/hooks/slow", async (HttpRequest request) =>
+        {
+            received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), true));
+            await Task.Delay(TimeSpan.FromSeconds(4));
+            return Results.Ok();
+        });
         await receiver.StartAsync();
     }
 
@@ -58,7 +66,7 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
     /// <summary>
     /// Bound: the second process starts (a few seconds) and its dispatcher, polling every 2 s, takes the claim over once
-    /// its lease (<see cref="RollbackDispatcher.ClaimLease"/>, 30 s) has run out since the killed one claimed or last
+    /// its lease (<see cref="RollbackResilienceOptions.DefaultClaimLease"/>, 30 s) has run out since the killed one claimed or last
     /// renewed it: well under the 90 s this waits.
     /// </summary>
     [Fact]
@@ -101,6 +109,40 @@ public sealed class RollbackKillTests : IAsyncLifetime
         using var reader = second.Client(RolloutGateHost.ReaderToken);
         var verified = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
         Assert.True(verified.GetProperty("ok").GetBoolean());
+    }
+
+    /// <summary>
+    /// The other side of the lease: an action that runs longer than the lease (a slow receiver, retries) keeps its claim,
+    /// renewed while it runs, and a second replica polling meanwhile does not carry it out again. Here with a 1 s lease
+    /// renewed every 200 ms, and a receiver answering after 4 s.
+    /// </summary>
+    [Fact]
+    public async Task ActionLongerThanTheLease_ClaimRenewed_TheOtherReplicaDoesNotTakeItOver()
+    {
+        static void ShortLease(IServiceCollection services) => services.Configure<RollbackResilienceOptions>(options =>
+        {
+            options.ClaimLease = TimeSpan.FromSeconds(1);
+            options.ClaimRenewal = TimeSpan.FromMilliseconds(200);
+        });
+
+        await using var service = await TestService.StartAsync([("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/slow"))], settings: null, ShortLease);
+        await using var second = new RolloutGateHost(service.Database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = service.Runbooks.Folder }, services: ShortLease);
+        using var _ = second.CreateClient();
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "rb-slow")).StatusCode);
+        await service.RegressAsync("rb-slow", "p95-latency");
+        await service.DecideAsync("rb-slow", "rollback", "bob");
+
+        var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(60);
+        while (await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-slow'") == "rolling-back" && TimeProvider.System.GetUtcNow() < deadline)
+        {
+            await Task.Delay(250);
+        }
+
+        Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-slow'"));
+        Assert.Single(received);
+        Assert.Equal(1L, await service.CountAsync("audit_events", "deployment_id = 'rb-slow' AND type = 'rollback.action' AND NOT data::jsonb ? 'interrupted'"));
+        Assert.DoesNotContain(service.Host.Logs.Lines.Concat(second.Logs.Lines), line =>
+            line.Contains("carrying the action out again", StringComparison.Ordinal) || line.Contains("another replica took it over", StringComparison.Ordinal));
     }
 
     private static string Runbook(string url) => $"""
