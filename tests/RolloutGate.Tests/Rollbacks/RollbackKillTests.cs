@@ -145,35 +145,9 @@ public sealed class RollbackKillTests : IAsyncLifetime
             line.Contains("carrying the action out again", StringComparison.Ordinal) || line.Contains("another replica took it over", StringComparison.Ordinal));
     }
 
-    private static string Runbook(string url) => $"""
-        apiVersion: rolloutgate/v1
-        kind: Runbook
-        metadata:
-          name: checkout
-          version: 1
-        spec:
-          service: checkout
-          environments: [production]
-          owner: U024BE7LH
-          approvers: [U024BE7LH]
-          decisionChannel: C0DECIDE01
-          mesh:
-            provider: istio
-            namespace: shop
-            workload: checkout
-          watch:
-            duration: 24h
-            interval: 1m
-            baseline: 24h
-            metrics:
-              - name: p95-latency
-                preset: p95-latency
-                maxIncrease: 20%
-          rollback:
-            mode: recommend
-            action:
-              webhook:
-                url: {url}
-                secret: {Secret}
-        """;
+    /// <summary>The minimal runbook, rolling back with a <c>webhook</c> action to <paramref name="url"/>.</summary>
+    private static string Runbook(string url) => TestRunbooks.Minimal().Replace(
+        "istio:\n        virtualService: checkout\n        stableSubset: stable",
+        $"webhook:\n        url: {url}\n        secret: {Secret}",
+        StringComparison.Ordinal);
 }
