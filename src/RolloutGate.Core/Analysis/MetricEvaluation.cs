@@ -12,10 +12,10 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="Reference">The baseline reference for this time (same time of day yesterday, or one week earlier with a baseline of about a week, smoothed; or the pooled baseline error rate); for a latency or cost per request adjusted for the interval's load where the baseline determines how the metric follows it (the explanation then says so, with the reference before the adjustment).</param>
 /// <param name="AllowedValue">
 /// The largest value the runbook allows at this time, the threshold of the evaluation's evidence: with maxIncrease the
-/// relative limit, the reference times (1 + maxIncrease) (for request rate the smallest value allowed, the reference times
-/// (1 − maxIncrease)), even when a max is set too, because that limit is what the sequential tests judge and it moves with
-/// the reference (a healthy value above the max, or a breach of it, is said so in the explanation); without maxIncrease
-/// the absolute max; null for a request rate without maxIncrease, whose max is not judged.
+/// relative limit, the reference times (1 + maxIncrease) (for request rate, and a query whose runbook says
+/// <c>worse: lower</c>, the smallest value allowed, the reference times (1 − maxIncrease)), even when a max is set too,
+/// because that limit is what the sequential tests judge and it moves with the reference (a healthy value above the max,
+/// or a breach of it, is said so in the explanation); without maxIncrease the absolute max.
 /// </param>
 /// <param name="Statistic">
 /// After this interval, the statistic (log-likelihood-ratio units) of the test nearest its threshold: the evidence since

@@ -1,3 +1,5 @@
+using RolloutGate.Core.Runbooks;
+
 namespace RolloutGate.Core.Analysis;
 
 /// <summary>What a watched metric measures; it decides which test applies and which direction is worse.</summary>
@@ -20,8 +22,9 @@ public enum MetricKind
 public static class MetricKinds
 {
     /// <summary>
-    /// The kind for a preset name; a custom query (no preset) is tested like latency: a positive value where higher is worse.
-    /// Its unit is unknown, so explanations show its values as plain numbers, not seconds.
+    /// The kind for a preset name; a custom query (no preset) is tested like latency: a positive value where higher is worse,
+    /// unless its runbook says <c>worse: lower</c> (see <see cref="LowerIsWorse"/>). Its unit is unknown, so explanations
+    /// show its values as plain numbers, not seconds.
     /// </summary>
     public static MetricKind FromPreset(string? preset) => preset switch
     {
@@ -31,5 +34,9 @@ public static class MetricKinds
         _ => MetricKind.Latency,
     };
 
-    internal static bool LowerIsWorse(this MetricKind kind) => kind == MetricKind.RequestRate;
+    /// <summary>
+    /// Whether a drop is the regression: always for a request rate (traffic lost), and for a custom query whose runbook says
+    /// <c>worse: lower</c> (orders per minute, a cache hit ratio); the parser refuses <c>worse</c> on the presets.
+    /// </summary>
+    internal static bool LowerIsWorse(this MetricKind kind, MetricSpec spec) => kind == MetricKind.RequestRate || spec.Worse == Worse.Lower;
 }

@@ -61,12 +61,14 @@ namespace RolloutGate.Core.Analysis;
 /// against a seasonal reference; against the flat reference its normal score in the baseline's own distribution, which is
 /// standard normal under the null hypothesis whatever the noise's shape, see <see cref="NoiseDistribution"/>), the Gaussian
 /// log-likelihood ratio of that pair of hypotheses is δ·z − δ²/2 with δ = 1. Working on logs makes a relative limit
-/// additive and tames the long right tail of latencies. Request rate is mirrored: a drop is the regression.
+/// additive and tames the long right tail of latencies. Request rate is mirrored: a drop is the regression; so is a
+/// custom query's whose runbook says <c>worse: lower</c> (orders per minute, a cache hit ratio).
 /// z is clipped to [−a, 5] with a = <see cref="DetectorOptions.LowerClipSigmas"/> (2): above at 5 so a lone spike cannot
 /// decide, and below at 2 so that a low outlier (the dips of a quantised CPU series, where a sample at half the level is
-/// −30 noise units) cannot cancel several intervals of evidence of an increase. Clipped on one side only, the score is
-/// no longer centred, so its mean under standard normal noise, m(a) = φ(a) − aΦ(−a) (0.0085 at a = 2,
-/// <see cref="DetectorOptions.LowerClipOffset"/>), is subtracted. The score clip(z) − m is a nondecreasing 1-Lipschitz
+/// −30 noise units) cannot cancel several intervals of evidence of an increase. Where a drop is the regression the clip
+/// applies to the mirrored score alike: a drop to nothing counts at most 5, a burst of traffic or orders at most −2.
+/// Clipped on one side only, the score is no longer centred, so its mean under standard normal noise,
+/// m(a) = φ(a) − aΦ(−a) (0.0085 at a = 2, <see cref="DetectorOptions.LowerClipOffset"/>), is subtracted. The score clip(z) − m is a nondecreasing 1-Lipschitz
 /// function of z, so under the null hypothesis (z = μ + ε with μ ≤ 0 and ε standard normal) it has mean at most 0 and
 /// E exp(λ(clip(z) − m)) ≤ exp(λ²/2) for every λ ≥ 0 (the Gaussian concentration inequality for Lipschitz functions of
 /// Tsirelson, B. S., Ibragimov, I. A. and Sudakov, V. N. 1976, "Norms of Gaussian sample functions", Lecture Notes in
@@ -237,7 +239,7 @@ public static class RegressionDetector
         Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
         {
-            var lowerIsWorse = kind.LowerIsWorse();
+            var lowerIsWorse = kind.LowerIsWorse(spec);
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
             // Beyond the margin for the load elasticity's own error (none without an adjustment).
@@ -474,7 +476,7 @@ public static class RegressionDetector
             var towardsBreach = aboveMax
                 ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : null;
-            var direction = Kind.LowerIsWorse() ? "a drop" : "an increase";
+            var direction = Kind.LowerIsWorse(Spec) ? "a drop" : "an increase";
             string explanation;
             Verdict verdict;
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
@@ -500,7 +502,7 @@ public static class RegressionDetector
                     : Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
                     : "";
                 // Healthy is the tests' verdict, not this interval's: a value beyond the limit says so, and why it does not decide.
-                var beyond = limit is not null && allowed is { } a && (Kind.LowerIsWorse() ? value < a : value > a);
+                var beyond = limit is not null && allowed is { } a && (Kind.LowerIsWorse(Spec) ? value < a : value > a);
                 // Past its threshold yet not alarming: it has not seen enough intervals to decide, which "of" alone would hide.
                 var tooFewLooks = tests.SinceDeploy.Statistic > tests.SinceDeploy.Threshold && next.SinceDeployLooks < Options.MinLooksSinceDeploy
                     ? $" after {next.SinceDeployLooks} of the {Options.MinLooksSinceDeploy} judged intervals it needs before it may decide"

@@ -124,7 +124,23 @@ public sealed record MetricSpec(
     string? Query,
     double? Max,
     double? MaxIncrease,
-    Pricing? Pricing);
+    Pricing? Pricing)
+{
+    /// <summary>
+    /// Which way a custom query's value gets worse (<c>worse:</c>, <see cref="Runbooks.Worse.Higher"/> unless written).
+    /// With <see cref="Runbooks.Worse.Lower"/> (orders per minute, a cache hit ratio) its <see cref="MaxIncrease"/> watches
+    /// for a drop below the baseline and its <see cref="Max"/> stays an upper limit, as the request-rate preset reads them.
+    /// The presets' direction is fixed, so the parser refuses the field on them.
+    /// </summary>
+    public Worse Worse { get; init; } = Worse.Higher;
+}
+
+/// <summary>Which way a watched metric gets worse: a rise (latency, errors, cost) or a drop (traffic, orders, hit ratio).</summary>
+public enum Worse
+{
+    Higher,
+    Lower,
+}
 
 public sealed record Pricing(double CpuCoreHour, double MemoryGiBHour);
 

@@ -36,7 +36,8 @@ public static partial class RunbookParser
     private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
     private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "timezone", "metrics", "stopRules"];
     private static readonly string[] StopRulesFields = ["maxBlind"];
-    private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing"];
+    private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing", "worse"];
+    private static readonly string[] WorseDirections = ["higher", "lower"];
     private static readonly string[] PricingFields = ["cpuCoreHour", "memoryGiBHour"];
     private static readonly string[] RollbackFields = ["mode", "approvalTimeout", "onTimeout", "action"];
     private static readonly string[] RollbackModes = ["auto", "recommend"];
@@ -581,7 +582,31 @@ public static partial class RunbookParser
                 pricingSection.Value<double>("memoryGiBHour", RunbookValues.TryParseNonNegativeNumber, "a price that is not negative", required: true) ?? 0);
         }
 
-        return new MetricSpec(name, preset, query, max, maxIncrease, pricing);
+        return new MetricSpec(name, preset, query, max, maxIncrease, pricing) { Worse = ReadWorse(metric, preset) };
+    }
+
+    /// <summary>
+    /// <c>worse</c>: which way a query's value gets worse. A preset's direction is fixed (request-rate's is lower, the
+    /// others' higher), so the field is refused there rather than ignored or allowed to contradict it. It decides only how
+    /// maxIncrease is read (a rise or a drop beyond it); max is an upper limit either way, so <c>worse: lower</c> without a
+    /// maxIncrease would change nothing, and is refused rather than read as if max became a floor.
+    /// </summary>
+    private static Worse ReadWorse(YamlSection metric, string? preset)
+    {
+        var worse = metric.Choice("worse", WorseDirections) == "lower" ? Worse.Lower : Worse.Higher;
+        if (preset is not null && metric.Has("worse"))
+        {
+            var fixedDirection = preset == "request-rate"
+                ? "lower is always worse: its maxIncrease watches for a drop, its max for a surge"
+                : "higher is always worse";
+            metric.Error("worse", $"{metric.PathOf("worse")} applies only to a query metric; for preset {preset} {fixedDirection}");
+        }
+        else if (worse == Worse.Lower && !metric.Has("maxIncrease"))
+        {
+            metric.Error("worse", $"{metric.PathOf("worse")}: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way, so without a maxIncrease it would change nothing");
+        }
+
+        return worse;
     }
 
     private static RollbackSpec ReadRollback(YamlSection spec, MeshSpec? mesh)

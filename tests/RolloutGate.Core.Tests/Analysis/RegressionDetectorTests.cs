@@ -439,6 +439,52 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_QueryWhereLowerIsWorse_ADropOfThirtyPercentIsCaughtAndARiseIsNot()
+    {
+        // Orders per minute (worse: lower, maxIncrease: 20%): a drop of 30% is the regression, as request-rate's drop is; the
+        // same rise is more business, never a regression. Read the other way (worse: higher, the default) it is the reverse.
+        var orders = new MetricSpec("orders", null, "sum(rate(orders_total[1m])) * 60", Max: null, MaxIncrease: 0.20, null) { Worse = Worse.Lower };
+        foreach (var seed in new[] { 11, 12, 13 })
+        {
+            var (baseline, dropped) = OrdersWatch(seed, 0.7);
+            var (_, risen) = OrdersWatch(seed, 1.3);
+
+            var drop = Watch(MetricKind.Latency, orders, baseline, dropped);
+            var rise = Watch(MetricKind.Latency, orders, baseline, risen);
+
+            var first = drop.First(e => e.IsRegression);
+            Assert.Equal(Verdict.Regressed, first.Verdict);
+            Assert.True(first.At - Deploy <= TimeSpan.FromMinutes(10), $"caught after {first.At - Deploy}");
+            Assert.Contains("below the same time yesterday", first.Explanation, StringComparison.Ordinal);
+            Assert.Contains("evidence for a drop beyond the allowed 20%", first.Explanation, StringComparison.Ordinal);
+            Assert.All(drop, e => Assert.True(e.AllowedValue < e.Reference, "the threshold of a drop lies below the reference"));
+            Assert.DoesNotContain(rise, e => e.IsRegression);
+            Assert.Contains("above the same time yesterday", rise[^1].Explanation, StringComparison.Ordinal);
+
+            Assert.Contains(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, risen), e => e.IsRegression);
+            Assert.DoesNotContain(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, dropped), e => e.IsRegression);
+        }
+    }
+
+    [Fact]
+    public void Evaluate_QueryWhereLowerIsWorse_NoOrdersAtAllIsCaughtAtTheThirdIntervalAndItsMaxStaysAnUpperLimit()
+    {
+        // A value of 0 is a value (not blind): its log ratio is as low as it gets, which the clip counts as 5 noise units, so
+        // the evidence since the deploy decides as early as it may. The max is a ceiling, as request-rate's is.
+        var orders = new MetricSpec("orders", null, "sum(rate(orders_total[1m])) * 60", Max: 400, MaxIncrease: 0.20, null) { Worse = Worse.Lower };
+        var (baseline, _) = OrdersWatch(21, 1.0);
+
+        var none = Watch(MetricKind.Latency, orders, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.0)));
+        var surge = Watch(MetricKind.Latency, orders, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 1000.0)));
+
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], none.Select(e => e.Verdict));
+        Assert.Contains("beyond the allowed 20% in this interval, but the evidence is not yet enough", none[0].Explanation, StringComparison.Ordinal);
+        Assert.Contains("evidence for a drop", none[2].Explanation, StringComparison.Ordinal);
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMax], surge.Select(e => e.Verdict));
+        Assert.EndsWith("above the absolute max of 400 for 3 consecutive intervals.", surge[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_CustomQuery_ShowsPlainNumbersAndPresetsKeepTheirUnits()
     {
         // A query's unit is unknown: vector(5) is 5, not 5 seconds. It is still judged like a latency.
@@ -956,6 +1002,14 @@ public sealed class RegressionDetectorTests
             kind == MetricKind.Latency ? traffic.NightlyP95(at, f) : traffic.NightlyCostPerRequest(at, f);
         var baseline = BaselineWindow.From(kind, SyntheticTraffic.Minutes(deploy.AddDays(-1), 1440).Select(t => Sample(t, 1.0)).ToList());
         return (baseline, SyntheticTraffic.Minutes(deploy, 1440).Select(t => Sample(t, factor)).ToList());
+    }
+
+    /// <summary>A day of <see cref="SyntheticTraffic.OrdersPerMinute"/> before the deploy, and two hours after it at <paramref name="factor"/>.</summary>
+    private static (BaselineWindow Baseline, List<Observation> Watch) OrdersWatch(int seed, double factor)
+    {
+        var traffic = new SyntheticTraffic(seed);
+        var baseline = BaselineWindow.From(MetricKind.Latency, SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select(t => traffic.OrdersPerMinute(t)).ToList());
+        return (baseline, SyntheticTraffic.Minutes(Deploy, 120).Select(t => traffic.OrdersPerMinute(t, factor)).ToList());
     }
 
     private static BaselineWindow LatencyBaseline(SyntheticTraffic traffic) =>

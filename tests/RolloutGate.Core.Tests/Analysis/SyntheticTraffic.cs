@@ -20,6 +20,13 @@ internal sealed class SyntheticTraffic(int seed)
         new(at, factor * 0.3 * Daily(at, 0.4) * Math.Exp(0.1 * Normal()), Requests: 2000);
 
     /// <summary>
+    /// A business metric a custom query returns, such as orders per minute: about 120, ±40% over the day, with 10%
+    /// log-normal noise per minute, and no request count (a query has none).
+    /// </summary>
+    public Observation OrdersPerMinute(DateTimeOffset at, double factor = 1.0) =>
+        new(at, factor * 120 * Daily(at, 0.4) * Math.Exp(0.1 * Normal()));
+
+    /// <summary>
     /// Like <see cref="Latency"/> with a weekly cycle on top: Monday to Friday (UTC) 30% above Saturday and Sunday, as
     /// traffic-driven metrics of a business service are.
     /// </summary>

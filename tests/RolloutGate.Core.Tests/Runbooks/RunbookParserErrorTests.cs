@@ -67,7 +67,7 @@ public sealed class RunbookParserErrorTests
 
         var error = Assert.Single(Errors(yaml));
 
-        Assert.Equal(new RunbookError(File, LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing)"), error);
+        Assert.Equal(new RunbookError(File, LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing, worse)"), error);
     }
 
     [Theory]
@@ -446,6 +446,43 @@ public sealed class RunbookParserErrorTests
     }
 
     [Fact]
+    public void Parse_QueryWithWorseLower_IsJudgedOnADrop()
+    {
+        var yaml = Valid.Replace(
+            "        preset: p95-latency\n        max: 800ms\n",
+            "        preset: p95-latency\n        max: 800ms\n" +
+            "      - name: orders\n        query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        max: 500\n        worse: lower\n" +
+            "      - name: queue-depth\n        query: sum(queue_depth)\n        max: 100\n        worse: higher\n",
+            StringComparison.Ordinal);
+
+        var metrics = AssertValid(yaml).Watch.Metrics;
+
+        Assert.Equal(Worse.Higher, metrics[0].Worse); // unless written: higher, what every runbook before worse meant
+        Assert.Equal(new MetricSpec("orders", null, "sum(rate(orders_total[5m]))", 500, 0.30, null) { Worse = Worse.Lower }, metrics[1]);
+        Assert.Equal(Worse.Higher, metrics[2].Worse);
+        Assert.NotEqual(metrics[1], metrics[1] with { Worse = Worse.Higher });
+    }
+
+    [Theory]
+    [InlineData("preset: request-rate\n        maxIncrease: 30%\n        worse: lower",
+        "watch.metrics[0].worse applies only to a query metric; for preset request-rate lower is always worse: its maxIncrease watches for a drop, its max for a surge")]
+    [InlineData("preset: p95-latency\n        max: 800ms\n        worse: higher", "watch.metrics[0].worse applies only to a query metric; for preset p95-latency higher is always worse")]
+    [InlineData("preset: error-rate\n        maxIncrease: 50%\n        worse: lower", "watch.metrics[0].worse applies only to a query metric; for preset error-rate higher is always worse")]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        max: 500\n        worse: lower",
+        "watch.metrics[0].worse: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way")]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: decrease", "watch.metrics[0].worse must be one of: higher, lower; got 'decrease'")]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: Lower", "watch.metrics[0].worse must be one of: higher, lower; got 'Lower'")]
+    public void Parse_Worse_IsRefusedWhereItCannotApply_AtItsLine(string body, string reason)
+    {
+        var yaml = Valid.Replace("        preset: p95-latency\n        max: 800ms\n", $"        {body}\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(LineOf(yaml, "worse:"), error.Line);
+        Assert.StartsWith(reason, error.Reason, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Parse_DuplicateMetricName_IsRefused()
     {
         var yaml = Valid.Replace("        max: 800ms\n", "        max: 800ms\n      - name: latency\n        query: up\n        max: 1\n", StringComparison.Ordinal);
@@ -620,7 +657,7 @@ public sealed class RunbookParserErrorTests
                 (LineOf(yaml, "spec:") + 1, "missing required field 'owner' in spec"),
                 (LineOf(yaml, "ownr"), "unknown field 'ownr' in spec (expected one of: service, environments, owner, approvers, decisionChannel, mesh, preDeploy, watch, rollback)"),
                 (LineOf(yaml, "provider: envoy"), "mesh.provider must be one of: istio, linkerd, none; got 'envoy'"),
-                (LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing)"),
+                (LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing, worse)"),
                 (LineOf(yaml, "stableSubset"), "rollback.action.istio.stableSubset must be text, got a list"),
             ],
             errors.Select(e => (e.Line, e.Reason)).OrderBy(e => e.Line));

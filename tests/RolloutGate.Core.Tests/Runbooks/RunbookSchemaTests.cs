@@ -73,6 +73,25 @@ public sealed class RunbookSchemaTests
         Assert.Contains(SchemaErrors(text), e => e.StartsWith("/spec/watch/metrics/0", StringComparison.Ordinal));
     }
 
+    [Theory]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: lower", true)]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        max: 500\n        worse: higher", true)]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        max: 500\n        worse: lower", false)]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: decrease", false)]
+    [InlineData("preset: request-rate\n        maxIncrease: 30%\n        worse: lower", false)]
+    [InlineData("preset: p95-latency\n        max: 800ms\n        worse: higher", false)]
+    public void Schema_Worse_AcceptsWhatTheParserAccepts(string metric, bool valid)
+    {
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace(
+            "        preset: p95-latency      # istio / linkerd golden metric\n        maxIncrease: 20%\n        max: 800ms\n",
+            $"        {metric}\n",
+            StringComparison.Ordinal);
+
+        Assert.Contains("worse:", text, StringComparison.Ordinal);
+        Assert.Equal(valid, RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid);
+        Assert.Equal(valid, SchemaErrors(text).Count == 0);
+    }
+
     /// <summary>
     /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
     /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).
