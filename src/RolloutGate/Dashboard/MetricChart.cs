@@ -71,8 +71,11 @@ public static class MetricChart
         var threshold = FromStart(from, points.Where(p => Finite(p.Threshold))).Select(p => (p.At, p.Threshold!.Value)).ToList();
         Line(svg, "baseline", baseline, X, Y);
         Line(svg, "threshold", threshold, X, Y);
-        Label(svg, "baseline", baseline, X, Y, format, below: true);
-        Label(svg, "threshold", threshold, X, Y, format, below: false);
+        // Each label outside the band, so the two do not cover each other where the band is narrow: the threshold lies below
+        // the baseline where a drop is the regression (request-rate, a query with worse: lower).
+        var thresholdBelow = baseline.Count > 0 && threshold.Count > 0 && threshold[0].Value < baseline[0].Value;
+        Label(svg, "baseline", baseline, X, Y, format, below: !thresholdBelow);
+        Label(svg, "threshold", threshold, X, Y, format, below: thresholdBelow);
         // The marks first, so that a point at a mark (the detection, usually the newest point) is drawn over it.
         foreach (var mark in marks)
         {

@@ -334,6 +334,24 @@ public sealed partial class DashboardTests
         Assert.Equal(points.Where(p => p.Value is not null), MetricChart.Circled(points));
     }
 
+    [Theory]
+    [InlineData(200, 240)] // higher is worse: the threshold above the baseline
+    [InlineData(200, 160)] // a drop is worse (request-rate, worse: lower): the threshold below it
+    public void Svg_BaselineAndThresholdLabels_SitOutsideTheBandOnEitherSide(double baseline, double threshold)
+    {
+        var at = DateTimeOffset.Parse("2026-12-06T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        var points = Enumerable.Range(0, 10).Select(i => new ChartPoint(at.AddMinutes(i), 200 + i, baseline, threshold, "healthy", "")).ToList();
+
+        var svg = MetricChart.Svg("orders", points, []);
+
+        double LabelY(string kind) => double.Parse(Regex.Match(svg, $"<text class=\"label {kind}\" x=\"[^\"]*\" y=\"([^\"]*)\"").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        double LineY(string kind) => double.Parse(Regex.Match(svg, $"<polyline class=\"{kind}\" points=\"[^,]*,([^ \"]*)").Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture);
+        var (baselineLine, thresholdLine) = (LineY("baseline"), LineY("threshold"));
+        var (upper, lower) = thresholdLine < baselineLine ? ("threshold", "baseline") : ("baseline", "threshold");
+        Assert.True(LabelY(upper) < Math.Min(baselineLine, thresholdLine), $"the {upper} label is above both lines");
+        Assert.True(LabelY(lower) > Math.Max(baselineLine, thresholdLine), $"the {lower} label is below both lines");
+    }
+
     private static string Row(string html, string id) =>
         Regex.Match(html, $"<tr><td><a href=\"/dashboard/deployments/{id}\">.*?</tr>", RegexOptions.Singleline).Value;
 
