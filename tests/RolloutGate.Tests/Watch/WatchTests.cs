@@ -285,6 +285,33 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_QueryWhereLowerIsWorse_TrafficThatStopsAtTheDeployIsRegressedAsADrop()
+    {
+        // The idle workload's requests stop at the deploy. Watched as a query with worse: lower, the drop is the regression
+        // (read as higher-is-worse, the default, the same series is healthy), its threshold lies below the baseline, and the
+        // stored evaluation and its audit event say "a drop".
+        const string Requests = "sum(rate(istio_requests_total{reporter=\"destination\",destination_workload=\"idle\",destination_workload_namespace=\"shop\"}[2m]))";
+        var runbook = System.Text.RegularExpressions.Regex.Replace(Runbook("idle"), "(?s)    metrics:\n.*?(?=    stopRules:)",
+            $"    metrics:\n      - name: traffic\n        query: {Requests}\n        maxIncrease: 30%\n        worse: lower\n");
+        Assert.Contains("worse: lower", runbook, StringComparison.Ordinal);
+        Assert.Single(RunbookParser.Parse(runbook, "idle.yaml").Runbook!.Watch.Metrics);
+        await using var service = await StartAsync("idle", runbook);
+        await DeployAsync(service, "dep-drop", "idle");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-drop");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var traffic = MetricOf(deployment, "traffic");
+        Assert.Equal("regressed", traffic.GetProperty("verdict").GetString());
+        Assert.True(traffic.GetProperty("threshold").GetDouble() < traffic.GetProperty("baseline").GetDouble(), traffic.ToString());
+        Assert.Contains("evidence for a drop beyond the allowed 30%", traffic.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        var changed = Assert.Single(await AuditAsync(service, "dep-drop", "evaluation.verdict-changed")).GetProperty("data");
+        Assert.Equal("regressed", changed.GetProperty("verdict").GetString());
+        Assert.Contains("below the same time yesterday", changed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        Assert.Contains("evidence for a drop", changed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Watch_PrometheusDown_NothingStoredStillWatching()
     {
         await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
