@@ -80,7 +80,7 @@ public sealed partial class PeersGuideTests
     }
 
     [Fact]
-    public void Guide_KayentaRunbook_TakesOverTheEffectSizeAndLeavesTheDecisionToPeople()
+    public void Guide_KayentaRunbook_TakesOverTheEffectSizeAndDirectionAndLeavesTheDecisionToPeople()
     {
         var runbook = Runbook("search");
 
@@ -89,6 +89,10 @@ public sealed partial class PeersGuideTests
             [
                 new MetricSpec("p95-latency", "p95-latency", null, null, 0.20, null),
                 new MetricSpec("error-rate", "error-rate", null, 0.02, 0.50, null),
+                new MetricSpec("result-clicks", null, "sum(rate(search_result_clicks_total{namespace=\"search\",workload=\"search-api\"}[2m]))", null, 0.20, null)
+                {
+                    Worse = Worse.Lower, // Kayenta: direction decrease, allowedDecrease 0.8
+                },
             ],
             runbook.Watch.Metrics);
         Assert.Equal(RollbackMode.Recommend, runbook.Rollback.Mode);
