@@ -472,11 +472,15 @@ public static class RegressionDetector
             var tests = Tests(next);
             var leading = Leading(tests);
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
+            var lowerIsWorse = Kind.LowerIsWorse(Spec);
+            // Where a drop is the regression, a value well above the reference is within its limit: "within the allowed 30%"
+            // after "45% above" would read as a contradiction, so those sentences name the drop.
+            var limitOfValue = lowerIsWorse ? $"{limit} drop" : limit;
             // Healthy but above the max: a breach needs MaxBreachIntervals in a row, so say how far along it is.
             var towardsBreach = aboveMax
                 ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : null;
-            var direction = Kind.LowerIsWorse(Spec) ? "a drop" : "an increase";
+            var direction = lowerIsWorse ? "a drop" : "an increase";
             string explanation;
             Verdict verdict;
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
@@ -502,7 +506,7 @@ public static class RegressionDetector
                     : Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
                     : "";
                 // Healthy is the tests' verdict, not this interval's: a value beyond the limit says so, and why it does not decide.
-                var beyond = limit is not null && allowed is { } a && (Kind.LowerIsWorse(Spec) ? value < a : value > a);
+                var beyond = limit is not null && allowed is { } a && (lowerIsWorse ? value < a : value > a);
                 // Past its threshold yet not alarming: it has not seen enough intervals to decide, which "of" alone would hide.
                 var tooFewLooks = tests.SinceDeploy.Statistic > tests.SinceDeploy.Threshold && next.SinceDeployLooks < Options.MinLooksSinceDeploy
                     ? $" after {next.SinceDeployLooks} of the {Options.MinLooksSinceDeploy} judged intervals it needs before it may decide"
@@ -515,8 +519,8 @@ public static class RegressionDetector
                     : tooFewLooks.Length > 0 ? ""
                     : "; so far it does not stand out from the baseline's own noise";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
-                    : beyond ? $"{seen}: beyond {limit} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}."
-                    : $"{seen}, within {limit} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
+                    : beyond ? $"{seen}: beyond {limitOfValue} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}."
+                    : $"{seen}, within {limitOfValue} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);

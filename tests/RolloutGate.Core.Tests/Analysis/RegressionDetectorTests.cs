@@ -460,6 +460,7 @@ public sealed class RegressionDetectorTests
             Assert.All(drop, e => Assert.True(e.AllowedValue < e.Reference, "the threshold of a drop lies below the reference"));
             Assert.DoesNotContain(rise, e => e.IsRegression);
             Assert.Contains("above the same time yesterday", rise[^1].Explanation, StringComparison.Ordinal);
+            Assert.Contains("within the allowed 20% drop so far", rise[^1].Explanation, StringComparison.Ordinal);
 
             Assert.Contains(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, risen), e => e.IsRegression);
             Assert.DoesNotContain(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, dropped), e => e.IsRegression);
@@ -478,10 +479,24 @@ public sealed class RegressionDetectorTests
         var surge = Watch(MetricKind.Latency, orders, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 1000.0)));
 
         Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], none.Select(e => e.Verdict));
-        Assert.Contains("beyond the allowed 20% in this interval, but the evidence is not yet enough", none[0].Explanation, StringComparison.Ordinal);
+        Assert.Contains("beyond the allowed 20% drop in this interval, but the evidence is not yet enough", none[0].Explanation, StringComparison.Ordinal);
         Assert.Contains("evidence for a drop", none[2].Explanation, StringComparison.Ordinal);
         Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMax], surge.Select(e => e.Verdict));
         Assert.EndsWith("above the absolute max of 400 for 3 consecutive intervals.", surge[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_RequestRateWellAboveItsReference_IsWithinTheAllowedDropNotTheAllowedPercent()
+    {
+        // "50% above ..., within the allowed 30%" would contradict itself: the limit is on a drop.
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 100, 6000)).ToList());
+
+        var evaluation = RegressionDetector.Evaluate(MetricKind.RequestRate, spec, baseline, null, new Observation(Deploy, 150, 9000));
+
+        Assert.Equal(Verdict.Healthy, evaluation.Verdict);
+        Assert.StartsWith("rps 150 req/s is 50% above the baseline median (100 req/s), within the allowed 30% drop so far", evaluation.Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
