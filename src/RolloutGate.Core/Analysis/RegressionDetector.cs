@@ -68,9 +68,10 @@ namespace RolloutGate.Core.Analysis;
 /// −30 noise units) cannot cancel several intervals of evidence of an increase. Where a drop is the regression the clip
 /// applies to the mirrored score alike: a drop to nothing counts at most 5, a burst of traffic or orders at most −2.
 /// Clipped on one side only, the score is no longer centred, so its mean under standard normal noise,
-/// m(a) = φ(a) − aΦ(−a) (0.0085 at a = 2, <see cref="DetectorOptions.LowerClipOffset"/>), is subtracted. The score clip(z) − m is a nondecreasing 1-Lipschitz
-/// function of z, so under the null hypothesis (z = μ + ε with μ ≤ 0 and ε standard normal) it has mean at most 0 and
-/// E exp(λ(clip(z) − m)) ≤ exp(λ²/2) for every λ ≥ 0 (the Gaussian concentration inequality for Lipschitz functions of
+/// m(a) = φ(a) − aΦ(−a) (0.0085 at a = 2, <see cref="DetectorOptions.LowerClipOffset"/>), is subtracted. The score
+/// clip(z) − m is a nondecreasing 1-Lipschitz function of z, so under the null hypothesis (z = μ + ε with μ ≤ 0 and ε
+/// standard normal) it has mean at most 0 and E exp(λ(clip(z) − m)) ≤ exp(λ²/2) for every λ ≥ 0 (the Gaussian
+/// concentration inequality for Lipschitz functions of
 /// Tsirelson, B. S., Ibragimov, I. A. and Sudakov, V. N. 1976, "Norms of Gaussian sample functions", Lecture Notes in
 /// Math. 550:20–41; Boucheron, S., Lugosi, G. and Massart, P. 2013, "Concentration Inequalities", Oxford University
 /// Press, Theorem 5.5): every increment δ(clip(z) − m) − δ²/2 has E exp ≤ 1, so the mixture and the CUSUMs keep the
