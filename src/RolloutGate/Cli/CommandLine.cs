@@ -42,6 +42,7 @@ public static class CommandLine
           rolloutgate [--urls http://127.0.0.1:8080]        run the service
           rolloutgate runbooks validate PATH                check a runbook file or a folder of runbooks (exit 0 valid, 1 errors, 2 usage)
           rolloutgate gate EVENT --deployment-id ID --service S --environment E ...   send a CD webhook (exit 0 allow, 1 deny, 2 no answer)
+          rolloutgate gate wait --deployment-id ID --for 30m ...                    hold a pipeline while the watch runs (exit 0 promote, 1 regressed, 2 no answer)
           rolloutgate audit events|verify|summary [filters] [--csv]               query the audit trail (reader token in ROLLOUTGATE_READER_TOKEN)
           rolloutgate demo history [--hours N]                                     the demo workload's history as OpenMetrics (run.sh backfills it)
           rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)

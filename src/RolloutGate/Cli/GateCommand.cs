@@ -22,6 +22,7 @@ public static class GateCommand
     public const int DefaultRetries = 5;
     public const int MaxDeliveryIdLength = 200;
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
+    private static readonly TimeSpan MaxTimeout = TimeSpan.FromHours(1);
 
     public const int ExitAllowed = 0;
     public const int ExitDenied = 1;
@@ -35,6 +36,11 @@ public static class GateCommand
           The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a token from ROLLOUTGATE_WEBHOOK_TOKEN), the URL from
           --url or ROLLOUTGATE_URL (default http://127.0.0.1:8080).
           Exit codes: 0 allow / accepted, 1 deny, 2 no usable answer (refused, server error, unreachable, unreadable).
+          rolloutgate gate wait --deployment-id ID --for 30m [--url URL] [--interval 30s] [--timeout 60s] [--retries 5] [--json]
+          Waits while the watch runs: the reader token comes from ROLLOUTGATE_READER_TOKEN. Ends early on a regression or
+          the end of the watch. Exit codes: 0 promote (still watching without a regression after --for, completed or
+          kept), 1 do not promote (regressed, rolling-back, rolled-back, stopped, denied, cancelled), 2 no usable answer
+          (refused, unknown deployment, unreachable, unreadable, a watch blind or not started at the end, a signal).
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -49,7 +55,9 @@ public static class GateCommand
     ];
 
     public static Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr) =>
-        RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable, http: null, TimeProvider.System, GateDelivery.DefaultRetryBaseDelay);
+        args is [GateWait.Event, .. var rest]
+            ? GateWait.RunAsync(rest, stdout, stderr)
+            : RunAsync(args, stdout, stderr, Environment.GetEnvironmentVariable, http: null, TimeProvider.System, GateDelivery.DefaultRetryBaseDelay);
 
     /// <summary>The command with its surroundings passed in, so tests choose the environment, HTTP client and clock.</summary>
     internal static async Task<int> RunAsync(
@@ -149,7 +157,7 @@ public static class GateCommand
         }
 
         var timeout = DefaultTimeout;
-        if (Value("--timeout") is { } timeoutText && !TryParseTimeout(timeoutText, out timeout))
+        if (Value("--timeout") is { } timeoutText && !TryParseDuration(timeoutText, MaxTimeout, out timeout))
         {
             return (null, $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms");
         }
@@ -177,18 +185,20 @@ public static class GateCommand
 
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;
 
-    /// <summary>"60s", "2m", "500ms", or a bare number of seconds.</summary>
-    private static bool TryParseTimeout(string text, out TimeSpan timeout)
+    /// <summary>"60s", "2m", "1h", "500ms", or a bare number of seconds; more than zero and at most <paramref name="max"/>.</summary>
+    internal static bool TryParseDuration(string text, TimeSpan max, out TimeSpan duration)
     {
         var (number, unit) = text switch
         {
             _ when text.EndsWith("ms", StringComparison.Ordinal) => (text[..^2], 0.001),
             _ when text.EndsWith('s') => (text[..^1], 1.0),
             _ when text.EndsWith('m') => (text[..^1], 60.0),
+            _ when text.EndsWith('h') => (text[..^1], 3600.0),
             _ => (text, 1.0),
         };
-        var ok = double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) && value > 0 && value * unit <= 3600;
-        timeout = ok ? TimeSpan.FromSeconds(value * unit) : TimeSpan.Zero;
+        var ok = double.TryParse(number, NumberStyles.AllowDecimalPoint, CultureInfo.InvariantCulture, out var value) && value > 0
+            && value * unit <= max.TotalSeconds;
+        duration = ok ? TimeSpan.FromSeconds(value * unit) : TimeSpan.Zero;
         return ok;
     }
 
@@ -325,7 +335,7 @@ public static class GateCommand
     }
 
     /// <summary>"HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one.</summary>
-    private static string ProblemText(HttpStatusCode status, string body)
+    internal static string ProblemText(HttpStatusCode status, string body)
     {
         var head = $"HTTP {(int)status}";
         try
@@ -342,5 +352,5 @@ public static class GateCommand
         }
     }
 
-    private static string Truncate(string text) => text.Length <= 500 ? text : text[..500] + "...";
+    internal static string Truncate(string text) => text.Length <= 500 ? text : text[..500] + "...";
 }

@@ -31,29 +31,53 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
     public static readonly TimeSpan DefaultRetryBaseDelay = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(15);
 
-    public async Task<GateAnswer> SendAsync(
+    public Task<GateAnswer> SendAsync(
         Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
     {
         var endpoint = CommandUrls.Under(baseUrl, WebhookPath);
+        return ExchangeAsync(() => BuildRequest(endpoint, body, deliveryId, credentials), retries, timeout, retryBaseDelay, CancellationToken.None);
+    }
+
+    /// <summary>
+    /// One read with a reader token (<c>gate wait</c>), retried as a delivery is. <paramref name="cancellationToken"/>
+    /// ends it at once (a signal), as an <see cref="OperationCanceledException"/>; the deadline ends it as no answer.
+    /// </summary>
+    public Task<GateAnswer> GetAsync(Uri endpoint, string readerToken, int retries, TimeSpan timeout, TimeSpan retryBaseDelay, CancellationToken cancellationToken)
+    {
+        return ExchangeAsync(
+            () =>
+            {
+                var request = new HttpRequestMessage(HttpMethod.Get, endpoint);
+                request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", readerToken);
+                request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
+                return request;
+            },
+            retries, timeout, retryBaseDelay, cancellationToken);
+    }
+
+    private async Task<GateAnswer> ExchangeAsync(
+        Func<HttpRequestMessage> buildRequest, int retries, TimeSpan timeout, TimeSpan retryBaseDelay, CancellationToken cancellationToken)
+    {
         var attempts = 0;
         string? lastFailure = null;
         var pipeline = BuildPipeline(retries, retryBaseDelay, failure => lastFailure = failure);
 
         using var deadline = new CancellationTokenSource(timeout, time);
+        using var linked = CancellationTokenSource.CreateLinkedTokenSource(deadline.Token, cancellationToken);
         try
         {
             using var response = await pipeline.ExecuteAsync(
                 async token =>
                 {
                     attempts++;
-                    using var request = BuildRequest(endpoint, body, deliveryId, credentials);
+                    using var request = buildRequest();
                     return await http.SendAsync(request, token);
                 },
-                deadline.Token);
-            var text = await response.Content.ReadAsStringAsync(deadline.Token);
+                linked.Token);
+            var text = await response.Content.ReadAsStringAsync(linked.Token);
             return new GateAnswer(response.StatusCode, text, null, attempts, response.Headers.Contains(WebhookOutcome.ReplayHeader));
         }
-        catch (OperationCanceledException) when (deadline.IsCancellationRequested)
+        catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
             var last = lastFailure is null ? "" : $"; last attempt: {lastFailure}";
             return new GateAnswer(null, "", $"no answer within {CheckFormat.Duration(timeout)} ({attempts} attempt{(attempts == 1 ? "" : "s")}){last}", attempts);
