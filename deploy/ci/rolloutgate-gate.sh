@@ -2,10 +2,14 @@
 # The RolloutGate gate for runners without .NET: bash, curl and openssl only. It sends one CD webhook
 # (CONTRACT section 4) the way `rolloutgate gate` does and exits the same way:
 #   0 allow (or the event was accepted), 1 deny, 2 no usable answer (refused, server error, unreachable).
+# `wait` holds a pipeline while the watch runs, as `rolloutgate gate wait` does (deploy/README.md lists its exits).
 #
 # usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled --deployment-id ID --service S --environment E
 #          [--url URL] [--version V] [--previous-version V] [--initiator NAME] [--commit SHA] [--pipeline-url URL]
 #          [--at ISO8601] [--delivery-id ID] [--timeout SECONDS] [--retries N]
+#        rolloutgate-gate.sh wait --deployment-id ID --for DURATION [--url URL] [--interval DURATION]
+#          [--timeout SECONDS] [--retries N]   (DURATION: 90s, 30m or 2h; the reader token from ROLLOUTGATE_READER_TOKEN;
+#          exit 0 promote, 1 do not promote, 2 no usable answer)
 # The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a bearer token from ROLLOUTGATE_WEBHOOK_TOKEN), never from an
 # argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a one-line summary to stderr.
 #
@@ -13,42 +17,221 @@
 # few milliseconds openssl runs. On a runner shared with untrusted jobs, prefer the .NET CLI or a webhook token.
 set -uo pipefail
 
-usage() { sed -n '6,10p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '7,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 fail() { echo "gate: $*" >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
 event="$1"; shift
-case "$event" in predeploy|deployed|rolledback|cancelled) ;; *) fail "the event '$event' is not one of predeploy, deployed, rolledback, cancelled" ;; esac
+case "$event" in predeploy|deployed|rolledback|cancelled|wait) ;; *) fail "the event '$event' is not one of predeploy, deployed, rolledback, cancelled" ;; esac
 
 url="${ROLLOUTGATE_URL:-http://127.0.0.1:8080}"
 deployment_id="" service="" environment="" version="" previous_version="" initiator="" commit="" pipeline_url="" at=""
-delivery_id="" timeout=60 retries=5 given=" "
+delivery_id="" timeout=60 retries=5 given=" " wait_for="" interval=30s
 while [ $# -gt 0 ]; do
   [ $# -ge 2 ] || fail "$1 needs a value"
   # The last of two would win unsaid: a webhook about another deployment or service than the one meant.
   case "$given" in *" $1 "*) fail "$1 is given more than once" ;; esac
   given="$given$1 "
-  case "$1" in
-    --url) url="$2" ;;
-    --deployment-id) deployment_id="$2" ;;
-    --service) service="$2" ;;
-    --environment) environment="$2" ;;
-    --version) version="$2" ;;
-    --previous-version) previous_version="$2" ;;
-    --initiator) initiator="$2" ;;
-    --commit) commit="$2" ;;
-    --pipeline-url) pipeline_url="$2" ;;
-    --at) at="$2" ;;
-    --delivery-id) delivery_id="$2" ;;
-    --timeout) timeout="${2%s}" ;;
-    --retries) retries="$2" ;;
+  case "$event:$1" in
+    *:--url) url="$2" ;;
+    *:--deployment-id) deployment_id="$2" ;;
+    *:--timeout) timeout="${2%s}" ;;
+    *:--retries) retries="$2" ;;
+    wait:--for) wait_for="$2" ;;
+    wait:--interval) interval="$2" ;;
+    wait:*) fail "unknown option '$1' for wait" ;;
+    *:--service) service="$2" ;;
+    *:--environment) environment="$2" ;;
+    *:--version) version="$2" ;;
+    *:--previous-version) previous_version="$2" ;;
+    *:--initiator) initiator="$2" ;;
+    *:--commit) commit="$2" ;;
+    *:--pipeline-url) pipeline_url="$2" ;;
+    *:--at) at="$2" ;;
+    *:--delivery-id) delivery_id="$2" ;;
     *) fail "unknown option '$1'" ;;
   esac
   shift 2
 done
-[ -n "$deployment_id" ] && [ -n "$service" ] && [ -n "$environment" ] || fail "--deployment-id, --service and --environment are required"
 [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || fail "--timeout is a whole number of seconds, such as 60 or 60s"
 [[ "$retries" =~ ^[0-9]+$ ]] || fail "--retries is a whole number"
+
+work="$(umask 077 && mktemp -d)"
+trap 'rm -rf "$work"' EXIT
+
+# exchange METHOD URL [curl options]: one request, retried on 5xx, 408, 429 and connection errors at most --retries
+# times and never past --timeout, with fresh headers (write_headers) per attempt. Returns with the answer in
+# $work/answer and its status in $status; exits 2 when retrying ends without one, or on another 4xx (refused).
+exchange() {
+  local method="$1" target="$2" deadline attempt=0 remaining retry_after delay delay_ms remaining_ms last=""
+  shift 2
+  deadline=$(( $(date +%s) + timeout ))
+  while :; do
+    attempt=$((attempt + 1))
+    remaining=$(( deadline - $(date +%s) ))
+    [ "$remaining" -gt 0 ] || fail "no answer within ${timeout}s ($((attempt - 1)) attempts); last attempt: ${last:-none}"
+    write_headers
+    status="$(curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X "$method" \
+      -H @"$work/headers" "$@" "$target" 2>"$work/curl-error")"
+    case "$status" in
+      2??) return 0 ;;
+      000|5??|408|429) last="$( [ "$status" = 000 ] && head -c 300 "$work/curl-error" || echo "HTTP $status")" ;;
+      *) cat "$work/answer"; echo; fail "$event refused: $(problem_text)" ;;
+    esac
+    if [ "$attempt" -gt "$retries" ]; then
+      [ "$status" = 000 ] || { cat "$work/answer"; echo; }
+      fail "no usable answer from $url ($attempt attempts); last attempt: $last"
+    fi
+    # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential
+    # backoff (1s, 2s, 4s ... at most 15s) with jitter. Never past the deadline.
+    retry_after="$(tr -d '\r' <"$work/answer-headers" 2>/dev/null | sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9][0-9]*\) *$/\1/p' | tail -n 1)"
+    if [ -n "$retry_after" ] && [ "$retry_after" -gt 0 ]; then
+      [ "$retry_after" -le 15 ] || retry_after=15
+      delay_ms=$(( retry_after * 1000 ))
+    else
+      delay=$(( 1 << (attempt - 1) )); [ "$delay" -le 15 ] || delay=15
+      delay_ms=$(( delay * 500 + RANDOM % (delay * 500 + 1) ))
+    fi
+    remaining_ms=$(( (deadline - $(date +%s)) * 1000 ))
+    [ "$delay_ms" -le "$remaining_ms" ] || delay_ms=$remaining_ms
+    echo "gate: attempt $attempt failed ($last); retrying in ${delay_ms}ms" >&2
+    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+  done
+}
+
+# The string value of the first "NAME" key in TEXT, unescaped for reading; fails if there is none. A key can be
+# found this way without a JSON parser: inside a JSON string every quote is escaped, so '"NAME":"' is structure.
+json_string_re='"(([^"\\]|\\.)*)"'
+json_field() {
+  local re="\"$1\":$json_string_re"
+  [[ $2 =~ $re ]] || return 1
+  unescape "${BASH_REMATCH[1]}"
+}
+unescape() { local s="${1//\\\"/\"}"; printf '%b' "$s" | tr -d '\r'; }
+# An ISO 8601 time as the CLI prints it (2026-12-06T10:31:00Z), or as it is where date cannot read it.
+utc() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo "$1"; }
+
+# "HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one.
+problem_text() {
+  local body title detail
+  body="$(head -c 100000 "$work/answer")"
+  title="$(json_field title "$body")" && title=" $title"
+  detail="$(json_field detail "$body")" && detail=": $detail"
+  if [ -n "$title$detail" ]; then echo "HTTP $status$title$detail"; else echo "HTTP $status: $(head -c 1000 "$work/answer")"; fi
+}
+
+if [ "$event" = wait ]; then
+  # DURATION (90s, 30m, 2h, or seconds) in whole seconds; empty if it is none.
+  seconds() {
+    [[ "$1" =~ ^([0-9]+)([smh]?)$ ]] || return 0
+    case "${BASH_REMATCH[2]}" in m) echo $((10#${BASH_REMATCH[1]} * 60)) ;; h) echo $((10#${BASH_REMATCH[1]} * 3600)) ;; *) echo $((10#${BASH_REMATCH[1]})) ;; esac
+  }
+  [ -n "$deployment_id" ] && [ -n "$wait_for" ] || fail "--deployment-id and --for are required"
+  for_s="$(seconds "$wait_for")" interval_s="$(seconds "$interval")"
+  [ -n "$for_s" ] && [ "$for_s" -gt 0 ] && [ "$for_s" -le 604800 ] || fail "--for '$wait_for' is not a duration such as 30m, 2h or 90s (at most 7 days)"
+  [ -n "$interval_s" ] && [ "$interval_s" -gt 0 ] && [ "$interval_s" -le 3600 ] || fail "--interval '$interval' is not a duration such as 30s or 1m (at most 1h)"
+  token="${ROLLOUTGATE_READER_TOKEN:-}"
+  [ -n "$token" ] || fail "set ROLLOUTGATE_READER_TOKEN to a reader token (RolloutGate__Api__ReaderTokens__N on the server) in the environment"
+  # The token goes to curl through a file, not an argument, so it never shows in the process list.
+  printf 'Authorization: Bearer %s\nAccept: application/json\n' "$token" >"$work/headers"
+  write_headers() { :; }
+  interrupted() {
+    [ -z "${sleeper:-}" ] || kill "$sleeper" 2>/dev/null
+    echo "gate: wait interrupted by $1 $( [ -n "$state" ] && echo "while deployment '$deployment_id' was $state" || echo "before its first answer"): no verdict, do not promote on it" >&2
+    exit 2
+  }
+  state="" sleeper=""
+  trap 'interrupted SIGINT' INT
+  trap 'interrupted SIGTERM' TERM
+  target="${url%/}/api/v1/deployments/$(printf '%s' "$deployment_id" | od -An -tx1 -v | tr -d ' \n' | sed 's/../%&/g')"
+
+  # The latest evaluation's metrics of the answer, "  NAME VERDICT EXPLANATION" each (the service writes name, value,
+  # baseline, threshold, verdict, explanation in that order); $regressed and $blind name those with such a verdict.
+  metrics() {
+    local rest="${body#*\"latestEvaluation\":\{}" re="^\{\"name\":$json_string_re[^{}]*\"verdict\":$json_string_re(,\"explanation\":$json_string_re)?\}(,|\])"
+    regressed="" blind="" evaluated=""
+    [ "$rest" != "$body" ] || return 0
+    evaluated="$(utc "$(json_field at "$rest")")"
+    rest="${rest#*\"metrics\":\[}"
+    while [[ $rest =~ $re ]]; do
+      local name verdict explanation
+      name="$(unescape "${BASH_REMATCH[1]}")" verdict="${BASH_REMATCH[3]}" explanation="$(unescape "${BASH_REMATCH[6]}")"
+      rest="${rest:${#BASH_REMATCH[0]}}"
+      printf '  %s  %s  %s\n' "$name" "$verdict" "$explanation"
+      case "$verdict" in regressed|breach-of-max) [ -n "$regressed" ] || regressed="$name $verdict" ;; blind) blind="${blind:+$blind, }$name" ;; esac
+      [[ ${BASH_REMATCH[0]} == *"," ]] || break
+    done
+  }
+  # " (stop by bob at ...: reason)": the latest decision, which made the state what it is.
+  decision() {
+    local rest="${body#*\"decisions\":\[}" re="^\{\"at\":$json_string_re,\"kind\":$json_string_re,\"actor\":$json_string_re,\"reason\":($json_string_re|null)\}(,|\])" last=""
+    while [[ $rest =~ $re ]]; do
+      last=" (${BASH_REMATCH[3]} by $(unescape "${BASH_REMATCH[5]}") at $(utc "${BASH_REMATCH[1]}")"
+      [ "${BASH_REMATCH[7]}" = null ] || last="$last: $(unescape "${BASH_REMATCH[8]}")"
+      last="$last)"
+      rest="${rest:${#BASH_REMATCH[0]}}"
+      [[ ${BASH_REMATCH[0]} == *"," ]] || break
+    done
+    printf '%s' "$last"
+  }
+
+  until_s=$(( $(date +%s) + for_s )) progress=""
+  while :; do
+    exchange GET "$target"
+    body="$(cat "$work/answer")"
+    answered="$(json_field deploymentId "$body")" state="$(json_field state "$body")"
+    unreadable=""
+    if [ -z "$answered" ] || [ -z "$state" ]; then
+      unreadable="no$( [ -n "$answered" ] || echo " deploymentId")$( [ -n "$answered" ] || [ -n "$state" ] || echo ",")$( [ -n "$state" ] || echo " state")"
+    elif [ "$answered" != "$deployment_id" ]; then
+      unreadable="it answers for deployment '$answered', not '$deployment_id'"
+    fi
+    [ -z "$unreadable" ] || { echo "$body"; fail "HTTP $status with an answer this gate cannot read ($unreadable): $(head -c 500 "$work/answer")"; }
+    metrics >"$work/table"
+    table="$(cat "$work/table")"
+    now="$(date +%s)"
+    line="$deployment_id $state, ${evaluated:+evaluation $evaluated: }$(printf '%s\n' "$table" | awk 'NF {printf "%s%s %s", sep, $1, $2; sep=", "}')"
+    [ -n "$evaluated" ] || line="$deployment_id $state, no evaluation yet"
+    [ "$line" = "$progress" ] || { echo "gate: $line" >&2; progress="$line"; }
+    exit_code="" reason=""
+    case "$state" in
+      completed) exit_code=0 reason="completed: the watch ran its full duration without a regression" ;;
+      kept) exit_code=0 reason="kept: a regression was dismissed$(decision)" ;;
+      regressed) exit_code=1 reason="regressed: RolloutGate recommends a rollback and waits for a decision (rollback, dismiss or stop)" ;;
+      rolling-back) exit_code=1 reason="rolling-back: a rollback is under way$(decision)" ;;
+      rolled-back) exit_code=1 reason="rolled-back$(decision)" ;;
+      stopped) exit_code=1 reason="stopped: RolloutGate no longer watches it$(decision)" ;;
+      denied) exit_code=1 reason="denied: the predeploy gate denied it, so it was never watched" ;;
+      cancelled) exit_code=1 reason="cancelled: it was never deployed, so there is nothing to promote" ;;
+      watching|checking|allowed)
+        if [ -n "$regressed" ]; then exit_code=1 reason="$state, and its latest evaluation has $regressed"
+        elif [ "$now" -ge "$until_s" ]; then
+          if [ "$state" != watching ]; then exit_code=2 reason="still $state after $wait_for: its watch has not started (send deployed first)"
+          elif [ -n "$blind" ]; then exit_code=2 reason="still watching after $wait_for, but blind on $blind in its latest evaluation: no data is never healthy"
+          else
+            watch_until="$(json_field until "$body")"
+            exit_code=0 reason="still watching after $wait_for with no regression, ${evaluated:+latest evaluation }${evaluated:-no evaluation yet}${watch_until:+ (the watch runs until $(utc "$watch_until"))}"
+          fi
+        fi ;;
+      *) echo "$body"; fail "HTTP $status with an answer this gate cannot read (unknown state '$state'): $(head -c 500 "$work/answer")" ;;
+    esac
+    if [ -n "$exit_code" ]; then
+      echo "$body"
+      case "$exit_code" in 0) verdict=PROMOTE ;; 1) verdict="DO NOT PROMOTE" ;; *) verdict="NO VERDICT" ;; esac
+      echo "gate: wait $deployment_id: $verdict: $reason" >&2
+      [ -z "$table" ] || printf '%s\n' "$table" | sed 's/^/gate: /' >&2
+      exit "$exit_code"
+    fi
+    # The interval, give or take a fifth, so many pipelines do not ask in step; never past the end of --for.
+    delay_ms=$(( interval_s * 800 + RANDOM % (interval_s * 400 + 1) ))
+    [ "$delay_ms" -le $(( (until_s - now) * 1000 )) ] || delay_ms=$(( (until_s - now) * 1000 ))
+    # In the background, so a signal is handled at once rather than after the sleep.
+    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))" & sleeper=$!
+    wait "$sleeper"; sleeper=""
+  done
+fi
+
+[ -n "$deployment_id" ] && [ -n "$service" ] && [ -n "$environment" ] || fail "--deployment-id, --service and --environment are required"
 secret="${ROLLOUTGATE_WEBHOOK_SECRET:-}" token="${ROLLOUTGATE_WEBHOOK_TOKEN:-}"
 [ -n "$secret" ] || [ -n "$token" ] || fail "set ROLLOUTGATE_WEBHOOK_SECRET (HMAC secret) or ROLLOUTGATE_WEBHOOK_TOKEN (webhook bearer token)"
 # One id for every attempt: the server answers a repeated delivery id with its first answer and does nothing twice.
@@ -67,54 +250,23 @@ for pair in "version:$version" "previousVersion:$previous_version" "initiator:$i
 done
 body+="}"
 
-work="$(umask 077 && mktemp -d)"
-trap 'rm -rf "$work"' EXIT
 printf '%s' "$body" >"$work/body"
 # The token goes to curl through a file, not an argument, so it never shows in the process list.
 [ -n "$secret" ] || printf 'Authorization: Bearer %s\n' "$token" >"$work/auth"
 
-deadline=$(( $(date +%s) + timeout ))
-attempt=0
-while :; do
-  attempt=$((attempt + 1))
-  remaining=$(( deadline - $(date +%s) ))
-  [ "$remaining" -gt 0 ] || fail "no answer within ${timeout}s ($((attempt - 1)) attempts); last attempt: ${last:-none}"
-  : >"$work/headers"
+write_headers() {
   if [ -n "$secret" ]; then
     # Fresh timestamp and signature per attempt: HMAC-SHA256(secret, "{timestamp}.{raw body}").
+    local ts sig
     ts="$(date +%s)"
     sig="$({ printf '%s.' "$ts"; cat "$work/body"; } | openssl dgst -sha256 -hmac "$secret" | awk '{print $NF}')"
     printf 'X-RolloutGate-Timestamp: %s\nX-RolloutGate-Signature: sha256=%s\n' "$ts" "$sig" >"$work/headers"
   else
     cp "$work/auth" "$work/headers"
   fi
-  status="$(curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X POST \
-    -H "Content-Type: application/json" -H "X-RolloutGate-Delivery: $delivery_id" -H @"$work/headers" \
-    --data-binary @"$work/body" "${url%/}/api/v1/deployments" 2>"$work/curl-error")"
-  case "$status" in
-    2??) break ;;
-    000|5??|408|429) last="$( [ "$status" = 000 ] && head -c 300 "$work/curl-error" || echo "HTTP $status")" ;;
-    *) cat "$work/answer"; echo; fail "$event refused: HTTP $status: $(head -c 1000 "$work/answer")" ;;
-  esac
-  if [ "$attempt" -gt "$retries" ]; then
-    [ "$status" = 000 ] || { cat "$work/answer"; echo; }
-    fail "no usable answer from $url ($attempt attempts); last attempt: $last"
-  fi
-  # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential
-  # backoff (1s, 2s, 4s ... at most 15s) with jitter. Never past the deadline.
-  retry_after="$(tr -d '\r' <"$work/answer-headers" 2>/dev/null | sed -n 's/^[Rr][Ee][Tt][Rr][Yy]-[Aa][Ff][Tt][Ee][Rr]: *\([0-9][0-9]*\) *$/\1/p' | tail -n 1)"
-  if [ -n "$retry_after" ] && [ "$retry_after" -gt 0 ]; then
-    [ "$retry_after" -le 15 ] || retry_after=15
-    delay_ms=$(( retry_after * 1000 ))
-  else
-    delay=$(( 1 << (attempt - 1) )); [ "$delay" -le 15 ] || delay=15
-    delay_ms=$(( delay * 500 + RANDOM % (delay * 500 + 1) ))
-  fi
-  remaining_ms=$(( (deadline - $(date +%s)) * 1000 ))
-  [ "$delay_ms" -le "$remaining_ms" ] || delay_ms=$remaining_ms
-  echo "gate: attempt $attempt failed ($last); retrying in ${delay_ms}ms" >&2
-  sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
-done
+  printf 'Content-Type: application/json\nX-RolloutGate-Delivery: %s\n' "$delivery_id" >>"$work/headers"
+}
+exchange POST "${url%/}/api/v1/deployments" --data-binary @"$work/body"
 
 cat "$work/answer"; echo
 # A delivery id the server has seen gets that delivery's first answer, whatever this body is: not this event's answer.

@@ -16,6 +16,16 @@ public sealed class GateScriptTests
 
     private static async Task<ScriptRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
     {
+        using var process = Start(environment, args);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        return new ScriptRun(process.ExitCode, await stdout, await stderr);
+    }
+
+    private static Process Start(IReadOnlyDictionary<string, string> environment, string[] args)
+    {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(Script);
         foreach (var arg in args)
@@ -26,17 +36,13 @@ public sealed class GateScriptTests
         start.Environment.Remove(GateCommand.SecretVariable);
         start.Environment.Remove(GateCommand.TokenVariable);
         start.Environment.Remove(GateCommand.UrlVariable);
+        start.Environment.Remove(GateWait.ReaderTokenVariable);
         foreach (var (name, value) in environment)
         {
             start.Environment[name] = value;
         }
 
-        using var process = Process.Start(start)!;
-        var stdout = process.StandardOutput.ReadToEndAsync();
-        var stderr = process.StandardError.ReadToEndAsync();
-        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
-        return new ScriptRun(process.ExitCode, await stdout, await stderr);
+        return Process.Start(start)!;
     }
 
     private static Dictionary<string, string> Signed(string secret = RolloutGateHost.WebhookSecret) => new() { [GateCommand.SecretVariable] = secret };
@@ -160,5 +166,118 @@ public sealed class GateScriptTests
 
         Assert.True(allow.Exit == 0 && cancelled.Exit == 0, allow.Stderr + cancelled.Stderr);
         Assert.Equal("cancelled", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 's-t'"));
+    }
+
+    private static Dictionary<string, string> Reader(string token = RolloutGateHost.ReaderToken) => new() { [GateWait.ReaderTokenVariable] = token };
+
+    [Fact]
+    public async Task ScriptWait_StillWatchingAtTheEndOfFor_ExitsZeroSayingSo()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-ok");
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-ok", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 0, run.Stderr + run.Stdout);
+        Assert.Contains("\"state\":\"watching\"", run.Stdout, StringComparison.Ordinal);
+        Assert.StartsWith("gate: sw-ok watching, no evaluation yet\n", run.Stderr, StringComparison.Ordinal);
+        Assert.Matches(
+            @"\ngate: wait sw-ok: PROMOTE: still watching after 1s with no regression, no evaluation yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n$",
+            run.Stderr);
+    }
+
+    [Fact]
+    public async Task ScriptWait_Regressed_ExitsOneAtOnce_PrintingTheMetricsAndTheirExplanations()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-reg");
+        await GateWaitTests.SeedRegressionAsync(service, "sw-reg");
+        await service.RegressAsync("sw-reg", "p95-latency");
+
+        // An hour to wait: only the regression ends it (within the 60 s the helper gives a run).
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-reg", "--for", "1h");
+
+        Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
+        Assert.Contains("\"state\":\"regressed\"", run.Stdout, StringComparison.Ordinal);
+        Assert.Contains(
+            "gate: wait sw-reg: DO NOT PROMOTE: regressed: RolloutGate recommends a rollback and waits for a decision (rollback, dismiss or stop)\n"
+            + "gate:   p95-latency  regressed  p95-latency 500 ms is 150% above the same time yesterday (200 ms), beyond the allowed 20%\n",
+            run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ScriptWait_Stopped_ExitsOneNamingTheDecision()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-stop");
+        await service.DecideAsync("sw-stop", "stop", "bob \"the builder\"", "manual checks");
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-stop", "--for", "1h");
+
+        Assert.True(run.Exit == 1 && run.Stderr.Contains("(stop by", StringComparison.Ordinal), run.Stderr + run.Stdout);
+        Assert.Matches(
+            @"\ngate: wait sw-stop: DO NOT PROMOTE: stopped: RolloutGate no longer watches it \(stop by bob ""the builder"" at \S+Z: manual checks\)\n$", run.Stderr);
+    }
+
+    [Fact]
+    public async Task ScriptWait_UnknownDeploymentOrNoOrAWrongToken_ExitsTwoWithTheProblemDetail()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+
+        var unknown = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "nobody", "--for", "1h");
+        var noToken = await RunAsync(new Dictionary<string, string>(), "wait", "--url", proxy.Url, "--deployment-id", "nobody", "--for", "1h");
+        var wrong = await RunAsync(Reader("not-the-token"), "wait", "--url", proxy.Url, "--deployment-id", "nobody", "--for", "1h");
+
+        Assert.Equal([2, 2, 2], [unknown.Exit, noToken.Exit, wrong.Exit]);
+        Assert.EndsWith("gate: wait refused: HTTP 404 Not found: deployment 'nobody' is unknown\n", unknown.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith($"gate: set {GateWait.ReaderTokenVariable} to a reader token", noToken.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith(
+            "gate: wait refused: HTTP 401 Not authenticated: a reader token is required (Authorization: Bearer <token> from RolloutGate__Api__ReaderTokens)\n",
+            wrong.Stderr, StringComparison.Ordinal);
+        Assert.Equal(2, proxy.Requests.Count);
+    }
+
+    [Fact]
+    public async Task ScriptWait_Unreachable_ExitsTwoAfterTheGivenRetries()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client) { Failing = true }.StartAsync();
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-down", "--for", "1h", "--retries", "1");
+
+        Assert.Equal(2, run.Exit);
+        Assert.Contains("gate: attempt 1 failed (HTTP 503); retrying in", run.Stderr, StringComparison.Ordinal);
+        Assert.EndsWith("(2 attempts); last attempt: HTTP 503\n", run.Stderr, StringComparison.Ordinal);
+        Assert.Equal(2, proxy.Requests.Count);
+    }
+
+    [Fact]
+    public async Task ScriptWait_Sigterm_ExitsTwoSayingSo()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-sig");
+        using var process = Start(Reader(), ["wait", "--url", proxy.Url, "--deployment-id", "sw-sig", "--for", "1h"]);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+
+        // Its first answer read, it sleeps the interval (30 s) before the next.
+        var first = await process.StandardError.ReadLineAsync(timeout.Token);
+        Assert.Equal("gate: sw-sig watching, no evaluation yet", first);
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(timeout.Token);
+        }
+
+        var rest = await process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Equal("gate: wait interrupted by SIGTERM while deployment 'sw-sig' was watching: no verdict, do not promote on it\n", rest);
+        Assert.Equal("", await stdout);
     }
 }

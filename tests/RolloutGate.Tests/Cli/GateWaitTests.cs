@@ -41,7 +41,8 @@ public sealed class GateWaitTests : IDisposable
     private Task<int> WaitAsync(TestService service, string deploymentId, params string[] more) =>
         WaitAsync(service.Client, ReaderEnvironment(), args: ["--url", "http://localhost", "--deployment-id", deploymentId, .. more]);
 
-    private static async Task DeployAsync(TestService service, string deploymentId)
+    /// <summary>predeploy and deployed through the gate, as a pipeline does before it waits.</summary>
+    internal static async Task DeployAsync(TestService service, string deploymentId)
     {
         using var output = new StringWriter();
         foreach (var @event in new[] { "predeploy", "deployed" })
@@ -55,7 +56,7 @@ public sealed class GateWaitTests : IDisposable
     }
 
     /// <summary>Two evaluations of p95-latency, the second regressed, with an explanation as the watch writes one.</summary>
-    private static Task SeedRegressionAsync(TestService service, string deploymentId) =>
+    internal static Task SeedRegressionAsync(TestService service, string deploymentId) =>
         EvaluationSeed.InsertAsync(service, deploymentId, "p95-latency", [0.2, 0.5], regressedFrom: 1,
             explanation: "p95-latency 500 ms is 150% above the same time yesterday (200 ms), beyond the allowed 20%");
 
