@@ -100,10 +100,11 @@ exchange() {
 }
 
 # The string value of the first "NAME" key in TEXT, unescaped for reading; fails if there is none. A key can be
-# found this way without a JSON parser: inside a JSON string every quote is escaped, so '"NAME":"' is structure.
-json_string_re='"(([^"\\]|\\.)*)"'
+# found this way without a JSON parser: inside a JSON string every quote is escaped, so '"NAME":"' is structure
+# (whitespace between the tokens is allowed: a proxy may reformat the answer).
+json_string_re='"(([^"\\]|\\.)*)"' ws='[[:space:]]*'
 json_field() {
-  local re="\"$1\":$json_string_re"
+  local re="\"$1\"$ws:$ws$json_string_re"
   [[ $2 =~ $re ]] || return 1
   unescape "${BASH_REMATCH[1]}"
 }
@@ -148,11 +149,14 @@ if [ "$event" = wait ]; then
   # The latest evaluation's metrics of the answer, "  NAME VERDICT EXPLANATION" each (the service writes name, value,
   # baseline, threshold, verdict, explanation in that order); $regressed and $blind name those with such a verdict.
   metrics() {
-    local rest="${body#*\"latestEvaluation\":\{}" re="^\{\"name\":$json_string_re[^{}]*\"verdict\":$json_string_re(,\"explanation\":$json_string_re)?\}(,|\])"
+    local rest="${body#*\"latestEvaluation\"}"
+    local re="^$ws\{$ws\"name\"$ws:$ws$json_string_re[^{}]*\"verdict\"$ws:$ws$json_string_re($ws,$ws\"explanation\"$ws:$ws$json_string_re)?$ws\}$ws(,|\])"
     regressed="" blind="" evaluated=""
-    [ "$rest" != "$body" ] || return 0
+    [[ $rest =~ ^$ws:$ws\{ ]] || return 0
     evaluated="$(utc "$(json_field at "$rest")")"
-    rest="${rest#*\"metrics\":\[}"
+    rest="${rest#*\"metrics\"}"
+    [[ $rest =~ ^$ws:$ws\[ ]] || return 0
+    rest="${rest:${#BASH_REMATCH[0]}}"
     while [[ $rest =~ $re ]]; do
       local name verdict explanation
       name="$(unescape "${BASH_REMATCH[1]}")" verdict="${BASH_REMATCH[3]}" explanation="$(unescape "${BASH_REMATCH[6]}")"
@@ -164,7 +168,10 @@ if [ "$event" = wait ]; then
   }
   # " (stop by bob at ...: reason)": the latest decision, which made the state what it is.
   decision() {
-    local rest="${body#*\"decisions\":\[}" re="^\{\"at\":$json_string_re,\"kind\":$json_string_re,\"actor\":$json_string_re,\"reason\":($json_string_re|null)\}(,|\])" last=""
+    local rest="${body#*\"decisions\"}" last=""
+    local re="^$ws\{$ws\"at\"$ws:$ws$json_string_re$ws,$ws\"kind\"$ws:$ws$json_string_re$ws,$ws\"actor\"$ws:$ws$json_string_re$ws,$ws\"reason\"$ws:$ws($json_string_re|null)$ws\}$ws(,|\])"
+    [[ $rest =~ ^$ws:$ws\[ ]] || return 0
+    rest="${rest:${#BASH_REMATCH[0]}}"
     while [[ $rest =~ $re ]]; do
       last=" (${BASH_REMATCH[3]} by $(unescape "${BASH_REMATCH[5]}") at $(utc "${BASH_REMATCH[1]}")"
       [ "${BASH_REMATCH[7]}" = null ] || last="$last: $(unescape "${BASH_REMATCH[8]}")"

@@ -280,4 +280,39 @@ public sealed class GateScriptTests
         Assert.Equal("gate: wait interrupted by SIGTERM while deployment 'sw-sig' was watching: no verdict, do not promote on it\n", rest);
         Assert.Equal("", await stdout);
     }
+
+    [Fact]
+    public async Task ScriptWait_AnAnswerReformattedWithWhitespace_IsReadAsTheServiceWritesIt()
+    {
+        // A proxy that pretty-prints JSON: the same answer with spaces and line breaks between the tokens.
+        const string Body = """
+            {
+              "deploymentId" : "sw-pretty",
+              "service": "checkout", "environment": "production",
+              "state": "rolled-back",
+              "latestEvaluation": {
+                "at": "2026-12-06T10:31:00+00:00",
+                "metrics": [
+                  { "name": "error-rate", "value": 0.002, "baseline": 0.002, "threshold": 0.003, "verdict": "healthy", "explanation": "error-rate 0.20% \u2264 0.30%" },
+                  { "name": "p95-latency", "value": 0.5, "baseline": null, "threshold": null, "verdict": "regressed" }
+                ]
+              },
+              "decisions": [
+                { "at": "2026-12-06T10:32:00+00:00", "kind": "rollback", "actor": "alice", "reason": null }
+              ]
+            }
+            """;
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", Body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-pretty", "--for", "1h");
+
+        Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
+        Assert.EndsWith(
+            "gate: wait sw-pretty: DO NOT PROMOTE: rolled-back (rollback by alice at 2026-12-06T10:32:00Z)\n"
+            + "gate:   error-rate  healthy  error-rate 0.20% \u2264 0.30%\n"
+            + "gate:   p95-latency  regressed  \n",
+            run.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("gate: sw-pretty rolled-back, evaluation 2026-12-06T10:31:00Z: error-rate healthy, p95-latency regressed\n", run.Stderr, StringComparison.Ordinal);
+    }
 }
