@@ -11,8 +11,8 @@ public sealed class CiFilesTests
 {
     public static TheoryData<string, string[]> Files => new()
     {
-        { "github-actions.yml", ["ROLLOUTGATE_WEBHOOK_SECRET", "--delivery-id", "predeploy", "deployed", "rolledback", "cancelled", "github.run_attempt"] },
-        { "gitlab-ci.yml", ["ROLLOUTGATE_WEBHOOK_SECRET", "--delivery-id", "predeploy", "deployed", "rolledback", "cancelled", "rolloutgate-gate.sh"] },
+        { "github-actions.yml", ["ROLLOUTGATE_WEBHOOK_SECRET", "--delivery-id", "predeploy", "deployed", "rolledback", "cancelled", "github.run_attempt", "wait --deployment-id", "ROLLOUTGATE_READER_TOKEN"] },
+        { "gitlab-ci.yml", ["ROLLOUTGATE_WEBHOOK_SECRET", "--delivery-id", "predeploy", "deployed", "rolledback", "cancelled", "rolloutgate-gate.sh", "wait --deployment-id", "ROLLOUTGATE_READER_TOKEN"] },
         { "argocd-notifications.yaml", ["Authorization", "Bearer $rolloutgate-webhook-token", "?delivery=", "\"event\": \"deployed\"", "\"event\": \"cancelled\"", "HMAC"] },
     };
 
