@@ -152,6 +152,21 @@ public sealed class GateWaitTests : IDisposable
     }
 
     [Fact]
+    public async Task JsonFlag_PrintsTheDeploymentsJson_WithTheSameExit()
+    {
+        await using var service = await TestService.StartAsync();
+        await DeployAsync(service, "w-json");
+        await service.DecideAsync("w-json", "stop", "bob", "manual checks");
+
+        var exit = await WaitAsync(service, "w-json", "--for", "1h", "--json");
+
+        Assert.Equal(1, exit);
+        using var document = System.Text.Json.JsonDocument.Parse(stdout.ToString());
+        Assert.Equal("w-json", document.RootElement.GetProperty("deploymentId").GetString());
+        Assert.Equal("stopped", document.RootElement.GetProperty("state").GetString());
+    }
+
+    [Fact]
     public async Task BlindAtTheEndOfFor_ExitsTwo_NoDataIsNeverHealthy()
     {
         await using var service = await TestService.StartAsync();
