@@ -96,32 +96,10 @@ public static class GateCommand
             return (null, $"the event '{@event}' is not one of {string.Join(", ", WebhookEvents.All)}");
         }
 
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        var printJson = false;
-        for (var i = 1; i < args.Length; i++)
+        var (values, printJson, optionError) = ReadOptions(args[1..], ValueOptions, "");
+        if (optionError is not null)
         {
-            var (name, inline) = args[i].Split('=', 2) is [var n, var v] && n.StartsWith("--", StringComparison.Ordinal) ? (n, v) : (args[i], null);
-            if (name == "--json" && inline is null)
-            {
-                printJson = true;
-                continue;
-            }
-
-            if (!ValueOptions.Contains(name, StringComparer.Ordinal))
-            {
-                return (null, $"unknown option '{name}'");
-            }
-
-            if (inline is null && i + 1 >= args.Length)
-            {
-                return (null, $"{name} needs a value");
-            }
-
-            // The last of two would win unsaid: a webhook about another deployment or service than the one meant.
-            if (!values.TryAdd(name, inline ?? args[++i]))
-            {
-                return (null, $"{name} is given more than once");
-            }
+            return (null, optionError);
         }
 
         string? Value(string name) => values.TryGetValue(name, out var value) && value.Length > 0 ? value : null;
@@ -181,6 +159,43 @@ public static class GateCommand
             Value("--initiator"), Value("--commit"), Value("--pipeline-url"), at);
         var credentials = new GateCredentials(NonEmpty(secret), NonEmpty(token));
         return (new Invocation(request, url, deliveryId, credentials, retries, timeout, printJson), null);
+    }
+
+    /// <summary>
+    /// <c>--name value</c> or <c>--name=value</c> for each of <paramref name="valueOptions"/>, and <c>--json</c>; an error
+    /// for an unknown option (<paramref name="unknownSuffix"/> after its name), a missing value or an option given twice.
+    /// </summary>
+    internal static (Dictionary<string, string> Values, bool PrintJson, string? Error) ReadOptions(string[] args, string[] valueOptions, string unknownSuffix)
+    {
+        var values = new Dictionary<string, string>(StringComparer.Ordinal);
+        var printJson = false;
+        for (var i = 0; i < args.Length; i++)
+        {
+            var (name, inline) = args[i].Split('=', 2) is [var n, var v] && n.StartsWith("--", StringComparison.Ordinal) ? (n, v) : (args[i], null);
+            if (name == "--json" && inline is null)
+            {
+                printJson = true;
+                continue;
+            }
+
+            if (!valueOptions.Contains(name, StringComparer.Ordinal))
+            {
+                return (values, printJson, $"unknown option '{name}'{unknownSuffix}");
+            }
+
+            if (inline is null && i + 1 >= args.Length)
+            {
+                return (values, printJson, $"{name} needs a value");
+            }
+
+            // The last of two would win unsaid: a webhook (or a wait) about another deployment or service than the one meant.
+            if (!values.TryAdd(name, inline ?? args[++i]))
+            {
+                return (values, printJson, $"{name} is given more than once");
+            }
+        }
+
+        return (values, printJson, null);
     }
 
     private static string? NonEmpty(string? value) => string.IsNullOrEmpty(value) ? null : value;

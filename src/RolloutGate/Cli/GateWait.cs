@@ -130,31 +130,10 @@ public static class GateWait
 
     private static (Invocation? Invocation, string? Error) Parse(string[] args, Func<string, string?> environment)
     {
-        var values = new Dictionary<string, string>(StringComparer.Ordinal);
-        var printJson = false;
-        for (var i = 0; i < args.Length; i++)
+        var (values, printJson, optionError) = GateCommand.ReadOptions(args, ValueOptions, " for wait");
+        if (optionError is not null)
         {
-            var (name, inline) = args[i].Split('=', 2) is [var n, var v] && n.StartsWith("--", StringComparison.Ordinal) ? (n, v) : (args[i], null);
-            if (name == "--json" && inline is null)
-            {
-                printJson = true;
-                continue;
-            }
-
-            if (!ValueOptions.Contains(name, StringComparer.Ordinal))
-            {
-                return (null, $"unknown option '{name}' for wait");
-            }
-
-            if (inline is null && i + 1 >= args.Length)
-            {
-                return (null, $"{name} needs a value");
-            }
-
-            if (!values.TryAdd(name, inline ?? args[++i]))
-            {
-                return (null, $"{name} is given more than once");
-            }
+            return (null, optionError);
         }
 
         string? Value(string name) => values.TryGetValue(name, out var value) && value.Length > 0 ? value : null;

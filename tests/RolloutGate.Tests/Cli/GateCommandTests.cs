@@ -289,7 +289,7 @@ public sealed class GateCommandTests : IDisposable
         Assert.Contains("gate: the event 'deploy' is not one of predeploy, deployed, rolledback, cancelled", stderr.ToString(), StringComparison.Ordinal);
     }
 
-    private static int ClosedPort()
+    internal static int ClosedPort()
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();

@@ -1,5 +1,4 @@
 using System.Net;
-using System.Net.Sockets;
 using Microsoft.Extensions.Time.Testing;
 using RolloutGate.Cli;
 using RolloutGate.Tests.Dashboard;
@@ -220,7 +219,7 @@ public sealed class GateWaitTests : IDisposable
     public async Task Unreachable_ExitsTwoAfterTheGivenRetries()
     {
         var exit = await WaitAsync(null, ReaderEnvironment(),
-            args: ["--url", $"http://127.0.0.1:{ClosedPort()}", "--deployment-id", "w-down", "--for", "1h", "--retries", "2"]);
+            args: ["--url", $"http://127.0.0.1:{GateCommandTests.ClosedPort()}", "--deployment-id", "w-down", "--for", "1h", "--retries", "2"]);
 
         Assert.Equal(2, exit);
         var errors = stderr.ToString();
@@ -282,12 +281,5 @@ public sealed class GateWaitTests : IDisposable
         Assert.Contains("gate: --for 'soon' is not a duration such as 30m, 2h or 90s", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: --deployment-id is given more than once", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: unknown option '--service' for wait", stderr.ToString(), StringComparison.Ordinal);
-    }
-
-    private static int ClosedPort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
     }
 }
