@@ -188,6 +188,20 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task ScriptWait_AllowedButNeverDeployedAtTheEndOfFor_ExitsTwo()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-allowed", deployed: false);
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-allowed", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 2, run.Stderr + run.Stdout);
+        Assert.EndsWith("gate: wait sw-allowed: NO VERDICT: still allowed after 1s: its watch has not started (send deployed first)\n", run.Stderr,
+            StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ScriptWait_Regressed_ExitsOneAtOnce_PrintingTheMetricsAndTheirExplanations()
     {
         await using var service = await TestService.StartAsync();

@@ -40,11 +40,11 @@ public sealed class GateWaitTests : IDisposable
     private Task<int> WaitAsync(TestService service, string deploymentId, params string[] more) =>
         WaitAsync(service.Client, ReaderEnvironment(), args: ["--url", "http://localhost", "--deployment-id", deploymentId, .. more]);
 
-    /// <summary>predeploy and deployed through the gate, as a pipeline does before it waits.</summary>
-    internal static async Task DeployAsync(TestService service, string deploymentId)
+    /// <summary>predeploy and deployed through the gate, as a pipeline does before it waits (only predeploy unless <paramref name="deployed"/>).</summary>
+    internal static async Task DeployAsync(TestService service, string deploymentId, bool deployed = true)
     {
         using var output = new StringWriter();
-        foreach (var @event in new[] { "predeploy", "deployed" })
+        foreach (var @event in deployed ? ["predeploy", "deployed"] : new[] { "predeploy" })
         {
             var exit = await GateCommand.RunAsync(
                 [@event, "--url", "http://localhost", "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production",
@@ -181,6 +181,21 @@ public sealed class GateWaitTests : IDisposable
             "wait w-blind (checkout in production): NO VERDICT: still watching after 200ms, but blind on p95-latency in its latest evaluation: no data is never healthy",
             lines[0]);
         Assert.EndsWith("  p95-latency  blind    p95-latency had no data: the query returned no series", lines[2], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task AllowedButNeverDeployedAtTheEndOfFor_ExitsTwo_TheWatchNeverStarted()
+    {
+        await using var service = await TestService.StartAsync();
+        await DeployAsync(service, "w-allowed", deployed: false);
+
+        var exit = await WaitAsync(service, "w-allowed", "--for", "200ms", "--interval", "100ms");
+
+        Assert.True(exit == 2, stdout + "\n" + stderr);
+        Assert.Equal(
+            "wait w-allowed (checkout in production): NO VERDICT: still allowed after 200ms: its watch has not started (send deployed first)"
+            + Environment.NewLine,
+            stdout.ToString());
     }
 
     [Fact]
