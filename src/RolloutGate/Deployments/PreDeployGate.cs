@@ -23,11 +23,22 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
     public const string DecisionChannelSet = "decision-channel";
     private const int BuiltInRuleCount = 3;
 
+    /// <summary>How long past the checks' timeout a <c>predeploy</c>'s transaction may wait for the service.</summary>
+    private static readonly TimeSpan IdleBeyondChecks = TimeSpan.FromMinutes(1);
+
     public async Task<GateVerdict> DecideAsync(
         DeploymentRow deployment, LoadedRunbook governing, WebhookRequest request, List<AuditEntry> audit, CancellationToken cancellationToken)
     {
         var lockKey = $"change:{deployment.Service}:{deployment.Environment}";
         await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({lockKey}, 0))", cancellationToken);
+        // The checks ask Prometheus, Alertmanager and HTTP endpoints while the transaction waits, up to the runbook's
+        // preDeploy.timeout: the session's idle_in_transaction_session_timeout (60 s, DatabaseExtensions.LostClientOptions,
+        // or the operator's) is raised for this transaction alone to that plus a minute, never lowered nor switched on.
+        var idle = (long)(governing.Runbook.PreDeploy.Timeout + IdleBeyondChecks).TotalMilliseconds;
+        await db.Database.ExecuteSqlAsync($"""
+            SELECT set_config('idle_in_transaction_session_timeout', {idle}::text, true) FROM pg_settings
+            WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint BETWEEN 1 AND {idle} - 1
+            """, cancellationToken);
 
         var results = new List<CheckResult>();
         var blocking = await db.Deployments.AsNoTracking()

@@ -7,7 +7,8 @@ namespace RolloutGate.Tests.Infrastructure;
 /// A TCP proxy on a 127.0.0.1 port of its own in front of one real server (the test PostgreSQL), so a test can take the
 /// server away from the service without stopping it for everyone else: <see cref="Cut"/> resets every open connection,
 /// and from then on every new one is reset as soon as it is accepted, as a server that went away mid-query and stays away
-/// (until <see cref="Restore"/>).
+/// (until <see cref="Restore"/>). <see cref="BlackHole"/> is the other way a server or client goes away, as a node that
+/// lost power or its network does: nothing is closed or reset, nothing is forwarded any more in either direction.
 /// </summary>
 public sealed class CuttableTcpProxy : IAsyncDisposable
 {
@@ -19,6 +20,7 @@ public sealed class CuttableTcpProxy : IAsyncDisposable
     private readonly Task accepting;
     private int accepted;
     private bool cut;
+    private volatile bool silent;
 
     private CuttableTcpProxy(string targetHost, int targetPort)
     {
@@ -54,6 +56,14 @@ public sealed class CuttableTcpProxy : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Stops forwarding, in both directions, on every open connection and every one accepted from now on, without closing
+    /// or resetting any: what each side has sent is dropped unseen, and each goes on waiting for the other (until
+    /// <see cref="Cut"/> or disposal). Both ends' kernels still answer TCP keepalive probes, so only a timeout of the
+    /// server's or the client's own ends a connection waiting here.
+    /// </summary>
+    public void BlackHole() => silent = true;
+
     /// <summary>Forwards the connections accepted from now on again, as a server that came back (after <see cref="Cut"/>).</summary>
     public void Restore()
     {
@@ -87,6 +97,12 @@ public sealed class CuttableTcpProxy : IAsyncDisposable
         if (!Track(client))
         {
             Reset(client);
+            return;
+        }
+
+        if (silent)
+        {
+            await DropAsync(client);
             return;
         }
 
@@ -140,13 +156,39 @@ public sealed class CuttableTcpProxy : IAsyncDisposable
                 var read = await from.ReceiveAsync(buffer, SocketFlags.None, stopping.Token);
                 if (read == 0)
                 {
+                    if (silent)
+                    {
+                        // A close is not passed on either: the other side waits on (until Cut or disposal).
+                        await Task.Delay(Timeout.Infinite, stopping.Token);
+                    }
+
                     return;
+                }
+
+                if (silent)
+                {
+                    continue;
                 }
 
                 for (var sent = 0; sent < read;)
                 {
                     sent += await to.SendAsync(buffer.AsMemory(sent, read - sent), SocketFlags.None, stopping.Token);
                 }
+            }
+        }
+        catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)
+        {
+        }
+    }
+
+    /// <summary>Reads and drops what <paramref name="socket"/> sends until it is cut or the proxy stops.</summary>
+    private async Task DropAsync(Socket socket)
+    {
+        var buffer = new byte[16 * 1024];
+        try
+        {
+            while (await socket.ReceiveAsync(buffer, SocketFlags.None, stopping.Token) > 0)
+            {
             }
         }
         catch (Exception ex) when (ex is OperationCanceledException or SocketException or ObjectDisposedException)

@@ -13,7 +13,7 @@ public static class DatabaseExtensions
     {
         // Resolved lazily: configuration is complete only once the host is built (tests add theirs late).
         services.AddSingleton(provider => new NpgsqlDataSourceBuilder(
-            ReadConnectionString(provider.GetRequiredService<IConfiguration>())).Build());
+            WithLostPeerBounds(ReadConnectionString(provider.GetRequiredService<IConfiguration>()))).Build());
         services.AddDbContext<RolloutGateDbContext>((provider, options) => options
             .UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>())
             // EF Core logs each failed connection, command, query and save as an error with its stack trace, then throws the
@@ -28,6 +28,44 @@ public static class DatabaseExtensions
         services.AddSingleton<MigrationRunner>();
         services.AddHostedService<MigrationHostedService>();
         return services;
+    }
+
+    /// <summary>
+    /// What every session of the service asks of PostgreSQL, so that a replica lost mid-transaction (its node powered off
+    /// or cut off by the network, which closes nothing) does not hold its locks for the two hours the OS's TCP keepalive
+    /// takes to notice: the audit append lock alone would stop every other replica's webhooks, decisions and evaluations.
+    /// A backend waiting for its client inside a transaction is ended after 60 s (its transaction rolled back, its locks
+    /// released); no transaction of the service waits that long for its client, but a <c>predeploy</c>'s checks, which
+    /// raise it for their own transaction (<see cref="RolloutGate.Deployments.PreDeployGate"/>). A silent client is
+    /// found within about 2 minutes otherwise too (idle between transactions, as a migration holding its session lock,
+    /// or blocked sending it a result): a keepalive probe after 60 s idle, every 10 s, 6 unanswered end it, and data
+    /// unacknowledged for 120 s ends it.
+    /// </summary>
+    public const string LostClientOptions =
+        "-c idle_in_transaction_session_timeout=60s -c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=6 -c tcp_user_timeout=120000";
+
+    /// <summary>
+    /// <paramref name="connectionString"/> with <see cref="LostClientOptions"/> for the server and TCP keepalive on the
+    /// service's side (a probe after 60 s idle, every 10 s), so a lost database server is noticed while a query waits for
+    /// it too. The operator's own settings win: their <c>Options</c> (or <c>PGOPTIONS</c>) come after ours, and PostgreSQL
+    /// takes the last value of a setting given twice; a connection string that names any TCP keepalive key is left as it is.
+    /// </summary>
+    public static string WithLostPeerBounds(string connectionString)
+    {
+        var builder = new NpgsqlConnectionStringBuilder(connectionString);
+        // Npgsql reads PGOPTIONS only when Options is not set, which it is from here on.
+        var theirs = builder.Options ?? Environment.GetEnvironmentVariable("PGOPTIONS");
+        builder.Options = string.IsNullOrWhiteSpace(theirs) ? LostClientOptions : $"{LostClientOptions} {theirs}";
+        var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys
+            .Cast<string>().Select(key => key.Replace(" ", "", StringComparison.Ordinal));
+        if (!given.Any(key => key.StartsWith("TcpKeepAlive", StringComparison.OrdinalIgnoreCase)))
+        {
+            builder.TcpKeepAlive = true;
+            builder.TcpKeepAliveTime = 60;
+            builder.TcpKeepAliveInterval = 10;
+        }
+
+        return builder.ConnectionString;
     }
 
     /// <summary>The connection string, or a <see cref="StartupException"/> saying what to set.</summary>

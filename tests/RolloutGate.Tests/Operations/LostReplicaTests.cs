@@ -1,0 +1,168 @@
+using System.Net;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
+using RolloutGate.Audit;
+using RolloutGate.Infrastructure.Database;
+using RolloutGate.Tests.Checks;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
+
+namespace RolloutGate.Tests.Operations;
+
+/// <summary>
+/// A replica whose node is lost (power, a network partition) closes nothing: PostgreSQL would keep its backend, and the
+/// locks of its open transaction, until the OS's TCP keepalive noticed, two hours later. The service's sessions bound it
+/// (<see cref="DatabaseExtensions.LostClientOptions"/>).
+/// </summary>
+public sealed class LostReplicaTests
+{
+    /// <summary>The 60 s of idle_in_transaction_session_timeout, plus a generous margin for a loaded machine.</summary>
+    private const int PatienceSeconds = 150;
+
+    [Fact]
+    public async Task ReplicaLostHoldingTheAuditLock_AnotherReplicaAcceptsWebhooksOnceItsTransactionTimesOut()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var direct = new NpgsqlConnectionStringBuilder(database.ConnectionString);
+        await using var proxy = CuttableTcpProxy.Start(direct.Host!, direct.Port);
+        await using var survivor = new RolloutGateHost(database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder });
+        var webhooks = new WebhookClient(survivor.CreateClient());
+        Assert.Equal(HttpStatusCode.OK, (await webhooks.SendEventAsync("predeploy", "before-loss")).StatusCode);
+        await using var lost = new RolloutGateHost(database, new Dictionary<string, string?>
+        {
+            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
+            {
+                Host = IPAddress.Loopback.ToString(),
+                Port = proxy.Port,
+            }.ConnectionString,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
+        });
+        _ = lost.Services;
+
+        try
+        {
+            // The lost replica appends an event: it holds the append lock until its transaction ends, and its node is lost
+            // before it commits.
+            await using var scope = lost.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            await using var transaction = await db.Database.BeginTransactionAsync();
+            await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
+                [new AuditEntry(AuditEventTypes.Decision, "lost-mid-append", "checkout", "alice", new { kind = "stop" })], CancellationToken.None);
+            proxy.BlackHole();
+            Assert.Equal(1L, await database.ScalarAsync<long>(
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", asAdmin: true));
+
+            // Every other replica's append waits for that lock; the survivor answers once PostgreSQL has ended the lost
+            // replica's transaction (a try that waited past its command timeout meanwhile got a 503, and changed nothing).
+            HttpResponseMessage? answer = null;
+            await SlackTestService.EventuallyAsync(async () =>
+            {
+                answer = await webhooks.SendEventAsync("predeploy", "after-loss", deliveryId: "after-loss-predeploy");
+                return answer.StatusCode != HttpStatusCode.ServiceUnavailable;
+            }, "a webhook accepted beside the lost replica", PatienceSeconds);
+            Assert.Equal(HttpStatusCode.OK, answer!.StatusCode);
+        }
+        finally
+        {
+            // The lost replica's pending calls fail now, so it stops at once.
+            proxy.Cut();
+        }
+
+        // The lost replica's event was rolled back with its transaction; the chain is whole.
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM audit_events WHERE deployment_id = 'lost-mid-append'"));
+        Assert.Equal(1L, await database.ScalarAsync<long>(
+            "SELECT count(*) FROM audit_events WHERE deployment_id = 'after-loss' AND type = 'webhook.predeploy'"));
+        using var reader = survivor.CreateClient().WithToken(RolloutGateHost.ReaderToken);
+        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        Assert.True(verify.GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
+    public async Task SessionSettings_OursByDefault_TheConnectionStringsOwnWin()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var names = new[] { "idle_in_transaction_session_timeout", "tcp_keepalives_idle", "tcp_keepalives_interval", "tcp_keepalives_count", "tcp_user_timeout" };
+
+        var ours = DatabaseExtensions.WithLostPeerBounds(database.ConnectionString);
+        Assert.Equal(["60000", "60", "10", "6", "120000"], await SettingsAsync(ours, names));
+        var client = new NpgsqlConnectionStringBuilder(ours);
+        Assert.True(client.TcpKeepAlive);
+        Assert.Equal((60, 10), (client.TcpKeepAliveTime, client.TcpKeepAliveInterval));
+
+        var theirs = DatabaseExtensions.WithLostPeerBounds(new NpgsqlConnectionStringBuilder(database.ConnectionString)
+        {
+            Options = "-c idle_in_transaction_session_timeout=0 -c tcp_keepalives_idle=300",
+            TcpKeepAlive = false,
+        }.ConnectionString);
+        Assert.Equal(["0", "300", "10", "6", "120000"], await SettingsAsync(theirs, names));
+        client = new NpgsqlConnectionStringBuilder(theirs);
+        Assert.False(client.TcpKeepAlive);
+        Assert.Equal((0, 0), (client.TcpKeepAliveTime, client.TcpKeepAliveInterval));
+    }
+
+    [Fact]
+    public async Task PreDeployChecksOutlastingTheIdleTimeout_TheirTransactionIsNotEnded()
+    {
+        var target = new CheckTestHost();
+        await target.InitializeAsync();
+        try
+        {
+            // The checks wait 3 s for an endpoint that never answers, inside the webhook's transaction; an operator has set
+            // 1 s for a session idle in a transaction.
+            var runbook = TestRunbooks.Minimal().Replace("  decisionChannel: C0DECIDE01\n", $"""
+                  decisionChannel: C0DECIDE01
+                  preDeploy:
+                    timeout: 3s
+                    checks:
+                      - name: slow
+                        http:
+                          url: {target.ServerUrl}/hang
+
+                """, StringComparison.Ordinal);
+            await using var database = await TestDatabase.CreateAsync();
+            using var runbooks = new TestRunbooks(("checkout.yaml", runbook));
+            await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
+            {
+                ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
+                {
+                    Options = "-c idle_in_transaction_session_timeout=1s",
+                }.ConnectionString,
+                ["RolloutGate:RunbooksPath"] = runbooks.Folder,
+            });
+
+            var answer = await new WebhookClient(host.CreateClient()).SendEventAsync("predeploy", "slow-checks");
+
+            Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+            var json = await answer.JsonAsync();
+            Assert.Equal("deny", json.GetProperty("verdict").GetString());
+            Assert.Equal("error", json.GetProperty("checks")[0].GetProperty("status").GetString());
+            // The raise was for that transaction only.
+            await using var scope = host.Services.CreateAsyncScope();
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            Assert.Equal("1s", await db.Database.SqlQueryRaw<string>(
+                "SELECT current_setting('idle_in_transaction_session_timeout') AS \"Value\"").SingleAsync());
+        }
+        finally
+        {
+            await target.DisposeAsync();
+        }
+    }
+
+    private static async Task<string[]> SettingsAsync(string connectionString, string[] names)
+    {
+        await using var source = NpgsqlDataSource.Create(connectionString);
+        await using var connection = await source.OpenConnectionAsync();
+        await using var command = new NpgsqlCommand("SELECT setting FROM pg_settings WHERE name = ANY(@names) ORDER BY array_position(@names, name)", connection);
+        command.Parameters.AddWithValue("names", names);
+        var values = new List<string>();
+        await using var reader = await command.ExecuteReaderAsync();
+        while (await reader.ReadAsync())
+        {
+            values.Add(reader.GetString(0));
+        }
+
+        return [.. values];
+    }
+}
