@@ -22,6 +22,13 @@ public sealed class RolloutGateOptions
     /// </summary>
     public bool EndProcessOnStop { get; set; } = true;
 
+    /// <summary>
+    /// Whether the service's sessions ask PostgreSQL to bound how long a lost replica holds its locks
+    /// (<see cref="Database.DatabaseExtensions.LostClientOptions"/>). Off for a pooler such as PgBouncer, which refuses startup
+    /// options it does not track: the pooler and the server bound a lost client there.
+    /// </summary>
+    public bool DatabaseSessionTimeouts { get; set; } = true;
+
     public PrometheusOptions Prometheus { get; set; } = new();
 
     public AlertmanagerOptions Alertmanager { get; set; } = new();

@@ -100,6 +100,13 @@ public sealed class LostReplicaTests
         client = new NpgsqlConnectionStringBuilder(theirs);
         Assert.False(client.TcpKeepAlive);
         Assert.Equal((0, 0), (client.TcpKeepAliveTime, client.TcpKeepAliveInterval));
+
+        // RolloutGate__DatabaseSessionTimeouts=false (behind a pooler) sends no startup options; TCP keepalive stays ours.
+        var none = DatabaseExtensions.WithLostPeerBounds(database.ConnectionString, sessionTimeouts: false);
+        Assert.Equal(await SettingsAsync(database.ConnectionString, names), await SettingsAsync(none, names));
+        Assert.Equal("0", (await SettingsAsync(none, names))[0]);
+        Assert.Null(new NpgsqlConnectionStringBuilder(none).Options);
+        Assert.True(new NpgsqlConnectionStringBuilder(none).TcpKeepAlive);
     }
 
     [Fact]

@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.Extensions.Options;
 using Npgsql;
 
 namespace RolloutGate.Infrastructure.Database;
@@ -12,8 +13,9 @@ public static class DatabaseExtensions
     public static IServiceCollection AddRolloutGateDatabase(this IServiceCollection services)
     {
         // Resolved lazily: configuration is complete only once the host is built (tests add theirs late).
-        services.AddSingleton(provider => new NpgsqlDataSourceBuilder(
-            WithLostPeerBounds(ReadConnectionString(provider.GetRequiredService<IConfiguration>()))).Build());
+        services.AddSingleton(provider => new NpgsqlDataSourceBuilder(WithLostPeerBounds(
+            ReadConnectionString(provider.GetRequiredService<IConfiguration>()),
+            provider.GetRequiredService<IOptions<RolloutGateOptions>>().Value.DatabaseSessionTimeouts)).Build());
         services.AddDbContext<RolloutGateDbContext>((provider, options) => options
             .UseNpgsql(provider.GetRequiredService<NpgsqlDataSource>())
             // EF Core logs each failed connection, command, query and save as an error with its stack trace, then throws the
@@ -45,17 +47,23 @@ public static class DatabaseExtensions
         "-c idle_in_transaction_session_timeout=60s -c tcp_keepalives_idle=60 -c tcp_keepalives_interval=10 -c tcp_keepalives_count=6 -c tcp_user_timeout=120000";
 
     /// <summary>
-    /// <paramref name="connectionString"/> with <see cref="LostClientOptions"/> for the server and TCP keepalive on the
-    /// service's side (a probe after 60 s idle, every 10 s), so a lost database server is noticed while a query waits for
-    /// it too. The operator's own settings win: their <c>Options</c> (or <c>PGOPTIONS</c>) come after ours, and PostgreSQL
-    /// takes the last value of a setting given twice; a connection string that names any TCP keepalive key is left as it is.
+    /// <paramref name="connectionString"/> with <see cref="LostClientOptions"/> for the server (unless
+    /// <paramref name="sessionTimeouts"/> is false: <see cref="RolloutGateOptions.DatabaseSessionTimeouts"/>) and TCP keepalive
+    /// on the service's side (a probe after 60 s idle, every 10 s), so a lost database server is noticed while a query
+    /// waits for it too. The operator's own settings win: their <c>Options</c> (or <c>PGOPTIONS</c>) come after ours, and
+    /// PostgreSQL takes the last value of a setting given twice; a connection string that names any TCP keepalive key is
+    /// left as it is.
     /// </summary>
-    public static string WithLostPeerBounds(string connectionString)
+    public static string WithLostPeerBounds(string connectionString, bool sessionTimeouts = true)
     {
         var builder = new NpgsqlConnectionStringBuilder(connectionString);
-        // Npgsql reads PGOPTIONS only when Options is not set, which it is from here on.
-        var theirs = builder.Options ?? Environment.GetEnvironmentVariable("PGOPTIONS");
-        builder.Options = string.IsNullOrWhiteSpace(theirs) ? LostClientOptions : $"{LostClientOptions} {theirs}";
+        if (sessionTimeouts)
+        {
+            // Npgsql reads PGOPTIONS only when Options is not set, which it is from here on.
+            var theirs = builder.Options ?? Environment.GetEnvironmentVariable("PGOPTIONS");
+            builder.Options = string.IsNullOrWhiteSpace(theirs) ? LostClientOptions : $"{LostClientOptions} {theirs}";
+        }
+
         var given = new System.Data.Common.DbConnectionStringBuilder { ConnectionString = connectionString }.Keys
             .Cast<string>().Select(key => key.Replace(" ", "", StringComparison.Ordinal));
         if (!given.Any(key => key.StartsWith("TcpKeepAlive", StringComparison.OrdinalIgnoreCase)))
