@@ -110,6 +110,19 @@ public sealed class LostReplicaTests
     }
 
     [Fact]
+    public async Task DatabaseSessionTimeoutsOff_TheServicesSessionsCarryNoneOfOurs()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var host = new RolloutGateHost(database, new Dictionary<string, string?> { ["RolloutGate:DatabaseSessionTimeouts"] = "false" });
+
+        var source = host.Services.GetRequiredService<NpgsqlDataSource>();
+        await using var connection = await source.OpenConnectionAsync();
+        await using var command = new NpgsqlCommand("SELECT setting FROM pg_settings WHERE name = 'idle_in_transaction_session_timeout'", connection);
+        Assert.Equal("0", await command.ExecuteScalarAsync());
+        Assert.True(new NpgsqlConnectionStringBuilder(source.ConnectionString).TcpKeepAlive);
+    }
+
+    [Fact]
     public async Task PreDeployChecksOutlastingTheIdleTimeout_TheirTransactionIsNotEnded()
     {
         var target = new CheckTestHost();
