@@ -16,6 +16,9 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
 {
     public const int RetryAfterSeconds = 30;
 
+    /// <summary>idle_in_transaction_session_timeout's SQLSTATE (Npgsql's PostgresErrorCodes has no name for it).</summary>
+    private const string IdleInTransactionSessionTimeout = "25P03";
+
     /// <summary>What a Slack user is told privately when their command or button press failed this way.</summary>
     public const string SlackAnswer = "RolloutGate cannot reach its database right now, so nothing was done. Try again in a minute.";
 
@@ -55,9 +58,14 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
         });
     }
 
-    /// <summary>The transient database failure in <paramref name="exception"/>'s chain, if any.</summary>
+    /// <summary>
+    /// The transient database failure in <paramref name="exception"/>'s chain, if any. A session PostgreSQL ended because
+    /// it waited idle in its transaction (idle_in_transaction_session_timeout: a replica frozen or cut off for longer, see
+    /// DatabaseExtensions.LostClientOptions) is one as well: its transaction was rolled back, and a retry is applied.
+    /// </summary>
     public static NpgsqlException? Unavailable(Exception? exception) =>
-        InputExceptionHandler.InChain<NpgsqlException>(exception, npgsql => npgsql.IsTransient);
+        InputExceptionHandler.InChain<NpgsqlException>(exception, npgsql =>
+            npgsql.IsTransient || npgsql is PostgresException { SqlState: IdleInTransactionSessionTimeout });
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Method} {Path} answered 503: the database is unavailable ({Reason})")]
     private static partial void LogUnavailable(ILogger logger, string method, string path, string reason);

@@ -170,6 +170,36 @@ public sealed class LostReplicaTests
         }
     }
 
+    [Fact]
+    public async Task ReplicaFrozenMidTransactionPastTheIdleTimeout_Answers503AndARetryIsApplied()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var stall = new StallOnce("frozen");
+        await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
+        {
+            // 1 s instead of the service's 60 s, so that a stall of 3 s outlasts it.
+            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
+            {
+                Options = "-c idle_in_transaction_session_timeout=1s",
+            }.ConnectionString,
+            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
+        }, services: services => services.AddSingleton<IAuditSubscriber>(stall));
+        var webhooks = new WebhookClient(host.CreateClient());
+
+        // The replica stops for 3 s between appending its events and committing them, as one frozen or cut off would:
+        // PostgreSQL has ended its session meanwhile, and rolled the transaction back.
+        // (A deployed: a predeploy's transaction allows itself its checks' timeout plus a minute.)
+        var frozen = await webhooks.SendEventAsync("deployed", "frozen", deliveryId: "frozen-deployed");
+
+        Assert.Equal(HttpStatusCode.ServiceUnavailable, frozen.StatusCode);
+        Assert.Equal("30", frozen.Headers.GetValues("Retry-After").Single());
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM deployments WHERE id = 'frozen'"));
+        var retried = await webhooks.SendEventAsync("deployed", "frozen", deliveryId: "frozen-deployed");
+        Assert.Equal(HttpStatusCode.Accepted, retried.StatusCode);
+        Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM audit_events WHERE deployment_id = 'frozen' AND type = 'webhook.deployed'"));
+    }
+
     private static async Task<string[]> SettingsAsync(string connectionString, string[] names)
     {
         await using var source = NpgsqlDataSource.Create(connectionString);
@@ -184,5 +214,19 @@ public sealed class LostReplicaTests
         }
 
         return [.. values];
+    }
+
+    /// <summary>Waits 3 s inside the first transaction that appends an event of <paramref name="deploymentId"/>.</summary>
+    private sealed class StallOnce(string deploymentId) : IAuditSubscriber
+    {
+        private int stalled;
+
+        public async Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken)
+        {
+            if (appended.Any(row => row.DeploymentId == deploymentId) && Interlocked.Exchange(ref stalled, 1) == 0)
+            {
+                await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+            }
+        }
     }
 }
