@@ -39,15 +39,14 @@ public sealed class LostReplicaTests
             }.ConnectionString,
             ["RolloutGate:RunbooksPath"] = runbooks.Folder,
         });
-        _ = lost.Services;
-
+        // The lost replica appends an event: it holds the append lock until its transaction ends, and its node is lost
+        // before it commits. (Its scope and transaction are let go after the proxy is cut: a rollback sent into the black
+        // hole would wait for its command timeout.)
+        await using var scope = lost.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
         try
         {
-            // The lost replica appends an event: it holds the append lock until its transaction ends, and its node is lost
-            // before it commits.
-            await using var scope = lost.Services.CreateAsyncScope();
-            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
-            await using var transaction = await db.Database.BeginTransactionAsync();
             await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
                 [new AuditEntry(AuditEventTypes.Decision, "lost-mid-append", "checkout", "alice", new { kind = "stop" })], CancellationToken.None);
             proxy.BlackHole();
