@@ -91,7 +91,10 @@ public sealed partial class RollbackDispatcher(
             // its lease. Only an action still under way when the host is about to stop waiting (StopGrace) is
             // abandoned, its claim released rather than left to expire.
             cancellationToken.ThrowIfCancellationRequested();
-            if (await ClaimAsync(db, deploymentId, now, now + lease, unrenewedSince, CancellationToken.None) is { } claim
+            // Dated now, not when the list was read: the actions before this one may have taken longer than a lease, and a
+            // claim dated then would be born run out, for any replica to take over while this one acts.
+            var claimedAt = time.GetUtcNow();
+            if (await ClaimAsync(db, deploymentId, claimedAt, claimedAt + lease, claimedAt - UnrenewedClaimExpiry, CancellationToken.None) is { } claim
                 && await ExecuteAsync(db, executor, deploymentId, claim, cancellationToken))
             {
                 done++;

@@ -145,6 +145,49 @@ public sealed class RollbackKillTests : IAsyncLifetime
             line.Contains("carrying the action out again", StringComparison.Ordinal) || line.Contains("another replica took it over", StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// One dispatch carries out several rollbacks one after another; each claim's lease starts when that claim is taken.
+    /// Dated from the start of the dispatch instead, the second claim here (taken after the first action's 4 s, with a
+    /// 1 s lease) was born run out: any replica polling then would carry that action out a second time.
+    /// </summary>
+    [Fact]
+    public async Task SeveralDueAtOnce_EachClaimDatedWhenItIsTaken()
+    {
+        // The dispatcher polls once at start and never again (its timers never fire): only the explicit dispatch below
+        // carries rollbacks out, both in one pass.
+        static void PollOnce(IServiceCollection services)
+        {
+            services.Configure<RollbackResilienceOptions>(options => options.ClaimLease = TimeSpan.FromSeconds(1));
+            services.AddSingleton(provider => ActivatorUtilities.CreateInstance<RollbackDispatcher>(provider, new TimersNeverFire()));
+        }
+
+        var url = receiver.Urls.Single() + "/hooks/slow";
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", Runbook(url)), ("payments.yaml", Runbook(url).Replace("checkout", "payments", StringComparison.Ordinal))],
+            settings: null, PollOnce);
+        foreach (var (id, name) in new[] { ("rb-one", "checkout"), ("rb-two", "payments") })
+        {
+            Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", id, service: name)).StatusCode);
+            await service.RegressAsync(id, "p95-latency");
+            await service.DecideAsync(id, "rollback", "bob");
+        }
+
+        var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
+        Assert.Equal(2, await dispatcher.DispatchDueAsync(CancellationToken.None));
+
+        Assert.Equal(2L, await service.CountAsync("deployments", "id IN ('rb-one', 'rb-two') AND state = 'rolled-back'"));
+        // The later claim was taken after the earlier action had finished, not dated before it.
+        Assert.True(await service.Database.ScalarAsync<bool>(
+            "SELECT max(claimed_at) >= min(finished_at) FROM rollback_actions WHERE deployment_id IN ('rb-one', 'rb-two')"));
+    }
+
+    /// <summary>The system clock, whose timers never fire.</summary>
+    private sealed class TimersNeverFire : TimeProvider
+    {
+        public override ITimer CreateTimer(TimerCallback callback, object? state, TimeSpan dueTime, TimeSpan period) =>
+            System.CreateTimer(callback, state, Timeout.InfiniteTimeSpan, Timeout.InfiniteTimeSpan);
+    }
+
     /// <summary>The minimal runbook, rolling back with a <c>webhook</c> action to <paramref name="url"/>.</summary>
     private static string Runbook(string url) => TestRunbooks.Minimal().Replace(
         "istio:\n        virtualService: checkout\n        stableSubset: stable",
