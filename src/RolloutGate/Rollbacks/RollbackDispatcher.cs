@@ -78,7 +78,8 @@ public sealed partial class RollbackDispatcher(
             SELECT d.id AS "Value" FROM deployments d
             LEFT JOIN rollback_actions r ON r.deployment_id = d.id
             WHERE d.state = 'rolling-back' AND (r.deployment_id IS NULL
-                  OR (r.finished_at IS NULL AND (r.claimed_until <= {now} OR (r.claimed_until IS NULL AND r.claimed_at < {unrenewedSince}))))
+                  OR (r.finished_at IS NULL AND (r.claimed_until <= {now} AND r.claimed_until > r.claimed_at
+                      OR (r.claimed_until IS NULL OR r.claimed_until <= r.claimed_at) AND r.claimed_at < {unrenewedSince})))
             ORDER BY d.updated_at
             LIMIT 20
             """).ToListAsync(cancellationToken);
@@ -108,13 +109,18 @@ public sealed partial class RollbackDispatcher(
     private async Task<Claim?> ClaimAsync(
         RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset until, DateTimeOffset unrenewedSince, CancellationToken cancellationToken)
     {
+        // A lease is always after its claimed_at. One that is not was left by a claim an older version took over (it sets
+        // claimed_at and claimed_by only, and does not renew): that claim keeps the old 10 minutes from claimed_at, like
+        // one without a lease, rather than being taken over at once for a lease that ran out before it was taken.
         // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
         var claimed = await db.Database.SqlQuery<Claim>($"""
             WITH previous AS (SELECT claimed_by, claimed_at FROM rollback_actions WHERE deployment_id = {deploymentId})
             INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until) VALUES ({deploymentId}, {now}, {replica}, {until})
             ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}, claimed_until = {until}
             WHERE rollback_actions.finished_at IS NULL
-              AND (rollback_actions.claimed_until <= {now} OR (rollback_actions.claimed_until IS NULL AND rollback_actions.claimed_at < {unrenewedSince}))
+              AND (rollback_actions.claimed_until <= {now} AND rollback_actions.claimed_until > rollback_actions.claimed_at
+                   OR (rollback_actions.claimed_until IS NULL OR rollback_actions.claimed_until <= rollback_actions.claimed_at)
+                      AND rollback_actions.claimed_at < {unrenewedSince})
             RETURNING (SELECT claimed_by FROM previous) AS "TakenOverFrom", (SELECT claimed_at FROM previous) AS "TakenOverClaimedAt"
             """).ToListAsync(cancellationToken);
         if (claimed.Count == 0)

@@ -153,18 +153,15 @@ public sealed class RollbackKillTests : IAsyncLifetime
     [Fact]
     public async Task SeveralDueAtOnce_EachClaimDatedWhenItIsTaken()
     {
-        // The dispatcher polls once at start and never again (its timers never fire): only the explicit dispatch below
-        // carries rollbacks out, both in one pass.
-        static void PollOnce(IServiceCollection services)
-        {
-            services.Configure<RollbackResilienceOptions>(options => options.ClaimLease = TimeSpan.FromSeconds(1));
-            services.AddSingleton(provider => ActivatorUtilities.CreateInstance<RollbackDispatcher>(provider, new TimersNeverFire()));
-        }
-
+        // Only the explicit dispatch below carries rollbacks out, both in one pass.
         var url = receiver.Urls.Single() + "/hooks/slow";
         await using var service = await TestService.StartAsync(
             [("checkout.yaml", Runbook(url)), ("payments.yaml", Runbook(url).Replace("checkout", "payments", StringComparison.Ordinal))],
-            settings: null, PollOnce);
+            settings: null, services =>
+            {
+                services.Configure<RollbackResilienceOptions>(options => options.ClaimLease = TimeSpan.FromSeconds(1));
+                PollOnlyAtStart(services);
+            });
         foreach (var (id, name) in new[] { ("rb-one", "checkout"), ("rb-two", "payments") })
         {
             Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", id, service: name)).StatusCode);
@@ -180,6 +177,34 @@ public sealed class RollbackKillTests : IAsyncLifetime
         Assert.True(await service.Database.ScalarAsync<bool>(
             "SELECT max(claimed_at) >= min(finished_at) FROM rollback_actions WHERE deployment_id IN ('rb-one', 'rb-two')"));
     }
+
+    /// <summary>
+    /// Beside an older replica (before migration 0020), which takes a claim over once its claimed_at is 10 minutes old and
+    /// leaves claimed_until as it found it: the older replica's claim, taken a minute ago over one whose lease ran out long
+    /// before, is under way, and is not taken over for that stale lease.
+    /// </summary>
+    [Fact]
+    public async Task ClaimTakenOverByAnOlderReplica_ItsStaleLeaseIsNotTakenOver()
+    {
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/slow"))], settings: null, PollOnlyAtStart);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "rb-mixed")).StatusCode);
+        await service.RegressAsync("rb-mixed", "p95-latency");
+        await service.DecideAsync("rb-mixed", "rollback", "bob");
+        await service.Database.ExecuteAsync("""
+            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until)
+            VALUES ('rb-mixed', now() - interval '1 minute', 'older-replica', now() - interval '12 minutes')
+            """);
+
+        Assert.Equal(0, await service.Host.Services.GetRequiredService<RollbackDispatcher>().DispatchDueAsync(CancellationToken.None));
+
+        Assert.Empty(received);
+        Assert.Equal("older-replica", await service.Database.ScalarAsync<string>("SELECT claimed_by FROM rollback_actions WHERE deployment_id = 'rb-mixed'"));
+    }
+
+    /// <summary>The dispatcher polls once at start and never again (its timers never fire): a test dispatches explicitly.</summary>
+    private static void PollOnlyAtStart(IServiceCollection services) =>
+        services.AddSingleton(provider => ActivatorUtilities.CreateInstance<RollbackDispatcher>(provider, new TimersNeverFire()));
 
     /// <summary>The system clock, whose timers never fire.</summary>
     private sealed class TimersNeverFire : TimeProvider
