@@ -243,8 +243,10 @@ public static class RegressionDetector
             var lowerIsWorse = kind.LowerIsWorse(spec);
             var logLimit = lowerIsWorse ? Math.Log(Math.Max(1 - maxIncrease, 1e-6)) : Math.Log(1 + maxIncrease);
             allowed = Math.Exp(logReference + logLimit);
-            // Beyond the margin for the load elasticity's own error (none without an adjustment).
-            var score = baseline.StandardScore(logRatio - logLimit - (load?.LogMargin ?? 0), current.Requests);
+            // Beyond the margin for the load elasticity's own error (none without an adjustment), on the side that is worse:
+            // below the limit of a drop.
+            var margin = load?.LogMargin ?? 0;
+            var score = baseline.StandardScore(logRatio - logLimit + (lowerIsWorse ? margin : -margin), current.Requests);
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;

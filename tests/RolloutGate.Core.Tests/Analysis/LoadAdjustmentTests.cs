@@ -30,6 +30,28 @@ public sealed class LoadAdjustmentTests
     }
 
     [Fact]
+    public void Evaluate_WorseLower_TheElasticitysMarginHoldsBackADropAsItHoldsBackARise()
+    {
+        // A custom query with request counts (a backtest's requests column) is load adjusted. The margin for the
+        // elasticity's error is taken beyond the limit whichever way is worse: a value 10% past the limit of a drop is as
+        // far from alarming as one 10% past the limit of a rise, not nearer for the margin.
+        // The deploy's morning a holiday at 30% of the load, as the hours before it showed: its low traffic is credited.
+        var baseline = Week(MetricKind.Latency, 8, SyntheticTraffic.WeekLoad(0.55, WednesdayDate, 0.3));
+        var minutes = SyntheticTraffic.Minutes(Wednesday.AddHours(6), 5).ToList();
+        Assert.All(minutes, at => Assert.True(baseline.LoadShiftAt(at, 500)!.LogMargin > 0));
+        var references = minutes.Select(at => RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null, new Observation(at, 0.3, 500)).Reference).ToList();
+        var rise = Spec with { MaxIncrease = 0.25 };
+        var drop = Spec with { MaxIncrease = 0.20, Worse = Worse.Lower };
+
+        var up = RegressionDetectorTests.Watch(MetricKind.Latency, rise, baseline, minutes.Select((at, i) => new Observation(at, references[i] * 1.25 * 1.1, 500)));
+        var down = RegressionDetectorTests.Watch(MetricKind.Latency, drop, baseline, minutes.Select((at, i) => new Observation(at, references[i] / (1.25 * 1.1), 500)));
+
+        Assert.True(up[^1].Statistic > 0);
+        Assert.Equal(up.Select(e => e.Statistic), down.Select(e => e.Statistic), (a, b) => Math.Abs(a - b) < 1e-9);
+        Assert.Equal(up.Select(e => e.Verdict), down.Select(e => e.Verdict));
+    }
+
+    [Fact]
     public void LoadShiftAt_OnTheClockOfATimeZone_RecoversTheLoadElasticityToo()
     {
         var zone = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");
