@@ -582,7 +582,7 @@ public static partial class RunbookParser
                 pricingSection.Value<double>("memoryGiBHour", RunbookValues.TryParseNonNegativeNumber, "a price that is not negative", required: true) ?? 0);
         }
 
-        return new MetricSpec(name, preset, query, max, maxIncrease, pricing) { Worse = ReadWorse(metric, preset) };
+        return new MetricSpec(name, preset, query, max, maxIncrease, pricing) { Worse = ReadWorse(metric, preset, maxIncrease) };
     }
 
     /// <summary>
@@ -591,7 +591,7 @@ public static partial class RunbookParser
     /// maxIncrease is read (a rise or a drop beyond it); max is an upper limit either way, so <c>worse: lower</c> without a
     /// maxIncrease would change nothing, and is refused rather than read as if max became a floor.
     /// </summary>
-    private static Worse ReadWorse(YamlSection metric, string? preset)
+    private static Worse ReadWorse(YamlSection metric, string? preset, double? maxIncrease)
     {
         var worse = metric.Choice("worse", WorseDirections) == "lower" ? Worse.Lower : Worse.Higher;
         if (preset is not null && metric.Has("worse"))
@@ -604,6 +604,12 @@ public static partial class RunbookParser
         else if (worse == Worse.Lower && !metric.Has("maxIncrease"))
         {
             metric.Error("worse", $"{metric.PathOf("worse")}: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way, so without a maxIncrease it would change nothing");
+        }
+        else if (worse == Worse.Lower && maxIncrease >= 1)
+        {
+            // The detector would take the limit as a millionth of the reference: a value of exactly 0 alone could pass it.
+            var written = metric.Text("maxIncrease");
+            metric.Error("worse", $"{metric.PathOf("worse")}: lower reads maxIncrease {written} as a drop of {written} below the baseline, which no value can fall beyond; give a drop below 100%");
         }
 
         return worse;

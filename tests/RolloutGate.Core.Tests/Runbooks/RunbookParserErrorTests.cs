@@ -470,6 +470,10 @@ public sealed class RunbookParserErrorTests
     [InlineData("preset: error-rate\n        maxIncrease: 50%\n        worse: lower", "watch.metrics[0].worse applies only to a query metric; for preset error-rate higher is always worse")]
     [InlineData("query: sum(rate(orders_total[5m]))\n        max: 500\n        worse: lower",
         "watch.metrics[0].worse: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way")]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 100%\n        worse: lower",
+        "watch.metrics[0].worse: lower reads maxIncrease 100% as a drop of 100% below the baseline, which no value can fall beyond; give a drop below 100%")]
+    [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 150%\n        worse: lower",
+        "watch.metrics[0].worse: lower reads maxIncrease 150% as a drop of 150% below the baseline, which no value can fall beyond; give a drop below 100%")]
     [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: decrease", "watch.metrics[0].worse must be one of: higher, lower; got 'decrease'")]
     [InlineData("query: sum(rate(orders_total[5m]))\n        maxIncrease: 30%\n        worse: Lower", "watch.metrics[0].worse must be one of: higher, lower; got 'Lower'")]
     public void Parse_Worse_IsRefusedWhereItCannotApply_AtItsLine(string body, string reason)
