@@ -59,6 +59,17 @@ done
 work="$(umask 077 && mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 
+# in_background COMMAND...: runs it in the background and waits for it, returning its exit status, so that a signal
+# `wait` traps (SIGINT, SIGTERM) is handled at once, the command killed, rather than once it ends (bash runs a trap only
+# after the foreground command: a request could hold it for --timeout).
+in_background() {
+  local code
+  "$@" & sleeper=$!
+  wait "$sleeper"; code=$?
+  sleeper=""
+  return "$code"
+}
+
 # exchange METHOD URL [curl options]: one request, retried on 5xx, 408, 429 and connection errors at most --retries
 # times and never past --timeout, with fresh headers (write_headers) per attempt. Returns with the answer in
 # $work/answer and its status in $status; exits 2 when retrying ends without one, or on another 4xx (refused).
@@ -71,8 +82,11 @@ exchange() {
     remaining=$(( deadline - $(date +%s) ))
     [ "$remaining" -gt 0 ] || fail "no answer within ${timeout}s ($((attempt - 1)) attempts); last attempt: ${last:-none}"
     write_headers
-    status="$(curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X "$method" \
-      -H @"$work/headers" "$@" "$target" 2>"$work/curl-error")"
+    # In the background as in_background runs a command, with the redirections its own (a trap's message is not curl's).
+    curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X "$method" \
+      -H @"$work/headers" "$@" "$target" >"$work/status" 2>"$work/curl-error" & sleeper=$!
+    wait "$sleeper"; sleeper=""
+    status="$(cat "$work/status")"
     case "$status" in
       2??) return 0 ;;
       000|5??|408|429) last="$( [ "$status" = 000 ] && head -c 300 "$work/curl-error" || echo "HTTP $status")" ;;
@@ -95,7 +109,7 @@ exchange() {
     remaining_ms=$(( (deadline - $(date +%s)) * 1000 ))
     [ "$delay_ms" -le "$remaining_ms" ] || delay_ms=$remaining_ms
     echo "gate: attempt $attempt failed ($last); retrying in ${delay_ms}ms" >&2
-    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
+    in_background sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   done
 }
 
@@ -141,7 +155,7 @@ if [ "$event" = wait ]; then
     echo "gate: wait interrupted by $1 $( [ -n "$state" ] && echo "while deployment '$deployment_id' was $state" || echo "before its first answer"): no verdict, do not promote on it" >&2
     exit 2
   }
-  state="" sleeper=""
+  state=""
   trap 'interrupted SIGINT' INT
   trap 'interrupted SIGTERM' TERM
   target="${url%/}/api/v1/deployments/$(printf '%s' "$deployment_id" | od -An -tx1 -v | tr -d ' \n' | sed 's/../%&/g')"
@@ -232,9 +246,7 @@ if [ "$event" = wait ]; then
     # The interval, give or take a fifth, so many pipelines do not ask in step; never past the end of --for.
     delay_ms=$(( interval_s * 800 + RANDOM % (interval_s * 400 + 1) ))
     [ "$delay_ms" -le $(( (until_s - now) * 1000 )) ] || delay_ms=$(( (until_s - now) * 1000 ))
-    # In the background, so a signal is handled at once rather than after the sleep.
-    sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))" & sleeper=$!
-    wait "$sleeper"; sleeper=""
+    in_background sleep "$(printf '%d.%03d' $((delay_ms / 1000)) $((delay_ms % 1000)))"
   done
 fi
 

@@ -296,6 +296,34 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task ScriptWait_SigtermWhileARequestIsUnanswered_ExitsTwoAtOnceSayingSo()
+    {
+        // A server that takes the request and never answers: the read's --timeout (300 s) is far off when the signal comes.
+        using var server = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        server.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)server.LocalEndpoint).Port}";
+        using var process = Start(Reader(), ["wait", "--url", url, "--deployment-id", "sw-hang", "--for", "1h", "--timeout", "300"]);
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        using var connection = await server.AcceptTcpClientAsync(timeout.Token);
+        var request = new byte[1024];
+        Assert.True(await connection.GetStream().ReadAsync(request, timeout.Token) > 0);
+
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(timeout.Token);
+        }
+
+        // Handled while curl waits, not after it: before, bash ran the trap only once the request ended.
+        var stderr = await process.StandardError.ReadToEndAsync(timeout.Token);
+        await process.WaitForExitAsync(timeout.Token);
+
+        Assert.Equal(2, process.ExitCode);
+        Assert.Equal("gate: wait interrupted by SIGTERM before its first answer: no verdict, do not promote on it\n", stderr);
+        Assert.Equal("", await stdout);
+    }
+
+    [Fact]
     public async Task ScriptWait_AnAnswerReformattedWithWhitespace_IsReadAsTheServiceWritesIt()
     {
         // A proxy that pretty-prints JSON: the same answer with spaces and line breaks between the tokens.
