@@ -282,13 +282,7 @@ public sealed class GateScriptTests
         // Its first answer read, it sleeps the interval (30 s) before the next.
         var first = await process.StandardError.ReadLineAsync(timeout.Token);
         Assert.Equal("gate: sw-sig watching, no evaluation yet", first);
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(timeout.Token);
-        }
-
-        var rest = await process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
+        var rest = await TerminateAsync(process, timeout.Token);
 
         Assert.Equal(2, process.ExitCode);
         Assert.Equal("gate: wait interrupted by SIGTERM while deployment 'sw-sig' was watching: no verdict, do not promote on it\n", rest);
@@ -309,18 +303,25 @@ public sealed class GateScriptTests
         var request = new byte[1024];
         Assert.True(await connection.GetStream().ReadAsync(request, timeout.Token) > 0);
 
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
-        {
-            await kill.WaitForExitAsync(timeout.Token);
-        }
-
         // Handled while curl waits, not after it: before, bash ran the trap only once the request ended.
-        var stderr = await process.StandardError.ReadToEndAsync(timeout.Token);
-        await process.WaitForExitAsync(timeout.Token);
+        var stderr = await TerminateAsync(process, timeout.Token);
 
         Assert.Equal(2, process.ExitCode);
         Assert.Equal("gate: wait interrupted by SIGTERM before its first answer: no verdict, do not promote on it\n", stderr);
         Assert.Equal("", await stdout);
+    }
+
+    /// <summary>Sends the script SIGTERM and waits for it to end; returns what it wrote to stderr from then on.</summary>
+    private static async Task<string> TerminateAsync(Process process, CancellationToken cancellationToken)
+    {
+        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        {
+            await kill.WaitForExitAsync(cancellationToken);
+        }
+
+        var stderr = await process.StandardError.ReadToEndAsync(cancellationToken);
+        await process.WaitForExitAsync(cancellationToken);
+        return stderr;
     }
 
     [Fact]
