@@ -231,7 +231,12 @@ if [ "$event" = wait ]; then
           elif [ -n "$blind" ]; then exit_code=2 reason="still watching after $wait_for, but blind on $blind in its latest evaluation: no data is never healthy"
           else
             watch_until="$(json_field until "$body")"
-            exit_code=0 reason="still watching after $wait_for with no regression, ${evaluated:+latest evaluation }${evaluated:-no evaluation yet}${watch_until:+ (the watch runs until $(utc "$watch_until"))}"
+            watch_end="${watch_until:+ (the watch runs until $(utc "$watch_until"))}"
+            if [ -z "$evaluated" ]; then
+              exit_code=2 reason="still watching after $wait_for, but no interval has been judged yet$watch_end: wait longer than the runbook's warmup and interval"
+            else
+              exit_code=0 reason="still watching after $wait_for with no regression, latest evaluation $evaluated$watch_end"
+            fi
           fi
         fi ;;
       *) echo "$body"; fail "HTTP $status with an answer this gate cannot read (unknown state '$state'): $(head -c 500 "$work/answer")" ;;

@@ -225,7 +225,7 @@ public static class GateWait
     /// The verdict for a pipeline, or null to keep waiting. A regression ends the wait at once, whether a person is
     /// still to decide (<c>regressed</c>: RolloutGate recommends a rollback) or a rollback is under way; so does any
     /// other end of the watch. At the end of <c>--for</c> a deployment still watching passes unless its
-    /// latest evaluation is blind on a metric: no data is never healthy. <paramref name="waited"/> is <c>--for</c> as given.
+    /// latest evaluation is blind on a metric, or it has none yet: no data is never healthy. <paramref name="waited"/> is <c>--for</c> as given.
     /// </summary>
     private static Outcome? Decide(DeploymentView deployment, bool ended, string waited)
     {
@@ -275,9 +275,15 @@ public static class GateWait
                 $"still watching after {waited}, but blind on {string.Join(", ", blind)} in its latest evaluation: no data is never healthy");
         }
 
-        var evaluated = deployment.LatestEvaluation is { } latest ? $"latest evaluation {Utc(latest.At)}" : "no evaluation yet";
         var watchEnd = deployment.Watch is { } watch ? $" (the watch runs until {Utc(watch.Until)})" : "";
-        return new Outcome(GateCommand.ExitAllowed, "PROMOTE", $"still watching after {waited} with no regression, {evaluated}{watchEnd}");
+        if (deployment.LatestEvaluation is not { } latest)
+        {
+            // A warm-up longer than --for, or a watch behind: nothing has judged the change yet, so nothing vouches for it.
+            return new Outcome(GateCommand.ExitNoAnswer, "NO VERDICT",
+                $"still watching after {waited}, but no interval has been judged yet{watchEnd}: wait longer than the runbook's warmup and interval");
+        }
+
+        return new Outcome(GateCommand.ExitAllowed, "PROMOTE", $"still watching after {waited} with no regression, latest evaluation {Utc(latest.At)}{watchEnd}");
     }
 
     /// <summary>" (rollback by alice at ...: reason)": the latest decision, which made the state what it is; empty without one.</summary>

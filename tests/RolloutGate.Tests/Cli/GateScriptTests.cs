@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using RolloutGate.Cli;
+using RolloutGate.Tests.Dashboard;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Cli;
@@ -176,14 +177,30 @@ public sealed class GateScriptTests
         await using var service = await TestService.StartAsync();
         await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
         await GateWaitTests.DeployAsync(service, "sw-ok");
+        await EvaluationSeed.InsertAsync(service, "sw-ok", "p95-latency", [0.2]);
 
         var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-ok", "--for", "1s", "--interval", "1s");
 
         Assert.True(run.Exit == 0, run.Stderr + run.Stdout);
         Assert.Contains("\"state\":\"watching\"", run.Stdout, StringComparison.Ordinal);
-        Assert.StartsWith("gate: sw-ok watching, no evaluation yet\n", run.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("gate: sw-ok watching, evaluation ", run.Stderr, StringComparison.Ordinal);
         Assert.Matches(
-            @"\ngate: wait sw-ok: PROMOTE: still watching after 1s with no regression, no evaluation yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n$",
+            @"\ngate: wait sw-ok: PROMOTE: still watching after 1s with no regression, latest evaluation \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n",
+            run.Stderr);
+    }
+
+    [Fact]
+    public async Task ScriptWait_NoEvaluationYetAtTheEndOfFor_ExitsTwo()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-none");
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-none", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 2, run.Stderr + run.Stdout);
+        Assert.Matches(
+            @"\ngate: wait sw-none: NO VERDICT: still watching after 1s, but no interval has been judged yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\): wait longer than the runbook's warmup and interval\n$",
             run.Stderr);
     }
 

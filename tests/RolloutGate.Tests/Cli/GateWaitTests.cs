@@ -94,14 +94,31 @@ public sealed class GateWaitTests : IDisposable
     {
         await using var service = await TestService.StartAsync();
         await DeployAsync(service, "w-ok");
+        await EvaluationSeed.InsertAsync(service, "w-ok", "p95-latency", [0.2]);
 
         var exit = await WaitAsync(service, "w-ok", "--for", "300ms", "--interval", "100ms");
 
         Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Matches(
-            @"^wait w-ok \(checkout in production\): PROMOTE: still watching after 300ms with no regression, no evaluation yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\r?\n$",
+            @"^wait w-ok \(checkout in production\): PROMOTE: still watching after 300ms with no regression, latest evaluation \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\r?\n",
             stdout.ToString());
-        Assert.StartsWith("gate: w-ok watching, no evaluation yet", stderr.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith("gate: w-ok watching, evaluation ", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>A warm-up longer than --for, or a watch behind: nothing has judged the change, so nothing vouches for it.</summary>
+    [Fact]
+    public async Task NoEvaluationYetAtTheEndOfFor_ExitsTwo_NothingVouchesForTheChange()
+    {
+        await using var service = await TestService.StartAsync();
+        await DeployAsync(service, "w-none");
+
+        var exit = await WaitAsync(service, "w-none", "--for", "300ms", "--interval", "100ms");
+
+        Assert.True(exit == 2, stdout + "\n" + stderr);
+        Assert.Matches(
+            @"^wait w-none \(checkout in production\): NO VERDICT: still watching after 300ms, but no interval has been judged yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\): wait longer than the runbook's warmup and interval\r?\n$",
+            stdout.ToString());
+        Assert.StartsWith("gate: w-none watching, no evaluation yet", stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
