@@ -71,12 +71,21 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
         }, cancellationToken);
     }
 
-    /// <summary>The stable pod template hash when <paramref name="rollout"/> is fully promoted (stable is current), else null.</summary>
+    /// <summary>
+    /// The stable pod template hash when <paramref name="rollout"/> is fully promoted (stable is current), else null. A
+    /// status the controller wrote before the Rollout's latest spec (<c>status.observedGeneration</c>, a string in Argo
+    /// Rollouts, behind <c>metadata.generation</c>: a new version just set) still describes the version before it, so it
+    /// does not count as promoted: the abort then stops the update the controller is about to begin.
+    /// </summary>
     private static string? FullyPromotedHash(JsonObject rollout)
     {
         var stable = Text(rollout["status"]?["stableRS"]);
-        return stable is { Length: > 0 } && stable == Text(rollout["status"]?["currentPodHash"]) ? stable : null;
+        var observed = Text(rollout["status"]?["observedGeneration"]);
+        var stale = observed is not null && rollout["metadata"]?["generation"] is JsonValue generation && generation.ToJsonString() != observed;
+        return !stale && stable is { Length: > 0 } && stable == Text(rollout["status"]?["currentPodHash"]) ? stable : null;
 
-        static string? Text(JsonNode? node) => node is JsonValue value && value.TryGetValue<string>(out var text) ? text : null;
+        static string? Text(JsonNode? node) => node is JsonValue value
+            ? value.TryGetValue<string>(out var text) ? text : value.TryGetValue<long>(out var number) ? number.ToString(System.Globalization.CultureInfo.InvariantCulture) : null
+            : null;
     }
 }

@@ -67,13 +67,17 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         File.Delete(TokenFile);
     }
 
-    public void Store(KubernetesResource resource, string @namespace, string name, JsonObject spec, JsonObject? status = null)
+    /// <summary>
+    /// Stores an object as the API server would serve it; <paramref name="generation"/> is its <c>metadata.generation</c>,
+    /// which the API server raises with every change of its spec.
+    /// </summary>
+    public void Store(KubernetesResource resource, string @namespace, string name, JsonObject spec, JsonObject? status = null, long generation = 1)
     {
         var stored = new JsonObject
         {
             ["apiVersion"] = $"{resource.Group}/{resource.Version}",
             ["kind"] = resource.Kind,
-            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = @namespace, ["resourceVersion"] = "1" },
+            ["metadata"] = new JsonObject { ["name"] = name, ["namespace"] = @namespace, ["resourceVersion"] = "1", ["generation"] = generation },
             ["spec"] = spec,
         };
         if (status is not null)

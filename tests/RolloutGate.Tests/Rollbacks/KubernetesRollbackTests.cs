@@ -573,7 +573,8 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     public async Task ArgoRollouts_FullyPromoted_FailsWithoutWritingRatherThanReportingARollback()
     {
         server.Store(KubernetesResource.ArgoRollout, "shop", "checkout",
-            Obj("""{"replicas":3}"""), Obj("""{"phase":"Healthy","stableRS":"7f9c4d8b6","currentPodHash":"7f9c4d8b6"}"""));
+            Obj("""{"replicas":3}"""), Obj("""{"phase":"Healthy","stableRS":"7f9c4d8b6","currentPodHash":"7f9c4d8b6","observedGeneration":"4"}"""),
+            generation: 4);
 
         var outcome = await Executor.ExecuteAsync(
             RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
@@ -583,6 +584,24 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Contains("`kubectl argo rollouts undo checkout -n shop`", outcome.Detail, StringComparison.Ordinal);
         Assert.Null(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]);
         Assert.Equal(["GET /apis/argoproj.io/v1alpha1/namespaces/shop/rollouts/checkout"], server.Requests);
+    }
+
+    /// <summary>
+    /// A new version was just set (generation 5) and the controller has not observed it yet: its status still shows the
+    /// version before as fully promoted, but the abort stops the update about to begin, so it is sent.
+    /// </summary>
+    [Fact]
+    public async Task ArgoRollouts_StatusNotYetObservingTheNewSpec_AbortsRatherThanCallingItPromoted()
+    {
+        server.Store(KubernetesResource.ArgoRollout, "shop", "checkout",
+            Obj("""{"replicas":3}"""), Obj("""{"phase":"Healthy","stableRS":"7f9c4d8b6","currentPodHash":"7f9c4d8b6","observedGeneration":"4"}"""),
+            generation: 5);
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(ArgoRollouts: new ArgoRolloutsRollback("checkout"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.True(server.Stored(KubernetesResource.ArgoRollout, "shop", "checkout")["status"]!["abort"]!.GetValue<bool>());
     }
 
     [Fact]
