@@ -59,7 +59,8 @@ public sealed class LostReplicaTests
                 [new AuditEntry(AuditEventTypes.Decision, "lost-mid-append", "checkout", "alice", new { kind = "stop" })], CancellationToken.None);
             proxy.BlackHole();
             Assert.Equal(1L, await database.ScalarAsync<long>(
-                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted", asAdmin: true));
+                $"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = '{database.Name}')",
+                asAdmin: true));
 
             // Every other replica's append waits for that lock; the survivor answers once PostgreSQL has ended the lost
             // replica's transaction (a try that waited past its command timeout meanwhile got a 503, and changed nothing).
