@@ -605,6 +605,12 @@ public static partial class RunbookParser
         {
             metric.Error("worse", $"{metric.PathOf("worse")}: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way, so without a maxIncrease it would change nothing");
         }
+        else if (preset == "request-rate" && maxIncrease >= 1)
+        {
+            // The same limit as worse: lower's below; a warning here, not an error, so a runbook already in force still loads.
+            var written = metric.Text("maxIncrease");
+            metric.Warning("maxIncrease", $"{metric.PathOf("maxIncrease")} {written} on preset request-rate is a drop of {written} below the baseline, which only no traffic at all reaches, so that limit fires on nothing else: give a drop below 100% (a surge is max's)");
+        }
         else if (worse == Worse.Lower && maxIncrease >= 1)
         {
             // The detector would take the limit as a millionth of the reference: a value of exactly 0 alone could pass it.

@@ -597,6 +597,33 @@ public sealed class RunbookParserErrorTests
         Assert.Equal(LineOf(yaml, at!), said.Line);
     }
 
+    /// <summary>
+    /// request-rate reads maxIncrease as a drop: 100% or more is a drop no traffic but none reaches. Refused for a query
+    /// with worse: lower; for the preset a warning, so that a runbook already in force still loads.
+    /// </summary>
+    [Theory]
+    [InlineData("100%", true)]
+    [InlineData("150%", true)]
+    [InlineData("60%", false)]
+    public void Parse_RequestRateDropOfAHundredPercentOrMore_IsAcceptedWithAWarning(string maxIncrease, bool warned)
+    {
+        var yaml = Valid.Replace("        max: 800ms\n", $"        max: 800ms\n      - name: traffic\n        preset: request-rate\n        maxIncrease: {maxIncrease}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
+        if (!warned)
+        {
+            Assert.Empty(result.Warnings);
+            return;
+        }
+
+        var said = Assert.Single(result.Warnings);
+        Assert.Equal(LineOf(yaml, $"maxIncrease: {maxIncrease}"), said.Line);
+        Assert.StartsWith($"watch.metrics[1].maxIncrease {maxIncrease} on preset request-rate is a drop of {maxIncrease} below the baseline, which only no traffic at all reaches",
+            said.Reason, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Parse_WatchWithoutMetrics_IsRefused()
     {
