@@ -117,10 +117,9 @@ public static class GateCommand
             return (null, $"set {SecretVariable} (HMAC secret) or {TokenVariable} (webhook bearer token) in the environment");
         }
 
-        var urlText = Value("--url") ?? NonEmpty(environment(UrlVariable)) ?? DefaultUrl;
-        if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        if (ReadUrl(Value, environment, out var urlError) is not { } url)
         {
-            return (null, $"--url '{urlText}' is not an http(s) URL");
+            return (null, urlError);
         }
 
         DateTimeOffset? at = null;
@@ -134,17 +133,9 @@ public static class GateCommand
             at = parsed;
         }
 
-        var timeout = DefaultTimeout;
-        if (Value("--timeout") is { } timeoutText && !TryParseDuration(timeoutText, MaxTimeout, out timeout))
+        if (ReadPatience(Value, out var timeout, out var retries) is { } patienceError)
         {
-            return (null, $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms");
-        }
-
-        var retries = DefaultRetries;
-        if (Value("--retries") is { } retriesText
-            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > 100))
-        {
-            return (null, $"--retries '{retriesText}' is not a whole number from 0 to 100");
+            return (null, patienceError);
         }
 
         // One id for every attempt of this delivery: it is what makes a retry safe on the server.
@@ -159,6 +150,31 @@ public static class GateCommand
             Value("--initiator"), Value("--commit"), Value("--pipeline-url"), at);
         var credentials = new GateCredentials(NonEmpty(secret), NonEmpty(token));
         return (new Invocation(request, url, deliveryId, credentials, retries, timeout, printJson), null);
+    }
+
+    /// <summary>The server's URL from <c>--url</c>, else ROLLOUTGATE_URL, else the default, as every gate command reads it; null and why when it is not http(s).</summary>
+    internal static Uri? ReadUrl(Func<string, string?> value, Func<string, string?> environment, out string? error)
+    {
+        var urlText = value("--url") ?? NonEmpty(environment(UrlVariable)) ?? DefaultUrl;
+        var ok = Uri.TryCreate(urlText, UriKind.Absolute, out var url) && url.Scheme is "http" or "https";
+        error = ok ? null : $"--url '{urlText}' is not an http(s) URL";
+        return ok ? url : null;
+    }
+
+    /// <summary><c>--timeout</c> and <c>--retries</c> (or their defaults), as every gate command reads them; why not, or null.</summary>
+    internal static string? ReadPatience(Func<string, string?> value, out TimeSpan timeout, out int retries)
+    {
+        timeout = DefaultTimeout;
+        retries = DefaultRetries;
+        if (value("--timeout") is { } timeoutText && !TryParseDuration(timeoutText, MaxTimeout, out timeout))
+        {
+            return $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms";
+        }
+
+        return value("--retries") is { } retriesText
+            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > 100)
+            ? $"--retries '{retriesText}' is not a whole number from 0 to 100"
+            : null;
     }
 
     /// <summary>

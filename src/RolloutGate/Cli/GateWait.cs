@@ -149,10 +149,9 @@ public static class GateWait
             return (null, $"set {ReaderTokenVariable} to a reader token (RolloutGate__Api__ReaderTokens__N on the server) in the environment");
         }
 
-        var urlText = Value("--url") ?? (environment(GateCommand.UrlVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : GateCommand.DefaultUrl);
-        if (!Uri.TryCreate(urlText, UriKind.Absolute, out var url) || url.Scheme is not ("http" or "https"))
+        if (GateCommand.ReadUrl(Value, environment, out var urlError) is not { } url)
         {
-            return (null, $"--url '{urlText}' is not an http(s) URL");
+            return (null, urlError);
         }
 
         var forText = Value("--for")!;
@@ -167,17 +166,9 @@ public static class GateWait
             return (null, $"--interval '{intervalText}' is not a duration such as 30s, 1m or 500ms (at most 1h)");
         }
 
-        var timeout = GateCommand.DefaultTimeout;
-        if (Value("--timeout") is { } timeoutText && !GateCommand.TryParseDuration(timeoutText, TimeSpan.FromHours(1), out timeout))
+        if (GateCommand.ReadPatience(Value, out var timeout, out var retries) is { } patienceError)
         {
-            return (null, $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms");
-        }
-
-        var retries = GateCommand.DefaultRetries;
-        if (Value("--retries") is { } retriesText
-            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > 100))
-        {
-            return (null, $"--retries '{retriesText}' is not a whole number from 0 to 100");
+            return (null, patienceError);
         }
 
         return (new Invocation(Value("--deployment-id")!, url, token, @for, forText, interval, retries, timeout, printJson), null);
