@@ -266,8 +266,7 @@ public static class RegressionDetector
             where = $"{where} ({zone.Id})";
         }
 
-        var change = (value / Math.Exp(unadjusted)) - 1;
-        var seen = $"{spec.Name} {Format(spec, kind, value)} is {Percent(Math.Abs(change))} {(change >= 0 ? "above" : "below")} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
+        var seen = $"{spec.Name} {Format(spec, kind, value)} is {AboveOrBelow((value / Math.Exp(unadjusted)) - 1)} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
         if (load is not null)
         {
             seen += LoadExplanation(spec, kind, load, where, reference);
@@ -284,10 +283,8 @@ public static class RegressionDetector
     /// </summary>
     private static string LoadExplanation(MetricSpec spec, MetricKind kind, LoadShift load, string where, double adjusted)
     {
-        var traffic = Math.Exp(load.Load) - 1;
-        var seen = $"; traffic {Percent(Math.Abs(traffic))} {(traffic >= 0 ? "above" : "below")} {where}";
-        var expectedChange = Math.Exp(load.Expected) - 1;
-        var expected = $"{Percent(Math.Abs(expectedChange))} {(expectedChange >= 0 ? "above" : "below")}";
+        var seen = $"; traffic {AboveOrBelow(Math.Exp(load.Load) - 1)} {where}";
+        var expected = AboveOrBelow(Math.Exp(load.Expected) - 1);
         var hours = $"the {LoadAdjustment.BeforeWindow.TotalHours:0} hours before the deploy";
         if (load.Applied == 0)
         {
@@ -345,6 +342,9 @@ public static class RegressionDetector
     }
 
     private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
+
+    /// <summary>"31% above", "17% below": a relative change in words.</summary>
+    private static string AboveOrBelow(double fraction) => $"{Percent(Math.Abs(fraction))} {(fraction >= 0 ? "above" : "below")}";
 
     /// <summary>"+31%", "-17%"; "0%" without a sign for a change that rounds to none (not "-0%").</summary>
     private static string SignedPercent(double fraction) =>
