@@ -152,7 +152,7 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
             return null;
         }
 
-        var quantile = StudentQuantile(1 - alpha / 8, degrees);
+        var quantile = MarginQuantile(degrees, alpha);
         return Math.Abs(slope) > quantile * standardError ? new LoadAdjustment(slope, standardError, quantile, range) : null;
     }
 
@@ -229,7 +229,7 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
         // The error whose margin is the larger: the jackknife's or the variance components' (the class summary says why).
         var (standardError, degrees) =
             ComponentError([.. pairs.Select(p => (p.Hour, p.X, Residual: p.Y - slope * p.X))]) is var (model, modelDegrees)
-            && StudentQuantile(1 - alpha / 8, modelDegrees) * model > StudentQuantile(1 - alpha / 8, g - 1) * jackknife
+            && MarginQuantile(modelDegrees, alpha) * model > MarginQuantile(g - 1, alpha) * jackknife
                 ? (model, modelDegrees)
                 : (jackknife, g - 1);
         var absolute = x.Select(Math.Abs).Order().ToArray();
@@ -337,6 +337,12 @@ internal readonly record struct LoadAdjustment(double Elasticity, double Standar
 
         return null;
     }
+
+    /// <summary>
+    /// q of the margin, t_ν(1 − alpha/8) with ν = <paramref name="degrees"/>: |β̂ − β| beyond q · SE has probability alpha/4
+    /// on both sides together (the class summary, "Its own error").
+    /// </summary>
+    internal static double MarginQuantile(int degrees, double alpha) => StudentQuantile(1 - alpha / 8, degrees);
 
     /// <summary>
     /// The <paramref name="p"/> quantile (p above ½) of Student's t with <paramref name="degrees"/> degrees of freedom, by

@@ -70,7 +70,7 @@ internal static class ElasticityCoverageBenchmark
         Console.WriteLine($"Command: dotnet run -c Release --project tests/RolloutGate.Benchmarks -- elasticity {string.Join(' ', args)}");
         return 0;
 
-        double Quantile(int degrees) => LoadAdjustment.StudentQuantile(1 - alpha / 8, degrees);
+        double Quantile(int degrees) => LoadAdjustment.MarginQuantile(degrees, alpha);
     }
 
     /// <summary>How many of the <paramref name="fits"/> have |β̂ − <paramref name="centre"/>| / SE beyond their <paramref name="quantile"/>, as "k/n (p%)".</summary>
