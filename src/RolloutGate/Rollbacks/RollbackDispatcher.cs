@@ -73,7 +73,6 @@ public sealed partial class RollbackDispatcher(
         var executor = scope.ServiceProvider.GetRequiredService<IRollbackExecutor>();
         var now = time.GetUtcNow();
         var unrenewedSince = now - UnrenewedClaimExpiry;
-        var lease = resilience.CurrentValue.ClaimLease;
         var due = await db.Database.SqlQuery<string>($"""
             SELECT d.id AS "Value" FROM deployments d
             LEFT JOIN rollback_actions r ON r.deployment_id = d.id
@@ -92,10 +91,7 @@ public sealed partial class RollbackDispatcher(
             // its lease. Only an action still under way when the host is about to stop waiting (StopGrace) is
             // abandoned, its claim released rather than left to expire.
             cancellationToken.ThrowIfCancellationRequested();
-            // Dated now, not when the list was read: the actions before this one may have taken longer than a lease, and a
-            // claim dated then would be born run out, for any replica to take over while this one acts.
-            var claimedAt = time.GetUtcNow();
-            if (await ClaimAsync(db, deploymentId, claimedAt, claimedAt + lease, claimedAt - UnrenewedClaimExpiry, CancellationToken.None) is { } claim
+            if (await ClaimAsync(db, deploymentId, CancellationToken.None) is { } claim
                 && await ExecuteAsync(db, executor, deploymentId, claim, cancellationToken))
             {
                 done++;
@@ -106,9 +102,13 @@ public sealed partial class RollbackDispatcher(
     }
 
     /// <summary>Null when another replica holds the claim or the rollback is done; otherwise the claim, with the one it took over.</summary>
-    private async Task<Claim?> ClaimAsync(
-        RolloutGateDbContext db, string deploymentId, DateTimeOffset now, DateTimeOffset until, DateTimeOffset unrenewedSince, CancellationToken cancellationToken)
+    private async Task<Claim?> ClaimAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
     {
+        // Dated now, not when the due list was read: the actions before this one may have taken longer than a lease, and a
+        // claim dated then would be born run out, for any replica to take over while this one acts.
+        var now = time.GetUtcNow();
+        var until = now + resilience.CurrentValue.ClaimLease;
+        var unrenewedSince = now - UnrenewedClaimExpiry;
         // A lease is always after its claimed_at. One that is not was left by a claim an older version took over (it sets
         // claimed_at and claimed_by only, and does not renew): that claim keeps the old 10 minutes from claimed_at, like
         // one without a lease, rather than being taken over at once for a lease that ran out before it was taken.
