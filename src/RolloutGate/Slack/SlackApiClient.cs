@@ -22,13 +22,14 @@ public sealed record SlackMessage(
 
 /// <summary>
 /// Message metadata (https://docs.slack.dev/messaging/message-metadata): an event type and a free-form payload that
-/// travel with the message and come back from <c>conversations.history</c> with <c>include_all_metadata</c>.
+/// travel with the message and come back from <c>conversations.history</c> and <c>conversations.replies</c> with
+/// <c>include_all_metadata</c>.
 /// </summary>
 public sealed record SlackMetadata(string EventType, IReadOnlyDictionary<string, string> EventPayload);
 
 /// <summary>
-/// A message as <c>conversations.history</c> returns it: its ts and its metadata, if any (another app's payload may hold
-/// any JSON, so it is read as it comes).
+/// A message as <c>conversations.history</c> and <c>conversations.replies</c> return it: its ts and its metadata, if any
+/// (another app's payload may hold any JSON, so it is read as it comes).
 /// </summary>
 public sealed record SlackHistoryMessage(string Ts, string? EventType, JsonElement EventPayload)
 {
@@ -68,7 +69,7 @@ public sealed class SlackRateLimitedException(string method, TimeSpan retryAfter
 
 /// <summary>
 /// The Slack Web API methods RolloutGate uses, as POSTs with the bot token: JSON for the chat.* methods, form fields
-/// for conversations.history (which takes no JSON). The resilience pipeline (<see cref="SlackResilience"/>) retries
+/// for conversations.history and conversations.replies. The resilience pipeline (<see cref="SlackResilience"/>) retries
 /// transient failures with jitter and honours short Retry-After waits (a post only when it cannot have arrived); what
 /// is left over becomes one of the exceptions above, for the outbox dispatcher to schedule.
 /// </summary>
@@ -100,25 +101,40 @@ public sealed class SlackApiClient(HttpClient http, IOptionsMonitor<RolloutGateO
     /// page of <paramref name="pageSize"/> after another. Needs the bot's <c>channels:history</c> (or
     /// <c>groups:history</c>) scope; thread replies are not among them.
     /// </summary>
-    public async IAsyncEnumerable<SlackHistoryMessage> HistoryAsync(
-        string channel, DateTimeOffset oldest, int pageSize, [EnumeratorCancellation] CancellationToken cancellationToken)
+    public IAsyncEnumerable<SlackHistoryMessage> HistoryAsync(string channel, DateTimeOffset oldest, int pageSize, CancellationToken cancellationToken) =>
+        PagesAsync(SlackMethods.History, new Dictionary<string, string> { ["channel"] = channel }, oldest, pageSize, cancellationToken);
+
+    /// <summary>
+    /// The thread of the message <paramref name="threadTs"/>: that message first, then its replies posted since
+    /// <paramref name="oldest"/>, oldest first, with their metadata, one page of <paramref name="pageSize"/> after another
+    /// (https://docs.slack.dev/reference/methods/conversations.replies). A bot token may read a channel's threads with the
+    /// same scopes as its history, <c>channels:history</c> (or <c>groups:history</c>), in a channel the bot is a member
+    /// of (https://docs.slack.dev/reference/scopes/channels.history lists bot tokens and conversations.replies). Slack
+    /// answers thread_not_found when <paramref name="threadTs"/> names no message (it was deleted).
+    /// </summary>
+    public IAsyncEnumerable<SlackHistoryMessage> RepliesAsync(
+        string channel, string threadTs, DateTimeOffset oldest, int pageSize, CancellationToken cancellationToken) =>
+        PagesAsync(SlackMethods.Replies, new Dictionary<string, string> { ["channel"] = channel, ["ts"] = threadTs }, oldest, pageSize, cancellationToken);
+
+    /// <summary>
+    /// The messages a conversations.* read method answers, asked for with form fields, page after page by Slack's cursor
+    /// until it has no more.
+    /// </summary>
+    private async IAsyncEnumerable<SlackHistoryMessage> PagesAsync(
+        string method, Dictionary<string, string> fields, DateTimeOffset oldest, int pageSize, [EnumeratorCancellation] CancellationToken cancellationToken)
     {
+        fields["oldest"] = SlackTs(oldest);
+        fields["limit"] = pageSize.ToString(CultureInfo.InvariantCulture);
+        fields["include_all_metadata"] = "true";
         string? cursor = null;
         do
         {
-            var fields = new Dictionary<string, string>
-            {
-                ["channel"] = channel,
-                ["oldest"] = SlackTs(oldest),
-                ["limit"] = pageSize.ToString(CultureInfo.InvariantCulture),
-                ["include_all_metadata"] = "true",
-            };
             if (cursor is not null)
             {
                 fields["cursor"] = cursor;
             }
 
-            var page = await CallAsync<HistoryResponse>(SlackMethods.History, new FormUrlEncodedContent(fields), cancellationToken);
+            var page = await CallAsync<HistoryResponse>(method, new FormUrlEncodedContent(fields), cancellationToken);
             foreach (var message in page.Messages ?? [])
             {
                 if (message.Ts is not null)
@@ -186,6 +202,12 @@ public sealed class SlackApiClient(HttpClient http, IOptionsMonitor<RolloutGateO
                 throw new SlackUnavailableException($"Slack {method} answered {(int)response.StatusCode} without a JSON body", ex);
             }
 
+            if (answer is { Ok: false, Error: RateLimited })
+            {
+                // Slack's error code for a rate limit, which it sends with its 429: a wait, whatever the status said.
+                throw new SlackRateLimitedException(method, RetryAfter(response) ?? SlackResilience.DefaultRetryAfter);
+            }
+
             if (answer is not { Ok: true })
             {
                 throw new SlackApiException(method, answer?.Error ?? "no_error_code");
@@ -194,6 +216,9 @@ public sealed class SlackApiClient(HttpClient http, IOptionsMonitor<RolloutGateO
             return answer;
         }
     }
+
+    /// <summary>The error code of a call Slack rate-limited (https://docs.slack.dev/apis/web-api/rate-limits).</summary>
+    private const string RateLimited = "ratelimited";
 
     private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
         response.Headers.RetryAfter switch
@@ -228,6 +253,7 @@ public static class SlackMethods
     public const string Update = "chat.update";
     public const string PostEphemeral = "chat.postEphemeral";
     public const string History = "conversations.history";
+    public const string Replies = "conversations.replies";
 
     /// <summary>Methods that Slack carries out again when they are sent again: a new message each time.</summary>
     public static bool Posts(string method) => method is PostMessage or PostEphemeral;

@@ -17,8 +17,9 @@ public sealed record SlackCall(string Method, JsonElement Body, int AnsweredStat
 /// <summary>
 /// A local stand-in for the Slack Web API (https://api.slack.com/methods) on 127.0.0.1: it checks every request the way
 /// Slack documents it (POST, /api/{method}, Bearer bot token, JSON with charset for chat.*, form fields for
-/// conversations.history, required arguments, a ts it issued for chat.update and thread_ts, the shape of message
-/// metadata) and answers like Slack ({ok, channel, ts}; history newest first, cursor-paginated, metadata only with
+/// conversations.history and conversations.replies, required arguments, a ts it issued for chat.update, thread_ts and
+/// conversations.replies, the shape of message metadata) and answers like Slack ({ok, channel, ts}; history newest first,
+/// a thread its root first and then its replies oldest first, both cursor-paginated, metadata only with
 /// include_all_metadata). Tests can script failures.
 /// </summary>
 public sealed class FakeSlack : IAsyncDisposable
@@ -65,6 +66,10 @@ public sealed class FakeSlack : IAsyncDisposable
     /// <summary>The channel's top-level messages, oldest first, as Slack holds them now.</summary>
     public IReadOnlyList<string> RootMessages(string channel) =>
         messages.Values.Where(m => m.Channel == channel && m.ThreadTs is null).OrderBy(m => m.Ts, StringComparer.Ordinal).Select(m => m.Ts).ToList();
+
+    /// <summary>The replies in the thread of <paramref name="threadTs"/>, oldest first, as Slack holds them now.</summary>
+    public IReadOnlyList<string> Replies(string threadTs) =>
+        messages.Values.Where(m => m.ThreadTs == threadTs).OrderBy(m => m.Ts, StringComparer.Ordinal).Select(m => m.Ts).ToList();
 
     /// <summary>The next chat.postMessage is posted, but answered with <paramref name="status"/>: its answer is lost.</summary>
     public void LoseNextAnswer(int status = 500) => scripted.Enqueue(async context =>
@@ -147,9 +152,9 @@ public sealed class FakeSlack : IAsyncDisposable
             return;
         }
 
-        if (method == "conversations.history")
+        if (method is "conversations.history" or "conversations.replies")
         {
-            await HistoryAsync(context);
+            await ReadAsync(method, context);
             return;
         }
 
@@ -262,13 +267,15 @@ public sealed class FakeSlack : IAsyncDisposable
             body.TryGetProperty("metadata", out var metadata) ? metadata.Clone() : null);
 
     /// <summary>
-    /// conversations.history (https://docs.slack.dev/reference/methods/conversations.history): form fields, not JSON;
-    /// channel required; top-level messages newer than oldest, newest first, at most limit a page, with
-    /// response_metadata.next_cursor while has_more; metadata only with include_all_metadata.
+    /// conversations.history (https://docs.slack.dev/reference/methods/conversations.history) and conversations.replies
+    /// (https://docs.slack.dev/reference/methods/conversations.replies): form fields, not JSON; channel required, and ts
+    /// for replies, the ts of a message in that channel (thread_not_found otherwise, as for a deleted one). History: the
+    /// top-level messages newer than oldest, newest first. Replies: the thread's root message first, whatever oldest,
+    /// then its replies newer than oldest, oldest first. At most limit a page, with response_metadata.next_cursor while
+    /// has_more; metadata only with include_all_metadata.
     /// </summary>
-    private async Task HistoryAsync(HttpContext context)
+    private async Task ReadAsync(string method, HttpContext context)
     {
-        const string method = "conversations.history";
         if (!context.Request.HasFormContentType)
         {
             Violations.Enqueue($"{method}: Content-Type is '{context.Request.ContentType}', not form fields");
@@ -296,13 +303,48 @@ public sealed class FakeSlack : IAsyncDisposable
         var limit = int.Parse(form["limit"].ToString() is { Length: > 0 } l ? l : "100", CultureInfo.InvariantCulture);
         var offset = form["cursor"].ToString() is { Length: > 0 } cursor ? int.Parse(cursor[7..], CultureInfo.InvariantCulture) : 0;
         var withMetadata = form["include_all_metadata"].ToString() is "true" or "1";
-        var all = messages.Values
-            .Where(m => m.Channel == channel && m.ThreadTs is null && decimal.Parse(m.Ts, CultureInfo.InvariantCulture) > oldest)
-            .OrderByDescending(m => m.Ts, StringComparer.Ordinal)
-            .ToList();
-        var page = all.Skip(offset).Take(limit).Select(m => withMetadata && m.Metadata is { } metadata
-            ? (object)new { type = "message", ts = m.Ts, text = m.Text, metadata }
-            : new { type = "message", ts = m.Ts, text = m.Text }).ToList();
+        bool Newer(StoredMessage m) => decimal.Parse(m.Ts, CultureInfo.InvariantCulture) > oldest;
+        List<StoredMessage> all;
+        if (method == "conversations.history")
+        {
+            all = messages.Values.Where(m => m.Channel == channel && m.ThreadTs is null && Newer(m))
+                .OrderByDescending(m => m.Ts, StringComparer.Ordinal).ToList();
+        }
+        else
+        {
+            var ts = form["ts"].ToString();
+            if (!messages.TryGetValue(ts, out var named) || named.Channel != channel
+                || !messages.TryGetValue(named.ThreadTs ?? named.Ts, out var root))
+            {
+                if (!deleted.ContainsKey(ts))
+                {
+                    Violations.Enqueue($"{method}: ts '{ts}' is no message of {channel}");
+                }
+
+                await context.Response.WriteAsJsonAsync(new { ok = false, error = "thread_not_found" });
+                return;
+            }
+
+            all = [root, .. messages.Values.Where(m => m.Channel == channel && m.ThreadTs == root.Ts && Newer(m))
+                .OrderBy(m => m.Ts, StringComparer.Ordinal)];
+        }
+
+        var page = all.Skip(offset).Take(limit).Select(m =>
+        {
+            var message = new Dictionary<string, object> { ["type"] = "message", ["ts"] = m.Ts, ["text"] = m.Text };
+            // A reply names its thread, and so does a message that has replies (the thread's parent).
+            if ((m.ThreadTs ?? (messages.Values.Any(r => r.ThreadTs == m.Ts) ? m.Ts : null)) is { } thread)
+            {
+                message["thread_ts"] = thread;
+            }
+
+            if (withMetadata && m.Metadata is { } metadata)
+            {
+                message["metadata"] = metadata;
+            }
+
+            return message;
+        }).ToList();
         var hasMore = offset + limit < all.Count;
         await context.Response.WriteAsJsonAsync(new
         {

@@ -166,4 +166,64 @@ public sealed class SlackApiClientTests : IAsyncLifetime
         Assert.Equal(3, slack.Calls.Count(c => c.Method == SlackMethods.History));
         Assert.Empty(slack.Violations);
     }
+
+    [Fact]
+    public async Task Replies_PagesThroughTheThreadRootFirstThenRepliesOldestFirstWithMetadata()
+    {
+        var marker = SlackOutboxDispatcher.Marker(42, "gh-1");
+        var since = DateTimeOffset.UtcNow.AddMinutes(-1);
+        var root = (await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "the root"), CancellationToken.None)).Ts;
+        var replies = new List<string>();
+        for (var i = 0; i < 4; i++)
+        {
+            replies.Add((await Client.PostMessageAsync(
+                new SlackMessage("C0DECIDE01", $"reply {i}", ThreadTs: root, Metadata: i == 2 ? marker : null), CancellationToken.None)).Ts);
+        }
+
+        await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "another message in the channel"), CancellationToken.None);
+        var other = (await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "another thread"), CancellationToken.None)).Ts;
+        await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "a reply in another thread", ThreadTs: other), CancellationToken.None);
+
+        var thread = new List<SlackHistoryMessage>();
+        await foreach (var message in Client.RepliesAsync("C0DECIDE01", root, since, pageSize: 2, CancellationToken.None))
+        {
+            thread.Add(message);
+        }
+
+        Assert.Equal([root, .. replies], thread.Select(m => m.Ts));
+        Assert.Equal(replies[2], Assert.Single(thread, m => m.Carries(marker)).Ts);
+        var calls = slack.Calls.Where(c => c.Method == SlackMethods.Replies).ToList();
+        Assert.Equal(3, calls.Count);
+        Assert.All(calls, c => Assert.Equal(root, c.Body.GetProperty("ts").GetString()));
+        Assert.Empty(slack.Violations);
+    }
+
+    [Fact]
+    public async Task Replies_OfAMessageThatIsGone_ThrowsThreadNotFound()
+    {
+        var root = (await Client.PostMessageAsync(new SlackMessage("C0DECIDE01", "the root"), CancellationToken.None)).Ts;
+        slack.Delete(root);
+        var error = await Assert.ThrowsAsync<SlackApiException>(async () =>
+        {
+            await foreach (var _ in Client.RepliesAsync("C0DECIDE01", root, DateTimeOffset.UtcNow.AddMinutes(-1), 200, CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal("thread_not_found", error.Error);
+        Assert.Empty(slack.Violations);
+    }
+
+    [Fact]
+    public async Task OkFalseRatelimited_IsARateLimitNotAnError()
+    {
+        // Slack's error code for a rate limit: a wait, not a refusal (a look-up refused falls back to posting again).
+        slack.FailNext("ratelimited");
+        var limited = await Assert.ThrowsAsync<SlackRateLimitedException>(async () =>
+        {
+            await foreach (var _ in Client.HistoryAsync("C0DECIDE01", DateTimeOffset.UtcNow.AddMinutes(-1), 200, CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal(SlackResilience.DefaultRetryAfter, limited.RetryAfter);
+    }
 }
