@@ -15,11 +15,22 @@ namespace RolloutGate.Slack;
 /// deployment is pending; it is then delivered, and its outcome recorded. From the claim until the outcome is known the
 /// attempt is in doubt (<c>outbox.in_doubt_since</c>): Slack may have posted the message even though its answer never
 /// came (a timeout, a 5xx, a replica killed mid-call), and <c>chat.postMessage</c> takes no idempotency key. So every
-/// message carries its outbox id in its metadata, and a root message in doubt is first looked for in its channel
-/// (<c>conversations.history</c>); found, it is recorded, not posted again. Replies cannot be looked for (a bot token
-/// cannot read a channel's threads): one in doubt is posted again. A failure keeps the row with its error and tries
-/// again later (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage delays messages and loses
-/// none. A row that can never be delivered is given up instead, so that it stops holding back its deployment's later
+/// message carries its outbox id in its metadata, and a message in doubt is first looked for where it was posted: a root
+/// message in its channel (<c>conversations.history</c>), a reply in its deployment's thread (<c>conversations.replies</c>),
+/// or in the channel when the deployment has no thread; found, it is recorded, not posted again. A bot token reads both
+/// with the <c>channels:history</c> scope (<c>groups:history</c> in a private channel) in a channel the bot is a member of:
+/// https://docs.slack.dev/reference/scopes/channels.history lists Bot tokens, and conversations.history and
+/// conversations.replies among its methods, and https://docs.slack.dev/reference/methods/conversations.replies names
+/// those scopes for a bot token. The same page's remark that "bot user tokens" lack the permission in channels reads as
+/// the one for legacy bot user tokens: https://docs.slack.dev/reference/methods/conversations.history gives those direct
+/// messages only, and a bot token any conversation the bot is a member of. Both methods have Tier 3 rate limits (50+ a
+/// minute) for an internal customer-built app, which is how RolloutGate is installed (deploy/slack/manifest.yaml), but
+/// one call a minute and 15 messages a page for an app distributed commercially outside the Slack Marketplace
+/// (https://docs.slack.dev/apis/web-api/rate-limits). A look-up that is rate-limited waits for Slack's Retry-After and
+/// looks again, the message still in doubt. When the app cannot read the channel (missing_scope, not_in_channel), the
+/// message is posted again, with a warning: it may appear twice; a message lost would be worse. A failure keeps the row
+/// with its error and tries again later (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage
+/// delays messages and loses none. A row that can never be delivered is given up instead, so that it stops holding back its deployment's later
 /// messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload cannot be read, and
 /// after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
 /// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error. A root
@@ -59,7 +70,10 @@ public sealed partial class SlackOutboxDispatcher(
 
     private const int HistoryPageSize = 200;
 
-    /// <summary>How many of the channel's latest messages are searched for a root in doubt before it is posted again.</summary>
+    /// <summary>
+    /// How many messages are searched for a message in doubt before it is posted again: the channel's latest for a root,
+    /// the thread's first since the attempt for a reply.
+    /// </summary>
     private const int HistoryLimit = 1000;
 
     protected override async Task ExecuteAsync(CancellationToken stoppingToken)
@@ -276,7 +290,7 @@ public sealed partial class SlackOutboxDispatcher(
                 }
             }
 
-            if (row.InDoubtSince is { } since && await FindPostedAsync(slack, row, message.Channel, since, metadata, cancellationToken) is { } found)
+            if (row.InDoubtSince is { } since && await FindPostedAsync(slack, row, message.Channel, null, since, metadata, cancellationToken) is { } found)
             {
                 return new Delivery(found.Ts, found);
             }
@@ -291,8 +305,14 @@ public sealed partial class SlackOutboxDispatcher(
             return new Delivery(row.DeliveredTs);
         }
 
-        // A reply in doubt is posted again: a bot token cannot read a channel's threads (conversations.replies), so
-        // there is no looking for it. It may appear twice; a reply lost would be worse.
+        // A reply in doubt is looked for where it went: in the deployment's thread, or in the channel itself when the
+        // deployment has none (a reply whose thread was deleted in Slack goes there, below).
+        if (row.InDoubtSince is { } inDoubt
+            && await FindPostedAsync(slack, row, thread?.Channel ?? message.Channel, thread?.RootTs, inDoubt, metadata, cancellationToken) is { } posted)
+        {
+            return new Delivery(posted.Ts);
+        }
+
         var loose = new SlackMessage(message.Channel, message.Text, message.Blocks, Metadata: metadata);
         if (thread is null)
         {
@@ -340,21 +360,29 @@ public sealed partial class SlackOutboxDispatcher(
     private static SlackMetadata Marker(ClaimedRow row) => Marker(row.Id, row.DeploymentId);
 
     /// <summary>
-    /// Looks for the root message of <paramref name="row"/> among the channel's messages since its first attempt in doubt
-    /// (less a minute for the two clocks), by its metadata; null when it is not there. When the channel cannot be read
-    /// (the app lacks <c>channels:history</c>, say), it says so and answers null: the root is posted, and may appear twice.
+    /// Looks for the message of <paramref name="row"/> among the messages since its first attempt in doubt (less a minute
+    /// for the two clocks), by its metadata: in the channel's history, or in the thread of <paramref name="threadTs"/>;
+    /// null when it is not there. When Slack does not let the app read them (the app lacks <c>channels:history</c>, or the
+    /// bot is not in the channel), it says so and answers null: the message is posted, and may appear twice. A thread that
+    /// is gone (thread_not_found: its root was deleted) has nothing to find; posting the reply meets it gone too, and the
+    /// reply goes to the channel itself. A rate limit is not caught: the row waits for Slack's Retry-After, still in doubt.
     /// </summary>
     private async Task<SlackPosted?> FindPostedAsync(
-        SlackApiClient slack, ClaimedRow row, string channel, DateTimeOffset since, SlackMetadata metadata, CancellationToken cancellationToken)
+        SlackApiClient slack, ClaimedRow row, string channel, string? threadTs, DateTimeOffset since, SlackMetadata metadata,
+        CancellationToken cancellationToken)
     {
+        var place = threadTs is null ? channel : $"{channel}, thread {threadTs}";
+        var messages = threadTs is null
+            ? slack.HistoryAsync(channel, since - ClockSkew, HistoryPageSize, cancellationToken)
+            : slack.RepliesAsync(channel, threadTs, since - ClockSkew, HistoryPageSize, cancellationToken);
         var searched = 0;
         try
         {
-            await foreach (var message in slack.HistoryAsync(channel, since - ClockSkew, HistoryPageSize, cancellationToken))
+            await foreach (var message in messages)
             {
                 if (message.Carries(metadata))
                 {
-                    LogFoundInDoubt(logger, row.Id, row.DeploymentId, channel, message.Ts);
+                    LogFoundInDoubt(logger, row.Kind, row.Id, row.DeploymentId, place, message.Ts);
                     return new SlackPosted(channel, message.Ts);
                 }
 
@@ -364,13 +392,18 @@ public sealed partial class SlackOutboxDispatcher(
                 }
             }
         }
+        catch (SlackApiException ex) when (threadTs is not null && ex.Error == VanishedThread)
+        {
+            LogThreadGoneInDoubt(logger, row.Kind, row.Id, row.DeploymentId, place, ex.Error);
+            return null;
+        }
         catch (SlackApiException ex)
         {
-            LogCannotLook(logger, ex, row.Id, row.DeploymentId, channel, ex.Error);
+            LogCannotLook(logger, row.Kind, row.Id, row.DeploymentId, place, ex.Error);
             return null;
         }
 
-        LogNotFoundInDoubt(logger, row.Id, row.DeploymentId, channel, searched);
+        LogNotFoundInDoubt(logger, row.Kind, row.Id, row.DeploymentId, place, searched);
         return null;
     }
 
@@ -437,14 +470,17 @@ public sealed partial class SlackOutboxDispatcher(
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: its claim ran out ({Lease}) before its outcome was recorded; the replica that claimed it again records it")]
     private static partial void LogLeaseLost(ILogger logger, string kind, long id, string? deploymentId, TimeSpan lease);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox row {Id} for deployment {DeploymentId}: the root message whose posting was in doubt is in {Channel} (ts {Ts}); not posted again")]
-    private static partial void LogFoundInDoubt(ILogger logger, long id, string? deploymentId, string channel, string ts);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: the message whose posting was in doubt is in {Place} (ts {Ts}); not posted again")]
+    private static partial void LogFoundInDoubt(ILogger logger, string kind, long id, string? deploymentId, string place, string ts);
 
-    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox row {Id} for deployment {DeploymentId}: the root message whose posting was in doubt is not among the {Searched} latest messages of {Channel}; posting it")]
-    private static partial void LogNotFoundInDoubt(ILogger logger, long id, string? deploymentId, string channel, int searched);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: the message whose posting was in doubt is not among the {Searched} messages of {Place} searched since its first attempt; posting it")]
+    private static partial void LogNotFoundInDoubt(ILogger logger, string kind, long id, string? deploymentId, string place, int searched);
 
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox row {Id} for deployment {DeploymentId}: cannot look in {Channel} for the root message whose posting was in doubt (Slack: {Error}; the app needs channels:history, or groups:history for a private channel); posting it, so it may appear twice")]
-    private static partial void LogCannotLook(ILogger logger, Exception exception, long id, string? deploymentId, string channel, string error);
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: the message whose posting was in doubt cannot be in {Place}, which is gone from Slack ({Error}); posting it")]
+    private static partial void LogThreadGoneInDoubt(ILogger logger, string kind, long id, string? deploymentId, string place, string error);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId}: cannot look in {Place} for the message whose posting was in doubt (Slack: {Error}; the bot must be in the channel, and the app needs channels:history, or groups:history for a private channel); posting it, so it may appear twice")]
+    private static partial void LogCannotLook(ILogger logger, string kind, long id, string? deploymentId, string place, string error);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox row {Id} for deployment {DeploymentId}: its root message in {Channel} (ts {Ts}) is gone from Slack ({Error}: deleted?); the deployment's messages go on in a new root message")]
     private static partial void LogRootVanished(ILogger logger, long id, string? deploymentId, string channel, string ts, string error);

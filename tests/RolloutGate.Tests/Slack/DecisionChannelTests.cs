@@ -135,6 +135,140 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task ReplyPostedButItsAnswerLost_IsFoundInTheThreadAndNotPostedAgain()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-lost-reply-1");
+        await test.AllDeliveredAsync();
+        test.Slack.LoseNextAnswer(500);
+        (await test.OperatorDecideAsync("gh-lost-reply-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        // Slack posted the decision's reply and answered 500. The next attempt looked in the deployment's thread, found it
+        // by its metadata, and recorded it: one reply.
+        var root = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        var reply = Assert.Single(test.Slack.Replies(root));
+        Assert.Equal("alice decided *stop* (via http): test", test.Slack.MessageText(reply));
+        Assert.Equal(reply, await test.Service.Database.ScalarAsync<string>(
+            "SELECT delivered_ts FROM outbox WHERE deployment_id = 'gh-lost-reply-1' AND kind = 'slack.reply'"));
+        var lookup = Assert.Single(test.Slack.Calls, c => c.Method == SlackMethods.Replies);
+        Assert.Equal("C0DECIDE01", lookup.Body.GetProperty("channel").GetString());
+        Assert.Equal(root, lookup.Body.GetProperty("ts").GetString());
+        Assert.Equal("true", lookup.Body.GetProperty("include_all_metadata").GetString());
+        Assert.DoesNotContain(test.Slack.Calls, c => c.Method == SlackMethods.History);
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains($"is in C0DECIDE01, thread {root} (ts {reply}); not posted again", StringComparison.Ordinal));
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "in_doubt_since IS NOT NULL OR claimed_until IS NOT NULL"));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Theory]
+    [InlineData("missing_scope")]
+    [InlineData("not_in_channel")]
+    public async Task ThreadCannotBeRead_TheReplyInDoubtIsPostedAgainWithOneWarning(string error)
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-noscope-reply-1");
+        await test.AllDeliveredAsync();
+        test.Slack.LoseNextAnswer(500);
+        test.Slack.FailNext(error);
+        (await test.OperatorDecideAsync("gh-noscope-reply-1", "stop")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        // The thread cannot be read (no channels:history, or the bot not in the channel): posting the reply again is better
+        // than none, and the log says once what to change.
+        var root = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        Assert.Equal(2, test.Slack.Replies(root).Count);
+        var warning = Assert.Single(test.Service.Host.Logs.Lines, line => line.Contains("cannot look in", StringComparison.Ordinal));
+        Assert.Contains($"cannot look in C0DECIDE01, thread {root}", warning, StringComparison.Ordinal);
+        Assert.Contains($"(Slack: {error}; the bot must be in the channel, and the app needs channels:history", warning, StringComparison.Ordinal);
+        Assert.Contains("may appear twice", warning, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task ThreadLookupRateLimited_WaitsForRetryAfterStillInDoubt_ThenFindsTheReply()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-429-reply-1");
+        await test.AllDeliveredAsync();
+        test.Slack.LoseNextAnswer(500);
+        test.Slack.AnswerNext(429, retryAfterSeconds: "30");
+        (await test.OperatorDecideAsync("gh-429-reply-1", "stop")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("outbox", "last_error LIKE 'Slack rate-limited conversations.replies%'") == 1,
+            "the thread look-up rate-limited");
+
+        // Neither posted again nor given up: the reply waits for Slack's Retry-After, still in doubt.
+        Assert.Equal(1, await test.Service.CountAsync("outbox",
+            "kind = 'slack.reply' AND delivered_at IS NULL AND in_doubt_since IS NOT NULL AND next_attempt_at > now() + interval '20 seconds'"));
+        var root = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        Assert.Single(test.Slack.Replies(root));
+
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() WHERE delivered_at IS NULL");
+        await test.AllDeliveredAsync();
+        Assert.Single(test.Slack.Replies(root));
+        Assert.Equal(2, test.Slack.Calls.Count(c => c.Method == SlackMethods.Replies));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task ReplyInDoubtWithoutAThread_IsLookedForInTheChannelAndNotPostedAgain()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        var (dispatcher, id, _) = await ReplyInDoubtAsync(test, "gh-loose-reply-1");
+
+        // An earlier attempt met the thread deleted (thread_not_found), forgot it, and posted the reply in the channel
+        // itself; that answer was lost.
+        await test.Service.Database.ExecuteAsync("DELETE FROM slack_threads WHERE deployment_id = 'gh-loose-reply-1'");
+        var loose = test.Slack.Seed(new { channel = "C0DECIDE01", text = "alice decided *stop* (via http): test", metadata = SlackOutboxDispatcher.Marker(id, "gh-loose-reply-1") });
+        Assert.Equal(1, await dispatcher.DispatchDueAsync(CancellationToken.None));
+
+        Assert.Empty(test.Slack.Delivered(SlackMethods.PostMessage));
+        Assert.Single(test.Slack.Calls, c => c.Method == SlackMethods.History);
+        Assert.Equal(loose, await test.Service.Database.ScalarAsync<string>($"SELECT delivered_ts FROM outbox WHERE id = {id}"));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task ThreadDeletedWhileItsReplyWasInDoubt_TheReplyGoesToTheChannel()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        var (dispatcher, id, root) = await ReplyInDoubtAsync(test, "gh-gone-reply-1");
+        test.Slack.Delete(root);
+        Assert.Equal(1, await dispatcher.DispatchDueAsync(CancellationToken.None));
+
+        // The thread look-up finds it gone (thread_not_found); so does the post, which then goes to the channel itself.
+        var lookup = Assert.Single(test.Slack.Calls, c => c.Method == SlackMethods.Replies);
+        Assert.Equal(root, lookup.Body.GetProperty("ts").GetString());
+        var loose = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        Assert.Equal("alice decided *stop* (via http): test", test.Slack.MessageText(loose));
+        Assert.Equal(loose, await test.Service.Database.ScalarAsync<string>($"SELECT delivered_ts FROM outbox WHERE id = {id}"));
+        Assert.Equal(0, await test.Service.CountAsync("slack_threads", "deployment_id = 'gh-gone-reply-1'"));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains($"thread {root}, which is gone from Slack (thread_not_found); posting it", StringComparison.Ordinal));
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// A watched deployment whose decision's reply is the one row left to deliver, in doubt (as after an attempt whose
+    /// answer was lost), with the dispatcher stopped so that the test dispatches it; the reply's row id and the root's ts.
+    /// </summary>
+    private static async Task<(SlackOutboxDispatcher Dispatcher, long ReplyId, string RootTs)> ReplyInDoubtAsync(SlackTestService test, string deploymentId)
+    {
+        await test.WatchAsync(deploymentId);
+        await test.AllDeliveredAsync();
+        var dispatcher = test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>();
+        await dispatcher.StopAsync(CancellationToken.None);
+        (await test.OperatorDecideAsync(deploymentId, "stop")).EnsureSuccessStatusCode();
+        await test.Service.Database.ExecuteAsync(
+            $"UPDATE outbox SET delivered_at = now() WHERE deployment_id = '{deploymentId}' AND kind = 'slack.root' AND delivered_at IS NULL");
+        var id = await test.Service.Database.ScalarAsync<long>(
+            $"SELECT id FROM outbox WHERE deployment_id = '{deploymentId}' AND kind = 'slack.reply' AND delivered_at IS NULL");
+        await test.Service.Database.ExecuteAsync($"UPDATE outbox SET attempts = 1, in_doubt_since = now() - interval '5 seconds' WHERE id = {id}");
+        var root = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        test.Slack.Calls.Clear();
+        return (dispatcher, id, root);
+    }
+
+    [Fact]
     public async Task EveryPost_CarriesItsOutboxIdAndDeploymentInItsMetadata()
     {
         await using var test = await SlackTestService.StartAsync();
