@@ -138,10 +138,7 @@ public sealed class DecisionChannelTests
     public async Task ReplyPostedButItsAnswerLost_IsFoundInTheThreadAndNotPostedAgain()
     {
         await using var test = await SlackTestService.StartAsync();
-        await test.WatchAsync("gh-lost-reply-1");
-        await test.AllDeliveredAsync();
-        test.Slack.LoseNextAnswer(500);
-        (await test.OperatorDecideAsync("gh-lost-reply-1", "stop")).EnsureSuccessStatusCode();
+        await DecisionReplyAnswerLostAsync(test, "gh-lost-reply-1");
         await test.AllDeliveredAsync();
 
         // Slack posted the decision's reply and answered 500. The next attempt looked in the deployment's thread, found it
@@ -167,11 +164,7 @@ public sealed class DecisionChannelTests
     public async Task ThreadCannotBeRead_TheReplyInDoubtIsPostedAgainWithOneWarning(string error)
     {
         await using var test = await SlackTestService.StartAsync();
-        await test.WatchAsync("gh-noscope-reply-1");
-        await test.AllDeliveredAsync();
-        test.Slack.LoseNextAnswer(500);
-        test.Slack.FailNext(error);
-        (await test.OperatorDecideAsync("gh-noscope-reply-1", "stop")).EnsureSuccessStatusCode();
+        await DecisionReplyAnswerLostAsync(test, "gh-noscope-reply-1", () => test.Slack.FailNext(error));
         await test.AllDeliveredAsync();
 
         // The thread cannot be read (no channels:history, or the bot not in the channel): posting the reply again is better
@@ -188,11 +181,7 @@ public sealed class DecisionChannelTests
     public async Task ThreadLookupRateLimited_WaitsForRetryAfterStillInDoubt_ThenFindsTheReply()
     {
         await using var test = await SlackTestService.StartAsync();
-        await test.WatchAsync("gh-429-reply-1");
-        await test.AllDeliveredAsync();
-        test.Slack.LoseNextAnswer(500);
-        test.Slack.AnswerNext(429, retryAfterSeconds: "30");
-        (await test.OperatorDecideAsync("gh-429-reply-1", "stop")).EnsureSuccessStatusCode();
+        await DecisionReplyAnswerLostAsync(test, "gh-429-reply-1", () => test.Slack.AnswerNext(429, retryAfterSeconds: "30"));
         await SlackTestService.EventuallyAsync(
             async () => await test.Service.CountAsync("outbox", "last_error LIKE 'Slack rate-limited conversations.replies%'") == 1,
             "the thread look-up rate-limited");
@@ -245,6 +234,19 @@ public sealed class DecisionChannelTests
         Assert.Equal(0, await test.Service.CountAsync("slack_threads", "deployment_id = 'gh-gone-reply-1'"));
         Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains($"thread {root}, which is gone from Slack (thread_not_found); posting it", StringComparison.Ordinal));
         Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// A watched deployment, its messages delivered, then decided: Slack posts the decision's reply but its answer is lost
+    /// (a 500), and answers the next call (the look-up) as <paramref name="next"/> scripts, if given.
+    /// </summary>
+    private static async Task DecisionReplyAnswerLostAsync(SlackTestService test, string deploymentId, Action? next = null)
+    {
+        await test.WatchAsync(deploymentId);
+        await test.AllDeliveredAsync();
+        test.Slack.LoseNextAnswer(500);
+        next?.Invoke();
+        (await test.OperatorDecideAsync(deploymentId, "stop")).EnsureSuccessStatusCode();
     }
 
     /// <summary>
