@@ -30,9 +30,9 @@ namespace RolloutGate.Slack;
 /// looks again, the message still in doubt. When the app cannot read the channel (missing_scope, not_in_channel), the
 /// message is posted again, with a warning: it may appear twice; a message lost would be worse. A failure keeps the row
 /// with its error and tries again later (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage
-/// delays messages and loses none. A row that can never be delivered is given up instead, so that it stops holding back its deployment's later
-/// messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload cannot be read, and
-/// after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
+/// delays messages and loses none. A row that can never be delivered is given up instead, so that it stops holding back
+/// its deployment's later messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload
+/// cannot be read, and after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
 /// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error. A root
 /// message someone deleted in Slack is forgotten (logged as a warning): the reply that met it goes to the channel itself,
 /// and the next root message is posted anew and starts the deployment's thread again.
