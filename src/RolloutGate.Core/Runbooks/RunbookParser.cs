@@ -217,7 +217,7 @@ public static partial class RunbookParser
             Approvers: spec.TextList("approvers") ?? [],
             DecisionChannel: spec.Text("decisionChannel", required: true) ?? "",
             Mesh: knownMesh,
-            PreDeploy: ReadPreDeploy(spec, errors),
+            PreDeploy: ReadPreDeploy(spec, mesh, errors),
             Watch: ReadWatch(spec, mesh, errors),
             Rollback: ReadRollback(spec, mesh))
         {
@@ -263,7 +263,7 @@ public static partial class RunbookParser
         return new MeshSpec(known, @namespace, mesh.Text("workload", required: needsWorkload));
     }
 
-    private static PreDeploySpec ReadPreDeploy(YamlSection spec, RunbookErrorSink errors)
+    private static PreDeploySpec ReadPreDeploy(YamlSection spec, MeshSpec? mesh, RunbookErrorSink errors)
     {
         var preDeploy = spec.Section("preDeploy", PreDeployFields);
         if (preDeploy is null)
@@ -290,7 +290,7 @@ public static partial class RunbookParser
 
             checks.Add(check.ExactlyOneOf(CheckKinds, "check kind") switch
             {
-                "prometheus" => new CheckSpec(name ?? "", Prometheus: ReadPrometheusCheck(check, errors)),
+                "prometheus" => new CheckSpec(name ?? "", Prometheus: ReadPrometheusCheck(check, mesh, errors)),
                 "alertmanager" => new CheckSpec(name ?? "", Alertmanager: ReadAlertmanagerCheck(check, errors)),
                 "freeze" => new CheckSpec(name ?? "", Freeze: ReadFreezeCheck(check, errors)),
                 "http" => new CheckSpec(name ?? "", Http: ReadHttpCheck(check, errors)),
@@ -301,10 +301,15 @@ public static partial class RunbookParser
         return new PreDeploySpec(timeout, checks);
     }
 
-    private static PrometheusCheckSpec ReadPrometheusCheck(YamlSection check, RunbookErrorSink errors)
+    private static PrometheusCheckSpec ReadPrometheusCheck(YamlSection check, MeshSpec? mesh, RunbookErrorSink errors)
     {
         var prometheus = check.Section("prometheus", PrometheusFields);
         var query = prometheus?.Text("query", required: true) ?? "";
+        if (prometheus is not null)
+        {
+            CheckPlaceholders(prometheus, "query", QueryPlaceholders.InChecks, mesh, errors);
+        }
+
         const string bound = "a number (or a percentage such as 1%)";
         var min = prometheus?.Value<double>("min", RunbookValues.TryParseBound, bound);
         var max = prometheus?.Value<double>("max", RunbookValues.TryParseBound, bound);
@@ -319,6 +324,24 @@ public static partial class RunbookParser
         }
 
         return new PrometheusCheckSpec(query, min, max);
+    }
+
+    /// <summary>
+    /// The placeholders of a query (<see cref="QueryPlaceholders"/>), each problem at its own line where the query is a
+    /// literal block (<c>query: |</c>), else at the query's first line: YAML folds the other styles' lines into one.
+    /// </summary>
+    private static void CheckPlaceholders(YamlSection section, string field, IReadOnlyList<string> allowed, MeshSpec? mesh, RunbookErrorSink errors)
+    {
+        if (section.Find(field) is not YamlScalarNode { Value: { } query } node)
+        {
+            return;
+        }
+
+        foreach (var problem in QueryPlaceholders.Check(query, allowed, section.PathOf(field), mesh))
+        {
+            var line = node.Style == ScalarStyle.Literal ? (int)node.Start.Line + 1 + query.AsSpan(0, problem.Offset).Count('\n') : (int)node.Start.Line;
+            errors.Add(line, problem.Reason);
+        }
     }
 
     private static AlertmanagerCheckSpec ReadAlertmanagerCheck(YamlSection check, RunbookErrorSink errors)
@@ -549,6 +572,11 @@ public static partial class RunbookParser
         var source = metric.ExactlyOneOf(["preset", "query"], "metric source");
         var preset = source == "preset" ? metric.Choice("preset", RunbookDefaults.Presets, required: true) : null;
         var query = source == "query" ? metric.Text("query", required: true) : null;
+        if (query is not null)
+        {
+            CheckPlaceholders(metric, "query", QueryPlaceholders.InWatch, mesh, errors);
+        }
+
         if (preset is not null && mesh?.Provider == MeshProvider.None)
         {
             metric.Error("preset", $"{metric.PathOf("preset")} '{preset}' needs mesh.provider istio or linkerd; with no mesh give a query instead");
