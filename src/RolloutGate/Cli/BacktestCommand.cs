@@ -20,7 +20,10 @@ public static class BacktestCommand
 {
     public const string Usage = """
         usage:
-          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)
+          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE) [--environment ENV]
+
+        --environment: the environment whose change is replayed, one of the runbook's (default: its first); the
+        {{ environment }} of its queries (runbooks/README.md, "Placeholders")
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
@@ -71,7 +74,24 @@ public static class BacktestCommand
             return 2;
         }
 
-        var plan = WatchPlan.From(runbook);
+        // A deploy is always to one environment, whose name the queries' {{ environment }} takes; the runbook's first
+        // unless one is given, and said where it matters (queries sent to Prometheus that name it).
+        var environmentGiven = options.TryGetValue("--environment", out var deployEnvironment);
+        deployEnvironment ??= runbook.Environments[0];
+        if (!runbook.Environments.Contains(deployEnvironment, StringComparer.Ordinal))
+        {
+            await stderr.WriteLineAsync(
+                $"backtest: --environment '{deployEnvironment}' is not governed by {runbookFile}, whose environments are {string.Join(", ", runbook.Environments)}");
+            return 2;
+        }
+
+        if (!environmentGiven && options.ContainsKey("--prometheus") && QueryPlaceholders.UsesEnvironment(runbook))
+        {
+            await stderr.WriteLineAsync(
+                $"backtest: the queries' {{{{ environment }}}} is '{deployEnvironment}', the runbook's first environment (give --environment to replay another)");
+        }
+
+        var plan = WatchPlan.From(runbook, deployEnvironment);
         try
         {
             BacktestResult result;
@@ -142,7 +162,7 @@ public static class BacktestCommand
     private static (Dictionary<string, string> Options, string? Problem) ReadOptions(string[] args)
     {
         var options = new Dictionary<string, string>(StringComparer.Ordinal);
-        string[] known = ["--runbook", "--deployed-at", "--prometheus", "--csv"];
+        string[] known = ["--runbook", "--deployed-at", "--prometheus", "--csv", "--environment"];
         for (var i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i], StringComparer.Ordinal))

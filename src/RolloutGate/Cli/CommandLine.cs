@@ -45,7 +45,7 @@ public static class CommandLine
           rolloutgate gate wait --deployment-id ID --for 30m ...                    hold a pipeline while the watch runs (exit 0 promote, 1 regressed, 2 no answer)
           rolloutgate audit events|verify|summary [filters] [--csv]               query the audit trail (reader token in ROLLOUTGATE_READER_TOKEN)
           rolloutgate demo history [--hours N]                                     the demo workload's history as OpenMetrics (run.sh backfills it)
-          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE)
+          rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE) [--environment ENV]
                                                             replay the watch on recorded data; prints the decision as JSON
         """;
 }

@@ -2,6 +2,7 @@ using Microsoft.EntityFrameworkCore;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
 using RolloutGate.Core.Deployments;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Webhooks;
@@ -62,7 +63,9 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
 
         // Checks judge the moment of the request (or the pipeline's "at"), never a later wall-clock reading.
         var context = new CheckContext(deployment.Service, deployment.Environment, request.At ?? time.GetUtcNow());
-        results.AddRange(await checks.RunAsync(governing.Runbook.PreDeploy, context, cancellationToken));
+        // Their queries rendered for this environment (QueryPlaceholders): staging's deploy is judged on staging's series.
+        var preDeploy = QueryPlaceholders.ForEnvironment(governing.Runbook, deployment.Environment).PreDeploy;
+        results.AddRange(await checks.RunAsync(preDeploy, context, cancellationToken));
 
         audit.AddRange(results.Select(result => new AuditEntry(
             AuditEventTypes.CheckResult, deployment.Id, deployment.Service, request.Initiator, result)));

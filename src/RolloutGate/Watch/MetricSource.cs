@@ -20,10 +20,18 @@ public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metri
     /// </summary>
     public TimeZoneInfo? TimeZone { get; } = Watch.TimeZone is { } id ? FreezeCalendar.ZoneById(id) : null;
 
-    public static WatchPlan From(Runbook runbook) => new(
-        runbook.Watch,
-        [.. runbook.Watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, runbook.Mesh, runbook.Watch.Interval)))],
-        DetectorOptions.ForWatch(runbook.Watch));
+    /// <summary>
+    /// The watch of a change in <paramref name="environment"/>: its queries rendered for it (<see cref="QueryPlaceholders"/>),
+    /// so two changes of one runbook in two environments never send, nor share the answer to, the same query.
+    /// </summary>
+    public static WatchPlan From(Runbook runbook, string environment)
+    {
+        var watch = QueryPlaceholders.ForEnvironment(runbook, environment).Watch;
+        return new(
+            watch,
+            [.. watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, runbook.Mesh, watch.Interval)))],
+            DetectorOptions.ForWatch(watch));
+    }
 }
 
 /// <summary>One interval of one metric as the source saw it, and a remark the explanation must carry.</summary>

@@ -57,9 +57,10 @@ public sealed partial class WatchSweep
                 }
 
                 var runbook = runbooks.VersionOf(deployment);
-                if (!_plans.TryGetValue(deployment.RunbookVersionId, out var plan))
+                // Per version and environment: the queries of a runbook with placeholders differ between its environments.
+                if (!_plans.TryGetValue((deployment.RunbookVersionId, deployment.Environment), out var plan))
                 {
-                    _plans[deployment.RunbookVersionId] = plan = WatchPlan.From(runbook);
+                    _plans[(deployment.RunbookVersionId, deployment.Environment)] = plan = WatchPlan.From(runbook, deployment.Environment);
                 }
 
                 plans[deployment.Id] = (deployment, runbook, plan);

@@ -82,7 +82,7 @@ public sealed partial class WatchSweep(
     /// seen there, so it waits a full grace again before storing anything blind; it never stores blind early.
     /// </summary>
     private readonly Dictionary<string, DateTimeOffset> _failingSince = new(StringComparer.Ordinal);
-    private readonly Dictionary<long, WatchPlan> _plans = [];
+    private readonly Dictionary<(long RunbookVersionId, string Environment), WatchPlan> _plans = [];
     private readonly SemaphoreSlim _oneAtATime = new(1, 1);
     private DateTimeOffset _nextPrewarm = DateTimeOffset.MinValue;
 
@@ -335,11 +335,11 @@ public sealed partial class WatchSweep(
         }
 
         var planned = _sessions.Values.Select(s => s.Plan).ToHashSet(ReferenceEqualityComparer.Instance);
-        foreach (var (versionId, plan) in _plans.ToList())
+        foreach (var (key, plan) in _plans.ToList())
         {
             if (!planned.Contains(plan))
             {
-                _plans.Remove(versionId);
+                _plans.Remove(key);
             }
         }
     }
@@ -350,7 +350,7 @@ public sealed partial class WatchSweep(
         await _oneAtATime.WaitAsync();
         try
         {
-            return [.. _plans.Keys.Order()];
+            return [.. _plans.Keys.Select(k => k.RunbookVersionId).Distinct().Order()];
         }
         finally
         {

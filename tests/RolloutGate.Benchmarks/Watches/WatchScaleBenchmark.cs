@@ -417,7 +417,7 @@ public static class WatchScaleBenchmark
         var baselines = new Dictionary<(string, string), IReadOnlyList<Observation>>();
         for (var w = 0; w < workloads; w++)
         {
-            var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!);
+            var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!, "production");
             foreach (var metric in plan.Metrics)
             {
                 var hour = await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None);

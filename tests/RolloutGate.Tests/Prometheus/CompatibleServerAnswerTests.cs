@@ -101,7 +101,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
     [InlineData("internal")]
     public async Task PrometheusSource_ServerFailingForNow_ThrowsSoTheBaselineIsReadAgainNotStoredEmpty(string errorType)
     {
-        var plan = WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook("healthy"), "healthy.yaml").Runbook!);
+        var plan = WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook("healthy"), "healthy.yaml").Runbook!, "production");
         var at = DateTimeOffset.FromUnixTimeSeconds(1800000000);
 
         await WithClientAsync(errorType, async client =>

@@ -41,7 +41,7 @@ public sealed class CadvisorCostTests : IAsyncLifetime
         await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
         var client = provider.GetRequiredService<IPrometheusClient>();
         var costs = Workloads
-            .Select(w => WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook(w.Name), $"{w.Name}.yaml").Runbook!).Metrics.Single(m => m.Name == "cost-per-request"))
+            .Select(w => WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook(w.Name), $"{w.Name}.yaml").Runbook!, "production").Metrics.Single(m => m.Name == "cost-per-request"))
             .ToList();
         var at = DeployedAt.AddMinutes(30);
 

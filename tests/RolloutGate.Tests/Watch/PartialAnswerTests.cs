@@ -24,7 +24,7 @@ public sealed class PartialAnswerTests(WatchPrometheus prometheus) : IClassFixtu
     {
         using var whole = await PrometheusProcess.StartAsync(RemoteRead(prometheus.Url));
         using var partial = await PrometheusProcess.StartAsync(RemoteRead(prometheus.Url, PrometheusTestServer.UnusedLoopbackUrl()));
-        var plan = WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook("healthy"), "healthy.yaml").Runbook!);
+        var plan = WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook("healthy"), "healthy.yaml").Runbook!, "production");
 
         // Through remote_read alone, the same numbers as from the Prometheus holding the data.
         await using (var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = whole.Url))

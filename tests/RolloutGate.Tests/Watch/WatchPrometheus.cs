@@ -19,6 +19,9 @@ public sealed class WatchPrometheus : IAsyncLifetime
         new("istio", Namespace, "costly", TrafficShape.Healthy, TrafficShape.Healthy with { CpuCores = 1.5 }),
         new("istio", Namespace, "idle", TrafficShape.Healthy, TrafficShape.Healthy with { RequestsPerMinute = 0 }),
         new("linkerd", "pay", "ledger", TrafficShape.Healthy, TrafficShape.Healthy),
+        // One service in two environments, a namespace each, in one Prometheus: only staging's errors rise at the deploy.
+        new("istio", "shop-staging", "cart", TrafficShape.Healthy, TrafficShape.Healthy with { ErrorRatio = 0.05 }),
+        new("istio", "shop-production", "cart", TrafficShape.Healthy, TrafficShape.Healthy),
     ];
 
     private PrometheusProcess? prometheusProcess;

@@ -77,10 +77,10 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     private async Task<TestService> StartAsync(string service, string runbook, string? prometheusUrl = null) =>
         await TestService.StartAsync([($"{service}.yaml", runbook)], Settings(prometheusUrl));
 
-    private static async Task DeployAsync(TestService service, string deploymentId, string name)
+    private static async Task DeployAsync(TestService service, string deploymentId, string name, string environment = "production")
     {
         var at = WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture);
-        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", deploymentId, name, at: at));
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", deploymentId, name, environment, at: at));
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
     }
 
@@ -309,6 +309,62 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal("regressed", changed.GetProperty("verdict").GetString());
         Assert.Contains("below the same time yesterday", changed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
         Assert.Contains("evidence for a drop", changed.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>cart's error ratio in the namespace of the environment the change goes to, over <paramref name="window"/>.</summary>
+    private static string CartErrorRatio(string window)
+    {
+        const string Cart = "destination_workload=\"{{ workload }}\",destination_workload_namespace=\"shop-{{ environment }}\"";
+        return $"sum(rate(istio_requests_total{{{Cart},response_code=~\"5..\"}}[{window}])) / sum(rate(istio_requests_total{{{Cart}}}[{window}]))";
+    }
+
+    /// <summary>The cart runbook (<see cref="WatchPrometheus"/>: a namespace per environment), governing staging and production.</summary>
+    private static string CartRunbook(string metrics, string preDeploy = "") =>
+        System.Text.RegularExpressions.Regex.Replace(Runbook("cart"), "(?s)    metrics:\n.*?(?=    stopRules:)", $"    metrics:\n{metrics}")
+            .Replace("environments: [production]", "environments: [staging, production]", StringComparison.Ordinal)
+            .Replace("  watch:\n", $"{preDeploy}  watch:\n", StringComparison.Ordinal);
+
+    [Fact]
+    public async Task Watch_QueryWithEnvironmentPlaceholder_EachEnvironmentsChangeJudgedOnItsOwnSeries()
+    {
+        // One runbook version, two changes at the same time in two environments: the sweep evaluates them together, at the
+        // same times. Each sends its own rendered query, reads its environment's series and stores that query as evidence.
+        var runbook = CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n        max: 2%\n");
+        Assert.Single(RunbookParser.Parse(runbook, "cart.yaml").Runbook!.Watch.Metrics);
+        await using var service = await StartAsync("cart", runbook);
+        await DeployAsync(service, "dep-cart-staging", "cart", "staging");
+        await DeployAsync(service, "dep-cart-production", "cart", "production");
+
+        var staging = await WaitUntilDoneAsync(service, "dep-cart-staging");
+        var production = await WaitUntilDoneAsync(service, "dep-cart-production");
+
+        Assert.Equal("regressed", staging.GetProperty("state").GetString());
+        Assert.Equal("completed", production.GetProperty("state").GetString());
+        Assert.Equal("healthy", MetricOf(production, "errors").GetProperty("verdict").GetString());
+        var sent = CartErrorRatio("2m").Replace("{{ workload }}", "cart", StringComparison.Ordinal);
+        var changed = (await AuditAsync(service, "dep-cart-staging", "evaluation.verdict-changed")).Last().GetProperty("data");
+        Assert.Equal(sent.Replace("{{ environment }}", "staging", StringComparison.Ordinal), changed.GetProperty("query").GetString());
+        Assert.Equal((long)Intervals, await service.CountAsync("evaluations e JOIN evaluation_queries q ON q.id = e.query_id",
+            $"e.deployment_id = 'dep-cart-production' AND q.query = '{sent.Replace("{{ environment }}", "production", StringComparison.Ordinal)}'"));
+    }
+
+    [Fact]
+    public async Task PreDeploy_QueryWithEnvironmentPlaceholder_EachEnvironmentsCheckReadsItsOwnSeries()
+    {
+        var check = $"  preDeploy:\n    checks:\n      - name: error-budget\n        prometheus:\n          query: '{CartErrorRatio("10m")}'\n          max: 0.01\n";
+        var runbook = CartRunbook("      - name: errors\n        preset: error-rate\n        max: 2%\n", check);
+        Assert.Single(RunbookParser.Parse(runbook, "cart.yaml").Runbook!.PreDeploy.Checks);
+        await using var service = await StartAsync("cart", runbook);
+        var at = WatchPrometheus.DeployedAt.AddHours(1).ToString("O", CultureInfo.InvariantCulture);
+
+        var staging = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "pre-cart-staging", "cart", "staging", at: at))).JsonAsync();
+        var production = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "pre-cart-production", "cart", "production", at: at))).JsonAsync();
+
+        Assert.Equal("deny", staging.GetProperty("verdict").GetString());
+        var denied = staging.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "error-budget");
+        Assert.StartsWith("value 0.05", denied.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.EndsWith("is above max 0.01", denied.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal("allow", production.GetProperty("verdict").GetString());
     }
 
     [Fact]
@@ -759,7 +815,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
         var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
         var runbook = RunbookParser.Parse(Runbook("healthy"), "healthy.yaml").Runbook!;
-        var plan = WatchPlan.From(runbook);
+        var plan = WatchPlan.From(runbook, "production");
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
         var seen = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
@@ -780,7 +836,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     {
         await using var provider = PrometheusTestServer.Services(options => options.Prometheus.Url = prometheus.Url);
         var source = new PrometheusMetricSource(provider.GetRequiredService<IPrometheusClient>());
-        var plan = WatchPlan.From(RunbookParser.Parse(Runbook("idle"), "idle.yaml").Runbook!);
+        var plan = WatchPlan.From(RunbookParser.Parse(Runbook("idle"), "idle.yaml").Runbook!, "production");
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
         var observed = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
@@ -800,7 +856,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var source = new PrometheusMetricSource(client);
         var metrics = WatchPrometheus.Workloads
             .Select(w => Runbook(w.Name, w.Mesh, w.Namespace))
-            .SelectMany(text => WatchPlan.From(RunbookParser.Parse(text, "w.yaml").Runbook!).Metrics)
+            .SelectMany(text => WatchPlan.From(RunbookParser.Parse(text, "w.yaml").Runbook!, "production").Metrics)
             .ToList();
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
@@ -835,7 +891,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         async Task<double?> OwnAsync(string? promql) =>
             promql is null ? null : (await client.QueryAsync(promql, at, CancellationToken.None)) is [var first, ..] && double.IsFinite(first.Value) ? first.Value : null;
 
-        Assert.Equal(15, withData);
+        Assert.Equal(21, withData);
         Assert.Equal(2.5, seen[3].Observation.Value!.Value, 6);
         Assert.Contains("at least 2.5 s", seen[3].Note, StringComparison.Ordinal);
         Assert.Equal(0.225, seen[15].Observation.Value!.Value, 6);
@@ -849,7 +905,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var runbook = Runbook("healthy")
             .Replace("preset: cost-per-request", "query: sum(rate(istio_requests_total[5m]", StringComparison.Ordinal)
             .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1", StringComparison.Ordinal);
-        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!);
+        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!, "production");
 
         var seen = await source.ObserveAsync(plan.Metrics, WatchPrometheus.DeployedAt.AddMinutes(30), CancellationToken.None);
 
@@ -874,7 +930,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var runbook = Runbook("healthy")
             .Replace("preset: cost-per-request", $"query: {promql}", StringComparison.Ordinal)
             .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1000", StringComparison.Ordinal);
-        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!);
+        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!, "production");
         var at = WatchPrometheus.DeployedAt.AddMinutes(30);
 
         var seen = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
@@ -907,6 +963,34 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal("rollback", answer.RootElement.GetProperty("decision").GetString());
         Assert.Equal(live.GetProperty("latestEvaluation").GetProperty("at").GetDateTimeOffset(), answer.RootElement.GetProperty("detectedAt").GetDateTimeOffset());
         Assert.Equal(await service.CountAsync("evaluations"), answer.RootElement.GetProperty("evaluations").GetArrayLength());
+    }
+
+    [Fact]
+    public async Task Backtest_QueryWithEnvironmentPlaceholder_ReplaysTheEnvironmentGivenElseTheRunbooksFirstAndSaysSo()
+    {
+        var runbook = Path.Combine(Directory.CreateTempSubdirectory("rolloutgate-placeholders-").FullName, "cart.yaml");
+        await File.WriteAllTextAsync(runbook, CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n"));
+
+        async Task<(int Exit, string Decision, string Stderr)> BacktestAsync(params string[] environment)
+        {
+            using var stdout = new StringWriter();
+            using var stderr = new StringWriter();
+            var exit = await RolloutGate.Cli.CommandLine.RunAsync(
+                ["backtest", "--runbook", runbook, "--deployed-at", WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture), "--prometheus", prometheus.Url, .. environment],
+                stdout, stderr);
+            var decision = exit == 0 ? JsonDocument.Parse(stdout.ToString()).RootElement.GetProperty("decision").GetString()! : "";
+            return (exit, decision, stderr.ToString());
+        }
+
+        Assert.Equal((0, "rollback", ""), await BacktestAsync("--environment", "staging"));
+        Assert.Equal((0, "healthy", ""), await BacktestAsync("--environment", "production"));
+        Assert.Equal(
+            (0, "rollback", "backtest: the queries' {{ environment }} is 'staging', the runbook's first environment (give --environment to replay another)"),
+            (await BacktestAsync()) is var (exit, decision, said) ? (exit, decision, said.Trim()) : default);
+        var (refused, _, reason) = await BacktestAsync("--environment", "qa");
+        Assert.Equal(2, refused);
+        Assert.Equal($"backtest: --environment 'qa' is not governed by {runbook}, whose environments are staging, production", reason.Trim());
+        Directory.Delete(Path.GetDirectoryName(runbook)!, recursive: true);
     }
 
     [Fact]
