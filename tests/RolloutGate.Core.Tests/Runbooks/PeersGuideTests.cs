@@ -26,9 +26,9 @@ public sealed partial class PeersGuideTests
             })
             .ToList();
         Assert.True(problems.Count == 0, string.Join(Environment.NewLine, problems));
-        Assert.Equal(["checkout", "cart", "search", "orders"], runbooks.Select(r => Parse(r).Name));
+        Assert.Equal(["checkout", "ledger", "cart", "search", "orders"], runbooks.Select(r => Parse(r).Name));
         Assert.All(runbooks, r => Assert.Equal("yaml", r.Language));
-        Assert.Empty(RunbookConflicts.Find(runbooks.Select(r => (Guide, Parse(r))))); // one folder may hold all four
+        Assert.Empty(RunbookConflicts.Find(runbooks.Select(r => (Guide, Parse(r))))); // one folder may hold them all
     }
 
     [Fact]
@@ -57,6 +57,22 @@ public sealed partial class PeersGuideTests
             runbook.Watch.Metrics);
         Assert.Equal(RollbackMode.Auto, runbook.Rollback.Mode);
         Assert.NotNull(runbook.Rollback.Action!.Webhook);
+    }
+
+    [Fact]
+    public void Guide_FlaggerMetricTemplateRunbook_ReadsEachEnvironmentsClusterWithTheTemplatesNames()
+    {
+        var runbook = Runbook("ledger");
+
+        Assert.Equal(["staging", "production"], runbook.Environments);
+        var sent = QueryPlaceholders.ForEnvironment(runbook, "staging").Watch.Metrics.Single().Query!;
+        Assert.Equal(
+            "sum(rate(istio_requests_total{cluster=\"staging\",reporter=\"destination\",destination_workload_namespace=\"payments\",\n"
+            + "  destination_workload=\"ledger-primary\",grpc_response_status=~\"2|4|12|13|14|15\"}[2m]))\n"
+            + "/ sum(rate(istio_requests_total{cluster=\"staging\",reporter=\"destination\",destination_workload_namespace=\"payments\",\n"
+            + "  destination_workload=\"ledger-primary\"}[2m]))\n",
+            sent);
+        Assert.Contains("cluster=\"production\"", QueryPlaceholders.ForEnvironment(runbook, "production").Watch.Metrics.Single().Query, StringComparison.Ordinal);
     }
 
     [Fact]
