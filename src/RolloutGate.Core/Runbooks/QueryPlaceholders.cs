@@ -91,7 +91,7 @@ public static partial class QueryPlaceholders
             if (!allowed.Contains(found.Name, StringComparer.Ordinal))
             {
                 var known = InWatch.Contains(found.Name, StringComparer.Ordinal)
-                    ? $"; it has no value here: a pre-deploy check has no interval"
+                    ? "; it has no value here: a pre-deploy check has no interval"
                     : PeerHints.TryGetValue(found.Name, out var hint) ? $"; {hint}" : "";
                 problems.Add(new Problem(found.Offset, $"{where} has the unknown placeholder {name} (known here: {Names(allowed)}){known}"));
             }
@@ -205,7 +205,7 @@ public static partial class QueryPlaceholders
     /// <summary>A value as it is written where the placeholder stands.</summary>
     private static string Written(string value, Found found)
     {
-        var literal = found.Regex ? RegexLiteral(value) : value;
+        var literal = found.Regex ? MetricQueries.RegexLiteral(value) : value;
         return found.Context switch
         {
             Context.DoubleQuoted => Escaped(literal, '"'),
@@ -238,9 +238,6 @@ public static partial class QueryPlaceholders
 
         return text.ToString();
     }
-
-    /// <summary>A value matched literally by an RE2 regular expression (Prometheus's <c>=~</c> and <c>!~</c>).</summary>
-    private static string RegexLiteral(string value) => Regex.Replace(value, @"[\\.+*?()|\[\]{}^$]", @"\$0");
 
     /// <summary>
     /// Every <c>{{</c> in the query in order: a placeholder with where it stands, or (Found null) the offset of one that

@@ -185,7 +185,7 @@ public static class MetricQueries
     private const string Containers = "container!=\"\",container!=\"POD\"";
 
     /// <summary>A workload name matched literally inside an RE2 regex (a Kubernetes name may hold a '.').</summary>
-    private static string RegexLiteral(string? value) =>
+    internal static string RegexLiteral(string? value) =>
         Regex.Replace(value ?? "", @"[\\.+*?()|\[\]{}^$]", @"\$0");
 
     /// <summary>A PromQL duration: whole hours, minutes or seconds.</summary>

@@ -22,8 +22,8 @@ public static class BacktestCommand
         usage:
           rolloutgate backtest --runbook FILE --deployed-at ISO8601 (--prometheus URL | --csv FILE) [--environment ENV]
 
-        --environment: the environment whose change is replayed, one of the runbook's (default: its first); the
-        {{ environment }} of its queries (runbooks/README.md, "Placeholders")
+          --environment ENV   the environment of the change replayed, one of the runbook's (default: its first): the
+                              {{ environment }} of its queries (runbooks/README.md, "Placeholders")
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web) { WriteIndented = true };
