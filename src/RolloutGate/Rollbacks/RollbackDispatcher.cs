@@ -22,6 +22,20 @@ namespace RolloutGate.Rollbacks;
 /// A replica killed mid-action (SIGKILL, the OOM killer, a lost node) releases nothing: its claim is a lease
 /// (<c>claimed_until</c>, <see cref="RollbackResilienceOptions.ClaimLease"/>) renewed while the action runs, which another replica takes over once
 /// it has passed, carrying the action out again with the same idempotency key and saying so in the audit trail.
+/// <para>
+/// Leases are dated, renewed and compared on the database's clock (<c>clock_timestamp()</c> in the statements, the
+/// lease a duration parameter), not on the replica's <see cref="TimeProvider"/>: a lease is an agreement between
+/// replicas, so it needs one clock they all read. With each replica's own clock, a replica running ahead by more than
+/// the lease took over a claim that was being renewed, and one running behind wrote leases that had run out already
+/// for the others: either way the action ran twice (two deliveries, two outcomes). Measuring each replica's offset and
+/// refusing takeovers beyond a bound (the other way considered) would stop the first case but not the second, which a
+/// healthy replica commits against a slow one, and would leave the outcome to a bound and a measurement; here the
+/// replicas' clocks do not enter at all. The replica's clock still sets the cadence of polls and renewals (intervals,
+/// not instants), so tests that place the service at another time (a shifted or fake clock) keep their meaning and
+/// cannot expire or prolong a lease by it: a test expires a lease by writing it in the database. Every time in
+/// <c>rollback_actions</c> (<c>claimed_at</c>, <c>finished_at</c>) is the database's, so a started-before-finished
+/// row holds whatever the replicas' clocks say; the deployment's own times and the audit trail stay the replica's.
+/// </para>
 /// </summary>
 public sealed partial class RollbackDispatcher(
     IServiceScopeFactory scopes,
@@ -71,14 +85,11 @@ public sealed partial class RollbackDispatcher(
         await using var scope = scopes.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
         var executor = scope.ServiceProvider.GetRequiredService<IRollbackExecutor>();
-        var now = time.GetUtcNow();
-        var unrenewedSince = now - UnrenewedClaimExpiry;
         var due = await db.Database.SqlQuery<string>($"""
             SELECT d.id AS "Value" FROM deployments d
             LEFT JOIN rollback_actions r ON r.deployment_id = d.id
-            WHERE d.state = 'rolling-back' AND (r.deployment_id IS NULL
-                  OR (r.finished_at IS NULL AND (r.claimed_until <= {now} AND r.claimed_until > r.claimed_at
-                      OR (r.claimed_until IS NULL OR r.claimed_until <= r.claimed_at) AND r.claimed_at < {unrenewedSince})))
+            WHERE d.state = 'rolling-back'
+              AND (r.deployment_id IS NULL OR rollback_claim_expired(r.claimed_at, r.claimed_until, r.finished_at, {UnrenewedClaimExpiry}))
             ORDER BY d.updated_at
             LIMIT 20
             """).ToListAsync(cancellationToken);
@@ -104,23 +115,20 @@ public sealed partial class RollbackDispatcher(
     /// <summary>Null when another replica holds the claim or the rollback is done; otherwise the claim, with the one it took over.</summary>
     private async Task<Claim?> ClaimAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
     {
-        // Dated now, not when the due list was read: the actions before this one may have taken longer than a lease, and a
-        // claim dated then would be born run out, for any replica to take over while this one acts.
-        var now = time.GetUtcNow();
-        var until = now + resilience.CurrentValue.ClaimLease;
-        var unrenewedSince = now - UnrenewedClaimExpiry;
-        // A lease is always after its claimed_at. One that is not was left by a claim an older version took over (it sets
-        // claimed_at and claimed_by only, and does not renew): that claim keeps the old 10 minutes from claimed_at, like
-        // one without a lease, rather than being taken over at once for a lease that ran out before it was taken.
+        // Dated when it is taken, not when the due list was read: the actions before this one may have taken longer than a
+        // lease, and a claim dated then would be born run out, for any replica to take over while this one acts. Dated on
+        // the database's clock, as is every time in rollback_actions (see the class's summary). The expiry test is migration 0021's
+        // rollback_claim_expired, the due list's too: a lease after its claimed_at has run out once it has passed; one
+        // that is not was left by a claim an older version took over (it sets claimed_at and claimed_by only, and does not
+        // renew), which keeps the old 10 minutes from claimed_at rather than being taken over at once.
         // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
+        var lease = resilience.CurrentValue.ClaimLease;
         var claimed = await db.Database.SqlQuery<Claim>($"""
             WITH previous AS (SELECT claimed_by, claimed_at FROM rollback_actions WHERE deployment_id = {deploymentId})
-            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until) VALUES ({deploymentId}, {now}, {replica}, {until})
-            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = {now}, claimed_by = {replica}, claimed_until = {until}
-            WHERE rollback_actions.finished_at IS NULL
-              AND (rollback_actions.claimed_until <= {now} AND rollback_actions.claimed_until > rollback_actions.claimed_at
-                   OR (rollback_actions.claimed_until IS NULL OR rollback_actions.claimed_until <= rollback_actions.claimed_at)
-                      AND rollback_actions.claimed_at < {unrenewedSince})
+            INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until)
+            VALUES ({deploymentId}, clock_timestamp(), {replica}, clock_timestamp() + {lease})
+            ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = clock_timestamp(), claimed_by = {replica}, claimed_until = clock_timestamp() + {lease}
+            WHERE rollback_claim_expired(rollback_actions.claimed_at, rollback_actions.claimed_until, rollback_actions.finished_at, {UnrenewedClaimExpiry})
             RETURNING (SELECT claimed_by FROM previous) AS "TakenOverFrom", (SELECT claimed_at FROM previous) AS "TakenOverClaimedAt"
             """).ToListAsync(cancellationToken);
         if (claimed.Count == 0)
@@ -150,7 +158,7 @@ public sealed partial class RollbackDispatcher(
                 try
                 {
                     await db.Database.ExecuteSqlAsync($"""
-                        UPDATE rollback_actions SET claimed_until = {time.GetUtcNow() + settings.ClaimLease}
+                        UPDATE rollback_actions SET claimed_until = clock_timestamp() + {settings.ClaimLease}
                         WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
                         """, CancellationToken.None);
                 }
@@ -233,7 +241,7 @@ public sealed partial class RollbackDispatcher(
         var deployment = await db.Deployments.FromSql($"SELECT * FROM deployments WHERE id = {deploymentId} FOR UPDATE")
             .SingleAsync(cancellationToken);
         var held = await db.Database.ExecuteSqlAsync($"""
-            UPDATE rollback_actions SET finished_at = {now}, succeeded = {outcome.Succeeded}, action = {outcome.Action},
+            UPDATE rollback_actions SET finished_at = clock_timestamp(), succeeded = {outcome.Succeeded}, action = {outcome.Action},
                    detail = {outcome.Detail}, attempts = {outcome.Attempts}, claimed_until = NULL
             WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
             """, cancellationToken);

@@ -46,7 +46,8 @@ public sealed class RollbackResilienceOptions
     /// How long a rollback's claim holds without being renewed: one not renewed for this long belonged to a replica that
     /// died mid-action, and another takes it over (see <see cref="RollbackDispatcher"/>). Renewed every
     /// <see cref="ClaimRenewal"/> while the action runs, however long it takes (retries, Retry-After waits), so it may be
-    /// short: it is how long a decided rollback waits, with nothing under way, after its replica was killed.
+    /// short: it is how long a decided rollback waits, with nothing under way, after its replica was killed. Measured on
+    /// the database's clock, so a replica whose clock is off does not cut it short or stretch it.
     /// </summary>
     public TimeSpan ClaimLease { get; set; } = DefaultClaimLease;
 

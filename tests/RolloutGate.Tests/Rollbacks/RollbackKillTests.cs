@@ -24,6 +24,8 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
     private readonly ConcurrentQueue<(string Delivery, bool Signed)> received = new();
     private readonly TaskCompletionSource firstArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource heldArrived = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly TaskCompletionSource releaseHeld = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly CancellationTokenSource stopping = new();
     private WebApplication receiver = null!;
 
@@ -43,6 +45,17 @@ public sealed class RollbackKillTests : IAsyncLifetime
             if (firstArrived.TrySetResult())
             {
                 await Task.Delay(Timeout.Infinite, stopping.Token).ContinueWith(_ => { }, TaskScheduler.Default);
+            }
+
+            return Results.Ok();
+        });
+        // A receiver that holds the first delivery until the test releases it, and accepts every later one at once.
+        receiver.MapPost("/hooks/held", async (HttpRequest request) =>
+        {
+            received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), true));
+            if (heldArrived.TrySetResult())
+            {
+                await releaseHeld.Task.WaitAsync(stopping.Token).ContinueWith(_ => { }, TaskScheduler.Default);
             }
 
             return Results.Ok();
@@ -200,6 +213,39 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
         Assert.Empty(received);
         Assert.Equal("older-replica", await service.Database.ScalarAsync<string>("SELECT claimed_by FROM rollback_actions WHERE deployment_id = 'rb-mixed'"));
+    }
+
+    /// <summary>
+    /// Two replicas whose clocks differ by 40 s, more than the 30 s lease: one claims a rollback and its webhook is under
+    /// way (and its claim renewed), then the other dispatches. Whichever of the two runs ahead, the other's claim is live
+    /// and is not taken over: one delivery, one outcome. Compared on each replica's own clock, the replica ahead saw the
+    /// live claim as run out (or the one behind wrote it run out already) and delivered the rollback a second time.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 40)]
+    [InlineData(-40, 0)]
+    public async Task ReplicaClocksFortySecondsApart_TheLiveClaimIsNotTakenOver(int claimingOffsetSeconds, int otherOffsetSeconds)
+    {
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/held"))], settings: null, PollOnlyAtStart);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "rb-skew")).StatusCode);
+        await service.RegressAsync("rb-skew", "p95-latency");
+        await service.DecideAsync("rb-skew", "rollback", "bob");
+        RollbackDispatcher Replica(int offsetSeconds) => ActivatorUtilities.CreateInstance<RollbackDispatcher>(
+            service.Host.Services, new ShiftedClock(TimeProvider.System.GetUtcNow().AddSeconds(offsetSeconds)));
+        var claiming = Replica(claimingOffsetSeconds);
+        var other = Replica(otherOffsetSeconds);
+
+        var first = claiming.DispatchDueAsync(CancellationToken.None);
+        await heldArrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        var second = await other.DispatchDueAsync(CancellationToken.None);
+        releaseHeld.SetResult();
+
+        Assert.Equal(1, await first.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, second);
+        Assert.Single(received);
+        Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-skew'"));
+        Assert.Equal(1L, await service.CountAsync("audit_events", "deployment_id = 'rb-skew' AND type = 'rollback.action' AND NOT data::jsonb ? 'interrupted'"));
     }
 
     /// <summary>The dispatcher polls once at start and never again (its timers never fire): a test dispatches explicitly.</summary>
