@@ -18,7 +18,8 @@ namespace RolloutGate.Rollbacks;
 /// decision releases the claim, see <see cref="DeploymentDecisions"/>), finish or stop; it is not retried silently. A
 /// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so. An action still
 /// under way <see cref="RollbackResilienceOptions.StopGrace"/> after the host began to stop is abandoned and its claim
-/// released, so that another replica (or the next start) carries it out again at once, with the same idempotency key.
+/// released (its lease ended, the claim kept), so that another replica (or the next start) carries it out again at once,
+/// with the same idempotency key, and records, as after a kill, that the abandoned attempt may have reached its target.
 /// A replica killed mid-action (SIGKILL, the OOM killer, a lost node) releases nothing: its claim is a lease
 /// (<c>claimed_until</c>, <see cref="RollbackResilienceOptions.ClaimLease"/>) renewed while the action runs, which another replica takes over once
 /// it has passed, carrying the action out again with the same idempotency key and saying so in the audit trail.
@@ -214,10 +215,13 @@ public sealed partial class RollbackDispatcher(
                 await acted.CancelAsync();
                 await renewing;
                 // Killed with the process instead, the claim would hold the rollback for its lease with nothing under way.
-                // The action may have reached its target already: carried out again, it is the same idempotent change
-                // (a traffic shift, an abort) or the same delivery id to a webhook receiver.
+                // The action may have reached its target already (a request on its way, or answered and not yet read):
+                // carried out again, it is the same idempotent change (a traffic shift, an abort) or the same delivery id to
+                // a webhook receiver. So the claim is not deleted but its lease ended now: the next replica takes it over at
+                // once and, as after a kill, its record says that this earlier attempt may have reached the target.
                 await db.Database.ExecuteSqlAsync($"""
-                    DELETE FROM rollback_actions WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
+                    UPDATE rollback_actions SET claimed_until = clock_timestamp()
+                    WHERE deployment_id = {deploymentId} AND claimed_by = {replica} AND finished_at IS NULL
                     """, cancellationToken);
                 LogAbandonedOnStop(logger, deploymentId, grace, request.IdempotencyKey);
                 return false;

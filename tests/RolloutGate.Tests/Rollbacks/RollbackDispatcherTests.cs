@@ -89,13 +89,14 @@ public sealed class RollbackDispatcherTests
         await SlackTestService.EventuallyAsync(() => Task.FromResult(!kubernetes.Requests.IsEmpty), "the action's first attempt");
         await dispatcher.StopAsync(CancellationToken.None).WaitAsync(TimeSpan.FromSeconds(60));
 
-        // Not left claimed (for ClaimExpiry, with nothing under way) and not recorded as failed: released, and said so.
-        Assert.Equal(0, await service.CountAsync("rollback_actions", "deployment_id = 'rb-abandoned'"));
+        // Not left claimed (for the lease, with nothing under way) and not recorded as failed: released, and said so. The
+        // claim stays, its lease ended, so that the replica taking it over knows an attempt may have reached the target.
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-abandoned' AND finished_at IS NULL AND claimed_until <= now()"));
         Assert.Equal(0, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-abandoned'"));
         Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-abandoned'"));
         Assert.Contains(service.Host.Logs.Lines, line => line.Contains("abandoned, and its claim released", StringComparison.Ordinal));
 
-        // Another replica carries it out at once, not after ClaimExpiry.
+        // Another replica carries it out at once, not once the lease has run out.
         await using var second = new RolloutGateHost(service.Database, new Dictionary<string, string?>(Settings(kubernetes))
         {
             ["RolloutGate:RunbooksPath"] = service.Runbooks.Folder,
@@ -106,6 +107,11 @@ public sealed class RollbackDispatcherTests
             "the rollback carried out by the second replica");
         AssertAllOnStable(kubernetes);
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-abandoned'"));
+        // The abandoned attempt's request had left: its record says the target may have got the action twice.
+        var interrupted = await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'interrupted' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-abandoned'");
+        Assert.NotNull(interrupted);
+        Assert.Contains("ended without an outcome", interrupted, StringComparison.Ordinal);
     }
 
     [Fact]
