@@ -11,8 +11,8 @@ namespace RolloutGate.Slack;
 
 /// <summary>
 /// Delivers the outbox: in order per deployment, safe with several replicas, and once. A row is claimed with a lease
-/// (<see cref="ClaimLease"/>, taken with <c>FOR UPDATE SKIP LOCKED</c> and committed) and only when no older row of its
-/// deployment is pending; it is then delivered, and its outcome recorded. From the claim until the outcome is known the
+/// (<see cref="ClaimLease"/>, on the database's clock, taken with <c>FOR UPDATE SKIP LOCKED</c> and committed) and only
+/// when no older row of its deployment is pending; it is then delivered, and its outcome recorded. From the claim until the outcome is known the
 /// attempt is in doubt (<c>outbox.in_doubt_since</c>): Slack may have posted the message even though its answer never
 /// came (a timeout, a 5xx, a replica killed mid-call), and <c>chat.postMessage</c> takes no idempotency key. So every
 /// message carries its outbox id in its metadata, and a message in doubt is first looked for where it was posted: a root
@@ -58,7 +58,7 @@ public sealed partial class SlackOutboxDispatcher(
 
     /// <summary>
     /// How long a claim lasts. Longer than a delivery can take (a history lookup and a post, each within the Slack
-    /// client's total timeout); once it has passed, another replica may take the row up.
+    /// client's total timeout); once it has passed, another replica may take the row up. Measured on the database's clock.
     /// </summary>
     public static readonly TimeSpan ClaimLease = TimeSpan.FromMinutes(2);
 
@@ -128,26 +128,29 @@ public sealed partial class SlackOutboxDispatcher(
         // Typed HttpClients are short-lived by design: one per claimed row, never one for the life of the process.
         var slack = scope.ServiceProvider.GetRequiredService<SlackApiClient>();
         var now = time.GetUtcNow();
-        var lease = now + ClaimLease;
         // The claim is committed before Slack is called, with the attempt in doubt until its outcome is recorded: a
         // replica that dies meanwhile leaves a row that another takes up once the lease has passed, knowing that the
-        // message may be in the channel already.
+        // message may be in the channel already. The lease is written and compared on the database's clock, as the
+        // rollback claims are (see RollbackDispatcher for why): with each replica's own, one running more than the lease
+        // ahead took up a row another was delivering, or one running behind wrote leases already run out for the others.
+        // The other times stay the replica's: next_attempt_at (a replica ahead retries early, no harm) and in_doubt_since
+        // (compared with Slack's clock, with ClockSkew to spare).
         var claimed = await db.Database.SqlQuery<ClaimedRow>($"""
             WITH next AS (
                 SELECT o.id, o.in_doubt_since
                 FROM outbox o
                 WHERE o.delivered_at IS NULL AND o.abandoned_at IS NULL AND o.next_attempt_at <= {now}
-                  AND (o.claimed_until IS NULL OR o.claimed_until <= {now})
+                  AND (o.claimed_until IS NULL OR o.claimed_until <= clock_timestamp())
                   AND NOT EXISTS (SELECT 1 FROM outbox older
                                   WHERE older.deployment_id = o.deployment_id AND older.delivered_at IS NULL
                                     AND older.abandoned_at IS NULL AND older.id < o.id)
                 ORDER BY o.id
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED)
-            UPDATE outbox o SET claimed_until = {lease}, in_doubt_since = coalesce(o.in_doubt_since, {now})
+            UPDATE outbox o SET claimed_until = clock_timestamp() + {ClaimLease}, in_doubt_since = coalesce(o.in_doubt_since, {now})
             FROM next
             WHERE o.id = next.id
-            RETURNING o.id AS "Id", o.deployment_id AS "DeploymentId", o.kind AS "Kind", o.payload::text AS "Payload",
+            RETURNING o.claimed_until AS "Lease", o.id AS "Id", o.deployment_id AS "DeploymentId", o.kind AS "Kind", o.payload::text AS "Payload",
                       o.attempts AS "Attempts", o.delivered_ts AS "DeliveredTs", o.created_at AS "CreatedAt",
                       next.in_doubt_since AS "InDoubtSince"
             """).ToListAsync(cancellationToken);
@@ -157,6 +160,7 @@ public sealed partial class SlackOutboxDispatcher(
         }
 
         var row = claimed[0];
+        var lease = row.Lease;
         // Claimed, the row is delivered and recorded even if the host is stopping meanwhile: a message Slack has posted
         // but that is not marked delivered would be looked for and perhaps posted again after the restart. The Slack
         // client's own timeouts (SlackResilience) bound the wait.
@@ -449,8 +453,9 @@ public sealed partial class SlackOutboxDispatcher(
         return TimeSpan.FromMilliseconds(capped * (0.8 + (0.4 * Random.Shared.NextDouble())));
     }
 
+    /// <summary>A claimed row; <see cref="Lease"/> is its claimed_until as written, which the outcome's statement matches on.</summary>
     private sealed record ClaimedRow(
-        long Id, string? DeploymentId, string Kind, string Payload, int Attempts, string? DeliveredTs, DateTimeOffset CreatedAt,
+        DateTimeOffset Lease, long Id, string? DeploymentId, string Kind, string Payload, int Attempts, string? DeliveredTs, DateTimeOffset CreatedAt,
         DateTimeOffset? InDoubtSince);
 
     /// <summary>The ts the delivered row is recorded with, and the root message when this delivery made the thread.</summary>

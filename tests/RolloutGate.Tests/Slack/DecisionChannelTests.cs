@@ -119,6 +119,39 @@ public sealed class DecisionChannelTests
         Assert.Empty(test.Slack.Violations);
     }
 
+    /// <summary>
+    /// Two replicas whose clocks differ by 3 minutes, more than the 2-minute lease: while one posts a root message (Slack
+    /// has it, the answer is on its way), the other dispatches. Whichever runs ahead, the row's claim is live for the
+    /// other, which takes up nothing: the root is recorded by the replica that posted it. Compared on each replica's own
+    /// clock, the other took the row up, and the replica that posted it lost its lease.
+    /// </summary>
+    [Theory]
+    [InlineData(0, 180)]
+    [InlineData(-180, 0)]
+    public async Task ReplicaClocksThreeMinutesApart_TheRowBeingPostedIsNotTakenUp(int postingOffsetSeconds, int otherOffsetSeconds)
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>().StopAsync(CancellationToken.None);
+        await test.WatchAsync("gh-skew-1");
+        // Due for the replica behind too.
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() - interval '10 minutes'");
+        SlackOutboxDispatcher Replica(int offsetSeconds) => ActivatorUtilities.CreateInstance<SlackOutboxDispatcher>(
+            test.Service.Host.Services, new Infrastructure.ShiftedClock(TimeProvider.System.GetUtcNow().AddSeconds(offsetSeconds)));
+        var posting = Replica(postingOffsetSeconds);
+        var other = Replica(otherOffsetSeconds);
+        var tookUp = -1;
+        test.Slack.AfterNextPost(() => tookUp = other.DispatchDueAsync(CancellationToken.None).GetAwaiter().GetResult());
+
+        Assert.Equal(2, await posting.DispatchDueAsync(CancellationToken.None));
+
+        Assert.Equal(0, tookUp);
+        var root = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        Assert.Equal(root, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-skew-1'"));
+        Assert.DoesNotContain(test.Slack.Calls, call => call.Method == SlackMethods.History);
+        Assert.Equal(0, await test.PendingAsync());
+        Assert.Empty(test.Slack.Violations);
+    }
+
     [Fact]
     public async Task ChannelCannotBeRead_TheRootInDoubtIsPostedAgainAndTheLogSaysSo()
     {
