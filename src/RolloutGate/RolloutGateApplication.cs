@@ -92,6 +92,8 @@ public static class RolloutGateApplication
         services.AddSlack();
 
         services.AddSingleton<RolloutGateMetrics>();
+        services.AddSingleton<DatabaseClockOffset>();
+        services.AddHostedService(provider => provider.GetRequiredService<DatabaseClockOffset>());
         services.AddSingleton<PrometheusExposition>();
         services.AddSingleton<IConfigureOptions<HttpClientFactoryOptions>, OutboundCallMetrics.Setup>();
         return builder;

@@ -29,12 +29,18 @@ public static class MetricsEndpoints
     {
         // The process's own series are answered also while the database is away (that is when they matter most):
         // the gauges read from the database are left out then, and rolloutgate_database_up says why.
-        app.MapGet("/metrics", async (PrometheusExposition exposition, RolloutGateDbContext db, TimeProvider time, CancellationToken cancellationToken) =>
+        app.MapGet("/metrics", async (
+            PrometheusExposition exposition, RolloutGateDbContext db, DatabaseClockOffset clockOffset, TimeProvider time, CancellationToken cancellationToken) =>
         {
             List<GaugeFamily> gauges;
             try
             {
                 gauges = await DatabaseGaugesAsync(db, time.GetUtcNow(), cancellationToken);
+                // Measured every minute; a scrape before the first measurement measures, so the series is always there.
+                if (clockOffset.Latest is null)
+                {
+                    await clockOffset.MeasureAsync(cancellationToken);
+                }
             }
             catch (Exception exception) when (DatabaseUnavailableHandler.Unavailable(exception) is not null)
             {
@@ -43,6 +49,13 @@ public static class MetricsEndpoints
 
             gauges.Insert(0, new("rolloutgate_database_up", "1 when PostgreSQL answered this scrape, 0 when it was unavailable (the gauges read from it are left out then).",
                 [([], gauges.Count == 0 ? 0 : 1)]));
+            if (clockOffset.Latest is { } offset)
+            {
+                gauges.Insert(1, Single("rolloutgate_clock_offset_seconds",
+                    FormattableString.Invariant($"This replica's clock minus the database's, as last measured (every minute, give or take half a query's round trip); beyond {DatabaseClockOffset.Bound.TotalSeconds:0} s the log warns and RolloutGateClockOffset fires."),
+                    offset.Offset.TotalSeconds));
+            }
+
             return TypedResults.Text(exposition.Render(gauges), PrometheusExposition.ContentType);
         }).ExcludeFromDescription();
         return app;

@@ -36,6 +36,8 @@ namespace RolloutGate.Rollbacks;
 /// cannot expire or prolong a lease by it: a test expires a lease by writing it in the database. Every time in
 /// <c>rollback_actions</c> (<c>claimed_at</c>, <c>finished_at</c>) is the database's, so a started-before-finished
 /// row holds whatever the replicas' clocks say; the deployment's own times and the audit trail stay the replica's.
+/// How far each replica's clock is from the database's is measured and exposed apart from this, for what does run on
+/// the replica's clock (<see cref="Operations.DatabaseClockOffset"/>).
 /// </para>
 /// </summary>
 public sealed partial class RollbackDispatcher(

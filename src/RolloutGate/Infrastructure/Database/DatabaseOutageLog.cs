@@ -4,7 +4,7 @@ using RolloutGate.Api;
 namespace RolloutGate.Infrastructure.Database;
 
 /// <summary>
-/// What the background loops (watch sweep, outbox, rollbacks, approval time-outs, runbook scan) say when a round fails
+/// What the background loops (watch sweep, outbox, rollbacks, approval time-outs, runbook scan, clock offset) say when a round fails
 /// because the database is unavailable: one warning line per loop at most every <see cref="Every"/>, with how many
 /// failed rounds it stands for, instead of an error with a stack trace every round. Each loop retries on its own and
 /// catches up once the database is back, so an outage is worth a line, not a page. Other failures are the caller's to log.
