@@ -9,8 +9,10 @@ namespace RolloutGate.Operations;
 /// from their midpoint, give or take half the round trip. Leases do not depend on it: rollback claims and the Slack
 /// outbox's claims are dated and compared on the database's clock (see <see cref="Rollbacks.RollbackDispatcher"/>), so a
 /// replica whose clock is off cannot take over a live claim. What still runs on the replica's clock: the watch's t (a
-/// replica ahead evaluates a minute before its data is complete, one behind reports the watch behind), the 5-minute
-/// windows of signed webhooks and of Slack's requests (a replica off by that much refuses good ones), Slack retry times.
+/// replica ahead evaluates a minute before its data is complete, and its rolloutgate_watch_behind_seconds reads high;
+/// one behind evaluates late), the 5-minute windows of signed webhooks and of Slack's requests (a replica off by that
+/// much refuses good ones), Slack retry times. Those stay on the replica's clock because tests, backtests and the demo
+/// place the service at a time of their choosing through its TimeProvider.
 /// So an offset beyond <see cref="Bound"/> is logged as a warning at every measurement, and exposed as
 /// <c>rolloutgate_clock_offset_seconds</c> for the <c>RolloutGateClockOffset</c> alert; nothing is refused for it.
 /// </summary>
