@@ -29,25 +29,8 @@ public sealed partial class DatabaseClockOffset(
     /// <summary>The replica's clock minus the database's, as last measured; null before the first measurement.</summary>
     public Measurement? Latest => latest;
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(Interval, time);
-        do
-        {
-            try
-            {
-                await MeasureAsync(stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                if (!outage.Handled("Clock offset", ex))
-                {
-                    LogMeasureFailed(logger, ex);
-                }
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        outage.RunEveryAsync("Clock offset", Interval, time, MeasureAsync, ex => LogMeasureFailed(logger, ex), stoppingToken);
 
     /// <summary>Measures the offset once, logs a warning when it is beyond <see cref="Bound"/>, and keeps it for the metric.</summary>
     public async Task<Measurement> MeasureAsync(CancellationToken cancellationToken)

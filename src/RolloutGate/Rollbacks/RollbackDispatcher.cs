@@ -62,25 +62,8 @@ public sealed partial class RollbackDispatcher(
     /// <summary>Who holds a claim, for people reading rollback_actions: host, process and a per-start id.</summary>
     private readonly string replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(PollInterval, time);
-        do
-        {
-            try
-            {
-                await DispatchDueAsync(stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                if (!outage.Handled("Rollback dispatcher", ex))
-                {
-                    LogDispatchFailed(logger, ex);
-                }
-            }
-        }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
-    }
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        outage.RunEveryAsync("Rollback dispatcher", PollInterval, time, DispatchDueAsync, ex => LogDispatchFailed(logger, ex), stoppingToken);
 
     /// <summary>Executes every unclaimed rollback that is due; returns how many this replica carried out.</summary>
     public async Task<int> DispatchDueAsync(CancellationToken cancellationToken)

@@ -47,6 +47,32 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
         return true;
     }
 
+    /// <summary>
+    /// Runs a background loop's <paramref name="round"/> at once and then every <paramref name="interval"/> of
+    /// <paramref name="time"/> until <paramref name="stoppingToken"/>: a round that fails because the database is unavailable
+    /// is logged here, any other failure by <paramref name="failed"/>, and the loop goes on either way.
+    /// </summary>
+    public async Task RunEveryAsync(
+        string loop, TimeSpan interval, TimeProvider time, Func<CancellationToken, Task> round, Action<Exception> failed, CancellationToken stoppingToken)
+    {
+        using var timer = new PeriodicTimer(interval, time);
+        do
+        {
+            try
+            {
+                await round(stoppingToken);
+            }
+            catch (Exception ex) when (ex is not OperationCanceledException)
+            {
+                if (!Handled(loop, ex))
+                {
+                    failed(ex);
+                }
+            }
+        }
+        while (await timer.WaitForNextTickAsync(stoppingToken));
+    }
+
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Loop}: the database is unavailable ({Reason}); {Rounds} round(s) failed since the last such line, retrying")]
     private static partial void LogUnavailable(ILogger logger, string loop, int rounds, string reason);
 }
