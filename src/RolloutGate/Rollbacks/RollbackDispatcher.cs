@@ -103,10 +103,10 @@ public sealed partial class RollbackDispatcher(
     {
         // Dated when it is taken, not when the due list was read: the actions before this one may have taken longer than a
         // lease, and a claim dated then would be born run out, for any replica to take over while this one acts. Dated on
-        // the database's clock, as is every time in rollback_actions (see the class's summary). The expiry test is migration 0021's
-        // rollback_claim_expired, the due list's too: a lease after its claimed_at has run out once it has passed; one
-        // that is not was left by a claim an older version took over (it sets claimed_at and claimed_by only, and does not
-        // renew), which keeps the old 10 minutes from claimed_at rather than being taken over at once.
+        // the database's clock, as is every time in rollback_actions (see the class's summary). The expiry test is
+        // migration 0021's rollback_claim_expired, the due list's too: a lease after its claimed_at has run out once it has
+        // passed; one that is not was left by a claim an older version took over (it sets claimed_at and claimed_by only,
+        // and does not renew), which keeps the old 10 minutes from claimed_at rather than being taken over at once.
         // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
         var lease = resilience.CurrentValue.ClaimLease;
         var claimed = await db.Database.SqlQuery<Claim>($"""

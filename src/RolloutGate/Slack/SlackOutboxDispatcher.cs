@@ -12,30 +12,32 @@ namespace RolloutGate.Slack;
 /// <summary>
 /// Delivers the outbox: in order per deployment, safe with several replicas, and once. A row is claimed with a lease
 /// (<see cref="ClaimLease"/>, on the database's clock, taken with <c>FOR UPDATE SKIP LOCKED</c> and committed) and only
-/// when no older row of its deployment is pending; it is then delivered, and its outcome recorded. From the claim until the outcome is known the
-/// attempt is in doubt (<c>outbox.in_doubt_since</c>): Slack may have posted the message even though its answer never
-/// came (a timeout, a 5xx, a replica killed mid-call), and <c>chat.postMessage</c> takes no idempotency key. So every
-/// message carries its outbox id in its metadata, and a message in doubt is first looked for where it was posted: a root
-/// message in its channel (<c>conversations.history</c>), a reply in its deployment's thread (<c>conversations.replies</c>),
-/// or in the channel when the deployment has no thread; found, it is recorded, not posted again. A bot token reads both
-/// with the <c>channels:history</c> scope (<c>groups:history</c> in a private channel) in a channel the bot is a member of:
-/// https://docs.slack.dev/reference/scopes/channels.history lists Bot tokens, and conversations.history and
-/// conversations.replies among its methods, and https://docs.slack.dev/reference/methods/conversations.replies names
-/// those scopes for a bot token. The same page's remark that "bot user tokens" lack the permission in channels reads as
-/// the one for legacy bot user tokens: https://docs.slack.dev/reference/methods/conversations.history gives those direct
-/// messages only, and a bot token any conversation the bot is a member of. Both methods have Tier 3 rate limits (50+ a
-/// minute) for an internal customer-built app, which is how RolloutGate is installed (deploy/slack/manifest.yaml), but
-/// one call a minute and 15 messages a page for an app distributed commercially outside the Slack Marketplace
+/// when no older row of its deployment is pending; it is then delivered, and its outcome recorded. From the claim until
+/// the outcome is known the attempt is in doubt (<c>outbox.in_doubt_since</c>): Slack may have posted the message even
+/// though its answer never came (a timeout, a 5xx, a replica killed mid-call), and <c>chat.postMessage</c> takes no
+/// idempotency key. So every message carries its outbox id in its metadata, and a message in doubt is first looked for
+/// where it was posted: a root message in its channel (<c>conversations.history</c>), a reply in its deployment's
+/// thread (<c>conversations.replies</c>), or in the channel when the deployment has no thread; found, it is recorded,
+/// not posted again. A bot token reads both with the <c>channels:history</c> scope (<c>groups:history</c> in a private
+/// channel) in a channel the bot is a member of: https://docs.slack.dev/reference/scopes/channels.history lists Bot
+/// tokens, and conversations.history and conversations.replies among its methods, and
+/// https://docs.slack.dev/reference/methods/conversations.replies names those scopes for a bot token. The same page's
+/// remark that "bot user tokens" lack the permission in channels reads as the one for legacy bot user tokens:
+/// https://docs.slack.dev/reference/methods/conversations.history gives those direct messages only, and a bot token any
+/// conversation the bot is a member of. Both methods have Tier 3 rate limits (50+ a minute) for an internal
+/// customer-built app, which is how RolloutGate is installed (deploy/slack/manifest.yaml), but one call a minute and 15
+/// messages a page for an app distributed commercially outside the Slack Marketplace
 /// (https://docs.slack.dev/apis/web-api/rate-limits). A look-up that is rate-limited waits for Slack's Retry-After and
 /// looks again, the message still in doubt. When the app cannot read the channel (missing_scope, not_in_channel), the
 /// message is posted again, with a warning: it may appear twice; a message lost would be worse. A failure keeps the row
 /// with its error and tries again later (exponential backoff with jitter, or Slack's Retry-After), so a Slack outage
 /// delays messages and loses none. A row that can never be delivered is given up instead, so that it stops holding back
-/// its deployment's later messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its payload
-/// cannot be read, and after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its payload and last error, gets
-/// <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>) and logged as an error. A root
-/// message someone deleted in Slack is forgotten (logged as a warning): the reply that met it goes to the channel itself,
-/// and the next root message is posted anew and starts the deployment's thread again.
+/// its deployment's later messages: at once when Slack refuses its content (<see cref="RefusedContent"/>) or its
+/// payload cannot be read, and after <see cref="SlackOptions.AbandonAfter"/> of failures otherwise. It keeps its
+/// payload and last error, gets <c>abandoned_at</c>, is audited (<see cref="AuditEventTypes.SlackMessageAbandoned"/>)
+/// and logged as an error. A root message someone deleted in Slack is forgotten (logged as a warning): the reply that
+/// met it goes to the channel itself, and the next root message is posted anew and starts the deployment's thread
+/// again.
 /// Without a bot token the messages go to the log instead: the local decision inbox.
 /// </summary>
 public sealed partial class SlackOutboxDispatcher(
