@@ -49,6 +49,8 @@ public static class WatchExtensions
                 // did (the benchmarks' README, "soak").
                 store.ConfigureStore(options => options.LockFreeFiringRounds = false);
                 store.UseClustering(cluster => cluster.CheckinInterval = watch.ClusterCheckinInterval);
+                // Quartz's row lock, without its retries inside a transaction PostgreSQL has already aborted.
+                store.UseLockHandler<JobStoreLockHandler>();
             });
         });
 

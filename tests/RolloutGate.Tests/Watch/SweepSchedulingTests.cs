@@ -45,7 +45,12 @@ public sealed class SweepSchedulingTests
     {
         var events = new SchedulerEvents();
         await using var service = await TestService.StartAsync(
-            [("checkout.yaml", TestRunbooks.Minimal())], new Dictionary<string, string?> { ["Logging:LogLevel:Quartz"] = "Debug" },
+            [("checkout.yaml", TestRunbooks.Minimal())], new Dictionary<string, string?>
+            {
+                ["Logging:LogLevel:Quartz"] = "Debug",
+                // The job store's lock handler is the service's own (JobStoreLockHandler): it says when it makes a lock row.
+                [$"Logging:LogLevel:{typeof(JobStoreLockHandler).FullName}"] = "Debug",
+            },
             services => services.AddSingleton<ISchedulerListener>(events));
 
         await SlackTestService.EventuallyAsync(

@@ -1,0 +1,68 @@
+using Npgsql;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
+using RolloutGate.Watch;
+
+namespace RolloutGate.Tests.Watch;
+
+/// <summary>
+/// The job store's lock row (<c>qrtz_locks</c>), held by a session that no longer answers: a replica lost in the middle of
+/// a round of Quartz's holds it until PostgreSQL ends its session (DatabaseExtensions.LostClientOptions), and another
+/// replica's wait for it outlasts its command timeout meanwhile.
+/// </summary>
+public sealed class JobStoreLockTests
+{
+    private static readonly string Fired = $"Calling Execute on job {WatchSweepJob.Key}";
+
+    /// <summary>The start of the Debug line for a failed lock statement, Quartz's own handler's and the service's alike.</summary>
+    private const string NotObtained = "Lock 'TRIGGER_ACCESS' was not obtained by: ";
+
+    private const int PatienceSeconds = 60;
+
+    /// <summary>
+    /// Quartz's handler tried the lock statement twice more, a second apart, in the transaction the timeout had aborted:
+    /// both failed with 25P02 although the lock was free by then, and the job store, told of that error instead of the
+    /// timeout, gave up on the operation for its DbRetryInterval (15 s), the sweep waiting with it.
+    /// </summary>
+    [Fact]
+    public async Task LockWaitOutlastsTheCommandTimeout_NoAttemptInTheAbortedTransaction_TheSweepFiresOnceTheLockIsFree()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
+        {
+            // 3 s instead of Npgsql's 30 s, so that the wait below outlasts it soon.
+            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString) { CommandTimeout = 3 }.ConnectionString,
+            ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
+            // Quartz's own lines and the lock handler's down to Debug (appsettings.json keeps Quartz's at Warning): the test
+            // reads them.
+            ["Logging:LogLevel:Quartz"] = "Debug",
+            [$"Logging:LogLevel:{typeof(JobStoreLockHandler).FullName}"] = "Debug",
+        });
+        using var client = host.CreateClient();
+        await EventuallyAsync(() => Task.FromResult(Count(host, Fired) > 0), "the first sweep fired");
+
+        // A session takes the lock row, as a replica does for each round and for the completion of each sweep, and answers
+        // no more; the next round or completion waits for it until its command timeout.
+        await using var lost = new NpgsqlConnection(database.ConnectionString);
+        await lost.OpenAsync();
+        await using var transaction = await lost.BeginTransactionAsync();
+        await using (var take = new NpgsqlCommand("SELECT * FROM qrtz_locks WHERE lock_name = 'TRIGGER_ACCESS' FOR UPDATE", lost, transaction))
+        {
+            Assert.NotNull(await take.ExecuteScalarAsync());
+        }
+
+        await EventuallyAsync(() => Task.FromResult(Count(host, NotObtained) > 0), "a lock wait that outlasted its command timeout");
+        // PostgreSQL ends the lost session (as idle_in_transaction_session_timeout does), and its lock with it.
+        Assert.True(await database.ScalarAsync<bool>($"SELECT pg_terminate_backend({lost.ProcessID})", asAdmin: true));
+        var failed = Count(host, NotObtained);
+        var fired = Count(host, Fired);
+
+        await EventuallyAsync(() => Task.FromResult(Count(host, Fired) > fired), "the sweep fired again");
+        Assert.Equal(failed, Count(host, NotObtained));
+        Assert.DoesNotContain(host.Logs.Lines, line => line.Contains("25P02", StringComparison.Ordinal));
+    }
+
+    private static int Count(RolloutGateHost host, string text) => host.Logs.Lines.Count(line => line.Contains(text, StringComparison.Ordinal));
+
+    private static Task EventuallyAsync(Func<Task<bool>> condition, string what) => SlackTestService.EventuallyAsync(condition, what, PatienceSeconds);
+}
