@@ -1,3 +1,4 @@
+using Npgsql;
 using Quartz.Impl.AdoJobStore;
 using Quartz.Impl.AdoJobStore.Common;
 
@@ -12,7 +13,8 @@ namespace RolloutGate.Watch;
 /// when the row was free again by then, and the job store was told of that error instead of the timeout. 25P02 is not a
 /// transient failure to Quartz: it gave up on the operation for its DbRetryInterval (15 s), and while the sweep's
 /// completion waited so did the sweep. Here the first failure ends the attempt with its own cause, so a timeout (transient)
-/// is retried by the job store a second later in a transaction of its own, which takes the lock as soon as it is free.
+/// is retried by the job store a second later in a transaction of its own, which takes the lock as soon as it is free,
+/// and says so (<see cref="QuartzOutageLogging"/> writes its message as the reason of the throttled line).
 /// </summary>
 public sealed partial class JobStoreLockHandler(IDbProvider dbProvider, ILogger<JobStoreLockHandler> logger)
     : PostgreSqlSelectForUpdateLockHandler(dbProvider)
@@ -39,7 +41,9 @@ public sealed partial class JobStoreLockHandler(IDbProvider dbProvider, ILogger<
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
             LogNotObtained(logger, lockName, requestorId, ex.Message);
-            throw new LockException($"Failure obtaining db row lock: {ex.Message}", ex);
+            throw new LockException(ex is NpgsqlException { InnerException: TimeoutException }
+                ? $"its lock '{lockName}' was not obtained within the command timeout: another session holds it, as a replica lost in the middle of a round does until PostgreSQL ends its session"
+                : $"Failure obtaining db row lock: {ex.Message}", ex);
         }
 
         throw new LockException($"No row exists, and one could not be inserted in table {TablePrefix}LOCKS for lock named: {lockName}");

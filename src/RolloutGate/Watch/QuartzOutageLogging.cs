@@ -1,3 +1,5 @@
+using Quartz.Impl.AdoJobStore;
+using RolloutGate.Api;
 using RolloutGate.Infrastructure.Database;
 
 namespace RolloutGate.Watch;
@@ -86,7 +88,10 @@ public static class QuartzOutageLogging
 
         public void Log<TState>(LogLevel logLevel, EventId eventId, TState state, Exception? exception, Func<TState, Exception?, string> formatter)
         {
-            if (logLevel >= LogLevel.Warning && exception is not null && inner.IsEnabled(logLevel) && outage.Handled(Source, exception))
+            // A lock wait past the command timeout is told as what it is (JobStoreLockHandler), not as Npgsql's "Exception
+            // while reading from stream".
+            if (logLevel >= LogLevel.Warning && exception is not null && inner.IsEnabled(logLevel)
+                && outage.Handled(Source, exception, InputExceptionHandler.InChain<LockException>(exception, _ => true)?.Message))
             {
                 logLevel = LogLevel.Debug;
             }

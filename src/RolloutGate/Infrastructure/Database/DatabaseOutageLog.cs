@@ -15,8 +15,11 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
 
     private readonly ConcurrentDictionary<string, (DateTimeOffset Logged, int Since)> loops = new();
 
-    /// <summary>True when <paramref name="exception"/> is the database being unavailable: it is then logged here (throttled).</summary>
-    public bool Handled(string loop, Exception exception)
+    /// <summary>
+    /// True when <paramref name="exception"/> is the database being unavailable: it is then logged here (throttled), with
+    /// <paramref name="reason"/> (when the caller can say more than the database's message) or the database's message.
+    /// </summary>
+    public bool Handled(string loop, Exception exception, string? reason = null)
     {
         if (DatabaseUnavailableHandler.Unavailable(exception) is not { } database)
         {
@@ -41,7 +44,7 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
             });
         if (log)
         {
-            LogUnavailable(logger, loop, rounds, database.Message);
+            LogUnavailable(logger, loop, rounds, reason ?? database.Message);
         }
 
         return true;
