@@ -42,7 +42,7 @@ public sealed partial class JobStoreLockHandler(IDbProvider dbProvider, ILogger<
         {
             LogNotObtained(logger, lockName, requestorId, ex.Message);
             throw new LockException(ex is NpgsqlException { InnerException: TimeoutException }
-                ? $"its lock '{lockName}' was not obtained within the command timeout: another session holds it, as a replica lost in the middle of a round does until PostgreSQL ends its session"
+                ? $"the job store's lock '{lockName}' was not obtained within the command timeout: another session holds it, as a replica lost in the middle of a round does until PostgreSQL ends its session"
                 : $"Failure obtaining db row lock: {ex.Message}", ex);
         }
 

@@ -64,7 +64,7 @@ public sealed class JobStoreLockTests
         // Said once, as what it is, without a stack trace (Quartz's own line, a warning with the exception, is at Debug).
         var said = Assert.Single(host.Logs.Lines, line => line.StartsWith("Warning ", StringComparison.Ordinal)
             && line.Contains(QuartzOutageLogging.Source, StringComparison.Ordinal));
-        Assert.Contains("its lock 'TRIGGER_ACCESS' was not obtained within the command timeout: another session holds it", said, StringComparison.Ordinal);
+        Assert.Contains("the job store's lock 'TRIGGER_ACCESS' was not obtained within the command timeout: another session holds it", said, StringComparison.Ordinal);
         Assert.DoesNotContain(host.Logs.Lines, line => (line.StartsWith("Warning ", StringComparison.Ordinal) || line.StartsWith("Error ", StringComparison.Ordinal))
             && line.Contains("   at ", StringComparison.Ordinal));
     }
