@@ -1,4 +1,8 @@
+using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Quartz.Impl.AdoJobStore;
+using Quartz.Impl.AdoJobStore.Common;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Slack;
 using RolloutGate.Watch;
@@ -67,6 +71,40 @@ public sealed class JobStoreLockTests
         Assert.Contains("the job store's lock 'TRIGGER_ACCESS' was not obtained within the command timeout: another session holds it", said, StringComparison.Ordinal);
         Assert.DoesNotContain(host.Logs.Lines, line => (line.StartsWith("Warning ", StringComparison.Ordinal) || line.StartsWith("Error ", StringComparison.Ordinal))
             && line.Contains("   at ", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// The one retry left in the handler, which needs none in an aborted transaction: on a new database two transactions
+    /// may both find the lock row missing; the second's insert waits for the first's and inserts nothing, and its
+    /// transaction, not aborted, then locks the row the first committed.
+    /// </summary>
+    [Fact]
+    public async Task LockRowMissing_TwoTransactionsMakeIt_OneInsertsIt_TheOtherLocksItOnceCommitted()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        await using var source = NpgsqlDataSource.Create(database.ConnectionString);
+        await new MigrationRunner(source, TimeProvider.System, NullLogger<MigrationRunner>.Instance)
+            .ApplyAsync(TestPaths.RepositoryFile("migrations"), CancellationToken.None);
+        var handler = new JobStoreLockHandler(new DbProvider("Npgsql", database.ConnectionString), NullLogger<JobStoreLockHandler>.Instance);
+        handler.Initialize(new LockHandlerContext { SchedulerName = "lock-test", InstanceId = "lock-test-1", TablePrefix = "QRTZ_" });
+
+        await using var first = await source.OpenConnectionAsync();
+        await using var firstTransaction = await first.BeginTransactionAsync();
+        Assert.True(await handler.AcquireLock(Guid.NewGuid(), new ConnectionAndTransactionHolder(first, firstTransaction), SchedulerLock.TriggerAccess));
+        await using var second = await source.OpenConnectionAsync();
+        await using var secondTransaction = await second.BeginTransactionAsync();
+        var secondLock = handler.AcquireLock(Guid.NewGuid(), new ConnectionAndTransactionHolder(second, secondTransaction), SchedulerLock.TriggerAccess).AsTask();
+        await EventuallyAsync(async () => await database.ScalarAsync<string>(
+            $"SELECT wait_event_type FROM pg_stat_activity WHERE pid = {second.ProcessID}", asAdmin: true) == "Lock", "the second insert waiting for the first");
+
+        await firstTransaction.CommitAsync();
+
+        Assert.True(await secondLock);
+        Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM qrtz_locks WHERE sched_name = 'lock-test'"));
+        // The second transaction holds the row now: a third may not take it.
+        var taken = await Assert.ThrowsAsync<PostgresException>(() => database.ScalarAsync<string>(
+            "SELECT lock_name FROM qrtz_locks WHERE sched_name = 'lock-test' FOR UPDATE NOWAIT"));
+        Assert.Equal(PostgresErrorCodes.LockNotAvailable, taken.SqlState);
     }
 
     private static int Count(RolloutGateHost host, string text) => host.Logs.Lines.Count(line => line.Contains(text, StringComparison.Ordinal));
