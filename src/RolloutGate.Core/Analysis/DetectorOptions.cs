@@ -13,7 +13,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="DesignShift">The shift beyond the allowed increase, in noise units, the CUSUM is tuned to catch fastest.</param>
 /// <param name="ClipSigmas">Standardized residuals are clipped above at this many noise units, so one wild sample cannot decide alone.</param>
 /// <param name="NoiseFloor">Smallest noise scale on the log scale (0.02 is about 2%), so a flat baseline cannot make every wiggle significant.</param>
-/// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max.</param>
+/// <param name="MaxBreachIntervals">Consecutive intervals above the absolute <c>max</c> before the verdict is breach-of-max (below the absolute <c>min</c>: breach-of-min).</param>
 /// <param name="MinLooksSinceDeploy">Fewest judged intervals before the test of the evidence since the deploy may alarm, so one wild sample cannot decide alone (two can, with a third that is not far below the limit: see <paramref name="LowerClipSigmas"/>).</param>
 /// <param name="LowerClipSigmas">Standardized residuals are clipped below at minus this many noise units (a one-sided floor, <see cref="LowerClipOffset"/>), so one low outlier cannot cancel the evidence of several intervals; at or beyond <paramref name="ClipSigmas"/> no centring is applied.</param>
 public sealed record DetectorOptions(

@@ -19,6 +19,7 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="SinceDeployLooks">Intervals judged since the deploy (with data, enough requests and a limit to judge against).</param>
 /// <param name="SinceDeployErrors">Error rates: the errors counted since the deploy (0 for continuous metrics, and in states stored before it existed).</param>
 /// <param name="SinceDeployRequests">Error rates: the requests counted since the deploy, as <paramref name="SinceDeployErrors"/>.</param>
+/// <param name="IntervalsBelowMin">Consecutive intervals with the value below the absolute <c>min</c> (0 in states stored before it existed).</param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
@@ -30,7 +31,8 @@ public sealed record DetectorState(
     double SinceDeploySum = 0,
     int SinceDeployLooks = 0,
     double SinceDeployErrors = 0,
-    double SinceDeployRequests = 0)
+    double SinceDeployRequests = 0,
+    int IntervalsBelowMin = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

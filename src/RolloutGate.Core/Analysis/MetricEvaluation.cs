@@ -15,7 +15,8 @@ namespace RolloutGate.Core.Analysis;
 /// relative limit, the reference times (1 + maxIncrease) (for request rate, and a query whose runbook says
 /// <c>worse: lower</c>, the smallest value allowed, the reference times (1 − maxIncrease)), even when a max is set too,
 /// because that limit is what the sequential tests judge and it moves with the reference (a healthy value above the max,
-/// or a breach of it, is said so in the explanation); without maxIncrease the absolute max.
+/// or a breach of it, is said so in the explanation, and the same for the min); without maxIncrease the absolute max, or the
+/// absolute min where there is no max or the value is below the min (the limit it is then held against).
 /// </param>
 /// <param name="Statistic">
 /// After this interval, the statistic (log-likelihood-ratio units) of the test nearest its threshold: the evidence since
@@ -38,5 +39,5 @@ public sealed record MetricEvaluation(
     string Explanation)
 {
     /// <summary>Whether this verdict asks for a rollback.</summary>
-    public bool IsRegression => Verdict is Verdict.Regressed or Verdict.BreachOfMax;
+    public bool IsRegression => Verdict is Verdict.Regressed or Verdict.BreachOfMax or Verdict.BreachOfMin;
 }

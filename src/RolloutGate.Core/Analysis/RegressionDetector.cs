@@ -122,6 +122,14 @@ namespace RolloutGate.Core.Analysis;
 /// without counts) is still judged against the max.
 /// </para>
 /// <para>
+/// <b>Absolute min.</b> The floor, mirroring the max for every kind, whichever way it gets worse (orders per minute that
+/// must never fall below 50, a p95 latency near 0 because every request fails fast): breached when the value stays below
+/// <c>min</c> for <see cref="DetectorOptions.MaxBreachIntervals"/> consecutive intervals, judged without a baseline
+/// as the max is. A request rate's value is its own count, so its limits are judged however few its requests (no traffic
+/// at all is 0 req/s, below any floor); the other kinds' need <see cref="DetectorOptions.MinRequests"/> as every verdict
+/// does. No value (blind) is not below the floor: it neither counts towards a breach nor ends a run of them, as for the max.
+/// </para>
+/// <para>
 /// <b>No verdict without data.</b> No value is <see cref="Verdict.Blind"/>, never healthy; fewer than
 /// <see cref="DetectorOptions.MinRequests"/> requests, or too little baseline, is <see cref="Verdict.InsufficientData"/>.
 /// Neither moves any test.
@@ -182,25 +190,33 @@ public static class RegressionDetector
         var requests = counts?.Requests ?? current.Requests;
         if (requests is { } n && n < options.MinRequests)
         {
+            if (kind == MetricKind.RequestRate && (spec.Max ?? spec.Min) is not null)
+            {
+                // A request rate is its count: too few requests to judge it against the baseline, but not against its
+                // absolute limits (traffic that stopped is 0 req/s, the floor's very case).
+                return context.LimitsOnly(current,
+                    $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed to judge {spec.Name} against its baseline");
+            }
+
             return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
                 $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed for a verdict on {spec.Name}.");
         }
 
         if (warmUpUntil is { } warm && current.At <= warm)
         {
-            return context.MaxOnly(current,
+            return context.LimitsOnly(current,
                 $"Warming up: {spec.Name} is compared with its baseline only after the runbook's watch.warmup, which ends at {warm.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss", CultureInfo.InvariantCulture)} UTC");
         }
 
         if (kind == MetricKind.ErrorRate && counts is null)
         {
-            return context.MaxOnly(current,
+            return context.LimitsOnly(current,
                 $"{spec.Name} came without a request count; an error rate is judged against its baseline on counts, never on the ratio alone");
         }
 
         if (!baseline.IsUsable(options))
         {
-            return context.MaxOnly(current,
+            return context.LimitsOnly(current,
                 $"The baseline has {baseline.UsableSamples} usable intervals, fewer than the {options.MinBaselineSamples} needed to judge {spec.Name} against it");
         }
 
@@ -422,46 +438,79 @@ public static class RegressionDetector
 
         /// <summary>
         /// An interval that cannot be judged against the baseline (<paramref name="why"/>): no verdict on the relative
-        /// limit, but the absolute max needs no baseline and is still judged, with its consecutive intervals counted as
-        /// usual; without a max the interval is insufficient data.
+        /// limit, but the absolute max and min need no baseline and are still judged, with their consecutive intervals
+        /// counted as usual; without either the interval is insufficient data.
         /// </summary>
-        public MetricEvaluation MaxOnly(Observation current, string why)
+        public MetricEvaluation LimitsOnly(Observation current, string why)
         {
-            if (Spec.Max is not { } max || current.Value is not { } value)
+            if ((Spec.Max ?? Spec.Min) is null || current.Value is not { } value)
             {
                 return Result(current, Verdict.InsufficientData, current.Value, null, null, State, why + ".");
             }
 
-            var above = value > max ? State.IntervalsAboveMax + 1 : 0;
-            var next = State with { IntervalsAboveMax = above };
+            var next = Counted(value);
             var seen = $"{Spec.Name} {Format(Spec, Kind, value)}";
-            var limit = Format(Spec, Kind, max);
-            if (above >= Options.MaxBreachIntervals)
+            var allowed = AbsoluteLimit(value);
+            if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
             {
-                return Result(current, Verdict.BreachOfMax, value, null, max, next,
-                    $"{why}; but {seen} has been above the absolute max of {limit}, which needs no baseline, for {above} consecutive intervals.");
+                return Result(current, Verdict.BreachOfMax, value, null, allowed, next,
+                    $"{why}; but {seen} has been above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)}, which needs no baseline, for {next.IntervalsAboveMax} consecutive intervals.");
             }
 
-            var againstMax = above > 0
-                ? $"above the absolute max of {limit} for {above} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
-                : $"within the absolute max of {limit}";
-            return Result(current, Verdict.InsufficientData, value, null, max, next, $"{why}; the absolute max needs no baseline: {seen} is {againstMax}.");
+            if (next.IntervalsBelowMin >= Options.MaxBreachIntervals)
+            {
+                return Result(current, Verdict.BreachOfMin, value, null, allowed, next,
+                    $"{why}; but {seen} has been below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)}, which needs no baseline, for {next.IntervalsBelowMin} consecutive intervals.");
+            }
+
+            var limits = Spec.Max is null ? "min needs" : Spec.Min is null ? "max needs" : "min and max need";
+            return Result(current, Verdict.InsufficientData, value, null, allowed, next,
+                $"{why}; the absolute {limits} no baseline: {seen} is {TowardsBreach(next) ?? WithinLimits()}.");
         }
+
+        /// <summary>The state with this value counted against the absolute limits: a run above the max or below the min goes on or ends.</summary>
+        private DetectorState Counted(double value) => State with
+        {
+            IntervalsAboveMax = Spec.Max is { } max && value > max ? State.IntervalsAboveMax + 1 : 0,
+            IntervalsBelowMin = Spec.Min is { } min && value < min ? State.IntervalsBelowMin + 1 : 0,
+        };
+
+        /// <summary>
+        /// The absolute limit shown as the threshold where no relative limit is: the max, or the min where there is no max
+        /// or the value is below the min, the limit it is then held against.
+        /// </summary>
+        private double? AbsoluteLimit(double value) => Spec.Min is { } min && (value < min || Spec.Max is null) ? min : Spec.Max;
+
+        /// <summary>How far a run beyond an absolute limit has come ("above the absolute max of 800 ms for 1 of the 3 ..."); null outside both.</summary>
+        private string? TowardsBreach(DetectorState counted) =>
+            counted.IntervalsAboveMax > 0
+                ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {counted.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                : counted.IntervalsBelowMin > 0
+                ? $"below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)} for {counted.IntervalsBelowMin} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                : null;
+
+        /// <summary>"within the absolute max of 800 ms", "within the absolute min of 50", or both; null without either.</summary>
+        private string? WithinLimits() => (Spec.Min, Spec.Max) switch
+        {
+            ({ } min, { } max) => $"within the absolute min of {Format(Spec, Kind, min)} and max of {Format(Spec, Kind, max)}",
+            ({ } min, null) => $"within the absolute min of {Format(Spec, Kind, min)}",
+            (null, { } max) => $"within the absolute max of {Format(Spec, Kind, max)}",
+            _ => null,
+        };
 
         /// <param name="allowed">The relative limit at this time; null without one (see <see cref="MetricEvaluation.AllowedValue"/>).</param>
         /// <param name="evidence">What this interval adds to the tests; null without a relative limit.</param>
         public MetricEvaluation Decide(
             Observation current, double value, double reference, double? allowed, Evidence? evidence, string seen)
         {
-            // Without a relative limit the absolute max is the largest value allowed.
-            allowed ??= Spec.Max;
+            // Without a relative limit the absolute one it is held against (the max, or the min).
+            allowed ??= AbsoluteLimit(value);
             var cusum = Math.Max(0, State.Cusum + (evidence?.Cusum ?? 0));
             var slowCusum = evidence is null ? 0 : Math.Max(0, State.SlowCusum + evidence.SlowCusum);
             // When the CUSUM evidence last started to accumulate, in either chart.
             DateTimeOffset? since = Math.Max(cusum, slowCusum) <= 0 ? null
                 : Math.Max(State.Cusum, State.SlowCusum) > 0 ? State.AccumulatingSince ?? current.At : current.At;
-            var aboveMax = Spec.Max is { } max && value > max;
-            var next = State with
+            var next = Counted(value) with
             {
                 Cusum = cusum,
                 SlowCusum = slowCusum,
@@ -470,7 +519,6 @@ public static class RegressionDetector
                 SinceDeployErrors = State.SinceDeployErrors + (evidence?.Errors ?? 0),
                 SinceDeployRequests = State.SinceDeployRequests + (evidence?.Requests ?? 0),
                 AccumulatingSince = since,
-                IntervalsAboveMax = aboveMax ? State.IntervalsAboveMax + 1 : 0,
             };
             var tests = Tests(next);
             var leading = Leading(tests);
@@ -479,10 +527,8 @@ public static class RegressionDetector
             // Where a drop is the regression, a value well above the reference is within its limit: "within the allowed 30%"
             // after "45% above" would read as a contradiction, so those sentences name the drop.
             var limitOfValue = lowerIsWorse ? $"{limit} drop" : limit;
-            // Healthy but above the max: a breach needs MaxBreachIntervals in a row, so say how far along it is.
-            var towardsBreach = aboveMax
-                ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
-                : null;
+            // Healthy but above the max or below the min: a breach needs MaxBreachIntervals in a row, so say how far along it is.
+            var towardsBreach = TowardsBreach(next);
             var direction = lowerIsWorse ? "a drop" : "an increase";
             string explanation;
             Verdict verdict;
@@ -490,6 +536,11 @@ public static class RegressionDetector
             {
                 verdict = Verdict.BreachOfMax;
                 explanation = $"{seen}; it has been above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
+            }
+            else if (next.IntervalsBelowMin >= Options.MaxBreachIntervals)
+            {
+                verdict = Verdict.BreachOfMin;
+                explanation = $"{seen}; it has been below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)} for {next.IntervalsBelowMin} consecutive intervals.";
             }
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
@@ -505,9 +556,7 @@ public static class RegressionDetector
             {
                 verdict = Verdict.Healthy;
                 // "Within" only when it is.
-                var againstMax = towardsBreach is not null ? $" and it is {towardsBreach}"
-                    : Spec.Max is { } m2 ? $" and it is within the absolute max of {Format(Spec, Kind, m2)}"
-                    : "";
+                var againstMax = (towardsBreach ?? WithinLimits()) is { } against ? $" and it is {against}" : "";
                 // Healthy is the tests' verdict, not this interval's: a value beyond the limit says so, and why it does not decide.
                 var beyond = limit is not null && allowed is { } a && (lowerIsWorse ? value < a : value > a);
                 // Past its threshold yet not alarming: it has not seen enough intervals to decide, which "of" alone would hide.

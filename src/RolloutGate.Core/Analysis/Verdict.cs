@@ -12,6 +12,9 @@ public enum Verdict
     /// <summary>The value stayed above the absolute <c>max</c> for several consecutive intervals.</summary>
     BreachOfMax,
 
+    /// <summary>The value stayed below the absolute <c>min</c> (the floor) for several consecutive intervals.</summary>
+    BreachOfMin,
+
     /// <summary>There was data, but too little to judge (too few requests in the interval or in the baseline).</summary>
     InsufficientData,
 

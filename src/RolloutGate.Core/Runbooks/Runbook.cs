@@ -115,8 +115,8 @@ public sealed record WatchSpec(
 
 /// <summary>
 /// A watched metric: a preset golden metric of the mesh or a custom PromQL query.
-/// <see cref="MaxIncrease"/> is a fraction (20% = 0.20); <see cref="Max"/> is in the metric's base unit
-/// (seconds for latency, a fraction for error rate).
+/// <see cref="MaxIncrease"/> is a fraction (20% = 0.20); <see cref="Max"/> and <see cref="Min"/> are in the metric's
+/// base unit (seconds for latency, a fraction for error rate).
 /// </summary>
 public sealed record MetricSpec(
     string Name,
@@ -133,6 +133,13 @@ public sealed record MetricSpec(
     /// The presets' direction is fixed, so the parser refuses the field on them.
     /// </summary>
     public Worse Worse { get; init; } = Worse.Higher;
+
+    /// <summary>
+    /// The absolute floor (<c>min:</c>), null unless written: several intervals in a row below it are a breach, whichever
+    /// way the metric gets worse, as <see cref="Max"/> is its absolute ceiling (orders per minute that must never fall below
+    /// 50, a p95 latency near 0 because every request fails fast). The parser keeps it at or below <see cref="Max"/>.
+    /// </summary>
+    public double? Min { get; init; }
 }
 
 /// <summary>Which way a watched metric gets worse: a rise (latency, errors, cost) or a drop (traffic, orders, hit ratio).</summary>

@@ -36,7 +36,7 @@ public static partial class RunbookParser
     private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
     private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "timezone", "metrics", "stopRules"];
     private static readonly string[] StopRulesFields = ["maxBlind"];
-    private static readonly string[] MetricFields = ["name", "preset", "query", "max", "maxIncrease", "pricing", "worse"];
+    private static readonly string[] MetricFields = ["name", "preset", "query", "max", "min", "maxIncrease", "pricing", "worse"];
     private static readonly string[] WorseDirections = ["higher", "lower"];
     private static readonly string[] PricingFields = ["cpuCoreHour", "memoryGiBHour"];
     private static readonly string[] RollbackFields = ["mode", "approvalTimeout", "onTimeout", "action"];
@@ -590,10 +590,16 @@ public static partial class RunbookParser
             _ => ThresholdUnit.Any,
         };
         var max = metric.Value<double>("max", (string text, out double value) => RunbookValues.TryParseThreshold(text, unit, out value), RunbookValues.ThresholdExpectation(unit));
+        var min = metric.Value<double>("min", (string text, out double value) => RunbookValues.TryParseThreshold(text, unit, out value), RunbookValues.ThresholdExpectation(unit));
         var maxIncrease = metric.Value<double>("maxIncrease", RunbookValues.TryParsePercent, RunbookValues.PercentExpectation);
-        if (!metric.Has("max") && !metric.Has("maxIncrease"))
+        if (!metric.Has("max") && !metric.Has("min") && !metric.Has("maxIncrease"))
         {
-            errors.Add(metric.Line, $"{metric.Path} needs at least one of: max, maxIncrease");
+            errors.Add(metric.Line, $"{metric.Path} needs at least one of: max, min, maxIncrease");
+        }
+        else if (min > max)
+        {
+            // As the prometheus check's: the numbers as written, at the line of min.
+            metric.Error("min", $"{metric.PathOf("min")} ({metric.Text("min")}) is above max ({metric.Text("max")}); the metric could never be within both");
         }
 
         var pricingSection = metric.Section("pricing", PricingFields, required: preset == "cost-per-request");
@@ -610,14 +616,14 @@ public static partial class RunbookParser
                 pricingSection.Value<double>("memoryGiBHour", RunbookValues.TryParseNonNegativeNumber, "a price that is not negative", required: true) ?? 0);
         }
 
-        return new MetricSpec(name, preset, query, max, maxIncrease, pricing) { Worse = ReadWorse(metric, preset, maxIncrease) };
+        return new MetricSpec(name, preset, query, max, maxIncrease, pricing) { Min = min, Worse = ReadWorse(metric, preset, maxIncrease) };
     }
 
     /// <summary>
     /// <c>worse</c>: which way a query's value gets worse. A preset's direction is fixed (request-rate's is lower, the
     /// others' higher), so the field is refused there rather than ignored or allowed to contradict it. It decides only how
-    /// maxIncrease is read (a rise or a drop beyond it); max is an upper limit either way, so <c>worse: lower</c> without a
-    /// maxIncrease would change nothing, and is refused rather than read as if max became a floor.
+    /// maxIncrease is read (a rise or a drop beyond it); max is an upper limit and min a floor either way, so <c>worse: lower</c>
+    /// without a maxIncrease would change nothing, and is refused rather than read as if max became a floor.
     /// </summary>
     private static Worse ReadWorse(YamlSection metric, string? preset, double? maxIncrease)
     {
@@ -631,7 +637,7 @@ public static partial class RunbookParser
         }
         else if (worse == Worse.Lower && !metric.Has("maxIncrease"))
         {
-            metric.Error("worse", $"{metric.PathOf("worse")}: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way, so without a maxIncrease it would change nothing");
+            metric.Error("worse", $"{metric.PathOf("worse")}: lower needs a maxIncrease, the limit it turns into a drop below the baseline; max stays an upper limit either way (a floor is min), so without a maxIncrease it would change nothing");
         }
         else if (preset == "request-rate" && maxIncrease >= 1)
         {

@@ -8,7 +8,7 @@ public enum WatchOutcome
     /// <summary>Keep watching.</summary>
     Continue,
 
-    /// <summary>A metric regressed (or breached its max): the deployment moves to regressed.</summary>
+    /// <summary>A metric regressed (or breached its max or min): the deployment moves to regressed.</summary>
     Regressed,
 
     /// <summary>Every metric has been blind for longer than stopRules.maxBlind: the automation stops and says so.</summary>
@@ -58,6 +58,7 @@ public static class VerdictNames
         Verdict.Healthy => "healthy",
         Verdict.Regressed => "regressed",
         Verdict.BreachOfMax => "breach-of-max",
+        Verdict.BreachOfMin => "breach-of-min",
         Verdict.InsufficientData => "insufficient-data",
         _ => "blind",
     };

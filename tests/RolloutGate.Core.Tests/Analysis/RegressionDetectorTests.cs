@@ -439,6 +439,107 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_ThreeIntervalsInARowBelowTheMin_IsABreachOfMin()
+    {
+        // Orders per minute must never fall below 50: a floor, whichever way the metric gets worse, judged as max is.
+        var orders = new MetricSpec("orders-per-minute", null, "sum(rate(orders_total[5m])) * 60", Max: 2000, MaxIncrease: null, null) { Min = 50 };
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 120.0)).ToList());
+
+        var evaluations = Watch(MetricKind.Latency, orders, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 31.0)));
+
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMin], evaluations.Select(e => e.Verdict));
+        Assert.True(evaluations[2].IsRegression);
+        Assert.Equal([1, 2, 3], evaluations.Select(e => e.State.IntervalsBelowMin));
+        Assert.EndsWith("no relative limit is set and it is below the absolute min of 50 for 1 of the 3 consecutive intervals that make a breach.",
+            evaluations[0].Explanation, StringComparison.Ordinal);
+        Assert.Equal("orders-per-minute 31 is 74% below the baseline median (120); it has been below the absolute min of 50 for 3 consecutive intervals.",
+            evaluations[2].Explanation);
+        // The threshold shown is the limit the value is held against: the floor while below it, else the max.
+        Assert.All(evaluations, e => Assert.Equal(50, e.AllowedValue));
+        var within = RegressionDetector.Evaluate(MetricKind.Latency, orders, baseline, null, new Observation(Deploy, 120.0));
+        Assert.Equal(2000, within.AllowedValue);
+        Assert.EndsWith("no relative limit is set and it is within the absolute min of 50 and max of 2000.", within.Explanation, StringComparison.Ordinal);
+        Assert.Equal(50, RegressionDetector.Evaluate(MetricKind.Latency, orders with { Max = null }, baseline, null, new Observation(Deploy, 120.0)).AllowedValue);
+    }
+
+    [Fact]
+    public void Evaluate_TwoIntervalsBelowTheMinThenARecovery_IsNoBreachAndTheRunStartsAgain()
+    {
+        var orders = new MetricSpec("orders-per-minute", null, "sum(rate(orders_total[5m])) * 60", Max: null, MaxIncrease: null, null) { Min = 50 };
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 120.0)).ToList());
+        double[] values = [31, 31, 50, 31, 31, 120];
+
+        var evaluations = Watch(MetricKind.Latency, orders, baseline, values.Select((v, i) => new Observation(Deploy.AddMinutes(i), v)));
+
+        // Exactly at the floor is within it, as exactly at a max is.
+        Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.Equal([1, 2, 0, 1, 2, 0], evaluations.Select(e => e.State.IntervalsBelowMin));
+        Assert.EndsWith("within the absolute min of 50.", evaluations[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_BelowTheMinWithinTheWarmUpOrWithoutABaseline_StillABreach()
+    {
+        // A p95 latency near 0 because every request fails fast: the floor needs no baseline and is not given the warm-up.
+        var latency = Latency with { Min = 0.005 };
+        var failingFast = SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.001, 1000)).ToList();
+
+        var warmingUp = Watch(MetricKind.Latency, latency, FlatLatencyBaseline(), failingFast, DetectorOptions.Default, warmUpUntil: Deploy.AddMinutes(10));
+        var noBaseline = Watch(MetricKind.Latency, latency, BaselineWindow.From(MetricKind.Latency, []), failingFast);
+        var judged = Watch(MetricKind.Latency, latency, FlatLatencyBaseline(), failingFast);
+
+        Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMin], warmingUp.Select(e => e.Verdict));
+        Assert.Contains("; the absolute min and max need no baseline: p95-latency 1 ms is below the absolute min of 5 ms for 1 of the 3 consecutive intervals",
+            warmingUp[0].Explanation, StringComparison.Ordinal);
+        Assert.EndsWith("but p95-latency 1 ms has been below the absolute min of 5 ms, which needs no baseline, for 3 consecutive intervals.", warmingUp[2].Explanation, StringComparison.Ordinal);
+        Assert.All(warmingUp, e => Assert.Equal(0.005, e.AllowedValue));
+        Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMin], noBaseline.Select(e => e.Verdict));
+        // Judged against the baseline too (a drop is no regression of a latency), the floor still decides.
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMin], judged.Select(e => e.Verdict));
+        Assert.EndsWith("it has been below the absolute min of 5 ms for 3 consecutive intervals.", judged[2].Explanation, StringComparison.Ordinal);
+        Assert.Equal(0.2 * 1.2, judged[2].AllowedValue!.Value, 9);
+    }
+
+    [Fact]
+    public void Evaluate_BlindIntervalsBetweenOnesBelowTheMin_AreNotBelowIt()
+    {
+        // No data is not a value below the floor: blind intervals neither count towards a breach nor end the run (as for max),
+        // and stopRules.maxBlind judges them.
+        var orders = new MetricSpec("orders-per-minute", null, "sum(rate(orders_total[5m])) * 60", Max: null, MaxIncrease: null, null) { Min = 50 };
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 120.0)).ToList());
+        double?[] values = [31, null, null, 31, 31];
+
+        var evaluations = Watch(MetricKind.Latency, orders, baseline, values.Select((v, i) => new Observation(Deploy.AddMinutes(i), v)));
+
+        Assert.Equal([Verdict.Healthy, Verdict.Blind, Verdict.Blind, Verdict.Healthy, Verdict.BreachOfMin], evaluations.Select(e => e.Verdict));
+        Assert.Equal([1, 1, 1, 2, 3], evaluations.Select(e => e.State.IntervalsBelowMin));
+    }
+
+    [Fact]
+    public void Evaluate_RequestRateThatStops_IsBelowItsMinHoweverFewItsRequests()
+    {
+        // No traffic at all is 0 req/s with 0 requests: too few to judge against the baseline, but below the floor of
+        // 10 req/s, which needs neither. Blind is only an interval without a value (no series).
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null) { Min = 10 };
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 100, 6000)).ToList());
+
+        var stopped = Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0, 0)));
+        var relativeOnly = Watch(MetricKind.RequestRate, spec with { Min = null }, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0, 0)));
+
+        Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMin], stopped.Select(e => e.Verdict));
+        Assert.StartsWith("Only 0 requests in this interval, fewer than the 100 needed to judge rps against its baseline; the absolute min needs no baseline: rps 0 req/s is below the absolute min of 10 req/s for 1 of the 3",
+            stopped[0].Explanation, StringComparison.Ordinal);
+        Assert.EndsWith("but rps 0 req/s has been below the absolute min of 10 req/s, which needs no baseline, for 3 consecutive intervals.", stopped[2].Explanation, StringComparison.Ordinal);
+        Assert.All(stopped, e => Assert.Equal(10, e.AllowedValue));
+        // Without a min, as before: no verdict on so few requests.
+        Assert.All(relativeOnly, e => Assert.Equal("Only 0 requests in this interval, fewer than the 100 needed for a verdict on rps.", e.Explanation));
+    }
+
+    [Fact]
     public void Evaluate_QueryWhereLowerIsWorse_ADropOfThirtyPercentIsCaughtAndARiseIsNot()
     {
         // Orders per minute (worse: lower, maxIncrease: 20%): a drop of 30% is the regression, as request-rate's drop is; the

@@ -67,7 +67,7 @@ public sealed class RunbookParserErrorTests
 
         var error = Assert.Single(Errors(yaml));
 
-        Assert.Equal(new RunbookError(File, LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing, worse)"), error);
+        Assert.Equal(new RunbookError(File, LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, min, maxIncrease, pricing, worse)"), error);
     }
 
     [Theory]
@@ -417,7 +417,16 @@ public sealed class RunbookParserErrorTests
     [InlineData("query: sum(rate(x[5m]))\n        max: 5%", null)]
     [InlineData("query: sum(rate(x[5m]))\n        max: 300ms", null)]
     [InlineData("preset: error-rate\n        maxIncrease: 0.5", "watch.metrics[0].maxIncrease must be a percentage such as 20%, got '0.5'")]
-    [InlineData("preset: error-rate", "watch.metrics[0] needs at least one of: max, maxIncrease")]
+    [InlineData("preset: error-rate", "watch.metrics[0] needs at least one of: max, min, maxIncrease")]
+    [InlineData("preset: p95-latency\n        min: 5ms", null)]
+    [InlineData("preset: p95-latency\n        min: 2%", "watch.metrics[0].min must be a latency such as 800ms or 1.5s")]
+    [InlineData("preset: error-rate\n        min: 0.1%", null)]
+    [InlineData("preset: error-rate\n        min: 150%", "watch.metrics[0].min must be a rate such as 2%")]
+    [InlineData("preset: request-rate\n        min: 10", null)]
+    [InlineData("preset: request-rate\n        min: 10%", "watch.metrics[0].min must be a number that is not negative")]
+    [InlineData("preset: request-rate\n        min: -1", "watch.metrics[0].min must be a number that is not negative")]
+    [InlineData("query: sum(rate(x[5m]))\n        min: 80%", null)]
+    [InlineData("query: sum(rate(x[5m]))\n        min: 50\n        max: 50", null)]
     [InlineData("max: 1", "watch.metrics[0] needs exactly one metric source: preset, query")]
     [InlineData("preset: error-rate\n        query: up\n        max: 1", "watch.metrics[0] has more than one metric source (preset, query); give exactly one")]
     [InlineData("preset: cost-per-request\n        maxIncrease: 10%", "missing required field 'pricing' in watch.metrics[0]")]
@@ -443,6 +452,38 @@ public sealed class RunbookParserErrorTests
 
         Assert.Equal(new MetricSpec("latency", "p95-latency", null, 1.5, 0.20, null), metrics[0]);
         Assert.Equal(new MetricSpec("errors", "error-rate", null, 0.02, null, null), metrics[1]);
+    }
+
+    [Fact]
+    public void Parse_MetricMin_InTheBaseUnitOfItsPresetAsMaxIs()
+    {
+        var yaml = Valid.Replace(
+            "        preset: p95-latency\n        max: 800ms\n",
+            "        preset: p95-latency\n        max: 800ms\n        min: 5ms\n" +
+            "      - name: errors\n        preset: error-rate\n        min: 0.1%\n" +
+            "      - name: traffic\n        preset: request-rate\n        min: 10\n        maxIncrease: 30%\n" +
+            "      - name: hit-ratio\n        query: sum(rate(hits[5m])) / sum(rate(lookups[5m]))\n        min: 80%\n",
+            StringComparison.Ordinal);
+
+        var metrics = AssertValid(yaml).Watch.Metrics;
+
+        Assert.Equal([0.005, 0.001, 10, 0.8], metrics.Select(m => m.Min!.Value));
+        Assert.Equal(new MetricSpec("latency", "p95-latency", null, 0.8, null, null) { Min = 0.005 }, metrics[0]);
+        Assert.Null(metrics[1].Max);
+        Assert.Equal(0.30, metrics[2].MaxIncrease);
+    }
+
+    [Theory]
+    [InlineData("preset: p95-latency\n        max: 800ms\n        min: 1s", "watch.metrics[0].min (1s) is above max (800ms); the metric could never be within both")]
+    [InlineData("query: sum(rate(orders_total[5m])) * 60\n        min: 50\n        max: 40", "watch.metrics[0].min (50) is above max (40); the metric could never be within both")]
+    public void Parse_MetricMinAboveItsMax_IsRefusedAtTheLineOfMin(string body, string reason)
+    {
+        var yaml = Valid.Replace("        preset: p95-latency\n        max: 800ms\n", $"        {body}\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(reason, error.Reason);
+        Assert.Equal(LineOf(yaml, "min:"), error.Line);
     }
 
     [Fact]
@@ -688,7 +729,7 @@ public sealed class RunbookParserErrorTests
                 (LineOf(yaml, "spec:") + 1, "missing required field 'owner' in spec"),
                 (LineOf(yaml, "ownr"), "unknown field 'ownr' in spec (expected one of: service, environments, owner, approvers, decisionChannel, mesh, preDeploy, watch, rollback)"),
                 (LineOf(yaml, "provider: envoy"), "mesh.provider must be one of: istio, linkerd, none; got 'envoy'"),
-                (LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, maxIncrease, pricing, worse)"),
+                (LineOf(yaml, "maxIncrase"), "unknown field 'maxIncrase' in watch.metrics[0] (expected one of: name, preset, query, max, min, maxIncrease, pricing, worse)"),
                 (LineOf(yaml, "stableSubset"), "rollback.action.istio.stableSubset must be text, got a list"),
             ],
             errors.Select(e => (e.Line, e.Reason)).OrderBy(e => e.Line));

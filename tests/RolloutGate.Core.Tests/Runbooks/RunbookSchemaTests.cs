@@ -92,6 +92,23 @@ public sealed class RunbookSchemaTests
         Assert.Equal(valid, SchemaErrors(text).Count == 0);
     }
 
+    [Theory]
+    [InlineData("preset: request-rate\n        min: 10", true)]
+    [InlineData("query: sum(rate(orders_total[5m])) * 60\n        min: 50\n        max: 2000", true)]
+    [InlineData("preset: p95-latency\n        min: 5ms", true)]
+    [InlineData("preset: request-rate\n        min: -1", false)]
+    public void Schema_Min_AcceptsWhatTheParserAccepts(string metric, bool valid)
+    {
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace(
+            "        preset: p95-latency      # istio / linkerd golden metric\n        maxIncrease: 20%\n        max: 800ms\n",
+            $"        {metric}\n",
+            StringComparison.Ordinal);
+
+        Assert.Contains("min:", text, StringComparison.Ordinal);
+        Assert.Equal(valid, RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid);
+        Assert.Equal(valid, SchemaErrors(text).Count == 0);
+    }
+
     /// <summary>
     /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
     /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).

@@ -12,6 +12,7 @@ public sealed class StoredStateTests
             new DateTimeOffset(2026, 11, 30, 10, 16, 0, TimeSpan.Zero), 0.125, -4.0000000000000036, 1437),
         new DetectorState(0, null, 0, 31, 45, new DateTimeOffset(2026, 11, 29, 11, 0, 0, 123, TimeSpan.Zero), 1e-300, double.Epsilon, 0),
         new DetectorState(7.5, null, 0, 0, 60, new DateTimeOffset(2026, 11, 29, 11, 0, 0, TimeSpan.Zero), 2.25, 0, 58, 312, 58_000),
+        new DetectorState(0, null, 0, 0, 9, new DateTimeOffset(2026, 11, 29, 11, 8, 0, TimeSpan.Zero), IntervalsBelowMin: 2),
     };
 
     [Theory]
@@ -21,7 +22,7 @@ public sealed class StoredStateTests
         var stored = StoredState.Encode(state);
 
         Assert.Equal(state, StoredState.Decode(stored));
-        Assert.Equal(12, stored.Length);
+        Assert.Equal(13, stored.Length);
     }
 
     [Fact]
@@ -29,6 +30,8 @@ public sealed class StoredStateTests
     {
         Assert.Equal(new DetectorState(1.5, null, 0, 0, 3, DateTimeOffset.FromUnixTimeMilliseconds(60_000)),
             StoredState.Decode([1, 1.5, double.NaN, 0, 0, 3, 60_000]));
+        // Stored before the count of intervals below a min was appended: none below it yet.
+        Assert.Equal(0, StoredState.Decode([1, 0, double.NaN, 0, 0, 3, 60_000, 0, 0, 0, 0, 0]).IntervalsBelowMin);
     }
 
     [Theory]
