@@ -176,7 +176,7 @@ if [ "$event" = wait ]; then
       name="$(unescape "${BASH_REMATCH[1]}")" verdict="${BASH_REMATCH[3]}" explanation="$(unescape "${BASH_REMATCH[6]}")"
       rest="${rest:${#BASH_REMATCH[0]}}"
       printf '  %s  %s  %s\n' "$name" "$verdict" "$explanation"
-      case "$verdict" in regressed|breach-of-max) [ -n "$regressed" ] || regressed="$name $verdict" ;; blind) blind="${blind:+$blind, }$name" ;; esac
+      case "$verdict" in regressed|breach-of-max|breach-of-min) [ -n "$regressed" ] || regressed="$name $verdict" ;; blind) blind="${blind:+$blind, }$name" ;; esac
       [[ ${BASH_REMATCH[0]} == *"," ]] || break
     done
   }

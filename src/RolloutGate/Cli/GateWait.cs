@@ -30,7 +30,7 @@ public static class GateWait
     private static readonly string[] ValueOptions = ["--url", "--deployment-id", "--for", "--interval", "--timeout", "--retries"];
 
     /// <summary>The verdicts of a metric that mean it regressed (the watch moves the deployment to regressed on them).</summary>
-    private static readonly string[] RegressedVerdicts = ["regressed", "breach-of-max"];
+    private static readonly string[] RegressedVerdicts = ["regressed", "breach-of-max", "breach-of-min"];
 
     private const string BlindVerdict = "blind";
 

@@ -217,10 +217,9 @@ public static class DashboardEndpoints
         foreach (var metric in metrics)
         {
             var points = metric.Select(e => new ChartPoint(e.At, e.Value, e.Baseline, e.Threshold, e.Verdict, e.Explanation)).ToList();
-            // In the metric's unit (ms, %, req/s) when the runbook version still names it.
-            Func<double, string>? format = specs.FirstOrDefault(s => s.Name == metric.Key) is { } spec
-                ? value => MetricValues.Format(spec, MetricKinds.FromPreset(spec.Preset), value)
-                : null;
+            // In the metric's unit (ms, %, req/s) when the runbook version still names it, with its floor.
+            var spec = specs.FirstOrDefault(s => s.Name == metric.Key);
+            Func<double, string>? format = spec is null ? null : value => MetricValues.Format(spec, MetricKinds.FromPreset(spec.Preset), value);
             var last = points[^1];
             var circled = MetricChart.Circled(points).Count;
             var some = circled < points.Count(p => MetricChart.Finite(p.Value))
@@ -228,8 +227,8 @@ public static class DashboardEndpoints
                 : "";
             html.Append(CultureInfo.InvariantCulture, $"""
                 <section class="metric"><h3>{E(metric.Key)}</h3>
-                <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>{(some.Length == 0 ? "" : $"\n<p class=\"circled\">{some}</p>")}
-                {MetricChart.Svg(metric.Key, points, marks, format)}
+                <p>{points.Count} evaluation(s); latest {When(last.At, now)}: <b class="{(last.Verdict is "regressed" or "breach-of-max" or "breach-of-min" ? "s-regressed" : "")}">{E(last.Verdict)}</b>, {E(last.Explanation)}</p>{(some.Length == 0 ? "" : $"\n<p class=\"circled\">{some}</p>")}
+                {MetricChart.Svg(metric.Key, points, marks, format, spec?.Min)}
                 </section>
 
                 """);
@@ -264,7 +263,7 @@ public static class DashboardEndpoints
             marks.Add(new ChartMark(deployed, "deploy", "deployed"));
         }
 
-        var detection = evaluations.Where(e => e.Verdict is "regressed" or "breach-of-max").OrderBy(e => e.At).FirstOrDefault();
+        var detection = evaluations.Where(e => e.Verdict is "regressed" or "breach-of-max" or "breach-of-min").OrderBy(e => e.At).FirstOrDefault();
         if (detection is not null)
         {
             marks.Add(new ChartMark(detection.At, "detection", $"detected: {detection.Metric} {detection.Verdict}"));

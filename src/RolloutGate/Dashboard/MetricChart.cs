@@ -14,7 +14,7 @@ public sealed record ChartMark(DateTimeOffset At, string Kind, string Label);
 /// <summary>
 /// A metric over the watch as inline SVG, drawn on the server so the page needs no script and no external asset: the
 /// baseline..threshold band, the value as a line with a circle per evaluation (per some of them on a long watch,
-/// <see cref="Circled"/>), and vertical marks.
+/// <see cref="Circled"/>), the metric's absolute floor where it has one, and vertical marks.
 /// </summary>
 public static class MetricChart
 {
@@ -22,28 +22,33 @@ public static class MetricChart
 
     public const string Style =
         "svg.chart{background:#fafafa;border:1px solid #ddd}" +
-        ".band{fill:#e3f0e3}.baseline{stroke:#4a8f4a;fill:none;stroke-dasharray:4 3}.threshold{stroke:#c77d00;fill:none;stroke-dasharray:6 3}" +
+        ".band{fill:#e3f0e3}.baseline{stroke:#4a8f4a;fill:none;stroke-dasharray:4 3}.threshold{stroke:#c77d00;fill:none;stroke-dasharray:6 3}.floor{stroke:#c0392b;stroke-dasharray:2 3}" +
         ".value{stroke:#1f4e9c;fill:none;stroke-width:2}.point{fill:#1f4e9c}.point.bad{fill:#c0392b}" +
         ".mark{stroke-width:1.5}.mark.deploy{stroke:#555}.mark.detection{stroke:#c0392b}.mark.decision{stroke:#7b3fa0}" +
-        ".axis{font-size:11px;fill:#444}.label{font-size:11px}.label.baseline{fill:#4a8f4a;stroke:none}.label.threshold{fill:#c77d00;stroke:none}" +
+        ".axis{font-size:11px;fill:#444}.label{font-size:11px}.label.baseline{fill:#4a8f4a;stroke:none}.label.threshold{fill:#c77d00;stroke:none}.label.floor{fill:#c0392b;stroke:none}" +
         ".legend span{display:inline-block;margin-right:1em}.legend i{display:inline-block;width:1.5em;height:.6em;margin-right:.3em}";
 
     /// <summary>What the lines and colours mean; the marks' own tooltips say which decision or metric.</summary>
     public const string Legend =
         "<p class=\"legend\"><span><i style=\"background:#1f4e9c\"></i>value</span><span><i style=\"background:#e3f0e3\"></i>baseline..threshold</span>" +
         "<span><i style=\"border-top:2px dashed #4a8f4a;height:0\"></i>baseline</span><span><i style=\"border-top:2px dashed #c77d00;height:0\"></i>threshold</span>" +
+        "<span><i style=\"border-top:2px dotted #c0392b;height:0\"></i>min (the floor, where the runbook sets one)</span>" +
         "<span><i style=\"background:#c0392b\"></i>regression / detection</span><span><i style=\"background:#555\"></i>deploy</span>" +
         "<span><i style=\"background:#7b3fa0\"></i>decision</span></p>";
 
     /// <param name="format">How values are written (axis, labels, tooltips): the metric's unit when the caller knows it.</param>
-    public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks, Func<double, string>? format = null)
+    /// <param name="floor">
+    /// The metric's absolute <c>min</c>, drawn across the chart: the stored threshold is the relative limit, or the max, at
+    /// most intervals, so the floor would otherwise show only where the value fell below it.
+    /// </param>
+    public static string Svg(string metric, IReadOnlyList<ChartPoint> points, IReadOnlyList<ChartMark> marks, Func<double, string>? format = null, double? floor = null)
     {
         format ??= value => SlackMessages.Number(value);
         var times = points.Select(p => p.At).Concat(marks.Select(m => m.At)).ToList();
         var from = times.Count == 0 ? DateTimeOffset.UnixEpoch : times.Min();
         var to = times.Count == 0 ? from : times.Max();
         var span = Math.Max((to - from).TotalSeconds, 1);
-        var numbers = points.SelectMany(p => new[] { p.Value, p.Baseline, p.Threshold }).OfType<double>().Where(double.IsFinite).ToList();
+        var numbers = points.SelectMany(p => new[] { p.Value, p.Baseline, p.Threshold }).Append(floor).OfType<double>().Where(double.IsFinite).ToList();
         var low = numbers.Count == 0 ? 0 : numbers.Min();
         var high = numbers.Count == 0 ? 1 : numbers.Max();
         var pad = high > low ? (high - low) * 0.1 : Math.Max(Math.Abs(high) * 0.1, 1);
@@ -76,6 +81,14 @@ public static class MetricChart
         var thresholdBelow = baseline.Count > 0 && threshold.Count > 0 && threshold[0].Value < baseline[0].Value;
         Label(svg, "baseline", baseline, X, Y, format, below: !thresholdBelow);
         Label(svg, "threshold", threshold, X, Y, format, below: thresholdBelow);
+        if (Finite(floor))
+        {
+            // Labelled at the right end, clear of the baseline and threshold labels at the start; below the line, outside what is allowed.
+            var y = N(Y(floor!.Value));
+            svg.Append(CultureInfo.InvariantCulture,
+                $"<line class=\"floor\" x1=\"{N(Left)}\" x2=\"{N(Width - Right)}\" y1=\"{y}\" y2=\"{y}\"/><text class=\"label floor\" x=\"{N(Width - Right - 4)}\" y=\"{N(Y(floor.Value) + 12)}\" text-anchor=\"end\">min {E(format(floor.Value))}</text>");
+        }
+
         // The marks first, so that a point at a mark (the detection, usually the newest point) is drawn over it.
         foreach (var mark in marks)
         {
@@ -87,7 +100,7 @@ public static class MetricChart
         Line(svg, "value", points.Where(p => Finite(p.Value)).Select(p => (p.At, p.Value!.Value)), X, Y);
         foreach (var point in Circled(points))
         {
-            var bad = point.Verdict is "regressed" or "breach-of-max" ? " bad" : "";
+            var bad = point.Verdict is "regressed" or "breach-of-max" or "breach-of-min" ? " bad" : "";
             svg.Append(CultureInfo.InvariantCulture,
                 $"<circle class=\"point{bad}\" cx=\"{N(X(point.At))}\" cy=\"{N(Y(point.Value!.Value))}\" r=\"3\"><title>{Utc(point.At)} {E(format(point.Value.Value))} {E(point.Verdict)}: {E(point.Explanation)}</title></circle>");
         }

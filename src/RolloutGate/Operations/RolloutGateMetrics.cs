@@ -37,7 +37,7 @@ public sealed class RolloutGateMetrics : IDisposable
         webhooksPreviousSecret = meter.CreateCounter<long>(
             "rolloutgate_webhooks_previous_secret", description: "CD webhook deliveries signed with a previous webhook secret (RolloutGate:Webhook:PreviousSecrets) rather than the current one.");
         evaluations = meter.CreateCounter<long>(
-            "rolloutgate_watch_evaluations", description: "Metric evaluations the watch stored on this instance, by verdict (healthy, regressed, breach-of-max, insufficient-data, blind).");
+            "rolloutgate_watch_evaluations", description: "Metric evaluations the watch stored on this instance, by verdict (healthy, regressed, breach-of-max, breach-of-min, insufficient-data, blind).");
         evaluationLag = meter.CreateHistogram(
             "rolloutgate_watch_evaluation_lag_seconds", "s", "How long after its time t a watch interval was evaluated and stored on this instance.",
             tags: null, advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = LagBuckets });

@@ -27,7 +27,7 @@ public static class RunbookReports
     /// <summary>
     /// Per runbook and metric rule: how many deployments it flagged, and what people made of them: <c>agreed</c> (rolled
     /// back by a person or by the pipeline), <c>dismissed</c> (kept), <c>automatic</c> (rolled back by RolloutGate in
-    /// auto mode), <c>undecided</c>. A rule flags a deployment when its verdict turns <c>regressed</c> or <c>breach-of-max</c>. A rule with a high <c>dismissRate</c> is crying wolf: try a new threshold on past
+    /// auto mode), <c>undecided</c>. A rule flags a deployment when its verdict turns <c>regressed</c>, <c>breach-of-max</c> or <c>breach-of-min</c>. A rule with a high <c>dismissRate</c> is crying wolf: try a new threshold on past
     /// deploys with the backtest verb before changing it.
     /// </summary>
     private static async Task<IResult> AlertQualityAsync(
@@ -47,7 +47,7 @@ public static class RunbookReports
                 FROM audit_events a
                 JOIN deployments d ON d.id = a.deployment_id
                 JOIN runbook_versions v ON v.id = d.runbook_version_id
-                WHERE a.type = 'evaluation.verdict-changed' AND a.data::jsonb ->> 'verdict' IN ('regressed', 'breach-of-max')
+                WHERE a.type = 'evaluation.verdict-changed' AND a.data::jsonb ->> 'verdict' IN ('regressed', 'breach-of-max', 'breach-of-min')
                   AND ({since}::timestamptz IS NULL OR d.deployed_at >= {since})
                   AND ({until}::timestamptz IS NULL OR d.deployed_at < {until})
                   AND ({service}::text IS NULL OR d.service = {service})

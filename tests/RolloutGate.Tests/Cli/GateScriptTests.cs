@@ -341,6 +341,23 @@ public sealed class GateScriptTests
         return stderr;
     }
 
+    [Theory]
+    [InlineData("breach-of-max")]
+    [InlineData("breach-of-min")]
+    public async Task ScriptWait_WatchingWithABreachLatest_ExitsOneAtOnce(string verdict)
+    {
+        var body = "{\"deploymentId\": \"sw-breach\", \"service\": \"checkout\", \"environment\": \"production\", \"state\": \"watching\", "
+            + "\"latestEvaluation\": {\"at\": \"2026-12-06T10:31:00+00:00\", \"metrics\": "
+            + $"[{{\"name\": \"traffic\", \"value\": 0, \"baseline\": null, \"threshold\": 10, \"verdict\": \"{verdict}\", \"explanation\": \"below\"}}]}}, \"decisions\": []}}";
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-breach", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
+        Assert.Contains($"gate: wait sw-breach: DO NOT PROMOTE: watching, and its latest evaluation has traffic {verdict}\n", run.Stderr, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task ScriptWait_AnAnswerReformattedWithWhitespace_IsReadAsTheServiceWritesIt()
     {

@@ -283,6 +283,23 @@ public sealed class GateWaitTests : IDisposable
     }
 
     [Theory]
+    [InlineData("regressed")]
+    [InlineData("breach-of-max")]
+    [InlineData("breach-of-min")]
+    public async Task WatchingWithARegressionVerdictLatest_ExitsOneAtOnce(string verdict)
+    {
+        // The guard for the moment between the evaluation and the state it moves the deployment to.
+        var body = "{\"deploymentId\": \"w-x\", \"state\": \"watching\", \"latestEvaluation\": {\"at\": \"2026-12-06T10:00:00Z\", \"metrics\": "
+            + $"[{{\"name\": \"traffic\", \"value\": 0, \"baseline\": null, \"threshold\": 10, \"verdict\": \"{verdict}\", \"explanation\": \"below\"}}]}}}}";
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", body));
+
+        var exit = await WaitAsync(http, ReaderEnvironment(), args: ["--url", "http://localhost", "--deployment-id", "w-x", "--for", "1s", "--interval", "1s"]);
+
+        Assert.True(exit == 1, stderr.ToString() + stdout);
+        Assert.Contains($"DO NOT PROMOTE: watching, and its latest evaluation has traffic {verdict}", stdout.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
     [InlineData("{}", "no deploymentId, state")]
     [InlineData("<html>Sign in</html>", "")]
     [InlineData("{\"deploymentId\": \"w-x\", \"state\": \"paused\"}", "unknown state 'paused'")]

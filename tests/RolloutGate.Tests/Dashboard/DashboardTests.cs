@@ -352,6 +352,26 @@ public sealed partial class DashboardTests
         Assert.True(LabelY(lower) > Math.Max(baselineLine, thresholdLine), $"the {lower} label is below both lines");
     }
 
+    [Fact]
+    public void Svg_WithAFloor_DrawsItAcrossTheChartWithinTheScale()
+    {
+        // A min of 50 far below every stored value and threshold: drawn all the same, and the scale reaches down to it.
+        var at = DateTimeOffset.Parse("2026-12-06T00:00:00Z", System.Globalization.CultureInfo.InvariantCulture);
+        var points = Enumerable.Range(0, 10).Select(i => new ChartPoint(at.AddMinutes(i), 120 + i, 120, 2000, "healthy", "")).ToList();
+
+        var without = MetricChart.Svg("orders", points, []);
+        var svg = MetricChart.Svg("orders", points, [], floor: 50);
+
+        Assert.DoesNotContain("class=\"floor\"", without, StringComparison.Ordinal);
+        var line = Regex.Match(svg, "<line class=\"floor\" x1=\"([^\"]*)\" x2=\"([^\"]*)\" y1=\"([^\"]*)\" y2=\"([^\"]*)\"/>");
+        Assert.True(line.Success, svg);
+        double At(int group) => double.Parse(line.Groups[group].Value, System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(At(3), At(4));
+        Assert.InRange(At(3), 12, 220 - 28);
+        Assert.True(At(2) - At(1) > 600, "across the plot");
+        Assert.Contains(">min 50</text>", svg, StringComparison.Ordinal);
+    }
+
     private static string Row(string html, string id) =>
         Regex.Match(html, $"<tr><td><a href=\"/dashboard/deployments/{id}\">.*?</tr>", RegexOptions.Singleline).Value;
 

@@ -368,6 +368,35 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_RequestRateWithAMin_TrafficThatStopsAtTheDeployIsABreachOfTheFloor()
+    {
+        // The idle workload's requests stop at the deploy: 0 req/s with 0 requests, too few to judge against the baseline
+        // but below the floor of 10 req/s (before the deploy 20 req/s), so the third interval below it is a breach-of-min,
+        // named in the stored evaluation, its audit event (with the floor as the threshold shown) and the local decision
+        // inbox's evidence.
+        var runbook = System.Text.RegularExpressions.Regex.Replace(Runbook("idle"), "(?s)    metrics:\n.*?(?=    stopRules:)",
+            "    metrics:\n      - name: traffic\n        preset: request-rate\n        min: 10\n        max: 5000\n");
+        Assert.Equal(10, Assert.Single(RunbookParser.Parse(runbook, "idle.yaml").Runbook!.Watch.Metrics).Min);
+        await using var service = await StartAsync("idle", runbook);
+        await DeployAsync(service, "dep-floor", "idle");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-floor");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var traffic = MetricOf(deployment, "traffic");
+        Assert.Equal("breach-of-min", traffic.GetProperty("verdict").GetString());
+        Assert.Equal(0, traffic.GetProperty("value").GetDouble());
+        Assert.Equal(10, traffic.GetProperty("threshold").GetDouble());
+        Assert.EndsWith("traffic 0 req/s has been below the absolute min of 10 req/s, which needs no baseline, for 3 consecutive intervals.",
+            traffic.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        Assert.Equal(3L, await service.CountAsync("evaluations", "deployment_id = 'dep-floor'"));
+        var changes = await AuditAsync(service, "dep-floor", "evaluation.verdict-changed");
+        Assert.Equal(["insufficient-data", "breach-of-min"], changes.Select(e => e.GetProperty("data").GetProperty("verdict").GetString()));
+        Assert.Equal("0 req/s (baseline n/a, threshold 10 req/s)", changes[^1].GetProperty("data").GetProperty("shown").GetString());
+        Assert.Equal(1L, await service.CountAsync("decision_inbox", "deployment_id = 'dep-floor' AND evidence LIKE '%breach-of-min%'"));
+    }
+
+    [Fact]
     public async Task Watch_PrometheusDown_NothingStoredStillWatching()
     {
         await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
