@@ -573,6 +573,30 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_LatencyThatFallsBelowItsMin_BreachOfMin()
+    {
+        // Every request failing fast: a p95 of 4 ms against a floor of 50 ms, from the 11th minute after the deploy. A drop
+        // is no regression of a latency's maxIncrease; the floor is.
+        var runbook = Write("checkout.yaml", Runbook.Replace("maxIncrease: 20%", "maxIncrease: 20%\n        min: 50ms", StringComparison.Ordinal));
+        var text = new StringBuilder("timestamp,p95-latency\n");
+        for (var minute = -120; minute <= 60; minute++)
+        {
+            var p95 = minute > 10 ? 0.004 : 0.2 * (1 + (0.02 * Math.Sin(minute)));
+            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute).ToString("O", CultureInfo.InvariantCulture)},{p95.ToString("R", CultureInfo.InvariantCulture)}\n");
+        }
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("history.csv", text.ToString()));
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("rollback", answer.GetProperty("decision").GetString());
+        Assert.Equal(Deployed.AddMinutes(13), answer.GetProperty("detectedAt").GetDateTimeOffset());
+        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "p95-latency");
+        Assert.Equal("breach-of-min", last.GetProperty("verdict").GetString());
+        Assert.EndsWith("it has been below the absolute min of 50 ms for 3 consecutive intervals.", last.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Backtest_ContractCsvErrorRatioUnchanged_HealthyOnTheRatio()
     {
         var csv = RatioCsv(_ => 0.001);
