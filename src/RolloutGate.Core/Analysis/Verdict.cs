@@ -12,12 +12,12 @@ public enum Verdict
     /// <summary>The value stayed above the absolute <c>max</c> for several consecutive intervals.</summary>
     BreachOfMax,
 
-    /// <summary>The value stayed below the absolute <c>min</c> (the floor) for several consecutive intervals.</summary>
-    BreachOfMin,
-
     /// <summary>There was data, but too little to judge (too few requests in the interval or in the baseline).</summary>
     InsufficientData,
 
     /// <summary>There was no data at all; never read as healthy.</summary>
     Blind,
+
+    /// <summary>The value stayed below the absolute <c>min</c> (the floor) for several consecutive intervals (last, so the others keep their numbers).</summary>
+    BreachOfMin,
 }
