@@ -6,6 +6,7 @@ using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Operations;
+using RolloutGate.Runbooks;
 using RolloutGate.Watch;
 using RolloutGate.Webhooks;
 
@@ -150,8 +151,8 @@ public static class DeploymentEndpoints
     }
 
     private static async Task<IResult> ListAsync(
-        HttpRequest request, RolloutGateDbContext db, string? service, string? environment, string? state, int? limit, string? after,
-        CancellationToken cancellationToken)
+        HttpRequest request, RolloutGateDbContext db, RunbookCatalog runbooks, TimeProvider time, string? service, string? environment, string? state,
+        int? limit, string? after, CancellationToken cancellationToken)
     {
         if (state is not null && !DeploymentState.IsKnown(state))
         {
@@ -196,7 +197,9 @@ public static class DeploymentEndpoints
         rows = rows.Take(take).ToList();
         var evaluations = await EvaluationStore.LatestViewsAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
         var rollbacks = await RollbackActionView.ForAsync(db, [.. rows.Select(row => row.Id)], cancellationToken);
-        var views = rows.Select(row => DeploymentView.From(row, evaluations.GetValueOrDefault(row.Id), rollbacks.GetValueOrDefault(row.Id))).ToList();
+        var now = time.GetUtcNow();
+        var views = rows.Select(row => DeploymentView.From(
+            row, evaluations.GetValueOrDefault(row.Id), rollbacks.GetValueOrDefault(row.Id), Interval(runbooks, row), now)).ToList();
         if (Csv.IsRequested(request))
         {
             // As the audit events': CSV has no room for the cursor, so the next page is named in a Link header.
@@ -214,7 +217,7 @@ public static class DeploymentEndpoints
         return TypedResults.Ok(new DeploymentPage(views, next));
     }
 
-    private static async Task<IResult> GetAsync(string id, RolloutGateDbContext db, CancellationToken cancellationToken)
+    private static async Task<IResult> GetAsync(string id, RolloutGateDbContext db, RunbookCatalog runbooks, TimeProvider time, CancellationToken cancellationToken)
     {
         var row = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
             .SingleOrDefaultAsync(d => d.Id == id, cancellationToken);
@@ -224,7 +227,29 @@ public static class DeploymentEndpoints
         }
 
         var rollback = (await RollbackActionView.ForAsync(db, [id], cancellationToken)).GetValueOrDefault(id);
-        return TypedResults.Ok(DeploymentView.From(row, await EvaluationStore.LatestViewAsync(db, id, cancellationToken), rollback));
+        var latest = await EvaluationStore.LatestViewAsync(db, id, cancellationToken);
+        return TypedResults.Ok(DeploymentView.From(row, latest, rollback, Interval(runbooks, row), time.GetUtcNow()));
+    }
+
+    /// <summary>
+    /// The watch interval of the runbook version that governs <paramref name="row"/>, for a deployment whose watch started;
+    /// null if that version no longer parses (the watch cannot run it either, and says so in the log), so the view still answers.
+    /// </summary>
+    private static TimeSpan? Interval(RunbookCatalog runbooks, DeploymentRow row)
+    {
+        if (row.WatchStartedAt is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            return runbooks.VersionOf(row).Watch.Interval;
+        }
+        catch (InvalidOperationException)
+        {
+            return null;
+        }
     }
 
     private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)

@@ -1,5 +1,7 @@
 using System.Text.Json.Serialization;
 using Microsoft.EntityFrameworkCore;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Core.Watch;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 
@@ -24,7 +26,12 @@ public sealed record DeploymentView(
     IReadOnlyList<DecisionView> Decisions,
     [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RollbackActionView? RollbackAction)
 {
-    public static DeploymentView From(DeploymentRow row, EvaluationView? latestEvaluation, RollbackActionView? rollbackAction) => new(
+    /// <summary>
+    /// The deployment as the API shows it. <paramref name="interval"/> is its runbook version's <c>watch.interval</c> (null if
+    /// that version cannot be read); <paramref name="now"/> the server's clock, the one the watch runs on.
+    /// </summary>
+    public static DeploymentView From(
+        DeploymentRow row, EvaluationView? latestEvaluation, RollbackActionView? rollbackAction, TimeSpan? interval, DateTimeOffset now) => new(
         row.Id,
         row.Service,
         row.Environment,
@@ -37,15 +44,43 @@ public sealed record DeploymentView(
         new RunbookRef(row.RunbookVersion.Name, row.RunbookVersion.Version, row.RunbookVersion.Sha256),
         row.CreatedAt,
         row.UpdatedAt,
-        row.WatchStartedAt is { } started
-            ? new WatchView(started, row.WatchUntil!.Value, new BaselineView(row.BaselineFrom!.Value, row.BaselineTo!.Value))
-            : null,
+        WatchView.Of(row, latestEvaluation, interval, now),
         latestEvaluation,
         row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).Select(d => new DecisionView(d.At, d.Kind, d.Actor, d.Reason)).ToList(),
         rollbackAction);
 }
 
-public sealed record WatchView(DateTimeOffset StartedAt, DateTimeOffset Until, BaselineView Baseline);
+/// <summary>
+/// A deployment's watch. While it is watching, <see cref="NextEvaluationDue"/> is the time t of the next interval the watch
+/// evaluates (the one after the latest evaluation, or the first), and <see cref="BehindSeconds"/> how long that t has
+/// passed on the server's clock, 0 before it: a few seconds normally, up to the source outage grace (2 minutes) while
+/// Prometheus cannot answer; more when no replica runs the watch, or its sweep is stuck or cannot keep up (the
+/// per-deployment figure of <c>rolloutgate_watch_behind_seconds</c>). Both are absent once the watch has ended.
+/// </summary>
+public sealed record WatchView(
+    DateTimeOffset StartedAt,
+    DateTimeOffset Until,
+    BaselineView Baseline,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] double? IntervalSeconds,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] DateTimeOffset? NextEvaluationDue,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? BehindSeconds)
+{
+    /// <summary>The watch of <paramref name="row"/>, null if it never started; the schedule is <see cref="WatchSchedule"/>'s, as the sweep's.</summary>
+    public static WatchView? Of(DeploymentRow row, EvaluationView? latestEvaluation, TimeSpan? interval, DateTimeOffset now)
+    {
+        if (row.WatchStartedAt is not { } started)
+        {
+            return null;
+        }
+
+        var due = row.State == DeploymentState.Watching && row.DeployedAt is { } deployed && interval is { } every
+            ? WatchSchedule.Next(deployed, every, latestEvaluation?.At)
+            : (DateTimeOffset?)null;
+        return new WatchView(
+            started, row.WatchUntil!.Value, new BaselineView(row.BaselineFrom!.Value, row.BaselineTo!.Value), interval?.TotalSeconds, due,
+            due is { } at ? (long)Math.Max(0, Math.Floor((now - at).TotalSeconds)) : null);
+    }
+}
 
 public sealed record BaselineView(DateTimeOffset From, DateTimeOffset To);
 

@@ -825,6 +825,46 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Deployment_Get_WatchShowsItsIntervalAndTheNextIntervalDue_AndHowLongThatHasWaitedOnTheServersClock()
+    {
+        // gate wait tells a watch that stopped evaluating (no replica, a stuck sweep) from one that is up to date by
+        // these; the latest evaluation's at alone needs the interval and a clock, and the runner's clock is not the watch's.
+        await using var service = await TestService.StartAsync();
+        var now = DateTimeOffset.UtcNow;
+        var deployedAt = new DateTimeOffset(now.Ticks / TimeSpan.TicksPerMinute * TimeSpan.TicksPerMinute, TimeSpan.Zero).AddMinutes(-10);
+        var at = deployedAt.ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", System.Globalization.CultureInfo.InvariantCulture);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "late-1", at: at))).StatusCode);
+        await Dashboard.EvaluationSeed.InsertAsync(service, "late-1", "p95-latency", [0.2, 0.2]);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "fresh-1"))).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "ended-1"))).StatusCode);
+        await service.DecideAsync("ended-1", "stop", "bob");
+        using var reader = service.Reader();
+
+        var late = (await (await reader.GetAsync(new Uri("/api/v1/deployments/late-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
+        var after = DateTimeOffset.UtcNow;
+        var fresh = (await (await reader.GetAsync(new Uri("/api/v1/deployments/fresh-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
+        var ended = (await (await reader.GetAsync(new Uri("/api/v1/deployments/ended-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
+        var listed = (await (await reader.GetAsync(new Uri("/api/v1/deployments?state=watching", UriKind.Relative))).JsonAsync())
+            .GetProperty("deployments").EnumerateArray().Single(d => d.GetProperty("deploymentId").GetString() == "late-1").GetProperty("watch");
+
+        // Evaluated at deploy + 1 and + 2 minutes: the interval at + 3 minutes is due, and has waited about 7 minutes.
+        Assert.Equal(60, late.GetProperty("intervalSeconds").GetDouble());
+        var due = deployedAt.AddMinutes(3);
+        Assert.Equal(due, late.GetProperty("nextEvaluationDue").GetDateTimeOffset());
+        Assert.InRange(late.GetProperty("behindSeconds").GetInt64(), (long)(now - due).TotalSeconds, (long)(after - due).TotalSeconds);
+        Assert.Equal(due, listed.GetProperty("nextEvaluationDue").GetDateTimeOffset());
+        Assert.InRange(listed.GetProperty("behindSeconds").GetInt64(), (long)(now - due).TotalSeconds, (long)(DateTimeOffset.UtcNow - due).TotalSeconds);
+        // Just deployed: its first interval (the first whole minute at least a minute after the deploy) is not due yet.
+        var first = fresh.GetProperty("nextEvaluationDue").GetDateTimeOffset();
+        Assert.InRange(first - fresh.GetProperty("startedAt").GetDateTimeOffset(), TimeSpan.FromMinutes(1), TimeSpan.FromMinutes(2));
+        Assert.Equal(0, fresh.GetProperty("behindSeconds").GetInt64());
+        // A watch that ended keeps its interval, and nothing is due any more.
+        Assert.Equal(60, ended.GetProperty("intervalSeconds").GetDouble());
+        Assert.False(ended.TryGetProperty("nextEvaluationDue", out _));
+        Assert.False(ended.TryGetProperty("behindSeconds", out _));
+    }
+
+    [Fact]
     public async Task Stop_WithOperatorToken_StopsAndRecordsTheDecision()
     {
         await using var service = await TestService.StartAsync();
