@@ -13,7 +13,7 @@ namespace RolloutGate.Cli;
 /// deployment leaves <c>watching</c> or <c>--for</c> has passed, and exits in the gate's scheme: 0 promote (still
 /// watching without a regression after <c>--for</c>, or <c>completed</c> / <c>kept</c>), 1 do not promote (regressed,
 /// rolling back, rolled back, stopped, denied, cancelled), 2 no usable answer (usage, unreachable after the retries,
-/// 401, 404, an answer it cannot read, a watch blind at the end or never started, or a signal).
+/// 401, 404, an answer it cannot read, a watch behind, blind at the end or never started, or a signal).
 /// </summary>
 public static class GateWait
 {
@@ -33,6 +33,18 @@ public static class GateWait
     private static readonly string[] RegressedVerdicts = ["regressed", "breach-of-max", "breach-of-min"];
 
     private const string BlindVerdict = "blind";
+
+    /// <summary>
+    /// How long past its time t the watch's next interval may wait before the watch counts as behind (the server's
+    /// <c>watch.behindSeconds</c>): the RolloutGateWatchBehind alert's threshold. A Prometheus outage alone stays under it
+    /// (an interval waits the 2-minute grace, then is recorded blind); beyond it no replica runs the watch, or its sweep is
+    /// stuck or cannot keep up.
+    /// </summary>
+    public const long BehindToleranceSeconds = 180;
+
+    /// <summary>What to look at when the watch is behind (the same words as deploy/ci/rolloutgate-gate.sh).</summary>
+    private const string BehindAdvice =
+        "see RolloutGateWatchBehind in deploy/README.md, \"Watching RolloutGate\" (does a replica run, is its watch sweep stuck: the log's event ids 31xx, does Prometheus answer)";
 
     private sealed record Invocation(string DeploymentId, Uri Url, string Token, TimeSpan For, string ForText, TimeSpan Interval, int Retries, TimeSpan Timeout, bool PrintJson);
 
@@ -215,8 +227,10 @@ public static class GateWait
     /// <summary>
     /// The verdict for a pipeline, or null to keep waiting. A regression ends the wait at once, whether a person is
     /// still to decide (<c>regressed</c>: RolloutGate recommends a rollback) or a rollback is under way; so does any
-    /// other end of the watch. At the end of <c>--for</c> a deployment still watching passes unless its
-    /// latest evaluation is blind on a metric, or it has none yet: no data is never healthy. <paramref name="waited"/> is <c>--for</c> as given.
+    /// other end of the watch. At the end of <c>--for</c> a deployment still watching passes unless the watch is behind
+    /// (its next interval waited past its t for longer than <see cref="BehindToleranceSeconds"/> on the server's clock: nothing
+    /// judges the change any more), its latest evaluation is blind on a metric, or it has none yet: no data is never healthy.
+    /// <paramref name="waited"/> is <c>--for</c> as given.
     /// </summary>
     private static Outcome? Decide(DeploymentView deployment, bool ended, string waited)
     {
@@ -257,6 +271,15 @@ public static class GateWait
         {
             // checking or allowed: the deployed event (a CD tool's notification, perhaps) has not arrived within --for.
             return new Outcome(GateCommand.ExitNoAnswer, "NO VERDICT", $"still {deployment.State} after {waited}: its watch has not started (send deployed first)");
+        }
+
+        if (deployment.Watch is { BehindSeconds: > BehindToleranceSeconds and var behind, NextEvaluationDue: { } due })
+        {
+            // Nothing evaluated the change since the latest evaluation (if any): its verdict is old news, not a watch.
+            var latestText = deployment.LatestEvaluation is { } judged ? $"latest evaluation {Utc(judged.At)}" : "no evaluation yet";
+            return new Outcome(GateCommand.ExitNoAnswer, "NO VERDICT",
+                $"still watching after {waited}, but the watch is {Span(behind)} behind: the interval due at {Utc(due)} is not evaluated yet ({latestText}), "
+                + "so nothing has judged the change since: " + BehindAdvice);
         }
 
         var blind = metrics.Where(m => m.Verdict == BlindVerdict).Select(m => m.Name).ToList();
@@ -312,6 +335,13 @@ public static class GateWait
                 await stdout.WriteLineAsync($"  {metric.Name.PadRight(nameWidth)}  {metric.Verdict.PadRight(verdictWidth)}  {metric.Explanation}");
             }
         }
+    }
+
+    /// <summary>"7m 12s", "2h 5s", "45s": whole hours, minutes and seconds, those that are not zero.</summary>
+    private static string Span(long seconds)
+    {
+        var parts = new[] { (seconds / 3600, "h"), (seconds % 3600 / 60, "m"), (seconds % 60, "s") }.Where(p => p.Item1 > 0).Select(p => $"{p.Item1}{p.Item2}").ToList();
+        return parts.Count == 0 ? "0s" : string.Join(' ', parts);
     }
 
     private static string Utc(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);

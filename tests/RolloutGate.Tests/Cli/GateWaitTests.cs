@@ -59,6 +59,23 @@ public sealed class GateWaitTests : IDisposable
         EvaluationSeed.InsertAsync(service, deploymentId, "p95-latency", [0.2, 0.5], regressedFrom: 1,
             explanation: "p95-latency 500 ms is 150% above the same time yesterday (200 ms), beyond the allowed 20%");
 
+    /// <summary>
+    /// Moves the deployment's deploy, watch and baseline <paramref name="by"/> into the past, as if it had been deployed
+    /// then: evaluations seeded afterwards are that old, and the server's clock finds its next interval long due.
+    /// </summary>
+    internal static Task BackdateAsync(TestService service, string deploymentId, TimeSpan by) =>
+        service.Database.ExecuteAsync($"""
+            UPDATE deployments SET deployed_at = deployed_at - interval '{by.TotalSeconds} seconds',
+              watch_started_at = watch_started_at - interval '{by.TotalSeconds} seconds', watch_until = watch_until - interval '{by.TotalSeconds} seconds',
+              baseline_from = baseline_from - interval '{by.TotalSeconds} seconds', baseline_to = baseline_to - interval '{by.TotalSeconds} seconds'
+            WHERE id = '{deploymentId}'
+            """);
+
+    /// <summary>The line of a wait that ended with the watch behind by 27 to 28 minutes (deployed, evaluated once, backdated 30 minutes).</summary>
+    internal const string BehindByAboutHalfAnHour =
+        @"but the watch is 2[78]m( \d{1,2}s)? behind: the interval due at \d{4}-\d\d-\d\dT\d\d:\d\d:00Z is not evaluated yet \(latest evaluation \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\), "
+        + @"so nothing has judged the change since: see RolloutGateWatchBehind in deploy/README.md, ""Watching RolloutGate"" \(does a replica run, is its watch sweep stuck: the log's event ids 31xx, does Prometheus answer\)";
+
     /// <summary>Runs until the wait has written <paramref name="text"/> to stderr (its first answer), or fails the test.</summary>
     private async Task UntilSaidAsync(string text, Task<int> wait)
     {
@@ -119,6 +136,26 @@ public sealed class GateWaitTests : IDisposable
             @"^wait w-none \(checkout in production\): NO VERDICT: still watching after 300ms, but no interval has been judged yet \(the watch runs until \d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\): wait longer than the runbook's warmup and interval\r?\n$",
             stdout.ToString());
         Assert.StartsWith("gate: w-none watching, no evaluation yet", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// Every replica down, the sweep stuck: the latest evaluation, healthy, is half an hour old. It vouched for the change
+    /// then, not for the half hour since; before, the wait promoted on it.
+    /// </summary>
+    [Fact]
+    public async Task WatchBehindAtTheEndOfFor_ExitsTwo_SayingByHowMuchAndWhatToLookAt()
+    {
+        await using var service = await TestService.StartAsync();
+        await DeployAsync(service, "w-behind");
+        await BackdateAsync(service, "w-behind", TimeSpan.FromMinutes(30));
+        await EvaluationSeed.InsertAsync(service, "w-behind", "p95-latency", [0.2]);
+
+        var exit = await WaitAsync(service, "w-behind", "--for", "300ms", "--interval", "100ms");
+
+        Assert.True(exit == 2, stdout + "\n" + stderr);
+        var lines = stdout.ToString().Split(Environment.NewLine);
+        Assert.Matches(@"^wait w-behind \(checkout in production\): NO VERDICT: still watching after 300ms, " + BehindByAboutHalfAnHour + "$", lines[0]);
+        Assert.EndsWith("  p95-latency  healthy  seeded", lines[2], StringComparison.Ordinal);
     }
 
     [Fact]
