@@ -180,6 +180,18 @@ if [ "$event" = wait ]; then
       [[ ${BASH_REMATCH[0]} == *"," ]] || break
     done
   }
+  # "7m 12s", "2h 5s", "45s": whole hours, minutes and seconds, those that are not zero.
+  span() {
+    local h=$(( $1 / 3600 )) m=$(( $1 % 3600 / 60 )) s=$(( $1 % 60 )) out=""
+    [ "$h" -eq 0 ] || out="${h}h"
+    [ "$m" -eq 0 ] || out="${out:+$out }${m}m"
+    [ "$s" -eq 0 ] || out="${out:+$out }${s}s"
+    echo "${out:-0s}"
+  }
+  # How long the watch's next interval may wait past its t (the service's watch.behindSeconds, on its own clock) before
+  # the watch counts as behind: the RolloutGateWatchBehind alert's threshold (GateWait.BehindToleranceSeconds).
+  behind_tolerance=180
+  behind_advice='see RolloutGateWatchBehind in deploy/README.md, "Watching RolloutGate" (does a replica run, is its watch sweep stuck: the log'"'"'s event ids 31xx, does Prometheus answer)'
   # " (stop by bob at ...: reason)": the latest decision, which made the state what it is.
   decision() {
     local rest="${body#*\"decisions\"}" last=""
@@ -227,7 +239,12 @@ if [ "$event" = wait ]; then
       watching|checking|allowed)
         if [ -n "$regressed" ]; then exit_code=1 reason="$state, and its latest evaluation has $regressed"
         elif [ "$now" -ge "$until_s" ]; then
+          behind="" due="$(json_field nextEvaluationDue "$body")"
+          [[ $body =~ \"behindSeconds\"$ws:$ws([0-9]+) ]] && behind="${BASH_REMATCH[1]}"
           if [ "$state" != watching ]; then exit_code=2 reason="still $state after $wait_for: its watch has not started (send deployed first)"
+          elif [ -n "$behind" ] && [ -n "$due" ] && [ "$behind" -gt "$behind_tolerance" ]; then
+            # Nothing evaluated the change since the latest evaluation (if any): its verdict is old news, not a watch.
+            exit_code=2 reason="still watching after $wait_for, but the watch is $(span "$behind") behind: the interval due at $(utc "$due") is not evaluated yet ($( [ -n "$evaluated" ] && echo "latest evaluation $evaluated" || echo "no evaluation yet")), so nothing has judged the change since: $behind_advice"
           elif [ -n "$blind" ]; then exit_code=2 reason="still watching after $wait_for, but blind on $blind in its latest evaluation: no data is never healthy"
           else
             watch_until="$(json_field until "$body")"

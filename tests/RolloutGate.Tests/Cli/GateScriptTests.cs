@@ -205,6 +205,41 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task ScriptWait_WatchBehindAtTheEndOfFor_ExitsTwo_AsTheCliSaysIt()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-behind");
+        await GateWaitTests.BackdateAsync(service, "sw-behind", TimeSpan.FromMinutes(30));
+        await EvaluationSeed.InsertAsync(service, "sw-behind", "p95-latency", [0.2]);
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-behind", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 2, run.Stderr + run.Stdout);
+        Assert.Matches(
+            @"\ngate: wait sw-behind: NO VERDICT: still watching after 1s, " + GateWaitTests.BehindByAboutHalfAnHour + "\ngate:   p95-latency  healthy  seeded\n$",
+            run.Stderr);
+    }
+
+    [Fact]
+    public async Task ScriptWait_BlindAtTheEndOfFor_ExitsTwo_NoDataIsNeverHealthy()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+        await GateWaitTests.DeployAsync(service, "sw-blind");
+        await EvaluationSeed.InsertAsync(service, "sw-blind", "p95-latency", [0.2], explanation: "p95-latency had no data: the query returned no series");
+        await service.Database.ExecuteAsync("UPDATE evaluations SET verdict = 'blind', value = NULL WHERE deployment_id = 'sw-blind'");
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-blind", "--for", "1s", "--interval", "1s");
+
+        Assert.True(run.Exit == 2, run.Stderr + run.Stdout);
+        Assert.EndsWith(
+            "\ngate: wait sw-blind: NO VERDICT: still watching after 1s, but blind on p95-latency in its latest evaluation: no data is never healthy\n"
+            + "gate:   p95-latency  blind  p95-latency had no data: the query returned no series\n",
+            run.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ScriptWait_AllowedButNeverDeployedAtTheEndOfFor_ExitsTwo()
     {
         await using var service = await TestService.StartAsync();
