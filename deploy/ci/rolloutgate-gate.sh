@@ -70,9 +70,14 @@ in_background() {
   return "$code"
 }
 
+# No answer of RolloutGate's comes near 1 MiB: one beyond it (a proxy's page, a runaway stream) is not read, and
+# curl, whose files may not grow past it (ulimit -f, in KiB), stops writing there.
+max_answer=1048576
+
 # exchange METHOD URL [curl options]: one request, retried on 5xx, 408, 429 and connection errors at most --retries
 # times and never past --timeout, with fresh headers (write_headers) per attempt. Returns with the answer in
-# $work/answer and its status in $status; exits 2 when retrying ends without one, or on another 4xx (refused).
+# $work/answer and its status in $status; exits 2 when retrying ends without one, on an answer over 1 MiB, or on
+# another 4xx (refused).
 exchange() {
   local method="$1" target="$2" deadline attempt=0 remaining retry_after delay delay_ms remaining_ms last=""
   shift 2
@@ -82,11 +87,17 @@ exchange() {
     remaining=$(( deadline - $(date +%s) ))
     [ "$remaining" -gt 0 ] || fail "no answer within ${timeout}s ($((attempt - 1)) attempts); last attempt: ${last:-none}"
     write_headers
+    rm -f "$work/answer"
     # In the background as in_background runs a command, with the redirections its own (a trap's message is not curl's).
-    curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' --max-time "$remaining" -X "$method" \
-      -H @"$work/headers" "$@" "$target" >"$work/status" 2>"$work/curl-error" & sleeper=$!
+    # SIGXFSZ ignored, a write past the limit fails and curl ends (exit 23) with the status it had. A runner whose hard
+    # limit is lower gets curl without it: an answer beyond 1 MiB is still refused below, once written.
+    ( ulimit -f $(( max_answer / 1024 + 1 )) 2>/dev/null; trap '' XFSZ; exec curl -sS -o "$work/answer" -D "$work/answer-headers" -w '%{http_code}' \
+      --max-time "$remaining" -X "$method" -H @"$work/headers" "$@" "$target" ) >"$work/status" 2>"$work/curl-error" & sleeper=$!
     wait "$sleeper"; sleeper=""
     status="$(cat "$work/status")"
+    if [ -f "$work/answer" ] && [ "$(wc -c <"$work/answer")" -gt "$max_answer" ]; then
+      fail "no answer from $url: answer too large: HTTP $status with more than 1 MiB, which no answer of RolloutGate's is ($attempt attempt$( [ "$attempt" = 1 ] || echo s))"
+    fi
     case "$status" in
       2??) return 0 ;;
       000|5??|408|429) last="$( [ "$status" = 000 ] && head -c 300 "$work/curl-error" || echo "HTTP $status")" ;;
@@ -160,15 +171,18 @@ if [ "$event" = wait ]; then
   trap 'interrupted SIGTERM' TERM
   target="${url%/}/api/v1/deployments/$(printf '%s' "$deployment_id" | od -An -tx1 -v | tr -d ' \n' | sed 's/../%&/g')"
 
+  # TEXT after its first "KEY" ("${TEXT#*\"KEY\"}" tries every prefix in turn: minutes for an answer near 1 MiB), byte
+  # for byte (the C locale's . matches any byte); nothing without one.
+  after() { local LC_ALL=C; [[ $2 =~ \"$1\"(.*) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
   # The latest evaluation's metrics of the answer, "  NAME VERDICT EXPLANATION" each (the service writes name, value,
   # baseline, threshold, verdict, explanation in that order); $regressed and $blind name those with such a verdict.
   metrics() {
-    local rest="${body#*\"latestEvaluation\"}"
+    local rest; rest="$(after latestEvaluation "$body")"
     local re="^$ws\{$ws\"name\"$ws:$ws$json_string_re[^{}]*\"verdict\"$ws:$ws$json_string_re($ws,$ws\"explanation\"$ws:$ws$json_string_re)?$ws\}$ws(,|\])"
     regressed="" blind="" evaluated=""
     [[ $rest =~ ^$ws:$ws\{ ]] || return 0
     evaluated="$(utc "$(json_field at "$rest")")"
-    rest="${rest#*\"metrics\"}"
+    rest="$(after metrics "$rest")"
     [[ $rest =~ ^$ws:$ws\[ ]] || return 0
     rest="${rest:${#BASH_REMATCH[0]}}"
     while [[ $rest =~ $re ]]; do
@@ -194,7 +208,7 @@ if [ "$event" = wait ]; then
   behind_advice='see RolloutGateWatchBehind in deploy/README.md, "Watching RolloutGate" (does a replica run, is its watch sweep stuck: the log'"'"'s event ids 31xx, does Prometheus answer)'
   # " (stop by bob at ...: reason)": the latest decision, which made the state what it is.
   decision() {
-    local rest="${body#*\"decisions\"}" last=""
+    local rest last=""; rest="$(after decisions "$body")"
     local re="^$ws\{$ws\"at\"$ws:$ws$json_string_re$ws,$ws\"kind\"$ws:$ws$json_string_re$ws,$ws\"actor\"$ws:$ws$json_string_re$ws,$ws\"reason\"$ws:$ws($json_string_re|null)$ws\}$ws(,|\])"
     [[ $rest =~ ^$ws:$ws\[ ]] || return 0
     rest="${rest:${#BASH_REMATCH[0]}}"

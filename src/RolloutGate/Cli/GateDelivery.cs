@@ -31,6 +31,12 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
     public static readonly TimeSpan DefaultRetryBaseDelay = TimeSpan.FromSeconds(1);
     public static readonly TimeSpan MaxRetryDelay = TimeSpan.FromSeconds(15);
 
+    /// <summary>
+    /// The most of an answer that is read: no answer of RolloutGate's comes near it, so one beyond it (a proxy's page, a
+    /// runaway stream) is no answer, and is not held in memory (the same limit as deploy/ci/rolloutgate-gate.sh).
+    /// </summary>
+    public const int MaxAnswerBytes = 1024 * 1024;
+
     public Task<GateAnswer> SendAsync(
         Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
     {
@@ -59,6 +65,7 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
         Func<HttpRequestMessage> buildRequest, int retries, TimeSpan timeout, TimeSpan retryBaseDelay, CancellationToken cancellationToken)
     {
         var attempts = 0;
+        var tooLarge = false;
         string? lastFailure = null;
         var pipeline = BuildPipeline(retries, retryBaseDelay, failure => lastFailure = failure);
 
@@ -71,9 +78,32 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
                 {
                     attempts++;
                     using var request = buildRequest();
-                    return await http.SendAsync(request, token);
+                    var answer = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, token);
+                    try
+                    {
+                        // Read within the attempt, as SendAsync reads a whole answer: a connection lost mid-answer is retried.
+                        await answer.Content.LoadIntoBufferAsync(MaxAnswerBytes, token);
+                        tooLarge = false;
+                    }
+                    catch (HttpRequestException ex) when (ex.HttpRequestError == HttpRequestError.ConfigurationLimitExceeded)
+                    {
+                        tooLarge = true;
+                    }
+                    catch
+                    {
+                        answer.Dispose();
+                        throw;
+                    }
+
+                    return answer;
                 },
                 linked.Token);
+            if (tooLarge)
+            {
+                var tried = $"{attempts} attempt{(attempts == 1 ? "" : "s")}";
+                return new GateAnswer(null, "", $"answer too large: HTTP {(int)response.StatusCode} with more than 1 MiB, which no answer of RolloutGate's is ({tried})", attempts);
+            }
+
             var text = await response.Content.ReadAsStringAsync(linked.Token);
             return new GateAnswer(response.StatusCode, text, null, attempts, response.Headers.Contains(WebhookOutcome.ReplayHeader));
         }

@@ -239,6 +239,34 @@ public sealed class GateScriptTests
             run.Stderr, StringComparison.Ordinal);
     }
 
+    /// <summary>As the CLI: an answer is read to 1 MiB at most (curl stops writing there); beyond it, no answer.</summary>
+    [Theory]
+    [InlineData(0, 0)]
+    [InlineData(1, 2)]
+    public async Task ScriptWait_AnswerOverOneMebibyte_ExitsTwo_AnswerTooLarge(int overTheLimit, int expected)
+    {
+        // The padding first: the fields a verdict needs come at the end of it.
+        const string Start = "{\"padding\": \"";
+        const string End = "\", \"deploymentId\": \"sw-big\", \"state\": \"completed\", \"latestEvaluation\": null, \"decisions\": []}";
+        var body = Start + new string('x', GateDelivery.MaxAnswerBytes - Start.Length - End.Length + overTheLimit) + End;
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--deployment-id", "sw-big", "--for", "1h");
+
+        Assert.True(run.Exit == expected, run.Stderr);
+        if (expected == 2)
+        {
+            Assert.Equal(
+                $"gate: no answer from {proxy.Url}: answer too large: HTTP 200 with more than 1 MiB, which no answer of RolloutGate's is (1 attempt)\n", run.Stderr);
+            Assert.Equal("", run.Stdout);
+        }
+        else
+        {
+            Assert.EndsWith("gate: wait sw-big: PROMOTE: completed: the watch ran its full duration without a regression\n", run.Stderr, StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task ScriptWait_AllowedButNeverDeployedAtTheEndOfFor_ExitsTwo()
     {

@@ -354,6 +354,41 @@ public sealed class GateWaitTests : IDisposable
         Assert.Contains(reason, stderr.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// An answer is read to 1 MiB at most, whether its length is told beforehand or it streams (chunked, through a
+    /// proxy): beyond it, no answer, rather than a runaway answer held whole in the runner's memory.
+    /// </summary>
+    [Theory]
+    [InlineData(false, 0, 0)]
+    [InlineData(true, 0, 0)]
+    [InlineData(false, 1, 2)]
+    [InlineData(true, 1, 2)]
+    public async Task AnswerOverOneMebibyte_ExitsTwo_AnswerTooLarge(bool streamed, int overTheLimit, int expected)
+    {
+        // The padding first: the fields a verdict needs come at the end of it.
+        const string Start = "{\"padding\": \"";
+        const string End = "\", \"deploymentId\": \"w-big\", \"state\": \"completed\", \"latestEvaluation\": null, \"decisions\": []}";
+        var body = Start + new string('x', GateDelivery.MaxAnswerBytes - Start.Length - End.Length + overTheLimit) + End;
+        using var canned = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var exit = await WaitAsync(streamed ? null : canned, ReaderEnvironment(),
+            args: ["--url", streamed ? proxy.Url : "http://localhost", "--deployment-id", "w-big", "--for", "1h"]);
+
+        Assert.True(exit == expected, stdout + "\n" + stderr);
+        if (expected == 2)
+        {
+            Assert.Matches(
+                @"^gate: no answer from http://\S+: answer too large: HTTP 200 with more than 1 MiB, which no answer of RolloutGate's is \(1 attempt\)\r?\n$",
+                stderr.ToString());
+            Assert.Equal("", stdout.ToString());
+        }
+        else
+        {
+            Assert.StartsWith("wait w-big (", stdout.ToString(), StringComparison.Ordinal);
+        }
+    }
+
     [Fact]
     public async Task UsageErrors_ExitTwoWithoutAsking()
     {
