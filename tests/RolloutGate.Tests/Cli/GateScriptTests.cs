@@ -245,10 +245,7 @@ public sealed class GateScriptTests
     [InlineData(1, 2)]
     public async Task ScriptWait_AnswerOverOneMebibyte_ExitsTwo_AnswerTooLarge(int overTheLimit, int expected)
     {
-        // The padding first: the fields a verdict needs come at the end of it.
-        const string Start = "{\"padding\": \"";
-        const string End = "\", \"deploymentId\": \"sw-big\", \"state\": \"completed\", \"latestEvaluation\": null, \"decisions\": []}";
-        var body = Start + new string('x', GateDelivery.MaxAnswerBytes - Start.Length - End.Length + overTheLimit) + End;
+        var body = GateWaitTests.CompletedAnswerOf(GateDelivery.MaxAnswerBytes + overTheLimit, "sw-big");
         using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", body)) { BaseAddress = new Uri("http://localhost") };
         await using var proxy = await new LoopbackProxy(canned).StartAsync();
 

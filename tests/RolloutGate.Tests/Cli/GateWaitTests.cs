@@ -355,6 +355,17 @@ public sealed class GateWaitTests : IDisposable
     }
 
     /// <summary>
+    /// A deployment <c>completed</c>, its answer <paramref name="bytes"/> long (ASCII), padded first: the fields a verdict
+    /// needs come at the end of it.
+    /// </summary>
+    internal static string CompletedAnswerOf(int bytes, string deploymentId)
+    {
+        const string Start = "{\"padding\": \"";
+        var end = $"\", \"deploymentId\": \"{deploymentId}\", \"state\": \"completed\", \"latestEvaluation\": null, \"decisions\": []}}";
+        return Start + new string('x', bytes - Start.Length - end.Length) + end;
+    }
+
+    /// <summary>
     /// An answer is read to 1 MiB at most, whether its length is told beforehand or it streams (chunked, through a
     /// proxy): beyond it, no answer, rather than a runaway answer held whole in the runner's memory.
     /// </summary>
@@ -365,11 +376,10 @@ public sealed class GateWaitTests : IDisposable
     [InlineData(true, 1, 2)]
     public async Task AnswerOverOneMebibyte_ExitsTwo_AnswerTooLarge(bool streamed, int overTheLimit, int expected)
     {
-        // The padding first: the fields a verdict needs come at the end of it.
-        const string Start = "{\"padding\": \"";
-        const string End = "\", \"deploymentId\": \"w-big\", \"state\": \"completed\", \"latestEvaluation\": null, \"decisions\": []}";
-        var body = Start + new string('x', GateDelivery.MaxAnswerBytes - Start.Length - End.Length + overTheLimit) + End;
-        using var canned = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", body)) { BaseAddress = new Uri("http://localhost") };
+        using var canned = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", CompletedAnswerOf(GateDelivery.MaxAnswerBytes + overTheLimit, "w-big")))
+        {
+            BaseAddress = new Uri("http://localhost"),
+        };
         await using var proxy = await new LoopbackProxy(canned).StartAsync();
 
         var exit = await WaitAsync(streamed ? null : canned, ReaderEnvironment(),
