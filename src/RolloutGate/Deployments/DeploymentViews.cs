@@ -54,8 +54,9 @@ public sealed record DeploymentView(
 /// A deployment's watch. While it is watching, <see cref="NextEvaluationDue"/> is the time t of the next interval the watch
 /// evaluates (the one after the latest evaluation, or the first), and <see cref="BehindSeconds"/> how long that t has
 /// passed on the server's clock, 0 before it: a few seconds normally, up to the source outage grace (2 minutes) while
-/// Prometheus cannot answer; more when no replica runs the watch, or its sweep is stuck or cannot keep up (the
-/// per-deployment figure of <c>rolloutgate_watch_behind_seconds</c>). Both are absent once the watch has ended.
+/// Prometheus cannot answer; more when no replica runs the watch, or its sweep is stuck or cannot keep up
+/// (<c>rolloutgate_watch_behind_seconds</c> shows the same of the watch furthest behind, from the sweep's own record of
+/// what is due). Both are absent once the watch has ended.
 /// </summary>
 public sealed record WatchView(
     DateTimeOffset StartedAt,
