@@ -71,7 +71,7 @@ public static partial class QueryPlaceholders
     /// name not in <paramref name="allowed"/>, a text placeholder outside a quoted string, or one the runbook cannot give
     /// (<c>{{ namespace }}</c> without mesh.namespace). <paramref name="where"/> names the query in the reasons.
     /// </summary>
-    public static IReadOnlyList<Problem> Check(string query, IReadOnlyList<string> allowed, string where, MeshSpec? mesh)
+    public static IReadOnlyList<Problem> Check(string query, IReadOnlyList<string> allowed, string where, RunbookMesh? mesh)
     {
         var problems = new List<Problem>();
         if (!HasAny(query))
@@ -120,6 +120,47 @@ public static partial class QueryPlaceholders
     }
 
     /// <summary>
+    /// The problems of the placeholders in <c>mesh.namespace</c> or <c>mesh.workload</c>, for the parser: a name, not
+    /// PromQL, so only <c>{{ environment }}</c> may stand there, anywhere in it (the parser checks what it gives for each
+    /// environment). <c>{{ namespace }}</c> and <c>{{ workload }}</c> would name the mesh by itself.
+    /// </summary>
+    public static IReadOnlyList<Problem> CheckName(string text, string where)
+    {
+        var problems = new List<Problem>();
+        if (!HasAny(text))
+        {
+            return problems;
+        }
+
+        foreach (var (found, malformed) in Scan(text))
+        {
+            if (found is null)
+            {
+                problems.Add(new Problem(malformed, $"{where} has '{{{{' that does not open a placeholder ('{Excerpt(text, malformed)}'): write {{{{ {Environment} }}}}, the only placeholder here"));
+            }
+            else if (found.Name is Namespace or Workload)
+            {
+                problems.Add(new Problem(found.Offset, $"{where} has {{{{ {found.Name} }}}}, which stands for mesh.{found.Name} itself: only {{{{ {Environment} }}}} may stand here"));
+            }
+            else if (found.Name != Environment)
+            {
+                problems.Add(new Problem(found.Offset, $"{where} has the unknown placeholder {{{{ {found.Name} }}}}: only {{{{ {Environment} }}}} may stand here"));
+            }
+        }
+
+        return problems;
+    }
+
+    /// <summary>
+    /// <c>mesh.namespace</c> or <c>mesh.workload</c> (<paramref name="text"/>, as written) for a change in
+    /// <paramref name="environment"/>: its <c>{{ environment }}</c> replaced by the environment as it is (a name, not a
+    /// PromQL string: the parser has checked the namespace each environment gives). Null stays null.
+    /// </summary>
+    [return: System.Diagnostics.CodeAnalysis.NotNullIfNotNull(nameof(text))]
+    public static string? RenderName(string? text, string environment) =>
+        text is null ? null : Render(text, new Dictionary<string, string>(StringComparer.Ordinal) { [Environment] = environment });
+
+    /// <summary>
     /// The values of the placeholders for a change of the runbook's service in <paramref name="environment"/>: the
     /// runbook's own, the environment as given (it is escaped where it is written), and the watch's interval and rate
     /// window as PromQL durations.
@@ -127,12 +168,13 @@ public static partial class QueryPlaceholders
     public static IReadOnlyDictionary<string, string> Values(Runbook runbook, string environment)
     {
         ArgumentNullException.ThrowIfNull(runbook);
+        var mesh = runbook.Mesh.For(environment);
         return new Dictionary<string, string>(StringComparer.Ordinal)
         {
             [Service] = runbook.Service,
             [Environment] = environment,
-            [Namespace] = runbook.Mesh.Namespace ?? "",
-            [Workload] = runbook.Mesh.Workload ?? "",
+            [Namespace] = mesh.Namespace ?? "",
+            [Workload] = mesh.Workload ?? "",
             [Interval] = MetricQueries.Duration(runbook.Watch.Interval),
             [Window] = MetricQueries.Duration(MetricQueries.WindowFor(runbook.Watch.Interval)),
         };
@@ -169,20 +211,24 @@ public static partial class QueryPlaceholders
     }
 
     /// <summary>
-    /// The runbook with every query rendered for a change in <paramref name="environment"/>: what the pre-deploy checks and
-    /// the watch send, and what is stored as evidence. The runbook itself when no query has a placeholder.
+    /// The runbook with every query, and the mesh's namespace and workload, rendered for a change in
+    /// <paramref name="environment"/>: what the pre-deploy checks and the watch send, and what is stored as evidence. The
+    /// runbook itself when nothing in it has a placeholder.
     /// </summary>
     public static Runbook ForEnvironment(Runbook runbook, string environment)
     {
         ArgumentNullException.ThrowIfNull(runbook);
-        if (!runbook.PreDeploy.Checks.Any(c => HasAny(c.Prometheus?.Query)) && !runbook.Watch.Metrics.Any(m => HasAny(m.Query)))
+        if (!runbook.Mesh.UsesEnvironment
+            && !runbook.PreDeploy.Checks.Any(c => HasAny(c.Prometheus?.Query)) && !runbook.Watch.Metrics.Any(m => HasAny(m.Query)))
         {
             return runbook;
         }
 
         var values = Values(runbook, environment);
+        var mesh = runbook.Mesh.For(environment);
         return runbook with
         {
+            Mesh = new RunbookMesh(mesh.Provider, mesh.Namespace, mesh.Workload),
             PreDeploy = runbook.PreDeploy with
             {
                 Checks = [.. runbook.PreDeploy.Checks.Select(c => c.Prometheus is { } p ? c with { Prometheus = p with { Query = Render(p.Query, values) } } : c)],
@@ -194,12 +240,17 @@ public static partial class QueryPlaceholders
         };
     }
 
-    /// <summary>Whether any query of the runbook uses <c>{{ environment }}</c>: then where it runs must name one.</summary>
+    /// <summary>
+    /// Whether what the runbook sends to Prometheus depends on the environment: a query with <c>{{ environment }}</c>, or
+    /// a mesh whose namespace or workload has it and a preset or a query that selects them. Then where it runs must name one.
+    /// </summary>
     public static bool UsesEnvironment(Runbook runbook)
     {
         ArgumentNullException.ThrowIfNull(runbook);
-        return runbook.PreDeploy.Checks.Select(c => c.Prometheus?.Query).Concat(runbook.Watch.Metrics.Select(m => m.Query))
-            .Any(q => HasAny(q) && Scan(q!).Any(f => f.Found?.Name == Environment));
+        string[] names = runbook.Mesh.UsesEnvironment ? [Environment, Namespace, Workload] : [Environment];
+        return runbook.Watch.Metrics.Any(m => m.Preset is not null && runbook.Mesh.UsesEnvironment)
+            || runbook.PreDeploy.Checks.Select(c => c.Prometheus?.Query).Concat(runbook.Watch.Metrics.Select(m => m.Query))
+                .Any(q => HasAny(q) && Scan(q!).Any(f => names.Contains(f.Found?.Name)));
     }
 
     /// <summary>A value as it is written where the placeholder stands.</summary>

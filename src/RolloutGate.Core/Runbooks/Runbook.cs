@@ -12,7 +12,7 @@ public sealed record Runbook(
     string Owner,
     IReadOnlyList<string> Approvers,
     string DecisionChannel,
-    MeshSpec Mesh,
+    RunbookMesh Mesh,
     PreDeploySpec PreDeploy,
     WatchSpec Watch,
     RollbackSpec Rollback)
@@ -48,6 +48,23 @@ public enum MeshProvider
     Linkerd,
 }
 
+/// <summary>
+/// <c>spec.mesh</c> as written: its namespace and workload may hold <c>{{ environment }}</c> (<c>shop-{{ environment }}</c>),
+/// so they name nothing in the cluster until a change's environment is known. Everything that addresses the workload (the
+/// presets' PromQL, the queries' <c>{{ namespace }}</c>, the Kubernetes rollback actions) takes the <see cref="MeshSpec"/>
+/// of <see cref="For"/>; the parser has checked the namespace it gives for every one of the runbook's environments.
+/// </summary>
+public sealed record RunbookMesh(MeshProvider Provider, string? Namespace, string? Workload)
+{
+    /// <summary>Whether the namespace or the workload depends on the change's environment.</summary>
+    public bool UsesEnvironment => QueryPlaceholders.HasAny(Namespace) || QueryPlaceholders.HasAny(Workload);
+
+    /// <summary>The mesh of a change in <paramref name="environment"/>: its namespace and workload rendered for it.</summary>
+    public MeshSpec For(string environment) =>
+        new(Provider, QueryPlaceholders.RenderName(Namespace, environment), QueryPlaceholders.RenderName(Workload, environment));
+}
+
+/// <summary>The mesh of one change: the namespace and workload its presets select and its rollback acts on.</summary>
 public sealed record MeshSpec(MeshProvider Provider, string? Namespace, string? Workload);
 
 public sealed record PreDeploySpec(TimeSpan Timeout, IReadOnlyList<CheckSpec> Checks);

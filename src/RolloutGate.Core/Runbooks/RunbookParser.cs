@@ -206,13 +206,15 @@ public static partial class RunbookParser
             return null;
         }
 
-        var mesh = ReadMesh(spec);
-        var knownMesh = mesh ?? new MeshSpec(MeshProvider.None, null, null);
+        var service = spec.Text("service", required: true);
+        var environments = spec.TextList("environments", required: true, nonEmpty: true) ?? [];
+        var mesh = ReadMesh(spec, environments);
+        var knownMesh = mesh ?? new RunbookMesh(MeshProvider.None, null, null);
         return new Runbook(
             Name: name ?? "",
             Version: version ?? 0,
-            Service: spec.Text("service", required: true) ?? "",
-            Environments: spec.TextList("environments", required: true, nonEmpty: true) ?? [],
+            Service: service ?? "",
+            Environments: environments,
             Owner: spec.Text("owner", required: true) ?? "",
             Approvers: spec.TextList("approvers") ?? [],
             DecisionChannel: spec.Text("decisionChannel", required: true) ?? "",
@@ -237,7 +239,7 @@ public static partial class RunbookParser
 
     /// <summary>The mesh, or null when it is missing or names no known provider: then the checks that depend on the
     /// mesh are skipped, so one wrong word is reported once and not again at every preset.</summary>
-    private static MeshSpec? ReadMesh(YamlSection spec)
+    private static RunbookMesh? ReadMesh(YamlSection spec, IReadOnlyList<string> environments)
     {
         var mesh = spec.Section("mesh", MeshFields, required: true);
         MeshProvider? provider = mesh?.Choice("provider", MeshProviders, required: true) switch
@@ -255,15 +257,51 @@ public static partial class RunbookParser
         // Without a mesh there is nothing to address in the cluster, so namespace and workload become optional.
         var needsWorkload = known != MeshProvider.None;
         var @namespace = mesh.Text("namespace", required: needsWorkload);
-        if (@namespace is { Length: > 0 } && !DnsLabel().IsMatch(@namespace))
+        var workload = mesh.Text("workload", required: needsWorkload);
+        var placeholderProblems = NamePlaceholderProblems(mesh, "namespace", @namespace) + NamePlaceholderProblems(mesh, "workload", workload);
+        if (placeholderProblems > 0 || @namespace is not { Length: > 0 })
         {
-            mesh.Error("namespace", $"mesh.namespace must be a Kubernetes namespace name, a DNS label (lowercase letters, digits and '-', at most 63 characters), got '{@namespace}'");
+            return new RunbookMesh(known, @namespace, workload);
         }
 
-        return new MeshSpec(known, @namespace, mesh.Text("workload", required: needsWorkload));
+        // {{ environment }} comes from the webhook, and the namespace goes into Kubernetes URLs and PromQL: every value it
+        // can take (one per listed environment; another environment is not governed) is checked here, once.
+        const string dnsLabel = "a Kubernetes namespace name, a DNS label (lowercase letters, digits and '-', at most 63 characters)";
+        if (!QueryPlaceholders.HasAny(@namespace))
+        {
+            if (!DnsLabel().IsMatch(@namespace))
+            {
+                mesh.Error("namespace", $"mesh.namespace must be {dnsLabel}, got '{@namespace}'");
+            }
+        }
+        else
+        {
+            foreach (var environment in environments)
+            {
+                var rendered = QueryPlaceholders.RenderName(@namespace, environment);
+                if (!DnsLabel().IsMatch(rendered))
+                {
+                    mesh.Error("namespace", $"mesh.namespace '{@namespace}' is '{rendered}' for environment '{environment}', which is not {dnsLabel}");
+                }
+            }
+        }
+
+        return new RunbookMesh(known, @namespace, workload);
     }
 
-    private static PreDeploySpec ReadPreDeploy(YamlSection spec, MeshSpec? mesh, RunbookErrorSink errors)
+    /// <summary>Reports the placeholders of <c>mesh.namespace</c> or <c>mesh.workload</c> that may not stand there; how many.</summary>
+    private static int NamePlaceholderProblems(YamlSection mesh, string field, string? text)
+    {
+        var problems = text is null ? [] : QueryPlaceholders.CheckName(text, mesh.PathOf(field));
+        foreach (var problem in problems)
+        {
+            mesh.Error(field, problem.Reason);
+        }
+
+        return problems.Count;
+    }
+
+    private static PreDeploySpec ReadPreDeploy(YamlSection spec, RunbookMesh? mesh, RunbookErrorSink errors)
     {
         var preDeploy = spec.Section("preDeploy", PreDeployFields);
         if (preDeploy is null)
@@ -301,7 +339,7 @@ public static partial class RunbookParser
         return new PreDeploySpec(timeout, checks);
     }
 
-    private static PrometheusCheckSpec ReadPrometheusCheck(YamlSection check, MeshSpec? mesh, RunbookErrorSink errors)
+    private static PrometheusCheckSpec ReadPrometheusCheck(YamlSection check, RunbookMesh? mesh, RunbookErrorSink errors)
     {
         var prometheus = check.Section("prometheus", PrometheusFields);
         var query = prometheus?.Text("query", required: true) ?? "";
@@ -330,7 +368,7 @@ public static partial class RunbookParser
     /// The placeholders of a query (<see cref="QueryPlaceholders"/>), each problem at its own line where the query is a
     /// literal block (<c>query: |</c>), else at the query's first line: YAML folds the other styles' lines into one.
     /// </summary>
-    private static void CheckPlaceholders(YamlSection section, string field, IReadOnlyList<string> allowed, MeshSpec? mesh, RunbookErrorSink errors)
+    private static void CheckPlaceholders(YamlSection section, string field, IReadOnlyList<string> allowed, RunbookMesh? mesh, RunbookErrorSink errors)
     {
         if (section.Find(field) is not YamlScalarNode { Value: { } query } node)
         {
@@ -482,7 +520,7 @@ public static partial class RunbookParser
     private static bool TryParseStatus(string text, out int status) =>
         RunbookValues.TryParsePositiveInteger(text, out status) && status is >= 100 and <= 599;
 
-    private static WatchSpec ReadWatch(YamlSection spec, MeshSpec? mesh, RunbookErrorSink errors)
+    private static WatchSpec ReadWatch(YamlSection spec, RunbookMesh? mesh, RunbookErrorSink errors)
     {
         var watch = spec.Section("watch", WatchFields, required: true);
         if (watch is null)
@@ -561,7 +599,7 @@ public static partial class RunbookParser
             $"at every interval: make the baseline at least {MetricQueries.Duration(interval * needed)}, or give that metric only a max");
     }
 
-    private static MetricSpec ReadMetric(YamlSection metric, MeshSpec? mesh, RunbookErrorSink errors)
+    private static MetricSpec ReadMetric(YamlSection metric, RunbookMesh? mesh, RunbookErrorSink errors)
     {
         var name = metric.Text("name", required: true) ?? "";
         if (name.Length > MaxMetricNameLength)
@@ -655,7 +693,7 @@ public static partial class RunbookParser
         return worse;
     }
 
-    private static RollbackSpec ReadRollback(YamlSection spec, MeshSpec? mesh)
+    private static RollbackSpec ReadRollback(YamlSection spec, RunbookMesh? mesh)
     {
         var rollback = spec.Section("rollback", RollbackFields);
         if (rollback is null)
@@ -684,7 +722,7 @@ public static partial class RunbookParser
         return new RollbackSpec(mode, approvalTimeout, onTimeout, action);
     }
 
-    private static RollbackAction? ReadRollbackAction(YamlSection rollback, MeshSpec? mesh, bool required)
+    private static RollbackAction? ReadRollbackAction(YamlSection rollback, RunbookMesh? mesh, bool required)
     {
         var action = rollback.Section("action", ActionKinds, required);
         if (action is null)

@@ -4,7 +4,7 @@ namespace RolloutGate.Rollbacks;
 
 /// <summary>
 /// One rollback to perform. <see cref="IdempotencyKey"/> is the same on every retry of this rollback (the outbox row's
-/// id), so a receiver can tell a retry from a second rollback. <see cref="Mesh"/> gives the namespace of Kubernetes actions.
+/// id), so a receiver can tell a retry from a second rollback. <see cref="Mesh"/> gives the namespace of Kubernetes actions, rendered for <see cref="Environment"/>.
 /// </summary>
 public sealed record RollbackRequest(
     string DeploymentId,
@@ -19,7 +19,7 @@ public sealed record RollbackRequest(
     /// <summary>The rollback a runbook prescribes; a runbook without <c>rollback.action</c> gets a request that fails plainly.</summary>
     public static RollbackRequest For(
         Runbook runbook, string deploymentId, string environment, string rollbackTo, string reason, string idempotencyKey) =>
-        new(deploymentId, runbook.Service, environment, rollbackTo, reason, runbook.Rollback.Action ?? new RollbackAction(), runbook.Mesh, idempotencyKey);
+        new(deploymentId, runbook.Service, environment, rollbackTo, reason, runbook.Rollback.Action ?? new RollbackAction(), runbook.Mesh.For(environment), idempotencyKey);
 }
 
 /// <summary>

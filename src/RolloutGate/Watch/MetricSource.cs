@@ -21,15 +21,16 @@ public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metri
     public TimeZoneInfo? TimeZone { get; } = Watch.TimeZone is { } id ? FreezeCalendar.ZoneById(id) : null;
 
     /// <summary>
-    /// The watch of a change in <paramref name="environment"/>: its queries rendered for it (<see cref="QueryPlaceholders"/>),
-    /// so two changes of one runbook in two environments never send, nor share the answer to, the same query.
+    /// The watch of a change in <paramref name="environment"/>: its queries, and the namespace and workload its presets
+    /// select, rendered for it (<see cref="QueryPlaceholders"/>, <see cref="RunbookMesh.For"/>), so two changes of one runbook in two environments never send, nor share the answer to, the same query.
     /// </summary>
     public static WatchPlan From(Runbook runbook, string environment)
     {
         var watch = QueryPlaceholders.ForEnvironment(runbook, environment).Watch;
+        var mesh = runbook.Mesh.For(environment);
         return new(
             watch,
-            [.. watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, runbook.Mesh, watch.Interval)))],
+            [.. watch.Metrics.Select(m => new WatchMetric(m, MetricKinds.FromPreset(m.Preset), MetricQueries.For(m, mesh, watch.Interval)))],
             DetectorOptions.ForWatch(watch));
     }
 }

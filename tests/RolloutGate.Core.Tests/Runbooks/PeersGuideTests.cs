@@ -44,7 +44,7 @@ public sealed partial class PeersGuideTests
     {
         var runbook = Runbook("checkout");
 
-        Assert.Equal(new MeshSpec(MeshProvider.Istio, "shop", "checkout-primary"), runbook.Mesh);
+        Assert.Equal(new RunbookMesh(MeshProvider.Istio, "shop", "checkout-primary"), runbook.Mesh);
         Assert.Equal(["alertmanager", "freeze"], runbook.PreDeploy.Checks.Select(c => c.Kind));
         Assert.Equal(TimeSpan.FromHours(24), runbook.Watch.Duration);
         Assert.Equal(TimeSpan.FromDays(7), runbook.Watch.Baseline);

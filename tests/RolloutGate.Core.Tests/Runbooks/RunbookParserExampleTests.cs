@@ -24,7 +24,7 @@ public sealed class RunbookParserExampleTests
         Assert.Equal("U024BE7LH", runbook.Owner);
         Assert.Equal(["U024BE7LH", "U0G9QF9C6"], runbook.Approvers);
         Assert.Equal("C0DECIDE01", runbook.DecisionChannel);
-        Assert.Equal(new MeshSpec(MeshProvider.Istio, "shop", "checkout"), runbook.Mesh);
+        Assert.Equal(new RunbookMesh(MeshProvider.Istio, "shop", "checkout"), runbook.Mesh);
         Assert.True(runbook.Governs("checkout", "production"));
         Assert.False(runbook.Governs("checkout", "staging"));
 

@@ -96,6 +96,23 @@ public sealed class RunbookSchemaTests
         Assert.Equal(valid, SchemaErrors(text).Count == 0);
     }
 
+    [Theory]
+    [InlineData("shop", true)]
+    [InlineData("shop-{{ environment }}", true)]
+    [InlineData("'{{environment}}-shop'", true)]
+    [InlineData("Shop", false)]
+    [InlineData("shop-{{ namespace }}", false)]
+    [InlineData("shop_{{ environment }}", false)]
+    public void Schema_MeshNamespace_AcceptsWhatTheParserAccepts(string @namespace, bool valid)
+    {
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace(
+            "    namespace: shop\n", $"    namespace: {@namespace}\n", StringComparison.Ordinal);
+
+        Assert.Contains($"namespace: {@namespace}", text, StringComparison.Ordinal);
+        Assert.Equal(valid, RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid);
+        Assert.Equal(valid, SchemaErrors(text).Count == 0);
+    }
+
     /// <summary>
     /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
     /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).
