@@ -319,8 +319,8 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     /// <summary>The cart runbook (<see cref="WatchPrometheus"/>: a namespace per environment), governing staging and production.</summary>
-    private static string CartRunbook(string metrics, string preDeploy = "") =>
-        System.Text.RegularExpressions.Regex.Replace(Runbook("cart"), "(?s)    metrics:\n.*?(?=    stopRules:)", $"    metrics:\n{metrics}")
+    private static string CartRunbook(string metrics, string preDeploy = "", string ns = WatchPrometheus.Namespace) =>
+        System.Text.RegularExpressions.Regex.Replace(Runbook("cart", ns: ns), "(?s)    metrics:\n.*?(?=    stopRules:)", $"    metrics:\n{metrics}")
             .Replace("environments: [production]", "environments: [staging, production]", StringComparison.Ordinal)
             .Replace("  watch:\n", $"{preDeploy}  watch:\n", StringComparison.Ordinal);
 
@@ -346,6 +346,26 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(sent.Replace("{{ environment }}", "staging", StringComparison.Ordinal), changed.GetProperty("query").GetString());
         Assert.Equal((long)Intervals, await service.CountAsync("evaluations e JOIN evaluation_queries q ON q.id = e.query_id",
             $"e.deployment_id = 'dep-cart-production' AND q.query = '{sent.Replace("{{ environment }}", "production", StringComparison.Ordinal)}'"));
+    }
+
+    [Fact]
+    public async Task Watch_PresetOnNamespacePerEnvironment_EachEnvironmentsChangeJudgedInItsOwnNamespace()
+    {
+        // mesh.namespace: shop-{{ environment }}: the preset selects the change's own namespace, its baseline included.
+        var runbook = CartRunbook("      - name: error-rate\n        preset: error-rate\n        maxIncrease: 50%\n        max: 2%\n", ns: "shop-{{ environment }}");
+        Assert.Equal("shop-{{ environment }}", RunbookParser.Parse(runbook, "cart.yaml").Runbook!.Mesh.Namespace);
+        await using var service = await StartAsync("cart", runbook);
+        await DeployAsync(service, "dep-cart-staging", "cart", "staging");
+        await DeployAsync(service, "dep-cart-production", "cart", "production");
+
+        var staging = await WaitUntilDoneAsync(service, "dep-cart-staging");
+        var production = await WaitUntilDoneAsync(service, "dep-cart-production");
+
+        Assert.Equal("regressed", staging.GetProperty("state").GetString());
+        Assert.Equal("completed", production.GetProperty("state").GetString());
+        Assert.Equal("healthy", MetricOf(production, "error-rate").GetProperty("verdict").GetString());
+        var changed = (await AuditAsync(service, "dep-cart-staging", "evaluation.verdict-changed")).Last().GetProperty("data");
+        Assert.Contains("destination_workload_namespace=\"shop-staging\"", changed.GetProperty("query").GetString(), StringComparison.Ordinal);
     }
 
     [Fact]
