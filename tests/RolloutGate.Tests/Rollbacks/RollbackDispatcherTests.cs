@@ -247,6 +247,31 @@ public sealed class RollbackDispatcherTests
         Assert.Equal(1, await service.Database.ScalarAsync<long>(countQuery));
     }
 
+    [Fact]
+    public async Task NamespacePerEnvironment_StagingRollback_PatchesStagingsVirtualServiceOnly()
+    {
+        // mesh.namespace: shop-{{ environment }}, the same VirtualService name in both namespaces: the staging change's
+        // rollback moves staging's traffic and leaves production's alone.
+        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop-staging", "checkout", HalfCanarySpec());
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop-production", "checkout", HalfCanarySpec());
+        var runbook = TestRunbooks.Minimal().Replace("namespace: shop\n", "namespace: shop-{{ environment }}\n", StringComparison.Ordinal);
+        Assert.Contains("shop-{{ environment }}", runbook, StringComparison.Ordinal);
+        await using var service = await TestService.StartAsync([("checkout.yaml", runbook)], Settings(kubernetes));
+        (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "rb-staging", "checkout", "staging"))).EnsureSuccessStatusCode();
+        await service.RegressAsync("rb-staging", "p95-latency");
+
+        await service.DecideAsync("rb-staging", "rollback", "bob");
+        await WaitForAsync(service, "SELECT count(*) FROM deployments WHERE id = 'rb-staging' AND state = 'rolled-back'");
+
+        var staging = kubernetes.Stored(KubernetesResource.IstioVirtualService, "shop-staging", "checkout")["spec"]!["http"]![0]!["route"]!.AsArray();
+        Assert.Equal("stable", Assert.Single(staging)!["destination"]!["subset"]!.GetValue<string>());
+        Assert.Equal(2, kubernetes.Stored(KubernetesResource.IstioVirtualService, "shop-production", "checkout")["spec"]!["http"]![0]!["route"]!.AsArray().Count);
+        Assert.All(kubernetes.Requests, request => Assert.Contains("/namespaces/shop-staging/", request, StringComparison.Ordinal));
+        Assert.StartsWith("istio VirtualService shop-staging/checkout", await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'action' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-staging'"), StringComparison.Ordinal);
+    }
+
     /// <summary>A VirtualService that sends half of checkout's traffic to the canary subset.</summary>
     internal static JsonObject HalfCanarySpec() => JsonNode.Parse("""
         {"hosts":["checkout"],"http":[{"route":[
