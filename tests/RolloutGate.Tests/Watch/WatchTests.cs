@@ -1014,11 +1014,16 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(await service.CountAsync("evaluations"), answer.RootElement.GetProperty("evaluations").GetArrayLength());
     }
 
-    [Fact]
-    public async Task Backtest_QueryWithEnvironmentPlaceholder_ReplaysTheEnvironmentGivenElseTheRunbooksFirstAndSaysSo()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Backtest_EnvironmentPlaceholder_ReplaysTheEnvironmentGivenElseTheRunbooksFirstAndSaysSo(bool presetOnNamespacePerEnvironment)
     {
+        // {{ environment }} in a query, or in mesh.namespace under a preset: either way what is sent depends on it.
         var runbook = Path.Combine(Directory.CreateTempSubdirectory("rolloutgate-placeholders-").FullName, "cart.yaml");
-        await File.WriteAllTextAsync(runbook, CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n"));
+        await File.WriteAllTextAsync(runbook, presetOnNamespacePerEnvironment
+            ? CartRunbook("      - name: errors\n        preset: error-rate\n        maxIncrease: 50%\n", ns: "shop-{{ environment }}")
+            : CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n"));
 
         async Task<(int Exit, string Decision, string Stderr)> BacktestAsync(params string[] environment)
         {
