@@ -247,8 +247,9 @@ public static partial class QueryPlaceholders
     public static bool UsesEnvironment(Runbook runbook)
     {
         ArgumentNullException.ThrowIfNull(runbook);
-        string[] names = runbook.Mesh.UsesEnvironment ? [Environment, Namespace, Workload] : [Environment];
-        return runbook.Watch.Metrics.Any(m => m.Preset is not null && runbook.Mesh.UsesEnvironment)
+        var mesh = runbook.Mesh.UsesEnvironment;
+        string[] names = mesh ? [Environment, Namespace, Workload] : [Environment];
+        return (mesh && runbook.Watch.Metrics.Any(m => m.Preset is not null))
             || runbook.PreDeploy.Checks.Select(c => c.Prometheus?.Query).Concat(runbook.Watch.Metrics.Select(m => m.Query))
                 .Any(q => HasAny(q) && Scan(q!).Any(f => names.Contains(f.Found?.Name)));
     }

@@ -206,14 +206,13 @@ public static partial class RunbookParser
             return null;
         }
 
-        var service = spec.Text("service", required: true);
         var environments = spec.TextList("environments", required: true, nonEmpty: true) ?? [];
         var mesh = ReadMesh(spec, environments);
         var knownMesh = mesh ?? new RunbookMesh(MeshProvider.None, null, null);
         return new Runbook(
             Name: name ?? "",
             Version: version ?? 0,
-            Service: service ?? "",
+            Service: spec.Text("service", required: true) ?? "",
             Environments: environments,
             Owner: spec.Text("owner", required: true) ?? "",
             Approvers: spec.TextList("approvers") ?? [],

@@ -4,7 +4,8 @@ namespace RolloutGate.Rollbacks;
 
 /// <summary>
 /// One rollback to perform. <see cref="IdempotencyKey"/> is the same on every retry of this rollback (the outbox row's
-/// id), so a receiver can tell a retry from a second rollback. <see cref="Mesh"/> gives the namespace of Kubernetes actions, rendered for <see cref="Environment"/>.
+/// id), so a receiver can tell a retry from a second rollback. <see cref="Mesh"/> gives the namespace of Kubernetes actions,
+/// the one of <see cref="Environment"/>.
 /// </summary>
 public sealed record RollbackRequest(
     string DeploymentId,

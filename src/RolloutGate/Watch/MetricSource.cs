@@ -22,7 +22,8 @@ public sealed record WatchPlan(WatchSpec Watch, IReadOnlyList<WatchMetric> Metri
 
     /// <summary>
     /// The watch of a change in <paramref name="environment"/>: its queries, and the namespace and workload its presets
-    /// select, rendered for it (<see cref="QueryPlaceholders"/>, <see cref="RunbookMesh.For"/>), so two changes of one runbook in two environments never send, nor share the answer to, the same query.
+    /// select, rendered for it (<see cref="QueryPlaceholders"/>, <see cref="RunbookMesh.For"/>), so two changes of one
+    /// runbook in two environments never send, nor share the answer to, the same query.
     /// </summary>
     public static WatchPlan From(Runbook runbook, string environment)
     {
