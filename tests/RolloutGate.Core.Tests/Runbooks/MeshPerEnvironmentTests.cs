@@ -10,8 +10,6 @@ namespace RolloutGate.Core.Tests.Runbooks;
 /// </summary>
 public sealed class MeshPerEnvironmentTests
 {
-    private const string File = "runbooks/cart.yaml";
-
     private static string Runbook(string @namespace = "shop-{{ environment }}", string workload = "cart", string environments = "[staging, production]") => $$$"""
         apiVersion: rolloutgate/v1
         kind: Runbook
@@ -48,7 +46,7 @@ public sealed class MeshPerEnvironmentTests
     [Fact]
     public void Parse_NamespacePerEnvironment_LoadsAsWrittenAndRendersForEachEnvironment()
     {
-        var runbook = Valid(Runbook());
+        var runbook = QueryPlaceholdersTests.Valid(Runbook());
 
         Assert.Equal(new RunbookMesh(MeshProvider.Istio, "shop-{{ environment }}", "cart"), runbook.Mesh);
         Assert.Equal(new MeshSpec(MeshProvider.Istio, "shop-staging", "cart"), runbook.Mesh.For("staging"));
@@ -68,7 +66,7 @@ public sealed class MeshPerEnvironmentTests
     [Fact]
     public void Parse_WorkloadPerEnvironment_RendersToo()
     {
-        var runbook = Valid(Runbook(@namespace: "shop", workload: "cart-{{environment}}"));
+        var runbook = QueryPlaceholdersTests.Valid(Runbook(@namespace: "shop", workload: "cart-{{environment}}"));
 
         Assert.Equal(new MeshSpec(MeshProvider.Istio, "shop", "cart-staging"), runbook.Mesh.For("staging"));
     }
@@ -76,7 +74,7 @@ public sealed class MeshPerEnvironmentTests
     [Fact]
     public void Parse_NoPlaceholders_TheMeshAsWrittenForEveryEnvironment()
     {
-        var runbook = Valid(Runbook(@namespace: "shop"));
+        var runbook = QueryPlaceholdersTests.Valid(Runbook(@namespace: "shop"));
 
         Assert.Equal(new MeshSpec(MeshProvider.Istio, "shop", "cart"), runbook.Mesh.For("staging"));
         Assert.Equal(runbook.Mesh, QueryPlaceholders.ForEnvironment(runbook, "staging").Mesh);
@@ -90,7 +88,7 @@ public sealed class MeshPerEnvironmentTests
     [InlineData("[staging, aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]", "'aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa'", "'shop-aaaa")]
     public void Parse_NamespaceNotADnsLabelForOneEnvironment_RefusedAtTheNamespaceNamingIt(string environments, string environment, string rendered)
     {
-        var error = Assert.Single(Errors(Runbook(environments: environments)));
+        var error = Assert.Single(QueryPlaceholdersTests.Errors(Runbook(environments: environments)));
 
         Assert.Equal(13, error.Line);
         Assert.StartsWith($"mesh.namespace 'shop-{{{{ environment }}}}' is {rendered}", error.Reason, StringComparison.Ordinal);
@@ -107,23 +105,9 @@ public sealed class MeshPerEnvironmentTests
     {
         var yaml = field == "namespace" ? Runbook(@namespace: $"'{value}'") : Runbook(workload: $"'{value}'");
 
-        var error = Assert.Single(Errors(yaml));
+        var error = Assert.Single(QueryPlaceholdersTests.Errors(yaml));
 
         Assert.Equal(field == "namespace" ? 13 : 14, error.Line);
         Assert.Equal(reason, error.Reason);
-    }
-
-    private static Runbook Valid(string yaml)
-    {
-        var result = RunbookParser.Parse(yaml, File);
-        Assert.True(result.IsValid, string.Join("\n", result.Errors));
-        return result.Runbook!;
-    }
-
-    private static IReadOnlyList<RunbookError> Errors(string yaml)
-    {
-        var result = RunbookParser.Parse(yaml, File);
-        Assert.False(result.IsValid);
-        return result.Errors;
     }
 }

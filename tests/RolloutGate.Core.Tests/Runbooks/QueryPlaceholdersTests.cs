@@ -163,14 +163,16 @@ public sealed class QueryPlaceholdersTests
     private static IReadOnlyDictionary<string, string> Values(string environment) =>
         QueryPlaceholders.Values(Valid(Runbook()), environment);
 
-    private static Runbook Valid(string yaml)
+    /// <summary>The runbook <paramref name="yaml"/> (as runbooks/cart.yaml) loads as.</summary>
+    internal static Runbook Valid(string yaml)
     {
         var result = RunbookParser.Parse(yaml, File);
         Assert.True(result.IsValid, string.Join("\n", result.Errors));
         return result.Runbook!;
     }
 
-    private static IReadOnlyList<RunbookError> Errors(string yaml)
+    /// <summary>The errors <paramref name="yaml"/> (as runbooks/cart.yaml) is refused with.</summary>
+    internal static IReadOnlyList<RunbookError> Errors(string yaml)
     {
         var result = RunbookParser.Parse(yaml, File);
         Assert.False(result.IsValid);

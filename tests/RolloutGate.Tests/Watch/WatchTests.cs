@@ -324,13 +324,21 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             .Replace("environments: [production]", "environments: [staging, production]", StringComparison.Ordinal)
             .Replace("  watch:\n", $"{preDeploy}  watch:\n", StringComparison.Ordinal);
 
-    [Fact]
-    public async Task Watch_QueryWithEnvironmentPlaceholder_EachEnvironmentsChangeJudgedOnItsOwnSeries()
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Watch_EnvironmentPlaceholder_EachEnvironmentsChangeJudgedOnItsOwnSeries(bool presetOnNamespacePerEnvironment)
     {
         // One runbook version, two changes at the same time in two environments: the sweep evaluates them together, at the
-        // same times. Each sends its own rendered query, reads its environment's series and stores that query as evidence.
-        var runbook = CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n        max: 2%\n");
-        Assert.Single(RunbookParser.Parse(runbook, "cart.yaml").Runbook!.Watch.Metrics);
+        // same times. Each sends its own rendered query, reads its environment's series and stores that query as evidence:
+        // a query with {{ environment }}, or a preset on mesh.namespace shop-{{ environment }} (its baseline included).
+        var runbook = presetOnNamespacePerEnvironment
+            ? CartRunbook("      - name: errors\n        preset: error-rate\n        maxIncrease: 50%\n        max: 2%\n", ns: "shop-{{ environment }}")
+            : CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n        max: 2%\n");
+        var parsed = RunbookParser.Parse(runbook, "cart.yaml").Runbook!;
+        string Sent(string environment) => presetOnNamespacePerEnvironment
+            ? RolloutGate.Core.Watch.MetricQueries.For(parsed.Watch.Metrics.Single(), new MeshSpec(MeshProvider.Istio, $"shop-{environment}", "cart"), parsed.Watch.Interval).Value
+            : CartErrorRatio("2m").Replace("{{ workload }}", "cart", StringComparison.Ordinal).Replace("{{ environment }}", environment, StringComparison.Ordinal);
         await using var service = await StartAsync("cart", runbook);
         await DeployAsync(service, "dep-cart-staging", "cart", "staging");
         await DeployAsync(service, "dep-cart-production", "cart", "production");
@@ -341,31 +349,10 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal("regressed", staging.GetProperty("state").GetString());
         Assert.Equal("completed", production.GetProperty("state").GetString());
         Assert.Equal("healthy", MetricOf(production, "errors").GetProperty("verdict").GetString());
-        var sent = CartErrorRatio("2m").Replace("{{ workload }}", "cart", StringComparison.Ordinal);
         var changed = (await AuditAsync(service, "dep-cart-staging", "evaluation.verdict-changed")).Last().GetProperty("data");
-        Assert.Equal(sent.Replace("{{ environment }}", "staging", StringComparison.Ordinal), changed.GetProperty("query").GetString());
+        Assert.Equal(Sent("staging"), changed.GetProperty("query").GetString());
         Assert.Equal((long)Intervals, await service.CountAsync("evaluations e JOIN evaluation_queries q ON q.id = e.query_id",
-            $"e.deployment_id = 'dep-cart-production' AND q.query = '{sent.Replace("{{ environment }}", "production", StringComparison.Ordinal)}'"));
-    }
-
-    [Fact]
-    public async Task Watch_PresetOnNamespacePerEnvironment_EachEnvironmentsChangeJudgedInItsOwnNamespace()
-    {
-        // mesh.namespace: shop-{{ environment }}: the preset selects the change's own namespace, its baseline included.
-        var runbook = CartRunbook("      - name: error-rate\n        preset: error-rate\n        maxIncrease: 50%\n        max: 2%\n", ns: "shop-{{ environment }}");
-        Assert.Equal("shop-{{ environment }}", RunbookParser.Parse(runbook, "cart.yaml").Runbook!.Mesh.Namespace);
-        await using var service = await StartAsync("cart", runbook);
-        await DeployAsync(service, "dep-cart-staging", "cart", "staging");
-        await DeployAsync(service, "dep-cart-production", "cart", "production");
-
-        var staging = await WaitUntilDoneAsync(service, "dep-cart-staging");
-        var production = await WaitUntilDoneAsync(service, "dep-cart-production");
-
-        Assert.Equal("regressed", staging.GetProperty("state").GetString());
-        Assert.Equal("completed", production.GetProperty("state").GetString());
-        Assert.Equal("healthy", MetricOf(production, "error-rate").GetProperty("verdict").GetString());
-        var changed = (await AuditAsync(service, "dep-cart-staging", "evaluation.verdict-changed")).Last().GetProperty("data");
-        Assert.Contains("destination_workload_namespace=\"shop-staging\"", changed.GetProperty("query").GetString(), StringComparison.Ordinal);
+            $"e.deployment_id = 'dep-cart-production' AND q.query = '{Sent("production")}'"));
     }
 
     [Fact]
