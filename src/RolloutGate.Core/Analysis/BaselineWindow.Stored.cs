@@ -30,14 +30,16 @@ internal readonly record struct ReductionInputs(
 /// scalars; a presence byte and the fitted variance law's five float64 values (<see cref="CountNoiseLaw"/>); a presence
 /// byte and the load adjustment's five float64 values (<see cref="LoadAdjustment"/>); then the arrays, each value array
 /// as an int32 length and its float64 values, each time array as runs of equal steps (<see cref="WriteTimes"/>), the
-/// count's reference and weekly logs (empty without a load adjustment) after the metric's; then a presence byte and the
+/// count's reference and weekly logs (empty without a load adjustment) after the metric's, then a request rate's expected
+/// counts (<see cref="ExpectedRequestsAt"/>: times of day and their logs, weekly times and their logs; empty for the other
+/// kinds); then a presence byte and the
 /// noise distribution's arrays and scale.
 /// </para>
 /// </summary>
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 10;
+    public const byte StoredVersion = 11;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -76,6 +78,10 @@ public sealed partial class BaselineWindow
             Write(writer, _logs);
             Write(writer, _countReference);
             Write(writer, _countLogs);
+            WriteTimes(writer, _expectedTimeOfDay);
+            Write(writer, _expectedDaily);
+            WriteTimes(writer, _expectedSeconds);
+            Write(writer, _expectedLogs);
 
             writer.Write(_noise is not null);
             _noise?.Write(writer);
@@ -130,6 +136,12 @@ public sealed partial class BaselineWindow
                 throw new InvalidDataException($"stored reduced baseline: a count reference of {countReference.Length} and {countLogs.Length} values beside {timeOfDay.Length} and {seconds.Length} times");
             }
 
+            var (expectedTimeOfDay, expectedDaily, expectedSeconds, expectedLogs) = (ReadTimes(reader), Read(reader), ReadTimes(reader), Read(reader));
+            if (expectedDaily.Length != expectedTimeOfDay.Length || expectedLogs.Length != expectedSeconds.Length)
+            {
+                throw new InvalidDataException($"stored reduced baseline: expected counts of {expectedDaily.Length} and {expectedLogs.Length} values beside {expectedTimeOfDay.Length} and {expectedSeconds.Length} times");
+            }
+
             var noise = reader.ReadBoolean() ? NoiseDistribution.Read(reader) : null;
             if (reader.BaseStream.Position != bytes.Length)
             {
@@ -150,6 +162,10 @@ public sealed partial class BaselineWindow
                 _load = load,
                 _countReference = countReference,
                 _countLogs = countLogs,
+                _expectedTimeOfDay = expectedTimeOfDay,
+                _expectedDaily = expectedDaily,
+                _expectedSeconds = expectedSeconds,
+                _expectedLogs = expectedLogs,
                 _inputs = inputs,
                 TimeZone = timeZone,
             };

@@ -89,6 +89,14 @@ public sealed partial class BaselineWindow
     private double[] _countReference = [];
     private double[] _countLogs = [];
 
+    // Request rate with counts: the count the baseline expects at each time, its quiet intervals (fewer requests than a
+    // verdict needs, none at all) included, which the reference leaves out (see ExpectedRequestsAt): its log at each
+    // distinct time of day of those samples (or one value, flat), and, weekly, at each of their times in order. Empty otherwise.
+    private double[] _expectedTimeOfDay = [];
+    private double[] _expectedDaily = [];
+    private double[] _expectedSeconds = [];
+    private double[] _expectedLogs = [];
+
     // What it was reduced from besides the samples (its stored form records them: see Encode).
     private ReductionInputs _inputs;
 
@@ -190,7 +198,85 @@ public sealed partial class BaselineWindow
             window._load = load with { Before = window.LoadBefore(samples, options) };
         }
 
+        if (kind == MetricKind.RequestRate && window.UsableSamples > 0)
+        {
+            window.ReduceExpectedRequests(samples, options, referenceUntil);
+        }
+
         return window;
+    }
+
+    /// <summary>
+    /// The count a request rate's baseline expects at <paramref name="at"/>, its quiet intervals included: the median
+    /// count over the same window as the reference's (±<see cref="DetectorOptions.SmoothingHalfWidth"/> of the same time
+    /// last week, or of that time of day over the baseline's days, or the whole baseline where the reference is flat),
+    /// counting every interval the source answered with a count, those with fewer than
+    /// <see cref="DetectorOptions.MinRequests"/> requests and those with none as well. Null without counts, and for every
+    /// other kind.
+    /// <para>
+    /// The reference itself stands on the usable intervals only, so at a time of day that was always quiet (a small
+    /// service at night) it is borrowed from the nearest time that was not, and would expect the day's traffic at night;
+    /// this is what the baseline saw at that time. It is a median, so it expects at least <c>MinRequests</c> exactly when
+    /// at least half of its window's intervals had that many (<see cref="RegressionDetector"/> judges a request rate's
+    /// interval of fewer requests only then).
+    /// </para>
+    /// </summary>
+    public double? ExpectedRequestsAt(DateTimeOffset at)
+    {
+        if (_expectedDaily.Length == 0)
+        {
+            return null;
+        }
+
+        if (!IsSeasonal)
+        {
+            return Math.Exp(_expectedDaily[0]);
+        }
+
+        // The same time last week where that window lies wholly within the baseline, whether or not it was usable (a quiet
+        // weekend has no usable interval, and the reference then borrows the daily one: weekdays); else that time of day
+        // over the baseline's days.
+        var centre = WeekBefore(at, TimeZone);
+        var weekly = IsWeekly && _expectedSeconds.Length > 0 && centre - _halfWidthSeconds >= _expectedSeconds[0] - 1e-6
+            ? WindowMedian(_expectedSeconds, _expectedLogs, centre, _halfWidthSeconds)
+            : null;
+        return Math.Exp(weekly ?? DailyAt(at, _expectedTimeOfDay, _expectedDaily));
+    }
+
+    /// <summary>
+    /// Reduces a request rate's samples with a value and a count, quiet ones included, to <see cref="ExpectedRequestsAt"/>:
+    /// the log of each count (of half a request for none, so that an empty interval is the lowest, not minus infinity;
+    /// a median does not read how low), smoothed as the reference is and, weekly, kept up to the reach of the watch's end.
+    /// </summary>
+    private void ReduceExpectedRequests(IReadOnlyList<Observation> samples, DetectorOptions options, DateTimeOffset? referenceUntil)
+    {
+        var counted = samples
+            .Where(s => s.Value is not null && s.Requests is >= 0)
+            .Select(s => (s.At, Log: Math.Log(Math.Max(s.Requests!.Value, 0.5))))
+            .OrderBy(s => s.At)
+            .ToArray();
+        if (counted.Length == 0)
+        {
+            return;
+        }
+
+        if (!IsSeasonal)
+        {
+            (_expectedTimeOfDay, _expectedDaily) = ([0], [RobustStatistics.Median(counted.Select(c => c.Log))]);
+            return;
+        }
+
+        var byTimeOfDay = counted.OrderBy(c => TimeOfDaySeconds(c.At, TimeZone)).ToArray();
+        var timeOfDay = byTimeOfDay.Select(c => TimeOfDaySeconds(c.At, TimeZone)).ToArray();
+        (_expectedTimeOfDay, _expectedDaily) = DistinctTimes(timeOfDay, SmoothCircular(timeOfDay, [.. byTimeOfDay.Select(c => c.Log)], options.SmoothingHalfWidth.TotalSeconds));
+        if (IsWeekly)
+        {
+            var reach = referenceUntil is not { } until ? DateTimeOffset.MaxValue
+                : TimeZone is null ? until - Week + options.SmoothingHalfWidth
+                : LatestWeekBefore(until, TimeZone) + options.SmoothingHalfWidth;
+            var kept = counted.Where(c => c.At <= reach).ToArray();
+            (_expectedSeconds, _expectedLogs) = ([.. kept.Select(c => Seconds(c.At))], [.. kept.Select(c => c.Log)]);
+        }
     }
 
     private static BaselineWindow Reduce(
@@ -349,7 +435,8 @@ public sealed partial class BaselineWindow
 
     /// <summary>How many values the reduced baseline keeps in memory (its arrays' lengths together).</summary>
     internal int RetainedValues =>
-        _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length + _countReference.Length + _countLogs.Length + (_noise?.RetainedValues ?? 0);
+        _timeOfDaySeconds.Length + _logReference.Length + _seconds.Length + _logs.Length + _countReference.Length + _countLogs.Length
+        + _expectedTimeOfDay.Length + _expectedDaily.Length + _expectedSeconds.Length + _expectedLogs.Length + (_noise?.RetainedValues ?? 0);
 
     /// <summary>
     /// A log residual (log value minus <see cref="LogReferenceAt"/>, less any allowance) in noise units, nondecreasing in
@@ -575,11 +662,14 @@ public sealed partial class BaselineWindow
     }
 
     /// <summary>The daily reference at <paramref name="at"/> of the values whose reference by time of day is <paramref name="daily"/>.</summary>
-    private double DailyAt(DateTimeOffset at, double[] daily)
+    private double DailyAt(DateTimeOffset at, double[] daily) => DailyAt(at, _timeOfDaySeconds, daily);
+
+    /// <summary>The value of <paramref name="daily"/> (beside the sorted times of day <paramref name="timeOfDay"/>) nearest to <paramref name="at"/>'s time of day.</summary>
+    private double DailyAt(DateTimeOffset at, double[] timeOfDay, double[] daily)
     {
         // Nearest baseline sample by time of day, going round midnight.
         var tod = TimeOfDaySeconds(at, TimeZone);
-        var index = Array.BinarySearch(_timeOfDaySeconds, tod);
+        var index = Array.BinarySearch(timeOfDay, tod);
         if (index >= 0)
         {
             return daily[index];
@@ -587,11 +677,11 @@ public sealed partial class BaselineWindow
 
         var above = ~index;
         var below = above - 1;
-        var n = _timeOfDaySeconds.Length;
+        var n = timeOfDay.Length;
         var aboveIndex = above % n;
         var belowIndex = (below + n) % n;
-        var distanceAbove = CircularDistance(tod, _timeOfDaySeconds[aboveIndex]);
-        var distanceBelow = CircularDistance(tod, _timeOfDaySeconds[belowIndex]);
+        var distanceAbove = CircularDistance(tod, timeOfDay[aboveIndex]);
+        var distanceBelow = CircularDistance(tod, timeOfDay[belowIndex]);
         return distanceAbove < distanceBelow ? daily[aboveIndex] : daily[belowIndex];
     }
 

@@ -48,10 +48,15 @@ public sealed class BaselineWindowStoredTests
         // The load elasticity's error is the variance components' where their margin is larger than the delete-a-day
         // jackknife's, and the shape "weekly-load-noisy" has one such.
         [10] = "aa5b9fb5bb4fe693c24f01b0ceec1461aa03eaa029e126292965317481f7d170",
+        // A request rate's baseline also keeps the count it expects at each time, its quiet intervals included (which
+        // decides whether an interval of fewer requests than a verdict needs is judged), with the shapes
+        // "daily-request-rate-quiet-nights" and "weekly-request-rate-quiet".
+        [11] = "cc37dcadbd6b7041d246340d8c3e7ae493ed24c879ac74f809d7d5af5ed37e40",
     };
 
     public static TheoryData<string> Shapes =>
-        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin", "weekly-load", "weekly-load-noisy"];
+        ["flat", "daily", "daily-quiet-ends", "weekly", "error-rate", "error-rate-bursty", "empty", "weekly-unbounded", "weekly-irregular", "daily-berlin", "weekly-berlin", "weekly-load", "weekly-load-noisy",
+            "daily-request-rate-quiet-nights", "weekly-request-rate-quiet"];
 
     [Theory]
     [MemberData(nameof(Shapes))]
@@ -134,10 +139,12 @@ public sealed class BaselineWindowStoredTests
     {
         var (kind, samples, until, _, _) = Fixed("weekly-load");
         var stored = BaselineWindow.From(kind, samples, DetectorOptions.Default, until).Encode();
-        // The count's weekly logs are the last array, before the noise distribution's presence byte (none, seasonal): the
-        // same layout with their last value left out, their length one less.
-        var length = Enumerable.Range(1, stored.Length / 8).Single(n => stored.Length - 1 - 8 * n - 4 >= 0 && BitConverter.ToInt32(stored, stored.Length - 1 - 8 * n - 4) == n);
-        byte[] cut = [.. stored[..(stored.Length - 1 - 8 * length - 4)], .. BitConverter.GetBytes(length - 1), .. stored[(stored.Length - 1 - 8 * length)..^9], 0];
+        // The count's weekly logs are the last array before a request rate's expected counts (empty for a latency: two
+        // empty time arrays of 5 bytes and two empty value arrays of 4) and the noise distribution's presence byte (none,
+        // seasonal): the same layout with their last value left out, their length one less.
+        const int after = 5 + 4 + 5 + 4 + 1;
+        var length = Enumerable.Range(1, stored.Length / 8).Single(n => stored.Length - after - 8 * n - 4 >= 0 && BitConverter.ToInt32(stored, stored.Length - after - 8 * n - 4) == n);
+        byte[] cut = [.. stored[..(stored.Length - after - 8 * length - 4)], .. BitConverter.GetBytes(length - 1), .. stored[(stored.Length - after - 8 * length)..^(after + 8)], .. stored[^after..]];
 
         var error = Assert.Throws<InvalidDataException>(() => BaselineWindow.Decode(cut, kind, DetectorOptions.Default, until));
 
@@ -190,6 +197,11 @@ public sealed class BaselineWindowStoredTests
         for (var minute = 0; minute <= 1440; minute += 7)
         {
             text.Append(F(baseline.LogReferenceAt(deploy.AddMinutes(minute).AddSeconds(13)))).Append(' ');
+            // A request rate's expected count (none for the other kinds).
+            if (baseline.ExpectedRequestsAt(deploy.AddMinutes(minute).AddSeconds(13)) is { } expected)
+            {
+                text.Append(F(expected)).Append(' ');
+            }
         }
 
         for (var residual = -1.0; residual <= 1.0; residual += 0.0625)
@@ -240,6 +252,18 @@ public sealed class BaselineWindowStoredTests
             }),
         ];
 
+        IReadOnlyList<Observation> RequestRate(int minutes, int step) =>
+        [
+            .. Enumerable.Range(0, minutes / step).Select(i =>
+            {
+                var at = Deploy.AddMinutes(-minutes + i * step);
+                var hour = at.TimeOfDay.TotalHours;
+                var weekend = at.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday;
+                long requests = hour is >= 2 and < 3 ? 0 : hour < 6 || weekend ? 40 + i % 13 : 2000 + (i % 7) * 100;
+                return new Observation(at, requests / 60.0, requests);
+            }),
+        ];
+
         // A number in [0, 1) that looks random: the fraction of 43758.5453 sin(12.9898 i).
         static double Hash(int i) => (Math.Sin(i * 12.9898) * 43758.5453 % 1 + 1) % 1;
 
@@ -273,6 +297,9 @@ public sealed class BaselineWindowStoredTests
             "weekly-load-noisy" => Utc(MetricKind.Latency,
                 [.. Latency(7 * 1440, 1, loadFollows: true).Select((o, i) => o with { Value = o.Value * (1 + 0.02 * (Hash(i) - 0.5)) })],
                 WatchEnd),
+            // Fewer requests than a verdict needs from 00:00 to 06:00 (none from 02:00 to 03:00), and at weekends.
+            "daily-request-rate-quiet-nights" => Utc(MetricKind.RequestRate, RequestRate(1440, 1), WatchEnd),
+            "weekly-request-rate-quiet" => Utc(MetricKind.RequestRate, RequestRate(7 * 1440, 5), WatchEnd),
             _ => throw new ArgumentOutOfRangeException(nameof(shape), shape, null),
         };
     }

@@ -73,6 +73,35 @@ public sealed class BaselineWindowTests
     }
 
     [Fact]
+    public void ExpectedRequestsAt_ARequestRateWhoseWeekendIsQuiet_ExpectsItsFewOnASaturdayWhereTheReferenceTakesAWeekday()
+    {
+        // About 2,000 requests a minute on weekdays and 40 at weekends, with a minute of none now and then. The reference
+        // stands on the usable intervals, so on a Saturday it borrows a weekday's (the week before has none usable);
+        // the expected count is the Saturday the week before, quiet intervals included, and answers the same from a
+        // baseline trimmed to the watch's end.
+        var deploy = SyntheticTraffic.Deploy; // a Monday
+        var samples = SyntheticTraffic.Minutes(deploy.AddDays(-7), 7 * 1440).Select((t, i) =>
+        {
+            long requests = i % 97 == 0 ? 0 : t.DayOfWeek is DayOfWeek.Saturday or DayOfWeek.Sunday ? 40 : 2000 + i % 50;
+            return new Observation(t, requests / 60.0, requests);
+        }).ToList();
+        var until = deploy.AddDays(6);
+
+        var all = BaselineWindow.From(MetricKind.RequestRate, samples);
+        var trimmed = BaselineWindow.From(MetricKind.RequestRate, samples, referenceUntil: until);
+
+        var saturday = new DateTimeOffset(2026, 3, 7, 12, 0, 0, TimeSpan.Zero);
+        Assert.True(trimmed.IsWeekly);
+        Assert.InRange(Math.Exp(trimmed.LogReferenceAt(saturday)) * 60, 2000, 2050);
+        Assert.Equal(40, trimmed.ExpectedRequestsAt(saturday)!.Value, 6);
+        Assert.InRange(trimmed.ExpectedRequestsAt(deploy.AddHours(3))!.Value, 2000, 2050);
+        foreach (var at in SyntheticTraffic.Every(TimeSpan.FromMinutes(17), deploy.AddMinutes(1), 6 * 1440 / 17))
+        {
+            Assert.Equal(all.ExpectedRequestsAt(at), trimmed.ExpectedRequestsAt(at));
+        }
+    }
+
+    [Fact]
     public void LogReferenceAt_ABaselineOfExactlyAWeek_TakesTheWeekBeforeOnlyWhereItsWindowIsWhole()
     {
         var traffic = new SyntheticTraffic(5);
