@@ -188,7 +188,7 @@ public static class RegressionDetector
 
         context = context with { State = context.State with { BlindIntervals = 0 } };
         var requests = counts?.Requests ?? current.Requests;
-        if (requests is { } n && n < options.MinRequests)
+        if (requests is { } n && n < options.MinRequests && !IsTrafficLost(kind, spec, baseline, current, options))
         {
             if (kind == MetricKind.RequestRate && (spec.Max ?? spec.Min) is not null)
             {
@@ -224,6 +224,15 @@ public static class RegressionDetector
             ? EvaluateCounts(context, baseline, current, counts!.Value)
             : EvaluateContinuous(context, baseline, current, current.Value!.Value);
     }
+
+    /// <summary>
+    /// Whether a request rate's interval of fewer than <see cref="DetectorOptions.MinRequests"/> requests is judged
+    /// against its relative limit all the same: where the baseline expects at least that many at this time
+    /// (<see cref="BaselineWindow.ExpectedRequestsAt"/>), a low count is the evidence of a drop, not too little of it.
+    /// </summary>
+    private static bool IsTrafficLost(MetricKind kind, MetricSpec spec, BaselineWindow baseline, Observation current, DetectorOptions options) =>
+        kind == MetricKind.RequestRate && spec.MaxIncrease is not null && current.Value is not null
+        && baseline.ExpectedRequestsAt(current.At) >= options.MinRequests;
 
     /// <summary>Requests and errors of an error-rate interval; errors derived from the rate when not given.</summary>
     internal static (long Requests, long Errors)? ErrorCounts(Observation observation)
@@ -262,7 +271,9 @@ public static class RegressionDetector
             // Beyond the margin for the load elasticity's own error (none without an adjustment), on the side that is worse:
             // below the limit of a drop.
             var margin = load?.LogMargin ?? 0;
-            var score = baseline.StandardScore(logRatio - logLimit + (lowerIsWorse ? margin : -margin), current.Requests);
+            // An interval without a request is scored at the noise of one, the largest the count's law gives (none has no
+            // noise scale of its own); its value, floored at 1e-12, is far below any reference, and the clip bounds it.
+            var score = baseline.StandardScore(logRatio - logLimit + (lowerIsWorse ? margin : -margin), current.Requests is 0 ? 1 : current.Requests);
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
             var slow = options.DesignShift / 2;

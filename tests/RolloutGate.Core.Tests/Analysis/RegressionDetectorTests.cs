@@ -521,22 +521,87 @@ public sealed class RegressionDetectorTests
     [Fact]
     public void Evaluate_RequestRateThatStops_IsBelowItsMinHoweverFewItsRequests()
     {
-        // No traffic at all is 0 req/s with 0 requests: too few to judge against the baseline, but below the floor of
-        // 10 req/s, which needs neither. Blind is only an interval without a value (no series).
-        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null) { Min = 10 };
+        // No traffic at all is 0 req/s with 0 requests. A small service of 80 requests a minute (1.33 req/s) never had
+        // the 100 a verdict needs, so its baseline expects too few to judge a drop against it, but 0 req/s is below the
+        // floor of 1 req/s, which needs neither. Blind is only an interval without a value (no series).
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null) { Min = 1 };
         var baseline = BaselineWindow.From(MetricKind.RequestRate,
-            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 100, 6000)).ToList());
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 80 / 60.0, 80)).ToList());
 
         var stopped = Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0, 0)));
         var relativeOnly = Watch(MetricKind.RequestRate, spec with { Min = null }, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0, 0)));
 
         Assert.Equal([Verdict.InsufficientData, Verdict.InsufficientData, Verdict.BreachOfMin], stopped.Select(e => e.Verdict));
-        Assert.StartsWith("Only 0 requests in this interval, fewer than the 100 needed to judge rps against its baseline; the absolute min needs no baseline: rps 0 req/s is below the absolute min of 10 req/s for 1 of the 3",
+        Assert.StartsWith("Only 0 requests in this interval, fewer than the 100 needed to judge rps against its baseline; the absolute min needs no baseline: rps 0 req/s is below the absolute min of 1 req/s for 1 of the 3",
             stopped[0].Explanation, StringComparison.Ordinal);
-        Assert.EndsWith("but rps 0 req/s has been below the absolute min of 10 req/s, which needs no baseline, for 3 consecutive intervals.", stopped[2].Explanation, StringComparison.Ordinal);
-        Assert.All(stopped, e => Assert.Equal(10, e.AllowedValue));
-        // Without a min, as before: no verdict on so few requests.
+        Assert.EndsWith("but rps 0 req/s has been below the absolute min of 1 req/s, which needs no baseline, for 3 consecutive intervals.", stopped[2].Explanation, StringComparison.Ordinal);
+        Assert.All(stopped, e => Assert.Equal(1, e.AllowedValue));
+        // Without a min: no verdict on so few requests where the baseline never expected more.
         Assert.All(relativeOnly, e => Assert.Equal("Only 0 requests in this interval, fewer than the 100 needed for a verdict on rps.", e.Explanation));
+    }
+
+    [Theory]
+    [InlineData(20, 2)]
+    [InlineData(0, 2)]
+    [InlineData(20, 24)]
+    [InlineData(0, 24)]
+    public void Evaluate_RequestRateThatCollapsesAtTheDeploy_IsRegressedOnItsAllowedDropAlone(long requests, int baselineHours)
+    {
+        // About 3,000 requests a minute before a deploy at 15:00, then 20 or none: fewer than the 100 a verdict needs, but
+        // the baseline expects about 3,000 at this time, so the low count is the evidence of traffic lost, judged against
+        // the allowed drop of 30% with no min set. Against a flat baseline (2 hours) and a seasonal one (a day) alike; the
+        // third interval decides (one or two do not, MinLooksSinceDeploy).
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null);
+        var deploy = Deploy.AddHours(6);
+        var traffic = new SyntheticTraffic(17);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(deploy.AddHours(-baselineHours), baselineHours * 60).Select(t => traffic.LocalRequestRate(t, TimeZoneInfo.Utc)).ToList());
+
+        var evaluations = Watch(MetricKind.RequestRate, spec, baseline,
+            SyntheticTraffic.Minutes(deploy, 10).Select(t => new Observation(t, requests / 60.0, requests)));
+
+        Assert.Equal(baselineHours >= 24, baseline.IsSeasonal);
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], evaluations.Take(3).Select(e => e.Verdict));
+        Assert.Contains("beyond the allowed 30% drop in this interval", evaluations[0].Explanation, StringComparison.Ordinal);
+        var regressed = evaluations[2].Explanation;
+        Assert.StartsWith($"rps {(requests == 0 ? "0" : "0.33")} req/s is {(requests == 0 ? "100" : "99")}% below ", regressed, StringComparison.Ordinal);
+        Assert.Contains("the 3 intervals since the deploy are evidence for a drop beyond the allowed 30%", regressed, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_RequestRateThatDipsForOneInterval_IsJudgedAndNoAlarm()
+    {
+        // About 3,000 requests a minute; one minute with none (at the first interval, and an hour in), then as before: each
+        // dip is judged (not insufficient data), beyond the allowed drop in that interval, and no regression follows.
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null);
+        var deploy = Deploy.AddHours(6);
+        var traffic = new SyntheticTraffic(18);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(deploy.AddDays(-1), 1440).Select(t => traffic.LocalRequestRate(t, TimeZoneInfo.Utc)).ToList());
+
+        var evaluations = Watch(MetricKind.RequestRate, spec, baseline, SyntheticTraffic.Minutes(deploy, 180)
+            .Select((t, i) => i is 0 or 60 ? new Observation(t, 0, 0) : traffic.LocalRequestRate(t, TimeZoneInfo.Utc)));
+
+        Assert.DoesNotContain(evaluations, e => e.Verdict != Verdict.Healthy);
+        Assert.All(new[] { evaluations[0], evaluations[60] }, e => Assert.StartsWith("rps 0 req/s is 100% below the same time yesterday", e.Explanation, StringComparison.Ordinal));
+        Assert.Contains("beyond the allowed 30% drop in this interval", evaluations[60].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_SmallServiceOfFortyRequestsAMinute_StaysInsufficientDataWhateverItsCount()
+    {
+        // A baseline day of about 40 requests a minute: it never expected the 100 a verdict needs, so 40 is insufficient
+        // data as before (a quiet service is not a drop), and so is none at all: only a min judges that (see above).
+        var spec = new MetricSpec("rps", "request-rate", null, Max: null, MaxIncrease: 0.30, null);
+        var baseline = BaselineWindow.From(MetricKind.RequestRate,
+            SyntheticTraffic.Minutes(Deploy.AddDays(-1), 1440).Select((t, i) => new Observation(t, (35 + i % 11) / 60.0, 35 + i % 11)).ToList());
+
+        var evaluations = Watch(MetricKind.RequestRate, spec, baseline,
+            SyntheticTraffic.Minutes(Deploy, 120).Select((t, i) => i < 60 ? new Observation(t, 40 / 60.0, 40) : new Observation(t, 0, 0)));
+
+        Assert.All(evaluations, e => Assert.Equal(Verdict.InsufficientData, e.Verdict));
+        Assert.Equal("Only 40 requests in this interval, fewer than the 100 needed for a verdict on rps.", evaluations[0].Explanation);
+        Assert.Null(baseline.ExpectedRequestsAt(Deploy));
     }
 
     [Fact]
@@ -716,6 +781,10 @@ public sealed class RegressionDetectorTests
             Assert.DoesNotContain(evaluations, e => e.IsRegression);
             Assert.True(baseline.IsSeasonal);
             Assert.Contains("the same time yesterday", evaluations[8 * 60].Explanation, StringComparison.Ordinal);
+            // The night's few requests are a quiet night, not a drop: the baseline expected as few at that time (its
+            // reference, from the usable intervals only, is the morning's), so they are not judged against it.
+            Assert.True(baseline.ExpectedRequestsAt(deploy) < 100);
+            Assert.Equal(Verdict.InsufficientData, evaluations[0].Verdict);
         }
     }
 
