@@ -404,6 +404,34 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_RequestRateWithoutAMin_TrafficThatStopsAtTheDeployIsRegressedAsADrop()
+    {
+        // The same idle workload watched with the relative limit only: 0 req/s with 0 requests, fewer than the 100 a
+        // verdict needs, but the baseline expected about 1,200 a minute at that time (20 req/s), so the low count is judged
+        // as the drop it is and the third interval is regressed. (Before, it was insufficient-data for the whole watch.)
+        var runbook = System.Text.RegularExpressions.Regex.Replace(Runbook("idle"), "(?s)    metrics:\n.*?(?=    stopRules:)",
+            "    metrics:\n      - name: traffic\n        preset: request-rate\n        maxIncrease: 30%\n");
+        var metric = Assert.Single(RunbookParser.Parse(runbook, "idle.yaml").Runbook!.Watch.Metrics);
+        Assert.Null(metric.Min);
+        await using var service = await StartAsync("idle", runbook);
+        await DeployAsync(service, "dep-lost", "idle");
+
+        var deployment = await WaitUntilDoneAsync(service, "dep-lost");
+
+        Assert.Equal("regressed", deployment.GetProperty("state").GetString());
+        var traffic = MetricOf(deployment, "traffic");
+        Assert.Equal("regressed", traffic.GetProperty("verdict").GetString());
+        Assert.Equal(0, traffic.GetProperty("value").GetDouble());
+        Assert.True(traffic.GetProperty("threshold").GetDouble() < traffic.GetProperty("baseline").GetDouble(), traffic.ToString());
+        Assert.StartsWith("traffic 0 req/s is 100% below the same time yesterday", traffic.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        Assert.Contains("the 3 intervals since the deploy are evidence for a drop beyond the allowed 30%", traffic.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+        Assert.Equal(3L, await service.CountAsync("evaluations", "deployment_id = 'dep-lost'"));
+        Assert.Equal(0L, await service.CountAsync("evaluations", "deployment_id = 'dep-lost' AND verdict = 'insufficient-data'"));
+        var changed = Assert.Single(await AuditAsync(service, "dep-lost", "evaluation.verdict-changed")).GetProperty("data");
+        Assert.Equal("regressed", changed.GetProperty("verdict").GetString());
+    }
+
+    [Fact]
     public async Task Watch_PrometheusDown_NothingStoredStillWatching()
     {
         await using var service = await StartAsync("healthy", Runbook("healthy"), PrometheusTestServer.UnusedLoopbackUrl());
