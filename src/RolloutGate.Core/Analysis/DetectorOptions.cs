@@ -7,7 +7,7 @@ namespace RolloutGate.Core.Analysis;
 /// </summary>
 /// <param name="LooksPerWatch">How many times the watch evaluates (duration / interval); the CUSUM thresholds grow with its log (<see cref="CusumThreshold"/>).</param>
 /// <param name="FalseAlarmRatePerWatch">Allowed probability of a false rollback over the whole watch (alpha).</param>
-/// <param name="MinRequests">Fewest requests an interval needs before any verdict; below it the verdict is insufficient data.</param>
+/// <param name="MinRequests">Fewest requests an interval needs before any verdict; below it the verdict is insufficient data, but for a request rate's relative limit where the baseline expected at least this many (<see cref="RegressionDetector"/>, "Traffic lost").</param>
 /// <param name="MinBaselineSamples">Fewest usable baseline intervals for a reference.</param>
 /// <param name="SeasonalHalfWidth">Half-width of the time-of-day window over which the baseline is smoothed (rolling median).</param>
 /// <param name="DesignShift">The shift beyond the allowed increase, in noise units, the CUSUM is tuned to catch fastest.</param>

@@ -132,7 +132,29 @@ namespace RolloutGate.Core.Analysis;
 /// <para>
 /// <b>No verdict without data.</b> No value is <see cref="Verdict.Blind"/>, never healthy; fewer than
 /// <see cref="DetectorOptions.MinRequests"/> requests, or too little baseline, is <see cref="Verdict.InsufficientData"/>.
-/// Neither moves any test.
+/// Neither moves any test. A request rate's relative limit is the one exception, below.
+/// </para>
+/// <para>
+/// <b>Traffic lost.</b> The minimum count protects statistics of the requests (a p95 or an error rate of a handful says
+/// little), but a request rate's count is the metric itself: a deploy that broke routing leaves 20 requests where the
+/// baseline had 3,000, and that low count is the evidence of the drop, not too little of it. So a request rate's interval
+/// of fewer than <see cref="DetectorOptions.MinRequests"/> requests is judged against its <c>maxIncrease</c> (with the
+/// same test, the same clip and <see cref="DetectorOptions.MinLooksSinceDeploy"/>, so one interval's dip decides
+/// nothing: it adds at most 5, and each healthy interval after it takes back up to 2) wherever the baseline expected at
+/// least that many at that time (<see cref="BaselineWindow.ExpectedRequestsAt"/>: the median count over the reference's
+/// window, quiet intervals included). Where it expected fewer (a small service, its nights, a quiet weekend) the interval
+/// stays insufficient data: a quiet night is not a drop, and the reference, which stands on the usable intervals only,
+/// would there be borrowed from the nearest busy time of day. Under the null hypothesis the interval's expected count λ
+/// is then at least (1 − maxIncrease) · MinRequests, and its log residual is scored at the noise of the count it has
+/// (<see cref="BaselineWindow.LogNoiseScaleFor"/>, the baseline's σ₀² + c/n law, which for a Poisson count is the delta
+/// method's 1/n), not of the count expected: the log of a Poisson count has a heavier lower tail than the normal law at
+/// 1/λ, and the scale at the smaller observed count makes up for it. At λ = 70 (100 requests against a 30% drop),
+/// P(N ≤ 50) = 0.0075 and P(N ≤ 40) = 7.0e-5 against the normal tails 0.0087 and 2.0e-4 of the scores at their own
+/// counts (at λ's scale, 0.0024 and 1.4e-6: too small, so too much evidence). An interval without a request has no
+/// noise scale of its own: it is scored at the noise of one request, the largest the law gives, and its value, floored
+/// at 1e-12, lies so far below the reference that the clip bounds it at 5. A counter series that is gone altogether
+/// (new pods that never served a request) is no value at all, blind, and <c>maxBlind</c> decides, not this test. A
+/// custom query with <c>worse: lower</c> has no request count, so its value is judged however low, as always.
 /// </para>
 /// <para>
 /// The statistic reported with each evaluation is that of the test nearest its threshold (largest statistic minus
