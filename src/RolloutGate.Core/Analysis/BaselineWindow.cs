@@ -216,7 +216,7 @@ public sealed partial class BaselineWindow
     /// <para>
     /// The reference itself stands on the usable intervals only, so at a time of day that was always quiet (a small
     /// service at night) it is borrowed from the nearest time that was not, and would expect the day's traffic at night;
-    /// this is what the baseline saw at that time. It is a median, so it expects at least <c>MinRequests</c> exactly when
+    /// the expected count is what the baseline saw at that time. It is a median, so it is at least <c>MinRequests</c> exactly when
     /// at least half of its window's intervals had that many (<see cref="RegressionDetector"/> judges a request rate's
     /// interval of fewer requests only then).
     /// </para>

@@ -146,8 +146,8 @@ namespace RolloutGate.Core.Analysis;
 /// stays insufficient data: a quiet night is not a drop, and the reference, which stands on the usable intervals only,
 /// would there be borrowed from the nearest busy time of day. Under the null hypothesis the interval's expected count λ
 /// is then at least (1 − maxIncrease) · MinRequests, and its log residual is scored at the noise of the count it has
-/// (<see cref="BaselineWindow.LogNoiseScaleFor"/>, the baseline's σ₀² + c/n law, which for a Poisson count is the delta
-/// method's 1/n), not of the count expected: the log of a Poisson count has a heavier lower tail than the normal law at
+/// (<see cref="BaselineWindow.LogNoiseScaleFor"/>, the baseline's σ₀² + c/n law, whose c/n is a Poisson count's 1/n by
+/// the delta method), not of the count expected: the log of a Poisson count has a heavier lower tail than the normal law at
 /// 1/λ, and the scale at the smaller observed count makes up for it. At λ = 70 (100 requests against a 30% drop),
 /// P(N ≤ 50) = 0.0075 and P(N ≤ 40) = 7.0e-5 against the normal tails 0.0087 and 2.0e-4 of the scores at their own
 /// counts (at λ's scale, 0.0024 and 1.4e-6: too small, so too much evidence). An interval without a request has no
