@@ -71,7 +71,18 @@ public static partial class QueryPlaceholders
     /// name not in <paramref name="allowed"/>, a text placeholder outside a quoted string, or one the runbook cannot give
     /// (<c>{{ namespace }}</c> without mesh.namespace). <paramref name="where"/> names the query in the reasons.
     /// </summary>
-    public static IReadOnlyList<Problem> Check(string query, IReadOnlyList<string> allowed, string where, RunbookMesh? mesh)
+    public static IReadOnlyList<Problem> Check(string query, IReadOnlyList<string> allowed, string where, RunbookMesh? mesh) =>
+        Check(query, allowed, where, mesh, quotedOnly: true);
+
+    /// <summary>
+    /// The problems of the placeholders in an alertmanager matcher's double-quoted value or an http check's URL, for the
+    /// parser: the same as a check's query's (<see cref="InChecks"/>), but anywhere in <paramref name="text"/>, which is
+    /// only the part of the field where a value is escaped (<see cref="RenderMatcherValue"/>, <see cref="RenderUrl"/>).
+    /// </summary>
+    public static IReadOnlyList<Problem> CheckText(string text, string where, RunbookMesh? mesh) =>
+        Check(text, InChecks, where, mesh, quotedOnly: false);
+
+    private static IReadOnlyList<Problem> Check(string query, IReadOnlyList<string> allowed, string where, RunbookMesh? mesh, bool quotedOnly)
     {
         var problems = new List<Problem>();
         if (!HasAny(query))
@@ -95,7 +106,7 @@ public static partial class QueryPlaceholders
                     : PeerHints.TryGetValue(found.Name, out var hint) ? $"; {hint}" : "";
                 problems.Add(new Problem(found.Offset, $"{where} has the unknown placeholder {name} (known here: {Names(allowed)}){known}"));
             }
-            else if (!Durations.Contains(found.Name) && found.Context is not (Context.DoubleQuoted or Context.SingleQuoted))
+            else if (quotedOnly && !Durations.Contains(found.Name) && found.Context is not (Context.DoubleQuoted or Context.SingleQuoted))
             {
                 var place = found.Context switch
                 {
@@ -168,15 +179,25 @@ public static partial class QueryPlaceholders
     public static IReadOnlyDictionary<string, string> Values(Runbook runbook, string environment)
     {
         ArgumentNullException.ThrowIfNull(runbook);
-        var mesh = runbook.Mesh.For(environment);
+        var values = TextValues(runbook.Service, runbook.Mesh, environment);
+        values[Interval] = MetricQueries.Duration(runbook.Watch.Interval);
+        values[Window] = MetricQueries.Duration(MetricQueries.WindowFor(runbook.Watch.Interval));
+        return values;
+    }
+
+    /// <summary>
+    /// The four text placeholders' values for a change of <paramref name="service"/> in <paramref name="environment"/>:
+    /// what a pre-deploy check's matcher or URL may hold, and what the parser renders them with for each environment.
+    /// </summary>
+    public static Dictionary<string, string> TextValues(string service, RunbookMesh? mesh, string environment)
+    {
+        var names = mesh?.For(environment);
         return new Dictionary<string, string>(StringComparer.Ordinal)
         {
-            [Service] = runbook.Service,
+            [Service] = service,
             [Environment] = environment,
-            [Namespace] = mesh.Namespace ?? "",
-            [Workload] = mesh.Workload ?? "",
-            [Interval] = MetricQueries.Duration(runbook.Watch.Interval),
-            [Window] = MetricQueries.Duration(MetricQueries.WindowFor(runbook.Watch.Interval)),
+            [Namespace] = names?.Namespace ?? "",
+            [Workload] = names?.Workload ?? "",
         };
     }
 
@@ -185,7 +206,13 @@ public static partial class QueryPlaceholders
     /// itself when it has none. The parser has checked the query, so every placeholder has a value; a query that was not
     /// checked and holds a name without one throws rather than be sent half-rendered.
     /// </summary>
-    public static string Render(string query, IReadOnlyDictionary<string, string> values)
+    public static string Render(string query, IReadOnlyDictionary<string, string> values) => Render(query, values, null);
+
+    /// <summary>
+    /// <see cref="Render(string, IReadOnlyDictionary{string, string})"/> with each value written by
+    /// <paramref name="written"/>, or escaped for the PromQL string it stands in when that is null.
+    /// </summary>
+    private static string Render(string query, IReadOnlyDictionary<string, string> values, Func<string, string>? written)
     {
         ArgumentNullException.ThrowIfNull(query);
         ArgumentNullException.ThrowIfNull(values);
@@ -203,12 +230,29 @@ public static partial class QueryPlaceholders
                 throw new ArgumentException($"the query has an unchecked placeholder at {(found?.Offset ?? malformed).ToString(CultureInfo.InvariantCulture)}: {query}", nameof(query));
             }
 
-            text.Append(query, at, found.Offset - at).Append(Written(value, found));
+            text.Append(query, at, found.Offset - at).Append(written is null ? Written(value, found) : written(value));
             at = found.Offset + found.Length;
         }
 
         return text.Append(query, at, query.Length - at).ToString();
     }
+
+    /// <summary>
+    /// An alertmanager matcher's value (<paramref name="value"/>, as written between its double quotes) with its
+    /// placeholders replaced: each value escaped as Alertmanager's matcher syntax unescapes a quoted value (a backslash, a
+    /// double quote, a line break), and for a regex operator (<paramref name="regex"/>: <c>=~</c>, <c>!~</c>) its regex
+    /// characters escaped first, so it is matched literally. The value itself when it has none.
+    /// </summary>
+    public static string RenderMatcherValue(string value, bool regex, IReadOnlyDictionary<string, string> values) =>
+        Render(value, values, v => MatcherEscaped(regex ? MetricQueries.RegexLiteral(v) : v));
+
+    /// <summary>
+    /// An http check's URL with its placeholders replaced, each value percent-encoded (RFC 3986: everything but letters,
+    /// digits and <c>-._~</c>), so no value can add a path segment, a query, a port or a host of its own; the parser checks
+    /// what each listed environment gives. The URL itself when it has none.
+    /// </summary>
+    public static string RenderUrl(string url, IReadOnlyDictionary<string, string> values) =>
+        Render(url, values, Uri.EscapeDataString);
 
     /// <summary>
     /// The runbook with every query, and the mesh's namespace and workload, rendered for a change in
@@ -219,7 +263,8 @@ public static partial class QueryPlaceholders
     {
         ArgumentNullException.ThrowIfNull(runbook);
         if (!runbook.Mesh.UsesEnvironment
-            && !runbook.PreDeploy.Checks.Any(c => HasAny(c.Prometheus?.Query)) && !runbook.Watch.Metrics.Any(m => HasAny(m.Query)))
+            && !runbook.PreDeploy.Checks.Any(c => HasAny(c.Prometheus?.Query) || HasAny(c.Http?.Url) || c.Alertmanager?.Matchers.Any(HasAny) == true)
+            && !runbook.Watch.Metrics.Any(m => HasAny(m.Query)))
         {
             return runbook;
         }
@@ -231,7 +276,13 @@ public static partial class QueryPlaceholders
             Mesh = new RunbookMesh(mesh.Provider, mesh.Namespace, mesh.Workload),
             PreDeploy = runbook.PreDeploy with
             {
-                Checks = [.. runbook.PreDeploy.Checks.Select(c => c.Prometheus is { } p ? c with { Prometheus = p with { Query = Render(p.Query, values) } } : c)],
+                Checks = [.. runbook.PreDeploy.Checks.Select(c => c switch
+                {
+                    { Prometheus: { } p } => c with { Prometheus = p with { Query = Render(p.Query, values) } },
+                    { Alertmanager: { } a } => c with { Alertmanager = a with { Matchers = [.. a.Matchers.Select(m => RenderMatcher(m, values))] } },
+                    { Http: { } h } => c with { Http = h with { Url = RenderUrl(h.Url, values) } },
+                    _ => c,
+                })],
             },
             Watch = runbook.Watch with
             {
@@ -266,6 +317,36 @@ public static partial class QueryPlaceholders
             _ => literal,
         };
     }
+
+    /// <summary>
+    /// An alertmanager matcher (<c>label="value"</c>, as the parser checked it: placeholders only in the value) rendered:
+    /// the label and operator as written, the value by <see cref="RenderMatcherValue"/>.
+    /// </summary>
+    public static string RenderMatcher(string matcher, IReadOnlyDictionary<string, string> values)
+    {
+        ArgumentNullException.ThrowIfNull(matcher);
+        if (!HasAny(matcher))
+        {
+            return matcher;
+        }
+
+        var quote = matcher.IndexOf('"', StringComparison.Ordinal);
+        var end = matcher.LastIndexOf('"');
+        if (quote < 0 || end <= quote || HasAny(matcher[..quote]))
+        {
+            throw new ArgumentException($"the matcher has a placeholder outside its quoted value: {matcher}", nameof(matcher));
+        }
+
+        var regex = AfterRegexOperator(matcher, quote);
+        return matcher[..(quote + 1)] + RenderMatcherValue(matcher[(quote + 1)..end], regex, values) + matcher[end..];
+    }
+
+    /// <summary>
+    /// A value inside an Alertmanager matcher's double-quoted value: Alertmanager unescapes <c>\\</c>, <c>\"</c> and
+    /// <c>\n</c> there (and nothing else), so those three are escaped and everything else is written as it is.
+    /// </summary>
+    private static string MatcherEscaped(string value) =>
+        value.Replace(@"\", @"\\", StringComparison.Ordinal).Replace("\"", "\\\"", StringComparison.Ordinal).Replace("\n", @"\n", StringComparison.Ordinal);
 
     /// <summary>
     /// A value inside a PromQL string quoted with <paramref name="quote"/> (Go's escapes): a backslash, the quote and every

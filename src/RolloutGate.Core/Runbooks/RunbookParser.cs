@@ -209,16 +209,17 @@ public static partial class RunbookParser
         var environments = spec.TextList("environments", required: true, nonEmpty: true) ?? [];
         var mesh = ReadMesh(spec, environments);
         var knownMesh = mesh ?? new RunbookMesh(MeshProvider.None, null, null);
+        var service = spec.Text("service", required: true) ?? "";
         return new Runbook(
             Name: name ?? "",
             Version: version ?? 0,
-            Service: spec.Text("service", required: true) ?? "",
+            Service: service,
             Environments: environments,
             Owner: spec.Text("owner", required: true) ?? "",
             Approvers: spec.TextList("approvers") ?? [],
             DecisionChannel: spec.Text("decisionChannel", required: true) ?? "",
             Mesh: knownMesh,
-            PreDeploy: ReadPreDeploy(spec, mesh, errors),
+            PreDeploy: ReadPreDeploy(spec, new Governed(service, environments, mesh), errors),
             Watch: ReadWatch(spec, mesh, errors),
             Rollback: ReadRollback(spec, mesh))
         {
@@ -300,7 +301,17 @@ public static partial class RunbookParser
         return problems.Count;
     }
 
-    private static PreDeploySpec ReadPreDeploy(YamlSection spec, RunbookMesh? mesh, RunbookErrorSink errors)
+    /// <summary>
+    /// What a check's placeholders stand for: the runbook's service and mesh (null when it is wrong) and the environments
+    /// whose changes it governs, each of which the parser renders a matcher or a URL for.
+    /// </summary>
+    private sealed record Governed(string Service, IReadOnlyList<string> Environments, RunbookMesh? Mesh)
+    {
+        /// <summary>The four text placeholders' values for a change in <paramref name="environment"/>.</summary>
+        public IReadOnlyDictionary<string, string> Values(string environment) => QueryPlaceholders.TextValues(Service, Mesh, environment);
+    }
+
+    private static PreDeploySpec ReadPreDeploy(YamlSection spec, Governed governed, RunbookErrorSink errors)
     {
         var preDeploy = spec.Section("preDeploy", PreDeployFields);
         if (preDeploy is null)
@@ -327,10 +338,10 @@ public static partial class RunbookParser
 
             checks.Add(check.ExactlyOneOf(CheckKinds, "check kind") switch
             {
-                "prometheus" => new CheckSpec(name ?? "", Prometheus: ReadPrometheusCheck(check, mesh, errors)),
-                "alertmanager" => new CheckSpec(name ?? "", Alertmanager: ReadAlertmanagerCheck(check, errors)),
+                "prometheus" => new CheckSpec(name ?? "", Prometheus: ReadPrometheusCheck(check, governed.Mesh, errors)),
+                "alertmanager" => new CheckSpec(name ?? "", Alertmanager: ReadAlertmanagerCheck(check, governed, errors)),
                 "freeze" => new CheckSpec(name ?? "", Freeze: ReadFreezeCheck(check, errors)),
-                "http" => new CheckSpec(name ?? "", Http: ReadHttpCheck(check, errors)),
+                "http" => new CheckSpec(name ?? "", Http: ReadHttpCheck(check, governed, errors)),
                 _ => new CheckSpec(name ?? ""),
             });
         }
@@ -381,7 +392,7 @@ public static partial class RunbookParser
         }
     }
 
-    private static AlertmanagerCheckSpec ReadAlertmanagerCheck(YamlSection check, RunbookErrorSink errors)
+    private static AlertmanagerCheckSpec ReadAlertmanagerCheck(YamlSection check, Governed governed, RunbookErrorSink errors)
     {
         var alertmanager = check.Section("alertmanager", AlertmanagerFields);
         var matchers = new List<string>();
@@ -391,12 +402,34 @@ public static partial class RunbookParser
             if (!match.Success)
             {
                 errors.Add(node, $"{path} must be a matcher such as service=\"checkout\" (operators =, !=, =~, !~; value in double quotes), got {YamlSection.KindOf(node)}");
+                continue;
             }
-            else if (match.Groups[2].Value is "=~" or "!~" && !IsValidRegex(match.Groups[3].Value))
+
+            var value = match.Groups[3].Value;
+            var regex = match.Groups[2].Value is "=~" or "!~";
+            if (QueryPlaceholders.HasAny(match.Groups[1].Value + match.Groups[2].Value))
             {
-                errors.Add(node, $"{path} has an invalid regular expression: {match.Groups[3].Value}");
+                errors.Add(node, $"{path} has a placeholder outside its double-quoted value: a placeholder stands only in the value (for example env=\"{{{{ {QueryPlaceholders.Environment} }}}}\")");
+                continue;
             }
-            else
+
+            var problems = QueryPlaceholders.CheckText(value, $"{path} (its value)", governed.Mesh);
+            foreach (var problem in problems)
+            {
+                errors.Add(node, problem.Reason);
+            }
+
+            // The value Alertmanager reads for each governed environment: a regex must compile for every one of them.
+            var rendered = problems.Count > 0 || !QueryPlaceholders.HasAny(value)
+                ? [(Environment: (string?)null, Value: value)]
+                : governed.Environments.Select(e => (Environment: (string?)e, Value: QueryPlaceholders.RenderMatcherValue(value, regex, governed.Values(e)))).ToList();
+            var invalid = regex ? rendered.FirstOrDefault(r => !IsValidRegex(r.Value)) : default;
+            if (invalid.Value is not null)
+            {
+                var environment = invalid.Environment is null ? "" : $" for environment '{invalid.Environment}'";
+                errors.Add(node, $"{path} has an invalid regular expression{environment}: {invalid.Value}");
+            }
+            else if (problems.Count == 0)
             {
                 matchers.Add(((YamlScalarNode)node).Value!.Trim());
             }
@@ -502,11 +535,29 @@ public static partial class RunbookParser
         return endOfDay && dateOnly ? value.AddDays(1) : value;
     }
 
-    private static HttpCheckSpec ReadHttpCheck(YamlSection check, RunbookErrorSink errors)
+    private static HttpCheckSpec ReadHttpCheck(YamlSection check, Governed governed, RunbookErrorSink errors)
     {
         var http = check.Section("http", HttpFields);
         var url = http?.Text("url", required: true);
-        if (url is not null && !Urls.IsAbsoluteHttp(url))
+        if (url is not null && QueryPlaceholders.HasAny(url))
+        {
+            // Each value is percent-encoded where it stands; every governed environment's URL is checked here, once.
+            var problems = QueryPlaceholders.CheckText(url, http!.PathOf("url"), governed.Mesh);
+            foreach (var problem in problems)
+            {
+                http.Error("url", problem.Reason);
+            }
+
+            foreach (var environment in problems.Count > 0 ? [] : governed.Environments)
+            {
+                var rendered = QueryPlaceholders.RenderUrl(url, governed.Values(environment));
+                if (!Urls.IsAbsoluteHttp(rendered))
+                {
+                    http.Error("url", $"{http.PathOf("url")} '{Urls.Shown(url)}' is '{Urls.Shown(rendered)}' for environment '{environment}', which is not an absolute http:// or https:// URL");
+                }
+            }
+        }
+        else if (url is not null && !Urls.IsAbsoluteHttp(url))
         {
             http!.Error("url", $"{http.PathOf("url")} must be an absolute http:// or https:// URL, got '{Urls.Shown(url)}'");
         }
