@@ -9,8 +9,9 @@ namespace RolloutGate.Core.Runbooks;
 /// Placeholders in a runbook's PromQL (<c>watch.metrics[].query</c>, <c>preDeploy.checks[].prometheus.query</c>):
 /// <c>{{ service }}</c>, <c>{{ environment }}</c>, <c>{{ namespace }}</c>, <c>{{ workload }}</c>, and in watch metrics
 /// <c>{{ interval }}</c> and <c>{{ window }}</c>, so that one runbook governing several environments can judge each deploy
-/// on its own environment's series (runbooks/README.md, "Placeholders"). Checked when the runbook is loaded, rendered where
-/// the query is sent; a query without <c>{{</c> is sent exactly as written.
+/// on its own environment's series (runbooks/README.md, "Placeholders"); the four text ones also in an alertmanager check's
+/// matcher values and an http check's URL. Checked when the runbook is loaded, rendered where the query is sent; a query
+/// without <c>{{</c> is sent exactly as written.
 /// </summary>
 /// <remarks>
 /// A text value (the environment comes from the webhook, the others from the runbook) may stand only inside a quoted
@@ -255,7 +256,7 @@ public static partial class QueryPlaceholders
         Render(url, values, Uri.EscapeDataString);
 
     /// <summary>
-    /// The runbook with every query, and the mesh's namespace and workload, rendered for a change in
+    /// The runbook with every query, alertmanager matcher and http URL, and the mesh's namespace and workload, rendered for a change in
     /// <paramref name="environment"/>: what the pre-deploy checks and the watch send, and what is stored as evidence. The
     /// runbook itself when nothing in it has a placeholder.
     /// </summary>

@@ -401,17 +401,16 @@ public static partial class RunbookParser
             var match = node is YamlScalarNode { Value: { } text } ? Matcher().Match(text) : Match.Empty;
             if (!match.Success)
             {
-                errors.Add(node, $"{path} must be a matcher such as service=\"checkout\" (operators =, !=, =~, !~; value in double quotes), got {YamlSection.KindOf(node)}");
+                // The label and operator are fixed text: a placeholder there makes no matcher.
+                var placeholder = node is YamlScalarNode { Value: { } written } && QueryPlaceholders.HasAny(written.Split('"')[0])
+                    ? $"; a placeholder stands only in the double-quoted value (for example env=\"{{{{ {QueryPlaceholders.Environment} }}}}\")"
+                    : "";
+                errors.Add(node, $"{path} must be a matcher such as service=\"checkout\" (operators =, !=, =~, !~; value in double quotes), got {YamlSection.KindOf(node)}{placeholder}");
                 continue;
             }
 
             var value = match.Groups[3].Value;
             var regex = match.Groups[2].Value is "=~" or "!~";
-            if (QueryPlaceholders.HasAny(match.Groups[1].Value + match.Groups[2].Value))
-            {
-                errors.Add(node, $"{path} has a placeholder outside its double-quoted value: a placeholder stands only in the value (for example env=\"{{{{ {QueryPlaceholders.Environment} }}}}\")");
-                continue;
-            }
 
             var problems = QueryPlaceholders.CheckText(value, $"{path} (its value)", governed.Mesh);
             foreach (var problem in problems)

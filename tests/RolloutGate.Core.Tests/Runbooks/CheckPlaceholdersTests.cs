@@ -80,7 +80,7 @@ public sealed class CheckPlaceholdersTests
     }
 
     [Theory]
-    [InlineData("['{{ environment }}=\"x\"']", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher such as service=\"checkout\"")]
+    [InlineData("['{{ environment }}=\"x\"']", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher such as service=\"checkout\" (operators =, !=, =~, !~; value in double quotes), got '{{ environment }}=\"x\"'; a placeholder stands only in the double-quoted value")]
     [InlineData("['env=\"{{ target }}\"']", "preDeploy.checks[0].alertmanager.matchers[0] (its value) has the unknown placeholder {{ target }} (known here: {{ service }}, {{ environment }}, {{ namespace }}, {{ workload }}); Flagger's")]
     [InlineData("['env=\"{{ environment }\"']", "preDeploy.checks[0].alertmanager.matchers[0] (its value) has '{{' that does not open a placeholder")]
     [InlineData("['env=\"{{ window }}\"']", "preDeploy.checks[0].alertmanager.matchers[0] (its value) has the unknown placeholder {{ window }}")]
@@ -109,7 +109,4 @@ public sealed class CheckPlaceholdersTests
 
         Assert.Equal(LineOf(yaml, "url:"), error.Line);
     }
-
-    private static int LineOf(string yaml, string text) =>
-        yaml.Split('\n').Select((line, index) => (line, index)).First(l => l.line.Contains(text, StringComparison.Ordinal)).index + 1;
 }

@@ -180,6 +180,6 @@ public sealed class QueryPlaceholdersTests
         return result.Errors;
     }
 
-    private static int LineOf(string yaml, string text) =>
+    internal static int LineOf(string yaml, string text) =>
         yaml.Split('\n').Select((line, index) => (line, index)).First(l => l.line.Contains(text, StringComparison.Ordinal)).index + 1;
 }
