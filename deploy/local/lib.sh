@@ -16,7 +16,9 @@ ensure_packages() {
   local missing=() pair cmd pkg
   for pair in "$@"; do
     cmd="${pair%%:*}"; pkg="${pair#*:}"
-    if ! command -v "$cmd" >/dev/null 2>&1 && ! pg_bin_has "$cmd"; then missing+=("$pkg"); fi
+    if ! command -v "$cmd" >/dev/null 2>&1 && ! pg_bin_has "$cmd" && [[ " ${missing[*]} " != *" $pkg "* ]]; then
+      missing+=("$pkg")
+    fi
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   log "installing: ${missing[*]}"

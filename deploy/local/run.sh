@@ -22,7 +22,8 @@ mkdir -p "$RUN_DIR"
 claim_folder "$RUN_DIR" deploy/local/run.sh
 
 ensure_dotnet
-packages=(initdb:postgresql psql:postgresql-client curl:curl)
+# openssl: README.md signs webhooks with it by hand.
+packages=(initdb:postgresql psql:postgresql-client curl:curl openssl:openssl)
 [ -z "${RolloutGate__Prometheus__Url:-}" ] && packages+=(prometheus:prometheus promtool:prometheus)
 [ -z "${RolloutGate__Alertmanager__Url:-}" ] && packages+=(prometheus-alertmanager:prometheus-alertmanager)
 ensure_packages "${packages[@]}"

@@ -10,7 +10,8 @@ PG_PORT="${ROLLOUTGATE_TEST_PG_PORT:-55432}"
 PROMETHEUS_PORT="${ROLLOUTGATE_TEST_PROMETHEUS_PORT:-59090}"
 ALERTMANAGER_PORT="${ROLLOUTGATE_TEST_ALERTMANAGER_PORT:-59093}"
 ensure_dotnet
-ensure_packages initdb:postgresql psql:postgresql-client curl:curl \
+# openssl: rolloutgate-gate.sh signs with it, and its tests run it.
+ensure_packages initdb:postgresql psql:postgresql-client curl:curl openssl:openssl \
   prometheus:prometheus promtool:prometheus prometheus-alertmanager:prometheus-alertmanager chromium:chromium chromedriver:chromium-driver
 
 mkdir -p "$REPO_ROOT/.local/test"
