@@ -126,6 +126,17 @@ wait_ready() {
   tail -n 20 "$log_file" >&2; die "$name did not become ready at $url"
 }
 
+# refuse_taken_port NAME PORT SERVICE: stop when something already listens on 127.0.0.1:PORT. NAME could not listen there,
+# and wait_ready would take that program's answer for its own. Debian's packages start theirs as system services
+# (SERVICE) where systemd runs, Prometheus on 9090 and Alertmanager on 9093: run.sh's default ports.
+refuse_taken_port() {
+  local name="$1" port="$2" service="$3"
+  if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
+    die "something already listens on 127.0.0.1:$port, where $name was to start (Debian's $service package starts one as a system service: 'systemctl disable --now $service'); stop it, or choose another port (run.sh: ROLLOUTGATE_${name^^}_PORT; test.sh: ROLLOUTGATE_TEST_${name^^}_PORT)"
+  fi
+  return 0
+}
+
 stop_pidfile() {
   local pidfile="$1" pid
   [ -f "$pidfile" ] || return 0
@@ -173,6 +184,7 @@ start_prometheus() {
     printf 'global:\n  scrape_interval: 1m\n  evaluation_interval: 1m\nscrape_configs: []\n' >"$config"
   fi
   stop_pidfile "$data.pid"
+  refuse_taken_port Prometheus "$port" prometheus
   /usr/bin/prometheus --config.file="$config" --storage.tsdb.path="$data" \
     --web.listen-address="127.0.0.1:$port" --log.level=warn >"$data.log" 2>&1 &
   pid=$!
@@ -190,6 +202,7 @@ start_alertmanager() {
   config="$data.yml"
   printf 'route:\n  receiver: none\nreceivers:\n  - name: none\n' >"$config"
   stop_pidfile "$data.pid"
+  refuse_taken_port Alertmanager "$port" prometheus-alertmanager
   /usr/bin/prometheus-alertmanager --config.file="$config" --storage.path="$data" \
     --web.listen-address="127.0.0.1:$port" --cluster.listen-address= --log.level=warn >"$data.log" 2>&1 &
   pid=$!

@@ -1,0 +1,64 @@
+using System.Diagnostics;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Operations;
+
+/// <summary>
+/// deploy/local/lib.sh, which run.sh and test.sh start Prometheus and Alertmanager with. On a Debian machine with systemd,
+/// installing the prometheus and prometheus-alertmanager packages starts them as system services on 9090 and 9093, run.sh's
+/// own ports: the script must stop there, naming the port, and not take that other server's answer for the one it started.
+/// </summary>
+public sealed class LocalScriptTests
+{
+    private static readonly string Library = TestPaths.RepositoryFile("deploy/local/lib.sh");
+
+    [Theory]
+    [InlineData("start_prometheus", "Prometheus", "prometheus")]
+    [InlineData("start_alertmanager", "Alertmanager", "prometheus-alertmanager")]
+    public async Task Start_OnAPortAnotherServerAnswers_FailsNamingThePort_AndStartsNothing(string function, string name, string service)
+    {
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var other = builder.Build();
+        other.MapGet("/-/ready", () => $"{name} is Ready.");
+        await other.StartAsync();
+        var port = new Uri(other.Urls.Single()).Port;
+        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
+        try
+        {
+            var data = Path.Combine(folder.FullName, "data");
+            var (exit, stderr) = await RunAsync($"source \"$0\"; {function} \"$1\" \"$2\"", Library, data, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+            Assert.True(exit == 1, stderr);
+            Assert.Contains($"something already listens on 127.0.0.1:{port}, where {name} was to start", stderr, StringComparison.Ordinal);
+            Assert.Contains($"'systemctl disable --now {service}'", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("started", stderr, StringComparison.Ordinal);
+            Assert.False(File.Exists(data + ".pid"), "nothing was started, so there is no process to stop");
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    private static async Task<(int Exit, string Stderr)> RunAsync(string script, params string[] args)
+    {
+        var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add("-c");
+        start.ArgumentList.Add(script);
+        foreach (var arg in args)
+        {
+            start.ArgumentList.Add(arg);
+        }
+
+        using var process = Process.Start(start)!;
+        var stdout = process.StandardOutput.ReadToEndAsync();
+        var stderr = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        await stdout;
+        return (process.ExitCode, await stderr);
+    }
+}
