@@ -7,7 +7,8 @@
 #   - with no RolloutGate__Alertmanager__Url: an Alertmanager (port 9093) with no alerts;
 #   - with no RolloutGate__Slack__BotToken: decisions go to the local decision inbox (the service's log).
 # A webhook secret and API tokens are generated once into .local/run/secrets.env and reused. Ctrl-C stops everything
-# this script started. Running it again reuses what is there.
+# this script started, and so does SIGTERM (`kill PID`; a background job that a script started ignores Ctrl-C's SIGINT,
+# and bash cannot trap a signal ignored on entry). Running it again reuses what is there.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$REPO_ROOT"
