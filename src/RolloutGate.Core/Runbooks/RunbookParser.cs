@@ -148,7 +148,7 @@ public static partial class RunbookParser
         var parser = new Parser(new StringReader(yaml));
         try
         {
-            stream.Load(parser);
+            stream.Load(new YamlDepthLimit(parser));
         }
         catch (YamlException ex)
         {

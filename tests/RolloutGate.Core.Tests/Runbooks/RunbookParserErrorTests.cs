@@ -143,6 +143,34 @@ public sealed class RunbookParserErrorTests
         Assert.StartsWith("preDeploy.timeout must be a duration", error.Reason, StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Nesting past the limit is a syntax error at the line of the level too many. Before, YamlDotNet's recursive loader
+    /// overflowed the stack on 100,000 brackets (a 200 KB file): the process crashed, the service and the test host alike.
+    /// </summary>
+    [Theory]
+    [InlineData(100, null)]
+    [InlineData(101, "YAML syntax error: lists and mappings are nested more than 100 levels deep here")]
+    [InlineData(100_000, "YAML syntax error: lists and mappings are nested more than 100 levels deep here")]
+    public void Parse_NestingDeeperThanTheLimit_IsASyntaxErrorAtItsLine(int depth, string? reason)
+    {
+        // The top level, spec, watch, metrics and its first item are five levels; the brackets of its worse are the rest.
+        var brackets = depth - 5;
+        var yaml = Valid.Replace("      - name: latency\n", $"      - name: latency\n        worse: {new string('[', brackets)}{new string(']', brackets)}\n", StringComparison.Ordinal);
+
+        var errors = RunbookParser.Parse(yaml, File).Errors;
+
+        if (reason is null)
+        {
+            Assert.DoesNotContain(errors, e => e.Reason.Contains("nested", StringComparison.Ordinal));
+        }
+        else
+        {
+            var error = Assert.Single(errors);
+            Assert.StartsWith(reason, error.Reason, StringComparison.Ordinal);
+            Assert.Equal(LineOf(yaml, "worse: ["), error.Line);
+        }
+    }
+
     [Fact]
     public void Parse_ByteOrderMark_IsReadAndHashedWithTheFile()
     {
