@@ -319,7 +319,7 @@ public static partial class RunbookParser
             return new PreDeploySpec(RunbookDefaults.PreDeployTimeout, []);
         }
 
-        var timeout = preDeploy.Value<TimeSpan>("timeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation)
+        var timeout = preDeploy.Duration("timeout", RunbookValues.MaxCheckTimeout, RunbookValues.MaxCheckTimeoutReason)
             ?? RunbookDefaults.PreDeployTimeout;
         var checks = new List<CheckSpec>();
         foreach (var (node, path) in preDeploy.Items("checks") ?? [])
@@ -562,7 +562,7 @@ public static partial class RunbookParser
         }
 
         var status = http?.Value<int>("expectStatus", TryParseStatus, "an HTTP status code between 100 and 599");
-        var timeout = http?.Value<TimeSpan>("timeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        var timeout = http?.Duration("timeout", RunbookValues.MaxCheckTimeout, RunbookValues.MaxCheckTimeoutReason);
         return new HttpCheckSpec(url ?? "", status ?? RunbookDefaults.HttpExpectStatus, http?.Text("bodyContains"), timeout);
     }
 
@@ -577,15 +577,15 @@ public static partial class RunbookParser
             return new WatchSpec(RunbookDefaults.WatchDuration, RunbookDefaults.WatchInterval, RunbookDefaults.WatchBaseline, [], new StopRules(RunbookDefaults.MaxBlind));
         }
 
-        var duration = watch.Value<TimeSpan>("duration", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
-        var interval = watch.Value<TimeSpan>("interval", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
-        var baseline = watch.Value<TimeSpan>("baseline", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        var duration = watch.Duration("duration", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
+        var interval = watch.Duration("interval", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
+        var baseline = watch.Duration("baseline", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
         if ((interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
         {
             watch.Error("interval", $"watch.interval ({watch.Text("interval") ?? "1m by default"}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"})");
         }
 
-        var warmup = watch.Value<TimeSpan>("warmup", RunbookValues.TryParseDuration, RunbookValues.DurationExpectation);
+        var warmup = watch.Duration("warmup", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason, allowZero: true);
         if (warmup is { } w && w >= (duration ?? RunbookDefaults.WatchDuration))
         {
             watch.Error("warmup", $"watch.warmup ({watch.Text("warmup")}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"}), or nothing would ever be compared with the baseline");
@@ -615,7 +615,7 @@ public static partial class RunbookParser
         }
 
         var stopRules = watch.Section("stopRules", StopRulesFields);
-        var maxBlind = stopRules?.Value<TimeSpan>("maxBlind", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        var maxBlind = stopRules?.Duration("maxBlind", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
         return new WatchSpec(
             duration ?? RunbookDefaults.WatchDuration,
             interval ?? RunbookDefaults.WatchInterval,
@@ -756,7 +756,7 @@ public static partial class RunbookParser
             "recommend" => RollbackMode.Recommend,
             _ => RunbookDefaults.Mode,
         };
-        var approvalTimeout = rollback.Value<TimeSpan>("approvalTimeout", RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation)
+        var approvalTimeout = rollback.Duration("approvalTimeout", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason)
             ?? RunbookDefaults.ApprovalTimeout;
         var onTimeout = rollback.Choice("onTimeout", TimeoutActions) switch
         {

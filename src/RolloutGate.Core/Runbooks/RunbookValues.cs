@@ -42,6 +42,25 @@ internal static partial class RunbookValues
     [GeneratedRegex(@"^(\d+(?:\.\d+)?)%$", RegexOptions.CultureInvariant)]
     private static partial Regex Percent();
 
+    /// <summary>
+    /// The longest a watch's durations (duration, interval, baseline, warmup, stopRules.maxBlind) and a recommendation's
+    /// approvalTimeout may be. Each is added to or taken from a deploy's time, or multiplied: unbounded, a baseline of
+    /// 800000d reached before year 1 and a duration of 4000000d past year 9999, times the deployed webhook computes and
+    /// .NET cannot hold, and an interval of 10675199d overflowed the parser itself.
+    /// </summary>
+    public static readonly TimeSpan MaxWatchDuration = TimeSpan.FromDays(365);
+
+    public const string MaxWatchDurationReason = "a watch's durations and rollback.approvalTimeout are at most 365d (a year)";
+
+    /// <summary>
+    /// The longest a pre-deploy timeout (preDeploy.timeout, an http check's timeout) may be. The predeploy webhook holds its
+    /// database transaction open that long, PostgreSQL's idle_in_transaction_session_timeout takes at most 24.8 days, and a
+    /// timer at most 49.7 days; the pipeline waits for the answer all the while.
+    /// </summary>
+    public static readonly TimeSpan MaxCheckTimeout = TimeSpan.FromHours(24);
+
+    public const string MaxCheckTimeoutReason = "a pre-deploy timeout is at most 24h (the pipeline waits for the checks' answer)";
+
     public static bool TryParseDuration(string text, out TimeSpan value)
     {
         value = TimeSpan.Zero;

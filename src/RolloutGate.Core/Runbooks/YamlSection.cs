@@ -155,6 +155,22 @@ internal sealed class YamlSection
         return null;
     }
 
+    /// <summary>
+    /// A duration longer than zero (or zero too, when <paramref name="allowZero"/>) and at most <paramref name="longest"/>;
+    /// a longer one is reported with <paramref name="longestReason"/>, and is null as an invalid value is.
+    /// </summary>
+    public TimeSpan? Duration(string field, TimeSpan longest, string longestReason, bool allowZero = false)
+    {
+        var value = Value<TimeSpan>(field, allowZero ? RunbookValues.TryParseDuration : RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
+        if (value > longest)
+        {
+            errors.Add(Find(field)!, $"{PathOf(field)} '{Text(field)}' is too long: {longestReason}");
+            return null;
+        }
+
+        return value;
+    }
+
     public YamlSection? Section(string field, IReadOnlyList<string> fields, bool required = false)
     {
         var node = Find(field);

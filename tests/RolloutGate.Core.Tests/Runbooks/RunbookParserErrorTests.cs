@@ -144,6 +144,46 @@ public sealed class RunbookParserErrorTests
     }
 
     /// <summary>
+    /// Every duration has a longest value, said at its line. Before, these loaded (or, for the interval, threw an
+    /// OverflowException out of the parser), and the times a deploy adds them to could not be held.
+    /// </summary>
+    [Theory]
+    [InlineData("  watch:\n", "    interval: 400d\n    duration: 401d\n", "watch.interval '400d' is too long: a watch's durations and rollback.approvalTimeout are at most 365d (a year)")]
+    [InlineData("  watch:\n", "    duration: 4000000d\n", "watch.duration '4000000d' is too long: a watch's durations")]
+    [InlineData("  watch:\n", "    baseline: 800000d\n", "watch.baseline '800000d' is too long: a watch's durations")]
+    [InlineData("  watch:\n", "    warmup: 366d\n", "watch.warmup '366d' is too long: a watch's durations")]
+    [InlineData("  watch:\n", "    stopRules: {maxBlind: 365d1ms}\n", "watch.stopRules.maxBlind '365d1ms' is too long: a watch's durations")]
+    [InlineData("  rollback:\n", "    approvalTimeout: 9999d\n", "rollback.approvalTimeout '9999d' is too long: a watch's durations")]
+    [InlineData("  preDeploy:\n", "    timeout: 50d\n", "preDeploy.timeout '50d' is too long: a pre-deploy timeout is at most 24h (the pipeline waits for the checks' answer)")]
+    [InlineData("  preDeploy:\n", "    timeout: 24h1s\n", "preDeploy.timeout '24h1s' is too long: a pre-deploy timeout is at most 24h")]
+    [InlineData("    checks:\n", "      - {name: health, http: {url: http://x/, timeout: 25h}}\n", "preDeploy.checks[0].http.timeout '25h' is too long: a pre-deploy timeout is at most 24h")]
+    [InlineData("  watch:\n", "    duration: 365d\n    baseline: 365d\n    warmup: 364d\n    stopRules: {maxBlind: 365d}\n", null)]
+    [InlineData("  preDeploy:\n", "    timeout: 24h\n", null)]
+    public void Parse_DurationLongerThanItsLongest_IsRefusedAtItsLine(string section, string fields, string? reason)
+    {
+        var yaml = Valid.Replace(section, section + fields, StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+        if (reason is not null)
+        {
+            Assert.Equal(LineOf(yaml, fields.Trim()), Assert.Single(Errors(yaml)).Line);
+        }
+    }
+
+    /// <summary>With a maxIncrease, the baseline's length is checked against twelve intervals: that product threw an OverflowException out of the parser.</summary>
+    [Fact]
+    public void Parse_IntervalTooLongWithAMaxIncrease_IsAnErrorNotAnOverflow()
+    {
+        var yaml = Valid
+            .Replace("  watch:\n", "  watch:\n    interval: 10675199d\n", StringComparison.Ordinal)
+            .Replace("        max: 800ms\n", "        maxIncrease: 20%\n", StringComparison.Ordinal);
+
+        var error = Assert.Single(Errors(yaml));
+
+        Assert.Equal(new RunbookError(File, LineOf(yaml, "interval:"), "watch.interval '10675199d' is too long: a watch's durations and rollback.approvalTimeout are at most 365d (a year)"), error);
+    }
+
+    /// <summary>
     /// Nesting past the limit is a syntax error at the line of the level too many. Before, YamlDotNet's recursive loader
     /// overflowed the stack on 100,000 brackets (a 200 KB file): the process crashed, the service and the test host alike.
     /// </summary>
