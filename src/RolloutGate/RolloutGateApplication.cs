@@ -108,12 +108,13 @@ public static class RolloutGateApplication
         app.UseNoSniff();
         app.UseExceptionHandler();
         // A bodiless 404 or 405 gets a problem+json body whatever Accept asks for (CSV included, which the problem details
-        // service would not write: it answered text/plain), as every other error does.
+        // service would not write: it answered text/plain), as every other error does, with a detail that says what is
+        // wrong: a path no endpoint has (a deployment id of "..", which the path's normalisation takes away), or a method.
         app.UseStatusCodePages(async statusCode =>
         {
             var http = statusCode.HttpContext;
             await Problems.WriteAsync(http.RequestServices.GetRequiredService<IProblemDetailsService>(),
-                new ProblemDetailsContext { HttpContext = http, ProblemDetails = { Status = http.Response.StatusCode } });
+                new ProblemDetailsContext { HttpContext = http, ProblemDetails = { Status = http.Response.StatusCode, Detail = Problems.RouteDetail(http) } });
         });
         app.UseRouting();
         app.UseRequestMetrics();

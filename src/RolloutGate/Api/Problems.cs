@@ -31,6 +31,22 @@ public static class Problems
         from > to ? BadRequest($"from ({from.Value:O}) is after to ({to!.Value:O}); the window from..to holds nothing") : null;
 
     /// <summary>
+    /// The detail of a 404 or 405 that no endpoint wrote (<c>UseStatusCodePages</c>): the request's method and path (its
+    /// first 200 characters), as the routing saw them; null for any other status.
+    /// </summary>
+    public static string? RouteDetail(HttpContext http)
+    {
+        var path = http.Request.PathBase.Add(http.Request.Path).Value ?? "/";
+        var shown = path.Length > 200 ? path[..200] + "…" : path;
+        return http.Response.StatusCode switch
+        {
+            StatusCodes.Status404NotFound => $"nothing answers {http.Request.Method} {shown}; README.md lists the endpoints",
+            StatusCodes.Status405MethodNotAllowed => $"{shown} does not take {http.Request.Method}",
+            _ => null,
+        };
+    }
+
+    /// <summary>
     /// Writes an exception handler's problem as application/problem+json whatever the request's Accept asks for. The
     /// problem details service writes only a type that Accept allows, so a request for CSV (<c>Accept: text/csv</c>, as
     /// the list endpoints take) got its error's status with an empty body, and the exception was logged as unhandled.
