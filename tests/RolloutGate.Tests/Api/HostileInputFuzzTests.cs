@@ -240,6 +240,54 @@ public sealed class HostileInputFuzzTests
             Add($"slash command by {Shorten(user)}", () => test.CommandAsync(user, $"status {Watched}"));
         }
 
+        // The inbox's decision form and the Slack endpoints under odd content types, the operator token given.
+        string[] contentTypes =
+        [
+            "application/x-www-form-urlencoded", "application/x-www-form-urlencoded; charset=x-nope", "application/x-www-form-urlencoded; charset=utf-16",
+            "multipart/form-data", "multipart/form-data; boundary=", "multipart/form-data; boundary=abc", "multipart/form-data; boundary=" + new string('b', 100),
+            "text/plain", "application/json", "garbage",
+        ];
+        string[] inboxForms =
+        [
+            "", "%", "operatorToken", $"operatorToken={RolloutGateHost.OperatorToken}", $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss",
+            $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss&actor={new string('a', 10_000)}",
+            $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss&actor=a%00b", $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss&kind=stop&actor=alice",
+            $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss&actor=alice&reason={new string('r', 60_000)}",
+            $"operatorToken={RolloutGateHost.OperatorToken}&kind=dismiss&actor=%E2%80%AE%F0%9F%98%80&reason=%C3%28",
+            "--abc\r\nContent-Disposition: form-data; name=\"kind\"\r\n\r\ndismiss\r\n--abc", string.Concat(Enumerable.Repeat("a=1&", 5_000)),
+        ];
+        foreach (var contentType in contentTypes)
+        {
+            foreach (var form in inboxForms)
+            {
+                foreach (var id in new[] { Watched, "gh-unknown", Uri.EscapeDataString("日本語😀") })
+                {
+                    Add($"inbox decide {id} as {contentType}: {Shorten(form)}", () =>
+                    {
+                        var content = new StringContent(form);
+                        content.Headers.Remove("Content-Type");
+                        content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+                        return service.Client.PostAsync(new Uri($"/inbox/{id}/decide", UriKind.Relative), content);
+                    }, html: true);
+                }
+            }
+
+            foreach (var path in new[] { "/slack/interactions", "/slack/commands" })
+            {
+                Add($"slack {path} as {contentType}", () =>
+                {
+                    var form = $"user_id={SlackTestService.Owner}&command=%2Frolloutgate&text=status%20{Watched}";
+                    var ts = DateTimeOffset.UtcNow.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+                    var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative)) { Content = new StringContent(form) };
+                    request.Content.Headers.Remove("Content-Type");
+                    request.Content.Headers.TryAddWithoutValidation("Content-Type", contentType);
+                    request.Headers.Add(SlackRequestVerifier.TimestampHeader, ts);
+                    request.Headers.Add(SlackRequestVerifier.SignatureHeader, SlackRequestVerifier.Signature(SlackTestService.SigningSecret, ts, Encoding.UTF8.GetBytes(form)));
+                    return service.Client.SendAsync(request);
+                });
+            }
+        }
+
         // Query strings of every list, report and page.
         string[] lists =
         [
