@@ -530,6 +530,12 @@ public static partial class RunbookParser
             return null;
         }
 
+        if (value < RunbookValues.EarliestDate || value >= RunbookValues.LatestDate.AddDays(1))
+        {
+            dated.Error(field, $"{dated.PathOf(field)} '{text}' is out of range: {RunbookValues.DateRangeReason}");
+            return null;
+        }
+
         // "to: 2026-12-26" means the whole of the 26th is frozen; the model keeps an exclusive end.
         return endOfDay && dateOnly ? value.AddDays(1) : value;
     }

@@ -156,6 +156,18 @@ internal static partial class RunbookValues
         WeeklyWindow.TryParse(text.Trim(), out window, out _);
 
     /// <summary>A dated freeze bound; <paramref name="dateOnly"/> tells the caller whether a time of day was given.</summary>
+    /// <summary>
+    /// The first and last days a freeze's dates may name. A day further out is a local time some zone cannot place in .NET's
+    /// years 1 to 9999: "to: 9999-12-31", whose end is the next midnight, threw out of the parser, and "from: 0001-01-01"
+    /// loaded although in Asia/Tokyo it is before year 1 in UTC, an instant the freeze check cannot compute.
+    /// </summary>
+    public static readonly DateTime EarliestDate = new(1, 1, 2, 0, 0, 0, DateTimeKind.Unspecified);
+
+    /// <inheritdoc cref="EarliestDate"/>
+    public static readonly DateTime LatestDate = new(9999, 12, 30, 0, 0, 0, DateTimeKind.Unspecified);
+
+    public const string DateRangeReason = "a freeze's dates lie from 0001-01-02 to 9999-12-30, so that every time zone can place them";
+
     public static bool TryParseLocalDate(string text, out DateTime value, out bool dateOnly)
     {
         dateOnly = DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date);

@@ -148,7 +148,7 @@ public sealed class RunbookParserErrorTests
     /// OverflowException out of the parser), and the times a deploy adds them to could not be held.
     /// </summary>
     [Theory]
-    [InlineData("  watch:\n", "    interval: 400d\n    duration: 401d\n", "watch.interval '400d' is too long: a watch's durations and rollback.approvalTimeout are at most 365d (a year)")]
+    [InlineData("  watch:\n", "    interval: 400d\n", "watch.interval '400d' is too long: a watch's durations and rollback.approvalTimeout are at most 365d (a year)")]
     [InlineData("  watch:\n", "    duration: 4000000d\n", "watch.duration '4000000d' is too long: a watch's durations")]
     [InlineData("  watch:\n", "    baseline: 800000d\n", "watch.baseline '800000d' is too long: a watch's durations")]
     [InlineData("  watch:\n", "    warmup: 366d\n", "watch.warmup '366d' is too long: a watch's durations")]
@@ -448,6 +448,11 @@ public sealed class RunbookParserErrorTests
     [InlineData("dates:\n            - {from: 2026-12-24}", "missing required field 'to' in preDeploy.checks[0].freeze.dates[0]")]
     [InlineData("dates: []", null)]
     [InlineData("reason: none", "unknown field 'reason' in preDeploy.checks[0].freeze")]
+    // Days some zone cannot place in years 1 to 9999: the first threw an ArgumentOutOfRangeException, the others loaded.
+    [InlineData("dates:\n            - {from: 2026-12-24, to: 9999-12-31}", "preDeploy.checks[0].freeze.dates[0].to '9999-12-31' is out of range: a freeze's dates lie from 0001-01-02 to 9999-12-30")]
+    [InlineData("dates:\n            - {from: 2026-12-24, to: 9999-12-31T23:59}", "preDeploy.checks[0].freeze.dates[0].to '9999-12-31T23:59' is out of range")]
+    [InlineData("dates:\n            - {from: 0001-01-01, to: 2026-12-26}", "preDeploy.checks[0].freeze.dates[0].from '0001-01-01' is out of range")]
+    [InlineData("dates:\n            - {from: 0001-01-02, to: 9999-12-30}", null)]
     public void Parse_FreezeDates_AreValidated(string body, string? reason)
     {
         var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", $"          {body}\n", StringComparison.Ordinal);

@@ -33,7 +33,7 @@ public sealed partial class RunbookParserFuzzTests
         "|\n  block", ">\n  folded", "|-", "\"\\u0000\"", "\"\\x01\"", "\"a\\tb\"", "'it''s'",
         "\u202Eevil\u202C", "\u200B", "日本語", "😀", "\uFFFD", "\u0085", "\u2028", "a\u0000b", "\t", "\"\u0007\"",
         "{{ environment }}", "{{ service }}", "{{", "}}", "{{ }}", "{{ nope }}",
-        "Fri 16:00 - Mon 08:00", "Xyz 25:61 - Mon 08:00", "2026-12-24", "9999-12-31T23:59", "0001-01-01", "Europe/Berlin", "Not/AZone",
+        "Fri 16:00 - Mon 08:00", "Xyz 25:61 - Mon 08:00", "2026-12-24", "9999-12-31", "9999-12-31T23:59", "0001-01-01", "0001-01-01T00:00", "10000-01-01", "Europe/Berlin", "Not/AZone",
         "http://", "http://[::1", "ftp://x", "https://example.com:99999/", "http://a b",
         "a: b: c", "- - -", ": :", "? complex", "key: [unclosed", "{unclosed", "\"unclosed", "'unclosed", "`", "@", "%YAML 1.2",
     ];
