@@ -34,6 +34,49 @@ public static partial class Urls
     /// <summary>A configured address (Prometheus's, the Kubernetes API's) as <see cref="Shown(string)"/> shows it; "" for none.</summary>
     public static string Shown(Uri? address) => address is null ? "" : Shown(address.ToString());
 
+    /// <summary>
+    /// What <see cref="Shown(string)"/> leaves out of <paramref name="url"/> and an answer from that address may echo (a
+    /// web framework's "Cannot POST /hook?key=…" page, a proxy that repeats the request it refused), each as written and
+    /// unescaped: the query, each of its values of at least six characters (shorter ones such as
+    /// <c>ref=main</c> would cut words out of the answer and hold no credential), the user info and its password.
+    /// </summary>
+    public static IReadOnlyList<string> Hidden(string url)
+    {
+        ArgumentNullException.ThrowIfNull(url);
+        var parts = new List<string>();
+        var cut = url.IndexOfAny(['?', '#']);
+        if (cut >= 0)
+        {
+            var query = url[(cut + 1)..].Split('#')[0];
+            parts.Add(query);
+            parts.AddRange(query.Split('&').Select(pair => pair.Split('=', 2) is [_, var value] ? value : "").Where(value => value.Length >= 6));
+        }
+
+        var userInfo = UserInfo().Match(cut < 0 ? url : url[..cut]);
+        if (userInfo.Success && userInfo.Value.TrimStart('/').TrimEnd('@') is { Length: > 0 } user)
+        {
+            parts.Add(user);
+            parts.Add(user.Split(':', 2) is [_, var password] ? password : "");
+        }
+
+        return [.. parts.Concat(parts.Select(Uri.UnescapeDataString)).Where(part => part.Length > 0).Distinct(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// <paramref name="text"/> with every occurrence of each of <paramref name="secrets"/> (none empty) written as
+    /// <c>[redacted]</c>, the longest first so that one containing another goes whole.
+    /// </summary>
+    public static string Redacted(string text, IEnumerable<string?> secrets)
+    {
+        ArgumentNullException.ThrowIfNull(text);
+        foreach (var secret in secrets.OfType<string>().Where(secret => secret.Length > 0).OrderByDescending(secret => secret.Length))
+        {
+            text = text.Replace(secret, "[redacted]", StringComparison.Ordinal);
+        }
+
+        return text;
+    }
+
     /// <summary>What stands between the start (or <c>//</c>) and an <c>@</c> before any further <c>/</c>.</summary>
     [GeneratedRegex("(^|//)[^/@]*@", RegexOptions.CultureInvariant)]
     private static partial Regex UserInfo();

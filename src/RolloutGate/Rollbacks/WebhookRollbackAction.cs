@@ -49,20 +49,22 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
 
             var transient = code >= 500 || response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout;
             throw new RollbackAttemptException(
-                $"the receiver answered {code} {response.ReasonPhrase}{await Excerpt(response, token)}", transient, response.Headers.RetryAfter?.Delta);
+                $"the receiver answered {code} {response.ReasonPhrase}{await Excerpt(response, webhook.Url, token)}", transient, response.Headers.RetryAfter?.Delta);
         }, cancellationToken);
     }
 
     /// <summary>
     /// The start of the receiver's answer, which usually says why it refused: its first bytes only, so that a large or
-    /// endless error page neither fills memory nor holds the attempt until its timeout.
+    /// endless error page neither fills memory nor holds the attempt until its timeout. Without what
+    /// <see cref="Urls.Shown(string)"/> leaves out of <paramref name="url"/>: an error page may repeat the request
+    /// ("Cannot POST /rollback?key=…"), and the excerpt goes to the log, the audit trail and Slack.
     /// </summary>
-    private static async Task<string> Excerpt(HttpResponseMessage response, CancellationToken cancellationToken)
+    private static async Task<string> Excerpt(HttpResponseMessage response, string url, CancellationToken cancellationToken)
     {
         const int MaxLength = 300;
         // Up to four UTF-8 bytes a character.
         var (start, beyond) = await ResponseBodies.StartAsync(response, MaxLength * 4, cancellationToken);
-        var text = start.Trim();
+        var text = Urls.Redacted(start, Urls.Hidden(url)).Trim();
         var more = beyond || text.Length > MaxLength;
         return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxLength)] + "…" : text);
     }

@@ -19,4 +19,21 @@ public sealed class UrlsTests
     {
         Assert.Equal(shown, Urls.Shown(url));
     }
+
+    [Fact]
+    public void Hidden_TheQueryItsLongerValuesAndTheUserInfo_AsWrittenAndUnescaped()
+    {
+        Assert.Equal(
+            ["key=a%2Fb-secret&ref=main", "a%2Fb-secret", "deployer:pa%40ss", "pa%40ss", "key=a/b-secret&ref=main", "a/b-secret", "deployer:pa@ss", "pa@ss"],
+            Urls.Hidden("https://deployer:pa%40ss@cd.example/rollback?key=a%2Fb-secret&ref=main#top"));
+        Assert.Empty(Urls.Hidden("https://cd.example/rollback"));
+    }
+
+    [Fact]
+    public void Redacted_EveryOccurrence_TheLongestFirst()
+    {
+        Assert.Equal(
+            "Cannot POST /rollback?[redacted] ([redacted], [redacted])",
+            Urls.Redacted("Cannot POST /rollback?key=token-1 (token-1, token)", ["token", "key=token-1", null, "", "token-1"]));
+    }
 }

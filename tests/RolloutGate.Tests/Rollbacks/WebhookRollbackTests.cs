@@ -65,6 +65,9 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
                 await Task.Delay(100, context.RequestAborted);
             }
         });
+        // A receiver that repeats the request it refuses, as Express's "Cannot POST /path?query" page does.
+        receiver.MapPost("/hooks/echo", (HttpRequest request) =>
+            Results.Text($"Cannot POST {request.Path}{request.QueryString} (key {request.Query["key"]})", statusCode: StatusCodes.Status404NotFound));
         await receiver.StartAsync();
         services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
     }
@@ -105,6 +108,23 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         Assert.Equal(1, outcome.Attempts);
         Assert.Contains("the receiver answered 400 Bad Request: rollbacks are refused for this service; xxx", outcome.Detail, StringComparison.Ordinal);
         Assert.Contains("xxx… (after 1 attempt)", outcome.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Webhook_ReceiverEchoesTheRequest_TheOutcomeQuotesItWithoutTheCredentialsOfTheUrl()
+    {
+        // The outcome goes to the log, the audit trail and Slack: the key in the runbook's url must not go with it.
+        var url = receiver.Urls.Single().Replace("http://", "http://deployer:user-info-secret@", StringComparison.Ordinal)
+            + "/hooks/echo?key=query-key%2Fsecret&ref=main";
+
+        var outcome = await ExecuteAsync(RollbackTestServices.Request(new RollbackAction(Webhook: new WebhookRollback(url, Secret))));
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("the receiver answered 404 Not Found: Cannot POST /hooks/echo?[redacted] (key [redacted])", outcome.Detail, StringComparison.Ordinal);
+        foreach (var secret in new[] { "query-key", "user-info-secret" })
+        {
+            Assert.DoesNotContain(secret, outcome.Action + outcome.Detail, StringComparison.Ordinal);
+        }
     }
 
     [Fact]
