@@ -47,8 +47,10 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
 
             if (!response.IsSuccessStatusCode)
             {
+                // Without the credentials: a proxy's error page may repeat the request, and the detail is answered and audited.
                 var body = await response.Content.ReadAsStringAsync(cancellationToken);
-                return CheckResult.Error(check.Name, $"Alertmanager answered {(int)response.StatusCode}: {body.Trim()}");
+                var shown = Urls.Redacted(body, [.. options.Value.Alertmanager.Secrets(), .. Urls.Hidden(baseUrl)]).Trim();
+                return CheckResult.Error(check.Name, $"Alertmanager answered {(int)response.StatusCode}: {shown}");
             }
 
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);

@@ -94,6 +94,30 @@ public abstract class MonitoringAuthOptions
     /// </summary>
     public string? CaFile { get; set; }
 
+    /// <summary>The <c>Authorization: Basic</c> value of <see cref="Username"/> and <see cref="Password"/>; null without a user name.</summary>
+    public string? BasicCredentials() =>
+        string.IsNullOrEmpty(Username) ? null : Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"));
+
+    /// <summary>
+    /// The secrets these settings put on every request, for <see cref="Urls.Redacted"/> to cut out of an
+    /// answer that repeats the request it refused: the bearer token (the token file's as it reads now), the password and
+    /// the basic credentials made of it, and the extra headers' values (an API key may be one).
+    /// </summary>
+    public IEnumerable<string?> Secrets()
+    {
+        string? fromFile = null;
+        try
+        {
+            fromFile = string.IsNullOrEmpty(BearerTokenFile) ? null : File.ReadAllText(BearerTokenFile).Trim();
+        }
+        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
+        {
+            // Then no request carried it either.
+        }
+
+        return [BearerToken, fromFile, Password, BasicCredentials(), .. Headers.Values];
+    }
+
     /// <summary>
     /// Why an answer from <paramref name="server"/> (Prometheus or Alertmanager) is not one to read, naming the settings
     /// to change; null for any other answer. A 401 or 403: neither server answers that itself, so the authentication in

@@ -39,6 +39,10 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         // A proxy sending queries on elsewhere: here, to the recording endpoint on another origin (localhost, not 127.0.0.1).
         server.Map("/moved/api/v1/query", () => Results.Redirect(url.Replace("127.0.0.1", "localhost", StringComparison.Ordinal) + "/api/v1/query", preserveMethod: true));
         server.MapGet("/refusing/api/v2/alerts", () => Results.Text("<html><body><form>Sign in with your company account</form></body></html>", "text/html", statusCode: 403));
+        // A proxy whose error page repeats the request it could not send on, headers and all.
+        server.MapGet("/echoing/{**rest}", (HttpRequest request) => Results.Text(
+            $"upstream failed for {request.Path}{request.QueryString} (Authorization: {request.Headers.Authorization}; X-Api-Key: {request.Headers["X-Api-Key"]})",
+            statusCode: 502));
         await server.StartAsync();
         url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
@@ -125,6 +129,33 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
             $"Alertmanager at {url}/refusing/ answered 403 Forbidden: the authentication in front of it refused RolloutGate; check " +
             "RolloutGate__Alertmanager__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", alerts.Detail);
         Assert.DoesNotContain("expired-token", query.Message + alerts.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Alertmanager_AnErrorPageThatRepeatsTheRequest_IsQuotedWithoutItsCredentials()
+    {
+        await using var services = PrometheusTestServer.Services(
+            options =>
+            {
+                options.Alertmanager.Url = url + "/echoing/?key=query-key-secret";
+                options.Alertmanager.Username = "rolloutgate";
+                options.Alertmanager.Password = "basic-password-secret";
+                options.Alertmanager.Headers["X-Api-Key"] = "api-key-secret";
+            },
+            more => more.AddPreDeployChecks());
+
+        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
+            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+
+        // The detail is the predeploy answer's and the audit trail's.
+        Assert.Equal(CheckStatus.Error, alerts.Status);
+        Assert.StartsWith("Alertmanager answered 502: upstream failed for /echoing/?[redacted]/api/v2/alerts", alerts.Detail, StringComparison.Ordinal);
+        Assert.EndsWith("(Authorization: Basic [redacted]; X-Api-Key: [redacted])", alerts.Detail, StringComparison.Ordinal);
+        foreach (var secret in new[] { "query-key-secret", "basic-password-secret", "api-key-secret", Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:basic-password-secret")) })
+        {
+            Assert.DoesNotContain(secret, alerts.Detail, StringComparison.Ordinal);
+        }
     }
 
     [Fact]

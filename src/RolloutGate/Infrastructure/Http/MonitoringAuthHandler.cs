@@ -1,5 +1,4 @@
 using System.Net.Http.Headers;
-using System.Text;
 using Microsoft.Extensions.Options;
 
 namespace RolloutGate.Infrastructure.Http;
@@ -31,8 +30,7 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
         }
         else if (!string.IsNullOrEmpty(auth.Username))
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue(
-                "Basic", Convert.ToBase64String(Encoding.UTF8.GetBytes($"{auth.Username}:{auth.Password}")));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", auth.BasicCredentials());
         }
 
         return await base.SendAsync(request, cancellationToken);
