@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Cli;
 
@@ -98,7 +99,7 @@ public static class AuditCommand
 
         if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri))
         {
-            await stderr.WriteLineAsync($"'{url}' is not an absolute URL");
+            await stderr.WriteLineAsync($"'{Urls.Shown(url)}' is not an absolute URL");
             return 2;
         }
 
@@ -120,7 +121,7 @@ public static class AuditCommand
         catch (Exception ex) when (ex is JsonException or InvalidOperationException or FormatException)
         {
             // A 200 that is not RolloutGate's: a proxy's HTML login page, another service, JSON without the fields.
-            await stderr.WriteLineAsync($"{baseUri} did not answer RolloutGate JSON: {ex.Message}");
+            await stderr.WriteLineAsync($"{Urls.Shown(baseUri)} did not answer RolloutGate JSON: {ex.Message}");
             return 2;
         }
     }
@@ -242,7 +243,7 @@ public static class AuditCommand
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
-                throw new AuditQueryException($"no answer from {baseUri}: {ex.Message}");
+                throw new AuditQueryException($"no answer from {Urls.Shown(baseUri)}: {ex.Message}");
             }
 
             using (response)
@@ -266,7 +267,7 @@ public static class AuditCommand
                 if (csv && !string.Equals(response.Content.Headers.ContentType?.MediaType, "text/csv", StringComparison.OrdinalIgnoreCase))
                 {
                     throw new AuditQueryException(
-                        $"{baseUri} did not answer RolloutGate CSV: {response.Content.Headers.ContentType?.MediaType ?? "no Content-Type"}: {Truncate(body)}");
+                        $"{Urls.Shown(baseUri)} did not answer RolloutGate CSV: {response.Content.Headers.ContentType?.MediaType ?? "no Content-Type"}: {Truncate(body)}");
                 }
 
                 return body;

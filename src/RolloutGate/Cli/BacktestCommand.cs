@@ -133,7 +133,7 @@ public static class BacktestCommand
             {
                 if (!Urls.IsAbsoluteHttp(options["--prometheus"]))
                 {
-                    await stderr.WriteLineAsync($"backtest: --prometheus '{options["--prometheus"]}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)");
+                    await stderr.WriteLineAsync($"backtest: --prometheus '{Urls.Shown(options["--prometheus"])}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)");
                     return 2;
                 }
 

@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Net;
 using System.Text.Json;
 using System.Text.Json.Serialization;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
 using RolloutGate.Webhooks;
 
@@ -157,7 +158,7 @@ public static class GateCommand
     {
         var urlText = value("--url") ?? NonEmpty(environment(UrlVariable)) ?? DefaultUrl;
         var ok = Uri.TryCreate(urlText, UriKind.Absolute, out var url) && url.Scheme is "http" or "https";
-        error = ok ? null : $"--url '{urlText}' is not an http(s) URL";
+        error = ok ? null : $"--url '{Urls.Shown(urlText)}' is not an http(s) URL";
         return ok ? url : null;
     }
 
@@ -237,7 +238,7 @@ public static class GateCommand
     {
         if (answer.Status is not { } status)
         {
-            await stderr.WriteLineAsync($"gate: no answer from {invocation.Url}: {answer.Failure}");
+            await stderr.WriteLineAsync($"gate: no answer from {Urls.Shown(invocation.Url)}: {answer.Failure}");
             return ExitNoAnswer;
         }
 

@@ -143,6 +143,21 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
+    public async Task UrlWithCredentials_TheErrorNamesItWithoutThem()
+    {
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "text/html", "<html><body>Sign in</body></html>"));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["verify", "--url", "http://auditor:url-password@rolloutgate.example/?token=url-token"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith("http://rolloutgate.example/?… did not answer RolloutGate JSON: ", stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("url-", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task CsvAskedButHtmlAnswered_Exits2WithoutPrintingIt()
     {
         using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "text/html", "<html><body>Sign in</body></html>"));

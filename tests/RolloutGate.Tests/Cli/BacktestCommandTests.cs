@@ -385,16 +385,17 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Theory]
-    [InlineData("notaurl")]
-    [InlineData("ftp://x")]
-    [InlineData("/var/lib/prometheus")]
-    [InlineData("http://")]
-    public async Task Backtest_PrometheusNotAnHttpUrl_ExitsTwoNamingTheOption(string url)
+    [InlineData("notaurl", "notaurl")]
+    [InlineData("ftp://x", "ftp://x/")]
+    [InlineData("/var/lib/prometheus", "/var/lib/prometheus")]
+    [InlineData("http://", "http://")]
+    [InlineData("htp://reader:url-password@prometheus.example/?token=url-token", "htp://prometheus.example/?…")]
+    public async Task Backtest_PrometheusNotAnHttpUrl_ExitsTwoNamingTheOptionWithoutItsCredentials(string url, string shown)
     {
         var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--prometheus", url);
 
         Assert.Equal(2, exit);
-        Assert.Equal($"backtest: --prometheus '{url}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)", stderr.ToString().Trim());
+        Assert.Equal($"backtest: --prometheus '{shown}' is not an absolute http(s) URL (e.g. http://127.0.0.1:9090)", stderr.ToString().Trim());
     }
 
     [Theory]

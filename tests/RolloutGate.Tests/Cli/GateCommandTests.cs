@@ -175,6 +175,26 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task UrlWithCredentials_NeitherItsUserInfoNorItsQueryIsPrinted()
+    {
+        // What the gate prints stays in the pipeline's log; a URL may carry a proxy's user info or a token in its query.
+        var notHttp = await RunAsync(null, SignedEnvironment(),
+            "predeploy", "--url", "htp://deployer:url-password@rolloutgate.example/?token=url-token", "--deployment-id", "gate-u", "--service", "checkout",
+            "--environment", "production");
+        var port = ClosedPort();
+        var down = await RunAsync(null, SignedEnvironment(),
+            "predeploy", "--url", $"http://deployer:url-password@127.0.0.1:{port}/?token=url-token", "--deployment-id", "gate-u", "--service", "checkout",
+            "--environment", "production", "--retries", "0");
+
+        Assert.Equal((2, 2), (notHttp, down));
+        var errors = stderr.ToString();
+        Assert.StartsWith("gate: --url 'htp://rolloutgate.example/?…' is not an http(s) URL", errors, StringComparison.Ordinal);
+        Assert.Contains($"gate: no answer from http://127.0.0.1:{port}/?…: ConnectionError", errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("url-password", errors, StringComparison.Ordinal);
+        Assert.DoesNotContain("url-token", errors, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task ServerDown_ManyRetries_StopsAtTheTimeout()
     {
         var clock = Stopwatch.StartNew();
