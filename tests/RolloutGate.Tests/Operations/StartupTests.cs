@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Configuration;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Operations;
@@ -35,6 +37,22 @@ public sealed class StartupTests
         var output = (stdout + stderr).Trim();
         Assert.StartsWith(line, output, StringComparison.Ordinal);
         Assert.Single(output.Split('\n'));
+    }
+
+    [Theory]
+    [InlineData("Host=db;Username=rolloutgate;Password=ab;cd-secret=ef",
+        "ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string: it holds a key Npgsql does not know")]
+    [InlineData("Host=db;Port=cd-secret", "ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string: Couldn't set port")]
+    public void BrokenConnectionString_SaysWhyWithoutRepeatingAnyOfIt(string connectionString, string start)
+    {
+        var configuration = new ConfigurationBuilder()
+            .AddInMemoryCollection(new Dictionary<string, string?> { ["ConnectionStrings:RolloutGate"] = connectionString })
+            .Build();
+
+        var error = Assert.Throws<StartupException>(() => DatabaseExtensions.ReadConnectionString(configuration));
+
+        Assert.StartsWith(start, error.Message, StringComparison.Ordinal);
+        Assert.DoesNotContain("cd-secret", error.Message, StringComparison.OrdinalIgnoreCase);
     }
 
     [Theory]

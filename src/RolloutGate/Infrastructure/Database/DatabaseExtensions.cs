@@ -93,7 +93,13 @@ public static class DatabaseExtensions
         }
         catch (ArgumentException ex)
         {
-            throw new StartupException($"ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string: {ex.Message}", ex);
+            // Npgsql names the key it could not set. One it does not know is not repeated: it is more often the rest of a
+            // password with a ';' in it ("Password=ab;cd=ef" names "cd") than a misspelt key.
+            var why = ex.ParamName is { } key && !new NpgsqlConnectionStringBuilder().ContainsKey(key)
+                ? "it holds a key Npgsql does not know (not repeated here: it may be the rest of a password with a ';' in it, " +
+                  "which needs quotes: Password='...')"
+                : ex.Message;
+            throw new StartupException($"ConnectionStrings__RolloutGate is not a valid PostgreSQL connection string: {why}", ex);
         }
 
         return connectionString;
