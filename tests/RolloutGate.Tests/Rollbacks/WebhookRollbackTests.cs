@@ -67,7 +67,8 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         });
         // A receiver that repeats the request it refuses, as Express's "Cannot POST /path?query" page does.
         receiver.MapPost("/hooks/echo", (HttpRequest request) =>
-            Results.Text($"Cannot POST {request.Path}{request.QueryString} (key {request.Query["key"]})", statusCode: StatusCodes.Status404NotFound));
+            Results.Text($"Cannot POST {request.Path}{request.QueryString} (key {request.Query["key"]}, signature {request.Headers[WebhookAuthenticator.SignatureHeader]})",
+                statusCode: StatusCodes.Status404NotFound));
         await receiver.StartAsync();
         services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
     }
@@ -113,15 +114,16 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
     [Fact]
     public async Task Webhook_ReceiverEchoesTheRequest_TheOutcomeQuotesItWithoutTheCredentialsOfTheUrl()
     {
-        // The outcome goes to the log, the audit trail and Slack: the key in the runbook's url must not go with it.
+        // The outcome goes to the log, the audit trail and Slack: the key in the runbook's url must not go with it, nor the
+        // signature, against which a weak secret could be guessed offline.
         var url = receiver.Urls.Single().Replace("http://", "http://deployer:user-info-secret@", StringComparison.Ordinal)
             + "/hooks/echo?key=query-key%2Fsecret&ref=main";
 
         var outcome = await ExecuteAsync(RollbackTestServices.Request(new RollbackAction(Webhook: new WebhookRollback(url, Secret))));
 
         Assert.False(outcome.Succeeded);
-        Assert.Contains("the receiver answered 404 Not Found: Cannot POST /hooks/echo?[redacted] (key [redacted])", outcome.Detail, StringComparison.Ordinal);
-        foreach (var secret in new[] { "query-key", "user-info-secret" })
+        Assert.Contains("the receiver answered 404 Not Found: Cannot POST /hooks/echo?[redacted] (key [redacted], signature [redacted])", outcome.Detail, StringComparison.Ordinal);
+        foreach (var secret in new[] { "query-key", "user-info-secret", "sha256=" })
         {
             Assert.DoesNotContain(secret, outcome.Action + outcome.Detail, StringComparison.Ordinal);
         }
