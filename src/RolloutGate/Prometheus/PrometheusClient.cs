@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text.Json;
+using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
 using RolloutGate.Core.Runbooks;
@@ -27,7 +28,7 @@ public interface IPrometheusClient
 /// <see cref="PrometheusExtensions.AddPrometheus"/>. Queries are POSTed as forms, which the API accepts
 /// like GET, so that long PromQL never meets a URL length limit.
 /// </summary>
-internal sealed partial class PrometheusClient(HttpClient http, ILogger<PrometheusClient> logger) : IPrometheusClient
+internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<RolloutGateOptions> options, ILogger<PrometheusClient> logger) : IPrometheusClient
 {
     /// <summary>Prometheus's address as errors and logs name it: never user info or a query, which may hold a credential.</summary>
     private string Shown => Urls.Shown(http.BaseAddress);
@@ -176,7 +177,11 @@ internal sealed partial class PrometheusClient(HttpClient http, ILogger<Promethe
                 if (status == "error")
                 {
                     var errorType = root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown";
-                    var error = root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty;
+                    // Without the credentials: a proxy in front that answers in this form may repeat the request, and the
+                    // error goes to the log, the watch's evidence and the audit trail.
+                    var settings = options.CurrentValue.Prometheus;
+                    var error = Urls.Redacted(
+                        root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]);
                     LogQueryRejected(logger, promql, errorType, error);
                     throw new PrometheusQueryException(promql, errorType, error);
                 }

@@ -43,6 +43,9 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         server.MapGet("/echoing/{**rest}", (HttpRequest request) => Results.Text(
             $"upstream failed for {request.Path}{request.QueryString} (Authorization: {request.Headers.Authorization}; X-Api-Key: {request.Headers["X-Api-Key"]})",
             statusCode: 502));
+        server.Map("/echoing/api/v1/query", (HttpRequest request) => Results.Json(
+            new { status = "error", errorType = "bad_data", error = $"refused (Authorization: {request.Headers.Authorization}; X-Api-Key: {request.Headers["X-Api-Key"]})" },
+            statusCode: 400));
         await server.StartAsync();
         url = server.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First();
     }
@@ -156,6 +159,23 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         {
             Assert.DoesNotContain(secret, alerts.Detail, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task Prometheus_AnErrorInItsFormThatRepeatsTheRequest_IsQuotedWithoutItsCredentials()
+    {
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = url + "/echoing/";
+            options.Prometheus.BearerToken = "bearer-token-secret";
+            options.Prometheus.Headers["X-Api-Key"] = "api-key-secret";
+        });
+
+        var rejected = await Assert.ThrowsAsync<PrometheusQueryException>(() =>
+            services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
+
+        // The error is the log's, the watch's evidence's and the audit trail's.
+        Assert.Equal("Prometheus rejected the query 'up': bad_data: refused (Authorization: Bearer [redacted]; X-Api-Key: [redacted])", rejected.Message);
     }
 
     [Fact]
