@@ -10,6 +10,7 @@ using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Checks;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Prometheus;
+using RolloutGate.Tests.Checks;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Prometheus;
@@ -137,19 +138,15 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     [Fact]
     public async Task Alertmanager_AnErrorPageThatRepeatsTheRequest_IsQuotedWithoutItsCredentials()
     {
-        await using var services = PrometheusTestServer.Services(
-            options =>
+        var alerts = await CheckTestHost.RunOneAsync(
+            new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""])),
+            configure: options =>
             {
                 options.Alertmanager.Url = url + "/echoing/?key=query-key-secret";
                 options.Alertmanager.Username = "rolloutgate";
                 options.Alertmanager.Password = "basic-password-secret";
                 options.Alertmanager.Headers["X-Api-Key"] = "api-key-secret";
-            },
-            more => more.AddPreDeployChecks());
-
-        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
-            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
-            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+            });
 
         // The detail is the predeploy answer's and the audit trail's.
         Assert.Equal(CheckStatus.Error, alerts.Status);
