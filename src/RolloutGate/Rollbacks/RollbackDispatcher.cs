@@ -53,6 +53,9 @@ public sealed partial class RollbackDispatcher(
 
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
 
+    /// <summary>How often the state of a deployment whose action runs is read, so that a stop ends the action's retries.</summary>
+    public static readonly TimeSpan HaltPollInterval = TimeSpan.FromSeconds(1);
+
     /// <summary>
     /// How long a claim without a lease lasts from <c>claimed_at</c>: one written by a version before migration 0020, which
     /// does not renew it, and whose action may run up to this long.
@@ -165,6 +168,49 @@ public sealed partial class RollbackDispatcher(
         }
     }
 
+    /// <summary>
+    /// Cancels <paramref name="halt"/> once the deployment is no longer rolling back (stopped by a person, or rolled back by
+    /// the pipeline) while its action runs, until <paramref name="done"/>, and returns the state it found (null if none).
+    /// Read every <see cref="HaltPollInterval"/> in a scope of its own (the claim's context renews meanwhile), so a stop
+    /// taken on any replica halts the action.
+    /// </summary>
+    private async Task<string?> WatchStateAsync(string deploymentId, CancellationTokenSource halt, CancellationToken done)
+    {
+        using var timer = new PeriodicTimer(HaltPollInterval, time);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(done))
+            {
+                try
+                {
+                    await using var scope = scopes.CreateAsyncScope();
+                    var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+                    var state = await db.Deployments.AsNoTracking().Where(d => d.Id == deploymentId).Select(d => d.State)
+                        .SingleAsync(done);
+                    if (state != DeploymentState.RollingBack)
+                    {
+                        await halt.CancelAsync();
+                        return state;
+                    }
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    // The action goes on: without the database its state cannot be read, and it is read again next tick.
+                    if (!outage.Handled("Rollback dispatcher", ex))
+                    {
+                        LogWatchFailed(logger, deploymentId, ex);
+                    }
+                }
+            }
+        }
+        catch (OperationCanceledException) when (done.IsCancellationRequested)
+        {
+            // The action is over.
+        }
+
+        return null;
+    }
+
     /// <summary>Carries out and records the rollback; false when the host's stop abandoned it (its claim released).</summary>
     private async Task<bool> ExecuteAsync(RolloutGateDbContext db, IRollbackExecutor executor, string deploymentId, Claim claim, CancellationToken stopping)
     {
@@ -190,10 +236,25 @@ public sealed partial class RollbackDispatcher(
             using var interrupt = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
             using var onStop = stopping.Register(() => interrupt.CancelAfter(grace));
             using var acted = new CancellationTokenSource();
+            using var halt = new CancellationTokenSource();
+            using var acting = CancellationTokenSource.CreateLinkedTokenSource(interrupt.Token, halt.Token);
             var renewing = RenewAsync(db, deploymentId, acted.Token);
+            var watching = WatchStateAsync(deploymentId, halt, acted.Token);
             try
             {
-                outcome = await executor.ExecuteAsync(request, interrupt.Token);
+                outcome = await executor.ExecuteAsync(request, acting.Token);
+            }
+            catch (OperationCanceledException cancelled) when (halt.IsCancellationRequested && !interrupt.IsCancellationRequested)
+            {
+                // A person stopped the automation (or the pipeline rolled back) while the action ran: "stop ends all
+                // automation", so no further attempt is made. Recorded as this action's outcome, finished, so that
+                // nobody carries it out again; an attempt already sent may have reached its target, and the record says so.
+                var state = await watching ?? "no longer rolling back";
+                var (action, attempts) = cancelled is RollbackCancelledException under ? (under.Action, under.Attempts) : ("rollback action", 0);
+                outcome = new RollbackOutcome(false, action,
+                    $"halted after {attempts} attempt(s): the deployment became {state} while the action was under way, so no further " +
+                    "attempt was made; one already sent may have reached its target", attempts);
+                LogHalted(logger, deploymentId, state, attempts);
             }
             catch (OperationCanceledException) when (interrupt.IsCancellationRequested)
             {
@@ -216,6 +277,7 @@ public sealed partial class RollbackDispatcher(
                 // Ends the renewals before the context is used again (a no-op after the abandonment above).
                 await acted.CancelAsync();
                 await renewing;
+                await watching;
             }
         }
 
@@ -281,6 +343,12 @@ public sealed partial class RollbackDispatcher(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId}: the claim of {Replica} (from {ClaimedAt:O}) ran out without an outcome, that replica stopped or died mid-action; carrying the action out again with the same idempotency key")]
     private static partial void LogTakenOver(ILogger logger, string deploymentId, string replica, DateTimeOffset claimedAt);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId}: its state could not be read while its action runs")]
+    private static partial void LogWatchFailed(ILogger logger, string deploymentId, Exception exception);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId} halted after {Attempts} attempt(s): the deployment became {State} while the action was under way")]
+    private static partial void LogHalted(ILogger logger, string deploymentId, string state, int attempts);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Rollback of {DeploymentId}: its claim could not be renewed")]
     private static partial void LogRenewFailed(ILogger logger, string deploymentId, Exception exception);

@@ -47,3 +47,15 @@ public sealed class RollbackAttemptException(string message, bool transient, Tim
 
     public TimeSpan? RetryAfter { get; } = retryAfter;
 }
+
+/// <summary>
+/// The caller cancelled an action under way: what it was acting on and how many attempts it had begun, so that a caller
+/// that cancelled on purpose can record what was tried.
+/// </summary>
+public sealed class RollbackCancelledException(string action, int attempts, OperationCanceledException cause)
+    : OperationCanceledException($"{action}: cancelled after {attempts} attempt(s)", cause, cause.CancellationToken)
+{
+    public string Action { get; } = action;
+
+    public int Attempts { get; } = attempts;
+}

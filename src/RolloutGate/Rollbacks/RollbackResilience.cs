@@ -79,6 +79,10 @@ internal sealed partial class RollbackAttempts(
             LogSucceeded(logger, action, attempts, LogText.OneLine(detail));
             return new RollbackOutcome(true, action, detail, attempts);
         }
+        catch (OperationCanceledException cancelled) when (cancellationToken.IsCancellationRequested)
+        {
+            throw new RollbackCancelledException(action, attempts, cancelled);
+        }
         catch (Exception exception) when (!cancellationToken.IsCancellationRequested && Describe(exception, target, attempts, settings) is { } reason)
         {
             // The reason keeps its line breaks for the audit trail and the channel (an admission webhook's denial is often a

@@ -115,6 +115,38 @@ public sealed class RollbackDispatcherTests
     }
 
     [Fact]
+    public async Task StoppedWhileTheActionRetries_NoFurtherAttempt_RecordedAsHalted()
+    {
+        // CONTRACT section 5: stop ends all automation. The first attempt fails and the next waits its backoff: a stop
+        // meanwhile must keep that next attempt from moving traffic the operator took over.
+        await using var kubernetes = await HalfCanaryAsync();
+        kubernetes.FailNext(503);
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes), services =>
+            services.Configure<RollbackResilienceOptions>(options =>
+            {
+                options.BaseDelay = TimeSpan.FromSeconds(6);
+                options.MaxDelay = TimeSpan.FromSeconds(6);
+            }));
+
+        await service.Webhooks.SendEventAsync("deployed", "rb-halt");
+        await service.RegressAsync("rb-halt", "p95-latency");
+        await service.DecideAsync("rb-halt", "rollback", "bob");
+        await SlackTestService.EventuallyAsync(() => Task.FromResult(!kubernetes.Requests.IsEmpty), "the action's first attempt");
+        await service.DecideAsync("rb-halt", "stop", "carol", "taking over by hand");
+
+        await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-halt' AND finished_at IS NOT NULL");
+        // Past the backoff: the retry would have patched by now.
+        await Task.Delay(TimeSpan.FromSeconds(8));
+        Assert.DoesNotContain(kubernetes.Requests, request => request.StartsWith("PATCH ", StringComparison.Ordinal));
+        Assert.Equal(2, kubernetes.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["spec"]!["http"]![0]!["route"]!.AsArray().Count);
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-halt'"));
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-halt' AND NOT succeeded AND attempts = 1"));
+        var detail = await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'detail' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-halt'");
+        Assert.StartsWith("halted after 1 attempt(s): the deployment became stopped while the action was under way", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task FailedAction_RollbackDecidedAgain_RetriesItOnce()
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
