@@ -53,7 +53,7 @@ public sealed partial class RollbackDispatcher(
 
     public static readonly TimeSpan PollInterval = TimeSpan.FromSeconds(2);
 
-    /// <summary>How often the state of a deployment whose action runs is read, so that a stop ends the action's retries.</summary>
+    /// <summary>How often the state of a deployment whose action runs is read, so that a stop ends the action.</summary>
     public static readonly TimeSpan HaltPollInterval = TimeSpan.FromSeconds(1);
 
     /// <summary>
@@ -169,10 +169,11 @@ public sealed partial class RollbackDispatcher(
     }
 
     /// <summary>
-    /// Cancels <paramref name="halt"/> once the deployment is no longer rolling back (stopped by a person, or rolled back by
-    /// the pipeline) while its action runs, until <paramref name="done"/>, and returns the state it found (null if none).
-    /// Read every <see cref="HaltPollInterval"/> in a scope of its own (the claim's context renews meanwhile), so a stop
-    /// taken on any replica halts the action.
+    /// Cancels <paramref name="halt"/> once a person has stopped the deployment while its action runs, until
+    /// <paramref name="done"/>, and returns the state it found (null if none). Read every <see cref="HaltPollInterval"/>
+    /// in a scope of its own (the claim's context renews meanwhile), so a stop taken on any replica halts the action. A
+    /// <c>rolledback</c> from the pipeline does not: a webhook receiver may send it before it answers the delivery, whose
+    /// outcome is then still the action's.
     /// </summary>
     private async Task<string?> WatchStateAsync(string deploymentId, CancellationTokenSource halt, CancellationToken done)
     {
@@ -187,7 +188,7 @@ public sealed partial class RollbackDispatcher(
                     var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
                     var state = await db.Deployments.AsNoTracking().Where(d => d.Id == deploymentId).Select(d => d.State)
                         .SingleAsync(done);
-                    if (state != DeploymentState.RollingBack)
+                    if (state == DeploymentState.Stopped)
                     {
                         await halt.CancelAsync();
                         return state;
@@ -246,8 +247,8 @@ public sealed partial class RollbackDispatcher(
             }
             catch (OperationCanceledException cancelled) when (halt.IsCancellationRequested && !interrupt.IsCancellationRequested)
             {
-                // A person stopped the automation (or the pipeline rolled back) while the action ran: "stop ends all
-                // automation", so no further attempt is made. Recorded as this action's outcome, finished, so that
+                // A person stopped the automation while the action ran: "stop ends all automation", so no further
+                // attempt is made. Recorded as this action's outcome, finished, so that
                 // nobody carries it out again; an attempt already sent may have reached its target, and the record says so.
                 var state = await watching ?? "no longer rolling back";
                 var (action, attempts) = cancelled is RollbackCancelledException under ? (under.Action, under.Attempts) : ("rollback action", 0);
