@@ -53,7 +53,7 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
                 AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data, options.CurrentValue.PublicUrl),
                 AuditEventTypes.Decision => SlackMessages.Decision(channel, audit.Actor, audit.Data),
                 AuditEventTypes.Refusal => SlackMessages.Refusal(channel, audit.Actor, audit.Data),
-                _ => SlackMessages.RollbackAction(channel, deployment.Id, audit.Data),
+                _ => SlackMessages.RollbackAction(channel, deployment.Id, deployment.State, audit.Data),
             };
             await EnqueueReplyAsync(db, deployment, runbook, reply, $"slack:reply:{audit.Id}", cancellationToken);
         }

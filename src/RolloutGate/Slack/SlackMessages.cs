@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure.Database;
@@ -114,9 +115,10 @@ public static class SlackMessages
 
     /// <summary>
     /// The outcome of a rollback action. A failed action (one there was: not "none configured") leaves the deployment
-    /// rolling back, so the reply asks what next: retry it (a new rollback decision) or stop the automation.
+    /// rolling back, so the reply asks what next: retry it (a new rollback decision) or stop the automation. Not when the
+    /// deployment is no longer <paramref name="state"/> rolling-back (an action halted by a stop): neither would be allowed.
     /// </summary>
-    public static OutboxMessage RollbackAction(string channel, string deploymentId, string data)
+    public static OutboxMessage RollbackAction(string channel, string deploymentId, string state, string data)
     {
         using var document = JsonDocument.Parse(data);
         var root = document.RootElement;
@@ -127,6 +129,11 @@ public static class SlackMessages
         if (outcome != "failed" || action == DeploymentDecisions.NoActionConfigured)
         {
             return new OutboxMessage(channel, text, null);
+        }
+
+        if (state != DeploymentState.RollingBack)
+        {
+            return new OutboxMessage(channel, $"{text} The deployment is {Escape(state)}: traffic may still go to the new version; roll back by other means if it must.", null);
         }
 
         text += " Traffic may still go to the new version. Retry the rollback, or stop the automation and roll back by other means.";

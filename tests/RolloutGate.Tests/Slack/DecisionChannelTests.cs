@@ -482,6 +482,37 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task RollbackActionHaltedByAStop_ReplyOffersNoButtonsTheStateWouldRefuse()
+    {
+        await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
+        kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", RollbackDispatcherTests.HalfCanarySpec());
+        kubernetes.FailNext(503, 503, 503, 503, 503);
+        await using var test = await SlackTestService.StartAsync(moreSettings: new Dictionary<string, string?>
+        {
+            ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
+            ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
+        });
+        await test.WatchAsync("gh-halt-1");
+        await test.RegressAsync("gh-halt-1");
+
+        // The action retries the API server's 503s; the owner stops the automation meanwhile.
+        (await test.PressAsync(SlackTestService.Owner, "rollback", "gh-halt-1")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(() => Task.FromResult(!kubernetes.Requests.IsEmpty), "the action's first attempt");
+        (await test.PressAsync(SlackTestService.Owner, "stop", "gh-halt-1")).EnsureSuccessStatusCode();
+        await SlackTestService.EventuallyAsync(
+            async () => await test.Service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'gh-halt-1'") == 1, "the action's outcome");
+        await test.AllDeliveredAsync();
+
+        // Retry rollback and Stop automation would both be refused in state stopped: the reply says so instead.
+        var halted = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.GetProperty("text").GetString()!.StartsWith("Rollback action istio", StringComparison.Ordinal));
+        var text = halted.Body.GetProperty("text").GetString()!;
+        Assert.Contains("*failed* (halted after", text, StringComparison.Ordinal);
+        Assert.Contains("The deployment is stopped", text, StringComparison.Ordinal);
+        Assert.False(halted.Body.TryGetProperty("blocks", out _));
+    }
+
+    [Fact]
     public async Task SlackOutage_MessagesQueueThenAllAreDeliveredOnceInOrder()
     {
         await using var test = await SlackTestService.StartAsync();
