@@ -486,7 +486,8 @@ public sealed class DecisionChannelTests
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
         kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", RollbackDispatcherTests.HalfCanarySpec());
-        kubernetes.FailNext(503, 503, 503, 503, 503);
+        // 500s carry no Retry-After: the five attempts take the default backoff, some seconds, for the stop to come in.
+        kubernetes.FailNext(500, 500, 500, 500, 500);
         await using var test = await SlackTestService.StartAsync(moreSettings: new Dictionary<string, string?>
         {
             ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
@@ -495,7 +496,7 @@ public sealed class DecisionChannelTests
         await test.WatchAsync("gh-halt-1");
         await test.RegressAsync("gh-halt-1");
 
-        // The action retries the API server's 503s; the owner stops the automation meanwhile.
+        // The action retries the API server's 500s; the owner stops the automation meanwhile.
         (await test.PressAsync(SlackTestService.Owner, "rollback", "gh-halt-1")).EnsureSuccessStatusCode();
         await SlackTestService.EventuallyAsync(() => Task.FromResult(!kubernetes.Requests.IsEmpty), "the action's first attempt");
         (await test.PressAsync(SlackTestService.Owner, "stop", "gh-halt-1")).EnsureSuccessStatusCode();
