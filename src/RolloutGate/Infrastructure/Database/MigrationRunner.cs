@@ -30,6 +30,7 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
                 """, cancellationToken);
 
             var applied = await ReadAppliedAsync(connection, cancellationToken);
+            await RecordRenamesAsync(connection, applied, files, cancellationToken);
             WarnOfNewerSchema(applied.Keys, files);
             var appliedNow = new List<string>();
             foreach (var file in files)
@@ -99,6 +100,36 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
     }
 
     /// <summary>
+    /// A file renamed after it was applied (a number taken twice by work written side by side, renumbered:
+    /// 0021_breach_of_min.sql became 0022_breach_of_min.sql) is recorded under its old name. It is the same migration
+    /// when its content is: the record takes the new name, so the file is not applied again, and the old name is not
+    /// taken for a newer version's migration (which warned at every start that this version does not have it). Where
+    /// the file was applied again under its new name before this was known, the old name's record is dropped. A
+    /// recorded file whose content is not that of exactly one of this version's files is left as it is.
+    /// </summary>
+    private async Task RecordRenamesAsync(NpgsqlConnection connection, Dictionary<string, string> applied, List<MigrationFile> files, CancellationToken cancellationToken)
+    {
+        var known = files.Select(file => file.Name).ToHashSet(StringComparer.Ordinal);
+        foreach (var (oldName, sha256) in applied.Where(record => !known.Contains(record.Key)).OrderBy(record => record.Key, StringComparer.Ordinal).ToList())
+        {
+            var renamed = files.Where(file => string.Equals(file.Sha256, sha256, StringComparison.Ordinal)).ToList();
+            if (renamed.Count != 1)
+            {
+                continue;
+            }
+
+            var newName = renamed[0].Name;
+            var appliedAgain = applied.ContainsKey(newName);
+            await ExecuteAsync(connection,
+                appliedAgain ? "DELETE FROM schema_migrations WHERE file = @old" : "UPDATE schema_migrations SET file = @new WHERE file = @old",
+                cancellationToken, ("new", newName), ("old", oldName));
+            applied.Remove(oldName);
+            applied[newName] = sha256;
+            LogRenamed(logger, oldName, newName, appliedAgain ? "its record under the old name is dropped (it was applied again under the new one)" : "recorded under the new name, not applied again");
+        }
+    }
+
+    /// <summary>
     /// Migrations recorded in the database that this version does not have were applied by a newer RolloutGate: this
     /// one was rolled back after an upgrade. It starts all the same (refusing would leave no way back but a restore
     /// that loses what was recorded since), but says so: it neither reads nor keeps up what those migrations added.
@@ -156,6 +187,9 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Applied migration {File}")]
     private static partial void LogApplied(ILogger logger, string file);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Migration {OldFile} was applied under that name and is now {File} (the same content): {Outcome}")]
+    private static partial void LogRenamed(ILogger logger, string oldFile, string file, string outcome);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The database has {Count} migration(s) this RolloutGate does not have ({Files}; its newest is {Newest}): " +
         "a newer version migrated it. This one starts, but does not use or keep up what those migrations added; see deploy/README.md, 'Upgrading RolloutGate'")]

@@ -82,6 +82,43 @@ public sealed class MigrationRunnerTests
     }
 
     [Fact]
+    public async Task Apply_FileRenamedAfterItWasApplied_RecordedUnderItsNewNameWithoutApplyingItAgainOrWarning()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        var migrations = CopyMigrations();
+        await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
+        await Runner(dataSource).ApplyAsync(migrations, CancellationToken.None);
+        // As the versions from 514b75a to 8c6a32c recorded it: breach_of_min was 0021, renumbered 0022 with the same content.
+        await database.ExecuteAsync("UPDATE schema_migrations SET file = '0021_breach_of_min.sql' WHERE file = '0022_breach_of_min.sql'");
+
+        using var logs = new LogCapture();
+        var applied = await Runner(dataSource, logs).ApplyAsync(migrations, CancellationToken.None);
+
+        Assert.Empty(applied);
+        Assert.DoesNotContain(logs.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines, line => line.Contains("0021_breach_of_min.sql was applied under that name and is now 0022_breach_of_min.sql", StringComparison.Ordinal));
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '0021_breach_of_min.sql'"));
+        Assert.Equal(1L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '0022_breach_of_min.sql'"));
+
+        // Upgraded before the rename was known: the file was applied again as 0022, and both names are recorded.
+        await database.ExecuteAsync("""
+            INSERT INTO schema_migrations (file, sha256, applied_at)
+            SELECT '0021_breach_of_min.sql', sha256, applied_at FROM schema_migrations WHERE file = '0022_breach_of_min.sql'
+            """);
+        using var twice = new LogCapture();
+        Assert.Empty(await Runner(dataSource, twice).ApplyAsync(migrations, CancellationToken.None));
+        Assert.DoesNotContain(twice.Lines, line => line.StartsWith("Warning", StringComparison.Ordinal));
+        Assert.Contains(twice.Lines, line => line.Contains("its record under the old name is dropped", StringComparison.Ordinal));
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '0021_breach_of_min.sql'"));
+
+        // A file of another content under a name this version does not have is still a newer version's.
+        await database.ExecuteAsync("INSERT INTO schema_migrations (file, sha256, applied_at) VALUES ('0023_from_a_newer_version.sql', 'x', now())");
+        using var later = new LogCapture();
+        Assert.Empty(await Runner(dataSource, later).ApplyAsync(migrations, CancellationToken.None));
+        Assert.Contains(later.Lines, line => line.Contains("1 migration(s) this RolloutGate does not have (0023_from_a_newer_version.sql", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Apply_BrokenFile_StopsWithItsNameAndRecordsNothing()
     {
         await using var database = await TestDatabase.CreateAsync();
