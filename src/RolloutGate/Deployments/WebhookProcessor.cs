@@ -5,6 +5,7 @@ using Npgsql;
 using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
@@ -203,8 +204,19 @@ public sealed partial class WebhookProcessor(
             return WebhookOutcome.Refused(Problems.Conflict(change.Reason!, StateExtension(deployment)));
         }
 
-        // The version recorded at predeploy governs the whole change, even if the file was edited since.
-        var watch = runbooks.VersionOf(deployment).Watch;
+        // The version recorded at predeploy governs the whole change, even if the file was edited since. One an earlier
+        // RolloutGate recorded may no longer parse: the change cannot be watched under it, and nothing changes.
+        WatchSpec watch;
+        try
+        {
+            watch = runbooks.VersionOf(deployment).Watch;
+        }
+        catch (InvalidOperationException ex)
+        {
+            return WebhookOutcome.Refused(Problems.Unprocessable(
+                $"deployment '{deployment.Id}' cannot be watched: its {ex.Message}; send predeploy again under a new deploymentId"));
+        }
+
         // In PostgreSQL's precision (microseconds), so the answer's watchUntil is the one the deployment shows later.
         var deployedAt = ToMicroseconds(request.At ?? now);
         deployment.DeployedAt = deployedAt;

@@ -11,9 +11,13 @@ namespace RolloutGate.Slack;
 /// <summary>
 /// Turns audit events into decision-channel messages, in the transaction that appends them: a state change edits the
 /// deployment's root message; a verdict change, decision, refusal or rollback action gets a thread reply. Everything
-/// else stays quiet, so a healthy watch makes no noise.
+/// else stays quiet, so a healthy watch makes no noise. A deployment whose runbook version no longer parses (recorded by an
+/// older RolloutGate whose parser accepted what this one refuses) has no decision channel to read: its changes are
+/// recorded without a message, and the log says so, instead of failing the transaction that makes them (an operator's
+/// stop of such a deployment answered 500 and changed nothing).
 /// </summary>
-public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsMonitor<RolloutGateOptions> options, TimeProvider time)
+public sealed partial class DecisionChannelSubscriber(
+    RunbookCatalog runbooks, IOptionsMonitor<RolloutGateOptions> options, TimeProvider time, ILogger<DecisionChannelSubscriber> logger)
     : IAuditSubscriber
 {
     public async Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken)
@@ -39,7 +43,17 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
                 continue;
             }
 
-            var runbook = runbooks.VersionOf(deployment);
+            Runbook runbook;
+            try
+            {
+                runbook = runbooks.VersionOf(deployment);
+            }
+            catch (InvalidOperationException ex)
+            {
+                LogNoChannel(logger, deployment.Id, audit.Type, ex.Message);
+                continue;
+            }
+
             var channel = runbook.DecisionChannel;
             var now = time.GetUtcNow();
             if (audit.Type == AuditEventTypes.StateChanged)
@@ -80,6 +94,9 @@ public sealed class DecisionChannelSubscriber(RunbookCatalog runbooks, IOptionsM
         CancellationToken cancellationToken) =>
         SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackRoot, idempotencyKey,
             SlackMessages.Root(deployment, runbook, options.CurrentValue.PublicUrl), now, cancellationToken);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {DeploymentId}: no decision-channel message for its {Type} event, recorded in the audit trail: {Reason}")]
+    private static partial void LogNoChannel(ILogger logger, string deploymentId, string type, string reason);
 
     private static bool IsAnnounced(string type) => type is AuditEventTypes.StateChanged or AuditEventTypes.Evaluation
         or AuditEventTypes.Decision or AuditEventTypes.Refusal or AuditEventTypes.RollbackAction;

@@ -231,6 +231,41 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task RunbookVersionRecordedByAnOlderVersionThatNoLongerParses_DeployedRefused422_StopAndCancelStillAnswered()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "gh-old-allowed");
+        service.Runbooks.Write("payments.yaml", TestRunbooks.Minimal("payments"));
+        await service.ReloadRunbooksAsync();
+        Assert.Equal(HttpStatusCode.OK, (await service.Webhooks.SendEventAsync("predeploy", "gh-old-watching", service: "payments")).StatusCode);
+        Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "gh-old-watching", service: "payments")).StatusCode);
+        // As after an upgrade: the files moved on to new versions, and the versions both changes recorded hold what an
+        // older RolloutGate accepted and this one refuses.
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        service.Runbooks.Write("payments.yaml", TestRunbooks.Minimal("payments", version: 2));
+        await service.ReloadRunbooksAsync();
+        await service.Database.ExecuteAsync("UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE version = 1");
+        var changesBefore = await service.CountAsync("audit_events", "type = 'deployment.state-changed'");
+
+        var deployed = await service.Webhooks.SendEventAsync("deployed", "gh-old-allowed");
+
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, deployed.StatusCode);
+        var detail = (await deployed.Content.ReadFromJsonAsync<JsonElement>()).GetProperty("detail").GetString();
+        Assert.Contains("deployment 'gh-old-allowed' cannot be watched: its stored runbook version checkout v1 no longer parses", detail, StringComparison.Ordinal);
+        Assert.Equal("allowed", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'gh-old-allowed'"));
+        Assert.Equal(changesBefore, await service.CountAsync("audit_events", "type = 'deployment.state-changed'"));
+
+        using var operatorClient = service.Operator();
+        var stop = await operatorClient.PostAsJsonAsync(new Uri("/api/v1/deployments/gh-old-watching/stop", UriKind.Relative), new { actor = "bob", reason = "its runbook no longer parses" });
+        var cancel = await service.Webhooks.SendEventAsync("cancelled", "gh-old-allowed");
+
+        Assert.Equal(HttpStatusCode.OK, stop.StatusCode);
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'gh-old-watching'"));
+        Assert.Equal(HttpStatusCode.OK, cancel.StatusCode);
+        Assert.Equal("cancelled", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'gh-old-allowed'"));
+    }
+
+    [Fact]
     public async Task Queries_WithANulCharacterOrAnUnreadableParameter_Refused400NotA500()
     {
         await using var service = await TestService.StartAsync();
