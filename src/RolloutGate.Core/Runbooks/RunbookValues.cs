@@ -155,7 +155,6 @@ internal static partial class RunbookValues
     public static bool TryParseWeeklyWindow(string text, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out WeeklyWindow? window) =>
         WeeklyWindow.TryParse(text.Trim(), out window, out _);
 
-    /// <summary>A dated freeze bound; <paramref name="dateOnly"/> tells the caller whether a time of day was given.</summary>
     /// <summary>
     /// The first and last days a freeze's dates may name. A day further out is a local time some zone cannot place in .NET's
     /// years 1 to 9999: "to: 9999-12-31", whose end is the next midnight, threw out of the parser, and "from: 0001-01-01"
@@ -168,6 +167,7 @@ internal static partial class RunbookValues
 
     public const string DateRangeReason = "a freeze's dates lie from 0001-01-02 to 9999-12-30, so that every time zone can place them";
 
+    /// <summary>A dated freeze bound; <paramref name="dateOnly"/> tells the caller whether a time of day was given.</summary>
     public static bool TryParseLocalDate(string text, out DateTime value, out bool dateOnly)
     {
         dateOnly = DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date);
