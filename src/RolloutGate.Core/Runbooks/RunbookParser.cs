@@ -584,9 +584,10 @@ public static partial class RunbookParser
         }
 
         var duration = watch.Duration("duration", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
-        var interval = watch.Duration("interval", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
+        var interval = watch.Duration("interval", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason,
+            shortest: RunbookValues.MinWatchInterval, shortestReason: RunbookValues.MinWatchIntervalReason);
         var baseline = watch.Duration("baseline", RunbookValues.MaxWatchDuration, RunbookValues.MaxWatchDurationReason);
-        if ((interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
+        if ((interval is not null || !watch.Has("interval")) && (interval ?? RunbookDefaults.WatchInterval) >= (duration ?? RunbookDefaults.WatchDuration))
         {
             watch.Error("interval", $"watch.interval ({watch.Text("interval") ?? "1m by default"}) must be shorter than watch.duration ({watch.Text("duration") ?? "24h by default"})");
         }

@@ -53,6 +53,20 @@ internal static partial class RunbookValues
     public const string MaxWatchDurationReason = "a watch's durations and rollback.approvalTimeout are at most 365d (a year)";
 
     /// <summary>
+    /// The shortest a watch's interval may be. An evaluation is a handful of Prometheus queries, stored rows for every
+    /// metric, and the baseline holds one sample per interval (step = interval), so the cost grows as the interval shrinks:
+    /// with the default 7d baseline, 10s reads 60,480 points a query in 7 range queries, 1s 604,800 points in 55 and keeps
+    /// them (about 20 MB a metric in watch_baselines), and 1ms some 600 million points in about 55,000 range queries, more
+    /// than the service can hold, while the sweep, one t per watch a round, would be asked for a thousand evaluations a
+    /// second of each watch and never catch up. Nothing is gained below it: Prometheus scrapes every 10s (Linkerd's own) to
+    /// 1m, so a shorter interval mostly sees no new sample, and the presets' rate window is at least 2m anyway.
+    /// </summary>
+    public static readonly TimeSpan MinWatchInterval = TimeSpan.FromSeconds(10);
+
+    public const string MinWatchIntervalReason =
+        "a watch's interval is at least 10s: Prometheus scrapes every 10s to 1m, so a shorter interval sees no new data, yet each costs queries, stored evaluations and baseline samples";
+
+    /// <summary>
     /// The longest a pre-deploy timeout (preDeploy.timeout, an http check's timeout) may be. The predeploy webhook holds its
     /// database transaction open that long, PostgreSQL's idle_in_transaction_session_timeout takes at most 24.8 days, and a
     /// timer at most 49.7 days; the pipeline waits for the answer all the while.

@@ -159,12 +159,19 @@ internal sealed class YamlSection
     /// A duration longer than zero (or zero too, when <paramref name="allowZero"/>) and at most <paramref name="longest"/>;
     /// a longer one is reported with <paramref name="longestReason"/>, and is null as an invalid value is.
     /// </summary>
-    public TimeSpan? Duration(string field, TimeSpan longest, string longestReason, bool allowZero = false)
+    public TimeSpan? Duration(
+        string field, TimeSpan longest, string longestReason, bool allowZero = false, TimeSpan shortest = default, string? shortestReason = null)
     {
         var value = Value<TimeSpan>(field, allowZero ? RunbookValues.TryParseDuration : RunbookValues.TryParsePositiveDuration, RunbookValues.DurationExpectation);
         if (value > longest)
         {
             errors.Add(Find(field)!, $"{PathOf(field)} '{Text(field)}' is too long: {longestReason}");
+            return null;
+        }
+
+        if (value < shortest)
+        {
+            errors.Add(Find(field)!, $"{PathOf(field)} '{Text(field)}' is too short: {shortestReason}");
             return null;
         }
 

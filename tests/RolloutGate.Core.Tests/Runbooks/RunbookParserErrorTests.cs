@@ -170,6 +170,28 @@ public sealed class RunbookParserErrorTests
         }
     }
 
+    /// <summary>
+    /// A watch's interval is at least 10s, said at its line. Before, 1ms and 1s loaded with the default 7d baseline: a baseline
+    /// read and kept at one sample per interval, and evaluations asked far faster than the sweep stores them. With a
+    /// duration beside it, the refused interval is not also reported as "not shorter than the duration".
+    /// </summary>
+    [Theory]
+    [InlineData("    interval: 1ms\n", "watch.interval '1ms' is too short: a watch's interval is at least 10s")]
+    [InlineData("    interval: 1s\n", "watch.interval '1s' is too short: a watch's interval is at least 10s")]
+    [InlineData("    interval: 9s999ms\n", "watch.interval '9s999ms' is too short: a watch's interval is at least 10s")]
+    [InlineData("    duration: 30s\n    interval: 1s\n", "watch.interval '1s' is too short: a watch's interval is at least 10s")]
+    [InlineData("    interval: 10s\n", null)]
+    public void Parse_IntervalShorterThanItsShortest_IsRefusedAtItsLine(string fields, string? reason)
+    {
+        var yaml = Valid.Replace("  watch:\n", "  watch:\n" + fields, StringComparison.Ordinal);
+
+        AssertOutcome(yaml, reason);
+        if (reason is not null)
+        {
+            Assert.Equal(LineOf(yaml, "interval:"), Assert.Single(Errors(yaml)).Line);
+        }
+    }
+
     /// <summary>With a maxIncrease, the baseline's length is checked against twelve intervals: that product threw an OverflowException out of the parser.</summary>
     [Fact]
     public void Parse_IntervalTooLongWithAMaxIncrease_IsAnErrorNotAnOverflow()
