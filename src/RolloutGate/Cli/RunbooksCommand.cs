@@ -1,5 +1,6 @@
 using System.Text;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Runbooks;
 
 namespace RolloutGate.Cli;
 
@@ -111,15 +112,9 @@ public static class RunbooksCommand
 
     private static async Task<RunbookParseResult> ParseFileAsync(string file, string fullPath)
     {
-        try
-        {
-            // Decoded by hand so a byte-order mark is kept: the printed sha256 is then that of the file's bytes, as
-            // sha256sum and the service's loader compute it.
-            return RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(fullPath)), file);
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            return new RunbookParseResult(null, [new RunbookError(file, 1, $"cannot read the file: {ex.Message}")]);
-        }
+        var (bytes, unreadable) = await RunbookFile.ReadAsync(fullPath, file, CancellationToken.None);
+        // Decoded by hand so a byte-order mark is kept: the printed sha256 is then that of the file's bytes, as
+        // sha256sum and the service's loader compute it.
+        return bytes is null ? new RunbookParseResult(null, [unreadable!]) : RunbookParser.Parse(Encoding.UTF8.GetString(bytes), file);
     }
 }

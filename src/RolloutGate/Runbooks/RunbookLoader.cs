@@ -129,27 +129,20 @@ public sealed partial class RunbookLoader(
 
             foreach (var file in files)
             {
-                byte[] bytes;
-                try
-                {
-                    bytes = await File.ReadAllBytesAsync(file, cancellationToken);
-                }
-                catch (IOException ex)
-                {
-                    LogUnreadable(logger, file, ex.Message);
-                    continue;
-                }
-
-                var sha = Convert.ToHexStringLower(SHA256.HashData(bytes));
-                if (seen.TryGetValue(file, out var before) && before == sha)
-                {
-                    continue;
-                }
-
-                judged[file] = sha;
-                var content = System.Text.Encoding.UTF8.GetString(bytes);
                 var display = Path.GetRelativePath(CommandPaths.BaseFolder(Environment.GetEnvironmentVariable), file);
-                var parsed = RunbookParser.Parse(content, display);
+                var (bytes, unreadable) = await RunbookFile.ReadAsync(file, display, cancellationToken);
+                // A file that cannot be read is judged like an invalid one (its last good version kept, the rejection
+                // logged and audited once), remembered by its reason in place of a hash until that changes.
+                var sha = bytes is null ? null : Convert.ToHexStringLower(SHA256.HashData(bytes));
+                var judgement = sha ?? unreadable!.Reason;
+                if (seen.TryGetValue(file, out var before) && before == judgement)
+                {
+                    continue;
+                }
+
+                judged[file] = judgement;
+                var content = bytes is null ? "" : System.Text.Encoding.UTF8.GetString(bytes);
+                var parsed = bytes is null ? new RunbookParseResult(null, [unreadable!]) : RunbookParser.Parse(content, display);
                 var errors = parsed.Errors.ToList();
                 if (parsed.Runbook is { } runbook)
                 {
@@ -189,7 +182,7 @@ public sealed partial class RunbookLoader(
                 }
 
                 transaction ??= await db.Database.BeginTransactionAsync(cancellationToken);
-                var loaded = await StoreVersionAsync(db, parsed.Runbook, sha, content, display, audits, cancellationToken);
+                var loaded = await StoreVersionAsync(db, parsed.Runbook, sha!, content, display, audits, cancellationToken);
                 await db.Database.ExecuteSqlAsync($"""
                     INSERT INTO runbook_files (file, runbook_version_id, in_force_since)
                     VALUES ({Path.GetFileName(file)}, {loaded.VersionId}, {time.GetUtcNow()})
@@ -197,7 +190,7 @@ public sealed partial class RunbookLoader(
                     WHERE runbook_files.runbook_version_id <> EXCLUDED.runbook_version_id
                     """, cancellationToken);
                 next = next.SetItem(file, loaded);
-                LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, sha[..12], display);
+                LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, loaded.Sha256[..12], display);
                 foreach (var warning in parsed.Warnings)
                 {
                     LogLoadedWithWarning(logger, loaded.Runbook.Name, loaded.Runbook.Version, warning.ToString());
@@ -332,9 +325,6 @@ public sealed partial class RunbookLoader(
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook file {File} was removed; runbook {Name} no longer governs new deployments")]
     private static partial void LogRemoved(ILogger logger, string file, string name);
-
-    [LoggerMessage(Level = LogLevel.Warning, Message = "Runbook file {File} could not be read: {Reason}")]
-    private static partial void LogUnreadable(ILogger logger, string file, string reason);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "The runbooks folder {Folder} does not exist; no service is governed")]
     private static partial void LogFolderMissing(ILogger logger, string folder);

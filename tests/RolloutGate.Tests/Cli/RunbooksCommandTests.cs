@@ -70,6 +70,32 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.Contains("2 runbook files checked: 2 valid, 0 invalid, 0 errors", stdout.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Each file that cannot be read is one error with its reason, and the others are checked. Before, a FIFO hung the
+    /// command for ever (its open waits for a writer), given alone or in a folder.
+    /// </summary>
+    [Fact]
+    public async Task Validate_FilesThatCannotBeRead_AreAnErrorEach_AndTheOthersChecked()
+    {
+        Write("a.yaml", Runbook("checkout", "production"));
+        foreach (var kind in new[] { TestRunbooks.NotPermitted, TestRunbooks.Fifo, TestRunbooks.DanglingLink })
+        {
+            TestRunbooks.MakeUnreadable(Path.Combine(folder, kind.Replace(' ', '-') + ".yaml"), kind);
+        }
+
+        var exit = await Task.Run(() => RunAsync("validate", folder)).WaitAsync(TimeSpan.FromSeconds(30));
+        var fifo = await Task.Run(() => RunAsync("validate", Path.Combine(folder, "fifo.yaml"))).WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(1, exit);
+        Assert.Equal(1, fifo);
+        var output = stdout.ToString();
+        Assert.Contains($"{Path.Combine(folder, "not-permitted.yaml")}:1: cannot read the file: Access to the path", output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(folder, "fifo.yaml")}:1: the file is empty, or not a regular file (a FIFO or a device is not read", output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(folder, "dangling-link.yaml")}:1: cannot read the file: it is a symbolic link to {Path.Combine(folder, "dangling-link.yaml.gone")}, which does not exist", output, StringComparison.Ordinal);
+        Assert.Contains($"ok {Path.Combine(folder, "a.yaml")}: checkout v1", output, StringComparison.Ordinal);
+        Assert.Contains("4 runbook files checked: 1 valid, 3 invalid, 3 errors", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Validate_TwoRunbooksGoverningOneServiceAndEnvironment_ExitsOne()
     {

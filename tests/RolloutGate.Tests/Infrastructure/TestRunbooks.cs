@@ -20,6 +20,48 @@ public sealed class TestRunbooks : IDisposable
 
     public void Dispose() => Directory.Delete(Folder, recursive: true);
 
+    /// <summary>The kinds of runbook file that cannot be read, for <see cref="MakeUnreadable"/>.</summary>
+    public const string NotPermitted = "not permitted", Fifo = "fifo", DanglingLink = "dangling link";
+
+    /// <summary>
+    /// Replaces <paramref name="path"/> with a file the service cannot read: one it may not open, a FIFO (whose open waits
+    /// for a writer) or a symbolic link to nothing.
+    /// </summary>
+    public static void MakeUnreadable(string path, string kind)
+    {
+        File.Delete(path);
+        switch (kind)
+        {
+            case NotPermitted when Environment.IsPrivilegedProcess:
+                // Root opens a file whatever its mode, but not a write-only kernel attribute (not empty: 4096 bytes).
+                Assert.True(File.Exists(WriteOnlyAttribute), $"{WriteOnlyAttribute} is needed to make a file root cannot read");
+                File.CreateSymbolicLink(path, WriteOnlyAttribute);
+                break;
+            case NotPermitted:
+                File.WriteAllText(path, Minimal());
+                Assert.False(OperatingSystem.IsWindows(), "a file made unreadable by its Unix mode");
+                if (!OperatingSystem.IsWindows())
+                {
+                    File.SetUnixFileMode(path, UnixFileMode.None);
+                }
+
+                break;
+            case Fifo:
+                using (var mkfifo = System.Diagnostics.Process.Start("mkfifo", path))
+                {
+                    mkfifo.WaitForExit();
+                    Assert.Equal(0, mkfifo.ExitCode);
+                }
+
+                break;
+            default:
+                File.CreateSymbolicLink(path, path + ".gone");
+                break;
+        }
+    }
+
+    private const string WriteOnlyAttribute = "/sys/bus/pci/rescan";
+
     /// <summary>A valid runbook with no pre-deploy checks, so <c>predeploy</c> answers on the built-in rules alone.</summary>
     public static string Minimal(string service = "checkout", int version = 1, string environments = "[production, staging]") => $"""
         apiVersion: rolloutgate/v1

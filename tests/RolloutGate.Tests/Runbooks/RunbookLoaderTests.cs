@@ -222,6 +222,58 @@ public sealed class RunbookLoaderTests
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.removed'"));
     }
 
+    /// <summary>
+    /// A runbook file that cannot be read is one error for that file, with its reason, logged and audited once by each
+    /// replica; its last good version stays in force, in a running service and after a restart, and the scans go on with
+    /// the other files. Before, a file the service may not open threw out of every scan (no other edit was loaded) and out
+    /// of the first one (the service did not start); a FIFO hung the scan for ever, start-up too; a dangling link was logged
+    /// at every scan, never audited, and after a restart its last good version was not served (422).
+    /// </summary>
+    [Theory]
+    [InlineData(TestRunbooks.NotPermitted, "checkout.yaml:1: cannot read the file: Access to the path")]
+    [InlineData(TestRunbooks.Fifo, "checkout.yaml:1: the file is empty, or not a regular file (a FIFO or a device is not read")]
+    [InlineData(TestRunbooks.DanglingLink, "checkout.yaml:1: cannot read the file: it is a symbolic link to ")]
+    public async Task AFileThatCannotBeRead_KeepsItsLastGoodVersion_RunningAndAfterARestart_SaysWhyOnce_AndTheOthersLoad(string kind, string reason)
+    {
+        var limit = TimeSpan.FromSeconds(60);
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        var settings = new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder };
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            var loader = first.Services.GetRequiredService<RunbookLoader>(); // started: both loaded and stored
+            TestRunbooks.MakeUnreadable(runbooks.PathOf("checkout.yaml"), kind);
+            runbooks.Write("cart.yaml", TestRunbooks.Minimal("cart", version: 2));
+            await loader.ScanAsync(CancellationToken.None).WaitAsync(limit);
+            await loader.ScanAsync(CancellationToken.None).WaitAsync(limit);
+
+            await AssertCheckoutV1AndCartV2Async(new WebhookClient(first.CreateClient()), "running");
+            Assert.Contains("the last good version, checkout v1, stays in force",
+                Assert.Single(first.Logs.Lines, line => line.Contains(reason, StringComparison.Ordinal)), StringComparison.Ordinal);
+        }
+
+        await using var second = new RolloutGateHost(database, settings);
+        var webhooks = new WebhookClient(await Task.Run(second.CreateClient).WaitAsync(limit));
+        await second.Services.GetRequiredService<RunbookLoader>().ScanAsync(CancellationToken.None).WaitAsync(limit);
+
+        await AssertCheckoutV1AndCartV2Async(webhooks, "restarted");
+        Assert.Single(second.Logs.Lines, line => line.Contains(reason, StringComparison.Ordinal));
+        var rejections = await database.ScalarAsync<string>("SELECT string_agg(data, ' ') FROM audit_events WHERE type = 'runbook.rejected'");
+        Assert.Equal(2, await database.ScalarAsync<long>("SELECT count(*) FROM audit_events WHERE type = 'runbook.rejected' AND data LIKE '%\"keptVersion\":1%'"));
+        Assert.Contains(reason["checkout.yaml:1: ".Length..], rejections, StringComparison.Ordinal);
+    }
+
+    private static async Task AssertCheckoutV1AndCartV2Async(WebhookClient webhooks, string phase)
+    {
+        var checkout = await webhooks.SendEventAsync("predeploy", $"checkout-{phase}");
+        Assert.Equal(HttpStatusCode.OK, checkout.StatusCode);
+        Assert.Equal(1, (await checkout.JsonAsync()).GetProperty("runbook").GetProperty("version").GetInt32());
+        await webhooks.SendEventAsync("cancelled", $"checkout-{phase}");
+        var cart = await webhooks.SendEventAsync("predeploy", $"cart-{phase}", service: "cart");
+        Assert.Equal(2, (await cart.JsonAsync()).GetProperty("runbook").GetProperty("version").GetInt32());
+        await webhooks.SendEventAsync("cancelled", $"cart-{phase}", service: "cart");
+    }
+
     private static string Broken(int version) =>
         TestRunbooks.Minimal(version: version).Replace("maxIncrease: 20%", "maxIncrase: 20%", StringComparison.Ordinal);
 
