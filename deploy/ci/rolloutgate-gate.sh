@@ -248,7 +248,7 @@ if [ "$event" = wait ]; then
       rolling-back) exit_code=1 reason="rolling-back: a rollback is under way$(decision)" ;;
       rolled-back) exit_code=1 reason="rolled-back$(decision)" ;;
       stopped) exit_code=1 reason="stopped: RolloutGate no longer watches it$(decision)" ;;
-      denied) exit_code=1 reason="denied: the predeploy gate denied it, so it was never watched" ;;
+      denied) exit_code=1 reason="denied: the predeploy gate denied it and it was not reported deployed, so it was never watched" ;;
       cancelled) exit_code=1 reason="cancelled: it was never deployed, so there is nothing to promote" ;;
       watching|checking|allowed)
         if [ -n "$regressed" ]; then exit_code=1 reason="$state, and its latest evaluation has $regressed"

@@ -18,6 +18,9 @@ public static class DeploymentStateMachine
         [(DeploymentState.Allowed, DeploymentTrigger.RolledBackByPipeline)] = DeploymentState.RolledBack,
         [(DeploymentState.Allowed, DeploymentTrigger.Stop)] = DeploymentState.Stopped,
 
+        // RolloutGate cannot stop a deploy: a change the pipeline deployed after a deny (an emergency fix through a
+        // freeze) is running, and is watched like any other; its record says the gate was overridden.
+        [(DeploymentState.Denied, DeploymentTrigger.Deployed)] = DeploymentState.Watching,
         [(DeploymentState.Denied, DeploymentTrigger.Cancelled)] = DeploymentState.Cancelled,
 
         [(DeploymentState.Watching, DeploymentTrigger.Regressed)] = DeploymentState.Regressed,

@@ -22,6 +22,12 @@ public static class AuditEventTypes
 
     public const string CheckResult = "check.result";
     public const string StateChanged = "deployment.state-changed";
+
+    /// <summary>
+    /// A change deployed without the gate's allow, and watched all the same: <c>overridden</c> (after a deny, with the
+    /// checks that failed) or <c>skipped</c> (no predeploy: the runbook's checks were not run).
+    /// </summary>
+    public const string GateBypassed = "deployment.gate-bypassed";
     public const string RunbookLoaded = "runbook.loaded";
     public const string RunbookRejected = "runbook.rejected";
     public const string RunbookRemoved = "runbook.removed";

@@ -16,7 +16,8 @@ public sealed class AuditTrail(TimeProvider time, IEnumerable<IAuditSubscriber> 
     /// <summary>"RGAUDIT\0" as a 64-bit number; distinct from the migration lock.</summary>
     private const long AppendLockKey = 0x5247_4155_4449_5400;
 
-    private static readonly JsonSerializerOptions DataJson = new(JsonSerializerDefaults.Web);
+    /// <summary>How an event's data is written as JSON, so that a reader of the data reads it back the same way.</summary>
+    public static readonly JsonSerializerOptions DataJson = new(JsonSerializerDefaults.Web);
 
     public async Task<IReadOnlyList<AuditEventRow>> AppendAsync(RolloutGateDbContext db, IReadOnlyList<AuditEntry> entries, CancellationToken cancellationToken)
     {

@@ -348,6 +348,10 @@ public static class GateCommand
             var request = invocation.Request;
             await stdout.WriteLineAsync(
                 $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
+            if (response.PreDeployGate is { } bypass)
+            {
+                await stdout.WriteLineAsync($"warning: {bypass}");
+            }
         }
 
         return ExitAllowed;

@@ -252,7 +252,7 @@ public static class GateWait
             case DeploymentState.Stopped:
                 return new Outcome(GateCommand.ExitDenied, "DO NOT PROMOTE", $"stopped: RolloutGate no longer watches it{Decision(deployment)}");
             case DeploymentState.Denied:
-                return new Outcome(GateCommand.ExitDenied, "DO NOT PROMOTE", "denied: the predeploy gate denied it, so it was never watched");
+                return new Outcome(GateCommand.ExitDenied, "DO NOT PROMOTE", "denied: the predeploy gate denied it and it was not reported deployed, so it was never watched");
             case DeploymentState.Cancelled:
                 return new Outcome(GateCommand.ExitDenied, "DO NOT PROMOTE", "cancelled: it was never deployed, so there is nothing to promote");
         }

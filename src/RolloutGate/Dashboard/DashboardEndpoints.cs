@@ -175,7 +175,7 @@ public static class DashboardEndpoints
             <tr><th>commit</th><td>{E(row.CommitSha)}</td></tr>
             <tr><th>pipeline</th><td>{E(row.PipelineUrl)}</td></tr>
             <tr><th>created</th><td>{When(row.CreatedAt, now)}</td></tr>
-            <tr><th>deployed</th><td>{When(row.DeployedAt, now)}</td></tr>
+            <tr><th>deployed</th><td>{When(row.DeployedAt, now)}{(PreDeployGateBypass.Describe(row) is { } bypass ? $" <strong class=\"s-denied\">{E(bypass)}</strong>" : "")}</td></tr>
             <tr><th>watch</th><td>{When(row.WatchStartedAt, now)} until {WatchEnd(row, now)}; baseline {Time(row.BaselineFrom)} to {Time(row.BaselineTo)}</td></tr>
             </table>
 

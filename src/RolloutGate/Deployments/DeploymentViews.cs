@@ -24,7 +24,8 @@ public sealed record DeploymentView(
     WatchView? Watch,
     EvaluationView? LatestEvaluation,
     IReadOnlyList<DecisionView> Decisions,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RollbackActionView? RollbackAction)
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] RollbackActionView? RollbackAction,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PreDeployGateView? PreDeployGate)
 {
     /// <summary>
     /// The deployment as the API shows it. <paramref name="interval"/> is its runbook version's <c>watch.interval</c> (null if
@@ -47,7 +48,18 @@ public sealed record DeploymentView(
         WatchView.Of(row, latestEvaluation, interval, now),
         latestEvaluation,
         row.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id).Select(d => new DecisionView(d.At, d.Kind, d.Actor, d.Reason)).ToList(),
-        rollbackAction);
+        rollbackAction,
+        PreDeployGateView.Of(row));
+}
+
+/// <summary>
+/// How a deployment was deployed without the gate's allow (<see cref="PreDeployGateBypass"/>): <c>overridden</c> with the
+/// checks that failed, or <c>skipped</c>, and the one line that says so. Absent when the gate allowed it.
+/// </summary>
+public sealed record PreDeployGateView(string Status, IReadOnlyList<string> FailedChecks, string Summary)
+{
+    public static PreDeployGateView? Of(DeploymentRow row) =>
+        PreDeployGateBypass.Describe(row) is { } summary ? new PreDeployGateView(row.PreDeployGate!, row.GateFailedChecks ?? [], summary) : null;
 }
 
 /// <summary>

@@ -187,14 +187,14 @@ public sealed partial class WebhookProcessor(
                 return NoRunbook(request);
             }
 
-            // A pipeline that skips the gate may still ask for the watch, but only where the runbook has no checks to skip.
+            // A pipeline that skipped the gate step has deployed all the same: the change is watched, and where the
+            // runbook has checks its record says they were not run (they are not run now: the change is already out).
+            deployment = NewDeployment(request, governing, DeploymentState.Allowed, now);
             if (governing.Runbook.PreDeploy.Checks.Count > 0)
             {
-                return WebhookOutcome.Refused(Problems.Conflict(
-                    $"deployment '{request.DeploymentId}' has no predeploy verdict, and runbook '{governing.Runbook.Name}' has pre-deploy checks: send predeploy first"));
+                deployment.PreDeployGate = PreDeployGateBypass.Skipped;
             }
 
-            deployment = NewDeployment(request, governing, DeploymentState.Allowed, now);
             db.Deployments.Add(deployment);
         }
 
@@ -217,6 +217,12 @@ public sealed partial class WebhookProcessor(
                 $"deployment '{deployment.Id}' cannot be watched: its {ex.Message}; send predeploy again under a new deploymentId"));
         }
 
+        if (deployment.State == DeploymentState.Denied)
+        {
+            deployment.PreDeployGate = PreDeployGateBypass.Overridden;
+            deployment.GateFailedChecks = await PreDeployGateBypass.FailedChecksAsync(db, deployment.Id, cancellationToken);
+        }
+
         // In PostgreSQL's precision (microseconds), so the answer's watchUntil is the one the deployment shows later.
         var deployedAt = ToMicroseconds(request.At ?? now);
         deployment.DeployedAt = deployedAt;
@@ -226,9 +232,17 @@ public sealed partial class WebhookProcessor(
         deployment.BaselineTo = deployedAt;
         deployment.Version = request.Version ?? deployment.Version;
         entries.Add(ChangeState(deployment, DeploymentTrigger.Deployed, request.Initiator, now));
+        var bypass = PreDeployGateBypass.Describe(deployment);
+        if (bypass is not null)
+        {
+            LogGateBypassed(logger, deployment.Id, deployment.Service, deployment.Environment, bypass);
+            entries.Add(new AuditEntry(AuditEventTypes.GateBypassed, deployment.Id, deployment.Service, request.Initiator,
+                new { preDeployGate = deployment.PreDeployGate, failedChecks = deployment.GateFailedChecks ?? [], summary = bypass }));
+        }
+
         await SaveAsync(cancellationToken);
 
-        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value);
+        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, bypass);
         return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);
     }
 
@@ -310,6 +324,9 @@ public sealed partial class WebhookProcessor(
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Webhook {Event} for deployment {DeploymentId} ({Service}/{Environment}) answered {Status}")]
     private static partial void LogApplied(ILogger logger, string @event, string deploymentId, string service, string environment, int status);
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {DeploymentId} ({Service}/{Environment}) is watched, but it was {GateBypass}")]
+    private static partial void LogGateBypassed(ILogger logger, string deploymentId, string service, string environment, string gateBypass);
 
     [LoggerMessage(Level = LogLevel.Information, Message = "Delivery {DeliveryId} was seen before; answering as the first time")]
     private static partial void LogReplayed(ILogger logger, string deliveryId);

@@ -1,3 +1,4 @@
+using System.Text.Json.Serialization;
 using RolloutGate.Checks;
 using RolloutGate.Runbooks;
 
@@ -5,6 +6,11 @@ namespace RolloutGate.Deployments;
 
 public sealed record PreDeployResponse(string DeploymentId, string Verdict, IReadOnlyList<CheckResult> Checks, RunbookRef Runbook);
 
-public sealed record DeployedResponse(string DeploymentId, string State, DateTimeOffset WatchUntil);
+/// <summary><paramref name="PreDeployGate"/> says, in one line, how the change was deployed without the gate's allow; absent when it was allowed.</summary>
+public sealed record DeployedResponse(
+    string DeploymentId,
+    string State,
+    DateTimeOffset WatchUntil,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? PreDeployGate = null);
 
 public sealed record StateResponse(string DeploymentId, string State);

@@ -43,12 +43,18 @@ public static class SlackMessages
             initiator.Append(CultureInfo.InvariantCulture, $" · previous version `{Escape(previous)}`");
         }
 
-        return new OutboxMessage(runbook.DecisionChannel, text, Sections(
+        List<string> lines =
         [
             $"*{Escape(deployment.Service)}* `{Escape(version)}` in {Escape(deployment.Environment)}: *{deployment.State}*",
             initiator.ToString(),
             $"{LinkTo(publicUrl, deployment.Id)} · runbook {Escape(runbook.Name)} v{runbook.Version}",
-        ]));
+        ];
+        if (PreDeployGateBypass.Describe(deployment) is { } bypass)
+        {
+            lines.Insert(1, $":warning: {Escape(bypass)}");
+        }
+
+        return new OutboxMessage(runbook.DecisionChannel, text, Sections(lines));
     }
 
     /// <summary>

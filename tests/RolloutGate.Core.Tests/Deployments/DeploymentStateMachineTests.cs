@@ -15,6 +15,7 @@ public sealed class DeploymentStateMachineTests
     [InlineData(DeploymentState.RollingBack, DeploymentTrigger.RollbackSucceeded, DeploymentState.RolledBack)]
     [InlineData(DeploymentState.Watching, DeploymentTrigger.Stop, DeploymentState.Stopped)]
     [InlineData(DeploymentState.Allowed, DeploymentTrigger.Cancelled, DeploymentState.Cancelled)]
+    [InlineData(DeploymentState.Denied, DeploymentTrigger.Deployed, DeploymentState.Watching)]
     public void Next_LegalTransition_GoesToExpectedState(string from, DeploymentTrigger trigger, string to)
     {
         var result = DeploymentStateMachine.Next(from, trigger);
@@ -24,7 +25,6 @@ public sealed class DeploymentStateMachineTests
     }
 
     [Theory]
-    [InlineData(DeploymentState.Denied, DeploymentTrigger.Deployed)]
     [InlineData(DeploymentState.Completed, DeploymentTrigger.Rollback)]
     [InlineData(DeploymentState.Watching, DeploymentTrigger.Dismiss)]
     [InlineData(DeploymentState.Stopped, DeploymentTrigger.Deployed)]

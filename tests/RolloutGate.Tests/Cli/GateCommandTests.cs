@@ -81,6 +81,22 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Deployed_AfterADeny_ExitsZeroWatchingAndWarnsTheGateWasOverridden()
+    {
+        // The deploy happened: "gate deployed" turned the pipeline red (409) and the change went unwatched.
+        await using var service = await TestService.StartAsync(("checkout.yaml", RunbookWithFreezeCheck()));
+        Assert.Equal(1, await GateAsync(service, "predeploy", "gate-o", "--at", "2026-11-21T00:00:30Z"));
+        stdout.GetStringBuilder().Clear();
+
+        var exit = await GateAsync(service, "deployed", "gate-o", "--at", "2026-11-21T00:00:40Z");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        var lines = stdout.ToString().Split(Environment.NewLine);
+        Assert.Matches(@"^deployed gate-o \(checkout in production\): watching until 2026-11-22T00:00:40Z$", lines[0]);
+        Assert.Equal("warning: deployed although the pre-deploy gate denied it: change-freeze failed", lines[1]);
+    }
+
+    [Fact]
     public async Task Cancelled_AfterAllow_ExitsZeroPrintingTheState()
     {
         await using var service = await TestService.StartAsync();

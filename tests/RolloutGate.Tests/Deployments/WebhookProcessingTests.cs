@@ -479,7 +479,7 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
-    public async Task Predeploy_AnotherChangeInFlight_DeniedNamingIt_ThenDeployedRefused409()
+    public async Task Predeploy_AnotherChangeInFlight_DeniedNamingIt_ThenDeployedAnyway_WatchedAsOverridden()
     {
         await using var service = await TestService.StartAsync();
         await service.Webhooks.SendEventAsync("predeploy", "first");
@@ -494,8 +494,75 @@ public sealed class WebhookProcessingTests
         var rule = Assert.Single(json.GetProperty("checks").EnumerateArray());
         Assert.Equal("one-change-at-a-time", rule.GetProperty("name").GetString());
         Assert.Contains("'first'", rule.GetProperty("detail").GetString(), StringComparison.Ordinal);
-        Assert.Equal(HttpStatusCode.Conflict, deployedAnyway.StatusCode);
-        Assert.Equal("denied", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'second'"));
+        // RolloutGate cannot stop a deploy: the change is running, so it is watched, and its record says the gate was overridden.
+        Assert.Equal(HttpStatusCode.Accepted, deployedAnyway.StatusCode);
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'second'"));
+        Assert.Equal("deployed although the pre-deploy gate denied it: one-change-at-a-time failed",
+            (await deployedAnyway.JsonAsync()).GetProperty("preDeployGate").GetString());
+    }
+
+    /// <summary>A freeze over the whole of the Saturday the test's changes are made on (2026-11-21).</summary>
+    private static string RunbookWithAFreeze() => TestRunbooks.Minimal().Replace("\n  watch:", string.Join("\n",
+        [
+            "",
+            "  preDeploy:",
+            "    timeout: 10s",
+            "    checks:",
+            "      - name: change-freeze",
+            "        freeze:",
+            "          timezone: UTC",
+            "          windows: [\"Sat 00:00 - Sun 00:00\"]",
+            "      - name: payments-healthy",
+            "        http:",
+            "          url: http://127.0.0.1:9/healthz",
+            "          expectStatus: 200",
+            "  watch:",
+        ]), StringComparison.Ordinal);
+
+    [Fact]
+    public async Task Deployed_AfterADeny_WatchedAsAfterAnAllow_RecordSaysTheGateWasOverriddenAndWhichChecksFailed()
+    {
+        // An emergency fix pushed through a change freeze was answered 409 and left unwatched, and the pipeline's
+        // "gate deployed" step turned red after the deploy had succeeded.
+        await using var service = await TestService.StartAsync(("checkout.yaml", RunbookWithAFreeze()));
+        const string at = "2026-11-21T10:00:00Z";
+        var verdict = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "through-freeze", at: at))).JsonAsync();
+        var body = WebhookClient.Body("deployed", "through-freeze", at: at);
+
+        var deployed = await service.Webhooks.SendAsync(body, deliveryId: "deployed-through-freeze");
+        var again = await service.Webhooks.SendAsync(body, deliveryId: "deployed-through-freeze");
+
+        Assert.Equal("deny", verdict.GetProperty("verdict").GetString());
+        Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
+        var answer = await deployed.Content.ReadAsStringAsync();
+        using (var json = JsonDocument.Parse(answer))
+        {
+            Assert.Equal("watching", json.RootElement.GetProperty("state").GetString());
+            Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture),
+                json.RootElement.GetProperty("watchUntil").GetDateTimeOffset());
+            Assert.Equal("deployed although the pre-deploy gate denied it: change-freeze, payments-healthy failed",
+                json.RootElement.GetProperty("preDeployGate").GetString());
+        }
+
+        // A repeated delivery gets the first answer and has no second effect.
+        Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
+        Assert.Equal(answer, await again.Content.ReadAsStringAsync());
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'deployment.gate-bypassed'"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'deployment.state-changed' AND data::json->>'from' = 'denied' AND data::json->>'to' = 'watching' AND data::json->>'trigger' = 'Deployed'"));
+
+        using var reader = service.Reader();
+        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=through-freeze&type=deployment.gate-bypassed", UriKind.Relative))).JsonAsync();
+        var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
+        Assert.Equal("overridden", data.GetProperty("preDeployGate").GetString());
+        Assert.Equal(["change-freeze", "payments-healthy"], data.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+
+        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/through-freeze", UriKind.Relative))).JsonAsync();
+        Assert.Equal("watching", view.GetProperty("state").GetString());
+        Assert.Equal(DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture), view.GetProperty("watch").GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
+        var gate = view.GetProperty("preDeployGate");
+        Assert.Equal("overridden", gate.GetProperty("status").GetString());
+        Assert.Equal(["change-freeze", "payments-healthy"], gate.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
     }
 
     [Fact]
@@ -598,6 +665,40 @@ public sealed class WebhookProcessingTests
 
         Assert.Equal(HttpStatusCode.Accepted, response.StatusCode);
         Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'no-gate'"));
+        // Nothing was skipped: the runbook has no checks.
+        Assert.False((await response.JsonAsync()).TryGetProperty("preDeployGate", out _));
+        Assert.Equal(0, await service.CountAsync("audit_events", "type = 'deployment.gate-bypassed'"));
+    }
+
+    [Fact]
+    public async Task Deployed_WithoutPredeploy_WhereRunbookHasChecks_WatchedWithoutRunningThem_RecordSaysTheGateWasSkipped()
+    {
+        // A pipeline that skipped the gate step was answered 409 ("send predeploy first") after its deploy, and the change
+        // went unwatched.
+        await using var service = await TestService.StartAsync(("checkout.yaml", RunbookWithAFreeze()));
+        var body = WebhookClient.Body("deployed", "skipped-gate", at: "2026-11-21T10:00:00Z");
+
+        var deployed = await service.Webhooks.SendAsync(body, deliveryId: "deployed-skipped-gate");
+        var again = await service.Webhooks.SendAsync(body, deliveryId: "deployed-skipped-gate");
+
+        Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
+        var answer = await deployed.Content.ReadAsStringAsync();
+        using (var json = JsonDocument.Parse(answer))
+        {
+            Assert.Equal("watching", json.RootElement.GetProperty("state").GetString());
+            Assert.Equal("deployed without a predeploy: its pre-deploy checks were not run", json.RootElement.GetProperty("preDeployGate").GetString());
+        }
+
+        Assert.Equal(answer, await again.Content.ReadAsStringAsync());
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'skipped-gate'"));
+        // The checks are not run now: the change is already out (the freeze would fail).
+        Assert.Equal(0, await service.CountAsync("audit_events", "type = 'check.result'"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'deployment.gate-bypassed' AND deployment_id = 'skipped-gate' AND data::json->>'preDeployGate' = 'skipped'"));
+        using var reader = service.Reader();
+        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/skipped-gate", UriKind.Relative))).JsonAsync();
+        Assert.Equal("skipped", view.GetProperty("preDeployGate").GetProperty("status").GetString());
+        Assert.Empty(view.GetProperty("preDeployGate").GetProperty("failedChecks").EnumerateArray());
     }
 
     [Fact]

@@ -31,6 +31,23 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task DeployedAfterADeny_RootMessageSaysTheGateWasOverridden()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-first-1");
+        (await test.Service.Webhooks.SendEventAsync("predeploy", "gh-override-1")).EnsureSuccessStatusCode(); // denied: gh-first-1 is in flight
+        (await test.Service.Webhooks.SendEventAsync("deployed", "gh-override-1")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var rootTs = await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-override-1'") ?? "";
+        Assert.Equal("checkout 2.4.0 in production: watching", test.Slack.MessageText(rootTs));
+        var update = test.Slack.Delivered(SlackMethods.Update).Last(u => u.Body.GetProperty("ts").GetString() == rootTs);
+        var section = update.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
+        Assert.Contains(":warning: deployed although the pre-deploy gate denied it: one-change-at-a-time failed", section, StringComparison.Ordinal);
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
     public async Task Redelivery_EditsTheRootAndDoesNotRepostReplies()
     {
         await using var test = await SlackTestService.StartAsync();

@@ -72,6 +72,15 @@ public sealed class DeploymentRow
     /// <summary>When retention deleted the evaluations between this deployment's verdict changes; null if it has not.</summary>
     public DateTimeOffset? EvaluationsThinnedAt { get; set; }
 
+    /// <summary>
+    /// How the change was deployed without the gate's allow: <c>overridden</c> (after a deny) or <c>skipped</c> (with no
+    /// predeploy, its runbook's checks not run); null when the gate allowed it or there was nothing to check.
+    /// </summary>
+    public string? PreDeployGate { get; set; }
+
+    /// <summary>The failed checks of the deny that was overridden; null unless <see cref="PreDeployGate"/> is overridden.</summary>
+    public string[]? GateFailedChecks { get; set; }
+
     public List<DecisionRow> Decisions { get; set; } = [];
 }
 
