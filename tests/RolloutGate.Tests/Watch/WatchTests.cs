@@ -142,6 +142,35 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     }
 
     [Fact]
+    public async Task Watch_DeployedAfterADeny_EvaluatedAndCompletedAsAfterAnAllow()
+    {
+        // A check that always fails: the pipeline deploys through the deny, and the change is watched all the same.
+        var runbook = Runbook("healthy").Replace("\n  watch:", string.Join("\n",
+        [
+            "",
+            "  preDeploy:",
+            "    checks:",
+            "      - name: always-over",
+            "        prometheus:",
+            "          query: vector(1)",
+            "          max: 0",
+            "  watch:",
+        ]), StringComparison.Ordinal);
+        await using var service = await StartAsync("healthy", runbook);
+        var at = WatchPrometheus.DeployedAt.ToString("O", CultureInfo.InvariantCulture);
+        var verdict = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "dep-overridden", "healthy", at: at))).JsonAsync();
+        Assert.Equal("deny", verdict.GetProperty("verdict").GetString());
+
+        await DeployAsync(service, "dep-overridden", "healthy");
+        var deployment = await WaitUntilDoneAsync(service, "dep-overridden");
+
+        Assert.Equal("completed", deployment.GetProperty("state").GetString());
+        Assert.Equal(3L * Intervals, await service.CountAsync("evaluations", "deployment_id = 'dep-overridden'"));
+        Assert.Equal("overridden", deployment.GetProperty("preDeployGate").GetProperty("status").GetString());
+        Assert.Equal(["always-over"], deployment.GetProperty("preDeployGate").GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+    }
+
+    [Fact]
     public async Task Watch_P95Step_RegressedWithEvidenceAtLeastLastBucket()
     {
         await using var service = await StartAsync("slow", Runbook("slow"));
