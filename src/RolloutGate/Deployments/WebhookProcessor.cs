@@ -235,12 +235,15 @@ public sealed partial class WebhookProcessor(
         var bypass = PreDeployGateBypass.Describe(deployment);
         if (bypass is not null)
         {
-            LogGateBypassed(logger, deployment.Id, deployment.Service, deployment.Environment, bypass);
             entries.Add(new AuditEntry(AuditEventTypes.GateBypassed, deployment.Id, deployment.Service, request.Initiator,
                 new { preDeployGate = deployment.PreDeployGate, failedChecks = deployment.GateFailedChecks ?? [], summary = bypass }));
         }
 
         await SaveAsync(cancellationToken);
+        if (bypass is not null)
+        {
+            LogGateBypassed(logger, deployment.Id, deployment.Service, deployment.Environment, bypass);
+        }
 
         var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, bypass);
         return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);

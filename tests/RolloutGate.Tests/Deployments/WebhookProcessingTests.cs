@@ -544,6 +544,10 @@ public sealed class WebhookProcessingTests
                 json.RootElement.GetProperty("preDeployGate").GetString());
         }
 
+        Assert.Single(service.Host.Logs.Lines, line => line.StartsWith("Warning ", StringComparison.Ordinal) && line.Contains(
+            "Deployment through-freeze (checkout/production) is watched, but it was deployed although the pre-deploy gate denied it: change-freeze, payments-healthy failed",
+            StringComparison.Ordinal));
+
         // A repeated delivery gets the first answer and has no second effect.
         Assert.Equal(HttpStatusCode.Accepted, again.StatusCode);
         Assert.Equal(answer, await again.Content.ReadAsStringAsync());
