@@ -1,5 +1,6 @@
 using System.Net;
 using System.Net.Http.Json;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Slack;
 
@@ -82,5 +83,37 @@ public sealed class DatabaseOutageTests
         await database.ExecuteAsync($"ALTER DATABASE {database.Name} CONNECTION LIMIT 0", asAdmin: true);
         await database.ExecuteAsync(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()", asAdmin: true);
+    }
+
+    [Fact]
+    public async Task RunEvery_Stopped_EndsWithoutAnException()
+    {
+        // A background loop stopped on its own (its host still running) must end cleanly: a cancelled ExecuteAsync is a
+        // fault to the host, which stops itself for it (seen as "BackgroundService failed" when a test stopped the rollback
+        // dispatcher, and the host stopped under the test).
+        var outage = new DatabaseOutageLog(Microsoft.Extensions.Logging.Abstractions.NullLogger<DatabaseOutageLog>.Instance, TimeProvider.System);
+        using var stopping = new CancellationTokenSource();
+        var rounds = 0;
+        var inRound = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var loop = outage.RunEveryAsync("Test loop", TimeSpan.FromMinutes(1), TimeProvider.System, async token =>
+        {
+            rounds++;
+            inRound.TrySetResult();
+            await Task.Delay(Timeout.InfiniteTimeSpan, token);
+        }, _ => { }, stopping.Token);
+
+        await inRound.Task.WaitAsync(TimeSpan.FromSeconds(10));
+        await stopping.CancelAsync();
+        await loop.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(loop.IsCompletedSuccessfully, loop.Status.ToString());
+        Assert.Equal(1, rounds);
+
+        // Stopped while waiting for the next round, too.
+        using var later = new CancellationTokenSource();
+        var waiting = outage.RunEveryAsync("Test loop", TimeSpan.FromMinutes(1), TimeProvider.System, _ => Task.CompletedTask, _ => { }, later.Token);
+        await later.CancelAsync();
+        await waiting.WaitAsync(TimeSpan.FromSeconds(10));
+        Assert.True(waiting.IsCompletedSuccessfully, waiting.Status.ToString());
     }
 }

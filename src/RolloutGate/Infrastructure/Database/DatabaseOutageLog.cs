@@ -53,27 +53,36 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
     /// <summary>
     /// Runs a background loop's <paramref name="round"/> at once and then every <paramref name="interval"/> of
     /// <paramref name="time"/> until <paramref name="stoppingToken"/>: a round that fails because the database is unavailable
-    /// is logged here, any other failure by <paramref name="failed"/>, and the loop goes on either way.
+    /// is logged here, any other failure by <paramref name="failed"/>, and the loop goes on either way. It ends, without an
+    /// exception, when <paramref name="stoppingToken"/> is cancelled: a background service whose ExecuteAsync ends cancelled
+    /// while its host is not stopping (the service stopped on its own) is a fault to the host, which then stops itself.
     /// </summary>
     public async Task RunEveryAsync(
         string loop, TimeSpan interval, TimeProvider time, Func<CancellationToken, Task> round, Action<Exception> failed, CancellationToken stoppingToken)
     {
         using var timer = new PeriodicTimer(interval, time);
-        do
+        try
         {
-            try
+            do
             {
-                await round(stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                if (!Handled(loop, ex))
+                try
                 {
-                    failed(ex);
+                    await round(stoppingToken);
+                }
+                catch (Exception ex) when (ex is not OperationCanceledException)
+                {
+                    if (!Handled(loop, ex))
+                    {
+                        failed(ex);
+                    }
                 }
             }
+            while (await timer.WaitForNextTickAsync(stoppingToken));
         }
-        while (await timer.WaitForNextTickAsync(stoppingToken));
+        catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
+        {
+            // Stopped: a clean end.
+        }
     }
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Loop}: the database is unavailable ({Reason}); {Rounds} round(s) failed since the last such line, retrying")]
