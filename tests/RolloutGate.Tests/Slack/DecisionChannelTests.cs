@@ -109,9 +109,8 @@ public sealed class DecisionChannelTests
     [Fact]
     public async Task ClaimOfAReplicaThatDied_IsTakenUpOnlyOnceItsLeaseHasPassed_AndTheRootItPostedIsRecorded()
     {
-        await using var test = await SlackTestService.StartAsync();
-        var dispatcher = test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>();
-        await dispatcher.StopAsync(CancellationToken.None);
+        await using var test = await SlackTestService.StartAsync(dispatcherStoppedAtOnce: true);
+        var dispatcher = await test.StopDispatcherAsync();
         await test.WatchAsync("gh-dead-1");
 
         // What a replica killed while Slack posted the root leaves behind: the row claimed, in doubt, no outcome; the
@@ -147,8 +146,8 @@ public sealed class DecisionChannelTests
     [InlineData(-180, 0)]
     public async Task ReplicaClocksThreeMinutesApart_TheRowBeingPostedIsNotTakenUp(int postingOffsetSeconds, int otherOffsetSeconds)
     {
-        await using var test = await SlackTestService.StartAsync();
-        await test.Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>().StopAsync(CancellationToken.None);
+        await using var test = await SlackTestService.StartAsync(dispatcherStoppedAtOnce: true);
+        await test.StopDispatcherAsync();
         await test.WatchAsync("gh-skew-1");
         // Due for the replica behind too.
         await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() - interval '10 minutes'");

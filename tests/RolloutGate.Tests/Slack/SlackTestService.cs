@@ -3,6 +3,7 @@ using System.Net.Http.Json;
 using System.Text;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Hosting;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Decisions;
@@ -32,8 +33,15 @@ public sealed class SlackTestService : IAsyncDisposable
 
     public TestService Service { get; }
 
+    /// <param name="dispatcherStoppedAtOnce">
+    /// The test stops the hosted outbox dispatcher right after the start (<see cref="StopDispatcherAsync"/>), to dispatch
+    /// by hand. .NET 10 starts a BackgroundService's ExecuteAsync with Task.Run on its stopping token: stopped before the
+    /// thread pool ran it, its task is cancelled, which the host takes for a fault of the service and, by default, stops
+    /// itself for (the service under test answered 500 from then on). Such a test's host lets that one pass.
+    /// </param>
     public static async Task<SlackTestService> StartAsync(
-        bool withBotToken = true, string? runbook = null, string? signingSecret = SigningSecret, IDictionary<string, string?>? moreSettings = null)
+        bool withBotToken = true, string? runbook = null, string? signingSecret = SigningSecret, IDictionary<string, string?>? moreSettings = null,
+        bool dispatcherStoppedAtOnce = false)
     {
         var slack = await FakeSlack.StartAsync();
         var settings = new Dictionary<string, string?>
@@ -51,8 +59,17 @@ public sealed class SlackTestService : IAsyncDisposable
             settings[key] = value;
         }
 
-        var service = await TestService.StartAsync([("checkout.yaml", runbook ?? TestRunbooks.Minimal())], settings);
+        var service = await TestService.StartAsync([("checkout.yaml", runbook ?? TestRunbooks.Minimal())], settings,
+            dispatcherStoppedAtOnce ? services => services.Configure<HostOptions>(options => options.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.Ignore) : null);
         return new SlackTestService(slack, service);
+    }
+
+    /// <summary>Stops the hosted outbox dispatcher (start with <c>dispatcherStoppedAtOnce</c> when it is right after the start) and returns it.</summary>
+    public async Task<SlackOutboxDispatcher> StopDispatcherAsync()
+    {
+        var dispatcher = Service.Host.Services.GetRequiredService<SlackOutboxDispatcher>();
+        await dispatcher.StopAsync(CancellationToken.None);
+        return dispatcher;
     }
 
     /// <summary>predeploy then deployed: the deployment is being watched.</summary>
