@@ -246,7 +246,7 @@ public static class DeploymentEndpoints
         {
             return runbooks.VersionOf(row).Watch.Interval;
         }
-        catch (InvalidOperationException)
+        catch (StoredRunbookUnreadableException)
         {
             return null;
         }

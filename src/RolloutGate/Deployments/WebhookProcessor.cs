@@ -211,7 +211,7 @@ public sealed partial class WebhookProcessor(
         {
             watch = runbooks.VersionOf(deployment).Watch;
         }
-        catch (InvalidOperationException ex)
+        catch (StoredRunbookUnreadableException ex)
         {
             return WebhookOutcome.Refused(Problems.Unprocessable(
                 $"deployment '{deployment.Id}' cannot be watched: its {ex.Message}; send predeploy again under a new deploymentId"));

@@ -41,7 +41,8 @@ public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
     /// <summary>
     /// The runbook version a deployment recorded, which governs it to the end even after the file changes or is removed
     /// (the watch keeps running). Stored versions were valid when stored, so parsing one again cannot fail unless the
-    /// parser got stricter.
+    /// parser got stricter: then <see cref="StoredRunbookUnreadableException"/>, which callers that can do without the
+    /// runbook catch.
     /// </summary>
     public Runbook VersionOf(DeploymentRow deployment) =>
         current.ByFile.Values.FirstOrDefault(loaded => loaded.VersionId == deployment.RunbookVersionId) is { } inForce
@@ -65,7 +66,7 @@ public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
         var stored = deployment.RunbookVersion
             ?? throw new InvalidOperationException($"deployment {deployment.Id} was loaded without its runbook version");
         var parsed = RunbookParser.Parse(stored.Content, stored.FilePath);
-        var runbook = parsed.Runbook ?? throw new InvalidOperationException(
+        var runbook = parsed.Runbook ?? throw new StoredRunbookUnreadableException(
             $"stored runbook version {stored.Name} v{stored.Version} no longer parses: {string.Join("; ", parsed.Errors)}");
         foreach (var (versionId, unused) in byVersionId.Where(entry => now - entry.Value.LastUsed > KeepUnused))
         {
@@ -108,3 +109,10 @@ public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
         }
     }
 }
+
+/// <summary>
+/// A deployment's stored runbook version no longer parses (an older RolloutGate accepted what this one refuses): what
+/// <see cref="RunbookCatalog.VersionOf"/> throws then, so that a caller that can do without the runbook catches this case
+/// and no other.
+/// </summary>
+public sealed class StoredRunbookUnreadableException(string message) : InvalidOperationException(message);

@@ -48,7 +48,7 @@ public sealed partial class DecisionChannelSubscriber(
             {
                 runbook = runbooks.VersionOf(deployment);
             }
-            catch (InvalidOperationException ex)
+            catch (StoredRunbookUnreadableException ex)
             {
                 LogNoChannel(logger, deployment.Id, audit.Type, ex.Message);
                 continue;
