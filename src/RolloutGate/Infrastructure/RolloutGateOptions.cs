@@ -207,7 +207,7 @@ public sealed class WebhookOptions
     /// <summary>Bearer tokens accepted instead of a signature.</summary>
     public List<string> Tokens { get; set; } = [];
 
-    /// <summary>How far a signed timestamp may be from now.</summary>
+    /// <summary>How far a webhook's timestamp (signed, or sent with a bearer token) may be from now.</summary>
     public TimeSpan TimestampTolerance { get; set; } = TimeSpan.FromMinutes(5);
 }
 

@@ -11,7 +11,9 @@ namespace RolloutGate.Webhooks;
 /// <summary>
 /// CONTRACT section 4: <c>X-RolloutGate-Signature: sha256=hex(HMAC-SHA256(secret, "{timestamp}.{raw body}"))</c> with
 /// <c>X-RolloutGate-Timestamp</c> within five minutes of now, or <c>Authorization: Bearer</c> with a webhook token.
-/// The signature covers the timestamp, so a captured delivery cannot be replayed later with a fresh one.
+/// The signature covers the timestamp, so a captured delivery cannot be replayed later with a fresh one. A bearer
+/// delivery needs no timestamp, but one that carries it is held to the same window: a delivery captured with its
+/// headers and replayed later is refused as a signed one is (the token itself proves nothing about when it was sent).
 /// </summary>
 public sealed partial class WebhookAuthenticator(
     IOptionsMonitor<RolloutGateOptions> options, TimeProvider time, RolloutGateMetrics metrics, ILogger<WebhookAuthenticator> logger)
@@ -27,12 +29,19 @@ public sealed partial class WebhookAuthenticator(
     public WebhookAuthentication Authenticate(HttpRequest request, ReadOnlySpan<byte> body)
     {
         var webhook = options.CurrentValue.Webhook;
+        var timestampText = request.Headers[TimestampHeader].ToString();
         if (ApiTokens.BearerToken(request) is { } token)
         {
-            return ApiTokens.Matches(token, webhook.Tokens) ? WebhookAuthentication.Authentic : Refused("the bearer token is not a webhook token");
+            if (!ApiTokens.Matches(token, webhook.Tokens))
+            {
+                return Refused("the bearer token is not a webhook token");
+            }
+
+            return timestampText.Length > 0 && TimestampRefusal(timestampText, webhook) is { } timestampRefusal
+                ? Refused(timestampRefusal)
+                : WebhookAuthentication.Authentic;
         }
 
-        var timestampText = request.Headers[TimestampHeader].ToString();
         var signature = request.Headers[SignatureHeader].ToString();
         if (timestampText.Length == 0 || signature.Length == 0)
         {
@@ -51,15 +60,9 @@ public sealed partial class WebhookAuthenticator(
             return Refused("signed webhooks are refused: no webhook secret is configured (RolloutGate__Webhook__Secret)");
         }
 
-        if (!long.TryParse(timestampText, NumberStyles.None, CultureInfo.InvariantCulture, out var timestamp))
+        if (TimestampRefusal(timestampText, webhook) is { } refusal)
         {
-            return Refused($"{TimestampHeader} must be unix seconds");
-        }
-
-        var skew = time.GetUtcNow().ToUnixTimeSeconds() - timestamp;
-        if (Math.Abs(skew) > webhook.TimestampTolerance.TotalSeconds)
-        {
-            return Refused($"{TimestampHeader} is {Math.Abs(skew)} s {(skew > 0 ? "old" : "in the future")}; at most {webhook.TimestampTolerance.TotalSeconds:0} s is accepted");
+            return Refused(refusal);
         }
 
         if (!signature.StartsWith(SignaturePrefix, StringComparison.Ordinal))
@@ -93,6 +96,20 @@ public sealed partial class WebhookAuthenticator(
     }
 
     private static WebhookAuthentication Refused(string why) => new(why, WithPreviousSecret: false);
+
+    /// <summary>Why <paramref name="timestampText"/> is refused (not unix seconds, or too far from now), or null.</summary>
+    private string? TimestampRefusal(string timestampText, WebhookOptions webhook)
+    {
+        if (!long.TryParse(timestampText, NumberStyles.None, CultureInfo.InvariantCulture, out var timestamp))
+        {
+            return $"{TimestampHeader} must be unix seconds";
+        }
+
+        var skew = time.GetUtcNow().ToUnixTimeSeconds() - timestamp;
+        return Math.Abs(skew) > webhook.TimestampTolerance.TotalSeconds
+            ? $"{TimestampHeader} is {Math.Abs(skew)} s {(skew > 0 ? "old" : "in the future")}; at most {webhook.TimestampTolerance.TotalSeconds:0} s is accepted"
+            : null;
+    }
 
     /// <summary>
     /// An authentic delivery signed with a previous secret: counted, and logged with its service (null when the body

@@ -32,7 +32,7 @@ public sealed class WebhookAuthenticationTests
         Assert.Equal(HttpStatusCode.OK, response.StatusCode);
     }
 
-    public static TheoryData<string> Forgeries => ["wrong-secret", "tampered-body", "stale", "future", "missing-headers", "wrong-token", "reader-token", "not-hex", "no-prefix"];
+    public static TheoryData<string> Forgeries => ["wrong-secret", "tampered-body", "stale", "future", "missing-headers", "wrong-token", "reader-token", "not-hex", "no-prefix", "bearer-stale", "bearer-future"];
 
     [Theory]
     [MemberData(nameof(Forgeries))]
@@ -54,6 +54,8 @@ public sealed class WebhookAuthenticationTests
             "missing-headers" => await service.Webhooks.SendAsync(body, sign: false),
             "wrong-token" => await service.Webhooks.SendAsync(body, bearer: "guess"),
             "reader-token" => await service.Webhooks.SendAsync(body, bearer: RolloutGateHost.ReaderToken),
+            "bearer-stale" => await service.Webhooks.SendAsync(body, bearer: RolloutGateHost.WebhookToken, timestamp: now - 600),
+            "bearer-future" => await service.Webhooks.SendAsync(body, bearer: RolloutGateHost.WebhookToken, timestamp: now + 600),
             "not-hex" => await service.Webhooks.SendAsync(body, signatureOverride: "sha256=zz"),
             "no-prefix" => await service.Webhooks.SendAsync(body, signatureOverride: new string('a', 64)),
             _ => throw new ArgumentOutOfRangeException(nameof(forgery)),
@@ -64,6 +66,26 @@ public sealed class WebhookAuthenticationTests
         Assert.Equal(0, await service.CountAsync("deployments"));
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
         Assert.Equal(auditBefore, await service.CountAsync("audit_events"));
+    }
+
+    [Fact]
+    public async Task Predeploy_BearerWithAFreshTimestamp_Accepted_AndItsRetryGetsTheFirstAnswer()
+    {
+        await using var service = await TestService.StartAsync();
+        var body = WebhookClient.Body("predeploy", "gh-run-6");
+        var now = DateTimeOffset.UtcNow.ToUnixTimeSeconds();
+
+        var first = await service.Webhooks.SendAsync(body, deliveryId: "bearer-timed", bearer: RolloutGateHost.WebhookToken, timestamp: now - 240);
+        var retry = await service.Webhooks.SendAsync(body, deliveryId: "bearer-timed", bearer: RolloutGateHost.WebhookToken, timestamp: now);
+        var stale = await service.Webhooks.SendAsync(body, deliveryId: "bearer-timed", bearer: RolloutGateHost.WebhookToken, timestamp: now - 600);
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Unauthorized, stale.StatusCode);
+        Assert.Contains("X-RolloutGate-Timestamp is", (await stale.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, await service.CountAsync("deployments"));
+        Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
     }
 
     [Fact]

@@ -17,6 +17,7 @@ public sealed class WebhookAuthenticatorTests : IDisposable
 {
     private const string Secret = "the-webhook-secret-of-these-tests-0123456789";
     private const long Now = 1_795_000_000;
+    private const string Token = "the-webhook-token-of-these-tests-0123456789";
     private static readonly string[] PreviousSecrets = ["the-secret-before-last-0123456789abcdef", "the-last-secret-before-0123456789abcdef"];
     private static readonly byte[] Body = Encoding.UTF8.GetBytes("""{"event":"predeploy","deploymentId":"edge-1","service":"checkout","environment":"production"}""");
 
@@ -34,6 +35,38 @@ public sealed class WebhookAuthenticatorTests : IDisposable
         var authentication = Authenticator().Authenticate(Signed(timestamp, WebhookAuthenticator.SignatureHeaderValue(Secret, timestamp, Body)), Body);
 
         Assert.Equal(refusal, authentication.Refusal);
+    }
+
+    [Theory]
+    [InlineData(null, null)]
+    [InlineData("", null)]
+    [InlineData("1795000000", null)]
+    [InlineData("1794999700", null)]
+    [InlineData("1795000300", null)]
+    [InlineData("1794999400", "X-RolloutGate-Timestamp is 600 s old; at most 300 s is accepted")]
+    [InlineData("1795000301", "X-RolloutGate-Timestamp is 301 s in the future; at most 300 s is accepted")]
+    [InlineData("yesterday", "X-RolloutGate-Timestamp must be unix seconds")]
+    [InlineData("-1794999400", "X-RolloutGate-Timestamp must be unix seconds")]
+    public void Authenticate_BearerToken_NeedsNoTimestamp_ButOneItCarriesIsHeldToTheSameWindow(string? timestamp, string? refusal)
+    {
+        var request = new DefaultHttpContext().Request;
+        request.Headers.Authorization = "Bearer " + Token;
+        if (timestamp is not null)
+        {
+            request.Headers[WebhookAuthenticator.TimestampHeader] = timestamp;
+        }
+
+        Assert.Equal(refusal, Authenticator().Authenticate(request, Body).Refusal);
+    }
+
+    [Fact]
+    public void Authenticate_WrongBearerTokenWithAFreshTimestamp_RefusedForTheToken()
+    {
+        var request = new DefaultHttpContext().Request;
+        request.Headers.Authorization = "Bearer not-" + Token;
+        request.Headers[WebhookAuthenticator.TimestampHeader] = Now.ToString(CultureInfo.InvariantCulture);
+
+        Assert.Equal("the bearer token is not a webhook token", Authenticator().Authenticate(request, Body).Refusal);
     }
 
     [Theory]
@@ -71,7 +104,7 @@ public sealed class WebhookAuthenticatorTests : IDisposable
 
     private WebhookAuthenticator Authenticator()
     {
-        var options = new RolloutGateOptions { Webhook = { Secret = Secret, PreviousSecrets = [.. PreviousSecrets] } };
+        var options = new RolloutGateOptions { Webhook = { Secret = Secret, PreviousSecrets = [.. PreviousSecrets], Tokens = [Token] } };
         return new WebhookAuthenticator(new StaticOptionsMonitor<RolloutGateOptions>(options), new FixedClock(DateTimeOffset.FromUnixTimeSeconds(Now)),
             metrics, NullLogger<WebhookAuthenticator>.Instance);
     }

@@ -44,6 +44,11 @@ public sealed class WebhookClient(HttpClient http, TimeProvider? time = null)
         if (bearer is not null)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
+            if (timestamp is { } bearerTimestamp)
+            {
+                // Not needed with a token, but a sender may send it anyway (or a capture replays it).
+                request.Headers.Add("X-RolloutGate-Timestamp", bearerTimestamp.ToString(CultureInfo.InvariantCulture));
+            }
         }
         else if (sign)
         {
