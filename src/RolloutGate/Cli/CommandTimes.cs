@@ -3,20 +3,43 @@ using System.Text.RegularExpressions;
 
 namespace RolloutGate.Cli;
 
-/// <summary>Times on the command line (backtest --deployed-at, gate --at): ISO 8601, nothing looser.</summary>
+/// <summary>Times on the command line (backtest --deployed-at, gate --at) and in a backtest's CSV: ISO 8601, nothing looser.</summary>
 public static partial class CommandTimes
 {
     /// <summary>
-    /// An ISO 8601 date and time with its offset (<c>Z</c> or <c>±hh:mm</c>), to the minute, second or fraction of a
-    /// second; null for anything else, such as <c>11/21/2026</c>, a space for the <c>T</c>, or no offset (whose zone
-    /// would be a guess), unless <paramref name="withoutOffsetUtc"/>: then a time without an offset is UTC.
+    /// An ISO 8601 date and time with its offset (<c>Z</c>, <c>±hh:mm</c> or <c>±hh</c>), to the minute, second or fraction
+    /// of a second, in the extended form (<c>2026-11-21T11:00:00+01:00</c>) or the basic one (<c>20261121T110000+0100</c>,
+    /// as some exporters and <c>date +%Y%m%dT%H%M%SZ</c> write it), not the two mixed; null for anything else, such as
+    /// <c>11/21/2026</c>, a space for the <c>T</c>, or no offset (whose zone would be a guess), unless
+    /// <paramref name="withoutOffsetUtc"/>: then a time without an offset is UTC.
     /// </summary>
-    public static DateTimeOffset? Read(string text, bool withoutOffsetUtc = false) =>
-        IsoTime().Match(text) is { Success: true } match && (withoutOffsetUtc || match.Groups["offset"].Success)
-        && DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at)
-            ? at
-            : null;
+    public static DateTimeOffset? Read(string text, bool withoutOffsetUtc = false)
+    {
+        var match = ExtendedTime().Match(text);
+        if (!match.Success)
+        {
+            match = BasicTime().Match(text);
+        }
 
-    [GeneratedRegex(@"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,7})?)?(?<offset>Z|[+-][0-9]{2}:[0-9]{2})?\z", RegexOptions.CultureInvariant)]
-    private static partial Regex IsoTime();
+        if (!match.Success || !(withoutOffsetUtc || match.Groups["offset"].Success))
+        {
+            return null;
+        }
+
+        // The extended form of the same time, which the parser reads: "+01" and "+0100" become "+01:00".
+        var groups = match.Groups;
+        var offset = groups["offset"].Value is "" or "Z" ? groups["offset"].Value : $"{groups["sign"]}{groups["offsetHours"]}:{(groups["offsetMinutes"].Success ? groups["offsetMinutes"] : "00")}";
+        var extended = $"{groups["year"]}-{groups["month"]}-{groups["day"]}T{groups["hour"]}:{groups["minute"]}{(groups["second"].Success ? ":" + groups["second"] : "")}{offset}";
+        return DateTimeOffset.TryParse(extended, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
+    }
+
+    [GeneratedRegex(
+        @"^(?<year>[0-9]{4})-(?<month>[0-9]{2})-(?<day>[0-9]{2})T(?<hour>[0-9]{2}):(?<minute>[0-9]{2})(:(?<second>[0-9]{2}(\.[0-9]{1,7})?))?(?<offset>Z|(?<sign>[+-])(?<offsetHours>[0-9]{2})(:(?<offsetMinutes>[0-9]{2}))?)?\z",
+        RegexOptions.CultureInvariant)]
+    private static partial Regex ExtendedTime();
+
+    [GeneratedRegex(
+        @"^(?<year>[0-9]{4})(?<month>[0-9]{2})(?<day>[0-9]{2})T(?<hour>[0-9]{2})(?<minute>[0-9]{2})(?<second>[0-9]{2}(\.[0-9]{1,7})?)?(?<offset>Z|(?<sign>[+-])(?<offsetHours>[0-9]{2})(?<offsetMinutes>[0-9]{2})?)?\z",
+        RegexOptions.CultureInvariant)]
+    private static partial Regex BasicTime();
 }

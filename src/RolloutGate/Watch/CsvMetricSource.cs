@@ -1,11 +1,12 @@
 using System.Globalization;
+using RolloutGate.Cli;
 using RolloutGate.Core.Analysis;
 
 namespace RolloutGate.Watch;
 
 /// <summary>
 /// Recorded metrics for a backtest (CONTRACT section 8): a header <c>timestamp,&lt;metric name&gt;,...</c> and one row per
-/// interval, the timestamp in ISO 8601 or unix seconds. An empty cell is no data. Optional columns
+/// interval, the timestamp in ISO 8601 (extended or basic form, UTC without an offset) or unix seconds. An empty cell is no data. Optional columns
 /// <c>&lt;metric&gt;.requests</c> and <c>&lt;metric&gt;.errors</c> carry the counts of an interval (an error rate is judged on
 /// counts), and a column <c>requests</c> gives the request count of every metric without its own. An error rate without
 /// request counts is judged on its ratio alone (<see cref="Plan"/>). A file may record some of the runbook's metrics only:
@@ -186,6 +187,14 @@ public sealed class CsvMetricSource : IMetricSource
         if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
         {
             at = DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(seconds * 1000));
+            return true;
+        }
+
+        // ISO 8601's basic form too (20261121T100000Z), which the general parser below does not read; that one stays for
+        // what files that loaded before hold (a space for the T, say).
+        if (CommandTimes.Read(text, withoutOffsetUtc: true) is { } iso)
+        {
+            at = iso.ToUniversalTime();
             return true;
         }
 

@@ -58,7 +58,7 @@ public sealed class BacktestCommandTests : IDisposable
         """;
 
     /// <summary>2 hours of baseline and 1 hour after the deploy, one row a minute; latency wobbles ±2% around 200 ms.</summary>
-    private string Csv(Func<int, double> latencyAfter, Func<int, int> errorsAfter, bool unixSeconds = false)
+    private string Csv(Func<int, double> latencyAfter, Func<int, int> errorsAfter, bool unixSeconds = false, Func<DateTimeOffset, string>? timestamp = null)
     {
         var text = new StringBuilder("timestamp,p95-latency,error-rate,error-rate.requests,error-rate.errors\n");
         for (var minute = -120; minute <= 60; minute++)
@@ -66,7 +66,8 @@ public sealed class BacktestCommandTests : IDisposable
             var at = Deployed.AddMinutes(minute);
             var wobble = 1 + (0.02 * Math.Sin(minute));
             var (latency, errors) = minute <= 0 ? (0.2 * wobble, 2) : (latencyAfter(minute) * wobble, errorsAfter(minute));
-            var time = unixSeconds ? at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) : at.ToString("O", CultureInfo.InvariantCulture);
+            var time = timestamp?.Invoke(at)
+                ?? (unixSeconds ? at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) : at.ToString("O", CultureInfo.InvariantCulture));
             text.Append(CultureInfo.InvariantCulture, $"{time},{latency.ToString("R", CultureInfo.InvariantCulture)},{(errors / 1000.0).ToString("R", CultureInfo.InvariantCulture)},1000,{errors}\n");
         }
 
@@ -276,6 +277,46 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal("rollback", Answer().GetProperty("decision").GetString());
     }
 
+    [Theory]
+    [InlineData("yyyyMMdd'T'HHmmss'Z'", 0)]
+    [InlineData("yyyyMMdd'T'HHmm'Z'", 0)]
+    [InlineData("yyyyMMdd'T'HHmmss.fff'Z'", 0)]
+    [InlineData("yyyyMMdd'T'HHmmss'+0100'", 1)]
+    [InlineData("yyyyMMdd'T'HHmm'-0530'", -5.5)]
+    [InlineData("yyyyMMdd'T'HHmmss'+01'", 1)]
+    [InlineData("yyyyMMdd'T'HHmmss", 0)]
+    [InlineData("yyyy-MM-dd'T'HH:mm:ss'+01'", 1)]
+    public async Task Backtest_CsvTimestampsInIso8601sBasicForm_SameAnswerAsInTheExtendedForm(string format, double offsetHours)
+    {
+        var runbook = Write("checkout.yaml", Runbook);
+        Assert.Equal(0, await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.4, _ => 2)));
+        var expected = stdout.ToString();
+        stdout.GetStringBuilder().Clear();
+        var offset = TimeSpan.FromHours(offsetHours);
+
+        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv",
+            Csv(_ => 0.4, _ => 2, timestamp: at => at.ToOffset(offset).ToString(format, CultureInfo.InvariantCulture)));
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal(expected, stdout.ToString());
+    }
+
+    [Theory]
+    [InlineData("20261121T2500Z")]
+    [InlineData("20261121T10:00:00Z")]
+    [InlineData("2026-11-21T1000Z")]
+    [InlineData("20261121T100000+1500")]
+    [InlineData("yesterday")]
+    public async Task Backtest_CsvTimestampNeitherIso8601NorUnixSeconds_ExitsTwoWithFileAndLine(string timestamp)
+    {
+        var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:3: timestamp '{timestamp}' is neither ISO 8601 nor unix seconds", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Backtest_CsvWithUnknownColumn_ExitsTwo()
     {
@@ -404,6 +445,9 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("2026-11-21")]
     [InlineData("2026-11-21T10:00:00+0100")]
     [InlineData("21 Nov 2026 10:00:00 +00:00")]
+    [InlineData("20261121T10:00:00Z")]
+    [InlineData("20261121T2400Z")]
+    [InlineData("20261121")]
     public async Task Backtest_DeployedAtNotIso8601WithOffset_ExitsTwo(string deployedAt)
     {
         var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.2, _ => 2));
@@ -421,6 +465,13 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("2026-11-21T10:00:00.0000000+00:00")]
     [InlineData("2026-11-21T10:00:00")]
     [InlineData("2026-11-21T10:00")]
+    [InlineData("2026-11-21T11:00:00+01")]
+    [InlineData("20261121T100000Z")]
+    [InlineData("20261121T1000Z")]
+    [InlineData("20261121T110000+0100")]
+    [InlineData("20261121T0830-0130")]
+    [InlineData("20261121T100000.000Z")]
+    [InlineData("20261121T100000")]
     public async Task Backtest_DeployedAtIso8601_SameDeploymentTime(string deployedAt)
     {
         var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.4, _ => 2));
