@@ -268,7 +268,7 @@ public static class GateCommand
             return invocation.Request.Event switch
             {
                 WebhookEvents.PreDeploy => await PrintVerdictAsync(JsonSerializer.Deserialize<PreDeployResponse>(answer.Body, Json)!, invocation, stdout),
-                WebhookEvents.Deployed => await PrintWatchAsync(JsonSerializer.Deserialize<DeployedResponse>(answer.Body, Json)!, invocation, stdout),
+                WebhookEvents.Deployed => await PrintWatchAsync(JsonSerializer.Deserialize<DeployedAnswer>(answer.Body, Json)!, invocation, stdout),
                 _ => await PrintStateAsync(JsonSerializer.Deserialize<StateResponse>(answer.Body, Json)!, invocation, stdout),
             };
         }
@@ -338,7 +338,24 @@ public static class GateCommand
         return allowed ? ExitAllowed : ExitDenied;
     }
 
-    private static async Task<int> PrintWatchAsync(DeployedResponse response, Invocation invocation, TextWriter stdout)
+    /// <summary>
+    /// <see cref="DeployedResponse"/> as the gate reads it: <c>preDeployGate</c> is the object this RolloutGate answers, or
+    /// the one line an earlier one answered (and replays to a retry of a delivery it answered then), so that a gate and a
+    /// server of different versions still take an accepted deploy for one.
+    /// </summary>
+    private sealed record DeployedAnswer(string DeploymentId, string State, DateTimeOffset WatchUntil, JsonElement? PreDeployGate)
+    {
+        public string? Warning => PreDeployGate switch
+        {
+            { ValueKind: JsonValueKind.String } line => line.GetString(),
+            { ValueKind: JsonValueKind.Object } gate when gate.TryGetProperty("summary", out var summary) && summary.ValueKind == JsonValueKind.String
+                => summary.GetString(),
+            { ValueKind: JsonValueKind.Object } => "deployed without the pre-deploy gate's allow",
+            _ => null,
+        };
+    }
+
+    private static async Task<int> PrintWatchAsync(DeployedAnswer response, Invocation invocation, TextWriter stdout)
     {
         Require(("deploymentId", !string.IsNullOrEmpty(response.DeploymentId)), ("state", !string.IsNullOrEmpty(response.State)),
             ("watchUntil", response.WatchUntil != default));
@@ -348,7 +365,7 @@ public static class GateCommand
             var request = invocation.Request;
             await stdout.WriteLineAsync(
                 $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
-            if (response.PreDeployGate is { } bypass)
+            if (response.Warning is { } bypass)
             {
                 await stdout.WriteLineAsync($"warning: {bypass}");
             }

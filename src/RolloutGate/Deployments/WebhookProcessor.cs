@@ -245,7 +245,7 @@ public sealed partial class WebhookProcessor(
             LogGateBypassed(logger, deployment.Id, deployment.Service, deployment.Environment, bypass);
         }
 
-        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, bypass);
+        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, PreDeployGateView.Of(deployment));
         return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);
     }
 

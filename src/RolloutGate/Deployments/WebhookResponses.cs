@@ -6,11 +6,14 @@ namespace RolloutGate.Deployments;
 
 public sealed record PreDeployResponse(string DeploymentId, string Verdict, IReadOnlyList<CheckResult> Checks, RunbookRef Runbook);
 
-/// <summary><paramref name="PreDeployGate"/> says, in one line, how the change was deployed without the gate's allow; absent when it was allowed.</summary>
+/// <summary>
+/// <paramref name="PreDeployGate"/> says how the change was deployed without the gate's allow, as the deployment's view
+/// shows it (one shape under one name); absent when it was allowed.
+/// </summary>
 public sealed record DeployedResponse(
     string DeploymentId,
     string State,
     DateTimeOffset WatchUntil,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] string? PreDeployGate = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PreDeployGateView? PreDeployGate = null);
 
 public sealed record StateResponse(string DeploymentId, string State);

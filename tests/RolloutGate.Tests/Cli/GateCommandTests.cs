@@ -276,6 +276,24 @@ public sealed class GateCommandTests : IDisposable
         }
     }
 
+    [Theory]
+    [InlineData("{\"status\": \"skipped\", \"failedChecks\": [], \"summary\": \"deployed without a predeploy: its pre-deploy checks were not run\"}")]
+    [InlineData("\"deployed without a predeploy: its pre-deploy checks were not run\"")]
+    public async Task Deployed_GateBypassedAsThisOrAnEarlierRolloutGateAnswersIt_ExitsZeroAndWarns(string preDeployGate)
+    {
+        // An earlier RolloutGate answered preDeployGate as one line, and replays that answer to a retry of a delivery it answered.
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
+            $"{{\"deploymentId\": \"gate-b\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"preDeployGate\": {preDeployGate}}}"));
+
+        var exit = await RunAsync(http, SignedEnvironment(),
+            "deployed", "--url", "http://localhost", "--deployment-id", "gate-b", "--service", "checkout", "--environment", "production");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        Assert.Equal(
+            ["deployed gate-b (checkout in production): watching until 2026-11-22T10:00:00Z", "warning: deployed without a predeploy: its pre-deploy checks were not run", ""],
+            stdout.ToString().Split(Environment.NewLine));
+    }
+
     [Fact]
     public async Task ServiceUnavailableWithRetryAfter_WaitsAsItAsksThenSucceeds()
     {

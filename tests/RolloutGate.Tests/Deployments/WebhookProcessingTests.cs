@@ -497,8 +497,10 @@ public sealed class WebhookProcessingTests
         // RolloutGate cannot stop a deploy: the change is running, so it is watched, and its record says the gate was overridden.
         Assert.Equal(HttpStatusCode.Accepted, deployedAnyway.StatusCode);
         Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'second'"));
-        Assert.Equal("deployed although the pre-deploy gate denied it: one-change-at-a-time failed",
-            (await deployedAnyway.JsonAsync()).GetProperty("preDeployGate").GetString());
+        var gate = (await deployedAnyway.JsonAsync()).GetProperty("preDeployGate");
+        Assert.Equal("overridden", gate.GetProperty("status").GetString());
+        Assert.Equal(["one-change-at-a-time"], gate.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal("deployed although the pre-deploy gate denied it: one-change-at-a-time failed", gate.GetProperty("summary").GetString());
     }
 
     /// <summary>A freeze over the whole of the Saturday the test's changes are made on (2026-11-21).</summary>
@@ -535,13 +537,15 @@ public sealed class WebhookProcessingTests
         Assert.Equal("deny", verdict.GetProperty("verdict").GetString());
         Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
         var answer = await deployed.Content.ReadAsStringAsync();
+        string answeredGate;
         using (var json = JsonDocument.Parse(answer))
         {
             Assert.Equal("watching", json.RootElement.GetProperty("state").GetString());
             Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture),
                 json.RootElement.GetProperty("watchUntil").GetDateTimeOffset());
             Assert.Equal("deployed although the pre-deploy gate denied it: change-freeze, payments-healthy failed",
-                json.RootElement.GetProperty("preDeployGate").GetString());
+                json.RootElement.GetProperty("preDeployGate").GetProperty("summary").GetString());
+            answeredGate = json.RootElement.GetProperty("preDeployGate").GetRawText();
         }
 
         Assert.Single(service.Host.Logs.Lines, line => line.StartsWith("Warning ", StringComparison.Ordinal) && line.Contains(
@@ -567,6 +571,8 @@ public sealed class WebhookProcessingTests
         var gate = view.GetProperty("preDeployGate");
         Assert.Equal("overridden", gate.GetProperty("status").GetString());
         Assert.Equal(["change-freeze", "payments-healthy"], gate.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        // One shape under one name: the deployed answer's preDeployGate is the view's.
+        Assert.Equal(gate.GetRawText(), answeredGate);
     }
 
     [Fact]
@@ -687,10 +693,13 @@ public sealed class WebhookProcessingTests
 
         Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
         var answer = await deployed.Content.ReadAsStringAsync();
+        string answeredGate;
         using (var json = JsonDocument.Parse(answer))
         {
             Assert.Equal("watching", json.RootElement.GetProperty("state").GetString());
-            Assert.Equal("deployed without a predeploy: its pre-deploy checks were not run", json.RootElement.GetProperty("preDeployGate").GetString());
+            Assert.Equal("deployed without a predeploy: its pre-deploy checks were not run",
+                json.RootElement.GetProperty("preDeployGate").GetProperty("summary").GetString());
+            answeredGate = json.RootElement.GetProperty("preDeployGate").GetRawText();
         }
 
         Assert.Equal(answer, await again.Content.ReadAsStringAsync());
@@ -703,6 +712,7 @@ public sealed class WebhookProcessingTests
         var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/skipped-gate", UriKind.Relative))).JsonAsync();
         Assert.Equal("skipped", view.GetProperty("preDeployGate").GetProperty("status").GetString());
         Assert.Empty(view.GetProperty("preDeployGate").GetProperty("failedChecks").EnumerateArray());
+        Assert.Equal(view.GetProperty("preDeployGate").GetRawText(), answeredGate);
     }
 
     [Fact]
