@@ -100,9 +100,7 @@ public static partial class RunbookParser
         var errors = new RunbookErrorSink(file);
         if (Encoding.UTF8.GetByteCount(yaml ?? "") is var size and > MaxFileBytes)
         {
-            errors.Add(LineBeyond(yaml!, MaxFileBytes),
-                $"the file is {size} bytes long; a runbook file is at most {MaxFileBytes} bytes (1 MiB), and this line passes that size");
-            return new RunbookParseResult(null, errors.Errors);
+            return new RunbookParseResult(null, [TooLarge(file, Encoding.UTF8.GetBytes(yaml!), size)]);
         }
 
         // A byte-order mark is part of the file (and of its sha256) but not of the YAML.
@@ -124,23 +122,14 @@ public static partial class RunbookParser
     public static string Sha256Of(string text) =>
         Convert.ToHexStringLower(SHA256.HashData(Encoding.UTF8.GetBytes(text)));
 
-    /// <summary>The 1-based line on which the text's UTF-8 bytes pass <paramref name="limit"/>.</summary>
-    private static int LineBeyond(string text, int limit)
-    {
-        var (line, bytes) = (1, 0);
-        foreach (var part in text.Split('\n'))
-        {
-            bytes += Encoding.UTF8.GetByteCount(part) + 1;
-            if (bytes > limit)
-            {
-                return line;
-            }
-
-            line++;
-        }
-
-        return line;
-    }
+    /// <summary>
+    /// The error for a file of <paramref name="size"/> bytes, more than <see cref="MaxFileBytes"/>, at the line on which
+    /// its bytes pass that limit. <paramref name="start"/> is the file's first <see cref="MaxFileBytes"/> + 1 bytes (or
+    /// more): all a reader needs to read of a file to refuse it (a log of gigabytes saved in the folder by mistake).
+    /// </summary>
+    public static RunbookError TooLarge(string file, ReadOnlySpan<byte> start, long size) =>
+        new(file, 1 + start[..MaxFileBytes].Count((byte)'\n'),
+            $"the file is {size} bytes long; a runbook file is at most {MaxFileBytes} bytes (1 MiB), and this line passes that size");
 
     private static YamlNode? LoadSingleDocument(string yaml, RunbookErrorSink errors)
     {

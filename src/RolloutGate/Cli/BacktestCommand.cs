@@ -1,11 +1,11 @@
 using System.Globalization;
-using System.Text;
 using System.Text.Json;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Core.Watch;
 using RolloutGate.Infrastructure;
 using RolloutGate.Prometheus;
+using RolloutGate.Runbooks;
 using RolloutGate.Watch;
 
 namespace RolloutGate.Cli;
@@ -55,7 +55,8 @@ public static class BacktestCommand
             return 2;
         }
 
-        var parsed = RunbookParser.Parse(Encoding.UTF8.GetString(await File.ReadAllBytesAsync(runbookPath)), runbookFile);
+        // Read as the service and runbooks validate read it: a FIFO, a file it may not open or one of gigabytes is an error.
+        var parsed = await RunbookFile.ParseAsync(runbookPath, runbookFile);
         if (parsed.Runbook is not { } runbook)
         {
             foreach (var error in parsed.Errors)

@@ -1,4 +1,3 @@
-using System.Text;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Runbooks;
 
@@ -52,7 +51,7 @@ public static class RunbooksCommand
         var valid = new List<(string File, Runbook Runbook)>();
         foreach (var (file, fullPath) in files)
         {
-            var result = await ParseFileAsync(file, fullPath);
+            var result = await RunbookFile.ParseAsync(fullPath, file);
             errors.AddRange(result.Errors);
             warnings.AddRange(result.Warnings);
             if (result.Runbook is { } runbook)
@@ -103,18 +102,6 @@ public static class RunbooksCommand
             return null;
         }
 
-        return Directory.EnumerateFiles(resolved)
-            .Where(f => f.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || f.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
-            .Order(StringComparer.Ordinal)
-            .Select(f => (Path.Join(given, Path.GetFileName(f)), f))
-            .ToList();
-    }
-
-    private static async Task<RunbookParseResult> ParseFileAsync(string file, string fullPath)
-    {
-        var (bytes, unreadable) = await RunbookFile.ReadAsync(fullPath, file, CancellationToken.None);
-        // Decoded by hand so a byte-order mark is kept: the printed sha256 is then that of the file's bytes, as
-        // sha256sum and the service's loader compute it.
-        return bytes is null ? new RunbookParseResult(null, [unreadable!]) : RunbookParser.Parse(Encoding.UTF8.GetString(bytes), file);
+        return RunbookFile.InFolder(resolved).Select(f => (Path.Join(given, Path.GetFileName(f)), f)).ToList();
     }
 }

@@ -1,3 +1,4 @@
+using System.Text;
 using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Runbooks;
@@ -7,7 +8,8 @@ namespace RolloutGate.Runbooks;
 /// the file's line 1. Not everything named *.yaml in a folder can be read: a file the service may not open (an
 /// UnauthorizedAccessException, which the loader did not catch: the service failed to start, and every later scan failed
 /// whole, so no other runbook's edit was loaded), a symbolic link whose target is gone, a FIFO (whose open waits for a
-/// writer: start-up, the scan and <c>runbooks validate</c> hung) or a device such as /dev/zero (whose read never ends).
+/// writer: start-up, the scan and <c>runbooks validate</c> hung), a device such as /dev/zero (whose read never ends), a
+/// folder named *.yaml, or a file larger than <see cref="RunbookParser.MaxFileBytes"/> (of which no more is read).
 /// .NET cannot tell a FIFO or a device from a file without opening it, but neither has a length, so a file of length 0 is
 /// not opened: there is no runbook in it either way.
 /// </summary>
@@ -16,11 +18,31 @@ public static class RunbookFile
     private const string EmptyReason =
         "the file is empty, or not a regular file (a FIFO or a device is not read: its read may never end); expected a runbook (apiVersion, kind, metadata, spec)";
 
+    private const string FolderReason =
+        "it is a folder, not a file; runbooks are read from the files directly in the runbooks folder, not from its subfolders";
+
+    /// <summary>
+    /// The runbook files of <paramref name="folder"/> in ordinal order: every entry named *.yaml or *.yml, folders and
+    /// other entries included, so that each is one error (<see cref="ReadAsync"/>) rather than passed over in silence.
+    /// </summary>
+    public static List<string> InFolder(string folder) =>
+        Directory.EnumerateFileSystemEntries(folder)
+            .Where(path => path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase))
+            .Order(StringComparer.Ordinal)
+            .ToList();
+
     /// <summary>The file's bytes, or null and the error that says why it cannot be read.</summary>
     public static async Task<(byte[]? Bytes, RunbookError? Unreadable)> ReadAsync(string path, string display, CancellationToken cancellationToken)
     {
         try
         {
+            // Followed if it is a link: a folder named *.yaml (a mkdir by mistake, a volume mounted over a file's name) is
+            // refused like a file that cannot be read, not passed over, which took its runbook out of force as if removed.
+            if (Directory.Exists(path))
+            {
+                return (null, new RunbookError(display, 1, FolderReason));
+            }
+
             var target = new FileInfo(path);
             if (target.LinkTarget is not null && File.ResolveLinkTarget(path, returnFinalTarget: true) is { } resolved)
             {
@@ -37,11 +59,43 @@ public static class RunbookFile
                 return (null, new RunbookError(display, 1, EmptyReason));
             }
 
-            return (await File.ReadAllBytesAsync(path, cancellationToken), null);
+            return await ReadAtMostAsync(path, display, target.Length, cancellationToken);
         }
         catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
         {
             return (null, new RunbookError(display, 1, $"cannot read the file: {ex.Message}"));
         }
+    }
+
+    /// <summary>The file read by <see cref="ReadAsync"/> and parsed, or the error that says why it cannot be read; for the commands.</summary>
+    public static async Task<RunbookParseResult> ParseAsync(string path, string display)
+    {
+        var (bytes, unreadable) = await ReadAsync(path, display, CancellationToken.None);
+        // Decoded by hand so a byte-order mark is kept: the sha256 is then that of the file's bytes, as sha256sum and the
+        // service's loader compute it.
+        return bytes is null ? new RunbookParseResult(null, [unreadable!]) : RunbookParser.Parse(Encoding.UTF8.GetString(bytes), display);
+    }
+
+    /// <summary>
+    /// The file's bytes when there are at most <see cref="RunbookParser.MaxFileBytes"/> of them; otherwise the error that
+    /// refuses it, having read one byte more than the limit. A log of gigabytes saved under a .yaml name was read whole,
+    /// at every scan (beyond 2 GB .NET refuses to, and the error said only that the file was too long).
+    /// </summary>
+    private static async Task<(byte[]? Bytes, RunbookError? Unreadable)> ReadAtMostAsync(
+        string path, string display, long length, CancellationToken cancellationToken)
+    {
+        await using var stream = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, bufferSize: 1, useAsync: true);
+        // Sized by the length seen, but read to the limit: the file may have grown since.
+        var buffer = new byte[Math.Min(length, RunbookParser.MaxFileBytes) + 1];
+        var read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
+        if (read == buffer.Length && buffer.Length <= RunbookParser.MaxFileBytes)
+        {
+            Array.Resize(ref buffer, RunbookParser.MaxFileBytes + 1);
+            read += await stream.ReadAtLeastAsync(buffer.AsMemory(read), buffer.Length - read, throwOnEndOfStream: false, cancellationToken);
+        }
+
+        return read > RunbookParser.MaxFileBytes
+            ? (null, RunbookParser.TooLarge(display, buffer, Math.Max(length, read)))
+            : (buffer[..read], null);
     }
 }

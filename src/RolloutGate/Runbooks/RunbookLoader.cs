@@ -90,9 +90,7 @@ public sealed partial class RunbookLoader(
         // A relative folder is read from where the service was started, as the CLI's paths are: dotnet run starts it in
         // src/RolloutGate, and the default "runbooks" means the repository's runbooks/ (CONTRACT sections 1 and 2).
         var folder = CommandPaths.Resolve(options.Value.RunbooksPath, Environment.GetEnvironmentVariable);
-        var files = Directory.Exists(folder)
-            ? Directory.EnumerateFiles(folder).Where(IsRunbookFile).Order(StringComparer.Ordinal).ToList()
-            : [];
+        var files = Directory.Exists(folder) ? RunbookFile.InFolder(folder) : [];
         if (!Directory.Exists(folder) && !catalog.IsLoaded)
         {
             LogFolderMissing(logger, folder);
@@ -224,9 +222,6 @@ public sealed partial class RunbookLoader(
 
         catalog.Publish(next, Directory.Exists(folder) ? null : folder);
     }
-
-    private static bool IsRunbookFile(string path) =>
-        path.EndsWith(".yaml", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".yml", StringComparison.OrdinalIgnoreCase);
 
     private async Task<LoadedRunbook> StoreVersionAsync(
         RolloutGateDbContext db, Runbook runbook, string sha, string content, string display, List<AuditEntry> audits, CancellationToken cancellationToken)

@@ -387,6 +387,26 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Contains($"{runbook}:9: unknown field 'ownr' in spec", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// A runbook file that cannot be read is an error, read as <c>runbooks validate</c> reads it. Before, the command read
+    /// the whole file: a FIFO hung it for ever, a file it may not open and one of 3 GB threw out of it.
+    /// </summary>
+    [Theory]
+    [InlineData(Infrastructure.TestRunbooks.Fifo, "the file is empty, or not a regular file (a FIFO or a device is not read")]
+    [InlineData(Infrastructure.TestRunbooks.NotPermitted, "cannot read the file: Access to the path")]
+    [InlineData(Infrastructure.TestRunbooks.TooLarge, "the file is 3221225472 bytes long; a runbook file is at most 1048576 bytes (1 MiB)")]
+    public async Task Backtest_RunbookThatCannotBeRead_ExitsTwoSayingWhy(string kind, string reason)
+    {
+        var runbook = Path.Combine(folder, "checkout.yaml");
+        Infrastructure.TestRunbooks.MakeUnreadable(runbook, kind);
+
+        var exit = await Task.Run(() => RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2)))
+            .WaitAsync(TimeSpan.FromSeconds(30));
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{runbook}:1: {reason}", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     [Theory]
     [InlineData("--deployed-at", "2026-11-21T10:00:00Z", "--csv", "x.csv")]
     [InlineData("--runbook", "r.yaml", "--csv", "x.csv")]

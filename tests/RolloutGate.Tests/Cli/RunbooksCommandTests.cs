@@ -72,13 +72,14 @@ public sealed class RunbooksCommandTests : IDisposable
 
     /// <summary>
     /// Each file that cannot be read is one error with its reason, and the others are checked. Before, a FIFO hung the
-    /// command for ever (its open waits for a writer), given alone or in a folder.
+    /// command for ever (its open waits for a writer), given alone or in a folder; a folder named *.yaml was passed over
+    /// in silence; a 3 GB file was "too long" for .NET's read of the whole file rather than over the 1 MiB limit.
     /// </summary>
     [Fact]
     public async Task Validate_FilesThatCannotBeRead_AreAnErrorEach_AndTheOthersChecked()
     {
         Write("a.yaml", Runbook("checkout", "production"));
-        foreach (var kind in new[] { TestRunbooks.NotPermitted, TestRunbooks.Fifo, TestRunbooks.DanglingLink })
+        foreach (var kind in new[] { TestRunbooks.NotPermitted, TestRunbooks.Fifo, TestRunbooks.DanglingLink, TestRunbooks.Subfolder, TestRunbooks.TooLarge })
         {
             TestRunbooks.MakeUnreadable(Path.Combine(folder, kind.Replace(' ', '-') + ".yaml"), kind);
         }
@@ -92,8 +93,10 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.Contains($"{Path.Combine(folder, "not-permitted.yaml")}:1: cannot read the file: Access to the path", output, StringComparison.Ordinal);
         Assert.Contains($"{Path.Combine(folder, "fifo.yaml")}:1: the file is empty, or not a regular file (a FIFO or a device is not read", output, StringComparison.Ordinal);
         Assert.Contains($"{Path.Combine(folder, "dangling-link.yaml")}:1: cannot read the file: it is a symbolic link to {Path.Combine(folder, "dangling-link.yaml.gone")}, which does not exist", output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(folder, "folder.yaml")}:1: it is a folder, not a file; runbooks are read from the files directly in the runbooks folder, not from its subfolders", output, StringComparison.Ordinal);
+        Assert.Contains($"{Path.Combine(folder, "too-large.yaml")}:1: the file is 3221225472 bytes long; a runbook file is at most 1048576 bytes (1 MiB), and this line passes that size", output, StringComparison.Ordinal);
         Assert.Contains($"ok {Path.Combine(folder, "a.yaml")}: checkout v1", output, StringComparison.Ordinal);
-        Assert.Contains("4 runbook files checked: 1 valid, 3 invalid, 3 errors", output, StringComparison.Ordinal);
+        Assert.Contains("6 runbook files checked: 1 valid, 5 invalid, 5 errors", output, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -21,11 +21,15 @@ public sealed class TestRunbooks : IDisposable
     public void Dispose() => Directory.Delete(Folder, recursive: true);
 
     /// <summary>The kinds of runbook file that cannot be read, for <see cref="MakeUnreadable"/>.</summary>
-    public const string NotPermitted = "not permitted", Fifo = "fifo", DanglingLink = "dangling link";
+    public const string NotPermitted = "not permitted", Fifo = "fifo", DanglingLink = "dangling link", Subfolder = "folder", TooLarge = "too large";
+
+    /// <summary>The length of a <see cref="TooLarge"/> file: a log written into the folder by mistake, beyond 2 GB.</summary>
+    public const long TooLargeLength = 3L << 30;
 
     /// <summary>
     /// Replaces <paramref name="path"/> with a file the service cannot read: one it may not open, a FIFO (whose open waits
-    /// for a writer) or a symbolic link to nothing.
+    /// for a writer), a symbolic link to nothing, a folder, or a file of <see cref="TooLargeLength"/> bytes (sparse: it
+    /// takes no room on the disk, and reads as zeros).
     /// </summary>
     public static void MakeUnreadable(string path, string kind)
     {
@@ -51,6 +55,16 @@ public sealed class TestRunbooks : IDisposable
                 {
                     mkfifo.WaitForExit();
                     Assert.Equal(0, mkfifo.ExitCode);
+                }
+
+                break;
+            case Subfolder:
+                Directory.CreateDirectory(path);
+                break;
+            case TooLarge:
+                using (var file = new FileStream(path, FileMode.CreateNew))
+                {
+                    file.SetLength(TooLargeLength);
                 }
 
                 break;

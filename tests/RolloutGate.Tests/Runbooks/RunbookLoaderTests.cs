@@ -227,12 +227,16 @@ public sealed class RunbookLoaderTests
     /// replica; its last good version stays in force, in a running service and after a restart, and the scans go on with
     /// the other files. Before, a file the service may not open threw out of every scan (no other edit was loaded) and out
     /// of the first one (the service did not start); a FIFO hung the scan for ever, start-up too; a dangling link was logged
-    /// at every scan, never audited, and after a restart its last good version was not served (422).
+    /// at every scan, never audited, and after a restart its last good version was not served (422). A folder named
+    /// checkout.yaml was passed over, so the runbook was removed (422, runbook.removed); a 3 GB file was refused as "too
+    /// long" by .NET's read of the whole file, not by the 1 MiB limit (and one under 2 GB was read whole at every scan).
     /// </summary>
     [Theory]
     [InlineData(TestRunbooks.NotPermitted, "checkout.yaml:1: cannot read the file: Access to the path")]
     [InlineData(TestRunbooks.Fifo, "checkout.yaml:1: the file is empty, or not a regular file (a FIFO or a device is not read")]
     [InlineData(TestRunbooks.DanglingLink, "checkout.yaml:1: cannot read the file: it is a symbolic link to ")]
+    [InlineData(TestRunbooks.Subfolder, "checkout.yaml:1: it is a folder, not a file; runbooks are read from the files directly in the runbooks folder")]
+    [InlineData(TestRunbooks.TooLarge, "checkout.yaml:1: the file is 3221225472 bytes long; a runbook file is at most 1048576 bytes (1 MiB)")]
     public async Task AFileThatCannotBeRead_KeepsItsLastGoodVersion_RunningAndAfterARestart_SaysWhyOnce_AndTheOthersLoad(string kind, string reason)
     {
         var limit = TimeSpan.FromSeconds(60);
