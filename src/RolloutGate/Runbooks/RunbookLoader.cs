@@ -42,24 +42,9 @@ public sealed partial class RunbookLoader(
         await base.StartAsync(cancellationToken);
     }
 
-    protected override async Task ExecuteAsync(CancellationToken stoppingToken)
-    {
-        using var timer = new PeriodicTimer(ReloadInterval, time);
-        while (await timer.WaitForNextTickAsync(stoppingToken))
-        {
-            try
-            {
-                await ScanAsync(stoppingToken);
-            }
-            catch (Exception ex) when (ex is not OperationCanceledException)
-            {
-                if (!outage.Handled("Runbook scan", ex))
-                {
-                    LogScanFailed(logger, ex);
-                }
-            }
-        }
-    }
+    /// <summary>A scan every <see cref="ReloadInterval"/> after StartAsync's; stopped, it ends without an exception.</summary>
+    protected override Task ExecuteAsync(CancellationToken stoppingToken) =>
+        outage.RunEveryAsync("Runbook scan", ReloadInterval, time, ScanAsync, ex => LogScanFailed(logger, ex), stoppingToken, roundAtOnce: false);
 
     public async Task ScanAsync(CancellationToken cancellationToken)
     {

@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Net;
+using System.Reflection;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Hosting;
 using Npgsql;
@@ -128,6 +129,39 @@ public sealed class ShutdownTests
         finally
         {
             HeldJob.Released.TrySetResult();
+        }
+    }
+
+    /// <summary>Every background service of the service, by name: each must end cleanly when stopped.</summary>
+    public static TheoryData<string> BackgroundServices => new(typeof(Program).Assembly.GetTypes()
+        .Where(type => type.IsSubclassOf(typeof(BackgroundService)) && !type.IsAbstract).Select(type => type.FullName!).Order(StringComparer.Ordinal));
+
+    /// <summary>
+    /// A background service told to stop (its stopping token cancelled) ends its ExecuteAsync without an exception, stopped
+    /// at once or while it runs. One that ends cancelled is a fault to the host unless the whole host is stopping: a
+    /// service stopped on its own, or a host that failed to start (its address in use) and is disposed, logged "BackgroundService
+    /// failed" with the OperationCanceledException and a critical "the IHost instance is stopping" besides the real cause.
+    /// The runbook loader's did (PeriodicTimer.WaitForNextTickAsync threw out of it); ExecuteAsync is called directly, on an
+    /// instance of the test's own, as .NET 10's BackgroundService.StartAsync runs it on the thread pool and a stop before it
+    /// ran there would cancel the task whatever the service does.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(BackgroundServices))]
+    public async Task BackgroundService_Stopped_EndsItsExecuteAsyncWithoutAnException(string serviceType)
+    {
+        await using var service = await TestService.StartAsync();
+        var type = typeof(Program).Assembly.GetType(serviceType, throwOnError: true)!;
+        var execute = typeof(BackgroundService).GetMethod("ExecuteAsync", BindingFlags.Instance | BindingFlags.NonPublic)!;
+        foreach (var after in new[] { TimeSpan.Zero, TimeSpan.FromMilliseconds(500) })
+        {
+            using var instance = (BackgroundService)ActivatorUtilities.CreateInstance(service.Host.Services, type);
+            using var stopping = new CancellationTokenSource();
+            var running = (Task)execute.Invoke(instance, [stopping.Token])!;
+            await Task.Delay(after);
+            await stopping.CancelAsync();
+            await Task.WhenAny(running, Task.Delay(StopBound));
+
+            Assert.True(running.IsCompletedSuccessfully, $"{type.Name} stopped after {after.TotalMilliseconds} ms: {running.Status} {running.Exception?.InnerException?.GetType().Name}");
         }
     }
 

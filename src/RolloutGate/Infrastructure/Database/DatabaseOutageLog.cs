@@ -51,18 +51,25 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
     }
 
     /// <summary>
-    /// Runs a background loop's <paramref name="round"/> at once and then every <paramref name="interval"/> of
-    /// <paramref name="time"/> until <paramref name="stoppingToken"/>: a round that fails because the database is unavailable
+    /// Runs a background loop's <paramref name="round"/> at once (after one interval when not <paramref name="roundAtOnce"/>)
+    /// and then every <paramref name="interval"/> of <paramref name="time"/> until <paramref name="stoppingToken"/>: a round that fails because the database is unavailable
     /// is logged here, any other failure by <paramref name="failed"/>, and the loop goes on either way. It ends, without an
     /// exception, when <paramref name="stoppingToken"/> is cancelled: a background service whose ExecuteAsync ends cancelled
-    /// while its host is not stopping (the service stopped on its own) is a fault to the host, which then stops itself.
+    /// while its host is not stopping (the service stopped on its own, or a host that failed to start disposed) is a fault
+    /// to the host, which logs it as "BackgroundService failed" and stops itself.
     /// </summary>
     public async Task RunEveryAsync(
-        string loop, TimeSpan interval, TimeProvider time, Func<CancellationToken, Task> round, Action<Exception> failed, CancellationToken stoppingToken)
+        string loop, TimeSpan interval, TimeProvider time, Func<CancellationToken, Task> round, Action<Exception> failed, CancellationToken stoppingToken,
+        bool roundAtOnce = true)
     {
         using var timer = new PeriodicTimer(interval, time);
         try
         {
+            if (!roundAtOnce && !await timer.WaitForNextTickAsync(stoppingToken))
+            {
+                return;
+            }
+
             do
             {
                 try
