@@ -137,13 +137,17 @@ unescape() { local s="${1//\\\"/\"}"; printf '%b' "$s" | tr -d '\r'; }
 # An ISO 8601 time as the CLI prints it (2026-12-06T10:31:00Z), or as it is where date cannot read it.
 utc() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo "$1"; }
 
-# "HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one.
+# "HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one; the start of
+# anything else. At most 500 characters after the status, as the CLI's, whatever the answer (a proxy's page, a detail of
+# a megabyte): it goes to a terminal and a CI log.
 problem_text() {
-  local body title detail
+  local body title detail text
   body="$(head -c 100000 "$work/answer")"
   title="$(json_field title "$body")" && title=" $title"
   detail="$(json_field detail "$body")" && detail=": $detail"
-  if [ -n "$title$detail" ]; then echo "HTTP $status$title$detail"; else echo "HTTP $status: $(head -c 1000 "$work/answer")"; fi
+  if [ -n "$title$detail" ]; then text="$title$detail"; else text=": $(head -c 2000 "$work/answer")"; fi
+  [ "${#text}" -le 500 ] || text="${text:0:500}..."
+  echo "HTTP $status$text"
 }
 
 if [ "$event" = wait ]; then

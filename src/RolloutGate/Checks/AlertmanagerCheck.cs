@@ -2,6 +2,7 @@ using System.Text.Json;
 using Microsoft.Extensions.Options;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Prometheus;
 
 namespace RolloutGate.Checks;
@@ -30,7 +31,8 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
         HttpResponseMessage response;
         try
         {
-            response = await http.GetAsync(url, cancellationToken);
+            // Headers first: an error answer's body is read only as far as its excerpt needs, whatever its size.
+            response = await http.GetAsync(url, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         }
         catch (Exception exception) when (exception is HttpRequestException or Polly.Timeout.TimeoutRejectedException or Polly.CircuitBreaker.BrokenCircuitException)
         {
@@ -47,10 +49,10 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
 
             if (!response.IsSuccessStatusCode)
             {
-                // Without the credentials: a proxy's error page may repeat the request, and the detail is answered and audited.
-                var body = await response.Content.ReadAsStringAsync(cancellationToken);
-                var shown = Urls.Redacted(body, [.. options.Value.Alertmanager.Secrets(), .. Urls.Hidden(baseUrl)]).Trim();
-                return CheckResult.Error(check.Name, $"Alertmanager answered {(int)response.StatusCode}: {shown}");
+                // Its start, without the credentials: a proxy's error page may be megabytes long and repeat the request, and
+                // the detail is answered and audited.
+                var excerpt = await ResponseBodies.ExcerptAsync(response, [.. options.Value.Alertmanager.Secrets(), .. Urls.Hidden(baseUrl)], cancellationToken);
+                return CheckResult.Error(check.Name, $"Alertmanager answered {(int)response.StatusCode}{excerpt}");
             }
 
             await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);

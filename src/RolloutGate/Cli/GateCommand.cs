@@ -387,7 +387,11 @@ public static class GateCommand
         return ExitAllowed;
     }
 
-    /// <summary>"HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one.</summary>
+    /// <summary>
+    /// "HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one; the start
+    /// of anything else. At most <see cref="Truncate"/>'s length after the status, whatever the answer (a proxy's page, a
+    /// detail of a megabyte): it goes to a terminal and a CI log.
+    /// </summary>
     internal static string ProblemText(HttpStatusCode status, string body)
     {
         var head = $"HTTP {(int)status}";
@@ -395,9 +399,14 @@ public static class GateCommand
         {
             using var document = JsonDocument.Parse(body);
             var root = document.RootElement;
+            if (root.ValueKind != JsonValueKind.Object)
+            {
+                return $"{head}: {Truncate(body)}";
+            }
+
             var title = root.TryGetProperty("title", out var t) && t.ValueKind == JsonValueKind.String ? t.GetString() : null;
             var detail = root.TryGetProperty("detail", out var d) && d.ValueKind == JsonValueKind.String ? d.GetString() : null;
-            return $"{head}{(title is null ? "" : " " + title)}{(detail is null ? "" : ": " + detail)}";
+            return head + Truncate($"{(title is null ? "" : " " + title)}{(detail is null ? "" : ": " + detail)}");
         }
         catch (JsonException)
         {

@@ -40,7 +40,7 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
             var signature = WebhookAuthenticator.SignatureHeaderValue(webhook.Secret, timestamp, body);
             message.Headers.Add(WebhookAuthenticator.SignatureHeader, signature);
 
-            // Headers first: the answer's body is read only as far as the excerpt below needs, whatever its size.
+            // Headers first: the answer's body is read only as far as the excerpt needs, whatever its size.
             using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, token);
             var code = (int)response.StatusCode;
             if (response.IsSuccessStatusCode)
@@ -49,26 +49,11 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
             }
 
             var transient = code >= 500 || response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout;
+            // The excerpt without the signature either, against which a weak secret could be guessed offline.
             throw new RollbackAttemptException(
-                $"the receiver answered {code} {response.ReasonPhrase}{await Excerpt(response, [.. Urls.Hidden(webhook.Url), signature], token)}", transient, response.Headers.RetryAfter?.Delta);
+                $"the receiver answered {code} {response.ReasonPhrase}{await ResponseBodies.ExcerptAsync(response, [.. Urls.Hidden(webhook.Url), signature], token)}",
+                transient, response.Headers.RetryAfter?.Delta);
         }, cancellationToken);
-    }
-
-    /// <summary>
-    /// The start of the receiver's answer, which usually says why it refused: its first bytes only, so that a large or
-    /// endless error page neither fills memory nor holds the attempt until its timeout. Without <paramref name="sent"/>,
-    /// what the request carried that the outcome must not show (what <see cref="Urls.Shown(string)"/> leaves out of the
-    /// url, and the signature, against which a weak secret could be guessed offline): an error page may repeat the
-    /// request ("Cannot POST /rollback?key=…"), and the excerpt goes to the log, the audit trail and Slack.
-    /// </summary>
-    private static async Task<string> Excerpt(HttpResponseMessage response, IEnumerable<string> sent, CancellationToken cancellationToken)
-    {
-        const int MaxLength = 300;
-        // Up to four UTF-8 bytes a character.
-        var (start, beyond) = await ResponseBodies.StartAsync(response, MaxLength * 4, cancellationToken);
-        var text = Urls.Redacted(start, sent).Trim();
-        var more = beyond || text.Length > MaxLength;
-        return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxLength)] + "…" : text);
     }
 
     private sealed record RollbackWebhookBody(string DeploymentId, string Service, string Environment, string RollbackTo, string Reason);

@@ -13,7 +13,8 @@ namespace RolloutGate.Tests.Checks;
 
 /// <summary>
 /// The check services against the test Prometheus and Alertmanager, plus a small local web server for http checks:
-/// /healthz (200 "ok"), /status/{code}, /hang (never answers), /together/{key}/{n} (200 to each of n requests for key once
+/// /healthz (200 "ok"), /status/{code}, /hang (never answers), /huge-page/... and /endless-page/... (404 with an HTML page of
+/// 10 MB, or one that never ends), /together/{key}/{n} (200 to each of n requests for key once
 /// all n are waiting at once; 503 to a request that waited 10 s for the others).
 /// </summary>
 public sealed class CheckTestHost : IAsyncLifetime
@@ -34,6 +35,19 @@ public sealed class CheckTestHost : IAsyncLifetime
         {
             await Task.Delay(Timeout.Infinite, aborted);
             return "never";
+        });
+        // A proxy's error page of 10 MB, and one that never ends, in front of an API (Alertmanager's, say).
+        server.MapGet("/huge-page/{**rest}", () => Results.Text("<html><body>" + new string('x', 10 * 1024 * 1024) + "</body></html>", "text/html", statusCode: 404));
+        server.MapGet("/endless-page/{**rest}", async (HttpResponse response, CancellationToken aborted) =>
+        {
+            response.StatusCode = 404;
+            response.ContentType = "text/html";
+            await response.WriteAsync("<html><body>", aborted);
+            var chunk = System.Text.Encoding.UTF8.GetBytes(new string('x', 8192));
+            while (!aborted.IsCancellationRequested)
+            {
+                await response.Body.WriteAsync(chunk, aborted);
+            }
         });
         server.MapGet("/together/{key}/{count:int}", async (string key, int count, CancellationToken aborted) =>
         {

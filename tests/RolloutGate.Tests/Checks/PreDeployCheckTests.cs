@@ -174,6 +174,21 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
         Assert.Contains("unreachable", result.Detail, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("huge-page")]
+    [InlineData("endless-page")]
+    public async Task Alertmanager_AHugeOrEndlessErrorPage_IsAnErrorQuotingItsStartOnly(string page)
+    {
+        var watch = Stopwatch.StartNew();
+
+        var result = await CheckTestHost.RunOneAsync(Alerts("severity=\"critical\""), configure: o => o.Alertmanager.Url = $"{host.ServerUrl}/{page}/");
+
+        // The detail is the predeploy answer's and the audit trail's: the page's first 300 characters, marked as cut.
+        Assert.Equal(CheckStatus.Error, result.Status);
+        Assert.Equal("Alertmanager answered 404: <html><body>" + new string('x', 288) + "…", result.Detail);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(10), $"took {watch.Elapsed}");
+    }
+
     [Fact]
     public async Task Freeze_InsideWeekendWindow_FailsUntilMondayMorning()
     {

@@ -294,6 +294,33 @@ public sealed class GateCommandTests : IDisposable
             stdout.ToString().Split(Environment.NewLine));
     }
 
+    public static TheoryData<string, string, string> HugeRefusals => new()
+    {
+        // A problem whose detail is a page: a proxy's, or a service that quotes what it was sent.
+        { "application/problem+json", $"{{\"title\": \"Forbidden\", \"detail\": \"{new string('x', 100_000)}\"}}", "HTTP 403 Forbidden: " + new string('x', 500 - " Forbidden: ".Length) + "..." },
+        { "text/html", "<html>" + new string('x', 100_000) + "</html>", "HTTP 403: <html>" + new string('x', 494) + "..." },
+        { "application/json", $"[\"{new string('x', 100_000)}\"]", "HTTP 403: [\"" + new string('x', 498) + "..." },
+        { "text/html", "<html>" + new string('x', 10 * 1024 * 1024) + "</html>", "" },
+    };
+
+    [Theory]
+    [MemberData(nameof(HugeRefusals))]
+    public async Task Refused_WithAHugeAnswer_QuotesItsStartOnly(string mediaType, string body, string quoted)
+    {
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Forbidden, mediaType, body));
+
+        var exit = await RunAsync(http, SignedEnvironment(),
+            "predeploy", "--url", "http://localhost", "--deployment-id", "gate-h", "--service", "checkout", "--environment", "production");
+
+        Assert.Equal(2, exit);
+        Assert.Equal(
+            quoted.Length > 0
+                ? $"gate: predeploy refused: {quoted}"
+                : "gate: no answer from http://localhost/: answer too large: HTTP 403 with more than 1 MiB, which no answer of RolloutGate's is (1 attempt)",
+            stderr.ToString().TrimEnd());
+        Assert.Equal("", stdout.ToString());
+    }
+
     [Fact]
     public async Task ServiceUnavailableWithRetryAfter_WaitsAsItAsksThenSucceeds()
     {

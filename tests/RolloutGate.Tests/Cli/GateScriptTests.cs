@@ -156,6 +156,19 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_RefusedWithAHugeProblemDetail_QuotesItsStartOnly()
+    {
+        var body = $"{{\"title\": \"Forbidden\", \"detail\": \"{new string('x', 50_000)}\"}}";
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.Forbidden, "application/problem+json", body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-h"));
+
+        Assert.Equal(2, run.Exit);
+        Assert.Equal($"gate: predeploy refused: HTTP 403 Forbidden: {new string('x', 500 - " Forbidden: ".Length)}...\n", run.Stderr);
+    }
+
+    [Fact]
     public async Task Script_BearerToken_CancelsAnAllowedChange()
     {
         await using var service = await TestService.StartAsync();

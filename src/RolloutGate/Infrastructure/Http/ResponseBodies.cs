@@ -1,4 +1,5 @@
 using System.Text;
+using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Infrastructure.Http;
 
@@ -15,5 +16,26 @@ internal static class ResponseBodies
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
         var read = await stream.ReadAtLeastAsync(buffer, buffer.Length, throwOnEndOfStream: false, cancellationToken);
         return (Encoding.UTF8.GetString(buffer, 0, Math.Min(read, maxBytes)), read > maxBytes);
+    }
+
+    /// <summary>How many characters of another service's error answer are quoted.</summary>
+    public const int MaxExcerptLength = 300;
+
+    /// <summary>
+    /// <c>": "</c> and the start of an error answer, which usually says why it refused (<c>""</c> when it has no body): its
+    /// first bytes only, so that a large or endless error page neither fills memory nor holds the caller, cut at
+    /// <see cref="MaxExcerptLength"/> characters and ended with <c>…</c> when there was more. Without <paramref name="hidden"/>,
+    /// what the request carried that the quote must not show (credentials, the parts of a URL that
+    /// <see cref="Urls.Shown(string)"/> leaves out): an error page may repeat the request, and the quote goes to the log,
+    /// the audit trail and Slack. Read with <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has
+    /// read the whole body before this is called.
+    /// </summary>
+    public static async Task<string> ExcerptAsync(HttpResponseMessage response, IEnumerable<string?> hidden, CancellationToken cancellationToken)
+    {
+        // Up to four UTF-8 bytes a character.
+        var (start, beyond) = await StartAsync(response, MaxExcerptLength * 4, cancellationToken);
+        var text = Urls.Redacted(start, hidden).Trim();
+        var more = beyond || text.Length > MaxExcerptLength;
+        return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxExcerptLength)] + "…" : text);
     }
 }
