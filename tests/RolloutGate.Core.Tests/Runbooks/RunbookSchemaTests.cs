@@ -19,6 +19,9 @@ public sealed class RunbookSchemaTests
 {
     private static readonly JsonElement Schema = JsonDocument.Parse(File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/schema.json"))).RootElement;
 
+    /// <summary>Deeper than the parser's 100 levels, so that a runbook nested too deep reaches the schema.</summary>
+    private static readonly JsonSerializerOptions DeepJson = new() { MaxDepth = 256 };
+
     /// <summary>Built once: the schema's $id registers it globally, and a second build of the same $id is refused.</summary>
     private static readonly JsonSchema Evaluator = JsonSchema.FromText(Schema.GetRawText());
 
@@ -114,6 +117,108 @@ public sealed class RunbookSchemaTests
     }
 
     /// <summary>
+    /// The bounds of the durations (watch durations and approvalTimeout at most 365d, watch.interval at least 10s, pre-deploy
+    /// timeouts at most 24h, none zero but warmup), as far as a pattern can tell them: the schema refuses a duration whose
+    /// first unit alone passes the bound, and one of seconds and milliseconds under 10s. What it cannot tell (a sum that
+    /// passes the bound in smaller units, 364d48h; 0.1m, six seconds) it accepts and the parser refuses, so an editor
+    /// underlines no runbook the service loads. Before, the schema accepted every duration the grammar allows.
+    /// </summary>
+    [Theory]
+    [InlineData("watch.duration", "365d", true, false)]
+    [InlineData("watch.duration", "366d", false, true)]
+    [InlineData("watch.duration", "8761h", false, true)]
+    [InlineData("watch.duration", "0s", false, true)]
+    [InlineData("watch.duration", "364d48h", false, false)]
+    [InlineData("watch.baseline", "400d", false, true)]
+    [InlineData("watch.warmup", "0s", true, false)]
+    [InlineData("watch.warmup", "366d", false, true)]
+    [InlineData("watch.stopRules.maxBlind", "1000d", false, true)]
+    [InlineData("rollback.approvalTimeout", "365d1s", false, true)]
+    [InlineData("rollback.approvalTimeout", "525601m", false, true)]
+    [InlineData("watch.interval", "10s", true, false)]
+    [InlineData("watch.interval", "9s999ms", false, true)]
+    [InlineData("watch.interval", "500ms", false, true)]
+    [InlineData("watch.interval", "0.1m", false, false)]
+    [InlineData("preDeploy.timeout", "24h", true, false)]
+    [InlineData("preDeploy.timeout", "25h", false, true)]
+    [InlineData("preDeploy.timeout", "2d", false, true)]
+    [InlineData("preDeploy.timeout", "23h120m", false, false)]
+    [InlineData("http.timeout", "24h1s", false, true)]
+    [InlineData("http.timeout", "0ms", false, true)]
+    public void Schema_DurationBounds_RefuseWhatAPatternCanTell(string field, string value, bool parserAccepts, bool schemaRefuses)
+    {
+        var text = WithDuration(field, value);
+
+        Assert.Equal(parserAccepts, RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid);
+        var errors = SchemaErrors(text);
+        Assert.True(schemaRefuses == errors.Count > 0, $"{field}: {value}: {string.Join("; ", errors)}");
+    }
+
+    /// <summary>
+    /// Over many durations, of every unit and of sizes about the bounds: whatever the schema refuses, the parser refuses
+    /// too (an editor never underlines a duration the service loads), and the schema refuses most of what the parser does.
+    /// </summary>
+    [Theory]
+    [InlineData("watch.duration")]
+    [InlineData("watch.interval")]
+    [InlineData("preDeploy.timeout")]
+    public void Schema_DurationBounds_NeverRefuseWhatTheParserAccepts(string field)
+    {
+        var random = new Random(20261207);
+        string[] units = ["d", "h", "m", "s", "ms"];
+        long[] sizes = [0, 1, 9, 10, 23, 24, 25, 364, 365, 366, 1440, 1441, 8760, 8761, 86400, 86401, 525600, 525601, 31536000, 31536001, 86400000, 86400001];
+        var (both, parserOnly) = (0, 0);
+        for (var i = 0; i < 120; i++)
+        {
+            var value = string.Concat(units.Where(_ => random.Next(3) == 0).DefaultIfEmpty(units[random.Next(units.Length)]).Select(unit =>
+                (random.Next(2) == 0 ? sizes[random.Next(sizes.Length)] : random.NextInt64(0, 100_000)).ToString(CultureInfo.InvariantCulture)
+                + (random.Next(4) == 0 ? ".5" : "") + unit));
+            var text = WithDuration(field, value);
+            var parserRefuses = !RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid;
+            var schemaRefuses = SchemaErrors(text).Count > 0;
+            Assert.False(schemaRefuses && !parserRefuses, $"{field}: {value} is refused by the schema only");
+            both += schemaRefuses ? 1 : 0;
+            parserOnly += parserRefuses && !schemaRefuses ? 1 : 0;
+        }
+
+        Assert.True(both > parserOnly, $"{field}: the schema refused {both}, the parser {parserOnly} more");
+    }
+
+    /// <summary>
+    /// Lists and mappings nested over 100 levels deep are a YAML syntax error to the parser. The schema has no keyword for
+    /// depth, but every field has a fixed shape with plain values at its leaves, so it refuses them too: as the wrong type.
+    /// </summary>
+    [Fact]
+    public void Schema_NestingTooDeep_IsRefusedAsTheWrongType()
+    {
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace(
+            "  owner: U024BE7LH ", $"  owner: {new string('[', 101)}U024BE7LH{new string(']', 101)} ", StringComparison.Ordinal);
+
+        Assert.Contains(RunbookParser.Parse(text, "runbooks/checkout.yaml").Errors, e => e.Reason.Contains("nested more than 100 levels", StringComparison.Ordinal));
+        Assert.Contains(SchemaErrors(text), e => e.StartsWith("/spec/owner: type:", StringComparison.Ordinal));
+    }
+
+    /// <summary>runbooks/checkout.yaml with <paramref name="field"/> set to <paramref name="value"/>.</summary>
+    private static string WithDuration(string field, string value)
+    {
+        var (find, replace) = field switch
+        {
+            "watch.duration" => ("    duration: 24h\n", $"    duration: {value}\n"),
+            "watch.interval" => ("    interval: 1m\n", $"    interval: {value}\n"),
+            "watch.baseline" => ("    baseline: 24h ", $"    baseline: {value} "),
+            "watch.warmup" => ("    metrics:\n", $"    warmup: {value}\n    metrics:\n"),
+            "watch.stopRules.maxBlind" => ("    metrics:\n", $"    stopRules:\n      maxBlind: {value}\n    metrics:\n"),
+            "rollback.approvalTimeout" => ("    approvalTimeout: 15m\n", $"    approvalTimeout: {value}\n"),
+            "preDeploy.timeout" => ("    timeout: 30s\n", $"    timeout: {value}\n"),
+            "http.timeout" => ("          expectStatus: 200\n", $"          expectStatus: 200\n          timeout: {value}\n"),
+            _ => throw new ArgumentOutOfRangeException(nameof(field), field, "no such duration field in the test"),
+        };
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml"));
+        Assert.Contains(find, text, StringComparison.Ordinal);
+        return text.Replace(find, replace, StringComparison.Ordinal);
+    }
+
+    /// <summary>
     /// What the schema finds wrong with a runbook's YAML, each as "instance location: keyword: error"; nothing when it is
     /// valid (the list then still holds the errors of the oneOf and anyOf branches that did not apply).
     /// </summary>
@@ -121,7 +226,7 @@ public sealed class RunbookSchemaTests
     {
         var stream = new YamlStream();
         stream.Load(new StringReader(yaml));
-        var instance = JsonSerializer.SerializeToElement(ToJson(stream.Documents.Single().RootNode));
+        var instance = JsonSerializer.SerializeToElement(ToJson(stream.Documents.Single().RootNode), DeepJson);
         var result = Evaluator.Evaluate(instance, new EvaluationOptions { OutputFormat = OutputFormat.List });
         return result.IsValid ? [] : [.. (result.Details ?? [result]).Where(d => d.Errors is not null).SelectMany(d => d.Errors!.Select(e => $"{d.InstanceLocation}: {e.Key}: {e.Value}"))];
     }
