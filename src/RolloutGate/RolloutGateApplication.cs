@@ -45,6 +45,7 @@ public static class RolloutGateApplication
     public static WebApplicationBuilder AddRolloutGate(this WebApplicationBuilder builder)
     {
         builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = DefaultLogLevels });
+        builder.WebHost.ConfigureKestrel(RequestSizeLimits.ConfigureKestrel);
         var services = builder.Services;
         services.AddOptions<RolloutGateOptions>()
             .BindConfiguration(RolloutGateOptions.SectionName)
@@ -106,6 +107,8 @@ public static class RolloutGateApplication
         _ = app.Services.GetRequiredService<RolloutGateMetrics>();
 
         app.UseNoSniff();
+        // First: a request line or headers past the limits are refused before anything reads them.
+        app.UseRequestSizeLimits();
         app.UseExceptionHandler();
         // A bodiless 404 or 405 gets a problem+json body whatever Accept asks for (CSV included, which the problem details
         // service would not write: it answered text/plain), as every other error does, with a detail that says what is

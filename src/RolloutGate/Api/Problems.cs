@@ -20,6 +20,12 @@ public static class Problems
     public static ProblemHttpResult PayloadTooLarge(string detail) =>
         Make(StatusCodes.Status413PayloadTooLarge, "Payload too large", detail);
 
+    public static ProblemHttpResult UriTooLong(string detail) =>
+        Make(StatusCodes.Status414UriTooLong, "URI too long", detail);
+
+    public static ProblemHttpResult HeadersTooLarge(string detail) =>
+        Make(StatusCodes.Status431RequestHeaderFieldsTooLarge, "Request headers too large", detail);
+
     public static ProblemHttpResult Unprocessable(string detail) =>
         Make(StatusCodes.Status422UnprocessableEntity, "Not governed", detail);
 
