@@ -100,6 +100,52 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task AddressInUse_ExitsWithOneLineNamingTheAddress()
+    {
+        // Another process (a second copy, a service installed on the same port) already listens there: Kestrel's
+        // IOException went out of Main as an unhandled exception, exit code 134, and the host's teardown logged a
+        // cancelled background service and a disposed one besides.
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        using var taken = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        taken.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)taken.LocalEndpoint).Port}";
+
+        var (stdout, stderr) = await FailedStartAsync(environment =>
+        {
+            environment["ConnectionStrings__RolloutGate"] = database.ConnectionString;
+            environment["RolloutGate__RunbooksPath"] = runbooks.Folder;
+        }, url);
+
+        Assert.Equal(
+            $"RolloutGate cannot start: cannot listen on {url}: the address is already in use (another process listens there: stop it, or give RolloutGate another address with --urls or ASPNETCORE_URLS)",
+            stderr.Trim());
+        Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
+        // The host's own "Hosting failed to start", and nothing from services torn down while they ran.
+        Assert.Equal(
+            ["fail: Microsoft.Extensions.Hosting.Internal.Host[11]"],
+            stdout.Split('\n').Select(line => line.Trim()).Where(line => line.StartsWith("fail:", StringComparison.Ordinal) || line.StartsWith("crit:", StringComparison.Ordinal)));
+    }
+
+    [Fact]
+    public async Task AddressOfAnotherMachine_ExitsWithOneLineSayingWhy()
+    {
+        // 192.0.2.1 (TEST-NET-1, RFC 5737) is no address of this machine: the bind's SocketException went out of Main too.
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+
+        var (stdout, stderr) = await FailedStartAsync(environment =>
+        {
+            environment["ConnectionStrings__RolloutGate"] = database.ConnectionString;
+            environment["RolloutGate__RunbooksPath"] = runbooks.Folder;
+        }, "http://192.0.2.1:8080");
+
+        Assert.StartsWith("RolloutGate cannot start: cannot listen on the configured address (--urls or ASPNETCORE_URLS): ", stderr.Trim(), StringComparison.Ordinal);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task NoRunbooksPath_RunbooksFolderOfTheFolderItWasStartedFrom_IsLoaded()
     {
         // CONTRACT section 1 starts the service with dotnet run --project src/RolloutGate from the repository root, and
@@ -127,9 +173,9 @@ public sealed class StartupTests
     /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
     /// </summary>
     /// <summary>Starts the service as a process with its environment changed by <paramref name="change"/>, and asserts it exits with 1.</summary>
-    private static async Task<(string Stdout, string Stderr)> FailedStartAsync(Action<IDictionary<string, string?>> change)
+    private static async Task<(string Stdout, string Stderr)> FailedStartAsync(Action<IDictionary<string, string?>> change, string urls = "http://127.0.0.1:0")
     {
-        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", "http://127.0.0.1:0"])
+        var start = new ProcessStartInfo("dotnet", ["RolloutGate.dll", "--urls", urls])
         {
             WorkingDirectory = AppContext.BaseDirectory,
             RedirectStandardOutput = true,
