@@ -46,24 +46,53 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
     public Uri BaseAddress => http.BaseAddress ?? throw new InvalidOperationException("the Kubernetes HttpClient has no base address");
 
     public Task<JsonObject> GetAsync(KubernetesResource resource, string @namespace, string name, CancellationToken cancellationToken) =>
-        SendAsync(HttpMethod.Get, resource.PathOf(@namespace, name), content: null, cancellationToken);
+        AtAServedVersionAsync(resource, served => SendAsync(HttpMethod.Get, served.PathOf(@namespace, name), content: null, cancellationToken));
 
-    public async Task<IReadOnlyList<JsonObject>> ListAsync(KubernetesResource resource, string @namespace, CancellationToken cancellationToken)
-    {
-        var path = resource.CollectionPathOf(@namespace);
-        var list = await SendAsync(HttpMethod.Get, path, content: null, cancellationToken);
-        return list["items"] is JsonArray items
-            ? [.. items.OfType<JsonObject>()]
-            : throw new KubernetesApiException(HttpStatusCode.OK, null, $"GET {path}: the API server answered without a list of items");
-    }
+    public Task<IReadOnlyList<JsonObject>> ListAsync(KubernetesResource resource, string @namespace, CancellationToken cancellationToken) =>
+        AtAServedVersionAsync<IReadOnlyList<JsonObject>>(resource, async served =>
+        {
+            var path = served.CollectionPathOf(@namespace);
+            var list = await SendAsync(HttpMethod.Get, path, content: null, cancellationToken);
+            return list["items"] is JsonArray items
+                ? [.. items.OfType<JsonObject>()]
+                : throw new KubernetesApiException(HttpStatusCode.OK, null, $"GET {path}: the API server answered without a list of items");
+        });
 
     public Task<JsonObject> MergePatchAsync(
-        KubernetesResource resource, string @namespace, string name, JsonObject patch, CancellationToken cancellationToken, string? subresource = null)
+        KubernetesResource resource, string @namespace, string name, JsonObject patch, CancellationToken cancellationToken, string? subresource = null) =>
+        AtAServedVersionAsync(resource, served =>
+        {
+            var content = new StringContent(patch.ToJsonString(), Encoding.UTF8);
+            // Exactly the media type the API server documents, without a charset parameter.
+            content.Headers.ContentType = new MediaTypeHeaderValue(MergePatchMediaType);
+            return SendAsync(HttpMethod.Patch, served.PathOf(@namespace, name, subresource), content, cancellationToken);
+        });
+
+    /// <summary>
+    /// <paramref name="call"/> at the type's version, then at each of its older versions while the API server answers that
+    /// it does not serve the one asked (<see cref="KubernetesApiException.IsNotServed"/>: a CRD installed at other versions,
+    /// or not at all). Each call asks afresh, without remembering what was served: a CRD upgraded meanwhile is found at
+    /// its new version, and an older cluster costs one 404 a call. The resourceVersion of an object is the same at every
+    /// version, so a patch at another version than its read keeps its optimistic concurrency.
+    /// </summary>
+    private static async Task<T> AtAServedVersionAsync<T>(KubernetesResource resource, Func<KubernetesResource, Task<T>> call)
     {
-        var content = new StringContent(patch.ToJsonString(), Encoding.UTF8);
-        // Exactly the media type the API server documents, without a charset parameter.
-        content.Headers.ContentType = new MediaTypeHeaderValue(MergePatchMediaType);
-        return SendAsync(HttpMethod.Patch, resource.PathOf(@namespace, name, subresource), content, cancellationToken);
+        var tried = new List<string>();
+        foreach (var served in resource.Versions)
+        {
+            try
+            {
+                return await call(served);
+            }
+            catch (KubernetesApiException exception) when (exception.IsNotServed)
+            {
+                tried.Add($"{served.Group}/{served.Version}");
+            }
+        }
+
+        throw new KubernetesApiException(HttpStatusCode.NotFound, null,
+            $"the Kubernetes API serves {resource} at none of the versions RolloutGate uses ({string.Join(", ", tried)}): "
+            + "its CustomResourceDefinition is not installed, or serves none of these versions");
     }
 
     private async Task<JsonObject> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)

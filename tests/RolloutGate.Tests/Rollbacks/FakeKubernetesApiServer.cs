@@ -9,8 +9,9 @@ namespace RolloutGate.Tests.Rollbacks;
 
 /// <summary>
 /// A local stand-in for the Kubernetes API server, strict the way the real one is about what a rollback sends:
-/// <c>/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}[/status]</c> for the served types only (and GET without
-/// the name: the list of that type's objects in the namespace), a bearer token
+/// <c>/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}[/status]</c> for the served types and versions only (and
+/// GET without the name: the list of that type's objects in the namespace), any other path answered as the real one
+/// does (a plain-text 404, no Status), one object served at each served version of its type, a bearer token
 /// equal to the token file's content, PATCH only as <c>application/merge-patch+json</c>, applied as an RFC 7386 merge
 /// patch to the stored object, 409 when the patch names a stale resourceVersion, and Status objects for errors.
 /// </summary>
@@ -24,6 +25,8 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     private readonly WebApplication app;
     private readonly Dictionary<string, JsonObject> objects = new(StringComparer.Ordinal);
+    private readonly Dictionary<(string Group, string Plural), string[]> servedVersions =
+        Served.ToDictionary(r => (r.Group, r.Plural), r => r.Versions.Select(v => v.Version).ToArray());
     private readonly ConcurrentQueue<int> failures = new();
     private readonly ConcurrentQueue<int> patchFailures = new();
     private readonly ConcurrentQueue<int> listFailures = new();
@@ -87,7 +90,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
         lock (gate)
         {
-            objects[Key(resource.Group, resource.Version, @namespace, resource.Plural, name)] = stored;
+            objects[Key(resource.Group, @namespace, resource.Plural, name)] = stored;
         }
     }
 
@@ -95,7 +98,19 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     {
         lock (gate)
         {
-            return (JsonObject)objects[Key(resource.Group, resource.Version, @namespace, resource.Plural, name)].DeepClone();
+            return (JsonObject)objects[Key(resource.Group, @namespace, resource.Plural, name)].DeepClone();
+        }
+    }
+
+    /// <summary>
+    /// The type's CRD serves only these versions (by default it serves the type's version and all its older ones); none:
+    /// the CRD is not installed. Any other version's paths answer the API server's plain-text 404.
+    /// </summary>
+    public void ServeOnly(KubernetesResource resource, params string[] versions)
+    {
+        lock (gate)
+        {
+            servedVersions[(resource.Group, resource.Plural)] = versions;
         }
     }
 
@@ -159,17 +174,16 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return Status(401, "Unauthorized", "Unauthorized");
         }
 
-        var resource = Served.SingleOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
-        if (resource is null)
+        if (ServedResource(group, version, plural) is not { } resource)
         {
-            return Status(404, "NotFound", "the server could not find the requested resource");
+            return NotServed();
         }
 
-        var prefix = Key(group, version, ns, plural, "");
+        var prefix = Key(group, ns, plural, "");
         lock (gate)
         {
             var items = objects.Where(o => o.Key.StartsWith(prefix, StringComparison.Ordinal)).OrderBy(o => o.Key, StringComparer.Ordinal)
-                .Select(o => (JsonNode)o.Value.DeepClone()).ToArray();
+                .Select(o => (JsonNode)AtVersion(o.Value, group, version)).ToArray();
             return Json(new JsonObject
             {
                 ["apiVersion"] = $"{group}/{version}",
@@ -195,15 +209,20 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             return Status(401, "Unauthorized", "Unauthorized");
         }
 
-        var resource = Served.SingleOrDefault(r => r.Group == group && r.Version == version && r.Plural == plural);
-        var knownSubresource = subresource is null
-            || (subresource == "status" && resource == KubernetesResource.ArgoRollout && ArgoRolloutStatus == ArgoRolloutStatus.Subresource);
-        if (resource is null || !knownSubresource)
+        if (ServedResource(group, version, plural) is not { } resource)
         {
-            return Status(404, "NotFound", "the server could not find the requested resource");
+            return NotServed();
         }
 
-        var key = Key(group, version, ns, plural, name);
+        // A subresource the CRD does not have: the API server's CRD handler answers NotFound naming the object.
+        var knownSubresource = subresource is null
+            || (subresource == "status" && resource == KubernetesResource.ArgoRollout && ArgoRolloutStatus == ArgoRolloutStatus.Subresource);
+        if (!knownSubresource)
+        {
+            return Status(404, "NotFound", $"{plural}.{group} \"{name}\" not found");
+        }
+
+        var key = Key(group, ns, plural, name);
         lock (gate)
         {
             if (!objects.TryGetValue(key, out _))
@@ -214,7 +233,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
         if (HttpMethods.IsGet(request.Method))
         {
-            return subresource is null ? Json(Stored(resource, ns, name)) : Status(405, "MethodNotAllowed", "GET on a subresource is not used by rollbacks");
+            return subresource is null ? Json(AtVersion(Stored(resource, ns, name), group, version)) : Status(405, "MethodNotAllowed", "GET on a subresource is not used by rollbacks");
         }
 
         if (patchFailures.TryDequeue(out var patchFailure))
@@ -270,7 +289,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             BumpResourceVersion(updated);
             objects[key] = updated;
             Interlocked.Exchange(ref afterPatch, null)?.Invoke();
-            return Json((JsonObject)updated.DeepClone());
+            return Json(AtVersion(updated, group, version));
         }
     }
 
@@ -305,7 +324,33 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
             .ToString(System.Globalization.CultureInfo.InvariantCulture);
     }
 
-    private static string Key(string group, string version, string ns, string plural, string name) => $"{group}/{version}/{ns}/{plural}/{name}";
+    /// <summary>One object whatever the version it is asked at, as the API server stores it (a CRD without conversion webhook converts only apiVersion).</summary>
+    private static string Key(string group, string ns, string plural, string name) => $"{group}/{ns}/{plural}/{name}";
+
+    private KubernetesResource? ServedResource(string group, string version, string plural)
+    {
+        lock (gate)
+        {
+            return Served.SingleOrDefault(r => r.Group == group && r.Plural == plural) is { } resource
+                && servedVersions[(group, plural)].Contains(version, StringComparer.Ordinal)
+                    ? resource
+                    : null;
+        }
+    }
+
+    /// <summary>A copy of a stored object as served at <paramref name="version"/>.</summary>
+    private static JsonObject AtVersion(JsonObject stored, string group, string version)
+    {
+        var served = (JsonObject)stored.DeepClone();
+        served["apiVersion"] = $"{group}/{version}";
+        return served;
+    }
+
+    /// <summary>
+    /// What the API server answers for a path it does not serve (a group, version or type it has not): its not-found
+    /// handler's plain text, no Status object (k8s.io/apiserver/pkg/util/notfoundhandler, http.NotFound).
+    /// </summary>
+    private static IResult NotServed() => Results.Text("404 page not found\n", "text/plain; charset=utf-8", statusCode: 404);
 
     private static IResult Json(JsonObject body) => Results.Content(body.ToJsonString(), "application/json");
 

@@ -159,9 +159,11 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     {
         // Any answer but a transient one is final, and the check is not worth a rollback.
         StorePromotedVirtualService();
-        server.FailNextList(404);
+        server.ServeOnly(KubernetesResource.IstioDestinationRule);
 
-        await AssertPatchedWithSubsetNotCheckedAsync("the DestinationRules of namespace shop could not be listed: destinationrules.networking.istio.io not found (404 NotFound)");
+        await AssertPatchedWithSubsetNotCheckedAsync(
+            "the DestinationRules of namespace shop could not be listed: the Kubernetes API serves destinationrules.networking.istio.io at none of the versions "
+            + "RolloutGate uses (networking.istio.io/v1, networking.istio.io/v1beta1): its CustomResourceDefinition is not installed, or serves none of these versions (404)");
     }
 
     /// <summary>The promoted canary is moved to stable as it was before the check, and the detail ends saying why the subset was not checked.</summary>
@@ -329,6 +331,35 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.False(outcome.Succeeded);
         Assert.Equal(1, outcome.Attempts);
         Assert.Contains("virtualservices.networking.istio.io \"checkout\" not found", outcome.Detail, StringComparison.Ordinal);
+        // A missing object is a 404 with a Status: not asked again at an older version of the type.
+        Assert.Equal(["GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout"], server.Requests);
+    }
+
+    /// <summary>
+    /// Istio before 1.22 serves networking.istio.io at v1beta1 (and v1alpha3), not v1: the API server answers a plain 404
+    /// to the v1 paths, and the action reads, lists and patches at v1beta1 instead.
+    /// </summary>
+    [Fact]
+    public async Task Istio_IstioServingV1beta1Only_ReadsChecksAndPatchesAtV1beta1()
+    {
+        server.ServeOnly(KubernetesResource.IstioVirtualService, "v1beta1", "v1alpha3");
+        server.ServeOnly(KubernetesResource.IstioDestinationRule, "v1beta1", "v1alpha3");
+        StoreCanaryVirtualService();
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        Assert.EndsWith("; DestinationRule shop/checkout defines subset 'stable'", outcome.Detail, StringComparison.Ordinal);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+        const string VirtualService = "/namespaces/shop/virtualservices/checkout";
+        Assert.Equal(
+            ["GET /apis/networking.istio.io/v1" + VirtualService, "GET /apis/networking.istio.io/v1beta1" + VirtualService,
+             ListDestinationRules, "GET /apis/networking.istio.io/v1beta1/namespaces/shop/destinationrules",
+             "PATCH /apis/networking.istio.io/v1" + VirtualService, "PATCH /apis/networking.istio.io/v1beta1" + VirtualService],
+            server.Requests);
+        // The resourceVersion read at v1beta1 guards the patch there as at v1.
+        Assert.Equal("1", Assert.Single(server.Patches)["metadata"]!["resourceVersion"]!.GetValue<string>());
     }
 
     [Fact]
@@ -512,6 +543,47 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.True(JsonNode.DeepEquals(Obj(split), server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]));
     }
 
+    /// <summary>
+    /// Linkerd 2.15 to 2.17 work with Gateway API 0.7 to 1.1.1; 0.7 serves HTTPRoute at v1beta1 (and v1alpha2) only.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_GatewayApiServingHttpRouteAtV1beta1Only_PatchesItThere()
+    {
+        server.ServeOnly(KubernetesResource.GatewayHttpRoute, "v1beta1", "v1alpha2");
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.Equal(
+            ["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "GET /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout",
+             "PATCH /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "PATCH /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout"],
+            server.Requests);
+    }
+
+    [Fact]
+    public async Task Linkerd_HttpRouteNotServedAtAll_FailsAtOnceNamingTheVersionsAsked()
+    {
+        server.ServeOnly(KubernetesResource.GatewayHttpRoute);
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(
+            "the Kubernetes API serves httproutes.gateway.networking.k8s.io at none of the versions RolloutGate uses "
+            + "(gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1): its CustomResourceDefinition is not installed, or serves none of these versions "
+            + "(404, after 1 attempt)",
+            outcome.Detail);
+        Assert.Empty(server.Patches);
+    }
+
     [Fact]
     public async Task Linkerd_StableBackendNotInRoute_FailsWithoutWriting()
     {
@@ -542,6 +614,24 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal("checkout", spec["service"]!.GetValue<string>());
         Assert.Equal([("checkout-v1", 100), ("checkout-v2", 0)],
             spec["backends"]!.AsArray().Select(b => (b!["service"]!.GetValue<string>(), b["weight"]!.GetValue<int>())));
+    }
+
+    /// <summary>The SMI SDK's own CRD serves TrafficSplit at v1alpha4 only (v1alpha2 and v1alpha3 not served).</summary>
+    [Fact]
+    public async Task Smi_TrafficSplitServedAtV1alpha4Only_PatchesItThere()
+    {
+        server.ServeOnly(KubernetesResource.SmiTrafficSplit, "v1alpha4");
+        server.Store(KubernetesResource.SmiTrafficSplit, "shop", "checkout", Obj("""
+            {"service":"checkout","backends":[{"service":"checkout-v1","weight":50},{"service":"checkout-v2","weight":50}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Smi: new SmiRollback("checkout", "checkout-v1"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal([100, 0], server.Stored(KubernetesResource.SmiTrafficSplit, "shop", "checkout")["spec"]!["backends"]!.AsArray().Select(b => b!["weight"]!.GetValue<int>()));
+        Assert.Equal("PATCH /apis/split.smi-spec.io/v1alpha4/namespaces/shop/trafficsplits/checkout", server.Requests.Last());
+        Assert.Equal(6, server.Requests.Count);
     }
 
     [Fact]
