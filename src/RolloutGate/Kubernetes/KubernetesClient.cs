@@ -5,6 +5,7 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Kubernetes;
 
@@ -123,16 +124,15 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
         }
     }
 
+    /// <summary>
+    /// The token, or null without a token file (out of a cluster, behind <c>kubectl proxy</c>). A token file that is
+    /// there but cannot be used fails the call as an unreachable API server would (<see cref="BearerTokenFile"/>),
+    /// retried and then recorded as the action's outcome, instead of an exception that no rollback caller handles.
+    /// </summary>
     private async Task<string?> ReadTokenAsync(CancellationToken cancellationToken)
     {
         var file = options.CurrentValue.Kubernetes.TokenFile;
-        if (string.IsNullOrEmpty(file) || !File.Exists(file))
-        {
-            return null;
-        }
-
-        var token = (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
-        return token.Length == 0 ? null : token;
+        return string.IsNullOrEmpty(file) || !Path.Exists(file) ? null : await BearerTokenFile.ReadAsync(file, cancellationToken);
     }
 
     /// <summary>The Status object's message when the server sent one (it does for API errors), else the HTTP status.</summary>

@@ -47,7 +47,12 @@ public static class KubernetesExtensions
         return new Uri(url.EndsWith('/') ? url : url + "/", UriKind.Absolute);
     }
 
-    /// <summary>Trusts exactly the cluster's CA when its file is there (in a pod it always is), else the machine's roots.</summary>
+    /// <summary>
+    /// Trusts exactly the cluster's CA when its file is there (in a pod it always is), else the machine's roots. A file
+    /// that is there but cannot be read, or holds no certificate, fails each call as an unreachable API server, naming
+    /// the file, so the rollback is tried and recorded as failed: its exception out of the client's creation would come
+    /// out of every rollback executor's, webhook actions' included, and no rollback would ever be recorded.
+    /// </summary>
     internal static SocketsHttpHandler Handler(KubernetesOptions options) =>
-        PrivateAuthority.Handler(!string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile) ? PrivateAuthority.Read(options.CaFile) : null);
+        !string.IsNullOrEmpty(options.CaFile) && File.Exists(options.CaFile) ? PrivateAuthority.Handler(options.CaFile) : PrivateAuthority.Handler(authorities: null);
 }

@@ -498,6 +498,52 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.True(outcome.Succeeded, outcome.Detail);
     }
 
+    /// <summary>
+    /// A token file the service may not read (another owner, a mode without read): the action fails, tried a few times and
+    /// recorded, naming the file. Before, the file's exception came out of the executor, so the dispatcher logged it and
+    /// claimed the rollback again every lease, never recording an outcome or telling anyone.
+    /// </summary>
+    [Fact]
+    public async Task Istio_TokenFileUnreadable_FailsNamingTheFile()
+    {
+        StoreCanaryVirtualService();
+        Infrastructure.TestRunbooks.MakeUnreadable(server.TokenFile, Infrastructure.TestRunbooks.NotPermitted);
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(RollbackTestServices.MaxRetryAttempts + 1, outcome.Attempts);
+        Assert.Contains($"is unreachable after {outcome.Attempts} attempts: the bearer token file {server.TokenFile} cannot be read: ", outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Requests);
+    }
+
+    /// <summary>
+    /// A CA file that is there but cannot be read: each call fails naming it, and the rollback is recorded as failed.
+    /// Before, its exception came out of every creation of the Kubernetes client, so no rollback executor could be made,
+    /// not even for a webhook action, and the dispatcher claimed the rollback again every lease without an outcome.
+    /// </summary>
+    [Fact]
+    public async Task Istio_CaFileUnreadable_FailsNamingTheFile()
+    {
+        StoreCanaryVirtualService();
+        var caFile = Path.Combine(Path.GetTempPath(), $"rolloutgate-tests-ca-{Guid.NewGuid():N}.crt");
+        Infrastructure.TestRunbooks.MakeUnreadable(caFile, Infrastructure.TestRunbooks.NotPermitted);
+        try
+        {
+            await using var services = RollbackTestServices.Create(server.Url, server.TokenFile, caFile: caFile);
+
+            var outcome = await services.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+            Assert.False(outcome.Succeeded);
+            Assert.Contains($"is unreachable after {outcome.Attempts} attempts: the CA file {caFile} cannot be read as PEM certificates: ", outcome.Detail, StringComparison.Ordinal);
+            Assert.Empty(server.Requests);
+        }
+        finally
+        {
+            File.Delete(caFile);
+        }
+    }
+
     [Fact]
     public async Task Istio_NoMeshNamespace_FailsWithoutCallingTheApi()
     {

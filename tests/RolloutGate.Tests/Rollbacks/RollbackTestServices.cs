@@ -11,7 +11,7 @@ public static class RollbackTestServices
 {
     public const int MaxRetryAttempts = 3;
 
-    public static ServiceProvider Create(string apiServer, string tokenFile, Infrastructure.LogCapture? logs = null)
+    public static ServiceProvider Create(string apiServer, string tokenFile, Infrastructure.LogCapture? logs = null, string? caFile = null)
     {
         var services = new ServiceCollection();
         services.AddLogging(logging =>
@@ -26,7 +26,7 @@ public static class RollbackTestServices
         {
             options.Kubernetes.ApiServer = apiServer;
             options.Kubernetes.TokenFile = tokenFile;
-            options.Kubernetes.CaFile = Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-such-ca.crt");
+            options.Kubernetes.CaFile = caFile ?? Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-such-ca.crt");
         });
         services.AddRollbacks();
         services.Configure<RollbackResilienceOptions>(options =>

@@ -26,7 +26,7 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
         }
         else if (!string.IsNullOrEmpty(auth.BearerTokenFile))
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await ReadTokenAsync(auth.BearerTokenFile, cancellationToken));
+            request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await BearerTokenFile.ReadAsync(auth.BearerTokenFile, cancellationToken));
         }
         else if (!string.IsNullOrEmpty(auth.Username))
         {
@@ -45,34 +45,9 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
     {
         // Start-up checked it; read again for each new handler, it may have gone since. Each request then fails as an
         // unreachable server would, naming the file (the watch records an outage), until a later handler can read it.
-        var handler = string.IsNullOrEmpty(settings.CaFile) ? PrivateAuthority.Handler(null)
-            : PrivateAuthority.TryRead(settings.CaFile, out var authorities, out var unusable) ? PrivateAuthority.Handler(authorities)
-            : new SocketsHttpHandler { ConnectCallback = (_, _) => throw new HttpRequestException($"the CA file {unusable}") };
+        var handler = string.IsNullOrEmpty(settings.CaFile) ? PrivateAuthority.Handler(authorities: null) : PrivateAuthority.Handler(settings.CaFile);
         handler.AllowAutoRedirect = false;
         return handler;
-    }
-
-    private static async Task<string> ReadTokenAsync(string file, CancellationToken cancellationToken)
-    {
-        string token;
-        try
-        {
-            token = (await File.ReadAllTextAsync(file, cancellationToken)).Trim();
-        }
-        catch (Exception ex) when (ex is IOException or UnauthorizedAccessException)
-        {
-            throw new HttpRequestException($"the bearer token file {file} cannot be read: {ex.Message}", ex);
-        }
-
-        if (token.Length == 0)
-        {
-            throw new HttpRequestException($"the bearer token file {file} is empty");
-        }
-
-        // A line break inside the token (two tokens, a PEM block) cannot be sent as a header value.
-        return token.Any(char.IsControl)
-            ? throw new HttpRequestException($"the bearer token file {file} holds a line break or another control character inside its token")
-            : token;
     }
 }
 

@@ -34,6 +34,17 @@ public static class PrivateAuthority
         return handler;
     }
 
+    /// <summary>
+    /// A handler trusting exactly the authorities of <paramref name="caFile"/>, read now. When it cannot serve (start-up
+    /// checked it, but it may have gone since), each connection fails as an unreachable server would, naming the file,
+    /// until a later handler can read it: the caller reports that as it reports any unreachable server, instead of an
+    /// exception out of the client's creation.
+    /// </summary>
+    public static SocketsHttpHandler Handler(string caFile) =>
+        TryRead(caFile, out var authorities, out var unusable)
+            ? Handler(authorities)
+            : new SocketsHttpHandler { ConnectCallback = (_, _) => throw new HttpRequestException($"the CA file {unusable}") };
+
     /// <summary>Why <paramref name="caFile"/> cannot serve as the authorities to trust, or null when it can.</summary>
     public static string? Problem(string caFile) => TryRead(caFile, out _, out var problem) ? null : problem;
 
