@@ -24,8 +24,9 @@ public static class StableTraffic
     /// the service's hosts (<see cref="ServiceHosts"/>); all of that route's traffic then goes to stable, other hosts in it
     /// included. The destination already pointing at the stable subset is kept whole (host, port, headers); when a route
     /// has none, the host and port of its first destination of this service that has a subset are reused with the stable
-    /// subset. Routes to other hosts only, and routes without a <c>route</c> list (redirects, direct responses), are
-    /// left exactly as they are.
+    /// subset. Such a route's mirrors to another subset of this service (the canary) are removed too
+    /// (<see cref="DropMirrorsToOtherSubsets"/>). Routes to other hosts only, and routes without a <c>route</c> list
+    /// (redirects, direct responses), are left exactly as they are.
     /// The rewrite is refused (<see cref="StableTrafficShift.Problem"/>) rather than guessed when a route sends to this
     /// service without any subset (a split by host, or the whole service: a subset may not exist there), when a
     /// <c>tcp</c> or <c>tls</c> route sends to this service (only http routes are rewritten), and when no http route
@@ -94,6 +95,8 @@ public static class StableTraffic
                 updated[i]!["route"] = new JsonArray(kept);
                 changed = true;
             }
+
+            changed |= DropMirrorsToOtherSubsets((JsonObject)updated[i]!, service, stableSubset);
 
             rewritten++;
         }
@@ -171,6 +174,45 @@ public static class StableTraffic
     }
 
     private static JsonArray CopyOf(JsonArray? list) => list is null ? [] : (JsonArray)list.DeepClone();
+
+    /// <summary>
+    /// Removes from <paramref name="route"/> what mirrors its requests to a subset of this service other than the stable
+    /// one: <c>mirror</c> with its <c>mirrorPercentage</c> (and the deprecated <c>mirrorPercent</c>), and each such entry of
+    /// <c>mirrors</c> (the list itself once empty). Envoy throws the mirrored copy's answer away, but the canary still
+    /// serves it, its writes and calls included, so a rolled-back version left a mirror would go on acting on every
+    /// request. A mirror to another host, to the stable subset, or to the whole service (no subset) is kept. True when
+    /// something was removed.
+    /// </summary>
+    private static bool DropMirrorsToOtherSubsets(JsonObject route, ServiceHosts service, string stableSubset)
+    {
+        bool ToOtherSubset(JsonNode? destination) =>
+            service.Matches(Text(destination?["host"])) && Text(destination?["subset"]) is { } subset && subset != stableSubset;
+
+        var dropped = false;
+        if (ToOtherSubset(route["mirror"]))
+        {
+            route.Remove("mirror");
+            route.Remove("mirrorPercentage");
+            route.Remove("mirrorPercent");
+            dropped = true;
+        }
+
+        if (route["mirrors"] is JsonArray mirrors)
+        {
+            foreach (var mirror in mirrors.Where(m => ToOtherSubset(m?["destination"])).ToList())
+            {
+                mirrors.Remove(mirror);
+                dropped = true;
+            }
+
+            if (mirrors.Count == 0)
+            {
+                route.Remove("mirrors");
+            }
+        }
+
+        return dropped;
+    }
 
     /// <summary>A refused Istio rewrite: its list is the stored one, untouched (nothing may be written anyway).</summary>
     private static StableTrafficShift IstioRefused(JsonObject? spec, string problem) =>

@@ -84,6 +84,36 @@ public sealed class StableTrafficTests
     }
 
     [Fact]
+    public void IstioHttpRoutes_MirrorsToTheCanary_AreRemoved_OthersKept()
+    {
+        // Flagger's blue/green with mirroring, and a route that also mirrors to an analytics service and to the canary.
+        var http = Parse("""
+            [{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirror":{"host":"checkout","subset":"canary"},"mirrorPercentage":{"value":100}},
+             {"match":[{"uri":{"prefix":"/api"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirrors":[{"destination":{"host":"analytics.shop.svc.cluster.local"},"percentage":{"value":5}},
+                         {"destination":{"host":"checkout.shop.svc.cluster.local","subset":"canary"},"percentage":{"value":50}}]},
+             {"match":[{"uri":{"prefix":"/cart"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirrors":[{"destination":{"host":"checkout","subset":"canary"}}]},
+             {"match":[{"uri":{"prefix":"/audit"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirror":{"host":"checkout","subset":"stable"}}]
+            """);
+
+        var shift = StableTraffic.IstioHttpRoutes(Http(http), Checkout, "stable");
+
+        Assert.True(shift.Changed);
+        Assert.Null(shift.Problem);
+        AssertJson("""
+            [{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]},
+             {"match":[{"uri":{"prefix":"/api"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirrors":[{"destination":{"host":"analytics.shop.svc.cluster.local"},"percentage":{"value":5}}]},
+             {"match":[{"uri":{"prefix":"/cart"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]},
+             {"match":[{"uri":{"prefix":"/audit"}}],"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirror":{"host":"checkout","subset":"stable"}}]
+            """, shift.Updated);
+    }
+
+    [Fact]
     public void IstioHttpRoutes_RedirectRoute_IsLeftAlone()
     {
         var http = Parse("""

@@ -277,6 +277,32 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             """), patch), patch.ToJsonString());
     }
 
+    /// <summary>
+    /// Blue/green with mirroring (Flagger's, say): all traffic is answered by stable, and every request is mirrored to the
+    /// canary, which still serves it (its writes and calls). The rollback removes the mirror; before, the routes counted
+    /// as already stable and nothing was written.
+    /// </summary>
+    [Fact]
+    public async Task Istio_MirrorToTheCanary_ThePatchRemovesIt()
+    {
+        server.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", Obj("""
+            {"hosts":["checkout"],"http":[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}],
+              "mirror":{"host":"checkout","subset":"canary"},"mirrorPercentage":{"value":100.0}}]}
+            """));
+        StoreDestinationRule("checkout", "checkout", "stable", "canary");
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        var patch = Assert.Single(server.Patches);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
+            {"metadata":{"resourceVersion":"1"},"spec":{"http":[{"route":[{"destination":{"host":"checkout","subset":"stable"},"weight":100}]}]}}
+            """), patch), patch.ToJsonString());
+        var route = server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["spec"]!["http"]![0]!.AsObject();
+        Assert.False(route.ContainsKey("mirror"));
+        Assert.False(route.ContainsKey("mirrorPercentage"));
+    }
+
     [Fact]
     public async Task Istio_SplitByHostWithoutSubsets_FailsNamingTheRouteWithoutWriting()
     {
