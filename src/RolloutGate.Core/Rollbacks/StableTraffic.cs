@@ -112,32 +112,59 @@ public static class StableTraffic
 
     /// <summary>
     /// Gateway API HTTPRoute <c>spec.rules</c> (Linkerd): in every rule that lists the stable backend, that backend gets
-    /// weight 100 and every other backend 0; the others stay listed, so a later promotion only changes numbers.
-    /// A rule that does not list the stable backend routes elsewhere (another service) and is left alone; when no rule
-    /// lists it at all, the rewrite is refused, since zeroing every backend would fail all requests.
+    /// weight 100 and every other backend 0; the others stay listed, so a later promotion only changes numbers. A rule
+    /// that does not list the stable backend but sends to a backend that such a rule splits with it (the canary, as in
+    /// a header-matched rule that sends testers to the canary only) is this service's traffic too: the stable backend is
+    /// added to it as the split rules name it (name, namespace, kind, group and port) at weight 100, its others at 0.
+    /// Any other rule routes elsewhere (another service) and is left alone; when no rule lists the stable backend at
+    /// all, the rewrite is refused, since zeroing every backend would fail all requests.
     /// </summary>
     public static StableTrafficShift HttpRouteRules(JsonArray? rules, string stableBackend)
     {
         ArgumentException.ThrowIfNullOrEmpty(stableBackend);
         var updated = CopyOf(rules);
+        var withStable = updated.OfType<JsonObject>().Where(rule => BackendRefs(rule).Any(r => Name(r, "name") == stableBackend)).ToList();
+        if (withStable.Count == 0)
+        {
+            return new StableTrafficShift(updated, false, 0, updated.OfType<JsonObject>().Count(), $"no rule lists the stable backend '{stableBackend}' in backendRefs");
+        }
+
+        var others = withStable.SelectMany(BackendRefs).Select(r => Name(r, "name")).Where(name => name is not null && name != stableBackend)
+            .ToHashSet(StringComparer.Ordinal);
+        // What names the stable backend, without its weight and filters, for a rule that has none.
+        var stableInASplit = withStable.SelectMany(BackendRefs).First(r => Name(r, "name") == stableBackend);
+        var stableRef = new JsonObject();
+        foreach (var field in new[] { "group", "kind", "name", "namespace", "port" })
+        {
+            if (stableInASplit[field] is { } value)
+            {
+                stableRef[field] = value.DeepClone();
+            }
+        }
+
         int rewritten = 0, untouched = 0;
         var changed = false;
         foreach (var rule in updated.OfType<JsonObject>())
         {
-            if (rule["backendRefs"] is not JsonArray refs || !refs.OfType<JsonObject>().Any(r => Name(r, "name") == stableBackend))
+            if (!withStable.Contains(rule))
             {
-                untouched++;
-                continue;
+                if (!BackendRefs(rule).Any(r => others.Contains(Name(r, "name") ?? "")))
+                {
+                    untouched++;
+                    continue;
+                }
+
+                rule["backendRefs"]!.AsArray().Add(stableRef.DeepClone());
             }
 
-            changed |= SetWeights(refs, stableBackend, "name");
+            changed |= SetWeights(rule["backendRefs"]!.AsArray(), stableBackend, "name");
             rewritten++;
         }
 
-        return rewritten == 0
-            ? new StableTrafficShift(updated, false, 0, untouched, $"no rule lists the stable backend '{stableBackend}' in backendRefs")
-            : new StableTrafficShift(updated, changed, rewritten, untouched);
+        return new StableTrafficShift(updated, changed, rewritten, untouched);
     }
+
+    private static IEnumerable<JsonObject> BackendRefs(JsonObject rule) => rule["backendRefs"] is JsonArray refs ? refs.OfType<JsonObject>() : [];
 
     /// <summary>SMI TrafficSplit <c>spec.backends</c>: the stable service weight 100, every other backend 0.</summary>
     public static StableTrafficShift TrafficSplitBackends(JsonArray? backends, string stableBackend)

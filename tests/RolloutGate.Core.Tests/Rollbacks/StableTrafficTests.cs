@@ -271,6 +271,33 @@ public sealed class StableTrafficTests
     }
 
     [Fact]
+    public void HttpRouteRules_RuleToTheCanaryOnly_GetsTheStableBackendAtFullWeight()
+    {
+        // Testers' header-matched rule sends to the canary only; the catch-all rule splits stable and canary.
+        var rules = Parse("""
+            [{"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[{"name":"checkout-canary","port":8080}]},
+             {"backendRefs":[
+               {"name":"checkout-stable","kind":"Service","port":8080,"weight":90,"filters":[{"type":"RequestHeaderModifier"}]},
+               {"name":"checkout-canary","port":8080,"weight":10}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
+            """);
+
+        var shift = StableTraffic.HttpRouteRules(rules, "checkout-stable");
+
+        Assert.True(shift.Changed);
+        Assert.Equal(2, shift.Rewritten);
+        Assert.Equal(1, shift.Untouched);
+        AssertJson("""
+            [{"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[
+               {"name":"checkout-canary","port":8080,"weight":0},{"kind":"Service","name":"checkout-stable","port":8080,"weight":100}]},
+             {"backendRefs":[
+               {"name":"checkout-stable","kind":"Service","port":8080,"weight":100,"filters":[{"type":"RequestHeaderModifier"}]},
+               {"name":"checkout-canary","port":8080,"weight":0}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
+            """, shift.Updated);
+    }
+
+    [Fact]
     public void HttpRouteRules_NoRuleListsStable_IsRefused()
     {
         var shift = StableTraffic.HttpRouteRules(Parse("""[{"backendRefs":[{"name":"checkout-canary","weight":1}]}]"""), "checkout-stable");

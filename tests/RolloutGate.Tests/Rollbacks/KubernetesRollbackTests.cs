@@ -622,6 +622,33 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A rule sending testers to the canary only (by header) is this service's traffic: the patch adds the stable backend
+    /// to it at weight 100. Before, it was left as it was and the detail said it was not routing to this service.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_HeaderRuleToTheCanaryOnly_ThePatchSendsItToStable()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj("""
+            {"parentRefs":[{"name":"checkout","kind":"Service","group":"core","port":8080}],"rules":[
+              {"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[{"name":"checkout-canary","port":8080}]},
+              {"backendRefs":[{"name":"checkout-stable","port":8080,"weight":90},{"name":"checkout-canary","port":8080,"weight":10}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Contains("2 rules entries to stable)", outcome.Detail, StringComparison.Ordinal);
+        var patch = Assert.Single(server.Patches);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
+            {"metadata":{"resourceVersion":"1"},"spec":{"rules":[
+              {"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[
+                {"name":"checkout-canary","port":8080,"weight":0},{"name":"checkout-stable","port":8080,"weight":100}]},
+              {"backendRefs":[{"name":"checkout-stable","port":8080,"weight":100},{"name":"checkout-canary","port":8080,"weight":0}]}]}}
+            """), patch), patch.ToJsonString());
+    }
+
+    /// <summary>
     /// Linkerd 2.15 to 2.17 work with Gateway API 0.7 to 1.1.1; 0.7 serves HTTPRoute at v1beta1 (and v1alpha2) only.
     /// </summary>
     [Fact]
