@@ -16,6 +16,16 @@ public sealed class StableTrafficTests
     private static void AssertJson(string expected, JsonNode actual) =>
         Assert.True(JsonNode.DeepEquals(JsonNode.Parse(expected), actual), $"expected {expected}\nactual   {actual.ToJsonString()}");
 
+    /// <summary>A rewrite that changed something: how many entries it moved to stable and left alone, and the list it wrote.</summary>
+    private static void AssertRewritten(StableTrafficShift shift, int rewritten, int untouched, string expected)
+    {
+        Assert.True(shift.Changed);
+        Assert.Null(shift.Problem);
+        Assert.Equal(rewritten, shift.Rewritten);
+        Assert.Equal(untouched, shift.Untouched);
+        AssertJson(expected, shift.Updated);
+    }
+
     [Fact]
     public void IstioHttpRoutes_CanarySplit_KeepsOnlyStableAtFullWeight()
     {
@@ -258,16 +268,11 @@ public sealed class StableTrafficTests
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
             """);
 
-        var shift = StableTraffic.HttpRouteRules(rules, "checkout-stable");
-
-        Assert.True(shift.Changed);
-        Assert.Equal(1, shift.Rewritten);
-        Assert.Equal(1, shift.Untouched);
-        AssertJson("""
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "checkout-stable"), rewritten: 1, untouched: 1, """
             [{"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"backendRefs":[
                {"name":"checkout-stable","port":8080,"weight":100},{"name":"checkout-canary","port":8080,"weight":0}]},
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
-            """, shift.Updated);
+            """);
     }
 
     [Fact]
@@ -282,19 +287,14 @@ public sealed class StableTrafficTests
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
             """);
 
-        var shift = StableTraffic.HttpRouteRules(rules, "checkout-stable");
-
-        Assert.True(shift.Changed);
-        Assert.Equal(2, shift.Rewritten);
-        Assert.Equal(1, shift.Untouched);
-        AssertJson("""
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "checkout-stable"), rewritten: 2, untouched: 1, """
             [{"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[
                {"name":"checkout-canary","port":8080,"weight":0},{"kind":"Service","name":"checkout-stable","port":8080,"weight":100}]},
              {"backendRefs":[
                {"name":"checkout-stable","kind":"Service","port":8080,"weight":100,"filters":[{"type":"RequestHeaderModifier"}]},
                {"name":"checkout-canary","port":8080,"weight":0}]},
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
-            """, shift.Updated);
+            """);
     }
 
     [Fact]
