@@ -2,7 +2,10 @@ using System.Text.RegularExpressions;
 
 namespace RolloutGate.Core.Runbooks;
 
-/// <summary>URLs from runbooks as messages, answers, logs and the audit trail show them.</summary>
+/// <summary>
+/// URLs from runbooks and configuration: as messages, answers, logs and the audit trail show them, and as requests are
+/// made of them (a path under a configured base URL).
+/// </summary>
 public static partial class Urls
 {
     /// <summary>
@@ -60,6 +63,24 @@ public static partial class Urls
         }
 
         return [.. parts.Concat(parts.Select(Uri.UnescapeDataString)).Where(part => part.Length > 0).Distinct(StringComparer.Ordinal)];
+    }
+
+    /// <summary>
+    /// <paramref name="relativePath"/> (no leading slash, perhaps with its own query) under <paramref name="baseUrl"/>,
+    /// keeping the base's path prefix whether or not it ends in '/' and its query, the relative path's query parameters
+    /// after the base's: <c>http://host/prometheus?tenant=a</c> and <c>api/v1/query?x=1</c> give
+    /// <c>http://host/prometheus/api/v1/query?tenant=a&amp;x=1</c>. Not the user info nor a fragment, which
+    /// a request line never carries.
+    /// </summary>
+    public static Uri Under(Uri baseUrl, string relativePath)
+    {
+        ArgumentNullException.ThrowIfNull(baseUrl);
+        ArgumentNullException.ThrowIfNull(relativePath);
+        var split = relativePath.IndexOf('?', StringComparison.Ordinal);
+        var path = split < 0 ? relativePath : relativePath[..split];
+        var query = string.Join('&', new[] { baseUrl.Query.TrimStart('?'), split < 0 ? "" : relativePath[(split + 1)..] }.Where(part => part.Length > 0));
+        var head = baseUrl.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped).TrimEnd('/');
+        return new Uri($"{head}/{path}{(query.Length > 0 ? "?" + query : "")}", UriKind.Absolute);
     }
 
     /// <summary>

@@ -24,9 +24,9 @@ internal sealed class AlertmanagerCheck(IHttpClientFactory httpClients, IOptions
             return CheckResult.Error(check.Name, "no Alertmanager configured (RolloutGate__Alertmanager__Url)");
         }
 
-        var url = PrometheusExtensions.WithTrailingSlash(baseUrl)
-            + "api/v2/alerts?active=true&silenced=false&inhibited=false"
-            + string.Concat(spec.Matchers.Select(m => "&filter=" + Uri.EscapeDataString(m)));
+        var url = Urls.Under(
+            new Uri(baseUrl, UriKind.Absolute),
+            "api/v2/alerts?active=true&silenced=false&inhibited=false" + string.Concat(spec.Matchers.Select(m => "&filter=" + Uri.EscapeDataString(m))));
         using var http = httpClients.CreateClient(CheckConstants.AlertmanagerHttpClient);
         HttpResponseMessage response;
         try

@@ -233,7 +233,7 @@ public static class AuditCommand
         public async Task<string> GetAsync(string path, IEnumerable<KeyValuePair<string, string>> query)
         {
             var queryString = string.Join("&", query.Select(pair => $"{pair.Key}={Uri.EscapeDataString(pair.Value)}"));
-            using var request = new HttpRequestMessage(HttpMethod.Get, CommandUrls.Under(baseUri, path + (queryString.Length > 0 ? "?" + queryString : "")));
+            using var request = new HttpRequestMessage(HttpMethod.Get, Urls.Under(baseUri, path + (queryString.Length > 0 ? "?" + queryString : "")));
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
             request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(csv ? "text/csv" : "application/json"));
             HttpResponseMessage response;

@@ -4,6 +4,7 @@ using System.Net.Http.Headers;
 using Polly;
 using Polly.Retry;
 using RolloutGate.Checks;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
 using RolloutGate.Webhooks;
 
@@ -40,7 +41,7 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
     public Task<GateAnswer> SendAsync(
         Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
     {
-        var endpoint = CommandUrls.Under(baseUrl, WebhookPath);
+        var endpoint = Urls.Under(baseUrl, WebhookPath);
         return ExchangeAsync(() => BuildRequest(endpoint, body, deliveryId, credentials), retries, timeout, retryBaseDelay, CancellationToken.None);
     }
 

@@ -87,7 +87,7 @@ public static class GateWait
 
         using var ownClient = http is null ? new HttpClient { Timeout = Timeout.InfiniteTimeSpan } : null;
         var delivery = new GateDelivery(http ?? ownClient!, time, stderr);
-        var endpoint = CommandUrls.Under(invocation.Url, $"{GateDelivery.WebhookPath}/{Uri.EscapeDataString(invocation.DeploymentId)}");
+        var endpoint = Urls.Under(invocation.Url, $"{GateDelivery.WebhookPath}/{Uri.EscapeDataString(invocation.DeploymentId)}");
         var until = time.GetUtcNow() + invocation.For;
         string? lastProgress = null;
         DeploymentView? last = null;

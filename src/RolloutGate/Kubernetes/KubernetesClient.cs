@@ -4,6 +4,7 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.Extensions.Options;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Http;
 
@@ -98,7 +99,7 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
 
     private async Task<JsonObject> SendAsync(HttpMethod method, string path, HttpContent? content, CancellationToken cancellationToken)
     {
-        using var request = new HttpRequestMessage(method, path) { Content = content };
+        using var request = new HttpRequestMessage(method, Urls.Under(BaseAddress, path)) { Content = content };
         request.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue("application/json"));
         // Read on every call: projected service-account tokens are rotated on disk while the pod runs.
         if (await ReadTokenAsync(cancellationToken) is { } token)

@@ -30,7 +30,8 @@ public static class KubernetesExtensions
 
     /// <summary>
     /// The configured API server, else the one a pod sees: KUBERNETES_SERVICE_HOST and _PORT, which the kubelet sets
-    /// in every container, else the cluster DNS name. Always ends in '/' so relative paths are appended.
+    /// in every container, else the cluster DNS name. Each request's path goes under it with
+    /// <see cref="Core.Runbooks.Urls.Under"/>, which keeps its path prefix and query.
     /// </summary>
     internal static Uri ApiServer(KubernetesOptions options, Func<string, string?> environment)
     {
@@ -44,7 +45,7 @@ public static class KubernetesExtensions
                 : string.Create(CultureInfo.InvariantCulture, $"https://{(host.Contains(':', StringComparison.Ordinal) ? $"[{host}]" : host)}:{(string.IsNullOrEmpty(port) ? "443" : port)}");
         }
 
-        return new Uri(url.EndsWith('/') ? url : url + "/", UriKind.Absolute);
+        return new Uri(url, UriKind.Absolute);
     }
 
     /// <summary>

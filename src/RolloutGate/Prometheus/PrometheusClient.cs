@@ -142,7 +142,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
         HttpResponseMessage response;
         try
         {
-            response = await http.PostAsync(path, form, cancellationToken);
+            response = await http.PostAsync(Urls.Under(http.BaseAddress!, path), form, cancellationToken);
         }
         catch (Exception exception) when (IsUnreachable(exception, cancellationToken))
         {

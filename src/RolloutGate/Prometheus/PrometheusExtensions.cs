@@ -11,8 +11,8 @@ public static class PrometheusExtensions
     {
         services.AddHttpClient<IPrometheusClient, PrometheusClient>(PrometheusConstants.HttpClientName, (provider, http) =>
             {
-                var url = provider.GetRequiredService<IOptions<RolloutGateOptions>>().Value.Prometheus.Url;
-                http.BaseAddress = WithTrailingSlash(url);
+                // As configured: each query's path goes under it with Urls.Under, which keeps its path prefix and query.
+                http.BaseAddress = new Uri(provider.GetRequiredService<IOptions<RolloutGateOptions>>().Value.Prometheus.Url, UriKind.Absolute);
                 // The resilience pipeline owns the timeouts.
                 http.Timeout = Timeout.InfiniteTimeSpan;
             })
@@ -20,7 +20,4 @@ public static class PrometheusExtensions
             .AddMonitoringAuth(options => options.Prometheus);
         return services;
     }
-
-    /// <summary>A base address must end in '/' for relative paths to be appended rather than replace its last segment.</summary>
-    internal static Uri WithTrailingSlash(string url) => new(url.EndsWith('/') ? url : url + "/", UriKind.Absolute);
 }

@@ -8,6 +8,7 @@ using System.Text.Json.Serialization;
 using Microsoft.Extensions.Options;
 using Polly.CircuitBreaker;
 using Polly.Timeout;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Slack;
@@ -163,7 +164,7 @@ public sealed class SlackApiClient(HttpClient http, IOptionsMonitor<RolloutGateO
             throw new InvalidOperationException("no Slack bot token is configured (RolloutGate__Slack__BotToken)");
         }
 
-        using var request = new HttpRequestMessage(HttpMethod.Post, new Uri($"{slack.ApiBaseUrl.TrimEnd('/')}/{method}"))
+        using var request = new HttpRequestMessage(HttpMethod.Post, Urls.Under(new Uri(slack.ApiBaseUrl, UriKind.Absolute), method))
         {
             Content = content,
         };

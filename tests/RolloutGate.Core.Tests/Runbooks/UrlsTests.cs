@@ -36,4 +36,17 @@ public sealed class UrlsTests
             "Cannot POST /rollback?[redacted] ([redacted], [redacted])",
             Urls.Redacted("Cannot POST /rollback?key=token-1 (token-1, token)", ["token", "key=token-1", null, "", "token-1"]));
     }
+
+    [Theory]
+    [InlineData("http://prom:9090", "api/v1/query", "http://prom:9090/api/v1/query")]
+    [InlineData("http://prom:9090/", "api/v1/query", "http://prom:9090/api/v1/query")]
+    [InlineData("http://host/prometheus", "api/v1/query", "http://host/prometheus/api/v1/query")]
+    [InlineData("http://host/prometheus/", "api/v1/query", "http://host/prometheus/api/v1/query")]
+    [InlineData("http://prom:9090/?token=abc", "api/v1/query", "http://prom:9090/api/v1/query?token=abc")]
+    [InlineData("http://host/am?token=a%2Fb&tenant=x", "api/v2/alerts?active=true&filter=a%3D%22b%22", "http://host/am/api/v2/alerts?token=a%2Fb&tenant=x&active=true&filter=a%3D%22b%22")]
+    [InlineData("https://user:p%40ss@host:8443/api#top", "chat.postMessage", "https://host:8443/api/chat.postMessage")]
+    public void Under_KeepsTheBasesPathPrefixAndQuery_TheRelativeQueryAfterIt(string baseUrl, string relativePath, string expected)
+    {
+        Assert.Equal(expected, Urls.Under(new Uri(baseUrl), relativePath).AbsoluteUri);
+    }
 }

@@ -158,6 +158,23 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
+    public async Task UrlWithAQuery_EveryRequestKeepsIt_BeforeItsOwnParameters()
+    {
+        var asked = new List<string>();
+        using var http = new HttpClient(new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3}")));
+
+        var exit = await AuditCommand.RunAsync(["verify", "--url", "http://rolloutgate.example/rolloutgate?proxy-key=k1"], TextWriter.Null, TextWriter.Null,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+        await AuditCommand.RunAsync(["summary", "--service", "checkout", "--url", "http://rolloutgate.example/rolloutgate/?proxy-key=k1"], TextWriter.Null, TextWriter.Null,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(0, exit);
+        Assert.Equal(
+            ["http://rolloutgate.example/rolloutgate/api/v1/audit/verify?proxy-key=k1", "http://rolloutgate.example/rolloutgate/api/v1/reports/summary?proxy-key=k1&service=checkout"],
+            asked);
+    }
+
+    [Fact]
     public async Task CsvAskedButHtmlAnswered_Exits2WithoutPrintingIt()
     {
         using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "text/html", "<html><body>Sign in</body></html>"));
@@ -183,6 +200,16 @@ public sealed class AuditCommandTests
         var exit = await AuditCommand.RunAsync([.. args, "--url", http.BaseAddress!.ToString()], stdout, stderr,
             name => name == AuditCommand.TokenVariable ? token : null, http);
         return (exit, stdout.ToString(), stderr.ToString());
+    }
+
+    /// <summary>Each request's URL, in order, before <paramref name="server"/> answers it.</summary>
+    private sealed class Recording(List<string> urls, HttpMessageHandler server) : DelegatingHandler(server)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            urls.Add(request.RequestUri!.AbsoluteUri);
+            return base.SendAsync(request, cancellationToken);
+        }
     }
 
     /// <summary>A reverse proxy that serves RolloutGate under a path prefix: it strips the prefix, and answers 404 without it.</summary>

@@ -21,7 +21,7 @@ namespace RolloutGate.Tests.Prometheus;
 /// </summary>
 public sealed class MonitoringAuthTests : IAsyncLifetime
 {
-    private readonly ConcurrentQueue<(string Path, string? Authorization, string? Tenant)> seen = new();
+    private readonly ConcurrentQueue<(string Path, string? Authorization, string? Tenant, string Query)> seen = new();
     private readonly string folder = Directory.CreateTempSubdirectory("rolloutgate-auth-").FullName;
     private WebApplication server = null!;
     private string url = null!;
@@ -35,6 +35,10 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         server.Map("/api/v1/query", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"vector","result":[]}}"""));
         server.Map("/api/v1/query_range", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"matrix","result":[]}}"""));
         server.MapGet("/api/v2/alerts", (HttpRequest request) => Record(request, "[]"));
+        // Behind a proxy under a path prefix.
+        server.Map("/prefixed/api/v1/query", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"vector","result":[]}}"""));
+        server.Map("/prefixed/api/v1/query_range", (HttpRequest request) => Record(request, """{"status":"success","data":{"resultType":"matrix","result":[]}}"""));
+        server.MapGet("/prefixed/api/v2/alerts", (HttpRequest request) => Record(request, "[]"));
         // An authenticating proxy refusing: 401 to a query, 403 and its sign-in page to Alertmanager's API.
         server.Map("/refusing/api/v1/query", () => Results.Text("Unauthorized", statusCode: 401));
         // A proxy sending queries on elsewhere: here, to the recording endpoint on another origin (localhost, not 127.0.0.1).
@@ -150,7 +154,7 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
         // The detail is the predeploy answer's and the audit trail's.
         Assert.Equal(CheckStatus.Error, alerts.Status);
-        Assert.StartsWith("Alertmanager answered 502: upstream failed for /echoing/?[redacted]/api/v2/alerts", alerts.Detail, StringComparison.Ordinal);
+        Assert.StartsWith("Alertmanager answered 502: upstream failed for /echoing/api/v2/alerts?[redacted]&active=true&", alerts.Detail, StringComparison.Ordinal);
         Assert.EndsWith("(Authorization: Basic [redacted]; X-Api-Key: [redacted])", alerts.Detail, StringComparison.Ordinal);
         foreach (var secret in new[] { "query-key-secret", "basic-password-secret", "api-key-secret", Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:basic-password-secret")) })
         {
@@ -225,6 +229,36 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         Assert.Equal(
             [("/api/v2/alerts", "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:pa:ss")), null), ("/api/v1/query", null, null)],
             seen.Select(s => (s.Path, s.Authorization, s.Tenant)).ToArray());
+    }
+
+    [Theory]
+    [InlineData("/prefixed?token=query-token")]
+    [InlineData("/prefixed/?token=query-token")]
+    public async Task BaseUrlsWithAPathPrefixAndAQuery_EveryRequestGoesUnderThePrefixAndKeepsTheQuery(string prefixAndQuery)
+    {
+        await using var services = PrometheusTestServer.Services(
+            options =>
+            {
+                options.Prometheus.Url = url + prefixAndQuery;
+                options.Alertmanager.Url = url + prefixAndQuery;
+            },
+            more => more.AddPreDeployChecks());
+
+        await services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
+        await services.GetRequiredService<IPrometheusClient>().QueryRangeAsync(
+            "up", DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1), CancellationToken.None);
+        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
+            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+
+        Assert.Equal(CheckStatus.Pass, alerts.Status);
+        Assert.Equal(
+            [
+                ("/prefixed/api/v1/query", "?token=query-token"),
+                ("/prefixed/api/v1/query_range", "?token=query-token"),
+                ("/prefixed/api/v2/alerts", "?token=query-token&active=true&silenced=false&inhibited=false&filter=severity%3D%22critical%22"),
+            ],
+            seen.Select(s => (s.Path, s.Query)).ToArray());
     }
 
     [Fact]
@@ -313,7 +347,7 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
     private IResult Record(HttpRequest request, string body)
     {
-        seen.Enqueue((request.Path, request.Headers.Authorization.FirstOrDefault(), request.Headers["X-Scope-OrgID"].FirstOrDefault()));
+        seen.Enqueue((request.Path, request.Headers.Authorization.FirstOrDefault(), request.Headers["X-Scope-OrgID"].FirstOrDefault(), request.QueryString.Value ?? ""));
         return Results.Text(body, "application/json");
     }
 }

@@ -44,7 +44,16 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
 
     public string TokenFile { get; }
 
-    /// <summary>Every request as "METHOD /path", in order.</summary>
+    /// <summary>
+    /// The path prefix of a proxy in front of the API server (Rancher's /k8s/clusters/{id}): the API is served under it
+    /// as well as at the root.
+    /// </summary>
+    public const string ProxyPrefix = "/k8s/clusters/c-test";
+
+    /// <summary>Every request's path and query as they arrived, a prefix included, in order.</summary>
+    public ConcurrentQueue<string> Targets { get; } = new();
+
+    /// <summary>Every request as "METHOD /path" (without <see cref="ProxyPrefix"/>), in order.</summary>
     public ConcurrentQueue<string> Requests { get; } = new();
 
     /// <summary>The body of every PATCH that was understood (even one answered 409), in order.</summary>
@@ -57,6 +66,14 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
         var server = new FakeKubernetesApiServer(builder.Build(), tokenFile);
+        server.app.Use((context, next) =>
+        {
+            server.Targets.Enqueue($"{context.Request.Path}{context.Request.QueryString}");
+            return next(context);
+        });
+        server.app.UsePathBase(FakeKubernetesApiServer.ProxyPrefix);
+        // After the path base, so that routes match without it.
+        server.app.UseRouting();
         server.app.MapGet("/apis/{group}/{version}/namespaces/{ns}/{plural}", server.ListAsync);
         server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}", ["GET", "PATCH"], server.HandleAsync);
         server.app.MapMethods("/apis/{group}/{version}/namespaces/{ns}/{plural}/{name}/{subresource}", ["GET", "PATCH"], server.HandleAsync);

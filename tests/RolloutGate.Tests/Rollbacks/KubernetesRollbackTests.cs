@@ -95,6 +95,27 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             server.Requests);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("/")]
+    public async Task ApiServerBehindAProxyWithAPathPrefixAndAQuery_EveryCallGoesUnderThePrefixAndKeepsTheQuery(string slash)
+    {
+        StoreCanaryVirtualService();
+        await using var proxied = RollbackTestServices.Create(server.Url + FakeKubernetesApiServer.ProxyPrefix + slash + "?tenant=team-a", server.TokenFile);
+
+        var outcome = await proxied.GetRequiredService<IRollbackExecutor>().ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(
+            [
+                $"{FakeKubernetesApiServer.ProxyPrefix}/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout?tenant=team-a",
+                $"{FakeKubernetesApiServer.ProxyPrefix}/apis/networking.istio.io/v1/namespaces/shop/destinationrules?tenant=team-a",
+                $"{FakeKubernetesApiServer.ProxyPrefix}/apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout?tenant=team-a",
+            ],
+            server.Targets);
+        AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
+    }
+
     [Fact]
     public async Task Istio_StableSubsetNotInTheDestinationRule_FailsSayingWhyWithoutWriting()
     {

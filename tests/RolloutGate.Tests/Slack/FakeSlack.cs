@@ -38,6 +38,9 @@ public sealed class FakeSlack : IAsyncDisposable
 
     public ConcurrentQueue<SlackCall> Calls { get; } = new();
 
+    /// <summary>Each Web API call's path and query as they arrived (a query comes from the configured ApiBaseUrl).</summary>
+    public ConcurrentQueue<string> Targets { get; } = new();
+
     /// <summary>Every way a request departed from the documented API; a test expects none.</summary>
     public ConcurrentQueue<string> Violations { get; } = new();
 
@@ -144,6 +147,7 @@ public sealed class FakeSlack : IAsyncDisposable
     private async Task HandleAsync(string method, HttpContext context)
     {
         var request = context.Request;
+        Targets.Enqueue($"{request.Path}{request.QueryString}");
         request.EnableBuffering();
         if (request.Headers.Authorization.ToString() != $"Bearer {BotToken}")
         {

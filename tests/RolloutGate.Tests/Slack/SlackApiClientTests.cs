@@ -55,6 +55,30 @@ public sealed class SlackApiClientTests : IAsyncLifetime
         Assert.Equal(root.Ts, slack.Delivered(SlackMethods.PostMessage)[1].Body.GetProperty("thread_ts").GetString());
     }
 
+    [Theory]
+    [InlineData("?team=T0TEST")]
+    [InlineData("/?team=T0TEST")]
+    public async Task ApiBaseUrlWithAQuery_EachCallGoesToItsMethodUnderTheBase_KeepingTheQuery(string query)
+    {
+        var collection = new ServiceCollection();
+        collection.AddLogging();
+        collection.AddSingleton(TimeProvider.System);
+        collection.AddOptions<RolloutGateOptions>().Configure(options =>
+        {
+            options.Slack.ApiBaseUrl = slack.ApiBaseUrl + query;
+            options.Slack.BotToken = FakeSlack.BotToken;
+        });
+        collection.AddSlack();
+        await using var withQuery = collection.BuildServiceProvider();
+        var client = withQuery.GetRequiredService<SlackApiClient>();
+
+        var root = await client.PostMessageAsync(new SlackMessage("C0DECIDE01", "checkout 2.4.0"), CancellationToken.None);
+        await client.UpdateAsync(root.Channel, root.Ts, "checkout 2.4.0 regressed", null, CancellationToken.None);
+
+        Assert.Empty(slack.Violations);
+        Assert.Equal(["/api/chat.postMessage?team=T0TEST", "/api/chat.update?team=T0TEST"], slack.Targets.ToArray());
+    }
+
     [Fact]
     public async Task PostMessage_SlackAnswersOkFalse_ThrowsWithSlacksErrorCode()
     {
