@@ -4,7 +4,7 @@ namespace RolloutGate.Core.Runbooks;
 
 /// <summary>
 /// URLs from runbooks and configuration: as messages, answers, logs and the audit trail show them, and as requests are
-/// made of them (a path under a configured base URL).
+/// made of them (a path under a configured base URL, the credentials of their user info).
 /// </summary>
 public static partial class Urls
 {
@@ -69,8 +69,8 @@ public static partial class Urls
     /// <paramref name="relativePath"/> (no leading slash, perhaps with its own query) under <paramref name="baseUrl"/>,
     /// keeping the base's path prefix whether or not it ends in '/' and its query, the relative path's query parameters
     /// after the base's: <c>http://host/prometheus?tenant=a</c> and <c>api/v1/query?x=1</c> give
-    /// <c>http://host/prometheus/api/v1/query?tenant=a&amp;x=1</c>. Not the user info nor a fragment, which
-    /// a request line never carries.
+    /// <c>http://host/prometheus/api/v1/query?tenant=a&amp;x=1</c>. Not the user info (sent as credentials instead, see
+    /// <see cref="BasicCredentials"/>) nor a fragment, which is never sent.
     /// </summary>
     public static Uri Under(Uri baseUrl, string relativePath)
     {
@@ -82,6 +82,26 @@ public static partial class Urls
         var head = baseUrl.GetComponents(UriComponents.SchemeAndServer | UriComponents.Path, UriFormat.UriEscaped).TrimEnd('/');
         return new Uri($"{head}/{path}{(query.Length > 0 ? "?" + query : "")}", UriKind.Absolute);
     }
+
+    /// <summary>
+    /// The <c>Authorization: Basic</c> value of <paramref name="url"/>'s user info (<c>https://user:pass@host/…</c>), each part
+    /// unescaped as curl does (<c>%40</c> for an '@' in the password), a missing password empty; null without user info.
+    /// .NET's HttpClient sends none of it by itself.
+    /// </summary>
+    public static string? BasicCredentials(string? url)
+    {
+        if (url is null || !Uri.TryCreate(url, UriKind.Absolute, out var uri) || uri.UserInfo.Length == 0)
+        {
+            return null;
+        }
+
+        var (user, password) = uri.UserInfo.Split(':', 2) is [var name, var secret] ? (name, secret) : (uri.UserInfo, "");
+        return Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Uri.UnescapeDataString(user)}:{Uri.UnescapeDataString(password)}"));
+    }
+
+    /// <summary>Whether <paramref name="url"/> carries user info (<c>https://user:pass@host/…</c>).</summary>
+    public static bool HasUserInfo(string? url) =>
+        url is not null && Uri.TryCreate(url, UriKind.Absolute, out var uri) && uri.UserInfo.Length > 0;
 
     /// <summary>
     /// <paramref name="text"/> with every occurrence of each of <paramref name="secrets"/> (none empty) written as

@@ -1,3 +1,4 @@
+using System.Net.Http.Headers;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure.Http;
 
@@ -19,7 +20,14 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
         var shown = Urls.Shown(spec.Url);
         try
         {
-            using var response = await http.GetAsync(spec.Url, HttpCompletionOption.ResponseHeadersRead, linked.Token);
+            using var request = new HttpRequestMessage(HttpMethod.Get, spec.Url);
+            // The URL's user info as Basic credentials, as curl sends it: HttpClient would send none.
+            if (Urls.BasicCredentials(spec.Url) is { } basic)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
+            }
+
+            using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
             var status = (int)response.StatusCode;
             if (status != spec.ExpectStatus)
             {

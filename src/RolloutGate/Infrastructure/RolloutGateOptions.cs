@@ -59,20 +59,28 @@ public sealed class RollbackOptions
 public sealed class PrometheusOptions : MonitoringAuthOptions
 {
     public string Url { get; set; } = "http://127.0.0.1:9090";
+
+    internal override string? Address => Url;
 }
 
 public sealed class AlertmanagerOptions : MonitoringAuthOptions
 {
     public string? Url { get; set; }
+
+    internal override string? Address => Url;
 }
 
 /// <summary>
 /// How RolloutGate authenticates to Prometheus or Alertmanager when they sit behind authentication (an auth proxy in
 /// front of Thanos, Cortex or Mimir, a hosted Prometheus): at most one of a bearer token, a file holding one, or a user
-/// name and password, and extra headers such as a tenant's <c>X-Scope-OrgID</c>. None by default.
+/// name and password (as settings, or as the user info of the URL: <c>https://user:pass@prometheus/</c>), and extra
+/// headers such as a tenant's <c>X-Scope-OrgID</c>. None by default.
 /// </summary>
 public abstract class MonitoringAuthOptions
 {
+    /// <summary>The section's <c>Url</c>: the server's address, whose user info is credentials too.</summary>
+    internal abstract string? Address { get; }
+
     /// <summary>Sent as <c>Authorization: Bearer</c>. A secret: never logged.</summary>
     public string? BearerToken { get; set; }
 
@@ -94,9 +102,12 @@ public abstract class MonitoringAuthOptions
     /// </summary>
     public string? CaFile { get; set; }
 
-    /// <summary>The <c>Authorization: Basic</c> value of <see cref="Username"/> and <see cref="Password"/>; null without a user name.</summary>
+    /// <summary>
+    /// The <c>Authorization: Basic</c> value of <see cref="Username"/> and <see cref="Password"/>, else of the user info
+    /// of the <c>Url</c> (as curl and Prometheus's own clients send it); null without either.
+    /// </summary>
     public string? BasicCredentials() =>
-        string.IsNullOrEmpty(Username) ? null : Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"));
+        string.IsNullOrEmpty(Username) ? Urls.BasicCredentials(Address) : Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"));
 
     /// <summary>
     /// The secrets these settings put on every request, for <see cref="Urls.Redacted"/> to cut out of an
@@ -147,10 +158,16 @@ public abstract class MonitoringAuthOptions
     /// </summary>
     public IEnumerable<string> Problems(string section, string separator = ":")
     {
-        var kinds = new[] { BearerToken, BearerTokenFile, Username }.Count(value => !string.IsNullOrEmpty(value));
-        if (kinds > 1)
+        var kinds = new (string Key, string? Value)[] { ("BearerToken", BearerToken), ("BearerTokenFile", BearerTokenFile), ("Username", Username) }
+            .Where(kind => !string.IsNullOrEmpty(kind.Value)).Select(kind => kind.Key).ToList();
+        if (kinds.Count > 1)
         {
             yield return $"{section}: set at most one of BearerToken, BearerTokenFile and Username (with Password)";
+        }
+        else if (kinds.Count == 1 && Urls.HasUserInfo(Address))
+        {
+            // Which would be sent? Refused rather than one of them dropped unsaid.
+            yield return $"{section}{separator}Url carries a user name and password, and {section}{separator}{kinds[0]} is set too: give the credentials in one place only";
         }
 
         if (BearerToken?.Any(char.IsControl) == true)
@@ -255,6 +272,7 @@ public sealed class KubernetesOptions
 /// Start-up refuses, naming each setting: no runbooks folder; a public URL (for links in messages) that is not an
 /// absolute http(s) URL (an ftp URL was taken); a URL of another service (Prometheus, Alertmanager, Slack, the
 /// Kubernetes API) that is not one, which was taken and failed every query, post or rollback with a stack trace; a
+/// Slack or Kubernetes API URL with a user name and password, which neither client sends; a
 /// webhook timestamp tolerance that is not positive, which refused every signed webhook; conflicting or malformed
 /// authentication settings for Prometheus and Alertmanager; and a negative limit of automatic rollbacks. A URL is not
 /// repeated: it may carry a password.
@@ -271,7 +289,11 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
             .. UrlProblem($"{section}:Prometheus:Url", options.Prometheus.Url),
             .. string.IsNullOrEmpty(options.Alertmanager.Url) ? [] : UrlProblem($"{section}:Alertmanager:Url", options.Alertmanager.Url),
             .. UrlProblem($"{section}:Slack:ApiBaseUrl", options.Slack.ApiBaseUrl),
+            .. UserInfoProblem($"{section}:Slack:ApiBaseUrl", options.Slack.ApiBaseUrl, $"Slack is called with the bot token ({section}:Slack:BotToken)"),
             .. string.IsNullOrEmpty(options.Kubernetes.ApiServer) ? [] : UrlProblem($"{section}:Kubernetes:ApiServer", options.Kubernetes.ApiServer),
+            .. UserInfoProblem(
+                $"{section}:Kubernetes:ApiServer", options.Kubernetes.ApiServer,
+                $"the API server is called with the service-account token of {section}:Kubernetes:TokenFile (Kubernetes dropped basic authentication in 1.19)"),
             .. options.Webhook.TimestampTolerance > TimeSpan.Zero ? [] : new[] { $"{section}:Webhook:TimestampTolerance must be positive" },
             .. options.Prometheus.Problems($"{section}:Prometheus"),
             .. options.Alertmanager.Problems($"{section}:Alertmanager"),
@@ -282,4 +304,11 @@ public sealed class RolloutGateOptionsValidation : IValidateOptions<RolloutGateO
 
     private static IEnumerable<string> UrlProblem(string key, string url) =>
         Urls.IsAbsoluteHttp(url) ? [] : [$"{key} must be an absolute http or https URL"];
+
+    /// <summary>
+    /// A URL whose user info would be sent nowhere: that client authenticates otherwise (<paramref name="instead"/>), and
+    /// .NET's HttpClient never sends user info by itself, so each request went out without it and was refused unexplained.
+    /// </summary>
+    private static IEnumerable<string> UserInfoProblem(string key, string? url, string instead) =>
+        Urls.HasUserInfo(url) ? [$"{key} must not carry a user name or password: {instead}"] : [];
 }

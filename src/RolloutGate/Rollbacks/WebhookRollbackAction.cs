@@ -39,6 +39,11 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
             message.Headers.Add(WebhookAuthenticator.TimestampHeader, timestamp);
             var signature = WebhookAuthenticator.SignatureHeaderValue(webhook.Secret, timestamp, body);
             message.Headers.Add(WebhookAuthenticator.SignatureHeader, signature);
+            // The URL's user info as Basic credentials, as curl sends it: HttpClient would send none.
+            if (Urls.BasicCredentials(webhook.Url) is { } basic)
+            {
+                message.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
+            }
 
             // Headers first: the answer's body is read only as far as the excerpt needs, whatever its size.
             using var response = await httpClients.CreateClient(HttpClientName).SendAsync(message, HttpCompletionOption.ResponseHeadersRead, token);
@@ -49,9 +54,10 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
             }
 
             var transient = code >= 500 || response.StatusCode is HttpStatusCode.TooManyRequests or HttpStatusCode.RequestTimeout;
-            // The excerpt without the signature either, against which a weak secret could be guessed offline.
+            // The excerpt without the signature either (against which a weak secret could be guessed offline), nor the
+            // Basic credentials made of the URL's user info.
             throw new RollbackAttemptException(
-                $"the receiver answered {code} {response.ReasonPhrase}{await ResponseBodies.ExcerptAsync(response, [.. Urls.Hidden(webhook.Url), signature], token)}",
+                $"the receiver answered {code} {response.ReasonPhrase}{await ResponseBodies.ExcerptAsync(response, [.. Urls.Hidden(webhook.Url), signature, Urls.BasicCredentials(webhook.Url)], token)}",
                 transient, response.Headers.RetryAfter?.Delta);
         }, cancellationToken);
     }

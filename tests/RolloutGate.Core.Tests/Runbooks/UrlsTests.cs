@@ -49,4 +49,15 @@ public sealed class UrlsTests
     {
         Assert.Equal(expected, Urls.Under(new Uri(baseUrl), relativePath).AbsoluteUri);
     }
+
+    [Fact]
+    public void BasicCredentials_TheUserInfoUnescaped_NullWithout()
+    {
+        Assert.Equal(Convert.ToBase64String("deployer:p@ss:word"u8.ToArray()), Urls.BasicCredentials("https://deployer:p%40ss:word@cd.example/hook"));
+        Assert.Equal(Convert.ToBase64String("deployer:"u8.ToArray()), Urls.BasicCredentials("https://deployer@cd.example/hook"));
+        Assert.Null(Urls.BasicCredentials("https://cd.example/hook?user=a:b@c"));
+        Assert.Null(Urls.BasicCredentials(null));
+        Assert.True(Urls.HasUserInfo("https://deployer@cd.example/hook"));
+        Assert.False(Urls.HasUserInfo("https://cd.example/hook"));
+    }
 }

@@ -13,14 +13,19 @@ namespace RolloutGate.Tests.Checks;
 
 /// <summary>
 /// The check services against the test Prometheus and Alertmanager, plus a small local web server for http checks:
-/// /healthz (200 "ok"), /status/{code}, /hang (never answers), /huge-page/... and /endless-page/... (404 with an HTML page of
-/// 10 MB, or one that never ends), /together/{key}/{n} (200 to each of n requests for key once
+/// /healthz (200 "ok"), /status/{code}, /protected (200 "ok" with the Basic credentials of <see cref="ProtectedUser"/> and
+/// <see cref="ProtectedPassword"/>, else 401), /to-protected (a redirect there), /hang (never answers), /huge-page/... and
+/// /endless-page/... (404 with an HTML page of 10 MB, or one that never ends), /together/{key}/{n} (200 to each of n requests for key once
 /// all n are waiting at once; 503 to a request that waited 10 s for the others).
 /// </summary>
 public sealed class CheckTestHost : IAsyncLifetime
 {
     private readonly ConcurrentDictionary<string, Gathering> gatherings = new(StringComparer.Ordinal);
     private WebApplication? server;
+
+    public const string ProtectedUser = "checker";
+
+    public const string ProtectedPassword = "p@ss:word";
 
     public string ServerUrl { get; private set; } = string.Empty;
 
@@ -31,6 +36,10 @@ public sealed class CheckTestHost : IAsyncLifetime
         server = builder.Build();
         server.MapGet("/healthz", () => "ok");
         server.MapGet("/status/{code:int}", (int code) => Results.StatusCode(code));
+        server.MapGet("/protected", (HttpRequest request) =>
+            request.Headers.Authorization == "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{ProtectedUser}:{ProtectedPassword}"))
+                ? Results.Text("ok") : Results.Text("Unauthorized", statusCode: 401));
+        server.MapGet("/to-protected", () => Results.Redirect("/protected"));
         server.MapGet("/hang", async (CancellationToken aborted) =>
         {
             await Task.Delay(Timeout.Infinite, aborted);

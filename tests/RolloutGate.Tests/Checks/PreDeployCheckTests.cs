@@ -240,6 +240,20 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
     }
 
     [Fact]
+    public async Task Http_UserInfoInTheUrl_IsSentAsBasicCredentials_NotAfterARedirect()
+    {
+        var url = host.ServerUrl.Replace("http://", $"http://{CheckTestHost.ProtectedUser}:{Uri.EscapeDataString(CheckTestHost.ProtectedPassword)}@", StringComparison.Ordinal);
+
+        var result = await CheckTestHost.RunOneAsync(new CheckSpec("payments-healthy", Http: new HttpCheckSpec(url + "/protected", 200, "ok", null)));
+        // To the URL only: a redirect is followed without them (HttpClient drops the Authorization header), wherever it points.
+        var redirected = await CheckTestHost.RunOneAsync(new CheckSpec("payments-healthy", Http: new HttpCheckSpec(url + "/to-protected", 200, null, null)));
+
+        Assert.Equal(CheckStatus.Pass, result.Status);
+        Assert.Equal($"GET {host.ServerUrl}/protected answered 200 containing 'ok'", result.Detail);
+        Assert.Equal($"GET {host.ServerUrl}/to-protected answered 401, expected 200", redirected.Detail);
+    }
+
+    [Fact]
     public async Task Http_OtherStatus_FailsShowingBoth()
     {
         var result = await CheckTestHost.RunOneAsync(Http("/status/503"));

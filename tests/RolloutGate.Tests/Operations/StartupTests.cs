@@ -70,6 +70,10 @@ public sealed class StartupTests
     [InlineData("RolloutGate__Slack__ApiBaseUrl", "slack.com/api", "RolloutGate cannot start: RolloutGate:Slack:ApiBaseUrl must be an absolute http or https URL")]
     [InlineData("RolloutGate__Kubernetes__ApiServer", "kubernetes.default.svc",
         "RolloutGate cannot start: RolloutGate:Kubernetes:ApiServer must be an absolute http or https URL")]
+    [InlineData("RolloutGate__Slack__ApiBaseUrl", "https://someone:url-secret@slack.example/api",
+        "RolloutGate cannot start: RolloutGate:Slack:ApiBaseUrl must not carry a user name or password: Slack is called with the bot token (RolloutGate:Slack:BotToken)")]
+    [InlineData("RolloutGate__Kubernetes__ApiServer", "https://someone:url-secret@10.96.0.1:6443",
+        "RolloutGate cannot start: RolloutGate:Kubernetes:ApiServer must not carry a user name or password: the API server is called with the service-account token of RolloutGate:Kubernetes:TokenFile (Kubernetes dropped basic authentication in 1.19)")]
     [InlineData("RolloutGate__Webhook__TimestampTolerance", "-00:05:00", "RolloutGate cannot start: RolloutGate:Webhook:TimestampTolerance must be positive")]
     [InlineData("RolloutGate__Watch__EvaluationRetentionDays", "ninety",
         "RolloutGate cannot start: Failed to convert configuration value 'ninety' at 'RolloutGate:Watch:EvaluationRetentionDays' to type 'System.Int32'.")]

@@ -262,6 +262,45 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task UserInfoInTheUrl_IsSentAsBasicCredentials_AndNeverShown()
+    {
+        var withUserInfo = url.Replace("http://", "http://rolloutgate:url-pass%40word@", StringComparison.Ordinal);
+        await using var services = PrometheusTestServer.Services(
+            options =>
+            {
+                options.Prometheus.Url = withUserInfo;
+                options.Alertmanager.Url = withUserInfo + "/echoing/";
+            },
+            more => more.AddPreDeployChecks());
+
+        await services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
+        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
+            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+
+        var basic = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:url-pass@word"));
+        Assert.Equal([("/api/v1/query", basic)], seen.Select(s => (s.Path, s.Authorization)).ToArray());
+        // Alertmanager's proxy repeats the request with its Authorization header: the detail is answered and audited.
+        Assert.Equal(CheckStatus.Error, alerts.Status);
+        Assert.EndsWith("(Authorization: Basic [redacted]; X-Api-Key: )", alerts.Detail, StringComparison.Ordinal);
+        Assert.DoesNotContain("url-pass", alerts.Detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void UserInfoInTheUrl_AndCredentialsSettings_AreRefusedTogether()
+    {
+        Assert.Equal(
+            ["RolloutGate__Prometheus__Url carries a user name and password, and RolloutGate__Prometheus__BearerToken is set too: give the credentials in one place only"],
+            new RolloutGate.Infrastructure.PrometheusOptions { Url = "https://someone:secret@prometheus.example/", BearerToken = "token" }
+                .Problems("RolloutGate__Prometheus", "__"));
+        Assert.Equal(
+            ["RolloutGate:Alertmanager:Url carries a user name and password, and RolloutGate:Alertmanager:Username is set too: give the credentials in one place only"],
+            new RolloutGate.Infrastructure.AlertmanagerOptions { Url = "https://someone@alertmanager.example/", Username = "other", Password = "secret" }
+                .Problems("RolloutGate:Alertmanager"));
+        Assert.Empty(new RolloutGate.Infrastructure.PrometheusOptions { Url = "https://someone:secret@prometheus.example/" }.Problems("RolloutGate:Prometheus"));
+    }
+
+    [Fact]
     public async Task Backtest_UsesTheServicesPrometheusAuthenticationFromTheEnvironment()
     {
         var runbook = Path.Combine(folder, "checkout.yaml");

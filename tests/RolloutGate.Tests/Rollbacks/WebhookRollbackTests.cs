@@ -67,8 +67,14 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         });
         // A receiver that repeats the request it refuses, as Express's "Cannot POST /path?query" page does.
         receiver.MapPost("/hooks/echo", (HttpRequest request) =>
-            Results.Text($"Cannot POST {request.Path}{request.QueryString} (key {request.Query["key"]}, signature {request.Headers[WebhookAuthenticator.SignatureHeader]})",
+            Results.Text(
+                $"Cannot POST {request.Path}{request.QueryString} (key {request.Query["key"]}, signature {request.Headers[WebhookAuthenticator.SignatureHeader]}, " +
+                $"authorization {request.Headers.Authorization})",
                 statusCode: StatusCodes.Status404NotFound));
+        // A receiver behind basic authentication, as a reverse proxy in front of a CD system often is.
+        receiver.MapPost("/hooks/protected", (HttpRequest request) =>
+            request.Headers.Authorization == "Basic " + Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes("deployer:p@ss:word"))
+                ? Results.Accepted() : Results.Text("Unauthorized", statusCode: StatusCodes.Status401Unauthorized));
         await receiver.StartAsync();
         services = RollbackTestServices.Create("http://127.0.0.1:1", Path.Combine(Path.GetTempPath(), "rolloutgate-tests-no-token"));
     }
@@ -122,11 +128,24 @@ public sealed class WebhookRollbackTests : IAsyncLifetime
         var outcome = await ExecuteAsync(RollbackTestServices.Request(new RollbackAction(Webhook: new WebhookRollback(url, Secret))));
 
         Assert.False(outcome.Succeeded);
-        Assert.Contains("the receiver answered 404 Not Found: Cannot POST /hooks/echo?[redacted] (key [redacted], signature [redacted])", outcome.Detail, StringComparison.Ordinal);
+        Assert.Contains(
+            "the receiver answered 404 Not Found: Cannot POST /hooks/echo?[redacted] (key [redacted], signature [redacted], authorization Basic [redacted])",
+            outcome.Detail, StringComparison.Ordinal);
         foreach (var secret in new[] { "query-key", "user-info-secret", "sha256=" })
         {
             Assert.DoesNotContain(secret, outcome.Action + outcome.Detail, StringComparison.Ordinal);
         }
+    }
+
+    [Fact]
+    public async Task Webhook_UserInfoInTheUrl_IsSentAsBasicCredentials()
+    {
+        var url = receiver.Urls.Single().Replace("http://", "http://deployer:p%40ss%3Aword@", StringComparison.Ordinal) + "/hooks/protected";
+
+        var outcome = await ExecuteAsync(RollbackTestServices.Request(new RollbackAction(Webhook: new WebhookRollback(url, Secret))));
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal($"webhook POST {receiver.Urls.Single()}/hooks/protected", outcome.Action);
     }
 
     [Fact]

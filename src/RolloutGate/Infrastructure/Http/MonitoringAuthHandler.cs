@@ -28,9 +28,9 @@ public sealed class MonitoringAuthHandler(Func<MonitoringAuthOptions> settings) 
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", await BearerTokenFile.ReadAsync(auth.BearerTokenFile, cancellationToken));
         }
-        else if (!string.IsNullOrEmpty(auth.Username))
+        else if (auth.BasicCredentials() is { } basic)
         {
-            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", auth.BasicCredentials());
+            request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
         }
 
         return await base.SendAsync(request, cancellationToken);
