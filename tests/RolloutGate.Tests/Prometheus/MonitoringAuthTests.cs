@@ -125,9 +125,7 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
         var query = await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
             services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
-        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
-            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
-            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+        var alerts = await CriticalAlertsCheckAsync(services);
 
         Assert.Equal(
             $"Prometheus at {url}/refusing/ answered 401 Unauthorized: the authentication in front of it refused RolloutGate; check " +
@@ -247,9 +245,7 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         await services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
         await services.GetRequiredService<IPrometheusClient>().QueryRangeAsync(
             "up", DateTimeOffset.UtcNow.AddMinutes(-5), DateTimeOffset.UtcNow, TimeSpan.FromMinutes(1), CancellationToken.None);
-        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
-            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
-            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+        var alerts = await CriticalAlertsCheckAsync(services);
 
         Assert.Equal(CheckStatus.Pass, alerts.Status);
         Assert.Equal(
@@ -274,9 +270,7 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
             more => more.AddPreDeployChecks());
 
         await services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None);
-        var alerts = Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
-            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
-            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
+        var alerts = await CriticalAlertsCheckAsync(services);
 
         var basic = "Basic " + Convert.ToBase64String(Encoding.UTF8.GetBytes("rolloutgate:url-pass@word"));
         Assert.Equal([("/api/v1/query", basic)], seen.Select(s => (s.Path, s.Authorization)).ToArray());
@@ -383,6 +377,12 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
         return await Assert.ThrowsAsync<PrometheusUnavailableException>(() =>
             services.GetRequiredService<IPrometheusClient>().QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None));
     }
+
+    /// <summary>An alertmanager check for severity="critical", run now by <paramref name="services"/>' runner.</summary>
+    private static async Task<CheckResult> CriticalAlertsCheckAsync(ServiceProvider services) =>
+        Assert.Single(await services.GetRequiredService<PreDeployCheckRunner>().RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(20), [new CheckSpec("no-critical-alerts", Alertmanager: new AlertmanagerCheckSpec(["severity=\"critical\""]))]),
+            new CheckContext("checkout", "production", DateTimeOffset.UtcNow), CancellationToken.None));
 
     private IResult Record(HttpRequest request, string body)
     {

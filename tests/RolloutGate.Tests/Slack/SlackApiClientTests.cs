@@ -15,16 +15,22 @@ public sealed class SlackApiClientTests : IAsyncLifetime
     public async Task InitializeAsync()
     {
         slack = await FakeSlack.StartAsync();
+        services = Services(slack.ApiBaseUrl);
+    }
+
+    /// <summary>The Slack services as the host registers them, calling <paramref name="apiBaseUrl"/> with the fake's bot token.</summary>
+    private static ServiceProvider Services(string apiBaseUrl)
+    {
         var collection = new ServiceCollection();
         collection.AddLogging();
         collection.AddSingleton(TimeProvider.System);
         collection.AddOptions<RolloutGateOptions>().Configure(options =>
         {
-            options.Slack.ApiBaseUrl = slack.ApiBaseUrl;
+            options.Slack.ApiBaseUrl = apiBaseUrl;
             options.Slack.BotToken = FakeSlack.BotToken;
         });
         collection.AddSlack();
-        services = collection.BuildServiceProvider();
+        return collection.BuildServiceProvider();
     }
 
     public async Task DisposeAsync()
@@ -60,16 +66,7 @@ public sealed class SlackApiClientTests : IAsyncLifetime
     [InlineData("/?team=T0TEST")]
     public async Task ApiBaseUrlWithAQuery_EachCallGoesToItsMethodUnderTheBase_KeepingTheQuery(string query)
     {
-        var collection = new ServiceCollection();
-        collection.AddLogging();
-        collection.AddSingleton(TimeProvider.System);
-        collection.AddOptions<RolloutGateOptions>().Configure(options =>
-        {
-            options.Slack.ApiBaseUrl = slack.ApiBaseUrl + query;
-            options.Slack.BotToken = FakeSlack.BotToken;
-        });
-        collection.AddSlack();
-        await using var withQuery = collection.BuildServiceProvider();
+        await using var withQuery = Services(slack.ApiBaseUrl + query);
         var client = withQuery.GetRequiredService<SlackApiClient>();
 
         var root = await client.PostMessageAsync(new SlackMessage("C0DECIDE01", "checkout 2.4.0"), CancellationToken.None);
