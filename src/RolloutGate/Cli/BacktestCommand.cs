@@ -139,7 +139,7 @@ public static class BacktestCommand
                 }
 
                 var prometheus = PrometheusSettings(options["--prometheus"]);
-                if (prometheus.Problems("RolloutGate__Prometheus", "__").FirstOrDefault() is { } conflict)
+                if (prometheus.Problems("RolloutGate__Prometheus", "__", "--prometheus").FirstOrDefault() is { } conflict)
                 {
                     await stderr.WriteLineAsync($"backtest: {conflict}");
                     return 2;

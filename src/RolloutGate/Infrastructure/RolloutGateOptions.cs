@@ -154,9 +154,10 @@ public abstract class MonitoringAuthOptions
 
     /// <summary>
     /// What is wrong with these settings, or nothing; keys are named as <paramref name="section"/>, then
-    /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables).
+    /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables), the URL as
+    /// <paramref name="urlName"/> when it came from elsewhere (backtest's --prometheus).
     /// </summary>
-    public IEnumerable<string> Problems(string section, string separator = ":")
+    public IEnumerable<string> Problems(string section, string separator = ":", string? urlName = null)
     {
         var kinds = new (string Key, string? Value)[] { ("BearerToken", BearerToken), ("BearerTokenFile", BearerTokenFile), ("Username", Username) }
             .Where(kind => !string.IsNullOrEmpty(kind.Value)).Select(kind => kind.Key).ToList();
@@ -167,7 +168,7 @@ public abstract class MonitoringAuthOptions
         else if (kinds.Count == 1 && Urls.HasUserInfo(Address))
         {
             // Which would be sent? Refused rather than one of them dropped unsaid.
-            yield return $"{section}{separator}Url carries a user name and password, and {section}{separator}{kinds[0]} is set too: give the credentials in one place only";
+            yield return $"{urlName ?? $"{section}{separator}Url"} carries a user name and password, and {section}{separator}{kinds[0]} is set too: give the credentials in one place only";
         }
 
         if (BearerToken?.Any(char.IsControl) == true)

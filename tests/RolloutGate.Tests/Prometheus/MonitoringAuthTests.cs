@@ -325,6 +325,18 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
         Assert.Equal(2, conflicting.ExitCode);
         Assert.Equal("backtest: RolloutGate__Prometheus: set at most one of BearerToken, BearerTokenFile and Username (with Password)", (await conflict).Trim());
+
+        // The user info of --prometheus is sent as basic authentication: with the token from the environment, which one?
+        start.ArgumentList[^1] = url.Replace("http://", "http://someone:url-secret@", StringComparison.Ordinal);
+        start.Environment.Remove("RolloutGate__Prometheus__Username");
+        using var twice = Process.Start(start)!;
+        var ambiguity = twice.StandardError.ReadToEndAsync();
+        await twice.WaitForExitAsync().WaitAsync(TimeSpan.FromSeconds(120));
+
+        Assert.Equal(2, twice.ExitCode);
+        Assert.Equal(
+            "backtest: --prometheus carries a user name and password, and RolloutGate__Prometheus__BearerToken is set too: give the credentials in one place only",
+            (await ambiguity).Trim());
     }
 
     [Fact]
