@@ -140,7 +140,7 @@ public abstract class MonitoringAuthOptions
         var status = (int)response.StatusCode;
         if (status is 401 or 403)
         {
-            return $"the authentication in front of it refused RolloutGate; check RolloutGate__{server}__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)";
+            return $"the authentication in front of it refused RolloutGate; check RolloutGate__{server}__BearerToken, __BearerTokenFile, __Username and __Password, or the user info of __Url (and __Headers__* for a tenant)";
         }
 
         if (status is >= 300 and < 400)

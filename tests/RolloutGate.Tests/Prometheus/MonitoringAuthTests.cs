@@ -129,11 +129,11 @@ public sealed class MonitoringAuthTests : IAsyncLifetime
 
         Assert.Equal(
             $"Prometheus at {url}/refusing/ answered 401 Unauthorized: the authentication in front of it refused RolloutGate; check " +
-            "RolloutGate__Prometheus__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", query.Message);
+            "RolloutGate__Prometheus__BearerToken, __BearerTokenFile, __Username and __Password, or the user info of __Url (and __Headers__* for a tenant)", query.Message);
         Assert.Equal(CheckStatus.Error, alerts.Status);
         Assert.Equal(
             $"Alertmanager at {url}/refusing/ answered 403 Forbidden: the authentication in front of it refused RolloutGate; check " +
-            "RolloutGate__Alertmanager__BearerToken, __BearerTokenFile, or __Username and __Password (and __Headers__* for a tenant)", alerts.Detail);
+            "RolloutGate__Alertmanager__BearerToken, __BearerTokenFile, __Username and __Password, or the user info of __Url (and __Headers__* for a tenant)", alerts.Detail);
         Assert.DoesNotContain("expired-token", query.Message + alerts.Detail, StringComparison.Ordinal);
     }
 
