@@ -71,7 +71,7 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
         });
 
     /// <summary>
-    /// <paramref name="call"/> at the type's version, then at each of its older versions while the API server answers that
+    /// <paramref name="call"/> at the type's version, then at each of its other versions while the API server answers that
     /// it does not serve the one asked (<see cref="KubernetesApiException.IsNotServed"/>: a CRD installed at other versions,
     /// or not at all). Each call asks afresh, without remembering what was served: a CRD upgraded meanwhile is found at
     /// its new version, and an older cluster costs one 404 a call. The resourceVersion of an object is the same at every
