@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Text.RegularExpressions;
 using RolloutGate.Cli;
 using RolloutGate.Core.Analysis;
 
@@ -13,7 +14,7 @@ namespace RolloutGate.Watch;
 /// the others are left out of the backtest (<see cref="Unrecorded"/>). Rows before the deploy are the baseline; the
 /// interval ending at t is the last row in (t − interval, t].
 /// </summary>
-public sealed class CsvMetricSource : IMetricSource
+public sealed partial class CsvMetricSource : IMetricSource
 {
     private readonly List<Row> rows;
     private readonly TimeSpan interval;
@@ -102,6 +103,13 @@ public sealed class CsvMetricSource : IMetricSource
             if (cells.Length != header.Length)
             {
                 errors.Add($"{file}:{line}: {cells.Length} values, but the header has {header.Length} columns");
+                continue;
+            }
+
+            if (DayAndMonthInAnOrderOfItsOwn().IsMatch(cells[0]))
+            {
+                errors.Add($"{file}:{line}: timestamp '{cells[0]}' writes the day and the month in an order that cannot be told from the text; "
+                    + "write ISO 8601 (2026-11-21T09:05:00Z) or unix seconds");
                 continue;
             }
 
@@ -200,6 +208,15 @@ public sealed class CsvMetricSource : IMetricSource
 
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at);
     }
+
+    /// <summary>
+    /// A date of numbers that starts with the day or the month (<c>05/11/2026</c>, <c>21.11.2026</c>, <c>11-21-2026</c>):
+    /// the general parser below reads them month first, whatever the exporter meant, so a European spreadsheet's
+    /// 5 November was backtested as 11 May without a word. Refused instead (CONTRACT section 8 asks for ISO 8601 or unix
+    /// seconds anyway); a date that starts with its year, or names its month, still reads.
+    /// </summary>
+    [GeneratedRegex(@"^[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2,4}\b", RegexOptions.CultureInvariant)]
+    private static partial Regex DayAndMonthInAnOrderOfItsOwn();
 
     private sealed record Row(DateTimeOffset At, Dictionary<string, double?> Values);
 }

@@ -317,6 +317,40 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Contains($"{csv}:3: timestamp '{timestamp}' is neither ISO 8601 nor unix seconds", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("11/21/2026 09:05")]
+    [InlineData("05/11/2026 09:05:00")]
+    [InlineData("21.11.2026 09:05")]
+    [InlineData("11-21-2026 09:05")]
+    public async Task Backtest_CsvTimestampWithDayAndMonthInAnOrderOfItsOwn_IsRefusedNotGuessed(string timestamp)
+    {
+        // .NET's general parser read these month first, whatever the exporter meant: 05/11/2026 as 11 May, so a European
+        // spreadsheet's 5 November was backtested half a year off, without a word.
+        var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains(
+            $"{csv}:3: timestamp '{timestamp}' writes the day and the month in an order that cannot be told from the text; write ISO 8601 (2026-11-21T09:05:00Z) or unix seconds",
+            stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("2026-11-21 09:05:00")]
+    [InlineData("2026-11-21 09:05:00Z")]
+    [InlineData("21 Nov 2026 09:05:00 GMT")]
+    public async Task Backtest_CsvTimestampThatNamesItsOrder_IsStillRead(string timestamp)
+    {
+        var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+
+        // Read as 09:05 that day: the only complaint is that the file ends before the deploy.
+        Assert.Equal(2, exit);
+        Assert.EndsWith("(its rows run from 2026-11-21T09:00:00Z to 2026-11-21T09:05:00Z)", stderr.ToString().Trim(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Backtest_CsvWithUnknownColumn_ExitsTwo()
     {
