@@ -112,27 +112,37 @@ public static class StableTraffic
 
     /// <summary>
     /// Gateway API HTTPRoute <c>spec.rules</c> (Linkerd): in every rule that lists the stable backend, that backend gets
-    /// weight 100 and every other backend 0; the others stay listed, so a later promotion only changes numbers. A rule
+    /// weight 100 and every other backend 0; the others stay listed, so a later promotion only changes numbers. The
+    /// stable backend is the Service <paramref name="stableBackend"/> in the route's namespace
+    /// (<paramref name="routeNamespace"/>): a backendRef names it when its name is that, its kind <c>Service</c> or unset,
+    /// its group the core group (<c>""</c> or <c>core</c>, or unset) and its namespace the route's or unset
+    /// (<see cref="BackendKey"/>); one of that name in another namespace, or of another kind, is another backend. A rule
     /// that does not list the stable backend but sends to a backend that such a rule splits with it (the canary, as in
     /// a header-matched rule that sends testers to the canary only) is this service's traffic too: the stable backend is
     /// added to it as the split rules name it (name, namespace, kind, group and port) at weight 100, its others at 0.
-    /// Any other rule routes elsewhere (another service) and is left alone; when no rule lists the stable backend at
-    /// all, the rewrite is refused, since zeroing every backend would fail all requests.
+    /// The rules rewritten also lose their <c>RequestMirror</c> filters (of the rule, or of one of its backendRefs) to such
+    /// a backend (<see cref="DropMirrorsTo"/>). Any other rule routes elsewhere (another service) and is left alone; when
+    /// no rule lists the stable backend at all, the rewrite is refused, since zeroing every backend would fail all requests.
     /// </summary>
-    public static StableTrafficShift HttpRouteRules(JsonArray? rules, string stableBackend)
+    public static StableTrafficShift HttpRouteRules(JsonArray? rules, string routeNamespace, string stableBackend)
     {
+        ArgumentException.ThrowIfNullOrEmpty(routeNamespace);
         ArgumentException.ThrowIfNullOrEmpty(stableBackend);
         var updated = CopyOf(rules);
-        var withStable = updated.OfType<JsonObject>().Where(rule => BackendRefs(rule).Any(r => Name(r, "name") == stableBackend)).ToList();
+        var stable = new BackendKey("", "Service", routeNamespace, stableBackend);
+        bool IsStable(JsonObject reference) => BackendKey.Of(reference, routeNamespace) == stable;
+        var withStable = updated.OfType<JsonObject>().Where(rule => BackendRefs(rule).Any(IsStable)).ToList();
         if (withStable.Count == 0)
         {
-            return new StableTrafficShift(updated, false, 0, updated.OfType<JsonObject>().Count(), $"no rule lists the stable backend '{stableBackend}' in backendRefs");
+            var alike = updated.OfType<JsonObject>().SelectMany(BackendRefs).Where(r => Name(r, "name") == stableBackend)
+                .Select(r => BackendKey.Of(r, routeNamespace).ToString()).Distinct(StringComparer.Ordinal).ToList();
+            var elsewhere = alike.Count == 0 ? "" : $" (the Service {routeNamespace}/{stableBackend}; the route's {string.Join(", ", alike)} is another backend)";
+            return new StableTrafficShift(updated, false, 0, updated.OfType<JsonObject>().Count(), $"no rule lists the stable backend '{stableBackend}' in backendRefs{elsewhere}");
         }
 
-        var others = withStable.SelectMany(BackendRefs).Select(r => Name(r, "name")).Where(name => name is not null && name != stableBackend)
-            .ToHashSet(StringComparer.Ordinal);
+        var others = withStable.SelectMany(BackendRefs).Where(r => !IsStable(r)).Select(r => BackendKey.Of(r, routeNamespace)).ToHashSet();
         // What names the stable backend, without its weight and filters, for a rule that has none.
-        var stableInASplit = withStable.SelectMany(BackendRefs).First(r => Name(r, "name") == stableBackend);
+        var stableInASplit = withStable.SelectMany(BackendRefs).First(IsStable);
         var stableRef = new JsonObject();
         foreach (var field in new[] { "group", "kind", "name", "namespace", "port" })
         {
@@ -148,7 +158,7 @@ public static class StableTraffic
         {
             if (!withStable.Contains(rule))
             {
-                if (!BackendRefs(rule).Any(r => others.Contains(Name(r, "name") ?? "")))
+                if (!BackendRefs(rule).Any(r => others.Contains(BackendKey.Of(r, routeNamespace))))
                 {
                     untouched++;
                     continue;
@@ -157,11 +167,63 @@ public static class StableTraffic
                 rule["backendRefs"]!.AsArray().Add(stableRef.DeepClone());
             }
 
-            changed |= SetWeights(rule["backendRefs"]!.AsArray(), stableBackend, "name");
+            changed |= SetWeights(rule["backendRefs"]!.AsArray(), IsStable);
+            changed |= DropMirrorsTo(rule, others, routeNamespace);
+            foreach (var reference in BackendRefs(rule))
+            {
+                changed |= DropMirrorsTo(reference, others, routeNamespace);
+            }
+
             rewritten++;
         }
 
         return new StableTrafficShift(updated, changed, rewritten, untouched);
+    }
+
+    /// <summary>
+    /// Who a Gateway API backend reference (a backendRef, or a RequestMirror filter's) names, its defaults filled in: the
+    /// core group (<c>""</c>, which Linkerd also takes <c>core</c> for), kind <c>Service</c>, the route's namespace.
+    /// </summary>
+    private readonly record struct BackendKey(string Group, string Kind, string Namespace, string? Name)
+    {
+        public static BackendKey Of(JsonNode? reference, string routeNamespace) => new(
+            Text(reference?["group"]) is { Length: > 0 } group && group != "core" ? group : "",
+            Text(reference?["kind"]) is { Length: > 0 } kind ? kind : "Service",
+            Text(reference?["namespace"]) is { Length: > 0 } @namespace ? @namespace : routeNamespace,
+            Text(reference?["name"]));
+
+        public override string ToString() =>
+            Group.Length == 0 ? $"{Kind} {Namespace}/{Name}" : $"{Kind}.{Group} {Namespace}/{Name}";
+    }
+
+    /// <summary>
+    /// Removes from the <c>filters</c> of <paramref name="owner"/> (an HTTPRoute rule or one of its backendRefs) each
+    /// <c>RequestMirror</c> filter whose <c>requestMirror.backendRef</c> is one of <paramref name="backends"/>, whatever its
+    /// <c>percent</c> or <c>fraction</c> (the list itself once empty). The mirrored copy's answer is thrown away, but the
+    /// canary still serves it, its writes and calls included, as with Istio's mirrors (<see cref="DropMirrorsToOtherSubsets"/>).
+    /// True when something was removed.
+    /// </summary>
+    private static bool DropMirrorsTo(JsonObject owner, HashSet<BackendKey> backends, string routeNamespace)
+    {
+        if (owner["filters"] is not JsonArray filters)
+        {
+            return false;
+        }
+
+        var mirrors = filters.OfType<JsonObject>()
+            .Where(f => Text(f["type"]) == "RequestMirror" && backends.Contains(BackendKey.Of(f["requestMirror"]?["backendRef"], routeNamespace)))
+            .ToList();
+        foreach (var mirror in mirrors)
+        {
+            filters.Remove(mirror);
+        }
+
+        if (mirrors.Count > 0 && filters.Count == 0)
+        {
+            owner.Remove("filters");
+        }
+
+        return mirrors.Count > 0;
     }
 
     private static IEnumerable<JsonObject> BackendRefs(JsonObject rule) => rule["backendRefs"] is JsonArray refs ? refs.OfType<JsonObject>() : [];
@@ -176,18 +238,18 @@ public static class StableTraffic
             return new StableTrafficShift(updated, false, 0, 0, $"no backend is the stable service '{stableBackend}'");
         }
 
-        var changed = SetWeights(updated, stableBackend, "service");
+        var changed = SetWeights(updated, b => Name(b, "service") == stableBackend);
         return new StableTrafficShift(updated, changed, 1, 0);
     }
 
     /// <summary>Stable 100, others 0; a second entry for the stable backend (another port) also gets 0 so the split is exact.</summary>
-    private static bool SetWeights(JsonArray backends, string stableBackend, string nameField)
+    private static bool SetWeights(JsonArray backends, Func<JsonObject, bool> isStableBackend)
     {
         var changed = false;
         var stableSeen = false;
         foreach (var backend in backends.OfType<JsonObject>())
         {
-            var isStable = !stableSeen && Name(backend, nameField) == stableBackend;
+            var isStable = !stableSeen && isStableBackend(backend);
             stableSeen |= isStable;
             var weight = isStable ? AllTraffic : 0;
             if (backend["weight"] is not JsonValue current || !current.TryGetValue<int>(out var value) || value != weight)

@@ -15,6 +15,6 @@ internal sealed class LinkerdRollbackAction(KubernetesTrafficShift shift)
             request.Mesh.Namespace,
             linkerd.HttpRoute,
             "rules",
-            spec => StableTraffic.HttpRouteRules(spec?["rules"] as JsonArray, linkerd.StableBackend),
+            spec => StableTraffic.HttpRouteRules(spec?["rules"] as JsonArray, request.Mesh.Namespace!, linkerd.StableBackend),
             cancellationToken);
 }

@@ -268,7 +268,7 @@ public sealed class StableTrafficTests
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
             """);
 
-        AssertRewritten(StableTraffic.HttpRouteRules(rules, "checkout-stable"), rewritten: 1, untouched: 1, """
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable"), rewritten: 1, untouched: 1, """
             [{"matches":[{"path":{"type":"PathPrefix","value":"/"}}],"backendRefs":[
                {"name":"checkout-stable","port":8080,"weight":100},{"name":"checkout-canary","port":8080,"weight":0}]},
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
@@ -287,7 +287,7 @@ public sealed class StableTrafficTests
              {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
             """);
 
-        AssertRewritten(StableTraffic.HttpRouteRules(rules, "checkout-stable"), rewritten: 2, untouched: 1, """
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable"), rewritten: 2, untouched: 1, """
             [{"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[
                {"name":"checkout-canary","port":8080,"weight":0},{"kind":"Service","name":"checkout-stable","port":8080,"weight":100}]},
              {"backendRefs":[
@@ -300,7 +300,7 @@ public sealed class StableTrafficTests
     [Fact]
     public void HttpRouteRules_NoRuleListsStable_IsRefused()
     {
-        var shift = StableTraffic.HttpRouteRules(Parse("""[{"backendRefs":[{"name":"checkout-canary","weight":1}]}]"""), "checkout-stable");
+        var shift = StableTraffic.HttpRouteRules(Parse("""[{"backendRefs":[{"name":"checkout-canary","weight":1}]}]"""), "shop", "checkout-stable");
 
         Assert.False(shift.Changed);
         Assert.Contains("checkout-stable", shift.Problem, StringComparison.Ordinal);
@@ -310,10 +310,100 @@ public sealed class StableTrafficTests
     public void HttpRouteRules_AlreadyAllStable_IsUnchanged()
     {
         var shift = StableTraffic.HttpRouteRules(
-            Parse("""[{"backendRefs":[{"name":"checkout-stable","weight":100},{"name":"checkout-canary","weight":0}]}]"""), "checkout-stable");
+            Parse("""[{"backendRefs":[{"name":"checkout-stable","weight":100},{"name":"checkout-canary","weight":0}]}]"""), "shop", "checkout-stable");
 
         Assert.False(shift.Changed);
         Assert.Null(shift.Problem);
+    }
+
+    [Fact]
+    public void HttpRouteRules_MirrorsToTheCanary_AreRemoved_OthersKept()
+    {
+        // A rule-level mirror to the canary (percent) beside a header filter, mirrors to analytics and to stable, a
+        // backendRef-level mirror to the canary (fraction), and the testers' rule mirroring to the canary by namespace.
+        var rules = Parse("""
+            [{"filters":[{"type":"RequestHeaderModifier","requestHeaderModifier":{"set":[{"name":"x-v","value":"1"}]}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-canary","port":8080},"percent":50}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"analytics","namespace":"data","port":80}}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-stable","port":8080}}}],
+              "backendRefs":[
+               {"name":"checkout-stable","port":8080,"weight":90,"filters":[
+                 {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-canary","port":8080},"fraction":{"numerator":1,"denominator":4}}}]},
+               {"name":"checkout-canary","port":8080,"weight":10}]},
+             {"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],
+              "filters":[{"type":"RequestMirror","requestMirror":{"backendRef":{"kind":"Service","name":"checkout-canary","namespace":"shop","port":8080}}}],
+              "backendRefs":[{"name":"checkout-stable","port":8080,"weight":100}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
+            """);
+
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable"), rewritten: 2, untouched: 1, """
+            [{"filters":[{"type":"RequestHeaderModifier","requestHeaderModifier":{"set":[{"name":"x-v","value":"1"}]}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"analytics","namespace":"data","port":80}}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-stable","port":8080}}}],
+              "backendRefs":[{"name":"checkout-stable","port":8080,"weight":100},{"name":"checkout-canary","port":8080,"weight":0}]},
+             {"matches":[{"headers":[{"name":"x-canary","value":"1"}]}],"backendRefs":[{"name":"checkout-stable","port":8080,"weight":100}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/static"}}],"backendRefs":[{"name":"assets","port":80}]}]
+            """);
+    }
+
+    [Fact]
+    public void HttpRouteRules_AllStableButAMirrorToTheCanary_IsChanged()
+    {
+        var rules = Parse("""
+            [{"filters":[{"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-canary"}}}],
+              "backendRefs":[{"name":"checkout-stable","weight":100},{"name":"checkout-canary","weight":0}]}]
+            """);
+
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable"), rewritten: 1, untouched: 0, """
+            [{"backendRefs":[{"name":"checkout-stable","weight":100},{"name":"checkout-canary","weight":0}]}]
+            """);
+    }
+
+    [Theory]
+    [InlineData("""{"name":"checkout-stable","namespace":"shop"}""")]
+    [InlineData("""{"name":"checkout-stable","kind":"Service","group":""}""")]
+    [InlineData("""{"name":"checkout-stable","kind":"Service","group":"core","namespace":"shop"}""")]
+    public void HttpRouteRules_StableNamedWithItsDefaults_IsTheStableBackend(string stable)
+    {
+        var rules = Parse($$"""[{"backendRefs":[{{stable}},{"name":"checkout-canary","weight":10}]}]""");
+
+        var shift = StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable");
+
+        Assert.Null(shift.Problem);
+        Assert.Equal([100, 0], shift.Updated[0]!["backendRefs"]!.AsArray().Select(r => r!["weight"]!.GetValue<int>()));
+    }
+
+    [Theory]
+    [InlineData("""{"name":"checkout-stable","namespace":"payments"}""", "Service payments/checkout-stable")]
+    [InlineData("""{"name":"checkout-stable","kind":"ServiceImport","group":"multicluster.x-k8s.io"}""", "ServiceImport.multicluster.x-k8s.io shop/checkout-stable")]
+    [InlineData("""{"name":"checkout-stable","group":"example.com"}""", "Service.example.com shop/checkout-stable")]
+    public void HttpRouteRules_StableNameOfAnotherNamespaceKindOrGroup_IsAnotherBackend_Refused(string alike, string shown)
+    {
+        var rules = Parse($$"""[{"backendRefs":[{{alike}},{"name":"checkout-canary","weight":10}]}]""");
+
+        var shift = StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable");
+
+        Assert.False(shift.Changed);
+        Assert.Equal(
+            $"no rule lists the stable backend 'checkout-stable' in backendRefs (the Service shop/checkout-stable; the route's {shown} is another backend)",
+            shift.Problem);
+    }
+
+    [Fact]
+    public void HttpRouteRules_ABackendOfTheStableNameInAnotherNamespace_IsNotMovedToStable()
+    {
+        // payments/checkout-stable is not in a split with shop's stable backend: its rule is another service's.
+        var rules = Parse("""
+            [{"backendRefs":[{"name":"checkout-stable","weight":90},{"name":"checkout-canary","weight":10}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/pay"}}],"backendRefs":[
+               {"name":"checkout-stable","namespace":"payments","weight":50},{"name":"checkout-v3","namespace":"payments","weight":50}]}]
+            """);
+
+        AssertRewritten(StableTraffic.HttpRouteRules(rules, "shop", "checkout-stable"), rewritten: 1, untouched: 1, """
+            [{"backendRefs":[{"name":"checkout-stable","weight":100},{"name":"checkout-canary","weight":0}]},
+             {"matches":[{"path":{"type":"PathPrefix","value":"/pay"}}],"backendRefs":[
+               {"name":"checkout-stable","namespace":"payments","weight":50},{"name":"checkout-v3","namespace":"payments","weight":50}]}]
+            """);
     }
 
     [Fact]

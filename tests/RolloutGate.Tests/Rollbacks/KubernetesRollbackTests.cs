@@ -670,6 +670,56 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     }
 
     /// <summary>
+    /// A RequestMirror filter to the canary, of the rule or of the stable backendRef, goes with the rollback: the canary
+    /// would serve every mirrored request, writes included. A mirror elsewhere stays. Before, both were left in the route.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_MirrorsToTheCanary_AreRemovedByThePatch()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{
+              "filters":[{"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-canary","port":8080},"percent":100}},
+                         {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"analytics","port":80}}}],
+              "backendRefs":[
+                {"name":"checkout-stable","port":8080,"weight":100,"filters":[
+                  {"type":"RequestMirror","requestMirror":{"backendRef":{"name":"checkout-canary","namespace":"shop","port":8080}}}]},
+                {"name":"checkout-canary","port":8080,"weight":0}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        var patch = Assert.Single(server.Patches);
+        Assert.True(JsonNode.DeepEquals(JsonNode.Parse("""
+            {"metadata":{"resourceVersion":"1"},"spec":{"rules":[{
+              "filters":[{"type":"RequestMirror","requestMirror":{"backendRef":{"name":"analytics","port":80}}}],
+              "backendRefs":[{"name":"checkout-stable","port":8080,"weight":100},{"name":"checkout-canary","port":8080,"weight":0}]}]}}
+            """), patch), patch.ToJsonString());
+    }
+
+    /// <summary>
+    /// The runbook's stableBackend is a Service in mesh.namespace: a backendRef of that name in another namespace is another
+    /// Service. Before, it was taken for the stable backend and given all the traffic.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_StableNameInAnotherNamespace_FailsWithoutWriting()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{"backendRefs":[{"name":"checkout-stable","namespace":"payments","port":8080,"weight":90},{"name":"checkout-canary","port":8080,"weight":10}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains(
+            "no rule lists the stable backend 'checkout-stable' in backendRefs (the Service shop/checkout-stable; the route's Service payments/checkout-stable is another backend)",
+            outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
+    }
+
+    /// <summary>
     /// Linkerd 2.15 to 2.17 work with Gateway API 0.7 to 1.1.1; 0.7 serves HTTPRoute at v1beta1 (and v1alpha2) only.
     /// </summary>
     [Fact]
