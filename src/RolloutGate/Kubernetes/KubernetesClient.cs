@@ -107,12 +107,14 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", token);
         }
 
-        using var response = await http.SendAsync(request, cancellationToken);
-        var body = await response.Content.ReadAsStringAsync(cancellationToken);
+        // Headers first: an error's body is read by its start only (FailureAsync).
+        using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         if (!response.IsSuccessStatusCode)
         {
-            throw Failure(response, body, method, path);
+            throw await FailureAsync(response, method, path, cancellationToken);
         }
+
+        var body = await response.Content.ReadAsStringAsync(cancellationToken);
 
         try
         {
@@ -136,14 +138,22 @@ internal sealed class KubernetesClient(HttpClient http, IOptionsMonitor<RolloutG
         return string.IsNullOrEmpty(file) || !Path.Exists(file) ? null : await BearerTokenFile.ReadAsync(file, cancellationToken);
     }
 
-    /// <summary>The Status object's message when the server sent one (it does for API errors), else the HTTP status.</summary>
-    private static KubernetesApiException Failure(HttpResponseMessage response, string body, HttpMethod method, string path)
+    /// <summary>How much of an error answer is read: a Status object is far smaller, a proxy's error page may be any size.</summary>
+    internal const int MaxErrorBodyBytes = 64 * 1024;
+
+    /// <summary>
+    /// The Status object's message when the server sent one (it does for API errors), else the HTTP status. Only the
+    /// body's first <see cref="MaxErrorBodyBytes"/> are read: a proxy in front of the API server (Rancher, a corporate
+    /// gateway) may answer a huge or endless HTML page, which must neither fill memory nor hold the attempt.
+    /// </summary>
+    private static async Task<KubernetesApiException> FailureAsync(HttpResponseMessage response, HttpMethod method, string path, CancellationToken cancellationToken)
     {
         string? reason = null;
         string? message = null;
+        var (body, more) = await ResponseBodies.StartAsync(response, MaxErrorBodyBytes, cancellationToken);
         try
         {
-            if (JsonNode.Parse(body) is JsonObject status && status["kind"]?.GetValue<string>() == "Status")
+            if (!more && JsonNode.Parse(body) is JsonObject status && status["kind"]?.GetValue<string>() == "Status")
             {
                 reason = status["reason"]?.GetValue<string>();
                 message = status["message"]?.GetValue<string>();

@@ -30,6 +30,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly ConcurrentQueue<int> failures = new();
     private readonly ConcurrentQueue<int> patchFailures = new();
     private readonly ConcurrentQueue<int> listFailures = new();
+    private readonly ConcurrentQueue<int> errorPages = new();
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
     private Action? afterPatch;
@@ -70,6 +71,17 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         {
             server.Targets.Enqueue($"{context.Request.Path}{context.Request.QueryString}");
             return next(context);
+        });
+        server.app.Use(async (context, next) =>
+        {
+            if (server.errorPages.TryDequeue(out var status))
+            {
+                server.Requests.Enqueue($"{context.Request.Method} {context.Request.Path}");
+                await WriteEndlessErrorPageAsync(context, status);
+                return;
+            }
+
+            await next(context);
         });
         server.app.UsePathBase(FakeKubernetesApiServer.ProxyPrefix);
         // After the path base, so that routes match without it.
@@ -164,6 +176,25 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         foreach (var status in statuses)
         {
             listFailures.Enqueue(status);
+        }
+    }
+
+    /// <summary>
+    /// The next request is answered by a proxy in front of the API server (Rancher, a corporate gateway) with an HTML
+    /// error page that never ends, instead of a Status object.
+    /// </summary>
+    public void AnswerNextWithAnEndlessErrorPage(int status) => errorPages.Enqueue(status);
+
+    private static async Task WriteEndlessErrorPageAsync(HttpContext context, int status)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "text/html";
+        var aborted = context.RequestAborted;
+        await context.Response.WriteAsync("<html><body>", aborted);
+        var chunk = System.Text.Encoding.UTF8.GetBytes(new string('x', 8192));
+        while (!aborted.IsCancellationRequested)
+        {
+            await context.Response.Body.WriteAsync(chunk, aborted);
         }
     }
 

@@ -116,6 +116,27 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         AssertAllIstioRoutesStable(server.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout"));
     }
 
+    /// <summary>
+    /// A proxy in front of the API server refuses with an endless HTML page: the client reads its start only, and the
+    /// outcome names the HTTP status at once. Before, the whole page was read: the attempt was held until its timeout
+    /// (5 s here), and the refusal was never seen (the next attempt, not refused, went through).
+    /// </summary>
+    [Fact]
+    public async Task ApiServerBehindAProxyAnsweringAnEndlessErrorPage_FailsAtOnceNamingTheStatus()
+    {
+        StoreCanaryVirtualService();
+        server.AnswerNextWithAnEndlessErrorPage(403);
+        var watch = System.Diagnostics.Stopwatch.StartNew();
+
+        var outcome = await Executor.ExecuteAsync(RollbackTestServices.Request(Istio), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Equal(
+            "GET /apis/networking.istio.io/v1/namespaces/shop/virtualservices/checkout answered 403 Forbidden (403, after 1 attempt)",
+            outcome.Detail);
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(4), $"took {watch.Elapsed}");
+    }
+
     [Fact]
     public async Task Istio_StableSubsetNotInTheDestinationRule_FailsSayingWhyWithoutWriting()
     {
