@@ -5,6 +5,7 @@ using Polly.CircuitBreaker;
 using Polly.Timeout;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Prometheus;
 
@@ -176,12 +177,13 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                 var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
                 if (status == "error")
                 {
-                    var errorType = root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown";
+                    var errorType = ResponseBodies.Excerpt(root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown");
                     // Without the credentials: a proxy in front that answers in this form may repeat the request, and the
-                    // error goes to the log, the watch's evidence and the audit trail.
+                    // error goes to the log, the watch's evidence and the audit trail. Cut as other services' error text is
+                    // (the query, named beside it, is the runbook's own): a server or proxy may answer pages of it.
                     var settings = options.CurrentValue.Prometheus;
-                    var error = Urls.Redacted(
-                        root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]);
+                    var error = ResponseBodies.Excerpt(Urls.Redacted(
+                        root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]));
                     LogQueryRejected(logger, promql, errorType, error);
                     throw new PrometheusQueryException(promql, errorType, error);
                 }

@@ -3,6 +3,7 @@ using Microsoft.AspNetCore.Hosting;
 using Microsoft.AspNetCore.Http;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Prometheus;
 using RolloutGate.Tests.Watch;
 using RolloutGate.Watch;
@@ -39,6 +40,8 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
             server.Map($"/{errorType}/api/v1/query_range", () => Json(body, status));
         }
 
+        // A server (or a proxy answering in its form) that quotes pages of text in its error.
+        server.Map("/long-error/api/v1/query", () => Json($$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 100_000)}}"}""", 400));
         await server.StartAsync();
         url = server.Urls.Single();
     }
@@ -94,6 +97,17 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
         Assert.Equal(errorType, exception.ErrorType);
         Assert.Equal(permanent, exception.IsPermanent);
+    }
+
+    [Fact]
+    public async Task QueryAsync_LongErrorText_IsQuotedCut_WithItsQuery()
+    {
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => WithClientAsync("long-error", client => client.QueryAsync("sum(rate(http_requests_total[5m]))", DateTimeOffset.UtcNow, CancellationToken.None)));
+
+        Assert.Equal("parse error: " + new string('y', ResponseBodies.MaxExcerptLength - "parse error: ".Length) + "…", exception.Error);
+        Assert.StartsWith("Prometheus rejected the query 'sum(rate(http_requests_total[5m]))': bad_data: parse error: yyy", exception.Message, StringComparison.Ordinal);
+        Assert.True(exception.Message.Length < 500, $"{exception.Message.Length} characters");
     }
 
     [Theory]

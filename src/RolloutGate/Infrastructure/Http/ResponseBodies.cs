@@ -35,7 +35,14 @@ internal static class ResponseBodies
         // Up to four UTF-8 bytes a character.
         var (start, beyond) = await StartAsync(response, MaxExcerptLength * 4, cancellationToken);
         var text = Urls.Redacted(start, hidden).Trim();
-        var more = beyond || text.Length > MaxExcerptLength;
-        return text.Length == 0 ? string.Empty : ": " + (more ? text[..Math.Min(text.Length, MaxExcerptLength)] + "…" : text);
+        return text.Length == 0 ? string.Empty : ": " + Excerpt(text, beyond);
     }
+
+    /// <summary>
+    /// Another service's error text as it is quoted: its first <see cref="MaxExcerptLength"/> characters, ended with <c>…</c>
+    /// when there was more (or when <paramref name="more"/> says the text is itself only the start). Redact before cutting:
+    /// a credential cut in two is no longer found whole.
+    /// </summary>
+    public static string Excerpt(string text, bool more = false) =>
+        more || text.Length > MaxExcerptLength ? text[..Math.Min(text.Length, MaxExcerptLength)] + "…" : text;
 }
