@@ -55,6 +55,15 @@ while [ $# -gt 0 ]; do
 done
 [[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || fail "--timeout is a whole number of seconds, such as 60 or 60s"
 [[ "$retries" =~ ^[0-9]+$ ]] || fail "--retries is a whole number"
+# The URL as messages show it, as the rolloutgate CLI does: without user info (a proxy's password) or query (it may hold
+# a token), which the pipeline's log would keep.
+shown="$(printf '%s' "$url" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@#\1#; s#\?.*#?…#')"
+# refuse_user_info TOKEN_VARIABLE: curl sends the URL's user info as basic authentication, but a bearer header replaces it
+# unsaid; as the CLI, refuse a URL with user info where the bearer token goes in the Authorization header.
+refuse_user_info() {
+  [[ "$url" =~ ^[A-Za-z][A-Za-z0-9+.-]*://[^/?#]*@ ]] || return 0
+  fail "--url '$shown' has user info (user:password@), which would go as basic authentication in the Authorization header that the bearer token of $1 takes: a request carries one; drop the user info from the URL${2:-}"
+}
 
 work="$(umask 077 && mktemp -d)"
 trap 'rm -rf "$work"' EXIT
@@ -96,7 +105,7 @@ exchange() {
     wait "$sleeper"; sleeper=""
     status="$(cat "$work/status")"
     if [ -f "$work/answer" ] && [ "$(wc -c <"$work/answer")" -gt "$max_answer" ]; then
-      fail "no answer from $url: answer too large: HTTP $status with more than 1 MiB, which no answer of RolloutGate's is ($attempt attempt$( [ "$attempt" = 1 ] || echo s))"
+      fail "no answer from $shown: answer too large: HTTP $status with more than 1 MiB, which no answer of RolloutGate's is ($attempt attempt$( [ "$attempt" = 1 ] || echo s))"
     fi
     case "$status" in
       2??) return 0 ;;
@@ -105,7 +114,7 @@ exchange() {
     esac
     if [ "$attempt" -gt "$retries" ]; then
       [ "$status" = 000 ] || { cat "$work/answer"; echo; }
-      fail "no usable answer from $url ($attempt attempts); last attempt: $last"
+      fail "no usable answer from $shown ($attempt attempts); last attempt: $last"
     fi
     # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential
     # backoff (1s, 2s, 4s ... at most 15s) with jitter. Never past the deadline.
@@ -162,6 +171,7 @@ if [ "$event" = wait ]; then
   [ -n "$interval_s" ] && [ "$interval_s" -gt 0 ] && [ "$interval_s" -le 3600 ] || fail "--interval '$interval' is not a duration such as 30s or 1m (at most 1h)"
   token="${ROLLOUTGATE_READER_TOKEN:-}"
   [ -n "$token" ] || fail "set ROLLOUTGATE_READER_TOKEN to a reader token (RolloutGate__Api__ReaderTokens__N on the server) in the environment"
+  refuse_user_info ROLLOUTGATE_READER_TOKEN
   # The token goes to curl through a file, not an argument, so it never shows in the process list.
   printf 'Authorization: Bearer %s\nAccept: application/json\n' "$token" >"$work/headers"
   write_headers() { :; }
@@ -293,6 +303,7 @@ fi
 [ -n "$deployment_id" ] && [ -n "$service" ] && [ -n "$environment" ] || fail "--deployment-id, --service and --environment are required"
 secret="${ROLLOUTGATE_WEBHOOK_SECRET:-}" token="${ROLLOUTGATE_WEBHOOK_TOKEN:-}"
 [ -n "$secret" ] || [ -n "$token" ] || fail "set ROLLOUTGATE_WEBHOOK_SECRET (HMAC secret) or ROLLOUTGATE_WEBHOOK_TOKEN (webhook bearer token)"
+[ -n "$secret" ] || refuse_user_info ROLLOUTGATE_WEBHOOK_TOKEN ", or sign with ROLLOUTGATE_WEBHOOK_SECRET instead, beside which the user info is sent"
 # One id for every attempt: the server answers a repeated delivery id with its first answer and does nothing twice.
 [ -n "$delivery_id" ] || delivery_id="$event-$(od -An -N16 -tx1 /dev/urandom | tr -d ' \n')"
 

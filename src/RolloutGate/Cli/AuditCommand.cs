@@ -103,6 +103,12 @@ public static class AuditCommand
             return 2;
         }
 
+        if (GateCommand.UserInfoRefusal(baseUri, TokenVariable) is { } userInfoError)
+        {
+            await stderr.WriteLineAsync(userInfoError);
+            return 2;
+        }
+
         var client = new AuditClient(http, baseUri, token, csv);
         try
         {

@@ -123,6 +123,11 @@ public static class GateCommand
             return (null, urlError);
         }
 
+        if (string.IsNullOrEmpty(secret) && UserInfoRefusal(url, TokenVariable) is { } userInfoError)
+        {
+            return (null, $"{userInfoError}, or sign with {SecretVariable} instead, beside which the user info is sent");
+        }
+
         DateTimeOffset? at = null;
         if (Value("--at") is { } atText)
         {
@@ -161,6 +166,18 @@ public static class GateCommand
         error = ok ? null : $"--url '{Urls.Shown(urlText)}' is not an http(s) URL";
         return ok ? url : null;
     }
+
+    /// <summary>
+    /// Why the user info of <paramref name="url"/> (<c>https://user:pass@host/</c>, a proxy's basic authentication) cannot be
+    /// sent, or null when it has none: it goes in the Authorization header, which the bearer token of
+    /// <paramref name="tokenVariable"/> takes, and one of them would be dropped unsaid (.NET's HttpClient never sends user
+    /// info by itself; curl lets a bearer header replace it). Never shows the user info.
+    /// </summary>
+    internal static string? UserInfoRefusal(Uri url, string tokenVariable) =>
+        url.UserInfo.Length == 0
+            ? null
+            : $"--url '{Urls.Shown(url)}' has user info (user:password@), which would go as basic authentication in the Authorization header "
+              + $"that the bearer token of {tokenVariable} takes: a request carries one; drop the user info from the URL";
 
     /// <summary><c>--timeout</c> and <c>--retries</c> (or their defaults), as every gate command reads them; why not, or null.</summary>
     internal static string? ReadPatience(Func<string, string?> value, out TimeSpan timeout, out int retries)

@@ -42,7 +42,8 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
         Uri baseUrl, byte[] body, string deliveryId, GateCredentials credentials, int retries, TimeSpan timeout, TimeSpan retryBaseDelay)
     {
         var endpoint = Urls.Under(baseUrl, WebhookPath);
-        return ExchangeAsync(() => BuildRequest(endpoint, body, deliveryId, credentials), retries, timeout, retryBaseDelay, CancellationToken.None);
+        var basic = Urls.BasicCredentials(baseUrl.AbsoluteUri);
+        return ExchangeAsync(() => BuildRequest(endpoint, basic, body, deliveryId, credentials), retries, timeout, retryBaseDelay, CancellationToken.None);
     }
 
     /// <summary>
@@ -162,7 +163,12 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
         return after is { } wait && wait > TimeSpan.Zero ? (wait < MaxRetryDelay ? wait : MaxRetryDelay) : null;
     }
 
-    private HttpRequestMessage BuildRequest(Uri endpoint, byte[] body, string deliveryId, GateCredentials credentials)
+    /// <summary>
+    /// <paramref name="basic"/>: the URL's user info as basic credentials (a proxy's in front), sent only beside a signature,
+    /// which leaves the Authorization header free; with a bearer token the command refuses such a URL
+    /// (<see cref="GateCommand.UserInfoRefusal"/>).
+    /// </summary>
+    private HttpRequestMessage BuildRequest(Uri endpoint, string? basic, byte[] body, string deliveryId, GateCredentials credentials)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, endpoint) { Content = new ByteArrayContent(body) };
         request.Content.Headers.ContentType = new MediaTypeHeaderValue("application/json") { CharSet = "utf-8" };
@@ -172,6 +178,10 @@ public sealed class GateDelivery(HttpClient http, TimeProvider time, TextWriter 
             var timestamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
             request.Headers.Add(WebhookAuthenticator.TimestampHeader, timestamp);
             request.Headers.Add(WebhookAuthenticator.SignatureHeader, WebhookAuthenticator.SignatureHeaderValue(secret, timestamp, body));
+            if (basic is not null)
+            {
+                request.Headers.Authorization = new AuthenticationHeaderValue("Basic", basic);
+            }
         }
         else
         {

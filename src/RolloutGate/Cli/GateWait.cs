@@ -167,6 +167,11 @@ public static class GateWait
             return (null, urlError);
         }
 
+        if (GateCommand.UserInfoRefusal(url, ReaderTokenVariable) is { } userInfoError)
+        {
+            return (null, userInfoError);
+        }
+
         var forText = Value("--for")!;
         if (!GateCommand.TryParseDuration(forText, MaxFor, out var @for))
         {

@@ -149,12 +149,32 @@ public sealed class AuditCommandTests
         using var stdout = new StringWriter();
         using var stderr = new StringWriter();
 
-        var exit = await AuditCommand.RunAsync(["verify", "--url", "http://auditor:url-password@rolloutgate.example/?token=url-token"], stdout, stderr,
+        var exit = await AuditCommand.RunAsync(["verify", "--url", "http://rolloutgate.example/?token=url-token"], stdout, stderr,
             name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
 
         Assert.Equal(2, exit);
         Assert.StartsWith("http://rolloutgate.example/?… did not answer RolloutGate JSON: ", stderr.ToString(), StringComparison.Ordinal);
         Assert.DoesNotContain("url-", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task UrlWithUserInfo_IsRefused_WithoutAskingOrShowingIt()
+    {
+        // The reader token goes in the Authorization header, where the user info would go as basic credentials: one would
+        // be dropped unsaid (.NET's HttpClient never sends user info), and a proxy in front answered a 401 with no hint.
+        var asked = new List<string>();
+        using var http = new HttpClient(new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3}")));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["verify", "--url", "http://auditor:url-password@rolloutgate.example/?token=url-token"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal((2, "", 0), (exit, stdout.ToString(), asked.Count));
+        Assert.Equal(
+            "--url 'http://rolloutgate.example/?…' has user info (user:password@), which would go as basic authentication in the Authorization header "
+            + $"that the bearer token of {AuditCommand.TokenVariable} takes: a request carries one; drop the user info from the URL" + Environment.NewLine,
+            stderr.ToString());
     }
 
     [Fact]

@@ -211,6 +211,43 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task UrlWithUserInfo_SignedGate_SendsItAsBasicCredentials_TokenGateIsRefused()
+    {
+        // A proxy with basic authentication in front of RolloutGate: .NET's HttpClient never sends user info by itself.
+        await using var service = await TestService.StartAsync();
+        using var proxy = new HttpClient(new BasicAuthProxy("deployer", "p@ss", service.Host.Server.CreateHandler()));
+        const string url = "http://deployer:p%40ss@localhost/";
+
+        var signed = await RunAsync(proxy, SignedEnvironment(),
+            "predeploy", "--url", url, "--deployment-id", "gate-b", "--service", "checkout", "--environment", "production");
+        // Past the proxy: RolloutGate's own verdict (its checks decide ALLOW or DENY), not the proxy's 401.
+        Assert.Equal("", stderr.ToString());
+        Assert.InRange(signed, 0, 1);
+        Assert.StartsWith("predeploy gate-b (checkout in production): ", stdout.ToString(), StringComparison.Ordinal);
+
+        var withToken = await RunAsync(proxy, new Dictionary<string, string?> { [GateCommand.TokenVariable] = RolloutGateHost.WebhookToken },
+            "predeploy", "--url", url, "--deployment-id", "gate-t", "--service", "checkout", "--environment", "production");
+
+        Assert.Equal(2, withToken);
+        Assert.StartsWith(
+            "gate: --url 'http://localhost/' has user info (user:password@), which would go as basic authentication in the Authorization header "
+            + $"that the bearer token of {GateCommand.TokenVariable} takes: a request carries one; drop the user info from the URL, or sign with {GateCommand.SecretVariable} instead",
+            stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("p%40ss", stderr.ToString(), StringComparison.Ordinal);
+        Assert.Equal(1, await service.CountAsync("deployments"));
+    }
+
+    /// <summary>A reverse proxy that lets through only requests with its basic credentials, and answers 401 to the rest.</summary>
+    private sealed class BasicAuthProxy(string user, string password, HttpMessageHandler server) : DelegatingHandler(server)
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            request.Headers.Authorization is { Scheme: "Basic", Parameter: var basic }
+            && basic == Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{password}"))
+                ? base.SendAsync(request, cancellationToken)
+                : Task.FromResult(new HttpResponseMessage(HttpStatusCode.Unauthorized));
+    }
+
+    [Fact]
     public async Task ServerDown_ManyRetries_StopsAtTheTimeout()
     {
         var clock = Stopwatch.StartNew();

@@ -103,6 +103,25 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_UrlWithUserInfo_RefusedBesideABearerToken_NeverShown()
+    {
+        // As the CLI: curl sends user info as basic authentication, but the bearer header would replace it unsaid.
+        const string url = "http://deployer:url-password@127.0.0.1:9/?key=url-token";
+        var withToken = await RunAsync(new Dictionary<string, string> { [GateCommand.TokenVariable] = RolloutGateHost.WebhookToken }, Args(url, "predeploy", "s-ui"));
+        var wait = await RunAsync(new Dictionary<string, string> { [GateWait.ReaderTokenVariable] = RolloutGateHost.ReaderToken }, "wait", "--url", url, "--deployment-id", "s-ui", "--for", "1m");
+        var signed = await RunAsync(Signed(), [.. Args(url, "predeploy", "s-ui"), "--retries", "0"]);
+
+        Assert.Equal((2, 2, 2), (withToken.Exit, wait.Exit, signed.Exit));
+        Assert.StartsWith(
+            "gate: --url 'http://127.0.0.1:9/?…' has user info (user:password@), which would go as basic authentication in the Authorization header "
+            + $"that the bearer token of {GateCommand.TokenVariable} takes: a request carries one; drop the user info from the URL, or sign with {GateCommand.SecretVariable}",
+            withToken.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"the bearer token of {GateWait.ReaderTokenVariable} takes", wait.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("gate: no usable answer from http://127.0.0.1:9/?… (1 attempts)", signed.Stderr, StringComparison.Ordinal);
+        Assert.All(new[] { withToken.Stderr, wait.Stderr, signed.Stderr }, text => Assert.DoesNotContain("url-", text, StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task Script_OptionGivenTwice_ExitsTwoNamingItWithoutSending()
     {
         var run = await RunAsync(Signed(), [.. Args("http://127.0.0.1:9", "predeploy", "s-t"), "--deployment-id", "s-u"]);

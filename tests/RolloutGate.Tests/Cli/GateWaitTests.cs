@@ -406,8 +406,13 @@ public sealed class GateWaitTests : IDisposable
         var badFor = await WaitAsync(null, ReaderEnvironment(), args: ["--deployment-id", "x", "--for", "soon"]);
         var twice = await WaitAsync(null, ReaderEnvironment(), args: ["--deployment-id", "x", "--for", "1m", "--deployment-id=y"]);
         var unknown = await WaitAsync(null, ReaderEnvironment(), args: ["--deployment-id", "x", "--for", "1m", "--service", "checkout"]);
+        var userInfo = await WaitAsync(null, ReaderEnvironment(), args: ["--deployment-id", "x", "--for", "1m", "--url", "http://reader:url-password@127.0.0.1:9/"]);
 
-        Assert.Equal([2, 2, 2, 2], [noFor, badFor, twice, unknown]);
+        Assert.Equal([2, 2, 2, 2, 2], [noFor, badFor, twice, unknown, userInfo]);
+        Assert.Contains(
+            $"gate: --url 'http://127.0.0.1:9/' has user info (user:password@), which would go as basic authentication in the Authorization header that the bearer token of {GateWait.ReaderTokenVariable} takes",
+            stderr.ToString(), StringComparison.Ordinal);
+        Assert.DoesNotContain("url-password", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: missing --for", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: --for 'soon' is not a duration such as 30m, 2h or 90s", stderr.ToString(), StringComparison.Ordinal);
         Assert.Contains("gate: --deployment-id is given more than once", stderr.ToString(), StringComparison.Ordinal);
