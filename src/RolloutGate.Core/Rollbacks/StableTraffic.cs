@@ -203,28 +203,9 @@ public static class StableTraffic
     /// canary still serves it, its writes and calls included, as with Istio's mirrors (<see cref="DropMirrorsToOtherSubsets"/>).
     /// True when something was removed.
     /// </summary>
-    private static bool DropMirrorsTo(JsonObject owner, HashSet<BackendKey> backends, string routeNamespace)
-    {
-        if (owner["filters"] is not JsonArray filters)
-        {
-            return false;
-        }
-
-        var mirrors = filters.OfType<JsonObject>()
-            .Where(f => Text(f["type"]) == "RequestMirror" && backends.Contains(BackendKey.Of(f["requestMirror"]?["backendRef"], routeNamespace)))
-            .ToList();
-        foreach (var mirror in mirrors)
-        {
-            filters.Remove(mirror);
-        }
-
-        if (mirrors.Count > 0 && filters.Count == 0)
-        {
-            owner.Remove("filters");
-        }
-
-        return mirrors.Count > 0;
-    }
+    private static bool DropMirrorsTo(JsonObject owner, HashSet<BackendKey> backends, string routeNamespace) =>
+        RemoveEntries(owner, "filters", filter =>
+            Text(filter["type"]) == "RequestMirror" && backends.Contains(BackendKey.Of(filter["requestMirror"]?["backendRef"], routeNamespace)));
 
     private static IEnumerable<JsonObject> BackendRefs(JsonObject rule) => rule["backendRefs"] is JsonArray refs ? refs.OfType<JsonObject>() : [];
 
@@ -286,21 +267,32 @@ public static class StableTraffic
             dropped = true;
         }
 
-        if (route["mirrors"] is JsonArray mirrors)
-        {
-            foreach (var mirror in mirrors.Where(m => ToOtherSubset(m?["destination"])).ToList())
-            {
-                mirrors.Remove(mirror);
-                dropped = true;
-            }
+        return RemoveEntries(route, "mirrors", mirror => ToOtherSubset(mirror["destination"])) | dropped;
+    }
 
-            if (mirrors.Count == 0)
-            {
-                route.Remove("mirrors");
-            }
+    /// <summary>
+    /// Removes from <paramref name="owner"/>'s list <paramref name="field"/> each entry that <paramref name="matches"/>, and
+    /// the list itself once that empties it (a list that was empty already stays as it is). True when something was removed.
+    /// </summary>
+    private static bool RemoveEntries(JsonObject owner, string field, Func<JsonObject, bool> matches)
+    {
+        if (owner[field] is not JsonArray list)
+        {
+            return false;
         }
 
-        return dropped;
+        var removed = list.OfType<JsonObject>().Where(matches).ToList();
+        foreach (var entry in removed)
+        {
+            list.Remove(entry);
+        }
+
+        if (removed.Count > 0 && list.Count == 0)
+        {
+            owner.Remove(field);
+        }
+
+        return removed.Count > 0;
     }
 
     /// <summary>A refused Istio rewrite: its list is the stored one, untouched (nothing may be written anyway).</summary>
