@@ -96,8 +96,12 @@ public static partial class Urls
         }
 
         var (user, password) = uri.UserInfo.Split(':', 2) is [var name, var secret] ? (name, secret) : (uri.UserInfo, "");
-        return Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Uri.UnescapeDataString(user)}:{Uri.UnescapeDataString(password)}"));
+        return BasicCredentials(Uri.UnescapeDataString(user), Uri.UnescapeDataString(password));
     }
+
+    /// <summary>The <c>Authorization: Basic</c> value of <paramref name="user"/> and <paramref name="password"/> (RFC 7617, UTF-8).</summary>
+    public static string BasicCredentials(string user, string? password) =>
+        Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{user}:{password}"));
 
     /// <summary>Whether <paramref name="url"/> carries user info (<c>https://user:pass@host/…</c>).</summary>
     public static bool HasUserInfo(string? url) =>

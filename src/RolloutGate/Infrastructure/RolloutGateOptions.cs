@@ -107,7 +107,7 @@ public abstract class MonitoringAuthOptions
     /// of the <c>Url</c> (as curl and Prometheus's own clients send it); null without either.
     /// </summary>
     public string? BasicCredentials() =>
-        string.IsNullOrEmpty(Username) ? Urls.BasicCredentials(Address) : Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes($"{Username}:{Password}"));
+        string.IsNullOrEmpty(Username) ? Urls.BasicCredentials(Address) : Urls.BasicCredentials(Username, Password);
 
     /// <summary>
     /// The secrets these settings put on every request, for <see cref="Urls.Redacted"/> to cut out of an
