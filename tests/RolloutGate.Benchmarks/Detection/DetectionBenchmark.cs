@@ -54,6 +54,8 @@ internal static class DetectionBenchmark
             new StaticThresholdRule("Argo-Rollouts-style (failureLimit 3)", maxIncrease, 4),
             new MannWhitneyRule("Kayenta-style Mann-Whitney at 1 h", maxIncrease, 0.05, TimeSpan.FromHours(1), everyInterval: false),
             new MannWhitneyRule("Mann-Whitney every interval", maxIncrease, 0.05, TimeSpan.FromHours(1), everyInterval: true),
+            new KayentaJudgeRule("Kayenta judge at 1 h (98%, effect size)", maxIncrease, TimeSpan.FromHours(1), everyInterval: false),
+            new KayentaJudgeRule("Kayenta judge every interval (98%, effect size)", maxIncrease, TimeSpan.FromHours(1), everyInterval: true),
             .. coldStart > TimeSpan.Zero
                 ? new IRollbackRule[]
                 {
@@ -293,7 +295,7 @@ internal static class DetectionBenchmark
                 && (best.MedianDelay(x) is not { } peerDelay || (ours.MedianDelay(x) ?? double.MaxValue) <= peerDelay / 4);
             var unattainable = !meets && best.MedianDelay(x) is { } delay && delay / 4 < interval.TotalMinutes;
             line.Append(CultureInfo.InvariantCulture,
-                $"; +{x * 100:0}%: ours {ours.Cell(x)} vs {best.Rule} {best.Cell(x)} {(meets ? "(met)" : unattainable ? "(not met; a quarter of its delay is under one interval)" : "(not met)")}");
+                $"; +{x * 100:0}%: ours {ours.Cell(x)} vs {best.Rule} {best.Cell(x)} {(meets ? best.DetectedShare(x) == 0 ? "(met; no such peer rule catches any)" : "(met)" : unattainable ? "(not met; a quarter of its delay is under one interval)" : "(not met)")}");
             if (!meets && bound.Runs > 0)
             {
                 line.Append(CultureInfo.InvariantCulture,

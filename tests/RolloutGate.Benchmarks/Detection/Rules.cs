@@ -90,7 +90,7 @@ internal sealed class MannWhitneyRule(string name, double maxIncrease, double al
     public int? FirstAlarm(Scenario scenario)
     {
         var size = (int)Math.Round(window / scenario.Trace.Interval);
-        var baseline = MannWhitney.Values(new ArraySegment<Observation>(scenario.Baseline, Math.Max(0, scenario.Baseline.Length - size), Math.Min(size, scenario.Baseline.Length)), 1);
+        var baseline = MannWhitney.LastValues(scenario.Baseline, size);
         if (baseline.Length < 3)
         {
             return null;
@@ -127,6 +127,10 @@ internal static class MannWhitney
     /// <summary>The samples with data, each times <paramref name="scale"/>: what the test compares.</summary>
     public static double[] Values(IEnumerable<Observation> observations, double scale) =>
         observations.Where(o => o.Value is not null).Select(o => o.Value!.Value * scale).ToArray();
+
+    /// <summary>The values of the last <paramref name="size"/> samples (the hour before the deploy, for a baseline).</summary>
+    public static double[] LastValues(Observation[] observations, int size) =>
+        Values(new ArraySegment<Observation>(observations, Math.Max(0, observations.Length - size), Math.Min(size, observations.Length)), 1);
 
     /// <summary>One-sided p-value for "<paramref name="canary"/> tends to be larger than <paramref name="baseline"/>".</summary>
     public static double GreaterPValue(double[] canary, double[] baseline)
