@@ -20,6 +20,13 @@ public sealed record KubernetesResource(string Group, string Version, string Plu
     public static readonly KubernetesResource GatewayHttpRoute = new("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute") { OtherVersions = ["v1beta1"] };
 
     /// <summary>
+    /// Linkerd's own HTTPRoute, which every Linkerd install brings: v1beta3 from Linkerd 2.14 (its stored version since),
+    /// v1beta2 in 2.13, the first with backendRefs. Its rules and backendRefs are the Gateway API's (weights, group, kind,
+    /// namespace, port); it adds timeouts and has no RequestMirror filter.
+    /// </summary>
+    public static readonly KubernetesResource LinkerdHttpRoute = new("policy.linkerd.io", "v1beta3", "httproutes", "HTTPRoute") { OtherVersions = ["v1beta2"] };
+
+    /// <summary>
     /// v1alpha2 is the version Linkerd's SMI extension and Open Service Mesh serve; the SMI SDK's own CRD serves v1alpha3
     /// (v1alpha4 in later SDKs) instead. All three have integer weights (v1alpha1, which Linkerd also serves, used quantities).
     /// </summary>

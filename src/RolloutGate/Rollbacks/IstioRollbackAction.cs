@@ -25,7 +25,7 @@ internal sealed class IstioRollbackAction(KubernetesTrafficShift shift, IKuberne
         ServiceHosts Service() => new(request.Mesh.Namespace!, request.Mesh.Workload, request.Service);
         return shift.ShiftAsync(
             $"istio VirtualService {request.Mesh.Namespace}/{istio.VirtualService}: HTTP routes of {request.Mesh.Workload ?? request.Service} to subset {istio.StableSubset}",
-            KubernetesResource.IstioVirtualService,
+            [KubernetesResource.IstioVirtualService],
             request.Mesh.Namespace,
             istio.VirtualService,
             "http",

@@ -11,7 +11,7 @@ internal sealed class SmiRollbackAction(KubernetesTrafficShift shift)
     public Task<RollbackOutcome> ExecuteAsync(SmiRollback smi, RollbackRequest request, CancellationToken cancellationToken) =>
         shift.ShiftAsync(
             $"smi TrafficSplit {request.Mesh.Namespace}/{smi.TrafficSplit}: all traffic to backend {smi.StableBackend}",
-            KubernetesResource.SmiTrafficSplit,
+            [KubernetesResource.SmiTrafficSplit],
             request.Mesh.Namespace,
             smi.TrafficSplit,
             "backends",

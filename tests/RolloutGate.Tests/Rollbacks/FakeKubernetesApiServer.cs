@@ -20,7 +20,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private static readonly KubernetesResource[] Served =
     [
         KubernetesResource.IstioVirtualService, KubernetesResource.IstioDestinationRule, KubernetesResource.GatewayHttpRoute,
-        KubernetesResource.SmiTrafficSplit, KubernetesResource.ArgoRollout,
+        KubernetesResource.LinkerdHttpRoute, KubernetesResource.SmiTrafficSplit, KubernetesResource.ArgoRollout,
     ];
 
     private readonly WebApplication app;

@@ -73,6 +73,7 @@ public sealed class KubernetesManifestTests
                 "gateway.networking.k8s.io/httproutes: get,patch",
                 "networking.istio.io/destinationrules: list",
                 "networking.istio.io/virtualservices: get,patch",
+                "policy.linkerd.io/httproutes: get,patch",
                 "split.smi-spec.io/trafficsplits: get,patch",
             ],
             rules);

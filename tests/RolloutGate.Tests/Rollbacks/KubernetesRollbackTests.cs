@@ -764,8 +764,12 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             server.Requests);
     }
 
+    /// <summary>
+    /// Neither HTTPRoute type has the route: the Gateway API's is not installed and Linkerd's has no object of that name.
+    /// The refusal names both places and what each answered. Before, only the Gateway API's was looked at.
+    /// </summary>
     [Fact]
-    public async Task Linkerd_HttpRouteNotServedAtAll_FailsAtOnceNamingTheVersionsAsked()
+    public async Task Linkerd_HttpRouteInNeitherGroup_FailsAtOnceNamingBothPlacesLooked()
     {
         server.ServeOnly(KubernetesResource.GatewayHttpRoute);
 
@@ -774,10 +778,104 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
         Assert.False(outcome.Succeeded);
         Assert.Equal(
-            "the Kubernetes API serves httproutes.gateway.networking.k8s.io at none of the versions RolloutGate uses "
-            + "(gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1): its CustomResourceDefinition is not installed, or serves none of these versions "
-            + "(404, after 1 attempt)",
+            "HTTPRoute shop/checkout is in none of the places RolloutGate looks (httproutes.gateway.networking.k8s.io, httproutes.policy.linkerd.io): "
+            + "the Kubernetes API serves httproutes.gateway.networking.k8s.io at none of the versions RolloutGate uses "
+            + "(gateway.networking.k8s.io/v1, gateway.networking.k8s.io/v1beta1): its CustomResourceDefinition is not installed, or serves none of these versions; "
+            + "httproutes.policy.linkerd.io \"checkout\" not found (after 1 attempt)",
             outcome.Detail);
+        Assert.Equal(
+            ["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "GET /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout",
+             "GET /apis/policy.linkerd.io/v1beta3/namespaces/shop/httproutes/checkout"],
+            server.Requests);
+        Assert.Empty(server.Patches);
+    }
+
+    /// <summary>
+    /// Linkerd 2.13 and 2.14 (and many clusters since) split traffic with Linkerd's own HTTPRoute, policy.linkerd.io: when
+    /// the Gateway API has no route of that name (a 404 with a Status), that one is rolled back. Before, the rollback
+    /// failed with 'httproutes.gateway.networking.k8s.io "checkout" not found'.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_RouteOnlyInPolicyLinkerdIo_GatewayApiOneMissing_PatchesLinkerdsRoute()
+    {
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj("""
+            {"parentRefs":[{"name":"checkout","kind":"Service","group":"core","port":8080}],"rules":[
+              {"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}],
+               "timeouts":{"request":"10s"}}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.StartsWith("httproutes.policy.linkerd.io: patched spec.rules (resourceVersion 1 -> 2; 1 rules entries to stable)", outcome.Detail, StringComparison.Ordinal);
+        var rule = server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!;
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], rule["backendRefs"]!.AsArray().Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+        Assert.Equal("10s", rule["timeouts"]!["request"]!.GetValue<string>());
+        Assert.Equal(
+            ["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "GET /apis/policy.linkerd.io/v1beta3/namespaces/shop/httproutes/checkout",
+             "PATCH /apis/policy.linkerd.io/v1beta3/namespaces/shop/httproutes/checkout"],
+            server.Requests);
+    }
+
+    /// <summary>
+    /// Linkerd 2.13 without the Gateway API's CRDs: HTTPRoute is served by Linkerd only, at policy.linkerd.io/v1beta2 (and
+    /// the older versions, without backendRefs). Before, the rollback failed: the Gateway API's type is served nowhere.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_GatewayApiNotInstalled_Linkerd213ServingV1beta2_PatchesItThere()
+    {
+        server.ServeOnly(KubernetesResource.GatewayHttpRoute);
+        server.ServeOnly(KubernetesResource.LinkerdHttpRoute, "v1beta2", "v1beta1", "v1alpha1");
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":0},{"name":"checkout-canary","port":8080,"weight":100}]}]}
+            """));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.Equal(1, outcome.Attempts);
+        var refs = server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.Contains("PATCH /apis/policy.linkerd.io/v1beta2/namespaces/shop/httproutes/checkout", server.Requests);
+    }
+
+    /// <summary>Both groups have a route of that name: the Gateway API's is the one rolled back, Linkerd's is not read.</summary>
+    [Fact]
+    public async Task Linkerd_RouteInBothGroups_TheGatewayApiOneIsPatched()
+    {
+        var split = """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(split));
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj(split));
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.StartsWith("httproutes.gateway.networking.k8s.io: patched spec.rules", outcome.Detail, StringComparison.Ordinal);
+        Assert.True(JsonNode.DeepEquals(Obj(split), server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]));
+        Assert.DoesNotContain(server.Requests, r => r.Contains("policy.linkerd.io", StringComparison.Ordinal));
+    }
+
+    /// <summary>
+    /// A Gateway API route that cannot be read (403) may well be there: the rollback fails with the API server's answer
+    /// instead of rolling back a route of the same name in Linkerd's group.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_GatewayApiRouteForbidden_FailsWithoutLookingElsewhere()
+    {
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
+            """));
+        server.FailNext(403);
+
+        var outcome = await Executor.ExecuteAsync(
+            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
+        Assert.False(outcome.Succeeded);
+        Assert.Contains("cannot get resource \"httproutes\" in API group \"gateway.networking.k8s.io\"", outcome.Detail, StringComparison.Ordinal);
+        Assert.Equal(["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout"], server.Requests);
         Assert.Empty(server.Patches);
     }
 
