@@ -647,10 +647,18 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal("linkerd HTTPRoute shop/checkout: all traffic to backend checkout-stable", outcome.Action);
     }
 
+    /// <summary>An HTTPRoute's one rule splitting 70/30 between checkout-stable and checkout-canary.</summary>
+    private const string LinkerdSplit =
+        """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
+
+    /// <summary>The linkerd rollback of the route checkout to the backend checkout-stable.</summary>
+    private Task<RollbackOutcome> RollBackLinkerdAsync() =>
+        Executor.ExecuteAsync(RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+
     [Fact]
     public async Task Linkerd_HttpRouteNotNamedAfterTheWorkload_TheOneTheRunbookNamesIsPatched()
     {
-        var split = """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
+        var split = LinkerdSplit;
         server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout-split", Obj(split));
         server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(split));
 
@@ -773,8 +781,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     {
         server.ServeOnly(KubernetesResource.GatewayHttpRoute);
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.False(outcome.Succeeded);
         Assert.Equal(
@@ -804,8 +811,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
                "timeouts":{"request":"10s"}}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.StartsWith("httproutes.policy.linkerd.io: patched spec.rules (resourceVersion 1 -> 2; 1 rules entries to stable)", outcome.Detail, StringComparison.Ordinal);
@@ -831,8 +837,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":0},{"name":"checkout-canary","port":8080,"weight":100}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(1, outcome.Attempts);
@@ -845,16 +850,14 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     [Fact]
     public async Task Linkerd_RouteInBothGroups_TheGatewayApiOneIsPatched()
     {
-        var split = """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
-        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(split));
-        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj(split));
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.StartsWith("httproutes.gateway.networking.k8s.io: patched spec.rules", outcome.Detail, StringComparison.Ordinal);
-        Assert.True(JsonNode.DeepEquals(Obj(split), server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]));
+        Assert.True(JsonNode.DeepEquals(Obj(LinkerdSplit), server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]));
         Assert.DoesNotContain(server.Requests, r => r.Contains("policy.linkerd.io", StringComparison.Ordinal));
     }
 
@@ -865,13 +868,10 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
     [Fact]
     public async Task Linkerd_GatewayApiRouteForbidden_FailsWithoutLookingElsewhere()
     {
-        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj("""
-            {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
-            """));
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
         server.FailNext(403);
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.False(outcome.Succeeded);
         Assert.Contains("cannot get resource \"httproutes\" in API group \"gateway.networking.k8s.io\"", outcome.Detail, StringComparison.Ordinal);
