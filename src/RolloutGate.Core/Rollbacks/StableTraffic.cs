@@ -112,7 +112,8 @@ public static class StableTraffic
 
     /// <summary>
     /// HTTPRoute <c>spec.rules</c> (Linkerd), the Gateway API's or Linkerd's own (<c>policy.linkerd.io</c>, with the same
-    /// rules and backendRefs): in every rule that lists the stable backend, that backend gets weight 100 and every other backend 0; the others stay listed, so a later promotion only changes numbers. The
+    /// rules and backendRefs): in every rule that lists the stable backend, that backend gets weight 100 and every other
+    /// backend 0; the others stay listed, so a later promotion only changes numbers. The
     /// stable backend is the Service <paramref name="stableBackend"/> in the route's namespace
     /// (<paramref name="routeNamespace"/>): a backendRef names it when its name is that, its kind <c>Service</c> or unset,
     /// its group the core group (<c>""</c> or <c>core</c>, or unset) and its namespace the route's or unset

@@ -20,9 +20,9 @@ public sealed record KubernetesResource(string Group, string Version, string Plu
     public static readonly KubernetesResource GatewayHttpRoute = new("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute") { OtherVersions = ["v1beta1"] };
 
     /// <summary>
-    /// Linkerd's own HTTPRoute, which every Linkerd install brings: v1beta3 from Linkerd 2.14 (its stored version since),
-    /// v1beta2 in 2.13, the first with backendRefs. Its rules and backendRefs are the Gateway API's (weights, group, kind,
-    /// namespace, port); it adds timeouts and has no RequestMirror filter.
+    /// Linkerd's own HTTPRoute, which every Linkerd install brings: v1beta3 from Linkerd 2.14, v1beta2 in 2.13, the first
+    /// with backendRefs. Its rules' backendRefs are the Gateway API's (group, kind, name, namespace, port, weight, with the
+    /// same defaults); it adds fields of its own to a rule (timeouts), which a rollback keeps as they are.
     /// </summary>
     public static readonly KubernetesResource LinkerdHttpRoute = new("policy.linkerd.io", "v1beta3", "httproutes", "HTTPRoute") { OtherVersions = ["v1beta2"] };
 
