@@ -80,6 +80,34 @@ public sealed partial class SlackActions(
     }
 
     /// <summary>
+    /// Whether the verified Slack request of signature <paramref name="signature"/> (X-Slack-Signature) is received for the
+    /// first time. Slack signs each request it sends anew, over its timestamp and body, so one seen before is the same
+    /// request sent again by someone who saw it, within the five minutes its timestamp is accepted: a decision replayed
+    /// after its rollback action failed would retry that action in the user's name. Claimed in the database (a unique
+    /// key, so two copies at once take turns), where other instances and a restart find it; a request is accepted at most
+    /// <see cref="SlackRequestVerifier.Tolerance"/> after its timestamp, which is at most as much after its arrival, so
+    /// rows older than three times that are deleted as new ones come. <paramref name="what"/> names it in the log.
+    /// </summary>
+    public async Task<bool> FirstTimeAsync(string signature, string userId, string what, CancellationToken cancellationToken)
+    {
+        var now = time.GetUtcNow();
+        var claimed = await db.Database.ExecuteSqlAsync($"""
+            WITH expired AS (DELETE FROM slack_requests WHERE received_at < {now - 3 * SlackRequestVerifier.Tolerance})
+            INSERT INTO slack_requests (signature, received_at) VALUES ({signature}, {now})
+            ON CONFLICT DO NOTHING
+            """, cancellationToken);
+        if (claimed == 0)
+        {
+            LogRepeated(logger, userId, what);
+        }
+
+        return claimed == 1;
+    }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "A Slack request from user {User} ({What}) was already received: the same signature, so the same timestamp and body, which Slack signs anew for each request it sends. Nothing is done again; it is a captured request sent again")]
+    private static partial void LogRepeated(ILogger logger, string user, string what);
+
+    /// <summary>
     /// Shows <paramref name="target"/>'s user <paramref name="text"/> at once, without the outbox: for when the database
     /// that holds the outbox cannot be reached. Best effort, within <see cref="TellNowTimeout"/>; a failure is logged.
     /// Without a bot token there is no one in Slack to tell.

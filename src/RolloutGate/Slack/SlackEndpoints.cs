@@ -14,6 +14,9 @@ public static class SlackEndpoints
 {
     private static readonly string[] Decisions = [DecisionKinds.Stop, DecisionKinds.Rollback, DecisionKinds.Dismiss];
 
+    /// <summary>The answer to a slash command that repeats one already received (<see cref="SlackActions.FirstTimeAsync"/>).</summary>
+    public const string Repeated = "This request was received before; nothing changed.";
+
     public const string Usage =
         "Usage: `/rolloutgate status <deploymentId|service>`, `/rolloutgate stop|rollback|dismiss <deploymentId> [reason]`";
 
@@ -64,6 +67,12 @@ public static class SlackEndpoints
         var target = press.Channel is null ? null : new EphemeralTarget(press.Channel, press.UserId);
         try
         {
+            if (press.Decisions.Count > 0 && !await actions.FirstTimeAsync(Signature(request), press.UserId,
+                string.Join(", ", press.Decisions.Select(d => $"{d.Kind} {d.DeploymentId}")), cancellationToken))
+            {
+                return TypedResults.Ok();
+            }
+
             foreach (var (kind, deploymentId) in press.Decisions)
             {
                 await actions.DecideAsync(press.UserId, kind, deploymentId, reason: null, target, cancellationToken);
@@ -162,11 +171,16 @@ public static class SlackEndpoints
         {
             ["status", var target] => await actions.StatusAsync(target, cancellationToken),
             [var verb, var deploymentId, .. var because] when Decisions.Contains(verb) && userId.Length > 0 =>
-                await actions.DecideAsync(userId, verb, deploymentId, because.Length == 0 ? null : string.Join(' ', because), null, cancellationToken),
+                await actions.FirstTimeAsync(Signature(request), userId, $"/rolloutgate {verb} {deploymentId}", cancellationToken)
+                    ? await actions.DecideAsync(userId, verb, deploymentId, because.Length == 0 ? null : string.Join(' ', because), null, cancellationToken)
+                    : Repeated,
             _ => Usage,
         };
         return TypedResults.Json(new EphemeralResponse("ephemeral", text), SlackApiClient.Json);
     }
+
+    /// <summary>The verified request's signature, which names it (its timestamp and body) for <see cref="SlackActions.FirstTimeAsync"/>.</summary>
+    private static string Signature(HttpRequest request) => request.Headers[SlackRequestVerifier.SignatureHeader].ToString();
 
     /// <summary>
     /// Why a user id cannot be acted on for its length, or null. Slack's are a dozen characters; whoever presses or types

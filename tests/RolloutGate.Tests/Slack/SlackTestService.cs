@@ -135,9 +135,11 @@ public sealed class SlackTestService : IAsyncDisposable
     }
 
     /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload, with the message
-    /// pressed on (its text and blocks as posted) when <paramref name="message"/> is given, as Slack includes it.</summary>
+    /// pressed on (its text and blocks as posted) when <paramref name="message"/> is given, as Slack includes it. The same
+    /// press with the same <paramref name="timestamp"/> is the same signed request.</summary>
     public Task<HttpResponseMessage> PressAsync(
-        string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null, string responseUrl = "https://hooks.slack.com/actions/T0001/1/abc")
+        string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null, string responseUrl = "https://hooks.slack.com/actions/T0001/1/abc",
+        long? timestamp = null)
     {
         var payload = System.Text.Json.JsonSerializer.Serialize(new
         {
@@ -158,15 +160,15 @@ public sealed class SlackTestService : IAsyncDisposable
             Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
             DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         });
-        return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
+        return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload), timestamp);
     }
 
     /// <summary>A slash command as Slack sends it (form fields).</summary>
-    public Task<HttpResponseMessage> CommandAsync(string user, string text) =>
+    public Task<HttpResponseMessage> CommandAsync(string user, string text, long? timestamp = null) =>
         PostSignedAsync("/slack/commands", string.Join('&',
             "token=legacy", "team_id=T0001", "channel_id=C0DECIDE01", "channel_name=decisions", $"user_id={user}", "user_name=someone",
             "command=%2Frolloutgate", $"text={Uri.EscapeDataString(text)}", "response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2F1",
-            "trigger_id=1.2.3"));
+            "trigger_id=1.2.3"), timestamp);
 
     public Task<HttpResponseMessage> OperatorDecideAsync(string deploymentId, string kind) =>
         Service.Operator().PostAsJsonAsync($"/api/v1/deployments/{deploymentId}/{kind}", new { actor = "alice", reason = "test" });
