@@ -58,9 +58,25 @@ public sealed class RollbackOptions
 
 public sealed class PrometheusOptions : MonitoringAuthOptions
 {
+    /// <summary>16 MiB: a preset's query for every workload of a mesh of thousands, or its latency buckets (20 series a workload), stays well under it.</summary>
+    public const int DefaultMaxAnswerBytes = 16 * 1024 * 1024;
+
     public string Url { get; set; } = "http://127.0.0.1:9090";
 
+    /// <summary>
+    /// The most bytes of one answer that are read. A metric or a check needs one number, but a query without aggregation
+    /// (<c>rate(istio_requests_total[5m])</c> on a big mesh) returns thousands of series, many megabytes at every interval
+    /// of every watch: past this its answer is not read, and the query is refused as unusable, saying to aggregate it.
+    /// </summary>
+    public int MaxAnswerBytes { get; set; } = DefaultMaxAnswerBytes;
+
     internal override string? Address => Url;
+
+    public override IEnumerable<string> Problems(string section, string separator = ":", string? urlName = null) =>
+    [
+        .. base.Problems(section, separator, urlName),
+        .. MaxAnswerBytes > 0 ? [] : new[] { $"{section}{separator}MaxAnswerBytes must be a positive number of bytes" },
+    ];
 }
 
 public sealed class AlertmanagerOptions : MonitoringAuthOptions
@@ -157,7 +173,7 @@ public abstract class MonitoringAuthOptions
     /// <paramref name="separator"/> and the key (":" as in appsettings.json, "__" as in environment variables), the URL as
     /// <paramref name="urlName"/> when it came from elsewhere (backtest's --prometheus).
     /// </summary>
-    public IEnumerable<string> Problems(string section, string separator = ":", string? urlName = null)
+    public virtual IEnumerable<string> Problems(string section, string separator = ":", string? urlName = null)
     {
         var kinds = new (string Key, string? Value)[] { ("BearerToken", BearerToken), ("BearerTokenFile", BearerTokenFile), ("Username", Username) }
             .Where(kind => !string.IsNullOrEmpty(kind.Value)).Select(kind => kind.Key).ToList();

@@ -14,8 +14,9 @@ public interface IPrometheusClient
 {
     /// <summary>
     /// An instant query evaluated at <paramref name="at"/>. A vector result gives one sample per series;
-    /// a scalar result gives one sample with no labels. A range-vector expression is refused
-    /// with a <see cref="PrometheusQueryException"/>.
+    /// a scalar result gives one sample with no labels. A range vector, a string, native histograms and an answer past
+    /// <c>RolloutGate:Prometheus:MaxAnswerBytes</c> are refused with a permanent <see cref="PrometheusQueryException"/>
+    /// (<see cref="PrometheusQueryException.Unusable"/>).
     /// </summary>
     Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken);
 
@@ -37,15 +38,16 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
     public async Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken)
     {
         var data = await SendAsync(PrometheusConstants.QueryPath, promql, [new("time", PrometheusFormat.FormatTime(at))], cancellationToken);
-        var resultType = data.GetProperty("resultType").GetString();
-        var result = data.GetProperty("result");
-        return resultType switch
+        return Read<IReadOnlyList<PrometheusSample>>(promql, () => data.GetProperty("resultType").GetString() switch
         {
-            "vector" => [.. result.EnumerateArray().Select(ReadSample)],
-            "scalar" => [ScalarSample(ReadPoint(result))],
-            _ => throw new PrometheusQueryException(
-                promql, "unsupported_result", $"an instant query must give a vector or a scalar, not a {resultType}"),
-        };
+            "vector" => [.. data.GetProperty("result").EnumerateArray().Select(sample => ReadSample(promql, sample))],
+            "scalar" => [ScalarSample(ReadPoint(data.GetProperty("result")))],
+            // What the query gives at every t: asked again, it fails again. One metric's or check's, not Prometheus's failure.
+            "matrix" => throw PrometheusQueryException.Unusable(
+                promql, "returned a range vector (a matrix: a selector with a range such as [5m] and no function over it) where one number is needed: take one from it with rate(...), avg_over_time(...) or another function over a range"),
+            "string" => throw PrometheusQueryException.Unusable(promql, "returned a string where one number is needed"),
+            var other => throw new FormatException($"resultType '{other}' is none of vector, scalar, matrix and string"),
+        });
     }
 
     /// <summary>
@@ -126,30 +128,32 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                 new("step", PrometheusFormat.FormatStep(step)),
             ],
             cancellationToken);
-        var result = data.GetProperty("result");
-        return data.GetProperty("resultType").GetString() switch
+        return Read<IReadOnlyList<PrometheusSeries>>(promql, () => data.GetProperty("resultType").GetString() switch
         {
-            "matrix" => [.. result.EnumerateArray().Select(series => new PrometheusSeries(
-                ReadLabels(series),
-                [.. series.GetProperty("values").EnumerateArray().Select(ReadPoint)]))],
-            var other => throw new PrometheusQueryException(promql, "unsupported_result", $"a range query gave a {other}"),
-        };
+            "matrix" => [.. data.GetProperty("result").EnumerateArray().Select(series => series.TryGetProperty("histograms", out _)
+                ? throw NativeHistograms(promql)
+                : new PrometheusSeries(ReadLabels(series), [.. series.GetProperty("values").EnumerateArray().Select(ReadPoint)]))],
+            // Prometheus answers a range query with a matrix whatever the expression (a scalar one too).
+            var other => throw new FormatException($"resultType '{other}' where a range query gives a matrix"),
+        });
     }
 
     private async Task<JsonElement> SendAsync(
         string path, string promql, KeyValuePair<string, string>[] parameters, CancellationToken cancellationToken)
     {
-        using var form = new FormUrlEncodedContent([new("query", promql), .. parameters]);
+        using var request = new HttpRequestMessage(HttpMethod.Post, Urls.Under(http.BaseAddress!, path))
+        {
+            Content = new FormUrlEncodedContent([new("query", promql), .. parameters]),
+        };
         HttpResponseMessage response;
         try
         {
-            response = await http.PostAsync(Urls.Under(http.BaseAddress!, path), form, cancellationToken);
+            // Headers first: the body is read only as far as MaxAnswerBytes, whatever its size.
+            response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, cancellationToken);
         }
         catch (Exception exception) when (IsUnreachable(exception, cancellationToken))
         {
-            LogUnreachable(logger, Shown, exception);
-            throw new PrometheusUnavailableException(
-                $"Prometheus at {Shown} is unreachable: {exception.Message}", exception);
+            throw Unreachable(exception);
         }
 
         using (response)
@@ -159,11 +163,30 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                 throw new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase}: {refused}");
             }
 
+            var maxBytes = options.CurrentValue.Prometheus.MaxAnswerBytes;
+            ReadOnlyMemory<byte>? body;
+            try
+            {
+                body = await ResponseBodies.WholeAsync(response, maxBytes, cancellationToken);
+            }
+            catch (Exception exception) when (exception is IOException || IsUnreachable(exception, cancellationToken))
+            {
+                // The connection lost in the middle of the answer.
+                throw Unreachable(exception);
+            }
+
+            if (body is null)
+            {
+                throw response.StatusCode == HttpStatusCode.OK
+                    ? PrometheusQueryException.Unusable(
+                        promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example")
+                    : new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with more than {Size(maxBytes)}");
+            }
+
             JsonDocument document;
             try
             {
-                await using var body = await response.Content.ReadAsStreamAsync(cancellationToken);
-                document = await JsonDocument.ParseAsync(body, cancellationToken: cancellationToken);
+                document = JsonDocument.Parse(body.Value);
             }
             catch (JsonException exception)
             {
@@ -173,34 +196,38 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
 
             using (document)
             {
-                var root = document.RootElement;
-                var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
-                if (status == "error")
+                // Inside Read: a root that is not an object, a status or error that is not a string, is no API answer either.
+                return Read(promql, () =>
                 {
-                    var errorType = ResponseBodies.Excerpt(root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown");
-                    // Without the credentials: a proxy in front that answers in this form may repeat the request, and the
-                    // error goes to the log, the watch's evidence and the audit trail. Cut as other services' error text is
-                    // (the query, named beside it, is the runbook's own): a server or proxy may answer pages of it.
-                    var settings = options.CurrentValue.Prometheus;
-                    var error = ResponseBodies.Excerpt(Urls.Redacted(
-                        root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]));
-                    LogQueryRejected(logger, promql, errorType, error);
-                    throw new PrometheusQueryException(promql, errorType, error);
-                }
+                    var root = document.RootElement;
+                    var status = root.TryGetProperty("status", out var s) ? s.GetString() : null;
+                    if (status == "error")
+                    {
+                        var errorType = ResponseBodies.Excerpt(root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown");
+                        // Without the credentials: a proxy in front that answers in this form may repeat the request, and the
+                        // error goes to the log, the watch's evidence and the audit trail. Cut as other services' error text is
+                        // (the query, named beside it, is the runbook's own): a server or proxy may answer pages of it.
+                        var settings = options.CurrentValue.Prometheus;
+                        var error = ResponseBodies.Excerpt(Urls.Redacted(
+                            root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]));
+                        LogQueryRejected(logger, promql, errorType, error);
+                        throw new PrometheusQueryException(promql, errorType, error);
+                    }
 
-                if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
-                {
-                    throw new PrometheusUnavailableException(
-                        $"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
-                }
+                    if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
+                    {
+                        throw new PrometheusUnavailableException(
+                            $"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with status '{status}'");
+                    }
 
-                if (Incomplete(root) is { } incomplete)
-                {
-                    throw new PrometheusUnavailableException($"Prometheus at {Shown} answered with {incomplete}");
-                }
+                    if (Incomplete(root) is { } incomplete)
+                    {
+                        throw new PrometheusUnavailableException($"Prometheus at {Shown} answered with {incomplete}");
+                    }
 
-                // The document is disposed on return; the caller walks a copy.
-                return data.Clone();
+                    // The document is disposed on return; the caller walks a copy.
+                    return data.Clone();
+                });
             }
         }
     }
@@ -232,14 +259,50 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
             : null;
     }
 
+    private PrometheusUnavailableException Unreachable(Exception exception)
+    {
+        LogUnreachable(logger, Shown, exception);
+        return new PrometheusUnavailableException($"Prometheus at {Shown} is unreachable: {exception.Message}", exception);
+    }
+
+    /// <summary>
+    /// What <paramref name="read"/> makes of a successful answer's data. Data not in the API's form (a field missing, a value
+    /// that is not a number) is the server, or what answers in its place, failing, as a body that is not JSON is: asked
+    /// again later, never a crash of the watch's sweep or a check's stack trace.
+    /// </summary>
+    private T Read<T>(string promql, Func<T> read)
+    {
+        try
+        {
+            return read();
+        }
+        catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException)
+        {
+            throw new PrometheusUnavailableException(
+                $"Prometheus at {Shown} answered the query '{promql}' with data not in its API's form: {ResponseBodies.Excerpt(exception.Message)}", exception);
+        }
+    }
+
+    /// <summary>A byte count as the limit's documentation gives it.</summary>
+    private static string Size(int bytes) => bytes % (1024 * 1024) == 0 ? $"{bytes / (1024 * 1024)} MiB" : $"{bytes} bytes";
+
+    private static PrometheusQueryException NativeHistograms(string promql) => PrometheusQueryException.Unusable(
+        promql, "returned native histograms where one number is needed: take one from them with histogram_quantile(...), histogram_count(...) or histogram_sum(...)");
+
     /// <summary>Connection errors, and what the resilience pipeline throws once it gives up; not the caller's cancellation.</summary>
     private static bool IsUnreachable(Exception exception, CancellationToken cancellationToken) =>
         exception is HttpRequestException or TimeoutRejectedException or BrokenCircuitException
         || (exception is OperationCanceledException && !cancellationToken.IsCancellationRequested);
 
-    private static PrometheusSample ReadSample(JsonElement element)
+    /// <summary>A vector's sample; native histograms come as <c>histogram</c> in place of <c>value</c>.</summary>
+    private static PrometheusSample ReadSample(string promql, JsonElement element)
     {
-        var point = ReadPoint(element.GetProperty("value"));
+        if (!element.TryGetProperty("value", out var value))
+        {
+            throw element.TryGetProperty("histogram", out _) ? NativeHistograms(promql) : new FormatException("a sample has no value");
+        }
+
+        var point = ReadPoint(value);
         return new PrometheusSample(ReadLabels(element), point.Timestamp, point.Value);
     }
 
@@ -251,7 +314,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
 
     /// <summary>A <c>[unix seconds, "value"]</c> pair.</summary>
     private static PrometheusPoint ReadPoint(JsonElement pair) =>
-        new(PrometheusFormat.ParseTime(pair[0].GetDouble()), PrometheusFormat.ParseValue(pair[1].GetString() ?? "NaN"));
+        new(PrometheusFormat.ParseTime(pair[0].GetDouble()), PrometheusFormat.ParseValue(pair[1].GetString() ?? throw new FormatException("a value is null")));
 
     [LoggerMessage(EventId = 1101, Level = LogLevel.Warning, Message = "Prometheus rejected query {Query}: {ErrorType}: {Error}")]
     private static partial void LogQueryRejected(ILogger logger, string query, string errorType, string error);

@@ -12,7 +12,9 @@ internal static class PrometheusFormat
         "NaN" => double.NaN,
         "+Inf" or "Inf" => double.PositiveInfinity,
         "-Inf" => double.NegativeInfinity,
-        _ => double.Parse(text, NumberStyles.Float, CultureInfo.InvariantCulture),
+        _ => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
+            ? value
+            : throw new FormatException($"the value '{text}' is not a number"),
     };
 
     /// <summary>Prometheus's form: "NaN", "+Inf", "-Inf", else the shortest round-trip decimal.</summary>

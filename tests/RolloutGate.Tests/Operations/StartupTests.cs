@@ -84,6 +84,8 @@ public sealed class StartupTests
     [InlineData("RolloutGate__RunbooksPath", " ", "RolloutGate cannot start: RolloutGate:RunbooksPath must name the folder of runbooks")]
     [InlineData("RolloutGate__Rollback__AutomaticPerHour", "-1",
         "RolloutGate cannot start: RolloutGate:Rollback:AutomaticPerHour must be 0 (no limit) or a number of rollbacks")]
+    [InlineData("RolloutGate__Prometheus__MaxAnswerBytes", "0",
+        "RolloutGate cannot start: RolloutGate:Prometheus:MaxAnswerBytes must be a positive number of bytes")]
     [InlineData("RolloutGate__Alertmanager__Password", "secret-without-a-user",
         "RolloutGate cannot start: RolloutGate:Alertmanager:Password is set without RolloutGate:Alertmanager:Username")]
     [InlineData("RolloutGate__Prometheus__Headers__X-Scope-OrgID", "team\u0001a",

@@ -15,11 +15,17 @@ namespace RolloutGate.Tests.Prometheus;
 /// HTTP API documents them: a VictoriaMetrics cluster's <c>isPartial</c>, Prometheus 3's <c>infos</c> (and the PromQL
 /// annotations Prometheus 2 releases before the infos field sent among its warnings), and the error
 /// types of a server that is failing for now (<c>unavailable</c>, <c>internal</c>, <c>canceled</c>: Mimir, Thanos and
-/// Prometheus's own storage errors) beside those of a query that cannot be answered (<c>bad_data</c>, <c>execution</c>).
+/// Prometheus's own storage errors) beside those of a query that cannot be answered (<c>bad_data</c>, <c>execution</c>);
+/// and successful answers no metric can use (a range vector, a string, native histograms, many megabytes) or that are not
+/// in the API's form.
 /// </summary>
 public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 {
     private const string Value = """{"resultType":"vector","result":[{"metric":{},"value":[1800000000,"0.25"]}]}""";
+
+    /// <summary>The answer limit the clients here are given; the big answers are past it, the others well within.</summary>
+    private const int MaxAnswerBytes = 1024 * 1024;
+
     private WebApplication server = null!;
     private string url = null!;
 
@@ -42,8 +48,75 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
         // A server (or a proxy answering in its form) that quotes pages of text in its error.
         server.Map("/long-error/api/v1/query", () => Json($$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 100_000)}}"}""", 400));
+        // A query without aggregation on a big mesh: one series per pod and response code, past MaxAnswerBytes.
+        server.Map("/huge/api/v1/query", () => Json(Success("vector", ManySeries("value", "[1800000000,\"0.25\"]"))));
+        server.Map("/huge/api/v1/query_range", () => Json(Success("matrix", ManySeries("values", "[[1800000000,\"0.25\"]]"))));
+        server.Map("/endless/api/v1/query", EndlessAsync);
+        server.Map("/matrix/api/v1/query", () => Json("""{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up"},"values":[[1799999940,"1"],[1800000000,"1"]]}]}}"""));
+        server.Map("/string/api/v1/query", () => Json("""{"status":"success","data":{"resultType":"string","result":[1800000000,"up"]}}"""));
+        const string histogram = """{"count":"10","sum":"2.5","buckets":[[0,"0.5","1","10"]]}""";
+        server.Map("/native-histogram/api/v1/query", () => Json(Success("vector", $"[{{\"metric\":{{}},\"histogram\":[1800000000,{histogram}]}}]")));
+        server.Map("/native-histogram/api/v1/query_range", () => Json(Success("matrix", $"[{{\"metric\":{{}},\"histograms\":[[1800000000,{histogram}]]}}]")));
+        string[] malformed =
+        [
+            """{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1800000000,"twelve"]}]}}""",
+            """{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1800000000,0.25]}]}}""",
+            """{"status":"success","data":{"resultType":"vector","result":[{"metric":{}}]}}""",
+            """{"status":"success","data":{"resultType":"vector"}}""",
+            """{"status":"success","data":{"resultType":"table","result":[]}}""",
+            """{"status":"success","data":null}""",
+            """["status","success"]""",
+        ];
+        for (var i = 0; i < malformed.Length; i++)
+        {
+            var body = malformed[i];
+            server.Map($"/malformed-{i}/api/v1/query", () => Json(body));
+        }
+
+        server.Map("/malformed-range/api/v1/query_range", () => Json("""{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1800000000,"twelve"]]}]}}"""));
+
+        // One server for a watch's custom queries: each answered as its name says.
+        server.Map("/mixed/api/v1/{endpoint}", async (HttpContext context, string endpoint) =>
+        {
+            var query = (await context.Request.ReadFormAsync())["query"].ToString();
+            var range = endpoint == "query_range";
+            return query.Contains("huge", StringComparison.Ordinal)
+                ? Json(range
+                    ? Success("matrix", ManySeries("values", "[[1800000000,\"0.25\"]]"))
+                    : Success("vector", ManySeries("value", "[1800000000,\"0.25\"]")))
+                : range || query.Contains("matrix", StringComparison.Ordinal)
+                    ? Json("""{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1800000000,"0.25"]]}]}}""")
+                    : Json($$"""{"status":"success","data":{{Value}}}""");
+        });
         await server.StartAsync();
         url = server.Urls.Single();
+    }
+
+    private static string Success(string resultType, string result) =>
+        "{\"status\":\"success\",\"data\":{\"resultType\":\"" + resultType + "\",\"result\":" + result + "}}";
+
+    /// <summary>A result of series enough to pass <see cref="MaxAnswerBytes"/> twice.</summary>
+    private static string ManySeries(string field, string points) => "[" + string.Join(',', Enumerable.Range(0, 20_000).Select(i =>
+        $$"""{"metric":{"destination_workload":"checkout","pod":"checkout-7d4f9b6c5-{{i:D5}}","response_code":"200"},"{{field}}":{{points}}""" + "}")) + "]";
+
+    /// <summary>
+    /// A vector that never ends: twice <see cref="MaxAnswerBytes"/> at once, then nothing more on a connection held open
+    /// until the client goes. Only a client that reads no further than the limit gets to the end of it.
+    /// </summary>
+    private static async Task EndlessAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/json";
+        var aborted = context.RequestAborted;
+        try
+        {
+            await context.Response.WriteAsync("""{"status":"success","data":{"resultType":"vector","result":""" + ManySeries("value", "[1800000000,\"0.25\"]")[..^1], aborted);
+            await context.Response.Body.FlushAsync(aborted);
+            await Task.Delay(Timeout.Infinite, aborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went.
+        }
     }
 
     public async Task DisposeAsync() => await server.DisposeAsync();
@@ -52,7 +125,11 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
     private async Task<T> WithClientAsync<T>(string path, Func<IPrometheusClient, Task<T>> use)
     {
-        await using var services = PrometheusTestServer.Services(options => options.Prometheus.Url = $"{url}/{path}");
+        await using var services = PrometheusTestServer.Services(options =>
+        {
+            options.Prometheus.Url = $"{url}/{path}";
+            options.Prometheus.MaxAnswerBytes = MaxAnswerBytes;
+        });
         return await use(services.GetRequiredService<IPrometheusClient>());
     }
 
@@ -125,6 +202,117 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
             await Assert.ThrowsAnyAsync<PrometheusException>(
                 () => source.BaselineAsync(plan.Metrics[0], at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None));
             await Assert.ThrowsAnyAsync<PrometheusException>(() => source.ObserveAsync(plan.Metrics, at, CancellationToken.None));
+            return 0;
+        });
+    }
+
+    [Fact]
+    public async Task QueryAsync_AnswerPastMaxAnswerBytes_RefusedForGood_NamingTheQueryAndSayingToAggregate()
+    {
+        const string promql = "rate(istio_requests_total[5m])";
+        var at = DateTimeOffset.FromUnixTimeSeconds(1800000000);
+        Func<IPrometheusClient, Task>[] asks =
+        [
+            client => client.QueryAsync(promql, at, CancellationToken.None),
+            client => client.QueryRangeAsync(promql, at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None),
+        ];
+        foreach (var ask in asks)
+        {
+            var exception = await Assert.ThrowsAsync<PrometheusQueryException>(() => WithClientAsync("huge", async client =>
+            {
+                await ask(client);
+                return 0;
+            }));
+
+            Assert.True(exception.IsPermanent);
+            Assert.Equal(
+                $"the query '{promql}' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+                exception.Message);
+        }
+    }
+
+    [Fact]
+    public async Task QueryAsync_EndlessAnswer_IsReadOnlyToMaxAnswerBytes()
+    {
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => WithClientAsync("endless", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)).WaitAsync(TimeSpan.FromSeconds(20)));
+
+        Assert.Equal(
+            "the query 'up' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+            exception.Message);
+    }
+
+    [Theory]
+    [InlineData("matrix", "returned a range vector (a matrix: a selector with a range such as [5m] and no function over it) where one number is needed")]
+    [InlineData("string", "returned a string where one number is needed")]
+    [InlineData("native-histogram", "returned native histograms where one number is needed: take one from them with histogram_quantile(...)")]
+    public async Task QueryAsync_ResultNoMetricCanUse_RefusedForGood_NamingTheQuery(string path, string said)
+    {
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => WithClientAsync(path, client => client.QueryAsync("up[5m]", DateTimeOffset.UtcNow, CancellationToken.None)));
+
+        Assert.True(exception.IsPermanent);
+        Assert.StartsWith($"the query 'up[5m]' {said}", exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task QueryRangeAsync_NativeHistograms_RefusedForGood_NamingTheQuery()
+    {
+        var at = DateTimeOffset.FromUnixTimeSeconds(1800000000);
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(() => WithClientAsync(
+            "native-histogram", client => client.QueryRangeAsync("sum(rate(latency[5m]))", at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None)));
+
+        Assert.True(exception.IsPermanent);
+        Assert.StartsWith("the query 'sum(rate(latency[5m]))' returned native histograms", exception.Message, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("malformed-0", "the value 'twelve' is not a number")]
+    [InlineData("malformed-1", "")]
+    [InlineData("malformed-2", "a sample has no value")]
+    [InlineData("malformed-3", "")]
+    [InlineData("malformed-4", "resultType 'table' is none of vector, scalar, matrix and string")]
+    [InlineData("malformed-5", "")]
+    [InlineData("malformed-6", "")]
+    [InlineData("malformed-range", "the value 'twelve' is not a number")]
+    public async Task Query_SuccessNotInTheApisForm_IsTheServerFailing_NamingTheQuery(string path, string said)
+    {
+        var at = DateTimeOffset.FromUnixTimeSeconds(1800000000);
+        var exception = await Assert.ThrowsAsync<PrometheusUnavailableException>(() => WithClientAsync(path, async client =>
+            path.EndsWith("range", StringComparison.Ordinal)
+                ? (await client.QueryRangeAsync("up", at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None)).Count
+                : (await client.QueryAsync("up", at, CancellationToken.None)).Count));
+
+        Assert.Contains("answered the query 'up' with data not in its API's form: " + said, exception.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task PrometheusSource_CustomQueryNoMetricCanUse_OnlyItsMetricIsBlind_SayingWhy()
+    {
+        var runbook = WatchTests.Runbook("healthy")
+            .Replace("preset: p95-latency", "query: sum by (pod) (rate(huge_requests_total[5m]))", StringComparison.Ordinal)
+            .Replace("preset: error-rate", "query: matrix_requests_total[5m]", StringComparison.Ordinal)
+            .Replace("preset: cost-per-request", "query: sum(rate(requests_total[5m]))", StringComparison.Ordinal)
+            .Replace("pricing: { cpuCoreHour: 0.031, memoryGiBHour: 0.0042 }", "max: 1", StringComparison.Ordinal);
+        var plan = WatchPlan.From(RunbookParser.Parse(runbook, "healthy.yaml").Runbook!, "production");
+        var at = DateTimeOffset.FromUnixTimeSeconds(1800000000);
+
+        await WithClientAsync("mixed", async client =>
+        {
+            var source = new PrometheusMetricSource(client);
+            var seen = await source.ObserveAsync(plan.Metrics, at, CancellationToken.None);
+
+            Assert.Null(seen[0].Observation.Value);
+            Assert.Equal(
+                "No data because the query 'sum by (pod) (rate(huge_requests_total[5m]))' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+                seen[0].Note);
+            Assert.Null(seen[1].Observation.Value);
+            Assert.StartsWith("No data because the query 'matrix_requests_total[5m]' returned a range vector", seen[1].Note, StringComparison.Ordinal);
+            Assert.Equal(0.25, seen[2].Observation.Value);
+
+            // No baseline for the one past the limit (its evaluations say why), rather than the interval read again for ever.
+            Assert.Empty(await source.BaselineAsync(plan.Metrics[0], at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None));
+            Assert.Equal(0.25, Assert.Single(await source.BaselineAsync(plan.Metrics[2], at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None)).Value);
             return 0;
         });
     }

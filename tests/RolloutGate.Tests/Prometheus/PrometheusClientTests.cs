@@ -174,6 +174,8 @@ public sealed class PrometheusClientTests : IDisposable
             () => Client.QueryAsync("rolloutgate_test_queue_depth[5m]", Anchor, CancellationToken.None));
 
         Assert.Contains("matrix", exception.Message, StringComparison.Ordinal);
+        // Its metric is blind with this, not every watch held back as if Prometheus were down.
+        Assert.True(exception.IsPermanent);
     }
 
     [Fact]

@@ -18,6 +18,36 @@ internal static class ResponseBodies
         return (Encoding.UTF8.GetString(buffer, 0, Math.Min(read, maxBytes)), read > maxBytes);
     }
 
+    /// <summary>
+    /// The whole body, or null when it is longer than <paramref name="maxBytes"/>: then it is read no further than that (not
+    /// at all when its Content-Length says so), so that a huge or endless answer neither fills memory nor holds the caller.
+    /// Read with <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has read the whole body before
+    /// this is called.
+    /// </summary>
+    public static async Task<ReadOnlyMemory<byte>?> WholeAsync(HttpResponseMessage response, int maxBytes, CancellationToken cancellationToken)
+    {
+        if (response.Content.Headers.ContentLength > maxBytes)
+        {
+            return null;
+        }
+
+        await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
+        using var body = new MemoryStream();
+        var buffer = new byte[Math.Min(maxBytes + 1L, 81_920)];
+        int read;
+        while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
+        {
+            if (body.Length + read > maxBytes)
+            {
+                return null;
+            }
+
+            body.Write(buffer, 0, read);
+        }
+
+        return body.GetBuffer().AsMemory(0, (int)body.Length);
+    }
+
     /// <summary>How many characters of another service's error answer are quoted.</summary>
     public const int MaxExcerptLength = 300;
 
