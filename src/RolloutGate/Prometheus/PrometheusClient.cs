@@ -268,7 +268,8 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
     /// <summary>
     /// What <paramref name="read"/> makes of a successful answer's data. Data not in the API's form (a field missing, a value
     /// that is not a number) is the server, or what answers in its place, failing, as a body that is not JSON is: asked
-    /// again later, never a crash of the watch's sweep or a check's stack trace.
+    /// again later, never a crash of the watch's sweep or a check's stack trace. (ArgumentException: a time out of range, a
+    /// label given twice.)
     /// </summary>
     private T Read<T>(string promql, Func<T> read)
     {
@@ -276,7 +277,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
         {
             return read();
         }
-        catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException)
+        catch (Exception exception) when (exception is KeyNotFoundException or InvalidOperationException or FormatException or IndexOutOfRangeException or ArgumentException)
         {
             throw new PrometheusUnavailableException(
                 $"Prometheus at {Shown} answered the query '{promql}' with data not in its API's form: {ResponseBodies.Excerpt(exception.Message)}", exception);

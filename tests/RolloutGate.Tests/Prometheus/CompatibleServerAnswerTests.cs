@@ -66,6 +66,8 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
             """{"status":"success","data":{"resultType":"table","result":[]}}""",
             """{"status":"success","data":null}""",
             """["status","success"]""",
+            """{"status":"success","data":{"resultType":"vector","result":[{"metric":{},"value":[1e20,"0.25"]}]}}""",
+            """{"status":"success","data":{"resultType":"vector","result":[{"metric":{"pod":"a","pod":"b"},"value":[1800000000,"0.25"]}]}}""",
         ];
         for (var i = 0; i < malformed.Length; i++)
         {
@@ -274,6 +276,8 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
     [InlineData("malformed-4", "resultType 'table' is none of vector, scalar, matrix and string")]
     [InlineData("malformed-5", "")]
     [InlineData("malformed-6", "")]
+    [InlineData("malformed-7", "")]
+    [InlineData("malformed-8", "")]
     [InlineData("malformed-range", "the value 'twelve' is not a number")]
     public async Task Query_SuccessNotInTheApisForm_IsTheServerFailing_NamingTheQuery(string path, string said)
     {
