@@ -35,20 +35,8 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
     /// <summary>Prometheus's address as errors and logs name it: never user info or a query, which may hold a credential.</summary>
     private string Shown => Urls.Shown(http.BaseAddress);
 
-    public async Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken)
-    {
-        var data = await SendAsync(PrometheusConstants.QueryPath, promql, [new("time", PrometheusFormat.FormatTime(at))], cancellationToken);
-        return Read<IReadOnlyList<PrometheusSample>>(promql, () => data.GetProperty("resultType").GetString() switch
-        {
-            "vector" => [.. data.GetProperty("result").EnumerateArray().Select(sample => ReadSample(promql, sample))],
-            "scalar" => [ScalarSample(ReadPoint(data.GetProperty("result")))],
-            // What the query gives at every t: asked again, it fails again. One metric's or check's, not Prometheus's failure.
-            "matrix" => throw PrometheusQueryException.Unusable(
-                promql, "returned a range vector (a matrix: a selector with a range such as [5m] and no function over it) where one number is needed: take one from it with rate(...), avg_over_time(...) or another function over a range"),
-            "string" => throw PrometheusQueryException.Unusable(promql, "returned a string where one number is needed"),
-            var other => throw new FormatException($"resultType '{other}' is none of vector, scalar, matrix and string"),
-        });
-    }
+    public Task<IReadOnlyList<PrometheusSample>> QueryAsync(string promql, DateTimeOffset at, CancellationToken cancellationToken) =>
+        SendAsync(PrometheusConstants.QueryPath, promql, [new("time", PrometheusFormat.FormatTime(at))], data => ReadInstant(promql, data), cancellationToken);
 
     /// <summary>
     /// Asked in pieces of at most a day (<see cref="StepsPerPiece"/>), each starting one step after the last point of the
@@ -116,10 +104,9 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
         }
     }
 
-    private async Task<IReadOnlyList<PrometheusSeries>> QueryRangePieceAsync(
-        string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken)
-    {
-        var data = await SendAsync(
+    private Task<IReadOnlyList<PrometheusSeries>> QueryRangePieceAsync(
+        string promql, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
+        SendAsync(
             PrometheusConstants.QueryRangePath,
             promql,
             [
@@ -127,19 +114,36 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                 new("end", PrometheusFormat.FormatTime(to)),
                 new("step", PrometheusFormat.FormatStep(step)),
             ],
+            data => ReadRange(promql, data),
             cancellationToken);
-        return Read<IReadOnlyList<PrometheusSeries>>(promql, () => data.GetProperty("resultType").GetString() switch
-        {
-            "matrix" => [.. data.GetProperty("result").EnumerateArray().Select(series => series.TryGetProperty("histograms", out _)
-                ? throw NativeHistograms(promql)
-                : new PrometheusSeries(ReadLabels(series), [.. series.GetProperty("values").EnumerateArray().Select(ReadPoint)]))],
-            // Prometheus answers a range query with a matrix whatever the expression (a scalar one too).
-            var other => throw new FormatException($"resultType '{other}' where a range query gives a matrix"),
-        });
-    }
 
-    private async Task<JsonElement> SendAsync(
-        string path, string promql, KeyValuePair<string, string>[] parameters, CancellationToken cancellationToken)
+    /// <summary>An instant query's samples; what no metric can use is refused for good (see <see cref="IPrometheusClient.QueryAsync"/>).</summary>
+    private static IReadOnlyList<PrometheusSample> ReadInstant(string promql, JsonElement data) => data.GetProperty("resultType").GetString() switch
+    {
+        "vector" => [.. data.GetProperty("result").EnumerateArray().Select(sample => ReadSample(promql, sample))],
+        "scalar" => [ScalarSample(ReadPoint(data.GetProperty("result")))],
+        // What the query gives at every t: asked again, it fails again. One metric's or check's, not Prometheus's failure.
+        "matrix" => throw PrometheusQueryException.Unusable(
+            promql, "returned a range vector (a matrix: a selector with a range such as [5m] and no function over it) where one number is needed: take one from it with rate(...), avg_over_time(...) or another function over a range"),
+        "string" => throw PrometheusQueryException.Unusable(promql, "returned a string where one number is needed"),
+        var other => throw new FormatException($"resultType '{other}' is none of vector, scalar, matrix and string"),
+    };
+
+    private static IReadOnlyList<PrometheusSeries> ReadRange(string promql, JsonElement data) => data.GetProperty("resultType").GetString() switch
+    {
+        "matrix" => [.. data.GetProperty("result").EnumerateArray().Select(series => series.TryGetProperty("histograms", out _)
+            ? throw NativeHistograms(promql)
+            : new PrometheusSeries(ReadLabels(series), [.. series.GetProperty("values").EnumerateArray().Select(ReadPoint)]))],
+        // Prometheus answers a range query with a matrix whatever the expression (a scalar one too).
+        var other => throw new FormatException($"resultType '{other}' where a range query gives a matrix"),
+    };
+
+    /// <summary>
+    /// Asks <paramref name="promql"/> and gives what <paramref name="read"/> makes of the <c>data</c> of a successful
+    /// answer, read from the answer in place (no copy of it outlives the call).
+    /// </summary>
+    private async Task<T> SendAsync<T>(
+        string path, string promql, KeyValuePair<string, string>[] parameters, Func<JsonElement, T> read, CancellationToken cancellationToken)
     {
         using var request = new HttpRequestMessage(HttpMethod.Post, Urls.Under(http.BaseAddress!, path))
         {
@@ -225,8 +229,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                         throw new PrometheusUnavailableException($"Prometheus at {Shown} answered with {incomplete}");
                     }
 
-                    // The document is disposed on return; the caller walks a copy.
-                    return data.Clone();
+                    return read(data);
                 });
             }
         }

@@ -12,7 +12,9 @@ namespace RolloutGate.Watch;
 /// rather than healthy. A custom query must give one number: no series, several series, NaN or an infinity is no data
 /// for its metric, with what the query gave instead in the note (never the first of several series, chosen silently).
 /// A Prometheus that cannot be asked throws, and the interval is retried later; a query Prometheus rejects (bad PromQL,
-/// an execution error) is no data for its metric, with Prometheus's answer and the query in the note.
+/// an execution error), or answers with what no metric can use (a range vector, native histograms, more than
+/// <c>RolloutGate:Prometheus:MaxAnswerBytes</c>: <see cref="PrometheusQueryException.Unusable"/>), is no data for its
+/// metric alone, with the reason and the query in the note.
 /// <para>
 /// Preset metrics are read in batches: for all the metrics asked at one t, each distinct query grouped by workload
 /// (<see cref="MetricQueryBatch"/>) is sent once and every watch picks its workload's series from the answer, so the
