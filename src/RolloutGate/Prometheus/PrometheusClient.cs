@@ -183,7 +183,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
             {
                 throw response.StatusCode == HttpStatusCode.OK
                     ? PrometheusQueryException.Unusable(
-                        promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example")
+                        promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)")
                     : new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with more than {Size(maxBytes)}");
             }
 

@@ -228,7 +228,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
             Assert.True(exception.IsPermanent);
             Assert.Equal(
-                $"the query '{promql}' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+                $"the query '{promql}' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)",
                 exception.Message);
         }
     }
@@ -240,7 +240,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
             () => WithClientAsync("endless", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)).WaitAsync(TimeSpan.FromSeconds(20)));
 
         Assert.Equal(
-            "the query 'up' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+            "the query 'up' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)",
             exception.Message);
     }
 
@@ -308,7 +308,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
             Assert.Null(seen[0].Observation.Value);
             Assert.Equal(
-                "No data because the query 'sum by (pod) (rate(huge_requests_total[5m]))' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example",
+                "No data because the query 'sum by (pod) (rate(huge_requests_total[5m]))' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)",
                 seen[0].Note);
             Assert.Null(seen[1].Observation.Value);
             Assert.StartsWith("No data because the query 'matrix_requests_total[5m]' returned a range vector", seen[1].Note, StringComparison.Ordinal);
