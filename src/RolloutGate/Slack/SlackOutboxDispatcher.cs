@@ -50,12 +50,14 @@ public sealed partial class SlackOutboxDispatcher(
 {
     /// <summary>
     /// Slack's answers for a message it will never accept, whenever it is sent again (chat.postMessage and chat.update:
-    /// no text, text too long, blocks or attachments it cannot read). Errors a person can fix (a channel to join, a
-    /// token to renew) are not among them: those rows wait for the fix.
+    /// no text, text too long, blocks too long together (<c>msg_blocks_too_long</c>, see
+    /// <see cref="BlockKitLimits.MessageText"/>), blocks or attachments it cannot read, arguments it refuses). Errors a
+    /// person can fix (a channel to join, a token to renew) are not among them: those rows wait for the fix.
     /// </summary>
     public static readonly IReadOnlySet<string> RefusedContent = new HashSet<string>(StringComparer.Ordinal)
     {
-        "no_text", "msg_too_long", "invalid_blocks", "invalid_blocks_format", "too_many_attachments", "invalid_attachments",
+        "no_text", "msg_too_long", "msg_blocks_too_long", "invalid_blocks", "invalid_blocks_format", "invalid_arguments",
+        "too_many_attachments", "invalid_attachments",
     };
 
     /// <summary>

@@ -622,20 +622,23 @@ public sealed class DecisionChannelTests
         Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains("error 'channel_not_found'", StringComparison.Ordinal));
     }
 
-    [Fact]
-    public async Task RefusedContent_IsGivenUpAuditedAndNoLongerHoldsBackTheThread()
+    [Theory]
+    [InlineData("msg_too_long")]
+    [InlineData("msg_blocks_too_long")] // blocks past Slack's undocumented total (BlockKitLimits.MessageText)
+    [InlineData("invalid_arguments")]
+    public async Task RefusedContent_IsGivenUpAuditedAndNoLongerHoldsBackTheThread(string error)
     {
         await using var test = await SlackTestService.StartAsync();
-        test.Slack.FailNext("msg_too_long");
+        test.Slack.FailNext(error);
         await test.WatchAsync("gh-refused-1");
         await SlackTestService.EventuallyAsync(
             async () => await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL") == 1, "the refused root message given up");
 
         // Given up at the first refusal, not retried: the next state change posts the thread's root afresh.
         Assert.Equal(1, await test.Service.CountAsync("outbox",
-            "abandoned_at IS NOT NULL AND attempts = 1 AND delivered_at IS NULL AND kind = 'slack.root' AND last_error LIKE '%msg_too_long%'"));
+            $"abandoned_at IS NOT NULL AND attempts = 1 AND delivered_at IS NULL AND kind = 'slack.root' AND last_error LIKE '%{error}%'"));
         Assert.Equal(1, await test.Service.CountAsync("audit_events",
-            "type = 'slack.message-abandoned' AND deployment_id = 'gh-refused-1' AND actor = 'rolloutgate' AND data::jsonb->>'reason' = 'Slack refuses its content (msg_too_long)'"));
+            $"type = 'slack.message-abandoned' AND deployment_id = 'gh-refused-1' AND actor = 'rolloutgate' AND data::jsonb->>'reason' = 'Slack refuses its content ({error})'"));
         (await test.OperatorDecideAsync("gh-refused-1", "stop")).EnsureSuccessStatusCode();
         await test.AllDeliveredAsync();
 
