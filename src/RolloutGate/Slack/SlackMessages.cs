@@ -66,7 +66,7 @@ public static class SlackMessages
         var evidence = ParseEvidence(data);
         var link = LinkTo(publicUrl, deployment.Id);
         var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")}: a verdict changed · {link}";
-        return new OutboxMessage(channel, text, Sections([$"*A verdict changed* · {link}", .. evidence.Select(Line)]));
+        return new OutboxMessage(channel, text, Sections([$"*A verdict changed* · {link}", .. Lines(evidence, link)]));
     }
 
     /// <summary>The question asked when a deployment regresses under rollback.mode recommend: evidence, link and three buttons.</summary>
@@ -85,7 +85,7 @@ public static class SlackMessages
         [
             $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}",
             held is null ? "RolloutGate recommends a rollback." : $"RolloutGate would roll back automatically, but holds it: {Escape(held)}.",
-            .. evidence.Select(Line),
+            .. Lines(evidence, link),
             held is null
                 ? $"Without an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide."
                 : "Nothing happens until someone decides. Owner and approvers may decide.",
@@ -166,6 +166,20 @@ public static class SlackMessages
 
         return root.ValueKind == JsonValueKind.Object ? [Evidence(root)] : [];
     }
+
+    /// <summary>
+    /// The most metrics one message lists. Past it the rest are counted in one last line that links to the deployment,
+    /// whose page has them all: <see cref="Sections"/> shares <see cref="BlockKitLimits.MessageText"/> among the lines,
+    /// so at most this many leave each metric a few hundred characters, enough for its name and figures, where three
+    /// hundred metrics (a runbook watching every route, all blind when Prometheus is down) would each keep forty.
+    /// </summary>
+    public const int MaxListedMetrics = 40;
+
+    /// <summary>One line per metric (<see cref="Line"/>), at most <see cref="MaxListedMetrics"/> of them in all.</summary>
+    public static IEnumerable<string> Lines(IReadOnlyList<MetricEvidence> evidence, string link) =>
+        evidence.Count <= MaxListedMetrics
+            ? evidence.Select(Line)
+            : [.. evidence.Take(MaxListedMetrics - 1).Select(Line), $"• and {evidence.Count - MaxListedMetrics + 1} more metrics: see {link}"];
 
     public static string Line(MetricEvidence e) =>
         string.Create(CultureInfo.InvariantCulture,

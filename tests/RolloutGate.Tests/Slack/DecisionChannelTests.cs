@@ -435,6 +435,39 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task ManyMetrics_TheRecommendationListsTheFirstWithTheirFigures_AndCountsTheRestWithTheLink()
+    {
+        // A runbook watching every route: 150 metrics regressed at once (all blind when Prometheus is down). Shared among
+        // all of them, the message's room left each metric some 80 characters, too few for its name and figures.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-many-1");
+        var evidence = Enumerable.Range(1, 150)
+            .Select(i => new MetricEvidence($"http_server_request_duration_seconds_p99_route_{i:D3}", 0.9, 0.6, 0.7, "regressed",
+                $"p99 of route {i} rose 50% over the baseline; the limit is 17%"))
+            .ToArray();
+        await test.RegressThroughWatchAsync("gh-many-1", evidence);
+        await test.AllDeliveredAsync(seconds: 60);
+
+        Assert.Equal(0, await test.Service.CountAsync("outbox", "abandoned_at IS NOT NULL"));
+        Assert.Empty(test.Slack.Violations);
+        var recommendation = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.TryGetProperty("blocks", out var blocks) && blocks.EnumerateArray().Any(b => b.GetProperty("type").GetString() == "actions"));
+        var blocks = recommendation.Body.GetProperty("blocks").EnumerateArray().ToList();
+        var shown = string.Join("\n", blocks.Where(b => b.GetProperty("type").GetString() == "section")
+            .Select(b => b.GetProperty("text").GetProperty("text").GetString()));
+        Assert.StartsWith("*checkout `2.4.0` regressed* · <https://rolloutgate.example/api/v1/deployments/gh-many-1|gh-many-1>\n", shown,
+            StringComparison.Ordinal);
+        var listed = 39; // SlackMessages.MaxListedMetrics, less the line that counts the rest
+        Assert.All(evidence.Take(listed), e => Assert.Contains(
+            $"• *{e.Metric}*: 0.9 (baseline 0.6, threshold 0.7) → regressed: {e.Explanation}\n", shown, StringComparison.Ordinal));
+        Assert.DoesNotContain(evidence[listed].Metric, shown, StringComparison.Ordinal);
+        Assert.Contains($"• and {150 - listed} more metrics: see <https://rolloutgate.example/api/v1/deployments/gh-many-1|gh-many-1>\n", shown,
+            StringComparison.Ordinal);
+        Assert.Equal(["rollback", "dismiss", "stop"], blocks.Single(b => b.GetProperty("type").GetString() == "actions")
+            .GetProperty("elements").EnumerateArray().Select(e => e.GetProperty("action_id").GetString()));
+    }
+
+    [Fact]
     public async Task LongWebhookFieldsFullOfMarkup_TheRootMessageIsStillPosted()
     {
         // Each field within the webhook's 256 characters, but escaped ('&' is "&amp;") together past a section's 3,000.
