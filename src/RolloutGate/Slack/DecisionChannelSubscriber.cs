@@ -62,12 +62,13 @@ public sealed partial class DecisionChannelSubscriber(
                 continue;
             }
 
+            var publicUrl = options.CurrentValue.PublicUrl;
             var reply = audit.Type switch
             {
-                AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data, options.CurrentValue.PublicUrl),
-                AuditEventTypes.Decision => SlackMessages.Decision(channel, audit.Actor, audit.Data),
-                AuditEventTypes.Refusal => SlackMessages.Refusal(channel, audit.Actor, audit.Data),
-                _ => SlackMessages.RollbackAction(channel, deployment.Id, deployment.State, audit.Data),
+                AuditEventTypes.Evaluation => SlackMessages.VerdictChanged(channel, deployment, audit.Data, publicUrl),
+                AuditEventTypes.Decision => SlackMessages.Decision(channel, deployment.Id, audit.Actor, audit.Data, publicUrl),
+                AuditEventTypes.Refusal => SlackMessages.Refusal(channel, deployment.Id, audit.Actor, audit.Data, publicUrl),
+                _ => SlackMessages.RollbackAction(channel, deployment.Id, deployment.State, audit.Data, publicUrl),
             };
             await EnqueueReplyAsync(db, deployment, runbook, reply, $"slack:reply:{audit.Id}", cancellationToken);
         }

@@ -49,4 +49,11 @@ public static class BlockKitLimits
     /// sections; this stays below that.
     /// </summary>
     public const int MessageText = 12_000;
+
+    /// <summary>
+    /// A message's <c>text</c>: all of a message without blocks, the notification of one with them. Slack cuts a text past
+    /// 40,000 characters wherever it falls (an escape or a link too) and may break a long one into several messages;
+    /// it asks to keep messages under 4,000 (https://api.slack.com/changelog/2018-04-truncating-really-long-messages).
+    /// </summary>
+    public const int Text = 4_000;
 }

@@ -99,7 +99,8 @@ public static class SlackMessages
         return new OutboxMessage(channel, text, [.. Sections(body), new ActionsBlock(RecommendationBlockId, buttons)]);
     }
 
-    public static OutboxMessage Decision(string channel, string? actor, string data)
+    /// <summary>A decision, with the reason given (cut past <see cref="BlockKitLimits.Text"/>: see <see cref="Fit"/>).</summary>
+    public static OutboxMessage Decision(string channel, string deploymentId, string? actor, string data, string publicUrl)
     {
         using var document = JsonDocument.Parse(data);
         var kind = Text(document.RootElement, "kind") ?? "decision";
@@ -107,16 +108,17 @@ public static class SlackMessages
         var source = Text(document.RootElement, "source");
         var text = $"{Who(actor)} decided *{Escape(kind)}*"
             + (source is null ? "" : $" (via {Escape(source)})")
-            + (string.IsNullOrWhiteSpace(reason) ? "" : $": {Escape(reason)}");
-        return new OutboxMessage(channel, text, null);
+            + (string.IsNullOrWhiteSpace(reason) ? "" : ": ");
+        return new OutboxMessage(channel, Fit(text, Escape(reason ?? ""), "", LinkTo(publicUrl, deploymentId)), null);
     }
 
-    public static OutboxMessage Refusal(string channel, string? actor, string data)
+    public static OutboxMessage Refusal(string channel, string deploymentId, string? actor, string data, string publicUrl)
     {
         using var document = JsonDocument.Parse(data);
         var action = Text(document.RootElement, "action") ?? "act";
         var reason = Text(document.RootElement, "reason") ?? "not allowed";
-        return new OutboxMessage(channel, $"Refused: {Who(actor)} tried to *{Escape(action)}*: {Escape(reason)}. Nothing changed.", null);
+        return new OutboxMessage(channel,
+            Fit($"Refused: {Who(actor)} tried to *{Escape(action)}*: ", Escape(reason), ". Nothing changed.", LinkTo(publicUrl, deploymentId)), null);
     }
 
     /// <summary>
@@ -124,25 +126,33 @@ public static class SlackMessages
     /// rolling back, so the reply asks what next: retry it (a new rollback decision) or stop the automation. Not when the
     /// deployment is no longer <paramref name="state"/> rolling-back (an action halted by a stop): neither would be allowed.
     /// </summary>
-    public static OutboxMessage RollbackAction(string channel, string deploymentId, string state, string data)
+    public static OutboxMessage RollbackAction(string channel, string deploymentId, string state, string data, string publicUrl)
     {
         using var document = JsonDocument.Parse(data);
         var root = document.RootElement;
         var outcome = Text(root, "outcome") ?? Text(root, "status") ?? "done";
         var action = Text(root, "action") ?? Text(root, "kind") ?? "rollback action";
         var detail = Text(root, "detail") ?? Text(root, "error");
-        var text = $"Rollback action {Escape(action)}: *{Escape(outcome)}*" + (detail is null ? "" : $" ({Escape(detail)})");
+        var head = $"Rollback action {Escape(action)}: *{Escape(outcome)}*" + (detail is null ? "" : " (");
+        var quoted = detail is null ? "" : Escape(detail);
+        var end = detail is null ? "" : ")";
+        var link = LinkTo(publicUrl, deploymentId);
         if (outcome != "failed" || action == DeploymentDecisions.NoActionConfigured)
         {
-            return new OutboxMessage(channel, text, null);
+            return new OutboxMessage(channel, Fit(head, quoted, end, link), null);
         }
 
         if (state != DeploymentState.RollingBack)
         {
-            return new OutboxMessage(channel, $"{text} The deployment is {Escape(state)}: traffic may still go to the new version; roll back by other means if it must.", null);
+            return new OutboxMessage(channel,
+                Fit(head, quoted, $"{end} The deployment is {Escape(state)}: traffic may still go to the new version; roll back by other means if it must.", link),
+                null);
         }
 
-        text += " Traffic may still go to the new version. Retry the rollback, or stop the automation and roll back by other means.";
+        // The text is the section too: cut to a section's length, so that the question and the link stay in it.
+        var text = Fit(head, quoted,
+            $"{end} Traffic may still go to the new version. Retry the rollback, or stop the automation and roll back by other means.", link,
+            BlockKitLimits.SectionText);
         ButtonElement[] buttons =
         [
             new(DecisionKinds.Rollback, SlackText.Plain("Retry rollback"), deploymentId, "danger"),
@@ -258,6 +268,23 @@ public static class SlackMessages
         }
 
         return string.Concat(mrkdwn.AsSpan(0, end), "…");
+    }
+
+    /// <summary>
+    /// A message's text, <paramref name="head"/>, <paramref name="quoted"/> and <paramref name="tail"/>, within
+    /// <paramref name="max"/> characters (<see cref="BlockKitLimits.Text"/>): past it, what is quoted (a reason someone
+    /// typed, an action's detail) is cut (<see cref="Cut"/>) and followed by the link to the deployment, whose page has
+    /// it whole.
+    /// </summary>
+    public static string Fit(string head, string quoted, string tail, string link, int max = BlockKitLimits.Text)
+    {
+        if (head.Length + quoted.Length + tail.Length <= max)
+        {
+            return head + quoted + tail;
+        }
+
+        var whole = $" (shortened: all of it at {link})";
+        return head + Cut(quoted, max - head.Length - whole.Length - tail.Length) + whole + tail;
     }
 
     /// <summary>&amp;, &lt; and &gt; are the three characters Slack asks to escape in mrkdwn.</summary>

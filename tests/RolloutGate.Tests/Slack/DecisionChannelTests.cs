@@ -1,4 +1,6 @@
 using System.Net.Http.Json;
+using System.Text;
+using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Kubernetes;
@@ -465,6 +467,31 @@ public sealed class DecisionChannelTests
             StringComparison.Ordinal);
         Assert.Equal(["rollback", "dismiss", "stop"], blocks.Single(b => b.GetProperty("type").GetString() == "actions")
             .GetProperty("elements").EnumerateArray().Select(e => e.GetProperty("action_id").GetString()));
+    }
+
+    [Fact]
+    public async Task LongReasonFullOfMarkup_TheDecisionReplyIsCutWithTheLinkToTheWholeReason()
+    {
+        // 48,000 characters of reason (the API takes a body of 64 KiB), each '&' written "&amp;" in mrkdwn: 96,000, which
+        // Slack would cut at 40,000 wherever it fell.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-reason-1");
+        var reason = "db migration half-applied: " + string.Concat(Enumerable.Repeat("a&b ", 12_000));
+        var body = JsonSerializer.Serialize(new { actor = "alice", reason }, new JsonSerializerOptions { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping });
+        (await test.Service.Operator().PostAsync("/api/v1/deployments/gh-reason-1/stop", new StringContent(body, Encoding.UTF8, "application/json")))
+            .EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        Assert.Empty(test.Slack.Violations);
+        var decision = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage),
+            post => post.Body.GetProperty("text").GetString()!.StartsWith("alice decided *stop* (via http): ", StringComparison.Ordinal));
+        var text = decision.Body.GetProperty("text").GetString()!;
+        Assert.InRange(text.Length, 3_990, 4_000); // BlockKitLimits.Text
+        Assert.StartsWith("alice decided *stop* (via http): db migration half-applied: a&amp;b a&amp;b ", text, StringComparison.Ordinal);
+        Assert.EndsWith("… (shortened: all of it at <https://rolloutgate.example/api/v1/deployments/gh-reason-1|gh-reason-1>)", text,
+            StringComparison.Ordinal);
+        Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", text);
+        Assert.Equal(1, await test.Service.CountAsync("decisions", $"deployment_id = 'gh-reason-1' AND length(reason) = {reason.Length}"));
     }
 
     [Fact]

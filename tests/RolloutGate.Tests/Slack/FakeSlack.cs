@@ -184,6 +184,13 @@ public sealed class FakeSlack : IAsyncDisposable
             return;
         }
 
+        // Slack posts a longer text cut at 40,000 characters, wherever that falls, answering a message_truncated warning
+        // (https://api.slack.com/changelog/2018-04-truncating-really-long-messages): not what RolloutGate wrote.
+        if (body.TryGetProperty("text", out var whole) && whole.GetString() is { Length: > 40_000 } truncated)
+        {
+            Violations.Enqueue($"{method}: text of {truncated.Length} characters, which Slack truncates at 40,000");
+        }
+
         var error = Check(method, body);
         if (error is not null)
         {

@@ -40,4 +40,24 @@ public sealed class SlackMessagesTests
         Assert.Equal(11, shares.Count);
         Assert.True(shares.Max() - shares.Min() <= 1, string.Join(", ", shares));
     }
+
+    [Fact]
+    public void RollbackAction_FailedWithALongDetail_KeepsTheQuestionTheLinkAndTheButtons()
+    {
+        var data = System.Text.Json.JsonSerializer.Serialize(new
+        {
+            action = "webhook", outcome = "failed", detail = "answered 500: " + string.Concat(Enumerable.Repeat("<html> & ", 1_000)),
+        });
+
+        var message = SlackMessages.RollbackAction("C0DECIDE01", "gh-1", "rolling-back", data, "https://rolloutgate.example");
+
+        Assert.InRange(message.Text.Length, 1, BlockKitLimits.SectionText);
+        Assert.StartsWith("Rollback action webhook: *failed* (answered 500: &lt;html&gt; &amp; ", message.Text, StringComparison.Ordinal);
+        Assert.EndsWith(
+            "… (shortened: all of it at <https://rolloutgate.example/api/v1/deployments/gh-1|gh-1>)) Traffic may still go to the new version. "
+            + "Retry the rollback, or stop the automation and roll back by other means.", message.Text, StringComparison.Ordinal);
+        var section = Assert.IsType<SectionBlock>(message.Blocks![0]);
+        Assert.Equal(message.Text, section.Text.Text);
+        Assert.Equal(2, Assert.IsType<ActionsBlock>(message.Blocks[1]).Elements.Count);
+    }
 }
