@@ -106,10 +106,9 @@ public static class SlackMessages
         var kind = Text(document.RootElement, "kind") ?? "decision";
         var reason = Text(document.RootElement, "reason");
         var source = Text(document.RootElement, "source");
-        var text = $"{Who(actor)} decided *{Escape(kind)}*"
-            + (source is null ? "" : $" (via {Escape(source)})")
-            + (string.IsNullOrWhiteSpace(reason) ? "" : ": ");
-        return new OutboxMessage(channel, Fit(text, Escape(reason ?? ""), "", LinkTo(publicUrl, deploymentId)), null);
+        var text = $"{Who(actor)} decided *{Escape(kind)}*" + (source is null ? "" : $" (via {Escape(source)})");
+        return new OutboxMessage(channel,
+            string.IsNullOrWhiteSpace(reason) ? text : Fit($"{text}: ", Escape(reason), "", LinkTo(publicUrl, deploymentId)), null);
     }
 
     public static OutboxMessage Refusal(string channel, string deploymentId, string? actor, string data, string publicUrl)

@@ -60,4 +60,15 @@ public sealed class SlackMessagesTests
         Assert.Equal(message.Text, section.Text.Text);
         Assert.Equal(2, Assert.IsType<ActionsBlock>(message.Blocks[1]).Elements.Count);
     }
+
+    [Theory]
+    [InlineData(null, "alice decided *stop* (via http)")]
+    [InlineData("  ", "alice decided *stop* (via http)")]
+    [InlineData("db <migration> & more", "alice decided *stop* (via http): db &lt;migration&gt; &amp; more")]
+    public void Decision_ShowsAReasonGiven_AndNoneForABlankOne(string? reason, string expected)
+    {
+        var data = System.Text.Json.JsonSerializer.Serialize(new { kind = "stop", reason, source = "http" });
+
+        Assert.Equal(expected, SlackMessages.Decision("C0DECIDE01", "gh-1", "alice", data, "https://rolloutgate.example").Text);
+    }
 }
