@@ -56,7 +56,7 @@ public sealed partial class SlackActions(
         var runbook = runbooks.VersionOf(deployment);
         if (!runbook.MayDecide(userId))
         {
-            var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {deploymentId}; nothing changed.";
+            var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {SlackMessages.Escape(deploymentId)}; nothing changed.";
             await RecordAsync(new AuditEntry(AuditEventTypes.Refusal, deployment.Id, deployment.Service, userId,
                 new { action = kind, reason = $"not an owner or approver of runbook {runbook.Name}", source = Source }), refusal, ephemeral, cancellationToken);
             return refusal;
@@ -65,15 +65,15 @@ public sealed partial class SlackActions(
         var result = await decisions.DecideAsync(deploymentId, kind, userId, reason ?? "via Slack", Source, cancellationToken);
         if (result is Ok<StateResponse> ok)
         {
-            return $"Done: {deployment.Service} {deploymentId} is now {ok.Value!.State}.";
+            return $"Done: {SlackMessages.Escape(deployment.Service)} {SlackMessages.Escape(deploymentId)} is now {ok.Value!.State}.";
         }
 
         var current = await db.Deployments.AsNoTracking().Where(d => d.Id == deploymentId).Select(d => d.State).SingleAsync(cancellationToken);
         var last = await db.Decisions.AsNoTracking().Where(d => d.DeploymentId == deploymentId)
             .OrderByDescending(d => d.At).ThenByDescending(d => d.Id).FirstOrDefaultAsync(cancellationToken);
         var already = last is null
-            ? $"{Capitalised(kind)} does not apply to {deploymentId} while it is {current}; nothing changed."
-            : $"Already {Past(last.Kind)} by {SlackMessages.Who(last.Actor)} ({deploymentId} is {current}); nothing changed.";
+            ? $"{Capitalised(kind)} does not apply to {SlackMessages.Escape(deploymentId)} while it is {current}; nothing changed."
+            : $"Already {Past(last.Kind)} by {SlackMessages.Who(last.Actor)} ({SlackMessages.Escape(deploymentId)} is {current}); nothing changed.";
         await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, deployment.Id, deployment.Service, userId,
             new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral, cancellationToken);
         return already;

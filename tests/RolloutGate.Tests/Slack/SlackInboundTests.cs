@@ -122,6 +122,25 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Replies_NamingADeploymentIdWithMarkup_EscapeIt()
+    {
+        // A deployment id is any text but a path's; in Slack's mrkdwn <!here> would be a mention and & starts an escape.
+        const string id = "gh-<!here>&1";
+        const string shown = "gh-&lt;!here&gt;&amp;1";
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync(id);
+
+        var refused = await (await test.CommandAsync(Stranger, $"stop {id}")).JsonAsync();
+        Assert.Equal($"Only the owner and approvers of runbook checkout may stop {shown}; nothing changed.", refused.GetProperty("text").GetString());
+        var notApplicable = await (await test.CommandAsync(SlackTestService.Owner, $"dismiss {id}")).JsonAsync();
+        Assert.Equal($"Dismiss does not apply to {shown} while it is watching; nothing changed.", notApplicable.GetProperty("text").GetString());
+        var done = await (await test.CommandAsync(SlackTestService.Owner, $"stop {id}")).JsonAsync();
+        Assert.Equal($"Done: checkout {shown} is now stopped.", done.GetProperty("text").GetString());
+        var already = await (await test.CommandAsync(SlackTestService.Owner, $"rollback {id}")).JsonAsync();
+        Assert.Equal($"Already stopped by <@{SlackTestService.Owner}> ({shown} is stopped); nothing changed.", already.GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task Button_ForAnUnknownDeployment_TellsThePresserPrivatelyAndIsAudited()
     {
         await using var test = await SlackTestService.StartAsync();
