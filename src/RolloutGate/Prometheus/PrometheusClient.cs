@@ -169,9 +169,19 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
 
             var maxBytes = options.CurrentValue.Prometheus.MaxAnswerBytes;
             ReadOnlyMemory<byte>? body;
+            // The resilience pipeline's timeouts end with the headers: the body gets an attempt's time of its own, so that
+            // a Prometheus (or a proxy) that stops in the middle of an answer does not hold the query for ever.
+            using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            reading.CancelAfter(QueryResilience.AttemptTimeout);
             try
             {
-                body = await ResponseBodies.WholeAsync(response, maxBytes, cancellationToken);
+                body = await ResponseBodies.WholeAsync(response, maxBytes, reading.Token);
+            }
+            catch (OperationCanceledException exception) when (!cancellationToken.IsCancellationRequested)
+            {
+                LogUnreachable(logger, Shown, exception);
+                throw new PrometheusUnavailableException(
+                    $"Prometheus at {Shown} did not finish its answer within {QueryResilience.AttemptTimeout.TotalSeconds:0} s", exception);
             }
             catch (Exception exception) when (exception is IOException || IsUnreachable(exception, cancellationToken))
             {

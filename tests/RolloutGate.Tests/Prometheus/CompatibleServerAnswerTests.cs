@@ -52,6 +52,7 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         server.Map("/huge/api/v1/query", () => Json(Success("vector", ManySeries("value", "[1800000000,\"0.25\"]"))));
         server.Map("/huge/api/v1/query_range", () => Json(Success("matrix", ManySeries("values", "[[1800000000,\"0.25\"]]"))));
         server.Map("/endless/api/v1/query", EndlessAsync);
+        server.Map("/stalled/api/v1/query", StalledAsync);
         server.Map("/matrix/api/v1/query", () => Json("""{"status":"success","data":{"resultType":"matrix","result":[{"metric":{"__name__":"up"},"values":[[1799999940,"1"],[1800000000,"1"]]}]}}"""));
         server.Map("/string/api/v1/query", () => Json("""{"status":"success","data":{"resultType":"string","result":[1800000000,"up"]}}"""));
         const string histogram = """{"count":"10","sum":"2.5","buckets":[[0,"0.5","1","10"]]}""";
@@ -112,6 +113,23 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         try
         {
             await context.Response.WriteAsync("""{"status":"success","data":{"resultType":"vector","result":""" + ManySeries("value", "[1800000000,\"0.25\"]")[..^1], aborted);
+            await context.Response.Body.FlushAsync(aborted);
+            await Task.Delay(Timeout.Infinite, aborted);
+        }
+        catch (OperationCanceledException)
+        {
+            // The client went.
+        }
+    }
+
+    /// <summary>The start of a small answer, then nothing more on a connection held open until the client goes.</summary>
+    private static async Task StalledAsync(HttpContext context)
+    {
+        context.Response.ContentType = "application/json";
+        var aborted = context.RequestAborted;
+        try
+        {
+            await context.Response.WriteAsync("""{"status":"success","data":{"resultType":"vector","result":[""", aborted);
             await context.Response.Body.FlushAsync(aborted);
             await Task.Delay(Timeout.Infinite, aborted);
         }
@@ -242,6 +260,15 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         Assert.Equal(
             "the query 'up' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)",
             exception.Message);
+    }
+
+    [Fact]
+    public async Task QueryAsync_AnswerThatStopsComing_FailsAsUnavailableAfterTheAttemptTimeout()
+    {
+        var exception = await Assert.ThrowsAsync<PrometheusUnavailableException>(
+            () => WithClientAsync("stalled", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)).WaitAsync(TimeSpan.FromSeconds(40)));
+
+        Assert.Equal($"Prometheus at {url}/stalled did not finish its answer within 10 s", exception.Message);
     }
 
     [Theory]
