@@ -106,30 +106,21 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
     /// A vector that never ends: twice <see cref="MaxAnswerBytes"/> at once, then nothing more on a connection held open
     /// until the client goes. Only a client that reads no further than the limit gets to the end of it.
     /// </summary>
-    private static async Task EndlessAsync(HttpContext context)
-    {
-        context.Response.ContentType = "application/json";
-        var aborted = context.RequestAborted;
-        try
-        {
-            await context.Response.WriteAsync("""{"status":"success","data":{"resultType":"vector","result":""" + ManySeries("value", "[1800000000,\"0.25\"]")[..^1], aborted);
-            await context.Response.Body.FlushAsync(aborted);
-            await Task.Delay(Timeout.Infinite, aborted);
-        }
-        catch (OperationCanceledException)
-        {
-            // The client went.
-        }
-    }
+    private static Task EndlessAsync(HttpContext context) =>
+        BeginAndHoldAsync(context, """{"status":"success","data":{"resultType":"vector","result":""" + ManySeries("value", "[1800000000,\"0.25\"]")[..^1]);
 
     /// <summary>The start of a small answer, then nothing more on a connection held open until the client goes.</summary>
-    private static async Task StalledAsync(HttpContext context)
+    private static Task StalledAsync(HttpContext context) =>
+        BeginAndHoldAsync(context, """{"status":"success","data":{"resultType":"vector","result":[""");
+
+    /// <summary>Sends <paramref name="start"/> of a JSON answer and holds the connection open, sending nothing more, until the client goes.</summary>
+    private static async Task BeginAndHoldAsync(HttpContext context, string start)
     {
         context.Response.ContentType = "application/json";
         var aborted = context.RequestAborted;
         try
         {
-            await context.Response.WriteAsync("""{"status":"success","data":{"resultType":"vector","result":[""", aborted);
+            await context.Response.WriteAsync(start, aborted);
             await context.Response.Body.FlushAsync(aborted);
             await Task.Delay(Timeout.Infinite, aborted);
         }

@@ -638,8 +638,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
                 {"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
@@ -684,8 +683,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
               {"backendRefs":[{"name":"checkout-stable","port":8080,"weight":90},{"name":"checkout-canary","port":8080,"weight":10}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Contains("2 rules entries to stable)", outcome.Detail, StringComparison.Ordinal);
@@ -715,8 +713,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
                 {"name":"checkout-canary","port":8080,"weight":0}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         var patch = Assert.Single(server.Patches);
@@ -738,8 +735,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             {"rules":[{"backendRefs":[{"name":"checkout-stable","namespace":"payments","port":8080,"weight":90},{"name":"checkout-canary","port":8080,"weight":10}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.False(outcome.Succeeded);
         Assert.Contains(
@@ -759,8 +755,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             {"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}
             """));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(1, outcome.Attempts);
@@ -885,8 +880,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout",
             Obj("""{"rules":[{"backendRefs":[{"name":"checkout-canary","port":8080}]}]}"""));
 
-        var outcome = await Executor.ExecuteAsync(
-            RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout", "checkout-stable"))), CancellationToken.None);
+        var outcome = await RollBackLinkerdAsync();
 
         Assert.False(outcome.Succeeded);
         Assert.Equal(1, outcome.Attempts);
