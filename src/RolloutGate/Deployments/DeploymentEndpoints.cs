@@ -5,6 +5,7 @@ using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Operations;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
@@ -127,28 +128,8 @@ public static class DeploymentEndpoints
     /// <summary>The answer to a body <see cref="ReadBodyAsync"/> refused for its size.</summary>
     internal static Microsoft.AspNetCore.Http.HttpResults.ProblemHttpResult BodyTooLarge() => Problems.PayloadTooLarge($"the body is larger than {MaxBodyBytes} bytes");
 
-    internal static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken)
-    {
-        if (request.ContentLength > MaxBodyBytes)
-        {
-            return null;
-        }
-
-        using var buffer = new MemoryStream();
-        var chunk = new byte[8192];
-        int read;
-        while ((read = await request.Body.ReadAsync(chunk, cancellationToken)) > 0)
-        {
-            if (buffer.Length + read > MaxBodyBytes)
-            {
-                return null;
-            }
-
-            buffer.Write(chunk, 0, read);
-        }
-
-        return buffer.ToArray();
-    }
+    internal static async Task<byte[]?> ReadBodyAsync(HttpRequest request, CancellationToken cancellationToken) =>
+        (await BoundedBody.ReadAsync(request.Body, request.ContentLength, MaxBodyBytes, cancellationToken))?.ToArray();
 
     private static async Task<IResult> ListAsync(
         HttpRequest request, RolloutGateDbContext db, RunbookCatalog runbooks, TimeProvider time, string? service, string? environment, string? state,

@@ -19,33 +19,14 @@ internal static class ResponseBodies
     }
 
     /// <summary>
-    /// The whole body, or null when it is longer than <paramref name="maxBytes"/>: then it is read no further than that (not
-    /// at all when its Content-Length says so), so that a huge or endless answer neither fills memory nor holds the caller.
-    /// Read with <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has read the whole body before
-    /// this is called.
+    /// The whole body, or null when it is longer than <paramref name="maxBytes"/> (<see cref="BoundedBody.ReadAsync"/>). Read
+    /// with <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has read the whole body before this
+    /// is called.
     /// </summary>
     public static async Task<ReadOnlyMemory<byte>?> WholeAsync(HttpResponseMessage response, int maxBytes, CancellationToken cancellationToken)
     {
-        if (response.Content.Headers.ContentLength > maxBytes)
-        {
-            return null;
-        }
-
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        using var body = new MemoryStream();
-        var buffer = new byte[Math.Min(maxBytes + 1L, 81_920)];
-        int read;
-        while ((read = await stream.ReadAsync(buffer, cancellationToken)) > 0)
-        {
-            if (body.Length + read > maxBytes)
-            {
-                return null;
-            }
-
-            body.Write(buffer, 0, read);
-        }
-
-        return body.GetBuffer().AsMemory(0, (int)body.Length);
+        return await BoundedBody.ReadAsync(stream, response.Content.Headers.ContentLength, maxBytes, cancellationToken);
     }
 
     /// <summary>How many characters of another service's error answer are quoted.</summary>
