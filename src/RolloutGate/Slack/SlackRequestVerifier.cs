@@ -3,6 +3,7 @@ using System.Security.Cryptography;
 using System.Text;
 using Microsoft.Extensions.Options;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Slack;
 
@@ -54,11 +55,5 @@ public sealed class SlackRequestVerifier(IOptionsMonitor<RolloutGateOptions> opt
 
     /// <summary>The X-Slack-Signature value Slack would send for this body.</summary>
     public static string Signature(string signingSecret, string timestamp, ReadOnlySpan<byte> body)
-    {
-        var prefix = Encoding.UTF8.GetBytes($"{Version}:{timestamp}:");
-        var message = new byte[prefix.Length + body.Length];
-        prefix.CopyTo(message, 0);
-        body.CopyTo(message.AsSpan(prefix.Length));
-        return $"{Version}=" + Convert.ToHexStringLower(HMACSHA256.HashData(Encoding.UTF8.GetBytes(signingSecret), message));
-    }
+        => $"{Version}=" + Convert.ToHexStringLower(RequestSignatures.HmacSha256(signingSecret, $"{Version}:{timestamp}:", body));
 }

@@ -1,9 +1,9 @@
 using System.Globalization;
 using System.Security.Cryptography;
-using System.Text;
 using Microsoft.Extensions.Options;
 using RolloutGate.Api;
 using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Operations;
 
 namespace RolloutGate.Webhooks;
@@ -126,14 +126,8 @@ public sealed partial class WebhookAuthenticator(
     private static partial void LogPreviousSecret(ILogger logger, string deliveryId, string service);
 
     /// <summary>HMAC-SHA256 over "{timestamp}.{body}"; shared with the CLI and rollback webhooks that sign the same way.</summary>
-    public static byte[] Sign(string secret, string timestamp, ReadOnlySpan<byte> body)
-    {
-        var prefix = Encoding.UTF8.GetBytes(timestamp + ".");
-        var message = new byte[prefix.Length + body.Length];
-        prefix.CopyTo(message, 0);
-        body.CopyTo(message.AsSpan(prefix.Length));
-        return HMACSHA256.HashData(Encoding.UTF8.GetBytes(secret), message);
-    }
+    public static byte[] Sign(string secret, string timestamp, ReadOnlySpan<byte> body) =>
+        RequestSignatures.HmacSha256(secret, timestamp + ".", body);
 
     public static string SignatureHeaderValue(string secret, string timestamp, ReadOnlySpan<byte> body) =>
         SignaturePrefix + Convert.ToHexStringLower(Sign(secret, timestamp, body));
