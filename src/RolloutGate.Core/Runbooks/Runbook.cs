@@ -128,6 +128,23 @@ public sealed record WatchSpec(
     /// moves in UTC when the clocks change is not read as a regression. See <see cref="Analysis.BaselineWindow"/>.
     /// </summary>
     public string? TimeZone { get; init; }
+
+    /// <summary>
+    /// What a deploy of another change of the same service and environment does to this change's watch
+    /// (<c>watch.onNewerDeploy</c>): <see cref="NewerDeployAction.Keep"/> (the default) watches on;
+    /// <see cref="NewerDeployAction.Stop"/> ends it, since the newer deploy replaced the version it judges.
+    /// </summary>
+    public NewerDeployAction OnNewerDeploy { get; init; } = RunbookDefaults.OnNewerDeploy;
+}
+
+/// <summary>What a deploy of a newer change of the same service and environment does to a running watch.</summary>
+public enum NewerDeployAction
+{
+    /// <summary>The watch goes on, beside the newer change's own.</summary>
+    Keep,
+
+    /// <summary>The watch ends (a <c>stop</c> decision by RolloutGate), and so does any rollback it recommended.</summary>
+    Stop,
 }
 
 /// <summary>

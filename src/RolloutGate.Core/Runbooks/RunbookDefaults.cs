@@ -28,6 +28,12 @@ public static class RunbookDefaults
     /// </summary>
     public const TimeoutAction OnTimeout = TimeoutAction.Keep;
 
+    /// <summary>
+    /// A newer deploy of the service leaves a running watch alone: each change is watched on its own, as it always was.
+    /// <c>watch.onNewerDeploy: stop</c> ends it instead.
+    /// </summary>
+    public const NewerDeployAction OnNewerDeploy = NewerDeployAction.Keep;
+
     /// <summary>The golden metrics the mesh providers export and the watch knows how to query.</summary>
     public static readonly IReadOnlyList<string> Presets = ["p95-latency", "error-rate", "request-rate", "cost-per-request"];
 }

@@ -34,7 +34,7 @@ public static partial class RunbookParser
     private static readonly string[] FreezeFields = ["timezone", "windows", "dates"];
     private static readonly string[] DatedWindowFields = ["from", "to", "reason"];
     private static readonly string[] HttpFields = ["url", "expectStatus", "bodyContains", "timeout"];
-    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "timezone", "metrics", "stopRules"];
+    private static readonly string[] WatchFields = ["duration", "interval", "baseline", "warmup", "timezone", "onNewerDeploy", "metrics", "stopRules"];
     private static readonly string[] StopRulesFields = ["maxBlind"];
     private static readonly string[] MetricFields = ["name", "preset", "query", "max", "min", "maxIncrease", "pricing", "worse"];
     private static readonly string[] WorseDirections = ["higher", "lower"];
@@ -42,6 +42,7 @@ public static partial class RunbookParser
     private static readonly string[] RollbackFields = ["mode", "approvalTimeout", "onTimeout", "action"];
     private static readonly string[] RollbackModes = ["auto", "recommend"];
     private static readonly string[] TimeoutActions = ["rollback", "keep"];
+    private static readonly string[] NewerDeployActions = ["keep", "stop"];
     private static readonly string[] ActionKinds = ["istio", "linkerd", "smi", "argoRollouts", "webhook"];
     private static readonly string[] KubernetesActionKinds = ["istio", "linkerd", "smi", "argoRollouts"];
     private static readonly string[] IstioFields = ["virtualService", "stableSubset"];
@@ -588,6 +589,12 @@ public static partial class RunbookParser
         }
 
         var timezone = ReadTimeZone(watch, required: false);
+        var onNewerDeploy = watch.Choice("onNewerDeploy", NewerDeployActions) switch
+        {
+            "stop" => NewerDeployAction.Stop,
+            "keep" => NewerDeployAction.Keep,
+            _ => RunbookDefaults.OnNewerDeploy,
+        };
         var metrics = new List<MetricSpec>();
         foreach (var (node, path) in watch.Items("metrics", required: true, nonEmpty: true) ?? [])
         {
@@ -621,6 +628,7 @@ public static partial class RunbookParser
         {
             Warmup = warmup ?? TimeSpan.Zero,
             TimeZone = timezone,
+            OnNewerDeploy = onNewerDeploy,
         };
     }
 

@@ -360,7 +360,7 @@ public static class GateCommand
     /// the one line an earlier one answered (and replays to a retry of a delivery it answered then), so that a gate and a
     /// server of different versions still take an accepted deploy for one.
     /// </summary>
-    private sealed record DeployedAnswer(string DeploymentId, string State, DateTimeOffset WatchUntil, JsonElement? PreDeployGate)
+    private sealed record DeployedAnswer(string DeploymentId, string State, DateTimeOffset WatchUntil, JsonElement? PreDeployGate, IReadOnlyList<string>? Superseded)
     {
         public string? Warning => PreDeployGate switch
         {
@@ -385,6 +385,11 @@ public static class GateCommand
             if (response.Warning is { } bypass)
             {
                 await stdout.WriteLineAsync($"warning: {bypass}");
+            }
+
+            if (response.Superseded is { Count: > 0 } superseded)
+            {
+                await stdout.WriteLineAsync($"ended the watch of {string.Join(", ", superseded)}: this deploy replaced {(superseded.Count == 1 ? "it" : "them")}");
             }
         }
 

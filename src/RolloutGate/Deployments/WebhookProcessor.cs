@@ -6,6 +6,7 @@ using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Decisions;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
@@ -232,6 +233,7 @@ public sealed partial class WebhookProcessor(
         deployment.BaselineTo = deployedAt;
         deployment.Version = request.Version ?? deployment.Version;
         entries.Add(ChangeState(deployment, DeploymentTrigger.Deployed, request.Initiator, now));
+        var superseded = await SupersedeAsync(deployment, now, entries, cancellationToken);
         var bypass = PreDeployGateBypass.Describe(deployment);
         if (bypass is not null)
         {
@@ -245,7 +247,8 @@ public sealed partial class WebhookProcessor(
             LogGateBypassed(logger, deployment.Id, deployment.Service, deployment.Environment, bypass);
         }
 
-        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, PreDeployGateView.Of(deployment));
+        var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, PreDeployGateView.Of(deployment),
+            superseded.Count == 0 ? null : superseded);
         return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);
     }
 
@@ -268,6 +271,66 @@ public sealed partial class WebhookProcessor(
         var response = new StateResponse(deployment.Id, deployment.State);
         return WebhookOutcome.Stored(StatusCodes.Status200OK, JsonSerializer.Serialize(response, ResponseJson), entries);
     }
+
+    /// <summary>
+    /// Under <c>watch.onNewerDeploy: stop</c>, ends the automation of every earlier change of <paramref name="deployment"/>'s
+    /// service and environment that is still watching, or regressed and waiting for a decision: the new deploy replaced the
+    /// version they judge. Left running, each goes on comparing the new version with its own, older baseline, and on a
+    /// regression of the new version every one of them recommends a rollback in the decision channel and, in auto mode or
+    /// on its approval time-out, rolls back to its own previous version, further back than the change that regressed. Each
+    /// is stopped as by <c>stop</c>, by <see cref="DecisionPolicy.AutomaticActor"/> with the reason on record, which edits
+    /// its Slack message. Whether a change is ended is its own pinned runbook version's say (the default, <c>keep</c>,
+    /// leaves it watching, as before this setting). A change already rolling back is left to finish; one deployed after this
+    /// one (a late <c>deployed</c> with an older <c>at</c>) is not replaced by it. The rows are locked in id order, as the
+    /// watch's sweep locks them, so a verdict being stored for one meanwhile is waited for and then seen.
+    /// </summary>
+    private async Task<List<string>> SupersedeAsync(DeploymentRow deployment, DateTimeOffset now, List<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        string[] replaceable = [DeploymentState.Watching, DeploymentState.Regressed];
+        var earlier = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
+            .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
+                        && replaceable.Contains(d.State) && d.DeployedAt <= deployment.DeployedAt)
+            .ToListAsync(cancellationToken);
+        var ending = earlier.Where(EndsOnANewerDeploy).Select(d => d.Id).Order(StringComparer.Ordinal).ToArray();
+        if (ending.Length == 0)
+        {
+            // Under the default (keep) nothing is locked: a watch being stored meanwhile is not waited for.
+            return [];
+        }
+
+        var locked = await db.Deployments.FromSql($"""
+            SELECT * FROM deployments WHERE id = ANY({ending}) AND state = ANY({replaceable}) ORDER BY id FOR UPDATE
+            """).ToListAsync(cancellationToken);
+        var superseded = new List<string>();
+        foreach (var replaced in locked)
+        {
+            var reason = $"deployment '{deployment.Id}'" + (deployment.Version is null ? "" : $" (version {deployment.Version})")
+                + $" replaced this change in {deployment.Environment}; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)";
+            db.Decisions.Add(new DecisionRow { DeploymentId = replaced.Id, At = now, Kind = DecisionKinds.Stop, Actor = DecisionPolicy.AutomaticActor, Reason = reason });
+            entries.Add(new AuditEntry(AuditEventTypes.Decision, replaced.Id, replaced.Service, DecisionPolicy.AutomaticActor,
+                new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = deployment.Id }));
+            entries.Add(ChangeState(replaced, DeploymentTrigger.Stop, DecisionPolicy.AutomaticActor, now));
+            superseded.Add(replaced.Id);
+        }
+
+        return superseded;
+    }
+
+    /// <summary>Whether <paramref name="earlier"/>'s runbook version ends its watch on a newer deploy; not when it no longer parses.</summary>
+    private bool EndsOnANewerDeploy(DeploymentRow earlier)
+    {
+        try
+        {
+            return runbooks.VersionOf(earlier).Watch.OnNewerDeploy == NewerDeployAction.Stop;
+        }
+        catch (StoredRunbookUnreadableException)
+        {
+            return false;
+        }
+    }
+
+    /// <summary>The <c>source</c> of the stop decision that ends a change replaced by a newer deploy (see <see cref="SupersedeAsync"/>).</summary>
+    public const string SupersededSource = "superseded";
 
     /// <summary>Moves a deployment through the state machine and returns the audit entry that records the move.</summary>
     public static AuditEntry ChangeState(DeploymentRow deployment, DeploymentTrigger trigger, string? actor, DateTimeOffset now)

@@ -8,12 +8,14 @@ public sealed record PreDeployResponse(string DeploymentId, string Verdict, IRea
 
 /// <summary>
 /// <paramref name="PreDeployGate"/> says how the change was deployed without the gate's allow, as the deployment's view
-/// shows it (one shape under one name); absent when it was allowed.
+/// shows it (one shape under one name); absent when it was allowed. <paramref name="Superseded"/> names the earlier changes
+/// of the service whose watch this deploy ended (see <c>WebhookProcessor.SupersedeAsync</c>); absent when there were none.
 /// </summary>
 public sealed record DeployedResponse(
     string DeploymentId,
     string State,
     DateTimeOffset WatchUntil,
-    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PreDeployGateView? PreDeployGate = null);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] PreDeployGateView? PreDeployGate = null,
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] IReadOnlyList<string>? Superseded = null);
 
 public sealed record StateResponse(string DeploymentId, string State);

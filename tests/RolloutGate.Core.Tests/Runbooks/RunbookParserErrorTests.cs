@@ -658,6 +658,8 @@ public sealed class RunbookParserErrorTests
     [InlineData("duration: 1h\n    warmup: 1h", "watch.warmup (1h) must be shorter than watch.duration (1h), or nothing would ever be compared with the baseline")]
     [InlineData("warmup: 2d", "watch.warmup (2d) must be shorter than watch.duration (24h by default), or nothing would ever be compared with the baseline")]
     [InlineData("stopRules: {maxBlind: 10m, minSeen: 3}", "unknown field 'minSeen' in watch.stopRules (expected one of: maxBlind)")]
+    [InlineData("onNewerDeploy: supersede", "watch.onNewerDeploy must be one of: keep, stop; got 'supersede'")]
+    [InlineData("onNewerDeploy: Stop", "watch.onNewerDeploy must be one of: keep, stop; got 'Stop'")]
     public void Parse_Watch_IsValidated(string body, string? reason)
     {
         var yaml = Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
@@ -676,6 +678,20 @@ public sealed class RunbookParserErrorTests
 
         Assert.True(result.IsValid, string.Join('\n', result.Errors));
         Assert.Equal(TimeSpan.FromMinutes(minutes), result.Runbook!.Watch.Warmup);
+    }
+
+    [Theory]
+    [InlineData(null, NewerDeployAction.Keep)]
+    [InlineData("onNewerDeploy: keep", NewerDeployAction.Keep)]
+    [InlineData("onNewerDeploy: stop", NewerDeployAction.Stop)]
+    public void Parse_OnNewerDeploy_IsTheWatchsWithKeepByDefault(string? body, NewerDeployAction expected)
+    {
+        var yaml = body is null ? Valid : Valid.Replace("  watch:\n", $"  watch:\n    {body}\n", StringComparison.Ordinal);
+
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
+        Assert.Equal(expected, result.Runbook!.Watch.OnNewerDeploy);
     }
 
     [Theory]

@@ -331,6 +331,21 @@ public sealed class GateCommandTests : IDisposable
             stdout.ToString().Split(Environment.NewLine));
     }
 
+    [Fact]
+    public async Task Deployed_ThatSupersededEarlierWatches_SaysWhichItEnded()
+    {
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
+            "{\"deploymentId\": \"gate-c\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"superseded\": [\"gate-a\", \"gate-b\"]}"));
+
+        var exit = await RunAsync(http, SignedEnvironment(),
+            "deployed", "--url", "http://localhost", "--deployment-id", "gate-c", "--service", "checkout", "--environment", "production");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        Assert.Equal(
+            ["deployed gate-c (checkout in production): watching until 2026-11-22T10:00:00Z", "ended the watch of gate-a, gate-b: this deploy replaced them", ""],
+            stdout.ToString().Split(Environment.NewLine));
+    }
+
     public static TheoryData<string, string, string> HugeRefusals => new()
     {
         // A problem whose detail is a page: a proxy's, or a service that quotes what it was sent.

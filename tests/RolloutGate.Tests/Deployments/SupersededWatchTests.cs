@@ -1,0 +1,147 @@
+using System.Net;
+using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Decisions;
+using RolloutGate.Tests.Infrastructure;
+
+namespace RolloutGate.Tests.Deployments;
+
+/// <summary>
+/// Under <c>watch.onNewerDeploy: stop</c>, a deploy replaces the version an earlier change of the same service and
+/// environment runs: the earlier watch ends, as a stop on record. Left running, it judges the new version against its own
+/// older baseline, and on a regression of the new version recommends, and on its approval time-out carries out, a rollback
+/// to its own previous version. Without the setting each change is watched on its own, as before it.
+/// </summary>
+public sealed class SupersededWatchTests
+{
+    private const string At = "2026-11-21T10:00:00Z";
+    private const string Later = "2026-11-21T12:00:00Z";
+
+    private static string EndingOnANewerDeploy(string service = "checkout") =>
+        TestRunbooks.Minimal(service).Replace("\n    interval: 1m\n", "\n    interval: 1m\n    onNewerDeploy: stop\n", StringComparison.Ordinal);
+
+    private static Task<TestService> StartAsync() => TestService.StartAsync(("checkout.yaml", EndingOnANewerDeploy()));
+
+    [Fact]
+    public async Task Deployed_WhereTheRunbookKeepsWatches_LeavesTheEarlierChangeWatching()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "first", at: At));
+
+        var second = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "second", at: Later))).JsonAsync();
+
+        Assert.False(second.TryGetProperty("superseded", out _));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'first'"));
+        Assert.Equal(0, await service.CountAsync("decisions"));
+    }
+
+    [Fact]
+    public async Task Deployed_WhileAnEarlierChangeWatches_EndsThatWatchAsAStopOnRecord_AndTheAnswerNamesIt()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "first", at: At));
+
+        var second = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "second", at: Later));
+
+        Assert.Equal(HttpStatusCode.Accepted, second.StatusCode);
+        var answer = await second.JsonAsync();
+        Assert.Equal("watching", answer.GetProperty("state").GetString());
+        Assert.Equal(["first"], answer.GetProperty("superseded").EnumerateArray().Select(id => id.GetString()));
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'first'"));
+
+        using var reader = service.Reader();
+        var first = await (await reader.GetAsync(new Uri("/api/v1/deployments/first", UriKind.Relative))).JsonAsync();
+        var decision = Assert.Single(first.GetProperty("decisions").EnumerateArray());
+        Assert.Equal("stop", decision.GetProperty("kind").GetString());
+        Assert.Equal(DecisionPolicy.AutomaticActor, decision.GetProperty("actor").GetString());
+        Assert.Equal("deployment 'second' (version 2.4.0) replaced this change in production; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)",
+            decision.GetProperty("reason").GetString());
+
+        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=first&type=decision", UriKind.Relative))).JsonAsync();
+        var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
+        Assert.Equal("superseded", data.GetProperty("source").GetString());
+        Assert.Equal("second", data.GetProperty("supersededBy").GetString());
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "deployment_id = 'first' AND type = 'deployment.state-changed' AND data::json->>'from' = 'watching' AND data::json->>'to' = 'stopped'"));
+        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Deployed_AfterTheRunbookWasEditedToStopWatches_LeavesAChangeDeployedUnderTheVersionThatKeptThem()
+    {
+        // The version a change pinned governs it to its end, this setting too.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "pinned-keep", at: At));
+        service.Runbooks.Write("checkout.yaml", EndingOnANewerDeploy().Replace("version: 1", "version: 2", StringComparison.Ordinal));
+        await service.ReloadRunbooksAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "pinned-stop", at: Later));
+
+        var third = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "third", at: "2026-11-21T14:00:00Z"))).JsonAsync();
+
+        Assert.Equal(["pinned-stop"], third.GetProperty("superseded").EnumerateArray().Select(id => id.GetString()));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'pinned-keep'"));
+    }
+
+    [Fact]
+    public async Task Deployed_WithNoEarlierWatch_AnswersWithoutSuperseded()
+    {
+        await using var service = await StartAsync();
+
+        var answer = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "only", at: At))).JsonAsync();
+
+        Assert.False(answer.TryGetProperty("superseded", out _));
+    }
+
+    [Fact]
+    public async Task Deployed_WhileAnEarlierChangeWaitsForADecision_EndsTheRecommendation_SoItsTimeoutRollsNothingBack()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "regressed-one", at: At));
+        await service.RegressAsync("regressed-one", "p95-latency");
+
+        var fix = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "fix-forward", at: Later))).JsonAsync();
+
+        Assert.Equal(["regressed-one"], fix.GetProperty("superseded").EnumerateArray().Select(id => id.GetString()));
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'regressed-one'"));
+        // Its runbook says onTimeout: rollback after 15m; a day later nothing is decided.
+        var decided = await service.Host.Services.GetRequiredService<DecisionPolicy>().ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddDays(1), CancellationToken.None);
+        Assert.Equal(0, decided);
+        Assert.Equal(0, await service.CountAsync("decisions", "kind = 'rollback'"));
+    }
+
+    [Fact]
+    public async Task Deployed_LeavesOtherServicesEnvironments_ChangesRollingBack_AndChangesDeployedAfterIt()
+    {
+        await using var service = await TestService.StartAsync(("checkout.yaml", EndingOnANewerDeploy()), ("payments.yaml", EndingOnANewerDeploy("payments")));
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "payments-change", service: "payments", at: At));
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "staging-change", environment: "staging", at: At));
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "rolling-back", at: At));
+        await service.RegressAsync("rolling-back", "p95-latency");
+        await service.DecideAsync("rolling-back", "rollback", "U024BE7LH");
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "newer", at: Later));
+
+        // A late deployed, for a change made before "newer" went out, replaces nothing that came after it.
+        var late = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "late", at: At))).JsonAsync();
+
+        Assert.False(late.TryGetProperty("superseded", out _));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'payments-change'"));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'staging-change'"));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'newer'"));
+        Assert.NotEqual("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rolling-back'"));
+        Assert.Equal(0, await service.CountAsync("decisions", "actor = 'rolloutgate'"));
+    }
+
+    [Fact]
+    public async Task Deployed_RetriedAfterItSupersededAWatch_GetsTheFirstAnswer_AndStopsNothingTwice()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "first", at: At));
+        var body = WebhookClient.Body("deployed", "second", at: Later);
+
+        var answer = await (await service.Webhooks.SendAsync(body, deliveryId: "second-deployed")).Content.ReadAsStringAsync();
+        var again = await (await service.Webhooks.SendAsync(body, deliveryId: "second-deployed")).Content.ReadAsStringAsync();
+
+        Assert.Equal(answer, again);
+        Assert.Equal(1, await service.CountAsync("decisions", "deployment_id = 'first'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "deployment_id = 'first' AND type = 'decision'"));
+    }
+}
