@@ -16,7 +16,8 @@ public sealed class SupersededWatchTests
     private const string At = "2026-11-21T10:00:00Z";
     private const string Later = "2026-11-21T12:00:00Z";
 
-    private static string EndingOnANewerDeploy(string service = "checkout") =>
+    /// <summary><see cref="TestRunbooks.Minimal"/> with <c>watch.onNewerDeploy: stop</c>.</summary>
+    internal static string EndingOnANewerDeploy(string service = "checkout") =>
         TestRunbooks.Minimal(service).Replace("\n    interval: 1m\n", "\n    interval: 1m\n    onNewerDeploy: stop\n", StringComparison.Ordinal);
 
     private static Task<TestService> StartAsync() => TestService.StartAsync(("checkout.yaml", EndingOnANewerDeploy()));

@@ -5,6 +5,7 @@ using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Kubernetes;
 using RolloutGate.Slack;
+using RolloutGate.Tests.Deployments;
 using RolloutGate.Tests.Rollbacks;
 
 namespace RolloutGate.Tests.Slack;
@@ -46,6 +47,22 @@ public sealed class DecisionChannelTests
         var update = test.Slack.Delivered(SlackMethods.Update).Last(u => u.Body.GetProperty("ts").GetString() == rootTs);
         var section = update.Body.GetProperty("blocks")[0].GetProperty("text").GetProperty("text").GetString();
         Assert.Contains(":warning: deployed although the pre-deploy gate denied it: one-change-at-a-time failed", section, StringComparison.Ordinal);
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task ChangeEndedByANewerDeploy_ItsRootSaysStopped_AndItsThreadNamesTheNewerDeployment()
+    {
+        await using var test = await SlackTestService.StartAsync(runbook: SupersededWatchTests.EndingOnANewerDeploy());
+        await test.WatchAsync("gh-replaced-1");
+        (await test.Service.Webhooks.SendEventAsync("deployed", "gh-newer-1")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var rootTs = await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-replaced-1'") ?? "";
+        Assert.Equal("checkout 2.4.0 in production: stopped", test.Slack.MessageText(rootTs));
+        var reply = Assert.Single(test.Slack.Replies(rootTs));
+        Assert.Contains("*stop* (via superseded): deployment 'gh-newer-1' (version 2.4.0) replaced this change in production",
+            test.Slack.MessageText(reply), StringComparison.Ordinal);
         Assert.Empty(test.Slack.Violations);
     }
 
