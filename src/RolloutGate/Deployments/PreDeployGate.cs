@@ -17,7 +17,7 @@ public sealed record GateVerdict(bool Allowed, IReadOnlyList<CheckResult> Checks
 /// Runs inside the webhook's transaction, under a lock per service and environment, so two concurrent
 /// <c>predeploy</c> deliveries for one service cannot both see "no other change in flight".
 /// </summary>
-public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner checks, TimeProvider time)
+public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner checks, RunbookCatalog runbooks, TimeProvider time)
 {
     public const string OneChangeAtATime = "one-change-at-a-time";
     public const string OwnerRecorded = "owner-recorded";
@@ -42,15 +42,7 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
             """, cancellationToken);
 
         var results = new List<CheckResult>();
-        var blocking = await db.Deployments.AsNoTracking()
-            .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
-                        && DeploymentState.Active.Contains(d.State))
-            .OrderBy(d => d.CreatedAt)
-            .Select(d => new { d.Id, d.State })
-            .FirstOrDefaultAsync(cancellationToken);
-        results.Add(blocking is null
-            ? CheckResult.Pass(OneChangeAtATime, $"no other change of {deployment.Service} in {deployment.Environment} is in flight")
-            : CheckResult.Fail(OneChangeAtATime, $"deployment '{blocking.Id}' of {deployment.Service} in {deployment.Environment} is still {blocking.State}"));
+        results.Add(await OneChangeAtATimeAsync(deployment, cancellationToken));
 
         results.Add(string.IsNullOrWhiteSpace(request.Initiator)
             ? CheckResult.Fail(OwnerRecorded, "the webhook names no initiator; every change needs an owner (set \"initiator\")")
@@ -74,5 +66,29 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
         var builtIn = results.Take(BuiltInRuleCount).ToList();
         var shown = builtIn.Where(rule => rule.Status != CheckStatus.Pass).Concat(results.Skip(BuiltInRuleCount)).ToList();
         return new GateVerdict(results.All(result => result.Status == CheckStatus.Pass), shown);
+    }
+
+    /// <summary>
+    /// The built-in rule: no other change of the service and environment in flight. A change that is only watching, under a
+    /// runbook version that ends its watch when the next change is deployed (<c>watch.onNewerDeploy: stop</c>), does not
+    /// hold the next one back: its watch ends then (<see cref="NewerDeploys"/>).
+    /// </summary>
+    private async Task<CheckResult> OneChangeAtATimeAsync(DeploymentRow deployment, CancellationToken cancellationToken)
+    {
+        var inFlight = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
+            .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
+                        && DeploymentState.Active.Contains(d.State))
+            .OrderBy(d => d.CreatedAt)
+            .ToListAsync(cancellationToken);
+        var endingOnDeploy = inFlight.Where(d => d.State == DeploymentState.Watching && NewerDeploys.EndWatchOf(runbooks, d)).ToList();
+        if (inFlight.Except(endingOnDeploy).FirstOrDefault() is { } blocking)
+        {
+            return CheckResult.Fail(OneChangeAtATime, $"deployment '{blocking.Id}' of {deployment.Service} in {deployment.Environment} is still {blocking.State}");
+        }
+
+        var none = $"no other change of {deployment.Service} in {deployment.Environment} is in flight";
+        return CheckResult.Pass(OneChangeAtATime, endingOnDeploy.Count == 0
+            ? none
+            : $"{none}: the watch of {string.Join(", ", endingOnDeploy.Select(d => $"'{d.Id}'"))} ends when this change is deployed (watch.onNewerDeploy: stop)");
     }
 }

@@ -291,7 +291,7 @@ public sealed partial class WebhookProcessor(
             .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
                         && replaceable.Contains(d.State) && d.DeployedAt <= deployment.DeployedAt)
             .ToListAsync(cancellationToken);
-        var ending = earlier.Where(EndsOnANewerDeploy).Select(d => d.Id).Order(StringComparer.Ordinal).ToArray();
+        var ending = earlier.Where(d => NewerDeploys.EndWatchOf(runbooks, d)).Select(d => d.Id).Order(StringComparer.Ordinal).ToArray();
         if (ending.Length == 0)
         {
             // Under the default (keep) nothing is locked: a watch being stored meanwhile is not waited for.
@@ -314,19 +314,6 @@ public sealed partial class WebhookProcessor(
         }
 
         return superseded;
-    }
-
-    /// <summary>Whether <paramref name="earlier"/>'s runbook version ends its watch on a newer deploy; not when it no longer parses.</summary>
-    private bool EndsOnANewerDeploy(DeploymentRow earlier)
-    {
-        try
-        {
-            return runbooks.VersionOf(earlier).Watch.OnNewerDeploy == NewerDeployAction.Stop;
-        }
-        catch (StoredRunbookUnreadableException)
-        {
-            return false;
-        }
     }
 
     /// <summary>The <c>source</c> of the stop decision that ends a change replaced by a newer deploy (see <see cref="SupersedeAsync"/>).</summary>

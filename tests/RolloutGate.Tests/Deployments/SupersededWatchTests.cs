@@ -83,6 +83,43 @@ public sealed class SupersededWatchTests
     }
 
     [Fact]
+    public async Task Predeploy_WhileAnEarlierChangeOnlyWatches_IsAllowed_AndItsDeployEndsThatWatch()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "first");
+        await service.Webhooks.SendEventAsync("deployed", "first");
+
+        var next = await (await service.Webhooks.SendEventAsync("predeploy", "next")).JsonAsync();
+        var third = await (await service.Webhooks.SendEventAsync("predeploy", "third")).JsonAsync();
+        var deployed = await (await service.Webhooks.SendEventAsync("deployed", "next")).JsonAsync();
+
+        Assert.Equal("allow", next.GetProperty("verdict").GetString());
+        Assert.Equal(
+            "no other change of checkout in production is in flight: the watch of 'first' ends when this change is deployed (watch.onNewerDeploy: stop)",
+            await service.Database.ScalarAsync<string>(
+                "SELECT data::json->>'detail' FROM audit_events WHERE deployment_id = 'next' AND type = 'check.result' AND data::json->>'name' = 'one-change-at-a-time'"));
+        // "next" is allowed and not yet deployed: a change in flight, which holds back the one after it as before.
+        Assert.Equal("deny", third.GetProperty("verdict").GetString());
+        Assert.Contains("'next'", Assert.Single(third.GetProperty("checks").EnumerateArray()).GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(["first"], deployed.GetProperty("superseded").EnumerateArray().Select(id => id.GetString()));
+        Assert.False(deployed.TryGetProperty("preDeployGate", out _));
+    }
+
+    [Fact]
+    public async Task Predeploy_WhileAnEarlierChangeWaitsForADecision_IsDeniedNamingIt()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendEventAsync("deployed", "regressed-one");
+        await service.RegressAsync("regressed-one", "p95-latency");
+
+        var next = await (await service.Webhooks.SendEventAsync("predeploy", "next")).JsonAsync();
+
+        Assert.Equal("deny", next.GetProperty("verdict").GetString());
+        Assert.Equal("deployment 'regressed-one' of checkout in production is still regressed",
+            Assert.Single(next.GetProperty("checks").EnumerateArray()).GetProperty("detail").GetString());
+    }
+
+    [Fact]
     public async Task Deployed_WithNoEarlierWatch_AnswersWithoutSuperseded()
     {
         await using var service = await StartAsync();
