@@ -1,3 +1,4 @@
+using System.Data;
 using System.Security.Cryptography;
 using System.Text;
 using Npgsql;
@@ -78,7 +79,13 @@ public sealed partial class MigrationRunner(NpgsqlDataSource dataSource, TimePro
         }
         finally
         {
-            await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", MigrationLockKey));
+            // A session that ended meanwhile (PostgreSQL ended it, as idle_in_transaction_session_timeout does, or the
+            // connection broke) took its lock with it; unlocking through it threw "Connection is not open" in place of
+            // why it ended.
+            if (connection.State == ConnectionState.Open)
+            {
+                await ExecuteAsync(connection, "SELECT pg_advisory_unlock(@key)", CancellationToken.None, ("key", MigrationLockKey));
+            }
         }
     }
 

@@ -133,6 +133,22 @@ public sealed class MigrationRunnerTests
     }
 
     [Fact]
+    public async Task Apply_SessionEndedMidMigration_StopsWithWhyNotWithConnectionIsNotOpen()
+    {
+        // PostgreSQL ends the session inside a migration's transaction, as its idle_in_transaction_session_timeout, a
+        // restart or a broken connection does: start-up stops saying why, not only "Connection is not open" (the unlock's).
+        await using var database = await TestDatabase.CreateAsync();
+        var migrations = CopyMigrations();
+        await File.WriteAllTextAsync(Path.Combine(migrations, "9999_session_ended.sql"), "SELECT pg_terminate_backend(pg_backend_pid());");
+        await using var dataSource = NpgsqlDataSource.Create(database.ConnectionString);
+
+        var error = await Assert.ThrowsAsync<StartupException>(() => Runner(dataSource).ApplyAsync(migrations, CancellationToken.None));
+
+        Assert.Contains("migration '9999_session_ended.sql' failed: terminating connection due to administrator command", error.Message, StringComparison.Ordinal);
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) FROM schema_migrations WHERE file = '9999_session_ended.sql'"));
+    }
+
+    [Fact]
     public async Task CompactBaselines_JsonSamplesStoredBefore_ConvertedInOrderWithTheirNulls()
     {
         await using var database = await TestDatabase.CreateAsync();
