@@ -18,9 +18,11 @@ namespace RolloutGate.Tests.Operations;
 public sealed class LostReplicaTests
 {
     /// <summary>
-    /// The lost replica's idle_in_transaction_session_timeout in this test, set as an operator would, in its connection
-    /// string's Options (which win over the service's 60 s, see SessionSettings_…): the same ending of its session, in
-    /// seconds instead of a minute and a half of the suite.
+    /// The idle_in_transaction_session_timeout of the lost replica's transaction in this test, instead of the service's
+    /// 60 s: the same ending of its session, in seconds instead of a minute and a half of the suite. Set for that
+    /// transaction only (SET LOCAL, as PreDeployGate raises it): set for the whole replica, in its connection string, it
+    /// could end the replica's start-up on a loaded machine, where a first EF query's compilation inside a transaction
+    /// takes seconds.
     /// </summary>
     private const string LostIdleTimeout = "3s";
 
@@ -43,7 +45,6 @@ public sealed class LostReplicaTests
             {
                 Host = IPAddress.Loopback.ToString(),
                 Port = proxy.Port,
-                Options = $"-c idle_in_transaction_session_timeout={LostIdleTimeout}",
             }.ConnectionString,
             ["RolloutGate:RunbooksPath"] = runbooks.Folder,
         });
@@ -57,6 +58,7 @@ public sealed class LostReplicaTests
         {
             await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
                 [new AuditEntry(AuditEventTypes.Decision, "lost-mid-append", "checkout", "alice", new { kind = "stop" })], CancellationToken.None);
+            await db.Database.ExecuteSqlRawAsync($"SET LOCAL idle_in_transaction_session_timeout = '{LostIdleTimeout}'");
             proxy.BlackHole();
             Assert.Equal(1L, await database.ScalarAsync<long>(
                 $"SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND database = (SELECT oid FROM pg_database WHERE datname = '{database.Name}')",
@@ -151,16 +153,20 @@ public sealed class LostReplicaTests
                 """, StringComparison.Ordinal);
             await using var database = await TestDatabase.CreateAsync();
             using var runbooks = new TestRunbooks(("checkout.yaml", runbook));
+            // The operator's 1 s is the database's (the service's own 60 s are off, so it is not overridden), set once the
+            // host has started and has answered one predeploy without it: a first start-up or request on a loaded machine
+            // spent more than 1 s between two statements of one transaction (compiling an EF query), and was ended there.
             await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
             {
-                ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
-                {
-                    Options = "-c idle_in_transaction_session_timeout=1s",
-                }.ConnectionString,
+                ["RolloutGate:DatabaseSessionTimeouts"] = "false",
                 ["RolloutGate:RunbooksPath"] = runbooks.Folder,
             });
+            var webhooks = new WebhookClient(host.CreateClient());
+            Assert.Equal(HttpStatusCode.OK, (await webhooks.SendEventAsync("predeploy", "warm-up")).StatusCode);
+            await database.ExecuteAsync($"ALTER DATABASE {database.Name} SET idle_in_transaction_session_timeout = '1s'", asAdmin: true);
+            host.Services.GetRequiredService<NpgsqlDataSource>().Clear();
 
-            var answer = await new WebhookClient(host.CreateClient()).SendEventAsync("predeploy", "slow-checks");
+            var answer = await webhooks.SendEventAsync("predeploy", "slow-checks");
 
             Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
             var json = await answer.JsonAsync();
@@ -178,20 +184,14 @@ public sealed class LostReplicaTests
     {
         await using var database = await TestDatabase.CreateAsync();
         using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
-        var stall = new StallOnce("frozen");
-        await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
-        {
-            // 1 s instead of the service's 60 s, so that a stall of 3 s outlasts it.
-            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString)
-            {
-                Options = "-c idle_in_transaction_session_timeout=1s",
-            }.ConnectionString,
-            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
-        }, services: services => services.AddSingleton<IAuditSubscriber>(stall));
+        var stall = new StallOnce(database, "frozen");
+        // The service's own session settings: only the frozen transaction has a short timeout (StallOnce).
+        await using var host = new RolloutGateHost(database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder },
+            services: services => services.AddSingleton<IAuditSubscriber>(stall));
         var webhooks = new WebhookClient(host.CreateClient());
 
-        // The replica stops for 3 s between appending its events and committing them, as one frozen or cut off would:
-        // PostgreSQL has ended its session meanwhile, and rolled the transaction back.
+        // The replica stops between appending its events and committing them, as one frozen or cut off would, until
+        // PostgreSQL has ended its session and rolled the transaction back.
         // (A deployed: a predeploy's transaction allows itself its checks' timeout plus a minute.)
         var frozen = await webhooks.SendEventAsync("deployed", "frozen", deliveryId: "frozen-deployed");
 
@@ -219,8 +219,13 @@ public sealed class LostReplicaTests
         return [.. values];
     }
 
-    /// <summary>Waits 3 s inside the first transaction that appends an event of <paramref name="deploymentId"/>.</summary>
-    private sealed class StallOnce(string deploymentId) : IAuditSubscriber
+    /// <summary>
+    /// Freezes the first transaction that appends an event of <paramref name="deploymentId"/>: it allows that transaction
+    /// 1 s idle (SET LOCAL, as PreDeployGate raises it: the host's start-up, its background loops and the retry keep the
+    /// service's 60 s), then waits until PostgreSQL has ended its session. A timeout of 1 s for the whole host ended its
+    /// start-up or the retry too on a loaded machine, where a first EF query's compilation inside a transaction took longer.
+    /// </summary>
+    private sealed class StallOnce(TestDatabase database, string deploymentId) : IAuditSubscriber
     {
         private int stalled;
 
@@ -228,7 +233,11 @@ public sealed class LostReplicaTests
         {
             if (appended.Any(row => row.DeploymentId == deploymentId) && Interlocked.Exchange(ref stalled, 1) == 0)
             {
-                await Task.Delay(TimeSpan.FromSeconds(3), cancellationToken);
+                var session = ((NpgsqlConnection)db.Database.GetDbConnection()).ProcessID;
+                await db.Database.ExecuteSqlRawAsync("SET LOCAL idle_in_transaction_session_timeout = '1s'", cancellationToken);
+                await SlackTestService.EventuallyAsync(
+                    async () => await database.ScalarAsync<long>($"SELECT count(*) FROM pg_stat_activity WHERE pid = {session}", asAdmin: true) == 0,
+                    "PostgreSQL ended the frozen session", PatienceSeconds);
             }
         }
     }
