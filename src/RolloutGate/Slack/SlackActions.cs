@@ -1,4 +1,3 @@
-using System.Text;
 using Microsoft.AspNetCore.Http.HttpResults;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
@@ -47,7 +46,7 @@ public sealed partial class SlackActions(
         if (deployment is null)
         {
             // Said privately like any other answer to a press: Slack shows nothing of the HTTP answer to a button.
-            var unknown = $"Deployment {SlackMessages.Escape(deploymentId)} is unknown.";
+            var unknown = $"Deployment {SlackMessages.Typed(deploymentId)} is unknown.";
             await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, null, null, userId,
                 new { action = kind, deploymentId, outcome = "unknown deployment", source = Source }), unknown, ephemeral, cancellationToken);
             return unknown;
@@ -137,27 +136,44 @@ public sealed partial class SlackActions(
 
     private static string Capitalised(string kind) => string.Concat(kind[..1].ToUpperInvariant(), kind[1..]);
 
-    /// <summary><c>status &lt;deploymentId&gt;</c> or <c>status &lt;service&gt;</c> (its latest deployments).</summary>
+    /// <summary>
+    /// The most decisions a status answer lists, newest first; past it the rest are counted in one last line that links
+    /// to the deployment, whose page has them all. A deployment can gather hundreds (a rollback retried again and again),
+    /// and the answer is one text Slack asks to keep within <see cref="BlockKitLimits.Text"/>.
+    /// </summary>
+    public const int MaxListedDecisions = 10;
+
+    /// <summary>
+    /// <c>status &lt;deploymentId&gt;</c> (its newest decisions too) or <c>status &lt;service&gt;</c> (its latest deployments),
+    /// within <see cref="BlockKitLimits.Text"/>: past it the longest lines are shortened (<see cref="SlackMessages.Shorten"/>).
+    /// </summary>
     public async Task<string> StatusAsync(string target, CancellationToken cancellationToken)
     {
         var publicUrl = options.CurrentValue.PublicUrl;
-        var deployment = await db.Deployments.AsNoTracking().Include(d => d.Decisions).SingleOrDefaultAsync(d => d.Id == target, cancellationToken);
+        var deployment = await db.Deployments.AsNoTracking().SingleOrDefaultAsync(d => d.Id == target, cancellationToken);
         if (deployment is not null)
         {
-            var text = new StringBuilder(StatusLine(deployment, publicUrl));
-            foreach (var decision in deployment.Decisions.OrderBy(d => d.At).ThenBy(d => d.Id))
+            var decided = db.Decisions.AsNoTracking().Where(d => d.DeploymentId == deployment.Id);
+            var count = await decided.CountAsync(cancellationToken);
+            var listed = count <= MaxListedDecisions ? count : MaxListedDecisions - 1;
+            var newest = await decided.OrderByDescending(d => d.At).ThenByDescending(d => d.Id).Take(listed).ToListAsync(cancellationToken);
+            List<string> lines = [StatusLine(deployment, publicUrl), .. newest.Select(d => $"• {d.Kind} by {SlackMessages.Who(d.Actor)}")];
+            if (count > listed)
             {
-                text.Append($"\n• {decision.Kind} by {SlackMessages.Who(decision.Actor)}");
+                lines.Add($"• and {count - listed} earlier decisions: see {SlackMessages.LinkTo(publicUrl, deployment.Id)}");
             }
 
-            return text.ToString();
+            return Fitted(lines);
         }
 
         var latest = await db.Deployments.AsNoTracking().Where(d => d.Service == target)
             .OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(5).ToListAsync(cancellationToken);
         return latest.Count == 0
-            ? $"No deployment or service is called {SlackMessages.Escape(target)}."
-            : $"Latest deployments of {SlackMessages.Escape(target)}:\n" + string.Join("\n", latest.Select(d => "• " + StatusLine(d, publicUrl)));
+            ? $"No deployment or service is called {SlackMessages.Typed(target)}."
+            : Fitted([$"Latest deployments of {SlackMessages.Escape(target)}:", .. latest.Select(d => "• " + StatusLine(d, publicUrl))]);
+
+        static string Fitted(IReadOnlyList<string> lines) =>
+            string.Join("\n", SlackMessages.Shorten(lines, BlockKitLimits.Text, BlockKitLimits.Text));
     }
 
     private static string StatusLine(DeploymentRow d, string publicUrl) =>

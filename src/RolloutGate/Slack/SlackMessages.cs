@@ -5,6 +5,7 @@ using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Webhooks;
 
 namespace RolloutGate.Slack;
 
@@ -205,22 +206,10 @@ public static class SlackMessages
     /// </summary>
     public static IReadOnlyList<SectionBlock> Sections(IReadOnlyList<string> lines)
     {
-        // Each line but the first costs a line break as well.
-        var room = BlockKitLimits.MessageText - Math.Max(lines.Count - 1, 0);
-        var limits = new int[lines.Count];
-        var left = lines.Count;
-        foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Length))
-        {
-            limits[i] = Math.Min(Math.Min(lines[i].Length, BlockKitLimits.SectionText), Math.Max(room / left, 1));
-            room -= limits[i];
-            left--;
-        }
-
         var sections = new List<SectionBlock>();
         var section = new StringBuilder();
-        for (var i = 0; i < lines.Count; i++)
+        foreach (var line in Shorten(lines, BlockKitLimits.MessageText, BlockKitLimits.SectionText))
         {
-            var line = Cut(lines[i], limits[i]);
             if (section.Length > 0 && section.Length + 1 + line.Length > BlockKitLimits.SectionText)
             {
                 sections.Add(new SectionBlock(SlackText.Markdown(section.ToString())));
@@ -236,6 +225,27 @@ public static class SlackMessages
         }
 
         return sections;
+    }
+
+    /// <summary>
+    /// <paramref name="lines"/> of mrkdwn within <paramref name="room"/> characters once joined by line breaks, none
+    /// longer than <paramref name="maxLine"/>: the longest lines are shortened first (<see cref="Cut"/>), each to an equal
+    /// share of the room the shorter ones leave, so a short line is never cut.
+    /// </summary>
+    public static IReadOnlyList<string> Shorten(IReadOnlyList<string> lines, int room, int maxLine)
+    {
+        // Each line but the first costs a line break as well.
+        room -= Math.Max(lines.Count - 1, 0);
+        var limits = new int[lines.Count];
+        var left = lines.Count;
+        foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Length))
+        {
+            limits[i] = Math.Min(Math.Min(lines[i].Length, maxLine), Math.Max(room / left, 1));
+            room -= limits[i];
+            left--;
+        }
+
+        return [.. lines.Select((line, i) => Cut(line, limits[i]))];
     }
 
     /// <summary>
@@ -285,6 +295,14 @@ public static class SlackMessages
         var whole = $" (shortened: all of it at {link})";
         return head + Cut(quoted, max - head.Length - whole.Length - tail.Length) + whole + tail;
     }
+
+    /// <summary>
+    /// A name someone typed (a deployment id, a service) that an answer repeats, escaped and cut (<see cref="Cut"/>) past
+    /// the longest any deployment's can be once escaped (<see cref="WebhookRequestParser.MaxFieldLength"/>, every
+    /// character an '&amp;'): a slash command or button may carry 64 KiB, which escaped would pass even the 40,000
+    /// characters Slack cuts a text at.
+    /// </summary>
+    public static string Typed(string name) => Cut(Escape(name), WebhookRequestParser.MaxFieldLength * "&amp;".Length);
 
     /// <summary>&amp;, &lt; and &gt; are the three characters Slack asks to escape in mrkdwn.</summary>
     public static string Escape(string text) =>

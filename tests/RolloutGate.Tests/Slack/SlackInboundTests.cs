@@ -333,6 +333,81 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task SlashCommand_StatusOfADeploymentWithHundredsOfDecisions_ListsTheNewestAndCountsTheRestWithTheLink()
+    {
+        // A rollback retried again and again: every decision was listed, oldest first, in a text Slack asks to keep
+        // within 4,000 characters.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-many-decisions");
+        await test.Service.Database.ExecuteAsync("""
+            INSERT INTO decisions (deployment_id, at, kind, actor, reason)
+            SELECT 'gh-many-decisions', now() - make_interval(secs => n), CASE n WHEN 1 THEN 'stop' ELSE 'rollback' END,
+                   CASE n WHEN 1 THEN 'U024BE7LH' ELSE 'U0G9QF9C6' END, 'retry ' || n
+            FROM generate_series(1, 300) AS n
+            """);
+
+        var text = (await (await test.CommandAsync(Stranger, "status gh-many-decisions")).JsonAsync()).GetProperty("text").GetString()!;
+
+        const string Link = "<https://rolloutgate.example/api/v1/deployments/gh-many-decisions|gh-many-decisions>";
+        Assert.Equal(
+        [
+            $"{Link} checkout `2.4.0` in production: *watching*",
+            "• stop by <@U024BE7LH>",
+            .. Enumerable.Repeat("• rollback by <@U0G9QF9C6>", SlackActions.MaxListedDecisions - 2),
+            $"• and 291 earlier decisions: see {Link}",
+        ], text.Split('\n'));
+    }
+
+    [Fact]
+    public async Task SlashCommand_StatusAndUnknownNames_WithLongFieldsFullOfMarkup_StayWithinSlacksLengthWithEscapesWhole()
+    {
+        // Each field within the webhook's 256 characters, but escaped ('&' is "&amp;") five deployments' lines came to
+        // some 23,000 characters; and a name typed into a command or a button (64 KiB of form) was repeated whole.
+        var markup = new string('&', 256);
+        await using var test = await SlackTestService.StartAsync(runbook: TestRunbooks.Minimal(environments: $"[production, '{markup}']"));
+        var ids = Enumerable.Range(1, 5).Select(i => $"{i}{markup[1..]}").ToList();
+        foreach (var id in ids)
+        {
+            foreach (var @event in new[] { "predeploy", "deployed" })
+            {
+                var body = System.Text.Json.JsonSerializer.Serialize(new { @event, deploymentId = id, service = "checkout", environment = markup, version = markup });
+                (await test.Service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
+            }
+        }
+
+        await test.Service.Database.ExecuteAsync($"""
+            INSERT INTO decisions (deployment_id, at, kind, actor, reason)
+            SELECT '{ids[0]}', now() - make_interval(secs => n), 'rollback', repeat('<', 256), 'retry' FROM generate_series(1, 20) AS n
+            """);
+        var unknown = new string('&', 20_000);
+
+        List<string> texts = [];
+        foreach (var command in new[] { "status checkout", $"status {ids[0]}", $"status {unknown}", $"stop {unknown}" })
+        {
+            texts.Add((await (await test.CommandAsync(SlackTestService.Owner, command)).JsonAsync()).GetProperty("text").GetString()!);
+        }
+
+        Assert.EndsWith("&amp;… is unknown.", texts[3], StringComparison.Ordinal);
+        (await test.PressAsync(SlackTestService.Owner, "stop", unknown)).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+        texts.Add(Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral)).Body.GetProperty("text").GetString()!);
+
+        Assert.Empty(test.Slack.Violations);
+        // Every line shortened to a share, each shortened line ending with "…": no room here for a whole link to such
+        // an id beside the rest (its address alone is 815 characters), but every deployment and decision has its line.
+        Assert.StartsWith("Latest deployments of checkout:\n• ", texts[0], StringComparison.Ordinal);
+        Assert.Equal(6, texts[0].Split('\n').Length);
+        Assert.Equal(1 + SlackActions.MaxListedDecisions, texts[1].Split('\n').Length);
+        Assert.StartsWith("• and 11 earlier decisions: see ", texts[1].Split('\n')[^1], StringComparison.Ordinal);
+        Assert.StartsWith("No deployment or service is called &amp;&amp;", texts[2], StringComparison.Ordinal);
+        Assert.All(texts, text =>
+        {
+            Assert.InRange(text.Length, 1, BlockKitLimits.Text);
+            Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", text);
+        });
+    }
+
+    [Fact]
     public async Task SlashCommands_DismissAndRollback_DecideARegressedDeploymentForItsApprovers()
     {
         // CONTRACT section 6: /rolloutgate stop|rollback|dismiss <deploymentId>; the buttons and stop have tests of their
