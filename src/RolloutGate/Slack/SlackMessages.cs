@@ -66,9 +66,17 @@ public static class SlackMessages
     {
         var evidence = ParseEvidence(data);
         var link = LinkTo(publicUrl, deployment.Id);
-        var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")}: a verdict changed · {link}";
+        var text = Notification(deployment, $": a verdict changed · {link}");
         return new OutboxMessage(channel, text, Sections([$"*A verdict changed* · {link}", .. Lines(evidence, link)]));
     }
+
+    /// <summary>
+    /// A notification's text: the deployment's service and version, then <paramref name="rest"/> (which ends with the link
+    /// to it), within <see cref="BlockKitLimits.Text"/>. The service and version are escaped, then cut (<see cref="Cut"/>)
+    /// to the room the rest leaves: each may be 256 '&amp;' (1,280 characters escaped), and an id as long its link's 2,100.
+    /// </summary>
+    private static string Notification(DeploymentRow deployment, string rest) =>
+        Cut($"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")}", BlockKitLimits.Text - rest.Length) + rest;
 
     /// <summary>The question asked when a deployment regresses under rollback.mode recommend: evidence, link and three buttons.</summary>
     /// <param name="held">
@@ -81,7 +89,7 @@ public static class SlackMessages
         var timeout = runbook.Rollback.ApprovalTimeout;
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
         var link = LinkTo(publicUrl, deployment.Id);
-        var text = $"{Escape(deployment.Service)} {Escape(deployment.Version ?? "")} regressed: roll back? · {link}";
+        var text = Notification(deployment, $" regressed: roll back? · {link}");
         string[] body =
         [
             $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}",

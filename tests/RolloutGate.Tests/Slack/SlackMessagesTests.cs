@@ -1,4 +1,7 @@
+using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Slack;
+using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Slack;
 
@@ -21,6 +24,55 @@ public sealed class SlackMessagesTests
     public void Cut_NeverSplitsASurrogatePair()
     {
         Assert.Equal("ab…", SlackMessages.Cut("ab\U0001F600cd", 4));
+    }
+
+    [Fact]
+    public void Fit_AtEveryLength_EscapesBeforeTheCut_NeverSplitsAnEscapeALinkOrASurrogatePair()
+    {
+        // What is quoted is escaped, then cut: the limit holds for the escaped text, whatever character the cut meets.
+        const string Typed = "a&b<c>\U0001F600&&<<>>\U0001F680x&\U0001F600>";
+        var quoted = SlackMessages.Escape(string.Concat(Enumerable.Repeat(Typed, 40)));
+        const string Head = "alice decided *stop*: ";
+        const string Link = "<https://rolloutgate.example/api/v1/deployments/d|d>";
+        var whole = $" (shortened: all of it at {Link})";
+
+        for (var max = Head.Length + whole.Length + 1; max < Head.Length + quoted.Length; max++)
+        {
+            var fitted = SlackMessages.Fit(Head, quoted, "", Link, max);
+
+            Assert.InRange(fitted.Length, max - 10, max);
+            Assert.StartsWith(Head, fitted, StringComparison.Ordinal);
+            Assert.EndsWith("…" + whole, fitted, StringComparison.Ordinal);
+            var cut = fitted[Head.Length..^(whole.Length + 1)];
+            Assert.StartsWith(cut, quoted, StringComparison.Ordinal);
+            Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", cut);
+            Assert.False(cut.Length > 0 && char.IsHighSurrogate(cut[^1]), $"a surrogate pair split at {max}");
+        }
+    }
+
+    [Fact]
+    public void Notifications_LongFieldsFullOfMarkup_TheirTextKeepsWithinSlacksLengthAndEndsWithTheLink()
+    {
+        // Service, version and id each within the webhook's 256 characters, but escaped ('&' is "&amp;", in the link's
+        // address "%26") a notification's text came to some 4,700 characters, past the 4,000 Slack asks for.
+        var markup = new string('&', 256);
+        var deployment = new DeploymentRow { Id = markup, Service = markup, Environment = "production", Version = markup, State = "regressed" };
+        var runbook = RunbookParser.Parse(TestRunbooks.Minimal(), "checkout.yaml").Runbook!;
+        var link = SlackMessages.LinkTo("https://rolloutgate.example", markup);
+
+        string[] texts =
+        [
+            SlackMessages.VerdictChanged("C1", deployment, """{"metric": "p95-latency", "verdict": "regressed"}""", "https://rolloutgate.example").Text,
+            SlackMessages.Recommendation("C1", deployment, runbook, [SlackTestService.P95Regressed], "https://rolloutgate.example").Text,
+        ];
+
+        Assert.All(texts, text =>
+        {
+            Assert.InRange(text.Length, BlockKitLimits.Text - 10, BlockKitLimits.Text);
+            Assert.StartsWith("&amp;&amp;", text, StringComparison.Ordinal);
+            Assert.EndsWith($" · {link}", text, StringComparison.Ordinal);
+            Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", text);
+        });
     }
 
     [Fact]
