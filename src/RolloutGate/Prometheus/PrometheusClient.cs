@@ -191,10 +191,18 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
 
             if (body is null)
             {
-                throw response.StatusCode == HttpStatusCode.OK
-                    ? PrometheusQueryException.Unusable(
-                        promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)")
-                    : new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with more than {Size(maxBytes)}");
+                throw response.StatusCode switch
+                {
+                    HttpStatusCode.OK => PrometheusQueryException.Unusable(
+                        promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)"),
+                    // The two codes the HTTP API refuses a query with, bad_data (400) and execution (422): the query is refused
+                    // whatever the size of the text that says why, as it is with a shorter one, not asked again as if
+                    // Prometheus were down. The text itself is not read, as no answer past the limit is.
+                    HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity => Rejected(promql,
+                        response.StatusCode == HttpStatusCode.BadRequest ? "bad_data" : "execution",
+                        $"{(int)response.StatusCode} {response.ReasonPhrase} with an answer of more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read"),
+                    _ => new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with more than {Size(maxBytes)}"),
+                };
             }
 
             JsonDocument document;
@@ -224,8 +232,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                         var settings = options.CurrentValue.Prometheus;
                         var error = ResponseBodies.Excerpt(Urls.Redacted(
                             root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]));
-                        LogQueryRejected(logger, promql, errorType, error);
-                        throw new PrometheusQueryException(promql, errorType, error);
+                        throw Rejected(promql, errorType, error);
                     }
 
                     if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
@@ -270,6 +277,13 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
         return root.TryGetProperty("isPartial", out var partial) && partial.ValueKind == JsonValueKind.True
             ? "a partial response (isPartial: some storage nodes did not answer), so its answer may lack data"
             : null;
+    }
+
+    /// <summary>Prometheus's refusal of <paramref name="promql"/>, logged.</summary>
+    private PrometheusQueryException Rejected(string promql, string errorType, string error)
+    {
+        LogQueryRejected(logger, promql, errorType, error);
+        return new PrometheusQueryException(promql, errorType, error);
     }
 
     private PrometheusUnavailableException Unreachable(Exception exception)

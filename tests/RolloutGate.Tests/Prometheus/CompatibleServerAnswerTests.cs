@@ -48,6 +48,13 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
         // A server (or a proxy answering in its form) that quotes pages of text in its error.
         server.Map("/long-error/api/v1/query", () => Json($$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 100_000)}}"}""", 400));
+        // An error answer past MaxAnswerBytes: a server (or a proxy answering in its form) quoting a huge query back.
+        foreach (var status in new[] { 400, 422, 503 })
+        {
+            var body = $$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 2 * MaxAnswerBytes)}}"}""";
+            server.Map($"/huge-error-{status}/api/v1/query", () => Json(body, status));
+        }
+
         // A query without aggregation on a big mesh: one series per pod and response code, past MaxAnswerBytes.
         server.Map("/huge/api/v1/query", () => Json(Success("vector", ManySeries("value", "[1800000000,\"0.25\"]"))));
         server.Map("/huge/api/v1/query_range", () => Json(Success("matrix", ManySeries("values", "[[1800000000,\"0.25\"]]"))));
@@ -240,6 +247,29 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
                 $"the query '{promql}' returned more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)",
                 exception.Message);
         }
+    }
+
+    [Theory]
+    [InlineData(400, "bad_data", "Bad Request")]
+    [InlineData(422, "execution", "Unprocessable Entity")]
+    public async Task QueryAsync_RefusalPastMaxAnswerBytes_IsPrometheusRejectingTheQuery_NotPrometheusUnavailable(int status, string errorType, string reason)
+    {
+        // Before, the query was taken for Prometheus unavailable: asked again, then blind after the grace as if it were down.
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => WithClientAsync($"huge-error-{status}", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)));
+
+        Assert.True(exception.IsPermanent);
+        Assert.Equal(errorType, exception.ErrorType);
+        Assert.Equal(
+            $"Prometheus rejected the query 'up': {errorType}: {status} {reason} with an answer of more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read",
+            exception.Message);
+    }
+
+    [Fact]
+    public async Task QueryAsync_ServerFailingPastMaxAnswerBytes_IsStillUnavailable()
+    {
+        await Assert.ThrowsAsync<PrometheusUnavailableException>(
+            () => WithClientAsync("huge-error-503", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)));
     }
 
     [Fact]
