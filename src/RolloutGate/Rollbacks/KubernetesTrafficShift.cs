@@ -12,7 +12,7 @@ namespace RolloutGate.Rollbacks;
 /// it was computed from, so a concurrent edit answers 409 (and a fresh read) instead of being overwritten. A
 /// <c>beforePatch</c> check runs in the same attempt once there is something to write: it refuses by throwing
 /// <see cref="Refused"/>'s exception, else its sentence is added to the outcome's detail. The resource is looked for as
-/// each of <c>resources</c> in turn (<see cref="FindAsync"/>), and written as the one it was found as.
+/// each of <c>resources</c> (<see cref="FindAsync"/>), and every one found is rewritten, each as the type it was found as.
 /// </summary>
 internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, RollbackAttempts attempts)
 {
@@ -33,52 +33,68 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
 
         return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
         {
-            var (resource, current) = await FindAsync(resources, @namespace, name, token);
-            // Where it was found, when it could have been elsewhere.
-            var found = resources.Count > 1 ? $"{resource}: " : "";
-            var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();
-            var shift = rewrite(current["spec"] as JsonObject);
-            if (shift.Problem is not null)
+            // Every rewrite is computed, and any refused, before anything is written.
+            var found = (await FindAsync(resources, @namespace, name, token))
+                .Select(f => (f.Resource, f.Current, Shift: rewrite(f.Current["spec"] as JsonObject))).ToList();
+            foreach (var (resource, _, shift) in found)
             {
-                throw Refused(resource, @namespace, name, shift.Problem);
+                if (shift.Problem is not null)
+                {
+                    throw Refused(resource, @namespace, name, Where(resource) + shift.Problem);
+                }
             }
 
-            var summary = Summary(shift, listField);
-            if (!shift.Changed)
+            var details = new List<string>();
+            string? beforePatchDetail = null;
+            foreach (var (resource, current, shift) in found)
             {
-                return $"{found}already all traffic to stable at resourceVersion {resourceVersion}; nothing written ({summary})";
+                var resourceVersion = current["metadata"]?["resourceVersion"]?.GetValue<string>();
+                var summary = Summary(shift, listField);
+                if (!shift.Changed)
+                {
+                    details.Add($"{Where(resource)}already all traffic to stable at resourceVersion {resourceVersion}; nothing written ({summary})");
+                    continue;
+                }
+
+                beforePatchDetail ??= beforePatch is null ? "" : "; " + await beforePatch(token);
+
+                // A merge patch (RFC 7386) replaces a list as a whole, it cannot address one element: so the patch carries
+                // the complete new list, and the resourceVersion makes sure that list was computed from what is stored.
+                var patch = new JsonObject
+                {
+                    ["metadata"] = new JsonObject { ["resourceVersion"] = resourceVersion },
+                    ["spec"] = new JsonObject { [listField] = shift.Updated },
+                };
+                var updated = await kubernetes.MergePatchAsync(resource, @namespace, name, patch, token);
+                details.Add($"{Where(resource)}patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary})");
             }
 
-            var beforePatchDetail = beforePatch is null ? "" : "; " + await beforePatch(token);
-
-            // A merge patch (RFC 7386) replaces a list as a whole, it cannot address one element: so the patch carries
-            // the complete new list, and the resourceVersion makes sure that list was computed from what is stored.
-            var patch = new JsonObject
-            {
-                ["metadata"] = new JsonObject { ["resourceVersion"] = resourceVersion },
-                ["spec"] = new JsonObject { [listField] = shift.Updated },
-            };
-            var updated = await kubernetes.MergePatchAsync(resource, @namespace, name, patch, token);
-            return $"{found}patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary}){beforePatchDetail}";
+            return string.Join("; ", details) + beforePatchDetail;
         }, cancellationToken);
+
+        // Where it was found, when it could have been elsewhere.
+        string Where(KubernetesResource resource) => resources.Count > 1 ? $"{resource}: " : "";
     }
 
     /// <summary>
-    /// The object <paramref name="name"/> as the first of <paramref name="resources"/> that has it. With more than one, an
-    /// answer that it is not there (a 404: no such object, or a type the API server does not serve at any of its versions)
-    /// sends the search on to the next; when none has it, the rollback fails at once naming every place looked and what
-    /// the API server answered there. Any other answer (403, 5xx) stops the search as it would a single read: the object
-    /// may be there. A single type's 404 fails with the API server's own message, as before.
+    /// The object <paramref name="name"/> as each of <paramref name="resources"/> that has it: Linkerd's proxies route
+    /// with the HTTPRoutes of both groups that attach to a Service (its policy controller sends them all, oldest first),
+    /// so one of each name may both carry traffic. With more than one type, an answer that it is not there (a 404: no such
+    /// object, or a type the API server does not serve at any of its versions) leaves that type out; when none has it, the
+    /// rollback fails at once naming every place looked and what the API server answered there. Any other answer (403,
+    /// 5xx) fails the read as it would a single one: the object may be there. A single type's 404 fails with the API
+    /// server's own message, as before.
     /// </summary>
-    private async Task<(KubernetesResource Resource, JsonObject Current)> FindAsync(
+    private async Task<IReadOnlyList<(KubernetesResource Resource, JsonObject Current)>> FindAsync(
         IReadOnlyList<KubernetesResource> resources, string @namespace, string name, CancellationToken cancellationToken)
     {
+        var found = new List<(KubernetesResource, JsonObject)>();
         var answers = new List<string>();
         foreach (var resource in resources)
         {
             try
             {
-                return (resource, await kubernetes.GetAsync(resource, @namespace, name, cancellationToken));
+                found.Add((resource, await kubernetes.GetAsync(resource, @namespace, name, cancellationToken)));
             }
             catch (KubernetesApiException exception) when (exception.StatusCode == HttpStatusCode.NotFound && resources.Count > 1)
             {
@@ -86,9 +102,11 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             }
         }
 
-        throw new RollbackAttemptException(
-            $"{resources[0].Kind} {@namespace}/{name} is in none of the places RolloutGate looks ({string.Join(", ", resources)}): {string.Join("; ", answers)}",
-            transient: false);
+        return found.Count > 0
+            ? found
+            : throw new RollbackAttemptException(
+                $"{resources[0].Kind} {@namespace}/{name} is in none of the places RolloutGate looks ({string.Join(", ", resources)}): {string.Join("; ", answers)}",
+                transient: false);
     }
 
     /// <summary>A rollback that cannot be done safely: it fails at once (trying again would find the same), writing nothing.</summary>

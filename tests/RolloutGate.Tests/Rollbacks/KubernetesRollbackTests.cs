@@ -763,6 +763,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
         Assert.Equal(
             ["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "GET /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout",
+             "GET /apis/policy.linkerd.io/v1beta3/namespaces/shop/httproutes/checkout",
              "PATCH /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "PATCH /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout"],
             server.Requests);
     }
@@ -841,9 +842,13 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         Assert.Contains("PATCH /apis/policy.linkerd.io/v1beta2/namespaces/shop/httproutes/checkout", server.Requests);
     }
 
-    /// <summary>Both groups have a route of that name: the Gateway API's is the one rolled back, Linkerd's is not read.</summary>
+    /// <summary>
+    /// Both groups have a route of that name: Linkerd's proxies route with both (its policy controller sends every
+    /// HTTPRoute of either group attached to the Service, oldest first), so both are rolled back. Before, only the
+    /// Gateway API's was, and Linkerd's was not even read: its 30% to the canary stayed.
+    /// </summary>
     [Fact]
-    public async Task Linkerd_RouteInBothGroups_TheGatewayApiOneIsPatched()
+    public async Task Linkerd_RouteInBothGroups_BothArePatched()
     {
         server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
         server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
@@ -851,9 +856,33 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
-        Assert.StartsWith("httproutes.gateway.networking.k8s.io: patched spec.rules", outcome.Detail, StringComparison.Ordinal);
-        Assert.True(JsonNode.DeepEquals(Obj(LinkerdSplit), server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]));
-        Assert.DoesNotContain(server.Requests, r => r.Contains("policy.linkerd.io", StringComparison.Ordinal));
+        Assert.Equal(
+            "httproutes.gateway.networking.k8s.io: patched spec.rules (resourceVersion 1 -> 2; 1 rules entries to stable); "
+            + "httproutes.policy.linkerd.io: patched spec.rules (resourceVersion 1 -> 2; 1 rules entries to stable)",
+            outcome.Detail);
+        foreach (var resource in new[] { KubernetesResource.GatewayHttpRoute, KubernetesResource.LinkerdHttpRoute })
+        {
+            var refs = server.Stored(resource, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+            Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+        }
+    }
+
+    /// <summary>Both groups have the route, and one of them cannot be rolled back: neither is written, and the refusal names which.</summary>
+    [Fact]
+    public async Task Linkerd_RouteInBothGroups_OneWithoutTheStableBackend_FailsWithoutWritingEither()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
+        server.Store(KubernetesResource.LinkerdHttpRoute, "shop", "checkout", Obj("""
+            {"rules":[{"backendRefs":[{"name":"checkout-canary","port":8080,"weight":100}]}]}
+            """));
+
+        var outcome = await RollBackLinkerdAsync();
+
+        Assert.False(outcome.Succeeded);
+        Assert.StartsWith(
+            "HTTPRoute shop/checkout was not changed: httproutes.policy.linkerd.io: no rule lists the stable backend 'checkout-stable'",
+            outcome.Detail, StringComparison.Ordinal);
+        Assert.Empty(server.Patches);
     }
 
     /// <summary>
