@@ -1,5 +1,8 @@
 using System.Globalization;
 using System.Net;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using RolloutGate.Infrastructure.Http;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Prometheus;
 
@@ -70,6 +73,29 @@ public sealed class PreDeployChecksWebhookTests
 
         Assert.Equal("deny", json.GetProperty("verdict").GetString());
         Assert.Equal("error", json.GetProperty("checks").EnumerateArray().First().GetProperty("status").GetString());
+    }
+
+    [Fact]
+    public async Task Predeploy_PrometheusErrorWithAnEmojiWhereItsQuoteIsCut_TheQuoteEndsBeforeTheEmoji()
+    {
+        // Prometheus's error text is quoted cut at ResponseBodies.MaxExcerptLength characters; here the cut falls between
+        // the two halves of an emoji. Half a surrogate pair is no text: JSON wrote it as U+FFFD, the replacement character.
+        var error = new string('y', ResponseBodies.MaxExcerptLength - 1) + "\U0001F600 and more";
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var prometheus = builder.Build();
+        prometheus.MapPost("/api/v1/query", () => Microsoft.AspNetCore.Http.Results.Json(new { status = "error", errorType = "bad_data", error }, statusCode: 400));
+        await prometheus.StartAsync();
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", RunbookWithChecks("checkout"))], new Dictionary<string, string?> { ["RolloutGate:Prometheus:Url"] = prometheus.Urls.Single() });
+
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "chk-emoji"));
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var budget = (await response.JsonAsync()).GetProperty("checks").EnumerateArray().First();
+        Assert.Equal("error", budget.GetProperty("status").GetString());
+        Assert.EndsWith($"bad_data: {error[..^("\U0001F600 and more".Length)]}…", budget.GetProperty("detail").GetString(), StringComparison.Ordinal);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'check.result' AND deployment_id = 'chk-emoji' AND data::text LIKE '%yyyyyyyyyy%'"));
     }
 }
 

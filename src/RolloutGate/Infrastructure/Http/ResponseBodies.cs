@@ -52,8 +52,18 @@ internal static class ResponseBodies
     /// <summary>
     /// Another service's error text as it is quoted: its first <see cref="MaxExcerptLength"/> characters, ended with <c>…</c>
     /// when there was more (or when <paramref name="more"/> says the text is itself only the start). Redact before cutting:
-    /// a credential cut in two is no longer found whole.
+    /// a credential cut in two is no longer found whole. Never cut between the two halves of a surrogate pair (an emoji):
+    /// half of one is no text, and the JSON of an answer, of the audit trail and of Slack shows it as U+FFFD, the
+    /// replacement character.
     /// </summary>
-    public static string Excerpt(string text, bool more = false) =>
-        more || text.Length > MaxExcerptLength ? text[..Math.Min(text.Length, MaxExcerptLength)] + "…" : text;
+    public static string Excerpt(string text, bool more = false)
+    {
+        if (!more && text.Length <= MaxExcerptLength)
+        {
+            return text;
+        }
+
+        var end = Math.Min(text.Length, MaxExcerptLength);
+        return string.Concat(text.AsSpan(0, end > 0 && char.IsHighSurrogate(text[end - 1]) ? end - 1 : end), "…");
+    }
 }
