@@ -34,8 +34,8 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
         return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
         {
             // Every rewrite is computed, and any refused, before anything is written.
-            var found = (await FindAsync(resources, @namespace, name, token))
-                .Select(f => (f.Resource, f.Current, Shift: rewrite(f.Current["spec"] as JsonObject))).ToList();
+            var (objects, unread) = await FindAsync(resources, @namespace, name, token);
+            var found = objects.Select(f => (f.Resource, f.Current, Shift: rewrite(f.Current["spec"] as JsonObject))).ToList();
             foreach (var (resource, _, shift) in found)
             {
                 if (shift.Problem is not null)
@@ -69,7 +69,7 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
                 details.Add($"{Where(resource)}patched spec.{listField} (resourceVersion {resourceVersion} -> {updated["metadata"]?["resourceVersion"]}; {summary})");
             }
 
-            return string.Join("; ", details) + beforePatchDetail;
+            return string.Join("; ", details.Concat(unread)) + beforePatchDetail;
         }, cancellationToken);
 
         // Where it was found, when it could have been elsewhere.
@@ -83,13 +83,17 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
     /// object, or a type the API server does not serve at any of its versions) leaves that type out; when none has it, the
     /// rollback fails at once naming every place looked and what the API server answered there. Any other answer (403,
     /// 5xx) fails the read as it would a single one: the object may be there. A single type's 404 fails with the API
-    /// server's own message, as before.
+    /// server's own message, as before. One exception, in <c>Unread</c>: a type the service account may not read (403)
+    /// after an earlier one has the object. That object is rolled back, and the outcome's detail says which type was not
+    /// read and why: a ClusterRole from before Linkerd's own HTTPRoute was looked at (it lacks policy.linkerd.io) then
+    /// still rolls the Gateway API route back, as it did, instead of failing the rollback of a regression.
     /// </summary>
-    private async Task<IReadOnlyList<(KubernetesResource Resource, JsonObject Current)>> FindAsync(
+    private async Task<(IReadOnlyList<(KubernetesResource Resource, JsonObject Current)> Found, IReadOnlyList<string> Unread)> FindAsync(
         IReadOnlyList<KubernetesResource> resources, string @namespace, string name, CancellationToken cancellationToken)
     {
         var found = new List<(KubernetesResource, JsonObject)>();
         var answers = new List<string>();
+        var unread = new List<string>();
         foreach (var resource in resources)
         {
             try
@@ -100,10 +104,15 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
             {
                 answers.Add(exception.Message);
             }
+            catch (KubernetesApiException exception) when (exception.StatusCode == HttpStatusCode.Forbidden && found.Count > 0)
+            {
+                unread.Add($"{resource}: not read, so a {resource.Kind} {@namespace}/{name} there, if any, was not rolled back ({exception.Message}; "
+                    + $"grant get and patch on {resource} to roll it back too)");
+            }
         }
 
         return found.Count > 0
-            ? found
+            ? (found, unread)
             : throw new RollbackAttemptException(
                 $"{resources[0].Kind} {@namespace}/{name} is in none of the places RolloutGate looks ({string.Join(", ", resources)}): {string.Join("; ", answers)}",
                 transient: false);

@@ -31,6 +31,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly ConcurrentQueue<int> patchFailures = new();
     private readonly ConcurrentQueue<int> listFailures = new();
     private readonly ConcurrentQueue<int> errorPages = new();
+    private readonly ConcurrentDictionary<(string Group, string Plural), bool> forbidden = new();
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
     private Action? afterPatch;
@@ -162,6 +163,12 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     }
 
     /// <summary>The next PATCH requests answer these HTTP statuses, as <see cref="FailNext"/>; the reads before them are served.</summary>
+    /// <summary>
+    /// The service account may not touch this type (RBAC without it): every request on it answers 403, as the API
+    /// server's authorizer does, whether the object exists or not.
+    /// </summary>
+    public void Forbid(KubernetesResource resource) => forbidden[(resource.Group, resource.Plural)] = true;
+
     public void FailNextPatch(params int[] statuses)
     {
         foreach (var status in statuses)
@@ -255,6 +262,11 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         if (request.Headers.Authorization.ToString() != $"Bearer {token}")
         {
             return Status(401, "Unauthorized", "Unauthorized");
+        }
+
+        if (forbidden.ContainsKey((group, plural)))
+        {
+            return Failure(context, 403, ns, group, plural, name);
         }
 
         if (ServedResource(group, version, plural) is not { } resource)

@@ -870,6 +870,28 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         }
     }
 
+    /// <summary>
+    /// A ClusterRole from before Linkerd's own routes were looked at may not read policy.linkerd.io: the Gateway API route
+    /// found first is still rolled back, as it was then, and the detail says what was not read and what to grant.
+    /// </summary>
+    [Fact]
+    public async Task Linkerd_GatewayApiRouteFound_LinkerdsGroupForbidden_RollsBackTheGatewayApiOneAndSaysWhatWasNotRead()
+    {
+        server.Store(KubernetesResource.GatewayHttpRoute, "shop", "checkout", Obj(LinkerdSplit));
+        server.Forbid(KubernetesResource.LinkerdHttpRoute);
+
+        var outcome = await RollBackLinkerdAsync();
+
+        Assert.True(outcome.Succeeded, outcome.Detail);
+        Assert.StartsWith(
+            "httproutes.gateway.networking.k8s.io: patched spec.rules (resourceVersion 1 -> 2; 1 rules entries to stable); "
+            + "httproutes.policy.linkerd.io: not read, so a HTTPRoute shop/checkout there, if any, was not rolled back (",
+            outcome.Detail, StringComparison.Ordinal);
+        Assert.EndsWith("; grant get and patch on httproutes.policy.linkerd.io to roll it back too)", outcome.Detail, StringComparison.Ordinal);
+        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+    }
+
     /// <summary>Both groups have the route, and one of them cannot be rolled back: neither is written, and the refusal names which.</summary>
     [Fact]
     public async Task Linkerd_RouteInBothGroups_OneWithoutTheStableBackend_FailsWithoutWritingEither()
