@@ -52,15 +52,10 @@ public sealed class DecisionPolicy(
         if (runbook.Rollback.Mode == RollbackMode.Auto && held is null)
         {
             var reason = "automatic rollback: " + string.Join("; ", evidence.Select(e => $"{e.Metric} {e.Verdict ?? "regressed"}"));
-            db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = DecisionKinds.Rollback, Actor = AutomaticActor, Reason = reason });
-            var stateChange = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Rollback, AutomaticActor, now);
+            var entries = DeploymentDecisions.Record(db, deployment, DecisionKinds.Rollback, AutomaticActor, reason,
+                new { kind = DecisionKinds.Rollback, reason, source = "auto", evidence }, now);
             await db.SaveChangesAsync(cancellationToken);
-            await audit.AppendAsync(db,
-            [
-                new AuditEntry(AuditEventTypes.Decision, deployment.Id, deployment.Service, AutomaticActor,
-                    new { kind = DecisionKinds.Rollback, reason, source = "auto", evidence }),
-                stateChange,
-            ], cancellationToken);
+            await audit.AppendAsync(db, entries, cancellationToken);
             return;
         }
 

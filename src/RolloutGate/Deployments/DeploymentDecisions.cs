@@ -76,16 +76,25 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
             return await RefuseAsync(deployment, kind, actor, reason, source, change.Reason!, cancellationToken);
         }
 
-        db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = kind, Actor = actor, Reason = reason });
-        var stateChange = WebhookProcessor.ChangeState(deployment, DecisionKinds.Trigger(kind), actor, now);
+        var entries = Record(db, deployment, kind, actor, reason, new { kind, reason, source }, now);
         await db.SaveChangesAsync(cancellationToken);
-        await audit.AppendAsync(db,
-        [
-            new AuditEntry(AuditEventTypes.Decision, deployment.Id, deployment.Service, actor, new { kind, reason, source }),
-            stateChange,
-        ], cancellationToken);
+        await audit.AppendAsync(db, entries, cancellationToken);
         await transaction.CommitAsync(cancellationToken);
         return TypedResults.Ok(new StateResponse(deployment.Id, deployment.State));
+    }
+
+    /// <summary>
+    /// A decision taken on <paramref name="deployment"/>, whoever took it (a person, a time-out, the watch, a newer deploy):
+    /// its row is added to <paramref name="db"/> and the deployment moved by the decision's trigger; returns the audit
+    /// events that record both, the decision (with <paramref name="data"/>) first, for the caller to append once saved.
+    /// The state machine must allow the move (<see cref="WebhookProcessor.ChangeState"/> throws otherwise).
+    /// </summary>
+    public static IReadOnlyList<AuditEntry> Record(
+        RolloutGateDbContext db, DeploymentRow deployment, string kind, string actor, string? reason, object data, DateTimeOffset now)
+    {
+        db.Decisions.Add(new DecisionRow { DeploymentId = deployment.Id, At = now, Kind = kind, Actor = actor, Reason = reason });
+        var stateChange = WebhookProcessor.ChangeState(deployment, DecisionKinds.Trigger(kind), actor, now);
+        return [new AuditEntry(AuditEventTypes.Decision, deployment.Id, deployment.Service, actor, data), stateChange];
     }
 
     /// <summary>

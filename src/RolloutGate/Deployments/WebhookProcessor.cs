@@ -306,10 +306,8 @@ public sealed partial class WebhookProcessor(
         {
             var reason = $"deployment '{deployment.Id}'" + (deployment.Version is null ? "" : $" (version {deployment.Version})")
                 + $" replaced this change in {deployment.Environment}; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)";
-            db.Decisions.Add(new DecisionRow { DeploymentId = replaced.Id, At = now, Kind = DecisionKinds.Stop, Actor = DecisionPolicy.AutomaticActor, Reason = reason });
-            entries.Add(new AuditEntry(AuditEventTypes.Decision, replaced.Id, replaced.Service, DecisionPolicy.AutomaticActor,
-                new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = deployment.Id }));
-            entries.Add(ChangeState(replaced, DeploymentTrigger.Stop, DecisionPolicy.AutomaticActor, now));
+            entries.AddRange(DeploymentDecisions.Record(db, replaced, DecisionKinds.Stop, DecisionPolicy.AutomaticActor, reason,
+                new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = deployment.Id }, now));
             superseded.Add(replaced.Id);
         }
 
