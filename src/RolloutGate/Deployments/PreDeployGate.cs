@@ -30,8 +30,7 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
     public async Task<GateVerdict> DecideAsync(
         DeploymentRow deployment, LoadedRunbook governing, WebhookRequest request, List<AuditEntry> audit, CancellationToken cancellationToken)
     {
-        var lockKey = $"change:{deployment.Service}:{deployment.Environment}";
-        await db.Database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({lockKey}, 0))", cancellationToken);
+        await db.Database.TakeTurnAsync($"change:{deployment.Service}:{deployment.Environment}", cancellationToken);
         // The checks ask Prometheus, Alertmanager and HTTP endpoints while the transaction waits, up to the runbook's
         // preDeploy.timeout: the session's idle_in_transaction_session_timeout (60 s, DatabaseExtensions.LostClientOptions,
         // or the operator's) is raised for this transaction alone to that plus a minute, never lowered nor switched on.

@@ -282,10 +282,13 @@ public sealed partial class WebhookProcessor(
     /// its Slack message. Whether a change is ended is its own pinned runbook version's say (the default, <c>keep</c>,
     /// leaves it watching, as before this setting). A change already rolling back is left to finish; one deployed after this
     /// one (a late <c>deployed</c> with an older <c>at</c>) is not replaced by it. The rows are locked in id order, as the
-    /// watch's sweep locks them, so a verdict being stored for one meanwhile is waited for and then seen.
+    /// watch's sweep locks them, so a verdict being stored for one meanwhile is waited for and then seen. The deploys of
+    /// one service and environment take turns from here to their commit, so two at once end what one after the other
+    /// would: each alone would miss the other's watch, not yet committed, and both would stay watching.
     /// </summary>
     private async Task<List<string>> SupersedeAsync(DeploymentRow deployment, DateTimeOffset now, List<AuditEntry> entries, CancellationToken cancellationToken)
     {
+        await db.Database.TakeTurnAsync($"deployed:{deployment.Service}:{deployment.Environment}", cancellationToken);
         string[] replaceable = [DeploymentState.Watching, DeploymentState.Regressed];
         var earlier = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion)
             .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
@@ -294,7 +297,7 @@ public sealed partial class WebhookProcessor(
         var ending = earlier.Where(d => NewerDeploys.EndWatchOf(runbooks, d)).Select(d => d.Id).Order(StringComparer.Ordinal).ToArray();
         if (ending.Length == 0)
         {
-            // Under the default (keep) nothing is locked: a watch being stored meanwhile is not waited for.
+            // Under the default (keep) no row is locked: a watch being stored meanwhile is not waited for.
             return [];
         }
 

@@ -1,5 +1,6 @@
 using System.Net;
 using Microsoft.Extensions.DependencyInjection;
+using Npgsql;
 using RolloutGate.Decisions;
 using RolloutGate.Tests.Infrastructure;
 
@@ -181,5 +182,41 @@ public sealed class SupersededWatchTests
         Assert.Equal(answer, again);
         Assert.Equal(1, await service.CountAsync("decisions", "deployment_id = 'first'"));
         Assert.Equal(1, await service.CountAsync("audit_events", "deployment_id = 'first' AND type = 'decision'"));
+    }
+
+    [Fact]
+    public async Task TwoDeploysAtOnce_EndWhatOneAfterTheOtherWould()
+    {
+        await using var service = await StartAsync();
+        // Another session holds audit_events, so each deploy's transaction waits, uncommitted, to write its audit events.
+        await using var holder = new NpgsqlConnection(service.Database.AdminConnectionString);
+        await holder.OpenAsync();
+        var holding = await holder.BeginTransactionAsync();
+        await using (var share = new NpgsqlCommand("LOCK TABLE audit_events IN SHARE MODE", holder, holding))
+        {
+            await share.ExecuteNonQueryAsync();
+        }
+
+        var first = service.Webhooks.SendAsync(WebhookClient.Body("deployed", "first", at: At));
+        await WaitUntilWaitingAsync(service, 1);
+        var second = service.Webhooks.SendAsync(WebhookClient.Body("deployed", "second", at: Later));
+        await WaitUntilWaitingAsync(service, 2);
+        await holding.RollbackAsync();
+
+        Assert.False((await (await first).JsonAsync()).TryGetProperty("superseded", out _));
+        Assert.Equal(["first"], (await (await second).JsonAsync()).GetProperty("superseded").EnumerateArray().Select(id => id.GetString()));
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'first'"));
+    }
+
+    /// <summary>Waits (up to a minute) until <paramref name="sessions"/> sessions of the test's database wait for a lock.</summary>
+    private static async Task WaitUntilWaitingAsync(TestService service, long sessions)
+    {
+        var waiting = $"SELECT count(*) FROM pg_locks WHERE NOT granted AND database = (SELECT oid FROM pg_database WHERE datname = '{service.Database.Name}')";
+        for (var i = 0; i < 600 && await service.Database.ScalarAsync<long>(waiting, asAdmin: true) < sessions; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(sessions, await service.Database.ScalarAsync<long>(waiting, asAdmin: true));
     }
 }

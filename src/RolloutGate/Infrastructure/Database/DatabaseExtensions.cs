@@ -1,5 +1,6 @@
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Diagnostics;
+using Microsoft.EntityFrameworkCore.Infrastructure;
 using Microsoft.Extensions.Options;
 using Npgsql;
 
@@ -104,4 +105,12 @@ public static class DatabaseExtensions
 
         return connectionString;
     }
+
+    /// <summary>
+    /// Waits for, then holds to the end of the current transaction, PostgreSQL's transaction-scoped advisory lock named
+    /// <paramref name="name"/> (hashed to 64 bits): transactions that take the same name take turns from here to their
+    /// commit or rollback, and each statement after the wait sees what the one before committed.
+    /// </summary>
+    public static async Task TakeTurnAsync(this DatabaseFacade database, string name, CancellationToken cancellationToken) =>
+        await database.ExecuteSqlAsync($"SELECT pg_advisory_xact_lock(hashtextextended({name}, 0))", cancellationToken);
 }
