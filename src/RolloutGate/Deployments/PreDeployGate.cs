@@ -14,8 +14,12 @@ public sealed record GateVerdict(bool Allowed, IReadOnlyList<CheckResult> Checks
 
 /// <summary>
 /// Decides a <c>predeploy</c>: the built-in rules every runbook gets, then the runbook's own checks.
-/// Runs inside the webhook's transaction, under a lock per service and environment, so two concurrent
-/// <c>predeploy</c> deliveries for one service cannot both see "no other change in flight".
+/// The runbook's checks ask Prometheus, Alertmanager and HTTP endpoints, for up to its <c>preDeploy.timeout</c>, before
+/// the webhook's transaction begins (<see cref="RunChecksAsync"/>), so a slow or unreachable endpoint holds no database
+/// connection and no lock meanwhile: a burst of predeploys while Prometheus is slow would otherwise take every pooled
+/// connection, and with them the service's other requests. The verdict is then decided inside the transaction
+/// (<see cref="DecideAsync"/>), under a lock per service and environment, so two concurrent <c>predeploy</c> deliveries
+/// for one service cannot both see "no other change in flight".
 /// </summary>
 public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner checks, RunbookCatalog runbooks, TimeProvider time)
 {
@@ -24,22 +28,27 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
     public const string DecisionChannelSet = "decision-channel";
     private const int BuiltInRuleCount = 3;
 
-    /// <summary>How long past the checks' timeout a <c>predeploy</c>'s transaction may wait for the service.</summary>
-    private static readonly TimeSpan IdleBeyondChecks = TimeSpan.FromMinutes(1);
+    /// <summary>
+    /// The runbook's own checks of a <c>predeploy</c>, each within the runbook's <c>preDeploy.timeout</c>; called outside any
+    /// transaction. They judge the moment of the request (or the pipeline's <c>at</c>), never a later wall-clock reading,
+    /// with their queries rendered for the deploy's environment (<see cref="QueryPlaceholders"/>): staging's deploy is judged
+    /// on staging's series.
+    /// </summary>
+    public Task<IReadOnlyList<CheckResult>> RunChecksAsync(LoadedRunbook governing, WebhookRequest request, CancellationToken cancellationToken) =>
+        checks.RunAsync(
+            QueryPlaceholders.ForEnvironment(governing.Runbook, request.Environment).PreDeploy,
+            new CheckContext(request.Service, request.Environment, request.At ?? time.GetUtcNow()),
+            cancellationToken);
 
+    /// <summary>
+    /// The verdict, inside the webhook's transaction: the built-in rules, then <paramref name="checkResults"/>, what
+    /// <see cref="RunChecksAsync"/> found; every one goes on the audit record.
+    /// </summary>
     public async Task<GateVerdict> DecideAsync(
-        DeploymentRow deployment, LoadedRunbook governing, WebhookRequest request, List<AuditEntry> audit, CancellationToken cancellationToken)
+        DeploymentRow deployment, LoadedRunbook governing, IReadOnlyList<CheckResult> checkResults, WebhookRequest request, List<AuditEntry> audit,
+        CancellationToken cancellationToken)
     {
         await db.Database.TakeTurnAsync($"change:{deployment.Service}:{deployment.Environment}", cancellationToken);
-        // The checks ask Prometheus, Alertmanager and HTTP endpoints while the transaction waits, up to the runbook's
-        // preDeploy.timeout: the session's idle_in_transaction_session_timeout (60 s, DatabaseExtensions.LostClientOptions,
-        // or the operator's) is raised for this transaction alone to that plus a minute, never lowered nor switched on.
-        var idle = (long)(governing.Runbook.PreDeploy.Timeout + IdleBeyondChecks).TotalMilliseconds;
-        await db.Database.ExecuteSqlAsync($"""
-            SELECT set_config('idle_in_transaction_session_timeout', {idle}::text, true) FROM pg_settings
-            WHERE name = 'idle_in_transaction_session_timeout' AND setting::bigint BETWEEN 1 AND {idle} - 1
-            """, cancellationToken);
-
         var results = new List<CheckResult>();
         results.Add(await OneChangeAtATimeAsync(deployment, cancellationToken));
 
@@ -51,12 +60,7 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
         results.Add(string.IsNullOrWhiteSpace(channel)
             ? CheckResult.Fail(DecisionChannelSet, "the runbook names no decision channel")
             : CheckResult.Pass(DecisionChannelSet, $"decisions go to {channel}"));
-
-        // Checks judge the moment of the request (or the pipeline's "at"), never a later wall-clock reading.
-        var context = new CheckContext(deployment.Service, deployment.Environment, request.At ?? time.GetUtcNow());
-        // Their queries rendered for this environment (QueryPlaceholders): staging's deploy is judged on staging's series.
-        var preDeploy = QueryPlaceholders.ForEnvironment(governing.Runbook, deployment.Environment).PreDeploy;
-        results.AddRange(await checks.RunAsync(preDeploy, context, cancellationToken));
+        results.AddRange(checkResults);
 
         audit.AddRange(results.Select(result => new AuditEntry(
             AuditEventTypes.CheckResult, deployment.Id, deployment.Service, request.Initiator, result)));

@@ -4,6 +4,7 @@ using Microsoft.EntityFrameworkCore;
 using Npgsql;
 using RolloutGate.Api;
 using RolloutGate.Audit;
+using RolloutGate.Checks;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Decisions;
@@ -38,6 +39,8 @@ public sealed partial class WebhookProcessor(
 
     public async Task<WebhookOutcome> ProcessAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
     {
+        var governing = runbooks.Find(request.Service, request.Environment);
+        var checks = await PreDeployChecksAsync(deliveryId, request, governing, cancellationToken);
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
         // A delivery seen before gets its first answer whatever has changed since (its runbook removed, say): the
@@ -53,7 +56,7 @@ public sealed partial class WebhookProcessor(
             return await ReplayAsync(deliveryId, bodySha256, request, cancellationToken);
         }
 
-        var outcome = await ApplyAsync(request, runbooks.Find(request.Service, request.Environment), now, cancellationToken);
+        var outcome = await ApplyAsync(request, governing, checks, now, cancellationToken);
         if (outcome.Problem is not null)
         {
             // A refusal is not stored as the delivery's answer (a retry after the cause is fixed is applied), but it
@@ -73,6 +76,28 @@ public sealed partial class WebhookProcessor(
         await transaction.CommitAsync(cancellationToken);
         LogApplied(logger, request.Event, request.DeploymentId, request.Service, request.Environment, outcome.StatusCode);
         return outcome;
+    }
+
+    /// <summary>
+    /// A new <c>predeploy</c>'s runbook checks, run before the webhook's transaction begins (see <see cref="PreDeployGate"/>):
+    /// null for any other event, without a governing runbook, and for a delivery id or deployment id already on record,
+    /// which is answered without them (the first answer again, or a conflict), at once rather than after the checks'
+    /// timeout. A delivery that turns out to be a duplicate after all (a retry racing the first) gets the first answer,
+    /// and what its checks found is not used.
+    /// </summary>
+    private async Task<IReadOnlyList<CheckResult>?> PreDeployChecksAsync(
+        string deliveryId, WebhookRequest request, LoadedRunbook? governing, CancellationToken cancellationToken)
+    {
+        if (request.Event != WebhookEvents.PreDeploy || governing is null)
+        {
+            return null;
+        }
+
+        var known = await db.Database.SqlQuery<bool>($"""
+            SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = {deliveryId})
+                OR EXISTS (SELECT 1 FROM deployments WHERE id = {request.DeploymentId}) AS "Value"
+            """).SingleAsync(cancellationToken);
+        return known ? null : await gate.RunChecksAsync(governing, request, cancellationToken);
     }
 
     /// <summary>
@@ -127,7 +152,8 @@ public sealed partial class WebhookProcessor(
     /// the version it pinned to its end, so the pipeline can still report it deployed, rolled back or cancelled after
     /// that runbook's file was removed.
     /// </summary>
-    private async Task<WebhookOutcome> ApplyAsync(WebhookRequest request, LoadedRunbook? governing, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<WebhookOutcome> ApplyAsync(
+        WebhookRequest request, LoadedRunbook? governing, IReadOnlyList<CheckResult>? checks, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var deployment = await db.Deployments.Include(d => d.RunbookVersion)
             .SingleOrDefaultAsync(d => d.Id == request.DeploymentId, cancellationToken);
@@ -141,7 +167,7 @@ public sealed partial class WebhookProcessor(
 
         return request.Event switch
         {
-            WebhookEvents.PreDeploy => await PreDeployAsync(request, deployment, governing, now, cancellationToken),
+            WebhookEvents.PreDeploy => await PreDeployAsync(request, deployment, governing, checks, now, cancellationToken),
             WebhookEvents.Deployed => await DeployedAsync(request, deployment, governing, now, cancellationToken),
             WebhookEvents.RolledBack => await TransitionAsync(deployment, request, governing, DeploymentTrigger.RolledBackByPipeline, now, cancellationToken),
             _ => await TransitionAsync(deployment, request, governing, DeploymentTrigger.Cancelled, now, cancellationToken),
@@ -151,8 +177,14 @@ public sealed partial class WebhookProcessor(
     private static WebhookOutcome NoRunbook(WebhookRequest request) =>
         WebhookOutcome.Refused(Problems.Unprocessable($"no runbook governs service '{request.Service}' in environment '{request.Environment}'"));
 
+    /// <summary>
+    /// A new change, checked: <paramref name="checks"/> are its runbook checks, run before the transaction
+    /// (<see cref="PreDeployChecksAsync"/>), and run here only where none were, which only a deployment or delivery on
+    /// record when they were not run and gone since would leave (neither is ever deleted).
+    /// </summary>
     private async Task<WebhookOutcome> PreDeployAsync(
-        WebhookRequest request, DeploymentRow? existing, LoadedRunbook? governing, DateTimeOffset now, CancellationToken cancellationToken)
+        WebhookRequest request, DeploymentRow? existing, LoadedRunbook? governing, IReadOnlyList<CheckResult>? checks, DateTimeOffset now,
+        CancellationToken cancellationToken)
     {
         if (governing is null)
         {
@@ -168,7 +200,8 @@ public sealed partial class WebhookProcessor(
         var deployment = NewDeployment(request, governing, DeploymentState.Checking, now);
         db.Deployments.Add(deployment);
         var entries = new List<AuditEntry>();
-        var verdict = await gate.DecideAsync(deployment, governing, request, entries, cancellationToken);
+        checks ??= await gate.RunChecksAsync(governing, request, cancellationToken);
+        var verdict = await gate.DecideAsync(deployment, governing, checks, request, entries, cancellationToken);
         var trigger = verdict.Allowed ? DeploymentTrigger.ChecksPassed : DeploymentTrigger.ChecksFailed;
         entries.Add(ChangeState(deployment, trigger, request.Initiator, now));
         await SaveAsync(cancellationToken);

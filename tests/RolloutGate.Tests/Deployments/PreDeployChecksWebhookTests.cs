@@ -97,6 +97,56 @@ public sealed class PreDeployChecksWebhookTests
         Assert.EndsWith($"bad_data: {error[..^("\U0001F600 and more".Length)]}…", budget.GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'check.result' AND deployment_id = 'chk-emoji' AND data::text LIKE '%yyyyyyyyyy%'"));
     }
+
+    [Fact]
+    public async Task Predeploys_WhileTheirChecksWait_HoldNoTransaction_AndOneChangeAtATimeStillHolds()
+    {
+        // A Prometheus that holds every query until the test lets it answer (0, within the check's max).
+        var answer = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var asked = 0;
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var prometheus = builder.Build();
+        prometheus.MapPost("/api/v1/query", async () =>
+        {
+            Interlocked.Increment(ref asked);
+            await answer.Task;
+            return Microsoft.AspNetCore.Http.Results.Json(new
+            {
+                status = "success",
+                data = new { resultType = "vector", result = new[] { new { metric = new { }, value = new object[] { 1_700_000_000, "0" } } } },
+            });
+        });
+        await prometheus.StartAsync();
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", RunbookWithChecks("checkout"))], new Dictionary<string, string?> { ["RolloutGate:Prometheus:Url"] = prometheus.Urls.Single() });
+
+        var sent = Enumerable.Range(1, 3).Select(i => service.Webhooks.SendAsync(WebhookClient.Body("predeploy", $"burst-{i}"))).ToList();
+        // Every one's checks wait at once, before any transaction: none waits for another's, which held its pooled
+        // connection and the service's lock for its checks' whole timeout (with enough of them, every connection of the
+        // pool: the service's other requests then failed with 503 until a timeout freed one).
+        for (var i = 0; i < 300 && Volatile.Read(ref asked) < 3; i++)
+        {
+            await Task.Delay(100);
+        }
+
+        Assert.Equal(3, Volatile.Read(ref asked));
+        answer.SetResult();
+
+        var verdicts = new List<string?>();
+        foreach (var response in await Task.WhenAll(sent))
+        {
+            var json = await response.JsonAsync();
+            verdicts.Add(json.GetProperty("verdict").GetString());
+            // Answered, not timed out waiting behind another's transaction.
+            Assert.Equal("pass", json.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "error-budget").GetProperty("status").GetString());
+        }
+
+        // Decided one after the other, as before: the first allowed is in flight, and holds the other two back.
+        Assert.Equal(["allow", "deny", "deny"], verdicts.Order());
+        Assert.Equal(2, await service.CountAsync("audit_events",
+            "type = 'check.result' AND data::json->>'name' = 'one-change-at-a-time' AND data::json->>'status' = 'fail'"));
+    }
 }
 
 public sealed class DemoModeTests

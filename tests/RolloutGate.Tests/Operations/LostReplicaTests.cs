@@ -133,14 +133,14 @@ public sealed class LostReplicaTests
     }
 
     [Fact]
-    public async Task PreDeployChecksOutlastingTheIdleTimeout_TheirTransactionIsNotEnded()
+    public async Task PreDeployChecksOutlastingTheIdleTimeout_AreAnswered_TheyRunOutsideAnyTransaction()
     {
         var target = new CheckTestHost();
         await target.InitializeAsync();
         try
         {
-            // The checks wait 3 s for an endpoint that never answers, inside the webhook's transaction; an operator has set
-            // 1 s for a session idle in a transaction.
+            // The checks wait 3 s for an endpoint that never answers, before the webhook's transaction begins; an operator has
+            // set 1 s for a session idle in a transaction.
             var runbook = TestRunbooks.Minimal().Replace("  decisionChannel: C0DECIDE01\n", $"""
                   decisionChannel: C0DECIDE01
                   preDeploy:
@@ -192,7 +192,6 @@ public sealed class LostReplicaTests
 
         // The replica stops between appending its events and committing them, as one frozen or cut off would, until
         // PostgreSQL has ended its session and rolled the transaction back.
-        // (A deployed: a predeploy's transaction allows itself its checks' timeout plus a minute.)
         var frozen = await webhooks.SendEventAsync("deployed", "frozen", deliveryId: "frozen-deployed");
 
         Assert.Equal(HttpStatusCode.ServiceUnavailable, frozen.StatusCode);
@@ -221,8 +220,7 @@ public sealed class LostReplicaTests
 
     /// <summary>
     /// Freezes the first transaction that appends an event of <paramref name="deploymentId"/>: it allows that transaction
-    /// 1 s idle (SET LOCAL, as PreDeployGate raises it: the host's start-up, its background loops and the retry keep the
-    /// service's 60 s), then waits until PostgreSQL has ended its session. A timeout of 1 s for the whole host ended its
+    /// 1 s idle (SET LOCAL: the host's start-up, its background loops and the retry keep the service's 60 s), then waits until PostgreSQL has ended its session. A timeout of 1 s for the whole host ended its
     /// start-up or the retry too on a loaded machine, where a first EF query's compilation inside a transaction took longer.
     /// </summary>
     private sealed class StallOnce(TestDatabase database, string deploymentId) : IAuditSubscriber

@@ -38,8 +38,8 @@ public static class DatabaseExtensions
     /// or cut off by the network, which closes nothing) does not hold its locks for the two hours the OS's TCP keepalive
     /// takes to notice: the audit append lock alone would stop every other replica's webhooks, decisions and evaluations.
     /// A backend waiting for its client inside a transaction is ended after 60 s (its transaction rolled back, its locks
-    /// released); no transaction of the service waits that long for its client, but a <c>predeploy</c>'s checks, which
-    /// raise it for their own transaction (<see cref="RolloutGate.Deployments.PreDeployGate"/>). A silent client is
+    /// released); no transaction of the service waits that long for its client (a <c>predeploy</c>'s checks, which may,
+    /// run before its transaction: <see cref="RolloutGate.Deployments.PreDeployGate"/>). A silent client is
     /// found within about 2 minutes otherwise too (idle between transactions, as a migration holding its session lock,
     /// or blocked sending it a result): a keepalive probe after 60 s idle, every 10 s, 6 unanswered end it, and data
     /// unacknowledged for 120 s ends it.
