@@ -1,5 +1,7 @@
+using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging.Abstractions;
 using Npgsql;
+using Quartz;
 using Quartz.Impl.AdoJobStore;
 using Quartz.Impl.AdoJobStore.Common;
 using RolloutGate.Infrastructure.Database;
@@ -24,6 +26,14 @@ public sealed class JobStoreLockTests
     private const int PatienceSeconds = 60;
 
     /// <summary>
+    /// The job store's command timeout in the first test, instead of Npgsql's 30 s, so that the wait below outlasts it soon.
+    /// The job store's alone (Quartz sets it on each of its statements, the lock handler's among them): in the connection
+    /// string, as before, it bounded every command of the host, its start-up's and its other loops' included, which a
+    /// loaded machine can make wait that long.
+    /// </summary>
+    private static readonly TimeSpan LockWaitTimeout = TimeSpan.FromSeconds(3);
+
+    /// <summary>
     /// Quartz's handler tried the lock statement twice more, a second apart, in the transaction the timeout had aborted:
     /// both failed with 25P02 although the lock was free by then, and the job store, told of that error instead of the
     /// timeout, gave up on the operation for its DbRetryInterval (15 s), the sweep waiting with it. The wait is one warning
@@ -35,14 +45,12 @@ public sealed class JobStoreLockTests
         await using var database = await TestDatabase.CreateAsync();
         await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
         {
-            // 3 s instead of Npgsql's 30 s, so that the wait below outlasts it soon.
-            ["ConnectionStrings:RolloutGate"] = new NpgsqlConnectionStringBuilder(database.ConnectionString) { CommandTimeout = 3 }.ConnectionString,
             ["RolloutGate:Watch:IdleWaitTime"] = "00:00:01",
             // Quartz's own lines and the lock handler's down to Debug (appsettings.json keeps Quartz's at Warning): the test
             // reads them.
             ["Logging:LogLevel:Quartz"] = "Debug",
             [$"Logging:LogLevel:{typeof(JobStoreLockHandler).FullName}"] = "Debug",
-        });
+        }, services: services => services.Configure<AdoJobStoreOptions>(options => options.CommandTimeout = LockWaitTimeout));
         using var client = host.CreateClient();
         await EventuallyAsync(() => Task.FromResult(Count(host, Fired) > 0), "the first sweep fired");
 
