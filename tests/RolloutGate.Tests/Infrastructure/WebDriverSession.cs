@@ -20,7 +20,10 @@ public sealed partial class WebDriverSession : IAsyncDisposable
     private const string ElementKey = "element-6066-11e4-a52e-4f735466cecf";
 
     private static readonly TimeSpan StartTimeout = TimeSpan.FromSeconds(20);
-    private static readonly TimeSpan DefaultWait = TimeSpan.FromSeconds(10);
+
+    /// <summary>How long <see cref="WaitForAsync"/> polls unless told: a loaded machine renders a page many times slower.</summary>
+    private static readonly TimeSpan DefaultWait = TimeSpan.FromSeconds(30);
+
     private static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(100);
 
     private readonly Process driver;

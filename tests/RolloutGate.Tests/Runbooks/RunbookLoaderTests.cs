@@ -5,6 +5,7 @@ using Microsoft.Extensions.Hosting;
 using Npgsql;
 using RolloutGate.Runbooks;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
 
 namespace RolloutGate.Tests.Runbooks;
 
@@ -98,12 +99,13 @@ public sealed class RunbookLoaderTests
         _ = service.Client; // started
 
         service.Runbooks.Write("cart.yaml", TestRunbooks.Minimal("cart"));
-        HttpStatusCode status = HttpStatusCode.UnprocessableEntity;
-        for (var attempt = 0; attempt < 50 && status == HttpStatusCode.UnprocessableEntity; attempt++)
+        var status = HttpStatusCode.UnprocessableEntity;
+        var attempt = 0;
+        await SlackTestService.EventuallyAsync(async () =>
         {
-            await Task.Delay(200);
-            status = (await service.Webhooks.SendEventAsync("predeploy", $"cart-{attempt}", service: "cart")).StatusCode;
-        }
+            status = (await service.Webhooks.SendEventAsync("predeploy", $"cart-{attempt++}", service: "cart")).StatusCode;
+            return status != HttpStatusCode.UnprocessableEntity;
+        }, "cart's runbook picked up by the poll");
 
         Assert.Equal(HttpStatusCode.OK, status);
     }
@@ -299,11 +301,7 @@ public sealed class RunbookLoaderTests
 
         File.Delete(service.Runbooks.PathOf("cart.yaml"));
         service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal("checkout", version: 2));
-        for (var i = 0; i < 100 && await WaitingForAuditEventsAsync(service) == 0; i++)
-        {
-            await Task.Delay(100);
-        }
-
+        await SlackTestService.EventuallyAsync(async () => await WaitingForAuditEventsAsync(service) != 0, "the next scan's audit events waiting for the lock");
         Assert.Equal(1, await WaitingForAuditEventsAsync(service));
         var stopped = service.Host.Services.GetRequiredService<IHost>().StopAsync(CancellationToken.None);
         await Task.Delay(500);

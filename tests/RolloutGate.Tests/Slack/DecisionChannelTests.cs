@@ -94,7 +94,7 @@ public sealed class DecisionChannelTests
         test.Slack.AfterNextPost(() => stopping.SetResult(dispatcher.StopAsync(CancellationToken.None)));
 
         await test.WatchAsync("gh-stopping-1");
-        var stopped = await stopping.Task.WaitAsync(TimeSpan.FromSeconds(20));
+        var stopped = await stopping.Task.WaitAsync(TimeSpan.FromSeconds(SlackTestService.PatienceSeconds));
         await stopped.WaitAsync(TimeSpan.FromSeconds(60));
 
         // The dispatcher was told to stop while Slack's answer was on its way: the message is in the channel, so it is

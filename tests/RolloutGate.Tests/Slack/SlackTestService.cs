@@ -23,6 +23,13 @@ public sealed class SlackTestService : IAsyncDisposable
     public const string Approver = "U0G9QF9C6";
     public const string Stranger = "U0STRANGER";
 
+    /// <summary>
+    /// How long <see cref="EventuallyAsync"/> and <see cref="AllDeliveredAsync"/> wait unless told: for what the service's
+    /// loops do on their own (they poll every second or two), which on a loaded machine, beside the suite's other tests,
+    /// may take many times as long as on an idle one. A wait ends as soon as its condition holds.
+    /// </summary>
+    public const int PatienceSeconds = 60;
+
     private SlackTestService(FakeSlack slack, TestService service)
     {
         Slack = slack;
@@ -173,7 +180,7 @@ public sealed class SlackTestService : IAsyncDisposable
     public Task<HttpResponseMessage> OperatorDecideAsync(string deploymentId, string kind) =>
         Service.Operator().PostAsJsonAsync($"/api/v1/deployments/{deploymentId}/{kind}", new { actor = "alice", reason = "test" });
 
-    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int seconds = 20)
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, int seconds = PatienceSeconds)
     {
         var deadline = DateTime.UtcNow.AddSeconds(seconds);
         while (!await condition())
@@ -187,7 +194,7 @@ public sealed class SlackTestService : IAsyncDisposable
         }
     }
 
-    public Task AllDeliveredAsync(int seconds = 20) => EventuallyAsync(async () => await PendingAsync() == 0, "every outbox row delivered", seconds);
+    public Task AllDeliveredAsync(int seconds = PatienceSeconds) => EventuallyAsync(async () => await PendingAsync() == 0, "every outbox row delivered", seconds);
 
     public async ValueTask DisposeAsync()
     {
