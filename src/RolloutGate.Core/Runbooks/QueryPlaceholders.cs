@@ -444,6 +444,6 @@ public static partial class QueryPlaceholders
     private static string Excerpt(string query, int offset)
     {
         var line = query[offset..].Split('\n')[0];
-        return line.Length > 24 ? line[..24] + "…" : line;
+        return TextCut.Shorten(line, 24);
     }
 }

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Http.HttpResults;
+using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Api;
 
@@ -43,7 +44,7 @@ public static class Problems
     public static string? RouteDetail(HttpContext http)
     {
         var path = http.Request.PathBase.Add(http.Request.Path).Value ?? "/";
-        var shown = path.Length > 200 ? path[..200] + "…" : path;
+        var shown = TextCut.Shorten(path, 200);
         return http.Response.StatusCode switch
         {
             StatusCodes.Status404NotFound => $"nothing answers {http.Request.Method} {shown}; README.md lists the endpoints",

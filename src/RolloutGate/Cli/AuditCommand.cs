@@ -230,7 +230,7 @@ public static class AuditCommand
             ? value
             : throw new JsonException($"no \"{name}\" in {Truncate(element.GetRawText())}");
 
-    private static string Truncate(string text) => text.Length <= 200 ? text : text[..200] + "...";
+    private static string Truncate(string text) => TextCut.Shorten(text, 200, "...");
 
     /// <summary>Asks the RolloutGate at <paramref name="baseUri"/>, which may sit under a path prefix (https://host/rolloutgate).</summary>
     private sealed class AuditClient(HttpClient http, Uri baseUri, string token, bool csv)

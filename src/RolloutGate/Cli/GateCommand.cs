@@ -436,5 +436,5 @@ public static class GateCommand
         }
     }
 
-    internal static string Truncate(string text) => text.Length <= 500 ? text : text[..500] + "...";
+    internal static string Truncate(string text) => TextCut.Shorten(text, 500, "...");
 }

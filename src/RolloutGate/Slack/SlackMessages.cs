@@ -279,12 +279,7 @@ public static class SlackMessages
             end = open;
         }
 
-        if (end > 0 && char.IsHighSurrogate(mrkdwn[end - 1]))
-        {
-            end--;
-        }
-
-        return string.Concat(mrkdwn.AsSpan(0, end), "…");
+        return string.Concat(mrkdwn.AsSpan(0, TextCut.End(mrkdwn, end)), "…");
     }
 
     /// <summary>

@@ -109,6 +109,8 @@ public sealed class QueryPlaceholdersTests
     [InlineData("sum(x{env=\"{{ environment }\"})", "'{{ environment }\"})'")]
     [InlineData("sum(x{env=\"{{ }}\"})", "'{{ }}\"})'")]
     [InlineData("sum(x{env=\"{{ environment | quote }}\"})", "'{{ environment | quote }…'")]
+    // An emoji where the excerpt is cut: quoted before it, not half of it (U+FFFD wherever the error is shown).
+    [InlineData("sum(x{env=\"{{ environment | quote \U0001F600 }}\"})", "'{{ environment | quote …'")]
     public void Parse_MalformedPlaceholder_RefusedAtItsLine(string query, string excerpt)
     {
         var yaml = Runbook(watchQuery: $"sum(up)\n+ {query}");

@@ -368,6 +368,20 @@ public sealed class HostileInputFuzzTests
         Assert.Equal("/api/v1/deployments/gh-1/stop does not take PUT", (await method.JsonAsync()).GetProperty("detail").GetString());
     }
 
+    [Fact]
+    public async Task UnknownLongPath_WithAnEmojiWhereItsQuoteIsCut_TheDetailEndsBeforeTheEmoji()
+    {
+        // The path's 200th character is the first half of an emoji: the detail quoted half of it, which JSON writes as U+FFFD.
+        await using var service = await TestService.StartAsync();
+        using var reader = service.Reader();
+        var path = "/" + new string('a', 198) + "\U0001F600" + new string('b', 50);
+
+        using var response = await reader.GetAsync(new Uri(path, UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.NotFound, response.StatusCode);
+        Assert.Equal($"nothing answers GET /{new string('a', 198)}…; README.md lists the endpoints", (await response.JsonAsync()).GetProperty("detail").GetString());
+    }
+
     private static JsonObject WebhookBody(string @event, string deploymentId) =>
         JsonNode.Parse(WebhookClient.Body(@event, deploymentId))!.AsObject();
 

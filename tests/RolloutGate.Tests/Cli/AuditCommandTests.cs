@@ -209,6 +209,21 @@ public sealed class AuditCommandTests
         Assert.StartsWith("http://rolloutgate.example/ did not answer RolloutGate CSV: text/html: <html>", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Fact]
+    public async Task CsvAskedButHtmlAnswered_WithAnEmojiWhereItsQuoteIsCut_TheQuoteEndsBeforeTheEmoji()
+    {
+        // The 200th character of the page is the first half of an emoji: it was quoted with half of it (U+FFFD in a terminal).
+        var page = "<html>" + new string('x', 193) + "\U0001F600</html>";
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "text/html", page));
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["events", "--csv", "--url", "http://rolloutgate.example/"], TextWriter.Null, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.Equal($"http://rolloutgate.example/ did not answer RolloutGate CSV: text/html: <html>{new string('x', 193)}...", stderr.ToString().TrimEnd());
+    }
+
     private static Task<(int Exit, string Output, string Error)> RunAsync(TestService service, params string[] args) =>
         RunAsync(service, args, RolloutGateHost.ReaderToken);
 

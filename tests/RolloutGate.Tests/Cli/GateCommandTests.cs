@@ -352,6 +352,8 @@ public sealed class GateCommandTests : IDisposable
         { "application/problem+json", $"{{\"title\": \"Forbidden\", \"detail\": \"{new string('x', 100_000)}\"}}", "HTTP 403 Forbidden: " + new string('x', 500 - " Forbidden: ".Length) + "..." },
         { "text/html", "<html>" + new string('x', 100_000) + "</html>", "HTTP 403: <html>" + new string('x', 494) + "..." },
         { "application/json", $"[\"{new string('x', 100_000)}\"]", "HTTP 403: [\"" + new string('x', 498) + "..." },
+        // An emoji where the quote is cut: it ends before it, not with half of it (U+FFFD in a terminal).
+        { "application/problem+json", $"{{\"title\": \"Forbidden\", \"detail\": \"{new string('x', 487)}\U0001F600{new string('x', 100)}\"}}", "HTTP 403 Forbidden: " + new string('x', 487) + "..." },
         { "text/html", "<html>" + new string('x', 10 * 1024 * 1024) + "</html>", "" },
     };
 

@@ -63,7 +63,6 @@ internal static class ResponseBodies
             return text;
         }
 
-        var end = Math.Min(text.Length, MaxExcerptLength);
-        return string.Concat(text.AsSpan(0, end > 0 && char.IsHighSurrogate(text[end - 1]) ? end - 1 : end), "…");
+        return string.Concat(text.AsSpan(0, TextCut.End(text, MaxExcerptLength)), "…");
     }
 }
