@@ -169,13 +169,14 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
 
             var maxBytes = options.CurrentValue.Prometheus.MaxAnswerBytes;
             ReadOnlyMemory<byte>? body;
+            string start;
             // The resilience pipeline's timeouts end with the headers: the body gets an attempt's time of its own, so that
             // a Prometheus (or a proxy) that stops in the middle of an answer does not hold the query for ever.
             using var reading = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             reading.CancelAfter(QueryResilience.AttemptTimeout);
             try
             {
-                body = await ResponseBodies.WholeAsync(response, maxBytes, reading.Token);
+                (body, start) = await ResponseBodies.WholeAsync(response, maxBytes, reading.Token);
             }
             catch (OperationCanceledException exception) when (!cancellationToken.IsCancellationRequested)
             {
@@ -197,10 +198,12 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                         promql, $"returned more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read: one number is needed, so aggregate its series into one, with sum(...) for example (a preset's query, which asks for every workload of the mesh at once, needs the limit raised instead)"),
                     // The two codes the HTTP API refuses a query with, bad_data (400) and execution (422): the query is refused
                     // whatever the size of the text that says why, as it is with a shorter one, not asked again as if
-                    // Prometheus were down. The text itself is not read, as no answer past the limit is.
+                    // Prometheus were down. The answer is not read whole, as none past the limit is, but its start is quoted:
+                    // {"status":"error","errorType":...,"error":"..."} begins with why.
                     HttpStatusCode.BadRequest or HttpStatusCode.UnprocessableEntity => Rejected(promql,
                         response.StatusCode == HttpStatusCode.BadRequest ? "bad_data" : "execution",
-                        $"{(int)response.StatusCode} {response.ReasonPhrase} with an answer of more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read"),
+                        $"{(int)response.StatusCode} {response.ReasonPhrase} with an answer of more than {Size(maxBytes)} (RolloutGate:Prometheus:MaxAnswerBytes), which is not read whole"
+                        + (start.Trim() is { Length: > 0 } begun ? $"; it starts: {Quoted(begun, more: true)}" : "")),
                     _ => new PrometheusUnavailableException($"Prometheus at {Shown} answered {(int)response.StatusCode} {response.ReasonPhrase} with more than {Size(maxBytes)}"),
                 };
             }
@@ -226,13 +229,7 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
                     if (status == "error")
                     {
                         var errorType = ResponseBodies.Excerpt(root.TryGetProperty("errorType", out var t) ? t.GetString() ?? "unknown" : "unknown");
-                        // Without the credentials: a proxy in front that answers in this form may repeat the request, and the
-                        // error goes to the log, the watch's evidence and the audit trail. Cut as other services' error text is
-                        // (the query, named beside it, is the runbook's own): a server or proxy may answer pages of it.
-                        var settings = options.CurrentValue.Prometheus;
-                        var error = ResponseBodies.Excerpt(Urls.Redacted(
-                            root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]));
-                        throw Rejected(promql, errorType, error);
+                        throw Rejected(promql, errorType, Quoted(root.TryGetProperty("error", out var e) ? e.GetString() ?? string.Empty : string.Empty));
                     }
 
                     if (status != "success" || response.StatusCode != HttpStatusCode.OK || !root.TryGetProperty("data", out var data))
@@ -277,6 +274,18 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
         return root.TryGetProperty("isPartial", out var partial) && partial.ValueKind == JsonValueKind.True
             ? "a partial response (isPartial: some storage nodes did not answer), so its answer may lack data"
             : null;
+    }
+
+    /// <summary>
+    /// Prometheus's error text as it is quoted: without the credentials (a proxy in front that answers in the API's form may
+    /// repeat the request, and the error goes to the log, the watch's evidence and the audit trail), cut as other services'
+    /// error text is (the query, named beside it, is the runbook's own): a server or proxy may answer pages of it.
+    /// <paramref name="more"/>: the text is only the start of the answer.
+    /// </summary>
+    private string Quoted(string error, bool more = false)
+    {
+        var settings = options.CurrentValue.Prometheus;
+        return ResponseBodies.Excerpt(Urls.Redacted(error, [.. settings.Secrets(), .. Urls.Hidden(settings.Url)]), more);
     }
 
     /// <summary>Prometheus's refusal of <paramref name="promql"/>, logged.</summary>

@@ -51,9 +51,14 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         // An error answer past MaxAnswerBytes: a server (or a proxy answering in its form) quoting a huge query back.
         foreach (var status in new[] { 400, 422, 503 })
         {
-            var body = $$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 2 * MaxAnswerBytes)}}"}""";
-            server.Map($"/huge-error-{status}/api/v1/query", () => Json(body, status));
+            server.Map($"/huge-error-{status}/api/v1/query", () => Json(HugeError, status));
         }
+
+        // The same, said by its Content-Length (so not read past the start) and sent in pieces without one (read to the limit).
+        server.Map("/huge-error-declared/api/v1/query", (HttpContext context) => WriteAsync(context, 400, declared: true, HugeError));
+        server.Map("/huge-error-chunked/api/v1/query", (HttpContext context) => WriteAsync(context, 400, declared: false, [.. HugeError.Chunk(64 * 1024).Select(c => new string(c))]));
+        // An error of emoji past a small limit, whose last bytes read are the start of one.
+        server.Map("/huge-emoji-error/api/v1/query", () => Json($$"""{"status":"error","errorType":"bad_data","error":"{{string.Concat(Enumerable.Repeat("\U0001F600", 1000))}}"}""", 400));
 
         // A query without aggregation on a big mesh: one series per pod and response code, past MaxAnswerBytes.
         server.Map("/huge/api/v1/query", () => Json(Success("vector", ManySeries("value", "[1800000000,\"0.25\"]"))));
@@ -102,6 +107,26 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
         url = server.Urls.Single();
     }
 
+    /// <summary>An error answer past <see cref="MaxAnswerBytes"/>: a server (or a proxy answering in its form) quoting a huge query back.</summary>
+    private static readonly string HugeError = $$"""{"status":"error","errorType":"bad_data","error":"parse error: {{new string('y', 2 * MaxAnswerBytes)}}"}""";
+
+    /// <summary>Writes <paramref name="pieces"/> one after another, flushing each, with or without their Content-Length.</summary>
+    private static async Task WriteAsync(HttpContext context, int status, bool declared, params string[] pieces)
+    {
+        context.Response.StatusCode = status;
+        context.Response.ContentType = "application/json";
+        if (declared)
+        {
+            context.Response.ContentLength = pieces.Sum(p => (long)System.Text.Encoding.UTF8.GetByteCount(p));
+        }
+
+        foreach (var piece in pieces)
+        {
+            await context.Response.WriteAsync(piece, context.RequestAborted);
+            await context.Response.Body.FlushAsync(context.RequestAborted);
+        }
+    }
+
     private static string Success(string resultType, string result) =>
         "{\"status\":\"success\",\"data\":{\"resultType\":\"" + resultType + "\",\"result\":" + result + "}}";
 
@@ -141,12 +166,12 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
 
     private static IResult Json(string body, int status = 200) => Results.Text(body, "application/json", statusCode: status);
 
-    private async Task<T> WithClientAsync<T>(string path, Func<IPrometheusClient, Task<T>> use)
+    private async Task<T> WithClientAsync<T>(string path, Func<IPrometheusClient, Task<T>> use, int maxAnswerBytes = MaxAnswerBytes)
     {
         await using var services = PrometheusTestServer.Services(options =>
         {
             options.Prometheus.Url = $"{url}/{path}";
-            options.Prometheus.MaxAnswerBytes = MaxAnswerBytes;
+            options.Prometheus.MaxAnswerBytes = maxAnswerBytes;
         });
         return await use(services.GetRequiredService<IPrometheusClient>());
     }
@@ -250,19 +275,34 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
     }
 
     [Theory]
-    [InlineData(400, "bad_data", "Bad Request")]
-    [InlineData(422, "execution", "Unprocessable Entity")]
-    public async Task QueryAsync_RefusalPastMaxAnswerBytes_IsPrometheusRejectingTheQuery_NotPrometheusUnavailable(int status, string errorType, string reason)
+    [InlineData("huge-error-400", "bad_data", "400 Bad Request")]
+    [InlineData("huge-error-422", "execution", "422 Unprocessable Entity")]
+    [InlineData("huge-error-declared", "bad_data", "400 Bad Request")]
+    [InlineData("huge-error-chunked", "bad_data", "400 Bad Request")]
+    public async Task QueryAsync_RefusalPastMaxAnswerBytes_IsPrometheusRejectingTheQuery_QuotingTheStartOfWhy(string path, string errorType, string status)
     {
         // Before, the query was taken for Prometheus unavailable: asked again, then blind after the grace as if it were down.
+        // Then it was refused without a word of why: the answer past the limit was not kept at all.
         var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
-            () => WithClientAsync($"huge-error-{status}", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)));
+            () => WithClientAsync(path, client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None)));
 
         Assert.True(exception.IsPermanent);
         Assert.Equal(errorType, exception.ErrorType);
         Assert.Equal(
-            $"Prometheus rejected the query 'up': {errorType}: {status} {reason} with an answer of more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read",
+            $"Prometheus rejected the query 'up': {errorType}: {status} with an answer of more than 1 MiB (RolloutGate:Prometheus:MaxAnswerBytes), which is not read whole; it starts: {HugeError[..ResponseBodies.MaxExcerptLength]}…",
             exception.Message);
+    }
+
+    [Fact]
+    public async Task QueryAsync_RefusalPastASmallLimit_EndingInTheMiddleOfAnEmoji_QuotesTheWholeOnesOnly()
+    {
+        // 100 bytes: the 50 of {"status":"error","errorType":"bad_data","error":" and 12 emoji and a half.
+        var exception = await Assert.ThrowsAsync<PrometheusQueryException>(
+            () => WithClientAsync("huge-emoji-error", client => client.QueryAsync("up", DateTimeOffset.UtcNow, CancellationToken.None), maxAnswerBytes: 100));
+
+        Assert.Equal(
+            $$"""400 Bad Request with an answer of more than 100 bytes (RolloutGate:Prometheus:MaxAnswerBytes), which is not read whole; it starts: {"status":"error","errorType":"bad_data","error":"{{string.Concat(Enumerable.Repeat("\U0001F600", 12))}}…""",
+            exception.Error);
     }
 
     [Fact]

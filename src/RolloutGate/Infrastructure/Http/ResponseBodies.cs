@@ -19,18 +19,26 @@ internal static class ResponseBodies
     }
 
     /// <summary>
-    /// The whole body, or null when it is longer than <paramref name="maxBytes"/> (<see cref="BoundedBody.ReadAsync"/>). Read
-    /// with <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has read the whole body before this
-    /// is called.
+    /// The whole body, or null when it is longer than <paramref name="maxBytes"/> (<see cref="BoundedBody.ReadAsync"/>): then
+    /// its start instead, as UTF-8 text, the first <see cref="MaxExcerptBytes"/> (at most <paramref name="maxBytes"/>), which
+    /// is what an error answer past the limit can be quoted by (<see cref="Excerpt"/>). Read with
+    /// <see cref="HttpCompletionOption.ResponseHeadersRead"/>: otherwise the client has read the whole body before this is called.
     /// </summary>
-    public static async Task<ReadOnlyMemory<byte>?> WholeAsync(HttpResponseMessage response, int maxBytes, CancellationToken cancellationToken)
+    public static async Task<(ReadOnlyMemory<byte>? Whole, string Start)> WholeAsync(HttpResponseMessage response, int maxBytes, CancellationToken cancellationToken)
     {
         await using var stream = await response.Content.ReadAsStreamAsync(cancellationToken);
-        return await BoundedBody.ReadAsync(stream, response.Content.Headers.ContentLength, maxBytes, cancellationToken);
+        // The start first, kept: past the limit, the rest is not read (or not kept).
+        var start = new byte[Math.Min(maxBytes, MaxExcerptBytes)];
+        var read = await stream.ReadAtLeastAsync(start, start.Length, throwOnEndOfStream: false, cancellationToken);
+        var whole = await BoundedBody.ReadAsync(stream, start.AsMemory(0, read), response.Content.Headers.ContentLength, maxBytes, cancellationToken);
+        return whole is null ? (null, Text(start.AsSpan(0, read))) : (whole, string.Empty);
     }
 
     /// <summary>How many characters of another service's error answer are quoted.</summary>
     public const int MaxExcerptLength = 300;
+
+    /// <summary>How many bytes of an answer are read to quote <see cref="MaxExcerptLength"/> characters: up to four UTF-8 bytes a character.</summary>
+    public const int MaxExcerptBytes = MaxExcerptLength * 4;
 
     /// <summary>
     /// <c>": "</c> and the start of an error answer, which usually says why it refused (<c>""</c> when it has no body): its
@@ -43,8 +51,7 @@ internal static class ResponseBodies
     /// </summary>
     public static async Task<string> ExcerptAsync(HttpResponseMessage response, IEnumerable<string?> hidden, CancellationToken cancellationToken)
     {
-        // Up to four UTF-8 bytes a character.
-        var (start, beyond) = await StartAsync(response, MaxExcerptLength * 4, cancellationToken);
+        var (start, beyond) = await StartAsync(response, MaxExcerptBytes, cancellationToken);
         var text = Urls.Redacted(start, hidden).Trim();
         return text.Length == 0 ? string.Empty : ": " + Excerpt(text, beyond);
     }
@@ -64,5 +71,15 @@ internal static class ResponseBodies
         }
 
         return string.Concat(text.AsSpan(0, TextCut.End(text, MaxExcerptLength)), "…");
+    }
+
+    /// <summary>
+    /// The start of a body as UTF-8 text, without the character its last bytes may have cut in two: decoded, the first
+    /// bytes of one would be U+FFFD, the replacement character, at the end of the quote.
+    /// </summary>
+    private static string Text(ReadOnlySpan<byte> start)
+    {
+        var text = new char[Encoding.UTF8.GetMaxCharCount(start.Length)];
+        return new string(text, 0, Encoding.UTF8.GetDecoder().GetChars(start, text, flush: false));
     }
 }
