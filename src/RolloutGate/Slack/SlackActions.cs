@@ -145,7 +145,8 @@ public sealed partial class SlackActions(
 
     /// <summary>
     /// <c>status &lt;deploymentId&gt;</c> (its newest decisions too) or <c>status &lt;service&gt;</c> (its latest deployments),
-    /// within <see cref="BlockKitLimits.Text"/>: past it the longest lines are shortened (<see cref="SlackMessages.Shorten"/>).
+    /// within <see cref="BlockKitLimits.Text"/>: past it the longest lines are shortened (<see cref="SlackMessages.Shorten(IReadOnlyList{LineParts}, int, int)"/>),
+    /// a deployment's link and state kept whole and its service, version and environment cut.
     /// </summary>
     public async Task<string> StatusAsync(string target, CancellationToken cancellationToken)
     {
@@ -157,10 +158,11 @@ public sealed partial class SlackActions(
             var count = await decided.CountAsync(cancellationToken);
             var listed = count <= MaxListedDecisions ? count : MaxListedDecisions - 1;
             var newest = await decided.OrderByDescending(d => d.At).ThenByDescending(d => d.Id).Take(listed).ToListAsync(cancellationToken);
-            List<string> lines = [StatusLine(deployment, publicUrl), .. newest.Select(d => $"• {d.Kind} by {SlackMessages.Who(d.Actor)}")];
+            List<LineParts> lines = [StatusLine(deployment, publicUrl), .. newest.Select(d => LineParts.Plain($"• {d.Kind} by {SlackMessages.Who(d.Actor)}"))];
             if (count > listed)
             {
-                lines.Add($"• and {count - listed} earlier decisions: see {SlackMessages.LinkTo(publicUrl, deployment.Id)}");
+                // The status line has the link whole; this one may lose it when the answer must be shortened.
+                lines.Add(LineParts.Plain($"• and {count - listed} earlier decisions: see {SlackMessages.LinkTo(publicUrl, deployment.Id)}"));
             }
 
             return Fitted(lines);
@@ -170,15 +172,17 @@ public sealed partial class SlackActions(
             .OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(5).ToListAsync(cancellationToken);
         return latest.Count == 0
             ? $"No deployment or service is called {SlackMessages.Typed(target)}."
-            : Fitted([$"Latest deployments of {SlackMessages.Escape(target)}:", .. latest.Select(d => "• " + StatusLine(d, publicUrl))]);
+            : Fitted([LineParts.Plain($"Latest deployments of {SlackMessages.Escape(target)}:"), .. latest.Select(d => StatusLine(d, publicUrl, "• "))]);
 
-        static string Fitted(IReadOnlyList<string> lines) =>
+        static string Fitted(IReadOnlyList<LineParts> lines) =>
             string.Join("\n", SlackMessages.Shorten(lines, BlockKitLimits.Text, BlockKitLimits.Text));
     }
 
-    private static string StatusLine(DeploymentRow d, string publicUrl) =>
-        $"{SlackMessages.LinkTo(publicUrl, d.Id)} {SlackMessages.Escape(d.Service)} "
-        + $"`{SlackMessages.Escape(d.Version ?? "?")}` in {SlackMessages.Escape(d.Environment)}: *{d.State}*";
+    /// <summary>A deployment's link, service, version, environment and state; shortened, only the service, version and environment are cut.</summary>
+    private static LineParts StatusLine(DeploymentRow d, string publicUrl, string bullet = "") => new(
+        $"{bullet}{SlackMessages.LinkTo(publicUrl, d.Id)} ",
+        $"{SlackMessages.Escape(d.Service)} `{SlackMessages.Escape(d.Version ?? "?")}` in {SlackMessages.Escape(d.Environment)}",
+        $": *{d.State}*");
 
     private async Task RecordAsync(AuditEntry entry, string text, EphemeralTarget? ephemeral, CancellationToken cancellationToken)
     {

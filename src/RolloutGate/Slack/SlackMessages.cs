@@ -67,7 +67,7 @@ public static class SlackMessages
         var evidence = ParseEvidence(data);
         var link = LinkTo(publicUrl, deployment.Id);
         var text = Notification(deployment, $": a verdict changed · {link}");
-        return new OutboxMessage(channel, text, Sections([$"*A verdict changed* · {link}", .. Lines(evidence, link)]));
+        return new OutboxMessage(channel, text, Sections([new LineParts($"*A verdict changed* · {link}", ""), .. Lines(evidence, link).Select(LineParts.Plain)]));
     }
 
     /// <summary>
@@ -90,15 +90,16 @@ public static class SlackMessages
         var onTimeout = runbook.Rollback.OnTimeout == TimeoutAction.Rollback ? "roll back" : "keep it";
         var link = LinkTo(publicUrl, deployment.Id);
         var text = Notification(deployment, $" regressed: roll back? · {link}");
-        string[] body =
+        string[] rest =
         [
-            $"*{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}` regressed* · {link}",
             held is null ? "RolloutGate recommends a rollback." : $"RolloutGate would roll back automatically, but holds it: {Escape(held)}.",
             .. Lines(evidence, link),
             held is null
                 ? $"Without an answer within {Duration(timeout)}, RolloutGate will {onTimeout}. Owner and approvers may decide."
                 : "Nothing happens until someone decides. Owner and approvers may decide.",
         ];
+        // The headline's link stays whole however long the service and version.
+        LineParts[] body = [new("*", $"{Escape(deployment.Service)} `{Escape(deployment.Version ?? "")}", $"` regressed* · {link}"), .. rest.Select(LineParts.Plain)];
         ButtonElement[] buttons =
         [
             new(DecisionKinds.Rollback, SlackText.Plain("Roll back"), deployment.Id, "danger"),
@@ -212,7 +213,10 @@ public static class SlackMessages
     /// leave, so that thirty metrics with long explanations all keep their name and figures, and a short line (the
     /// headline, the time-out) is never cut. A shortened line ends with "…".
     /// </summary>
-    public static IReadOnlyList<SectionBlock> Sections(IReadOnlyList<string> lines)
+    public static IReadOnlyList<SectionBlock> Sections(IReadOnlyList<string> lines) => Sections([.. lines.Select(LineParts.Plain)]);
+
+    /// <summary>As <see cref="Sections(IReadOnlyList{string})"/>, shortening only the <see cref="LineParts.Text"/> of each line.</summary>
+    public static IReadOnlyList<SectionBlock> Sections(IReadOnlyList<LineParts> lines)
     {
         var sections = new List<SectionBlock>();
         var section = new StringBuilder();
@@ -240,20 +244,34 @@ public static class SlackMessages
     /// longer than <paramref name="maxLine"/>: the longest lines are shortened first (<see cref="Cut"/>), each to an equal
     /// share of the room the shorter ones leave, so a short line is never cut.
     /// </summary>
-    public static IReadOnlyList<string> Shorten(IReadOnlyList<string> lines, int room, int maxLine)
+    public static IReadOnlyList<string> Shorten(IReadOnlyList<string> lines, int room, int maxLine) =>
+        Shorten([.. lines.Select(LineParts.Plain)], room, maxLine);
+
+    /// <summary>
+    /// As <see cref="Shorten(IReadOnlyList{string}, int, int)"/>, shortening only the <see cref="LineParts.Text"/> of each
+    /// line, within the room its kept parts leave. When even those do not fit (with at least a "…" for each line), whole
+    /// lines are shortened as text.
+    /// </summary>
+    public static IReadOnlyList<string> Shorten(IReadOnlyList<LineParts> lines, int room, int maxLine)
     {
         // Each line but the first costs a line break as well.
         room -= Math.Max(lines.Count - 1, 0);
+        if (lines.Sum(line => line.KeptLength + 1) > room || lines.Any(line => line.KeptLength >= maxLine))
+        {
+            lines = [.. lines.Select(line => LineParts.Plain(line.Kept + line.Text + line.KeptAfter))];
+        }
+
+        room -= lines.Sum(line => line.KeptLength);
         var limits = new int[lines.Count];
         var left = lines.Count;
-        foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Length))
+        foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Text.Length))
         {
-            limits[i] = Math.Min(Math.Min(lines[i].Length, maxLine), Math.Max(room / left, 1));
+            limits[i] = Math.Min(Math.Min(lines[i].Text.Length, maxLine - lines[i].KeptLength), Math.Max(room / left, 1));
             room -= limits[i];
             left--;
         }
 
-        return [.. lines.Select((line, i) => Cut(line, limits[i]))];
+        return [.. lines.Select((line, i) => line.Kept + Cut(line.Text, limits[i]) + line.KeptAfter)];
     }
 
     /// <summary>
@@ -341,4 +359,18 @@ public static class SlackMessages
 
     public static string Duration(TimeSpan span) =>
         span.TotalHours >= 1 && span.Minutes == 0 ? $"{span.TotalHours:0} h" : $"{span.TotalMinutes:0} min";
+}
+
+/// <summary>
+/// A line of mrkdwn whose <see cref="Text"/>, what someone typed (a version, an environment, an initiator), may be
+/// shortened (<see cref="SlackMessages.Shorten(IReadOnlyList{LineParts}, int, int)"/>), between <see cref="Kept"/> and
+/// <see cref="KeptAfter"/>, which are never cut: the link to the deployment, the one thing that lets the reader see
+/// everything, and what the line says of it (its state).
+/// </summary>
+public sealed record LineParts(string Kept, string Text, string KeptAfter = "")
+{
+    public int KeptLength => Kept.Length + KeptAfter.Length;
+
+    /// <summary>A line all of which may be shortened.</summary>
+    public static LineParts Plain(string text) => new("", text);
 }

@@ -408,6 +408,53 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task SlashCommand_StatusOfADeploymentWithEveryFieldAtItsLongestInMarkup_KeepsItsLinkAndStateWhole()
+    {
+        // Id, version, environment, initiator and previous version each 256 '&' (1,280 characters escaped; the link's address
+        // 815): the status line, its link first, came to 4,700 characters, and shortened to Slack's 4,000 it lost the
+        // link, the one thing that shows the rest: the answer was "…".
+        var markup = new string('&', 256);
+        await using var test = await SlackTestService.StartAsync(runbook: TestRunbooks.Minimal(environments: $"[production, '{markup}']"));
+        foreach (var @event in new[] { "predeploy", "deployed" })
+        {
+            var body = System.Text.Json.JsonSerializer.Serialize(new
+            {
+                @event, deploymentId = markup, service = "checkout", environment = markup, version = markup, initiator = markup, previousVersion = markup,
+            });
+            (await test.Service.Webhooks.SendAsync(body)).EnsureSuccessStatusCode();
+        }
+
+        var link = SlackMessages.LinkTo("https://rolloutgate.example", markup);
+        var alone = await StatusTextAsync(test, $"status {markup}");
+        var byService = await StatusTextAsync(test, "status checkout");
+        // With decisions too, by actors whose names escaped are 1,024 characters: they share what the status line leaves.
+        await test.Service.Database.ExecuteAsync($"""
+            INSERT INTO decisions (deployment_id, at, kind, actor, reason)
+            SELECT '{markup}', now() - make_interval(secs => n), 'rollback', repeat('<', 256), 'retry' FROM generate_series(1, 20) AS n
+            """);
+        var decided = await StatusTextAsync(test, $"status {markup}");
+
+        Assert.StartsWith($"{link} checkout `&amp;&amp;", alone, StringComparison.Ordinal);
+        Assert.EndsWith("…: *watching*", alone, StringComparison.Ordinal);
+        Assert.StartsWith($"Latest deployments of checkout:\n• {link} checkout `&amp;&amp;", byService, StringComparison.Ordinal);
+        Assert.EndsWith("…: *watching*", byService, StringComparison.Ordinal);
+        var lines = decided.Split('\n');
+        Assert.Equal(1 + SlackActions.MaxListedDecisions, lines.Length);
+        Assert.StartsWith($"{link} checkout `&amp;", lines[0], StringComparison.Ordinal);
+        Assert.EndsWith("…: *watching*", lines[0], StringComparison.Ordinal);
+        Assert.All(lines[1..^1], line => Assert.StartsWith("• rollback by &lt;&lt;", line, StringComparison.Ordinal));
+        Assert.StartsWith("• and 11 earlier decisions: see ", lines[^1], StringComparison.Ordinal);
+        Assert.All(new[] { alone, byService, decided }, text =>
+        {
+            Assert.InRange(text.Length, 1, BlockKitLimits.Text);
+            Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", text);
+        });
+    }
+
+    private static async Task<string> StatusTextAsync(SlackTestService test, string command) =>
+        (await (await test.CommandAsync(Stranger, command)).JsonAsync()).GetProperty("text").GetString()!;
+
+    [Fact]
     public async Task SlashCommands_DismissAndRollback_DecideARegressedDeploymentForItsApprovers()
     {
         // CONTRACT section 6: /rolloutgate stop|rollback|dismiss <deploymentId>; the buttons and stop have tests of their

@@ -76,6 +76,53 @@ public sealed class SlackMessagesTests
     }
 
     [Fact]
+    public void Blocks_LongFieldsFullOfMarkup_KeepTheLinkToTheDeploymentWhole()
+    {
+        // Every field 256 '&' (1,280 characters escaped, the link's address 815): the recommendation's headline, service,
+        // version and link, came to 3,400 characters, past a section's 3,000, and was cut before the link.
+        var markup = new string('&', 256);
+        var deployment = new DeploymentRow
+        {
+            Id = markup, Service = markup, Environment = markup, Version = markup, PreviousVersion = markup, Initiator = markup, State = "regressed",
+        };
+        var runbook = RunbookParser.Parse(TestRunbooks.Minimal(), "checkout.yaml").Runbook!;
+        const string PublicUrl = "https://rolloutgate.example";
+        var link = SlackMessages.LinkTo(PublicUrl, markup);
+        // Forty metrics whose explanations quote much: the verdict's headline, its link the longest line, had a share of the rest's room.
+        var evidence = Enumerable.Range(0, 40).Select(i => SlackTestService.P95Regressed with { Metric = $"m{i}", Explanation = new string('<', 500) }).ToList();
+        var data = System.Text.Json.JsonSerializer.Serialize(new { metrics = evidence.Select(e => new { metric = e.Metric, verdict = e.Verdict, explanation = e.Explanation }) });
+
+        OutboxMessage[] messages =
+        [
+            SlackMessages.Root(deployment, runbook, PublicUrl),
+            SlackMessages.VerdictChanged("C1", deployment, data, PublicUrl),
+            SlackMessages.Recommendation("C1", deployment, runbook, evidence, PublicUrl),
+        ];
+
+        Assert.All(messages, message =>
+        {
+            var sections = message.Blocks!.OfType<SectionBlock>().Select(s => s.Text.Text).ToList();
+            Assert.All(sections, s => Assert.InRange(s.Length, 1, BlockKitLimits.SectionText));
+            var all = string.Join("\n", sections);
+            Assert.InRange(all.Length, 1, BlockKitLimits.MessageText);
+            Assert.Contains(link, all, StringComparison.Ordinal);
+            Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", all);
+        });
+        Assert.StartsWith($"*&amp;&amp;", messages[2].Blocks!.OfType<SectionBlock>().First().Text.Text, StringComparison.Ordinal);
+        Assert.EndsWith($"…` regressed* · {link}", messages[2].Blocks!.OfType<SectionBlock>().First().Text.Text.Split('\n')[0], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Shorten_KeptPartsWhole_TheTextBetweenShortened_AndWhenEvenTheyDoNotFit_WholeLinesAsBefore()
+    {
+        LineParts[] lines = [new("<link> ", new string('v', 100), ": *watching*"), LineParts.Plain(new string('d', 100))];
+
+        Assert.Equal(["<link> " + new string('v', 19) + "…: *watching*", new string('d', 19) + "…"], SlackMessages.Shorten(lines, 60, 60));
+        // No room for the link: the line is cut before it, as any line is.
+        Assert.Equal(["…", "dddd…"], SlackMessages.Shorten(lines, 12, 60));
+    }
+
+    [Fact]
     public void Sections_ShortLinesKeptWhole_LongOnesShareTheRoomEvenly()
     {
         var evidence = Enumerable.Range(0, 10).Select(i => new string((char)('a' + i), 2_000)).ToList();
