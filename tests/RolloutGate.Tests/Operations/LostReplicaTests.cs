@@ -139,12 +139,12 @@ public sealed class LostReplicaTests
         await target.InitializeAsync();
         try
         {
-            // The checks wait 3 s for an endpoint that never answers, before the webhook's transaction begins; an operator has
-            // set 1 s for a session idle in a transaction.
+            // The checks wait 5 s for an endpoint that never answers, before the webhook's transaction begins; an operator has
+            // set 2 s for a session idle in a transaction (inside it, they were ended there, and the predeploy answered 503).
             var runbook = TestRunbooks.Minimal().Replace("  decisionChannel: C0DECIDE01\n", $"""
                   decisionChannel: C0DECIDE01
                   preDeploy:
-                    timeout: 3s
+                    timeout: 5s
                     checks:
                       - name: slow
                         http:
@@ -153,7 +153,7 @@ public sealed class LostReplicaTests
                 """, StringComparison.Ordinal);
             await using var database = await TestDatabase.CreateAsync();
             using var runbooks = new TestRunbooks(("checkout.yaml", runbook));
-            // The operator's 1 s is the database's (the service's own 60 s are off, so it is not overridden), set once the
+            // The operator's 2 s is the database's (the service's own 60 s are off, so it is not overridden), set once the
             // host has started and has answered one predeploy without it: a first start-up or request on a loaded machine
             // spent more than 1 s between two statements of one transaction (compiling an EF query), and was ended there.
             await using var host = new RolloutGateHost(database, new Dictionary<string, string?>
@@ -163,7 +163,7 @@ public sealed class LostReplicaTests
             });
             var webhooks = new WebhookClient(host.CreateClient());
             Assert.Equal(HttpStatusCode.OK, (await webhooks.SendEventAsync("predeploy", "warm-up")).StatusCode);
-            await database.ExecuteAsync($"ALTER DATABASE {database.Name} SET idle_in_transaction_session_timeout = '1s'", asAdmin: true);
+            await database.ExecuteAsync($"ALTER DATABASE {database.Name} SET idle_in_transaction_session_timeout = '2s'", asAdmin: true);
             host.Services.GetRequiredService<NpgsqlDataSource>().Clear();
 
             var answer = await webhooks.SendEventAsync("predeploy", "slow-checks");
