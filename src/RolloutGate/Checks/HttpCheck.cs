@@ -29,9 +29,12 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
 
             using var response = await http.SendAsync(request, HttpCompletionOption.ResponseHeadersRead, linked.Token);
             var status = (int)response.StatusCode;
+            // Say so when the answer did not come from the real service (demo mode of deploy/local/run.sh), whatever the
+            // outcome: "answered 200, expected 204" alone reads as the service itself having answered.
+            var standIn = response.Headers.Contains(Demo.DemoClusterNamesHandler.AnsweredBy) ? " (answered by the demo stand-in, not the network)" : "";
             if (status != spec.ExpectStatus)
             {
-                return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, expected {spec.ExpectStatus}");
+                return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, expected {spec.ExpectStatus}{standIn}");
             }
 
             if (spec.BodyContains is { } expected)
@@ -40,14 +43,12 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
                 var (body, _) = await ResponseBodies.StartAsync(response, CheckConstants.MaxBodyBytes, linked.Token);
                 if (!body.Contains(expected, StringComparison.Ordinal))
                 {
-                    return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, but the body does not contain '{expected}'");
+                    return CheckResult.Fail(check.Name, $"GET {shown} answered {status}, but the body does not contain '{expected}'{standIn}");
                 }
 
-                return CheckResult.Pass(check.Name, $"GET {shown} answered {status} containing '{expected}'");
+                return CheckResult.Pass(check.Name, $"GET {shown} answered {status} containing '{expected}'{standIn}");
             }
 
-            // Say so when the answer did not come from the real service (demo mode of deploy/local/run.sh).
-            var standIn = response.Headers.Contains(Demo.DemoClusterNamesHandler.AnsweredBy) ? " (answered by the demo stand-in, not the network)" : "";
             return CheckResult.Pass(check.Name, $"GET {shown} answered {status}{standIn}");
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

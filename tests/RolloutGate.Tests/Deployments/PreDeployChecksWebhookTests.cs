@@ -171,6 +171,26 @@ public sealed class DemoModeTests
     }
 
     [Fact]
+    public async Task LinkerdSampleRunbook_InDemoMode_AFailedHttpCheckSaysTheDemoStandInAnswered()
+    {
+        // payments-linkerd.yaml's ledger-healthy expects 204; the stand-in answers 200. Without the note the detail read
+        // as the ledger itself having answered 200.
+        var sample = await File.ReadAllTextAsync(TestPaths.RepositoryFile("runbooks/payments-linkerd.yaml"));
+        await using var service = await TestService.StartAsync([("payments.yaml", sample)], new Dictionary<string, string?>
+        {
+            ["RolloutGate:Demo:Enabled"] = "true",
+            ["RolloutGate:Prometheus:Url"] = PrometheusTestServer.Url,
+        });
+
+        var json = await (await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "demo-2", service: "payments"))).JsonAsync();
+        var ledger = json.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "ledger-healthy");
+
+        Assert.Equal("fail", ledger.GetProperty("status").GetString());
+        Assert.Equal("GET https://ledger.payments.svc.cluster.local/healthz answered 200, expected 204 (answered by the demo stand-in, not the network)",
+            ledger.GetProperty("detail").GetString());
+    }
+
+    [Fact]
     public async Task ClusterNames_OutsideDemoMode_GoToTheNetwork()
     {
         var sample = await File.ReadAllTextAsync(TestPaths.RepositoryFile("runbooks/checkout.yaml"));
