@@ -42,6 +42,12 @@ public static class AuditCommand
 
     internal static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr, Func<string, string?> environment, HttpClient http)
     {
+        if (args is ["help" or "--help" or "-h", ..])
+        {
+            await stdout.WriteLineAsync(Usage);
+            return 0;
+        }
+
         if (args.Length == 0 || args[0] is not ("events" or "verify" or "summary"))
         {
             await stderr.WriteLineAsync(Usage);

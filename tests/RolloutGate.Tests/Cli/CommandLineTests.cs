@@ -44,4 +44,22 @@ public sealed class CommandLineTests
         Assert.Equal(0, await CommandLine.RunAsync([help], stdout, stderr));
         Assert.Contains("rolloutgate runbooks validate PATH", stdout.ToString(), StringComparison.Ordinal);
     }
+
+    [Theory]
+    [InlineData("runbooks", "--help")]
+    [InlineData("gate", "--help")]
+    [InlineData("audit", "--help")]
+    [InlineData("audit", "-h")]
+    [InlineData("demo", "--help")]
+    [InlineData("demo", "help")]
+    [InlineData("backtest", "--help")]
+    public async Task EveryCommandsHelp_PrintsItsUsageOnStdoutAndSucceeds(string command, string help)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.Equal(0, await CommandLine.RunAsync([command, help], stdout, stderr));
+        Assert.Contains($"rolloutgate {command} ", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", stderr.ToString());
+    }
 }
