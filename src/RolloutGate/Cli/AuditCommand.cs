@@ -120,7 +120,7 @@ public static class AuditCommand
         {
             return args[0] switch
             {
-                "events" => await EventsAsync(client, query, limit, csv, stdout),
+                "events" => await EventsAsync(client, query, limit, csv, stdout, stderr),
                 "verify" => await VerifyAsync(client, stdout),
                 _ => await SummaryAsync(client, query, csv, stdout),
             };
@@ -138,7 +138,7 @@ public static class AuditCommand
         }
     }
 
-    private static async Task<int> EventsAsync(AuditClient client, List<KeyValuePair<string, string>> query, int limit, bool csv, TextWriter stdout)
+    private static async Task<int> EventsAsync(AuditClient client, List<KeyValuePair<string, string>> query, int limit, bool csv, TextWriter stdout, TextWriter stderr)
     {
         string? after = null;
         var written = 0;
@@ -152,7 +152,8 @@ public static class AuditCommand
 
             if (csv)
             {
-                // Pages come as CSV too; the header is written once. The cursor is the last id of the page.
+                // Pages come as CSV too; the header is written once. The cursor is the last id of the page, when the
+                // answer's Link header says a next page follows.
                 var lines = (await client.GetAsync("api/v1/audit/events", page)).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
                 foreach (var line in lines.Skip(written == 0 ? 0 : 1))
                 {
@@ -161,7 +162,7 @@ public static class AuditCommand
 
                 var rows = lines.Length - 1;
                 written += rows;
-                after = rows == 0 || rows < PageSize ? null : lines[^1][..lines[^1].IndexOf(',', StringComparison.Ordinal)];
+                after = rows == 0 || !client.NextPageFollows ? null : lines[^1][..lines[^1].IndexOf(',', StringComparison.Ordinal)];
                 continue;
             }
 
@@ -181,6 +182,12 @@ public static class AuditCommand
             after = document.RootElement.Property("next").GetString();
         }
         while (after is not null && written < limit);
+
+        // An export that stopped at the limit says so: exit 0 and the first events alone read as the whole trail.
+        if (after is not null)
+        {
+            await stderr.WriteLineAsync($"audit: stopped at --limit {limit} events, more match; raise --limit, or narrow with --from, --to or a filter");
+        }
 
         return 0;
     }
@@ -241,6 +248,9 @@ public static class AuditCommand
     /// <summary>Asks the RolloutGate at <paramref name="baseUri"/>, which may sit under a path prefix (https://host/rolloutgate).</summary>
     private sealed class AuditClient(HttpClient http, Uri baseUri, string token, bool csv)
     {
+        /// <summary>Whether the last answer named a next page (a CSV page's <c>Link: ...; rel="next"</c>).</summary>
+        public bool NextPageFollows { get; private set; }
+
         /// <summary>The answer to <paramref name="path"/> (relative to the base URL, no leading slash).</summary>
         public async Task<string> GetAsync(string path, IEnumerable<KeyValuePair<string, string>> query)
         {
@@ -282,6 +292,8 @@ public static class AuditCommand
                         $"{Urls.Shown(baseUri)} did not answer RolloutGate CSV: {response.Content.Headers.ContentType?.MediaType ?? "no Content-Type"}: {Truncate(body)}");
                 }
 
+                NextPageFollows = response.Headers.TryGetValues("Link", out var links)
+                    && links.Any(link => link.Contains("rel=\"next\"", StringComparison.Ordinal));
                 return body;
             }
         }

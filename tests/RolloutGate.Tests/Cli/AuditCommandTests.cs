@@ -36,6 +36,28 @@ public sealed class AuditCommandTests
         Assert.Equal(2, lines.Length);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task Events_StoppedAtTheLimitWithMoreMatching_SaysSoOnStderr(bool csv)
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "cli-limit");
+        var count = await service.CountAsync("audit_events", "deployment_id = 'cli-limit'");
+        string[] events = csv ? ["events", "--deployment-id", "cli-limit", "--csv"] : ["events", "--deployment-id", "cli-limit"];
+
+        var (exitAll, outputAll, errorAll) = await RunAsync(service, [.. events, "--limit", count.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+        var (exitCut, outputCut, errorCut) = await RunAsync(service, [.. events, "--limit", (count - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
+
+        var header = csv ? 1 : 0;
+        Assert.Equal(0, exitAll);
+        Assert.Equal(count + header, outputAll.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.Equal("", errorAll);
+        Assert.Equal(0, exitCut);
+        Assert.Equal(count - 1 + header, outputCut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
+        Assert.StartsWith($"audit: stopped at --limit {count - 1} events, more match;", errorCut, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Verify_IntactThenTampered_Exits0Then1()
     {
