@@ -265,7 +265,7 @@ public static class AuditCommand
             }
             catch (Exception ex) when (ex is HttpRequestException or TaskCanceledException)
             {
-                throw new AuditQueryException($"no answer from {Urls.Shown(baseUri)}: {ex.Message}");
+                throw new AuditQueryException($"no answer from {GateCommand.Unanswered(baseUri)}: {ex.Message}");
             }
 
             using (response)

@@ -168,6 +168,13 @@ public static class GateCommand
     }
 
     /// <summary>
+    /// <paramref name="url"/> as a "no answer from" message names it (<c>Urls.Shown</c>), saying how to name
+    /// another when it is the default: a service started on another port (run.sh's ROLLOUTGATE_PORT) is not asked there.
+    /// </summary>
+    internal static string Unanswered(Uri url) =>
+        url.AbsoluteUri == new Uri(DefaultUrl).AbsoluteUri ? $"{Urls.Shown(url)} (the default; --url or {UrlVariable} names another)" : Urls.Shown(url);
+
+    /// <summary>
     /// Why the user info of <paramref name="url"/> (<c>https://user:pass@host/</c>, a proxy's basic authentication) cannot be
     /// sent, or null when it has none: it goes in the Authorization header, which the bearer token of
     /// <paramref name="tokenVariable"/> takes, and one of them would be dropped unsaid (.NET's HttpClient never sends user
@@ -255,7 +262,7 @@ public static class GateCommand
     {
         if (answer.Status is not { } status)
         {
-            await stderr.WriteLineAsync($"gate: no answer from {Urls.Shown(invocation.Url)}: {answer.Failure}");
+            await stderr.WriteLineAsync($"gate: no answer from {Unanswered(invocation.Url)}: {answer.Failure}");
             return ExitNoAnswer;
         }
 

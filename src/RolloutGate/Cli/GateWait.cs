@@ -98,7 +98,7 @@ public static class GateWait
                 var answer = await delivery.GetAsync(endpoint, invocation.Token, invocation.Retries, invocation.Timeout, retryBaseDelay, interrupted);
                 if (answer.Status is not { } status)
                 {
-                    await stderr.WriteLineAsync($"gate: no answer from {Urls.Shown(invocation.Url)}: {answer.Failure}");
+                    await stderr.WriteLineAsync($"gate: no answer from {GateCommand.Unanswered(invocation.Url)}: {answer.Failure}");
                     return GateCommand.ExitNoAnswer;
                 }
 

@@ -248,6 +248,38 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task NoAnswerFromTheDefaultUrl_GateWaitAndAudit_SayHowToNameAnother()
+    {
+        // run.sh started on ROLLOUTGATE_PORT, the shell without ROLLOUTGATE_URL: nothing answers at the default. No network
+        // is asked (something may listen on 8080 here); the client fails every request as a closed port does.
+        using var refusing = new HttpClient(new Unreachable());
+        using var auditErrors = new StringWriter();
+
+        var gate = await RunAsync(refusing, SignedEnvironment(),
+            "predeploy", "--deployment-id", "gate-d", "--service", "checkout", "--environment", "production", "--retries", "0");
+        var wait = await GateWait.RunAsync(["--deployment-id", "gate-d", "--for", "1m", "--retries", "0"], stdout, stderr,
+            name => name == GateWait.ReaderTokenVariable ? RolloutGateHost.ReaderToken : null, refusing, TimeProvider.System, QuickRetries, default, () => "SIGTERM");
+        var audit = await AuditCommand.RunAsync(["verify"], stdout, auditErrors,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, refusing);
+        var named = await RunAsync(refusing, SignedEnvironment(),
+            "predeploy", "--url", "http://127.0.0.1:8081", "--deployment-id", "gate-d", "--service", "checkout", "--environment", "production", "--retries", "0");
+
+        Assert.Equal([2, 2, 2, 2], [gate, wait, audit, named]);
+        var lines = stderr.ToString().Split(Environment.NewLine, StringSplitOptions.RemoveEmptyEntries);
+        var hint = "no answer from http://127.0.0.1:8080/ (the default; --url or ROLLOUTGATE_URL names another): ";
+        Assert.Equal(2, lines.Count(line => line.StartsWith("gate: " + hint, StringComparison.Ordinal)));
+        Assert.StartsWith(hint, auditErrors.ToString(), StringComparison.Ordinal);
+        Assert.Contains(lines, line => line.StartsWith("gate: no answer from http://127.0.0.1:8081/: ", StringComparison.Ordinal));
+    }
+
+    /// <summary>Every request fails as one to a port nobody listens on.</summary>
+    private sealed class Unreachable : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken) =>
+            throw new HttpRequestException(HttpRequestError.ConnectionError, $"Connection refused ({request.RequestUri!.Authority})");
+    }
+
+    [Fact]
     public async Task ServerDown_ManyRetries_StopsAtTheTimeout()
     {
         var clock = Stopwatch.StartNew();
