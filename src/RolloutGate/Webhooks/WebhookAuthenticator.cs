@@ -22,6 +22,9 @@ public sealed partial class WebhookAuthenticator(
     public const string SignatureHeader = "X-RolloutGate-Signature";
     public const string SignaturePrefix = "sha256=";
 
+    /// <summary>What a refused signature should have been, said with the refusal (CONTRACT section 4).</summary>
+    private const string HowToSign = $"the HMAC-SHA256, keyed with the webhook secret, of \"{{{TimestampHeader}}}.{{the body's exact bytes}}\"";
+
     /// <summary>How far a sender's clock may be from this server's (RolloutGate:Webhook:TimestampTolerance).</summary>
     public TimeSpan TimestampTolerance => options.CurrentValue.Webhook.TimestampTolerance;
 
@@ -77,7 +80,13 @@ public sealed partial class WebhookAuthenticator(
         }
         catch (FormatException)
         {
-            return Refused($"{SignatureHeader} is not hexadecimal");
+            presented = [];
+        }
+
+        // What a sender gets wrong most (base64, a digest cut short, another key or other bytes): the answer says how to sign.
+        if (presented.Length != HMACSHA256.HashSizeInBytes)
+        {
+            return Refused($"{SignatureHeader} must be '{SignaturePrefix}' and 64 hexadecimal digits: {HowToSign}");
         }
 
         if (CryptographicOperations.FixedTimeEquals(presented, Sign(webhook.Secret, timestampText, body)))
@@ -92,7 +101,7 @@ public sealed partial class WebhookAuthenticator(
             previous |= CryptographicOperations.FixedTimeEquals(presented, Sign(secret, timestampText, body));
         }
 
-        return previous ? new WebhookAuthentication(null, WithPreviousSecret: true) : Refused("the signature does not match");
+        return previous ? new WebhookAuthentication(null, WithPreviousSecret: true) : Refused($"the signature does not match: {HowToSign}");
     }
 
     private static WebhookAuthentication Refused(string why) => new(why, WithPreviousSecret: false);

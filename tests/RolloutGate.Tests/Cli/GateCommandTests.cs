@@ -159,7 +159,10 @@ public sealed class GateCommandTests : IDisposable
             "predeploy", "--url", "http://localhost", "--deployment-id", "gate-w", "--service", "checkout", "--environment", "production");
 
         Assert.Equal(2, exit);
-        Assert.Equal("gate: predeploy refused: HTTP 401 Not authenticated: the signature does not match" + Environment.NewLine, stderr.ToString());
+        Assert.Equal(
+            "gate: predeploy refused: HTTP 401 Not authenticated: the signature does not match: the HMAC-SHA256, keyed with the webhook secret, of "
+            + "\"{X-RolloutGate-Timestamp}.{the body's exact bytes}\"" + Environment.NewLine,
+            stderr.ToString());
         Assert.Equal(0, await service.CountAsync("deployments"));
     }
 

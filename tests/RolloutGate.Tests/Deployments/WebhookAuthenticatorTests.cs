@@ -92,6 +92,31 @@ public sealed class WebhookAuthenticatorTests : IDisposable
         Assert.Equal(refusal, authentication.Refusal);
     }
 
+    [Theory]
+    [InlineData("another-secret", "the signature does not match")]
+    [InlineData("the-body-alone", "the signature does not match")]
+    [InlineData("base64", "X-RolloutGate-Signature must be 'sha256=' and 64 hexadecimal digits")]
+    [InlineData("cut-short", "X-RolloutGate-Signature must be 'sha256=' and 64 hexadecimal digits")]
+    public void Authenticate_AWrongSignature_TheRefusalSaysHowToSign(string mistake, string refusal)
+    {
+        // A sender's first webhook: the refusal alone must tell them what the signature is, without the README at hand.
+        var timestamp = Now.ToString(CultureInfo.InvariantCulture);
+        var right = WebhookAuthenticator.SignatureHeaderValue(Secret, timestamp, Body);
+        var bodyAlone = System.Security.Cryptography.HMACSHA256.HashData(Encoding.UTF8.GetBytes(Secret), Body);
+        var signature = mistake switch
+        {
+            "another-secret" => WebhookAuthenticator.SignatureHeaderValue("not-" + Secret, timestamp, Body),
+            "the-body-alone" => "sha256=" + Convert.ToHexStringLower(bodyAlone),
+            "base64" => "sha256=" + Convert.ToBase64String(bodyAlone),
+            "cut-short" => right[..^1],
+            _ => throw new ArgumentOutOfRangeException(nameof(mistake)),
+        };
+
+        Assert.Equal(
+            refusal + ": the HMAC-SHA256, keyed with the webhook secret, of \"{X-RolloutGate-Timestamp}.{the body's exact bytes}\"",
+            Authenticator().Authenticate(Signed(timestamp, signature), Body).Refusal);
+    }
+
     public void Dispose() => metrics.Dispose();
 
     private static HttpRequest Signed(string timestamp, string signature)
