@@ -75,7 +75,8 @@ public sealed class SchedulerOutageLogTests(WatchPrometheus prometheus) : IClass
         await EventuallyAsync(async () => await CountAsync(database, $"at IN ('{T(11):O}', '{T(12):O}')") == 3 * 2, "intervals 11 and 12 evaluated");
         // The clock runs on from 12:30: on a loaded machine the outage can outlast its 30 s, and interval 13 falls due too.
         Assert.Equal(3L * 12, await CountAsync(database, $"at <= '{T(12):O}'"));
-        Assert.Equal(await CountAsync(database, "true"), await database.ScalarAsync<long>("SELECT count(DISTINCT (metric, at)) FROM evaluations"));
+        // In one statement: the clock runs on, and interval 13 may be stored between two.
+        Assert.Equal(0L, await database.ScalarAsync<long>("SELECT count(*) - count(DISTINCT (metric, at)) FROM evaluations"));
         Assert.Equal("watching", await database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{DeploymentId}'"));
     }
 
