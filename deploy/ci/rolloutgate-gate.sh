@@ -24,7 +24,8 @@ fail() { echo "gate: $*" >&2; exit 2; }
 event="$1"; shift
 case "$event" in predeploy|deployed|rolledback|cancelled|wait) ;; *) fail "the event '$event' is not one of predeploy, deployed, rolledback, cancelled" ;; esac
 
-url="${ROLLOUTGATE_URL:-http://127.0.0.1:8080}"
+default_url=http://127.0.0.1:8080
+url="${ROLLOUTGATE_URL:-$default_url}"
 deployment_id="" service="" environment="" version="" previous_version="" initiator="" commit="" pipeline_url="" at=""
 delivery_id="" timeout=60 retries=5 given=" " wait_for="" interval=30s
 while [ $# -gt 0 ]; do
@@ -58,6 +59,10 @@ done
 # The URL as messages show it, as the rolloutgate CLI does: without user info (a proxy's password) or query (it may hold
 # a token), which the pipeline's log would keep.
 shown="$(printf '%s' "$url" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@#\1#; s#\?.*#?…#')"
+# The URL as a "no answer from" message names it, saying how to name another when it is the default, as the CLI does: a
+# service started on another port (run.sh's ROLLOUTGATE_PORT) is not asked there.
+unanswered="$shown"
+[ "${url%/}" != "$default_url" ] || unanswered="$shown (the default; --url or ROLLOUTGATE_URL names another)"
 # refuse_user_info TOKEN_VARIABLE: curl sends the URL's user info as basic authentication, but a bearer header replaces it
 # unsaid; as the CLI, refuse a URL with user info where the bearer token goes in the Authorization header.
 refuse_user_info() {
@@ -83,6 +88,9 @@ in_background() {
 # curl, whose files may not grow past it (ulimit -f, in KiB), stops writing there.
 max_answer=1048576
 
+# "1 attempt", "2 attempts".
+tried() { echo "$1 attempt$( [ "$1" = 1 ] || echo s)"; }
+
 # exchange METHOD URL [curl options]: one request, retried on 5xx, 408, 429 and connection errors at most --retries
 # times and never past --timeout, with fresh headers (write_headers) per attempt. Returns with the answer in
 # $work/answer and its status in $status; exits 2 when retrying ends without one, on an answer over 1 MiB, or on
@@ -94,7 +102,7 @@ exchange() {
   while :; do
     attempt=$((attempt + 1))
     remaining=$(( deadline - $(date +%s) ))
-    [ "$remaining" -gt 0 ] || fail "no answer within ${timeout}s ($((attempt - 1)) attempts); last attempt: ${last:-none}"
+    [ "$remaining" -gt 0 ] || fail "no answer from $unanswered within ${timeout}s ($(tried $((attempt - 1)))); last attempt: ${last:-none}"
     write_headers
     rm -f "$work/answer"
     # In the background as in_background runs a command, with the redirections its own (a trap's message is not curl's).
@@ -105,7 +113,7 @@ exchange() {
     wait "$sleeper"; sleeper=""
     status="$(cat "$work/status")"
     if [ -f "$work/answer" ] && [ "$(wc -c <"$work/answer")" -gt "$max_answer" ]; then
-      fail "no answer from $shown: answer too large: HTTP $status with more than 1 MiB, which no answer of RolloutGate's is ($attempt attempt$( [ "$attempt" = 1 ] || echo s))"
+      fail "no answer from $shown: answer too large: HTTP $status with more than 1 MiB, which no answer of RolloutGate's is ($(tried "$attempt"))"
     fi
     case "$status" in
       2??) return 0 ;;
@@ -114,7 +122,7 @@ exchange() {
     esac
     if [ "$attempt" -gt "$retries" ]; then
       [ "$status" = 000 ] || { cat "$work/answer"; echo; }
-      fail "no usable answer from $shown ($attempt attempts); last attempt: $last"
+      fail "no usable answer from $unanswered ($(tried "$attempt")); last attempt: $last"
     fi
     # The server's Retry-After in seconds (its 503 while the database is away says 30), at most 15 s; else exponential
     # backoff (1s, 2s, 4s ... at most 15s) with jitter. Never past the deadline.

@@ -15,9 +15,12 @@ public sealed class GateScriptTests
 
     private sealed record ScriptRun(int Exit, string Stdout, string Stderr);
 
-    private static async Task<ScriptRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args)
+    private static Task<ScriptRun> RunAsync(IReadOnlyDictionary<string, string> environment, params string[] args) =>
+        RunAsync(Script, environment, args);
+
+    private static async Task<ScriptRun> RunAsync(string script, IReadOnlyDictionary<string, string> environment, string[] args)
     {
-        using var process = Start(environment, args);
+        using var process = Start(environment, args, script);
         var stdout = process.StandardOutput.ReadToEndAsync();
         var stderr = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
@@ -25,10 +28,10 @@ public sealed class GateScriptTests
         return new ScriptRun(process.ExitCode, await stdout, await stderr);
     }
 
-    private static Process Start(IReadOnlyDictionary<string, string> environment, string[] args)
+    private static Process Start(IReadOnlyDictionary<string, string> environment, string[] args, string script = "")
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
-        start.ArgumentList.Add(Script);
+        start.ArgumentList.Add(script.Length > 0 ? script : Script);
         foreach (var arg in args)
         {
             start.ArgumentList.Add(arg);
@@ -117,8 +120,35 @@ public sealed class GateScriptTests
             + $"that the bearer token of {GateCommand.TokenVariable} takes: a request carries one; drop the user info from the URL, or sign with {GateCommand.SecretVariable}",
             withToken.Stderr, StringComparison.Ordinal);
         Assert.Contains($"the bearer token of {GateWait.ReaderTokenVariable} takes", wait.Stderr, StringComparison.Ordinal);
-        Assert.StartsWith("gate: no usable answer from http://127.0.0.1:9/?… (1 attempts)", signed.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("gate: no usable answer from http://127.0.0.1:9/?… (1 attempt);", signed.Stderr, StringComparison.Ordinal);
         Assert.All(new[] { withToken.Stderr, wait.Stderr, signed.Stderr }, text => Assert.DoesNotContain("url-", text, StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public async Task Script_NoAnswerFromTheDefaultUrl_PredeployAndWait_SayHowToNameAnother()
+    {
+        // run.sh started on ROLLOUTGATE_PORT, the pipeline without --url or ROLLOUTGATE_URL: nothing answers at the default.
+        // Something may listen on 8080 here: a copy of the script whose default is a port nothing listens on is run.
+        const string closed = "http://127.0.0.1:56249";
+        var text = await File.ReadAllTextAsync(Script);
+        const string line = "\ndefault_url=http://127.0.0.1:8080\n";
+        Assert.Contains(line, text, StringComparison.Ordinal);
+        var script = Path.Combine(Directory.CreateTempSubdirectory("rolloutgate-gate-").FullName, "rolloutgate-gate.sh");
+        await File.WriteAllTextAsync(script, text.Replace(line, $"\ndefault_url={closed}\n", StringComparison.Ordinal));
+        var hint = $"gate: no usable answer from {closed} (the default; --url or {GateCommand.UrlVariable} names another) (1 attempt); last attempt: curl: ";
+
+        var predeploy = await RunAsync(script, Signed(), ["predeploy", "--deployment-id", "s-d", "--service", "checkout", "--environment", "production", "--retries", "0"]);
+        var wait = await RunAsync(script, Reader(), ["wait", "--deployment-id", "s-d", "--for", "1m", "--retries", "0"]);
+        var named = await RunAsync(script, Signed(), ["predeploy", "--url", closed + "/", "--deployment-id", "s-d", "--service", "checkout", "--environment", "production", "--retries", "0"]);
+        var elsewhere = await RunAsync(script, new Dictionary<string, string>(Signed()) { [GateCommand.UrlVariable] = "http://127.0.0.1:9" },
+            ["predeploy", "--deployment-id", "s-d", "--service", "checkout", "--environment", "production", "--retries", "0"]);
+
+        Assert.Equal((2, 2, 2, 2), (predeploy.Exit, wait.Exit, named.Exit, elsewhere.Exit));
+        Assert.StartsWith(hint, predeploy.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith(hint, wait.Stderr, StringComparison.Ordinal);
+        // As the CLI: the default named on purpose is still the default; another URL is shown as it is.
+        Assert.StartsWith($"gate: no usable answer from {closed}/ (the default; --url", named.Stderr, StringComparison.Ordinal);
+        Assert.StartsWith("gate: no usable answer from http://127.0.0.1:9 (1 attempt); last attempt: curl: ", elsewhere.Stderr, StringComparison.Ordinal);
     }
 
     [Fact]
