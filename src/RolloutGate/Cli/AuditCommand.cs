@@ -142,6 +142,8 @@ public static class AuditCommand
     {
         string? after = null;
         var written = 0;
+        // The plain-text lines are printed once every page is read, so that their columns line up across pages.
+        var table = new List<string[]>();
         do
         {
             var page = new List<KeyValuePair<string, string>>(query) { new("limit", Math.Min(PageSize, limit - written).ToString(CultureInfo.InvariantCulture)) };
@@ -169,19 +171,21 @@ public static class AuditCommand
             using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/events", page));
             foreach (var e in document.RootElement.Property("events").EnumerateArray())
             {
-                await stdout.WriteLineAsync(string.Join("  ",
+                table.Add([
                     e.Property("id").GetInt64().ToString(CultureInfo.InvariantCulture),
-                    e.Property("at").GetString(),
-                    e.Property("type").GetString(),
+                    e.Property("at").GetString() ?? "-",
+                    e.Property("type").GetString() ?? "-",
                     e.Property("deploymentId").GetString() ?? "-",
                     e.Property("actor").GetString() ?? "-",
-                    e.Property("data").GetRawText()));
+                    e.Property("data").GetRawText()]);
                 written++;
             }
 
             after = document.RootElement.Property("next").GetString();
         }
         while (after is not null && written < limit);
+
+        await TextTable.WriteAsync(stdout, "", table);
 
         // An export that stopped at the limit says so: exit 0 and the first events alone read as the whole trail.
         if (after is not null)
@@ -218,22 +222,20 @@ public static class AuditCommand
 
         using var document = JsonDocument.Parse(text);
         // Every row is read before the header is printed, so an answer that is not a summary prints nothing.
-        var rows = document.RootElement.Property("services").EnumerateArray().Select(s => string.Join("  ",
-            s.Property("service").GetString(),
-            s.Property("deployments").GetRawText(),
-            s.Property("rollbacks").GetRawText(),
-            s.Property("changeFailureRate").GetRawText(),
-            s.Property("medianTimeToDetectSeconds").GetRawText(),
-            s.Property("medianTimeToRollbackSeconds").GetRawText(),
-            s.Property("autoRollbacks").GetRawText(),
-            s.Property("humanDecisions").GetRawText(),
-            s.Property("dismissedRecommendations").GetRawText())).ToList();
-        await stdout.WriteLineAsync("SERVICE  DEPLOYMENTS  ROLLBACKS  CHANGE-FAILURE-RATE  MEDIAN-DETECT-S  MEDIAN-ROLLBACK-S  AUTO  HUMAN  DISMISSED");
-        foreach (var row in rows)
+        var rows = document.RootElement.Property("services").EnumerateArray().Select(s => new[]
         {
-            await stdout.WriteLineAsync(row);
-        }
-
+            s.Property("service").GetString() ?? "-",
+            Cell(s.Property("deployments")),
+            Cell(s.Property("rollbacks")),
+            Cell(s.Property("changeFailureRate")),
+            Cell(s.Property("medianTimeToDetectSeconds")),
+            Cell(s.Property("medianTimeToRollbackSeconds")),
+            Cell(s.Property("autoRollbacks")),
+            Cell(s.Property("humanDecisions")),
+            Cell(s.Property("dismissedRecommendations")),
+        }).ToList();
+        await TextTable.WriteAsync(stdout, "",
+            [["SERVICE", "DEPLOYMENTS", "ROLLBACKS", "CHANGE-FAILURE-RATE", "MEDIAN-DETECT-S", "MEDIAN-ROLLBACK-S", "AUTO", "HUMAN", "DISMISSED"], .. rows]);
         return 0;
     }
 
@@ -242,6 +244,9 @@ public static class AuditCommand
         element.ValueKind == JsonValueKind.Object && element.TryGetProperty(name, out var value)
             ? value
             : throw new JsonException($"no \"{name}\" in {Truncate(element.GetRawText())}");
+
+    /// <summary>A number of the summary as a table cell: "-" for none (a median without a regression or rollback to measure), as the CLI's other tables show a missing value.</summary>
+    private static string Cell(JsonElement value) => value.ValueKind == JsonValueKind.Null ? "-" : value.GetRawText();
 
     private static string Truncate(string text) => TextCut.Shorten(text, 200, "...");
 

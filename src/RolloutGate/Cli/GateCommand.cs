@@ -349,13 +349,7 @@ public static class GateCommand
         }
         else
         {
-            var nameWidth = Math.Max("CHECK".Length, response.Checks.Max(c => c.Name.Length));
-            var statusWidth = Math.Max("STATUS".Length, response.Checks.Max(c => c.Status.Length));
-            await stdout.WriteLineAsync($"  {"CHECK".PadRight(nameWidth)}  {"STATUS".PadRight(statusWidth)}  DETAIL");
-            foreach (var check in response.Checks)
-            {
-                await stdout.WriteLineAsync($"  {check.Name.PadRight(nameWidth)}  {check.Status.PadRight(statusWidth)}  {check.Detail}");
-            }
+            await TextTable.WriteAsync(stdout, "  ", [["CHECK", "STATUS", "DETAIL"], .. response.Checks.Select(check => new[] { check.Name, check.Status, check.Detail })]);
         }
 
         await stdout.WriteLineAsync($"runbook {response.Runbook.Name} v{response.Runbook.Version} sha256:{response.Runbook.Sha256}");

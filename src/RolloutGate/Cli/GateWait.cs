@@ -333,13 +333,8 @@ public static class GateWait
             $"wait {deployment.DeploymentId} ({deployment.Service} in {deployment.Environment}): {outcome.Verdict}: {outcome.Reason}");
         if (deployment.LatestEvaluation is { Metrics.Count: > 0 } latest)
         {
-            var nameWidth = Math.Max("METRIC".Length, latest.Metrics.Max(m => m.Name.Length));
-            var verdictWidth = Math.Max("VERDICT".Length, latest.Metrics.Max(m => m.Verdict.Length));
-            await stdout.WriteLineAsync($"  {"METRIC".PadRight(nameWidth)}  {"VERDICT".PadRight(verdictWidth)}  EXPLANATION ({Utc(latest.At)})");
-            foreach (var metric in latest.Metrics)
-            {
-                await stdout.WriteLineAsync($"  {metric.Name.PadRight(nameWidth)}  {metric.Verdict.PadRight(verdictWidth)}  {metric.Explanation}");
-            }
+            await TextTable.WriteAsync(stdout, "  ",
+                [["METRIC", "VERDICT", $"EXPLANATION ({Utc(latest.At)})"], .. latest.Metrics.Select(metric => new[] { metric.Name, metric.Verdict, metric.Explanation ?? "" })]);
         }
     }
 

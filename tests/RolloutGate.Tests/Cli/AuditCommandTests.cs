@@ -23,6 +23,26 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
+    public async Task Events_OfDeploymentsWithIdsOfDifferentLengths_LineUpInColumns()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "a");
+        await service.Webhooks.SendEventAsync("deployed", "a");
+        await service.Webhooks.SendEventAsync("predeploy", "a-much-longer-deployment-id", service: "payments");
+
+        var (exit, output, _) = await RunAsync(service, "events");
+
+        Assert.Equal(0, exit);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(await service.CountAsync("audit_events", "true"), lines.Length);
+        Assert.Contains(lines, line => line.Contains("  a  ", StringComparison.Ordinal));
+        Assert.Contains(lines, line => line.Contains("  a-much-longer-deployment-id  ", StringComparison.Ordinal));
+        // Each column starts where it starts on every other line: the type after the time, the data (JSON, the last) too.
+        Assert.Single(lines.Select(line => line.IndexOf("  webhook.", StringComparison.Ordinal)).Where(at => at >= 0).Distinct());
+        Assert.Single(lines.Select(line => line.IndexOf('{', StringComparison.Ordinal)).Distinct());
+    }
+
+    [Fact]
     public async Task Events_Csv_HeaderThenRows()
     {
         await using var service = await TestService.StartAsync();
@@ -75,15 +95,24 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
-    public async Task Summary_PrintsAServiceRow()
+    public async Task Summary_PrintsAServiceRowUnderItsHeader_ADashForAMedianWithNothingToMeasure()
     {
         await using var service = await TestService.StartAsync();
         await service.Webhooks.SendEventAsync("deployed", "cli-4");
 
         var (exit, output, _) = await RunAsync(service, "summary");
+        var (csvExit, csv, _) = await RunAsync(service, "summary", "--csv");
 
-        Assert.Equal(0, exit);
-        Assert.Contains("checkout  1  0  0", output, StringComparison.Ordinal);
+        Assert.Equal((0, 0), (exit, csvExit));
+        // No regression and no rollback: the medians have nothing to measure. The CSV leaves them empty, as before.
+        Assert.Equal(
+            """
+            SERVICE   DEPLOYMENTS  ROLLBACKS  CHANGE-FAILURE-RATE  MEDIAN-DETECT-S  MEDIAN-ROLLBACK-S  AUTO  HUMAN  DISMISSED
+            checkout  1            0          0                    -                -                  0     0      0
+
+            """.ReplaceLineEndings("\n"),
+            output.ReplaceLineEndings("\n"));
+        Assert.EndsWith("\ncheckout,1,0,0,,,0,0,0\r\n", csv, StringComparison.Ordinal);
     }
 
     [Fact]
