@@ -196,10 +196,12 @@ if [ "$event" = wait ]; then
   # TEXT after its first "KEY" ("${TEXT#*\"KEY\"}" tries every prefix in turn: minutes for an answer near 1 MiB), byte
   # for byte (the C locale's . matches any byte); nothing without one.
   after() { local LC_ALL=C; [[ $2 =~ \"$1\"(.*) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
-  # The latest evaluation's metrics of the answer, "  NAME VERDICT EXPLANATION" each (the service writes name, value,
-  # baseline, threshold, verdict, explanation in that order); $regressed and $blind name those with such a verdict.
+  # The latest evaluation's metrics of the answer, "  NAME  VERDICT  EXPLANATION" each, the columns lined up as the CLI's
+  # (the service writes name, value, baseline, threshold, verdict, explanation in that order); $regressed and $blind
+  # name those with such a verdict.
   metrics() {
     local rest; rest="$(after latestEvaluation "$body")"
+    local names=() verdicts=() explanations=() name_width=0 verdict_width=0 i
     local re="^$ws\{$ws\"name\"$ws:$ws$json_string_re[^{}]*\"verdict\"$ws:$ws$json_string_re($ws,$ws\"explanation\"$ws:$ws$json_string_re)?$ws\}$ws(,|\])"
     regressed="" blind="" evaluated=""
     [[ $rest =~ ^$ws:$ws\{ ]] || return 0
@@ -211,9 +213,15 @@ if [ "$event" = wait ]; then
       local name verdict explanation
       name="$(unescape "${BASH_REMATCH[1]}")" verdict="${BASH_REMATCH[3]}" explanation="$(unescape "${BASH_REMATCH[6]}")"
       rest="${rest:${#BASH_REMATCH[0]}}"
-      printf '  %s  %s  %s\n' "$name" "$verdict" "$explanation"
+      names+=("$name") verdicts+=("$verdict") explanations+=("$explanation")
+      [ "${#name}" -le "$name_width" ] || name_width=${#name}
+      [ "${#verdict}" -le "$verdict_width" ] || verdict_width=${#verdict}
       case "$verdict" in regressed|breach-of-max|breach-of-min) [ -n "$regressed" ] || regressed="$name $verdict" ;; blind) blind="${blind:+$blind, }$name" ;; esac
       [[ ${BASH_REMATCH[0]} == *"," ]] || break
+    done
+    [ "$name_width" -gt 0 ] || return 0
+    for i in "${!names[@]}"; do
+      printf '  %-*s  %-*s  %s\n' "$name_width" "${names[$i]}" "$verdict_width" "${verdicts[$i]}" "${explanations[$i]}"
     done
   }
   # "7m 12s", "2h 5s", "45s": whole hours, minutes and seconds, those that are not zero.

@@ -483,6 +483,7 @@ public sealed class GateScriptTests
     [Fact]
     public async Task ScriptWait_AnAnswerReformattedWithWhitespace_IsReadAsTheServiceWritesIt()
     {
+        // (Its metrics table also shows the columns lined up, as the CLI's: names and verdicts of different lengths.)
         // A proxy that pretty-prints JSON: the same answer with spaces and line breaks between the tokens.
         const string Body = """
             {
@@ -509,7 +510,7 @@ public sealed class GateScriptTests
         Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
         Assert.EndsWith(
             "gate: wait sw-pretty: DO NOT PROMOTE: rolled-back (rollback by alice at 2026-12-06T10:32:00Z)\n"
-            + "gate:   error-rate  healthy  error-rate 0.20% \u2264 0.30%\n"
+            + "gate:   error-rate   healthy    error-rate 0.20% \u2264 0.30%\n"
             + "gate:   p95-latency  regressed  \n",
             run.Stderr, StringComparison.Ordinal);
         Assert.StartsWith("gate: sw-pretty rolled-back, evaluation 2026-12-06T10:31:00Z: error-rate healthy, p95-latency regressed\n", run.Stderr, StringComparison.Ordinal);
