@@ -60,7 +60,7 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
             return Results.Ok();
         });
-        // A receiver that takes 4 s to answer: longer than the claim's lease in the test below.
+        // A receiver that takes 4 s to answer: longer than the claim's lease in SeveralDueAtOnce below.
         receiver.MapPost("/hooks/slow", async (HttpRequest request) =>
         {
             received.Enqueue((request.Headers[DeploymentEndpoints.DeliveryHeader].ToString(), true));
@@ -126,35 +126,50 @@ public sealed class RollbackKillTests : IAsyncLifetime
 
     /// <summary>
     /// The other side of the lease: an action that runs longer than the lease (a slow receiver, retries) keeps its claim,
-    /// renewed while it runs, and a second replica polling meanwhile does not carry it out again. Here with a 1 s lease
-    /// renewed every 200 ms, and a receiver answering after 4 s.
+    /// renewed while it runs, and another replica dispatching meanwhile does not carry it out again. Here with a 5 s lease
+    /// renewed every 200 ms, and a receiver that holds the delivery until the other replica has dispatched once the
+    /// database's clock is past the claim's first lease: not renewed, the claim had run out by then and was taken over.
+    /// Neither the receiver's hold nor the other replica's poll is a fixed duration, so a late thread cannot move either
+    /// to the wrong side of the lease; only renewals missing for the whole 5 s would lose it.
     /// </summary>
     [Fact]
     public async Task ActionLongerThanTheLease_ClaimRenewed_TheOtherReplicaDoesNotTakeItOver()
     {
-        static void ShortLease(IServiceCollection services) => services.Configure<RollbackResilienceOptions>(options =>
-        {
-            options.ClaimLease = TimeSpan.FromSeconds(1);
-            options.ClaimRenewal = TimeSpan.FromMilliseconds(200);
-        });
-
-        await using var service = await TestService.StartAsync([("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/slow"))], settings: null, ShortLease);
-        await using var second = new RolloutGateHost(service.Database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = service.Runbooks.Folder }, services: ShortLease);
-        using var _ = second.CreateClient();
+        var lease = TimeSpan.FromSeconds(5);
+        await using var service = await TestService.StartAsync(
+            [("checkout.yaml", Runbook(receiver.Urls.Single() + "/hooks/held"))], settings: null, services =>
+            {
+                services.Configure<RollbackResilienceOptions>(options =>
+                {
+                    options.ClaimLease = lease;
+                    options.ClaimRenewal = TimeSpan.FromMilliseconds(200);
+                });
+                PollOnlyAtStart(services);
+            });
         Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "rb-slow")).StatusCode);
         await service.RegressAsync("rb-slow", "p95-latency");
         await service.DecideAsync("rb-slow", "rollback", "bob");
+        var claiming = Replica(service, TimeProvider.System);
+        var other = Replica(service, TimeProvider.System);
 
-        var deadline = TimeProvider.System.GetUtcNow() + TimeSpan.FromSeconds(60);
-        while (await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-slow'") == "rolling-back" && TimeProvider.System.GetUtcNow() < deadline)
+        var first = claiming.DispatchDueAsync(CancellationToken.None);
+        await heldArrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
+        // claimed_at is when the claim was taken; renewals move claimed_until only.
+        while (!await service.Database.ScalarAsync<bool>(
+            $"SELECT clock_timestamp() > claimed_at + interval '{lease.TotalSeconds} seconds' FROM rollback_actions WHERE deployment_id = 'rb-slow'"))
         {
-            await Task.Delay(250);
+            await Task.Delay(100);
         }
 
+        var second = await other.DispatchDueAsync(CancellationToken.None);
+        releaseHeld.SetResult();
+
+        Assert.Equal(1, await first.WaitAsync(TimeSpan.FromSeconds(60)));
+        Assert.Equal(0, second);
         Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-slow'"));
         Assert.Single(received);
         Assert.Equal(1L, await service.CountAsync("audit_events", "deployment_id = 'rb-slow' AND type = 'rollback.action' AND NOT data::jsonb ? 'interrupted'"));
-        Assert.DoesNotContain(service.Host.Logs.Lines.Concat(second.Logs.Lines), line =>
+        Assert.DoesNotContain(service.Host.Logs.Lines, line =>
             line.Contains("carrying the action out again", StringComparison.Ordinal) || line.Contains("another replica took it over", StringComparison.Ordinal));
     }
 
@@ -231,10 +246,8 @@ public sealed class RollbackKillTests : IAsyncLifetime
         Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", "rb-skew")).StatusCode);
         await service.RegressAsync("rb-skew", "p95-latency");
         await service.DecideAsync("rb-skew", "rollback", "bob");
-        RollbackDispatcher Replica(int offsetSeconds) => ActivatorUtilities.CreateInstance<RollbackDispatcher>(
-            service.Host.Services, new ShiftedClock(TimeProvider.System.GetUtcNow().AddSeconds(offsetSeconds)));
-        var claiming = Replica(claimingOffsetSeconds);
-        var other = Replica(otherOffsetSeconds);
+        var claiming = Replica(service, new ShiftedClock(TimeProvider.System.GetUtcNow().AddSeconds(claimingOffsetSeconds)));
+        var other = Replica(service, new ShiftedClock(TimeProvider.System.GetUtcNow().AddSeconds(otherOffsetSeconds)));
 
         var first = claiming.DispatchDueAsync(CancellationToken.None);
         await heldArrived.Task.WaitAsync(TimeSpan.FromSeconds(60));
@@ -247,6 +260,10 @@ public sealed class RollbackKillTests : IAsyncLifetime
         Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-skew'"));
         Assert.Equal(1L, await service.CountAsync("audit_events", "deployment_id = 'rb-skew' AND type = 'rollback.action' AND NOT data::jsonb ? 'interrupted'"));
     }
+
+    /// <summary>Another replica's dispatcher (its own claim id) in <paramref name="service"/>'s process, on <paramref name="clock"/>.</summary>
+    private static RollbackDispatcher Replica(TestService service, TimeProvider clock) =>
+        ActivatorUtilities.CreateInstance<RollbackDispatcher>(service.Host.Services, clock);
 
     /// <summary>The dispatcher polls once at start and never again (its timers never fire): a test dispatches explicitly.</summary>
     private static void PollOnlyAtStart(IServiceCollection services) =>
