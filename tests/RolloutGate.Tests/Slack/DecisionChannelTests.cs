@@ -4,6 +4,7 @@ using System.Text.Encodings.Web;
 using System.Text.Json;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Kubernetes;
+using RolloutGate.Rollbacks;
 using RolloutGate.Slack;
 using RolloutGate.Tests.Deployments;
 using RolloutGate.Tests.Rollbacks;
@@ -579,13 +580,20 @@ public sealed class DecisionChannelTests
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
         kubernetes.Store(KubernetesResource.IstioVirtualService, "shop", "checkout", RollbackDispatcherTests.HalfCanarySpec());
-        // 500s carry no Retry-After: the five attempts take the default backoff, some seconds, for the stop to come in.
-        kubernetes.FailNext(500, 500, 500, 500, 500);
+        // A 500 carries no Retry-After: the next attempt waits the backoff, of about 10 minutes here, and the stop comes in
+        // meanwhile. With the default backoff (500 ms doubling, jittered) five 500s were all tried within a few seconds, so a
+        // stop that took that long on a loaded machine (the press, then the action's state read once a second) found the
+        // action failed, not halted.
+        kubernetes.FailNext(500);
         await using var test = await SlackTestService.StartAsync(moreSettings: new Dictionary<string, string?>
         {
             ["RolloutGate:Kubernetes:ApiServer"] = kubernetes.Url,
             ["RolloutGate:Kubernetes:TokenFile"] = kubernetes.TokenFile,
-        });
+        }, services: services => services.Configure<RollbackResilienceOptions>(options =>
+        {
+            options.BaseDelay = TimeSpan.FromMinutes(10);
+            options.MaxDelay = TimeSpan.FromMinutes(10);
+        }));
         await test.WatchAsync("gh-halt-1");
         await test.RegressAsync("gh-halt-1");
 

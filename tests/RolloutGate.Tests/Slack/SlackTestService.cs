@@ -48,7 +48,7 @@ public sealed class SlackTestService : IAsyncDisposable
     /// </param>
     public static async Task<SlackTestService> StartAsync(
         bool withBotToken = true, string? runbook = null, string? signingSecret = SigningSecret, IDictionary<string, string?>? moreSettings = null,
-        bool dispatcherStoppedAtOnce = false)
+        bool dispatcherStoppedAtOnce = false, Action<IServiceCollection>? services = null)
     {
         var slack = await FakeSlack.StartAsync();
         var settings = new Dictionary<string, string?>
@@ -66,8 +66,15 @@ public sealed class SlackTestService : IAsyncDisposable
             settings[key] = value;
         }
 
-        var service = await TestService.StartAsync([("checkout.yaml", runbook ?? TestRunbooks.Minimal())], settings,
-            dispatcherStoppedAtOnce ? services => services.Configure<HostOptions>(options => options.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.Ignore) : null);
+        var service = await TestService.StartAsync([("checkout.yaml", runbook ?? TestRunbooks.Minimal())], settings, collection =>
+        {
+            if (dispatcherStoppedAtOnce)
+            {
+                collection.Configure<HostOptions>(options => options.BackgroundServiceExceptionBehavior = BackgroundServiceExceptionBehavior.Ignore);
+            }
+
+            services?.Invoke(collection);
+        });
         return new SlackTestService(slack, service);
     }
 
