@@ -127,8 +127,9 @@ public sealed class RollbackDispatcherTests
         await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes), services =>
             services.Configure<RollbackResilienceOptions>(options =>
             {
-                options.BaseDelay = TimeSpan.FromSeconds(30);
-                options.MaxDelay = TimeSpan.FromSeconds(30);
+                // Jittered, the first backoff may be a small part of the base delay: minutes, so that it is not seconds.
+                options.BaseDelay = TimeSpan.FromMinutes(10);
+                options.MaxDelay = TimeSpan.FromMinutes(10);
             }));
 
         await service.Webhooks.SendEventAsync("deployed", "rb-halt");
