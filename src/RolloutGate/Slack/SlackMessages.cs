@@ -242,15 +242,9 @@ public static class SlackMessages
     /// <summary>
     /// <paramref name="lines"/> of mrkdwn within <paramref name="room"/> characters once joined by line breaks, none
     /// longer than <paramref name="maxLine"/>: the longest lines are shortened first (<see cref="Cut"/>), each to an equal
-    /// share of the room the shorter ones leave, so a short line is never cut.
-    /// </summary>
-    public static IReadOnlyList<string> Shorten(IReadOnlyList<string> lines, int room, int maxLine) =>
-        Shorten([.. lines.Select(LineParts.Plain)], room, maxLine);
-
-    /// <summary>
-    /// As <see cref="Shorten(IReadOnlyList{string}, int, int)"/>, shortening only the <see cref="LineParts.Text"/> of each
-    /// line, within the room its kept parts leave. When even those do not fit (with at least a "…" for each line), whole
-    /// lines are shortened as text.
+    /// share of the room the shorter ones leave, so a short line is never cut. Only the <see cref="LineParts.Text"/> of
+    /// each line is shortened, within the room its kept parts leave; when even those do not fit (with at least a "…" for
+    /// each line), whole lines are shortened as text.
     /// </summary>
     public static IReadOnlyList<string> Shorten(IReadOnlyList<LineParts> lines, int room, int maxLine)
     {
