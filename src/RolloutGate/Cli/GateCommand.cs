@@ -361,7 +361,7 @@ public static class GateCommand
     /// the one line an earlier one answered (and replays to a retry of a delivery it answered then), so that a gate and a
     /// server of different versions still take an accepted deploy for one.
     /// </summary>
-    private sealed record DeployedAnswer(string DeploymentId, string State, DateTimeOffset WatchUntil, JsonElement? PreDeployGate, IReadOnlyList<string>? Superseded)
+    private sealed record DeployedAnswer(string DeploymentId, string State, DateTimeOffset WatchUntil, JsonElement? PreDeployGate, IReadOnlyList<string>? Superseded, string? SupersededBy)
     {
         public string? Warning => PreDeployGate switch
         {
@@ -381,8 +381,9 @@ public static class GateCommand
         if (!invocation.PrintJson)
         {
             var request = invocation.Request;
-            await stdout.WriteLineAsync(
-                $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
+            await stdout.WriteLineAsync(response.SupersededBy is { } newer
+                ? $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} at once: {newer}, deployed after it, had already replaced it (watch.onNewerDeploy: stop)"
+                : $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
             if (response.Warning is { } bypass)
             {
                 await stdout.WriteLineAsync($"warning: {bypass}");

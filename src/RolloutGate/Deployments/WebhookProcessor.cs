@@ -267,6 +267,7 @@ public sealed partial class WebhookProcessor(
         deployment.Version = request.Version ?? deployment.Version;
         entries.Add(ChangeState(deployment, DeploymentTrigger.Deployed, request.Initiator, now));
         var superseded = await SupersedeAsync(deployment, now, entries, cancellationToken);
+        var replacedBy = watch.OnNewerDeploy == NewerDeployAction.Stop ? await EndIfReplacedAsync(deployment, now, entries, cancellationToken) : null;
         var bypass = PreDeployGateBypass.Describe(deployment);
         if (bypass is not null)
         {
@@ -281,7 +282,7 @@ public sealed partial class WebhookProcessor(
         }
 
         var response = new DeployedResponse(deployment.Id, deployment.State, deployment.WatchUntil.Value, PreDeployGateView.Of(deployment),
-            superseded.Count == 0 ? null : superseded);
+            superseded.Count == 0 ? null : superseded, replacedBy);
         return WebhookOutcome.Stored(StatusCodes.Status202Accepted, JsonSerializer.Serialize(response, ResponseJson), entries);
     }
 
@@ -314,7 +315,7 @@ public sealed partial class WebhookProcessor(
     /// is stopped as by <c>stop</c>, by <see cref="DecisionPolicy.AutomaticActor"/> with the reason on record, which edits
     /// its Slack message. Whether a change is ended is its own pinned runbook version's say (the default, <c>keep</c>,
     /// leaves it watching, as before this setting). A change already rolling back is left to finish; one deployed after this
-    /// one (a late <c>deployed</c> with an older <c>at</c>) is not replaced by it. The rows are locked in id order, as the
+    /// one is not replaced by it (this one, a late <c>deployed</c> with an older <c>at</c>, is: <see cref="EndIfReplacedAsync"/>). The rows are locked in id order, as the
     /// watch's sweep locks them, so a verdict being stored for one meanwhile is waited for and then seen. The deploys of
     /// one service and environment take turns from here to their commit, so two at once end what one after the other
     /// would: each alone would miss the other's watch, not yet committed, and both would stay watching.
@@ -348,6 +349,37 @@ public sealed partial class WebhookProcessor(
         }
 
         return superseded;
+    }
+
+    /// <summary>
+    /// Under <c>watch.onNewerDeploy: stop</c>, ends <paramref name="deployment"/>'s watch before it starts when a newer
+    /// change of its service and environment (a later <c>at</c>, within this watch's duration) is already on record: a late
+    /// <c>deployed</c>, sent after the deploy that replaced it. Had the two arrived in the order they happened, that deploy
+    /// would have ended this watch (<see cref="SupersedeAsync"/>); left running, it would judge the newer version against
+    /// its own baseline, and on a regression of the newer version recommend a rollback to its own previous version. So the
+    /// outcome does not depend on the order of arrival. The newest deploy is on record whatever its state since: its
+    /// rollback, too, came after this change was replaced. Runs after <see cref="SupersedeAsync"/>, in its turn, so a
+    /// newer deploy committing meanwhile is seen. Returns the newer change's id, or null when there is none.
+    /// </summary>
+    private async Task<string?> EndIfReplacedAsync(DeploymentRow deployment, DateTimeOffset now, List<AuditEntry> entries, CancellationToken cancellationToken)
+    {
+        var newer = await db.Deployments.AsNoTracking()
+            .Where(d => d.Service == deployment.Service && d.Environment == deployment.Environment && d.Id != deployment.Id
+                        && d.DeployedAt > deployment.DeployedAt && d.DeployedAt < deployment.WatchUntil)
+            .OrderBy(d => d.DeployedAt).ThenBy(d => d.Id)
+            .Select(d => new { d.Id, d.Version, d.DeployedAt })
+            .FirstOrDefaultAsync(cancellationToken);
+        if (newer is null)
+        {
+            return null;
+        }
+
+        var reason = $"deployment '{newer.Id}'" + (newer.Version is null ? "" : $" (version {newer.Version})")
+            + $" was deployed in {deployment.Environment} at {newer.DeployedAt!.Value.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}, after this change, and had already replaced it"
+            + " when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)";
+        entries.AddRange(DeploymentDecisions.Record(db, deployment, DecisionKinds.Stop, DecisionPolicy.AutomaticActor, reason,
+            new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = newer.Id }, now));
+        return newer.Id;
     }
 
     /// <summary>The <c>source</c> of the stop decision that ends a change replaced by a newer deploy (see <see cref="SupersedeAsync"/>).</summary>

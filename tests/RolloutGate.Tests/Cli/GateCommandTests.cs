@@ -381,6 +381,21 @@ public sealed class GateCommandTests : IDisposable
             stdout.ToString().Split(Environment.NewLine));
     }
 
+    [Fact]
+    public async Task Deployed_Late_AfterTheChangeThatReplacedIt_SaysItsWatchEndedAtOnce()
+    {
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
+            "{\"deploymentId\": \"gate-a\", \"state\": \"stopped\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"supersededBy\": \"gate-b\"}"));
+
+        var exit = await RunAsync(http, SignedEnvironment(),
+            "deployed", "--url", "http://localhost", "--deployment-id", "gate-a", "--service", "checkout", "--environment", "production");
+
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        Assert.Equal(
+            ["deployed gate-a (checkout in production): stopped at once: gate-b, deployed after it, had already replaced it (watch.onNewerDeploy: stop)", ""],
+            stdout.ToString().Split(Environment.NewLine));
+    }
+
     public static TheoryData<string, string, string> HugeRefusals => new()
     {
         // A problem whose detail is a page: a proxy's, or a service that quotes what it was sent.

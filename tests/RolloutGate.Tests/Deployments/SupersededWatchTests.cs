@@ -148,7 +148,7 @@ public sealed class SupersededWatchTests
     }
 
     [Fact]
-    public async Task Deployed_LeavesOtherServicesEnvironments_ChangesRollingBack_AndChangesDeployedAfterIt()
+    public async Task Deployed_LeavesOtherServicesEnvironments_AndChangesRollingBack()
     {
         await using var service = await TestService.StartAsync(("checkout.yaml", EndingOnANewerDeploy()), ("payments.yaml", EndingOnANewerDeploy("payments")));
         await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "payments-change", service: "payments", at: At));
@@ -156,17 +156,66 @@ public sealed class SupersededWatchTests
         await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "rolling-back", at: At));
         await service.RegressAsync("rolling-back", "p95-latency");
         await service.DecideAsync("rolling-back", "rollback", "U024BE7LH");
-        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "newer", at: Later));
 
-        // A late deployed, for a change made before "newer" went out, replaces nothing that came after it.
-        var late = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "late", at: At))).JsonAsync();
+        var newer = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "newer", at: Later))).JsonAsync();
 
-        Assert.False(late.TryGetProperty("superseded", out _));
+        Assert.False(newer.TryGetProperty("superseded", out _));
         Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'payments-change'"));
         Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'staging-change'"));
-        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'newer'"));
         Assert.NotEqual("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rolling-back'"));
         Assert.Equal(0, await service.CountAsync("decisions", "actor = 'rolloutgate'"));
+    }
+
+    [Fact]
+    public async Task Deployed_Late_AfterTheChangeThatReplacedIt_EndsItsOwnWatchAtOnce_AsIfTheyHadArrivedInOrder()
+    {
+        await using var service = await StartAsync();
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "newer", at: Later));
+
+        // Its pipeline's deployed arrives after "newer"'s, for a deploy two hours before it.
+        var late = await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "late", at: At));
+
+        Assert.Equal(HttpStatusCode.Accepted, late.StatusCode);
+        var answer = await late.JsonAsync();
+        Assert.Equal("stopped", answer.GetProperty("state").GetString());
+        Assert.Equal("newer", answer.GetProperty("supersededBy").GetString());
+        Assert.False(answer.TryGetProperty("superseded", out _));
+        Assert.Equal("watching", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'newer'"));
+        Assert.Equal(0, await service.CountAsync("evaluations", "deployment_id = 'late'"));
+
+        using var reader = service.Reader();
+        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/late", UriKind.Relative))).JsonAsync();
+        Assert.Equal("stopped", view.GetProperty("state").GetString());
+        var decision = Assert.Single(view.GetProperty("decisions").EnumerateArray());
+        Assert.Equal(DecisionPolicy.AutomaticActor, decision.GetProperty("actor").GetString());
+        Assert.Equal("deployment 'newer' (version 2.4.0) was deployed in production at 2026-11-21T12:00:00Z, after this change, and had already "
+            + "replaced it when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)", decision.GetProperty("reason").GetString());
+        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=late&type=decision", UriKind.Relative))).JsonAsync();
+        var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
+        Assert.Equal("superseded", data.GetProperty("source").GetString());
+        Assert.Equal("newer", data.GetProperty("supersededBy").GetString());
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "deployment_id = 'late' AND type = 'deployment.state-changed' AND data::json->>'from' = 'watching' AND data::json->>'to' = 'stopped'"));
+        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
+    public async Task Deployed_Late_WhoseWholeWatchCameBeforeTheNewerDeploy_OrUnderKeep_IsWatched()
+    {
+        await using var service = await TestService.StartAsync(("checkout.yaml", EndingOnANewerDeploy()), ("payments.yaml", TestRunbooks.Minimal("payments")));
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "newer", at: Later));
+        await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "payments-newer", service: "payments", at: Later));
+
+        // Its 24-hour watch ended a day before "newer" went out: nothing replaced the version it judges.
+        var dayBefore = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "day-before", at: "2026-11-20T11:00:00Z"))).JsonAsync();
+        // payments keeps watches (the default): each change is watched on its own, whatever the order.
+        var kept = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "payments-late", service: "payments", at: At))).JsonAsync();
+
+        Assert.Equal("watching", dayBefore.GetProperty("state").GetString());
+        Assert.False(dayBefore.TryGetProperty("supersededBy", out _));
+        Assert.Equal("watching", kept.GetProperty("state").GetString());
+        Assert.False(kept.TryGetProperty("supersededBy", out _));
+        Assert.Equal(0, await service.CountAsync("decisions"));
     }
 
     [Fact]
