@@ -12,7 +12,7 @@ namespace RolloutGate.Core.Runbooks;
 /// </summary>
 internal sealed class YamlDepthLimit(IParser parser) : IParser
 {
-    /// <summary>A runbook nests at most six levels (spec.watch.metrics[0].pricing); a hundred is not a runbook.</summary>
+    /// <summary>A runbook nests at most eight levels (spec.preDeploy.checks[0].freeze.dates[0]); a hundred is not a runbook.</summary>
     public const int MaxDepth = 100;
 
     private int depth;
