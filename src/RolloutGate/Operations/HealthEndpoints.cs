@@ -4,7 +4,10 @@ namespace RolloutGate.Operations;
 
 public static class HealthEndpoints
 {
-    /// <summary><c>/healthz</c>: the process answers. <c>/readyz</c>: the database answers (and, later, runbooks are loaded).</summary>
+    /// <summary>
+    /// <c>/healthz</c>: the process answers. <c>/readyz</c>: the database answers and every <see cref="IReadinessCheck"/> is
+    /// ready (the runbooks are loaded, from a folder that exists).
+    /// </summary>
     public static IEndpointRouteBuilder MapHealthEndpoints(this IEndpointRouteBuilder app)
     {
         app.MapGet("/healthz", () => TypedResults.Ok(new HealthReport("ok", null))).ExcludeFromDescription();
