@@ -17,7 +17,7 @@ public static class CommandLine
     };
 
     public static bool IsCommand(string[] args) =>
-        args.Length > 0 && (!args[0].StartsWith('-') || args[0] is "--help" or "-h");
+        args.Length > 0 && (!args[0].StartsWith('-') || IsHelp(args[0]));
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -34,8 +34,12 @@ public static class CommandLine
             return 2;
         }
 
-        return await verb(args[1..], stdout, stderr);
+        // `gate wait --help`, `audit events --service s -h`: help wherever it is asked for, as git and kubectl give it, not
+        // a usage error for an unknown option (or, for `runbooks validate --help`, a missing file named --help).
+        return await verb(args[1..].Any(IsHelp) ? ["--help"] : args[1..], stdout, stderr);
     }
+
+    private static bool IsHelp(string arg) => arg is "--help" or "-h";
 
     public const string Usage = """
         usage:

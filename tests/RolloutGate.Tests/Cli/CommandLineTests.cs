@@ -62,4 +62,21 @@ public sealed class CommandLineTests
         Assert.Contains($"rolloutgate {command} ", stdout.ToString(), StringComparison.Ordinal);
         Assert.Equal("", stderr.ToString());
     }
+
+    [Theory]
+    [InlineData("gate", "wait", "--help")]
+    [InlineData("gate", "predeploy", "--service", "checkout", "--help")]
+    [InlineData("audit", "events", "--service", "checkout", "-h")]
+    [InlineData("runbooks", "validate", "--help")]
+    [InlineData("backtest", "--runbook", "runbooks/checkout.yaml", "--help")]
+    [InlineData("demo", "history", "--hours", "3", "--help")]
+    public async Task HelpAfterASubcommandOrOptions_PrintsTheCommandsUsageOnStdoutAndDoesNothingElse(params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.Equal(0, await CommandLine.RunAsync(args, stdout, stderr));
+        Assert.Contains($"rolloutgate {args[0]} ", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Equal("", stderr.ToString());
+    }
 }
