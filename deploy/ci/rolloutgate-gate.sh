@@ -17,9 +17,15 @@
 # few milliseconds openssl runs. On a runner shared with untrusted jobs, prefer the .NET CLI or a webhook token.
 set -uo pipefail
 
-usage() { sed -n '7,14p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage_text() { sed -n '7,14p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { usage_text >&2; exit 2; }
 fail() { echo "gate: $*" >&2; exit 2; }
 
+# Help wherever it is asked for (`wait --help`), as the .NET CLI gives it: the usage on stdout, exit 0, nothing sent.
+for arg in "$@"; do
+  case "$arg" in --help|-h) usage_text; exit 0 ;; esac
+done
+[ "${1:-}" != help ] || { usage_text; exit 0; }
 [ $# -ge 1 ] || usage
 event="$1"; shift
 case "$event" in predeploy|deployed|rolledback|cancelled|wait) ;; *) fail "the event '$event' is not one of predeploy, deployed, rolledback, cancelled" ;; esac

@@ -105,6 +105,21 @@ public sealed class GateScriptTests
             run.Stderr, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("--help")]
+    [InlineData("help")]
+    [InlineData("wait", "--help")]
+    [InlineData("predeploy", "--url", "http://127.0.0.1:9", "--deployment-id", "s-h", "-h")]
+    public async Task Script_Help_PrintsTheWholeUsageOnStdout_ExitsZero_AndSendsNothing(params string[] args)
+    {
+        var run = await RunAsync(Signed(), args);
+
+        Assert.Equal(0, run.Exit);
+        Assert.StartsWith("usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled", run.Stdout, StringComparison.Ordinal);
+        Assert.EndsWith("a one-line summary to stderr.\n", run.Stdout, StringComparison.Ordinal);
+        Assert.Equal("", run.Stderr);
+    }
+
     [Fact]
     public async Task Script_UrlWithUserInfo_RefusedBesideABearerToken_NeverShown()
     {
