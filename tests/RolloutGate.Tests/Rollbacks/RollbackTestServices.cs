@@ -11,7 +11,11 @@ public static class RollbackTestServices
 {
     public const int MaxRetryAttempts = 3;
 
-    public static ServiceProvider Create(string apiServer, string tokenFile, Infrastructure.LogCapture? logs = null, string? caFile = null)
+    public static readonly TimeSpan AttemptTimeout = TimeSpan.FromSeconds(5);
+
+    /// <param name="attemptTimeout">Each attempt's timeout, <see cref="AttemptTimeout"/> unless given; the total is six of them.</param>
+    public static ServiceProvider Create(
+        string apiServer, string tokenFile, Infrastructure.LogCapture? logs = null, string? caFile = null, TimeSpan? attemptTimeout = null)
     {
         var services = new ServiceCollection();
         services.AddLogging(logging =>
@@ -34,8 +38,8 @@ public static class RollbackTestServices
             options.MaxRetryAttempts = MaxRetryAttempts;
             options.BaseDelay = TimeSpan.FromMilliseconds(20);
             options.MaxDelay = TimeSpan.FromMilliseconds(200);
-            options.AttemptTimeout = TimeSpan.FromSeconds(5);
-            options.TotalTimeout = TimeSpan.FromSeconds(30);
+            options.AttemptTimeout = attemptTimeout ?? AttemptTimeout;
+            options.TotalTimeout = 6 * options.AttemptTimeout;
         });
         return services.BuildServiceProvider();
     }
