@@ -11,7 +11,7 @@
 #          [--timeout SECONDS] [--retries N]   (DURATION: 90s, 30m or 2h; the reader token from ROLLOUTGATE_READER_TOKEN;
 #          exit 0 promote, 1 do not promote, 2 no usable answer)
 # The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a bearer token from ROLLOUTGATE_WEBHOOK_TOKEN), never from an
-# argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a one-line summary to stderr.
+# argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a summary to stderr.
 #
 # Note: `openssl dgst -hmac KEY` takes the key as an argument, so it is visible in the runner's process list for the
 # few milliseconds openssl runs. On a runner shared with untrusted jobs, prefer the .NET CLI or a webhook token.
@@ -157,8 +157,24 @@ json_field() {
   unescape "${BASH_REMATCH[1]}"
 }
 unescape() { local s="${1//\\\"/\"}"; printf '%b' "$s" | tr -d '\r'; }
+# TEXT after its first "KEY" ("${TEXT#*\"KEY\"}" tries every prefix in turn: minutes for an answer near 1 MiB), byte
+# for byte (the C locale's . matches any byte); nothing without one.
+after() { local LC_ALL=C; [[ $2 =~ \"$1\"(.*) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
 # An ISO 8601 time as the CLI prints it (2026-12-06T10:31:00Z), or as it is where date cannot read it.
 utc() { date -u -d "$1" +%Y-%m-%dT%H:%M:%SZ 2>/dev/null || echo "$1"; }
+# aligned N FIRST... SECOND... REST...: N rows, given a column at a time, as "  FIRST  SECOND  REST" lines, the first two
+# columns padded to their widest cell, as the CLI's tables (TextTable) are.
+aligned() {
+  local n="$1" i first_width=0 second_width=0; shift
+  local first=("${@:1:n}") second=("${@:n+1:n}") rest=("${@:2*n+1:n}")
+  for ((i = 0; i < n; i++)); do
+    [ "${#first[$i]}" -le "$first_width" ] || first_width=${#first[$i]}
+    [ "${#second[$i]}" -le "$second_width" ] || second_width=${#second[$i]}
+  done
+  for ((i = 0; i < n; i++)); do
+    printf '  %-*s  %-*s  %s\n' "$first_width" "${first[$i]}" "$second_width" "${second[$i]}" "${rest[$i]}"
+  done
+}
 
 # "HTTP 401 Not authenticated: the signature does not match", from a problem+json answer when there is one; the start of
 # anything else. At most 500 characters after the status, as the CLI's, whatever the answer (a proxy's page, a detail of
@@ -199,15 +215,12 @@ if [ "$event" = wait ]; then
   trap 'interrupted SIGTERM' TERM
   target="${url%/}/api/v1/deployments/$(printf '%s' "$deployment_id" | od -An -tx1 -v | tr -d ' \n' | sed 's/../%&/g')"
 
-  # TEXT after its first "KEY" ("${TEXT#*\"KEY\"}" tries every prefix in turn: minutes for an answer near 1 MiB), byte
-  # for byte (the C locale's . matches any byte); nothing without one.
-  after() { local LC_ALL=C; [[ $2 =~ \"$1\"(.*) ]] && printf '%s' "${BASH_REMATCH[1]}"; }
   # The latest evaluation's metrics of the answer, "  NAME  VERDICT  EXPLANATION" each, the columns lined up as the CLI's
   # (the service writes name, value, baseline, threshold, verdict, explanation in that order); $regressed and $blind
   # name those with such a verdict.
   metrics() {
     local rest; rest="$(after latestEvaluation "$body")"
-    local names=() verdicts=() explanations=() name_width=0 verdict_width=0 i
+    local names=() verdicts=() explanations=()
     local re="^$ws\{$ws\"name\"$ws:$ws$json_string_re[^{}]*\"verdict\"$ws:$ws$json_string_re($ws,$ws\"explanation\"$ws:$ws$json_string_re)?$ws\}$ws(,|\])"
     regressed="" blind="" evaluated=""
     [[ $rest =~ ^$ws:$ws\{ ]] || return 0
@@ -220,15 +233,11 @@ if [ "$event" = wait ]; then
       name="$(unescape "${BASH_REMATCH[1]}")" verdict="${BASH_REMATCH[3]}" explanation="$(unescape "${BASH_REMATCH[6]}")"
       rest="${rest:${#BASH_REMATCH[0]}}"
       names+=("$name") verdicts+=("$verdict") explanations+=("$explanation")
-      [ "${#name}" -le "$name_width" ] || name_width=${#name}
-      [ "${#verdict}" -le "$verdict_width" ] || verdict_width=${#verdict}
       case "$verdict" in regressed|breach-of-max|breach-of-min) [ -n "$regressed" ] || regressed="$name $verdict" ;; blind) blind="${blind:+$blind, }$name" ;; esac
       [[ ${BASH_REMATCH[0]} == *"," ]] || break
     done
-    [ "$name_width" -gt 0 ] || return 0
-    for i in "${!names[@]}"; do
-      printf '  %-*s  %-*s  %s\n' "$name_width" "${names[$i]}" "$verdict_width" "${verdicts[$i]}" "${explanations[$i]}"
-    done
+    # (Not called with none: bash before 4.4 takes an empty "${names[@]}" for unset under set -u.)
+    [ "${#names[@]}" -eq 0 ] || aligned "${#names[@]}" "${names[@]}" "${verdicts[@]}" "${explanations[@]}"
   }
   # "7m 12s", "2h 5s", "45s": whole hours, minutes and seconds, those that are not zero.
   span() {
@@ -365,9 +374,30 @@ cat "$work/answer"; echo
 if tr -d '\r' <"$work/answer-headers" | grep -Eqi '^X-RolloutGate-Replayed: *other-body *$'; then
   fail "delivery id '$delivery_id' was used before for another body: the answer is that delivery's, and this $event was not applied; give each event its own --delivery-id"
 fi
+# The answer's checks as the CLI prints them, a table of name, status and detail (the service writes them in that
+# order), or a line saying there are none.
+checks() {
+  local rest names=(CHECK) statuses=(STATUS) details=(DETAIL)
+  local re="^$ws\{$ws\"name\"$ws:$ws$json_string_re$ws,$ws\"status\"$ws:$ws$json_string_re$ws,$ws\"detail\"$ws:$ws$json_string_re$ws\}$ws(,|\])"
+  rest="$(after checks "$(cat "$work/answer")")"
+  [[ $rest =~ ^$ws:$ws\[$ws ]] || return 0
+  rest="${rest:${#BASH_REMATCH[0]}}"
+  if [[ $rest == "]"* ]]; then
+    echo "  no checks listed: the built-in rules passed and the runbook has no pre-deploy checks"
+    return 0
+  fi
+  while [[ $rest =~ $re ]]; do
+    names+=("$(unescape "${BASH_REMATCH[1]}")") statuses+=("$(unescape "${BASH_REMATCH[3]}")") details+=("$(unescape "${BASH_REMATCH[5]}")")
+    rest="${rest:${#BASH_REMATCH[0]}}"
+    [[ ${BASH_REMATCH[0]} == *"," ]] || break
+  done
+  [ "${#names[@]}" -gt 1 ] || return 0
+  aligned "${#names[@]}" "${names[@]}" "${statuses[@]}" "${details[@]}"
+}
 if [ "$event" = predeploy ]; then
-  if grep -Eq '"verdict" *: *"allow"' "$work/answer"; then echo "gate: predeploy $deployment_id: allow" >&2; exit 0; fi
-  if grep -Eq '"verdict" *: *"deny"' "$work/answer"; then echo "gate: predeploy $deployment_id: deny" >&2; exit 1; fi
+  # On stderr with the verdict, as the wait's metrics: stdout is the server's JSON alone.
+  if grep -Eq '"verdict" *: *"allow"' "$work/answer"; then echo "gate: predeploy $deployment_id: allow" >&2; checks | sed 's/^/gate: /' >&2; exit 0; fi
+  if grep -Eq '"verdict" *: *"deny"' "$work/answer"; then echo "gate: predeploy $deployment_id: deny" >&2; checks | sed 's/^/gate: /' >&2; exit 1; fi
   fail "predeploy answered HTTP $status without a verdict"
 fi
 echo "gate: $event $deployment_id: accepted (HTTP $status)" >&2

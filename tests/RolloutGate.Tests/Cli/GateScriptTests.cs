@@ -70,6 +70,7 @@ public sealed class GateScriptTests
         Assert.True(deployed.Exit == 0, deployed.Stderr + deployed.Stdout);
         Assert.Contains("\"state\":\"watching\"", deployed.Stdout, StringComparison.Ordinal);
         Assert.Equal(1, deny.Exit);
+        Assert.Matches(@"^gate: predeploy s-2: deny\ngate:   CHECK +STATUS  DETAIL\n(gate: .*\n)*gate:   one-change-at-a-time +fail    deployment 's-1' of checkout in production is still watching\n", deny.Stderr);
         using var answer = System.Text.Json.JsonDocument.Parse(deny.Stdout);
         Assert.Equal("deployment 's-1' of checkout in production is still watching",
             answer.RootElement.GetProperty("checks")[0].GetProperty("detail").GetString());
@@ -101,7 +102,7 @@ public sealed class GateScriptTests
 
         Assert.Equal(2, run.Exit);
         Assert.StartsWith("usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled", run.Stderr, StringComparison.Ordinal);
-        Assert.EndsWith("argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a one-line summary to stderr.\n",
+        Assert.EndsWith("argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a summary to stderr.\n",
             run.Stderr, StringComparison.Ordinal);
     }
 
@@ -230,6 +231,51 @@ public sealed class GateScriptTests
 
         Assert.Equal(2, run.Exit);
         Assert.Equal($"gate: predeploy refused: HTTP 403 Forbidden: {new string('x', 500 - " Forbidden: ".Length)}...\n", run.Stderr);
+    }
+
+    /// <summary>
+    /// A predeploy's checks, as the CLI prints them: a pipeline's log says which check denied. On stderr, with the verdict;
+    /// stdout stays the server's JSON. A detail holds what JSON escapes, and braces and brackets, as a query's does.
+    /// </summary>
+    [Fact]
+    public async Task Script_Predeploy_PrintsTheChecksAsATableOnStderr()
+    {
+        const string Body = """
+            {"deploymentId":"s-c","verdict":"deny","checks":[
+              {"name":"error-budget","status":"fail","detail":"sum(rate(x{code=~\"5..\"}[10m])) = 0.031 > 0.01"},
+              {"name":"no-critical-alerts","status":"pass","detail":"no alert matches [service=\"checkout\"]"},
+              {"name":"freeze","status":"error","detail":"unknown time zone 'Mars/Olympus' \u2014 a\\tb"}],
+             "runbook":{"name":"checkout","version":3,"sha256":"ab"}}
+            """;
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", Body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-c"));
+
+        Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
+        Assert.Equal(Body + "\n", run.Stdout);
+        Assert.Equal(
+            "gate: predeploy s-c: deny\n"
+            + "gate:   CHECK               STATUS  DETAIL\n"
+            + "gate:   error-budget        fail    sum(rate(x{code=~\"5..\"}[10m])) = 0.031 > 0.01\n"
+            + "gate:   no-critical-alerts  pass    no alert matches [service=\"checkout\"]\n"
+            + "gate:   freeze              error   unknown time zone 'Mars/Olympus' \u2014 a\\tb\n",
+            run.Stderr);
+    }
+
+    [Fact]
+    public async Task Script_PredeployWithoutChecks_SaysSoAsTheCli()
+    {
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json",
+            """{"deploymentId":"s-n","verdict":"allow","checks":[ ],"runbook":{"name":"checkout","version":3,"sha256":"ab"}}""")) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-n"));
+
+        Assert.True(run.Exit == 0, run.Stderr + run.Stdout);
+        Assert.Equal(
+            "gate: predeploy s-n: allow\ngate:   no checks listed: the built-in rules passed and the runbook has no pre-deploy checks\n",
+            run.Stderr);
     }
 
     [Fact]
