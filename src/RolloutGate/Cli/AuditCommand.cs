@@ -142,7 +142,8 @@ public static class AuditCommand
     {
         string? after = null;
         var written = 0;
-        // The plain-text lines are printed once every page is read, so that their columns line up across pages.
+        // The plain-text lines are printed once every page is read, so that their columns line up across pages. Their times
+        // are UTC to the second, for people; the id orders events of one second, and --csv keeps the stored precision.
         var table = new List<string[]>();
         do
         {
@@ -173,7 +174,7 @@ public static class AuditCommand
             {
                 table.Add([
                     e.Property("id").GetInt64().ToString(CultureInfo.InvariantCulture),
-                    e.Property("at").GetString() ?? "-",
+                    CommandTimes.Utc(e.Property("at").GetDateTimeOffset()),
                     e.Property("type").GetString() ?? "-",
                     e.Property("deploymentId").GetString() ?? "-",
                     e.Property("actor").GetString() ?? "-",
@@ -185,7 +186,10 @@ public static class AuditCommand
         }
         while (after is not null && written < limit);
 
-        await TextTable.WriteAsync(stdout, "", table);
+        if (!csv)
+        {
+            await TextTable.WriteAsync(stdout, "", [["ID", "AT", "TYPE", "DEPLOYMENT", "ACTOR", "DATA"], .. table]);
+        }
 
         // An export that stopped at the limit says so: exit 0 and the first events alone read as the whole trail.
         if (after is not null)

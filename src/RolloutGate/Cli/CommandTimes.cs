@@ -3,7 +3,10 @@ using System.Text.RegularExpressions;
 
 namespace RolloutGate.Cli;
 
-/// <summary>Times on the command line (backtest --deployed-at, gate --at) and in a backtest's CSV: ISO 8601, nothing looser.</summary>
+/// <summary>
+/// Times on the command line (backtest --deployed-at, gate --at) and in a backtest's CSV: ISO 8601, nothing looser; and
+/// times as the command line prints them for people (<see cref="Utc"/>).
+/// </summary>
 public static partial class CommandTimes
 {
     /// <summary>
@@ -32,6 +35,9 @@ public static partial class CommandTimes
         var extended = $"{groups["year"]}-{groups["month"]}-{groups["day"]}T{groups["hour"]}:{groups["minute"]}{(groups["second"].Success ? ":" + groups["second"] : "")}{offset}";
         return DateTimeOffset.TryParse(extended, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal, out var at) ? at : null;
     }
+
+    /// <summary>A time as the command line prints it for people: UTC, to the second (<c>2026-12-06T10:31:00Z</c>).</summary>
+    public static string Utc(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
 
     [GeneratedRegex(
         @"^(?<year>[0-9]{4})-(?<month>[0-9]{2})-(?<day>[0-9]{2})T(?<hour>[0-9]{2}):(?<minute>[0-9]{2})(:(?<second>[0-9]{2}(\.[0-9]{1,7})?))?(?<offset>Z|(?<sign>[+-])(?<offsetHours>[0-9]{2})(:(?<offsetMinutes>[0-9]{2}))?)?\z",

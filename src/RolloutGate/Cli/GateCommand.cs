@@ -383,7 +383,7 @@ public static class GateCommand
             var request = invocation.Request;
             await stdout.WriteLineAsync(response.SupersededBy is { } newer
                 ? $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} at once: {newer}, deployed after it, had already replaced it (watch.onNewerDeploy: stop)"
-                : $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {response.WatchUntil.ToUniversalTime():yyyy-MM-dd'T'HH:mm:ss'Z'}");
+                : $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {CommandTimes.Utc(response.WatchUntil)}");
             if (response.Warning is { } bypass)
             {
                 await stdout.WriteLineAsync($"warning: {bypass}");

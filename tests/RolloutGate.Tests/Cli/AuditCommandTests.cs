@@ -17,8 +17,11 @@ public sealed class AuditCommandTests
 
         Assert.Equal(0, exit);
         var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Matches("^ID +AT +TYPE +DEPLOYMENT +ACTOR +DATA$", lines[0]);
+        lines = lines[1..];
         Assert.Equal(await service.CountAsync("audit_events", "deployment_id = 'cli-1'"), lines.Length);
         Assert.All(lines, line => Assert.Contains("cli-1", line, StringComparison.Ordinal));
+        Assert.All(lines, line => Assert.Matches(@"^[0-9]+ +[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}Z  ", line));
         Assert.Contains(lines, line => line.Contains("webhook.predeploy", StringComparison.Ordinal));
     }
 
@@ -33,7 +36,7 @@ public sealed class AuditCommandTests
         var (exit, output, _) = await RunAsync(service, "events");
 
         Assert.Equal(0, exit);
-        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries)[1..];
         Assert.Equal(await service.CountAsync("audit_events", "true"), lines.Length);
         Assert.Contains(lines, line => line.Contains("  a  ", StringComparison.Ordinal));
         Assert.Contains(lines, line => line.Contains("  a-much-longer-deployment-id  ", StringComparison.Ordinal));
@@ -69,13 +72,44 @@ public sealed class AuditCommandTests
         var (exitAll, outputAll, errorAll) = await RunAsync(service, [.. events, "--limit", count.ToString(System.Globalization.CultureInfo.InvariantCulture)]);
         var (exitCut, outputCut, errorCut) = await RunAsync(service, [.. events, "--limit", (count - 1).ToString(System.Globalization.CultureInfo.InvariantCulture)]);
 
-        var header = csv ? 1 : 0;
+        const int header = 1; // in CSV and in plain text alike
         Assert.Equal(0, exitAll);
         Assert.Equal(count + header, outputAll.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.Equal("", errorAll);
         Assert.Equal(0, exitCut);
         Assert.Equal(count - 1 + header, outputCut.Split('\n', StringSplitOptions.RemoveEmptyEntries).Length);
         Assert.StartsWith($"audit: stopped at --limit {count - 1} events, more match;", errorCut, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// For a person at a terminal: a header over the columns, as the summary's, and times in UTC to the second. The id
+    /// orders events within a second; --csv (and the API's JSON) keep the stored precision.
+    /// </summary>
+    [Fact]
+    public async Task Events_PlainText_HeaderThenTimesInUtcToTheSecond()
+    {
+        const string Body = """
+            {"events": [
+              {"id": 7, "at": "2026-12-05T23:48:25.4775867+00:00", "type": "webhook.predeploy", "deploymentId": "gh-1", "actor": "alice", "data": {"verdict": "allow"}, "hash": "ab"},
+              {"id": 8, "at": "2026-12-06T00:48:25.9+01:00", "type": "decision", "deploymentId": null, "actor": null, "data": {}, "hash": "cd"}
+            ], "next": null}
+            """;
+        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", Body));
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync(["events", "--url", "http://rolloutgate.example/"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.True(exit == 0, stderr.ToString());
+        Assert.Equal(
+            """
+            ID  AT                    TYPE               DEPLOYMENT  ACTOR  DATA
+            7   2026-12-05T23:48:25Z  webhook.predeploy  gh-1        alice  {"verdict": "allow"}
+            8   2026-12-05T23:48:25Z  decision           -           -      {}
+
+            """.ReplaceLineEndings("\n"),
+            stdout.ToString().ReplaceLineEndings("\n"));
     }
 
     [Fact]
