@@ -143,10 +143,15 @@ public sealed partial class SlackActions(
     /// </summary>
     public const int MaxListedDecisions = 10;
 
+    /// <summary>How many of a service's latest deployments a status answer lists, newest first.</summary>
+    public const int MaxListedDeployments = 5;
+
     /// <summary>
     /// <c>status &lt;deploymentId&gt;</c> (its newest decisions too) or <c>status &lt;service&gt;</c> (its latest deployments),
     /// within <see cref="BlockKitLimits.Text"/>: past it the longest lines are shortened (<see cref="SlackMessages.Shorten(IReadOnlyList{LineParts}, int, int)"/>),
-    /// a deployment's link and state kept whole and its service, version and environment cut.
+    /// a deployment's link and state kept whole and its service, version and environment cut. A service's deployments
+    /// whose links do not all fit whole (five 256-character ids of '&amp;', each link 2,100 characters) are listed as far
+    /// as theirs do, newest first, and the rest counted in one last line that links to the service's list.
     /// </summary>
     public async Task<string> StatusAsync(string target, CancellationToken cancellationToken)
     {
@@ -169,10 +174,26 @@ public sealed partial class SlackActions(
         }
 
         var latest = await db.Deployments.AsNoTracking().Where(d => d.Service == target)
-            .OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(5).ToListAsync(cancellationToken);
-        return latest.Count == 0
-            ? $"No deployment or service is called {SlackMessages.Typed(target)}."
-            : Fitted([LineParts.Plain($"Latest deployments of {SlackMessages.Escape(target)}:"), .. latest.Select(d => StatusLine(d, publicUrl, "• "))]);
+            .OrderByDescending(d => d.CreatedAt).ThenBy(d => d.Id).Take(MaxListedDeployments).ToListAsync(cancellationToken);
+        if (latest.Count == 0)
+        {
+            return $"No deployment or service is called {SlackMessages.Typed(target)}.";
+        }
+
+        // Every deployment listed keeps its link, which opens the whole of it: fewer are listed rather than one without.
+        for (var listed = latest.Count; ; listed--)
+        {
+            List<LineParts> lines = [LineParts.Plain($"Latest deployments of {SlackMessages.Escape(target)}:"), .. latest.Take(listed).Select(d => StatusLine(d, publicUrl, "• "))];
+            if (listed < latest.Count)
+            {
+                lines.Add(new LineParts($"• and {latest.Count - listed} more: see <{SlackMessages.ServiceLink(publicUrl, target)}|the list>", ""));
+            }
+
+            if (listed == 0 || SlackMessages.KeepsWhole(lines, BlockKitLimits.Text, BlockKitLimits.Text))
+            {
+                return Fitted(lines);
+            }
+        }
 
         static string Fitted(IReadOnlyList<LineParts> lines) =>
             string.Join("\n", SlackMessages.Shorten(lines, BlockKitLimits.Text, BlockKitLimits.Text));

@@ -28,6 +28,10 @@ public static class SlackMessages
     public static string DeploymentLink(string publicUrl, string deploymentId) =>
         $"{publicUrl.TrimEnd('/')}/api/v1/deployments/{Uri.EscapeDataString(deploymentId)}";
 
+    /// <summary>The list of a service's deployments, newest first.</summary>
+    public static string ServiceLink(string publicUrl, string service) =>
+        $"{publicUrl.TrimEnd('/')}/api/v1/deployments?service={Uri.EscapeDataString(service)}";
+
     /// <summary>The link to the deployment in mrkdwn, labelled with its id: &lt;url|id&gt;.</summary>
     public static string LinkTo(string publicUrl, string deploymentId) =>
         $"<{DeploymentLink(publicUrl, deploymentId)}|{Escape(deploymentId)}>";
@@ -248,14 +252,13 @@ public static class SlackMessages
     /// </summary>
     public static IReadOnlyList<string> Shorten(IReadOnlyList<LineParts> lines, int room, int maxLine)
     {
-        // Each line but the first costs a line break as well.
-        room -= Math.Max(lines.Count - 1, 0);
-        if (lines.Sum(line => line.KeptLength + 1) > room || lines.Any(line => line.KeptLength >= maxLine))
+        if (!KeepsWhole(lines, room, maxLine))
         {
             lines = [.. lines.Select(line => LineParts.Plain(line.Kept + line.Text + line.KeptAfter))];
         }
 
-        room -= lines.Sum(line => line.KeptLength);
+        // Each line but the first costs a line break as well.
+        room -= Math.Max(lines.Count - 1, 0) + lines.Sum(line => line.KeptLength);
         var limits = new int[lines.Count];
         var left = lines.Count;
         foreach (var i in Enumerable.Range(0, lines.Count).OrderBy(i => lines[i].Text.Length))
@@ -267,6 +270,14 @@ public static class SlackMessages
 
         return [.. lines.Select((line, i) => line.Kept + Cut(line.Text, limits[i]) + line.KeptAfter)];
     }
+
+    /// <summary>
+    /// Whether <see cref="Shorten"/> keeps the <see cref="LineParts.Kept"/> and <see cref="LineParts.KeptAfter"/> parts of
+    /// <paramref name="lines"/> whole: they fit in <paramref name="room"/>, with a line break between lines and at least
+    /// a "…" of each line's text, and each in <paramref name="maxLine"/>.
+    /// </summary>
+    public static bool KeepsWhole(IReadOnlyList<LineParts> lines, int room, int maxLine) =>
+        lines.Sum(line => line.KeptLength + 1) <= room - Math.Max(lines.Count - 1, 0) && lines.All(line => line.KeptLength < maxLine);
 
     /// <summary>
     /// <paramref name="mrkdwn"/> in at most <paramref name="max"/> characters, ending with "…" when shortened. It is cut

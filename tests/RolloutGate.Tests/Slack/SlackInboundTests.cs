@@ -393,10 +393,10 @@ public sealed class SlackInboundTests
         texts.Add(Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral)).Body.GetProperty("text").GetString()!);
 
         Assert.Empty(test.Slack.Violations);
-        // Every line shortened to a share, each shortened line ending with "…": no room here for a whole link to such
-        // an id beside the rest (its address alone is 815 characters), but every deployment and decision has its line.
-        Assert.StartsWith("Latest deployments of checkout:\n• ", texts[0], StringComparison.Ordinal);
-        Assert.Equal(6, texts[0].Split('\n').Length);
+        // Each shortened line ends with "…"; every decision has its line. Of the deployments, those whose links fit whole
+        // (each 2,100 characters: its address alone is 815), the rest counted (SlashCommand_StatusOfAServiceWhose...).
+        Assert.StartsWith($"Latest deployments of checkout:\n• {SlackMessages.LinkTo("https://rolloutgate.example", ids[^1])} checkout `&amp;", texts[0], StringComparison.Ordinal);
+        Assert.Equal(3, texts[0].Split('\n').Length);
         Assert.Equal(1 + SlackActions.MaxListedDecisions, texts[1].Split('\n').Length);
         Assert.StartsWith("• and 11 earlier decisions: see ", texts[1].Split('\n')[^1], StringComparison.Ordinal);
         Assert.StartsWith("No deployment or service is called &amp;&amp;", texts[2], StringComparison.Ordinal);
@@ -449,6 +449,35 @@ public sealed class SlackInboundTests
             Assert.InRange(text.Length, 1, BlockKitLimits.Text);
             Assert.DoesNotMatch("&(?!amp;|lt;|gt;)", text);
         });
+    }
+
+    /// <summary>
+    /// Five deployments whose ids are 256 characters (of '&amp;': 1,280 escaped, and each in its link's address, 815):
+    /// their lines, links and all, pass Slack's 4,000 characters. Before, every line was cut to a share, whole, and lost
+    /// its link (and its state); now those listed keep theirs, as many as fit, newest first, and a last line counts the
+    /// rest and links to the service's list.
+    /// </summary>
+    [Theory]
+    [InlineData(256, 1)]
+    [InlineData(128, 3)]
+    public async Task SlashCommand_StatusOfAServiceWhoseDeploymentIdsAreLongInMarkup_ListsThoseWhoseLinksFitWholeAndCountsTheRest(int length, int listed)
+    {
+        await using var test = await SlackTestService.StartAsync();
+        var ids = Enumerable.Range(1, SlackActions.MaxListedDeployments).Select(i => $"{i}{new string('&', length - 1)}").ToList();
+        foreach (var id in ids)
+        {
+            await test.WatchAsync(id);
+        }
+
+        var text = await StatusTextAsync(test, "status checkout");
+
+        var lines = text.Split('\n');
+        Assert.Equal(
+            ["Latest deployments of checkout:",
+             .. ids.AsEnumerable().Reverse().Take(listed).Select(id => $"• {SlackMessages.LinkTo("https://rolloutgate.example", id)} checkout `2.4.0` in production: *watching*"),
+             $"• and {ids.Count - listed} more: see <https://rolloutgate.example/api/v1/deployments?service=checkout|the list>"],
+            lines);
+        Assert.InRange(text.Length, 1, BlockKitLimits.Text);
     }
 
     private static async Task<string> StatusTextAsync(SlackTestService test, string command) =>
