@@ -117,7 +117,7 @@ public sealed class GateScriptTests
 
         Assert.Equal(0, run.Exit);
         Assert.StartsWith("usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled", run.Stdout, StringComparison.Ordinal);
-        Assert.EndsWith("a one-line summary to stderr.\n", run.Stdout, StringComparison.Ordinal);
+        Assert.EndsWith("a summary to stderr.\n", run.Stdout, StringComparison.Ordinal);
         Assert.Equal("", run.Stderr);
     }
 
