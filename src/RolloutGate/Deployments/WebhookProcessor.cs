@@ -357,7 +357,7 @@ public sealed partial class WebhookProcessor(
     /// <c>deployed</c>, sent after the deploy that replaced it. Had the two arrived in the order they happened, that deploy
     /// would have ended this watch (<see cref="SupersedeAsync"/>); left running, it would judge the newer version against
     /// its own baseline, and on a regression of the newer version recommend a rollback to its own previous version. So the
-    /// outcome does not depend on the order of arrival. The newest deploy is on record whatever its state since: its
+    /// outcome does not depend on the order of arrival. The newer deploy counts whatever its state since: its
     /// rollback, too, came after this change was replaced. Runs after <see cref="SupersedeAsync"/>, in its turn, so a
     /// newer deploy committing meanwhile is seen. Returns the newer change's id, or null when there is none.
     /// </summary>
