@@ -34,8 +34,8 @@ public static class Problems
     /// The 400 for a query window whose <c>from</c> comes after its <c>to</c> (swapped, say), or null: such a window holds
     /// nothing, and was answered as an empty page or report as if nothing had happened in it.
     /// </summary>
-    public static ProblemHttpResult? BackwardsWindow(DateTimeOffset? from, DateTimeOffset? to) =>
-        from > to ? BadRequest($"from ({from.Value:O}) is after to ({to!.Value:O}); the window from..to holds nothing") : null;
+    public static ProblemHttpResult? BackwardsWindow(IsoTime? from, IsoTime? to) =>
+        from?.Value > to?.Value ? BadRequest($"from ({from.Value.Value:O}) is after to ({to!.Value.Value:O}); the window from..to holds nothing") : null;
 
     /// <summary>
     /// The detail of a 404 or 405 that no endpoint wrote (<c>UseStatusCodePages</c>): the request's method and path (its

@@ -28,8 +28,8 @@ public static class AuditEndpoints
         string? service,
         string? actor,
         string? type,
-        DateTimeOffset? from,
-        DateTimeOffset? to,
+        IsoTime? from,
+        IsoTime? to,
         int? limit,
         long? after,
         CancellationToken cancellationToken)
@@ -69,12 +69,12 @@ public static class AuditEndpoints
 
         if (from is not null)
         {
-            query = query.Where(e => e.At >= from.Value.ToUniversalTime());
+            query = query.Where(e => e.At >= from.Value.Value.ToUniversalTime());
         }
 
         if (to is not null)
         {
-            query = query.Where(e => e.At < to.Value.ToUniversalTime());
+            query = query.Where(e => e.At < to.Value.Value.ToUniversalTime());
         }
 
         if (after is not null)

@@ -30,7 +30,7 @@ public static class ReportEndpoints
     }
 
     private static async Task<IResult> SummaryAsync(
-        HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
+        HttpRequest request, RolloutGateDbContext db, IsoTime? from, IsoTime? to, string? service, CancellationToken cancellationToken)
     {
         if (Problems.BackwardsWindow(from, to) is { } backwards)
         {
@@ -38,8 +38,8 @@ public static class ReportEndpoints
         }
 
         // Npgsql writes a timestamptz only from a UTC DateTimeOffset: a window given with its offset (+01:00) is the same instant in UTC.
-        var since = from?.ToUniversalTime();
-        var until = to?.ToUniversalTime();
+        var since = from?.Value.ToUniversalTime();
+        var until = to?.Value.ToUniversalTime();
         // Counts by hashing, medians only over the deployments that have a time (regressed or rolled back; the others
         // add NULL, which percentile_cont ignores), decisions aggregated per service: three small aggregates joined on
         // service. One GROUP BY with the medians in it sorted every deployment of the window by service instead
@@ -113,7 +113,7 @@ public static class ReportEndpoints
                     s.MedianTimeToDetectSeconds, s.MedianTimeToRollbackSeconds, s.AutoRollbacks, s.HumanDecisions, s.DismissedRecommendations]));
         }
 
-        return TypedResults.Ok(new SummaryReport(from, to, services));
+        return TypedResults.Ok(new SummaryReport(from?.Value, to?.Value, services));
     }
 
     /// <summary>One result row as PostgreSQL returns it.</summary>

@@ -31,7 +31,7 @@ public static class RunbookReports
     /// deploys with the backtest verb before changing it.
     /// </summary>
     private static async Task<IResult> AlertQualityAsync(
-        HttpRequest request, RolloutGateDbContext db, DateTimeOffset? from, DateTimeOffset? to, string? service, CancellationToken cancellationToken)
+        HttpRequest request, RolloutGateDbContext db, IsoTime? from, IsoTime? to, string? service, CancellationToken cancellationToken)
     {
         if (Problems.BackwardsWindow(from, to) is { } backwards)
         {
@@ -39,8 +39,8 @@ public static class RunbookReports
         }
 
         // As the summary's: Npgsql writes a timestamptz only from a UTC DateTimeOffset.
-        var since = from?.ToUniversalTime();
-        var until = to?.ToUniversalTime();
+        var since = from?.Value.ToUniversalTime();
+        var until = to?.Value.ToUniversalTime();
         var rows = await db.Database.SqlQuery<AlertQualityRow>($"""
             WITH flagged AS (
                 SELECT DISTINCT a.deployment_id, v.name AS runbook, a.data::jsonb ->> 'metric' AS metric, d.state

@@ -316,6 +316,41 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
+    public async Task Queries_WithATimeThatIsNotIso8601WithAnOffset_Refused400_Iso8601FormsRead()
+    {
+        // from and to were read as DateTimeOffset.Parse reads: 12/07/2026 as 7 December (month first), an RFC 1123 date,
+        // a time without an offset on the server's clock; each answered as a window, 200, whatever was meant.
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "iso-1");
+        using var reader = service.Reader();
+
+        foreach (var path in new[] { "/api/v1/audit/events", "/api/v1/reports/summary", "/api/v1/reports/alert-quality" })
+        {
+            foreach (var (name, value) in new[]
+            {
+                ("from", "12/07/2026"), ("to", "Mon, 07 Dec 2026 10:00:00 GMT"), ("from", "2026-12-07T10:00:00"),
+                ("to", "2026-12-07"), ("from", "2026-12-07 10:00:00Z"),
+            })
+            {
+                await AssertRefused400Async(reader, $"{path}?{name}={Uri.EscapeDataString(value)}",
+                    $"{name} '{value}' cannot be read: it must be an ISO 8601 time such as 2026-11-21T10:00:00Z.");
+            }
+
+            foreach (var window in new[]
+            {
+                "from=2026-12-07T10:00:00Z", "to=2126-12-07T11:00:00%2B01:00", "from=2026-12-07T10:00:00.1234567-03:00", "from=20261207T100000Z",
+            })
+            {
+                var read = await reader.GetAsync(new Uri($"{path}?{window}", UriKind.Relative));
+                Assert.True(read.StatusCode == HttpStatusCode.OK, $"{path}?{window}: {(int)read.StatusCode}");
+            }
+        }
+
+        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?to=2126-12-07T11:00:00%2B01:00", UriKind.Relative))).JsonAsync();
+        Assert.Contains(events.GetProperty("events").EnumerateArray(), e => e.GetProperty("deploymentId").GetString() == "iso-1");
+    }
+
+    [Fact]
     public async Task Queries_WithFromAfterTo_Refused400NamingBoth()
     {
         // A swapped window holds nothing: it was answered as an empty page or report, as if nothing had happened.
