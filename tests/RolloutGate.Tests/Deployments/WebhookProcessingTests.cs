@@ -316,10 +316,11 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
-    public async Task Queries_WithATimeThatIsNotIso8601WithAnOffset_Refused400_Iso8601FormsRead()
+    public async Task Queries_WithATimeThatIsNotIso8601_Refused400_Iso8601FormsRead()
     {
         // from and to were read as DateTimeOffset.Parse reads: 12/07/2026 as 7 December (month first), an RFC 1123 date,
-        // a time without an offset on the server's clock; each answered as a window, 200, whatever was meant.
+        // a time without an offset on the server's clock; each answered as a window, 200, whatever was meant. ISO 8601
+        // without an offset is UTC, a date alone its midnight UTC.
         await using var service = await TestService.StartAsync();
         await service.Webhooks.SendEventAsync("predeploy", "iso-1");
         using var reader = service.Reader();
@@ -328,8 +329,8 @@ public sealed class WebhookProcessingTests
         {
             foreach (var (name, value) in new[]
             {
-                ("from", "12/07/2026"), ("to", "Mon, 07 Dec 2026 10:00:00 GMT"), ("from", "2026-12-07T10:00:00"),
-                ("to", "2026-12-07"), ("from", "2026-12-07 10:00:00Z"),
+                ("from", "12/07/2026"), ("to", "Mon, 07 Dec 2026 10:00:00 GMT"), ("from", "2026-12-07 10:00:00Z"),
+                ("to", "2026-12-7"), ("from", "07.12.2026"),
             })
             {
                 await AssertRefused400Async(reader, $"{path}?{name}={Uri.EscapeDataString(value)}",
@@ -339,6 +340,7 @@ public sealed class WebhookProcessingTests
             foreach (var window in new[]
             {
                 "from=2026-12-07T10:00:00Z", "to=2126-12-07T11:00:00%2B01:00", "from=2026-12-07T10:00:00.1234567-03:00", "from=20261207T100000Z",
+                "from=2026-12-07T10:00:00", "to=2126-12-07", "to=2126-12-07T11:00:00+01:00",
             })
             {
                 var read = await reader.GetAsync(new Uri($"{path}?{window}", UriKind.Relative));
@@ -348,6 +350,20 @@ public sealed class WebhookProcessingTests
 
         var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?to=2126-12-07T11:00:00%2B01:00", UriKind.Relative))).JsonAsync();
         Assert.Contains(events.GetProperty("events").EnumerateArray(), e => e.GetProperty("deploymentId").GetString() == "iso-1");
+
+        // The same instant however it is written: an unescaped + (a space once decoded), no offset (UTC), a date alone.
+        var at = await service.Database.ScalarAsync<DateTime>("SELECT max(at) FROM audit_events");
+        var second = new DateTimeOffset(at.Ticks - at.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
+        foreach (var written in new[] { $"{second.ToOffset(TimeSpan.FromHours(1)):yyyy-MM-dd'T'HH:mm:ss}+01:00", $"{second:yyyy-MM-dd'T'HH:mm:ss}" })
+        {
+            var before = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?to={written}", UriKind.Relative))).JsonAsync();
+            var after = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?from={written}", UriKind.Relative))).JsonAsync();
+            Assert.True(before.GetProperty("events").GetArrayLength() + after.GetProperty("events").GetArrayLength() == await service.CountAsync("audit_events"), written);
+            Assert.NotEqual(0, after.GetProperty("events").GetArrayLength());
+        }
+
+        var today = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?from={second:yyyy-MM-dd}", UriKind.Relative))).JsonAsync();
+        Assert.NotEqual(0, today.GetProperty("events").GetArrayLength());
     }
 
     [Fact]
