@@ -71,6 +71,12 @@ public static class ApiTokens
                 var accepted = requirement.Role == ApiRole.Operator ? options.OperatorTokens : options.ReaderTokens.Concat(options.OperatorTokens);
                 if (!Matches(BearerToken(context.Request), accepted))
                 {
+                    if (BrowserPage.For(context) is { } page)
+                    {
+                        context.Response.Redirect(page);
+                        return;
+                    }
+
                     await Problems.Unauthorized(requirement.Role == ApiRole.Operator
                         ? "an operator token is required (Authorization: Bearer <token> from RolloutGate__Api__OperatorTokens)"
                         : "a reader token is required (Authorization: Bearer <token> from RolloutGate__Api__ReaderTokens)").ExecuteAsync(context);
@@ -84,3 +90,28 @@ public static class ApiTokens
 
 /// <summary>The token an endpoint needs (<see cref="ApiTokens.RequireApiToken"/>).</summary>
 public sealed record ApiTokenRequirement(ApiRole Role);
+
+/// <summary>
+/// The page a person's browser is sent to from an API address that has one, such as the link to a deployment in a Slack
+/// message (<c>/api/v1/deployments/{id}</c>): a browser sends no bearer token, and a 401 in JSON tells a person nothing.
+/// The page asks for the reader token and keeps it in a cookie (<see cref="Web.HtmlPages.ReaderRefusal"/>). Only for a
+/// GET without an <c>Authorization</c> header that prefers HTML (a browser's navigation: <c>Accept: text/html,...</c>);
+/// a client of the API (curl and most libraries send <c>*/*</c>, or ask for JSON) still gets its 401.
+/// </summary>
+/// <param name="Prefix">The page's address, to which the route's <c>id</c> is added, escaped.</param>
+public sealed record BrowserPage(string Prefix)
+{
+    /// <summary>Where to send <paramref name="context"/>'s request, or null when it is not a browser's or has no page.</summary>
+    public static string? For(HttpContext context)
+    {
+        var request = context.Request;
+        if (context.GetEndpoint()?.Metadata.GetMetadata<BrowserPage>() is not { } page || !HttpMethods.IsGet(request.Method)
+            || request.Headers.Authorization.Count > 0 || request.RouteValues["id"] is not string id
+            || !request.GetTypedHeaders().Accept.Any(type => type.MediaType.Equals("text/html", StringComparison.OrdinalIgnoreCase)))
+        {
+            return null;
+        }
+
+        return $"{request.PathBase}{page.Prefix}{Uri.EscapeDataString(id)}";
+    }
+}

@@ -45,7 +45,8 @@ public static class DeploymentEndpoints
 
         var reads = group.MapGroup("").RequireApiToken(ApiRole.Reader);
         reads.MapGet("/", ListAsync).Produces<DeploymentPage>().WithSummary("Deployments, newest first, a page at a time (next, passed as after); Accept: text/csv for CSV");
-        reads.MapGet("/{id}", GetAsync).Produces<DeploymentView>().ProducesProblem(StatusCodes.Status404NotFound);
+        reads.MapGet("/{id}", GetAsync).Produces<DeploymentView>().ProducesProblem(StatusCodes.Status404NotFound)
+            .WithMetadata(new BrowserPage("/dashboard/deployments/"));
 
         var decisions = group.MapGroup("/{id}").RequireApiToken(ApiRole.Operator);
         foreach (var kind in new[] { DecisionKinds.Stop, DecisionKinds.Rollback, DecisionKinds.Dismiss })

@@ -375,6 +375,45 @@ public sealed partial class DashboardTests
     private static string Row(string html, string id) =>
         Regex.Match(html, $"<tr><td><a href=\"/dashboard/deployments/{id}\">.*?</tr>", RegexOptions.Singleline).Value;
 
+    [Fact]
+    public async Task DeploymentsApiLink_OpenedInABrowser_LeadsToItsDashboardPage_AndTheApiAnswersAsBefore()
+    {
+        // The link in every Slack message is the deployment's API address; a person clicks it in a browser.
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "dash link ü&1")).EnsureSuccessStatusCode();
+        var link = new Uri("/api/v1/deployments/" + Uri.EscapeDataString("dash link ü&1"), UriKind.Relative);
+        using var browser = service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true, AllowAutoRedirect = false });
+        const string navigation = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8";
+
+        using var clicked = new HttpRequestMessage(HttpMethod.Get, link);
+        clicked.Headers.Accept.ParseAdd(navigation);
+        var answer = await browser.SendAsync(clicked);
+        Assert.Equal(HttpStatusCode.Redirect, answer.StatusCode);
+        Assert.Equal("/dashboard/deployments/dash%20link%20%C3%BC%261", answer.Headers.Location!.OriginalString);
+        var page = await browser.GetAsync(new Uri(answer.Headers.Location.OriginalString + $"?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.Redirect, page.StatusCode);
+        var shown = await browser.GetAsync(new Uri(page.Headers.Location!.OriginalString, UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, shown.StatusCode);
+        Assert.Contains("dash link ü&1", WebUtility.HtmlDecode(await shown.Content.ReadAsStringAsync()), StringComparison.Ordinal);
+
+        // Clients of the API: no token is a 401 in JSON, whatever they accept; with one, the JSON, browser or not.
+        foreach (var accept in new[] { "*/*", "application/json" })
+        {
+            using var asked = new HttpRequestMessage(HttpMethod.Get, link);
+            asked.Headers.Accept.ParseAdd(accept);
+            var refused = await browser.SendAsync(asked);
+            Assert.Equal(HttpStatusCode.Unauthorized, refused.StatusCode);
+            Assert.Equal("application/problem+json", refused.Content.Headers.ContentType!.MediaType);
+        }
+
+        using var withToken = new HttpRequestMessage(HttpMethod.Get, link);
+        withToken.Headers.Accept.ParseAdd(navigation);
+        withToken.Headers.Authorization = new System.Net.Http.Headers.AuthenticationHeaderValue("Bearer", RolloutGateHost.ReaderToken);
+        var read = await browser.SendAsync(withToken);
+        Assert.Equal(HttpStatusCode.OK, read.StatusCode);
+        Assert.Equal("dash link ü&1", (await read.JsonAsync()).GetProperty("deploymentId").GetString());
+    }
+
     private static HttpClient Browser(TestService service) =>
         service.Host.CreateClient(new WebApplicationFactoryClientOptions { HandleCookies = true });
 
