@@ -211,7 +211,7 @@ public sealed partial class WatchSweep
 
         if (!captured.IsEmpty)
         {
-            _sourceAnsweredAt = time.GetUtcNow();
+            SourceAnswered();
         }
 
         await EvaluationStore.InsertBaselinesAsync(

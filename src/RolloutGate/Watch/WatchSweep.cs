@@ -89,6 +89,14 @@ public sealed partial class WatchSweep(
     /// <summary>When the metric source last answered this instance (a baseline or an interval).</summary>
     private DateTimeOffset _sourceAnsweredAt = DateTimeOffset.MinValue;
 
+    /// <summary>
+    /// The outage of the metric source this instance is in, if any: since when it fails, when it last said so in the log and
+    /// how many failed attempts that line has not told yet. Each held-back watch is tried again every
+    /// <see cref="RetryDelay"/>; the log says so at most every <see cref="DatabaseOutageLog.Every"/>, and once when the
+    /// source answers again.
+    /// </summary>
+    private (DateTimeOffset Since, DateTimeOffset Logged, int Attempts, int Unlogged)? _sourceOutage;
+
     /// <summary>Sweeps until nothing is due; returns the number of evaluations stored.</summary>
     public async Task<int> RunAsync(CancellationToken cancellationToken)
     {
@@ -227,7 +235,7 @@ public sealed partial class WatchSweep(
             return results;
         }
 
-        _sourceAnsweredAt = time.GetUtcNow();
+        SourceAnswered();
         var offset = 0;
         foreach (var session in sessions)
         {
@@ -280,10 +288,18 @@ public sealed partial class WatchSweep(
             (now - at >= grace && now - since >= grace ? blind : waiting).Add(session);
         }
 
+        var outage = _sourceOutage ?? (now, DateTimeOffset.MinValue, 0, 0);
+        outage = (outage.Since, outage.Logged, outage.Attempts + 1, outage.Unlogged + 1);
+        if (waiting.Count > 0 && now - outage.Logged >= DatabaseOutageLog.Every)
+        {
+            LogSourceFailed(logger, waiting.Count, at, reason, grace, outage.Unlogged);
+            outage = (outage.Since, now, outage.Attempts, 0);
+        }
+
+        _sourceOutage = outage;
         if (waiting.Count > 0)
         {
             HoldBack(waiting.Select(s => s.DeploymentId), RetryDelay);
-            LogSourceFailed(logger, waiting.Count, at, reason, grace);
         }
 
         if (blind.Count == 0)
@@ -303,6 +319,17 @@ public sealed partial class WatchSweep(
         var watch = session.Plan.Watch;
         var conclusion = WatchConclusion.After([.. evaluations.Select(e => e.Evaluation)], at, session.Until, watch.Interval, watch.StopRules.MaxBlind);
         return new Result(session, at, evaluations, conclusion);
+    }
+
+    /// <summary>The metric source answered (a baseline or an interval); after an outage, the log says it is over.</summary>
+    private void SourceAnswered()
+    {
+        _sourceAnsweredAt = time.GetUtcNow();
+        if (_sourceOutage is { } outage)
+        {
+            _sourceOutage = null;
+            LogSourceAnswersAgain(logger, MetricQueries.Duration(_sourceAnsweredAt - outage.Since), outage.Since, outage.Attempts);
+        }
     }
 
     private void HoldBack(IEnumerable<string> deploymentIds, TimeSpan delay)
@@ -378,8 +405,11 @@ public sealed partial class WatchSweep(
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Deployment {DeploymentId} is no longer watching; its watch ends")]
     private static partial void LogNotWatching(ILogger logger, string deploymentId);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep, and recorded blind if it still fails {Grace} after that time and after their first failure")]
-    private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason, TimeSpan grace);
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep, and recorded blind if it still fails {Grace} after that time and after their first failure; {Attempts} attempt(s) failed since the last such line")]
+    private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason, TimeSpan grace, int attempts);
+
+    [LoggerMessage(EventId = 3112, Level = LogLevel.Information, Message = "Watch: the metric source answers again after {Duration} (failing since {Since}, {Attempts} failed attempt(s)); the intervals not recorded blind are evaluated at their own times")]
+    private static partial void LogSourceAnswersAgain(ILogger logger, string duration, DateTimeOffset since, int attempts);
 
     [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Watch: the metric source still fails for {Count} watches at {At}, longer than the {Grace} grace ({Reason}); that interval is recorded blind")]
     private static partial void LogStoredBlind(ILogger logger, int count, DateTimeOffset at, TimeSpan grace, string reason);

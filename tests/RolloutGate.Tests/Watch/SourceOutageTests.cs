@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net;
 using System.Text.Json;
+using System.Text.RegularExpressions;
 using Microsoft.Extensions.DependencyInjection;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Watch;
@@ -76,6 +77,41 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
         Assert.DoesNotContain(outage.Host.Logs.Lines, line =>
             (line.StartsWith("Warning ", StringComparison.Ordinal) || line.StartsWith("Error ", StringComparison.Ordinal))
             && (line.Contains(" Polly:", StringComparison.Ordinal) || line.Contains(".PrometheusClient:", StringComparison.Ordinal)));
+    }
+
+    /// <summary>
+    /// Seen with the service as its own process and Prometheus stopped for 2.5 minutes: the same warning every 10 s (each
+    /// held-back watch tried again), twelve for one interval, and nothing once Prometheus answered again, so the log
+    /// never said the outage was over.
+    /// </summary>
+    [Fact]
+    public async Task Watch_PrometheusDownThenBack_ALineAtMostEvery30SecondsWhileItFails_AndOneWhenItAnswersAgain()
+    {
+        await using var outage = await Outage.StartAsync(prometheus);
+        int Failed() => outage.Host.Logs.Lines.Count(line => line.Contains("the metric source failed for 1 watches", StringComparison.Ordinal));
+
+        outage.Proxy.Failing = true;
+        await outage.SweepAtAsync(T(11, 5));
+        await outage.SweepAtAsync(T(11, 16));
+        await outage.SweepAtAsync(T(11, 27));
+        Assert.Equal(1, Failed());
+        Assert.Contains(outage.Host.Logs.Lines, line => line.Contains("1 attempt(s) failed since the last such line", StringComparison.Ordinal));
+        await outage.SweepAtAsync(T(11, 38));
+        Assert.Equal(2, Failed());
+        // Those at T(11, 16), T(11, 27) and T(11, 38), and any the scheduled sweep made in between.
+        var attempts = outage.Host.Logs.Lines.Select(line => Regex.Match(line, @"(\d+) attempt\(s\) failed since the last such line"))
+            .Where(m => m.Success).Select(m => int.Parse(m.Groups[1].Value, CultureInfo.InvariantCulture)).ToList();
+        Assert.Equal(2, attempts.Count);
+        Assert.True(attempts[1] >= 3, $"the second line tells {attempts[1]} attempts");
+        Assert.DoesNotContain(outage.Host.Logs.Lines, line => line.Contains("answers again", StringComparison.Ordinal));
+
+        outage.Proxy.Failing = false;
+        outage.Clock.Now = T(11, 49);
+        await outage.WaitForAsync($"at = '{T(11):O}'", 3);
+
+        Assert.Equal(3L, await outage.CountAsync($"verdict = 'healthy' AND at = '{T(11):O}'"));
+        var back = Assert.Single(outage.Host.Logs.Lines, line => line.Contains("Watch: the metric source answers again after", StringComparison.Ordinal));
+        Assert.Contains("failed attempt(s)); the intervals not recorded blind are evaluated at their own times", back, StringComparison.Ordinal);
     }
 
     [Fact]
