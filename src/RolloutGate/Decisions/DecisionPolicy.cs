@@ -153,6 +153,7 @@ public sealed partial class DecisionTimeouts(DecisionPolicy policy, TimeProvider
             {
                 await Task.Delay(Interval, time, stoppingToken);
                 var decided = await policy.ApplyTimeoutsAsync(time.GetUtcNow(), stoppingToken);
+                outage.Answered("Approval time-outs");
                 if (decided > 0)
                 {
                     LogDecided(logger, decided);

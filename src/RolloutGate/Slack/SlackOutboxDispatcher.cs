@@ -87,6 +87,7 @@ public sealed partial class SlackOutboxDispatcher(
             try
             {
                 await DispatchDueAsync(stoppingToken);
+                outage.Answered("Slack outbox");
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -50,6 +50,7 @@ public sealed partial class EvaluationRetention(
                 await Task.Delay(wait, time, stoppingToken);
                 wait = Interval;
                 await ThinAsync(stoppingToken);
+                outage.Answered("Evaluation retention");
             }
             catch (OperationCanceledException) when (stoppingToken.IsCancellationRequested)
             {

@@ -20,6 +20,9 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog ou
         try
         {
             await sweep.RunAsync(cancellationToken);
+            outage.Answered("Watch sweep");
+            // Quartz fired this job from its job store: the scheduler's own rounds reach the database again too.
+            outage.Answered(QuartzOutageLogging.Source);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {

@@ -75,6 +75,11 @@ public sealed class DatabaseOutageTests
         Assert.Equal(1, await service.CountAsync("webhook_deliveries", "delivery_id = 'db-out-1-pre'"));
         Assert.Contains("rolloutgate_database_up 1", await service.Client.GetStringAsync(new Uri("/metrics", UriKind.Relative)), StringComparison.Ordinal);
         Assert.Contains(service.Host.Logs.Lines, line => line.Contains("answered 503: the database is unavailable", StringComparison.Ordinal));
+        // The log says the outage is over, once, as it said it began.
+        await SlackTestService.EventuallyAsync(
+            () => Task.FromResult(service.Host.Logs.Lines.Any(line => line.Contains("Slack outbox: the database answers again, after ", StringComparison.Ordinal))),
+            "the outbox's line about the database answering again");
+        Assert.Single(service.Host.Logs.Lines, line => line.Contains("Slack outbox: the database answers again", StringComparison.Ordinal));
     }
 
     /// <summary>No new connection for the service's role (too many connections, a transient refusal), and its open ones ended.</summary>

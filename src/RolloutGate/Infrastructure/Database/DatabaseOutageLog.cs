@@ -7,13 +7,15 @@ namespace RolloutGate.Infrastructure.Database;
 /// What the background loops (watch sweep, outbox, rollbacks, approval time-outs, runbook scan, clock offset) say when a round fails
 /// because the database is unavailable: one warning line per loop at most every <see cref="Every"/>, with how many
 /// failed rounds it stands for, instead of an error with a stack trace every round. Each loop retries on its own and
-/// catches up once the database is back, so an outage is worth a line, not a page. Other failures are the caller's to log.
+/// catches up once the database is back, so an outage is worth a line, not a page; and a line when a loop's round succeeds
+/// again after one (<see cref="Answered"/>), so that the log says the outage is over. Other failures are the caller's to log.
 /// </summary>
 public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger, TimeProvider time)
 {
     public static readonly TimeSpan Every = TimeSpan.FromSeconds(30);
 
-    private readonly ConcurrentDictionary<string, (DateTimeOffset Logged, int Since)> loops = new();
+    /// <summary>Per loop in an outage: since when, when it was last logged, failed rounds since then and in all.</summary>
+    private readonly ConcurrentDictionary<string, (DateTimeOffset First, DateTimeOffset Logged, int Since, int Rounds)> loops = new();
 
     /// <summary>
     /// True when <paramref name="exception"/> is the database being unavailable: it is then logged here (throttled), with
@@ -30,17 +32,17 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
         var log = false;
         var rounds = 0;
         loops.AddOrUpdate(loop,
-            _ => { log = true; rounds = 1; return (now, 0); },
+            _ => { log = true; rounds = 1; return (now, now, 0, 1); },
             (_, seen) =>
             {
                 if (now - seen.Logged < Every)
                 {
-                    return (seen.Logged, seen.Since + 1);
+                    return (seen.First, seen.Logged, seen.Since + 1, seen.Rounds + 1);
                 }
 
                 log = true;
                 rounds = seen.Since + 1;
-                return (now, 0);
+                return (seen.First, now, 0, seen.Rounds + 1);
             });
         if (log)
         {
@@ -48,6 +50,18 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
         }
 
         return true;
+    }
+
+    /// <summary>
+    /// A round of <paramref name="loop"/> succeeded: after an outage logged by <see cref="Handled"/>, one line says the
+    /// database answers again, how long the outage lasted and how many rounds failed.
+    /// </summary>
+    public void Answered(string loop)
+    {
+        if (loops.TryRemove(loop, out var outage))
+        {
+            LogAnswersAgain(logger, loop, (int)Math.Ceiling((time.GetUtcNow() - outage.First).TotalSeconds), outage.Rounds);
+        }
     }
 
     /// <summary>
@@ -75,6 +89,7 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
                 try
                 {
                     await round(stoppingToken);
+                    Answered(loop);
                 }
                 catch (Exception ex) when (ex is not OperationCanceledException)
                 {
@@ -94,4 +109,7 @@ public sealed partial class DatabaseOutageLog(ILogger<DatabaseOutageLog> logger,
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "{Loop}: the database is unavailable ({Reason}); {Rounds} round(s) failed since the last such line, retrying")]
     private static partial void LogUnavailable(ILogger logger, string loop, int rounds, string reason);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "{Loop}: the database answers again, after {Seconds} s unavailable ({Rounds} round(s) failed)")]
+    private static partial void LogAnswersAgain(ILogger logger, string loop, int seconds, int rounds);
 }
