@@ -54,6 +54,12 @@ public static class QuartzOutageLogging
         return services;
     }
 
+    /// <summary>
+    /// Quartz fired a job from its job store, so its rounds reach the database again: after an outage its throttled line
+    /// told, one line says so. <paramref name="loggers"/> is the container's logger factory, which holds that line's log.
+    /// </summary>
+    public static void Answered(ILoggerFactory loggers) => (loggers as Factory)?.Outage.Answered(Source);
+
     private static bool IsQuartz(string category) =>
         category == Category || category.StartsWith(Category + ".", StringComparison.Ordinal);
 
@@ -64,12 +70,12 @@ public static class QuartzOutageLogging
     /// </remarks>
     private sealed class Factory(ILoggerFactory inner, TimeProvider time) : ILoggerFactory
     {
-        private readonly DatabaseOutageLog outage = new(inner.CreateLogger<DatabaseOutageLog>(), time);
+        public DatabaseOutageLog Outage { get; } = new(inner.CreateLogger<DatabaseOutageLog>(), time);
 
         public ILogger CreateLogger(string categoryName)
         {
             var logger = inner.CreateLogger(categoryName);
-            return IsQuartz(categoryName) ? new QuartzLogger(logger, outage) : logger;
+            return IsQuartz(categoryName) ? new QuartzLogger(logger, Outage) : logger;
         }
 
         public void AddProvider(ILoggerProvider provider) => inner.AddProvider(provider);

@@ -11,7 +11,7 @@ namespace RolloutGate.Watch;
 /// next fire; it never overlaps it.
 /// </summary>
 [DisallowConcurrentExecution]
-public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog outage, ILogger<WatchSweepJob> logger) : IJob
+public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog outage, ILoggerFactory loggers, ILogger<WatchSweepJob> logger) : IJob
 {
     public static readonly JobKey Key = new("sweep", "watch-sweep");
 
@@ -21,8 +21,7 @@ public sealed partial class WatchSweepJob(WatchSweep sweep, DatabaseOutageLog ou
         {
             await sweep.RunAsync(cancellationToken);
             outage.Answered("Watch sweep");
-            // Quartz fired this job from its job store: the scheduler's own rounds reach the database again too.
-            outage.Answered(QuartzOutageLogging.Source);
+            QuartzOutageLogging.Answered(loggers);
         }
         catch (OperationCanceledException) when (cancellationToken.IsCancellationRequested)
         {
