@@ -405,19 +405,19 @@ public sealed partial class WatchSweep(
     [LoggerMessage(EventId = 3101, Level = LogLevel.Information, Message = "Deployment {DeploymentId} is no longer watching; its watch ends")]
     private static partial void LogNotWatching(ILogger logger, string deploymentId);
 
-    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At} ({Reason}); they are evaluated again at the next sweep, and recorded blind if it still fails {Grace} after that time and after their first failure; {Attempts} attempt(s) failed since the last such line")]
+    [LoggerMessage(EventId = 3102, Level = LogLevel.Warning, Message = "Watch: the metric source failed for {Count} watches at {At:O} ({Reason}); they are evaluated again at the next sweep, and recorded blind if it still fails {Grace} after that time and after their first failure; {Attempts} attempt(s) failed since the last such line")]
     private static partial void LogSourceFailed(ILogger logger, int count, DateTimeOffset at, string reason, TimeSpan grace, int attempts);
 
-    [LoggerMessage(EventId = 3112, Level = LogLevel.Information, Message = "Watch: the metric source answers again after {Duration} (failing since {Since}, {Attempts} failed attempt(s)); the intervals not recorded blind are evaluated at their own times")]
+    [LoggerMessage(EventId = 3112, Level = LogLevel.Information, Message = "Watch: the metric source answers again after {Duration} (failing since {Since:O}, {Attempts} failed attempt(s)); the intervals not recorded blind are evaluated at their own times")]
     private static partial void LogSourceAnswersAgain(ILogger logger, string duration, DateTimeOffset since, int attempts);
 
-    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Watch: the metric source still fails for {Count} watches at {At}, longer than the {Grace} grace ({Reason}); that interval is recorded blind")]
+    [LoggerMessage(EventId = 3111, Level = LogLevel.Warning, Message = "Watch: the metric source still fails for {Count} watches at {At:O}, longer than the {Grace} grace ({Reason}); that interval is recorded blind")]
     private static partial void LogStoredBlind(ILogger logger, int count, DateTimeOffset at, TimeSpan grace, string reason);
 
-    [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "Watch of {DeploymentId}: {At} was already evaluated elsewhere; resuming from the database")]
+    [LoggerMessage(EventId = 3103, Level = LogLevel.Information, Message = "Watch of {DeploymentId}: {At:O} was already evaluated elsewhere; resuming from the database")]
     private static partial void LogAlreadyEvaluated(ILogger logger, string deploymentId, DateTimeOffset at);
 
-    [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "Watch of {DeploymentId} concluded {Outcome} at {At}: {Reason}")]
+    [LoggerMessage(EventId = 3104, Level = LogLevel.Information, Message = "Watch of {DeploymentId} concluded {Outcome} at {At:O}: {Reason}")]
     private static partial void LogConcluded(ILogger logger, string deploymentId, WatchOutcome outcome, DateTimeOffset at, string? reason);
 
     [LoggerMessage(EventId = 3105, Level = LogLevel.Warning, Message = "Watch of {DeploymentId}: the baseline could not be read ({Reason}); trying again in a few seconds, its intervals recorded blind meanwhile once older than the grace")]

@@ -95,6 +95,8 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
         await outage.SweepAtAsync(T(11, 16));
         await outage.SweepAtAsync(T(11, 27));
         Assert.Equal(1, Failed());
+        // Its time in ISO 8601, as the rollback dispatcher's lines have it: not '12/07/2026', which reads as July to most.
+        Assert.Contains(outage.Host.Logs.Lines, line => line.Contains($"failed for 1 watches at {T(11):O} (", StringComparison.Ordinal));
         Assert.Contains(outage.Host.Logs.Lines, line => line.Contains("1 attempt(s) failed since the last such line", StringComparison.Ordinal));
         await outage.SweepAtAsync(T(11, 38));
         Assert.Equal(2, Failed());

@@ -846,7 +846,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         Assert.Equal(3, await database.ScalarAsync<long>("""
             SELECT count(*) FROM audit_events WHERE deployment_id = 'dep-race' AND type = 'evaluation.verdict-changed' AND data::jsonb->>'from' = 'blind'
             """));
-        Assert.Contains(host.Logs.Lines, line => line.Contains($"Watch of dep-race: {held} was already evaluated elsewhere; resuming from the database", StringComparison.Ordinal));
+        Assert.Contains(host.Logs.Lines, line => line.Contains($"Watch of dep-race: {held:O} was already evaluated elsewhere; resuming from the database", StringComparison.Ordinal));
     }
 
     /// <summary>Holds the first observation at or after <paramref name="from"/> until the test releases it.</summary>
