@@ -130,7 +130,7 @@ public sealed class DecisionPolicy(
             await using var scope = scopes.CreateAsyncScope();
             var decisions = scope.ServiceProvider.GetRequiredService<DeploymentDecisions>();
             var result = await decisions.DecideAsync(deployment.Id, kind, AutomaticActor,
-                $"no decision within {rollback.ApprovalTimeout}; the runbook says onTimeout: {rollback.OnTimeout.ToString().ToLowerInvariant()}",
+                $"no decision within {DurationText.Format(rollback.ApprovalTimeout)}; the runbook says onTimeout: {rollback.OnTimeout.ToString().ToLowerInvariant()}",
                 "timeout", cancellationToken);
             decided += result is Microsoft.AspNetCore.Http.HttpResults.Ok<StateResponse> ? 1 : 0;
         }

@@ -2,6 +2,7 @@ using Microsoft.Extensions.Options;
 using Polly;
 using Polly.Retry;
 using Polly.Timeout;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure;
 using RolloutGate.Kubernetes;
 
@@ -113,7 +114,7 @@ internal sealed partial class RollbackAttempts(
                 OnRetry = args =>
                 {
                     // AttemptNumber is the zero-based number of the attempt that failed; the log names the one to come.
-                    LogRetrying(logger, action, args.AttemptNumber + 2, args.RetryDelay, LogText.OneLine(args.Outcome.Exception?.Message));
+                    LogRetrying(logger, action, args.AttemptNumber + 2, DurationText.Format(args.RetryDelay), LogText.OneLine(args.Outcome.Exception?.Message));
                     return ValueTask.CompletedTask;
                 },
             })
@@ -149,5 +150,5 @@ internal sealed partial class RollbackAttempts(
     private static partial void LogFailed(ILogger logger, string action, int attempts, string reason);
 
     [LoggerMessage(EventId = 1603, Level = LogLevel.Information, Message = "Rollback {Action}: attempt {Attempt} in {Delay}, the last one failed: {Error}")]
-    private static partial void LogRetrying(ILogger logger, string action, int attempt, TimeSpan delay, string? error);
+    private static partial void LogRetrying(ILogger logger, string action, int attempt, string delay, string? error);
 }

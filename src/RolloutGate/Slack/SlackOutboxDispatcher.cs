@@ -3,6 +3,7 @@ using System.Text.Json;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.Options;
 using RolloutGate.Audit;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Decisions;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
@@ -237,7 +238,7 @@ public sealed partial class SlackOutboxDispatcher(
                 """))
         {
             await transaction.CommitAsync(uninterrupted);
-            LogDeliveryFailed(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, wait, ex.Message);
+            LogDeliveryFailed(logger, row.Kind, row.Id, row.DeploymentId, row.Attempts + 1, DurationText.Format(wait), ex.Message);
         }
     }
 
@@ -472,7 +473,7 @@ public sealed partial class SlackOutboxDispatcher(
     private static partial void LogInbox(ILogger logger, string kind, string? deploymentId, string recipient, string text);
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId} failed (attempt {Attempts}); next try in {Wait}: {Error}")]
-    private static partial void LogDeliveryFailed(ILogger logger, string kind, long id, string? deploymentId, int attempts, TimeSpan wait, string error);
+    private static partial void LogDeliveryFailed(ILogger logger, string kind, long id, string? deploymentId, int attempts, string wait, string error);
 
     [LoggerMessage(Level = LogLevel.Error, Message = "Outbox {Kind} row {Id} for deployment {DeploymentId} given up after {Attempts} attempts: {Reason}. Last error: {Error}")]
     private static partial void LogAbandoned(ILogger logger, string kind, long id, string? deploymentId, int attempts, string reason, string error);

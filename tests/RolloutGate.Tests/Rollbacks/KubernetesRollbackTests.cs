@@ -529,7 +529,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(2, outcome.Attempts);
-        Assert.Contains(logs.Lines, line => line.Contains(": attempt 2 in 00:00:00.2000000, the last one failed: Too many requests", StringComparison.Ordinal));
+        Assert.Contains(logs.Lines, line => line.Contains(": attempt 2 in 200ms, the last one failed: Too many requests", StringComparison.Ordinal));
     }
 
     [Fact]

@@ -77,7 +77,7 @@ public sealed class DecisionPolicyTests
 
         Assert.Equal(1, await policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddMinutes(16), CancellationToken.None));
         Assert.Equal("rolling-back", await test.StateAsync("gh-timeout-1"));
-        Assert.Equal(1, await test.Service.CountAsync("decisions", "kind = 'rollback' AND actor = 'rolloutgate' AND reason LIKE 'no decision within 00:15:00%'"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions", "kind = 'rollback' AND actor = 'rolloutgate' AND reason LIKE 'no decision within 15m; the runbook says onTimeout: rollback'"));
 
         // A second scan (or a second replica) finds nothing left to decide.
         Assert.Equal(0, await policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddMinutes(16), CancellationToken.None));
