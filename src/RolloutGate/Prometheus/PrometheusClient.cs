@@ -298,8 +298,17 @@ internal sealed partial class PrometheusClient(HttpClient http, IOptionsMonitor<
     private PrometheusUnavailableException Unreachable(Exception exception)
     {
         LogUnreachable(logger, Shown, exception);
-        return new PrometheusUnavailableException($"Prometheus at {Shown} is unreachable: {exception.Message}", exception);
+        return new PrometheusUnavailableException($"Prometheus at {Shown} is unreachable: {Reason(exception)}", exception);
     }
+
+    /// <summary>
+    /// Why a request failed. Polly's open circuit says only "The circuit is now open and is not allowing calls.": for as
+    /// long as it stays open that was every reason the watch's log and a check's detail gave, never the failure behind it.
+    /// </summary>
+    private static string Reason(Exception exception) => exception is BrokenCircuitException broken
+        ? "recent requests failed, so it is not asked again" + (broken.RetryAfter is { } after ? $" for {DurationText.Format(TimeSpan.FromSeconds(Math.Ceiling(after.TotalSeconds)))}" : " for a while")
+          + (broken.InnerException is { } cause ? $"; the failure that stopped them: {cause.Message}" : "")
+        : exception.Message;
 
     /// <summary>
     /// What <paramref name="read"/> makes of a successful answer's data. Data not in the API's form (a field missing, a value

@@ -193,6 +193,27 @@ public sealed class PrometheusClientTests : IDisposable
         Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(10), $"took {stopwatch.Elapsed}");
     }
 
+    [Fact]
+    public async Task QueryAsync_PrometheusDownUntilTheCircuitOpens_StillSaysWhyNotOnlyThatTheCircuitIsOpen()
+    {
+        var url = PrometheusTestServer.UnusedLoopbackUrl();
+        using var down = PrometheusTestServer.Services(options => options.Prometheus.Url = url);
+        var client = down.GetRequiredService<IPrometheusClient>();
+
+        // Each query is four refused connections; ten failures in the sampling period open the breaker.
+        string? behindTheBreaker = null;
+        for (var i = 0; i < 10 && behindTheBreaker is null; i++)
+        {
+            var exception = await Assert.ThrowsAsync<PrometheusUnavailableException>(() => client.QueryAsync("up", Anchor, CancellationToken.None));
+            behindTheBreaker = exception.InnerException is Polly.CircuitBreaker.BrokenCircuitException ? exception.Message : null;
+        }
+
+        Assert.NotNull(behindTheBreaker);
+        Assert.Matches(@" is unreachable: recent requests failed, so it is not asked again for [0-9]+s; the failure that stopped them: ", behindTheBreaker);
+        Assert.Contains(url.TrimEnd('/'), behindTheBreaker, StringComparison.Ordinal);
+        Assert.DoesNotContain("circuit is now open", behindTheBreaker, StringComparison.OrdinalIgnoreCase);
+    }
+
     [Theory]
     [InlineData("NaN", double.NaN)]
     [InlineData("+Inf", double.PositiveInfinity)]
