@@ -60,7 +60,7 @@ public sealed partial class InputExceptionHandler(IProblemDetailsService problem
         }
 
         var type = match.Groups["type"].Value;
-        var expected = type.Contains("DateTimeOffset", StringComparison.Ordinal) || type.Contains(nameof(IsoTime), StringComparison.Ordinal) ? "an ISO 8601 time such as 2026-11-21T10:00:00Z"
+        var expected = type.Contains(nameof(IsoTime), StringComparison.Ordinal) ? "an ISO 8601 time such as 2026-11-21T10:00:00Z"
             : type.Contains("int", StringComparison.Ordinal) ? WholeNumber(match.Groups["value"].Value, int.MaxValue)
             : type.Contains("long", StringComparison.Ordinal) ? WholeNumber(match.Groups["value"].Value, long.MaxValue)
             : type.Contains("bool", StringComparison.Ordinal) ? "true or false"

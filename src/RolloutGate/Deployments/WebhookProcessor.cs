@@ -5,6 +5,7 @@ using Npgsql;
 using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
+using RolloutGate.Cli;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Decisions;
@@ -341,10 +342,8 @@ public sealed partial class WebhookProcessor(
         var superseded = new List<string>();
         foreach (var replaced in locked)
         {
-            var reason = $"deployment '{deployment.Id}'" + (deployment.Version is null ? "" : $" (version {deployment.Version})")
-                + $" replaced this change in {deployment.Environment}; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)";
-            entries.AddRange(DeploymentDecisions.Record(db, replaced, DecisionKinds.Stop, DecisionPolicy.AutomaticActor, reason,
-                new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = deployment.Id }, now));
+            entries.AddRange(StopSuperseded(replaced, deployment.Id, Named(deployment.Id, deployment.Version)
+                + $" replaced this change in {deployment.Environment}; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)", now));
             superseded.Add(replaced.Id);
         }
 
@@ -374,13 +373,23 @@ public sealed partial class WebhookProcessor(
             return null;
         }
 
-        var reason = $"deployment '{newer.Id}'" + (newer.Version is null ? "" : $" (version {newer.Version})")
-            + $" was deployed in {deployment.Environment} at {newer.DeployedAt!.Value.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}, after this change, and had already replaced it"
-            + " when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)";
-        entries.AddRange(DeploymentDecisions.Record(db, deployment, DecisionKinds.Stop, DecisionPolicy.AutomaticActor, reason,
-            new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy = newer.Id }, now));
+        entries.AddRange(StopSuperseded(deployment, newer.Id, Named(newer.Id, newer.Version)
+            + $" was deployed in {deployment.Environment} at {CommandTimes.Utc(newer.DeployedAt!.Value)}, after this change, and had already replaced it"
+            + " when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)", now));
         return newer.Id;
     }
+
+    /// <summary>
+    /// The stop decision that ends <paramref name="replaced"/>, superseded by the change <paramref name="supersededBy"/>:
+    /// <see cref="SupersedeAsync"/>'s and <see cref="EndIfReplacedAsync"/>'s, recorded alike whichever event came first.
+    /// </summary>
+    private IReadOnlyList<AuditEntry> StopSuperseded(DeploymentRow replaced, string supersededBy, string reason, DateTimeOffset now) =>
+        DeploymentDecisions.Record(db, replaced, DecisionKinds.Stop, DecisionPolicy.AutomaticActor, reason,
+            new { kind = DecisionKinds.Stop, reason, source = SupersededSource, supersededBy }, now);
+
+    /// <summary>"deployment 'gh-run-8812' (version 2.4.0)", as a superseding change is named in the reason.</summary>
+    private static string Named(string deploymentId, string? version) =>
+        $"deployment '{deploymentId}'" + (version is null ? "" : $" (version {version})");
 
     /// <summary>The <c>source</c> of the stop decision that ends a change replaced by a newer deploy (see <see cref="SupersedeAsync"/>).</summary>
     public const string SupersededSource = "superseded";
