@@ -18,7 +18,9 @@ public sealed record ChainedEvent(
 /// The audit hash chain: hash(n) = sha256(hash(n-1) + "\n" + canonical(n)), with 64 zeros before the first event.
 /// The canonical form is a JSON array with a version tag, so that a future change of form cannot silently
 /// collide with this one; <c>at</c> enters as unix microseconds, PostgreSQL's own precision.
-/// Editing any field of any event, or deleting any event but the newest, breaks every hash after it.
+/// Editing any field of any event, or deleting any event but the newest, breaks every hash after it. Deleting the newest,
+/// or recomputing every hash after an edit, leaves a chain that holds: an event's id and hash kept elsewhere (verify's
+/// head, checked later as an anchor) is what shows that.
 /// </summary>
 public static class AuditChain
 {

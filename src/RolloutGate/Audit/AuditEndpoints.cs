@@ -1,4 +1,7 @@
+using System.Diagnostics.CodeAnalysis;
+using System.Globalization;
 using System.Text.Json;
+using System.Text.Json.Serialization;
 using Microsoft.EntityFrameworkCore;
 using RolloutGate.Api;
 using RolloutGate.Core.Audit;
@@ -110,12 +113,26 @@ public static class AuditEndpoints
         return $"<{Microsoft.AspNetCore.WebUtilities.QueryHelpers.AddQueryString(request.PathBase + request.Path, query)}>; rel=\"next\"";
     }
 
-    /// <summary>Recomputes the whole chain in id order; the first event whose hashes do not follow is reported.</summary>
-    private static async Task<IResult> VerifyAsync(RolloutGateDbContext db, CancellationToken cancellationToken)
+    /// <summary>
+    /// Recomputes the whole chain in id order; the first event whose hashes do not follow is reported, and else the head
+    /// (the newest event verified, its id and hash). A chain rewritten whole, or cut short at its end, still holds by
+    /// itself: whoever can write the table can recompute every hash after an edit. An <c>anchor</c> (<c>ID:HASH</c>, a
+    /// head kept somewhere the database's writers cannot reach) catches both: that event must still be there with that
+    /// hash, and since each hash covers every event before it, the trail up to it is then the one that was anchored.
+    /// </summary>
+    private static async Task<IResult> VerifyAsync(RolloutGateDbContext db, string? anchor, CancellationToken cancellationToken)
     {
+        AuditHead? anchored = null;
+        if (anchor is not null && !AuditHead.TryParse(anchor, out anchored))
+        {
+            return Problems.BadRequest(
+                $"anchor '{anchor}' is not ID:HASH (an event's id and its 64 hexadecimal digits of hash, as an earlier verify's head gives them)");
+        }
+
         var running = AuditChain.Genesis;
         long lastId = 0;
         long count = 0;
+        string? anchoredFound = null;
         while (true)
         {
             var batch = await db.AuditEvents.AsNoTracking()
@@ -123,7 +140,9 @@ public static class AuditEndpoints
                 .ToListAsync(cancellationToken);
             if (batch.Count == 0)
             {
-                return TypedResults.Ok(new AuditVerification(true, count, null));
+                var head = count == 0 ? null : new AuditHead(lastId, running);
+                var check = anchored is null ? null : new AnchorCheck(anchored.Id, anchored.Hash, anchoredFound == anchored.Hash, anchoredFound);
+                return TypedResults.Ok(new AuditVerification(check?.Holds ?? true, count, null) { Head = head, Anchor = check });
             }
 
             var broken = AuditChain.FirstBroken(batch.Select(e => (AuditTrail.ToChained(e), e.PrevHash, e.Hash)), ref running);
@@ -131,6 +150,11 @@ public static class AuditEndpoints
             {
                 // The events of this batch before the broken one verified too.
                 return TypedResults.Ok(new AuditVerification(false, count + batch.TakeWhile(e => e.Id != broken).Count(), broken));
+            }
+
+            if (anchored is not null && batch.Find(e => e.Id == anchored.Id) is { } found)
+            {
+                anchoredFound = found.Hash;
             }
 
             count += batch.Count;
@@ -149,8 +173,43 @@ public sealed record AuditEventView(long Id, DateTimeOffset At, string Type, str
 
 public sealed record AuditEventPage(IReadOnlyList<AuditEventView> Events, string? Next);
 
-/// <summary>On failure, <see cref="Events"/> counts the events verified before the first broken one.</summary>
+/// <summary>
+/// On failure, <see cref="Events"/> counts the events verified before the first broken one. <see cref="Head"/> is the
+/// newest event of a chain that holds (none for an empty trail); <see cref="Anchor"/> answers the anchor asked for.
+/// </summary>
 public sealed record AuditVerification(
     bool Ok,
     long Events,
-    [property: System.Text.Json.Serialization.JsonIgnore(Condition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull)] long? FirstBrokenId);
+    [property: JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)] long? FirstBrokenId)
+{
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public AuditHead? Head { get; init; }
+
+    [JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public AnchorCheck? Anchor { get; init; }
+}
+
+/// <summary>An event of the chain by its id and hash: a verify's head, or the anchor a later verify is asked to find.</summary>
+public sealed record AuditHead(long Id, string Hash)
+{
+    /// <summary><c>ID:HASH</c>, as <c>audit verify</c> prints a head; the hash's hexadecimal digits in either case.</summary>
+    public static bool TryParse(string text, [NotNullWhen(true)] out AuditHead? head)
+    {
+        head = null;
+        var parts = text.Trim().Split(':');
+        if (parts.Length != 2
+            || !long.TryParse(parts[0], NumberStyles.None, CultureInfo.InvariantCulture, out var id) || id < 1
+            || parts[1].Length != AuditChain.Genesis.Length || !parts[1].All(char.IsAsciiHexDigit))
+        {
+            return false;
+        }
+
+        head = new AuditHead(id, parts[1].ToLowerInvariant());
+        return true;
+    }
+
+    public override string ToString() => $"{Id.ToString(CultureInfo.InvariantCulture)}:{Hash}";
+}
+
+/// <summary>The anchor asked for (<see cref="Id"/>, <see cref="Hash"/>), and the hash that event has now (<see cref="Found"/>; none when it is gone).</summary>
+public sealed record AnchorCheck(long Id, string Hash, bool Holds, string? Found);

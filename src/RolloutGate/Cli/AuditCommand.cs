@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Net.Http.Headers;
 using System.Text.Json;
+using RolloutGate.Audit;
 using RolloutGate.Core.Runbooks;
 
 namespace RolloutGate.Cli;
@@ -19,10 +20,20 @@ public static class AuditCommand
 
     public const string Usage = """
         usage: rolloutgate audit events [--deployment-id ID] [--service S] [--actor A] [--type T] [--from ISO8601] [--to ISO8601] [--limit N] [--csv] [--url URL]
-               rolloutgate audit verify [--url URL]
+               rolloutgate audit verify [--anchor ID:HASH] [--url URL]
                rolloutgate audit summary [--service S] [--from ISO8601] [--to ISO8601] [--csv] [--url URL]
         The reader token comes from ROLLOUTGATE_READER_TOKEN; the URL from --url, ROLLOUTGATE_URL or http://127.0.0.1:8080.
+        verify prints the chain's head as ID:HASH: keep it where the database's writers cannot change it, and a later
+        verify --anchor ID:HASH checks that the trail up to that event is still the same.
         """;
+
+    /// <summary>The options each command takes: one meant for another is refused, not silently left out of the query.</summary>
+    private static readonly Dictionary<string, string[]> OptionsOf = new(StringComparer.Ordinal)
+    {
+        ["events"] = ["--deployment-id", "--service", "--actor", "--type", "--from", "--to", "--limit", "--csv", "--url"],
+        ["verify"] = ["--anchor", "--url"],
+        ["summary"] = ["--service", "--from", "--to", "--csv", "--url"],
+    };
 
     private static readonly Dictionary<string, string> QueryOptions = new(StringComparer.Ordinal)
     {
@@ -55,12 +66,19 @@ public static class AuditCommand
         }
 
         var query = new List<KeyValuePair<string, string>>();
+        string? anchor = null;
         var csv = false;
         var limit = DefaultLimit;
         var url = environment(GateCommand.UrlVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : GateCommand.DefaultUrl;
         for (var i = 1; i < args.Length; i++)
         {
             var option = args[i];
+            if (!OptionsOf[args[0]].Contains(option, StringComparer.Ordinal) && OptionsOf.Values.Any(o => o.Contains(option, StringComparer.Ordinal)))
+            {
+                await stderr.WriteLineAsync($"{option} is not an option of audit {args[0]}\n{Usage}");
+                return 2;
+            }
+
             if (option == "--csv")
             {
                 csv = true;
@@ -77,6 +95,16 @@ public static class AuditCommand
             if (option == "--url")
             {
                 url = value;
+            }
+            else if (option == "--anchor")
+            {
+                if (!AuditHead.TryParse(value, out var head))
+                {
+                    await stderr.WriteLineAsync($"--anchor '{value}' is not ID:HASH (an event's id and its 64 hexadecimal digits of hash, as verify prints the head)\n{Usage}");
+                    return 2;
+                }
+
+                anchor = head.ToString();
             }
             else if (option == "--limit")
             {
@@ -121,7 +149,7 @@ public static class AuditCommand
             return args[0] switch
             {
                 "events" => await EventsAsync(client, query, limit, csv, stdout, stderr),
-                "verify" => await VerifyAsync(client, stdout),
+                "verify" => await VerifyAsync(client, anchor, stdout),
                 _ => await SummaryAsync(client, query, csv, stdout),
             };
         }
@@ -200,19 +228,47 @@ public static class AuditCommand
         return 0;
     }
 
-    private static async Task<int> VerifyAsync(AuditClient client, TextWriter stdout)
+    private static async Task<int> VerifyAsync(AuditClient client, string? anchor, TextWriter stdout)
     {
-        using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/verify", []));
+        using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/verify", anchor is null ? [] : [new("anchor", anchor)]));
         var root = document.RootElement;
         var events = root.Property("events").GetInt64();
-        if (root.Property("ok").GetBoolean())
+        if (root.TryGetProperty("firstBrokenId", out var broken))
         {
-            await stdout.WriteLineAsync($"audit chain holds: {events} events verified");
-            return 0;
+            await stdout.WriteLineAsync($"audit chain BROKEN at event {broken.GetInt64()} ({events} events before it verified)");
+            return 1;
         }
 
-        await stdout.WriteLineAsync($"audit chain BROKEN at event {root.Property("firstBrokenId").GetInt64()} ({events} events before it verified)");
-        return 1;
+        if (anchor is not null)
+        {
+            // A server that does not know anchors answers without "anchor": that is no answer to the question asked.
+            var check = root.Property("anchor");
+            var id = check.Property("id").GetInt64();
+            if (!check.Property("holds").GetBoolean())
+            {
+                await stdout.WriteLineAsync(check.Property("found").GetString() is { } found
+                    ? $"audit chain does NOT match the anchor: event {id} has hash {found}, not {check.Property("hash").GetString()}; the trail up to it was rewritten or replaced ({events} events, each following from the one before)"
+                    : $"audit chain does NOT match the anchor: event {id} is gone; the trail ends {(root.TryGetProperty("head", out var end) ? $"at event {end.Property("id").GetInt64()}" : "before any event")} (cut short, or restored from a backup older than the anchor)");
+                return 1;
+            }
+
+            await stdout.WriteLineAsync($"audit chain holds: {events} events verified, event {id} still as anchored");
+        }
+        else if (root.Property("ok").GetBoolean())
+        {
+            await stdout.WriteLineAsync($"audit chain holds: {events} events verified");
+        }
+        else
+        {
+            throw new InvalidOperationException("the answer says the chain is broken but names no event");
+        }
+
+        if (root.TryGetProperty("head", out var head))
+        {
+            await stdout.WriteLineAsync($"head: {head.Property("id").GetInt64()}:{head.Property("hash").GetString()}");
+        }
+
+        return 0;
     }
 
     private static async Task<int> SummaryAsync(AuditClient client, List<KeyValuePair<string, string>> query, bool csv, TextWriter stdout)

@@ -1,8 +1,10 @@
 using System.Globalization;
 using System.Net;
+using Microsoft.EntityFrameworkCore;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using RolloutGate.Audit;
+using RolloutGate.Core.Audit;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Tests.Infrastructure;
 
@@ -112,6 +114,106 @@ public sealed class AuditTrailTests
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(tampering.StartsWith("DELETE", StringComparison.Ordinal) ? following : target, verify.GetProperty("firstBrokenId").GetInt64());
         Assert.Equal(before, verify.GetProperty("events").GetInt64());
+    }
+
+    [Fact]
+    public async Task Verify_GivesTheHead_AndAnAnchorTakenFromItHoldsWhileTheTrailGrows()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "h-1");
+        using var reader = service.Reader();
+
+        var first = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var head = first.GetProperty("head");
+        var newest = await service.Database.ScalarAsync<long>("SELECT max(id) FROM audit_events");
+        Assert.Equal(newest, head.GetProperty("id").GetInt64());
+        Assert.Equal(await service.Database.ScalarAsync<string>($"SELECT hash FROM audit_events WHERE id = {newest}"), head.GetProperty("hash").GetString());
+
+        await service.Webhooks.SendEventAsync("deployed", "h-1");
+        // Upper-case hex, as a person may copy it, is the same hash.
+        var anchored = $"{newest}:{head.GetProperty("hash").GetString()!.ToUpperInvariant()}";
+        var later = await (await reader.GetAsync(new Uri($"/api/v1/audit/verify?anchor={anchored}", UriKind.Relative))).JsonAsync();
+
+        Assert.True(later.GetProperty("ok").GetBoolean());
+        Assert.True(later.GetProperty("anchor").GetProperty("holds").GetBoolean());
+        Assert.True(later.GetProperty("head").GetProperty("id").GetInt64() > newest);
+    }
+
+    [Fact]
+    public async Task Verify_ChainRewrittenWholeBySuperuser_HoldsByItself_ButNotAgainstAnAnchorTakenBefore()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "h-2");
+        await service.Webhooks.SendEventAsync("deployed", "h-2");
+        using var reader = service.Reader();
+        var head = (await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("head");
+        var anchor = $"{head.GetProperty("id").GetInt64()}:{head.GetProperty("hash").GetString()}";
+
+        // Someone who can write the table edits an event and recomputes every hash from it on, as the service would.
+        var target = await service.Database.ScalarAsync<long>("SELECT min(id) FROM audit_events WHERE type = 'webhook.deployed'");
+        await service.Database.ExecuteAsync($"SET session_replication_role = replica; UPDATE audit_events SET actor = 'mallory' WHERE id = {target}", asAdmin: true);
+        await using (var scope = service.Host.Services.CreateAsyncScope())
+        {
+            var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+            var rows = db.AuditEvents.AsNoTracking().Where(e => e.Id >= target).OrderBy(e => e.Id).ToList();
+            var previous = rows[0].PrevHash;
+            foreach (var row in rows)
+            {
+                var hash = AuditChain.Hash(previous, AuditTrail.ToChained(row));
+                await service.Database.ExecuteAsync(
+                    $"SET session_replication_role = replica; UPDATE audit_events SET prev_hash = '{previous}', hash = '{hash}' WHERE id = {row.Id}", asAdmin: true);
+                previous = hash;
+            }
+        }
+
+        var plain = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var anchored = await (await reader.GetAsync(new Uri($"/api/v1/audit/verify?anchor={anchor}", UriKind.Relative))).JsonAsync();
+
+        Assert.True(plain.GetProperty("ok").GetBoolean());
+        Assert.False(anchored.GetProperty("ok").GetBoolean());
+        var check = anchored.GetProperty("anchor");
+        Assert.False(check.GetProperty("holds").GetBoolean());
+        Assert.Equal(plain.GetProperty("head").GetProperty("hash").GetString(), check.GetProperty("found").GetString());
+        Assert.False(anchored.TryGetProperty("firstBrokenId", out _));
+    }
+
+    [Fact]
+    public async Task Verify_TrailCutShortAtItsEnd_HoldsByItself_ButTheAnchoredEventIsGone()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "h-3");
+        using var reader = service.Reader();
+        var cut = await service.Database.ScalarAsync<long>("SELECT max(id) FROM audit_events") + 1;
+        await service.Webhooks.SendEventAsync("deployed", "h-3");
+        var head = (await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("head");
+
+        // A restore from an older backup looks like this: the newest events are not there, and what is there holds.
+        await service.Database.ExecuteAsync($"SET session_replication_role = replica; DELETE FROM audit_events WHERE id >= {cut}", asAdmin: true);
+        var plain = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var anchored = await (await reader.GetAsync(new Uri(
+            $"/api/v1/audit/verify?anchor={head.GetProperty("id").GetInt64()}:{head.GetProperty("hash").GetString()}", UriKind.Relative))).JsonAsync();
+
+        Assert.True(plain.GetProperty("ok").GetBoolean());
+        Assert.False(anchored.GetProperty("ok").GetBoolean());
+        Assert.Equal(JsonValueKindNull, anchored.GetProperty("anchor").GetProperty("found").ValueKind);
+        Assert.Equal(cut - 1, anchored.GetProperty("head").GetProperty("id").GetInt64());
+    }
+
+    [Theory]
+    [InlineData("12")]
+    [InlineData("12:abc")]
+    [InlineData("0:0000000000000000000000000000000000000000000000000000000000000000")]
+    [InlineData("x:0000000000000000000000000000000000000000000000000000000000000000")]
+    [InlineData("12:000000000000000000000000000000000000000000000000000000000000000g")]
+    public async Task Verify_AnchorNotIdColonHash_400NamingTheForm(string anchor)
+    {
+        await using var service = await TestService.StartAsync();
+        using var reader = service.Reader();
+
+        var response = await reader.GetAsync(new Uri($"/api/v1/audit/verify?anchor={Uri.EscapeDataString(anchor)}", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Contains("is not ID:HASH", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
     }
 
     [Theory]

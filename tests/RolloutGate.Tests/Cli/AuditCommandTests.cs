@@ -129,6 +129,47 @@ public sealed class AuditCommandTests
     }
 
     [Fact]
+    public async Task Verify_PrintsTheHead_AnAnchorFromItHoldsAsTheTrailGrows_AndExits1OnceTheTrailIsCutShort()
+    {
+        await using var service = await TestService.StartAsync();
+        await service.Webhooks.SendEventAsync("predeploy", "cli-6");
+
+        var (_, output, _) = await RunAsync(service, "verify");
+        var head = System.Text.RegularExpressions.Regex.Match(output, "^head: ([0-9]+):([0-9a-f]{64})$", System.Text.RegularExpressions.RegexOptions.Multiline);
+        Assert.True(head.Success, output);
+        await service.Webhooks.SendEventAsync("deployed", "cli-6");
+        var (holds, holdsOutput, _) = await RunAsync(service, "verify", "--anchor", head.Value["head: ".Length..]);
+        await service.Database.ExecuteAsync($"SET session_replication_role = replica; DELETE FROM audit_events WHERE id >= {head.Groups[1].Value}", asAdmin: true);
+        var (gone, goneOutput, _) = await RunAsync(service, "verify", "--anchor", head.Value["head: ".Length..]);
+
+        Assert.Equal(0, holds);
+        Assert.Contains($"event {head.Groups[1].Value} still as anchored", holdsOutput, StringComparison.Ordinal);
+        Assert.Equal(1, gone);
+        Assert.StartsWith($"audit chain does NOT match the anchor: event {head.Groups[1].Value} is gone", goneOutput, StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("verify", "--service", "checkout")]
+    [InlineData("verify", "--csv")]
+    [InlineData("summary", "--actor", "alice")]
+    [InlineData("events", "--anchor", "1:0000000000000000000000000000000000000000000000000000000000000000")]
+    [InlineData("verify", "--anchor", "12:abc")]
+    public async Task AnOptionOfAnotherCommand_OrAnAnchorNotIdColonHash_Exits2AskingNothing(params string[] args)
+    {
+        var asked = new List<string>();
+        using var http = new HttpClient(new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3}")));
+        using var stderr = new StringWriter();
+
+        var exit = await AuditCommand.RunAsync([.. args, "--url", "http://rolloutgate.example/"], TextWriter.Null, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+
+        Assert.Equal(2, exit);
+        Assert.Empty(asked);
+        Assert.StartsWith(args[1] == "--anchor" && args[0] == "verify" ? "--anchor '12:abc' is not ID:HASH" : $"{args[1]} is not an option of audit {args[0]}",
+            stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Summary_PrintsAServiceRowUnderItsHeader_ADashForAMedianWithNothingToMeasure()
     {
         await using var service = await TestService.StartAsync();
