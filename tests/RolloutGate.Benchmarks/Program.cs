@@ -15,6 +15,7 @@ return args.FirstOrDefault() switch
     "baselines" => BaselineBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     "reports" => await ReportsBenchmark.RunAsync(args[1..]),
+    "verify" => await VerifyBenchmark.RunAsync(args[1..]),
     "slack" => await SlackPressBenchmark.RunAsync(args[1..]),
     "retention" => await RetentionBenchmark.RunAsync(args[1..]),
     "watches" => await WatchScaleBenchmark.RunAsync(args[1..]),
@@ -31,6 +32,7 @@ static int Usage()
                dotnet run -c Release --project tests/RolloutGate.Benchmarks -- baselines
                tests/RolloutGate.Benchmarks/run-with-postgres.sh webhooks [--seconds 20] [--concurrency 16]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh reports [--events 1000000]
+               tests/RolloutGate.Benchmarks/run-with-postgres.sh verify [--events 1000000]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh retention [--deployments 200]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh slack [--presses 400] [--concurrency 16] [--webhook-workers 8]
                tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--burst N] [--set RolloutGate:Watch:Key=Value]

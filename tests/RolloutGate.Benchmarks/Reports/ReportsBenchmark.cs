@@ -126,7 +126,7 @@ public static class ReportsBenchmark
     }
 
     /// <summary>The 1-minute load average every second until cancelled (empty where /proc/loadavg does not exist).</summary>
-    private static async Task<List<double>> SampleLoadAsync(CancellationToken cancellationToken)
+    internal static async Task<List<double>> SampleLoadAsync(CancellationToken cancellationToken)
     {
         var loads = new List<double>();
         while (File.Exists("/proc/loadavg"))
@@ -146,7 +146,7 @@ public static class ReportsBenchmark
         return loads;
     }
 
-    private static string CpuModel() =>
+    internal static string CpuModel() =>
         File.Exists("/proc/cpuinfo")
             ? File.ReadLines("/proc/cpuinfo").FirstOrDefault(line => line.StartsWith("model name", StringComparison.Ordinal))?.Split(':', 2)[1].Trim() ?? "unknown CPU"
             : "unknown CPU";
@@ -171,7 +171,7 @@ public static class ReportsBenchmark
     /// state-change events; one in ten regressed (with a verdict-change event) and was decided: two in three rolled back
     /// by an approver, one in three kept. The rest of the event budget is check results spread over the deployments.
     /// </summary>
-    private static async Task SeedAsync(BenchmarkHost host, int events)
+    internal static async Task SeedAsync(BenchmarkHost host, int events)
     {
         await host.ExecuteAsync($$"""
             INSERT INTO runbook_versions (name, version, sha256, content, file_path, loaded_at)
