@@ -43,6 +43,12 @@ public static class AuditEndpoints
             return Problems.BadRequest($"limit must be between 1 and {MaxLimit}");
         }
 
+        // Event ids start at 1, so 0 is the start of the trail; a negative cursor was read as 0 and answered 200.
+        if (after is < 0)
+        {
+            return Problems.BadRequest($"after '{after}' is not a cursor: pass the next of the previous page as it was given (an event id), or 0 for the first page");
+        }
+
         if (Problems.BackwardsWindow(from, to) is { } backwards)
         {
             return backwards;

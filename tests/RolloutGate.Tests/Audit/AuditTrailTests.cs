@@ -241,6 +241,7 @@ public sealed class AuditTrailTests
         using var reader = service.Reader();
 
         var first = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=p-1&limit=2", UriKind.Relative))).JsonAsync();
+        var fromZero = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=p-1&limit=2&after=0", UriKind.Relative))).JsonAsync();
         var next = first.GetProperty("next").GetString();
         var second = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId=p-1&limit=100&after={next}", UriKind.Relative))).JsonAsync();
         var webhooks = await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=webhook.", UriKind.Relative))).JsonAsync();
@@ -249,6 +250,8 @@ public sealed class AuditTrailTests
         var anonymous = await service.Client.GetAsync(new Uri("/api/v1/audit/events", UriKind.Relative));
 
         Assert.Equal(2, first.GetProperty("events").GetArrayLength());
+        // Event ids start at 1: after=0 is the first page.
+        Assert.Equal(first.GetRawText(), fromZero.GetRawText());
         var total = await service.CountAsync("audit_events", "deployment_id = 'p-1'");
         Assert.Equal(total - 2, second.GetProperty("events").GetArrayLength());
         Assert.Equal(JsonValueKindNull, second.GetProperty("next").ValueKind);

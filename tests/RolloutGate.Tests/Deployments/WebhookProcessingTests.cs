@@ -281,6 +281,13 @@ public sealed class WebhookProcessingTests
             ("/api/v1/audit/events?from=garbage", "from 'garbage' cannot be read: it must be an ISO 8601 time such as 2026-11-21T10:00:00Z."),
             ("/api/v1/audit/events?limit=abc", "limit 'abc' cannot be read: it must be a whole number."),
             ("/api/v1/audit/events?limit=2147483648", "limit '2147483648' cannot be read: it must be a whole number no larger than 2147483647 in size."),
+            ("/api/v1/audit/events?limit=-1", "limit must be between 1 and 1000"),
+            ("/api/v1/audit/events?after=-5", "after '-5' is not a cursor"),
+            ("/api/v1/audit/events?after=abc", "after 'abc' cannot be read: it must be a whole number."),
+            ("/api/v1/audit/events?after=9223372036854775808", "after '9223372036854775808' cannot be read: it must be a whole number no larger than 9223372036854775807 in size."),
+            ("/api/v1/deployments?limit=0", "limit must be between 1 and 1000"),
+            ("/api/v1/deployments?limit=1001", "limit must be between 1 and 1000"),
+            ("/api/v1/deployments?limit=x", "limit 'x' cannot be read: it must be a whole number."),
         })
         {
             await AssertRefused400Async(reader, path, detail);
