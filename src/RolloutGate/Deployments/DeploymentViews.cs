@@ -54,12 +54,14 @@ public sealed record DeploymentView(
 
 /// <summary>
 /// How a deployment was deployed without the gate's allow (<see cref="PreDeployGateBypass"/>): <c>overridden</c> with the
-/// checks that failed, or <c>skipped</c>, and the one line that says so. Absent when the gate allowed it.
+/// checks that failed and those that could not run, or <c>skipped</c>, and the one line that says so. Absent when the gate allowed it.
 /// </summary>
-public sealed record PreDeployGateView(string Status, IReadOnlyList<string> FailedChecks, string Summary)
+public sealed record PreDeployGateView(string Status, IReadOnlyList<string> FailedChecks, IReadOnlyList<string> ErroredChecks, string Summary)
 {
     public static PreDeployGateView? Of(DeploymentRow row) =>
-        PreDeployGateBypass.Describe(row) is { } summary ? new PreDeployGateView(row.PreDeployGate!, row.GateFailedChecks ?? [], summary) : null;
+        PreDeployGateBypass.Describe(row) is { } summary
+            ? new PreDeployGateView(row.PreDeployGate!, row.GateFailedChecks ?? [], row.GateErroredChecks ?? [], summary)
+            : null;
 }
 
 /// <summary>

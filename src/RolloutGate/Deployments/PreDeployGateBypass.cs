@@ -20,27 +20,51 @@ public static class PreDeployGateBypass
     /// <summary>Deployed with no predeploy, where the runbook has pre-deploy checks: they were not run.</summary>
     public const string Skipped = "skipped";
 
-    /// <summary>The one line that says so, null when the gate was not bypassed.</summary>
+    /// <summary>
+    /// The one line that says so, null when the gate was not bypassed: which checks of the deny failed, and which could
+    /// not run (an error: their source did not answer). A deny overridden before the errored ones were kept apart
+    /// (<see cref="DeploymentRow.GateErroredChecks"/> null) names all that did not pass as failed, as it was then.
+    /// </summary>
     public static string? Describe(DeploymentRow deployment) => deployment.PreDeployGate switch
     {
-        Overridden => "deployed although the pre-deploy gate denied it"
-            + (deployment.GateFailedChecks is { Length: > 0 } failed ? $": {string.Join(", ", failed)} failed" : ""),
+        Overridden => "deployed although the pre-deploy gate denied it" + Checks(deployment.GateFailedChecks, deployment.GateErroredChecks),
         Skipped => "deployed without a predeploy: its pre-deploy checks were not run",
         _ => null,
     };
 
-    /// <summary>The names of the checks (built-in rules included) that did not pass in the deny of <paramref name="deploymentId"/>, in the order they ran.</summary>
-    public static async Task<string[]> FailedChecksAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
+    private static string Checks(string[]? failed, string[]? errored)
     {
-        var results = await db.AuditEvents.AsNoTracking()
+        var parts = new List<string>();
+        if (failed is { Length: > 0 })
+        {
+            parts.Add($"{string.Join(", ", failed)} failed");
+        }
+
+        if (errored is { Length: > 0 })
+        {
+            parts.Add($"{string.Join(", ", errored)} could not run (error)");
+        }
+
+        return parts.Count == 0 ? "" : ": " + string.Join("; ", parts);
+    }
+
+    /// <summary>
+    /// The names of the checks (built-in rules included) of the deny of <paramref name="deploymentId"/> that failed, and
+    /// of those that could not run, each in the order they ran.
+    /// </summary>
+    public static async Task<(string[] Failed, string[] Errored)> NotPassedChecksAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
+    {
+        var results = (await db.AuditEvents.AsNoTracking()
             .Where(e => e.DeploymentId == deploymentId && e.Type == AuditEventTypes.CheckResult)
             .OrderBy(e => e.Id)
             .Select(e => e.Data)
-            .ToListAsync(cancellationToken);
-        return results
+            .ToListAsync(cancellationToken))
             .Select(data => JsonSerializer.Deserialize<CheckResult>(data, AuditTrail.DataJson))
-            .Where(result => result is not null && result.Status != CheckStatus.Pass)
-            .Select(result => result!.Name)
-            .ToArray();
+            .OfType<CheckResult>()
+            .ToList();
+        return (Named(results, CheckStatus.Fail), Named(results, CheckStatus.Error));
     }
+
+    private static string[] Named(List<CheckResult> results, string status) =>
+        results.Where(result => result.Status == status).Select(result => result.Name).ToArray();
 }

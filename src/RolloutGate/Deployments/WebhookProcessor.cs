@@ -255,7 +255,7 @@ public sealed partial class WebhookProcessor(
         if (deployment.State == DeploymentState.Denied)
         {
             deployment.PreDeployGate = PreDeployGateBypass.Overridden;
-            deployment.GateFailedChecks = await PreDeployGateBypass.FailedChecksAsync(db, deployment.Id, cancellationToken);
+            (deployment.GateFailedChecks, deployment.GateErroredChecks) = await PreDeployGateBypass.NotPassedChecksAsync(db, deployment.Id, cancellationToken);
         }
 
         // In PostgreSQL's precision (microseconds), so the answer's watchUntil is the one the deployment shows later.
@@ -273,7 +273,7 @@ public sealed partial class WebhookProcessor(
         if (bypass is not null)
         {
             entries.Add(new AuditEntry(AuditEventTypes.GateBypassed, deployment.Id, deployment.Service, request.Initiator,
-                new { preDeployGate = deployment.PreDeployGate, failedChecks = deployment.GateFailedChecks ?? [], summary = bypass }));
+                new { preDeployGate = deployment.PreDeployGate, failedChecks = deployment.GateFailedChecks ?? [], erroredChecks = deployment.GateErroredChecks ?? [], summary = bypass }));
         }
 
         await SaveAsync(cancellationToken);

@@ -580,7 +580,7 @@ public sealed class WebhookProcessingTests
         ]), StringComparison.Ordinal);
 
     [Fact]
-    public async Task Deployed_AfterADeny_WatchedAsAfterAnAllow_RecordSaysTheGateWasOverriddenAndWhichChecksFailed()
+    public async Task Deployed_AfterADeny_WatchedAsAfterAnAllow_RecordSaysTheGateWasOverriddenWhichChecksFailedAndWhichCouldNotRun()
     {
         // An emergency fix pushed through a change freeze was answered 409 and left unwatched, and the pipeline's
         // "gate deployed" step turned red after the deploy had succeeded.
@@ -601,13 +601,13 @@ public sealed class WebhookProcessingTests
             Assert.Equal("watching", json.RootElement.GetProperty("state").GetString());
             Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture),
                 json.RootElement.GetProperty("watchUntil").GetDateTimeOffset());
-            Assert.Equal("deployed although the pre-deploy gate denied it: change-freeze, payments-healthy failed",
+            Assert.Equal("deployed although the pre-deploy gate denied it: change-freeze failed; payments-healthy could not run (error)",
                 json.RootElement.GetProperty("preDeployGate").GetProperty("summary").GetString());
             answeredGate = json.RootElement.GetProperty("preDeployGate").GetRawText();
         }
 
         Assert.Single(service.Host.Logs.Lines, line => line.StartsWith("Warning ", StringComparison.Ordinal) && line.Contains(
-            "Deployment through-freeze (checkout/production) is watched, but it was deployed although the pre-deploy gate denied it: change-freeze, payments-healthy failed",
+            "Deployment through-freeze (checkout/production) is watched, but it was deployed although the pre-deploy gate denied it: change-freeze failed; payments-healthy could not run (error)",
             StringComparison.Ordinal));
 
         // A repeated delivery gets the first answer and has no second effect.
@@ -621,14 +621,17 @@ public sealed class WebhookProcessingTests
         var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=through-freeze&type=deployment.gate-bypassed", UriKind.Relative))).JsonAsync();
         var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
         Assert.Equal("overridden", data.GetProperty("preDeployGate").GetString());
-        Assert.Equal(["change-freeze", "payments-healthy"], data.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        // The freeze failed; the health check could not run (nothing answers on port 9): an error, not a failure.
+        Assert.Equal(["change-freeze"], data.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(["payments-healthy"], data.GetProperty("erroredChecks").EnumerateArray().Select(c => c.GetString()));
 
         var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/through-freeze", UriKind.Relative))).JsonAsync();
         Assert.Equal("watching", view.GetProperty("state").GetString());
         Assert.Equal(DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture), view.GetProperty("watch").GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
         var gate = view.GetProperty("preDeployGate");
         Assert.Equal("overridden", gate.GetProperty("status").GetString());
-        Assert.Equal(["change-freeze", "payments-healthy"], gate.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(["change-freeze"], gate.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
+        Assert.Equal(["payments-healthy"], gate.GetProperty("erroredChecks").EnumerateArray().Select(c => c.GetString()));
         // One shape under one name: the deployed answer's preDeployGate is the view's.
         Assert.Equal(gate.GetRawText(), answeredGate);
     }

@@ -78,8 +78,14 @@ public sealed class DeploymentRow
     /// </summary>
     public string? PreDeployGate { get; set; }
 
-    /// <summary>The failed checks of the deny that was overridden; null unless <see cref="PreDeployGate"/> is overridden.</summary>
+    /// <summary>
+    /// The failed checks of the deny that was overridden; null unless <see cref="PreDeployGate"/> is overridden. Before
+    /// <see cref="GateErroredChecks"/> was kept, the ones that could not run too.
+    /// </summary>
     public string[]? GateFailedChecks { get; set; }
+
+    /// <summary>The checks of the overridden deny that could not run (status error); null when it was overridden before they were kept apart.</summary>
+    public string[]? GateErroredChecks { get; set; }
 
     public List<DecisionRow> Decisions { get; set; } = [];
 }
