@@ -30,7 +30,7 @@ internal sealed class ArgoRolloutsRollbackAction(IKubernetesClient kubernetes, R
             return Task.FromResult(KubernetesTrafficShift.MissingNamespace(action));
         }
 
-        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
+        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", request.BeforeEachAttempt, async token =>
         {
             var current = await kubernetes.GetAsync(KubernetesResource.ArgoRollout, @namespace, argo.Rollout, token);
             if (FullyPromotedHash(current) is { } stable)

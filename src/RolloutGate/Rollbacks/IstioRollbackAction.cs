@@ -25,8 +25,8 @@ internal sealed class IstioRollbackAction(KubernetesTrafficShift shift, IKuberne
         ServiceHosts Service() => new(request.Mesh.Namespace!, request.Mesh.Workload, request.Service);
         return shift.ShiftAsync(
             $"istio VirtualService {request.Mesh.Namespace}/{istio.VirtualService}: HTTP routes of {request.Mesh.Workload ?? request.Service} to subset {istio.StableSubset}",
+            request,
             [KubernetesResource.IstioVirtualService],
-            request.Mesh.Namespace,
             istio.VirtualService,
             "http",
             spec => StableTraffic.IstioHttpRoutes(spec, Service(), istio.StableSubset),

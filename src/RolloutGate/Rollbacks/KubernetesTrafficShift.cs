@@ -18,20 +18,20 @@ internal sealed class KubernetesTrafficShift(IKubernetesClient kubernetes, Rollb
 {
     public Task<RollbackOutcome> ShiftAsync(
         string action,
+        RollbackRequest request,
         IReadOnlyList<KubernetesResource> resources,
-        string? @namespace,
         string name,
         string listField,
         Func<JsonObject?, StableTrafficShift> rewrite,
         CancellationToken cancellationToken,
         Func<CancellationToken, Task<string>>? beforePatch = null)
     {
-        if (string.IsNullOrEmpty(@namespace))
+        if (request.Mesh.Namespace is not { Length: > 0 } @namespace)
         {
             return Task.FromResult(MissingNamespace(action));
         }
 
-        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", async token =>
+        return attempts.RunAsync(action, $"the Kubernetes API at {Urls.Shown(kubernetes.BaseAddress)}", request.BeforeEachAttempt, async token =>
         {
             // Every rewrite is computed, and any refused, before anything is written.
             var (objects, unread) = await FindAsync(resources, @namespace, name, token);

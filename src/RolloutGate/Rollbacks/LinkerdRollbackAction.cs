@@ -18,8 +18,8 @@ internal sealed class LinkerdRollbackAction(KubernetesTrafficShift shift)
     public Task<RollbackOutcome> ExecuteAsync(LinkerdRollback linkerd, RollbackRequest request, CancellationToken cancellationToken) =>
         shift.ShiftAsync(
             $"linkerd HTTPRoute {request.Mesh.Namespace}/{linkerd.HttpRoute}: all traffic to backend {linkerd.StableBackend}",
+            request,
             [KubernetesResource.GatewayHttpRoute, KubernetesResource.LinkerdHttpRoute],
-            request.Mesh.Namespace,
             linkerd.HttpRoute,
             "rules",
             spec => StableTraffic.HttpRouteRules(spec?["rules"] as JsonArray, request.Mesh.Namespace!, linkerd.StableBackend),

@@ -17,6 +17,12 @@ public sealed record RollbackRequest(
     MeshSpec Mesh,
     string IdempotencyKey)
 {
+    /// <summary>
+    /// Awaited before each attempt begins, the first included; throws <see cref="OperationCanceledException"/> (with the
+    /// action's token cancelled) to begin none. The dispatcher's check that the deployment was not stopped meanwhile.
+    /// </summary>
+    public Func<CancellationToken, Task>? BeforeEachAttempt { get; init; }
+
     /// <summary>The rollback a runbook prescribes; a runbook without <c>rollback.action</c> gets a request that fails plainly.</summary>
     public static RollbackRequest For(
         Runbook runbook, string deploymentId, string environment, string rollbackTo, string reason, string idempotencyKey) =>

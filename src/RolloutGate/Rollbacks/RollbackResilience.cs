@@ -63,8 +63,12 @@ public sealed class RollbackResilienceOptions
 internal sealed partial class RollbackAttempts(
     IOptionsMonitor<RollbackResilienceOptions> options, TimeProvider time, ILogger<RollbackAttempts> logger)
 {
+    /// <summary>
+    /// Runs <paramref name="attempt"/> until it succeeds or fails for good; <paramref name="beforeEachAttempt"/> (the
+    /// request's <see cref="RollbackRequest.BeforeEachAttempt"/>) is awaited before each one, and an attempt it cancels is not counted.
+    /// </summary>
     public async Task<RollbackOutcome> RunAsync(
-        string action, string target, Func<CancellationToken, Task<string>> attempt, CancellationToken cancellationToken)
+        string action, string target, Func<CancellationToken, Task>? beforeEachAttempt, Func<CancellationToken, Task<string>> attempt, CancellationToken cancellationToken)
     {
         var settings = options.CurrentValue;
         var attempts = 0;
@@ -73,6 +77,11 @@ internal sealed partial class RollbackAttempts(
             var detail = await Pipeline(settings, action).ExecuteAsync(
                 async token =>
                 {
+                    if (beforeEachAttempt is not null)
+                    {
+                        await beforeEachAttempt(token);
+                    }
+
                     attempts++;
                     return await attempt(token);
                 },

@@ -11,8 +11,8 @@ internal sealed class SmiRollbackAction(KubernetesTrafficShift shift)
     public Task<RollbackOutcome> ExecuteAsync(SmiRollback smi, RollbackRequest request, CancellationToken cancellationToken) =>
         shift.ShiftAsync(
             $"smi TrafficSplit {request.Mesh.Namespace}/{smi.TrafficSplit}: all traffic to backend {smi.StableBackend}",
+            request,
             [KubernetesResource.SmiTrafficSplit],
-            request.Mesh.Namespace,
             smi.TrafficSplit,
             "backends",
             spec => StableTraffic.TrafficSplitBackends(spec?["backends"] as JsonArray, smi.StableBackend),

@@ -29,7 +29,7 @@ internal sealed class WebhookRollbackAction(IHttpClientFactory httpClients, Roll
         var body = JsonSerializer.SerializeToUtf8Bytes(
             new RollbackWebhookBody(request.DeploymentId, request.Service, request.Environment, request.RollbackTo, request.Reason), Json);
 
-        return attempts.RunAsync(action, shown, async token =>
+        return attempts.RunAsync(action, shown, request.BeforeEachAttempt, async token =>
         {
             // Signed afresh on every attempt: the receiver refuses timestamps more than five minutes old.
             var timestamp = time.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);

@@ -35,6 +35,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private readonly Lock gate = new();
     private Action<JsonObject>? concurrentEdit;
     private Action? afterPatch;
+    private Func<Task>? beforeAnswer;
 
     private FakeKubernetesApiServer(WebApplication app, string tokenFile)
     {
@@ -211,6 +212,17 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     /// <summary>Runs once the next PATCH has been applied, before it is answered.</summary>
     public void AfterNextPatch(Action action) => afterPatch = action;
 
+    /// <summary>Runs, and is awaited, when the next request of any kind arrives, before it is answered (or fails as <see cref="FailNext"/> says).</summary>
+    public void BeforeNextAnswer(Func<Task> action) => beforeAnswer = action;
+
+    private async Task BeforeAnswerAsync()
+    {
+        if (Interlocked.Exchange(ref beforeAnswer, null) is { } action)
+        {
+            await action();
+        }
+    }
+
     /// <summary>
     /// A list as the API server answers it: <c>{Kind}List</c> with the collection's resourceVersion and the objects of
     /// the namespace in <c>items</c>, ordered by name (etcd's key order).
@@ -218,6 +230,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     private async Task<IResult> ListAsync(HttpContext context, string group, string version, string ns, string plural)
     {
         Requests.Enqueue($"{context.Request.Method} {context.Request.Path}");
+        await BeforeAnswerAsync();
         if (failures.TryDequeue(out var failure) || listFailures.TryDequeue(out failure))
         {
             return Failure(context, failure, ns, group, plural, name: null);
@@ -253,6 +266,7 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
     {
         var request = context.Request;
         Requests.Enqueue($"{request.Method} {request.Path}");
+        await BeforeAnswerAsync();
         if (failures.TryDequeue(out var failure))
         {
             return Failure(context, failure, ns, group, plural, name);

@@ -149,6 +149,33 @@ public sealed class RollbackDispatcherTests
     }
 
     [Fact]
+    public async Task StoppedDuringAnAttempt_TheRetryRightAfterIt_NotMade()
+    {
+        // The stop is committed while the first attempt is on its way, and the retry comes at once (no backoff): polled
+        // every second, the stop was seen only after the retry had read and patched the VirtualService again.
+        await using var kubernetes = await HalfCanaryAsync();
+        kubernetes.FailNext(500);
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes), services =>
+            services.Configure<RollbackResilienceOptions>(options =>
+            {
+                options.BaseDelay = TimeSpan.Zero;
+            }));
+        kubernetes.BeforeNextAnswer(() => service.DecideAsync("rb-halt-at-once", "stop", "carol", "taking over by hand"));
+
+        await service.Webhooks.SendEventAsync("deployed", "rb-halt-at-once");
+        await service.RegressAsync("rb-halt-at-once", "p95-latency");
+        await service.DecideAsync("rb-halt-at-once", "rollback", "bob");
+
+        await WaitForAsync(service, "SELECT count(*) FROM rollback_actions WHERE deployment_id = 'rb-halt-at-once' AND finished_at IS NOT NULL");
+        Assert.Single(kubernetes.Requests);
+        Assert.Equal(2, kubernetes.Stored(KubernetesResource.IstioVirtualService, "shop", "checkout")["spec"]!["http"]![0]!["route"]!.AsArray().Count);
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-halt-at-once' AND NOT succeeded AND attempts = 1"));
+        var detail = await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'detail' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-halt-at-once'");
+        Assert.StartsWith("halted after 1 attempt(s): the deployment became stopped while the action was under way", detail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task FailedAction_RollbackDecidedAgain_RetriesItOnce()
     {
         await using var kubernetes = await FakeKubernetesApiServer.StartAsync();
