@@ -31,6 +31,14 @@ public static class RolloutGateApplication
     /// sweep runs some every second). Given the lowest precedence, so that appsettings.json and <c>Logging__LogLevel__*</c>
     /// variables still override them, and kept here rather than in appsettings.json, so that they hold also when the
     /// service is started from a folder other than its own (appsettings.json is read from the current folder).
+    /// <para>
+    /// The generic host's own log (Microsoft.Extensions.Hosting.Internal.Host) at Critical: its Error lines only say again, with the stack
+    /// trace, what another line says. "Hosting failed to start" comes before the one line Program.cs writes to stderr
+    /// for a start that cannot succeed (the database unreachable, the address taken): some 70 lines of stack trace on
+    /// stdout for a newcomer to read past. A start failing otherwise is an unhandled exception, printed whole by the
+    /// runtime; a background service that fails is logged at Critical with its exception too (it stops the host). Set
+    /// <c>Logging__LogLevel__Microsoft.Extensions.Hosting.Internal.Host=Error</c> to see the host's lines.
+    /// </para>
     /// </summary>
     private static readonly Dictionary<string, string?> DefaultLogLevels = new()
     {
@@ -40,7 +48,9 @@ public static class RolloutGateApplication
         ["Logging:LogLevel:Quartz"] = "Warning",
         ["Logging:LogLevel:System.Net.Http.HttpClient"] = "Warning",
         ["Logging:LogLevel:Polly"] = "Warning",
+        ["Logging:LogLevel:Microsoft.Extensions.Hosting.Internal.Host"] = "Critical",
     };
+
 
     public static WebApplicationBuilder AddRolloutGate(this WebApplicationBuilder builder)
     {

@@ -17,7 +17,24 @@ public sealed class StartupTests
             $"Host=127.0.0.1;Port=1;Database=rolloutgate;Username=rolloutgate;Password={password}");
 
         Assert.Contains("RolloutGate cannot start: cannot connect to PostgreSQL at 127.0.0.1:1 (database 'rolloutgate', user 'rolloutgate')", stderr, StringComparison.Ordinal);
+        Assert.Single(stderr.Trim().Split('\n'));
         Assert.DoesNotContain(password, stderr + stdout, StringComparison.Ordinal);
+        // The one line is all: the host's "Hosting failed to start" wrote the same exception on stdout, some 70 lines of
+        // stack trace a newcomer had to read past.
+        AssertNoErrorLogged(stdout);
+    }
+
+    [Fact]
+    public async Task DatabaseUnreachable_HostLogAskedFor_TheStackTraceIsShown()
+    {
+        var (stdout, _) = await FailedStartAsync(environment =>
+        {
+            environment["ConnectionStrings__RolloutGate"] = "Host=127.0.0.1;Port=1;Database=rolloutgate;Username=rolloutgate";
+            environment["Logging__LogLevel__Microsoft.Extensions.Hosting.Internal.Host"] = "Error";
+        });
+
+        Assert.Contains("fail: Microsoft.Extensions.Hosting.Internal.Host[11]", stdout, StringComparison.Ordinal);
+        Assert.Contains("RolloutGate.StartupException: cannot connect to PostgreSQL", stdout, StringComparison.Ordinal);
     }
 
     [Theory]
@@ -127,10 +144,8 @@ public sealed class StartupTests
             $"RolloutGate cannot start: cannot listen on {url}: the address is already in use (another process listens there: stop it, or give RolloutGate another address with --urls or ASPNETCORE_URLS)",
             stderr.Trim());
         Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
-        // The host's own "Hosting failed to start", and nothing from services torn down while they ran.
-        Assert.Equal(
-            ["fail: Microsoft.Extensions.Hosting.Internal.Host[11]"],
-            stdout.Split('\n').Select(line => line.Trim()).Where(line => line.StartsWith("fail:", StringComparison.Ordinal) || line.StartsWith("crit:", StringComparison.Ordinal)));
+        // Nothing from services torn down while they ran, nor the host's own "Hosting failed to start" with its stack trace.
+        AssertNoErrorLogged(stdout);
     }
 
     [Fact]
@@ -149,6 +164,7 @@ public sealed class StartupTests
         Assert.StartsWith("RolloutGate cannot start: cannot listen on the configured address (--urls or ASPNETCORE_URLS): ", stderr.Trim(), StringComparison.Ordinal);
         Assert.Single(stderr.Trim().Split('\n'));
         Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
+        AssertNoErrorLogged(stdout);
     }
 
     [Fact]
@@ -178,6 +194,14 @@ public sealed class StartupTests
     /// The service started from a shell in a new folder holding runbooks/checkout.yaml (PWD), without RunbooksPath: the
     /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
     /// </summary>
+    /// <summary>No line at Error or Critical, and no stack trace.</summary>
+    private static void AssertNoErrorLogged(string stdout)
+    {
+        var lines = stdout.Split('\n').Select(line => line.Trim()).ToList();
+        Assert.DoesNotContain(lines, line => line.StartsWith("fail:", StringComparison.Ordinal) || line.StartsWith("crit:", StringComparison.Ordinal)
+            || line.StartsWith("at ", StringComparison.Ordinal));
+    }
+
     /// <summary>Starts the service as a process with its environment changed by <paramref name="change"/>, and asserts it exits with 1.</summary>
     private static async Task<(string Stdout, string Stderr)> FailedStartAsync(Action<IDictionary<string, string?>> change, string urls = "http://127.0.0.1:0")
     {
