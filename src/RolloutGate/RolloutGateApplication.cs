@@ -51,7 +51,6 @@ public static class RolloutGateApplication
         ["Logging:LogLevel:Microsoft.Extensions.Hosting.Internal.Host"] = "Critical",
     };
 
-
     public static WebApplicationBuilder AddRolloutGate(this WebApplicationBuilder builder)
     {
         builder.Configuration.Sources.Insert(0, new MemoryConfigurationSource { InitialData = DefaultLogLevels });
