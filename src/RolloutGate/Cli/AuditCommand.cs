@@ -183,17 +183,18 @@ public static class AuditCommand
 
             if (csv)
             {
-                // Pages come as CSV too; the header is written once. The cursor is the last id of the page, when the
+                // Pages come as CSV too; the header is written once, and each row as the server wrote it, a line break
+                // inside a quoted cell (an actor "ops\r\nteam") included. The cursor is the last id of the page, when the
                 // answer's Link header says a next page follows.
-                var lines = (await client.GetAsync("api/v1/audit/events", page)).Split("\r\n", StringSplitOptions.RemoveEmptyEntries);
-                foreach (var line in lines.Skip(written == 0 ? 0 : 1))
+                var records = CsvRecords(await client.GetAsync("api/v1/audit/events", page));
+                foreach (var record in records.Skip(written == 0 ? 0 : 1))
                 {
-                    await stdout.WriteLineAsync(line);
+                    await stdout.WriteAsync(record + "\r\n");
                 }
 
-                var rows = lines.Length - 1;
+                var rows = records.Count - 1;
                 written += rows;
-                after = rows == 0 || !client.NextPageFollows ? null : lines[^1][..lines[^1].IndexOf(',', StringComparison.Ordinal)];
+                after = rows <= 0 || !client.NextPageFollows ? null : records[^1][..records[^1].IndexOf(',', StringComparison.Ordinal)];
                 continue;
             }
 
@@ -297,6 +298,37 @@ public static class AuditCommand
         await TextTable.WriteAsync(stdout, "",
             [["SERVICE", "DEPLOYMENTS", "ROLLBACKS", "CHANGE-FAILURE-RATE", "MEDIAN-DETECT-S", "MEDIAN-ROLLBACK-S", "AUTO", "HUMAN", "DISMISSED"], .. rows]);
         return 0;
+    }
+
+    /// <summary>
+    /// The records of an RFC 4180 text (<see cref="Api.Csv"/>), each without its CRLF: a line break inside a quoted cell is
+    /// part of its record, not the end of one.
+    /// </summary>
+    internal static List<string> CsvRecords(string text)
+    {
+        var records = new List<string>();
+        var start = 0;
+        var quoted = false;
+        for (var i = 0; i < text.Length; i++)
+        {
+            if (text[i] == '"')
+            {
+                quoted = !quoted;
+            }
+            else if (!quoted && text[i] == '\n')
+            {
+                var end = i > start && text[i - 1] == '\r' ? i - 1 : i;
+                records.Add(text[start..end]);
+                start = i + 1;
+            }
+        }
+
+        if (start < text.Length)
+        {
+            records.Add(text[start..]);
+        }
+
+        return records;
     }
 
     /// <summary>The property <paramref name="name"/> of an answer; a <see cref="JsonException"/> naming it when there is none.</summary>

@@ -94,14 +94,9 @@ public sealed class AuditCommandTests
               {"id": 8, "at": "2026-12-06T00:48:25.9+01:00", "type": "decision", "deploymentId": null, "actor": null, "data": {}, "hash": "cd"}
             ], "next": null}
             """;
-        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", Body));
-        using var stdout = new StringWriter();
-        using var stderr = new StringWriter();
+        var (exit, output, error) = await AnsweredByAsync(new CannedAnswer(HttpStatusCode.OK, "application/json", Body), "events");
 
-        var exit = await AuditCommand.RunAsync(["events", "--url", "http://rolloutgate.example/"], stdout, stderr,
-            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
-
-        Assert.True(exit == 0, stderr.ToString());
+        Assert.True(exit == 0, error);
         Assert.Equal(
             """
             ID  AT                    TYPE               DEPLOYMENT  ACTOR  DATA
@@ -109,7 +104,27 @@ public sealed class AuditCommandTests
             8   2026-12-05T23:48:25Z  decision           -           -      {}
 
             """.ReplaceLineEndings("\n"),
-            stdout.ToString().ReplaceLineEndings("\n"));
+            output.ReplaceLineEndings("\n"));
+    }
+
+    /// <summary>
+    /// A CSV cell may hold a line break (RFC 4180 quotes it; an initiator "ops\r\nteam"): --csv prints each row as the
+    /// server wrote it, and the next page follows the id of the page's last row, wherever its line breaks are.
+    /// </summary>
+    [Fact]
+    public async Task Events_Csv_ALineBreakInACellOfAPagesLastRow_PrintedAsSentAndTheNextPageFollowsItsId()
+    {
+        const string Header = "id,at,type,deploymentId,service,actor,data,hash\r\n";
+        const string First = "1,2026-12-07T10:00:00.000000Z,webhook.refused,r-1,shop,alice,\"{\"\"answer\"\":422}\",h1\r\n"
+            + "2,2026-12-07T10:00:01.000000Z,webhook.refused,r-2,shop,\"Zoë \"\"Z\"\", ops\r\n\r\nteam\",\"{\"\"answer\"\":422}\",h2\r\n";
+        const string Second = "3,2026-12-07T10:00:02.000000Z,webhook.refused,r-3,shop,alice,\"{\"\"answer\"\":422}\",h3\r\n";
+        var urls = new List<string>();
+        var (exit, output, error) = await AnsweredByAsync(new Recording(urls, new CsvPages(Header, First, Second, after: "2")), "events", "--csv");
+
+        Assert.True(exit == 0, error);
+        Assert.Equal(Header + First + Second, output);
+        Assert.Equal(2, urls.Count);
+        Assert.EndsWith("&after=2", urls[1], StringComparison.Ordinal);
     }
 
     [Fact]
@@ -363,6 +378,17 @@ public sealed class AuditCommandTests
         return (exit, stdout.ToString(), stderr.ToString());
     }
 
+    /// <summary>The command run against <paramref name="server"/> (a canned answer) at http://rolloutgate.example/, with the reader token.</summary>
+    private static async Task<(int Exit, string Output, string Error)> AnsweredByAsync(HttpMessageHandler server, params string[] args)
+    {
+        using var http = new HttpClient(server);
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+        var exit = await AuditCommand.RunAsync([.. args, "--url", "http://rolloutgate.example/"], stdout, stderr,
+            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+        return (exit, stdout.ToString(), stderr.ToString());
+    }
+
     /// <summary>Each request's URL, in order, before <paramref name="server"/> answers it.</summary>
     private sealed class Recording(List<string> urls, HttpMessageHandler server) : DelegatingHandler(server)
     {
@@ -370,6 +396,25 @@ public sealed class AuditCommandTests
         {
             urls.Add(request.RequestUri!.AbsoluteUri);
             return base.SendAsync(request, cancellationToken);
+        }
+    }
+
+    /// <summary>Two pages of audit events as CSV: the first with a Link to the second, which <c>after</c> names; any other cursor is refused.</summary>
+    private sealed class CsvPages(string header, string first, string second, string after) : HttpMessageHandler
+    {
+        protected override Task<HttpResponseMessage> SendAsync(HttpRequestMessage request, CancellationToken cancellationToken)
+        {
+            var query = Microsoft.AspNetCore.WebUtilities.QueryHelpers.ParseQuery(request.RequestUri!.Query);
+            if (!query.TryGetValue("after", out var cursor))
+            {
+                var page = new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(header + first, System.Text.Encoding.UTF8, "text/csv") };
+                page.Headers.Add("Link", $"</api/v1/audit/events?limit=500&after={after}>; rel=\"next\"");
+                return Task.FromResult(page);
+            }
+
+            return Task.FromResult(cursor == after
+                ? new HttpResponseMessage(HttpStatusCode.OK) { Content = new StringContent(header + second, System.Text.Encoding.UTF8, "text/csv") }
+                : new HttpResponseMessage(HttpStatusCode.BadRequest) { Content = new StringContent($"after '{cursor}' is not an event id") });
         }
     }
 
