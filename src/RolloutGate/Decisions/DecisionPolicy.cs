@@ -26,6 +26,9 @@ public sealed class DecisionPolicy(
 {
     public const string AutomaticActor = "rolloutgate";
 
+    /// <summary>The <c>source</c> of a decision that <see cref="ApplyTimeoutsAsync"/> takes, as <see cref="AutomaticActor"/>.</summary>
+    public const string TimeoutSource = "timeout";
+
     /// <summary>"RGAUTORB" as a 64-bit number: serialises the count of automatic rollbacks against its limit.</summary>
     private const long AutomaticBudgetLockKey = 0x5247_4155_544F_5242;
 
@@ -131,7 +134,7 @@ public sealed class DecisionPolicy(
             var decisions = scope.ServiceProvider.GetRequiredService<DeploymentDecisions>();
             var result = await decisions.DecideAsync(deployment.Id, kind, AutomaticActor,
                 $"no decision within {DurationText.Format(rollback.ApprovalTimeout)}; the runbook says onTimeout: {rollback.OnTimeout.ToString().ToLowerInvariant()}",
-                "timeout", cancellationToken);
+                TimeoutSource, cancellationToken);
             decided += result is Microsoft.AspNetCore.Http.HttpResults.Ok<StateResponse> ? 1 : 0;
         }
 

@@ -48,6 +48,14 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
             return Problems.BadRequest($"actor is {actor.Length} characters long; at most {MaxActorLength} are accepted");
         }
 
+        if (source != Decisions.DecisionPolicy.TimeoutSource && string.Equals(actor, Decisions.DecisionPolicy.AutomaticActor, StringComparison.OrdinalIgnoreCase))
+        {
+            // The reports count a rollback by this actor as automatic and every other decision as a person's, as the
+            // audit trail reads: a person deciding under RolloutGate's own name would be counted, and read, as RolloutGate.
+            return Problems.BadRequest(
+                $"actor '{actor}' is the name RolloutGate decides under (automatic rollbacks, approval time-outs); give the name of the person deciding");
+        }
+
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         // FOR UPDATE: two people deciding at once are serialised; the second sees the first one's state.
         var deployment = await db.Deployments

@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Net.Http.Json;
 using System.Text.Json;
 using RolloutGate.Tests.Infrastructure;
 
@@ -104,6 +105,35 @@ public sealed class SummaryReportTests
         var shifted = await SummaryOfAsync(reader, $"/api/v1/reports/summary?from={Uri.EscapeDataString(elsewhere)}&to={to}");
         Assert.Equal(2, shifted.GetProperty("deployments").GetInt32());
         Assert.Equal(1, shifted.GetProperty("rollbacks").GetInt32());
+    }
+
+    /// <summary>
+    /// The summary counts a rollback decided by <c>rolloutgate</c> as automatic and any other decision as a person's, as the
+    /// audit trail reads: a person deciding over HTTP or in the inbox under that name is refused, or their rollback would be
+    /// counted (and read in the trail) as RolloutGate's own.
+    /// </summary>
+    [Theory]
+    [InlineData("rolloutgate")]
+    [InlineData("RolloutGate")]
+    public async Task Decision_ByAPersonUnderRolloutGatesOwnName_Refused400_NotCountedAsAnAutomaticRollback(string actor)
+    {
+        await using var service = await TestService.StartAsync();
+        await DeployAsync(service, "f1", "checkout", DateTimeOffset.UtcNow.AddSeconds(-60));
+        await service.RegressAsync("f1");
+        using var @operator = service.Operator();
+
+        var rollback = await @operator.PostAsJsonAsync("/api/v1/deployments/f1/rollback", new { actor, reason = "looks bad" });
+
+        Assert.Equal(System.Net.HttpStatusCode.BadRequest, rollback.StatusCode);
+        Assert.Equal(
+            $"actor '{actor}' is the name RolloutGate decides under (automatic rollbacks, approval time-outs); give the name of the person deciding",
+            (await rollback.JsonAsync()).GetProperty("detail").GetString());
+        Assert.Equal("regressed", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'f1'"));
+        Assert.Equal(0, await service.CountAsync("decisions"));
+        using var reader = service.Reader();
+        var summary = await SummaryOfAsync(reader, "/api/v1/reports/summary");
+        Assert.Equal(0, summary.GetProperty("autoRollbacks").GetInt32());
+        Assert.Equal(0, summary.GetProperty("humanDecisions").GetInt32());
     }
 
     [Fact]
