@@ -28,7 +28,10 @@ public static class AuditCommand
         verify --anchor ID:HASH checks that the trail up to that event is still the same.
         """;
 
-    /// <summary>The options each command takes: one meant for another is refused, not silently left out of the query.</summary>
+    /// <summary>
+    /// The options each command reads. The server ignores a query parameter it does not know, so an option another command
+    /// takes (<c>summary --actor bob</c>) would print an answer as if it had been applied.
+    /// </summary>
     private static readonly Dictionary<string, string[]> OptionsOf = new(StringComparer.Ordinal)
     {
         ["events"] = ["--deployment-id", "--service", "--actor", "--type", "--from", "--to", "--limit", "--csv", "--url"],
@@ -76,7 +79,7 @@ public static class AuditCommand
             var option = args[i];
             if (!OptionsOf[args[0]].Contains(option, StringComparer.Ordinal) && OptionsOf.Values.Any(o => o.Contains(option, StringComparer.Ordinal)))
             {
-                await stderr.WriteLineAsync($"{option} is not an option of audit {args[0]}\n{Usage}");
+                await stderr.WriteLineAsync($"{option} does not apply to audit {args[0]}\n{Usage}");
                 return 2;
             }
 

@@ -184,24 +184,18 @@ public sealed class AuditCommandTests
     }
 
     [Theory]
-    [InlineData("verify", "--service", "checkout")]
-    [InlineData("verify", "--csv")]
-    [InlineData("summary", "--actor", "alice")]
-    [InlineData("events", "--anchor", "1:0000000000000000000000000000000000000000000000000000000000000000")]
-    [InlineData("verify", "--anchor", "12:abc")]
-    public async Task AnOptionOfAnotherCommand_OrAnAnchorNotIdColonHash_Exits2AskingNothing(params string[] args)
+    [InlineData("12:abc")]
+    [InlineData("0:0000000000000000000000000000000000000000000000000000000000000000")]
+    public async Task Verify_AnAnchorNotIdColonHash_Exits2AskingNothing(string anchor)
     {
         var asked = new List<string>();
-        using var http = new HttpClient(new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3}")));
-        using var stderr = new StringWriter();
 
-        var exit = await AuditCommand.RunAsync([.. args, "--url", "http://rolloutgate.example/"], TextWriter.Null, stderr,
-            name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
+        var (exit, _, error) = await AnsweredByAsync(
+            new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3}")), ["verify", "--anchor", anchor]);
 
         Assert.Equal(2, exit);
         Assert.Empty(asked);
-        Assert.StartsWith(args[1] == "--anchor" && args[0] == "verify" ? "--anchor '12:abc' is not ID:HASH" : $"{args[1]} is not an option of audit {args[0]}",
-            stderr.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith($"--anchor '{anchor}' is not ID:HASH", error, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -223,6 +217,32 @@ public sealed class AuditCommandTests
             """.ReplaceLineEndings("\n"),
             output.ReplaceLineEndings("\n"));
         Assert.EndsWith("\ncheckout,1,0,0,,,0,0,0\r\n", csv, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// The server ignores a query parameter it does not know: summary --actor bob printed the whole summary as if it were
+    /// bob's. An option of another command is a usage error, and nothing is asked.
+    /// </summary>
+    [Theory]
+    [InlineData("summary", "--actor", "bob")]
+    [InlineData("summary", "--type", "decision")]
+    [InlineData("summary", "--deployment-id", "gh-1")]
+    [InlineData("summary", "--limit", "5")]
+    [InlineData("verify", "--service", "checkout")]
+    [InlineData("verify", "--csv", null)]
+    [InlineData("events", "--anchor", "1:0000000000000000000000000000000000000000000000000000000000000000")]
+    public async Task OptionOfAnotherCommand_Exits2SayingSo_WithoutAsking(string command, string option, string? value)
+    {
+        var asked = new List<string>();
+        string[] args = value is null ? [command, option] : [command, option, value];
+
+        var (exit, output, error) = await AnsweredByAsync(
+            new Recording(asked, new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"ok\": true, \"events\": 3, \"services\": []}")), args);
+
+        Assert.Equal(2, exit);
+        Assert.Equal("", output);
+        Assert.StartsWith($"{option} does not apply to audit {command}\n", error.ReplaceLineEndings("\n"), StringComparison.Ordinal);
+        Assert.Empty(asked);
     }
 
     [Fact]
