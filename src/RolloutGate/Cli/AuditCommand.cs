@@ -22,7 +22,7 @@ public static class AuditCommand
     public const string Usage = """
         usage: rolloutgate audit events [--deployment-id ID] [--service S] [--actor A] [--type T] [--from ISO8601] [--to ISO8601] [--limit N] [--csv] [--url URL]
                rolloutgate audit verify [--anchor ID:HASH] [--url URL]
-               rolloutgate audit summary [--service S] [--from ISO8601] [--to ISO8601] [--csv] [--url URL]
+               rolloutgate audit summary [--service S] [--environment E] [--from ISO8601] [--to ISO8601] [--csv] [--url URL]
         The reader token comes from ROLLOUTGATE_READER_TOKEN; the URL from --url, ROLLOUTGATE_URL or http://127.0.0.1:8080.
         verify prints the chain's head as ID:HASH: keep it where the database's writers cannot change it, and a later
         verify --anchor ID:HASH checks that the trail up to that event is still the same.
@@ -36,13 +36,14 @@ public static class AuditCommand
     {
         ["events"] = ["--deployment-id", "--service", "--actor", "--type", "--from", "--to", "--limit", "--csv", "--url"],
         ["verify"] = ["--anchor", "--url"],
-        ["summary"] = ["--service", "--from", "--to", "--csv", "--url"],
+        ["summary"] = ["--service", "--environment", "--from", "--to", "--csv", "--url"],
     };
 
     private static readonly Dictionary<string, string> QueryOptions = new(StringComparer.Ordinal)
     {
         ["--deployment-id"] = "deploymentId",
         ["--service"] = "service",
+        ["--environment"] = "environment",
         ["--actor"] = "actor",
         ["--type"] = "type",
         ["--from"] = "from",

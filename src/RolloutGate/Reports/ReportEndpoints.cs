@@ -6,7 +6,7 @@ namespace RolloutGate.Reports;
 
 /// <summary>
 /// <c>GET /api/v1/reports/summary</c> (CONTRACT section 7): per service, over the deployments deployed in
-/// [from, to). Definitions, so the figures can be checked by hand:
+/// [from, to), of one <c>service</c> and one <c>environment</c> when given. Definitions, so the figures can be checked by hand:
 /// <list type="bullet">
 /// <item><c>deployments</c>: deployments that reached the watch (a <c>deployed</c> event).</item>
 /// <item><c>rollbacks</c>: of those, the ones that ended <c>rolled-back</c> (by RolloutGate or by the pipeline).</item>
@@ -30,7 +30,8 @@ public static class ReportEndpoints
     }
 
     private static async Task<IResult> SummaryAsync(
-        HttpRequest request, RolloutGateDbContext db, IsoTime? from, IsoTime? to, string? service, CancellationToken cancellationToken)
+        HttpRequest request, RolloutGateDbContext db, IsoTime? from, IsoTime? to, string? service, string? environment,
+        CancellationToken cancellationToken)
     {
         if (Problems.BackwardsWindow(from, to) is { } backwards)
         {
@@ -52,6 +53,7 @@ public static class ReportEndpoints
                   AND ({since}::timestamptz IS NULL OR d.deployed_at >= {since})
                   AND ({until}::timestamptz IS NULL OR d.deployed_at < {until})
                   AND ({service}::text IS NULL OR d.service = {service})
+                  AND ({environment}::text IS NULL OR d.environment = {environment})
             ),
             counted AS (
                 SELECT w.service,

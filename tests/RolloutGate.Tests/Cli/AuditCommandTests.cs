@@ -231,6 +231,7 @@ public sealed class AuditCommandTests
     [InlineData("verify", "--service", "checkout")]
     [InlineData("verify", "--csv", null)]
     [InlineData("events", "--anchor", "1:0000000000000000000000000000000000000000000000000000000000000000")]
+    [InlineData("events", "--environment", "production")]
     public async Task OptionOfAnotherCommand_Exits2SayingSo_WithoutAsking(string command, string option, string? value)
     {
         var asked = new List<string>();

@@ -111,6 +111,17 @@ public sealed class SeededHistoryReportsTests
         Assert.Equal(new[] { "cart" }, cartOnly.Keys);
         Assert.Empty(await SummaryAsync(reader, "?from=" + Uri.EscapeDataString(t0.AddHours(1).ToString("O", CultureInfo.InvariantCulture))));
 
+        // One environment: staging has co-3 (stopped), co-4 (rolled back by the pipeline) and ca-3 (watched); production alone,
+        // for checkout, co-1 and co-2.
+        var staging = await SummaryAsync(reader, "?environment=staging");
+        Assert.Equal(new[] { "cart", "checkout" }, staging.Keys);
+        AssertSummary(staging["checkout"], deployments: 2, rollbacks: 1, changeFailureRate: 0.5, detect: null, rollback: rollbackCo4, auto: 0, human: 1, dismissed: 0);
+        AssertSummary(staging["cart"], deployments: 1, rollbacks: 0, changeFailureRate: 0, detect: null, rollback: null, auto: 0, human: 0, dismissed: 0);
+        var production = await SummaryAsync(reader, "?service=checkout&environment=production");
+        Assert.Equal(new[] { "checkout" }, production.Keys);
+        AssertSummary(production["checkout"], deployments: 2, rollbacks: 1, changeFailureRate: 1,
+            detect: (detectCo1 + detectCo2) / 2, rollback: rollbackCo1, auto: 0, human: 2, dismissed: 1);
+
         // The summary as CSV: the same figures, header first; an empty window is the header alone.
         var summaryCsv = await CsvAsync(reader, "/api/v1/reports/summary");
         Assert.Equal(SummaryFigures.Prepend("service"), summaryCsv.Body[0]);
@@ -212,6 +223,10 @@ public sealed class SeededHistoryReportsTests
         (exit, var summaryText, _) = await CliAsync(service, "summary", "--csv");
         Assert.Equal(0, exit);
         Assert.Equal(await CsvTextAsync(reader, "/api/v1/reports/summary"), summaryText);
+        (exit, summaryText, _) = await CliAsync(service, "summary", "--environment", "staging", "--csv");
+        Assert.Equal(0, exit);
+        Assert.Equal(await CsvTextAsync(reader, "/api/v1/reports/summary?environment=staging"), summaryText);
+        Assert.Equal(3, summaryText.Split("\r\n", StringSplitOptions.RemoveEmptyEntries).Length);
         (exit, summaryText, _) = await CliAsync(service, "summary", "--from", from, "--to", to);
         Assert.Equal(0, exit);
         var lines = summaryText.Split('\n', StringSplitOptions.RemoveEmptyEntries);
