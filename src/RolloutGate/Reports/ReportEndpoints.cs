@@ -12,7 +12,8 @@ namespace RolloutGate.Reports;
 /// <item><c>rollbacks</c>: of those, the ones that ended <c>rolled-back</c> (by RolloutGate or by the pipeline).</item>
 /// <item><c>changeFailureRate</c>: deployments that regressed or were rolled back, divided by <c>deployments</c>.</item>
 /// <item><c>medianTimeToDetectSeconds</c>: deploy to the state change into <c>regressed</c>.</item>
-/// <item><c>medianTimeToRollbackSeconds</c>: detection (or the deploy, when the pipeline rolled back on its own) to <c>rolled-back</c>.</item>
+/// <item><c>medianTimeToRollbackSeconds</c>: detection to <c>rolled-back</c>; from the deploy for a change rolled back without
+/// having regressed (by the pipeline on its own, or on a person's rollback while it was watched).</item>
 /// <item><c>autoRollbacks</c>: rollback decisions taken by <c>rolloutgate</c> itself; <c>humanDecisions</c>: decisions by anyone else;
 /// <c>dismissedRecommendations</c>: decisions to keep a change that was recommended for rollback.</item>
 /// </list>
