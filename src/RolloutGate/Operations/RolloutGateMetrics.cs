@@ -50,9 +50,20 @@ public sealed class RolloutGateMetrics : IDisposable
 
     public Meter Meter => meter;
 
+    /// <summary>
+    /// The methods counted under their own name; any other is counted as <see cref="OtherMethod"/>. The method is what
+    /// the client wrote, any token of up to 8 KiB: counted as sent, each new one made a series that lived as long as the
+    /// process, so anyone who could reach the service could grow its memory and /metrics without bound.
+    /// </summary>
+    private static readonly string[] KnownMethods = ["GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "TRACE", "CONNECT"];
+
+    /// <summary>The method label of a request whose method is none of <see cref="KnownMethods"/> (OpenTelemetry's name for it).</summary>
+    public const string OtherMethod = "_OTHER";
+
     public void HttpRequest(string method, string route, int status, TimeSpan elapsed)
     {
-        var tags = new TagList { { "method", method }, { "route", route }, { "status", status.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
+        var known = Array.Find(KnownMethods, m => string.Equals(m, method, StringComparison.OrdinalIgnoreCase)) ?? OtherMethod;
+        var tags = new TagList { { "method", known }, { "route", route }, { "status", status.ToString(System.Globalization.CultureInfo.InvariantCulture) } };
         httpRequests.Add(1, tags);
         httpDuration.Record(elapsed.TotalSeconds, new KeyValuePair<string, object?>("route", route));
     }

@@ -27,6 +27,30 @@ public sealed class MetricsEndpointTests
     }
 
     [Fact]
+    public async Task Metrics_RequestsWithMethodsOfTheirOwn_AreCountedUnderOneLabel_NotASeriesEach()
+    {
+        await using var service = await TestService.StartAsync();
+        // Anyone who can reach the service, without a token: each made-up method was a series of its own, for good.
+        foreach (var method in Enumerable.Range(1, 20).Select(i => $"X{i}-{new string('A', 1000)}"))
+        {
+            using var request = new HttpRequestMessage(new HttpMethod(method), new Uri("/healthz", UriKind.Relative));
+            using var response = await service.Client.SendAsync(request);
+        }
+
+        using (await service.Client.GetAsync(new Uri("/healthz", UriKind.Relative)))
+        {
+        }
+
+        var text = await service.MetricsAsync();
+
+        var methods = text.Split('\n').Where(line => line.StartsWith("rolloutgate_http_requests_total{", StringComparison.Ordinal))
+            .Select(line => Regex.Match(line, "method=\"([^\"]*)\"").Groups[1].Value).Distinct().Order(StringComparer.Ordinal).ToList();
+        Assert.Equal(["GET", "_OTHER"], methods);
+        Assert.Equal(20, MetricsScrape.Sample(text, "rolloutgate_http_requests_total{method=\"_OTHER\",route=\"unmatched\",status=\"405\"}"));
+        Assert.DoesNotContain("AAAA", text, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Metrics_FromTheDatabase_WatchBacklogSlackQueueAndFailedRollbacks()
     {
         await using var service = await TestService.StartAsync();
