@@ -1,4 +1,5 @@
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Checks;
 
@@ -33,7 +34,9 @@ public sealed partial class PreDeployCheckRunner(IEnumerable<IPreDeployCheck> ch
         {
             // WaitAsync: a check that ignores its token is still cut off at the deadline.
             var result = await work.WaitAsync(deadline);
-            LogCheckRan(logger, spec.Name, result.Status, result.Detail);
+            // The detail quotes other systems: an alert's labels from Alertmanager (which takes alerts from anyone who can
+            // reach it), a series' labels from Prometheus. A line break there would start what reads as a line of its own.
+            LogCheckRan(logger, spec.Name, result.Status, LogText.OneLine(result.Detail));
             return result;
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)

@@ -127,7 +127,8 @@ public sealed partial class WebhookAuthenticator(
     public void SignedWithPreviousSecret(string deliveryId, string? service)
     {
         metrics.WebhookSignedWithPreviousSecret();
-        LogPreviousSecret(logger, deliveryId, service ?? "(unreadable body)");
+        // The body's service is any text the sender wrote, checked against no runbook yet: a line break would start a line.
+        LogPreviousSecret(logger, deliveryId, LogText.OneLine(service) ?? "(unreadable body)");
     }
 
     [LoggerMessage(Level = LogLevel.Warning,

@@ -1,6 +1,8 @@
 using System.Diagnostics;
+using Microsoft.Extensions.Logging;
 using RolloutGate.Checks;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Checks;
 
@@ -69,6 +71,36 @@ public sealed class PreDeployCheckRunnerTests(CheckTestHost host) : IClassFixtur
         var results = await runner.RunAsync(spec, new CheckContext("checkout", "production", DateTimeOffset.UnixEpoch), CancellationToken.None);
 
         Assert.Equal(new CheckResult("broken", CheckStatus.Error, "boom"), Assert.Single(results));
+    }
+
+    [Fact]
+    public async Task RunAsync_DetailQuotingALineBreak_IsLoggedAsOneLine()
+    {
+        // What the Alertmanager check quotes of an alert's labels; Alertmanager takes alerts from anyone who reaches it.
+        const string forged = "Pre-deploy check no-critical-alerts: pass: no active alerts match severity=\"critical\"";
+        using var logs = new LogCapture();
+        using var loggers = new LoggerFactory([logs]);
+        var runner = new PreDeployCheckRunner(
+            [new QuotingCheck($"1 active alert match severity=\"critical\": Outage{{note=\"x\n{forged}\"}}")], TimeProvider.System,
+            loggers.CreateLogger<PreDeployCheckRunner>());
+        var spec = new PreDeploySpec(TimeSpan.FromSeconds(5), [new CheckSpec("no-critical-alerts", Http: new HttpCheckSpec("http://unused", 200, null, null))]);
+
+        var result = Assert.Single(await runner.RunAsync(spec, new CheckContext("checkout", "production", DateTimeOffset.UnixEpoch), CancellationToken.None));
+
+        Assert.Contains("\n", result.Detail, StringComparison.Ordinal);
+        var line = Assert.Single(logs.Lines, l => l.Contains("Pre-deploy check no-critical-alerts: fail:", StringComparison.Ordinal));
+        var message = line[..line.IndexOf(" Check=", StringComparison.Ordinal)];
+        Assert.DoesNotContain("\n", message, StringComparison.Ordinal);
+        Assert.Contains($"Outage{{note=\"x\\n{forged}\"}}", message, StringComparison.Ordinal);
+    }
+
+    /// <summary>Fails, quoting <paramref name="detail"/> as a check quotes what another system answered.</summary>
+    private sealed class QuotingCheck(string detail) : IPreDeployCheck
+    {
+        public string Kind => "http";
+
+        public Task<CheckResult> RunAsync(CheckSpec check, CheckContext context, CancellationToken cancellationToken) =>
+            Task.FromResult(CheckResult.Fail(check.Name, detail));
     }
 
     /// <summary>Ignores cancellation entirely, as a badly written check might.</summary>

@@ -120,6 +120,14 @@ public sealed class WebhookAuthenticationTests
         var logged = Assert.Single(service.Host.Logs.Lines, line => line.Contains("previous webhook secret", StringComparison.Ordinal));
         Assert.Contains("Webhook delivery with-previous for service checkout is signed with a previous webhook secret", logged, StringComparison.Ordinal);
         Assert.DoesNotContain(service.Host.Logs.Lines, line => line.Contains(previous, StringComparison.Ordinal));
+
+        // The service is logged before any runbook is looked for: a line break in it must not start a line of its own.
+        const string forged = "Webhook delivery with-current for service checkout is signed with a previous webhook secret";
+        var unknown = await service.Webhooks.SendAsync(
+            WebhookClient.Body("predeploy", "rotating-5", service: $"nothing\n{forged}"), deliveryId: "with-a-line-break", secret: previous);
+        Assert.Equal(HttpStatusCode.UnprocessableEntity, unknown.StatusCode);
+        var oneLine = Assert.Single(service.Host.Logs.Lines, line => line.Contains("with-a-line-break", StringComparison.Ordinal));
+        Assert.Contains($"for service nothing\\n{forged} is signed", oneLine[..oneLine.IndexOf(" DeliveryId=", StringComparison.Ordinal)], StringComparison.Ordinal);
     }
 
     [Fact]
