@@ -3,7 +3,6 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using RolloutGate.Audit;
 using RolloutGate.Core.Runbooks;
-using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Cli;
 
@@ -204,16 +203,14 @@ public static class AuditCommand
             }
 
             using var document = JsonDocument.Parse(await client.GetAsync("api/v1/audit/events", page));
-            // Text from outside (an actor is a webhook's initiator) on one line each: a line break in it would start
-            // what reads as an event of its own.
             foreach (var e in document.RootElement.Property("events").EnumerateArray())
             {
                 table.Add([
                     e.Property("id").GetInt64().ToString(CultureInfo.InvariantCulture),
                     CommandTimes.Utc(e.Property("at").GetDateTimeOffset()),
-                    LogText.OneLine(e.Property("type").GetString()) ?? "-",
-                    LogText.OneLine(e.Property("deploymentId").GetString()) ?? "-",
-                    LogText.OneLine(e.Property("actor").GetString()) ?? "-",
+                    e.Property("type").GetString() ?? "-",
+                    e.Property("deploymentId").GetString() ?? "-",
+                    e.Property("actor").GetString() ?? "-",
                     e.Property("data").GetRawText()]);
                 written++;
             }

@@ -1,9 +1,11 @@
+using RolloutGate.Infrastructure;
+
 namespace RolloutGate.Cli;
 
 /// <summary>
 /// The command line's plain-text tables (gate's checks, gate wait's metrics, audit's events and summary): every column
 /// but the last padded to its widest cell, two spaces apart, so that the columns line up whatever their lengths; the
-/// last, free text such as a detail, is not padded.
+/// last, free text such as a detail, is not padded. Control characters in a cell are written as escapes (<see cref="LogText.OneLine"/>).
 /// </summary>
 public static class TextTable
 {
@@ -15,6 +17,9 @@ public static class TextTable
             return;
         }
 
+        // Cells quote what others wrote (a webhook's initiator, an alert's labels in a check's detail): a line break
+        // there would start what reads as a row, or a verdict line, of its own, and an escape sequence would drive the terminal.
+        rows = rows.Select(row => row.Select(cell => LogText.OneLine(cell)).ToArray()).ToList();
         var widths = rows[0].Select((_, column) => rows.Max(row => row[column].Length)).ToArray();
         foreach (var row in rows)
         {

@@ -108,26 +108,6 @@ public sealed class AuditCommandTests
     }
 
     /// <summary>
-    /// An actor is a webhook's initiator, any text: a line break in it is written as an escape, so that it neither breaks
-    /// its event's line nor starts what reads as an event of its own.
-    /// </summary>
-    [Fact]
-    public async Task Events_PlainText_AnActorWithALineBreak_StaysOnItsEventsLine()
-    {
-        const string Body = """
-            {"events": [
-              {"id": 7, "at": "2026-12-05T23:48:25Z", "type": "webhook.deployed", "deploymentId": "gh-1", "actor": "ops\r\n8   2026-12-05T23:48:26Z  decision  gh-1  mallory", "data": {}, "hash": "ab"}
-            ], "next": null}
-            """;
-        var (exit, output, error) = await AnsweredByAsync(new CannedAnswer(HttpStatusCode.OK, "application/json", Body), "events");
-
-        Assert.True(exit == 0, error);
-        var lines = output.Split('\n', StringSplitOptions.RemoveEmptyEntries);
-        Assert.Equal(2, lines.Length);
-        Assert.Equal("7   2026-12-05T23:48:25Z  webhook.deployed  gh-1        ops\\r\\n8   2026-12-05T23:48:26Z  decision  gh-1  mallory  {}", lines[1]);
-    }
-
-    /// <summary>
     /// A CSV cell may hold a line break (RFC 4180 quotes it; an initiator "ops\r\nteam"): --csv prints each row as the
     /// server wrote it, and the next page follows the id of the page's last row, wherever its line breaks are.
     /// </summary>
@@ -145,6 +125,27 @@ public sealed class AuditCommandTests
         Assert.Equal(Header + First + Second, output);
         Assert.Equal(2, urls.Count);
         Assert.EndsWith("&after=2", urls[1], StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Events_PlainText_AnActorWithALineBreakOrAnEscapeSequence_StaysInItsRowAsEscapes()
+    {
+        // A webhook's initiator is any text the pipeline sent; the trail keeps it as it came.
+        const string Body = """
+            {"events": [
+              {"id": 7, "at": "2026-12-05T23:48:25Z", "type": "webhook.predeploy", "deploymentId": "gh-1", "actor": "alice\n8   2026-12-05T23:50:00Z  decision           gh-1        bob    {\"kind\": \"dismiss\"}", "data": {}, "hash": "ab"},
+              {"id": 9, "at": "2026-12-05T23:48:26Z", "type": "webhook.deployed", "deploymentId": "gh-1", "actor": "\u001b[2Jmallory", "data": {}, "hash": "cd"}
+            ], "next": null}
+            """;
+        var (exit, output, error) = await AnsweredByAsync(new CannedAnswer(HttpStatusCode.OK, "application/json", Body), "events");
+
+        Assert.True(exit == 0, error);
+        var lines = output.ReplaceLineEndings("\n").TrimEnd('\n').Split('\n');
+        Assert.Equal(3, lines.Length);
+        Assert.Contains("  alice\\n8   2026-12-05T23:50:00Z  decision", lines[1], StringComparison.Ordinal);
+        Assert.StartsWith("9 ", lines[2], StringComparison.Ordinal);
+        Assert.Contains("  \\u001B[2Jmallory", lines[2], StringComparison.Ordinal);
+        Assert.DoesNotContain('\u001b', output);
     }
 
     [Fact]
