@@ -1,6 +1,7 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Diagnostics;
 using Npgsql;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Api;
 
@@ -29,7 +30,8 @@ public sealed partial class DatabaseUnavailableHandler(IProblemDetailsService pr
             return false;
         }
 
-        LogUnavailable(logger, httpContext.Request.Method, httpContext.Request.Path, database.Message);
+        // The path is decoded: /api/v1/deployments/x%0A... holds a line break, which would start a line of its own.
+        LogUnavailable(logger, httpContext.Request.Method, LogText.OneLine(httpContext.Request.Path.Value ?? ""), database.Message);
         if (httpContext.Request.Path.StartsWithSegments("/slack/commands", StringComparison.Ordinal))
         {
             httpContext.Response.StatusCode = StatusCodes.Status200OK;

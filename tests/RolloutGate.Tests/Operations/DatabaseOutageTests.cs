@@ -26,6 +26,16 @@ public sealed class DatabaseOutageTests
             var stop = await service.Operator().PostAsJsonAsync("/api/v1/deployments/db-out-1/stop", new { actor = "alice", reason = "test" });
             Assert.Equal(HttpStatusCode.ServiceUnavailable, stop.StatusCode);
 
+            // The 503's log line names the path, decoded: a line break in it stays in that line, written as an escape.
+            using (var reader = service.Reader())
+            {
+                var forged = await reader.GetAsync(new Uri("/api/v1/deployments/x%0AGET%20%2Fhealthz%20answered%20200", UriKind.Relative));
+                Assert.Equal(HttpStatusCode.ServiceUnavailable, forged.StatusCode);
+            }
+
+            var pathLine = Assert.Single(service.Host.Logs.Lines, line => line.Contains("GET /api/v1/deployments/x", StringComparison.Ordinal));
+            Assert.Contains("GET /api/v1/deployments/x\\nGET %2Fhealthz answered 200 answered 503", pathLine[..pathLine.IndexOf(" Reason=", StringComparison.Ordinal)], StringComparison.Ordinal);
+
             // A query for CSV (CONTRACT section 7) gets its 503 as problem+json too, not with an empty body.
             using var csvReader = service.Reader();
             csvReader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
