@@ -156,8 +156,13 @@ public sealed partial class WebhookProcessor(
     private async Task<WebhookOutcome> ApplyAsync(
         WebhookRequest request, LoadedRunbook? governing, IReadOnlyList<CheckResult>? checks, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var deployment = await db.Deployments.Include(d => d.RunbookVersion)
-            .SingleOrDefaultAsync(d => d.Id == request.DeploymentId, cancellationToken);
+        // FOR UPDATE, as a person's decision, the watch and the rollback dispatcher take it: one of them moving the change
+        // meanwhile is waited for, and its state is the one checked here. Read without it, a stop committed between this
+        // read and the save was overwritten (both answered as having taken effect, two final states on record).
+        var deployment = await db.Deployments
+            .FromSql($"SELECT * FROM deployments WHERE id = {request.DeploymentId} FOR UPDATE")
+            .Include(d => d.RunbookVersion)
+            .SingleOrDefaultAsync(cancellationToken);
         if (deployment is not null && (deployment.Service != request.Service || deployment.Environment != request.Environment))
         {
             return governing is null

@@ -1,0 +1,137 @@
+using System.Net;
+using System.Text;
+using System.Text.Json;
+using Npgsql;
+using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Slack;
+
+namespace RolloutGate.Tests.Deployments;
+
+/// <summary>
+/// Two actors moving one deployment at the same time take turns: the second sees what the first did, and takes effect
+/// from there or is answered 409 with that state; the state the deployment ends in is the one its audit trail ends with. The race is forced
+/// rather than hoped for: the test holds the deployment's row, both requests are sent, and the row is let go only once
+/// PostgreSQL shows both waiting behind the test's lock (<see cref="RowHold"/>), so each has read whatever it reads
+/// without a lock before either moves.
+/// </summary>
+public sealed class DecisionRaceTests
+{
+    [Theory]
+    [InlineData("rolledback", "stop")]
+    [InlineData("rolledback", "dismiss")]
+    [InlineData("cancelled", "stop")]
+    [InlineData("deployed", "stop")]
+    public async Task PipelineEventAndOperatorDecisionAtOnce_TakeTurns_TheSecondTakesEffectFromTheFirstsStateOr409_AsTheAuditTrailSays(string @event, string decision)
+    {
+        await using var service = await TestService.StartAsync();
+        using var operatorClient = service.Operator();
+        for (var round = 0; round < 3; round++)
+        {
+            var id = $"race-{@event}-{decision}-{round}";
+            // 'deployed' and 'cancelled' need a change not yet deployed (allowed), 'rolledback' one being watched, and
+            // 'dismiss' a regressed one.
+            Assert.Equal(HttpStatusCode.OK, (await service.Webhooks.SendEventAsync("predeploy", id)).StatusCode);
+            if (@event is "rolledback")
+            {
+                Assert.Equal(HttpStatusCode.Accepted, (await service.Webhooks.SendEventAsync("deployed", id)).StatusCode);
+            }
+
+            if (decision is "dismiss")
+            {
+                await service.RegressAsync(id, "p95-latency");
+            }
+
+            var after = await service.Database.ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM audit_events");
+            var from = await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{id}'");
+            HttpResponseMessage pipeline, person;
+            await using (var hold = await RowHold.TakeAsync(service.Database, id))
+            {
+                var sent = service.Webhooks.SendEventAsync(@event, id);
+                var decided = operatorClient.PostAsync(new Uri($"/api/v1/deployments/{id}/{decision}", UriKind.Relative),
+                    new StringContent(JsonSerializer.Serialize(new { actor = "bob", reason = "race" }), Encoding.UTF8, "application/json"));
+                await hold.WaitForWaitersAsync(2);
+                await hold.ReleaseAsync();
+                pipeline = await sent;
+                person = await decided;
+            }
+
+            // Taken one after the other: each took effect, or was refused 409 with the state the other left. Both may take
+            // effect (a stop after the deploy), and then the trail has both moves, the second from where the first went.
+            var answers = new[] { pipeline, person };
+            Assert.All(answers.Where(a => !a.IsSuccessStatusCode), a => Assert.Equal(HttpStatusCode.Conflict, a.StatusCode));
+            var moves = await MovesAsync(service.Database, id, after);
+            Assert.Equal(answers.Count(a => a.IsSuccessStatusCode), moves.Count);
+            Assert.Equal(from, moves[0].From);
+            for (var i = 1; i < moves.Count; i++)
+            {
+                Assert.Equal(moves[i - 1].To, moves[i].From);
+            }
+
+            var state = await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{id}'");
+            Assert.Equal(moves[^1].To, state);
+            foreach (var refused in answers.Where(a => !a.IsSuccessStatusCode))
+            {
+                Assert.Equal(moves[0].To, (await refused.JsonAsync()).GetProperty("state").GetString());
+            }
+
+            Assert.Equal(person.IsSuccessStatusCode ? 1 : 0, await service.CountAsync("decisions", $"deployment_id = '{id}' AND actor = 'bob'"));
+        }
+
+        using var reader = service.Reader();
+        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+    }
+
+    /// <summary>The state changes of <paramref name="deploymentId"/> on record after audit event <paramref name="after"/>, in order.</summary>
+    private static async Task<List<(string From, string To)>> MovesAsync(TestDatabase database, string deploymentId, long after)
+    {
+        var moves = await database.ScalarAsync<string>($"""
+            SELECT string_agg((data::jsonb->>'from') || '>' || (data::jsonb->>'to'), ',' ORDER BY id) FROM audit_events
+            WHERE deployment_id = '{deploymentId}' AND type = 'deployment.state-changed' AND id > {after}
+            """);
+        return [.. (moves ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(m => (m.Split('>')[0], m.Split('>')[1]))];
+    }
+
+    /// <summary>
+    /// A deployment's row held FOR UPDATE by the test, in a transaction of its own that changes nothing, until released:
+    /// whoever locks or updates the row meanwhile waits, which <see cref="WaitForWaitersAsync"/> sees in PostgreSQL (the
+    /// second in line waits for the first, so waiting sessions are counted, not only those waiting for the hold).
+    /// </summary>
+    private sealed class RowHold : IAsyncDisposable
+    {
+        private readonly TestDatabase database;
+        private readonly NpgsqlConnection connection;
+        private readonly NpgsqlTransaction transaction;
+
+        private RowHold(TestDatabase database, NpgsqlConnection connection, NpgsqlTransaction transaction)
+        {
+            this.database = database;
+            this.connection = connection;
+            this.transaction = transaction;
+        }
+
+        public static async Task<RowHold> TakeAsync(TestDatabase database, string deploymentId)
+        {
+            var connection = new NpgsqlConnection(database.AdminConnectionString);
+            await connection.OpenAsync();
+            var transaction = await connection.BeginTransactionAsync();
+            await using var command = new NpgsqlCommand("SELECT count(*) FROM (SELECT FROM deployments WHERE id = @id FOR UPDATE) AS held", connection, transaction);
+            command.Parameters.AddWithValue("id", deploymentId);
+            Assert.Equal(1L, await command.ExecuteScalarAsync());
+            return new RowHold(database, connection, transaction);
+        }
+
+        /// <summary>Returns once <paramref name="count"/> sessions wait for this hold's lock (or fails after a minute).</summary>
+        public Task WaitForWaitersAsync(int count) => SlackTestService.EventuallyAsync(
+            async () => await database.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0", asAdmin: true) >= count,
+            $"{count} sessions waiting for the held deployment", 10);
+
+
+        public Task ReleaseAsync() => transaction.RollbackAsync();
+
+        public async ValueTask DisposeAsync()
+        {
+            await transaction.DisposeAsync();
+            await connection.DisposeAsync();
+        }
+    }
+}
