@@ -101,7 +101,10 @@ public sealed partial class RollbackDispatcher(
         return done;
     }
 
-    /// <summary>Null when another replica holds the claim or the rollback is done; otherwise the claim, with the one it took over.</summary>
+    /// <summary>
+    /// Null when another replica holds the claim, the rollback is done, or the deployment is no longer rolling back;
+    /// otherwise the claim, with the one it took over.
+    /// </summary>
     private async Task<Claim?> ClaimAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken)
     {
         // Dated when it is taken, not when the due list was read: the actions before this one may have taken longer than a
@@ -111,11 +114,17 @@ public sealed partial class RollbackDispatcher(
         // passed; one that is not was left by a claim an older version took over (it sets claimed_at and claimed_by only,
         // and does not renew), which keeps the old 10 minutes from claimed_at rather than being taken over at once.
         // The claim taken over, if any, is read in the same statement: its replica and when it claimed, for the record.
+        // Only a deployment still rolling back is claimed: the due list was read before the actions ahead of this one ran,
+        // which may have taken minutes, and a stop (or the pipeline's rolledback) committed meanwhile ends the rollback
+        // before its action starts. FOR SHARE waits for a decision being taken on the deployment (it holds the row FOR
+        // UPDATE) and then sees its state; a stop after the claim is one during the action, which halts it
+        // (WatchStateAsync).
         var lease = resilience.CurrentValue.ClaimLease;
         var claimed = await db.Database.SqlQuery<Claim>($"""
             WITH previous AS (SELECT claimed_by, claimed_at FROM rollback_actions WHERE deployment_id = {deploymentId})
             INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, claimed_until)
-            VALUES ({deploymentId}, clock_timestamp(), {replica}, clock_timestamp() + {lease})
+            SELECT {deploymentId}, clock_timestamp(), {replica}, clock_timestamp() + {lease}
+            WHERE EXISTS (SELECT FROM deployments WHERE id = {deploymentId} AND state = {DeploymentState.RollingBack} FOR SHARE)
             ON CONFLICT (deployment_id) DO UPDATE SET claimed_at = clock_timestamp(), claimed_by = {replica}, claimed_until = clock_timestamp() + {lease}
             WHERE rollback_claim_expired(rollback_actions.claimed_at, rollback_actions.claimed_until, rollback_actions.finished_at, {UnrenewedClaimExpiry})
             RETURNING (SELECT claimed_by FROM previous) AS "TakenOverFrom", (SELECT claimed_at FROM previous) AS "TakenOverClaimedAt"

@@ -295,6 +295,38 @@ public sealed class RollbackDispatcherTests
         Assert.Equal(1, await service.CountAsync("audit_events", "deployment_id = 'rb-none' AND type = 'decision.refused' AND actor = 'alice'"));
     }
 
+    [Fact]
+    public async Task StoppedWhileAnEarlierRollbackIsCarriedOut_ItsOwnActionIsNeverStarted()
+    {
+        // One poll lists both decided rollbacks; while the first one's mesh is patched, a person stops the second. The
+        // dispatcher comes to the second with its list read before the stop: the stop has committed, so nothing is claimed,
+        // sent or recorded for it. The test polls itself, so that one poll lists both.
+        await using var kubernetes = await HalfCanaryAsync();
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
+        var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
+        await dispatcher.StopAsync(CancellationToken.None);
+        using var client = service.Operator();
+        var stop = new TaskCompletionSource<HttpResponseMessage>(TaskCreationOptions.RunContinuationsAsynchronously);
+        kubernetes.AfterNextPatch(() => stop.SetResult(
+            client.PostAsync(new Uri("/api/v1/deployments/rb-second/stop", UriKind.Relative), Body("alice", "not this one")).GetAwaiter().GetResult()));
+        foreach (var id in new[] { "rb-first", "rb-second" })
+        {
+            (await service.Webhooks.SendEventAsync("deployed", id)).EnsureSuccessStatusCode();
+            await service.RegressAsync(id, "p95-latency");
+            await service.DecideAsync(id, "rollback", "bob");
+        }
+
+        Assert.Equal(1, await dispatcher.DispatchDueAsync(CancellationToken.None));
+        Assert.Equal(System.Net.HttpStatusCode.OK, (await stop.Task.WaitAsync(TimeSpan.FromSeconds(PatienceSeconds))).StatusCode);
+        Assert.Equal("rolled-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-first'"));
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-second'"));
+        // rb-first's read and patch only: the second's action would read the VirtualService again.
+        Assert.Single(kubernetes.Requests, request => request.StartsWith("GET ", StringComparison.Ordinal) && request.Contains("/virtualservices/", StringComparison.Ordinal));
+        Assert.Single(kubernetes.Requests, request => request.StartsWith("PATCH ", StringComparison.Ordinal));
+        Assert.Equal(0, await service.CountAsync("rollback_actions", "deployment_id = 'rb-second'"));
+        Assert.Equal(0, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-second'"));
+    }
+
     private static StringContent Body(string actor, string reason) =>
         new(System.Text.Json.JsonSerializer.Serialize(new { actor, reason }), System.Text.Encoding.UTF8, "application/json");
 
