@@ -67,7 +67,9 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         }
 
         var now = time.GetUtcNow();
-        if (kind == DecisionKinds.Rollback && deployment.State == DeploymentState.RollingBack)
+        // A time-out decides for nobody who answered: one that comes to a deployment a person decided meanwhile (its list
+        // was read before) finds the rollback decided, and is refused rather than retrying an action that failed since.
+        if (kind == DecisionKinds.Rollback && deployment.State == DeploymentState.RollingBack && source != Decisions.DecisionPolicy.TimeoutSource)
         {
             if (!await RetryRollbackAsync(deployment, actor, reason, source, now, cancellationToken))
             {

@@ -1,7 +1,9 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
+using RolloutGate.Decisions;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Slack;
 
@@ -81,18 +83,50 @@ public sealed class DecisionRaceTests
         Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
     }
 
-    /// <summary>The state changes of <paramref name="deploymentId"/> on record after audit event <paramref name="after"/>, in order.</summary>
-    private static async Task<List<(string From, string To)>> MovesAsync(TestDatabase database, string deploymentId, long after)
+    [Fact]
+    public async Task TimeOutReachesADeploymentAPersonDecidedMeanwhile_WhoseActionFailed_DoesNotRetryTheAction()
     {
-        var moves = await database.ScalarAsync<string>($"""
+        // The time-out reads the regressed deployments first, then decides each: this one is decided by a person meanwhile,
+        // and its rollback action has failed by the time the time-out comes to it. No decision is left to the time-out; a
+        // rollback decided then would retry the failed action in nobody's name (a failed action is never retried silently).
+        await using var service = await TestService.StartAsync();
+        const string id = "race-timeout";
+        (await service.Webhooks.SendEventAsync("deployed", id)).EnsureSuccessStatusCode();
+        await service.RegressAsync(id, "p95-latency");
+        var policy = service.Host.Services.GetRequiredService<DecisionPolicy>();
+        await using (var hold = await RowHold.TakeAsync(service.Database, id))
+        {
+            var timeout = policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None);
+            await hold.WaitForWaitersAsync(1);
+            // What bob's rollback and its failed action leave, committed while the time-out waits for the deployment.
+            await hold.CommitAsync($"""
+                UPDATE deployments SET state = 'rolling-back' WHERE id = '{id}';
+                INSERT INTO decisions (deployment_id, at, kind, actor, reason) VALUES ('{id}', now(), 'rollback', 'bob', 'by hand');
+                INSERT INTO rollback_actions (deployment_id, claimed_at, claimed_by, finished_at, succeeded, action, detail, attempts)
+                VALUES ('{id}', now(), 'another replica', now(), false, 'istio VirtualService shop/checkout', 'forbidden', 3)
+                """);
+            Assert.Equal(0, await timeout);
+        }
+
+        Assert.Equal(1, await service.CountAsync("rollback_actions", $"deployment_id = '{id}' AND finished_at IS NOT NULL AND NOT succeeded"));
+        Assert.Equal(0, await service.CountAsync("decisions", $"deployment_id = '{id}' AND actor = '{DecisionPolicy.AutomaticActor}'"));
+        Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{id}'"));
+    }
+
+    /// <summary>The state changes of <paramref name="deploymentId"/> on record after audit event <paramref name="after"/>, in order.</summary>
+    private static Task<List<(string From, string To)>> MovesAsync(TestDatabase database, string deploymentId, long after) =>
+        PairsAsync(database, $"""
             SELECT string_agg((data::jsonb->>'from') || '>' || (data::jsonb->>'to'), ',' ORDER BY id) FROM audit_events
             WHERE deployment_id = '{deploymentId}' AND type = 'deployment.state-changed' AND id > {after}
             """);
-        return [.. (moves ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(m => (m.Split('>')[0], m.Split('>')[1]))];
-    }
+
+    /// <summary>Pairs a query gives as one text, 'a>b,c>d'.</summary>
+    private static async Task<List<(string, string)>> PairsAsync(TestDatabase database, string sql) =>
+        [.. ((await database.ScalarAsync<string>(sql)) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => (p.Split('>')[0], p.Split('>')[1]))];
 
     /// <summary>
-    /// A deployment's row held FOR UPDATE by the test, in a transaction of its own that changes nothing, until released:
+    /// A deployment's row held FOR UPDATE by the test, in a transaction of its own, until released (nothing changed) or
+    /// committed with another actor's change:
     /// whoever locks or updates the row meanwhile waits, which <see cref="WaitForWaitersAsync"/> sees in PostgreSQL (the
     /// second in line waits for the first, so waiting sessions are counted, not only those waiting for the hold).
     /// </summary>
@@ -127,6 +161,17 @@ public sealed class DecisionRaceTests
 
 
         public Task ReleaseAsync() => transaction.RollbackAsync();
+
+        /// <summary>Runs <paramref name="sql"/> in the hold's transaction, as another actor's change, and commits it.</summary>
+        public async Task CommitAsync(string sql)
+        {
+            await using (var command = new NpgsqlCommand(sql, connection, transaction))
+            {
+                await command.ExecuteNonQueryAsync();
+            }
+
+            await transaction.CommitAsync();
+        }
 
         public async ValueTask DisposeAsync()
         {
