@@ -84,6 +84,72 @@ public sealed class DecisionRaceTests
     }
 
     [Fact]
+    public async Task TwoSlackPressesAnOperatorStopAndTheTimeOutAtOnce_OneDecision_OneReply_TheRootShowsIt_TheOthersToldSo()
+    {
+        // A regressed deployment past its approvalTimeout: the owner presses Roll back, an approver Keep, an operator stops
+        // over HTTP and the time-out applies onTimeout (keep), all waiting on the deployment at once. The runbook has no
+        // rollback action, so a rollback that wins ends at once ('none configured') instead of in minutes of retries.
+        var withoutAction = TestRunbooks.Minimal().Split("    action:")[0].Replace("onTimeout: rollback", "onTimeout: keep", StringComparison.Ordinal);
+        await using var test = await SlackTestService.StartAsync(runbook: withoutAction);
+        var policy = test.Service.Host.Services.GetRequiredService<DecisionPolicy>();
+        for (var round = 0; round < 3; round++)
+        {
+            var id = $"race-slack-{round}";
+            await test.WatchAsync(id);
+            await test.RegressThroughWatchAsync(id, SlackTestService.P95Regressed);
+            var after = await test.Service.Database.ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM audit_events");
+            HttpResponseMessage[] answers;
+            int timedOut;
+            await using (var hold = await RowHold.TakeAsync(test.Service.Database, id))
+            {
+                var owner = test.PressAsync(SlackTestService.Owner, "rollback", id);
+                var approver = test.PressAsync(SlackTestService.Approver, "dismiss", id);
+                var stop = test.OperatorDecideAsync(id, "stop");
+                var timeout = policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None);
+                await hold.WaitForWaitersAsync(4);
+                await hold.ReleaseAsync();
+                answers = await Task.WhenAll(owner, approver, stop);
+                timedOut = await timeout;
+            }
+
+            var decision = Assert.Single(await DecisionsAsync(test.Service.Database, id));
+            var move = Assert.Single(await MovesAsync(test.Service.Database, id, after));
+            Assert.Equal("regressed", move.From);
+            var state = await test.StateAsync(id);
+            Assert.Equal(move.To, state);
+            Assert.Equal(decision.Kind switch { "rollback" => "rolling-back", "dismiss" => "kept", _ => "stopped" }, state);
+            Assert.Equal(decision.Actor == DecisionPolicy.AutomaticActor ? 1 : 0, timedOut);
+            // Slack answers every press 200 (what the user reads goes out privately); the operator gets 409 with the state.
+            Assert.Equal(HttpStatusCode.OK, answers[0].StatusCode);
+            Assert.Equal(HttpStatusCode.OK, answers[1].StatusCode);
+            if (decision.Actor == "alice")
+            {
+                Assert.Equal(HttpStatusCode.OK, answers[2].StatusCode);
+            }
+            else
+            {
+                Assert.Equal(HttpStatusCode.Conflict, answers[2].StatusCode);
+                Assert.Equal(state, (await answers[2].JsonAsync()).GetProperty("state").GetString());
+            }
+
+            // Each press that lost is told privately that nothing changed, and on the record as such.
+            var lost = new[] { SlackTestService.Owner, SlackTestService.Approver }.Count(user => user != decision.Actor);
+            Assert.Equal(lost, await test.Service.CountAsync("audit_events",
+                $"deployment_id = '{id}' AND type = 'slack.action' AND data::jsonb->>'outcome' = 'no effect' AND id > {after}"));
+            Assert.Equal(lost, await test.Service.CountAsync("outbox", $"deployment_id = '{id}' AND kind = 'slack.ephemeral'"));
+
+            // In the channel: one reply with the decision, and the root message edited to the state it made.
+            await test.AllDeliveredAsync();
+            var root = await test.Service.Database.ScalarAsync<string>($"SELECT root_ts FROM slack_threads WHERE deployment_id = '{id}'");
+            Assert.Single(test.Slack.Replies(root!), reply => test.Slack.MessageText(reply)!.Contains(" decided *", StringComparison.Ordinal));
+            Assert.EndsWith($": {state}", test.Slack.MessageText(root!), StringComparison.Ordinal);
+        }
+
+        using var reader = test.Service.Reader();
+        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+    }
+
+    [Fact]
     public async Task TimeOutReachesADeploymentAPersonDecidedMeanwhile_WhoseActionFailed_DoesNotRetryTheAction()
     {
         // The time-out reads the regressed deployments first, then decides each: this one is decided by a person meanwhile,
@@ -112,6 +178,10 @@ public sealed class DecisionRaceTests
         Assert.Equal(0, await service.CountAsync("decisions", $"deployment_id = '{id}' AND actor = '{DecisionPolicy.AutomaticActor}'"));
         Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{id}'"));
     }
+
+    /// <summary>The decisions on record for <paramref name="deploymentId"/>, in order.</summary>
+    private static Task<List<(string Kind, string Actor)>> DecisionsAsync(TestDatabase database, string deploymentId) =>
+        PairsAsync(database, $"SELECT string_agg(kind || '>' || actor, ',' ORDER BY id) FROM decisions WHERE deployment_id = '{deploymentId}'");
 
     /// <summary>The state changes of <paramref name="deploymentId"/> on record after audit event <paramref name="after"/>, in order.</summary>
     private static Task<List<(string From, string To)>> MovesAsync(TestDatabase database, string deploymentId, long after) =>
