@@ -10,7 +10,8 @@ namespace RolloutGate.Slack;
 
 /// <summary>
 /// Turns audit events into decision-channel messages, in the transaction that appends them: a state change edits the
-/// deployment's root message; a verdict change, decision, refusal or rollback action gets a thread reply. Everything
+/// deployment's root message; a verdict change, decision, refusal or rollback action gets a thread reply. A decision, or a
+/// move to a state other than regressed, also edits the replies that offered buttons, which no longer apply. Everything
 /// else stays quiet, so a healthy watch makes no noise. A deployment whose runbook version no longer parses (recorded by an
 /// older RolloutGate whose parser accepted what this one refuses) has no decision channel to read: its changes are
 /// recorded without a message, and the log says so, instead of failing the transaction that makes them (an operator's
@@ -59,7 +60,18 @@ public sealed partial class DecisionChannelSubscriber(
             if (audit.Type == AuditEventTypes.StateChanged)
             {
                 await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{audit.Id}", now, cancellationToken);
+                // Buttons are for a regressed deployment (and a failed action's retry): any other move settles them.
+                if (SlackMessages.SettledByState(audit.Data) is { } moved)
+                {
+                    await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, moved, now, cancellationToken);
+                }
+
                 continue;
+            }
+
+            if (audit.Type == AuditEventTypes.Decision)
+            {
+                await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, SlackMessages.SettledByDecision(audit.Actor, audit.Data), now, cancellationToken);
             }
 
             var publicUrl = options.CurrentValue.PublicUrl;

@@ -25,6 +25,9 @@ public static class SlackMessages
 {
     public const string RecommendationBlockId = "rolloutgate-decision";
 
+    /// <summary>The longest note that settles a reply's buttons: one line, whoever decided (an actor's name is any text).</summary>
+    private const int SettleNote = 500;
+
     public static string DeploymentLink(string publicUrl, string deploymentId) =>
         $"{publicUrl.TrimEnd('/')}/api/v1/deployments/{Uri.EscapeDataString(deploymentId)}";
 
@@ -124,6 +127,30 @@ public static class SlackMessages
         return new OutboxMessage(channel,
             string.IsNullOrWhiteSpace(reason) ? text : Fit($"{text}: ", Escape(reason), "", LinkTo(publicUrl, deploymentId)), null);
     }
+
+    /// <summary>What settled a recommendation's or a retry's buttons: a decision (who decided what).</summary>
+    public static string SettledByDecision(string? actor, string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        return Cut($"Decided: {Who(actor)} decided *{Escape(Text(document.RootElement, "kind") ?? "decision")}*; these buttons no longer apply.", SettleNote);
+    }
+
+    /// <summary>What settled them when the deployment moved without a decision here (the pipeline's rolledback, say); null for a move to regressed.</summary>
+    public static string? SettledByState(string data)
+    {
+        using var document = JsonDocument.Parse(data);
+        return Text(document.RootElement, "to") is { } state && state != DeploymentState.Regressed
+            ? $"The deployment is now *{Escape(state)}*; these buttons no longer apply."
+            : null;
+    }
+
+    /// <summary>A reply that offered buttons, as it reads once settled: its text and sections, and <paramref name="note"/> where its buttons were.</summary>
+    public static IReadOnlyList<object> Settled(IReadOnlyList<object>? blocks, string note) =>
+    [
+        .. (blocks ?? []).Where(block => block is not JsonElement { ValueKind: JsonValueKind.Object } element
+            || !element.TryGetProperty("type", out var type) || type.GetString() != "actions"),
+        new ContextBlock([SlackText.Markdown(note)]),
+    ];
 
     public static OutboxMessage Refusal(string channel, string deploymentId, string? actor, string data, string publicUrl)
     {

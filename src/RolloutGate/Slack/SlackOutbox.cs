@@ -15,10 +15,16 @@ public static class OutboxKinds
 
     /// <summary>A message only one user sees (chat.postEphemeral).</summary>
     public const string SlackEphemeral = "slack.ephemeral";
+
+    /// <summary>Edit a reply whose buttons no longer apply (chat.update): they give way to a line saying what settled it.</summary>
+    public const string SlackSettle = "slack.settle";
 }
 
 /// <summary>The payload of slack.root and slack.reply rows: the message, in the runbook's decision channel.</summary>
 public sealed record OutboxMessage(string Channel, string Text, IReadOnlyList<object>? Blocks);
+
+/// <summary>The payload of slack.settle rows: the reply (its outbox row) whose buttons <see cref="Note"/> replaces.</summary>
+public sealed record OutboxSettle(long ReplyId, string Note);
 
 /// <summary>The payload of slack.ephemeral rows.</summary>
 public sealed record OutboxEphemeral(string Channel, string User, string Text, string? ThreadTs);
@@ -43,6 +49,26 @@ public static class SlackOutbox
             VALUES ({deploymentId}, {kind}, {json}::jsonb, {idempotencyKey}, {now}, {now})
             ON CONFLICT (idempotency_key) DO NOTHING
             """, cancellationToken);
+    }
+
+    /// <summary>
+    /// Settles every reply of the deployment that still offers buttons (a recommendation, a failed action's retry): each
+    /// is edited once, its buttons replaced by <paramref name="note"/>. Rows go out in order per deployment, so a reply
+    /// is posted (or given up) before it is edited.
+    /// </summary>
+    public static async Task EnqueueSettlesAsync(RolloutGateDbContext db, string deploymentId, string note, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        var replies = await db.Database.SqlQuery<long>($"""
+            SELECT id AS "Value" FROM outbox
+            WHERE deployment_id = {deploymentId} AND kind = {OutboxKinds.SlackReply} AND abandoned_at IS NULL
+              AND jsonb_path_exists(payload, '$.blocks[*] ? (@.type == "actions")')
+            ORDER BY id
+            """).ToListAsync(cancellationToken);
+        foreach (var reply in replies)
+        {
+            await EnqueueAsync(db, deploymentId, OutboxKinds.SlackSettle, $"slack:settle:{reply}", new OutboxSettle(reply, note), now, cancellationToken);
+        }
     }
 
     /// <summary>

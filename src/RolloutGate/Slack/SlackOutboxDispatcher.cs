@@ -273,6 +273,11 @@ public sealed partial class SlackOutboxDispatcher(
             return new Delivery(null);
         }
 
+        if (row.Kind == OutboxKinds.SlackSettle)
+        {
+            return await SettleAsync(db, slack, row, cancellationToken);
+        }
+
         var message = JsonSerializer.Deserialize<OutboxMessage>(row.Payload, SlackApiClient.Json)!;
         if (!slack.IsConfigured)
         {
@@ -341,6 +346,44 @@ public sealed partial class SlackOutboxDispatcher(
             return new Delivery((await slack.PostMessageAsync(loose with { Channel = thread.Channel }, cancellationToken)).Ts);
         }
     }
+
+    /// <summary>
+    /// Edits a reply whose buttons no longer apply: the same text and sections, the note in place of the buttons. Its rows
+    /// go out in order, so the reply was posted (its ts recorded) or given up; given up, or deleted in Slack since,
+    /// there is nothing to edit. An edit is the same however often it is made, so one in doubt is simply made again.
+    /// </summary>
+    private async Task<Delivery> SettleAsync(RolloutGateDbContext db, SlackApiClient slack, ClaimedRow row, CancellationToken cancellationToken)
+    {
+        var settle = JsonSerializer.Deserialize<OutboxSettle>(row.Payload, SlackApiClient.Json)!;
+        var reply = (await db.Database.SqlQuery<SettledReply>($"""
+            SELECT o.payload::text AS "Payload", o.delivered_ts AS "Ts", t.channel AS "ThreadChannel"
+            FROM outbox o LEFT JOIN slack_threads t ON t.deployment_id = o.deployment_id
+            WHERE o.id = {settle.ReplyId}
+            """).ToListAsync(cancellationToken)).SingleOrDefault();
+        if (!slack.IsConfigured || reply?.Ts is null)
+        {
+            return new Delivery(null);
+        }
+
+        var message = JsonSerializer.Deserialize<OutboxMessage>(reply.Payload, SlackApiClient.Json)!;
+        try
+        {
+            // The reply went to the thread's channel (Slack's id for it), or, without a thread, to the runbook's channel.
+            await slack.UpdateAsync(reply.ThreadChannel ?? message.Channel, reply.Ts, message.Text, SlackMessages.Settled(message.Blocks, settle.Note),
+                cancellationToken);
+        }
+        catch (SlackApiException ex) when (ex.Error == VanishedRoot)
+        {
+            LogSettleGone(logger, row.Id, row.DeploymentId, reply.Ts);
+        }
+
+        return new Delivery(reply.Ts);
+    }
+
+    private sealed record SettledReply(string Payload, string? Ts, string? ThreadChannel);
+
+    [LoggerMessage(Level = LogLevel.Information, Message = "Outbox slack.settle row {Id} for deployment {DeploymentId}: the reply {Ts} whose buttons it would remove is gone from Slack; nothing to edit")]
+    private static partial void LogSettleGone(ILogger logger, long id, string? deploymentId, string ts);
 
     /// <summary>What chat.update answers for a root message deleted in Slack.</summary>
     private const string VanishedRoot = "message_not_found";

@@ -84,11 +84,13 @@ public sealed class DecisionRaceTests
     }
 
     [Fact]
-    public async Task TwoSlackPressesAnOperatorStopAndTheTimeOutAtOnce_OneDecision_OneReply_TheRootShowsIt_TheOthersToldSo()
+    public async Task TwoSlackPressesAnOperatorsKeepAndTheTimeOutAtOnce_OneDecision_OneReply_TheRootShowsIt_TheOthersToldSo()
     {
-        // A regressed deployment past its approvalTimeout: the owner presses Roll back, an approver Keep, an operator stops
-        // over HTTP and the time-out applies onTimeout (keep), all waiting on the deployment at once. The runbook has no
-        // rollback action, so a rollback that wins ends at once ('none configured') instead of in minutes of retries.
+        // A regressed deployment past its approvalTimeout: the owner presses Roll back, an approver Keep, an operator keeps
+        // it over HTTP and the time-out applies onTimeout (keep), all waiting on the deployment at once. The runbook has no
+        // rollback action, so a rollback that wins ends at once ('none configured') instead of in minutes of retries. Not
+        // the operator's stop: a stop is allowed after a rollback (it halts the action), so whether it was a second
+        // decision depended on which of them took the row first.
         var withoutAction = TestRunbooks.Minimal().Split("    action:")[0].Replace("onTimeout: rollback", "onTimeout: keep", StringComparison.Ordinal);
         await using var test = await SlackTestService.StartAsync(runbook: withoutAction);
         var policy = test.Service.Host.Services.GetRequiredService<DecisionPolicy>();
@@ -104,7 +106,7 @@ public sealed class DecisionRaceTests
             {
                 var owner = test.PressAsync(SlackTestService.Owner, "rollback", id);
                 var approver = test.PressAsync(SlackTestService.Approver, "dismiss", id);
-                var stop = test.OperatorDecideAsync(id, "stop");
+                var stop = test.OperatorDecideAsync(id, "dismiss");
                 var timeout = policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None);
                 await hold.WaitForWaitersAsync(4);
                 await hold.ReleaseAsync();
@@ -117,7 +119,7 @@ public sealed class DecisionRaceTests
             Assert.Equal("regressed", move.From);
             var state = await test.StateAsync(id);
             Assert.Equal(move.To, state);
-            Assert.Equal(decision.Kind switch { "rollback" => "rolling-back", "dismiss" => "kept", _ => "stopped" }, state);
+            Assert.Equal(decision.Kind == "rollback" ? "rolling-back" : "kept", state);
             Assert.Equal(decision.Actor == DecisionPolicy.AutomaticActor ? 1 : 0, timedOut);
             // Slack answers every press 200 (what the user reads goes out privately); the operator gets 409 with the state.
             Assert.Equal(HttpStatusCode.OK, answers[0].StatusCode);

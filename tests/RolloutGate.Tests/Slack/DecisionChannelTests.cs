@@ -376,6 +376,52 @@ public sealed class DecisionChannelTests
     }
 
     [Fact]
+    public async Task Decision_TheRecommendationsButtonsGiveWayToWhoDecidedWhat_ItsTextAndEvidenceStay()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-settle-1");
+        await test.RegressThroughWatchAsync("gh-settle-1", SlackTestService.P95Regressed);
+        await test.AllDeliveredAsync();
+        var recommendation = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage), post => HasButtons(post.Body));
+
+        (await test.PressAsync(SlackTestService.Owner, "dismiss", "gh-settle-1")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        // The reply is edited in place: the same text and evidence, no buttons, and what settled them where they were.
+        var settled = Assert.Single(test.Slack.Delivered(SlackMethods.Update), update => update.Body.GetProperty("ts").GetString() == recommendation.Ts);
+        Assert.Equal(recommendation.Body.GetProperty("text").GetString(), settled.Body.GetProperty("text").GetString());
+        Assert.False(HasButtons(settled.Body));
+        var blocks = settled.Body.GetProperty("blocks").EnumerateArray().ToList();
+        Assert.Equal(recommendation.Body.GetProperty("blocks")[0].GetRawText(), blocks[0].GetRawText());
+        Assert.Equal("context", blocks[^1].GetProperty("type").GetString());
+        Assert.Equal($"Decided: <@{SlackTestService.Owner}> decided *dismiss*; these buttons no longer apply.",
+            blocks[^1].GetProperty("elements")[0].GetProperty("text").GetString());
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    [Fact]
+    public async Task PipelineRolledBackWithoutADecision_TheRecommendationsButtonsGiveWayToTheNewState()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-settle-2");
+        await test.RegressThroughWatchAsync("gh-settle-2", SlackTestService.P95Regressed);
+        await test.AllDeliveredAsync();
+        var recommendation = Assert.Single(test.Slack.Delivered(SlackMethods.PostMessage), post => HasButtons(post.Body));
+
+        (await test.Service.Webhooks.SendEventAsync("rolledback", "gh-settle-2")).EnsureSuccessStatusCode();
+        await test.AllDeliveredAsync();
+
+        var settled = Assert.Single(test.Slack.Delivered(SlackMethods.Update), update => update.Body.GetProperty("ts").GetString() == recommendation.Ts);
+        Assert.False(HasButtons(settled.Body));
+        Assert.Equal("The deployment is now *rolled-back*; these buttons no longer apply.",
+            settled.Body.GetProperty("blocks").EnumerateArray().Last().GetProperty("elements")[0].GetProperty("text").GetString());
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    private static bool HasButtons(JsonElement body) =>
+        body.TryGetProperty("blocks", out var blocks) && blocks.EnumerateArray().Any(block => block.GetProperty("type").GetString() == "actions");
+
+    [Fact]
     public async Task WebhookTextWithSlackMarkup_IsEscapedInEveryMessageTextAndBlock()
     {
         // A version is the pipeline's free text; in mrkdwn "<!channel>" pings everyone and "<http://evil|click>" is a
@@ -573,6 +619,9 @@ public sealed class DecisionChannelTests
         Assert.Contains(test.Slack.Delivered(SlackMethods.PostMessage),
             post => post.Body.GetProperty("text").GetString()!.StartsWith("Rollback action istio", StringComparison.Ordinal)
                 && post.Body.GetProperty("text").GetString()!.Contains("*succeeded*", StringComparison.Ordinal) && !post.Body.TryGetProperty("blocks", out _));
+        // The failed action's Retry and Stop buttons gave way to the retry's decision.
+        var settled = Assert.Single(test.Slack.Delivered(SlackMethods.Update), update => update.Body.GetProperty("ts").GetString() == failed.Ts);
+        Assert.False(HasButtons(settled.Body));
     }
 
     [Fact]
