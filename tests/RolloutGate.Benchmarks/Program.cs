@@ -15,7 +15,7 @@ return args.FirstOrDefault() switch
     "baselines" => BaselineBenchmark.Run(args[1..]),
     "webhooks" => await WebhookBenchmark.RunAsync(args[1..]),
     "reports" => await ReportsBenchmark.RunAsync(args[1..]),
-    "verify" => await VerifyBenchmark.RunAsync(args[1..]),
+    "verify" => await ReportsBenchmark.RunAsync(args[1..], verify: true),
     "slack" => await SlackPressBenchmark.RunAsync(args[1..]),
     "retention" => await RetentionBenchmark.RunAsync(args[1..]),
     "watches" => await WatchScaleBenchmark.RunAsync(args[1..]),

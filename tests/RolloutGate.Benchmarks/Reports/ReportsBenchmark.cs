@@ -21,12 +21,13 @@ public static class ReportsBenchmark
     private const string Csv = "text/csv";
     private const string Markdown = "text/markdown";
 
-    public static async Task<int> RunAsync(string[] args)
+    /// <param name="verify">Time <c>audit verify</c> over the seeded year (<see cref="VerifyBenchmark"/>) instead of the report queries.</param>
+    public static async Task<int> RunAsync(string[] args, bool verify = false)
     {
         var events = args.Length >= 2 && args[0] == "--events" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000;
         if (BenchmarkHost.AdminConnection is not { Length: > 0 } connection)
         {
-            await Console.Error.WriteLineAsync("ROLLOUTGATE_BENCH_CONNECTION is not set: run tests/RolloutGate.Benchmarks/run-with-postgres.sh reports");
+            await Console.Error.WriteLineAsync($"ROLLOUTGATE_BENCH_CONNECTION is not set: run tests/RolloutGate.Benchmarks/run-with-postgres.sh {(verify ? "verify" : "reports")}");
             return 2;
         }
 
@@ -42,8 +43,13 @@ public static class ReportsBenchmark
         var seeded = await host.ScalarAsync("SELECT count(*) FROM audit_events");
         Console.WriteLine($"seeded {seeded} audit events, {Deployments} deployments in {seeding.Elapsed.TotalSeconds:F0} s");
 
-        using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromMinutes(5) };
+        using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromMinutes(10) };
         http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ReaderToken);
+        if (verify)
+        {
+            return await VerifyBenchmark.RunAsync(host, http, events);
+        }
+
         var year = "from=2025-11-23T00:00:00Z&to=2026-11-23T00:00:00Z";
         var queries = new (string Name, string Path, string Accept)[]
         {

@@ -1,6 +1,5 @@
 using System.Diagnostics;
 using System.Globalization;
-using System.Net.Http.Headers;
 using System.Text.Json;
 using Npgsql;
 using RolloutGate.Core.Audit;
@@ -14,32 +13,13 @@ namespace RolloutGate.Benchmarks.Reports;
 /// </summary>
 public static class VerifyBenchmark
 {
-    private const string ReaderToken = "benchmark-reader-benchmark-reader-0";
-
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary>Chains the year <see cref="ReportsBenchmark"/> seeded and times verify over it through <paramref name="http"/> (a reader's client).</summary>
+    public static async Task<int> RunAsync(BenchmarkHost host, HttpClient http, int events)
     {
-        var events = args.Length >= 2 && args[0] == "--events" ? int.Parse(args[1], CultureInfo.InvariantCulture) : 1_000_000;
-        if (BenchmarkHost.AdminConnection is not { Length: > 0 } connection)
-        {
-            await Console.Error.WriteLineAsync("ROLLOUTGATE_BENCH_CONNECTION is not set: run tests/RolloutGate.Benchmarks/run-with-postgres.sh verify");
-            return 2;
-        }
-
-        using var runbooks = new RunbooksFolder();
-        await using var host = await BenchmarkHost.StartAsync(connection, new Dictionary<string, string?>
-        {
-            ["RolloutGate:Api:ReaderTokens:0"] = ReaderToken,
-            ["RolloutGate:RunbooksPath"] = runbooks.Folder,
-        });
-
-        var seeding = Stopwatch.StartNew();
-        await ReportsBenchmark.SeedAsync(host, events);
+        var chaining = Stopwatch.StartNew();
         await ChainAsync(host);
         var seeded = await host.ScalarAsync("SELECT count(*) FROM audit_events");
-        Console.WriteLine($"seeded and chained {seeded} audit events in {seeding.Elapsed.TotalSeconds:F0} s");
-
-        using var http = new HttpClient { BaseAddress = host.Address, Timeout = TimeSpan.FromMinutes(10) };
-        http.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", ReaderToken);
+        Console.WriteLine($"chained {seeded} audit events in {chaining.Elapsed.TotalSeconds:F0} s");
         Console.WriteLine();
         Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-with-postgres.sh verify --events {events}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {ReportsBenchmark.CpuModel()}, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
