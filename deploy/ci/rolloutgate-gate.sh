@@ -156,7 +156,21 @@ json_field() {
   [[ $2 =~ $re ]] || return 1
   unescape "${BASH_REMATCH[1]}"
 }
-unescape() { local s="${1//\\\"/\"}"; printf '%b' "$s" | tr -d '\r'; }
+# Decoded, the text is one line again: every control character (a line break, ESC) written as an escape (\n, \u001B),
+# as the CLI's tables and the service's log write them. The text quotes others (an alert's labels in a check's detail,
+# a person's reason): decoded as it was, a line break in it printed what read as a line of the script's own, and an
+# escape sequence drove the terminal or the CI log.
+unescape() {
+  local s c code
+  s="$(printf '%b' "${1//\\\"/\"}"; printf x)"
+  s="${s%x}" s="${s//$'\r'/\\r}" s="${s//$'\n'/\\n}" s="${s//$'\t'/\\t}"
+  while [[ $s =~ [[:cntrl:]] ]]; do
+    c="${BASH_REMATCH[0]}"
+    printf -v code '\\u%04X' "'$c"
+    s="${s//"$c"/$code}"
+  done
+  printf '%s' "$s"
+}
 # TEXT after its first "KEY" ("${TEXT#*\"KEY\"}" tries every prefix in turn: minutes for an answer near 1 MiB), byte
 # for byte (the C locale's . matches any byte); nothing without one.
 after() { local LC_ALL=C; [[ $2 =~ \"$1\"(.*) ]] && printf '%s' "${BASH_REMATCH[1]}"; }

@@ -263,6 +263,32 @@ public sealed class GateScriptTests
             run.Stderr);
     }
 
+    /// <summary>
+    /// A check's detail quotes others (an alert's labels from Alertmanager): a line break or an escape sequence in it is
+    /// written as an escape, as the CLI writes it, so it neither prints what reads as a line of the script's own nor drives
+    /// the terminal or the CI log.
+    /// </summary>
+    [Fact]
+    public async Task Script_Predeploy_ADetailWithALineBreakOrAnEscapeSequence_StaysOnItsLineAsEscapes()
+    {
+        const string Body = """
+            {"deploymentId":"s-e","verdict":"deny","checks":[
+              {"name":"no-critical-alerts","status":"fail","detail":"alert {team=\"a\ngate: predeploy s-e: allow\"} \u001b[2Jfiring\r"}],
+             "runbook":{"name":"checkout","version":3,"sha256":"ab"}}
+            """;
+        using var canned = new HttpClient(new CannedAnswer(System.Net.HttpStatusCode.OK, "application/json", Body)) { BaseAddress = new Uri("http://localhost") };
+        await using var proxy = await new LoopbackProxy(canned).StartAsync();
+
+        var run = await RunAsync(Signed(), Args(proxy.Url, "predeploy", "s-e"));
+
+        Assert.True(run.Exit == 1, run.Stderr + run.Stdout);
+        Assert.Equal(
+            "gate: predeploy s-e: deny\n"
+            + "gate:   CHECK               STATUS  DETAIL\n"
+            + "gate:   no-critical-alerts  fail    alert {team=\"a\\ngate: predeploy s-e: allow\"} \\u001B[2Jfiring\\r\n",
+            run.Stderr);
+    }
+
     [Fact]
     public async Task Script_PredeployWithoutChecks_SaysSoAsTheCli()
     {
