@@ -182,16 +182,16 @@ public sealed partial class RollbackDispatcher(
     /// state every <see cref="HaltPollInterval"/>, so that a stop also ends a wait between attempts (a backoff, a
     /// Retry-After) and an attempt on its way. Before each attempt it is read once more (<see cref="StoppedBeforeAttemptAsync"/>).
     /// </summary>
-    private async Task WatchStateAsync(string deploymentId, Halt halt, CancellationToken done)
+    private async Task WatchStateAsync(string deploymentId, CancellationTokenSource halt, CancellationToken done)
     {
         using var timer = new PeriodicTimer(HaltPollInterval, time);
         try
         {
             while (await timer.WaitForNextTickAsync(done))
             {
-                if (await StoppedAsync(deploymentId, done) is { } state)
+                if (await StoppedAsync(deploymentId, done))
                 {
-                    await halt.StopAsync(state);
+                    await halt.CancelAsync();
                     return;
                 }
             }
@@ -206,23 +206,23 @@ public sealed partial class RollbackDispatcher(
     /// The action's <see cref="RollbackRequest.BeforeEachAttempt"/>: no attempt begins once a stop is committed. The poll
     /// alone let one begin up to <see cref="HaltPollInterval"/> after it, when a retry's backoff was shorter.
     /// </summary>
-    private async Task StoppedBeforeAttemptAsync(string deploymentId, Halt halt, CancellationToken cancellationToken)
+    private async Task StoppedBeforeAttemptAsync(string deploymentId, CancellationTokenSource halt, CancellationToken cancellationToken)
     {
-        if (await StoppedAsync(deploymentId, cancellationToken) is { } state)
+        if (await StoppedAsync(deploymentId, cancellationToken))
         {
-            await halt.StopAsync(state);
-            throw new OperationCanceledException($"the deployment became {state}", null, halt.Token);
+            await halt.CancelAsync();
+            throw new OperationCanceledException($"the deployment became {DeploymentState.Stopped}", null, halt.Token);
         }
     }
 
     /// <summary>
-    /// The deployment's state if a person stopped it, else null; null too when it cannot be read (the action goes on, and
-    /// it is read again). Read in a scope of its own (the claim's context renews meanwhile), so a stop taken on any
+    /// Whether a person stopped the deployment; false too when its state cannot be read (the action goes on, and it is
+    /// read again). Read in a scope of its own (the claim's context renews meanwhile), so a stop taken on any
     /// replica counts. <c>FOR SHARE</c>: a stop being decided holds the row (<see cref="DeploymentDecisions"/>), and the
     /// read waits for it to commit rather than reading the state before it. A <c>rolledback</c> from the pipeline does not
     /// count: a webhook receiver may send it before it answers the delivery, whose outcome is then still the action's.
     /// </summary>
-    private async Task<string?> StoppedAsync(string deploymentId, CancellationToken cancellationToken)
+    private async Task<bool> StoppedAsync(string deploymentId, CancellationToken cancellationToken)
     {
         try
         {
@@ -230,7 +230,7 @@ public sealed partial class RollbackDispatcher(
             var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
             var state = (await db.Database.SqlQuery<string>($"SELECT state AS \"Value\" FROM deployments WHERE id = {deploymentId} FOR SHARE")
                 .ToListAsync(cancellationToken)).Single();
-            return state == DeploymentState.Stopped ? state : null;
+            return state == DeploymentState.Stopped;
         }
         catch (Exception ex) when (ex is not OperationCanceledException)
         {
@@ -239,28 +239,8 @@ public sealed partial class RollbackDispatcher(
                 LogWatchFailed(logger, deploymentId, ex);
             }
 
-            return null;
+            return false;
         }
-    }
-
-    /// <summary>Cancels an action a person stopped, and keeps the state that stopped it, whoever saw it first.</summary>
-    private sealed class Halt : IDisposable
-    {
-        private readonly CancellationTokenSource source = new();
-
-        public CancellationToken Token => source.Token;
-
-        public bool IsCancellationRequested => source.IsCancellationRequested;
-
-        public string? State { get; private set; }
-
-        public Task StopAsync(string state)
-        {
-            State ??= state;
-            return source.CancelAsync();
-        }
-
-        public void Dispose() => source.Dispose();
     }
 
     /// <summary>Carries out and records the rollback; false when the host's stop abandoned it (its claim released).</summary>
@@ -288,7 +268,8 @@ public sealed partial class RollbackDispatcher(
             using var interrupt = new CancellationTokenSource(Timeout.InfiniteTimeSpan, time);
             using var onStop = stopping.Register(() => interrupt.CancelAfter(grace));
             using var acted = new CancellationTokenSource();
-            using var halt = new Halt();
+            // Cancelled only once the deployment is read as stopped, by the poll or before an attempt.
+            using var halt = new CancellationTokenSource();
             using var acting = CancellationTokenSource.CreateLinkedTokenSource(interrupt.Token, halt.Token);
             request = request with { BeforeEachAttempt = token => StoppedBeforeAttemptAsync(deploymentId, halt, token) };
             var renewing = RenewAsync(db, deploymentId, acted.Token);
@@ -302,7 +283,7 @@ public sealed partial class RollbackDispatcher(
                 // A person stopped the automation while the action ran: "stop ends all automation", so no further
                 // attempt is made. Recorded as this action's outcome, finished, so that
                 // nobody carries it out again; an attempt already sent may have reached its target, and the record says so.
-                var state = halt.State ?? "no longer rolling back";
+                const string state = DeploymentState.Stopped;
                 var (action, attempts) = cancelled is RollbackCancelledException under ? (under.Action, under.Attempts) : ("rollback action", 0);
                 outcome = new RollbackOutcome(false, action,
                     $"halted after {attempts} attempt(s): the deployment became {state} while the action was under way, so no further " +
