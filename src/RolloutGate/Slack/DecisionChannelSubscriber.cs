@@ -26,6 +26,8 @@ public sealed partial class DecisionChannelSubscriber(
         // Read once per deployment: a decision and the state change it makes are two events of one deployment, and the
         // caller holds the audit lock until it commits.
         var deployments = new Dictionary<string, DeploymentRow?>(StringComparer.Ordinal);
+        // A decision and the state change it makes both settle a deployment's buttons: looked up once, by the first of them.
+        var settled = new HashSet<string>(StringComparer.Ordinal);
         foreach (var audit in appended)
         {
             if (audit.DeploymentId is null || !IsAnnounced(audit.Type))
@@ -61,7 +63,7 @@ public sealed partial class DecisionChannelSubscriber(
             {
                 await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{audit.Id}", now, cancellationToken);
                 // Buttons are for a regressed deployment (and a failed action's retry): any other move settles them.
-                if (SlackMessages.SettledByState(audit.Data) is { } moved)
+                if (SlackMessages.SettledByState(audit.Data) is { } moved && settled.Add(deployment.Id))
                 {
                     await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, moved, now, cancellationToken);
                 }
@@ -69,7 +71,7 @@ public sealed partial class DecisionChannelSubscriber(
                 continue;
             }
 
-            if (audit.Type == AuditEventTypes.Decision)
+            if (audit.Type == AuditEventTypes.Decision && settled.Add(deployment.Id))
             {
                 await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, SlackMessages.SettledByDecision(audit.Actor, audit.Data), now, cancellationToken);
             }
