@@ -12,11 +12,17 @@ public static class MetricValues
     /// judged like a latency, but the 5 of <c>vector(5)</c> is not 5 seconds, so its values are shown as the plain numbers
     /// it returned.
     /// </summary>
-    public static string Format(MetricSpec spec, MetricKind kind, double value)
+    public static string Format(MetricSpec spec, MetricKind kind, double value) => Format(spec, kind, value, 0);
+
+    /// <summary>
+    /// <see cref="Format(MetricSpec, MetricKind, double)"/> with <paramref name="extraDigits"/> more digits than usual
+    /// (decimals, or significant digits for a plain number), which <see cref="DigitsApart"/> chooses.
+    /// </summary>
+    internal static string Format(MetricSpec spec, MetricKind kind, double value, int extraDigits)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return spec is { Preset: null, Query: not null } ? value.ToString("G4", CultureInfo.InvariantCulture)
-            : Format(spec.Preset is null ? kind : MetricKinds.FromPreset(spec.Preset), value);
+        return spec is { Preset: null, Query: not null } ? value.ToString($"G{4 + extraDigits}", CultureInfo.InvariantCulture)
+            : Format(spec.Preset is null ? kind : MetricKinds.FromPreset(spec.Preset), value, extraDigits);
     }
 
     /// <summary>
@@ -24,17 +30,55 @@ public static class MetricValues
     /// rounds to 1000 ms is shown in seconds; an error rate that would round to "0.00%" with two significant digits (a
     /// baseline of 1 error in 200,000 requests is not none).
     /// </summary>
-    public static string Format(MetricKind kind, double value) => kind switch
+    public static string Format(MetricKind kind, double value) => Format(kind, value, 0);
+
+    private static string Format(MetricKind kind, double value, int extraDigits)
     {
-        MetricKind.Latency => Math.Round(value * 1000) < 1000
-            ? string.Create(CultureInfo.InvariantCulture, $"{value * 1000:0} ms")
-            : string.Create(CultureInfo.InvariantCulture, $"{value:0.00} s"),
-        MetricKind.ErrorRate => value > 0 && value * 100 < 0.005
-            ? Significant(value * 100, 2) + "%"
-            : string.Create(CultureInfo.InvariantCulture, $"{value * 100:0.00}%"),
-        MetricKind.RequestRate => string.Create(CultureInfo.InvariantCulture, $"{value:0.##} req/s"),
-        _ => value.ToString("G4", CultureInfo.InvariantCulture),
-    };
+        var more = new string('0', extraDigits);
+        return kind switch
+        {
+            MetricKind.Latency => Math.Round(value * 1000, extraDigits) < 1000
+                ? (value * 1000).ToString(extraDigits == 0 ? "0" : "0." + more, CultureInfo.InvariantCulture) + " ms"
+                : value.ToString("0.00" + more, CultureInfo.InvariantCulture) + " s",
+            MetricKind.ErrorRate => value > 0 && value * 100 < 0.005
+                ? Significant(value * 100, 2 + extraDigits) + "%"
+                : (value * 100).ToString("0.00" + more, CultureInfo.InvariantCulture) + "%",
+            MetricKind.RequestRate => value.ToString("0.##" + new string('#', extraDigits), CultureInfo.InvariantCulture) + " req/s",
+            _ => value.ToString($"G{4 + extraDigits}", CultureInfo.InvariantCulture),
+        };
+    }
+
+    /// <summary>The most digits <see cref="DigitsApart"/> adds.</summary>
+    private const int MostExtraDigits = 3;
+
+    /// <summary>
+    /// How many more digits than usual it takes to show <paramref name="value"/> apart from <paramref name="limit"/> in the
+    /// metric's unit: "250.4 ms is above the absolute max of 250.0 ms", not "250 ms is above the absolute max of 250 ms".
+    /// </summary>
+    internal static int DigitsApart(MetricSpec spec, MetricKind kind, double value, double? limit) =>
+        DigitsApart((v, digits) => Format(spec, kind, v, digits), value, limit);
+
+    /// <summary>
+    /// How many more digits (up to three) <paramref name="show"/> needs to tell <paramref name="value"/> from
+    /// <paramref name="limit"/>: 0 without a limit, for a value equal to it, or one that three more digits do not tell from it.
+    /// </summary>
+    internal static int DigitsApart(Func<double, int, string> show, double value, double? limit)
+    {
+        if (limit is not { } other || value == other)
+        {
+            return 0;
+        }
+
+        for (var digits = 0; digits <= MostExtraDigits; digits++)
+        {
+            if (show(value, digits) != show(other, digits))
+            {
+                return digits;
+            }
+        }
+
+        return 0;
+    }
 
     /// <summary>A positive number with <paramref name="digits"/> significant digits in fixed notation: 0.00042, not 4.2E-04.</summary>
     private static string Significant(double value, int digits)

@@ -209,6 +209,11 @@ public static class RegressionDetector
         }
 
         context = context with { State = context.State with { BlindIntervals = 0 } };
+        if (current.Value is { } shown)
+        {
+            context = context.Apart(shown);
+        }
+
         var requests = counts?.Requests ?? current.Requests;
         if (requests is { } n && n < options.MinRequests && !IsTrafficLost(kind, spec, baseline, current, options))
         {
@@ -315,7 +320,11 @@ public static class RegressionDetector
             where = $"{where} ({zone.Id})";
         }
 
-        var seen = $"{spec.Name} {Format(spec, kind, value)} is {AboveOrBelow((value / Math.Exp(unadjusted)) - 1)} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
+        // The change with as many decimals as it takes to tell it from the relative limit: not "20% above" and "beyond the
+        // allowed 20%" together.
+        var change = (value / Math.Exp(unadjusted)) - 1;
+        var limitDigits = spec.MaxIncrease is { } limit ? DigitsApart(Percent, Math.Abs(change), limit) : 0;
+        var seen = $"{spec.Name} {context.Shown(value)} is {AboveOrBelow(change, limitDigits)} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
         if (load is not null)
         {
             seen += LoadExplanation(spec, kind, load, where, reference);
@@ -373,7 +382,8 @@ public static class RegressionDetector
             };
         }
 
-        var seen = $"{spec.Name} {Format(MetricKind.ErrorRate, rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
+        context = context.Apart(rate);
+        var seen = $"{spec.Name} {context.Shown(rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
         return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
 
@@ -390,10 +400,12 @@ public static class RegressionDetector
         return errors * Math.Log(p1 / p0) + (requests - errors) * Math.Log((1 - p1) / (1 - p0));
     }
 
-    private static string Percent(double fraction) => string.Create(CultureInfo.InvariantCulture, $"{fraction * 100:0}%");
+    /// <summary>"31%"; with <paramref name="decimals"/>, "20.2%".</summary>
+    private static string Percent(double fraction, int decimals = 0) =>
+        (fraction * 100).ToString(decimals == 0 ? "0" : "0." + new string('0', decimals), CultureInfo.InvariantCulture) + "%";
 
-    /// <summary>"31% above", "17% below": a relative change in words.</summary>
-    private static string AboveOrBelow(double fraction) => $"{Percent(Math.Abs(fraction))} {(fraction >= 0 ? "above" : "below")}";
+    /// <summary>"31% above", "17% below": a relative change in words, with <paramref name="decimals"/>.</summary>
+    private static string AboveOrBelow(double fraction, int decimals = 0) => $"{Percent(Math.Abs(fraction), decimals)} {(fraction >= 0 ? "above" : "below")}";
 
     /// <summary>"+31%", "-17%"; "0%" without a sign for a change that rounds to none (not "-0%").</summary>
     private static string SignedPercent(double fraction) =>
@@ -462,6 +474,21 @@ public static class RegressionDetector
         /// <summary>The baseline's dispersion φ (<see cref="BaselineWindow.Dispersion"/>), which divides the error tests' evidence.</summary>
         public double Dispersion { get; init; } = 1;
 
+        /// <summary>
+        /// The digits beyond the usual that the interval's value and the absolute limits are shown with, so that a value
+        /// beyond a limit does not read as equal to it (<see cref="Apart"/>).
+        /// </summary>
+        public int Digits { get; init; }
+
+        /// <summary>This context showing <paramref name="value"/> apart from the max and the min (<see cref="MetricValues.DigitsApart"/>).</summary>
+        public Context Apart(double value) => this with
+        {
+            Digits = Math.Max(DigitsApart(Spec, Kind, value, Spec.Max), DigitsApart(Spec, Kind, value, Spec.Min)),
+        };
+
+        /// <summary>The interval's value or an absolute limit in the metric's unit, with <see cref="Digits"/>.</summary>
+        public string Shown(double value) => Format(Spec, Kind, value, Digits);
+
         public MetricEvaluation Result(
             Observation current, Verdict verdict, double? value, double? reference, double? allowed, DetectorState state, string explanation)
         {
@@ -482,18 +509,18 @@ public static class RegressionDetector
             }
 
             var next = Counted(value);
-            var seen = $"{Spec.Name} {Format(Spec, Kind, value)}";
+            var seen = $"{Spec.Name} {Shown(value)}";
             var allowed = AbsoluteLimit(value);
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
             {
                 return Result(current, Verdict.BreachOfMax, value, null, allowed, next,
-                    $"{why}; but {seen} has been above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)}, which needs no baseline, for {next.IntervalsAboveMax} consecutive intervals.");
+                    $"{why}; but {seen} has been above the absolute max of {Shown(Spec.Max!.Value)}, which needs no baseline, for {next.IntervalsAboveMax} consecutive intervals.");
             }
 
             if (next.IntervalsBelowMin >= Options.MaxBreachIntervals)
             {
                 return Result(current, Verdict.BreachOfMin, value, null, allowed, next,
-                    $"{why}; but {seen} has been below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)}, which needs no baseline, for {next.IntervalsBelowMin} consecutive intervals.");
+                    $"{why}; but {seen} has been below the absolute min of {Shown(Spec.Min!.Value)}, which needs no baseline, for {next.IntervalsBelowMin} consecutive intervals.");
             }
 
             var limits = Spec.Max is null ? "min needs" : Spec.Min is null ? "max needs" : "min and max need";
@@ -517,17 +544,17 @@ public static class RegressionDetector
         /// <summary>How far a run beyond an absolute limit has come ("above the absolute max of 800 ms for 1 of the 3 ..."); null outside both.</summary>
         private string? TowardsBreach(DetectorState counted) =>
             counted.IntervalsAboveMax > 0
-                ? $"above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {counted.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                ? $"above the absolute max of {Shown(Spec.Max!.Value)} for {counted.IntervalsAboveMax} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : counted.IntervalsBelowMin > 0
-                ? $"below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)} for {counted.IntervalsBelowMin} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
+                ? $"below the absolute min of {Shown(Spec.Min!.Value)} for {counted.IntervalsBelowMin} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : null;
 
         /// <summary>"within the absolute max of 800 ms", "within the absolute min of 50", or both; null without either.</summary>
         private string? WithinLimits() => (Spec.Min, Spec.Max) switch
         {
-            ({ } min, { } max) => $"within the absolute min of {Format(Spec, Kind, min)} and max of {Format(Spec, Kind, max)}",
-            ({ } min, null) => $"within the absolute min of {Format(Spec, Kind, min)}",
-            (null, { } max) => $"within the absolute max of {Format(Spec, Kind, max)}",
+            ({ } min, { } max) => $"within the absolute min of {Shown(min)} and max of {Shown(max)}",
+            ({ } min, null) => $"within the absolute min of {Shown(min)}",
+            (null, { } max) => $"within the absolute max of {Shown(max)}",
             _ => null,
         };
 
@@ -568,12 +595,12 @@ public static class RegressionDetector
             if (next.IntervalsAboveMax >= Options.MaxBreachIntervals)
             {
                 verdict = Verdict.BreachOfMax;
-                explanation = $"{seen}; it has been above the absolute max of {Format(Spec, Kind, Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
+                explanation = $"{seen}; it has been above the absolute max of {Shown(Spec.Max!.Value)} for {next.IntervalsAboveMax} consecutive intervals.";
             }
             else if (next.IntervalsBelowMin >= Options.MaxBreachIntervals)
             {
                 verdict = Verdict.BreachOfMin;
-                explanation = $"{seen}; it has been below the absolute min of {Format(Spec, Kind, Spec.Min!.Value)} for {next.IntervalsBelowMin} consecutive intervals.";
+                explanation = $"{seen}; it has been below the absolute min of {Shown(Spec.Min!.Value)} for {next.IntervalsBelowMin} consecutive intervals.";
             }
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {

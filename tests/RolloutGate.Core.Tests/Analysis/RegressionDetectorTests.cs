@@ -362,6 +362,35 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_AValueJustBeyondALimit_IsShownWithTheDigitsThatTellItFromTheLimit()
+    {
+        // Rounded as usual, each read as the limit itself: "240 ms is 20% above ...: beyond the allowed 20%", "250 ms has been
+        // above the absolute max of 250 ms", "2.00% ... above the absolute max of 2.00%".
+        var relative = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.2403, 1000)]);
+        Assert.StartsWith("p95-latency 240 ms is 20.2% above the baseline median (200 ms): beyond the allowed 20% in this interval", relative[0].Explanation, StringComparison.Ordinal);
+
+        var maxOnly = Latency with { MaxIncrease = null, Max = 0.25 };
+        var breach = Watch(MetricKind.Latency, maxOnly, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.2504, 1000)));
+        Assert.Equal(Verdict.BreachOfMax, breach[2].Verdict);
+        Assert.StartsWith("p95-latency 250.4 ms is 25% above the baseline median (200 ms); it has been above the absolute max of 250.0 ms for 3", breach[2].Explanation, StringComparison.Ordinal);
+        var within = Watch(MetricKind.Latency, maxOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.2496, 1000)]);
+        Assert.EndsWith("within the absolute max of 250.0 ms.", within[0].Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("p95-latency 249.6 ms", within[0].Explanation, StringComparison.Ordinal);
+
+        var errors = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.002, 100_000, 200)).ToList());
+        var errorMax = ErrorRate with { MaxIncrease = null };
+        var over = Watch(MetricKind.ErrorRate, errorMax, errors, [new Observation(Deploy, 0.02004, 100_000, 2004)]);
+        Assert.StartsWith("error-rate 2.004% (2004 of 100000 requests failed) against a baseline of 0.20%; no relative limit is set and it is above the absolute max of 2.000% for 1 of the 3", over[0].Explanation, StringComparison.Ordinal);
+
+        // Exactly at a limit, as usual.
+        var at = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.24, 1000)]);
+        Assert.StartsWith("p95-latency 240 ms is 20% above the baseline median (200 ms), within the allowed 20% so far", at[0].Explanation, StringComparison.Ordinal);
+        var atMax = Watch(MetricKind.Latency, maxOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.25, 1000)]);
+        Assert.EndsWith("no relative limit is set and it is within the absolute max of 250 ms.", atMax[0].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_OneSpikeAboveMax_IsNotABreachButThreeInARowAre()
     {
         var traffic = new SyntheticTraffic(5);
