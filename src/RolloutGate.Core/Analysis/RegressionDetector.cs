@@ -605,12 +605,14 @@ public static class RegressionDetector
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (likelihood ratio test {Since} {Beyond(leading.Statistic, leading.Threshold)}).";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (evidence {Since}, a likelihood ratio test: {Beyond(leading.Statistic, leading.Threshold)}).";
             }
             else if (leading.Alarms)
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; the evidence for {direction} beyond {limit} has accumulated past the threshold (CUSUM {Beyond(leading.Statistic, leading.Threshold)}) {Span(current.At - since!.Value)}.";
+                // CUSUM glossed: the evidence of the recent intervals, whose healthy ones wear it down (the healthy past does not
+                // outweigh a regression that starts late, as it would the evidence since the deploy).
+                explanation = $"{seen}; the evidence of the recent intervals for {direction} beyond {limit} has built up past its threshold {Span(current.At - since!.Value)} (CUSUM, a running total that healthy intervals wear down: {Beyond(leading.Statistic, leading.Threshold)}).";
             }
             else
             {
@@ -623,7 +625,7 @@ public static class RegressionDetector
                 var tooFewLooks = tests.SinceDeploy.Statistic > tests.SinceDeploy.Threshold && next.SinceDeployLooks < Options.MinLooksSinceDeploy
                     ? $" after {next.SinceDeployLooks} of the {Options.MinLooksSinceDeploy} judged intervals it needs before it may decide"
                     : "";
-                var evidenceSoFar = $"evidence {Since} {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, CUSUM {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
+                var evidenceSoFar = $"evidence {Since} {Number(tests.SinceDeploy.Statistic)} of {Number(tests.SinceDeploy.Threshold)}{tooFewLooks}, recent evidence (CUSUM) {Number(tests.Cusum.Statistic)} of {Number(tests.Cusum.Threshold)}";
                 var butMax = towardsBreach is null ? "" : $", and it is {towardsBreach}";
                 // Why a value beyond the limit does not decide: on the first interval, that it is one; later, unless too few
                 // intervals are the reason already given, that the shift has not stood out from the noise (not "one interval").

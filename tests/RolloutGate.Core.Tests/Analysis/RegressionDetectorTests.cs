@@ -170,7 +170,7 @@ public sealed class RegressionDetectorTests
 
         // Seen live: "evidence since the deploy 6.5 of 5.3" and yet "not yet enough", with nothing to say why.
         Assert.Equal(Verdict.Healthy, evaluations[1].Verdict);
-        Assert.Matches(@"\(evidence since the deploy [0-9.]+ of 5\.3 after 2 of the 3 judged intervals it needs before it may decide, CUSUM ", evaluations[1].Explanation);
+        Assert.Matches(@"\(evidence since the deploy [0-9.]+ of 5\.3 after 2 of the 3 judged intervals it needs before it may decide, recent evidence \(CUSUM\) ", evaluations[1].Explanation);
         Assert.Equal(Verdict.Regressed, evaluations[2].Verdict);
     }
 
@@ -447,7 +447,7 @@ public sealed class RegressionDetectorTests
         // The second interval beyond the limit is not "one noisy interval": what keeps it from deciding is said instead.
         Assert.Equal(Verdict.Healthy, both[1].Verdict);
         Assert.DoesNotContain("one noisy interval", both[1].Explanation, StringComparison.Ordinal);
-        Assert.Contains("after 2 of the 3 judged intervals it needs before it may decide, CUSUM", both[1].Explanation, StringComparison.Ordinal);
+        Assert.Contains("after 2 of the 3 judged intervals it needs before it may decide, recent evidence (CUSUM)", both[1].Explanation, StringComparison.Ordinal);
         Assert.DoesNotContain("absolute max", both[2].Explanation, StringComparison.Ordinal);
     }
 
@@ -945,7 +945,10 @@ public sealed class RegressionDetectorTests
         Assert.Equal(threshold, evaluations[first].StatisticThreshold, 9);
         Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
         Assert.True(evaluations[first].State.SinceDeploySum < 0, "the healthy hours still outweigh the regression since the deploy");
-        Assert.Contains("CUSUM", evaluations[first].Explanation, StringComparison.Ordinal);
+        // In words an on-call engineer reads without knowing what a CUSUM is; the healthy intervals before say the same.
+        Assert.Matches(@"; the evidence of the recent intervals for an increase beyond the allowed 20% has built up past its threshold over the last [0-9.]+ (minutes|hours) \(CUSUM, a running total that healthy intervals wear down: [0-9.]+ > [0-9.]+\)\.$",
+            evaluations[first].Explanation);
+        Assert.Contains(", recent evidence (CUSUM) ", evaluations[first - 1].Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -972,6 +975,9 @@ public sealed class RegressionDetectorTests
         Assert.Equal(Math.Log(2 / 0.01), evaluations[first].StatisticThreshold, 9);
         Assert.Equal(MixtureLogLikelihoodRatio(step * (first + 1), first + 1, FlatKappa), evaluations[first].Statistic, 4);
         Assert.Contains($"the {first + 1} intervals since the deploy", evaluations[first].Explanation, StringComparison.Ordinal);
+        // The same words as the healthy intervals' "evidence since the deploy 4.9 of 5.3", so the number is seen to be the one that grew.
+        Assert.Matches(@"\(evidence since the deploy, a likelihood ratio test: [0-9.]+ > 5\.3\)\.$", evaluations[first].Explanation);
+        Assert.Contains("(evidence since the deploy ", evaluations[first - 1].Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
