@@ -632,9 +632,14 @@ public static class RegressionDetector
                 var undecided = next.SinceDeployLooks <= 1 ? "; one noisy interval does not decide"
                     : tooFewLooks.Length > 0 ? ""
                     : "; so far it does not stand out from the baseline's own noise";
+                // "So far" covers the judged intervals only: say how many the tests have not seen (no data, too few requests,
+                // the warm-up; each of their explanations says which), or a watch judged in 3 intervals of 60 reads as 60.
+                var unjudged = next.SinceDeployLooks < next.Evaluations
+                    ? $"; {next.SinceDeployLooks} of the {next.Evaluations} intervals since the deploy could be judged against the baseline"
+                    : "";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
-                    : beyond ? $"{seen}: beyond {limitOfValue} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}."
-                    : $"{seen}, within {limitOfValue} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}.";
+                    : beyond ? $"{seen}: beyond {limitOfValue} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}{unjudged}."
+                    : $"{seen}, within {limitOfValue} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}{unjudged}.";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);

@@ -294,6 +294,31 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_HealthyAfterIntervalsWithoutDataOrWithTooFewRequests_SaysHowManyWereJudged()
+    {
+        // Blind twice, then 40 requests, then two judged intervals: "within the allowed 20% so far" spoke for five intervals
+        // of which the tests had seen two.
+        var observations = SyntheticTraffic.Minutes(Deploy, 5).Select((t, i) => i switch
+        {
+            < 2 => new Observation(t, null),
+            2 => new Observation(t, 0.2, 40),
+            _ => new Observation(t, 0.2, 1000),
+        });
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), observations);
+
+        Assert.Equal([Verdict.Blind, Verdict.Blind, Verdict.InsufficientData, Verdict.Healthy, Verdict.Healthy], evaluations.Select(e => e.Verdict));
+        Assert.StartsWith("p95-latency 200 ms is 0% above the baseline median (200 ms), within the allowed 20% so far (", evaluations[4].Explanation, StringComparison.Ordinal);
+        Assert.EndsWith("); 2 of the 5 intervals since the deploy could be judged against the baseline.", evaluations[4].Explanation, StringComparison.Ordinal);
+        var beyond = RegressionDetector.Evaluate(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), evaluations[4].State, new Observation(Deploy.AddMinutes(5), 0.25, 1000));
+        Assert.EndsWith("; 3 of the 6 intervals since the deploy could be judged against the baseline.", beyond.Explanation, StringComparison.Ordinal);
+
+        // Every interval judged: nothing to add.
+        var judged = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.2, 1000)));
+        Assert.EndsWith(" so far (evidence since the deploy 0.0 of 5.3, recent evidence (CUSUM) 0.0 of 14.0).", judged[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_ErrorRateWithoutRequestCount_IsInsufficientData()
     {
         var baseline = BaselineWindow.From(MetricKind.ErrorRate,
