@@ -197,6 +197,7 @@ public static class RegressionDetector
             ReferenceError = baseline.ReferenceError,
             AdjustsForLoad = baseline.AdjustsForLoad,
             Since = warmUpUntil is null ? "since the deploy" : "since the warm-up",
+            WarmsUp = warmUpUntil is not null,
             ErrorNull = kind == MetricKind.ErrorRate && spec.MaxIncrease is { } increase ? ErrorNullRate(baseline, increase) : 0,
             Dispersion = baseline.Dispersion,
         };
@@ -468,6 +469,9 @@ public static class RegressionDetector
         /// <summary>Where the evidence against the baseline starts, in words: the deploy, or the end of its warm-up.</summary>
         public string Since { get; init; } = "since the deploy";
 
+        /// <summary>Whether the runbook has a warm-up, whose intervals are not judged against the baseline.</summary>
+        public bool WarmsUp { get; init; }
+
         /// <summary>Error rates with a relative limit: the rate the null hypothesis allows (see <see cref="ErrorNullRate"/>); 0 otherwise.</summary>
         public double ErrorNull { get; init; }
 
@@ -635,7 +639,7 @@ public static class RegressionDetector
                 // "So far" covers the judged intervals only: say how many the tests have not seen (no data, too few requests,
                 // the warm-up; each of their explanations says which), or a watch judged in 3 intervals of 60 reads as 60.
                 var unjudged = next.SinceDeployLooks < next.Evaluations
-                    ? $"; {next.SinceDeployLooks} of the {next.Evaluations} intervals since the deploy could be judged against the baseline"
+                    ? $"; {next.SinceDeployLooks} of the {next.Evaluations} intervals since the deploy could be judged against the baseline{(WarmsUp ? " (the warm-up's are not)" : "")}"
                     : "";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
                     : beyond ? $"{seen}: beyond {limitOfValue} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}{unjudged}."

@@ -112,6 +112,9 @@ public sealed class RegressionDetectorTests
         });
         Assert.All(with.Where(e => e.At > warm), e => Assert.Equal(Verdict.Healthy, e.Verdict));
         Assert.Contains("(evidence since the warm-up", with[^1].Explanation, StringComparison.Ordinal);
+        // The six intervals of the warm-up are why the others since the deploy could not be judged.
+        Assert.EndsWith($"; {with.Count - 6} of the {with.Count} intervals since the deploy could be judged against the baseline (the warm-up's are not).",
+            with[^1].Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
