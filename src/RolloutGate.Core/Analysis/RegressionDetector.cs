@@ -353,11 +353,11 @@ public static class RegressionDetector
         var by = Math.Exp(load.LogShift) - 1;
         var bound = Math.Abs(load.Applied);
         var held = load.Applied == load.Load ? ""
-            : bound < load.Range ? $", for {expected} at most, as {hours} led to expect"
+            : bound < load.Range ? $", for traffic {expected} at most, as {hours} led to expect"
             : load.Load < 0 ? $", for a drop of {Percent(1 - Math.Exp(-load.Range))} at most, the largest the baseline's days showed"
             : $", for a rise of {Percent(Math.Exp(load.Range) - 1)} at most, the largest the baseline's days showed";
         var elasticity = load.Elasticity.ToString("0.00", CultureInfo.InvariantCulture);
-        return $"{seen}, so it is judged against a reference adjusted by {SignedPercent(by)} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity} fitted on the baseline's days{held})";
+        return $"{seen}, so it is judged against a reference adjusted by {SignedPercent(by)} for that load ({Format(spec, kind, adjusted)}; load elasticity {elasticity}, the % it moves with each 1% of traffic, fitted on the baseline's days{held})";
     }
 
     private static MetricEvaluation EvaluateCounts(Context context, BaselineWindow baseline, Observation current, (long Requests, long Errors) counts)

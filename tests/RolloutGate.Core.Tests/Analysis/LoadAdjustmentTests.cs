@@ -107,7 +107,7 @@ public sealed class LoadAdjustmentTests
         // And the explanations say which bound held, or why nothing was adjusted.
         var quiet = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null, new Observation(Wednesday.AddHours(6), 0.3, 200));
         var busy = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null, new Observation(Wednesday.AddHours(6), 0.3, 1300 * 20));
-        Assert.Matches(@"traffic [0-9]+% below the same time last week, so it is judged against a reference adjusted by -[0-9]+% for that load \([0-9]+ ms; load elasticity 0\.[0-9]+ fitted on the baseline's days, for a drop of [0-9]+% at most, the largest the baseline's days showed\)", quiet.Explanation);
+        Assert.Matches(@"traffic [0-9]+% below the same time last week, so it is judged against a reference adjusted by -[0-9]+% for that load \([0-9]+ ms; load elasticity 0\.[0-9]+, the % it moves with each 1% of traffic, fitted on the baseline's days, for a drop of [0-9]+% at most, the largest the baseline's days showed\)", quiet.Explanation);
         Assert.Matches(@"traffic [0-9]+% above the same time last week, where the 2 hours before the deploy led to expect [0-9]+% below: a change of traffic that came with the deploy may be its own doing, so the reference is not adjusted for it", busy.Explanation);
         // A count a hair below its reference: an adjustment that rounds to none has no sign.
         var near = RegressionDetector.Evaluate(MetricKind.Latency, Spec, baseline, null,
@@ -172,6 +172,10 @@ public sealed class LoadAdjustmentTests
             var noon = evaluations.Single(e => e.At == Wednesday.AddHours(3));
             Assert.Contains("below the same time last week, so it is judged against a reference adjusted by", noon.Explanation, StringComparison.Ordinal);
             Assert.Contains(kind == MetricKind.CostPerRequest ? "adjusted by +" : "adjusted by -", noon.Explanation, StringComparison.Ordinal);
+            // In words: what the elasticity is, and that the credit was held to the traffic the hours before the deploy showed
+            // (it read "for 45% below at most", a percentage of nothing named).
+            Assert.Contains(", the % it moves with each 1% of traffic, fitted on the baseline's days", noon.Explanation, StringComparison.Ordinal);
+            Assert.Matches(@"fitted on the baseline's days(\)|, for traffic [0-9]+% below at most, as the 2 hours before the deploy led to expect\)|, for a drop of [0-9]+% at most, the largest the baseline's days showed\))", noon.Explanation);
         }
     }
 
