@@ -325,6 +325,7 @@ public static class RegressionDetector
         // allowed 20%" together.
         var change = (value / Math.Exp(unadjusted)) - 1;
         var limitDigits = spec.MaxIncrease is { } limit ? DigitsApart(Percent, Math.Abs(change), limit) : 0;
+        context = context.Apart(value, allowed);
         var seen = $"{spec.Name} {context.Shown(value)} is {AboveOrBelow(change, limitDigits)} {where} ({Format(spec, kind, Math.Exp(unadjusted))})";
         if (load is not null)
         {
@@ -383,7 +384,7 @@ public static class RegressionDetector
             };
         }
 
-        context = context.Apart(rate);
+        context = context.Apart(rate, allowed);
         var seen = $"{spec.Name} {context.Shown(rate)} ({e} of {n} requests failed) against a baseline of {Format(MetricKind.ErrorRate, reference)}";
         return context.Decide(current, rate, reference, allowed, evidence, seen);
     }
@@ -484,10 +485,13 @@ public static class RegressionDetector
         /// </summary>
         public int Digits { get; init; }
 
-        /// <summary>This context showing <paramref name="value"/> apart from the max and the min (<see cref="MetricValues.DigitsApart"/>).</summary>
-        public Context Apart(double value) => this with
+        /// <summary>
+        /// This context showing <paramref name="value"/> apart from the max, the min and the value the relative limit allows
+        /// at this time (<see cref="MetricValues.DigitsApart"/>).
+        /// </summary>
+        public Context Apart(double value, double? allowed = null) => this with
         {
-            Digits = Math.Max(DigitsApart(Spec, Kind, value, Spec.Max), DigitsApart(Spec, Kind, value, Spec.Min)),
+            Digits = new[] { Spec.Max, Spec.Min, allowed }.Max(limit => DigitsApart(Spec, Kind, value, limit)),
         };
 
         /// <summary>The interval's value or an absolute limit in the metric's unit, with <see cref="Digits"/>.</summary>
@@ -586,7 +590,9 @@ public static class RegressionDetector
             };
             var tests = Tests(next);
             var leading = Leading(tests);
+            // With the value it allows at this time, the evaluation's threshold: "the allowed 20% (240 ms)".
             var limit = Spec.MaxIncrease is { } m ? $"the allowed {Percent(m)}" : null;
+            var allows = limit is null ? "" : $" ({Shown(allowed!.Value)})";
             var lowerIsWorse = Kind.LowerIsWorse(Spec);
             // Where a drop is the regression, a value well above the reference is within its limit: "within the allowed 30%"
             // after "45% above" would read as a contradiction, so those sentences name the drop.
@@ -609,14 +615,14 @@ public static class RegressionDetector
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit} (evidence {Since}, a likelihood ratio test: {Beyond(leading.Statistic, leading.Threshold)}).";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit}{allows} (evidence {Since}, a likelihood ratio test: {Beyond(leading.Statistic, leading.Threshold)}).";
             }
             else if (leading.Alarms)
             {
                 verdict = Verdict.Regressed;
                 // CUSUM glossed: the evidence of the recent intervals, whose healthy ones wear it down (the healthy past does not
                 // outweigh a regression that starts late, as it would the evidence since the deploy).
-                explanation = $"{seen}; the evidence of the recent intervals for {direction} beyond {limit} has built up past its threshold {Span(current.At - since!.Value)} (CUSUM, a running total that healthy intervals wear down: {Beyond(leading.Statistic, leading.Threshold)}).";
+                explanation = $"{seen}; the evidence of the recent intervals for {direction} beyond {limit}{allows} has built up past its threshold {Span(current.At - since!.Value)} (CUSUM, a running total that healthy intervals wear down: {Beyond(leading.Statistic, leading.Threshold)}).";
             }
             else
             {
@@ -642,8 +648,8 @@ public static class RegressionDetector
                     ? $"; {next.SinceDeployLooks} of the {next.Evaluations} intervals since the deploy could be judged against the baseline{(WarmsUp ? " (the warm-up's are not)" : "")}"
                     : "";
                 explanation = limit is null ? $"{seen}; no relative limit is set{againstMax}."
-                    : beyond ? $"{seen}: beyond {limitOfValue} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}{unjudged}."
-                    : $"{seen}, within {limitOfValue} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}{unjudged}.";
+                    : beyond ? $"{seen}: beyond {limitOfValue}{allows} in this interval, but the evidence is not yet enough to call it a regression ({evidenceSoFar}{undecided}){butMax}{unjudged}."
+                    : $"{seen}, within {limitOfValue}{allows} so far ({evidenceSoFar}){(towardsBreach is null ? "" : $", but it is {towardsBreach}")}{unjudged}.";
             }
 
             return new(Spec.Name, Kind, current.At, verdict, value, reference, allowed, leading.Statistic, leading.Threshold, next, explanation);

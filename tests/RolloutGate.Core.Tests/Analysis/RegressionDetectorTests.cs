@@ -157,10 +157,10 @@ public sealed class RegressionDetectorTests
         var calm = RegressionDetector.Evaluate(MetricKind.Latency, Latency, baseline, null, traffic.Latency(Deploy));
 
         Assert.Equal(Verdict.Healthy, first.Verdict);
-        Assert.Contains(": beyond the allowed 20% in this interval, but the evidence is not yet enough to call it a regression (evidence since the deploy",
-            first.Explanation, StringComparison.Ordinal);
+        Assert.Matches(@": beyond the allowed 20% \(\d+ ms\) in this interval, but the evidence is not yet enough to call it a regression \(evidence since the deploy",
+            first.Explanation);
         Assert.DoesNotContain("within the allowed", first.Explanation, StringComparison.Ordinal);
-        Assert.Contains(", within the allowed 20% so far (evidence since the deploy", calm.Explanation, StringComparison.Ordinal);
+        Assert.Matches(@", within the allowed 20% \(\d+ ms\) so far \(evidence since the deploy", calm.Explanation);
     }
 
     [Fact]
@@ -311,7 +311,7 @@ public sealed class RegressionDetectorTests
         var evaluations = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), observations);
 
         Assert.Equal([Verdict.Blind, Verdict.Blind, Verdict.InsufficientData, Verdict.Healthy, Verdict.Healthy], evaluations.Select(e => e.Verdict));
-        Assert.StartsWith("p95-latency 200 ms is 0% above the baseline median (200 ms), within the allowed 20% so far (", evaluations[4].Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("p95-latency 200 ms is 0% above the baseline median (200 ms), within the allowed 20% (240 ms) so far (", evaluations[4].Explanation, StringComparison.Ordinal);
         Assert.EndsWith("); 2 of the 5 intervals since the deploy could be judged against the baseline.", evaluations[4].Explanation, StringComparison.Ordinal);
         var beyond = RegressionDetector.Evaluate(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), evaluations[4].State, new Observation(Deploy.AddMinutes(5), 0.25, 1000));
         Assert.EndsWith("; 3 of the 6 intervals since the deploy could be judged against the baseline.", beyond.Explanation, StringComparison.Ordinal);
@@ -385,8 +385,25 @@ public sealed class RegressionDetectorTests
         Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
         Assert.Contains("one noisy interval does not decide", evaluations[0].Explanation, StringComparison.Ordinal);
         Assert.DoesNotContain("one noisy interval", evaluations[4].Explanation, StringComparison.Ordinal);
-        Assert.Contains("beyond the allowed 20% in this interval", evaluations[4].Explanation, StringComparison.Ordinal);
+        Assert.Contains("beyond the allowed 20% (240 ms) in this interval", evaluations[4].Explanation, StringComparison.Ordinal);
         Assert.Contains("so far it does not stand out from the baseline's own noise", evaluations[4].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Evaluate_TheRelativeLimit_IsShownWithTheValueItAllows()
+    {
+        // "0.60% ... against a baseline of 0.20%: beyond the allowed 50%" could be read as an error rate of 50%, and no
+        // explanation gave the threshold stored beside it.
+        var errors = BaselineWindow.From(MetricKind.ErrorRate,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select(t => new Observation(t, 0.002, 1000, 2)).ToList());
+        var failing = Watch(MetricKind.ErrorRate, ErrorRate with { Max = null }, errors, SyntheticTraffic.Minutes(Deploy, 6).Select(t => new Observation(t, 0.006, 1000, 6)));
+        Assert.StartsWith("error-rate 0.60% (6 of 1000 requests failed) against a baseline of 0.20%: beyond the allowed 50% (0.30%) in this interval", failing[0].Explanation, StringComparison.Ordinal);
+        Assert.Equal(Verdict.Regressed, failing[^1].Verdict);
+        Assert.Contains("are evidence for an increase beyond the allowed 50% (0.30%) (evidence since the deploy", failing[^1].Explanation, StringComparison.Ordinal);
+        Assert.All(failing, e => Assert.Equal(0.003, e.AllowedValue!.Value, 4));
+
+        var slower = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.3, 1000)));
+        Assert.Contains("are evidence for an increase beyond the allowed 20% (240 ms) (evidence since the deploy", slower[2].Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -395,7 +412,7 @@ public sealed class RegressionDetectorTests
         // Rounded as usual, each read as the limit itself: "240 ms is 20% above ...: beyond the allowed 20%", "250 ms has been
         // above the absolute max of 250 ms", "2.00% ... above the absolute max of 2.00%".
         var relative = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.2403, 1000)]);
-        Assert.StartsWith("p95-latency 240 ms is 20.2% above the baseline median (200 ms): beyond the allowed 20% in this interval", relative[0].Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("p95-latency 240.3 ms is 20.2% above the baseline median (200 ms): beyond the allowed 20% (240.0 ms) in this interval", relative[0].Explanation, StringComparison.Ordinal);
 
         var maxOnly = Latency with { MaxIncrease = null, Max = 0.25 };
         var breach = Watch(MetricKind.Latency, maxOnly, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.2504, 1000)));
@@ -413,7 +430,7 @@ public sealed class RegressionDetectorTests
 
         // Exactly at a limit, as usual.
         var at = Watch(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.24, 1000)]);
-        Assert.StartsWith("p95-latency 240 ms is 20% above the baseline median (200 ms), within the allowed 20% so far", at[0].Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("p95-latency 240 ms is 20% above the baseline median (200 ms), within the allowed 20% (240 ms) so far", at[0].Explanation, StringComparison.Ordinal);
         var atMax = Watch(MetricKind.Latency, maxOnly, FlatLatencyBaseline(), [new Observation(Deploy, 0.25, 1000)]);
         Assert.EndsWith("no relative limit is set and it is within the absolute max of 250 ms.", atMax[0].Explanation, StringComparison.Ordinal);
     }
@@ -619,7 +636,7 @@ public sealed class RegressionDetectorTests
 
         Assert.Equal(baselineHours >= 24, baseline.IsSeasonal);
         Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], evaluations.Take(3).Select(e => e.Verdict));
-        Assert.Contains("beyond the allowed 30% drop in this interval", evaluations[0].Explanation, StringComparison.Ordinal);
+        Assert.Matches(@"beyond the allowed 30% drop \([0-9.]+ req/s\) in this interval", evaluations[0].Explanation);
         var regressed = evaluations[2].Explanation;
         Assert.StartsWith($"rps {(requests == 0 ? "0" : "0.33")} req/s is {(requests == 0 ? "100" : "99")}% below ", regressed, StringComparison.Ordinal);
         Assert.Contains("the 3 intervals since the deploy are evidence for a drop beyond the allowed 30%", regressed, StringComparison.Ordinal);
@@ -641,7 +658,7 @@ public sealed class RegressionDetectorTests
 
         Assert.DoesNotContain(evaluations, e => e.Verdict != Verdict.Healthy);
         Assert.All(new[] { evaluations[0], evaluations[60] }, e => Assert.StartsWith("rps 0 req/s is 100% below the same time yesterday", e.Explanation, StringComparison.Ordinal));
-        Assert.Contains("beyond the allowed 30% drop in this interval", evaluations[60].Explanation, StringComparison.Ordinal);
+        Assert.Matches(@"beyond the allowed 30% drop \([0-9.]+ req/s\) in this interval", evaluations[60].Explanation);
     }
 
     [Fact]
@@ -683,7 +700,7 @@ public sealed class RegressionDetectorTests
             Assert.All(drop, e => Assert.True(e.AllowedValue < e.Reference, "the threshold of a drop lies below the reference"));
             Assert.DoesNotContain(rise, e => e.IsRegression);
             Assert.Contains("above the same time yesterday", rise[^1].Explanation, StringComparison.Ordinal);
-            Assert.Contains("within the allowed 20% drop so far", rise[^1].Explanation, StringComparison.Ordinal);
+            Assert.Matches(@"within the allowed 20% drop \([0-9.]+\) so far", rise[^1].Explanation);
 
             Assert.Contains(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, risen), e => e.IsRegression);
             Assert.DoesNotContain(Watch(MetricKind.Latency, orders with { Worse = Worse.Higher }, baseline, dropped), e => e.IsRegression);
@@ -702,7 +719,7 @@ public sealed class RegressionDetectorTests
         var surge = Watch(MetricKind.Latency, orders, baseline, SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 1000.0)));
 
         Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], none.Select(e => e.Verdict));
-        Assert.Contains("beyond the allowed 20% drop in this interval, but the evidence is not yet enough", none[0].Explanation, StringComparison.Ordinal);
+        Assert.Matches(@"beyond the allowed 20% drop \([0-9.]+\) in this interval, but the evidence is not yet enough", none[0].Explanation);
         Assert.Contains("evidence for a drop", none[2].Explanation, StringComparison.Ordinal);
         Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.BreachOfMax], surge.Select(e => e.Verdict));
         Assert.EndsWith("above the absolute max of 400 for 3 consecutive intervals.", surge[2].Explanation, StringComparison.Ordinal);
@@ -719,7 +736,7 @@ public sealed class RegressionDetectorTests
         var evaluation = RegressionDetector.Evaluate(MetricKind.RequestRate, spec, baseline, null, new Observation(Deploy, 150, 9000));
 
         Assert.Equal(Verdict.Healthy, evaluation.Verdict);
-        Assert.StartsWith("rps 150 req/s is 50% above the baseline median (100 req/s), within the allowed 30% drop so far", evaluation.Explanation, StringComparison.Ordinal);
+        Assert.StartsWith("rps 150 req/s is 50% above the baseline median (100 req/s), within the allowed 30% drop (70 req/s) so far", evaluation.Explanation, StringComparison.Ordinal);
     }
 
     [Fact]
@@ -974,7 +991,7 @@ public sealed class RegressionDetectorTests
         Assert.Equal(evaluations[first].State.SlowCusum, evaluations[first].Statistic, 9);
         Assert.True(evaluations[first].State.SinceDeploySum < 0, "the healthy hours still outweigh the regression since the deploy");
         // In words an on-call engineer reads without knowing what a CUSUM is; the healthy intervals before say the same.
-        Assert.Matches(@"; the evidence of the recent intervals for an increase beyond the allowed 20% has built up past its threshold over the last [0-9.]+ (minutes|hours) \(CUSUM, a running total that healthy intervals wear down: [0-9.]+ > [0-9.]+\)\.$",
+        Assert.Matches(@"; the evidence of the recent intervals for an increase beyond the allowed 20% \(240 ms\) has built up past its threshold over the last [0-9.]+ (minutes|hours) \(CUSUM, a running total that healthy intervals wear down: [0-9.]+ > [0-9.]+\)\.$",
             evaluations[first].Explanation);
         Assert.Contains(", recent evidence (CUSUM) ", evaluations[first - 1].Explanation, StringComparison.Ordinal);
     }
