@@ -95,6 +95,7 @@ public static class RolloutGateApplication
         services.AddSingleton<WebhookAuthenticator>();
         services.AddHostedService<CredentialStrength>();
         services.AddScoped<PreDeployGate>();
+        services.AddScoped<DeliveryClaims>();
         services.AddScoped<WebhookProcessor>();
         services.AddScoped<DeploymentDecisions>();
         services.AddRollbacks();

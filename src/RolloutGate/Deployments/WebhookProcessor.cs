@@ -19,12 +19,15 @@ namespace RolloutGate.Deployments;
 /// <summary>
 /// Applies one authenticated CD webhook delivery. Everything it changes (the delivery record, the deployment, its
 /// audit events) is written in one transaction, so a crash leaves either all of it or none. The delivery row is
-/// inserted first: a concurrent retry of the same delivery id waits on it, then finds the stored answer.
+/// inserted first: a concurrent retry of the same delivery id waits on it, then finds the stored answer. A new
+/// <c>predeploy</c>'s runbook checks run before that transaction, under a claim on the delivery id (<see cref="DeliveryClaims"/>):
+/// a retry arriving while they run, on any replica, waits for their answer instead of running them again.
 /// </summary>
 public sealed partial class WebhookProcessor(
     RolloutGateDbContext db,
     RunbookCatalog runbooks,
     PreDeployGate gate,
+    DeliveryClaims claims,
     AuditTrail audit,
     TimeProvider time,
     ILogger<WebhookProcessor> logger)
@@ -41,7 +44,9 @@ public sealed partial class WebhookProcessor(
     public async Task<WebhookOutcome> ProcessAsync(string deliveryId, string bodySha256, WebhookRequest request, CancellationToken cancellationToken)
     {
         var governing = runbooks.Find(request.Service, request.Environment);
-        var checks = await PreDeployChecksAsync(deliveryId, request, governing, cancellationToken);
+        // Released once the transaction below is over, whatever its outcome: a retry waiting for it then reads the answer.
+        await using var claim = await ClaimChecksAsync(deliveryId, request, governing, cancellationToken);
+        var checks = claim is null ? null : await gate.RunChecksAsync(governing!, request, cancellationToken);
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();
         // A delivery seen before gets its first answer whatever has changed since (its runbook removed, say): the
@@ -80,26 +85,18 @@ public sealed partial class WebhookProcessor(
     }
 
     /// <summary>
-    /// A new <c>predeploy</c>'s runbook checks, run before the webhook's transaction begins (see <see cref="PreDeployGate"/>):
-    /// null for any other event, without a governing runbook, and for a delivery id or deployment id already on record,
-    /// which is answered without them (the first answer again, or a conflict), at once rather than after the checks'
-    /// timeout. A delivery that turns out to be a duplicate after all (a retry racing the first) gets the first answer,
-    /// and what its checks found is not used.
+    /// The claim to run a new <c>predeploy</c>'s runbook checks before the webhook's transaction begins (see
+    /// <see cref="PreDeployGate"/>): null for any other event, without a governing runbook or where it has no checks, and for
+    /// a delivery id or deployment id already on record, which is answered without them (the first answer again, or a
+    /// conflict), at once rather than after the checks' timeout. A retry of a delivery whose checks another request runs
+    /// waits for that request's answer, and gets it; should a retry turn out to be a duplicate after all (the other
+    /// request's lease ran out before it answered), it gets the first answer, and what its checks found is not used.
     /// </summary>
-    private async Task<IReadOnlyList<CheckResult>?> PreDeployChecksAsync(
-        string deliveryId, WebhookRequest request, LoadedRunbook? governing, CancellationToken cancellationToken)
-    {
-        if (request.Event != WebhookEvents.PreDeploy || governing is null)
-        {
-            return null;
-        }
-
-        var known = await db.Database.SqlQuery<bool>($"""
-            SELECT EXISTS (SELECT 1 FROM webhook_deliveries WHERE delivery_id = {deliveryId})
-                OR EXISTS (SELECT 1 FROM deployments WHERE id = {request.DeploymentId}) AS "Value"
-            """).SingleAsync(cancellationToken);
-        return known ? null : await gate.RunChecksAsync(governing, request, cancellationToken);
-    }
+    private Task<DeliveryClaim?> ClaimChecksAsync(
+        string deliveryId, WebhookRequest request, LoadedRunbook? governing, CancellationToken cancellationToken) =>
+        request.Event != WebhookEvents.PreDeploy || governing is null || governing.Runbook.PreDeploy.Checks.Count == 0
+            ? Task.FromResult<DeliveryClaim?>(null)
+            : claims.ClaimAsync(deliveryId, request.DeploymentId, governing.Runbook.PreDeploy.Timeout, cancellationToken);
 
     /// <summary>
     /// Puts an authenticated delivery that was refused (a body that is not a webhook, no governing runbook, a state that
@@ -185,8 +182,8 @@ public sealed partial class WebhookProcessor(
 
     /// <summary>
     /// A new change, checked: <paramref name="checks"/> are its runbook checks, run before the transaction
-    /// (<see cref="PreDeployChecksAsync"/>), and run here only where none were, which only a deployment or delivery on
-    /// record when they were not run and gone since would leave (neither is ever deleted).
+    /// (<see cref="ClaimChecksAsync"/>), and run here only where none were: a runbook without checks, or a deployment or
+    /// delivery on record when they were not run and gone since (neither is ever deleted).
     /// </summary>
     private async Task<WebhookOutcome> PreDeployAsync(
         WebhookRequest request, DeploymentRow? existing, LoadedRunbook? governing, IReadOnlyList<CheckResult>? checks, DateTimeOffset now,
