@@ -30,6 +30,7 @@ public sealed partial class WebhookProcessor(
     DeliveryClaims claims,
     AuditTrail audit,
     TimeProvider time,
+    IHostApplicationLifetime lifetime,
     ILogger<WebhookProcessor> logger)
 {
     /// <summary>Web defaults; quotes and '+' stay readable (these answers are JSON for pipelines, never inlined into HTML).</summary>
@@ -46,6 +47,13 @@ public sealed partial class WebhookProcessor(
         var governing = runbooks.Find(request.Service, request.Environment);
         // Released once the transaction below is over, whatever its outcome: a retry waiting for it then reads the answer.
         await using var claim = await ClaimChecksAsync(deliveryId, request, governing, cancellationToken);
+        if (claim is not null)
+        {
+            // Carried to its answer when the caller hangs up (a CD system that timed out closes its connection, then
+            // retries): the retry waits for this answer. The checks' timeout bounds it; only the host stopping cuts it short.
+            cancellationToken = lifetime.ApplicationStopping;
+        }
+
         var checks = claim is null ? null : await gate.RunChecksAsync(governing!, request, cancellationToken);
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var now = time.GetUtcNow();

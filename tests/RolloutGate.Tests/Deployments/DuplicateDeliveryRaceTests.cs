@@ -114,6 +114,31 @@ public sealed class DuplicateDeliveryRaceTests
         Assert.Equal(0, await service.CountAsync("webhook_delivery_claims"));
     }
 
+    [Fact]
+    public async Task Predeploy_ItsCallerHangsUpWhileItsChecksRun_TheyRunOn_AndTheRetryGetsTheirAnswer()
+    {
+        // A CD system that times out closes its connection, then retries: the retry waits for the checks already running.
+        await using var health = await HealthServer.StartAsync();
+        await using var service = await TestService.StartAsync([("checkout.yaml", RunbookCalling(health.Url))], settings: null);
+        var body = WebhookClient.Body("predeploy", "race-5");
+        using var hangUp = new CancellationTokenSource();
+
+        var first = service.Webhooks.SendAsync(body, deliveryId: "d-race-5", cancellationToken: hangUp.Token);
+        await SlackTestService.EventuallyAsync(() => Task.FromResult(health.Calls == 1), "the first delivery's check calling the health URL");
+        await hangUp.CancelAsync();
+        var retry = service.Webhooks.SendAsync(body, deliveryId: "d-race-5");
+        await SlackTestService.EventuallyAsync(
+            () => Task.FromResult(health.Calls == 2 || service.Host.Logs.Lines.Any(line => line.Contains(Waits, StringComparison.Ordinal))),
+            "the retry calling the health URL, or waiting for the first");
+        health.Answer();
+
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
+        Assert.Equal(HttpStatusCode.OK, (await retry).StatusCode);
+        Assert.Equal(1, health.Calls);
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'webhook.predeploy'"));
+        Assert.Equal(3 + 1, await service.CountAsync("audit_events", "type = 'check.result'"));
+    }
+
     /// <summary>A small local server for an <c>http:</c> check: counts the calls, and holds each until <see cref="Answer"/>.</summary>
     private sealed class HealthServer : IAsyncDisposable
     {

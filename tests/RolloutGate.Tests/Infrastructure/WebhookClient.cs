@@ -34,7 +34,8 @@ public sealed class WebhookClient(HttpClient http, TimeProvider? time = null)
         string? signatureOverride = null,
         string? bearer = null,
         bool sign = true,
-        string contentType = "application/json")
+        string contentType = "application/json",
+        CancellationToken cancellationToken = default)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/api/v1/deployments", UriKind.Relative))
         {
@@ -57,7 +58,7 @@ public sealed class WebhookClient(HttpClient http, TimeProvider? time = null)
             request.Headers.Add("X-RolloutGate-Signature", signatureOverride ?? WebhookAuthenticator.SignatureHeaderValue(secret, ts, Encoding.UTF8.GetBytes(body)));
         }
 
-        return http.SendAsync(request);
+        return http.SendAsync(request, cancellationToken);
     }
 
     public Task<HttpResponseMessage> SendEventAsync(string @event, string deploymentId, string service = "checkout", string? deliveryId = null) =>
