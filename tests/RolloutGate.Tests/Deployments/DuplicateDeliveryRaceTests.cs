@@ -139,6 +139,43 @@ public sealed class DuplicateDeliveryRaceTests
         Assert.Equal(3 + 1, await service.CountAsync("audit_events", "type = 'check.result'"));
     }
 
+    /// <summary>
+    /// The events without checks apply in the webhook's transaction, whose first statement claims the delivery id: a
+    /// retry racing the first, on either replica, waits on that row and then reads the first answer.
+    /// </summary>
+    [Fact]
+    public async Task DeployedRolledBackAndCancelled_RetriedConcurrentlyOnTwoReplicas_OneEffectAndOneAnswerEach()
+    {
+        await using var service = await TestService.StartAsync();
+        await using var other = new RolloutGateHost(service.Database, new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = service.Runbooks.Folder });
+        using var otherClient = other.CreateClient();
+        WebhookClient[] replicas = [service.Webhooks, new WebhookClient(otherClient)];
+        await service.Webhooks.SendEventAsync("predeploy", "race-6");
+        await service.Webhooks.SendEventAsync("predeploy", "race-8");
+
+        foreach (var (@event, deploymentId, status, state) in new[]
+        {
+            ("deployed", "race-6", HttpStatusCode.Accepted, "watching"),
+            ("rolledback", "race-6", HttpStatusCode.OK, "rolled-back"),
+            ("cancelled", "race-8", HttpStatusCode.OK, "cancelled"),
+        })
+        {
+            var body = WebhookClient.Body(@event, deploymentId);
+            var auditBefore = await service.CountAsync("audit_events");
+
+            var responses = await Task.WhenAll(Enumerable.Range(0, 20).Select(i => replicas[i % 2].SendAsync(body, deliveryId: $"d-{@event}-{deploymentId}")));
+
+            Assert.All(responses, response => Assert.Equal(status, response.StatusCode));
+            Assert.Single((await Task.WhenAll(responses.Select(response => response.Content.ReadAsStringAsync()))).Distinct());
+            Assert.Equal(state, await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{deploymentId}'"));
+            // The webhook and the state change: what one delivery alone adds.
+            Assert.Equal(2, await service.CountAsync("audit_events") - auditBefore);
+            Assert.Equal(1, await service.CountAsync("audit_events", $"type = 'webhook.{@event}' AND deployment_id = '{deploymentId}'"));
+        }
+
+        Assert.Equal(1, await service.CountAsync("deployments", "watch_started_at IS NOT NULL"));
+    }
+
     /// <summary>A small local server for an <c>http:</c> check: counts the calls, and holds each until <see cref="Answer"/>.</summary>
     private sealed class HealthServer : IAsyncDisposable
     {
