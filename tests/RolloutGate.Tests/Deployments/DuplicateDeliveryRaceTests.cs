@@ -30,6 +30,19 @@ public sealed class DuplicateDeliveryRaceTests
     /// <summary>What the waiting retry logs, on whichever replica it is: the sign that it is in and waits.</summary>
     private const string Waits = "is being answered by another request";
 
+    /// <summary>Until the first delivery's check has called the health URL, where it is held.</summary>
+    private static Task FirstInAsync(HealthServer health) =>
+        SlackTestService.EventuallyAsync(() => Task.FromResult(health.Calls == 1), "the first delivery's check calling the health URL");
+
+    /// <summary>
+    /// Until the second delivery is in too: it has called the health URL as well (its checks run again), or it says, on
+    /// either replica, that it waits for the first.
+    /// </summary>
+    private static Task BothInAsync(HealthServer health, params RolloutGateHost?[] replicas) =>
+        SlackTestService.EventuallyAsync(
+            () => Task.FromResult(health.Calls == 2 || replicas.Any(replica => replica?.Logs.Lines.Any(line => line.Contains(Waits, StringComparison.Ordinal)) == true)),
+            "the second delivery calling the health URL, or waiting for the first");
+
     [Theory]
     [InlineData(false)]
     [InlineData(true)]
@@ -44,12 +57,9 @@ public sealed class DuplicateDeliveryRaceTests
         var auditBefore = await service.CountAsync("audit_events");
 
         var first = service.Webhooks.SendAsync(body, deliveryId: "d-race-1");
-        await SlackTestService.EventuallyAsync(() => Task.FromResult(health.Calls == 1), "the first delivery's check calling the health URL");
+        await FirstInAsync(health);
         var retry = retries.SendAsync(body, deliveryId: "d-race-1");
-        // Both are in: the retry has called the health URL too (before the fix), or says it waits for the first.
-        await SlackTestService.EventuallyAsync(
-            () => Task.FromResult(health.Calls == 2 || service.Host.Logs.Lines.Concat(other?.Logs.Lines ?? []).Any(line => line.Contains(Waits, StringComparison.Ordinal))),
-            "the retry calling the health URL, or waiting for the first");
+        await BothInAsync(health, service.Host, other);
         health.Answer();
         var responses = await Task.WhenAll(first, retry);
         var answers = await Task.WhenAll(responses.Select(response => response.Content.ReadAsStringAsync()));
@@ -73,11 +83,9 @@ public sealed class DuplicateDeliveryRaceTests
         await using var service = await TestService.StartAsync([("checkout.yaml", RunbookCalling(health.Url))], settings: null);
 
         var first = service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "race-2"), deliveryId: "d-race-2");
-        await SlackTestService.EventuallyAsync(() => Task.FromResult(health.Calls == 1), "the first delivery's check calling the health URL");
+        await FirstInAsync(health);
         var reused = service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "race-3"), deliveryId: "d-race-2");
-        await SlackTestService.EventuallyAsync(
-            () => Task.FromResult(health.Calls == 2 || service.Host.Logs.Lines.Any(line => line.Contains(Waits, StringComparison.Ordinal))),
-            "the reused delivery id's checks calling the health URL, or waiting for the first");
+        await BothInAsync(health, service.Host);
         health.Answer();
         var responses = await Task.WhenAll(first, reused);
 
@@ -124,12 +132,10 @@ public sealed class DuplicateDeliveryRaceTests
         using var hangUp = new CancellationTokenSource();
 
         var first = service.Webhooks.SendAsync(body, deliveryId: "d-race-5", cancellationToken: hangUp.Token);
-        await SlackTestService.EventuallyAsync(() => Task.FromResult(health.Calls == 1), "the first delivery's check calling the health URL");
+        await FirstInAsync(health);
         await hangUp.CancelAsync();
         var retry = service.Webhooks.SendAsync(body, deliveryId: "d-race-5");
-        await SlackTestService.EventuallyAsync(
-            () => Task.FromResult(health.Calls == 2 || service.Host.Logs.Lines.Any(line => line.Contains(Waits, StringComparison.Ordinal))),
-            "the retry calling the health URL, or waiting for the first");
+        await BothInAsync(health, service.Host);
         health.Answer();
 
         await Assert.ThrowsAnyAsync<OperationCanceledException>(() => first);
