@@ -20,6 +20,10 @@ namespace RolloutGate.Core.Analysis;
 /// <param name="SinceDeployErrors">Error rates: the errors counted since the deploy (0 for continuous metrics, and in states stored before it existed).</param>
 /// <param name="SinceDeployRequests">Error rates: the requests counted since the deploy, as <paramref name="SinceDeployErrors"/>.</param>
 /// <param name="IntervalsBelowMin">Consecutive intervals with the value below the absolute <c>min</c> (0 in states stored before it existed).</param>
+/// <param name="NoVerdictIntervals">
+/// Intervals that got no verdict at all, blind or with too few requests, since the deploy (0 in states stored before it
+/// existed, which then count from there): what a watch that completes says it could not see.
+/// </param>
 public sealed record DetectorState(
     double Cusum,
     DateTimeOffset? AccumulatingSince,
@@ -32,7 +36,8 @@ public sealed record DetectorState(
     int SinceDeployLooks = 0,
     double SinceDeployErrors = 0,
     double SinceDeployRequests = 0,
-    int IntervalsBelowMin = 0)
+    int IntervalsBelowMin = 0,
+    int NoVerdictIntervals = 0)
 {
     /// <summary>The state before the first interval after the deploy.</summary>
     public static DetectorState Initial { get; } = new(0, null, 0, 0, 0, null);

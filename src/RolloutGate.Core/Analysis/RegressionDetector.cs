@@ -204,7 +204,7 @@ public static class RegressionDetector
         var counts = kind == MetricKind.ErrorRate ? ErrorCounts(current) : null;
         if (current.Value is null && counts is null)
         {
-            var blind = context.State with { BlindIntervals = state.BlindIntervals + 1 };
+            var blind = context.State with { BlindIntervals = state.BlindIntervals + 1, NoVerdictIntervals = state.NoVerdictIntervals + 1 };
             return context.Result(current, Verdict.Blind, null, null, null, blind,
                 $"No data for {spec.Name} at this interval ({Ordinal(blind.BlindIntervals)} in a row); no data is never read as healthy.");
         }
@@ -226,7 +226,8 @@ public static class RegressionDetector
                     $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed to judge {spec.Name} against its baseline");
             }
 
-            return context.Result(current, Verdict.InsufficientData, current.Value, null, null, context.State,
+            return context.Result(current, Verdict.InsufficientData, current.Value, null, null,
+                context.State with { NoVerdictIntervals = state.NoVerdictIntervals + 1 },
                 $"Only {n} requests in this interval, fewer than the {options.MinRequests} needed for a verdict on {spec.Name}.");
         }
 

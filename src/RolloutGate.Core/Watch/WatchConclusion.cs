@@ -45,8 +45,21 @@ public sealed record WatchConclusion(WatchOutcome Outcome, string? Reason)
         }
 
         return WatchSchedule.IsLast(at, interval, until)
-            ? new WatchConclusion(WatchOutcome.Completed, "the watch ran its full duration without a regression")
+            ? new WatchConclusion(WatchOutcome.Completed, "the watch ran its full duration without a regression" + Unseen(evaluations))
             : new WatchConclusion(WatchOutcome.Continue, null);
+    }
+
+    /// <summary>
+    /// What a completed watch could not see: "; no verdict for p95-latency in 312 of its 1440 intervals (no data, or too few
+    /// requests)". No data is never healthy, and a watch that completes after judging a metric in a few of its intervals
+    /// says so, rather than reading as 24 hours of health.
+    /// </summary>
+    private static string Unseen(IReadOnlyList<MetricEvaluation> evaluations)
+    {
+        var unseen = evaluations.Where(e => e.State.NoVerdictIntervals > 0)
+            .Select(e => $"{e.Metric} in {e.State.NoVerdictIntervals} of its {e.State.Evaluations} intervals")
+            .ToList();
+        return unseen.Count == 0 ? "" : $"; no verdict for {string.Join(", for ", unseen)} (no data, or too few requests)";
     }
 }
 

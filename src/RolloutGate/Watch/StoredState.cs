@@ -28,6 +28,7 @@ public static class StoredState
         state.SinceDeployErrors,
         state.SinceDeployRequests,
         state.IntervalsBelowMin,
+        state.NoVerdictIntervals,
     ];
 
     /// <summary>The state an array of <see cref="Encode"/> holds; a layout this version cannot read is refused with why.</summary>
@@ -43,7 +44,7 @@ public static class StoredState
         double At(int i) => i < stored.Length ? stored[i] : 0;
         return new DetectorState(
             stored[1], Time(stored[2]), (int)stored[3], (int)stored[4], (int)stored[5], Time(stored[6]),
-            At(7), At(8), (int)At(9), At(10), At(11), (int)At(12));
+            At(7), At(8), (int)At(9), At(10), At(11), (int)At(12), (int)At(13));
     }
 
     private static double Time(DateTimeOffset? at) => at is { } t ? t.ToUnixTimeMilliseconds() : double.NaN;

@@ -313,6 +313,8 @@ public sealed class RegressionDetectorTests
         Assert.Equal([Verdict.Blind, Verdict.Blind, Verdict.InsufficientData, Verdict.Healthy, Verdict.Healthy], evaluations.Select(e => e.Verdict));
         Assert.StartsWith("p95-latency 200 ms is 0% above the baseline median (200 ms), within the allowed 20% (240 ms) so far (", evaluations[4].Explanation, StringComparison.Ordinal);
         Assert.EndsWith("); 2 of the 5 intervals since the deploy could be judged against the baseline.", evaluations[4].Explanation, StringComparison.Ordinal);
+        // The two blind intervals and the one of 40 requests got no verdict at all (what a completed watch says it could not see).
+        Assert.Equal([1, 2, 3, 3, 3], evaluations.Select(e => e.State.NoVerdictIntervals));
         var beyond = RegressionDetector.Evaluate(MetricKind.Latency, RelativeOnly, FlatLatencyBaseline(), evaluations[4].State, new Observation(Deploy.AddMinutes(5), 0.25, 1000));
         Assert.EndsWith("; 3 of the 6 intervals since the deploy could be judged against the baseline.", beyond.Explanation, StringComparison.Ordinal);
 

@@ -115,8 +115,33 @@ public sealed class WatchScheduleTests
             [Evaluation(Verdict.Blind, 50), Evaluation(Verdict.InsufficientData)], Deployed, Deployed.AddHours(1), Minute, TimeSpan.FromMinutes(10)).Outcome);
 
     [Fact]
-    public void After_LastIntervalHealthy_Completed() =>
-        Assert.Equal(WatchOutcome.Completed, WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed, Deployed, Minute, Minute).Outcome);
+    public void After_LastIntervalHealthy_Completed()
+    {
+        var conclusion = WatchConclusion.After([Evaluation(Verdict.Healthy)], Deployed, Deployed, Minute, Minute);
+
+        Assert.Equal(WatchOutcome.Completed, conclusion.Outcome);
+        Assert.Equal("the watch ran its full duration without a regression", conclusion.Reason);
+    }
+
+    [Fact]
+    public void After_CompletedWithIntervalsThatGotNoVerdict_SaysForWhichMetricsAndHowMany()
+    {
+        // A low-traffic service judged in 12 of its 1440 intervals: "without a regression" alone read as 24 hours of health.
+        MetricEvaluation Seen(string metric, int noVerdict) => Evaluation(Verdict.Healthy) with
+        {
+            Metric = metric,
+            State = DetectorState.Initial with { Evaluations = 1440, NoVerdictIntervals = noVerdict },
+        };
+
+        var conclusion = WatchConclusion.After(
+            [Seen("p95-latency", 1428), Seen("cost-per-request", 0), Seen("error-rate", 3)], Deployed, Deployed, Minute, Minute);
+
+        Assert.Equal(WatchOutcome.Completed, conclusion.Outcome);
+        Assert.Equal(
+            "the watch ran its full duration without a regression; no verdict for p95-latency in 1428 of its 1440 intervals, "
+            + "for error-rate in 3 of its 1440 intervals (no data, or too few requests)",
+            conclusion.Reason);
+    }
 
     [Fact]
     public void QuantileBeyondLastFiniteBucket_RankInInfBucket_LastFiniteBound()

@@ -13,6 +13,7 @@ public sealed class StoredStateTests
         new DetectorState(0, null, 0, 31, 45, new DateTimeOffset(2026, 11, 29, 11, 0, 0, 123, TimeSpan.Zero), 1e-300, double.Epsilon, 0),
         new DetectorState(7.5, null, 0, 0, 60, new DateTimeOffset(2026, 11, 29, 11, 0, 0, TimeSpan.Zero), 2.25, 0, 58, 312, 58_000),
         new DetectorState(0, null, 0, 0, 9, new DateTimeOffset(2026, 11, 29, 11, 8, 0, TimeSpan.Zero), IntervalsBelowMin: 2),
+        new DetectorState(0, null, 0, 3, 1440, new DateTimeOffset(2026, 11, 30, 10, 16, 0, TimeSpan.Zero), NoVerdictIntervals: 1428),
     };
 
     [Theory]
@@ -22,7 +23,7 @@ public sealed class StoredStateTests
         var stored = StoredState.Encode(state);
 
         Assert.Equal(state, StoredState.Decode(stored));
-        Assert.Equal(13, stored.Length);
+        Assert.Equal(14, stored.Length);
     }
 
     [Fact]
@@ -32,6 +33,8 @@ public sealed class StoredStateTests
             StoredState.Decode([1, 1.5, double.NaN, 0, 0, 3, 60_000]));
         // Stored before the count of intervals below a min was appended: none below it yet.
         Assert.Equal(0, StoredState.Decode([1, 0, double.NaN, 0, 0, 3, 60_000, 0, 0, 0, 0, 0]).IntervalsBelowMin);
+        // Stored before the count of intervals without a verdict was appended: it counts from there.
+        Assert.Equal(0, StoredState.Decode([1, 0, double.NaN, 0, 0, 3, 60_000, 0, 0, 0, 0, 0, 0]).NoVerdictIntervals);
     }
 
     [Theory]
