@@ -11,7 +11,7 @@ if (CommandLine.IsCommand(args))
 
 try
 {
-    var builder = WebApplication.CreateBuilder(args);
+    var builder = CreateBuilder(args);
     builder.AddRolloutGate();
     var app = builder.Build();
     // Checked here, before the host starts, so that a missing or broken one is the one line below, not a stack trace.
@@ -77,6 +77,23 @@ catch (InvalidOperationException ex) when (ex.Source == "Microsoft.Extensions.Co
     // "Failed to convert configuration value '...' at 'RolloutGate:...' to type '...'.": which setting, and what it must be.
     await Console.Error.WriteLineAsync($"RolloutGate cannot start: {ex.Message}");
     return 1;
+}
+
+/// <summary>
+/// The host's builder; a content root (--contentRoot, ASPNETCORE_CONTENTROOT) that is no folder is one line, not the
+/// host's DirectoryNotFoundException out of Main. A relative one is read from the program's folder, not the shell's.
+/// </summary>
+static WebApplicationBuilder CreateBuilder(string[] args)
+{
+    try
+    {
+        return WebApplication.CreateBuilder(args);
+    }
+    catch (DirectoryNotFoundException ex)
+    {
+        throw new StartupException(
+            $"the content root {ex.Message} is not a folder (--contentRoot or ASPNETCORE_CONTENTROOT; a relative one is read from the program's folder, {AppContext.BaseDirectory})", ex);
+    }
 }
 
 /// <summary>

@@ -168,6 +168,22 @@ public sealed class StartupTests
     }
 
     [Fact]
+    public async Task ContentRootNotAFolder_ExitsWithOneLineNamingIt()
+    {
+        // run.sh starts the built program with --contentRoot; copied with a relative folder (read from the program's own
+        // folder, not the shell's) or a mistyped one, the host's DirectoryNotFoundException went out of Main as an
+        // unhandled exception with its stack trace, exit code 134.
+        var missing = Path.Combine(Path.GetTempPath(), $"rolloutgate-no-such-folder-{Guid.NewGuid():N}");
+
+        var (stdout, stderr) = await FailedStartAsync(environment => environment["ASPNETCORE_CONTENTROOT"] = missing);
+
+        Assert.StartsWith($"RolloutGate cannot start: the content root {missing}", stderr.Trim(), StringComparison.Ordinal);
+        Assert.Single(stderr.Trim().Split('\n'));
+        Assert.DoesNotContain("Unhandled exception", stdout + stderr, StringComparison.Ordinal);
+        AssertNoErrorLogged(stdout);
+    }
+
+    [Fact]
     public async Task NoRunbooksPath_RunbooksFolderOfTheFolderItWasStartedFrom_IsLoaded()
     {
         // CONTRACT section 1 starts the service with dotnet run --project src/RolloutGate from the repository root, and
