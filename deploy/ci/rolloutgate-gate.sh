@@ -6,9 +6,9 @@
 #
 # usage: rolloutgate-gate.sh predeploy|deployed|rolledback|cancelled --deployment-id ID --service S --environment E
 #          [--url URL] [--version V] [--previous-version V] [--initiator NAME] [--commit SHA] [--pipeline-url URL]
-#          [--at ISO8601] [--delivery-id ID] [--timeout SECONDS] [--retries N]
+#          [--at ISO8601] [--delivery-id ID] [--timeout SECONDS] [--retries N] [--json]
 #        rolloutgate-gate.sh wait --deployment-id ID --for DURATION [--url URL] [--interval DURATION]
-#          [--timeout SECONDS] [--retries N]   (DURATION: 90s, 30m or 2h; the reader token from ROLLOUTGATE_READER_TOKEN;
+#          [--timeout SECONDS] [--retries N] [--json]   (DURATION: 90s, 30m or 2h; the reader token from ROLLOUTGATE_READER_TOKEN;
 #          exit 0 promote, 1 do not promote, 2 no usable answer)
 # The secret comes from ROLLOUTGATE_WEBHOOK_SECRET (or a bearer token from ROLLOUTGATE_WEBHOOK_TOKEN), never from an
 # argument; the URL from --url or ROLLOUTGATE_URL. The server's JSON answer goes to stdout, a summary to stderr.
@@ -35,6 +35,14 @@ url="${ROLLOUTGATE_URL:-$default_url}"
 deployment_id="" service="" environment="" version="" previous_version="" initiator="" commit="" pipeline_url="" at=""
 delivery_id="" timeout=60 retries=5 given=" " wait_for="" interval=30s
 while [ $# -gt 0 ]; do
+  # The CLI's --json, the one option without a value: what it asks for, the server's JSON on stdout, is what this script
+  # prints anyway, so a pipeline moving between the two keeps its arguments ("--json needs a value" told it otherwise).
+  if [ "$1" = --json ]; then
+    case "$given" in *" --json "*) fail "--json is given more than once" ;; esac
+    given="$given--json "
+    shift
+    continue
+  fi
   [ $# -ge 2 ] || fail "$1 needs a value"
   # The last of two would win unsaid: a webhook about another deployment or service than the one meant.
   case "$given" in *" $1 "*) fail "$1 is given more than once" ;; esac

@@ -178,6 +178,36 @@ public sealed class GateScriptTests
     }
 
     [Fact]
+    public async Task Script_TheClisJsonOption_IsTakenByPredeployAndWait_StdoutTheJsonAsAlways()
+    {
+        // deploy/README says the script takes the CLI's options; --json, the one without a value, was "--json needs a
+        // value" (exit 2, nothing sent) at the end of the line and an unknown option before another.
+        await using var service = await TestService.StartAsync();
+        await using var proxy = await new LoopbackProxy(service.Client).StartAsync();
+
+        var predeploy = await RunAsync(Signed(), [.. Args(proxy.Url, "predeploy", "s-j"), "--json"]);
+        Assert.True(predeploy.Exit == 0, predeploy.Stderr + predeploy.Stdout);
+        using (var answer = System.Text.Json.JsonDocument.Parse(predeploy.Stdout))
+        {
+            Assert.Equal("allow", answer.RootElement.GetProperty("verdict").GetString());
+        }
+
+        Assert.StartsWith("gate: predeploy s-j: allow\n", predeploy.Stderr, StringComparison.Ordinal);
+        var deployed = await RunAsync(Signed(), ["deployed", "--json", .. Args(proxy.Url, "deployed", "s-j")[1..]]);
+        Assert.True(deployed.Exit == 0, deployed.Stderr + deployed.Stdout);
+        Assert.Contains("\"state\":\"watching\"", deployed.Stdout, StringComparison.Ordinal);
+
+        await EvaluationSeed.InsertAsync(service, "s-j", "p95-latency", [0.2]);
+        var wait = await RunAsync(Reader(), "wait", "--url", proxy.Url, "--json", "--deployment-id", "s-j", "--for", "1s", "--interval", "1s");
+        var twice = await RunAsync(Signed(), [.. Args("http://127.0.0.1:9", "predeploy", "s-k"), "--json", "--json"]);
+
+        Assert.True(wait.Exit == 0, wait.Stderr + wait.Stdout);
+        Assert.Contains("\"state\":\"watching\"", wait.Stdout, StringComparison.Ordinal);
+        Assert.Equal(2, twice.Exit);
+        Assert.Equal("gate: --json is given more than once\n", twice.Stderr);
+    }
+
+    [Fact]
     public async Task Script_WrongSecret_ExitsTwoWithThe401Detail()
     {
         await using var service = await TestService.StartAsync();
