@@ -35,7 +35,7 @@ static int Usage()
                tests/RolloutGate.Benchmarks/run-with-postgres.sh verify [--events 1000000]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh retention [--deployments 200]
                tests/RolloutGate.Benchmarks/run-with-postgres.sh slack [--presses 400] [--concurrency 16] [--webhook-workers 8]
-               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--burst N] [--set RolloutGate:Watch:Key=Value]
+               tests/RolloutGate.Benchmarks/run-watches.sh [--watches 100,1000] [--minutes 3] [--burst N] [--answers R] [--regress P% [--regress-in M]] [--set RolloutGate:Watch:Key=Value]
         """);
     return 2;
 }

@@ -2,7 +2,8 @@
 # Starts a private PostgreSQL (port 55481) and Prometheus (port 59481, backfilled with Istio-shaped series of a few
 # workloads, --workloads N), data under .local/bench/, and runs the watch scale benchmark against them.
 # Arguments go to the benchmark: --watches 100,1000 (comma-separated N), --workloads 5, --minutes 3,
-# --set Key=Value (service config).
+# --set Key=Value (service config), --answers R (R requests a second of each kind people and pipelines send, timed),
+# --regress P% [--regress-in M] (P% of the workloads regress together M minutes after the series are written).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/../../deploy/local/lib.sh"
 cd "$REPO_ROOT"
@@ -27,4 +28,7 @@ start_postgres "$PG_DATA" "$PG_PORT"
 
 export ROLLOUTGATE_BENCH_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=postgres;Database=postgres"
 export ROLLOUTGATE_BENCH_PROMETHEUS_URL="http://127.0.0.1:$PROMETHEUS_PORT"
+if [ -f "$PROMETHEUS_DATA.om.regression-at" ]; then
+  export ROLLOUTGATE_BENCH_WATCH_REGRESSION_AT="$(cat "$PROMETHEUS_DATA.om.regression-at")"
+fi
 dotnet run -c Release --no-build --project tests/RolloutGate.Benchmarks -- watches "$@"

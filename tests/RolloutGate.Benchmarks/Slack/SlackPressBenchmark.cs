@@ -24,7 +24,7 @@ namespace RolloutGate.Benchmarks.Slack;
 /// </summary>
 public static class SlackPressBenchmark
 {
-    private const string SigningSecret = "benchmark-slack-signing-secret";
+    internal const string SigningSecret = "benchmark-slack-signing-secret";
     private const string ReaderToken = "benchmark-reader";
     private static readonly TimeSpan SlackDeadline = TimeSpan.FromSeconds(3);
 
@@ -133,7 +133,7 @@ public static class SlackPressBenchmark
         return failures == 0 && webhookFailures == 0 && decided == presses && deployments == presses ? 0 : 1;
     }
 
-    private static Task<HttpResponseMessage> PressAsync(HttpClient http, string actionId, string deploymentId)
+    internal static Task<HttpResponseMessage> PressAsync(HttpClient http, string actionId, string deploymentId)
     {
         var payload = JsonSerializer.Serialize(new
         {
@@ -143,9 +143,19 @@ public static class SlackPressBenchmark
             channel = new { id = "C0DECIDE01" },
             actions = new[] { new { action_id = actionId, type = "button", value = deploymentId } },
         });
-        var form = "payload=" + Uri.EscapeDataString(payload);
+        return SendSignedAsync(http, "/slack/interactions", "payload=" + Uri.EscapeDataString(payload));
+    }
+
+    /// <summary>A slash command as Slack sends it: `/rolloutgate {text}` typed by the runbook's owner.</summary>
+    internal static Task<HttpResponseMessage> CommandAsync(HttpClient http, string text) =>
+        SendSignedAsync(http, "/slack/commands",
+            $"command=%2Frolloutgate&text={Uri.EscapeDataString(text)}&user_id={BenchmarkRunbook.Owner}&user_name=owner&team_id=T0BENCH&channel_id=C0DECIDE01");
+
+    /// <summary>A form posted to one of the Slack endpoints, signed as Slack signs it.</summary>
+    private static Task<HttpResponseMessage> SendSignedAsync(HttpClient http, string path, string form)
+    {
         var timestamp = TimeProvider.System.GetUtcNow().ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
-        var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/slack/interactions", UriKind.Relative))
+        var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
         {
             Content = new StringContent(form, Encoding.UTF8, "application/x-www-form-urlencoded"),
         };
@@ -158,7 +168,7 @@ public static class SlackPressBenchmark
     /// One local server for what the service calls out to: the Slack Web API (every method answers ok with a fresh ts, as
     /// chat.postMessage does) and the runbooks' rollback webhook (200).
     /// </summary>
-    private static async Task<StandIn> StandInAsync()
+    internal static async Task<StandIn> StandInAsync()
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -191,7 +201,7 @@ public static class SlackPressBenchmark
               secret: benchmark-rollback-secret
         """);
 
-    private sealed record StandIn(WebApplication App, string Url) : IAsyncDisposable
+    internal sealed record StandIn(WebApplication App, string Url) : IAsyncDisposable
     {
         public ValueTask DisposeAsync() => App.DisposeAsync();
     }

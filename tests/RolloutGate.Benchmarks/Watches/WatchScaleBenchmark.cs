@@ -1,10 +1,15 @@
+using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Globalization;
 using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting.Server;
+using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.Extensions.Configuration;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 using Npgsql;
+using RolloutGate.Benchmarks.Slack;
+using RolloutGate.Benchmarks.Webhooks;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Core.Watch;
@@ -48,18 +53,37 @@ public static class WatchScaleBenchmark
     private static readonly string[] Metrics = ["p95-latency", "error-rate", "cost-per-request"];
 
     /// <summary>
-    /// `watch-series FILE [--workloads N]`: the OpenMetrics the Prometheus is backfilled with, healthy traffic of N
-    /// workloads from the baseline to 2 h ahead.
+    /// `watch-series FILE [--workloads N] [--regress P% [--regress-in M]]`: the OpenMetrics the Prometheus is backfilled
+    /// with, healthy traffic of N workloads from the baseline to 2 h ahead. With <c>--regress</c>, the first P% of the
+    /// workloads (so P% of the watched deployments, which are spread over them in turn) regress together at the whole
+    /// minute M minutes ahead (8 by default): p95 latency from 225 to about 860 ms and errors from 0.2% to 5%. That minute
+    /// is written to FILE.regression-at (Unix seconds), which run-watches.sh hands to the benchmark.
     /// </summary>
     public static int Series(string[] args)
     {
         var now = Minute(TimeProvider.System.GetUtcNow());
-        var workloads = Enumerable.Range(0, WorkloadsOf(args))
-            .Select(w => new Workload("istio", Namespace, Service(w), TrafficShape.Healthy, TrafficShape.Healthy))
+        var count = WorkloadsOf(args);
+        var regressed = (int)Math.Round(count * RegressedShareOf(args));
+        var regressionAt = now.AddMinutes(int.Parse(Option(args, "--regress-in", "8"), CultureInfo.InvariantCulture));
+        var workloads = Enumerable.Range(0, count)
+            .Select(w => new Workload("istio", Namespace, Service(w), TrafficShape.Healthy, w < regressed ? Regressed : TrafficShape.Healthy))
             .ToList();
-        File.WriteAllText(args[0], MeshTraffic.OpenMetrics(workloads, now - Baseline - TimeSpan.FromMinutes(15), now.AddHours(2), now));
+        File.WriteAllText(args[0], MeshTraffic.OpenMetrics(workloads, now - Baseline - TimeSpan.FromMinutes(15), now.AddHours(2), regressionAt));
+        var marker = args[0] + ".regression-at";
+        File.Delete(marker);
+        if (regressed > 0)
+        {
+            File.WriteAllText(marker, regressionAt.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture));
+        }
+
         return 0;
     }
+
+    /// <summary>What a regressed workload serves from the regression on: p95 about 860 ms (225 before), 5% errors (0.2%).</summary>
+    private static readonly TrafficShape Regressed = new(1200, 0.05, [0.10, 0.30, 0.55, 0.80, 0.90, 0.97, 1.0], 0.5);
+
+    private static double RegressedShareOf(string[] args) =>
+        double.Parse(Option(args, "--regress", "0%").TrimEnd('%'), CultureInfo.InvariantCulture) / 100;
 
     public static async Task<int> RunAsync(string[] args)
     {
@@ -71,6 +95,16 @@ public static class WatchScaleBenchmark
         var restart = args.Contains("--restart") || restartLead is not null;
         var baselineHours = int.Parse(Option(args, "--baseline-hours", "1"), CultureInfo.InvariantCulture);
         var settings = Options(args, "--set");
+        var answersPerSecond = double.Parse(Option(args, "--answers", "0"), CultureInfo.InvariantCulture);
+        var regressionAt = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_WATCH_REGRESSION_AT") is { Length: > 0 } unix
+            ? DateTimeOffset.FromUnixTimeSeconds(long.Parse(unix, CultureInfo.InvariantCulture))
+            : (DateTimeOffset?)null;
+        if (regressionAt is not null && counts.Length > 1)
+        {
+            await Console.Error.WriteLineAsync("--regress: one N at a time (the series regress at one minute)");
+            return 2;
+        }
+
         var connection = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_CONNECTION");
         var prometheus = Environment.GetEnvironmentVariable("ROLLOUTGATE_BENCH_PROMETHEUS_URL");
         if (string.IsNullOrEmpty(connection) || string.IsNullOrEmpty(prometheus))
@@ -82,11 +116,13 @@ public static class WatchScaleBenchmark
         var rows = new List<string>();
         var burstRows = new List<string>();
         var restartRows = new List<string>();
+        var answerRows = new List<string>();
         var ok = true;
         foreach (var n in counts)
         {
-            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, restart, restartLead, baselineHours, settings);
+            var result = await RunOneAsync(connection, prometheus, n, workloads, minutes, burst, restart, restartLead, baselineHours, settings, answersPerSecond, regressionAt);
             rows.Add(result.Row);
+            answerRows.AddRange(result.AnswerRows);
             burstRows.Add(result.BurstRow);
             restartRows.Add(result.RestartRow);
             ok &= result.Duplicates == 0;
@@ -94,7 +130,7 @@ public static class WatchScaleBenchmark
         }
 
         var set = string.Concat(settings.Select(s => $" --set {s.Key}={s.Value}"));
-        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{(restartLead is { } lead ? $" --restart-lead {lead}" : restart ? " --restart" : "")}{(baselineHours != 1 ? $" --baseline-hours {baselineHours}" : "")}{set}");
+        Console.WriteLine($"command: tests/RolloutGate.Benchmarks/run-watches.sh --watches {string.Join(',', counts)} --workloads {workloads} --minutes {minutes}{(burst > 0 ? $" --burst {burst}" : "")}{(restartLead is { } lead ? $" --restart-lead {lead}" : restart ? " --restart" : "")}{(baselineHours != 1 ? $" --baseline-hours {baselineHours}" : "")}{(answersPerSecond > 0 ? $" --answers {answersPerSecond}" : "")}{(regressionAt is not null ? $" --regress {Option(args, "--regress", "0%")}" : "")}{set}");
         Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {System.Runtime.InteropServices.RuntimeInformation.FrameworkDescription}");
         Console.WriteLine();
         Console.WriteLine("| watches | workloads | seeding s | due evaluations | stored | late > 10 s or missing | duplicates | evaluations/min (needed) | lag p50 s | lag p99 s | lag max s | Prometheus queries/s | service CPU cores | Prometheus CPU cores | verdicts |");
@@ -126,28 +162,57 @@ public static class WatchScaleBenchmark
             }
         }
 
+        if (answerRows.Count > 0)
+        {
+            Console.WriteLine();
+            Console.WriteLine(AnswerProbes.Header);
+            foreach (var row in answerRows)
+            {
+                Console.WriteLine(row);
+            }
+        }
+
         return ok ? 0 : 1;
     }
 
     private static async Task<Result> RunOneAsync(
         string connection, string prometheusUrl, int n, int workloads, int minutes, int burst, bool restart, int? restartLead, int baselineHours,
-        IReadOnlyDictionary<string, string> settings)
+        IReadOnlyDictionary<string, string> settings, double answersPerSecond, DateTimeOffset? regressionAt)
     {
         var database = await BenchmarkDatabase.CreateAsync(connection, "rg_bench_watch_");
         var runbooks = Directory.CreateTempSubdirectory("rg-bench-watch-runbooks-").FullName;
+        // With answers timed or a regression, Slack and the rollback webhook are a local stand-in, so a regression's
+        // messages go out and a press's rollback runs as in production.
+        await using var standIn = answersPerSecond > 0 || regressionAt is not null ? await SlackPressBenchmark.StandInAsync() : null;
         for (var w = 0; w < workloads; w++)
         {
-            await File.WriteAllTextAsync(Path.Combine(runbooks, $"{Service(w)}.yaml"), Runbook(Service(w)));
+            await File.WriteAllTextAsync(Path.Combine(runbooks, $"{Service(w)}.yaml"), Runbook(Service(w), standIn?.Url));
+        }
+
+        // The predeploys go to services of their own, in turn, none with a running watch.
+        var hookServices = answersPerSecond > 0 ? Enumerable.Range(0, 64).Select(h => $"hook-svc-{h}").ToList() : [];
+        foreach (var service in hookServices)
+        {
+            await File.WriteAllTextAsync(Path.Combine(runbooks, $"{service}.yaml"), Runbook(service, standIn?.Url));
         }
 
         var configuration = new Dictionary<string, string?>
         {
             ["ConnectionStrings:RolloutGate"] = database,
-            ["RolloutGate:Webhook:Secret"] = "benchmark-secret",
-            ["RolloutGate:Api:ReaderTokens:0"] = "benchmark-reader",
+            ["RolloutGate:Webhook:Secret"] = WebhookBenchmark.Secret,
+            ["RolloutGate:Api:ReaderTokens:0"] = AnswerProbes.ReaderToken,
             ["RolloutGate:RunbooksPath"] = runbooks,
             ["RolloutGate:Prometheus:Url"] = prometheusUrl,
         };
+        if (standIn is not null)
+        {
+            configuration["RolloutGate:Slack:ApiBaseUrl"] = standIn.Url + "/api";
+            configuration["RolloutGate:Slack:BotToken"] = "xoxb-benchmark";
+            configuration["RolloutGate:Slack:SigningSecret"] = SlackPressBenchmark.SigningSecret;
+            // Every webhook and decision logs a line at Information; the tables are what is read.
+            configuration["Logging:LogLevel:RolloutGate"] = "Warning";
+        }
+
         foreach (var (key, value) in settings)
         {
             configuration[key] = value;
@@ -173,7 +238,7 @@ public static class WatchScaleBenchmark
         {
             await db.OpenAsync();
             // The runbook loader stores every runbook version at start-up; with many workloads that takes a moment.
-            while (versions.Count < workloads && loaded.Elapsed < TimeSpan.FromMinutes(2))
+            while (versions.Count < workloads + hookServices.Count && loaded.Elapsed < TimeSpan.FromMinutes(2))
             {
                 versions.Clear();
                 await using var read = new NpgsqlCommand("SELECT name, id FROM runbook_versions", db);
@@ -183,7 +248,7 @@ public static class WatchScaleBenchmark
                     versions[reader.GetString(0)] = reader.GetInt64(1);
                 }
 
-                await Task.Delay(versions.Count < workloads ? 500 : 0);
+                await Task.Delay(versions.Count < workloads + hookServices.Count ? 500 : 0);
             }
         }
 
@@ -201,12 +266,12 @@ public static class WatchScaleBenchmark
             .ToList();
         var baselines = await WorkloadBaselinesAsync(app.Services, workloads, first - Baseline, first, baselineHours);
         var dataSource = NpgsqlDataSource.Create(database);
-        async Task InsertAsync(IReadOnlyList<(string Id, string Service, DateTimeOffset At)> rows, NpgsqlConnection db, NpgsqlTransaction transaction)
+        async Task InsertAsync(IReadOnlyList<(string Id, string Service, DateTimeOffset At)> rows, NpgsqlConnection db, NpgsqlTransaction transaction, string state = "watching")
         {
             await using var insert = new NpgsqlCommand("""
                 INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
                                          deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
-                SELECT id, service, 'production', '2.4.0', 'bench', 'watching', version, at, at, at, at, at + interval '24 hours', at - make_interval(hours => $5), at
+                SELECT id, service, 'production', '2.4.0', 'bench', $6, version, at, at, at, at, at + interval '24 hours', at - make_interval(hours => $5), at
                 FROM unnest($1::text[], $2::text[], $3::bigint[], $4::timestamptz[]) AS d (id, service, version, at)
                 """, db, transaction);
             insert.Parameters.AddWithValue(rows.Select(d => d.Id).ToArray());
@@ -214,6 +279,7 @@ public static class WatchScaleBenchmark
             insert.Parameters.AddWithValue(rows.Select(d => versions[d.Service]).ToArray());
             insert.Parameters.AddWithValue(rows.Select(d => d.At).ToArray());
             insert.Parameters.AddWithValue(baselineHours);
+            insert.Parameters.AddWithValue(state);
             await insert.ExecuteNonQueryAsync();
         }
 
@@ -236,6 +302,37 @@ public static class WatchScaleBenchmark
 
         // Every deployment gets `minutes` full intervals after its deploy time.
         var end = first + Interval * (minutes + 1);
+        if (regressionAt is { } regression)
+        {
+            // The minute of the regression, the t that finds it and one more.
+            end = end > regression + Interval * 3 ? end : regression + Interval * 3;
+            if (regression < first + Interval * 2)
+            {
+                await Console.Error.WriteLineAsync($"[watches] N={n}: the regression at {regression:HH:mm:ss} leaves less than a minute of steady state after the deploys (from {first:HH:mm:ss}): pass a larger --regress-in");
+            }
+        }
+
+        var answering = Task.CompletedTask;
+        var probes = new AnswerProbes();
+        using var stopAnswers = new CancellationTokenSource();
+        using var answered = new HttpClient { BaseAddress = new Uri(app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses.First()) };
+        if (answersPerSecond > 0)
+        {
+            // Regressed deployments to press, one per press, as the watch would leave them (the recommendation's own
+            // path is the watch's; what is timed is the press).
+            var presses = (int)Math.Ceiling(answersPerSecond * (end - TimeProvider.System.GetUtcNow() + Grace).TotalSeconds);
+            var pressable = Enumerable.Range(0, presses).Select(i => (Id: $"press-{n}-{i:D5}", Service: Service(i % workloads), At: first)).ToList();
+            await using (var db = await dataSource.OpenConnectionAsync())
+            await using (var transaction = await db.BeginTransactionAsync())
+            {
+                await InsertAsync(pressable, db, transaction, "regressed");
+                await transaction.CommitAsync();
+            }
+
+            answering = probes.RunAsync(answered, database, answersPerSecond, [.. deployments.Select(d => d.Id)],
+                new ConcurrentQueue<string>(pressable.Select(p => p.Id)), hookServices, stopAnswers.Token);
+        }
+
         await Console.Error.WriteLineAsync($"[watches] N={n}: seeded in {seeding.TotalSeconds:F1} s; deploys from {first:HH:mm:ss}, watching until {end:HH:mm:ss}");
         var burstAt = first + Interval + TimeSpan.FromSeconds(30);
         if (burst > 0)
@@ -257,6 +354,8 @@ public static class WatchScaleBenchmark
         }
 
         await Task.Delay(end - TimeProvider.System.GetUtcNow() + Grace);
+        await stopAnswers.CancelAsync();
+        await answering;
 
         var wall = clock.Elapsed;
         var cpu = Process.GetCurrentProcess().TotalProcessorTime - cpuBefore;
@@ -264,12 +363,34 @@ public static class WatchScaleBenchmark
         List<double> lags, runningAfterBurst = [], burstFirst = [];
         long captured = 0;
         var verdicts = new List<string>();
-        long due, duplicates, notWatching;
+        long due, duplicates;
+        var answerRows = new List<string>();
+        Dictionary<string, DateTimeOffset> stopped;
         await using (var db = await dataSource.OpenConnectionAsync())
         {
-            due = deployments.Sum(d => (long)WatchSchedule.DueTimes(d.At, Interval, null, end, d.At + TimeSpan.FromHours(24)).Count) * Metrics.Length;
+            // A watch that regressed is due up to the t that found it (its last evaluation, stored at updated_at).
+            stopped = await StoppedAsync(db);
+            due = deployments.Sum(d => (long)WatchSchedule.DueTimes(d.At, Interval, null, end,
+                stopped.TryGetValue(d.Id, out var at) ? at : d.At + TimeSpan.FromHours(24)).Count) * Metrics.Length;
             duplicates = await ScalarAsync(db, "SELECT count(*) FROM (SELECT 1 FROM evaluations GROUP BY deployment_id, metric, at HAVING count(*) > 1) d");
-            notWatching = await ScalarAsync(db, "SELECT count(*) FROM deployments WHERE state <> 'watching'");
+            if (answersPerSecond > 0)
+            {
+                answerRows.AddRange(probes.Rows("steady", n, first + Interval, regressionAt ?? end));
+                if (stopped.Count > 0)
+                {
+                    // The minute from the first t that found a regression (every regressed watch stored, Slack told), and
+                    // the answers meanwhile.
+                    var found = Minute(stopped.Values.Min());
+                    var inMinute = stopped.Values.Where(at => at < found + Interval).ToList();
+                    var told = await DoublesAsync(db,
+                        "SELECT extract(epoch FROM coalesce(delivered_at, 'infinity') - $1)::float8 FROM outbox WHERE deployment_id LIKE 'watch-%' ORDER BY 1", found);
+                    answerRows.Add(string.Create(CultureInfo.InvariantCulture,
+                        $"| {n:N0} | regression at t {found:HH:mm}: {inMinute.Count:N0} watches regressed at that t, the last stored {(inMinute.Max() - found).TotalSeconds:F1} s after it ({stopped.Count:N0} by the end); {told.Count:N0} Slack messages about them, {told.Count(double.IsFinite):N0} sent, the last {(told.Count > 0 ? told[^1] : 0):F1} s after the t | | | | | | | | | | | |"));
+                    answerRows.AddRange(probes.Rows($"regression minute (from t {found:HH:mm})", n, found, found + Interval));
+                    answerRows.AddRange(probes.Rows("after it", n, found + Interval, end));
+                }
+            }
+
             // The evaluations due by the end, as the lags: not the next round, stored during the grace after it.
             await using (var byVerdict = new NpgsqlCommand("SELECT verdict || ' ' || count(*) FROM evaluations WHERE at <= $1 GROUP BY verdict ORDER BY count(*) DESC", db))
             {
@@ -316,9 +437,9 @@ public static class WatchScaleBenchmark
         await dataSource.DisposeAsync();
         await BenchmarkDatabase.DropAsync(connection, database);
         Directory.Delete(runbooks, recursive: true);
-        if (notWatching > 0)
+        if (stopped.Count > 0)
         {
-            await Console.Error.WriteLineAsync($"[watches] N={n}: {notWatching} deployments left watching; their due count is overstated");
+            await Console.Error.WriteLineAsync($"[watches] N={n}: {stopped.Count} watches stopped (regressed), the first at {stopped.Values.Min():HH:mm:ss.fff}; each is due up to then");
         }
 
         // Evaluations still missing 10 s after the end are at least that late: they count as +∞ in the percentiles.
@@ -333,12 +454,12 @@ public static class WatchScaleBenchmark
 
         var queries = after.Queries - before.Queries;
         var row = string.Create(CultureInfo.InvariantCulture,
-            $"| {n:N0} | {workloads:N0} | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / (double)minutes:N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
+            $"| {n:N0} | {workloads:N0} | {seeding.TotalSeconds:F1} | {due:N0} | {sorted.Length:N0} | {lateOrMissing:N0} | {duplicates} | {sorted.Length / ((end - first) / Interval - 1):N0} ({n * Metrics.Length:N0}) | {Lag(0.50)} | {Lag(0.99)} | {(missing > 0 ? Lag(1) : sorted.Length > 0 ? sorted[^1].ToString("F2", CultureInfo.InvariantCulture) : "-")} | {queries / wall.TotalSeconds:F0} | {cpu.TotalSeconds / wall.TotalSeconds:F2} | {(after.CpuSeconds - before.CpuSeconds) / wall.TotalSeconds:F2} | {string.Join(", ", verdicts)} |");
         string At(List<double> values, double p) =>
             values.Count == 0 ? "-" : values[Math.Clamp((int)Math.Ceiling(p * values.Count) - 1, 0, values.Count - 1)].ToString("F2", CultureInfo.InvariantCulture);
         var burstRow = string.Create(CultureInfo.InvariantCulture,
             $"| {n:N0} | {burst:N0} | {captured:N0} | {burstFirst.Count:N0} | {At(burstFirst, 0.5)} | {At(burstFirst, 1)} | {At(runningAfterBurst, 0.5)} | {At(runningAfterBurst, 0.99)} | {At(runningAfterBurst, 1)} |");
-        return new Result(row, burstRow, restartRow, duplicates);
+        return new Result(row, burstRow, restartRow, answerRows, duplicates);
 
         // A new instance on the same database after this one stops: every watch rebuilt from what is stored.
         async Task<string> RestartAsync()
@@ -404,6 +525,20 @@ public static class WatchScaleBenchmark
         return values;
     }
 
+    /// <summary>The benchmark's watched deployments no longer watching at the end, and when they stopped.</summary>
+    private static async Task<Dictionary<string, DateTimeOffset>> StoppedAsync(NpgsqlConnection db)
+    {
+        await using var command = new NpgsqlCommand("SELECT id, updated_at FROM deployments WHERE id LIKE 'watch-%' AND state <> 'watching'", db);
+        await using var reader = await command.ExecuteReaderAsync();
+        var stopped = new Dictionary<string, DateTimeOffset>(StringComparer.Ordinal);
+        while (await reader.ReadAsync())
+        {
+            stopped[reader.GetString(0)] = reader.GetFieldValue<DateTimeOffset>(1);
+        }
+
+        return stopped;
+    }
+
     private static string Service(int workload) => $"svc-{workload}";
 
     private static int WorkloadsOf(string[] args) => int.Parse(Option(args, "--workloads", "5"), CultureInfo.InvariantCulture);
@@ -417,7 +552,7 @@ public static class WatchScaleBenchmark
         var baselines = new Dictionary<(string, string), IReadOnlyList<Observation>>();
         for (var w = 0; w < workloads; w++)
         {
-            var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w)), $"{Service(w)}.yaml").Runbook!, "production");
+            var plan = WatchPlan.From(RunbookParser.Parse(Runbook(Service(w), null), $"{Service(w)}.yaml").Runbook!, "production");
             foreach (var metric in plan.Metrics)
             {
                 var hour = await source.BaselineAsync(metric, from, to, Interval, CancellationToken.None);
@@ -430,7 +565,9 @@ public static class WatchScaleBenchmark
 
     private static DateTimeOffset Minute(DateTimeOffset at) => DateTimeOffset.FromUnixTimeSeconds(at.ToUnixTimeSeconds() / 60 * 60);
 
-    private static string Runbook(string service) => BenchmarkRunbook.Istio(service, Namespace, """
+    /// <param name="standIn">The local stand-in for Slack and the rollback webhook, if any: a regression is then recommended
+    /// for rollback in Slack, and a press rolls back through the stand-in.</param>
+    private static string Runbook(string service, string? standIn) => BenchmarkRunbook.Istio(service, Namespace, """
         watch:
           duration: 24h
           interval: 1m
@@ -448,7 +585,15 @@ public static class WatchScaleBenchmark
                 cpuCoreHour: 0.031
                 memoryGiBHour: 0.0042
               maxIncrease: 15%
-        """);
+        """ + (standIn is null ? "" : $"""
+
+        rollback:
+          mode: recommend
+          action:
+            webhook:
+              url: {standIn}/rollback
+              secret: benchmark-rollback-secret
+        """));
 
     /// <summary>Instant and range queries Prometheus has answered, and its CPU seconds, from its own /metrics.</summary>
     private static async Task<(double Queries, double CpuSeconds)> PrometheusCountersAsync(HttpClient http)
@@ -503,5 +648,5 @@ public static class WatchScaleBenchmark
         return options;
     }
 
-    private sealed record Result(string Row, string BurstRow, string RestartRow, long Duplicates);
+    private sealed record Result(string Row, string BurstRow, string RestartRow, IReadOnlyList<string> AnswerRows, long Duplicates);
 }
