@@ -382,10 +382,11 @@ public static class WatchScaleBenchmark
                     // the answers meanwhile.
                     var found = Minute(stopped.Values.Min());
                     var inMinute = stopped.Values.Where(at => at < found + Interval).ToList();
+                    var messages = await ScalarAsync(db, "SELECT count(*) FROM outbox WHERE deployment_id LIKE 'watch-%'");
                     var told = await DoublesAsync(db,
-                        "SELECT extract(epoch FROM coalesce(delivered_at, 'infinity') - $1)::float8 FROM outbox WHERE deployment_id LIKE 'watch-%' ORDER BY 1", found);
+                        "SELECT extract(epoch FROM delivered_at - $1)::float8 FROM outbox WHERE deployment_id LIKE 'watch-%' AND delivered_at IS NOT NULL ORDER BY 1", found);
                     answerRows.Add(string.Create(CultureInfo.InvariantCulture,
-                        $"| {n:N0} | regression at t {found:HH:mm}: {inMinute.Count:N0} watches regressed at that t, the last stored {(inMinute.Max() - found).TotalSeconds:F1} s after it ({stopped.Count:N0} by the end); {told.Count:N0} Slack messages about them, {told.Count(double.IsFinite):N0} sent, the last {(told.Count > 0 ? told[^1] : 0):F1} s after the t | | | | | | | | | | | |"));
+                        $"| {n:N0} | regression at t {found:HH:mm}: {inMinute.Count:N0} watches regressed at that t, the last stored {(inMinute.Max() - found).TotalSeconds:F1} s after it ({stopped.Count:N0} by the end); {messages:N0} Slack messages about them, {told.Count:N0} sent by the end, the last {(told.Count > 0 ? told[^1] : 0):F1} s after the t | | | | | | | | | | | |"));
                     answerRows.AddRange(probes.Rows($"regression minute (from t {found:HH:mm})", n, found, found + Interval));
                     answerRows.AddRange(probes.Rows("after it", n, found + Interval, end));
                 }
