@@ -23,25 +23,26 @@ public sealed partial class DecisionChannelSubscriber(
 {
     public async Task OnAppendedAsync(RolloutGateDbContext db, IReadOnlyList<AuditEventRow> appended, CancellationToken cancellationToken)
     {
-        // Read once per deployment: a decision and the state change it makes are two events of one deployment, and the
-        // caller holds the audit lock until it commits.
-        var deployments = new Dictionary<string, DeploymentRow?>(StringComparer.Ordinal);
+        var announced = appended.Where(a => a.DeploymentId is not null && IsAnnounced(a.Type)).ToList();
+        if (announced.Count == 0)
+        {
+            return;
+        }
+
+        // The caller holds the audit lock until it commits, and a sweep appends the events of every watch that regressed at
+        // one t at once (hundreds of deployments): the deployments and which have a root are read in one query each, and
+        // the messages written in one statement, not a few round trips per deployment.
+        var ids = announced.Select(a => a.DeploymentId!).Distinct(StringComparer.Ordinal).ToList();
+        var deployments = await db.Deployments.Include(d => d.RunbookVersion).Where(d => ids.Contains(d.Id))
+            .ToDictionaryAsync(d => d.Id, StringComparer.Ordinal, cancellationToken);
+        var rooted = await SlackOutbox.WithRootAsync(db, ids, cancellationToken);
+        var rows = new List<OutboxRow>();
+        var now = time.GetUtcNow();
         // A decision and the state change it makes both settle a deployment's buttons: looked up once, by the first of them.
         var settled = new HashSet<string>(StringComparer.Ordinal);
-        foreach (var audit in appended)
+        foreach (var audit in announced)
         {
-            if (audit.DeploymentId is null || !IsAnnounced(audit.Type))
-            {
-                continue;
-            }
-
-            if (!deployments.TryGetValue(audit.DeploymentId, out var deployment))
-            {
-                deployment = deployments[audit.DeploymentId] = await db.Deployments.Include(d => d.RunbookVersion)
-                    .SingleOrDefaultAsync(d => d.Id == audit.DeploymentId, cancellationToken);
-            }
-
-            if (deployment is null)
+            if (!deployments.TryGetValue(audit.DeploymentId!, out var deployment))
             {
                 continue;
             }
@@ -58,14 +59,14 @@ public sealed partial class DecisionChannelSubscriber(
             }
 
             var channel = runbook.DecisionChannel;
-            var now = time.GetUtcNow();
             if (audit.Type == AuditEventTypes.StateChanged)
             {
-                await EnqueueRootAsync(db, deployment, runbook, $"slack:root:{audit.Id}", now, cancellationToken);
+                rows.Add(Root(deployment, runbook, $"slack:root:{audit.Id}"));
+                rooted.Add(deployment.Id);
                 // Buttons are for a regressed deployment (and a failed action's retry): any other move settles them.
                 if (SlackMessages.SettledByState(audit.Data) is { } moved && settled.Add(deployment.Id))
                 {
-                    await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, moved, now, cancellationToken);
+                    await SettleAsync(db, rows, deployment.Id, moved, now, cancellationToken);
                 }
 
                 continue;
@@ -73,7 +74,7 @@ public sealed partial class DecisionChannelSubscriber(
 
             if (audit.Type == AuditEventTypes.Decision && settled.Add(deployment.Id))
             {
-                await SlackOutbox.EnqueueSettlesAsync(db, deployment.Id, SlackMessages.SettledByDecision(audit.Actor, audit.Data), now, cancellationToken);
+                await SettleAsync(db, rows, deployment.Id, SlackMessages.SettledByDecision(audit.Actor, audit.Data), now, cancellationToken);
             }
 
             var publicUrl = options.CurrentValue.PublicUrl;
@@ -84,8 +85,10 @@ public sealed partial class DecisionChannelSubscriber(
                 AuditEventTypes.Refusal => SlackMessages.Refusal(channel, deployment.Id, audit.Actor, audit.Data, publicUrl),
                 _ => SlackMessages.RollbackAction(channel, deployment.Id, deployment.State, audit.Data, publicUrl),
             };
-            await EnqueueReplyAsync(db, deployment, runbook, reply, $"slack:reply:{audit.Id}", cancellationToken);
+            AddReply(rows, rooted, deployment, runbook, reply, $"slack:reply:{audit.Id}");
         }
+
+        await SlackOutbox.EnqueueAllAsync(db, rows, now, cancellationToken);
     }
 
     /// <summary>
@@ -96,19 +99,33 @@ public sealed partial class DecisionChannelSubscriber(
     public async Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
         CancellationToken cancellationToken)
     {
-        var now = time.GetUtcNow();
-        if (!await SlackOutbox.HasRootAsync(db, deployment.Id, cancellationToken))
-        {
-            await EnqueueRootAsync(db, deployment, runbook, $"slack:root:before:{idempotencyKey}", now, cancellationToken);
-        }
-
-        await SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackReply, idempotencyKey, reply, now, cancellationToken);
+        var rows = new List<OutboxRow>();
+        AddReply(rows, await SlackOutbox.WithRootAsync(db, [deployment.Id], cancellationToken), deployment, runbook, reply, idempotencyKey);
+        await SlackOutbox.EnqueueAllAsync(db, rows, time.GetUtcNow(), cancellationToken);
     }
 
-    private Task EnqueueRootAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, string idempotencyKey, DateTimeOffset now,
-        CancellationToken cancellationToken) =>
-        SlackOutbox.EnqueueAsync(db, deployment.Id, OutboxKinds.SlackRoot, idempotencyKey,
-            SlackMessages.Root(deployment, runbook, options.CurrentValue.PublicUrl), now, cancellationToken);
+    /// <param name="rooted">The deployments with a root message, this one's added once its root is enqueued.</param>
+    private void AddReply(List<OutboxRow> rows, HashSet<string> rooted, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey)
+    {
+        if (rooted.Add(deployment.Id))
+        {
+            rows.Add(Root(deployment, runbook, $"slack:root:before:{idempotencyKey}"));
+        }
+
+        rows.Add(new OutboxRow(deployment.Id, OutboxKinds.SlackReply, idempotencyKey, reply));
+    }
+
+    /// <summary>Settles the deployment's replies with buttons, after writing the rows so far: one of them may be such a reply.</summary>
+    private static async Task SettleAsync(RolloutGateDbContext db, List<OutboxRow> rows, string deploymentId, string note, DateTimeOffset now,
+        CancellationToken cancellationToken)
+    {
+        await SlackOutbox.EnqueueAllAsync(db, rows, now, cancellationToken);
+        rows.Clear();
+        await SlackOutbox.EnqueueSettlesAsync(db, deploymentId, note, now, cancellationToken);
+    }
+
+    private OutboxRow Root(DeploymentRow deployment, Runbook runbook, string idempotencyKey) =>
+        new(deployment.Id, OutboxKinds.SlackRoot, idempotencyKey, SlackMessages.Root(deployment, runbook, options.CurrentValue.PublicUrl));
 
     [LoggerMessage(Level = LogLevel.Warning, Message = "Deployment {DeploymentId}: no decision-channel message for its {Type} event, recorded in the audit trail: {Reason}")]
     private static partial void LogNoChannel(ILogger logger, string deploymentId, string type, string reason);

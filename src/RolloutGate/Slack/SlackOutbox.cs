@@ -29,6 +29,9 @@ public sealed record OutboxSettle(long ReplyId, string Note);
 /// <summary>The payload of slack.ephemeral rows.</summary>
 public sealed record OutboxEphemeral(string Channel, string User, string Text, string? ThreadTs);
 
+/// <summary>An outbox row to write (<see cref="SlackOutbox.EnqueueAllAsync"/>): its payload is written as JSON.</summary>
+public sealed record OutboxRow(string? DeploymentId, string Kind, string IdempotencyKey, object Payload);
+
 /// <summary>
 /// Writes outbox rows with the caller's DbContext, so they commit in the caller's transaction. A row whose idempotency
 /// key is already stored is not written again.
@@ -36,17 +39,36 @@ public sealed record OutboxEphemeral(string Channel, string User, string Text, s
 public static class SlackOutbox
 {
     public static Task EnqueueAsync(RolloutGateDbContext db, string? deploymentId, string kind, string idempotencyKey, object payload,
-        DateTimeOffset now, CancellationToken cancellationToken)
+        DateTimeOffset now, CancellationToken cancellationToken) =>
+        EnqueueAllAsync(db, [new OutboxRow(deploymentId, kind, idempotencyKey, payload)], now, cancellationToken);
+
+    /// <summary>
+    /// Writes the rows in one statement, their ids in the order given (rows go out in order per deployment). The audit
+    /// trail's subscribers write under its lock: a statement per row held it for every message of every deployment that
+    /// a sweep's regressions announce at once.
+    /// </summary>
+    public static Task EnqueueAllAsync(RolloutGateDbContext db, IReadOnlyList<OutboxRow> rows, DateTimeOffset now, CancellationToken cancellationToken)
     {
         if (db.Database.CurrentTransaction is null)
         {
             throw new InvalidOperationException("outbox rows are written inside the transaction of the change that causes them");
         }
 
-        var json = JsonSerializer.Serialize(payload, SlackApiClient.Json);
+        if (rows.Count == 0)
+        {
+            return Task.CompletedTask;
+        }
+
+        var deployments = rows.Select(r => r.DeploymentId).ToArray();
+        var kinds = rows.Select(r => r.Kind).ToArray();
+        var payloads = rows.Select(r => JsonSerializer.Serialize(r.Payload, SlackApiClient.Json)).ToArray();
+        var keys = rows.Select(r => r.IdempotencyKey).ToArray();
         return db.Database.ExecuteSqlAsync($"""
             INSERT INTO outbox (deployment_id, kind, payload, idempotency_key, created_at, next_attempt_at)
-            VALUES ({deploymentId}, {kind}, {json}::jsonb, {idempotencyKey}, {now}, {now})
+            SELECT r.deployment_id, r.kind, r.payload::jsonb, r.idempotency_key, {now}, {now}
+            FROM unnest({deployments}::text[], {kinds}::text[], {payloads}::text[], {keys}::text[]) WITH ORDINALITY
+                 AS r (deployment_id, kind, payload, idempotency_key, n)
+            ORDER BY r.n
             ON CONFLICT (idempotency_key) DO NOTHING
             """, cancellationToken);
     }
@@ -76,7 +98,16 @@ public static class SlackOutbox
     /// since a reply behind it would have no thread to go into.
     /// </summary>
     public static async Task<bool> HasRootAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken) =>
-        await db.Database.SqlQuery<bool>($"""
-            SELECT EXISTS (SELECT 1 FROM outbox WHERE deployment_id = {deploymentId} AND kind = {OutboxKinds.SlackRoot} AND abandoned_at IS NULL) AS "Value"
-            """).SingleAsync(cancellationToken);
+        (await WithRootAsync(db, [deploymentId], cancellationToken)).Count > 0;
+
+    /// <summary>Those of the deployments with a root message (<see cref="HasRootAsync"/>), in one query.</summary>
+    public static async Task<HashSet<string>> WithRootAsync(RolloutGateDbContext db, IReadOnlyList<string> deploymentIds, CancellationToken cancellationToken)
+    {
+        var ids = deploymentIds.ToArray();
+        var rooted = await db.Database.SqlQuery<string>($"""
+            SELECT DISTINCT deployment_id AS "Value" FROM outbox
+            WHERE deployment_id = ANY({ids}) AND kind = {OutboxKinds.SlackRoot} AND abandoned_at IS NULL
+            """).ToListAsync(cancellationToken);
+        return rooted.ToHashSet(StringComparer.Ordinal);
+    }
 }

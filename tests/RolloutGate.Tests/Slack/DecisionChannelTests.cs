@@ -1,8 +1,16 @@
+using System.Data.Common;
 using System.Net.Http.Json;
 using System.Text;
 using System.Text.Encodings.Web;
 using System.Text.Json;
+using Microsoft.EntityFrameworkCore;
+using Microsoft.EntityFrameworkCore.Diagnostics;
 using Microsoft.Extensions.DependencyInjection;
+using RolloutGate.Audit;
+using RolloutGate.Core.Deployments;
+using RolloutGate.Decisions;
+using RolloutGate.Deployments;
+using RolloutGate.Infrastructure.Database;
 using RolloutGate.Kubernetes;
 using RolloutGate.Rollbacks;
 using RolloutGate.Slack;
@@ -84,6 +92,113 @@ public sealed class DecisionChannelTests
         Assert.Equal(postsBefore, test.Slack.Delivered(SlackMethods.PostMessage).Count);
         Assert.All(test.Slack.Delivered(SlackMethods.Update), u => Assert.Equal(test.Slack.Delivered(SlackMethods.PostMessage)[0].Ts, u.Body.GetProperty("ts").GetString()));
         Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// A sweep appends the events of every watch that regressed at one t in one transaction, under the audit trail's lock.
+    /// The subscriber read each deployment, asked whether it had a root before each reply and wrote each message in a
+    /// statement of its own: about seven round trips per deployment while every press and webhook waited for the lock
+    /// (the watches benchmark's `--regress`). Now its statements do not grow with the deployments, and each still gets its
+    /// root before its replies, then the root's edit.
+    /// </summary>
+    [Fact]
+    public async Task ManyDeploymentsRegressInOneAppend_TheirMessagesTakeAFewStatements_AndEachThreadIsInOrder()
+    {
+        var statements = new StatementCounter();
+        await using var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
+        await test.WatchAsync("gh-many-0");
+        await test.AllDeliveredAsync();
+        await test.Service.Database.ExecuteAsync("""
+            INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
+                                     deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
+            SELECT 'gh-many-' || i, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
+                   deployed_at, watch_started_at, watch_until, baseline_from, baseline_to
+            FROM deployments, generate_series(1, 22) AS i WHERE id = 'gh-many-0'
+            """);
+
+        var few = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(1, 2).Select(i => $"gh-many-{i}")]);
+        var many = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(3, 20).Select(i => $"gh-many-{i}")]);
+
+        Assert.Equal(few, many);
+        for (var i = 1; i <= 22; i++)
+        {
+            var kinds = await test.Service.Database.ScalarAsync<string>(
+                $"SELECT string_agg(kind, ' ' ORDER BY id) FROM outbox WHERE deployment_id = 'gh-many-{i}'");
+            Assert.Equal("slack.root slack.reply slack.reply slack.root", kinds);
+        }
+
+        await test.AllDeliveredAsync();
+        Assert.Equal(23, test.Slack.RootMessages("C0DECIDE01").Count);
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// The watch's audit events of a regression (two verdict changes and the state change) for every deployment, appended
+    /// at once as the sweep appends a batch's; the statements on the outbox and the deployments it took.
+    /// </summary>
+    private static async Task<int> RegressInOneAppendAsync(SlackTestService test, StatementCounter statements, IReadOnlyList<string> deploymentIds)
+    {
+        await using var scope = test.Service.Host.Services.CreateAsyncScope();
+        var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
+        await using var transaction = await db.Database.BeginTransactionAsync();
+        var deployments = await db.Deployments.Where(d => deploymentIds.Contains(d.Id)).OrderBy(d => d.Id).ToListAsync();
+        var now = DateTimeOffset.UtcNow;
+        var entries = new List<AuditEntry>();
+        foreach (var deployment in deployments)
+        {
+            var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, now);
+            entries.AddRange(new[] { SlackTestService.P95Regressed, SlackTestService.ErrorRateRegressed }.Select(e =>
+                new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new
+                {
+                    metric = e.Metric, at = now, from = "healthy", verdict = e.Verdict, value = e.Value, baseline = e.Baseline, threshold = e.Threshold,
+                    explanation = e.Explanation, shown = e.Shown,
+                })));
+            entries.Add(change);
+        }
+
+        await db.SaveChangesAsync();
+        var appender = scope.ServiceProvider.GetRequiredService<AuditTrail>();
+        var counted = await statements.Count(db, () => appender.AppendAsync(db, entries, CancellationToken.None));
+        await transaction.CommitAsync();
+        return counted;
+    }
+
+    /// <summary>Counts a DbContext's statements that touch the outbox or the deployments while an action runs.</summary>
+    private sealed class StatementCounter : DbCommandInterceptor
+    {
+        private DbContext? counting;
+        private int count;
+
+        public async Task<int> Count(DbContext context, Func<Task> action)
+        {
+            (counting, count) = (context, 0);
+            await action();
+            counting = null;
+            return count;
+        }
+
+        public override ValueTask<InterceptionResult<DbDataReader>> ReaderExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<DbDataReader> result, CancellationToken cancellationToken = default)
+        {
+            Counted(command, eventData);
+            return base.ReaderExecutingAsync(command, eventData, result, cancellationToken);
+        }
+
+        public override ValueTask<InterceptionResult<int>> NonQueryExecutingAsync(
+            DbCommand command, CommandEventData eventData, InterceptionResult<int> result, CancellationToken cancellationToken = default)
+        {
+            Counted(command, eventData);
+            return base.NonQueryExecutingAsync(command, eventData, result, cancellationToken);
+        }
+
+        private void Counted(DbCommand command, CommandEventData eventData)
+        {
+            if (eventData.Context == counting && (command.CommandText.Contains("outbox", StringComparison.Ordinal)
+                || command.CommandText.Contains("deployments", StringComparison.Ordinal)))
+            {
+                Interlocked.Increment(ref count);
+            }
+        }
     }
 
     [Fact]
