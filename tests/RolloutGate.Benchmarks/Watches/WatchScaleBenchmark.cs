@@ -40,6 +40,9 @@ namespace RolloutGate.Benchmarks.Watches;
 /// seconds to rebuild before its first t and no t falls in the downtime.
 /// <c>--baseline-hours H</c> stores H hours of baseline per metric (the 1-hour
 /// reading repeated an hour earlier each time), the size a 24-hour baseline has in the database and in memory.
+/// With <c>--answers R</c>, <see cref="AnswerProbes"/> times what people and pipelines send meanwhile (Slack presses and
+/// commands, predeploy webhooks, reader API queries), R a second of each; with <c>--regress P%</c> (given to the series
+/// as well) P% of the watches regress at one t, and the answers are tabled for the steady state, that t's minute and after.
 /// Needs ROLLOUTGATE_BENCH_CONNECTION and ROLLOUTGATE_BENCH_PROMETHEUS_URL, normally set by run-watches.sh, which also
 /// backfills Prometheus with <see cref="Series"/>.
 /// </summary>
