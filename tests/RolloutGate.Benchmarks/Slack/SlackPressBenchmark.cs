@@ -186,20 +186,15 @@ public static class SlackPressBenchmark
         return new StandIn(app, app.Urls.Single());
     }
 
-    private static string Runbook(string service, string standIn) => BenchmarkRunbook.Istio(service, "shop", $"""
+    private static string Runbook(string service, string standIn) => BenchmarkRunbook.Istio(service, "shop", """
         watch:
           interval: 1h
           metrics:
             - name: p95-latency
               preset: p95-latency
               maxIncrease: 20%
-        rollback:
-          mode: recommend
-          action:
-            webhook:
-              url: {standIn}/rollback
-              secret: benchmark-rollback-secret
-        """);
+
+        """ + BenchmarkRunbook.RecommendedRollback(standIn));
 
     internal sealed record StandIn(WebApplication App, string Url) : IAsyncDisposable
     {

@@ -589,15 +589,8 @@ public static class WatchScaleBenchmark
                 cpuCoreHour: 0.031
                 memoryGiBHour: 0.0042
               maxIncrease: 15%
-        """ + (standIn is null ? "" : $"""
 
-        rollback:
-          mode: recommend
-          action:
-            webhook:
-              url: {standIn}/rollback
-              secret: benchmark-rollback-secret
-        """));
+        """ + (standIn is null ? "" : BenchmarkRunbook.RecommendedRollback(standIn)));
 
     /// <summary>Instant and range queries Prometheus has answered, and its CPU seconds, from its own /metrics.</summary>
     private static async Task<(double Queries, double CpuSeconds)> PrometheusCountersAsync(HttpClient http)
