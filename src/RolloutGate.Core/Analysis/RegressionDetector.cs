@@ -558,6 +558,12 @@ public static class RegressionDetector
                 ? $"below the absolute min of {Shown(Spec.Min!.Value)} for {counted.IntervalsBelowMin} of the {Options.MaxBreachIntervals} consecutive intervals that make a breach"
                 : null;
 
+        /// <summary>
+        /// " It is also above the absolute max of 2.00% for 1 of the 3 ...": a regression the tests found says so where the
+        /// value is beyond an absolute limit too, which the tests' reason alone leaves out.
+        /// </summary>
+        private static string AlsoTowardsBreach(string? towardsBreach) => towardsBreach is null ? "" : $" It is also {towardsBreach}.";
+
         /// <summary>"within the absolute max of 800 ms", "within the absolute min of 50", or both; null without either.</summary>
         private string? WithinLimits() => (Spec.Min, Spec.Max) switch
         {
@@ -616,14 +622,14 @@ public static class RegressionDetector
             else if (leading is { Alarms: true, IsSinceDeploy: true })
             {
                 verdict = Verdict.Regressed;
-                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit}{allows} (evidence {Since}, a likelihood ratio test: {Beyond(leading.Statistic, leading.Threshold)}).";
+                explanation = $"{seen}; taken together, the {next.SinceDeployLooks} intervals {Since} are evidence for {direction} beyond {limit}{allows} (evidence {Since}, a likelihood ratio test: {Beyond(leading.Statistic, leading.Threshold)}).{AlsoTowardsBreach(towardsBreach)}";
             }
             else if (leading.Alarms)
             {
                 verdict = Verdict.Regressed;
                 // CUSUM glossed: the evidence of the recent intervals, whose healthy ones wear it down (the healthy past does not
                 // outweigh a regression that starts late, as it would the evidence since the deploy).
-                explanation = $"{seen}; the evidence of the recent intervals for {direction} beyond {limit}{allows} has built up past its threshold {Span(current.At - since!.Value)} (CUSUM, a running total that healthy intervals wear down: {Beyond(leading.Statistic, leading.Threshold)}).";
+                explanation = $"{seen}; the evidence of the recent intervals for {direction} beyond {limit}{allows} has built up past its threshold {Span(current.At - since!.Value)} (CUSUM, a running total that healthy intervals wear down: {Beyond(leading.Statistic, leading.Threshold)}).{AlsoTowardsBreach(towardsBreach)}";
             }
             else
             {

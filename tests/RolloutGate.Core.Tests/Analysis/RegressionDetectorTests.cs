@@ -409,6 +409,24 @@ public sealed class RegressionDetectorTests
     }
 
     [Fact]
+    public void Evaluate_RegressedByTheTestsWhileAboveTheMax_SaysHowFarTheBreachHasComeToo()
+    {
+        // 260 ms against a 200 ms baseline, a 20% limit and a 250 ms max that takes 5 intervals in a row to breach: the tests
+        // decide at the third interval, and the text gave their reason only, not that the value was above the max as well.
+        var spec = Latency with { Max = 0.25 };
+        var options = DetectorOptions.Default with { MaxBreachIntervals = 5 };
+
+        var evaluations = Watch(MetricKind.Latency, spec, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.26, 1000)), options);
+
+        Assert.Equal(Verdict.Regressed, evaluations[2].Verdict);
+        Assert.EndsWith(". It is also above the absolute max of 250 ms for 3 of the 5 consecutive intervals that make a breach.", evaluations[2].Explanation, StringComparison.Ordinal);
+        // Below the max, nothing is added.
+        var below = Watch(MetricKind.Latency, Latency, FlatLatencyBaseline(), SyntheticTraffic.Minutes(Deploy, 3).Select(t => new Observation(t, 0.26, 1000)));
+        Assert.Equal(Verdict.Regressed, below[2].Verdict);
+        Assert.DoesNotContain("absolute max", below[2].Explanation, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Evaluate_AValueJustBeyondALimit_IsShownWithTheDigitsThatTellItFromTheLimit()
     {
         // Rounded as usual, each read as the limit itself: "240 ms is 20% above ...: beyond the allowed 20%", "250 ms has been
