@@ -22,6 +22,9 @@ public sealed partial class DeliveryClaims(RolloutGateDbContext db, TimeProvider
     /// <summary>How often a retry waiting for the request that runs the checks looks again.</summary>
     public static readonly TimeSpan PollInterval = TimeSpan.FromMilliseconds(200);
 
+    /// <summary>How long a claim whose lease ran out stays before a release clears it (<see cref="ReleaseAsync"/>).</summary>
+    public static readonly TimeSpan ExpiredClaimsKept = TimeSpan.FromHours(1);
+
     /// <summary>What a lease allows beyond the checks' timeout: the transaction that decides and stores the answer.</summary>
     public static readonly TimeSpan LeaseMargin = TimeSpan.FromSeconds(15);
 
@@ -94,9 +97,14 @@ public sealed partial class DeliveryClaims(RolloutGateDbContext db, TimeProvider
     {
         try
         {
-            // Not cut by the request's cancellation: a retry waits for this release, or for the lease to run out.
-            await db.Database.ExecuteSqlAsync(
-                $"DELETE FROM webhook_delivery_claims WHERE delivery_id = {deliveryId} AND claimed_by = {holder}", CancellationToken.None);
+            // Not cut by the request's cancellation: a retry waits for this release, or for the lease to run out. Claims whose
+            // lease ran out an hour ago go too: a replica killed while its checks ran leaves one, which only a retry of that
+            // delivery would take over, and an expired claim is worth no more than none (kept an hour so that a retry can
+            // still say whose claim it took over).
+            await db.Database.ExecuteSqlAsync($"""
+                DELETE FROM webhook_delivery_claims
+                WHERE (delivery_id = {deliveryId} AND claimed_by = {holder}) OR claimed_until < clock_timestamp() - {ExpiredClaimsKept}
+                """, CancellationToken.None);
         }
         catch (Exception ex)
         {

@@ -123,6 +123,30 @@ public sealed class DuplicateDeliveryRaceTests
     }
 
     [Fact]
+    public async Task ClaimsOfDeliveriesNeverRetried_AreClearedAnHourAfterTheirLeaseRanOut()
+    {
+        // A replica killed while its checks ran leaves its claim; without a retry of that delivery nobody took it over, and
+        // each such claim stayed for good. A claim whose lease ran out is worth no more than none, so releases clear them,
+        // an hour on (a retry within the hour still says whose claim it took over).
+        await using var health = await HealthServer.StartAsync();
+        health.Answer();
+        await using var service = await TestService.StartAsync([("checkout.yaml", RunbookCalling(health.Url))], settings: null);
+        await service.Database.ExecuteAsync("""
+            INSERT INTO webhook_delivery_claims (delivery_id, claimed_by, claimed_until) VALUES
+                ('d-gone-long-ago', 'killed-replica', clock_timestamp() - interval '2 hours'),
+                ('d-gone-lately', 'killed-replica', clock_timestamp() - interval '10 minutes'),
+                ('d-running', 'live-replica', clock_timestamp() + interval '1 minute')
+            """);
+
+        var answer = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "race-7"), deliveryId: "d-race-7");
+
+        Assert.Equal(HttpStatusCode.OK, answer.StatusCode);
+        Assert.Equal(0, await service.CountAsync("webhook_delivery_claims", "delivery_id = 'd-gone-long-ago'"));
+        Assert.Equal(2, await service.CountAsync("webhook_delivery_claims", "delivery_id IN ('d-gone-lately', 'd-running')"));
+        Assert.Equal(0, await service.CountAsync("webhook_delivery_claims", "delivery_id = 'd-race-7'"));
+    }
+
+    [Fact]
     public async Task Predeploy_ItsCallerHangsUpWhileItsChecksRun_TheyRunOn_AndTheRetryGetsTheirAnswer()
     {
         // A CD system that times out closes its connection, then retries: the retry waits for the checks already running.
