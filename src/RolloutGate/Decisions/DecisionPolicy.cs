@@ -24,6 +24,9 @@ public sealed class DecisionPolicy(
     IOptionsMonitor<RolloutGateOptions> options,
     TimeProvider time)
 {
+    /// <summary>A deployment the watch moved to regressed, with its runbook and the evidence of the regression.</summary>
+    public sealed record Regression(DeploymentRow Deployment, Runbook Runbook, IReadOnlyList<MetricEvidence> Evidence);
+
     public const string AutomaticActor = "rolloutgate";
 
     /// <summary>The <c>source</c> of a decision that <see cref="ApplyTimeoutsAsync"/> takes, as <see cref="AutomaticActor"/>.</summary>
@@ -37,62 +40,89 @@ public sealed class DecisionPolicy(
     /// <paramref name="db"/>) to <c>regressed</c> and appended the audit events saying so. Everything written here commits
     /// with that transaction: the automatic decision, or the recommendation with its three buttons.
     /// </summary>
-    public async Task OnRegressedAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
-        CancellationToken cancellationToken)
+    public Task OnRegressedAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
+        CancellationToken cancellationToken) =>
+        OnRegressedAsync(db, [new Regression(deployment, runbook, evidence)], cancellationToken);
+
+    /// <summary>
+    /// <see cref="OnRegressedAsync(RolloutGateDbContext, DeploymentRow, Runbook, IReadOnlyList{MetricEvidence}, CancellationToken)"/>
+    /// for every deployment a sweep found regressed at once, in their order: the same decisions and audit events as one
+    /// call each, in a few statements for them all. The sweep holds the audit trail's lock meanwhile, and every Slack press
+    /// and webhook waits for it: with half of 10,000 watches regressing at one t, two statements per deployment held it
+    /// for seconds.
+    /// </summary>
+    public async Task OnRegressedAsync(RolloutGateDbContext db, IReadOnlyList<Regression> regressions, CancellationToken cancellationToken)
     {
         if (db.Database.CurrentTransaction is null)
         {
             throw new InvalidOperationException("OnRegressedAsync runs inside the transaction that moved the deployment to regressed");
         }
 
-        if (deployment.State != DeploymentState.Regressed)
+        if (regressions.FirstOrDefault(r => r.Deployment.State != DeploymentState.Regressed) is { } unmoved)
         {
-            throw new InvalidOperationException($"deployment {deployment.Id} is {deployment.State}, not {DeploymentState.Regressed}");
+            throw new InvalidOperationException($"deployment {unmoved.Deployment.Id} is {unmoved.Deployment.State}, not {DeploymentState.Regressed}");
         }
 
         var now = time.GetUtcNow();
-        var held = runbook.Rollback.Mode == RollbackMode.Auto ? await HeldAsync(db, now, cancellationToken) : null;
-        if (runbook.Rollback.Mode == RollbackMode.Auto && held is null)
+        // The automatic rollbacks of the last hour are counted once; each one decided here takes a place.
+        var taken = regressions.Any(r => r.Runbook.Rollback.Mode == RollbackMode.Auto) ? await AutomaticTakenAsync(db, now, cancellationToken) : null;
+        var entries = new List<AuditEntry>();
+        var recommendations = new List<ChannelReply>();
+        foreach (var (deployment, runbook, evidence) in regressions)
         {
-            var reason = "automatic rollback: " + string.Join("; ", evidence.Select(e => $"{e.Metric} {e.Verdict ?? "regressed"}"));
-            var entries = DeploymentDecisions.Record(db, deployment, DecisionKinds.Rollback, AutomaticActor, reason,
-                new { kind = DecisionKinds.Rollback, reason, source = "auto", evidence }, now);
-            await db.SaveChangesAsync(cancellationToken);
-            await audit.AppendAsync(db, entries, cancellationToken);
-            return;
+            var held = runbook.Rollback.Mode == RollbackMode.Auto ? Held(taken) : null;
+            if (runbook.Rollback.Mode == RollbackMode.Auto && held is null)
+            {
+                var reason = "automatic rollback: " + string.Join("; ", evidence.Select(e => $"{e.Metric} {e.Verdict ?? "regressed"}"));
+                entries.AddRange(DeploymentDecisions.Record(db, deployment, DecisionKinds.Rollback, AutomaticActor, reason,
+                    new { kind = DecisionKinds.Rollback, reason, source = "auto", evidence }, now));
+                taken++;
+                continue;
+            }
+
+            if (held is not null)
+            {
+                entries.Add(new AuditEntry(AuditEventTypes.RollbackHeld, deployment.Id, deployment.Service, AutomaticActor, new { reason = held, evidence }));
+            }
+
+            var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence, options.CurrentValue.PublicUrl, held);
+            recommendations.Add(new ChannelReply(deployment, runbook, recommendation, $"slack:recommend:{deployment.Id}"));
         }
 
-        if (held is not null)
-        {
-            await audit.AppendAsync(db,
-                [new AuditEntry(AuditEventTypes.RollbackHeld, deployment.Id, deployment.Service, AutomaticActor, new { reason = held, evidence })],
-                cancellationToken);
-        }
+        await db.SaveChangesAsync(cancellationToken);
 
-        var recommendation = SlackMessages.Recommendation(runbook.DecisionChannel, deployment, runbook, evidence, options.CurrentValue.PublicUrl, held);
-        await channel.EnqueueReplyAsync(db, deployment, runbook, recommendation, $"slack:recommend:{deployment.Id}", cancellationToken);
+        await audit.AppendAsync(db, entries, cancellationToken);
+        await channel.EnqueueRepliesAsync(db, recommendations, cancellationToken);
     }
 
     /// <summary>
-    /// Null when an automatic rollback may go ahead at <paramref name="now"/>; otherwise why it is held for a person: the
-    /// automatic rollbacks of the last hour, every service's, have reached <see cref="RollbackOptions.AutomaticPerHour"/>.
-    /// Counted under a lock held to the caller's commit, so that two replicas cannot both take the last place.
+    /// The automatic rollbacks, every service's, of the hour before <paramref name="now"/>; null when there is no limit
+    /// (<see cref="RollbackOptions.AutomaticPerHour"/>). Counted under a lock held to the caller's commit, so that two
+    /// replicas cannot both take the last place.
     /// </summary>
-    private async Task<string?> HeldAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
+    private async Task<int?> AutomaticTakenAsync(RolloutGateDbContext db, DateTimeOffset now, CancellationToken cancellationToken)
     {
-        var limit = options.CurrentValue.Rollback.AutomaticPerHour;
-        if (limit <= 0)
+        if (options.CurrentValue.Rollback.AutomaticPerHour <= 0)
         {
             return null;
         }
 
         await db.Database.ExecuteSqlRawAsync($"SELECT pg_advisory_xact_lock({AutomaticBudgetLockKey})", cancellationToken);
         var since = now - TimeSpan.FromHours(1);
-        var taken = await db.Decisions.CountAsync(
+        return await db.Decisions.CountAsync(
             d => d.Actor == AutomaticActor && d.Kind == DecisionKinds.Rollback && d.At > since, cancellationToken);
-        return taken < limit
+    }
+
+    /// <summary>
+    /// Null when an automatic rollback may go ahead with <paramref name="taken"/> of the last hour's places taken (null: no
+    /// limit); otherwise why it is held for a person: they have reached <see cref="RollbackOptions.AutomaticPerHour"/>.
+    /// </summary>
+    private string? Held(int? taken)
+    {
+        var limit = options.CurrentValue.Rollback.AutomaticPerHour;
+        return taken is not { } count || count < limit
             ? null
-            : $"{taken} automatic rollbacks in the last hour, all services together, have reached the limit of {limit} " +
+            : $"{count} automatic rollbacks in the last hour, all services together, have reached the limit of {limit} " +
               "(RolloutGate__Rollback__AutomaticPerHour): so many regressions at once more often mean a monitoring problem " +
               "than that many bad changes, so this one waits for a person";
     }

@@ -96,11 +96,28 @@ public sealed partial class DecisionChannelSubscriber(
     /// thread exists and the reply is never posted loose in the channel. That root is keyed by the reply: a reply
     /// delivered again enqueues nothing twice.
     /// </summary>
-    public async Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
-        CancellationToken cancellationToken)
+    public Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
+        CancellationToken cancellationToken) =>
+        EnqueueRepliesAsync(db, [new ChannelReply(deployment, runbook, reply, idempotencyKey)], cancellationToken);
+
+    /// <summary>
+    /// <see cref="EnqueueReplyAsync"/> for many deployments, in the order given: which have a root is read in one query and
+    /// the messages written in one statement.
+    /// </summary>
+    public async Task EnqueueRepliesAsync(RolloutGateDbContext db, IReadOnlyList<ChannelReply> replies, CancellationToken cancellationToken)
     {
+        if (replies.Count == 0)
+        {
+            return;
+        }
+
+        var rooted = await SlackOutbox.WithRootAsync(db, [.. replies.Select(r => r.Deployment.Id)], cancellationToken);
         var rows = new List<OutboxRow>();
-        AddReply(rows, await SlackOutbox.WithRootAsync(db, [deployment.Id], cancellationToken), deployment, runbook, reply, idempotencyKey);
+        foreach (var (deployment, runbook, reply, idempotencyKey) in replies)
+        {
+            AddReply(rows, rooted, deployment, runbook, reply, idempotencyKey);
+        }
+
         await SlackOutbox.EnqueueAllAsync(db, rows, time.GetUtcNow(), cancellationToken);
     }
 
@@ -133,3 +150,6 @@ public sealed partial class DecisionChannelSubscriber(
     private static bool IsAnnounced(string type) => type is AuditEventTypes.StateChanged or AuditEventTypes.Evaluation
         or AuditEventTypes.Decision or AuditEventTypes.Refusal or AuditEventTypes.RollbackAction;
 }
+
+/// <summary>A thread reply for <see cref="DecisionChannelSubscriber.EnqueueRepliesAsync"/>, written once per idempotency key.</summary>
+public sealed record ChannelReply(DeploymentRow Deployment, Runbook Runbook, OutboxMessage Reply, string IdempotencyKey);

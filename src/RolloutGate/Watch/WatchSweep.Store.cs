@@ -3,6 +3,7 @@ using RolloutGate.Audit;
 using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Watch;
+using RolloutGate.Decisions;
 using RolloutGate.Deployments;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Slack;
@@ -99,14 +100,18 @@ public sealed partial class WatchSweep
         var continuing = done.Where(r => r.Trigger is null).ToList();
         await SetDueAsync(db, [.. continuing.Select(r => r.Session.DeploymentId)], [.. continuing.Select(r => r.NextDue)], cancellationToken);
         await audit.AppendAsync(db, entries, cancellationToken);
-        foreach (var result in done.Where(r => r.Trigger == DeploymentTrigger.Regressed))
-        {
-            // The decision (auto: roll back now; recommend: ask the decision channel) commits with the regression itself.
-            var evidence = result.Evaluations.Select(e => e.Evaluation).Where(e => e.IsRegression)
-                .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation, Shown(result.Session, e)))
-                .ToList();
-            await decisions.OnRegressedAsync(db, tracked[result.Session.DeploymentId], result.Session.Runbook, evidence, cancellationToken);
-        }
+        // The decisions (auto: roll back now; recommend: ask the decision channel) commit with the regressions themselves,
+        // all of the chunk's at once: this transaction holds the audit trail's lock.
+        await decisions.OnRegressedAsync(db,
+            [
+                .. done.Where(r => r.Trigger == DeploymentTrigger.Regressed).Select(r => new DecisionPolicy.Regression(
+                    tracked[r.Session.DeploymentId], r.Session.Runbook,
+                    [
+                        .. r.Evaluations.Select(e => e.Evaluation).Where(e => e.IsRegression)
+                            .Select(e => new MetricEvidence(e.Metric, e.Value, e.Reference, e.AllowedValue, VerdictNames.Of(e.Verdict), e.Explanation, Shown(r.Session, e))),
+                    ])),
+            ],
+            cancellationToken);
 
         await transaction.CommitAsync(cancellationToken);
 

@@ -108,13 +108,7 @@ public sealed class DecisionChannelTests
         await using var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
         await test.WatchAsync("gh-many-0");
         await test.AllDeliveredAsync();
-        await test.Service.Database.ExecuteAsync("""
-            INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
-                                     deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
-            SELECT 'gh-many-' || i, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
-                   deployed_at, watch_started_at, watch_until, baseline_from, baseline_to
-            FROM deployments, generate_series(1, 22) AS i WHERE id = 'gh-many-0'
-            """);
+        await test.CopyWatchedAsync("gh-many-0", "gh-many", 1, 22);
 
         var few = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(1, 2).Select(i => $"gh-many-{i}")]);
         var many = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(3, 20).Select(i => $"gh-many-{i}")]);
@@ -129,6 +123,41 @@ public sealed class DecisionChannelTests
 
         await test.AllDeliveredAsync();
         Assert.Equal(23, test.Slack.RootMessages("C0DECIDE01").Count);
+        Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// A sweep stores the watches that regressed at one t together, under the audit trail's lock, and asked the decision
+    /// policy for each in turn: which had a root and the recommendation, two statements per deployment (4 for 2, 40 for 20)
+    /// while every press and webhook waited for the lock (the watches benchmark's `--regress 50%`: the t stored 17 s after
+    /// it). Now the recommendations of them all take the same few statements, each after its thread's root.
+    /// </summary>
+    [Fact]
+    public async Task ManyDeploymentsRegressInOneSweep_TheirRecommendationsTakeAFewStatements_EachInItsThread()
+    {
+        var statements = new StatementCounter();
+        await using var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
+        await test.WatchAsync("gh-sweep-0");
+        await test.AllDeliveredAsync();
+        await test.CopyWatchedAsync("gh-sweep-0", "gh-sweep", 1, 22);
+
+        int few = 0, many = 0;
+        await test.RegressThroughWatchAsync([.. Enumerable.Range(1, 2).Select(i => $"gh-sweep-{i}")], [SlackTestService.P95Regressed],
+            async (db, decide) => few = await statements.Count(db, decide));
+        await test.RegressThroughWatchAsync([.. Enumerable.Range(3, 20).Select(i => $"gh-sweep-{i}")], [SlackTestService.P95Regressed],
+            async (db, decide) => many = await statements.Count(db, decide));
+
+        Assert.Equal(few, many);
+        for (var i = 1; i <= 22; i++)
+        {
+            var kinds = await test.Service.Database.ScalarAsync<string>(
+                $"SELECT string_agg(kind || ' ' || (idempotency_key LIKE 'slack:recommend:%'), ' ' ORDER BY id) FROM outbox WHERE deployment_id = 'gh-sweep-{i}'");
+            Assert.Equal("slack.root false slack.reply false slack.root false slack.reply true", kinds);
+        }
+
+        await test.AllDeliveredAsync();
+        Assert.Equal(23, test.Slack.RootMessages("C0DECIDE01").Count);
+        Assert.Equal(22, test.Slack.Delivered(SlackMethods.PostMessage).Count(p => p.Body.TryGetProperty("blocks", out var b) && b.GetArrayLength() > 1));
         Assert.Empty(test.Slack.Violations);
     }
 

@@ -64,6 +64,35 @@ public sealed class DecisionPolicyTests
         Assert.Equal("rolling-back", await test.StateAsync("fleet-4"));
     }
 
+    /// <summary>
+    /// A sweep asks the decision policy for every watch that regressed at one t at once: the places left in the hour go to
+    /// the first of them, in the sweep's order, and the rest are held, as when they came one at a time.
+    /// </summary>
+    [Fact]
+    public async Task OnRegressed_AutoModeManyAtOnce_TheFirstTakeTheHoursPlacesAndTheRestAreHeld()
+    {
+        var auto = TestRunbooks.Minimal().Replace("mode: recommend", "mode: auto", StringComparison.Ordinal);
+        await using var test = await SlackTestService.StartAsync(runbook: auto,
+            moreSettings: new Dictionary<string, string?> { ["RolloutGate:Rollback:AutomaticPerHour"] = "3" });
+        await test.WatchAsync("fleet-1");
+        await test.RegressThroughWatchAsync("fleet-1", SlackTestService.P95Regressed);
+        await test.Service.Database.ExecuteAsync("UPDATE deployments SET state = 'rolled-back' WHERE id = 'fleet-1'");
+        await test.WatchAsync("fleet-0");
+        await test.CopyWatchedAsync("fleet-0", "fleet", 2, 5);
+
+        await test.RegressThroughWatchAsync(["fleet-4", "fleet-2", "fleet-5", "fleet-3"], [SlackTestService.P95Regressed]);
+
+        Assert.Equal("fleet-2 rolling-back; fleet-3 regressed; fleet-4 rolling-back; fleet-5 regressed", await test.Service.Database.ScalarAsync<string>("""
+            SELECT string_agg(id || ' ' || state, '; ' ORDER BY id) FROM deployments WHERE id IN ('fleet-2', 'fleet-3', 'fleet-4', 'fleet-5')
+            """));
+        Assert.Equal(0, await test.Service.CountAsync("decisions", "deployment_id IN ('fleet-5', 'fleet-3')"));
+        Assert.Equal("fleet-5 3 automatic rollbacks; fleet-3 3 automatic rollbacks", await test.Service.Database.ScalarAsync<string>("""
+            SELECT string_agg(deployment_id || ' ' || left(data::jsonb->>'reason', 21), '; ' ORDER BY id) FROM audit_events WHERE type = 'rollback.held'
+            """));
+        await test.AllDeliveredAsync();
+        Assert.Equal(2, test.Slack.Delivered("chat.postMessage").Count(p => p.Body.TryGetProperty("blocks", out var b) && b.GetArrayLength() > 1));
+    }
+
     [Fact]
     public async Task ApplyTimeouts_UnansweredRecommendation_AppliesOnTimeoutOnlyAfterApprovalTimeout()
     {

@@ -93,33 +93,61 @@ public sealed class SlackTestService : IAsyncDisposable
         (await Service.Webhooks.SendEventAsync("deployed", deploymentId)).EnsureSuccessStatusCode();
     }
 
+    /// <summary>
+    /// Copies of the watched deployment <paramref name="deploymentId"/>, <paramref name="prefix"/>-<paramref name="from"/> to
+    /// <paramref name="prefix"/>-<paramref name="to"/>: many watches at once, without a webhook each.
+    /// </summary>
+    public Task CopyWatchedAsync(string deploymentId, string prefix, int from, int to) =>
+        Service.Database.ExecuteAsync($"""
+            INSERT INTO deployments (id, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
+                                     deployed_at, watch_started_at, watch_until, baseline_from, baseline_to)
+            SELECT '{prefix}-' || i, service, environment, version, initiator, state, runbook_version_id, created_at, updated_at,
+                   deployed_at, watch_started_at, watch_until, baseline_from, baseline_to
+            FROM deployments, generate_series({from}, {to}) AS i WHERE id = '{deploymentId}'
+            """);
+
     /// <summary>What the watch will do: move a watched deployment to regressed (allowed in tests, see the brief).</summary>
     public Task RegressAsync(string deploymentId) =>
         Service.Database.ExecuteAsync($"UPDATE deployments SET state = 'regressed' WHERE id = '{deploymentId}'");
 
     /// <summary>What the watch does on a regression: state change, verdict event and the decision policy, in one transaction.</summary>
-    public async Task RegressThroughWatchAsync(string deploymentId, params MetricEvidence[] evidence)
+    public Task RegressThroughWatchAsync(string deploymentId, params MetricEvidence[] evidence) =>
+        RegressThroughWatchAsync([deploymentId], evidence);
+
+    /// <summary>
+    /// What a sweep does when the deployments regress at the same t: their state changes and verdict events in one append,
+    /// then the decision policy for them all, in one transaction. <paramref name="deciding"/>, when given, runs the
+    /// decision policy's part (to count its statements, say).
+    /// </summary>
+    public async Task RegressThroughWatchAsync(IReadOnlyList<string> deploymentIds, IReadOnlyList<MetricEvidence> evidence,
+        Func<RolloutGateDbContext, Func<Task>, Task>? deciding = null)
     {
         await using var scope = Service.Host.Services.CreateAsyncScope();
         var db = scope.ServiceProvider.GetRequiredService<RolloutGateDbContext>();
         await using var transaction = await db.Database.BeginTransactionAsync();
-        var deployment = await db.Deployments.Include(d => d.RunbookVersion).SingleAsync(d => d.Id == deploymentId);
+        var deployments = await db.Deployments.Include(d => d.RunbookVersion).Where(d => deploymentIds.Contains(d.Id)).ToDictionaryAsync(d => d.Id);
         var now = DateTimeOffset.UtcNow;
-        var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, now);
-        await db.SaveChangesAsync();
         // As the watch audits a regression: one verdict change per metric, all at the same evaluation time.
         var at = new DateTimeOffset(now.Ticks - (now.Ticks % TimeSpan.TicksPerMinute), TimeSpan.Zero);
-        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db,
-        [
-            .. evidence.Select(e => new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new
+        var entries = new List<AuditEntry>();
+        foreach (var deployment in deploymentIds.Select(id => deployments[id]))
+        {
+            var change = WebhookProcessor.ChangeState(deployment, DeploymentTrigger.Regressed, DecisionPolicy.AutomaticActor, now);
+            entries.AddRange(evidence.Select(e => new AuditEntry(AuditEventTypes.Evaluation, deployment.Id, deployment.Service, DecisionPolicy.AutomaticActor, new
             {
                 metric = e.Metric, at, from = "healthy", verdict = e.Verdict, value = e.Value, baseline = e.Baseline, threshold = e.Threshold,
                 explanation = e.Explanation, shown = e.Shown,
-            })),
-            change,
-        ], CancellationToken.None);
-        var runbook = scope.ServiceProvider.GetRequiredService<RunbookCatalog>().VersionOf(deployment);
-        await scope.ServiceProvider.GetRequiredService<DecisionPolicy>().OnRegressedAsync(db, deployment, runbook, evidence, CancellationToken.None);
+            })));
+            entries.Add(change);
+        }
+
+        await db.SaveChangesAsync();
+        await scope.ServiceProvider.GetRequiredService<AuditTrail>().AppendAsync(db, entries, CancellationToken.None);
+        var runbooks = scope.ServiceProvider.GetRequiredService<RunbookCatalog>();
+        var regressions = deploymentIds.Select(id => new DecisionPolicy.Regression(deployments[id], runbooks.VersionOf(deployments[id]), evidence)).ToList();
+        var policy = scope.ServiceProvider.GetRequiredService<DecisionPolicy>();
+        Task Decide() => policy.OnRegressedAsync(db, regressions, CancellationToken.None);
+        await (deciding is null ? Decide() : deciding(db, Decide));
         await transaction.CommitAsync();
     }
 
