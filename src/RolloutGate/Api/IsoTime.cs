@@ -1,10 +1,10 @@
 using System.Globalization;
-using RolloutGate.Cli;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Api;
 
 /// <summary>
-/// A query parameter that names an instant (<c>from</c>, <c>to</c>): ISO 8601 (<see cref="CommandTimes.Read"/>, the command
+/// A query parameter that names an instant (<c>from</c>, <c>to</c>): ISO 8601 (<see cref="IsoTimes.Read"/>, the command
 /// line's reader), in UTC where it gives no offset, as <c>backtest --deployed-at</c> reads it, and a date alone at its
 /// midnight UTC. An offset's <c>+</c> sent unescaped in a URL arrives as a space (<c>...10:00:00 01:00</c>) and is read as
 /// the <c>+</c> it was. Bound as a <see cref="DateTimeOffset"/>, the framework took whatever <c>DateTimeOffset.Parse</c>
@@ -17,7 +17,7 @@ public readonly record struct IsoTime(DateTimeOffset Value)
     public static bool TryParse(string? text, IFormatProvider? provider, out IsoTime time)
     {
         var read = text is null ? null
-            : CommandTimes.Read(text.Replace(' ', '+'), withoutOffsetUtc: true)
+            : IsoTimes.Read(text.Replace(' ', '+'), withoutOffsetUtc: true)
               ?? (DateOnly.TryParseExact(text, "yyyy-MM-dd", CultureInfo.InvariantCulture, DateTimeStyles.None, out var date)
                   ? new DateTimeOffset(date.ToDateTime(TimeOnly.MinValue), TimeSpan.Zero)
                   : null);

@@ -3,6 +3,7 @@ using System.Net.Http.Headers;
 using System.Text.Json;
 using RolloutGate.Audit;
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Cli;
 
@@ -207,7 +208,7 @@ public static class AuditCommand
             {
                 table.Add([
                     e.Property("id").GetInt64().ToString(CultureInfo.InvariantCulture),
-                    CommandTimes.Utc(e.Property("at").GetDateTimeOffset()),
+                    IsoTimes.Utc(e.Property("at").GetDateTimeOffset()),
                     e.Property("type").GetString() ?? "-",
                     e.Property("deploymentId").GetString() ?? "-",
                     e.Property("actor").GetString() ?? "-",

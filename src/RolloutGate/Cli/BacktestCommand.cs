@@ -68,7 +68,7 @@ public static class BacktestCommand
         }
 
         // Without an offset UTC, as the CSV's own timestamps are read: the same text names the same row.
-        if (CommandTimes.Read(options["--deployed-at"], withoutOffsetUtc: true) is not { } deployedAt)
+        if (IsoTimes.Read(options["--deployed-at"], withoutOffsetUtc: true) is not { } deployedAt)
         {
             await stderr.WriteLineAsync(
                 $"backtest: --deployed-at '{options["--deployed-at"]}' is not an ISO 8601 time (e.g. 2026-11-21T10:00:00Z, 2026-11-21T11:00:00+01:00, or 2026-11-21T10:00:00 for UTC)");

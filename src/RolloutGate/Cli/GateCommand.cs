@@ -4,6 +4,7 @@ using System.Text.Json;
 using System.Text.Json.Serialization;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
 using RolloutGate.Webhooks;
 
 namespace RolloutGate.Cli;
@@ -131,7 +132,7 @@ public static class GateCommand
         DateTimeOffset? at = null;
         if (Value("--at") is { } atText)
         {
-            if (CommandTimes.Read(atText) is not { } parsed)
+            if (IsoTimes.Read(atText) is not { } parsed)
             {
                 return (null, $"--at '{atText}' is not an ISO 8601 time with its offset, such as 2026-11-21T10:00:00Z");
             }
@@ -383,7 +384,7 @@ public static class GateCommand
             var request = invocation.Request;
             await stdout.WriteLineAsync(response.SupersededBy is { } newer
                 ? $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} at once: {newer}, deployed after it, had already replaced it (watch.onNewerDeploy: stop)"
-                : $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {CommandTimes.Utc(response.WatchUntil)}");
+                : $"deployed {response.DeploymentId} ({request.Service} in {request.Environment}): {response.State} until {IsoTimes.Utc(response.WatchUntil)}");
             if (response.Warning is { } bypass)
             {
                 await stdout.WriteLineAsync($"warning: {bypass}");

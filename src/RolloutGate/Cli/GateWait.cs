@@ -4,6 +4,7 @@ using System.Text.Json;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Cli;
 
@@ -281,9 +282,9 @@ public static class GateWait
         if (deployment.Watch is { BehindSeconds: > BehindToleranceSeconds and var behind, NextEvaluationDue: { } due })
         {
             // Nothing evaluated the change since the latest evaluation (if any): its verdict is old news, not a watch.
-            var latestText = deployment.LatestEvaluation is { } judged ? $"latest evaluation {CommandTimes.Utc(judged.At)}" : "no evaluation yet";
+            var latestText = deployment.LatestEvaluation is { } judged ? $"latest evaluation {IsoTimes.Utc(judged.At)}" : "no evaluation yet";
             return new Outcome(GateCommand.ExitNoAnswer, "NO VERDICT",
-                $"still watching after {waited}, but the watch is {Span(behind)} behind: the interval due at {CommandTimes.Utc(due)} is not evaluated yet ({latestText}), "
+                $"still watching after {waited}, but the watch is {Span(behind)} behind: the interval due at {IsoTimes.Utc(due)} is not evaluated yet ({latestText}), "
                 + "so nothing has judged the change since: " + BehindAdvice);
         }
 
@@ -294,7 +295,7 @@ public static class GateWait
                 $"still watching after {waited}, but blind on {string.Join(", ", blind)} in its latest evaluation: no data is never healthy");
         }
 
-        var watchEnd = deployment.Watch is { } watch ? $" (the watch runs until {CommandTimes.Utc(watch.Until)})" : "";
+        var watchEnd = deployment.Watch is { } watch ? $" (the watch runs until {IsoTimes.Utc(watch.Until)})" : "";
         if (deployment.LatestEvaluation is not { } latest)
         {
             // A warm-up longer than --for, or a watch behind: nothing has judged the change yet, so nothing vouches for it.
@@ -302,20 +303,20 @@ public static class GateWait
                 $"still watching after {waited}, but no interval has been judged yet{watchEnd}: wait longer than the runbook's warmup and interval");
         }
 
-        return new Outcome(GateCommand.ExitAllowed, "PROMOTE", $"still watching after {waited} with no regression, latest evaluation {CommandTimes.Utc(latest.At)}{watchEnd}");
+        return new Outcome(GateCommand.ExitAllowed, "PROMOTE", $"still watching after {waited} with no regression, latest evaluation {IsoTimes.Utc(latest.At)}{watchEnd}");
     }
 
     /// <summary>" (rollback by alice at ...: reason)": the latest decision, which made the state what it is; empty without one.</summary>
     private static string Decision(DeploymentView deployment) =>
         (deployment.Decisions ?? []).LastOrDefault() is { } decision
-            ? $" ({decision.Kind} by {decision.Actor} at {CommandTimes.Utc(decision.At)}{(string.IsNullOrEmpty(decision.Reason) ? "" : ": " + decision.Reason)})"
+            ? $" ({decision.Kind} by {decision.Actor} at {IsoTimes.Utc(decision.At)}{(string.IsNullOrEmpty(decision.Reason) ? "" : ": " + decision.Reason)})"
             : "";
 
     /// <summary>One line per change of state or evaluation, to stderr, so a CI log shows the wait as it goes.</summary>
     private static string Progress(DeploymentView deployment)
     {
         var evaluation = deployment.LatestEvaluation is { } latest
-            ? $", evaluation {CommandTimes.Utc(latest.At)}: {string.Join(", ", latest.Metrics.Select(m => $"{m.Name} {m.Verdict}"))}"
+            ? $", evaluation {IsoTimes.Utc(latest.At)}: {string.Join(", ", latest.Metrics.Select(m => $"{m.Name} {m.Verdict}"))}"
             : ", no evaluation yet";
         return $"{deployment.DeploymentId} {deployment.State}{evaluation}";
     }
@@ -333,7 +334,7 @@ public static class GateWait
         if (deployment.LatestEvaluation is { Metrics.Count: > 0 } latest)
         {
             await TextTable.WriteAsync(stdout, "  ",
-                [["METRIC", "VERDICT", $"EXPLANATION ({CommandTimes.Utc(latest.At)})"], .. latest.Metrics.Select(metric => new[] { metric.Name, metric.Verdict, metric.Explanation ?? "" })]);
+                [["METRIC", "VERDICT", $"EXPLANATION ({IsoTimes.Utc(latest.At)})"], .. latest.Metrics.Select(metric => new[] { metric.Name, metric.Verdict, metric.Explanation ?? "" })]);
         }
     }
 

@@ -5,10 +5,10 @@ using Npgsql;
 using RolloutGate.Api;
 using RolloutGate.Audit;
 using RolloutGate.Checks;
-using RolloutGate.Cli;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Decisions;
+using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Watch;
@@ -384,7 +384,7 @@ public sealed partial class WebhookProcessor(
         }
 
         entries.AddRange(StopSuperseded(deployment, newer.Id, Named(newer.Id, newer.Version)
-            + $" was deployed in {deployment.Environment} at {CommandTimes.Utc(newer.DeployedAt!.Value)}, after this change, and had already replaced it"
+            + $" was deployed in {deployment.Environment} at {IsoTimes.Utc(newer.DeployedAt!.Value)}, after this change, and had already replaced it"
             + " when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)", now));
         return newer.Id;
     }

@@ -1,7 +1,7 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
-using RolloutGate.Cli;
 using RolloutGate.Core.Analysis;
+using RolloutGate.Infrastructure;
 
 namespace RolloutGate.Watch;
 
@@ -200,7 +200,7 @@ public sealed partial class CsvMetricSource : IMetricSource
 
         // ISO 8601's basic form too (20261121T100000Z), which the general parser below does not read; that one stays for
         // what files that loaded before hold (a space for the T, say).
-        if (CommandTimes.Read(text, withoutOffsetUtc: true) is { } iso)
+        if (IsoTimes.Read(text, withoutOffsetUtc: true) is { } iso)
         {
             at = iso.ToUniversalTime();
             return true;

@@ -1,13 +1,14 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
 
-namespace RolloutGate.Cli;
+namespace RolloutGate.Infrastructure;
 
 /// <summary>
-/// Times on the command line (backtest --deployed-at, gate --at) and in a backtest's CSV: ISO 8601, nothing looser; and
-/// times as the command line prints them for people (<see cref="Utc"/>).
+/// Times as people and files write them (backtest --deployed-at, gate --at, a backtest's CSV, the API's from and to):
+/// ISO 8601, nothing looser; and times as RolloutGate prints them for people (<see cref="Utc"/>), on the command line and
+/// in its answers.
 /// </summary>
-public static partial class CommandTimes
+public static partial class IsoTimes
 {
     /// <summary>
     /// An ISO 8601 date and time with its offset (<c>Z</c>, <c>±hh:mm</c> or <c>±hh</c>), to the minute, second or fraction
