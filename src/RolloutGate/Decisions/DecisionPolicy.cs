@@ -36,20 +36,12 @@ public sealed class DecisionPolicy(
     private const long AutomaticBudgetLockKey = 0x5247_4155_544F_5242;
 
     /// <summary>
-    /// For the watch to call inside its transaction, after it moved <paramref name="deployment"/> (tracked by
-    /// <paramref name="db"/>) to <c>regressed</c> and appended the audit events saying so. Everything written here commits
-    /// with that transaction: the automatic decision, or the recommendation with its three buttons.
-    /// </summary>
-    public Task OnRegressedAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, IReadOnlyList<MetricEvidence> evidence,
-        CancellationToken cancellationToken) =>
-        OnRegressedAsync(db, [new Regression(deployment, runbook, evidence)], cancellationToken);
-
-    /// <summary>
-    /// <see cref="OnRegressedAsync(RolloutGateDbContext, DeploymentRow, Runbook, IReadOnlyList{MetricEvidence}, CancellationToken)"/>
-    /// for every deployment a sweep found regressed at once, in their order: the same decisions and audit events as one
-    /// call each, in a few statements for them all. The sweep holds the audit trail's lock meanwhile, and every Slack press
-    /// and webhook waits for it: with half of 10,000 watches regressing at one t, two statements per deployment held it
-    /// for seconds.
+    /// For the watch to call inside its transaction, after it moved the deployments of <paramref name="regressions"/>
+    /// (tracked by <paramref name="db"/>) to <c>regressed</c> and appended the audit events saying so, all a sweep found
+    /// regressed at once, in their order. Everything written here commits with that transaction: each automatic decision,
+    /// or each recommendation with its three buttons, in a few statements for them all. The sweep holds the audit trail's
+    /// lock meanwhile, and every Slack press and webhook waits for it: with half of 10,000 watches regressing at one t,
+    /// two statements per deployment held it for seconds.
     /// </summary>
     public async Task OnRegressedAsync(RolloutGateDbContext db, IReadOnlyList<Regression> regressions, CancellationToken cancellationToken)
     {

@@ -92,16 +92,9 @@ public sealed partial class DecisionChannelSubscriber(
     }
 
     /// <summary>
-    /// A thread reply; the root message is enqueued first when the deployment has none yet (or only ones given up), so a
-    /// thread exists and the reply is never posted loose in the channel. That root is keyed by the reply: a reply
-    /// delivered again enqueues nothing twice.
-    /// </summary>
-    public Task EnqueueReplyAsync(RolloutGateDbContext db, DeploymentRow deployment, Runbook runbook, OutboxMessage reply, string idempotencyKey,
-        CancellationToken cancellationToken) =>
-        EnqueueRepliesAsync(db, [new ChannelReply(deployment, runbook, reply, idempotencyKey)], cancellationToken);
-
-    /// <summary>
-    /// <see cref="EnqueueReplyAsync"/> for many deployments, in the order given: which have a root is read in one query and
+    /// Thread replies, in the order given; a deployment's root message is enqueued before its first reply when it has none
+    /// yet (or only ones given up), so a thread exists and a reply is never posted loose in the channel. That root is keyed
+    /// by the reply: a reply delivered again enqueues nothing twice. Which deployments have a root is read in one query and
     /// the messages written in one statement.
     /// </summary>
     public async Task EnqueueRepliesAsync(RolloutGateDbContext db, IReadOnlyList<ChannelReply> replies, CancellationToken cancellationToken)

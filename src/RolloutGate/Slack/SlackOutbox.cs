@@ -87,20 +87,15 @@ public static class SlackOutbox
               AND jsonb_path_exists(payload, '$.blocks[*] ? (@.type == "actions")')
             ORDER BY id
             """).ToListAsync(cancellationToken);
-        foreach (var reply in replies)
-        {
-            await EnqueueAsync(db, deploymentId, OutboxKinds.SlackSettle, $"slack:settle:{reply}", new OutboxSettle(reply, note), now, cancellationToken);
-        }
+        await EnqueueAllAsync(db,
+            [.. replies.Select(reply => new OutboxRow(deploymentId, OutboxKinds.SlackSettle, $"slack:settle:{reply}", new OutboxSettle(reply, note)))],
+            now, cancellationToken);
     }
 
     /// <summary>
-    /// Whether a root message for the deployment was delivered or is still to be: one given up (abandoned) does not count,
-    /// since a reply behind it would have no thread to go into.
+    /// Those of the deployments with a root message delivered or still to be, in one query: one given up (abandoned) does
+    /// not count, since a reply behind it would have no thread to go into.
     /// </summary>
-    public static async Task<bool> HasRootAsync(RolloutGateDbContext db, string deploymentId, CancellationToken cancellationToken) =>
-        (await WithRootAsync(db, [deploymentId], cancellationToken)).Count > 0;
-
-    /// <summary>Those of the deployments with a root message (<see cref="HasRootAsync"/>), in one query.</summary>
     public static async Task<HashSet<string>> WithRootAsync(RolloutGateDbContext db, IReadOnlyList<string> deploymentIds, CancellationToken cancellationToken)
     {
         var ids = deploymentIds.ToArray();
