@@ -74,7 +74,8 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
     /// <summary>
     /// The built-in rule: no other change of the service and environment in flight. A change that is only watching, under a
     /// runbook version that ends its watch when the next change is deployed (<c>watch.onNewerDeploy: stop</c>), does not
-    /// hold the next one back: its watch ends then (<see cref="NewerDeploys"/>).
+    /// hold the next one back: its watch ends then (<see cref="NewerDeploys"/>). A deny names the change that holds it and
+    /// what clears it (<see cref="HeldBackBy"/>).
     /// </summary>
     private async Task<CheckResult> OneChangeAtATimeAsync(DeploymentRow deployment, CancellationToken cancellationToken)
     {
@@ -86,7 +87,10 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
         var endingOnDeploy = inFlight.Where(d => d.State == DeploymentState.Watching && NewerDeploys.EndWatchOf(runbooks, d)).ToList();
         if (inFlight.Except(endingOnDeploy).FirstOrDefault() is { } blocking)
         {
-            return CheckResult.Fail(OneChangeAtATime, $"deployment '{blocking.Id}' of {deployment.Service} in {deployment.Environment} is still {blocking.State}");
+            var rollbackAction = blocking.State == DeploymentState.RollingBack
+                ? (await RollbackActionView.ForAsync(db, [blocking.Id], cancellationToken)).GetValueOrDefault(blocking.Id)
+                : null;
+            return CheckResult.Fail(OneChangeAtATime, HeldBackBy.Detail(blocking, rollbackAction, time.GetUtcNow()));
         }
 
         var none = $"no other change of {deployment.Service} in {deployment.Environment} is in flight";

@@ -5,8 +5,8 @@ namespace RolloutGate.Infrastructure;
 
 /// <summary>
 /// Times as people and files write them (backtest --deployed-at, gate --at, a backtest's CSV, the API's from and to):
-/// ISO 8601, nothing looser; and times as RolloutGate prints them for people (<see cref="Utc"/>), on the command line and
-/// in its answers.
+/// ISO 8601, nothing looser; and times as RolloutGate prints them for people (<see cref="Utc"/>, <see cref="Relative"/>), on the
+/// command line, on its pages and in its answers.
 /// </summary>
 public static partial class IsoTimes
 {
@@ -39,6 +39,29 @@ public static partial class IsoTimes
 
     /// <summary>A time as the command line prints it for people: UTC, to the second (<c>2026-12-06T10:31:00Z</c>).</summary>
     public static string Utc(DateTimeOffset at) => at.ToUniversalTime().ToString("yyyy-MM-dd'T'HH:mm:ss'Z'", CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// How long ago <paramref name="at"/> was, or how long until it comes, against <paramref name="now"/>, as people say it:
+    /// "3 min ago", "in 14 min", "2 h 5 min ago", "just now" (the pages beside a time, the gate's deny beside the change that holds it).
+    /// </summary>
+    public static string Relative(DateTimeOffset at, DateTimeOffset now)
+    {
+        var span = now - at;
+        var seconds = Math.Abs(span.TotalSeconds);
+        if (seconds < 30)
+        {
+            return "just now";
+        }
+
+        var length = seconds switch
+        {
+            < 90 => "1 min",
+            < 3600 => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(seconds / 60):0} min"),
+            < 172_800 => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 3600):0} h {Math.Floor(seconds % 3600 / 60):0} min"),
+            _ => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 86400):0} days"),
+        };
+        return span > TimeSpan.Zero ? length + " ago" : "in " + length;
+    }
 
     [GeneratedRegex(
         @"^(?<year>[0-9]{4})-(?<month>[0-9]{2})-(?<day>[0-9]{2})T(?<hour>[0-9]{2}):(?<minute>[0-9]{2})(:(?<second>[0-9]{2}(\.[0-9]{1,7})?))?(?<offset>Z|(?<sign>[+-])(?<offsetHours>[0-9]{2})(:(?<offsetMinutes>[0-9]{2}))?)?\z",

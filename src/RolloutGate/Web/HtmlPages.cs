@@ -104,31 +104,11 @@ public static class HtmlPages
     /// or how long until it comes, against <paramref name="now"/>; "-" when there is none.
     /// </summary>
     public static string When(DateTimeOffset? at, DateTimeOffset now) => at is { } moment
-        ? string.Create(CultureInfo.InvariantCulture, $"<time datetime=\"{moment.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}\">{Utc(moment)} ({Relative(moment, now)})</time>")
+        ? string.Create(CultureInfo.InvariantCulture, $"<time datetime=\"{moment.UtcDateTime:yyyy-MM-dd'T'HH:mm:ss'Z'}\">{Utc(moment)} ({IsoTimes.Relative(moment, now)})</time>")
         : "-";
 
     /// <summary>A moment in UTC to the second, with the zone spelled out: "2026-12-06 00:16:00 UTC".</summary>
     public static string Utc(DateTimeOffset at) => at.UtcDateTime.ToString("yyyy-MM-dd HH:mm:ss 'UTC'", CultureInfo.InvariantCulture);
-
-    /// <summary>"3 min ago", "in 14 min", "2 h 5 min ago", "just now".</summary>
-    public static string Relative(DateTimeOffset at, DateTimeOffset now)
-    {
-        var span = now - at;
-        var seconds = Math.Abs(span.TotalSeconds);
-        if (seconds < 30)
-        {
-            return "just now";
-        }
-
-        var length = seconds switch
-        {
-            < 90 => "1 min",
-            < 3600 => string.Create(CultureInfo.InvariantCulture, $"{Math.Round(seconds / 60):0} min"),
-            < 172_800 => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 3600):0} h {Math.Floor(seconds % 3600 / 60):0} min"),
-            _ => string.Create(CultureInfo.InvariantCulture, $"{Math.Floor(seconds / 86400):0} days"),
-        };
-        return span > TimeSpan.Zero ? length + " ago" : "in " + length;
-    }
 
     /// <summary>HTML-encodes an untrusted value for element content or a quoted attribute.</summary>
     public static string E(string? text) => HtmlEncoder.Default.Encode(text ?? "");

@@ -81,6 +81,25 @@ public sealed class GateCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Predeploy_HeldByAChangeAllowedButNeverDeployed_PrintsTheGateCommandThatClearsIt_WhichDoes()
+    {
+        // The pipeline of 'abandoned' died between its gate step and its deploy step, and never sent cancelled.
+        await using var service = await TestService.StartAsync();
+        Assert.Equal(0, await GateAsync(service, "predeploy", "abandoned"));
+        stdout.GetStringBuilder().Clear();
+        Assert.Equal(1, await GateAsync(service, "predeploy", "held"));
+        var command = System.Text.RegularExpressions.Regex.Match(stdout.ToString(), @"\(rolloutgate gate (cancelled [^)]+)\)").Groups[1].Value;
+        Assert.Equal("cancelled --deployment-id abandoned --service checkout --environment production", command);
+        stdout.GetStringBuilder().Clear();
+
+        var cancelled = await RunAsync(service.Client, SignedEnvironment(), [.. command.Split(' '), "--url", "http://localhost"]);
+
+        Assert.True(cancelled == 0, stdout + "\n" + stderr);
+        Assert.Equal("cancelled abandoned (checkout in production): cancelled" + Environment.NewLine, stdout.ToString());
+        Assert.Equal(0, await GateAsync(service, "predeploy", "next"));
+    }
+
+    [Fact]
     public async Task Deployed_AfterADeny_ExitsZeroWatchingAndWarnsTheGateWasOverridden()
     {
         // The deploy happened: "gate deployed" turned the pipeline red (409) and the change went unwatched.

@@ -1,5 +1,7 @@
 using System.Diagnostics;
+using System.Text.RegularExpressions;
 using RolloutGate.Cli;
+using RolloutGate.Infrastructure;
 using RolloutGate.Tests.Dashboard;
 using RolloutGate.Tests.Infrastructure;
 
@@ -70,10 +72,17 @@ public sealed class GateScriptTests
         Assert.True(deployed.Exit == 0, deployed.Stderr + deployed.Stdout);
         Assert.Contains("\"state\":\"watching\"", deployed.Stdout, StringComparison.Ordinal);
         Assert.Equal(1, deny.Exit);
-        Assert.Matches(@"^gate: predeploy s-2: deny\ngate:   CHECK +STATUS  DETAIL\n(gate: .*\n)*gate:   one-change-at-a-time +fail    deployment 's-1' of checkout in production is still watching\n", deny.Stderr);
         using var answer = System.Text.Json.JsonDocument.Parse(deny.Stdout);
-        Assert.Equal("deployment 's-1' of checkout in production is still watching",
-            answer.RootElement.GetProperty("checks")[0].GetProperty("detail").GetString());
+        var detail = answer.RootElement.GetProperty("checks")[0].GetProperty("detail").GetString()!;
+        // The change it waits for, deployed seconds ago and watched for 24 h, and what ends it sooner.
+        var deployedAt = new DateTimeOffset(await service.Database.ScalarAsync<DateTime>("SELECT deployed_at FROM deployments WHERE id = 's-1'"));
+        var expected = Regex.Escape(
+            $"deployment 's-1' of checkout in production is still watching (deployed at {IsoTimes.Utc(deployedAt)}, AGO, "
+            + $"watched until {IsoTimes.Utc(deployedAt.AddHours(24))}, UNTIL): wait for its watch to end or stop it "
+            + "(POST /api/v1/deployments/s-1/stop with an operator token, or /rolloutgate stop s-1 in Slack); "
+            + "a runbook with watch.onNewerDeploy: stop lets the next change through while an earlier one only watches");
+        Assert.Matches("^" + expected.Replace("AGO", "(just now|1 min ago)").Replace("UNTIL", "in 23 h 5[89] min") + "$", detail);
+        Assert.Matches(@"^gate: predeploy s-2: deny\ngate:   CHECK +STATUS  DETAIL\n(gate: .*\n)*gate:   one-change-at-a-time +fail    " + Regex.Escape(detail) + "\n", deny.Stderr);
         Assert.Equal("ci \"bot\"", await service.Database.ScalarAsync<string>("SELECT initiator FROM deployments WHERE id = 's-1'"));
     }
 

@@ -2,6 +2,7 @@ using System.Net;
 using Microsoft.Extensions.DependencyInjection;
 using Npgsql;
 using RolloutGate.Decisions;
+using RolloutGate.Infrastructure;
 using RolloutGate.Tests.Infrastructure;
 
 namespace RolloutGate.Tests.Deployments;
@@ -116,7 +117,12 @@ public sealed class SupersededWatchTests
         var next = await (await service.Webhooks.SendEventAsync("predeploy", "next")).JsonAsync();
 
         Assert.Equal("deny", next.GetProperty("verdict").GetString());
-        Assert.Equal("deployment 'regressed-one' of checkout in production is still regressed",
+        // A regressed change waits for a person: the deny says so, and what ends it.
+        var regressedAt = new DateTimeOffset(await service.Database.ScalarAsync<DateTime>("SELECT regressed_at FROM deployments WHERE id = 'regressed-one'"));
+        Assert.Equal(
+            $"deployment 'regressed-one' of checkout in production is still regressed (regressed at {IsoTimes.Utc(regressedAt)}, just now) and waits for a decision: "
+            + "roll it back or keep it (POST /api/v1/deployments/regressed-one/rollback or POST /api/v1/deployments/regressed-one/dismiss, or its buttons in the decision channel), "
+            + "or stop it (POST /api/v1/deployments/regressed-one/stop with an operator token, or /rolloutgate stop regressed-one in Slack)",
             Assert.Single(next.GetProperty("checks").EnumerateArray()).GetProperty("detail").GetString());
     }
 

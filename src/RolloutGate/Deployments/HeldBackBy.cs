@@ -1,0 +1,71 @@
+using RolloutGate.Core.Deployments;
+using RolloutGate.Infrastructure;
+using RolloutGate.Infrastructure.Database;
+
+namespace RolloutGate.Deployments;
+
+/// <summary>
+/// The one line a <c>predeploy</c> denied by the one-change-at-a-time rule carries (<see cref="PreDeployGate"/>): which
+/// change holds the service and environment, in which state since when, and what clears it, in that state. The person who
+/// reads it is often not the one who started that change (the on-call engineer, the next morning, in a pipeline's log), and
+/// the commonest cause is a change whose pipeline failed between its gate step and its deploy step without sending
+/// <c>cancelled</c>: it stays <c>allowed</c> until someone ends it, and nothing else would say how.
+/// Each piece of advice is one that works in that state (the state machine allows it, or the event is the pipeline's):
+/// <list type="bullet">
+/// <item><c>checking</c>: its <c>cancelled</c> event (none is ever committed in this state: a predeploy is created and decided
+/// in one transaction; said all the same, should one be found).</item>
+/// <item><c>allowed</c>: its <c>cancelled</c> event or a stop, or its <c>deployed</c> event if it did go out.</item>
+/// <item><c>watching</c> (under <c>watch.onNewerDeploy: keep</c>, or it would not hold the next change): the end of its
+/// watch, or a stop; <c>onNewerDeploy: stop</c> lets later changes through while an earlier one only watches.</item>
+/// <item><c>regressed</c>: a decision (rollback or dismiss), or a stop.</item>
+/// <item><c>rolling-back</c>: waiting while its rollback action is under way (a stop would cut it short); once the action
+/// failed, a retry or a stop; without an action in its runbook, the pipeline's <c>rolledback</c> or a stop.</item>
+/// </list>
+/// The commands are the real ones: <c>gate</c>'s form (which needs the service and environment beside the id) and the
+/// operator routes of CONTRACT section 5, with the id escaped as a URL path segment.
+/// </summary>
+public static class HeldBackBy
+{
+    /// <summary>
+    /// The deny's detail for <paramref name="blocking"/>, read at <paramref name="now"/>; <paramref name="rollbackAction"/>
+    /// is its rollback action when it is <c>rolling-back</c> and has one on record.
+    /// </summary>
+    public static string Detail(DeploymentRow blocking, RollbackActionView? rollbackAction, DateTimeOffset now)
+    {
+        var held = $"deployment '{blocking.Id}' of {blocking.Service} in {blocking.Environment} is still {blocking.State}";
+        string Since(DateTimeOffset at) => $"{IsoTimes.Utc(at)}, {IsoTimes.Relative(at, now)}";
+        var route = $"POST /api/v1/deployments/{Uri.EscapeDataString(blocking.Id)}";
+        var stop = $"stop it ({route}/stop with an operator token, or /rolloutgate stop {blocking.Id} in Slack)";
+        string Gate(string @event) =>
+            $"rolloutgate gate {@event} --deployment-id {blocking.Id} --service {blocking.Service} --environment {blocking.Environment}";
+
+        return blocking.State switch
+        {
+            DeploymentState.Checking =>
+                $"{held} (its predeploy came at {Since(blocking.CreatedAt)} and has no verdict yet): if its pipeline gave up on it, "
+                + $"send its cancelled event ({Gate("cancelled")})",
+            DeploymentState.Allowed =>
+                $"{held} (allowed at {Since(blocking.UpdatedAt)}, no deployed event since): if it will not be deployed, "
+                + $"send its cancelled event ({Gate("cancelled")}) or {stop}; if it was deployed, send its deployed event",
+            DeploymentState.Watching =>
+                $"{held} (deployed at {Since(blocking.DeployedAt ?? blocking.UpdatedAt)}, watched until {IsoTimes.Utc(blocking.WatchUntil ?? now)}, "
+                + $"{IsoTimes.Relative(blocking.WatchUntil ?? now, now)}): wait for its watch to end or {stop}; "
+                + "a runbook with watch.onNewerDeploy: stop lets the next change through while an earlier one only watches",
+            DeploymentState.Regressed =>
+                $"{held} (regressed at {Since(blocking.RegressedAt ?? blocking.UpdatedAt)}) and waits for a decision: roll it back or keep it "
+                + $"({route}/rollback or {route}/dismiss, or its buttons in the decision channel), or {stop}",
+            DeploymentState.RollingBack => rollbackAction switch
+            {
+                { Outcome: "failed", Action: DeploymentDecisions.NoActionConfigured } =>
+                    $"{held} (rollback decided at {Since(blocking.UpdatedAt)}) and its runbook has no rollback action: roll it back "
+                    + $"in the pipeline and send its rolledback event ({Gate("rolledback")}), or {stop}",
+                { Outcome: "failed" } =>
+                    $"{held} (rollback decided at {Since(blocking.UpdatedAt)}) and its rollback action failed "
+                    + $"(GET /api/v1/deployments/{Uri.EscapeDataString(blocking.Id)} says why): retry it ({route}/rollback) or {stop}",
+                _ =>
+                    $"{held} (rollback decided at {Since(blocking.UpdatedAt)}): its rollback is under way; the next change waits for it to finish",
+            },
+            _ => held,
+        };
+    }
+}
