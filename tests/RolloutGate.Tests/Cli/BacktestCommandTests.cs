@@ -58,21 +58,36 @@ public sealed class BacktestCommandTests : IDisposable
         """;
 
     /// <summary>2 hours of baseline and 1 hour after the deploy, one row a minute; latency wobbles ±2% around 200 ms.</summary>
-    private string Csv(Func<int, double> latencyAfter, Func<int, int> errorsAfter, bool unixSeconds = false, Func<DateTimeOffset, string>? timestamp = null)
+    private string Csv(Func<int, double> latencyAfter, Func<int, int> errorsAfter, Func<DateTimeOffset, string>? timestamp = null) =>
+        MinutesCsv("metrics.csv", "timestamp,p95-latency,error-rate,error-rate.requests,error-rate.errors", minute =>
+            {
+                var wobble = 1 + (0.02 * Math.Sin(minute));
+                var (latency, errors) = minute <= 0 ? (0.2 * wobble, 2) : (latencyAfter(minute) * wobble, errorsAfter(minute));
+                return $"{R(latency)},{R(errors / 1000.0)},1000,{errors.ToString(CultureInfo.InvariantCulture)}";
+            },
+            timestamp);
+
+    private static string UnixSeconds(DateTimeOffset at) => at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture);
+
+    /// <summary>
+    /// The shape of every history these tests replay: <paramref name="header"/>, then a row a minute from 2 hours before
+    /// <see cref="Deployed"/> (the runbook's baseline) to 1 hour after it (its watch), each the minute's time (ISO 8601
+    /// unless <paramref name="timestamp"/> writes it) and the <paramref name="values"/> of that minute since the deploy.
+    /// </summary>
+    private string MinutesCsv(string name, string header, Func<int, string> values, Func<DateTimeOffset, string>? timestamp = null)
     {
-        var text = new StringBuilder("timestamp,p95-latency,error-rate,error-rate.requests,error-rate.errors\n");
+        var text = new StringBuilder(header).Append('\n');
         for (var minute = -120; minute <= 60; minute++)
         {
             var at = Deployed.AddMinutes(minute);
-            var wobble = 1 + (0.02 * Math.Sin(minute));
-            var (latency, errors) = minute <= 0 ? (0.2 * wobble, 2) : (latencyAfter(minute) * wobble, errorsAfter(minute));
-            var time = timestamp?.Invoke(at)
-                ?? (unixSeconds ? at.ToUnixTimeSeconds().ToString(CultureInfo.InvariantCulture) : at.ToString("O", CultureInfo.InvariantCulture));
-            text.Append(CultureInfo.InvariantCulture, $"{time},{latency.ToString("R", CultureInfo.InvariantCulture)},{(errors / 1000.0).ToString("R", CultureInfo.InvariantCulture)},1000,{errors}\n");
+            text.Append(CultureInfo.InvariantCulture, $"{timestamp?.Invoke(at) ?? at.ToString("O", CultureInfo.InvariantCulture)},{values(minute)}\n");
         }
 
-        return Write("metrics.csv", text.ToString());
+        return Write(name, text.ToString());
     }
+
+    /// <summary>A number as a CSV cell: round-trip precision, '.' for the decimal point whatever the machine's culture.</summary>
+    private static string R(double value) => value.ToString("R", CultureInfo.InvariantCulture);
 
     private string Write(string name, string text)
     {
@@ -83,6 +98,14 @@ public sealed class BacktestCommandTests : IDisposable
 
     private Task<int> RunAsync(params string[] args) => CommandLine.RunAsync(["backtest", .. args], stdout, stderr);
 
+    /// <summary>
+    /// <c>backtest</c> of <paramref name="csv"/> against <paramref name="runbook"/> (by default <see cref="Runbook"/>, written
+    /// as checkout.yaml) deployed at <paramref name="deployedAt"/>: what most tests run, so each says only what it varies.
+    /// The tests of the command line itself spell their arguments out with <see cref="RunAsync"/>.
+    /// </summary>
+    private Task<int> BacktestAsync(string csv, string deployedAt = "2026-11-21T10:00:00Z", string? runbook = null) =>
+        RunAsync("--runbook", runbook ?? Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", csv);
+
     /// <summary>The command as run from a shell whose PWD is <paramref name="pwd"/> (null: no PWD).</summary>
     private Task<int> RunFromAsync(string? pwd, params string[] args) =>
         BacktestCommand.RunAsync(args, stdout, stderr, name => name == "PWD" ? pwd : null);
@@ -91,18 +114,12 @@ public sealed class BacktestCommandTests : IDisposable
         "Judged on the ratio alone because the CSV gives no request counts for error-rate (columns error-rate.requests and error-rate.errors would give them).";
 
     /// <summary>The contract's own format: no request counts, the error rate as a ratio; both wobble ±2% like <see cref="Csv"/>.</summary>
-    private string RatioCsv(Func<int, double> errorRatio)
-    {
-        var text = new StringBuilder("timestamp,p95-latency,error-rate\n");
-        for (var minute = -120; minute <= 60; minute++)
+    private string RatioCsv(Func<int, double> errorRatio) =>
+        MinutesCsv("history.csv", "timestamp,p95-latency,error-rate", minute =>
         {
             var wobble = 1 + (0.02 * Math.Sin(minute));
-            var time = Deployed.AddMinutes(minute).ToString("O", CultureInfo.InvariantCulture);
-            text.Append(CultureInfo.InvariantCulture, $"{time},{(0.2 * wobble).ToString("R", CultureInfo.InvariantCulture)},{(errorRatio(minute) * wobble).ToString("R", CultureInfo.InvariantCulture)}\n");
-        }
-
-        return Write("history.csv", text.ToString());
-    }
+            return $"{R(0.2 * wobble)},{R(errorRatio(minute) * wobble)}";
+        });
 
     private JsonElement Answer()
     {
@@ -110,19 +127,23 @@ public sealed class BacktestCommandTests : IDisposable
         return document.RootElement.Clone();
     }
 
+    /// <summary>The answer's evaluations of <paramref name="metric"/>, in the answer's (time) order.</summary>
+    private static List<JsonElement> EvaluationsOf(JsonElement answer, string metric) =>
+        answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == metric).ToList();
+
     [Fact]
     public async Task Backtest_CsvLatencyDoubles_RollbackDetectedEarly()
     {
         var csv = Csv(_ => 0.4, _ => 2);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("rollback", answer.GetProperty("decision").GetString());
         var detected = answer.GetProperty("detectedAt").GetDateTimeOffset();
         Assert.InRange(detected, Deployed.AddMinutes(1), Deployed.AddMinutes(5));
-        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "p95-latency");
+        var last = EvaluationsOf(answer, "p95-latency")[^1];
         Assert.Equal("regressed", last.GetProperty("verdict").GetString());
         Assert.Equal(detected, last.GetProperty("at").GetDateTimeOffset());
     }
@@ -134,17 +155,17 @@ public sealed class BacktestCommandTests : IDisposable
         var csv = Csv(minute => minute <= 4 ? 0.4 : 0.2, _ => 2);
         var warming = Write("warming.yaml", Runbook.Replace("    baseline: 2h\n", "    baseline: 2h\n    warmup: 5m\n", StringComparison.Ordinal));
 
-        var without = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var without = await BacktestAsync(csv);
         Assert.True(without == 0, stderr.ToString());
         Assert.Equal("rollback", Answer().GetProperty("decision").GetString());
         stdout.GetStringBuilder().Clear();
-        var with = await RunAsync("--runbook", warming, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var with = await BacktestAsync(csv, runbook: warming);
 
         Assert.True(with == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("healthy", answer.GetProperty("decision").GetString());
         Assert.Equal("completed", answer.GetProperty("outcome").GetString());
-        var latency = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "p95-latency").ToList();
+        var latency = EvaluationsOf(answer, "p95-latency");
         Assert.All(latency.Take(5), e =>
         {
             Assert.Equal("insufficient-data", e.GetProperty("verdict").GetString());
@@ -184,14 +205,14 @@ public sealed class BacktestCommandTests : IDisposable
 
             """ + Runbook[Runbook.IndexOf("  rollback:\n", StringComparison.Ordinal)..];
 
-        var utc = await RunAsync("--runbook", Write("utc.yaml", runbook), "--deployed-at", "2026-03-30T00:00:00Z", "--csv", csv);
+        var utc = await BacktestAsync(csv, deployedAt: "2026-03-30T00:00:00Z", runbook: Write("utc.yaml", runbook));
         Assert.True(utc == 0, stderr.ToString());
         var inUtc = Answer();
         Assert.Equal("rollback", inUtc.GetProperty("decision").GetString());
         Assert.Contains("below the same time last week (", inUtc.GetProperty("evaluations").EnumerateArray().Last().GetProperty("explanation").GetString(), StringComparison.Ordinal);
         stdout.GetStringBuilder().Clear();
-        var local = await RunAsync("--runbook", Write("berlin.yaml", runbook.Replace("    interval: 5m\n", "    interval: 5m\n    timezone: Europe/Berlin\n", StringComparison.Ordinal)),
-            "--deployed-at", "2026-03-30T00:00:00Z", "--csv", csv);
+        var local = await BacktestAsync(csv, deployedAt: "2026-03-30T00:00:00Z",
+            runbook: Write("berlin.yaml", runbook.Replace("    interval: 5m\n", "    interval: 5m\n    timezone: Europe/Berlin\n", StringComparison.Ordinal)));
 
         Assert.True(local == 0, stderr.ToString());
         var answer = Answer();
@@ -205,9 +226,9 @@ public sealed class BacktestCommandTests : IDisposable
     [Fact]
     public async Task Backtest_CsvErrorCountsSpike_Rollback()
     {
-        var csv = Csv(_ => 0.2, minute => minute > 10 ? 60 : 2, unixSeconds: true);
+        var csv = Csv(_ => 0.2, minute => minute > 10 ? 60 : 2, timestamp: UnixSeconds);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
@@ -220,7 +241,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Csv(_ => 0.2, _ => 2);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
@@ -235,7 +256,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("bad.csv", "timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n2026-11-21T09:01:00Z,fast,0.001\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:3: 'fast' in column 'p95-latency' is not a number", stderr.ToString(), StringComparison.Ordinal);
@@ -246,7 +267,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("negative.csv", "timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n2026-11-21T09:01:00Z,-0.2,0.001\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:3: '-0.2' in column 'p95-latency' is negative; a metric's value is at least 0", stderr.ToString(), StringComparison.Ordinal);
@@ -266,11 +287,11 @@ public sealed class BacktestCommandTests : IDisposable
         }
 
         var runbook = Write("checkout.yaml", Runbook);
-        Assert.Equal(0, await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("plain.csv", plain.ToString())));
+        Assert.Equal(0, await BacktestAsync(Write("plain.csv", plain.ToString()), runbook: runbook));
         var expected = stdout.ToString();
         stdout.GetStringBuilder().Clear();
 
-        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("quoted.csv", quoted.ToString()));
+        var exit = await BacktestAsync(Write("quoted.csv", quoted.ToString()), runbook: runbook);
 
         Assert.True(exit == 0, stderr.ToString());
         Assert.Equal(expected, stdout.ToString());
@@ -289,13 +310,13 @@ public sealed class BacktestCommandTests : IDisposable
     public async Task Backtest_CsvTimestampsInIso8601sBasicForm_SameAnswerAsInTheExtendedForm(string format, double offsetHours)
     {
         var runbook = Write("checkout.yaml", Runbook);
-        Assert.Equal(0, await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.4, _ => 2)));
+        Assert.Equal(0, await BacktestAsync(Csv(_ => 0.4, _ => 2), runbook: runbook));
         var expected = stdout.ToString();
         stdout.GetStringBuilder().Clear();
         var offset = TimeSpan.FromHours(offsetHours);
 
-        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv",
-            Csv(_ => 0.4, _ => 2, timestamp: at => at.ToOffset(offset).ToString(format, CultureInfo.InvariantCulture)));
+        var exit = await BacktestAsync(
+            Csv(_ => 0.4, _ => 2, timestamp: at => at.ToOffset(offset).ToString(format, CultureInfo.InvariantCulture)), runbook: runbook);
 
         Assert.True(exit == 0, stderr.ToString());
         Assert.Equal(expected, stdout.ToString());
@@ -311,7 +332,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:3: timestamp '{timestamp}' is neither ISO 8601 nor unix seconds", stderr.ToString(), StringComparison.Ordinal);
@@ -328,7 +349,7 @@ public sealed class BacktestCommandTests : IDisposable
         // spreadsheet's 5 November was backtested half a year off, without a word.
         var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains(
@@ -344,7 +365,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         // Read as 09:05 that day: the only complaint is that the file ends before the deploy.
         Assert.Equal(2, exit);
@@ -356,7 +377,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("bad.csv", "timestamp,p95-latency,error-rate,p99\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:1: column 'p99' is not a metric of the runbook", stderr.ToString(), StringComparison.Ordinal);
@@ -365,15 +386,9 @@ public sealed class BacktestCommandTests : IDisposable
     [Fact]
     public async Task Backtest_CsvWithAColumnTwice_ExitsTwoNamingIt()
     {
-        var text = new StringBuilder("timestamp,p95-latency,error-rate,p95-latency\n");
-        for (var minute = -120; minute <= 60; minute++)
-        {
-            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute):O},0.2,0.002,{(minute <= 0 ? 0.2 : 0.4).ToString("R", CultureInfo.InvariantCulture)}\n");
-        }
+        var csv = MinutesCsv("twice.csv", "timestamp,p95-latency,error-rate,p95-latency", minute => $"0.2,0.002,{R(minute <= 0 ? 0.2 : 0.4)}");
 
-        var csv = Write("twice.csv", text.ToString());
-
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Equal("", stdout.ToString());
@@ -383,14 +398,9 @@ public sealed class BacktestCommandTests : IDisposable
     [Fact]
     public async Task Backtest_CsvWithSomeOfTheRunbooksMetrics_JudgedOnThoseAndTheOthersNamed()
     {
-        var text = new StringBuilder("timestamp,p95-latency\n");
-        for (var minute = -120; minute <= 60; minute++)
-        {
-            var latency = (minute <= 0 ? 0.2 : 0.4) * (1 + (0.02 * Math.Sin(minute)));
-            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute):O},{latency.ToString("R", CultureInfo.InvariantCulture)}\n");
-        }
+        var csv = MinutesCsv("p95.csv", "timestamp,p95-latency", minute => R((minute <= 0 ? 0.2 : 0.4) * (1 + (0.02 * Math.Sin(minute)))));
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("p95.csv", text.ToString()));
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         Assert.Contains("has no column for error-rate; judged without them, on p95-latency", stderr.ToString(), StringComparison.Ordinal);
@@ -404,7 +414,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("none.csv", "timestamp,error-rate.requests\n2026-11-21T09:00:00Z,1000\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:1: no column names a metric of the runbook (its metrics: p95-latency, error-rate)", stderr.ToString(), StringComparison.Ordinal);
@@ -415,7 +425,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var runbook = Write("broken.yaml", Runbook.Replace("  owner: U024BE7LH", "  ownr: U024BE7LH", StringComparison.Ordinal));
 
-        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+        var exit = await BacktestAsync(Csv(_ => 0.2, _ => 2), runbook: runbook);
 
         Assert.Equal(2, exit);
         Assert.Contains($"{runbook}:9: unknown field 'ownr' in spec", stderr.ToString(), StringComparison.Ordinal);
@@ -434,7 +444,7 @@ public sealed class BacktestCommandTests : IDisposable
         var runbook = Path.Combine(folder, "checkout.yaml");
         Infrastructure.TestRunbooks.MakeUnreadable(runbook, kind);
 
-        var exit = await Task.Run(() => RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Csv(_ => 0.2, _ => 2)))
+        var exit = await Task.Run(() => BacktestAsync(Csv(_ => 0.2, _ => 2), runbook: runbook))
             .WaitAsync(TimeSpan.FromSeconds(30));
 
         Assert.Equal(2, exit);
@@ -473,7 +483,7 @@ public sealed class BacktestCommandTests : IDisposable
     [Fact]
     public async Task Backtest_DeployedAtNotATime_ExitsTwo()
     {
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "yesterday", "--csv", Csv(_ => 0.2, _ => 2));
+        var exit = await BacktestAsync(Csv(_ => 0.2, _ => 2), deployedAt: "yesterday");
 
         Assert.Equal(2, exit);
         Assert.Contains("--deployed-at 'yesterday' is not an ISO 8601 time", stderr.ToString(), StringComparison.Ordinal);
@@ -504,7 +514,7 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("20261121")]
     public async Task Backtest_DeployedAtNotIso8601WithOffset_ExitsTwo(string deployedAt)
     {
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.2, _ => 2));
+        var exit = await BacktestAsync(Csv(_ => 0.2, _ => 2), deployedAt: deployedAt);
 
         Assert.Equal(2, exit);
         Assert.Equal(
@@ -528,7 +538,7 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("20261121T100000")]
     public async Task Backtest_DeployedAtIso8601_SameDeploymentTime(string deployedAt)
     {
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt, "--csv", Csv(_ => 0.4, _ => 2));
+        var exit = await BacktestAsync(Csv(_ => 0.4, _ => 2), deployedAt: deployedAt);
 
         Assert.True(exit == 0, stderr.ToString());
         Assert.Equal(Deployed.AddMinutes(1), Answer().GetProperty("evaluations")[0].GetProperty("at").GetDateTimeOffset());
@@ -597,7 +607,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Csv(_ => 0.2, _ => 2);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T12:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv, deployedAt: "2026-11-21T12:00:00Z");
 
         Assert.Equal(2, exit);
         Assert.Empty(stdout.ToString());
@@ -610,7 +620,7 @@ public sealed class BacktestCommandTests : IDisposable
     [Fact]
     public async Task Backtest_DeployedAtTheLastRow_ExitsTwoNothingToJudge()
     {
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T11:00:00Z", "--csv", Csv(_ => 0.2, _ => 2));
+        var exit = await BacktestAsync(Csv(_ => 0.2, _ => 2), deployedAt: "2026-11-21T11:00:00Z");
 
         Assert.Equal(2, exit);
         Assert.Contains("has no row at or after 2026-11-21T11:01:00Z", stderr.ToString(), StringComparison.Ordinal);
@@ -621,7 +631,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Csv(_ => 0.2, _ => 2);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T07:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv, deployedAt: "2026-11-21T07:00:00Z");
 
         Assert.Equal(2, exit);
         Assert.Empty(stdout.ToString());
@@ -636,7 +646,7 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Write("empty.csv", "timestamp,p95-latency,error-rate\n");
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.Equal(2, exit);
         Assert.Empty(stdout.ToString());
@@ -648,14 +658,14 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = RatioCsv(minute => minute > 10 ? 0.025 : 0.001);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("rollback", answer.GetProperty("decision").GetString());
         var detected = answer.GetProperty("detectedAt").GetDateTimeOffset();
         Assert.InRange(detected, Deployed.AddMinutes(11), Deployed.AddMinutes(14));
-        var errorRate = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "error-rate").ToList();
+        var errorRate = EvaluationsOf(answer, "error-rate");
         Assert.Equal("regressed", errorRate[^1].GetProperty("verdict").GetString());
         Assert.Equal(detected, errorRate[^1].GetProperty("at").GetDateTimeOffset());
         Assert.All(errorRate, e => Assert.EndsWith(RatioNote, e.GetProperty("explanation").GetString(), StringComparison.Ordinal));
@@ -667,13 +677,13 @@ public sealed class BacktestCommandTests : IDisposable
         var runbook = Write("checkout.yaml", Runbook.Replace("maxIncrease: 50%", "max: 2%", StringComparison.Ordinal));
         var csv = RatioCsv(minute => minute > 10 ? 0.025 : 0.001);
 
-        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv, runbook: runbook);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("rollback", answer.GetProperty("decision").GetString());
         Assert.Equal(Deployed.AddMinutes(13), answer.GetProperty("detectedAt").GetDateTimeOffset());
-        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "error-rate");
+        var last = EvaluationsOf(answer, "error-rate")[^1];
         Assert.Equal("breach-of-max", last.GetProperty("verdict").GetString());
         Assert.Contains("above the absolute max", last.GetProperty("explanation").GetString(), StringComparison.Ordinal);
     }
@@ -684,20 +694,15 @@ public sealed class BacktestCommandTests : IDisposable
         // Every request failing fast: a p95 of 4 ms against a floor of 50 ms, from the 11th minute after the deploy. A drop
         // is no regression of a latency's maxIncrease; the floor is.
         var runbook = Write("checkout.yaml", Runbook.Replace("maxIncrease: 20%", "maxIncrease: 20%\n        min: 50ms", StringComparison.Ordinal));
-        var text = new StringBuilder("timestamp,p95-latency\n");
-        for (var minute = -120; minute <= 60; minute++)
-        {
-            var p95 = minute > 10 ? 0.004 : 0.2 * (1 + (0.02 * Math.Sin(minute)));
-            text.Append(CultureInfo.InvariantCulture, $"{Deployed.AddMinutes(minute).ToString("O", CultureInfo.InvariantCulture)},{p95.ToString("R", CultureInfo.InvariantCulture)}\n");
-        }
+        var csv = MinutesCsv("history.csv", "timestamp,p95-latency", minute => R(minute > 10 ? 0.004 : 0.2 * (1 + (0.02 * Math.Sin(minute)))));
 
-        var exit = await RunAsync("--runbook", runbook, "--deployed-at", "2026-11-21T10:00:00Z", "--csv", Write("history.csv", text.ToString()));
+        var exit = await BacktestAsync(csv, runbook: runbook);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("rollback", answer.GetProperty("decision").GetString());
         Assert.Equal(Deployed.AddMinutes(13), answer.GetProperty("detectedAt").GetDateTimeOffset());
-        var last = answer.GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "p95-latency");
+        var last = EvaluationsOf(answer, "p95-latency")[^1];
         Assert.Equal("breach-of-min", last.GetProperty("verdict").GetString());
         Assert.EndsWith("it has been below the absolute min of 50 ms for 3 consecutive intervals.", last.GetProperty("explanation").GetString(), StringComparison.Ordinal);
     }
@@ -707,13 +712,13 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = RatioCsv(_ => 0.001);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
         var answer = Answer();
         Assert.Equal("healthy", answer.GetProperty("decision").GetString());
         Assert.Equal("completed", answer.GetProperty("outcome").GetString());
-        var errorRate = answer.GetProperty("evaluations").EnumerateArray().Where(e => e.GetProperty("metric").GetString() == "error-rate").ToList();
+        var errorRate = EvaluationsOf(answer, "error-rate");
         Assert.Equal(60, errorRate.Count);
         Assert.All(errorRate, e => Assert.Equal("healthy", e.GetProperty("verdict").GetString()));
     }
@@ -723,10 +728,10 @@ public sealed class BacktestCommandTests : IDisposable
     {
         var csv = Csv(_ => 0.2, _ => 2);
 
-        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", "2026-11-21T10:00:00Z", "--csv", csv);
+        var exit = await BacktestAsync(csv);
 
         Assert.True(exit == 0, stderr.ToString());
-        var last = Answer().GetProperty("evaluations").EnumerateArray().Last(e => e.GetProperty("metric").GetString() == "error-rate");
+        var last = EvaluationsOf(Answer(), "error-rate")[^1];
         var explanation = last.GetProperty("explanation").GetString();
         Assert.Contains("(2 of 1000 requests failed)", explanation, StringComparison.Ordinal);
         Assert.DoesNotContain("ratio alone", explanation, StringComparison.Ordinal);
