@@ -48,6 +48,18 @@ public sealed class GateCommandTests : IDisposable
             [@event, "--url", "http://localhost", "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production",
              "--initiator", "alice", "--version", "2.4.0", .. more]);
 
+    /// <summary>
+    /// <paramref name="event"/> of <paramref name="deploymentId"/> against a server that answers every request with
+    /// <paramref name="status"/> and <paramref name="body"/>: how the command reads answers the real service does not give
+    /// (an earlier RolloutGate's, a proxy's, a broken one).
+    /// </summary>
+    private async Task<int> AnsweredAsync(HttpStatusCode status, string mediaType, string body, string @event, string deploymentId, params string[] more)
+    {
+        using var http = new HttpClient(new CannedAnswer(status, mediaType, body));
+        return await RunAsync(http, SignedEnvironment(),
+            [@event, "--url", "http://localhost", "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production", .. more]);
+    }
+
     [Fact]
     public async Task Predeploy_Allowed_ExitsZeroAndPrintsEachCheckAndTheRunbook()
     {
@@ -354,11 +366,7 @@ public sealed class GateCommandTests : IDisposable
         {
             stdout.GetStringBuilder().Clear();
             stderr.GetStringBuilder().Clear();
-            using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json", body));
-
-            var exit = await RunAsync(http, SignedEnvironment(),
-                [@event, "--url", "http://localhost", "--deployment-id", "gate-x", "--service", "checkout", "--environment", "production",
-                 .. json ? ["--json"] : Array.Empty<string>()]);
+            var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json", body, @event, "gate-x", json ? ["--json"] : []);
 
             Assert.Equal(2, exit);
             Assert.StartsWith("gate: HTTP 202 with an answer this gate cannot read", stderr.ToString(), StringComparison.Ordinal);
@@ -373,11 +381,9 @@ public sealed class GateCommandTests : IDisposable
     public async Task Deployed_GateBypassedAsThisOrAnEarlierRolloutGateAnswersIt_ExitsZeroAndWarns(string preDeployGate)
     {
         // An earlier RolloutGate answered preDeployGate as one line, and replays that answer to a retry of a delivery it answered.
-        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
-            $"{{\"deploymentId\": \"gate-b\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"preDeployGate\": {preDeployGate}}}"));
-
-        var exit = await RunAsync(http, SignedEnvironment(),
-            "deployed", "--url", "http://localhost", "--deployment-id", "gate-b", "--service", "checkout", "--environment", "production");
+        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
+            $"{{\"deploymentId\": \"gate-b\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"preDeployGate\": {preDeployGate}}}",
+            "deployed", "gate-b");
 
         Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
@@ -388,11 +394,9 @@ public sealed class GateCommandTests : IDisposable
     [Fact]
     public async Task Deployed_ThatSupersededEarlierWatches_SaysWhichItEnded()
     {
-        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
-            "{\"deploymentId\": \"gate-c\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"superseded\": [\"gate-a\", \"gate-b\"]}"));
-
-        var exit = await RunAsync(http, SignedEnvironment(),
-            "deployed", "--url", "http://localhost", "--deployment-id", "gate-c", "--service", "checkout", "--environment", "production");
+        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
+            "{\"deploymentId\": \"gate-c\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"superseded\": [\"gate-a\", \"gate-b\"]}",
+            "deployed", "gate-c");
 
         Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
@@ -403,11 +407,9 @@ public sealed class GateCommandTests : IDisposable
     [Fact]
     public async Task Deployed_Late_AfterTheChangeThatReplacedIt_SaysItsWatchEndedAtOnce()
     {
-        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Accepted, "application/json",
-            "{\"deploymentId\": \"gate-a\", \"state\": \"stopped\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"supersededBy\": \"gate-b\"}"));
-
-        var exit = await RunAsync(http, SignedEnvironment(),
-            "deployed", "--url", "http://localhost", "--deployment-id", "gate-a", "--service", "checkout", "--environment", "production");
+        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
+            "{\"deploymentId\": \"gate-a\", \"state\": \"stopped\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"supersededBy\": \"gate-b\"}",
+            "deployed", "gate-a");
 
         Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
@@ -430,10 +432,7 @@ public sealed class GateCommandTests : IDisposable
     [MemberData(nameof(HugeRefusals))]
     public async Task Refused_WithAHugeAnswer_QuotesItsStartOnly(string mediaType, string body, string quoted)
     {
-        using var http = new HttpClient(new CannedAnswer(HttpStatusCode.Forbidden, mediaType, body));
-
-        var exit = await RunAsync(http, SignedEnvironment(),
-            "predeploy", "--url", "http://localhost", "--deployment-id", "gate-h", "--service", "checkout", "--environment", "production");
+        var exit = await AnsweredAsync(HttpStatusCode.Forbidden, mediaType, body, "predeploy", "gate-h");
 
         Assert.Equal(2, exit);
         Assert.Equal(
