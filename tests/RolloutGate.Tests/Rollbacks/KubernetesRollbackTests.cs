@@ -645,14 +645,21 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
         var outcome = await RollBackLinkerdAsync();
 
         Assert.True(outcome.Succeeded, outcome.Detail);
-        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(KubernetesResource.GatewayHttpRoute));
         Assert.Equal("linkerd HTTPRoute shop/checkout: all traffic to backend checkout-stable", outcome.Action);
     }
 
     /// <summary>An HTTPRoute's one rule splitting 70/30 between checkout-stable and checkout-canary.</summary>
     private const string LinkerdSplit =
         """{"rules":[{"backendRefs":[{"name":"checkout-stable","port":8080,"weight":70},{"name":"checkout-canary","port":8080,"weight":30}]}]}""";
+
+    /// <summary>
+    /// The backends of the first rule of the route <paramref name="name"/> in shop, stored as <paramref name="resource"/>,
+    /// with their weights: what a linkerd rollback of <see cref="LinkerdSplit"/> leaves there.
+    /// </summary>
+    private List<(string Backend, int Weight)> BackendWeights(KubernetesResource resource, string name = "checkout") =>
+        server.Stored(resource, "shop", name)["spec"]!["rules"]![0]!["backendRefs"]!.AsArray()
+            .Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())).ToList();
 
     /// <summary>The linkerd rollback of the route checkout to the backend checkout-stable.</summary>
     private Task<RollbackOutcome> RollBackLinkerdAsync() =>
@@ -669,8 +676,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             RollbackTestServices.Request(new RollbackAction(Linkerd: new LinkerdRollback("checkout-split", "checkout-stable"))), CancellationToken.None);
 
         Assert.True(outcome.Succeeded, outcome.Detail);
-        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout-split")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(KubernetesResource.GatewayHttpRoute, "checkout-split"));
         Assert.True(JsonNode.DeepEquals(Obj(split), server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]));
     }
 
@@ -766,8 +772,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(1, outcome.Attempts);
-        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(KubernetesResource.GatewayHttpRoute));
         Assert.Equal(
             ["GET /apis/gateway.networking.k8s.io/v1/namespaces/shop/httproutes/checkout", "GET /apis/gateway.networking.k8s.io/v1beta1/namespaces/shop/httproutes/checkout",
              "GET /apis/policy.linkerd.io/v1beta3/namespaces/shop/httproutes/checkout",
@@ -844,8 +849,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
 
         Assert.True(outcome.Succeeded, outcome.Detail);
         Assert.Equal(1, outcome.Attempts);
-        var refs = server.Stored(KubernetesResource.LinkerdHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-        Assert.Equal([100, 0], refs.Select(r => r!["weight"]!.GetValue<int>()));
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(KubernetesResource.LinkerdHttpRoute));
         Assert.Contains("PATCH /apis/policy.linkerd.io/v1beta2/namespaces/shop/httproutes/checkout", server.Requests);
     }
 
@@ -869,8 +873,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             outcome.Detail);
         foreach (var resource in new[] { KubernetesResource.GatewayHttpRoute, KubernetesResource.LinkerdHttpRoute })
         {
-            var refs = server.Stored(resource, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-            Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+            Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(resource));
         }
     }
 
@@ -892,8 +895,7 @@ public sealed class KubernetesRollbackTests : IAsyncLifetime
             + "httproutes.policy.linkerd.io: not read, so a HTTPRoute shop/checkout there, if any, was not rolled back (",
             outcome.Detail, StringComparison.Ordinal);
         Assert.EndsWith("; grant get and patch on httproutes.policy.linkerd.io to roll it back too)", outcome.Detail, StringComparison.Ordinal);
-        var refs = server.Stored(KubernetesResource.GatewayHttpRoute, "shop", "checkout")["spec"]!["rules"]![0]!["backendRefs"]!.AsArray();
-        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], refs.Select(r => (r!["name"]!.GetValue<string>(), r["weight"]!.GetValue<int>())));
+        Assert.Equal([("checkout-stable", 100), ("checkout-canary", 0)], BackendWeights(KubernetesResource.GatewayHttpRoute));
     }
 
     /// <summary>Both groups have the route, and one of them cannot be rolled back: neither is written, and the refusal names which.</summary>
