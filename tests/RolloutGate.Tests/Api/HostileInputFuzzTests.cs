@@ -338,7 +338,7 @@ public sealed class HostileInputFuzzTests
         Assert.True(failures.Count == 0, $"{failures.Count} hostile requests broke the promise:{Environment.NewLine}{string.Join(Environment.NewLine, failures.Take(40))}");
 
         Assert.Equal("watching", await test.StateAsync(Watched));
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(verify.GetProperty("ok").GetBoolean(), verify.ToString());
         var unhandled = service.Host.Logs.Lines.Where(line =>
             line.Contains("unhandled exception", StringComparison.OrdinalIgnoreCase)

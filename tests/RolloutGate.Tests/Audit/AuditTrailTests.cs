@@ -20,7 +20,7 @@ public sealed class AuditTrailTests
         await service.Webhooks.SendEventAsync("deployed", "a-1");
         using var reader = service.Reader();
 
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
 
         Assert.True(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(await service.CountAsync("audit_events"), verify.GetProperty("events").GetInt64());
@@ -40,7 +40,7 @@ public sealed class AuditTrailTests
         await service.Database.ExecuteAsync(
             $"SET session_replication_role = replica; UPDATE audit_events SET actor = 'mallory' WHERE id = {target}", asAdmin: true);
         using var reader = service.Reader();
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
 
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(target, verify.GetProperty("firstBrokenId").GetInt64());
@@ -60,7 +60,7 @@ public sealed class AuditTrailTests
 
         await service.Database.ExecuteAsync($"SET session_replication_role = replica; DELETE FROM audit_events WHERE id = {target}", asAdmin: true);
         using var reader = service.Reader();
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
 
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(following, verify.GetProperty("firstBrokenId").GetInt64());
@@ -101,7 +101,7 @@ public sealed class AuditTrailTests
         }
 
         using var reader = service.Reader();
-        var intact = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var intact = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(intact.GetProperty("ok").GetBoolean());
         Assert.Equal(await service.CountAsync("audit_events"), intact.GetProperty("events").GetInt64());
 
@@ -109,7 +109,7 @@ public sealed class AuditTrailTests
         var following = await service.Database.ScalarAsync<long>($"SELECT min(id) FROM audit_events WHERE id > {target}");
         await service.Database.ExecuteAsync(
             "SET session_replication_role = replica; " + string.Format(CultureInfo.InvariantCulture, tampering, target), asAdmin: true);
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
 
         Assert.False(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(tampering.StartsWith("DELETE", StringComparison.Ordinal) ? following : target, verify.GetProperty("firstBrokenId").GetInt64());
@@ -123,7 +123,7 @@ public sealed class AuditTrailTests
         await service.Webhooks.SendEventAsync("predeploy", "h-1");
         using var reader = service.Reader();
 
-        var first = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var first = await reader.GetJsonAsync("/api/v1/audit/verify");
         var head = first.GetProperty("head");
         var newest = await service.Database.ScalarAsync<long>("SELECT max(id) FROM audit_events");
         Assert.Equal(newest, head.GetProperty("id").GetInt64());
@@ -132,7 +132,7 @@ public sealed class AuditTrailTests
         await service.Webhooks.SendEventAsync("deployed", "h-1");
         // Upper-case hex, as a person may copy it, is the same hash.
         var anchored = $"{newest}:{head.GetProperty("hash").GetString()!.ToUpperInvariant()}";
-        var later = await (await reader.GetAsync(new Uri($"/api/v1/audit/verify?anchor={anchored}", UriKind.Relative))).JsonAsync();
+        var later = await reader.GetJsonAsync($"/api/v1/audit/verify?anchor={anchored}");
 
         Assert.True(later.GetProperty("ok").GetBoolean());
         Assert.True(later.GetProperty("anchor").GetProperty("holds").GetBoolean());
@@ -146,7 +146,7 @@ public sealed class AuditTrailTests
         await service.Webhooks.SendEventAsync("predeploy", "h-2");
         await service.Webhooks.SendEventAsync("deployed", "h-2");
         using var reader = service.Reader();
-        var head = (await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("head");
+        var head = (await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("head");
         var anchor = $"{head.GetProperty("id").GetInt64()}:{head.GetProperty("hash").GetString()}";
 
         // Someone who can write the table edits an event and recomputes every hash from it on, as the service would.
@@ -166,8 +166,8 @@ public sealed class AuditTrailTests
             }
         }
 
-        var plain = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
-        var anchored = await (await reader.GetAsync(new Uri($"/api/v1/audit/verify?anchor={anchor}", UriKind.Relative))).JsonAsync();
+        var plain = await reader.GetJsonAsync("/api/v1/audit/verify");
+        var anchored = await reader.GetJsonAsync($"/api/v1/audit/verify?anchor={anchor}");
 
         Assert.True(plain.GetProperty("ok").GetBoolean());
         Assert.False(anchored.GetProperty("ok").GetBoolean());
@@ -185,11 +185,11 @@ public sealed class AuditTrailTests
         using var reader = service.Reader();
         var cut = await service.Database.ScalarAsync<long>("SELECT max(id) FROM audit_events") + 1;
         await service.Webhooks.SendEventAsync("deployed", "h-3");
-        var head = (await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("head");
+        var head = (await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("head");
 
         // A restore from an older backup looks like this: the newest events are not there, and what is there holds.
         await service.Database.ExecuteAsync($"SET session_replication_role = replica; DELETE FROM audit_events WHERE id >= {cut}", asAdmin: true);
-        var plain = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var plain = await reader.GetJsonAsync("/api/v1/audit/verify");
         var anchored = await (await reader.GetAsync(new Uri(
             $"/api/v1/audit/verify?anchor={head.GetProperty("id").GetInt64()}:{head.GetProperty("hash").GetString()}", UriKind.Relative))).JsonAsync();
 
@@ -240,12 +240,12 @@ public sealed class AuditTrailTests
         await service.Webhooks.SendEventAsync("deployed", "p-1");
         using var reader = service.Reader();
 
-        var first = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=p-1&limit=2", UriKind.Relative))).JsonAsync();
-        var fromZero = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=p-1&limit=2&after=0", UriKind.Relative))).JsonAsync();
+        var first = await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=p-1&limit=2");
+        var fromZero = await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=p-1&limit=2&after=0");
         var next = first.GetProperty("next").GetString();
-        var second = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId=p-1&limit=100&after={next}", UriKind.Relative))).JsonAsync();
-        var webhooks = await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=webhook.", UriKind.Relative))).JsonAsync();
-        var byActor = await (await reader.GetAsync(new Uri("/api/v1/audit/events?actor=alice&type=webhook.deployed", UriKind.Relative))).JsonAsync();
+        var second = await reader.GetJsonAsync($"/api/v1/audit/events?deploymentId=p-1&limit=100&after={next}");
+        var webhooks = await reader.GetJsonAsync("/api/v1/audit/events?type=webhook.");
+        var byActor = await reader.GetJsonAsync("/api/v1/audit/events?actor=alice&type=webhook.deployed");
         var badLimit = await reader.GetAsync(new Uri("/api/v1/audit/events?limit=0", UriKind.Relative));
         var anonymous = await service.Client.GetAsync(new Uri("/api/v1/audit/events", UriKind.Relative));
 

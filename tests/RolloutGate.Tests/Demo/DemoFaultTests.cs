@@ -269,7 +269,7 @@ public sealed class DemoFaultEndpointTests
         Assert.Equal(1, await service.CountAsync("audit_events",
             "type = 'demo.fault' AND data::jsonb->>'healthy' = 'true' AND data::jsonb->'previous'->>'latency' = '3'"));
         using var reader = service.Reader();
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
         Assert.Contains(service.Host.Logs.Lines, line => line.Contains("Demo fault: the demo workload now runs at 2.5x latency", StringComparison.Ordinal));
     }
 

@@ -80,7 +80,7 @@ public sealed class DecisionRaceTests
         }
 
         using var reader = service.Reader();
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
     }
 
     [Fact]
@@ -148,7 +148,7 @@ public sealed class DecisionRaceTests
         }
 
         using var reader = test.Service.Reader();
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
     }
 
     [Fact]

@@ -52,20 +52,20 @@ public sealed class SupersededWatchTests
         Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'first'"));
 
         using var reader = service.Reader();
-        var first = await (await reader.GetAsync(new Uri("/api/v1/deployments/first", UriKind.Relative))).JsonAsync();
+        var first = await reader.GetJsonAsync("/api/v1/deployments/first");
         var decision = Assert.Single(first.GetProperty("decisions").EnumerateArray());
         Assert.Equal("stop", decision.GetProperty("kind").GetString());
         Assert.Equal(DecisionPolicy.AutomaticActor, decision.GetProperty("actor").GetString());
         Assert.Equal("deployment 'second' (version 2.4.0) replaced this change in production; its watch and any rollback it recommended end here (watch.onNewerDeploy: stop)",
             decision.GetProperty("reason").GetString());
 
-        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=first&type=decision", UriKind.Relative))).JsonAsync();
+        var events = await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=first&type=decision");
         var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
         Assert.Equal("superseded", data.GetProperty("source").GetString());
         Assert.Equal("second", data.GetProperty("supersededBy").GetString());
         Assert.Equal(1, await service.CountAsync("audit_events",
             "deployment_id = 'first' AND type = 'deployment.state-changed' AND data::json->>'from' = 'watching' AND data::json->>'to' = 'stopped'"));
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
     }
 
     [Fact]
@@ -190,19 +190,19 @@ public sealed class SupersededWatchTests
         Assert.Equal(0, await service.CountAsync("evaluations", "deployment_id = 'late'"));
 
         using var reader = service.Reader();
-        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/late", UriKind.Relative))).JsonAsync();
+        var view = await reader.GetJsonAsync("/api/v1/deployments/late");
         Assert.Equal("stopped", view.GetProperty("state").GetString());
         var decision = Assert.Single(view.GetProperty("decisions").EnumerateArray());
         Assert.Equal(DecisionPolicy.AutomaticActor, decision.GetProperty("actor").GetString());
         Assert.Equal("deployment 'newer' (version 2.4.0) was deployed in production at 2026-11-21T12:00:00Z, after this change, and had already "
             + "replaced it when this deployed event arrived; its watch ends before it starts (watch.onNewerDeploy: stop)", decision.GetProperty("reason").GetString());
-        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=late&type=decision", UriKind.Relative))).JsonAsync();
+        var events = await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=late&type=decision");
         var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
         Assert.Equal("superseded", data.GetProperty("source").GetString());
         Assert.Equal("newer", data.GetProperty("supersededBy").GetString());
         Assert.Equal(1, await service.CountAsync("audit_events",
             "deployment_id = 'late' AND type = 'deployment.state-changed' AND data::json->>'from' = 'watching' AND data::json->>'to' = 'stopped'"));
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
     }
 
     [Fact]

@@ -53,7 +53,7 @@ public sealed class WebhookProcessingTests
 
         var deployed = await (await service.Webhooks.SendAsync(WebhookClient.Body("deployed", "wu-1", at: at))).JsonAsync();
         using var reader = service.Reader();
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/wu-1", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/wu-1");
 
         var watch = deployment.GetProperty("watch");
         Assert.Equal(watch.GetProperty("until").GetString(), deployed.GetProperty("watchUntil").GetString());
@@ -74,7 +74,7 @@ public sealed class WebhookProcessingTests
         Assert.True(deployed.StatusCode == HttpStatusCode.Accepted, $"{(int)deployed.StatusCode}: {await deployed.Content.ReadAsStringAsync()}");
         Assert.Equal(deployedAt.AddHours(24), (await deployed.JsonAsync()).GetProperty("watchUntil").GetDateTimeOffset());
         using var reader = service.Reader();
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/ofs-1", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/ofs-1");
         Assert.Equal("watching", deployment.GetProperty("state").GetString());
         Assert.Equal(deployedAt, deployment.GetProperty("watch").GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
     }
@@ -355,7 +355,7 @@ public sealed class WebhookProcessingTests
             }
         }
 
-        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?to=2126-12-07T11:00:00%2B01:00", UriKind.Relative))).JsonAsync();
+        var events = await reader.GetJsonAsync("/api/v1/audit/events?to=2126-12-07T11:00:00%2B01:00");
         Assert.Contains(events.GetProperty("events").EnumerateArray(), e => e.GetProperty("deploymentId").GetString() == "iso-1");
 
         // The same instant however it is written: an unescaped + (a space once decoded), no offset (UTC), a date alone.
@@ -363,13 +363,13 @@ public sealed class WebhookProcessingTests
         var second = new DateTimeOffset(at.Ticks - at.Ticks % TimeSpan.TicksPerSecond, TimeSpan.Zero);
         foreach (var written in new[] { $"{second.ToOffset(TimeSpan.FromHours(1)):yyyy-MM-dd'T'HH:mm:ss}+01:00", $"{second:yyyy-MM-dd'T'HH:mm:ss}" })
         {
-            var before = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?to={written}", UriKind.Relative))).JsonAsync();
-            var after = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?from={written}", UriKind.Relative))).JsonAsync();
+            var before = await reader.GetJsonAsync($"/api/v1/audit/events?to={written}");
+            var after = await reader.GetJsonAsync($"/api/v1/audit/events?from={written}");
             Assert.True(before.GetProperty("events").GetArrayLength() + after.GetProperty("events").GetArrayLength() == await service.CountAsync("audit_events"), written);
             Assert.NotEqual(0, after.GetProperty("events").GetArrayLength());
         }
 
-        var today = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?from={second:yyyy-MM-dd}", UriKind.Relative))).JsonAsync();
+        var today = await reader.GetJsonAsync($"/api/v1/audit/events?from={second:yyyy-MM-dd}");
         Assert.NotEqual(0, today.GetProperty("events").GetArrayLength());
     }
 
@@ -429,7 +429,7 @@ public sealed class WebhookProcessingTests
             await AssertRefused400Async(reader, path, $"the query parameter '{name}' is given 2 times; give each at most once");
         }
 
-        var once = await (await reader.GetAsync(new Uri("/api/v1/deployments?service=cart", UriKind.Relative))).JsonAsync();
+        var once = await reader.GetJsonAsync("/api/v1/deployments?service=cart");
         Assert.Equal("k-1", Assert.Single(once.GetProperty("deployments").EnumerateArray()).GetProperty("deploymentId").GetString());
     }
 
@@ -528,7 +528,7 @@ public sealed class WebhookProcessingTests
         Assert.Equal(DateTimeOffset.Parse("2026-11-22T10:00:00Z", System.Globalization.CultureInfo.InvariantCulture), json.GetProperty("watchUntil").GetDateTimeOffset());
 
         using var reader = service.Reader();
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/gh-run-10", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/gh-run-10");
         Assert.Equal("watching", deployment.GetProperty("state").GetString());
         Assert.Equal("2.3.9", deployment.GetProperty("previousVersion").GetString());
         var baseline = deployment.GetProperty("watch").GetProperty("baseline");
@@ -618,14 +618,14 @@ public sealed class WebhookProcessingTests
             "type = 'deployment.state-changed' AND data::json->>'from' = 'denied' AND data::json->>'to' = 'watching' AND data::json->>'trigger' = 'Deployed'"));
 
         using var reader = service.Reader();
-        var events = await (await reader.GetAsync(new Uri("/api/v1/audit/events?deploymentId=through-freeze&type=deployment.gate-bypassed", UriKind.Relative))).JsonAsync();
+        var events = await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=through-freeze&type=deployment.gate-bypassed");
         var data = Assert.Single(events.GetProperty("events").EnumerateArray()).GetProperty("data");
         Assert.Equal("overridden", data.GetProperty("preDeployGate").GetString());
         // The freeze failed; the health check could not run (nothing answers on port 9): an error, not a failure.
         Assert.Equal(["change-freeze"], data.GetProperty("failedChecks").EnumerateArray().Select(c => c.GetString()));
         Assert.Equal(["payments-healthy"], data.GetProperty("erroredChecks").EnumerateArray().Select(c => c.GetString()));
 
-        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/through-freeze", UriKind.Relative))).JsonAsync();
+        var view = await reader.GetJsonAsync("/api/v1/deployments/through-freeze");
         Assert.Equal("watching", view.GetProperty("state").GetString());
         Assert.Equal(DateTimeOffset.Parse(at, System.Globalization.CultureInfo.InvariantCulture), view.GetProperty("watch").GetProperty("baseline").GetProperty("to").GetDateTimeOffset());
         var gate = view.GetProperty("preDeployGate");
@@ -770,7 +770,7 @@ public sealed class WebhookProcessingTests
         Assert.Equal(1, await service.CountAsync("audit_events",
             "type = 'deployment.gate-bypassed' AND deployment_id = 'skipped-gate' AND data::json->>'preDeployGate' = 'skipped'"));
         using var reader = service.Reader();
-        var view = await (await reader.GetAsync(new Uri("/api/v1/deployments/skipped-gate", UriKind.Relative))).JsonAsync();
+        var view = await reader.GetJsonAsync("/api/v1/deployments/skipped-gate");
         Assert.Equal("skipped", view.GetProperty("preDeployGate").GetProperty("status").GetString());
         Assert.Empty(view.GetProperty("preDeployGate").GetProperty("failedChecks").EnumerateArray());
         Assert.Equal(view.GetProperty("preDeployGate").GetRawText(), answeredGate);
@@ -787,9 +787,9 @@ public sealed class WebhookProcessingTests
 
         var anonymous = await service.Client.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative));
         using var reader = service.Reader();
-        var all = await (await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative))).JsonAsync();
-        var watching = await (await reader.GetAsync(new Uri("/api/v1/deployments?state=watching", UriKind.Relative))).JsonAsync();
-        var cart = await (await reader.GetAsync(new Uri("/api/v1/deployments?service=cart&environment=production", UriKind.Relative))).JsonAsync();
+        var all = await reader.GetJsonAsync("/api/v1/deployments");
+        var watching = await reader.GetJsonAsync("/api/v1/deployments?state=watching");
+        var cart = await reader.GetJsonAsync("/api/v1/deployments?service=cart&environment=production");
         var missing = await reader.GetAsync(new Uri("/api/v1/deployments/nope", UriKind.Relative));
         var badState = await reader.GetAsync(new Uri("/api/v1/deployments?state=sleeping", UriKind.Relative));
 
@@ -818,7 +818,7 @@ public sealed class WebhookProcessingTests
         string? next = null;
         do
         {
-            var page = await (await reader.GetAsync(new Uri($"/api/v1/deployments?limit=2{(next is null ? "" : "&after=" + Uri.EscapeDataString(next))}", UriKind.Relative))).JsonAsync();
+            var page = await reader.GetJsonAsync($"/api/v1/deployments?limit=2{(next is null ? "" : "&after=" + Uri.EscapeDataString(next))}");
             seen.AddRange(page.GetProperty("deployments").EnumerateArray().Select(d => d.GetProperty("deploymentId").GetString()!));
             next = page.GetProperty("next").GetString();
         }
@@ -841,7 +841,7 @@ public sealed class WebhookProcessingTests
         }
 
         // A cursor made by hand is only a place in the order: the page after the oldest possible one is empty.
-        var made = await (await service.Reader().GetAsync(new Uri("/api/v1/deployments?after=0001-01-01T00:00:00.000000Z_", UriKind.Relative))).JsonAsync();
+        var made = await service.Reader().GetJsonAsync("/api/v1/deployments?after=0001-01-01T00:00:00.000000Z_");
         Assert.Empty(made.GetProperty("deployments").EnumerateArray());
     }
 
@@ -856,7 +856,7 @@ public sealed class WebhookProcessingTests
         await RolloutGate.Tests.Dashboard.EvaluationSeed.InsertAsync(service, "evaluated", "error-rate", [0.01, 0.011]);
 
         using var reader = service.Reader();
-        var list = await (await reader.GetAsync(new Uri("/api/v1/deployments", UriKind.Relative))).JsonAsync();
+        var list = await reader.GetJsonAsync("/api/v1/deployments");
         var byId = list.GetProperty("deployments").EnumerateArray().ToDictionary(d => d.GetProperty("deploymentId").GetString()!);
 
         var latest = byId["evaluated"].GetProperty("latestEvaluation");
@@ -942,7 +942,7 @@ public sealed class WebhookProcessingTests
 
         Assert.Equal(HttpStatusCode.OK, stopped.StatusCode);
         using var reader = service.Reader();
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/ct-1", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/ct-1");
         Assert.Equal("stopped", deployment.GetProperty("state").GetString());
         Assert.Equal("by curl", Assert.Single(deployment.GetProperty("decisions").EnumerateArray()).GetProperty("reason").GetString());
     }
@@ -1009,7 +1009,7 @@ public sealed class WebhookProcessingTests
         (await service.Operator().PostAsJsonAsync("/api/v1/deployments/shape-1/stop", new { actor = "bob", reason = "noisy metric" })).EnsureSuccessStatusCode();
         using var reader = service.Reader();
 
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/shape-1", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/shape-1");
 
         Assert.Equal("shape-1", deployment.GetProperty("deploymentId").GetString());
         Assert.Equal("checkout", deployment.GetProperty("service").GetString());
@@ -1051,11 +1051,11 @@ public sealed class WebhookProcessingTests
         await service.DecideAsync("ended-1", "stop", "bob");
         using var reader = service.Reader();
 
-        var late = (await (await reader.GetAsync(new Uri("/api/v1/deployments/late-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
+        var late = (await reader.GetJsonAsync("/api/v1/deployments/late-1")).GetProperty("watch");
         var after = DateTimeOffset.UtcNow;
-        var fresh = (await (await reader.GetAsync(new Uri("/api/v1/deployments/fresh-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
-        var ended = (await (await reader.GetAsync(new Uri("/api/v1/deployments/ended-1", UriKind.Relative))).JsonAsync()).GetProperty("watch");
-        var listed = (await (await reader.GetAsync(new Uri("/api/v1/deployments?state=watching", UriKind.Relative))).JsonAsync())
+        var fresh = (await reader.GetJsonAsync("/api/v1/deployments/fresh-1")).GetProperty("watch");
+        var ended = (await reader.GetJsonAsync("/api/v1/deployments/ended-1")).GetProperty("watch");
+        var listed = (await reader.GetJsonAsync("/api/v1/deployments?state=watching"))
             .GetProperty("deployments").EnumerateArray().Single(d => d.GetProperty("deploymentId").GetString() == "late-1").GetProperty("watch");
 
         // Evaluated at deploy + 1 and + 2 minutes: the interval at + 3 minutes is due, and has waited about 7 minutes.
@@ -1090,7 +1090,7 @@ public sealed class WebhookProcessingTests
         var dismissAfterStop = await @operator.PostAsync(new Uri("/api/v1/deployments/s-1/dismiss", UriKind.Relative), body);
         var noActor = await @operator.PostAsync(new Uri("/api/v1/deployments/s-1/rollback", UriKind.Relative),
             new StringContent("{}", System.Text.Encoding.UTF8, "application/json"));
-        var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/s-1", UriKind.Relative))).JsonAsync();
+        var deployment = await reader.GetJsonAsync("/api/v1/deployments/s-1");
 
         Assert.Equal(HttpStatusCode.Unauthorized, asReader.StatusCode);
         Assert.Equal(HttpStatusCode.OK, stopped.StatusCode);

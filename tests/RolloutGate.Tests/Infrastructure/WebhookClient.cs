@@ -74,6 +74,17 @@ public static class HttpExtensions
         return document.RootElement.Clone();
     }
 
+    /// <summary>
+    /// GET of <paramref name="relativeUrl"/> and its answer's JSON, whatever the status (a test that cares asserts it on
+    /// the response): the one step most API tests take, written once instead of nesting GetAsync, a relative Uri and
+    /// <see cref="JsonAsync"/> at each call.
+    /// </summary>
+    public static async Task<JsonElement> GetJsonAsync(this HttpClient client, string relativeUrl)
+    {
+        using var response = await client.GetAsync(new Uri(relativeUrl, UriKind.Relative));
+        return await response.JsonAsync();
+    }
+
     public static HttpClient WithToken(this HttpClient client, string token)
     {
         client.DefaultRequestHeaders.Authorization = new AuthenticationHeaderValue("Bearer", token);

@@ -85,7 +85,7 @@ public sealed class LostReplicaTests
         Assert.Equal(1L, await database.ScalarAsync<long>(
             "SELECT count(*) FROM audit_events WHERE deployment_id = 'after-loss' AND type = 'webhook.predeploy'"));
         using var reader = survivor.CreateClient().WithToken(RolloutGateHost.ReaderToken);
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(verify.GetProperty("ok").GetBoolean());
     }
 

@@ -22,7 +22,7 @@ public sealed class RunbookReportsTests
         await service.DecideAsync("c", "stop", "dave");
 
         using var reader = service.Reader();
-        var report = await (await reader.GetAsync(new Uri("/api/v1/reports/alert-quality", UriKind.Relative))).JsonAsync();
+        var report = await reader.GetJsonAsync("/api/v1/reports/alert-quality");
         var rules = report.GetProperty("rules").EnumerateArray().ToDictionary(r => r.GetProperty("metric").GetString()!);
 
         var p95 = rules["p95-latency"];
@@ -41,10 +41,10 @@ public sealed class RunbookReportsTests
         // A window given with an offset (Npgsql writes only UTC times: it was a 500): all four deployments lie inside the
         // first, none inside the second.
         var hourAgo = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddHours(-1).ToOffset(TimeSpan.FromHours(-3)).ToString("O", CultureInfo.InvariantCulture));
-        var inside = await (await reader.GetAsync(new Uri($"/api/v1/reports/alert-quality?from={hourAgo}", UriKind.Relative))).JsonAsync();
+        var inside = await reader.GetJsonAsync($"/api/v1/reports/alert-quality?from={hourAgo}");
         Assert.Equal(3, inside.GetProperty("rules").EnumerateArray().Single(r => r.GetProperty("metric").GetString() == "p95-latency").GetProperty("flagged").GetInt32());
         var tomorrow = Uri.EscapeDataString(DateTimeOffset.UtcNow.AddDays(1).ToOffset(TimeSpan.FromHours(9)).ToString("O", CultureInfo.InvariantCulture));
-        var after = await (await reader.GetAsync(new Uri($"/api/v1/reports/alert-quality?from={tomorrow}", UriKind.Relative))).JsonAsync();
+        var after = await reader.GetJsonAsync($"/api/v1/reports/alert-quality?from={tomorrow}");
         Assert.Empty(after.GetProperty("rules").EnumerateArray());
     }
 

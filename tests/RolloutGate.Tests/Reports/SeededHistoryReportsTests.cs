@@ -136,7 +136,7 @@ public sealed class SeededHistoryReportsTests
         Assert.Single(emptyCsv.Body);
 
         // Per metric rule: co-1's flag agreed with (an approver's rollback), co-2's dismissed, ca-1's rolled back by RolloutGate.
-        var quality = (await (await reader.GetAsync(new Uri("/api/v1/reports/alert-quality", UriKind.Relative))).JsonAsync()).GetProperty("rules");
+        var quality = (await reader.GetJsonAsync("/api/v1/reports/alert-quality")).GetProperty("rules");
         Assert.Equal(
             new[] { "cart p95-latency 1 0 0 1 0 null", "checkout p95-latency 2 1 1 0 0 0.5" },
             quality.EnumerateArray().Select(r => string.Join(' ', new[] { "runbook", "metric", "flagged", "agreed", "dismissed", "automatic", "undecided", "dismissRate" }
@@ -152,7 +152,7 @@ public sealed class SeededHistoryReportsTests
             ("environment=production&state=kept", ["co-2"]),
         })
         {
-            var listed = await (await reader.GetAsync(new Uri("/api/v1/deployments?" + query, UriKind.Relative))).JsonAsync();
+            var listed = await reader.GetJsonAsync("/api/v1/deployments?" + query);
             Assert.Equal(expected, listed.GetProperty("deployments").EnumerateArray().Select(d => d.GetProperty("deploymentId").GetString()));
         }
 
@@ -237,7 +237,7 @@ public sealed class SeededHistoryReportsTests
             lines[1].Split(' ', StringSplitOptions.RemoveEmptyEntries));
 
         // After all of it the chain holds, every event counted.
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(verify.GetProperty("ok").GetBoolean());
         Assert.Equal(await service.CountAsync("audit_events"), verify.GetProperty("events").GetInt64());
     }
@@ -261,7 +261,7 @@ public sealed class SeededHistoryReportsTests
         var appended = 0;
         do
         {
-            var page = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?limit=2{(after is null ? "" : "&after=" + after)}", UriKind.Relative))).JsonAsync();
+            var page = await reader.GetJsonAsync($"/api/v1/audit/events?limit=2{(after is null ? "" : "&after=" + after)}");
             seen.AddRange(page.GetProperty("events").EnumerateArray().Select(e => e.GetProperty("id").GetInt64()));
             after = page.GetProperty("next").GetString();
             if (appended < 4)

@@ -31,7 +31,7 @@ public sealed class SummaryReportTests
         await service.Webhooks.SendEventAsync("predeploy", "c2", service: "cart");
 
         using var reader = service.Reader();
-        var report = await (await reader.GetAsync(new Uri("/api/v1/reports/summary", UriKind.Relative))).JsonAsync();
+        var report = await reader.GetJsonAsync("/api/v1/reports/summary");
         var services = report.GetProperty("services").EnumerateArray().ToDictionary(s => s.GetProperty("service").GetString()!);
 
         var checkout = services["checkout"];
@@ -49,10 +49,10 @@ public sealed class SummaryReportTests
         Assert.Equal(0, cart.GetProperty("changeFailureRate").GetDouble());
         Assert.Equal(JsonValueKind.Null, cart.GetProperty("medianTimeToDetectSeconds").ValueKind);
 
-        var onlyCart = await (await reader.GetAsync(new Uri("/api/v1/reports/summary?service=cart", UriKind.Relative))).JsonAsync();
+        var onlyCart = await reader.GetJsonAsync("/api/v1/reports/summary?service=cart");
         Assert.Single(onlyCart.GetProperty("services").EnumerateArray());
         var future = now.AddDays(1).ToString("O", CultureInfo.InvariantCulture);
-        var empty = await (await reader.GetAsync(new Uri($"/api/v1/reports/summary?from={Uri.EscapeDataString(future)}", UriKind.Relative))).JsonAsync();
+        var empty = await reader.GetJsonAsync($"/api/v1/reports/summary?from={Uri.EscapeDataString(future)}");
         Assert.Empty(empty.GetProperty("services").EnumerateArray());
 
         reader.DefaultRequestHeaders.Accept.ParseAdd("text/csv");
@@ -149,7 +149,7 @@ public sealed class SummaryReportTests
     /// <summary>The one service (checkout) of a summary.</summary>
     private static async Task<JsonElement> SummaryOfAsync(HttpClient reader, string path)
     {
-        var report = await (await reader.GetAsync(new Uri(path, UriKind.Relative))).JsonAsync();
+        var report = await reader.GetJsonAsync(path);
         return Assert.Single(report.GetProperty("services").EnumerateArray());
     }
 

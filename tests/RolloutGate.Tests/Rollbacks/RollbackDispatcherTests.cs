@@ -191,12 +191,12 @@ public sealed class RollbackDispatcherTests
 
         // The deployments API says why it is still rolling back, as the audit trail and the inbox do.
         using var reader = service.Reader();
-        var failed = (await (await reader.GetAsync(new Uri("/api/v1/deployments/rb-retry", UriKind.Relative))).JsonAsync()).GetProperty("rollbackAction");
+        var failed = (await reader.GetJsonAsync("/api/v1/deployments/rb-retry")).GetProperty("rollbackAction");
         Assert.Equal("failed", failed.GetProperty("outcome").GetString());
         Assert.StartsWith("istio VirtualService shop/checkout", failed.GetProperty("action").GetString(), StringComparison.Ordinal);
         Assert.Equal("virtualservices.networking.istio.io \"checkout\" not found (404 NotFound, after 1 attempt)", failed.GetProperty("detail").GetString());
         Assert.Equal(1, failed.GetProperty("attempts").GetInt32());
-        var listed = (await (await reader.GetAsync(new Uri("/api/v1/deployments?state=rolling-back", UriKind.Relative))).JsonAsync()).GetProperty("deployments")[0];
+        var listed = (await reader.GetJsonAsync("/api/v1/deployments?state=rolling-back")).GetProperty("deployments")[0];
         Assert.Equal("failed", listed.GetProperty("rollbackAction").GetProperty("outcome").GetString());
 
         // Without Slack, the local inbox is where a person sees the failure and retries.
@@ -218,7 +218,7 @@ public sealed class RollbackDispatcherTests
 
         AssertAllOnStable(kubernetes);
         Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-retry' AND succeeded"));
-        var succeeded = (await (await reader.GetAsync(new Uri("/api/v1/deployments/rb-retry", UriKind.Relative))).JsonAsync()).GetProperty("rollbackAction");
+        var succeeded = (await reader.GetJsonAsync("/api/v1/deployments/rb-retry")).GetProperty("rollbackAction");
         Assert.Equal("succeeded", succeeded.GetProperty("outcome").GetString());
         Assert.Equal(2, await service.CountAsync("decisions", "deployment_id = 'rb-retry' AND kind = 'rollback'"));
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'decision' AND deployment_id = 'rb-retry' AND actor = 'alice' AND (data::jsonb->>'retry')::boolean"));
@@ -251,7 +251,7 @@ public sealed class RollbackDispatcherTests
         Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-subset'"));
         Assert.Empty(kubernetes.Patches);
         using var reader = service.Reader();
-        var failed = (await (await reader.GetAsync(new Uri("/api/v1/deployments/rb-subset", UriKind.Relative))).JsonAsync()).GetProperty("rollbackAction");
+        var failed = (await reader.GetJsonAsync("/api/v1/deployments/rb-subset")).GetProperty("rollbackAction");
         Assert.Equal("failed", failed.GetProperty("outcome").GetString());
         Assert.Equal(Why, failed.GetProperty("detail").GetString());
         Assert.Equal(Why, await service.Database.ScalarAsync<string>(

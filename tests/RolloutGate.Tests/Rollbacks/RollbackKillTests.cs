@@ -120,7 +120,7 @@ public sealed class RollbackKillTests : IAsyncLifetime
         Assert.Contains("ended without an outcome", interrupted, StringComparison.Ordinal);
         Assert.Contains("the same idempotency key (rb-kill:rollback)", interrupted, StringComparison.Ordinal);
         using var reader = second.Client(RolloutGateHost.ReaderToken);
-        var verified = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verified = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(verified.GetProperty("ok").GetBoolean());
     }
 

@@ -44,7 +44,7 @@ public sealed class DecisionPolicyTests
         Assert.Equal("regressed", await test.StateAsync("fleet-3"));
         Assert.Equal(0, await test.Service.CountAsync("decisions", "deployment_id = 'fleet-3'"));
         using var reader = test.Service.Reader();
-        var held = Assert.Single((await (await reader.GetAsync(new Uri("/api/v1/audit/events?type=rollback.held", UriKind.Relative))).JsonAsync())
+        var held = Assert.Single((await reader.GetJsonAsync("/api/v1/audit/events?type=rollback.held"))
             .GetProperty("events").EnumerateArray());
         Assert.Equal("fleet-3", held.GetProperty("deploymentId").GetString());
         Assert.StartsWith("2 automatic rollbacks in the last hour, all services together, have reached the limit of 2",

@@ -70,7 +70,7 @@ public sealed class EndToEndRollbackTests(WatchPrometheus prometheus) : IClassFi
         Assert.Equal(1, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'e2e-1'"));
 
         using var reader = service.Reader();
-        var verify = await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync();
+        var verify = await reader.GetJsonAsync("/api/v1/audit/verify");
         Assert.True(verify.GetProperty("ok").GetBoolean());
         await SlackTestService.EventuallyAsync(() => Task.FromResult(slack.Slack.Calls.Any(call =>
             call.Body.GetRawText().Contains("Rollback action", StringComparison.Ordinal))), "the channel hears of the rollback", 30);

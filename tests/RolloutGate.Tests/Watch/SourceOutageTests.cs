@@ -317,13 +317,13 @@ public sealed class SourceOutageTests(WatchPrometheus prometheus) : IClassFixtur
         public async Task<JsonElement> DeploymentAsync()
         {
             using var reader = Host.CreateClient().WithToken(RolloutGateHost.ReaderToken);
-            return await (await reader.GetAsync(new Uri($"/api/v1/deployments/{DeploymentId}", UriKind.Relative))).JsonAsync();
+            return await reader.GetJsonAsync($"/api/v1/deployments/{DeploymentId}");
         }
 
         public async Task<List<JsonElement>> AuditAsync(string type)
         {
             using var reader = Host.CreateClient().WithToken(RolloutGateHost.ReaderToken);
-            var page = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId={DeploymentId}&type={type}&limit=1000", UriKind.Relative))).JsonAsync();
+            var page = await reader.GetJsonAsync($"/api/v1/audit/events?deploymentId={DeploymentId}&type={type}&limit=1000");
             return [.. page.GetProperty("events").EnumerateArray()];
         }
 

@@ -90,7 +90,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var deadline = TimeProvider.System.GetUtcNow() + Patience;
         while (true)
         {
-            var deployment = await (await reader.GetAsync(new Uri($"/api/v1/deployments/{deploymentId}", UriKind.Relative))).JsonAsync();
+            var deployment = await reader.GetJsonAsync($"/api/v1/deployments/{deploymentId}");
             if (done(deployment.GetProperty("state").GetString()!) || TimeProvider.System.GetUtcNow() > deadline)
             {
                 return deployment;
@@ -109,7 +109,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     private static async Task<List<JsonElement>> AuditAsync(TestService service, string deploymentId, string type)
     {
         using var reader = service.Reader();
-        var page = await (await reader.GetAsync(new Uri($"/api/v1/audit/events?deploymentId={deploymentId}&type={type}&limit=1000", UriKind.Relative))).JsonAsync();
+        var page = await reader.GetJsonAsync($"/api/v1/audit/events?deploymentId={deploymentId}&type={type}&limit=1000");
         return [.. page.GetProperty("events").EnumerateArray()];
     }
 
@@ -587,7 +587,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
             do
             {
                 await Task.Delay(250);
-                var deployment = await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-restart", UriKind.Relative))).JsonAsync();
+                var deployment = await reader.GetJsonAsync("/api/v1/deployments/dep-restart");
                 state = deployment.GetProperty("state").GetString();
             }
             while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
@@ -703,7 +703,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         do
         {
             await Task.Delay(250);
-            state = (await (await reader.GetAsync(new Uri("/api/v1/deployments/dep-killed", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+            state = (await reader.GetJsonAsync("/api/v1/deployments/dep-killed")).GetProperty("state").GetString();
         }
         while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
 
@@ -891,7 +891,7 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         do
         {
             await Task.Delay(250);
-            state = (await (await reader.GetAsync(new Uri($"/api/v1/deployments/{deploymentId}", UriKind.Relative))).JsonAsync()).GetProperty("state").GetString();
+            state = (await reader.GetJsonAsync($"/api/v1/deployments/{deploymentId}")).GetProperty("state").GetString();
         }
         while (state == "watching" && TimeProvider.System.GetUtcNow() < deadline);
 
