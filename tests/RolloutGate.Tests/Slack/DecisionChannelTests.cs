@@ -105,10 +105,7 @@ public sealed class DecisionChannelTests
     public async Task ManyDeploymentsRegressInOneAppend_TheirMessagesTakeAFewStatements_AndEachThreadIsInOrder()
     {
         var statements = new StatementCounter();
-        await using var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
-        await test.WatchAsync("gh-many-0");
-        await test.AllDeliveredAsync();
-        await test.CopyWatchedAsync("gh-many-0", "gh-many", 1, 22);
+        await using var test = await StartWithWatchesAsync(statements, "gh-many");
 
         var few = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(1, 2).Select(i => $"gh-many-{i}")]);
         var many = await RegressInOneAppendAsync(test, statements, [.. Enumerable.Range(3, 20).Select(i => $"gh-many-{i}")]);
@@ -136,10 +133,7 @@ public sealed class DecisionChannelTests
     public async Task ManyDeploymentsRegressInOneSweep_TheirRecommendationsTakeAFewStatements_EachInItsThread()
     {
         var statements = new StatementCounter();
-        await using var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
-        await test.WatchAsync("gh-sweep-0");
-        await test.AllDeliveredAsync();
-        await test.CopyWatchedAsync("gh-sweep-0", "gh-sweep", 1, 22);
+        await using var test = await StartWithWatchesAsync(statements, "gh-sweep");
 
         int few = 0, many = 0;
         await test.RegressThroughWatchAsync([.. Enumerable.Range(1, 2).Select(i => $"gh-sweep-{i}")], [SlackTestService.P95Regressed],
@@ -159,6 +153,28 @@ public sealed class DecisionChannelTests
         Assert.Equal(23, test.Slack.RootMessages("C0DECIDE01").Count);
         Assert.Equal(22, test.Slack.Delivered(SlackMethods.PostMessage).Count(p => p.Body.TryGetProperty("blocks", out var b) && b.GetArrayLength() > 1));
         Assert.Empty(test.Slack.Violations);
+    }
+
+    /// <summary>
+    /// The set-up of the tests that count statements for many deployments at once: a service whose statements
+    /// <paramref name="statements"/> counts, with 22 watched deployments <paramref name="prefix"/>-1 to -22 copied from
+    /// <paramref name="prefix"/>-0, whose root message is delivered.
+    /// </summary>
+    private static async Task<SlackTestService> StartWithWatchesAsync(StatementCounter statements, string prefix)
+    {
+        var test = await SlackTestService.StartAsync(services: s => s.ConfigureDbContext<RolloutGateDbContext>(o => o.AddInterceptors(statements)));
+        try
+        {
+            await test.WatchAsync($"{prefix}-0");
+            await test.AllDeliveredAsync();
+            await test.CopyWatchedAsync($"{prefix}-0", prefix, 1, 22);
+            return test;
+        }
+        catch
+        {
+            await test.DisposeAsync();
+            throw;
+        }
     }
 
     /// <summary>
