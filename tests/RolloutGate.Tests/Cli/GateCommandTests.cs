@@ -60,6 +60,17 @@ public sealed class GateCommandTests : IDisposable
             [@event, "--url", "http://localhost", "--deployment-id", deploymentId, "--service", "checkout", "--environment", "production", .. more]);
     }
 
+    /// <summary>
+    /// The lines <c>gate deployed</c> of <paramref name="deploymentId"/> prints when the service takes it (202) answering
+    /// <paramref name="answer"/>; it must exit 0.
+    /// </summary>
+    private async Task<string[]> DeployedPrintsAsync(string deploymentId, string answer)
+    {
+        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json", answer, "deployed", deploymentId);
+        Assert.True(exit == 0, stdout + "\n" + stderr);
+        return stdout.ToString().Split(Environment.NewLine);
+    }
+
     [Fact]
     public async Task Predeploy_Allowed_ExitsZeroAndPrintsEachCheckAndTheRunbook()
     {
@@ -381,40 +392,34 @@ public sealed class GateCommandTests : IDisposable
     public async Task Deployed_GateBypassedAsThisOrAnEarlierRolloutGateAnswersIt_ExitsZeroAndWarns(string preDeployGate)
     {
         // An earlier RolloutGate answered preDeployGate as one line, and replays that answer to a retry of a delivery it answered.
-        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
-            $"{{\"deploymentId\": \"gate-b\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"preDeployGate\": {preDeployGate}}}",
-            "deployed", "gate-b");
+        var printed = await DeployedPrintsAsync("gate-b",
+            $"{{\"deploymentId\": \"gate-b\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"preDeployGate\": {preDeployGate}}}");
 
-        Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
             ["deployed gate-b (checkout in production): watching until 2026-11-22T10:00:00Z", "warning: deployed without a predeploy: its pre-deploy checks were not run", ""],
-            stdout.ToString().Split(Environment.NewLine));
+            printed);
     }
 
     [Fact]
     public async Task Deployed_ThatSupersededEarlierWatches_SaysWhichItEnded()
     {
-        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
-            "{\"deploymentId\": \"gate-c\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"superseded\": [\"gate-a\", \"gate-b\"]}",
-            "deployed", "gate-c");
+        var printed = await DeployedPrintsAsync("gate-c",
+            "{\"deploymentId\": \"gate-c\", \"state\": \"watching\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"superseded\": [\"gate-a\", \"gate-b\"]}");
 
-        Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
             ["deployed gate-c (checkout in production): watching until 2026-11-22T10:00:00Z", "ended the watch of gate-a, gate-b: this deploy replaced them", ""],
-            stdout.ToString().Split(Environment.NewLine));
+            printed);
     }
 
     [Fact]
     public async Task Deployed_Late_AfterTheChangeThatReplacedIt_SaysItsWatchEndedAtOnce()
     {
-        var exit = await AnsweredAsync(HttpStatusCode.Accepted, "application/json",
-            "{\"deploymentId\": \"gate-a\", \"state\": \"stopped\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"supersededBy\": \"gate-b\"}",
-            "deployed", "gate-a");
+        var printed = await DeployedPrintsAsync("gate-a",
+            "{\"deploymentId\": \"gate-a\", \"state\": \"stopped\", \"watchUntil\": \"2026-11-22T10:00:00Z\", \"supersededBy\": \"gate-b\"}");
 
-        Assert.True(exit == 0, stdout + "\n" + stderr);
         Assert.Equal(
             ["deployed gate-a (checkout in production): stopped at once: gate-b, deployed after it, had already replaced it (watch.onNewerDeploy: stop)", ""],
-            stdout.ToString().Split(Environment.NewLine));
+            printed);
     }
 
     public static TheoryData<string, string, string> HugeRefusals => new()
