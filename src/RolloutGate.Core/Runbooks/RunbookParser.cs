@@ -452,7 +452,8 @@ public static partial class RunbookParser
 
         var windows = new List<string>();
         var weekly = new List<WeeklyWindow>();
-        foreach (var (node, path) in freeze.Items("windows") ?? [])
+        var windowItems = freeze.Items("windows");
+        foreach (var (node, path) in windowItems ?? [])
         {
             if (node is YamlScalarNode { Value: { } text } && RunbookValues.TryParseWeeklyWindow(text, out var window))
             {
@@ -466,7 +467,8 @@ public static partial class RunbookParser
         }
 
         var dates = new List<DatedWindow>();
-        foreach (var (node, path) in freeze.Items("dates") ?? [])
+        var dateItems = freeze.Items("dates");
+        foreach (var (node, path) in dateItems ?? [])
         {
             if (errors.Section(node, path, DatedWindowFields) is { } dated)
             {
@@ -474,12 +476,35 @@ public static partial class RunbookParser
             }
         }
 
-        if (!freeze.Has("windows") && !freeze.Has("dates"))
+        FreezesSomething(freeze, windowItems, dateItems);
+        return new FreezeCheckSpec(timezone ?? "", windows, dates) { WeeklyWindows = weekly };
+    }
+
+    /// <summary>
+    /// A freeze check with no window and no date never fails: it reads as a guard and guards nothing. Written as empty
+    /// lists (<c>windows: []</c>, a template's last window deleted) it is refused as when both are left out, at the line of
+    /// the empty list. A list that is not a list has been reported already, and is not reported again here.
+    /// </summary>
+    private static void FreezesSomething(
+        YamlSection freeze, IReadOnlyList<(YamlNode, string)>? windowItems, IReadOnlyList<(YamlNode, string)>? dateItems)
+    {
+        var notLists = (freeze.Has("windows") && windowItems is null) || (freeze.Has("dates") && dateItems is null);
+        if (notLists || windowItems is { Count: > 0 } || dateItems is { Count: > 0 })
         {
-            errors.Add(freeze.Line, $"{freeze.Path} needs at least one of: windows, dates");
+            return;
         }
 
-        return new FreezeCheckSpec(timezone ?? "", windows, dates) { WeeklyWindows = weekly };
+        var empty = new[] { ("windows", windowItems), ("dates", dateItems) }.Where(list => list.Item2 is not null).Select(list => list.Item1).ToList();
+        var written = empty.Count switch
+        {
+            0 => "",
+            1 => $" ({empty[0]} is an empty list)",
+            _ => " (both are empty lists)",
+        };
+        var reason = $"{freeze.Path} needs at least one of: windows, dates{written}; a freeze with neither never fails. "
+            + "Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range (dates: [{from: 2026-12-24, to: 2026-12-26}]), or remove the check";
+        // At the empty list; with neither written, "windows" is not there and the line is the freeze's own.
+        freeze.Error(empty.FirstOrDefault("windows"), reason);
     }
 
     /// <summary>The section's <c>timezone</c>: an IANA zone id the system resolves (checked here, so a watch or check never meets an unknown one).</summary>

@@ -493,12 +493,50 @@ public sealed class RunbookParserErrorTests
         Assert.Equal(new DatedWindow(new DateTime(2026, 12, 24), new DateTime(2026, 12, 27), null), dated);
     }
 
+    private const string FreezeFix = "; a freeze with neither never fails. Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range "
+        + "(dates: [{from: 2026-12-24, to: 2026-12-26}]), or remove the check";
+
     [Fact]
     public void Parse_FreezeWithoutWindowsOrDates_IsRefused()
     {
         var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", "", StringComparison.Ordinal);
 
-        Assert.Equal("preDeploy.checks[0].freeze needs at least one of: windows, dates", Assert.Single(Errors(yaml)).Reason);
+        Assert.Equal(
+            new RunbookError(File, LineOf(yaml, "timezone: Europe/Berlin"), "preDeploy.checks[0].freeze needs at least one of: windows, dates" + FreezeFix),
+            Assert.Single(Errors(yaml)));
+    }
+
+    /// <summary>
+    /// Empty lists freeze nothing either: <c>windows: []</c> loaded, and the check passed at every moment although the
+    /// runbook reads as a freeze. Refused at the empty list; a window or a date in the other list is enough.
+    /// </summary>
+    [Theory]
+    [InlineData("windows: []", "windows: []", " (windows is an empty list)")]
+    [InlineData("dates: []", "dates: []", " (dates is an empty list)")]
+    [InlineData("windows: []\n          dates: []", "windows: []", " (both are empty lists)")]
+    [InlineData("windows: []\n          dates: [{from: 2026-12-24, to: 2026-12-26}]", null, null)]
+    [InlineData("windows: [\"Sat 00:00 - Sun 00:00\"]\n          dates: []", null, null)]
+    public void Parse_FreezeWithEmptyLists_IsRefusedAtTheEmptyList(string body, string? at, string? written)
+    {
+        var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", $"          {body}\n", StringComparison.Ordinal);
+
+        if (at is null)
+        {
+            AssertValid(yaml);
+            return;
+        }
+
+        Assert.Equal(
+            new RunbookError(File, LineOf(yaml, at), $"preDeploy.checks[0].freeze needs at least one of: windows, dates{written}" + FreezeFix),
+            Assert.Single(Errors(yaml)));
+    }
+
+    [Fact]
+    public void Parse_FreezeWindowsNotAList_IsReportedOnce()
+    {
+        var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", "          windows: Fri 16:00 - Mon 08:00\n", StringComparison.Ordinal);
+
+        Assert.Equal("preDeploy.checks[0].freeze.windows must be a list, got 'Fri 16:00 - Mon 08:00'", Assert.Single(Errors(yaml)).Reason);
     }
 
     [Theory]

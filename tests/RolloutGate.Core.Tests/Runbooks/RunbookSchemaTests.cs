@@ -99,6 +99,23 @@ public sealed class RunbookSchemaTests
         Assert.Equal(valid, SchemaErrors(text).Count == 0);
     }
 
+    /// <summary>A freeze needs a window or a date: empty lists are refused by both, as leaving both out is.</summary>
+    [Theory]
+    [InlineData("windows: [\"Sat 00:00 - Sun 00:00\"]", true)]
+    [InlineData("windows: []", false)]
+    [InlineData("dates: []", false)]
+    [InlineData("windows: []\n          dates: []", false)]
+    [InlineData("windows: []\n          dates: [{from: 2026-12-24, to: 2026-12-26}]", true)]
+    public void Schema_FreezeLists_AcceptWhatTheParserAccepts(string lists, bool valid)
+    {
+        var text = File.ReadAllText(RunbookParserExampleTests.RepositoryPath("runbooks/checkout.yaml")).Replace(
+            "          windows: [\"Fri 16:00 - Mon 08:00\"]\n", $"          {lists}\n", StringComparison.Ordinal);
+
+        Assert.Contains(lists, text, StringComparison.Ordinal);
+        Assert.Equal(valid, RunbookParser.Parse(text, "runbooks/checkout.yaml").IsValid);
+        Assert.Equal(valid, SchemaErrors(text).Count == 0);
+    }
+
     [Theory]
     [InlineData("shop", true)]
     [InlineData("shop-{{ environment }}", true)]
