@@ -21,7 +21,7 @@ public static class MetricValues
     internal static string Format(MetricSpec spec, MetricKind kind, double value, int extraDigits)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        return spec is { Preset: null, Query: not null } ? value.ToString($"G{4 + extraDigits}", CultureInfo.InvariantCulture)
+        return spec is { Preset: null, Query: not null } ? Significant(value, 4 + extraDigits)
             : Format(spec.Preset is null ? kind : MetricKinds.FromPreset(spec.Preset), value, extraDigits);
     }
 
@@ -44,7 +44,7 @@ public static class MetricValues
                 ? Significant(value * 100, 2 + extraDigits) + "%"
                 : (value * 100).ToString("0.00" + more, CultureInfo.InvariantCulture) + "%",
             MetricKind.RequestRate => value.ToString("0.##" + new string('#', extraDigits), CultureInfo.InvariantCulture) + " req/s",
-            _ => value.ToString($"G{4 + extraDigits}", CultureInfo.InvariantCulture),
+            _ => Significant(value, 4 + extraDigits),
         };
     }
 
@@ -80,11 +80,27 @@ public static class MetricValues
         return 0;
     }
 
-    /// <summary>A positive number with <paramref name="digits"/> significant digits in fixed notation: 0.00042, not 4.2E-04.</summary>
-    private static string Significant(double value, int digits)
+    /// <summary>
+    /// A number with <paramref name="digits"/> significant digits in fixed notation, trailing zeros dropped: a cost per
+    /// request of 0.00000012, not 1.2E-07, which people misread or cannot read at all; 1234568, not 1.235E+06. The runbook's
+    /// <c>pricing</c> names no currency (its numbers are the user's own), so none is shown. A number that fixed notation
+    /// cannot show with those digits (below a trillionth, where .NET rounds to at most 15 decimals) keeps its exponent
+    /// rather than read as 0; so do NaN and the infinities, as .NET writes them.
+    /// </summary>
+    public static string Significant(double value, int digits)
     {
-        var decimals = Math.Clamp(digits - 1 - (int)Math.Floor(Math.Log10(value)), 0, 15);
-        return value.ToString("0." + new string('#', decimals), CultureInfo.InvariantCulture);
+        if (value == 0 || !double.IsFinite(value))
+        {
+            return value.ToString(CultureInfo.InvariantCulture);
+        }
+
+        var decimals = digits - 1 - (int)Math.Floor(Math.Log10(Math.Abs(value)));
+        return decimals switch
+        {
+            > 15 => value.ToString($"G{digits}", CultureInfo.InvariantCulture),
+            <= 0 => value.ToString("0", CultureInfo.InvariantCulture),
+            _ => value.ToString("0." + new string('#', decimals), CultureInfo.InvariantCulture),
+        };
     }
 
     /// <summary>"912 ms (baseline 640 ms, threshold 768 ms)": the figures of one evaluation; "n/a" for a missing one.</summary>

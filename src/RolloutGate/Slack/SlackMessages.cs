@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using RolloutGate.Core.Analysis;
 using RolloutGate.Core.Deployments;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Deployments;
@@ -386,8 +387,11 @@ public static class SlackMessages
     private static double? NumberOf(JsonElement element, string name) =>
         element.TryGetProperty(name, out var value) && value.ValueKind == JsonValueKind.Number ? value.GetDouble() : null;
 
-    /// <summary>A measured value with four significant digits ("0.04988", not "0.049878345498783457"); the inbox shows them so too.</summary>
-    public static string Number(double? value) => value?.ToString("G4", CultureInfo.InvariantCulture) ?? "n/a";
+    /// <summary>
+    /// A measured value with four significant digits ("0.04988", not "0.049878345498783457"; "0.00000012", not "1.2E-07"),
+    /// where its metric's unit is not known; the inbox shows them so too.
+    /// </summary>
+    public static string Number(double? value) => value is { } known ? MetricValues.Significant(known, 4) : "n/a";
 
     public static string Duration(TimeSpan span) =>
         span.TotalHours >= 1 && span.Minutes == 0 ? $"{span.TotalHours:0} h" : $"{span.TotalMinutes:0} min";

@@ -41,6 +41,29 @@ public sealed class MetricValuesTests
         Assert.Equal("0.00%", MetricValues.Format(MetricKind.ErrorRate, 0));
     }
 
+    /// <summary>
+    /// A cost per request is a tiny plain number (a runbook's pricing names no currency): "1.2E-07" was misread or not read
+    /// at all in explanations, messages and the dashboard. Fixed notation with four significant digits, and as many more as
+    /// it takes to tell a value from its limit; a custom query's numbers alike, large ones without an exponent either.
+    /// </summary>
+    [Fact]
+    public void Format_APlainNumber_IsInFixedNotation()
+    {
+        var cost = P95 with { Name = "cost-per-request", Preset = "cost-per-request" };
+
+        Assert.Equal("0.00000012", MetricValues.Format(MetricKind.CostPerRequest, 1.2e-7));
+        Assert.Equal("0.0000001235", MetricValues.Format(MetricKind.CostPerRequest, 1.23456e-7));
+        Assert.Equal("0.00000012 (baseline 0.0000001, threshold 0.000000115)", MetricValues.Figures(cost, MetricKind.CostPerRequest, 1.2e-7, 1e-7, 1.15e-7));
+        Assert.Equal("0.00000012346", MetricValues.Format(cost, MetricKind.CostPerRequest, 1.23456e-7, 1));
+        Assert.Equal(1, MetricValues.DigitsApart(cost, MetricKind.CostPerRequest, 1.2346e-7, 1.2352e-7));
+        Assert.Equal("0.0042", MetricValues.Format(MetricKind.CostPerRequest, 0.0042));
+        Assert.Equal("1234568", MetricValues.Format(Custom, MetricKind.Latency, 1234567.8));
+        Assert.Equal("-0.00005", MetricValues.Format(Custom, MetricKind.Latency, -5e-5));
+        Assert.Equal("0", MetricValues.Format(MetricKind.CostPerRequest, 0));
+        // Below what fixed notation can show with four digits, the exponent stays rather than a 0 that is not one.
+        Assert.Equal("1.2E-14", MetricValues.Format(MetricKind.CostPerRequest, 1.2e-14));
+    }
+
     [Fact]
     public void Format_ALatencyThatRoundsToASecond_IsInSeconds()
     {

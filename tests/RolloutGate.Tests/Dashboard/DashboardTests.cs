@@ -279,10 +279,12 @@ public sealed partial class DashboardTests
         // The band, baseline and threshold start at the deploy: two vertices each, not one invisible point.
         Assert.Equal(4, Regex.Match(chart, "<polygon class=\"band\" points=\"([^\"]+)\"").Groups[1].Value.Split(' ').Length);
         Assert.Equal(2, Regex.Match(chart, "<polyline class=\"threshold\" points=\"([^\"]+)\"").Groups[1].Value.Split(' ').Length);
-        Assert.Contains(">threshold 1.2E-07</text>", chart, StringComparison.Ordinal);
-        Assert.Contains(">baseline 1E-07</text>", chart, StringComparison.Ordinal);
+        // In fixed notation: "1.2E-07" was read by few.
+        Assert.Contains(">threshold 0.00000012</text>", chart, StringComparison.Ordinal);
+        Assert.Contains(">baseline 0.0000001</text>", chart, StringComparison.Ordinal);
         Assert.DoesNotContain(">0</text>", chart, StringComparison.Ordinal);
-        Assert.Contains("<text class=\"axis\" x=\"4\" y=\"22\">1.2E-07</text>", chart, StringComparison.Ordinal);
+        Assert.DoesNotContain("E-", chart, StringComparison.Ordinal);
+        Assert.Contains("<text class=\"axis\" x=\"4\" y=\"22\">0.00000012</text>", chart, StringComparison.Ordinal);
         Assert.Contains("UTC</text>", chart, StringComparison.Ordinal);
         Assert.Contains("<b class=\"s-regressed\">regressed</b>", html, StringComparison.Ordinal);
 

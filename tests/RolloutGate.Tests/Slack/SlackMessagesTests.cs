@@ -170,4 +170,15 @@ public sealed class SlackMessagesTests
 
         Assert.Equal(expected, SlackMessages.Decision("C0DECIDE01", "gh-1", "alice", data, "https://rolloutgate.example").Text);
     }
+
+    /// <summary>
+    /// Evidence whose metric's unit is not known (an evaluation recorded without its figures, the inbox's fallback) reads
+    /// as plain numbers in fixed notation: a cost per request was "1.2E-07 (baseline 1E-07, threshold 1.15E-07)".
+    /// </summary>
+    [Fact]
+    public void Figures_WithoutTheUnit_AreFixedNotationWithFourSignificantDigits()
+    {
+        Assert.Equal("0.00000012 (baseline 0.0000001, threshold 0.000000115)", new MetricEvidence("cost-per-request", 1.2e-7, 1e-7, 1.15e-7, "regressed", null).Figures);
+        Assert.Equal("0.04988 (baseline 0.002, threshold n/a)", new MetricEvidence("error-rate", 0.049878345498783457, 0.0020004206048186120, null, "regressed", null).Figures);
+    }
 }
