@@ -22,9 +22,10 @@ public static class GateCommand
     public const string UrlVariable = "ROLLOUTGATE_URL";
     public const string DefaultUrl = "http://127.0.0.1:8080";
     public const int DefaultRetries = 5;
+    public const int MaxRetries = 100;
     public const int MaxDeliveryIdLength = 200;
     public static readonly TimeSpan DefaultTimeout = TimeSpan.FromSeconds(60);
-    private static readonly TimeSpan MaxTimeout = TimeSpan.FromHours(1);
+    public static readonly TimeSpan MaxTimeout = TimeSpan.FromHours(1);
 
     public const int ExitAllowed = 0;
     public const int ExitDenied = 1;
@@ -43,6 +44,14 @@ public static class GateCommand
           the end of the watch. Exit codes: 0 promote (still watching without a regression after --for, completed or
           kept), 1 do not promote (regressed, rolling-back, rolled-back, stopped, denied, cancelled), 2 no usable answer
           (refused, unknown deployment, unreachable, unreadable, a watch blind or not started at the end, a signal).
+          Durations are written 500ms, 90s, 30m, 2h or a bare number of seconds, more than zero:
+            --timeout      one request with its retries, in all: default 60s, at most 1h
+            --retries      how often a request is retried (5xx, 408, 429, no answer): default 5, from 0 to 100
+            --for          how long wait waits: required, at most 7 days (168h)
+            --interval     how often wait reads the deployment: default 30s (give or take a fifth), at most 1h
+            --at           the event's time, ISO 8601 with Z or an offset (2026-11-21T10:00:00Z): default the server's now
+            --delivery-id  the idempotency key, at most 200 characters: default the event, '-' and 32 random hex digits
+            --json         print the server's JSON answer instead of the summary
         """;
 
     private static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web)
@@ -194,12 +203,12 @@ public static class GateCommand
         retries = DefaultRetries;
         if (value("--timeout") is { } timeoutText && !TryParseDuration(timeoutText, MaxTimeout, out timeout))
         {
-            return $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms";
+            return $"--timeout '{timeoutText}' is not a duration such as 60s, 2m or 500ms (more than zero, at most {MaxTimeout.TotalHours:0}h)";
         }
 
         return value("--retries") is { } retriesText
-            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > 100)
-            ? $"--retries '{retriesText}' is not a whole number from 0 to 100"
+            && (!int.TryParse(retriesText, NumberStyles.None, CultureInfo.InvariantCulture, out retries) || retries > MaxRetries)
+            ? $"--retries '{retriesText}' is not a whole number from 0 to {MaxRetries}"
             : null;
     }
 

@@ -23,6 +23,9 @@ public static class GateWait
     public static readonly TimeSpan DefaultInterval = TimeSpan.FromSeconds(30);
     public static readonly TimeSpan MaxFor = TimeSpan.FromDays(7);
 
+    /// <summary>The longest <c>--interval</c>: a wait that reads less often than hourly would see a regression that late.</summary>
+    public static readonly TimeSpan MaxInterval = TimeSpan.FromHours(1);
+
     /// <summary>Each poll waits the interval, give or take this share of it, so many pipelines do not ask in step.</summary>
     public const double Jitter = 0.2;
 
@@ -175,13 +178,13 @@ public static class GateWait
         var forText = Value("--for")!;
         if (!GateCommand.TryParseDuration(forText, MaxFor, out var @for))
         {
-            return (null, $"--for '{forText}' is not a duration such as 30m, 2h or 90s (at most {MaxFor.TotalDays:0} days)");
+            return (null, $"--for '{forText}' is not a duration such as 30m, 2h or 90s (more than zero, at most {MaxFor.TotalDays:0} days, {MaxFor.TotalHours:0}h)");
         }
 
         var interval = DefaultInterval;
-        if (Value("--interval") is { } intervalText && !GateCommand.TryParseDuration(intervalText, TimeSpan.FromHours(1), out interval))
+        if (Value("--interval") is { } intervalText && !GateCommand.TryParseDuration(intervalText, MaxInterval, out interval))
         {
-            return (null, $"--interval '{intervalText}' is not a duration such as 30s, 1m or 500ms (at most 1h)");
+            return (null, $"--interval '{intervalText}' is not a duration such as 30s, 1m or 500ms (more than zero, at most {MaxInterval.TotalHours:0}h)");
         }
 
         if (GateCommand.ReadPatience(Value, out var timeout, out var retries) is { } patienceError)

@@ -482,6 +482,21 @@ public sealed class GateCommandTests : IDisposable
         }
     }
 
+    /// <summary><c>gate --help</c> states each option's default and bounds, the same the commands hold them to.</summary>
+    [Fact]
+    public async Task Help_StatesEachOptionsDefaultAndBounds()
+    {
+        Assert.Equal(0, await RunAsync(null, new Dictionary<string, string?>(), "--help"));
+
+        var usage = stdout.ToString();
+        Assert.Contains($"--timeout      one request with its retries, in all: default {GateCommand.DefaultTimeout.TotalSeconds:0}s, at most {GateCommand.MaxTimeout.TotalHours:0}h", usage, StringComparison.Ordinal);
+        Assert.Contains($"--retries      how often a request is retried (5xx, 408, 429, no answer): default {GateCommand.DefaultRetries}, from 0 to {GateCommand.MaxRetries}", usage, StringComparison.Ordinal);
+        Assert.Contains($"--for          how long wait waits: required, at most {GateWait.MaxFor.TotalDays:0} days ({GateWait.MaxFor.TotalHours:0}h)", usage, StringComparison.Ordinal);
+        Assert.Contains($"--interval     how often wait reads the deployment: default {GateWait.DefaultInterval.TotalSeconds:0}s (give or take a fifth), at most {GateWait.MaxInterval.TotalHours:0}h", usage, StringComparison.Ordinal);
+        Assert.Contains($"--delivery-id  the idempotency key, at most {GateCommand.MaxDeliveryIdLength} characters", usage, StringComparison.Ordinal);
+        Assert.Contains("--at           the event's time, ISO 8601 with Z or an offset", usage, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task MissingArgumentsOrSecret_ExitTwoWithoutSending()
     {

@@ -399,6 +399,24 @@ public sealed class GateWaitTests : IDisposable
         }
     }
 
+    /// <summary>
+    /// An option past its bounds is refused naming the option, the form it takes and the bound, as <c>--help</c> states
+    /// them: <c>--timeout 2h</c> was "not a duration such as 60s, 2m or 500ms", which 2h is.
+    /// </summary>
+    [Theory]
+    [InlineData("--interval", "2h", "--interval '2h' is not a duration such as 30s, 1m or 500ms (more than zero, at most 1h)")]
+    [InlineData("--interval", "0s", "--interval '0s' is not a duration such as 30s, 1m or 500ms (more than zero, at most 1h)")]
+    [InlineData("--timeout", "2h", "--timeout '2h' is not a duration such as 60s, 2m or 500ms (more than zero, at most 1h)")]
+    [InlineData("--retries", "101", "--retries '101' is not a whole number from 0 to 100")]
+    [InlineData("--for", "7d", "--for '7d' is not a duration such as 30m, 2h or 90s (more than zero, at most 7 days, 168h)")]
+    public async Task OptionPastItsBounds_IsRefusedNamingTheOptionItsFormAndItsBound(string option, string value, string said)
+    {
+        var exit = await WaitAsync(null, ReaderEnvironment(), args: ["--deployment-id", "x", .. option == "--for" ? Array.Empty<string>() : ["--for", "1m"], option, value]);
+
+        Assert.Equal(2, exit);
+        Assert.StartsWith($"gate: {said}\n", stderr.ToString().ReplaceLineEndings("\n"), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task UsageErrors_ExitTwoWithoutAsking()
     {
