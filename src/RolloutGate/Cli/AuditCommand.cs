@@ -23,7 +23,10 @@ public static class AuditCommand
         usage: rolloutgate audit events [--deployment-id ID] [--service S] [--actor A] [--type T] [--from ISO8601] [--to ISO8601] [--limit N] [--csv] [--url URL]
                rolloutgate audit verify [--anchor ID:HASH] [--url URL]
                rolloutgate audit summary [--service S] [--environment E] [--from ISO8601] [--to ISO8601] [--csv] [--url URL]
-        The reader token comes from ROLLOUTGATE_READER_TOKEN; the URL from --url, ROLLOUTGATE_URL or http://127.0.0.1:8080.
+        --limit N: the most events to print, a positive whole number, default 1000 (the server is asked a page at a time).
+        --from and --to: ISO 8601 (2026-11-21T10:00:00Z, ...+01:00; UTC without an offset; a date alone at its midnight UTC).
+        --csv prints the server's CSV instead of the aligned table.
+        The reader token comes from ROLLOUTGATE_READER_TOKEN; the URL (http or https) from --url, ROLLOUTGATE_URL or http://127.0.0.1:8080.
         verify prints the chain's head as ID:HASH: keep it where the database's writers cannot change it, and a later
         verify --anchor ID:HASH checks that the trail up to that event is still the same.
         """;
@@ -74,7 +77,7 @@ public static class AuditCommand
         string? anchor = null;
         var csv = false;
         var limit = DefaultLimit;
-        var url = environment(GateCommand.UrlVariable) is { Length: > 0 } fromEnvironment ? fromEnvironment : GateCommand.DefaultUrl;
+        string? urlOption = null;
         for (var i = 1; i < args.Length; i++)
         {
             var option = args[i];
@@ -99,7 +102,7 @@ public static class AuditCommand
             var value = args[++i];
             if (option == "--url")
             {
-                url = value;
+                urlOption = value;
             }
             else if (option == "--anchor")
             {
@@ -136,9 +139,10 @@ public static class AuditCommand
             return 2;
         }
 
-        if (!Uri.TryCreate(url, UriKind.Absolute, out var baseUri))
+        // As every gate command reads it: --url, else ROLLOUTGATE_URL, else the default; the error names the option.
+        if (GateCommand.ReadUrl(name => name == "--url" ? urlOption : null, environment, out var urlError) is not { } baseUri)
         {
-            await stderr.WriteLineAsync($"'{Urls.Shown(url)}' is not an absolute URL");
+            await stderr.WriteLineAsync(urlError);
             return 2;
         }
 

@@ -6,7 +6,10 @@ namespace RolloutGate.Cli;
 /// <summary><c>demo history [--hours N]</c>: the demo workload's last N hours as OpenMetrics, for promtool backfill.</summary>
 public static class DemoCommand
 {
-    private const string Usage = "usage: rolloutgate demo history [--hours N]   (N from 1 to 336; samples are one minute apart)";
+    private const int DefaultHours = 25;
+    private const int MaxHours = 24 * 14;
+
+    private const string Usage = "usage: rolloutgate demo history [--hours N]   (N from 1 to 336, default 25; samples are one minute apart)";
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, TextWriter stderr)
     {
@@ -16,10 +19,21 @@ public static class DemoCommand
             return 0;
         }
 
-        var hours = 25;
-        if (args is not ["history", ..] || (args.Length > 1 && !(args is [_, "--hours", var text] && int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out hours) && hours is > 0 and <= 24 * 14)))
+        var hours = DefaultHours;
+        var problem = args switch
         {
-            await stderr.WriteLineAsync(Usage);
+            ["history"] => null,
+            ["history", "--hours", var text] => int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out hours) && hours is > 0 and <= MaxHours
+                ? null
+                : $"--hours '{text}' is not a whole number from 1 to {MaxHours}",
+            ["history", "--hours"] => "--hours needs a value",
+            ["history", var other, ..] => $"unknown argument '{other}': history takes only --hours N",
+            [var other, ..] => $"unknown subcommand '{other}': the one there is, is history",
+            [] => "give a subcommand: history",
+        };
+        if (problem is not null)
+        {
+            await stderr.WriteLineAsync($"demo: {problem}\n{Usage}");
             return 2;
         }
 

@@ -263,20 +263,38 @@ public sealed class AuditCommandTests
         Assert.Equal(2, badUsage);
     }
 
+    /// <summary>
+    /// A bad option value is refused naming the option and what it takes. A URL that is not http(s) was "'x' is not an
+    /// absolute URL", without the option, and ftp://... was taken and failed later as no answer; it is now said as the gate
+    /// commands say it.
+    /// </summary>
     [Theory]
-    [InlineData("0")]
-    [InlineData("-5")]
-    [InlineData("ten")]
-    public async Task Events_LimitNotPositive_Exits2SayingSo(string limit)
+    [InlineData("--limit", "0", "--limit '0' is not a positive whole number")]
+    [InlineData("--limit", "-5", "--limit '-5' is not a positive whole number")]
+    [InlineData("--limit", "ten", "--limit 'ten' is not a positive whole number")]
+    [InlineData("--url", "rolloutgate.example", "--url 'rolloutgate.example' is not an http(s) URL")]
+    [InlineData("--url", "ftp://rolloutgate.example/", "--url 'ftp://rolloutgate.example/' is not an http(s) URL")]
+    public async Task Events_BadOptionValue_Exits2NamingTheOption(string option, string value, string said)
     {
         using var http = new HttpClient(new CannedAnswer(HttpStatusCode.OK, "application/json", "{\"events\": [], \"next\": null}"));
         using var stderr = new StringWriter();
 
-        var exit = await AuditCommand.RunAsync(["events", "--limit", limit], TextWriter.Null, stderr,
+        var exit = await AuditCommand.RunAsync(["events", option, value], TextWriter.Null, stderr,
             name => name == AuditCommand.TokenVariable ? RolloutGateHost.ReaderToken : null, http);
 
         Assert.Equal(2, exit);
-        Assert.StartsWith($"--limit '{limit}' is not a positive whole number", stderr.ToString(), StringComparison.Ordinal);
+        Assert.StartsWith(said, stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Help_SaysTheLimitsDefaultAndTheTimesForms()
+    {
+        using var stdout = new StringWriter();
+        using var http = new HttpClient();
+
+        Assert.Equal(0, await AuditCommand.RunAsync(["--help"], stdout, TextWriter.Null, _ => null, http));
+        Assert.Contains($"--limit N: the most events to print, a positive whole number, default {AuditCommand.DefaultLimit}", stdout.ToString(), StringComparison.Ordinal);
+        Assert.Contains("--from and --to: ISO 8601 (2026-11-21T10:00:00Z", stdout.ToString(), StringComparison.Ordinal);
     }
 
     [Theory]

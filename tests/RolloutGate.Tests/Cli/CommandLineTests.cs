@@ -79,4 +79,26 @@ public sealed class CommandLineTests
         Assert.Contains($"rolloutgate {args[0]} ", stdout.ToString(), StringComparison.Ordinal);
         Assert.Equal("", stderr.ToString());
     }
+
+    /// <summary>
+    /// A bad argument to <c>demo</c> is named with what it takes; the usage, printed after, says the default. It printed
+    /// the usage alone, which did not say which word was wrong nor that 25 hours is what no --hours gives.
+    /// </summary>
+    [Theory]
+    [InlineData("demo: --hours '400' is not a whole number from 1 to 336", "demo", "history", "--hours", "400")]
+    [InlineData("demo: --hours 'a day' is not a whole number from 1 to 336", "demo", "history", "--hours", "a day")]
+    [InlineData("demo: --hours needs a value", "demo", "history", "--hours")]
+    [InlineData("demo: unknown argument '--days': history takes only --hours N", "demo", "history", "--days", "3")]
+    [InlineData("demo: unknown subcommand 'histroy': the one there is, is history", "demo", "histroy")]
+    public async Task DemoBadArguments_AreNamedWithWhatTheCommandTakes(string said, params string[] args)
+    {
+        using var stdout = new StringWriter();
+        using var stderr = new StringWriter();
+
+        Assert.Equal(2, await CommandLine.RunAsync(args, stdout, stderr));
+        Assert.Equal(
+            $"{said}\nusage: rolloutgate demo history [--hours N]   (N from 1 to 336, default 25; samples are one minute apart)\n",
+            stderr.ToString().ReplaceLineEndings("\n"));
+        Assert.Equal("", stdout.ToString());
+    }
 }
