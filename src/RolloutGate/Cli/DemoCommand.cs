@@ -27,8 +27,9 @@ public static class DemoCommand
                 ? null
                 : $"--hours '{text}' is not a whole number from 1 to {MaxHours}",
             ["history", "--hours"] => "--hours needs a value",
-            ["history", var other, ..] => $"unknown argument '{other}': history takes only --hours N",
-            [var other, ..] => $"unknown subcommand '{other}': the one there is, is history",
+            ["history", "--hours", _, var extra, ..] => Unknown(extra),
+            ["history", var other, ..] => Unknown(other),
+            [var other, ..] => $"unknown subcommand '{other}'; demo has one: history",
             [] => "give a subcommand: history",
         };
         if (problem is not null)
@@ -43,4 +44,6 @@ public static class DemoCommand
         await stdout.WriteAsync(DemoWorkload.History(end, TimeSpan.FromHours(hours), TimeSpan.FromMinutes(1)));
         return 0;
     }
+
+    private static string Unknown(string argument) => $"unknown argument '{argument}': history takes only --hours N";
 }

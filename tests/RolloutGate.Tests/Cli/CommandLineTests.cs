@@ -89,7 +89,8 @@ public sealed class CommandLineTests
     [InlineData("demo: --hours 'a day' is not a whole number from 1 to 336", "demo", "history", "--hours", "a day")]
     [InlineData("demo: --hours needs a value", "demo", "history", "--hours")]
     [InlineData("demo: unknown argument '--days': history takes only --hours N", "demo", "history", "--days", "3")]
-    [InlineData("demo: unknown subcommand 'histroy': the one there is, is history", "demo", "histroy")]
+    [InlineData("demo: unknown argument '--days': history takes only --hours N", "demo", "history", "--hours", "3", "--days", "1")]
+    [InlineData("demo: unknown subcommand 'histroy'; demo has one: history", "demo", "histroy")]
     public async Task DemoBadArguments_AreNamedWithWhatTheCommandTakes(string said, params string[] args)
     {
         using var stdout = new StringWriter();
