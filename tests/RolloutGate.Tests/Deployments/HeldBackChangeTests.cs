@@ -34,7 +34,7 @@ public sealed class HeldBackChangeTests
         Assert.Equal(1, await service.CountAsync("audit_events",
             "deployment_id = 'abandoned' AND type = 'deployment.state-changed' AND actor = 'oncall' AND data::json->>'from' = 'allowed' AND data::json->>'to' = 'stopped'"));
         using var reader = service.Reader();
-        Assert.True((await (await reader.GetAsync(new Uri("/api/v1/audit/verify", UriKind.Relative))).JsonAsync()).GetProperty("ok").GetBoolean());
+        Assert.True((await reader.GetJsonAsync("/api/v1/audit/verify")).GetProperty("ok").GetBoolean());
     }
 
     [Fact]
