@@ -40,17 +40,18 @@ internal sealed class PrometheusCheck(IPrometheusClient prometheus) : IPreDeploy
             return CheckResult.Fail(check.Name, $"query returned {CheckFormat.Number(value)} (a division by zero), which cannot be held against {bounds}");
         }
 
+        var shown = CheckFormat.Value(value, spec.Min, spec.Max);
         if (spec.Min is { } min && value < min)
         {
-            return CheckResult.Fail(check.Name, $"value {CheckFormat.Number(value)} is below min {CheckFormat.Number(min)}");
+            return CheckResult.Fail(check.Name, $"value {shown} is below min {CheckFormat.Number(min)}");
         }
 
         if (spec.Max is { } max && value > max)
         {
-            return CheckResult.Fail(check.Name, $"value {CheckFormat.Number(value)} is above max {CheckFormat.Number(max)}");
+            return CheckResult.Fail(check.Name, $"value {shown} is above max {CheckFormat.Number(max)}");
         }
 
-        return CheckResult.Pass(check.Name, $"value {CheckFormat.Number(value)} is within {bounds}");
+        return CheckResult.Pass(check.Name, $"value {shown} is within {bounds}");
     }
 
     private static string Bounds(PrometheusCheckSpec spec) => (spec.Min, spec.Max) switch

@@ -39,6 +39,19 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
         Assert.Equal(new CheckResult("error-budget", CheckStatus.Fail, "value 0.05 is above max 0.01"), result);
     }
 
+    [Theory]
+    [InlineData("vector(0.002021605913197296)", "value 0.002022 is within max 0.01")]
+    [InlineData("vector(0.0000213)", "value 0.0000213 is within max 0.01")]
+    [InlineData("vector(0.0100004)", "value 0.0100004 is above max 0.01")]
+    [InlineData("vector(0.00999996)", "value 0.00999996 is within max 0.01")]
+    [InlineData("vector(0.01000000000001)", "value 0.01000000000001 is above max 0.01")]
+    public async Task Prometheus_Value_IsShownWithFourSignificantDigits_OrAsManyAsTellItFromTheBound(string query, string detail)
+    {
+        var result = await CheckTestHost.RunOneAsync(Prometheus(query, max: 0.01));
+
+        Assert.Equal(detail, result.Detail);
+    }
+
     [Fact]
     public async Task Prometheus_RateBelowMin_Fails()
     {
