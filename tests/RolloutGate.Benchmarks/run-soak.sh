@@ -65,7 +65,7 @@ spec:
       - name: change-freeze
         freeze:
           timezone: Europe/Berlin
-          dates: [{from: 2000-01-01, to: 2000-01-02}]   # judged on every predeploy, frozen never (an empty list is refused)
+          dates: [{from: 2000-01-01, to: 2000-01-02}]   # judged on every predeploy, frozen never (an empty list would draw a warning)
       - name: payments-healthy
         http:
           url: http://payments.shop.svc/healthz

@@ -481,9 +481,11 @@ public static partial class RunbookParser
     }
 
     /// <summary>
-    /// A freeze check with no window and no date never fails: it reads as a guard and guards nothing. Written as empty
-    /// lists (<c>windows: []</c>, a template's last window deleted) it is refused as when both are left out, at the line of
-    /// the empty list. A list that is not a list has been reported already, and is not reported again here.
+    /// A freeze check with no window and no date never fails: it reads as a guard and guards nothing. With both left out
+    /// it is refused, as it always was. Written as empty lists (<c>windows: []</c>, a template's last window deleted) it
+    /// is a warning at the line of the empty list, not an error: such a runbook loaded before, and a version in force or on
+    /// record (a deployment governed by it) must still load after an upgrade. A list that is not a list has been reported
+    /// already, and is not reported again here.
     /// </summary>
     private static void FreezesSomething(
         YamlSection freeze, IReadOnlyList<(YamlNode, string)>? windowItems, IReadOnlyList<(YamlNode, string)>? dateItems)
@@ -494,17 +496,16 @@ public static partial class RunbookParser
             return;
         }
 
+        const string Fix = "Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range (dates: [{from: 2026-12-24, to: 2026-12-26}]), or remove the check";
         var empty = new[] { ("windows", windowItems), ("dates", dateItems) }.Where(list => list.Item2 is not null).Select(list => list.Item1).ToList();
-        var written = empty.Count switch
+        if (empty.Count == 0)
         {
-            0 => "",
-            1 => $" ({empty[0]} is an empty list)",
-            _ => " (both are empty lists)",
-        };
-        var reason = $"{freeze.Path} needs at least one of: windows, dates{written}; a freeze with neither never fails. "
-            + "Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range (dates: [{from: 2026-12-24, to: 2026-12-26}]), or remove the check";
-        // At the empty list; with neither written, "windows" is not there and the line is the freeze's own.
-        freeze.Error(empty.FirstOrDefault("windows"), reason);
+            freeze.Error("windows", $"{freeze.Path} needs at least one of: windows, dates; a freeze with neither never fails. {Fix}");
+            return;
+        }
+
+        var written = empty.Count == 1 ? $"{empty[0]} is an empty list" : "both are empty lists";
+        freeze.Warning(empty[0], $"{freeze.Path} freezes nothing ({written}): this check never fails. {Fix}");
     }
 
     /// <summary>The section's <c>timezone</c>: an IANA zone id the system resolves (checked here, so a watch or check never meets an unknown one).</summary>

@@ -493,7 +493,7 @@ public sealed class RunbookParserErrorTests
         Assert.Equal(new DatedWindow(new DateTime(2026, 12, 24), new DateTime(2026, 12, 27), null), dated);
     }
 
-    private const string FreezeFix = "; a freeze with neither never fails. Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range "
+    private const string FreezeFix = "Give a weekly window (windows: [\"Fri 16:00 - Mon 08:00\"]) or a date range "
         + "(dates: [{from: 2026-12-24, to: 2026-12-26}]), or remove the check";
 
     [Fact]
@@ -502,33 +502,38 @@ public sealed class RunbookParserErrorTests
         var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", "", StringComparison.Ordinal);
 
         Assert.Equal(
-            new RunbookError(File, LineOf(yaml, "timezone: Europe/Berlin"), "preDeploy.checks[0].freeze needs at least one of: windows, dates" + FreezeFix),
+            new RunbookError(File, LineOf(yaml, "timezone: Europe/Berlin"),
+                "preDeploy.checks[0].freeze needs at least one of: windows, dates; a freeze with neither never fails. " + FreezeFix),
             Assert.Single(Errors(yaml)));
     }
 
     /// <summary>
     /// Empty lists freeze nothing either: <c>windows: []</c> loaded, and the check passed at every moment although the
-    /// runbook reads as a freeze. Refused at the empty list; a window or a date in the other list is enough.
+    /// runbook reads as a freeze, without a word. A warning at the empty list, not an error: such a runbook loaded before,
+    /// and a version in force or on record must still load after an upgrade. A window or a date in the other list is enough.
     /// </summary>
     [Theory]
-    [InlineData("windows: []", "windows: []", " (windows is an empty list)")]
-    [InlineData("dates: []", "dates: []", " (dates is an empty list)")]
-    [InlineData("windows: []\n          dates: []", "windows: []", " (both are empty lists)")]
+    [InlineData("windows: []", "windows: []", "windows is an empty list")]
+    [InlineData("dates: []", "dates: []", "dates is an empty list")]
+    [InlineData("windows: []\n          dates: []", "windows: []", "both are empty lists")]
     [InlineData("windows: []\n          dates: [{from: 2026-12-24, to: 2026-12-26}]", null, null)]
     [InlineData("windows: [\"Sat 00:00 - Sun 00:00\"]\n          dates: []", null, null)]
-    public void Parse_FreezeWithEmptyLists_IsRefusedAtTheEmptyList(string body, string? at, string? written)
+    public void Parse_FreezeWithEmptyLists_LoadsWithAWarningAtTheEmptyList(string body, string? at, string? written)
     {
         var yaml = Valid.Replace("          windows: [\"Fri 16:00 - Mon 08:00\"]\n", $"          {body}\n", StringComparison.Ordinal);
 
+        var result = RunbookParser.Parse(yaml, File);
+
+        Assert.True(result.IsValid, string.Join('\n', result.Errors));
         if (at is null)
         {
-            AssertValid(yaml);
+            Assert.Empty(result.Warnings);
             return;
         }
 
         Assert.Equal(
-            new RunbookError(File, LineOf(yaml, at), $"preDeploy.checks[0].freeze needs at least one of: windows, dates{written}" + FreezeFix),
-            Assert.Single(Errors(yaml)));
+            new RunbookError(File, LineOf(yaml, at), $"preDeploy.checks[0].freeze freezes nothing ({written}): this check never fails. " + FreezeFix),
+            Assert.Single(result.Warnings));
     }
 
     [Fact]
