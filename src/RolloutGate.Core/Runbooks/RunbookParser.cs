@@ -196,7 +196,7 @@ public static partial class RunbookParser
             return null;
         }
 
-        var environments = spec.TextList("environments", required: true, nonEmpty: true) ?? [];
+        var environments = spec.TextList("environments", required: true, whenEmpty: NoEnvironment) ?? [];
         var mesh = ReadMesh(spec, environments);
         var knownMesh = mesh ?? new RunbookMesh(MeshProvider.None, null, null);
         var service = spec.Text("service", required: true) ?? "";
@@ -217,6 +217,32 @@ public static partial class RunbookParser
             ServiceLine = spec.LineOf("service"),
         };
     }
+
+    /// <summary><c>environments: []</c>: a webhook is governed only in a listed environment, so no change would be.</summary>
+    private static readonly EmptyList NoEnvironment = new(
+        "environment",
+        "a runbook governs a change only in an environment it lists, so with none it would govern no change",
+        "environments: [production] (the environment names the CD webhooks send)");
+
+    /// <summary>
+    /// <c>matchers: []</c>: the check filters Alertmanager's active alerts by its matchers alone (AlertmanagerCheck), so
+    /// with none every alert would hold this service back.
+    /// </summary>
+    private static readonly EmptyList NoMatcher = new(
+        "matcher",
+        "with none the check would match every active alert, of every service, and fail while any of them fires",
+        """matchers: ['service="{{ service }}"', 'severity="critical"']""");
+
+    /// <summary>
+    /// <c>metrics: []</c>: a watch judges only its metrics. The example is one the runbook's mesh takes: a preset needs
+    /// istio or linkerd, a query works with any (and where the mesh is wrong, reported already).
+    /// </summary>
+    private static EmptyList NoMetric(RunbookMesh? mesh) => new(
+        "metric",
+        "a watch with none would judge nothing after the deploy, and never find a regression to roll back",
+        mesh?.Provider is MeshProvider.Istio or MeshProvider.Linkerd
+            ? "metrics: [{name: error-rate, preset: error-rate, max: 2%}]"
+            : """metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~"5.."}[5m]))', max: 1}]""");
 
     private static void ExpectConstant(YamlSection section, string field, string expected)
     {
@@ -386,7 +412,7 @@ public static partial class RunbookParser
     {
         var alertmanager = check.Section("alertmanager", AlertmanagerFields);
         var matchers = new List<string>();
-        foreach (var (node, path) in alertmanager?.Items("matchers", required: true, nonEmpty: true) ?? [])
+        foreach (var (node, path) in alertmanager?.Items("matchers", required: true, whenEmpty: NoMatcher) ?? [])
         {
             var match = node is YamlScalarNode { Value: { } text } ? Matcher().Match(text) : Match.Empty;
             if (!match.Success)
@@ -622,7 +648,7 @@ public static partial class RunbookParser
             _ => RunbookDefaults.OnNewerDeploy,
         };
         var metrics = new List<MetricSpec>();
-        foreach (var (node, path) in watch.Items("metrics", required: true, nonEmpty: true) ?? [])
+        foreach (var (node, path) in watch.Items("metrics", required: true, whenEmpty: NoMetric(mesh)) ?? [])
         {
             if (errors.Section(node, path, MetricFields) is not { } metric)
             {

@@ -194,8 +194,11 @@ internal sealed class YamlSection
         return errors.Section(node, PathOf(field), fields);
     }
 
-    /// <summary>The items of a list field with their paths ("checks[2]"); null when absent or not a list.</summary>
-    public IReadOnlyList<(YamlNode Node, string Path)>? Items(string field, bool required = false, bool nonEmpty = false)
+    /// <summary>
+    /// The items of a list field with their paths ("checks[2]"); null when absent or not a list. An empty list is an
+    /// error when <paramref name="whenEmpty"/> says what it would mean and what to write instead.
+    /// </summary>
+    public IReadOnlyList<(YamlNode Node, string Path)>? Items(string field, bool required = false, EmptyList? whenEmpty = null)
     {
         var node = Find(field);
         if (node is null)
@@ -214,18 +217,18 @@ internal sealed class YamlSection
             return null;
         }
 
-        if (nonEmpty && sequence.Children.Count == 0)
+        if (whenEmpty is not null && sequence.Children.Count == 0)
         {
-            errors.Add(node, $"{PathOf(field)} must not be empty");
+            errors.Add(node, whenEmpty.Reason(PathOf(field)));
         }
 
         return sequence.Children.Select((item, index) => (item, $"{PathOf(field)}[{index}]")).ToList();
     }
 
     /// <summary>A list of non-empty text items; duplicates are reported, since each item names one thing.</summary>
-    public IReadOnlyList<string>? TextList(string field, bool required = false, bool nonEmpty = false)
+    public IReadOnlyList<string>? TextList(string field, bool required = false, EmptyList? whenEmpty = null)
     {
-        var items = Items(field, required, nonEmpty);
+        var items = Items(field, required, whenEmpty);
         if (items is null)
         {
             return null;
@@ -283,4 +286,17 @@ internal sealed class YamlSection
 
     private static bool IsNull(YamlNode node) =>
         node is YamlScalarNode { Style: YamlDotNet.Core.ScalarStyle.Plain or YamlDotNet.Core.ScalarStyle.Any, Value: null or "" or "~" or "null" or "Null" or "NULL" };
+}
+
+/// <summary>
+/// Why a list may not be empty and what to write in it. "X must not be empty" said only what was wrong; the person
+/// reading it needs to know what the list is for (an empty one is no safe default: no environment governs nothing, no
+/// matcher matches every alert) and an example to copy, in the runbook's own syntax.
+/// </summary>
+/// <param name="Item">One entry of the list, as a reader names it: "environment".</param>
+/// <param name="Why">What the runbook would do with an empty list.</param>
+/// <param name="Example">What to write, in the runbook's own syntax, with a word on it where the line alone does not say: "environments: [production] (the environment names the CD webhooks send)".</param>
+internal sealed record EmptyList(string Item, string Why, string Example)
+{
+    public string Reason(string path) => $"{path} needs at least one {Item} (it is an empty list); {Why}. Give one, for example {Example}";
 }

@@ -76,7 +76,7 @@ public sealed class RunbookParserErrorTests
     [InlineData("  name: checkout", "  name: Check_Out", "metadata.name must be a DNS label")]
     [InlineData("  version: 1", "  version: 0", "metadata.version must be a positive whole number, got '0'")]
     [InlineData("  version: 1", "  version: one", "metadata.version must be a positive whole number, got 'one'")]
-    [InlineData("  environments: [production]", "  environments: []", "environments must not be empty")]
+    [InlineData("  environments: [production]", "  environments: []", "environments needs at least one environment (it is an empty list)")]
     [InlineData("  environments: [production]", "  environments: production", "environments must be a list, got 'production'")]
     [InlineData("  environments: [production]", "  environments: [production, production]", "environments[1] repeats 'production'")]
     [InlineData("  owner: U1", "  owner: [U1]", "owner must be text, got a list")]
@@ -434,7 +434,7 @@ public sealed class RunbookParserErrorTests
     [InlineData("""['service=checkout']""", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher such as service=\"checkout\"")]
     [InlineData("""['1abc="x"']""", "preDeploy.checks[0].alertmanager.matchers[0] must be a matcher")]
     [InlineData("""['severity=~"(crit"']""", "preDeploy.checks[0].alertmanager.matchers[0] has an invalid regular expression: (crit")]
-    [InlineData("[]", "preDeploy.checks[0].alertmanager.matchers must not be empty")]
+    [InlineData("[]", "preDeploy.checks[0].alertmanager.matchers needs at least one matcher (it is an empty list)")]
     public void Parse_AlertmanagerMatchers_AreValidated(string matchers, string? reason)
     {
         var yaml = Valid.Replace(
@@ -825,7 +825,45 @@ public sealed class RunbookParserErrorTests
         var yaml = Valid.Replace("      - name: latency\n        preset: p95-latency\n        max: 800ms\n", "", StringComparison.Ordinal)
             .Replace("    metrics:\n", "    metrics: []\n", StringComparison.Ordinal);
 
-        Assert.Equal("watch.metrics must not be empty", Assert.Single(Errors(yaml)).Reason);
+        Assert.StartsWith("watch.metrics needs at least one metric (it is an empty list)", Assert.Single(Errors(yaml)).Reason, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// An empty list that must hold something is refused at its line with what the list is for, what an empty one would
+    /// do and an example to write instead. It said "environments must not be empty", what was wrong and no more. Each
+    /// example, put in place of the empty list, makes the runbook valid: it is written as a runbook takes it.
+    /// </summary>
+    [Theory]
+    [InlineData("  environments: [production]", "  environments: []",
+        "environments needs at least one environment (it is an empty list); a runbook governs a change only in an environment it lists, "
+        + "so with none it would govern no change. Give one, for example environments: [production] (the environment names the CD webhooks send)",
+        "environments: [production]")]
+    [InlineData("        freeze:\n          timezone: Europe/Berlin\n          windows: [\"Fri 16:00 - Mon 08:00\"]", "        alertmanager:\n          matchers: []",
+        "preDeploy.checks[0].alertmanager.matchers needs at least one matcher (it is an empty list); with none the check would match every active alert, "
+        + "of every service, and fail while any of them fires. Give one, for example matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']",
+        "matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']")]
+    [InlineData("    metrics:\n      - name: latency\n        preset: p95-latency\n        max: 800ms", "    metrics: []",
+        "watch.metrics needs at least one metric (it is an empty list); a watch with none would judge nothing after the deploy, and never find a regression "
+        + "to roll back. Give one, for example metrics: [{name: error-rate, preset: error-rate, max: 2%}]",
+        "metrics: [{name: error-rate, preset: error-rate, max: 2%}]")]
+    // Without a mesh there is no preset to give: the example is a query.
+    [InlineData("    metrics:\n      - name: latency\n        preset: p95-latency\n        max: 800ms", "    metrics: []",
+        "watch.metrics needs at least one metric (it is an empty list); a watch with none would judge nothing after the deploy, and never find a regression "
+        + "to roll back. Give one, for example metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
+        "metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
+        true)]
+    public void Parse_EmptyRequiredList_SaysWhatItIsForAndWhatToWrite(string line, string empty, string reason, string example, bool noMesh = false)
+    {
+        var yaml = Valid.Replace(line, empty, StringComparison.Ordinal);
+        if (noMesh)
+        {
+            // The rollback action patches an Istio VirtualService, which needs a namespace: keep it, drop the mesh.
+            yaml = yaml.Replace("    provider: istio\n", "    provider: none\n", StringComparison.Ordinal);
+        }
+
+        var emptyLine = empty.Split('\n')[^1];
+        Assert.Equal(new RunbookError(File, LineOf(yaml, emptyLine), reason), Assert.Single(Errors(yaml)));
+        AssertValid(yaml.Replace(emptyLine.Trim(), example, StringComparison.Ordinal));
     }
 
     [Theory]

@@ -57,6 +57,48 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.EndsWith("1 runbook file checked: 1 valid, 0 invalid, 0 errors, 1 warning" + Environment.NewLine, stdout.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// Empty lists reach the CI log as file:line: reason, each with what to write instead (RunbookParserErrorTests pins
+    /// each text and that its example is valid); before, three of them said only "must not be empty".
+    /// </summary>
+    [Fact]
+    public async Task Validate_EmptyLists_SayWhatToWriteAtTheirLines()
+    {
+        var file = Write("empty.yaml", Runbook("checkout", "production")
+            .Replace("  environments: [production]", "  environments: []", StringComparison.Ordinal)
+            .Replace("  watch:\n", """
+                  preDeploy:
+                    checks:
+                      - name: alerts
+                        alertmanager:
+                          matchers: []
+                      - name: freeze
+                        freeze:
+                          timezone: Europe/Berlin
+                          windows: []
+                  watch:
+
+                """, StringComparison.Ordinal)
+            .Replace("    metrics:\n      - name: errors\n", "    metrics: []\n", StringComparison.Ordinal)
+            .Replace("        query: sum(rate(http_requests_total{code=~\"5..\"}[5m]))\n        max: 1\n", "", StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.Equal(1, exit);
+        var output = stdout.ToString();
+        Assert.Contains($"{file}:8: environments needs at least one environment (it is an empty list); a runbook governs a change only in an environment it lists, "
+            + "so with none it would govern no change. Give one, for example environments: [production] (the environment names the CD webhooks send)", output, StringComparison.Ordinal);
+        Assert.Contains($"{file}:17: preDeploy.checks[0].alertmanager.matchers needs at least one matcher (it is an empty list); with none the check would match "
+            + "every active alert, of every service, and fail while any of them fires. Give one, for example matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']",
+            output, StringComparison.Ordinal);
+        Assert.Contains($"{file}:21: preDeploy.checks[1].freeze needs at least one of: windows, dates (windows is an empty list); a freeze with neither never fails. "
+            + "Give a weekly window", output, StringComparison.Ordinal);
+        Assert.Contains($"{file}:23: watch.metrics needs at least one metric (it is an empty list); a watch with none would judge nothing after the deploy, "
+            + "and never find a regression to roll back. Give one, for example metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
+            output, StringComparison.Ordinal);
+        Assert.Contains("1 runbook file checked: 0 valid, 1 invalid, 4 errors", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Validate_FolderWithYamlAndYml_ChecksBothAndIgnoresOtherFiles()
     {
