@@ -50,7 +50,7 @@ while [ $# -gt 0 ]; do
   case "$event:$1" in
     *:--url) url="$2" ;;
     *:--deployment-id) deployment_id="$2" ;;
-    *:--timeout) timeout="${2%s}" ;;
+    *:--timeout) timeout="$2" ;;
     *:--retries) retries="$2" ;;
     wait:--for) wait_for="$2" ;;
     wait:--interval) interval="$2" ;;
@@ -68,8 +68,15 @@ while [ $# -gt 0 ]; do
   esac
   shift 2
 done
-[[ "$timeout" =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || fail "--timeout is a whole number of seconds, such as 60 or 60s"
-[[ "$retries" =~ ^[0-9]+$ ]] || fail "--retries is a whole number"
+# The bounds of the rolloutgate CLI's gate (GateCommand.MaxTimeout, MaxRetries, MaxDeliveryIdLength), refused as it refuses
+# them: a pipeline moving between the two keeps its arguments, and a --timeout of a day or --retries 100000 is a typo
+# that would hold the pipeline, not patience. Read as decimal (10#): bash arithmetic takes 010 for octal 8 and 09 for none.
+[[ "$timeout" =~ ^0*([0-9]{1,4})s?$ ]] && [ "$((10#${BASH_REMATCH[1]}))" -gt 0 ] && [ "$((10#${BASH_REMATCH[1]}))" -le 3600 ] \
+  || fail "--timeout '$timeout' is not a whole number of seconds such as 60 or 60s (more than zero, at most 3600, 1h)"
+timeout=$((10#${BASH_REMATCH[1]}))
+[[ "$retries" =~ ^0*([0-9]{1,3})$ ]] && [ "$((10#${BASH_REMATCH[1]}))" -le 100 ] || fail "--retries '$retries' is not a whole number from 0 to 100"
+retries=$((10#${BASH_REMATCH[1]}))
+[ "${#delivery_id}" -le 200 ] || fail "--delivery-id is longer than 200 characters"
 # The URL as messages show it, as the rolloutgate CLI does: without user info (a proxy's password) or query (it may hold
 # a token), which the pipeline's log would keep.
 shown="$(printf '%s' "$url" | sed -E 's#^([A-Za-z][A-Za-z0-9+.-]*://)[^/?#]*@#\1#; s#\?.*#?…#')"

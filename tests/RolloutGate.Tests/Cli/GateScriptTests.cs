@@ -186,6 +186,63 @@ public sealed class GateScriptTests
         Assert.Equal("", run.Stdout);
     }
 
+    private static readonly int MaxTimeoutSeconds = (int)GateCommand.MaxTimeout.TotalSeconds;
+
+    /// <summary>Each option past the CLI's bound (GateCommand's constants), for the events that take it, and what the script says.</summary>
+    public static TheoryData<string, string, string, string> PastTheCommandsBounds => new()
+    {
+        { "predeploy", "--timeout", $"{MaxTimeoutSeconds + 1}", $"--timeout '{MaxTimeoutSeconds + 1}' is not a whole number of seconds such as 60 or 60s (more than zero, at most {MaxTimeoutSeconds}, 1h)" },
+        { "wait", "--timeout", "86400s", $"--timeout '86400s' is not a whole number of seconds such as 60 or 60s (more than zero, at most {MaxTimeoutSeconds}, 1h)" },
+        { "deployed", "--timeout", "0", $"--timeout '0' is not a whole number of seconds such as 60 or 60s (more than zero, at most {MaxTimeoutSeconds}, 1h)" },
+        { "predeploy", "--retries", $"{GateCommand.MaxRetries + 1}", $"--retries '{GateCommand.MaxRetries + 1}' is not a whole number from 0 to {GateCommand.MaxRetries}" },
+        { "wait", "--retries", "100000000000000000000", $"--retries '100000000000000000000' is not a whole number from 0 to {GateCommand.MaxRetries}" },
+        { "cancelled", "--delivery-id", new string('d', GateCommand.MaxDeliveryIdLength + 1), $"--delivery-id is longer than {GateCommand.MaxDeliveryIdLength} characters" },
+    };
+
+    /// <summary>
+    /// The script holds --timeout, --retries and --delivery-id to the bounds of the CLI's gate, refusing a value past them
+    /// as a usage error (exit 2) that names the option and the bound, before anything is sent. It took --timeout 3601 or a
+    /// day, --retries 101 and a delivery id of any length.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(PastTheCommandsBounds))]
+    public async Task Script_OptionPastTheCommandsBound_ExitsTwoNamingItAndItsBoundWithoutSending(string @event, string option, string value, string said)
+    {
+        using var server = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, 0);
+        server.Start();
+        var url = $"http://127.0.0.1:{((System.Net.IPEndPoint)server.LocalEndpoint).Port}";
+        string[] args = @event == "wait"
+            ? ["wait", "--url", url, "--deployment-id", "s-b", "--for", "1m", option, value]
+            : [@event, "--url", url, "--deployment-id", "s-b", "--service", "checkout", "--environment", "production", option, value];
+
+        var run = await RunAsync(@event == "wait" ? Reader() : Signed(), args);
+
+        Assert.Equal(2, run.Exit);
+        Assert.Equal($"gate: {said}\n", run.Stderr);
+        Assert.Equal("", run.Stdout);
+        Assert.False(server.Pending(), "the script connected although its option was refused");
+    }
+
+    /// <summary>
+    /// The bounds themselves are taken, and a --timeout with a leading zero is read as decimal: --timeout 09 ended in exit
+    /// 1, the deny's, with "status: unbound variable" (bash arithmetic took it for octal, which has no 9).
+    /// </summary>
+    [Theory]
+    [InlineData("--timeout", "3600s", "--retries", "0")]
+    [InlineData("--timeout", "1", "--retries", "100")]
+    [InlineData("--timeout", "09", "--retries", "000")]
+    [InlineData("--delivery-id", "200 characters", "--retries", "0")]
+    public async Task Script_OptionAtTheCommandsBound_IsTaken(string option, string value, string otherOption, string otherValue)
+    {
+        value = value == "200 characters" ? new string('d', GateCommand.MaxDeliveryIdLength) : value;
+
+        var run = await RunAsync(Signed(), ["predeploy", "--url", "http://127.0.0.1:9", "--deployment-id", "s-b", "--service", "checkout",
+            "--environment", "production", option, value, otherOption, otherValue]);
+
+        Assert.Equal(2, run.Exit);
+        Assert.Matches(@"^(gate: attempt .*\n)*gate: no (usable )?answer from http://127\.0\.0\.1:9 ", run.Stderr);
+    }
+
     [Fact]
     public async Task Script_TheClisJsonOption_IsTakenByPredeployAndWait_StdoutTheJsonAsAlways()
     {
