@@ -72,10 +72,6 @@ public sealed class RunbooksCommandTests : IDisposable
                       - name: alerts
                         alertmanager:
                           matchers: []
-                      - name: freeze
-                        freeze:
-                          timezone: Europe/Berlin
-                          windows: []
                   watch:
 
                 """, StringComparison.Ordinal)
@@ -91,12 +87,37 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.Contains($"{file}:17: preDeploy.checks[0].alertmanager.matchers needs at least one matcher (it is an empty list); with none the check would match "
             + "every active alert, of every service, and fail while any of them fires. Give one, for example matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']",
             output, StringComparison.Ordinal);
-        Assert.Contains($"{file}:21: preDeploy.checks[1].freeze needs at least one of: windows, dates (windows is an empty list); a freeze with neither never fails. "
-            + "Give a weekly window", output, StringComparison.Ordinal);
-        Assert.Contains($"{file}:23: watch.metrics needs at least one metric (it is an empty list); a watch with none would judge nothing after the deploy, "
+        Assert.Contains($"{file}:19: watch.metrics needs at least one metric (it is an empty list); a watch with none would judge nothing after the deploy, "
             + "and never find a regression to roll back. Give one, for example metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
             output, StringComparison.Ordinal);
-        Assert.Contains("1 runbook file checked: 0 valid, 1 invalid, 4 errors", output, StringComparison.Ordinal);
+        Assert.Contains("1 runbook file checked: 0 valid, 1 invalid, 3 errors", output, StringComparison.Ordinal);
+    }
+
+    /// <summary>
+    /// A freeze whose lists are empty never fails: a warning at the empty list, not an error, so that a runbook in force
+    /// (or on record) that has one still loads after an upgrade; the file is valid and the exit status 0.
+    /// </summary>
+    [Fact]
+    public async Task Validate_FreezeWithEmptyWindows_IsValidWithAWarningAtTheList()
+    {
+        var file = Write("freeze.yaml", Runbook("checkout", "production").Replace("  watch:\n", """
+              preDeploy:
+                checks:
+                  - name: freeze
+                    freeze:
+                      timezone: Europe/Berlin
+                      windows: []
+              watch:
+
+            """, StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.Equal(0, exit);
+        var output = stdout.ToString();
+        Assert.Contains($"warning: {file}:18: preDeploy.checks[0].freeze freezes nothing (windows is an empty list): this check never fails. "
+            + "Give a weekly window", output, StringComparison.Ordinal);
+        Assert.Contains("1 runbook file checked: 1 valid, 0 invalid, 0 errors, 1 warning", output, StringComparison.Ordinal);
     }
 
     [Fact]
