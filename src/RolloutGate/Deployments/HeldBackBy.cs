@@ -37,7 +37,7 @@ public static class HeldBackBy
         var route = $"POST /api/v1/deployments/{Uri.EscapeDataString(blocking.Id)}";
         var stop = $"stop it ({route}/stop with an operator token, or /rolloutgate stop {blocking.Id} in Slack)";
         string Gate(string @event) =>
-            $"rolloutgate gate {@event} --deployment-id {blocking.Id} --service {blocking.Service} --environment {blocking.Environment}";
+            $"rolloutgate gate {@event} --deployment-id {Shell(blocking.Id)} --service {Shell(blocking.Service)} --environment {Shell(blocking.Environment)}";
 
         return blocking.State switch
         {
@@ -68,4 +68,15 @@ public static class HeldBackBy
             _ => held,
         };
     }
+
+    /// <summary>
+    /// A word of the suggested command as a POSIX shell reads it back: as it is when it holds only characters no shell
+    /// treats specially (ids such as gh-run-8812 or deploy:42), else in single quotes, each quote inside written '\''. A
+    /// deployment id may hold spaces, quotes or $ (the webhook refuses only '/' and control characters), and a command
+    /// pasted from a deny must not split it or expand it.
+    /// </summary>
+    internal static string Shell(string word) =>
+        word.Length > 0 && word.All(c => char.IsAsciiLetterOrDigit(c) || "-_.:@%+=,".Contains(c))
+            ? word
+            : "'" + word.Replace("'", "'\\''", StringComparison.Ordinal) + "'";
 }

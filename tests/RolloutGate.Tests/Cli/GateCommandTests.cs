@@ -103,23 +103,40 @@ public sealed class GateCommandTests : IDisposable
         Assert.Matches(@"one-change-at-a-time +fail +deployment 'first' of checkout in production is still watching", stdout.ToString());
     }
 
-    [Fact]
-    public async Task Predeploy_HeldByAChangeAllowedButNeverDeployed_PrintsTheGateCommandThatClearsIt_WhichDoes()
+    /// <summary>
+    /// The command is run as a shell reads it, split by bash: a deployment id may hold spaces, quotes and $ (the webhook
+    /// refuses only '/' and control characters), and the printed command must hand it back whole.
+    /// </summary>
+    [Theory]
+    [InlineData("abandoned", "cancelled --deployment-id abandoned --service checkout --environment production")]
+    [InlineData("run 8812 'b' $HOME", "cancelled --deployment-id 'run 8812 '\\''b'\\'' $HOME' --service checkout --environment production")]
+    public async Task Predeploy_HeldByAChangeAllowedButNeverDeployed_PrintsTheGateCommandThatClearsIt_WhichDoes(string abandoned, string printed)
     {
-        // The pipeline of 'abandoned' died between its gate step and its deploy step, and never sent cancelled.
+        // The pipeline of the abandoned change died between its gate step and its deploy step, and never sent cancelled.
         await using var service = await TestService.StartAsync();
-        Assert.Equal(0, await GateAsync(service, "predeploy", "abandoned"));
+        Assert.Equal(0, await GateAsync(service, "predeploy", abandoned));
         stdout.GetStringBuilder().Clear();
         Assert.Equal(1, await GateAsync(service, "predeploy", "held"));
-        var command = System.Text.RegularExpressions.Regex.Match(stdout.ToString(), @"\(rolloutgate gate (cancelled [^)]+)\)").Groups[1].Value;
-        Assert.Equal("cancelled --deployment-id abandoned --service checkout --environment production", command);
+        var command = System.Text.RegularExpressions.Regex.Match(stdout.ToString(), @"\(rolloutgate gate (cancelled .+? --environment production)\)").Groups[1].Value;
+        Assert.Equal(printed, command);
         stdout.GetStringBuilder().Clear();
 
-        var cancelled = await RunAsync(service.Client, SignedEnvironment(), [.. command.Split(' '), "--url", "http://localhost"]);
+        var cancelled = await RunAsync(service.Client, SignedEnvironment(), [.. await ShellWordsAsync(command), "--url", "http://localhost"]);
 
         Assert.True(cancelled == 0, stdout + "\n" + stderr);
-        Assert.Equal("cancelled abandoned (checkout in production): cancelled" + Environment.NewLine, stdout.ToString());
+        Assert.Equal($"cancelled {abandoned} (checkout in production): cancelled" + Environment.NewLine, stdout.ToString());
         Assert.Equal(0, await GateAsync(service, "predeploy", "next"));
+    }
+
+    /// <summary>The words bash splits <paramref name="command"/> into, quotes removed and nothing expanded but what bash would.</summary>
+    private static async Task<string[]> ShellWordsAsync(string command)
+    {
+        var bash = new System.Diagnostics.ProcessStartInfo("bash", ["-c", $"printf '%s\\0' {command}"]) { RedirectStandardOutput = true };
+        using var process = System.Diagnostics.Process.Start(bash)!;
+        var words = await process.StandardOutput.ReadToEndAsync();
+        await process.WaitForExitAsync();
+        Assert.Equal(0, process.ExitCode);
+        return words.TrimEnd('\0').Split('\0');
     }
 
     [Fact]
