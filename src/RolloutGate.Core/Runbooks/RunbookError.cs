@@ -14,5 +14,6 @@ public sealed record RunbookParseResult(Runbook? Runbook, IReadOnlyList<RunbookE
 {
     public bool IsValid => Runbook is not null && Errors.Count == 0;
 
+    /// <summary>What will not work as it reads but does not refuse the runbook; said of an invalid file too, beside its errors.</summary>
     public IReadOnlyList<RunbookError> Warnings { get; init; } = [];
 }

@@ -109,8 +109,9 @@ public static partial class RunbookParser
         var runbook = root is null ? null : ReadRunbook(root, errors);
         if (runbook is null || errors.Errors.Count > 0)
         {
-            // In file order, the way an editor or a reviewer walks through them.
-            return new RunbookParseResult(null, errors.Errors.OrderBy(e => e.Line).ToList());
+            // In file order, the way an editor or a reviewer walks through them; the warnings too, so that one run of
+            // runbooks validate says all there is to fix, not the warnings only once the errors are gone.
+            return new RunbookParseResult(null, errors.Errors.OrderBy(e => e.Line).ToList()) { Warnings = errors.Warnings };
         }
 
         return new RunbookParseResult(runbook with { Sha256 = Sha256Of(yaml!) }, []) { Warnings = errors.Warnings };

@@ -120,6 +120,32 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.Contains("1 runbook file checked: 1 valid, 0 invalid, 0 errors, 1 warning", output, StringComparison.Ordinal);
     }
 
+    /// <summary>An invalid file's warnings are printed beside its errors, so that one run says all there is to fix.</summary>
+    [Fact]
+    public async Task Validate_InvalidFileWithAWarning_PrintsBoth()
+    {
+        var file = Write("both.yaml", Runbook("checkout", "production")
+            .Replace("  environments: [production]", "  environments: []", StringComparison.Ordinal)
+            .Replace("  watch:\n", """
+              preDeploy:
+                checks:
+                  - name: freeze
+                    freeze:
+                      timezone: Europe/Berlin
+                      windows: []
+              watch:
+
+            """, StringComparison.Ordinal));
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.Equal(1, exit);
+        var output = stdout.ToString();
+        Assert.Contains($"{file}:8: environments needs at least one environment", output, StringComparison.Ordinal);
+        Assert.Contains($"warning: {file}:18: preDeploy.checks[0].freeze freezes nothing", output, StringComparison.Ordinal);
+        Assert.Contains("1 runbook file checked: 0 valid, 1 invalid, 1 error, 1 warning", output, StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Validate_FolderWithYamlAndYml_ChecksBothAndIgnoresOtherFiles()
     {
