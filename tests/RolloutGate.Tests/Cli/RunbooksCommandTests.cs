@@ -100,16 +100,7 @@ public sealed class RunbooksCommandTests : IDisposable
     [Fact]
     public async Task Validate_FreezeWithEmptyWindows_IsValidWithAWarningAtTheList()
     {
-        var file = Write("freeze.yaml", Runbook("checkout", "production").Replace("  watch:\n", """
-              preDeploy:
-                checks:
-                  - name: freeze
-                    freeze:
-                      timezone: Europe/Berlin
-                      windows: []
-              watch:
-
-            """, StringComparison.Ordinal));
+        var file = Write("freeze.yaml", WithEmptyFreeze(Runbook("checkout", "production")));
 
         var exit = await RunAsync("validate", file);
 
@@ -120,22 +111,24 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.Contains("1 runbook file checked: 1 valid, 0 invalid, 0 errors, 1 warning", output, StringComparison.Ordinal);
     }
 
+    /// <summary><paramref name="runbook"/> with a freeze check whose windows are an empty list, at line 18: a warning.</summary>
+    private static string WithEmptyFreeze(string runbook) => runbook.Replace("  watch:\n", """
+          preDeploy:
+            checks:
+              - name: freeze
+                freeze:
+                  timezone: Europe/Berlin
+                  windows: []
+          watch:
+
+        """, StringComparison.Ordinal);
+
     /// <summary>An invalid file's warnings are printed beside its errors, so that one run says all there is to fix.</summary>
     [Fact]
     public async Task Validate_InvalidFileWithAWarning_PrintsBoth()
     {
-        var file = Write("both.yaml", Runbook("checkout", "production")
-            .Replace("  environments: [production]", "  environments: []", StringComparison.Ordinal)
-            .Replace("  watch:\n", """
-              preDeploy:
-                checks:
-                  - name: freeze
-                    freeze:
-                      timezone: Europe/Berlin
-                      windows: []
-              watch:
-
-            """, StringComparison.Ordinal));
+        var file = Write("both.yaml", WithEmptyFreeze(Runbook("checkout", "production"))
+            .Replace("  environments: [production]", "  environments: []", StringComparison.Ordinal));
 
         var exit = await RunAsync("validate", file);
 
