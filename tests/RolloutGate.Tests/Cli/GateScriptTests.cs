@@ -158,7 +158,8 @@ public sealed class GateScriptTests
         var text = await File.ReadAllTextAsync(Script);
         const string line = "\ndefault_url=http://127.0.0.1:8080\n";
         Assert.Contains(line, text, StringComparison.Ordinal);
-        var script = Path.Combine(Directory.CreateTempSubdirectory("rolloutgate-gate-").FullName, "rolloutgate-gate.sh");
+        using var folder = new TemporaryFolder("rolloutgate-gate-");
+        var script = Path.Combine(folder.Folder, "rolloutgate-gate.sh");
         await File.WriteAllTextAsync(script, text.Replace(line, $"\ndefault_url={closed}\n", StringComparison.Ordinal));
         var hint = $"gate: no usable answer from {closed} (the default; --url or {GateCommand.UrlVariable} names another) (1 attempt); last attempt: curl: ";
 

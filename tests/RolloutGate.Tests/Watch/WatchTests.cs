@@ -1064,7 +1064,8 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
     public async Task Backtest_EnvironmentPlaceholder_ReplaysTheEnvironmentGivenElseTheRunbooksFirstAndSaysSo(bool presetOnNamespacePerEnvironment)
     {
         // {{ environment }} in a query, or in mesh.namespace under a preset: either way what is sent depends on it.
-        var runbook = Path.Combine(Directory.CreateTempSubdirectory("rolloutgate-placeholders-").FullName, "cart.yaml");
+        using var folder = new TemporaryFolder("rolloutgate-placeholders-");
+        var runbook = Path.Combine(folder.Folder, "cart.yaml");
         await File.WriteAllTextAsync(runbook, presetOnNamespacePerEnvironment
             ? CartRunbook("      - name: errors\n        preset: error-rate\n        maxIncrease: 50%\n", ns: "shop-{{ environment }}")
             : CartRunbook($"      - name: errors\n        query: '{CartErrorRatio("{{ window }}")}'\n        maxIncrease: 50%\n"));
@@ -1088,7 +1089,6 @@ public sealed class WatchTests(WatchPrometheus prometheus) : IClassFixture<Watch
         var (refused, _, reason) = await BacktestAsync("--environment", "qa");
         Assert.Equal(2, refused);
         Assert.Equal($"backtest: --environment 'qa' is not governed by {runbook}, whose environments are staging, production", reason.Trim());
-        Directory.Delete(Path.GetDirectoryName(runbook)!, recursive: true);
     }
 
     [Fact]
