@@ -196,14 +196,19 @@ internal sealed class YamlSection
 
     /// <summary>
     /// The items of a list field with their paths ("checks[2]"); null when absent or not a list. An empty list is an
-    /// error when <paramref name="whenEmpty"/> says what it would mean and what to write instead.
+    /// error when <paramref name="whenEmpty"/> says what it would mean and what to write instead; so is a required one
+    /// written with no value ("metrics:", YAML null), at its key: it is the same slip, an empty list, written the other way.
     /// </summary>
     public IReadOnlyList<(YamlNode Node, string Path)>? Items(string field, bool required = false, EmptyList? whenEmpty = null)
     {
         var node = Find(field);
         if (node is null)
         {
-            if (required)
+            if (required && whenEmpty is not null && values.ContainsKey(field))
+            {
+                Error(field, whenEmpty.Reason(PathOf(field), "it has no value"));
+            }
+            else if (required)
             {
                 Missing(field);
             }
@@ -219,7 +224,7 @@ internal sealed class YamlSection
 
         if (whenEmpty is not null && sequence.Children.Count == 0)
         {
-            errors.Add(node, whenEmpty.Reason(PathOf(field)));
+            errors.Add(node, whenEmpty.Reason(PathOf(field), "it is an empty list"));
         }
 
         return sequence.Children.Select((item, index) => (item, $"{PathOf(field)}[{index}]")).ToList();
@@ -298,5 +303,6 @@ internal sealed class YamlSection
 /// <param name="Example">What to write, in the runbook's own syntax, with a word on it where the line alone does not say: "environments: [production] (the environment names the CD webhooks send)".</param>
 internal sealed record EmptyList(string Item, string Why, string Example)
 {
-    public string Reason(string path) => $"{path} needs at least one {Item} (it is an empty list); {Why}. Give one, for example {Example}";
+    /// <summary>The error for the list at <paramref name="path"/>; <paramref name="written"/> says how it came to hold nothing: "it is an empty list".</summary>
+    public string Reason(string path, string written) => $"{path} needs at least one {Item} ({written}); {Why}. Give one, for example {Example}";
 }

@@ -831,7 +831,9 @@ public sealed class RunbookParserErrorTests
     /// <summary>
     /// An empty list that must hold something is refused at its line with what the list is for, what an empty one would
     /// do and an example to write instead. It said "environments must not be empty", what was wrong and no more. Each
-    /// example, put in place of the empty list, makes the runbook valid: it is written as a runbook takes it.
+    /// example, put in place of the empty list, makes the runbook valid: it is written as a runbook takes it. The same list
+    /// written with no value ("metrics:", YAML null) gets the same advice at its key: it said "missing required field
+    /// 'metrics' in watch", at the line of watch, to someone who had written metrics.
     /// </summary>
     [Theory]
     [InlineData("  environments: [production]", "  environments: []",
@@ -852,6 +854,22 @@ public sealed class RunbookParserErrorTests
         + "to roll back. Give one, for example metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
         "metrics: [{name: errors, query: 'sum(rate(http_requests_total{code=~\"5..\"}[5m]))', max: 1}]",
         true)]
+    [InlineData("  environments: [production]", "  environments:",
+        "environments needs at least one environment (it has no value); a runbook governs a change only in an environment it lists, "
+        + "so with none it would govern no change. Give one, for example environments: [production] (the environment names the CD webhooks send)",
+        "environments: [production]")]
+    [InlineData("  environments: [production]", "  environments: ~",
+        "environments needs at least one environment (it has no value); a runbook governs a change only in an environment it lists, "
+        + "so with none it would govern no change. Give one, for example environments: [production] (the environment names the CD webhooks send)",
+        "environments: [production]")]
+    [InlineData("        freeze:\n          timezone: Europe/Berlin\n          windows: [\"Fri 16:00 - Mon 08:00\"]", "        alertmanager:\n          matchers:",
+        "preDeploy.checks[0].alertmanager.matchers needs at least one matcher (it has no value); with none the check would match every active alert, "
+        + "of every service, and fail while any of them fires. Give one, for example matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']",
+        "matchers: ['service=\"{{ service }}\"', 'severity=\"critical\"']")]
+    [InlineData("    metrics:\n      - name: latency\n        preset: p95-latency\n        max: 800ms", "    metrics:",
+        "watch.metrics needs at least one metric (it has no value); a watch with none would judge nothing after the deploy, and never find a regression "
+        + "to roll back. Give one, for example metrics: [{name: error-rate, preset: error-rate, max: 2%}]",
+        "metrics: [{name: error-rate, preset: error-rate, max: 2%}]")]
     public void Parse_EmptyRequiredList_SaysWhatItIsForAndWhatToWrite(string line, string empty, string reason, string example, bool noMesh = false)
     {
         var yaml = Valid.Replace(line, empty, StringComparison.Ordinal);
