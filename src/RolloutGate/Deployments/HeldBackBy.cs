@@ -1,6 +1,7 @@
 using RolloutGate.Core.Deployments;
 using RolloutGate.Infrastructure;
 using RolloutGate.Infrastructure.Database;
+using RolloutGate.Slack;
 
 namespace RolloutGate.Deployments;
 
@@ -22,7 +23,8 @@ namespace RolloutGate.Deployments;
 /// failed, a retry or a stop; without an action in its runbook, the pipeline's <c>rolledback</c> or a stop.</item>
 /// </list>
 /// The commands are the real ones: <c>gate</c>'s form (which needs the service and environment beside the id) and the
-/// operator routes of CONTRACT section 5, with the id escaped as a URL path segment.
+/// operator routes of CONTRACT section 5, with the id escaped as a URL path segment, and the slash command with the id
+/// quoted as the command reads it back (<see cref="SlashCommandText.Quote"/>).
 /// </summary>
 public static class HeldBackBy
 {
@@ -35,7 +37,7 @@ public static class HeldBackBy
         var held = $"deployment '{blocking.Id}' of {blocking.Service} in {blocking.Environment} is still {blocking.State}";
         string Since(DateTimeOffset at) => $"{IsoTimes.Utc(at)}, {IsoTimes.Relative(at, now)}";
         var route = $"POST /api/v1/deployments/{Uri.EscapeDataString(blocking.Id)}";
-        var stop = $"stop it ({route}/stop with an operator token, or /rolloutgate stop {blocking.Id} in Slack)";
+        var stop = $"stop it ({route}/stop with an operator token, or /rolloutgate stop {SlashCommandText.Quote(blocking.Id)} in Slack)";
         string Gate(string @event) =>
             $"rolloutgate gate {@event} --deployment-id {Shell(blocking.Id)} --service {Shell(blocking.Service)} --environment {Shell(blocking.Environment)}";
 

@@ -18,7 +18,8 @@ public static class SlackEndpoints
     public const string Repeated = "This request was received before; nothing changed.";
 
     public const string Usage =
-        "Usage: `/rolloutgate status <deploymentId|service>`, `/rolloutgate stop|rollback|dismiss <deploymentId> [reason]`";
+        "Usage: `/rolloutgate status <deploymentId|service>`, `/rolloutgate stop|rollback|dismiss <deploymentId> [reason]`; "
+        + "an id with spaces goes between double quotes: `/rolloutgate stop \"run 8812\"`";
 
     public static IEndpointRouteBuilder MapSlack(this IEndpointRouteBuilder app)
     {
@@ -160,19 +161,15 @@ public static class SlackEndpoints
             return Problems.BadRequest(tooLong);
         }
 
-        // Any whitespace between the words (Slack passes a tab or a non-breaking space as typed); the verb in any case.
-        var words = form.GetValueOrDefault("text").ToString().Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries);
-        if (words.Length > 0)
+        // The verb in any case; an id with spaces between quotes (SlashCommandText), and a quote left open said so. Text
+        // whose first word is none of the four verbs is answered with the usage, quotes or not, as before.
+        var text = SlashCommandText.Read(form.GetValueOrDefault("text").ToString()) switch
         {
-            words[0] = words[0].ToLowerInvariant();
-        }
-
-        var text = words switch
-        {
-            ["status", var target] => await actions.StatusAsync(target, cancellationToken),
-            [var verb, var deploymentId, .. var because] when Decisions.Contains(verb) && userId.Length > 0 =>
-                await actions.FirstTimeAsync(Signature(request), userId, $"/rolloutgate {verb} {deploymentId}", cancellationToken)
-                    ? await actions.DecideAsync(userId, verb, deploymentId, because.Length == 0 ? null : string.Join(' ', because), null, cancellationToken)
+            { Verb: var verb, Refusal: { } refusal } when verb == "status" || Decisions.Contains(verb) => refusal,
+            { Verb: "status", Name: { } target, Rest: [] } => await actions.StatusAsync(target, cancellationToken),
+            { Verb: var verb, Name: { } deploymentId, Rest: var because } when Decisions.Contains(verb) && userId.Length > 0 =>
+                await actions.FirstTimeAsync(Signature(request), userId, $"/rolloutgate {verb} {SlashCommandText.Quote(deploymentId)}", cancellationToken)
+                    ? await actions.DecideAsync(userId, verb, deploymentId, because.Count == 0 ? null : string.Join(' ', because), null, cancellationToken)
                     : Repeated,
             _ => Usage,
         };

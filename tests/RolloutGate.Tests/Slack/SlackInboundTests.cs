@@ -332,6 +332,71 @@ public sealed class SlackInboundTests
             line.Contains(FakeSlack.BotToken, StringComparison.Ordinal) || line.Contains(SlackTestService.SigningSecret, StringComparison.Ordinal));
     }
 
+    /// <summary>
+    /// A deployment id may hold spaces (the webhook refuses only '/', control characters, '.' and '..'); split at
+    /// whitespace, <c>/rolloutgate stop run 8812</c> named 'run' with the reason '8812'. Between double quotes, straight or
+    /// the curly ones Slack clients put in their place, it names the whole id; a quote left open is refused, and nothing changes.
+    /// </summary>
+    [Fact]
+    public async Task SlashCommands_AnIdWithSpacesBetweenStraightOrCurlyQuotes_NamesIt_AQuoteLeftOpenIsRefusedAndChangesNothing()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("run 8812");
+
+        var straight = await StatusTextAsync(test, "status \"run 8812\"");
+        var curly = await StatusTextAsync(test, "status \u201crun 8812\u201d");
+        var open = await (await test.CommandAsync(SlackTestService.Owner, "stop \"run 8812 pager storm")).JsonAsync();
+        var glued = await (await test.CommandAsync(SlackTestService.Owner, "stop \"run 8812\"now")).JsonAsync();
+        var empty = await (await test.CommandAsync(SlackTestService.Owner, "stop \"\" pager storm")).JsonAsync();
+        var unquoted = await StatusTextAsync(test, "status run 8812");
+
+        Assert.Equal("<https://rolloutgate.example/api/v1/deployments/run%208812|run 8812> checkout `2.4.0` in production: *watching*", straight);
+        Assert.Equal(straight, curly);
+        Assert.Equal("ephemeral", open.GetProperty("response_type").GetString());
+        Assert.Equal("The quote before run 8812 pager storm is never closed: write an id with spaces between two quotes, "
+            + "such as `/rolloutgate stop \"run 8812\"`. Nothing changed.", open.GetProperty("text").GetString());
+        Assert.Equal("The closing quote after run 8812 is followed by now: leave a space after it. Nothing changed.", glued.GetProperty("text").GetString());
+        Assert.Equal("The quotes hold no deployment id. Nothing changed.", empty.GetProperty("text").GetString());
+        Assert.Equal("watching", await test.StateAsync("run 8812"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions", "true"));
+        // Unquoted, the words are read as before: a status names one word, and takes no more.
+        Assert.Equal(SlackEndpoints.Usage, unquoted);
+        Assert.Equal(SlackEndpoints.Usage, await StatusTextAsync(test, "launch \"rockets"));
+
+        var stopped = await (await test.CommandAsync(SlackTestService.Owner, "stop \u201crun 8812\u201d  pager\tstorm")).JsonAsync();
+
+        Assert.Equal("Done: checkout run 8812 is now stopped.", stopped.GetProperty("text").GetString());
+        Assert.Equal("stopped", await test.StateAsync("run 8812"));
+        Assert.Equal(1, await test.Service.CountAsync("decisions",
+            $"deployment_id = 'run 8812' AND actor = '{SlackTestService.Owner}' AND kind = 'stop' AND reason = 'pager storm'"));
+    }
+
+    /// <summary>
+    /// A predeploy held back by a change allowed and never deployed names the slash command that stops it; pasted into
+    /// Slack as printed, it stops that change, whatever its id holds, and the next change is let through.
+    /// </summary>
+    [Theory]
+    [InlineData("gh-run-8812", "gh-run-8812")]
+    [InlineData("run 8812", "\"run 8812\"")]
+    [InlineData("say \"hi\" C:\\ now", "\"say \\\"hi\\\" C:\\\\ now\"")]
+    [InlineData("\u201cquoted\u201d", "\"\\\u201cquoted\\\u201d\"")]
+    public async Task SlashCommand_TheStopAHeldBackPredeployNames_PastedAsPrinted_StopsTheChangeThatHoldsIt(string id, string printed)
+    {
+        await using var test = await SlackTestService.StartAsync();
+        (await test.Service.Webhooks.SendEventAsync("predeploy", id)).EnsureSuccessStatusCode();
+        var held = await (await test.Service.Webhooks.SendEventAsync("predeploy", "held")).JsonAsync();
+        var detail = held.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == "one-change-at-a-time")
+            .GetProperty("detail").GetString()!;
+        var command = System.Text.RegularExpressions.Regex.Match(detail, @"or /rolloutgate (stop .+) in Slack\)").Groups[1].Value;
+
+        var stopped = await (await test.CommandAsync(SlackTestService.Owner, command + " never deployed")).JsonAsync();
+        var next = await (await test.Service.Webhooks.SendEventAsync("predeploy", "next")).JsonAsync();
+
+        Assert.Equal($"stop {printed}", command);
+        Assert.Equal($"Done: checkout {id} is now stopped.", stopped.GetProperty("text").GetString());
+        Assert.Equal("allow", next.GetProperty("verdict").GetString());
+    }
+
     [Fact]
     public async Task SlashCommand_StatusOfADeploymentWithHundredsOfDecisions_ListsTheNewestAndCountsTheRestWithTheLink()
     {
