@@ -185,6 +185,14 @@ public static class DashboardEndpoints
             html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n")
                 .Append(InboxEndpoints.IfNobodyDecides(row, runbooks.VersionOf(row).Rollback, now)).Append('\n');
         }
+        else if (row.State == DeploymentState.Allowed)
+        {
+            // Allowed and never deployed (its pipeline died between the gate and the deploy step): it denies every next
+            // predeploy of its service and environment, and the inbox does not list it, since it waits for no decision.
+            // The page says so in the deny's words, with what ends it; acting needs a token or Slack, not this page.
+            html.Append(CultureInfo.InvariantCulture,
+                $"<p class=\"held\"><strong>Holds back the next change of {E(row.Service)} in {E(row.Environment)}:</strong> its predeploy is denied (one change at a time) while {E(HeldBackBy.Detail(row, null, now))}.</p>\n");
+        }
 
         html.Append("<h2>Decisions</h2>\n");
         html.Append(decisions.Count == 0 ? "<p>None.</p>\n" : "<ul>\n");

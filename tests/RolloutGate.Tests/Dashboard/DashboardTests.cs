@@ -3,8 +3,10 @@ using System.Text.Json;
 using System.Text.RegularExpressions;
 using Microsoft.AspNetCore.Mvc.Testing;
 using RolloutGate.Dashboard;
+using RolloutGate.Deployments;
 using RolloutGate.Tests.Infrastructure;
 using RolloutGate.Tests.Slack;
+using RolloutGate.Web;
 
 namespace RolloutGate.Tests.Dashboard;
 
@@ -259,6 +261,40 @@ public sealed partial class DashboardTests
         Assert.Contains(" UTC (just now)</time> <b>stop</b> by carol: done", detail, StringComparison.Ordinal);
         Assert.Matches(@"<tr class=""event""><td>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</td><td>webhook.predeploy</td>", detail);
         Assert.DoesNotMatch(@"\d\dZ<", detail);
+    }
+
+    /// <summary>
+    /// A change allowed and never deployed denies every next predeploy of its service and environment, and the inbox does
+    /// not list it (it waits for no decision): its page said only "allowed". It now says what it holds back and what ends
+    /// it, in the deny's own words, the slash command's id quoted to paste; a change that holds nothing says nothing of it.
+    /// </summary>
+    [Fact]
+    public async Task Detail_AChangeAllowedAndNeverDeployed_SaysItHoldsBackTheNextOneAndWhatEndsIt_InTheDenysWords()
+    {
+        await using var service = await TestService.StartAsync();
+        (await service.Webhooks.SendEventAsync("predeploy", "run 8812")).EnsureSuccessStatusCode();
+        await service.Database.ExecuteAsync("UPDATE deployments SET updated_at = updated_at - interval '3 hours 12 minutes' WHERE id = 'run 8812'");
+        var held = await (await service.Webhooks.SendEventAsync("predeploy", "held")).JsonAsync();
+        var deny = held.GetProperty("checks").EnumerateArray().Single(c => c.GetProperty("name").GetString() == PreDeployGate.OneChangeAtATime)
+            .GetProperty("detail").GetString()!;
+
+        using var browser = Browser(service);
+        var allowed = await browser.GetStringAsync(new Uri($"/dashboard/deployments/run%208812?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        var denied = await browser.GetStringAsync(new Uri("/dashboard/deployments/held", UriKind.Relative));
+
+        Assert.Contains("<p class=\"held\"><strong>Holds back the next change of checkout in production:</strong> its predeploy is denied "
+            + $"(one change at a time) while {HtmlPages.E(deny)}.</p>", allowed, StringComparison.Ordinal);
+        Assert.Contains(HtmlPages.E("3 h 12 min ago, no deployed event since): if it will not be deployed, send its cancelled event "
+            + "(rolloutgate gate cancelled --deployment-id 'run 8812' --service checkout --environment production) or stop it "
+            + "(POST /api/v1/deployments/run%208812/stop with an operator token, or /rolloutgate stop \"run 8812\" in Slack)"), allowed, StringComparison.Ordinal);
+        Assert.DoesNotContain("class=\"held\"", denied, StringComparison.Ordinal);
+
+        // Stopped as the page says, it holds nothing back, and its page says so no more.
+        (await service.Operator().PostAsync(new Uri("/api/v1/deployments/run%208812/stop", UriKind.Relative),
+            JsonContent("{\"actor\":\"oncall\",\"reason\":\"never deployed\"}"))).EnsureSuccessStatusCode();
+        var stopped = await browser.GetStringAsync(new Uri("/dashboard/deployments/run%208812", UriKind.Relative));
+        Assert.DoesNotContain("class=\"held\"", stopped, StringComparison.Ordinal);
+        Assert.Contains("<b>stop</b> by oncall: never deployed", stopped, StringComparison.Ordinal);
     }
 
     [Fact]
