@@ -77,22 +77,17 @@ public static class DeploymentEndpoints
             return Problems.Unauthorized(refusal);
         }
 
-        var given = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header : request.Query[DeliveryQueryParameter];
-        if (given.Count > 1)
-        {
-            // Read joined ("a,b"), the id would be one that a retry sending either of them does not repeat.
-            metrics.WebhookRefused("malformed");
-            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is given {given.Count} times; a delivery has one id");
-        }
-
-        var deliveryId = given.ToString();
-        if (deliveryId.Length is 0 or > 200 || deliveryId.Any(LogText.Breaks))
-        {
-            metrics.WebhookRefused("malformed");
-            return Problems.BadRequest($"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no control character such as NUL or a line break, the same on every retry of one delivery)");
-        }
-
         var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow(), authenticator.TimestampTolerance);
+        var (deliveryId, deliveryRefusal) = DeliveryId(request);
+        if (deliveryId is null)
+        {
+            // Authenticated, so on the record as any refused webhook (CONTRACT section 7), under the deployment the body
+            // names if it can be read; the id itself is not kept: it may hold a line break or run to any length.
+            metrics.WebhookRefused("malformed");
+            await processor.RecordRefusalAsync(null, parsed, StatusCodes.Status400BadRequest, deliveryRefusal, cancellationToken);
+            return Problems.BadRequest(deliveryRefusal!);
+        }
+
         if (authentication.WithPreviousSecret)
         {
             authenticator.SignedWithPreviousSecret(deliveryId, parsed?.Service);
@@ -124,6 +119,25 @@ public static class DeploymentEndpoints
         }
 
         return outcome.ToResult();
+    }
+
+    /// <summary>
+    /// The delivery's id (<see cref="DeliveryHeader"/>, else <see cref="DeliveryQueryParameter"/>), or why there is none
+    /// that a retry could repeat: missing, given twice (read joined, "a,b" is an id that a retry sending either of them
+    /// does not repeat), longer than 200 characters, or holding a control character (it is logged when replayed).
+    /// </summary>
+    private static (string? DeliveryId, string? Refusal) DeliveryId(HttpRequest request)
+    {
+        var given = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header : request.Query[DeliveryQueryParameter];
+        if (given.Count > 1)
+        {
+            return (null, $"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is given {given.Count} times; a delivery has one id");
+        }
+
+        var deliveryId = given.ToString();
+        return deliveryId.Length is 0 or > 200 || deliveryId.Any(LogText.Breaks)
+            ? (null, $"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no control character such as NUL or a line break, the same on every retry of one delivery)")
+            : (deliveryId, null);
     }
 
     /// <summary>The answer to a body <see cref="ReadBodyAsync"/> refused for its size.</summary>

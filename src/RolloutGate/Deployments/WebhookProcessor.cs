@@ -109,9 +109,10 @@ public sealed partial class WebhookProcessor(
     /// <summary>
     /// Puts an authenticated delivery that was refused (a body that is not a webhook, no governing runbook, a state that
     /// does not allow the event) on the audit record as <see cref="AuditEventTypes.WebhookRefused"/>, with the answer
-    /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook.
+    /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook, and
+    /// <paramref name="deliveryId"/> when the delivery had no id that could be kept.
     /// </summary>
-    public Task RecordRefusalAsync(string deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken) =>
+    public Task RecordRefusalAsync(string? deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken) =>
         RecordAsync(AuditEventTypes.WebhookRefused, request, new { deliveryId, request, answer = status, detail }, cancellationToken);
 
     private async Task RecordAsync(string type, WebhookRequest? request, object data, CancellationToken cancellationToken)

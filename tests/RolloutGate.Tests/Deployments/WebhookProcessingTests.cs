@@ -434,23 +434,34 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
-    public async Task Webhook_MissingDeliveryHeader_Refused400()
+    public async Task Webhook_MissingDeliveryHeader_Refused400_NothingChangedAndTheRefusalAudited()
     {
+        // CONTRACT section 7: every webhook and every refusal is an event. The delivery was authenticated; without an
+        // id it names no delivery, so the event has none, but it names the deployment the pipeline meant.
         await using var service = await TestService.StartAsync();
+        var auditBefore = await service.CountAsync("audit_events");
 
         var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1"), deliveryId: "");
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
+        Assert.Equal(0, await service.CountAsync("deployments"));
+        Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(auditBefore + 1, await service.CountAsync("audit_events"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'webhook.refused' AND deployment_id = 'gh-1' AND service = 'checkout' AND data::jsonb->>'deliveryId' IS NULL " +
+            "AND (data::jsonb->>'answer')::int = 400 AND data::jsonb->>'detail' LIKE '%X-RolloutGate-Delivery header%is required%'"));
     }
 
     [Theory]
     [InlineData("gh-1%0AWebhook%20predeploy")]
     [InlineData("gh-1%09x")]
     [InlineData("gh-1%00")]
-    public async Task Webhook_DeliveryIdWithAControlCharacter_Refused400AndNothingWritten(string escapedDeliveryId)
+    public async Task Webhook_DeliveryIdWithAControlCharacter_Refused400_NothingChangedAndTheRefusalAuditedWithoutTheId(string escapedDeliveryId)
     {
-        // The delivery id is logged when a delivery is replayed: a line break would forge a log line of its own.
+        // The delivery id is logged when a delivery is replayed: a line break would forge a log line of its own. The
+        // refusal is audited as any other, and the id it refuses is not kept there either.
         await using var service = await TestService.StartAsync();
+        var auditBefore = await service.CountAsync("audit_events");
         using var request = Signed($"/api/v1/deployments?delivery={escapedDeliveryId}", WebhookClient.Body("predeploy", "gh-1"));
 
         var response = await service.Client.SendAsync(request);
@@ -459,6 +470,9 @@ public sealed class WebhookProcessingTests
         Assert.Contains("no control character", (await response.JsonAsync()).GetProperty("detail").GetString(), StringComparison.Ordinal);
         Assert.Equal(0, await service.CountAsync("deployments"));
         Assert.Equal(0, await service.CountAsync("webhook_deliveries"));
+        Assert.Equal(auditBefore + 1, await service.CountAsync("audit_events"));
+        Assert.Equal(1, await service.CountAsync("audit_events",
+            "type = 'webhook.refused' AND deployment_id = 'gh-1' AND data::jsonb->>'deliveryId' IS NULL AND (data::jsonb->>'answer')::int = 400"));
     }
 
     [Theory]
