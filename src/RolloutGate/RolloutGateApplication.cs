@@ -132,7 +132,7 @@ public static class RolloutGateApplication
         app.UseRouting();
         app.UseRequestMetrics();
         app.UseApiTokens();
-        app.UseRepeatedQueryParametersRefused();
+        app.UseApiQueryParameters();
         app.MapOpenApi();
         app.MapHealthEndpoints();
         app.MapMetricsEndpoint();

@@ -410,10 +410,7 @@ public sealed class WebhookProcessingTests
     public async Task Queries_WithAParameterGivenTwice_Refused400NamingIt()
     {
         // Read as one text ("checkout,cart"), a repeated filter matched nothing and answered an empty page as if true.
-        await using var service = await TestService.StartAsync(
-            ("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
-        await service.Webhooks.SendEventAsync("predeploy", "c-1");
-        await service.Webhooks.SendEventAsync("predeploy", "k-1", service: "cart");
+        await using var service = await TwoServicesWithAChangeEachAsync();
         using var reader = service.Reader();
 
         foreach (var (path, name) in new[]
@@ -431,6 +428,34 @@ public sealed class WebhookProcessingTests
 
         var once = await reader.GetJsonAsync("/api/v1/deployments?service=cart");
         Assert.Equal("k-1", Assert.Single(once.GetProperty("deployments").EnumerateArray()).GetProperty("deploymentId").GetString());
+    }
+
+    /// <summary>checkout and cart, each with an allowed predeploy: c-1 of checkout, then k-1 of cart.</summary>
+    private static async Task<TestService> TwoServicesWithAChangeEachAsync()
+    {
+        var service = await TestService.StartAsync(("checkout.yaml", TestRunbooks.Minimal("checkout")), ("cart.yaml", TestRunbooks.Minimal("cart")));
+        await service.Webhooks.SendEventAsync("predeploy", "c-1");
+        await service.Webhooks.SendEventAsync("predeploy", "k-1", service: "cart");
+        return service;
+    }
+
+    [Fact]
+    public async Task Queries_WithAParameterGivenEmpty_ReadItAsNotGiven()
+    {
+        // CONTRACT section 5 writes the filters as ?service=&environment=&state=: a URL built from it with a filter left
+        // blank asked for the service "" (an empty page that looked true) or was refused for state and limit.
+        await using var service = await TwoServicesWithAChangeEachAsync();
+        using var reader = service.Reader();
+        static List<string?> Ids(JsonElement page, string list, string id) =>
+            page.GetProperty(list).EnumerateArray().Select(item => item.GetProperty(id).GetString()).ToList();
+
+        Assert.Equal(["k-1", "c-1"], Ids(await reader.GetJsonAsync("/api/v1/deployments?service=&environment=&state="), "deployments", "deploymentId"));
+        Assert.Equal(["k-1"], Ids(await reader.GetJsonAsync("/api/v1/deployments?service=cart&state&limit=&after="), "deployments", "deploymentId"));
+        Assert.Equal(["c-1", "k-1"], Ids(await reader.GetJsonAsync("/api/v1/audit/events?deploymentId=&actor=&type=webhook.predeploy&from=&to=&limit="), "events", "deploymentId"));
+        using var summary = await reader.GetAsync(new Uri("/api/v1/reports/summary?service=&from=&to=", UriKind.Relative));
+        Assert.Equal(HttpStatusCode.OK, summary.StatusCode);
+        // An anchor asks for a check: given empty (verify?anchor=$ANCHOR, the variable unset) it is refused, not skipped.
+        await AssertRefused400Async(reader, "/api/v1/audit/verify?anchor=", "anchor '' is not ID:HASH");
     }
 
     [Fact]
