@@ -37,8 +37,15 @@ pg_bindir() {
   [ -n "$d" ] && echo "$d"
 }
 
+# ensure_dotnet: a dotnet with the SDK global.json asks for. With only another one (a .NET 8 machine, or the runtime
+# alone) `dotnet build` says "A compatible .NET SDK was not found" in a build log the scripts only point to, or not at all.
 ensure_dotnet() {
   command -v dotnet >/dev/null 2>&1 || die "the .NET 10 SDK is required (dotnet on PATH)"
+  (cd "$REPO_ROOT" && dotnet --version >/dev/null 2>&1) && return 0
+  local wanted installed
+  wanted="$(sed -n 's/.*"version": *"\([^"]*\)".*/\1/p' "$REPO_ROOT/global.json" | head -n 1)"
+  installed="$(dotnet --list-sdks 2>/dev/null | cut -d' ' -f1 | paste -sd ' ' -)"
+  die "the .NET SDK $wanted or a later ${wanted%.*} one is required (global.json); this dotnet has ${installed:-no SDK} (https://dotnet.microsoft.com/download)"
 }
 
 # PostgreSQL refuses to run as root; as root we run it as the 'postgres' user, whose home must reach the data folder.

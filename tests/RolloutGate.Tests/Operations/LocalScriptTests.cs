@@ -43,6 +43,37 @@ public sealed class LocalScriptTests
         }
     }
 
+    /// <summary>
+    /// A machine whose dotnet lacks the SDK global.json asks for (only .NET 8's, or the runtime alone): run.sh and test.sh
+    /// stop before building and say which SDK is wanted and which are there. Before, the build failed with "A compatible
+    /// .NET SDK was not found" in a log that run.sh only pointed to and test.sh did not name ("tests: 0 passed, 1 failed").
+    /// </summary>
+    [Fact]
+    public async Task EnsureDotnet_WithoutTheSdkGlobalJsonAsksFor_FailsNamingItBeforeAnythingRuns()
+    {
+        var (exit, stderr) = await RunAsync("source \"$0\"; ensure_dotnet", Library);
+        Assert.True(exit == 0, "this checkout's SDK is installed: " + stderr);
+
+        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
+        try
+        {
+            var library = Path.Combine(folder.FullName, "deploy", "local", "lib.sh");
+            Directory.CreateDirectory(Path.GetDirectoryName(library)!);
+            File.Copy(Library, library);
+            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "global.json"), """{ "sdk": { "version": "99.0.100", "rollForward": "latestFeature" } }""");
+
+            (exit, stderr) = await RunAsync("source \"$0\"; ensure_dotnet; echo reached >&2", library);
+
+            Assert.True(exit == 1, stderr);
+            Assert.Contains("error: the .NET SDK 99.0.100 or a later 99.0 one is required (global.json); this dotnet has ", stderr, StringComparison.Ordinal);
+            Assert.DoesNotContain("reached", stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
     private static async Task<(int Exit, string Stderr)> RunAsync(string script, params string[] args)
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
