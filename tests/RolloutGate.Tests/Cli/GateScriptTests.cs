@@ -634,10 +634,13 @@ public sealed class GateScriptTests
         Assert.Equal("", await stdout);
     }
 
-    /// <summary>Sends the script SIGTERM and waits for it to end; returns what it wrote to stderr from then on.</summary>
+    /// <summary>
+    /// Sends the script SIGTERM and waits for it to end; returns what it wrote to stderr from then on. bash's own kill, not
+    /// /bin/kill: that is procps's, which slim Debian images (a CI runner's, test.sh's fresh machine) do not have.
+    /// </summary>
     private static async Task<string> TerminateAsync(Process process, CancellationToken cancellationToken)
     {
-        using (var kill = Process.Start("kill", ["-TERM", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
+        using (var kill = Process.Start("bash", ["-c", "kill -TERM \"$0\"", process.Id.ToString(System.Globalization.CultureInfo.InvariantCulture)]))
         {
             await kill.WaitForExitAsync(cancellationToken);
         }
