@@ -79,7 +79,7 @@ claim_folder() {
   owner="$(cat "$dir/owner.pid" 2>/dev/null || true)"
   if [ -n "$owner" ] && [ "$owner" != "$$" ] && kill -0 "$owner" 2>/dev/null \
     && tr '\0' ' ' <"/proc/$owner/cmdline" 2>/dev/null | grep -q "$(basename "$script")"; then
-    die "another $script (pid $owner) is running over $dir; stop it first (Ctrl-C in its terminal), or run from another clone"
+    die "another $script (pid $owner) is running over $dir; stop it first (Ctrl-C in its terminal, or kill $owner: one started in the background ignores Ctrl-C), or run from another clone"
   fi
   echo "$$" >"$dir/owner.pid"
 }

@@ -74,6 +74,36 @@ public sealed class LocalScriptTests
         }
     }
 
+    /// <summary>
+    /// A second run.sh over the same folder names the first and how to stop it. A run.sh started in the background (`&amp;`)
+    /// ignores Ctrl-C's SIGINT (run.sh's header), so "Ctrl-C in its terminal" alone left that one's owner stuck: the
+    /// message gives the kill that stops it, which run.sh's SIGTERM trap handles.
+    /// </summary>
+    [Fact]
+    public async Task ClaimFolder_HeldByARunningScript_NamesItsPidAndTheKillThatStopsIt()
+    {
+        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
+        // A bash whose command line names run.sh, as run.sh's own does (two commands: bash would exec a lone sleep).
+        var start = new ProcessStartInfo("bash", ["-c", "sleep 60; exit 0", "deploy/local/run.sh"]) { UseShellExecute = false };
+        using var owner = Process.Start(start)!;
+        try
+        {
+            var pid = owner.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
+            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "owner.pid"), pid + "\n");
+
+            var (exit, stderr) = await RunAsync("source \"$0\"; claim_folder \"$1\" deploy/local/run.sh", Library, folder.FullName);
+
+            Assert.True(exit == 1, stderr);
+            Assert.Contains($"another deploy/local/run.sh (pid {pid}) is running over {folder.FullName}; stop it first (Ctrl-C in its terminal, or kill {pid}: one started in the background ignores Ctrl-C)", stderr, StringComparison.Ordinal);
+            Assert.Equal(pid, (await File.ReadAllTextAsync(Path.Combine(folder.FullName, "owner.pid"))).Trim());
+        }
+        finally
+        {
+            owner.Kill();
+            folder.Delete(recursive: true);
+        }
+    }
+
     private static async Task<(int Exit, string Stderr)> RunAsync(string script, params string[] args)
     {
         var start = new ProcessStartInfo("bash") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
