@@ -192,7 +192,8 @@ start_prometheus() {
   fi
   stop_pidfile "$data.pid"
   refuse_taken_port Prometheus "$port" prometheus
-  /usr/bin/prometheus --config.file="$config" --storage.tsdb.path="$data" \
+  # The one on PATH, which ensure_packages took as installed: Debian's, or one of your own (a release's in /usr/local/bin).
+  prometheus --config.file="$config" --storage.tsdb.path="$data" \
     --web.listen-address="127.0.0.1:$port" --log.level=warn >"$data.log" 2>&1 &
   pid=$!
   echo "$pid" >"$data.pid"
@@ -210,7 +211,7 @@ start_alertmanager() {
   printf 'route:\n  receiver: none\nreceivers:\n  - name: none\n' >"$config"
   stop_pidfile "$data.pid"
   refuse_taken_port Alertmanager "$port" prometheus-alertmanager
-  /usr/bin/prometheus-alertmanager --config.file="$config" --storage.path="$data" \
+  prometheus-alertmanager --config.file="$config" --storage.path="$data" \
     --web.listen-address="127.0.0.1:$port" --cluster.listen-address= --log.level=warn >"$data.log" 2>&1 &
   pid=$!
   echo "$pid" >"$data.pid"

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
 using RolloutGate.Tests.Infrastructure;
+using RolloutGate.Tests.Prometheus;
 
 namespace RolloutGate.Tests.Operations;
 
@@ -36,6 +37,45 @@ public sealed class LocalScriptTests
             Assert.Contains($"'systemctl disable --now {service}'", stderr, StringComparison.Ordinal);
             Assert.DoesNotContain("started", stderr, StringComparison.Ordinal);
             Assert.False(File.Exists(data + ".pid"), "nothing was started, so there is no process to stop");
+        }
+        finally
+        {
+            folder.Delete(recursive: true);
+        }
+    }
+
+    /// <summary>
+    /// The Prometheus and Alertmanager started are the ones on PATH, which ensure_packages took as installed. Before, a
+    /// Prometheus of your own (a release's in /usr/local/bin) kept apt-get from installing Debian's, and run.sh then ran
+    /// /usr/bin/prometheus, which was not there: "Prometheus exited during start-up". Here the program on PATH is a script
+    /// that notes it ran, then runs the real one.
+    /// </summary>
+    [Theory]
+    [InlineData("start_prometheus", "stop_prometheus", "prometheus")]
+    [InlineData("start_alertmanager", "stop_alertmanager", "prometheus-alertmanager")]
+    public async Task Start_RunsTheProgramOnThePath(string start, string stop, string program)
+    {
+        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
+        try
+        {
+            var bin = Directory.CreateDirectory(Path.Combine(folder.FullName, "bin")).FullName;
+            var ran = Path.Combine(folder.FullName, "ran");
+            var wrapper = Path.Combine(bin, program);
+            await File.WriteAllTextAsync(wrapper, $"#!/bin/sh\necho \"$0\" > '{ran}'\nexec /usr/bin/{program} \"$@\"\n");
+            Assert.False(OperatingSystem.IsWindows(), "lib.sh runs under bash on Linux");
+            if (!OperatingSystem.IsWindows())
+            {
+                File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+            }
+
+            var port = new Uri(PrometheusTestServer.UnusedLoopbackUrl()).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+            var (exit, stderr) = await RunAsync(
+                $"export PATH=\"$3:$PATH\"; source \"$0\"; {start} \"$1\" \"$2\" && {stop} \"$1\"", Library, Path.Combine(folder.FullName, "data"), port, bin);
+
+            Assert.True(exit == 0, stderr);
+            Assert.True(File.Exists(ran), $"{program} on PATH was not the one started: {stderr}");
+            Assert.Equal(wrapper, (await File.ReadAllTextAsync(ran)).Trim());
         }
         finally
         {

@@ -3,8 +3,9 @@ using System.Diagnostics;
 namespace RolloutGate.Tests.Prometheus;
 
 /// <summary>
-/// A real Prometheus (Debian's /usr/bin/prometheus) of a test's own, on a free loopback port, with the given
-/// configuration and TSDB folder; killed on dispose, and a folder of its own deleted.
+/// A real Prometheus (the one on PATH, as deploy/local/lib.sh starts: Debian's /usr/bin/prometheus or one of your own) of
+/// a test's own, on a free loopback port, with the given configuration and TSDB folder; killed on dispose, and a folder
+/// of its own deleted.
 /// </summary>
 public sealed class PrometheusProcess : IDisposable
 {
@@ -28,7 +29,7 @@ public sealed class PrometheusProcess : IDisposable
         var config = $"{Path.TrimEndingDirectorySeparator(data)}.yml";
         await File.WriteAllTextAsync(config, configuration);
         var url = PrometheusTestServer.UnusedLoopbackUrl();
-        var start = new ProcessStartInfo("/usr/bin/prometheus")
+        var start = new ProcessStartInfo("prometheus")
         {
             RedirectStandardError = true,
             RedirectStandardOutput = true,
@@ -76,7 +77,7 @@ public sealed class PrometheusProcess : IDisposable
         {
             var series = Path.Combine(folder, "series.om");
             await File.WriteAllTextAsync(series, openMetrics);
-            await RunAsync("/usr/bin/promtool", ["tsdb", "create-blocks-from", "openmetrics", series, Path.Combine(folder, "data")]);
+            await RunAsync("promtool", ["tsdb", "create-blocks-from", "openmetrics", series, Path.Combine(folder, "data")]);
             return await StartAsync("global:\n  scrape_interval: 1m\nscrape_configs: []\n", Path.Combine(folder, "data"), folder);
         }
         catch
