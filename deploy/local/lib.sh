@@ -93,13 +93,16 @@ release_folder() {
 start_postgres() {
   local data="$1" port="$2" bin
   bin="$(pg_bindir)" || die "PostgreSQL server programs not found"
-  if [ ! -f "$data/PG_VERSION" ]; then
-    log "initialising PostgreSQL in $data"
-    as_pg_user "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
-  fi
-  if as_pg_user "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
+  if [ -f "$data/PG_VERSION" ] && as_pg_user "$bin/pg_ctl" -D "$data" status >/dev/null 2>&1; then
     log "PostgreSQL already running on port $port"
   else
+    # Before initdb: a port taken by another server ends here, naming the variable that moves it, with nothing created;
+    # PostgreSQL's own "could not bind ... Address already in use" in its log named neither.
+    refuse_taken_port PostgreSQL "$port" postgresql PG
+    if [ ! -f "$data/PG_VERSION" ]; then
+      log "initialising PostgreSQL in $data"
+      as_pg_user "$bin/initdb" -D "$data" -U postgres --auth=trust --encoding=UTF8 --locale=C.UTF-8 >/dev/null
+    fi
     as_pg_user "$bin/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 \
       -o "-p $port -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=300 -c fsync=off" start >/dev/null \
       || { cat "$data/server.log" >&2; die "PostgreSQL did not start"; }
@@ -133,13 +136,14 @@ wait_ready() {
   tail -n 20 "$log_file" >&2; die "$name did not become ready at $url"
 }
 
-# refuse_taken_port NAME PORT SERVICE: stop when something already listens on 127.0.0.1:PORT. NAME could not listen there,
-# and wait_ready would take that program's answer for its own. Debian's packages start theirs as system services
-# (SERVICE) where systemd runs, Prometheus on 9090 and Alertmanager on 9093: run.sh's default ports.
+# refuse_taken_port NAME PORT SERVICE [VARIABLE]: stop when something already listens on 127.0.0.1:PORT. NAME could not
+# listen there, and wait_ready would take that program's answer for its own. Debian's packages start theirs as system
+# services (SERVICE) where systemd runs, Prometheus on 9090 and Alertmanager on 9093: run.sh's default ports. VARIABLE
+# is the port variables' middle (PG for ROLLOUTGATE_PG_PORT), NAME in capitals when not given.
 refuse_taken_port() {
-  local name="$1" port="$2" service="$3"
+  local name="$1" port="$2" service="$3" variable="${4:-${1^^}}"
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
-    die "something already listens on 127.0.0.1:$port, where $name was to start (Debian's $service package starts one as a system service: 'systemctl disable --now $service'); stop it, or choose another port (run.sh: ROLLOUTGATE_${name^^}_PORT; test.sh: ROLLOUTGATE_TEST_${name^^}_PORT)"
+    die "something already listens on 127.0.0.1:$port, where $name was to start (Debian's $service package starts one as a system service: 'systemctl disable --now $service'; or another checkout's run.sh or test.sh runs on it); stop it, or choose another port (run.sh: ROLLOUTGATE_${variable}_PORT; test.sh: ROLLOUTGATE_TEST_${variable}_PORT)"
   fi
   return 0
 }

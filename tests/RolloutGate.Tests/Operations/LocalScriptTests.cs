@@ -16,9 +16,10 @@ public sealed class LocalScriptTests
     private static readonly string Library = TestPaths.RepositoryFile("deploy/local/lib.sh");
 
     [Theory]
-    [InlineData("start_prometheus", "Prometheus", "prometheus")]
-    [InlineData("start_alertmanager", "Alertmanager", "prometheus-alertmanager")]
-    public async Task Start_OnAPortAnotherServerAnswers_FailsNamingThePort_AndStartsNothing(string function, string name, string service)
+    [InlineData("start_prometheus", "Prometheus", "prometheus", "PROMETHEUS")]
+    [InlineData("start_alertmanager", "Alertmanager", "prometheus-alertmanager", "ALERTMANAGER")]
+    [InlineData("start_postgres", "PostgreSQL", "postgresql", "PG")]
+    public async Task Start_OnAPortAnotherServerAnswers_FailsNamingThePort_AndStartsNothing(string function, string name, string service, string variable)
     {
         var builder = WebApplication.CreateSlimBuilder();
         builder.WebHost.UseUrls("http://127.0.0.1:0");
@@ -26,22 +27,18 @@ public sealed class LocalScriptTests
         other.MapGet("/-/ready", () => $"{name} is Ready.");
         await other.StartAsync();
         var port = new Uri(other.Urls.Single()).Port;
-        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
-        try
-        {
-            var data = Path.Combine(folder.FullName, "data");
-            var (exit, stderr) = await RunAsync($"source \"$0\"; {function} \"$1\" \"$2\"", Library, data, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
+        var data = Path.Combine(folder.Folder, "data");
 
-            Assert.True(exit == 1, stderr);
-            Assert.Contains($"something already listens on 127.0.0.1:{port}, where {name} was to start", stderr, StringComparison.Ordinal);
-            Assert.Contains($"'systemctl disable --now {service}'", stderr, StringComparison.Ordinal);
-            Assert.DoesNotContain("started", stderr, StringComparison.Ordinal);
-            Assert.False(File.Exists(data + ".pid"), "nothing was started, so there is no process to stop");
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        var (exit, stderr) = await RunAsync($"source \"$0\"; {function} \"$1\" \"$2\"", Library, data, port.ToString(System.Globalization.CultureInfo.InvariantCulture));
+
+        Assert.True(exit == 1, stderr);
+        Assert.Contains($"something already listens on 127.0.0.1:{port}, where {name} was to start", stderr, StringComparison.Ordinal);
+        Assert.Contains($"'systemctl disable --now {service}'", stderr, StringComparison.Ordinal);
+        Assert.Contains($"(run.sh: ROLLOUTGATE_{variable}_PORT; test.sh: ROLLOUTGATE_TEST_{variable}_PORT)", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("started", stderr, StringComparison.Ordinal);
+        Assert.False(File.Exists(data + ".pid"), "nothing was started, so there is no process to stop");
+        Assert.False(File.Exists(Path.Combine(data, "PG_VERSION")), "no database cluster was created on the way");
     }
 
     /// <summary>
