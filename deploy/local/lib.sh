@@ -48,6 +48,22 @@ ensure_dotnet() {
   die "the .NET SDK $wanted or a later ${wanted%.*} one is required (global.json); this dotnet has ${installed:-no SDK} (https://dotnet.microsoft.com/download)"
 }
 
+# build_reporting LOG ARGS...: dotnet build ARGS, its output in LOG. When it fails: its error and warning lines, or its
+# last 20 lines when it has none (an SDK that cannot be found, a restore that cannot reach the feed), and where the
+# whole log is, then status 1; the caller says what failed. Called as a condition, so that set -e in the caller does not
+# end it half-way (a grep that matches nothing ended test.sh before its "tests: ..." line).
+build_reporting() {
+  local build_log="$1"; shift
+  dotnet build "$@" >"$build_log" 2>&1 && return 0
+  if grep -qE 'error|warning' "$build_log"; then
+    grep -E 'error|warning' "$build_log" | sort -u | head -n 40 >&2 || true
+  else
+    tail -n 20 "$build_log" >&2
+  fi
+  log "the whole build log: $build_log"
+  return 1
+}
+
 # PostgreSQL refuses to run as root; as root we run it as the 'postgres' user, whose home must reach the data folder.
 pg_user() { if [ "$(id -u)" -eq 0 ]; then echo postgres; else id -un; fi; }
 

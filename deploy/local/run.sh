@@ -55,8 +55,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 log "building"
-dotnet build src/RolloutGate -c Release -nologo -v quiet -o "$RUN_DIR/bin" >"$RUN_DIR/build.log" 2>&1 \
-  || { grep -E 'error' "$RUN_DIR/build.log" | sort -u >&2; die "build failed (see $RUN_DIR/build.log)"; }
+build_reporting "$RUN_DIR/build.log" src/RolloutGate -c Release -nologo -v quiet -o "$RUN_DIR/bin" || die "build failed"
 
 start_postgres "$PG_DATA" "$PG_PORT"; started+=(postgres)
 export ConnectionStrings__RolloutGate="${ConnectionStrings__RolloutGate:-Host=127.0.0.1;Port=$PG_PORT;Database=rolloutgate;Username=rolloutgate;Password=rolloutgate}"

@@ -39,8 +39,7 @@ export ROLLOUTGATE_TEST_ADMIN_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=
 export ROLLOUTGATE_TEST_CONNECTION="Host=127.0.0.1;Port=$PG_PORT;Username=rolloutgate;Password=rolloutgate"
 
 log "building"
-if ! dotnet build RolloutGate.sln -c Release -nologo -v quiet >"$REPO_ROOT/.local/test/build.log" 2>&1; then
-  grep -E 'error|warning' "$REPO_ROOT/.local/test/build.log" | sort -u | head -n 40
+if ! build_reporting "$REPO_ROOT/.local/test/build.log" RolloutGate.sln -c Release -nologo -v quiet; then
   echo "tests: 0 passed, 1 failed"
   exit 1
 fi

@@ -11,6 +11,7 @@ namespace RolloutGate.Tests.Operations;
 /// installing the prometheus and prometheus-alertmanager packages starts them as system services on 9090 and 9093, run.sh's
 /// own ports: the script must stop there, naming the port, and not take that other server's answer for the one it started.
 /// </summary>
+[System.Runtime.Versioning.SupportedOSPlatform("linux")]
 public sealed class LocalScriptTests
 {
     private static readonly string Library = TestPaths.RepositoryFile("deploy/local/lib.sh");
@@ -52,32 +53,18 @@ public sealed class LocalScriptTests
     [InlineData("start_alertmanager", "stop_alertmanager", "prometheus-alertmanager")]
     public async Task Start_RunsTheProgramOnThePath(string start, string stop, string program)
     {
-        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
-        try
-        {
-            var bin = Directory.CreateDirectory(Path.Combine(folder.FullName, "bin")).FullName;
-            var ran = Path.Combine(folder.FullName, "ran");
-            var wrapper = Path.Combine(bin, program);
-            await File.WriteAllTextAsync(wrapper, $"#!/bin/sh\necho \"$0\" > '{ran}'\nexec /usr/bin/{program} \"$@\"\n");
-            Assert.False(OperatingSystem.IsWindows(), "lib.sh runs under bash on Linux");
-            if (!OperatingSystem.IsWindows())
-            {
-                File.SetUnixFileMode(wrapper, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
-            }
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
+        var bin = Directory.CreateDirectory(Path.Combine(folder.Folder, "bin")).FullName;
+        var ran = Path.Combine(folder.Folder, "ran");
+        var wrapper = await ProgramAsync(bin, program, $"#!/bin/sh\necho \"$0\" > '{ran}'\nexec /usr/bin/{program} \"$@\"\n");
+        var port = new Uri(PrometheusTestServer.UnusedLoopbackUrl()).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
 
-            var port = new Uri(PrometheusTestServer.UnusedLoopbackUrl()).Port.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        var (exit, stderr) = await RunAsync(
+            $"export PATH=\"$3:$PATH\"; source \"$0\"; {start} \"$1\" \"$2\" && {stop} \"$1\"", Library, Path.Combine(folder.Folder, "data"), port, bin);
 
-            var (exit, stderr) = await RunAsync(
-                $"export PATH=\"$3:$PATH\"; source \"$0\"; {start} \"$1\" \"$2\" && {stop} \"$1\"", Library, Path.Combine(folder.FullName, "data"), port, bin);
-
-            Assert.True(exit == 0, stderr);
-            Assert.True(File.Exists(ran), $"{program} on PATH was not the one started: {stderr}");
-            Assert.Equal(wrapper, (await File.ReadAllTextAsync(ran)).Trim());
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        Assert.True(exit == 0, stderr);
+        Assert.True(File.Exists(ran), $"{program} on PATH was not the one started: {stderr}");
+        Assert.Equal(wrapper, (await File.ReadAllTextAsync(ran)).Trim());
     }
 
     /// <summary>
@@ -112,6 +99,36 @@ public sealed class LocalScriptTests
     }
 
     /// <summary>
+    /// A build that fails: test.sh still ends with its "tests: 0 passed, 1 failed" line, and both scripts show what
+    /// failed and name the whole log. A failure whose output holds no "error" or "warning" (no SDK that global.json
+    /// allows, a feed that cannot be reached) ended test.sh at once, under set -e, with nothing but "building": the grep
+    /// for those lines matched none. Its last lines are shown instead. Many errors: the first 40, and the line still comes.
+    /// </summary>
+    [Theory]
+    [InlineData("A compatible .NET SDK was not found.\nRequested SDK version: 99.0.100", "Requested SDK version: 99.0.100")]
+    [InlineData("many", "Broken.cs(1,1): error CS0001: number 1")]
+    public async Task BuildReporting_ABuildThatFails_ShowsWhatFailedAndWhereTheLogIs_AndTheCallerGoesOn(string output, string shown)
+    {
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
+        var bin = Directory.CreateDirectory(Path.Combine(folder.Folder, "bin")).FullName;
+        var said = output == "many"
+            ? string.Join("\n", Enumerable.Range(1, 60).Select(i => $"Broken.cs(1,1): error CS0001: number {i}"))
+            : output;
+        await ProgramAsync(bin, "dotnet", $"#!/bin/sh\nprintf '{said}\\n'\nexit 1\n");
+        var log = Path.Combine(folder.Folder, "build.log");
+
+        // As test.sh calls it, under set -euo pipefail.
+        var (exit, stderr) = await RunAsync(
+            "set -euo pipefail; export PATH=\"$2:$PATH\"; source \"$0\"; if ! build_reporting \"$1\" RolloutGate.sln -c Release; then echo 'tests: 0 passed, 1 failed' >&2; exit 1; fi",
+            Library, log, bin);
+
+        Assert.Equal(1, exit);
+        Assert.Contains(shown, stderr, StringComparison.Ordinal);
+        Assert.Contains($"[rolloutgate] the whole build log: {log}\ntests: 0 passed, 1 failed", stderr, StringComparison.Ordinal);
+        Assert.True(stderr.Split('\n').Count(line => line.Contains("error CS0001", StringComparison.Ordinal)) <= 40, stderr);
+    }
+
+    /// <summary>
     /// A second run.sh over the same folder names the first and how to stop it. A run.sh started in the background (`&amp;`)
     /// ignores Ctrl-C's SIGINT (run.sh's header), so "Ctrl-C in its terminal" alone left that one's owner stuck: the
     /// message gives the kill that stops it, which run.sh's SIGTERM trap handles.
@@ -139,6 +156,15 @@ public sealed class LocalScriptTests
             owner.Kill();
             folder.Delete(recursive: true);
         }
+    }
+
+    /// <summary>An executable script <paramref name="name"/> in <paramref name="bin"/> (put first on PATH), standing in for that program.</summary>
+    private static async Task<string> ProgramAsync(string bin, string name, string script)
+    {
+        var path = Path.Combine(bin, name);
+        await File.WriteAllTextAsync(path, script);
+        File.SetUnixFileMode(path, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        return path;
     }
 
     private static async Task<(int Exit, string Stderr)> RunAsync(string script, params string[] args)
