@@ -16,7 +16,8 @@ namespace RolloutGate.Rollbacks;
 /// moves the deployment to <c>rolled-back</c>. A failure (after the executor's own retries) is audited, which puts it in
 /// the decision channel, and the deployment stays <c>rolling-back</c> for a person to retry (a new <c>rollback</c>
 /// decision releases the claim, see <see cref="DeploymentDecisions"/>), finish or stop; it is not retried silently. A
-/// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so. An action still
+/// runbook without an action leaves the rollback to the pipeline's <c>rolledback</c> event, and says so; a stored runbook
+/// version this RolloutGate cannot read is a failure, recorded with the reason, as its action is unknown. An action still
 /// under way <see cref="RollbackResilienceOptions.StopGrace"/> after the host began to stop is abandoned and its claim
 /// released (its lease ended, the claim kept), so that another replica (or the next start) carries it out again at once,
 /// with the same idempotency key, and records, as after a kill, that the abandoned attempt may have reached its target.
@@ -61,6 +62,12 @@ public sealed partial class RollbackDispatcher(
     /// does not renew it, and whose action may run up to this long.
     /// </summary>
     public static readonly TimeSpan UnrenewedClaimExpiry = TimeSpan.FromMinutes(10);
+
+    /// <summary>
+    /// The action recorded for a change whose stored runbook version this RolloutGate cannot read (see
+    /// <see cref="StoredRunbookUnreadableException"/>): which action its runbook names is unknown.
+    /// </summary>
+    public const string UnreadableRunbook = "unknown (runbook unreadable)";
 
     /// <summary>Who holds a claim, for people reading rollback_actions: host, process and a per-start id.</summary>
     private readonly string replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
@@ -250,7 +257,22 @@ public sealed partial class RollbackDispatcher(
         db.ChangeTracker.Clear();
         var deployment = await db.Deployments.AsNoTracking().Include(d => d.RunbookVersion).Include(d => d.Decisions)
             .SingleAsync(d => d.Id == deploymentId, cancellationToken);
-        var runbook = runbooks.VersionOf(deployment);
+        Core.Runbooks.Runbook runbook;
+        try
+        {
+            runbook = runbooks.VersionOf(deployment);
+        }
+        catch (StoredRunbookUnreadableException ex)
+        {
+            // The change recorded a version an older RolloutGate accepted and this one refuses: its action cannot be read,
+            // so that is the outcome, recorded like a failed action (audited, the claim finished). Let through, the
+            // exception left the claim to run out and be taken over every lease, for ever, with only an error in the log.
+            await RecordAsync(db, deploymentId, new RollbackOutcome(false, UnreadableRunbook,
+                $"{ex.Message}; so its rollback action is unknown and was not carried out: roll back by hand or from the pipeline "
+                + "(which sends 'rolledback'), or 'stop' ends the automation", 0), claim, cancellationToken);
+            return true;
+        }
+
         var decision = deployment.Decisions.Where(d => d.Kind == DecisionKinds.Rollback).MaxBy(d => d.At);
         var reason = decision?.Reason ?? "rollback decided";
 

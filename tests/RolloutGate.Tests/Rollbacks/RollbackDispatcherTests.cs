@@ -327,6 +327,41 @@ public sealed class RollbackDispatcherTests
         Assert.Equal(0, await service.CountAsync("audit_events", "type = 'rollback.action' AND deployment_id = 'rb-second'"));
     }
 
+    [Fact]
+    public async Task RollbackOfAChangeWhoseStoredRunbookNoLongerParses_RecordedAsFailedWithTheReason_NotClaimedAgainAndAgain()
+    {
+        // A change recorded under a runbook version an older RolloutGate accepted and this one refuses (see
+        // WebhookProcessingTests.RunbookVersionRecordedByAnOlderVersionThatNoLongerParses_...), and a person decides its
+        // rollback. Which action to carry out cannot be read: that is the outcome, on the record, not an exception that left
+        // the claim to run out and be taken over every lease, for ever, with nothing said but an error in the log.
+        await using var kubernetes = await HalfCanaryAsync();
+        await using var service = await TestService.StartAsync([("checkout.yaml", TestRunbooks.Minimal())], Settings(kubernetes));
+        var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
+        await dispatcher.StopAsync(CancellationToken.None);
+        (await service.Webhooks.SendEventAsync("deployed", "rb-unreadable")).EnsureSuccessStatusCode();
+        // As after an upgrade: the version the change recorded holds what this RolloutGate refuses, the file moved on.
+        await service.Database.ExecuteAsync(
+            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
+        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await service.ReloadRunbooksAsync();
+        await service.DecideAsync("rb-unreadable", "rollback", "bob");
+
+        Assert.Equal(1, await dispatcher.DispatchDueAsync(CancellationToken.None));
+
+        Assert.Empty(kubernetes.Requests);
+        Assert.Equal("rolling-back", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-unreadable'"));
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-unreadable' AND finished_at IS NOT NULL AND NOT succeeded"));
+        var detail = await service.Database.ScalarAsync<string>(
+            "SELECT data::jsonb->>'detail' FROM audit_events WHERE type = 'rollback.action' AND deployment_id = 'rb-unreadable' AND data::jsonb->>'outcome' = 'failed'");
+        Assert.StartsWith("stored runbook version checkout v1 no longer parses: ", detail, StringComparison.Ordinal);
+        Assert.Contains("roll back by hand", detail, StringComparison.Ordinal);
+        // Finished, it is not claimed again; the stop the detail suggests ends the change.
+        await service.Database.ExecuteAsync("UPDATE rollback_actions SET claimed_at = claimed_at - interval '1 hour' WHERE deployment_id = 'rb-unreadable'");
+        Assert.Equal(0, await dispatcher.DispatchDueAsync(CancellationToken.None));
+        await service.DecideAsync("rb-unreadable", "stop", "bob", "rolled back by hand");
+        Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-unreadable'"));
+    }
+
     private static StringContent Body(string actor, string reason) =>
         new(System.Text.Json.JsonSerializer.Serialize(new { actor, reason }), System.Text.Encoding.UTF8, "application/json");
 
