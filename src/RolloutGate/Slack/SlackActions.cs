@@ -52,7 +52,23 @@ public sealed partial class SlackActions(
             return unknown;
         }
 
-        var runbook = runbooks.VersionOf(deployment);
+        Core.Runbooks.Runbook runbook;
+        try
+        {
+            runbook = runbooks.VersionOf(deployment);
+        }
+        catch (StoredRunbookUnreadableException ex)
+        {
+            // The change recorded a version an older RolloutGate accepted and this one refuses: who may decide is unknown,
+            // so nobody may here, as a stranger may not; an operator still can, over the HTTP API. Let through, the
+            // exception was a 500, which Slack shows as its bare failure.
+            var unreadable = $"Who may {kind} {SlackMessages.Escape(deploymentId)} cannot be read: {SlackMessages.Escape(ex.Message)}; nothing changed. "
+                + $"An operator can {kind} it over the HTTP API: POST /api/v1/deployments/{Uri.EscapeDataString(deploymentId)}/{kind}";
+            await RecordAsync(new AuditEntry(AuditEventTypes.Refusal, deployment.Id, deployment.Service, userId,
+                new { action = kind, reason = ex.Message, source = Source }), unreadable, ephemeral, cancellationToken);
+            return unreadable;
+        }
+
         if (!runbook.MayDecide(userId))
         {
             var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {SlackMessages.Escape(deploymentId)}; nothing changed.";

@@ -548,6 +548,40 @@ public sealed class SlackInboundTests
     private static async Task<string> StatusTextAsync(SlackTestService test, string command) =>
         (await (await test.CommandAsync(Stranger, command)).JsonAsync()).GetProperty("text").GetString()!;
 
+    /// <summary>
+    /// A change recorded under a runbook version an older RolloutGate accepted and this one refuses (see
+    /// WebhookProcessingTests.RunbookVersionRecordedByAnOlderVersionThatNoLongerParses_...): who may decide about it cannot
+    /// be read. The command and the button are refused as a stranger's are (privately, audited, nothing changed), saying
+    /// why and where it can be decided; they answered 500, and Slack showed its bare failure.
+    /// </summary>
+    [Fact]
+    public async Task SlashCommandAndButton_ForAChangeWhoseStoredRunbookNoLongerParses_RefusedPrivatelyAndAudited_NotA500()
+    {
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-cmd-old");
+        // As after an upgrade: the version the change recorded holds what this RolloutGate refuses, the file moved on.
+        await test.Service.Database.ExecuteAsync(
+            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
+        test.Service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await test.Service.ReloadRunbooksAsync();
+        const string Expected = "Who may stop gh-cmd-old cannot be read: stored runbook version checkout v1 no longer parses";
+
+        var command = await test.CommandAsync(SlackTestService.Owner, "stop gh-cmd-old");
+        var press = await test.PressAsync(SlackTestService.Owner, "stop", "gh-cmd-old");
+
+        Assert.Equal(HttpStatusCode.OK, command.StatusCode);
+        var text = (await command.JsonAsync()).GetProperty("text").GetString()!;
+        Assert.StartsWith(Expected, text, StringComparison.Ordinal);
+        Assert.EndsWith("; nothing changed. An operator can stop it over the HTTP API: POST /api/v1/deployments/gh-cmd-old/stop", text, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, press.StatusCode);
+        Assert.Equal("watching", await test.StateAsync("gh-cmd-old"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions", "deployment_id = 'gh-cmd-old'"));
+        Assert.Equal(2, await test.Service.CountAsync("audit_events",
+            $"type = 'refusal' AND actor = '{SlackTestService.Owner}' AND deployment_id = 'gh-cmd-old' AND data::jsonb->>'reason' LIKE 'stored runbook version checkout v1 no longer parses%'"));
+        await test.AllDeliveredAsync();
+        Assert.Equal(text, Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral)).Body.GetProperty("text").GetString());
+    }
+
     [Fact]
     public async Task SlashCommands_DismissAndRollback_DecideARegressedDeploymentForItsApprovers()
     {
