@@ -16,13 +16,14 @@ namespace RolloutGate.Decisions;
 /// <see cref="AutomaticActor"/>; <c>recommend</c> asks the decision channel, and <see cref="ApplyTimeoutsAsync"/> applies
 /// <c>onTimeout</c> when nobody answered within <c>approvalTimeout</c>.
 /// </summary>
-public sealed class DecisionPolicy(
+public sealed partial class DecisionPolicy(
     AuditTrail audit,
     DecisionChannelSubscriber channel,
     RunbookCatalog runbooks,
     IServiceScopeFactory scopes,
     IOptionsMonitor<RolloutGateOptions> options,
-    TimeProvider time)
+    TimeProvider time,
+    ILogger<DecisionPolicy> logger)
 {
     /// <summary>A deployment the watch moved to regressed, with its runbook and the evidence of the regression.</summary>
     public sealed record Regression(DeploymentRow Deployment, Runbook Runbook, IReadOnlyList<MetricEvidence> Evidence);
@@ -145,7 +146,20 @@ public sealed class DecisionPolicy(
         var decided = 0;
         foreach (var deployment in waiting)
         {
-            var rollback = runbooks.VersionOf(deployment).Rollback;
+            RollbackSpec rollback;
+            try
+            {
+                rollback = runbooks.VersionOf(deployment).Rollback;
+            }
+            catch (StoredRunbookUnreadableException ex)
+            {
+                // Recorded under a version an older RolloutGate accepted and this one refuses: its approvalTimeout and
+                // onTimeout are unknown, so nothing is decided for it (a person still can), and the others are decided.
+                // Let through, the exception ended every pass there, and no recommendation was ever decided on time-out.
+                LogNoTimeout(logger, deployment.Id, ex.Message);
+                continue;
+            }
+
             if (DecideBy(deployment, rollback) is not { } deadline || deadline > now)
             {
                 continue;
@@ -162,6 +176,9 @@ public sealed class DecisionPolicy(
 
         return decided;
     }
+
+    [LoggerMessage(Level = LogLevel.Warning, Message = "Approval time-out of {DeploymentId} cannot be applied: {Reason}; it waits for a person's decision (rollback, dismiss or stop over the HTTP API)")]
+    private static partial void LogNoTimeout(ILogger logger, string deploymentId, string reason);
 }
 
 /// <summary>Applies approval time-outs every <see cref="Interval"/>.</summary>

@@ -113,6 +113,32 @@ public sealed class DecisionPolicyTests
     }
 
     [Fact]
+    public async Task ApplyTimeouts_AChangeWhoseStoredRunbookNoLongerParses_IsLeftToAPerson_TheOthersAreStillDecided()
+    {
+        // A change that regressed before an upgrade, under a runbook version this RolloutGate refuses (see
+        // WebhookProcessingTests.RunbookVersionRecordedByAnOlderVersionThatNoLongerParses_...): its approvalTimeout and
+        // onTimeout cannot be read. Every pass threw at it, so no recommendation of any service was ever decided on time-out.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-timeout-old");
+        await test.RegressAsync("gh-timeout-old");
+        await test.Service.Database.ExecuteAsync(
+            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
+        test.Service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await test.Service.ReloadRunbooksAsync();
+        await test.WatchAsync("gh-timeout-new");
+        await test.RegressAsync("gh-timeout-new");
+        var policy = test.Service.Host.Services.GetRequiredService<DecisionPolicy>();
+
+        Assert.Equal(1, await policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None));
+
+        Assert.Equal("rolling-back", await test.StateAsync("gh-timeout-new"));
+        Assert.Equal("regressed", await test.StateAsync("gh-timeout-old"));
+        Assert.Equal(0, await test.Service.CountAsync("decisions", "deployment_id = 'gh-timeout-old'"));
+        Assert.Contains(test.Service.Host.Logs.Lines, line => line.Contains(
+            "Approval time-out of gh-timeout-old cannot be applied: stored runbook version checkout v1 no longer parses", StringComparison.Ordinal));
+    }
+
+    [Fact]
     public async Task ApplyTimeouts_OnTimeoutKeep_Dismisses()
     {
         var keep = TestRunbooks.Minimal().Replace("onTimeout: rollback", "onTimeout: keep", StringComparison.Ordinal);
