@@ -183,7 +183,7 @@ public static class DashboardEndpoints
         if (row.State == DeploymentState.Regressed)
         {
             html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n")
-                .Append(InboxEndpoints.IfNobodyDecides(row, runbooks.VersionOf(row).Rollback, now)).Append('\n');
+                .Append(InboxEndpoints.IfNobodyDecides(row, runbooks, now)).Append('\n');
         }
         else if (row.State == DeploymentState.Allowed)
         {
@@ -221,7 +221,7 @@ public static class DashboardEndpoints
                 $"<p class=\"thinned\">Retention deleted {thinned.Removed} evaluation(s) between verdict changes {When(thinned.At, now)}: each metric's verdict changes and its last evaluation are kept (the audit trail is whole).</p>\n");
         }
 
-        var specs = runbooks.VersionOf(row).Watch.Metrics;
+        var specs = runbooks.ReadableVersionOf(row)?.Watch.Metrics ?? [];
         foreach (var metric in metrics)
         {
             var points = metric.Select(e => new ChartPoint(e.At, e.Value, e.Baseline, e.Threshold, e.Verdict, e.Explanation)).ToList();
@@ -299,7 +299,12 @@ public static class DashboardEndpoints
             return "<p>No evaluation was stored before the watch ended.</p>";
         }
 
-        var interval = runbooks.VersionOf(row).Watch.Interval;
+        if (runbooks.ReadableVersionOf(row) is not { } runbook)
+        {
+            return "<p>No evaluation: this change's runbook version no longer parses in this RolloutGate, so its watch does not run (the service's log says why).</p>";
+        }
+
+        var interval = runbook.Watch.Interval;
         var first = Core.Watch.WatchSchedule.Next(deployed, interval, null);
         return first > now
             ? $"<p>No evaluation yet: the first is due {When(first, now)}, then one every {SlackMessages.Duration(interval)}.</p>"

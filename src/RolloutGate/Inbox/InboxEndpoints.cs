@@ -110,7 +110,7 @@ public static class InboxEndpoints
                 """);
             if (row.FailedAction is null && deployments.TryGetValue(row.DeploymentId, out var deployment))
             {
-                html.Append(IfNobodyDecides(deployment, runbooks.VersionOf(deployment).Rollback, now)).Append('\n');
+                html.Append(IfNobodyDecides(deployment, runbooks, now)).Append('\n');
             }
 
             if (row.FailedAction is not null)
@@ -161,12 +161,31 @@ public static class InboxEndpoints
     }
 
     /// <summary>
+    /// <see cref="IfNobodyDecides(DeploymentRow, RollbackSpec, DateTimeOffset)"/> under the deployment's runbook version, or,
+    /// when that version no longer parses, that no time-out applies and why.
+    /// </summary>
+    public static string IfNobodyDecides(DeploymentRow deployment, RunbookCatalog runbooks, DateTimeOffset now)
+    {
+        try
+        {
+            return IfNobodyDecides(deployment, runbooks.VersionOf(deployment).Rollback, now);
+        }
+        catch (StoredRunbookUnreadableException ex)
+        {
+            // Recorded under a version an older RolloutGate accepted and this one refuses: DecisionPolicy.ApplyTimeoutsAsync
+            // leaves it to a person. Let through, the exception made the whole inbox (and the change's page) a 500.
+            return $"{Recommends} No time-out applies: {E(ex.Message)}, so its approvalTimeout and onTimeout cannot be read; nothing happens until someone decides.</p>";
+        }
+    }
+
+    private const string Recommends = "<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong>";
+
+    /// <summary>
     /// What RolloutGate recommends and what it does when nobody decides: the runbook's <c>onTimeout</c>, at the moment
     /// <see cref="DecisionPolicy.ApplyTimeoutsAsync"/> applies it.
     /// </summary>
     public static string IfNobodyDecides(DeploymentRow deployment, RollbackSpec rollback, DateTimeOffset now)
     {
-        const string Recommends = "<p class=\"recommend\"><strong>RolloutGate recommends a rollback.</strong>";
         if (DecisionPolicy.DecideBy(deployment, rollback) is not { } deadline)
         {
             // Regressed under rollback.mode: auto only when the automatic rollback was held for a person.

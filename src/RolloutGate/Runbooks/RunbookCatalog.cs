@@ -50,6 +50,22 @@ public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
             : StoredVersion(deployment);
 
     /// <summary>
+    /// <see cref="VersionOf"/>, or null when the stored version no longer parses: for pages that show a change whatever its
+    /// runbook, and do with less without it.
+    /// </summary>
+    public Runbook? ReadableVersionOf(DeploymentRow deployment)
+    {
+        try
+        {
+            return VersionOf(deployment);
+        }
+        catch (StoredRunbookUnreadableException)
+        {
+            return null;
+        }
+    }
+
+    /// <summary>
     /// A stored version, parsed once and kept while it is used (a running watch, its decisions, its dashboard page); parsing
     /// a new one first forgets those unused for <see cref="KeepUnused"/>, so the cache holds what was used lately, not
     /// every version ever used.

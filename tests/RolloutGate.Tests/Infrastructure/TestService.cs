@@ -55,6 +55,19 @@ public sealed class TestService : IAsyncDisposable
     public Task ReloadRunbooksAsync() => Host.Services.GetRequiredService<RunbookLoader>().ScanAsync(CancellationToken.None);
 
     /// <summary>
+    /// As after an upgrade to a RolloutGate that refuses what an older one accepted: checkout's version 1, which the changes
+    /// so far recorded, no longer parses (<see cref="RolloutGate.Runbooks.StoredRunbookUnreadableException"/>), and the
+    /// file moves on to version 2, which governs the changes from now on.
+    /// </summary>
+    public async Task RetireCheckoutV1Async()
+    {
+        await Database.ExecuteAsync(
+            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
+        Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
+        await ReloadRunbooksAsync();
+    }
+
+    /// <summary>
     /// What the watch writes when metrics regress: a verdict change per metric and the move to regressed, in one
     /// transaction through the service's own audit trail (so the chain stays valid).
     /// </summary>

@@ -339,11 +339,7 @@ public sealed class RollbackDispatcherTests
         var dispatcher = service.Host.Services.GetRequiredService<RollbackDispatcher>();
         await dispatcher.StopAsync(CancellationToken.None);
         (await service.Webhooks.SendEventAsync("deployed", "rb-unreadable")).EnsureSuccessStatusCode();
-        // As after an upgrade: the version the change recorded holds what this RolloutGate refuses, the file moved on.
-        await service.Database.ExecuteAsync(
-            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
-        service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
-        await service.ReloadRunbooksAsync();
+        await service.RetireCheckoutV1Async();
         await service.DecideAsync("rb-unreadable", "rollback", "bob");
 
         Assert.Equal(1, await dispatcher.DispatchDueAsync(CancellationToken.None));

@@ -11,6 +11,43 @@ namespace RolloutGate.Tests.Slack;
 
 public sealed class DecisionInboxTests
 {
+    /// <summary>
+    /// Changes recorded under a runbook version an older RolloutGate accepted and this one refuses (see
+    /// WebhookProcessingTests.RunbookVersionRecordedByAnOlderVersionThatNoLongerParses_...): the inbox, where a person decides
+    /// such a regressed change, answered 500 for everyone, as did the dashboard page of either change. They are shown, and
+    /// say that no time-out applies (its approvalTimeout and onTimeout cannot be read) or why the watch does not run.
+    /// </summary>
+    [Fact]
+    public async Task InboxAndDashboard_WithChangesWhoseStoredRunbookNoLongerParses_ShowThemAndSayWhatCannotBeRead_NotA500()
+    {
+        await using var test = await SlackTestService.StartAsync(withBotToken: false);
+        await test.WatchAsync("gh-inbox-old");
+        await test.RegressThroughWatchAsync("gh-inbox-old", SlackTestService.P95Regressed);
+        await test.WatchAsync("gh-inbox-old-watching");
+        await test.Service.RetireCheckoutV1Async();
+        await test.WatchAsync("gh-inbox-new");
+        await test.RegressThroughWatchAsync("gh-inbox-new", SlackTestService.P95Regressed);
+        const string NoTimeout = "<strong>RolloutGate recommends a rollback.</strong> No time-out applies: stored runbook version checkout v1 no longer parses";
+
+        using var reader = test.Service.Host.CreateClient(new Microsoft.AspNetCore.Mvc.Testing.WebApplicationFactoryClientOptions { HandleCookies = true });
+        var inbox = await reader.GetAsync(new Uri($"/inbox?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        var regressed = await reader.GetAsync(new Uri("/dashboard/deployments/gh-inbox-old", UriKind.Relative));
+        var watching = await reader.GetAsync(new Uri("/dashboard/deployments/gh-inbox-old-watching", UriKind.Relative));
+
+        Assert.Equal(HttpStatusCode.OK, inbox.StatusCode);
+        var html = await inbox.Content.ReadAsStringAsync();
+        Assert.Contains("2 deployment(s) wait for a decision.", html, StringComparison.Ordinal);
+        Assert.Contains("action=\"/inbox/gh-inbox-old/decide\"", html, StringComparison.Ordinal);
+        Assert.Contains("action=\"/inbox/gh-inbox-new/decide\"", html, StringComparison.Ordinal);
+        Assert.Contains(NoTimeout, html, StringComparison.Ordinal);
+        Assert.Contains("nothing happens until someone decides", html, StringComparison.Ordinal);
+        Assert.Contains("If nobody decides by <time", html, StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, regressed.StatusCode);
+        Assert.Contains(NoTimeout, await regressed.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(HttpStatusCode.OK, watching.StatusCode);
+        Assert.Contains("class=\"state s-watching\">watching</td>", await watching.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task NoBotToken_MessagesGoToTheLogAndTheInboxListsARegressedDeploymentWhoseButtonsWork()
     {

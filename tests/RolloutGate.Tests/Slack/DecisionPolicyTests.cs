@@ -121,10 +121,7 @@ public sealed class DecisionPolicyTests
         await using var test = await SlackTestService.StartAsync();
         await test.WatchAsync("gh-timeout-old");
         await test.RegressAsync("gh-timeout-old");
-        await test.Service.Database.ExecuteAsync(
-            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
-        test.Service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
-        await test.Service.ReloadRunbooksAsync();
+        await test.Service.RetireCheckoutV1Async();
         await test.WatchAsync("gh-timeout-new");
         await test.RegressAsync("gh-timeout-new");
         var policy = test.Service.Host.Services.GetRequiredService<DecisionPolicy>();

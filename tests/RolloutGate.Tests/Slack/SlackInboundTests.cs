@@ -559,11 +559,7 @@ public sealed class SlackInboundTests
     {
         await using var test = await SlackTestService.StartAsync();
         await test.WatchAsync("gh-cmd-old");
-        // As after an upgrade: the version the change recorded holds what this RolloutGate refuses, the file moved on.
-        await test.Service.Database.ExecuteAsync(
-            "UPDATE runbook_versions SET content = content || chr(10) || 'retired: true' || chr(10) WHERE name = 'checkout' AND version = 1");
-        test.Service.Runbooks.Write("checkout.yaml", TestRunbooks.Minimal(version: 2));
-        await test.Service.ReloadRunbooksAsync();
+        await test.Service.RetireCheckoutV1Async();
         const string Expected = "Who may stop gh-cmd-old cannot be read: stored runbook version checkout v1 no longer parses";
 
         var command = await test.CommandAsync(SlackTestService.Owner, "stop gh-cmd-old");
