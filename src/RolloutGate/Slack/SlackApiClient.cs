@@ -224,7 +224,7 @@ public sealed class SlackApiClient(HttpClient http, IOptionsMonitor<RolloutGateO
     private static TimeSpan? RetryAfter(HttpResponseMessage response) =>
         response.Headers.RetryAfter switch
         {
-            { Delta: { } delta } => delta,
+            { Delta: { } delta } => delta < SlackResilience.MinRetryAfter ? SlackResilience.MinRetryAfter : delta,
             _ => null,
         };
 

@@ -28,6 +28,12 @@ public static class SlackResilience
     /// <summary>Slack always sends Retry-After with a 429; this is for a proxy that does not.</summary>
     public static readonly TimeSpan DefaultRetryAfter = TimeSpan.FromSeconds(30);
 
+    /// <summary>
+    /// The shortest wait a rate limit is given: a Retry-After of 0 (or an <c>ok:false</c> "ratelimited" with it, which as a
+    /// 200 no circuit breaker counts) would have the outbox claim the row again at once, as fast as Slack answers.
+    /// </summary>
+    public static readonly TimeSpan MinRetryAfter = TimeSpan.FromSeconds(1);
+
     public static readonly TimeSpan BreakerSamplingDuration = TimeSpan.FromSeconds(30);
     public const double BreakerFailureRatio = 0.5;
     public const int BreakerMinimumThroughput = 10;

@@ -119,8 +119,13 @@ public sealed class FakeSlack : IAsyncDisposable
         return true;
     });
 
-    public void FailNext(string error) => scripted.Enqueue(async context =>
+    public void FailNext(string error, string? retryAfterSeconds = null) => scripted.Enqueue(async context =>
     {
+        if (retryAfterSeconds is not null)
+        {
+            context.Response.Headers.RetryAfter = retryAfterSeconds;
+        }
+
         await context.Response.WriteAsJsonAsync(new { ok = false, error });
         return true;
     });

@@ -247,4 +247,31 @@ public sealed class SlackApiClientTests : IAsyncLifetime
         });
         Assert.Equal(SlackResilience.DefaultRetryAfter, limited.RetryAfter);
     }
+
+    [Theory]
+    [InlineData(200)]
+    [InlineData(429)]
+    public async Task RateLimit_WithARetryAfterOfZero_WaitsAtLeastASecond(int status)
+    {
+        // A wait of nothing had the outbox claim the row again at once; at 200 ("ratelimited") no breaker counts it.
+        if (status == 200)
+        {
+            slack.FailNext("ratelimited", retryAfterSeconds: "0");
+        }
+        else
+        {
+            foreach (var _ in Enumerable.Range(0, 10))
+            {
+                slack.AnswerNext(429, retryAfterSeconds: "0");
+            }
+        }
+
+        var limited = await Assert.ThrowsAsync<SlackRateLimitedException>(async () =>
+        {
+            await foreach (var _ in Client.HistoryAsync("C0DECIDE01", DateTimeOffset.UtcNow.AddMinutes(-1), 200, CancellationToken.None))
+            {
+            }
+        });
+        Assert.Equal(SlackResilience.MinRetryAfter, limited.RetryAfter);
+    }
 }
