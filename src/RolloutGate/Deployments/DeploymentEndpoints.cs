@@ -231,22 +231,8 @@ public static class DeploymentEndpoints
     /// The watch interval of the runbook version that governs <paramref name="row"/>, for a deployment whose watch started;
     /// null if that version no longer parses (the watch cannot run it either, and says so in the log), so the view still answers.
     /// </summary>
-    private static TimeSpan? Interval(RunbookCatalog runbooks, DeploymentRow row)
-    {
-        if (row.WatchStartedAt is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            return runbooks.VersionOf(row).Watch.Interval;
-        }
-        catch (StoredRunbookUnreadableException)
-        {
-            return null;
-        }
-    }
+    private static TimeSpan? Interval(RunbookCatalog runbooks, DeploymentRow row) =>
+        row.WatchStartedAt is null ? null : runbooks.ReadableVersionOf(row)?.Watch.Interval;
 
     private static async Task<IResult> DecideAsync(string id, string kind, HttpRequest request, DeploymentDecisions decide, CancellationToken cancellationToken)
     {

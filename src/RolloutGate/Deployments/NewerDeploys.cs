@@ -12,15 +12,6 @@ public static class NewerDeploys
     /// not when that version no longer parses (it is then left as it is, as under the default <c>keep</c>).
     /// <paramref name="earlier"/> needs its RunbookVersion loaded.
     /// </summary>
-    public static bool EndWatchOf(RunbookCatalog runbooks, DeploymentRow earlier)
-    {
-        try
-        {
-            return runbooks.VersionOf(earlier).Watch.OnNewerDeploy == NewerDeployAction.Stop;
-        }
-        catch (StoredRunbookUnreadableException)
-        {
-            return false;
-        }
-    }
+    public static bool EndWatchOf(RunbookCatalog runbooks, DeploymentRow earlier) =>
+        runbooks.ReadableVersionOf(earlier)?.Watch.OnNewerDeploy == NewerDeployAction.Stop;
 }

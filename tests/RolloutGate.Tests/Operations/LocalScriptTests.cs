@@ -78,24 +78,17 @@ public sealed class LocalScriptTests
         var (exit, stderr) = await RunAsync("source \"$0\"; ensure_dotnet", Library);
         Assert.True(exit == 0, "this checkout's SDK is installed: " + stderr);
 
-        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
-        try
-        {
-            var library = Path.Combine(folder.FullName, "deploy", "local", "lib.sh");
-            Directory.CreateDirectory(Path.GetDirectoryName(library)!);
-            File.Copy(Library, library);
-            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "global.json"), """{ "sdk": { "version": "99.0.100", "rollForward": "latestFeature" } }""");
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
+        var library = Path.Combine(folder.Folder, "deploy", "local", "lib.sh");
+        Directory.CreateDirectory(Path.GetDirectoryName(library)!);
+        File.Copy(Library, library);
+        await File.WriteAllTextAsync(Path.Combine(folder.Folder, "global.json"), """{ "sdk": { "version": "99.0.100", "rollForward": "latestFeature" } }""");
 
-            (exit, stderr) = await RunAsync("source \"$0\"; ensure_dotnet; echo reached >&2", library);
+        (exit, stderr) = await RunAsync("source \"$0\"; ensure_dotnet; echo reached >&2", library);
 
-            Assert.True(exit == 1, stderr);
-            Assert.Contains("error: the .NET SDK 99.0.100 or a later 99.0 one is required (global.json); this dotnet has ", stderr, StringComparison.Ordinal);
-            Assert.DoesNotContain("reached", stderr, StringComparison.Ordinal);
-        }
-        finally
-        {
-            folder.Delete(recursive: true);
-        }
+        Assert.True(exit == 1, stderr);
+        Assert.Contains("error: the .NET SDK 99.0.100 or a later 99.0 one is required (global.json); this dotnet has ", stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain("reached", stderr, StringComparison.Ordinal);
     }
 
     /// <summary>
@@ -136,25 +129,24 @@ public sealed class LocalScriptTests
     [Fact]
     public async Task ClaimFolder_HeldByARunningScript_NamesItsPidAndTheKillThatStopsIt()
     {
-        var folder = Directory.CreateTempSubdirectory("rolloutgate-lib-");
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
         // A bash whose command line names run.sh, as run.sh's own does (two commands: bash would exec a lone sleep).
         var start = new ProcessStartInfo("bash", ["-c", "sleep 60; exit 0", "deploy/local/run.sh"]) { UseShellExecute = false };
         using var owner = Process.Start(start)!;
         try
         {
             var pid = owner.Id.ToString(System.Globalization.CultureInfo.InvariantCulture);
-            await File.WriteAllTextAsync(Path.Combine(folder.FullName, "owner.pid"), pid + "\n");
+            await File.WriteAllTextAsync(Path.Combine(folder.Folder, "owner.pid"), pid + "\n");
 
-            var (exit, stderr) = await RunAsync("source \"$0\"; claim_folder \"$1\" deploy/local/run.sh", Library, folder.FullName);
+            var (exit, stderr) = await RunAsync("source \"$0\"; claim_folder \"$1\" deploy/local/run.sh", Library, folder.Folder);
 
             Assert.True(exit == 1, stderr);
-            Assert.Contains($"another deploy/local/run.sh (pid {pid}) is running over {folder.FullName}; stop it first (Ctrl-C in its terminal, or kill {pid}: one started in the background ignores Ctrl-C)", stderr, StringComparison.Ordinal);
-            Assert.Equal(pid, (await File.ReadAllTextAsync(Path.Combine(folder.FullName, "owner.pid"))).Trim());
+            Assert.Contains($"another deploy/local/run.sh (pid {pid}) is running over {folder.Folder}; stop it first (Ctrl-C in its terminal, or kill {pid}: one started in the background ignores Ctrl-C)", stderr, StringComparison.Ordinal);
+            Assert.Equal(pid, (await File.ReadAllTextAsync(Path.Combine(folder.Folder, "owner.pid"))).Trim());
         }
         finally
         {
             owner.Kill();
-            folder.Delete(recursive: true);
         }
     }
 
