@@ -35,6 +35,16 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
     public const string NoActionConfigured = "none configured";
 
     /// <summary>
+    /// The action recorded for a change whose stored runbook version this RolloutGate cannot read (see
+    /// <see cref="Runbooks.StoredRunbookUnreadableException"/>): which action its runbook names is unknown, so a retry
+    /// would only record the same failure again.
+    /// </summary>
+    public const string UnreadableRunbook = "unknown (runbook unreadable)";
+
+    /// <summary>Whether a failed rollback <paramref name="action"/> is one that deciding the rollback again cannot carry out.</summary>
+    public static bool CannotRetry(string? action) => action is NoActionConfigured or UnreadableRunbook;
+
+    /// <summary>
     /// The longest actor accepted, as the webhook's fields. An actor is indexed (audit_events_actor, a btree), and a btree
     /// entry cannot exceed about a third of a page, 2,704 bytes (https://www.postgresql.org/docs/current/btree.html):
     /// past it PostgreSQL refuses the whole decision with an error.
@@ -136,7 +146,8 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
     {
         var released = await db.Database.ExecuteSqlAsync($"""
             DELETE FROM rollback_actions
-            WHERE deployment_id = {deployment.Id} AND finished_at IS NOT NULL AND NOT succeeded AND action IS DISTINCT FROM {NoActionConfigured}
+            WHERE deployment_id = {deployment.Id} AND finished_at IS NOT NULL AND NOT succeeded
+              AND action IS DISTINCT FROM {NoActionConfigured} AND action IS DISTINCT FROM {UnreadableRunbook}
             """, cancellationToken);
         if (released == 0)
         {
@@ -160,6 +171,9 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         {
             [NoActionConfigured] =>
                 $"deployment '{deploymentId}' is rolling back without a rollback action in its runbook: the pipeline rolls back and sends 'rolledback', or 'stop' ends the automation",
+            [UnreadableRunbook] =>
+                $"deployment '{deploymentId}' is rolling back, but its runbook version no longer parses, so its rollback action is unknown and a retry would fail again: "
+                + "roll back by hand or from the pipeline (which sends 'rolledback'), or 'stop' ends the automation",
             _ => $"the rollback of deployment '{deploymentId}' is under way; a failed rollback action may be retried once it has reported",
         };
     }

@@ -61,6 +61,9 @@ public static class HeldBackBy
                 { Outcome: "failed", Action: DeploymentDecisions.NoActionConfigured } =>
                     $"{held} (rollback decided at {Since(blocking.UpdatedAt)}) and its runbook has no rollback action: roll it back "
                     + $"in the pipeline and send its rolledback event ({Gate("rolledback")}), or {stop}",
+                { Outcome: "failed", Action: DeploymentDecisions.UnreadableRunbook } =>
+                    $"{held} (rollback decided at {Since(blocking.UpdatedAt)}) and its runbook version no longer parses, so its rollback "
+                    + $"action is unknown: roll it back by hand or in the pipeline and send its rolledback event ({Gate("rolledback")}), or {stop}",
                 { Outcome: "failed" } =>
                     $"{held} (rollback decided at {Since(blocking.UpdatedAt)}) and its rollback action failed "
                     + $"(GET /api/v1/deployments/{Uri.EscapeDataString(blocking.Id)} says why): retry it ({route}/rollback) or {stop}",

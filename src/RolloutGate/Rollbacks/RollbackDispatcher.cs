@@ -63,12 +63,6 @@ public sealed partial class RollbackDispatcher(
     /// </summary>
     public static readonly TimeSpan UnrenewedClaimExpiry = TimeSpan.FromMinutes(10);
 
-    /// <summary>
-    /// The action recorded for a change whose stored runbook version this RolloutGate cannot read (see
-    /// <see cref="StoredRunbookUnreadableException"/>): which action its runbook names is unknown.
-    /// </summary>
-    public const string UnreadableRunbook = "unknown (runbook unreadable)";
-
     /// <summary>Who holds a claim, for people reading rollback_actions: host, process and a per-start id.</summary>
     private readonly string replica = $"{Environment.MachineName}:{Environment.ProcessId}:{Guid.NewGuid():N}";
 
@@ -267,7 +261,7 @@ public sealed partial class RollbackDispatcher(
             // The change recorded a version an older RolloutGate accepted and this one refuses: its action cannot be read,
             // so that is the outcome, recorded like a failed action (audited, the claim finished). Let through, the
             // exception left the claim to run out and be taken over every lease, for ever, with only an error in the log.
-            await RecordAsync(db, deploymentId, new RollbackOutcome(false, UnreadableRunbook,
+            await RecordAsync(db, deploymentId, new RollbackOutcome(false, DeploymentDecisions.UnreadableRunbook,
                 $"{ex.Message}; so its rollback action is unknown and was not carried out: roll back by hand or from the pipeline "
                 + "(which sends 'rolledback'), or 'stop' ends the automation", 0), claim, cancellationToken);
             return true;

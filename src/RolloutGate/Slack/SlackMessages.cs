@@ -178,7 +178,7 @@ public static class SlackMessages
         var quoted = detail is null ? "" : Escape(detail);
         var end = detail is null ? "" : ")";
         var link = LinkTo(publicUrl, deploymentId);
-        if (outcome != "failed" || action == DeploymentDecisions.NoActionConfigured)
+        if (outcome != "failed" || DeploymentDecisions.CannotRetry(action))
         {
             return new OutboxMessage(channel, Fit(head, quoted, end, link), null);
         }

@@ -354,6 +354,17 @@ public sealed class RollbackDispatcherTests
         // Finished, it is not claimed again; the stop the detail suggests ends the change.
         await service.Database.ExecuteAsync("UPDATE rollback_actions SET claimed_at = claimed_at - interval '1 hour' WHERE deployment_id = 'rb-unreadable'");
         Assert.Equal(0, await dispatcher.DispatchDueAsync(CancellationToken.None));
+        // Deciding the rollback again cannot read the action either: refused, as without an action, not a retry that fails
+        // the same way; and the next change's deny says what ends this one, not "retry it".
+        using var client = service.Operator();
+        var again = await client.PostAsync(new Uri("/api/v1/deployments/rb-unreadable/rollback", UriKind.Relative), Body("alice", "again"));
+        Assert.Equal(System.Net.HttpStatusCode.Conflict, again.StatusCode);
+        Assert.Contains("its rollback action is unknown and a retry would fail again", await again.Content.ReadAsStringAsync(), StringComparison.Ordinal);
+        Assert.Equal(1, await service.CountAsync("decisions", "deployment_id = 'rb-unreadable'"));
+        Assert.Equal(1, await service.CountAsync("rollback_actions", "deployment_id = 'rb-unreadable' AND finished_at IS NOT NULL AND NOT succeeded"));
+        var deny = await (await service.Webhooks.SendEventAsync("predeploy", "rb-next")).JsonAsync();
+        Assert.Contains(deny.GetProperty("checks").EnumerateArray(), check => check.GetProperty("detail").GetString()!.Contains(
+            "its runbook version no longer parses, so its rollback action is unknown: roll it back by hand", StringComparison.Ordinal));
         await service.DecideAsync("rb-unreadable", "stop", "bob", "rolled back by hand");
         Assert.Equal("stopped", await service.Database.ScalarAsync<string>("SELECT state FROM deployments WHERE id = 'rb-unreadable'"));
     }

@@ -1,4 +1,5 @@
 using RolloutGate.Core.Runbooks;
+using RolloutGate.Deployments;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Slack;
 using RolloutGate.Tests.Infrastructure;
@@ -158,6 +159,20 @@ public sealed class SlackMessagesTests
         var section = Assert.IsType<SectionBlock>(message.Blocks![0]);
         Assert.Equal(message.Text, section.Text.Text);
         Assert.Equal(2, Assert.IsType<ActionsBlock>(message.Blocks[1]).Elements.Count);
+    }
+
+    [Theory]
+    [InlineData(DeploymentDecisions.NoActionConfigured)]
+    [InlineData(DeploymentDecisions.UnreadableRunbook)]
+    public void RollbackAction_FailedSoThatARetryCannotHelp_OffersNoRetryButton(string action)
+    {
+        // Deciding the rollback again is refused for these (DeploymentDecisions.CannotRetry): a button would only be refused.
+        var data = System.Text.Json.JsonSerializer.Serialize(new { action, outcome = "failed", detail = "roll back by hand" });
+
+        var message = SlackMessages.RollbackAction("C0DECIDE01", "gh-1", "rolling-back", data, "https://rolloutgate.example");
+
+        Assert.Null(message.Blocks);
+        Assert.StartsWith($"Rollback action {action}: *failed* (roll back by hand)", message.Text, StringComparison.Ordinal);
     }
 
     [Theory]
