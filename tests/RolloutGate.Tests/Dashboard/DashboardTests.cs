@@ -298,6 +298,29 @@ public sealed partial class DashboardTests
     }
 
     [Fact]
+    public async Task Detail_AChangeWatchingUnderOnNewerDeployKeep_SaysItHoldsBackTheNextOne_UnderStopItDoesNot()
+    {
+        // Under the default onNewerDeploy: keep a watching change denies the next predeploy; under stop it does not.
+        await using var service = await TestService.StartAsync(
+            ("checkout.yaml", TestRunbooks.Minimal()),
+            ("cart.yaml", TestRunbooks.Minimal("cart").Replace("    interval: 1m\n", "    interval: 1m\n    onNewerDeploy: stop\n", StringComparison.Ordinal)));
+        (await service.Webhooks.SendEventAsync("deployed", "keep-1")).EnsureSuccessStatusCode();
+        (await service.Webhooks.SendEventAsync("deployed", "stop-1", service: "cart")).EnsureSuccessStatusCode();
+        var deny = (await (await service.Webhooks.SendEventAsync("predeploy", "keep-2")).JsonAsync()).GetProperty("checks").EnumerateArray()
+            .Single(c => c.GetProperty("name").GetString() == PreDeployGate.OneChangeAtATime).GetProperty("detail").GetString()!;
+        Assert.Equal("allow", (await (await service.Webhooks.SendEventAsync("predeploy", "stop-2", service: "cart")).JsonAsync()).GetProperty("verdict").GetString());
+
+        using var browser = Browser(service);
+        var keep = await browser.GetStringAsync(new Uri($"/dashboard/deployments/keep-1?token={RolloutGateHost.ReaderToken}", UriKind.Relative));
+        var stop = await browser.GetStringAsync(new Uri("/dashboard/deployments/stop-1", UriKind.Relative));
+
+        Assert.Contains("<p class=\"held\"><strong>Holds back the next change of checkout in production:</strong> its predeploy is denied "
+            + $"(one change at a time) while {HtmlPages.E(deny)}.</p>", keep, StringComparison.Ordinal);
+        Assert.Contains("is still watching", deny, StringComparison.Ordinal);
+        Assert.DoesNotContain("class=\"held\"", stop, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task Detail_ARegressionCaughtAtTheFirstEvaluationShowsItsPointAgainstTheBandFromTheDeployWithReadableValuesAndWhatHappensNext()
     {
         await using var test = await SlackTestService.StartAsync(withBotToken: false);
