@@ -192,11 +192,8 @@ public static class DashboardEndpoints
             // rule), and the inbox does not list it, since it waits for no decision: allowed and never deployed (its
             // pipeline died between the gate and the deploy step), watching under onNewerDeploy: keep, rolling back. The
             // page says so in the deny's words, with what ends it; acting needs a token or Slack, not this page.
-            var rollbackAction = row.State == DeploymentState.RollingBack
-                ? (await RollbackActionView.ForAsync(db, [row.Id], cancellationToken)).GetValueOrDefault(row.Id)
-                : null;
             html.Append(CultureInfo.InvariantCulture,
-                $"<p class=\"held\"><strong>Holds back the next change of {E(row.Service)} in {E(row.Environment)}:</strong> its predeploy is denied (one change at a time) while {E(HeldBackBy.Detail(row, rollbackAction, now))}.</p>\n");
+                $"<p class=\"held\"><strong>Holds back the next change of {E(row.Service)} in {E(row.Environment)}:</strong> its predeploy is denied (one change at a time) while {E(await HeldBackBy.DetailAsync(db, row, now, cancellationToken))}.</p>\n");
         }
 
         html.Append("<h2>Decisions</h2>\n");

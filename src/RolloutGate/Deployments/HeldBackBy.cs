@@ -29,6 +29,18 @@ namespace RolloutGate.Deployments;
 public static class HeldBackBy
 {
     /// <summary>
+    /// <see cref="Detail"/> for <paramref name="blocking"/>, with its rollback action read from <paramref name="db"/> when
+    /// it is rolling back: the deny's line, and the same line on the change's dashboard page.
+    /// </summary>
+    public static async Task<string> DetailAsync(RolloutGateDbContext db, DeploymentRow blocking, DateTimeOffset now, CancellationToken cancellationToken)
+    {
+        var rollbackAction = blocking.State == DeploymentState.RollingBack
+            ? (await RollbackActionView.ForAsync(db, [blocking.Id], cancellationToken)).GetValueOrDefault(blocking.Id)
+            : null;
+        return Detail(blocking, rollbackAction, now);
+    }
+
+    /// <summary>
     /// The deny's detail for <paramref name="blocking"/>, read at <paramref name="now"/>; <paramref name="rollbackAction"/>
     /// is its rollback action when it is <c>rolling-back</c> and has one on record.
     /// </summary>

@@ -87,10 +87,7 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
         var endingOnDeploy = inFlight.Where(d => d.State == DeploymentState.Watching && NewerDeploys.EndWatchOf(runbooks, d)).ToList();
         if (inFlight.Except(endingOnDeploy).FirstOrDefault() is { } blocking)
         {
-            var rollbackAction = blocking.State == DeploymentState.RollingBack
-                ? (await RollbackActionView.ForAsync(db, [blocking.Id], cancellationToken)).GetValueOrDefault(blocking.Id)
-                : null;
-            return CheckResult.Fail(OneChangeAtATime, HeldBackBy.Detail(blocking, rollbackAction, time.GetUtcNow()));
+            return CheckResult.Fail(OneChangeAtATime, await HeldBackBy.DetailAsync(db, blocking, time.GetUtcNow(), cancellationToken));
         }
 
         var none = $"no other change of {deployment.Service} in {deployment.Environment} is in flight";
