@@ -19,6 +19,12 @@ public static class DeploymentEndpoints
 
     /// <summary>The delivery id for senders that can template a URL but not per-message headers (Argo CD notifications).</summary>
     public const string DeliveryQueryParameter = "delivery";
+
+    /// <summary>
+    /// The delivery id of a webhook that names none (CONTRACT section 4 lists the header but no refusal for its absence):
+    /// this prefix and the body's SHA-256, so a retry of the same bytes is the same delivery and gets the first answer.
+    /// </summary>
+    public const string BodyDeliveryPrefix = "body-sha256:";
     public const int MaxBodyBytes = 64 * 1024;
 
     /// <summary>As the webhook's: a field given twice is refused, so that the body means one thing to every reader.</summary>
@@ -78,7 +84,8 @@ public static class DeploymentEndpoints
         }
 
         var (parsed, error) = WebhookRequestParser.Parse(body, time.GetUtcNow(), authenticator.TimestampTolerance);
-        var (deliveryId, deliveryRefusal) = DeliveryId(request);
+        var bodySha256 = Convert.ToHexStringLower(SHA256.HashData(body));
+        var (deliveryId, deliveryRefusal) = DeliveryId(request, bodySha256);
         if (deliveryId is null)
         {
             // Authenticated, so on the record as any refused webhook (CONTRACT section 7), under the deployment the body
@@ -103,7 +110,7 @@ public static class DeploymentEndpoints
         WebhookOutcome outcome;
         try
         {
-            outcome = await processor.ProcessAsync(deliveryId, Convert.ToHexStringLower(SHA256.HashData(body)), parsed, cancellationToken);
+            outcome = await processor.ProcessAsync(deliveryId, bodySha256, parsed, cancellationToken);
         }
         catch (ConcurrentChangeException ex)
         {
@@ -122,21 +129,28 @@ public static class DeploymentEndpoints
     }
 
     /// <summary>
-    /// The delivery's id (<see cref="DeliveryHeader"/>, else <see cref="DeliveryQueryParameter"/>), or why there is none
-    /// that a retry could repeat: missing, given twice (read joined, "a,b" is an id that a retry sending either of them
-    /// does not repeat), longer than 200 characters, or holding a control character (it is logged when replayed).
+    /// The delivery's id (<see cref="DeliveryHeader"/>, else <see cref="DeliveryQueryParameter"/>, else
+    /// <see cref="BodyDeliveryPrefix"/> and the body's hash when neither is given), or why the one given is not an id that
+    /// a retry could repeat: given twice (read joined, "a,b" is an id that a retry sending either of them does not
+    /// repeat), longer than 200 characters, or holding a control character (it is logged when replayed).
     /// </summary>
-    private static (string? DeliveryId, string? Refusal) DeliveryId(HttpRequest request)
+    private static (string? DeliveryId, string? Refusal) DeliveryId(HttpRequest request, string bodySha256)
     {
         var given = request.Headers[DeliveryHeader] is { Count: > 0 } header ? header : request.Query[DeliveryQueryParameter];
+        if (given.Count == 0 || given is [""])
+        {
+            // Given empty is not given: curl drops a header given empty (-H "X-RolloutGate-Delivery: $ID", ID unset).
+            return (BodyDeliveryPrefix + bodySha256, null);
+        }
+
         if (given.Count > 1)
         {
             return (null, $"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is given {given.Count} times; a delivery has one id");
         }
 
         var deliveryId = given.ToString();
-        return deliveryId.Length is 0 or > 200 || deliveryId.Any(LogText.Breaks)
-            ? (null, $"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) is required (1 to 200 characters, no control character such as NUL or a line break, the same on every retry of one delivery)")
+        return deliveryId.Length > 200 || deliveryId.Any(LogText.Breaks)
+            ? (null, $"the {DeliveryHeader} header (or ?{DeliveryQueryParameter}=) must be at most 200 characters, with no control character such as NUL or a line break, the same on every retry of one delivery (or leave it out: the body's SHA-256 then stands in for it)")
             : (deliveryId, null);
     }
 

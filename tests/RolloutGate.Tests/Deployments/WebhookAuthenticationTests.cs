@@ -88,6 +88,36 @@ public sealed class WebhookAuthenticationTests
         Assert.Equal(1, await service.CountAsync("webhook_deliveries"));
     }
 
+    [Theory]
+    [InlineData("bearer")]
+    [InlineData("signed")]
+    [InlineData("signed, empty header")]
+    public async Task Webhook_WithoutADeliveryId_IsTheDeliveryOfItsBytes_SoARetryGetsTheFirstAnswer(string sender)
+    {
+        // CONTRACT section 4 lists X-RolloutGate-Delivery among the headers but no refusal for its absence (a pipeline
+        // that sends only its bearer token, say): the body's hash stands in for the id, so the idempotency holds.
+        await using var service = await TestService.StartAsync();
+        var predeploy = WebhookClient.Body("predeploy", "gh-run-7");
+        Task<HttpResponseMessage> SendAsync(string body) => sender == "signed, empty header"
+            ? service.Webhooks.SendAsync(body, deliveryId: "")
+            : service.Webhooks.SendAsync(body, bearer: sender == "bearer" ? RolloutGateHost.WebhookToken : null, withDeliveryId: false);
+
+        var first = await SendAsync(predeploy);
+        var retry = await SendAsync(predeploy);
+        var deployed = await SendAsync(WebhookClient.Body("deployed", "gh-run-7"));
+
+        Assert.Equal(HttpStatusCode.OK, first.StatusCode);
+        Assert.Equal("allow", (await first.JsonAsync()).GetProperty("verdict").GetString());
+        Assert.Equal(HttpStatusCode.OK, retry.StatusCode);
+        Assert.Equal(await first.Content.ReadAsStringAsync(), await retry.Content.ReadAsStringAsync());
+        Assert.Equal(HttpStatusCode.Accepted, deployed.StatusCode);
+        Assert.Equal(1, await service.CountAsync("deployments"));
+        var predeployId = "body-sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(predeploy)));
+        Assert.Equal(1, await service.CountAsync("webhook_deliveries", $"delivery_id = '{predeployId}' AND event = 'predeploy'"));
+        Assert.Equal(2, await service.CountAsync("webhook_deliveries", "delivery_id LIKE 'body-sha256:%'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", $"type = 'webhook.predeploy' AND data::jsonb->>'deliveryId' = '{predeployId}'"));
+    }
+
     [Fact]
     public async Task Predeploy_TimestampWithinWindow_Accepted()
     {

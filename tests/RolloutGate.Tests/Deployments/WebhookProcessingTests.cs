@@ -459,14 +459,14 @@ public sealed class WebhookProcessingTests
     }
 
     [Fact]
-    public async Task Webhook_MissingDeliveryHeader_Refused400_NothingChangedAndTheRefusalAudited()
+    public async Task Webhook_DeliveryIdTooLong_Refused400_NothingChangedAndTheRefusalAudited()
     {
-        // CONTRACT section 7: every webhook and every refusal is an event. The delivery was authenticated; without an
-        // id it names no delivery, so the event has none, but it names the deployment the pipeline meant.
+        // CONTRACT section 7: every webhook and every refusal is an event. The delivery was authenticated; the id it
+        // gives is refused, so the event names no delivery, but it names the deployment the pipeline meant.
         await using var service = await TestService.StartAsync();
         var auditBefore = await service.CountAsync("audit_events");
 
-        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1"), deliveryId: "");
+        var response = await service.Webhooks.SendAsync(WebhookClient.Body("predeploy", "gh-1"), deliveryId: new string('d', 201));
 
         Assert.Equal(HttpStatusCode.BadRequest, response.StatusCode);
         Assert.Equal(0, await service.CountAsync("deployments"));
@@ -474,7 +474,7 @@ public sealed class WebhookProcessingTests
         Assert.Equal(auditBefore + 1, await service.CountAsync("audit_events"));
         Assert.Equal(1, await service.CountAsync("audit_events",
             "type = 'webhook.refused' AND deployment_id = 'gh-1' AND service = 'checkout' AND data::jsonb->>'deliveryId' IS NULL " +
-            "AND (data::jsonb->>'answer')::int = 400 AND data::jsonb->>'detail' LIKE '%X-RolloutGate-Delivery header%is required%'"));
+            "AND (data::jsonb->>'answer')::int = 400 AND data::jsonb->>'detail' LIKE '%X-RolloutGate-Delivery header%at most 200 characters%'"));
     }
 
     [Theory]

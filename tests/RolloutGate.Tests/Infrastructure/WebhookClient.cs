@@ -35,13 +35,18 @@ public sealed class WebhookClient(HttpClient http, TimeProvider? time = null)
         string? bearer = null,
         bool sign = true,
         string contentType = "application/json",
+        bool withDeliveryId = true,
         CancellationToken cancellationToken = default)
     {
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri("/api/v1/deployments", UriKind.Relative))
         {
             Content = new StringContent(body, Encoding.UTF8, contentType),
         };
-        request.Headers.Add("X-RolloutGate-Delivery", deliveryId ?? Guid.NewGuid().ToString());
+        if (withDeliveryId)
+        {
+            request.Headers.Add("X-RolloutGate-Delivery", deliveryId ?? Guid.NewGuid().ToString());
+        }
+
         if (bearer is not null)
         {
             request.Headers.Authorization = new AuthenticationHeaderValue("Bearer", bearer);
