@@ -113,9 +113,9 @@ public sealed partial class CsvMetricSource : IMetricSource
                 continue;
             }
 
-            if (!TryParseTime(cells[0], out var at))
+            if (!TryParseTime(cells[0], out var at, out var unreadable))
             {
-                errors.Add($"{file}:{line}: timestamp '{cells[0]}' is neither ISO 8601 nor unix seconds");
+                errors.Add($"{file}:{line}: timestamp '{cells[0]}' {unreadable}");
                 continue;
             }
 
@@ -190,11 +190,27 @@ public sealed partial class CsvMetricSource : IMetricSource
     private static string[] Cells(string line) =>
         [.. line.Split(',').Select(c => c.Trim()).Select(c => c.Length >= 2 && c[0] == '"' && c[^1] == '"' ? c[1..^1].Trim() : c)];
 
-    private static bool TryParseTime(string text, out DateTimeOffset at)
+    /// <summary>
+    /// The time <paramref name="text"/> gives, or false with why it gives none (<paramref name="unreadable"/>, after
+    /// "timestamp '...' "). "NaN" and "Infinity", which double.TryParse reads as numbers, are no unix seconds: NaN was read
+    /// as 1970-01-01 without a word. A number of seconds beyond the years DateTimeOffset holds (1 to 9999), such as unix
+    /// milliseconds (1795251600000, read as seconds, is in the year 58,859), is refused with a hint, not a crash of the
+    /// command with a stack trace.
+    /// </summary>
+    private static bool TryParseTime(string text, out DateTimeOffset at, out string unreadable)
     {
-        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds))
+        unreadable = "is neither ISO 8601 nor unix seconds";
+        if (double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var seconds) && double.IsFinite(seconds))
         {
-            at = DateTimeOffset.FromUnixTimeMilliseconds((long)Math.Round(seconds * 1000));
+            var milliseconds = Math.Round(seconds * 1000);
+            if (milliseconds < MinUnixMilliseconds || milliseconds > MaxUnixMilliseconds)
+            {
+                at = default;
+                unreadable = "is out of the range of unix seconds, the years 1 to 9999 (unix milliseconds? divide them by 1000, or write ISO 8601)";
+                return false;
+            }
+
+            at = DateTimeOffset.FromUnixTimeMilliseconds((long)milliseconds);
             return true;
         }
 
@@ -208,6 +224,10 @@ public sealed partial class CsvMetricSource : IMetricSource
 
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at);
     }
+
+    private static readonly double MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
+
+    private static readonly double MaxUnixMilliseconds = DateTimeOffset.MaxValue.ToUnixTimeMilliseconds();
 
     /// <summary>
     /// A date of numbers that starts with the day or the month (<c>05/11/2026</c>, <c>21.11.2026</c>, <c>11-21-2026</c>):

@@ -328,6 +328,11 @@ public sealed class BacktestCommandTests : IDisposable
     [InlineData("2026-11-21T1000Z")]
     [InlineData("20261121T100000+1500")]
     [InlineData("yesterday")]
+    // Numbers to double.TryParse, not times: NaN was read as 1970-01-01 (first in a file, the start of its baseline),
+    // Infinity crashed the command with a stack trace.
+    [InlineData("NaN")]
+    [InlineData("Infinity")]
+    [InlineData("-Infinity")]
     public async Task Backtest_CsvTimestampNeitherIso8601NorUnixSeconds_ExitsTwoWithFileAndLine(string timestamp)
     {
         var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n2026-11-21T09:00:00Z,0.2,0.001\n{timestamp},0.2,0.001\n");
@@ -336,6 +341,25 @@ public sealed class BacktestCommandTests : IDisposable
 
         Assert.Equal(2, exit);
         Assert.Contains($"{csv}:3: timestamp '{timestamp}' is neither ISO 8601 nor unix seconds", stderr.ToString(), StringComparison.Ordinal);
+    }
+
+    [Theory]
+    [InlineData("1795251600000")] // 2026-11-21T09:00:00Z in unix milliseconds, as many exporters write it
+    [InlineData("1795251600000000")] // and in microseconds
+    [InlineData("-1e12")]
+    public async Task Backtest_CsvTimestampBeyondTheYearsOfUnixSeconds_ExitsTwoWithFileAndLine_NotAStackTrace(string timestamp)
+    {
+        // Each row out of the range is refused at its own line, and the command ends with exit 2, not a stack trace.
+        var csv = Write("times.csv", $"timestamp,p95-latency,error-rate\n{timestamp},0.2,0.001\n1795251660000,0.2,0.001\n");
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.Equal(2, exit);
+        var said = stderr.ToString();
+        Assert.Contains(
+            $"{csv}:2: timestamp '{timestamp}' is out of the range of unix seconds, the years 1 to 9999 (unix milliseconds? divide them by 1000, or write ISO 8601)",
+            said, StringComparison.Ordinal);
+        Assert.Contains($"{csv}:3: timestamp '1795251660000' is out of the range of unix seconds", said, StringComparison.Ordinal);
     }
 
     [Theory]
