@@ -7,15 +7,21 @@ namespace RolloutGate.Prometheus;
 internal static class PrometheusFormat
 {
     /// <summary>Sample values come as strings so that "NaN", "+Inf" and "-Inf" survive JSON.</summary>
-    public static double ParseValue(string text) => text switch
+    public static double ParseValue(string text) =>
+        TryParseValue(text, out var value) ? value : throw new FormatException($"the value '{text}' is not a number");
+
+    /// <summary><see cref="ParseValue"/>, or false for text that is not a number (a label's value, such as a bucket's <c>le</c>).</summary>
+    public static bool TryParseValue(string text, out double value)
     {
-        "NaN" => double.NaN,
-        "+Inf" or "Inf" => double.PositiveInfinity,
-        "-Inf" => double.NegativeInfinity,
-        _ => double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out var value)
-            ? value
-            : throw new FormatException($"the value '{text}' is not a number"),
-    };
+        (var known, value) = text switch
+        {
+            "NaN" => (true, double.NaN),
+            "+Inf" or "Inf" => (true, double.PositiveInfinity),
+            "-Inf" => (true, double.NegativeInfinity),
+            _ => (false, 0),
+        };
+        return known || double.TryParse(text, NumberStyles.Float, CultureInfo.InvariantCulture, out value);
+    }
 
     /// <summary>Prometheus's form: "NaN", "+Inf", "-Inf", else the shortest round-trip decimal.</summary>
     public static string FormatValue(double value) => value switch

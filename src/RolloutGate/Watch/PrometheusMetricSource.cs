@@ -193,17 +193,22 @@ public sealed class PrometheusMetricSource(IPrometheusClient prometheus) : IMetr
             }
         }
 
-        /// <summary>The cumulative histogram of each workload, by <c>le</c>.</summary>
+        /// <summary>
+        /// The cumulative histogram of each workload, by <c>le</c>. A series whose <c>le</c> is not a number (relabelled,
+        /// or written with a decimal comma) is passed over, as histogram_quantile passes over it with a PromQL warning: the
+        /// answer is shared by every watch due at t, and one such series anywhere in the mesh must not fail them all.
+        /// </summary>
         public Dictionary<string, List<HistogramBucket>> Buckets(IReadOnlyList<string> labels)
         {
             lock (_index)
             {
                 return _buckets ??= samples
-                    .Where(s => s.Labels.ContainsKey("le"))
-                    .GroupBy(s => KeyOf(labels.Select(l => s.Labels.GetValueOrDefault(l) ?? "")), StringComparer.Ordinal)
+                    .Select(s => (Sample: s, Bound: s.Labels.TryGetValue("le", out var le) && PrometheusFormat.TryParseValue(le, out var bound) ? bound : (double?)null))
+                    .Where(b => b.Bound is not null)
+                    .GroupBy(b => KeyOf(labels.Select(l => b.Sample.Labels.GetValueOrDefault(l) ?? "")), StringComparer.Ordinal)
                     .ToDictionary(
                         g => g.Key,
-                        g => g.Select(s => new HistogramBucket(PrometheusFormat.ParseValue(s.Labels["le"]), s.Value)).ToList(),
+                        g => g.Select(b => new HistogramBucket(b.Bound!.Value, b.Sample.Value)).ToList(),
                         StringComparer.Ordinal);
             }
         }

@@ -103,6 +103,17 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
                     ? Json("""{"status":"success","data":{"resultType":"matrix","result":[{"metric":{},"values":[[1800000000,"0.25"]]}]}}""")
                     : Json($$"""{"status":"success","data":{{Value}}}""");
         });
+        // A mesh where one series of the latency histogram has an le that is not a number (relabelled, or written with a
+        // decimal comma): Prometheus's histogram_quantile passes over it with a PromQL warning; the buckets query returns it.
+        server.Map("/malformed-le/api/v1/query", async (HttpContext context) =>
+        {
+            var query = (await context.Request.ReadFormAsync())["query"].ToString();
+            const string workload = "\"destination_workload_namespace\":\"" + WatchPrometheus.Namespace + "\",\"destination_workload\":\"healthy\"";
+            static string Series(string le, string value) => "{\"metric\":{" + workload + le + "},\"value\":[1800000000,\"" + value + "\"]}";
+            return Json(Success("vector", query.StartsWith("histogram_quantile", StringComparison.Ordinal) ? $"[{Series("", "0.25")}]"
+                : query.Contains("le=\"+Inf\"", StringComparison.Ordinal) ? $"[{Series("", "1000")}]"
+                : $"[{Series(",\"le\":\"0,1\"", "400")},{Series(",\"le\":\"250\"", "900")},{Series(",\"le\":\"+Inf\"", "1000")}]"));
+        });
         await server.StartAsync();
         url = server.Urls.Single();
     }
@@ -407,5 +418,24 @@ public sealed class CompatibleServerAnswerTests : IAsyncLifetime
             Assert.Equal(0.25, Assert.Single(await source.BaselineAsync(plan.Metrics[2], at.AddHours(-1), at, TimeSpan.FromMinutes(1), CancellationToken.None)).Value);
             return 0;
         });
+    }
+
+    [Fact]
+    public async Task PrometheusSource_HistogramBucketWithAnLeThatIsNotANumber_IsPassedOver_AsHistogramQuantileDoes()
+    {
+        // Its FormatException escaped ObserveAsync, which the sweep reads every watch due at t with: the sweep failed at every
+        // fire for as long as the series stayed in the window, and no watch of the mesh was evaluated, not even as blind.
+        var plan = WatchPlan.From(RunbookParser.Parse(WatchTests.Runbook("healthy"), "healthy.yaml").Runbook!, "production");
+        var latency = plan.Metrics.Single(m => m.Name == "p95-latency");
+
+        var seen = await WithClientAsync("malformed-le", client =>
+            new PrometheusMetricSource(client).ObserveAsync([latency], DateTimeOffset.FromUnixTimeSeconds(1800000000), CancellationToken.None));
+
+        var observation = Assert.Single(seen);
+        Assert.Equal(0.25, observation.Observation.Value);
+        // 1000 requests in the 2-minute window, 500 in the 1-minute interval.
+        Assert.Equal(500, observation.Observation.Requests);
+        // The other buckets are read: 950 of the 1000 requests lie beyond the 900 at or below le="250".
+        Assert.Equal("The 95th percentile lies beyond the histogram's last finite bucket (le=\"250\"): the true value is at least 0.25 s.", observation.Note);
     }
 }
