@@ -152,9 +152,10 @@ namespace RolloutGate.Core.Analysis;
 /// P(N ≤ 50) = 0.0075 and P(N ≤ 40) = 7.0e-5 against the normal tails 0.0087 and 2.0e-4 of the scores at their own
 /// counts (at λ's scale, 0.0024 and 1.4e-6: too small, so too much evidence). An interval without a request has no
 /// noise scale of its own: it is scored at the noise of one request, the largest the law gives, and its value, floored
-/// at 1e-12, lies so far below the reference that the clip bounds it at 5. A counter series that is gone altogether
-/// (new pods that never served a request) is no value at all, blind, and <c>maxBlind</c> decides, not this test. A
-/// custom query with <c>worse: lower</c> has no request count, so its value is judged however low, as always.
+/// at the smallest positive double (<see cref="LogOf"/>), lies so far below the reference that the clip bounds it at 5.
+/// A counter series that is gone altogether (new pods that never served a request) is no value at all, blind, and
+/// <c>maxBlind</c> decides, not this test. A custom query with <c>worse: lower</c> has no request count, so its value
+/// is judged however low, as always.
 /// </para>
 /// <para>
 /// The statistic reported with each evaluation is that of the test nearest its threshold (largest statistic minus
@@ -289,7 +290,7 @@ public static class RegressionDetector
         var load = baseline.LoadShiftAt(current.At, current.Requests);
         var logReference = unadjusted + (load?.LogShift ?? 0);
         var reference = Math.Exp(logReference);
-        var logRatio = Math.Log(Math.Max(value, 1e-12)) - logReference;
+        var logRatio = LogOf(value) - logReference;
         double? allowed = null;
         Evidence? evidence = null;
         if (spec.MaxIncrease is { } maxIncrease)
@@ -301,7 +302,7 @@ public static class RegressionDetector
             // below the limit of a drop.
             var margin = load?.LogMargin ?? 0;
             // An interval without a request is scored at the noise of one, the largest the count's law gives (none has no
-            // noise scale of its own); its value, floored at 1e-12, is far below any reference, and the clip bounds it.
+            // noise scale of its own); its value, 0, is far below any reference (LogOf), and the clip bounds it.
             var score = baseline.StandardScore(logRatio - logLimit + (lowerIsWorse ? margin : -margin), current.Requests is 0 ? 1 : current.Requests);
             var z = Math.Clamp(lowerIsWorse ? -score : score, -options.LowerClipSigmas, options.ClipSigmas) - options.LowerClipOffset;
             var fast = options.DesignShift;
@@ -335,6 +336,15 @@ public static class RegressionDetector
 
         return context.Decide(current, value, reference, allowed, evidence, seen);
     }
+
+    /// <summary>
+    /// The log of an interval's value, which has none at 0 (no request, a custom query's) or below (a custom query's): those
+    /// are taken at the smallest positive double, below every value a reference can stand on (the baseline takes the log of
+    /// each of its positive values as it is), so far below it that the clip bounds what the interval adds. A floor of
+    /// 1e-12 lay above a series smaller than that (a custom query's, a cost per request of a cheap service under heavy
+    /// traffic): its value was judged 1e-12 against a reference of itself, hundreds of percent above, and rolled back.
+    /// </summary>
+    private static double LogOf(double value) => Math.Log(Math.Max(value, double.Epsilon));
 
     /// <summary>
     /// What the load adjustment did, for the explanation: "; traffic 48% below the same time last week, so it is judged

@@ -779,6 +779,42 @@ public sealed class RegressionDetectorTests
         Assert.Contains("absolute max of 1.00 s", preset.Explanation, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(2e-13)]
+    [InlineData(1e-320)]
+    public void Evaluate_ValuesBelowATrillionthUnchanged_StayHealthy_AsTheBaselineReadThem(double level)
+    {
+        // The baseline takes the log of every positive value; the watch floored its value at 1e-12 first, so a series below
+        // that (a custom query's, a cost per request of a cheap service under heavy traffic) was judged 1e-12 against a
+        // reference of itself, hundreds of percent above it at every interval, and rolled back after three.
+        var tiny = new MetricSpec("tiny", null, "sum(tiny)", Max: null, MaxIncrease: 0.20, null);
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select((t, i) => new Observation(t, level * (1 + (0.01 * Math.Sin(i))))).ToList());
+
+        var evaluations = Watch(MetricKind.Latency, tiny, baseline,
+            SyntheticTraffic.Minutes(Deploy, 60).Select((t, i) => new Observation(t, level * (1 + (0.01 * Math.Sin(i))))));
+
+        Assert.All(evaluations, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+    }
+
+    [Fact]
+    public void Evaluate_ValueOfZeroOrBelow_IsFarBelowAnyReference_AndClipped()
+    {
+        // Zero (a custom query's, or a request rate without a request) and below (a custom query's) have no log: they are
+        // taken as far below the reference, where the clip bounds what one interval adds, whichever way is worse.
+        var spec = new MetricSpec("orders", null, "sum(rate(orders_total[5m]))", Max: null, MaxIncrease: 0.30, null);
+        var baseline = BaselineWindow.From(MetricKind.Latency,
+            SyntheticTraffic.Minutes(Deploy.AddHours(-2), 120).Select((t, i) => new Observation(t, 50 * (1 + (0.05 * Math.Sin(i))))).ToList());
+
+        var higherIsWorse = Watch(MetricKind.Latency, spec, baseline, SyntheticTraffic.Minutes(Deploy, 30).Select(t => new Observation(t, 0)));
+        var lowerIsWorse = Watch(MetricKind.Latency, spec with { Worse = Worse.Lower }, baseline,
+            SyntheticTraffic.Minutes(Deploy, 3).Select((t, i) => new Observation(t, i == 0 ? 0 : -1)));
+
+        Assert.All(higherIsWorse, e => Assert.Equal(Verdict.Healthy, e.Verdict));
+        Assert.Equal([Verdict.Healthy, Verdict.Healthy, Verdict.Regressed], lowerIsWorse.Select(e => e.Verdict));
+        Assert.All(lowerIsWorse, e => Assert.True(double.IsFinite(e.Statistic) && double.IsFinite(e.State.SinceDeploySum)));
+    }
+
     [Fact]
     public void Evaluate_OnlyAnAbsoluteMax_IsTheAllowedValue()
     {
