@@ -12,8 +12,8 @@ namespace RolloutGate.Cli;
 
 /// <summary>
 /// <c>backtest</c>: the live watch's evaluation over recorded data (CONTRACT section 8), from Prometheus or a CSV.
-/// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook, an unreadable CSV or
-/// one with nothing to judge.
+/// Exit codes: 0 with the JSON answer, 1 when Prometheus cannot answer, 2 for usage, a bad runbook, an unreadable CSV, or
+/// nothing to judge (a CSV's rows, or Prometheus before the watch's first evaluation).
 /// Relative paths are read from the folder the command was run from (<see cref="CommandPaths"/>).
 /// </summary>
 public static class BacktestCommand
@@ -145,9 +145,16 @@ public static class BacktestCommand
                     return 2;
                 }
 
+                var now = TimeProvider.System.GetUtcNow();
+                if (NotYetEvaluated(deployedAt, plan.Watch.Interval, now) is { } notYet)
+                {
+                    await stderr.WriteLineAsync($"backtest: {notYet}");
+                    return 2;
+                }
+
                 await using var services = PrometheusServices(prometheus);
                 var source = new PrometheusMetricSource(services.GetRequiredService<IPrometheusClient>());
-                result = await Backtest.RunAsync(source, plan, deployedAt, TimeProvider.System.GetUtcNow(), CancellationToken.None);
+                result = await Backtest.RunAsync(source, plan, deployedAt, now, CancellationToken.None);
             }
 
             await stdout.WriteLineAsync(JsonSerializer.Serialize(result, Json));
@@ -217,6 +224,20 @@ public static class BacktestCommand
         var firstEvaluation = WatchSchedule.First(deployedAt, interval);
         return lastRow < firstEvaluation
             ? $"has no row at or after {Time(firstEvaluation)}, the watch's first evaluation after --deployed-at {Time(deployedAt)}, so there is nothing to judge {rows}"
+            : null;
+    }
+
+    /// <summary>
+    /// Why Prometheus can give a backtest from <paramref name="deployedAt"/> nothing to judge yet, or null: the watch's first
+    /// evaluation is later than <paramref name="now"/> (a deploy in the future, or less than an interval ago). The answer
+    /// was <c>"decision": "healthy"</c> with no evaluation at all; no data is never healthy, so this is an error, as it is
+    /// for a CSV (<see cref="NothingToJudge"/>).
+    /// </summary>
+    private static string? NotYetEvaluated(DateTimeOffset deployedAt, TimeSpan interval, DateTimeOffset now)
+    {
+        var firstEvaluation = WatchSchedule.First(deployedAt, interval);
+        return firstEvaluation > now
+            ? $"the watch's first evaluation after --deployed-at {Time(deployedAt)} is at {Time(firstEvaluation)}, later than now ({Time(now)}), so there is nothing to judge yet"
             : null;
     }
 

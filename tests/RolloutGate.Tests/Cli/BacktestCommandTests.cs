@@ -1,6 +1,9 @@
 using System.Globalization;
 using System.Text;
 using System.Text.Json;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.AspNetCore.Http;
 using RolloutGate.Cli;
 
 namespace RolloutGate.Tests.Cli;
@@ -662,6 +665,31 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal(
             $"backtest: {csv} has no row before --deployed-at 2026-11-21T07:00:00Z, so there is no baseline to judge against "
             + "(its rows run from 2026-11-21T08:00:00Z to 2026-11-21T11:00:00Z)",
+            stderr.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData(24 * 60)] // a deploy in the future (a date mistyped)
+    [InlineData(0)] // a deploy just now: the first evaluation is a minute later
+    public async Task Backtest_PrometheusBeforeTheWatchsFirstEvaluation_ExitsTwoNothingToJudge_NeverHealthy(int minutesFromNow)
+    {
+        // A Prometheus that has no data for those times, as every Prometheus has none for the future. The answer was
+        // {"decision": "healthy", "outcome": "incomplete", "evaluations": []}, exit 0.
+        var builder = WebApplication.CreateSlimBuilder();
+        builder.WebHost.UseUrls("http://127.0.0.1:0");
+        await using var prometheus = builder.Build();
+        prometheus.Map("/api/v1/{endpoint}", (string endpoint) => Results.Text(
+            $$$"""{"status":"success","data":{"resultType":"{{{(endpoint == "query_range" ? "matrix" : "vector")}}}","result":[]}}""", "application/json"));
+        await prometheus.StartAsync();
+        var deployedAt = DateTimeOffset.UtcNow.AddMinutes(minutesFromNow);
+
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook),
+            "--deployed-at", deployedAt.ToString("yyyy-MM-dd'T'HH:mm:ss.fffffff'Z'", CultureInfo.InvariantCulture), "--prometheus", prometheus.Urls.Single());
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.Matches(
+            @"^backtest: the watch's first evaluation after --deployed-at \S+ is at \S+, later than now \(\S+\), so there is nothing to judge yet$",
             stderr.ToString().Trim());
     }
 
