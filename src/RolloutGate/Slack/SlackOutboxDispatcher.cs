@@ -70,7 +70,10 @@ public sealed partial class SlackOutboxDispatcher(
     /// <summary>The metadata event type of the messages RolloutGate posts (see <see cref="Marker(long, string?)"/>).</summary>
     public const string MetadataEventType = "rolloutgate_message";
 
-    /// <summary>How far before its first attempt a message in doubt is looked for: the two clocks may differ.</summary>
+    /// <summary>
+    /// How far before its first attempt a message in doubt is looked for: the attempt's time (the earlier of the database's
+    /// clock and the replica's) and Slack's may differ.
+    /// </summary>
     public static readonly TimeSpan ClockSkew = TimeSpan.FromMinutes(1);
 
     private const int HistoryPageSize = 200;
@@ -139,8 +142,10 @@ public sealed partial class SlackOutboxDispatcher(
         // message may be in the channel already. The lease is written and compared on the database's clock, as the
         // rollback claims are (see RollbackDispatcher for why): with each replica's own, one running more than the lease
         // ahead took up a row another was delivering, or one running behind wrote leases already run out for the others.
-        // The other times stay the replica's: next_attempt_at (a replica ahead retries early, no harm) and in_doubt_since
-        // (compared with Slack's clock, with ClockSkew to spare).
+        // in_doubt_since is the earlier of the database's clock and the replica's: it bounds the look-up in Slack's history
+        // (on Slack's clock, with ClockSkew to spare), and on a replica's clock alone one running more than ClockSkew ahead
+        // looked from after the message it had posted, missed it, and posted it again. Now only both clocks ahead miss it.
+        // next_attempt_at stays the replica's (a replica ahead retries early, no harm).
         var claimed = await db.Database.SqlQuery<ClaimedRow>($"""
             WITH next AS (
                 SELECT o.id, o.in_doubt_since
@@ -153,7 +158,7 @@ public sealed partial class SlackOutboxDispatcher(
                 ORDER BY o.id
                 LIMIT 1
                 FOR UPDATE SKIP LOCKED)
-            UPDATE outbox o SET claimed_until = clock_timestamp() + {ClaimLease}, in_doubt_since = coalesce(o.in_doubt_since, {now})
+            UPDATE outbox o SET claimed_until = clock_timestamp() + {ClaimLease}, in_doubt_since = coalesce(o.in_doubt_since, least(clock_timestamp(), {now}))
             FROM next
             WHERE o.id = next.id
             RETURNING o.claimed_until AS "Lease", o.id AS "Id", o.deployment_id AS "DeploymentId", o.kind AS "Kind", o.payload::text AS "Payload",
@@ -414,11 +419,12 @@ public sealed partial class SlackOutboxDispatcher(
 
     /// <summary>
     /// Looks for the message of <paramref name="row"/> among the messages since its first attempt in doubt (less a minute
-    /// for the two clocks), by its metadata: in the channel's history, or in the thread of <paramref name="threadTs"/>;
-    /// null when it is not there. When Slack does not let the app read them (the app lacks <c>channels:history</c>, or the
-    /// bot is not in the channel), it says so and answers null: the message is posted, and may appear twice. A thread that
-    /// is gone (thread_not_found: its root was deleted) has nothing to find; posting the reply meets it gone too, and the
-    /// reply goes to the channel itself. A rate limit is not caught: the row waits for Slack's Retry-After, still in doubt.
+    /// for the clocks: the attempt's time is the earlier of the database's and the replica's, the messages' Slack's), by
+    /// its metadata: in the channel's history, or in the thread of <paramref name="threadTs"/>; null when it is not there.
+    /// When Slack does not let the app read them (the app lacks <c>channels:history</c>, or the bot is not in the
+    /// channel), it says so and answers null: the message is posted, and may appear twice. A thread that is gone
+    /// (thread_not_found: its root was deleted) has nothing to find; posting the reply meets it gone too, and the reply
+    /// goes to the channel itself. A rate limit is not caught: the row waits for Slack's Retry-After, still in doubt.
     /// </summary>
     private async Task<SlackPosted?> FindPostedAsync(
         SlackApiClient slack, ClaimedRow row, string channel, string? threadTs, DateTimeOffset since, SlackMetadata metadata,

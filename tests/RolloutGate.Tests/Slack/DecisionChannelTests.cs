@@ -348,6 +348,35 @@ public sealed class DecisionChannelTests
         Assert.Empty(test.Slack.Violations);
     }
 
+    /// <summary>
+    /// A replica whose clock runs 5 minutes ahead of Slack's (and of the database's) posts a root message whose answer is
+    /// lost, then looks for it. Slack's ts is on Slack's clock: looked for from a minute before the attempt on the
+    /// replica's clock, the look-up began 4 minutes after the message and missed it, and the root was posted twice.
+    /// </summary>
+    [Fact]
+    public async Task ReplicaClockFiveMinutesAhead_TheRootWhoseAnswerWasLostIsFoundAndNotPostedAgain()
+    {
+        await using var test = await SlackTestService.StartAsync(dispatcherStoppedAtOnce: true);
+        await test.StopDispatcherAsync();
+        await test.WatchAsync("gh-ahead-1");
+        var ahead = ActivatorUtilities.CreateInstance<SlackOutboxDispatcher>(
+            test.Service.Host.Services, new Infrastructure.ShiftedClock(TimeProvider.System.GetUtcNow().AddMinutes(5)));
+        test.Slack.LoseNextAnswer(500);
+
+        Assert.Equal(0, await ahead.DispatchDueAsync(CancellationToken.None));
+        var posted = Assert.Single(test.Slack.RootMessages("C0DECIDE01"));
+        await test.Service.Database.ExecuteAsync("UPDATE outbox SET next_attempt_at = now() WHERE delivered_at IS NULL");
+        Assert.Equal(2, await ahead.DispatchDueAsync(CancellationToken.None));
+
+        Assert.Equal([posted], test.Slack.RootMessages("C0DECIDE01"));
+        var lookup = Assert.Single(test.Slack.Calls, c => c.Method == SlackMethods.History);
+        Assert.True(decimal.Parse(lookup.Body.GetProperty("oldest").GetString()!, System.Globalization.CultureInfo.InvariantCulture)
+            < decimal.Parse(posted, System.Globalization.CultureInfo.InvariantCulture));
+        Assert.Equal(posted, await test.Service.Database.ScalarAsync<string>("SELECT root_ts FROM slack_threads WHERE deployment_id = 'gh-ahead-1'"));
+        Assert.Equal(0, await test.PendingAsync());
+        Assert.Empty(test.Slack.Violations);
+    }
+
     [Fact]
     public async Task ChannelCannotBeRead_TheRootInDoubtIsPostedAgainAndTheLogSaysSo()
     {
