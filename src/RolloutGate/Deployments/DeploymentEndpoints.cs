@@ -91,7 +91,7 @@ public static class DeploymentEndpoints
             // Authenticated, so on the record as any refused webhook (CONTRACT section 7), under the deployment the body
             // names if it can be read; the id itself is not kept: it may hold a line break or run to any length.
             metrics.WebhookRefused("malformed");
-            await processor.RecordRefusalAsync(null, parsed, StatusCodes.Status400BadRequest, deliveryRefusal, cancellationToken);
+            await processor.RecordRefusalAsync(null, parsed, StatusCodes.Status400BadRequest, deliveryRefusal);
             return Problems.BadRequest(deliveryRefusal!);
         }
 
@@ -103,7 +103,7 @@ public static class DeploymentEndpoints
         if (parsed is null)
         {
             metrics.WebhookRefused("malformed");
-            await processor.RecordRefusalAsync(deliveryId, null, StatusCodes.Status400BadRequest, error, cancellationToken);
+            await processor.RecordRefusalAsync(deliveryId, null, StatusCodes.Status400BadRequest, error);
             return Problems.BadRequest(error!);
         }
 

@@ -75,8 +75,8 @@ public sealed partial class WebhookProcessor(
         {
             // A refusal is not stored as the delivery's answer (a retry after the cause is fixed is applied), but it
             // is on the record.
-            await transaction.RollbackAsync(cancellationToken);
-            await RecordRefusalAsync(deliveryId, request, outcome.StatusCode, outcome.Problem.ProblemDetails.Detail, cancellationToken);
+            await transaction.RollbackAsync(CancellationToken.None);
+            await RecordRefusalAsync(deliveryId, request, outcome.StatusCode, outcome.Problem.ProblemDetails.Detail);
             return outcome;
         }
 
@@ -110,13 +110,24 @@ public sealed partial class WebhookProcessor(
     /// Puts an authenticated delivery that was refused (a body that is not a webhook, no governing runbook, a state that
     /// does not allow the event) on the audit record as <see cref="AuditEventTypes.WebhookRefused"/>, with the answer
     /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook, and
-    /// <paramref name="deliveryId"/> when the delivery had no id that could be kept.
+    /// <paramref name="deliveryId"/> when the delivery had no id that could be kept. Recorded even when the pipeline hangs
+    /// up meanwhile (see <see cref="RecordAsync"/>).
     /// </summary>
-    public Task RecordRefusalAsync(string? deliveryId, WebhookRequest? request, int status, string? detail, CancellationToken cancellationToken) =>
-        RecordAsync(AuditEventTypes.WebhookRefused, request, new { deliveryId, request, answer = status, detail }, cancellationToken);
+    public Task RecordRefusalAsync(string? deliveryId, WebhookRequest? request, int status, string? detail) =>
+        RecordAsync(AuditEventTypes.WebhookRefused, request, new { deliveryId, request, answer = status, detail });
 
-    private async Task RecordAsync(string type, WebhookRequest? request, object data, CancellationToken cancellationToken)
+    /// <summary>
+    /// How long writing the audit event of an answer already decided (a refusal, a replay of another body) may take. The
+    /// write does not end with the request: cut short by the request's cancellation, a pipeline that hung up once it had
+    /// sent the body (its own timeout, a cancelled job) left its refusal off the record, which CONTRACT section 7 makes an
+    /// event. Shorter than the host's shutdown timeout (25 s, RolloutGateApplication), so that a stop lets it finish.
+    /// </summary>
+    public static readonly TimeSpan RecordTimeout = TimeSpan.FromSeconds(15);
+
+    private async Task RecordAsync(string type, WebhookRequest? request, object data)
     {
+        using var bounded = new CancellationTokenSource(RecordTimeout, time);
+        var cancellationToken = bounded.Token;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         await audit.AppendAsync(db, [new AuditEntry(type, request?.DeploymentId, request?.Service, request?.Initiator ?? UnknownInitiator, data)], cancellationToken);
         await transaction.CommitAsync(cancellationToken);
@@ -147,7 +158,7 @@ public sealed partial class WebhookProcessor(
                 answer = stored.StatusCode,
                 detail = $"delivery id '{deliveryId}' was first used for {stored.Event} of deployment '{stored.DeploymentId}': "
                     + "answered with that first answer again, and this body was not applied (a new event needs a new delivery id)",
-            }, cancellationToken);
+            });
         }
 
         return WebhookOutcome.Stored(stored.StatusCode, stored.ResponseBody, []) with { ReplayedOtherBody = !sameBody };

@@ -13,7 +13,7 @@ namespace RolloutGate.Tests.Deployments;
 /// Two actors moving one deployment at the same time take turns: the second sees what the first did, and takes effect
 /// from there or is answered 409 with that state; the state the deployment ends in is the one its audit trail ends with. The race is forced
 /// rather than hoped for: the test holds the deployment's row, both requests are sent, and the row is let go only once
-/// PostgreSQL shows both waiting behind the test's lock (<see cref="RowHold"/>), so each has read whatever it reads
+/// PostgreSQL shows both waiting behind the test's lock (<see cref="DatabaseHold"/>), so each has read whatever it reads
 /// without a lock before either moves.
 /// </summary>
 public sealed class DecisionRaceTests
@@ -46,7 +46,7 @@ public sealed class DecisionRaceTests
             var after = await service.Database.ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM audit_events");
             var from = await service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{id}'");
             HttpResponseMessage pipeline, person;
-            await using (var hold = await RowHold.TakeAsync(service.Database, id))
+            await using (var hold = await HoldAsync(service.Database, id))
             {
                 var sent = service.Webhooks.SendEventAsync(@event, id);
                 var decided = operatorClient.PostAsync(new Uri($"/api/v1/deployments/{id}/{decision}", UriKind.Relative),
@@ -102,7 +102,7 @@ public sealed class DecisionRaceTests
             var after = await test.Service.Database.ScalarAsync<long>("SELECT coalesce(max(id), 0) FROM audit_events");
             HttpResponseMessage[] answers;
             int timedOut;
-            await using (var hold = await RowHold.TakeAsync(test.Service.Database, id))
+            await using (var hold = await HoldAsync(test.Service.Database, id))
             {
                 var owner = test.PressAsync(SlackTestService.Owner, "rollback", id);
                 var approver = test.PressAsync(SlackTestService.Approver, "dismiss", id);
@@ -162,7 +162,7 @@ public sealed class DecisionRaceTests
         (await service.Webhooks.SendEventAsync("deployed", id)).EnsureSuccessStatusCode();
         await service.RegressAsync(id, "p95-latency");
         var policy = service.Host.Services.GetRequiredService<DecisionPolicy>();
-        await using (var hold = await RowHold.TakeAsync(service.Database, id))
+        await using (var hold = await HoldAsync(service.Database, id))
         {
             var timeout = policy.ApplyTimeoutsAsync(DateTimeOffset.UtcNow.AddHours(1), CancellationToken.None);
             await hold.WaitForWaitersAsync(1);
@@ -197,58 +197,14 @@ public sealed class DecisionRaceTests
         [.. ((await database.ScalarAsync<string>(sql)) ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries).Select(p => (p.Split('>')[0], p.Split('>')[1]))];
 
     /// <summary>
-    /// A deployment's row held FOR UPDATE by the test, in a transaction of its own, until released (nothing changed) or
-    /// committed with another actor's change:
-    /// whoever locks or updates the row meanwhile waits, which <see cref="WaitForWaitersAsync"/> sees in PostgreSQL (the
-    /// second in line waits for the first, so waiting sessions are counted, not only those waiting for the hold).
+    /// A deployment's row held FOR UPDATE by the test, until released (nothing changed) or committed with another actor's
+    /// change: whoever locks or updates the row meanwhile waits.
     /// </summary>
-    private sealed class RowHold : IAsyncDisposable
+    private static async Task<DatabaseHold> HoldAsync(TestDatabase database, string deploymentId)
     {
-        private readonly TestDatabase database;
-        private readonly NpgsqlConnection connection;
-        private readonly NpgsqlTransaction transaction;
-
-        private RowHold(TestDatabase database, NpgsqlConnection connection, NpgsqlTransaction transaction)
-        {
-            this.database = database;
-            this.connection = connection;
-            this.transaction = transaction;
-        }
-
-        public static async Task<RowHold> TakeAsync(TestDatabase database, string deploymentId)
-        {
-            var connection = new NpgsqlConnection(database.AdminConnectionString);
-            await connection.OpenAsync();
-            var transaction = await connection.BeginTransactionAsync();
-            await using var command = new NpgsqlCommand("SELECT count(*) FROM (SELECT FROM deployments WHERE id = @id FOR UPDATE) AS held", connection, transaction);
-            command.Parameters.AddWithValue("id", deploymentId);
-            Assert.Equal(1L, await command.ExecuteScalarAsync());
-            return new RowHold(database, connection, transaction);
-        }
-
-        /// <summary>Returns once <paramref name="count"/> sessions wait for this hold's lock (or fails after a minute).</summary>
-        public Task WaitForWaitersAsync(int count) => SlackTestService.EventuallyAsync(
-            async () => await database.ScalarAsync<long>("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND cardinality(pg_blocking_pids(pid)) > 0", asAdmin: true) >= count,
-            $"{count} sessions waiting for the held deployment", 10);
-
-
-        public Task ReleaseAsync() => transaction.RollbackAsync();
-
-        /// <summary>Runs <paramref name="sql"/> in the hold's transaction, as another actor's change, and commits it.</summary>
-        public async Task CommitAsync(string sql)
-        {
-            await using (var command = new NpgsqlCommand(sql, connection, transaction))
-            {
-                await command.ExecuteNonQueryAsync();
-            }
-
-            await transaction.CommitAsync();
-        }
-
-        public async ValueTask DisposeAsync()
-        {
-            await transaction.DisposeAsync();
-            await connection.DisposeAsync();
-        }
+        var hold = await DatabaseHold.TakeAsync(database, "the held deployment",
+            "SELECT count(*) FROM (SELECT FROM deployments WHERE id = @id FOR UPDATE) AS held", new NpgsqlParameter("id", deploymentId));
+        Assert.Equal(1L, hold.Taken);
+        return hold;
     }
 }
