@@ -9,12 +9,15 @@ namespace RolloutGate.Tests.Infrastructure;
 /// Debian's headless Chromium driven by Debian's chromedriver over W3C WebDriver (plain HTTP and JSON, no client
 /// library): one driver process on a free loopback port and one browser session with a throw-away profile, both ended
 /// on dispose. Elements are found by CSS selector; waits are explicit (<see cref="WaitForAsync"/> polls), never sleeps.
-/// deploy/local/test.sh installs both packages.
+/// deploy/local/test.sh installs both packages unless their commands are on PATH already, and the ones on PATH are run.
 /// </summary>
 public sealed partial class WebDriverSession : IAsyncDisposable
 {
-    public const string Chromium = "/usr/bin/chromium";
-    public const string ChromeDriver = "/usr/bin/chromedriver";
+    /// <summary>The browser's command, and the Debian package deploy/local/test.sh installs when it is not on PATH.</summary>
+    public static readonly (string Command, string Package) Chromium = ("chromium", "chromium");
+
+    /// <summary>The driver's command, and the Debian package deploy/local/test.sh installs when it is not on PATH.</summary>
+    public static readonly (string Command, string Package) ChromeDriver = ("chromedriver", "chromium-driver");
 
     /// <summary>The W3C name of the key that holds an element's reference.</summary>
     private const string ElementKey = "element-6066-11e4-a52e-4f735466cecf";
@@ -43,10 +46,8 @@ public sealed partial class WebDriverSession : IAsyncDisposable
     /// <summary>Starts chromedriver and a headless Chromium with a window of the given size.</summary>
     public static async Task<WebDriverSession> StartAsync(int width = 1280, int height = 900)
     {
-        Assert.True(File.Exists(Chromium), $"{Chromium} is missing: apt-get install -y chromium (deploy/local/test.sh does)");
-        Assert.True(File.Exists(ChromeDriver), $"{ChromeDriver} is missing: apt-get install -y chromium-driver (deploy/local/test.sh does)");
-
-        var start = new ProcessStartInfo(ChromeDriver) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var chromium = Installed(Chromium);
+        var start = new ProcessStartInfo(Installed(ChromeDriver)) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add("--port=0");
         var output = new List<string>();
         var port = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -79,7 +80,7 @@ public sealed partial class WebDriverSession : IAsyncDisposable
         try
         {
             session = new WebDriverSession(driver, output, profile, await port.Task.WaitAsync(StartTimeout));
-            await session.NewSessionAsync(width, height);
+            await session.NewSessionAsync(chromium, width, height);
             return session;
         }
         catch (Exception e) when (e is TimeoutException or InvalidOperationException or HttpRequestException or JsonException)
@@ -111,7 +112,16 @@ public sealed partial class WebDriverSession : IAsyncDisposable
         }
     }
 
-    private async Task NewSessionAsync(int width, int height)
+    /// <summary>The program's path on PATH, as deploy/local/test.sh finds it (<c>command -v</c>); the test fails naming the package when it is not there.</summary>
+    private static string Installed((string Command, string Package) program)
+    {
+        var found = ProgramOnPath.Find(program.Command);
+        Assert.True(found is not null,
+            $"{program.Command} is not on PATH ({Environment.GetEnvironmentVariable("PATH")}): apt-get install -y {program.Package} (deploy/local/test.sh does)");
+        return found;
+    }
+
+    private async Task NewSessionAsync(string chromium, int width, int height)
     {
         string[] args =
         [
@@ -121,7 +131,7 @@ public sealed partial class WebDriverSession : IAsyncDisposable
         ];
         var created = await CommandAsync(HttpMethod.Post, "session", new
         {
-            capabilities = new { alwaysMatch = new Dictionary<string, object> { ["goog:chromeOptions"] = new { binary = Chromium, args } } },
+            capabilities = new { alwaysMatch = new Dictionary<string, object> { ["goog:chromeOptions"] = new { binary = chromium, args } } },
         });
         session = created.GetProperty("sessionId").GetString()!;
     }

@@ -150,6 +150,34 @@ public sealed class LocalScriptTests
         }
     }
 
+    /// <summary>
+    /// The browser tests run the Chromium and chromedriver that test.sh took as installed: the first executable of that
+    /// name on PATH, as <c>command -v</c> finds it (a file that is not executable is passed over), and test.sh installs the
+    /// packages the tests name when they are missing. With /usr/bin fixed, a Chromium elsewhere on PATH (a snap's
+    /// /snap/bin, a build of one's own) kept test.sh from installing Debian's, and the browser tests failed.
+    /// </summary>
+    [Theory]
+    [InlineData("chromium")]
+    [InlineData("chromedriver")]
+    public async Task BrowserPrograms_AreFoundOnThePathAsTestShFindsThem(string command)
+    {
+        using var folder = new TemporaryFolder("rolloutgate-lib-");
+        var notExecutable = Directory.CreateDirectory(Path.Combine(folder.Folder, "first")).FullName;
+        await File.WriteAllTextAsync(Path.Combine(notExecutable, command), "#!/bin/sh\n");
+        var bin = Directory.CreateDirectory(Path.Combine(folder.Folder, "bin")).FullName;
+        var program = await ProgramAsync(bin, command, "#!/bin/sh\nexit 0\n");
+        var path = $"{Path.Combine(folder.Folder, "missing")}:{notExecutable}:{bin}:/usr/bin:/bin";
+
+        var (exit, stderr) = await RunAsync("PATH=\"$0\"; command -v \"$1\" >&2", path, command);
+
+        Assert.Equal(0, exit);
+        Assert.Equal(program, stderr.Trim());
+        Assert.Equal(program, ProgramOnPath.Find(command, path));
+        Assert.Null(ProgramOnPath.Find(command, $"{notExecutable}:{Path.Combine(folder.Folder, "missing")}"));
+        var (expected, package) = new[] { WebDriverSession.Chromium, WebDriverSession.ChromeDriver }.Single(p => p.Command == command);
+        Assert.Contains($" {expected}:{package}", await File.ReadAllTextAsync(TestPaths.RepositoryFile("deploy/local/test.sh")), StringComparison.Ordinal);
+    }
+
     /// <summary>An executable script <paramref name="name"/> in <paramref name="bin"/> (put first on PATH), standing in for that program.</summary>
     private static async Task<string> ProgramAsync(string bin, string name, string script)
     {
