@@ -111,22 +111,14 @@ public sealed partial class WebhookProcessor(
     /// does not allow the event) on the audit record as <see cref="AuditEventTypes.WebhookRefused"/>, with the answer
     /// the pipeline got. <paramref name="request"/> is null when the body could not be read as a webhook, and
     /// <paramref name="deliveryId"/> when the delivery had no id that could be kept. Recorded even when the pipeline hangs
-    /// up meanwhile (see <see cref="RecordAsync"/>).
+    /// up meanwhile (<see cref="AnsweredRecord"/>).
     /// </summary>
     public Task RecordRefusalAsync(string? deliveryId, WebhookRequest? request, int status, string? detail) =>
         RecordAsync(AuditEventTypes.WebhookRefused, request, new { deliveryId, request, answer = status, detail });
 
-    /// <summary>
-    /// How long writing the audit event of an answer already decided (a refusal, a replay of another body) may take. The
-    /// write does not end with the request: cut short by the request's cancellation, a pipeline that hung up once it had
-    /// sent the body (its own timeout, a cancelled job) left its refusal off the record, which CONTRACT section 7 makes an
-    /// event. Shorter than the host's shutdown timeout (25 s, RolloutGateApplication), so that a stop lets it finish.
-    /// </summary>
-    public static readonly TimeSpan RecordTimeout = TimeSpan.FromSeconds(15);
-
     private async Task RecordAsync(string type, WebhookRequest? request, object data)
     {
-        using var bounded = new CancellationTokenSource(RecordTimeout, time);
+        using var bounded = AnsweredRecord.Cancellation(time);
         var cancellationToken = bounded.Token;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         await audit.AppendAsync(db, [new AuditEntry(type, request?.DeploymentId, request?.Service, request?.Initiator ?? UnknownInitiator, data)], cancellationToken);

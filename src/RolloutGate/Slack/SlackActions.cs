@@ -48,7 +48,7 @@ public sealed partial class SlackActions(
             // Said privately like any other answer to a press: Slack shows nothing of the HTTP answer to a button.
             var unknown = $"Deployment {SlackMessages.Typed(deploymentId)} is unknown.";
             await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, null, null, userId,
-                new { action = kind, deploymentId, outcome = "unknown deployment", source = Source }), unknown, ephemeral, cancellationToken);
+                new { action = kind, deploymentId, outcome = "unknown deployment", source = Source }), unknown, ephemeral);
             return unknown;
         }
 
@@ -65,7 +65,7 @@ public sealed partial class SlackActions(
             var unreadable = $"Who may {kind} {SlackMessages.Escape(deploymentId)} cannot be read: {SlackMessages.Escape(ex.Message)}; nothing changed. "
                 + $"An operator can {kind} it over the HTTP API: POST /api/v1/deployments/{Uri.EscapeDataString(deploymentId)}/{kind}";
             await RecordAsync(new AuditEntry(AuditEventTypes.Refusal, deployment.Id, deployment.Service, userId,
-                new { action = kind, reason = ex.Message, source = Source }), unreadable, ephemeral, cancellationToken);
+                new { action = kind, reason = ex.Message, source = Source }), unreadable, ephemeral);
             return unreadable;
         }
 
@@ -73,7 +73,7 @@ public sealed partial class SlackActions(
         {
             var refusal = $"Only the owner and approvers of runbook {runbook.Name} may {kind} {SlackMessages.Escape(deploymentId)}; nothing changed.";
             await RecordAsync(new AuditEntry(AuditEventTypes.Refusal, deployment.Id, deployment.Service, userId,
-                new { action = kind, reason = $"not an owner or approver of runbook {runbook.Name}", source = Source }), refusal, ephemeral, cancellationToken);
+                new { action = kind, reason = $"not an owner or approver of runbook {runbook.Name}", source = Source }), refusal, ephemeral);
             return refusal;
         }
 
@@ -90,7 +90,7 @@ public sealed partial class SlackActions(
             ? $"{Capitalised(kind)} does not apply to {SlackMessages.Escape(deploymentId)} while it is {current}; nothing changed."
             : $"Already {Past(last.Kind)} by {SlackMessages.Who(last.Actor)} ({SlackMessages.Escape(deploymentId)} is {current}); nothing changed.";
         await RecordAsync(new AuditEntry(AuditEventTypes.SlackAction, deployment.Id, deployment.Service, userId,
-            new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral, cancellationToken);
+            new { action = kind, outcome = "no effect", state = current, source = Source }), already, ephemeral);
         return already;
     }
 
@@ -221,8 +221,14 @@ public sealed partial class SlackActions(
         $"{SlackMessages.Escape(d.Service)} `{SlackMessages.Escape(d.Version ?? "?")}` in {SlackMessages.Escape(d.Environment)}",
         $": *{d.State}*");
 
-    private async Task RecordAsync(AuditEntry entry, string text, EphemeralTarget? ephemeral, CancellationToken cancellationToken)
+    /// <summary>
+    /// Puts an answer that changes nothing on the record, with its private message to the user: written even when Slack
+    /// has given up on the request meanwhile (<see cref="AnsweredRecord"/>), since the answer is decided.
+    /// </summary>
+    private async Task RecordAsync(AuditEntry entry, string text, EphemeralTarget? ephemeral)
     {
+        using var bounded = AnsweredRecord.Cancellation(time);
+        var cancellationToken = bounded.Token;
         await using var transaction = await db.Database.BeginTransactionAsync(cancellationToken);
         var rows = await audit.AppendAsync(db, [entry], cancellationToken);
         if (ephemeral is not null)

@@ -122,6 +122,33 @@ public sealed class SlackInboundTests
     }
 
     [Fact]
+    public async Task Button_PressedByStranger_SlackGivesUpBeforeTheAnswer_TheRefusalIsStillAuditedAndSaid()
+    {
+        // Slack waits 3 s for the answer. A refusal decided while the audit trail is busy (a mass regression being stored)
+        // was cut short with the request: not on the record, which CONTRACT section 6 says it is, and never said to the user.
+        await using var test = await SlackTestService.StartAsync();
+        await test.WatchAsync("gh-stranger-2");
+        await test.RegressAsync("gh-stranger-2");
+        await test.AllDeliveredAsync();
+        var ephemeralsBefore = test.Slack.Delivered(SlackMethods.PostEphemeral).Count;
+        await using var hold = await DatabaseHold.TakeAsync(test.Service.Database, "the audit trail", "LOCK TABLE audit_events IN ACCESS EXCLUSIVE MODE");
+        using var slackGivesUp = new CancellationTokenSource();
+
+        var pressing = test.PressAsync(Stranger, "rollback", "gh-stranger-2", cancellationToken: slackGivesUp.Token);
+        await hold.WaitForWaitersAsync(1, 30);
+        await slackGivesUp.CancelAsync();
+        await hold.ReleaseAsync();
+        await Assert.ThrowsAnyAsync<OperationCanceledException>(() => pressing);
+
+        await SlackTestService.EventuallyAsync(async () => await test.Service.CountAsync("audit_events",
+            $"type = 'refusal' AND actor = '{Stranger}' AND deployment_id = 'gh-stranger-2'") == 1, "the refusal audited", 30);
+        Assert.Equal("regressed", await test.StateAsync("gh-stranger-2"));
+        await test.AllDeliveredAsync();
+        var ephemeral = Assert.Single(test.Slack.Delivered(SlackMethods.PostEphemeral).Skip(ephemeralsBefore));
+        Assert.Equal("Only the owner and approvers of runbook checkout may rollback gh-stranger-2; nothing changed.", ephemeral.Body.GetProperty("text").GetString());
+    }
+
+    [Fact]
     public async Task Replies_NamingADeploymentIdWithMarkup_EscapeIt()
     {
         // A deployment id is any text but a path's; in Slack's mrkdwn <!here> would be a mention and & starts an escape.

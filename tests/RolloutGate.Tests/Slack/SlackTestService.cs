@@ -164,7 +164,8 @@ public sealed class SlackTestService : IAsyncDisposable
     public async Task<string?> StateAsync(string deploymentId) =>
         await Service.Database.ScalarAsync<string>($"SELECT state FROM deployments WHERE id = '{deploymentId}'");
 
-    public Task<HttpResponseMessage> PostSignedAsync(string path, string form, long? timestamp = null, string? secret = null)
+    public Task<HttpResponseMessage> PostSignedAsync(string path, string form, long? timestamp = null, string? secret = null,
+        CancellationToken cancellationToken = default)
     {
         var ts = (timestamp ?? DateTimeOffset.UtcNow.ToUnixTimeSeconds()).ToString(CultureInfo.InvariantCulture);
         var request = new HttpRequestMessage(HttpMethod.Post, new Uri(path, UriKind.Relative))
@@ -173,7 +174,7 @@ public sealed class SlackTestService : IAsyncDisposable
         };
         request.Headers.Add(SlackRequestVerifier.TimestampHeader, ts);
         request.Headers.Add(SlackRequestVerifier.SignatureHeader, SlackRequestVerifier.Signature(secret ?? SigningSecret, ts, Encoding.UTF8.GetBytes(form)));
-        return Service.Client.SendAsync(request);
+        return Service.Client.SendAsync(request, cancellationToken);
     }
 
     /// <summary>A button press as Slack sends it: a block_actions payload in the form field payload, with the message
@@ -181,7 +182,7 @@ public sealed class SlackTestService : IAsyncDisposable
     /// press with the same <paramref name="timestamp"/> is the same signed request.</summary>
     public Task<HttpResponseMessage> PressAsync(
         string user, string actionId, string deploymentId, System.Text.Json.JsonElement? message = null, string responseUrl = "https://hooks.slack.com/actions/T0001/1/abc",
-        long? timestamp = null)
+        long? timestamp = null, CancellationToken cancellationToken = default)
     {
         var payload = System.Text.Json.JsonSerializer.Serialize(new
         {
@@ -202,7 +203,7 @@ public sealed class SlackTestService : IAsyncDisposable
             Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,
             DefaultIgnoreCondition = System.Text.Json.Serialization.JsonIgnoreCondition.WhenWritingNull,
         });
-        return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload), timestamp);
+        return PostSignedAsync("/slack/interactions", "payload=" + Uri.EscapeDataString(payload), timestamp, cancellationToken: cancellationToken);
     }
 
     /// <summary>A slash command as Slack sends it (form fields).</summary>
