@@ -93,6 +93,12 @@ public static class BacktestCommand
         }
 
         var plan = WatchPlan.From(runbook, deployEnvironment);
+        if (OutsideTheCalendar(deployedAt, plan.Watch) is { } outside)
+        {
+            await stderr.WriteLineAsync($"backtest: {outside}");
+            return 2;
+        }
+
         try
         {
             BacktestResult result;
@@ -224,6 +230,21 @@ public static class BacktestCommand
         var firstEvaluation = WatchSchedule.First(deployedAt, interval);
         return lastRow < firstEvaluation
             ? $"has no row at or after {Time(firstEvaluation)}, the watch's first evaluation after --deployed-at {Time(deployedAt)}, so there is nothing to judge {rows}"
+            : null;
+    }
+
+    /// <summary>
+    /// Why the watch of a deploy at <paramref name="deployedAt"/> does not fit in the years a time can hold (1 to 9999), or
+    /// null: its baseline before it or its duration (and one interval) after it would cross an end, which crashed the
+    /// command with a stack trace (a mistyped year, 0001 or 9999).
+    /// </summary>
+    private static string? OutsideTheCalendar(DateTimeOffset deployedAt, WatchSpec watch)
+    {
+        var before = deployedAt - DateTimeOffset.MinValue;
+        var after = DateTimeOffset.MaxValue - deployedAt;
+        return before < watch.Baseline || after < watch.Duration + watch.Interval
+            ? $"--deployed-at {Time(deployedAt)} leaves no room for the watch within the years 1 to 9999 (its baseline of {DurationText.Format(watch.Baseline)} before it, "
+                + $"its duration of {DurationText.Format(watch.Duration)} after it): check the year"
             : null;
     }
 

@@ -139,6 +139,11 @@ public sealed partial class CsvMetricSource : IMetricSource
                         // A latency, a rate, a cost or a count below zero is a recording error, not a value to judge.
                         errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is negative; a metric's value is at least 0");
                     }
+                    else if (value > MaxCount && IsCountColumn(header[c]))
+                    {
+                        // Summed over a baseline, such counts overflowed and crashed the command with a stack trace.
+                        errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is more than {MaxCount:0.#e0} requests or errors in one interval; a count of the interval, not a total since start?");
+                    }
 
                     values[header[c]] = value;
                 }
@@ -224,6 +229,12 @@ public sealed partial class CsvMetricSource : IMetricSource
 
         return DateTimeOffset.TryParse(text, CultureInfo.InvariantCulture, DateTimeStyles.AssumeUniversal | DateTimeStyles.AdjustToUniversal, out at);
     }
+
+    /// <summary>The most requests or errors one interval's row may count: a trillion, far beyond any service's, far below a sum's overflow.</summary>
+    private const double MaxCount = 1e12;
+
+    private static bool IsCountColumn(string column) =>
+        column == "requests" || column.EndsWith(".requests", StringComparison.Ordinal) || column.EndsWith(".errors", StringComparison.Ordinal);
 
     private static readonly double MinUnixMilliseconds = DateTimeOffset.MinValue.ToUnixTimeMilliseconds();
 

@@ -276,6 +276,22 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Contains($"{csv}:3: '-0.2' in column 'p95-latency' is negative; a metric's value is at least 0", stderr.ToString(), StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData("error-rate.requests")]
+    [InlineData("error-rate.errors")]
+    public async Task Backtest_CsvCountBeyondATrillionAnInterval_ExitsTwoWithFileAndLine_NotAStackTrace(string column)
+    {
+        // Summed over the baseline, counts of 5e18 overflowed a long: the command crashed with OverflowException.
+        var csv = MinutesCsv("huge.csv", "timestamp,error-rate,error-rate.requests,error-rate.errors",
+            minute => column == "error-rate.requests" ? "0.001,5e18,1000" : "0.5,1000,5e18");
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.Contains($"{csv}:2: '5e18' in column '{column}' is more than 1e12 requests or errors in one interval", stderr.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Backtest_CsvQuotedAsASpreadsheetWritesIt_IsReadAsUnquoted()
     {
@@ -691,6 +707,22 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Matches(
             @"^backtest: the watch's first evaluation after --deployed-at \S+ is at \S+, later than now \(\S+\), so there is nothing to judge yet$",
             stderr.ToString().Trim());
+    }
+
+    [Theory]
+    [InlineData("9999-12-31T23:59:00Z", "--csv")]
+    [InlineData("0001-01-01T00:30:00Z", "--prometheus")]
+    public async Task Backtest_DeployedAtWhoseWatchCrossesAnEndOfTheCalendar_ExitsTwoCheckTheYear_NotAStackTrace(string deployedAt, string source)
+    {
+        // The watch's first evaluation (an interval after) or its baseline's start (a week before) is no time a
+        // DateTimeOffset holds: the command crashed with ArgumentOutOfRangeException and its stack trace.
+        var exit = await RunAsync("--runbook", Write("checkout.yaml", Runbook), "--deployed-at", deployedAt,
+            source, source == "--csv" ? Write("rows.csv", "timestamp,p95-latency\n2026-11-21T09:00:00Z,100\n") : "http://127.0.0.1:9");
+
+        Assert.Equal(2, exit);
+        Assert.Empty(stdout.ToString());
+        Assert.StartsWith($"backtest: --deployed-at {deployedAt} leaves no room for the watch within the years 1 to 9999 (its baseline of ", stderr.ToString(), StringComparison.Ordinal);
+        Assert.EndsWith("): check the year", stderr.ToString().Trim(), StringComparison.Ordinal);
     }
 
     [Fact]
