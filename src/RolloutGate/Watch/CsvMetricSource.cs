@@ -10,7 +10,7 @@ namespace RolloutGate.Watch;
 /// interval, the timestamp in ISO 8601 (extended or basic form, UTC without an offset) or unix seconds. An empty cell is no data. Optional columns
 /// <c>&lt;metric&gt;.requests</c> and <c>&lt;metric&gt;.errors</c> carry the counts of an interval (an error rate is judged on
 /// counts), and a column <c>requests</c> gives the request count of every metric without its own. An error rate without
-/// request counts is judged on its ratio alone (<see cref="Plan"/>). A file may record some of the runbook's metrics only:
+/// request counts is judged on nominal counts (<see cref="Plan"/>). A file may record some of the runbook's metrics only:
 /// the others are left out of the backtest (<see cref="Unrecorded"/>). Rows before the deploy are the baseline; the
 /// interval ending at t is the last row in (t − interval, t].
 /// </summary>
@@ -26,24 +26,22 @@ public sealed partial class CsvMetricSource : IMetricSource
         interval = plan.Watch.Interval;
         this.ratioOnly = ratioOnly;
         Unrecorded = unrecorded;
-        // The test of the continuous metrics where higher is worse, as a custom query's value gets: cost per request's,
-        // whose explanations print the ratio as a plain number (a latency's would print it as milliseconds).
-        Plan = plan with
-        {
-            Metrics = [.. plan.Metrics
-                .Where(m => !unrecorded.Contains(m.Name, StringComparer.Ordinal))
-                .Select(m => ratioOnly.Contains(m.Name) ? m with { Kind = MetricKind.CostPerRequest } : m)],
-        };
+        Plan = plan with { Metrics = [.. plan.Metrics.Where(m => !unrecorded.Contains(m.Name, StringComparer.Ordinal))] };
     }
 
     /// <summary>The runbook's metrics the file has no column for, in the runbook's order: the backtest leaves them out.</summary>
     public IReadOnlyList<string> Unrecorded { get; }
 
     /// <summary>
-    /// The plan to backtest this file with: the runbook's, except that an error rate the file gives no request counts for
-    /// (no <c>&lt;metric&gt;.requests</c> or <c>requests</c> column) is judged on its ratio alone, with the test the other
-    /// continuous metrics get: <c>maxIncrease</c> on its log-ratio to the baseline, <c>max</c> on the value. The count-based
-    /// test would give every interval insufficient-data. Each such evaluation's explanation says so.
+    /// The plan to backtest this file with: the runbook's, without the metrics the file has no column for. An error rate the
+    /// file gives no request counts for (no <c>&lt;metric&gt;.requests</c> or <c>requests</c> column) is judged on counts
+    /// all the same, each interval's ratio read as errors in <see cref="NominalRequests"/> requests: the count test's
+    /// dispersion, estimated from the baseline's ratios, scales its evidence to the spread the ratios show, so the nominal
+    /// count matters only where they show none (an error-free baseline). Judged as a continuous metric on its logs instead,
+    /// as it was, only intervals with an error could form its reference: errors that appeared after an error-free
+    /// baseline were never judged against it (every interval insufficient-data, the answer healthy), and after sparse
+    /// errors the reference was the median of the intervals that had any, above the baseline's rate. Each such
+    /// evaluation's explanation says so.
     /// </summary>
     public WatchPlan Plan { get; }
 
@@ -90,6 +88,11 @@ public sealed partial class CsvMetricSource : IMetricSource
             errors.Add($"{file}:1: no column names a metric of the runbook (its metrics: {string.Join(", ", metrics)})");
         }
 
+        var requestsForAll = header.Contains("requests", StringComparer.Ordinal);
+        var ratioOnly = plan.Metrics
+            .Where(m => m.Kind == MetricKind.ErrorRate && !requestsForAll && !header.Contains($"{m.Name}.requests", StringComparer.Ordinal))
+            .Select(m => m.Name)
+            .ToHashSet(StringComparer.Ordinal);
         var rows = new List<Row>();
         for (var i = 1; i < lines.Length; i++)
         {
@@ -139,6 +142,11 @@ public sealed partial class CsvMetricSource : IMetricSource
                         // A latency, a rate, a cost or a count below zero is a recording error, not a value to judge.
                         errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is negative; a metric's value is at least 0");
                     }
+                    else if (value > 1 && ratioOnly.Contains(header[c]))
+                    {
+                        // Read as errors in NominalRequests requests, it would count more errors than requests.
+                        errors.Add($"{file}:{line}: '{cells[c]}' in column '{header[c]}' is above 1; an error rate is a ratio (0.02 for 2%)");
+                    }
                     else if (value > MaxCount && IsCountColumn(header[c]))
                     {
                         // Summed over a baseline, such counts overflowed and crashed the command with a stack trace.
@@ -156,11 +164,6 @@ public sealed partial class CsvMetricSource : IMetricSource
             rows.Add(new Row(at, values));
         }
 
-        var requestsForAll = header.Contains("requests", StringComparer.Ordinal);
-        var ratioOnly = plan.Metrics
-            .Where(m => m.Kind == MetricKind.ErrorRate && !requestsForAll && !header.Contains($"{m.Name}.requests", StringComparer.Ordinal))
-            .Select(m => m.Name)
-            .ToHashSet(StringComparer.Ordinal);
         return errors.Count > 0 ? (null, errors) : (new CsvMetricSource(rows, plan, ratioOnly, unrecorded), []);
     }
 
@@ -176,13 +179,22 @@ public sealed partial class CsvMetricSource : IMetricSource
         WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<Observation>>([.. rows.Where(r => r.At < to).Select(r => Observe(metric, r, r.At))]);
 
+    /// <summary>The requests an interval of an error rate given as a ratio alone is read as (see <see cref="Plan"/>).</summary>
+    public const long NominalRequests = 10_000;
+
     private string? Note(WatchMetric metric) => ratioOnly.Contains(metric.Name)
-        ? $"Judged on the ratio alone because the CSV gives no request counts for {metric.Name} (columns {metric.Name}.requests and {metric.Name}.errors would give them)."
+        ? $"The CSV gives no request counts for {metric.Name} (columns {metric.Name}.requests and {metric.Name}.errors would give them): "
+            + $"each interval's ratio is read as errors in a nominal {NominalRequests} requests, so these counts are nominal, and the evidence is scaled to the spread of the baseline's ratios."
         : null;
 
-    private static Observation Observe(WatchMetric metric, Row row, DateTimeOffset at)
+    private Observation Observe(WatchMetric metric, Row row, DateTimeOffset at)
     {
         var value = row.Values.GetValueOrDefault(metric.Name);
+        if (ratioOnly.Contains(metric.Name))
+        {
+            return new Observation(at, value, value is null ? null : NominalRequests, value is { } ratio ? (long)Math.Round(ratio * NominalRequests) : null);
+        }
+
         var requests = row.Values.GetValueOrDefault($"{metric.Name}.requests") ?? row.Values.GetValueOrDefault("requests");
         var errors = row.Values.GetValueOrDefault($"{metric.Name}.errors");
         return new Observation(at, value, requests is { } n ? (long)Math.Round(n) : null, errors is { } e ? (long)Math.Round(e) : null);

@@ -114,7 +114,8 @@ public sealed class BacktestCommandTests : IDisposable
         BacktestCommand.RunAsync(args, stdout, stderr, name => name == "PWD" ? pwd : null);
 
     private const string RatioNote =
-        "Judged on the ratio alone because the CSV gives no request counts for error-rate (columns error-rate.requests and error-rate.errors would give them).";
+        "The CSV gives no request counts for error-rate (columns error-rate.requests and error-rate.errors would give them): "
+        + "each interval's ratio is read as errors in a nominal 10000 requests, so these counts are nominal, and the evidence is scaled to the spread of the baseline's ratios.";
 
     /// <summary>The contract's own format: no request counts, the error rate as a ratio; both wobble ±2% like <see cref="Csv"/>.</summary>
     private string RatioCsv(Func<int, double> errorRatio) =>
@@ -738,7 +739,7 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
-    public async Task Backtest_ContractCsvErrorRatioSpikes_RollbackJudgedOnTheRatio()
+    public async Task Backtest_ContractCsvErrorRatioSpikes_RollbackJudgedOnNominalCounts()
     {
         var csv = RatioCsv(minute => minute > 10 ? 0.025 : 0.001);
 
@@ -753,6 +754,52 @@ public sealed class BacktestCommandTests : IDisposable
         Assert.Equal("regressed", errorRate[^1].GetProperty("verdict").GetString());
         Assert.Equal(detected, errorRate[^1].GetProperty("at").GetDateTimeOffset());
         Assert.All(errorRate, e => Assert.EndsWith(RatioNote, e.GetProperty("explanation").GetString(), StringComparison.Ordinal));
+    }
+
+    [Theory]
+    [InlineData("errors after an error-free baseline", 0.0, 0.0, 0.02)]
+    [InlineData("a steady rate after sparse errors", 0.01, 0.0, 0.008)]
+    public async Task Backtest_ContractCsvErrorRatioRisesFromZerosInTheBaseline_Rollback(string what, double everyTenthMinute, double otherMinutes, double after)
+    {
+        // Judged as a continuous metric on its logs, only intervals with an error formed the reference: after an error-free
+        // baseline every interval was insufficient-data and the answer healthy; after 1% every tenth minute (0.1% on average)
+        // a steady 0.8% was "20% below the baseline median (1.00%)", healthy.
+        var csv = MinutesCsv("history.csv", "timestamp,error-rate", minute =>
+            R(minute > 0 ? after : minute % 10 == 0 ? everyTenthMinute : otherMinutes));
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.True(answer.GetProperty("decision").GetString() == "rollback", $"{what}: {answer}");
+        var last = EvaluationsOf(answer, "error-rate")[^1];
+        Assert.Equal("regressed", last.GetProperty("verdict").GetString());
+        Assert.InRange(answer.GetProperty("detectedAt").GetDateTimeOffset(), Deployed.AddMinutes(1), Deployed.AddMinutes(15));
+        Assert.EndsWith(RatioNote, last.GetProperty("explanation").GetString(), StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task Backtest_ContractCsvSparseErrorsUnchanged_Healthy()
+    {
+        var csv = MinutesCsv("history.csv", "timestamp,error-rate", minute => R(minute % 10 == 0 ? 0.01 : 0));
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.True(exit == 0, stderr.ToString());
+        var answer = Answer();
+        Assert.Equal("healthy", answer.GetProperty("decision").GetString());
+        Assert.Equal("completed", answer.GetProperty("outcome").GetString());
+    }
+
+    [Fact]
+    public async Task Backtest_ContractCsvErrorRatioAboveOne_ExitsTwoWithFileAndLine()
+    {
+        var csv = Write("percent.csv", "timestamp,error-rate\n2026-11-21T09:00:00Z,0.2\n2026-11-21T09:01:00Z,2.5\n");
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.Equal(2, exit);
+        Assert.Contains($"{csv}:3: '2.5' in column 'error-rate' is above 1; an error rate is a ratio (0.02 for 2%)", stderr.ToString(), StringComparison.Ordinal);
     }
 
     [Fact]
