@@ -111,6 +111,14 @@ public static class BacktestCommand
                     return 2;
                 }
 
+                if (new FileInfo(csvPath).Length > CsvMetricSource.MaxFileBytes)
+                {
+                    // Read whole, a file of gigabytes ended the command out of memory, with a stack trace.
+                    await stderr.WriteLineAsync(
+                        $"backtest: {csvFile} is larger than {CsvMetricSource.MaxFileBytes / (1024 * 1024)} MiB; a backtest needs the watch and its baseline, not the whole history: cut the rows outside them");
+                    return 2;
+                }
+
                 var (csv, errors) = CsvMetricSource.Parse(await File.ReadAllTextAsync(csvPath), csvFile, plan);
                 if (csv is null)
                 {

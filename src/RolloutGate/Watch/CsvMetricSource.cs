@@ -179,6 +179,12 @@ public sealed partial class CsvMetricSource : IMetricSource
         WatchMetric metric, DateTimeOffset from, DateTimeOffset to, TimeSpan step, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<Observation>>([.. rows.Where(r => r.At < to).Select(r => Observe(metric, r, r.At))]);
 
+    /// <summary>
+    /// The largest file a backtest reads (it reads it whole): 256 MiB, some two million rows of a dozen columns, a month at
+    /// a 1-minute interval forty times over.
+    /// </summary>
+    public const long MaxFileBytes = 256L * 1024 * 1024;
+
     /// <summary>The requests an interval of an error rate given as a ratio alone is read as (see <see cref="Plan"/>).</summary>
     public const long NominalRequests = 10_000;
 

@@ -792,6 +792,21 @@ public sealed class BacktestCommandTests : IDisposable
     }
 
     [Fact]
+    public async Task Backtest_CsvLargerThanItReads_ExitsTwoSayingSo_WithoutReadingIt()
+    {
+        var csv = Write("huge.csv", "timestamp,p95-latency\n");
+        await using (var file = File.OpenWrite(csv))
+        {
+            file.SetLength(RolloutGate.Watch.CsvMetricSource.MaxFileBytes + 1); // sparse: no disk and no time spent on it
+        }
+
+        var exit = await BacktestAsync(csv);
+
+        Assert.Equal(2, exit);
+        Assert.Equal($"backtest: {csv} is larger than 256 MiB; a backtest needs the watch and its baseline, not the whole history: cut the rows outside them", stderr.ToString().Trim());
+    }
+
+    [Fact]
     public async Task Backtest_ContractCsvErrorRatioAboveOne_ExitsTwoWithFileAndLine()
     {
         var csv = Write("percent.csv", "timestamp,error-rate\n2026-11-21T09:00:00Z,0.2\n2026-11-21T09:01:00Z,2.5\n");
