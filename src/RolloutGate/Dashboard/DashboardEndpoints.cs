@@ -185,13 +185,13 @@ public static class DashboardEndpoints
             html.Append("<p class=\"waiting\"><strong>Waiting for a decision:</strong> <a href=\"/inbox\">decide in the inbox</a> (needs an operator token).</p>\n")
                 .Append(InboxEndpoints.IfNobodyDecides(row, runbooks, now)).Append('\n');
         }
-        else if (row.State is DeploymentState.Allowed or DeploymentState.RollingBack
-                 || (row.State == DeploymentState.Watching && !NewerDeploys.EndWatchOf(runbooks, row)))
+        else if (row.State != DeploymentState.Checking && HeldBackBy.HoldsBackTheNext(runbooks, row))
         {
             // A change in flight denies every next predeploy of its service and environment (the one-change-at-a-time
             // rule), and the inbox does not list it, since it waits for no decision: allowed and never deployed (its
             // pipeline died between the gate and the deploy step), watching under onNewerDeploy: keep, rolling back. The
-            // page says so in the deny's words, with what ends it; acting needs a token or Slack, not this page.
+            // page says so in the deny's words, with what ends it; acting needs a token or Slack, not this page. (A change
+            // still checking is its own predeploy, answered within preDeploy.timeout.)
             html.Append(CultureInfo.InvariantCulture,
                 $"<p class=\"held\"><strong>Holds back the next change of {E(row.Service)} in {E(row.Environment)}:</strong> its predeploy is denied (one change at a time) while {E(await HeldBackBy.DetailAsync(db, row, now, cancellationToken))}.</p>\n");
         }

@@ -41,8 +41,11 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
     /// </summary>
     public const string UnreadableRunbook = "unknown (runbook unreadable)";
 
+    /// <summary>The failed rollback actions that deciding the rollback again cannot carry out: the retry releases none of them.</summary>
+    private static readonly string[] NotRetried = [NoActionConfigured, UnreadableRunbook];
+
     /// <summary>Whether a failed rollback <paramref name="action"/> is one that deciding the rollback again cannot carry out.</summary>
-    public static bool CannotRetry(string? action) => action is NoActionConfigured or UnreadableRunbook;
+    public static bool CannotRetry(string? action) => NotRetried.Contains(action);
 
     /// <summary>
     /// The longest actor accepted, as the webhook's fields. An actor is indexed (audit_events_actor, a btree), and a btree
@@ -147,7 +150,7 @@ public sealed class DeploymentDecisions(RolloutGateDbContext db, AuditTrail audi
         var released = await db.Database.ExecuteSqlAsync($"""
             DELETE FROM rollback_actions
             WHERE deployment_id = {deployment.Id} AND finished_at IS NOT NULL AND NOT succeeded
-              AND action IS DISTINCT FROM {NoActionConfigured} AND action IS DISTINCT FROM {UnreadableRunbook}
+              AND (action = ANY({NotRetried})) IS NOT TRUE
             """, cancellationToken);
         if (released == 0)
         {

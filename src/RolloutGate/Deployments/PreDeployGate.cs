@@ -84,7 +84,7 @@ public sealed class PreDeployGate(RolloutGateDbContext db, PreDeployCheckRunner 
                         && DeploymentState.Active.Contains(d.State))
             .OrderBy(d => d.CreatedAt)
             .ToListAsync(cancellationToken);
-        var endingOnDeploy = inFlight.Where(d => d.State == DeploymentState.Watching && NewerDeploys.EndWatchOf(runbooks, d)).ToList();
+        var endingOnDeploy = inFlight.Where(d => !HeldBackBy.HoldsBackTheNext(runbooks, d)).ToList();
         if (inFlight.Except(endingOnDeploy).FirstOrDefault() is { } blocking)
         {
             return CheckResult.Fail(OneChangeAtATime, await HeldBackBy.DetailAsync(db, blocking, time.GetUtcNow(), cancellationToken));
