@@ -39,7 +39,7 @@ internal readonly record struct ReductionInputs(
 public sealed partial class BaselineWindow
 {
     /// <summary>The version of the reduction and of its stored form: raise it whenever either changes.</summary>
-    public const byte StoredVersion = 11;
+    public const byte StoredVersion = 12;
 
     /// <summary>The reduced baseline in its stored form, with the inputs it was reduced with.</summary>
     public byte[] Encode()
@@ -59,6 +59,7 @@ public sealed partial class BaselineWindow
             writer.Write(UsableSamples);
             writer.Write(IsSeasonal);
             writer.Write(IsWeekly);
+            writer.Write(Days);
             writer.Write(LogNoiseScale);
             writer.Write(ReferenceError.Variance);
             writer.Write(ReferenceError.Span ?? -1);
@@ -120,6 +121,7 @@ public sealed partial class BaselineWindow
             var usable = reader.ReadInt32();
             var isSeasonal = reader.ReadBoolean();
             var isWeekly = reader.ReadBoolean();
+            var days = reader.ReadInt32();
             var scale = reader.ReadDouble();
             var error = new ReferenceError(reader.ReadDouble(), reader.ReadInt32() is var span && span >= 0 ? span : null);
             var requests = reader.ReadInt64();
@@ -151,6 +153,7 @@ public sealed partial class BaselineWindow
             return new BaselineWindow(kind, usable, isSeasonal, timeOfDay, reference, scale, requests, errors, noise)
             {
                 IsWeekly = isWeekly,
+                Days = days,
                 ReferenceError = error,
                 Dispersion = dispersion,
                 _seconds = seconds,

@@ -5,7 +5,8 @@ namespace RolloutGate.Core.Analysis;
 /// <para>
 /// Continuous metrics (latency, cost, request rate) get a <b>seasonal reference</b>: each baseline sample is replaced by
 /// the median of the log values within ±30 minutes of the same time of day (a rolling median, robust to the odd spike),
-/// and an interval of the watch is compared with the reference at its own time of day, i.e. "the same time yesterday".
+/// and an interval of the watch is compared with the reference at its own time of day, i.e. "the same time yesterday"
+/// (with more than a day of baseline, that time of day over its <see cref="Days"/>).
 /// Comparing with a flat baseline mean (what static thresholds do) would read the daily rise of traffic as a regression
 /// and the nightly lull as spare room. The noise scale is 1.4826 × the median absolute deviation of the baseline's log
 /// residuals around that reference, floored at <see cref="DetectorOptions.NoiseFloor"/>, and larger for an interval of
@@ -128,6 +129,14 @@ public sealed partial class BaselineWindow
     /// more, continuous metrics); <see cref="IsSeasonal"/> is then true as well.
     /// </summary>
     public bool IsWeekly { get; private init; }
+
+    /// <summary>
+    /// The days a seasonal reference pools at each time of day: what the baseline covers (as for
+    /// <see cref="IsSeasonal"/>), in days, rounded and at least 1; 0 for a flat reference. A 24-hour baseline's is 1, whose
+    /// reference is "the same time yesterday"; a week's 7, whose daily reference (the watch's first half hour, where the
+    /// window a week back is not whole) is that time of day over all seven, and the explanation says so.
+    /// </summary>
+    public int Days { get; private set; }
 
     /// <summary>
     /// The zone whose wall clock "the same time of day" follows (runbook <c>watch.timezone</c>); null for UTC. It matters
@@ -333,6 +342,7 @@ public sealed partial class BaselineWindow
             var window = weekly
                 ? Weekly(kind, points, timeOfDay, reference, scale, error, options, referenceUntil, timeZone)
                 : new BaselineWindow(kind, points.Length, true, timeOfDay, reference, scale, 0, 0) { ReferenceError = error };
+            window.Days = Math.Max(1, (int)Math.Round(span / TimeSpan.FromDays(1)));
             var counts = sorted.Select(p => p.Requests).ToArray();
             (window._countScale, window._medianRequests) = CountScale(counts, residuals);
             window._noiseLaw = window._countScale > 0 ? CountNoiseLaw.Fit([.. counts.Select(n => n!.Value)], residuals, options.NoiseFloor * options.NoiseFloor) : null;

@@ -316,7 +316,12 @@ public static class RegressionDetector
             evidence = new Evidence((fast * charted - fast * fast / 2) / longRun, (slow * charted - slow * slow / 2) / longRun, z);
         }
 
-        var where = baseline.IsWeekBeforeAt(current.At) ? "the same time last week" : baseline.IsSeasonal ? "the same time yesterday" : "the baseline median";
+        // The reference in words: a daily one pools every day of the baseline at that time of day, so "yesterday" only
+        // where there is one (with a week's baseline, the first half hour takes it: not yesterday but all seven days).
+        var where = baseline.IsWeekBeforeAt(current.At) ? "the same time last week"
+            : !baseline.IsSeasonal ? "the baseline median"
+            : baseline.Days <= 1 ? "the same time yesterday"
+            : $"the same time of day over the baseline's {baseline.Days} days";
         if (baseline.IsSeasonal && baseline.TimeZone is { } zone)
         {
             // The same time on that zone's clock (watch.timezone), not in UTC: said, since across a clock change the two differ.

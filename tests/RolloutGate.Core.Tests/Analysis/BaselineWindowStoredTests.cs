@@ -52,6 +52,9 @@ public sealed class BaselineWindowStoredTests
         // decides whether an interval of fewer requests than a verdict needs is judged), with the shapes
         // "daily-request-rate-quiet-nights" and "weekly-request-rate-quiet".
         [11] = "cc37dcadbd6b7041d246340d8c3e7ae493ed24c879ac74f809d7d5af5ed37e40",
+        // The days a seasonal reference pools at each time of day are stored (the explanation says "over the baseline's 7
+        // days", not "yesterday").
+        [12] = "2b42c1db5bf4e0b641b797f2b11a6313443c8433bcfeab827cbf94e661e1dacb",
     };
 
     public static TheoryData<string> Shapes =>
@@ -186,7 +189,7 @@ public sealed class BaselineWindowStoredTests
     {
         string F(double value) => value.ToString(format, CultureInfo.InvariantCulture);
         var text = new StringBuilder();
-        text.Append(CultureInfo.InvariantCulture, $"{baseline.Kind} {baseline.UsableSamples} {baseline.IsSeasonal} {baseline.IsWeekly} ")
+        text.Append(CultureInfo.InvariantCulture, $"{baseline.Kind} {baseline.UsableSamples} {baseline.IsSeasonal} {baseline.IsWeekly} {baseline.Days} ")
             .Append(CultureInfo.InvariantCulture, $"{F(baseline.LogNoiseScale)} {F(baseline.ReferenceError.Variance)} {baseline.ReferenceError.Span} ")
             .Append(CultureInfo.InvariantCulture, $"{baseline.Requests} {baseline.Errors} {F(baseline.Dispersion)}\n");
         if (baseline.Kind == MetricKind.ErrorRate || baseline.UsableSamples == 0)

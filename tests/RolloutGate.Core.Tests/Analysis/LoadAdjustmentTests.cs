@@ -244,12 +244,12 @@ public sealed class LoadAdjustmentTests
     /// <summary>
     /// Hours on a clock that changes: a week in Europe/Berlin across the spring change (an hour missing) and across the
     /// autumn one (an hour repeated, which the hour's median takes together); the elasticity is recovered, an ordinary
-    /// Wednesday is not rolled back, and traffic is measured against the same reference as the value (the day before
-    /// where the week before is not whole, in the autumn for the watch's first hour and a half).
+    /// Wednesday is not rolled back, and traffic is measured against the same reference as the value (that time of day
+    /// over the baseline's seven days where the week before is not whole, in the autumn for the watch's first hour and a half).
     /// </summary>
     [Theory]
     [InlineData("2026-04-01T09:00:00Z", "the same time last week (Europe/Berlin)")]
-    [InlineData("2026-10-28T09:00:00Z", "the same time yesterday (Europe/Berlin)")]
+    [InlineData("2026-10-28T09:00:00Z", "the same time of day over the baseline's 7 days (Europe/Berlin)")]
     public void Evaluate_ABaselineAcrossAClockChange_IsAdjustedOnTheZonesHours(string end, string where)
     {
         var zone = TimeZoneInfo.FindSystemTimeZoneById("Europe/Berlin");

@@ -892,6 +892,25 @@ public sealed class RegressionDetectorTests
         Assert.Contains("above the same time last week", first.Explanation, StringComparison.Ordinal);
     }
 
+    [Theory]
+    [InlineData(1, "the same time yesterday")]
+    [InlineData(3, "the same time of day over the baseline's 3 days")]
+    [InlineData(7, "the same time of day over the baseline's 7 days")]
+    public void Evaluate_DailyReferenceOverSeveralDays_SaysItPoolsThemNotYesterday(int days, string where)
+    {
+        // The daily reference is the median at that time of day over every day of the baseline; with a week of it, the
+        // watch's first half hour takes it (the window a week back is not whole), and said "the same time yesterday".
+        var traffic = new SyntheticTraffic(35);
+        var baseline = WeeklyBaseline(traffic, TimeSpan.FromDays(days));
+
+        var evaluations = Watch(MetricKind.Latency, RelativeOnly, baseline, MondayWatch(traffic, 1.0), FiveMinuteWatch);
+
+        Assert.Equal(days, baseline.Days);
+        Assert.Contains($" {where} (", evaluations[0].Explanation, StringComparison.Ordinal);
+        // From the half hour on, a week's baseline compares with last week, and says so.
+        Assert.Contains(days == 7 ? " the same time last week (" : $" {where} (", evaluations[12].Explanation, StringComparison.Ordinal);
+    }
+
     [Fact]
     public void Evaluate_SmallServiceDeployedInItsQuietNightWithADayOfBaseline_ComparesWithYesterdayNotAFlatMedian()
     {
