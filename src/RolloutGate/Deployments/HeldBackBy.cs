@@ -30,10 +30,6 @@ namespace RolloutGate.Deployments;
 public static class HeldBackBy
 {
     /// <summary>
-    /// <see cref="Detail"/> for <paramref name="blocking"/>, with its rollback action read from <paramref name="db"/> when
-    /// it is rolling back: the deny's line, and the same line on the change's dashboard page.
-    /// </summary>
-    /// <summary>
     /// Whether <paramref name="change"/> denies the next predeploy of its service and environment (one change at a time):
     /// it is in flight, unless it is only watching under a runbook version that ends its watch when the next change is
     /// deployed (<c>watch.onNewerDeploy: stop</c>, <see cref="NewerDeploys"/>). The gate's rule, and the dashboard's line.
@@ -42,6 +38,10 @@ public static class HeldBackBy
         DeploymentState.Active.Contains(change.State)
         && !(change.State == DeploymentState.Watching && NewerDeploys.EndWatchOf(runbooks, change));
 
+    /// <summary>
+    /// <see cref="Detail"/> for <paramref name="blocking"/>, with its rollback action read from <paramref name="db"/> when
+    /// it is rolling back: the deny's line, and the same line on the change's dashboard page.
+    /// </summary>
     public static async Task<string> DetailAsync(RolloutGateDbContext db, DeploymentRow blocking, DateTimeOffset now, CancellationToken cancellationToken)
     {
         var rollbackAction = blocking.State == DeploymentState.RollingBack

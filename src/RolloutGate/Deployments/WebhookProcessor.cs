@@ -33,10 +33,10 @@ public sealed partial class WebhookProcessor(
     IHostApplicationLifetime lifetime,
     ILogger<WebhookProcessor> logger)
 {
-    /// <summary>Web defaults; quotes and '+' stay readable (these answers are JSON for pipelines, never inlined into HTML).</summary>
     /// <summary>The actor of a refused delivery whose body names no initiator.</summary>
     public const string UnknownInitiator = "pipeline";
 
+    /// <summary>Web defaults; quotes and '+' stay readable (these answers are JSON for pipelines, never inlined into HTML).</summary>
     public static readonly JsonSerializerOptions ResponseJson = new(JsonSerializerDefaults.Web)
     {
         Encoder = System.Text.Encodings.Web.JavaScriptEncoder.UnsafeRelaxedJsonEscaping,

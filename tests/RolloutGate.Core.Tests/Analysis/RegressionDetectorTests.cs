@@ -1272,9 +1272,9 @@ public sealed class RegressionDetectorTests
         Assert.Equal(0, state.SinceDeployLooks);
     }
 
-    /// <summary>The mixture likelihood ratio of <see cref="RegressionDetector"/> (τ = 1), written out independently.</summary>
     /// <summary>
-    /// The mixture log-likelihood ratio of the evidence since the deploy (design shift 1) when every z shares a reference
+    /// The mixture log-likelihood ratio of <see cref="RegressionDetector"/>, written out independently: that of the
+    /// evidence since the deploy (design shift 1) when every z shares a reference
     /// error of variance <paramref name="kappa"/>: with a = S / (1 + nκ) and b = n / (1 + nκ),
     /// ln 2 − ½ ln(1 + b) + a² / (2 (1 + b)) + ln Φ(a / √(1 + b)); κ = 0 is the independent case.
     /// </summary>

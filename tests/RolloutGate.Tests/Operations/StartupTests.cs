@@ -206,10 +206,6 @@ public sealed class StartupTests
         Assert.DoesNotContain(lines, line => line.Contains("Executed DbCommand", StringComparison.Ordinal));
     }
 
-    /// <summary>
-    /// The service started from a shell in a new folder holding runbooks/checkout.yaml (PWD), without RunbooksPath: the
-    /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
-    /// </summary>
     /// <summary>No line at Error or Critical, and no stack trace.</summary>
     private static void AssertNoErrorLogged(string stdout)
     {
@@ -240,6 +236,10 @@ public sealed class StartupTests
         return (await stdout, await stderr);
     }
 
+    /// <summary>
+    /// The service started from a shell in a new folder holding runbooks/checkout.yaml (PWD), without RunbooksPath: the
+    /// process's working directory is that folder too, or, as dotnet run does it, the dll's own folder.
+    /// </summary>
     private static async Task<List<string>> StartedFromAsync(bool inThatFolder)
     {
         await using var database = await TestDatabase.CreateAsync();

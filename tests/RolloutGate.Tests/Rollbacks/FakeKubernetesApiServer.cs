@@ -163,13 +163,13 @@ public sealed class FakeKubernetesApiServer : IAsyncDisposable
         }
     }
 
-    /// <summary>The next PATCH requests answer these HTTP statuses, as <see cref="FailNext"/>; the reads before them are served.</summary>
     /// <summary>
     /// The service account may not touch this type (RBAC without it): every request on it answers 403, as the API
     /// server's authorizer does, whether the object exists or not.
     /// </summary>
     public void Forbid(KubernetesResource resource) => forbidden[(resource.Group, resource.Plural)] = true;
 
+    /// <summary>The next PATCH requests answer these HTTP statuses, as <see cref="FailNext"/>; the reads before them are served.</summary>
     public void FailNextPatch(params int[] statuses)
     {
         foreach (var status in statuses)
