@@ -32,6 +32,14 @@ public sealed partial class RunbookLoader(
     /// <summary>Content hashes already judged per file, so an unchanged invalid file is reported once, not every poll.</summary>
     private readonly Dictionary<string, string> seen = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Files refused only because a file in force already claimed their service and environment, or their name, with the
+    /// runbook each holds. Such a file is judged again, unchanged, once nothing in force claims what it does any more (the
+    /// other file removed, or edited to govern something else), as a restart would load it: else that service stayed
+    /// ungoverned (422) until someone touched the refused file.
+    /// </summary>
+    private readonly Dictionary<string, Runbook> outclaimed = new(StringComparer.Ordinal);
+
     /// <summary>One scan at a time: the timer and an explicit <see cref="ScanAsync"/> (tests, a reload) never interleave.</summary>
     private readonly SemaphoreSlim scanning = new(1, 1);
 
@@ -97,6 +105,7 @@ public sealed partial class RunbookLoader(
         // finds nothing new writes nothing): a version is never on record without the runbook.loaded event that announces
         // it. What the scan judged is remembered only once that has committed, so a scan that fails is judged again, whole.
         var judged = new Dictionary<string, string>(StringComparer.Ordinal);
+        var claims = new Dictionary<string, Runbook?>(StringComparer.Ordinal);
         IDbContextTransaction? transaction = null;
         // Every file this replica judged that is gone, in force or not: its last good version is forgotten, so an
         // invalid file put back under its name later does not bring the removed runbook back.
@@ -110,7 +119,8 @@ public sealed partial class RunbookLoader(
                 await db.Database.ExecuteSqlAsync($"DELETE FROM runbook_files WHERE file = ANY({names})", cancellationToken);
             }
 
-            foreach (var file in files)
+            // Outclaimed files last (the order is otherwise kept), so they are held against what this scan put in force.
+            foreach (var file in files.OrderBy(outclaimed.ContainsKey))
             {
                 var display = Path.GetRelativePath(CommandPaths.BaseFolder(Environment.GetEnvironmentVariable), file);
                 var (bytes, unreadable) = await RunbookFile.ReadAsync(file, display, cancellationToken);
@@ -118,7 +128,8 @@ public sealed partial class RunbookLoader(
                 // logged and audited once), remembered by its reason in place of a hash until that changes.
                 var sha = bytes is null ? null : Convert.ToHexStringLower(SHA256.HashData(bytes));
                 var judgement = sha ?? unreadable!.Reason;
-                if (seen.TryGetValue(file, out var before) && before == judgement)
+                if (seen.TryGetValue(file, out var before) && before == judgement
+                    && !(outclaimed.TryGetValue(file, out var waiting) && !ConflictsWithInForce(next, file, display, waiting).Any()))
                 {
                     continue;
                 }
@@ -134,6 +145,8 @@ public sealed partial class RunbookLoader(
 
                 if (errors.Count > 0 || parsed.Runbook is null)
                 {
+                    // Valid by itself, refused for what another file claims: looked at again when those claims move.
+                    claims[file] = parsed.Errors.Count == 0 ? parsed.Runbook : null;
                     // Started (or the file first seen) while it is invalid: the version it last put in force, on any replica.
                     if (!next.ContainsKey(file) && await StoredLastGoodAsync(db, file, display, next, cancellationToken) is { } stored)
                     {
@@ -173,6 +186,7 @@ public sealed partial class RunbookLoader(
                     WHERE runbook_files.runbook_version_id <> EXCLUDED.runbook_version_id
                     """, cancellationToken);
                 next = next.SetItem(file, loaded);
+                claims[file] = null;
                 LogLoaded(logger, loaded.Runbook.Name, loaded.Runbook.Version, loaded.Sha256[..12], display);
                 foreach (var warning in parsed.Warnings)
                 {
@@ -200,9 +214,22 @@ public sealed partial class RunbookLoader(
         }
 
         gone.ForEach(file => seen.Remove(file));
+        gone.ForEach(file => outclaimed.Remove(file));
         foreach (var (file, sha) in judged)
         {
             seen[file] = sha;
+        }
+
+        foreach (var (file, runbook) in claims)
+        {
+            if (runbook is null)
+            {
+                outclaimed.Remove(file);
+            }
+            else
+            {
+                outclaimed[file] = runbook;
+            }
         }
 
         catalog.Publish(next, Directory.Exists(folder) ? null : folder);

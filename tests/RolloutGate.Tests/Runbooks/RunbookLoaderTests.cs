@@ -123,6 +123,42 @@ public sealed class RunbookLoaderTests
         Assert.Contains("\"line\":7,", rejection, StringComparison.Ordinal); // spec.service
     }
 
+    /// <summary>
+    /// A file refused only because another file already governed its service takes over, in the running service, once
+    /// that other file no longer does: removed (or renamed away), or edited to give the service up. Before, the refused
+    /// file's unchanged content was not judged again, so after a.yaml was removed checkout was governed by nothing (422)
+    /// until b.yaml was touched or the service restarted, when b.yaml loaded at once.
+    /// </summary>
+    [Theory]
+    [InlineData("removed")]
+    [InlineData("edited")]
+    public async Task TwoFilesForOneService_TheFirstGivesItUp_TheSecondGovernsWithoutARestart(string how)
+    {
+        await using var service = await TestService.StartAsync(
+            ("a.yaml", TestRunbooks.Minimal("checkout")),
+            ("b.yaml", TestRunbooks.Minimal("checkout", version: 7).Replace("name: checkout", "name: checkout-two", StringComparison.Ordinal)));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.rejected'"));
+
+        if (how == "removed")
+        {
+            File.Delete(service.Runbooks.PathOf("a.yaml"));
+        }
+        else
+        {
+            service.Runbooks.Write("a.yaml", TestRunbooks.Minimal("checkout", version: 2).Replace("  service: checkout", "  service: cart", StringComparison.Ordinal));
+        }
+
+        await service.ReloadRunbooksAsync();
+        var response = await service.Webhooks.SendEventAsync("predeploy", "after-a-gave-up");
+
+        Assert.Equal(HttpStatusCode.OK, response.StatusCode);
+        var runbook = (await response.JsonAsync()).GetProperty("runbook");
+        Assert.Equal("checkout-two", runbook.GetProperty("name").GetString());
+        Assert.Equal(7, runbook.GetProperty("version").GetInt32());
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.rejected'"));
+        Assert.Equal(1, await service.CountAsync("audit_events", "type = 'runbook.loaded' AND data::jsonb ->> 'name' = 'checkout-two'"));
+    }
+
     [Fact]
     public async Task TwoFilesWithOneName_SecondIsRejectedAtTheLineOfMetadataName()
     {
