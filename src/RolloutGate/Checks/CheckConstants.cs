@@ -7,9 +7,6 @@ public static class CheckConstants
     /// <summary>Plain, without retries: an http check reports what the endpoint answers now, within its timeout.</summary>
     public const string HttpCheckHttpClient = "RolloutGate.Checks.Http";
 
-    /// <summary>An http check's timeout when the runbook gives none.</summary>
-    public static readonly TimeSpan DefaultHttpTimeout = TimeSpan.FromSeconds(10);
-
     /// <summary>How much of a response body an http check reads looking for its substring.</summary>
     public const int MaxBodyBytes = 1024 * 1024;
 

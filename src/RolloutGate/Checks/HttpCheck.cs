@@ -4,7 +4,11 @@ using RolloutGate.Infrastructure.Http;
 
 namespace RolloutGate.Checks;
 
-/// <summary>GETs a URL within the check's timeout and expects a status and, optionally, a substring of the body.</summary>
+/// <summary>
+/// GETs a URL within the check's timeout and expects a status and, optionally, a substring of the body. Without a timeout
+/// of its own the check has what remains of <c>preDeploy.timeout</c>, as runbooks/README.md and schema.json say: the
+/// runner's token cuts it off then, and the runner's error names that timeout.
+/// </summary>
 internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider time) : IPreDeployCheck
 {
     public string Kind => "http";
@@ -12,8 +16,7 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
     public async Task<CheckResult> RunAsync(CheckSpec check, CheckContext context, CancellationToken cancellationToken)
     {
         var spec = check.Http ?? throw new ArgumentException($"check '{check.Name}' is not an http check", nameof(check));
-        var timeout = spec.Timeout ?? CheckConstants.DefaultHttpTimeout;
-        using var deadline = new CancellationTokenSource(timeout, time);
+        using var deadline = spec.Timeout is { } timeout ? new CancellationTokenSource(timeout, time) : new CancellationTokenSource();
         using var linked = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, deadline.Token);
         using var http = httpClients.CreateClient(CheckConstants.HttpCheckHttpClient);
         // Never the query string or user info in the detail (an answer and an audit event): either may carry a credential.
@@ -53,7 +56,7 @@ internal sealed class HttpCheck(IHttpClientFactory httpClients, TimeProvider tim
         }
         catch (OperationCanceledException) when (deadline.IsCancellationRequested && !cancellationToken.IsCancellationRequested)
         {
-            return CheckResult.Error(check.Name, $"GET {shown} gave no answer within {CheckFormat.Duration(timeout)}");
+            return CheckResult.Error(check.Name, $"GET {shown} gave no answer within {CheckFormat.Duration(spec.Timeout!.Value)}");
         }
         catch (HttpRequestException exception)
         {

@@ -16,11 +16,13 @@ namespace RolloutGate.Tests.Checks;
 /// /healthz (200 "ok"), /status/{code}, /protected (200 "ok" with the Basic credentials of <see cref="ProtectedUser"/> and
 /// <see cref="ProtectedPassword"/>, else 401), /to-protected (a redirect there), /hang (never answers), /huge-page/... and
 /// /endless-page/... (404 with an HTML page of 10 MB, or one that never ends), /together/{key}/{n} (200 to each of n requests for key once
-/// all n are waiting at once; 503 to a request that waited 10 s for the others).
+/// all n are waiting at once; 503 to a request that waited 10 s for the others), /held/{key} (200 "ok" once the test
+/// calls <see cref="Release"/>; <see cref="ArrivedAsync"/> says when it is waiting).
 /// </summary>
 public sealed class CheckTestHost : IAsyncLifetime
 {
     private readonly ConcurrentDictionary<string, Gathering> gatherings = new(StringComparer.Ordinal);
+    private readonly ConcurrentDictionary<string, Gathering> held = new(StringComparer.Ordinal);
     private WebApplication? server;
 
     public const string ProtectedUser = "checker";
@@ -76,6 +78,13 @@ public sealed class CheckTestHost : IAsyncLifetime
                 return Results.Text($"only {Volatile.Read(ref gathering.Arrived)} of {count} requests were waiting together", statusCode: 503);
             }
         });
+        server.MapGet("/held/{key}", async (string key, CancellationToken aborted) =>
+        {
+            var request = held.GetOrAdd(key, _ => new Gathering());
+            request.Arrival.TrySetResult();
+            await request.All.Task.WaitAsync(aborted);
+            return Results.Text("ok");
+        });
         await server.StartAsync();
         ServerUrl = server.Urls.Single();
     }
@@ -109,10 +118,20 @@ public sealed class CheckTestHost : IAsyncLifetime
     public static async Task<CheckResult> RunOneAsync(CheckSpec check, DateTimeOffset? at = null, Action<RolloutGateOptions>? configure = null) =>
         Assert.Single(await RunAsync(new PreDeploySpec(TimeSpan.FromSeconds(20), [check]), at, configure));
 
-    /// <summary>Requests to one /together key: how many arrived, and the signal that all of them did.</summary>
+    /// <summary>Completes once a request to /held/{key} is waiting for its answer.</summary>
+    public Task ArrivedAsync(string key) => held.GetOrAdd(key, _ => new Gathering()).Arrival.Task;
+
+    /// <summary>Lets the requests to /held/{key} have their answer.</summary>
+    public void Release(string key) => held.GetOrAdd(key, _ => new Gathering()).All.TrySetResult();
+
+    /// <summary>
+    /// Requests to one /together key: how many arrived, and the signal that all of them did; for a /held key, that one
+    /// arrived and that it may be answered.
+    /// </summary>
     private sealed class Gathering
     {
         public readonly TaskCompletionSource All = new(TaskCreationOptions.RunContinuationsAsynchronously);
+        public readonly TaskCompletionSource Arrival = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public int Arrived;
     }
 

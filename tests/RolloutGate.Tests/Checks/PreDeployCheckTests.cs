@@ -1,4 +1,6 @@
 using System.Diagnostics;
+using Microsoft.Extensions.DependencyInjection;
+using Microsoft.Extensions.Time.Testing;
 using RolloutGate.Checks;
 using RolloutGate.Core.Runbooks;
 using RolloutGate.Tests.Prometheus;
@@ -294,6 +296,42 @@ public sealed class PreDeployCheckTests(CheckTestHost host) : IClassFixture<Chec
         // Cut off at its own 500 ms, well before the pre-deploy timeout (20 s) would cut it: a loaded machine may take
         // seconds more than 500 ms.
         Assert.True(stopwatch.Elapsed < TimeSpan.FromSeconds(15), $"took {stopwatch.Elapsed}");
+    }
+
+    /// <summary>
+    /// An http check without a timeout of its own has what remains of <c>preDeploy.timeout</c> (runbooks/README.md,
+    /// schema.json). Before, it was cut off after 10 seconds whatever that timeout was: a health endpoint that took 15 s
+    /// under a 60 s preDeploy.timeout was an error, "gave no answer within 10s", and the change was denied.
+    /// </summary>
+    [Fact]
+    public async Task Http_WithoutATimeoutOfItsOwn_HasWhatRemainsOfThePreDeployTimeout()
+    {
+        var clock = new FakeTimeProvider(DateTimeOffset.UtcNow);
+        using var services = PrometheusTestServer.Services(more: services =>
+        {
+            services.AddSingleton<TimeProvider>(clock);
+            services.AddPreDeployChecks();
+        });
+        var runner = services.GetRequiredService<PreDeployCheckRunner>();
+        var key = Guid.NewGuid().ToString("N");
+
+        var running = runner.RunAsync(
+            new PreDeploySpec(TimeSpan.FromSeconds(60), [Http("/held/" + key)]), new CheckContext("checkout", "production", clock.GetUtcNow()), CancellationToken.None);
+        await host.ArrivedAsync(key).WaitAsync(TimeSpan.FromSeconds(30));
+        clock.Advance(TimeSpan.FromSeconds(15));
+        host.Release(key);
+        var result = Assert.Single(await running.WaitAsync(TimeSpan.FromSeconds(30)));
+
+        Assert.Equal(new CheckResult("payments-healthy", CheckStatus.Pass, $"GET {host.ServerUrl}/held/{key} answered 200"), result);
+    }
+
+    /// <summary>Past what remains of <c>preDeploy.timeout</c>, such a check is an error that names that timeout.</summary>
+    [Fact]
+    public async Task Http_WithoutATimeoutOfItsOwn_IsCutOffByThePreDeployTimeout()
+    {
+        var result = Assert.Single(await CheckTestHost.RunAsync(new PreDeploySpec(TimeSpan.FromMilliseconds(500), [Http("/hang")])));
+
+        Assert.Equal(new CheckResult("payments-healthy", CheckStatus.Error, "no answer within the pre-deploy timeout of 500ms"), result);
     }
 
     [Fact]
