@@ -67,14 +67,25 @@ public static class RunbookFile
         }
     }
 
-    /// <summary>The file read by <see cref="ReadAsync"/> and parsed, or the error that says why it cannot be read; for the commands.</summary>
+    /// <summary>
+    /// The file read by <see cref="ReadAsync"/> and parsed, or the error that says why it cannot be read; for the commands.
+    /// The runbook's sha256 is that of the file's bytes, as sha256sum and the service's loader compute it: the text's
+    /// differs for a file that is not all UTF-8, whose invalid bytes the decoding replaces with U+FFFD.
+    /// </summary>
     public static async Task<RunbookParseResult> ParseAsync(string path, string display)
     {
         var (bytes, unreadable) = await ReadAsync(path, display, CancellationToken.None);
-        // Decoded by hand so a byte-order mark is kept: the sha256 is then that of the file's bytes, as sha256sum and the
-        // service's loader compute it.
-        return bytes is null ? new RunbookParseResult(null, [unreadable!]) : RunbookParser.Parse(Encoding.UTF8.GetString(bytes), display);
+        if (bytes is null)
+        {
+            return new RunbookParseResult(null, [unreadable!]);
+        }
+
+        var parsed = RunbookParser.Parse(Encoding.UTF8.GetString(bytes), display);
+        return parsed.Runbook is { } runbook ? parsed with { Runbook = runbook with { Sha256 = Sha256Of(bytes) } } : parsed;
     }
+
+    /// <summary>Lowercase hex SHA-256 of a runbook file's bytes: the fingerprint recorded with each of its versions.</summary>
+    public static string Sha256Of(byte[] bytes) => Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
 
     /// <summary>
     /// The file's bytes when there are at most <see cref="RunbookParser.MaxFileBytes"/> of them; otherwise the error that

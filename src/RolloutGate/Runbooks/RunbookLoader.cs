@@ -1,5 +1,4 @@
 using System.Collections.Immutable;
-using System.Security.Cryptography;
 using Microsoft.EntityFrameworkCore;
 using Microsoft.EntityFrameworkCore.Storage;
 using Microsoft.Extensions.Options;
@@ -126,7 +125,7 @@ public sealed partial class RunbookLoader(
                 var (bytes, unreadable) = await RunbookFile.ReadAsync(file, display, cancellationToken);
                 // A file that cannot be read is judged like an invalid one (its last good version kept, the rejection
                 // logged and audited once), remembered by its reason in place of a hash until that changes.
-                var sha = bytes is null ? null : Convert.ToHexStringLower(SHA256.HashData(bytes));
+                var sha = bytes is null ? null : RunbookFile.Sha256Of(bytes);
                 var judgement = sha ?? unreadable!.Reason;
                 if (seen.TryGetValue(file, out var before) && before == judgement
                     && !(outclaimed.TryGetValue(file, out var waiting) && !ConflictsWithInForce(next, file, display, waiting).Any()))

@@ -29,6 +29,26 @@ public sealed class RunbooksCommandTests : IDisposable
         Assert.EndsWith("2 runbook files checked: 2 valid, 0 invalid, 0 errors" + Environment.NewLine, stdout.ToString(), StringComparison.Ordinal);
     }
 
+    /// <summary>
+    /// The sha256 printed is the file's, byte for byte, as sha256sum and the service (a deployment's runbook.sha256) give
+    /// it, also for a file that is not all UTF-8 (a comment saved in Latin-1). Before, it was the hash of the text as .NET
+    /// decoded it, each invalid byte replaced by U+FFFD: a sha256 that matched neither, so a pipeline comparing the two
+    /// saw another runbook than the one it validated.
+    /// </summary>
+    [Fact]
+    public async Task Validate_FileNotAllUtf8_PrintsTheSha256OfItsBytes()
+    {
+        var file = Path.Combine(folder, "latin1.yaml");
+        var bytes = System.Text.Encoding.Latin1.GetBytes(Runbook("checkout", "production").Replace("kind: Runbook", "kind: Runbook # owned by Müller", StringComparison.Ordinal));
+        File.WriteAllBytes(file, bytes);
+
+        var exit = await RunAsync("validate", file);
+
+        Assert.True(exit == 0, stdout.ToString());
+        var sha = Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        Assert.Contains($"ok {file}: checkout v1 sha256:{sha}", stdout.ToString(), StringComparison.Ordinal);
+    }
+
     [Fact]
     public async Task Validate_InvalidFile_PrintsFileLineReasonAndExitsOne()
     {
