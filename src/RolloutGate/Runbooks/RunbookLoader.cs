@@ -118,8 +118,13 @@ public sealed partial class RunbookLoader(
                 await db.Database.ExecuteSqlAsync($"DELETE FROM runbook_files WHERE file = ANY({names})", cancellationToken);
             }
 
-            // Outclaimed files last (the order is otherwise kept), so they are held against what this scan put in force.
-            foreach (var file in files.OrderBy(outclaimed.ContainsKey))
+            // At start-up nothing is in force yet, and the first file to claim a service keeps it: the files on record as in
+            // force (on this replica before it stopped, or on another) go first, so a file refused for claiming what one of
+            // them governs is refused again, as on the replicas still running, instead of taking the service over because
+            // its name sorts first. Outclaimed files go last, held against what this scan put in force. Otherwise in order.
+            var recorded = catalog.IsLoaded ? [] : await RecordedFilesAsync(db, cancellationToken);
+            int Turn(string file) => recorded.Contains(Path.GetFileName(file)) ? 0 : outclaimed.ContainsKey(file) ? 2 : 1;
+            foreach (var file in files.OrderBy(Turn))
             {
                 var display = Path.GetRelativePath(CommandPaths.BaseFolder(Environment.GetEnvironmentVariable), file);
                 var (bytes, unreadable) = await RunbookFile.ReadAsync(file, display, cancellationToken);
@@ -267,6 +272,10 @@ public sealed partial class RunbookLoader(
 
         return new LoadedRunbook(runbook, id, sha, display);
     }
+
+    /// <summary>The file names runbook_files records as having a version in force.</summary>
+    private static async Task<HashSet<string>> RecordedFilesAsync(RolloutGateDbContext db, CancellationToken cancellationToken) =>
+        (await db.Database.SqlQuery<string>($"SELECT file AS \"Value\" FROM runbook_files").ToListAsync(cancellationToken)).ToHashSet(StringComparer.Ordinal);
 
     /// <summary>Files already in force keep their claims; <paramref name="file"/> is judged against them.</summary>
     private static IEnumerable<RunbookError> ConflictsWithInForce(

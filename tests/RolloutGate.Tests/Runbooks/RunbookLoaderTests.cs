@@ -228,6 +228,34 @@ public sealed class RunbookLoaderTests
         Assert.Equal(1, (await response.JsonAsync()).GetProperty("runbook").GetProperty("version").GetInt32());
     }
 
+    /// <summary>
+    /// A file added beside the one that governs a service, claiming it too (a copy saved under another name), is refused,
+    /// and stays refused when the service restarts or another replica starts: the file that governed keeps the service.
+    /// Before, a start judged the files in name order, so a copy whose name sorts first (a-checkout-copy.yaml before
+    /// checkout.yaml) took the service over at the next restart, and replicas started at different times disagreed on
+    /// which runbook governed it.
+    /// </summary>
+    [Fact]
+    public async Task Restart_WithASecondFileForTheService_TheFileThatGovernedItKeepsIt()
+    {
+        await using var database = await TestDatabase.CreateAsync();
+        using var runbooks = new TestRunbooks(("checkout.yaml", TestRunbooks.Minimal()));
+        var settings = new Dictionary<string, string?> { ["RolloutGate:RunbooksPath"] = runbooks.Folder };
+        await using (var first = new RolloutGateHost(database, settings))
+        {
+            _ = first.Services; // started: checkout.yaml in force
+            runbooks.Write("a-checkout-copy.yaml", TestRunbooks.Minimal(version: 9).Replace("name: checkout", "name: checkout-copy", StringComparison.Ordinal));
+            await first.Services.GetRequiredService<RunbookLoader>().ScanAsync(CancellationToken.None);
+            Assert.Equal("checkout", first.Services.GetRequiredService<RunbookCatalog>().Find("checkout", "production")?.Runbook.Name);
+        }
+
+        await using var second = new RolloutGateHost(database, settings);
+
+        Assert.Equal("checkout", second.Services.GetRequiredService<RunbookCatalog>().Find("checkout", "production")?.Runbook.Name);
+        Assert.Contains(second.Logs.Lines, line => line.Contains(
+            "a-checkout-copy.yaml:7: service 'checkout' in environment 'production' is already governed by ", StringComparison.Ordinal));
+    }
+
     [Fact]
     public async Task Start_WithAnInvalidFile_ThatWasRemovedBefore_GovernsNothing()
     {
