@@ -1,4 +1,6 @@
+using System.Collections.Immutable;
 using Microsoft.Extensions.Time.Testing;
+using RolloutGate.Core.Runbooks;
 using RolloutGate.Infrastructure.Database;
 using RolloutGate.Runbooks;
 using RolloutGate.Tests.Infrastructure;
@@ -43,5 +45,26 @@ public sealed class RunbookCatalogTests
         // Forgotten is not lost: a deployment of version 1 read again gets its version parsed again.
         Assert.Equal(1, catalog.VersionOf(DeployedUnder(1)).Version);
         Assert.Equal([1L, 2L, 3L], catalog.CachedVersions);
+    }
+
+    [Fact]
+    public void VersionOf_AVersionInForce_IsTheLoadedRunbookUntilAScanNoLongerHasIt()
+    {
+        var catalog = new RunbookCatalog(TimeProvider.System);
+        // Many files in force, as a service with a thousand runbooks has: the deployment's version is found among them.
+        var loaded = Enumerable.Range(1, 50).ToImmutableDictionary(
+            v => $"svc-{v}.yaml",
+            v => new LoadedRunbook(RunbookParser.Parse(TestRunbooks.Minimal(version: v), $"svc-{v}.yaml").Runbook!, v, new string('0', 64), $"svc-{v}.yaml"));
+        catalog.Publish(loaded, missingFolder: null);
+
+        Assert.Same(loaded["svc-7.yaml"].Runbook, catalog.VersionOf(DeployedUnder(7)));
+        Assert.Empty(catalog.CachedVersions);
+
+        // The file changed (a scan replaced version 7): the deployment keeps its stored version, parsed from the database.
+        catalog.Publish(loaded.Remove("svc-7.yaml"), missingFolder: null);
+        var stored = catalog.VersionOf(DeployedUnder(7));
+        Assert.NotSame(loaded["svc-7.yaml"].Runbook, stored);
+        Assert.Equal(7, stored.Version);
+        Assert.Equal([7L], catalog.CachedVersions);
     }
 }
