@@ -114,8 +114,8 @@ public sealed class RunbookCatalog(TimeProvider time) : IReadinessCheck
         /// <summary>
         /// The runbooks in force by their stored version, for <see cref="VersionOf"/>, which the decision channel asks for
         /// every audit event it announces, under the audit lock. Looking through every file's runbook each time (1,064 in
-        /// the watch benchmark) took 24 ms of CPU alone, about 40 ms under the profiler, for each store batch of 500 regressions when 5,000 watches
-        /// regressed at one t (tests/RolloutGate.Benchmarks/README.md).
+        /// the watch benchmark) took 24 ms of CPU alone, about 40 ms under the profiler, for each store batch of 500
+        /// regressions when 5,000 watches regressed at one t (tests/RolloutGate.Benchmarks/README.md).
         /// </summary>
         public IReadOnlyDictionary<long, LoadedRunbook> ByVersionId { get; } =
             ByFile.Values.GroupBy(loaded => loaded.VersionId).ToDictionary(g => g.Key, g => g.First());
