@@ -246,6 +246,12 @@ internal sealed class YamlSection
             {
                 errors.Add(node, $"{path} must be non-empty text, got {KindOf(node)}");
             }
+            else if (text != text.Trim())
+            {
+                // Compared as written (an environment with the webhook's, an approver with Slack's user id): ' production'
+                // governed no webhook that sends "production", with no word of why.
+                errors.Add(node, $"{path} '{text}' has blanks at its start or end, which no name it is compared with would have");
+            }
             else if (texts.Contains(text, StringComparer.Ordinal))
             {
                 errors.Add(node, $"{path} repeats '{text}'");

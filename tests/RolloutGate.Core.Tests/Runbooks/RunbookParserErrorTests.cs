@@ -79,6 +79,7 @@ public sealed class RunbookParserErrorTests
     [InlineData("  environments: [production]", "  environments: []", "environments needs at least one environment (it is an empty list)")]
     [InlineData("  environments: [production]", "  environments: production", "environments must be a list, got 'production'")]
     [InlineData("  environments: [production]", "  environments: [production, production]", "environments[1] repeats 'production'")]
+    [InlineData("  environments: [production]", "  environments: [' production']", "environments[0] ' production' has blanks at its start or end, which no name it is compared with would have")]
     [InlineData("  owner: U1", "  owner: [U1]", "owner must be text, got a list")]
     [InlineData("    provider: istio", "    provider: consul", "mesh.provider must be one of: istio, linkerd, none; got 'consul'")]
     [InlineData("          timezone: Europe/Berlin", "          timezone: Mars/Olympus", "preDeploy.checks[0].freeze.timezone 'Mars/Olympus' is not a known time zone")]
